@@ -1,0 +1,98 @@
+# ckpt: one build for everything.  Targets: all check demo bench install clean format deps
+VERSION   := 0.1.0
+PREFIX    ?= /usr/local
+DESTDIR   ?=
+CC        ?= gcc
+CFLAGS    ?= -O2 -g
+WARN      := -Wall -Wextra -Werror
+CPPFLAGS  += -D_GNU_SOURCE -DCKPT_VERSION='"$(VERSION)"' -Ilib
+ALLCFLAGS := -std=gnu11 $(WARN) $(CFLAGS)
+LDLIBS    := -lz -llzma -lzstd
+
+ifeq ($(SANITIZE),1)
+ALLCFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer
+LDFLAGS   += -fsanitize=address,undefined
+endif
+
+TOOLS     := ckpt-dump ckpt-remap ckpt-inspect ckpt-gzip
+BINS      := $(addprefix bin/,$(TOOLS))
+LIBSRC    := $(wildcard lib/*.c)
+LIBOBJ    := $(LIBSRC:.c=.o) lib/restorer_blob.o
+PROGS     := $(patsubst %.c,%,$(wildcard t/progs/*.c))
+UNITS     := $(patsubst %.c,%,$(wildcard t/unit/*.c))
+MANS      := $(wildcard man/*.[1-8])
+SCRIPTS   := contrib/install-deps .ci/run $(wildcard t/*.sh) $(wildcard completions/*)
+
+BUILD_DEPS := zlib1g-dev liblzma-dev libzstd-dev
+TEST_DEPS  := bats shellcheck mandoc gzip xz-utils python3
+
+.PHONY: all check demo bench install clean format deps test-deps
+all: deps $(BINS) $(PROGS) $(UNITS)
+
+deps:
+	@contrib/install-deps $(BUILD_DEPS)
+test-deps:
+	@contrib/install-deps $(TEST_DEPS)
+
+lib/%.o: lib/%.c $(wildcard lib/*.h)
+	$(CC) $(CPPFLAGS) $(ALLCFLAGS) -c -o $@ $<
+
+# The restorer runs after ckpt-remap has unmapped itself: freestanding,
+# position independent, no relocations, copied as a flat blob.
+RST_CFLAGS := -std=gnu11 $(WARN) -O2 -fPIE -ffreestanding -fno-builtin -nostdlib \
+	-fno-stack-protector -fno-asynchronous-unwind-tables -fno-exceptions \
+	-fcf-protection=none -fvisibility=hidden -mno-red-zone -Ilib
+lib/restorer/restorer.o: lib/restorer/restorer.c lib/restorer/restorer.h lib/crc32c.h
+	$(CC) $(RST_CFLAGS) -c -o $@ $<
+lib/restorer/restorer.elf: lib/restorer/restorer.o lib/restorer/restorer.lds
+	@# An absolute address would need a loader to relocate it, and the
+	@# restorer has none: only PC-relative references are allowed.
+	@if readelf -rW $< | grep -E 'R_X86_64_(64|32|32S|GOTPCREL[A-Z]*|GOT[A-Z0-9]*) ' >&2; then \
+		echo "restorer.o: absolute relocations above; the restorer must be position independent" >&2; \
+		exit 1; fi
+	$(LD) -T lib/restorer/restorer.lds -o $@ $<
+lib/restorer/restorer.bin: lib/restorer/restorer.elf
+	objcopy -O binary --only-section=.blob $< $@
+lib/restorer_blob.o: lib/restorer_blob.S lib/restorer/restorer.bin
+	$(CC) -c -o $@ $<
+
+lib/libckpt.a: $(LIBOBJ)
+	$(AR) rcs $@ $^
+
+bin/%: bin/%.c lib/libckpt.a
+	$(CC) $(CPPFLAGS) $(ALLCFLAGS) $(LDFLAGS) -o $@ $< lib/libckpt.a $(LDLIBS)
+
+t/progs/%: t/progs/%.c
+	$(CC) $(CPPFLAGS) $(ALLCFLAGS) $(LDFLAGS) -o $@ $< -lm
+
+t/unit/%: t/unit/%.c lib/libckpt.a
+	$(CC) $(CPPFLAGS) $(ALLCFLAGS) $(LDFLAGS) -o $@ $< lib/libckpt.a $(LDLIBS)
+
+check: all test-deps
+	@for u in $(UNITS); do echo "unit: $$u"; $$u || exit 1; done
+	shellcheck $(SCRIPTS)
+	@for m in $(MANS); do mandoc -Tlint -Wwarning $$m || exit 1; done
+	t/run-tests
+
+demo: all
+	t/demo.sh
+
+bench: all
+	bench/run
+
+install: $(BINS)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
+		$(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/man/man7 \
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions
+	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin
+	install -m 644 $(wildcard man/*.1) $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 644 $(wildcard man/*.5) $(DESTDIR)$(PREFIX)/share/man/man5
+	install -m 644 $(wildcard man/*.7) $(DESTDIR)$(PREFIX)/share/man/man7
+	install -m 644 $(wildcard completions/ckpt-*) $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+
+format:
+	clang-format -i lib/*.c lib/*.h lib/restorer/*.c lib/restorer/*.h bin/*.c t/progs/*.c t/unit/*.c
+
+clean:
+	rm -f lib/*.o lib/*.a lib/restorer/*.o lib/restorer/*.elf lib/restorer/*.bin $(BINS) $(PROGS) $(UNITS)
+	rm -rf t/tmp

@@ -1,0 +1,679 @@
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "image.h"
+#include "util.h"
+
+_Static_assert(sizeof(struct img_header) == 192, "img_header layout");
+_Static_assert(sizeof(struct img_rec) == 16, "img_rec layout");
+_Static_assert(sizeof(struct img_proc) == 160, "img_proc layout");
+_Static_assert(sizeof(struct img_thread) == 312, "img_thread layout");
+_Static_assert(sizeof(struct img_region) == 80, "img_region layout");
+_Static_assert(sizeof(struct img_file) == 72, "img_file layout");
+_Static_assert(sizeof(struct img_pages) == 16, "img_pages layout");
+_Static_assert(sizeof(struct img_run) == 16, "img_run layout");
+
+static const char *const kind_names[IMG_RGN_NKINDS] = {"anon", "file", "heap", "stack",
+						       "special"};
+static const char *const fd_kind_names[IMG_FD_NKINDS] = {"?", "file", "dir", "chr", "inherit"};
+
+const char *img_kind_name(uint32_t kind)
+{
+	return kind < IMG_RGN_NKINDS ? kind_names[kind] : "?";
+}
+
+const char *img_fd_kind_name(uint32_t kind)
+{
+	return kind < IMG_FD_NKINDS ? fd_kind_names[kind] : "?";
+}
+
+void image_free(struct image *im)
+{
+	free(im->exe);
+	free(im->cwd);
+	free(im->cmdline);
+	free(im->auxv);
+	free(im->xstate);
+	for (size_t i = 0; i < im->nregions; i++)
+		free(im->regions[i].path);
+	free(im->regions);
+	for (size_t i = 0; i < im->nfiles; i++)
+		free(im->files[i].path);
+	free(im->files);
+	memset(im, 0, sizeof(*im));
+}
+
+/* ---- writing ---------------------------------------------------------- */
+
+static int w_out(struct img_writer *w, const struct iovec *iov, int n)
+{
+	struct iovec v[8];
+	size_t total = 0;
+
+	if (n > 8) {
+		errno = EINVAL;
+		err_sys("image: write");
+		return -1;
+	}
+	memcpy(v, iov, n * sizeof(*v));
+	for (int i = 0; i < n; i++)
+		total += v[i].iov_len;
+	w->off += total;
+	while (total > 0) {
+		ssize_t k = writev(w->fd, v, n);
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			err_sys("cannot write image at offset %llu", (unsigned long long)w->off);
+			return -1;
+		}
+		total -= k;
+		while (n > 0 && (size_t)k >= v[0].iov_len) {
+			k -= v[0].iov_len;
+			memmove(v, v + 1, --n * sizeof(*v));
+		}
+		if (n > 0) {
+			v[0].iov_base = (char *)v[0].iov_base + k;
+			v[0].iov_len -= k;
+		}
+	}
+	if (w->progress)
+		w->progress(w->off, w->progress_arg);
+	return 0;
+}
+
+void img_header_init(struct img_header *h)
+{
+	struct utsname u;
+
+	memset(h, 0, sizeof(*h));
+	memcpy(h->magic, IMG_MAGIC, 8);
+	h->version = IMG_VERSION;
+	h->size = sizeof(*h);
+	h->arch = IMG_ARCH_X86_64;
+	h->page_size = sysconf(_SC_PAGESIZE);
+	h->nprocs = 1;
+	h->ctime = time(NULL);
+	if (uname(&u) == 0) {
+		strncpy(h->kernel, u.release, sizeof(h->kernel) - 1);
+		strncpy(h->host, u.nodename, sizeof(h->host) - 1);
+	}
+}
+
+int img_write_header(struct img_writer *w, struct img_header *h)
+{
+	struct iovec v = {h, sizeof(*h)};
+
+	h->crc = 0;
+	h->crc = img_crc(0, h, sizeof(*h));
+	return w_out(w, &v, 1);
+}
+
+int img_write_rec(struct img_writer *w, uint32_t type, const struct iovec *iov, int iovcnt)
+{
+	struct img_rec rec = {.type = type};
+	struct iovec v[8];
+	uint32_t crc;
+
+	if (iovcnt > 7) {
+		err_set("image: record of type %u has too many parts", type);
+		return -1;
+	}
+	for (int i = 0; i < iovcnt; i++)
+		rec.len += iov[i].iov_len;
+	crc = img_crc(0, &rec, sizeof(rec));
+	for (int i = 0; i < iovcnt; i++)
+		crc = img_crc(crc, iov[i].iov_base, iov[i].iov_len);
+	rec.crc = crc;
+	v[0] = (struct iovec){&rec, sizeof(rec)};
+	memcpy(v + 1, iov, iovcnt * sizeof(*iov));
+	w->nrec++;
+	return w_out(w, v, iovcnt + 1);
+}
+
+int img_write_meta(struct img_writer *w, const struct image *im)
+{
+	const struct img_proc *p = &im->proc;
+	struct iovec v[5];
+
+	v[0] = (struct iovec){(void *)p, sizeof(*p)};
+	v[1] = (struct iovec){im->exe, p->exe_len};
+	v[2] = (struct iovec){im->cwd, p->cwd_len};
+	v[3] = (struct iovec){im->cmdline, p->cmdline_len};
+	v[4] = (struct iovec){im->auxv, p->auxv_len};
+	if (img_write_rec(w, IMG_REC_PROC, v, 5))
+		return -1;
+	v[0] = (struct iovec){(void *)&im->thread, sizeof(im->thread)};
+	v[1] = (struct iovec){im->xstate, im->thread.xstate_len};
+	if (img_write_rec(w, IMG_REC_THREAD, v, 2))
+		return -1;
+	for (size_t i = 0; i < im->nregions; i++) {
+		const struct region *r = &im->regions[i];
+		v[0] = (struct iovec){(void *)&r->d, sizeof(r->d)};
+		v[1] = (struct iovec){r->path, r->d.path_len};
+		if (img_write_rec(w, IMG_REC_REGION, v, 2))
+			return -1;
+	}
+	for (size_t i = 0; i < im->nfiles; i++) {
+		const struct fd_entry *f = &im->files[i];
+		v[0] = (struct iovec){(void *)&f->d, sizeof(f->d)};
+		v[1] = (struct iovec){f->path, f->d.path_len};
+		if (img_write_rec(w, IMG_REC_FILE, v, 2))
+			return -1;
+	}
+	return img_write_rec(w, IMG_REC_DATA, NULL, 0);
+}
+
+static const char zero_pad[65536];
+
+/* Bytes of padding after a PAGES record's runs so that its data starts at a
+ * page-aligned stream offset; rec_off is where the record header starts. */
+static uint64_t pages_pad(uint64_t rec_off, uint32_t nruns, uint32_t page_size)
+{
+	uint64_t end = rec_off + sizeof(struct img_rec) + sizeof(struct img_pages) +
+		       (uint64_t)nruns * sizeof(struct img_run);
+	return (page_size - end % page_size) % page_size;
+}
+
+int img_write_pages(struct img_writer *w, const struct img_run *runs, uint32_t nruns,
+		    const void *data, uint64_t npages)
+{
+	uint32_t ps = sysconf(_SC_PAGESIZE);
+	uint64_t pad = pages_pad(w->off, nruns, ps);
+	struct img_pages p = {.nruns = nruns, .npages = npages};
+	struct img_rec rec = {.type = IMG_REC_PAGES};
+	struct iovec v[5];
+	uint32_t crc;
+
+	p.data_crc = img_crc(0, data, npages * ps);
+	rec.len = sizeof(p) + (uint64_t)nruns * sizeof(*runs) + pad + npages * ps;
+	crc = img_crc(0, &rec, sizeof(rec));
+	crc = img_crc(crc, &p, sizeof(p));
+	crc = img_crc(crc, runs, (size_t)nruns * sizeof(*runs));
+	rec.crc = img_crc(crc, zero_pad, pad);
+	v[0] = (struct iovec){&rec, sizeof(rec)};
+	v[1] = (struct iovec){&p, sizeof(p)};
+	v[2] = (struct iovec){(void *)runs, (size_t)nruns * sizeof(*runs)};
+	v[3] = (struct iovec){(void *)zero_pad, pad};
+	v[4] = (struct iovec){(void *)data, npages * ps};
+	w->nrec++;
+	w->npages += npages;
+	return w_out(w, v, 5);
+}
+
+int img_write_end(struct img_writer *w)
+{
+	struct img_end e = {.records = w->nrec, .pages = w->npages, .bytes = w->off};
+	struct iovec v = {&e, sizeof(e)};
+
+	return img_write_rec(w, IMG_REC_END, &v, 1);
+}
+
+/* ---- reading ---------------------------------------------------------- */
+
+static int r_in(struct img_reader *r, void *buf, size_t len, const char *what)
+{
+	ssize_t n = read_full(r->fd, buf, len);
+
+	if (n < 0) {
+		err_sys("cannot read %s at offset %llu", what, (unsigned long long)r->off);
+		return -1;
+	}
+	if ((size_t)n < len) {
+		err_set("image truncated: %s at offset %llu cut short (%zd of %zu bytes)", what,
+			(unsigned long long)r->off, n, len);
+		return -1;
+	}
+	r->off += len;
+	return 0;
+}
+
+int img_read_header(struct img_reader *r, struct img_header *h, const void *prefix,
+		    size_t prefix_len)
+{
+	uint32_t crc;
+
+	if (prefix_len > sizeof(*h))
+		prefix_len = sizeof(*h);
+	memcpy(h, prefix, prefix_len);
+	r->off = prefix_len;
+	if (r_in(r, (char *)h + prefix_len, sizeof(*h) - prefix_len, "header"))
+		return -1;
+	if (memcmp(h->magic, IMG_MAGIC, 8)) {
+		err_set("not a ckpt image (bad magic)");
+		return -1;
+	}
+	crc = h->crc;
+	h->crc = 0;
+	if (img_crc(0, h, sizeof(*h)) != crc) {
+		err_set("image header: checksum mismatch");
+		return -1;
+	}
+	h->crc = crc;
+	if (h->version != IMG_VERSION) {
+		err_set("image format version %u; this ckpt reads version %u", h->version,
+			IMG_VERSION);
+		return -1;
+	}
+	if (h->size != sizeof(*h) || h->flags) {
+		err_set("image header: bad size %u or flags %#x", h->size, h->flags);
+		return -1;
+	}
+	if (h->arch != IMG_ARCH_X86_64) {
+		err_set("image is for ELF machine %u, this is x86-64", h->arch);
+		return -1;
+	}
+	if (h->page_size != (uint32_t)sysconf(_SC_PAGESIZE)) {
+		err_set("image page size %u differs from this machine's %ld", h->page_size,
+			sysconf(_SC_PAGESIZE));
+		return -1;
+	}
+	if (h->nprocs != 1) {
+		err_set("image header: %u processes; this ckpt restores one", h->nprocs);
+		return -1;
+	}
+	h->kernel[sizeof(h->kernel) - 1] = 0;
+	h->host[sizeof(h->host) - 1] = 0;
+	r->page_size = h->page_size;
+	return 0;
+}
+
+int img_read_rec(struct img_reader *r, struct img_rec *rec, void **payload)
+{
+	uint64_t start = r->off;
+	uint32_t crc, want;
+	void *buf = NULL;
+	size_t n;
+
+	*payload = NULL;
+	if (r_in(r, rec, sizeof(*rec), "record header"))
+		return -1;
+	want = rec->crc;
+	rec->crc = 0;
+	crc = img_crc(0, rec, sizeof(*rec));
+	rec->crc = want;
+	if (rec->type < IMG_REC_PROC || rec->type > IMG_REC_END) {
+		err_set("record at offset %llu: unknown type %u", (unsigned long long)start,
+			rec->type);
+		return -1;
+	}
+	if (rec->type == IMG_REC_PAGES) {
+		struct img_pages p;
+		uint64_t pad, runs_len;
+
+		if (rec->len < sizeof(p)) {
+			err_set("PAGES record at offset %llu: length %llu too short",
+				(unsigned long long)start, (unsigned long long)rec->len);
+			return -1;
+		}
+		if (r_in(r, &p, sizeof(p), "PAGES record"))
+			return -1;
+		if (p.nruns == 0 || p.nruns > IMG_MAX_RUNS || p.npages == 0 ||
+		    p.npages > (1ull << 40)) {
+			err_set("PAGES record at offset %llu: bad counts (%u runs, %llu pages)",
+				(unsigned long long)start, p.nruns, (unsigned long long)p.npages);
+			return -1;
+		}
+		runs_len = (uint64_t)p.nruns * sizeof(struct img_run);
+		pad = pages_pad(start, p.nruns, r->page_size);
+		if (rec->len != sizeof(p) + runs_len + pad + p.npages * r->page_size) {
+			err_set("PAGES record at offset %llu: length %llu does not match its %llu "
+				"pages",
+				(unsigned long long)start, (unsigned long long)rec->len,
+				(unsigned long long)p.npages);
+			return -1;
+		}
+		n = sizeof(p) + runs_len + pad;
+		buf = malloc(n);
+		if (!buf) {
+			err_set("out of memory");
+			return -1;
+		}
+		memcpy(buf, &p, sizeof(p));
+		if (r_in(r, (char *)buf + sizeof(p), n - sizeof(p), "PAGES record")) {
+			free(buf);
+			return -1;
+		}
+		crc = img_crc(crc, buf, n);
+		if (crc != want) {
+			err_set("PAGES record at offset %llu: checksum mismatch",
+				(unsigned long long)start);
+			free(buf);
+			return -1;
+		}
+		{
+			const struct img_run *run = (void *)((char *)buf + sizeof(p));
+			uint64_t sum = 0;
+			for (uint32_t i = 0; i < p.nruns; i++) {
+				if (run[i].npages == 0 || run[i].npages > p.npages ||
+				    run[i].addr % r->page_size) {
+					err_set("PAGES record at offset %llu: bad run %u",
+						(unsigned long long)start, i);
+					free(buf);
+					return -1;
+				}
+				sum += run[i].npages;
+			}
+			if (sum != p.npages) {
+				err_set("PAGES record at offset %llu: runs hold %llu pages, not "
+					"%llu",
+					(unsigned long long)start, (unsigned long long)sum,
+					(unsigned long long)p.npages);
+				free(buf);
+				return -1;
+			}
+		}
+		r->nrec++;
+		*payload = buf;
+		return 0;
+	}
+	if (rec->len > IMG_MAX_META) {
+		err_set("record of type %u at offset %llu: length %llu exceeds the limit",
+			rec->type, (unsigned long long)start, (unsigned long long)rec->len);
+		return -1;
+	}
+	n = rec->len;
+	buf = malloc(n ? n : 1);
+	if (!buf) {
+		err_set("out of memory");
+		return -1;
+	}
+	if (r_in(r, buf, n, "record")) {
+		free(buf);
+		return -1;
+	}
+	if (img_crc(crc, buf, n) != want) {
+		err_set("record of type %u at offset %llu: checksum mismatch", rec->type,
+			(unsigned long long)start);
+		free(buf);
+		return -1;
+	}
+	r->nrec++;
+	*payload = buf;
+	return 0;
+}
+
+int img_read_data(struct img_reader *r, const struct img_pages *p, void *buf, size_t len,
+		  uint32_t *crc)
+{
+	(void)p;
+	if (r_in(r, buf, len, "page data"))
+		return -1;
+	*crc = img_crc(*crc, buf, len);
+	return 0;
+}
+
+int img_skip_data(struct img_reader *r, const struct img_pages *p, uint32_t *crc)
+{
+	static char buf[1 << 20];
+	uint64_t left = p->npages * r->page_size;
+
+	*crc = 0;
+	while (left > 0) {
+		size_t n = left < sizeof(buf) ? left : sizeof(buf);
+		if (img_read_data(r, p, buf, n, crc))
+			return -1;
+		left -= n;
+	}
+	r->npages += p->npages;
+	if (*crc != p->data_crc) {
+		err_set("page data before offset %llu: checksum mismatch",
+			(unsigned long long)r->off);
+		return -1;
+	}
+	return 0;
+}
+
+int img_check_end(struct img_reader *r, const struct img_rec *rec, const struct img_end *e)
+{
+	uint64_t end_off = r->off - sizeof(*rec) - sizeof(*e);
+
+	if (rec->len != sizeof(*e)) {
+		err_set("END record: bad length %llu", (unsigned long long)rec->len);
+		return -1;
+	}
+	if (e->records != r->nrec - 1 || e->pages != r->npages || e->bytes != end_off) {
+		err_set("END record: totals (%llu records, %llu pages, %llu bytes) differ from "
+			"the stream (%llu, %llu, %llu)",
+			(unsigned long long)e->records, (unsigned long long)e->pages,
+			(unsigned long long)e->bytes, (unsigned long long)(r->nrec - 1),
+			(unsigned long long)r->npages, (unsigned long long)end_off);
+		return -1;
+	}
+	return 0;
+}
+
+/* Take a length-prefixed string out of a record's tail into a NUL-terminated
+ * copy; no embedded NULs unless allow_nul. */
+static char *take_str(const char **p, uint32_t len, int allow_nul, const char *what)
+{
+	char *s = malloc(len + 1);
+
+	if (!s) {
+		err_set("out of memory");
+		return NULL;
+	}
+	memcpy(s, *p, len);
+	s[len] = 0;
+	*p += len;
+	if (!allow_nul && strlen(s) != len) {
+		err_set("%s: embedded NUL", what);
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+static int parse_proc(struct image *im, const char *buf, uint64_t len)
+{
+	struct img_proc *p = &im->proc;
+	const char *t = buf + sizeof(*p);
+
+	if (len < sizeof(*p)) {
+		err_set("PROC record: too short");
+		return -1;
+	}
+	memcpy(p, buf, sizeof(*p));
+	if ((uint64_t)p->exe_len + p->cwd_len + p->cmdline_len + p->auxv_len !=
+	    len - sizeof(*p)) {
+		err_set("PROC record: string lengths do not add up to the record");
+		return -1;
+	}
+	if (p->exe_len >= PATH_MAX || p->cwd_len >= PATH_MAX || p->auxv_len % 16 ||
+	    p->auxv_len > 8192 || p->nthreads != 1 || p->nregions > (1u << 20) ||
+	    p->nfiles > (1u << 20)) {
+		err_set("PROC record: field out of range (threads %u, regions %u, files %u)",
+			p->nthreads, p->nregions, p->nfiles);
+		return -1;
+	}
+	p->comm[15] = 0;
+	if (!(im->exe = take_str(&t, p->exe_len, 0, "PROC exe")) ||
+	    !(im->cwd = take_str(&t, p->cwd_len, 0, "PROC cwd")) ||
+	    !(im->cmdline = take_str(&t, p->cmdline_len, 1, "PROC cmdline")))
+		return -1;
+	im->auxv = malloc(p->auxv_len + 16);
+	if (!im->auxv) {
+		err_set("out of memory");
+		return -1;
+	}
+	memcpy(im->auxv, t, p->auxv_len);
+	im->regions = calloc(p->nregions + 1, sizeof(*im->regions));
+	im->files = calloc(p->nfiles + 1, sizeof(*im->files));
+	if (!im->regions || !im->files) {
+		err_set("out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+static int parse_thread(struct image *im, const char *buf, uint64_t len)
+{
+	struct img_thread *t = &im->thread;
+
+	if (len < sizeof(*t)) {
+		err_set("THREAD record: too short");
+		return -1;
+	}
+	memcpy(t, buf, sizeof(*t));
+	if (t->xstate_len != len - sizeof(*t) || t->xstate_len < 576 || t->xstate_len > 65536) {
+		err_set("THREAD record: bad xstate length %u", t->xstate_len);
+		return -1;
+	}
+	if (t->rseq_addr && (t->rseq_len < 32 || t->rseq_len > 4096)) {
+		err_set("THREAD record: bad rseq length %u", t->rseq_len);
+		return -1;
+	}
+	t->comm[15] = 0;
+	im->xstate = malloc(t->xstate_len);
+	if (!im->xstate) {
+		err_set("out of memory");
+		return -1;
+	}
+	memcpy(im->xstate, buf + sizeof(*t), t->xstate_len);
+	return 0;
+}
+
+static int parse_region(struct image *im, const char *buf, uint64_t len)
+{
+	struct region *r = &im->regions[im->nregions];
+	const char *t = buf + sizeof(r->d);
+	uint64_t ps = im->hdr.page_size;
+
+	if (len < sizeof(r->d)) {
+		err_set("REGION record %zu: too short", im->nregions);
+		return -1;
+	}
+	memcpy(&r->d, buf, sizeof(r->d));
+	if (r->d.path_len != len - sizeof(r->d) || r->d.path_len >= PATH_MAX) {
+		err_set("REGION record %zu: bad path length", im->nregions);
+		return -1;
+	}
+	if (r->d.start >= r->d.end || r->d.start % ps || r->d.end % ps ||
+	    r->d.end > (1ull << 56) || r->d.kind >= IMG_RGN_NKINDS || r->d.prot & ~7u ||
+	    r->d.pgoff % ps) {
+		err_set("REGION record %zu: bad range, kind or protection (%#llx-%#llx kind %u "
+			"prot %#x)",
+			im->nregions, (unsigned long long)r->d.start, (unsigned long long)r->d.end,
+			r->d.kind, r->d.prot);
+		return -1;
+	}
+	if (im->nregions && r->d.start < im->regions[im->nregions - 1].d.end) {
+		err_set("REGION record %zu: %#llx overlaps or precedes the region before it",
+			im->nregions, (unsigned long long)r->d.start);
+		return -1;
+	}
+	if (!(r->path = take_str(&t, r->d.path_len, 0, "REGION path")))
+		return -1;
+	if ((r->d.kind == IMG_RGN_FILE || r->d.kind == IMG_RGN_SPECIAL) && !r->path[0]) {
+		err_set("REGION record %zu: file or special region without a name", im->nregions);
+		return -1;
+	}
+	im->nregions++;
+	return 0;
+}
+
+static int parse_file(struct image *im, const char *buf, uint64_t len)
+{
+	struct fd_entry *f = &im->files[im->nfiles];
+	const char *t = buf + sizeof(f->d);
+
+	if (len < sizeof(f->d)) {
+		err_set("FILE record %zu: too short", im->nfiles);
+		return -1;
+	}
+	memcpy(&f->d, buf, sizeof(f->d));
+	if (f->d.path_len != len - sizeof(f->d) || f->d.path_len >= PATH_MAX || f->d.fd < 0 ||
+	    f->d.fd >= (1 << 20) || f->d.kind == 0 || f->d.kind >= IMG_FD_NKINDS) {
+		err_set("FILE record %zu: bad fd, kind or path length", im->nfiles);
+		return -1;
+	}
+	for (size_t i = 0; i < im->nfiles; i++)
+		if (im->files[i].d.fd == f->d.fd) {
+			err_set("FILE record %zu: fd %d appears twice", im->nfiles, f->d.fd);
+			return -1;
+		}
+	if (!(f->path = take_str(&t, f->d.path_len, 0, "FILE path")))
+		return -1;
+	im->nfiles++;
+	return 0;
+}
+
+int img_read_meta(struct img_reader *r, struct image *im, const void *prefix, size_t prefix_len)
+{
+	int have_proc = 0, have_thread = 0;
+
+	memset(im, 0, sizeof(*im));
+	if (img_read_header(r, &im->hdr, prefix, prefix_len))
+		return -1;
+	for (;;) {
+		struct img_rec rec;
+		void *buf;
+		int rc = 0;
+
+		if (img_read_rec(r, &rec, &buf))
+			return -1;
+		if (!have_proc && rec.type != IMG_REC_PROC) {
+			err_set("record of type %u before the PROC record", rec.type);
+			free(buf);
+			return -1;
+		}
+		switch (rec.type) {
+		case IMG_REC_PROC:
+			if (have_proc) {
+				err_set("second PROC record");
+				rc = -1;
+				break;
+			}
+			have_proc = 1;
+			rc = parse_proc(im, buf, rec.len);
+			break;
+		case IMG_REC_THREAD:
+			if (have_thread++) {
+				err_set("more THREAD records than threads");
+				rc = -1;
+				break;
+			}
+			rc = parse_thread(im, buf, rec.len);
+			break;
+		case IMG_REC_REGION:
+			if (im->nregions >= im->proc.nregions) {
+				err_set("more REGION records than the PROC record counts");
+				rc = -1;
+				break;
+			}
+			rc = parse_region(im, buf, rec.len);
+			break;
+		case IMG_REC_FILE:
+			if (im->nfiles >= im->proc.nfiles) {
+				err_set("more FILE records than the PROC record counts");
+				rc = -1;
+				break;
+			}
+			rc = parse_file(im, buf, rec.len);
+			break;
+		case IMG_REC_DATA:
+			free(buf);
+			if (!have_thread || im->nregions != im->proc.nregions ||
+			    im->nfiles != im->proc.nfiles) {
+				err_set("metadata incomplete at DATA record (%zu of %u regions, %zu "
+					"of %u files, %d thread)",
+					im->nregions, im->proc.nregions, im->nfiles,
+					im->proc.nfiles, have_thread);
+				return -1;
+			}
+			return 0;
+		default:
+			err_set("record of type %u inside the metadata", rec.type);
+			rc = -1;
+		}
+		free(buf);
+		if (rc)
+			return -1;
+	}
+}

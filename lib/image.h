@@ -1,0 +1,241 @@
+/* image.h: the image format (see ckpt-image(5)), its writer and reader.
+ *
+ * A stream: the header, then typed length-prefixed records, each with a
+ * CRC-32C.  All of a process's metadata records come first and end with a
+ * DATA record; PAGES records follow, their page data at page-aligned stream
+ * offsets; an END record with totals closes the stream.  Integers are
+ * little-endian (the only architecture is x86-64). */
+#ifndef CKPT_IMAGE_H
+#define CKPT_IMAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#define IMG_MAGIC "CKPTIMG\n"
+#define IMG_VERSION 1
+#define IMG_ARCH_X86_64 62 /* ELF e_machine */
+
+struct img_header {
+	char magic[8];
+	uint32_t version;
+	uint32_t size;	     /* sizeof(struct img_header) */
+	uint32_t arch;	     /* ELF e_machine */
+	uint32_t page_size;  /* bytes */
+	uint64_t xfeatures;  /* XCR0 of the dumping CPU */
+	uint32_t xsave_size; /* bytes of XSAVE state per thread */
+	uint32_t nprocs;     /* processes in this stream */
+	int64_t ctime;	     /* creation time, seconds since the epoch */
+	char kernel[65];     /* uname -r of the dumping host */
+	char host[65];	     /* uname -n of the dumping host */
+	char pad[6];
+	uint32_t flags; /* none defined yet; must be 0 */
+	uint32_t crc;	/* CRC-32C of this header with crc = 0 */
+};
+
+enum img_rec_type {
+	IMG_REC_PROC = 1,
+	IMG_REC_THREAD = 2,
+	IMG_REC_REGION = 3,
+	IMG_REC_FILE = 4,
+	IMG_REC_DATA = 5, /* end of the process's metadata; page data follows */
+	IMG_REC_PAGES = 6,
+	IMG_REC_END = 7,
+};
+
+struct img_rec {
+	uint32_t type;
+	uint32_t crc; /* CRC-32C of this header (crc = 0) and the payload, page data excepted */
+	uint64_t len; /* payload bytes that follow this header */
+};
+
+/* Indexes into img_proc.mm: the mm fields of /proc/PID/stat and brk. */
+enum {
+	MM_START_CODE,
+	MM_END_CODE,
+	MM_START_DATA,
+	MM_END_DATA,
+	MM_START_BRK,
+	MM_BRK,
+	MM_START_STACK,
+	MM_ARG_START,
+	MM_ARG_END,
+	MM_ENV_START,
+	MM_ENV_END,
+	MM_NFIELDS
+};
+
+struct img_proc {
+	int32_t pid, ppid, pgid, sid;
+	uint32_t uid, gid, umask, nthreads;
+	uint32_t nregions, nfiles;
+	uint64_t mm[MM_NFIELDS];
+	char comm[16];
+	uint32_t exe_len, cwd_len, cmdline_len, auxv_len;
+	/* then exe, cwd, cmdline (arguments NUL-terminated), auxv (u64 pairs) */
+};
+
+#define IMG_THR_TID_CACHED 1u /* *tid_addr held the tid at dump (glibc's struct pthread) */
+
+struct img_thread {
+	int32_t tid;
+	uint32_t flags;
+	uint64_t regs[27]; /* struct user_regs_struct, in its order */
+	uint64_t sigmask;
+	uint64_t tid_addr; /* clear_child_tid */
+	uint64_t robust_head, robust_len;
+	uint64_t rseq_addr;
+	uint32_t rseq_len, rseq_sig;
+	uint64_t ss_sp, ss_size; /* sigaltstack */
+	int32_t ss_flags;
+	uint32_t xstate_len;
+	char comm[16];
+	/* then xstate_len bytes: NT_X86_XSTATE, XSAVE standard format */
+};
+
+enum img_rgn_kind {
+	IMG_RGN_ANON = 0,
+	IMG_RGN_FILE = 1,
+	IMG_RGN_HEAP = 2,
+	IMG_RGN_STACK = 3,
+	IMG_RGN_SPECIAL = 4, /* the kernel's own: [vdso], [vvar], [vvar_vclock]; name in path */
+	IMG_RGN_NKINDS
+};
+
+#define IMG_RGN_SHARED 1u    /* MAP_SHARED */
+#define IMG_RGN_GROWSDOWN 2u /* VM_GROWSDOWN */
+#define IMG_RGN_MAYWRITE 4u  /* VM_MAYWRITE: the file was opened for writing */
+
+struct img_region {
+	uint64_t start, end;
+	uint64_t pgoff; /* file offset, bytes */
+	uint64_t dev, ino, fsize;
+	int64_t mtime_sec;
+	uint32_t mtime_nsec;
+	uint32_t prot;
+	uint32_t flags;
+	uint32_t kind;
+	uint32_t path_len;
+	uint32_t pad;
+	/* then path (file, or the special mapping's name) */
+};
+
+enum img_file_kind {
+	IMG_FD_REG = 1,	    /* regular file, reopened by path at its offset */
+	IMG_FD_DIR = 2,	    /* directory */
+	IMG_FD_CHR = 3,	    /* character device reopened by path (/dev/null...) */
+	IMG_FD_INHERIT = 4, /* standard stream: taken from ckpt-remap's own */
+	IMG_FD_NKINDS
+};
+
+struct img_file {
+	int32_t fd;
+	uint32_t kind;
+	uint32_t flags;	  /* open(2) flags, as fdinfo shows them */
+	uint32_t fdflags; /* FD_CLOEXEC */
+	uint64_t pos;
+	uint64_t dev, ino, size;
+	int64_t mtime_sec;
+	uint32_t mtime_nsec;
+	uint32_t mode;
+	uint32_t path_len;
+	uint32_t pad;
+	/* then path */
+};
+
+struct img_run {
+	uint64_t addr;
+	uint64_t npages;
+};
+
+#define IMG_MAX_RUNS 1024
+
+struct img_pages {
+	uint32_t nruns;
+	uint32_t data_crc; /* CRC-32C of the page data */
+	uint64_t npages;
+	/* then nruns img_run, zero padding to a page-aligned stream offset,
+	 * then npages pages of data, run after run */
+};
+
+struct img_end {
+	uint64_t records; /* records before this one */
+	uint64_t pages;	  /* pages of data in the stream */
+	uint64_t bytes;	  /* stream offset of this record */
+};
+
+/* The largest metadata record a reader accepts. */
+#define IMG_MAX_META (64u << 20)
+
+/* In memory: one process's metadata, as dumped or as read back. */
+struct region {
+	struct img_region d;
+	char *path;
+	uint64_t stored; /* pages of data in the image (reader: counted by ckpt-inspect) */
+};
+
+struct fd_entry {
+	struct img_file d;
+	char *path;
+};
+
+struct image {
+	struct img_header hdr;
+	struct img_proc proc;
+	char *exe, *cwd, *cmdline;
+	uint64_t *auxv;
+	struct img_thread thread;
+	unsigned char *xstate;
+	struct region *regions;
+	size_t nregions;
+	struct fd_entry *files;
+	size_t nfiles;
+};
+
+void image_free(struct image *im);
+const char *img_kind_name(uint32_t kind);
+const char *img_fd_kind_name(uint32_t kind);
+uint32_t img_crc(uint32_t crc, const void *buf, size_t len);
+
+/* Writing. */
+struct img_writer {
+	int fd;
+	uint64_t off;	 /* stream offset */
+	uint64_t nrec;	 /* records written */
+	uint64_t npages; /* pages written */
+	void (*progress)(uint64_t off, void *arg);
+	void *progress_arg;
+};
+
+void img_header_init(struct img_header *h);
+int img_write_header(struct img_writer *w, struct img_header *h);
+int img_write_rec(struct img_writer *w, uint32_t type, const struct iovec *iov, int iovcnt);
+int img_write_meta(struct img_writer *w, const struct image *im);
+int img_write_pages(struct img_writer *w, const struct img_run *runs, uint32_t nruns,
+		    const void *data, uint64_t npages);
+int img_write_end(struct img_writer *w);
+
+/* Reading, in one pass (a pipe is fine). */
+struct img_reader {
+	int fd;
+	uint64_t off;
+	uint64_t nrec;
+	uint64_t npages;
+	uint32_t page_size;
+};
+
+int img_read_header(struct img_reader *r, struct img_header *h, const void *prefix,
+		    size_t prefix_len);
+/* The next record: header and payload (malloc'd into *payload, caller frees).
+ * For PAGES, the payload is the descriptor and runs only; the data must then
+ * be consumed with img_read_data or img_skip_data.  Checks the CRC. */
+int img_read_rec(struct img_reader *r, struct img_rec *rec, void **payload);
+int img_read_data(struct img_reader *r, const struct img_pages *p, void *buf, size_t len,
+		  uint32_t *crc);
+int img_skip_data(struct img_reader *r, const struct img_pages *p, uint32_t *crc);
+/* Header and every metadata record up to and including DATA, validated. */
+int img_read_meta(struct img_reader *r, struct image *im, const void *prefix, size_t prefix_len);
+/* Check an END record against what the reader counted. */
+int img_check_end(struct img_reader *r, const struct img_rec *rec, const struct img_end *e);
+
+#endif

@@ -1,0 +1,24 @@
+/* util.h: I/O that survives short transfers and EINTR. */
+#ifndef CKPT_UTIL_H
+#define CKPT_UTIL_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Write all of buf; -1 with errno on failure. */
+int write_all(int fd, const void *buf, size_t len);
+/* Read up to len bytes, stopping early only at end of file; returns the
+ * count read, or -1 with errno. */
+ssize_t read_full(int fd, void *buf, size_t len);
+/* Read a whole small file (e.g. under /proc) into a NUL-terminated malloc'd
+ * buffer; NULL with err_set on failure. *lenp gets the length if non-NULL. */
+char *read_file(const char *path, size_t *lenp);
+/* snprintf into a fixed buffer and return it; for /proc paths. */
+char *fmt_path(char *buf, size_t size, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Human-readable size: "512 B", "3.2 MiB". */
+const char *fmt_bytes(char *buf, size_t size, unsigned long long n);
+/* Monotonic time in seconds. */
+double now_sec(void);
+
+#endif

@@ -1,0 +1,70 @@
+# t/lib.bash: the one helper file every bats test loads (load lib).
+# shellcheck shell=bash
+
+TOP=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
+PATH="$TOP/bin:$TOP/t/progs:$PATH"
+export TOP PATH
+export CKPT_FAIL_RC=99
+
+# Processes a test started; teardown kills what is still alive.
+CKPT_PIDS=()
+
+# start_bg CMD...: run CMD in the background, stdout/stderr to files in the
+# test's temp dir; the pid is in $BG_PID.
+start_bg() {
+	"$@" >"$BATS_TEST_TMPDIR/bg.out" 2>"$BATS_TEST_TMPDIR/bg.err" &
+	BG_PID=$!
+	CKPT_PIDS+=("$BG_PID")
+}
+
+# wait_for_file FILE [TIMEOUT_S]: wait until FILE exists and is non-empty.
+wait_for_file() {
+	local f=$1 t=${2:-20} i
+	for ((i = 0; i < t * 100; i++)); do
+		[ -s "$f" ] && return 0
+		sleep 0.01
+	done
+	echo "timed out waiting for $f" >&2
+	return 1
+}
+
+# wait_for_line FILE PATTERN [TIMEOUT_S]: wait until FILE has a line matching PATTERN.
+wait_for_line() {
+	local f=$1 pat=$2 t=${3:-20} i
+	for ((i = 0; i < t * 100; i++)); do
+		grep -q -- "$pat" "$f" 2>/dev/null && return 0
+		sleep 0.01
+	done
+	echo "timed out waiting for '$pat' in $f" >&2
+	return 1
+}
+
+# wait_exit PID: wait for a background child and return its status.
+wait_exit() {
+	local rc=0
+	wait "$1" || rc=$?
+	return "$rc"
+}
+
+kill_started() {
+	local p
+	for p in "${CKPT_PIDS[@]}"; do
+		kill -KILL "$p" 2>/dev/null || true
+	done
+	for p in "${CKPT_PIDS[@]}"; do
+		wait "$p" 2>/dev/null || true
+	done
+	CKPT_PIDS=()
+}
+
+teardown() {
+	kill_started
+}
+
+# no_core: the last `run` did not die of a signal.
+no_core() {
+	[ "$status" -lt 128 ] || {
+		echo "died of signal $((status - 128))" >&2
+		return 1
+	}
+}
