@@ -50,7 +50,7 @@ lib/restorer/restorer.elf: lib/restorer/restorer.o lib/restorer/restorer.lds
 	@if readelf -rW $< | grep -E 'R_X86_64_(64|32|32S|GOTPCREL[A-Z]*|GOT[A-Z0-9]*) ' >&2; then \
 		echo "restorer.o: absolute relocations above; the restorer must be position independent" >&2; \
 		exit 1; fi
-	$(LD) -T lib/restorer/restorer.lds -o $@ $<
+	$(LD) --no-warn-rwx-segments -T lib/restorer/restorer.lds -o $@ $<
 lib/restorer/restorer.bin: lib/restorer/restorer.elf
 	objcopy -O binary --only-section=.blob $< $@
 lib/restorer_blob.o: lib/restorer_blob.S lib/restorer/restorer.bin

@@ -1,6 +1,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/utsname.h>
 #include <time.h>
@@ -12,12 +13,13 @@
 
 _Static_assert(sizeof(struct img_header) == 192, "img_header layout");
 _Static_assert(sizeof(struct img_rec) == 16, "img_rec layout");
-_Static_assert(sizeof(struct img_proc) == 160, "img_proc layout");
+_Static_assert(sizeof(struct img_proc) == 168, "img_proc layout");
 _Static_assert(sizeof(struct img_thread) == 312, "img_thread layout");
 _Static_assert(sizeof(struct img_region) == 80, "img_region layout");
 _Static_assert(sizeof(struct img_file) == 72, "img_file layout");
 _Static_assert(sizeof(struct img_pages) == 16, "img_pages layout");
 _Static_assert(sizeof(struct img_run) == 16, "img_run layout");
+_Static_assert(sizeof(struct img_sigact) == 32, "img_sigact layout");
 
 static const char *const kind_names[IMG_RGN_NKINDS] = {"anon", "file", "heap", "stack",
 						       "special"};
@@ -101,8 +103,8 @@ void img_header_init(struct img_header *h)
 	h->nprocs = 1;
 	h->ctime = time(NULL);
 	if (uname(&u) == 0) {
-		strncpy(h->kernel, u.release, sizeof(h->kernel) - 1);
-		strncpy(h->host, u.nodename, sizeof(h->host) - 1);
+		snprintf(h->kernel, sizeof(h->kernel), "%s", u.release);
+		snprintf(h->host, sizeof(h->host), "%s", u.nodename);
 	}
 }
 
@@ -148,6 +150,9 @@ int img_write_meta(struct img_writer *w, const struct image *im)
 	v[3] = (struct iovec){im->cmdline, p->cmdline_len};
 	v[4] = (struct iovec){im->auxv, p->auxv_len};
 	if (img_write_rec(w, IMG_REC_PROC, v, 5))
+		return -1;
+	v[0] = (struct iovec){(void *)im->sigacts, sizeof(im->sigacts)};
+	if (img_write_rec(w, IMG_REC_SIGACTS, v, 1))
 		return -1;
 	v[0] = (struct iovec){(void *)&im->thread, sizeof(im->thread)};
 	v[1] = (struct iovec){im->xstate, im->thread.xstate_len};
@@ -298,7 +303,7 @@ int img_read_rec(struct img_reader *r, struct img_rec *rec, void **payload)
 	rec->crc = 0;
 	crc = img_crc(0, rec, sizeof(*rec));
 	rec->crc = want;
-	if (rec->type < IMG_REC_PROC || rec->type > IMG_REC_END) {
+	if (rec->type < IMG_REC_PROC || rec->type >= IMG_REC_NTYPES) {
 		err_set("record at offset %llu: unknown type %u", (unsigned long long)start,
 			rec->type);
 		return -1;
@@ -606,7 +611,7 @@ static int parse_file(struct image *im, const char *buf, uint64_t len)
 
 int img_read_meta(struct img_reader *r, struct image *im, const void *prefix, size_t prefix_len)
 {
-	int have_proc = 0, have_thread = 0;
+	int have_proc = 0, have_thread = 0, have_sigacts = 0;
 
 	memset(im, 0, sizeof(*im));
 	if (img_read_header(r, &im->hdr, prefix, prefix_len))
@@ -641,6 +646,15 @@ int img_read_meta(struct img_reader *r, struct image *im, const void *prefix, si
 			}
 			rc = parse_thread(im, buf, rec.len);
 			break;
+		case IMG_REC_SIGACTS:
+			if (have_sigacts++ || rec.len != sizeof(im->sigacts)) {
+				err_set("SIGACTS record: repeated or of bad length %llu",
+					(unsigned long long)rec.len);
+				rc = -1;
+				break;
+			}
+			memcpy(im->sigacts, buf, sizeof(im->sigacts));
+			break;
 		case IMG_REC_REGION:
 			if (im->nregions >= im->proc.nregions) {
 				err_set("more REGION records than the PROC record counts");
@@ -659,7 +673,7 @@ int img_read_meta(struct img_reader *r, struct image *im, const void *prefix, si
 			break;
 		case IMG_REC_DATA:
 			free(buf);
-			if (!have_thread || im->nregions != im->proc.nregions ||
+			if (!have_thread || !have_sigacts || im->nregions != im->proc.nregions ||
 			    im->nfiles != im->proc.nfiles) {
 				err_set("metadata incomplete at DATA record (%zu of %u regions, %zu "
 					"of %u files, %d thread)",

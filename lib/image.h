@@ -41,6 +41,8 @@ enum img_rec_type {
 	IMG_REC_DATA = 5, /* end of the process's metadata; page data follows */
 	IMG_REC_PAGES = 6,
 	IMG_REC_END = 7,
+	IMG_REC_SIGACTS = 8, /* signal dispositions of the process */
+	IMG_REC_NTYPES
 };
 
 struct img_rec {
@@ -69,6 +71,7 @@ struct img_proc {
 	int32_t pid, ppid, pgid, sid;
 	uint32_t uid, gid, umask, nthreads;
 	uint32_t nregions, nfiles;
+	uint64_t pages_hint; /* pages of data expected to follow (for progress) */
 	uint64_t mm[MM_NFIELDS];
 	char comm[16];
 	uint32_t exe_len, cwd_len, cmdline_len, auxv_len;
@@ -143,6 +146,16 @@ struct img_file {
 	/* then path */
 };
 
+/* One signal's disposition: the kernel's struct sigaction on x86-64. */
+struct img_sigact {
+	uint64_t handler; /* SIG_DFL 0, SIG_IGN 1, or an address */
+	uint64_t flags;	  /* SA_* */
+	uint64_t restorer;
+	uint64_t mask;
+};
+
+#define IMG_NSIG 64 /* signals 1..64; entry k is signal k + 1 */
+
 struct img_run {
 	uint64_t addr;
 	uint64_t npages;
@@ -186,6 +199,7 @@ struct image {
 	uint64_t *auxv;
 	struct img_thread thread;
 	unsigned char *xstate;
+	struct img_sigact sigacts[IMG_NSIG];
 	struct region *regions;
 	size_t nregions;
 	struct fd_entry *files;

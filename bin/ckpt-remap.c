@@ -1,0 +1,53 @@
+/* ckpt-remap: become the process in an image. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "restore.h"
+
+#define USAGE "usage: ckpt-remap [--progress | --quiet] [img | -]\n"
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {{"progress", no_argument, NULL, 'P'},
+						 {"quiet", no_argument, NULL, 'q'},
+						 {"help", no_argument, NULL, 'h'},
+						 {"version", no_argument, NULL, 'V'},
+						 {NULL, 0, NULL, 0}};
+	int c, progress = -1, fail = ckpt_fail_rc();
+	struct rst_input in;
+
+	prog = "ckpt-remap";
+	while ((c = getopt_long(argc, argv, "hV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'P':
+			progress = 1;
+			break;
+		case 'q':
+			progress = 0;
+			break;
+		case 'h':
+			fputs(USAGE, stdout);
+			return 0;
+		case 'V':
+			printf("ckpt-remap %s\n", CKPT_VERSION);
+			return 0;
+		default:
+			fputs(USAGE, stderr);
+			return fail;
+		}
+	}
+	if (argc - optind > 1) {
+		fputs(USAGE, stderr);
+		return fail;
+	}
+	if (progress < 0)
+		progress = isatty(2);
+	if (rst_open(argv[optind], &in))
+		die(fail, "%s", err_get());
+	if (rst_restore(&in, progress ? RST_PROGRESS : 0))
+		die(fail, "%s", err_get());
+	return fail; /* not reached: rst_restore returns only on failure */
+}

@@ -1,0 +1,661 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "dump.h"
+#include "err.h"
+#include "image.h"
+#include "inject.h"
+#include "proc.h"
+#include "ptrace.h"
+#include "restorer/restorer.h"
+#include "util.h"
+
+#define BATCH_PAGES 1024 /* pages read and written per PAGES record, at most */
+
+static uint64_t xgetbv0(void)
+{
+	uint32_t lo, hi;
+
+	__asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+	return ((uint64_t)hi << 32) | lo;
+}
+
+int dump_seize(pid_t pid)
+{
+	int n = proc_count_tasks(pid);
+
+	if (n < 0) {
+		if (errno == ENOENT)
+			err_set("pid %d: no such process", pid);
+		return -1;
+	}
+	if (n > 1) {
+		err_set("pid %d has %d threads; multi-threaded processes are not supported yet",
+			pid, n);
+		return -1;
+	}
+	if (pt_seize(pid))
+		return -1;
+	/* A thread created between the count and the stop would run on
+	 * undumped; count again now that the process is stopped. */
+	n = proc_count_tasks(pid);
+	if (n != 1) {
+		pt_detach(pid, 0);
+		err_set("pid %d has %d threads; multi-threaded processes are not supported yet",
+			pid, n);
+		return -1;
+	}
+	return 0;
+}
+
+/* Kernel state only the process itself can tell, by injected syscalls. */
+static int capture_injected(pid_t pid, struct image *im, const struct proc_map *maps, size_t n)
+{
+	uint64_t vstart = 0, vend = 0, gadget, a[6] = {0};
+	struct img_thread *t = &im->thread;
+	struct inj c;
+	int64_t ret;
+	int rc = -1;
+	sigset_t all, old;
+
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(maps[i].path, "[vdso]")) {
+			vstart = maps[i].start;
+			vend = maps[i].end;
+		}
+	if (inj_find_gadget(pid, vstart, vend, &gadget))
+		return -1;
+	/* Between prepare and cure the target holds our registers: let no
+	 * catchable signal end ckpt-dump there. */
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &old);
+	if (inj_prepare(&c, pid, gadget))
+		goto out;
+	a[0] = PR_GET_TID_ADDRESS;
+	a[1] = c.scratch;
+	if (inj_syscall(&c, SYS_prctl, a, &ret))
+		goto cure;
+	if (ret == 0 && inj_peek(&c, &t->tid_addr, 8))
+		goto cure;
+	for (int sig = 1; sig <= IMG_NSIG; sig++) {
+		if (sig == SIGKILL || sig == SIGSTOP)
+			continue;
+		a[0] = sig;
+		a[1] = 0;
+		a[2] = c.scratch;
+		a[3] = 8; /* the kernel's sigset_t */
+		if (inj_syscall(&c, SYS_rt_sigaction, a, &ret))
+			goto cure;
+		if (ret == 0 && inj_peek(&c, &im->sigacts[sig - 1], sizeof(im->sigacts[0])))
+			goto cure;
+	}
+	memset(a, 0, sizeof(a));
+	if (inj_syscall(&c, SYS_brk, a, &ret))
+		goto cure;
+	im->proc.mm[MM_BRK] = ret;
+	a[0] = 0;
+	a[1] = c.scratch;
+	if (inj_syscall(&c, SYS_sigaltstack, a, &ret))
+		goto cure;
+	if (ret == 0) {
+		stack_t ss;
+		if (inj_peek(&c, &ss, sizeof(ss)))
+			goto cure;
+		t->ss_sp = (uint64_t)ss.ss_sp;
+		t->ss_size = ss.ss_size;
+		t->ss_flags = ss.ss_flags;
+	}
+	rc = 0;
+cure:
+	if (inj_cure(&c)) {
+		/* Keep the first message: it says why we got here. */
+		if (rc == 0)
+			rc = -1;
+	}
+out:
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	return rc;
+}
+
+static int capture_thread(pid_t pid, struct image *im)
+{
+	struct img_thread *t = &im->thread;
+	struct user_regs_struct regs;
+	struct rseq_conf rs;
+	size_t xlen = 65536;
+	uint64_t head = 0;
+	size_t hlen = 0;
+	char path[64], *comm;
+
+	_Static_assert(sizeof(regs) == sizeof(t->regs), "user_regs_struct size");
+	t->tid = pid;
+	if (pt_get_regs(pid, &regs) || pt_get_sigmask(pid, &t->sigmask) || pt_get_rseq(pid, &rs))
+		return -1;
+	memcpy(t->regs, &regs, sizeof(regs));
+	t->rseq_addr = rs.addr;
+	t->rseq_len = rs.len;
+	t->rseq_sig = rs.sig;
+	if (syscall(SYS_get_robust_list, pid, &head, &hlen)) {
+		err_sys("pid %d: cannot read robust list", pid);
+		return -1;
+	}
+	t->robust_head = head;
+	t->robust_len = hlen;
+	im->xstate = malloc(xlen);
+	if (!im->xstate) {
+		err_set("out of memory");
+		return -1;
+	}
+	if (pt_get_xstate(pid, im->xstate, &xlen))
+		return -1;
+	t->xstate_len = xlen;
+	comm = read_file(fmt_path(path, sizeof(path), "/proc/%d/comm", pid), NULL);
+	if (comm) {
+		comm[strcspn(comm, "\n")] = 0;
+		strncpy(t->comm, comm, sizeof(t->comm) - 1);
+		free(comm);
+	}
+	return 0;
+}
+
+static int capture_proc(pid_t pid, struct image *im)
+{
+	struct img_proc *p = &im->proc;
+	struct proc_stat st;
+	char path[64];
+	size_t len;
+
+	if (proc_read_stat(pid, &st) || proc_read_status(pid, &p->umask, &p->uid, &p->gid))
+		return -1;
+	p->pid = pid;
+	p->ppid = st.ppid;
+	p->pgid = st.pgrp;
+	p->sid = st.session;
+	p->nthreads = 1;
+	p->mm[MM_START_CODE] = st.start_code;
+	p->mm[MM_END_CODE] = st.end_code;
+	p->mm[MM_START_DATA] = st.start_data;
+	p->mm[MM_END_DATA] = st.end_data;
+	p->mm[MM_START_BRK] = st.start_brk;
+	p->mm[MM_START_STACK] = st.start_stack;
+	p->mm[MM_ARG_START] = st.arg_start;
+	p->mm[MM_ARG_END] = st.arg_end;
+	p->mm[MM_ENV_START] = st.env_start;
+	p->mm[MM_ENV_END] = st.env_end;
+	if (!(im->exe = proc_readlink(pid, "exe")) || !(im->cwd = proc_readlink(pid, "cwd")))
+		return -1;
+	p->exe_len = strlen(im->exe);
+	p->cwd_len = strlen(im->cwd);
+	if (!(im->cmdline = read_file(fmt_path(path, sizeof(path), "/proc/%d/cmdline", pid), &len)))
+		return -1;
+	p->cmdline_len = len;
+	if (!(im->auxv = (uint64_t *)read_file(fmt_path(path, sizeof(path), "/proc/%d/auxv", pid),
+					       &len)))
+		return -1;
+	if (len % 16 || len > 8192) {
+		err_set("%s: unexpected size %zu", path, len);
+		return -1;
+	}
+	p->auxv_len = len;
+	memcpy(p->comm, im->thread.comm, sizeof(p->comm));
+	return 0;
+}
+
+/* The page a restore leaves behind (see restorer.h): not the program's. */
+static int is_trampoline(pid_t pid, const struct proc_map *m)
+{
+	char buf[sizeof(RST_TRAMP_MAGIC)];
+	struct iovec l = {buf, sizeof(buf)};
+	struct iovec r = {(void *)(m->start + RST_TRAMP_MAGIC_OFF), sizeof(buf)};
+
+	if (m->path[0] || m->shared || m->end - m->start != (uint64_t)sysconf(_SC_PAGESIZE) ||
+	    m->prot != (PROT_READ | PROT_EXEC))
+		return 0;
+	if (process_vm_readv(pid, &l, 1, &r, 1, 0) != (ssize_t)sizeof(buf))
+		return 0;
+	return !memcmp(buf, RST_TRAMP_MAGIC, sizeof(buf));
+}
+
+static int capture_regions(pid_t pid, struct image *im, const struct proc_map *maps, size_t n)
+{
+	im->regions = calloc(n, sizeof(*im->regions));
+	if (!im->regions) {
+		err_set("out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct proc_map *m = &maps[i];
+		struct region *r = &im->regions[im->nregions];
+		struct img_region *d = &r->d;
+
+		if (!strcmp(m->path, "[vsyscall]") || is_trampoline(pid, m))
+			continue;
+		d->start = m->start;
+		d->end = m->end;
+		d->prot = m->prot;
+		d->flags = (m->shared ? IMG_RGN_SHARED : 0) | (m->growsdown ? IMG_RGN_GROWSDOWN : 0) |
+			   (m->maywrite ? IMG_RGN_MAYWRITE : 0);
+		if (m->path[0] == '/') {
+			struct stat sb;
+
+			if (m->deleted) {
+				err_set("pid %d: region %#llx-%#llx maps deleted file %s; not "
+					"supported yet",
+					pid, (unsigned long long)m->start,
+					(unsigned long long)m->end, m->path);
+				return -1;
+			}
+			if (m->shared && (m->dev_major == 0 || !strncmp(m->path, "/dev/zero", 9) ||
+					  !strncmp(m->path, "/SYSV", 5))) {
+				err_set("pid %d: region %#llx-%#llx is shared memory (%s); not "
+					"supported yet",
+					pid, (unsigned long long)m->start,
+					(unsigned long long)m->end, m->path);
+				return -1;
+			}
+			if (stat(m->path, &sb) || sb.st_ino != m->ino ||
+			    major(sb.st_dev) != m->dev_major || minor(sb.st_dev) != m->dev_minor) {
+				err_set("pid %d: region %#llx-%#llx: %s is not the file it maps "
+					"(replaced or not visible here)",
+					pid, (unsigned long long)m->start,
+					(unsigned long long)m->end, m->path);
+				return -1;
+			}
+			d->kind = IMG_RGN_FILE;
+			d->pgoff = m->pgoff;
+			d->dev = sb.st_dev;
+			d->ino = sb.st_ino;
+			d->fsize = sb.st_size;
+			d->mtime_sec = sb.st_mtim.tv_sec;
+			d->mtime_nsec = sb.st_mtim.tv_nsec;
+		} else if (!strcmp(m->path, "[heap]")) {
+			d->kind = IMG_RGN_HEAP;
+		} else if (!strcmp(m->path, "[stack]")) {
+			d->kind = IMG_RGN_STACK;
+		} else if (!strcmp(m->path, "[vdso]") || !strncmp(m->path, "[vvar", 5)) {
+			d->kind = IMG_RGN_SPECIAL;
+		} else if (m->path[0] == 0 || !strncmp(m->path, "[anon:", 6)) {
+			if (m->shared) {
+				err_set("pid %d: region %#llx-%#llx is shared anonymous memory; not "
+					"supported yet",
+					pid, (unsigned long long)m->start,
+					(unsigned long long)m->end);
+				return -1;
+			}
+			d->kind = IMG_RGN_ANON;
+		} else {
+			err_set("pid %d: region %#llx-%#llx (%s) is of a kind not supported yet",
+				pid, (unsigned long long)m->start, (unsigned long long)m->end,
+				m->path);
+			return -1;
+		}
+		if (d->kind == IMG_RGN_FILE || d->kind == IMG_RGN_SPECIAL) {
+			r->path = strdup(m->path);
+			if (!r->path) {
+				err_set("out of memory");
+				return -1;
+			}
+			d->path_len = strlen(r->path);
+		}
+		if (!m->shared && d->kind != IMG_RGN_SPECIAL)
+			im->proc.pages_hint += m->anon_kb * 1024 / sysconf(_SC_PAGESIZE);
+		im->nregions++;
+	}
+	im->proc.nregions = im->nregions;
+	return 0;
+}
+
+static int is_tty_major(unsigned maj)
+{
+	return maj == 4 || maj == 5 || (maj >= 136 && maj <= 143);
+}
+
+static int capture_files(pid_t pid, struct image *im)
+{
+	int *fds;
+	size_t n;
+
+	if (proc_list_fds(pid, &fds, &n))
+		return -1;
+	im->files = calloc(n + 1, sizeof(*im->files));
+	if (!im->files) {
+		free(fds);
+		err_set("out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct fd_entry *f = &im->files[im->nfiles];
+		struct proc_fdinfo fi;
+		char what[32], path[64];
+		struct stat sb;
+		int fd = fds[i];
+		char *link;
+
+		snprintf(what, sizeof(what), "fd/%d", fd);
+		if (!(link = proc_readlink(pid, what)))
+			goto fail;
+		f->path = link;
+		im->nfiles++;
+		if (stat(fmt_path(path, sizeof(path), "/proc/%d/fd/%d", pid, fd), &sb) ||
+		    proc_read_fdinfo(pid, fd, &fi)) {
+			err_sys("pid %d: fd %d (%s): cannot stat", pid, fd, link);
+			goto fail;
+		}
+		f->d.fd = fd;
+		f->d.flags = fi.flags;
+		f->d.fdflags = (fi.flags & O_CLOEXEC) ? FD_CLOEXEC : 0;
+		f->d.pos = fi.pos;
+		f->d.dev = sb.st_dev;
+		f->d.ino = sb.st_ino;
+		f->d.size = sb.st_size;
+		f->d.mtime_sec = sb.st_mtim.tv_sec;
+		f->d.mtime_nsec = sb.st_mtim.tv_nsec;
+		f->d.mode = sb.st_mode;
+		if (fd <= 2 && (S_ISFIFO(sb.st_mode) || S_ISSOCK(sb.st_mode) ||
+				(S_ISCHR(sb.st_mode) && is_tty_major(major(sb.st_rdev))))) {
+			f->d.kind = IMG_FD_INHERIT;
+		} else if (link[0] != '/') {
+			err_set("pid %d: fd %d is %s; this kind of file is not supported yet", pid,
+				fd, link);
+			goto fail;
+		} else if (S_ISREG(sb.st_mode) || S_ISDIR(sb.st_mode)) {
+			size_t l = strlen(link);
+			if (sb.st_nlink == 0 || (l > 10 && !strcmp(link + l - 10, " (deleted)"))) {
+				err_set("pid %d: fd %d is deleted file %s; not supported yet", pid,
+					fd, link);
+				goto fail;
+			}
+			f->d.kind = S_ISREG(sb.st_mode) ? IMG_FD_REG : IMG_FD_DIR;
+		} else if (S_ISCHR(sb.st_mode) && major(sb.st_rdev) == 1) {
+			f->d.kind = IMG_FD_CHR; /* /dev/null, zero, full, random, urandom */
+		} else {
+			err_set("pid %d: fd %d is %s (mode %o); this kind of file is not supported "
+				"yet",
+				pid, fd, link, sb.st_mode & S_IFMT);
+			goto fail;
+		}
+		f->d.path_len = strlen(link);
+	}
+	free(fds);
+	im->proc.nfiles = im->nfiles;
+	return 0;
+fail:
+	free(fds);
+	return -1;
+}
+
+struct pagewriter {
+	pid_t pid;
+	int memfd; /* /proc/PID/mem, for regions we may not read otherwise */
+	int pmfd;  /* /proc/PID/pagemap */
+	struct img_writer *w;
+	const struct dump_opts *o;
+	uint64_t total;
+	unsigned char *buf;
+	uint64_t *pm;
+	long ps;
+};
+
+static int cancelled(const struct pagewriter *pw)
+{
+	if (pw->o->cancel && *pw->o->cancel) {
+		err_set("interrupted by a signal");
+		return 1;
+	}
+	return 0;
+}
+
+/* Read runs[0..nruns) of the target into pw->buf, packed. */
+static int read_runs(struct pagewriter *pw, const struct region *r, struct img_run *runs,
+		     int nruns)
+{
+	struct iovec local[BATCH_PAGES], remote[BATCH_PAGES];
+	size_t total = 0;
+	unsigned char *p = pw->buf;
+
+	if (nruns <= 0)
+		return 0;
+	for (int i = 0; i < nruns; i++) {
+		size_t len = runs[i].npages * pw->ps;
+		local[i] = (struct iovec){p, len};
+		remote[i] = (struct iovec){(void *)runs[i].addr, len};
+		p += len;
+		total += len;
+	}
+	if (r->d.prot & PROT_READ) {
+		ssize_t n = process_vm_readv(pw->pid, local, nruns, remote, nruns, 0);
+		if (n == (ssize_t)total)
+			return 0;
+	}
+	/* Unreadable protection (PROT_NONE, write-only): /proc/PID/mem reads
+	 * with FOLL_FORCE, as a debugger does. */
+	for (int i = 0; i < nruns; i++) {
+		size_t done = 0;
+		while (done < local[i].iov_len) {
+			ssize_t n = pread(pw->memfd, (char *)local[i].iov_base + done,
+					  local[i].iov_len - done, runs[i].addr + done);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0) {
+				err_sys("pid %d: cannot read memory at %#llx", pw->pid,
+					(unsigned long long)(runs[i].addr + done));
+				return -1;
+			}
+			done += n;
+		}
+	}
+	return 0;
+}
+
+static int page_is_zero(const unsigned char *p, long ps)
+{
+	const uint64_t *q = (const uint64_t *)p;
+	uint64_t acc = 0;
+
+	for (long i = 0; i < ps / 8; i += 8)
+		acc |= q[i] | q[i + 1] | q[i + 2] | q[i + 3] | q[i + 4] | q[i + 5] | q[i + 6] |
+		       q[i + 7];
+	return acc == 0;
+}
+
+/* Write a batch: drop all-zero pages (holes), merge the rest into runs. */
+static int write_batch(struct pagewriter *pw, const struct img_run *in, int nin)
+{
+	struct img_run out[BATCH_PAGES];
+	unsigned char *src = pw->buf, *dst = pw->buf;
+	uint64_t npages = 0;
+	int nout = 0;
+
+	for (int i = 0; i < nin; i++) {
+		for (uint64_t k = 0; k < in[i].npages; k++, src += pw->ps) {
+			uint64_t addr = in[i].addr + k * pw->ps;
+			if (page_is_zero(src, pw->ps))
+				continue;
+			if (dst != src)
+				memcpy(dst, src, pw->ps);
+			dst += pw->ps;
+			npages++;
+			if (nout && out[nout - 1].addr + out[nout - 1].npages * pw->ps == addr)
+				out[nout - 1].npages++;
+			else
+				out[nout++] = (struct img_run){addr, 1};
+		}
+	}
+	if (npages == 0)
+		return 0;
+	if (img_write_pages(pw->w, out, nout, pw->buf, npages))
+		return -1;
+	if (pw->o->progress)
+		pw->o->progress(pw->w->off, pw->total, pw->o->progress_arg);
+	return 0;
+}
+
+/* Which pages of a region hold data worth storing. */
+static int page_wanted(const struct region *r, uint64_t pm)
+{
+	if (pm & PM_SWAPPED)
+		return 1;
+	if (!(pm & PM_PRESENT))
+		return 0;
+	/* A private file page still shared with the page cache is what the
+	 * file holds; only pages the program wrote (now anonymous) differ. */
+	if (r->d.kind == IMG_RGN_FILE)
+		return !(pm & PM_FILE);
+	return 1;
+}
+
+static int write_region(struct pagewriter *pw, const struct region *r)
+{
+	struct img_run runs[BATCH_PAGES];
+	uint64_t addr = r->d.start;
+	int nruns = 0, batch = 0;
+
+	while (addr < r->d.end) {
+		uint64_t n = (r->d.end - addr) / pw->ps;
+		if (n > BATCH_PAGES)
+			n = BATCH_PAGES;
+		if (cancelled(pw) || proc_read_pagemap(pw->pmfd, addr, n, pw->pm))
+			return -1;
+		for (uint64_t i = 0; i < n; i++) {
+			uint64_t a = addr + i * pw->ps;
+			if (!page_wanted(r, pw->pm[i]))
+				continue;
+			if (batch == BATCH_PAGES) {
+				if (read_runs(pw, r, runs, nruns) || write_batch(pw, runs, nruns))
+					return -1;
+				nruns = batch = 0;
+			}
+			if (nruns && runs[nruns - 1].addr + runs[nruns - 1].npages * pw->ps == a)
+				runs[nruns - 1].npages++;
+			else
+				runs[nruns++] = (struct img_run){a, 1};
+			batch++;
+		}
+		addr += n * pw->ps;
+	}
+	if (batch && (read_runs(pw, r, runs, nruns) || write_batch(pw, runs, nruns)))
+		return -1;
+	return 0;
+}
+
+static int write_pages(pid_t pid, struct img_writer *w, const struct image *im,
+		       const struct dump_opts *o)
+{
+	struct pagewriter pw = {.pid = pid, .w = w, .o = o, .ps = sysconf(_SC_PAGESIZE)};
+	char path[64];
+	int rc = -1;
+
+	pw.total = im->proc.pages_hint * pw.ps;
+	pw.buf = malloc(BATCH_PAGES * pw.ps);
+	pw.pm = malloc(BATCH_PAGES * sizeof(uint64_t));
+	pw.memfd = open(fmt_path(path, sizeof(path), "/proc/%d/mem", pid), O_RDONLY | O_CLOEXEC);
+	pw.pmfd = proc_open_pagemap(pid);
+	if (!pw.buf || !pw.pm) {
+		err_set("out of memory");
+		goto out;
+	}
+	if (pw.memfd < 0) {
+		err_sys("cannot open %s", path);
+		goto out;
+	}
+	if (pw.pmfd < 0)
+		goto out;
+	for (size_t i = 0; i < im->nregions; i++) {
+		const struct region *r = &im->regions[i];
+		if (r->d.kind == IMG_RGN_SPECIAL || (r->d.flags & IMG_RGN_SHARED))
+			continue;
+		if (write_region(&pw, r))
+			goto out;
+	}
+	rc = 0;
+out:
+	free(pw.buf);
+	free(pw.pm);
+	if (pw.memfd >= 0)
+		close(pw.memfd);
+	if (pw.pmfd >= 0)
+		close(pw.pmfd);
+	return rc;
+}
+
+static int capture(pid_t pid, struct image *im)
+{
+	struct proc_map *maps = NULL;
+	size_t n = 0;
+	int rc = -1;
+
+	if (proc_read_maps(pid, &maps, &n))
+		return -1;
+	if (capture_thread(pid, im) || capture_injected(pid, im, maps, n) ||
+	    capture_proc(pid, im) || capture_regions(pid, im, maps, n) || capture_files(pid, im))
+		goto out;
+	/* glibc caches the tid in struct pthread, the word clear_child_tid
+	 * points at; a restore under another tid must update it, so note
+	 * whether that word really is the tid. */
+	if (im->thread.tid_addr) {
+		int32_t v = 0;
+		struct iovec l = {&v, 4}, r = {(void *)im->thread.tid_addr, 4};
+		if (process_vm_readv(pid, &l, 1, &r, 1, 0) == 4 && v == pid)
+			im->thread.flags |= IMG_THR_TID_CACHED;
+	}
+	img_header_init(&im->hdr);
+	im->hdr.xfeatures = xgetbv0();
+	im->hdr.xsave_size = im->thread.xstate_len;
+	rc = 0;
+out:
+	proc_free_maps(maps, n);
+	return rc;
+}
+
+int dump_write(pid_t pid, int out, const struct dump_opts *o)
+{
+	struct img_writer w = {.fd = out};
+	struct image im;
+	int rc = -1;
+
+	memset(&im, 0, sizeof(im));
+	if (capture(pid, &im))
+		goto fail;
+	if (img_write_header(&w, &im.hdr) || img_write_meta(&w, &im) ||
+	    write_pages(pid, &w, &im, o) || img_write_end(&w))
+		goto fail;
+	rc = 0;
+fail:
+	image_free(&im);
+	if (rc) {
+		/* The first message is the one that says why; keep it. */
+		char why[1024];
+		snprintf(why, sizeof(why), "%s", err_get());
+		pt_detach(pid, 0);
+		err_set("%s", why);
+	}
+	return rc;
+}
+
+int dump_release(pid_t pid, enum dump_end how)
+{
+	switch (how) {
+	case DUMP_STOP:
+		return pt_detach(pid, SIGSTOP);
+	case DUMP_KILL:
+		if (kill(pid, SIGKILL)) {
+			err_sys("pid %d: cannot kill", pid);
+			return -1;
+		}
+		return 0;
+	default:
+		return pt_detach(pid, 0);
+	}
+}

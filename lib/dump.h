@@ -1,0 +1,27 @@
+/* dump.h: capture a process into an image. */
+#ifndef CKPT_DUMP_H
+#define CKPT_DUMP_H
+
+#include <signal.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct dump_opts {
+	/* Called as bytes are written; total is an estimate. */
+	void (*progress)(uint64_t done, uint64_t total, void *arg);
+	void *progress_arg;
+	/* Set (by a signal handler) to abandon the dump cleanly. */
+	volatile sig_atomic_t *cancel;
+};
+
+enum dump_end { DUMP_RUN, DUMP_STOP, DUMP_KILL };
+
+/* Seize pid and stop it; it must be single-threaded. */
+int dump_seize(pid_t pid) __attribute__((warn_unused_result));
+/* Capture the stopped pid and write its image to out.  On failure the
+ * target is released, running as before. */
+int dump_write(pid_t pid, int out, const struct dump_opts *o) __attribute__((warn_unused_result));
+/* Release the target as asked: running, stopped, or killed. */
+int dump_release(pid_t pid, enum dump_end how);
+
+#endif

@@ -1,0 +1,125 @@
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+
+#include "err.h"
+#include "inject.h"
+#include "ptrace.h"
+
+static int mem_rw(pid_t pid, uint64_t addr, void *buf, size_t len, int write)
+{
+	struct iovec local = {buf, len}, remote = {(void *)addr, len};
+	ssize_t n = write ? process_vm_writev(pid, &local, 1, &remote, 1, 0)
+			  : process_vm_readv(pid, &local, 1, &remote, 1, 0);
+
+	if (n != (ssize_t)len) {
+		err_sys("pid %d: cannot %s %zu bytes at %#llx", pid, write ? "write" : "read", len,
+			(unsigned long long)addr);
+		return -1;
+	}
+	return 0;
+}
+
+int inj_find_gadget(pid_t pid, uint64_t vstart, uint64_t vend, uint64_t *gadget)
+{
+	unsigned char buf[65536];
+	size_t len = vend - vstart;
+
+	if (vstart == 0 || len > sizeof(buf)) {
+		err_set("pid %d: no usable [vdso] to run system calls from", pid);
+		return -1;
+	}
+	if (mem_rw(pid, vstart, buf, len, 0))
+		return -1;
+	for (size_t i = 0; i + 1 < len; i++)
+		if (buf[i] == 0x0f && buf[i + 1] == 0x05) {
+			*gadget = vstart + i;
+			return 0;
+		}
+	err_set("pid %d: no syscall instruction in its [vdso]", pid);
+	return -1;
+}
+
+int inj_prepare(struct inj *c, pid_t pid, uint64_t gadget)
+{
+	memset(c, 0, sizeof(*c));
+	c->pid = pid;
+	c->gadget = gadget;
+	if (pt_get_regs(pid, &c->saved) || pt_get_sigmask(pid, &c->saved_mask))
+		return -1;
+	/* Below the 128-byte red zone, where a signal frame would go too. */
+	c->scratch = ((c->saved.rsp - 128 - INJ_SCRATCH) & ~15ull);
+	if (mem_rw(pid, c->scratch, c->scratch_saved, INJ_SCRATCH, 0))
+		return -1;
+	/* Pending signals stay pending while we single-step. */
+	if (pt_set_sigmask(pid, ~0ull))
+		return -1;
+	c->infected = 1;
+	return 0;
+}
+
+int inj_syscall(struct inj *c, long nr, const uint64_t args[6], int64_t *ret)
+{
+	struct user_regs_struct r = c->saved;
+	int status;
+
+	r.rax = nr;
+	r.rdi = args[0];
+	r.rsi = args[1];
+	r.rdx = args[2];
+	r.r10 = args[3];
+	r.r8 = args[4];
+	r.r9 = args[5];
+	r.rip = c->gadget;
+	/* orig_rax -1: the kernel must not apply syscall-restart logic to
+	 * these registers when the thread leaves its stop. */
+	r.orig_rax = -1;
+	r.rsp = c->scratch - 64;
+	if (pt_set_regs(c->pid, &r))
+		return -1;
+	if (ptrace(PTRACE_SINGLESTEP, c->pid, 0, 0)) {
+		err_sys("pid %d: cannot single-step an injected syscall", c->pid);
+		return -1;
+	}
+	if (pt_wait(c->pid, &status))
+		return -1;
+	if (!WIFSTOPPED(status) || WSTOPSIG(status) != SIGTRAP) {
+		err_set("pid %d: injected syscall %ld stopped with signal %d", c->pid, nr,
+			WIFSTOPPED(status) ? WSTOPSIG(status) : -1);
+		return -1;
+	}
+	if (pt_get_regs(c->pid, &r))
+		return -1;
+	if (r.rip != c->gadget + 2) {
+		err_set("pid %d: injected syscall %ld ended at %#llx, not after the gadget",
+			c->pid, nr, (unsigned long long)r.rip);
+		return -1;
+	}
+	*ret = (int64_t)r.rax;
+	return 0;
+}
+
+int inj_peek(struct inj *c, void *buf, size_t len)
+{
+	return mem_rw(c->pid, c->scratch, buf, len > INJ_SCRATCH ? INJ_SCRATCH : len, 0);
+}
+
+int inj_cure(struct inj *c)
+{
+	int rc = 0;
+
+	if (!c->infected)
+		return 0;
+	if (mem_rw(c->pid, c->scratch, c->scratch_saved, INJ_SCRATCH, 1))
+		rc = -1;
+	if (pt_set_regs(c->pid, &c->saved))
+		rc = -1;
+	if (pt_set_sigmask(c->pid, c->saved_mask))
+		rc = -1;
+	if (rc == 0)
+		c->infected = 0;
+	return rc;
+}

@@ -1,0 +1,308 @@
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "proc.h"
+#include "util.h"
+
+/* /proc/PID/maps escapes a newline in a path as \012 (seq_file_path);
+ * undo that in place. */
+static void unescape_path(char *s)
+{
+	char *d = s;
+
+	while (*s) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
+		    s[3] >= '0' && s[3] <= '7') {
+			*d++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+			s += 4;
+		} else {
+			*d++ = *s++;
+		}
+	}
+	*d = 0;
+}
+
+void proc_free_maps(struct proc_map *maps, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(maps[i].path);
+	free(maps);
+}
+
+int proc_read_maps(pid_t pid, struct proc_map **mapsp, size_t *np)
+{
+	char path[64], *buf, *line, *save;
+	struct proc_map *maps = NULL;
+	size_t n = 0, cap = 0;
+
+	buf = read_file(fmt_path(path, sizeof(path), "/proc/%d/smaps", pid), NULL);
+	if (!buf)
+		return -1;
+	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		unsigned long long start, end, off, ino;
+		unsigned maj, min;
+		char perms[8];
+		int pos = 0;
+
+		if (sscanf(line, "%llx-%llx %7s %llx %x:%x %llu %n", &start, &end, perms, &off,
+			   &maj, &min, &ino, &pos) >= 7 &&
+		    pos > 0) {
+			struct proc_map *m;
+			size_t plen;
+
+			if (n == cap) {
+				struct proc_map *nm;
+				cap = cap ? cap * 2 : 64;
+				nm = realloc(maps, cap * sizeof(*maps));
+				if (!nm)
+					goto oom;
+				maps = nm;
+			}
+			m = &maps[n];
+			memset(m, 0, sizeof(*m));
+			m->start = start;
+			m->end = end;
+			m->pgoff = off;
+			m->ino = ino;
+			m->dev_major = maj;
+			m->dev_minor = min;
+			m->prot = (perms[0] == 'r' ? PROT_READ : 0) |
+				  (perms[1] == 'w' ? PROT_WRITE : 0) |
+				  (perms[2] == 'x' ? PROT_EXEC : 0);
+			m->shared = perms[3] == 's';
+			m->path = strdup(line + pos);
+			if (!m->path)
+				goto oom;
+			n++;
+			plen = strlen(m->path);
+			if (plen > 10 && !strcmp(m->path + plen - 10, " (deleted)")) {
+				m->deleted = 1;
+				m->path[plen - 10] = 0;
+			}
+			unescape_path(m->path);
+		} else if (n > 0 && (!strncmp(line, "Anonymous:", 10) ||
+				     !strncmp(line, "Swap:", 5))) {
+			maps[n - 1].anon_kb += strtoull(strchr(line, ':') + 1, NULL, 10);
+		} else if (n > 0 && !strncmp(line, "VmFlags:", 8)) {
+			struct proc_map *m = &maps[n - 1];
+			for (char *f = line + 8; *f; f++) {
+				if (f[0] == ' ' && f[1] && f[2] && (f[3] == ' ' || !f[3])) {
+					if (f[1] == 'g' && f[2] == 'd')
+						m->growsdown = 1;
+					if (f[1] == 'm' && f[2] == 'w')
+						m->maywrite = 1;
+				}
+			}
+		}
+	}
+	free(buf);
+	*mapsp = maps;
+	*np = n;
+	return 0;
+oom:
+	free(buf);
+	proc_free_maps(maps, n);
+	err_set("pid %d: reading maps: out of memory", pid);
+	return -1;
+}
+
+int proc_read_stat(pid_t pid, struct proc_stat *st)
+{
+	char path[64], *buf, *p, *f[64];
+	int nf = 0;
+
+	buf = read_file(fmt_path(path, sizeof(path), "/proc/%d/stat", pid), NULL);
+	if (!buf)
+		return -1;
+	/* The command name may hold spaces and parentheses: fields start
+	 * after the last ')'. */
+	p = strrchr(buf, ')');
+	if (!p) {
+		free(buf);
+		err_set("%s: unexpected format", path);
+		return -1;
+	}
+	for (p = strtok(p + 1, " \n"); p && nf < 64; p = strtok(NULL, " \n"))
+		f[nf++] = p;
+	/* f[0] is field 3 (state); field k is f[k - 3]. */
+	if (nf < 49) {
+		free(buf);
+		err_set("%s: only %d fields", path, nf + 2);
+		return -1;
+	}
+	memset(st, 0, sizeof(*st));
+	st->state = f[0][0];
+	st->ppid = atoi(f[1]);
+	st->pgrp = atoi(f[2]);
+	st->session = atoi(f[3]);
+	st->nthreads = atol(f[17]);
+	st->start_code = strtoull(f[23], NULL, 10);
+	st->end_code = strtoull(f[24], NULL, 10);
+	st->start_stack = strtoull(f[25], NULL, 10);
+	st->start_data = strtoull(f[42], NULL, 10);
+	st->end_data = strtoull(f[43], NULL, 10);
+	st->start_brk = strtoull(f[44], NULL, 10);
+	st->arg_start = strtoull(f[45], NULL, 10);
+	st->arg_end = strtoull(f[46], NULL, 10);
+	st->env_start = strtoull(f[47], NULL, 10);
+	st->env_end = strtoull(f[48], NULL, 10);
+	free(buf);
+	return 0;
+}
+
+int proc_count_tasks(pid_t pid)
+{
+	char path[64];
+	struct dirent *d;
+	DIR *dir;
+	int n = 0;
+
+	dir = opendir(fmt_path(path, sizeof(path), "/proc/%d/task", pid));
+	if (!dir) {
+		err_sys("cannot open %s", path);
+		return -1;
+	}
+	while ((d = readdir(dir)))
+		if (isdigit((unsigned char)d->d_name[0]))
+			n++;
+	closedir(dir);
+	return n;
+}
+
+int proc_read_status(pid_t pid, unsigned *umask, unsigned *uid, unsigned *gid)
+{
+	char path[64], *buf, *p;
+
+	buf = read_file(fmt_path(path, sizeof(path), "/proc/%d/status", pid), NULL);
+	if (!buf)
+		return -1;
+	*umask = 022;
+	if ((p = strstr(buf, "\nUmask:")))
+		*umask = strtoul(p + 7, NULL, 8);
+	if ((p = strstr(buf, "\nUid:")))
+		*uid = strtoul(p + 5, NULL, 10);
+	if ((p = strstr(buf, "\nGid:")))
+		*gid = strtoul(p + 5, NULL, 10);
+	free(buf);
+	return 0;
+}
+
+char *proc_readlink(pid_t pid, const char *what)
+{
+	char path[64], buf[PATH_MAX];
+	ssize_t n;
+	char *s;
+
+	n = readlink(fmt_path(path, sizeof(path), "/proc/%d/%s", pid, what), buf,
+		     sizeof(buf) - 1);
+	if (n < 0) {
+		err_sys("cannot read link %s", path);
+		return NULL;
+	}
+	buf[n] = 0;
+	s = strdup(buf);
+	if (!s)
+		err_set("out of memory");
+	return s;
+}
+
+int proc_read_fdinfo(pid_t pid, int fd, struct proc_fdinfo *fi)
+{
+	char path[64], *buf, *p;
+
+	buf = read_file(fmt_path(path, sizeof(path), "/proc/%d/fdinfo/%d", pid, fd), NULL);
+	if (!buf)
+		return -1;
+	memset(fi, 0, sizeof(*fi));
+	if ((p = strstr(buf, "pos:")))
+		fi->pos = strtoull(p + 4, NULL, 10);
+	if ((p = strstr(buf, "flags:")))
+		fi->flags = strtoul(p + 6, NULL, 8);
+	free(buf);
+	return 0;
+}
+
+static int cmp_int(const void *a, const void *b)
+{
+	return *(const int *)a - *(const int *)b;
+}
+
+int proc_list_fds(pid_t pid, int **fdsp, size_t *np)
+{
+	char path[64];
+	struct dirent *d;
+	size_t n = 0, cap = 16;
+	int *fds = malloc(cap * sizeof(int));
+	DIR *dir;
+
+	if (!fds) {
+		err_set("out of memory");
+		return -1;
+	}
+	dir = opendir(fmt_path(path, sizeof(path), "/proc/%d/fd", pid));
+	if (!dir) {
+		err_sys("cannot open %s", path);
+		free(fds);
+		return -1;
+	}
+	while ((d = readdir(dir))) {
+		if (!isdigit((unsigned char)d->d_name[0]))
+			continue;
+		if (n == cap) {
+			int *nf = realloc(fds, (cap *= 2) * sizeof(int));
+			if (!nf) {
+				closedir(dir);
+				free(fds);
+				err_set("out of memory");
+				return -1;
+			}
+			fds = nf;
+		}
+		fds[n++] = atoi(d->d_name);
+	}
+	closedir(dir);
+	qsort(fds, n, sizeof(int), cmp_int);
+	*fdsp = fds;
+	*np = n;
+	return 0;
+}
+
+int proc_open_pagemap(pid_t pid)
+{
+	char path[64];
+	int fd = open(fmt_path(path, sizeof(path), "/proc/%d/pagemap", pid), O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		err_sys("cannot open %s", path);
+	return fd;
+}
+
+int proc_read_pagemap(int fd, uint64_t start, uint64_t npages, uint64_t *out)
+{
+	uint64_t off = start / sysconf(_SC_PAGESIZE) * 8;
+	size_t len = npages * 8, done = 0;
+
+	while (done < len) {
+		ssize_t n = pread(fd, (char *)out + done, len - done, off + done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			err_sys("cannot read pagemap at %#llx", (unsigned long long)start);
+			if (n == 0)
+				err_set("pagemap at %#llx: short read", (unsigned long long)start);
+			return -1;
+		}
+		done += n;
+	}
+	return 0;
+}

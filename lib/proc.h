@@ -1,0 +1,58 @@
+/* proc.h: reading what /proc tells about a process. */
+#ifndef CKPT_PROC_H
+#define CKPT_PROC_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+/* One line of /proc/PID/smaps: a VMA. */
+struct proc_map {
+	uint64_t start, end, pgoff, ino;
+	unsigned dev_major, dev_minor;
+	uint32_t prot;	  /* PROT_* */
+	int shared;	  /* 's' in the permissions */
+	int growsdown;	  /* VmFlags gd */
+	int maywrite;	  /* VmFlags mw */
+	int deleted;	  /* the path ended in " (deleted)" */
+	uint64_t anon_kb; /* "Anonymous:" + "Swap:" of smaps: private data pages */
+	char *path;	  /* file path, "[heap]" and the like, or "" */
+};
+
+int proc_read_maps(pid_t pid, struct proc_map **maps, size_t *n);
+void proc_free_maps(struct proc_map *maps, size_t n);
+
+/* Fields of /proc/PID/stat. */
+struct proc_stat {
+	char state;
+	pid_t ppid, pgrp, session;
+	long nthreads;
+	uint64_t start_code, end_code, start_stack;
+	uint64_t start_data, end_data, start_brk;
+	uint64_t arg_start, arg_end, env_start, env_end;
+};
+
+int proc_read_stat(pid_t pid, struct proc_stat *st);
+/* Tasks (threads) of the process, from /proc/PID/task. */
+int proc_count_tasks(pid_t pid);
+/* "Umask:", "Uid:" (real), "Gid:" (real) from /proc/PID/status. */
+int proc_read_status(pid_t pid, unsigned *umask, unsigned *uid, unsigned *gid);
+/* readlink of /proc/PID/<what>, malloc'd. */
+char *proc_readlink(pid_t pid, const char *what);
+
+/* /proc/PID/fdinfo/FD: position and flags. */
+struct proc_fdinfo {
+	uint64_t pos;
+	unsigned flags;
+};
+int proc_read_fdinfo(pid_t pid, int fd, struct proc_fdinfo *fi);
+/* Open fds of the process, sorted. */
+int proc_list_fds(pid_t pid, int **fds, size_t *n);
+
+/* Pagemap entries for [start, end): one uint64_t per page into out. */
+int proc_open_pagemap(pid_t pid);
+int proc_read_pagemap(int fd, uint64_t start, uint64_t npages, uint64_t *out);
+#define PM_PRESENT (1ull << 63)
+#define PM_SWAPPED (1ull << 62)
+#define PM_FILE (1ull << 61)
+
+#endif

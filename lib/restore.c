@@ -1,0 +1,746 @@
+#include <cpuid.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/rseq.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/user.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "proc.h"
+#include "restore.h"
+#include "restorer/restorer.h"
+#include "util.h"
+#include "zio.h"
+
+extern const unsigned char rst_blob[], rst_blob_end[];
+
+#define ALIGN(x, a) (((x) + (a) - 1) & ~((uint64_t)(a) - 1))
+#define RST_STACK (64 << 10)
+#define ERESTARTSYS 512
+#define ERESTARTNOINTR 513
+#define ERESTARTNOHAND 514
+#define ERESTART_RESTARTBLOCK 516
+
+/* The trampoline (see restorer.h): munmap(rdi, rsi); rsp = rdx;
+ * rt_sigreturn.  It runs from its own page so that the munmap of the blob
+ * does not pull the code from under it. */
+static const unsigned char tramp_code[] = {
+	0xb8, 0x0b, 0x00, 0x00, 0x00, /* mov $SYS_munmap, %eax */
+	0x0f, 0x05,		      /* syscall */
+	0x48, 0x89, 0xd4,	      /* mov %rdx, %rsp */
+	0xb8, 0x0f, 0x00, 0x00, 0x00, /* mov $SYS_rt_sigreturn, %eax */
+	0x0f, 0x05,		      /* syscall */
+	0x0f, 0x0b,		      /* ud2 */
+};
+
+/* The kernel's x86-64 signal frame, as rt_sigreturn reads it. */
+struct k_sigcontext {
+	uint64_t r8, r9, r10, r11, r12, r13, r14, r15;
+	uint64_t rdi, rsi, rbp, rbx, rdx, rax, rcx, rsp, rip, eflags;
+	uint16_t cs, gs, fs, ss;
+	uint64_t err, trapno, oldmask, cr2, fpstate;
+	uint64_t reserved1[8];
+};
+
+struct k_ucontext {
+	uint64_t uc_flags;
+	uint64_t uc_link;
+	uint64_t ss_sp;
+	int32_t ss_flags;
+	int32_t ss_pad;
+	uint64_t ss_size;
+	struct k_sigcontext mc;
+	uint64_t sigmask;
+};
+
+#define UC_FP_XSTATE 1
+#define UC_SIGCONTEXT_SS 2
+#define UC_STRICT_RESTORE_SS 4
+#ifndef FP_XSTATE_MAGIC1
+#define FP_XSTATE_MAGIC1 0x46505853u
+#define FP_XSTATE_MAGIC2 0x46505845u
+#endif
+#define FX_SW_OFF 464 /* struct _fpx_sw_bytes in fxsave's sw_reserved */
+
+struct fpx_sw {
+	uint32_t magic1, extended_size;
+	uint64_t xfeatures;
+	uint32_t xstate_size, pad[7];
+};
+
+int rst_open(const char *path, struct rst_input *in)
+{
+	unsigned char prefix[sizeof(struct img_header)];
+	ssize_t n;
+	int fd;
+
+	memset(in, 0, sizeof(*in));
+	if (!path || !strcmp(path, "-")) {
+		fd = 0;
+		in->from_stdin = 1;
+		path = "standard input";
+	} else {
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			err_sys("cannot open %s", path);
+			return -1;
+		}
+	}
+	/* Enough to tell a compressed stream from an image. */
+	n = read_full(fd, prefix, 8);
+	if (n < 0) {
+		err_sys("cannot read %s", path);
+		return -1;
+	}
+	if (n == 0) {
+		err_set("%s: empty, not an image", path);
+		return -1;
+	}
+	if (zio_detect(prefix, n) != ZIO_NONE) {
+		int pfd;
+		if (zio_spawn_decompressor(fd, prefix, n, &pfd))
+			return -1;
+		if (fd != 0)
+			close(fd);
+		fd = pfd;
+		in->compressed = 1;
+		n = 0;
+	} else if (n < 8 || memcmp(prefix, IMG_MAGIC, 8)) {
+		err_set("%s: not a ckpt image (bad magic)", path);
+		return -1;
+	}
+	in->r.fd = fd;
+	if (img_read_meta(&in->r, &in->im, prefix, n)) {
+		char why[1024];
+		snprintf(why, sizeof(why), "%s", err_get());
+		err_set("%s: %s", path, why);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- checks before the point of no return ---------------------------- */
+
+static uint64_t xgetbv0(void)
+{
+	uint32_t lo, hi;
+
+	__asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+	return ((uint64_t)hi << 32) | lo;
+}
+
+/* Bytes of the standard-format XSAVE area that hold the features in mask. */
+static uint32_t xsave_size_for(uint64_t mask)
+{
+	uint32_t size = 576; /* legacy area and XSAVE header */
+
+	for (int i = 2; i < 63; i++) {
+		unsigned a, b, c, d;
+		if (!(mask & (1ull << i)))
+			continue;
+		__cpuid_count(0xd, i, a, b, c, d);
+		if (a + b > size)
+			size = a + b;
+	}
+	return size;
+}
+
+static int check_cpu(const struct image *im, uint64_t *xfeatures, uint32_t *xsize)
+{
+	uint64_t cur = xgetbv0(), img = im->hdr.xfeatures;
+
+	__builtin_cpu_init();
+	if (!__builtin_cpu_supports("sse4.2")) {
+		err_set("this CPU lacks SSE4.2 (crc32), which the restorer needs");
+		return -1;
+	}
+	if (img & ~cur) {
+		err_set("the image was dumped on a CPU with XSAVE features %#llx; this CPU has "
+			"%#llx (missing %#llx)",
+			(unsigned long long)img, (unsigned long long)cur,
+			(unsigned long long)(img & ~cur));
+		return -1;
+	}
+	/* Dynamically enabled features (AMX tile data, bit 18) need a
+	 * permission the restored program will not have asked for again. */
+	*xfeatures = img & cur & ~(1ull << 18);
+	*xsize = xsave_size_for(*xfeatures);
+	if (*xsize > im->thread.xstate_len) {
+		err_set("the image holds %u bytes of XSAVE state; %u are needed here",
+			im->thread.xstate_len, *xsize);
+		return -1;
+	}
+	return 0;
+}
+
+static int is_special(const char *name)
+{
+	return !strcmp(name, "[vdso]") || !strncmp(name, "[vvar", 5);
+}
+
+/* The kernel's own mappings are moved to where the image had them.  Both
+ * sides must have the same ones, in the same order and sizes: since Linux
+ * 6.13 that is [vvar], [vvar_vclock], [vdso], and no adjacency is assumed. */
+static int plan_specials(const struct image *im, const struct proc_map *self, size_t nself,
+			 struct rst_args *a)
+{
+	size_t k = 0;
+
+	a->nspecial = 0;
+	for (size_t i = 0; i < nself; i++) {
+		if (!is_special(self[i].path))
+			continue;
+		while (k < im->nregions && im->regions[k].d.kind != IMG_RGN_SPECIAL)
+			k++;
+		if (k == im->nregions || strcmp(im->regions[k].path, self[i].path) ||
+		    im->regions[k].d.end - im->regions[k].d.start != self[i].end - self[i].start ||
+		    a->nspecial == RST_MAX_SPECIAL) {
+			err_set("the kernel's special mappings ([vvar], [vdso]) differ from the "
+				"image's (dumped on kernel %s): restore on the same kernel",
+				im->hdr.kernel);
+			return -1;
+		}
+		a->special[a->nspecial++] = (struct rst_move){
+			self[i].start, im->regions[k].d.start, self[i].end - self[i].start};
+		k++;
+	}
+	while (k < im->nregions && im->regions[k].d.kind != IMG_RGN_SPECIAL)
+		k++;
+	if (k != im->nregions) {
+		err_set("the image has special mapping %s that this kernel does not",
+			im->regions[k].path);
+		return -1;
+	}
+	return 0;
+}
+
+/* Highest address range of len bytes free both here and in the image, with
+ * a margin on either side; below the usual mmap base so that it stays clear
+ * of the stack. */
+static uint64_t find_free(const struct image *im, const struct proc_map *self, size_t nself,
+			  uint64_t len)
+{
+	const uint64_t margin = 1 << 20, lo = 1ull << 32;
+	uint64_t top = 0x7f0000000000ull;
+
+	for (;;) {
+		uint64_t start = top - len - margin, clash = 0;
+		if (top < lo + len + 2 * margin)
+			return 0;
+		for (size_t i = 0; i < nself; i++)
+			if (self[i].start < top && self[i].end + margin > start &&
+			    self[i].start > clash)
+				clash = self[i].start;
+		for (size_t i = 0; i < im->nregions; i++)
+			if (im->regions[i].d.start < top && im->regions[i].d.end + margin > start &&
+			    im->regions[i].d.start > clash)
+				clash = im->regions[i].d.start;
+		if (!clash)
+			return start;
+		top = clash & ~(margin - 1);
+	}
+}
+
+struct fileset {
+	const char **paths;
+	int *fds;
+	size_t n;
+};
+
+/* One fd per mapped file, checked against what the image recorded. */
+static int map_file_fd(struct fileset *fs, const struct region *r)
+{
+	struct stat sb;
+	int fd, wr = (r->d.flags & IMG_RGN_SHARED) && (r->d.flags & IMG_RGN_MAYWRITE);
+
+	for (size_t i = 0; i < fs->n; i++)
+		if (!strcmp(fs->paths[i], r->path))
+			return fs->fds[i];
+	fd = open(r->path, (wr ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	if (fd < 0) {
+		err_sys("cannot open %s, mapped at %#llx", r->path, (unsigned long long)r->d.start);
+		return -1;
+	}
+	if (fstat(fd, &sb)) {
+		err_sys("cannot stat %s", r->path);
+		close(fd);
+		return -1;
+	}
+	if ((uint64_t)sb.st_size != r->d.fsize || sb.st_mtim.tv_sec != r->d.mtime_sec ||
+	    (uint32_t)sb.st_mtim.tv_nsec != r->d.mtime_nsec) {
+		err_set("%s, mapped at %#llx, changed since the checkpoint (size %llu, was %llu)",
+			r->path, (unsigned long long)r->d.start, (unsigned long long)sb.st_size,
+			(unsigned long long)r->d.fsize);
+		close(fd);
+		return -1;
+	}
+	fs->paths[fs->n] = r->path;
+	fs->fds[fs->n++] = fd;
+	return fd;
+}
+
+/* ---- files ------------------------------------------------------------ */
+
+struct fdplan {
+	int target; /* fd number in the program */
+	int tmp;    /* where it is open now, or -1 to keep what is at target */
+	int cloexec;
+};
+
+/* Open every file of the image at a temporary number; nothing of ours is
+ * touched until all of them opened. */
+static int open_files(const struct rst_input *in, struct fdplan *plan)
+{
+	const struct image *im = &in->im;
+
+	for (size_t i = 0; i < im->nfiles; i++) {
+		const struct fd_entry *f = &im->files[i];
+		int fd = -1, flags;
+
+		plan[i].target = f->d.fd;
+		plan[i].cloexec = !!(f->d.fdflags & FD_CLOEXEC);
+		plan[i].tmp = -1;
+		switch (f->d.kind) {
+		case IMG_FD_INHERIT:
+			/* Ours, unless we lack it or it carried the image. */
+			if ((f->d.fd == 0 && in->from_stdin) || fcntl(f->d.fd, F_GETFD) < 0)
+				fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+			break;
+		case IMG_FD_REG:
+		case IMG_FD_DIR:
+		case IMG_FD_CHR:
+			flags = f->d.flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC);
+			fd = open(f->path, flags | O_CLOEXEC);
+			if (fd < 0) {
+				err_sys("fd %d: cannot reopen %s", f->d.fd, f->path);
+				return -1;
+			}
+			if (f->d.kind != IMG_FD_CHR && lseek(fd, f->d.pos, SEEK_SET) < 0 &&
+			    f->d.kind == IMG_FD_REG) {
+				err_sys("fd %d: cannot seek %s to %llu", f->d.fd, f->path,
+					(unsigned long long)f->d.pos);
+				close(fd);
+				return -1;
+			}
+			break;
+		default:
+			err_set("fd %d: unknown kind %u", f->d.fd, f->d.kind);
+			return -1;
+		}
+		if (f->d.kind == IMG_FD_INHERIT && fd < 0 && !(f->d.fd == 0 && in->from_stdin) &&
+		    fcntl(f->d.fd, F_GETFD) >= 0)
+			continue;
+		if (fd < 0) {
+			err_sys("fd %d: cannot open /dev/null", f->d.fd);
+			return -1;
+		}
+		plan[i].tmp = fd;
+	}
+	return 0;
+}
+
+/* Move fd to a number at or above base, close-on-exec. */
+static int lift_fd(int fd, int base)
+{
+	int nfd;
+
+	if (fd >= base)
+		return fd;
+	nfd = fcntl(fd, F_DUPFD_CLOEXEC, base);
+	if (nfd < 0) {
+		err_sys("cannot move fd %d above %d", fd, base);
+		return -1;
+	}
+	close(fd);
+	return nfd;
+}
+
+/* Put every file at its number and close everything else of ours except
+ * the fds in keep[].  Runs after every check passed: dup3 onto a number
+ * we own does not fail for any reason we could have handled. */
+static void install_files(const struct image *im, struct fdplan *plan, const int *keep,
+			  size_t nkeep)
+{
+	char path[64];
+	struct dirent *d;
+	DIR *dir;
+
+	for (size_t i = 0; i < im->nfiles; i++) {
+		if (plan[i].tmp >= 0) {
+			dup3(plan[i].tmp, plan[i].target, plan[i].cloexec ? O_CLOEXEC : 0);
+			close(plan[i].tmp);
+		} else {
+			fcntl(plan[i].target, F_SETFD, plan[i].cloexec ? FD_CLOEXEC : 0);
+		}
+	}
+	dir = opendir(fmt_path(path, sizeof(path), "/proc/self/fd"));
+	if (!dir)
+		return;
+	while ((d = readdir(dir))) {
+		int fd = atoi(d->d_name), wanted = 0;
+
+		if (d->d_name[0] < '0' || d->d_name[0] > '9' || fd == dirfd(dir))
+			continue;
+		for (size_t i = 0; i < im->nfiles && !wanted; i++)
+			wanted = plan[i].target == fd;
+		for (size_t i = 0; i < nkeep && !wanted; i++)
+			wanted = keep[i] == fd;
+		if (!wanted)
+			close(fd);
+	}
+	closedir(dir);
+}
+
+/* ---- the frame -------------------------------------------------------- */
+
+/* The rt_sigreturn frame that loads the program's registers.  A thread
+ * stopped inside a system call that the kernel would restart is set to
+ * run it again. */
+static void build_frame(const struct image *im, uint64_t xfeatures, uint32_t xsize,
+			unsigned char *frame, struct rst_args *a)
+{
+	const struct img_thread *t = &im->thread;
+	struct user_regs_struct r;
+	struct k_ucontext *uc = (void *)frame;
+	uint64_t fpoff = ALIGN(sizeof(*uc), 64);
+	struct fpx_sw sw = {0};
+	uint32_t magic2 = FP_XSTATE_MAGIC2;
+
+	memcpy(&r, t->regs, sizeof(r));
+	if ((int64_t)r.orig_rax >= 0) {
+		int64_t rax = (int64_t)r.rax;
+		/* -ERESTART_RESTARTBLOCK re-runs the original call with its
+		 * original arguments: the kernel's restart block (the time a
+		 * sleep had left) did not survive; a sleep starts over. */
+		if (rax == -ERESTARTSYS || rax == -ERESTARTNOINTR || rax == -ERESTARTNOHAND ||
+		    rax == -ERESTART_RESTARTBLOCK) {
+			r.rax = r.orig_rax;
+			r.rip -= 2;
+		}
+	}
+	memset(uc, 0, sizeof(*uc));
+	uc->uc_flags = UC_FP_XSTATE | UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS;
+	uc->ss_sp = t->ss_sp;
+	uc->ss_flags = t->ss_flags;
+	uc->ss_size = t->ss_size;
+	uc->mc = (struct k_sigcontext){
+		.r8 = r.r8, .r9 = r.r9, .r10 = r.r10, .r11 = r.r11, .r12 = r.r12, .r13 = r.r13,
+		.r14 = r.r14, .r15 = r.r15, .rdi = r.rdi, .rsi = r.rsi, .rbp = r.rbp,
+		.rbx = r.rbx, .rdx = r.rdx, .rax = r.rax, .rcx = r.rcx, .rsp = r.rsp,
+		.rip = r.rip, .eflags = r.eflags, .cs = 0x33, .ss = 0x2b};
+	uc->sigmask = t->sigmask;
+	memcpy(frame + fpoff, im->xstate, xsize);
+	sw.magic1 = FP_XSTATE_MAGIC1;
+	sw.extended_size = xsize + sizeof(magic2);
+	sw.xfeatures = xfeatures;
+	sw.xstate_size = xsize;
+	memcpy(frame + fpoff + FX_SW_OFF, &sw, sizeof(sw));
+	memcpy(frame + fpoff + xsize, &magic2, sizeof(magic2));
+	a->frame_len = fpoff + xsize + sizeof(magic2);
+	a->frame_fpoff = fpoff;
+	a->frame_fpptr = offsetof(struct k_ucontext, mc.fpstate);
+	/* Below the red zone, 64-byte aligned for XRSTOR. */
+	a->frame_sp = (r.rsp - 128 - a->frame_len) & ~63ull;
+}
+
+/* The frame is written where the program's stack is: inside a region that
+ * takes page data, or just below a stack that grows down. */
+static int frame_fits(const struct rst_map *maps, size_t n, uint64_t sp, uint64_t len)
+{
+	for (size_t i = 0; i < n; i++)
+		if (maps[i].fill && maps[i].start < sp + len && sp + len <= maps[i].end &&
+		    (maps[i].start <= sp || (maps[i].flags & MAP_GROWSDOWN)))
+			return 1;
+	return 0;
+}
+
+/* ---- the jump --------------------------------------------------------- */
+
+static _Noreturn void jump(uint64_t entry, uint64_t stack_top,
+					   struct rst_args *a)
+{
+	__asm__ volatile("mov %0, %%rsp\n\t"
+			 "mov %1, %%rdi\n\t"
+			 "jmp *%2\n\t"
+			 :
+			 : "r"(stack_top - 8), "r"(a), "r"(entry)
+			 : "memory");
+	__builtin_unreachable();
+}
+
+static int unregister_rseq(void)
+{
+	void *area;
+
+	if (__rseq_size == 0)
+		return 0;
+	area = (char *)__builtin_thread_pointer() + __rseq_offset;
+	/* glibc 2.35+ registers 32 bytes; later ones report the feature
+	 * size in __rseq_size but still registered at least 32. */
+	if (syscall(SYS_rseq, area, __rseq_size, RSEQ_FLAG_UNREGISTER, RSEQ_SIG) == 0 ||
+	    syscall(SYS_rseq, area, 32, RSEQ_FLAG_UNREGISTER, RSEQ_SIG) == 0)
+		return 0;
+	err_sys("cannot unregister ckpt-remap's own rseq area");
+	return -1;
+}
+
+int rst_restore(struct rst_input *in, int flags)
+{
+	struct image *im = &in->im;
+	struct proc_map *self = NULL;
+	size_t nself = 0, nmaps = 0, nkeep = 0;
+	struct fileset fs = {0};
+	struct fdplan *plan = NULL;
+	struct rst_map *maps;
+	struct rst_range *unmap;
+	struct rst_args *a;
+	uint64_t xfeatures, ps = sysconf(_SC_PAGESIZE), code_len, data_len, scratch_len = 0;
+	uint64_t blob, blob_len, tramp, off, maxfd = 2;
+	uint32_t xsize;
+	unsigned char *base;
+	int *keep, exe_fd = -1;
+	sigset_t all;
+
+	if (check_cpu(im, &xfeatures, &xsize))
+		return -1;
+	if (proc_read_maps(getpid(), &self, &nself))
+		return -1;
+
+	/* Blob layout: scratch for moving the special mappings, code, data
+	 * (args, tables, frame), stack. */
+	for (size_t i = 0; i < nself; i++)
+		if (is_special(self[i].path))
+			scratch_len += self[i].end - self[i].start;
+	code_len = ALIGN(rst_blob_end - rst_blob, ps);
+	data_len = ALIGN(sizeof(struct rst_args) + (nself + 8) * sizeof(struct rst_range) +
+				 (im->nregions + 1) * sizeof(struct rst_map) +
+				 (im->nfiles + im->nregions + 8) * sizeof(int32_t) +
+				 IMG_NSIG * sizeof(struct img_sigact) +
+				 IMG_MAX_RUNS * sizeof(struct img_run) + 64 + sizeof(struct k_ucontext) +
+				 64 + im->thread.xstate_len + 64,
+			 ps);
+	blob_len = ALIGN(scratch_len, ps) + code_len + data_len + RST_STACK;
+	blob = find_free(im, self, nself, blob_len + ps);
+	if (!blob) {
+		err_set("no address range is free both here and in the image for the restorer");
+		goto fail;
+	}
+	tramp = blob + blob_len;
+	base = mmap((void *)blob, blob_len, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	if (base == MAP_FAILED || (uint64_t)base != blob) {
+		err_sys("cannot map the restorer at %#llx", (unsigned long long)blob);
+		goto fail;
+	}
+	if (mmap((void *)tramp, ps, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0) != (void *)tramp) {
+		err_sys("cannot map the trampoline at %#llx", (unsigned long long)tramp);
+		goto fail;
+	}
+	memcpy((void *)tramp, tramp_code, sizeof(tramp_code));
+	memcpy((char *)tramp + RST_TRAMP_MAGIC_OFF, RST_TRAMP_MAGIC, sizeof(RST_TRAMP_MAGIC));
+	if (mprotect((void *)tramp, ps, PROT_READ | PROT_EXEC)) {
+		err_sys("cannot protect the trampoline");
+		goto fail;
+	}
+	off = ALIGN(scratch_len, ps);
+	memcpy(base + off, rst_blob, rst_blob_end - rst_blob);
+	if (mprotect(base + off, code_len, PROT_READ | PROT_EXEC)) {
+		err_sys("cannot protect the restorer's code");
+		goto fail;
+	}
+	off += code_len;
+	a = (struct rst_args *)(base + off);
+	memset(a, 0, sizeof(*a));
+	off += ALIGN(sizeof(*a), 64);
+	a->blob_start = blob;
+	a->blob_len = blob_len;
+	a->tramp = tramp;
+	a->fail_rc = ckpt_fail_rc();
+	a->page_size = ps;
+	a->flags = (flags & RST_PROGRESS) ? RST_F_PROGRESS : 0;
+	a->stream_off = in->r.off;
+	a->nrec = in->r.nrec;
+	a->pages_hint = im->proc.pages_hint;
+
+	if (plan_specials(im, self, nself, a))
+		goto fail;
+
+	/* The image's regions, each with its file open. */
+	maps = (struct rst_map *)(base + off);
+	off += ALIGN((im->nregions + 1) * sizeof(*maps), 64);
+	fs.paths = calloc(im->nregions + 1, sizeof(*fs.paths));
+	fs.fds = calloc(im->nregions + 1, sizeof(*fs.fds));
+	if (!fs.paths || !fs.fds) {
+		err_set("out of memory");
+		goto fail;
+	}
+	for (size_t i = 0; i < im->nregions; i++) {
+		const struct region *r = &im->regions[i];
+		struct rst_map *m = &maps[nmaps];
+
+		if (r->d.kind == IMG_RGN_SPECIAL)
+			continue;
+		m->start = r->d.start;
+		m->end = r->d.end;
+		m->prot = r->d.prot;
+		m->flags = (r->d.flags & IMG_RGN_SHARED) ? MAP_SHARED : MAP_PRIVATE;
+		if (r->d.flags & IMG_RGN_GROWSDOWN)
+			m->flags |= MAP_GROWSDOWN;
+		m->fd = -1;
+		m->fill = !(r->d.flags & IMG_RGN_SHARED);
+		if (r->d.kind == IMG_RGN_FILE) {
+			m->fd = map_file_fd(&fs, r);
+			if (m->fd < 0)
+				goto fail;
+			m->pgoff = r->d.pgoff;
+		}
+		nmaps++;
+	}
+	a->nmaps = nmaps;
+	a->maps = (uint64_t)maps;
+
+	/* Files: all opened before any of ours is moved. */
+	plan = calloc(im->nfiles + 1, sizeof(*plan));
+	if (!plan) {
+		err_set("out of memory");
+		goto fail;
+	}
+	if (open_files(in, plan))
+		goto fail;
+	if (im->exe[0])
+		exe_fd = open(im->exe, O_RDONLY | O_CLOEXEC);
+	for (size_t i = 0; i < im->nfiles; i++)
+		if ((uint64_t)im->files[i].d.fd > maxfd)
+			maxfd = im->files[i].d.fd;
+	/* Our own fds go above every fd number the program uses. */
+	if ((in->r.fd = lift_fd(in->r.fd, maxfd + 1)) < 0)
+		goto fail;
+	for (size_t i = 0; i < fs.n; i++)
+		if ((fs.fds[i] = lift_fd(fs.fds[i], maxfd + 1)) < 0)
+			goto fail;
+	/* lift_fd renumbered the map files: point the maps at the new ones. */
+	{
+		size_t k = 0;
+		for (size_t i = 0; i < im->nregions; i++) {
+			const struct region *r = &im->regions[i];
+			if (r->d.kind == IMG_RGN_SPECIAL)
+				continue;
+			if (r->d.kind == IMG_RGN_FILE)
+				for (size_t j = 0; j < fs.n; j++)
+					if (!strcmp(fs.paths[j], r->path))
+						maps[k].fd = fs.fds[j];
+			k++;
+		}
+	}
+	for (size_t i = 0; i < im->nfiles; i++)
+		if (plan[i].tmp >= 0 && (plan[i].tmp = lift_fd(plan[i].tmp, maxfd + 1)) < 0)
+			goto fail;
+	if (exe_fd >= 0 && (exe_fd = lift_fd(exe_fd, maxfd + 1)) < 0)
+		goto fail;
+	keep = (int *)(base + off);
+	keep[nkeep++] = in->r.fd;
+	for (size_t i = 0; i < fs.n; i++)
+		keep[nkeep++] = fs.fds[i];
+	if (exe_fd >= 0)
+		keep[nkeep++] = exe_fd;
+	off += ALIGN(nkeep * sizeof(int32_t), 64);
+	a->img_fd = in->r.fd;
+	a->nclose = nkeep;
+	a->close_fds = (uint64_t)keep;
+
+	if (chdir(im->cwd)) {
+		err_sys("cannot change directory to %s", im->cwd);
+		goto fail;
+	}
+	umask(im->proc.umask);
+
+	/* The kernel state the restorer sets. */
+	memcpy(&a->mm, (uint64_t[]){im->proc.mm[MM_START_CODE], im->proc.mm[MM_END_CODE],
+				    im->proc.mm[MM_START_DATA], im->proc.mm[MM_END_DATA],
+				    im->proc.mm[MM_START_BRK], im->proc.mm[MM_BRK],
+				    im->proc.mm[MM_START_STACK], im->proc.mm[MM_ARG_START],
+				    im->proc.mm[MM_ARG_END], im->proc.mm[MM_ENV_START],
+				    im->proc.mm[MM_ENV_END]},
+	       11 * sizeof(uint64_t));
+	if (im->proc.auxv_len > sizeof(a->auxv)) {
+		err_set("auxv of %u bytes is too large", im->proc.auxv_len);
+		goto fail;
+	}
+	memcpy(a->auxv, im->auxv, im->proc.auxv_len);
+	a->mm.auxv_size = im->proc.auxv_len;
+	a->mm.exe_fd = exe_fd >= 0 ? (uint32_t)exe_fd : (uint32_t)-1;
+	if (exe_fd >= 0)
+		a->flags |= RST_F_EXE_FD;
+	{
+		struct user_regs_struct r;
+		memcpy(&r, im->thread.regs, sizeof(r));
+		a->fs_base = r.fs_base;
+		a->gs_base = r.gs_base;
+	}
+	a->tid_addr = im->thread.tid_addr;
+	a->tid_cached = !!(im->thread.flags & IMG_THR_TID_CACHED);
+	a->robust_head = im->thread.robust_head;
+	a->robust_len = im->thread.robust_len;
+	a->rseq_addr = im->thread.rseq_addr;
+	a->rseq_len = im->thread.rseq_len;
+	a->rseq_sig = im->thread.rseq_sig;
+	memcpy(a->comm, im->thread.comm, sizeof(a->comm));
+	memcpy(base + off, im->sigacts, sizeof(im->sigacts));
+	a->sigacts = (uint64_t)(base + off);
+	off += ALIGN(sizeof(im->sigacts), 64);
+	a->runs = (uint64_t)(base + off);
+	off += ALIGN(IMG_MAX_RUNS * sizeof(struct img_run), 64);
+	a->frame = (uint64_t)(base + off);
+	build_frame(im, xfeatures, xsize, base + off, a);
+	off += ALIGN(a->frame_len, 64);
+	if (!frame_fits(maps, nmaps, a->frame_sp, a->frame_len)) {
+		err_set("the stack pointer %#llx is not in a writable region of the image",
+			(unsigned long long)im->thread.regs[19]);
+		goto fail;
+	}
+
+	/* Everything of ckpt-remap that is not the blob, the trampoline or a
+	 * special mapping goes. */
+	proc_free_maps(self, nself);
+	self = NULL;
+	if (proc_read_maps(getpid(), &self, &nself))
+		goto fail;
+	unmap = (struct rst_range *)(base + off);
+	a->unmap = (uint64_t)unmap;
+	for (size_t i = 0; i < nself; i++) {
+		if (is_special(self[i].path) || !strcmp(self[i].path, "[vsyscall]") ||
+		    (self[i].start >= blob && self[i].end <= tramp + ps))
+			continue;
+		unmap[a->nunmap++] = (struct rst_range){self[i].start, self[i].end};
+	}
+	off += ALIGN(a->nunmap * sizeof(*unmap), 64);
+	if (off > ALIGN(scratch_len, ps) + code_len + data_len) {
+		err_set("restorer data overflow (%llu bytes)", (unsigned long long)off);
+		goto fail;
+	}
+	proc_free_maps(self, nself);
+
+	/* From here on nothing may fail. */
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, NULL);
+	if (unregister_rseq()) {
+		sigprocmask(SIG_UNBLOCK, &all, NULL);
+		return -1;
+	}
+	fflush(NULL);
+	install_files(im, plan, keep, nkeep);
+	jump(blob + ALIGN(scratch_len, ps), blob + blob_len, a);
+fail:
+	proc_free_maps(self, nself);
+	return -1;
+}

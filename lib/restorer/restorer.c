@@ -1,0 +1,447 @@
+/* restorer.c: the last stage of ckpt-remap, run after ckpt-remap itself is
+ * gone.  It unmaps ckpt-remap, moves the vDSO, maps the image's regions,
+ * fills them from the stream, restores the kernel state of the thread and
+ * jumps into the program with rt_sigreturn.
+ *
+ * Constraints it lives under:
+ * - freestanding: no libc, raw system calls, its own memcpy/memset;
+ * - position independent with no relocations (the Makefile checks): it is
+ *   copied to an address chosen at run time and entered at offset 0;
+ * - no globals that need writing; all state is in struct rst_args, which
+ *   ckpt-remap filled in and placed in the same blob;
+ * - no TLS, no stack protector (fs is the program's by the end);
+ * - everything that can fail for a reason known in advance was checked
+ *   before entry; what fails here (a cut stream, a bad checksum) prints one
+ *   line and exits with fail_rc: there is no program left to return to. */
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../crc32c.h"
+#include "../image.h"
+#include "restorer.h"
+
+#define NR_read 0
+#define NR_write 1
+#define NR_close 3
+#define NR_mmap 9
+#define NR_mprotect 10
+#define NR_munmap 11
+#define NR_rt_sigaction 13
+#define NR_mremap 25
+#define NR_getpid 39
+#define NR_exit_group 231
+#define NR_prctl 157
+#define NR_arch_prctl 158
+#define NR_gettid 186
+#define NR_set_tid_address 218
+#define NR_clock_gettime 228
+#define NR_set_robust_list 273
+#define NR_rseq 334
+
+#define PROT_READ 1
+#define PROT_WRITE 2
+#define MAP_PRIVATE 0x02
+#define MAP_FIXED 0x10
+#define MAP_ANONYMOUS 0x20
+#define MAP_FIXED_NOREPLACE 0x100000
+#define MREMAP_MAYMOVE 1
+#define MREMAP_FIXED 2
+#define PR_SET_NAME 15
+#define PR_SET_MM 35
+#define PR_SET_MM_MAP 14
+#define ARCH_SET_GS 0x1001
+#define ARCH_SET_FS 0x1002
+#define EINTR 4
+#define EPERM 1
+
+static inline long sys6(long nr, long a, long b, long c, long d, long e, long f)
+{
+	register long r10 __asm__("r10") = d;
+	register long r8 __asm__("r8") = e;
+	register long r9 __asm__("r9") = f;
+	long ret;
+
+	__asm__ volatile("syscall"
+			 : "=a"(ret)
+			 : "a"(nr), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
+			 : "rcx", "r11", "memory");
+	return ret;
+}
+
+#define sys1(n, a) sys6(n, (long)(a), 0, 0, 0, 0, 0)
+#define sys2(n, a, b) sys6(n, (long)(a), (long)(b), 0, 0, 0, 0)
+#define sys3(n, a, b, c) sys6(n, (long)(a), (long)(b), (long)(c), 0, 0, 0)
+#define sys4(n, a, b, c, d) sys6(n, (long)(a), (long)(b), (long)(c), (long)(d), 0, 0)
+#define sys5(n, a, b, c, d, e) sys6(n, (long)(a), (long)(b), (long)(c), (long)(d), (long)(e), 0)
+
+static void r_memcpy(void *d, const void *s, uint64_t n)
+{
+	unsigned char *dp = d;
+	const unsigned char *sp = s;
+
+	while (n--)
+		*dp++ = *sp++;
+}
+
+/* A small line builder for messages: no printf here. */
+struct line {
+	char buf[256];
+	uint64_t len;
+};
+
+static void l_str(struct line *l, const char *s)
+{
+	while (*s && l->len < sizeof(l->buf) - 1)
+		l->buf[l->len++] = *s++;
+}
+
+static void l_num(struct line *l, uint64_t v, int base)
+{
+	char tmp[24];
+	int n = 0;
+
+	if (base == 16)
+		l_str(l, "0x");
+	do {
+		uint64_t d = v % base;
+		tmp[n++] = (char)(d < 10 ? '0' + d : 'a' + d - 10);
+		v /= base;
+	} while (v);
+	while (n && l->len < sizeof(l->buf) - 1)
+		l->buf[l->len++] = tmp[--n];
+}
+
+static void l_flush(struct line *l)
+{
+	sys3(NR_write, 2, l->buf, l->len);
+	l->len = 0;
+}
+
+/* Unrecoverable: the program cannot run, say why and exit. */
+__attribute__((noreturn)) static void fail(struct rst_args *a, const char *what, uint64_t v,
+					   long err)
+{
+	struct line l = {.len = 0};
+
+	if (a->flags & RST_F_PROGRESS)
+		l_str(&l, "\n");
+	l_str(&l, "ckpt-remap: ");
+	l_str(&l, what);
+	if (v) {
+		l_str(&l, " ");
+		l_num(&l, v, 16);
+	}
+	if (err) {
+		l_str(&l, ": error ");
+		l_num(&l, (uint64_t)-err, 10);
+	}
+	l_str(&l, "\n");
+	l_flush(&l);
+	for (;;)
+		sys1(NR_exit_group, a->fail_rc);
+}
+
+struct stream {
+	struct rst_args *a;
+	uint64_t off;
+	uint64_t nrec, npages;
+	/* progress */
+	uint64_t t0, tlast;
+	int shown;
+};
+
+static uint64_t now_ms(void)
+{
+	struct {
+		long sec, nsec;
+	} ts;
+
+	sys2(NR_clock_gettime, 1 /* CLOCK_MONOTONIC */, &ts);
+	return ts.sec * 1000 + ts.nsec / 1000000;
+}
+
+static void progress(struct stream *s, int final)
+{
+	uint64_t t = now_ms(), el, mib;
+	struct line l = {.len = 0};
+
+	if (!(s->a->flags & RST_F_PROGRESS))
+		return;
+	if (!final && (t - s->t0 < 1000 || t - s->tlast < 200))
+		return;
+	if (final && !s->shown)
+		return;
+	s->tlast = t;
+	s->shown = 1;
+	el = t - s->t0 ? t - s->t0 : 1;
+	mib = s->off >> 20;
+	l_str(&l, "\rckpt-remap: restored ");
+	l_num(&l, mib, 10);
+	l_str(&l, " MiB");
+	if (s->a->pages_hint * s->a->page_size > s->off) {
+		l_str(&l, " of ~");
+		l_num(&l, (s->a->pages_hint * s->a->page_size) >> 20, 10);
+		l_str(&l, " MiB");
+	}
+	l_str(&l, ", ");
+	l_num(&l, (s->off >> 20) * 1000 / el, 10);
+	l_str(&l, " MiB/s\033[K");
+	if (final)
+		l_str(&l, "\n");
+	l_flush(&l);
+}
+
+static void s_read(struct stream *s, void *buf, uint64_t len)
+{
+	char *p = buf;
+
+	while (len) {
+		long n = sys3(NR_read, s->a->img_fd, p, len > (1u << 30) ? (1u << 30) : len);
+		if (n == -EINTR)
+			continue;
+		if (n < 0)
+			fail(s->a, "cannot read the image at offset", s->off, n);
+		if (n == 0)
+			fail(s->a, "image truncated: page data ends at offset", s->off, 0);
+		p += n;
+		len -= n;
+		s->off += n;
+	}
+}
+
+static const struct rst_map *find_map(struct rst_args *a, uint64_t addr, uint64_t len)
+{
+	const struct rst_map *m = (const struct rst_map *)a->maps;
+	uint64_t lo = 0, hi = a->nmaps;
+
+	while (lo < hi) {
+		uint64_t mid = (lo + hi) / 2;
+		if (m[mid].end <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < a->nmaps && m[lo].start <= addr && addr + len <= m[lo].end && addr + len > addr)
+		return &m[lo];
+	return 0;
+}
+
+/* PAGES records until END: each run goes straight into its final place. */
+static void fill_pages(struct rst_args *a)
+{
+	struct stream s = {.a = a, .off = a->stream_off, .nrec = a->nrec};
+	struct img_run *runs = (struct img_run *)a->runs;
+	uint64_t ps = a->page_size;
+
+	s.t0 = s.tlast = now_ms();
+	for (;;) {
+		struct img_rec rec;
+		struct img_pages p;
+		uint64_t start = s.off, pad, want;
+		uint32_t crc;
+
+		s_read(&s, &rec, sizeof(rec));
+		want = rec.crc;
+		rec.crc = 0;
+		crc = crc32c_hw(0, &rec, sizeof(rec));
+		if (rec.type == IMG_REC_END) {
+			struct img_end e;
+			if (rec.len != sizeof(e))
+				fail(a, "END record: bad length at offset", start, 0);
+			s_read(&s, &e, sizeof(e));
+			if (crc32c_hw(crc, &e, sizeof(e)) != want)
+				fail(a, "END record: checksum mismatch at offset", start, 0);
+			if (e.records != s.nrec || e.pages != s.npages || e.bytes != start)
+				fail(a, "END record: totals differ from the stream at offset", start,
+				     0);
+			break;
+		}
+		if (rec.type != IMG_REC_PAGES || rec.len < sizeof(p))
+			fail(a, "unexpected record in the page data at offset", start, 0);
+		s_read(&s, &p, sizeof(p));
+		if (p.nruns == 0 || p.nruns > IMG_MAX_RUNS || p.npages == 0)
+			fail(a, "PAGES record: bad counts at offset", start, 0);
+		s_read(&s, runs, p.nruns * sizeof(*runs));
+		pad = (ps - s.off % ps) % ps;
+		if (rec.len != sizeof(p) + p.nruns * sizeof(*runs) + pad + p.npages * ps)
+			fail(a, "PAGES record: bad length at offset", start, 0);
+		crc = crc32c_hw(crc, &p, sizeof(p));
+		crc = crc32c_hw(crc, runs, p.nruns * sizeof(*runs));
+		while (pad) {
+			char z[64];
+			uint64_t k = pad < sizeof(z) ? pad : sizeof(z);
+			s_read(&s, z, k);
+			crc = crc32c_hw(crc, z, k);
+			pad -= k;
+		}
+		if (crc != want)
+			fail(a, "PAGES record: checksum mismatch at offset", start, 0);
+		/* Every run must land inside a region the image maps for data:
+		 * a hostile stream must not write anywhere else. */
+		{
+			uint64_t sum = 0;
+			for (uint32_t i = 0; i < p.nruns; i++) {
+				const struct rst_map *m;
+				if (runs[i].npages == 0 || runs[i].npages > p.npages ||
+				    runs[i].addr % ps)
+					fail(a, "PAGES record: bad run at offset", start, 0);
+				m = find_map(a, runs[i].addr, runs[i].npages * ps);
+				if (!m || !m->fill)
+					fail(a, "PAGES record: run outside the image's regions at",
+					     runs[i].addr, 0);
+				sum += runs[i].npages;
+			}
+			if (sum != p.npages)
+				fail(a, "PAGES record: runs do not add up at offset", start, 0);
+		}
+		crc = 0;
+		for (uint32_t i = 0; i < p.nruns; i++) {
+			uint64_t len = runs[i].npages * ps;
+			s_read(&s, (void *)runs[i].addr, len);
+			crc = crc32c_hw(crc, (void *)runs[i].addr, len);
+			progress(&s, 0);
+		}
+		if (crc != p.data_crc)
+			fail(a, "page data: checksum mismatch in the record at offset", start, 0);
+		s.nrec++;
+		s.npages += p.npages;
+	}
+	progress(&s, 1);
+}
+
+static void move_specials(struct rst_args *a)
+{
+	/* Two steps, through scratch space at the start of the blob, so that
+	 * no move lands on a special mapping that has not moved yet. */
+	uint64_t tmp = a->blob_start;
+
+	for (uint32_t i = 0; i < a->nspecial; i++) {
+		struct rst_move *m = &a->special[i];
+		long r = sys5(NR_mremap, m->from, m->len, m->len, MREMAP_MAYMOVE | MREMAP_FIXED,
+			      tmp);
+		if (r != (long)tmp)
+			fail(a, "cannot move the vDSO/vvar mapping at", m->from, r);
+		m->from = tmp;
+		tmp += m->len;
+	}
+	for (uint32_t i = 0; i < a->nspecial; i++) {
+		struct rst_move *m = &a->special[i];
+		long r = sys5(NR_mremap, m->from, m->len, m->len, MREMAP_MAYMOVE | MREMAP_FIXED,
+			      m->to);
+		if (r != (long)m->to)
+			fail(a, "cannot move the vDSO/vvar mapping to", m->to, r);
+	}
+}
+
+static void map_regions(struct rst_args *a)
+{
+	const struct rst_map *m = (const struct rst_map *)a->maps;
+
+	for (uint64_t i = 0; i < a->nmaps; i++) {
+		uint32_t prot = m[i].prot | (m[i].fill ? PROT_READ | PROT_WRITE : 0);
+		uint32_t flags = m[i].flags | MAP_FIXED_NOREPLACE;
+		long r;
+
+		if (m[i].fd < 0)
+			flags |= MAP_ANONYMOUS;
+		r = sys6(NR_mmap, m[i].start, m[i].end - m[i].start, prot, flags, m[i].fd,
+			 m[i].pgoff);
+		if (r != (long)m[i].start)
+			fail(a, "cannot map region", m[i].start, r);
+	}
+}
+
+static void protect_regions(struct rst_args *a)
+{
+	const struct rst_map *m = (const struct rst_map *)a->maps;
+
+	for (uint64_t i = 0; i < a->nmaps; i++) {
+		long r;
+		if (!m[i].fill || m[i].prot == (m[i].prot | PROT_READ | PROT_WRITE))
+			continue;
+		r = sys3(NR_mprotect, m[i].start, m[i].end - m[i].start, m[i].prot);
+		if (r)
+			fail(a, "cannot set the protection of region", m[i].start, r);
+	}
+}
+
+static void restore_kernel_state(struct rst_args *a)
+{
+	const struct img_sigact *sa = (const struct img_sigact *)a->sigacts;
+	long r;
+
+	a->mm.auxv = (uint64_t)a->auxv;
+	r = sys5(NR_prctl, PR_SET_MM, PR_SET_MM_MAP, &a->mm, sizeof(a->mm), 0);
+	if (r == -EPERM && (a->flags & RST_F_EXE_FD)) {
+		/* Replacing /proc/PID/exe needs CAP_CHECKPOINT_RESTORE; the
+		 * rest of the map does not. */
+		a->mm.exe_fd = (uint32_t)-1;
+		r = sys5(NR_prctl, PR_SET_MM, PR_SET_MM_MAP, &a->mm, sizeof(a->mm), 0);
+	}
+	if (r)
+		fail(a, "cannot set the memory layout (PR_SET_MM_MAP)", 0, r);
+	for (int sig = 1; sig <= IMG_NSIG; sig++) {
+		if (sig == 9 || sig == 19)
+			continue;
+		r = sys4(NR_rt_sigaction, sig, &sa[sig - 1], 0, 8);
+		if (r)
+			fail(a, "cannot restore the action of signal", sig, r);
+	}
+	if (a->robust_head) {
+		r = sys2(NR_set_robust_list, a->robust_head, a->robust_len);
+		if (r)
+			fail(a, "cannot restore the robust futex list at", a->robust_head, r);
+	}
+	sys1(NR_set_tid_address, a->tid_addr);
+	if (a->tid_cached)
+		*(volatile int32_t *)a->tid_addr = (int32_t)sys1(NR_gettid, 0);
+	if (a->rseq_addr) {
+		r = sys4(NR_rseq, a->rseq_addr, a->rseq_len, 0, a->rseq_sig);
+		if (r)
+			fail(a, "cannot register rseq at", a->rseq_addr, r);
+	}
+	r = sys2(NR_arch_prctl, ARCH_SET_FS, a->fs_base);
+	if (r)
+		fail(a, "cannot set the fs base", a->fs_base, r);
+	r = sys2(NR_arch_prctl, ARCH_SET_GS, a->gs_base);
+	if (r)
+		fail(a, "cannot set the gs base", a->gs_base, r);
+	sys2(NR_prctl, PR_SET_NAME, a->comm);
+}
+
+__attribute__((section(".text.entry"), noreturn, used)) void rst_entry(struct rst_args *a)
+{
+	const struct rst_range *u = (const struct rst_range *)a->unmap;
+	const int32_t *cfd = (const int32_t *)a->close_fds;
+	uint64_t fp;
+
+	/* The point of no return.  (ckpt-remap unregistered its rseq area
+	 * before it jumped here: the kernel would write into it otherwise.) */
+	for (uint64_t i = 0; i < a->nunmap; i++)
+		sys2(NR_munmap, u[i].start, u[i].end - u[i].start);
+	move_specials(a);
+	map_regions(a);
+	fill_pages(a);
+	protect_regions(a);
+	restore_kernel_state(a);
+	for (uint32_t i = 0; i < a->nclose; i++)
+		sys1(NR_close, cfd[i]);
+
+	/* The rt_sigreturn frame goes below the program's stack pointer, as
+	 * the kernel would put one for a signal; its xsave area must be
+	 * 64-byte aligned there. */
+	r_memcpy((void *)a->frame_sp, (void *)a->frame, a->frame_len);
+	fp = a->frame_sp + a->frame_fpoff;
+	r_memcpy((void *)(a->frame_sp + a->frame_fpptr), &fp, 8);
+
+	/* The trampoline unmaps this blob and calls rt_sigreturn; it lives
+	 * outside the blob, so that it survives the munmap. */
+	__asm__ volatile("mov %0, %%rdi\n\t"
+			 "mov %1, %%rsi\n\t"
+			 "mov %2, %%rdx\n\t"
+			 "jmp *%3\n\t"
+			 :
+			 : "r"(a->blob_start), "r"(a->blob_len), "r"(a->frame_sp), "r"(a->tramp)
+			 : "rdi", "rsi", "rdx", "memory");
+	__builtin_unreachable();
+}

@@ -1,0 +1,107 @@
+/* restorer.h: what ckpt-remap hands the freestanding restorer.
+ *
+ * Shared by lib/restore.c (ordinary C, which fills it in) and restorer.c
+ * (freestanding, which acts on it).  Plain integers only: the restorer
+ * runs after everything of ckpt-remap but its own blob is unmapped. */
+#ifndef CKPT_RESTORER_H
+#define CKPT_RESTORER_H
+
+#include <stdint.h>
+
+#include "../image.h"
+
+/* The trampoline page that stays in the restored process: its code, then
+ * this marker at RST_TRAMP_MAGIC_OFF, so that ckpt-dump recognises and
+ * skips it in a process restored earlier. */
+#define RST_TRAMP_MAGIC "ckpt-remap trampoline page v1"
+#define RST_TRAMP_MAGIC_OFF 64
+
+struct rst_range {
+	uint64_t start, end;
+};
+
+struct rst_move {
+	uint64_t from, to, len;
+};
+
+struct rst_map {
+	uint64_t start, end;
+	uint64_t pgoff;
+	int32_t fd;	 /* file to map, or -1 for anonymous memory */
+	uint32_t prot;	 /* final protection */
+	uint32_t flags;	 /* mmap flags (MAP_PRIVATE/SHARED, MAP_GROWSDOWN) */
+	uint32_t fill;	 /* page data may follow for this region */
+};
+
+/* struct prctl_mm_map, as <linux/prctl.h> has it. */
+struct rst_mm_map {
+	uint64_t start_code, end_code, start_data, end_data, start_brk, brk, start_stack;
+	uint64_t arg_start, arg_end, env_start, env_end;
+	uint64_t auxv; /* pointer */
+	uint32_t auxv_size;
+	uint32_t exe_fd;
+};
+
+#define RST_MAX_SPECIAL 8
+
+struct rst_args {
+	/* The restorer's own memory: unmapped last, through the trampoline. */
+	uint64_t blob_start, blob_len;
+	uint64_t tramp; /* address of the trampoline page */
+	int32_t img_fd;
+	int32_t fail_rc;
+	uint32_t page_size;
+	uint32_t flags; /* RST_F_* */
+
+	/* Mappings of ckpt-remap to remove (everything but the blob, the
+	 * trampoline and the special mappings). */
+	uint64_t nunmap;
+	uint64_t unmap; /* struct rst_range[nunmap] */
+
+	/* [vvar], [vvar_vclock], [vdso]: moved, never copied. */
+	uint32_t nspecial;
+	uint32_t pad0;
+	struct rst_move special[RST_MAX_SPECIAL];
+
+	uint64_t nmaps;
+	uint64_t maps; /* struct rst_map[nmaps], sorted by address */
+
+	/* Page data: PAGES records until END, expected totals. */
+	uint64_t stream_off; /* image stream offset where page data starts */
+	uint64_t nrec;	     /* records read before it */
+	uint64_t pages_hint; /* for the progress line */
+
+	struct rst_mm_map mm;
+	uint64_t auxv[64];
+
+	/* The thread. */
+	uint64_t fs_base, gs_base;
+	uint64_t tid_addr;
+	uint32_t tid_cached; /* write our tid to *tid_addr (glibc's cached tid) */
+	uint32_t pad1;
+	uint64_t robust_head, robust_len;
+	uint64_t rseq_addr, rseq_len, rseq_sig;
+	char comm[16];
+	uint64_t sigacts; /* struct img_sigact[IMG_NSIG] */
+
+	/* The rt_sigreturn frame (ucontext + 64-byte aligned xsave area),
+	 * copied below the program's stack pointer at the end. */
+	uint64_t frame;	    /* address of the prepared frame in the blob */
+	uint64_t frame_len; /* bytes */
+	uint64_t frame_fpoff; /* offset of the xsave area in the frame */
+	uint64_t frame_fpptr; /* offset of sigcontext.fpstate, patched at the end */
+	uint64_t frame_sp;    /* where the frame goes: below rsp and its red zone */
+
+	/* fds of ckpt-remap's own to close at the end (image, map files). */
+	uint32_t nclose;
+	uint32_t pad2;
+	uint64_t close_fds; /* int32_t[nclose] */
+
+	/* Scratch for PAGES runs. */
+	uint64_t runs;	   /* struct img_run[IMG_MAX_RUNS] */
+};
+
+#define RST_F_PROGRESS 1u
+#define RST_F_EXE_FD 2u /* mm.exe_fd is set: try it, fall back to -1 on EPERM */
+
+#endif

@@ -1,0 +1,44 @@
+/* zio.h: compressed streams (zlib, liblzma, libzstd) between two fds.
+ * Every function returns -1 on failure and leaves a message with err_set. */
+#ifndef CKPT_ZIO_H
+#define CKPT_ZIO_H
+
+#include <stddef.h>
+
+enum zio_kind { ZIO_NONE, ZIO_GZIP, ZIO_XZ, ZIO_ZSTD };
+
+/* The longest magic zio_detect looks at (xz's). */
+#define ZIO_MAGIC_MAX 6
+
+/* The kind of stream that starts with buf, by its magic; ZIO_NONE if none
+ * matches (or n is too short to tell). */
+int zio_detect(const void *buf, size_t n);
+/* "none", "gzip", "xz", "zstd". */
+const char *zio_name(int kind);
+
+/* Compress everything read from in until end of file onto out. kind is
+ * ZIO_GZIP (a gzip member, level 0..9) or ZIO_XZ (an xz stream with a CRC64
+ * check, preset 0..9). */
+int zio_compress(int in, int out, int kind, int level)
+	__attribute__((warn_unused_result));
+
+/* Decompress a gzip, xz or zstd stream from in onto out. prefix holds the
+ * first prefix_len bytes of the stream, already read from in to sniff it
+ * (prefix_len may be 0). Concatenated gzip members, xz streams and zstd
+ * frames are all decoded, as gzip -d, xz -d and zstd -d do; a stream that
+ * ends early, is corrupt, or has trailing garbage is an error, reported
+ * after the data decoded so far has been written. */
+int zio_decompress(int in, int out, const void *prefix, size_t prefix_len)
+	__attribute__((warn_unused_result));
+
+/* Run zio_decompress(in, ...) in a process of its own and return in *out_fd
+ * the read end of a pipe (O_CLOEXEC) carrying the decompressed data. The
+ * decompressor is a grandchild, not a child: the caller may exec or become
+ * another program and never sees it exit. It keeps only in, the pipe and
+ * stderr open; on failure it prints "<prog>: decompress: <why>" on stderr
+ * and exits, so the reader sees the stream end early. The caller still owns
+ * in and should close its copy. */
+int zio_spawn_decompressor(int in, const void *prefix, size_t prefix_len, int *out_fd)
+	__attribute__((warn_unused_result));
+
+#endif
