@@ -21,9 +21,9 @@
  * (/proc/sys/fs/pipe-max-size). */
 #define ZIO_BUF (1 << 20)
 
-static const unsigned char gzip_magic[] = { 0x1f, 0x8b };
-static const unsigned char xz_magic[] = { 0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00 };
-static const unsigned char zstd_magic[] = { 0x28, 0xb5, 0x2f, 0xfd };
+static const unsigned char gzip_magic[] = {0x1f, 0x8b};
+static const unsigned char xz_magic[] = {0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00};
+static const unsigned char zstd_magic[] = {0x28, 0xb5, 0x2f, 0xfd};
 
 static int has_magic(const void *buf, size_t n, const unsigned char *magic, size_t len)
 {
@@ -358,7 +358,7 @@ out:
 
 static int zstd_decompress(struct zsrc *src, int out, unsigned char *ob)
 {
-	ZSTD_inBuffer zin = { src->ib, src->len, 0 };
+	ZSTD_inBuffer zin = {src->ib, src->len, 0};
 	ZSTD_outBuffer zout;
 	ZSTD_DCtx *dctx;
 	size_t r, pending = 0;
@@ -417,7 +417,7 @@ out:
 
 int zio_decompress(int in, int out, const void *prefix, size_t prefix_len)
 {
-	struct zsrc src = { .fd = in };
+	struct zsrc src = {.fd = in};
 	unsigned char *ob;
 	ssize_t n;
 	int rc = -1;
@@ -446,7 +446,8 @@ int zio_decompress(int in, int out, const void *prefix, size_t prefix_len)
 		rc = zstd_decompress(&src, out, ob);
 		break;
 	default:
-		err_set(src.len ? "not a compressed stream" : "not a compressed stream: empty input");
+		err_set(src.len ? "not a compressed stream"
+				: "not a compressed stream: empty input");
 		break;
 	}
 out:
@@ -472,7 +473,7 @@ static void close_fds(unsigned int lo, unsigned int hi)
 /* Close every fd but a, b and c (duplicates allowed). */
 static void close_except(int a, int b, int c)
 {
-	int keep[3] = { a, b, c }, i, j, t;
+	int keep[3] = {a, b, c}, i, j, t;
 	unsigned int lo = 0;
 
 	for (i = 0; i < 3; i++)
@@ -515,6 +516,11 @@ int zio_spawn_decompressor(int in, const void *prefix, size_t prefix_len, int *o
 	int p[2], status;
 	pid_t pid, r;
 
+	if (in < 0) {
+		errno = EBADF;
+		err_sys("decompressor input fd %d", in);
+		return -1;
+	}
 	if (pipe2(p, O_CLOEXEC) < 0) {
 		err_sys("cannot create decompressor pipe");
 		return -1;

@@ -19,8 +19,7 @@ const char *zio_name(int kind);
 /* Compress everything read from in until end of file onto out. kind is
  * ZIO_GZIP (a gzip member, level 0..9) or ZIO_XZ (an xz stream with a CRC64
  * check, preset 0..9). */
-int zio_compress(int in, int out, int kind, int level)
-	__attribute__((warn_unused_result));
+int zio_compress(int in, int out, int kind, int level) __attribute__((warn_unused_result));
 
 /* Decompress a gzip, xz or zstd stream from in onto out. prefix holds the
  * first prefix_len bytes of the stream, already read from in to sniff it
@@ -29,7 +28,7 @@ int zio_compress(int in, int out, int kind, int level)
  * ends early, is corrupt, or has trailing garbage is an error, reported
  * after the data decoded so far has been written. */
 int zio_decompress(int in, int out, const void *prefix, size_t prefix_len)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Run zio_decompress(in, ...) in a process of its own and return in *out_fd
  * the read end of a pipe (O_CLOEXEC) carrying the decompressed data. The
@@ -39,6 +38,6 @@ int zio_decompress(int in, int out, const void *prefix, size_t prefix_len)
  * and exits, so the reader sees the stream end early. The caller still owns
  * in and should close its copy. */
 int zio_spawn_decompressor(int in, const void *prefix, size_t prefix_len, int *out_fd)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 #endif

@@ -1,0 +1,84 @@
+/* ckpt-gzip: compress stdin to stdout (gzip or xz), or decompress gzip, xz
+ * or zstd with -d. A filter of its own so that pigz, xz or zstd can take its
+ * place in a pipeline. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "zio.h"
+
+#define USAGE "usage: ckpt-gzip [-d] [-1 ... -9] [--xz]"
+
+enum { OPT_XZ = 256 };
+
+static void usage(void)
+{
+	fprintf(stderr, "%s\n", USAGE);
+	exit(2);
+}
+
+/* --help and --version: stdout is checked like any other output. */
+static void say(const char *line)
+{
+	printf("%s\n", line);
+	if (fflush(stdout) || ferror(stdout))
+		die(1, "cannot write stdout: %s", strerror(errno));
+	exit(0);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"xz", no_argument, NULL, OPT_XZ},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {NULL, 0, NULL, 0},
+	};
+	int c, decompress = 0, kind = ZIO_GZIP, level = 6;
+
+	prog = "ckpt-gzip";
+	/* getopt names the program by argv[0] in its messages. */
+	argv[0] = (char *)prog;
+	while ((c = getopt_long(argc, argv, "d123456789hV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'd':
+			decompress = 1;
+			break;
+		case '1' ... '9':
+			level = c - '0';
+			break;
+		case OPT_XZ:
+			kind = ZIO_XZ;
+			break;
+		case 'h':
+			say(USAGE);
+			break;
+		case 'V':
+			say("ckpt-gzip " CKPT_VERSION);
+			break;
+		default:
+			usage();
+		}
+	}
+	if (optind < argc)
+		usage();
+
+	if (decompress) {
+		if (zio_decompress(0, 1, NULL, 0) < 0)
+			die_lib(1, "decompress");
+	} else {
+		/* As gzip does: compressed bytes on a terminal help nobody. */
+		if (isatty(1))
+			die(1, "stdout: compressed data not written to a terminal");
+		if (zio_compress(0, 1, kind, level) < 0)
+			die_lib(1, "compress");
+	}
+	/* close(2) can report what write(2) did not (NFS, quota): check it. */
+	if (close(1) < 0)
+		die(1, "cannot write stdout: %s", strerror(errno));
+	return 0;
+}

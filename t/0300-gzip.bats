@@ -1,0 +1,227 @@
+#!/usr/bin/env bats
+# ckpt-gzip: the compression filter on lib/zio, checked against gzip, xz and
+# zstd themselves.
+
+load lib
+
+# A round trip through a pipeline must also fail when ckpt-gzip fails after
+# writing everything.
+setup() {
+	set -o pipefail
+}
+
+# make_input: $in, a few MB of incompressible bytes then compressible text.
+make_input() {
+	in=$BATS_TEST_TMPDIR/in
+	head -c 3M /dev/urandom >"$in"
+	seq 1 200000 >>"$in"
+}
+
+# one_error_line PREFIX: the last `run` failed with status 1 and printed
+# exactly one line, "ckpt-gzip: ..." containing PREFIX.
+one_error_line() {
+	no_core
+	[ "$status" -eq 1 ]
+	[ "$(printf '%s\n' "$output" | wc -l)" -eq 1 ]
+	[[ $output == ckpt-gzip:* ]]
+	[[ $output == *"$1"* ]]
+}
+
+# decompress_file FILE: run ckpt-gzip -d on FILE, stdout to $BATS_TEST_TMPDIR/out;
+# $output is what it printed on stderr.
+decompress_file() {
+	run bash -c 'ckpt-gzip -d <"$1" >"$2"' _ "$1" "$BATS_TEST_TMPDIR/out"
+}
+
+@test "compressed output is decompressed by gzip -d to the same bytes" {
+	make_input
+	ckpt-gzip <"$in" >"$in.gz"
+	gzip -d <"$in.gz" | cmp - "$in"
+	[ "$(stat -c %s "$in.gz")" -lt "$(stat -c %s "$in")" ]
+}
+
+@test "ckpt-gzip -d reads what gzip -c wrote" {
+	make_input
+	gzip -c "$in" >"$in.gz"
+	ckpt-gzip -d <"$in.gz" | cmp - "$in"
+}
+
+@test "a two-member gzip file decompresses to both members, in order" {
+	make_input
+	echo "second member" >"$BATS_TEST_TMPDIR/b"
+	gzip -c "$in" >"$BATS_TEST_TMPDIR/a.gz"
+	ckpt-gzip <"$BATS_TEST_TMPDIR/b" >"$BATS_TEST_TMPDIR/b.gz"
+	cat "$BATS_TEST_TMPDIR/a.gz" "$BATS_TEST_TMPDIR/b.gz" >"$BATS_TEST_TMPDIR/ab.gz"
+	cat "$in" "$BATS_TEST_TMPDIR/b" >"$BATS_TEST_TMPDIR/expect"
+	ckpt-gzip -d <"$BATS_TEST_TMPDIR/ab.gz" | cmp - "$BATS_TEST_TMPDIR/expect"
+}
+
+@test "--xz output is decompressed by xz -d, with a CRC64 check" {
+	make_input
+	ckpt-gzip --xz <"$in" >"$in.xz"
+	xz -d <"$in.xz" | cmp - "$in"
+	xz -lvv "$in.xz" >"$BATS_TEST_TMPDIR/list"
+	grep -q 'CRC64' "$BATS_TEST_TMPDIR/list"
+}
+
+@test "ckpt-gzip -d reads what xz -c wrote" {
+	make_input
+	xz -c "$in" >"$in.xz"
+	ckpt-gzip -d <"$in.xz" | cmp - "$in"
+}
+
+@test "ckpt-gzip -d reads what zstd -c wrote, two frames included" {
+	make_input
+	zstd -q -c "$in" >"$in.zst"
+	ckpt-gzip -d <"$in.zst" | cmp - "$in"
+	cat "$in.zst" "$in.zst" | ckpt-gzip -d | cmp - <(cat "$in" "$in")
+}
+
+@test "levels -1 and -9 both round-trip, for gzip and for --xz" {
+	make_input
+	local l
+	for l in 1 9; do
+		ckpt-gzip "-$l" <"$in" | gzip -d | cmp - "$in"
+		ckpt-gzip "-$l" <"$in" | ckpt-gzip -d | cmp - "$in"
+		ckpt-gzip --xz "-$l" <"$in" | xz -d | cmp - "$in"
+	done
+	# The level reaches zlib: the gzip header's XFL byte is 4 for the
+	# fastest level, 2 for the best (RFC 1952), as gzip -1 and -9 write.
+	[ "$(ckpt-gzip -1 <"$in" | od -An -tx1 -j8 -N1)" = " 04" ]
+	[ "$(ckpt-gzip -9 <"$in" | od -An -tx1 -j8 -N1)" = " 02" ]
+}
+
+@test "truncated gzip input fails with status 1 and one line" {
+	make_input
+	ckpt-gzip <"$in" >"$in.gz"
+	local size cut
+	size=$(stat -c %s "$in.gz")
+	# Inside the deflate data, and one byte short of the trailer.
+	for cut in $((size / 2)) $((size - 1)); do
+		head -c "$cut" "$in.gz" >"$BATS_TEST_TMPDIR/cut.gz"
+		decompress_file "$BATS_TEST_TMPDIR/cut.gz"
+		one_error_line "gzip stream truncated"
+	done
+}
+
+@test "truncated xz input fails with status 1 and one line" {
+	make_input
+	ckpt-gzip --xz <"$in" >"$in.xz"
+	local size cut
+	size=$(stat -c %s "$in.xz")
+	for cut in $((size / 2)) $((size - 1)); do
+		head -c "$cut" "$in.xz" >"$BATS_TEST_TMPDIR/cut.xz"
+		decompress_file "$BATS_TEST_TMPDIR/cut.xz"
+		one_error_line "xz stream truncated"
+	done
+}
+
+@test "truncated zstd input fails with status 1 and one line" {
+	make_input
+	zstd -q -c "$in" >"$in.zst"
+	head -c "$(($(stat -c %s "$in.zst") - 1))" "$in.zst" >"$BATS_TEST_TMPDIR/cut.zst"
+	decompress_file "$BATS_TEST_TMPDIR/cut.zst"
+	one_error_line "zstd stream truncated"
+}
+
+@test "corrupt gzip data fails its check with status 1 and one line" {
+	seq 1 100000 | gzip -c >"$BATS_TEST_TMPDIR/x.gz"
+	# Overwrite 16 bytes in the middle of the deflate data.
+	printf 'corrupt corrupt!' |
+		dd of="$BATS_TEST_TMPDIR/x.gz" bs=1 seek=100 conv=notrunc status=none
+	decompress_file "$BATS_TEST_TMPDIR/x.gz"
+	one_error_line "gzip stream corrupt"
+}
+
+@test "trailing garbage after a gzip member fails with status 1, data kept" {
+	seq 1 1000 >"$BATS_TEST_TMPDIR/x"
+	{ gzip -c "$BATS_TEST_TMPDIR/x"; echo garbage; } >"$BATS_TEST_TMPDIR/x.gz"
+	decompress_file "$BATS_TEST_TMPDIR/x.gz"
+	one_error_line "trailing garbage"
+	cmp "$BATS_TEST_TMPDIR/out" "$BATS_TEST_TMPDIR/x"
+}
+
+@test "garbage input to -d fails with status 1 and one line" {
+	echo "this is not compressed" >"$BATS_TEST_TMPDIR/junk"
+	decompress_file "$BATS_TEST_TMPDIR/junk"
+	one_error_line "not a compressed stream"
+	decompress_file /dev/null
+	one_error_line "not a compressed stream"
+}
+
+@test "writing to /dev/full gives a non-zero status and says why" {
+	make_input
+	run bash -c 'ckpt-gzip <"$1" >/dev/full' _ "$in"
+	one_error_line "No space left on device"
+	gzip -c "$in" >"$in.gz"
+	run bash -c 'ckpt-gzip -d <"$1" >/dev/full' _ "$in.gz"
+	one_error_line "No space left on device"
+	run bash -c 'ckpt-gzip --help >/dev/full'
+	one_error_line "No space left on device"
+}
+
+@test "--help exits 0 and prints the usage line on stdout" {
+	run ckpt-gzip --help
+	[ "$status" -eq 0 ]
+	[ "$output" = "usage: ckpt-gzip [-d] [-1 ... -9] [--xz]" ]
+	run ckpt-gzip -V
+	[ "$status" -eq 0 ]
+	[ "$output" = "ckpt-gzip 0.1.0" ]
+}
+
+@test "--help, the man page SYNOPSIS and the completion agree" {
+	local usage synopsis opt
+	usage=$(ckpt-gzip --help)
+	synopsis=$(mandoc -Tascii "$TOP/man/ckpt-gzip.1" | col -b |
+		sed -n '/^SYNOPSIS/{n;s/^ *//;p;}')
+	[ "usage: $synopsis" = "$usage" ]
+	# Every option of the usage line, and -h/-V, is offered after "-".
+	# shellcheck source=/dev/null
+	source "$TOP/completions/ckpt-gzip"
+	COMP_WORDS=(ckpt-gzip -)
+	COMP_CWORD=1
+	_ckpt_gzip
+	for opt in $(grep -oE -- '-[-a-z0-9]+' <<<"${usage#usage: ckpt-gzip }") -h --help -V --version; do
+		[[ " ${COMPREPLY[*]} " == *" $opt "* ]]
+	done
+}
+
+@test "a bad option or an operand exits 2 with the usage line on stderr" {
+	run bash -c 'ckpt-gzip -q </dev/null 2>&1 >/dev/null'
+	[ "$status" -eq 2 ]
+	[[ $output == *"usage: ckpt-gzip [-d] [-1 ... -9] [--xz]"* ]]
+	run bash -c 'ckpt-gzip --xz=3 </dev/null 2>&1 >/dev/null'
+	[ "$status" -eq 2 ]
+	run bash -c 'ckpt-gzip file </dev/null 2>&1 >/dev/null'
+	[ "$status" -eq 2 ]
+}
+
+@test "empty input compresses to a valid stream and round-trips to nothing" {
+	local d=$BATS_TEST_TMPDIR
+	ckpt-gzip </dev/null >"$d/e.gz"
+	ckpt-gzip --xz </dev/null >"$d/e.xz"
+	[ -s "$d/e.gz" ] && [ -s "$d/e.xz" ]
+	gzip -d <"$d/e.gz" >"$d/1"
+	ckpt-gzip -d <"$d/e.gz" >"$d/2"
+	xz -d <"$d/e.xz" >"$d/3"
+	ckpt-gzip -d <"$d/e.xz" >"$d/4"
+	[ ! -s "$d/1" ] && [ ! -s "$d/2" ] && [ ! -s "$d/3" ] && [ ! -s "$d/4" ]
+}
+
+@test "input arriving a few bytes at a time through a pipe decodes" {
+	make_input
+	ckpt-gzip <"$in" >"$in.gz"
+	# Small reads exercise the refills and the member boundary checks.
+	cat "$in.gz" "$in.gz" | dd bs=4093 status=none iflag=fullblock |
+		ckpt-gzip -d | cmp - <(cat "$in" "$in")
+}
+
+@test "compressed data is not written to a terminal" {
+	command -v script >/dev/null || skip "script(1) not installed"
+	# script runs $SHELL, which is nologin for the unprivileged test user.
+	[[ $(SHELL=/bin/sh script -qec tty /dev/null) == /dev/* ]] ||
+		skip "script(1) cannot open a pseudo-terminal here"
+	run env SHELL=/bin/sh script -qec "ckpt-gzip </dev/null" /dev/null
+	[ "$status" -eq 1 ]
+	[[ $output == *"ckpt-gzip: stdout: compressed data not written to a terminal"* ]]
+}
