@@ -17,7 +17,7 @@ int main(int argc, char **argv)
 						 {"version", no_argument, NULL, 'V'},
 						 {NULL, 0, NULL, 0}};
 	int c, progress = -1, fail = ckpt_fail_rc();
-	struct rst_input in;
+	struct img_input in;
 
 	prog = "ckpt-remap";
 	while ((c = getopt_long(argc, argv, "hV", longopts, NULL)) != -1) {
@@ -45,7 +45,7 @@ int main(int argc, char **argv)
 	}
 	if (progress < 0)
 		progress = isatty(2);
-	if (rst_open(argv[optind], &in))
+	if (img_open(argv[optind], &in))
 		die(fail, "%s", err_get());
 	if (rst_restore(&in, progress ? RST_PROGRESS : 0))
 		die(fail, "%s", err_get());

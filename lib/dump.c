@@ -11,6 +11,7 @@
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "dump.h"
@@ -649,12 +650,17 @@ int dump_release(pid_t pid, enum dump_end how)
 	switch (how) {
 	case DUMP_STOP:
 		return pt_detach(pid, SIGSTOP);
-	case DUMP_KILL:
+	case DUMP_KILL: {
+		int status;
 		if (kill(pid, SIGKILL)) {
 			err_sys("pid %d: cannot kill", pid);
 			return -1;
 		}
+		/* As its tracer we see it die: when we exit, it is gone. */
+		while (waitpid(pid, &status, __WALL) < 0 && errno == EINTR)
+			;
 		return 0;
+	}
 	default:
 		return pt_detach(pid, 0);
 	}

@@ -249,6 +249,18 @@ int img_read_data(struct img_reader *r, const struct img_pages *p, void *buf, si
 int img_skip_data(struct img_reader *r, const struct img_pages *p, uint32_t *crc);
 /* Header and every metadata record up to and including DATA, validated. */
 int img_read_meta(struct img_reader *r, struct image *im, const void *prefix, size_t prefix_len);
+/* An image being read: from a file or stdin, through a decompressor
+ * process when it is compressed (gzip, xz, zstd; told by magic). */
+struct img_input {
+	struct img_reader r;
+	struct image im;
+	int from_stdin; /* the image came on fd 0 */
+	int compressed; /* a decompressor process feeds r.fd */
+};
+
+/* Open path ("-" or NULL for stdin) and read every metadata record. */
+int img_open(const char *path, struct img_input *in) __attribute__((warn_unused_result));
+
 /* Check an END record against what the reader counted. */
 int img_check_end(struct img_reader *r, const struct img_rec *rec, const struct img_end *e);
 

@@ -1,0 +1,280 @@
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/user.h>
+#include <time.h>
+
+#include "err.h"
+#include "inspect.h"
+#include "util.h"
+
+static struct region *region_of(struct image *im, uint64_t addr)
+{
+	size_t lo = 0, hi = im->nregions;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (im->regions[mid].d.end <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < im->nregions && im->regions[lo].d.start <= addr)
+		return &im->regions[lo];
+	return NULL;
+}
+
+int img_scan_data(struct img_input *in, struct img_totals *t)
+{
+	struct img_reader *r = &in->r;
+	struct image *im = &in->im;
+
+	for (;;) {
+		struct img_rec rec;
+		void *buf;
+		uint32_t crc;
+
+		if (img_read_rec(r, &rec, &buf))
+			return -1;
+		if (rec.type == IMG_REC_END) {
+			struct img_end e;
+			int rc;
+
+			if (rec.len != sizeof(e)) {
+				free(buf);
+				err_set("END record: bad length %llu", (unsigned long long)rec.len);
+				return -1;
+			}
+			memcpy(&e, buf, sizeof(e));
+			free(buf);
+			rc = img_check_end(r, &rec, &e);
+			t->records = r->nrec;
+			t->pages = r->npages;
+			t->bytes = r->off;
+			return rc;
+		}
+		if (rec.type != IMG_REC_PAGES) {
+			err_set("record of type %u among the page data at offset %llu", rec.type,
+				(unsigned long long)(r->off - sizeof(rec) - rec.len));
+			free(buf);
+			return -1;
+		}
+		{
+			struct img_pages *p = buf;
+			struct img_run *run = (struct img_run *)(p + 1);
+
+			for (uint32_t i = 0; i < p->nruns; i++) {
+				uint64_t end = run[i].addr + run[i].npages * r->page_size;
+				struct region *g = region_of(im, run[i].addr);
+				if (!g || end > g->d.end || end < run[i].addr) {
+					err_set("PAGES record: run %#llx+%llu pages lies outside "
+						"every region",
+						(unsigned long long)run[i].addr,
+						(unsigned long long)run[i].npages);
+					free(buf);
+					return -1;
+				}
+				g->stored += run[i].npages;
+			}
+			if (img_skip_data(r, p, &crc)) {
+				free(buf);
+				return -1;
+			}
+		}
+		free(buf);
+	}
+}
+
+static const char *prot_str(uint32_t prot, uint32_t flags)
+{
+	static char s[5];
+
+	s[0] = prot & PROT_READ ? 'r' : '-';
+	s[1] = prot & PROT_WRITE ? 'w' : '-';
+	s[2] = prot & PROT_EXEC ? 'x' : '-';
+	s[3] = flags & IMG_RGN_SHARED ? 's' : 'p';
+	s[4] = 0;
+	return s;
+}
+
+static const char *time_str(int64_t t)
+{
+	static char s[64];
+	time_t tt = t;
+	struct tm tm;
+
+	if (!gmtime_r(&tt, &tm) || !strftime(s, sizeof(s), "%Y-%m-%d %H:%M:%S UTC", &tm))
+		snprintf(s, sizeof(s), "%lld", (long long)t);
+	return s;
+}
+
+/* The command line with NULs as spaces, for text output. */
+static void put_cmdline(FILE *f, const struct image *im)
+{
+	for (uint32_t i = 0; i < im->proc.cmdline_len; i++) {
+		char c = im->cmdline[i];
+		if (c == 0 && i + 1 < im->proc.cmdline_len)
+			fputc(' ', f);
+		else if (c)
+			fputc((unsigned char)c < 32 ? '?' : c, f);
+	}
+}
+
+static const char *syscall_state(const struct user_regs_struct *r, char *buf, size_t n)
+{
+	if ((int64_t)r->orig_rax < 0)
+		return "running user code";
+	snprintf(buf, n, "in system call %lld (rax %lld)", (long long)r->orig_rax,
+		 (long long)r->rax);
+	return buf;
+}
+
+void inspect_text(FILE *f, const struct img_input *in, const struct img_totals *t)
+{
+	const struct image *im = &in->im;
+	const struct img_header *h = &im->hdr;
+	const struct img_proc *p = &im->proc;
+	const struct img_thread *th = &im->thread;
+	struct user_regs_struct r;
+	char b1[32], b2[64];
+	int nh = 0, ni = 0;
+
+	memcpy(&r, th->regs, sizeof(r));
+	fprintf(f, "format:   ckpt image version %u, x86-64, page size %u%s\n", h->version,
+		h->page_size, in->compressed ? ", compressed" : "");
+	fprintf(f, "created:  %s on %s, kernel %s\n", time_str(h->ctime), h->host, h->kernel);
+	fprintf(f, "cpu:      xsave features %#llx, %u bytes of state\n",
+		(unsigned long long)h->xfeatures, h->xsave_size);
+	fprintf(f, "process:  pid %d (%s), ppid %d, pgid %d, sid %d, uid %u, gid %u, umask %03o\n",
+		p->pid, p->comm, p->ppid, p->pgid, p->sid, p->uid, p->gid, p->umask);
+	fprintf(f, "command:  ");
+	put_cmdline(f, im);
+	fprintf(f, "\nexe:      %s\ncwd:      %s\n", im->exe, im->cwd);
+	fprintf(f, "thread:   tid %d, rip %#llx, rsp %#llx, %s\n", th->tid,
+		(unsigned long long)r.rip, (unsigned long long)r.rsp,
+		syscall_state(&r, b2, sizeof(b2)));
+	fprintf(f, "          sigmask %#llx, fs base %#llx, rseq %#llx, robust list %#llx\n",
+		(unsigned long long)th->sigmask, (unsigned long long)r.fs_base,
+		(unsigned long long)th->rseq_addr, (unsigned long long)th->robust_head);
+	for (int i = 0; i < IMG_NSIG; i++) {
+		nh += im->sigacts[i].handler > 1;
+		ni += im->sigacts[i].handler == 1;
+	}
+	fprintf(f, "signals:  %d handled, %d ignored\n", nh, ni);
+	fprintf(f, "regions:  %zu\n", im->nregions);
+	for (size_t i = 0; i < im->nregions; i++) {
+		const struct region *g = &im->regions[i];
+		const char *name = g->path && g->path[0] ? g->path : "";
+		fprintf(f, "  %012llx-%012llx %s %-7s %10s %s\n", (unsigned long long)g->d.start,
+			(unsigned long long)g->d.end, prot_str(g->d.prot, g->d.flags),
+			img_kind_name(g->d.kind),
+			fmt_bytes(b1, sizeof(b1), g->stored * h->page_size), name);
+	}
+	fprintf(f, "files:    %zu\n", im->nfiles);
+	for (size_t i = 0; i < im->nfiles; i++) {
+		const struct fd_entry *e = &im->files[i];
+		fprintf(f, "  fd %-3d %-7s flags %#o offset %llu %s\n", e->d.fd,
+			img_fd_kind_name(e->d.kind), e->d.flags, (unsigned long long)e->d.pos,
+			e->path);
+	}
+	fprintf(f, "data:     %llu pages (%s) in %llu records, %llu bytes, checksums ok\n",
+		(unsigned long long)t->pages,
+		fmt_bytes(b1, sizeof(b1), t->pages * h->page_size),
+		(unsigned long long)t->records, (unsigned long long)t->bytes);
+}
+
+static void json_str(FILE *f, const char *s, size_t len)
+{
+	fputc('"', f);
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = s[i];
+		if (c == '"' || c == '\\')
+			fprintf(f, "\\%c", c);
+		else if (c < 32 || c >= 127)
+			fprintf(f, "\\u%04x", c);
+		else
+			fputc(c, f);
+	}
+	fputc('"', f);
+}
+
+void inspect_json(FILE *f, const struct img_input *in, const struct img_totals *t)
+{
+	const struct image *im = &in->im;
+	const struct img_header *h = &im->hdr;
+	const struct img_proc *p = &im->proc;
+	const struct img_thread *th = &im->thread;
+	struct user_regs_struct r;
+	uint32_t a = 0;
+
+	memcpy(&r, th->regs, sizeof(r));
+	fprintf(f, "{\"format\":{\"version\":%u,\"arch\":\"x86-64\",\"page_size\":%u,"
+		   "\"compressed\":%s,\"created\":%lld,\"host\":",
+		h->version, h->page_size, in->compressed ? "true" : "false", (long long)h->ctime);
+	json_str(f, h->host, strlen(h->host));
+	fprintf(f, ",\"kernel\":");
+	json_str(f, h->kernel, strlen(h->kernel));
+	fprintf(f, ",\"xfeatures\":%llu,\"xsave_size\":%u},\n", (unsigned long long)h->xfeatures,
+		h->xsave_size);
+	fprintf(f, "\"process\":{\"pid\":%d,\"ppid\":%d,\"pgid\":%d,\"sid\":%d,\"uid\":%u,"
+		   "\"gid\":%u,\"umask\":%u,\"comm\":",
+		p->pid, p->ppid, p->pgid, p->sid, p->uid, p->gid, p->umask);
+	json_str(f, p->comm, strlen(p->comm));
+	fprintf(f, ",\"exe\":");
+	json_str(f, im->exe, strlen(im->exe));
+	fprintf(f, ",\"cwd\":");
+	json_str(f, im->cwd, strlen(im->cwd));
+	fprintf(f, ",\"argv\":[");
+	while (a < p->cmdline_len) {
+		size_t l = strnlen(im->cmdline + a, p->cmdline_len - a);
+		if (a)
+			fputc(',', f);
+		json_str(f, im->cmdline + a, l);
+		a += l + 1;
+	}
+	fprintf(f, "]},\n\"threads\":[{\"tid\":%d,\"rip\":%llu,\"rsp\":%llu,\"orig_rax\":%lld,"
+		   "\"rax\":%lld,\"sigmask\":%llu,\"fs_base\":%llu,\"rseq\":%llu,\"robust_list\":"
+		   "%llu,\"tid_address\":%llu}],\n",
+		th->tid, (unsigned long long)r.rip, (unsigned long long)r.rsp,
+		(long long)r.orig_rax, (long long)r.rax, (unsigned long long)th->sigmask,
+		(unsigned long long)r.fs_base, (unsigned long long)th->rseq_addr,
+		(unsigned long long)th->robust_head, (unsigned long long)th->tid_addr);
+	fprintf(f, "\"signals\":[");
+	for (int i = 0, first = 1; i < IMG_NSIG; i++) {
+		const struct img_sigact *s = &im->sigacts[i];
+		if (!s->handler)
+			continue;
+		fprintf(f, "%s{\"signal\":%d,\"handler\":%llu,\"flags\":%llu,\"mask\":%llu}",
+			first ? "" : ",", i + 1, (unsigned long long)s->handler,
+			(unsigned long long)s->flags, (unsigned long long)s->mask);
+		first = 0;
+	}
+	fprintf(f, "],\n\"regions\":[\n");
+	for (size_t i = 0; i < im->nregions; i++) {
+		const struct region *g = &im->regions[i];
+		fprintf(f, "%s{\"start\":%llu,\"end\":%llu,\"prot\":\"%s\",\"kind\":\"%s\","
+			   "\"offset\":%llu,\"stored_bytes\":%llu,\"name\":",
+			i ? ",\n" : "", (unsigned long long)g->d.start,
+			(unsigned long long)g->d.end, prot_str(g->d.prot, g->d.flags),
+			img_kind_name(g->d.kind), (unsigned long long)g->d.pgoff,
+			(unsigned long long)(g->stored * h->page_size));
+		json_str(f, g->path ? g->path : "", g->path ? strlen(g->path) : 0);
+		fputc('}', f);
+	}
+	fprintf(f, "],\n\"files\":[\n");
+	for (size_t i = 0; i < im->nfiles; i++) {
+		const struct fd_entry *e = &im->files[i];
+		fprintf(f, "%s{\"fd\":%d,\"kind\":\"%s\",\"flags\":%u,\"offset\":%llu,\"path\":",
+			i ? ",\n" : "", e->d.fd, img_fd_kind_name(e->d.kind), e->d.flags,
+			(unsigned long long)e->d.pos);
+		json_str(f, e->path, strlen(e->path));
+		fputc('}', f);
+	}
+	fprintf(f, "],\n\"data\":{\"pages\":%llu,\"bytes\":%llu,\"records\":%llu,"
+		   "\"stream_bytes\":%llu}}\n",
+		(unsigned long long)t->pages, (unsigned long long)(t->pages * h->page_size),
+		(unsigned long long)t->records, (unsigned long long)t->bytes);
+}

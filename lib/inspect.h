@@ -1,0 +1,20 @@
+/* inspect.h: read a whole image and describe it. */
+#ifndef CKPT_INSPECT_H
+#define CKPT_INSPECT_H
+
+#include <stdio.h>
+
+#include "image.h"
+
+/* What a pass over the page data found. */
+struct img_totals {
+	uint64_t records, pages, bytes;
+};
+
+/* Read the page data of an opened image to its END record, counting the
+ * pages stored per region and checking every checksum. */
+int img_scan_data(struct img_input *in, struct img_totals *t) __attribute__((warn_unused_result));
+void inspect_text(FILE *f, const struct img_input *in, const struct img_totals *t);
+void inspect_json(FILE *f, const struct img_input *in, const struct img_totals *t);
+
+#endif
