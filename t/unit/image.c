@@ -1,0 +1,172 @@
+/* Unit tests of the image writer and reader: a round trip, and every
+ * single-byte corruption and every truncation of a small image is caught. */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "crc32c.h"
+#include "err.h"
+#include "image.h"
+#include "inspect.h"
+
+static int failed, passed;
+
+#define CHECK(cond, ...)                                                                           \
+	do {                                                                                       \
+		if (cond) {                                                                        \
+			passed++;                                                                  \
+		} else {                                                                           \
+			failed++;                                                                  \
+			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                       \
+			fprintf(stderr, __VA_ARGS__);                                              \
+			fputc('\n', stderr);                                                       \
+		}                                                                                  \
+	} while (0)
+
+static char tmpl[] = "/tmp/ckpt-unit-XXXXXX";
+
+/* A small synthetic image: one region with two runs of data, one file. */
+static size_t write_image(const char *path)
+{
+	struct img_writer w = {0};
+	struct image im;
+	struct region rg[2];
+	struct fd_entry fe;
+	unsigned char xs[1024], data[3 * 4096];
+	struct img_run runs[2] = {{0x10000, 2}, {0x14000, 1}};
+	uint64_t auxv[4] = {6, 4096, 0, 0};
+
+	memset(&im, 0, sizeof(im));
+	memset(rg, 0, sizeof(rg));
+	memset(&fe, 0, sizeof(fe));
+	memset(xs, 0x5a, sizeof(xs));
+	for (size_t i = 0; i < sizeof(data); i++)
+		data[i] = (unsigned char)(i * 7 + 1);
+	img_header_init(&im.hdr);
+	im.proc.pid = 42;
+	im.proc.nthreads = 1;
+	im.proc.nregions = 2;
+	im.proc.nfiles = 1;
+	im.exe = "/bin/true";
+	im.cwd = "/";
+	im.cmdline = "true\0arg";
+	im.auxv = auxv;
+	im.proc.exe_len = 9;
+	im.proc.cwd_len = 1;
+	im.proc.cmdline_len = 9;
+	im.proc.auxv_len = sizeof(auxv);
+	im.thread.tid = 42;
+	im.thread.xstate_len = sizeof(xs);
+	im.xstate = xs;
+	im.sigacts[1].handler = 1;
+	rg[0].d = (struct img_region){.start = 0x10000, .end = 0x20000, .prot = 3};
+	rg[1].d = (struct img_region){.start = 0x30000, .end = 0x31000, .prot = 1, .kind = 1,
+				      .path_len = 9};
+	rg[1].path = "/bin/true";
+	im.regions = rg;
+	im.nregions = 2;
+	fe.d = (struct img_file){.fd = 3, .kind = IMG_FD_CHR, .path_len = 9};
+	fe.path = "/dev/null";
+	im.files = &fe;
+	im.nfiles = 1;
+	w.fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (w.fd < 0 || img_write_header(&w, &im.hdr) || img_write_meta(&w, &im) ||
+	    img_write_pages(&w, runs, 2, data, 3) || img_write_end(&w)) {
+		fprintf(stderr, "cannot write test image: %s\n", err_get());
+		exit(1);
+	}
+	close(w.fd);
+	return w.off;
+}
+
+static int read_image(const char *path, struct img_totals *t, struct img_input *in)
+{
+	int rc = img_open(path, in);
+
+	if (rc == 0)
+		rc = img_scan_data(in, t);
+	if (in->r.fd > 0)
+		close(in->r.fd);
+	return rc;
+}
+
+int main(void)
+{
+	char path[64], bad[80];
+	struct img_totals t = {0};
+	struct img_input in;
+	unsigned char *orig;
+	size_t len;
+	int fd;
+
+	prog = "unit-image";
+	/* The CRC-32C check value (RFC 3720). */
+	CHECK(crc32c_sw(0, "123456789", 9) == 0xe3069283u, "software crc32c");
+	CHECK(crc32c_hw(0, "123456789", 9) == 0xe3069283u, "hardware crc32c");
+	CHECK(img_crc(img_crc(0, "1234", 4), "56789", 5) == 0xe3069283u, "crc32c chaining");
+
+	fd = mkstemp(tmpl);
+	close(fd);
+	snprintf(path, sizeof(path), "%s", tmpl);
+	snprintf(bad, sizeof(bad), "%s.bad", tmpl);
+	len = write_image(path);
+
+	CHECK(read_image(path, &t, &in) == 0, "round trip: %s", err_get());
+	CHECK(in.im.proc.pid == 42 && !strcmp(in.im.exe, "/bin/true") &&
+		      in.im.proc.cmdline_len == 9 && !memcmp(in.im.cmdline, "true\0arg", 9),
+	      "process fields survive");
+	CHECK(in.im.nregions == 2 && in.im.regions[0].stored == 3 && in.im.regions[1].stored == 0,
+	      "pages are counted per region (%llu)", (unsigned long long)in.im.regions[0].stored);
+	CHECK(in.im.nfiles == 1 && in.im.files[0].d.fd == 3 &&
+		      !strcmp(in.im.files[0].path, "/dev/null"),
+	      "file survives");
+	CHECK(in.im.sigacts[1].handler == 1, "signal actions survive");
+	CHECK(t.pages == 3 && t.bytes == len, "totals: %llu pages, %llu of %zu bytes",
+	      (unsigned long long)t.pages, (unsigned long long)t.bytes, len);
+	image_free(&in.im);
+
+	/* Every byte is covered: flipping any one of them is caught. */
+	orig = malloc(len);
+	fd = open(path, O_RDONLY);
+	CHECK(read(fd, orig, len) == (ssize_t)len, "read back");
+	close(fd);
+	{
+		size_t missed = 0, first = 0;
+		for (size_t i = 0; i < len; i++) {
+			orig[i] ^= 0x01;
+			fd = open(bad, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+			if (write(fd, orig, len) != (ssize_t)len)
+				exit(1);
+			close(fd);
+			orig[i] ^= 0x01;
+			if (read_image(bad, &t, &in) == 0) {
+				if (!missed++)
+					first = i;
+			}
+			image_free(&in.im);
+		}
+		CHECK(missed == 0, "%zu of %zu flipped bytes went unnoticed (first at %zu)", missed,
+		      len, first);
+	}
+	/* Every cut is caught. */
+	{
+		size_t missed = 0;
+		for (size_t cut = 0; cut < len; cut += (cut < 8192 ? 1 : 97)) {
+			fd = open(bad, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+			if (write(fd, orig, cut) != (ssize_t)cut)
+				exit(1);
+			close(fd);
+			if (read_image(bad, &t, &in) == 0)
+				missed++;
+			image_free(&in.im);
+		}
+		CHECK(missed == 0, "%zu truncations went unnoticed", missed);
+	}
+	unlink(path);
+	unlink(bad);
+	free(orig);
+	printf("unit image: %d passed, %d failed\n", passed, failed);
+	return failed != 0;
+}
