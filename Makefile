@@ -34,7 +34,7 @@ deps:
 test-deps:
 	@contrib/install-deps $(TEST_DEPS)
 
-lib/%.o: lib/%.c $(wildcard lib/*.h)
+lib/%.o: lib/%.c $(wildcard lib/*.h) lib/restorer/restorer.h
 	$(CC) $(CPPFLAGS) $(ALLCFLAGS) -c -o $@ $<
 
 # The restorer runs after ckpt-remap has unmapped itself: freestanding,
@@ -42,7 +42,7 @@ lib/%.o: lib/%.c $(wildcard lib/*.h)
 RST_CFLAGS := -std=gnu11 $(WARN) -O2 -fPIE -ffreestanding -fno-builtin -nostdlib \
 	-fno-stack-protector -fno-asynchronous-unwind-tables -fno-exceptions \
 	-fcf-protection=none -fvisibility=hidden -mno-red-zone -Ilib
-lib/restorer/restorer.o: lib/restorer/restorer.c lib/restorer/restorer.h lib/crc32c.h
+lib/restorer/restorer.o: lib/restorer/restorer.c lib/restorer/restorer.h lib/crc32c.h lib/image.h
 	$(CC) $(RST_CFLAGS) -c -o $@ $<
 lib/restorer/restorer.elf: lib/restorer/restorer.o lib/restorer/restorer.lds
 	@# An absolute address would need a loader to relocate it, and the

@@ -455,7 +455,7 @@ int rst_restore(struct img_input *in, int flags)
 	uint64_t blob, blob_len, tramp, off, maxfd = 2;
 	uint32_t xsize;
 	unsigned char *base;
-	int *keep, exe_fd = -1;
+	int *keep, exe_fd = -1, err_fd;
 	sigset_t all;
 
 	if (check_cpu(im, &xfeatures, &xsize))
@@ -595,14 +595,19 @@ int rst_restore(struct img_input *in, int flags)
 			goto fail;
 	if (exe_fd >= 0 && (exe_fd = lift_fd(exe_fd, maxfd + 1)) < 0)
 		goto fail;
+	/* The restorer reports on ckpt-remap's stderr, not the program's. */
+	err_fd = fcntl(2, F_DUPFD_CLOEXEC, maxfd + 1);
 	keep = (int *)(base + off);
 	keep[nkeep++] = in->r.fd;
 	for (size_t i = 0; i < fs.n; i++)
 		keep[nkeep++] = fs.fds[i];
 	if (exe_fd >= 0)
 		keep[nkeep++] = exe_fd;
+	if (err_fd >= 0)
+		keep[nkeep++] = err_fd;
 	off += ALIGN(nkeep * sizeof(int32_t), 64);
 	a->img_fd = in->r.fd;
+	a->err_fd = err_fd;
 	a->nclose = nkeep;
 	a->close_fds = (uint64_t)keep;
 

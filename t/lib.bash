@@ -9,10 +9,22 @@ export CKPT_FAIL_RC=99
 # Processes a test started; teardown kills what is still alive.
 CKPT_PIDS=()
 
-# start_bg CMD...: run CMD in the background, stdout/stderr to files in the
-# test's temp dir; the pid is in $BG_PID.
+# exec_clean CMD...: exec CMD with no fd above 2 (bats' fd 3 and whatever
+# the caller inherited are fds the tools would have to capture).
+exec_clean() {
+	local fd
+	for fd in /proc/$BASHPID/fd/*; do
+		fd=${fd##*/}
+		[ "$fd" -gt 2 ] && eval "exec $fd>&-"
+	done
+	exec "$@"
+}
+
+# start_bg CMD...: run CMD in the background, stdin from /dev/null,
+# stdout/stderr to files in the test's temp dir, no other fds; the pid is
+# in $BG_PID.
 start_bg() {
-	"$@" >"$BATS_TEST_TMPDIR/bg.out" 2>"$BATS_TEST_TMPDIR/bg.err" &
+	exec_clean "$@" </dev/null >"$BATS_TEST_TMPDIR/bg.out" 2>"$BATS_TEST_TMPDIR/bg.err" &
 	BG_PID=$!
 	CKPT_PIDS+=("$BG_PID")
 }

@@ -111,9 +111,9 @@ static void l_num(struct line *l, uint64_t v, int base)
 		l->buf[l->len++] = tmp[--n];
 }
 
-static void l_flush(struct line *l)
+static void l_flush(struct rst_args *a, struct line *l)
 {
-	sys3(NR_write, 2, l->buf, l->len);
+	sys3(NR_write, a->err_fd, l->buf, l->len);
 	l->len = 0;
 }
 
@@ -136,7 +136,7 @@ __attribute__((noreturn)) static void fail(struct rst_args *a, const char *what,
 		l_num(&l, (uint64_t)-err, 10);
 	}
 	l_str(&l, "\n");
-	l_flush(&l);
+	l_flush(a, &l);
 	for (;;)
 		sys1(NR_exit_group, a->fail_rc);
 }
@@ -188,7 +188,7 @@ static void progress(struct stream *s, int final)
 	l_str(&l, " MiB/s\033[K");
 	if (final)
 		l_str(&l, "\n");
-	l_flush(&l);
+	l_flush(s->a, &l);
 }
 
 static void s_read(struct stream *s, void *buf, uint64_t len)

@@ -49,7 +49,9 @@ struct rst_args {
 	uint64_t blob_start, blob_len;
 	uint64_t tramp; /* address of the trampoline page */
 	int32_t img_fd;
+	int32_t err_fd; /* ckpt-remap's stderr, for progress and errors */
 	int32_t fail_rc;
+	int32_t pad3;
 	uint32_t page_size;
 	uint32_t flags; /* RST_F_* */
 
