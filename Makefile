@@ -24,7 +24,7 @@ MANS      := $(wildcard man/*.[1-8])
 SCRIPTS   := contrib/install-deps .ci/run $(wildcard t/*.sh) $(wildcard completions/*)
 
 BUILD_DEPS := zlib1g-dev liblzma-dev libzstd-dev
-TEST_DEPS  := bats shellcheck mandoc gzip xz-utils python3
+TEST_DEPS  := bats shellcheck mandoc gzip xz-utils zstd python3 bsdutils util-linux
 
 .PHONY: all check demo bench install clean format deps test-deps
 all: deps $(BINS) $(PROGS) $(UNITS)
