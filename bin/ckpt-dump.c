@@ -16,7 +16,7 @@
 
 #define USAGE "usage: ckpt-dump [--kill | --stop] [-o file] [--progress | --quiet] pid\n"
 
-static volatile sig_atomic_t cancel;
+static volatile int cancel; /* sig_atomic_t is int here */
 
 static void on_signal(int sig)
 {

@@ -622,7 +622,7 @@ out:
 
 int dump_write(pid_t pid, int out, const struct dump_opts *o)
 {
-	struct img_writer w = {.fd = out};
+	struct img_writer w = {.fd = out, .cancel = o->cancel};
 	struct image im;
 	int rc = -1;
 

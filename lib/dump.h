@@ -11,7 +11,7 @@ struct dump_opts {
 	void (*progress)(uint64_t done, uint64_t total, void *arg);
 	void *progress_arg;
 	/* Set (by a signal handler) to abandon the dump cleanly. */
-	volatile sig_atomic_t *cancel;
+	volatile int *cancel;
 };
 
 enum dump_end { DUMP_RUN, DUMP_STOP, DUMP_KILL };

@@ -68,7 +68,14 @@ static int w_out(struct img_writer *w, const struct iovec *iov, int n)
 		total += v[i].iov_len;
 	w->off += total;
 	while (total > 0) {
-		ssize_t k = writev(w->fd, v, n);
+		ssize_t k;
+
+		if (w->cancel && *w->cancel) {
+			err_set("interrupted by a signal while writing the image at offset %llu",
+				(unsigned long long)w->off);
+			return -1;
+		}
+		k = writev(w->fd, v, n);
 		if (k < 0) {
 			if (errno == EINTR)
 				continue;

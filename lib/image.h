@@ -219,6 +219,9 @@ struct img_writer {
 	uint64_t npages; /* pages written */
 	void (*progress)(uint64_t off, void *arg);
 	void *progress_arg;
+	/* When set (by a signal handler), a write interrupted by a signal
+	 * fails instead of being retried: a stuck reader cannot hold us. */
+	volatile int *cancel;
 };
 
 void img_header_init(struct img_header *h);
