@@ -129,7 +129,10 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
+	/* A closed reader or a file size limit is an error to report (EPIPE,
+	 * EFBIG), not a reason to die with the target still stopped. */
 	signal(SIGPIPE, SIG_IGN);
+	signal(SIGXFSZ, SIG_IGN);
 
 	if (out_path)
 		out = open_temp(out_path, tmp, sizeof(tmp));
