@@ -48,7 +48,7 @@ wait_blocked_on_pipe() {
 }
 
 interrupt_with() {
-	local fifo=$BATS_TEST_TMPDIR/fifo dump
+	local fifo=$BATS_TEST_TMPDIR/fifo dump st
 	mkfifo "$fifo"
 	# A reader that opens the pipe and never reads.
 	exec_clean sleep 1000 <"$fifo" &
@@ -57,9 +57,12 @@ interrupt_with() {
 	dump=$!
 	wait_blocked_on_pipe "$dump"
 	kill "-$1" "$dump"
-	run wait_exit "$dump"
-	[ "$status" -eq 1 ]
+	# Not `run`: its subshell is not the parent that can wait.
+	st=0
+	wait "$dump" || st=$?
+	[ "$st" -eq 1 ]
 	[ "$(wc -l <"$BATS_TEST_TMPDIR/dump.err")" -eq 1 ]
+	cat "$BATS_TEST_TMPDIR/dump.err" # shown when the test fails
 	grep -q "^ckpt-dump: interrupted by a signal" "$BATS_TEST_TMPDIR/dump.err"
 	target_finishes
 }
