@@ -1,0 +1,358 @@
+#!/usr/bin/env bats
+# ckpt-dump and ckpt-remap: a process dumped and restored finds its memory,
+# files, signals and registers intact (t/progs/workload checks them all and
+# says whether its pid changed), whatever way the image travels.
+
+bats_require_minimum_version 1.5.0
+load lib
+
+setup() {
+	d=$BATS_TEST_TMPDIR/w
+	mkdir "$d"
+}
+
+# spawn OUT CMD...: run CMD in the background with stdin on /dev/null, no fd
+# above 2 (exec_clean), and stdout and stderr on a pipe (as a shell pipeline
+# would give them) that a cat copies to the file OUT.  Sets SPAWN_PID and SPAWN_CAT;
+# teardown kills both.
+spawn() {
+	local out=$1 fifo
+	shift
+	fifo=$(mktemp -u "$BATS_TEST_TMPDIR/fifo.XXXXXX")
+	mkfifo "$fifo"
+	exec_clean cat "$fifo" >"$out" &
+	SPAWN_CAT=$!
+	CKPT_PIDS+=("$SPAWN_CAT")
+	exec_clean "$@" </dev/null >"$fifo" 2>&1 &
+	SPAWN_PID=$!
+	CKPT_PIDS+=("$SPAWN_PID")
+}
+
+# reap PID [CAT]: wait for PID, its exit status in $status, then for the cat
+# copying its output so that the output file is complete.  Both leave
+# CKPT_PIDS: teardown must not kill whatever process reuses their pids.
+reap() {
+	local p keep=()
+	status=0
+	wait "$1" || status=$?
+	if [ -n "${2:-}" ]; then
+		wait "$2" || true
+	fi
+	for p in "${CKPT_PIDS[@]}"; do
+		[ "$p" = "$1" ] || [ "$p" = "${2:-}" ] || keep+=("$p")
+	done
+	CKPT_PIDS=("${keep[@]}")
+}
+
+# start_workload [OPTION...]: t/progs/workload on $d, output in $d.out; waits
+# for "ready" and sets $pid.
+start_workload() {
+	spawn "$d.out" workload "$@" "$d"
+	pid=$SPAWN_PID
+	cat_pid=$SPAWN_CAT
+	wait_for_line "$d.out" '^ready '
+	[ "$(sed -n 's/^ready //p' "$d.out")" = "$pid" ]
+}
+
+# wait_for CMD...: wait until CMD succeeds (20 s at most).
+wait_for() {
+	local i
+	for ((i = 0; i < 2000; i++)); do
+		"$@" && return 0
+		sleep 0.01
+	done
+	echo "timed out waiting for: $*" >&2
+	return 1
+}
+
+# stat_field PID N: field N (1-based, as in proc(5)) of /proc/PID/stat.
+stat_field() {
+	local s f
+	s=$(cat "/proc/$1/stat") || return 1
+	read -ra f <<<"${s##*) }"
+	echo "${f[$2 - 3]}"
+}
+
+state_is() {
+	[ "$(stat_field "$1" 3)" = "$2" ]
+}
+
+comm_is() {
+	[ "$(cat "/proc/$1/comm" 2>/dev/null)" = "$2" ]
+}
+
+# utime_past PID TICKS: PID has run more than TICKS clock ticks in user mode.
+utime_past() {
+	[ "$(stat_field "$1" 14)" -gt "$2" ]
+}
+
+# dump_killed: ckpt-dump --kill the workload into $d.img; it died of SIGKILL.
+dump_killed() {
+	ckpt-dump --kill -o "$d.img" "$pid"
+	reap "$pid" "$cat_pid"
+	[ "$status" -eq 137 ]
+}
+
+# restore IMG: ckpt-remap IMG in the foreground (timed out after 2 minutes).
+restore() {
+	run --separate-stderr timeout 120 ckpt-remap "$@"
+	printf 'ckpt-remap status %s\nstdout:\n%s\nstderr:\n%s\n' "$status" "$output" "$stderr"
+}
+
+# intact_and_restored: the last restore ran the workload to a clean exit.
+intact_and_restored() {
+	[ "$status" -eq 0 ]
+	[ "$output" = "restored: yes" ]
+	[ -z "$stderr" ]
+}
+
+@test "dump --kill then restore: the workload's state is intact and its pid changed" {
+	start_workload
+	dump_killed
+	touch "$d/go"
+	restore "$d.img"
+	intact_and_restored
+	# Its last words went to the log it had open with O_APPEND.
+	[ "$(grep -c '^exit of pid' "$d/log")" -eq 1 ]
+}
+
+@test "the same image restores twice, both runs intact" {
+	start_workload
+	dump_killed
+	touch "$d/go"
+	restore "$d.img"
+	intact_and_restored
+	restore "$d.img"
+	intact_and_restored
+	[ "$(grep -c '^exit of pid' "$d/log")" -eq 2 ]
+}
+
+@test "ckpt-dump --kill PID | ckpt-remap - restores through a pipe" {
+	start_workload
+	# shellcheck disable=SC2016
+	spawn "$d.restored" bash -c 'set -o pipefail; ckpt-dump --kill "$1" | ckpt-remap -' _ "$pid"
+	# The original dies once the whole image is written.
+	reap "$pid" "$cat_pid"
+	[ "$status" -eq 137 ]
+	touch "$d/go"
+	reap "$SPAWN_PID" "$SPAWN_CAT"
+	cat "$d.restored"
+	[ "$status" -eq 0 ]
+	[ "$(cat "$d.restored")" = "restored: yes" ]
+}
+
+# restore_compressed CMD...: dump the workload, compress the image with CMD
+# (a filter), and restore the compressed image.
+restore_compressed() {
+	start_workload
+	dump_killed
+	"$@" <"$d.img" >"$d.img.z"
+	[ "$(head -c 8 "$d.img.z")" != "CKPTIMG" ]
+	touch "$d/go"
+	restore "$d.img.z"
+	intact_and_restored
+}
+
+@test "an image compressed by ckpt-gzip restores intact" {
+	restore_compressed ckpt-gzip
+}
+
+@test "an image compressed by ckpt-gzip --xz restores intact" {
+	restore_compressed ckpt-gzip --xz
+}
+
+@test "an image compressed by gzip -c restores intact" {
+	restore_compressed gzip -c
+}
+
+@test "an image compressed by xz -c restores intact" {
+	restore_compressed xz -c
+}
+
+@test "an image compressed by zstd -c restores intact" {
+	restore_compressed zstd -c
+}
+
+@test "after a default dump the target runs on and finishes intact, not restored" {
+	start_workload
+	ckpt-dump -o "$d.img" "$pid"
+	kill -0 "$pid"
+	[ "$(stat_field "$pid" 3)" != T ]
+	touch "$d/go"
+	reap "$pid" "$cat_pid"
+	cat "$d.out"
+	[ "$status" -eq 0 ]
+	grep -qx 'restored: no' "$d.out"
+	[ -s "$d.img" ]
+}
+
+@test "--kill: the target is dead of SIGKILL when ckpt-dump returns" {
+	start_workload
+	ckpt-dump --kill -o "$d.img" "$pid"
+	# Dead: at most a zombie left for its parent, this shell, to reap.
+	if [ -e "/proc/$pid" ]; then
+		state_is "$pid" Z
+	fi
+	reap "$pid" "$cat_pid"
+	[ "$status" -eq 137 ]
+	[ ! -e "/proc/$pid" ]
+}
+
+@test "--stop: the target is left stopped and finishes intact after SIGCONT" {
+	start_workload
+	ckpt-dump --stop -o "$d.img" "$pid"
+	wait_for state_is "$pid" T
+	kill -CONT "$pid"
+	touch "$d/go"
+	reap "$pid" "$cat_pid"
+	cat "$d.out"
+	[ "$status" -eq 0 ]
+	grep -qx 'restored: no' "$d.out"
+}
+
+@test "-o FILE writes a mode 0600 image and leaves no temporary file" {
+	mkdir "$d.dir"
+	start_workload
+	umask 022
+	ckpt-dump -o "$d.dir/w.img" "$pid"
+	[ "$(stat -c %a "$d.dir/w.img")" = 600 ]
+	[ "$(head -c 8 "$d.dir/w.img")" = CKPTIMG ]
+	[ "$(ls -A "$d.dir")" = w.img ]
+	touch "$d/go"
+	reap "$pid" "$cat_pid"
+	[ "$status" -eq 0 ]
+}
+
+@test "ckpt-dump refuses to write an image to a terminal and leaves the target alone" {
+	command -v script >/dev/null || skip "no script(1) to give a terminal"
+	spawn "$d.out" sleep 1000
+	wait_for comm_is "$SPAWN_PID" sleep
+	# script(1) runs ckpt-dump on a pseudo-terminal through $SHELL.
+	run env SHELL=/bin/bash script -qec "$TOP/bin/ckpt-dump $SPAWN_PID" /dev/null
+	echo "$output"
+	no_core
+	[ "$status" -eq 1 ]
+	[[ $output == *ckpt-dump:*terminal* ]]
+	state_is "$SPAWN_PID" S
+}
+
+# vecregs_round_trip [LEVEL]: t/progs/vecregs dumped inside its spin loop,
+# restored, told to stop spinning: its registers must be as it loaded them.
+vecregs_round_trip() {
+	local t0 rpid
+	spawn "$d.out" vecregs "$@"
+	pid=$SPAWN_PID
+	wait_for_line "$d.out" '^ready '
+	# It loads its registers after printing "ready", then spins: once it
+	# has used 0.1 s more of user CPU time it is in the loop.
+	t0=$(stat_field "$pid" 14)
+	wait_for utime_past "$pid" $((t0 + 10))
+	ckpt-dump --kill -o "$d.img" "$pid"
+	reap "$pid" "$SPAWN_CAT"
+	[ "$status" -eq 137 ]
+	spawn "$d.restored" ckpt-remap "$d.img"
+	rpid=$SPAWN_PID
+	# Its name is set at the end of the restore, signals still blocked: a
+	# signal sent from then on reaches the program's handler.
+	wait_for comm_is "$rpid" vecregs
+	kill -USR1 "$rpid"
+	reap "$rpid" "$SPAWN_CAT"
+	cat "$d.restored"
+	[ "$status" -eq 0 ]
+	grep -q 'registers intact' "$d.restored"
+}
+
+@test "vector registers (the widest the CPU has) survive a dump in the middle of a loop" {
+	vecregs_round_trip
+}
+
+@test "xmm and ymm registers survive a dump in the middle of a loop" {
+	vecregs_round_trip sse
+	grep -qw avx /proc/cpuinfo || skip "no AVX on this CPU"
+	vecregs_round_trip avx
+}
+
+@test "sleep 1000 restored: same command line, sleeping, until killed" {
+	local rpid
+	spawn "$d.out" sleep 1000
+	pid=$SPAWN_PID
+	# Past the exec (the shell before it holds bats' fds), and asleep.
+	wait_for comm_is "$pid" sleep
+	wait_for state_is "$pid" S
+	ckpt-dump --kill -o "$d.img" "$pid"
+	reap "$pid"
+	[ "$status" -eq 137 ]
+	spawn "$d.restored" ckpt-remap "$d.img"
+	rpid=$SPAWN_PID
+	wait_for comm_is "$rpid" sleep
+	printf 'sleep\0001000\000' >"$d.cmdline"
+	cmp "$d.cmdline" "/proc/$rpid/cmdline"
+	wait_for state_is "$rpid" S
+	kill "$rpid"
+	reap "$rpid"
+	[ "$status" -eq 143 ]
+}
+
+@test "python3 with a 100 MB bytearray and a dict restores intact" {
+	[ -x /usr/bin/python3 ] || skip "no /usr/bin/python3"
+	local prog='
+import hashlib, os, random, sys, time
+top = sys.argv[1]
+buf = bytearray(random.Random(42).randbytes(100 << 20))
+want = hashlib.sha256(buf).digest()
+table = {str(i): i * i for i in range(200000)}
+pid = os.getpid()
+print("ready", pid, flush=True)
+while not os.path.exists(os.path.join(top, "go")):
+    time.sleep(0.01)
+ok = True
+if hashlib.sha256(buf).digest() != want:
+    print("python: bytearray differs", file=sys.stderr)
+    ok = False
+if len(table) != 200000 or any(table[str(i)] != i * i for i in range(200000)):
+    print("python: dict differs", file=sys.stderr)
+    ok = False
+print("restored:", "yes" if os.getpid() != pid else "no", flush=True)
+sys.exit(0 if ok else 1)
+'
+	spawn "$d.out" /usr/bin/python3 -c "$prog" "$d"
+	pid=$SPAWN_PID
+	cat_pid=$SPAWN_CAT
+	wait_for_line "$d.out" '^ready ' 60
+	dump_killed
+	touch "$d/go"
+	restore "$d.img"
+	intact_and_restored
+}
+
+@test "a multi-threaded process is refused, exit 1, and runs on" {
+	start_workload --thread
+	run --separate-stderr ckpt-dump -o "$d.img" "$pid"
+	no_core
+	[ "$status" -eq 1 ]
+	[ "${#stderr_lines[@]}" -eq 1 ]
+	[[ $stderr == "ckpt-dump: "*threads* ]]
+	[ ! -e "$d.img" ]
+	[ "$(ls -A "$(dirname "$d.img")" | grep -c '\.img\.')" -eq 0 ]
+	touch "$d/go"
+	reap "$pid" "$cat_pid"
+	cat "$d.out"
+	[ "$status" -eq 0 ]
+	grep -qx 'restored: no' "$d.out"
+}
+
+@test "a process holding a pipe on fd 5 is refused, naming fd 5, and runs on" {
+	start_workload --pipe-fd 5
+	run --separate-stderr ckpt-dump -o "$d.img" "$pid"
+	no_core
+	[ "$status" -eq 1 ]
+	[ "${#stderr_lines[@]}" -eq 1 ]
+	[[ $stderr == "ckpt-dump: "*"fd 5 "* ]]
+	[ ! -e "$d.img" ]
+	[ "$(ls -A "$(dirname "$d.img")" | grep -c '\.img\.')" -eq 0 ]
+	touch "$d/go"
+	reap "$pid" "$cat_pid"
+	cat "$d.out"
+	[ "$status" -eq 0 ]
+	grep -qx 'restored: no' "$d.out"
+}

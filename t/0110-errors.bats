@@ -1,0 +1,246 @@
+#!/usr/bin/env bats
+# Bad input to ckpt-dump and ckpt-remap: one line on stderr prefixed with the
+# tool's name, the documented status (ckpt-dump 1 or 2, ckpt-remap
+# CKPT_FAIL_RC = 99), and never a crash.
+
+bats_require_minimum_version 1.5.0
+load lib
+
+# workload_bg DIR OUT [OPTION...]: t/progs/workload on DIR in the background,
+# output to OUT; waits for "ready" and sets $pid.
+workload_bg() {
+	local dir=$1 out=$2
+	shift 2
+	mkdir "$dir"
+	exec_clean workload "$@" "$dir" </dev/null >"$out" 2>&1 &
+	pid=$!
+	wait_for_line "$out" '^ready '
+}
+
+# One real image for the whole file: t/progs/workload, dumped with --kill,
+# its DIR/go already there, so that an image wrongly accepted would run it
+# to its end at once instead of hanging the test.
+setup_file() {
+	local pid
+	workload_bg "$BATS_FILE_TMPDIR/w" "$BATS_FILE_TMPDIR/w.out"
+	echo "$pid" >"$BATS_FILE_TMPDIR/pid"
+	ckpt-dump --kill -o "$BATS_FILE_TMPDIR/w.img" "$pid"
+	wait "$pid" || true
+	touch "$BATS_FILE_TMPDIR/w/go"
+}
+
+teardown_file() {
+	local pid
+	pid=$(cat "$BATS_FILE_TMPDIR/pid")
+	kill -KILL "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+}
+
+setup() {
+	img=$BATS_FILE_TMPDIR/w.img
+	bad=$BATS_TEST_TMPDIR/bad.img
+	out=$BATS_TEST_TMPDIR/out
+	mkdir "$out"
+}
+
+# records IMG: "OFFSET TYPE LENGTH" of each record after the 192-byte header
+# (types: 1 PROC ... 5 DATA, 6 PAGES, 7 END; see ckpt-image(5)).
+records() {
+	local off=192 size type len
+	size=$(stat -c %s "$1")
+	while [ "$off" -lt "$size" ]; do
+		type=$(od -An -t u4 -j "$off" -N 4 "$1")
+		len=$(od -An -t u8 -j "$((off + 8))" -N 8 "$1")
+		echo "$off $((type)) $((len))"
+		off=$((off + 16 + len))
+	done
+}
+
+# record_offset TYPE: offset of the first record of TYPE in $img.
+record_offset() {
+	records "$img" | awk -v t="$1" '$2 == t { print $1; exit }'
+}
+
+# flip_byte OFFSET: $bad is $img with the byte at OFFSET changed.
+flip_byte() {
+	local byte
+	byte=$(od -An -t u1 -j "$1" -N 1 "$img")
+	cp "$img" "$bad"
+	printf "\\$(printf %03o $((byte ^ 0x20)))" |
+		dd of="$bad" bs=1 seek="$1" conv=notrunc status=none
+	run ! cmp -s "$img" "$bad"
+}
+
+# remap FILE...: ckpt-remap, stdout and stderr apart.
+remap() {
+	run --separate-stderr timeout 120 ckpt-remap "$@"
+	printf 'status %s\nstdout:\n%s\nstderr:\n%s\n' "$status" "$output" "$stderr"
+}
+
+# one_line TOOL STATUS [TEXT]: the last run exited STATUS, not by a signal,
+# with one line on stderr, "TOOL: ..." containing TEXT.
+one_line() {
+	no_core
+	[ "$status" -eq "$2" ]
+	[ "${#stderr_lines[@]}" -eq 1 ]
+	[[ $stderr == "$1: "* ]]
+	[[ $stderr == *"${3:-}"* ]]
+}
+
+# cut_at N: restore the first N bytes of the image: 99, one line, "truncated".
+cut_at() {
+	head -c "$1" "$img" >"$bad"
+	remap "$bad"
+	one_line ckpt-remap 99 truncated
+}
+
+@test "the image these tests spoil restores intact" {
+	remap "$img"
+	[ "$status" -eq 0 ]
+	grep -qx 'restored: yes' "$BATS_FILE_TMPDIR/w.out"
+}
+
+@test "ckpt-dump on a dead pid: exit 1, one line naming the pid" {
+	local pid
+	true &
+	pid=$!
+	wait "$pid"
+	run --separate-stderr ckpt-dump -o "$out/x.img" "$pid"
+	one_line ckpt-dump 1 "$pid"
+	[ -z "$(ls -A "$out")" ]
+}
+
+@test "ckpt-dump on a process it may not trace: exit 1, not permitted, and it runs on" {
+	[ "$(id -u)" -ne 0 ] || skip "root may trace anything"
+	# An undumpable process of our own: only CAP_SYS_PTRACE may trace it.
+	workload_bg "$BATS_TEST_TMPDIR/w" "$BATS_TEST_TMPDIR/w.out" --undumpable
+	CKPT_PIDS+=("$pid")
+	run --separate-stderr ckpt-dump -o "$out/x.img" "$pid"
+	echo "$stderr"
+	one_line ckpt-dump 1 "not permitted"
+	[ -z "$(ls -A "$out")" ]
+	touch "$BATS_TEST_TMPDIR/w/go"
+	status=0
+	wait "$pid" || status=$?
+	CKPT_PIDS=()
+	cat "$BATS_TEST_TMPDIR/w.out"
+	[ "$status" -eq 0 ]
+}
+
+@test "ckpt-dump without a pid: exit 2 and the usage line" {
+	run --separate-stderr ckpt-dump
+	no_core
+	[ "$status" -eq 2 ]
+	[ "${#stderr_lines[@]}" -eq 1 ]
+	[[ $stderr == "usage: ckpt-dump "* ]]
+}
+
+@test "ckpt-dump with a non-numeric pid: exit 2, one line naming it" {
+	run --separate-stderr ckpt-dump -o "$out/x.img" 12abc
+	one_line ckpt-dump 2 12abc
+	[ -z "$(ls -A "$out")" ]
+}
+
+@test "ckpt-dump with an unknown option: exit 2, naming it, then the usage line" {
+	run --separate-stderr ckpt-dump --bogus 1
+	no_core
+	[ "$status" -eq 2 ]
+	[[ ${stderr_lines[0]} == ckpt-dump:*--bogus* ]]
+	[[ ${stderr_lines[-1]} == "usage: ckpt-dump "* ]]
+}
+
+@test "ckpt-remap on an image cut in the header: 99, one line" {
+	cut_at 100
+}
+
+@test "ckpt-remap on an image cut in a record header: 99, one line" {
+	cut_at 200
+}
+
+@test "ckpt-remap on an image cut in the metadata: 99, one line" {
+	cut_at 500
+	cut_at "$(($(record_offset 5) - 3))"
+}
+
+@test "ckpt-remap on an image cut right after the metadata: 99, one line" {
+	cut_at "$(($(record_offset 5) + 16))"
+}
+
+@test "ckpt-remap on an image cut in the page data: 99, one line" {
+	local off len
+	read -r off _ len < <(records "$img" | awk '$2 == 6' | tail -n 1)
+	cut_at "$((off + 16 + 40))"
+	cut_at "$((off + 16 + len / 2))"
+	read -r off _ len < <(records "$img" | awk '$2 == 6' | head -n 1)
+	cut_at "$((off + 16 + len - 4096))"
+}
+
+@test "ckpt-remap on an image cut before its END record: 99, one line" {
+	cut_at "$(record_offset 7)"
+	cut_at "$(($(stat -c %s "$img") - 1))"
+}
+
+@test "ckpt-remap on random bytes: 99, not a ckpt image" {
+	{
+		printf 'X'
+		head -c 65535 /dev/urandom
+	} >"$bad"
+	remap "$bad"
+	one_line ckpt-remap 99 "not a ckpt image"
+}
+
+@test "ckpt-remap on an empty file: 99, empty" {
+	: >"$bad"
+	remap "$bad"
+	one_line ckpt-remap 99 empty
+}
+
+@test "ckpt-remap on an empty standard input: 99, empty" {
+	run --separate-stderr ckpt-remap - </dev/null
+	one_line ckpt-remap 99 empty
+}
+
+@test "ckpt-remap on a file that does not exist: 99, one line naming it" {
+	remap "$BATS_TEST_TMPDIR/nonexistent.img"
+	one_line ckpt-remap 99 nonexistent.img
+}
+
+@test "ckpt-remap on a gzip image cut in the middle: 99, one line" {
+	local size
+	gzip -c "$img" >"$bad.gz"
+	size=$(stat -c %s "$bad.gz")
+	head -c $((size / 2)) "$bad.gz" >"$bad"
+	remap "$bad"
+	one_line ckpt-remap 99
+}
+
+@test "ckpt-remap on a gzip image without its trailer (CRC and size): 99, one line" {
+	local size
+	gzip -c "$img" >"$bad.gz"
+	size=$(stat -c %s "$bad.gz")
+	head -c $((size - 4)) "$bad.gz" >"$bad"
+	remap "$bad"
+	one_line ckpt-remap 99
+}
+
+@test "ckpt-remap on an image with one flipped byte in the page data: 99, checksum" {
+	local off len
+	read -r off _ len < <(records "$img" | awk '$2 == 6' | head -n 1)
+	flip_byte $((off + 16 + len - 1000))
+	remap "$bad"
+	one_line ckpt-remap 99 checksum
+}
+
+@test "ckpt-remap on an image with one flipped byte in the metadata: 99, checksum" {
+	flip_byte 300
+	remap "$bad"
+	one_line ckpt-remap 99 checksum
+}
+
+@test "ckpt-remap with two operands: 99 and the usage line" {
+	run --separate-stderr ckpt-remap "$img" "$img"
+	no_core
+	[ "$status" -eq 99 ]
+	[ "${#stderr_lines[@]}" -eq 1 ]
+	[[ $stderr == "usage: ckpt-remap "* ]]
+}
