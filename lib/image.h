@@ -259,10 +259,20 @@ struct img_input {
 	struct image im;
 	int from_stdin; /* the image came on fd 0 */
 	int compressed; /* a decompressor process feeds r.fd */
+	int status_fd;	/* its status pipe (see zio_spawn_decompressor), or -1 */
 };
 
 /* Open path ("-" or NULL for stdin) and read every metadata record. */
 int img_open(const char *path, struct img_input *in) __attribute__((warn_unused_result));
+/* Wait for the decompressor, if any, to finish: -1 (err_set with its
+ * reason) if it failed. */
+int img_input_status(struct img_input *in) __attribute__((warn_unused_result));
+/* After END: the rest of the decompressed stream must be empty and the
+ * decompressor must have succeeded (a cut trailer shows only there). */
+int img_input_end(struct img_input *in) __attribute__((warn_unused_result));
+/* After a read error: stop the decompressor, and if it failed, make its
+ * reason the message (it names the cause better than "truncated"). */
+void img_input_fail(struct img_input *in);
 
 /* Check an END record against what the reader counted. */
 int img_check_end(struct img_reader *r, const struct img_rec *rec, const struct img_end *e);

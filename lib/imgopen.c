@@ -1,3 +1,4 @@
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -15,6 +16,7 @@ int img_open(const char *path, struct img_input *in)
 	int fd;
 
 	memset(in, 0, sizeof(*in));
+	in->status_fd = -1;
 	if (!path || !strcmp(path, "-")) {
 		fd = 0;
 		in->from_stdin = 1;
@@ -38,7 +40,7 @@ int img_open(const char *path, struct img_input *in)
 	}
 	if (zio_detect(prefix, n) != ZIO_NONE) {
 		int pfd;
-		if (zio_spawn_decompressor(fd, prefix, n, &pfd))
+		if (zio_spawn_decompressor(fd, prefix, n, &pfd, &in->status_fd))
 			return -1;
 		if (fd != 0)
 			close(fd);
@@ -52,9 +54,70 @@ int img_open(const char *path, struct img_input *in)
 	in->r.fd = fd;
 	if (img_read_meta(&in->r, &in->im, prefix, n)) {
 		char why[1024];
+
+		img_input_fail(in);
 		snprintf(why, sizeof(why), "%s", err_get());
 		err_set("%s: %s", path, why);
 		return -1;
 	}
 	return 0;
+}
+
+void img_input_fail(struct img_input *in)
+{
+	char why[1024];
+
+	if (in->status_fd < 0)
+		return;
+	/* A decompressor blocked on a full pipe would never exit: close our
+	 * end first; it dies of SIGPIPE then, with nothing to say. */
+	snprintf(why, sizeof(why), "%s", err_get());
+	close(in->r.fd);
+	in->r.fd = -1;
+	if (img_input_status(in) == 0)
+		err_set("%s", why);
+}
+
+int img_input_end(struct img_input *in)
+{
+	char buf[4096];
+	uint64_t extra = 0;
+	ssize_t k;
+
+	if (in->status_fd < 0)
+		return 0;
+	/* What the decompressor still writes after END is not image. */
+	while ((k = read(in->r.fd, buf, sizeof(buf))) > 0 || (k < 0 && errno == EINTR))
+		if (k > 0)
+			extra += k;
+	if (img_input_status(in))
+		return -1;
+	if (extra) {
+		err_set("%llu bytes of data after the END record", (unsigned long long)extra);
+		return -1;
+	}
+	return 0;
+}
+
+int img_input_status(struct img_input *in)
+{
+	char msg[512];
+	size_t len = 0;
+	ssize_t k;
+
+	if (in->status_fd < 0)
+		return 0;
+	/* Blocks until the decompressor exits: it closes the pipe then. */
+	while (len < sizeof(msg) - 1 &&
+	       ((k = read(in->status_fd, msg + len, sizeof(msg) - 1 - len)) > 0 ||
+		(k < 0 && errno == EINTR)))
+		if (k > 0)
+			len += k;
+	close(in->status_fd);
+	in->status_fd = -1;
+	if (len == 0)
+		return 0;
+	msg[len] = 0;
+	err_set("decompress: %s", msg);
+	return -1;
 }

@@ -27,7 +27,18 @@ static struct region *region_of(struct image *im, uint64_t addr)
 	return NULL;
 }
 
+static int scan_data(struct img_input *in, struct img_totals *t);
+
 int img_scan_data(struct img_input *in, struct img_totals *t)
+{
+	if (scan_data(in, t)) {
+		img_input_fail(in);
+		return -1;
+	}
+	return img_input_end(in);
+}
+
+static int scan_data(struct img_input *in, struct img_totals *t)
 {
 	struct img_reader *r = &in->r;
 	struct image *im = &in->im;

@@ -573,6 +573,8 @@ int rst_restore(struct img_input *in, int flags)
 	/* Our own fds go above every fd number the program uses. */
 	if ((in->r.fd = lift_fd(in->r.fd, maxfd + 1)) < 0)
 		goto fail;
+	if (in->status_fd >= 0 && (in->status_fd = lift_fd(in->status_fd, maxfd + 1)) < 0)
+		goto fail;
 	for (size_t i = 0; i < fs.n; i++)
 		if ((fs.fds[i] = lift_fd(fs.fds[i], maxfd + 1)) < 0)
 			goto fail;
@@ -599,6 +601,8 @@ int rst_restore(struct img_input *in, int flags)
 	err_fd = fcntl(2, F_DUPFD_CLOEXEC, maxfd + 1);
 	keep = (int *)(base + off);
 	keep[nkeep++] = in->r.fd;
+	if (in->status_fd >= 0)
+		keep[nkeep++] = in->status_fd;
 	for (size_t i = 0; i < fs.n; i++)
 		keep[nkeep++] = fs.fds[i];
 	if (exe_fd >= 0)
@@ -608,6 +612,7 @@ int rst_restore(struct img_input *in, int flags)
 	off += ALIGN(nkeep * sizeof(int32_t), 64);
 	a->img_fd = in->r.fd;
 	a->err_fd = err_fd;
+	a->status_fd = in->status_fd;
 	a->nclose = nkeep;
 	a->close_fds = (uint64_t)keep;
 

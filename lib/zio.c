@@ -493,27 +493,35 @@ static void close_except(int a, int b, int c)
 	close_fds(lo, ~0U);
 }
 
-static noreturn void run_decompressor(int in, int wfd, const void *prefix, size_t prefix_len)
+static noreturn void run_decompressor(int in, int wfd, int sfd, const void *prefix,
+				      size_t prefix_len)
 {
 	sigset_t pipe_set;
 
-	close_except(in, wfd, 2);
+	close_except(in, wfd, sfd);
 	/* The reader may stop early (a failed restore): die quietly of
 	 * SIGPIPE then, whatever the caller had done with the signal. */
 	signal(SIGPIPE, SIG_DFL);
 	sigemptyset(&pipe_set);
 	sigaddset(&pipe_set, SIGPIPE);
 	sigprocmask(SIG_UNBLOCK, &pipe_set, NULL);
+	/* Failure is told on the status pipe, for the reader to report as
+	 * its one line: by then it may be the restorer, and stderr the
+	 * program's. */
 	if (zio_decompress(in, wfd, prefix, prefix_len) < 0) {
-		fprintf(stderr, "%s: decompress: %s\n", prog, err_get());
+		const char *m = err_get();
+		close(wfd);
+		if (write(sfd, m, strlen(m)) < 0)
+			_exit(2);
 		_exit(1);
 	}
 	_exit(0);
 }
 
-int zio_spawn_decompressor(int in, const void *prefix, size_t prefix_len, int *out_fd)
+int zio_spawn_decompressor(int in, const void *prefix, size_t prefix_len, int *out_fd,
+			   int *status_fd)
 {
-	int p[2], status;
+	int p[2], sp[2], status;
 	pid_t pid, r;
 
 	if (in < 0) {
@@ -525,6 +533,12 @@ int zio_spawn_decompressor(int in, const void *prefix, size_t prefix_len, int *o
 		err_sys("cannot create decompressor pipe");
 		return -1;
 	}
+	if (pipe2(sp, O_CLOEXEC) < 0) {
+		err_sys("cannot create decompressor pipe");
+		close(p[0]);
+		close(p[1]);
+		return -1;
+	}
 	/* A bigger pipe lets the decompressor run ahead of the reader. Above
 	 * pipe-max-size an unprivileged process gets EPERM: keep the default. */
 	fcntl(p[1], F_SETPIPE_SZ, ZIO_BUF);
@@ -533,6 +547,8 @@ int zio_spawn_decompressor(int in, const void *prefix, size_t prefix_len, int *o
 		err_sys("cannot fork decompressor");
 		close(p[0]);
 		close(p[1]);
+		close(sp[0]);
+		close(sp[1]);
 		return -1;
 	}
 	if (pid == 0) {
@@ -541,14 +557,16 @@ int zio_spawn_decompressor(int in, const void *prefix, size_t prefix_len, int *o
 		 * nearest subreaper), not left as the caller's child. Only
 		 * _exit here: the caller's stdio buffers are not ours to flush. */
 		close(p[0]);
+		close(sp[0]);
 		pid = fork();
 		if (pid < 0)
 			_exit(errno ? errno : 1);
 		if (pid > 0)
 			_exit(0);
-		run_decompressor(in, p[1], prefix, prefix_len);
+		run_decompressor(in, p[1], sp[1], prefix, prefix_len);
 	}
 	close(p[1]);
+	close(sp[1]);
 	do
 		r = waitpid(pid, &status, 0);
 	while (r < 0 && errno == EINTR);
@@ -557,6 +575,7 @@ int zio_spawn_decompressor(int in, const void *prefix, size_t prefix_len, int *o
 	if (r < 0 && errno != ECHILD) {
 		err_sys("cannot wait for decompressor's parent %d", (int)pid);
 		close(p[0]);
+		close(sp[0]);
 		return -1;
 	}
 	if (r > 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
@@ -568,8 +587,10 @@ int zio_spawn_decompressor(int in, const void *prefix, size_t prefix_len, int *o
 				WIFSIGNALED(status) ? WTERMSIG(status) : 0);
 		}
 		close(p[0]);
+		close(sp[0]);
 		return -1;
 	}
 	*out_fd = p[0];
+	*status_fd = sp[0];
 	return 0;
 }

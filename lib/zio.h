@@ -34,10 +34,11 @@ int zio_decompress(int in, int out, const void *prefix, size_t prefix_len)
  * the read end of a pipe (O_CLOEXEC) carrying the decompressed data. The
  * decompressor is a grandchild, not a child: the caller may exec or become
  * another program and never sees it exit. It keeps only in, the pipe and
- * stderr open; on failure it prints "<prog>: decompress: <why>" on stderr
- * and exits, so the reader sees the stream end early. The caller still owns
- * in and should close its copy. */
-int zio_spawn_decompressor(int in, const void *prefix, size_t prefix_len, int *out_fd)
-    __attribute__((warn_unused_result));
+ * the status pipe open; *status_fd (O_CLOEXEC) reads nothing but end of
+ * file when the whole stream decoded, or else the one-line reason it did
+ * not (a stream cut in its trailer still delivers all the data: only the
+ * status tells).  The caller still owns in and should close its copy. */
+int zio_spawn_decompressor(int in, const void *prefix, size_t prefix_len, int *out_fd,
+			   int *status_fd) __attribute__((warn_unused_result));
 
 #endif

@@ -141,6 +141,34 @@ __attribute__((noreturn)) static void fail(struct rst_args *a, const char *what,
 		sys1(NR_exit_group, a->fail_rc);
 }
 
+/* The decompressor's reason for a failure, if it has one: then it is the
+ * message, as it names the cause better than what we saw of it. */
+static void decompressor_status(struct rst_args *a)
+{
+	struct line l = {.len = 0};
+	char msg[200];
+	long n, len = 0;
+
+	if (a->status_fd < 0)
+		return;
+	while (len < (long)sizeof(msg) - 1 &&
+	       ((n = sys3(NR_read, a->status_fd, msg + len, sizeof(msg) - 1 - len)) > 0 ||
+		n == -EINTR))
+		if (n > 0)
+			len += n;
+	if (len == 0)
+		return;
+	msg[len] = 0;
+	if (a->flags & RST_F_PROGRESS)
+		l_str(&l, "\n");
+	l_str(&l, "ckpt-remap: decompress: ");
+	l_str(&l, msg);
+	l_str(&l, "\n");
+	l_flush(a, &l);
+	for (;;)
+		sys1(NR_exit_group, a->fail_rc);
+}
+
 struct stream {
 	struct rst_args *a;
 	uint64_t off;
@@ -201,8 +229,10 @@ static void s_read(struct stream *s, void *buf, uint64_t len)
 			continue;
 		if (n < 0)
 			fail(s->a, "cannot read the image at offset", s->off, n);
-		if (n == 0)
+		if (n == 0) {
+			decompressor_status(s->a);
 			fail(s->a, "image truncated: page data ends at offset", s->off, 0);
+		}
 		p += n;
 		len -= n;
 		s->off += n;
@@ -254,6 +284,17 @@ static void fill_pages(struct rst_args *a)
 			if (e.records != s.nrec || e.pages != s.npages || e.bytes != start)
 				fail(a, "END record: totals differ from the stream at offset", start,
 				     0);
+			/* A decompressor has more to say: what it still writes
+			 * is not image, and a cut trailer shows only in its
+			 * status. */
+			if (a->status_fd >= 0) {
+				char z[64];
+				long n;
+				while ((n = sys3(NR_read, a->img_fd, z, sizeof(z))) > 0 || n == -EINTR)
+					if (n > 0)
+						fail(a, "data after the END record at offset", s.off, 0);
+				decompressor_status(a);
+			}
 			break;
 		}
 		if (rec.type != IMG_REC_PAGES || rec.len < sizeof(p))

@@ -51,7 +51,7 @@ struct rst_args {
 	int32_t img_fd;
 	int32_t err_fd; /* ckpt-remap's stderr, for progress and errors */
 	int32_t fail_rc;
-	int32_t pad3;
+	int32_t status_fd; /* the decompressor's status pipe, or -1 */
 	uint32_t page_size;
 	uint32_t flags; /* RST_F_* */
 
