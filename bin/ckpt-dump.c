@@ -81,6 +81,7 @@ int main(int argc, char **argv)
 	char tmp[PATH_MAX + 16] = "";
 	struct progress prog_line;
 	struct dump_opts o = {0};
+	struct dump_target target;
 	struct sigaction sa;
 	int c, out = 1;
 	char *end;
@@ -140,28 +141,28 @@ int main(int argc, char **argv)
 	o.progress = progress_cb;
 	o.progress_arg = &prog_line;
 	o.cancel = &cancel;
-	if (dump_seize(pid)) {
+	if (dump_seize(pid, &target)) {
 		if (tmp[0])
 			unlink(tmp);
 		die(1, "%s", err_get());
 	}
-	if (dump_write(pid, out, &o)) {
+	if (dump_write(&target, out, &o)) {
 		if (tmp[0])
 			unlink(tmp);
 		die(1, "%s", err_get());
 	}
 	if (tmp[0] && commit_temp(out, tmp, out_path)) {
 		unlink(tmp);
-		dump_release(pid, DUMP_RUN);
+		dump_release(&target, DUMP_RUN);
 		die(1, "%s", err_get());
 	}
 	if (!tmp[0] && close(1) && errno != EINVAL) {
 		err_sys("cannot write image");
-		dump_release(pid, DUMP_RUN);
+		dump_release(&target, DUMP_RUN);
 		die(1, "%s", err_get());
 	}
 	progress_done(&prog_line);
-	if (dump_release(pid, how))
+	if (dump_release(&target, how))
 		die_lib(1, "image written, but");
 	return 0;
 }

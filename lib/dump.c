@@ -33,106 +33,173 @@ static uint64_t xgetbv0(void)
 	return ((uint64_t)hi << 32) | lo;
 }
 
-int dump_seize(pid_t pid)
+static int has_tid(const struct dump_target *t, pid_t tid)
 {
-	int n = proc_count_tasks(pid);
+	for (size_t i = 0; i < t->ntids; i++)
+		if (t->tids[i] == tid)
+			return 1;
+	return 0;
+}
 
-	if (n < 0) {
-		if (errno == ENOENT)
-			err_set("pid %d: no such process", pid);
-		return -1;
+static void release_all(struct dump_target *t, int sig)
+{
+	for (size_t i = 0; i < t->ntids; i++)
+		pt_detach(t->tids[i], t->tids[i] == t->pid ? sig : 0);
+	free(t->tids);
+	t->tids = NULL;
+	t->ntids = 0;
+}
+
+int dump_seize(pid_t pid, struct dump_target *t)
+{
+	memset(t, 0, sizeof(*t));
+	t->pid = pid;
+	/* Threads may be created until all are stopped: list them again
+	 * until a pass finds none we have not seized. */
+	for (int pass = 0;; pass++) {
+		pid_t *tids;
+		size_t n, added = 0;
+
+		if (proc_list_tasks(pid, &tids, &n)) {
+			if (errno == ENOENT)
+				err_set("pid %d: no such process", pid);
+			release_all(t, 0);
+			return -1;
+		}
+		for (size_t i = 0; i < n; i++) {
+			pid_t *nt;
+
+			if (has_tid(t, tids[i]))
+				continue;
+			if (pt_seize(tids[i])) {
+				/* A thread that exited meanwhile is no loss; anything
+				 * else, or the main thread going, ends the dump. */
+				if (errno == ESRCH && tids[i] != pid)
+					continue;
+				free(tids);
+				release_all(t, 0);
+				return -1;
+			}
+			nt = realloc(t->tids, (t->ntids + 1) * sizeof(*nt));
+			if (!nt) {
+				pt_detach(tids[i], 0);
+				free(tids);
+				release_all(t, 0);
+				err_set("out of memory");
+				return -1;
+			}
+			t->tids = nt;
+			t->tids[t->ntids++] = tids[i];
+			added++;
+		}
+		free(tids);
+		if (!added)
+			break;
+		if (t->ntids > IMG_MAX_THREADS) {
+			release_all(t, 0);
+			err_set("pid %d has more than %d threads", pid, IMG_MAX_THREADS);
+			return -1;
+		}
 	}
-	if (n > 1) {
-		err_set("pid %d has %d threads; multi-threaded processes are not supported yet",
-			pid, n);
-		return -1;
-	}
-	if (pt_seize(pid))
-		return -1;
-	/* A thread created between the count and the stop would run on
-	 * undumped; count again now that the process is stopped. */
-	n = proc_count_tasks(pid);
-	if (n != 1) {
-		pt_detach(pid, 0);
-		err_set("pid %d has %d threads; multi-threaded processes are not supported yet",
-			pid, n);
+	/* The main thread first: it becomes ckpt-remap's own. */
+	for (size_t i = 1; i < t->ntids; i++)
+		if (t->tids[i] == pid) {
+			t->tids[i] = t->tids[0];
+			t->tids[0] = pid;
+		}
+	if (t->ntids == 0 || t->tids[0] != pid) {
+		release_all(t, 0);
+		err_set("pid %d: its main thread is gone", pid);
 		return -1;
 	}
 	return 0;
 }
 
-/* Kernel state only the process itself can tell, by injected syscalls. */
-static int capture_injected(pid_t pid, struct image *im, const struct proc_map *maps, size_t n)
+/* Per-thread kernel state only the thread itself can tell: clear_child_tid
+ * and the alternate signal stack; for the main thread also what belongs to
+ * the process (signal actions, brk). */
+static int inject_thread(struct inj *c, struct image *im, struct thread *th, int main_thread)
 {
-	uint64_t vstart = 0, vend = 0, gadget, a[6] = {0};
-	struct img_thread *t = &im->thread;
-	struct inj c;
+	struct img_thread *t = &th->d;
+	uint64_t a[6] = {0};
 	int64_t ret;
-	int rc = -1;
+	stack_t ss;
+
+	a[0] = PR_GET_TID_ADDRESS;
+	a[1] = c->scratch;
+	if (inj_syscall(c, SYS_prctl, a, &ret))
+		return -1;
+	if (ret == 0 && inj_peek(c, &t->tid_addr, 8))
+		return -1;
+	memset(a, 0, sizeof(a));
+	a[1] = c->scratch;
+	if (inj_syscall(c, SYS_sigaltstack, a, &ret))
+		return -1;
+	if (ret == 0) {
+		if (inj_peek(c, &ss, sizeof(ss)))
+			return -1;
+		t->ss_sp = (uint64_t)ss.ss_sp;
+		t->ss_size = ss.ss_size;
+		t->ss_flags = ss.ss_flags;
+	}
+	if (!main_thread)
+		return 0;
+	for (int sig = 1; sig <= IMG_NSIG; sig++) {
+		if (sig == SIGKILL || sig == SIGSTOP)
+			continue;
+		a[0] = sig;
+		a[1] = 0;
+		a[2] = c->scratch;
+		a[3] = 8; /* the kernel's sigset_t */
+		if (inj_syscall(c, SYS_rt_sigaction, a, &ret))
+			return -1;
+		if (ret == 0 && inj_peek(c, &im->sigacts[sig - 1], sizeof(im->sigacts[0])))
+			return -1;
+	}
+	memset(a, 0, sizeof(a));
+	if (inj_syscall(c, SYS_brk, a, &ret))
+		return -1;
+	im->proc.mm[MM_BRK] = ret;
+	return 0;
+}
+
+static int capture_injected(const struct dump_target *tg, struct image *im,
+			    const struct proc_map *maps, size_t n)
+{
+	uint64_t vstart = 0, vend = 0, gadget;
 	sigset_t all, old;
+	int rc = 0;
 
 	for (size_t i = 0; i < n; i++)
 		if (!strcmp(maps[i].path, "[vdso]")) {
 			vstart = maps[i].start;
 			vend = maps[i].end;
 		}
-	if (inj_find_gadget(pid, vstart, vend, &gadget))
+	if (inj_find_gadget(tg->pid, vstart, vend, &gadget))
 		return -1;
-	/* Between prepare and cure the target holds our registers: let no
+	/* Between prepare and cure a thread holds our registers: let no
 	 * catchable signal end ckpt-dump there. */
 	sigfillset(&all);
 	sigprocmask(SIG_BLOCK, &all, &old);
-	if (inj_prepare(&c, pid, gadget))
-		goto out;
-	a[0] = PR_GET_TID_ADDRESS;
-	a[1] = c.scratch;
-	if (inj_syscall(&c, SYS_prctl, a, &ret))
-		goto cure;
-	if (ret == 0 && inj_peek(&c, &t->tid_addr, 8))
-		goto cure;
-	for (int sig = 1; sig <= IMG_NSIG; sig++) {
-		if (sig == SIGKILL || sig == SIGSTOP)
-			continue;
-		a[0] = sig;
-		a[1] = 0;
-		a[2] = c.scratch;
-		a[3] = 8; /* the kernel's sigset_t */
-		if (inj_syscall(&c, SYS_rt_sigaction, a, &ret))
-			goto cure;
-		if (ret == 0 && inj_peek(&c, &im->sigacts[sig - 1], sizeof(im->sigacts[0])))
-			goto cure;
-	}
-	memset(a, 0, sizeof(a));
-	if (inj_syscall(&c, SYS_brk, a, &ret))
-		goto cure;
-	im->proc.mm[MM_BRK] = ret;
-	a[0] = 0;
-	a[1] = c.scratch;
-	if (inj_syscall(&c, SYS_sigaltstack, a, &ret))
-		goto cure;
-	if (ret == 0) {
-		stack_t ss;
-		if (inj_peek(&c, &ss, sizeof(ss)))
-			goto cure;
-		t->ss_sp = (uint64_t)ss.ss_sp;
-		t->ss_size = ss.ss_size;
-		t->ss_flags = ss.ss_flags;
-	}
-	rc = 0;
-cure:
-	if (inj_cure(&c)) {
+	for (size_t i = 0; i < tg->ntids && rc == 0; i++) {
+		struct inj c;
+
+		if (inj_prepare(&c, tg->tids[i], gadget)) {
+			rc = -1;
+			break;
+		}
+		rc = inject_thread(&c, im, &im->threads[i], i == 0);
 		/* Keep the first message: it says why we got here. */
-		if (rc == 0)
+		if (inj_cure(&c) && rc == 0)
 			rc = -1;
 	}
-out:
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	return rc;
 }
 
-static int capture_thread(pid_t pid, struct image *im)
+static int capture_thread(pid_t pid, pid_t tid, struct thread *th)
 {
-	struct img_thread *t = &im->thread;
+	struct img_thread *t = &th->d;
 	struct user_regs_struct regs;
 	struct rseq_conf rs;
 	size_t xlen = 65536;
@@ -141,31 +208,31 @@ static int capture_thread(pid_t pid, struct image *im)
 	char path[64], *comm;
 
 	_Static_assert(sizeof(regs) == sizeof(t->regs), "user_regs_struct size");
-	t->tid = pid;
-	if (pt_get_regs(pid, &regs) || pt_get_sigmask(pid, &t->sigmask) || pt_get_rseq(pid, &rs))
+	t->tid = tid;
+	if (pt_get_regs(tid, &regs) || pt_get_sigmask(tid, &t->sigmask) || pt_get_rseq(tid, &rs))
 		return -1;
 	memcpy(t->regs, &regs, sizeof(regs));
 	t->rseq_addr = rs.addr;
 	t->rseq_len = rs.len;
 	t->rseq_sig = rs.sig;
-	if (syscall(SYS_get_robust_list, pid, &head, &hlen)) {
-		err_sys("pid %d: cannot read robust list", pid);
+	if (syscall(SYS_get_robust_list, tid, &head, &hlen)) {
+		err_sys("pid %d: thread %d: cannot read robust list", pid, tid);
 		return -1;
 	}
 	t->robust_head = head;
 	t->robust_len = hlen;
-	im->xstate = malloc(xlen);
-	if (!im->xstate) {
+	th->xstate = malloc(xlen);
+	if (!th->xstate) {
 		err_set("out of memory");
 		return -1;
 	}
-	if (pt_get_xstate(pid, im->xstate, &xlen))
+	if (pt_get_xstate(tid, th->xstate, &xlen))
 		return -1;
 	t->xstate_len = xlen;
-	comm = read_file(fmt_path(path, sizeof(path), "/proc/%d/comm", pid), NULL);
+	comm = read_file(fmt_path(path, sizeof(path), "/proc/%d/task/%d/comm", pid, tid), NULL);
 	if (comm) {
 		comm[strcspn(comm, "\n")] = 0;
-		strncpy(t->comm, comm, sizeof(t->comm) - 1);
+		snprintf(t->comm, sizeof(t->comm), "%s", comm);
 		free(comm);
 	}
 	return 0;
@@ -184,7 +251,7 @@ static int capture_proc(pid_t pid, struct image *im)
 	p->ppid = st.ppid;
 	p->pgid = st.pgrp;
 	p->sid = st.session;
-	p->nthreads = 1;
+	p->nthreads = im->nthreads;
 	p->mm[MM_START_CODE] = st.start_code;
 	p->mm[MM_END_CODE] = st.end_code;
 	p->mm[MM_START_DATA] = st.start_data;
@@ -210,7 +277,7 @@ static int capture_proc(pid_t pid, struct image *im)
 		return -1;
 	}
 	p->auxv_len = len;
-	memcpy(p->comm, im->thread.comm, sizeof(p->comm));
+	memcpy(p->comm, im->threads[0].d.comm, sizeof(p->comm));
 	return 0;
 }
 
@@ -591,46 +658,57 @@ out:
 	return rc;
 }
 
-static int capture(pid_t pid, struct image *im)
+static int capture(const struct dump_target *tg, struct image *im)
 {
 	struct proc_map *maps = NULL;
+	pid_t pid = tg->pid;
 	size_t n = 0;
 	int rc = -1;
 
 	if (proc_read_maps(pid, &maps, &n))
 		return -1;
-	if (capture_thread(pid, im) || capture_injected(pid, im, maps, n) ||
-	    capture_proc(pid, im) || capture_regions(pid, im, maps, n) || capture_files(pid, im))
+	im->threads = calloc(tg->ntids, sizeof(*im->threads));
+	if (!im->threads) {
+		err_set("out of memory");
 		goto out;
-	/* glibc caches the tid in struct pthread, the word clear_child_tid
-	 * points at; a restore under another tid must update it, so note
-	 * whether that word really is the tid. */
-	if (im->thread.tid_addr) {
+	}
+	for (; im->nthreads < tg->ntids; im->nthreads++)
+		if (capture_thread(pid, tg->tids[im->nthreads], &im->threads[im->nthreads]))
+			goto out;
+	if (capture_injected(tg, im, maps, n) || capture_proc(pid, im) ||
+	    capture_regions(pid, im, maps, n) || capture_files(pid, im))
+		goto out;
+	/* glibc caches each thread's tid in its struct pthread, the word
+	 * clear_child_tid points at; a restore under other tids must update
+	 * it, so note whether that word really is the tid. */
+	for (size_t i = 0; i < im->nthreads; i++) {
+		struct img_thread *t = &im->threads[i].d;
 		int32_t v = 0;
-		struct iovec l = {&v, 4}, r = {(void *)im->thread.tid_addr, 4};
-		if (process_vm_readv(pid, &l, 1, &r, 1, 0) == 4 && v == pid)
-			im->thread.flags |= IMG_THR_TID_CACHED;
+		struct iovec l = {&v, 4}, r = {(void *)t->tid_addr, 4};
+
+		if (t->tid_addr && process_vm_readv(pid, &l, 1, &r, 1, 0) == 4 && v == t->tid)
+			t->flags |= IMG_THR_TID_CACHED;
 	}
 	img_header_init(&im->hdr);
 	im->hdr.xfeatures = xgetbv0();
-	im->hdr.xsave_size = im->thread.xstate_len;
+	im->hdr.xsave_size = im->threads[0].d.xstate_len;
 	rc = 0;
 out:
 	proc_free_maps(maps, n);
 	return rc;
 }
 
-int dump_write(pid_t pid, int out, const struct dump_opts *o)
+int dump_write(struct dump_target *tg, int out, const struct dump_opts *o)
 {
 	struct img_writer w = {.fd = out, .cancel = o->cancel};
 	struct image im;
 	int rc = -1;
 
 	memset(&im, 0, sizeof(im));
-	if (capture(pid, &im))
+	if (capture(tg, &im))
 		goto fail;
 	if (img_write_header(&w, &im.hdr) || img_write_meta(&w, &im) ||
-	    write_pages(pid, &w, &im, o) || img_write_end(&w))
+	    write_pages(tg->pid, &w, &im, o) || img_write_end(&w))
 		goto fail;
 	rc = 0;
 fail:
@@ -639,29 +717,38 @@ fail:
 		/* The first message is the one that says why; keep it. */
 		char why[1024];
 		snprintf(why, sizeof(why), "%s", err_get());
-		pt_detach(pid, 0);
+		release_all(tg, 0);
 		err_set("%s", why);
 	}
 	return rc;
 }
 
-int dump_release(pid_t pid, enum dump_end how)
+int dump_release(struct dump_target *tg, enum dump_end how)
 {
 	switch (how) {
 	case DUMP_STOP:
-		return pt_detach(pid, SIGSTOP);
-	case DUMP_KILL: {
-		int status;
-		if (kill(pid, SIGKILL)) {
-			err_sys("pid %d: cannot kill", pid);
+		release_all(tg, SIGSTOP);
+		return 0;
+	case DUMP_KILL:
+		if (kill(tg->pid, SIGKILL)) {
+			err_sys("pid %d: cannot kill", tg->pid);
+			release_all(tg, 0);
 			return -1;
 		}
-		/* As its tracer we see it die: when we exit, it is gone. */
-		while (waitpid(pid, &status, __WALL) < 0 && errno == EINTR)
-			;
+		/* As their tracer we see every thread die: when we exit, the
+		 * process is gone.  The leader last: the kernel reports its
+		 * death only after every other thread's is reaped. */
+		for (size_t i = tg->ntids; i-- > 0;) {
+			int status;
+			while (waitpid(tg->tids[i], &status, __WALL) < 0 && errno == EINTR)
+				;
+		}
+		free(tg->tids);
+		tg->tids = NULL;
+		tg->ntids = 0;
 		return 0;
-	}
 	default:
-		return pt_detach(pid, 0);
+		release_all(tg, 0);
+		return 0;
 	}
 }

@@ -16,12 +16,20 @@ struct dump_opts {
 
 enum dump_end { DUMP_RUN, DUMP_STOP, DUMP_KILL };
 
-/* Seize pid and stop it; it must be single-threaded. */
-int dump_seize(pid_t pid) __attribute__((warn_unused_result));
-/* Capture the stopped pid and write its image to out.  On failure the
+/* A seized process: every thread stopped under ptrace. */
+struct dump_target {
+	pid_t pid;
+	pid_t *tids; /* tids[0] == pid */
+	size_t ntids;
+};
+
+/* Seize every thread of pid and stop it. */
+int dump_seize(pid_t pid, struct dump_target *t) __attribute__((warn_unused_result));
+/* Capture the stopped process and write its image to out.  On failure the
  * target is released, running as before. */
-int dump_write(pid_t pid, int out, const struct dump_opts *o) __attribute__((warn_unused_result));
+int dump_write(struct dump_target *t, int out, const struct dump_opts *o)
+	__attribute__((warn_unused_result));
 /* Release the target as asked: running, stopped, or killed. */
-int dump_release(pid_t pid, enum dump_end how);
+int dump_release(struct dump_target *t, enum dump_end how);
 
 #endif

@@ -41,7 +41,9 @@ void image_free(struct image *im)
 	free(im->cwd);
 	free(im->cmdline);
 	free(im->auxv);
-	free(im->xstate);
+	for (size_t i = 0; i < im->nthreads; i++)
+		free(im->threads[i].xstate);
+	free(im->threads);
 	for (size_t i = 0; i < im->nregions; i++)
 		free(im->regions[i].path);
 	free(im->regions);
@@ -161,10 +163,13 @@ int img_write_meta(struct img_writer *w, const struct image *im)
 	v[0] = (struct iovec){(void *)im->sigacts, sizeof(im->sigacts)};
 	if (img_write_rec(w, IMG_REC_SIGACTS, v, 1))
 		return -1;
-	v[0] = (struct iovec){(void *)&im->thread, sizeof(im->thread)};
-	v[1] = (struct iovec){im->xstate, im->thread.xstate_len};
-	if (img_write_rec(w, IMG_REC_THREAD, v, 2))
-		return -1;
+	for (size_t i = 0; i < im->nthreads; i++) {
+		const struct thread *t = &im->threads[i];
+		v[0] = (struct iovec){(void *)&t->d, sizeof(t->d)};
+		v[1] = (struct iovec){t->xstate, t->d.xstate_len};
+		if (img_write_rec(w, IMG_REC_THREAD, v, 2))
+			return -1;
+	}
 	for (size_t i = 0; i < im->nregions; i++) {
 		const struct region *r = &im->regions[i];
 		v[0] = (struct iovec){(void *)&r->d, sizeof(r->d)};
@@ -498,7 +503,8 @@ static int parse_proc(struct image *im, const char *buf, uint64_t len)
 		return -1;
 	}
 	if (p->exe_len >= PATH_MAX || p->cwd_len >= PATH_MAX || p->auxv_len % 16 ||
-	    p->auxv_len > 8192 || p->nthreads != 1 || p->nregions > (1u << 20) ||
+	    p->auxv_len > 8192 || p->nthreads < 1 || p->nthreads > IMG_MAX_THREADS ||
+	    p->nregions > (1u << 20) ||
 	    p->nfiles > (1u << 20)) {
 		err_set("PROC record: field out of range (threads %u, regions %u, files %u)",
 			p->nthreads, p->nregions, p->nfiles);
@@ -517,7 +523,8 @@ static int parse_proc(struct image *im, const char *buf, uint64_t len)
 	memcpy(im->auxv, t, p->auxv_len);
 	im->regions = calloc(p->nregions + 1, sizeof(*im->regions));
 	im->files = calloc(p->nfiles + 1, sizeof(*im->files));
-	if (!im->regions || !im->files) {
+	im->threads = calloc(p->nthreads, sizeof(*im->threads));
+	if (!im->regions || !im->files || !im->threads) {
 		err_set("out of memory");
 		return -1;
 	}
@@ -526,13 +533,20 @@ static int parse_proc(struct image *im, const char *buf, uint64_t len)
 
 static int parse_thread(struct image *im, const char *buf, uint64_t len)
 {
-	struct img_thread *t = &im->thread;
+	struct thread *th = &im->threads[im->nthreads];
+	struct img_thread *t = &th->d;
 
 	if (len < sizeof(*t)) {
-		err_set("THREAD record: too short");
+		err_set("THREAD record %zu: too short", im->nthreads);
 		return -1;
 	}
 	memcpy(t, buf, sizeof(*t));
+	if (im->nthreads == 0 ? t->tid != im->proc.pid : t->tid == im->proc.pid) {
+		err_set("THREAD record %zu: tid %d; the first thread, and only it, is the process "
+			"%d",
+			im->nthreads, t->tid, im->proc.pid);
+		return -1;
+	}
 	if (t->xstate_len != len - sizeof(*t) || t->xstate_len < 576 || t->xstate_len > 65536) {
 		err_set("THREAD record: bad xstate length %u", t->xstate_len);
 		return -1;
@@ -542,12 +556,13 @@ static int parse_thread(struct image *im, const char *buf, uint64_t len)
 		return -1;
 	}
 	t->comm[15] = 0;
-	im->xstate = malloc(t->xstate_len);
-	if (!im->xstate) {
+	th->xstate = malloc(t->xstate_len);
+	if (!th->xstate) {
 		err_set("out of memory");
 		return -1;
 	}
-	memcpy(im->xstate, buf + sizeof(*t), t->xstate_len);
+	memcpy(th->xstate, buf + sizeof(*t), t->xstate_len);
+	im->nthreads++;
 	return 0;
 }
 
@@ -618,7 +633,7 @@ static int parse_file(struct image *im, const char *buf, uint64_t len)
 
 int img_read_meta(struct img_reader *r, struct image *im, const void *prefix, size_t prefix_len)
 {
-	int have_proc = 0, have_thread = 0, have_sigacts = 0;
+	int have_proc = 0, have_sigacts = 0;
 
 	memset(im, 0, sizeof(*im));
 	if (img_read_header(r, &im->hdr, prefix, prefix_len))
@@ -646,8 +661,8 @@ int img_read_meta(struct img_reader *r, struct image *im, const void *prefix, si
 			rc = parse_proc(im, buf, rec.len);
 			break;
 		case IMG_REC_THREAD:
-			if (have_thread++) {
-				err_set("more THREAD records than threads");
+			if (im->nthreads >= im->proc.nthreads) {
+				err_set("more THREAD records than the PROC record counts");
 				rc = -1;
 				break;
 			}
@@ -680,12 +695,12 @@ int img_read_meta(struct img_reader *r, struct image *im, const void *prefix, si
 			break;
 		case IMG_REC_DATA:
 			free(buf);
-			if (!have_thread || !have_sigacts || im->nregions != im->proc.nregions ||
-			    im->nfiles != im->proc.nfiles) {
+			if (im->nthreads != im->proc.nthreads || !have_sigacts ||
+			    im->nregions != im->proc.nregions || im->nfiles != im->proc.nfiles) {
 				err_set("metadata incomplete at DATA record (%zu of %u regions, %zu "
-					"of %u files, %d thread)",
+					"of %u files, %zu of %u threads)",
 					im->nregions, im->proc.nregions, im->nfiles,
-					im->proc.nfiles, have_thread);
+					im->proc.nfiles, im->nthreads, im->proc.nthreads);
 				return -1;
 			}
 			return 0;

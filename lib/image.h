@@ -192,13 +192,21 @@ struct fd_entry {
 	char *path;
 };
 
+struct thread {
+	struct img_thread d;
+	unsigned char *xstate;
+};
+
+/* Threads an image may hold. */
+#define IMG_MAX_THREADS 4096
+
 struct image {
 	struct img_header hdr;
 	struct img_proc proc;
 	char *exe, *cwd, *cmdline;
 	uint64_t *auxv;
-	struct img_thread thread;
-	unsigned char *xstate;
+	struct thread *threads; /* threads[0] is the main thread (tid == pid) */
+	size_t nthreads;
 	struct img_sigact sigacts[IMG_NSIG];
 	struct region *regions;
 	size_t nregions;

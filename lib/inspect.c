@@ -148,12 +148,9 @@ void inspect_text(FILE *f, const struct img_input *in, const struct img_totals *
 	const struct image *im = &in->im;
 	const struct img_header *h = &im->hdr;
 	const struct img_proc *p = &im->proc;
-	const struct img_thread *th = &im->thread;
-	struct user_regs_struct r;
 	char b1[32], b2[64];
 	int nh = 0, ni = 0;
 
-	memcpy(&r, th->regs, sizeof(r));
 	fprintf(f, "format:   ckpt image version %u, x86-64, page size %u%s\n", h->version,
 		h->page_size, in->compressed ? ", compressed" : "");
 	fprintf(f, "created:  %s on %s, kernel %s\n", time_str(h->ctime), h->host, h->kernel);
@@ -164,12 +161,19 @@ void inspect_text(FILE *f, const struct img_input *in, const struct img_totals *
 	fprintf(f, "command:  ");
 	put_cmdline(f, im);
 	fprintf(f, "\nexe:      %s\ncwd:      %s\n", im->exe, im->cwd);
-	fprintf(f, "thread:   tid %d, rip %#llx, rsp %#llx, %s\n", th->tid,
-		(unsigned long long)r.rip, (unsigned long long)r.rsp,
-		syscall_state(&r, b2, sizeof(b2)));
-	fprintf(f, "          sigmask %#llx, fs base %#llx, rseq %#llx, robust list %#llx\n",
-		(unsigned long long)th->sigmask, (unsigned long long)r.fs_base,
-		(unsigned long long)th->rseq_addr, (unsigned long long)th->robust_head);
+	fprintf(f, "threads:  %zu\n", im->nthreads);
+	for (size_t i = 0; i < im->nthreads; i++) {
+		const struct img_thread *th = &im->threads[i].d;
+		struct user_regs_struct r;
+
+		memcpy(&r, th->regs, sizeof(r));
+		fprintf(f, "  tid %d (%s), rip %#llx, rsp %#llx, %s\n", th->tid, th->comm,
+			(unsigned long long)r.rip, (unsigned long long)r.rsp,
+			syscall_state(&r, b2, sizeof(b2)));
+		fprintf(f, "    sigmask %#llx, fs base %#llx, rseq %#llx, robust list %#llx\n",
+			(unsigned long long)th->sigmask, (unsigned long long)r.fs_base,
+			(unsigned long long)th->rseq_addr, (unsigned long long)th->robust_head);
+	}
 	for (int i = 0; i < IMG_NSIG; i++) {
 		nh += im->sigacts[i].handler > 1;
 		ni += im->sigacts[i].handler == 1;
@@ -217,11 +221,8 @@ void inspect_json(FILE *f, const struct img_input *in, const struct img_totals *
 	const struct image *im = &in->im;
 	const struct img_header *h = &im->hdr;
 	const struct img_proc *p = &im->proc;
-	const struct img_thread *th = &im->thread;
-	struct user_regs_struct r;
 	uint32_t a = 0;
 
-	memcpy(&r, th->regs, sizeof(r));
 	fprintf(f, "{\"format\":{\"version\":%u,\"arch\":\"x86-64\",\"page_size\":%u,"
 		   "\"compressed\":%s,\"created\":%lld,\"host\":",
 		h->version, h->page_size, in->compressed ? "true" : "false", (long long)h->ctime);
@@ -246,13 +247,23 @@ void inspect_json(FILE *f, const struct img_input *in, const struct img_totals *
 		json_str(f, im->cmdline + a, l);
 		a += l + 1;
 	}
-	fprintf(f, "]},\n\"threads\":[{\"tid\":%d,\"rip\":%llu,\"rsp\":%llu,\"orig_rax\":%lld,"
-		   "\"rax\":%lld,\"sigmask\":%llu,\"fs_base\":%llu,\"rseq\":%llu,\"robust_list\":"
-		   "%llu,\"tid_address\":%llu}],\n",
-		th->tid, (unsigned long long)r.rip, (unsigned long long)r.rsp,
-		(long long)r.orig_rax, (long long)r.rax, (unsigned long long)th->sigmask,
-		(unsigned long long)r.fs_base, (unsigned long long)th->rseq_addr,
-		(unsigned long long)th->robust_head, (unsigned long long)th->tid_addr);
+	fprintf(f, "]},\n\"threads\":[");
+	for (size_t i = 0; i < im->nthreads; i++) {
+		const struct img_thread *th = &im->threads[i].d;
+		struct user_regs_struct r;
+
+		memcpy(&r, th->regs, sizeof(r));
+		fprintf(f, "%s{\"tid\":%d,\"comm\":", i ? ",\n" : "", th->tid);
+		json_str(f, th->comm, strlen(th->comm));
+		fprintf(f, ",\"rip\":%llu,\"rsp\":%llu,\"orig_rax\":%lld,\"rax\":%lld,"
+			   "\"sigmask\":%llu,\"fs_base\":%llu,\"rseq\":%llu,\"robust_list\":%llu,"
+			   "\"tid_address\":%llu}",
+			(unsigned long long)r.rip, (unsigned long long)r.rsp,
+			(long long)r.orig_rax, (long long)r.rax, (unsigned long long)th->sigmask,
+			(unsigned long long)r.fs_base, (unsigned long long)th->rseq_addr,
+			(unsigned long long)th->robust_head, (unsigned long long)th->tid_addr);
+	}
+	fprintf(f, "],\n");
 	fprintf(f, "\"signals\":[");
 	for (int i = 0, first = 1; i < IMG_NSIG; i++) {
 		const struct img_sigact *s = &im->sigacts[i];

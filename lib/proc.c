@@ -160,23 +160,43 @@ int proc_read_stat(pid_t pid, struct proc_stat *st)
 	return 0;
 }
 
-int proc_count_tasks(pid_t pid)
+int proc_list_tasks(pid_t pid, pid_t **tidsp, size_t *np)
 {
 	char path[64];
 	struct dirent *d;
+	size_t n = 0, cap = 8;
+	pid_t *tids = malloc(cap * sizeof(*tids));
 	DIR *dir;
-	int n = 0;
 
+	if (!tids) {
+		err_set("out of memory");
+		return -1;
+	}
 	dir = opendir(fmt_path(path, sizeof(path), "/proc/%d/task", pid));
 	if (!dir) {
 		err_sys("cannot open %s", path);
+		free(tids);
 		return -1;
 	}
-	while ((d = readdir(dir)))
-		if (isdigit((unsigned char)d->d_name[0]))
-			n++;
+	while ((d = readdir(dir))) {
+		if (!isdigit((unsigned char)d->d_name[0]))
+			continue;
+		if (n == cap) {
+			pid_t *nt = realloc(tids, (cap *= 2) * sizeof(*tids));
+			if (!nt) {
+				closedir(dir);
+				free(tids);
+				err_set("out of memory");
+				return -1;
+			}
+			tids = nt;
+		}
+		tids[n++] = atoi(d->d_name);
+	}
 	closedir(dir);
-	return n;
+	*tidsp = tids;
+	*np = n;
+	return 0;
 }
 
 int proc_read_status(pid_t pid, unsigned *umask, unsigned *uid, unsigned *gid)

@@ -33,7 +33,7 @@ struct proc_stat {
 
 int proc_read_stat(pid_t pid, struct proc_stat *st);
 /* Tasks (threads) of the process, from /proc/PID/task. */
-int proc_count_tasks(pid_t pid);
+int proc_list_tasks(pid_t pid, pid_t **tids, size_t *n);
 /* "Umask:", "Uid:" (real), "Gid:" (real) from /proc/PID/status. */
 int proc_read_status(pid_t pid, unsigned *umask, unsigned *uid, unsigned *gid);
 /* readlink of /proc/PID/<what>, malloc'd. */

@@ -21,10 +21,12 @@ int pt_wait(pid_t pid, int *status)
 		}
 		if (WIFEXITED(*status)) {
 			err_set("pid %d exited with status %d", pid, WEXITSTATUS(*status));
+			errno = ESRCH;
 			return -1;
 		}
 		if (WIFSIGNALED(*status)) {
 			err_set("pid %d was killed by signal %d", pid, WTERMSIG(*status));
+			errno = ESRCH;
 			return -1;
 		}
 		return 0;
@@ -42,6 +44,7 @@ int pt_seize(pid_t pid)
 			err_set("pid %d: no such process", pid);
 		else
 			err_sys("pid %d: cannot seize", pid);
+		errno = errno == ESRCH ? ESRCH : EPERM;
 		return -1;
 	}
 	if (ptrace(PTRACE_INTERRUPT, pid, 0, 0)) {

@@ -32,7 +32,7 @@ extern const unsigned char rst_blob[], rst_blob_end[];
 /* The trampoline (see restorer.h): munmap(rdi, rsi); rsp = rdx;
  * rt_sigreturn.  It runs from its own page so that the munmap of the blob
  * does not pull the code from under it. */
-static const unsigned char tramp_code[] = {
+static const unsigned char tramp_main[] = {
 	0xb8, 0x0b, 0x00, 0x00, 0x00, /* mov $SYS_munmap, %eax */
 	0x0f, 0x05,		      /* syscall */
 	0x48, 0x89, 0xd4,	      /* mov %rdx, %rsp */
@@ -40,6 +40,26 @@ static const unsigned char tramp_code[] = {
 	0x0f, 0x05,		      /* syscall */
 	0x0f, 0x0b,		      /* ud2 */
 };
+
+/* A cloned thread leaves the blob here: count itself off (*rdi), wake the
+ * main thread waiting to unmap the blob, then rt_sigreturn on its frame
+ * (r12).  From the decrement on it touches no blob memory but through the
+ * futex call, which only fails with EFAULT if the blob is gone already. */
+static const unsigned char tramp_thread[] = {
+	0xf0, 0xff, 0x0f,	      /* lock decl (%rdi) */
+	0xb8, 0xca, 0x00, 0x00, 0x00, /* mov $SYS_futex, %eax */
+	0xbe, 0x81, 0x00, 0x00, 0x00, /* mov $FUTEX_WAKE_PRIVATE, %esi */
+	0xba, 0xff, 0xff, 0xff, 0x7f, /* mov $INT_MAX, %edx */
+	0x0f, 0x05,		      /* syscall */
+	0x4c, 0x89, 0xe4,	      /* mov %r12, %rsp */
+	0xb8, 0x0f, 0x00, 0x00, 0x00, /* mov $SYS_rt_sigreturn, %eax */
+	0x0f, 0x05,		      /* syscall */
+	0x0f, 0x0b,		      /* ud2 */
+};
+
+_Static_assert(sizeof(tramp_main) <= RST_TRAMP_THREAD, "trampoline entries overlap");
+_Static_assert(RST_TRAMP_THREAD + sizeof(tramp_thread) <= RST_TRAMP_MAGIC_OFF,
+	       "trampoline code overlaps its marker");
 
 /* The kernel's x86-64 signal frame, as rt_sigreturn reads it. */
 struct k_sigcontext {
@@ -122,11 +142,13 @@ static int check_cpu(const struct image *im, uint64_t *xfeatures, uint32_t *xsiz
 	 * permission the restored program will not have asked for again. */
 	*xfeatures = img & cur & ~(1ull << 18);
 	*xsize = xsave_size_for(*xfeatures);
-	if (*xsize > im->thread.xstate_len) {
-		err_set("the image holds %u bytes of XSAVE state; %u are needed here",
-			im->thread.xstate_len, *xsize);
-		return -1;
-	}
+	for (size_t i = 0; i < im->nthreads; i++)
+		if (*xsize > im->threads[i].d.xstate_len) {
+			err_set("thread %d: the image holds %u bytes of XSAVE state; %u are needed "
+				"here",
+				im->threads[i].d.tid, im->threads[i].d.xstate_len, *xsize);
+			return -1;
+		}
 	return 0;
 }
 
@@ -353,10 +375,10 @@ static void install_files(const struct image *im, struct fdplan *plan, const int
 /* The rt_sigreturn frame that loads the program's registers.  A thread
  * stopped inside a system call that the kernel would restart is set to
  * run it again. */
-static void build_frame(const struct image *im, uint64_t xfeatures, uint32_t xsize,
-			unsigned char *frame, struct rst_args *a)
+static void build_frame(const struct thread *th, uint64_t xfeatures, uint32_t xsize,
+			unsigned char *frame, struct rst_thread *a)
 {
-	const struct img_thread *t = &im->thread;
+	const struct img_thread *t = &th->d;
 	struct user_regs_struct r;
 	struct k_ucontext *uc = (void *)frame;
 	uint64_t fpoff = ALIGN(sizeof(*uc), 64);
@@ -386,7 +408,7 @@ static void build_frame(const struct image *im, uint64_t xfeatures, uint32_t xsi
 		.rbx = r.rbx, .rdx = r.rdx, .rax = r.rax, .rcx = r.rcx, .rsp = r.rsp,
 		.rip = r.rip, .eflags = r.eflags, .cs = 0x33, .ss = 0x2b};
 	uc->sigmask = t->sigmask;
-	memcpy(frame + fpoff, im->xstate, xsize);
+	memcpy(frame + fpoff, th->xstate, xsize);
 	sw.magic1 = FP_XSTATE_MAGIC1;
 	sw.extended_size = xsize + sizeof(magic2);
 	sw.xfeatures = xfeatures;
@@ -398,6 +420,17 @@ static void build_frame(const struct image *im, uint64_t xfeatures, uint32_t xsi
 	a->frame_fpptr = offsetof(struct k_ucontext, mc.fpstate);
 	/* Below the red zone, 64-byte aligned for XRSTOR. */
 	a->frame_sp = (r.rsp - 128 - a->frame_len) & ~63ull;
+	a->frame = (uint64_t)frame;
+	a->fs_base = r.fs_base;
+	a->gs_base = r.gs_base;
+	a->tid_addr = t->tid_addr;
+	a->tid_cached = !!(t->flags & IMG_THR_TID_CACHED);
+	a->robust_head = t->robust_head;
+	a->robust_len = t->robust_len;
+	a->rseq_addr = t->rseq_addr;
+	a->rseq_len = t->rseq_len;
+	a->rseq_sig = t->rseq_sig;
+	memcpy(a->comm, t->comm, sizeof(a->comm));
 }
 
 /* The frame is written where the program's stack is: inside a region that
@@ -473,9 +506,14 @@ int rst_restore(struct img_input *in, int flags)
 				 (im->nregions + 1) * sizeof(struct rst_map) +
 				 (im->nfiles + im->nregions + 8) * sizeof(int32_t) +
 				 IMG_NSIG * sizeof(struct img_sigact) +
-				 IMG_MAX_RUNS * sizeof(struct img_run) + 64 + sizeof(struct k_ucontext) +
-				 64 + im->thread.xstate_len + 64,
+				 IMG_MAX_RUNS * sizeof(struct img_run) + 64,
 			 ps);
+	/* Per thread: its struct, its frame, and (clones) its stack. */
+	for (size_t i = 0; i < im->nthreads; i++)
+		data_len += sizeof(struct rst_thread) + ALIGN(sizeof(struct k_ucontext), 64) +
+			    ALIGN(im->threads[i].d.xstate_len + 4, 64) + 64 +
+			    (i ? RST_THREAD_STACK : 0);
+	data_len = ALIGN(data_len, ps);
 	blob_len = ALIGN(scratch_len, ps) + code_len + data_len + RST_STACK;
 	blob = find_free(im, self, nself, blob_len + ps);
 	if (!blob) {
@@ -494,7 +532,8 @@ int rst_restore(struct img_input *in, int flags)
 		err_sys("cannot map the trampoline at %#llx", (unsigned long long)tramp);
 		goto fail;
 	}
-	memcpy((void *)tramp, tramp_code, sizeof(tramp_code));
+	memcpy((char *)tramp + RST_TRAMP_MAIN, tramp_main, sizeof(tramp_main));
+	memcpy((char *)tramp + RST_TRAMP_THREAD, tramp_thread, sizeof(tramp_thread));
 	memcpy((char *)tramp + RST_TRAMP_MAGIC_OFF, RST_TRAMP_MAGIC, sizeof(RST_TRAMP_MAGIC));
 	if (mprotect((void *)tramp, ps, PROT_READ | PROT_EXEC)) {
 		err_sys("cannot protect the trampoline");
@@ -639,32 +678,33 @@ int rst_restore(struct img_input *in, int flags)
 	a->mm.exe_fd = exe_fd >= 0 ? (uint32_t)exe_fd : (uint32_t)-1;
 	if (exe_fd >= 0)
 		a->flags |= RST_F_EXE_FD;
-	{
-		struct user_regs_struct r;
-		memcpy(&r, im->thread.regs, sizeof(r));
-		a->fs_base = r.fs_base;
-		a->gs_base = r.gs_base;
-	}
-	a->tid_addr = im->thread.tid_addr;
-	a->tid_cached = !!(im->thread.flags & IMG_THR_TID_CACHED);
-	a->robust_head = im->thread.robust_head;
-	a->robust_len = im->thread.robust_len;
-	a->rseq_addr = im->thread.rseq_addr;
-	a->rseq_len = im->thread.rseq_len;
-	a->rseq_sig = im->thread.rseq_sig;
-	memcpy(a->comm, im->thread.comm, sizeof(a->comm));
 	memcpy(base + off, im->sigacts, sizeof(im->sigacts));
 	a->sigacts = (uint64_t)(base + off);
 	off += ALIGN(sizeof(im->sigacts), 64);
 	a->runs = (uint64_t)(base + off);
 	off += ALIGN(IMG_MAX_RUNS * sizeof(struct img_run), 64);
-	a->frame = (uint64_t)(base + off);
-	build_frame(im, xfeatures, xsize, base + off, a);
-	off += ALIGN(a->frame_len, 64);
-	if (!frame_fits(maps, nmaps, a->frame_sp, a->frame_len)) {
-		err_set("the stack pointer %#llx is not in a writable region of the image",
-			(unsigned long long)im->thread.regs[19]);
-		goto fail;
+	/* The threads: their frames, and stacks for the clones. */
+	{
+		struct rst_thread *rt = (struct rst_thread *)(base + off);
+
+		off += ALIGN(im->nthreads * sizeof(*rt), 64);
+		a->nthreads = im->nthreads;
+		a->threads = (uint64_t)rt;
+		for (size_t i = 0; i < im->nthreads; i++) {
+			build_frame(&im->threads[i], xfeatures, xsize, base + off, &rt[i]);
+			off += ALIGN(rt[i].frame_len, 64);
+			if (!frame_fits(maps, nmaps, rt[i].frame_sp, rt[i].frame_len)) {
+				err_set("thread %d: the stack pointer %#llx is not in a writable "
+					"region of the image",
+					im->threads[i].d.tid,
+					(unsigned long long)im->threads[i].d.regs[19]);
+				goto fail;
+			}
+			if (i) {
+				off += RST_THREAD_STACK;
+				rt[i].stack_top = (uint64_t)(base + off);
+			}
+		}
 	}
 
 	/* Everything of ckpt-remap that is not the blob, the trampoline or a

@@ -37,6 +37,13 @@
 #define NR_clock_gettime 228
 #define NR_set_robust_list 273
 #define NR_rseq 334
+#define NR_clone 56
+#define NR_futex 202
+
+#define CLONE_THREAD_FLAGS                                                                         \
+	(0x100 | 0x200 | 0x400 | 0x800 | 0x10000 | 0x40000) /* VM FS FILES SIGHAND THREAD SYSVSEM */
+#define FUTEX_WAIT_PRIVATE 128
+#define EAGAIN 11
 
 #define PROT_READ 1
 #define PROT_WRITE 2
@@ -406,7 +413,8 @@ static void protect_regions(struct rst_args *a)
 	}
 }
 
-static void restore_kernel_state(struct rst_args *a)
+/* What belongs to the process: the mm layout, signal actions. */
+static void restore_process_state(struct rst_args *a)
 {
 	const struct img_sigact *sa = (const struct img_sigact *)a->sigacts;
 	long r;
@@ -428,33 +436,93 @@ static void restore_kernel_state(struct rst_args *a)
 		if (r)
 			fail(a, "cannot restore the action of signal", sig, r);
 	}
-	if (a->robust_head) {
-		r = sys2(NR_set_robust_list, a->robust_head, a->robust_len);
+}
+
+/* What belongs to the calling thread, then its frame below its stack
+ * pointer; returns the address rt_sigreturn is to find the frame at. */
+static uint64_t restore_thread_state(struct rst_args *a, struct rst_thread *t)
+{
+	uint64_t fp;
+	long r;
+
+	if (t->robust_head) {
+		r = sys2(NR_set_robust_list, t->robust_head, t->robust_len);
 		if (r)
-			fail(a, "cannot restore the robust futex list at", a->robust_head, r);
+			fail(a, "cannot restore the robust futex list at", t->robust_head, r);
 	}
-	sys1(NR_set_tid_address, a->tid_addr);
-	if (a->tid_cached)
-		*(volatile int32_t *)a->tid_addr = (int32_t)sys1(NR_gettid, 0);
-	if (a->rseq_addr) {
-		r = sys4(NR_rseq, a->rseq_addr, a->rseq_len, 0, a->rseq_sig);
+	sys1(NR_set_tid_address, t->tid_addr);
+	if (t->tid_cached)
+		*(volatile int32_t *)t->tid_addr = (int32_t)sys1(NR_gettid, 0);
+	if (t->rseq_addr) {
+		r = sys4(NR_rseq, t->rseq_addr, t->rseq_len, 0, t->rseq_sig);
 		if (r)
-			fail(a, "cannot register rseq at", a->rseq_addr, r);
+			fail(a, "cannot register rseq at", t->rseq_addr, r);
 	}
-	r = sys2(NR_arch_prctl, ARCH_SET_FS, a->fs_base);
+	r = sys2(NR_arch_prctl, ARCH_SET_FS, t->fs_base);
 	if (r)
-		fail(a, "cannot set the fs base", a->fs_base, r);
-	r = sys2(NR_arch_prctl, ARCH_SET_GS, a->gs_base);
+		fail(a, "cannot set the fs base", t->fs_base, r);
+	r = sys2(NR_arch_prctl, ARCH_SET_GS, t->gs_base);
 	if (r)
-		fail(a, "cannot set the gs base", a->gs_base, r);
-	sys2(NR_prctl, PR_SET_NAME, a->comm);
+		fail(a, "cannot set the gs base", t->gs_base, r);
+	sys2(NR_prctl, PR_SET_NAME, t->comm);
+
+	/* The rt_sigreturn frame goes below the thread's stack pointer, as
+	 * the kernel would put one for a signal; its xsave area must be
+	 * 64-byte aligned there. */
+	r_memcpy((void *)t->frame_sp, (void *)t->frame, t->frame_len);
+	fp = t->frame_sp + t->frame_fpoff;
+	r_memcpy((void *)(t->frame_sp + t->frame_fpptr), &fp, 8);
+	return t->frame_sp;
+}
+
+/* A cloned thread: its state, then out through the trampoline, which
+ * counts it off and wakes the main thread without touching this blob. */
+__attribute__((used, noinline, noreturn)) static void thread_main(struct rst_args *a, uint64_t i)
+{
+	struct rst_thread *t = (struct rst_thread *)a->threads + i;
+	uint64_t sp = restore_thread_state(a, t);
+
+	__asm__ volatile("mov %0, %%rdi\n\t"
+			 "mov %1, %%r12\n\t"
+			 "jmp *%2\n\t"
+			 :
+			 : "r"(&a->pending), "r"(sp), "r"(a->tramp + RST_TRAMP_THREAD)
+			 : "rdi", "r12", "memory");
+	__builtin_unreachable();
+}
+
+static void spawn_thread(struct rst_args *a, uint64_t i)
+{
+	struct rst_thread *t = (struct rst_thread *)a->threads + i;
+	uint64_t *sp = (uint64_t *)(t->stack_top - 16);
+	register long r10 __asm__("r10") = 0;
+	register long r8 __asm__("r8") = 0;
+	long ret;
+
+	sp[0] = (uint64_t)a;
+	sp[1] = i;
+	/* The child starts after the syscall on its own stack, with every
+	 * signal blocked (inherited), and never returns here. */
+	__asm__ volatile("syscall\n\t"
+			 "test %%rax, %%rax\n\t"
+			 "jnz 1f\n\t"
+			 "mov 0(%%rsp), %%rdi\n\t"
+			 "mov 8(%%rsp), %%rsi\n\t"
+			 "call thread_main\n\t"
+			 "ud2\n"
+			 "1:\n\t"
+			 : "=a"(ret)
+			 : "a"(NR_clone), "D"(CLONE_THREAD_FLAGS), "S"(sp), "d"(0), "r"(r10), "r"(r8)
+			 : "rcx", "r11", "memory");
+	if (ret < 0)
+		fail(a, "cannot create thread", i, ret);
 }
 
 __attribute__((section(".text.entry"), noreturn, used)) void rst_entry(struct rst_args *a)
 {
 	const struct rst_range *u = (const struct rst_range *)a->unmap;
 	const int32_t *cfd = (const int32_t *)a->close_fds;
-	uint64_t fp;
+	uint64_t sp;
 
 	/* The point of no return.  (ckpt-remap unregistered its rseq area
 	 * before it jumped here: the kernel would write into it otherwise.) */
@@ -464,16 +532,23 @@ __attribute__((section(".text.entry"), noreturn, used)) void rst_entry(struct rs
 	map_regions(a);
 	fill_pages(a);
 	protect_regions(a);
-	restore_kernel_state(a);
+	restore_process_state(a);
+	/* The main thread's own state first, so that threads that start to
+	 * run the program find it (its cached tid, for one) already right. */
+	sp = restore_thread_state(a, (struct rst_thread *)a->threads);
+	a->pending = (int32_t)(a->nthreads - 1);
+	for (uint64_t i = 1; i < a->nthreads; i++)
+		spawn_thread(a, i);
+	/* Every thread must be off the blob before it goes (and a thread
+	 * that fails reports through err_fd, closed only after this). */
+	for (;;) {
+		int32_t v = __atomic_load_n(&a->pending, __ATOMIC_ACQUIRE);
+		if (v == 0)
+			break;
+		sys4(NR_futex, &a->pending, FUTEX_WAIT_PRIVATE, v, 0);
+	}
 	for (uint32_t i = 0; i < a->nclose; i++)
 		sys1(NR_close, cfd[i]);
-
-	/* The rt_sigreturn frame goes below the program's stack pointer, as
-	 * the kernel would put one for a signal; its xsave area must be
-	 * 64-byte aligned there. */
-	r_memcpy((void *)a->frame_sp, (void *)a->frame, a->frame_len);
-	fp = a->frame_sp + a->frame_fpoff;
-	r_memcpy((void *)(a->frame_sp + a->frame_fpptr), &fp, 8);
 
 	/* The trampoline unmaps this blob and calls rt_sigreturn; it lives
 	 * outside the blob, so that it survives the munmap. */
@@ -482,7 +557,8 @@ __attribute__((section(".text.entry"), noreturn, used)) void rst_entry(struct rs
 			 "mov %2, %%rdx\n\t"
 			 "jmp *%3\n\t"
 			 :
-			 : "r"(a->blob_start), "r"(a->blob_len), "r"(a->frame_sp), "r"(a->tramp)
+			 : "r"(a->blob_start), "r"(a->blob_len), "r"(sp),
+			   "r"(a->tramp + RST_TRAMP_MAIN)
 			 : "rdi", "rsi", "rdx", "memory");
 	__builtin_unreachable();
 }

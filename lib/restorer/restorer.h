@@ -44,6 +44,29 @@ struct rst_mm_map {
 
 #define RST_MAX_SPECIAL 8
 
+/* Trampoline entry points (offsets into its page). */
+#define RST_TRAMP_MAIN 0    /* munmap(rdi, rsi); rsp = rdx; rt_sigreturn */
+#define RST_TRAMP_THREAD 32 /* decrement *rdi, wake it; rsp = r12; rt_sigreturn */
+#define RST_THREAD_STACK (16 << 10)
+
+struct rst_thread {
+	/* The rt_sigreturn frame (ucontext + 64-byte aligned xsave area),
+	 * copied below the thread's stack pointer at the end. */
+	uint64_t frame;	      /* address of the prepared frame in the blob */
+	uint64_t frame_len;   /* bytes */
+	uint64_t frame_fpoff; /* offset of the xsave area in the frame */
+	uint64_t frame_fpptr; /* offset of sigcontext.fpstate, patched at the end */
+	uint64_t frame_sp;    /* where the frame goes: below rsp and its red zone */
+	uint64_t fs_base, gs_base;
+	uint64_t tid_addr;
+	uint32_t tid_cached; /* write our tid to *tid_addr (glibc's cached tid) */
+	uint32_t pad;
+	uint64_t robust_head, robust_len;
+	uint64_t rseq_addr, rseq_len, rseq_sig;
+	uint64_t stack_top; /* the restorer's stack for this thread (clones) */
+	char comm[16];
+};
+
 struct rst_args {
 	/* The restorer's own memory: unmapped last, through the trampoline. */
 	uint64_t blob_start, blob_len;
@@ -76,23 +99,15 @@ struct rst_args {
 	struct rst_mm_map mm;
 	uint64_t auxv[64];
 
-	/* The thread. */
-	uint64_t fs_base, gs_base;
-	uint64_t tid_addr;
-	uint32_t tid_cached; /* write our tid to *tid_addr (glibc's cached tid) */
-	uint32_t pad1;
-	uint64_t robust_head, robust_len;
-	uint64_t rseq_addr, rseq_len, rseq_sig;
-	char comm[16];
+	/* Signal actions of the process. */
 	uint64_t sigacts; /* struct img_sigact[IMG_NSIG] */
 
-	/* The rt_sigreturn frame (ucontext + 64-byte aligned xsave area),
-	 * copied below the program's stack pointer at the end. */
-	uint64_t frame;	    /* address of the prepared frame in the blob */
-	uint64_t frame_len; /* bytes */
-	uint64_t frame_fpoff; /* offset of the xsave area in the frame */
-	uint64_t frame_fpptr; /* offset of sigcontext.fpstate, patched at the end */
-	uint64_t frame_sp;    /* where the frame goes: below rsp and its red zone */
+	/* The threads: [0] is the main thread, which is this one; the others
+	 * are cloned and count `pending` down as they leave for the program. */
+	uint64_t nthreads;
+	uint64_t threads; /* struct rst_thread[nthreads] */
+	int32_t pending;
+	int32_t pad4;
 
 	/* fds of ckpt-remap's own to close at the end (image, map files). */
 	uint32_t nclose;

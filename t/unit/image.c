@@ -34,6 +34,7 @@ static size_t write_image(const char *path)
 	struct image im;
 	struct region rg[2];
 	struct fd_entry fe;
+	struct thread th;
 	unsigned char xs[1024], data[3 * 4096];
 	struct img_run runs[2] = {{0x10000, 2}, {0x14000, 1}};
 	uint64_t auxv[4] = {6, 4096, 0, 0};
@@ -41,6 +42,7 @@ static size_t write_image(const char *path)
 	memset(&im, 0, sizeof(im));
 	memset(rg, 0, sizeof(rg));
 	memset(&fe, 0, sizeof(fe));
+	memset(&th, 0, sizeof(th));
 	memset(xs, 0x5a, sizeof(xs));
 	for (size_t i = 0; i < sizeof(data); i++)
 		data[i] = (unsigned char)(i * 7 + 1);
@@ -57,9 +59,11 @@ static size_t write_image(const char *path)
 	im.proc.cwd_len = 1;
 	im.proc.cmdline_len = 9;
 	im.proc.auxv_len = sizeof(auxv);
-	im.thread.tid = 42;
-	im.thread.xstate_len = sizeof(xs);
-	im.xstate = xs;
+	th.d.tid = 42;
+	th.d.xstate_len = sizeof(xs);
+	th.xstate = xs;
+	im.threads = &th;
+	im.nthreads = 1;
 	im.sigacts[1].handler = 1;
 	rg[0].d = (struct img_region){.start = 0x10000, .end = 0x20000, .prot = 3};
 	rg[1].d = (struct img_region){.start = 0x30000, .end = 0x31000, .prot = 1, .kind = 1,
