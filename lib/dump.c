@@ -7,8 +7,11 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/ptrace.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
+#include <time.h>
 #include <sys/sysmacros.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -115,6 +118,77 @@ int dump_seize(pid_t pid, struct dump_target *t)
 	return 0;
 }
 
+/* Interval timers and the time left on each POSIX timer (listed, with
+ * their notification, by /proc/PID/timers). */
+static int inject_timers(struct inj *c, struct image *im)
+{
+	struct proc_timer *pt = NULL;
+	uint64_t a[6] = {0};
+	size_t n = 0;
+	int64_t ret;
+
+	for (int which = 0; which < 3; which++) {
+		struct itimerval v;
+
+		a[0] = which;
+		a[1] = c->scratch;
+		if (inj_syscall(c, SYS_getitimer, a, &ret))
+			return -1;
+		if (ret || inj_peek(c, &v, sizeof(v))) {
+			err_set("pid %d: cannot read interval timer %d", im->proc.pid, which);
+			return -1;
+		}
+		im->timers.it[which].value = (struct img_timespec){v.it_value.tv_sec,
+								   v.it_value.tv_usec * 1000};
+		im->timers.it[which].interval = (struct img_timespec){
+			v.it_interval.tv_sec, v.it_interval.tv_usec * 1000};
+	}
+	if (proc_read_timers(im->proc.pid, &pt, &n))
+		return -1;
+	im->ptimers = calloc(n + 1, sizeof(*im->ptimers));
+	if (!im->ptimers) {
+		free(pt);
+		err_set("out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct img_ptimer *p = &im->ptimers[i];
+		struct itimerspec its;
+
+		/* Per-process and per-thread CPU clocks of another process
+		 * would need that process. */
+		if (pt[i].clock < 0 && (~pt[i].clock) >> 3 != 0) {
+			err_set("pid %d: POSIX timer %d counts the CPU time of another process; "
+				"not supported",
+				im->proc.pid, pt[i].id);
+			free(pt);
+			return -1;
+		}
+		a[0] = pt[i].id;
+		a[1] = c->scratch;
+		if (inj_syscall(c, SYS_timer_gettime, a, &ret))
+			goto fail;
+		if (ret || inj_peek(c, &its, sizeof(its))) {
+			err_set("pid %d: cannot read POSIX timer %d", im->proc.pid, pt[i].id);
+			goto fail;
+		}
+		p->id = pt[i].id;
+		p->clock = pt[i].clock;
+		p->notify = pt[i].notify;
+		p->signo = pt[i].signo;
+		p->tid = pt[i].notify == SIGEV_THREAD_ID ? pt[i].target : 0;
+		p->value = pt[i].value;
+		p->left = (struct img_timespec){its.it_value.tv_sec, its.it_value.tv_nsec};
+		p->interval = (struct img_timespec){its.it_interval.tv_sec, its.it_interval.tv_nsec};
+	}
+	im->timers.nposix = n;
+	free(pt);
+	return 0;
+fail:
+	free(pt);
+	return -1;
+}
+
 /* Per-thread kernel state only the thread itself can tell: clear_child_tid
  * and the alternate signal stack; for the main thread also what belongs to
  * the process (signal actions, brk). */
@@ -160,7 +234,7 @@ static int inject_thread(struct inj *c, struct image *im, struct thread *th, int
 	if (inj_syscall(c, SYS_brk, a, &ret))
 		return -1;
 	im->proc.mm[MM_BRK] = ret;
-	return 0;
+	return inject_timers(c, im);
 }
 
 static int capture_injected(const struct dump_target *tg, struct image *im,
@@ -195,6 +269,53 @@ static int capture_injected(const struct dump_target *tg, struct image *im,
 	}
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	return rc;
+}
+
+/* Signals queued on thread tid (or, shared, on the process) and not yet
+ * delivered: read with PTRACE_PEEKSIGINFO, which leaves them queued. */
+static int capture_sigqueue(struct image *im, pid_t tid, int shared)
+{
+	unsigned char *info = NULL;
+	uint32_t count = 0;
+
+	for (;;) {
+		struct __ptrace_peeksiginfo_args args = {
+			.off = count, .flags = shared ? PTRACE_PEEKSIGINFO_SHARED : 0, .nr = 32};
+		unsigned char *ni;
+		long n;
+
+		ni = realloc(info, ((size_t)count + 32) * IMG_SIGINFO_SIZE);
+		if (!ni) {
+			free(info);
+			err_set("out of memory");
+			return -1;
+		}
+		info = ni;
+		n = ptrace(PTRACE_PEEKSIGINFO, tid, &args, info + (size_t)count * IMG_SIGINFO_SIZE);
+		if (n < 0) {
+			err_sys("pid %d: thread %d: cannot read pending signals", im->proc.pid, tid);
+			free(info);
+			return -1;
+		}
+		if (n == 0)
+			break;
+		count += n;
+		if (count > IMG_MAX_SIGQUEUE) {
+			err_set("pid %d: thread %d: more than %d pending signals", im->proc.pid, tid,
+				IMG_MAX_SIGQUEUE);
+			free(info);
+			return -1;
+		}
+	}
+	if (count == 0) {
+		free(info);
+		return 0;
+	}
+	im->sigq[im->nsigq].d.tid = shared ? 0 : tid;
+	im->sigq[im->nsigq].d.count = count;
+	im->sigq[im->nsigq].info = info;
+	im->nsigq++;
+	return 0;
 }
 
 static int capture_thread(pid_t pid, pid_t tid, struct thread *th)
@@ -672,9 +793,18 @@ static int capture(const struct dump_target *tg, struct image *im)
 		err_set("out of memory");
 		goto out;
 	}
+	im->sigq = calloc(tg->ntids + 1, sizeof(*im->sigq));
+	if (!im->sigq) {
+		err_set("out of memory");
+		goto out;
+	}
+	im->proc.pid = pid;
 	for (; im->nthreads < tg->ntids; im->nthreads++)
-		if (capture_thread(pid, tg->tids[im->nthreads], &im->threads[im->nthreads]))
+		if (capture_thread(pid, tg->tids[im->nthreads], &im->threads[im->nthreads]) ||
+		    capture_sigqueue(im, tg->tids[im->nthreads], 0))
 			goto out;
+	if (capture_sigqueue(im, pid, 1))
+		goto out;
 	if (capture_injected(tg, im, maps, n) || capture_proc(pid, im) ||
 	    capture_regions(pid, im, maps, n) || capture_files(pid, im))
 		goto out;

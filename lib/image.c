@@ -20,6 +20,9 @@ _Static_assert(sizeof(struct img_file) == 72, "img_file layout");
 _Static_assert(sizeof(struct img_pages) == 16, "img_pages layout");
 _Static_assert(sizeof(struct img_run) == 16, "img_run layout");
 _Static_assert(sizeof(struct img_sigact) == 32, "img_sigact layout");
+_Static_assert(sizeof(struct img_sigqueue) == 8, "img_sigqueue layout");
+_Static_assert(sizeof(struct img_ptimer) == 64, "img_ptimer layout");
+_Static_assert(sizeof(struct img_timers) == 104, "img_timers layout");
 
 static const char *const kind_names[IMG_RGN_NKINDS] = {"anon", "file", "heap", "stack",
 						       "special"};
@@ -44,6 +47,10 @@ void image_free(struct image *im)
 	for (size_t i = 0; i < im->nthreads; i++)
 		free(im->threads[i].xstate);
 	free(im->threads);
+	for (size_t i = 0; i < im->nsigq; i++)
+		free(im->sigq[i].info);
+	free(im->sigq);
+	free(im->ptimers);
 	for (size_t i = 0; i < im->nregions; i++)
 		free(im->regions[i].path);
 	free(im->regions);
@@ -170,6 +177,17 @@ int img_write_meta(struct img_writer *w, const struct image *im)
 		if (img_write_rec(w, IMG_REC_THREAD, v, 2))
 			return -1;
 	}
+	for (size_t i = 0; i < im->nsigq; i++) {
+		const struct sigqueue *q = &im->sigq[i];
+		v[0] = (struct iovec){(void *)&q->d, sizeof(q->d)};
+		v[1] = (struct iovec){q->info, (size_t)q->d.count * IMG_SIGINFO_SIZE};
+		if (img_write_rec(w, IMG_REC_SIGQUEUE, v, 2))
+			return -1;
+	}
+	v[0] = (struct iovec){(void *)&im->timers, sizeof(im->timers)};
+	v[1] = (struct iovec){im->ptimers, (size_t)im->timers.nposix * sizeof(struct img_ptimer)};
+	if (img_write_rec(w, IMG_REC_TIMERS, v, 2))
+		return -1;
 	for (size_t i = 0; i < im->nregions; i++) {
 		const struct region *r = &im->regions[i];
 		v[0] = (struct iovec){(void *)&r->d, sizeof(r->d)};
@@ -566,6 +584,98 @@ static int parse_thread(struct image *im, const char *buf, uint64_t len)
 	return 0;
 }
 
+static int parse_sigqueue(struct image *im, const char *buf, uint64_t len)
+{
+	struct sigqueue *q, *nq;
+	int known = 0;
+
+	nq = realloc(im->sigq, (im->nsigq + 1) * sizeof(*nq));
+	if (!nq) {
+		err_set("out of memory");
+		return -1;
+	}
+	im->sigq = nq;
+	q = &im->sigq[im->nsigq];
+	memset(q, 0, sizeof(*q));
+	if (len < sizeof(q->d)) {
+		err_set("SIGQUEUE record: too short");
+		return -1;
+	}
+	memcpy(&q->d, buf, sizeof(q->d));
+	if (q->d.count == 0 || q->d.count > IMG_MAX_SIGQUEUE ||
+	    len != sizeof(q->d) + (uint64_t)q->d.count * IMG_SIGINFO_SIZE) {
+		err_set("SIGQUEUE record: bad count %u", q->d.count);
+		return -1;
+	}
+	for (size_t i = 0; i < im->nthreads; i++)
+		known |= im->threads[i].d.tid == q->d.tid;
+	if (q->d.tid != 0 && !known) {
+		err_set("SIGQUEUE record: tid %d is not a thread of the image", q->d.tid);
+		return -1;
+	}
+	q->info = malloc((size_t)q->d.count * IMG_SIGINFO_SIZE);
+	if (!q->info) {
+		err_set("out of memory");
+		return -1;
+	}
+	memcpy(q->info, buf + sizeof(q->d), (size_t)q->d.count * IMG_SIGINFO_SIZE);
+	for (uint32_t i = 0; i < q->d.count; i++) {
+		int32_t signo;
+		memcpy(&signo, q->info + (size_t)i * IMG_SIGINFO_SIZE, 4);
+		if (signo < 1 || signo > IMG_NSIG) {
+			err_set("SIGQUEUE record: bad signal %d", signo);
+			free(q->info);
+			return -1;
+		}
+	}
+	im->nsigq++;
+	return 0;
+}
+
+static int parse_timers(struct image *im, const char *buf, uint64_t len)
+{
+	struct img_timers *t = &im->timers;
+
+	if (len < sizeof(*t)) {
+		err_set("TIMERS record: too short");
+		return -1;
+	}
+	memcpy(t, buf, sizeof(*t));
+	if (t->nposix > IMG_MAX_TIMERS ||
+	    len != sizeof(*t) + (uint64_t)t->nposix * sizeof(struct img_ptimer)) {
+		err_set("TIMERS record: bad count %u", t->nposix);
+		return -1;
+	}
+	for (int i = 0; i < 3; i++)
+		if (t->it[i].value.sec < 0 || t->it[i].value.nsec < 0 ||
+		    t->it[i].value.nsec >= 1000000000 || t->it[i].interval.sec < 0 ||
+		    t->it[i].interval.nsec < 0 || t->it[i].interval.nsec >= 1000000000) {
+			err_set("TIMERS record: bad interval timer %d", i);
+			return -1;
+		}
+	im->ptimers = malloc((size_t)t->nposix * sizeof(struct img_ptimer) + 1);
+	if (!im->ptimers) {
+		err_set("out of memory");
+		return -1;
+	}
+	memcpy(im->ptimers, buf + sizeof(*t), (size_t)t->nposix * sizeof(struct img_ptimer));
+	for (uint32_t i = 0; i < t->nposix; i++) {
+		const struct img_ptimer *p = &im->ptimers[i];
+		int known = p->notify != 4; /* SIGEV_THREAD_ID names a thread */
+
+		for (size_t k = 0; k < im->nthreads && !known; k++)
+			known = im->threads[k].d.tid == p->tid;
+		if (p->id < 0 || (p->notify != 0 && p->notify != 1 && p->notify != 4) ||
+		    p->signo < 0 || p->signo > IMG_NSIG || !known || p->left.sec < 0 ||
+		    p->left.nsec < 0 || p->left.nsec >= 1000000000 || p->interval.sec < 0 ||
+		    p->interval.nsec < 0 || p->interval.nsec >= 1000000000) {
+			err_set("TIMERS record: bad POSIX timer %u (id %d)", i, p->id);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static int parse_region(struct image *im, const char *buf, uint64_t len)
 {
 	struct region *r = &im->regions[im->nregions];
@@ -633,7 +743,7 @@ static int parse_file(struct image *im, const char *buf, uint64_t len)
 
 int img_read_meta(struct img_reader *r, struct image *im, const void *prefix, size_t prefix_len)
 {
-	int have_proc = 0, have_sigacts = 0;
+	int have_proc = 0, have_sigacts = 0, have_timers = 0;
 
 	memset(im, 0, sizeof(*im));
 	if (img_read_header(r, &im->hdr, prefix, prefix_len))
@@ -677,6 +787,22 @@ int img_read_meta(struct img_reader *r, struct image *im, const void *prefix, si
 			}
 			memcpy(im->sigacts, buf, sizeof(im->sigacts));
 			break;
+		case IMG_REC_SIGQUEUE:
+			if (im->nsigq > im->nthreads) {
+				err_set("more SIGQUEUE records than queues");
+				rc = -1;
+				break;
+			}
+			rc = parse_sigqueue(im, buf, rec.len);
+			break;
+		case IMG_REC_TIMERS:
+			if (have_timers++) {
+				err_set("second TIMERS record");
+				rc = -1;
+				break;
+			}
+			rc = parse_timers(im, buf, rec.len);
+			break;
 		case IMG_REC_REGION:
 			if (im->nregions >= im->proc.nregions) {
 				err_set("more REGION records than the PROC record counts");
@@ -695,7 +821,7 @@ int img_read_meta(struct img_reader *r, struct image *im, const void *prefix, si
 			break;
 		case IMG_REC_DATA:
 			free(buf);
-			if (im->nthreads != im->proc.nthreads || !have_sigacts ||
+			if (im->nthreads != im->proc.nthreads || !have_sigacts || !have_timers ||
 			    im->nregions != im->proc.nregions || im->nfiles != im->proc.nfiles) {
 				err_set("metadata incomplete at DATA record (%zu of %u regions, %zu "
 					"of %u files, %zu of %u threads)",

@@ -41,7 +41,9 @@ enum img_rec_type {
 	IMG_REC_DATA = 5, /* end of the process's metadata; page data follows */
 	IMG_REC_PAGES = 6,
 	IMG_REC_END = 7,
-	IMG_REC_SIGACTS = 8, /* signal dispositions of the process */
+	IMG_REC_SIGACTS = 8,  /* signal dispositions of the process */
+	IMG_REC_SIGQUEUE = 9, /* pending signals of a thread, or of the process */
+	IMG_REC_TIMERS = 10,  /* interval timers and POSIX timers */
 	IMG_REC_NTYPES
 };
 
@@ -156,6 +158,48 @@ struct img_sigact {
 
 #define IMG_NSIG 64 /* signals 1..64; entry k is signal k + 1 */
 
+/* Pending signals: queued on thread tid, or on the process when tid is 0;
+ * then count siginfo_t of IMG_SIGINFO_SIZE bytes each, in queue order. */
+struct img_sigqueue {
+	int32_t tid;
+	uint32_t count;
+};
+
+#define IMG_SIGINFO_SIZE 128
+#define IMG_MAX_SIGQUEUE 65536
+
+struct img_timespec {
+	int64_t sec, nsec;
+};
+
+/* setitimer(2) timers: ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF, as time
+ * left and interval. */
+struct img_itimer {
+	struct img_timespec value, interval;
+};
+
+/* A POSIX timer (timer_create): id, clock and notification, time left
+ * (relative, as timer_gettime gives it) and interval. */
+struct img_ptimer {
+	int32_t id;
+	int32_t clock;
+	int32_t notify; /* SIGEV_SIGNAL, SIGEV_NONE, SIGEV_THREAD_ID */
+	int32_t signo;
+	int32_t tid; /* SIGEV_THREAD_ID: the thread it signals */
+	uint32_t pad;
+	uint64_t value; /* sigev_value */
+	struct img_timespec left, interval;
+};
+
+struct img_timers {
+	struct img_itimer it[3];
+	uint32_t nposix;
+	uint32_t pad;
+	/* then nposix struct img_ptimer */
+};
+
+#define IMG_MAX_TIMERS 65536
+
 struct img_run {
 	uint64_t addr;
 	uint64_t npages;
@@ -197,6 +241,11 @@ struct thread {
 	unsigned char *xstate;
 };
 
+struct sigqueue {
+	struct img_sigqueue d;
+	unsigned char *info; /* d.count siginfo_t */
+};
+
 /* Threads an image may hold. */
 #define IMG_MAX_THREADS 4096
 
@@ -208,6 +257,10 @@ struct image {
 	struct thread *threads; /* threads[0] is the main thread (tid == pid) */
 	size_t nthreads;
 	struct img_sigact sigacts[IMG_NSIG];
+	struct sigqueue *sigq; /* pending signals, per thread or shared */
+	size_t nsigq;
+	struct img_timers timers;
+	struct img_ptimer *ptimers;
 	struct region *regions;
 	size_t nregions;
 	struct fd_entry *files;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -324,5 +325,50 @@ int proc_read_pagemap(int fd, uint64_t start, uint64_t npages, uint64_t *out)
 		}
 		done += n;
 	}
+	return 0;
+}
+
+int proc_read_timers(pid_t pid, struct proc_timer **tp, size_t *np)
+{
+	char path[64], *buf, *line, *save;
+	struct proc_timer *t = NULL, *cur = NULL;
+	size_t n = 0;
+
+	buf = read_file(fmt_path(path, sizeof(path), "/proc/%d/timers", pid), NULL);
+	if (!buf)
+		return -1;
+	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char how[16];
+
+		if (!strncmp(line, "ID: ", 4)) {
+			struct proc_timer *nt = realloc(t, (n + 1) * sizeof(*t));
+			if (!nt) {
+				free(t);
+				free(buf);
+				err_set("out of memory");
+				return -1;
+			}
+			t = nt;
+			cur = &t[n++];
+			memset(cur, 0, sizeof(*cur));
+			cur->id = atoi(line + 4);
+		} else if (!cur) {
+			continue;
+		} else if (!strncmp(line, "signal: ", 8)) {
+			unsigned long long v = 0;
+			sscanf(line + 8, "%d/%llx", &cur->signo, &v);
+			cur->value = v;
+		} else if (sscanf(line, "notify: %15[a-z]/%*[a-z].%d", how, &cur->target) == 2) {
+			/* Thread-directed timers show "thread/tid.N". */
+			cur->notify = !strcmp(how, "thread") ? SIGEV_THREAD_ID
+				      : !strcmp(how, "none") ? SIGEV_NONE
+							     : SIGEV_SIGNAL;
+		} else if (!strncmp(line, "ClockID: ", 9)) {
+			cur->clock = atoi(line + 9);
+		}
+	}
+	free(buf);
+	*tp = t;
+	*np = n;
 	return 0;
 }

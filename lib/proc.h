@@ -48,6 +48,15 @@ int proc_read_fdinfo(pid_t pid, int fd, struct proc_fdinfo *fi);
 /* Open fds of the process, sorted. */
 int proc_list_fds(pid_t pid, int **fds, size_t *n);
 
+/* One POSIX timer of /proc/PID/timers. */
+struct proc_timer {
+	int id, signo, clock;
+	int notify; /* SIGEV_SIGNAL, SIGEV_NONE, SIGEV_THREAD_ID */
+	int target; /* pid or tid after "notify: .../pid." or "/tid." */
+	uint64_t value;
+};
+int proc_read_timers(pid_t pid, struct proc_timer **timers, size_t *n);
+
 /* Pagemap entries for [start, end): one uint64_t per page into out. */
 int proc_open_pagemap(pid_t pid);
 int proc_read_pagemap(int fd, uint64_t start, uint64_t npages, uint64_t *out);

@@ -8,10 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/rseq.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/user.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "err.h"
@@ -22,6 +24,7 @@
 
 extern const unsigned char rst_blob[], rst_blob_end[];
 
+#define PR_TIMER_CREATE_RESTORE_IDS_ 77 /* <linux/prctl.h> of Linux 6.15 */
 #define ALIGN(x, a) (((x) + (a) - 1) & ~((uint64_t)(a) - 1))
 #define RST_STACK (64 << 10)
 #define ERESTARTSYS 512
@@ -388,13 +391,25 @@ static void build_frame(const struct thread *th, uint64_t xfeatures, uint32_t xs
 	memcpy(&r, t->regs, sizeof(r));
 	if ((int64_t)r.orig_rax >= 0) {
 		int64_t rax = (int64_t)r.rax;
-		/* -ERESTART_RESTARTBLOCK re-runs the original call with its
-		 * original arguments: the kernel's restart block (the time a
-		 * sleep had left) did not survive; a sleep starts over. */
+
 		if (rax == -ERESTARTSYS || rax == -ERESTARTNOINTR || rax == -ERESTARTNOHAND ||
 		    rax == -ERESTART_RESTARTBLOCK) {
+			/* Run the syscall instruction again. */
 			r.rax = r.orig_rax;
 			r.rip -= 2;
+		}
+		/* -ERESTART_RESTARTBLOCK: the kernel's restart block (the
+		 * time a relative sleep had left) did not survive.  A sleep
+		 * given a rem pointer has that time there, written when the
+		 * dump interrupted it: sleep on it (req := rem).  The argument
+		 * register then differs after the call, which the syscall ABI
+		 * lets a caller assume unchanged; glibc's wrappers do not look
+		 * at it again.  Without rem, the sleep starts over. */
+		if (rax == -ERESTART_RESTARTBLOCK) {
+			if (r.orig_rax == SYS_clock_nanosleep && !(r.rsi & TIMER_ABSTIME) && r.r10)
+				r.rdx = r.r10;
+			else if (r.orig_rax == SYS_nanosleep && r.rsi)
+				r.rdi = r.rsi;
 		}
 	}
 	memset(uc, 0, sizeof(*uc));
@@ -441,6 +456,74 @@ static int frame_fits(const struct rst_map *maps, size_t n, uint64_t sp, uint64_
 		if (maps[i].fill && maps[i].start < sp + len && sp + len <= maps[i].end &&
 		    (maps[i].start <= sp || (maps[i].flags & MAP_GROWSDOWN)))
 			return 1;
+	return 0;
+}
+
+static int thread_index(const struct image *im, int32_t tid)
+{
+	for (size_t i = 0; i < im->nthreads; i++)
+		if (im->threads[i].d.tid == tid)
+			return (int)i;
+	return -1;
+}
+
+/* Pending signals and timers, for the restorer to queue and arm once every
+ * thread exists. */
+static int plan_signals_timers(const struct image *im, struct rst_args *a, unsigned char *base,
+			       uint64_t *off)
+{
+	struct rst_sig *sig = (struct rst_sig *)(base + *off);
+	struct rst_ptimer *pt;
+
+	a->sigs = (uint64_t)sig;
+	for (size_t i = 0; i < im->nsigq; i++) {
+		const struct sigqueue *q = &im->sigq[i];
+		int thread = q->d.tid ? thread_index(im, q->d.tid) : -1;
+
+		for (uint32_t k = 0; k < q->d.count; k++) {
+			struct rst_sig *s = &sig[a->nsig++];
+			s->thread = thread;
+			memcpy(s->info, q->info + (size_t)k * IMG_SIGINFO_SIZE, IMG_SIGINFO_SIZE);
+			memcpy(&s->signo, s->info, 4);
+		}
+	}
+	*off += ALIGN(a->nsig * sizeof(*sig), 64);
+	for (int w = 0; w < 3; w++) {
+		const struct img_itimer *it = &im->timers.it[w];
+		a->itimer[w][0] = it->interval.sec;
+		a->itimer[w][1] = it->interval.nsec / 1000;
+		a->itimer[w][2] = it->value.sec;
+		a->itimer[w][3] = it->value.nsec / 1000;
+		/* A timer with under a microsecond left is still armed. */
+		if (!a->itimer[w][2] && !a->itimer[w][3] && it->value.nsec)
+			a->itimer[w][3] = 1;
+	}
+	pt = (struct rst_ptimer *)(base + *off);
+	a->ptimers = (uint64_t)pt;
+	a->nptimer = im->timers.nposix;
+	for (uint32_t i = 0; i < im->timers.nposix; i++) {
+		const struct img_ptimer *p = &im->ptimers[i];
+		pt[i] = (struct rst_ptimer){.id = p->id,
+					    .clock = p->clock,
+					    .notify = p->notify,
+					    .signo = p->signo,
+					    .thread = p->notify == SIGEV_THREAD_ID
+							      ? thread_index(im, p->tid)
+							      : 0,
+					    .value = p->value,
+					    .its = {p->interval.sec, p->interval.nsec, p->left.sec,
+						    p->left.nsec}};
+		/* A timer that was armed and about to fire stays armed. */
+		if (!pt[i].its[2] && !pt[i].its[3] && (p->interval.sec || p->interval.nsec))
+			pt[i].its[3] = 1;
+	}
+	*off += ALIGN(im->timers.nposix * sizeof(*pt), 64);
+	if (im->timers.nposix && prctl(PR_TIMER_CREATE_RESTORE_IDS_, 2, 0, 0, 0) < 0) {
+		err_sys("this kernel cannot create POSIX timers with given ids "
+			"(PR_TIMER_CREATE_RESTORE_IDS, Linux 6.15), and the image has %u",
+			im->timers.nposix);
+		return -1;
+	}
 	return 0;
 }
 
@@ -508,6 +591,10 @@ int rst_restore(struct img_input *in, int flags)
 				 IMG_NSIG * sizeof(struct img_sigact) +
 				 IMG_MAX_RUNS * sizeof(struct img_run) + 64,
 			 ps);
+	/* Pending signals and POSIX timers. */
+	for (size_t i = 0; i < im->nsigq; i++)
+		data_len += im->sigq[i].d.count * sizeof(struct rst_sig);
+	data_len += im->timers.nposix * sizeof(struct rst_ptimer) + 128;
 	/* Per thread: its struct, its frame, and (clones) its stack. */
 	for (size_t i = 0; i < im->nthreads; i++)
 		data_len += sizeof(struct rst_thread) + ALIGN(sizeof(struct k_ucontext), 64) +
@@ -706,6 +793,9 @@ int rst_restore(struct img_input *in, int flags)
 			}
 		}
 	}
+
+	if (plan_signals_timers(im, a, base, &off))
+		goto fail;
 
 	/* Everything of ckpt-remap that is not the blob, the trampoline or a
 	 * special mapping goes. */

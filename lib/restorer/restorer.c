@@ -39,6 +39,13 @@
 #define NR_rseq 334
 #define NR_clone 56
 #define NR_futex 202
+#define NR_setitimer 38
+#define NR_timer_create 222
+#define NR_timer_settime 223
+#define NR_rt_sigqueueinfo 129
+#define NR_rt_tgsigqueueinfo 297
+#define PR_TIMER_CREATE_RESTORE_IDS 77
+#define FUTEX_WAKE_PRIVATE 129
 
 #define CLONE_THREAD_FLAGS                                                                         \
 	(0x100 | 0x200 | 0x400 | 0x800 | 0x10000 | 0x40000) /* VM FS FILES SIGHAND THREAD SYSVSEM */
@@ -475,12 +482,28 @@ static uint64_t restore_thread_state(struct rst_args *a, struct rst_thread *t)
 	return t->frame_sp;
 }
 
-/* A cloned thread: its state, then out through the trampoline, which
- * counts it off and wakes the main thread without touching this blob. */
+static void futex_wait_while(struct rst_args *a, int32_t *word, int32_t while_is)
+{
+	for (;;) {
+		int32_t v = __atomic_load_n(word, __ATOMIC_ACQUIRE);
+		if (v != while_is)
+			return;
+		long r = sys4(NR_futex, word, FUTEX_WAIT_PRIVATE, v, 0);
+		if (r && r != -EAGAIN && r != -EINTR)
+			fail(a, "futex wait failed in the restorer", 0, r);
+	}
+}
+
+/* A cloned thread: its state, then (once the main thread has queued the
+ * pending signals and armed the timers, which may name it) out through
+ * the trampoline, which counts it off and wakes the main thread without
+ * touching this blob. */
 __attribute__((used, noinline, noreturn)) static void thread_main(struct rst_args *a, uint64_t i)
 {
 	struct rst_thread *t = (struct rst_thread *)a->threads + i;
 	uint64_t sp = restore_thread_state(a, t);
+
+	futex_wait_while(a, &a->go, 0);
 
 	__asm__ volatile("mov %0, %%rdi\n\t"
 			 "mov %1, %%r12\n\t"
@@ -516,6 +539,67 @@ static void spawn_thread(struct rst_args *a, uint64_t i)
 			 : "rcx", "r11", "memory");
 	if (ret < 0)
 		fail(a, "cannot create thread", i, ret);
+	t->new_tid = (int32_t)ret;
+}
+
+/* Signals that were pending go back on their queues; every thread has
+ * them all blocked until its rt_sigreturn, so none is delivered early. */
+static void queue_signals(struct rst_args *a)
+{
+	const struct rst_sig *s = (const struct rst_sig *)a->sigs;
+	const struct rst_thread *t = (const struct rst_thread *)a->threads;
+	long pid = sys1(NR_getpid, 0), r;
+
+	for (uint64_t i = 0; i < a->nsig; i++) {
+		if (s[i].thread < 0)
+			r = sys3(NR_rt_sigqueueinfo, pid, s[i].signo, s[i].info);
+		else
+			r = sys4(NR_rt_tgsigqueueinfo, pid,
+				 s[i].thread ? t[s[i].thread].new_tid : pid, s[i].signo, s[i].info);
+		if (r)
+			fail(a, "cannot queue pending signal", s[i].signo, r);
+	}
+}
+
+/* Timers run on from the time they had left at the checkpoint.  POSIX
+ * timers get their old ids back (PR_TIMER_CREATE_RESTORE_IDS, Linux 6.15;
+ * ckpt-remap checked it is there). */
+static void arm_timers(struct rst_args *a)
+{
+	const struct rst_ptimer *p = (const struct rst_ptimer *)a->ptimers;
+	const struct rst_thread *t = (const struct rst_thread *)a->threads;
+	long r;
+
+	for (int which = 0; which < 3; which++) {
+		if (!a->itimer[which][2] && !a->itimer[which][3])
+			continue;
+		r = sys3(NR_setitimer, which, a->itimer[which], 0);
+		if (r)
+			fail(a, "cannot set interval timer", which, r);
+	}
+	if (!a->nptimer)
+		return;
+	r = sys2(NR_prctl, PR_TIMER_CREATE_RESTORE_IDS, 1);
+	if (r)
+		fail(a, "cannot ask for POSIX timer ids", 0, r);
+	for (uint64_t i = 0; i < a->nptimer; i++) {
+		struct {
+			uint64_t value;
+			int32_t signo, notify;
+			int32_t tid, pad[11];
+		} sev = {p[i].value, p[i].signo, p[i].notify, 0, {0}};
+		int32_t id = p[i].id;
+
+		if (p[i].notify == 4 /* SIGEV_THREAD_ID */)
+			sev.tid = p[i].thread ? t[p[i].thread].new_tid : (int32_t)sys1(NR_getpid, 0);
+		r = sys3(NR_timer_create, p[i].clock, &sev, &id);
+		if (r || id != p[i].id)
+			fail(a, "cannot create POSIX timer", (uint64_t)p[i].id, r);
+		r = sys4(NR_timer_settime, id, 0, p[i].its, 0);
+		if (r)
+			fail(a, "cannot arm POSIX timer", (uint64_t)p[i].id, r);
+	}
+	sys2(NR_prctl, PR_TIMER_CREATE_RESTORE_IDS, 0);
 }
 
 __attribute__((section(".text.entry"), noreturn, used)) void rst_entry(struct rst_args *a)
@@ -539,13 +623,17 @@ __attribute__((section(".text.entry"), noreturn, used)) void rst_entry(struct rs
 	a->pending = (int32_t)(a->nthreads - 1);
 	for (uint64_t i = 1; i < a->nthreads; i++)
 		spawn_thread(a, i);
+	queue_signals(a);
+	arm_timers(a);
+	__atomic_store_n(&a->go, 1, __ATOMIC_RELEASE);
+	sys3(NR_futex, &a->go, FUTEX_WAKE_PRIVATE, 0x7fffffff);
 	/* Every thread must be off the blob before it goes (and a thread
 	 * that fails reports through err_fd, closed only after this). */
 	for (;;) {
 		int32_t v = __atomic_load_n(&a->pending, __ATOMIC_ACQUIRE);
 		if (v == 0)
 			break;
-		sys4(NR_futex, &a->pending, FUTEX_WAIT_PRIVATE, v, 0);
+		futex_wait_while(a, &a->pending, v);
 	}
 	for (uint32_t i = 0; i < a->nclose; i++)
 		sys1(NR_close, cfd[i]);

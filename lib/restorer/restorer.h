@@ -65,6 +65,26 @@ struct rst_thread {
 	uint64_t rseq_addr, rseq_len, rseq_sig;
 	uint64_t stack_top; /* the restorer's stack for this thread (clones) */
 	char comm[16];
+	int32_t new_tid; /* set by the main thread when it clones this one */
+	int32_t pad2;
+};
+
+/* A pending signal to queue again: on thread `thread` (an index into
+ * the threads), or on the process when thread is -1. */
+struct rst_sig {
+	int32_t thread;
+	int32_t signo;
+	unsigned char info[IMG_SIGINFO_SIZE];
+};
+
+/* A POSIX timer to create with its old id; its = the kernel's struct
+ * itimerspec (interval, then value). */
+struct rst_ptimer {
+	int32_t id, clock, notify, signo;
+	int32_t thread; /* SIGEV_THREAD_ID: index of the thread it signals */
+	int32_t pad;
+	uint64_t value;
+	int64_t its[4];
 };
 
 struct rst_args {
@@ -107,7 +127,14 @@ struct rst_args {
 	uint64_t nthreads;
 	uint64_t threads; /* struct rst_thread[nthreads] */
 	int32_t pending;
-	int32_t pad4;
+	int32_t go; /* set when the process-wide state is complete */
+
+	/* Pending signals and timers, set up once every thread exists. */
+	uint64_t nsig;
+	uint64_t sigs; /* struct rst_sig[nsig] */
+	int64_t itimer[3][4]; /* struct itimerval: interval, value (sec, usec) */
+	uint64_t nptimer;
+	uint64_t ptimers; /* struct rst_ptimer[nptimer] */
 
 	/* fds of ckpt-remap's own to close at the end (image, map files). */
 	uint32_t nclose;
