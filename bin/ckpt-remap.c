@@ -7,21 +7,30 @@
 #include "err.h"
 #include "restore.h"
 
-#define USAGE "usage: ckpt-remap [--progress | --quiet] [img | -]\n"
+#define USAGE "usage: ckpt-remap [--pid-ns | --new-pids] [--progress | --quiet] [img | -]\n"
 
 int main(int argc, char **argv)
 {
-	static const struct option longopts[] = {{"progress", no_argument, NULL, 'P'},
+	static const struct option longopts[] = {{"pid-ns", no_argument, NULL, 'N'},
+						 {"new-pids", no_argument, NULL, 'n'},
+						 {"progress", no_argument, NULL, 'P'},
 						 {"quiet", no_argument, NULL, 'q'},
 						 {"help", no_argument, NULL, 'h'},
 						 {"version", no_argument, NULL, 'V'},
 						 {NULL, 0, NULL, 0}};
 	int c, progress = -1, fail = ckpt_fail_rc();
+	enum rst_pids pids = RST_PIDS_AUTO;
 	struct img_input in;
 
 	prog = "ckpt-remap";
 	while ((c = getopt_long(argc, argv, "hV", longopts, NULL)) != -1) {
 		switch (c) {
+		case 'N':
+			pids = RST_PIDS_NS;
+			break;
+		case 'n':
+			pids = RST_PIDS_NEW;
+			break;
 		case 'P':
 			progress = 1;
 			break;
@@ -47,7 +56,7 @@ int main(int argc, char **argv)
 		progress = isatty(2);
 	if (img_open(argv[optind], &in))
 		die(fail, "%s", err_get());
-	if (rst_restore(&in, progress ? RST_PROGRESS : 0))
+	if (rst_run(&in, progress ? RST_PROGRESS : 0, pids))
 		die(fail, "%s", err_get());
-	return fail; /* not reached: rst_restore returns only on failure */
+	return fail; /* not reached: rst_run returns only on failure */
 }

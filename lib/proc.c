@@ -46,7 +46,13 @@ int proc_read_maps(pid_t pid, struct proc_map **mapsp, size_t *np)
 	struct proc_map *maps = NULL;
 	size_t n = 0, cap = 0;
 
-	buf = read_file(fmt_path(path, sizeof(path), "/proc/%d/smaps", pid), NULL);
+	/* pid 0 is this process: /proc/self, right also in a pid namespace
+	 * whose /proc is the parent's. */
+	if (pid)
+		fmt_path(path, sizeof(path), "/proc/%d/smaps", pid);
+	else
+		fmt_path(path, sizeof(path), "/proc/self/smaps");
+	buf = read_file(path, NULL);
 	if (!buf)
 		return -1;
 	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {

@@ -18,6 +18,7 @@ struct proc_map {
 	char *path;	  /* file path, "[heap]" and the like, or "" */
 };
 
+/* pid 0: this process. */
 int proc_read_maps(pid_t pid, struct proc_map **maps, size_t *n);
 void proc_free_maps(struct proc_map *maps, size_t n);
 

@@ -440,6 +440,7 @@ static void build_frame(const struct thread *th, uint64_t xfeatures, uint32_t xs
 	a->gs_base = r.gs_base;
 	a->tid_addr = t->tid_addr;
 	a->tid_cached = !!(t->flags & IMG_THR_TID_CACHED);
+	a->tid = t->tid;
 	a->robust_head = t->robust_head;
 	a->robust_len = t->robust_len;
 	a->rseq_addr = t->rseq_addr;
@@ -576,7 +577,7 @@ int rst_restore(struct img_input *in, int flags)
 
 	if (check_cpu(im, &xfeatures, &xsize))
 		return -1;
-	if (proc_read_maps(getpid(), &self, &nself))
+	if (proc_read_maps(0, &self, &nself))
 		return -1;
 
 	/* Blob layout: scratch for moving the special mappings, code, data
@@ -641,7 +642,8 @@ int rst_restore(struct img_input *in, int flags)
 	a->tramp = tramp;
 	a->fail_rc = ckpt_fail_rc();
 	a->page_size = ps;
-	a->flags = (flags & RST_PROGRESS) ? RST_F_PROGRESS : 0;
+	a->flags = ((flags & RST_PROGRESS) ? RST_F_PROGRESS : 0) |
+		   ((flags & RST_KEEP_TIDS) ? RST_F_KEEP_TIDS : 0);
 	a->stream_off = in->r.off;
 	a->nrec = in->r.nrec;
 	a->pages_hint = im->proc.pages_hint;
@@ -801,7 +803,7 @@ int rst_restore(struct img_input *in, int flags)
 	 * special mapping goes. */
 	proc_free_maps(self, nself);
 	self = NULL;
-	if (proc_read_maps(getpid(), &self, &nself))
+	if (proc_read_maps(0, &self, &nself))
 		goto fail;
 	unmap = (struct rst_range *)(base + off);
 	a->unmap = (uint64_t)unmap;

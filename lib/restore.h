@@ -5,6 +5,20 @@
 #include "image.h"
 
 #define RST_PROGRESS 1
+#define RST_KEEP_TIDS 2 /* give the threads their old tids where free */
+
+/* How the restored process gets its pid. */
+enum rst_pids {
+	RST_PIDS_AUTO, /* its old pid if this process may ask for it (and it is
+			  free), as a child that ckpt-remap supervises; else NEW */
+	RST_PIDS_NEW,  /* ckpt-remap's own: it becomes the process */
+	RST_PIDS_NS,   /* its old pid in a new user and pid namespace */
+};
+
+/* Restore as pids says.  Returns -1 (err_set) on a failure before the
+ * point of no return; otherwise it does not return: this process becomes
+ * the program, or supervises it and exits as it exits. */
+int rst_run(struct img_input *in, int flags, enum rst_pids pids) __attribute__((warn_unused_result));
 
 /* Check everything that can be checked, set up files, cwd and signals, and
  * jump into the restorer.  Returns (-1, err_set) only while the point of no

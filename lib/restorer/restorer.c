@@ -37,7 +37,7 @@
 #define NR_clock_gettime 228
 #define NR_set_robust_list 273
 #define NR_rseq 334
-#define NR_clone 56
+#define NR_clone3 435
 #define NR_futex 202
 #define NR_setitimer 38
 #define NR_timer_create 222
@@ -514,18 +514,31 @@ __attribute__((used, noinline, noreturn)) static void thread_main(struct rst_arg
 	__builtin_unreachable();
 }
 
-static void spawn_thread(struct rst_args *a, uint64_t i)
+/* clone3 of a thread on the stack [stack_top - size, stack_top - 16),
+ * its two words at the top holding its arguments; set_tid asks for a tid
+ * (0: any).  Returns the tid, or -errno. */
+static long clone_thread(struct rst_args *a, uint64_t i, uint64_t stack_top, int32_t set_tid)
 {
-	struct rst_thread *t = (struct rst_thread *)a->threads + i;
-	uint64_t *sp = (uint64_t *)(t->stack_top - 16);
-	register long r10 __asm__("r10") = 0;
-	register long r8 __asm__("r8") = 0;
+	struct {
+		uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls,
+			set_tid, set_tid_size, cgroup;
+	} ca = {0};
+	uint64_t *sp = (uint64_t *)(stack_top - 16);
+	int32_t want = set_tid;
 	long ret;
 
 	sp[0] = (uint64_t)a;
 	sp[1] = i;
-	/* The child starts after the syscall on its own stack, with every
-	 * signal blocked (inherited), and never returns here. */
+	ca.flags = CLONE_THREAD_FLAGS;
+	ca.stack = stack_top - RST_THREAD_STACK;
+	ca.stack_size = RST_THREAD_STACK - 16;
+	if (set_tid) {
+		ca.set_tid = (uint64_t)&want;
+		ca.set_tid_size = 1;
+	}
+	/* The child starts after the syscall with rsp at the top of its
+	 * stack (its arguments), every signal blocked (inherited), and never
+	 * returns here. */
 	__asm__ volatile("syscall\n\t"
 			 "test %%rax, %%rax\n\t"
 			 "jnz 1f\n\t"
@@ -535,8 +548,22 @@ static void spawn_thread(struct rst_args *a, uint64_t i)
 			 "ud2\n"
 			 "1:\n\t"
 			 : "=a"(ret)
-			 : "a"(NR_clone), "D"(CLONE_THREAD_FLAGS), "S"(sp), "d"(0), "r"(r10), "r"(r8)
+			 : "a"(NR_clone3), "D"(&ca), "S"(sizeof(ca))
 			 : "rcx", "r11", "memory");
+	return ret;
+}
+
+static void spawn_thread(struct rst_args *a, uint64_t i)
+{
+	struct rst_thread *t = (struct rst_thread *)a->threads + i;
+	long ret = -1;
+
+	/* With its old tid if asked and free; else any (glibc's cached tid
+	 * is then rewritten, see restore_thread_state). */
+	if (a->flags & RST_F_KEEP_TIDS)
+		ret = clone_thread(a, i, t->stack_top, t->tid);
+	if (ret < 0)
+		ret = clone_thread(a, i, t->stack_top, 0);
 	if (ret < 0)
 		fail(a, "cannot create thread", i, ret);
 	t->new_tid = (int32_t)ret;

@@ -66,7 +66,7 @@ struct rst_thread {
 	uint64_t stack_top; /* the restorer's stack for this thread (clones) */
 	char comm[16];
 	int32_t new_tid; /* set by the main thread when it clones this one */
-	int32_t pad2;
+	int32_t tid;	 /* the tid at dump time, asked for with RST_F_KEEP_TIDS */
 };
 
 /* A pending signal to queue again: on thread `thread` (an index into
@@ -147,5 +147,6 @@ struct rst_args {
 
 #define RST_F_PROGRESS 1u
 #define RST_F_EXE_FD 2u /* mm.exe_fd is set: try it, fall back to -1 on EPERM */
+#define RST_F_KEEP_TIDS 4u /* clone threads with their old tids (clone3 set_tid) */
 
 #endif

@@ -5,7 +5,8 @@
  * Sets up memory, files and kernel state of known content, prints
  * "ready PID", then polls every 10 ms (nanosleep) until DIR/go exists.  Then
  * it checks every piece of that state, prints one line per failed check on
- * stderr and "restored: yes" (its pid changed since "ready") or
+ * stderr and "restored: yes" (the process started after "ready": a
+ * restored one is a new process, whatever its pid) or
  * "restored: no" on stdout, and exits 0 only if everything was intact.
  *
  * What it writes after "ready" is idempotent or checked relative to what it
@@ -170,6 +171,7 @@ struct state {
 	int argc;
 	char **argv;
 	pid_t ready_pid;
+	unsigned long long ready_start; /* starttime of /proc/self/stat */
 	void *brk_at_ready;
 
 	unsigned char *heap;
@@ -574,6 +576,29 @@ static void check_allocator(const struct state *s)
 	}
 }
 
+/* When this process started (field 22 of /proc/self/stat, in clock ticks
+ * since boot): a restored process is a new one, whether or not it got its
+ * old pid back. */
+static unsigned long long start_time(void)
+{
+	char buf[1024], *p;
+	unsigned long long v = 0;
+	FILE *f = fopen("/proc/self/stat", "r");
+	int field = 3;
+
+	if (!f)
+		return 0;
+	p = fgets(buf, sizeof(buf), f);
+	fclose(f);
+	if (!p || !(p = strrchr(buf, ')')))
+		return 0;
+	for (p += 2; *p && field < 22; p++)
+		if (*p == ' ')
+			field++;
+	sscanf(p, "%llu", &v);
+	return v;
+}
+
 /* ---- refused states --------------------------------------------------- */
 
 static void *thread_main(void *arg)
@@ -646,6 +671,7 @@ int main(int argc, char **argv)
 		die("pthread_create");
 
 	s.ready_pid = getpid();
+	s.ready_start = start_time();
 	printf("ready %d\n", (int)s.ready_pid);
 	if (fflush(stdout))
 		die("stdout");
@@ -673,7 +699,7 @@ int main(int argc, char **argv)
 	if (with_thread)
 		pthread_join(thr, NULL);
 
-	printf("restored: %s\n", getpid() != s.ready_pid ? "yes" : "no");
+	printf("restored: %s\n", start_time() != s.ready_start ? "yes" : "no");
 	if (fflush(stdout))
 		fail("cannot write stdout: %s", strerror(errno));
 	return failures ? 1 : 0;
