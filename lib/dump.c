@@ -19,6 +19,7 @@
 
 #include "dump.h"
 #include "err.h"
+#include "fd.h"
 #include "image.h"
 #include "inject.h"
 #include "proc.h"
@@ -506,85 +507,6 @@ static int capture_regions(pid_t pid, struct image *im, const struct proc_map *m
 	return 0;
 }
 
-static int is_tty_major(unsigned maj)
-{
-	return maj == 4 || maj == 5 || (maj >= 136 && maj <= 143);
-}
-
-static int capture_files(pid_t pid, struct image *im)
-{
-	int *fds;
-	size_t n;
-
-	if (proc_list_fds(pid, &fds, &n))
-		return -1;
-	im->files = calloc(n + 1, sizeof(*im->files));
-	if (!im->files) {
-		free(fds);
-		err_set("out of memory");
-		return -1;
-	}
-	for (size_t i = 0; i < n; i++) {
-		struct fd_entry *f = &im->files[im->nfiles];
-		struct proc_fdinfo fi;
-		char what[32], path[64];
-		struct stat sb;
-		int fd = fds[i];
-		char *link;
-
-		snprintf(what, sizeof(what), "fd/%d", fd);
-		if (!(link = proc_readlink(pid, what)))
-			goto fail;
-		f->path = link;
-		im->nfiles++;
-		if (stat(fmt_path(path, sizeof(path), "/proc/%d/fd/%d", pid, fd), &sb) ||
-		    proc_read_fdinfo(pid, fd, &fi)) {
-			err_sys("pid %d: fd %d (%s): cannot stat", pid, fd, link);
-			goto fail;
-		}
-		f->d.fd = fd;
-		f->d.flags = fi.flags;
-		f->d.fdflags = (fi.flags & O_CLOEXEC) ? FD_CLOEXEC : 0;
-		f->d.pos = fi.pos;
-		f->d.dev = sb.st_dev;
-		f->d.ino = sb.st_ino;
-		f->d.size = sb.st_size;
-		f->d.mtime_sec = sb.st_mtim.tv_sec;
-		f->d.mtime_nsec = sb.st_mtim.tv_nsec;
-		f->d.mode = sb.st_mode;
-		if (fd <= 2 && (S_ISFIFO(sb.st_mode) || S_ISSOCK(sb.st_mode) ||
-				(S_ISCHR(sb.st_mode) && is_tty_major(major(sb.st_rdev))))) {
-			f->d.kind = IMG_FD_INHERIT;
-		} else if (link[0] != '/') {
-			err_set("pid %d: fd %d is %s; this kind of file is not supported yet", pid,
-				fd, link);
-			goto fail;
-		} else if (S_ISREG(sb.st_mode) || S_ISDIR(sb.st_mode)) {
-			size_t l = strlen(link);
-			if (sb.st_nlink == 0 || (l > 10 && !strcmp(link + l - 10, " (deleted)"))) {
-				err_set("pid %d: fd %d is deleted file %s; not supported yet", pid,
-					fd, link);
-				goto fail;
-			}
-			f->d.kind = S_ISREG(sb.st_mode) ? IMG_FD_REG : IMG_FD_DIR;
-		} else if (S_ISCHR(sb.st_mode) && major(sb.st_rdev) == 1) {
-			f->d.kind = IMG_FD_CHR; /* /dev/null, zero, full, random, urandom */
-		} else {
-			err_set("pid %d: fd %d is %s (mode %o); this kind of file is not supported "
-				"yet",
-				pid, fd, link, sb.st_mode & S_IFMT);
-			goto fail;
-		}
-		f->d.path_len = strlen(link);
-	}
-	free(fds);
-	im->proc.nfiles = im->nfiles;
-	return 0;
-fail:
-	free(fds);
-	return -1;
-}
-
 struct pagewriter {
 	pid_t pid;
 	int memfd; /* /proc/PID/mem, for regions we may not read otherwise */
@@ -806,7 +728,7 @@ static int capture(const struct dump_target *tg, struct image *im)
 	if (capture_sigqueue(im, pid, 1))
 		goto out;
 	if (capture_injected(tg, im, maps, n) || capture_proc(pid, im) ||
-	    capture_regions(pid, im, maps, n) || capture_files(pid, im))
+	    capture_regions(pid, im, maps, n) || fd_capture(pid, im))
 		goto out;
 	/* glibc caches each thread's tid in its struct pthread, the word
 	 * clear_child_tid points at; a restore under other tids must update

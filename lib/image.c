@@ -23,10 +23,15 @@ _Static_assert(sizeof(struct img_sigact) == 32, "img_sigact layout");
 _Static_assert(sizeof(struct img_sigqueue) == 8, "img_sigqueue layout");
 _Static_assert(sizeof(struct img_ptimer) == 64, "img_ptimer layout");
 _Static_assert(sizeof(struct img_timers) == 104, "img_timers layout");
+_Static_assert(sizeof(struct img_pipe) == 24, "img_pipe layout");
+_Static_assert(sizeof(struct img_eventfd) == 16, "img_eventfd layout");
+_Static_assert(sizeof(struct img_timerfd) == 48, "img_timerfd layout");
+_Static_assert(sizeof(struct img_epoll_item) == 16, "img_epoll_item layout");
 
 static const char *const kind_names[IMG_RGN_NKINDS] = {"anon", "file", "heap", "stack",
 						       "special"};
-static const char *const fd_kind_names[IMG_FD_NKINDS] = {"?", "file", "dir", "chr", "inherit"};
+static const char *const fd_kind_names[IMG_FD_NKINDS] = {
+	"?", "file", "dir", "chr", "inherit", "pipe", "eventfd", "signalfd", "timerfd", "epoll"};
 
 const char *img_kind_name(uint32_t kind)
 {
@@ -54,8 +59,10 @@ void image_free(struct image *im)
 	for (size_t i = 0; i < im->nregions; i++)
 		free(im->regions[i].path);
 	free(im->regions);
-	for (size_t i = 0; i < im->nfiles; i++)
+	for (size_t i = 0; i < im->nfiles; i++) {
 		free(im->files[i].path);
+		free(im->files[i].extra);
+	}
 	free(im->files);
 	memset(im, 0, sizeof(*im));
 }
@@ -199,7 +206,8 @@ int img_write_meta(struct img_writer *w, const struct image *im)
 		const struct fd_entry *f = &im->files[i];
 		v[0] = (struct iovec){(void *)&f->d, sizeof(f->d)};
 		v[1] = (struct iovec){f->path, f->d.path_len};
-		if (img_write_rec(w, IMG_REC_FILE, v, 2))
+		v[2] = (struct iovec){f->extra, f->d.extra_len};
+		if (img_write_rec(w, IMG_REC_FILE, v, 3))
 			return -1;
 	}
 	return img_write_rec(w, IMG_REC_DATA, NULL, 0);
@@ -715,6 +723,60 @@ static int parse_region(struct image *im, const char *buf, uint64_t len)
 	return 0;
 }
 
+/* The extra bytes of a FILE record must be what its kind needs. */
+static int check_file_extra(const struct fd_entry *f, size_t idx)
+{
+	const unsigned char *x = f->extra;
+	uint32_t n = f->d.extra_len;
+	size_t want;
+
+	switch (f->d.kind) {
+	case IMG_FD_PIPE: {
+		struct img_pipe p;
+		if (n < sizeof(p))
+			goto bad;
+		memcpy(&p, x, sizeof(p));
+		if (p.end > 1 || p.data_len > p.size || p.size > (1u << 30) ||
+		    n != sizeof(p) + p.data_len)
+			goto bad;
+		return 0;
+	}
+	case IMG_FD_EVENTFD:
+		want = sizeof(struct img_eventfd);
+		break;
+	case IMG_FD_SIGNALFD:
+		want = sizeof(struct img_signalfd);
+		break;
+	case IMG_FD_TIMERFD: {
+		struct img_timerfd t;
+		if (n != sizeof(t))
+			goto bad;
+		memcpy(&t, x, sizeof(t));
+		if (t.left.sec < 0 || t.left.nsec < 0 || t.left.nsec >= 1000000000 ||
+		    t.interval.sec < 0 || t.interval.nsec < 0 || t.interval.nsec >= 1000000000)
+			goto bad;
+		return 0;
+	}
+	case IMG_FD_EPOLL: {
+		struct img_epoll e;
+		if (n < sizeof(e))
+			goto bad;
+		memcpy(&e, x, sizeof(e));
+		if (e.n > (1u << 20) || n != sizeof(e) + (uint64_t)e.n * sizeof(struct img_epoll_item))
+			goto bad;
+		return 0;
+	}
+	default:
+		want = 0;
+	}
+	if (n == want)
+		return 0;
+bad:
+	err_set("FILE record %zu (fd %d, %s): bad kind data (%u bytes)", idx, f->d.fd,
+		img_fd_kind_name(f->d.kind), n);
+	return -1;
+}
+
 static int parse_file(struct image *im, const char *buf, uint64_t len)
 {
 	struct fd_entry *f = &im->files[im->nfiles];
@@ -725,9 +787,10 @@ static int parse_file(struct image *im, const char *buf, uint64_t len)
 		return -1;
 	}
 	memcpy(&f->d, buf, sizeof(f->d));
-	if (f->d.path_len != len - sizeof(f->d) || f->d.path_len >= PATH_MAX || f->d.fd < 0 ||
-	    f->d.fd >= (1 << 20) || f->d.kind == 0 || f->d.kind >= IMG_FD_NKINDS) {
-		err_set("FILE record %zu: bad fd, kind or path length", im->nfiles);
+	if ((uint64_t)f->d.path_len + f->d.extra_len != len - sizeof(f->d) ||
+	    f->d.path_len >= PATH_MAX || f->d.fd < 0 || f->d.fd >= (1 << 20) || f->d.kind == 0 ||
+	    f->d.kind >= IMG_FD_NKINDS) {
+		err_set("FILE record %zu: bad fd, kind or length", im->nfiles);
 		return -1;
 	}
 	for (size_t i = 0; i < im->nfiles; i++)
@@ -737,8 +800,14 @@ static int parse_file(struct image *im, const char *buf, uint64_t len)
 		}
 	if (!(f->path = take_str(&t, f->d.path_len, 0, "FILE path")))
 		return -1;
+	f->extra = malloc(f->d.extra_len + 1);
+	if (!f->extra) {
+		err_set("out of memory");
+		return -1;
+	}
+	memcpy(f->extra, t, f->d.extra_len);
 	im->nfiles++;
-	return 0;
+	return check_file_extra(f, im->nfiles - 1);
 }
 
 int img_read_meta(struct img_reader *r, struct image *im, const void *prefix, size_t prefix_len)

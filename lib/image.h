@@ -53,6 +53,10 @@ struct img_rec {
 	uint64_t len; /* payload bytes that follow this header */
 };
 
+struct img_timespec {
+	int64_t sec, nsec;
+};
+
 /* Indexes into img_proc.mm: the mm fields of /proc/PID/stat and brk. */
 enum {
 	MM_START_CODE,
@@ -130,7 +134,50 @@ enum img_file_kind {
 	IMG_FD_DIR = 2,	    /* directory */
 	IMG_FD_CHR = 3,	    /* character device reopened by path (/dev/null...) */
 	IMG_FD_INHERIT = 4, /* standard stream: taken from ckpt-remap's own */
+	IMG_FD_PIPE = 5,    /* one end of a pipe whose both ends the process holds */
+	IMG_FD_EVENTFD = 6,
+	IMG_FD_SIGNALFD = 7,
+	IMG_FD_TIMERFD = 8,
+	IMG_FD_EPOLL = 9,
 	IMG_FD_NKINDS
+};
+
+/* What follows the path of a FILE record, by kind (extra_len bytes). */
+struct img_pipe {
+	uint64_t id;	   /* the pipe's inode: fds with the same id share it */
+	uint32_t size;	   /* F_GETPIPE_SZ */
+	uint32_t end;	   /* 0 read end, 1 write end */
+	uint32_t data_len; /* bytes in the pipe, which follow (one fd per pipe has them) */
+	uint32_t pad;
+};
+
+struct img_eventfd {
+	uint64_t count;
+	uint32_t semaphore; /* EFD_SEMAPHORE */
+	uint32_t pad;
+};
+
+struct img_signalfd {
+	uint64_t mask;
+};
+
+struct img_timerfd {
+	int32_t clock;
+	uint32_t settime_flags; /* TFD_TIMER_ABSTIME... as fdinfo shows */
+	uint64_t ticks;		/* expirations not yet read */
+	struct img_timespec left, interval;
+};
+
+/* An epoll instance: n watched fds follow. */
+struct img_epoll {
+	uint32_t n;
+	uint32_t pad;
+};
+
+struct img_epoll_item {
+	int32_t fd;
+	uint32_t events;
+	uint64_t data;
 };
 
 struct img_file {
@@ -144,8 +191,8 @@ struct img_file {
 	uint32_t mtime_nsec;
 	uint32_t mode;
 	uint32_t path_len;
-	uint32_t pad;
-	/* then path */
+	uint32_t extra_len;
+	/* then path, then extra_len bytes of what the kind needs (above) */
 };
 
 /* One signal's disposition: the kernel's struct sigaction on x86-64. */
@@ -167,10 +214,6 @@ struct img_sigqueue {
 
 #define IMG_SIGINFO_SIZE 128
 #define IMG_MAX_SIGQUEUE 65536
-
-struct img_timespec {
-	int64_t sec, nsec;
-};
 
 /* setitimer(2) timers: ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF, as time
  * left and interval. */
@@ -234,6 +277,7 @@ struct region {
 struct fd_entry {
 	struct img_file d;
 	char *path;
+	unsigned char *extra; /* d.extra_len bytes */
 };
 
 struct thread {

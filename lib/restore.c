@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "fd.h"
 #include "proc.h"
 #include "restore.h"
 #include "restorer/restorer.h"
@@ -271,7 +272,7 @@ struct fdplan {
 
 /* Open every file of the image at a temporary number; nothing of ours is
  * touched until all of them opened. */
-static int open_files(const struct img_input *in, struct fdplan *plan)
+static int open_files(const struct img_input *in, struct fdplan *plan, struct fd_pipes *pipes)
 {
 	const struct image *im = &in->im;
 
@@ -306,8 +307,9 @@ static int open_files(const struct img_input *in, struct fdplan *plan)
 			}
 			break;
 		default:
-			err_set("fd %d: unknown kind %u", f->d.fd, f->d.kind);
-			return -1;
+			fd = fd_make(f, pipes);
+			if (fd < 0)
+				return -1;
 		}
 		if (f->d.kind == IMG_FD_INHERIT && fd < 0 && !(f->d.fd == 0 && in->from_stdin) &&
 		    fcntl(f->d.fd, F_GETFD) >= 0)
@@ -565,6 +567,7 @@ int rst_restore(struct img_input *in, int flags)
 	size_t nself = 0, nmaps = 0, nkeep = 0;
 	struct fileset fs = {0};
 	struct fdplan *plan = NULL;
+	struct fd_pipes pipes = {0};
 	struct rst_map *maps;
 	struct rst_range *unmap;
 	struct rst_args *a;
@@ -691,8 +694,10 @@ int rst_restore(struct img_input *in, int flags)
 		err_set("out of memory");
 		goto fail;
 	}
-	if (open_files(in, plan))
+	if (open_files(in, plan, &pipes))
 		goto fail;
+	/* Every fd of a pipe holds its end now; ours go. */
+	fd_pipes_close(&pipes);
 	if (im->exe[0])
 		exe_fd = open(im->exe, O_RDONLY | O_CLOEXEC);
 	for (size_t i = 0; i < im->nfiles; i++)
@@ -829,8 +834,16 @@ int rst_restore(struct img_input *in, int flags)
 	}
 	fflush(NULL);
 	install_files(im, plan, keep, nkeep);
+	/* Epoll watches name fds by number: only now are they all there.  A
+	 * failure is reported on ckpt-remap's stderr, as fd 2 may be the
+	 * program's already. */
+	if (fd_epoll_register(im)) {
+		dprintf(err_fd, "%s: %s\n", prog, err_get());
+		_exit(ckpt_fail_rc());
+	}
 	jump(blob + ALIGN(scratch_len, ps), blob + blob_len, a);
 fail:
+	fd_pipes_close(&pipes);
 	proc_free_maps(self, nself);
 	return -1;
 }

@@ -1,0 +1,29 @@
+/* fd.h: a process's open files, captured and made again. */
+#ifndef CKPT_FD_H
+#define CKPT_FD_H
+
+#include <sys/types.h>
+
+#include "image.h"
+
+/* Every open fd of pid into im->files, or -1 naming the fd that cannot be
+ * captured (its kind, or a pipe whose other end is elsewhere). */
+int fd_capture(pid_t pid, struct image *im) __attribute__((warn_unused_result));
+/* Pipes made so far, so that every fd of one pipe gets the same one. */
+struct fd_pipes {
+	struct fd_pipe {
+		uint64_t id;
+		int end[2]; /* read, write */
+	} *p;
+	size_t n;
+};
+
+/* Make the pipe, eventfd, signalfd, timerfd or epoll instance of f again,
+ * open (close-on-exec) at any fd number; -1 with err_set. */
+int fd_make(const struct fd_entry *f, struct fd_pipes *pipes) __attribute__((warn_unused_result));
+void fd_pipes_close(struct fd_pipes *pipes);
+/* After the files are at their numbers: register each epoll instance's
+ * watches again.  -1 with err_set. */
+int fd_epoll_register(const struct image *im) __attribute__((warn_unused_result));
+
+#endif
