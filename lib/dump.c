@@ -24,6 +24,7 @@
 #include "inject.h"
 #include "proc.h"
 #include "ptrace.h"
+#include "restart.h"
 #include "restorer/restorer.h"
 #include "util.h"
 
@@ -47,10 +48,20 @@ static int has_tid(const struct dump_target *t, pid_t tid)
 
 static void release_all(struct dump_target *t, int sig)
 {
-	for (size_t i = 0; i < t->ntids; i++)
+	for (size_t i = 0; i < t->ntids; i++) {
+		struct user_regs_struct r;
+
+		/* A program that had no handler run must not see EINTR from
+		 * a blocking call only because we stopped it. */
+		if (t->fix_eintr && t->fix_eintr[i] && pt_get_regs(t->tids[i], &r) == 0 &&
+		    restart_undo_stop_eintr(&r, 0) && pt_set_regs(t->tids[i], &r))
+			warnx("pid %d: thread %d may see EINTR: %s", t->pid, t->tids[i], err_get());
 		pt_detach(t->tids[i], t->tids[i] == t->pid ? sig : 0);
+	}
 	free(t->tids);
+	free(t->fix_eintr);
 	t->tids = NULL;
+	t->fix_eintr = NULL;
 	t->ntids = 0;
 }
 
@@ -701,7 +712,7 @@ out:
 	return rc;
 }
 
-static int capture(const struct dump_target *tg, struct image *im)
+static int capture(struct dump_target *tg, struct image *im)
 {
 	struct proc_map *maps = NULL;
 	pid_t pid = tg->pid;
@@ -740,6 +751,16 @@ static int capture(const struct dump_target *tg, struct image *im)
 
 		if (t->tid_addr && process_vm_readv(pid, &l, 1, &r, 1, 0) == 4 && v == t->tid)
 			t->flags |= IMG_THR_TID_CACHED;
+	}
+	/* Which threads our stop left with a spurious EINTR to undo when they
+	 * go on (restart.h); the restore decides the same from the image. */
+	tg->fix_eintr = calloc(tg->ntids, 1);
+	for (size_t i = 0; tg->fix_eintr && i < im->nthreads; i++) {
+		struct user_regs_struct r;
+
+		memcpy(&r, im->threads[i].d.regs, sizeof(r));
+		tg->fix_eintr[i] = !restart_handler_pending(im, i) &&
+				   restart_undo_stop_eintr(&r, 0);
 	}
 	img_header_init(&im->hdr);
 	im->hdr.xfeatures = xgetbv0();

@@ -19,6 +19,7 @@
 #include "err.h"
 #include "fd.h"
 #include "proc.h"
+#include "restart.h"
 #include "restore.h"
 #include "restorer/restorer.h"
 #include "util.h"
@@ -28,10 +29,6 @@ extern const unsigned char rst_blob[], rst_blob_end[];
 #define PR_TIMER_CREATE_RESTORE_IDS_ 77 /* <linux/prctl.h> of Linux 6.15 */
 #define ALIGN(x, a) (((x) + (a) - 1) & ~((uint64_t)(a) - 1))
 #define RST_STACK (64 << 10)
-#define ERESTARTSYS 512
-#define ERESTARTNOINTR 513
-#define ERESTARTNOHAND 514
-#define ERESTART_RESTARTBLOCK 516
 
 /* The trampoline (see restorer.h): munmap(rdi, rsi); rsp = rdx;
  * rt_sigreturn.  It runs from its own page so that the munmap of the blob
@@ -380,8 +377,8 @@ static void install_files(const struct image *im, struct fdplan *plan, const int
 /* The rt_sigreturn frame that loads the program's registers.  A thread
  * stopped inside a system call that the kernel would restart is set to
  * run it again. */
-static void build_frame(const struct thread *th, uint64_t xfeatures, uint32_t xsize,
-			unsigned char *frame, struct rst_thread *a)
+static void build_frame(const struct thread *th, int handler_pending, uint64_t xfeatures,
+			uint32_t xsize, unsigned char *frame, struct rst_thread *a)
 {
 	const struct img_thread *t = &th->d;
 	struct user_regs_struct r;
@@ -391,29 +388,7 @@ static void build_frame(const struct thread *th, uint64_t xfeatures, uint32_t xs
 	uint32_t magic2 = FP_XSTATE_MAGIC2;
 
 	memcpy(&r, t->regs, sizeof(r));
-	if ((int64_t)r.orig_rax >= 0) {
-		int64_t rax = (int64_t)r.rax;
-
-		if (rax == -ERESTARTSYS || rax == -ERESTARTNOINTR || rax == -ERESTARTNOHAND ||
-		    rax == -ERESTART_RESTARTBLOCK) {
-			/* Run the syscall instruction again. */
-			r.rax = r.orig_rax;
-			r.rip -= 2;
-		}
-		/* -ERESTART_RESTARTBLOCK: the kernel's restart block (the
-		 * time a relative sleep had left) did not survive.  A sleep
-		 * given a rem pointer has that time there, written when the
-		 * dump interrupted it: sleep on it (req := rem).  The argument
-		 * register then differs after the call, which the syscall ABI
-		 * lets a caller assume unchanged; glibc's wrappers do not look
-		 * at it again.  Without rem, the sleep starts over. */
-		if (rax == -ERESTART_RESTARTBLOCK) {
-			if (r.orig_rax == SYS_clock_nanosleep && !(r.rsi & TIMER_ABSTIME) && r.r10)
-				r.rdx = r.r10;
-			else if (r.orig_rax == SYS_nanosleep && r.rsi)
-				r.rdi = r.rsi;
-		}
-	}
+	restart_regs(&r, handler_pending);
 	memset(uc, 0, sizeof(*uc));
 	uc->uc_flags = UC_FP_XSTATE | UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS;
 	uc->ss_sp = t->ss_sp;
@@ -785,7 +760,8 @@ int rst_restore(struct img_input *in, int flags)
 		a->nthreads = im->nthreads;
 		a->threads = (uint64_t)rt;
 		for (size_t i = 0; i < im->nthreads; i++) {
-			build_frame(&im->threads[i], xfeatures, xsize, base + off, &rt[i]);
+			build_frame(&im->threads[i], restart_handler_pending(im, i), xfeatures,
+				    xsize, base + off, &rt[i]);
 			off += ALIGN(rt[i].frame_len, 64);
 			if (!frame_fits(maps, nmaps, rt[i].frame_sp, rt[i].frame_len)) {
 				err_set("thread %d: the stack pointer %#llx is not in a writable "
