@@ -167,45 +167,6 @@ int proc_read_stat(pid_t pid, struct proc_stat *st)
 	return 0;
 }
 
-int proc_list_tasks(pid_t pid, pid_t **tidsp, size_t *np)
-{
-	char path[64];
-	struct dirent *d;
-	size_t n = 0, cap = 8;
-	pid_t *tids = malloc(cap * sizeof(*tids));
-	DIR *dir;
-
-	if (!tids) {
-		err_set("out of memory");
-		return -1;
-	}
-	dir = opendir(fmt_path(path, sizeof(path), "/proc/%d/task", pid));
-	if (!dir) {
-		err_sys("cannot open %s", path);
-		free(tids);
-		return -1;
-	}
-	while ((d = readdir(dir))) {
-		if (!isdigit((unsigned char)d->d_name[0]))
-			continue;
-		if (n == cap) {
-			pid_t *nt = realloc(tids, (cap *= 2) * sizeof(*tids));
-			if (!nt) {
-				closedir(dir);
-				free(tids);
-				err_set("out of memory");
-				return -1;
-			}
-			tids = nt;
-		}
-		tids[n++] = atoi(d->d_name);
-	}
-	closedir(dir);
-	*tidsp = tids;
-	*np = n;
-	return 0;
-}
-
 int proc_read_status(pid_t pid, unsigned *umask, unsigned *uid, unsigned *gid)
 {
 	char path[64], *buf, *p;
@@ -264,44 +225,56 @@ static int cmp_int(const void *a, const void *b)
 	return *(const int *)a - *(const int *)b;
 }
 
-int proc_list_fds(pid_t pid, int **fdsp, size_t *np)
+/* The numeric entries of /proc/PID/<what> (task, fd), sorted. */
+static int list_numbers(pid_t pid, const char *what, int **out, size_t *np)
 {
 	char path[64];
 	struct dirent *d;
 	size_t n = 0, cap = 16;
-	int *fds = malloc(cap * sizeof(int));
+	int *v = malloc(cap * sizeof(int));
 	DIR *dir;
 
-	if (!fds) {
+	if (!v) {
 		err_set("out of memory");
 		return -1;
 	}
-	dir = opendir(fmt_path(path, sizeof(path), "/proc/%d/fd", pid));
+	dir = opendir(fmt_path(path, sizeof(path), "/proc/%d/%s", pid, what));
 	if (!dir) {
 		err_sys("cannot open %s", path);
-		free(fds);
+		free(v);
 		return -1;
 	}
 	while ((d = readdir(dir))) {
 		if (!isdigit((unsigned char)d->d_name[0]))
 			continue;
 		if (n == cap) {
-			int *nf = realloc(fds, (cap *= 2) * sizeof(int));
-			if (!nf) {
+			int *nv = realloc(v, (cap *= 2) * sizeof(int));
+			if (!nv) {
 				closedir(dir);
-				free(fds);
+				free(v);
 				err_set("out of memory");
 				return -1;
 			}
-			fds = nf;
+			v = nv;
 		}
-		fds[n++] = atoi(d->d_name);
+		v[n++] = atoi(d->d_name);
 	}
 	closedir(dir);
-	qsort(fds, n, sizeof(int), cmp_int);
-	*fdsp = fds;
+	qsort(v, n, sizeof(int), cmp_int);
+	*out = v;
 	*np = n;
 	return 0;
+}
+
+int proc_list_tasks(pid_t pid, pid_t **tids, size_t *n)
+{
+	_Static_assert(sizeof(pid_t) == sizeof(int), "pid_t is an int");
+	return list_numbers(pid, "task", (int **)tids, n);
+}
+
+int proc_list_fds(pid_t pid, int **fds, size_t *n)
+{
+	return list_numbers(pid, "fd", fds, n);
 }
 
 int proc_open_pagemap(pid_t pid)
