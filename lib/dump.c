@@ -528,6 +528,11 @@ struct pagewriter {
 	unsigned char *buf;
 	uint64_t *pm;
 	long ps;
+	/* The batch being gathered, across regions: many small regions share
+	 * one PAGES record (and its padding) instead of one each.  A run
+	 * never crosses a region boundary. */
+	struct img_run runs[BATCH_PAGES];
+	int nruns, batch, split;
 };
 
 static int cancelled(const struct pagewriter *pw)
@@ -540,8 +545,7 @@ static int cancelled(const struct pagewriter *pw)
 }
 
 /* Read runs[0..nruns) of the target into pw->buf, packed. */
-static int read_runs(struct pagewriter *pw, const struct region *r, struct img_run *runs,
-		     int nruns)
+static int read_runs(struct pagewriter *pw, const struct img_run *runs, int nruns)
 {
 	struct iovec local[BATCH_PAGES], remote[BATCH_PAGES];
 	size_t total = 0;
@@ -556,13 +560,10 @@ static int read_runs(struct pagewriter *pw, const struct region *r, struct img_r
 		p += len;
 		total += len;
 	}
-	if (r->d.prot & PROT_READ) {
-		ssize_t n = process_vm_readv(pw->pid, local, nruns, remote, nruns, 0);
-		if (n == (ssize_t)total)
-			return 0;
-	}
-	/* Unreadable protection (PROT_NONE, write-only): /proc/PID/mem reads
-	 * with FOLL_FORCE, as a debugger does. */
+	if (process_vm_readv(pw->pid, local, nruns, remote, nruns, 0) == (ssize_t)total)
+		return 0;
+	/* A run of unreadable protection (PROT_NONE, write-only) stops it:
+	 * /proc/PID/mem reads with FOLL_FORCE, as a debugger does. */
 	for (int i = 0; i < nruns; i++) {
 		size_t done = 0;
 		while (done < local[i].iov_len) {
@@ -601,18 +602,23 @@ static int write_batch(struct pagewriter *pw, const struct img_run *in, int nin)
 	int nout = 0;
 
 	for (int i = 0; i < nin; i++) {
+		int joined = 0; /* may extend the last out run: same input run */
+
 		for (uint64_t k = 0; k < in[i].npages; k++, src += pw->ps) {
 			uint64_t addr = in[i].addr + k * pw->ps;
-			if (page_is_zero(src, pw->ps))
+			if (page_is_zero(src, pw->ps)) {
+				joined = 0;
 				continue;
+			}
 			if (dst != src)
 				memcpy(dst, src, pw->ps);
 			dst += pw->ps;
 			npages++;
-			if (nout && out[nout - 1].addr + out[nout - 1].npages * pw->ps == addr)
+			if (joined)
 				out[nout - 1].npages++;
 			else
 				out[nout++] = (struct img_run){addr, 1};
+			joined = 1;
 		}
 	}
 	if (npages == 0)
@@ -638,12 +644,21 @@ static int page_wanted(const struct region *r, uint64_t pm)
 	return 1;
 }
 
+static int flush_batch(struct pagewriter *pw)
+{
+	if (!pw->batch)
+		return 0;
+	if (read_runs(pw, pw->runs, pw->nruns) || write_batch(pw, pw->runs, pw->nruns))
+		return -1;
+	pw->nruns = pw->batch = 0;
+	return 0;
+}
+
 static int write_region(struct pagewriter *pw, const struct region *r)
 {
-	struct img_run runs[BATCH_PAGES];
 	uint64_t addr = r->d.start;
-	int nruns = 0, batch = 0;
 
+	pw->split = 1;
 	while (addr < r->d.end) {
 		uint64_t n = (r->d.end - addr) / pw->ps;
 		if (n > BATCH_PAGES)
@@ -652,23 +667,22 @@ static int write_region(struct pagewriter *pw, const struct region *r)
 			return -1;
 		for (uint64_t i = 0; i < n; i++) {
 			uint64_t a = addr + i * pw->ps;
-			if (!page_wanted(r, pw->pm[i]))
+
+			if (!page_wanted(r, pw->pm[i])) {
+				pw->split = 1;
 				continue;
-			if (batch == BATCH_PAGES) {
-				if (read_runs(pw, r, runs, nruns) || write_batch(pw, runs, nruns))
-					return -1;
-				nruns = batch = 0;
 			}
-			if (nruns && runs[nruns - 1].addr + runs[nruns - 1].npages * pw->ps == a)
-				runs[nruns - 1].npages++;
+			if (pw->batch == BATCH_PAGES && flush_batch(pw))
+				return -1;
+			if (pw->nruns && !pw->split)
+				pw->runs[pw->nruns - 1].npages++;
 			else
-				runs[nruns++] = (struct img_run){a, 1};
-			batch++;
+				pw->runs[pw->nruns++] = (struct img_run){a, 1};
+			pw->split = 0;
+			pw->batch++;
 		}
 		addr += n * pw->ps;
 	}
-	if (batch && (read_runs(pw, r, runs, nruns) || write_batch(pw, runs, nruns)))
-		return -1;
 	return 0;
 }
 
@@ -701,6 +715,8 @@ static int write_pages(pid_t pid, struct img_writer *w, const struct image *im,
 		if (write_region(&pw, r))
 			goto out;
 	}
+	if (flush_batch(&pw))
+		goto out;
 	rc = 0;
 out:
 	free(pw.buf);
