@@ -317,7 +317,7 @@ int proc_read_timers(pid_t pid, struct proc_timer **tp, size_t *np)
 	if (!buf)
 		return -1;
 	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		char how[16];
+		char how[16], who[8];
 
 		if (!strncmp(line, "ID: ", 4)) {
 			struct proc_timer *nt = realloc(t, (n + 1) * sizeof(*t));
@@ -337,9 +337,10 @@ int proc_read_timers(pid_t pid, struct proc_timer **tp, size_t *np)
 			unsigned long long v = 0;
 			sscanf(line + 8, "%d/%llx", &cur->signo, &v);
 			cur->value = v;
-		} else if (sscanf(line, "notify: %15[a-z]/%*[a-z].%d", how, &cur->target) == 2) {
-			/* Thread-directed timers show "thread/tid.N". */
-			cur->notify = !strcmp(how, "thread") ? SIGEV_THREAD_ID
+		} else if (sscanf(line, "notify: %15[a-z]/%7[a-z].%d", how, who, &cur->target) == 3) {
+			/* "signal/pid.N", "none/pid.N"; a thread-directed timer
+			 * (SIGEV_THREAD_ID) says "signal/tid.N". */
+			cur->notify = !strcmp(who, "tid")    ? SIGEV_THREAD_ID
 				      : !strcmp(how, "none") ? SIGEV_NONE
 							     : SIGEV_SIGNAL;
 		} else if (!strncmp(line, "ClockID: ", 9)) {
