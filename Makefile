@@ -65,6 +65,9 @@ bin/%: bin/%.c lib/libckpt.a
 t/progs/%: t/progs/%.c
 	$(CC) $(CPPFLAGS) $(ALLCFLAGS) $(LDFLAGS) -o $@ $< -lm
 
+t/progs/omp: t/progs/omp.c
+	$(CC) $(CPPFLAGS) $(ALLCFLAGS) -fopenmp $(LDFLAGS) -o $@ $< -lm
+
 t/unit/%: t/unit/%.c lib/libckpt.a
 	$(CC) $(CPPFLAGS) $(ALLCFLAGS) $(LDFLAGS) -o $@ $< lib/libckpt.a $(LDLIBS)
 
