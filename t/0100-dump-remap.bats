@@ -329,20 +329,12 @@ sys.exit(0 if ok else 1)
 	intact_and_restored
 }
 
-@test "a multi-threaded process is refused, exit 1, and runs on" {
+@test "a workload with a second thread restores intact and joins it" {
 	start_workload --thread
-	run --separate-stderr ckpt-dump -o "$d.img" "$pid"
-	no_core
-	[ "$status" -eq 1 ]
-	[ "${#stderr_lines[@]}" -eq 1 ]
-	[[ $stderr == "ckpt-dump: "*threads* ]]
-	[ ! -e "$d.img" ]
-	[ "$(ls -A "$(dirname "$d.img")" | grep -c '\.img\.')" -eq 0 ]
+	dump_killed
 	touch "$d/go"
-	reap "$pid" "$cat_pid"
-	cat "$d.out"
-	[ "$status" -eq 0 ]
-	grep -qx 'restored: no' "$d.out"
+	restore "$d.img"
+	intact_and_restored
 }
 
 @test "a process holding a pipe on fd 5 is refused, naming fd 5, and runs on" {
