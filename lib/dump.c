@@ -50,18 +50,21 @@ static void release_all(struct dump_target *t, int sig)
 {
 	for (size_t i = 0; i < t->ntids; i++) {
 		struct user_regs_struct r;
+		struct proc_sigmasks m;
 
-		/* A program that had no handler run must not see EINTR from
-		 * a blocking call only because we stopped it. */
-		if (t->fix_eintr && t->fix_eintr[i] && pt_get_regs(t->tids[i], &r) == 0 &&
-		    restart_undo_stop_eintr(&r, 0) && pt_set_regs(t->tids[i], &r))
+		/* A program that had no handler run must not see EINTR from a
+		 * blocking call only because we stopped it (restart.h), on
+		 * every way out, a failed dump's too.  A signal it catches
+		 * pending and unblocked makes that EINTR its own. */
+		if (pt_get_regs(t->tids[i], &r) == 0 &&
+		    proc_read_sigmasks(t->pid, t->tids[i], &m) == 0 &&
+		    restart_undo_stop_eintr(&r, ((m.pnd | m.shd) & ~m.blk & m.cgt) != 0) &&
+		    pt_set_regs(t->tids[i], &r))
 			warnx("pid %d: thread %d may see EINTR: %s", t->pid, t->tids[i], err_get());
 		pt_detach(t->tids[i], t->tids[i] == t->pid ? sig : 0);
 	}
 	free(t->tids);
-	free(t->fix_eintr);
 	t->tids = NULL;
-	t->fix_eintr = NULL;
 	t->ntids = 0;
 }
 
@@ -767,16 +770,6 @@ static int capture(struct dump_target *tg, struct image *im)
 
 		if (t->tid_addr && process_vm_readv(pid, &l, 1, &r, 1, 0) == 4 && v == t->tid)
 			t->flags |= IMG_THR_TID_CACHED;
-	}
-	/* Which threads our stop left with a spurious EINTR to undo when they
-	 * go on (restart.h); the restore decides the same from the image. */
-	tg->fix_eintr = calloc(tg->ntids, 1);
-	for (size_t i = 0; tg->fix_eintr && i < im->nthreads; i++) {
-		struct user_regs_struct r;
-
-		memcpy(&r, im->threads[i].d.regs, sizeof(r));
-		tg->fix_eintr[i] = !restart_handler_pending(im, i) &&
-				   restart_undo_stop_eintr(&r, 0);
 	}
 	img_header_init(&im->hdr);
 	im->hdr.xfeatures = xgetbv0();

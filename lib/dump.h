@@ -21,9 +21,6 @@ struct dump_target {
 	pid_t pid;
 	pid_t *tids; /* tids[0] == pid */
 	size_t ntids;
-	/* Threads whose blocking call our stop ended with EINTR (see
-	 * restart.h), to set to run it again when we let them go. */
-	unsigned char *fix_eintr;
 };
 
 /* Seize every thread of pid and stop it. */

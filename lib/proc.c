@@ -185,6 +185,26 @@ int proc_read_status(pid_t pid, unsigned *umask, unsigned *uid, unsigned *gid)
 	return 0;
 }
 
+int proc_read_sigmasks(pid_t pid, pid_t tid, struct proc_sigmasks *m)
+{
+	char path[64], *buf, *p;
+
+	buf = read_file(fmt_path(path, sizeof(path), "/proc/%d/task/%d/status", pid, tid), NULL);
+	if (!buf)
+		return -1;
+	memset(m, 0, sizeof(*m));
+	if ((p = strstr(buf, "\nSigPnd:")))
+		m->pnd = strtoull(p + 8, NULL, 16);
+	if ((p = strstr(buf, "\nShdPnd:")))
+		m->shd = strtoull(p + 8, NULL, 16);
+	if ((p = strstr(buf, "\nSigBlk:")))
+		m->blk = strtoull(p + 8, NULL, 16);
+	if ((p = strstr(buf, "\nSigCgt:")))
+		m->cgt = strtoull(p + 8, NULL, 16);
+	free(buf);
+	return 0;
+}
+
 char *proc_readlink(pid_t pid, const char *what)
 {
 	char path[64], buf[PATH_MAX];

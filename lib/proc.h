@@ -37,6 +37,12 @@ int proc_read_stat(pid_t pid, struct proc_stat *st);
 int proc_list_tasks(pid_t pid, pid_t **tids, size_t *n);
 /* "Umask:", "Uid:" (real), "Gid:" (real) from /proc/PID/status. */
 int proc_read_status(pid_t pid, unsigned *umask, unsigned *uid, unsigned *gid);
+/* Signal masks of thread tid of pid from /proc/PID/task/TID/status:
+ * pending on it, pending on the process, blocked, caught (a handler). */
+struct proc_sigmasks {
+	uint64_t pnd, shd, blk, cgt;
+};
+int proc_read_sigmasks(pid_t pid, pid_t tid, struct proc_sigmasks *m);
 /* readlink of /proc/PID/<what>, malloc'd. */
 char *proc_readlink(pid_t pid, const char *what);
 

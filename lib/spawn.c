@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -138,11 +139,22 @@ static int enter_namespaces(void)
 	snprintf(map, sizeof(map), "%u %u 1\n", gid, gid);
 	if (write_str("/proc/self/gid_map", map))
 		return -1;
-	if (unshare(CLONE_NEWPID)) {
+	/* A mount namespace too, for a /proc of the new pid namespace. */
+	if (unshare(CLONE_NEWPID | CLONE_NEWNS)) {
 		err_sys("cannot create a pid namespace");
 		return -1;
 	}
 	return 0;
+}
+
+/* In the new pid namespace, a /proc that shows it: the program finds
+ * itself under its own pid there (/proc/self/task/TID for its tids).
+ * Where the outer /proc has parts hidden by other mounts the kernel
+ * refuses (it would reveal them); the program then sees the outer one. */
+static void mount_proc(void)
+{
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0)
+		mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
 }
 
 /* The parent side: the child has the image now. */
@@ -162,6 +174,7 @@ static _Noreturn void ns_init(struct img_input *in, int flags, int status_pipe)
 	pid_t want = in->im.proc.pid, child;
 	int status;
 
+	mount_proc();
 	if (want == 1) {
 		/* The program was an init itself: become it. */
 		close(status_pipe);

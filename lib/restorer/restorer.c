@@ -445,11 +445,45 @@ static void restore_process_state(struct rst_args *a)
 	}
 }
 
+/* A thread under a new tid: the robust futexes it held name its old tid
+ * as owner, and the kernel, when the thread exits, marks only those that
+ * name it.  They are on its robust list (each entry's futex word lies
+ * futex_offset past it): rewrite their owner, keeping the flag bits.
+ * Error-checking mutexes that are not robust are on no list, and keep the
+ * old tid: only a restore that keeps tids (root, --pid-ns) fixes those. */
+static void rewrite_owner(struct rst_args *a, uint64_t word, int32_t old, int32_t tid)
+{
+	volatile uint32_t *f = (volatile uint32_t *)word;
+
+	if (find_map(a, word, 4) && (int32_t)(*f & 0x3fffffff) == old)
+		*f = (*f & ~0x3fffffffu) | (uint32_t)tid;
+}
+
+static void rewrite_robust_owners(struct rst_args *a, struct rst_thread *t, int32_t tid)
+{
+	uint64_t head = t->robust_head, entry, off, pending;
+	int n = 0;
+
+	/* struct robust_list_head: next, futex_offset, list_op_pending. */
+	if (!head || !find_map(a, head, 24))
+		return;
+	entry = *(volatile uint64_t *)head & ~1ull;
+	off = *(volatile uint64_t *)(head + 8);
+	pending = *(volatile uint64_t *)(head + 16) & ~1ull;
+	while (entry != head && n++ < 4096 && find_map(a, entry, 8)) {
+		rewrite_owner(a, entry + off, t->tid, tid);
+		entry = *(volatile uint64_t *)entry & ~1ull;
+	}
+	if (pending)
+		rewrite_owner(a, pending + off, t->tid, tid);
+}
+
 /* What belongs to the calling thread, then its frame below its stack
  * pointer; returns the address rt_sigreturn is to find the frame at. */
 static uint64_t restore_thread_state(struct rst_args *a, struct rst_thread *t)
 {
 	uint64_t fp;
+	int32_t tid;
 	long r;
 
 	if (t->robust_head) {
@@ -458,8 +492,11 @@ static uint64_t restore_thread_state(struct rst_args *a, struct rst_thread *t)
 			fail(a, "cannot restore the robust futex list at", t->robust_head, r);
 	}
 	sys1(NR_set_tid_address, t->tid_addr);
+	tid = (int32_t)sys1(NR_gettid, 0);
 	if (t->tid_cached)
-		*(volatile int32_t *)t->tid_addr = (int32_t)sys1(NR_gettid, 0);
+		*(volatile int32_t *)t->tid_addr = tid;
+	if (tid != t->tid)
+		rewrite_robust_owners(a, t, tid);
 	if (t->rseq_addr) {
 		r = sys4(NR_rseq, t->rseq_addr, t->rseq_len, 0, t->rseq_sig);
 		if (r)
