@@ -306,7 +306,10 @@ pid = os.getpid()
 def started():  # field 22 of /proc/self/stat: a restored process is a new one
     return open("/proc/self/stat").read().rsplit(")", 1)[1].split()[19]
 start = started()
-print("ready", pid, flush=True)
+# One write: with PYTHONUNBUFFERED, print() writes its parts one by one,
+# and a dump between them would split the line across the restore.
+sys.stdout.write("ready %d\n" % pid)
+sys.stdout.flush()
 while not os.path.exists(os.path.join(top, "go")):
     time.sleep(0.01)
 ok = True
