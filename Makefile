@@ -62,10 +62,10 @@ lib/libckpt.a: $(LIBOBJ)
 bin/%: bin/%.c lib/libckpt.a
 	$(CC) $(CPPFLAGS) $(ALLCFLAGS) $(LDFLAGS) -o $@ $< lib/libckpt.a $(LDLIBS)
 
-t/progs/%: t/progs/%.c
+t/progs/%: t/progs/%.c t/progs/progs.h
 	$(CC) $(CPPFLAGS) $(ALLCFLAGS) $(LDFLAGS) -o $@ $< -lm
 
-t/progs/omp: t/progs/omp.c
+t/progs/omp: t/progs/omp.c t/progs/progs.h
 	$(CC) $(CPPFLAGS) $(ALLCFLAGS) -fopenmp $(LDFLAGS) -o $@ $< -lm
 
 t/unit/%: t/unit/%.c lib/libckpt.a

@@ -11,39 +11,6 @@ setup() {
 	mkdir "$d"
 }
 
-# spawn OUT CMD...: run CMD in the background with stdin on /dev/null, no fd
-# above 2 (exec_clean), and stdout and stderr on a pipe (as a shell pipeline
-# would give them) that a cat copies to the file OUT.  Sets SPAWN_PID and SPAWN_CAT;
-# teardown kills both.
-spawn() {
-	local out=$1 fifo
-	shift
-	fifo=$(mktemp -u "$BATS_TEST_TMPDIR/fifo.XXXXXX")
-	mkfifo "$fifo"
-	exec_clean cat "$fifo" >"$out" &
-	SPAWN_CAT=$!
-	CKPT_PIDS+=("$SPAWN_CAT")
-	exec_clean "$@" </dev/null >"$fifo" 2>&1 &
-	SPAWN_PID=$!
-	CKPT_PIDS+=("$SPAWN_PID")
-}
-
-# reap PID [CAT]: wait for PID, its exit status in $status, then for the cat
-# copying its output so that the output file is complete.  Both leave
-# CKPT_PIDS: teardown must not kill whatever process reuses their pids.
-reap() {
-	local p keep=()
-	status=0
-	wait "$1" || status=$?
-	if [ -n "${2:-}" ]; then
-		wait "$2" || true
-	fi
-	for p in "${CKPT_PIDS[@]}"; do
-		[ "$p" = "$1" ] || [ "$p" = "${2:-}" ] || keep+=("$p")
-	done
-	CKPT_PIDS=("${keep[@]}")
-}
-
 # start_workload [OPTION...]: t/progs/workload on $d, output in $d.out; waits
 # for "ready" and sets $pid.
 start_workload() {
@@ -52,17 +19,6 @@ start_workload() {
 	cat_pid=$SPAWN_CAT
 	wait_for_line "$d.out" '^ready '
 	[ "$(sed -n 's/^ready //p' "$d.out")" = "$pid" ]
-}
-
-# wait_for CMD...: wait until CMD succeeds (20 s at most).
-wait_for() {
-	local i
-	for ((i = 0; i < 2000; i++)); do
-		"$@" && return 0
-		sleep 0.01
-	done
-	echo "timed out waiting for: $*" >&2
-	return 1
 }
 
 # stat_field PID N: field N (1-based, as in proc(5)) of /proc/PID/stat.

@@ -13,7 +13,7 @@ CKPT_PIDS=()
 # the caller inherited are fds the tools would have to capture).
 exec_clean() {
 	local fd
-	for fd in /proc/$BASHPID/fd/*; do
+	for fd in "/proc/$BASHPID/fd/"*; do
 		fd=${fd##*/}
 		[ "$fd" -gt 2 ] && eval "exec $fd>&-"
 	done
@@ -56,6 +56,50 @@ wait_exit() {
 	local rc=0
 	wait "$1" || rc=$?
 	return "$rc"
+}
+
+# spawn OUT CMD...: run CMD in the background with stdin on /dev/null, no fd
+# above 2 (exec_clean), and stdout and stderr on a pipe (as a shell pipeline
+# would give them) that a cat copies to the file OUT.  Sets SPAWN_PID and SPAWN_CAT;
+# teardown kills both.
+spawn() {
+	local out=$1 fifo
+	shift
+	fifo=$(mktemp -u "$BATS_TEST_TMPDIR/fifo.XXXXXX")
+	mkfifo "$fifo"
+	exec_clean cat "$fifo" >"$out" &
+	SPAWN_CAT=$!
+	CKPT_PIDS+=("$SPAWN_CAT")
+	exec_clean "$@" </dev/null >"$fifo" 2>&1 &
+	SPAWN_PID=$!
+	CKPT_PIDS+=("$SPAWN_PID")
+}
+
+# reap PID [CAT]: wait for PID, its exit status in $status, then for the cat
+# copying its output so that the output file is complete.  Both leave
+# CKPT_PIDS: teardown must not kill whatever process reuses their pids.
+reap() {
+	local p keep=()
+	status=0
+	wait "$1" || status=$?
+	if [ -n "${2:-}" ]; then
+		wait "$2" || true
+	fi
+	for p in "${CKPT_PIDS[@]}"; do
+		[ "$p" = "$1" ] || [ "$p" = "${2:-}" ] || keep+=("$p")
+	done
+	CKPT_PIDS=("${keep[@]}")
+}
+
+# wait_for CMD...: wait until CMD succeeds (20 s at most).
+wait_for() {
+	local i
+	for ((i = 0; i < 2000; i++)); do
+		"$@" && return 0
+		sleep 0.01
+	done
+	echo "timed out waiting for: $*" >&2
+	return 1
 }
 
 kill_started() {

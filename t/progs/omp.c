@@ -17,6 +17,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "progs.h"
+
 #define NTHREADS 4
 #define NCHUNKS 16384
 #define CHUNK (2u << 20) /* terms per chunk: N is 2^35 */
@@ -40,26 +42,6 @@ static inline uint64_t opaque(uint64_t x)
 }
 
 /* Field 22 of /proc/self/stat, in clock ticks since boot. */
-static unsigned long long start_time(void)
-{
-	char buf[1024], *p;
-	unsigned long long v = 0;
-	FILE *f = fopen("/proc/self/stat", "r");
-	int field = 3;
-
-	if (!f)
-		return 0;
-	p = fgets(buf, sizeof(buf), f);
-	fclose(f);
-	if (!p || !(p = strrchr(buf, ')')))
-		return 0;
-	for (p += 2; *p && field < 22; p++)
-		if (*p == ' ')
-			field++;
-	sscanf(p, "%llu", &v);
-	return v;
-}
-
 int main(int argc, char **argv)
 {
 	unsigned long long ready_start = 0;

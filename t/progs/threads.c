@@ -75,6 +75,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "progs.h"
+
 enum { R_MAIN, R_COND, R_JOIN, R_NANOSLEEP, R_ABSLEEP, R_POLL, R_SIGWAIT, NROLES };
 
 static const char *const role_name[NROLES] = {
@@ -236,26 +238,6 @@ static pid_t tid_now(void)
 /* When this process started (field 22 of /proc/self/stat, in clock ticks
  * since boot): a restored process is a new one, whether or not it got its
  * old pid back. */
-static unsigned long long start_time(void)
-{
-	char buf[1024], *p;
-	unsigned long long v = 0;
-	FILE *f = fopen("/proc/self/stat", "r");
-	int field = 3;
-
-	if (!f)
-		return 0;
-	p = fgets(buf, sizeof(buf), f);
-	fclose(f);
-	if (!p || !(p = strrchr(buf, ')')))
-		return 0;
-	for (p += 2; *p && field < 22; p++)
-		if (*p == ' ')
-			field++;
-	sscanf(p, "%llu", &v);
-	return v;
-}
-
 /* Use up to secs of CPU time before the wall clock reaches until: the CPU
  * timers must have counted down visibly by the checkpoint. */
 static void burn_cpu(double secs, double until)

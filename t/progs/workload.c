@@ -37,6 +37,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "progs.h"
+
 #define HEAP_SIZE (16u << 20)
 #define STACK_ARRAY (64u << 10)
 #define ANON_SIZE (8u << 20)
@@ -579,26 +581,6 @@ static void check_allocator(const struct state *s)
 /* When this process started (field 22 of /proc/self/stat, in clock ticks
  * since boot): a restored process is a new one, whether or not it got its
  * old pid back. */
-static unsigned long long start_time(void)
-{
-	char buf[1024], *p;
-	unsigned long long v = 0;
-	FILE *f = fopen("/proc/self/stat", "r");
-	int field = 3;
-
-	if (!f)
-		return 0;
-	p = fgets(buf, sizeof(buf), f);
-	fclose(f);
-	if (!p || !(p = strrchr(buf, ')')))
-		return 0;
-	for (p += 2; *p && field < 22; p++)
-		if (*p == ' ')
-			field++;
-	sscanf(p, "%llu", &v);
-	return v;
-}
-
 /* ---- refused states --------------------------------------------------- */
 
 static void *thread_main(void *arg)
