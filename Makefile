@@ -26,8 +26,11 @@ SCRIPTS   := contrib/install-deps .ci/run $(wildcard t/*.sh) $(wildcard completi
 BUILD_DEPS := zlib1g-dev liblzma-dev libzstd-dev
 TEST_DEPS  := bats shellcheck mandoc gzip xz-utils zstd python3 bsdutils util-linux
 
-.PHONY: all check demo bench install clean format deps test-deps
-all: deps $(BINS) $(PROGS) $(UNITS)
+FUZZERS   := image
+REPLAYS   := $(addprefix t/fuzz/replay-,$(FUZZERS))
+
+.PHONY: all check demo bench install clean format deps test-deps fuzz
+all: deps $(BINS) $(PROGS) $(UNITS) $(REPLAYS)
 
 deps:
 	@contrib/install-deps $(BUILD_DEPS)
@@ -71,8 +74,31 @@ t/progs/omp: t/progs/omp.c t/progs/progs.h
 t/unit/%: t/unit/%.c lib/libckpt.a
 	$(CC) $(CPPFLAGS) $(ALLCFLAGS) $(LDFLAGS) -o $@ $< lib/libckpt.a $(LDLIBS)
 
+# The fuzz targets' corpora, replayed without libFuzzer on every check.
+t/fuzz/replay-%: t/fuzz/%.c t/fuzz/replay.c lib/libckpt.a
+	$(CC) $(CPPFLAGS) $(ALLCFLAGS) $(LDFLAGS) -o $@ t/fuzz/$*.c t/fuzz/replay.c lib/libckpt.a $(LDLIBS)
+
+# libFuzzer (Debian's clang and libclang-rt-14-dev): make fuzz FUZZ_SECONDS=N
+# runs each target for N seconds on a copy of its corpus; what it finds is
+# left in t/fuzz/findings/ (crash-* files to turn into regression inputs).
+FUZZ_SECONDS ?= 60
+FUZZ_CC      ?= clang
+FUZZ_FLAGS   := -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer \
+	-DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+t/fuzz/fuzz-%: t/fuzz/%.c $(LIBSRC) $(wildcard lib/*.h) lib/restorer_blob.o
+	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_FLAGS) -o $@ t/fuzz/$*.c $(LIBSRC) lib/restorer_blob.o $(LDLIBS)
+fuzz: deps
+	@contrib/install-deps clang libclang-rt-14-dev
+	$(MAKE) $(addprefix t/fuzz/fuzz-,$(FUZZERS))
+	@for f in $(FUZZERS); do \
+		mkdir -p t/fuzz/findings/$$f t/fuzz/work/$$f && \
+		t/fuzz/fuzz-$$f -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
+			-artifact_prefix=t/fuzz/findings/$$f/ t/fuzz/work/$$f t/fuzz/corpus || exit 1; \
+	done
+
 check: all test-deps
 	@for u in $(UNITS); do echo "unit: $$u"; $$u || exit 1; done
+	@for f in $(FUZZERS); do t/fuzz/replay-$$f t/fuzz/corpus || exit 1; done
 	shellcheck $(SCRIPTS)
 	@for m in $(MANS); do mandoc -Tlint -Wwarning $$m || exit 1; done
 	t/run-tests
@@ -98,4 +124,6 @@ format:
 
 clean:
 	rm -f lib/*.o lib/*.a lib/restorer/*.o lib/restorer/*.elf lib/restorer/*.bin $(BINS) $(PROGS) $(UNITS)
+	rm -f t/fuzz/replay-* t/fuzz/fuzz-*
+	rm -rf t/fuzz/work
 	rm -rf t/tmp
