@@ -166,7 +166,8 @@ int img_write_rec(struct img_writer *w, uint32_t type, const struct iovec *iov, 
 		crc = img_crc(crc, iov[i].iov_base, iov[i].iov_len);
 	rec.crc = crc;
 	v[0] = (struct iovec){&rec, sizeof(rec)};
-	memcpy(v + 1, iov, iovcnt * sizeof(*iov));
+	if (iovcnt)
+		memcpy(v + 1, iov, iovcnt * sizeof(*iov));
 	w->nrec++;
 	return w_out(w, v, iovcnt + 1);
 }
