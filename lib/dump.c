@@ -450,7 +450,8 @@ static int capture_regions(pid_t pid, struct image *im, const struct proc_map *m
 		d->end = m->end;
 		d->prot = m->prot;
 		d->flags = (m->shared ? IMG_RGN_SHARED : 0) | (m->growsdown ? IMG_RGN_GROWSDOWN : 0) |
-			   (m->maywrite ? IMG_RGN_MAYWRITE : 0);
+			   (m->maywrite ? IMG_RGN_MAYWRITE : 0) |
+			   (m->noreserve ? IMG_RGN_NORESERVE : 0);
 		if (m->path[0] == '/') {
 			struct stat sb;
 

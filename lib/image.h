@@ -114,6 +114,7 @@ enum img_rgn_kind {
 #define IMG_RGN_SHARED 1u    /* MAP_SHARED */
 #define IMG_RGN_GROWSDOWN 2u /* VM_GROWSDOWN */
 #define IMG_RGN_MAYWRITE 4u  /* VM_MAYWRITE: the file was opened for writing */
+#define IMG_RGN_NORESERVE 8u /* MAP_NORESERVE: no swap space accounted for it */
 
 struct img_region {
 	uint64_t start, end;

@@ -108,6 +108,8 @@ int proc_read_maps(pid_t pid, struct proc_map **mapsp, size_t *np)
 						m->growsdown = 1;
 					if (f[1] == 'm' && f[2] == 'w')
 						m->maywrite = 1;
+					if (f[1] == 'n' && f[2] == 'r')
+						m->noreserve = 1;
 				}
 			}
 		}

@@ -13,6 +13,7 @@ struct proc_map {
 	int shared;	  /* 's' in the permissions */
 	int growsdown;	  /* VmFlags gd */
 	int maywrite;	  /* VmFlags mw */
+	int noreserve;	  /* VmFlags nr: MAP_NORESERVE, no swap space accounted */
 	int deleted;	  /* the path ended in " (deleted)" */
 	uint64_t anon_kb; /* "Anonymous:" + "Swap:" of smaps: private data pages */
 	char *path;	  /* file path, "[heap]" and the like, or "" */

@@ -650,6 +650,10 @@ int rst_restore(struct img_input *in, int flags)
 		m->flags = (r->d.flags & IMG_RGN_SHARED) ? MAP_SHARED : MAP_PRIVATE;
 		if (r->d.flags & IMG_RGN_GROWSDOWN)
 			m->flags |= MAP_GROWSDOWN;
+		/* A sparse region (ASan's shadow, a 64 GiB arena) was mapped
+		 * without swap accounting; with it, it may not fit. */
+		if (r->d.flags & IMG_RGN_NORESERVE)
+			m->flags |= MAP_NORESERVE;
 		m->fd = -1;
 		m->fill = !(r->d.flags & IMG_RGN_SHARED);
 		if (r->d.kind == IMG_RGN_FILE) {
