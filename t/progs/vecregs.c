@@ -237,6 +237,7 @@ int main(int argc, char **argv)
 		pthread_join(sets[i].thread, NULL);
 	for (int i = 0; i < nthreads; i++)
 		bad |= sets[i].bad;
+	free(sets);
 	if (!bad)
 		printf("%s registers intact\n", level);
 	return bad;
