@@ -25,7 +25,7 @@ LIBOBJ    := $(LIBSRC:.c=.o) lib/restorer_blob.o
 PROGS     := $(patsubst %.c,%,$(wildcard t/progs/*.c))
 UNITS     := $(patsubst %.c,%,$(wildcard t/unit/*.c))
 MANS      := $(wildcard man/*.[1-8])
-SCRIPTS   := contrib/install-deps .ci/run $(wildcard t/*.sh) $(wildcard completions/*)
+SCRIPTS   := contrib/install-deps .ci/run t/run-tests t/lib.bash $(wildcard t/*.sh) $(wildcard completions/*)
 
 BUILD_DEPS := zlib1g-dev liblzma-dev libzstd-dev
 TEST_DEPS  := bats shellcheck mandoc gzip xz-utils zstd python3 bsdutils util-linux

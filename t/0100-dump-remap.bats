@@ -42,26 +42,6 @@ utime_past() {
 	[ "$(stat_field "$1" 14)" -gt "$2" ]
 }
 
-# dump_killed: ckpt-dump --kill the workload into $d.img; it died of SIGKILL.
-dump_killed() {
-	ckpt-dump --kill -o "$d.img" "$pid"
-	reap "$pid" "$cat_pid"
-	[ "$status" -eq 137 ]
-}
-
-# restore IMG: ckpt-remap IMG in the foreground (timed out after 2 minutes).
-restore() {
-	run --separate-stderr timeout 120 ckpt-remap "$@"
-	printf 'ckpt-remap status %s\nstdout:\n%s\nstderr:\n%s\n' "$status" "$output" "$stderr"
-}
-
-# intact_and_restored: the last restore ran the workload to a clean exit.
-intact_and_restored() {
-	[ "$status" -eq 0 ]
-	[ "$output" = "restored: yes" ]
-	[ -z "$stderr" ]
-}
-
 @test "dump --kill then restore: the workload's state is intact and its pid changed" {
 	start_workload
 	dump_killed

@@ -45,26 +45,6 @@ start_threads() {
 	start_prog 20 7 threads "$@" "$d"
 }
 
-# dump_killed: ckpt-dump --kill the program into $d.img; it died of SIGKILL.
-dump_killed() {
-	ckpt-dump --kill -o "$d.img" "$pid"
-	reap "$pid" "$cat_pid"
-	[ "$status" -eq 137 ]
-}
-
-# restore [OPTION...] IMG: ckpt-remap in the foreground (timed out after 2 minutes).
-restore() {
-	run --separate-stderr timeout 120 ckpt-remap "$@"
-	printf 'ckpt-remap status %s\nstdout:\n%s\nstderr:\n%s\n' "$status" "$output" "$stderr"
-}
-
-# intact_and_restored: the last restore ran the program to a clean exit.
-intact_and_restored() {
-	[ "$status" -eq 0 ]
-	[ "$output" = "restored: yes" ]
-	[ -z "$stderr" ]
-}
-
 # threads_round_trip [--remap OPTION] [THREADS OPTION...]: threads dumped
 # --kill and restored; it must find itself intact.
 threads_round_trip() {

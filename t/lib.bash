@@ -1,5 +1,6 @@
 # t/lib.bash: the one helper file every bats test loads (load lib).
 # shellcheck shell=bash
+# shellcheck disable=SC2154 # d, pid, cat_pid are set by the test file, output and stderr by bats run
 
 TOP=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
 PATH="$TOP/bin:$TOP/t/progs:$PATH"
@@ -100,6 +101,28 @@ wait_for() {
 	done
 	echo "timed out waiting for: $*" >&2
 	return 1
+}
+
+# The round trip of a program started with spawn, its pid in $pid and its
+# output's cat in $cat_pid, dumped into $d.img:
+# dump_killed: ckpt-dump --kill the program into $d.img; it died of SIGKILL.
+dump_killed() {
+	ckpt-dump --kill -o "$d.img" "$pid"
+	reap "$pid" "$cat_pid"
+	[ "$status" -eq 137 ]
+}
+
+# restore [OPTION...] IMG: ckpt-remap in the foreground (timed out after 2 minutes).
+restore() {
+	run --separate-stderr timeout 120 ckpt-remap "$@"
+	printf 'ckpt-remap status %s\nstdout:\n%s\nstderr:\n%s\n' "$status" "$output" "$stderr"
+}
+
+# intact_and_restored: the last restore ran the program to a clean exit.
+intact_and_restored() {
+	[ "$status" -eq 0 ]
+	[ "$output" = "restored: yes" ]
+	[ -z "$stderr" ]
 }
 
 kill_started() {
