@@ -77,6 +77,27 @@ assert [f["fd"] for f in d["files"]] == sorted(f["fd"] for f in d["files"])
 	[[ "$stderr" == "ckpt-inspect: "*"truncated"* ]]
 }
 
+@test "--verify prints one line of totals for a good image, and exit 1 naming the record for a flipped byte" {
+	run --separate-stderr ckpt-inspect --verify "$IMG"
+	[ "$status" -eq 0 ]
+	[ "${#lines[@]}" -eq 1 ]
+	[[ "$output" == "$IMG: "*" records, "*"every checksum ok" ]]
+	# A byte in the middle of the page data, then one in the metadata.
+	size=$(stat -c %s "$IMG")
+	for at in $((size / 2)) 300; do
+		cp "$IMG" "$BATS_TEST_TMPDIR/bad.img"
+		printf '\x5a' | dd of="$BATS_TEST_TMPDIR/bad.img" bs=1 seek="$at" conv=notrunc status=none
+		cmp -s "$IMG" "$BATS_TEST_TMPDIR/bad.img" || {
+			run --separate-stderr ckpt-inspect --verify "$BATS_TEST_TMPDIR/bad.img"
+			[ "$status" -eq 1 ]
+			[ "${#stderr_lines[@]}" -eq 1 ]
+			[[ "$stderr" == "ckpt-inspect: "*"checksum mismatch"* ]]
+		}
+	done
+	run --separate-stderr ckpt-inspect --json --verify "$IMG"
+	[ "$status" -eq 2 ]
+}
+
 @test "inspect with a bad option or two operands exits 2 with the usage line" {
 	run --separate-stderr ckpt-inspect --bogus
 	[ "$status" -eq 2 ]
