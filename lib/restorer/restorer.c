@@ -204,11 +204,13 @@ static uint64_t now_ms(void)
 
 static void progress(struct stream *s, int final)
 {
-	uint64_t t = now_ms(), el, mib;
 	struct line l = {.len = 0};
+	uint64_t t, el, mib;
 
+	/* Called for every run of pages: no clock read unless it is shown. */
 	if (!(s->a->flags & RST_F_PROGRESS))
 		return;
+	t = now_ms();
 	if (!final && (t - s->t0 < 1000 || t - s->tlast < 200))
 		return;
 	if (final && !s->shown)
