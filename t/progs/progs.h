@@ -2,6 +2,7 @@
 #ifndef CKPT_PROGS_H
 #define CKPT_PROGS_H
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -26,6 +27,16 @@ static inline unsigned long long start_time(void)
 			field++;
 	sscanf(p, "%llu", &v);
 	return v;
+}
+
+/* splitmix64: the pattern word at index i of the stream named seed. */
+static inline uint64_t mix(uint64_t seed, uint64_t i)
+{
+	uint64_t z = seed * 0x9e3779b97f4a7c15ull + i + 1;
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
 }
 
 #endif

@@ -179,15 +179,6 @@ static void die(const char *what, int e)
 	exit(2);
 }
 
-static uint64_t mix(uint64_t seed, uint64_t i)
-{
-	uint64_t z = seed * 0x9e3779b97f4a7c15ull + i + 1;
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
 static double mono(void)
 {
 	struct timespec ts;

@@ -74,16 +74,6 @@ static void die(const char *what)
 	exit(2);
 }
 
-/* splitmix64: the pattern word at index i of the stream named seed. */
-static uint64_t mix(uint64_t seed, uint64_t i)
-{
-	uint64_t z = seed * 0x9e3779b97f4a7c15ull + i + 1;
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
 static uint8_t pattern_byte(uint64_t seed, size_t off)
 {
 	return (uint8_t)(mix(seed, off / 8) >> (8 * (off % 8)));
