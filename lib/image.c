@@ -40,7 +40,8 @@ _Static_assert(sizeof(struct img_epoll_item) == 16, "img_epoll_item layout");
 static const char *const kind_names[IMG_RGN_NKINDS] = {"anon", "file", "heap", "stack",
 						       "special"};
 static const char *const fd_kind_names[IMG_FD_NKINDS] = {
-	"?", "file", "dir", "chr", "inherit", "pipe", "eventfd", "signalfd", "timerfd", "epoll"};
+	"?",	 "file",  "dir",  "chr",  "inherit", "pipe", "eventfd", "signalfd",
+	"timerfd", "epoll", "fifo", "unix", "inotify", "tty",	   "shm"};
 
 const char *img_kind_name(uint32_t kind)
 {

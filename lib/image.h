@@ -140,6 +140,11 @@ enum img_file_kind {
 	IMG_FD_SIGNALFD = 7,
 	IMG_FD_TIMERFD = 8,
 	IMG_FD_EPOLL = 9,
+	IMG_FD_FIFO = 10,    /* a named pipe, reopened by path */
+	IMG_FD_UNIX = 11,    /* one end of a unix socketpair whose both ends the process holds */
+	IMG_FD_INOTIFY = 12, /* an inotify instance and its watches */
+	IMG_FD_TTY = 13,     /* a terminal or pty end, with its settings */
+	IMG_FD_SHM = 14,     /* a file whose contents the image holds (memfd, deleted file) */
 	IMG_FD_NKINDS
 };
 
