@@ -432,6 +432,10 @@ static int is_trampoline(pid_t pid, const struct proc_map *m)
 	return !memcmp(buf, RST_TRAMP_MAGIC, sizeof(buf));
 }
 
+_Static_assert(PROC_VM_GROWSDOWN == IMG_RGN_GROWSDOWN && PROC_VM_RANDREAD == IMG_RGN_RANDREAD &&
+		       PROC_VM_LOCKED == IMG_RGN_LOCKED,
+	       "smaps flags and image region flags are the same bits");
+
 static int capture_regions(pid_t pid, struct image *im, const struct proc_map *maps, size_t n)
 {
 	im->regions = calloc(n, sizeof(*im->regions));
@@ -449,22 +453,15 @@ static int capture_regions(pid_t pid, struct image *im, const struct proc_map *m
 		d->start = m->start;
 		d->end = m->end;
 		d->prot = m->prot;
-		d->flags = (m->shared ? IMG_RGN_SHARED : 0) | (m->growsdown ? IMG_RGN_GROWSDOWN : 0) |
-			   (m->maywrite ? IMG_RGN_MAYWRITE : 0) |
-			   (m->noreserve ? IMG_RGN_NORESERVE : 0);
+		d->flags = (m->shared ? IMG_RGN_SHARED : 0) | (m->vmflags & IMG_RGN_FLAGS);
+		/* Every private mapping may write; only a shared one says something. */
+		if (!m->shared)
+			d->flags &= ~IMG_RGN_MAYWRITE;
 		if (m->path[0] == '/') {
 			struct stat sb;
 
 			if (m->deleted) {
 				err_set("pid %d: region %#llx-%#llx maps deleted file %s; not "
-					"supported yet",
-					pid, (unsigned long long)m->start,
-					(unsigned long long)m->end, m->path);
-				return -1;
-			}
-			if (m->shared && (m->dev_major == 0 || !strncmp(m->path, "/dev/zero", 9) ||
-					  !strncmp(m->path, "/SYSV", 5))) {
-				err_set("pid %d: region %#llx-%#llx is shared memory (%s); not "
 					"supported yet",
 					pid, (unsigned long long)m->start,
 					(unsigned long long)m->end, m->path);

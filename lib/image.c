@@ -712,11 +712,11 @@ static int parse_region(struct image *im, const char *buf, uint64_t len)
 	}
 	if (r->d.start >= r->d.end || r->d.start % ps || r->d.end % ps ||
 	    r->d.end > (1ull << 56) || r->d.kind >= IMG_RGN_NKINDS || r->d.prot & ~7u ||
-	    r->d.pgoff % ps) {
-		err_set("REGION record %zu: bad range, kind or protection (%#llx-%#llx kind %u "
-			"prot %#x)",
+	    r->d.pgoff % ps || r->d.flags & ~IMG_RGN_FLAGS) {
+		err_set("REGION record %zu: bad range, kind, protection or flags (%#llx-%#llx "
+			"kind %u prot %#x flags %#x)",
 			im->nregions, (unsigned long long)r->d.start, (unsigned long long)r->d.end,
-			r->d.kind, r->d.prot);
+			r->d.kind, r->d.prot, r->d.flags);
 		return -1;
 	}
 	if (im->nregions && r->d.start < im->regions[im->nregions - 1].d.end) {

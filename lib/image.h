@@ -115,6 +115,18 @@ enum img_rgn_kind {
 #define IMG_RGN_GROWSDOWN 2u /* VM_GROWSDOWN */
 #define IMG_RGN_MAYWRITE 4u  /* VM_MAYWRITE: the file was opened for writing */
 #define IMG_RGN_NORESERVE 8u /* MAP_NORESERVE: no swap space accounted for it */
+/* madvise(2) and mlock(2) state, kept as the kernel shows it in smaps. */
+#define IMG_RGN_DONTFORK 0x10u	   /* MADV_DONTFORK */
+#define IMG_RGN_WIPEONFORK 0x20u   /* MADV_WIPEONFORK */
+#define IMG_RGN_DONTDUMP 0x40u	   /* MADV_DONTDUMP (core dumps; ckpt still saves it) */
+#define IMG_RGN_HUGEPAGE 0x80u	   /* MADV_HUGEPAGE */
+#define IMG_RGN_NOHUGEPAGE 0x100u  /* MADV_NOHUGEPAGE */
+#define IMG_RGN_LOCKED 0x200u	   /* mlock */
+#define IMG_RGN_LOCKONFAULT 0x400u /* mlock2(MLOCK_ONFAULT) */
+#define IMG_RGN_MERGEABLE 0x800u   /* MADV_MERGEABLE */
+#define IMG_RGN_SEQREAD 0x1000u	   /* MADV_SEQUENTIAL */
+#define IMG_RGN_RANDREAD 0x2000u   /* MADV_RANDOM */
+#define IMG_RGN_FLAGS 0x3fffu	   /* every flag a reader accepts */
 
 struct img_region {
 	uint64_t start, end;

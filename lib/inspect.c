@@ -111,6 +111,23 @@ static const char *prot_str(uint32_t prot, uint32_t flags)
 	return s;
 }
 
+/* The region's flags other than shared, comma-separated ("" if none). */
+static const char *rgn_flags_str(uint32_t flags)
+{
+	static const char *const names[] = {"shared",	  "growsdown",	 "maywrite",  "noreserve",
+					    "dontfork",	  "wipeonfork",	 "dontdump",  "hugepage",
+					    "nohugepage", "locked",	 "lockonfault", "mergeable",
+					    "sequential", "random"};
+	static char s[160];
+	size_t n = 0;
+
+	s[0] = 0;
+	for (size_t i = 1; i < sizeof(names) / sizeof(names[0]); i++)
+		if (flags & (1u << i))
+			n += snprintf(s + n, sizeof(s) - n, "%s%s", n ? "," : "", names[i]);
+	return s;
+}
+
 static const char *time_str(int64_t t)
 {
 	static char s[64];
@@ -183,10 +200,12 @@ void inspect_text(FILE *f, const struct img_input *in, const struct img_totals *
 	for (size_t i = 0; i < im->nregions; i++) {
 		const struct region *g = &im->regions[i];
 		const char *name = g->path && g->path[0] ? g->path : "";
-		fprintf(f, "  %012llx-%012llx %s %-7s %10s %s\n", (unsigned long long)g->d.start,
-			(unsigned long long)g->d.end, prot_str(g->d.prot, g->d.flags),
-			img_kind_name(g->d.kind),
-			fmt_bytes(b1, sizeof(b1), g->stored * h->page_size), name);
+		const char *fl = rgn_flags_str(g->d.flags);
+		fprintf(f, "  %012llx-%012llx %s %-7s %10s %s%s%s%s\n",
+			(unsigned long long)g->d.start, (unsigned long long)g->d.end,
+			prot_str(g->d.prot, g->d.flags), img_kind_name(g->d.kind),
+			fmt_bytes(b1, sizeof(b1), g->stored * h->page_size), name,
+			*fl ? " [" : "", fl, *fl ? "]" : "");
 	}
 	fprintf(f, "files:    %zu\n", im->nfiles);
 	for (size_t i = 0; i < im->nfiles; i++) {
@@ -278,11 +297,11 @@ void inspect_json(FILE *f, const struct img_input *in, const struct img_totals *
 	for (size_t i = 0; i < im->nregions; i++) {
 		const struct region *g = &im->regions[i];
 		fprintf(f, "%s{\"start\":%llu,\"end\":%llu,\"prot\":\"%s\",\"kind\":\"%s\","
-			   "\"offset\":%llu,\"stored_bytes\":%llu,\"name\":",
+			   "\"offset\":%llu,\"stored_bytes\":%llu,\"flags\":\"%s\",\"name\":",
 			i ? ",\n" : "", (unsigned long long)g->d.start,
 			(unsigned long long)g->d.end, prot_str(g->d.prot, g->d.flags),
 			img_kind_name(g->d.kind), (unsigned long long)g->d.pgoff,
-			(unsigned long long)(g->stored * h->page_size));
+			(unsigned long long)(g->stored * h->page_size), rgn_flags_str(g->d.flags));
 		json_str(f, g->path ? g->path : "", g->path ? strlen(g->path) : 0);
 		fputc('}', f);
 	}

@@ -40,6 +40,26 @@ void proc_free_maps(struct proc_map *maps, size_t n)
 	free(maps);
 }
 
+/* The PROC_VM_* bit of a two-letter VmFlags mnemonic, or 0. */
+static uint32_t vmflag(const char *f)
+{
+	static const struct {
+		char name[3];
+		uint32_t bit;
+	} names[] = {
+	    {"gd", PROC_VM_GROWSDOWN}, {"mw", PROC_VM_MAYWRITE},   {"nr", PROC_VM_NORESERVE},
+	    {"dc", PROC_VM_DONTFORK},  {"wf", PROC_VM_WIPEONFORK}, {"dd", PROC_VM_DONTDUMP},
+	    {"hg", PROC_VM_HUGEPAGE},  {"nh", PROC_VM_NOHUGEPAGE}, {"lo", PROC_VM_LOCKED},
+	    {"lf", PROC_VM_LOCKONFAULT}, {"mg", PROC_VM_MERGEABLE}, {"sr", PROC_VM_SEQREAD},
+	    {"rr", PROC_VM_RANDREAD},
+	};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (f[0] == names[i].name[0] && f[1] == names[i].name[1])
+			return names[i].bit;
+	return 0;
+}
+
 int proc_read_maps(pid_t pid, struct proc_map **mapsp, size_t *np)
 {
 	char path[64], *buf, *line, *save;
@@ -103,14 +123,8 @@ int proc_read_maps(pid_t pid, struct proc_map **mapsp, size_t *np)
 		} else if (n > 0 && !strncmp(line, "VmFlags:", 8)) {
 			struct proc_map *m = &maps[n - 1];
 			for (char *f = line + 8; *f; f++) {
-				if (f[0] == ' ' && f[1] && f[2] && (f[3] == ' ' || !f[3])) {
-					if (f[1] == 'g' && f[2] == 'd')
-						m->growsdown = 1;
-					if (f[1] == 'm' && f[2] == 'w')
-						m->maywrite = 1;
-					if (f[1] == 'n' && f[2] == 'r')
-						m->noreserve = 1;
-				}
+				if (f[0] == ' ' && f[1] && f[2] && (f[3] == ' ' || f[3] == '\n' || !f[3]))
+					m->vmflags |= vmflag(f + 1);
 			}
 		}
 	}

@@ -11,13 +11,27 @@ struct proc_map {
 	unsigned dev_major, dev_minor;
 	uint32_t prot;	  /* PROT_* */
 	int shared;	  /* 's' in the permissions */
-	int growsdown;	  /* VmFlags gd */
-	int maywrite;	  /* VmFlags mw */
-	int noreserve;	  /* VmFlags nr: MAP_NORESERVE, no swap space accounted */
+	uint32_t vmflags; /* PROC_VM_*, from VmFlags */
 	int deleted;	  /* the path ended in " (deleted)" */
 	uint64_t anon_kb; /* "Anonymous:" + "Swap:" of smaps: private data pages */
 	char *path;	  /* file path, "[heap]" and the like, or "" */
 };
+
+/* The VmFlags of smaps that ckpt keeps (two letters each in smaps); the
+ * same bits as the image's IMG_RGN_* flags. */
+#define PROC_VM_GROWSDOWN 0x0002	  /* gd */
+#define PROC_VM_MAYWRITE 0x0004	  /* mw: a shared file mapping that may become writable */
+#define PROC_VM_NORESERVE 0x0008	  /* nr: MAP_NORESERVE, no swap space accounted */
+#define PROC_VM_DONTFORK 0x0010	  /* dc: MADV_DONTFORK */
+#define PROC_VM_WIPEONFORK 0x0020  /* wf: MADV_WIPEONFORK */
+#define PROC_VM_DONTDUMP 0x0040	  /* dd: MADV_DONTDUMP */
+#define PROC_VM_HUGEPAGE 0x0080	  /* hg: MADV_HUGEPAGE */
+#define PROC_VM_NOHUGEPAGE 0x0100  /* nh: MADV_NOHUGEPAGE */
+#define PROC_VM_LOCKED 0x0200	  /* lo: mlock */
+#define PROC_VM_LOCKONFAULT 0x0400 /* lf: mlock2(MLOCK_ONFAULT) */
+#define PROC_VM_MERGEABLE 0x0800	  /* mg: MADV_MERGEABLE */
+#define PROC_VM_SEQREAD 0x1000	  /* sr: MADV_SEQUENTIAL */
+#define PROC_VM_RANDREAD 0x2000	  /* rr: MADV_RANDOM */
 
 /* pid 0: this process. */
 int proc_read_maps(pid_t pid, struct proc_map **maps, size_t *n);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/rseq.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -219,6 +220,41 @@ static uint64_t find_free(const struct image *im, const struct proc_map *self, s
 			return start;
 		top = clash & ~(margin - 1);
 	}
+}
+
+/* CAP_IPC_LOCK in our effective set: no limit on locked memory. */
+static int has_ipc_lock(void)
+{
+	char line[256];
+	int yes = 0;
+	FILE *f = fopen("/proc/self/status", "re");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, "CapEff:", 7))
+			yes = (strtoull(line + 7, NULL, 16) >> 14) & 1; /* CAP_IPC_LOCK */
+	fclose(f);
+	return yes;
+}
+
+/* mlock after the point of no return must not fail for the limit: check it
+ * now (a process with CAP_IPC_LOCK has none, and mlock says so itself). */
+static int check_locked(const struct image *im)
+{
+	uint64_t locked = 0;
+	struct rlimit rl;
+
+	for (size_t i = 0; i < im->nregions; i++)
+		if (im->regions[i].d.flags & (IMG_RGN_LOCKED | IMG_RGN_LOCKONFAULT))
+			locked += im->regions[i].d.end - im->regions[i].d.start;
+	if (!locked || getrlimit(RLIMIT_MEMLOCK, &rl) || rl.rlim_cur == RLIM_INFINITY ||
+	    locked <= rl.rlim_cur || has_ipc_lock())
+		return 0;
+	err_set("the image has %llu KiB of locked memory, over this process's RLIMIT_MEMLOCK "
+		"of %llu KiB",
+		(unsigned long long)locked >> 10, (unsigned long long)rl.rlim_cur >> 10);
+	return -1;
 }
 
 struct fileset {
@@ -655,6 +691,8 @@ int rst_restore(struct img_input *in, int flags)
 		if (r->d.flags & IMG_RGN_NORESERVE)
 			m->flags |= MAP_NORESERVE;
 		m->fd = -1;
+		m->shmid = -1;
+		m->advice = r->d.flags;
 		m->fill = !(r->d.flags & IMG_RGN_SHARED);
 		if (r->d.kind == IMG_RGN_FILE) {
 			m->fd = map_file_fd(&fs, r);
@@ -666,6 +704,8 @@ int rst_restore(struct img_input *in, int flags)
 	}
 	a->nmaps = nmaps;
 	a->maps = (uint64_t)maps;
+	if (check_locked(im))
+		goto fail;
 
 	/* Files: all opened before any of ours is moved. */
 	plan = calloc(im->nfiles + 1, sizeof(*plan));

@@ -38,6 +38,11 @@
 #define NR_set_robust_list 273
 #define NR_rseq 334
 #define NR_clone3 435
+#define NR_madvise 28
+#define NR_shmat 30
+#define NR_shmctl 31
+#define NR_mlock 149
+#define NR_mlock2 325
 #define NR_futex 202
 #define NR_setitimer 38
 #define NR_timer_create 222
@@ -58,6 +63,18 @@
 #define MAP_FIXED 0x10
 #define MAP_ANONYMOUS 0x20
 #define MAP_FIXED_NOREPLACE 0x100000
+#define MADV_RANDOM 1
+#define MADV_SEQUENTIAL 2
+#define MADV_DONTFORK 10
+#define MADV_MERGEABLE 12
+#define MADV_HUGEPAGE 14
+#define MADV_NOHUGEPAGE 15
+#define MADV_DONTDUMP 16
+#define MADV_WIPEONFORK 18
+#define MLOCK_ONFAULT 1
+#define SHM_RDONLY 010000
+#define SHM_REMAP 040000
+#define IPC_RMID 0
 #define MREMAP_MAYMOVE 1
 #define MREMAP_FIXED 2
 #define PR_SET_NAME 15
@@ -390,6 +407,17 @@ static void move_specials(struct rst_args *a)
 	}
 }
 
+static void advise(struct rst_args *a, const struct rst_map *m, uint32_t flag, int advice)
+{
+	long r;
+
+	if (!(m->advice & flag))
+		return;
+	r = sys3(NR_madvise, m->start, m->end - m->start, advice);
+	if (r)
+		fail(a, "cannot madvise region", m->start, r);
+}
+
 static void map_regions(struct rst_args *a)
 {
 	const struct rst_map *m = (const struct rst_map *)a->maps;
@@ -399,12 +427,52 @@ static void map_regions(struct rst_args *a)
 		uint32_t flags = m[i].flags | MAP_FIXED_NOREPLACE;
 		long r;
 
+		if (m[i].shmid >= 0) {
+			/* SHM_REMAP: [start, end) is free, but shmat wants it. */
+			uint32_t wr = m[i].advice & IMG_RGN_MAYWRITE ? PROT_WRITE : 0;
+
+			r = sys3(NR_shmat, m[i].shmid, m[i].start, SHM_REMAP | (wr ? 0 : SHM_RDONLY));
+			if (r != (long)m[i].start)
+				fail(a, "cannot attach System V shared memory at", m[i].start, r);
+			if (m[i].prot != (PROT_READ | wr) &&
+			    (r = sys3(NR_mprotect, m[i].start, m[i].end - m[i].start, m[i].prot)))
+				fail(a, "cannot set the protection of region", m[i].start, r);
+			if (m[i].shm_rmid && (r = sys3(NR_shmctl, m[i].shmid, IPC_RMID, 0)))
+				fail(a, "cannot remove System V shared memory id of", m[i].start, r);
+			continue;
+		}
 		if (m[i].fd < 0)
 			flags |= MAP_ANONYMOUS;
 		r = sys6(NR_mmap, m[i].start, m[i].end - m[i].start, prot, flags, m[i].fd,
 			 m[i].pgoff);
 		if (r != (long)m[i].start)
 			fail(a, "cannot map region", m[i].start, r);
+		/* Before the fill, so that the fill gets huge pages. */
+		advise(a, &m[i], IMG_RGN_HUGEPAGE, MADV_HUGEPAGE);
+		advise(a, &m[i], IMG_RGN_NOHUGEPAGE, MADV_NOHUGEPAGE);
+	}
+}
+
+/* What the program had said of its memory with madvise and mlock. */
+static void advise_regions(struct rst_args *a)
+{
+	const struct rst_map *m = (const struct rst_map *)a->maps;
+
+	for (uint64_t i = 0; i < a->nmaps; i++) {
+		long r = 0;
+
+		advise(a, &m[i], IMG_RGN_DONTFORK, MADV_DONTFORK);
+		advise(a, &m[i], IMG_RGN_WIPEONFORK, MADV_WIPEONFORK);
+		advise(a, &m[i], IMG_RGN_DONTDUMP, MADV_DONTDUMP);
+		advise(a, &m[i], IMG_RGN_MERGEABLE, MADV_MERGEABLE);
+		advise(a, &m[i], IMG_RGN_SEQREAD, MADV_SEQUENTIAL);
+		advise(a, &m[i], IMG_RGN_RANDREAD, MADV_RANDOM);
+		if (m[i].advice & IMG_RGN_LOCKONFAULT)
+			r = sys3(NR_mlock2, m[i].start, m[i].end - m[i].start, MLOCK_ONFAULT);
+		else if (m[i].advice & IMG_RGN_LOCKED)
+			r = sys2(NR_mlock, m[i].start, m[i].end - m[i].start);
+		if (r)
+			fail(a, "cannot lock region", m[i].start, r);
 	}
 }
 
@@ -682,6 +750,7 @@ __attribute__((section(".text.entry"), noreturn, used)) void rst_entry(struct rs
 	map_regions(a);
 	fill_pages(a);
 	protect_regions(a);
+	advise_regions(a);
 	restore_process_state(a);
 	/* The main thread's own state first, so that threads that start to
 	 * run the program find it (its cached tid, for one) already right. */

@@ -31,6 +31,10 @@ struct rst_map {
 	uint32_t prot;	 /* final protection */
 	uint32_t flags;	 /* mmap flags (MAP_PRIVATE/SHARED, MAP_GROWSDOWN) */
 	uint32_t fill;	 /* page data may follow for this region */
+	uint32_t advice; /* the region's IMG_RGN_* flags: madvise, mlock to set again */
+	int32_t shmid;	 /* a System V segment to attach instead of mmap, or -1 */
+	uint32_t shm_rmid; /* then remove the segment's id (it had been removed) */
+	uint32_t pad;
 };
 
 /* struct prctl_mm_map, as <linux/prctl.h> has it. */
