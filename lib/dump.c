@@ -25,6 +25,7 @@
 #include "proc.h"
 #include "ptrace.h"
 #include "restart.h"
+#include "shm.h"
 #include "restorer/restorer.h"
 #include "util.h"
 
@@ -207,7 +208,8 @@ fail:
 /* Per-thread kernel state only the thread itself can tell: clear_child_tid
  * and the alternate signal stack; for the main thread also what belongs to
  * the process (signal actions, brk). */
-static int inject_thread(struct inj *c, struct image *im, struct thread *th, int main_thread)
+static int inject_thread(struct inj *c, struct image *im, struct thread *th, int main_thread,
+			 struct shm_dump *sd)
 {
 	struct img_thread *t = &th->d;
 	uint64_t a[6] = {0};
@@ -249,11 +251,13 @@ static int inject_thread(struct inj *c, struct image *im, struct thread *th, int
 	if (inj_syscall(c, SYS_brk, a, &ret))
 		return -1;
 	im->proc.mm[MM_BRK] = ret;
-	return inject_timers(c, im);
+	if (inject_timers(c, im))
+		return -1;
+	return shm_inject(c, im, sd);
 }
 
 static int capture_injected(const struct dump_target *tg, struct image *im,
-			    const struct proc_map *maps, size_t n)
+			    const struct proc_map *maps, size_t n, struct shm_dump *sd)
 {
 	uint64_t vstart = 0, vend = 0, gadget;
 	sigset_t all, old;
@@ -277,7 +281,7 @@ static int capture_injected(const struct dump_target *tg, struct image *im,
 			rc = -1;
 			break;
 		}
-		rc = inject_thread(&c, im, &im->threads[i], i == 0);
+		rc = inject_thread(&c, im, &im->threads[i], i == 0, sd);
 		/* Keep the first message: it says why we got here. */
 		if (inj_cure(&c) && rc == 0)
 			rc = -1;
@@ -461,11 +465,13 @@ static int capture_regions(pid_t pid, struct image *im, const struct proc_map *m
 			struct stat sb;
 
 			if (m->deleted) {
-				err_set("pid %d: region %#llx-%#llx maps deleted file %s; not "
-					"supported yet",
-					pid, (unsigned long long)m->start,
-					(unsigned long long)m->end, m->path);
-				return -1;
+				/* Shared anonymous memory, a memfd, a System V
+				 * segment or a deleted file: the image holds it. */
+				d->kind = IMG_RGN_SHM;
+				d->pgoff = m->pgoff;
+				d->dev = makedev(m->dev_major, m->dev_minor);
+				d->ino = m->ino;
+				goto named;
 			}
 			if (stat(m->path, &sb) || sb.st_ino != m->ino ||
 			    major(sb.st_dev) != m->dev_major || minor(sb.st_dev) != m->dev_minor) {
@@ -503,7 +509,8 @@ static int capture_regions(pid_t pid, struct image *im, const struct proc_map *m
 				m->path);
 			return -1;
 		}
-		if (d->kind == IMG_RGN_FILE || d->kind == IMG_RGN_SPECIAL) {
+	named:
+		if (d->kind == IMG_RGN_FILE || d->kind == IMG_RGN_SPECIAL || d->kind == IMG_RGN_SHM) {
 			r->path = strdup(m->path);
 			if (!r->path) {
 				err_set("out of memory");
@@ -640,7 +647,7 @@ static int page_wanted(const struct region *r, uint64_t pm)
 		return 0;
 	/* A private file page still shared with the page cache is what the
 	 * file holds; only pages the program wrote (now anonymous) differ. */
-	if (r->d.kind == IMG_RGN_FILE)
+	if (r->d.kind == IMG_RGN_FILE || r->d.kind == IMG_RGN_SHM)
 		return !(pm & PM_FILE);
 	return 1;
 }
@@ -729,7 +736,7 @@ out:
 	return rc;
 }
 
-static int capture(struct dump_target *tg, struct image *im)
+static int capture(struct dump_target *tg, struct image *im, struct shm_dump **sd)
 {
 	struct proc_map *maps = NULL;
 	pid_t pid = tg->pid;
@@ -755,8 +762,8 @@ static int capture(struct dump_target *tg, struct image *im)
 			goto out;
 	if (capture_sigqueue(im, pid, 1))
 		goto out;
-	if (capture_injected(tg, im, maps, n) || capture_proc(pid, im) ||
-	    capture_regions(pid, im, maps, n) || fd_capture(pid, im))
+	if (capture_proc(pid, im) || capture_regions(pid, im, maps, n) || fd_capture(pid, im) ||
+	    shm_capture(pid, im, sd) || capture_injected(tg, im, maps, n, *sd))
 		goto out;
 	/* glibc caches each thread's tid in its struct pthread, the word
 	 * clear_child_tid points at; a restore under other tids must update
@@ -781,17 +788,20 @@ out:
 int dump_write(struct dump_target *tg, int out, const struct dump_opts *o)
 {
 	struct img_writer w = {.fd = out, .cancel = o->cancel};
+	struct shm_dump *sd = NULL;
 	struct image im;
 	int rc = -1;
 
 	memset(&im, 0, sizeof(im));
-	if (capture(tg, &im))
+	if (capture(tg, &im, &sd))
 		goto fail;
 	if (img_write_header(&w, &im.hdr) || img_write_meta(&w, &im) ||
-	    write_pages(tg->pid, &w, &im, o) || img_write_end(&w))
+	    shm_write(tg->pid, &w, &im, sd, o) || write_pages(tg->pid, &w, &im, o) ||
+	    img_write_end(&w))
 		goto fail;
 	rc = 0;
 fail:
+	shm_dump_free(sd);
 	image_free(&im);
 	if (rc) {
 		/* The first message is the one that says why; keep it. */

@@ -306,12 +306,17 @@ int fd_capture(pid_t pid, struct image *im)
 				goto fail;
 		} else if (S_ISREG(sb.st_mode) || S_ISDIR(sb.st_mode)) {
 			size_t l = strlen(link);
-			if (sb.st_nlink == 0 || (l > 10 && !strcmp(link + l - 10, " (deleted)"))) {
-				err_set("pid %d: fd %d is deleted file %s; not supported yet", pid,
+			int gone = sb.st_nlink == 0 || (l > 10 && !strcmp(link + l - 10, " (deleted)"));
+			if (gone && S_ISDIR(sb.st_mode)) {
+				err_set("pid %d: fd %d is deleted directory %s; not supported", pid,
 					fd, link);
 				goto fail;
 			}
-			f->d.kind = S_ISREG(sb.st_mode) ? IMG_FD_REG : IMG_FD_DIR;
+			/* A deleted file or a memfd: the image holds its contents (shm.c). */
+			if (gone)
+				f->d.kind = IMG_FD_SHM;
+			else
+				f->d.kind = S_ISREG(sb.st_mode) ? IMG_FD_REG : IMG_FD_DIR;
 		} else if (S_ISCHR(sb.st_mode) && major(sb.st_rdev) == 1) {
 			f->d.kind = IMG_FD_CHR; /* /dev/null, zero, full, random, urandom */
 		} else {

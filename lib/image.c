@@ -37,8 +37,10 @@ _Static_assert(sizeof(struct img_epoll_item) == 16, "img_epoll_item layout");
 #define CRC_BAD(got, want) ((got) != (want))
 #endif
 
-static const char *const kind_names[IMG_RGN_NKINDS] = {"anon", "file", "heap", "stack",
-						       "special"};
+static const char *const kind_names[IMG_RGN_NKINDS] = {"anon",  "file",    "heap",
+						       "stack", "special", "shm"};
+static const char *const shm_kind_names[IMG_SHM_NKINDS] = {"?", "anon", "memfd", "sysv",
+							   "file"};
 static const char *const fd_kind_names[IMG_FD_NKINDS] = {
 	"?",	 "file",  "dir",  "chr",  "inherit", "pipe", "eventfd", "signalfd",
 	"timerfd", "epoll", "fifo", "unix", "inotify", "tty",	   "shm"};
@@ -46,6 +48,19 @@ static const char *const fd_kind_names[IMG_FD_NKINDS] = {
 const char *img_kind_name(uint32_t kind)
 {
 	return kind < IMG_RGN_NKINDS ? kind_names[kind] : "?";
+}
+
+const char *img_shm_kind_name(uint32_t kind)
+{
+	return kind < IMG_SHM_NKINDS ? shm_kind_names[kind] : "?";
+}
+
+struct shm_obj *img_find_shm(const struct image *im, uint64_t dev, uint64_t ino)
+{
+	for (size_t i = 0; i < im->nshms; i++)
+		if (im->shms[i].d.dev == dev && im->shms[i].d.ino == ino)
+			return &im->shms[i];
+	return NULL;
 }
 
 const char *img_fd_kind_name(uint32_t kind)
@@ -74,6 +89,9 @@ void image_free(struct image *im)
 		free(im->files[i].extra);
 	}
 	free(im->files);
+	for (size_t i = 0; i < im->nshms; i++)
+		free(im->shms[i].name);
+	free(im->shms);
 	memset(im, 0, sizeof(*im));
 }
 
@@ -221,44 +239,77 @@ int img_write_meta(struct img_writer *w, const struct image *im)
 		if (img_write_rec(w, IMG_REC_FILE, v, 3))
 			return -1;
 	}
+	for (size_t i = 0; i < im->nshms; i++) {
+		const struct shm_obj *o = &im->shms[i];
+		v[0] = (struct iovec){(void *)&o->d, sizeof(o->d)};
+		v[1] = (struct iovec){o->name, o->d.name_len};
+		if (img_write_rec(w, IMG_REC_SHM, v, 2))
+			return -1;
+	}
 	return img_write_rec(w, IMG_REC_DATA, NULL, 0);
 }
 
 static const char zero_pad[65536];
 
-/* Bytes of padding after a PAGES record's runs so that its data starts at a
- * page-aligned stream offset; rec_off is where the record header starts. */
-static uint64_t pages_pad(uint64_t rec_off, uint32_t nruns, uint32_t page_size)
+/* The descriptor that starts a PAGES or SHMDATA record. */
+static size_t desc_size(uint32_t type)
 {
-	uint64_t end = rec_off + sizeof(struct img_rec) + sizeof(struct img_pages) +
+	return type == IMG_REC_SHMDATA ? sizeof(struct img_shmdata) : sizeof(struct img_pages);
+}
+
+struct img_run *img_runs(uint32_t type, void *payload)
+{
+	return (struct img_run *)((char *)payload + desc_size(type));
+}
+
+/* Bytes of padding after a PAGES or SHMDATA record's runs so that its data
+ * starts at a page-aligned stream offset; rec_off is where the record
+ * header starts. */
+static uint64_t pages_pad(uint32_t type, uint64_t rec_off, uint32_t nruns, uint32_t page_size)
+{
+	uint64_t end = rec_off + sizeof(struct img_rec) + desc_size(type) +
 		       (uint64_t)nruns * sizeof(struct img_run);
 	return (page_size - end % page_size) % page_size;
 }
 
-int img_write_pages(struct img_writer *w, const struct img_run *runs, uint32_t nruns,
-		    const void *data, uint64_t npages)
+static int write_data_rec(struct img_writer *w, uint32_t type, uint64_t shm,
+			  const struct img_run *runs, uint32_t nruns, const void *data,
+			  uint64_t npages)
 {
 	uint32_t ps = sysconf(_SC_PAGESIZE);
-	uint64_t pad = pages_pad(w->off, nruns, ps);
-	struct img_pages p = {.nruns = nruns, .npages = npages};
-	struct img_rec rec = {.type = IMG_REC_PAGES};
+	uint64_t pad = pages_pad(type, w->off, nruns, ps);
+	struct img_shmdata d = {.p = {.nruns = nruns, .npages = npages}, .shm = shm};
+	struct img_rec rec = {.type = type};
+	size_t dlen = desc_size(type);
 	struct iovec v[5];
 	uint32_t crc;
 
-	p.data_crc = img_crc(0, data, npages * ps);
-	rec.len = sizeof(p) + (uint64_t)nruns * sizeof(*runs) + pad + npages * ps;
+	d.p.data_crc = img_crc(0, data, npages * ps);
+	rec.len = dlen + (uint64_t)nruns * sizeof(*runs) + pad + npages * ps;
 	crc = img_crc(0, &rec, sizeof(rec));
-	crc = img_crc(crc, &p, sizeof(p));
+	crc = img_crc(crc, &d, dlen);
 	crc = img_crc(crc, runs, (size_t)nruns * sizeof(*runs));
 	rec.crc = img_crc(crc, zero_pad, pad);
 	v[0] = (struct iovec){&rec, sizeof(rec)};
-	v[1] = (struct iovec){&p, sizeof(p)};
+	v[1] = (struct iovec){&d, dlen};
 	v[2] = (struct iovec){(void *)runs, (size_t)nruns * sizeof(*runs)};
 	v[3] = (struct iovec){(void *)zero_pad, pad};
 	v[4] = (struct iovec){(void *)data, npages * ps};
 	w->nrec++;
 	w->npages += npages;
 	return w_out(w, v, 5);
+}
+
+int img_write_pages(struct img_writer *w, const struct img_run *runs, uint32_t nruns,
+		    const void *data, uint64_t npages)
+{
+	return write_data_rec(w, IMG_REC_PAGES, 0, runs, nruns, data, npages);
+}
+
+int img_write_shmdata(struct img_writer *w, uint64_t shm, const struct img_run *runs,
+		      uint32_t nruns, const void *data, uint64_t npages)
+{
+	return write_data_rec(w, IMG_REC_SHMDATA, shm, runs, nruns, data, npages);
 }
 
 int img_write_end(struct img_writer *w)
@@ -338,95 +389,106 @@ int img_read_header(struct img_reader *r, struct img_header *h, const void *pref
 	return 0;
 }
 
-int img_read_rec(struct img_reader *r, struct img_rec *rec, void **payload)
+int img_read_rec_hdr(struct img_reader *r, struct img_rec *rec)
 {
 	uint64_t start = r->off;
-	uint32_t crc, want;
-	void *buf = NULL;
-	size_t n;
 
-	*payload = NULL;
 	if (r_in(r, rec, sizeof(*rec), "record header"))
 		return -1;
-	want = rec->crc;
-	rec->crc = 0;
-	crc = img_crc(0, rec, sizeof(*rec));
-	rec->crc = want;
 	if (rec->type < IMG_REC_PROC || rec->type >= IMG_REC_NTYPES) {
 		err_set("record at offset %llu: unknown type %u", (unsigned long long)start,
 			rec->type);
 		return -1;
 	}
-	if (rec->type == IMG_REC_PAGES) {
-		struct img_pages p;
-		uint64_t pad, runs_len;
+	return 0;
+}
 
-		if (rec->len < sizeof(p)) {
-			err_set("PAGES record at offset %llu: length %llu too short",
-				(unsigned long long)start, (unsigned long long)rec->len);
-			return -1;
-		}
-		if (r_in(r, &p, sizeof(p), "PAGES record"))
-			return -1;
-		if (p.nruns == 0 || p.nruns > IMG_MAX_RUNS || p.npages == 0 ||
-		    p.npages > (1ull << 40)) {
-			err_set("PAGES record at offset %llu: bad counts (%u runs, %llu pages)",
-				(unsigned long long)start, p.nruns, (unsigned long long)p.npages);
-			return -1;
-		}
-		runs_len = (uint64_t)p.nruns * sizeof(struct img_run);
-		pad = pages_pad(start, p.nruns, r->page_size);
-		if (rec->len != sizeof(p) + runs_len + pad + p.npages * r->page_size) {
-			err_set("PAGES record at offset %llu: length %llu does not match its %llu "
-				"pages",
-				(unsigned long long)start, (unsigned long long)rec->len,
-				(unsigned long long)p.npages);
-			return -1;
-		}
-		n = sizeof(p) + runs_len + pad;
-		buf = malloc(n);
-		if (!buf) {
-			err_set("out of memory");
-			return -1;
-		}
-		memcpy(buf, &p, sizeof(p));
-		if (r_in(r, (char *)buf + sizeof(p), n - sizeof(p), "PAGES record")) {
-			free(buf);
-			return -1;
-		}
-		crc = img_crc(crc, buf, n);
-		if (CRC_BAD(crc, want)) {
-			err_set("PAGES record at offset %llu: checksum mismatch",
-				(unsigned long long)start);
-			free(buf);
-			return -1;
-		}
-		{
-			const struct img_run *run = (void *)((char *)buf + sizeof(p));
-			uint64_t sum = 0;
-			for (uint32_t i = 0; i < p.nruns; i++) {
-				if (run[i].npages == 0 || run[i].npages > p.npages ||
-				    run[i].addr % r->page_size) {
-					err_set("PAGES record at offset %llu: bad run %u",
-						(unsigned long long)start, i);
-					free(buf);
-					return -1;
-				}
-				sum += run[i].npages;
-			}
-			if (sum != p.npages) {
-				err_set("PAGES record at offset %llu: runs hold %llu pages, not "
-					"%llu",
-					(unsigned long long)start, (unsigned long long)sum,
-					(unsigned long long)p.npages);
-				free(buf);
-				return -1;
-			}
-		}
-		r->nrec++;
-		*payload = buf;
-		return 0;
+/* A PAGES or SHMDATA record after its header: descriptor, runs, padding. */
+static int read_data_desc(struct img_reader *r, struct img_rec *rec, uint32_t crc,
+			  void **payload)
+{
+	uint64_t start = r->off - sizeof(*rec);
+	const char *name = rec->type == IMG_REC_PAGES ? "PAGES" : "SHMDATA";
+	size_t dlen = desc_size(rec->type), n;
+	struct img_shmdata d;
+	struct img_pages p;
+	uint64_t pad, runs_len, sum = 0;
+	struct img_run *run;
+	char *buf;
+
+	if (rec->len < dlen) {
+		err_set("%s record at offset %llu: length %llu too short", name,
+			(unsigned long long)start, (unsigned long long)rec->len);
+		return -1;
 	}
+	if (r_in(r, &d, dlen, name))
+		return -1;
+	p = d.p;
+	if (p.nruns == 0 || p.nruns > IMG_MAX_RUNS || p.npages == 0 || p.npages > (1ull << 40)) {
+		err_set("%s record at offset %llu: bad counts (%u runs, %llu pages)", name,
+			(unsigned long long)start, p.nruns, (unsigned long long)p.npages);
+		return -1;
+	}
+	runs_len = (uint64_t)p.nruns * sizeof(struct img_run);
+	pad = pages_pad(rec->type, start, p.nruns, r->page_size);
+	if (rec->len != dlen + runs_len + pad + p.npages * r->page_size) {
+		err_set("%s record at offset %llu: length %llu does not match its %llu pages",
+			name, (unsigned long long)start, (unsigned long long)rec->len,
+			(unsigned long long)p.npages);
+		return -1;
+	}
+	n = dlen + runs_len + pad;
+	buf = malloc(n);
+	if (!buf) {
+		err_set("out of memory");
+		return -1;
+	}
+	memcpy(buf, &d, dlen);
+	if (r_in(r, buf + dlen, n - dlen, name)) {
+		free(buf);
+		return -1;
+	}
+	if (CRC_BAD(img_crc(crc, buf, n), rec->crc)) {
+		err_set("%s record at offset %llu: checksum mismatch", name,
+			(unsigned long long)start);
+		free(buf);
+		return -1;
+	}
+	run = img_runs(rec->type, buf);
+	for (uint32_t i = 0; i < p.nruns; i++) {
+		if (run[i].npages == 0 || run[i].npages > p.npages || run[i].addr % r->page_size) {
+			err_set("%s record at offset %llu: bad run %u", name,
+				(unsigned long long)start, i);
+			free(buf);
+			return -1;
+		}
+		sum += run[i].npages;
+	}
+	if (sum != p.npages) {
+		err_set("%s record at offset %llu: runs hold %llu pages, not %llu", name,
+			(unsigned long long)start, (unsigned long long)sum,
+			(unsigned long long)p.npages);
+		free(buf);
+		return -1;
+	}
+	r->nrec++;
+	*payload = buf;
+	return 0;
+}
+
+int img_read_rec_body(struct img_reader *r, struct img_rec *rec, void **payload)
+{
+	uint64_t start = r->off - sizeof(*rec);
+	struct img_rec h = *rec;
+	uint32_t crc;
+	void *buf;
+	size_t n;
+
+	*payload = NULL;
+	h.crc = 0;
+	crc = img_crc(0, &h, sizeof(h));
+	if (rec->type == IMG_REC_PAGES || rec->type == IMG_REC_SHMDATA)
+		return read_data_desc(r, rec, crc, payload);
 	if (rec->len > IMG_MAX_META) {
 		err_set("record of type %u at offset %llu: length %llu exceeds the limit",
 			rec->type, (unsigned long long)start, (unsigned long long)rec->len);
@@ -442,7 +504,7 @@ int img_read_rec(struct img_reader *r, struct img_rec *rec, void **payload)
 		free(buf);
 		return -1;
 	}
-	if (CRC_BAD(img_crc(crc, buf, n), want)) {
+	if (CRC_BAD(img_crc(crc, buf, n), rec->crc)) {
 		err_set("record of type %u at offset %llu: checksum mismatch", rec->type,
 			(unsigned long long)start);
 		free(buf);
@@ -451,6 +513,14 @@ int img_read_rec(struct img_reader *r, struct img_rec *rec, void **payload)
 	r->nrec++;
 	*payload = buf;
 	return 0;
+}
+
+int img_read_rec(struct img_reader *r, struct img_rec *rec, void **payload)
+{
+	*payload = NULL;
+	if (img_read_rec_hdr(r, rec))
+		return -1;
+	return img_read_rec_body(r, rec, payload);
 }
 
 int img_read_data(struct img_reader *r, const struct img_pages *p, void *buf, size_t len,
@@ -821,6 +891,71 @@ static int parse_file(struct image *im, const char *buf, uint64_t len)
 	return check_file_extra(f, im->nfiles - 1);
 }
 
+static int parse_shm(struct image *im, const char *buf, uint64_t len)
+{
+	struct shm_obj *o, *n;
+	const char *t;
+
+	if (im->nshms >= IMG_MAX_SHMS) {
+		err_set("more than %d SHM records", IMG_MAX_SHMS);
+		return -1;
+	}
+	n = realloc(im->shms, (im->nshms + 1) * sizeof(*n));
+	if (!n) {
+		err_set("out of memory");
+		return -1;
+	}
+	im->shms = n;
+	o = &n[im->nshms];
+	memset(o, 0, sizeof(*o));
+	if (len < sizeof(o->d)) {
+		err_set("SHM record %zu: too short", im->nshms);
+		return -1;
+	}
+	memcpy(&o->d, buf, sizeof(o->d));
+	t = buf + sizeof(o->d);
+	if (o->d.name_len != len - sizeof(o->d) || o->d.name_len >= PATH_MAX ||
+	    o->d.kind == 0 || o->d.kind >= IMG_SHM_NKINDS || o->d.size > (1ull << 46) ||
+	    o->d.flags & ~IMG_SHM_RMID || o->d.mode & ~07777u) {
+		err_set("SHM record %zu: bad kind, size, mode, flags or name length", im->nshms);
+		return -1;
+	}
+	if (img_find_shm(im, o->d.dev, o->d.ino)) {
+		err_set("SHM record %zu: object %llu:%llu appears twice", im->nshms,
+			(unsigned long long)o->d.dev, (unsigned long long)o->d.ino);
+		return -1;
+	}
+	if (!(o->name = take_str(&t, o->d.name_len, 0, "SHM name")))
+		return -1;
+	im->nshms++;
+	return 0;
+}
+
+/* Every region and fd of kind shm names an object the image holds. */
+static int check_shm_refs(const struct image *im)
+{
+	for (size_t i = 0; i < im->nregions; i++) {
+		const struct region *g = &im->regions[i];
+		if (g->d.kind == IMG_RGN_SHM && !img_find_shm(im, g->d.dev, g->d.ino)) {
+			err_set("REGION record %zu: names object %llu:%llu, which no SHM record "
+				"holds",
+				i, (unsigned long long)g->d.dev, (unsigned long long)g->d.ino);
+			return -1;
+		}
+	}
+	for (size_t i = 0; i < im->nfiles; i++) {
+		const struct fd_entry *f = &im->files[i];
+		if (f->d.kind == IMG_FD_SHM && !img_find_shm(im, f->d.dev, f->d.ino)) {
+			err_set("FILE record %zu: fd %d names object %llu:%llu, which no SHM "
+				"record holds",
+				i, f->d.fd, (unsigned long long)f->d.dev,
+				(unsigned long long)f->d.ino);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 int img_read_meta(struct img_reader *r, struct image *im, const void *prefix, size_t prefix_len)
 {
 	int have_proc = 0, have_sigacts = 0, have_timers = 0;
@@ -899,6 +1034,9 @@ int img_read_meta(struct img_reader *r, struct image *im, const void *prefix, si
 			}
 			rc = parse_file(im, buf, rec.len);
 			break;
+		case IMG_REC_SHM:
+			rc = parse_shm(im, buf, rec.len);
+			break;
 		case IMG_REC_DATA:
 			free(buf);
 			if (im->nthreads != im->proc.nthreads || !have_sigacts || !have_timers ||
@@ -909,7 +1047,7 @@ int img_read_meta(struct img_reader *r, struct image *im, const void *prefix, si
 					im->proc.nfiles, im->nthreads, im->proc.nthreads);
 				return -1;
 			}
-			return 0;
+			return check_shm_refs(im);
 		default:
 			err_set("record of type %u inside the metadata", rec.type);
 			rc = -1;

@@ -44,6 +44,8 @@ enum img_rec_type {
 	IMG_REC_SIGACTS = 8,  /* signal dispositions of the process */
 	IMG_REC_SIGQUEUE = 9, /* pending signals of a thread, or of the process */
 	IMG_REC_TIMERS = 10,  /* interval timers and POSIX timers */
+	IMG_REC_SHM = 11,     /* a memory object or file whose contents the image holds */
+	IMG_REC_SHMDATA = 12, /* contents of one: after DATA, before PAGES */
 	IMG_REC_NTYPES
 };
 
@@ -108,6 +110,7 @@ enum img_rgn_kind {
 	IMG_RGN_HEAP = 2,
 	IMG_RGN_STACK = 3,
 	IMG_RGN_SPECIAL = 4, /* the kernel's own: [vdso], [vvar], [vvar_vclock]; name in path */
+	IMG_RGN_SHM = 5,     /* a mapping of a SHM record's object (dev, ino name it) */
 	IMG_RGN_NKINDS
 };
 
@@ -276,6 +279,39 @@ struct img_pages {
 	 * then npages pages of data, run after run */
 };
 
+/* A memory object or file that exists only in the process (shared
+ * anonymous memory, a memfd, a System V segment, a deleted file): its
+ * contents follow in SHMDATA records.  Regions of kind shm and fds of kind
+ * shm refer to it by dev and ino. */
+enum img_shm_kind {
+	IMG_SHM_ANON = 1,  /* MAP_SHARED | MAP_ANONYMOUS */
+	IMG_SHM_MEMFD = 2, /* memfd_create; name without "memfd:" */
+	IMG_SHM_SYSV = 3,  /* shmget; key */
+	IMG_SHM_FILE = 4,  /* a deleted file; name is the path it had */
+	IMG_SHM_NKINDS
+};
+
+#define IMG_SHM_RMID 1u /* System V: its id had been removed (IPC_RMID) */
+
+struct img_shm {
+	uint64_t dev, ino; /* as the dumping host saw them */
+	uint64_t size;	   /* bytes */
+	uint32_t kind;
+	uint32_t mode;	/* permission bits */
+	uint32_t seals; /* memfd: F_GET_SEALS */
+	int32_t key;	/* System V: the key (0: IPC_PRIVATE) */
+	uint32_t flags; /* IMG_SHM_* */
+	uint32_t name_len;
+	/* then the name */
+};
+
+/* SHMDATA: an img_pages whose runs are byte offsets into object shm (the
+ * index of its SHM record), then padding and data as in PAGES. */
+struct img_shmdata {
+	struct img_pages p;
+	uint64_t shm;
+};
+
 struct img_end {
 	uint64_t records; /* records before this one */
 	uint64_t pages;	  /* pages of data in the stream */
@@ -297,6 +333,14 @@ struct fd_entry {
 	char *path;
 	unsigned char *extra; /* d.extra_len bytes */
 };
+
+struct shm_obj {
+	struct img_shm d;
+	char *name;
+	uint64_t stored; /* pages of data in the image (reader: counted by ckpt-inspect) */
+};
+
+#define IMG_MAX_SHMS 65536
 
 struct thread {
 	struct img_thread d;
@@ -327,11 +371,16 @@ struct image {
 	size_t nregions;
 	struct fd_entry *files;
 	size_t nfiles;
+	struct shm_obj *shms; /* each SHM record, in stream order */
+	size_t nshms;
 };
+/* The SHM object a region or fd of kind shm names, or NULL. */
+struct shm_obj *img_find_shm(const struct image *im, uint64_t dev, uint64_t ino);
 
 void image_free(struct image *im);
 const char *img_kind_name(uint32_t kind);
 const char *img_fd_kind_name(uint32_t kind);
+const char *img_shm_kind_name(uint32_t kind);
 uint32_t img_crc(uint32_t crc, const void *buf, size_t len);
 
 /* Writing. */
@@ -353,6 +402,9 @@ int img_write_rec(struct img_writer *w, uint32_t type, const struct iovec *iov, 
 int img_write_meta(struct img_writer *w, const struct image *im);
 int img_write_pages(struct img_writer *w, const struct img_run *runs, uint32_t nruns,
 		    const void *data, uint64_t npages);
+/* The same for the contents of object shm (runs are offsets in it). */
+int img_write_shmdata(struct img_writer *w, uint64_t shm, const struct img_run *runs,
+		      uint32_t nruns, const void *data, uint64_t npages);
 int img_write_end(struct img_writer *w);
 
 /* Reading, in one pass (a pipe is fine). */
@@ -367,9 +419,15 @@ struct img_reader {
 int img_read_header(struct img_reader *r, struct img_header *h, const void *prefix,
 		    size_t prefix_len);
 /* The next record: header and payload (malloc'd into *payload, caller frees).
- * For PAGES, the payload is the descriptor and runs only; the data must then
- * be consumed with img_read_data or img_skip_data.  Checks the CRC. */
+ * For PAGES and SHMDATA, the payload is the descriptor (struct img_pages,
+ * or img_shmdata) and runs only; the data must then be consumed with
+ * img_read_data or img_skip_data.  Checks the CRC. */
 int img_read_rec(struct img_reader *r, struct img_rec *rec, void **payload);
+/* The same in two steps: the header alone, then the rest. */
+int img_read_rec_hdr(struct img_reader *r, struct img_rec *rec);
+int img_read_rec_body(struct img_reader *r, struct img_rec *rec, void **payload);
+/* The runs of a PAGES or SHMDATA payload. */
+struct img_run *img_runs(uint32_t type, void *payload);
 int img_read_data(struct img_reader *r, const struct img_pages *p, void *buf, size_t len,
 		  uint32_t *crc);
 int img_skip_data(struct img_reader *r, const struct img_pages *p, uint32_t *crc);

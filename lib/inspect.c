@@ -29,6 +29,33 @@ static struct region *region_of(struct image *im, uint64_t addr)
 
 static int scan_data(struct img_input *in, struct img_totals *t);
 
+/* A SHMDATA record: its runs must lie inside its object. */
+static int count_shmdata(struct img_input *in, void *buf)
+{
+	struct img_shmdata *d = buf;
+	struct img_run *run = img_runs(IMG_REC_SHMDATA, buf);
+	uint64_t ps = in->r.page_size, limit;
+	struct shm_obj *o;
+
+	if (d->shm >= in->im.nshms) {
+		err_set("SHMDATA record: object %llu of %zu", (unsigned long long)d->shm,
+			in->im.nshms);
+		return -1;
+	}
+	o = &in->im.shms[d->shm];
+	limit = (o->d.size + ps - 1) / ps * ps;
+	for (uint32_t i = 0; i < d->p.nruns; i++) {
+		if (run[i].addr >= limit || run[i].npages > (limit - run[i].addr) / ps) {
+			err_set("SHMDATA record: run at %llu+%llu pages lies outside %s",
+				(unsigned long long)run[i].addr,
+				(unsigned long long)run[i].npages, o->name);
+			return -1;
+		}
+		o->stored += run[i].npages;
+	}
+	return 0;
+}
+
 int img_scan_data(struct img_input *in, struct img_totals *t)
 {
 	if (scan_data(in, t)) {
@@ -42,6 +69,7 @@ static int scan_data(struct img_input *in, struct img_totals *t)
 {
 	struct img_reader *r = &in->r;
 	struct image *im = &in->im;
+	int seen_pages = 0;
 
 	for (;;) {
 		struct img_rec rec;
@@ -67,13 +95,20 @@ static int scan_data(struct img_input *in, struct img_totals *t)
 			t->bytes = r->off;
 			return rc;
 		}
-		if (rec.type != IMG_REC_PAGES) {
+		if (rec.type == IMG_REC_SHMDATA && !seen_pages) {
+			if (count_shmdata(in, buf)) {
+				free(buf);
+				return -1;
+			}
+		} else if (rec.type != IMG_REC_PAGES) {
 			err_set("record of type %u among the page data at offset %llu", rec.type,
 				(unsigned long long)(r->off - sizeof(rec) - rec.len));
 			free(buf);
 			return -1;
+		} else {
+			seen_pages = 1;
 		}
-		{
+		if (rec.type == IMG_REC_PAGES) {
 			struct img_pages *p = buf;
 			struct img_run *run = (struct img_run *)(p + 1);
 
@@ -90,10 +125,11 @@ static int scan_data(struct img_input *in, struct img_totals *t)
 				}
 				g->stored += run[i].npages;
 			}
-			if (img_skip_data(r, p, &crc)) {
-				free(buf);
-				return -1;
-			}
+		}
+		/* Both begin with a struct img_pages. */
+		if (img_skip_data(r, buf, &crc)) {
+			free(buf);
+			return -1;
 		}
 		free(buf);
 	}
@@ -214,6 +250,20 @@ void inspect_text(FILE *f, const struct img_input *in, const struct img_totals *
 			img_fd_kind_name(e->d.kind), e->d.flags, (unsigned long long)e->d.pos,
 			e->path);
 	}
+	if (im->nshms)
+		fprintf(f, "objects:  %zu\n", im->nshms);
+	for (size_t i = 0; i < im->nshms; i++) {
+		const struct shm_obj *o = &im->shms[i];
+		fprintf(f, "  %-5s %10s, %s stored, mode %04o", img_shm_kind_name(o->d.kind),
+			fmt_bytes(b1, sizeof(b1), o->d.size),
+			fmt_bytes(b2, sizeof(b2), o->stored * h->page_size), o->d.mode);
+		if (o->d.kind == IMG_SHM_SYSV)
+			fprintf(f, ", key %#x%s", (unsigned)o->d.key,
+				o->d.flags & IMG_SHM_RMID ? ", id removed" : "");
+		if (o->d.seals)
+			fprintf(f, ", seals %#x", o->d.seals);
+		fprintf(f, "%s%s\n", o->name[0] ? " " : "", o->name);
+	}
 	fprintf(f, "data:     %llu pages (%s) in %llu records, %llu bytes, checksums ok\n",
 		(unsigned long long)t->pages,
 		fmt_bytes(b1, sizeof(b1), t->pages * h->page_size),
@@ -312,6 +362,17 @@ void inspect_json(FILE *f, const struct img_input *in, const struct img_totals *
 			i ? ",\n" : "", e->d.fd, img_fd_kind_name(e->d.kind), e->d.flags,
 			(unsigned long long)e->d.pos);
 		json_str(f, e->path, strlen(e->path));
+		fputc('}', f);
+	}
+	fprintf(f, "],\n\"objects\":[\n");
+	for (size_t i = 0; i < im->nshms; i++) {
+		const struct shm_obj *o = &im->shms[i];
+		fprintf(f, "%s{\"kind\":\"%s\",\"size\":%llu,\"stored_bytes\":%llu,\"mode\":%u,"
+			   "\"key\":%d,\"id_removed\":%s,\"seals\":%u,\"name\":",
+			i ? ",\n" : "", img_shm_kind_name(o->d.kind), (unsigned long long)o->d.size,
+			(unsigned long long)(o->stored * h->page_size), o->d.mode, o->d.key,
+			o->d.flags & IMG_SHM_RMID ? "true" : "false", o->d.seals);
+		json_str(f, o->name, strlen(o->name));
 		fputc('}', f);
 	}
 	fprintf(f, "],\n\"data\":{\"pages\":%llu,\"bytes\":%llu,\"records\":%llu,"

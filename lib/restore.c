@@ -23,6 +23,7 @@
 #include "restart.h"
 #include "restore.h"
 #include "restorer/restorer.h"
+#include "shm.h"
 #include "util.h"
 
 extern const unsigned char rst_blob[], rst_blob_end[];
@@ -305,7 +306,8 @@ struct fdplan {
 
 /* Open every file of the image at a temporary number; nothing of ours is
  * touched until all of them opened. */
-static int open_files(const struct img_input *in, struct fdplan *plan, struct fd_pipes *pipes)
+static int open_files(const struct img_input *in, struct fdplan *plan, struct fd_pipes *pipes,
+		      const struct shm_made *sm)
 {
 	const struct image *im = &in->im;
 
@@ -338,6 +340,11 @@ static int open_files(const struct img_input *in, struct fdplan *plan, struct fd
 				close(fd);
 				return -1;
 			}
+			break;
+		case IMG_FD_SHM:
+			fd = shm_open_fd(im, sm, f);
+			if (fd < 0)
+				return -1;
 			break;
 		default:
 			fd = fd_make(f, pipes);
@@ -579,6 +586,8 @@ int rst_restore(struct img_input *in, int flags)
 	struct fileset fs = {0};
 	struct fdplan *plan = NULL;
 	struct fd_pipes pipes = {0};
+	struct shm_made sm = {0};
+	struct img_rec first;
 	struct rst_map *maps;
 	struct rst_range *unmap;
 	struct rst_args *a;
@@ -591,8 +600,12 @@ int rst_restore(struct img_input *in, int flags)
 
 	if (check_cpu(im, &xfeatures, &xsize))
 		return -1;
+	/* Memory objects and deleted files first: their contents come
+	 * before the page data. */
+	if (shm_make(in, &sm, &first))
+		goto fail;
 	if (proc_read_maps(0, &self, &nself))
-		return -1;
+		goto fail;
 
 	/* Blob layout: scratch for moving the special mappings, code, data
 	 * (args, tables, frame), stack. */
@@ -602,7 +615,7 @@ int rst_restore(struct img_input *in, int flags)
 	code_len = ALIGN(rst_blob_end - rst_blob, ps);
 	data_len = ALIGN(sizeof(struct rst_args) + (nself + 8) * sizeof(struct rst_range) +
 				 (im->nregions + 1) * sizeof(struct rst_map) +
-				 (im->nfiles + im->nregions + 8) * sizeof(int32_t) +
+				 (im->nfiles + im->nregions + im->nshms + 8) * sizeof(int32_t) +
 				 IMG_NSIG * sizeof(struct img_sigact) +
 				 IMG_MAX_RUNS * sizeof(struct img_run) + 64,
 			 ps);
@@ -660,6 +673,9 @@ int rst_restore(struct img_input *in, int flags)
 		   ((flags & RST_KEEP_TIDS) ? RST_F_KEEP_TIDS : 0);
 	a->stream_off = in->r.off;
 	a->nrec = in->r.nrec;
+	a->npages = in->r.npages;
+	a->first = first;
+	a->have_first = 1;
 	a->pages_hint = im->proc.pages_hint;
 
 	if (plan_specials(im, self, nself, a))
@@ -700,6 +716,13 @@ int rst_restore(struct img_input *in, int flags)
 				goto fail;
 			m->pgoff = r->d.pgoff;
 		}
+		if (r->d.kind == IMG_RGN_SHM) {
+			size_t k = shm_index(im, r->d.dev, r->d.ino);
+			m->fd = sm.fd[k];
+			m->shmid = sm.shmid[k];
+			m->shm_rmid = !!(im->shms[k].d.flags & IMG_SHM_RMID);
+			m->pgoff = r->d.pgoff;
+		}
 		nmaps++;
 	}
 	a->nmaps = nmaps;
@@ -713,7 +736,7 @@ int rst_restore(struct img_input *in, int flags)
 		err_set("out of memory");
 		goto fail;
 	}
-	if (open_files(in, plan, &pipes))
+	if (open_files(in, plan, &pipes, &sm))
 		goto fail;
 	/* Every fd of a pipe holds its end now; ours go. */
 	fd_pipes_close(&pipes);
@@ -730,6 +753,9 @@ int rst_restore(struct img_input *in, int flags)
 	for (size_t i = 0; i < fs.n; i++)
 		if ((fs.fds[i] = lift_fd(fs.fds[i], maxfd + 1)) < 0)
 			goto fail;
+	for (size_t i = 0; i < sm.n; i++)
+		if (sm.fd[i] >= 0 && (sm.fd[i] = lift_fd(sm.fd[i], maxfd + 1)) < 0)
+			goto fail;
 	/* lift_fd renumbered the map files: point the maps at the new ones. */
 	{
 		size_t k = 0;
@@ -741,6 +767,8 @@ int rst_restore(struct img_input *in, int flags)
 				for (size_t j = 0; j < fs.n; j++)
 					if (!strcmp(fs.paths[j], r->path))
 						maps[k].fd = fs.fds[j];
+			if (r->d.kind == IMG_RGN_SHM)
+				maps[k].fd = sm.fd[shm_index(im, r->d.dev, r->d.ino)];
 			k++;
 		}
 	}
@@ -757,6 +785,9 @@ int rst_restore(struct img_input *in, int flags)
 		keep[nkeep++] = in->status_fd;
 	for (size_t i = 0; i < fs.n; i++)
 		keep[nkeep++] = fs.fds[i];
+	for (size_t i = 0; i < sm.n; i++)
+		if (sm.fd[i] >= 0)
+			keep[nkeep++] = sm.fd[i];
 	if (exe_fd >= 0)
 		keep[nkeep++] = exe_fd;
 	if (err_fd >= 0)
@@ -864,6 +895,7 @@ int rst_restore(struct img_input *in, int flags)
 	jump(blob + ALIGN(scratch_len, ps), blob + blob_len, a);
 fail:
 	fd_pipes_close(&pipes);
+	shm_made_free(&sm, 1);
 	proc_free_maps(self, nself);
 	return -1;
 }

@@ -292,7 +292,8 @@ static const struct rst_map *find_map(struct rst_args *a, uint64_t addr, uint64_
 /* PAGES records until END: each run goes straight into its final place. */
 static void fill_pages(struct rst_args *a)
 {
-	struct stream s = {.a = a, .off = a->stream_off, .nrec = a->nrec};
+	struct stream s = {.a = a, .off = a->stream_off, .nrec = a->nrec, .npages = a->npages};
+	int have_first = a->have_first == 1;
 	struct img_run *runs = (struct img_run *)a->runs;
 	uint64_t ps = a->page_size;
 
@@ -303,7 +304,13 @@ static void fill_pages(struct rst_args *a)
 		uint64_t start = s.off, pad, want;
 		uint32_t crc;
 
-		s_read(&s, &rec, sizeof(rec));
+		if (have_first) {
+			rec = a->first;
+			start -= sizeof(rec);
+			have_first = 0;
+		} else {
+			s_read(&s, &rec, sizeof(rec));
+		}
 		want = rec.crc;
 		rec.crc = 0;
 		crc = crc32c_hw(0, &rec, sizeof(rec));

@@ -118,6 +118,9 @@ struct rst_args {
 	/* Page data: PAGES records until END, expected totals. */
 	uint64_t stream_off; /* image stream offset where page data starts */
 	uint64_t nrec;	     /* records read before it */
+	uint64_t npages;     /* pages of data read before it (SHMDATA) */
+	struct img_rec first; /* the first record's header, already read... */
+	uint64_t have_first;  /* ...if this is 1 (stream_off is then past it) */
 	uint64_t pages_hint; /* for the progress line */
 
 	struct rst_mm_map mm;

@@ -6,7 +6,8 @@
  *
  * usage: memkinds DIR [KIND...]
  * KIND: advice split remap posixshm sharedanon memfd deleted delmap sysvshm
- * (all of them when none is given).  Prints "ready PID", waits for DIR/go,
+ * sysvkey (all of them when none is given; sysvkey takes its key from
+ * CKPT_SHM_KEY).  Prints "ready PID", waits for DIR/go,
  * checks, prints "memkinds: ok". */
 #include <errno.h>
 #include <fcntl.h>
@@ -469,6 +470,52 @@ static void sysvshm_check(void)
 		fail("sysvshm: the two attachments are not one segment");
 }
 
+/* ---- sysvkey: a System V segment by key, left for others to find ------- */
+
+static char *sk;
+static int skid;
+#define SK_LEN (8 * PS)
+
+/* The key: CKPT_SHM_KEY from the environment (the test picks one and
+ * removes the segment in its teardown). */
+static void sysvkey_setup(void)
+{
+	const char *k = getenv("CKPT_SHM_KEY");
+
+	if (!k)
+		die("CKPT_SHM_KEY is not set");
+	skid = shmget((key_t)strtol(k, NULL, 0), SK_LEN, IPC_CREAT | IPC_EXCL | 0640);
+	if (skid < 0)
+		die("shmget by key");
+	sk = shmat(skid, NULL, 0);
+	if (sk == (void *)-1)
+		die("shmat");
+	fill(sk, SK_LEN, 101);
+}
+
+static void sysvkey_check(void)
+{
+	const char *k = getenv("CKPT_SHM_KEY");
+	struct shmid_ds ds;
+	int id = shmget((key_t)strtol(k, NULL, 0), 0, 0);
+
+	if (!same(sk, SK_LEN, 101))
+		fail("sysvkey: contents differ");
+	if (id < 0 || shmctl(id, IPC_STAT, &ds) || ds.shm_segsz != SK_LEN ||
+	    (ds.shm_perm.mode & 0777) != 0640)
+		fail("sysvkey: the key does not name a segment of %lu bytes, mode 0640", SK_LEN);
+	/* The key's segment is the one attached. */
+	sk[0] ^= 1;
+	{
+		char *p = shmat(id, NULL, SHM_RDONLY);
+		if (p == (void *)-1 || p[0] != sk[0])
+			fail("sysvkey: the segment the key names is not the one attached");
+		if (p != (void *)-1)
+			shmdt(p);
+	}
+	sk[0] ^= 1;
+}
+
 /* ------------------------------------------------------------------------ */
 
 static const struct kind {
@@ -479,7 +526,7 @@ static const struct kind {
     {"remap", remap_setup, remap_check},	     {"posixshm", posixshm_setup, posixshm_check},
     {"sharedanon", sharedanon_setup, sharedanon_check}, {"memfd", memfd_setup, memfd_check},
     {"deleted", deleted_setup, deleted_check},	     {"delmap", delmap_setup, delmap_check},
-    {"sysvshm", sysvshm_setup, sysvshm_check},
+    {"sysvshm", sysvshm_setup, sysvshm_check},	     {"sysvkey", sysvkey_setup, sysvkey_check},
 };
 #define NKINDS (sizeof(kinds) / sizeof(kinds[0]))
 
@@ -504,15 +551,19 @@ int main(int argc, char **argv)
 		}
 		on[k] = any = 1;
 	}
+	/* sysvkey only when asked for or given its key. */
+	if (!any)
+		for (size_t k = 0; k < NKINDS; k++)
+			on[k] = strcmp(kinds[k].name, "sysvkey") || getenv("CKPT_SHM_KEY");
 	for (size_t k = 0; k < NKINDS; k++)
-		if (on[k] || !any)
+		if (on[k])
 			kinds[k].setup();
 	snprintf(go, sizeof(go), "%s/go", dir);
 	dprintf(1, "ready %d\n", (int)getpid());
 	while (access(go, F_OK))
 		nanosleep(&ts, NULL);
 	for (size_t k = 0; k < NKINDS; k++)
-		if (on[k] || !any)
+		if (on[k])
 			kinds[k].check();
 	if (failures)
 		return 1;

@@ -27,13 +27,16 @@ static int failed, passed;
 
 static char tmpl[] = "/tmp/ckpt-unit-XXXXXX";
 
-/* A small synthetic image: one region with two runs of data, one file. */
+/* A small synthetic image: one region with two runs of data, one file, a
+ * memfd mapped and open with one page of data. */
 static size_t write_image(const char *path)
 {
 	struct img_writer w = {0};
 	struct image im;
-	struct region rg[2];
-	struct fd_entry fe;
+	struct region rg[3];
+	struct fd_entry fe[2];
+	struct shm_obj so;
+	struct img_run srun = {4096, 1};
 	struct thread th;
 	unsigned char xs[1024], data[3 * 4096];
 	struct img_run runs[2] = {{0x10000, 2}, {0x14000, 1}};
@@ -41,7 +44,8 @@ static size_t write_image(const char *path)
 
 	memset(&im, 0, sizeof(im));
 	memset(rg, 0, sizeof(rg));
-	memset(&fe, 0, sizeof(fe));
+	memset(fe, 0, sizeof(fe));
+	memset(&so, 0, sizeof(so));
 	memset(&th, 0, sizeof(th));
 	memset(xs, 0x5a, sizeof(xs));
 	for (size_t i = 0; i < sizeof(data); i++)
@@ -49,8 +53,8 @@ static size_t write_image(const char *path)
 	img_header_init(&im.hdr);
 	im.proc.pid = 42;
 	im.proc.nthreads = 1;
-	im.proc.nregions = 2;
-	im.proc.nfiles = 1;
+	im.proc.nregions = 3;
+	im.proc.nfiles = 2;
 	im.exe = "/bin/true";
 	im.cwd = "/";
 	im.cmdline = "true\0arg";
@@ -69,15 +73,26 @@ static size_t write_image(const char *path)
 	rg[1].d = (struct img_region){.start = 0x30000, .end = 0x31000, .prot = 1, .kind = 1,
 				      .path_len = 9};
 	rg[1].path = "/bin/true";
+	rg[2].d = (struct img_region){.start = 0x40000, .end = 0x42000, .prot = 3, .kind = IMG_RGN_SHM,
+				      .flags = IMG_RGN_SHARED, .dev = 7, .ino = 9, .path_len = 9};
+	rg[2].path = "/memfd:m ";
 	im.regions = rg;
-	im.nregions = 2;
-	fe.d = (struct img_file){.fd = 3, .kind = IMG_FD_CHR, .path_len = 9};
-	fe.path = "/dev/null";
-	im.files = &fe;
-	im.nfiles = 1;
+	im.nregions = 3;
+	fe[0].d = (struct img_file){.fd = 3, .kind = IMG_FD_CHR, .path_len = 9};
+	fe[0].path = "/dev/null";
+	fe[1].d = (struct img_file){.fd = 4, .kind = IMG_FD_SHM, .dev = 7, .ino = 9, .path_len = 8};
+	fe[1].path = "/memfd:m";
+	im.files = fe;
+	im.nfiles = 2;
+	so.d = (struct img_shm){.dev = 7, .ino = 9, .size = 8192, .kind = IMG_SHM_MEMFD, .mode = 0600,
+				.name_len = 1};
+	so.name = "m";
+	im.shms = &so;
+	im.nshms = 1;
 	w.fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	if (w.fd < 0 || img_write_header(&w, &im.hdr) || img_write_meta(&w, &im) ||
-	    img_write_pages(&w, runs, 2, data, 3) || img_write_end(&w)) {
+	    img_write_shmdata(&w, 0, &srun, 1, data, 1) || img_write_pages(&w, runs, 2, data, 3) ||
+	    img_write_end(&w)) {
 		fprintf(stderr, "cannot write test image: %s\n", err_get());
 		exit(1);
 	}
@@ -121,13 +136,16 @@ int main(void)
 	CHECK(in.im.proc.pid == 42 && !strcmp(in.im.exe, "/bin/true") &&
 		      in.im.proc.cmdline_len == 9 && !memcmp(in.im.cmdline, "true\0arg", 9),
 	      "process fields survive");
-	CHECK(in.im.nregions == 2 && in.im.regions[0].stored == 3 && in.im.regions[1].stored == 0,
+	CHECK(in.im.nregions == 3 && in.im.regions[0].stored == 3 && in.im.regions[1].stored == 0,
 	      "pages are counted per region (%llu)", (unsigned long long)in.im.regions[0].stored);
-	CHECK(in.im.nfiles == 1 && in.im.files[0].d.fd == 3 &&
-		      !strcmp(in.im.files[0].path, "/dev/null"),
-	      "file survives");
+	CHECK(in.im.nfiles == 2 && in.im.files[0].d.fd == 3 &&
+		      !strcmp(in.im.files[0].path, "/dev/null") && in.im.files[1].d.kind == IMG_FD_SHM,
+	      "files survive");
+	CHECK(in.im.nshms == 1 && in.im.shms[0].stored == 1 && !strcmp(in.im.shms[0].name, "m") &&
+		      in.im.shms[0].d.size == 8192,
+	      "the memory object survives, its page counted");
 	CHECK(in.im.sigacts[1].handler == 1, "signal actions survive");
-	CHECK(t.pages == 3 && t.bytes == len, "totals: %llu pages, %llu of %zu bytes",
+	CHECK(t.pages == 4 && t.bytes == len, "totals: %llu pages, %llu of %zu bytes",
 	      (unsigned long long)t.pages, (unsigned long long)t.bytes, len);
 	image_free(&in.im);
 

@@ -1,0 +1,169 @@
+#!/usr/bin/env bats
+# Every kind of memory mapping comes back: madvise and mlock state, regions
+# split by mprotect and moved by mremap, POSIX shm, shared anonymous memory,
+# a memfd held as fd and mapping, an open deleted file, a mapping of a
+# deleted file, System V segments (removed id, and by key), a deleted
+# executable.  t/progs/memkinds checks each one itself.
+
+load lib
+
+bats_require_minimum_version 1.5.0
+
+setup() {
+	D=$BATS_TEST_TMPDIR/d
+	mkdir "$D"
+	OUT=$BATS_TEST_TMPDIR/bg.out
+	IMG=$BATS_TEST_TMPDIR/mem.img
+	# A key of our own for the System V segment, removed in teardown.
+	CKPT_SHM_KEY=$(printf '0x%x' $(((0x6b000000 | (RANDOM << 8) | $$ & 0xff))))
+	export CKPT_SHM_KEY
+}
+
+teardown() {
+	kill_started
+	ipcrm -M "$CKPT_SHM_KEY" 2>/dev/null || true
+}
+
+# go_and_restore IMG: let the restored program check, and wait for it.
+go_and_restore() {
+	touch "$D/go"
+	restore "$@"
+	cat "$BATS_TEST_TMPDIR/bg.err" >&2 || true
+}
+
+@test "dump --kill then restore: every kind of memory intact" {
+	start_bg memkinds "$D"
+	wait_for_line "$OUT" '^ready '
+	ckpt-dump --kill -o "$IMG" "$BG_PID"
+	wait "$BG_PID" || true
+	CKPT_PIDS=()
+	go_and_restore "$IMG"
+	[ "$status" -eq 0 ]
+	# Only the line that says the keyed segment was taken back.
+	[ "$stderr" = "ckpt-remap: System V shared memory key $CKPT_SHM_KEY: its contents are set back to the checkpoint's" ]
+	grep -qx 'memkinds: ok' "$OUT"
+}
+
+@test "the dumped process runs on with its memory and objects untouched" {
+	start_bg memkinds "$D"
+	wait_for_line "$OUT" '^ready '
+	ckpt-dump -o "$IMG" "$BG_PID"
+	touch "$D/go"
+	st=0
+	wait "$BG_PID" || st=$?
+	CKPT_PIDS=()
+	cat "$BATS_TEST_TMPDIR/bg.err" >&2 || true
+	[ "$st" -eq 0 ]
+	grep -qx 'memkinds: ok' "$OUT"
+}
+
+@test "ckpt-inspect lists each object with its kind and the flags of each region" {
+	start_bg memkinds "$D"
+	wait_for_line "$OUT" '^ready '
+	ckpt-dump --kill -o "$IMG" "$BG_PID"
+	wait "$BG_PID" || true
+	CKPT_PIDS=()
+	run --separate-stderr ckpt-inspect "$IMG"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"objects:  6"* ]]
+	grep -Eq '^  sysv .*key 0, id removed' <<<"$output"
+	grep -Eq "^  sysv .*key $CKPT_SHM_KEY\$" <<<"$output"
+	grep -Eq '^  anon ' <<<"$output"
+	grep -Eq '^  memfd .*seals 0x6 ckpt-memkinds$' <<<"$output"
+	grep -Eq "^  file .*mode 0640 $D/deleted\$" <<<"$output"
+	grep -Eq "^  file .*$D/delmap\$" <<<"$output"
+	grep -Eq '^  fd 3 +shm ' <<<"$output"
+	for f in dontfork wipeonfork dontdump hugepage nohugepage locked random; do
+		grep -Eq "\\[(.*,)?$f(,.*)?\\]\$" <<<"$output"
+	done
+	run --separate-stderr ckpt-inspect --json "$IMG"
+	[ "$status" -eq 0 ]
+	python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+kinds = sorted(o["kind"] for o in d["objects"])
+assert kinds == ["anon", "file", "file", "memfd", "sysv", "sysv"], kinds
+assert any("locked" in r["flags"].split(",") for r in d["regions"])
+' <<<"$output"
+}
+
+@test "one image restores twice; the second time the key's segment is taken back" {
+	start_bg memkinds "$D" sysvkey sysvshm memfd sharedanon
+	wait_for_line "$OUT" '^ready '
+	ckpt-dump --kill -o "$IMG" "$BG_PID"
+	wait "$BG_PID" || true
+	CKPT_PIDS=()
+	# The segment outlived the process, unattached: taken back, said so.
+	go_and_restore "$IMG"
+	[ "$status" -eq 0 ]
+	[[ "$stderr" == *"System V shared memory key $CKPT_SHM_KEY: its contents are set back"* ]]
+	: >"$OUT"
+	go_and_restore "$IMG"
+	[ "$status" -eq 0 ]
+	grep -qx 'memkinds: ok' "$OUT"
+}
+
+@test "a key whose segment another process has attached is refused before anything happens" {
+	start_bg memkinds "$D" sysvkey
+	wait_for_line "$OUT" '^ready '
+	ckpt-dump -o "$IMG" "$BG_PID"
+	# The original still runs with the segment attached.
+	run --separate-stderr ckpt-remap "$IMG"
+	echo "$stderr"
+	[ "$status" -ne 0 ]
+	[ "$status" -lt 128 ]
+	[[ "$stderr" == "ckpt-remap: "*"key $CKPT_SHM_KEY exists here, attached by another process"* ]]
+	[ "$(wc -l <<<"$stderr")" -eq 1 ]
+	# and the original goes on, intact.
+	touch "$D/go"
+	st=0
+	wait "$BG_PID" || st=$?
+	CKPT_PIDS=()
+	[ "$st" -eq 0 ]
+	grep -qx 'memkinds: ok' "$OUT"
+}
+
+@test "a program whose executable was deleted restores from the image's copy" {
+	cp "$BATS_TEST_DIRNAME/progs/memkinds" "$D/memkinds-copy"
+	start_bg "$D/memkinds-copy" "$D" split remap
+	wait_for_line "$OUT" '^ready '
+	rm "$D/memkinds-copy"
+	ckpt-dump --kill -o "$IMG" "$BG_PID"
+	wait "$BG_PID" || true
+	CKPT_PIDS=()
+	run ckpt-inspect "$IMG"
+	grep -Eq "^  file .*mode 0755 $D/memkinds-copy\$" <<<"$output"
+	go_and_restore "$IMG"
+	[ "$status" -eq 0 ]
+	grep -qx 'memkinds: ok' "$OUT"
+}
+
+@test "a page of a memory object changed in the image is caught before the program runs" {
+	start_bg memkinds "$D" memfd
+	wait_for_line "$OUT" '^ready '
+	ckpt-dump --kill -o "$IMG" "$BG_PID"
+	wait "$BG_PID" || true
+	CKPT_PIDS=()
+	# A byte near the end of the first SHMDATA record: its page data.
+	off=$(python3 - "$IMG" <<'EOF'
+import struct, sys
+b = open(sys.argv[1], "rb").read()
+off = 192
+while True:
+    typ, crc, ln = struct.unpack_from("<IIQ", b, off)
+    if typ == 12:  # SHMDATA: data ends the record
+        print(off + 16 + ln - 100)
+        break
+    off += 16 + ln
+EOF
+)
+	printf '\x5a' | dd of="$IMG" bs=1 seek="$off" conv=notrunc status=none
+	touch "$D/go"
+	run --separate-stderr ckpt-remap "$IMG"
+	echo "$stderr"
+	[ "$status" -ne 0 ]
+	[ "$status" -lt 128 ]
+	[[ "$stderr" == "ckpt-remap: "*"SHMDATA record: page data checksum mismatch"* ]]
+	[ ! -s "$OUT" ] || ! grep -q 'memkinds: ok' "$OUT"
+}
