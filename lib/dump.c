@@ -454,6 +454,16 @@ static int capture_regions(pid_t pid, struct image *im, const struct proc_map *m
 
 		if (!strcmp(m->path, "[vsyscall]") || is_trampoline(pid, m))
 			continue;
+		/* [vvar] and [vdso] are the kernel's own pages: moved, not copied. */
+		if ((m->vmflags & PROC_VM_HUGETLB) ||
+		    ((m->vmflags & PROC_VM_IO) && strncmp(m->path, "[v", 2))) {
+			err_set("pid %d: region %#llx-%#llx (%s) is %s; not supported", pid,
+				(unsigned long long)m->start, (unsigned long long)m->end,
+				m->path[0] ? m->path : "anonymous",
+				m->vmflags & PROC_VM_HUGETLB ? "hugetlbfs memory"
+							     : "device memory (VM_IO/VM_PFNMAP)");
+			return -1;
+		}
 		d->start = m->start;
 		d->end = m->end;
 		d->prot = m->prot;

@@ -51,7 +51,8 @@ static uint32_t vmflag(const char *f)
 	    {"dc", PROC_VM_DONTFORK},  {"wf", PROC_VM_WIPEONFORK}, {"dd", PROC_VM_DONTDUMP},
 	    {"hg", PROC_VM_HUGEPAGE},  {"nh", PROC_VM_NOHUGEPAGE}, {"lo", PROC_VM_LOCKED},
 	    {"lf", PROC_VM_LOCKONFAULT}, {"mg", PROC_VM_MERGEABLE}, {"sr", PROC_VM_SEQREAD},
-	    {"rr", PROC_VM_RANDREAD},
+	    {"rr", PROC_VM_RANDREAD},	{"ht", PROC_VM_HUGETLB},    {"io", PROC_VM_IO},
+	    {"pf", PROC_VM_IO},
 	};
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)

@@ -32,6 +32,9 @@ struct proc_map {
 #define PROC_VM_MERGEABLE 0x0800	  /* mg: MADV_MERGEABLE */
 #define PROC_VM_SEQREAD 0x1000	  /* sr: MADV_SEQUENTIAL */
 #define PROC_VM_RANDREAD 0x2000	  /* rr: MADV_RANDOM */
+/* Not kept but refused: */
+#define PROC_VM_HUGETLB 0x10000 /* ht: hugetlbfs pages */
+#define PROC_VM_IO 0x20000	/* io, pf: device memory (VM_IO, VM_PFNMAP) */
 
 /* pid 0: this process. */
 int proc_read_maps(pid_t pid, struct proc_map **maps, size_t *n);

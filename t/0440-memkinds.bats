@@ -167,3 +167,22 @@ EOF
 	[[ "$stderr" == "ckpt-remap: "*"SHMDATA record: page data checksum mismatch"* ]]
 	[ ! -s "$OUT" ] || ! grep -q 'memkinds: ok' "$OUT"
 }
+
+@test "a 64 GiB MAP_NORESERVE region with 1 MiB touched costs about 1 MiB" {
+	start_bg memkinds "$D" sparse
+	wait_for_line "$OUT" '^ready '
+	t0=$(date +%s%N)
+	ckpt-dump --kill -o "$IMG" "$BG_PID"
+	t1=$(date +%s%N)
+	wait "$BG_PID" || true
+	CKPT_PIDS=()
+	size=$(stat -c %s "$IMG")
+	echo "# 64 GiB sparse: image $size bytes, dump $(((t1 - t0) / 1000000)) ms" >&3
+	# 256 pages of data, plus the program's own few hundred KiB.
+	[ "$size" -lt $((2 * 1024 * 1024)) ]
+	run ckpt-inspect "$IMG"
+	grep -Eq '^  [0-9a-f]+-[0-9a-f]+ rw-p anon +1\.0 MiB +\[noreserve\]$' <<<"$output"
+	go_and_restore "$IMG"
+	[ "$status" -eq 0 ]
+	grep -qx 'memkinds: ok' "$OUT"
+}

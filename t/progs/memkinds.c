@@ -6,8 +6,8 @@
  *
  * usage: memkinds DIR [KIND...]
  * KIND: advice split remap posixshm sharedanon memfd deleted delmap sysvshm
- * sysvkey (all of them when none is given; sysvkey takes its key from
- * CKPT_SHM_KEY).  Prints "ready PID", waits for DIR/go,
+ * sysvkey sparse (all of them but sparse when none is given; sysvkey takes
+ * its key from CKPT_SHM_KEY, and is left out when that is unset).  Prints "ready PID", waits for DIR/go,
  * checks, prints "memkinds: ok". */
 #include <errno.h>
 #include <fcntl.h>
@@ -516,6 +516,30 @@ static void sysvkey_check(void)
 	sk[0] ^= 1;
 }
 
+/* ---- sparse: 64 GiB of MAP_NORESERVE with 1 MiB touched ---------------- */
+
+static char *sp;
+#define SP_LEN (64ul << 30)
+#define SP_STEP (SP_LEN / 256)
+
+static void sparse_setup(void)
+{
+	sp = map(SP_LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1,
+		 0);
+	for (size_t i = 0; i < 256; i++)
+		fill(sp + i * SP_STEP, PS, 111 + i);
+}
+
+static void sparse_check(void)
+{
+	want_flag(sp, "nr", "the MAP_NORESERVE region");
+	for (size_t i = 0; i < 256; i++)
+		if (!same(sp + i * SP_STEP, PS, 111 + i) || sp[i * SP_STEP + PS] != 0) {
+			fail("sparse: page %zu differs", i);
+			break;
+		}
+}
+
 /* ------------------------------------------------------------------------ */
 
 static const struct kind {
@@ -527,6 +551,7 @@ static const struct kind {
     {"sharedanon", sharedanon_setup, sharedanon_check}, {"memfd", memfd_setup, memfd_check},
     {"deleted", deleted_setup, deleted_check},	     {"delmap", delmap_setup, delmap_check},
     {"sysvshm", sysvshm_setup, sysvshm_check},	     {"sysvkey", sysvkey_setup, sysvkey_check},
+    {"sparse", sparse_setup, sparse_check},
 };
 #define NKINDS (sizeof(kinds) / sizeof(kinds[0]))
 
@@ -551,10 +576,11 @@ int main(int argc, char **argv)
 		}
 		on[k] = any = 1;
 	}
-	/* sysvkey only when asked for or given its key. */
+	/* sysvkey only when asked for or given its key, sparse when asked. */
 	if (!any)
 		for (size_t k = 0; k < NKINDS; k++)
-			on[k] = strcmp(kinds[k].name, "sysvkey") || getenv("CKPT_SHM_KEY");
+			on[k] = strcmp(kinds[k].name, "sparse") &&
+				(strcmp(kinds[k].name, "sysvkey") || getenv("CKPT_SHM_KEY"));
 	for (size_t k = 0; k < NKINDS; k++)
 		if (on[k])
 			kinds[k].setup();
