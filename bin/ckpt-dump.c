@@ -14,7 +14,8 @@
 #include "err.h"
 #include "progress.h"
 
-#define USAGE "usage: ckpt-dump [--kill | --stop] [-o file] [--progress | --quiet] pid\n"
+#define USAGE                                                                                      \
+	"usage: ckpt-dump [--kill | --stop] [-o file] [--save-files] [--progress | --quiet] pid\n"
 
 static volatile int cancel; /* sig_atomic_t is int here */
 
@@ -74,6 +75,7 @@ int main(int argc, char **argv)
 		{"kill", no_argument, NULL, 'k'},     {"stop", no_argument, NULL, 's'},
 		{"output", required_argument, NULL, 'o'}, {"progress", no_argument, NULL, 'P'},
 		{"quiet", no_argument, NULL, 'q'},    {"help", no_argument, NULL, 'h'},
+		{"save-files", no_argument, NULL, 'S'},
 		{"version", no_argument, NULL, 'V'},  {NULL, 0, NULL, 0}};
 	enum progress_mode pmode = PROGRESS_AUTO;
 	enum dump_end how = DUMP_RUN;
@@ -104,6 +106,9 @@ int main(int argc, char **argv)
 			break;
 		case 'q':
 			pmode = PROGRESS_OFF;
+			break;
+		case 'S':
+			o.save_files = 1;
 			break;
 		case 'h':
 			fputs(USAGE, stdout);

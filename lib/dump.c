@@ -746,7 +746,8 @@ out:
 	return rc;
 }
 
-static int capture(struct dump_target *tg, struct image *im, struct shm_dump **sd)
+static int capture(struct dump_target *tg, struct image *im, struct shm_dump **sd,
+		   const struct dump_opts *o)
 {
 	struct proc_map *maps = NULL;
 	pid_t pid = tg->pid;
@@ -773,7 +774,7 @@ static int capture(struct dump_target *tg, struct image *im, struct shm_dump **s
 	if (capture_sigqueue(im, pid, 1))
 		goto out;
 	if (capture_proc(pid, im) || capture_regions(pid, im, maps, n) || fd_capture(pid, im) ||
-	    shm_capture(pid, im, sd) || capture_injected(tg, im, maps, n, *sd))
+	    shm_capture(pid, im, o->save_files, sd) || capture_injected(tg, im, maps, n, *sd))
 		goto out;
 	/* glibc caches each thread's tid in its struct pthread, the word
 	 * clear_child_tid points at; a restore under other tids must update
@@ -803,7 +804,7 @@ int dump_write(struct dump_target *tg, int out, const struct dump_opts *o)
 	int rc = -1;
 
 	memset(&im, 0, sizeof(im));
-	if (capture(tg, &im, &sd))
+	if (capture(tg, &im, &sd, o))
 		goto fail;
 	if (img_write_header(&w, &im.hdr) || img_write_meta(&w, &im) ||
 	    shm_write(tg->pid, &w, &im, sd, o) || write_pages(tg->pid, &w, &im, o) ||

@@ -12,6 +12,8 @@ struct dump_opts {
 	void *progress_arg;
 	/* Set (by a signal handler) to abandon the dump cleanly. */
 	volatile int *cancel;
+	/* Store the contents of every open regular file too. */
+	int save_files;
 };
 
 enum dump_end { DUMP_RUN, DUMP_STOP, DUMP_KILL };

@@ -39,8 +39,8 @@ _Static_assert(sizeof(struct img_epoll_item) == 16, "img_epoll_item layout");
 
 static const char *const kind_names[IMG_RGN_NKINDS] = {"anon",  "file",    "heap",
 						       "stack", "special", "shm"};
-static const char *const shm_kind_names[IMG_SHM_NKINDS] = {"?", "anon", "memfd", "sysv",
-							   "file"};
+static const char *const shm_kind_names[IMG_SHM_NKINDS] = {"?",	 "anon", "memfd",
+							   "sysv", "file", "saved"};
 static const char *const fd_kind_names[IMG_FD_NKINDS] = {
 	"?",	 "file",  "dir",  "chr",  "inherit", "pipe", "eventfd", "signalfd",
 	"timerfd", "epoll", "fifo", "unix", "inotify", "tty",	   "shm"};

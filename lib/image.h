@@ -288,6 +288,7 @@ enum img_shm_kind {
 	IMG_SHM_MEMFD = 2, /* memfd_create; name without "memfd:" */
 	IMG_SHM_SYSV = 3,  /* shmget; key */
 	IMG_SHM_FILE = 4,  /* a deleted file; name is the path it had */
+	IMG_SHM_SAVED = 5, /* a regular file saved by ckpt-dump --save-files; name is its path */
 	IMG_SHM_NKINDS
 };
 

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/sendfile.h>
 #include <sys/shm.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -175,7 +176,7 @@ static int open_source(pid_t pid, const struct image *im, const struct shm_obj *
 	return 1;
 }
 
-int shm_capture(pid_t pid, struct image *im, struct shm_dump **sdp)
+int shm_capture(pid_t pid, struct image *im, int save_files, struct shm_dump **sdp)
 {
 	struct shm_dump *sd = calloc(1, sizeof(*sd));
 	char exe_id[64], path[64];
@@ -211,10 +212,14 @@ int shm_capture(pid_t pid, struct image *im, struct shm_dump **sdp)
 		const struct fd_entry *f = &im->files[i];
 		struct shm_obj *o;
 
-		if (f->d.kind != IMG_FD_SHM)
+		if (f->d.kind == IMG_FD_SHM)
+			o = add_object(im, sd, f->d.dev, f->d.ino,
+				       starts(f->path, "/memfd:") ? IMG_SHM_MEMFD : IMG_SHM_FILE,
+				       f->path);
+		else if (f->d.kind == IMG_FD_REG && save_files)
+			o = add_object(im, sd, f->d.dev, f->d.ino, IMG_SHM_SAVED, f->path);
+		else
 			continue;
-		o = add_object(im, sd, f->d.dev, f->d.ino,
-			       starts(f->path, "/memfd:") ? IMG_SHM_MEMFD : IMG_SHM_FILE, f->path);
 		if (!o)
 			return -1;
 		if (sd->src[o - im->shms].fdnum < 0)
@@ -249,6 +254,10 @@ int shm_capture(pid_t pid, struct image *im, struct shm_dump **sdp)
 		}
 		if (s->fd >= 0)
 			continue;
+		if (o->d.kind == IMG_SHM_SAVED) {
+			err_sys("pid %d: cannot read %s to save it", pid, o->name);
+			return -1;
+		}
 		/* No file: only a shared mapping shows the object's own pages. */
 		for (size_t k = 0; k < im->nregions; k++) {
 			const struct region *r = &im->regions[k];
@@ -551,6 +560,9 @@ static int make_object(const struct shm_obj *o, struct shm_made *sm, size_t i)
 	case IMG_SHM_FILE:
 		fd = make_file(o);
 		break;
+	case IMG_SHM_SAVED: /* staged here, put back at its path once filled */
+		fd = memfd_create("ckpt-saved", MFD_CLOEXEC);
+		break;
 	}
 	/* The mode it had, whatever our umask. */
 	if (fd >= 0 && o->d.kind != IMG_SHM_ANON && fchmod(fd, o->d.mode & 07777)) {
@@ -644,6 +656,75 @@ out:
 	return rc;
 }
 
+/* mkdir -p of path's directory. */
+static int make_dirs(const char *path)
+{
+	char d[PATH_MAX];
+
+	snprintf(d, sizeof(d), "%s", path);
+	for (char *p = d + 1; (p = strchr(p, '/')); p++) {
+		*p = 0;
+		if (mkdir(d, 0777) && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	return 0;
+}
+
+/* A file saved with --save-files: where it is missing or changed, its
+ * contents (from the staging memfd) and mtime go back to the checkpoint's. */
+static int put_back(const struct image *im, const struct shm_obj *o, int fd)
+{
+	const struct fd_entry *f = NULL;
+	struct timespec ts[2] = {{0, UTIME_OMIT}, {0, 0}};
+	off_t off = 0;
+	struct stat sb;
+	int exists, out;
+
+	for (size_t i = 0; i < im->nfiles && !f; i++)
+		if (im->files[i].d.dev == o->d.dev && im->files[i].d.ino == o->d.ino)
+			f = &im->files[i];
+	if (!f) {
+		err_set("saved file %s: no fd of the image has it", o->name);
+		return -1;
+	}
+	exists = !stat(o->name, &sb);
+	if (exists && !S_ISREG(sb.st_mode)) {
+		err_set("%s: saved in the image as a regular file, but here it is not one", o->name);
+		return -1;
+	}
+	if (exists && (uint64_t)sb.st_size == o->d.size && sb.st_mtim.tv_sec == f->d.mtime_sec &&
+	    (uint32_t)sb.st_mtim.tv_nsec == f->d.mtime_nsec)
+		return 0;
+	if (!exists && make_dirs(o->name)) {
+		err_sys("cannot make the directories of %s", o->name);
+		return -1;
+	}
+	out = open(o->name, O_WRONLY | O_CREAT | O_CLOEXEC, o->d.mode & 07777);
+	if (out < 0) {
+		err_sys("cannot write %s back", o->name);
+		return -1;
+	}
+	while ((uint64_t)off < o->d.size) {
+		ssize_t k = sendfile(out, fd, &off, o->d.size - off);
+		if (k <= 0) {
+			err_sys("cannot write %s back", o->name);
+			close(out);
+			return -1;
+		}
+	}
+	ts[1].tv_sec = f->d.mtime_sec;
+	ts[1].tv_nsec = f->d.mtime_nsec;
+	if (ftruncate(out, o->d.size) || (!exists && fchmod(out, o->d.mode & 07777)) ||
+	    futimens(out, ts) || close(out)) {
+		err_sys("cannot write %s back", o->name);
+		return -1;
+	}
+	fprintf(stderr, "ckpt-remap: %s: %s from the image\n", o->name,
+		exists ? "contents set back to the checkpoint's" : "made again");
+	return 0;
+}
+
 int shm_make(struct img_input *in, struct shm_made *sm, struct img_rec *next)
 {
 	struct image *im = &in->im;
@@ -679,6 +760,12 @@ int shm_make(struct img_input *in, struct shm_made *sm, struct img_rec *next)
 		const struct shm_obj *o = &im->shms[i];
 		unview(o, views[i]);
 		views[i] = NULL;
+		if (o->d.kind == IMG_SHM_SAVED) {
+			if (put_back(im, o, sm->fd[i]))
+				goto out;
+			close(sm->fd[i]);
+			sm->fd[i] = -1;
+		}
 		if (o->d.kind == IMG_SHM_MEMFD && o->d.seals &&
 		    fcntl(sm->fd[i], F_ADD_SEALS, o->d.seals)) {
 			err_sys("cannot seal memfd %s (%#x)", o->name, o->d.seals);

@@ -19,8 +19,9 @@
 /* Dumping. */
 struct shm_dump;
 /* Every object the regions and fds of kind shm of im name, into im->shms,
- * each with a source for its contents. */
-int shm_capture(pid_t pid, struct image *im, struct shm_dump **sd)
+ * each with a source for its contents; with save_files, every regular file
+ * open on an fd too. */
+int shm_capture(pid_t pid, struct image *im, int save_files, struct shm_dump **sd)
 	__attribute__((warn_unused_result));
 /* Inside the stopped process: residency of objects without a file. */
 int shm_inject(struct inj *c, const struct image *im, struct shm_dump *sd)
@@ -38,8 +39,9 @@ struct shm_made {
 	size_t n;
 };
 /* Make every object and fill it from the SHMDATA records that follow the
- * metadata.  The header of the record after them is read: it is left in
- * *next.  -1 with err_set. */
+ * metadata; put each saved file back at its path where it is missing or
+ * changed (one line on stderr says so).  The header of the record after
+ * them is read: it is left in *next.  -1 with err_set. */
 int shm_make(struct img_input *in, struct shm_made *sm, struct img_rec *next)
 	__attribute__((warn_unused_result));
 /* The index of the object region or fd f names (it exists: the reader

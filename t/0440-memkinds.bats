@@ -186,3 +186,60 @@ EOF
 	[ "$status" -eq 0 ]
 	grep -qx 'memkinds: ok' "$OUT"
 }
+
+@test "--save-files: an open file missing or changed at restore is put back as it was" {
+	start_bg memkinds "$D" savedfile
+	wait_for_line "$OUT" '^ready '
+	ckpt-dump --kill --save-files -o "$IMG" "$BG_PID"
+	wait "$BG_PID" || true
+	CKPT_PIDS=()
+	run ckpt-inspect "$IMG"
+	grep -Eq "^  saved .*mode 0604 $D/saved\$" <<<"$output"
+	cp -p "$D/saved" "$BATS_TEST_TMPDIR/saved.orig"
+	# The program's stdout (bg.out) is an open regular file too: saved,
+	# and set back each time, as the restore after it grows says.
+	# Unchanged: used as it is, nothing said.
+	touch "$D/go"
+	restore "$IMG"
+	[ "$status" -eq 0 ]
+	[ -z "$stderr" ]
+	grep -qx 'memkinds: ok' "$OUT"
+	# Changed after the checkpoint: set back, said in one line.
+	echo "written after the checkpoint" >>"$D/saved"
+	restore "$IMG"
+	[ "$status" -eq 0 ]
+	grep -qx "ckpt-remap: $D/saved: contents set back to the checkpoint's from the image" <<<"$stderr"
+	grep -qx "ckpt-remap: $OUT: contents set back to the checkpoint's from the image" <<<"$stderr"
+	[ "$(wc -l <<<"$stderr")" -eq 2 ]
+	grep -qx 'memkinds: ok' "$OUT"
+	cmp "$D/saved" "$BATS_TEST_TMPDIR/saved.orig"
+	[ "$(stat -c %Y.%y "$D/saved")" = "$(stat -c %Y.%y "$BATS_TEST_TMPDIR/saved.orig")" ]
+	# Gone, with its directory: made again (the go file with it).
+	rm -r "$D"
+	ckpt-remap "$IMG" 2>"$BATS_TEST_TMPDIR/r.err" &
+	CKPT_PIDS+=($!)
+	wait_for_file "$D/saved"
+	touch "$D/go"
+	st=0
+	wait "${CKPT_PIDS[-1]}" || st=$?
+	CKPT_PIDS=()
+	cat "$BATS_TEST_TMPDIR/r.err"
+	[ "$st" -eq 0 ]
+	grep -qx "ckpt-remap: $D/saved: made again from the image" "$BATS_TEST_TMPDIR/r.err"
+	[ "$(stat -c %a "$D/saved")" = 604 ]
+	cmp "$D/saved" "$BATS_TEST_TMPDIR/saved.orig"
+}
+
+@test "without --save-files a missing open file fails the restore before anything happens" {
+	start_bg memkinds "$D" savedfile
+	wait_for_line "$OUT" '^ready '
+	ckpt-dump --kill -o "$IMG" "$BG_PID"
+	wait "$BG_PID" || true
+	CKPT_PIDS=()
+	rm "$D/saved"
+	run --separate-stderr ckpt-remap "$IMG"
+	echo "$stderr"
+	[ "$status" -ne 0 ]
+	[ "$status" -lt 128 ]
+	[[ "$stderr" == "ckpt-remap: fd 3: cannot reopen $D/saved: No such file or directory" ]]
+}

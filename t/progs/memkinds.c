@@ -6,7 +6,7 @@
  *
  * usage: memkinds DIR [KIND...]
  * KIND: advice split remap posixshm sharedanon memfd deleted delmap sysvshm
- * sysvkey sparse (all of them but sparse when none is given; sysvkey takes
+ * sysvkey sparse savedfile (all of them but sparse when none is given; sysvkey takes
  * its key from CKPT_SHM_KEY, and is left out when that is unset).  Prints "ready PID", waits for DIR/go,
  * checks, prints "memkinds: ok". */
 #include <errno.h>
@@ -516,6 +516,41 @@ static void sysvkey_check(void)
 	sk[0] ^= 1;
 }
 
+/* ---- savedfile: a regular file open at an offset -------------------------- */
+
+static int sfd;
+#define SF_LEN (5 * PS + 300)
+
+static void savedfile_setup(void)
+{
+	char path[4096], *buf = malloc(SF_LEN + 8);
+
+	snprintf(path, sizeof(path), "%s/saved", dir);
+	sfd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0604);
+	if (sfd < 0 || !buf)
+		die("open saved");
+	fill(buf, SF_LEN + 8, 121);
+	if (write(sfd, buf, SF_LEN) != SF_LEN || lseek(sfd, 5000, SEEK_SET) != 5000)
+		die("write saved");
+	free(buf);
+}
+
+static void savedfile_check(void)
+{
+	char *buf = malloc(SF_LEN + 8);
+	struct stat sb;
+
+	if (lseek(sfd, 0, SEEK_CUR) != 5000)
+		fail("savedfile: offset is not 5000");
+	if (fstat(sfd, &sb) || sb.st_size != SF_LEN || sb.st_nlink != 1 ||
+	    (sb.st_mode & 0777) != 0604)
+		fail("savedfile: size %lld, links %lu, mode %o", (long long)sb.st_size,
+		     (unsigned long)sb.st_nlink, sb.st_mode & 0777);
+	if (pread(sfd, buf, SF_LEN, 0) != SF_LEN || !same(buf, SF_LEN & ~7ul, 121))
+		fail("savedfile: contents differ");
+	free(buf);
+}
+
 /* ---- sparse: 64 GiB of MAP_NORESERVE with 1 MiB touched ---------------- */
 
 static char *sp;
@@ -551,7 +586,7 @@ static const struct kind {
     {"sharedanon", sharedanon_setup, sharedanon_check}, {"memfd", memfd_setup, memfd_check},
     {"deleted", deleted_setup, deleted_check},	     {"delmap", delmap_setup, delmap_check},
     {"sysvshm", sysvshm_setup, sysvshm_check},	     {"sysvkey", sysvkey_setup, sysvkey_check},
-    {"sparse", sparse_setup, sparse_check},
+    {"sparse", sparse_setup, sparse_check},	     {"savedfile", savedfile_setup, savedfile_check},
 };
 #define NKINDS (sizeof(kinds) / sizeof(kinds[0]))
 
