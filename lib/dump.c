@@ -22,6 +22,7 @@
 #include "fd.h"
 #include "image.h"
 #include "inject.h"
+#include "ipc.h"
 #include "proc.h"
 #include "ptrace.h"
 #include "restart.h"
@@ -774,7 +775,8 @@ static int capture(struct dump_target *tg, struct image *im, struct shm_dump **s
 	if (capture_sigqueue(im, pid, 1))
 		goto out;
 	if (capture_proc(pid, im) || capture_regions(pid, im, maps, n) || fd_capture(pid, im) ||
-	    shm_capture(pid, im, o->save_files, sd) || capture_injected(tg, im, maps, n, *sd))
+	    ipc_capture(pid, im) || shm_capture(pid, im, o->save_files, sd) ||
+	    capture_injected(tg, im, maps, n, *sd))
 		goto out;
 	/* glibc caches each thread's tid in its struct pthread, the word
 	 * clear_child_tid points at; a restore under other tids must update

@@ -92,6 +92,9 @@ void image_free(struct image *im)
 	for (size_t i = 0; i < im->nshms; i++)
 		free(im->shms[i].name);
 	free(im->shms);
+	for (size_t i = 0; i < im->nipcs; i++)
+		free(im->ipcs[i].data);
+	free(im->ipcs);
 	memset(im, 0, sizeof(*im));
 }
 
@@ -244,6 +247,13 @@ int img_write_meta(struct img_writer *w, const struct image *im)
 		v[0] = (struct iovec){(void *)&o->d, sizeof(o->d)};
 		v[1] = (struct iovec){o->name, o->d.name_len};
 		if (img_write_rec(w, IMG_REC_SHM, v, 2))
+			return -1;
+	}
+	for (size_t i = 0; i < im->nipcs; i++) {
+		const struct ipc_obj *o = &im->ipcs[i];
+		v[0] = (struct iovec){(void *)&o->d, sizeof(o->d)};
+		v[1] = (struct iovec){o->data, o->d.data_len};
+		if (img_write_rec(w, IMG_REC_IPC, v, 2))
 			return -1;
 	}
 	return img_write_rec(w, IMG_REC_DATA, NULL, 0);
@@ -931,6 +941,75 @@ static int parse_shm(struct image *im, const char *buf, uint64_t len)
 	return 0;
 }
 
+/* The messages of a queue must fill its data exactly. */
+static int check_msgs(const struct ipc_obj *o)
+{
+	uint64_t off = 0;
+
+	for (uint32_t i = 0; i < o->d.n; i++) {
+		int64_t type;
+		uint64_t len;
+		if (o->d.data_len - off < 16)
+			return -1;
+		memcpy(&type, o->data + off, 8);
+		memcpy(&len, o->data + off + 8, 8);
+		off += 16;
+		if (type <= 0 || len > (1u << 24) || (len + 7) / 8 * 8 > o->d.data_len - off)
+			return -1;
+		off += (len + 7) / 8 * 8;
+	}
+	return off == o->d.data_len ? 0 : -1;
+}
+
+static int parse_ipc(struct image *im, const char *buf, uint64_t len)
+{
+	struct ipc_obj *o, *n;
+
+	if (im->nipcs >= IMG_MAX_IPCS) {
+		err_set("more than %d IPC records", IMG_MAX_IPCS);
+		return -1;
+	}
+	n = realloc(im->ipcs, (im->nipcs + 1) * sizeof(*n));
+	if (!n) {
+		err_set("out of memory");
+		return -1;
+	}
+	im->ipcs = n;
+	o = &n[im->nipcs];
+	memset(o, 0, sizeof(*o));
+	if (len < sizeof(o->d)) {
+		err_set("IPC record %zu: too short", im->nipcs);
+		return -1;
+	}
+	memcpy(&o->d, buf, sizeof(o->d));
+	if (o->d.data_len != len - sizeof(o->d) || o->d.kind == 0 || o->d.kind >= IMG_IPC_NKINDS ||
+	    o->d.id < 0 || o->d.mode & ~0777u || o->d.flags & ~IMG_IPC_USED ||
+	    (o->d.kind == IMG_IPC_SEM &&
+	     (o->d.n == 0 || o->d.n > 32000 || o->d.data_len != 2ull * o->d.n))) {
+		err_set("IPC record %zu: bad kind, id, mode, count or length", im->nipcs);
+		return -1;
+	}
+	o->data = malloc(o->d.data_len + 1);
+	if (!o->data) {
+		err_set("out of memory");
+		return -1;
+	}
+	memcpy(o->data, buf + sizeof(o->d), o->d.data_len);
+	im->nipcs++;
+	if (o->d.kind == IMG_IPC_MSG && check_msgs(o)) {
+		err_set("IPC record %zu: messages do not fill the record", im->nipcs - 1);
+		return -1;
+	}
+	for (size_t i = 0; i + 1 < im->nipcs; i++)
+		if (im->ipcs[i].d.kind == o->d.kind && im->ipcs[i].d.id == o->d.id) {
+			err_set("IPC record %zu: %s id %d appears twice", im->nipcs - 1,
+				o->d.kind == IMG_IPC_SEM ? "semaphore set" : "message queue",
+				o->d.id);
+			return -1;
+		}
+	return 0;
+}
+
 /* Every region and fd of kind shm names an object the image holds. */
 static int check_shm_refs(const struct image *im)
 {
@@ -1036,6 +1115,9 @@ int img_read_meta(struct img_reader *r, struct image *im, const void *prefix, si
 			break;
 		case IMG_REC_SHM:
 			rc = parse_shm(im, buf, rec.len);
+			break;
+		case IMG_REC_IPC:
+			rc = parse_ipc(im, buf, rec.len);
 			break;
 		case IMG_REC_DATA:
 			free(buf);

@@ -46,6 +46,7 @@ enum img_rec_type {
 	IMG_REC_TIMERS = 10,  /* interval timers and POSIX timers */
 	IMG_REC_SHM = 11,     /* a memory object or file whose contents the image holds */
 	IMG_REC_SHMDATA = 12, /* contents of one: after DATA, before PAGES */
+	IMG_REC_IPC = 13,     /* a System V semaphore set or message queue */
 	IMG_REC_NTYPES
 };
 
@@ -306,6 +307,25 @@ struct img_shm {
 	/* then the name */
 };
 
+/* A System V semaphore set or message queue of the process's user (see
+ * ipc.h for which ones), with its contents. */
+enum img_ipc_kind { IMG_IPC_SEM = 1, IMG_IPC_MSG = 2, IMG_IPC_NKINDS };
+
+struct img_ipc {
+	uint32_t kind;
+	int32_t key; /* 0: IPC_PRIVATE */
+	int32_t id;
+	uint32_t mode; /* permission bits */
+	uint32_t n;	/* semaphores in the set, or messages in the queue */
+	uint32_t flags; /* IMG_IPC_USED */
+	uint64_t qbytes;   /* message queue: its byte limit (msg_qbytes) */
+	uint64_t data_len; /* bytes that follow: n u16 semaphore values, or n
+			    * messages as {s64 mtype, u64 len, len bytes padded to 8} */
+};
+
+#define IMG_IPC_USED 1u /* the process was its last user (a sempid, lspid or lrpid) */
+#define IMG_MAX_IPCS 4096
+
 /* SHMDATA: an img_pages whose runs are byte offsets into object shm (the
  * index of its SHM record), then padding and data as in PAGES. */
 struct img_shmdata {
@@ -374,6 +394,11 @@ struct image {
 	size_t nfiles;
 	struct shm_obj *shms; /* each SHM record, in stream order */
 	size_t nshms;
+	struct ipc_obj {
+		struct img_ipc d;
+		unsigned char *data;
+	} *ipcs;
+	size_t nipcs;
 };
 /* The SHM object a region or fd of kind shm names, or NULL. */
 struct shm_obj *img_find_shm(const struct image *im, uint64_t dev, uint64_t ino);

@@ -264,6 +264,15 @@ void inspect_text(FILE *f, const struct img_input *in, const struct img_totals *
 			fprintf(f, ", seals %#x", o->d.seals);
 		fprintf(f, "%s%s\n", o->name[0] ? " " : "", o->name);
 	}
+	if (im->nipcs)
+		fprintf(f, "sysv ipc: %zu\n", im->nipcs);
+	for (size_t i = 0; i < im->nipcs; i++) {
+		const struct img_ipc *d = &im->ipcs[i].d;
+		fprintf(f, "  %s id %d, key %#x, mode %04o, %u %s\n",
+			d->kind == IMG_IPC_SEM ? "semaphores" : "messages  ", d->id, (unsigned)d->key,
+			d->mode, d->n,
+			d->kind == IMG_IPC_SEM ? "semaphores" : "messages queued");
+	}
 	fprintf(f, "data:     %llu pages (%s) in %llu records, %llu bytes, checksums ok\n",
 		(unsigned long long)t->pages,
 		fmt_bytes(b1, sizeof(b1), t->pages * h->page_size),
@@ -374,6 +383,13 @@ void inspect_json(FILE *f, const struct img_input *in, const struct img_totals *
 			o->d.flags & IMG_SHM_RMID ? "true" : "false", o->d.seals);
 		json_str(f, o->name, strlen(o->name));
 		fputc('}', f);
+	}
+	fprintf(f, "],\n\"sysv_ipc\":[\n");
+	for (size_t i = 0; i < im->nipcs; i++) {
+		const struct img_ipc *d = &im->ipcs[i].d;
+		fprintf(f, "%s{\"kind\":\"%s\",\"id\":%d,\"key\":%d,\"mode\":%u,\"count\":%u}",
+			i ? ",\n" : "", d->kind == IMG_IPC_SEM ? "sem" : "msg", d->id, d->key,
+			d->mode, d->n);
 	}
 	fprintf(f, "],\n\"data\":{\"pages\":%llu,\"bytes\":%llu,\"records\":%llu,"
 		   "\"stream_bytes\":%llu}}\n",

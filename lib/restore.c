@@ -19,6 +19,7 @@
 
 #include "err.h"
 #include "fd.h"
+#include "ipc.h"
 #include "proc.h"
 #include "restart.h"
 #include "restore.h"
@@ -558,7 +559,8 @@ static _Noreturn void jump(uint64_t entry, uint64_t stack_top,
 			 "jmp *%2\n\t"
 			 :
 			 : "r"(stack_top - 8), "r"(a), "r"(entry)
-			 : "memory");
+			 /* rdi is written before entry is read: keep entry out of it. */
+			 : "rdi", "memory");
 	__builtin_unreachable();
 }
 
@@ -602,7 +604,7 @@ int rst_restore(struct img_input *in, int flags)
 		return -1;
 	/* Memory objects and deleted files first: their contents come
 	 * before the page data. */
-	if (shm_make(in, &sm, &first))
+	if (shm_make(in, &sm, &first) || ipc_restore(im))
 		goto fail;
 	if (proc_read_maps(0, &self, &nself))
 		goto fail;

@@ -6,8 +6,8 @@
  *
  * usage: memkinds DIR [KIND...]
  * KIND: advice split remap posixshm sharedanon memfd deleted delmap sysvshm
- * sysvkey sparse savedfile (all of them but sparse when none is given; sysvkey takes
- * its key from CKPT_SHM_KEY, and is left out when that is unset).  Prints "ready PID", waits for DIR/go,
+ * sysvkey sparse savedfile ipc.  With none given, all of them but sparse
+ * and ipc, and sysvkey only when CKPT_SHM_KEY (its key) is set.  Prints "ready PID", waits for DIR/go,
  * checks, prints "memkinds: ok". */
 #include <errno.h>
 #include <fcntl.h>
@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/msg.h>
+#include <sys/sem.h>
 #include <sys/shm.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -551,6 +553,68 @@ static void savedfile_check(void)
 	free(buf);
 }
 
+/* ---- ipc: a System V semaphore set and message queue ------------------- */
+
+static int semid, msqid;
+static const unsigned short sem_vals[3] = {5, 0, 7};
+static const char *const msgs[3] = {"first", "", "the third message, longer than the others"};
+
+struct msgbuf_ {
+	long type;
+	char text[256];
+};
+
+static void ipc_setup(void)
+{
+	struct sembuf ops[2] = {{0, 5, 0}, {2, 7, 0}};
+	char path[4096];
+	FILE *f;
+
+	semid = semget(IPC_PRIVATE, 3, IPC_CREAT | 0600);
+	msqid = msgget(IPC_PRIVATE, IPC_CREAT | 0640);
+	if (semid < 0 || msqid < 0 || semop(semid, ops, 2))
+		die("semget/msgget/semop");
+	for (int i = 0; i < 3; i++) {
+		struct msgbuf_ m = {.type = i + 1};
+		strcpy(m.text, msgs[i]);
+		if (msgsnd(msqid, &m, strlen(msgs[i]), 0))
+			die("msgsnd");
+	}
+	/* For the test's teardown. */
+	snprintf(path, sizeof(path), "%s/ipc-ids", dir);
+	f = fopen(path, "w");
+	if (!f)
+		die("ipc-ids");
+	fprintf(f, "%d %d\n", semid, msqid);
+	fclose(f);
+}
+
+static void ipc_check(void)
+{
+	unsigned short v[3];
+	struct sembuf op = {2, -7, IPC_NOWAIT};
+
+	if (semctl(semid, 0, GETALL, v) || memcmp(v, sem_vals, sizeof(v)))
+		fail("ipc: semaphore values differ");
+	if (semop(semid, &op, 1))
+		fail("ipc: semop on the restored set: %s", strerror(errno));
+	for (int i = 0; i < 3; i++) {
+		struct msgbuf_ m;
+		ssize_t n = msgrcv(msqid, &m, sizeof(m.text), 0, IPC_NOWAIT);
+		if (n != (ssize_t)strlen(msgs[i]) || m.type != i + 1 || memcmp(m.text, msgs[i], n))
+			fail("ipc: message %d differs (%zd bytes, type %ld)", i, n, m.type);
+	}
+	{
+		struct msgbuf_ m;
+		if (msgrcv(msqid, &m, sizeof(m.text), 0, IPC_NOWAIT) >= 0)
+			fail("ipc: a message too many");
+	}
+	if (!failures) {
+		semctl(semid, 0, IPC_RMID);
+		msgctl(msqid, IPC_RMID, NULL);
+	}
+}
+
 /* ---- sparse: 64 GiB of MAP_NORESERVE with 1 MiB touched ---------------- */
 
 static char *sp;
@@ -587,6 +651,7 @@ static const struct kind {
     {"deleted", deleted_setup, deleted_check},	     {"delmap", delmap_setup, delmap_check},
     {"sysvshm", sysvshm_setup, sysvshm_check},	     {"sysvkey", sysvkey_setup, sysvkey_check},
     {"sparse", sparse_setup, sparse_check},	     {"savedfile", savedfile_setup, savedfile_check},
+    {"ipc", ipc_setup, ipc_check},
 };
 #define NKINDS (sizeof(kinds) / sizeof(kinds[0]))
 
@@ -614,7 +679,7 @@ int main(int argc, char **argv)
 	/* sysvkey only when asked for or given its key, sparse when asked. */
 	if (!any)
 		for (size_t k = 0; k < NKINDS; k++)
-			on[k] = strcmp(kinds[k].name, "sparse") &&
+			on[k] = strcmp(kinds[k].name, "sparse") && strcmp(kinds[k].name, "ipc") &&
 				(strcmp(kinds[k].name, "sysvkey") || getenv("CKPT_SHM_KEY"));
 	for (size_t k = 0; k < NKINDS; k++)
 		if (on[k])

@@ -243,3 +243,79 @@ EOF
 	[ "$status" -lt 128 ]
 	[[ "$stderr" == "ckpt-remap: fd 3: cannot reopen $D/saved: No such file or directory" ]]
 }
+
+# remove_ipc: the program's semaphore set and queue, if left behind.
+remove_ipc() {
+	local s q
+	[ -s "$D/ipc-ids" ] || return 0
+	read -r s q <"$D/ipc-ids"
+	ipcrm -s "$s" 2>/dev/null || true
+	ipcrm -q "$q" 2>/dev/null || true
+}
+
+@test "System V semaphores and messages: set back where they outlived the process" {
+	start_bg memkinds "$D" ipc
+	wait_for_line "$OUT" '^ready '
+	ckpt-dump --kill -o "$IMG" "$BG_PID"
+	wait "$BG_PID" || true
+	CKPT_PIDS=()
+	run ckpt-inspect "$IMG"
+	grep -Eq '^  semaphores id [0-9]+, key 0, mode 0600, 3 semaphores$' <<<"$output"
+	grep -Eq '^  messages   id [0-9]+, key 0, mode 0640, 3 messages queued$' <<<"$output"
+	read -r s q <"$D/ipc-ids"
+	go_and_restore "$IMG"
+	remove_ipc
+	[ "$status" -eq 0 ]
+	grep -qx "ckpt-remap: semaphore set $s (key 0): contents set back to the checkpoint's" <<<"$stderr"
+	grep -qx "ckpt-remap: message queue $q (key 0): contents set back to the checkpoint's" <<<"$stderr"
+	grep -qx 'memkinds: ok' "$OUT"
+}
+
+@test "System V semaphores and messages in use by a live process refuse the restore" {
+	start_bg memkinds "$D" ipc
+	wait_for_line "$OUT" '^ready '
+	ckpt-dump -o "$IMG" "$BG_PID"
+	run --separate-stderr ckpt-remap "$IMG"
+	echo "$stderr"
+	[ "$status" -ne 0 ]
+	[ "$status" -lt 128 ]
+	[[ "$stderr" == "ckpt-remap: semaphore set "*" is in use by pid $BG_PID" ]]
+	touch "$D/go"
+	st=0
+	wait "$BG_PID" || st=$?
+	CKPT_PIDS=()
+	remove_ipc
+	[ "$st" -eq 0 ]
+	grep -qx 'memkinds: ok' "$OUT"
+}
+
+# bats test_tags=root
+@test "System V semaphores and messages that are gone are made again under their ids" {
+	start_bg memkinds "$D" ipc
+	wait_for_line "$OUT" '^ready '
+	ckpt-dump --kill -o "$IMG" "$BG_PID"
+	wait "$BG_PID" || true
+	CKPT_PIDS=()
+	remove_ipc
+	go_and_restore "$IMG"
+	remove_ipc
+	[ "$status" -eq 0 ]
+	[ -z "$stderr" ]
+	grep -qx 'memkinds: ok' "$OUT"
+}
+
+@test "without the right to choose ids, gone semaphores refuse the restore by name" {
+	[ "$(id -u)" -ne 0 ] || skip "root may write sem_next_id"
+	start_bg memkinds "$D" ipc
+	wait_for_line "$OUT" '^ready '
+	ckpt-dump --kill -o "$IMG" "$BG_PID"
+	wait "$BG_PID" || true
+	CKPT_PIDS=()
+	read -r s q <"$D/ipc-ids"
+	remove_ipc
+	run --separate-stderr ckpt-remap "$IMG"
+	echo "$stderr"
+	[ "$status" -ne 0 ]
+	[ "$status" -lt 128 ]
+	[[ "$stderr" == "ckpt-remap: semaphore set $s cannot be made again under its id (writing /proc/sys/kernel/sem_next_id): Permission denied" ]]
+}
