@@ -7,8 +7,8 @@
  * usage: memkinds DIR [KIND...]
  * KIND: advice split remap posixshm sharedanon memfd deleted delmap sysvshm
  * sysvkey sparse savedfile ipc.  With none given, all of them but sparse
- * and ipc, and sysvkey only when CKPT_SHM_KEY (its key) is set.  Prints "ready PID", waits for DIR/go,
- * checks, prints "memkinds: ok". */
+ * and ipc, and sysvkey only when CKPT_SHM_KEY (its key) is set.
+ * Prints "ready PID", waits for DIR/go, checks, prints "memkinds: ok". */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
