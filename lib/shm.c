@@ -506,10 +506,30 @@ static int make_file(const struct shm_obj *o)
 	return memfd_create(basename(dir), MFD_CLOEXEC);
 }
 
+/* Ask for the segment's old id (the program may hold it), where we may
+ * (CAP_CHECKPOINT_RESTORE): not having it is no error for a segment. */
+static void want_shm_id(int id)
+{
+	char buf[32];
+	int fd = open("/proc/sys/kernel/shm_next_id", O_WRONLY | O_CLOEXEC), n;
+
+	if (fd < 0)
+		return;
+	n = snprintf(buf, sizeof(buf), "%d", id);
+	if (write(fd, buf, n) != n) {
+		/* nothing: the kernel picks an id */
+	}
+	close(fd);
+}
+
 static int make_sysv(const struct shm_obj *o, struct shm_made *sm, size_t i)
 {
 	int32_t key = (o->d.flags & IMG_SHM_RMID) ? IPC_PRIVATE : o->d.key;
-	int id = shmget(key, o->d.size, IPC_CREAT | IPC_EXCL | (o->d.mode & 0777));
+	int id;
+
+	if (!(o->d.flags & IMG_SHM_RMID) && shmget(key, 0, 0) < 0)
+		want_shm_id((int)o->d.ino);
+	id = shmget(key, o->d.size, IPC_CREAT | IPC_EXCL | (o->d.mode & 0777));
 
 	if (id < 0 && errno == EEXIST) {
 		/* The segment outlived the process (the usual case on the same
