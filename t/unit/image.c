@@ -36,6 +36,8 @@ static size_t write_image(const char *path)
 	struct region rg[3];
 	struct fd_entry fe[2];
 	struct shm_obj so;
+	struct ipc_obj io;
+	unsigned char ipcdata[56];
 	struct img_run srun = {4096, 1};
 	struct thread th;
 	unsigned char xs[1024], data[3 * 4096];
@@ -89,6 +91,19 @@ static size_t write_image(const char *path)
 	so.name = "m";
 	im.shms = &so;
 	im.nshms = 1;
+	/* A queue of two messages: "hi" (type 1) and 9 bytes (type 7). */
+	memset(ipcdata, 0, sizeof(ipcdata));
+	memcpy(ipcdata, &(int64_t){1}, 8);
+	memcpy(ipcdata + 8, &(uint64_t){2}, 8);
+	memcpy(ipcdata + 16, "hi", 2);
+	memcpy(ipcdata + 24, &(int64_t){7}, 8);
+	memcpy(ipcdata + 32, &(uint64_t){9}, 8);
+	memcpy(ipcdata + 40, "123456789", 9);
+	io.d = (struct img_ipc){.kind = IMG_IPC_MSG, .id = 5, .mode = 0600, .n = 2,
+				.data_len = sizeof(ipcdata)};
+	io.data = ipcdata;
+	im.ipcs = &io;
+	im.nipcs = 1;
 	w.fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	if (w.fd < 0 || img_write_header(&w, &im.hdr) || img_write_meta(&w, &im) ||
 	    img_write_shmdata(&w, 0, &srun, 1, data, 1) || img_write_pages(&w, runs, 2, data, 3) ||
@@ -144,6 +159,9 @@ int main(void)
 	CHECK(in.im.nshms == 1 && in.im.shms[0].stored == 1 && !strcmp(in.im.shms[0].name, "m") &&
 		      in.im.shms[0].d.size == 8192,
 	      "the memory object survives, its page counted");
+	CHECK(in.im.nipcs == 1 && in.im.ipcs[0].d.n == 2 && in.im.ipcs[0].d.data_len == 56 &&
+		      !memcmp(in.im.ipcs[0].data + 40, "123456789", 9),
+	      "the message queue survives");
 	CHECK(in.im.sigacts[1].handler == 1, "signal actions survive");
 	CHECK(t.pages == 4 && t.bytes == len, "totals: %llu pages, %llu of %zu bytes",
 	      (unsigned long long)t.pages, (unsigned long long)t.bytes, len);
