@@ -213,6 +213,43 @@ out:
 	return rc;
 }
 
+/* A named pipe: its bytes, peeked as for a pipe, and its size. */
+static int capture_fifo(pid_t pid, struct fd_entry *f)
+{
+	struct img_fifo p = {0};
+	unsigned char *data = NULL;
+	int rc;
+
+	f->d.kind = IMG_FD_FIFO;
+	if (peek_pipe(pid, f->d.fd, &p.size, &data, &p.data_len))
+		return -1;
+	rc = set_extra(f, &p, sizeof(p), data, p.data_len);
+	free(data);
+	return rc;
+}
+
+/* Several fds of one FIFO share its buffer: the first carries the bytes. */
+static void dedup_fifos(struct image *im)
+{
+	for (size_t i = 0; i < im->nfiles; i++) {
+		struct fd_entry *f = &im->files[i];
+		struct img_fifo p;
+
+		if (f->d.kind != IMG_FD_FIFO)
+			continue;
+		for (size_t k = 0; k < i; k++) {
+			const struct fd_entry *g = &im->files[k];
+			if (g->d.kind != IMG_FD_FIFO || g->d.dev != f->d.dev || g->d.ino != f->d.ino)
+				continue;
+			memcpy(&p, f->extra, sizeof(p));
+			p.data_len = 0;
+			memcpy(f->extra, &p, sizeof(p));
+			f->d.extra_len = sizeof(p);
+			break;
+		}
+	}
+}
+
 /* Both ends of every pipe must be in the process: an end held elsewhere
  * would be cut off by a restore.  The first fd of each pipe carries its
  * contents; the others drop their copy. */
@@ -312,6 +349,15 @@ int fd_capture(pid_t pid, struct image *im)
 				goto fail;
 			}
 			f->d.kind = S_ISREG(sb.st_mode) ? IMG_FD_REG : IMG_FD_DIR;
+		} else if (S_ISFIFO(sb.st_mode)) {
+			size_t l = strlen(link);
+			if (sb.st_nlink == 0 || (l > 10 && !strcmp(link + l - 10, " (deleted)"))) {
+				err_set("pid %d: fd %d is deleted FIFO %s; not supported", pid, fd,
+					link);
+				goto fail;
+			}
+			if (capture_fifo(pid, f))
+				goto fail;
 		} else if (S_ISCHR(sb.st_mode) && major(sb.st_rdev) == 1) {
 			f->d.kind = IMG_FD_CHR; /* /dev/null, zero, full, random, urandom */
 		} else {
@@ -324,6 +370,7 @@ int fd_capture(pid_t pid, struct image *im)
 	}
 	free(fds);
 	im->proc.nfiles = im->nfiles;
+	dedup_fifos(im);
 	return check_pipes(pid, im);
 fail:
 	free(fds);
@@ -378,6 +425,58 @@ static int make_pipe(const struct fd_entry *f, struct fd_pipes *pipes)
 	fl = fcntl(fd, F_GETFL);
 	fcntl(fd, F_SETFL, (fl & ~O_NONBLOCK) | (f->d.flags & O_NONBLOCK));
 	return fd;
+}
+
+/* A FIFO reopened by path with its access mode.  A read-only open blocks
+ * until there is a writer and a write-only one fails (ENXIO) without a
+ * reader: a read-write open of our own, held until the program's is made,
+ * is both, and both of the program's are made non-blocking, then given
+ * its O_NONBLOCK.  The saved bytes go back only into an empty FIFO: one
+ * that still holds bytes is the same pipe, kept by another process (the
+ * dumped one, if it runs on), and has them already. */
+static int make_fifo(const struct fd_entry *f)
+{
+	struct img_fifo p;
+	struct stat sb;
+	int hold, fd, fl, queued = 0;
+
+	memcpy(&p, f->extra, sizeof(p));
+	hold = open(f->path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	if (hold < 0) {
+		err_sys("fd %d: cannot reopen FIFO %s", f->d.fd, f->path);
+		return -1;
+	}
+	if (fstat(hold, &sb) || !S_ISFIFO(sb.st_mode)) {
+		err_set("fd %d: %s is no longer a FIFO", f->d.fd, f->path);
+		close(hold);
+		return -1;
+	}
+	fd = open(f->path, (f->d.flags & O_ACCMODE) | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		err_sys("fd %d: cannot reopen FIFO %s", f->d.fd, f->path);
+		close(hold);
+		return -1;
+	}
+	/* Above pipe-max-size an unprivileged user keeps the default. */
+	if (fcntl(hold, F_GETPIPE_SZ) < (int)p.size && fcntl(hold, F_SETPIPE_SZ, p.size) < 0 &&
+	    p.data_len > 65536) {
+		err_sys("fd %d: cannot make FIFO %s hold %u bytes", f->d.fd, f->path, p.size);
+		goto fail;
+	}
+	if (p.data_len && !ioctl(hold, FIONREAD, &queued) && queued == 0 &&
+	    write_all(hold, f->extra + sizeof(p), p.data_len)) {
+		err_sys("fd %d: cannot put %u bytes back in FIFO %s", f->d.fd, p.data_len,
+			f->path);
+		goto fail;
+	}
+	fl = fcntl(fd, F_GETFL);
+	fcntl(fd, F_SETFL, (fl & ~(O_NONBLOCK | O_APPEND)) | (f->d.flags & (O_NONBLOCK | O_APPEND)));
+	close(hold);
+	return fd;
+fail:
+	close(fd);
+	close(hold);
+	return -1;
 }
 
 static int make_timerfd(const struct fd_entry *f)
@@ -442,6 +541,8 @@ int fd_make(const struct fd_entry *f, struct fd_pipes *pipes)
 	}
 	case IMG_FD_TIMERFD:
 		return make_timerfd(f);
+	case IMG_FD_FIFO:
+		return make_fifo(f);
 	case IMG_FD_EPOLL:
 		fd = epoll_create1(EPOLL_CLOEXEC);
 		break;

@@ -752,6 +752,15 @@ static int check_file_extra(const struct fd_entry *f, size_t idx)
 			goto bad;
 		return 0;
 	}
+	case IMG_FD_FIFO: {
+		struct img_fifo p;
+		if (n < sizeof(p))
+			goto bad;
+		memcpy(&p, x, sizeof(p));
+		if (p.data_len > p.size || p.size > (1u << 30) || n != sizeof(p) + p.data_len)
+			goto bad;
+		return 0;
+	}
 	case IMG_FD_EVENTFD:
 		want = sizeof(struct img_eventfd);
 		break;

@@ -186,6 +186,12 @@ struct img_epoll_item {
 	uint64_t data;
 };
 
+/* A named pipe: the bytes it held follow (one fd per FIFO has them). */
+struct img_fifo {
+	uint32_t size;	   /* F_GETPIPE_SZ */
+	uint32_t data_len; /* bytes in it, which follow */
+};
+
 struct img_file {
 	int32_t fd;
 	uint32_t kind;

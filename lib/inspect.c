@@ -143,6 +143,65 @@ static const char *syscall_state(const struct user_regs_struct *r, char *buf, si
 	return buf;
 }
 
+static void put_num(FILE *f, int json, const char *key, unsigned long long v)
+{
+	fprintf(f, json ? ",\"%s\":%llu" : " %s %llu", key, v);
+}
+
+/* What an fd's kind keeps beyond its path: " key value..." in text,
+ * ",\"key\":value..." in JSON. */
+static void fd_state(FILE *f, const struct fd_entry *e, int json)
+{
+	const unsigned char *x = e->extra;
+
+	switch (e->d.kind) {
+	case IMG_FD_PIPE: {
+		struct img_pipe p;
+		memcpy(&p, x, sizeof(p));
+		fprintf(f, json ? ",\"end\":\"%s\"" : " %s end", p.end ? "write" : "read");
+		put_num(f, json, "queued", p.data_len);
+		put_num(f, json, "size", p.size);
+		break;
+	}
+	case IMG_FD_FIFO: {
+		struct img_fifo p;
+		memcpy(&p, x, sizeof(p));
+		put_num(f, json, "queued", p.data_len);
+		put_num(f, json, "size", p.size);
+		break;
+	}
+	case IMG_FD_EVENTFD: {
+		struct img_eventfd v;
+		memcpy(&v, x, sizeof(v));
+		put_num(f, json, "count", v.count);
+		put_num(f, json, "semaphore", v.semaphore);
+		break;
+	}
+	case IMG_FD_SIGNALFD: {
+		struct img_signalfd v;
+		memcpy(&v, x, sizeof(v));
+		fprintf(f, json ? ",\"sigmask\":%llu" : " sigmask %#llx", (unsigned long long)v.mask);
+		break;
+	}
+	case IMG_FD_TIMERFD: {
+		struct img_timerfd v;
+		memcpy(&v, x, sizeof(v));
+		put_num(f, json, "clock", v.clock);
+		put_num(f, json, "ticks", v.ticks);
+		fprintf(f, json ? ",\"left_ns\":%llu,\"interval_ns\":%llu" : " left %lluns interval %lluns",
+			(unsigned long long)(v.left.sec * 1000000000ull + v.left.nsec),
+			(unsigned long long)(v.interval.sec * 1000000000ull + v.interval.nsec));
+		break;
+	}
+	case IMG_FD_EPOLL: {
+		struct img_epoll v;
+		memcpy(&v, x, sizeof(v));
+		put_num(f, json, "watches", v.n);
+		break;
+	}
+	}
+}
+
 void inspect_text(FILE *f, const struct img_input *in, const struct img_totals *t)
 {
 	const struct image *im = &in->im;
@@ -191,9 +250,10 @@ void inspect_text(FILE *f, const struct img_input *in, const struct img_totals *
 	fprintf(f, "files:    %zu\n", im->nfiles);
 	for (size_t i = 0; i < im->nfiles; i++) {
 		const struct fd_entry *e = &im->files[i];
-		fprintf(f, "  fd %-3d %-7s flags %#o offset %llu %s\n", e->d.fd,
-			img_fd_kind_name(e->d.kind), e->d.flags, (unsigned long long)e->d.pos,
-			e->path);
+		fprintf(f, "  fd %-3d %-7s flags %#o offset %llu", e->d.fd,
+			img_fd_kind_name(e->d.kind), e->d.flags, (unsigned long long)e->d.pos);
+		fd_state(f, e, 0);
+		fprintf(f, " %s\n", e->path);
 	}
 	fprintf(f, "data:     %llu pages (%s) in %llu records, %llu bytes, checksums ok\n",
 		(unsigned long long)t->pages,
@@ -293,6 +353,7 @@ void inspect_json(FILE *f, const struct img_input *in, const struct img_totals *
 			i ? ",\n" : "", e->d.fd, img_fd_kind_name(e->d.kind), e->d.flags,
 			(unsigned long long)e->d.pos);
 		json_str(f, e->path, strlen(e->path));
+		fd_state(f, e, 1);
 		fputc('}', f);
 	}
 	fprintf(f, "],\n\"data\":{\"pages\":%llu,\"bytes\":%llu,\"records\":%llu,"
