@@ -9,7 +9,13 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <linux/unix_diag.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/timerfd.h>
@@ -69,8 +75,7 @@ static int peek_pipe(pid_t pid, int fd, uint32_t *size, unsigned char **data, ui
 		return -1;
 	}
 	n = fcntl(pfd, F_GETPIPE_SZ);
-	if (n <= 0 || pipe2(p, O_CLOEXEC | O_NONBLOCK) ||
-	    fcntl(p[1], F_SETPIPE_SZ, n) < n) {
+	if (n <= 0 || pipe2(p, O_CLOEXEC | O_NONBLOCK) || fcntl(p[1], F_SETPIPE_SZ, n) < n) {
 		err_sys("pid %d: fd %d: cannot make a pipe of %zd bytes to copy its contents", pid,
 			fd, n);
 		goto out;
@@ -105,6 +110,263 @@ out:
 	return rc;
 }
 
+/* A duplicate of the target's fd: pidfd_getfd (Linux 5.6) needs the
+ * ptrace access the dumper has.  Sockets and ttys cannot be reopened
+ * through /proc/PID/fd. */
+static int getfd(pid_t pid, int fd)
+{
+	int pidfd = syscall(SYS_pidfd_open, pid, 0), nfd = -1;
+
+	if (pidfd >= 0) {
+		nfd = syscall(SYS_pidfd_getfd, pidfd, fd, 0);
+		close(pidfd);
+	}
+	if (nfd < 0)
+		err_sys("pid %d: fd %d: cannot get a duplicate with pidfd_getfd", pid, fd);
+	return nfd;
+}
+
+static const char *family_name(int family)
+{
+	switch (family) {
+	case AF_INET:
+		return "an inet";
+	case AF_INET6:
+		return "an inet6";
+	case AF_NETLINK:
+		return "a netlink";
+	case AF_PACKET:
+		return "a packet";
+	case AF_VSOCK:
+		return "a vsock";
+	default:
+		return "a";
+	}
+}
+
+/* What sock_diag tells of a unix socket (NETLINK_SOCK_DIAG needs no
+ * privilege for one's own network namespace). */
+struct unix_diag_info {
+	uint32_t peer; /* inode of the peer, 0 if none */
+	uint8_t state, shutdown;
+	int named; /* bound to an address */
+};
+
+static int unix_diag(uint64_t ino, struct unix_diag_info *u)
+{
+	struct {
+		struct nlmsghdr nh;
+		struct unix_diag_req r;
+	} req = {.nh = {.nlmsg_len = sizeof(req),
+			.nlmsg_type = SOCK_DIAG_BY_FAMILY,
+			.nlmsg_flags = NLM_F_REQUEST},
+		 .r = {.sdiag_family = AF_UNIX,
+		       .udiag_states = -1,
+		       .udiag_ino = ino,
+		       .udiag_show = UDIAG_SHOW_PEER | UDIAG_SHOW_NAME,
+		       .udiag_cookie = {INET_DIAG_NOCOOKIE, INET_DIAG_NOCOOKIE}}};
+	long buf[2048];
+	struct nlmsghdr *nh = (void *)buf;
+	struct unix_diag_msg *m;
+	struct nlattr *a;
+	ssize_t n;
+	size_t left;
+	int nl;
+
+	memset(u, 0, sizeof(*u));
+	nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+	if (nl < 0)
+		return -1;
+	if (send(nl, &req, sizeof(req), 0) != sizeof(req) ||
+	    (n = recv(nl, buf, sizeof(buf), 0)) < 0) {
+		close(nl);
+		return -1;
+	}
+	close(nl);
+	if (!NLMSG_OK(nh, (size_t)n)) {
+		errno = EPROTO;
+		return -1;
+	}
+	if (nh->nlmsg_type == NLMSG_ERROR) {
+		struct nlmsgerr *e = NLMSG_DATA(nh);
+		errno = e->error ? -e->error : EPROTO;
+		return -1;
+	}
+	if (nh->nlmsg_type != SOCK_DIAG_BY_FAMILY || nh->nlmsg_len < NLMSG_LENGTH(sizeof(*m))) {
+		errno = EPROTO;
+		return -1;
+	}
+	m = NLMSG_DATA(nh);
+	u->state = m->udiag_state;
+	left = nh->nlmsg_len - NLMSG_LENGTH(sizeof(*m));
+	a = (void *)(m + 1);
+	while (left >= sizeof(*a) && a->nla_len >= sizeof(*a) && a->nla_len <= left) {
+		void *v = (char *)a + NLA_HDRLEN;
+		if (a->nla_type == UNIX_DIAG_PEER && a->nla_len >= NLA_HDRLEN + 4)
+			memcpy(&u->peer, v, 4);
+		else if (a->nla_type == UNIX_DIAG_NAME)
+			u->named = 1;
+		else if (a->nla_type == UNIX_DIAG_SHUTDOWN && a->nla_len >= NLA_HDRLEN + 1)
+			u->shutdown = *(uint8_t *)v;
+		if ((size_t)NLA_ALIGN(a->nla_len) >= left)
+			break;
+		left -= NLA_ALIGN(a->nla_len);
+		a = (void *)((char *)a + NLA_ALIGN(a->nla_len));
+	}
+	return 0;
+}
+
+/* The messages queued for reading on socket s, peeked out one after the
+ * other at a moving SO_PEEK_OFF (set back afterwards), so that the
+ * program's socket keeps every one.  A stream's bytes come as one
+ * message; datagrams keep their boundaries. */
+static int peek_socket(pid_t pid, int fd, int s, int type, struct img_unix *u, unsigned char **data)
+{
+	size_t cap = 1 << 20, len = 0;
+	unsigned char *buf = malloc(cap), *nb;
+	int old = -1, zero = 0, rc = -1;
+	socklen_t sl = sizeof(old);
+
+	*data = NULL;
+	if (!buf) {
+		err_set("out of memory");
+		return -1;
+	}
+	if (getsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &old, &sl) ||
+	    setsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof(zero))) {
+		err_sys("pid %d: fd %d: cannot set SO_PEEK_OFF to read its queue", pid, fd);
+		free(buf);
+		return -1;
+	}
+	for (;;) {
+		struct iovec iov;
+		struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+		size_t room;
+		ssize_t n;
+
+		if (cap - len < (64 << 10) + 4) {
+			if (cap >= (256u << 20)) {
+				err_set("pid %d: fd %d: more than 256 MiB queued on a unix socket",
+					pid, fd);
+				goto out;
+			}
+			if (!(nb = realloc(buf, cap * 2))) {
+				err_set("out of memory");
+				goto out;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+		room = cap - len - 4;
+		iov = (struct iovec){buf + len + 4, room};
+		n = recvmsg(s, &mh, MSG_PEEK | MSG_DONTWAIT | MSG_TRUNC);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (n < 0) {
+			err_sys("pid %d: fd %d: cannot read what its unix socket holds", pid, fd);
+			goto out;
+		}
+		/* 0: end of a stream whose peer shut down, or an empty
+		 * datagram, which a moving peek offset cannot get past. */
+		if (n == 0)
+			break;
+		if ((size_t)n > room || (mh.msg_flags & MSG_TRUNC)) {
+			err_set("pid %d: fd %d: a datagram of %zd bytes queued on a unix socket is "
+				"too large",
+				pid, fd, n);
+			goto out;
+		}
+		if (mh.msg_flags & MSG_CTRUNC) {
+			err_set("pid %d: fd %d: a message queued on a unix socket carries file "
+				"descriptors or credentials; not supported",
+				pid, fd);
+			goto out;
+		}
+		if (type == SOCK_STREAM && u->nmsg) {
+			/* One message: add to its length, move the bytes down. */
+			uint32_t l;
+			memcpy(&l, buf, 4);
+			memmove(buf + len, buf + len + 4, n);
+			l += n;
+			memcpy(buf, &l, 4);
+			len += n;
+		} else {
+			uint32_t l = n;
+			memcpy(buf + len, &l, 4);
+			len += 4 + n;
+			u->nmsg++;
+		}
+	}
+	u->data_len = len;
+	*data = buf;
+	buf = NULL;
+	rc = 0;
+out:
+	setsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &old, sizeof(old));
+	free(buf);
+	return rc;
+}
+
+/* A socket: one end of a unix socketpair is captured (with what is
+ * queued for it to read); whether its peer is in the process too is
+ * checked once every fd is known (check_pairs). */
+static int capture_socket(pid_t pid, struct fd_entry *f, const char *link)
+{
+	struct img_unix u = {0};
+	struct unix_diag_info di;
+	unsigned char *data = NULL;
+	int fd = f->d.fd, s, family = -1, type = -1, rc = -1;
+	socklen_t sl = sizeof(int);
+
+	if ((s = getfd(pid, fd)) < 0)
+		return -1;
+	if (getsockopt(s, SOL_SOCKET, SO_DOMAIN, &family, &sl) ||
+	    getsockopt(s, SOL_SOCKET, SO_TYPE, &type, &sl)) {
+		err_sys("pid %d: fd %d (%s): cannot ask the socket its family", pid, fd, link);
+		goto out;
+	}
+	if (family != AF_UNIX) {
+		err_set("pid %d: fd %d is %s socket (%s, family %d); not supported yet", pid, fd,
+			family_name(family), link, family);
+		goto out;
+	}
+	if (unix_diag(f->d.ino, &di)) {
+		err_sys("pid %d: fd %d (%s): cannot query the unix socket with sock_diag", pid, fd,
+			link);
+		goto out;
+	}
+	if (di.state == 10 /* TCP_LISTEN */ || di.named || !di.peer) {
+		err_set("pid %d: fd %d is a unix socket (%s) that is %s; only socketpairs are "
+			"supported",
+			pid, fd, link,
+			di.state == 10 ? "listening"
+			: di.named     ? "bound to an address"
+				       : "not connected");
+		goto out;
+	}
+	if (type != SOCK_STREAM && type != SOCK_DGRAM && type != SOCK_SEQPACKET) {
+		err_set("pid %d: fd %d is a unix socket (%s) of type %d; not supported", pid, fd,
+			link, type);
+		goto out;
+	}
+	f->d.kind = IMG_FD_UNIX;
+	u.type = type;
+	u.id = di.peer < f->d.ino ? di.peer : f->d.ino;
+	u.end = f->d.ino > di.peer;
+	u.shutdown = di.shutdown;
+	sl = sizeof(int);
+	getsockopt(s, SOL_SOCKET, SO_SNDBUF, &u.sndbuf, &sl);
+	sl = sizeof(int);
+	getsockopt(s, SOL_SOCKET, SO_RCVBUF, &u.rcvbuf, &sl);
+	if (peek_socket(pid, fd, s, type, &u, &data))
+		goto out;
+	rc = set_extra(f, &u, sizeof(u), data, u.data_len);
+out:
+	free(data);
+	close(s);
+	return rc;
+}
+
 /* Pipes and anonymous-inode files (eventfd, signalfd, timerfd, epoll). */
 static int capture_special(pid_t pid, struct fd_entry *f, const char *link)
 {
@@ -129,6 +391,8 @@ static int capture_special(pid_t pid, struct fd_entry *f, const char *link)
 		free(data);
 		return rc;
 	}
+	if (!strncmp(link, "socket:", 7))
+		return capture_socket(pid, f, link);
 	info = read_file(fmt_path(path, sizeof(path), "/proc/%d/fdinfo/%d", pid, fd), NULL);
 	if (!info)
 		return -1;
@@ -174,8 +438,8 @@ static int capture_special(pid_t pid, struct fd_entry *f, const char *link)
 			struct img_epoll_item *ni;
 			struct stat sb;
 
-			if (sscanf(p, "tfd: %d events: %x data: %llx pos:%*d ino:%llx", &it.fd, &events,
-				   &data, &ino) != 4) {
+			if (sscanf(p, "tfd: %d events: %x data: %llx pos:%*d ino:%llx", &it.fd,
+				   &events, &data, &ino) != 4) {
 				err_set("pid %d: fd %d: cannot parse its epoll entries", pid, fd);
 				free(items);
 				goto out;
@@ -186,9 +450,10 @@ static int capture_special(pid_t pid, struct fd_entry *f, const char *link)
 			 * be the file at that number to be added again. */
 			if (stat(fmt_path(path, sizeof(path), "/proc/%d/fd/%d", pid, it.fd), &sb) ||
 			    sb.st_ino != ino) {
-				err_set("pid %d: fd %d: epoll watches a file that is no longer fd %d; "
-					"not supported",
-					pid, fd, it.fd);
+				err_set(
+				    "pid %d: fd %d: epoll watches a file that is no longer fd %d; "
+				    "not supported",
+				    pid, fd, it.fd);
 				free(items);
 				goto out;
 			}
@@ -239,7 +504,8 @@ static void dedup_fifos(struct image *im)
 			continue;
 		for (size_t k = 0; k < i; k++) {
 			const struct fd_entry *g = &im->files[k];
-			if (g->d.kind != IMG_FD_FIFO || g->d.dev != f->d.dev || g->d.ino != f->d.ino)
+			if (g->d.kind != IMG_FD_FIFO || g->d.dev != f->d.dev ||
+			    g->d.ino != f->d.ino)
 				continue;
 			memcpy(&p, f->extra, sizeof(p));
 			p.data_len = 0;
@@ -274,15 +540,54 @@ static int check_pipes(pid_t pid, struct image *im)
 				first = 0;
 		}
 		if (ends != 3) {
-			err_set("pid %d: fd %d is the %s end of a pipe whose other end is not in the "
-				"process; not supported yet",
-				pid, f->d.fd, p.end ? "write" : "read");
+			err_set(
+			    "pid %d: fd %d is the %s end of a pipe whose other end is not in the "
+			    "process; not supported yet",
+			    pid, f->d.fd, p.end ? "write" : "read");
 			return -1;
 		}
 		if (!first && p.data_len) {
 			p.data_len = 0;
 			memcpy(f->extra, &p, sizeof(p));
 			f->d.extra_len = sizeof(p);
+		}
+	}
+	return 0;
+}
+
+/* Both ends of every unix socketpair must be in the process; the first
+ * fd of each end carries what is queued for it. */
+static int check_unix(pid_t pid, struct image *im)
+{
+	for (size_t i = 0; i < im->nfiles; i++) {
+		struct fd_entry *f = &im->files[i];
+		struct img_unix u, v;
+		int ends = 0, first = 1;
+
+		if (f->d.kind != IMG_FD_UNIX)
+			continue;
+		memcpy(&u, f->extra, sizeof(u));
+		for (size_t k = 0; k < im->nfiles; k++) {
+			if (im->files[k].d.kind != IMG_FD_UNIX)
+				continue;
+			memcpy(&v, im->files[k].extra, sizeof(v));
+			if (v.id != u.id)
+				continue;
+			ends |= 1 << v.end;
+			if (k < i && v.end == u.end)
+				first = 0;
+		}
+		if (ends != 3) {
+			err_set("pid %d: fd %d is a unix socket (%s) whose peer is not in the "
+				"process; not supported",
+				pid, f->d.fd, f->path);
+			return -1;
+		}
+		if (!first && u.data_len) {
+			u.data_len = 0;
+			u.nmsg = 0;
+			memcpy(f->extra, &u, sizeof(u));
+			f->d.extra_len = sizeof(u);
 		}
 	}
 	return 0;
@@ -371,34 +676,50 @@ int fd_capture(pid_t pid, struct image *im)
 	free(fds);
 	im->proc.nfiles = im->nfiles;
 	dedup_fifos(im);
+	if (check_unix(pid, im))
+		return -1;
 	return check_pipes(pid, im);
 fail:
 	free(fds);
 	return -1;
 }
 
-
 /* ---- making them again ------------------------------------------------ */
+
+/* The pair of this kind and id made so far, or NULL. */
+static struct fd_pipe *find_pair(struct fd_pipes *pipes, uint32_t kind, uint64_t id)
+{
+	for (size_t i = 0; i < pipes->n; i++)
+		if (pipes->p[i].kind == kind && pipes->p[i].id == id)
+			return &pipes->p[i];
+	return NULL;
+}
+
+/* A new slot for a pair, its ends -1 (not counted until made). */
+static struct fd_pipe *new_pair(struct fd_pipes *pipes, uint32_t kind, uint64_t id)
+{
+	struct fd_pipe *np = realloc(pipes->p, (pipes->n + 1) * sizeof(*np));
+
+	if (!np) {
+		err_set("out of memory");
+		return NULL;
+	}
+	pipes->p = np;
+	np += pipes->n;
+	*np = (struct fd_pipe){.kind = kind, .id = id, .end = {-1, -1}};
+	return np;
+}
 
 static int make_pipe(const struct fd_entry *f, struct fd_pipes *pipes)
 {
 	struct img_pipe p;
-	struct fd_pipe *fp = NULL, *np;
+	struct fd_pipe *fp;
 	int fd, fl;
 
 	memcpy(&p, f->extra, sizeof(p));
-	for (size_t i = 0; i < pipes->n; i++)
-		if (pipes->p[i].id == p.id)
-			fp = &pipes->p[i];
-	if (!fp) {
-		np = realloc(pipes->p, (pipes->n + 1) * sizeof(*np));
-		if (!np) {
-			err_set("out of memory");
+	if (!(fp = find_pair(pipes, IMG_FD_PIPE, p.id))) {
+		if (!(fp = new_pair(pipes, IMG_FD_PIPE, p.id)))
 			return -1;
-		}
-		pipes->p = np;
-		fp = &pipes->p[pipes->n];
-		fp->id = p.id;
 		if (pipe2(fp->end, O_CLOEXEC)) {
 			err_sys("fd %d: cannot make a pipe", f->d.fd);
 			return -1;
@@ -465,18 +786,100 @@ static int make_fifo(const struct fd_entry *f)
 	}
 	if (p.data_len && !ioctl(hold, FIONREAD, &queued) && queued == 0 &&
 	    write_all(hold, f->extra + sizeof(p), p.data_len)) {
-		err_sys("fd %d: cannot put %u bytes back in FIFO %s", f->d.fd, p.data_len,
-			f->path);
+		err_sys("fd %d: cannot put %u bytes back in FIFO %s", f->d.fd, p.data_len, f->path);
 		goto fail;
 	}
 	fl = fcntl(fd, F_GETFL);
-	fcntl(fd, F_SETFL, (fl & ~(O_NONBLOCK | O_APPEND)) | (f->d.flags & (O_NONBLOCK | O_APPEND)));
+	fcntl(fd, F_SETFL,
+	      (fl & ~(O_NONBLOCK | O_APPEND)) | (f->d.flags & (O_NONBLOCK | O_APPEND)));
 	close(hold);
 	return fd;
 fail:
 	close(fd);
 	close(hold);
 	return -1;
+}
+
+/* One message on a non-blocking socket; a stream's in as many sends as it
+ * takes.  There is room: the program's socket held it. */
+static int send_msg(int s, const unsigned char *buf, size_t len, int stream)
+{
+	ssize_t n;
+
+	do {
+		n = send(s, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0)
+			return -1;
+		if (!stream && (size_t)n != len) {
+			errno = EMSGSIZE;
+			return -1;
+		}
+		buf += n;
+		len -= n;
+	} while (stream && len);
+	return 0;
+}
+
+/* One end of a unix socketpair.  The pair is made (non-blocking, so that
+ * putting bytes back cannot hang) at the first fd of either end; each
+ * end's queue goes in through the other end, and the shutdowns are done
+ * once both ends' queues are in, as a shut end could not send. */
+static int make_unix(const struct fd_entry *f, struct fd_pipes *pipes)
+{
+	struct img_unix u;
+	struct fd_pipe *fp;
+	const unsigned char *x = f->extra + sizeof(u);
+	int fd, fl;
+
+	memcpy(&u, f->extra, sizeof(u));
+	if (!(fp = find_pair(pipes, IMG_FD_UNIX, u.id))) {
+		if (!(fp = new_pair(pipes, IMG_FD_UNIX, u.id)))
+			return -1;
+		if (socketpair(AF_UNIX, u.type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fp->end)) {
+			err_sys("fd %d: cannot make a unix socketpair", f->d.fd);
+			return -1;
+		}
+		pipes->n++;
+	}
+	if (!(fp->seen & (1u << u.end))) {
+		int s = fp->end[u.end], peer = fp->end[!u.end];
+
+		/* getsockopt gave twice what was set; above wmem_max and
+		 * rmem_max an unprivileged user gets the maximum. */
+		if (u.sndbuf)
+			setsockopt(s, SOL_SOCKET, SO_SNDBUF, &(int){u.sndbuf / 2}, sizeof(int));
+		if (u.rcvbuf)
+			setsockopt(s, SOL_SOCKET, SO_RCVBUF, &(int){u.rcvbuf / 2}, sizeof(int));
+		for (uint32_t k = 0; k < u.nmsg; k++) {
+			uint32_t l;
+
+			memcpy(&l, x, 4);
+			if (send_msg(peer, x + 4, l, u.type == SOCK_STREAM)) {
+				err_sys("fd %d: cannot put %u queued bytes back in its unix socket",
+					f->d.fd, l);
+				return -1;
+			}
+			x += 4 + l;
+		}
+		fp->shut[u.end] = u.shutdown;
+		fp->seen |= 1u << u.end;
+		if (fp->seen == 3)
+			for (int e = 0; e < 2; e++)
+				if (fp->shut[e] && shutdown(fp->end[e], fp->shut[e] - 1) &&
+				    errno != ENOTCONN) {
+					err_sys("fd %d: cannot shut its unix socketpair down",
+						f->d.fd);
+					return -1;
+				}
+	}
+	fd = fcntl(fp->end[u.end], F_DUPFD_CLOEXEC, 0);
+	if (fd < 0) {
+		err_sys("fd %d: cannot duplicate a unix socket", f->d.fd);
+		return -1;
+	}
+	fl = fcntl(fd, F_GETFL);
+	fcntl(fd, F_SETFL, (fl & ~O_NONBLOCK) | (f->d.flags & O_NONBLOCK));
+	return fd;
 }
 
 static int make_timerfd(const struct fd_entry *f)
@@ -543,6 +946,8 @@ int fd_make(const struct fd_entry *f, struct fd_pipes *pipes)
 		return make_timerfd(f);
 	case IMG_FD_FIFO:
 		return make_fifo(f);
+	case IMG_FD_UNIX:
+		return make_unix(f, pipes);
 	case IMG_FD_EPOLL:
 		fd = epoll_create1(EPOLL_CLOEXEC);
 		break;

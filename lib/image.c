@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
@@ -758,6 +759,26 @@ static int check_file_extra(const struct fd_entry *f, size_t idx)
 			goto bad;
 		memcpy(&p, x, sizeof(p));
 		if (p.data_len > p.size || p.size > (1u << 30) || n != sizeof(p) + p.data_len)
+			goto bad;
+		return 0;
+	}
+	case IMG_FD_UNIX: {
+		struct img_unix u;
+		uint64_t off = sizeof(u);
+		if (n < sizeof(u))
+			goto bad;
+		memcpy(&u, x, sizeof(u));
+		if (u.end > 1 || u.shutdown > 3 || n != sizeof(u) + (uint64_t)u.data_len ||
+		    (u.type != SOCK_STREAM && u.type != SOCK_DGRAM && u.type != SOCK_SEQPACKET))
+			goto bad;
+		for (uint32_t k = 0; k < u.nmsg; k++) {
+			uint32_t l;
+			if (off + 4 > n)
+				goto bad;
+			memcpy(&l, x + off, 4);
+			off += 4 + (uint64_t)l;
+		}
+		if (off != n)
 			goto bad;
 		return 0;
 	}

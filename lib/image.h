@@ -192,6 +192,22 @@ struct img_fifo {
 	uint32_t data_len; /* bytes in it, which follow */
 };
 
+/* One end of a unix socketpair whose both ends the process holds; what
+ * the peer sent it and it has not read follows: nmsg messages, each a u32
+ * length and its bytes (a stream's bytes are one message).  One fd per
+ * end has them. */
+struct img_unix {
+	uint64_t id;	   /* the pair: the smaller of its two socket inodes */
+	uint32_t type;	   /* SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET */
+	uint32_t end;	   /* 0 the socket with the smaller inode, 1 the other */
+	uint32_t shutdown; /* its sk_shutdown: 1 receive, 2 send */
+	uint32_t sndbuf;   /* SO_SNDBUF, SO_RCVBUF as getsockopt gives them */
+	uint32_t rcvbuf;
+	uint32_t nmsg;
+	uint32_t data_len; /* bytes that follow */
+	uint32_t pad;
+};
+
 struct img_file {
 	int32_t fd;
 	uint32_t kind;

@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/mman.h>
 #include <sys/user.h>
 #include <time.h>
@@ -170,6 +171,20 @@ static void fd_state(FILE *f, const struct fd_entry *e, int json)
 		put_num(f, json, "size", p.size);
 		break;
 	}
+	case IMG_FD_UNIX: {
+		struct img_unix u;
+		memcpy(&u, x, sizeof(u));
+		fprintf(f, json ? ",\"type\":\"%s\"" : " %s",
+			u.type == SOCK_STREAM  ? "stream"
+			: u.type == SOCK_DGRAM ? "dgram"
+					       : "seqpacket");
+		put_num(f, json, "pair", u.id);
+		put_num(f, json, "end", u.end);
+		put_num(f, json, "queued", u.data_len - 4ull * u.nmsg);
+		put_num(f, json, "messages", u.nmsg);
+		put_num(f, json, "shutdown", u.shutdown);
+		break;
+	}
 	case IMG_FD_EVENTFD: {
 		struct img_eventfd v;
 		memcpy(&v, x, sizeof(v));
@@ -180,7 +195,8 @@ static void fd_state(FILE *f, const struct fd_entry *e, int json)
 	case IMG_FD_SIGNALFD: {
 		struct img_signalfd v;
 		memcpy(&v, x, sizeof(v));
-		fprintf(f, json ? ",\"sigmask\":%llu" : " sigmask %#llx", (unsigned long long)v.mask);
+		fprintf(f, json ? ",\"sigmask\":%llu" : " sigmask %#llx",
+			(unsigned long long)v.mask);
 		break;
 	}
 	case IMG_FD_TIMERFD: {
@@ -188,7 +204,9 @@ static void fd_state(FILE *f, const struct fd_entry *e, int json)
 		memcpy(&v, x, sizeof(v));
 		put_num(f, json, "clock", v.clock);
 		put_num(f, json, "ticks", v.ticks);
-		fprintf(f, json ? ",\"left_ns\":%llu,\"interval_ns\":%llu" : " left %lluns interval %lluns",
+		fprintf(f,
+			json ? ",\"left_ns\":%llu,\"interval_ns\":%llu"
+			     : " left %lluns interval %lluns",
 			(unsigned long long)(v.left.sec * 1000000000ull + v.left.nsec),
 			(unsigned long long)(v.interval.sec * 1000000000ull + v.interval.nsec));
 		break;
@@ -256,8 +274,7 @@ void inspect_text(FILE *f, const struct img_input *in, const struct img_totals *
 		fprintf(f, " %s\n", e->path);
 	}
 	fprintf(f, "data:     %llu pages (%s) in %llu records, %llu bytes, checksums ok\n",
-		(unsigned long long)t->pages,
-		fmt_bytes(b1, sizeof(b1), t->pages * h->page_size),
+		(unsigned long long)t->pages, fmt_bytes(b1, sizeof(b1), t->pages * h->page_size),
 		(unsigned long long)t->records, (unsigned long long)t->bytes);
 }
 
@@ -283,16 +300,18 @@ void inspect_json(FILE *f, const struct img_input *in, const struct img_totals *
 	const struct img_proc *p = &im->proc;
 	uint32_t a = 0;
 
-	fprintf(f, "{\"format\":{\"version\":%u,\"arch\":\"x86-64\",\"page_size\":%u,"
-		   "\"compressed\":%s,\"created\":%lld,\"host\":",
+	fprintf(f,
+		"{\"format\":{\"version\":%u,\"arch\":\"x86-64\",\"page_size\":%u,"
+		"\"compressed\":%s,\"created\":%lld,\"host\":",
 		h->version, h->page_size, in->compressed ? "true" : "false", (long long)h->ctime);
 	json_str(f, h->host, strlen(h->host));
 	fprintf(f, ",\"kernel\":");
 	json_str(f, h->kernel, strlen(h->kernel));
 	fprintf(f, ",\"xfeatures\":%llu,\"xsave_size\":%u},\n", (unsigned long long)h->xfeatures,
 		h->xsave_size);
-	fprintf(f, "\"process\":{\"pid\":%d,\"ppid\":%d,\"pgid\":%d,\"sid\":%d,\"uid\":%u,"
-		   "\"gid\":%u,\"umask\":%u,\"comm\":",
+	fprintf(f,
+		"\"process\":{\"pid\":%d,\"ppid\":%d,\"pgid\":%d,\"sid\":%d,\"uid\":%u,"
+		"\"gid\":%u,\"umask\":%u,\"comm\":",
 		p->pid, p->ppid, p->pgid, p->sid, p->uid, p->gid, p->umask);
 	json_str(f, p->comm, strlen(p->comm));
 	fprintf(f, ",\"exe\":");
@@ -315,11 +334,12 @@ void inspect_json(FILE *f, const struct img_input *in, const struct img_totals *
 		memcpy(&r, th->regs, sizeof(r));
 		fprintf(f, "%s{\"tid\":%d,\"comm\":", i ? ",\n" : "", th->tid);
 		json_str(f, th->comm, strlen(th->comm));
-		fprintf(f, ",\"rip\":%llu,\"rsp\":%llu,\"orig_rax\":%lld,\"rax\":%lld,"
-			   "\"sigmask\":%llu,\"fs_base\":%llu,\"rseq\":%llu,\"robust_list\":%llu,"
-			   "\"tid_address\":%llu}",
-			(unsigned long long)r.rip, (unsigned long long)r.rsp,
-			(long long)r.orig_rax, (long long)r.rax, (unsigned long long)th->sigmask,
+		fprintf(f,
+			",\"rip\":%llu,\"rsp\":%llu,\"orig_rax\":%lld,\"rax\":%lld,"
+			"\"sigmask\":%llu,\"fs_base\":%llu,\"rseq\":%llu,\"robust_list\":%llu,"
+			"\"tid_address\":%llu}",
+			(unsigned long long)r.rip, (unsigned long long)r.rsp, (long long)r.orig_rax,
+			(long long)r.rax, (unsigned long long)th->sigmask,
 			(unsigned long long)r.fs_base, (unsigned long long)th->rseq_addr,
 			(unsigned long long)th->robust_head, (unsigned long long)th->tid_addr);
 	}
@@ -337,8 +357,9 @@ void inspect_json(FILE *f, const struct img_input *in, const struct img_totals *
 	fprintf(f, "],\n\"regions\":[\n");
 	for (size_t i = 0; i < im->nregions; i++) {
 		const struct region *g = &im->regions[i];
-		fprintf(f, "%s{\"start\":%llu,\"end\":%llu,\"prot\":\"%s\",\"kind\":\"%s\","
-			   "\"offset\":%llu,\"stored_bytes\":%llu,\"name\":",
+		fprintf(f,
+			"%s{\"start\":%llu,\"end\":%llu,\"prot\":\"%s\",\"kind\":\"%s\","
+			"\"offset\":%llu,\"stored_bytes\":%llu,\"name\":",
 			i ? ",\n" : "", (unsigned long long)g->d.start,
 			(unsigned long long)g->d.end, prot_str(g->d.prot, g->d.flags),
 			img_kind_name(g->d.kind), (unsigned long long)g->d.pgoff,
@@ -356,8 +377,9 @@ void inspect_json(FILE *f, const struct img_input *in, const struct img_totals *
 		fd_state(f, e, 1);
 		fputc('}', f);
 	}
-	fprintf(f, "],\n\"data\":{\"pages\":%llu,\"bytes\":%llu,\"records\":%llu,"
-		   "\"stream_bytes\":%llu}}\n",
+	fprintf(f,
+		"],\n\"data\":{\"pages\":%llu,\"bytes\":%llu,\"records\":%llu,"
+		"\"stream_bytes\":%llu}}\n",
 		(unsigned long long)t->pages, (unsigned long long)(t->pages * h->page_size),
 		(unsigned long long)t->records, (unsigned long long)t->bytes);
 }

@@ -5,6 +5,14 @@
  *   fifo   two FIFOs in DIR: one read-write with 70 KiB in a 128 KiB
  *          buffer, one with a non-blocking read end and a write end
  *          (and a dup of it) with 5 bytes in it
+ *   unix   unix socketpairs: a stream one with 60 KiB one way and 4 bytes
+ *          the other, one end non-blocking, the other close-on-exec; a
+ *          datagram one with 3 datagrams one way, 1 the other; a
+ *          seqpacket one with 2 messages and its sender shut for writing;
+ *          a stream one whose one end was shut for reading
+ *   unixpeer  a socketpair whose other end a child holds (not supported)
+ *   listen    a listening unix socket DIR/sock (not supported)
+ *   netlink   a netlink socket (not supported)
  * Prints "ready PID", waits for DIR/go, checks, prints "fdmore KIND: ok"
  * and exits 0 only if everything is intact. */
 #include <errno.h>
@@ -12,7 +20,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <linux/netlink.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -112,6 +125,128 @@ static void fifo_check(void)
 		fail("f2: write end and read end no longer meet");
 }
 
+/* ---- unix ---- */
+
+#define UNIX_DATA (60 * 1024)
+
+static int us[2], ud[2], uq[2], ue[2];
+
+static void unix_setup(void)
+{
+	static unsigned char buf[UNIX_DATA];
+	char big[1000];
+
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, us) ||
+	    socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, ud) ||
+	    socketpair(AF_UNIX, SOCK_SEQPACKET, 0, uq) || socketpair(AF_UNIX, SOCK_STREAM, 0, ue))
+		die("socketpair");
+	for (size_t i = 0; i < UNIX_DATA; i++)
+		buf[i] = byte_at(i);
+	/* In two writes: the peer's queue holds two messages, read as one stream. */
+	if (write(us[0], buf, 1000) != 1000 ||
+	    write(us[0], buf + 1000, UNIX_DATA - 1000) != UNIX_DATA - 1000 ||
+	    write(us[1], "pong", 4) != 4)
+		die("stream writes");
+	fcntl(us[1], F_SETFL, O_NONBLOCK);
+	fcntl(us[0], F_SETFD, FD_CLOEXEC);
+	memset(big, 'b', sizeof(big));
+	if (send(ud[0], "one", 3, 0) != 3 || send(ud[0], "two!", 4, 0) != 4 ||
+	    send(ud[0], big, sizeof(big), 0) != sizeof(big) || send(ud[1], "back", 4, 0) != 4)
+		die("datagram sends");
+	if (send(uq[0], "first", 5, 0) != 5 || send(uq[0], "second", 6, 0) != 6 ||
+	    shutdown(uq[0], SHUT_WR))
+		die("seqpacket");
+	if (shutdown(ue[1], SHUT_RD))
+		die("shutdown");
+}
+
+static void want_msg(int s, const char *want, size_t len, const char *what)
+{
+	char buf[2048];
+	ssize_t n = recv(s, buf, sizeof(buf), MSG_DONTWAIT);
+
+	if (n != (ssize_t)len || memcmp(buf, want, len))
+		fail("%s: got %zd bytes, not the %zu expected", what, n, len);
+}
+
+static void unix_check(void)
+{
+	static unsigned char buf[UNIX_DATA + 10];
+	char big[1000];
+	size_t got = 0;
+	ssize_t n;
+
+	want_flags(us[1], O_RDWR | O_NONBLOCK, "stream end 1");
+	want_flags(us[0], O_RDWR, "stream end 0");
+	if (fcntl(us[0], F_GETFD) != FD_CLOEXEC || fcntl(us[1], F_GETFD) != 0)
+		fail("stream: close-on-exec flags %d %d", fcntl(us[0], F_GETFD),
+		     fcntl(us[1], F_GETFD));
+	if (fcntl(ud[0], F_GETFD) != FD_CLOEXEC)
+		fail("dgram: not close-on-exec");
+	while (got < sizeof(buf) &&
+	       (n = recv(us[1], buf + got, sizeof(buf) - got, MSG_DONTWAIT)) > 0)
+		got += n;
+	if (got != UNIX_DATA)
+		fail("stream: %zu bytes, not %d", got, UNIX_DATA);
+	for (size_t i = 0; i < got; i++)
+		if (buf[i] != byte_at(i)) {
+			fail("stream: byte %zu differs", i);
+			break;
+		}
+	want_msg(us[0], "pong", 4, "stream, other way");
+	memset(big, 'b', sizeof(big));
+	want_msg(ud[1], "one", 3, "datagram 1");
+	want_msg(ud[1], "two!", 4, "datagram 2");
+	want_msg(ud[1], big, sizeof(big), "datagram 3");
+	want_msg(ud[0], "back", 4, "datagram, other way");
+	want_msg(uq[1], "first", 5, "seqpacket 1");
+	want_msg(uq[1], "second", 6, "seqpacket 2");
+	if (recv(uq[1], buf, 10, MSG_DONTWAIT) != 0)
+		fail("seqpacket: no end of file after the messages");
+	if (send(uq[0], "x", 1, MSG_NOSIGNAL) != -1 || errno != EPIPE)
+		fail("seqpacket: its shut end can send");
+	if (send(ue[0], "x", 1, MSG_NOSIGNAL) != -1 || errno != EPIPE)
+		fail("stream: sending to an end shut for reading is not EPIPE");
+	/* Still pairs: what one end sends, the other gets. */
+	if (send(us[0], "new", 3, 0) != 3)
+		fail("stream: send after restore");
+	want_msg(us[1], "new", 3, "stream after restore");
+	if (send(ud[1], "new", 3, 0) != 3)
+		fail("dgram: send after restore");
+	want_msg(ud[0], "new", 3, "dgram after restore");
+}
+
+static void unixpeer_setup(void)
+{
+	pid_t pid;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, us))
+		die("socketpair");
+	pid = fork();
+	if (pid < 0)
+		die("fork");
+	if (pid == 0) {
+		char c;
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		close(us[0]);
+		/* Until the parent is gone. */
+		while (read(us[1], &c, 1) > 0)
+			;
+		_exit(0);
+	}
+	close(us[1]);
+}
+
+static void listen_setup(void)
+{
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", in_dir("sock"));
+	us[0] = socket(AF_UNIX, SOCK_STREAM, 0);
+	if (us[0] < 0 || bind(us[0], (struct sockaddr *)&a, sizeof(a)) || listen(us[0], 4))
+		die("listen");
+}
+
 int main(int argc, char **argv)
 {
 	struct timespec ts = {0, 10 * 1000 * 1000};
@@ -125,6 +260,15 @@ int main(int argc, char **argv)
 	dir = argv[2];
 	if (!strcmp(kind, "fifo")) {
 		fifo_setup();
+	} else if (!strcmp(kind, "unix")) {
+		unix_setup();
+	} else if (!strcmp(kind, "unixpeer")) {
+		unixpeer_setup();
+	} else if (!strcmp(kind, "listen")) {
+		listen_setup();
+	} else if (!strcmp(kind, "netlink")) {
+		if (socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE) < 0)
+			die("netlink socket");
 	} else {
 		fprintf(stderr, "fdmore: unknown kind %s\n", kind);
 		return 2;
@@ -135,6 +279,8 @@ int main(int argc, char **argv)
 		nanosleep(&ts, NULL);
 	if (!strcmp(kind, "fifo"))
 		fifo_check();
+	else if (!strcmp(kind, "unix"))
+		unix_check();
 	if (failures)
 		return 1;
 	printf("fdmore %s: ok\n", kind);
