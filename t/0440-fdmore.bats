@@ -119,3 +119,7 @@ refused() {
 @test "a listening unix socket is refused naming the fd; the target runs on" {
 	refused listen "^ckpt-dump: pid @PID@: fd 3 is a unix socket \(socket:\[[0-9]+\]\) that is listening; only socketpairs are supported\$"
 }
+
+@test "a netlink socket makes ckpt-dump fail with one line naming fd, kind and pid; the target is neither stopped nor traced" {
+	refused netlink "^ckpt-dump: pid @PID@: fd 3 is a netlink socket \(socket:\[[0-9]+\], family 16\); not supported yet\$"
+}
