@@ -782,6 +782,28 @@ static int check_file_extra(const struct fd_entry *f, size_t idx)
 			goto bad;
 		return 0;
 	}
+	case IMG_FD_INOTIFY: {
+		struct img_inotify in;
+		struct img_inotify_watch w;
+		uint64_t off = sizeof(in);
+		int32_t last = 0;
+		if (n < sizeof(in))
+			goto bad;
+		memcpy(&in, x, sizeof(in));
+		for (uint32_t k = 0; k < in.n; k++) {
+			if (off + sizeof(w) > n)
+				goto bad;
+			memcpy(&w, x + off, sizeof(w));
+			off += sizeof(w) + (uint64_t)w.path_len;
+			if (w.wd <= last || !w.path_len || w.path_len >= PATH_MAX || off > n ||
+			    memchr(x + off - w.path_len, 0, w.path_len))
+				goto bad;
+			last = w.wd;
+		}
+		if (off != n)
+			goto bad;
+		return 0;
+	}
 	case IMG_FD_EVENTFD:
 		want = sizeof(struct img_eventfd);
 		break;

@@ -208,6 +208,22 @@ struct img_unix {
 	uint32_t pad;
 };
 
+/* An inotify instance: n watches follow, in wd order, each an
+ * img_inotify_watch and its path_len bytes of path. */
+struct img_inotify {
+	uint32_t n;
+	uint32_t queued; /* bytes of events not yet read at dump: not kept */
+};
+
+struct img_inotify_watch {
+	int32_t wd;
+	uint32_t mask; /* as inotify_add_watch takes it */
+	uint64_t ino;  /* the watched inode and its device (st_dev), to check the path */
+	uint64_t dev;
+	uint32_t path_len;
+	uint32_t pad;
+};
+
 struct img_file {
 	int32_t fd;
 	uint32_t kind;

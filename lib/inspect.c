@@ -144,6 +144,40 @@ static const char *syscall_state(const struct user_regs_struct *r, char *buf, si
 	return buf;
 }
 
+static void json_str(FILE *f, const char *s, size_t len);
+
+/* An inotify instance's watches: a line each in text, "watch_list" in JSON. */
+static void fd_watches(FILE *f, const struct fd_entry *e, int json)
+{
+	const unsigned char *x = e->extra;
+	struct img_inotify in;
+
+	if (e->d.kind != IMG_FD_INOTIFY)
+		return;
+	memcpy(&in, x, sizeof(in));
+	x += sizeof(in);
+	if (json)
+		fprintf(f, ",\"watch_list\":[");
+	for (uint32_t k = 0; k < in.n; k++) {
+		struct img_inotify_watch w;
+		const char *path = (const char *)x + sizeof(w);
+
+		memcpy(&w, x, sizeof(w));
+		x += sizeof(w) + w.path_len;
+		if (json) {
+			fprintf(f, "%s{\"wd\":%d,\"mask\":%u,\"path\":", k ? "," : "", w.wd,
+				w.mask);
+			json_str(f, path, w.path_len);
+			fputc('}', f);
+		} else {
+			fprintf(f, "      wd %d mask %#x %.*s\n", w.wd, w.mask, (int)w.path_len,
+				path);
+		}
+	}
+	if (json)
+		fputc(']', f);
+}
+
 static void put_num(FILE *f, int json, const char *key, unsigned long long v)
 {
 	fprintf(f, json ? ",\"%s\":%llu" : " %s %llu", key, v);
@@ -183,6 +217,13 @@ static void fd_state(FILE *f, const struct fd_entry *e, int json)
 		put_num(f, json, "queued", u.data_len - 4ull * u.nmsg);
 		put_num(f, json, "messages", u.nmsg);
 		put_num(f, json, "shutdown", u.shutdown);
+		break;
+	}
+	case IMG_FD_INOTIFY: {
+		struct img_inotify in;
+		memcpy(&in, x, sizeof(in));
+		put_num(f, json, "watches", in.n);
+		put_num(f, json, "unread", in.queued);
 		break;
 	}
 	case IMG_FD_EVENTFD: {
@@ -272,6 +313,7 @@ void inspect_text(FILE *f, const struct img_input *in, const struct img_totals *
 			img_fd_kind_name(e->d.kind), e->d.flags, (unsigned long long)e->d.pos);
 		fd_state(f, e, 0);
 		fprintf(f, " %s\n", e->path);
+		fd_watches(f, e, 0);
 	}
 	fprintf(f, "data:     %llu pages (%s) in %llu records, %llu bytes, checksums ok\n",
 		(unsigned long long)t->pages, fmt_bytes(b1, sizeof(b1), t->pages * h->page_size),
@@ -375,6 +417,7 @@ void inspect_json(FILE *f, const struct img_input *in, const struct img_totals *
 			(unsigned long long)e->d.pos);
 		json_str(f, e->path, strlen(e->path));
 		fd_state(f, e, 1);
+		fd_watches(f, e, 1);
 		fputc('}', f);
 	}
 	fprintf(f,

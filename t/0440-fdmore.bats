@@ -94,8 +94,13 @@ runs_on() {
 # matching PATTERN (@PID@ stands for the program's pid); the program was not left stopped or traced, and runs
 # on to a clean exit.
 refused() {
-	local pat
 	start "$1"
+	refused_started "$@"
+}
+
+# refused_started KIND PATTERN: the same, fdmore KIND already started.
+refused_started() {
+	local pat
 	pat=${2//@PID@/$BG_PID}
 	run --separate-stderr ckpt-dump -o "$IMG" "$BG_PID"
 	echo "status $status stderr: $stderr"
@@ -122,4 +127,40 @@ refused() {
 
 @test "a netlink socket makes ckpt-dump fail with one line naming fd, kind and pid; the target is neither stopped nor traced" {
 	refused netlink "^ckpt-dump: pid @PID@: fd 3 is a netlink socket \(socket:\[[0-9]+\], family 16\); not supported yet\$"
+}
+
+@test "inotify: dump --kill then restore: every watch at its wd (a gap kept), events for changes after restore" {
+	start inotify
+	killed_and_restored inotify
+}
+
+@test "inotify: the dumped process runs on with its watches" {
+	start inotify
+	runs_on inotify
+}
+
+@test "inotify: ckpt-inspect lists each watch with wd, mask and path" {
+	start inotify
+	ckpt-dump --kill -o "$IMG" "$BG_PID"
+	run ckpt-inspect "$IMG"
+	echo "$output"
+	[[ "$output" == *" inotify "*" watches 3 unread 0 "*$'\n'"      wd 1 mask 0x2 $D/w/a"$'\n'"      wd 3 mask 0x6 $D/w/c"$'\n'"      wd 4 mask 0x100 $D/w"$'\n'* ]]
+	run ckpt-inspect --json "$IMG"
+	[[ "$output" == *'"kind":"inotify"'*'"watch_list":[{"wd":1,"mask":2,"path":"'"$D"'/w/a"},{"wd":3,'* ]]
+}
+
+# A watch on a file that is neither open nor under the current directory:
+# root opens it by its handle; without CAP_DAC_READ_SEARCH it has no path.
+@test "inotify: a watch outside the program's files: found by handle as root, else refused naming the watch" {
+	start inotifyfar
+	if [ "$(id -u)" -eq 0 ]; then
+		ckpt-dump -o "$IMG" "$BG_PID"
+		run ckpt-inspect "$IMG"
+		[[ "$output" == *"      wd 1 mask 0x2 /etc/hostname"* ]]
+		touch "$D/go"
+		wait "$BG_PID"
+		CKPT_PIDS=()
+	else
+		refused_started inotifyfar "^ckpt-dump: pid @PID@: fd 3: cannot find the path of inotify watch 1 \(inode [0-9]+ on device [0-9]+:[0-9]+\): it is neither an open file's nor under the current directory, and opening it by handle needs CAP_DAC_READ_SEARCH\$"
+	fi
 }

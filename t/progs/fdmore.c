@@ -10,6 +10,13 @@
  *          datagram one with 3 datagrams one way, 1 the other; a
  *          seqpacket one with 2 messages and its sender shut for writing;
  *          a stream one whose one end was shut for reading
+ *   inotify  (in DIR, its current directory) an inotify instance watching
+ *          DIR/w/a (wd 1), DIR/w/c (wd 3: wd 2, on DIR/w/b, was removed)
+ *          and DIR/w (wd 4, IN_CREATE), and a blocking one watching
+ *          DIR/w/b for IN_CLOSE_WRITE; after go, changes are made and each
+ *          event must arrive with its wd, and no other
+ *   inotifyfar  an inotify instance watching /etc/hostname, outside
+ *          the process's files and directory
  *   unixpeer  a socketpair whose other end a child holds (not supported)
  *   listen    a listening unix socket DIR/sock (not supported)
  *   netlink   a netlink socket (not supported)
@@ -21,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <sys/inotify.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -216,6 +224,101 @@ static void unix_check(void)
 	want_msg(ud[0], "new", 3, "dgram after restore");
 }
 
+/* ---- inotify ---- */
+
+static int in1, in2;
+
+static void touch_file(const char *name, const char *data)
+{
+	int fd = open(name, O_WRONLY | O_CREAT | O_APPEND, 0600); /* in DIR */
+
+	if (fd < 0 || write(fd, data, strlen(data)) != (ssize_t)strlen(data))
+		die(name);
+	close(fd);
+}
+
+static void inotify_setup(void)
+{
+	char buf[4096];
+
+	if (chdir(dir) || mkdir("w", 0700))
+		die("w");
+	touch_file("w/a", "");
+	touch_file("w/b", "");
+	touch_file("w/c", "");
+	in1 = inotify_init1(IN_NONBLOCK);
+	in2 = inotify_init1(IN_CLOEXEC);
+	if (in1 < 0 || in2 < 0)
+		die("inotify_init1");
+	if (inotify_add_watch(in1, "w/a", IN_MODIFY) != 1 ||
+	    inotify_add_watch(in1, "w/b", IN_MODIFY) != 2 ||
+	    inotify_add_watch(in1, "w/c", IN_MODIFY | IN_ATTRIB) != 3 || inotify_rm_watch(in1, 2) ||
+	    inotify_add_watch(in1, "w", IN_CREATE) != 4 ||
+	    inotify_add_watch(in2, "w/b", IN_CLOSE_WRITE) != 1)
+		die("inotify_add_watch");
+	while (read(in1, buf, sizeof(buf)) > 0) /* the IN_IGNORED of wd 2 */
+		;
+}
+
+/* The next event of fd: its wd and mask, and its name in name. */
+static int next_event(int fd, int *wd, unsigned *mask, char *name)
+{
+	static char buf[4096] __attribute__((aligned(8)));
+	static ssize_t len, off;
+	const struct inotify_event *e;
+
+	if (off >= len) {
+		off = 0;
+		len = read(fd, buf, sizeof(buf));
+		if (len <= 0)
+			return -1;
+	}
+	e = (const void *)(buf + off);
+	*wd = e->wd;
+	*mask = e->mask;
+	strcpy(name, e->len ? e->name : "");
+	off += sizeof(*e) + e->len;
+	return 0;
+}
+
+static void inotify_check(void)
+{
+	static const struct {
+		int wd;
+		unsigned mask;
+		const char *name;
+	} want[] = {{1, IN_MODIFY, ""}, {3, IN_MODIFY, ""}, {4, IN_CREATE, "new"}};
+	char name[256];
+	unsigned mask;
+	int wd;
+
+	want_flags(in1, O_RDONLY | O_NONBLOCK, "inotify 1");
+	want_flags(in2, O_RDONLY, "inotify 2");
+	touch_file("w/a", "x");
+	touch_file("w/b", "x"); /* no watch of in1 */
+	touch_file("w/c", "x");
+	touch_file("w/new", "");
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		if (next_event(in1, &wd, &mask, name)) {
+			fail("inotify: no event %zu (wd %d)", i, want[i].wd);
+			break;
+		}
+		if (wd != want[i].wd || mask != want[i].mask || strcmp(name, want[i].name))
+			fail("inotify: event %zu: wd %d mask %#x name '%s', not wd %d mask %#x "
+			     "name '%s'",
+			     i, wd, mask, name, want[i].wd, want[i].mask, want[i].name);
+	}
+	if (!next_event(in1, &wd, &mask, name))
+		fail("inotify: an extra event: wd %d mask %#x name '%s'", wd, mask, name);
+	/* The blocking instance got its close of w/b. */
+	if (next_event(in2, &wd, &mask, name) || wd != 1 || mask != IN_CLOSE_WRITE)
+		fail("inotify 2: wd %d mask %#x, not wd 1 IN_CLOSE_WRITE", wd, mask);
+	/* The watches are on the same files: adding one again gives its wd. */
+	if (inotify_add_watch(in1, "w/c", IN_MODIFY) != 3 ||
+	    inotify_add_watch(in1, "w/b", IN_MODIFY) != 5)
+		fail("inotify: watches not on the same files, or wds not going on from 4");
+}
+
 static void unixpeer_setup(void)
 {
 	pid_t pid;
@@ -257,11 +360,19 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	kind = argv[1];
-	dir = argv[2];
+	dir = realpath(argv[2], NULL); /* it may chdir there */
+	if (!dir)
+		die(argv[2]);
 	if (!strcmp(kind, "fifo")) {
 		fifo_setup();
 	} else if (!strcmp(kind, "unix")) {
 		unix_setup();
+	} else if (!strcmp(kind, "inotify")) {
+		inotify_setup();
+	} else if (!strcmp(kind, "inotifyfar")) {
+		if ((in1 = inotify_init1(0)) < 0 ||
+		    inotify_add_watch(in1, "/etc/hostname", IN_MODIFY) != 1)
+			die("inotify");
 	} else if (!strcmp(kind, "unixpeer")) {
 		unixpeer_setup();
 	} else if (!strcmp(kind, "listen")) {
@@ -281,6 +392,8 @@ int main(int argc, char **argv)
 		fifo_check();
 	else if (!strcmp(kind, "unix"))
 		unix_check();
+	else if (!strcmp(kind, "inotify"))
+		inotify_check();
 	if (failures)
 		return 1;
 	printf("fdmore %s: ok\n", kind);
