@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/timerfd.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "err.h"
@@ -126,6 +127,90 @@ static int getfd(pid_t pid, int fd)
 	if (nfd < 0)
 		err_sys("pid %d: fd %d: cannot get a duplicate with pidfd_getfd", pid, fd);
 	return nfd;
+}
+
+/* ---- terminals ---- */
+
+static int is_tty_major(unsigned maj)
+{
+	return maj == 4 || maj == 5 || (maj >= 136 && maj <= 143);
+}
+
+static int is_ptmx(dev_t rdev)
+{
+	return major(rdev) == 5 && minor(rdev) == 2;
+}
+
+/* A terminal's settings and, for a pty, its number and lock.  A slave
+ * pty is only known to be the program's own (PTS) once every fd is
+ * captured (check_ttys); until then it is a TERM with its number. */
+static int capture_tty(pid_t pid, struct fd_entry *f, dev_t rdev)
+{
+	struct img_tty t = {.role = IMG_TTY_TERM, .index = UINT32_MAX};
+	struct termios tio;
+	struct winsize ws;
+	int s, v = 0;
+
+	f->d.kind = IMG_FD_TTY;
+	if ((s = getfd(pid, f->d.fd)) < 0)
+		return -1;
+	if (is_ptmx(rdev)) {
+		t.role = IMG_TTY_PTMX;
+		if (ioctl(s, TIOCGPTN, &t.index) || ioctl(s, TIOCGPTLCK, &v)) {
+			err_sys("pid %d: fd %d (%s): cannot ask the pty master its number", pid,
+				f->d.fd, f->path);
+			close(s);
+			return -1;
+		}
+		t.locked = !!v;
+	} else if (major(rdev) >= 136 && major(rdev) <= 143) {
+		t.index = (major(rdev) - 136) * 256 + minor(rdev);
+	}
+	/* /dev/tty of a process without a controlling terminal, or a
+	 * hung-up one, has no settings to keep. */
+	if (!tcgetattr(s, &tio) && !ioctl(s, TIOCGWINSZ, &ws)) {
+		t.have = 1;
+		t.iflag = tio.c_iflag;
+		t.oflag = tio.c_oflag;
+		t.cflag = tio.c_cflag;
+		t.lflag = tio.c_lflag;
+		t.line = tio.c_line;
+		memcpy(t.cc, tio.c_cc, sizeof(t.cc) < NCCS ? sizeof(t.cc) : NCCS);
+		t.ispeed = cfgetispeed(&tio);
+		t.ospeed = cfgetospeed(&tio);
+		t.rows = ws.ws_row;
+		t.cols = ws.ws_col;
+		t.xpixel = ws.ws_xpixel;
+		t.ypixel = ws.ws_ypixel;
+	}
+	close(s);
+	return set_extra(f, &t, sizeof(t), NULL, 0);
+}
+
+/* A slave pty whose master the process holds is part of a pair it made;
+ * any other terminal is reattached to the restoring one's. */
+static void check_ttys(struct image *im)
+{
+	for (size_t i = 0; i < im->nfiles; i++) {
+		struct fd_entry *f = &im->files[i];
+		struct img_tty t, m;
+
+		if (f->d.kind != IMG_FD_TTY)
+			continue;
+		memcpy(&t, f->extra, sizeof(t));
+		if (t.role != IMG_TTY_TERM || t.index == UINT32_MAX)
+			continue;
+		for (size_t k = 0; k < im->nfiles; k++) {
+			if (im->files[k].d.kind != IMG_FD_TTY)
+				continue;
+			memcpy(&m, im->files[k].extra, sizeof(m));
+			if (m.role == IMG_TTY_PTMX && m.index == t.index) {
+				t.role = IMG_TTY_PTS;
+				memcpy(f->extra, &t, sizeof(t));
+				break;
+			}
+		}
+	}
 }
 
 static const char *family_name(int family)
@@ -831,11 +916,6 @@ static int check_unix(pid_t pid, struct image *im)
 	return 0;
 }
 
-static int is_tty_major(unsigned maj)
-{
-	return maj == 4 || maj == 5 || (maj >= 136 && maj <= 143);
-}
-
 int fd_capture(pid_t pid, struct image *im)
 {
 	int *fds;
@@ -877,8 +957,10 @@ int fd_capture(pid_t pid, struct image *im)
 		f->d.mtime_sec = sb.st_mtim.tv_sec;
 		f->d.mtime_nsec = sb.st_mtim.tv_nsec;
 		f->d.mode = sb.st_mode;
-		if (fd <= 2 && (S_ISFIFO(sb.st_mode) || S_ISSOCK(sb.st_mode) ||
-				(S_ISCHR(sb.st_mode) && is_tty_major(major(sb.st_rdev))))) {
+		if (S_ISCHR(sb.st_mode) && is_tty_major(major(sb.st_rdev))) {
+			if (capture_tty(pid, f, sb.st_rdev))
+				goto fail;
+		} else if (fd <= 2 && (S_ISFIFO(sb.st_mode) || S_ISSOCK(sb.st_mode))) {
 			f->d.kind = IMG_FD_INHERIT;
 		} else if (link[0] != '/') {
 			/* Pipes and anonymous-inode files: the kind says what to keep. */
@@ -914,6 +996,7 @@ int fd_capture(pid_t pid, struct image *im)
 	free(fds);
 	im->proc.nfiles = im->nfiles;
 	dedup_fifos(im);
+	check_ttys(im);
 	if (check_unix(pid, im))
 		return -1;
 	return check_pipes(pid, im);
@@ -1177,6 +1260,140 @@ fail:
 	return -1;
 }
 
+int fd_tty_inherits(const struct fd_entry *f)
+{
+	struct img_tty t;
+
+	if (f->d.kind != IMG_FD_TTY || f->d.fd > 2)
+		return 0;
+	memcpy(&t, f->extra, sizeof(t));
+	return t.role == IMG_TTY_TERM;
+}
+
+int fd_tty_settings(int fd, const struct fd_entry *f)
+{
+	struct img_tty t;
+	struct termios tio;
+	struct winsize ws;
+	struct sigaction ign = {.sa_handler = SIG_IGN}, old;
+	int rc = 0;
+
+	memcpy(&t, f->extra, sizeof(t));
+	if (!t.have || !isatty(fd))
+		return 0;
+	if (tcgetattr(fd, &tio)) {
+		err_sys("fd %d: cannot read the terminal's settings", f->d.fd);
+		return -1;
+	}
+	tio.c_iflag = t.iflag;
+	tio.c_oflag = t.oflag;
+	tio.c_cflag = t.cflag;
+	tio.c_lflag = t.lflag;
+	tio.c_line = t.line;
+	memcpy(tio.c_cc, t.cc, sizeof(t.cc) < NCCS ? sizeof(t.cc) : NCCS);
+	cfsetispeed(&tio, t.ispeed);
+	cfsetospeed(&tio, t.ospeed);
+	ws = (struct winsize){t.rows, t.cols, t.xpixel, t.ypixel};
+	/* From a background process group, changing the controlling
+	 * terminal would stop us with SIGTTOU; ignored, it is allowed. */
+	sigaction(SIGTTOU, &ign, &old);
+	if (tcsetattr(fd, TCSANOW, &tio) || ioctl(fd, TIOCSWINSZ, &ws)) {
+		err_sys("fd %d: cannot set the terminal's settings", f->d.fd);
+		rc = -1;
+	}
+	sigaction(SIGTTOU, &old, NULL);
+	return rc;
+}
+
+/* A terminal the program did not make: the restoring process's own,
+ * which is one of its standard streams or else /dev/tty. */
+static int open_term(const struct fd_entry *f)
+{
+	int flags = (f->d.flags & (O_ACCMODE | O_NONBLOCK | O_APPEND)) | O_NOCTTY | O_CLOEXEC;
+	char path[64];
+	int fd = -1;
+
+	for (int k = 0; k <= 2 && fd < 0; k++)
+		if (isatty(k))
+			fd = open(fmt_path(path, sizeof(path), "/proc/self/fd/%d", k), flags);
+	if (fd < 0)
+		fd = open("/dev/tty", flags);
+	if (fd < 0) {
+		err_sys("fd %d was terminal %s: cannot open a terminal of ours (none of fds 0-2 "
+			"is one, and /dev/tty)",
+			f->d.fd, f->path);
+		return -1;
+	}
+	if (fd_tty_settings(fd, f)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* An end of a pty pair the program made: a new pair (its number may
+ * differ from the old one), the slave opened through the master
+ * (TIOCGPTPEER, Linux 4.13), the settings and the lock as they were. */
+static int make_pty(const struct fd_entry *f, struct fd_pipes *pipes)
+{
+	int acc = (f->d.flags & (O_ACCMODE | O_NONBLOCK)) | O_NOCTTY | O_CLOEXEC;
+	struct fd_pipe *fp;
+	struct img_tty t;
+	int fd, lock = 0;
+
+	memcpy(&t, f->extra, sizeof(t));
+	if (!(fp = find_pair(pipes, IMG_FD_TTY, t.index))) {
+		if (!(fp = new_pair(pipes, IMG_FD_TTY, t.index)))
+			return -1;
+		fp->end[0] = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+		if (fp->end[0] < 0 || ioctl(fp->end[0], TIOCSPTLCK, &lock)) {
+			err_sys("fd %d: cannot make a pty pair", f->d.fd);
+			close(fp->end[0]);
+			return -1;
+		}
+		pipes->n++;
+	}
+	if (t.role == IMG_TTY_PTS) {
+		fd = ioctl(fp->end[0], TIOCGPTPEER, acc);
+		if (fd < 0) {
+			err_sys("fd %d: cannot open the slave of a new pty", f->d.fd);
+			return -1;
+		}
+	} else {
+		/* Every ptmx fd of the pair is a dup of one open file: two
+		 * opens of /dev/ptmx would be two pairs. */
+		fd = fcntl(fp->end[0], F_DUPFD_CLOEXEC, 0);
+		if (fd < 0) {
+			err_sys("fd %d: cannot duplicate a pty master", f->d.fd);
+			return -1;
+		}
+		fcntl(fd, F_SETFL, (fcntl(fd, F_GETFL) & ~O_NONBLOCK) | (f->d.flags & O_NONBLOCK));
+		fp->seen |= 1;
+		fp->shut[0] = t.locked;
+	}
+	if (fd_tty_settings(fd, f)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Lock again the slaves of pty pairs that were locked; each slave the
+ * program held is open by now. */
+static int lock_ptys(struct fd_pipes *pipes)
+{
+	for (size_t i = 0; i < pipes->n; i++) {
+		struct fd_pipe *fp = &pipes->p[i];
+		int lock = 1;
+
+		if (fp->kind == IMG_FD_TTY && fp->shut[0] && ioctl(fp->end[0], TIOCSPTLCK, &lock)) {
+			err_sys("cannot lock a pty again");
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static int make_timerfd(const struct fd_entry *f)
 {
 	struct img_timerfd t;
@@ -1245,6 +1462,11 @@ int fd_make(const struct fd_entry *f, struct fd_pipes *pipes)
 		return make_unix(f, pipes);
 	case IMG_FD_INOTIFY:
 		return make_inotify(f);
+	case IMG_FD_TTY: {
+		struct img_tty t;
+		memcpy(&t, f->extra, sizeof(t));
+		return t.role == IMG_TTY_TERM ? open_term(f) : make_pty(f, pipes);
+	}
 	case IMG_FD_EPOLL:
 		fd = epoll_create1(EPOLL_CLOEXEC);
 		break;
@@ -1255,6 +1477,11 @@ int fd_make(const struct fd_entry *f, struct fd_pipes *pipes)
 	if (fd < 0)
 		err_sys("fd %d: cannot make its %s again", f->d.fd, img_fd_kind_name(f->d.kind));
 	return fd;
+}
+
+int fd_pipes_done(struct fd_pipes *pipes)
+{
+	return lock_ptys(pipes);
 }
 
 void fd_pipes_close(struct fd_pipes *pipes)

@@ -804,6 +804,15 @@ static int check_file_extra(const struct fd_entry *f, size_t idx)
 			goto bad;
 		return 0;
 	}
+	case IMG_FD_TTY: {
+		struct img_tty t;
+		if (n != sizeof(t))
+			goto bad;
+		memcpy(&t, x, sizeof(t));
+		if (t.role > IMG_TTY_PTS || t.locked > 1 || t.have > 1)
+			goto bad;
+		return 0;
+	}
 	case IMG_FD_EVENTFD:
 		want = sizeof(struct img_eventfd);
 		break;

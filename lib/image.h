@@ -224,6 +224,27 @@ struct img_inotify_watch {
 	uint32_t pad;
 };
 
+/* A terminal: the program's own (reattached to the restoring process's
+ * terminal) or one end of a pty pair it opened itself (made anew). */
+enum img_tty_role {
+	IMG_TTY_TERM = 0, /* a terminal the program did not make */
+	IMG_TTY_PTMX = 1, /* the master of a pty pair, from /dev/ptmx */
+	IMG_TTY_PTS = 2,  /* the slave of a pty pair whose master the process holds */
+};
+
+struct img_tty {
+	uint32_t role;
+	uint32_t index;	 /* the pty's number (/dev/pts/N): the pair's id */
+	uint32_t locked; /* ptmx: the slave is still locked (TIOCGPTLCK) */
+	uint32_t have;	 /* 1: termios and window size below were read */
+	uint32_t iflag, oflag, cflag, lflag; /* termios, as tcgetattr(3) gives it */
+	uint32_t ispeed, ospeed;
+	uint8_t line;
+	uint8_t cc[32];
+	uint8_t pad[3];
+	uint16_t rows, cols, xpixel, ypixel; /* TIOCGWINSZ */
+};
+
 struct img_file {
 	int32_t fd;
 	uint32_t kind;

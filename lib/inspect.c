@@ -226,6 +226,25 @@ static void fd_state(FILE *f, const struct fd_entry *e, int json)
 		put_num(f, json, "unread", in.queued);
 		break;
 	}
+	case IMG_FD_TTY: {
+		struct img_tty t;
+		static const char *const roles[] = {"terminal", "ptmx", "pts"};
+		memcpy(&t, x, sizeof(t));
+		fprintf(f, json ? ",\"role\":\"%s\"" : " %s", roles[t.role]);
+		if (t.index != UINT32_MAX)
+			put_num(f, json, "pty", t.index);
+		if (t.role == IMG_TTY_PTMX)
+			put_num(f, json, "locked", t.locked);
+		if (t.have) {
+			put_num(f, json, "rows", t.rows);
+			put_num(f, json, "cols", t.cols);
+			fprintf(f,
+				json ? ",\"iflag\":%u,\"oflag\":%u,\"cflag\":%u,\"lflag\":%u"
+				     : " iflag %#o oflag %#o cflag %#o lflag %#o",
+				t.iflag, t.oflag, t.cflag, t.lflag);
+		}
+		break;
+	}
 	case IMG_FD_EVENTFD: {
 		struct img_eventfd v;
 		memcpy(&v, x, sizeof(v));

@@ -275,12 +275,12 @@ static int open_files(const struct img_input *in, struct fdplan *plan, struct fd
 
 	for (size_t i = 0; i < im->nfiles; i++) {
 		const struct fd_entry *f = &im->files[i];
-		int fd = -1, flags;
+		int fd = -1, flags, inherit = f->d.kind == IMG_FD_INHERIT || fd_tty_inherits(f);
 
 		plan[i].target = f->d.fd;
 		plan[i].cloexec = !!(f->d.fdflags & FD_CLOEXEC);
 		plan[i].tmp = -1;
-		switch (f->d.kind) {
+		switch (inherit ? IMG_FD_INHERIT : f->d.kind) {
 		case IMG_FD_INHERIT:
 			/* Ours, unless we lack it or it carried the image. */
 			if ((f->d.fd == 0 && in->from_stdin) || fcntl(f->d.fd, F_GETFD) < 0)
@@ -308,9 +308,13 @@ static int open_files(const struct img_input *in, struct fdplan *plan, struct fd
 			if (fd < 0)
 				return -1;
 		}
-		if (f->d.kind == IMG_FD_INHERIT && fd < 0 && !(f->d.fd == 0 && in->from_stdin) &&
-		    fcntl(f->d.fd, F_GETFD) >= 0)
+		/* A terminal gets the program's settings, on ours. */
+		if (inherit && fd < 0 && !(f->d.fd == 0 && in->from_stdin) &&
+		    fcntl(f->d.fd, F_GETFD) >= 0) {
+			if (f->d.kind == IMG_FD_TTY && fd_tty_settings(f->d.fd, f))
+				return -1;
 			continue;
+		}
 		if (fd < 0) {
 			err_sys("fd %d: cannot open /dev/null", f->d.fd);
 			return -1;
@@ -673,7 +677,7 @@ int rst_restore(struct img_input *in, int flags)
 		err_set("out of memory");
 		goto fail;
 	}
-	if (open_files(in, plan, &pipes))
+	if (open_files(in, plan, &pipes) || fd_pipes_done(&pipes))
 		goto fail;
 	/* Every fd of a pipe holds its end now; ours go. */
 	fd_pipes_close(&pipes);

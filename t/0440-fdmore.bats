@@ -164,3 +164,43 @@ refused_started() {
 		refused_started inotifyfar "^ckpt-dump: pid @PID@: fd 3: cannot find the path of inotify watch 1 \(inode [0-9]+ on device [0-9]+:[0-9]+\): it is neither an open file's nor under the current directory, and opening it by handle needs CAP_DAC_READ_SEARCH\$"
 	fi
 }
+
+# start_tty: fdmore tty on a pty of its own (t/progs/onpty), ready; its
+# pid in $TTY_PID (BG_PID is onpty's).
+start_tty() {
+	start_bg onpty fdmore tty "$D"
+	wait_for_line "$OUT" '^ready '
+	TTY_PID=$(awk '/^ready/ {print $2}' "$OUT")
+}
+
+@test "tty: dump --kill, restore on another pty: settings on ckpt-remap's terminal, /dev/tty fd, own pty pair remade" {
+	start_tty
+	ckpt-dump --kill -o "$IMG" "$TTY_PID"
+	wait "$BG_PID" || true
+	CKPT_PIDS=()
+	run ckpt-inspect "$IMG"
+	echo "$output"
+	[[ "$output" == *"fd 0   tty "*" terminal pty "*" rows 33 cols 111 "* ]]
+	[[ "$output" == *"fd 3   tty "*" terminal rows 33 cols 111 "*" /dev/tty"* ]]
+	[[ "$output" == *"fd 4   tty "*" ptmx pty "*" locked 0 rows 10 cols 20 "* ]]
+	[[ "$output" == *"fd 5   tty "*" pts pty "*" rows 10 cols 20 "* ]]
+	[[ "$output" == *"fd 6   tty "*" ptmx pty "*" locked 1 "* ]]
+	touch "$D/go"
+	run --separate-stderr timeout 60 onpty ckpt-remap "$IMG"
+	cat "$BATS_TEST_TMPDIR/bg.err" >&2 || true
+	echo "status $status stderr: $stderr"
+	[ "$status" -eq 0 ]
+	grep -qx "fdmore tty: ok" "$OUT"
+}
+
+@test "tty: the dumped process runs on with its terminals" {
+	start_tty
+	ckpt-dump -o "$IMG" "$TTY_PID"
+	touch "$D/go"
+	st=0
+	wait "$BG_PID" || st=$?
+	CKPT_PIDS=()
+	cat "$BATS_TEST_TMPDIR/bg.err" >&2 || true
+	[ "$st" -eq 0 ]
+	grep -qx "fdmore tty: ok" "$OUT"
+}

@@ -17,6 +17,10 @@
  *          event must arrive with its wd, and no other
  *   inotifyfar  an inotify instance watching /etc/hostname, outside
  *          the process's files and directory
+ *   tty    on a terminal (standard input): echo and canonical mode off,
+ *          VTIME 5, 33x111 window; /dev/tty open as fd 3; a pty pair of
+ *          its own made raw with a 10x20 window; a second pty master
+ *          whose slave is still locked
  *   unixpeer  a socketpair whose other end a child holds (not supported)
  *   listen    a listening unix socket DIR/sock (not supported)
  *   netlink   a netlink socket (not supported)
@@ -29,6 +33,8 @@
 #include <string.h>
 #include <signal.h>
 #include <sys/inotify.h>
+#include <sys/ioctl.h>
+#include <termios.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -319,6 +325,80 @@ static void inotify_check(void)
 		fail("inotify: watches not on the same files, or wds not going on from 4");
 }
 
+/* ---- tty ---- */
+
+static int tty3, ptm, pts, ptm2;
+
+static void tty_setup(void)
+{
+	struct termios t;
+	struct winsize ws = {.ws_row = 33, .ws_col = 111};
+	struct winsize ws2 = {.ws_row = 10, .ws_col = 20};
+	int unlock = 0;
+
+	if (tcgetattr(0, &t))
+		die("standard input is not a terminal");
+	t.c_lflag &= ~(ECHO | ICANON);
+	t.c_cc[VMIN] = 1;
+	t.c_cc[VTIME] = 5;
+	if (tcsetattr(0, TCSANOW, &t) || ioctl(0, TIOCSWINSZ, &ws))
+		die("terminal settings");
+	tty3 = open("/dev/tty", O_RDWR);
+	ptm = posix_openpt(O_RDWR | O_NOCTTY);
+	if (tty3 < 0 || ptm < 0 || ioctl(ptm, TIOCSPTLCK, &unlock))
+		die("pty");
+	pts = ioctl(ptm, TIOCGPTPEER, O_RDWR | O_NOCTTY);
+	if (pts < 0 || tcgetattr(pts, &t))
+		die("pty slave");
+	cfmakeraw(&t);
+	if (tcsetattr(pts, TCSANOW, &t) || ioctl(ptm, TIOCSWINSZ, &ws2))
+		die("pty settings");
+	ptm2 = posix_openpt(O_RDWR | O_NOCTTY | O_NONBLOCK);
+	if (ptm2 < 0)
+		die("second pty");
+}
+
+static void want_winsize(int fd, int rows, int cols, const char *what)
+{
+	struct winsize ws;
+
+	if (ioctl(fd, TIOCGWINSZ, &ws) || ws.ws_row != rows || ws.ws_col != cols)
+		fail("%s: window %dx%d, not %dx%d", what, ws.ws_row, ws.ws_col, rows, cols);
+}
+
+static void tty_check(void)
+{
+	struct termios t, t3;
+	struct stat a, b;
+	char buf[16];
+	int lock = 0, n;
+
+	if (tcgetattr(0, &t) || (t.c_lflag & (ECHO | ICANON)) || t.c_cc[VTIME] != 5)
+		fail("terminal: echo or canonical mode back on, or VTIME not 5");
+	want_winsize(0, 33, 111, "terminal");
+	/* fd 3 is the same terminal: it has the same settings. */
+	if (tcgetattr(tty3, &t3) || t3.c_lflag != t.c_lflag)
+		fail("fd 3 is not the terminal of fd 0");
+	want_winsize(tty3, 33, 111, "fd 3");
+	want_flags(tty3, O_RDWR, "fd 3");
+	/* The pty pair: the slave is the master's, raw, 10x20, and they meet. */
+	if (fstat(pts, &a) || stat(ptsname(ptm), &b) || a.st_rdev != b.st_rdev)
+		fail("pty: the slave is not the master's");
+	if (tcgetattr(pts, &t) || (t.c_lflag & (ECHO | ICANON)) || (t.c_oflag & OPOST))
+		fail("pty: not raw");
+	want_winsize(pts, 10, 20, "pty");
+	if (write(ptm, "ping", 4) != 4 || (n = read(pts, buf, sizeof(buf))) != 4 ||
+	    memcmp(buf, "ping", 4))
+		fail("pty: master to slave");
+	if (write(pts, "pong", 4) != 4 || (n = read(ptm, buf, sizeof(buf))) != 4 ||
+	    memcmp(buf, "pong", 4))
+		fail("pty: slave to master");
+	if (ioctl(ptm2, TIOCGPTLCK, &lock) || lock != 1)
+		fail("second pty: slave not locked");
+	want_flags(ptm2, O_RDWR | O_NONBLOCK, "second pty");
+	printf("pty %s\n", ptsname(ptm));
+}
+
 static void unixpeer_setup(void)
 {
 	pid_t pid;
@@ -373,6 +453,8 @@ int main(int argc, char **argv)
 		if ((in1 = inotify_init1(0)) < 0 ||
 		    inotify_add_watch(in1, "/etc/hostname", IN_MODIFY) != 1)
 			die("inotify");
+	} else if (!strcmp(kind, "tty")) {
+		tty_setup();
 	} else if (!strcmp(kind, "unixpeer")) {
 		unixpeer_setup();
 	} else if (!strcmp(kind, "listen")) {
@@ -385,6 +467,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	printf("ready %d\n", (int)getpid());
+	if (!strcmp(kind, "tty"))
+		printf("pty %s\n", ptsname(ptm));
 	fflush(stdout);
 	while (access(in_dir("go"), F_OK))
 		nanosleep(&ts, NULL);
@@ -394,6 +478,8 @@ int main(int argc, char **argv)
 		unix_check();
 	else if (!strcmp(kind, "inotify"))
 		inotify_check();
+	else if (!strcmp(kind, "tty"))
+		tty_check();
 	if (failures)
 		return 1;
 	printf("fdmore %s: ok\n", kind);
