@@ -267,9 +267,43 @@ struct fdplan {
 	int cloexec;
 };
 
+/* A regular file whose size or mtime differs from the image's was
+ * changed since the dump: what the program knew of it (its offset, what
+ * it read) may no longer hold.  -1 unless allowed, then a warning. */
+static int check_changed(const struct fd_entry *f, int fd, int allow)
+{
+	struct stat sb;
+	char what[160];
+	int n = 0;
+
+	if (fstat(fd, &sb)) {
+		err_sys("fd %d: cannot stat %s", f->d.fd, f->path);
+		return -1;
+	}
+	if ((uint64_t)sb.st_size != f->d.size)
+		n += snprintf(what + n, sizeof(what) - n, "size %lld, was %llu",
+			      (long long)sb.st_size, (unsigned long long)f->d.size);
+	if (sb.st_mtim.tv_sec != f->d.mtime_sec || (uint32_t)sb.st_mtim.tv_nsec != f->d.mtime_nsec)
+		snprintf(what + n, sizeof(what) - n, "%smtime %lld.%09ld, was %lld.%09u",
+			 n ? "; " : "", (long long)sb.st_mtim.tv_sec, sb.st_mtim.tv_nsec,
+			 (long long)f->d.mtime_sec, f->d.mtime_nsec);
+	else if (!n)
+		return 0;
+	if (allow) {
+		warnx("fd %d: %s changed since the checkpoint (%s); going on", f->d.fd, f->path,
+		      what);
+		return 0;
+	}
+	err_set("fd %d: %s changed since the checkpoint (%s); --allow-changed-files restores "
+		"anyway",
+		f->d.fd, f->path, what);
+	return -1;
+}
+
 /* Open every file of the image at a temporary number; nothing of ours is
  * touched until all of them opened. */
-static int open_files(const struct img_input *in, struct fdplan *plan, struct fd_pipes *pipes)
+static int open_files(const struct img_input *in, struct fdplan *plan, struct fd_pipes *pipes,
+		      int allow_changed)
 {
 	const struct image *im = &in->im;
 
@@ -293,6 +327,10 @@ static int open_files(const struct img_input *in, struct fdplan *plan, struct fd
 			fd = open(f->path, flags | O_CLOEXEC);
 			if (fd < 0) {
 				err_sys("fd %d: cannot reopen %s", f->d.fd, f->path);
+				return -1;
+			}
+			if (f->d.kind == IMG_FD_REG && check_changed(f, fd, allow_changed)) {
+				close(fd);
 				return -1;
 			}
 			if (f->d.kind != IMG_FD_CHR && lseek(fd, f->d.pos, SEEK_SET) < 0 &&
@@ -677,7 +715,7 @@ int rst_restore(struct img_input *in, int flags)
 		err_set("out of memory");
 		goto fail;
 	}
-	if (open_files(in, plan, &pipes) || fd_pipes_done(&pipes))
+	if (open_files(in, plan, &pipes, !!(flags & RST_ALLOW_CHANGED)) || fd_pipes_done(&pipes))
 		goto fail;
 	/* Every fd of a pipe holds its end now; ours go. */
 	fd_pipes_close(&pipes);

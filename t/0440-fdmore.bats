@@ -204,3 +204,35 @@ start_tty() {
 	[ "$st" -eq 0 ]
 	grep -qx "fdmore tty: ok" "$OUT"
 }
+
+@test "a regular file grown since the checkpoint: restore refused naming file, size and mtime" {
+	start file
+	ckpt-dump --kill -o "$IMG" "$BG_PID"
+	wait "$BG_PID" || true
+	CKPT_PIDS=()
+	echo more >>"$D/data"
+	touch "$D/go"
+	run --separate-stderr timeout 60 ckpt-remap "$IMG"
+	echo "status $status stderr: $stderr"
+	[ "$status" -eq 99 ]
+	[[ "$stderr" =~ ^ckpt-remap:\ fd\ 3:\ $D/data\ changed\ since\ the\ checkpoint\ \(size\ 10,\ was\ 5\;\ mtime\ [0-9]+\.[0-9]{9},\ was\ [0-9]+\.[0-9]{9}\)\;\ --allow-changed-files\ restores\ anyway$ ]]
+	! grep -q "fdmore file: ok" "$OUT"
+}
+
+@test "a regular file touched since the checkpoint: refused; --allow-changed-files restores with one warning" {
+	start file
+	ckpt-dump --kill -o "$IMG" "$BG_PID"
+	wait "$BG_PID" || true
+	CKPT_PIDS=()
+	touch -d '2001-01-01 00:00:00' "$D/data"
+	touch "$D/go"
+	run --separate-stderr timeout 60 ckpt-remap "$IMG"
+	echo "status $status stderr: $stderr"
+	[ "$status" -eq 99 ]
+	[[ "$stderr" =~ ^ckpt-remap:\ fd\ 3:\ $D/data\ changed\ since\ the\ checkpoint\ \(mtime\ 978307200\.000000000,\ was\ [0-9]+\.[0-9]{9}\)\; ]]
+	run --separate-stderr timeout 60 ckpt-remap --allow-changed-files "$IMG"
+	echo "status $status stderr: $stderr"
+	[ "$status" -eq 0 ]
+	[[ "$stderr" =~ ^ckpt-remap:\ fd\ 3:\ $D/data\ changed\ since\ the\ checkpoint\ \(mtime\ 978307200\.000000000,\ was\ [0-9]+\.[0-9]{9}\)\;\ going\ on$ ]]
+	grep -qx "fdmore file: ok" "$OUT"
+}

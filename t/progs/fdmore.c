@@ -21,6 +21,7 @@
  *          VTIME 5, 33x111 window; /dev/tty open as fd 3; a pty pair of
  *          its own made raw with a 10x20 window; a second pty master
  *          whose slave is still locked
+ *   file   DIR/data (5 bytes) open read-write at offset 2
  *   unixpeer  a socketpair whose other end a child holds (not supported)
  *   listen    a listening unix socket DIR/sock (not supported)
  *   netlink   a netlink socket (not supported)
@@ -399,6 +400,16 @@ static void tty_check(void)
 	printf("pty %s\n", ptsname(ptm));
 }
 
+static int datafd;
+
+static void file_check(void)
+{
+	char c;
+
+	if (lseek(datafd, 0, SEEK_CUR) != 2 || read(datafd, &c, 1) != 1 || c != '3')
+		fail("data file: not at offset 2");
+}
+
 static void unixpeer_setup(void)
 {
 	pid_t pid;
@@ -455,6 +466,10 @@ int main(int argc, char **argv)
 			die("inotify");
 	} else if (!strcmp(kind, "tty")) {
 		tty_setup();
+	} else if (!strcmp(kind, "file")) {
+		datafd = open(in_dir("data"), O_RDWR | O_CREAT | O_TRUNC, 0600);
+		if (datafd < 0 || write(datafd, "12345", 5) != 5 || lseek(datafd, 2, SEEK_SET) != 2)
+			die("data file");
 	} else if (!strcmp(kind, "unixpeer")) {
 		unixpeer_setup();
 	} else if (!strcmp(kind, "listen")) {
@@ -480,6 +495,8 @@ int main(int argc, char **argv)
 		inotify_check();
 	else if (!strcmp(kind, "tty"))
 		tty_check();
+	else if (!strcmp(kind, "file"))
+		file_check();
 	if (failures)
 		return 1;
 	printf("fdmore %s: ok\n", kind);
