@@ -1243,9 +1243,6 @@ static int make_inotify(const struct fd_entry *f)
 				path, wd);
 			goto fail;
 		}
-		if (!is_watched(path, &(struct watch){.ino = w.ino, .dev = w.dev}))
-			warnx("fd %d: inotify watch %d: %s is another file than at the checkpoint",
-			      f->d.fd, w.wd, path);
 	}
 	if (skipped) {
 		char buf[4096];

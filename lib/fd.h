@@ -16,14 +16,15 @@ struct fd_pipes {
 		uint32_t kind; /* IMG_FD_PIPE, IMG_FD_UNIX, IMG_FD_TTY */
 		uint32_t seen; /* ends met so far: bit 0, bit 1 */
 		uint64_t id;
-		int end[2];	    /* read, write; a socketpair's two ends; ptmx, pts */
+		int end[2];	  /* read, write; a socketpair's two ends; ptmx, pts */
 		uint32_t shut[2]; /* socketpair: each end's shutdown, applied once both are
 				   * seen; pty: shut[0] 1 to lock the slave again */
-	} *p;
+	} * p;
 	size_t n;
 };
 
-/* Make the pipe, FIFO, unix socket, eventfd, signalfd, timerfd or epoll instance of f again,
+/* Make the pipe, FIFO, unix socket, terminal, inotify, eventfd, signalfd,
+ * timerfd or epoll instance of f again,
  * open (close-on-exec) at any fd number; -1 with err_set. */
 int fd_make(const struct fd_entry *f, struct fd_pipes *pipes) __attribute__((warn_unused_result));
 /* Once every fd is made: what needs all of them (a pty slave's lock).

@@ -236,3 +236,19 @@ start_tty() {
 	[[ "$stderr" =~ ^ckpt-remap:\ fd\ 3:\ $D/data\ changed\ since\ the\ checkpoint\ \(mtime\ 978307200\.000000000,\ was\ [0-9]+\.[0-9]{9}\)\;\ going\ on$ ]]
 	grep -qx "fdmore file: ok" "$OUT"
 }
+
+@test "all at once on a pty: FIFOs, socketpairs, inotify, a file, terminals and a pty pair come back" {
+	start_bg onpty fdmore all "$D"
+	wait_for_line "$OUT" '^ready '
+	pid=$(awk '/^ready/ {print $2}' "$OUT")
+	ckpt-dump --kill -o "$IMG" "$pid"
+	wait "$BG_PID" || true
+	CKPT_PIDS=()
+	touch "$D/go"
+	run --separate-stderr timeout 60 onpty ckpt-remap "$IMG"
+	cat "$BATS_TEST_TMPDIR/bg.err" >&2 || true
+	echo "status $status stderr: $stderr"
+	[ "$status" -eq 0 ]
+	[ -z "$stderr" ]
+	grep -qx "fdmore all: ok" "$OUT"
+}

@@ -22,6 +22,8 @@
  *          its own made raw with a 10x20 window; a second pty master
  *          whose slave is still locked
  *   file   DIR/data (5 bytes) open read-write at offset 2
+ *   all    fifo, unix, inotify and file at once, and tty when standard
+ *          input is a terminal
  *   unixpeer  a socketpair whose other end a child holds (not supported)
  *   listen    a listening unix socket DIR/sock (not supported)
  *   netlink   a netlink socket (not supported)
@@ -402,6 +404,13 @@ static void tty_check(void)
 
 static int datafd;
 
+static void file_setup(void)
+{
+	datafd = open(in_dir("data"), O_RDWR | O_CREAT | O_TRUNC, 0600);
+	if (datafd < 0 || write(datafd, "12345", 5) != 5 || lseek(datafd, 2, SEEK_SET) != 2)
+		die("data file");
+}
+
 static void file_check(void)
 {
 	char c;
@@ -467,9 +476,14 @@ int main(int argc, char **argv)
 	} else if (!strcmp(kind, "tty")) {
 		tty_setup();
 	} else if (!strcmp(kind, "file")) {
-		datafd = open(in_dir("data"), O_RDWR | O_CREAT | O_TRUNC, 0600);
-		if (datafd < 0 || write(datafd, "12345", 5) != 5 || lseek(datafd, 2, SEEK_SET) != 2)
-			die("data file");
+		file_setup();
+	} else if (!strcmp(kind, "all")) {
+		fifo_setup();
+		unix_setup();
+		inotify_setup();
+		file_setup();
+		if (isatty(0))
+			tty_setup();
 	} else if (!strcmp(kind, "unixpeer")) {
 		unixpeer_setup();
 	} else if (!strcmp(kind, "listen")) {
@@ -482,11 +496,19 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	printf("ready %d\n", (int)getpid());
-	if (!strcmp(kind, "tty"))
+	if (ptm > 0)
 		printf("pty %s\n", ptsname(ptm));
 	fflush(stdout);
 	while (access(in_dir("go"), F_OK))
 		nanosleep(&ts, NULL);
+	if (!strcmp(kind, "all")) {
+		fifo_check();
+		unix_check();
+		inotify_check();
+		file_check();
+		if (isatty(0))
+			tty_check();
+	}
 	if (!strcmp(kind, "fifo"))
 		fifo_check();
 	else if (!strcmp(kind, "unix"))
