@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1171,6 +1172,13 @@ static int make_unix(const struct fd_entry *f, struct fd_pipes *pipes)
 			setsockopt(s, SOL_SOCKET, SO_SNDBUF, &(int){u.sndbuf / 2}, sizeof(int));
 		if (u.rcvbuf)
 			setsockopt(s, SOL_SOCKET, SO_RCVBUF, &(int){u.rcvbuf / 2}, sizeof(int));
+		/* The bytes queued here are charged to the peer's send buffer:
+		 * until the peer's own FILE record sets the size it had, make
+		 * it as large as we may (SO_SNDBUFFORCE needs CAP_NET_ADMIN). */
+		if (u.nmsg && !(fp->seen & (1u << !u.end)) &&
+		    setsockopt(peer, SOL_SOCKET, SO_SNDBUFFORCE, &(int){u.data_len + (1 << 20)},
+			       sizeof(int)))
+			setsockopt(peer, SOL_SOCKET, SO_SNDBUF, &(int){INT_MAX / 2}, sizeof(int));
 		for (uint32_t k = 0; k < u.nmsg; k++) {
 			uint32_t l;
 
