@@ -165,7 +165,8 @@ static int capture_tty(pid_t pid, struct fd_entry *f, dev_t rdev)
 		}
 		t.locked = !!v;
 	} else if (major(rdev) >= 136 && major(rdev) <= 143) {
-		t.index = (major(rdev) - 136) * 256 + minor(rdev);
+		t.index =
+		    (major(rdev) - 136) << 20 | minor(rdev); /* 20-bit minors: pts/N is 136:N */
 	}
 	/* /dev/tty of a process without a controlling terminal, or a
 	 * hung-up one, has no settings to keep. */

@@ -216,7 +216,7 @@ start_tty() {
 	echo "status $status stderr: $stderr"
 	[ "$status" -eq 99 ]
 	[[ "$stderr" =~ ^ckpt-remap:\ fd\ 3:\ $D/data\ changed\ since\ the\ checkpoint\ \(size\ 10,\ was\ 5\;\ mtime\ [0-9]+\.[0-9]{9},\ was\ [0-9]+\.[0-9]{9}\)\;\ --allow-changed-files\ restores\ anyway$ ]]
-	! grep -q "fdmore file: ok" "$OUT"
+	run ! grep -q "fdmore file: ok" "$OUT"
 }
 
 @test "a regular file touched since the checkpoint: refused; --allow-changed-files restores with one warning" {
