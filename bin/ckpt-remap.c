@@ -7,7 +7,9 @@
 #include "err.h"
 #include "restore.h"
 
-#define USAGE "usage: ckpt-remap [--pid-ns | --new-pids] [--progress | --quiet] [img | -]\n"
+#define USAGE                                                                                      \
+	"usage: ckpt-remap [--pid-ns | --new-pids] [--progress | --quiet] "                        \
+	"[--allow-changed-files] [img | -]\n"
 
 int main(int argc, char **argv)
 {
@@ -15,10 +17,11 @@ int main(int argc, char **argv)
 						 {"new-pids", no_argument, NULL, 'n'},
 						 {"progress", no_argument, NULL, 'P'},
 						 {"quiet", no_argument, NULL, 'q'},
+						 {"allow-changed-files", no_argument, NULL, 'c'},
 						 {"help", no_argument, NULL, 'h'},
 						 {"version", no_argument, NULL, 'V'},
 						 {NULL, 0, NULL, 0}};
-	int c, progress = -1, fail = ckpt_fail_rc();
+	int c, progress = -1, flags = 0, fail = ckpt_fail_rc();
 	enum rst_pids pids = RST_PIDS_AUTO;
 	struct img_input in;
 
@@ -36,6 +39,9 @@ int main(int argc, char **argv)
 			break;
 		case 'q':
 			progress = 0;
+			break;
+		case 'c':
+			flags |= RST_ALLOW_CHANGED;
 			break;
 		case 'h':
 			fputs(USAGE, stdout);
@@ -56,7 +62,7 @@ int main(int argc, char **argv)
 		progress = isatty(2);
 	if (img_open(argv[optind], &in))
 		die(fail, "%s", err_get());
-	if (rst_run(&in, progress ? RST_PROGRESS : 0, pids))
+	if (rst_run(&in, flags | (progress ? RST_PROGRESS : 0), pids))
 		die(fail, "%s", err_get());
 	return fail; /* not reached: rst_run returns only on failure */
 }

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
@@ -829,6 +830,66 @@ static int check_file_extra(const struct fd_entry *f, size_t idx)
 		memcpy(&p, x, sizeof(p));
 		if (p.end > 1 || p.data_len > p.size || p.size > (1u << 30) ||
 		    n != sizeof(p) + p.data_len)
+			goto bad;
+		return 0;
+	}
+	case IMG_FD_FIFO: {
+		struct img_fifo p;
+		if (n < sizeof(p))
+			goto bad;
+		memcpy(&p, x, sizeof(p));
+		if (p.data_len > p.size || p.size > (1u << 30) || n != sizeof(p) + p.data_len)
+			goto bad;
+		return 0;
+	}
+	case IMG_FD_UNIX: {
+		struct img_unix u;
+		uint64_t off = sizeof(u);
+		if (n < sizeof(u))
+			goto bad;
+		memcpy(&u, x, sizeof(u));
+		if (u.end > 1 || u.shutdown > 3 || n != sizeof(u) + (uint64_t)u.data_len ||
+		    (u.type != SOCK_STREAM && u.type != SOCK_DGRAM && u.type != SOCK_SEQPACKET))
+			goto bad;
+		for (uint32_t k = 0; k < u.nmsg; k++) {
+			uint32_t l;
+			if (off + 4 > n)
+				goto bad;
+			memcpy(&l, x + off, 4);
+			off += 4 + (uint64_t)l;
+		}
+		if (off != n)
+			goto bad;
+		return 0;
+	}
+	case IMG_FD_INOTIFY: {
+		struct img_inotify in;
+		struct img_inotify_watch w;
+		uint64_t off = sizeof(in);
+		int32_t last = 0;
+		if (n < sizeof(in))
+			goto bad;
+		memcpy(&in, x, sizeof(in));
+		for (uint32_t k = 0; k < in.n; k++) {
+			if (off + sizeof(w) > n)
+				goto bad;
+			memcpy(&w, x + off, sizeof(w));
+			off += sizeof(w) + (uint64_t)w.path_len;
+			if (w.wd <= last || !w.path_len || w.path_len >= PATH_MAX || off > n ||
+			    memchr(x + off - w.path_len, 0, w.path_len))
+				goto bad;
+			last = w.wd;
+		}
+		if (off != n)
+			goto bad;
+		return 0;
+	}
+	case IMG_FD_TTY: {
+		struct img_tty t;
+		if (n != sizeof(t))
+			goto bad;
+		memcpy(&t, x, sizeof(t));
+		if (t.role > IMG_TTY_PTS || t.locked > 1 || t.have > 1)
 			goto bad;
 		return 0;
 	}

@@ -202,6 +202,65 @@ struct img_epoll_item {
 	uint64_t data;
 };
 
+/* A named pipe: the bytes it held follow (one fd per FIFO has them). */
+struct img_fifo {
+	uint32_t size;	   /* F_GETPIPE_SZ */
+	uint32_t data_len; /* bytes in it, which follow */
+};
+
+/* One end of a unix socketpair whose both ends the process holds; what
+ * the peer sent it and it has not read follows: nmsg messages, each a u32
+ * length and its bytes (a stream's bytes are one message).  One fd per
+ * end has them. */
+struct img_unix {
+	uint64_t id;	   /* the pair: the smaller of its two socket inodes */
+	uint32_t type;	   /* SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET */
+	uint32_t end;	   /* 0 the socket with the smaller inode, 1 the other */
+	uint32_t shutdown; /* its sk_shutdown: 1 receive, 2 send */
+	uint32_t sndbuf;   /* SO_SNDBUF, SO_RCVBUF as getsockopt gives them */
+	uint32_t rcvbuf;
+	uint32_t nmsg;
+	uint32_t data_len; /* bytes that follow */
+	uint32_t pad;
+};
+
+/* An inotify instance: n watches follow, in wd order, each an
+ * img_inotify_watch and its path_len bytes of path. */
+struct img_inotify {
+	uint32_t n;
+	uint32_t queued; /* bytes of events not yet read at dump: not kept */
+};
+
+struct img_inotify_watch {
+	int32_t wd;
+	uint32_t mask; /* as inotify_add_watch takes it */
+	uint64_t ino;  /* the watched inode and its device (st_dev), to check the path */
+	uint64_t dev;
+	uint32_t path_len;
+	uint32_t pad;
+};
+
+/* A terminal: the program's own (reattached to the restoring process's
+ * terminal) or one end of a pty pair it opened itself (made anew). */
+enum img_tty_role {
+	IMG_TTY_TERM = 0, /* a terminal the program did not make */
+	IMG_TTY_PTMX = 1, /* the master of a pty pair, from /dev/ptmx */
+	IMG_TTY_PTS = 2,  /* the slave of a pty pair whose master the process holds */
+};
+
+struct img_tty {
+	uint32_t role;
+	uint32_t index;	 /* the pty's number (/dev/pts/N): the pair's id */
+	uint32_t locked; /* ptmx: the slave is still locked (TIOCGPTLCK) */
+	uint32_t have;	 /* 1: termios and window size below were read */
+	uint32_t iflag, oflag, cflag, lflag; /* termios, as tcgetattr(3) gives it */
+	uint32_t ispeed, ospeed;
+	uint8_t line;
+	uint8_t cc[32];
+	uint8_t pad[3];
+	uint16_t rows, cols, xpixel, ypixel; /* TIOCGWINSZ */
+};
+
 struct img_file {
 	int32_t fd;
 	uint32_t kind;

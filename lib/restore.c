@@ -305,21 +305,83 @@ struct fdplan {
 	int cloexec;
 };
 
+/* A regular file whose size or mtime differs from the image's was
+ * changed since the dump: what the program knew of it (its offset, what
+ * it read) may no longer hold.  -1 unless allowed, then a warning. */
+static int check_changed(const struct fd_entry *f, int fd, int allow);
+
+/* Every regular file the program had open is there and unchanged, unless
+ * the image holds it (--save-files): it is put back then. */
+static int precheck_files(const struct image *im)
+{
+	for (size_t i = 0; i < im->nfiles; i++) {
+		const struct fd_entry *f = &im->files[i];
+		const struct shm_obj *o;
+		int fd, rc;
+
+		if (f->d.kind != IMG_FD_REG)
+			continue;
+		o = img_find_shm(im, f->d.dev, f->d.ino);
+		if (o && o->d.kind == IMG_SHM_SAVED)
+			continue;
+		fd = open(f->path, O_PATH | O_CLOEXEC);
+		if (fd < 0) {
+			err_sys("fd %d: cannot reopen %s", f->d.fd, f->path);
+			return -1;
+		}
+		rc = check_changed(f, fd, 0);
+		close(fd);
+		if (rc)
+			return -1;
+	}
+	return 0;
+}
+
+static int check_changed(const struct fd_entry *f, int fd, int allow)
+{
+	struct stat sb;
+	char what[160];
+	int n = 0;
+
+	if (fstat(fd, &sb)) {
+		err_sys("fd %d: cannot stat %s", f->d.fd, f->path);
+		return -1;
+	}
+	if ((uint64_t)sb.st_size != f->d.size)
+		n += snprintf(what + n, sizeof(what) - n, "size %lld, was %llu",
+			      (long long)sb.st_size, (unsigned long long)f->d.size);
+	if (sb.st_mtim.tv_sec != f->d.mtime_sec || (uint32_t)sb.st_mtim.tv_nsec != f->d.mtime_nsec)
+		snprintf(what + n, sizeof(what) - n, "%smtime %lld.%09ld, was %lld.%09u",
+			 n ? "; " : "", (long long)sb.st_mtim.tv_sec, sb.st_mtim.tv_nsec,
+			 (long long)f->d.mtime_sec, f->d.mtime_nsec);
+	else if (!n)
+		return 0;
+	if (allow) {
+		warnx("fd %d: %s changed since the checkpoint (%s); going on", f->d.fd, f->path,
+		      what);
+		return 0;
+	}
+	err_set("fd %d: %s changed since the checkpoint (%s); --allow-changed-files restores "
+		"anyway",
+		f->d.fd, f->path, what);
+	return -1;
+}
+
 /* Open every file of the image at a temporary number; nothing of ours is
  * touched until all of them opened. */
 static int open_files(const struct img_input *in, struct fdplan *plan, struct fd_pipes *pipes,
-		      const struct shm_made *sm)
+		      const struct shm_made *sm, int allow_changed)
 {
 	const struct image *im = &in->im;
 
 	for (size_t i = 0; i < im->nfiles; i++) {
 		const struct fd_entry *f = &im->files[i];
-		int fd = -1, flags;
+		int fd = -1, flags, inherit = f->d.kind == IMG_FD_INHERIT || fd_tty_inherits(f);
 
 		plan[i].target = f->d.fd;
 		plan[i].cloexec = !!(f->d.fdflags & FD_CLOEXEC);
 		plan[i].tmp = -1;
-		switch (f->d.kind) {
+		switch (inherit ? IMG_FD_INHERIT : f->d.kind) {
 		case IMG_FD_INHERIT:
 			/* Ours, unless we lack it or it carried the image. */
 			if ((f->d.fd == 0 && in->from_stdin) || fcntl(f->d.fd, F_GETFD) < 0)
@@ -332,6 +394,10 @@ static int open_files(const struct img_input *in, struct fdplan *plan, struct fd
 			fd = open(f->path, flags | O_CLOEXEC);
 			if (fd < 0) {
 				err_sys("fd %d: cannot reopen %s", f->d.fd, f->path);
+				return -1;
+			}
+			if (f->d.kind == IMG_FD_REG && check_changed(f, fd, allow_changed)) {
+				close(fd);
 				return -1;
 			}
 			if (f->d.kind != IMG_FD_CHR && lseek(fd, f->d.pos, SEEK_SET) < 0 &&
@@ -352,9 +418,13 @@ static int open_files(const struct img_input *in, struct fdplan *plan, struct fd
 			if (fd < 0)
 				return -1;
 		}
-		if (f->d.kind == IMG_FD_INHERIT && fd < 0 && !(f->d.fd == 0 && in->from_stdin) &&
-		    fcntl(f->d.fd, F_GETFD) >= 0)
+		/* A terminal gets the program's settings, on ours. */
+		if (inherit && fd < 0 && !(f->d.fd == 0 && in->from_stdin) &&
+		    fcntl(f->d.fd, F_GETFD) >= 0) {
+			if (f->d.kind == IMG_FD_TTY && fd_tty_settings(f->d.fd, f))
+				return -1;
 			continue;
+		}
 		if (fd < 0) {
 			err_sys("fd %d: cannot open /dev/null", f->d.fd);
 			return -1;
@@ -604,6 +674,10 @@ int rst_restore(struct img_input *in, int flags)
 		return -1;
 	/* Memory objects and deleted files first: their contents come
 	 * before the page data. */
+	/* Refusals first: nothing of the host changes (a System V segment
+	 * set back, a saved file put back) for a restore that then fails. */
+	if (!(flags & RST_ALLOW_CHANGED) && precheck_files(im))
+		goto fail;
 	if (shm_make(in, &sm, &first) || ipc_restore(im))
 		goto fail;
 	if (proc_read_maps(0, &self, &nself))
@@ -738,7 +812,8 @@ int rst_restore(struct img_input *in, int flags)
 		err_set("out of memory");
 		goto fail;
 	}
-	if (open_files(in, plan, &pipes, &sm))
+	if (open_files(in, plan, &pipes, &sm, !!(flags & RST_ALLOW_CHANGED)) ||
+	    fd_pipes_done(&pipes))
 		goto fail;
 	/* Every fd of a pipe holds its end now; ours go. */
 	fd_pipes_close(&pipes);

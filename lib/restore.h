@@ -6,6 +6,7 @@
 
 #define RST_PROGRESS 1
 #define RST_KEEP_TIDS 2 /* give the threads their old tids where free */
+#define RST_ALLOW_CHANGED 0x100 /* reopen files changed since the dump (a warning each) */
 
 /* How the restored process gets its pid. */
 enum rst_pids {

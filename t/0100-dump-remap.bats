@@ -58,8 +58,12 @@ utime_past() {
 	touch "$d/go"
 	restore "$d.img"
 	intact_and_restored
-	restore "$d.img"
-	intact_and_restored
+	# The first run wrote to the files it had open: one warning each.
+	restore --allow-changed-files "$d.img"
+	[ "$status" -eq 0 ]
+	[ "$output" = "restored: yes" ]
+	[[ "$stderr" == *"/log changed since the checkpoint ("*"); going on"* ]]
+	[ -z "$(grep -v '^ckpt-remap: fd [0-9]*: .* changed since the checkpoint (.*); going on$' <<<"$stderr")" ]
 	[ "$(grep -c '^exit of pid' "$d/log")" -eq 2 ]
 }
 

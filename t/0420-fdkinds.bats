@@ -66,7 +66,7 @@ wait_for_blocked() {
 	[[ "$output" == *" epoll "* ]]
 	touch "$D/go"
 	for _ in 1 2; do
-		run --separate-stderr ckpt-remap --new-pids "$IMG"
+		run --separate-stderr ckpt-remap --new-pids --allow-changed-files "$IMG"
 		[ "$status" -eq 0 ]
 	done
 	[ "$(grep -cx 'fdkinds: ok' "$OUT")" -ge 1 ]
