@@ -72,6 +72,13 @@ bin/%: bin/%.c lib/libckpt.a
 t/progs/%: t/progs/%.c t/progs/progs.h
 	$(CC) $(CPPFLAGS) $(PROGCFLAGS) -o $@ $< -lm
 
+# One process holding every kind at once: two programs' mains as threads.
+t/progs/allkinds: t/progs/allkinds.c t/progs/fdmore.c t/progs/memkinds.c t/progs/progs.h
+	$(CC) $(CPPFLAGS) $(PROGCFLAGS) -Dmain=fdmore_main -c -o $@-fd.o t/progs/fdmore.c
+	$(CC) $(CPPFLAGS) $(PROGCFLAGS) -Dmain=memkinds_main -c -o $@-mem.o t/progs/memkinds.c
+	$(CC) $(CPPFLAGS) $(PROGCFLAGS) -pthread -o $@ $< $@-fd.o $@-mem.o -lm
+	rm -f $@-fd.o $@-mem.o
+
 t/progs/omp: t/progs/omp.c t/progs/progs.h
 	$(CC) $(CPPFLAGS) $(PROGCFLAGS) -fopenmp -o $@ $< -lm
 
