@@ -15,7 +15,8 @@
 #include "progress.h"
 
 #define USAGE                                                                                      \
-	"usage: ckpt-dump [--kill | --stop] [-o file] [--save-files] [--progress | --quiet] pid\n"
+	"usage: ckpt-dump [--kill | --stop | --cow] [-o file] [--save-files] [--progress | --quiet] " \
+	"pid\n"
 
 static volatile int cancel; /* sig_atomic_t is int here */
 
@@ -75,7 +76,7 @@ int main(int argc, char **argv)
 		{"kill", no_argument, NULL, 'k'},     {"stop", no_argument, NULL, 's'},
 		{"output", required_argument, NULL, 'o'}, {"progress", no_argument, NULL, 'P'},
 		{"quiet", no_argument, NULL, 'q'},    {"help", no_argument, NULL, 'h'},
-		{"save-files", no_argument, NULL, 'S'},
+		{"save-files", no_argument, NULL, 'S'}, {"cow", no_argument, NULL, 'C'},
 		{"version", no_argument, NULL, 'V'},  {NULL, 0, NULL, 0}};
 	enum progress_mode pmode = PROGRESS_AUTO;
 	enum dump_end how = DUMP_RUN;
@@ -110,6 +111,9 @@ int main(int argc, char **argv)
 		case 'S':
 			o.save_files = 1;
 			break;
+		case 'C':
+			o.cow = 1;
+			break;
 		case 'h':
 			fputs(USAGE, stdout);
 			return 0;
@@ -120,7 +124,7 @@ int main(int argc, char **argv)
 			usage();
 		}
 	}
-	if (optind != argc - 1)
+	if (optind != argc - 1 || (o.cow && how != DUMP_RUN))
 		usage();
 	errno = 0;
 	pid = strtol(argv[optind], &end, 10);

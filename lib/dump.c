@@ -68,12 +68,20 @@ static void release_all(struct dump_target *t, int sig)
 	free(t->tids);
 	t->tids = NULL;
 	t->ntids = 0;
+	proc_free_maps(t->maps, t->nmaps);
+	t->maps = NULL;
+	t->nmaps = 0;
 }
 
 int dump_seize(pid_t pid, struct dump_target *t)
 {
 	memset(t, 0, sizeof(*t));
 	t->pid = pid;
+	/* Failing here is no error: capture reads smaps again. */
+	if (proc_read_maps(pid, &t->maps, &t->nmaps)) {
+		t->maps = NULL;
+		t->nmaps = 0;
+	}
 	/* Threads may be created until all are stopped: list them again
 	 * until a pass finds none we have not seized. */
 	for (int pass = 0;; pass++) {
@@ -705,8 +713,18 @@ static int write_region(struct pagewriter *pw, const struct region *r)
 	return 0;
 }
 
+/* Which regions write_pages writes. */
+enum { PAGES_ALL, PAGES_UNFORKED, PAGES_FORKED };
+
+/* Regions a fork does not copy as they are: MADV_DONTFORK ones are not in
+ * the child, MADV_WIPEONFORK ones are zero there. */
+static int unforked(const struct region *r)
+{
+	return r->d.flags & (IMG_RGN_DONTFORK | IMG_RGN_WIPEONFORK);
+}
+
 static int write_pages(pid_t pid, struct img_writer *w, const struct image *im,
-		       const struct dump_opts *o)
+		       const struct dump_opts *o, int which)
 {
 	struct pagewriter pw = {.pid = pid, .w = w, .o = o, .ps = sysconf(_SC_PAGESIZE)};
 	char path[64];
@@ -730,6 +748,8 @@ static int write_pages(pid_t pid, struct img_writer *w, const struct image *im,
 	for (size_t i = 0; i < im->nregions; i++) {
 		const struct region *r = &im->regions[i];
 		if (r->d.kind == IMG_RGN_SPECIAL || (r->d.flags & IMG_RGN_SHARED))
+			continue;
+		if ((which == PAGES_UNFORKED && !unforked(r)) || (which == PAGES_FORKED && unforked(r)))
 			continue;
 		if (write_region(&pw, r))
 			goto out;
@@ -755,8 +775,14 @@ static int capture(struct dump_target *tg, struct image *im, struct shm_dump **s
 	size_t n = 0;
 	int rc = -1;
 
-	if (proc_read_maps(pid, &maps, &n))
+	if (tg->maps && proc_same_layout(pid, tg->maps, tg->nmaps) == 1) {
+		maps = tg->maps;
+		n = tg->nmaps;
+		tg->maps = NULL;
+		tg->nmaps = 0;
+	} else if (proc_read_maps(pid, &maps, &n)) {
 		return -1;
+	}
 	im->threads = calloc(tg->ntids, sizeof(*im->threads));
 	if (!im->threads) {
 		err_set("out of memory");
@@ -798,6 +824,92 @@ out:
 	return rc;
 }
 
+/* The address of a syscall instruction in the process's [vdso]. */
+static int vdso_gadget(const struct dump_target *tg, const struct image *im, uint64_t *gadget)
+{
+	for (size_t i = 0; i < im->nregions; i++) {
+		const struct region *r = &im->regions[i];
+		if (r->d.kind == IMG_RGN_SPECIAL && !strcmp(r->path, "[vdso]"))
+			return inj_find_gadget(tg->pid, r->d.start, r->d.end, gadget);
+	}
+	err_set("pid %d: no [vdso] to run system calls from", tg->pid);
+	return -1;
+}
+
+/* The snapshot child is the process's: stop the main thread again for
+ * the moment it takes to reap it there. */
+static void reap_snapshot(pid_t pid, uint64_t gadget, pid_t child)
+{
+	struct dump_target one = {.pid = pid, .ntids = 1};
+	struct inj c;
+	sigset_t all, old;
+	int rc;
+
+	kill(child, SIGKILL);
+	while (waitpid(child, NULL, __WALL) < 0 && errno == EINTR)
+		;
+	if (!(one.tids = malloc(sizeof(pid_t))))
+		goto fail;
+	one.tids[0] = pid;
+	if (pt_seize(pid)) {
+		free(one.tids);
+		goto fail;
+	}
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &old);
+	rc = inj_prepare(&c, pid, gadget);
+	if (rc == 0) {
+		rc = inj_reap(&c, child);
+		if (inj_cure(&c))
+			rc = -1;
+	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	release_all(&one, 0);
+	if (rc == 0)
+		return;
+fail:
+	warnx("pid %d: its snapshot %d is left for it to reap: %s", pid, child, err_get());
+}
+
+/* --cow: fork a snapshot inside the process, write what the fork does not
+ * copy (shared memory is written already) while it is still stopped, let
+ * it run, and write the rest from the snapshot. */
+static int write_cow(struct dump_target *tg, struct img_writer *w, const struct image *im,
+		     const struct dump_opts *o)
+{
+	uint64_t gadget;
+	sigset_t all, old;
+	struct inj c;
+	pid_t child = 0;
+	int rc;
+
+	if (vdso_gadget(tg, im, &gadget))
+		return -1;
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &old);
+	rc = inj_prepare(&c, tg->pid, gadget);
+	if (rc == 0) {
+		rc = inj_snapshot(&c, &child);
+		if (inj_cure(&c))
+			rc = -1;
+	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	if (rc)
+		return -1;
+	/* Should ckpt-dump die, the snapshot dies with it. */
+	ptrace(PTRACE_SETOPTIONS, child, 0, PTRACE_O_EXITKILL);
+	if (write_pages(tg->pid, w, im, o, PAGES_UNFORKED)) {
+		reap_snapshot(tg->pid, gadget, child);
+		return -1;
+	}
+	if (o->frozen)
+		o->frozen(o->progress_arg);
+	release_all(tg, 0);
+	rc = write_pages(child, w, im, o, PAGES_FORKED);
+	reap_snapshot(tg->pid, gadget, child);
+	return rc;
+}
+
 int dump_write(struct dump_target *tg, int out, const struct dump_opts *o)
 {
 	struct img_writer w = {.fd = out, .cancel = o->cancel};
@@ -809,8 +921,15 @@ int dump_write(struct dump_target *tg, int out, const struct dump_opts *o)
 	if (capture(tg, &im, &sd, o))
 		goto fail;
 	if (img_write_header(&w, &im.hdr) || img_write_meta(&w, &im) ||
-	    shm_write(tg->pid, &w, &im, sd, o) || write_pages(tg->pid, &w, &im, o) ||
-	    img_write_end(&w))
+	    shm_write(tg->pid, &w, &im, sd, o))
+		goto fail;
+	if (o->cow) {
+		if (write_cow(tg, &w, &im, o))
+			goto fail;
+	} else if (write_pages(tg->pid, &w, &im, o, PAGES_ALL)) {
+		goto fail;
+	}
+	if (img_write_end(&w))
 		goto fail;
 	rc = 0;
 fail:

@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "proc.h"
+
 struct dump_opts {
 	/* Called as bytes are written; total is an estimate. */
 	void (*progress)(uint64_t done, uint64_t total, void *arg);
@@ -14,6 +16,11 @@ struct dump_opts {
 	volatile int *cancel;
 	/* Store the contents of every open regular file too. */
 	int save_files;
+	/* Copy-on-write: let the process run while most of its memory is
+	 * written from a snapshot forked inside it.  frozen, if set, is
+	 * called (with progress_arg) as the process is let go. */
+	int cow;
+	void (*frozen)(void *arg);
 };
 
 enum dump_end { DUMP_RUN, DUMP_STOP, DUMP_KILL };
@@ -23,12 +30,18 @@ struct dump_target {
 	pid_t pid;
 	pid_t *tids; /* tids[0] == pid */
 	size_t ntids;
+	/* smaps, read before the process was stopped: walking its page
+	 * tables is the slowest part of the capture.  Used when maps still
+	 * shows the same layout once it is stopped. */
+	struct proc_map *maps;
+	size_t nmaps;
 };
 
 /* Seize every thread of pid and stop it. */
 int dump_seize(pid_t pid, struct dump_target *t) __attribute__((warn_unused_result));
 /* Capture the stopped process and write its image to out.  On failure the
- * target is released, running as before. */
+ * target is released, running as before; with o->cow it is released as
+ * soon as its snapshot is taken. */
 int dump_write(struct dump_target *t, int out, const struct dump_opts *o)
 	__attribute__((warn_unused_result));
 /* Release the target as asked: running, stopped, or killed. */

@@ -2,6 +2,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/ptrace.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 
@@ -99,6 +100,96 @@ int inj_syscall(struct inj *c, long nr, const uint64_t args[6], int64_t *ret)
 		return -1;
 	}
 	*ret = (int64_t)r.rax;
+	return 0;
+}
+
+int inj_snapshot(struct inj *c, pid_t *child)
+{
+	struct user_regs_struct r = c->saved;
+	unsigned long msg = 0;
+	int status;
+
+	/* Auto-attach what a clone without SIGCHLD makes. */
+	if (ptrace(PTRACE_SETOPTIONS, c->pid, 0, PTRACE_O_TRACECLONE)) {
+		err_sys("pid %d: cannot trace its clones", c->pid);
+		return -1;
+	}
+	r.rax = SYS_clone;
+	r.rdi = 0; /* no CLONE_* flag, exit signal 0: no SIGCHLD for the process */
+	r.rsi = r.rdx = r.r10 = r.r8 = r.r9 = 0;
+	r.rip = c->gadget;
+	r.orig_rax = -1;
+	r.rsp = c->scratch - 64;
+	*child = 0;
+	if (pt_set_regs(c->pid, &r))
+		goto fail;
+	for (;;) {
+		if (ptrace(PTRACE_SINGLESTEP, c->pid, 0, 0)) {
+			err_sys("pid %d: cannot single-step an injected clone", c->pid);
+			goto fail;
+		}
+		if (pt_wait(c->pid, &status))
+			goto fail;
+		if (WIFSTOPPED(status) && status >> 8 == (SIGTRAP | (PTRACE_EVENT_CLONE << 8))) {
+			if (ptrace(PTRACE_GETEVENTMSG, c->pid, 0, &msg)) {
+				err_sys("pid %d: cannot learn its clone's pid", c->pid);
+				goto fail;
+			}
+			*child = (pid_t)msg;
+			continue;
+		}
+		break;
+	}
+	if (!WIFSTOPPED(status) || WSTOPSIG(status) != SIGTRAP || pt_get_regs(c->pid, &r) ||
+	    r.rip != c->gadget + 2) {
+		err_set("pid %d: injected clone did not end after the gadget", c->pid);
+		goto fail;
+	}
+	if ((int64_t)r.rax < 0 || !*child) {
+		errno = (int)-(int64_t)r.rax;
+		err_sys("pid %d: cannot fork a snapshot of it", c->pid);
+		goto fail;
+	}
+	/* The child's first stop: it has not run an instruction. */
+	for (;;) {
+		if (waitpid(*child, &status, __WALL) < 0) {
+			if (errno == EINTR)
+				continue;
+			err_sys("pid %d: cannot wait for its snapshot %d", c->pid, *child);
+			goto fail;
+		}
+		if (WIFSTOPPED(status))
+			break;
+		err_set("pid %d: its snapshot %d died before it stopped", c->pid, *child);
+		goto fail;
+	}
+	ptrace(PTRACE_SETOPTIONS, c->pid, 0, 0);
+	return 0;
+fail:
+	ptrace(PTRACE_SETOPTIONS, c->pid, 0, 0);
+	if (*child > 0) {
+		kill(*child, SIGKILL);
+		while (waitpid(*child, &status, __WALL) < 0 && errno == EINTR)
+			;
+		if (inj_reap(c, *child))
+			warnx("pid %d: its dead snapshot %d is left for it to reap", c->pid, *child);
+	}
+	*child = 0;
+	return -1;
+}
+
+int inj_reap(struct inj *c, pid_t child)
+{
+	uint64_t a[6] = {(uint64_t)child, 0, __WCLONE | WNOHANG, 0, 0, 0};
+	int64_t ret;
+
+	if (inj_syscall(c, SYS_wait4, a, &ret))
+		return -1;
+	if (ret != child) {
+		err_set("pid %d: reaping its snapshot %d: wait4 gave %lld", c->pid, child,
+			(long long)ret);
+		return -1;
+	}
 	return 0;
 }
 

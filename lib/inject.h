@@ -38,6 +38,15 @@ int inj_prepare(struct inj *c, pid_t pid, uint64_t gadget) __attribute__((warn_u
 /* Run syscall nr with up to six arguments; *ret gets rax. */
 int inj_syscall(struct inj *c, long nr, const uint64_t args[6], int64_t *ret)
 	__attribute__((warn_unused_result));
+/* A copy-on-write snapshot of the process: an injected clone(2) without
+ * CLONE_VM and without an exit signal, whose child starts stopped under
+ * our ptrace before it runs an instruction.  Its memory is the process's
+ * at this moment, but for MADV_DONTFORK regions (absent) and
+ * MADV_WIPEONFORK ones (zero).  The child is the process's: once we have
+ * killed it, only the process can reap it (inj_reap). */
+int inj_snapshot(struct inj *c, pid_t *child) __attribute__((warn_unused_result));
+/* Reap the dead snapshot child in the process (wait4 with __WCLONE). */
+int inj_reap(struct inj *c, pid_t child) __attribute__((warn_unused_result));
 /* Copy bytes out of / into the scratch area. */
 int inj_peek(struct inj *c, void *buf, size_t len) __attribute__((warn_unused_result));
 int inj_cure(struct inj *c) __attribute__((warn_unused_result));

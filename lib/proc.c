@@ -61,7 +61,7 @@ static uint32_t vmflag(const char *f)
 	return 0;
 }
 
-int proc_read_maps(pid_t pid, struct proc_map **mapsp, size_t *np)
+static int read_maps(pid_t pid, const char *file, struct proc_map **mapsp, size_t *np)
 {
 	char path[64], *buf, *line, *save;
 	struct proc_map *maps = NULL;
@@ -70,9 +70,9 @@ int proc_read_maps(pid_t pid, struct proc_map **mapsp, size_t *np)
 	/* pid 0 is this process: /proc/self, right also in a pid namespace
 	 * whose /proc is the parent's. */
 	if (pid)
-		fmt_path(path, sizeof(path), "/proc/%d/smaps", pid);
+		fmt_path(path, sizeof(path), "/proc/%d/%s", pid, file);
 	else
-		fmt_path(path, sizeof(path), "/proc/self/smaps");
+		fmt_path(path, sizeof(path), "/proc/self/%s", file);
 	buf = read_file(path, NULL);
 	if (!buf)
 		return -1;
@@ -138,6 +138,29 @@ oom:
 	proc_free_maps(maps, n);
 	err_set("pid %d: reading maps: out of memory", pid);
 	return -1;
+}
+
+int proc_read_maps(pid_t pid, struct proc_map **maps, size_t *n)
+{
+	return read_maps(pid, "smaps", maps, n);
+}
+
+int proc_same_layout(pid_t pid, const struct proc_map *maps, size_t n)
+{
+	struct proc_map *now;
+	size_t k;
+	int same;
+
+	if (read_maps(pid, "maps", &now, &k))
+		return -1;
+	same = k == n;
+	for (size_t i = 0; same && i < n; i++)
+		same = now[i].start == maps[i].start && now[i].end == maps[i].end &&
+		       now[i].prot == maps[i].prot && now[i].shared == maps[i].shared &&
+		       now[i].pgoff == maps[i].pgoff && now[i].ino == maps[i].ino &&
+		       now[i].deleted == maps[i].deleted && !strcmp(now[i].path, maps[i].path);
+	proc_free_maps(now, k);
+	return same;
 }
 
 int proc_read_stat(pid_t pid, struct proc_stat *st)

@@ -38,6 +38,9 @@ struct proc_map {
 
 /* pid 0: this process. */
 int proc_read_maps(pid_t pid, struct proc_map **maps, size_t *n);
+/* 1 if /proc/PID/maps still lists exactly these mappings (cheap: no page
+ * table walk, unlike smaps), 0 if not, -1 on error. */
+int proc_same_layout(pid_t pid, const struct proc_map *maps, size_t n);
 void proc_free_maps(struct proc_map *maps, size_t n);
 
 /* Fields of /proc/PID/stat. */
