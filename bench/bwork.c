@@ -53,6 +53,7 @@ static int changed;	    /* SIGUSR2 was handled: 1 % of pages rewritten */
 static const char *t0file;
 static unsigned long long ready_start;
 static long long max_gap;
+static unsigned long ticks; /* wake-ups of the ticking thread */
 
 static const char *const words[] = {
     "the",	   "of",	 "and",	    "to",	  "in",	     "a",	 "is",	   "that",
@@ -201,6 +202,7 @@ static void *ticker(void *arg)
 		last = now;
 		if (gap > __atomic_load_n(&max_gap, __ATOMIC_RELAXED))
 			__atomic_store_n(&max_gap, gap, __ATOMIC_RELAXED);
+		__atomic_add_fetch(&ticks, 1, __ATOMIC_RELEASE);
 		if (gap > LONG_GAP_NS) {
 			if (start_time() != ready_start)
 				on_restore(real);
@@ -209,6 +211,21 @@ static void *ticker(void *arg)
 		}
 	}
 	return NULL;
+}
+
+/* The largest gap since the last report.  Both threads run again at once
+ * when the process is let go, and the signal asking for the report may
+ * reach this one before the ticking thread has measured the gap it just
+ * lived through: wait for two more of its wake-ups (the first may be one
+ * that was under way when it was stopped). */
+static long long take_gap(void)
+{
+	unsigned long t = __atomic_load_n(&ticks, __ATOMIC_ACQUIRE);
+	struct timespec ts = {0, TICK_NS / 4};
+
+	while (__atomic_load_n(&ticks, __ATOMIC_ACQUIRE) - t < 2)
+		nanosleep(&ts, NULL);
+	return __atomic_exchange_n(&max_gap, 0, __ATOMIC_RELAXED);
 }
 
 static void change_pages(void)
@@ -278,8 +295,7 @@ int main(int argc, char **argv)
 	for (;;) {
 		sig = sigwaitinfo(&set, NULL);
 		if (sig == SIGUSR1)
-			say("gap %llu %lld\n", ++reports,
-			    __atomic_exchange_n(&max_gap, 0, __ATOMIC_RELAXED));
+			say("gap %llu %lld\n", ++reports, take_gap());
 		else if (sig == SIGUSR2)
 			change_pages();
 		else if (errno != EINTR)
