@@ -1,11 +1,12 @@
 /* freshread: how fast this machine fills fresh memory from a file.
  *
- * usage: freshread [--populate | --huge] [-c CHUNK_MIB] FILE
+ * usage: freshread [--populate | --huge] [-c CHUNK_MIB] [-j THREADS] FILE
  *        freshread --touch MIB
  *
- * Maps a fresh anonymous buffer the size of FILE and read()s FILE into it
- * in CHUNK_MIB pieces (default 64), as an eager restore must: the pages
- * are first touched by the copy.  --populate maps it with MAP_POPULATE
+ * Maps a fresh anonymous buffer the size of FILE and reads FILE into it
+ * (pread, CHUNK_MIB at a time, default 64), as an eager restore must: the
+ * pages are first touched by the copy.  With -j, THREADS threads each
+ * fill their own contiguous part.  --populate maps it with MAP_POPULATE
  * (the faults are taken before the read and counted in the time),
  * --huge asks for transparent huge pages (MADV_HUGEPAGE).  --touch MIB
  * maps MIB MiB and only writes one byte per page: the cost of first touch
@@ -15,6 +16,7 @@
  * Prints "SECONDS BYTES" on stdout. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,9 +31,32 @@ static void die(const char *what)
 	exit(1);
 }
 
+struct part {
+	int fd;
+	unsigned char *buf;
+	size_t off, len, chunk;
+};
+
+static void *fill(void *arg)
+{
+	struct part *p = arg;
+	size_t done = 0;
+
+	while (done < p->len) {
+		size_t n = p->len - done < p->chunk ? p->len - done : p->chunk;
+		ssize_t r = pread(p->fd, p->buf + p->off + done, n, p->off + done);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			die("read");
+		done += r;
+	}
+	return NULL;
+}
+
 static void usage(void)
 {
-	fputs("usage: freshread [--populate | --huge] [-c CHUNK_MIB] FILE\n"
+	fputs("usage: freshread [--populate | --huge] [-c CHUNK_MIB] [-j THREADS] FILE\n"
 	      "       freshread --touch MIB\n",
 	      stderr);
 	exit(2);
@@ -39,8 +64,10 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-	int populate = 0, huge = 0, touch = 0, fd, argi = 1;
-	size_t chunk = 64u << 20, len, done = 0;
+	int populate = 0, huge = 0, touch = 0, fd, argi = 1, nthreads = 1;
+	size_t chunk = 64u << 20, len;
+	struct part parts[16];
+	pthread_t thr[16];
 	struct timespec a, b;
 	unsigned char *buf;
 	struct stat st;
@@ -54,10 +81,13 @@ int main(int argc, char **argv)
 			touch = 1;
 		else if (!strcmp(argv[argi], "-c") && argi + 2 < argc)
 			chunk = (size_t)atol(argv[++argi]) << 20;
+		else if (!strcmp(argv[argi], "-j") && argi + 2 < argc)
+			nthreads = atoi(argv[++argi]);
 		else
 			usage();
 	}
-	if (argi != argc - 1 || chunk == 0 || populate + huge + touch > 1)
+	if (argi != argc - 1 || chunk == 0 || populate + huge + touch > 1 || nthreads < 1 ||
+	    nthreads > 16)
 		usage();
 	if (touch) {
 		fd = -1;
@@ -82,15 +112,18 @@ int main(int argc, char **argv)
 		for (size_t off = 0; off < len; off += 4096)
 			buf[off] = 1;
 	} else {
-		while (done < len) {
-			size_t n = len - done < chunk ? len - done : chunk;
-			ssize_t r = read(fd, buf + done, n);
-			if (r < 0 && errno == EINTR)
-				continue;
-			if (r <= 0)
-				die("read");
-			done += r;
+		/* Parts of whole pages; the last takes the rest. */
+		size_t each = len / nthreads / 4096 * 4096;
+		for (int i = 0; i < nthreads; i++) {
+			parts[i] = (struct part){fd, buf, i * each, each, chunk};
+			if (i == nthreads - 1)
+				parts[i].len = len - i * each;
+			if (i && (errno = pthread_create(&thr[i], NULL, fill, &parts[i])))
+				die("pthread_create");
 		}
+		fill(&parts[0]);
+		for (int i = 1; i < nthreads; i++)
+			pthread_join(thr[i], NULL);
 	}
 	clock_gettime(CLOCK_MONOTONIC, &b);
 	printf("%.6f %zu\n", (b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) / 1e9, len);
