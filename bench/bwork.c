@@ -124,7 +124,7 @@ static void expected(uint64_t i, unsigned char *out)
 	}
 	/* Words and spaces, a line break now and then, never a zero byte. */
 	for (int k = 0, j = 0; k < PAGE; j++) {
-		uint64_t r = mix(seed + i, j);
+		uint64_t r = mix(mix(seed, i), j);
 		const char *wd = words[r % NWORDS];
 		size_t l = strlen(wd);
 		if (l > (size_t)(PAGE - k))
