@@ -24,8 +24,10 @@ LIBSRC    := $(wildcard lib/*.c)
 LIBOBJ    := $(LIBSRC:.c=.o) lib/restorer_blob.o
 PROGS     := $(patsubst %.c,%,$(wildcard t/progs/*.c))
 UNITS     := $(patsubst %.c,%,$(wildcard t/unit/*.c))
+BENCHPROGS := bench/bwork bench/freshread
 MANS      := $(wildcard man/*.[1-8])
-SCRIPTS   := contrib/install-deps .ci/run t/run-tests t/lib.bash $(wildcard t/*.sh) $(wildcard completions/*)
+SCRIPTS   := contrib/install-deps .ci/run t/run-tests t/lib.bash $(wildcard t/*.sh) $(wildcard completions/*) \
+	bench/run
 
 BUILD_DEPS := zlib1g-dev liblzma-dev libzstd-dev
 TEST_DEPS  := bats shellcheck mandoc gzip xz-utils zstd python3 bsdutils util-linux
@@ -117,7 +119,12 @@ check: all test-deps
 demo: all
 	t/demo.sh
 
-bench: all
+# The benchmark's workload and fresh-memory helper are built like the
+# test programs: they are subjects and yardsticks, not tools.
+bench/%: bench/%.c t/progs/progs.h
+	$(CC) $(CPPFLAGS) $(PROGCFLAGS) -It/progs -o $@ $< -lpthread
+
+bench: all $(BENCHPROGS)
 	bench/run
 
 install: $(BINS)
@@ -135,6 +142,7 @@ format:
 
 clean:
 	rm -f lib/*.o lib/*.a lib/restorer/*.o lib/restorer/*.elf lib/restorer/*.bin $(BINS) $(PROGS) $(UNITS)
+	rm -f $(BENCHPROGS)
 	rm -f t/fuzz/replay-* t/fuzz/fuzz-*
 	rm -rf t/fuzz/work
 	rm -rf t/tmp
