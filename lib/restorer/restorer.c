@@ -349,7 +349,9 @@ static void fill_pages(struct rst_args *a)
 		crc = crc32c_hw(crc, &p, sizeof(p));
 		crc = crc32c_hw(crc, runs, p.nruns * sizeof(*runs));
 		while (pad) {
-			char z[64];
+			/* The padding is under a page: one read (it was 64
+			 * reads of 64 bytes for most records). */
+			char z[4096];
 			uint64_t k = pad < sizeof(z) ? pad : sizeof(z);
 			s_read(&s, z, k);
 			crc = crc32c_hw(crc, z, k);
