@@ -296,7 +296,9 @@ static void fill_pages(struct rst_args *a)
 	int have_first = a->have_first == 1;
 	struct img_run *runs = (struct img_run *)a->runs;
 	uint64_t ps = a->page_size;
+	struct crc32c_lanes lanes;
 
+	crc32c_lanes_init(&lanes);
 	s.t0 = s.tlast = now_ms();
 	for (;;) {
 		struct img_rec rec;
@@ -379,9 +381,18 @@ static void fill_pages(struct rst_args *a)
 		}
 		crc = 0;
 		for (uint32_t i = 0; i < p.nruns; i++) {
-			uint64_t len = runs[i].npages * ps;
-			s_read(&s, (void *)runs[i].addr, len);
-			crc = crc32c_hw(crc, (void *)runs[i].addr, len);
+			char *at = (char *)runs[i].addr;
+			uint64_t left = runs[i].npages * ps;
+
+			/* A checksum of what was just read, while it is in
+			 * the cache: a MiB at a time. */
+			while (left) {
+				uint64_t k = left < (1u << 20) ? left : (1u << 20);
+				s_read(&s, at, k);
+				crc = crc32c_hw3(&lanes, crc, at, k);
+				at += k;
+				left -= k;
+			}
 			progress(&s, 0);
 		}
 		if (crc != p.data_crc)
