@@ -9,7 +9,7 @@
 
 #define USAGE                                                                                      \
 	"usage: ckpt-remap [--pid-ns | --new-pids] [--progress | --quiet] "                        \
-	"[--allow-changed-files] [img | -]\n"
+	"[--allow-changed-files] [--lazy] [img | -]\n"
 
 int main(int argc, char **argv)
 {
@@ -18,6 +18,7 @@ int main(int argc, char **argv)
 						 {"progress", no_argument, NULL, 'P'},
 						 {"quiet", no_argument, NULL, 'q'},
 						 {"allow-changed-files", no_argument, NULL, 'c'},
+						 {"lazy", no_argument, NULL, 'L'},
 						 {"help", no_argument, NULL, 'h'},
 						 {"version", no_argument, NULL, 'V'},
 						 {NULL, 0, NULL, 0}};
@@ -42,6 +43,9 @@ int main(int argc, char **argv)
 			break;
 		case 'c':
 			flags |= RST_ALLOW_CHANGED;
+			break;
+		case 'L':
+			flags |= RST_LAZY;
 			break;
 		case 'h':
 			fputs(USAGE, stdout);

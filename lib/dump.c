@@ -449,6 +449,19 @@ _Static_assert(PROC_VM_GROWSDOWN == IMG_RGN_GROWSDOWN && PROC_VM_RANDREAD == IMG
 		       PROC_VM_LOCKED == IMG_RGN_LOCKED,
 	       "smaps flags and image region flags are the same bits");
 
+/* A ckpt image (a mapping of one is memory ckpt-remap --lazy restored). */
+static int is_image_file(const char *path)
+{
+	char magic[8];
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK), ok;
+
+	if (fd < 0)
+		return 0;
+	ok = read(fd, magic, sizeof(magic)) == sizeof(magic) && !memcmp(magic, IMG_MAGIC, 8);
+	close(fd);
+	return ok;
+}
+
 static int capture_regions(pid_t pid, struct image *im, const struct proc_map *maps, size_t n)
 {
 	im->regions = calloc(n, sizeof(*im->regions));
@@ -499,6 +512,14 @@ static int capture_regions(pid_t pid, struct image *im, const struct proc_map *m
 					pid, (unsigned long long)m->start,
 					(unsigned long long)m->end, m->path);
 				return -1;
+			}
+			/* Memory ckpt-remap --lazy mapped from an image file is
+			 * the program's own: anonymous, every page stored (the
+			 * untouched ones are in the image, not in memory). */
+			if (!m->shared && is_image_file(m->path)) {
+				d->kind = IMG_RGN_ANON;
+				r->all_pages = 1;
+				goto named;
 			}
 			d->kind = IMG_RGN_FILE;
 			d->pgoff = m->pgoff;
@@ -695,7 +716,7 @@ static int write_region(struct pagewriter *pw, const struct region *r)
 		for (uint64_t i = 0; i < n; i++) {
 			uint64_t a = addr + i * pw->ps;
 
-			if (!page_wanted(r, pw->pm[i])) {
+			if (!r->all_pages && !page_wanted(r, pw->pm[i])) {
 				pw->split = 1;
 				continue;
 			}

@@ -406,6 +406,7 @@ struct region {
 	struct img_region d;
 	char *path;
 	uint64_t stored; /* pages of data in the image (reader: counted by ckpt-inspect) */
+	int all_pages;	 /* dumper: store every page, present or not (see dump.c) */
 };
 
 struct fd_entry {

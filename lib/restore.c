@@ -224,6 +224,25 @@ static uint64_t find_free(const struct image *im, const struct proc_map *self, s
 	}
 }
 
+/* --lazy maps page data from the image: it must be a file, as written. */
+static int check_lazy(const struct img_input *in)
+{
+	struct stat sb;
+
+	if (in->compressed) {
+		err_set("--lazy maps page data from the image file, and a compressed image "
+			"cannot be mapped: decompress it to a file first");
+		return -1;
+	}
+	if (fstat(in->r.fd, &sb) || !S_ISREG(sb.st_mode)) {
+		err_set("--lazy maps page data from the image file: the image must be a regular "
+			"file, not %s",
+			in->from_stdin ? "standard input of this kind" : "this kind of file");
+		return -1;
+	}
+	return 0;
+}
+
 /* CAP_IPC_LOCK in our effective set: no limit on locked memory. */
 static int has_ipc_lock(void)
 {
@@ -672,6 +691,8 @@ int rst_restore(struct img_input *in, int flags)
 
 	if (check_cpu(im, &xfeatures, &xsize))
 		return -1;
+	if ((flags & RST_LAZY) && check_lazy(in))
+		return -1;
 	/* Memory objects and deleted files first: their contents come
 	 * before the page data. */
 	/* Refusals first: nothing of the host changes (a System V segment
@@ -746,7 +767,8 @@ int rst_restore(struct img_input *in, int flags)
 	a->fail_rc = ckpt_fail_rc();
 	a->page_size = ps;
 	a->flags = ((flags & RST_PROGRESS) ? RST_F_PROGRESS : 0) |
-		   ((flags & RST_KEEP_TIDS) ? RST_F_KEEP_TIDS : 0);
+		   ((flags & RST_KEEP_TIDS) ? RST_F_KEEP_TIDS : 0) |
+		   ((flags & RST_LAZY) ? RST_F_LAZY : 0);
 	a->stream_off = in->r.off;
 	a->nrec = in->r.nrec;
 	a->npages = in->r.npages;
@@ -786,6 +808,12 @@ int rst_restore(struct img_input *in, int flags)
 		m->shmid = -1;
 		m->advice = r->d.flags;
 		m->fill = !(r->d.flags & IMG_RGN_SHARED);
+		/* A private anonymous region whose advice holds for a file
+		 * mapping too may take its pages from the image file. */
+		m->lazy = (r->d.kind == IMG_RGN_ANON || r->d.kind == IMG_RGN_HEAP) && m->fill &&
+			  !(r->d.flags & ~(IMG_RGN_NORESERVE | IMG_RGN_DONTDUMP | IMG_RGN_DONTFORK |
+					   IMG_RGN_LOCKED | IMG_RGN_LOCKONFAULT | IMG_RGN_SEQREAD |
+					   IMG_RGN_RANDREAD));
 		if (r->d.kind == IMG_RGN_FILE) {
 			m->fd = map_file_fd(&fs, r);
 			if (m->fd < 0)

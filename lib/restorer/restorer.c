@@ -39,6 +39,9 @@
 #define NR_rseq 334
 #define NR_clone3 435
 #define NR_madvise 28
+#define NR_lseek 8
+#define SEEK_CUR 1
+#define MAP_NORESERVE 0x4000
 #define NR_shmat 30
 #define NR_shmctl 31
 #define NR_mlock 149
@@ -290,6 +293,37 @@ static const struct rst_map *find_map(struct rst_args *a, uint64_t addr, uint64_
 }
 
 /* PAGES records until END: each run goes straight into its final place. */
+/* --lazy: a large run of a region that allows it is mapped from the image
+ * file (its data is page-aligned there), not read: its pages come in when
+ * the program first touches them.  Each such run costs up to two more
+ * mappings, so no more than this many. */
+#define LAZY_MIN_PAGES 16
+#define LAZY_MAX_RUNS 20000
+
+static int lazy_map(struct stream *s, const struct img_run *run, uint64_t *nlazy)
+{
+	struct rst_args *a = s->a;
+	uint64_t len = run->npages * a->page_size;
+	const struct rst_map *m;
+	long r;
+
+	if (!(a->flags & RST_F_LAZY) || run->npages < LAZY_MIN_PAGES || *nlazy >= LAZY_MAX_RUNS)
+		return 0;
+	m = find_map(a, run->addr, len);
+	if (!m || !m->lazy)
+		return 0;
+	r = sys6(NR_mmap, run->addr, len, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_FIXED | (m->flags & MAP_NORESERVE), a->img_fd, s->off);
+	if (r != (long)run->addr)
+		fail(a, "cannot map page data from the image at", run->addr, r);
+	r = sys3(NR_lseek, a->img_fd, len, SEEK_CUR);
+	if (r < 0)
+		fail(a, "cannot seek in the image at offset", s->off, r);
+	s->off += len;
+	(*nlazy)++;
+	return 1;
+}
+
 static void fill_pages(struct rst_args *a)
 {
 	struct stream s = {.a = a, .off = a->stream_off, .nrec = a->nrec, .npages = a->npages};
@@ -297,6 +331,8 @@ static void fill_pages(struct rst_args *a)
 	struct img_run *runs = (struct img_run *)a->runs;
 	uint64_t ps = a->page_size;
 	struct crc32c_lanes lanes;
+	uint64_t nlazy = 0;
+	int mapped;
 
 	crc32c_lanes_init(&lanes);
 	s.t0 = s.tlast = now_ms();
@@ -380,9 +416,15 @@ static void fill_pages(struct rst_args *a)
 				fail(a, "PAGES record: runs do not add up at offset", start, 0);
 		}
 		crc = 0;
+		mapped = 0;
 		for (uint32_t i = 0; i < p.nruns; i++) {
 			char *at = (char *)runs[i].addr;
 			uint64_t left = runs[i].npages * ps;
+
+			if (lazy_map(&s, &runs[i], &nlazy)) {
+				mapped = 1;
+				continue;
+			}
 
 			/* A checksum of what was just read, while it is in
 			 * the cache: a MiB at a time. */
@@ -395,7 +437,8 @@ static void fill_pages(struct rst_args *a)
 			}
 			progress(&s, 0);
 		}
-		if (crc != p.data_crc)
+		/* Pages mapped from the file are not read: --lazy's bargain. */
+		if (!mapped && crc != p.data_crc)
 			fail(a, "page data: checksum mismatch in the record at offset", start, 0);
 		s.nrec++;
 		s.npages += p.npages;

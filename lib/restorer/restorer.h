@@ -34,7 +34,7 @@ struct rst_map {
 	uint32_t advice; /* the region's IMG_RGN_* flags: madvise, mlock to set again */
 	int32_t shmid;	 /* a System V segment to attach instead of mmap, or -1 */
 	uint32_t shm_rmid; /* then remove the segment's id (it had been removed) */
-	uint32_t pad;
+	uint32_t lazy;	   /* with RST_F_LAZY, runs may be mapped from the image file */
 };
 
 /* struct prctl_mm_map, as <linux/prctl.h> has it. */
@@ -155,5 +155,6 @@ struct rst_args {
 #define RST_F_PROGRESS 1u
 #define RST_F_EXE_FD 2u /* mm.exe_fd is set: try it, fall back to -1 on EPERM */
 #define RST_F_KEEP_TIDS 4u /* clone threads with their old tids (clone3 set_tid) */
+#define RST_F_LAZY 8u	   /* map large runs from the image file instead of reading them */
 
 #endif
