@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "dump.h"
@@ -130,6 +131,22 @@ static void out_discard(struct out_file *f)
 	f->tmp[0] = 0;
 }
 
+/* An image holds the program's memory, secrets included: standard output
+ * that is a regular file (a shell's "> file", created with its umask)
+ * loses the permissions it gives others, as -o's file never has them. */
+static void private_stdout(void)
+{
+	struct stat st;
+
+	if (fstat(1, &st) || !S_ISREG(st.st_mode) || !(st.st_mode & 077))
+		return;
+	if (fchmod(1, st.st_mode & 07700))
+		die(1,
+		    "standard output is a file others may read (mode %04o) and cannot be made "
+		    "private: %s",
+		    (unsigned)(st.st_mode & 07777), strerror(errno));
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -185,6 +202,8 @@ int main(int argc, char **argv)
 		die(2, "not a pid: %s", argv[optind]);
 	if (!out_path && isatty(1))
 		die(1, "refusing to write an image to a terminal; redirect stdout or use -o");
+	if (!out_path)
+		private_stdout();
 
 	/* A dump interrupted by a signal must still release the target. */
 	memset(&sa, 0, sizeof(sa));

@@ -6,6 +6,7 @@
 
 #define RST_PROGRESS 1
 #define RST_KEEP_TIDS 2 /* give the threads their old tids where free */
+#define RST_FORCE_CPU 4 /* go on despite XSAVE features this CPU lacks (a warning) */
 
 /* How the restored process gets its pid. */
 enum rst_pids {
