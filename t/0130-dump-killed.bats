@@ -39,9 +39,14 @@ start_bulk() {
 
 # released PID: PID is neither stopped nor traced (or no longer exists).
 released() {
-	local st tr
-	st=$(awk '/^State:/ {print $2}' "/proc/$1/status" 2>/dev/null) || return 0
-	tr=$(awk '/^TracerPid:/ {print $2}' "/proc/$1/status" 2>/dev/null) || return 0
+	local k v st="" tr=""
+	[ -r "/proc/$1/status" ] || return 0
+	while read -r k v _; do
+		case $k in
+		State:) st=$v ;;
+		TracerPid:) tr=$v ;;
+		esac
+	done <"/proc/$1/status" 2>/dev/null
 	[ -z "$st" ] || { [ "$tr" = 0 ] && [ "$st" != t ] && [ "$st" != T ]; }
 }
 
@@ -134,7 +139,7 @@ one_run() {
 	elif [ "$dst" -ne 0 ]; then
 		return 0 # a partial stream is what a killed writer leaves on stdout
 	fi
-	[ "$(stat -c %a "$img")" = 600 ] || [ "$mode" = redir ]
+	[ "$(stat -c %a "$img")" = 600 ]
 	# A complete image restores, intact.
 	N[images]=$((${N[images]:-0} + 1))
 	touch "$dir/go"
