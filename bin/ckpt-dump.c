@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "dump.h"
@@ -32,42 +33,120 @@ static void usage(void)
 	exit(2);
 }
 
-/* Open a temporary file beside path, mode 0600; its name goes in tmp. */
-static int open_temp(const char *path, char *tmp, size_t size)
-{
-	char dir[PATH_MAX], base[PATH_MAX];
+/* The output file of -o: written unnamed and given its name only once it
+ * is complete, so that no signal, not even SIGKILL, leaves a partial
+ * image behind or replaces a good one with it. */
+struct out_file {
+	const char *path;
+	char dir[PATH_MAX];
+	char tmp[PATH_MAX + 16]; /* a named temporary file, while there is one */
 	int fd;
+};
 
-	snprintf(dir, sizeof(dir), "%s", path);
-	snprintf(base, sizeof(base), "%s", path);
-	snprintf(tmp, size, "%s/.%s.XXXXXX", dirname(dir), basename(base));
-	fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0)
-		die(1, "cannot create a temporary file for %s: %s", path, strerror(errno));
-	return fd;
+/* A name ".BASE.XXXXXX" beside the final one. */
+static void temp_name(struct out_file *f, const char *suffix)
+{
+	char base[PATH_MAX];
+
+	snprintf(base, sizeof(base), "%s", f->path);
+	snprintf(f->tmp, sizeof(f->tmp), "%s/.%s.%s", f->dir, basename(base), suffix);
 }
 
-/* Make the image durable under its final name: data, then the name. */
-static int commit_temp(int fd, const char *tmp, const char *path)
+/* An unnamed file (O_TMPFILE) in the directory of f->path, mode 0600; on a
+ * file system without O_TMPFILE, a named temporary file there (which
+ * only a SIGKILL could leave behind). */
+static void out_open(struct out_file *f, const char *path)
 {
 	char dir[PATH_MAX];
+
+	f->path = path;
+	snprintf(dir, sizeof(dir), "%s", path);
+	snprintf(f->dir, sizeof(f->dir), "%s", dirname(dir));
+	f->tmp[0] = 0;
+	f->fd = open(f->dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+	if (f->fd >= 0)
+		return;
+	if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
+		die(1, "cannot create a file in %s for %s: %s", f->dir, path, strerror(errno));
+	temp_name(f, "XXXXXX");
+	f->fd = mkostemp(f->tmp, O_CLOEXEC);
+	if (f->fd < 0)
+		die(1, "cannot create a temporary file for %s: %s", path, strerror(errno));
+}
+
+/* Give the unnamed file a name of its own: linkat through /proc, as
+ * AT_EMPTY_PATH would need CAP_DAC_READ_SEARCH, and a name not taken, as
+ * linkat does not replace one (a stale one of ours is left alone). */
+static int out_link(struct out_file *f)
+{
+	char proc[64], suffix[32];
+
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", f->fd);
+	for (int tries = 0; tries < 100; tries++) {
+		snprintf(suffix, sizeof(suffix), "%d.%d", (int)getpid(), tries);
+		temp_name(f, suffix);
+		if (linkat(AT_FDCWD, proc, AT_FDCWD, f->tmp, AT_SYMLINK_FOLLOW) == 0)
+			return 0;
+		if (errno != EEXIST)
+			break;
+	}
+	err_sys("cannot name the image %s in %s", f->path, f->dir);
+	f->tmp[0] = 0;
+	return -1;
+}
+
+/* Make the image durable under its final name: data, then the name.  A
+ * SIGKILL between linkat and rename leaves a complete image under the
+ * temporary name. */
+static int out_commit(struct out_file *f)
+{
 	int dfd;
 
-	if (fsync(fd) || close(fd)) {
-		err_sys("cannot write %s", path);
+	if (fsync(f->fd)) {
+		err_sys("cannot write %s", f->path);
 		return -1;
 	}
-	if (rename(tmp, path)) {
-		err_sys("cannot rename %s to %s", tmp, path);
+	if (!f->tmp[0] && out_link(f))
+		return -1;
+	if (close(f->fd)) {
+		err_sys("cannot write %s", f->path);
 		return -1;
 	}
-	snprintf(dir, sizeof(dir), "%s", path);
-	dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (rename(f->tmp, f->path)) {
+		err_sys("cannot rename %s to %s", f->tmp, f->path);
+		return -1;
+	}
+	f->tmp[0] = 0;
+	dfd = open(f->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd >= 0) {
 		fsync(dfd);
 		close(dfd);
 	}
 	return 0;
+}
+
+/* A failed dump leaves nothing: an unnamed file goes with its fd. */
+static void out_discard(struct out_file *f)
+{
+	if (f->tmp[0])
+		unlink(f->tmp);
+	f->tmp[0] = 0;
+}
+
+/* An image holds the program's memory, secrets included: standard output
+ * that is a regular file (a shell's "> file", created with its umask)
+ * loses the permissions it gives others, as -o's file never has them. */
+static void private_stdout(void)
+{
+	struct stat st;
+
+	if (fstat(1, &st) || !S_ISREG(st.st_mode) || !(st.st_mode & 077))
+		return;
+	if (fchmod(1, st.st_mode & 07700))
+		die(1,
+		    "standard output is a file others may read (mode %04o) and cannot be made "
+		    "private: %s",
+		    (unsigned)(st.st_mode & 07777), strerror(errno));
 }
 
 int main(int argc, char **argv)
@@ -81,7 +160,7 @@ int main(int argc, char **argv)
 	enum progress_mode pmode = PROGRESS_AUTO;
 	enum dump_end how = DUMP_RUN;
 	const char *out_path = NULL;
-	char tmp[PATH_MAX + 16] = "";
+	struct out_file of = {0};
 	struct progress prog_line;
 	struct dump_opts o = {0};
 	struct dump_target target;
@@ -132,6 +211,8 @@ int main(int argc, char **argv)
 		die(2, "not a pid: %s", argv[optind]);
 	if (!out_path && isatty(1))
 		die(1, "refusing to write an image to a terminal; redirect stdout or use -o");
+	if (!out_path)
+		private_stdout();
 
 	/* A dump interrupted by a signal must still release the target. */
 	memset(&sa, 0, sizeof(sa));
@@ -144,28 +225,28 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGXFSZ, SIG_IGN);
 
-	if (out_path)
-		out = open_temp(out_path, tmp, sizeof(tmp));
+	if (out_path) {
+		out_open(&of, out_path);
+		out = of.fd;
+	}
 	progress_init(&prog_line, pmode, "dumped");
 	o.progress = progress_cb;
 	o.progress_arg = &prog_line;
 	o.cancel = &cancel;
 	if (dump_seize(pid, &target)) {
-		if (tmp[0])
-			unlink(tmp);
+		out_discard(&of);
 		die(1, "%s", err_get());
 	}
 	if (dump_write(&target, out, &o)) {
-		if (tmp[0])
-			unlink(tmp);
+		out_discard(&of);
 		die(1, "%s", err_get());
 	}
-	if (tmp[0] && commit_temp(out, tmp, out_path)) {
-		unlink(tmp);
+	if (out_path && out_commit(&of)) {
+		out_discard(&of);
 		dump_release(&target, DUMP_RUN);
 		die(1, "%s", err_get());
 	}
-	if (!tmp[0] && close(1) && errno != EINVAL) {
+	if (!out_path && close(1) && errno != EINVAL) {
 		err_sys("cannot write image");
 		dump_release(&target, DUMP_RUN);
 		die(1, "%s", err_get());

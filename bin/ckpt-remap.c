@@ -2,14 +2,39 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "err.h"
 #include "restore.h"
 
 #define USAGE                                                                                      \
-	"usage: ckpt-remap [--pid-ns | --new-pids] [--progress | --quiet] "                        \
-	"[--allow-changed-files] [--lazy] [img | -]\n"
+	"usage: ckpt-remap [--pid-ns | --new-pids] [--progress | --quiet] [--force] "              \
+	"[--allow-other-user] [--allow-changed-files] [--lazy] [img | -]\n"
+
+/* Restoring as root runs the image's code as root: refuse an image that
+ * another user could have written, unless told (--allow-other-user).  The
+ * uid in the image is what the image says; the file's owner is who could
+ * have written it (a pipe's writer is unknown: only the uid counts then). */
+static void check_owner(const char *path, const struct img_input *in, int fail)
+{
+	const char *name = path && strcmp(path, "-") ? path : "standard input";
+	struct stat st;
+
+	if (geteuid() != 0)
+		return;
+	if (in->im.proc.uid != 0)
+		die(fail,
+		    "%s: the process belonged to uid %u; restoring it as root would run it "
+		    "as root: refused without --allow-other-user",
+		    name, in->im.proc.uid);
+	if (path && strcmp(path, "-") && stat(path, &st) == 0 && st.st_uid != 0)
+		die(fail,
+		    "%s: the file belongs to uid %u, who could have written any code into it; "
+		    "restoring it as root: refused without --allow-other-user",
+		    name, st.st_uid);
+}
 
 int main(int argc, char **argv)
 {
@@ -19,10 +44,12 @@ int main(int argc, char **argv)
 						 {"quiet", no_argument, NULL, 'q'},
 						 {"allow-changed-files", no_argument, NULL, 'c'},
 						 {"lazy", no_argument, NULL, 'L'},
+						 {"force", no_argument, NULL, 'f'},
+						 {"allow-other-user", no_argument, NULL, 'U'},
 						 {"help", no_argument, NULL, 'h'},
 						 {"version", no_argument, NULL, 'V'},
 						 {NULL, 0, NULL, 0}};
-	int c, progress = -1, flags = 0, fail = ckpt_fail_rc();
+	int c, progress = -1, flags = 0, other_user = 0, fail = ckpt_fail_rc();
 	enum rst_pids pids = RST_PIDS_AUTO;
 	struct img_input in;
 
@@ -47,6 +74,12 @@ int main(int argc, char **argv)
 		case 'L':
 			flags |= RST_LAZY;
 			break;
+		case 'f':
+			flags |= RST_FORCE_CPU;
+			break;
+		case 'U':
+			other_user = 1;
+			break;
 		case 'h':
 			fputs(USAGE, stdout);
 			return 0;
@@ -66,7 +99,11 @@ int main(int argc, char **argv)
 		progress = isatty(2);
 	if (img_open(argv[optind], &in))
 		die(fail, "%s", err_get());
-	if (rst_run(&in, flags | (progress ? RST_PROGRESS : 0), pids))
+	if (!other_user)
+		check_owner(argv[optind], &in, fail);
+	if (progress)
+		flags |= RST_PROGRESS;
+	if (rst_run(&in, flags, pids))
 		die(fail, "%s", err_get());
 	return fail; /* not reached: rst_run returns only on failure */
 }

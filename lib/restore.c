@@ -126,9 +126,44 @@ static uint32_t xsave_size_for(uint64_t mask)
 	return size;
 }
 
-static int check_cpu(const struct image *im, uint64_t *xfeatures, uint32_t *xsize)
+/* "bit 9 (pkru), ..." for the XSAVE features in mask (the XCR0 bits of
+ * the Intel SDM, vol. 1, 13.1). */
+static void xfeature_names(uint64_t mask, char *buf, size_t size)
+{
+	static const char *const names[] = {"x87",
+					    "sse",
+					    "avx",
+					    "mpx bndregs",
+					    "mpx bndcsr",
+					    "avx-512 opmask",
+					    "avx-512 zmm_hi256",
+					    "avx-512 hi16_zmm",
+					    "pt",
+					    "pkru",
+					    "pasid",
+					    "cet user",
+					    "cet supervisor",
+					    "hdc",
+					    "uintr",
+					    "lbr",
+					    "hwp",
+					    "amx tilecfg",
+					    "amx tiledata",
+					    "apx"};
+	size_t len = 0;
+
+	buf[0] = 0;
+	for (int i = 0; i < 64 && len < size; i++)
+		if (mask & (1ull << i))
+			len +=
+			    snprintf(buf + len, size - len, "%sbit %d (%s)", len ? ", " : "", i,
+				     i < (int)(sizeof(names) / sizeof(names[0])) ? names[i] : "?");
+}
+
+static int check_cpu(const struct image *im, int flags, uint64_t *xfeatures, uint32_t *xsize)
 {
 	uint64_t cur = xgetbv0(), img = im->hdr.xfeatures;
+	char missing[512];
 
 	__builtin_cpu_init();
 	if (!__builtin_cpu_supports("sse4.2")) {
@@ -136,11 +171,16 @@ static int check_cpu(const struct image *im, uint64_t *xfeatures, uint32_t *xsiz
 		return -1;
 	}
 	if (img & ~cur) {
-		err_set("the image was dumped on a CPU with XSAVE features %#llx; this CPU has "
-			"%#llx (missing %#llx)",
-			(unsigned long long)img, (unsigned long long)cur,
-			(unsigned long long)(img & ~cur));
-		return -1;
+		xfeature_names(img & ~cur, missing, sizeof(missing));
+		if (!(flags & RST_FORCE_CPU)) {
+			err_set("the image needs XSAVE features this CPU lacks: %s (image %#llx, "
+				"this CPU %#llx); --force restores without them",
+				missing, (unsigned long long)img, (unsigned long long)cur);
+			return -1;
+		}
+		warnx("warning: --force: restoring without XSAVE features this CPU lacks: %s; the "
+		      "program's state in them is lost, and it dies of SIGILL if it uses them",
+		      missing);
 	}
 	/* Dynamically enabled features (AMX tile data, bit 18) need a
 	 * permission the restored program will not have asked for again. */
@@ -519,6 +559,7 @@ static void build_frame(const struct thread *th, int handler_pending, uint64_t x
 	uint64_t fpoff = ALIGN(sizeof(*uc), 64);
 	struct fpx_sw sw = {0};
 	uint32_t magic2 = FP_XSTATE_MAGIC2;
+	uint64_t bv;
 
 	memcpy(&r, t->regs, sizeof(r));
 	restart_regs(&r, handler_pending);
@@ -534,6 +575,12 @@ static void build_frame(const struct thread *th, int handler_pending, uint64_t x
 		.rip = r.rip, .eflags = r.eflags, .cs = 0x33, .ss = 0x2b};
 	uc->sigmask = t->sigmask;
 	memcpy(frame + fpoff, th->xstate, xsize);
+	/* The XSAVE header's xstate_bv may name features left out here (AMX
+	 * tile data; with --force, those this CPU lacks): the kernel's
+	 * rt_sigreturn refuses a frame with any it does not enable. */
+	memcpy(&bv, frame + fpoff + 512, sizeof(bv));
+	bv &= xfeatures;
+	memcpy(frame + fpoff + 512, &bv, sizeof(bv));
 	sw.magic1 = FP_XSTATE_MAGIC1;
 	sw.extended_size = xsize + sizeof(magic2);
 	sw.xfeatures = xfeatures;
@@ -689,7 +736,7 @@ int rst_restore(struct img_input *in, int flags)
 	int *keep, exe_fd = -1, err_fd;
 	sigset_t all;
 
-	if (check_cpu(im, &xfeatures, &xsize))
+	if (check_cpu(im, flags, &xfeatures, &xsize))
 		return -1;
 	if ((flags & RST_LAZY) && check_lazy(in))
 		return -1;

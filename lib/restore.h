@@ -6,6 +6,7 @@
 
 #define RST_PROGRESS 1
 #define RST_KEEP_TIDS 2 /* give the threads their old tids where free */
+#define RST_FORCE_CPU 4 /* go on despite XSAVE features this CPU lacks (a warning) */
 #define RST_ALLOW_CHANGED 0x100 /* reopen files changed since the dump (a warning each) */
 #define RST_LAZY 0x200 /* map page data from the image file (an uncompressed file) */
 

@@ -2,10 +2,12 @@
  * target without libFuzzer, so `make check` runs the corpus on every
  * build: any crash or sanitizer report fails it. */
 #include <dirent.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "err.h"
 #include "util.h"
@@ -26,11 +28,27 @@ static int run_file(const char *path)
 	return 0;
 }
 
+/* How many descriptors are open: a target that leaks one per input makes
+ * it grow (and a fuzzer that runs out of them tests nothing more). */
+static int open_fds(void)
+{
+	int n = 0;
+
+	for (int i = 0; i < 4096; i++)
+		if (fcntl(i, F_GETFD) >= 0)
+			n++;
+	return n;
+}
+
 int main(int argc, char **argv)
 {
-	int n = 0, rc = 0;
+	int n = 0, rc = 0, fds;
 
 	prog = "replay";
+	/* An empty input first: what a target opens once and keeps (its
+	 * output sink) is not a leak. */
+	LLVMFuzzerTestOneInput((const uint8_t *)"", 0);
+	fds = open_fds();
 	for (int i = 1; i < argc; i++) {
 		struct stat sb;
 		if (stat(argv[i], &sb) == 0 && S_ISDIR(sb.st_mode)) {
@@ -52,5 +70,10 @@ int main(int argc, char **argv)
 		}
 	}
 	printf("replay: %d inputs\n", n);
+	if (open_fds() != fds) {
+		fprintf(stderr, "replay: the target leaks file descriptors (%d open, %d before)\n",
+			open_fds(), fds);
+		rc = 1;
+	}
 	return rc;
 }

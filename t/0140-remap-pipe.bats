@@ -1,0 +1,148 @@
+#!/usr/bin/env bats
+# ckpt-remap reading an image from a pipe whose writer dies (SIGKILL) in the
+# middle of the stream, before or after the point of no return: one line on
+# stderr, CKPT_FAIL_RC, never a signal, no process left, and the program
+# never runs.
+
+bats_require_minimum_version 1.5.0
+load lib
+
+# One image for the file: t/progs/bulk (4 MiB), dumped with --kill, its
+# DIR/go already there, so that a restore that went through would run it
+# to its end at once and print "restored: yes".
+setup_file() {
+	local dir=$BATS_FILE_TMPDIR/b pid cat_pid
+	mkdir "$dir"
+	# Its output through a pipe, as spawn does: a restored program inherits
+	# ckpt-remap's stdout then.
+	mkfifo "$dir.fifo"
+	exec_clean cat "$dir.fifo" >"$dir.out" &
+	cat_pid=$!
+	exec_clean bulk 4 "$dir" </dev/null >"$dir.fifo" 2>&1 &
+	pid=$!
+	wait_for_line "$dir.out" '^ready '
+	ckpt-dump --kill -o "$BATS_FILE_TMPDIR/img" "$pid"
+	wait "$pid" || true
+	wait "$cat_pid" || true
+	touch "$dir/go"
+	gzip -c "$BATS_FILE_TMPDIR/img" >"$BATS_FILE_TMPDIR/img.gz"
+}
+
+setup() {
+	img=$BATS_FILE_TMPDIR/img
+}
+
+# records IMG: "OFFSET TYPE LENGTH" of each record after the 192-byte header
+# (types: 5 DATA ends the metadata, 6 PAGES, 7 END; see ckpt-image(5)).
+records() {
+	local off=192 size type len
+	size=$(stat -c %s "$1")
+	while [ "$off" -lt "$size" ]; do
+		type=$(od -An -t u4 -j "$off" -N 4 "$1")
+		len=$(od -An -t u8 -j "$((off + 8))" -N 8 "$1")
+		echo "$off $((type)) $((len))"
+		off=$((off + 16 + len))
+	done
+}
+
+# comm_is PID NAME
+comm_is() {
+	[ "$(cat "/proc/$1/comm" 2>/dev/null)" = "$2" ]
+}
+
+# writer_dies FILE N [OPTION...]: a writer puts the first N bytes of FILE
+# into a pipe and is killed with SIGKILL while it holds the pipe open;
+# ckpt-remap OPTION... - reads the pipe, under a reaper of its own that
+# fails if any process is left.  Its status, stdout and stderr in $status,
+# $output, $stderr (and $stderr_lines).
+writer_dies() {
+	local file=$1 n=$2 fifo=$BATS_TEST_TMPDIR/fifo w r
+	shift 2
+	rm -f "$fifo"
+	mkfifo "$fifo"
+	# shellcheck disable=SC2016
+	exec_clean bash -c 'head -c "$1" "$2" && exec sleep 1000' _ "$n" "$file" >"$fifo" &
+	w=$!
+	CKPT_PIDS+=("$w")
+	exec_clean reaper ckpt-remap "$@" - <"$fifo" >"$BATS_TEST_TMPDIR/out" \
+		2>"$BATS_TEST_TMPDIR/err" &
+	r=$!
+	CKPT_PIDS+=("$r")
+	# Once it is sleep, all N bytes are in the pipe or read.
+	wait_for comm_is "$w" sleep
+	kill -KILL "$w"
+	reap "$w"
+	reap "$r"
+	output=$(cat "$BATS_TEST_TMPDIR/out")
+	stderr=$(cat "$BATS_TEST_TMPDIR/err")
+	mapfile -t stderr_lines <"$BATS_TEST_TMPDIR/err"
+	printf 'cut at %s: status %s\nstdout:\n%s\nstderr:\n%s\n' "$n" "$status" "$output" "$stderr"
+}
+
+# fails_cleanly [TEXT]: the last writer_dies gave CKPT_FAIL_RC, one line
+# "ckpt-remap: ...TEXT...", and the program never ran.
+fails_cleanly() {
+	[ "$status" -eq 99 ]
+	[ "${#stderr_lines[@]}" -eq 1 ]
+	[[ $stderr == "ckpt-remap: "*"${1:-}"* ]]
+	[ -z "$output" ]
+}
+
+@test "the writer killed in the header: 99, one line, nothing left" {
+	writer_dies "$img" 100
+	fails_cleanly truncated
+}
+
+@test "the writer killed in the metadata: 99, one line, nothing left" {
+	writer_dies "$img" 300
+	fails_cleanly truncated
+	writer_dies "$img" "$(records "$img" | awk '$2 == 5 { print $1 + 20; exit }')"
+	fails_cleanly truncated
+}
+
+@test "the writer killed in the page data, after the point of no return: 99, one line, nothing left" {
+	local off len
+	read -r off _ len < <(records "$img" | awk '$2 == 6' | head -n 1)
+	writer_dies "$img" "$((off + 16 + 100))"
+	fails_cleanly truncated
+	writer_dies "$img" "$((off + 16 + len / 2))"
+	fails_cleanly truncated
+	read -r off _ len < <(records "$img" | awk '$2 == 6' | tail -n 1)
+	writer_dies "$img" "$((off + 16 + len - 1))"
+	fails_cleanly truncated
+}
+
+@test "the writer killed one byte before the end: 99, one line, nothing left" {
+	writer_dies "$img" "$(($(stat -c %s "$img") - 1))"
+	fails_cleanly truncated
+}
+
+@test "the writer killed in the page data, --new-pids and --pid-ns: 99, one line, nothing left" {
+	local off len
+	read -r off _ len < <(records "$img" | awk '$2 == 6' | head -n 1)
+	writer_dies "$img" "$((off + 16 + len / 2))" --new-pids
+	fails_cleanly truncated
+	if [ "$(id -u)" -ne 0 ] && ! unshare -Ur true 2>/dev/null; then
+		skip "no user namespaces for --pid-ns here"
+	fi
+	writer_dies "$img" "$((off + 16 + len / 2))" --pid-ns
+	fails_cleanly truncated
+}
+
+@test "the writer of a gzip stream killed in the middle: 99, one line, the decompressor gone too" {
+	local size
+	size=$(stat -c %s "$img.gz")
+	writer_dies "$img.gz" 100
+	fails_cleanly gzip
+	writer_dies "$img.gz" "$((size / 2))"
+	fails_cleanly gzip
+	writer_dies "$img.gz" "$((size - 1))"
+	fails_cleanly gzip
+}
+
+@test "the whole stream, the writer killed after it: the program runs (the test's own check)" {
+	writer_dies "$img" "$(stat -c %s "$img")"
+	[ "$status" -eq 0 ]
+	[ "$output" = "restored: yes" ]
+	[ -z "$stderr" ]
+}

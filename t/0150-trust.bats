@@ -1,0 +1,181 @@
+#!/usr/bin/env bats
+# Trust: images are private (0600); ckpt-dump says why it may not trace a
+# process; root restores another user's image only when told to.
+
+bats_require_minimum_version 1.5.0
+load lib
+
+OTHER=ckpt-test
+
+setup() {
+	# A directory every user may write, for processes of two users.
+	shared=$(mktemp -d /tmp/ckpt-trust.XXXXXX)
+	chmod 1777 "$shared"
+}
+
+teardown() {
+	kill_started
+	rm -rf "$shared"
+}
+
+# "${AS_OTHER[@]}" CMD...: CMD as the unprivileged user $OTHER (root only).
+AS_OTHER=(setpriv --reuid="$OTHER" --regid="$OTHER" --init-groups)
+
+# start_bulk DIR [CMD-PREFIX...]: t/progs/bulk 2 DIR (run by CMD-PREFIX, for
+# example "${AS_OTHER[@]}"), its output through a pipe in DIR.out; sets $pid and
+# $cat_pid.
+start_bulk() {
+	local dir=$1
+	shift
+	mkdir -p "$dir"
+	chmod 1777 "$dir"
+	spawn "$dir.out" "$@" bulk 2 "$dir"
+	pid=$SPAWN_PID
+	cat_pid=$SPAWN_CAT
+	wait_for_line "$dir.out" '^ready '
+}
+
+# runs_on DIR: the bulk process $pid was left running and finishes intact.
+runs_on() {
+	[ "$(awk '/^TracerPid:/ {print $2}' "/proc/$pid/status")" = 0 ]
+	touch "$1/go"
+	reap "$pid" "$cat_pid"
+	cat "$1.out"
+	[ "$status" -eq 0 ]
+	[ "$(tail -n 1 "$1.out")" = "restored: no" ]
+}
+
+# one_line STATUS TEXT: the last run exited STATUS with one line on stderr
+# that starts with the tool's name and contains TEXT.
+one_line() {
+	echo "$stderr"
+	no_core
+	[ "$status" -eq "$1" ]
+	[ "${#stderr_lines[@]}" -eq 1 ]
+	[[ $stderr == ckpt-*": "*"$2"* ]]
+	# No Yama here: its rules are not to be blamed.
+	[ -e /proc/sys/kernel/yama ] || [[ $stderr != *Yama* ]]
+}
+
+@test "-o FILE is written 0600 whatever the umask" {
+	start_bulk "$shared/w"
+	run --separate-stderr bash -c 'umask 000; ckpt-dump -o "$1" "$2"' _ "$shared/x.img" "$pid"
+	[ "$status" -eq 0 ]
+	[ "$(stat -c %a "$shared/x.img")" = 600 ]
+	runs_on "$shared/w"
+}
+
+@test "> FILE: ckpt-dump takes the permissions for others away from its standard output" {
+	start_bulk "$shared/w"
+	run --separate-stderr bash -c 'umask 022; ckpt-dump "$2" >"$1"' _ "$shared/x.img" "$pid"
+	[ "$status" -eq 0 ]
+	[ "$(stat -c %a "$shared/x.img")" = 600 ]
+	# Even a file that was there, group-writable: its owner's bits stay.
+	install -m 0664 /dev/null "$shared/y.img"
+	run --separate-stderr bash -c 'ckpt-dump "$2" >>"$1"' _ "$shared/y.img" "$pid"
+	[ "$status" -eq 0 ]
+	[ "$(stat -c %a "$shared/y.img")" = 600 ]
+	ckpt-inspect --verify "$shared/y.img"
+	runs_on "$shared/w"
+}
+
+# bats test_tags=root
+@test "ckpt-dump of another user's process: refused, naming its uid, and it runs on" {
+	[ "$(id -u)" -eq 0 ] || skip "needs root to run processes as two users"
+	start_bulk "$shared/w"
+	run --separate-stderr "${AS_OTHER[@]}" ckpt-dump -o "$shared/x.img" "$pid"
+	one_line 1 "pid $pid: not permitted to trace: it belongs to uid 0 and ckpt-dump runs as uid $(id -u "$OTHER"), without CAP_SYS_PTRACE"
+	[ ! -e "$shared/x.img" ]
+	[ -z "$(find "$shared" -name '.x.img*')" ]
+	runs_on "$shared/w"
+}
+
+@test "ckpt-dump of a process that is not dumpable: refused, saying so, and it runs on" {
+	local ctl=()
+	# Root may trace anything: as root, the user is $OTHER on both sides.
+	[ "$(id -u)" -ne 0 ] || ctl=("${AS_OTHER[@]}")
+	mkdir -m 1777 "$shared/w"
+	spawn "$shared/w.out" "${ctl[@]}" workload --undumpable "$shared/w"
+	pid=$SPAWN_PID
+	cat_pid=$SPAWN_CAT
+	wait_for_line "$shared/w.out" '^ready '
+	run --separate-stderr "${ctl[@]}" ckpt-dump -o "$shared/x.img" "$pid"
+	one_line 1 "pid $pid: not permitted to trace: it is not dumpable"
+	[ ! -e "$shared/x.img" ]
+	touch "$shared/w/go"
+	reap "$pid" "$cat_pid"
+	[ "$status" -eq 0 ]
+}
+
+@test "ckpt-dump of a process another tracer holds: refused, naming the tracer, and it runs on" {
+	local tracer
+	start_bulk "$shared/w"
+	# shellcheck disable=SC2016
+	spawn "$shared/tracer.out" python3 -c '
+import ctypes, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+PTRACE_SEIZE = 0x4206
+ok = libc.ptrace(PTRACE_SEIZE, int(sys.argv[1]), None, None) == 0
+print("tracing" if ok else "seize failed: errno %d" % ctypes.get_errno(), flush=True)
+time.sleep(1000)
+' "$pid"
+	tracer=$SPAWN_PID
+	wait_for_line "$shared/tracer.out" 'tracing\|failed'
+	grep -qx tracing "$shared/tracer.out"
+	run --separate-stderr ckpt-dump -o "$shared/x.img" "$pid"
+	one_line 1 "pid $pid: not permitted to trace: it is already traced by pid $tracer (python3)"
+	[ ! -e "$shared/x.img" ]
+	# Its tracer gone (SEIZE stops nothing), it runs on.
+	kill -KILL "$tracer"
+	reap "$tracer" "$SPAWN_CAT"
+	wait_for grep -q '^TracerPid:.0$' "/proc/$pid/status"
+	runs_on "$shared/w"
+}
+
+# dump_other_killed: a bulk process of $OTHER, dumped by root with --kill
+# into $shared/other.img (root's file), its go file there.
+dump_other_killed() {
+	start_bulk "$shared/o" "${AS_OTHER[@]}"
+	ckpt-dump --kill -o "$shared/other.img" "$pid"
+	reap "$pid" "$cat_pid"
+	[ "$status" -eq 137 ]
+	touch "$shared/o/go"
+}
+
+# bats test_tags=root
+@test "root restoring an image of another user's process: refused before anything runs, unless --allow-other-user" {
+	[ "$(id -u)" -eq 0 ] || skip "only root is asked"
+	dump_other_killed
+	restore "$shared/other.img"
+	one_line 99 "$shared/other.img: the process belonged to uid $(id -u "$OTHER"); restoring it as root would run it as root: refused without --allow-other-user"
+	[ -z "$output" ]
+	run --separate-stderr ckpt-remap - <"$shared/other.img"
+	one_line 99 "standard input: the process belonged to uid $(id -u "$OTHER")"
+	[ -z "$output" ]
+	restore --allow-other-user "$shared/other.img"
+	intact_and_restored
+}
+
+# bats test_tags=root
+@test "root restoring an image file another user owns: refused, unless --allow-other-user" {
+	[ "$(id -u)" -eq 0 ] || skip "only root is asked"
+	start_bulk "$shared/w"
+	ckpt-dump --kill -o "$shared/x.img" "$pid"
+	reap "$pid" "$cat_pid"
+	touch "$shared/w/go"
+	chown "$OTHER" "$shared/x.img"
+	restore "$shared/x.img"
+	one_line 99 "$shared/x.img: the file belongs to uid $(id -u "$OTHER"), who could have written any code into it"
+	[ -z "$output" ]
+	restore --allow-other-user "$shared/x.img"
+	intact_and_restored
+}
+
+@test "a user restoring an image of its own: no question asked" {
+	start_bulk "$shared/w"
+	ckpt-dump --kill -o "$shared/x.img" "$pid"
+	reap "$pid" "$cat_pid"
+	touch "$shared/w/go"
+	restore "$shared/x.img"
+	intact_and_restored
+}
