@@ -62,6 +62,21 @@ int inj_prepare(struct inj *c, pid_t pid, uint64_t gadget)
 	return 0;
 }
 
+/* Run the thread from the gadget through one system call: to its
+ * syscall-enter stop, then to its syscall-exit stop (or another ptrace
+ * event stop on the way, which *status then reports).  PTRACE_SYSCALL, not
+ * PTRACE_SINGLESTEP: a single step leaves the trap flag set, and should
+ * ckpt-dump die (SIGKILL) before its next PTRACE_CONT or DETACH, the
+ * kernel lets the thread go with it set and the program dies of SIGTRAP. */
+static int run_one(struct inj *c, int *status)
+{
+	if (ptrace(PTRACE_SYSCALL, c->pid, 0, 0)) {
+		err_sys("pid %d: cannot run an injected syscall", c->pid);
+		return -1;
+	}
+	return pt_wait(c->pid, status);
+}
+
 int inj_syscall(struct inj *c, long nr, const uint64_t args[6], int64_t *ret)
 {
 	struct user_regs_struct r = c->saved;
@@ -81,12 +96,13 @@ int inj_syscall(struct inj *c, long nr, const uint64_t args[6], int64_t *ret)
 	r.rsp = c->scratch - 64;
 	if (pt_set_regs(c->pid, &r))
 		return -1;
-	if (ptrace(PTRACE_SINGLESTEP, c->pid, 0, 0)) {
-		err_sys("pid %d: cannot single-step an injected syscall", c->pid);
-		return -1;
+	/* Enter, then exit. */
+	for (int stop = 0; stop < 2; stop++) {
+		if (run_one(c, &status))
+			return -1;
+		if (!WIFSTOPPED(status) || WSTOPSIG(status) != SIGTRAP)
+			break;
 	}
-	if (pt_wait(c->pid, &status))
-		return -1;
 	if (!WIFSTOPPED(status) || WSTOPSIG(status) != SIGTRAP) {
 		err_set("pid %d: injected syscall %ld stopped with signal %d", c->pid, nr,
 			WIFSTOPPED(status) ? WSTOPSIG(status) : -1);
@@ -123,12 +139,9 @@ int inj_snapshot(struct inj *c, pid_t *child)
 	*child = 0;
 	if (pt_set_regs(c->pid, &r))
 		goto fail;
-	for (;;) {
-		if (ptrace(PTRACE_SINGLESTEP, c->pid, 0, 0)) {
-			err_sys("pid %d: cannot single-step an injected clone", c->pid);
-			goto fail;
-		}
-		if (pt_wait(c->pid, &status))
+	/* Enter, the clone event, exit. */
+	for (int stop = 0; stop < 3; stop++) {
+		if (run_one(c, &status))
 			goto fail;
 		if (WIFSTOPPED(status) && status >> 8 == (SIGTRAP | (PTRACE_EVENT_CLONE << 8))) {
 			if (ptrace(PTRACE_GETEVENTMSG, c->pid, 0, &msg)) {
@@ -136,9 +149,9 @@ int inj_snapshot(struct inj *c, pid_t *child)
 				goto fail;
 			}
 			*child = (pid_t)msg;
-			continue;
+		} else if (!WIFSTOPPED(status) || WSTOPSIG(status) != SIGTRAP) {
+			break;
 		}
-		break;
 	}
 	if (!WIFSTOPPED(status) || WSTOPSIG(status) != SIGTRAP || pt_get_regs(c->pid, &r) ||
 	    r.rip != c->gadget + 2) {
