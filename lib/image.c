@@ -809,6 +809,8 @@ static int parse_region(struct image *im, const char *buf, uint64_t len)
 		return -1;
 	if ((r->d.kind == IMG_RGN_FILE || r->d.kind == IMG_RGN_SPECIAL) && !r->path[0]) {
 		err_set("REGION record %zu: file or special region without a name", im->nregions);
+		free(r->path);
+		r->path = NULL;
 		return -1;
 	}
 	im->nregions++;
@@ -955,6 +957,8 @@ static int parse_file(struct image *im, const char *buf, uint64_t len)
 	f->extra = malloc(f->d.extra_len + 1);
 	if (!f->extra) {
 		err_set("out of memory");
+		free(f->path);
+		f->path = NULL;
 		return -1;
 	}
 	memcpy(f->extra, t, f->d.extra_len);

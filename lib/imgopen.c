@@ -32,16 +32,16 @@ int img_open(const char *path, struct img_input *in)
 	n = read_full(fd, prefix, 8);
 	if (n < 0) {
 		err_sys("cannot read %s", path);
-		return -1;
+		goto fail;
 	}
 	if (n == 0) {
 		err_set("%s: empty, not an image", path);
-		return -1;
+		goto fail;
 	}
 	if (zio_detect(prefix, n) != ZIO_NONE) {
 		int pfd;
 		if (zio_spawn_decompressor(fd, prefix, n, &pfd, &in->status_fd))
-			return -1;
+			goto fail;
 		if (fd != 0)
 			close(fd);
 		fd = pfd;
@@ -49,7 +49,7 @@ int img_open(const char *path, struct img_input *in)
 		n = 0;
 	} else if (n < 8 || memcmp(prefix, IMG_MAGIC, 8)) {
 		err_set("%s: not a ckpt image (bad magic)", path);
-		return -1;
+		goto fail;
 	}
 	in->r.fd = fd;
 	if (img_read_meta(&in->r, &in->im, prefix, n)) {
@@ -58,9 +58,20 @@ int img_open(const char *path, struct img_input *in)
 		img_input_fail(in);
 		snprintf(why, sizeof(why), "%s", err_get());
 		err_set("%s: %s", path, why);
-		return -1;
+		image_free(&in->im);
+		if (in->status_fd >= 0)
+			close(in->status_fd);
+		in->status_fd = -1;
+		fd = in->r.fd;
+		in->r.fd = -1;
+		goto fail;
 	}
 	return 0;
+fail:
+	/* Nothing of ours stays open (standard input is not ours). */
+	if (fd > 0)
+		close(fd);
+	return -1;
 }
 
 void img_input_fail(struct img_input *in)
