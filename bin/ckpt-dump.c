@@ -241,6 +241,11 @@ int main(int argc, char **argv)
 		out_discard(&of);
 		die(1, "%s", err_get());
 	}
+	/* Every byte is written: a process that runs on (or stops) need not
+	 * wait for the fsync of -o; one to be killed waits until the image
+	 * is safe. */
+	if (how != DUMP_KILL && dump_release(&target, how))
+		die_lib(1, "image written, but");
 	if (out_path && out_commit(&of)) {
 		out_discard(&of);
 		dump_release(&target, DUMP_RUN);
@@ -252,7 +257,7 @@ int main(int argc, char **argv)
 		die(1, "%s", err_get());
 	}
 	progress_done(&prog_line);
-	if (dump_release(&target, how))
+	if (how == DUMP_KILL && dump_release(&target, how))
 		die_lib(1, "image written, but");
 	return 0;
 }
