@@ -1,6 +1,6 @@
-/* ckpt-gzip: compress stdin to stdout (gzip or xz), or decompress gzip, xz
- * or zstd with -d. A filter of its own so that pigz, xz or zstd can take its
- * place in a pipeline. */
+/* ckpt-gzip: compress stdin to stdout (gzip or xz) on several threads, or
+ * decompress gzip, xz or zstd with -d. A filter of its own so that pigz, xz
+ * or zstd can take its place in a pipeline. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -11,7 +11,7 @@
 #include "err.h"
 #include "zio.h"
 
-#define USAGE "usage: ckpt-gzip [-d] [-1 ... -9] [--xz]"
+#define USAGE "usage: ckpt-gzip [-d] [-1 ... -9] [-T threads] [--xz]"
 
 enum { OPT_XZ = 256 };
 
@@ -30,26 +30,43 @@ static void say(const char *line)
 	exit(0);
 }
 
+/* -T N: 0 (one thread per core) up to ZIO_THREADS_MAX. */
+static int parse_threads(const char *arg)
+{
+	char *end;
+	long n;
+
+	errno = 0;
+	n = strtol(arg, &end, 10);
+	if (end == arg || *end || errno || n < 0 || n > ZIO_THREADS_MAX)
+		die(2, "bad thread count: '%s' (want 0..%d)", arg, ZIO_THREADS_MAX);
+	return n;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"xz", no_argument, NULL, OPT_XZ},
+	    {"threads", required_argument, NULL, 'T'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
 	};
-	int c, decompress = 0, kind = ZIO_GZIP, level = 6;
+	int c, decompress = 0, kind = ZIO_GZIP, level = 1, threads = 0;
 
 	prog = "ckpt-gzip";
 	/* getopt names the program by argv[0] in its messages. */
 	argv[0] = (char *)prog;
-	while ((c = getopt_long(argc, argv, "d123456789hV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d123456789T:hV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd':
 			decompress = 1;
 			break;
 		case '1' ... '9':
 			level = c - '0';
+			break;
+		case 'T':
+			threads = parse_threads(optarg);
 			break;
 		case OPT_XZ:
 			kind = ZIO_XZ;
@@ -74,7 +91,7 @@ int main(int argc, char **argv)
 		/* As gzip does: compressed bytes on a terminal help nobody. */
 		if (isatty(1))
 			die(1, "stdout: compressed data not written to a terminal");
-		if (zio_compress(0, 1, kind, level) < 0)
+		if (zio_compress_mt(0, 1, kind, level, threads) < 0)
 			die_lib(1, "compress");
 	}
 	/* close(2) can report what write(2) did not (NFS, quota): check it. */

@@ -2,6 +2,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <lzma.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -117,58 +119,411 @@ static const char *lzma_msg(lzma_ret r)
 	}
 }
 
-static int gzip_compress(int in, int out, int level, unsigned char *ib, unsigned char *ob)
-{
-	z_stream z;
-	int flush, zr, rc = -1;
-	ssize_t n;
+/* gzip compression: one gzip member, cut into chunks that worker threads
+ * deflate side by side, as pigz does. Each chunk becomes raw deflate blocks
+ * that end on a byte boundary (a sync flush), so the outputs of the chunks
+ * are simply written one after the other, and gzip -d sees one ordinary
+ * deflate stream. Each chunk is primed with the 32 KiB before it
+ * (deflateSetDictionary), so matches still reach back across a cut: the
+ * output is within a few bytes a chunk of what one deflate stream would
+ * give. The CRC of the whole member is combined from the chunks' CRCs.
+ *
+ * A chunk that deflate would not shrink is written as stored blocks: random
+ * data costs a CRC and a copy, not a deflate. Whether a chunk is worth
+ * deflating is guessed by deflating a small sample of it; when the guess
+ * is wrong, deflate runs out of room before it is as long as the stored
+ * form and the chunk is stored anyway, so the output never grows by more
+ * than 5 bytes per 64 KiB.
+ *
+ * The calling thread reads and writes; memory is a ring of chunks. */
 
-	memset(&z, 0, sizeof(z));
-	/* windowBits 16 + 15: a gzip header and trailer instead of zlib's. */
-	zr = deflateInit2(&z, level, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY);
-	if (zr != Z_OK) {
-		err_set("gzip: cannot start compressor: %s",
-			zr == Z_MEM_ERROR ? "out of memory" : "bad parameters");
+/* Small enough that the stored-or-deflated choice is local (an image
+ * mixes random and compressible pages), large enough that priming the
+ * dictionary and the flush marker cost little per chunk. */
+#define GZ_CHUNK (256 << 10)
+/* deflate's window: the farthest a match reaches back. */
+#define GZ_DICT (32 << 10)
+/* The longest stored block (RFC 1951: LEN is 16 bits). */
+#define GZ_STORED_MAX 65535
+/* The sample deflated to guess whether a chunk is worth deflating: pieces
+ * spread over the chunk, 1.6 % of it. */
+#define GZ_SAMPLES 8
+#define GZ_SAMPLE_LEN 512
+
+enum { CH_READY, CH_DONE, CH_FAILED };
+
+struct gz_chunk {
+	unsigned char *in; /* GZ_DICT bytes for the dictionary, then the data */
+	unsigned char *out;
+	size_t dict_len, len, out_len;
+	unsigned long crc;
+	int last; /* the end of the input: its last block is marked final */
+	int state;
+	char err[96];
+};
+
+/* The ring and the queue of work in it. Chunk number s lives in
+ * ring[s % nring]; the caller has read chunks below rseq and written those
+ * below its own wseq, and workers have taken those below cseq. */
+struct gz_pool {
+	pthread_mutex_t lock;
+	pthread_cond_t work, done;
+	struct gz_chunk *ring;
+	unsigned int nring;
+	unsigned long long rseq, cseq;
+	int level, quit;
+};
+
+struct gz_worker {
+	struct gz_pool *pool;
+	z_stream z;
+	pthread_t tid;
+};
+
+/* What len bytes take as stored blocks. */
+static size_t stored_size(size_t len)
+{
+	return len + 5 * (len ? (len + GZ_STORED_MAX - 1) / GZ_STORED_MAX : 1);
+}
+
+static void store_chunk(struct gz_chunk *c)
+{
+	const unsigned char *p = c->in + GZ_DICT;
+	unsigned char *o = c->out;
+	size_t left = c->len, n;
+
+	do {
+		n = left < GZ_STORED_MAX ? left : GZ_STORED_MAX;
+		left -= n;
+		/* BFINAL, BTYPE 00 (stored), then padding to the byte: the
+		 * chunk before ended on a byte boundary. */
+		*o++ = c->last && !left;
+		*o++ = n & 0xff;
+		*o++ = n >> 8;
+		*o++ = ~n & 0xff;
+		*o++ = (~n >> 8) & 0xff;
+		memcpy(o, p, n);
+		o += n;
+		p += n;
+	} while (left);
+	c->out_len = o - c->out;
+}
+
+/* deflateReset, and at level 1 a longer nice_length than zlib's 8 (the
+ * rest is zlib's level 1): with only 4 candidates to look at it costs no
+ * measurable time, and it keeps level 1 no larger than gzip -1, whose
+ * output zlib's own level 1 exceeds by a little (README, ckpt-gzip). The
+ * reset sets zlib's parameters again, so this follows every reset. */
+static int gz_reset(z_stream *z, int level)
+{
+	int zr = deflateReset(z);
+
+	if (zr == Z_OK && level == 1)
+		zr = deflateTune(z, 4, 4, 16, 4);
+	return zr;
+}
+
+/* Deflate a sample of the chunk and see whether it shrinks by at least
+ * 1/32: a few KiB deflated instead of a whole chunk for nothing. */
+static int worth_deflating(z_stream *z, int level, struct gz_chunk *c)
+{
+	const size_t sample = GZ_SAMPLES * GZ_SAMPLE_LEN;
+	const unsigned char *p = c->in + GZ_DICT;
+	size_t cap = stored_size(GZ_CHUNK), step, i;
+
+	/* A small chunk costs little to deflate whole. */
+	if (c->len < 4 * sample)
+		return 1;
+	step = (c->len - GZ_SAMPLE_LEN) / (GZ_SAMPLES - 1);
+	if (gz_reset(z, level) != Z_OK)
+		return 1;
+	z->next_out = c->out;
+	z->avail_out = cap;
+	for (i = 0; i < GZ_SAMPLES; i++) {
+		z->next_in = (unsigned char *)p + i * step;
+		z->avail_in = GZ_SAMPLE_LEN;
+		if (deflate(z, i == GZ_SAMPLES - 1 ? Z_FINISH : Z_NO_FLUSH) == Z_STREAM_ERROR)
+			return 1;
+	}
+	return cap - z->avail_out < sample - sample / 32;
+}
+
+/* Deflate the chunk into at most its stored size; store it if that is too
+ * little room. */
+static int deflate_chunk(z_stream *z, int level, struct gz_chunk *c)
+{
+	unsigned char *p = c->in + GZ_DICT;
+	size_t room = stored_size(c->len);
+	int zr, fit;
+
+	zr = gz_reset(z, level);
+	if (zr == Z_OK && c->dict_len)
+		zr = deflateSetDictionary(z, p - c->dict_len, c->dict_len);
+	if (zr == Z_OK) {
+		z->next_in = p;
+		z->avail_in = c->len;
+		z->next_out = c->out;
+		z->avail_out = room;
+		/* Not the last chunk: a sync flush ends it on a byte boundary
+		 * with an empty stored block, and the next chunk's output
+		 * follows as more blocks of the same stream. */
+		zr = deflate(z, c->last ? Z_FINISH : Z_SYNC_FLUSH);
+	}
+	if (zr == Z_STREAM_ERROR) {
+		snprintf(c->err, sizeof(c->err), "gzip: compressor state corrupt");
 		return -1;
 	}
-	do {
-		n = read_some(in, ib, ZIO_BUF);
-		if (n < 0)
-			goto out;
-		flush = n ? Z_NO_FLUSH : Z_FINISH;
-		z.next_in = ib;
-		z.avail_in = n;
-		/* deflate takes all the input while it has room for output. */
-		do {
-			z.next_out = ob;
-			z.avail_out = ZIO_BUF;
-			zr = deflate(&z, flush);
-			if (zr == Z_STREAM_ERROR) {
-				err_set("gzip: compressor state corrupt");
-				goto out;
+	/* With avail_out left, deflate has flushed everything it had. */
+	fit = c->last ? zr == Z_STREAM_END : z->avail_in == 0 && z->avail_out > 0;
+	if (fit)
+		c->out_len = room - z->avail_out;
+	else
+		store_chunk(c);
+	return 0;
+}
+
+static int compress_chunk(z_stream *z, int level, struct gz_chunk *c)
+{
+	c->crc = crc32(0, c->in + GZ_DICT, c->len);
+	if (level == 0 || !worth_deflating(z, level, c)) {
+		store_chunk(c);
+		return 0;
+	}
+	return deflate_chunk(z, level, c);
+}
+
+static void *gz_work(void *arg)
+{
+	struct gz_worker *w = arg;
+	struct gz_pool *p = w->pool;
+	struct gz_chunk *c;
+	int rc;
+
+	pthread_mutex_lock(&p->lock);
+	for (;;) {
+		while (!p->quit && p->cseq == p->rseq)
+			pthread_cond_wait(&p->work, &p->lock);
+		if (p->quit)
+			break;
+		c = &p->ring[p->cseq++ % p->nring];
+		pthread_mutex_unlock(&p->lock);
+		rc = compress_chunk(&w->z, p->level, c);
+		pthread_mutex_lock(&p->lock);
+		c->state = rc < 0 ? CH_FAILED : CH_DONE;
+		pthread_cond_signal(&p->done);
+	}
+	pthread_mutex_unlock(&p->lock);
+	return NULL;
+}
+
+/* Read chunk number seq into its slot, after the end of the chunk before
+ * it as its dictionary. */
+static int read_chunk(int in, struct gz_pool *p, unsigned long long seq)
+{
+	struct gz_chunk *c = &p->ring[seq % p->nring], *prev;
+	ssize_t n;
+
+	c->dict_len = 0;
+	if (seq) {
+		prev = &p->ring[(seq - 1) % p->nring];
+		c->dict_len = prev->len < GZ_DICT ? prev->len : GZ_DICT;
+		memcpy(c->in + GZ_DICT - c->dict_len, prev->in + GZ_DICT + prev->len - c->dict_len,
+		       c->dict_len);
+	}
+	n = read_full(in, c->in + GZ_DICT, GZ_CHUNK);
+	if (n < 0) {
+		err_sys("cannot read input");
+		return -1;
+	}
+	c->len = n;
+	/* A full chunk may be followed by nothing: the next, empty chunk is
+	 * then the last, and ends the stream with an empty final block. */
+	c->last = n < GZ_CHUNK;
+	c->state = CH_READY;
+	return 0;
+}
+
+static int chunk_state(struct gz_pool *p, struct gz_chunk *c, int wait)
+{
+	int state;
+
+	pthread_mutex_lock(&p->lock);
+	while (wait && c->state == CH_READY)
+		pthread_cond_wait(&p->done, &p->lock);
+	state = c->state;
+	pthread_mutex_unlock(&p->lock);
+	return state;
+}
+
+static void put_le32(unsigned char *b, unsigned long v)
+{
+	b[0] = v & 0xff;
+	b[1] = (v >> 8) & 0xff;
+	b[2] = (v >> 16) & 0xff;
+	b[3] = (v >> 24) & 0xff;
+}
+
+/* The loop of the calling thread: write every chunk that is done, in
+ * order; read the next one while the ring has room; else wait. With no
+ * workers, it compresses each chunk itself as soon as it is read. */
+static int gz_run(int in, int out, struct gz_pool *p, struct gz_worker *w, int nworkers)
+{
+	/* RFC 1952: no name, no time; XFL 2 or 4 for the best or fastest
+	 * level, as zlib writes it; OS 3, Unix. */
+	unsigned char hdr[10] = {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3}, trailer[8];
+	unsigned long long wseq = 0, total = 0;
+	unsigned long crc = crc32(0, NULL, 0);
+	struct gz_chunk *c;
+	int eof = 0;
+
+	hdr[8] = p->level == 9 ? 2 : p->level < 2 ? 4 : 0;
+	if (put(out, hdr, sizeof(hdr)) < 0)
+		return -1;
+	for (;;) {
+		while (wseq < p->rseq &&
+		       chunk_state(p, c = &p->ring[wseq % p->nring], 0) != CH_READY) {
+			if (c->state == CH_FAILED) {
+				err_set("%s", c->err);
+				return -1;
 			}
-			if (put(out, ob, ZIO_BUF - z.avail_out) < 0)
-				goto out;
-		} while (z.avail_out == 0);
-	} while (flush != Z_FINISH);
-	rc = 0;
+			if (put(out, c->out, c->out_len) < 0)
+				return -1;
+			crc = crc32_combine(crc, c->crc, c->len);
+			total += c->len;
+			wseq++;
+			if (c->last) {
+				put_le32(trailer, crc);
+				put_le32(trailer + 4, total & 0xffffffff);
+				return put(out, trailer, sizeof(trailer));
+			}
+		}
+		if (!eof && p->rseq - wseq < p->nring) {
+			c = &p->ring[p->rseq % p->nring];
+			if (read_chunk(in, p, p->rseq) < 0)
+				return -1;
+			eof = c->last;
+			if (!nworkers) {
+				if (compress_chunk(&w->z, p->level, c) < 0) {
+					err_set("%s", c->err);
+					return -1;
+				}
+				c->state = CH_DONE;
+				p->rseq++;
+				continue;
+			}
+			pthread_mutex_lock(&p->lock);
+			p->rseq++;
+			pthread_cond_signal(&p->work);
+			pthread_mutex_unlock(&p->lock);
+			continue;
+		}
+		chunk_state(p, &p->ring[wseq % p->nring], 1);
+	}
+}
+
+static int gzip_compress(int in, int out, int level, int threads)
+{
+	struct gz_pool p = {.level = level};
+	struct gz_worker *w;
+	int nworkers = threads > 1 ? threads : 0, nz = 0, nstarted = 0, i, rc = -1, e;
+
+	/* Twice as many chunks as workers: one being compressed and one
+	 * read ahead for each, and two for the writer to drain. */
+	p.nring = 2 * nworkers + 2;
+	p.ring = calloc(p.nring, sizeof(*p.ring));
+	w = calloc(nworkers ? nworkers : 1, sizeof(*w));
+	if (!p.ring || !w)
+		goto nomem;
+	for (i = 0; i < (int)p.nring; i++) {
+		p.ring[i].in = malloc(GZ_DICT + GZ_CHUNK);
+		p.ring[i].out = malloc(stored_size(GZ_CHUNK));
+		if (!p.ring[i].in || !p.ring[i].out)
+			goto nomem;
+	}
+	/* Raw deflate (negative windowBits): the gzip wrapper is ours.
+	 * memLevel 9: the 32 K symbol blocks and 64 K hash of gzip itself. */
+	for (; nz < (nworkers ? nworkers : 1); nz++) {
+		w[nz].pool = &p;
+		e = deflateInit2(&w[nz].z, level, Z_DEFLATED, -MAX_WBITS, 9, Z_DEFAULT_STRATEGY);
+		if (e != Z_OK) {
+			err_set("gzip: cannot start compressor: %s",
+				e == Z_MEM_ERROR ? "out of memory" : "bad parameters");
+			goto out;
+		}
+	}
+	pthread_mutex_init(&p.lock, NULL);
+	pthread_cond_init(&p.work, NULL);
+	pthread_cond_init(&p.done, NULL);
+	for (; nstarted < nworkers; nstarted++) {
+		e = pthread_create(&w[nstarted].tid, NULL, gz_work, &w[nstarted]);
+		if (e) {
+			errno = e;
+			err_sys("gzip: cannot start compression thread");
+			break;
+		}
+	}
+	if (nstarted == nworkers)
+		rc = gz_run(in, out, &p, w, nworkers);
+	pthread_mutex_lock(&p.lock);
+	p.quit = 1;
+	pthread_cond_broadcast(&p.work);
+	pthread_mutex_unlock(&p.lock);
+	for (i = 0; i < nstarted; i++)
+		pthread_join(w[i].tid, NULL);
+	pthread_mutex_destroy(&p.lock);
+	pthread_cond_destroy(&p.work);
+	pthread_cond_destroy(&p.done);
+	goto out;
+nomem:
+	err_set("cannot allocate compression buffers: out of memory");
 out:
-	deflateEnd(&z);
+	for (i = 0; i < nz; i++)
+		deflateEnd(&w[i].z);
+	for (i = 0; p.ring && i < (int)p.nring; i++) {
+		free(p.ring[i].in);
+		free(p.ring[i].out);
+	}
+	free(p.ring);
+	free(w);
 	return rc;
 }
 
-static int xz_compress(int in, int out, int level, unsigned char *ib, unsigned char *ob)
+/* xz through liblzma's own threads when there are several: it cuts the
+ * input into blocks (three times the dictionary) and compresses them side
+ * by side. One thread uses the single-threaded encoder, as xz -T1 does. */
+static lzma_ret xz_encoder(lzma_stream *s, int level, int threads)
+{
+	lzma_mt mt = {.threads = threads, .preset = level, .check = LZMA_CHECK_CRC64};
+	uint64_t limit = lzma_physmem() / 4;
+
+	/* As xz does: fewer threads rather than more than a quarter of the
+	 * RAM (each thread of preset 9 wants 674 MiB). */
+	while (mt.threads > 1 && limit && lzma_stream_encoder_mt_memusage(&mt) > limit)
+		mt.threads--;
+	if (mt.threads <= 1)
+		return lzma_easy_encoder(s, level, LZMA_CHECK_CRC64);
+	return lzma_stream_encoder_mt(s, &mt);
+}
+
+static int xz_compress(int in, int out, int level, int threads)
 {
 	lzma_stream s = LZMA_STREAM_INIT;
 	lzma_action action = LZMA_RUN;
+	unsigned char *ib, *ob;
 	lzma_ret r;
 	ssize_t n;
 	int rc = -1;
 
-	r = lzma_easy_encoder(&s, level, LZMA_CHECK_CRC64);
+	ib = malloc(ZIO_BUF);
+	ob = malloc(ZIO_BUF);
+	if (!ib || !ob) {
+		err_set("cannot allocate compression buffers: out of memory");
+		goto out;
+	}
+	r = xz_encoder(&s, level, threads);
 	if (r != LZMA_OK) {
 		err_set("xz: cannot start compressor: %s", lzma_msg(r));
-		return -1;
+		goto out;
 	}
 	do {
 		n = read_some(in, ib, ZIO_BUF);
@@ -194,14 +549,25 @@ static int xz_compress(int in, int out, int level, unsigned char *ib, unsigned c
 	rc = 0;
 out:
 	lzma_end(&s);
+	free(ib);
+	free(ob);
 	return rc;
 }
 
-int zio_compress(int in, int out, int kind, int level)
+/* The cores this process may run on (its affinity mask, as nproc counts). */
+static int usable_cores(void)
 {
-	unsigned char *ib, *ob;
-	int rc;
+	cpu_set_t set;
+	long n;
 
+	if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+		return CPU_COUNT(&set);
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (int)n : 1;
+}
+
+int zio_compress_mt(int in, int out, int kind, int level, int threads)
+{
 	if (kind != ZIO_GZIP && kind != ZIO_XZ) {
 		err_set("cannot compress to %s: only gzip and xz are supported", zio_name(kind));
 		return -1;
@@ -210,19 +576,23 @@ int zio_compress(int in, int out, int kind, int level)
 		err_set("%s: compression level %d out of range 0..9", zio_name(kind), level);
 		return -1;
 	}
-	ib = malloc(ZIO_BUF);
-	ob = malloc(ZIO_BUF);
-	if (!ib || !ob) {
-		err_set("cannot allocate compression buffers: out of memory");
-		rc = -1;
-	} else if (kind == ZIO_GZIP) {
-		rc = gzip_compress(in, out, level, ib, ob);
-	} else {
-		rc = xz_compress(in, out, level, ib, ob);
+	if (threads < 0 || threads > ZIO_THREADS_MAX) {
+		err_set("%s: thread count %d out of range 0..%d", zio_name(kind), threads,
+			ZIO_THREADS_MAX);
+		return -1;
 	}
-	free(ib);
-	free(ob);
-	return rc;
+	if (threads == 0)
+		threads = usable_cores();
+	if (threads > ZIO_THREADS_MAX)
+		threads = ZIO_THREADS_MAX;
+	if (kind == ZIO_GZIP)
+		return gzip_compress(in, out, level, threads);
+	return xz_compress(in, out, level, threads);
+}
+
+int zio_compress(int in, int out, int kind, int level)
+{
+	return zio_compress_mt(in, out, kind, level, 0);
 }
 
 /* The input buffer of a decoder: ib[0..len) holds the first bytes. */

@@ -16,9 +16,19 @@ int zio_detect(const void *buf, size_t n);
 /* "none", "gzip", "xz", "zstd". */
 const char *zio_name(int kind);
 
+/* The most threads zio_compress_mt runs. */
+#define ZIO_THREADS_MAX 256
+
 /* Compress everything read from in until end of file onto out. kind is
- * ZIO_GZIP (a gzip member, level 0..9) or ZIO_XZ (an xz stream with a CRC64
- * check, preset 0..9). */
+ * ZIO_GZIP (one gzip member, level 0..9) or ZIO_XZ (an xz stream with a
+ * CRC64 check, preset 0..9). threads compress side by side: 0 means one per
+ * core this process may run on, 1 the calling thread alone. gzip input is
+ * compressed in chunks; a chunk that would not shrink is stored, so the
+ * output is at most 5 bytes per 64 KiB larger than the input (plus the
+ * 18 bytes of gzip header and trailer). */
+int zio_compress_mt(int in, int out, int kind, int level, int threads)
+    __attribute__((warn_unused_result));
+/* zio_compress_mt with a thread per core. */
 int zio_compress(int in, int out, int kind, int level) __attribute__((warn_unused_result));
 
 /* Decompress a gzip, xz or zstd stream from in onto out. prefix holds the

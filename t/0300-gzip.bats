@@ -163,7 +163,7 @@ decompress_file() {
 @test "--help exits 0 and prints the usage line on stdout" {
 	run ckpt-gzip --help
 	[ "$status" -eq 0 ]
-	[ "$output" = "usage: ckpt-gzip [-d] [-1 ... -9] [--xz]" ]
+	[ "$output" = "usage: ckpt-gzip [-d] [-1 ... -9] [-T threads] [--xz]" ]
 	run ckpt-gzip -V
 	[ "$status" -eq 0 ]
 	[ "$output" = "ckpt-gzip 0.1.0" ]
@@ -186,10 +186,128 @@ decompress_file() {
 	done
 }
 
+# sized_inputs: in $BATS_TEST_TMPDIR/sizes/, random and compressible files of
+# sizes around ckpt-gzip's 256 KiB chunk, and one that mixes both.
+sized_inputs() {
+	local d=$BATS_TEST_TMPDIR/sizes n
+	mkdir -p "$d"
+	head -c 2M /dev/urandom >"$d/random.src"
+	seq 1 400000 >"$d/text.src"
+	for n in 0 1 65535 262143 262144 262145 786449; do
+		head -c "$n" "$d/random.src" >"$d/random-$n"
+		head -c "$n" "$d/text.src" >"$d/text-$n"
+	done
+	{
+		head -c 300000 "$d/random.src"
+		head -c 600000 "$d/text.src"
+		tail -c 300000 "$d/random.src"
+	} >"$d/mixed"
+	rm "$d/random.src" "$d/text.src"
+}
+
+@test "-T 1, -T 2 and -T 0 round-trip random, compressible, empty and odd sizes" {
+	sized_inputs
+	local f t
+	for f in "$BATS_TEST_TMPDIR"/sizes/*; do
+		for t in 1 2 0; do
+			ckpt-gzip -T "$t" <"$f" >"$f.$t.gz"
+			gzip -d <"$f.$t.gz" | cmp - "$f"
+			ckpt-gzip -d <"$f.$t.gz" | cmp - "$f"
+		done
+		# Chunks are compressed alike whoever compresses them.
+		cmp "$f.1.gz" "$f.2.gz"
+		cmp "$f.1.gz" "$f.0.gz"
+	done
+}
+
+@test "--threads N is -T N, and more threads than chunks is fine" {
+	seq 1 100000 >"$BATS_TEST_TMPDIR/x"
+	ckpt-gzip --threads 3 <"$BATS_TEST_TMPDIR/x" | gzip -d | cmp - "$BATS_TEST_TMPDIR/x"
+	ckpt-gzip --threads=256 <"$BATS_TEST_TMPDIR/x" | gzip -d | cmp - "$BATS_TEST_TMPDIR/x"
+}
+
+@test "random data is written as stored blocks, at most 5 bytes per 64 KiB larger" {
+	local n=$((8 << 20)) size t
+	head -c "$n" /dev/urandom >"$BATS_TEST_TMPDIR/r"
+	for t in 1 2; do
+		ckpt-gzip -T "$t" <"$BATS_TEST_TMPDIR/r" >"$BATS_TEST_TMPDIR/r.gz"
+		size=$(stat -c %s "$BATS_TEST_TMPDIR/r.gz")
+		# 32 chunks of 5 blocks, an empty final block, gzip's 18 bytes.
+		[ "$size" -le $((n + 32 * 5 * 5 + 2 + 18)) ]
+		# The first block after the 10-byte header: not final, type
+		# stored (00), LEN 65535 and its complement.
+		[ "$(od -An -tx1 -j10 -N5 "$BATS_TEST_TMPDIR/r.gz")" = " 00 ff ff 00 00" ]
+		gzip -d <"$BATS_TEST_TMPDIR/r.gz" | cmp - "$BATS_TEST_TMPDIR/r"
+	done
+}
+
+@test "compressible data is deflated on two threads as small as on one" {
+	seq 1 2000000 >"$BATS_TEST_TMPDIR/t"
+	ckpt-gzip -T 1 <"$BATS_TEST_TMPDIR/t" >"$BATS_TEST_TMPDIR/1.gz"
+	ckpt-gzip -T 2 <"$BATS_TEST_TMPDIR/t" >"$BATS_TEST_TMPDIR/2.gz"
+	[ "$(stat -c %s "$BATS_TEST_TMPDIR/2.gz")" -eq "$(stat -c %s "$BATS_TEST_TMPDIR/1.gz")" ]
+	# Not stored: well under half the input, as gzip -1 makes it.
+	[ "$(stat -c %s "$BATS_TEST_TMPDIR/2.gz")" -lt "$(($(stat -c %s "$BATS_TEST_TMPDIR/t") / 2))" ]
+	gzip -d <"$BATS_TEST_TMPDIR/2.gz" | cmp - "$BATS_TEST_TMPDIR/t"
+}
+
+@test "a byte changed inside a stored block fails the gzip CRC" {
+	head -c 1M /dev/urandom >"$BATS_TEST_TMPDIR/r"
+	ckpt-gzip -T 2 <"$BATS_TEST_TMPDIR/r" >"$BATS_TEST_TMPDIR/r.gz"
+	cp "$BATS_TEST_TMPDIR/r.gz" "$BATS_TEST_TMPDIR/bad.gz"
+	# Inside the second chunk's data: stored bytes have no code to break,
+	# only the CRC combined from the chunks' CRCs can tell.
+	local c
+	for c in X Y; do
+		printf '%s' "$c" |
+			dd of="$BATS_TEST_TMPDIR/bad.gz" bs=1 seek=300000 conv=notrunc status=none
+		cmp -s "$BATS_TEST_TMPDIR/r.gz" "$BATS_TEST_TMPDIR/bad.gz" || break
+	done
+	! cmp -s "$BATS_TEST_TMPDIR/r.gz" "$BATS_TEST_TMPDIR/bad.gz"
+	decompress_file "$BATS_TEST_TMPDIR/bad.gz"
+	one_error_line "gzip stream corrupt"
+	run gzip -t "$BATS_TEST_TMPDIR/bad.gz"
+	[ "$status" -ne 0 ]
+}
+
+@test "--xz -T 2 writes an xz stream of several blocks that xz -d reads" {
+	# Over two blocks: at the default level a block is 3 MiB.
+	seq 1 1000000 >"$BATS_TEST_TMPDIR/t"
+	head -c 1M /dev/urandom >>"$BATS_TEST_TMPDIR/t"
+	ckpt-gzip --xz -T 2 <"$BATS_TEST_TMPDIR/t" >"$BATS_TEST_TMPDIR/t.xz"
+	xz -d <"$BATS_TEST_TMPDIR/t.xz" | cmp - "$BATS_TEST_TMPDIR/t"
+	ckpt-gzip -d <"$BATS_TEST_TMPDIR/t.xz" | cmp - "$BATS_TEST_TMPDIR/t"
+	xz -lvv "$BATS_TEST_TMPDIR/t.xz" >"$BATS_TEST_TMPDIR/list"
+	# The threaded encoder's mark: several blocks, sizes in their headers.
+	grep -qE '^ +Blocks: +[2-9]' "$BATS_TEST_TMPDIR/list"
+	grep -qE 'Sizes in headers: +Yes' "$BATS_TEST_TMPDIR/list"
+	grep -q 'CRC64' "$BATS_TEST_TMPDIR/list"
+	# One thread: one block, as xz -T1 writes it.
+	ckpt-gzip --xz -T 1 <"$BATS_TEST_TMPDIR/t" >"$BATS_TEST_TMPDIR/t1.xz"
+	xz -d <"$BATS_TEST_TMPDIR/t1.xz" | cmp - "$BATS_TEST_TMPDIR/t"
+	xz -lvv "$BATS_TEST_TMPDIR/t1.xz" | grep -qE '^ +Blocks: +1$'
+}
+
+@test "a bad thread count exits 2 with one line naming it" {
+	local bad
+	for bad in x -1 257 1x ''; do
+		run bash -c 'ckpt-gzip -T "$1" </dev/null 2>&1 >/dev/null' _ "$bad"
+		[ "$status" -eq 2 ]
+		[ "$(printf '%s\n' "$output" | wc -l)" -eq 1 ]
+		[ "$output" = "ckpt-gzip: bad thread count: '$bad' (want 0..256)" ]
+	done
+	run bash -c 'ckpt-gzip --threads=abc </dev/null 2>&1 >/dev/null'
+	[ "$status" -eq 2 ]
+	[[ $output == *"bad thread count: 'abc'"* ]]
+	run bash -c 'ckpt-gzip -T </dev/null 2>&1 >/dev/null'
+	[ "$status" -eq 2 ]
+	[[ $output == *"usage: ckpt-gzip"* ]]
+}
+
 @test "a bad option or an operand exits 2 with the usage line on stderr" {
 	run bash -c 'ckpt-gzip -q </dev/null 2>&1 >/dev/null'
 	[ "$status" -eq 2 ]
-	[[ $output == *"usage: ckpt-gzip [-d] [-1 ... -9] [--xz]"* ]]
+	[[ $output == *"usage: ckpt-gzip [-d] [-1 ... -9] [-T threads] [--xz]"* ]]
 	run bash -c 'ckpt-gzip --xz=3 </dev/null 2>&1 >/dev/null'
 	[ "$status" -eq 2 ]
 	run bash -c 'ckpt-gzip file </dev/null 2>&1 >/dev/null'
