@@ -241,6 +241,8 @@ int proc_read_sigmasks(pid_t pid, pid_t tid, struct proc_sigmasks *m)
 		m->blk = strtoull(p + 8, NULL, 16);
 	if ((p = strstr(buf, "\nSigCgt:")))
 		m->cgt = strtoull(p + 8, NULL, 16);
+	if ((p = strstr(buf, "\nSigIgn:")))
+		m->ign = strtoull(p + 8, NULL, 16);
 	free(buf);
 	return 0;
 }

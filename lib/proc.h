@@ -59,9 +59,10 @@ int proc_list_tasks(pid_t pid, pid_t **tids, size_t *n);
 /* "Umask:", "Uid:" (real), "Gid:" (real) from /proc/PID/status. */
 int proc_read_status(pid_t pid, unsigned *umask, unsigned *uid, unsigned *gid);
 /* Signal masks of thread tid of pid from /proc/PID/task/TID/status:
- * pending on it, pending on the process, blocked, caught (a handler). */
+ * pending on it, pending on the process, blocked, caught (a handler),
+ * ignored. */
 struct proc_sigmasks {
-	uint64_t pnd, shd, blk, cgt;
+	uint64_t pnd, shd, blk, cgt, ign;
 };
 int proc_read_sigmasks(pid_t pid, pid_t tid, struct proc_sigmasks *m);
 /* readlink of /proc/PID/<what>, malloc'd. */
