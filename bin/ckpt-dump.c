@@ -106,17 +106,20 @@ static int out_commit(struct out_file *f)
 		err_sys("cannot write %s", f->path);
 		return -1;
 	}
+	/* The link and the rename back to back: a SIGKILL between the two
+	 * (microseconds) is all that can leave the complete image under its
+	 * temporary name. */
 	if (!f->tmp[0] && out_link(f))
 		return -1;
-	if (close(f->fd)) {
-		err_sys("cannot write %s", f->path);
-		return -1;
-	}
 	if (rename(f->tmp, f->path)) {
 		err_sys("cannot rename %s to %s", f->tmp, f->path);
 		return -1;
 	}
 	f->tmp[0] = 0;
+	if (close(f->fd)) {
+		err_sys("cannot write %s", f->path);
+		return -1;
+	}
 	dfd = open(f->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd >= 0) {
 		fsync(dfd);
