@@ -8,10 +8,7 @@ load lib
 bats_require_minimum_version 1.5.0
 
 setup() {
-	D=$BATS_TEST_TMPDIR/d
-	mkdir "$D"
-	OUT=$BATS_TEST_TMPDIR/bg.out
-	IMG=$BATS_TEST_TMPDIR/fdkinds.img
+	workdir fdkinds
 	start_bg fdkinds "$D"
 	wait_for_line "$OUT" '^ready '
 	# The two threads are blocked in their calls before we dump.
@@ -45,12 +42,7 @@ wait_for_blocked() {
 
 @test "the dumped process runs on with every byte of its pipes and no EINTR in epoll_wait" {
 	ckpt-dump -o "$IMG" "$BG_PID"
-	touch "$D/go"
-	st=0
-	wait "$BG_PID" || st=$?
-	CKPT_PIDS=()
-	cat "$BATS_TEST_TMPDIR/bg.err" >&2 || true
-	[ "$st" -eq 0 ]
+	finish_bg
 	grep -qx 'fdkinds: ok' "$OUT"
 }
 

@@ -8,10 +8,7 @@ load lib
 bats_require_minimum_version 1.5.0
 
 setup() {
-	D=$BATS_TEST_TMPDIR/d
-	mkdir "$D"
-	OUT=$BATS_TEST_TMPDIR/bg.out
-	IMG=$BATS_TEST_TMPDIR/fdmore.img
+	workdir fdmore
 }
 
 # start KIND: fdmore KIND in the background, ready.
@@ -38,12 +35,7 @@ killed_and_restored() {
 # runs_on KIND: dump, the program runs on and its checks pass.
 runs_on() {
 	ckpt-dump -o "$IMG" "$BG_PID"
-	touch "$D/go"
-	st=0
-	wait "$BG_PID" || st=$?
-	CKPT_PIDS=()
-	cat "$BATS_TEST_TMPDIR/bg.err" >&2 || true
-	[ "$st" -eq 0 ]
+	finish_bg
 	grep -qx "fdmore $1: ok" "$OUT"
 }
 
@@ -196,12 +188,7 @@ start_tty() {
 @test "tty: the dumped process runs on with its terminals" {
 	start_tty
 	ckpt-dump -o "$IMG" "$TTY_PID"
-	touch "$D/go"
-	st=0
-	wait "$BG_PID" || st=$?
-	CKPT_PIDS=()
-	cat "$BATS_TEST_TMPDIR/bg.err" >&2 || true
-	[ "$st" -eq 0 ]
+	finish_bg
 	grep -qx "fdmore tty: ok" "$OUT"
 }
 

@@ -10,10 +10,7 @@ load lib
 bats_require_minimum_version 1.5.0
 
 setup() {
-	D=$BATS_TEST_TMPDIR/d
-	mkdir "$D"
-	OUT=$BATS_TEST_TMPDIR/bg.out
-	IMG=$BATS_TEST_TMPDIR/mem.img
+	workdir mem
 	# A key of our own for the System V segment, removed in teardown.
 	CKPT_SHM_KEY=$(printf '0x%x' $(((0x6b000000 | (RANDOM << 8) | $$ & 0xff))))
 	export CKPT_SHM_KEY
@@ -48,12 +45,7 @@ go_and_restore() {
 	start_bg memkinds "$D"
 	wait_for_line "$OUT" '^ready '
 	ckpt-dump -o "$IMG" "$BG_PID"
-	touch "$D/go"
-	st=0
-	wait "$BG_PID" || st=$?
-	CKPT_PIDS=()
-	cat "$BATS_TEST_TMPDIR/bg.err" >&2 || true
-	[ "$st" -eq 0 ]
+	finish_bg
 	grep -qx 'memkinds: ok' "$OUT"
 }
 

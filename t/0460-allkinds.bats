@@ -8,10 +8,7 @@ load lib
 bats_require_minimum_version 1.5.0
 
 setup() {
-	D=$BATS_TEST_TMPDIR/d
-	mkdir "$D"
-	OUT=$BATS_TEST_TMPDIR/bg.out
-	IMG=$BATS_TEST_TMPDIR/all.img
+	workdir all
 }
 
 # ready_twice: both threads have set up their kinds.
@@ -45,12 +42,7 @@ ready_twice() {
 	start_bg allkinds "$D"
 	wait_for ready_twice
 	ckpt-dump -o "$IMG" "$BG_PID"
-	touch "$D/go"
-	st=0
-	wait "$BG_PID" || st=$?
-	CKPT_PIDS=()
-	cat "$BATS_TEST_TMPDIR/bg.err" >&2 || true
-	[ "$st" -eq 0 ]
+	finish_bg
 	grep -qx 'fdmore all: ok' "$OUT"
 	grep -qx 'memkinds: ok' "$OUT"
 }

@@ -9,10 +9,7 @@ load lib
 bats_require_minimum_version 1.5.0
 
 setup() {
-	D=$BATS_TEST_TMPDIR/d
-	mkdir "$D"
-	OUT=$BATS_TEST_TMPDIR/bg.out
-	IMG=$BATS_TEST_TMPDIR/cow.img
+	workdir cow
 }
 
 # no_children PID: the process has no child left (the snapshot is reaped).
@@ -32,12 +29,7 @@ no_children() {
 	no_children "$BG_PID"
 	grep -q '^State:.*[RS]' /proc/"$BG_PID"/status
 	grep -q '^TracerPid:.*0$' /proc/"$BG_PID"/status
-	touch "$D/go"
-	st=0
-	wait "$BG_PID" || st=$?
-	CKPT_PIDS=()
-	cat "$BATS_TEST_TMPDIR/bg.err" >&2 || true
-	[ "$st" -eq 0 ]
+	finish_bg
 	line=$(grep '^churn: ok' "$OUT")
 	echo "# running on after --cow: $line" >&3
 	stop=${line##*longest stop }

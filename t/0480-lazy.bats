@@ -8,10 +8,7 @@ load lib
 bats_require_minimum_version 1.5.0
 
 setup() {
-	D=$BATS_TEST_TMPDIR/d
-	mkdir "$D"
-	OUT=$BATS_TEST_TMPDIR/bg.out
-	IMG=$BATS_TEST_TMPDIR/lazy.img
+	workdir lazy
 }
 
 # dumped_churn: churn of 64 MiB, dumped with --kill into $IMG.

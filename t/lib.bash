@@ -136,6 +136,28 @@ kill_started() {
 	CKPT_PIDS=()
 }
 
+# workdir NAME: $D, a directory the program works in; $OUT, where
+# start_bg puts its stdout; $IMG, an image path named after NAME (all three
+# for the test that calls it).
+# shellcheck disable=SC2034
+workdir() {
+	D=$BATS_TEST_TMPDIR/d
+	mkdir "$D"
+	OUT=$BATS_TEST_TMPDIR/bg.out
+	IMG=$BATS_TEST_TMPDIR/$1.img
+}
+
+# finish_bg: let the background program check (DIR/go) and wait for it;
+# it must exit 0.  Its stderr goes to ours.
+finish_bg() {
+	local st=0
+	touch "$D/go"
+	wait "$BG_PID" || st=$?
+	CKPT_PIDS=()
+	cat "$BATS_TEST_TMPDIR/bg.err" >&2 || true
+	[ "$st" -eq 0 ]
+}
+
 teardown() {
 	kill_started
 }
