@@ -13,10 +13,15 @@
 #include <unistd.h>
 #include <zlib.h>
 #include <zstd.h>
+#include <zstd_errors.h>
 
 #include "err.h"
 #include "util.h"
 #include "zio.h"
+
+/* What a decompressor may allocate for one stream. */
+#define ZIO_ZSTD_WINDOW_LOG 27		 /* 128 MiB, as zstd -d allows by default */
+#define ZIO_XZ_MEMLIMIT (256ull << 20) /* xz -9 needs 65 MiB */
 
 /* Large enough that the codec, not the syscalls, sets the speed; the same
  * as the largest pipe an unprivileged process may ask for by default
@@ -103,7 +108,7 @@ static const char *lzma_msg(lzma_ret r)
 	case LZMA_MEM_ERROR:
 		return "out of memory";
 	case LZMA_MEMLIMIT_ERROR:
-		return "memory usage limit reached";
+		return "the stream needs more than 256 MiB to decompress (xz -9 needs 65)";
 	case LZMA_FORMAT_ERROR:
 		return "file format not recognized";
 	case LZMA_OPTIONS_ERROR:
@@ -683,7 +688,9 @@ static int xz_decompress(struct zsrc *src, int out, unsigned char *ob)
 	int rc = -1;
 
 	/* LZMA_CONCATENATED: several streams and stream padding, as xz -d. */
-	r = lzma_stream_decoder(&s, UINT64_MAX, LZMA_CONCATENATED);
+	/* Every xz preset decodes in under 100 MiB: a header asking for more
+	 * is refused, not allocated. */
+	r = lzma_stream_decoder(&s, ZIO_XZ_MEMLIMIT, LZMA_CONCATENATED);
 	if (r != LZMA_OK) {
 		err_set("xz: cannot start decompressor: %s", lzma_msg(r));
 		return -1;
@@ -740,10 +747,10 @@ static int zstd_decompress(struct zsrc *src, int out, unsigned char *ob)
 		err_set("zstd: cannot start decompressor: out of memory");
 		return -1;
 	}
-	/* Like xz's unlimited memlimit: accept the largest window a frame may
-	 * ask for (zstd --long=31), not only the default 128 MiB. */
-	ZSTD_DCtx_setParameter(dctx, ZSTD_d_windowLogMax,
-			       ZSTD_dParam_getBounds(ZSTD_d_windowLogMax).upperBound);
+	/* zstd's own default: a window of at most 128 MiB (zstd --long up to
+	 * 27).  More, and a 19-byte frame header could make us allocate
+	 * gigabytes (fuzzing found one asking for 2 GiB). */
+	ZSTD_DCtx_setParameter(dctx, ZSTD_d_windowLogMax, ZIO_ZSTD_WINDOW_LOG);
 	for (;;) {
 		if (zin.pos == zin.size && !eof) {
 			n = read_some(src->fd, src->ib, src->cap);
@@ -761,6 +768,12 @@ static int zstd_decompress(struct zsrc *src, int out, unsigned char *ob)
 		 * are decoded one after the other by the same calls. */
 		n = zin.pos;
 		r = ZSTD_decompressStream(dctx, &zout, &zin);
+		if (ZSTD_isError(r) &&
+		    ZSTD_getErrorCode(r) == ZSTD_error_frameParameter_windowTooLarge) {
+			err_set("zstd frame asks for a window over 128 MiB (zstd --long=28 or "
+				"more): decompress it first with zstd -d --memory=...");
+			goto out;
+		}
 		if (ZSTD_isError(r)) {
 			err_set("zstd stream corrupt: %s", ZSTD_getErrorName(r));
 			goto out;

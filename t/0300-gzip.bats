@@ -343,3 +343,14 @@ sized_inputs() {
 	[ "$status" -eq 1 ]
 	[[ $output == *"ckpt-gzip: stdout: compressed data not written to a terminal"* ]]
 }
+
+@test "a zstd frame asking for a 2 GiB window is refused, not allocated" {
+	# 19 bytes the fuzzer found: a frame header whose window is 2 GiB.
+	printf '\x28\xb5\x2f\xfd\x00\xa8\xae\xab\x36\xd3\xb5\x2f\xfd\x00\x00\x01\x00\x00\x00' >"$BATS_TEST_TMPDIR/big.zst"
+	run --separate-stderr ckpt-inspect "$BATS_TEST_TMPDIR/big.zst"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"zstd frame asks for a window over 128 MiB"* ]]
+	run --separate-stderr ckpt-gzip -d <"$BATS_TEST_TMPDIR/big.zst"
+	[ "$status" -ne 0 ]
+	[[ "$stderr" == *"window over 128 MiB"* ]]
+}
