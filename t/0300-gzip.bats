@@ -4,6 +4,8 @@
 
 load lib
 
+bats_require_minimum_version 1.5.0
+
 # A round trip through a pipeline must also fail when ckpt-gzip fails after
 # writing everything.
 setup() {
