@@ -287,13 +287,102 @@ static int deflate_chunk(z_stream *z, int level, struct gz_chunk *c)
 	return 0;
 }
 
+/* The first run of at least GZ_ZERO_RUN zero bytes in [p, end), 8-byte
+ * aligned within the chunk, as [*zs, *ze); 0 if there is none. */
+#define GZ_ZERO_RUN 512
+
+static int zero_run(const unsigned char *p, const unsigned char *end, const unsigned char **zs,
+		    const unsigned char **ze)
+{
+	const unsigned char *q = p, *s = NULL;
+
+	for (; q + 8 <= end; q += 8) {
+		uint64_t w;
+		memcpy(&w, q, 8);
+		if (w == 0) {
+			if (!s)
+				s = q;
+			continue;
+		}
+		if (s && q - s >= GZ_ZERO_RUN) {
+			*zs = s;
+			*ze = q;
+			return 1;
+		}
+		s = NULL;
+	}
+	if (s && end - s >= GZ_ZERO_RUN) {
+		*zs = s;
+		*ze = end;
+		return 1;
+	}
+	return 0;
+}
+
+static unsigned char *put_stored(unsigned char *o, const unsigned char *p, size_t len, int final)
+{
+	while (len) {
+		size_t n = len < GZ_STORED_MAX ? len : GZ_STORED_MAX;
+		len -= n;
+		*o++ = final && !len;
+		*o++ = n & 0xff;
+		*o++ = n >> 8;
+		*o++ = ~n & 0xff;
+		*o++ = (~n >> 8) & 0xff;
+		memcpy(o, p, n);
+		o += n;
+		p += n;
+	}
+	return o;
+}
+
+/* A chunk not worth deflating, stored, but for its runs of zeros (the
+ * padding before an image's page data, a zero page among random ones),
+ * which are deflated on their own: what gzip -1 saves on such data, at
+ * the speed of a copy.  Each piece ends on a byte boundary, as stored
+ * blocks need. */
+static int store_squeezed(z_stream *z, struct gz_chunk *c)
+{
+	const unsigned char *p = c->in + GZ_DICT, *end = p + c->len, *zs, *ze;
+	unsigned char *o = c->out;
+	size_t room = stored_size(c->len);
+
+	while (p < end && zero_run(p, end, &zs, &ze)) {
+		int fin = c->last && ze == end, zr;
+
+		o = put_stored(o, p, zs - p, 0);
+		if (gz_reset(z, 1) != Z_OK)
+			goto plain;
+		z->next_in = (unsigned char *)zs;
+		z->avail_in = ze - zs;
+		z->next_out = o;
+		z->avail_out = room - (o - c->out);
+		zr = deflate(z, fin ? Z_FINISH : Z_SYNC_FLUSH);
+		if ((fin && zr != Z_STREAM_END) || (!fin && (z->avail_in || !z->avail_out)))
+			goto plain;
+		o = z->next_out;
+		p = ze;
+	}
+	if (p < end || (c->last && p == c->in + GZ_DICT))
+		o = put_stored(o, p, end - p, c->last);
+	if ((size_t)(o - c->out) > room)
+		goto plain;
+	c->out_len = o - c->out;
+	return 0;
+plain:
+	store_chunk(c);
+	return 0;
+}
+
 static int compress_chunk(z_stream *z, int level, struct gz_chunk *c)
 {
 	c->crc = crc32(0, c->in + GZ_DICT, c->len);
-	if (level == 0 || !worth_deflating(z, level, c)) {
+	if (level == 0) {
 		store_chunk(c);
 		return 0;
 	}
+	if (!worth_deflating(z, level, c))
+		return store_squeezed(z, c);
 	return deflate_chunk(z, level, c);
 }
 
