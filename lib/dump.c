@@ -805,7 +805,9 @@ static int capture(struct dump_target *tg, struct image *im, struct shm_dump **s
 	size_t n = 0;
 	int rc = -1;
 
-	if (tg->maps && proc_same_layout(pid, tg->maps, tg->nmaps) == 1) {
+	/* --cow takes the fork's view of DONTFORK and WIPEONFORK from the
+	 * flags: those must be of this moment, not of before the freeze. */
+	if (tg->maps && !o->cow && proc_same_layout(pid, tg->maps, tg->nmaps) == 1) {
 		maps = tg->maps;
 		n = tg->nmaps;
 		tg->maps = NULL;

@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/ptrace.h>
@@ -131,7 +132,10 @@ int inj_snapshot(struct inj *c, pid_t *child)
 		return -1;
 	}
 	r.rax = SYS_clone;
-	r.rdi = 0; /* no CLONE_* flag, exit signal 0: no SIGCHLD for the process */
+	/* Exit signal 0: no SIGCHLD for the process.  CLONE_FILES: the
+	 * snapshot never runs, and a copy of the fd table would keep the
+	 * program's pipes and sockets open after it closes them. */
+	r.rdi = CLONE_FILES;
 	r.rsi = r.rdx = r.r10 = r.r8 = r.r9 = 0;
 	r.rip = c->gadget;
 	r.orig_rax = -1;

@@ -273,6 +273,7 @@ static int make_again(const struct img_ipc *d)
 /* The contents: semaphore values, or the queue emptied and refilled. */
 static int set_contents(const struct ipc_obj *o)
 {
+	struct msqid_ds ds;
 	const struct img_ipc *d = &o->d;
 	uint64_t off = 0;
 	struct {
@@ -293,6 +294,16 @@ static int set_contents(const struct ipc_obj *o)
 		if (rc)
 			err_sys("cannot set the values of semaphore set %d", d->id);
 		return rc ? -1 : 0;
+	}
+	/* The queue's byte limit, if the program had changed it (raising it
+	 * past msgmnb needs CAP_SYS_RESOURCE: said, not ignored). */
+	if (d->qbytes && msgctl(d->id, IPC_STAT, &ds) == 0 && ds.msg_qbytes != d->qbytes) {
+		ds.msg_qbytes = d->qbytes;
+		if (msgctl(d->id, IPC_SET, &ds)) {
+			err_sys("cannot set message queue %d's limit back to %llu bytes", d->id,
+				(unsigned long long)d->qbytes);
+			return -1;
+		}
 	}
 	m = malloc(sizeof(*m));
 	if (!m) {

@@ -264,6 +264,25 @@ static uint64_t find_free(const struct image *im, const struct proc_map *self, s
 	}
 }
 
+/* How many runs --lazy may map: each adds up to two mappings, and
+ * vm.max_map_count is the kernel's limit (mmap fails past it, after the
+ * point of no return). */
+static uint64_t lazy_room(uint64_t mappings)
+{
+	long long max = 65530;
+	FILE *f = fopen("/proc/sys/vm/max_map_count", "re");
+
+	if (f) {
+		if (fscanf(f, "%lld", &max) != 1)
+			max = 65530;
+		fclose(f);
+	}
+	max -= (long long)mappings + 1000;
+	if (max < 0)
+		return 0;
+	return max / 2 < 20000 ? max / 2 : 20000;
+}
+
 /* --lazy maps page data from the image: it must be a file, as written. */
 static int check_lazy(const struct img_input *in)
 {
@@ -278,6 +297,12 @@ static int check_lazy(const struct img_input *in)
 		err_set("--lazy maps page data from the image file: the image must be a regular "
 			"file, not %s",
 			in->from_stdin ? "standard input of this kind" : "this kind of file");
+		return -1;
+	}
+	/* Page data is mapped at its stream offset: the file must start there. */
+	if (lseek(in->r.fd, 0, SEEK_CUR) != (off_t)in->r.off) {
+		err_set("--lazy maps page data from the image file: the image must start at the "
+			"beginning of the file");
 		return -1;
 	}
 	return 0;
@@ -367,6 +392,33 @@ struct fdplan {
 /* A regular file whose size or mtime differs from the image's was
  * changed since the dump: what the program knew of it (its offset, what
  * it read) may no longer hold.  -1 unless allowed, then a warning. */
+/* Every mapped file is there and unchanged (map_file_fd checks again as
+ * it opens them; this is so that the refusal comes before any change). */
+static int precheck_maps(const struct image *im)
+{
+	for (size_t i = 0; i < im->nregions; i++) {
+		const struct region *r = &im->regions[i];
+		struct stat sb;
+
+		if (r->d.kind != IMG_RGN_FILE)
+			continue;
+		if (stat(r->path, &sb)) {
+			err_sys("cannot open %s, mapped at %#llx", r->path,
+				(unsigned long long)r->d.start);
+			return -1;
+		}
+		if ((uint64_t)sb.st_size != r->d.fsize || sb.st_mtim.tv_sec != r->d.mtime_sec ||
+		    (uint32_t)sb.st_mtim.tv_nsec != r->d.mtime_nsec) {
+			err_set("%s, mapped at %#llx, changed since the checkpoint (size %llu, was "
+				"%llu)",
+				r->path, (unsigned long long)r->d.start,
+				(unsigned long long)sb.st_size, (unsigned long long)r->d.fsize);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static int check_changed(const struct fd_entry *f, int fd, int allow);
 
 /* Every regular file the program had open is there and unchanged, unless
@@ -744,7 +796,8 @@ int rst_restore(struct img_input *in, int flags)
 	 * before the page data. */
 	/* Refusals first: nothing of the host changes (a System V segment
 	 * set back, a saved file put back) for a restore that then fails. */
-	if (!(flags & RST_ALLOW_CHANGED) && precheck_files(im))
+	if ((!(flags & RST_ALLOW_CHANGED) && precheck_files(im)) || precheck_maps(im) ||
+	    check_locked(im))
 		goto fail;
 	if (shm_make(in, &sm, &first) || ipc_restore(im))
 		goto fail;
@@ -821,6 +874,7 @@ int rst_restore(struct img_input *in, int flags)
 	a->npages = in->r.npages;
 	a->first = first;
 	a->have_first = 1;
+	a->lazy_max = lazy_room(im->nregions + nself);
 	a->pages_hint = im->proc.pages_hint;
 
 	if (plan_specials(im, self, nself, a))
@@ -858,6 +912,7 @@ int rst_restore(struct img_input *in, int flags)
 		/* A private anonymous region whose advice holds for a file
 		 * mapping too may take its pages from the image file. */
 		m->lazy = (r->d.kind == IMG_RGN_ANON || r->d.kind == IMG_RGN_HEAP) && m->fill &&
+			  !(r->d.prot & PROT_EXEC) &&
 			  !(r->d.flags & ~(IMG_RGN_NORESERVE | IMG_RGN_DONTDUMP | IMG_RGN_DONTFORK |
 					   IMG_RGN_LOCKED | IMG_RGN_LOCKONFAULT | IMG_RGN_SEQREAD |
 					   IMG_RGN_RANDREAD));
@@ -878,8 +933,6 @@ int rst_restore(struct img_input *in, int flags)
 	}
 	a->nmaps = nmaps;
 	a->maps = (uint64_t)maps;
-	if (check_locked(im))
-		goto fail;
 
 	/* Files: all opened before any of ours is moved. */
 	plan = calloc(im->nfiles + 1, sizeof(*plan));

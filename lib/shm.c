@@ -530,6 +530,12 @@ static int make_sysv(const struct shm_obj *o, struct shm_made *sm, size_t i)
 	if (!(o->d.flags & IMG_SHM_RMID) && shmget(key, 0, 0) < 0)
 		want_shm_id((int)o->d.ino);
 	id = shmget(key, o->d.size, IPC_CREAT | IPC_EXCL | (o->d.mode & 0777));
+	/* A failed shmget leaves the id asked for to the next one, anyone's. */
+	if (id < 0) {
+		int e = errno;
+		want_shm_id(-1);
+		errno = e;
+	}
 
 	if (id < 0 && errno == EEXIST) {
 		/* The segment outlived the process (the usual case on the same
@@ -546,6 +552,20 @@ static int make_sysv(const struct shm_obj *o, struct shm_made *sm, size_t i)
 			err_set("System V shared memory key %#x exists here, %s", (unsigned)key,
 				nattch > 0 ? "attached by another process" : "smaller");
 			return -1;
+		}
+		if ((uint64_t)id != o->d.ino) {
+			err_set("System V shared memory key %#x exists here with id %d, but the "
+				"program knows it as %llu",
+				(unsigned)key, id, (unsigned long long)o->d.ino);
+			return -1;
+		}
+		/* The image stores no zero page: clear what it will not fill. */
+		{
+			void *p = shmat(id, NULL, 0);
+			if (p == (void *)-1)
+				goto fail;
+			memset(p, 0, o->d.size);
+			shmdt(p);
 		}
 		fprintf(stderr, "ckpt-remap: System V shared memory key %#x: its contents are "
 				"set back to the checkpoint's\n",

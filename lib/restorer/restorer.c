@@ -296,9 +296,8 @@ static const struct rst_map *find_map(struct rst_args *a, uint64_t addr, uint64_
 /* --lazy: a large run of a region that allows it is mapped from the image
  * file (its data is page-aligned there), not read: its pages come in when
  * the program first touches them.  Each such run costs up to two more
- * mappings, so no more than this many. */
+ * mappings: ckpt-remap says how many fit under vm.max_map_count. */
 #define LAZY_MIN_PAGES 16
-#define LAZY_MAX_RUNS 20000
 
 static int lazy_map(struct stream *s, const struct img_run *run, uint64_t *nlazy)
 {
@@ -307,7 +306,7 @@ static int lazy_map(struct stream *s, const struct img_run *run, uint64_t *nlazy
 	const struct rst_map *m;
 	long r;
 
-	if (!(a->flags & RST_F_LAZY) || run->npages < LAZY_MIN_PAGES || *nlazy >= LAZY_MAX_RUNS)
+	if (!(a->flags & RST_F_LAZY) || run->npages < LAZY_MIN_PAGES || *nlazy >= a->lazy_max)
 		return 0;
 	m = find_map(a, run->addr, len);
 	if (!m || !m->lazy)

@@ -121,6 +121,7 @@ struct rst_args {
 	uint64_t npages;     /* pages of data read before it (SHMDATA) */
 	struct img_rec first; /* the first record's header, already read... */
 	uint64_t have_first;  /* ...if this is 1 (stream_off is then past it) */
+	uint64_t lazy_max;    /* RST_F_LAZY: runs that may be mapped (two mappings each) */
 	uint64_t pages_hint; /* for the progress line */
 
 	struct rst_mm_map mm;
