@@ -274,19 +274,26 @@ static int inject_thread(struct inj *c, struct image *im, struct thread *th, int
 	return shm_inject(c, im, sd);
 }
 
-static int capture_injected(const struct dump_target *tg, struct image *im,
-			    const struct proc_map *maps, size_t n, struct shm_dump *sd)
+/* The address of a syscall instruction in the process's [vdso]. */
+static int vdso_gadget(const struct dump_target *tg, const struct image *im, uint64_t *gadget)
 {
-	uint64_t vstart = 0, vend = 0, gadget;
+	for (size_t i = 0; i < im->nregions; i++) {
+		const struct region *r = &im->regions[i];
+		if (r->d.kind == IMG_RGN_SPECIAL && !strcmp(r->path, "[vdso]"))
+			return inj_find_gadget(tg->pid, r->d.start, r->d.end, gadget);
+	}
+	err_set("pid %d: no [vdso] to run system calls from", tg->pid);
+	return -1;
+}
+
+static int capture_injected(const struct dump_target *tg, struct image *im,
+			    struct shm_dump *sd)
+{
+	uint64_t gadget;
 	sigset_t all, old;
 	int rc = 0;
 
-	for (size_t i = 0; i < n; i++)
-		if (!strcmp(maps[i].path, "[vdso]")) {
-			vstart = maps[i].start;
-			vend = maps[i].end;
-		}
-	if (inj_find_gadget(tg->pid, vstart, vend, &gadget))
+	if (vdso_gadget(tg, im, &gadget))
 		return -1;
 	/* Between prepare and cure a thread holds our registers: let no
 	 * catchable signal end ckpt-dump there. */
@@ -639,17 +646,6 @@ static int read_runs(struct pagewriter *pw, const struct img_run *runs, int nrun
 	return 0;
 }
 
-static int page_is_zero(const unsigned char *p, long ps)
-{
-	const uint64_t *q = (const uint64_t *)p;
-	uint64_t acc = 0;
-
-	for (long i = 0; i < ps / 8; i += 8)
-		acc |= q[i] | q[i + 1] | q[i + 2] | q[i + 3] | q[i + 4] | q[i + 5] | q[i + 6] |
-		       q[i + 7];
-	return acc == 0;
-}
-
 /* Write a batch: drop all-zero pages (holes), merge the rest into runs. */
 static int write_batch(struct pagewriter *pw, const struct img_run *in, int nin)
 {
@@ -834,7 +830,7 @@ static int capture(struct dump_target *tg, struct image *im, struct shm_dump **s
 		goto out;
 	if (capture_proc(pid, im) || capture_regions(pid, im, maps, n) || fd_capture(pid, im) ||
 	    ipc_capture(pid, im) || shm_capture(pid, im, o->save_files, sd) ||
-	    capture_injected(tg, im, maps, n, *sd))
+	    capture_injected(tg, im, *sd))
 		goto out;
 	/* glibc caches each thread's tid in its struct pthread, the word
 	 * clear_child_tid points at; a restore under other tids must update
@@ -854,18 +850,6 @@ static int capture(struct dump_target *tg, struct image *im, struct shm_dump **s
 out:
 	proc_free_maps(maps, n);
 	return rc;
-}
-
-/* The address of a syscall instruction in the process's [vdso]. */
-static int vdso_gadget(const struct dump_target *tg, const struct image *im, uint64_t *gadget)
-{
-	for (size_t i = 0; i < im->nregions; i++) {
-		const struct region *r = &im->regions[i];
-		if (r->d.kind == IMG_RGN_SPECIAL && !strcmp(r->path, "[vdso]"))
-			return inj_find_gadget(tg->pid, r->d.start, r->d.end, gadget);
-	}
-	err_set("pid %d: no [vdso] to run system calls from", tg->pid);
-	return -1;
 }
 
 /* The snapshot child is the process's: stop the main thread again for

@@ -350,6 +350,19 @@ struct fileset {
 };
 
 /* One fd per mapped file, checked against what the image recorded. */
+/* A mapped file must be the one the image saw: its pages not in the
+ * image are read from it again. */
+static int map_file_unchanged(const struct region *r, const struct stat *sb)
+{
+	if ((uint64_t)sb->st_size == r->d.fsize && sb->st_mtim.tv_sec == r->d.mtime_sec &&
+	    (uint32_t)sb->st_mtim.tv_nsec == r->d.mtime_nsec)
+		return 0;
+	err_set("%s, mapped at %#llx, changed since the checkpoint (size %llu, was %llu)",
+		r->path, (unsigned long long)r->d.start, (unsigned long long)sb->st_size,
+		(unsigned long long)r->d.fsize);
+	return -1;
+}
+
 static int map_file_fd(struct fileset *fs, const struct region *r)
 {
 	struct stat sb;
@@ -368,11 +381,7 @@ static int map_file_fd(struct fileset *fs, const struct region *r)
 		close(fd);
 		return -1;
 	}
-	if ((uint64_t)sb.st_size != r->d.fsize || sb.st_mtim.tv_sec != r->d.mtime_sec ||
-	    (uint32_t)sb.st_mtim.tv_nsec != r->d.mtime_nsec) {
-		err_set("%s, mapped at %#llx, changed since the checkpoint (size %llu, was %llu)",
-			r->path, (unsigned long long)r->d.start, (unsigned long long)sb.st_size,
-			(unsigned long long)r->d.fsize);
+	if (map_file_unchanged(r, &sb)) {
 		close(fd);
 		return -1;
 	}
@@ -407,14 +416,8 @@ static int precheck_maps(const struct image *im)
 				(unsigned long long)r->d.start);
 			return -1;
 		}
-		if ((uint64_t)sb.st_size != r->d.fsize || sb.st_mtim.tv_sec != r->d.mtime_sec ||
-		    (uint32_t)sb.st_mtim.tv_nsec != r->d.mtime_nsec) {
-			err_set("%s, mapped at %#llx, changed since the checkpoint (size %llu, was "
-				"%llu)",
-				r->path, (unsigned long long)r->d.start,
-				(unsigned long long)sb.st_size, (unsigned long long)r->d.fsize);
+		if (map_file_unchanged(r, &sb))
 			return -1;
-		}
 	}
 	return 0;
 }

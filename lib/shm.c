@@ -324,16 +324,6 @@ int shm_inject(struct inj *c, const struct image *im, struct shm_dump *sd)
 	return 0;
 }
 
-static int all_zero(const unsigned char *p, long ps)
-{
-	const uint64_t *q = (const uint64_t *)p;
-
-	for (long i = 0; i < ps / 8; i++)
-		if (q[i])
-			return 0;
-	return 1;
-}
-
 struct shm_writer {
 	struct img_writer *w;
 	const struct dump_opts *o;
@@ -368,7 +358,7 @@ static int sw_keep(struct shm_writer *sw, uint64_t off)
 		err_set("interrupted");
 		return -1;
 	}
-	if (all_zero(p, sw->ps))
+	if (page_is_zero(p, sw->ps))
 		return 0;
 	if (sw->nruns &&
 	    sw->runs[sw->nruns - 1].addr + sw->runs[sw->nruns - 1].npages * sw->ps == off)

@@ -20,5 +20,7 @@ char *fmt_path(char *buf, size_t size, const char *fmt, ...)
 const char *fmt_bytes(char *buf, size_t size, unsigned long long n);
 /* Monotonic time in seconds. */
 double now_sec(void);
+/* Whether the ps bytes at p (a page: ps a multiple of 64) are all zero. */
+int page_is_zero(const void *p, long ps);
 
 #endif

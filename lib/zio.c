@@ -191,18 +191,16 @@ static size_t stored_size(size_t len)
 	return len + 5 * (len ? (len + GZ_STORED_MAX - 1) / GZ_STORED_MAX : 1);
 }
 
-static void store_chunk(struct gz_chunk *c)
+/* Stored blocks of len bytes at p, the last one final if final (an empty
+ * one when len is 0 and final); where they end in o. */
+static unsigned char *put_stored(unsigned char *o, const unsigned char *p, size_t len, int final)
 {
-	const unsigned char *p = c->in + GZ_DICT;
-	unsigned char *o = c->out;
-	size_t left = c->len, n;
-
 	do {
-		n = left < GZ_STORED_MAX ? left : GZ_STORED_MAX;
-		left -= n;
-		/* BFINAL, BTYPE 00 (stored), then padding to the byte: the
-		 * chunk before ended on a byte boundary. */
-		*o++ = c->last && !left;
+		size_t n = len < GZ_STORED_MAX ? len : GZ_STORED_MAX;
+		if (!n && !final)
+			break;
+		len -= n;
+		*o++ = final && !len;
 		*o++ = n & 0xff;
 		*o++ = n >> 8;
 		*o++ = ~n & 0xff;
@@ -210,8 +208,13 @@ static void store_chunk(struct gz_chunk *c)
 		memcpy(o, p, n);
 		o += n;
 		p += n;
-	} while (left);
-	c->out_len = o - c->out;
+	} while (len);
+	return o;
+}
+
+static void store_chunk(struct gz_chunk *c)
+{
+	c->out_len = put_stored(c->out, c->in + GZ_DICT, c->len, c->last) - c->out;
 }
 
 /* deflateReset, and at level 1 a longer nice_length than zlib's 8 (the
@@ -319,23 +322,6 @@ static int zero_run(const unsigned char *p, const unsigned char *end, const unsi
 	return 0;
 }
 
-static unsigned char *put_stored(unsigned char *o, const unsigned char *p, size_t len, int final)
-{
-	while (len) {
-		size_t n = len < GZ_STORED_MAX ? len : GZ_STORED_MAX;
-		len -= n;
-		*o++ = final && !len;
-		*o++ = n & 0xff;
-		*o++ = n >> 8;
-		*o++ = ~n & 0xff;
-		*o++ = (~n >> 8) & 0xff;
-		memcpy(o, p, n);
-		o += n;
-		p += n;
-	}
-	return o;
-}
-
 /* A chunk not worth deflating, stored, but for its runs of zeros (the
  * padding before an image's page data, a zero page among random ones),
  * which are deflated on their own: what gzip -1 saves on such data, at
@@ -363,7 +349,7 @@ static int store_squeezed(z_stream *z, struct gz_chunk *c)
 		o = z->next_out;
 		p = ze;
 	}
-	if (p < end || (c->last && p == c->in + GZ_DICT))
+	if (p < end)
 		o = put_stored(o, p, end - p, c->last);
 	if ((size_t)(o - c->out) > room)
 		goto plain;
