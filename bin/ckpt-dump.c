@@ -16,8 +16,8 @@
 #include "progress.h"
 
 #define USAGE                                                                                      \
-	"usage: ckpt-dump [--kill | --stop | --cow] [-o file] [--save-files] [--progress | --quiet] " \
-	"pid\n"
+	"usage: ckpt-dump [-t] [--kill | --stop | --cow] [-o file] [--save-files] "         \
+	"[--progress | --quiet] pid\n"
 
 static volatile int cancel; /* sig_atomic_t is int here */
 
@@ -159,21 +159,23 @@ int main(int argc, char **argv)
 		{"output", required_argument, NULL, 'o'}, {"progress", no_argument, NULL, 'P'},
 		{"quiet", no_argument, NULL, 'q'},    {"help", no_argument, NULL, 'h'},
 		{"save-files", no_argument, NULL, 'S'}, {"cow", no_argument, NULL, 'C'},
-		{"version", no_argument, NULL, 'V'},  {NULL, 0, NULL, 0}};
+		{"tree", no_argument, NULL, 't'},     {"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0}};
 	enum progress_mode pmode = PROGRESS_AUTO;
 	enum dump_end how = DUMP_RUN;
 	const char *out_path = NULL;
 	struct out_file of = {0};
 	struct progress prog_line;
 	struct dump_opts o = {0};
-	struct dump_target target;
+	struct dump_tree target;
+	int tree = 0;
 	struct sigaction sa;
 	int c, out = 1;
 	char *end;
 	long pid;
 
 	prog = "ckpt-dump";
-	while ((c = getopt_long(argc, argv, "o:hV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "o:thV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'k':
 			how = DUMP_KILL;
@@ -195,6 +197,9 @@ int main(int argc, char **argv)
 			break;
 		case 'C':
 			o.cow = 1;
+			break;
+		case 't':
+			tree = 1;
 			break;
 		case 'h':
 			fputs(USAGE, stdout);
@@ -236,31 +241,31 @@ int main(int argc, char **argv)
 	o.progress = progress_cb;
 	o.progress_arg = &prog_line;
 	o.cancel = &cancel;
-	if (dump_seize(pid, &target)) {
+	if (dump_seize_tree(pid, tree, &target)) {
 		out_discard(&of);
 		die(1, "%s", err_get());
 	}
-	if (dump_write(&target, out, &o)) {
+	if (dump_write_tree(&target, out, &o)) {
 		out_discard(&of);
 		die(1, "%s", err_get());
 	}
 	/* Every byte is written: a process that runs on (or stops) need not
 	 * wait for the fsync of -o; one to be killed waits until the image
 	 * is safe. */
-	if (how != DUMP_KILL && dump_release(&target, how))
+	if (how != DUMP_KILL && dump_release_tree(&target, how))
 		die_lib(1, "image written, but");
 	if (out_path && out_commit(&of)) {
 		out_discard(&of);
-		dump_release(&target, DUMP_RUN);
+		dump_release_tree(&target, DUMP_RUN);
 		die(1, "%s", err_get());
 	}
 	if (!out_path && close(1) && errno != EINVAL) {
 		err_sys("cannot write image");
-		dump_release(&target, DUMP_RUN);
+		dump_release_tree(&target, DUMP_RUN);
 		die(1, "%s", err_get());
 	}
 	progress_done(&prog_line);
-	if (how == DUMP_KILL && dump_release(&target, how))
+	if (how == DUMP_KILL && dump_release_tree(&target, how))
 		die_lib(1, "image written, but");
 	return 0;
 }
