@@ -1143,6 +1143,41 @@ fail:
 	return NULL;
 }
 
+#ifndef KCMP_VM
+#define KCMP_VM 1
+#define KCMP_FILES 2
+#define KCMP_FS 3
+#endif
+
+/* What a process shares with its parent through clone(2) flags, kcmp(2)
+ * tells: cwd, root and umask (CLONE_FS) are kept; memory (CLONE_VM, as a
+ * vfork child before its exec has it) and the fd table (CLONE_FILES) are
+ * refused. */
+static int check_sharing(const struct dump_tree *tr, struct image *ims)
+{
+	for (size_t k = 1; k < tr->n; k++) {
+		pid_t pid = tr->p[k].pid, ppid = ims[k].proc.ppid;
+
+		if (tr->p[k].zombie)
+			continue;
+		if (syscall(SYS_kcmp, pid, ppid, KCMP_VM, 0, 0) == 0) {
+			err_set("pid %d shares its memory with its parent %d (vfork or CLONE_VM); "
+				"not supported",
+				pid, ppid);
+			return -1;
+		}
+		if (syscall(SYS_kcmp, pid, ppid, KCMP_FILES, 0, 0) == 0) {
+			err_set("pid %d shares its fd table with its parent %d (CLONE_FILES); not "
+				"supported",
+				pid, ppid);
+			return -1;
+		}
+		if (syscall(SYS_kcmp, pid, ppid, KCMP_FS, 0, 0) == 0)
+			ims[k].proc.flags |= IMG_PROC_FS_SHARED;
+	}
+	return 0;
+}
+
 int dump_write_tree(struct dump_tree *tr, int out, const struct dump_opts *o)
 {
 	struct img_writer w = {.fd = out, .cancel = o->cancel};
@@ -1172,7 +1207,8 @@ int dump_write_tree(struct dump_tree *tr, int out, const struct dump_opts *o)
 				    : capture(&tr->p[k].t, &ims[k], &sd[k], o))
 			goto out;
 	}
-	if (fd_check_tree(imp, tr->n) || !(ux = object_numbers(ims, tr->n))) {
+	if (check_sharing(tr, ims) || fd_check_tree(imp, tr->n) ||
+	    !(ux = object_numbers(ims, tr->n))) {
 		if (!ux && !err_get()[0])
 			err_set("out of memory");
 		goto out;

@@ -623,7 +623,7 @@ static int parse_proc(struct image *im, const char *buf, uint64_t len)
 	}
 	if (p->exe_len >= PATH_MAX || p->cwd_len >= PATH_MAX || p->auxv_len % 16 ||
 	    p->auxv_len > 8192 || p->nthreads > IMG_MAX_THREADS || p->nregions > (1u << 20) ||
-	    p->nfiles > (1u << 20) || p->pid <= 0 || (p->flags & ~IMG_PROC_ZOMBIE) ||
+	    p->nfiles > (1u << 20) || p->pid <= 0 || (p->flags & ~IMG_PROC_FLAGS) ||
 	    p->exit_signal < 0 || p->exit_signal > IMG_NSIG) {
 		err_set("PROC record: field out of range (pid %d, threads %u, regions %u, files %u, "
 			"flags %#x, exit signal %d)",

@@ -95,6 +95,8 @@ struct img_proc {
 };
 
 #define IMG_PROC_ZOMBIE 1u /* dead, not yet reaped: no threads, memory or files */
+#define IMG_PROC_FS_SHARED 2u /* shares cwd, root and umask with its parent (CLONE_FS) */
+#define IMG_PROC_FLAGS 3u
 
 /* Processes a stream may hold (a tree). */
 #define IMG_MAX_PROCS 4096

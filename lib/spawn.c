@@ -17,10 +17,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "err.h"
@@ -103,11 +105,12 @@ static int supervise(pid_t child)
 	}
 }
 
-static pid_t clone_pid_sig(pid_t pid, int exit_signal)
+static pid_t clone_pid_sig(pid_t pid, int exit_signal, uint64_t flags)
 {
 	struct clone_args ca;
 
 	memset(&ca, 0, sizeof(ca));
+	ca.flags = flags;
 	ca.exit_signal = exit_signal;
 	ca.set_tid = (uint64_t)&pid;
 	ca.set_tid_size = 1;
@@ -116,7 +119,7 @@ static pid_t clone_pid_sig(pid_t pid, int exit_signal)
 
 static pid_t clone_with_pid(pid_t pid)
 {
-	return clone_pid_sig(pid, SIGCHLD);
+	return clone_pid_sig(pid, SIGCHLD, 0);
 }
 
 static int write_str(const char *path, const char *s)
@@ -504,13 +507,46 @@ static _Noreturn void die_as(int status)
 	_exit(WEXITSTATUS(status));
 }
 
+/* A session leader whose controlling terminal was a pty of the tree's
+ * (the slave of a pair a process of the tree made) takes the new pty's
+ * slave as its terminal again: the fd it did it with, or -1. */
+static int take_ctty(struct tree *t, size_t k)
+{
+	const struct image *im = tim(t, k);
+	unsigned maj = ((unsigned)im->proc.tty_nr >> 8) & 0xfff;
+	unsigned min = ((unsigned)im->proc.tty_nr & 0xff) | (((unsigned)im->proc.tty_nr >> 12) & 0xfff00);
+	uint32_t index;
+
+	/* Unix98 pty slaves: majors 136 to 143. */
+	if (maj < 136 || maj > 143)
+		return -1;
+	index = (maj - 136) * 256 + min;
+	for (size_t i = 0; i < im->nfiles; i++) {
+		const struct fd_entry *f = &im->files[i];
+		int fd = t->premade[k][i];
+		struct img_tty tt;
+
+		if (f->d.kind != IMG_FD_TTY || fd < 0)
+			continue;
+		memcpy(&tt, f->extra, sizeof(tt));
+		if (tt.role != IMG_TTY_PTS || tt.index != index)
+			continue;
+		if (ioctl(fd, TIOCSCTTY, 0) == 0)
+			return fd;
+		warnx("pid %d: cannot make /dev/pts/%u its controlling terminal again: %s",
+		      im->proc.pid, index, strerror(errno));
+		return -1;
+	}
+	return -1;
+}
+
 /* Process k of the tree: its session and group, its children, then its
  * restore. */
 static _Noreturn void tree_proc(struct tree *t, size_t k)
 {
 	const struct img_proc *p;
 	struct rst_token m;
-	int leader, fail = ckpt_fail_rc();
+	int leader, fail = ckpt_fail_rc(), ctty;
 	struct rst_tree rt;
 
 	for (size_t j = 0; j < t->n; j++) {
@@ -524,13 +560,16 @@ again: /* a child, forked below, is process k now */
 	if (p->sid == p->pid ? setsid() < 0 : p->pgid == p->pid && setpgid(0, 0))
 		die(fail, "pid %d: cannot make its %s: %s", p->pid,
 		    p->sid == p->pid ? "session" : "process group", strerror(errno));
+	/* Before its children are made: they inherit it. */
+	ctty = p->sid == p->pid && p->tty_nr ? take_ctty(t, k) : -1;
 	for (size_t c = k + 1; c < t->n; c++) {
 		pid_t child;
 
 		if (tim(t, c)->proc.ppid != p->pid)
 			continue;
 		fflush(NULL);
-		child = clone_pid_sig(tim(t, c)->proc.pid, tim(t, c)->proc.exit_signal);
+		child = clone_pid_sig(tim(t, c)->proc.pid, tim(t, c)->proc.exit_signal,
+				      (tim(t, c)->proc.flags & IMG_PROC_FS_SHARED) ? CLONE_FS : 0);
 		if (child == 0) {
 			k = c;
 			goto again;
@@ -555,6 +594,10 @@ again: /* a child, forked below, is process k now */
 			die(fail, "pid %d: cannot join process group %d: %s", p->pid, want,
 			    strerror(errno));
 	}
+	if (ctty >= 0 && p->tpgid > 0 && tree_index(t->in, p->tpgid) >= 0 &&
+	    tcsetpgrp(ctty, p->tpgid))
+		warnx("pid %d: cannot give the foreground of its terminal to group %d again: %s",
+		      p->pid, p->tpgid, strerror(errno));
 	m = (struct rst_token){.msg = RST_MSG_JOINED, .pid = p->pid};
 	if (write(t->rep[k][1], &m, sizeof(m)) != sizeof(m))
 		_exit(fail);

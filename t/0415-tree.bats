@@ -109,6 +109,24 @@ round_trip() {
 	grep -qx "ok python" "$OUT"
 }
 
+@test "a session leader gets its pty back as its controlling terminal, its child's group in the foreground" {
+	round_trip pty
+}
+
+@test "a child sharing its parent's cwd (CLONE_FS) shares it again" {
+	round_trip clonefs
+}
+
+@test "a child sharing its parent's memory (CLONE_VM) is refused, naming both, and both run on" {
+	start_bg tree clonevm "$D"
+	wait_for_file "$D/ready"
+	run --separate-stderr ckpt-dump -t -o "$IMG" "$BG_PID"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == "ckpt-dump: pid "*" shares its memory with its parent $BG_PID (vfork or CLONE_VM); not supported" ]]
+	[ ! -e "$IMG" ]
+	finish_bg
+}
+
 @test "ckpt-inspect shows the tree: pid, ppid, pgid, sid and command of each process" {
 	start_bg tree session "$D"
 	wait_for_file "$D/ready"

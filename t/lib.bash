@@ -130,7 +130,8 @@ intact_and_restored() {
 descendants() {
 	local c t kids
 	for t in /proc/"$1"/task/*/children; do
-		read -ra kids <"$t" 2>/dev/null || true
+		[ -e "$t" ] || continue
+		read -ra kids <"$t" || true
 		for c in "${kids[@]}"; do
 			echo "$c"
 			descendants "$c"

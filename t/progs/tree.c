@@ -12,6 +12,13 @@
  *                     groups, each checking its sid, pgid and parent
  *   tree exec DIR     a child that exec'd this program again ("execd")
  *   tree popen DIR    a parent reading "seq 1 100000" through popen(3)
+ *   tree clonefs DIR  a child made with clone(CLONE_FS): after the restore
+ *                     it changes directory, and its parent must see it
+ *   tree clonevm DIR  a child sharing its parent's memory (CLONE_VM), which
+ *                     ckpt-dump -t refuses
+ *   tree pty DIR      a parent holding a pty master; a session leader whose
+ *                     controlling terminal is the slave, with its child's
+ *                     group in the foreground
  *
  * Each writes DIR/ready once it is set up (the moment to dump it) and
  * "ok MODE" on stdout at a clean end; every process checks that getpid()
@@ -23,9 +30,12 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -338,12 +348,136 @@ static int popen_read(void)
 	return 0;
 }
 
+static int clonefs(void)
+{
+	char sub[4096], cwd[4096];
+	pid_t me = getpid(), c;
+	int st;
+
+	snprintf(sub, sizeof(sub), "%s/sub", dir);
+	if (mkdir(sub, 0755) || chdir(dir))
+		bad("mkdir");
+	c = syscall(SYS_clone, CLONE_FS | SIGCHLD, 0, NULL, NULL, 0);
+	if (c < 0)
+		bad("clone");
+	if (c == 0) {
+		/* Raw system calls only: glibc did not see this child made. */
+		while (access("go", F_OK))
+			nap(5000);
+		if (chdir("sub"))
+			_exit(1);
+		_exit(0);
+	}
+	mark("ready");
+	if (waitpid(c, &st, 0) != c || !WIFEXITED(st) || WEXITSTATUS(st))
+		bad("the CLONE_FS child failed");
+	if (!getcwd(cwd, sizeof(cwd)) || strcmp(cwd + strlen(cwd) - 4, "/sub"))
+		bad("the child's chdir did not show in its parent: CLONE_FS lost");
+	same_ids(me, 0);
+	return 0;
+}
+
+static int vm_child(void *arg)
+{
+	(void)arg;
+	while (access("go", F_OK))
+		nap(5000);
+	return 0;
+}
+
+static int clonevm(void)
+{
+	static char stack[65536] __attribute__((aligned(16)));
+	pid_t c;
+	int st;
+
+	if (chdir(dir))
+		bad("chdir");
+	c = clone(vm_child, stack + sizeof(stack), CLONE_VM | SIGCHLD, NULL);
+	if (c < 0)
+		bad("clone");
+	mark("ready");
+	if (waitpid(c, &st, 0) != c)
+		bad("waitpid");
+	return 0;
+}
+
+/* The terminal checks of a member of the pty session. */
+static void check_tty(int fd, pid_t leader, pid_t fg)
+{
+	int t;
+
+	if (tcgetsid(fd) != leader)
+		bad("the pty is not its session's terminal");
+	if (tcgetpgrp(fd) != fg)
+		bad("the pty's foreground group changed");
+	t = open("/dev/tty", O_RDWR | O_NOCTTY);
+	if (t < 0)
+		bad("no controlling terminal");
+	close(t);
+}
+
+static int pty(void)
+{
+	pid_t me = getpid(), l;
+	int m = posix_openpt(O_RDWR | O_NOCTTY), st;
+
+	char name[64];
+
+	if (m < 0 || grantpt(m) || unlockpt(m) || ptsname_r(m, name, sizeof(name)))
+		bad("posix_openpt");
+	l = fork();
+	if (l < 0)
+		bad("fork");
+	if (l == 0) {
+		pid_t c, self = getpid();
+		int s;
+
+		if (setsid() != self)
+			bad("setsid");
+		/* The leader opens the slave: it becomes its terminal. */
+		s = open(name, O_RDWR);
+		if (s < 0)
+			bad("open the slave");
+		c = fork();
+		if (c == 0) {
+			pid_t cs = getpid();
+			setpgid(0, 0);
+			while (tcgetpgrp(s) != cs)
+				nap(1000);
+			while (!exists("go")) {
+				same_ids(cs, self);
+				check_tty(s, self, cs);
+				nap(5000);
+			}
+			check_tty(s, self, cs);
+			_exit(0);
+		}
+		setpgid(c, c);
+		signal(SIGTTOU, SIG_IGN);
+		if (tcsetpgrp(s, c))
+			bad("tcsetpgrp");
+		mark("ready");
+		while (!exists("go"))
+			nap(5000);
+		same_ids(self, me);
+		check_tty(s, self, c);
+		if (waitpid(c, &st, 0) != c || !WIFEXITED(st) || WEXITSTATUS(st))
+			_exit(1);
+		_exit(0);
+	}
+	if (waitpid(l, &st, 0) != l || !WIFEXITED(st) || WEXITSTATUS(st))
+		bad("the pty session failed");
+	same_ids(me, 0);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	int rc;
 
 	if (argc < 3) {
-		fprintf(stderr, "usage: tree workers|zombie|session|exec|popen DIR\n");
+		fprintf(stderr, "usage: tree workers|zombie|session|exec|popen|clonefs|clonevm|pty DIR\n");
 		return 2;
 	}
 	dir = argv[2];
@@ -359,6 +493,12 @@ int main(int argc, char **argv)
 		rc = exec_child();
 	else if (!strcmp(argv[1], "popen"))
 		rc = popen_read();
+	else if (!strcmp(argv[1], "clonefs"))
+		rc = clonefs();
+	else if (!strcmp(argv[1], "clonevm"))
+		rc = clonevm();
+	else if (!strcmp(argv[1], "pty"))
+		rc = pty();
 	else
 		return 2;
 	if (rc == 0)
