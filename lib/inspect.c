@@ -496,6 +496,8 @@ static void text_proc(FILE *f, const struct image *im)
 		const struct fd_entry *e = &im->files[i];
 		fprintf(f, "  fd %-3d %-7s flags %#o offset %llu", e->d.fd,
 			img_fd_kind_name(e->d.kind), e->d.flags, (unsigned long long)e->d.pos);
+		if (e->d.desc)
+			fprintf(f, " desc %llu", (unsigned long long)e->d.desc);
 		fd_state(f, e, 0);
 		fprintf(f, " %s\n", e->path);
 		fd_watches(f, e, 0);
@@ -639,9 +641,11 @@ void inspect_json(FILE *f, const struct img_input *in, const struct img_totals *
 	fprintf(f, "],\n\"files\":[\n");
 	for (size_t i = 0; i < im->nfiles; i++) {
 		const struct fd_entry *e = &im->files[i];
-		fprintf(f, "%s{\"fd\":%d,\"kind\":\"%s\",\"flags\":%u,\"offset\":%llu,\"path\":",
+		fprintf(f,
+			"%s{\"fd\":%d,\"kind\":\"%s\",\"flags\":%u,\"offset\":%llu,\"desc\":%llu,"
+			"\"path\":",
 			i ? ",\n" : "", e->d.fd, img_fd_kind_name(e->d.kind), e->d.flags,
-			(unsigned long long)e->d.pos);
+			(unsigned long long)e->d.pos, (unsigned long long)e->d.desc);
 		json_str(f, e->path, strlen(e->path));
 		fd_state(f, e, 1);
 		fd_watches(f, e, 1);

@@ -1,10 +1,12 @@
 /* tree: process trees for ckpt-dump -t, each checking itself after a
  * restore and exiting 0 only if all is intact.
  *
- *   tree workers DIR  a parent and four children: numbers go down pipes,
- *                     squares come back, each child adds into its slot of
- *                     shared anonymous memory; the parent checks every
- *                     answer and, at the end, every slot
+ *   tree workers DIR  a parent and four children: numbers go down pipes
+ *                     (a socketpair for the first), squares come back, each
+ *                     child adds into its slot of shared anonymous memory
+ *                     and appends a record to a log they share one open
+ *                     file description of; the parent checks every answer
+ *                     and, at the end, every slot and record
  *   tree zombie DIR   a child that exited (a zombie at the dump), one that
  *                     exits after the restore (DIR/go) while the parent
  *                     is blocked in waitpid; a SIGCHLD handler counts
@@ -32,6 +34,7 @@
 #include <string.h>
 #include <sched.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -108,19 +111,44 @@ static int full_write(int fd, const void *buf, size_t len)
 #define NW 4
 #define ROUNDS 3000
 
+/* One line of the shared log: who wrote it and for which number. */
+struct logrec {
+	uint32_t magic;
+	int32_t child;
+	uint64_t x;
+};
+
 static int workers(void)
 {
 	volatile uint64_t *slot = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
 				       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	int to[NW][2], from[NW][2];
+	int to[NW][2], from[NW][2], log;
 	pid_t kid[NW], me = getpid();
 	uint64_t want[NW] = {0};
+	char path[4096];
+	struct stat sb;
 
 	if (slot == MAP_FAILED)
 		bad("mmap");
+	/* One open file description every child writes through: its offset
+	 * moves for all, so no record overwrites another. */
+	snprintf(path, sizeof(path), "%s/log", dir);
+	log = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (log < 0)
+		bad("open the log");
 	for (int i = 0; i < NW; i++) {
-		if (pipe(to[i]) || pipe(from[i]))
+		/* Child 0 talks over a unix socketpair, the others over pipes. */
+		if (i == 0) {
+			int sv[2];
+			if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv))
+				bad("socketpair");
+			to[i][0] = sv[0];
+			to[i][1] = sv[1];
+			from[i][0] = dup(sv[1]);
+			from[i][1] = dup(sv[0]);
+		} else if (pipe(to[i]) || pipe(from[i])) {
 			bad("pipe");
+		}
 		kid[i] = fork();
 		if (kid[i] < 0)
 			bad("fork");
@@ -137,6 +165,11 @@ static int workers(void)
 				if (x == 0)
 					_exit(0);
 				slot[i * 8] += x;
+				{
+					struct logrec rec = {0x6c6f6721, i, x};
+					if (full_write(log, &rec, sizeof(rec)))
+						bad("child: write the log");
+				}
 				x *= x;
 				if (full_write(from[i][1], &x, sizeof(x)))
 					bad("child: write");
@@ -170,6 +203,22 @@ static int workers(void)
 			bad("a child failed");
 		if (slot[i * 8] != want[i])
 			bad("shared memory lost an update");
+	}
+	if (fstat(log, &sb) || sb.st_size != (off_t)(NW * ROUNDS * sizeof(struct logrec)))
+		bad("the shared log lost records: its offset was not shared");
+	{
+		FILE *f = fopen(path, "r");
+		struct logrec rec;
+		uint64_t sum[NW] = {0};
+
+		while (f && fread(&rec, sizeof(rec), 1, f) == 1)
+			if (rec.magic == 0x6c6f6721 && rec.child >= 0 && rec.child < NW)
+				sum[rec.child] += rec.x;
+		if (f)
+			fclose(f);
+		for (int i = 0; i < NW; i++)
+			if (sum[i] != want[i])
+				bad("the shared log has a wrong record");
 	}
 	return 0;
 }
