@@ -146,6 +146,39 @@ round_trip() {
 	[ "$(echo "$output" | grep -o '"zombie":false' | wc -l)" -eq 5 ]
 }
 
+# alive PID...: whether any of them is a live process (not a zombie).
+alive() {
+	local p st
+	for p in "$@"; do
+		st=$(awk '{ print $3 }' "/proc/$p/stat" 2>/dev/null) || continue
+		[ "$st" = Z ] || return 0
+	done
+	return 1
+}
+
+@test "a tree image cut in the last process's pages: exit 99 naming the cut, and no process of it ran" {
+	local pids size logsize i
+	start_bg tree workers "$D"
+	dump_tree
+	mapfile -t pids < <(ckpt-inspect "$IMG" | sed -n 's/^process:  pid \([0-9]*\) .*/\1/p')
+	[ "${#pids[@]}" -eq 5 ]
+	size=$(stat -c %s "$IMG")
+	head -c $((size - 5000)) "$IMG" >"$IMG.cut"
+	logsize=$(stat -c %s "$D/log")
+	run --separate-stderr timeout 60 ckpt-remap "$IMG.cut"
+	echo "$stderr"
+	[ "$status" -eq 99 ]
+	[[ "$stderr" == *"image truncated"* ]]
+	# The processes that had their pages before the cut were killed
+	# before any of them ran: the log the children write is as it was.
+	for ((i = 0; i < 500; i++)); do
+		alive "${pids[@]}" || break
+		sleep 0.01
+	done
+	! alive "${pids[@]}"
+	[ "$(stat -c %s "$D/log")" -eq "$logsize" ]
+}
+
 @test "--new-pids refuses a tree, naming why, before anything runs" {
 	start_bg tree workers "$D"
 	dump_tree
