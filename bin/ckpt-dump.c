@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "dump.h"
@@ -25,6 +27,53 @@ static void on_signal(int sig)
 {
 	(void)sig;
 	cancel = 1;
+}
+
+static pid_t worker;
+
+static void pass_on(int sig)
+{
+	kill(worker, sig);
+}
+
+/* The dump runs in a child of ckpt-dump, the worker.  Should ckpt-dump be
+ * killed, even with SIGKILL, the kernel tells the worker (SIGTERM, as
+ * PR_SET_PDEATHSIG asks), and it abandons the dump as for a SIGTERM of
+ * its own: it leaves whatever system call it runs inside the target (its
+ * signals are blocked then) and releases the target as it was.  Killed
+ * itself, in those microseconds, it would leave the target with the
+ * injected call's registers; ckpt-dump is the process users and scripts
+ * kill.  ckpt-dump passes INT, TERM and HUP on, and exits as the worker
+ * exits. */
+static void fork_worker(void)
+{
+	struct sigaction sa;
+	pid_t parent = getpid();
+	int st;
+
+	fflush(NULL);
+	worker = fork();
+	if (worker < 0)
+		die(1, "cannot fork: %s", strerror(errno));
+	if (worker == 0) {
+		if (prctl(PR_SET_PDEATHSIG, SIGTERM) || getppid() != parent)
+			_exit(1);
+		return;
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = pass_on;
+	sa.sa_flags = SA_RESTART;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	while (waitpid(worker, &st, 0) < 0)
+		if (errno != EINTR)
+			die(1, "cannot wait for the worker: %s", strerror(errno));
+	if (WIFEXITED(st))
+		exit(WEXITSTATUS(st));
+	signal(WTERMSIG(st), SIG_DFL);
+	raise(WTERMSIG(st));
+	exit(128 + WTERMSIG(st));
 }
 
 static void usage(void)
@@ -222,6 +271,7 @@ int main(int argc, char **argv)
 	if (!out_path)
 		private_stdout();
 
+	fork_worker();
 	/* A dump interrupted by a signal must still release the target. */
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
@@ -248,6 +298,13 @@ int main(int argc, char **argv)
 	if (dump_write_tree(&target, out, &o)) {
 		out_discard(&of);
 		die(1, "%s", err_get());
+	}
+	/* A signal that came as the last bytes went (or ckpt-dump's death,
+	 * told to this worker) still means: no image, the target as it was. */
+	if (cancel) {
+		out_discard(&of);
+		dump_release_tree(&target, DUMP_RUN);
+		die(1, "interrupted by a signal");
 	}
 	/* Every byte is written: a process that runs on (or stops) need not
 	 * wait for the fsync of -o; one to be killed waits until the image
