@@ -848,7 +848,8 @@ int rst_restore(struct img_input *in, int flags, const struct rst_tree *tree)
 				 (im->nregions + 1) * sizeof(struct rst_map) +
 				 (im->nfiles + im->nregions + im->nshms + 10) * sizeof(int32_t) +
 				 IMG_NSIG * sizeof(struct img_sigact) +
-				 IMG_MAX_RUNS * sizeof(struct img_run) + 64,
+				 IMG_MAX_RUNS * sizeof(struct img_run) +
+				 RST_MAX_CHUNKS * sizeof(struct rst_range) + RST_THREAD_STACK + 128,
 			 ps);
 	/* Pending signals and POSIX timers. */
 	for (size_t i = 0; i < im->nsigq; i++)
@@ -1079,6 +1080,10 @@ int rst_restore(struct img_input *in, int flags, const struct rst_tree *tree)
 	off += ALIGN(sizeof(im->sigacts), 64);
 	a->runs = (uint64_t)(base + off);
 	off += ALIGN(IMG_MAX_RUNS * sizeof(struct img_run), 64);
+	a->pf.chunks = (uint64_t)(base + off);
+	off += ALIGN(RST_MAX_CHUNKS * sizeof(struct rst_range), 64);
+	off += RST_THREAD_STACK;
+	a->pf.stack_top = (uint64_t)(base + off);
 	/* The threads: their frames, and stacks for the clones. */
 	{
 		struct rst_thread *rt = (struct rst_thread *)(base + off);

@@ -30,6 +30,10 @@
 #define NR_mremap 25
 #define NR_getpid 39
 #define NR_exit_group 231
+#define NR_exit 60
+#define NR_sched_yield 24
+#define FUTEX_WAIT 0
+#define NR_tgkill 234
 #define NR_prctl 157
 #define NR_arch_prctl 158
 #define NR_gettid 186
@@ -74,6 +78,9 @@
 #define MADV_NOHUGEPAGE 15
 #define MADV_DONTDUMP 16
 #define MADV_WIPEONFORK 18
+#define MADV_POPULATE_WRITE 23
+#define CLONE_CHILD_CLEARTID 0x200000
+#define ESRCH 3
 #define MLOCK_ONFAULT 1
 #define SHM_RDONLY 010000
 #define SHM_REMAP 040000
@@ -323,6 +330,136 @@ static int lazy_map(struct stream *s, const struct img_run *run, uint64_t *nlazy
 	return 1;
 }
 
+/* ---- the prefault helper --------------------------------------------- */
+
+static void pf_populate(const struct rst_range *r, const int64_t *lo, int64_t me)
+{
+	long ret = sys3(NR_madvise, r->start, r->end - r->start, MADV_POPULATE_WRITE);
+
+	/* Before Linux 5.14: touch each page with an atomic add of zero,
+	 * which never changes what the main thread may be writing there. */
+	if (ret == -22)
+		for (uint64_t p = r->start; p < r->end && me >= __atomic_load_n(lo, __ATOMIC_ACQUIRE);
+		     p += 4096)
+			__atomic_fetch_add((uint32_t *)p, 0, __ATOMIC_RELAXED);
+}
+
+__attribute__((used, noinline, noreturn)) static void pf_main(struct rst_args *a)
+{
+	struct rst_prefault *pf = &a->pf;
+	const struct rst_range *c = (const struct rst_range *)pf->chunks;
+	int32_t seen = 0;
+
+	for (;;) {
+		int64_t h;
+
+		while (__atomic_load_n(&pf->seq, __ATOMIC_ACQUIRE) == seen)
+			sys4(NR_futex, &pf->seq, FUTEX_WAIT_PRIVATE, seen, 0);
+		seen = __atomic_load_n(&pf->seq, __ATOMIC_ACQUIRE);
+		if (__atomic_load_n(&pf->quit, __ATOMIC_ACQUIRE))
+			for (;;)
+				sys1(NR_exit, 0);
+		/* From the end down, until the chunk the main thread reads. */
+		for (;;) {
+			h = __atomic_load_n(&pf->hi, __ATOMIC_ACQUIRE) - 1;
+			if (h < __atomic_load_n(&pf->lo, __ATOMIC_ACQUIRE))
+				break;
+			__atomic_store_n(&pf->hi, h, __ATOMIC_RELEASE);
+			pf_populate(&c[h], &pf->lo, h);
+		}
+		__atomic_store_n(&pf->done, seen, __ATOMIC_RELEASE);
+		sys3(NR_futex, &pf->done, FUTEX_WAKE_PRIVATE, 1);
+	}
+}
+
+/* Start the helper; its tid, or 0 if it could not start (the main thread
+ * then faults every page itself). */
+static long pf_start(struct rst_args *a)
+{
+	struct {
+		uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls,
+			set_tid, set_tid_size, cgroup;
+	} ca = {0};
+	uint64_t *sp = (uint64_t *)(a->pf.stack_top - 16);
+	long ret;
+
+	a->pf.tid = 1;
+	sp[0] = (uint64_t)a;
+	ca.flags = CLONE_THREAD_FLAGS | CLONE_CHILD_CLEARTID;
+	ca.child_tid = (uint64_t)&a->pf.tid;
+	ca.stack = a->pf.stack_top - RST_THREAD_STACK;
+	ca.stack_size = RST_THREAD_STACK - 16;
+	__asm__ volatile("syscall\n\t"
+			 "test %%rax, %%rax\n\t"
+			 "jnz 1f\n\t"
+			 "mov 0(%%rsp), %%rdi\n\t"
+			 "call pf_main\n\t"
+			 "ud2\n"
+			 "1:\n\t"
+			 : "=a"(ret)
+			 : "a"(NR_clone3), "D"(&ca), "S"(sizeof(ca))
+			 : "rcx", "r11", "memory");
+	if (ret < 0)
+		a->pf.tid = 0;
+	return ret > 0 ? ret : 0;
+}
+
+/* Hand the helper a record's chunks [0, n). */
+static void pf_post(struct rst_args *a, uint64_t n)
+{
+	__atomic_store_n(&a->pf.lo, 0, __ATOMIC_RELEASE);
+	__atomic_store_n(&a->pf.hi, (int64_t)n, __ATOMIC_RELEASE);
+	__atomic_add_fetch(&a->pf.seq, 1, __ATOMIC_ACQ_REL);
+	sys3(NR_futex, &a->pf.seq, FUTEX_WAKE_PRIVATE, 1);
+}
+
+/* The record is read: the helper stops, and is idle before the next. */
+static void pf_finish(struct rst_args *a, uint64_t n)
+{
+	int32_t want = __atomic_load_n(&a->pf.seq, __ATOMIC_ACQUIRE), v;
+
+	__atomic_store_n(&a->pf.lo, (int64_t)n, __ATOMIC_RELEASE);
+	while ((v = __atomic_load_n(&a->pf.done, __ATOMIC_ACQUIRE)) != want)
+		sys4(NR_futex, &a->pf.done, FUTEX_WAIT_PRIVATE, v, 0);
+}
+
+/* The helper exits, and its tid is free again before any thread of the
+ * program asks for its own. */
+static void pf_stop(struct rst_args *a, long tid)
+{
+	int32_t v;
+
+	if (!tid)
+		return;
+	__atomic_store_n(&a->pf.quit, 1, __ATOMIC_RELEASE);
+	__atomic_add_fetch(&a->pf.seq, 1, __ATOMIC_ACQ_REL);
+	sys3(NR_futex, &a->pf.seq, FUTEX_WAKE_PRIVATE, 1);
+	while ((v = __atomic_load_n(&a->pf.tid, __ATOMIC_ACQUIRE)) != 0)
+		sys4(NR_futex, &a->pf.tid, FUTEX_WAIT, v, 0);
+	while (sys3(NR_tgkill, sys1(NR_getpid, 0), tid, 0) != -ESRCH)
+		sys1(NR_sched_yield, 0);
+}
+
+/* The chunks of a record's runs, RST_CHUNK at most each, into the
+ * helper's list: their number, or 0 when there are too many or too few
+ * to share. */
+static uint64_t pf_chunks(struct rst_args *a, const struct img_run *runs, uint32_t nruns)
+{
+	struct rst_range *c = (struct rst_range *)a->pf.chunks;
+	uint64_t n = 0;
+
+	for (uint32_t i = 0; i < nruns; i++) {
+		uint64_t at = runs[i].addr, end = at + runs[i].npages * a->page_size;
+		for (; at < end; at += RST_CHUNK) {
+			if (n == RST_MAX_CHUNKS)
+				return 0;
+			c[n].start = at;
+			c[n++].end = end - at < RST_CHUNK ? end : at + RST_CHUNK;
+		}
+	}
+	return n > 2 ? n : 0;
+}
+
 /* A tree: one message from the supervisor, of the kind expected. */
 static void t_read(struct rst_args *a, struct rst_token *t, uint32_t msg)
 {
@@ -361,10 +498,13 @@ static void fill_pages(struct rst_args *a)
 	struct img_run *runs = (struct img_run *)a->runs;
 	uint64_t ps = a->page_size;
 	struct crc32c_lanes lanes;
-	uint64_t nlazy = 0;
+	uint64_t nlazy = 0, nchunks, piece;
+	long helper;
 	int mapped;
 
 	crc32c_lanes_init(&lanes);
+	/* --lazy maps most data instead of reading it: no helper then. */
+	helper = (a->flags & RST_F_LAZY) ? 0 : pf_start(a);
 	if (tree) {
 		/* Our turn to read the stream: the process before us read
 		 * the header of our PROCPAGES record. */
@@ -489,6 +629,12 @@ static void fill_pages(struct rst_args *a)
 		}
 		crc = 0;
 		mapped = 0;
+		/* The helper faults the record's pages in from its end; the
+		 * pieces read here are its chunks, in the same order. */
+		nchunks = helper ? pf_chunks(a, runs, p.nruns) : 0;
+		if (nchunks)
+			pf_post(a, nchunks);
+		piece = 0;
 		for (uint32_t i = 0; i < p.nruns; i++) {
 			char *at = (char *)runs[i].addr;
 			uint64_t left = runs[i].npages * ps;
@@ -499,9 +645,13 @@ static void fill_pages(struct rst_args *a)
 			}
 
 			/* A checksum of what was just read, while it is in
-			 * the cache: a MiB at a time. */
+			 * the cache: a MiB at a time (a chunk, with a helper). */
 			while (left) {
-				uint64_t k = left < (1u << 20) ? left : (1u << 20);
+				uint64_t k = nchunks ? RST_CHUNK : (1u << 20);
+				if (k > left)
+					k = left;
+				if (nchunks)
+					__atomic_store_n(&a->pf.lo, (int64_t)++piece, __ATOMIC_RELEASE);
 				s_read(&s, at, k);
 				crc = crc32c_hw3(&lanes, crc, at, k);
 				at += k;
@@ -509,12 +659,15 @@ static void fill_pages(struct rst_args *a)
 			}
 			progress(&s, 0);
 		}
+		if (nchunks)
+			pf_finish(a, nchunks);
 		/* Pages mapped from the file are not read: --lazy's bargain. */
 		if (!mapped && crc != p.data_crc)
 			fail(a, "page data: checksum mismatch in the record at offset", start, 0);
 		s.nrec++;
 		s.npages += p.npages;
 	}
+	pf_stop(a, helper);
 	progress(&s, 1);
 	if (tree) {
 		/* Every process of the tree has its pages: run together. */

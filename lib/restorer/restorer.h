@@ -48,6 +48,11 @@ struct rst_mm_map {
 
 #define RST_MAX_SPECIAL 8
 
+/* The pieces a PAGES record's data is read in when a helper faults in
+ * pages ahead, and how many a record may have (more: no helper for it). */
+#define RST_CHUNK (256u << 10)
+#define RST_MAX_CHUNKS 2048
+
 /* Trampoline entry points (offsets into its page). */
 #define RST_TRAMP_MAIN 0    /* munmap(rdi, rsi); rsp = rdx; rt_sigreturn */
 #define RST_TRAMP_THREAD 32 /* decrement *rdi, wake it; rsp = r12; rt_sigreturn */
@@ -151,6 +156,19 @@ struct rst_args {
 
 	/* Scratch for PAGES runs. */
 	uint64_t runs;	   /* struct img_run[IMG_MAX_RUNS] */
+
+	/* A helper thread that faults in the pages of a PAGES record from
+	 * its end while the main thread reads data into it from its start
+	 * (first touch of fresh memory, not the copy, bounds a restore). */
+	struct rst_prefault {
+		int32_t seq;  /* bumped by the main thread: new chunks, or quit */
+		int32_t done; /* the helper's last seq, finished */
+		int32_t quit;
+		int32_t tid;	     /* CLONE_CHILD_CLEARTID: 0 once the helper is gone */
+		int64_t lo, hi;	     /* chunks [lo, hi) are left to the helper */
+		uint64_t chunks;     /* struct rst_range[RST_MAX_CHUNKS] */
+		uint64_t stack_top;  /* RST_THREAD_STACK bytes below it */
+	} pf;
 
 	/* RST_F_TREE: the supervisor's turn to read the stream comes as a
 	 * token on cmd_fd, and goes back on rep_fd; "go" follows on cmd_fd
