@@ -13,11 +13,12 @@
 
 #include "dump.h"
 #include "err.h"
+#include "incr.h"
 #include "progress.h"
 
 #define USAGE                                                                                      \
-	"usage: ckpt-dump [--kill | --stop | --cow] [-o file] [--save-files] [--progress | --quiet] " \
-	"pid\n"
+	"usage: ckpt-dump [--kill | --stop | --cow] [-o file] [--parent img] [--save-files] "        \
+	"[--progress | --quiet] pid\n"
 
 static volatile int cancel; /* sig_atomic_t is int here */
 
@@ -159,10 +160,11 @@ int main(int argc, char **argv)
 		{"output", required_argument, NULL, 'o'}, {"progress", no_argument, NULL, 'P'},
 		{"quiet", no_argument, NULL, 'q'},    {"help", no_argument, NULL, 'h'},
 		{"save-files", no_argument, NULL, 'S'}, {"cow", no_argument, NULL, 'C'},
+		{"parent", required_argument, NULL, 'p'},
 		{"version", no_argument, NULL, 'V'},  {NULL, 0, NULL, 0}};
 	enum progress_mode pmode = PROGRESS_AUTO;
 	enum dump_end how = DUMP_RUN;
-	const char *out_path = NULL;
+	const char *out_path = NULL, *parent = NULL;
 	struct out_file of = {0};
 	struct progress prog_line;
 	struct dump_opts o = {0};
@@ -196,6 +198,9 @@ int main(int argc, char **argv)
 		case 'C':
 			o.cow = 1;
 			break;
+		case 'p':
+			parent = optarg;
+			break;
 		case 'h':
 			fputs(USAGE, stdout);
 			return 0;
@@ -228,6 +233,16 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGXFSZ, SIG_IGN);
 
+	/* The parent is read before the process is stopped: it does not wait
+	 * for us to hash a large image. */
+	if (parent) {
+		struct stat a, b;
+		if (out_path && stat(out_path, &a) == 0 && stat(parent, &b) == 0 &&
+		    a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+			die(1, "%s: the image would replace its own parent", out_path);
+		if (incr_dump_open(parent, &o.incr))
+			die(1, "%s", err_get());
+	}
 	if (out_path) {
 		out_open(&of, out_path);
 		out = of.fd;
@@ -262,5 +277,6 @@ int main(int argc, char **argv)
 	progress_done(&prog_line);
 	if (how == DUMP_KILL && dump_release(&target, how))
 		die_lib(1, "image written, but");
+	incr_dump_free(o.incr);
 	return 0;
 }

@@ -47,6 +47,10 @@ enum img_rec_type {
 	IMG_REC_SHM = 11,     /* a memory object or file whose contents the image holds */
 	IMG_REC_SHMDATA = 12, /* contents of one: after DATA, before PAGES */
 	IMG_REC_IPC = 13,     /* a System V semaphore set or message queue */
+	/* 14 is reserved (process trees) */
+	IMG_REC_PARENT = 15, /* incremental image: the parent it takes pages from (incr.h) */
+	IMG_REC_HASHES = 16, /* incremental image: a hash of every page, after PAGES */
+	IMG_REC_REUSE = 17,  /* incremental image: the pages taken from the parent */
 	IMG_REC_NTYPES
 };
 
@@ -459,6 +463,7 @@ struct image {
 		unsigned char *data;
 	} *ipcs;
 	size_t nipcs;
+	struct incr_parent *parent; /* PARENT record: an incremental image (incr.h) */
 };
 /* The SHM object a region or fd of kind shm names, or NULL. */
 struct shm_obj *img_find_shm(const struct image *im, uint64_t dev, uint64_t ino);
@@ -531,6 +536,8 @@ struct img_input {
 
 /* Open path ("-" or NULL for stdin) and read every metadata record. */
 int img_open(const char *path, struct img_input *in) __attribute__((warn_unused_result));
+/* The same, but an incremental image's stream is its own (incr.h). */
+int img_open_one(const char *path, struct img_input *in) __attribute__((warn_unused_result));
 /* Wait for the decompressor, if any, to finish: -1 (err_set with its
  * reason) if it failed. */
 int img_input_status(struct img_input *in) __attribute__((warn_unused_result));

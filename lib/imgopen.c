@@ -6,10 +6,29 @@
 
 #include "err.h"
 #include "image.h"
+#include "incr.h"
 #include "util.h"
 #include "zio.h"
 
 int img_open(const char *path, struct img_input *in)
+{
+	if (img_open_one(path, in))
+		return -1;
+	/* An incremental image: a merging process gives its page data. */
+	if (in->im.parent && incr_attach(in, path ? path : "-")) {
+		if (in->r.fd > 0)
+			close(in->r.fd);
+		if (in->status_fd >= 0)
+			close(in->status_fd);
+		in->status_fd = -1;
+		in->r.fd = -1;
+		image_free(&in->im);
+		return -1;
+	}
+	return 0;
+}
+
+int img_open_one(const char *path, struct img_input *in)
 {
 	unsigned char prefix[sizeof(struct img_header)];
 	ssize_t n;

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "err.h"
+#include "incr.h"
 #include "inspect.h"
 #include "util.h"
 
@@ -95,6 +96,13 @@ static int scan_data(struct img_input *in, struct img_totals *t)
 			t->pages = r->npages;
 			t->bytes = r->off;
 			return rc;
+		}
+		if (rec.type == IMG_REC_HASHES || rec.type == IMG_REC_REUSE) {
+			int rc = incr_scan_rec(in, &rec, buf);
+			free(buf);
+			if (rc)
+				return -1;
+			continue;
 		}
 		if (rec.type == IMG_REC_SHMDATA && !seen_pages) {
 			if (count_shmdata(in, buf)) {
@@ -412,6 +420,7 @@ void inspect_text(FILE *f, const struct img_input *in, const struct img_totals *
 			d->mode, d->n,
 			d->kind == IMG_IPC_SEM ? "semaphores" : "messages queued");
 	}
+	incr_inspect_text(f, in);
 	fprintf(f, "data:     %llu pages (%s) in %llu records, %llu bytes, checksums ok\n",
 		(unsigned long long)t->pages, fmt_bytes(b1, sizeof(b1), t->pages * h->page_size),
 		(unsigned long long)t->records, (unsigned long long)t->bytes);
@@ -534,7 +543,9 @@ void inspect_json(FILE *f, const struct img_input *in, const struct img_totals *
 			i ? ",\n" : "", d->kind == IMG_IPC_SEM ? "sem" : "msg", d->id, d->key,
 			d->mode, d->n);
 	}
-	fprintf(f, "],\n\"data\":{\"pages\":%llu,\"bytes\":%llu,\"records\":%llu,"
+	fprintf(f, "],\n");
+	incr_inspect_json(f, in);
+	fprintf(f, "\"data\":{\"pages\":%llu,\"bytes\":%llu,\"records\":%llu,"
 		   "\"stream_bytes\":%llu}}\n",
 		(unsigned long long)t->pages, (unsigned long long)(t->pages * h->page_size),
 		(unsigned long long)t->records, (unsigned long long)t->bytes);

@@ -288,6 +288,11 @@ static int check_lazy(const struct img_input *in)
 {
 	struct stat sb;
 
+	if (in->im.parent) {
+		err_set("--lazy maps page data from one image file, and an incremental image "
+			"takes pages from its parents too: restore it without --lazy");
+		return -1;
+	}
 	if (in->compressed) {
 		err_set("--lazy maps page data from the image file, and a compressed image "
 			"cannot be mapped: decompress it to a file first");
