@@ -15,7 +15,7 @@ setup() {
 # started MIB PERMILLE: the incr workload, running, in $BG_PID.
 started() {
 	start_bg incr "$1" "$2" "$D"
-	wait_for_line "$OUT" '^ready '
+	wait_for_line "$OUT" "^ready $BG_PID\$"
 }
 
 # step N: the workload takes its step N.
