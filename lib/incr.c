@@ -276,18 +276,21 @@ static int hash_pages(struct incr_dump *d, struct img_reader *r, void *buf)
 {
 	struct img_pages *p = buf;
 	struct img_run *run = img_runs(IMG_REC_PAGES, buf);
-	static unsigned char page[INCR_PAGE];
+	static unsigned char chunk[256 * INCR_PAGE];
 	uint32_t crc = 0;
 
 	for (uint32_t i = 0; i < p->nruns; i++)
-		for (uint64_t k = 0; k < run[i].npages; k++) {
-			uint64_t h[2];
-			if (img_read_data(r, p, page, sizeof(page), &crc))
+		for (uint64_t k = 0; k < run[i].npages; k += 256) {
+			uint64_t n = run[i].npages - k < 256 ? run[i].npages - k : 256;
+			if (img_read_data(r, p, chunk, n * INCR_PAGE, &crc))
 				return -1;
-			incr_hash_page(&d->key, page, h);
-			if (add_hash(&d->old, &d->nold, &d->oldcap, run[i].addr + k * INCR_PAGE,
-				     h))
-				return -1;
+			for (uint64_t j = 0; j < n; j++) {
+				uint64_t h[2];
+				incr_hash_page(&d->key, chunk + j * INCR_PAGE, h);
+				if (add_hash(&d->old, &d->nold, &d->oldcap,
+					     run[i].addr + (k + j) * INCR_PAGE, h))
+					return -1;
+			}
 		}
 	r->npages += p->npages;
 	if (CRC_BAD(crc, p->data_crc)) {
@@ -580,9 +583,13 @@ int incr_dump_end(struct incr_dump *d, struct img_writer *w, int32_t pid)
 	size_t nruns = 0;
 	int rc = -1;
 
-	/* --cow writes some regions before the others: sort. */
-	qsort(d->now, d->nnow, sizeof(*d->now), by_addr);
-	qsort(d->reuse, d->nreuse, sizeof(*d->reuse), by_addr);
+	/* --cow writes some regions before the others: sort then. */
+	for (size_t i = 1; i < d->nnow; i++)
+		if (d->now[i].addr < d->now[i - 1].addr) {
+			qsort(d->now, d->nnow, sizeof(*d->now), by_addr);
+			qsort(d->reuse, d->nreuse, sizeof(*d->reuse), by_addr);
+			break;
+		}
 	for (size_t i = 0; i < d->nnow; i += INCR_MAX_PAGES) {
 		size_t n = d->nnow - i < INCR_MAX_PAGES ? d->nnow - i : INCR_MAX_PAGES;
 		if (write_hashes(w, pid, d->now + i, n))
@@ -648,6 +655,21 @@ int incr_scan_rec(struct img_input *in, const struct img_rec *rec, const void *b
 	return 0;
 }
 
+void incr_json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		unsigned char c = *s;
+		if (c == '"' || c == '\\')
+			fprintf(f, "\\%c", c);
+		else if (c < 32 || c >= 127)
+			fprintf(f, "\\u%04x", c);
+		else
+			fputc(c, f);
+	}
+	fputc('"', f);
+}
+
 static const char *hex16(const uint8_t *b, char *s)
 {
 	for (int i = 0; i < 16; i++)
@@ -681,18 +703,10 @@ void incr_inspect_json(FILE *f, const struct img_input *in)
 
 	if (!p)
 		return;
-	fprintf(f, "\"parent\":{\"path\":\"");
-	for (const char *s = p->path; *s; s++) {
-		unsigned char c = *s;
-		if (c == '"' || c == '\\')
-			fprintf(f, "\\%c", c);
-		else if (c < 32 || c >= 127)
-			fprintf(f, "\\u%04x", c);
-		else
-			fputc(c, f);
-	}
+	fprintf(f, "\"parent\":{\"path\":");
+	incr_json_str(f, p->path);
 	fprintf(f,
-		"\",\"depth\":%u,\"id\":\"%s\",\"parent_id\":\"%s\",\"parent_created\":%lld,"
+		",\"depth\":%u,\"id\":\"%s\",\"parent_id\":\"%s\",\"parent_created\":%lld,"
 		"\"parent_crc\":%u,\"reused_pages\":%llu,\"hashed_pages\":%llu%s%s},\n",
 		p->d.depth, hex16(p->d.id, id), hex16(p->d.parent_id, pid),
 		(long long)p->d.parent_ctime, p->d.parent_crc, (unsigned long long)p->reused,

@@ -258,10 +258,21 @@ static int copy_rec(struct feeder *f, uint32_t type, void *buf, struct incr_list
 			}
 			continue;
 		}
-		for (uint64_t k = 0; k < run[i].npages; k++) {
+		/* Pages go straight into the batch, as many a read as fit. */
+		for (uint64_t k = 0; k < run[i].npages;) {
 			unsigned char *to = out_page(f, run[i].addr + k * INCR_PAGE);
-			if (!to || img_read_data(r, p, to, INCR_PAGE, &crc))
+			uint64_t n = 1;
+			if (!to)
 				return -1;
+			while (k + n < run[i].npages && f->npages < OUT_PAGES &&
+			       run[i].addr + (k + n) * INCR_PAGE < f->run_end) {
+				f->runs[f->nruns - 1].npages++;
+				f->npages++;
+				n++;
+			}
+			if (img_read_data(r, p, to, n * INCR_PAGE, &crc))
+				return -1;
+			k += n;
 		}
 	}
 	r->npages += p->npages;
@@ -413,7 +424,7 @@ static int maybe_take(struct feeder *f, struct taking *t, uint64_t addr, const v
 /* Read the parent's whole page data, taking what REUSE lists. */
 static int read_parent(struct feeder *f, struct img_input *p, struct taking *t)
 {
-	static unsigned char page[INCR_PAGE];
+	static unsigned char chunk[OUT_PAGES * INCR_PAGE];
 	struct img_reader *r = &p->r;
 
 	for (;;) {
@@ -429,10 +440,17 @@ static int read_parent(struct feeder *f, struct img_input *p, struct taking *t)
 		} else if (rec.type == IMG_REC_PAGES) {
 			struct img_pages *d = buf;
 			struct img_run *run = img_runs(rec.type, buf);
+			/* A MiB or more a read: reads of a page each would cost
+			 * the merge as much as the copying. */
 			for (uint32_t i = 0; i < d->nruns && !rc; i++)
-				for (uint64_t k = 0; k < run[i].npages && !rc; k++) {
-					rc = img_read_data(r, d, page, INCR_PAGE, &crc) ||
-					     maybe_take(f, t, run[i].addr + k * INCR_PAGE, page);
+				for (uint64_t k = 0; k < run[i].npages && !rc; k += OUT_PAGES) {
+					uint64_t n = run[i].npages - k < OUT_PAGES ? run[i].npages - k
+										   : OUT_PAGES;
+					rc = img_read_data(r, d, chunk, n * INCR_PAGE, &crc);
+					for (uint64_t j = 0; j < n && !rc; j++)
+						rc = maybe_take(f, t,
+								run[i].addr + (k + j) * INCR_PAGE,
+								chunk + j * INCR_PAGE);
 				}
 			r->npages += d->npages;
 			if (!rc && CRC_BAD(crc, d->data_crc)) {
@@ -738,9 +756,11 @@ int incr_print_chain(FILE *f, const char *path, const struct img_input *top, int
 			const char *state = strstr(why, "dumped against") ? "replaced"
 					    : strstr(why, ": missing (")  ? "missing"
 									  : "unreadable";
-			if (json)
-				fprintf(f, "%s{\"path\":\"%s\",\"state\":\"%s\"}", n ? "," : "",
-					p->path, state);
+			if (json) {
+				fprintf(f, "%s{\"path\":", n ? "," : "");
+				incr_json_str(f, p->path);
+				fprintf(f, ",\"state\":\"%s\"}", state);
+			}
 			else
 				fprintf(f, "chain %d:  %s: %s\n", n + 1, p->path, state);
 			rc = -1;
@@ -757,20 +777,23 @@ int incr_print_chain(FILE *f, const char *path, const struct img_input *top, int
 			rc = -1;
 			break;
 		}
-		if (json)
+		if (json) {
+			fprintf(f, "%s{\"path\":", n ? "," : "");
+			incr_json_str(f, found);
 			fprintf(f,
-				"%s{\"path\":\"%s\",\"state\":\"found\",\"created\":%lld,"
+				",\"state\":\"found\",\"created\":%lld,"
 				"\"incremental\":%s,\"stored_pages\":%llu,\"reused_pages\":%llu}",
-				n ? "," : "", found, (long long)cur.im.hdr.ctime,
+				(long long)cur.im.hdr.ctime,
 				cur.im.parent ? "true" : "false", (unsigned long long)stored,
 				(unsigned long long)reused);
-		else
+		} else {
 			fprintf(f, "chain %d:  %s: found, created %s, %s, stores %s%s%s\n", n + 1,
 				found, time_str(cur.im.hdr.ctime, t1, sizeof(t1)),
 				cur.im.parent ? "incremental" : "full image",
 				fmt_bytes(b1, sizeof(b1), stored * INCR_PAGE),
 				cur.im.parent ? ", takes " : "",
 				cur.im.parent ? fmt_bytes(b2, sizeof(b2), reused * INCR_PAGE) : "");
+		}
 		snprintf(child, sizeof(child), "%s", found);
 		p = cur.im.parent;
 		n++;
