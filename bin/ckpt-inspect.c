@@ -88,15 +88,17 @@ int main(int argc, char **argv)
 		die(1, "%s", err_get());
 	if (in.im.parent)
 		chain_rc = follow_chain(argv[optind], &in, json, verify);
-	if (verify)
-		printf("%s: %llu records, %llu pages, %llu bytes, every checksum ok%s\n",
-		       argv[optind] ? argv[optind] : "-", (unsigned long long)t.records,
-		       (unsigned long long)t.pages, (unsigned long long)t.bytes,
-		       in.im.parent && !chain_rc ? ", and so is its chain" : "");
-	else if (json)
+	if (verify) {
+		if (!chain_rc)
+			printf("%s: %llu records, %llu pages, %llu bytes, every checksum ok%s\n",
+			       argv[optind] ? argv[optind] : "-", (unsigned long long)t.records,
+			       (unsigned long long)t.pages, (unsigned long long)t.bytes,
+			       in.im.parent ? ", and so is its chain" : "");
+	} else if (json) {
 		inspect_json(stdout, &in, &t);
-	else
+	} else {
 		inspect_text(stdout, &in, &t);
+	}
 	if (chain_rc) {
 		fflush(stdout);
 		die(1, "%s", chain_err);

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "err.h"
@@ -166,8 +167,7 @@ static int grow(void **p, size_t *cap, size_t need, size_t size)
 	return 0;
 }
 
-int incr_read_list(struct incr_list *l, uint32_t type, const void *buf, uint64_t len,
-		   uint64_t *end)
+int incr_read_list(struct incr_list *l, uint32_t type, const void *buf, uint64_t len, uint64_t *end)
 {
 	const char *name = type == IMG_REC_HASHES ? "HASHES" : "REUSE";
 	const struct img_run *run = (const struct img_run *)((const char *)buf + 16);
@@ -197,9 +197,8 @@ int incr_read_list(struct incr_list *l, uint32_t type, const void *buf, uint64_t
 		memcpy(&r, &run[i], sizeof(r));
 		/* Ascending and apart across records, so that a reader can
 		 * look an address up with a binary search. */
-		if (r.npages == 0 || r.npages > d.npages || r.addr % INCR_PAGE ||
-		    r.addr < *end || r.addr + r.npages * INCR_PAGE > (1ull << 56) ||
-		    r.addr > (1ull << 56)) {
+		if (r.npages == 0 || r.npages > d.npages || r.addr % INCR_PAGE || r.addr < *end ||
+		    r.addr + r.npages * INCR_PAGE > (1ull << 56) || r.addr > (1ull << 56)) {
 			err_set("%s record: run %u (%#llx, %llu pages) is empty, unaligned, out of "
 				"range or not after the run before it",
 				name, i, (unsigned long long)r.addr, (unsigned long long)r.npages);
@@ -209,8 +208,8 @@ int incr_read_list(struct incr_list *l, uint32_t type, const void *buf, uint64_t
 		sum += r.npages;
 	}
 	if (sum != d.npages) {
-		err_set("%s record: runs hold %llu pages, not %llu", name,
-			(unsigned long long)sum, (unsigned long long)d.npages);
+		err_set("%s record: runs hold %llu pages, not %llu", name, (unsigned long long)sum,
+			(unsigned long long)d.npages);
 		return -1;
 	}
 	if (!l)
@@ -536,7 +535,7 @@ static int write_hashes(struct img_writer *w, int32_t pid, const struct page_has
 {
 	struct img_pagelist d = {.pid = pid, .npages = n};
 	struct img_run *runs = malloc(n * sizeof(*runs));
-	uint64_t (*h)[2] = malloc(n * sizeof(*h));
+	uint64_t(*h)[2] = malloc(n * sizeof(*h));
 	struct iovec v[3];
 	int rc;
 
@@ -547,8 +546,8 @@ static int write_hashes(struct img_writer *w, int32_t pid, const struct page_has
 		return -1;
 	}
 	for (size_t i = 0; i < n; i++) {
-		if (d.nruns && runs[d.nruns - 1].addr + runs[d.nruns - 1].npages * INCR_PAGE ==
-				       now[i].addr)
+		if (d.nruns &&
+		    runs[d.nruns - 1].addr + runs[d.nruns - 1].npages * INCR_PAGE == now[i].addr)
 			runs[d.nruns - 1].npages++;
 		else
 			runs[d.nruns++] = (struct img_run){now[i].addr, 1};
@@ -564,8 +563,7 @@ static int write_hashes(struct img_writer *w, int32_t pid, const struct page_has
 	return rc;
 }
 
-static int write_reuse(struct img_writer *w, int32_t pid, const struct img_run *runs,
-		       size_t nruns)
+static int write_reuse(struct img_writer *w, int32_t pid, const struct img_run *runs, size_t nruns)
 {
 	struct img_pagelist d = {.pid = pid, .nruns = nruns};
 	struct iovec v[2];
@@ -601,13 +599,15 @@ int incr_dump_end(struct incr_dump *d, struct img_writer *w, int32_t pid)
 		return -1;
 	}
 	for (size_t i = 0; i < d->nreuse; i++) {
-		if (nruns && runs[nruns - 1].addr + runs[nruns - 1].npages * INCR_PAGE == d->reuse[i])
+		if (nruns &&
+		    runs[nruns - 1].addr + runs[nruns - 1].npages * INCR_PAGE == d->reuse[i])
 			runs[nruns - 1].npages++;
 		else
 			runs[nruns++] = (struct img_run){d->reuse[i], 1};
 	}
 	for (size_t i = 0; i < nruns; i += INCR_MAX_RUNS)
-		if (write_reuse(w, pid, runs + i, nruns - i < INCR_MAX_RUNS ? nruns - i : INCR_MAX_RUNS))
+		if (write_reuse(w, pid, runs + i,
+				nruns - i < INCR_MAX_RUNS ? nruns - i : INCR_MAX_RUNS))
 			goto out;
 	rc = 0;
 out:
@@ -670,6 +670,16 @@ void incr_json_str(FILE *f, const char *s)
 	fputc('"', f);
 }
 
+static const char *time_str(int64_t t, char *s, size_t n)
+{
+	time_t tt = t;
+	struct tm tm;
+
+	if (!gmtime_r(&tt, &tm) || !strftime(s, n, "%Y-%m-%d %H:%M:%S UTC", &tm))
+		snprintf(s, n, "%lld", (long long)t);
+	return s;
+}
+
 static const char *hex16(const uint8_t *b, char *s)
 {
 	for (int i = 0; i < 16; i++)
@@ -680,14 +690,14 @@ static const char *hex16(const uint8_t *b, char *s)
 void incr_inspect_text(FILE *f, const struct img_input *in)
 {
 	const struct incr_parent *p = in->im.parent;
-	char id[40], b1[32];
+	char id[40], b1[32], t1[64];
 
 	if (!p)
 		return;
 	fprintf(f, "parent:   %s (%u image%s above this one)\n", p->path, p->d.depth,
 		p->d.depth > 1 ? "s" : "");
-	fprintf(f, "  id %s, parent's created %lld, header crc %#x\n", hex16(p->d.id, id),
-		(long long)p->d.parent_ctime, p->d.parent_crc);
+	fprintf(f, "  id %s; the parent's: created %s, identity crc %#x\n", hex16(p->d.id, id),
+		time_str(p->d.parent_ctime, t1, sizeof(t1)), p->d.parent_crc);
 	fprintf(f, "  %llu pages (%s) taken from the parent, %llu pages hashed\n",
 		(unsigned long long)p->reused,
 		fmt_bytes(b1, sizeof(b1), p->reused * in->im.hdr.page_size),

@@ -53,7 +53,7 @@ struct incr_parent {
 	/* What a reader counted in HASHES and REUSE records (ckpt-inspect). */
 	uint64_t hashed, reused;
 	uint64_t hash_end, reuse_end; /* where the last run of each ended */
-	char *chain; /* ckpt-inspect: the chain as incr_print_chain wrote it */
+	char *chain;		      /* ckpt-inspect: the chain as incr_print_chain wrote it */
 };
 
 /* The page hash: keyed NH (UMAC's hash) twice, see incr.c. */
@@ -84,8 +84,8 @@ struct incr_list {
 	uint64_t end; /* where the last run ended */
 };
 /* Check a HASHES or REUSE payload and add it to l (NULL: check only). */
-int incr_read_list(struct incr_list *l, uint32_t type, const void *buf, uint64_t len,
-		   uint64_t *end) __attribute__((warn_unused_result));
+int incr_read_list(struct incr_list *l, uint32_t type, const void *buf, uint64_t len, uint64_t *end)
+    __attribute__((warn_unused_result));
 void incr_list_free(struct incr_list *l);
 
 /* ---- ckpt-dump --parent --------------------------------------------- */
@@ -97,10 +97,10 @@ int incr_dump_begin(struct incr_dump *d, struct image *im) __attribute__((warn_u
 /* A non-zero page the dump is about to store: 1 if the parent has the same
  * page at addr (leave it out), 0 to store it, -1 on failure. */
 int incr_dump_page(struct incr_dump *d, uint64_t addr, const void *page)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 /* After the page data: the HASHES and REUSE records. */
 int incr_dump_end(struct incr_dump *d, struct img_writer *w, int32_t pid)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 /* Pages stored and left out so far. */
 void incr_dump_counts(const struct incr_dump *d, uint64_t *stored, uint64_t *reused);
 void incr_dump_free(struct incr_dump *d);
@@ -112,7 +112,7 @@ void incr_dump_free(struct incr_dump *d);
 int incr_attach(struct img_input *in, const char *path) __attribute__((warn_unused_result));
 /* ckpt-inspect's scan: a HASHES or REUSE record among the page data. */
 int incr_scan_rec(struct img_input *in, const struct img_rec *rec, const void *buf)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 /* The image's own PARENT record and counts, in text and JSON (JSON: a
  * ",\"parent\":{...}" member, or nothing). */
 void incr_inspect_text(FILE *f, const struct img_input *in);

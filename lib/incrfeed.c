@@ -142,7 +142,8 @@ static int open_parent(const struct incr_parent *p, const char *child, struct im
 		close_input(in);
 	}
 	if (!seen)
-		err_set("%s: parent image %s: missing (%s)", child, p->path, strerror(missing_errno));
+		err_set("%s: parent image %s: missing (%s)", child, p->path,
+			strerror(missing_errno));
 	else
 		err_set("%s", why);
 	return -1;
@@ -188,7 +189,8 @@ static uint64_t region_end(const struct image *im, uint64_t addr)
 			hi = mid;
 	}
 	if (lo < im->nregions && im->regions[lo].d.start <= addr &&
-	    !(im->regions[lo].d.flags & IMG_RGN_SHARED) && im->regions[lo].d.kind != IMG_RGN_SPECIAL)
+	    !(im->regions[lo].d.flags & IMG_RGN_SHARED) &&
+	    im->regions[lo].d.kind != IMG_RGN_SPECIAL)
 		return im->regions[lo].d.end;
 	return 0;
 }
@@ -249,8 +251,8 @@ static int copy_rec(struct feeder *f, uint32_t type, void *buf, struct incr_list
 			 * their own, a chunk of the run each. */
 			struct img_shmdata *d = buf;
 			for (uint64_t k = 0; k < run[i].npages; k += OUT_PAGES) {
-				uint64_t n = run[i].npages - k < OUT_PAGES ? run[i].npages - k
-									   : OUT_PAGES;
+				uint64_t n =
+				    run[i].npages - k < OUT_PAGES ? run[i].npages - k : OUT_PAGES;
 				struct img_run c = {run[i].addr + k * INCR_PAGE, n};
 				if (img_read_data(r, p, f->buf, n * INCR_PAGE, &crc) ||
 				    img_write_shmdata(&f->w, d->shm, &c, 1, f->buf, n))
@@ -409,7 +411,8 @@ static int maybe_take(struct feeder *f, struct taking *t, uint64_t addr, const v
 	hn = t->hpre[j] + (addr - t->hashes->runs[j].addr) / INCR_PAGE;
 	incr_hash_page(&f->key, page, h);
 	if (h[0] != t->hashes->h[hn][0] || h[1] != t->hashes->h[hn][1]) {
-		err_set("%s: parent image %s: page %#llx is not the one %s was dumped against",
+		err_set("%s: parent image %s: page %#llx differs from the one %s was dumped "
+			"against (the parent is damaged or was replaced)",
 			f->name, f->parent, (unsigned long long)addr, f->name);
 		return -1;
 	}
@@ -444,8 +447,9 @@ static int read_parent(struct feeder *f, struct img_input *p, struct taking *t)
 			 * the merge as much as the copying. */
 			for (uint32_t i = 0; i < d->nruns && !rc; i++)
 				for (uint64_t k = 0; k < run[i].npages && !rc; k += OUT_PAGES) {
-					uint64_t n = run[i].npages - k < OUT_PAGES ? run[i].npages - k
-										   : OUT_PAGES;
+					uint64_t n = run[i].npages - k < OUT_PAGES
+							 ? run[i].npages - k
+							 : OUT_PAGES;
 					rc = img_read_data(r, d, chunk, n * INCR_PAGE, &crc);
 					for (uint64_t j = 0; j < n && !rc; j++)
 						rc = maybe_take(f, t,
@@ -699,7 +703,7 @@ int incr_attach(struct img_input *in, const char *path)
 		f->child = *in;
 		f->name = path;
 		f->w = (struct img_writer){
-			.fd = p[1], .off = in->r.off, .nrec = in->r.nrec, .npages = in->r.npages};
+		    .fd = p[1], .off = in->r.off, .nrec = in->r.nrec, .npages = in->r.npages};
 		incr_key_expand(&f->key, in->im.parent->d.key);
 		run_feeder(f, sp[1]);
 	}
@@ -760,8 +764,7 @@ int incr_print_chain(FILE *f, const char *path, const struct img_input *top, int
 				fprintf(f, "%s{\"path\":", n ? "," : "");
 				incr_json_str(f, p->path);
 				fprintf(f, ",\"state\":\"%s\"}", state);
-			}
-			else
+			} else
 				fprintf(f, "chain %d:  %s: %s\n", n + 1, p->path, state);
 			rc = -1;
 			break;
@@ -783,9 +786,8 @@ int incr_print_chain(FILE *f, const char *path, const struct img_input *top, int
 			fprintf(f,
 				",\"state\":\"found\",\"created\":%lld,"
 				"\"incremental\":%s,\"stored_pages\":%llu,\"reused_pages\":%llu}",
-				(long long)cur.im.hdr.ctime,
-				cur.im.parent ? "true" : "false", (unsigned long long)stored,
-				(unsigned long long)reused);
+				(long long)cur.im.hdr.ctime, cur.im.parent ? "true" : "false",
+				(unsigned long long)stored, (unsigned long long)reused);
 		} else {
 			fprintf(f, "chain %d:  %s: found, created %s, %s, stores %s%s%s\n", n + 1,
 				found, time_str(cur.im.hdr.ctime, t1, sizeof(t1)),

@@ -26,13 +26,13 @@
 #define PAGE 4096
 #define SIDE (64 * PAGE) /* the unmapped and the moved regions */
 
-static uint64_t *buf;	      /* the main region */
-static size_t npages;	      /* its pages */
-static unsigned permille;     /* changed per step */
-static int steps;	      /* steps taken: the state memory must be in */
-static char *gone;	      /* unmapped at step 1 */
-static char *moved_from;      /* moved at step 1 ... */
-static char *moved_to;	      /* ... to here, and a fresh region mapped at moved_from */
+static uint64_t *buf;	  /* the main region */
+static size_t npages;	  /* its pages */
+static unsigned permille; /* changed per step */
+static int steps;	  /* steps taken: the state memory must be in */
+static char *gone;	  /* unmapped at step 1 */
+static char *moved_from;  /* moved at step 1 ... */
+static char *moved_to;	  /* ... to here, and a fresh region mapped at moved_from */
 static unsigned long long born;
 
 static void fill(void *p, uint64_t seed, uint64_t n)
@@ -76,8 +76,8 @@ static void step(int s)
 		/* Somewhere else: mremap to the same size would stay put. */
 		moved_to = mmap(NULL, SIDE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		if (moved_to != MAP_FAILED)
-			moved_to = mremap(moved_from, SIDE, SIDE, MREMAP_MAYMOVE | MREMAP_FIXED,
-					  moved_to);
+			moved_to =
+			    mremap(moved_from, SIDE, SIDE, MREMAP_MAYMOVE | MREMAP_FIXED, moved_to);
 		if (moved_to == MAP_FAILED) {
 			perror("incr: mremap");
 			exit(1);
@@ -174,8 +174,7 @@ int main(int argc, char **argv)
 	}
 	npages = (size_t)atol(argv[1]) * (1 << 20) / PAGE;
 	permille = atoi(argv[2]);
-	buf = mmap(NULL, npages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
-		   0);
+	buf = mmap(NULL, npages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	gone = mmap(NULL, SIDE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	moved_from = mmap(NULL, SIDE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (buf == MAP_FAILED || gone == MAP_FAILED || moved_from == MAP_FAILED) {
