@@ -167,7 +167,8 @@ static int grow(void **p, size_t *cap, size_t need, size_t size)
 	return 0;
 }
 
-int incr_read_list(struct incr_list *l, uint32_t type, const void *buf, uint64_t len, uint64_t *end)
+int incr_read_list(struct incr_list *l, uint32_t type, const void *buf, uint64_t len, int32_t pid,
+		   uint64_t *end)
 {
 	const char *name = type == IMG_REC_HASHES ? "HASHES" : "REUSE";
 	const struct img_run *run = (const struct img_run *)((const char *)buf + 16);
@@ -183,6 +184,12 @@ int incr_read_list(struct incr_list *l, uint32_t type, const void *buf, uint64_t
 	    (type == IMG_REC_HASHES && d.npages > INCR_MAX_PAGES) || d.npages > (1ull << 40)) {
 		err_set("%s record: bad counts (%u runs, %llu pages)", name, d.nruns,
 			(unsigned long long)d.npages);
+		return -1;
+	}
+	/* One process per image for now; the pid keys the lists of each
+	 * process of a tree. */
+	if (d.pid != pid) {
+		err_set("%s record: pid %d is not the image's process (%d)", name, d.pid, pid);
 		return -1;
 	}
 	want = sizeof(d) + (uint64_t)d.nruns * sizeof(*run) +
@@ -325,12 +332,15 @@ static int read_parent(struct incr_dump *d, struct img_input *in)
 					  : hash_pages(d, &in->r, buf);
 			break;
 		case IMG_REC_HASHES:
-			r = in->im.parent ? incr_read_list(&l, rec.type, buf, rec.len, &hend) : -1;
+			r = in->im.parent
+				? incr_read_list(&l, rec.type, buf, rec.len, in->im.proc.pid, &hend)
+				: -1;
 			if (!in->im.parent)
 				err_set("HASHES record in an image without a PARENT record");
 			break;
 		case IMG_REC_REUSE:
-			r = in->im.parent ? incr_read_list(NULL, rec.type, buf, rec.len, &rend)
+			r = in->im.parent ? incr_read_list(NULL, rec.type, buf, rec.len,
+							   in->im.proc.pid, &rend)
 					  : -1;
 			if (!in->im.parent)
 				err_set("REUSE record in an image without a PARENT record");
@@ -644,7 +654,7 @@ int incr_scan_rec(struct img_input *in, const struct img_rec *rec, const void *b
 			rec->type == IMG_REC_HASHES ? "HASHES" : "REUSE");
 		return -1;
 	}
-	if (incr_read_list(NULL, rec->type, buf, rec->len,
+	if (incr_read_list(NULL, rec->type, buf, rec->len, in->im.proc.pid,
 			   rec->type == IMG_REC_HASHES ? &p->hash_end : &p->reuse_end))
 		return -1;
 	memcpy(&d, buf, sizeof(d));

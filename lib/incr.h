@@ -83,9 +83,10 @@ struct incr_list {
 	size_t hcap;
 	uint64_t end; /* where the last run ended */
 };
-/* Check a HASHES or REUSE payload and add it to l (NULL: check only). */
-int incr_read_list(struct incr_list *l, uint32_t type, const void *buf, uint64_t len, uint64_t *end)
-    __attribute__((warn_unused_result));
+/* Check a HASHES or REUSE payload of process pid and add it to l (NULL:
+ * check only); *end is where the last run of its kind ended. */
+int incr_read_list(struct incr_list *l, uint32_t type, const void *buf, uint64_t len, int32_t pid,
+		   uint64_t *end) __attribute__((warn_unused_result));
 void incr_list_free(struct incr_list *l);
 
 /* ---- ckpt-dump --parent --------------------------------------------- */

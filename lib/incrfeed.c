@@ -313,10 +313,12 @@ static int read_child(struct feeder *f, struct incr_list *hashes, struct incr_li
 			rc = copy_rec(f, rec.type, buf, stored);
 			break;
 		case IMG_REC_HASHES:
-			rc = incr_read_list(hashes, rec.type, buf, rec.len, &hashes->end);
+			rc = incr_read_list(hashes, rec.type, buf, rec.len, f->child.im.proc.pid,
+					    &hashes->end);
 			break;
 		case IMG_REC_REUSE:
-			rc = incr_read_list(reuse, rec.type, buf, rec.len, &reuse->end);
+			rc = incr_read_list(reuse, rec.type, buf, rec.len, f->child.im.proc.pid,
+					    &reuse->end);
 			break;
 		case IMG_REC_END: {
 			struct img_end e;
