@@ -185,3 +185,18 @@ size() {
 	# The program was never disturbed.
 	kill -0 "$BG_PID"
 }
+
+@test "a restored program dumped against the image it came from stores only what it changed since" {
+	started 32 10
+	dumped_killed "$FULL"
+	ckpt-remap --allow-changed-files --new-pids "$FULL" 2>/dev/null &
+	pid=$!
+	CKPT_PIDS+=("$pid")
+	wait_for grep -qx incr "/proc/$pid/comm"
+	BG_PID=$pid
+	step 1
+	dumped_killed "$IMG" --parent "$FULL"
+	echo "full $(size "$FULL") incremental $(size "$IMG")"
+	[ "$(size "$IMG")" -lt $(($(size "$FULL") / 20)) ]
+	restored_intact "$IMG" 1
+}
