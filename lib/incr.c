@@ -143,6 +143,9 @@ void incr_parent_free(struct incr_parent *p)
 		return;
 	free(p->path);
 	free(p->chain);
+	if (p->reuse_runs)
+		incr_list_free(p->reuse_runs);
+	free(p->reuse_runs);
 	free(p);
 }
 
@@ -654,7 +657,14 @@ int incr_scan_rec(struct img_input *in, const struct img_rec *rec, const void *b
 			rec->type == IMG_REC_HASHES ? "HASHES" : "REUSE");
 		return -1;
 	}
-	if (incr_read_list(NULL, rec->type, buf, rec->len, in->im.proc.pid,
+	/* The REUSE runs are kept: ckpt-inspect follows them up the chain. */
+	if (rec->type == IMG_REC_REUSE && !p->reuse_runs &&
+	    !(p->reuse_runs = calloc(1, sizeof(*p->reuse_runs)))) {
+		err_set("out of memory");
+		return -1;
+	}
+	if (incr_read_list(rec->type == IMG_REC_REUSE ? p->reuse_runs : NULL, rec->type, buf,
+			   rec->len, in->im.proc.pid,
 			   rec->type == IMG_REC_HASHES ? &p->hash_end : &p->reuse_end))
 		return -1;
 	memcpy(&d, buf, sizeof(d));

@@ -47,6 +47,8 @@ struct img_pagelist {
 #define INCR_MAX_DEPTH 64    /* images in a chain above the last one */
 #define INCR_PAGE 4096	     /* the page size the hash is defined for */
 
+struct incr_list;
+
 struct incr_parent {
 	struct img_parent d;
 	char *path;
@@ -54,6 +56,7 @@ struct incr_parent {
 	uint64_t hashed, reused;
 	uint64_t hash_end, reuse_end; /* where the last run of each ended */
 	char *chain;		      /* ckpt-inspect: the chain as incr_print_chain wrote it */
+	struct incr_list *reuse_runs; /* ckpt-inspect: the REUSE runs read */
 };
 
 /* The page hash: keyed NH (UMAC's hash) twice, see incr.c. */

@@ -733,16 +733,121 @@ int incr_attach(struct img_input *in, const char *path)
 
 /* ---- ckpt-inspect's chain ------------------------------------------------ */
 
-/* Count a parent's own pages and those it takes from its parent. */
-static int count_level(struct img_input *in, uint64_t *stored, uint64_t *reused)
+/* Pages of want in [addr, addr + n pages). */
+static uint64_t overlap(const struct incr_list *want, uint64_t addr, uint64_t n)
 {
-	struct img_totals t = {0};
+	uint64_t end = addr + n * INCR_PAGE, sum = 0;
 
-	if (img_scan_data(in, &t))
+	for (size_t i = run_at(want, addr); i < want->nruns && want->runs[i].addr < end; i++) {
+		uint64_t a = want->runs[i].addr > addr ? want->runs[i].addr : addr;
+		uint64_t e = want->runs[i].addr + want->runs[i].npages * INCR_PAGE;
+		sum += ((e < end ? e : end) - a) / INCR_PAGE;
+	}
+	return sum;
+}
+
+/* want becomes the pages of both want and l (each sorted, runs apart). */
+static int intersect(struct incr_list *want, const struct incr_list *l)
+{
+	struct img_run *out = malloc((want->nruns + l->nruns + 1) * sizeof(*out));
+	size_t n = 0, i = 0, j = 0;
+
+	if (!out) {
+		err_set("out of memory");
 		return -1;
-	*stored = t.pages;
-	*reused = in->im.parent ? in->im.parent->reused : 0;
+	}
+	want->npages = 0;
+	while (i < want->nruns && j < l->nruns) {
+		uint64_t wa = want->runs[i].addr, we = wa + want->runs[i].npages * INCR_PAGE;
+		uint64_t la = l->runs[j].addr, le = la + l->runs[j].npages * INCR_PAGE;
+		uint64_t a = wa > la ? wa : la, e = we < le ? we : le;
+		if (a < e) {
+			out[n++] = (struct img_run){a, (e - a) / INCR_PAGE};
+			want->npages += (e - a) / INCR_PAGE;
+		}
+		if (we < le)
+			i++;
+		else
+			j++;
+	}
+	free(want->runs);
+	want->runs = out;
+	want->nruns = want->cap = n;
 	return 0;
+}
+
+/* Whether a parent lacks pages the chain below takes from it: every one
+ * it was asked for it must give or take from its own parent. */
+static int lacks(uint64_t wanted, uint64_t gives, uint64_t passed)
+{
+	if (gives + passed == wanted)
+		return 0;
+	err_set("lacks %llu of the pages the images below take from it",
+		(unsigned long long)(wanted - gives - passed));
+	return 1;
+}
+
+/* Read a parent to its end: its own pages, how many of them the image at
+ * the bottom of the chain gets (those of want), and its REUSE runs. */
+static int scan_level(struct img_input *in, const struct incr_list *want, uint64_t *stored,
+		      uint64_t *gives, struct incr_list *reuse)
+{
+	struct img_reader *r = &in->r;
+	uint64_t hend = 0;
+
+	for (;;) {
+		struct img_rec rec;
+		void *buf;
+		uint32_t crc;
+		int rc = 0;
+
+		if (img_read_rec(r, &rec, &buf))
+			return -1;
+		switch (rec.type) {
+		case IMG_REC_SHMDATA:
+			rc = img_skip_data(r, buf, &crc);
+			break;
+		case IMG_REC_PAGES: {
+			struct img_pages *d = buf;
+			struct img_run *run = img_runs(rec.type, buf);
+			for (uint32_t i = 0; i < d->nruns; i++)
+				*gives += overlap(want, run[i].addr, run[i].npages);
+			*stored += d->npages;
+			rc = img_skip_data(r, buf, &crc);
+			break;
+		}
+		case IMG_REC_HASHES:
+		case IMG_REC_REUSE:
+			if (!in->im.parent) {
+				err_set(
+				    "HASHES or REUSE record in an image without a PARENT record");
+				rc = -1;
+				break;
+			}
+			rc = incr_read_list(rec.type == IMG_REC_REUSE ? reuse : NULL, rec.type, buf,
+					    rec.len, in->im.proc.pid,
+					    rec.type == IMG_REC_REUSE ? &reuse->end : &hend);
+			break;
+		case IMG_REC_END: {
+			struct img_end e;
+			rc = -1;
+			if (rec.len != sizeof(e))
+				err_set("END record: bad length");
+			else
+				memcpy(&e, buf, sizeof(e));
+			if (rec.len == sizeof(e))
+				rc = img_check_end(r, &rec, &e);
+			free(buf);
+			return rc ? -1 : img_input_end(in);
+		}
+		default:
+			err_set("record of type %u among the page data", rec.type);
+			rc = -1;
+		}
+		free(buf);
+		if (rc)
+			return -1;
+	}
 }
 
 int incr_print_chain(FILE *f, const char *path, const struct img_input *top, int json)
@@ -750,13 +855,27 @@ int incr_print_chain(FILE *f, const char *path, const struct img_input *top, int
 	const struct incr_parent *p = top->im.parent;
 	struct img_input cur = {.r.fd = -1, .status_fd = -1}, next;
 	char child[PATH_MAX], found[PATH_MAX], t1[64], b1[32], b2[32];
+	struct incr_list want = {0};
 	int rc = 0, n = 0;
 
+	/* What the image takes from its parent, followed up the chain: each
+	 * parent gives what it stores of it and passes the rest on. */
+	if (p->reuse_runs && p->reuse_runs->nruns) {
+		want.runs = malloc(p->reuse_runs->nruns * sizeof(*want.runs));
+		if (!want.runs) {
+			err_set("out of memory");
+			return -1;
+		}
+		memcpy(want.runs, p->reuse_runs->runs, p->reuse_runs->nruns * sizeof(*want.runs));
+		want.nruns = want.cap = p->reuse_runs->nruns;
+		want.npages = p->reuse_runs->npages;
+	}
 	snprintf(child, sizeof(child), "%s", path ? path : "-");
 	if (json)
 		fprintf(f, "[");
 	while (p) {
-		uint64_t stored = 0, reused = 0;
+		struct incr_list reuse = {0};
+		uint64_t stored = 0, gives = 0, wanted = want.npages;
 		if (open_parent(p, child, &next, 0, found, sizeof(found))) {
 			const char *why = err_get();
 			const char *state = strstr(why, "dumped against") ? "replaced"
@@ -773,12 +892,20 @@ int incr_print_chain(FILE *f, const char *path, const struct img_input *top, int
 		}
 		close_input(&cur);
 		cur = next;
-		if (count_level(&cur, &stored, &reused)) {
+		if (scan_level(&cur, &want, &stored, &gives, &reuse) || intersect(&want, &reuse) ||
+		    lacks(wanted, gives, want.npages)) {
 			char why[1024];
 			snprintf(why, sizeof(why), "%s", err_get());
+			img_input_fail(&cur);
 			err_set("%s: parent image %s: %s", child, found, why);
-			if (!json)
+			if (json) {
+				fprintf(f, "%s{\"path\":", n ? "," : "");
+				incr_json_str(f, found);
+				fprintf(f, ",\"state\":\"damaged\"}");
+			} else {
 				fprintf(f, "chain %d:  %s: damaged\n", n + 1, found);
+			}
+			incr_list_free(&reuse);
 			rc = -1;
 			break;
 		}
@@ -786,18 +913,22 @@ int incr_print_chain(FILE *f, const char *path, const struct img_input *top, int
 			fprintf(f, "%s{\"path\":", n ? "," : "");
 			incr_json_str(f, found);
 			fprintf(f,
-				",\"state\":\"found\",\"created\":%lld,"
-				"\"incremental\":%s,\"stored_pages\":%llu,\"reused_pages\":%llu}",
+				",\"state\":\"found\",\"created\":%lld,\"incremental\":%s,"
+				"\"stored_pages\":%llu,\"reused_pages\":%llu,\"given_pages\":%llu}",
 				(long long)cur.im.hdr.ctime, cur.im.parent ? "true" : "false",
-				(unsigned long long)stored, (unsigned long long)reused);
+				(unsigned long long)stored, (unsigned long long)reuse.npages,
+				(unsigned long long)gives);
 		} else {
-			fprintf(f, "chain %d:  %s: found, created %s, %s, stores %s%s%s\n", n + 1,
-				found, time_str(cur.im.hdr.ctime, t1, sizeof(t1)),
+			fprintf(f, "chain %d:  %s: found, created %s, %s, stores %s", n + 1, found,
+				time_str(cur.im.hdr.ctime, t1, sizeof(t1)),
 				cur.im.parent ? "incremental" : "full image",
-				fmt_bytes(b1, sizeof(b1), stored * INCR_PAGE),
-				cur.im.parent ? ", takes " : "",
-				cur.im.parent ? fmt_bytes(b2, sizeof(b2), reused * INCR_PAGE) : "");
+				fmt_bytes(b1, sizeof(b1), stored * INCR_PAGE));
+			if (cur.im.parent)
+				fprintf(f, ", takes %s",
+					fmt_bytes(b2, sizeof(b2), reuse.npages * INCR_PAGE));
+			fprintf(f, "; gives %s\n", fmt_bytes(b2, sizeof(b2), gives * INCR_PAGE));
 		}
+		incr_list_free(&reuse);
 		snprintf(child, sizeof(child), "%s", found);
 		p = cur.im.parent;
 		n++;
@@ -805,5 +936,6 @@ int incr_print_chain(FILE *f, const char *path, const struct img_input *top, int
 	if (json)
 		fprintf(f, "]");
 	close_input(&cur);
+	incr_list_free(&want);
 	return rc;
 }

@@ -83,13 +83,17 @@ size() {
 	[ "$status" -eq 0 ]
 	grep -q "^parent:   $IMG.1 (2 images above this one)\$" <<<"$output"
 	grep -q "^chain 1:  $IMG.1: found, created .*, incremental, stores .*, takes " <<<"$output"
-	grep -q "^chain 2:  $FULL: found, created .*, full image, stores " <<<"$output"
+	grep -q "^chain 2:  $FULL: found, created .*, full image, stores .*; gives " <<<"$output"
 	run ckpt-inspect --verify "$IMG.2"
 	[ "$status" -eq 0 ]
 	[[ "$output" == *", every checksum ok, and so is its chain" ]]
 	run ckpt-inspect --json "$IMG.2"
 	[ "$status" -eq 0 ]
-	python3 -c 'import json,sys; d=json.load(sys.stdin); c=d["parent"]["chain"]; assert [x["state"] for x in c] == ["found","found"], c; assert c[1]["incremental"] is False' <<<"$output"
+	# What the image takes, its parents give between them.
+	python3 -c 'import json,sys; d=json.load(sys.stdin)["parent"]; c=d["chain"]
+assert [x["state"] for x in c] == ["found","found"], c
+assert c[1]["incremental"] is False and c[0]["incremental"] is True, c
+assert c[0]["given_pages"] + c[1]["given_pages"] == d["reused_pages"] > 0, d' <<<"$output"
 	restored_intact "$IMG.2" 2
 }
 
