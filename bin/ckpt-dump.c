@@ -235,14 +235,8 @@ int main(int argc, char **argv)
 
 	/* The parent is read before the process is stopped: it does not wait
 	 * for us to hash a large image. */
-	if (parent) {
-		struct stat a, b;
-		if (out_path && stat(out_path, &a) == 0 && stat(parent, &b) == 0 &&
-		    a.st_dev == b.st_dev && a.st_ino == b.st_ino)
-			die(1, "%s: the image would replace its own parent", out_path);
-		if (incr_dump_open(parent, &o.incr))
-			die(1, "%s", err_get());
-	}
+	if (parent && incr_dump_open(parent, out_path, &o.incr))
+		die(1, "%s", err_get());
 	if (out_path) {
 		out_open(&of, out_path);
 		out = of.fd;

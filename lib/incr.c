@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -407,7 +408,7 @@ static void close_input(struct img_input *in)
 	image_free(&in->im);
 }
 
-int incr_dump_open(const char *path, struct incr_dump **out)
+int incr_dump_open(const char *path, const char *outpath, struct incr_dump **out)
 {
 	struct incr_dump *d = calloc(1, sizeof(*d));
 	struct incr_parent *pp = &d->parent;
@@ -427,6 +428,18 @@ int incr_dump_open(const char *path, struct incr_dump **out)
 		snprintf(why, sizeof(why), "%s", err_get());
 		err_set("--parent: %s", why);
 		goto fail;
+	}
+	{
+		struct stat a, b;
+		if (outpath && stat(outpath, &a) == 0 &&
+		    ((stat(path, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino) ||
+		     incr_chain_holds(&in, path, &a))) {
+			err_set("%s: the image would replace its own parent or an image of its "
+				"parent's chain",
+				outpath);
+			close_input(&in);
+			goto fail;
+		}
 	}
 	if (in.im.hdr.nprocs != 1) {
 		err_set("parent image %s: an image of %u processes; --parent takes the image of "

@@ -94,8 +94,11 @@ void incr_list_free(struct incr_list *l);
 
 /* ---- ckpt-dump --parent --------------------------------------------- */
 struct incr_dump;
-/* Read the parent image's hashes (or hash its pages, for a full image). */
-int incr_dump_open(const char *parent, struct incr_dump **d) __attribute__((warn_unused_result));
+/* Read the parent image's hashes (or hash its pages, for a full image).
+ * out, if not NULL, is the file the image will replace: it must not be
+ * the parent or an image of its chain. */
+int incr_dump_open(const char *parent, const char *out, struct incr_dump **d)
+    __attribute__((warn_unused_result));
 /* Name the parent in im (its PARENT record). */
 int incr_dump_begin(struct incr_dump *d, struct image *im) __attribute__((warn_unused_result));
 /* A non-zero page the dump is about to store: 1 if the parent has the same
@@ -114,6 +117,10 @@ void incr_dump_free(struct incr_dump *d);
  * DATA by a merging process's, which gives the whole page data.  The
  * chain is checked first: a missing or replaced parent fails here. */
 int incr_attach(struct img_input *in, const char *path) __attribute__((warn_unused_result));
+/* Whether file is one of the images of the chain above in (read from
+ * path): an image written over it would break the chain. */
+struct stat;
+int incr_chain_holds(const struct img_input *in, const char *path, const struct stat *file);
 /* ckpt-inspect's scan: a HASHES or REUSE record among the page data. */
 int incr_scan_rec(struct img_input *in, const struct img_rec *rec, const void *buf)
     __attribute__((warn_unused_result));

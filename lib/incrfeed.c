@@ -19,6 +19,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -533,10 +534,9 @@ static int feed(struct feeder *f)
 			goto out;
 		}
 		if (read_parent(f, &p, &t)) {
-			char why[1024];
-			snprintf(why, sizeof(why), "%s", err_get());
+			/* A merge or decompressor behind p that failed says why
+			 * better than the cut stream it left. */
 			img_input_fail(&p);
-			err_set("%s", why);
 			goto out;
 		}
 		if (t.ntaken != reuse.npages) {
@@ -616,6 +616,10 @@ static _Noreturn void run_feeder(struct feeder *f, int sfd)
 	sigprocmask(SIG_UNBLOCK, &pipe_set, NULL);
 	if (feed(f) < 0) {
 		const char *m = err_get();
+		/* A parent's merge failed: its reader said "decompress: ",
+		 * and ours will say it again. */
+		if (!strncmp(m, "decompress: ", 12))
+			m += 12;
 		close(f->w.fd);
 		if (write(sfd, m, strlen(m)) < 0)
 			_exit(2);
@@ -626,7 +630,8 @@ static _Noreturn void run_feeder(struct feeder *f, int sfd)
 
 /* The whole chain, checked before anything starts: a missing or replaced
  * parent is told now, in one line, not by the merge half way through. */
-static int check_chain(const struct img_input *in, const char *path)
+static int check_chain(const struct img_input *in, const char *path, const struct stat *file,
+		       int *holds)
 {
 	const struct incr_parent *p = in->im.parent;
 	struct img_input cur = {.r.fd = -1, .status_fd = -1}, next;
@@ -634,6 +639,7 @@ static int check_chain(const struct img_input *in, const char *path)
 
 	snprintf(child, sizeof(child), "%s", path);
 	for (int depth = 0; p; depth++) {
+		struct stat st;
 		if (depth > INCR_MAX_DEPTH) {
 			close_input(&cur);
 			err_set("%s: a chain of more than %d images", path, INCR_MAX_DEPTH);
@@ -645,11 +651,26 @@ static int check_chain(const struct img_input *in, const char *path)
 		}
 		close_input(&cur);
 		cur = next;
+		if (file && stat(found, &st) == 0 && st.st_dev == file->st_dev &&
+		    st.st_ino == file->st_ino) {
+			*holds = 1;
+			break;
+		}
 		snprintf(child, sizeof(child), "%s", found);
 		p = cur.im.parent;
 	}
 	close_input(&cur);
 	return 0;
+}
+
+int incr_chain_holds(const struct img_input *in, const char *path, const struct stat *file)
+{
+	int holds = 0;
+
+	/* A chain that cannot be followed holds nothing that can be lost. */
+	if (in->im.parent && check_chain(in, path, file, &holds))
+		return 0;
+	return holds;
 }
 
 int incr_attach(struct img_input *in, const char *path)
@@ -662,7 +683,7 @@ int incr_attach(struct img_input *in, const char *path)
 		err_set("%s: incremental images need %d-byte pages", path, INCR_PAGE);
 		return -1;
 	}
-	if (check_chain(in, path))
+	if (check_chain(in, path, NULL, NULL))
 		return -1;
 	f = calloc(1, sizeof(*f));
 	if (!f) {

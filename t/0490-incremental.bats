@@ -173,7 +173,7 @@ assert c[0]["given_pages"] + c[1]["given_pages"] == d["reused_pages"] > 0, d' <<
 	[ "$stderr" = "ckpt-remap: --lazy maps page data from one image file, and an incremental image takes pages from its parents too: restore it without --lazy" ]
 }
 
-@test "ckpt-dump --parent refuses what cannot be a parent, and -o over its own parent" {
+@test "ckpt-dump --parent refuses what cannot be a parent, and -o over an image of its chain" {
 	started 16 10
 	run --separate-stderr ckpt-dump --parent "$BATS_TEST_TMPDIR/nothing" -o "$IMG" "$BG_PID"
 	[ "$status" -eq 1 ]
@@ -185,7 +185,11 @@ assert c[0]["given_pages"] + c[1]["given_pages"] == d["reused_pages"] > 0, d' <<
 	ckpt-dump -o "$FULL" "$BG_PID"
 	run --separate-stderr ckpt-dump --parent "$FULL" -o "$FULL" "$BG_PID"
 	[ "$status" -eq 1 ]
-	[ "$stderr" = "ckpt-dump: $FULL: the image would replace its own parent" ]
+	[ "$stderr" = "ckpt-dump: $FULL: the image would replace its own parent or an image of its parent's chain" ]
+	ckpt-dump --parent "$FULL" -o "$IMG" "$BG_PID"
+	run --separate-stderr ckpt-dump --parent "$IMG" -o "$FULL" "$BG_PID"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "ckpt-dump: $FULL: the image would replace its own parent or an image of its parent's chain" ]
 	# The program was never disturbed.
 	kill -0 "$BG_PID"
 }
