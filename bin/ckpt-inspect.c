@@ -105,6 +105,6 @@ int main(int argc, char **argv)
 	}
 	if (fflush(stdout) || ferror(stdout))
 		die(1, "cannot write output: %s", strerror(errno));
-	image_free(&in.im);
+	img_input_free(&in);
 	return 0;
 }

@@ -405,7 +405,7 @@ static void close_input(struct img_input *in)
 	if (in->status_fd >= 0)
 		close(in->status_fd);
 	in->status_fd = -1;
-	image_free(&in->im);
+	img_input_free(in);
 }
 
 int incr_dump_open(const char *path, const char *outpath, struct incr_dump **out)

@@ -45,7 +45,7 @@ static void close_input(struct img_input *in)
 	if (in->status_fd >= 0)
 		close(in->status_fd);
 	in->status_fd = -1;
-	image_free(&in->im);
+	img_input_free(in);
 }
 
 static const char *time_str(int64_t t, char *s, size_t n)

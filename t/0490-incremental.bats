@@ -208,3 +208,21 @@ assert c[0]["given_pages"] + c[1]["given_pages"] == d["reused_pages"] > 0, d' <<
 	[ "$(size "$IMG")" -lt $(($(size "$FULL") / 20)) ]
 	restored_intact "$IMG" 1
 }
+
+@test "a tree takes no part: --parent with -t, or a tree image as parent, is refused in one line" {
+	start_bg tree session "$D"
+	wait_for_file "$D/ready"
+	ckpt-dump -t -o "$FULL" "$BG_PID"
+	run --separate-stderr ckpt-dump --parent "$FULL" -o "$IMG" "$BG_PID"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == "ckpt-dump: parent image $FULL: an image of "*" processes; --parent takes the image of one process" ]]
+	ckpt-dump -o "$IMG.one" "$BG_PID"
+	run --separate-stderr ckpt-dump -t --parent "$IMG.one" -o "$IMG" "$BG_PID"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "ckpt-dump: --parent is for one process, not a tree (-t)" ]
+	# The tree was let go as it was; a dump ends it, every process.
+	kill -0 "$BG_PID"
+	ckpt-dump -t --kill -o "$IMG.end" "$BG_PID"
+	wait "$BG_PID" || true
+	CKPT_PIDS=()
+}

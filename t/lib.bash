@@ -125,8 +125,32 @@ intact_and_restored() {
 	[ -z "$stderr" ]
 }
 
+# descendants PID: the pids of every process below PID, children first
+# listed before theirs.
+descendants() {
+	local c t kids
+	for t in /proc/"$1"/task/*/children; do
+		[ -e "$t" ] || continue
+		read -ra kids <"$t" || true
+		for c in "${kids[@]}"; do
+			echo "$c"
+			descendants "$c"
+		done
+	done
+}
+
 kill_started() {
-	local p
+	local p d
+	# A restored tree hangs below ckpt-remap: every process of it goes
+	# (stopped first, so that none forks more meanwhile).
+	for p in "${CKPT_PIDS[@]}"; do
+		for d in $(descendants "$p"); do
+			kill -STOP "$d" 2>/dev/null || true
+		done
+		for d in $(descendants "$p"); do
+			kill -KILL "$d" 2>/dev/null || true
+		done
+	done
 	for p in "${CKPT_PIDS[@]}"; do
 		kill -KILL "$p" 2>/dev/null || true
 	done
