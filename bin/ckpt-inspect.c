@@ -42,7 +42,9 @@ static int follow_chain(const char *path, struct img_input *in, int json, int ve
 		snprintf(chain_err, sizeof(chain_err), "%s", err_get());
 		return -1;
 	}
-	image_free(&all.im);
+	if (all.r.fd > 0)
+		close(all.r.fd);
+	img_input_free(&all);
 	return 0;
 }
 

@@ -304,7 +304,9 @@ int main(int argc, char **argv)
 		      in.im.parent->hashed == 4 && in.im.parent->reused == 1 && t.pages == 4 &&
 		      !strcmp(in.im.parent->path, "parent.img"),
 	      "incremental image: %s", err_get());
-	image_free(&in.im);
+	if (in.r.fd > 0)
+		close(in.r.fd);
+	img_input_free(&in);
 	CHECK(img_open(path, &in) != 0 && strstr(err_get(), "parent image parent.img: missing ("),
 	      "incremental image without its parent: %s", err_get());
 	/* The page hash: the same page, the same hash; one bit flipped
