@@ -100,6 +100,12 @@ int incr_parse_parent(struct image *im, const void *buf, uint64_t len)
 		err_set("second PARENT record");
 		return -1;
 	}
+	/* Incremental images are of one process (HASHES and REUSE name it,
+	 * to extend to trees one day). */
+	if (im->hdr.nprocs != 1) {
+		err_set("PARENT record in an image of %u processes", im->hdr.nprocs);
+		return -1;
+	}
 	if (len < sizeof(p->d)) {
 		err_set("PARENT record: too short");
 		return -1;
