@@ -666,6 +666,47 @@ void incr_dump_free(struct incr_dump *d)
 
 /* ---- ckpt-inspect -------------------------------------------------------- */
 
+int incr_check_runs(const struct image *im, uint32_t type, const void *buf)
+{
+	const struct img_run *run = (const struct img_run *)((const char *)buf + 16);
+	struct img_pagelist d;
+
+	memcpy(&d, buf, sizeof(d));
+	for (uint32_t i = 0; i < d.nruns; i++) {
+		struct img_run r;
+		size_t lo = 0, hi = im->nregions;
+		uint64_t at, end;
+
+		memcpy(&r, &run[i], sizeof(r));
+		while (lo < hi) {
+			size_t mid = (lo + hi) / 2;
+			if (im->regions[mid].d.end <= r.addr)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		/* A run may span regions that follow each other without a
+		 * gap (a program's data and bss), each private and not the
+		 * kernel's. */
+		at = r.addr;
+		end = r.addr + r.npages * INCR_PAGE;
+		for (; lo < im->nregions && at < end; lo++) {
+			const struct img_region *g = &im->regions[lo].d;
+			if (g->start > at || (g->flags & IMG_RGN_SHARED) ||
+			    g->kind == IMG_RGN_SPECIAL)
+				break;
+			at = g->end;
+		}
+		if (at < end) {
+			err_set("%s record: run %#llx+%llu pages lies outside the private regions",
+				type == IMG_REC_HASHES ? "HASHES" : "REUSE",
+				(unsigned long long)r.addr, (unsigned long long)r.npages);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 int incr_scan_rec(struct img_input *in, const struct img_rec *rec, const void *buf)
 {
 	struct incr_parent *p = in->im.parent;
@@ -684,7 +725,8 @@ int incr_scan_rec(struct img_input *in, const struct img_rec *rec, const void *b
 	}
 	if (incr_read_list(rec->type == IMG_REC_REUSE ? p->reuse_runs : NULL, rec->type, buf,
 			   rec->len, in->im.proc.pid,
-			   rec->type == IMG_REC_HASHES ? &p->hash_end : &p->reuse_end))
+			   rec->type == IMG_REC_HASHES ? &p->hash_end : &p->reuse_end) ||
+	    incr_check_runs(&in->im, rec->type, buf))
 		return -1;
 	memcpy(&d, buf, sizeof(d));
 	if (rec->type == IMG_REC_HASHES)

@@ -91,6 +91,11 @@ struct incr_list {
 int incr_read_list(struct incr_list *l, uint32_t type, const void *buf, uint64_t len, int32_t pid,
 		   uint64_t *end) __attribute__((warn_unused_result));
 void incr_list_free(struct incr_list *l);
+/* After incr_read_list: every run of the record lies in a private region
+ * of im (a page stored or taken from the parent is one the restorer may
+ * fill). */
+int incr_check_runs(const struct image *im, uint32_t type, const void *buf)
+    __attribute__((warn_unused_result));
 
 /* ---- ckpt-dump --parent --------------------------------------------- */
 struct incr_dump;

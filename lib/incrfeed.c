@@ -315,11 +315,13 @@ static int read_child(struct feeder *f, struct incr_list *hashes, struct incr_li
 			break;
 		case IMG_REC_HASHES:
 			rc = incr_read_list(hashes, rec.type, buf, rec.len, f->child.im.proc.pid,
-					    &hashes->end);
+					    &hashes->end) ||
+			     incr_check_runs(&f->child.im, rec.type, buf);
 			break;
 		case IMG_REC_REUSE:
 			rc = incr_read_list(reuse, rec.type, buf, rec.len, f->child.im.proc.pid,
-					    &reuse->end);
+					    &reuse->end) ||
+			     incr_check_runs(&f->child.im, rec.type, buf);
 			break;
 		case IMG_REC_END: {
 			struct img_end e;

@@ -1155,5 +1155,8 @@ fail:
 	if (!tree)
 		shm_made_free(&sm, 1);
 	proc_free_maps(self, nself);
+	/* A decompressor or merge that failed says why better than the
+	 * stream it cut short. */
+	img_input_fail(in);
 	return -1;
 }
