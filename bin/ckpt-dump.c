@@ -15,10 +15,11 @@
 
 #include "dump.h"
 #include "err.h"
+#include "incr.h"
 #include "progress.h"
 
 #define USAGE                                                                                      \
-	"usage: ckpt-dump [-t] [--kill | --stop | --cow] [-o file] [--save-files] "         \
+	"usage: ckpt-dump [-t] [--kill | --stop | --cow] [-o file] [--parent img] [--save-files] "   \
 	"[--progress | --quiet] pid\n"
 
 static volatile int cancel; /* sig_atomic_t is int here */
@@ -209,10 +210,10 @@ int main(int argc, char **argv)
 		{"quiet", no_argument, NULL, 'q'},    {"help", no_argument, NULL, 'h'},
 		{"save-files", no_argument, NULL, 'S'}, {"cow", no_argument, NULL, 'C'},
 		{"tree", no_argument, NULL, 't'},     {"version", no_argument, NULL, 'V'},
-		{NULL, 0, NULL, 0}};
+		{"parent", required_argument, NULL, 'p'}, {NULL, 0, NULL, 0}};
 	enum progress_mode pmode = PROGRESS_AUTO;
 	enum dump_end how = DUMP_RUN;
-	const char *out_path = NULL;
+	const char *out_path = NULL, *parent = NULL;
 	struct out_file of = {0};
 	struct progress prog_line;
 	struct dump_opts o = {0};
@@ -246,6 +247,9 @@ int main(int argc, char **argv)
 			break;
 		case 'C':
 			o.cow = 1;
+			break;
+		case 'p':
+			parent = optarg;
 			break;
 		case 't':
 			tree = 1;
@@ -283,6 +287,10 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGXFSZ, SIG_IGN);
 
+	/* The parent is read before the process is stopped: it does not wait
+	 * for us to hash a large image. */
+	if (parent && incr_dump_open(parent, out_path, &o.incr))
+		die(1, "%s", err_get());
 	if (out_path) {
 		out_open(&of, out_path);
 		out = of.fd;
@@ -324,5 +332,6 @@ int main(int argc, char **argv)
 	progress_done(&prog_line);
 	if (how == DUMP_KILL && dump_release_tree(&target, how))
 		die_lib(1, "image written, but");
+	incr_dump_free(o.incr);
 	return 0;
 }

@@ -7,9 +7,46 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "incr.h"
 #include "inspect.h"
 
 #define USAGE "usage: ckpt-inspect [--json | --verify] [img | -]\n"
+
+static char chain_err[1024];
+
+/* An incremental image's parents: each found and checked (text or JSON
+ * for the printers), and with --verify the whole chain read as a restore
+ * reads it, every checksum and page hash checked.  -1 (chain_err says
+ * why) if a parent is missing, replaced or damaged. */
+static int follow_chain(const char *path, struct img_input *in, int json, int verify)
+{
+	struct img_totals t = {0};
+	struct img_input all;
+	size_t len = 0;
+	FILE *f = open_memstream(&in->im.parent->chain, &len);
+	int rc;
+
+	if (!f)
+		die(1, "out of memory");
+	rc = incr_print_chain(f, path, in, json);
+	if (fclose(f))
+		die(1, "out of memory");
+	if (rc) {
+		snprintf(chain_err, sizeof(chain_err), "%s", err_get());
+		return -1;
+	}
+	/* Standard input cannot be read twice. */
+	if (!verify || !path || !strcmp(path, "-"))
+		return 0;
+	if (img_open(path, &all) || img_scan_data(&all, &t)) {
+		snprintf(chain_err, sizeof(chain_err), "%s", err_get());
+		return -1;
+	}
+	if (all.r.fd > 0)
+		close(all.r.fd);
+	img_input_free(&all);
+	return 0;
+}
 
 int main(int argc, char **argv)
 {
@@ -20,7 +57,7 @@ int main(int argc, char **argv)
 						 {NULL, 0, NULL, 0}};
 	struct img_totals t = {0};
 	struct img_input in;
-	int c, json = 0, verify = 0;
+	int c, json = 0, verify = 0, chain_rc = 0;
 
 	prog = "ckpt-inspect";
 	while ((c = getopt_long(argc, argv, "hV", longopts, NULL)) != -1) {
@@ -48,16 +85,26 @@ int main(int argc, char **argv)
 	}
 	/* A reader that stops early (| head) is not our failure. */
 	signal(SIGPIPE, SIG_DFL);
-	if (img_open(argv[optind], &in) || img_scan_data(&in, &t))
+	/* The image itself, then (incremental) its chain. */
+	if (img_open_one(argv[optind], &in) || img_scan_data(&in, &t))
 		die(1, "%s", err_get());
-	if (verify)
-		printf("%s: %llu records, %llu pages, %llu bytes, every checksum ok\n",
-		       argv[optind] ? argv[optind] : "-", (unsigned long long)t.records,
-		       (unsigned long long)t.pages, (unsigned long long)t.bytes);
-	else if (json)
+	if (in.im.parent)
+		chain_rc = follow_chain(argv[optind], &in, json, verify);
+	if (verify) {
+		if (!chain_rc)
+			printf("%s: %llu records, %llu pages, %llu bytes, every checksum ok%s\n",
+			       argv[optind] ? argv[optind] : "-", (unsigned long long)t.records,
+			       (unsigned long long)t.pages, (unsigned long long)t.bytes,
+			       in.im.parent ? ", and so is its chain" : "");
+	} else if (json) {
 		inspect_json(stdout, &in, &t);
-	else
+	} else {
 		inspect_text(stdout, &in, &t);
+	}
+	if (chain_rc) {
+		fflush(stdout);
+		die(1, "%s", chain_err);
+	}
 	if (fflush(stdout) || ferror(stdout))
 		die(1, "cannot write output: %s", strerror(errno));
 	img_input_free(&in);

@@ -21,6 +21,7 @@
 #include "err.h"
 #include "fd.h"
 #include "image.h"
+#include "incr.h"
 #include "inject.h"
 #include "ipc.h"
 #include "proc.h"
@@ -666,6 +667,15 @@ static int write_batch(struct pagewriter *pw, const struct img_run *in, int nin)
 				joined = 0;
 				continue;
 			}
+			if (pw->o->incr) {
+				int same = incr_dump_page(pw->o->incr, addr, src);
+				if (same < 0)
+					return -1;
+				if (same) {
+					joined = 0;
+					continue;
+				}
+			}
 			if (dst != src)
 				memcpy(dst, src, pw->ps);
 			dst += pw->ps;
@@ -937,7 +947,8 @@ int dump_write(struct dump_target *tg, int out, const struct dump_opts *o)
 	int rc = -1;
 
 	memset(&im, 0, sizeof(im));
-	if (capture(tg, &im, &sd, o) || fd_check_tree(&one, 1))
+	if (capture(tg, &im, &sd, o) || fd_check_tree(&one, 1) ||
+	    (o->incr && incr_dump_begin(o->incr, &im)))
 		goto fail;
 	if (img_write_header(&w, &im.hdr) || img_write_meta(&w, &im) ||
 	    shm_write(tg->pid, &w, &im, sd, o, NULL))
@@ -948,7 +959,7 @@ int dump_write(struct dump_target *tg, int out, const struct dump_opts *o)
 	} else if (write_pages(tg->pid, &w, &im, o, PAGES_ALL)) {
 		goto fail;
 	}
-	if (img_write_end(&w))
+	if ((o->incr && incr_dump_end(o->incr, &w, tg->pid)) || img_write_end(&w))
 		goto fail;
 	rc = 0;
 fail:
@@ -1199,6 +1210,10 @@ int dump_write_tree(struct dump_tree *tr, int out, const struct dump_opts *o)
 	}
 	if (o->cow) {
 		err_set("--cow is for one process, not a tree (-t)");
+		goto out;
+	}
+	if (o->incr) {
+		err_set("--parent is for one process, not a tree (-t)");
 		goto out;
 	}
 	for (size_t k = 0; k < tr->n; k++) {

@@ -21,6 +21,8 @@ struct dump_opts {
 	 * called (with progress_arg) as the process is let go. */
 	int cow;
 	void (*frozen)(void *arg);
+	/* --parent: leave out the pages the parent image has (incr.h). */
+	struct incr_dump *incr;
 };
 
 enum dump_end { DUMP_RUN, DUMP_STOP, DUMP_KILL };

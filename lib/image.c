@@ -10,6 +10,7 @@
 
 #include "err.h"
 #include "image.h"
+#include "incr.h"
 #include "util.h"
 
 _Static_assert(sizeof(struct img_header) == 192, "img_header layout");
@@ -97,6 +98,7 @@ void image_free(struct image *im)
 	for (size_t i = 0; i < im->nipcs; i++)
 		free(im->ipcs[i].data);
 	free(im->ipcs);
+	incr_parent_free(im->parent);
 	memset(im, 0, sizeof(*im));
 }
 
@@ -258,6 +260,8 @@ int img_write_meta(struct img_writer *w, const struct image *im)
 		if (img_write_rec(w, IMG_REC_IPC, v, 2))
 			return -1;
 	}
+	if (im->parent && incr_write_parent(w, im->parent))
+		return -1;
 	return img_write_rec(w, IMG_REC_DATA, NULL, 0);
 }
 
@@ -1199,6 +1203,9 @@ int img_read_proc(struct img_reader *r, struct image *im)
 			break;
 		case IMG_REC_IPC:
 			rc = parse_ipc(im, buf, rec.len);
+			break;
+		case IMG_REC_PARENT:
+			rc = incr_parse_parent(im, buf, rec.len);
 			break;
 		case IMG_REC_DATA:
 			free(buf);

@@ -48,6 +48,9 @@ enum img_rec_type {
 	IMG_REC_SHMDATA = 12, /* contents of one: after DATA, before PAGES */
 	IMG_REC_IPC = 13,     /* a System V semaphore set or message queue */
 	IMG_REC_PROCPAGES = 14, /* a tree: the page data of one process follows */
+	IMG_REC_PARENT = 15,	/* incremental image: the parent it takes pages from (incr.h) */
+	IMG_REC_HASHES = 16,	/* incremental image: a hash of every page, after PAGES */
+	IMG_REC_REUSE = 17,	/* incremental image: the pages taken from the parent */
 	IMG_REC_NTYPES
 };
 
@@ -483,6 +486,7 @@ struct image {
 		unsigned char *data;
 	} *ipcs;
 	size_t nipcs;
+	struct incr_parent *parent; /* PARENT record: an incremental image (incr.h) */
 };
 /* The SHM object a region or fd of kind shm names, or NULL. */
 struct shm_obj *img_find_shm(const struct image *im, uint64_t dev, uint64_t ino);
@@ -571,6 +575,8 @@ struct image *img_proc_at(struct img_input *in, size_t k);
 /* Open path ("-" or NULL for stdin) and read every metadata record (of
  * every process of a tree). */
 int img_open(const char *path, struct img_input *in) __attribute__((warn_unused_result));
+/* The same, but an incremental image's stream is its own (incr.h). */
+int img_open_one(const char *path, struct img_input *in) __attribute__((warn_unused_result));
 /* Free what img_open read (not the fds). */
 void img_input_free(struct img_input *in);
 /* Wait for the decompressor, if any, to finish: -1 (err_set with its

@@ -7,6 +7,7 @@
 
 #include "err.h"
 #include "image.h"
+#include "incr.h"
 #include "util.h"
 #include "zio.h"
 
@@ -99,6 +100,24 @@ void img_input_free(struct img_input *in)
 }
 
 int img_open(const char *path, struct img_input *in)
+{
+	if (img_open_one(path, in))
+		return -1;
+	/* An incremental image: a merging process gives its page data. */
+	if (in->im.parent && incr_attach(in, path ? path : "-")) {
+		if (in->r.fd > 0)
+			close(in->r.fd);
+		if (in->status_fd >= 0)
+			close(in->status_fd);
+		in->status_fd = -1;
+		in->r.fd = -1;
+		img_input_free(in);
+		return -1;
+	}
+	return 0;
+}
+
+int img_open_one(const char *path, struct img_input *in)
 {
 	unsigned char prefix[sizeof(struct img_header)];
 	ssize_t n;

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "err.h"
+#include "incr.h"
 #include "inspect.h"
 #include "util.h"
 
@@ -128,6 +129,13 @@ static int scan_data(struct img_input *in, struct img_totals *t)
 			t->pages = r->npages;
 			t->bytes = r->off;
 			return rc;
+		}
+		if (rec.type == IMG_REC_HASHES || rec.type == IMG_REC_REUSE) {
+			int rc = incr_scan_rec(in, &rec, buf);
+			free(buf);
+			if (rc)
+				return -1;
+			continue;
 		}
 		if (rec.type == IMG_REC_PROCPAGES) {
 			int rc = next_proc(in, &rec, buf, &next, &im);
@@ -441,6 +449,7 @@ void inspect_text(FILE *f, const struct img_input *in, const struct img_totals *
 		text_tree(f, in);
 	for (size_t k = 0; k <= in->nrest; k++)
 		text_proc(f, img_proc_at((struct img_input *)in, k));
+	incr_inspect_text(f, in);
 	fprintf(f, "data:     %llu pages (%s) in %llu records, %llu bytes, checksums ok\n",
 		(unsigned long long)t->pages, fmt_bytes(b1, sizeof(b1), t->pages * h->page_size),
 		(unsigned long long)t->records, (unsigned long long)t->bytes);
@@ -669,7 +678,9 @@ void inspect_json(FILE *f, const struct img_input *in, const struct img_totals *
 			i ? ",\n" : "", d->kind == IMG_IPC_SEM ? "sem" : "msg", d->id, d->key,
 			d->mode, d->n);
 	}
-	fprintf(f, "],\n\"data\":{\"pages\":%llu,\"bytes\":%llu,\"records\":%llu,"
+	fprintf(f, "],\n");
+	incr_inspect_json(f, in);
+	fprintf(f, "\"data\":{\"pages\":%llu,\"bytes\":%llu,\"records\":%llu,"
 		   "\"stream_bytes\":%llu}}\n",
 		(unsigned long long)t->pages, (unsigned long long)(t->pages * h->page_size),
 		(unsigned long long)t->records, (unsigned long long)t->bytes);

@@ -288,6 +288,11 @@ static int check_lazy(const struct img_input *in, int tree)
 {
 	struct stat sb;
 
+	if (in->im.parent) {
+		err_set("--lazy maps page data from one image file, and an incremental image "
+			"takes pages from its parents too: restore it without --lazy");
+		return -1;
+	}
 	if (in->compressed) {
 		err_set("--lazy maps page data from the image file, and a compressed image "
 			"cannot be mapped: decompress it to a file first");
@@ -1155,5 +1160,8 @@ fail:
 	if (!tree)
 		shm_made_free(&sm, 1);
 	proc_free_maps(self, nself);
+	/* A decompressor or merge that failed says why better than the
+	 * stream it cut short. */
+	img_input_fail(in);
 	return -1;
 }

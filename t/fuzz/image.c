@@ -34,7 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		_exit(2);
 	}
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	if (img_open(path, &in) == 0) {
+	if (img_open_one(path, &in) == 0) {
 		if (img_scan_data(&in, &t) == 0) {
 			inspect_text(sink, &in, &t);
 			inspect_json(sink, &in, &t);

@@ -85,7 +85,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 	}
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	if (img_open(path, &in) == 0) {
+	if (img_open_one(path, &in) == 0) {
 		if (img_scan_data(&in, &t) == 0) {
 			fprintf(sink,
 				"%s: %llu records, %llu pages, %llu bytes, every checksum ok\n",

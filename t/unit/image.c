@@ -9,6 +9,7 @@
 #include "crc32c.h"
 #include "err.h"
 #include "image.h"
+#include "incr.h"
 #include "inspect.h"
 
 static int failed, passed;
@@ -29,7 +30,7 @@ static char tmpl[] = "/tmp/ckpt-unit-XXXXXX";
 
 /* A small synthetic image: one region with two runs of data, one file, a
  * memfd mapped and open with one page of data. */
-static size_t write_image(const char *path)
+static size_t write_image(const char *path, int incr)
 {
 	struct img_writer w = {0};
 	struct image im;
@@ -104,9 +105,23 @@ static size_t write_image(const char *path)
 	io.data = ipcdata;
 	im.ipcs = &io;
 	im.nipcs = 1;
+	/* Incremental: a parent, hashes of the three pages and of 0x15000,
+	 * which it takes from the parent. */
+	struct incr_parent parent = {.d = {.depth = 1, .path_len = 10}, .path = "parent.img"};
+	struct img_pagelist hl = {.pid = 42, .nruns = 2, .npages = 4};
+	struct img_pagelist rl = {.pid = 42, .nruns = 1, .npages = 1};
+	struct img_run hruns[2] = {{0x10000, 2}, {0x14000, 2}}, rrun = {0x15000, 1};
+	uint64_t hashes[4][2] = {{1, 2}, {3, 4}, {5, 6}, {7, 8}};
+	struct iovec hv[3] = {{&hl, sizeof(hl)}, {hruns, sizeof(hruns)}, {hashes, sizeof(hashes)}};
+	struct iovec rv[2] = {{&rl, sizeof(rl)}, {&rrun, sizeof(rrun)}};
+
+	if (incr)
+		im.parent = &parent;
 	w.fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	if (w.fd < 0 || img_write_header(&w, &im.hdr) || img_write_meta(&w, &im) ||
 	    img_write_shmdata(&w, 0, &srun, 1, data, 1) || img_write_pages(&w, runs, 2, data, 3) ||
+	    (incr && (img_write_rec(&w, IMG_REC_HASHES, hv, 3) ||
+		      img_write_rec(&w, IMG_REC_REUSE, rv, 2))) ||
 	    img_write_end(&w)) {
 		fprintf(stderr, "cannot write test image: %s\n", err_get());
 		exit(1);
@@ -230,8 +245,9 @@ static int read_image(const char *path, struct img_totals *t, struct img_input *
 	return rc;
 }
 
-/* unit-image [SEED]: with SEED, only write the synthetic image there (a
- * seed for the fuzzer's corpus: every record type is in it). */
+/* unit-image [SEED [tree | incr]]: with SEED, only write the synthetic
+ * image there (a seed for the fuzzer's corpus: every record type is in
+ * it; tree: a tree image; incr: an incremental one). */
 int main(int argc, char **argv)
 {
 	char path[64], bad[80];
@@ -246,8 +262,12 @@ int main(int argc, char **argv)
 		write_tree(argv[1]);
 		return 0;
 	}
+	if (argc == 3 && !strcmp(argv[2], "incr")) {
+		write_image(argv[1], 1);
+		return 0;
+	}
 	if (argc == 2) {
-		write_image(argv[1]);
+		write_image(argv[1], 0);
 		return 0;
 	}
 	/* The CRC-32C check value (RFC 3720). */
@@ -277,7 +297,38 @@ int main(int argc, char **argv)
 	close(fd);
 	snprintf(path, sizeof(path), "%s", tmpl);
 	snprintf(bad, sizeof(bad), "%s.bad", tmpl);
-	len = write_image(path);
+	/* An incremental image reads on its own; through img_open its
+	 * parent must be there. */
+	write_image(path, 1);
+	CHECK(img_open_one(path, &in) == 0 && img_scan_data(&in, &t) == 0 && in.im.parent &&
+		      in.im.parent->hashed == 4 && in.im.parent->reused == 1 && t.pages == 4 &&
+		      !strcmp(in.im.parent->path, "parent.img"),
+	      "incremental image: %s", err_get());
+	if (in.r.fd > 0)
+		close(in.r.fd);
+	img_input_free(&in);
+	CHECK(img_open(path, &in) != 0 && strstr(err_get(), "parent image parent.img: missing ("),
+	      "incremental image without its parent: %s", err_get());
+	/* The page hash: the same page, the same hash; one bit flipped
+	 * anywhere, another. */
+	{
+		static uint64_t page[INCR_PAGE / 8];
+		struct incr_key k;
+		uint64_t seed[2] = {1, 2}, h0[2], h1[2];
+		int same = 0;
+
+		incr_key_expand(&k, seed);
+		incr_hash_page(&k, page, h0);
+		for (int bit = 0; bit < INCR_PAGE * 8; bit += 7) {
+			page[bit / 64] ^= 1ull << (bit % 64);
+			incr_hash_page(&k, page, h1);
+			same += h1[0] == h0[0] || h1[1] == h0[1];
+			page[bit / 64] ^= 1ull << (bit % 64);
+		}
+		incr_hash_page(&k, page, h1);
+		CHECK(!same && h1[0] == h0[0] && h1[1] == h0[1], "page hash: %d collisions", same);
+	}
+	len = write_image(path, 0);
 
 	CHECK(read_image(path, &t, &in) == 0, "round trip: %s", err_get());
 	CHECK(in.im.proc.pid == 42 && !strcmp(in.im.exe, "/bin/true") &&
