@@ -14,10 +14,11 @@
 #include "dump.h"
 #include "err.h"
 #include "progress.h"
+#include "util.h"
 
 #define USAGE                                                                                      \
-	"usage: ckpt-dump [--kill | --stop | --cow] [-o file] [--save-files] [--progress | --quiet] " \
-	"pid\n"
+	"usage: ckpt-dump [--kill | --stop | --cow] [-o file] [--save-files] [--save-files-max size] " \
+	"[--progress | --quiet] pid\n"
 
 static volatile int cancel; /* sig_atomic_t is int here */
 
@@ -159,6 +160,7 @@ int main(int argc, char **argv)
 		{"output", required_argument, NULL, 'o'}, {"progress", no_argument, NULL, 'P'},
 		{"quiet", no_argument, NULL, 'q'},    {"help", no_argument, NULL, 'h'},
 		{"save-files", no_argument, NULL, 'S'}, {"cow", no_argument, NULL, 'C'},
+		{"save-files-max", required_argument, NULL, 'M'},
 		{"version", no_argument, NULL, 'V'},  {NULL, 0, NULL, 0}};
 	enum progress_mode pmode = PROGRESS_AUTO;
 	enum dump_end how = DUMP_RUN;
@@ -196,6 +198,11 @@ int main(int argc, char **argv)
 		case 'C':
 			o.cow = 1;
 			break;
+		case 'M':
+			if (parse_size(optarg) <= 0)
+				die(2, "not a size: %s", optarg);
+			o.save_files_max = parse_size(optarg);
+			break;
 		case 'h':
 			fputs(USAGE, stdout);
 			return 0;
@@ -206,7 +213,7 @@ int main(int argc, char **argv)
 			usage();
 		}
 	}
-	if (optind != argc - 1 || (o.cow && how != DUMP_RUN))
+	if (optind != argc - 1 || (o.cow && how != DUMP_RUN) || (o.save_files_max && !o.save_files))
 		usage();
 	errno = 0;
 	pid = strtol(argv[optind], &end, 10);

@@ -829,7 +829,7 @@ static int capture(struct dump_target *tg, struct image *im, struct shm_dump **s
 	if (capture_sigqueue(im, pid, 1))
 		goto out;
 	if (capture_proc(pid, im) || capture_regions(pid, im, maps, n) || fd_capture(pid, im) ||
-	    ipc_capture(pid, im) || shm_capture(pid, im, o->save_files, sd) ||
+	    ipc_capture(pid, im) || shm_capture(pid, im, o->save_files, o->save_files_max, sd) ||
 	    capture_injected(tg, im, *sd))
 		goto out;
 	/* glibc caches each thread's tid in its struct pthread, the word
