@@ -18,7 +18,7 @@ ALLCFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer
 LDFLAGS   += -fsanitize=address,undefined
 endif
 
-TOOLS     := ckpt-dump ckpt-remap ckpt-inspect ckpt-gzip
+TOOLS     := ckpt-dump ckpt-remap ckpt-inspect ckpt-gzip ckpt-coord ckpt-inject ckpt-signal
 BINS      := $(addprefix bin/,$(TOOLS))
 LIBSRC    := $(wildcard lib/*.c)
 LIBOBJ    := $(LIBSRC:.c=.o) lib/restorer_blob.o

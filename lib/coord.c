@@ -69,8 +69,7 @@ static int hexval(char c)
 	return -1;
 }
 
-/* Unescape the token at s in place; -1 for a bad %XX or a %00. */
-static int unescape(char *s)
+int co_unescape(char *s)
 {
 	char *w = s;
 
@@ -131,11 +130,11 @@ int co_parse(const char *line, size_t len, struct co_msg *m)
 				verbs[v].max == 1 ? "" : "s");
 			return -1;
 		}
-		if (unescape(tok)) {
+		if (co_unescape(tok)) {
 			err_set("%s: argument %d has a bad %%XX escape", verbs[v].name, n + 1);
 			return -1;
 		}
-		if ((verbs[v].nums >> n & 1) && co_num(tok, INT_MAX) < 0) {
+		if ((verbs[v].nums >> n & 1) && co_num(tok, CO_NUM_MAX) < 0) {
 			err_set("%s: argument %d is not a number", verbs[v].name, n + 1);
 			return -1;
 		}

@@ -60,7 +60,11 @@ const char *co_verb_name(enum co_verb v);
 /* s with spaces, '%' and non-printable bytes as %XX, into out (size
  * bytes); -1 if it does not fit. */
 int co_escape(const char *s, char *out, size_t size);
-/* A decimal number in [0, max]; -1 if s is not one. */
+/* Unescape s in place; -1 for a bad %XX or a %00. */
+int co_unescape(char *s);
+/* A decimal number in [0, max]; -1 if s is not one.  A numeric argument
+ * of a message is one in [0, CO_NUM_MAX]. */
+#define CO_NUM_MAX (1ll << 62)
 long long co_num(const char *s, long long max);
 
 /* A line reader over a socket: co_read_line fills the buffer once (one
