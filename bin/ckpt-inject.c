@@ -358,11 +358,13 @@ static void on_request(struct helper *h, const char *line)
 	}
 }
 
-/* Whether pid's memory still holds ckpt-remap (a restore not yet done). */
+/* Whether pid's memory still holds ckpt-remap (a restore not yet done).
+ * A zombie (ckpt-remap's decompressor's parent, just exited) has no
+ * memory at all: it is not the program either. */
 static int maps_has(pid_t pid, const char *what)
 {
 	char path[64], *maps = read_file(fmt_path(path, sizeof(path), "/proc/%d/maps", pid), NULL);
-	int has = !maps || strstr(maps, what);
+	int has = !maps || !*maps || strstr(maps, what);
 
 	free(maps);
 	return has;

@@ -88,7 +88,7 @@ kill_members() {
 	wait_for has_members 0
 
 	restart_bg "$dir"
-	wait_for has_members 2 "$RPORT"
+	wait_for has_members 2 "$RPORT" || { cat "$BATS_TEST_TMPDIR/restart.out" "$CDIR/ckpt_coord.log"; false; }
 	# Members of the new coordinator: a second checkpoint works.
 	run ckpt-signal --coord-port "$RPORT" --checkpoint --wait
 	[ "$status" -eq 0 ]
