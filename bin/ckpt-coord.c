@@ -35,6 +35,7 @@
 	"[--save-files-max size] [--log file]\n"
 
 #define MAX_CLIENTS 1000
+#define NOBODY_CAME 30 /* seconds an --exit-on-last coordinator waits for a first member */
 
 enum phase { IDLE, FREEZING, DUMPING };
 enum mstate { M_OUT, M_FREEZING, M_FROZEN, M_DUMPING, M_DUMPED, M_FAILED };
@@ -826,6 +827,7 @@ int main(int argc, char **argv)
 	const char *dir = getenv("CKPT_DIR"), *gz = getenv("CKPT_GZIP"), *port = NULL;
 	int c, actual;
 	int *g, n;
+	double started = now_sec();
 
 	prog = "ckpt-coord";
 	C.keep = 3;
@@ -925,6 +927,14 @@ int main(int argc, char **argv)
 				drop(i);
 		if (C.exit_on_last && C.had_member && !nmembers() && C.phase == IDLE)
 			break;
+		/* Started for members that never came (their program exited
+		 * before its helper joined): do not wait for ever. */
+		if (C.exit_on_last && !C.had_member && now_sec() - started > NOBODY_CAME) {
+			warnx("no member joined in %d seconds", NOBODY_CAME);
+			break;
+		}
+		if (C.exit_on_last && !C.had_member)
+			timeout = 1000;
 		if (C.interval && C.next_at) {
 			double left = C.next_at - now_sec();
 			if (left <= 0) {
@@ -932,7 +942,8 @@ int main(int argc, char **argv)
 				start_ckpt(NULL, 0, 0);
 				continue;
 			}
-			timeout = (int)(left * 1000) + 1;
+			if (timeout < 0 || (int)(left * 1000) + 1 < timeout)
+				timeout = (int)(left * 1000) + 1;
 		}
 		pfd[0].fd = C.lfd;
 		pfd[0].events = POLLIN;

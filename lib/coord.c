@@ -193,11 +193,23 @@ int co_next_line(struct co_reader *r, char **line)
 
 	consume(r);
 	nl = memchr(r->buf, '\n', r->len);
+	if (r->skip) {
+		/* The rest of a line already answered as too long. */
+		if (!nl) {
+			r->len = 0;
+			return 0;
+		}
+		r->skip = 0;
+		r->used = nl - r->buf + 1;
+		consume(r);
+		nl = memchr(r->buf, '\n', r->len);
+	}
 	if (!nl) {
-		/* Too long: drop it; what follows up to its newline then
-		 * comes as a line that fails to parse (or is dropped too). */
+		/* Too long: one answer for it, and the rest up to its newline
+		 * is dropped as it comes. */
 		if (r->len > CO_LINE_MAX) {
 			r->len = 0;
+			r->skip = 1;
 			return -2;
 		}
 		return 0;

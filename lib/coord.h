@@ -72,6 +72,7 @@ long long co_num(const char *s, long long max);
 struct co_reader {
 	int fd;
 	size_t len, used;
+	int skip; /* dropping the rest of a line that was too long */
 	char buf[2 * CO_LINE_MAX];
 };
 /* The next whole line in r (its NUL-terminated text in *line, valid
