@@ -75,8 +75,21 @@ static void release_all(struct dump_target *t, int sig)
 
 int dump_seize(pid_t pid, struct dump_target *t)
 {
+	struct proc_stat st;
+
 	memset(t, 0, sizeof(*t));
 	t->pid = pid;
+	/* A process in a group-stop (SIGSTOP, ^Z) cannot run the system
+	 * calls we inject: a seized tracee that is resumed while its group
+	 * is stopped traps again at once (PTRACE_EVENT_STOP) instead of
+	 * running.  Continuing it would run its SIGCONT handler and tell its
+	 * parent; say so instead, before touching it. */
+	if (proc_read_stat(pid, &st) == 0 && st.state == 'T') {
+		err_set("pid %d is stopped (SIGSTOP or job control); it can be dumped once it is "
+			"continued (kill -CONT %d)",
+			pid, pid);
+		return -1;
+	}
 	/* Failing here is no error: capture reads smaps again. */
 	if (proc_read_maps(pid, &t->maps, &t->nmaps)) {
 		t->maps = NULL;

@@ -262,3 +262,39 @@ fake_member() {
 	[ "$status" -eq 0 ]
 	[ "$(lines "$A")" -eq 400 ]
 }
+
+@test "a member stopped by SIGSTOP fails the checkpoint, naming it, and stays stopped" {
+	start_coord
+	A=$BATS_TEST_TMPDIR/a.log
+	inject a logger "$A" 300
+	PA=$INJ_PID
+	wait_for has_members 1
+	wait_for at_least 5 "$A"
+	kill -STOP "$PA"
+	wait_for grep -q '^State:.*T' "/proc/$PA/status"
+	run ckpt-signal --checkpoint --wait
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ $output == *"member 1 (logger, pid $PA on "*"): pid $PA is stopped (SIGSTOP or job control)"* ]]
+	grep -q '^State:.*T' "/proc/$PA/status"
+	kill -CONT "$PA"
+	run ckpt-signal --checkpoint --wait
+	[ "$status" -eq 0 ]
+}
+
+@test "ckpt-dump --save-files-max leaves larger files out of the image" {
+	A=$BATS_TEST_TMPDIR/a.log
+	start_bg logger "$A" 300
+	wait_for at_least 40 "$A"
+	ckpt-dump --save-files --save-files-max 1K -o "$BATS_TEST_TMPDIR/small.img" "$BG_PID"
+	ckpt-dump --save-files -o "$BATS_TEST_TMPDIR/all.img" "$BG_PID"
+	run ckpt-inspect "$BATS_TEST_TMPDIR/small.img"
+	[[ $output != *"saved"*"a.log"* ]]
+	run ckpt-inspect "$BATS_TEST_TMPDIR/all.img"
+	[[ $output == *"saved"*"a.log"* ]]
+	run ckpt-dump --save-files-max 1K -o "$BATS_TEST_TMPDIR/x.img" "$BG_PID"
+	[ "$status" -eq 2 ]
+	run ckpt-dump --save-files --save-files-max 1X -o "$BATS_TEST_TMPDIR/x.img" "$BG_PID"
+	[ "$status" -eq 2 ]
+	[ "$output" = "ckpt-dump: not a size: 1X" ]
+}
