@@ -4,10 +4,12 @@
  * ckpt-inject leaves beside each program; a checkpoint is a barrier run
  * as three rounds of messages: FREEZE every member (each helper stops
  * its program with ptrace), DUMP every member (each writes its image into
- * the generation's temporary directory), then RESUME (or kill) them.  The
- * generation is renamed into place and made current only when every
- * image is on disk; a failure anywhere resumes every member and leaves
- * the previous generation current. */
+ * the generation's temporary directory), RESUME them, then SYNC (each
+ * fsyncs its image: the programs need not be frozen for that).  With
+ * --kill the order is SYNC, then RESUME KILL, once the generation is
+ * safe.  The generation is renamed into place and made current only when
+ * every image is on disk; a failure anywhere resumes every member and
+ * leaves the previous generation current. */
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
@@ -37,8 +39,8 @@
 #define MAX_CLIENTS 1000
 #define NOBODY_CAME 30 /* seconds an --exit-on-last coordinator waits for a first member */
 
-enum phase { IDLE, FREEZING, DUMPING };
-enum mstate { M_OUT, M_FREEZING, M_FROZEN, M_DUMPING, M_DUMPED, M_FAILED };
+enum phase { IDLE, FREEZING, DUMPING, SYNCING };
+enum mstate { M_OUT, M_FREEZING, M_FROZEN, M_DUMPING, M_DUMPED, M_SYNCING, M_SYNCED, M_FAILED };
 
 struct client {
 	int fd;
@@ -49,6 +51,7 @@ struct client {
 	long pid, helper;
 	char host[256], program[64], file[128];
 	enum mstate st;
+	int resumed; /* let go before its image was synced */
 	int waits; /* a ckpt-signal --wait waiting for the checkpoint to end */
 	int dead;
 };
@@ -69,6 +72,12 @@ static struct {
 	time_t last_time;
 	double next_at;
 	char tmpdir[PATH_MAX + 32], failure[1024];
+	/* The members whose images the generation holds, for its restart
+	 * script (one may exit before the generation is complete). */
+	struct gen_member {
+		char host[256], file[128];
+	} gm[MAX_CLIENTS];
+	int ngm;
 } C;
 
 static void usage(void)
@@ -270,14 +279,11 @@ static int write_script(const char *dir)
 	      "# The members: host, image (each in this directory on its host).\n"
 	      "members=(\n",
 	      f);
-	for (int i = 0; i < C.ncl; i++) {
-		struct client *c = C.cl[i];
-		if (!c->member || c->dead || c->st != M_DUMPED)
-			continue;
+	for (int i = 0; i < C.ngm; i++) {
 		fputc('\t', f);
-		sh_quote(f, c->host);
+		sh_quote(f, C.gm[i].host);
 		fputc(' ', f);
-		sh_quote(f, c->file);
+		sh_quote(f, C.gm[i].file);
 		fputc('\n', f);
 	}
 	fputs(")\n\n"
@@ -404,8 +410,10 @@ static void finish(int ok)
 	for (int i = 0; i < C.ncl; i++) {
 		struct client *c = C.cl[i];
 		if (c->member && c->st != M_OUT) {
-			say(c, "RESUME %d %s", C.gen, ok && C.kill_after ? "KILL" : "RUN");
+			if (!c->resumed)
+				say(c, "RESUME %d %s", C.gen, ok && C.kill_after ? "KILL" : "RUN");
 			c->st = M_OUT;
+			c->resumed = 0;
 		}
 	}
 	if (!ok && C.tmpdir[0]) {
@@ -459,7 +467,8 @@ static void progress(void)
 		return;
 	for (int i = 0; i < C.ncl; i++)
 		if (C.cl[i]->member &&
-		    (C.cl[i]->st == M_FREEZING || C.cl[i]->st == M_DUMPING))
+		    (C.cl[i]->st == M_FREEZING || C.cl[i]->st == M_DUMPING ||
+		     C.cl[i]->st == M_SYNCING))
 			busy = 1;
 	if (busy)
 		return;
@@ -484,6 +493,30 @@ static void progress(void)
 			c->st = M_DUMPING;
 			say(c, "DUMP %d %s %s %d %lld", C.gen, esc, c->file, C.gzip, C.save_max);
 		}
+		return;
+	}
+	if (C.phase == DUMPING) {
+		/* Every image is written: the barrier is over.  The programs
+		 * go on while the images reach the disk, unless they are to
+		 * die once the generation is safe. */
+		C.phase = SYNCING;
+		C.ngm = 0;
+		for (int i = 0; i < C.ncl; i++) {
+			struct client *c = C.cl[i];
+			if (!c->member || (c->st != M_DUMPED && c->st != M_SYNCED))
+				continue;
+			snprintf(C.gm[C.ngm].host, sizeof(C.gm[0].host), "%s", c->host);
+			snprintf(C.gm[C.ngm++].file, sizeof(C.gm[0].file), "%s", c->file);
+			if (!C.kill_after) {
+				say(c, "RESUME %d RUN", C.gen);
+				c->resumed = 1;
+			}
+			if (c->st == M_DUMPED) {
+				c->st = M_SYNCING;
+				say(c, "SYNC %d", C.gen);
+			}
+		}
+		progress();
 		return;
 	}
 	if (commit()) {
@@ -578,6 +611,7 @@ static void handle(struct client *c, char *line, size_t len)
 			return;
 		}
 		c->member = 1;
+		c->st = M_OUT;
 		c->id = ++C.next_id;
 		c->pid = (long)co_num(m.argv[0], INT_MAX);
 		c->helper = (long)co_num(m.argv[1], INT_MAX);
@@ -595,6 +629,7 @@ static void handle(struct client *c, char *line, size_t len)
 		return;
 	case CO_FROZEN:
 	case CO_DUMPED:
+	case CO_SYNCED:
 	case CO_FAILED:
 		if (!c->member) {
 			say(c, "ERR %s: not a member", co_verb_name(m.verb));
@@ -612,6 +647,10 @@ static void handle(struct client *c, char *line, size_t len)
 			c->st = M_FROZEN;
 		} else if (m.verb == CO_DUMPED && c->st == M_DUMPING) {
 			c->st = M_DUMPED;
+		} else if (m.verb == CO_SYNCED && (c->st == M_SYNCING || c->st == M_DUMPED)) {
+			/* Unasked (M_DUMPED): a helper whose program exited
+			 * syncs its image before it goes. */
+			c->st = M_SYNCED;
 		} else {
 			say(c, "ERR %s out of turn", co_verb_name(m.verb));
 			return;
@@ -694,7 +733,7 @@ static void drop(int i)
 	struct client *c = C.cl[i];
 
 	if (c->member) {
-		if (c->st == M_FREEZING || c->st == M_DUMPING || c->st == M_FROZEN)
+		if (c->st != M_OUT && c->st != M_SYNCED)
 			fail_ckpt("%s left during the checkpoint", who(c));
 		if (!c->dead || c->st != M_OUT)
 			warnx("%s left", who(c));

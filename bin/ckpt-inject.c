@@ -229,6 +229,8 @@ struct helper {
 	pid_t pid;
 	struct dump_target t;
 	int seized;
+	/* The image written and not yet synced (SYNC), of checkpoint gen. */
+	int img_fd, img_gen;
 };
 
 static volatile int no_cancel;
@@ -246,6 +248,11 @@ static int dump_to(struct helper *h, const char *dir, const char *file, int gzip
 	pid_t gz = -1;
 	int fd, out, p[2], st = 0, rc;
 
+	if (h->img_fd >= 0) {
+		/* Of a checkpoint that failed before its SYNC. */
+		close(h->img_fd);
+		h->img_fd = -1;
+	}
 	mkdir(dir, 0700); /* another host's generation directory */
 	snprintf(path, sizeof(path), "%s/%s", dir, file);
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -282,17 +289,27 @@ static int dump_to(struct helper *h, const char *dir, const char *file, int gzip
 			rc = -1;
 		}
 	}
-	if (!rc && (fsync(fd) || fstat(fd, &sb))) {
+	if (!rc && fstat(fd, &sb)) {
 		err_sys("cannot write %s", path);
 		rc = -1;
 	}
-	close(fd);
+	/* The fsync comes with SYNC, once the program runs again; start
+	 * the writeback now. */
+	if (!rc)
+		sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+	if (rc)
+		close(fd);
+	else
+		h->img_fd = fd;
 	if (!rc && max) {
 		char fp[PATH_MAX * 2 + 16];
 		files_path(path, fp, sizeof(fp));
 		rc = record_big_files(h->pid, max, fp);
 	}
 	if (rc) {
+		if (h->img_fd >= 0)
+			close(h->img_fd);
+		h->img_fd = -1;
 		unlink(path);
 		return -1;
 	}
@@ -300,6 +317,24 @@ static int dump_to(struct helper *h, const char *dir, const char *file, int gzip
 	return 0;
 fail_seized:
 	return -1;
+}
+
+/* The image of the last DUMP onto the disk. */
+static int sync_image(struct helper *h)
+{
+	int rc = 0;
+
+	if (h->img_fd < 0) {
+		err_set("no image to sync");
+		return -1;
+	}
+	if (fsync(h->img_fd)) {
+		err_sys("cannot write the image of checkpoint %d", h->img_gen);
+		rc = -1;
+	}
+	close(h->img_fd);
+	h->img_fd = -1;
+	return rc;
 }
 
 static void reply_failed(struct helper *h, int gen)
@@ -344,12 +379,21 @@ static void on_request(struct helper *h, const char *line)
 			reply_failed(h, gen);
 			return;
 		}
-		if (dump_to(h, m.argv[1], m.argv[2], co_num(m.argv[3], 1) == 1, co_num(m.argv[4], CO_NUM_MAX), &bytes))
+		if (dump_to(h, m.argv[1], m.argv[2], co_num(m.argv[3], 1) == 1,
+			    co_num(m.argv[4], CO_NUM_MAX), &bytes)) {
 			reply_failed(h, gen);
-		else
+		} else {
+			h->img_gen = gen;
 			co_send(h->sock, "DUMPED %d %llu", gen, (unsigned long long)bytes);
+		}
 		return;
 	}
+	case CO_SYNC:
+		if (sync_image(h))
+			reply_failed(h, gen);
+		else
+			co_send(h->sock, "SYNCED %d", gen);
+		return;
 	case CO_RESUME:
 		release(h, strcmp(m.argv[1], "KILL") ? DUMP_RUN : DUMP_KILL);
 		return;
@@ -469,7 +513,11 @@ static _Noreturn void helper_main(struct helper *h, enum mode mode, const char *
 			break;
 		if (pidfd >= 0 ? (pfd[1].revents != 0) : kill(h->pid, 0) != 0) {
 			/* The program is gone.  Still seized, it is a zombie
-			 * only its tracer's exit hands back to its parent. */
+			 * only its tracer's exit hands back to its parent.  An
+			 * image not yet synced is synced first: the checkpoint
+			 * holds the program as it was, and must be complete. */
+			if (h->img_fd >= 0 && sync_image(h) == 0)
+				co_send(h->sock, "SYNCED %d", h->img_gen);
 			co_send(h->sock, "GONE 0");
 			break;
 		}
@@ -542,7 +590,7 @@ int main(int argc, char **argv)
 	const char *name = NULL;
 	int na = 5, c, port, bad, ready[2];
 	enum mode mode = M_RUN;
-	struct helper h = {0};
+	struct helper h = {.img_fd = -1};
 	char *secret, *end;
 	long helper_pid = 0;
 	pid_t mid;

@@ -26,6 +26,7 @@ static const struct {
 	[CO_JOIN] = {"JOIN", 4, 4, 3},
 	[CO_FROZEN] = {"FROZEN", 1, 1, 1},
 	[CO_DUMPED] = {"DUMPED", 2, 2, 3},
+	[CO_SYNCED] = {"SYNCED", 1, 1, 1},
 	[CO_FAILED] = {"FAILED", 2, 2, 1},
 	[CO_GONE] = {"GONE", 1, 1, 1},
 	[CO_CHECKPOINT] = {"CHECKPOINT", 0, 2, 0},
@@ -37,6 +38,7 @@ static const struct {
 	[CO_FREEZE] = {"FREEZE", 1, 1, 1},
 	[CO_DUMP] = {"DUMP", 5, 5, 1 | 8 | 16},
 	[CO_RESUME] = {"RESUME", 2, 2, 1},
+	[CO_SYNC] = {"SYNC", 1, 1, 1},
 };
 
 const char *co_verb_name(enum co_verb v)

@@ -26,6 +26,7 @@ enum co_verb {
 	CO_JOIN,       /* JOIN pid helper-pid host program */
 	CO_FROZEN,     /* FROZEN gen */
 	CO_DUMPED,     /* DUMPED gen bytes */
+	CO_SYNCED,     /* SYNCED gen */
 	CO_FAILED,     /* FAILED gen message... */
 	CO_GONE,       /* GONE wait-status */
 	/* ckpt-signal */
@@ -39,6 +40,7 @@ enum co_verb {
 	CO_FREEZE, /* FREEZE gen */
 	CO_DUMP,   /* DUMP gen dir file gzip save-files-max */
 	CO_RESUME, /* RESUME gen RUN|KILL */
+	CO_SYNC,   /* SYNC gen */
 	CO_NVERBS
 };
 

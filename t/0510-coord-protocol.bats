@@ -139,6 +139,8 @@ ask() {
 	start_coord
 	start_bg logger "$BATS_TEST_TMPDIR/a.log" 300
 	local pa=$BG_PID
+	# Once it is the logger (its log exists), not the shell before exec.
+	wait_for_file "$BATS_TEST_TMPDIR/a.log"
 	run ckpt-inject -p "$pa"
 	[ "$status" -eq 0 ]
 	wait_for has_members 1
