@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "dump.h"
@@ -17,7 +19,8 @@
 #include "util.h"
 
 #define USAGE                                                                                      \
-	"usage: ckpt-dump [--kill | --stop | --cow] [-o file] [--save-files] [--save-files-max size] " \
+	"usage: ckpt-dump [-t] [--kill | --stop | --cow] [-o file] [--save-files] "                 \
+	"[--save-files-max size] "                                                                  \
 	"[--progress | --quiet] pid\n"
 
 static volatile int cancel; /* sig_atomic_t is int here */
@@ -26,6 +29,53 @@ static void on_signal(int sig)
 {
 	(void)sig;
 	cancel = 1;
+}
+
+static pid_t worker;
+
+static void pass_on(int sig)
+{
+	kill(worker, sig);
+}
+
+/* The dump runs in a child of ckpt-dump, the worker.  Should ckpt-dump be
+ * killed, even with SIGKILL, the kernel tells the worker (SIGTERM, as
+ * PR_SET_PDEATHSIG asks), and it abandons the dump as for a SIGTERM of
+ * its own: it leaves whatever system call it runs inside the target (its
+ * signals are blocked then) and releases the target as it was.  Killed
+ * itself, in those microseconds, it would leave the target with the
+ * injected call's registers; ckpt-dump is the process users and scripts
+ * kill.  ckpt-dump passes INT, TERM and HUP on, and exits as the worker
+ * exits. */
+static void fork_worker(void)
+{
+	struct sigaction sa;
+	pid_t parent = getpid();
+	int st;
+
+	fflush(NULL);
+	worker = fork();
+	if (worker < 0)
+		die(1, "cannot fork: %s", strerror(errno));
+	if (worker == 0) {
+		if (prctl(PR_SET_PDEATHSIG, SIGTERM) || getppid() != parent)
+			_exit(1);
+		return;
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = pass_on;
+	sa.sa_flags = SA_RESTART;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	while (waitpid(worker, &st, 0) < 0)
+		if (errno != EINTR)
+			die(1, "cannot wait for the worker: %s", strerror(errno));
+	if (WIFEXITED(st))
+		exit(WEXITSTATUS(st));
+	signal(WTERMSIG(st), SIG_DFL);
+	raise(WTERMSIG(st));
+	exit(128 + WTERMSIG(st));
 }
 
 static void usage(void)
@@ -160,22 +210,23 @@ int main(int argc, char **argv)
 		{"output", required_argument, NULL, 'o'}, {"progress", no_argument, NULL, 'P'},
 		{"quiet", no_argument, NULL, 'q'},    {"help", no_argument, NULL, 'h'},
 		{"save-files", no_argument, NULL, 'S'}, {"cow", no_argument, NULL, 'C'},
-		{"save-files-max", required_argument, NULL, 'M'},
-		{"version", no_argument, NULL, 'V'},  {NULL, 0, NULL, 0}};
+		{"tree", no_argument, NULL, 't'},     {"version", no_argument, NULL, 'V'},
+		{"save-files-max", required_argument, NULL, 'M'}, {NULL, 0, NULL, 0}};
 	enum progress_mode pmode = PROGRESS_AUTO;
 	enum dump_end how = DUMP_RUN;
 	const char *out_path = NULL;
 	struct out_file of = {0};
 	struct progress prog_line;
 	struct dump_opts o = {0};
-	struct dump_target target;
+	struct dump_tree target;
+	int tree = 0;
 	struct sigaction sa;
 	int c, out = 1;
 	char *end;
 	long pid;
 
 	prog = "ckpt-dump";
-	while ((c = getopt_long(argc, argv, "o:hV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "o:thV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'k':
 			how = DUMP_KILL;
@@ -203,6 +254,9 @@ int main(int argc, char **argv)
 				die(2, "not a size: %s", optarg);
 			o.save_files_max = parse_size(optarg);
 			break;
+		case 't':
+			tree = 1;
+			break;
 		case 'h':
 			fputs(USAGE, stdout);
 			return 0;
@@ -224,6 +278,7 @@ int main(int argc, char **argv)
 	if (!out_path)
 		private_stdout();
 
+	fork_worker();
 	/* A dump interrupted by a signal must still release the target. */
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
@@ -243,31 +298,38 @@ int main(int argc, char **argv)
 	o.progress = progress_cb;
 	o.progress_arg = &prog_line;
 	o.cancel = &cancel;
-	if (dump_seize(pid, &target)) {
+	if (dump_seize_tree(pid, tree, &target)) {
 		out_discard(&of);
 		die(1, "%s", err_get());
 	}
-	if (dump_write(&target, out, &o)) {
+	if (dump_write_tree(&target, out, &o)) {
 		out_discard(&of);
 		die(1, "%s", err_get());
+	}
+	/* A signal that came as the last bytes went (or ckpt-dump's death,
+	 * told to this worker) still means: no image, the target as it was. */
+	if (cancel) {
+		out_discard(&of);
+		dump_release_tree(&target, DUMP_RUN);
+		die(1, "interrupted by a signal");
 	}
 	/* Every byte is written: a process that runs on (or stops) need not
 	 * wait for the fsync of -o; one to be killed waits until the image
 	 * is safe. */
-	if (how != DUMP_KILL && dump_release(&target, how))
+	if (how != DUMP_KILL && dump_release_tree(&target, how))
 		die_lib(1, "image written, but");
 	if (out_path && out_commit(&of)) {
 		out_discard(&of);
-		dump_release(&target, DUMP_RUN);
+		dump_release_tree(&target, DUMP_RUN);
 		die(1, "%s", err_get());
 	}
 	if (!out_path && close(1) && errno != EINVAL) {
 		err_sys("cannot write image");
-		dump_release(&target, DUMP_RUN);
+		dump_release_tree(&target, DUMP_RUN);
 		die(1, "%s", err_get());
 	}
 	progress_done(&prog_line);
-	if (how == DUMP_KILL && dump_release(&target, how))
+	if (how == DUMP_KILL && dump_release_tree(&target, how))
 		die_lib(1, "image written, but");
 	return 0;
 }

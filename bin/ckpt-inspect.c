@@ -60,6 +60,6 @@ int main(int argc, char **argv)
 		inspect_text(stdout, &in, &t);
 	if (fflush(stdout) || ferror(stdout))
 		die(1, "cannot write output: %s", strerror(errno));
-	image_free(&in.im);
+	img_input_free(&in);
 	return 0;
 }

@@ -24,11 +24,18 @@ static void check_owner(const char *path, const struct img_input *in, int fail)
 
 	if (geteuid() != 0)
 		return;
-	if (in->im.proc.uid != 0)
-		die(fail,
-		    "%s: the process belonged to uid %u; restoring it as root would run it "
-		    "as root: refused without --allow-other-user",
-		    name, in->im.proc.uid);
+	for (size_t k = 0; k <= in->nrest; k++) {
+		const struct img_proc *p = &img_proc_at((struct img_input *)in, k)->proc;
+		char who[32] = "the process";
+
+		if (in->nrest)
+			snprintf(who, sizeof(who), "process %d", p->pid);
+		if (p->uid != 0 && !(p->flags & IMG_PROC_ZOMBIE))
+			die(fail,
+			    "%s: %s belonged to uid %u; restoring it as root would run it as "
+			    "root: refused without --allow-other-user",
+			    name, who, p->uid);
+	}
 	if (path && strcmp(path, "-") && stat(path, &st) == 0 && st.st_uid != 0)
 		die(fail,
 		    "%s: the file belongs to uid %u, who could have written any code into it; "

@@ -429,6 +429,9 @@ static int capture_proc(pid_t pid, struct image *im)
 	p->ppid = st.ppid;
 	p->pgid = st.pgrp;
 	p->sid = st.session;
+	p->exit_signal = st.exit_signal;
+	p->tty_nr = st.tty_nr;
+	p->tpgid = st.tpgid;
 	p->nthreads = im->nthreads;
 	p->mm[MM_START_CODE] = st.start_code;
 	p->mm[MM_END_CODE] = st.end_code;
@@ -943,14 +946,14 @@ int dump_write(struct dump_target *tg, int out, const struct dump_opts *o)
 {
 	struct img_writer w = {.fd = out, .cancel = o->cancel};
 	struct shm_dump *sd = NULL;
-	struct image im;
+	struct image im, *one = &im;
 	int rc = -1;
 
 	memset(&im, 0, sizeof(im));
-	if (capture(tg, &im, &sd, o))
+	if (capture(tg, &im, &sd, o) || fd_check_tree(&one, 1))
 		goto fail;
 	if (img_write_header(&w, &im.hdr) || img_write_meta(&w, &im) ||
-	    shm_write(tg->pid, &w, &im, sd, o))
+	    shm_write(tg->pid, &w, &im, sd, o, NULL))
 		goto fail;
 	if (o->cow) {
 		if (write_cow(tg, &w, &im, o))
@@ -1002,4 +1005,284 @@ int dump_release(struct dump_target *tg, enum dump_end how)
 		release_all(tg, 0);
 		return 0;
 	}
+}
+
+/* ---- trees ------------------------------------------------------------ */
+
+static int tree_has(const struct dump_tree *tr, pid_t pid)
+{
+	for (size_t i = 0; i < tr->n; i++)
+		if (tr->p[i].pid == pid)
+			return 1;
+	return 0;
+}
+
+static int tree_add(struct dump_tree *tr, pid_t pid, int zombie)
+{
+	struct tree_proc *np;
+
+	if (tr->n >= IMG_MAX_PROCS) {
+		err_set("pid %d: more than %d processes in the tree", tr->p[0].pid, IMG_MAX_PROCS);
+		return -1;
+	}
+	np = realloc(tr->p, (tr->n + 1) * sizeof(*np));
+	if (!np) {
+		err_set("out of memory");
+		return -1;
+	}
+	tr->p = np;
+	memset(&np[tr->n], 0, sizeof(np[0]));
+	np[tr->n].pid = pid;
+	np[tr->n].zombie = zombie;
+	if (!zombie && dump_seize(pid, &np[tr->n].t))
+		return -1;
+	tr->n++;
+	return 0;
+}
+
+static int is_zombie(pid_t pid)
+{
+	struct proc_stat st;
+
+	return proc_read_stat(pid, &st) == 0 && st.state == 'Z';
+}
+
+int dump_seize_tree(pid_t root, int descend, struct dump_tree *tr)
+{
+	memset(tr, 0, sizeof(*tr));
+	if (is_zombie(root)) {
+		err_set("pid %d is a zombie", root);
+		return -1;
+	}
+	if (tree_add(tr, root, 0))
+		return -1;
+	/* Breadth first: a process is stopped before its children are
+	 * listed, so that it cannot fork more behind our back, and every
+	 * parent comes before its children. */
+	for (size_t i = 0; i < tr->n && descend; i++) {
+		pid_t *kids;
+		size_t nk;
+
+		if (tr->p[i].zombie)
+			continue;
+		if (proc_list_children(tr->p[i].pid, &kids, &nk))
+			goto fail;
+		for (size_t k = 0; k < nk; k++) {
+			char why[1024];
+
+			if (tree_has(tr, kids[k]))
+				continue;
+			if (!is_zombie(kids[k]) && tree_add(tr, kids[k], 0) == 0)
+				continue;
+			/* It died meanwhile: a zombie now, or reaped already
+			 * (its parent ignores SIGCHLD) and no part of the tree. */
+			snprintf(why, sizeof(why), "%s", err_get());
+			if (is_zombie(kids[k])) {
+				if (tree_add(tr, kids[k], 1) == 0)
+					continue;
+			} else if (kill(kids[k], 0) && errno == ESRCH) {
+				continue;
+			} else {
+				err_set("%s", why);
+			}
+			free(kids);
+			goto fail;
+		}
+		free(kids);
+	}
+	return 0;
+fail:
+	dump_release_tree(tr, DUMP_RUN);
+	return -1;
+}
+
+/* A zombie: its place in the tree and its exit status. */
+static int capture_zombie(pid_t pid, struct image *im)
+{
+	struct img_proc *p = &im->proc;
+	struct proc_stat st;
+	char path[64], *comm;
+
+	if (proc_read_stat(pid, &st))
+		return -1;
+	p->pid = pid;
+	p->ppid = st.ppid;
+	p->pgid = st.pgrp;
+	p->sid = st.session;
+	p->exit_signal = st.exit_signal;
+	p->exit_status = st.exit_code;
+	p->flags = IMG_PROC_ZOMBIE;
+	comm = read_file(fmt_path(path, sizeof(path), "/proc/%d/comm", pid), NULL);
+	if (comm) {
+		comm[strcspn(comm, "\n")] = 0;
+		snprintf(p->comm, sizeof(p->comm), "%s", comm);
+		free(comm);
+	}
+	if (!(im->exe = strdup("")) || !(im->cwd = strdup("")) || !(im->cmdline = strdup(""))) {
+		err_set("out of memory");
+		return -1;
+	}
+	img_header_init(&im->hdr);
+	return 0;
+}
+
+/* Which SHM objects of each process write their contents: each object
+ * once, numbered in order of first appearance (as img_open numbers them). */
+static uint64_t **object_numbers(struct image *ims, size_t n)
+{
+	uint64_t **ux = calloc(n, sizeof(*ux)), next = 0;
+
+	if (!ux)
+		return NULL;
+	for (size_t k = 0; k < n; k++) {
+		if (!(ux[k] = calloc(ims[k].nshms + 1, sizeof(**ux))))
+			goto fail;
+		for (size_t i = 0; i < ims[k].nshms; i++) {
+			const struct shm_obj *o = &ims[k].shms[i];
+			int seen = 0;
+
+			for (size_t j = 0; j <= k && !seen; j++)
+				for (size_t m = 0; m < (j < k ? ims[j].nshms : i) && !seen; m++)
+					seen = ims[j].shms[m].d.dev == o->d.dev &&
+					       ims[j].shms[m].d.ino == o->d.ino;
+			ux[k][i] = seen ? UINT64_MAX : next++;
+		}
+	}
+	return ux;
+fail:
+	for (size_t k = 0; k < n; k++)
+		free(ux[k]);
+	free(ux);
+	return NULL;
+}
+
+#ifndef KCMP_VM
+#define KCMP_VM 1
+#define KCMP_FILES 2
+#define KCMP_FS 3
+#endif
+
+/* What a process shares with its parent through clone(2) flags, kcmp(2)
+ * tells: cwd, root and umask (CLONE_FS) are kept; memory (CLONE_VM, as a
+ * vfork child before its exec has it) and the fd table (CLONE_FILES) are
+ * refused. */
+static int check_sharing(const struct dump_tree *tr, struct image *ims)
+{
+	for (size_t k = 1; k < tr->n; k++) {
+		pid_t pid = tr->p[k].pid, ppid = ims[k].proc.ppid;
+
+		if (tr->p[k].zombie)
+			continue;
+		if (syscall(SYS_kcmp, pid, ppid, KCMP_VM, 0, 0) == 0) {
+			err_set("pid %d shares its memory with its parent %d (vfork or CLONE_VM); "
+				"not supported",
+				pid, ppid);
+			return -1;
+		}
+		if (syscall(SYS_kcmp, pid, ppid, KCMP_FILES, 0, 0) == 0) {
+			err_set("pid %d shares its fd table with its parent %d (CLONE_FILES); not "
+				"supported",
+				pid, ppid);
+			return -1;
+		}
+		if (syscall(SYS_kcmp, pid, ppid, KCMP_FS, 0, 0) == 0)
+			ims[k].proc.flags |= IMG_PROC_FS_SHARED;
+	}
+	return 0;
+}
+
+int dump_write_tree(struct dump_tree *tr, int out, const struct dump_opts *o)
+{
+	struct img_writer w = {.fd = out, .cancel = o->cancel};
+	struct image *ims = calloc(tr->n, sizeof(*ims)), **imp = calloc(tr->n, sizeof(*imp));
+	struct shm_dump **sd = calloc(tr->n, sizeof(*sd));
+	uint64_t **ux = NULL;
+	int rc = -1;
+
+	if (!ims || !imp || !sd) {
+		err_set("out of memory");
+		goto out;
+	}
+	/* A tree of one is an image of one process. */
+	if (tr->n == 1) {
+		free(ims);
+		free(imp);
+		free(sd);
+		return dump_write(&tr->p[0].t, out, o);
+	}
+	if (o->cow) {
+		err_set("--cow is for one process, not a tree (-t)");
+		goto out;
+	}
+	for (size_t k = 0; k < tr->n; k++) {
+		imp[k] = &ims[k];
+		if (tr->p[k].zombie ? capture_zombie(tr->p[k].pid, &ims[k])
+				    : capture(&tr->p[k].t, &ims[k], &sd[k], o))
+			goto out;
+	}
+	if (check_sharing(tr, ims) || fd_check_tree(imp, tr->n) ||
+	    !(ux = object_numbers(ims, tr->n))) {
+		if (!ux && !err_get()[0])
+			err_set("out of memory");
+		goto out;
+	}
+	ims[0].hdr.nprocs = tr->n;
+	if (img_write_header(&w, &ims[0].hdr))
+		goto out;
+	for (size_t k = 0; k < tr->n; k++)
+		if (img_write_meta(&w, &ims[k]))
+			goto out;
+	for (size_t k = 0; k < tr->n; k++)
+		if (!tr->p[k].zombie && shm_write(tr->p[k].pid, &w, &ims[k], sd[k], o, ux[k]))
+			goto out;
+	for (size_t k = 0; k < tr->n; k++) {
+		struct img_procpages pp = {.pid = tr->p[k].pid};
+		struct iovec v = {&pp, sizeof(pp)};
+
+		if (tr->p[k].zombie)
+			continue;
+		if (img_write_rec(&w, IMG_REC_PROCPAGES, &v, 1) ||
+		    write_pages(tr->p[k].pid, &w, &ims[k], o, PAGES_ALL))
+			goto out;
+	}
+	rc = img_write_end(&w);
+out:
+	for (size_t k = 0; k < tr->n; k++) {
+		if (sd)
+			shm_dump_free(sd[k]);
+		if (ims)
+			image_free(&ims[k]);
+		if (ux)
+			free(ux[k]);
+	}
+	free(ux);
+	free(sd);
+	free(imp);
+	free(ims);
+	if (rc) {
+		char why[1024];
+		snprintf(why, sizeof(why), "%s", err_get());
+		dump_release_tree(tr, DUMP_RUN);
+		err_set("%s", why);
+	}
+	return rc;
+}
+
+int dump_release_tree(struct dump_tree *tr, enum dump_end how)
+{
+	int rc = 0;
+
+	/* Killed: every process first, so that none sees another die and
+	 * acts on it; then each is waited for. */
+	if (how == DUMP_KILL)
+		for (size_t k = 0; k < tr->n; k++)
+			if (!tr->p[k].zombie && tr->p[k].t.ntids)
+				kill(tr->p[k].pid, SIGKILL);
+	for (size_t k = 0; k < tr->n; k++)
+		if (!tr->p[k].zombie && tr->p[k].t.ntids && dump_release(&tr->p[k].t, how))
+			rc = -1;
+	free(tr->p);
+	tr->p = NULL;
+	tr->n = 0;
+	return rc;
 }

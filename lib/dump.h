@@ -49,4 +49,25 @@ int dump_write(struct dump_target *t, int out, const struct dump_opts *o)
 /* Release the target as asked: running, stopped, or killed. */
 int dump_release(struct dump_target *t, enum dump_end how);
 
+/* A process and all its descendants (ckpt-dump -t): the live ones seized,
+ * zombies noted.  p[0] is the root; each parent comes before its
+ * children. */
+struct dump_tree {
+	struct tree_proc {
+		pid_t pid;
+		int zombie;
+		struct dump_target t; /* a live process's */
+	} * p;
+	size_t n;
+};
+
+/* Seize root, and with descend every descendant too. */
+int dump_seize_tree(pid_t root, int descend, struct dump_tree *tr)
+	__attribute__((warn_unused_result));
+/* One stream for the whole tree; on failure every process is released,
+ * running as before. */
+int dump_write_tree(struct dump_tree *tr, int out, const struct dump_opts *o)
+	__attribute__((warn_unused_result));
+int dump_release_tree(struct dump_tree *tr, enum dump_end how);
+
 #endif

@@ -189,32 +189,6 @@ static int capture_tty(pid_t pid, struct fd_entry *f, dev_t rdev)
 	return set_extra(f, &t, sizeof(t), NULL, 0);
 }
 
-/* A slave pty whose master the process holds is part of a pair it made;
- * any other terminal is reattached to the restoring one's. */
-static void check_ttys(struct image *im)
-{
-	for (size_t i = 0; i < im->nfiles; i++) {
-		struct fd_entry *f = &im->files[i];
-		struct img_tty t, m;
-
-		if (f->d.kind != IMG_FD_TTY)
-			continue;
-		memcpy(&t, f->extra, sizeof(t));
-		if (t.role != IMG_TTY_TERM || t.index == UINT32_MAX)
-			continue;
-		for (size_t k = 0; k < im->nfiles; k++) {
-			if (im->files[k].d.kind != IMG_FD_TTY)
-				continue;
-			memcpy(&m, im->files[k].extra, sizeof(m));
-			if (m.role == IMG_TTY_PTMX && m.index == t.index) {
-				t.role = IMG_TTY_PTS;
-				memcpy(f->extra, &t, sizeof(t));
-				break;
-			}
-		}
-	}
-}
-
 static const char *family_name(int family)
 {
 	switch (family) {
@@ -818,84 +792,163 @@ static int capture_fifo(pid_t pid, struct fd_entry *f)
 	return rc;
 }
 
-/* Several fds of one FIFO share its buffer: the first carries the bytes. */
-static void dedup_fifos(struct image *im)
+/* The fds of every process of a tree, as one list: pipes, socketpairs,
+ * FIFOs and pty pairs may join fds of several processes. */
+struct allfds {
+	struct fd_entry **f;
+	pid_t *pid;
+	size_t n;
+};
+
+static int all_fds(struct image *ims[], size_t nims, struct allfds *a)
 {
-	for (size_t i = 0; i < im->nfiles; i++) {
-		struct fd_entry *f = &im->files[i];
+	size_t total = 0;
+
+	for (size_t k = 0; k < nims; k++)
+		total += ims[k]->nfiles;
+	a->n = 0;
+	a->f = calloc(total + 1, sizeof(*a->f));
+	a->pid = calloc(total + 1, sizeof(*a->pid));
+	if (!a->f || !a->pid) {
+		free(a->f);
+		free(a->pid);
+		err_set("out of memory");
+		return -1;
+	}
+	for (size_t k = 0; k < nims; k++)
+		for (size_t i = 0; i < ims[k]->nfiles; i++) {
+			a->f[a->n] = &ims[k]->files[i];
+			a->pid[a->n++] = ims[k]->proc.pid;
+		}
+	return 0;
+}
+
+/* Drop what follows an fd's fixed extra part: another fd carries it. */
+static void drop_data(struct fd_entry *f, size_t fixed)
+{
+	f->d.extra_len = fixed;
+}
+
+/* Several fds of one FIFO share its buffer: the first carries the bytes. */
+static void dedup_fifos(struct allfds *a)
+{
+	for (size_t i = 0; i < a->n; i++) {
+		struct fd_entry *f = a->f[i];
 		struct img_fifo p;
 
 		if (f->d.kind != IMG_FD_FIFO)
 			continue;
 		for (size_t k = 0; k < i; k++) {
-			const struct fd_entry *g = &im->files[k];
+			const struct fd_entry *g = a->f[k];
 			if (g->d.kind != IMG_FD_FIFO || g->d.dev != f->d.dev ||
 			    g->d.ino != f->d.ino)
 				continue;
 			memcpy(&p, f->extra, sizeof(p));
 			p.data_len = 0;
 			memcpy(f->extra, &p, sizeof(p));
-			f->d.extra_len = sizeof(p);
+			drop_data(f, sizeof(p));
 			break;
 		}
 	}
 }
 
-/* Both ends of every pipe must be in the process: an end held elsewhere
- * would be cut off by a restore.  The first fd of each pipe carries its
- * contents; the others drop their copy. */
-static int check_pipes(pid_t pid, struct image *im)
+/* A slave pty whose master the tree holds is part of a pair it made; any
+ * other terminal is reattached to the restoring one's. */
+static void check_ttys(struct allfds *a)
 {
-	for (size_t i = 0; i < im->nfiles; i++) {
-		struct fd_entry *f = &im->files[i];
+	for (size_t i = 0; i < a->n; i++) {
+		struct fd_entry *f = a->f[i];
+		struct img_tty t, m;
+
+		if (f->d.kind != IMG_FD_TTY)
+			continue;
+		memcpy(&t, f->extra, sizeof(t));
+		if (t.role != IMG_TTY_TERM || t.index == UINT32_MAX)
+			continue;
+		for (size_t k = 0; k < a->n; k++) {
+			if (a->f[k]->d.kind != IMG_FD_TTY)
+				continue;
+			memcpy(&m, a->f[k]->extra, sizeof(m));
+			if (m.role == IMG_TTY_PTMX && m.index == t.index) {
+				t.role = IMG_TTY_PTS;
+				memcpy(f->extra, &t, sizeof(t));
+				break;
+			}
+		}
+	}
+}
+
+/* Both ends of every pipe must be in the tree: an end held elsewhere would
+ * be cut off by a restore -- but for a standard stream, which is taken
+ * from ckpt-remap's own then.  The first fd of each pipe carries its
+ * contents; the others drop their copy. */
+static int check_pipes(struct allfds *a)
+{
+	for (size_t i = 0; i < a->n; i++) {
+		struct fd_entry *f = a->f[i];
 		struct img_pipe p, q;
-		int ends = 0, first = 1;
+		int ends = 0;
 
 		if (f->d.kind != IMG_FD_PIPE)
 			continue;
 		memcpy(&p, f->extra, sizeof(p));
-		for (size_t k = 0; k < im->nfiles; k++) {
-			if (im->files[k].d.kind != IMG_FD_PIPE)
+		for (size_t k = 0; k < a->n; k++) {
+			if (a->f[k]->d.kind != IMG_FD_PIPE)
 				continue;
-			memcpy(&q, im->files[k].extra, sizeof(q));
-			if (q.id != p.id)
-				continue;
-			ends |= 1 << q.end;
-			if (k < i)
-				first = 0;
+			memcpy(&q, a->f[k]->extra, sizeof(q));
+			if (q.id == p.id)
+				ends |= 1 << q.end;
+		}
+		if (ends != 3 && f->d.fd <= 2) {
+			f->d.kind = IMG_FD_INHERIT;
+			drop_data(f, 0);
+			continue;
 		}
 		if (ends != 3) {
-			err_set(
-			    "pid %d: fd %d is the %s end of a pipe whose other end is not in the "
-			    "process; not supported yet",
-			    pid, f->d.fd, p.end ? "write" : "read");
+			err_set("pid %d: fd %d is the %s end of a pipe whose other end is not in the "
+				"%s; not supported yet",
+				a->pid[i], f->d.fd, p.end ? "write" : "read",
+				a->pid[0] == a->pid[a->n - 1] ? "process" : "tree");
 			return -1;
 		}
-		if (!first && p.data_len) {
-			p.data_len = 0;
-			memcpy(f->extra, &p, sizeof(p));
-			f->d.extra_len = sizeof(p);
+	}
+	for (size_t i = 0; i < a->n; i++) {
+		struct fd_entry *f = a->f[i];
+		struct img_pipe p, q;
+
+		if (f->d.kind != IMG_FD_PIPE)
+			continue;
+		memcpy(&p, f->extra, sizeof(p));
+		for (size_t k = 0; k < i && p.data_len; k++) {
+			if (a->f[k]->d.kind != IMG_FD_PIPE)
+				continue;
+			memcpy(&q, a->f[k]->extra, sizeof(q));
+			if (q.id == p.id) {
+				p.data_len = 0;
+				memcpy(f->extra, &p, sizeof(p));
+				drop_data(f, sizeof(p));
+			}
 		}
 	}
 	return 0;
 }
 
-/* Both ends of every unix socketpair must be in the process; the first
- * fd of each end carries what is queued for it. */
-static int check_unix(pid_t pid, struct image *im)
+/* Both ends of every unix socketpair must be in the tree; the first fd of
+ * each end carries what is queued for it. */
+static int check_unix(struct allfds *a)
 {
-	for (size_t i = 0; i < im->nfiles; i++) {
-		struct fd_entry *f = &im->files[i];
+	for (size_t i = 0; i < a->n; i++) {
+		struct fd_entry *f = a->f[i];
 		struct img_unix u, v;
 		int ends = 0, first = 1;
 
 		if (f->d.kind != IMG_FD_UNIX)
 			continue;
 		memcpy(&u, f->extra, sizeof(u));
-		for (size_t k = 0; k < im->nfiles; k++) {
-			if (im->files[k].d.kind != IMG_FD_UNIX)
+		for (size_t k = 0; k < a->n; k++) {
+			if (a->f[k]->d.kind != IMG_FD_UNIX)
 				continue;
-			memcpy(&v, im->files[k].extra, sizeof(v));
+			memcpy(&v, a->f[k]->extra, sizeof(v));
 			if (v.id != u.id)
 				continue;
 			ends |= 1 << v.end;
@@ -904,18 +957,67 @@ static int check_unix(pid_t pid, struct image *im)
 		}
 		if (ends != 3) {
 			err_set("pid %d: fd %d is a unix socket (%s) whose peer is not in the "
-				"process; not supported",
-				pid, f->d.fd, f->path);
+				"%s; not supported",
+				a->pid[i], f->d.fd, f->path,
+				a->pid[0] == a->pid[a->n - 1] ? "process" : "tree");
 			return -1;
 		}
 		if (!first && u.data_len) {
 			u.data_len = 0;
 			u.nmsg = 0;
 			memcpy(f->extra, &u, sizeof(u));
-			f->d.extra_len = sizeof(u);
+			drop_data(f, sizeof(u));
 		}
 	}
 	return 0;
+}
+
+#ifndef KCMP_FILE
+#define KCMP_FILE 0
+#endif
+
+/* Whether fd a of pid p and fd b of pid q are one open file description. */
+static int same_desc(pid_t p, int a, pid_t q, int b)
+{
+	return syscall(SYS_kcmp, p, q, KCMP_FILE, a, b) == 0;
+}
+
+/* Number the open file descriptions that several fds share (dup, fork):
+ * kcmp(2) tells, among fds of one inode. */
+static void share_descs(struct allfds *a)
+{
+	uint64_t next = 1;
+
+	for (size_t i = 0; i < a->n; i++) {
+		struct fd_entry *f = a->f[i];
+
+		for (size_t k = 0; k < i && !f->d.desc; k++) {
+			struct fd_entry *g = a->f[k];
+			if (g->d.dev != f->d.dev || g->d.ino != f->d.ino || g->d.kind != f->d.kind ||
+			    !same_desc(a->pid[i], f->d.fd, a->pid[k], g->d.fd))
+				continue;
+			if (!g->d.desc)
+				g->d.desc = next++;
+			f->d.desc = g->d.desc;
+		}
+	}
+}
+
+int fd_check_tree(struct image *ims[], size_t n)
+{
+	struct allfds a;
+	int rc;
+
+	if (all_fds(ims, n, &a))
+		return -1;
+	dedup_fifos(&a);
+	check_ttys(&a);
+	rc = check_unix(&a) || check_pipes(&a) ? -1 : 0;
+	if (rc == 0)
+		share_descs(&a);
+	free(a.f);
+	free(a.pid);
+	return rc;
 }
 
 int fd_capture(pid_t pid, struct image *im)
@@ -962,7 +1064,9 @@ int fd_capture(pid_t pid, struct image *im)
 		if (S_ISCHR(sb.st_mode) && is_tty_major(major(sb.st_rdev))) {
 			if (capture_tty(pid, f, sb.st_rdev))
 				goto fail;
-		} else if (fd <= 2 && (S_ISFIFO(sb.st_mode) || S_ISSOCK(sb.st_mode))) {
+		} else if (fd <= 2 && (S_ISSOCK(sb.st_mode) || (S_ISFIFO(sb.st_mode) && link[0] == '/'))) {
+			/* A pipe on a standard stream may join two processes of a
+			 * tree: fd_check_tree decides. */
 			f->d.kind = IMG_FD_INHERIT;
 		} else if (link[0] != '/') {
 			/* Pipes and anonymous-inode files: the kind says what to keep. */
@@ -1002,11 +1106,7 @@ int fd_capture(pid_t pid, struct image *im)
 	}
 	free(fds);
 	im->proc.nfiles = im->nfiles;
-	dedup_fifos(im);
-	check_ttys(im);
-	if (check_unix(pid, im))
-		return -1;
-	return check_pipes(pid, im);
+	return 0;
 fail:
 	free(fds);
 	return -1;
@@ -1522,7 +1622,9 @@ int fd_epoll_register(const struct image *im)
 			memcpy(&it, f->extra + sizeof(e) + k * sizeof(it), sizeof(it));
 			ev.events = it.events;
 			ev.data.u64 = it.data;
-			if (epoll_ctl(f->d.fd, EPOLL_CTL_ADD, it.fd, &ev)) {
+			/* EEXIST: a process of the tree that shares this epoll
+			 * instance registered the watch already. */
+			if (epoll_ctl(f->d.fd, EPOLL_CTL_ADD, it.fd, &ev) && errno != EEXIST) {
 				err_sys("fd %d: cannot watch fd %d with epoll again", f->d.fd,
 					it.fd);
 				return -1;

@@ -7,8 +7,15 @@
 #include "image.h"
 
 /* Every open fd of pid into im->files, or -1 naming the fd that cannot be
- * captured (its kind, or a pipe whose other end is elsewhere). */
+ * captured (its kind). */
 int fd_capture(pid_t pid, struct image *im) __attribute__((warn_unused_result));
+/* Once every process of a tree (or the one process) is captured: the fds
+ * that join processes.  Every pipe and socketpair must have both ends in
+ * the tree (a pipe on a standard stream whose other end is outside becomes
+ * an inherited stream); the contents of each are kept once; fds that
+ * share an open file description get one desc id (kcmp(2)).  -1 naming
+ * an fd that cannot be restored. */
+int fd_check_tree(struct image *ims[], size_t n) __attribute__((warn_unused_result));
 /* Pipes, socketpairs and pty pairs made so far, so that every fd of one
  * gets the same one. */
 struct fd_pipes {

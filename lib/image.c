@@ -14,12 +14,13 @@
 
 _Static_assert(sizeof(struct img_header) == 192, "img_header layout");
 _Static_assert(sizeof(struct img_rec) == 16, "img_rec layout");
-_Static_assert(sizeof(struct img_proc) == 168, "img_proc layout");
+_Static_assert(sizeof(struct img_proc) == 192, "img_proc layout");
 _Static_assert(sizeof(struct img_thread) == 312, "img_thread layout");
 _Static_assert(sizeof(struct img_region) == 80, "img_region layout");
-_Static_assert(sizeof(struct img_file) == 72, "img_file layout");
+_Static_assert(sizeof(struct img_file) == 80, "img_file layout");
 _Static_assert(sizeof(struct img_pages) == 16, "img_pages layout");
 _Static_assert(sizeof(struct img_run) == 16, "img_run layout");
+_Static_assert(sizeof(struct img_procpages) == 8, "img_procpages layout");
 _Static_assert(sizeof(struct img_sigact) == 32, "img_sigact layout");
 _Static_assert(sizeof(struct img_sigqueue) == 8, "img_sigqueue layout");
 _Static_assert(sizeof(struct img_ptimer) == 64, "img_ptimer layout");
@@ -390,8 +391,8 @@ int img_read_header(struct img_reader *r, struct img_header *h, const void *pref
 			sysconf(_SC_PAGESIZE));
 		return -1;
 	}
-	if (h->nprocs != 1) {
-		err_set("image header: %u processes; this ckpt restores one", h->nprocs);
+	if (h->nprocs < 1 || h->nprocs > IMG_MAX_PROCS) {
+		err_set("image header: %u processes (at most %d)", h->nprocs, IMG_MAX_PROCS);
 		return -1;
 	}
 	h->kernel[sizeof(h->kernel) - 1] = 0;
@@ -621,11 +622,21 @@ static int parse_proc(struct image *im, const char *buf, uint64_t len)
 		return -1;
 	}
 	if (p->exe_len >= PATH_MAX || p->cwd_len >= PATH_MAX || p->auxv_len % 16 ||
-	    p->auxv_len > 8192 || p->nthreads < 1 || p->nthreads > IMG_MAX_THREADS ||
-	    p->nregions > (1u << 20) ||
-	    p->nfiles > (1u << 20)) {
-		err_set("PROC record: field out of range (threads %u, regions %u, files %u)",
-			p->nthreads, p->nregions, p->nfiles);
+	    p->auxv_len > 8192 || p->nthreads > IMG_MAX_THREADS || p->nregions > (1u << 20) ||
+	    p->nfiles > (1u << 20) || p->pid <= 0 || (p->flags & ~IMG_PROC_FLAGS) ||
+	    p->exit_signal < 0 || p->exit_signal > IMG_NSIG) {
+		err_set("PROC record: field out of range (pid %d, threads %u, regions %u, files %u, "
+			"flags %#x, exit signal %d)",
+			p->pid, p->nthreads, p->nregions, p->nfiles, p->flags, p->exit_signal);
+		return -1;
+	}
+	/* A zombie is its pid and exit status alone; a live process has a
+	 * main thread at least. */
+	if ((p->flags & IMG_PROC_ZOMBIE) ? p->nthreads || p->nregions || p->nfiles
+					 : p->nthreads < 1) {
+		err_set("PROC record: pid %d: %u threads, %u regions, %u files for a %s process",
+			p->pid, p->nthreads, p->nregions, p->nfiles,
+			(p->flags & IMG_PROC_ZOMBIE) ? "zombie" : "live");
 		return -1;
 	}
 	p->comm[15] = 0;
@@ -641,7 +652,7 @@ static int parse_proc(struct image *im, const char *buf, uint64_t len)
 	memcpy(im->auxv, t, p->auxv_len);
 	im->regions = calloc(p->nregions + 1, sizeof(*im->regions));
 	im->files = calloc(p->nfiles + 1, sizeof(*im->files));
-	im->threads = calloc(p->nthreads, sizeof(*im->threads));
+	im->threads = calloc(p->nthreads + 1, sizeof(*im->threads));
 	if (!im->regions || !im->files || !im->threads) {
 		err_set("out of memory");
 		return -1;
@@ -1102,11 +1113,16 @@ static int check_shm_refs(const struct image *im)
 
 int img_read_meta(struct img_reader *r, struct image *im, const void *prefix, size_t prefix_len)
 {
-	int have_proc = 0, have_sigacts = 0, have_timers = 0;
-
 	memset(im, 0, sizeof(*im));
 	if (img_read_header(r, &im->hdr, prefix, prefix_len))
 		return -1;
+	return img_read_proc(r, im);
+}
+
+int img_read_proc(struct img_reader *r, struct image *im)
+{
+	int have_proc = 0, have_sigacts = 0, have_timers = 0;
+
 	for (;;) {
 		struct img_rec rec;
 		void *buf;
@@ -1203,4 +1219,50 @@ int img_read_meta(struct img_reader *r, struct image *im, const void *prefix, si
 		if (rc)
 			return -1;
 	}
+}
+
+static int in_tree(const struct image *procs[], size_t n, int32_t pid)
+{
+	for (size_t i = 0; i < n; i++)
+		if (procs[i]->proc.pid == pid)
+			return (int)i;
+	return -1;
+}
+
+int img_check_tree(const struct image *procs[], size_t n)
+{
+	for (size_t k = 0; k < n; k++) {
+		const struct img_proc *p = &procs[k]->proc;
+		int parent = in_tree(procs, k, p->ppid);
+
+		if (in_tree(procs, k, p->pid) >= 0) {
+			err_set("PROC record %zu: pid %d appears twice", k, p->pid);
+			return -1;
+		}
+		for (size_t j = 0; j < k; j++)
+			for (size_t t = 1; t < procs[j]->nthreads; t++)
+				if (procs[j]->threads[t].d.tid == p->pid) {
+					err_set("PROC record %zu: pid %d is a thread of pid %d", k,
+						p->pid, procs[j]->proc.pid);
+					return -1;
+				}
+		if (k == 0) {
+			if (in_tree(procs, n, p->ppid) >= 0) {
+				err_set("PROC record 0: the root's parent %d is in the tree", p->ppid);
+				return -1;
+			}
+			continue;
+		}
+		if (parent < 0) {
+			err_set("PROC record %zu: pid %d's parent %d is not before it in the tree", k,
+				p->pid, p->ppid);
+			return -1;
+		}
+		if (procs[parent]->proc.flags & IMG_PROC_ZOMBIE) {
+			err_set("PROC record %zu: pid %d's parent %d is a zombie", k, p->pid,
+				p->ppid);
+			return -1;
+		}
+	}
+	return 0;
 }

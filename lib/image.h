@@ -13,7 +13,7 @@
 #include <sys/uio.h>
 
 #define IMG_MAGIC "CKPTIMG\n"
-#define IMG_VERSION 1
+#define IMG_VERSION 2
 #define IMG_ARCH_X86_64 62 /* ELF e_machine */
 
 struct img_header {
@@ -47,6 +47,7 @@ enum img_rec_type {
 	IMG_REC_SHM = 11,     /* a memory object or file whose contents the image holds */
 	IMG_REC_SHMDATA = 12, /* contents of one: after DATA, before PAGES */
 	IMG_REC_IPC = 13,     /* a System V semaphore set or message queue */
+	IMG_REC_PROCPAGES = 14, /* a tree: the page data of one process follows */
 	IMG_REC_NTYPES
 };
 
@@ -84,7 +85,26 @@ struct img_proc {
 	uint64_t mm[MM_NFIELDS];
 	char comm[16];
 	uint32_t exe_len, cwd_len, cmdline_len, auxv_len;
+	int32_t exit_signal; /* sent to the parent at exit (SIGCHLD, or another, or 0) */
+	uint32_t flags;	     /* IMG_PROC_* */
+	int32_t exit_status; /* a zombie: its wait status */
+	int32_t tty_nr;	     /* its controlling terminal (/proc/PID/stat), 0 for none */
+	int32_t tpgid;	     /* that terminal's foreground process group */
+	uint32_t pad;
 	/* then exe, cwd, cmdline (arguments NUL-terminated), auxv (u64 pairs) */
+};
+
+#define IMG_PROC_ZOMBIE 1u /* dead, not yet reaped: no threads, memory or files */
+#define IMG_PROC_FS_SHARED 2u /* shares cwd, root and umask with its parent (CLONE_FS) */
+#define IMG_PROC_FLAGS 3u
+
+/* Processes a stream may hold (a tree). */
+#define IMG_MAX_PROCS 4096
+
+/* A tree's stream: each process's page data follows one of these. */
+struct img_procpages {
+	int32_t pid;
+	uint32_t pad;
 };
 
 #define IMG_THR_TID_CACHED 1u /* *tid_addr held the tid at dump (glibc's struct pthread) */
@@ -273,6 +293,10 @@ struct img_file {
 	uint32_t mode;
 	uint32_t path_len;
 	uint32_t extra_len;
+	/* The open file description: fds of the stream (of one process or of
+	 * several) with the same desc share one, as dup(2) and fork(2) share
+	 * them (its offset, its flags).  0: shared with no other fd. */
+	uint64_t desc;
 	/* then path, then extra_len bytes of what the kind needs (above) */
 };
 
@@ -519,18 +543,36 @@ int img_read_data(struct img_reader *r, const struct img_pages *p, void *buf, si
 int img_skip_data(struct img_reader *r, const struct img_pages *p, uint32_t *crc);
 /* Header and every metadata record up to and including DATA, validated. */
 int img_read_meta(struct img_reader *r, struct image *im, const void *prefix, size_t prefix_len);
+/* The next process's metadata records, up to and including DATA (im->hdr
+ * is the caller's to set). */
+int img_read_proc(struct img_reader *r, struct image *im);
+/* The processes of a tree must form one: distinct pids and tids, each
+ * process's parent before it in the stream (the first is the root), no
+ * children of a zombie. */
+int img_check_tree(const struct image *procs[], size_t n);
 /* An image being read: from a file or stdin, through a decompressor
  * process when it is compressed (gzip, xz, zstd; told by magic). */
 struct img_input {
 	struct img_reader r;
-	struct image im;
+	struct image im; /* the first process: the root of a tree */
+	struct image *rest; /* a tree: the other processes, in stream order */
+	size_t nrest;
+	/* Every distinct SHM object of the stream (by dev and ino), in order
+	 * of first appearance: SHMDATA records number them so. */
+	struct shm_obj **objs;
+	size_t nobjs;
 	int from_stdin; /* the image came on fd 0 */
 	int compressed; /* a decompressor process feeds r.fd */
 	int status_fd;	/* its status pipe (see zio_spawn_decompressor), or -1 */
 };
 
-/* Open path ("-" or NULL for stdin) and read every metadata record. */
+/* Process k of the stream (0 is in->im). */
+struct image *img_proc_at(struct img_input *in, size_t k);
+/* Open path ("-" or NULL for stdin) and read every metadata record (of
+ * every process of a tree). */
 int img_open(const char *path, struct img_input *in) __attribute__((warn_unused_result));
+/* Free what img_open read (not the fds). */
+void img_input_free(struct img_input *in);
 /* Wait for the decompressor, if any, to finish: -1 (err_set with its
  * reason) if it failed. */
 int img_input_status(struct img_input *in) __attribute__((warn_unused_result));

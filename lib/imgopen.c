@@ -1,6 +1,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -8,6 +9,94 @@
 #include "image.h"
 #include "util.h"
 #include "zio.h"
+
+struct image *img_proc_at(struct img_input *in, size_t k)
+{
+	return k == 0 ? &in->im : &in->rest[k - 1];
+}
+
+/* The SHM objects of every process, each once. */
+static int list_objects(struct img_input *in)
+{
+	size_t total = 0;
+
+	for (size_t k = 0; k <= in->nrest; k++)
+		total += img_proc_at(in, k)->nshms;
+	in->objs = calloc(total + 1, sizeof(*in->objs));
+	if (!in->objs) {
+		err_set("out of memory");
+		return -1;
+	}
+	for (size_t k = 0; k <= in->nrest; k++) {
+		struct image *im = img_proc_at(in, k);
+		for (size_t i = 0; i < im->nshms; i++) {
+			struct shm_obj *o = &im->shms[i];
+			size_t j = 0;
+
+			while (j < in->nobjs &&
+			       (in->objs[j]->d.dev != o->d.dev || in->objs[j]->d.ino != o->d.ino))
+				j++;
+			if (j < in->nobjs) {
+				if (in->objs[j]->d.kind != o->d.kind ||
+				    in->objs[j]->d.size != o->d.size) {
+					err_set("SHM record of pid %d: object %s differs from the "
+						"same object of another process",
+						im->proc.pid, o->name);
+					return -1;
+				}
+				continue;
+			}
+			in->objs[in->nobjs++] = o;
+		}
+	}
+	return 0;
+}
+
+/* The other processes of a tree, after the first. */
+static int read_tree(struct img_input *in)
+{
+	uint32_t n = in->im.hdr.nprocs;
+	const struct image **procs;
+	int rc;
+
+	if (n > 1) {
+		in->rest = calloc(n - 1, sizeof(*in->rest));
+		if (!in->rest) {
+			err_set("out of memory");
+			return -1;
+		}
+		for (uint32_t k = 1; k < n; k++) {
+			struct image *im = &in->rest[k - 1];
+			in->nrest++;
+			im->hdr = in->im.hdr;
+			if (img_read_proc(&in->r, im))
+				return -1;
+		}
+	}
+	procs = calloc(n, sizeof(*procs));
+	if (!procs) {
+		err_set("out of memory");
+		return -1;
+	}
+	for (uint32_t k = 0; k < n; k++)
+		procs[k] = img_proc_at(in, k);
+	rc = img_check_tree(procs, n);
+	free(procs);
+	return rc ? -1 : list_objects(in);
+}
+
+void img_input_free(struct img_input *in)
+{
+	image_free(&in->im);
+	for (size_t k = 0; k < in->nrest; k++)
+		image_free(&in->rest[k]);
+	free(in->rest);
+	free(in->objs);
+	in->rest = NULL;
+	in->nrest = 0;
+	in->objs = NULL;
+	in->nobjs = 0;
+}
 
 int img_open(const char *path, struct img_input *in)
 {
@@ -52,13 +141,13 @@ int img_open(const char *path, struct img_input *in)
 		goto fail;
 	}
 	in->r.fd = fd;
-	if (img_read_meta(&in->r, &in->im, prefix, n)) {
+	if (img_read_meta(&in->r, &in->im, prefix, n) || read_tree(in)) {
 		char why[1024];
 
 		img_input_fail(in);
 		snprintf(why, sizeof(why), "%s", err_get());
 		err_set("%s: %s", path, why);
-		image_free(&in->im);
+		img_input_free(in);
 		if (in->status_fd >= 0)
 			close(in->status_fd);
 		in->status_fd = -1;

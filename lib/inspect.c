@@ -38,12 +38,12 @@ static int count_shmdata(struct img_input *in, void *buf)
 	uint64_t ps = in->r.page_size, limit;
 	struct shm_obj *o;
 
-	if (d->shm >= in->im.nshms) {
+	if (d->shm >= in->nobjs) {
 		err_set("SHMDATA record: object %llu of %zu", (unsigned long long)d->shm,
-			in->im.nshms);
+			in->nobjs);
 		return -1;
 	}
-	o = &in->im.shms[d->shm];
+	o = in->objs[d->shm];
 	limit = (o->d.size + ps - 1) / ps * ps;
 	for (uint32_t i = 0; i < d->p.nruns; i++) {
 		if (run[i].addr >= limit || run[i].npages > (limit - run[i].addr) / ps) {
@@ -66,11 +66,36 @@ int img_scan_data(struct img_input *in, struct img_totals *t)
 	return img_input_end(in);
 }
 
+/* A tree's PROCPAGES record: the next live process in stream order. */
+static int next_proc(struct img_input *in, const struct img_rec *rec, const void *buf,
+		     size_t *k, struct image **im)
+{
+	struct img_procpages pp;
+
+	if (!in->nrest || rec->len != sizeof(pp)) {
+		err_set("PROCPAGES record %s", in->nrest ? "of bad length" : "in the image of one "
+								       "process");
+		return -1;
+	}
+	memcpy(&pp, buf, sizeof(pp));
+	while (*k <= in->nrest && (img_proc_at(in, *k)->proc.flags & IMG_PROC_ZOMBIE))
+		++*k;
+	if (*k > in->nrest || img_proc_at(in, *k)->proc.pid != pp.pid) {
+		err_set("PROCPAGES record: pid %d out of the tree's order", pp.pid);
+		return -1;
+	}
+	*im = img_proc_at(in, (*k)++);
+	return 0;
+}
+
 static int scan_data(struct img_input *in, struct img_totals *t)
 {
 	struct img_reader *r = &in->r;
-	struct image *im = &in->im;
+	/* One process: its pages follow.  A tree: each process's follow
+	 * its PROCPAGES record. */
+	struct image *im = in->nrest ? NULL : &in->im;
 	int seen_pages = 0;
+	size_t next = 0;
 
 	for (;;) {
 		struct img_rec rec;
@@ -90,18 +115,34 @@ static int scan_data(struct img_input *in, struct img_totals *t)
 			}
 			memcpy(&e, buf, sizeof(e));
 			free(buf);
+			while (next <= in->nrest && in->nrest &&
+			       (img_proc_at(in, next)->proc.flags & IMG_PROC_ZOMBIE))
+				next++;
+			if (in->nrest && next <= in->nrest) {
+				err_set("END record before the page data of pid %d",
+					img_proc_at(in, next)->proc.pid);
+				return -1;
+			}
 			rc = img_check_end(r, &rec, &e);
 			t->records = r->nrec;
 			t->pages = r->npages;
 			t->bytes = r->off;
 			return rc;
 		}
+		if (rec.type == IMG_REC_PROCPAGES) {
+			int rc = next_proc(in, &rec, buf, &next, &im);
+			free(buf);
+			if (rc)
+				return -1;
+			seen_pages = 1;
+			continue;
+		}
 		if (rec.type == IMG_REC_SHMDATA && !seen_pages) {
 			if (count_shmdata(in, buf)) {
 				free(buf);
 				return -1;
 			}
-		} else if (rec.type != IMG_REC_PAGES) {
+		} else if (rec.type != IMG_REC_PAGES || !im) {
 			err_set("record of type %u among the page data at offset %llu", rec.type,
 				(unsigned long long)(r->off - sizeof(rec) - rec.len));
 			free(buf);
@@ -333,21 +374,91 @@ static void fd_state(FILE *f, const struct fd_entry *e, int json)
 	}
 }
 
+/* A zombie's wait status, as a shell says it. */
+static const char *zombie_str(const struct img_proc *p, char *buf, size_t n)
+{
+	int st = p->exit_status;
+
+	if ((st & 0x7f) == 0)
+		snprintf(buf, n, "zombie, exited %d", (st >> 8) & 0xff);
+	else
+		snprintf(buf, n, "zombie, killed by signal %d", st & 0x7f);
+	return buf;
+}
+
+static size_t tree_depth(const struct img_input *in, size_t k)
+{
+	size_t d = 0;
+
+	for (;;) {
+		int32_t ppid = img_proc_at((struct img_input *)in, k)->proc.ppid;
+		size_t j = 0;
+
+		while (j < k && img_proc_at((struct img_input *)in, j)->proc.pid != ppid)
+			j++;
+		if (j == k)
+			return d;
+		k = j;
+		d++;
+	}
+}
+
+/* The processes of a tree, one line each, children under their parent. */
+static void text_tree(FILE *f, const struct img_input *in)
+{
+	char b[64];
+
+	fprintf(f, "tree:     %zu processes\n", in->nrest + 1);
+	fprintf(f, "  %7s %7s %7s %7s  %s\n", "PID", "PPID", "PGID", "SID", "COMMAND");
+	for (size_t k = 0; k <= in->nrest; k++) {
+		const struct image *im = img_proc_at((struct img_input *)in, k);
+		const struct img_proc *p = &im->proc;
+
+		fprintf(f, "  %7d %7d %7d %7d  %*s", p->pid, p->ppid, p->pgid, p->sid,
+			(int)(2 * tree_depth(in, k)), "");
+		if (p->flags & IMG_PROC_ZOMBIE) {
+			fprintf(f, "[%s] (%s)\n", p->comm, zombie_str(p, b, sizeof(b)));
+			continue;
+		}
+		put_cmdline(f, im);
+		fputc('\n', f);
+	}
+}
+
+static void text_proc(FILE *f, const struct image *im);
+
 void inspect_text(FILE *f, const struct img_input *in, const struct img_totals *t)
 {
-	const struct image *im = &in->im;
-	const struct img_header *h = &im->hdr;
-	const struct img_proc *p = &im->proc;
-	char b1[32], b2[64];
-	int nh = 0, ni = 0;
+	const struct img_header *h = &in->im.hdr;
+	char b1[32];
 
 	fprintf(f, "format:   ckpt image version %u, x86-64, page size %u%s\n", h->version,
 		h->page_size, in->compressed ? ", compressed" : "");
 	fprintf(f, "created:  %s on %s, kernel %s\n", time_str(h->ctime), h->host, h->kernel);
 	fprintf(f, "cpu:      xsave features %#llx, %u bytes of state\n",
 		(unsigned long long)h->xfeatures, h->xsave_size);
+	if (in->nrest)
+		text_tree(f, in);
+	for (size_t k = 0; k <= in->nrest; k++)
+		text_proc(f, img_proc_at((struct img_input *)in, k));
+	fprintf(f, "data:     %llu pages (%s) in %llu records, %llu bytes, checksums ok\n",
+		(unsigned long long)t->pages, fmt_bytes(b1, sizeof(b1), t->pages * h->page_size),
+		(unsigned long long)t->records, (unsigned long long)t->bytes);
+}
+
+static void text_proc(FILE *f, const struct image *im)
+{
+	const struct img_header *h = &im->hdr;
+	const struct img_proc *p = &im->proc;
+	char b1[32], b2[64];
+	int nh = 0, ni = 0;
+
 	fprintf(f, "process:  pid %d (%s), ppid %d, pgid %d, sid %d, uid %u, gid %u, umask %03o\n",
 		p->pid, p->comm, p->ppid, p->pgid, p->sid, p->uid, p->gid, p->umask);
+	if (p->flags & IMG_PROC_ZOMBIE) {
+		fprintf(f, "state:    %s\n", zombie_str(p, b2, sizeof(b2)));
+		return;
+	}
 	fprintf(f, "command:  ");
 	put_cmdline(f, im);
 	fprintf(f, "\nexe:      %s\ncwd:      %s\n", im->exe, im->cwd);
@@ -385,6 +496,8 @@ void inspect_text(FILE *f, const struct img_input *in, const struct img_totals *
 		const struct fd_entry *e = &im->files[i];
 		fprintf(f, "  fd %-3d %-7s flags %#o offset %llu", e->d.fd,
 			img_fd_kind_name(e->d.kind), e->d.flags, (unsigned long long)e->d.pos);
+		if (e->d.desc)
+			fprintf(f, " desc %llu", (unsigned long long)e->d.desc);
 		fd_state(f, e, 0);
 		fprintf(f, " %s\n", e->path);
 		fd_watches(f, e, 0);
@@ -412,9 +525,6 @@ void inspect_text(FILE *f, const struct img_input *in, const struct img_totals *
 			d->mode, d->n,
 			d->kind == IMG_IPC_SEM ? "semaphores" : "messages queued");
 	}
-	fprintf(f, "data:     %llu pages (%s) in %llu records, %llu bytes, checksums ok\n",
-		(unsigned long long)t->pages, fmt_bytes(b1, sizeof(b1), t->pages * h->page_size),
-		(unsigned long long)t->records, (unsigned long long)t->bytes);
 }
 
 static void json_str(FILE *f, const char *s, size_t len)
@@ -465,7 +575,30 @@ void inspect_json(FILE *f, const struct img_input *in, const struct img_totals *
 		json_str(f, im->cmdline + a, l);
 		a += l + 1;
 	}
-	fprintf(f, "]},\n\"threads\":[");
+	fprintf(f, "]},\n\"tree\":[");
+	for (size_t k = 0; k <= in->nrest; k++) {
+		const struct image *pi = img_proc_at((struct img_input *)in, k);
+		const struct img_proc *q = &pi->proc;
+		uint32_t b = 0;
+
+		fprintf(f,
+			"%s{\"pid\":%d,\"ppid\":%d,\"pgid\":%d,\"sid\":%d,\"threads\":%zu,"
+			"\"zombie\":%s,\"exit_status\":%d,\"exit_signal\":%d,\"comm\":",
+			k ? ",\n" : "", q->pid, q->ppid, q->pgid, q->sid, pi->nthreads,
+			(q->flags & IMG_PROC_ZOMBIE) ? "true" : "false", q->exit_status,
+			q->exit_signal);
+		json_str(f, q->comm, strlen(q->comm));
+		fprintf(f, ",\"argv\":[");
+		while (b < q->cmdline_len) {
+			size_t l = strnlen(pi->cmdline + b, q->cmdline_len - b);
+			if (b)
+				fputc(',', f);
+			json_str(f, pi->cmdline + b, l);
+			b += l + 1;
+		}
+		fprintf(f, "]}");
+	}
+	fprintf(f, "],\n\"threads\":[");
 	for (size_t i = 0; i < im->nthreads; i++) {
 		const struct img_thread *th = &im->threads[i].d;
 		struct user_regs_struct r;
@@ -508,9 +641,11 @@ void inspect_json(FILE *f, const struct img_input *in, const struct img_totals *
 	fprintf(f, "],\n\"files\":[\n");
 	for (size_t i = 0; i < im->nfiles; i++) {
 		const struct fd_entry *e = &im->files[i];
-		fprintf(f, "%s{\"fd\":%d,\"kind\":\"%s\",\"flags\":%u,\"offset\":%llu,\"path\":",
+		fprintf(f,
+			"%s{\"fd\":%d,\"kind\":\"%s\",\"flags\":%u,\"offset\":%llu,\"desc\":%llu,"
+			"\"path\":",
 			i ? ",\n" : "", e->d.fd, img_fd_kind_name(e->d.kind), e->d.flags,
-			(unsigned long long)e->d.pos);
+			(unsigned long long)e->d.pos, (unsigned long long)e->d.desc);
 		json_str(f, e->path, strlen(e->path));
 		fd_state(f, e, 1);
 		fd_watches(f, e, 1);

@@ -192,7 +192,11 @@ int proc_read_stat(pid_t pid, struct proc_stat *st)
 	st->ppid = atoi(f[1]);
 	st->pgrp = atoi(f[2]);
 	st->session = atoi(f[3]);
+	st->tty_nr = atoi(f[4]);
+	st->tpgid = atoi(f[5]);
 	st->nthreads = atol(f[17]);
+	st->exit_signal = atoi(f[35]);
+	st->exit_code = nf > 49 ? atoi(f[49]) : 0;
 	st->start_code = strtoull(f[23], NULL, 10);
 	st->end_code = strtoull(f[24], NULL, 10);
 	st->start_stack = strtoull(f[25], NULL, 10);
@@ -332,6 +336,46 @@ int proc_list_tasks(pid_t pid, pid_t **tids, size_t *n)
 {
 	_Static_assert(sizeof(pid_t) == sizeof(int), "pid_t is an int");
 	return list_numbers(pid, "task", (int **)tids, n);
+}
+
+int proc_list_children(pid_t pid, pid_t **kids, size_t *n)
+{
+	pid_t *tids, *out = NULL;
+	size_t ntids, nout = 0;
+
+	if (proc_list_tasks(pid, &tids, &ntids))
+		return -1;
+	for (size_t i = 0; i < ntids; i++) {
+		char path[64], *buf, *p, *end;
+
+		/* A thread that exited meanwhile has no children left. */
+		buf = read_file(fmt_path(path, sizeof(path), "/proc/%d/task/%d/children", pid,
+					 tids[i]),
+				NULL);
+		if (!buf)
+			continue;
+		for (p = buf;; p = end) {
+			long v = strtol(p, &end, 10);
+			pid_t *no;
+
+			if (end == p)
+				break;
+			if (!(no = realloc(out, (nout + 1) * sizeof(*out)))) {
+				free(buf);
+				free(tids);
+				free(out);
+				err_set("out of memory");
+				return -1;
+			}
+			out = no;
+			out[nout++] = v;
+		}
+		free(buf);
+	}
+	free(tids);
+	*kids = out;
+	*n = nout;
+	return 0;
 }
 
 int proc_list_fds(pid_t pid, int **fds, size_t *n)

@@ -47,6 +47,9 @@ void proc_free_maps(struct proc_map *maps, size_t n);
 struct proc_stat {
 	char state;
 	pid_t ppid, pgrp, session;
+	int tty_nr, tpgid;
+	int exit_signal;
+	int exit_code; /* a zombie: its wait status */
 	long nthreads;
 	uint64_t start_code, end_code, start_stack;
 	uint64_t start_data, end_data, start_brk;
@@ -54,6 +57,8 @@ struct proc_stat {
 };
 
 int proc_read_stat(pid_t pid, struct proc_stat *st);
+/* Children of every thread of the process (/proc/PID/task/TID/children). */
+int proc_list_children(pid_t pid, pid_t **kids, size_t *n);
 /* Tasks (threads) of the process, from /proc/PID/task. */
 int proc_list_tasks(pid_t pid, pid_t **tids, size_t *n);
 /* "Umask:", "Uid:" (real), "Gid:" (real) from /proc/PID/status. */

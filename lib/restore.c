@@ -284,7 +284,7 @@ static uint64_t lazy_room(uint64_t mappings)
 }
 
 /* --lazy maps page data from the image: it must be a file, as written. */
-static int check_lazy(const struct img_input *in)
+static int check_lazy(const struct img_input *in, int tree)
 {
 	struct stat sb;
 
@@ -299,8 +299,10 @@ static int check_lazy(const struct img_input *in)
 			in->from_stdin ? "standard input of this kind" : "this kind of file");
 		return -1;
 	}
-	/* Page data is mapped at its stream offset: the file must start there. */
-	if (lseek(in->r.fd, 0, SEEK_CUR) != (off_t)in->r.off) {
+	/* Page data is mapped at its stream offset: the file must start there.
+	 * (A tree's processes share the file's offset: the first one checked
+	 * it before any of them read on.) */
+	if (!tree && lseek(in->r.fd, 0, SEEK_CUR) != (off_t)in->r.off) {
 		err_set("--lazy maps page data from the image file: the image must start at the "
 			"beginning of the file");
 		return -1;
@@ -481,69 +483,93 @@ static int check_changed(const struct fd_entry *f, int fd, int allow)
 	return -1;
 }
 
+int rst_check_lazy(const struct img_input *in)
+{
+	return check_lazy(in, 0);
+}
+
+int rst_make_fd(const struct img_input *in, const struct image *im, const struct fd_entry *f,
+		struct fd_pipes *pipes, const struct shm_made *sm, int allow_changed)
+{
+	int fd = -1, flags, inherit = f->d.kind == IMG_FD_INHERIT || fd_tty_inherits(f);
+
+	switch (inherit ? IMG_FD_INHERIT : f->d.kind) {
+	case IMG_FD_INHERIT:
+		/* Ours, unless we lack it or it carried the image. */
+		if ((f->d.fd == 0 && in->from_stdin) || fcntl(f->d.fd, F_GETFD) < 0)
+			fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+		break;
+	case IMG_FD_REG:
+	case IMG_FD_DIR:
+	case IMG_FD_CHR:
+		flags = f->d.flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC);
+		fd = open(f->path, flags | O_CLOEXEC);
+		if (fd < 0) {
+			err_sys("fd %d: cannot reopen %s", f->d.fd, f->path);
+			return -1;
+		}
+		if (f->d.kind == IMG_FD_REG && check_changed(f, fd, allow_changed)) {
+			close(fd);
+			return -1;
+		}
+		if (f->d.kind != IMG_FD_CHR && lseek(fd, f->d.pos, SEEK_SET) < 0 &&
+		    f->d.kind == IMG_FD_REG) {
+			err_sys("fd %d: cannot seek %s to %llu", f->d.fd, f->path,
+				(unsigned long long)f->d.pos);
+			close(fd);
+			return -1;
+		}
+		return fd;
+	case IMG_FD_SHM:
+		return shm_open_fd(im, sm, f);
+	default:
+		return fd_make(f, pipes);
+	}
+	/* A terminal gets the program's settings, on ours. */
+	if (fd < 0 && !(f->d.fd == 0 && in->from_stdin) && fcntl(f->d.fd, F_GETFD) >= 0) {
+		if (f->d.kind == IMG_FD_TTY && fd_tty_settings(f->d.fd, f))
+			return -1;
+		return RST_FD_KEEP;
+	}
+	if (fd < 0)
+		err_sys("fd %d: cannot open /dev/null", f->d.fd);
+	return fd;
+}
+
 /* Open every file of the image at a temporary number; nothing of ours is
- * touched until all of them opened. */
+ * touched until all of them opened.  fds that shared an open file
+ * description share one again; premade (a tree's) has the fds the tree's
+ * first process made before it forked the others. */
 static int open_files(const struct img_input *in, struct fdplan *plan, struct fd_pipes *pipes,
-		      const struct shm_made *sm, int allow_changed)
+		      const struct shm_made *sm, int allow_changed, const int *premade)
 {
 	const struct image *im = &in->im;
 
 	for (size_t i = 0; i < im->nfiles; i++) {
 		const struct fd_entry *f = &im->files[i];
-		int fd = -1, flags, inherit = f->d.kind == IMG_FD_INHERIT || fd_tty_inherits(f);
+		int fd = -1;
 
 		plan[i].target = f->d.fd;
 		plan[i].cloexec = !!(f->d.fdflags & FD_CLOEXEC);
 		plan[i].tmp = -1;
-		switch (inherit ? IMG_FD_INHERIT : f->d.kind) {
-		case IMG_FD_INHERIT:
-			/* Ours, unless we lack it or it carried the image. */
-			if ((f->d.fd == 0 && in->from_stdin) || fcntl(f->d.fd, F_GETFD) < 0)
-				fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-			break;
-		case IMG_FD_REG:
-		case IMG_FD_DIR:
-		case IMG_FD_CHR:
-			flags = f->d.flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC);
-			fd = open(f->path, flags | O_CLOEXEC);
-			if (fd < 0) {
-				err_sys("fd %d: cannot reopen %s", f->d.fd, f->path);
+		if (premade && premade[i] >= 0)
+			fd = premade[i];
+		for (size_t j = 0; j < i && fd < 0 && f->d.desc; j++)
+			if (im->files[j].d.desc == f->d.desc && plan[j].tmp >= 0)
+				fd = plan[j].tmp;
+		if (fd >= 0) {
+			plan[i].tmp = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+			if (plan[i].tmp < 0) {
+				err_sys("fd %d: cannot duplicate", f->d.fd);
 				return -1;
 			}
-			if (f->d.kind == IMG_FD_REG && check_changed(f, fd, allow_changed)) {
-				close(fd);
-				return -1;
-			}
-			if (f->d.kind != IMG_FD_CHR && lseek(fd, f->d.pos, SEEK_SET) < 0 &&
-			    f->d.kind == IMG_FD_REG) {
-				err_sys("fd %d: cannot seek %s to %llu", f->d.fd, f->path,
-					(unsigned long long)f->d.pos);
-				close(fd);
-				return -1;
-			}
-			break;
-		case IMG_FD_SHM:
-			fd = shm_open_fd(im, sm, f);
-			if (fd < 0)
-				return -1;
-			break;
-		default:
-			fd = fd_make(f, pipes);
-			if (fd < 0)
-				return -1;
-		}
-		/* A terminal gets the program's settings, on ours. */
-		if (inherit && fd < 0 && !(f->d.fd == 0 && in->from_stdin) &&
-		    fcntl(f->d.fd, F_GETFD) >= 0) {
-			if (f->d.kind == IMG_FD_TTY && fd_tty_settings(f->d.fd, f))
-				return -1;
 			continue;
 		}
-		if (fd < 0) {
-			err_sys("fd %d: cannot open /dev/null", f->d.fd);
+		fd = rst_make_fd(in, im, f, pipes, sm, allow_changed);
+		if (fd == -1)
 			return -1;
-		}
-		plan[i].tmp = fd;
+		if (fd >= 0)
+			plan[i].tmp = fd;
 	}
 	return 0;
 }
@@ -771,7 +797,7 @@ static int unregister_rseq(void)
 	return -1;
 }
 
-int rst_restore(struct img_input *in, int flags)
+int rst_restore(struct img_input *in, int flags, const struct rst_tree *tree)
 {
 	struct image *im = &in->im;
 	struct proc_map *self = NULL;
@@ -793,7 +819,7 @@ int rst_restore(struct img_input *in, int flags)
 
 	if (check_cpu(im, flags, &xfeatures, &xsize))
 		return -1;
-	if ((flags & RST_LAZY) && check_lazy(in))
+	if ((flags & RST_LAZY) && check_lazy(in, tree != NULL))
 		return -1;
 	/* Memory objects and deleted files first: their contents come
 	 * before the page data. */
@@ -802,8 +828,13 @@ int rst_restore(struct img_input *in, int flags)
 	if ((!(flags & RST_ALLOW_CHANGED) && precheck_files(im)) || precheck_maps(im) ||
 	    check_locked(im))
 		goto fail;
-	if (shm_make(in, &sm, &first) || ipc_restore(im))
+	if (tree) {
+		/* The tree's first process made them, and reads the stream. */
+		sm = *tree->sm;
+		memset(&first, 0, sizeof(first));
+	} else if (shm_make(in, &sm, &first) || ipc_restore(im)) {
 		goto fail;
+	}
 	if (proc_read_maps(0, &self, &nself))
 		goto fail;
 
@@ -815,7 +846,7 @@ int rst_restore(struct img_input *in, int flags)
 	code_len = ALIGN(rst_blob_end - rst_blob, ps);
 	data_len = ALIGN(sizeof(struct rst_args) + (nself + 8) * sizeof(struct rst_range) +
 				 (im->nregions + 1) * sizeof(struct rst_map) +
-				 (im->nfiles + im->nregions + im->nshms + 8) * sizeof(int32_t) +
+				 (im->nfiles + im->nregions + im->nshms + 10) * sizeof(int32_t) +
 				 IMG_NSIG * sizeof(struct img_sigact) +
 				 IMG_MAX_RUNS * sizeof(struct img_run) + 64,
 			 ps);
@@ -876,7 +907,12 @@ int rst_restore(struct img_input *in, int flags)
 	a->nrec = in->r.nrec;
 	a->npages = in->r.npages;
 	a->first = first;
-	a->have_first = 1;
+	a->have_first = !tree;
+	a->tree_cmd_fd = a->tree_rep_fd = -1;
+	if (tree) {
+		a->flags |= RST_F_TREE;
+		a->tree_pid = im->proc.pid;
+	}
 	a->lazy_max = lazy_room(im->nregions + nself);
 	a->pages_hint = im->proc.pages_hint;
 
@@ -943,7 +979,8 @@ int rst_restore(struct img_input *in, int flags)
 		err_set("out of memory");
 		goto fail;
 	}
-	if (open_files(in, plan, &pipes, &sm, !!(flags & RST_ALLOW_CHANGED)) ||
+	if (open_files(in, plan, &pipes, &sm, !!(flags & RST_ALLOW_CHANGED),
+		       tree ? tree->premade : NULL) ||
 	    fd_pipes_done(&pipes))
 		goto fail;
 	/* Every fd of a pipe holds its end now; ours go. */
@@ -985,6 +1022,9 @@ int rst_restore(struct img_input *in, int flags)
 			goto fail;
 	if (exe_fd >= 0 && (exe_fd = lift_fd(exe_fd, maxfd + 1)) < 0)
 		goto fail;
+	if (tree && ((a->tree_cmd_fd = lift_fd(tree->cmd_fd, maxfd + 1)) < 0 ||
+		     (a->tree_rep_fd = lift_fd(tree->rep_fd, maxfd + 1)) < 0))
+		goto fail;
 	/* The restorer reports on ckpt-remap's stderr, not the program's. */
 	err_fd = fcntl(2, F_DUPFD_CLOEXEC, maxfd + 1);
 	keep = (int *)(base + off);
@@ -1000,6 +1040,10 @@ int rst_restore(struct img_input *in, int flags)
 		keep[nkeep++] = exe_fd;
 	if (err_fd >= 0)
 		keep[nkeep++] = err_fd;
+	if (tree) {
+		keep[nkeep++] = a->tree_cmd_fd;
+		keep[nkeep++] = a->tree_rep_fd;
+	}
 	off += ALIGN(nkeep * sizeof(int32_t), 64);
 	a->img_fd = in->r.fd;
 	a->err_fd = err_fd;
@@ -1103,7 +1147,8 @@ int rst_restore(struct img_input *in, int flags)
 	jump(blob + ALIGN(scratch_len, ps), blob + blob_len, a);
 fail:
 	fd_pipes_close(&pipes);
-	shm_made_free(&sm, 1);
+	if (!tree)
+		shm_made_free(&sm, 1);
 	proc_free_maps(self, nself);
 	return -1;
 }

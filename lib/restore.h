@@ -23,10 +23,36 @@ enum rst_pids {
  * the program, or supervises it and exits as it exits. */
 int rst_run(struct img_input *in, int flags, enum rst_pids pids) __attribute__((warn_unused_result));
 
+struct shm_made;
+struct fd_pipes;
+
+/* One process of a tree: what the tree's supervisor made for it, and its
+ * two ends of the pipes it talks to the supervisor through (see
+ * restorer.h, struct rst_token). */
+struct rst_tree {
+	const int *premade;	     /* per FILE record: an fd made already, or -1 */
+	const struct shm_made *sm; /* its SHM objects, made already */
+	int cmd_fd, rep_fd;
+};
+
 /* Check everything that can be checked, set up files, cwd and signals, and
  * jump into the restorer.  Returns (-1, err_set) only while the point of no
  * return is still ahead; after it, the program runs or the restorer exits
- * with CKPT_FAIL_RC. */
-int rst_restore(struct img_input *in, int flags) __attribute__((warn_unused_result));
+ * with CKPT_FAIL_RC.  tree: in->im is one process of a tree. */
+int rst_restore(struct img_input *in, int flags, const struct rst_tree *tree)
+	__attribute__((warn_unused_result));
+
+/* --lazy can map page data from in: an uncompressed image file that starts
+ * at offset 0.  -1 with err_set if not. */
+int rst_check_lazy(const struct img_input *in) __attribute__((warn_unused_result));
+
+/* Make the file of f again: an fd (close-on-exec) at any number; -1 with
+ * err_set; RST_FD_KEEP for a standard stream the restoring process's own
+ * stands for (the fd at f's number is kept). */
+#define RST_FD_KEEP (-2)
+int rst_make_fd(const struct img_input *in, const struct image *im, const struct fd_entry *f,
+		struct fd_pipes *pipes, const struct shm_made *sm, int allow_changed)
+	__attribute__((warn_unused_result));
+
 
 #endif

@@ -437,7 +437,7 @@ static int write_from_memory(struct shm_writer *sw, pid_t pid, const struct imag
 }
 
 int shm_write(pid_t pid, struct img_writer *w, const struct image *im, struct shm_dump *sd,
-	      const struct dump_opts *o)
+	      const struct dump_opts *o, const uint64_t *number)
 {
 	struct shm_writer sw = {.w = w, .o = o, .ps = sysconf(_SC_PAGESIZE)};
 	int rc = 0;
@@ -450,7 +450,9 @@ int shm_write(pid_t pid, struct img_writer *w, const struct image *im, struct sh
 		return -1;
 	}
 	for (size_t i = 0; i < sd->n && rc == 0; i++) {
-		sw.shm = i;
+		if (number && number[i] == UINT64_MAX)
+			continue;
+		sw.shm = number ? number[i] : i;
 		if (sd->src[i].fd >= 0)
 			rc = write_from_file(&sw, &im->shms[i], sd->src[i].fd);
 		else

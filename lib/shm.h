@@ -27,9 +27,11 @@ int shm_capture(pid_t pid, struct image *im, int save_files, uint64_t save_max,
 /* Inside the stopped process: residency of objects without a file. */
 int shm_inject(struct inj *c, const struct image *im, struct shm_dump *sd)
 	__attribute__((warn_unused_result));
-/* SHMDATA records for every object, after the DATA record. */
+/* SHMDATA records for every object, after the DATA record.  number, if
+ * set, numbers each object in the stream (a tree's objects are numbered
+ * across its processes), UINT64_MAX for one another process wrote. */
 int shm_write(pid_t pid, struct img_writer *w, const struct image *im, struct shm_dump *sd,
-	      const struct dump_opts *o) __attribute__((warn_unused_result));
+	      const struct dump_opts *o, const uint64_t *number) __attribute__((warn_unused_result));
 void shm_dump_free(struct shm_dump *sd);
 
 /* Restoring: each object made again, in im->shms order. */

@@ -35,12 +35,14 @@ target_finishes() {
 	wait_exit "$BG_PID"
 }
 
-# Wait until ckpt-dump (pid $1) is blocked writing to a full pipe.
+# Wait until ckpt-dump (pid $1; the dump runs in its worker child) is
+# blocked writing to a full pipe.
 wait_blocked_on_pipe() {
-	local i
+	local i w
 	for ((i = 0; i < 1000; i++)); do
-		grep -q pipe_write "/proc/$1/wchan" 2>/dev/null && return 0
-		[ "$(cat "/proc/$1/wchan" 2>/dev/null)" = pipe_write ] && return 0
+		for w in $(descendants "$1"); do
+			grep -q pipe_write "/proc/$w/wchan" 2>/dev/null && return 0
+		done
 		sleep 0.01
 	done
 	echo "ckpt-dump never blocked on the pipe" >&2

@@ -10,14 +10,13 @@ load lib
 # kills to land in every phase of it, short enough for 120 runs.
 MIB=32
 
-# One known limit, which the next-to-last test reproduces at will: killed
-# by SIGKILL while a system call runs inside the target (every other signal
-# of ckpt-dump blocked, about a millisecond of a dump), ckpt-dump leaves the
-# target with the registers and the signal mask of the injected call, and
-# it dies.  Nothing else may harm it: injected calls run with PTRACE_SYSCALL
-# stops, so no trap flag is left set (with PTRACE_SINGLESTEP, a SIGKILL at
-# any time after the first injected call killed the target with SIGTRAP).
-BUG_INJ="SIGKILL of ckpt-dump while it runs a system call inside the target leaves the target with the injected registers and mask, and it dies (lib/dump.c capture_injected)"
+# A SIGKILL of ckpt-dump while a system call runs inside the target (about
+# a millisecond of a dump) used to leave the target with the injected
+# call's registers: it died.  ckpt-dump now runs the dump in a worker
+# child that the kernel tells of ckpt-dump's death (PR_SET_PDEATHSIG), and
+# the worker finishes the injected call and releases the target: every
+# run below must leave the target intact.  Injected calls run with
+# PTRACE_SYSCALL stops, so no trap flag is ever left set either.
 
 # start_bulk DIR [OPTION...]: t/progs/bulk with MIB MiB on DIR, output (through
 # a pipe, so fds 1 and 2 are inherited by a restore) in DIR/out; sets $pid
@@ -103,10 +102,6 @@ one_run() {
 	[ "$mode" != kill ] || [ "$dst" -ne 0 ] || [ "$tst" -eq 137 ]
 	if [ "$tst" -eq 137 ] && [ "$mode" = kill ]; then
 		complete_image "$img"
-	elif [ "$sig" = KILL ] && [ "$dst" -eq 137 ] && [ "$how" = blocked ] && [ "$tst" -gt 128 ]; then
-		echo "run $i: the target died of signal $((tst - 128)): $BUG_INJ"
-		N[bug_inj]=$((${N[bug_inj]:-0} + 1))
-		return 0
 	else
 		cat "$dir/out"
 		[ "$tst" -eq 0 ]
@@ -146,7 +141,7 @@ one_run() {
 }
 
 @test "ckpt-dump killed at random moments, 120 runs: the target always runs on intact, -o FILE is old or complete" {
-	local i seed t0 t1 nkill dur="" sigs=(KILL INT TERM) modes=(o oprev kill redir) s start=$SECONDS
+	local i seed t0 t1 dur="" sigs=(KILL INT TERM) modes=(o oprev kill redir) s start=$SECONDS
 	declare -gA N # counters for the summary lines
 	seed=${CKPT_SEED:-$((RANDOM * 32768 + RANDOM))}
 	RANDOM=$((seed % 32768))
@@ -178,16 +173,12 @@ one_run() {
 			"died of it $((${N[$s.status130]:-0} + ${N[$s.status137]:-0} + ${N[$s.status143]:-0}))" >&3
 	done
 	echo "# $i runs in $((SECONDS - start)) s; ${N[images]:-0} complete images, each restored intact;" \
-		"targets killed by a SIGKILL inside an injected call (the known limit): ${N[bug_inj]:-0}" >&3
-	nkill=$((${N[KILL.sent]:-0} + ${N[KILL.blocked]:-0} + ${N[KILL.gone]:-0}))
-	if [ "${N[bug_inj]:-0}" -gt 0 ]; then
-		skip "known limit: $BUG_INJ (${N[bug_inj]} of $nkill SIGKILL runs); every other check passed"
-	fi
+		"every target ran on intact, ${N[KILL.blocked]:-0} of them through a SIGKILL inside an injected call" >&3
 }
 
-# killed_at KILLER_OPTION BUG: SIGKILL to ckpt-dump -o at the moment
+# killed_at KILLER_OPTION: SIGKILL to ckpt-dump -o at the moment
 # t/progs/killer picks with KILLER_OPTION; the target runs on intact, no file
-# is left.  A target dead of SIGTRAP is the known BUG.  On a busy machine
+# is left.  On a busy machine
 # the killer may miss the moment (it says "gone": the dump went through and
 # the target must be intact too): up to 10 tries.
 killed_at() {
@@ -211,9 +202,6 @@ killed_at() {
 		touch "$dir/go"
 		reap "$pid" "$cat_pid"
 		cat "$dir/out"
-		if [ -n "$2" ] && [ "$status" -gt 128 ] && [ "$how" != gone ]; then
-			skip "known limit: $2"
-		fi
 		[ "$status" -eq 0 ]
 		[ "$(tail -n 1 "$dir/out")" = "restored: no" ]
 		[ "$how" = gone ] || return 0
@@ -223,9 +211,9 @@ killed_at() {
 }
 
 @test "SIGKILL to ckpt-dump while it runs system calls inside the target: the target runs on intact" {
-	killed_at --blocked "$BUG_INJ"
+	killed_at --blocked
 }
 
 @test "SIGKILL to ckpt-dump right after its injected system calls: the target runs on intact" {
-	killed_at --after-blocked ""
+	killed_at --after-blocked
 }

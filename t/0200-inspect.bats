@@ -26,7 +26,7 @@ wait_for_stat_sleeping() {
 @test "inspect shows the header, the process, its regions and its files" {
 	run --separate-stderr ckpt-inspect "$IMG"
 	[ "$status" -eq 0 ]
-	[[ "$output" == *"ckpt image version 1, x86-64, page size 4096"* ]]
+	[[ "$output" == *"ckpt image version 2, x86-64, page size 4096"* ]]
 	[[ "$output" == *"process:  pid $BG_PID (sleep)"* ]]
 	[[ "$output" == *"command:  sleep 1000"* ]]
 	[[ "$output" == *"in system call"* ]]

@@ -125,8 +125,32 @@ intact_and_restored() {
 	[ -z "$stderr" ]
 }
 
+# descendants PID: the pids of every process below PID, children first
+# listed before theirs.
+descendants() {
+	local c t kids
+	for t in /proc/"$1"/task/*/children; do
+		[ -e "$t" ] || continue
+		read -ra kids <"$t" || true
+		for c in "${kids[@]}"; do
+			echo "$c"
+			descendants "$c"
+		done
+	done
+}
+
 kill_started() {
-	local p
+	local p d
+	# A restored tree hangs below ckpt-remap: every process of it goes
+	# (stopped first, so that none forks more meanwhile).
+	for p in "${CKPT_PIDS[@]}"; do
+		for d in $(descendants "$p"); do
+			kill -STOP "$d" 2>/dev/null || true
+		done
+		for d in $(descendants "$p"); do
+			kill -KILL "$d" 2>/dev/null || true
+		done
+	done
 	for p in "${CKPT_PIDS[@]}"; do
 		kill -KILL "$p" 2>/dev/null || true
 	done
@@ -210,10 +234,14 @@ coord_members() {
 # coord_teardown: kill what the coordinators of this test know (members,
 # their helpers), then the coordinators, and wait until the helpers are gone.
 coord_teardown() {
-	local port id pid helper rest helpers=() h i
+	local port pid helper rest helpers=() h i
 	for port in "${COORD_PORTS[@]}"; do
-		while read -r id pid helper rest; do
-			[ -n "$rest" ] && [ "$pid" -gt 1 ] && [ "$helper" -gt 1 ] || continue
+		# id, pid, helper pid, host, program; a fake member's pid is
+		# no process to signal.
+		while read -r _ pid helper rest; do
+			if [ -z "$rest" ] || [ "$pid" -le 1 ] || [ "$helper" -le 1 ]; then
+				continue
+			fi
 			kill -KILL "$pid" "$helper" 2>/dev/null || true
 			helpers+=("$pid" "$helper")
 		done < <(ckpt-signal --coord-port "$port" --list 2>/dev/null || true)

@@ -323,10 +323,41 @@ static int lazy_map(struct stream *s, const struct img_run *run, uint64_t *nlazy
 	return 1;
 }
 
+/* A tree: one message from the supervisor, of the kind expected. */
+static void t_read(struct rst_args *a, struct rst_token *t, uint32_t msg)
+{
+	char *p = (char *)t;
+	uint64_t got = 0;
+
+	while (got < sizeof(*t)) {
+		long n = sys3(NR_read, a->tree_cmd_fd, p + got, sizeof(*t) - got);
+		if (n == -EINTR)
+			continue;
+		if (n <= 0)
+			fail(a, "the tree's restore was abandoned (another process failed) at pid",
+			     (uint64_t)a->tree_pid, 0);
+		got += n;
+	}
+	if (t->msg != msg)
+		fail(a, "unexpected message from ckpt-remap: kind", t->msg, 0);
+}
+
+static void t_write(struct rst_args *a, struct rst_token *t)
+{
+	long n;
+
+	t->pid = a->tree_pid;
+	do
+		n = sys3(NR_write, a->tree_rep_fd, t, sizeof(*t));
+	while (n == -EINTR);
+	if (n != (long)sizeof(*t))
+		fail(a, "cannot report to ckpt-remap: pid", (uint64_t)a->tree_pid, n);
+}
+
 static void fill_pages(struct rst_args *a)
 {
 	struct stream s = {.a = a, .off = a->stream_off, .nrec = a->nrec, .npages = a->npages};
-	int have_first = a->have_first == 1;
+	int have_first = a->have_first == 1, tree = !!(a->flags & RST_F_TREE), own = 0;
 	struct img_run *runs = (struct img_run *)a->runs;
 	uint64_t ps = a->page_size;
 	struct crc32c_lanes lanes;
@@ -334,6 +365,17 @@ static void fill_pages(struct rst_args *a)
 	int mapped;
 
 	crc32c_lanes_init(&lanes);
+	if (tree) {
+		/* Our turn to read the stream: the process before us read
+		 * the header of our PROCPAGES record. */
+		struct rst_token t;
+		t_read(a, &t, RST_MSG_TURN);
+		s.off = t.off;
+		s.nrec = t.nrec;
+		s.npages = t.npages;
+		a->first = t.rec;
+		have_first = 1;
+	}
 	s.t0 = s.tlast = now_ms();
 	for (;;) {
 		struct img_rec rec;
@@ -351,6 +393,33 @@ static void fill_pages(struct rst_args *a)
 		want = rec.crc;
 		rec.crc = 0;
 		crc = crc32c_hw(0, &rec, sizeof(rec));
+		if (tree && rec.type == IMG_REC_PROCPAGES && own) {
+			/* The next process's page data: its turn. */
+			struct rst_token t = {.msg = RST_MSG_TURN,
+					      .off = s.off,
+					      .nrec = s.nrec,
+					      .npages = s.npages,
+					      .rec = rec};
+			t.rec.crc = want;
+			t_write(a, &t);
+			break;
+		}
+		if (tree && rec.type == IMG_REC_PROCPAGES) {
+			struct img_procpages pp;
+			if (rec.len != sizeof(pp))
+				fail(a, "PROCPAGES record: bad length at offset", start, 0);
+			s_read(&s, &pp, sizeof(pp));
+			if (crc32c_hw(crc, &pp, sizeof(pp)) != want)
+				fail(a, "PROCPAGES record: checksum mismatch at offset", start, 0);
+			if (pp.pid != a->tree_pid)
+				fail(a, "PROCPAGES record: another process's pages at offset", start,
+				     0);
+			s.nrec++;
+			own = 1;
+			continue;
+		}
+		if (tree && !own)
+			fail(a, "no PROCPAGES record before the page data at offset", start, 0);
 		if (rec.type == IMG_REC_END) {
 			struct img_end e;
 			if (rec.len != sizeof(e))
@@ -371,6 +440,10 @@ static void fill_pages(struct rst_args *a)
 					if (n > 0)
 						fail(a, "data after the END record at offset", s.off, 0);
 				decompressor_status(a);
+			}
+			if (tree) {
+				struct rst_token t = {.msg = RST_MSG_END};
+				t_write(a, &t);
 			}
 			break;
 		}
@@ -443,6 +516,11 @@ static void fill_pages(struct rst_args *a)
 		s.npages += p.npages;
 	}
 	progress(&s, 1);
+	if (tree) {
+		/* Every process of the tree has its pages: run together. */
+		struct rst_token t;
+		t_read(a, &t, RST_MSG_GO);
+	}
 }
 
 static void move_specials(struct rst_args *a)

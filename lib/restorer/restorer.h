@@ -151,11 +151,37 @@ struct rst_args {
 
 	/* Scratch for PAGES runs. */
 	uint64_t runs;	   /* struct img_run[IMG_MAX_RUNS] */
+
+	/* RST_F_TREE: the supervisor's turn to read the stream comes as a
+	 * token on cmd_fd, and goes back on rep_fd; "go" follows on cmd_fd
+	 * once every process has its pages. */
+	int32_t tree_cmd_fd, tree_rep_fd;
+	int32_t tree_pid;
+	int32_t pad3;
+};
+
+/* A tree's messages between the supervisor and its processes (pipes,
+ * one message per write: under PIPE_BUF, so never split). */
+enum rst_msg {
+	RST_MSG_CREATED = 1, /* process -> supervisor: made, with its children */
+	RST_MSG_GROUPS,	     /* supervisor -> all: join your process groups */
+	RST_MSG_JOINED,	     /* process -> supervisor: done */
+	RST_MSG_TURN,	     /* the stream is yours (off, nrec, npages, rec: its next record) */
+	RST_MSG_END,	     /* process -> supervisor: the END record checked */
+	RST_MSG_GO,	     /* supervisor -> all: every process has its pages; run */
+};
+
+struct rst_token {
+	uint32_t msg; /* enum rst_msg */
+	int32_t pid;
+	uint64_t off, nrec, npages;
+	struct img_rec rec;
 };
 
 #define RST_F_PROGRESS 1u
 #define RST_F_EXE_FD 2u /* mm.exe_fd is set: try it, fall back to -1 on EPERM */
 #define RST_F_KEEP_TIDS 4u /* clone threads with their old tids (clone3 set_tid) */
 #define RST_F_LAZY 8u	   /* map large runs from the image file instead of reading them */
+#define RST_F_TREE 16u	   /* one process of a tree: see tree_cmd_fd */
 
 #endif

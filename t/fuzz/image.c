@@ -42,7 +42,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (in.r.fd >= 0)
 			close(in.r.fd);
 	}
-	image_free(&in.im);
+	img_input_free(&in);
 	close(fd);
 	return 0;
 }

@@ -3,14 +3,15 @@
  * usage: killer [--blocked | --after-blocked] SIG USEC PID
  *
  * Waits USEC microseconds, then sends signal SIG (a number) to PID.
- * With --blocked it then waits further (5 s at most) until PID has every
- * standard signal blocked (SigBlk of /proc/PID/status), the mask
- * ckpt-dump holds while it runs system calls inside its target, and sends
- * SIG at once; with --after-blocked, until PID has had that mask and no
- * longer has it.  Prints one word on stdout: "blocked" if PID had every
- * signal blocked just before the signal went, "sent" otherwise, "gone" if
- * PID had already exited (a zombie counts as exited); exits 0, or 1 if the
- * mask waited for was never seen. */
+ * With --blocked it then waits further (5 s at most) until PID's worker
+ * (ckpt-dump runs the dump in a child; PID itself until it has one) has
+ * every standard signal blocked (SigBlk of /proc/PID/status), the mask
+ * the worker holds while it runs system calls inside its target, and
+ * sends SIG to PID at once; with --after-blocked, until the worker has had
+ * that mask and no longer has it.  Prints one word on stdout: "blocked" if
+ * the worker had every signal blocked just before the signal went, "sent"
+ * otherwise, "gone" if PID had already exited (a zombie counts as
+ * exited); exits 0, or 1 if the mask waited for was never seen. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -25,12 +26,32 @@
  * looked at. */
 #define ALL_BLOCKED 0x7ffbfeffull
 
-/* 1 if every blockable signal is blocked, 0 if not, -1 if pid is gone. */
-static int all_blocked(int fd)
+/* 1 if every blockable signal is blocked in pid's worker (its first
+ * child, or pid itself while it has none), 0 if not, -1 if pid is gone. */
+static int all_blocked(pid_t pid)
 {
-	char buf[4096], *p;
-	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+	char buf[4096], path[64], *p;
+	int fd, kid = 0;
+	FILE *f;
+	ssize_t n;
 
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid, (int)pid);
+	f = fopen(path, "r");
+	if (f) {
+		if (fscanf(f, "%d", &kid) != 1)
+			kid = 0;
+		fclose(f);
+	}
+	snprintf(path, sizeof(path), "/proc/%d/status", kid > 0 ? kid : (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 && kid > 0) {
+		snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+	}
+	if (fd < 0)
+		return -1;
+	n = pread(fd, buf, sizeof(buf) - 1, 0);
+	close(fd);
 	if (n <= 0)
 		return -1;
 	buf[n] = 0;
@@ -44,7 +65,7 @@ static int all_blocked(int fd)
 
 int main(int argc, char **argv)
 {
-	int wait_mask = 0, after = 0, argi = 1, sig, fd, b;
+	int wait_mask = 0, after = 0, argi = 1, sig, b;
 	char path[64];
 	long usec;
 	pid_t pid;
@@ -64,8 +85,7 @@ int main(int argc, char **argv)
 	usec = atol(argv[argi + 1]);
 	pid = atoi(argv[argi + 2]);
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
+	if (access(path, F_OK)) {
 		puts("gone");
 		return 0;
 	}
@@ -74,7 +94,7 @@ int main(int argc, char **argv)
 		while (nanosleep(&ts, &ts) && errno == EINTR)
 			;
 	}
-	b = all_blocked(fd);
+	b = all_blocked(pid);
 	if (wait_mask) {
 		struct timespec t0, t;
 
@@ -86,10 +106,10 @@ int main(int argc, char **argv)
 					(int)pid);
 				return 1;
 			}
-			b = all_blocked(fd);
+			b = all_blocked(pid);
 		}
 		while (after && b == 1)
-			b = all_blocked(fd);
+			b = all_blocked(pid);
 	}
 	if (b < 0) {
 		puts("gone");

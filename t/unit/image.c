@@ -115,6 +115,110 @@ static size_t write_image(const char *path)
 	return w.off;
 }
 
+/* A tree of three: the root (pid 42, ppid 1) maps and holds a memfd; its
+ * child 43 maps the same memfd and has a pipe whose other end the root
+ * holds (one open file description, desc 1); 44 is a zombie that exited 7. */
+static size_t write_tree(const char *path)
+{
+	struct img_writer w = {0};
+	struct image im[3];
+	struct region rg[3];
+	struct fd_entry fe[3];
+	struct shm_obj so;
+	struct thread th[2];
+	struct img_pipe pp = {.id = 77, .size = 65536, .end = 1};
+	unsigned char xs[1024], data[3 * 4096], pipeextra[sizeof(pp)];
+	struct img_run srun = {0, 1}, run0 = {0x10000, 2}, run1 = {0x50000, 1};
+	uint64_t auxv[4] = {6, 4096, 0, 0};
+	struct img_procpages p42 = {.pid = 42}, p43 = {.pid = 43};
+	struct iovec v42 = {&p42, sizeof(p42)}, v43 = {&p43, sizeof(p43)};
+
+	memset(im, 0, sizeof(im));
+	memset(rg, 0, sizeof(rg));
+	memset(fe, 0, sizeof(fe));
+	memset(&so, 0, sizeof(so));
+	memset(th, 0, sizeof(th));
+	memset(xs, 0x5a, sizeof(xs));
+	memcpy(pipeextra, &pp, sizeof(pp));
+	for (size_t i = 0; i < sizeof(data); i++)
+		data[i] = (unsigned char)(i * 5 + 3);
+	so.d = (struct img_shm){.dev = 7, .ino = 9, .size = 4096, .kind = IMG_SHM_MEMFD, .mode = 0600,
+				.name_len = 1};
+	so.name = "m";
+	for (int k = 0; k < 3; k++) {
+		img_header_init(&im[k].hdr);
+		im[k].proc.pid = 42 + k;
+		im[k].proc.ppid = k ? 42 : 1;
+		im[k].proc.pgid = im[k].proc.sid = 42;
+		im[k].proc.exit_signal = 17;
+		im[k].exe = k == 2 ? "" : "/bin/true";
+		im[k].cwd = k == 2 ? "" : "/";
+		im[k].cmdline = k == 2 ? "" : "true";
+		im[k].proc.exe_len = k == 2 ? 0 : 9;
+		im[k].proc.cwd_len = k == 2 ? 0 : 1;
+		im[k].proc.cmdline_len = k == 2 ? 0 : 5;
+		if (k < 2) {
+			im[k].auxv = auxv;
+			im[k].proc.auxv_len = sizeof(auxv);
+			th[k].d.tid = 42 + k;
+			th[k].d.xstate_len = sizeof(xs);
+			th[k].xstate = xs;
+			im[k].threads = &th[k];
+			im[k].nthreads = im[k].proc.nthreads = 1;
+			im[k].shms = &so;
+			im[k].nshms = 1;
+		}
+	}
+	im[2].proc.flags = IMG_PROC_ZOMBIE;
+	im[2].proc.exit_status = 7 << 8;
+	rg[0].d = (struct img_region){.start = 0x10000, .end = 0x20000, .prot = 3};
+	rg[1].d = (struct img_region){.start = 0x40000, .end = 0x41000, .prot = 3, .kind = IMG_RGN_SHM,
+				      .flags = IMG_RGN_SHARED, .dev = 7, .ino = 9, .path_len = 9};
+	rg[1].path = "/memfd:m ";
+	rg[2] = rg[1];
+	im[0].regions = rg;
+	im[0].nregions = im[0].proc.nregions = 2;
+	rg[2].d.start = 0x50000 - 0x1000;
+	rg[2].d.end = 0x50000;
+	im[1].regions = &rg[2];
+	im[1].nregions = im[1].proc.nregions = 1;
+	/* 43's only region is the memfd's; its page data needs an anonymous
+	 * one: give it a second region. */
+	fe[0].d = (struct img_file){.fd = 4, .kind = IMG_FD_SHM, .dev = 7, .ino = 9, .path_len = 8};
+	fe[0].path = "/memfd:m";
+	fe[1].d = (struct img_file){.fd = 5, .kind = IMG_FD_PIPE, .path_len = 9, .flags = 1,
+				    .extra_len = sizeof(pp), .desc = 1};
+	fe[1].path = "pipe:[77]";
+	fe[1].extra = pipeextra;
+	fe[2] = fe[1];
+	im[0].files = fe;
+	im[0].nfiles = im[0].proc.nfiles = 2;
+	im[1].files = &fe[2];
+	im[1].nfiles = im[1].proc.nfiles = 1;
+	im[0].hdr.nprocs = 3;
+	w.fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (w.fd < 0 || img_write_header(&w, &im[0].hdr))
+		goto fail;
+	{
+		struct region both[2] = {rg[2], {.d = {.start = 0x50000, .end = 0x51000, .prot = 3}}};
+		im[1].regions = both;
+		im[1].nregions = im[1].proc.nregions = 2;
+		if (img_write_meta(&w, &im[0]) || img_write_meta(&w, &im[1]) ||
+		    img_write_meta(&w, &im[2]))
+			goto fail;
+	}
+	if (img_write_shmdata(&w, 0, &srun, 1, data, 1) ||
+	    img_write_rec(&w, IMG_REC_PROCPAGES, &v42, 1) || img_write_pages(&w, &run0, 1, data, 2) ||
+	    img_write_rec(&w, IMG_REC_PROCPAGES, &v43, 1) || img_write_pages(&w, &run1, 1, data, 1) ||
+	    img_write_end(&w))
+		goto fail;
+	close(w.fd);
+	return w.off;
+fail:
+	fprintf(stderr, "cannot write test tree image: %s\n", err_get());
+	exit(1);
+}
+
 static int read_image(const char *path, struct img_totals *t, struct img_input *in)
 {
 	int rc = img_open(path, in);
@@ -138,6 +242,10 @@ int main(int argc, char **argv)
 	int fd;
 
 	prog = "unit-image";
+	if (argc == 3 && !strcmp(argv[2], "tree")) {
+		write_tree(argv[1]);
+		return 0;
+	}
 	if (argc == 2) {
 		write_image(argv[1]);
 		return 0;
@@ -189,7 +297,7 @@ int main(int argc, char **argv)
 	CHECK(in.im.sigacts[1].handler == 1, "signal actions survive");
 	CHECK(t.pages == 4 && t.bytes == len, "totals: %llu pages, %llu of %zu bytes",
 	      (unsigned long long)t.pages, (unsigned long long)t.bytes, len);
-	image_free(&in.im);
+	img_input_free(&in);
 
 	/* Every byte is covered: flipping any one of them is caught. */
 	orig = malloc(len);
@@ -209,7 +317,7 @@ int main(int argc, char **argv)
 				if (!missed++)
 					first = i;
 			}
-			image_free(&in.im);
+			img_input_free(&in);
 		}
 		CHECK(missed == 0, "%zu of %zu flipped bytes went unnoticed (first at %zu)", missed,
 		      len, first);
@@ -224,9 +332,66 @@ int main(int argc, char **argv)
 			close(fd);
 			if (read_image(bad, &t, &in) == 0)
 				missed++;
-			image_free(&in.im);
+			img_input_free(&in);
 		}
 		CHECK(missed == 0, "%zu truncations went unnoticed", missed);
+	}
+	free(orig);
+
+	/* A tree: three processes, one object they share, a zombie. */
+	len = write_tree(path);
+	CHECK(read_image(path, &t, &in) == 0, "tree round trip: %s", err_get());
+	CHECK(in.nrest == 2 && in.rest[0].proc.pid == 43 && in.rest[1].proc.pid == 44 &&
+		      (in.rest[1].proc.flags & IMG_PROC_ZOMBIE) &&
+		      in.rest[1].proc.exit_status == 7 << 8 && in.rest[1].nthreads == 0,
+	      "the tree's processes survive, the zombie with its status");
+	CHECK(in.nobjs == 1 && in.objs[0]->stored == 1, "one object for the two processes");
+	CHECK(in.im.files[1].d.desc == 1 && in.rest[0].files[0].d.desc == 1,
+	      "the shared description survives");
+	CHECK(in.im.regions[0].stored == 2 && in.rest[0].regions[1].stored == 1,
+	      "each process's pages are counted in its own regions");
+	CHECK(t.pages == 4 && t.bytes == len, "tree totals: %llu pages", (unsigned long long)t.pages);
+	img_input_free(&in);
+	orig = malloc(len);
+	fd = open(path, O_RDONLY);
+	CHECK(read(fd, orig, len) == (ssize_t)len, "read back");
+	close(fd);
+	{
+		size_t missed = 0, cuts = 0;
+		for (size_t i = 0; i < len; i += 11) {
+			orig[i] ^= 0x10;
+			fd = open(bad, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+			if (write(fd, orig, len) != (ssize_t)len)
+				exit(1);
+			close(fd);
+			orig[i] ^= 0x10;
+			missed += read_image(bad, &t, &in) == 0;
+			img_input_free(&in);
+		}
+		for (size_t cut = 0; cut < len; cut += 61) {
+			fd = open(bad, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+			if (write(fd, orig, cut) != (ssize_t)cut)
+				exit(1);
+			close(fd);
+			cuts += read_image(bad, &t, &in) == 0;
+			img_input_free(&in);
+		}
+		CHECK(missed == 0 && cuts == 0, "tree: %zu flips and %zu cuts went unnoticed", missed,
+		      cuts);
+	}
+	/* A child before its parent is refused. */
+	{
+		const struct image *procs[2];
+		struct image a, b;
+		memset(&a, 0, sizeof(a));
+		memset(&b, 0, sizeof(b));
+		a.proc.pid = 5;
+		a.proc.ppid = 6;
+		b.proc.pid = 6;
+		b.proc.ppid = 1;
+		procs[0] = &a;
+		procs[1] = &b;
+		CHECK(img_check_tree(procs, 2) == -1, "a tree whose root's parent is in it is refused");
 	}
 	unlink(path);
 	unlink(bad);
