@@ -67,28 +67,47 @@ static int tail_hash(int fd, uint64_t size, uint64_t *h)
 	return 0;
 }
 
+/* Files already listed (a file open in several processes or on several
+ * fds is listed once). */
+struct seen {
+	dev_t dev[256];
+	ino_t ino[256];
+	int n;
+};
+
+static int seen_before(struct seen *s, const struct stat *sb)
+{
+	for (int i = 0; i < s->n; i++)
+		if (s->dev[i] == sb->st_dev && s->ino[i] == sb->st_ino)
+			return 1;
+	if (s->n < 256) {
+		s->dev[s->n] = sb->st_dev;
+		s->ino[s->n++] = sb->st_ino;
+	}
+	return 0;
+}
+
 /* The files pid has open for writing that are larger than max (they are
  * not saved in the image): path, size, mtime and the hash of their last
- * MiB, one line each, into the file list (made only if there is one). */
-static int record_big_files(pid_t pid, uint64_t max, const char *list)
+ * MiB, one line each, into the file list (*out, opened on the first). */
+static int record_proc(pid_t pid, uint64_t max, const char *list, FILE **out, struct seen *s)
 {
-	FILE *out = NULL;
 	char path[320], file[PATH_MAX], esc[PATH_MAX * 3];
 	DIR *d = opendir(fmt_path(path, sizeof(path), "/proc/%d/fd", pid));
 	struct dirent *e;
-	dev_t devs[256];
-	ino_t inos[256];
-	int nseen = 0, rc = 0;
+	int rc = 0;
 
-	if (!d)
+	if (!d) {
+		err_sys("pid %d: cannot list its files", pid);
 		return -1;
+	}
 	while ((e = readdir(d))) {
 		char info[320], *text, *fl;
 		struct stat sb;
 		unsigned long flags;
 		uint64_t h;
 		ssize_t n;
-		int fd, seen = 0;
+		int fd;
 
 		if (e->d_name[0] == '.')
 			continue;
@@ -100,27 +119,19 @@ static int record_big_files(pid_t pid, uint64_t max, const char *list)
 		fl = text ? strstr(text, "flags:") : NULL;
 		flags = fl ? strtoul(fl + 6, NULL, 8) : 0;
 		free(text);
-		if ((flags & O_ACCMODE) == O_RDONLY)
+		if ((flags & O_ACCMODE) == O_RDONLY || seen_before(s, &sb))
 			continue;
-		for (int i = 0; i < nseen; i++)
-			seen |= devs[i] == sb.st_dev && inos[i] == sb.st_ino;
-		if (seen)
-			continue;
-		if (nseen < 256) {
-			devs[nseen] = sb.st_dev;
-			inos[nseen++] = sb.st_ino;
-		}
 		n = readlink(path, file, sizeof(file) - 1);
 		fd = open(path, O_RDONLY | O_CLOEXEC);
 		if (n <= 0 || fd < 0 || tail_hash(fd, sb.st_size, &h) ||
 		    co_escape((file[n] = 0, file), esc, sizeof(esc))) {
 			err_sys("pid %d: cannot read %s", pid, path);
 			rc = -1;
-		} else if (!out && !(out = fopen(list, "we"))) {
+		} else if (!*out && !(*out = fopen(list, "we"))) {
 			err_sys("cannot write %s", list);
 			rc = -1;
 		} else {
-			fprintf(out, "GREW %llu %lld %ld %016llx %s\n", (unsigned long long)sb.st_size,
+			fprintf(*out, "GREW %llu %lld %ld %016llx %s\n", (unsigned long long)sb.st_size,
 				(long long)sb.st_mtim.tv_sec, sb.st_mtim.tv_nsec,
 				(unsigned long long)h, esc);
 		}
@@ -128,6 +139,20 @@ static int record_big_files(pid_t pid, uint64_t max, const char *list)
 			close(fd);
 	}
 	closedir(d);
+	return rc;
+}
+
+/* The same for every live process of tr, into one list, synced. */
+static int record_big_files(const struct dump_tree *tr, uint64_t max, const char *list)
+{
+	static struct seen s;
+	FILE *out = NULL;
+	int rc = 0;
+
+	s.n = 0;
+	for (size_t k = 0; k < tr->n && !rc; k++)
+		if (!tr->p[k].zombie)
+			rc = record_proc(tr->p[k].pid, max, list, &out, &s);
 	if (out && (fflush(out) || fsync(fileno(out)))) {
 		err_sys("cannot write %s", list);
 		rc = -1;
@@ -227,7 +252,7 @@ struct helper {
 	int sock;
 	struct co_reader r;
 	pid_t pid;
-	struct dump_target t;
+	struct dump_tree tr; /* the program and its descendants */
 	int seized;
 	/* The image written and not yet synced (SYNC), of checkpoint gen. */
 	int img_fd, img_gen;
@@ -277,9 +302,9 @@ static int dump_to(struct helper *h, const char *dir, const char *file, int gzip
 		close(p[0]);
 		out = p[1];
 	}
-	rc = dump_write(&h->t, out, &o);
+	rc = dump_write_tree(&h->tr, out, &o);
 	if (rc)
-		h->seized = 0; /* dump_write let it go */
+		h->seized = 0; /* dump_write_tree let it go */
 	if (gzip) {
 		close(out);
 		while (waitpid(gz, &st, 0) < 0 && errno == EINTR)
@@ -304,7 +329,7 @@ static int dump_to(struct helper *h, const char *dir, const char *file, int gzip
 	if (!rc && max) {
 		char fp[PATH_MAX * 2 + 16];
 		files_path(path, fp, sizeof(fp));
-		rc = record_big_files(h->pid, max, fp);
+		rc = record_big_files(&h->tr, max, fp);
 	}
 	if (rc) {
 		if (h->img_fd >= 0)
@@ -349,7 +374,7 @@ static void reply_failed(struct helper *h, int gen)
 static void release(struct helper *h, enum dump_end how)
 {
 	if (h->seized)
-		dump_release(&h->t, how);
+		dump_release_tree(&h->tr, how);
 	else if (how == DUMP_KILL)
 		kill(h->pid, SIGKILL);
 	h->seized = 0;
@@ -365,7 +390,7 @@ static void on_request(struct helper *h, const char *line)
 	gen = m.argc ? (int)co_num(m.argv[0], INT_MAX) : 0;
 	switch (m.verb) {
 	case CO_FREEZE:
-		if (!h->seized && dump_seize(h->pid, &h->t)) {
+		if (!h->seized && dump_seize_tree(h->pid, 1, &h->tr)) {
 			reply_failed(h, gen);
 			return;
 		}

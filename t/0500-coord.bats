@@ -298,3 +298,26 @@ fake_member() {
 	[ "$status" -eq 2 ]
 	[ "$output" = "ckpt-dump: not a size: 1X" ]
 }
+
+@test "a member's whole tree is checkpointed and restarted: a parent and four children" {
+	local dir D=$BATS_TEST_TMPDIR/w
+	mkdir "$D"
+	start_coord
+	inject tree tree workers "$D"
+	PA=$INJ_PID
+	wait_for has_members 1
+	wait_for_file "$D/ready"
+	run ckpt-signal --checkpoint --wait --kill
+	[ "$status" -eq 0 ]
+	dir=$output
+	reap "$PA"
+	[ "$status" -eq 137 ]
+	run ckpt-inspect "$dir/ckpt_tree_1.ckpt.gz"
+	[[ $output == *"tree:     5 processes"* ]]
+	restart_bg "$dir"
+	touch "$D/go"
+	reap "$RS_PID"
+	cat "$BATS_TEST_TMPDIR/restart.out"
+	[ "$status" -eq 0 ]
+	grep -qx "ok workers" "$BATS_TEST_TMPDIR/tree.out"
+}
