@@ -108,6 +108,20 @@ int co_secret_eq(const char *a, const char *b);
 /* Send AUTH if secret is set and read the reply; -1 with err_set. */
 int co_auth(int fd, struct co_reader *r, const char *secret);
 
+/* What a generation's restart script needs: the coordinator's settings
+ * (its new coordinator gets the same), and each member's host and image
+ * file (in the generation's directory on that host). */
+struct co_script {
+	int gen, port, interval, keep, gzip;
+	long long save_max;
+	const char *dir;
+	const char *const *host, *const *file;
+	int n;
+};
+/* Write dir/ckpt_restart_script.sh (mode 0755, synced); -1 with err_set. */
+int co_write_script(const char *dir, const struct co_script *s)
+	__attribute__((warn_unused_result));
+
 /* The path of a sibling tool: beside this program's executable if it is
  * there, else name alone (for PATH). */
 const char *co_tool(const char *name, char *buf, size_t size);
