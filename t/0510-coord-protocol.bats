@@ -183,3 +183,27 @@ ask() {
 	run ckpt-signal --checkpoint --wait
 	[ "$status" -eq 0 ]
 }
+
+@test "--daemon returns once listening; CKPT_DIR and CKPT_GZIP=0 are honoured; --quit ends it" {
+	local dir=$BATS_TEST_TMPDIR/ck pf=$BATS_TEST_TMPDIR/port port
+	mkdir "$dir"
+	CKPT_DIR=$dir CKPT_GZIP=0 run ckpt-coord --daemon --port 0 --port-file "$pf" \
+		--log "$BATS_TEST_TMPDIR/coord.log"
+	[ "$status" -eq 0 ]
+	port=$(cat "$pf")
+	COORD_PORTS+=("$port")
+	export CKPT_COORD_PORT=$port
+	run ckpt-signal --status
+	[ "$status" -eq 0 ]
+	[[ $output == *"dir: $dir"* ]]
+	[[ $output == *"gzip: 0"* ]]
+	inject a logger "$BATS_TEST_TMPDIR/a.log" 300
+	wait_for has_members 1 "$port"
+	run ckpt-signal --checkpoint --wait
+	[ "$status" -eq 0 ]
+	[ -f "$dir/ckpt_gen_000001/ckpt_logger_1.ckpt" ]
+	run ckpt-signal --quit
+	[ "$status" -eq 0 ]
+	wait_for eval "! ckpt-signal --status 2>/dev/null"
+	grep -q "exiting" "$BATS_TEST_TMPDIR/coord.log"
+}
