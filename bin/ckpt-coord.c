@@ -18,7 +18,7 @@
 #define USAGE                                                                                      \
 	"usage: ckpt-coord [--port port] [--port-file file] [--bind addr] [--secret-file file] "     \
 	"[--daemon] [--exit-on-last] [--interval n] [--dir dir] [--keep n] [--no-gzip] "          \
-	"[--save-files-max size] [--log file]\n"
+	"[--save-files-max size] [--timeout n] [--log file]\n"
 
 static void usage(void)
 {
@@ -84,12 +84,13 @@ int main(int argc, char **argv)
 		{"no-gzip", no_argument, NULL, 'z'},
 		{"save-files-max", required_argument, NULL, 'm'},
 		{"log", required_argument, NULL, 'l'},
+		{"timeout", required_argument, NULL, 't'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0}};
 	const char *dir = getenv("CKPT_DIR"), *gz = getenv("CKPT_GZIP"), *port = NULL;
 	const char *port_file = NULL, *secret_file = NULL, *log = NULL;
-	struct cd_settings s = {.keep = 3, .save_max = 256ll << 20};
+	struct cd_settings s = {.keep = 3, .save_max = 256ll << 20, .timeout = 3600};
 	struct coord *cd;
 	int c, daemon = 0;
 
@@ -134,6 +135,9 @@ int main(int argc, char **argv)
 			break;
 		case 'l':
 			log = optarg;
+			break;
+		case 't':
+			s.timeout = number_opt(optarg, "--timeout", 86400 * 365);
 			break;
 		case 'h':
 			fputs(USAGE, stdout);

@@ -73,6 +73,8 @@ struct coord {
 	} gm[MAX_CLIENTS];
 	int ngm;
 	double started;
+	double round_at; /* when the round under way began */
+	int timeout;
 };
 
 static int nmembers(struct coord *cd)
@@ -333,6 +335,7 @@ static void progress(struct coord *cd)
 			return;
 		}
 		cd->phase = DUMPING;
+		cd->round_at = now_sec();
 		for (int i = 0; i < cd->ncl; i++) {
 			struct client *c = cd->cl[i];
 			if (!c->member || c->st != M_FROZEN)
@@ -349,6 +352,7 @@ static void progress(struct coord *cd)
 		 * go on while the images reach the disk, unless they are to
 		 * die once the generation is safe. */
 		cd->phase = SYNCING;
+		cd->round_at = now_sec();
 		cd->ngm = 0;
 		for (int i = 0; i < cd->ncl; i++) {
 			struct client *c = cd->cl[i];
@@ -374,6 +378,22 @@ static void progress(struct coord *cd)
 		return;
 	}
 	finish(cd, 1);
+}
+
+/* A round took longer than --timeout: name who did not answer, let every
+ * member go.  A late answer then gets an error; the helper has let its
+ * program go on the RESUME it finds after its work. */
+static void give_up(struct coord *cd)
+{
+	static const char *const round[] = {"", "FREEZE", "DUMP", "SYNC"};
+
+	for (int i = 0; i < cd->ncl; i++) {
+		struct client *c = cd->cl[i];
+		if (c->member && (c->st == M_FREEZING || c->st == M_DUMPING || c->st == M_SYNCING))
+			fail_ckpt(cd, "%s did not answer %s within %d s", who(c), round[cd->phase],
+				  cd->timeout);
+	}
+	finish(cd, 0);
 }
 
 static void start_ckpt(struct coord *cd, struct client *asker, int wait, int kill_after)
@@ -408,6 +428,7 @@ static void start_ckpt(struct coord *cd, struct client *asker, int wait, int kil
 		return;
 	}
 	cd->phase = FREEZING;
+	cd->round_at = now_sec();
 	cd->kill_after = kill_after;
 	cd->failure[0] = 0;
 	for (int i = 0; i < cd->ncl; i++) {
@@ -672,6 +693,7 @@ struct coord *cd_open(const struct cd_settings *s)
 	cd->exit_on_last = s->exit_on_last;
 	cd->interval = s->interval;
 	cd->keep = s->keep;
+	cd->timeout = s->timeout;
 	cd->gzip = s->gzip;
 	cd->save_max = s->save_max;
 	cd->bind = s->bind;
@@ -718,6 +740,15 @@ int cd_run(struct coord *cd)
 		}
 		if (cd->exit_on_last && !cd->had_member)
 			timeout = 1000;
+		if (cd->phase != IDLE && cd->timeout) {
+			double left = cd->round_at + cd->timeout - now_sec();
+			if (left <= 0) {
+				give_up(cd);
+				continue;
+			}
+			if (timeout < 0 || (int)(left * 1000) + 1 < timeout)
+				timeout = (int)(left * 1000) + 1;
+		}
 		if (cd->interval && cd->next_at) {
 			double left = cd->next_at - now_sec();
 			if (left <= 0) {

@@ -8,6 +8,7 @@
 struct cd_settings {
 	int port; /* 0: a free one */
 	int exit_on_last, interval, keep, gzip;
+	int timeout; /* seconds a round of a checkpoint may take; 0: no limit */
 	long long save_max; /* bytes of each open file the images hold; 0: all */
 	const char *bind;   /* NULL: 127.0.0.1 */
 	const char *secret; /* NULL: none asked */

@@ -321,3 +321,21 @@ fake_member() {
 	[ "$status" -eq 0 ]
 	grep -qx "ok workers" "$BATS_TEST_TMPDIR/tree.out"
 }
+
+@test "--timeout: a member that never answers fails the checkpoint by name; the others run on" {
+	local at
+	start_coord --timeout 1
+	A=$BATS_TEST_TMPDIR/a.log
+	inject a logger "$A" 400
+	PA=$INJ_PID
+	wait_for has_members 1
+	fake_member
+	run ckpt-signal --checkpoint --wait
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[ "$output" = "ckpt-signal: checkpoint 1 failed: member 2 (fake, pid 999999999 on fakehost) did not answer FREEZE within 1 s" ]
+	[ ! -e "$CDIR/current" ]
+	at=$(lines "$A")
+	wait_for at_least $((at + 5)) "$A"
+	exec 5>&-
+}
