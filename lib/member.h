@@ -3,6 +3,7 @@
 #ifndef CKPT_MEMBER_H
 #define CKPT_MEMBER_H
 
+#include <limits.h>
 #include <sys/types.h>
 
 #include "coord.h"
@@ -20,8 +21,10 @@ struct mb_helper {
 	pid_t pid; /* the program (RESTART: the process that execs ckpt-remap) */
 	struct dump_tree tr; /* the program and its descendants, while frozen */
 	int seized;
-	/* The image written and not yet synced (SYNC), of checkpoint gen. */
-	int img_fd, img_gen;
+	/* The image written and not yet synced (SYNC), of checkpoint gen;
+	 * to be compressed into img_path first if raw is set. */
+	int img_fd, img_gen, raw;
+	char img_path[PATH_MAX * 2], raw_path[PATH_MAX * 2 + 16];
 };
 
 /* Join as name (NULL: the program's comm) and serve the coordinator until

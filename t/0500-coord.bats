@@ -195,7 +195,7 @@ fake_member() {
 	read -r -t 10 reply <&5
 	[[ $reply == "DUMP 2 "* ]]
 	# The logger is frozen, its image being written; the fake never answers.
-	wait_for test -f "$CDIR/.ckpt_gen_000002.tmp/ckpt_logger_1.ckpt.gz"
+	wait_for test -f "$CDIR/.ckpt_gen_000002.tmp/.ckpt_logger_1.ckpt.gz.raw"
 	kill -KILL "$COORD_PID"
 	reap "$COORD_PID"
 	exec 5>&-
