@@ -207,3 +207,20 @@ ask() {
 	wait_for eval "! ckpt-signal --status 2>/dev/null"
 	grep -q "exiting" "$BATS_TEST_TMPDIR/coord.log"
 }
+
+@test "ckpt-signal --kill kills every member; the coordinator serves on" {
+	start_coord
+	inject a logger "$BATS_TEST_TMPDIR/a.log" 3000
+	local pa=$INJ_PID
+	inject b logger "$BATS_TEST_TMPDIR/b.log" 3000
+	local pb=$INJ_PID
+	wait_for has_members 2
+	run ckpt-signal --kill
+	[ "$status" -eq 0 ]
+	reap "$pa"
+	[ "$status" -eq 137 ]
+	reap "$pb"
+	[ "$status" -eq 137 ]
+	wait_for has_members 0
+	kill -0 "$COORD_PID"
+}
