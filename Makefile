@@ -18,7 +18,7 @@ ALLCFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer
 LDFLAGS   += -fsanitize=address,undefined
 endif
 
-TOOLS     := ckpt-dump ckpt-remap ckpt-inspect ckpt-gzip
+TOOLS     := ckpt-dump ckpt-remap ckpt-inspect ckpt-gzip ckpt-coord ckpt-inject ckpt-signal
 BINS      := $(addprefix bin/,$(TOOLS))
 LIBSRC    := $(wildcard lib/*.c)
 LIBOBJ    := $(LIBSRC:.c=.o) lib/restorer_blob.o
@@ -32,7 +32,7 @@ SCRIPTS   := contrib/install-deps .ci/run t/run-tests t/lib.bash $(wildcard t/*.
 BUILD_DEPS := zlib1g-dev liblzma-dev libzstd-dev
 TEST_DEPS  := bats shellcheck mandoc gzip xz-utils zstd python3 bsdutils util-linux
 
-FUZZERS   := image inspect
+FUZZERS   := image inspect coord
 REPLAYS   := $(addprefix t/fuzz/replay-,$(FUZZERS))
 
 .PHONY: all check demo bench install clean format deps test-deps fuzz

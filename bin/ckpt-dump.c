@@ -17,9 +17,11 @@
 #include "err.h"
 #include "incr.h"
 #include "progress.h"
+#include "util.h"
 
 #define USAGE                                                                                      \
 	"usage: ckpt-dump [-t] [--kill | --stop | --cow] [-o file] [--parent img] [--save-files] "   \
+	"[--save-files-max size] "                                                                  \
 	"[--progress | --quiet] pid\n"
 
 static volatile int cancel; /* sig_atomic_t is int here */
@@ -210,7 +212,8 @@ int main(int argc, char **argv)
 		{"quiet", no_argument, NULL, 'q'},    {"help", no_argument, NULL, 'h'},
 		{"save-files", no_argument, NULL, 'S'}, {"cow", no_argument, NULL, 'C'},
 		{"tree", no_argument, NULL, 't'},     {"version", no_argument, NULL, 'V'},
-		{"parent", required_argument, NULL, 'p'}, {NULL, 0, NULL, 0}};
+		{"parent", required_argument, NULL, 'p'},
+		{"save-files-max", required_argument, NULL, 'M'}, {NULL, 0, NULL, 0}};
 	enum progress_mode pmode = PROGRESS_AUTO;
 	enum dump_end how = DUMP_RUN;
 	const char *out_path = NULL, *parent = NULL;
@@ -251,6 +254,11 @@ int main(int argc, char **argv)
 		case 'p':
 			parent = optarg;
 			break;
+		case 'M':
+			if (parse_size(optarg) <= 0)
+				die(2, "not a size: %s", optarg);
+			o.save_files_max = parse_size(optarg);
+			break;
 		case 't':
 			tree = 1;
 			break;
@@ -264,7 +272,7 @@ int main(int argc, char **argv)
 			usage();
 		}
 	}
-	if (optind != argc - 1 || (o.cow && how != DUMP_RUN))
+	if (optind != argc - 1 || (o.cow && how != DUMP_RUN) || (o.save_files_max && !o.save_files))
 		usage();
 	errno = 0;
 	pid = strtol(argv[optind], &end, 10);

@@ -76,8 +76,21 @@ static void release_all(struct dump_target *t, int sig)
 
 int dump_seize(pid_t pid, struct dump_target *t)
 {
+	struct proc_stat st;
+
 	memset(t, 0, sizeof(*t));
 	t->pid = pid;
+	/* A process in a group-stop (SIGSTOP, ^Z) cannot run the system
+	 * calls we inject: a seized tracee that is resumed while its group
+	 * is stopped traps again at once (PTRACE_EVENT_STOP) instead of
+	 * running.  Continuing it would run its SIGCONT handler and tell its
+	 * parent; say so instead, before touching it. */
+	if (proc_read_stat(pid, &st) == 0 && st.state == 'T') {
+		err_set("pid %d is stopped (SIGSTOP or job control); it can be dumped once it is "
+			"continued (kill -CONT %d)",
+			pid, pid);
+		return -1;
+	}
 	/* Failing here is no error: capture reads smaps again. */
 	if (proc_read_maps(pid, &t->maps, &t->nmaps)) {
 		t->maps = NULL;
@@ -842,7 +855,7 @@ static int capture(struct dump_target *tg, struct image *im, struct shm_dump **s
 	if (capture_sigqueue(im, pid, 1))
 		goto out;
 	if (capture_proc(pid, im) || capture_regions(pid, im, maps, n) || fd_capture(pid, im) ||
-	    ipc_capture(pid, im) || shm_capture(pid, im, o->save_files, sd) ||
+	    ipc_capture(pid, im) || shm_capture(pid, im, o->save_files, o->save_files_max, sd) ||
 	    capture_injected(tg, im, *sd))
 		goto out;
 	/* glibc caches each thread's tid in its struct pthread, the word

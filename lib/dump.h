@@ -14,8 +14,10 @@ struct dump_opts {
 	void *progress_arg;
 	/* Set (by a signal handler) to abandon the dump cleanly. */
 	volatile int *cancel;
-	/* Store the contents of every open regular file too. */
+	/* Store the contents of every open regular file too, those larger
+	 * than save_files_max bytes excepted (0: no limit). */
 	int save_files;
+	uint64_t save_files_max;
 	/* Copy-on-write: let the process run while most of its memory is
 	 * written from a snapshot forked inside it.  frozen, if set, is
 	 * called (with progress_arg) as the process is let go. */

@@ -176,7 +176,8 @@ static int open_source(pid_t pid, const struct image *im, const struct shm_obj *
 	return 1;
 }
 
-int shm_capture(pid_t pid, struct image *im, int save_files, struct shm_dump **sdp)
+int shm_capture(pid_t pid, struct image *im, int save_files, uint64_t save_max,
+		struct shm_dump **sdp)
 {
 	struct shm_dump *sd = calloc(1, sizeof(*sd));
 	char exe_id[64], path[64];
@@ -216,7 +217,7 @@ int shm_capture(pid_t pid, struct image *im, int save_files, struct shm_dump **s
 			o = add_object(im, sd, f->d.dev, f->d.ino,
 				       starts(f->path, "/memfd:") ? IMG_SHM_MEMFD : IMG_SHM_FILE,
 				       f->path);
-		else if (f->d.kind == IMG_FD_REG && save_files)
+		else if (f->d.kind == IMG_FD_REG && save_files && (!save_max || f->d.size <= save_max))
 			o = add_object(im, sd, f->d.dev, f->d.ino, IMG_SHM_SAVED, f->path);
 		else
 			continue;

@@ -20,8 +20,9 @@
 struct shm_dump;
 /* Every object the regions and fds of kind shm of im name, into im->shms,
  * each with a source for its contents; with save_files, every regular file
- * open on an fd too. */
-int shm_capture(pid_t pid, struct image *im, int save_files, struct shm_dump **sd)
+ * open on an fd too (up to save_max bytes, unless 0). */
+int shm_capture(pid_t pid, struct image *im, int save_files, uint64_t save_max,
+		struct shm_dump **sd)
 	__attribute__((warn_unused_result));
 /* Inside the stopped process: residency of objects without a file. */
 int shm_inject(struct inj *c, const struct image *im, struct shm_dump *sd)

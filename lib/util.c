@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -140,4 +141,38 @@ int page_is_zero(const void *p, long ps)
 		acc |= q[i] | q[i + 1] | q[i + 2] | q[i + 3] | q[i + 4] | q[i + 5] | q[i + 6] |
 		       q[i + 7];
 	return acc == 0;
+}
+
+long long parse_size(const char *s)
+{
+	unsigned long long v = 0;
+	int shift = 0;
+
+	if (*s < '0' || *s > '9')
+		return -1;
+	for (; *s >= '0' && *s <= '9'; s++) {
+		if (v > (1ull << 50))
+			return -1;
+		v = v * 10 + (*s - '0');
+	}
+	switch (*s) {
+	case 0:
+		break;
+	case 'k': case 'K':
+		shift = 10;
+		break;
+	case 'm': case 'M':
+		shift = 20;
+		break;
+	case 'g': case 'G':
+		shift = 30;
+		break;
+	default:
+		return -1;
+	}
+	if (*s && s[1] && strcmp(s + 1, "iB") && strcmp(s + 1, "B"))
+		return -1;
+	if (v > (1ull << (62 - shift)))
+		return -1;
+	return (long long)(v << shift);
 }

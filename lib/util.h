@@ -23,4 +23,8 @@ double now_sec(void);
 /* Whether the ps bytes at p (a page: ps a multiple of 64) are all zero. */
 int page_is_zero(const void *p, long ps);
 
+/* A byte count: digits with an optional K, M or G (powers of 1024, "MiB"
+ * and "MB" spelled out too); -1 if s is not one. */
+long long parse_size(const char *s);
+
 #endif

@@ -5,7 +5,7 @@
 
 load lib
 
-TOOLS=(ckpt-dump ckpt-remap ckpt-inspect ckpt-gzip)
+TOOLS=(ckpt-dump ckpt-remap ckpt-inspect ckpt-gzip ckpt-coord ckpt-inject ckpt-signal)
 
 # norm: squeeze all whitespace, newlines included, to single spaces and trim.
 norm() {
@@ -200,4 +200,43 @@ check_long_opts_documented() {
 }
 @test "ckpt-gzip: every long option is in its man page and completion" {
 	check_long_opts_documented ckpt-gzip
+}
+
+@test "ckpt-coord: the --help usage line is the man page SYNOPSIS" {
+	check_synopsis ckpt-coord
+}
+@test "ckpt-coord: --version and -V print 'ckpt-coord VERSION'" {
+	check_version ckpt-coord
+}
+@test "ckpt-coord: sourcing its completion registers it" {
+	check_completion_registers ckpt-coord
+}
+@test "ckpt-coord: every long option is in its man page and completion" {
+	check_long_opts_documented ckpt-coord
+}
+
+@test "ckpt-inject: the --help usage line is the man page SYNOPSIS" {
+	check_synopsis ckpt-inject
+}
+@test "ckpt-inject: --version and -V print 'ckpt-inject VERSION'" {
+	check_version ckpt-inject
+}
+@test "ckpt-inject: sourcing its completion registers it" {
+	check_completion_registers ckpt-inject
+}
+@test "ckpt-inject: every long option is in its man page and completion" {
+	check_long_opts_documented ckpt-inject
+}
+
+@test "ckpt-signal: the --help usage line is the man page SYNOPSIS" {
+	check_synopsis ckpt-signal
+}
+@test "ckpt-signal: --version and -V print 'ckpt-signal VERSION'" {
+	check_version ckpt-signal
+}
+@test "ckpt-signal: sourcing its completion registers it" {
+	check_completion_registers ckpt-signal
+}
+@test "ckpt-signal: every long option is in its man page and completion" {
+	check_long_opts_documented ckpt-signal
 }

@@ -1,19 +1,25 @@
 #!/usr/bin/env bash
-# make demo: checkpoint a counting program, kill it, restore it, and watch
-# it count on from where it was.
+# make demo: two counting programs started under a coordinator with
+# ckpt-inject, checkpointed together with ckpt-signal, run on a little,
+# killed, and brought back by the restart script the coordinator wrote:
+# each counts on from where the checkpoint was, and its output file is set
+# back to what it held then, so each count appears once.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 bin=$top/bin
 counter=$top/t/progs/counter
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/ckpt-demo.XXXXXX")
-counter_pid=
-tee_pid=
+coord_pid=
+pids=()
 
 cleanup() {
 	local p
-	for p in "$counter_pid" "$tee_pid"; do
-		[ -n "$p" ] || continue
+	if [ -n "$coord_pid" ]; then
+		kill "$coord_pid" 2>/dev/null || true
+		wait "$coord_pid" 2>/dev/null || true
+	fi
+	for p in "${pids[@]}"; do
 		kill -KILL "$p" 2>/dev/null || true
 		wait "$p" 2>/dev/null || true
 	done
@@ -27,9 +33,9 @@ say() {
 	printf 'demo: %s\n' "$*"
 }
 
-# The counter must hold no fd but its standard ones (make may pass pipes
-# on fd 3 and up, and ckpt-dump refuses pipes there).
-run_counter() {
+# Run a command with no fd but the standard ones (make may pass pipes on
+# fd 3 and up, and a checkpoint refuses pipes there).
+clean_exec() {
 	local f fd
 	for f in /proc/"$BASHPID"/fd/*; do
 		fd=${f##*/}
@@ -37,60 +43,82 @@ run_counter() {
 			exec {fd}>&-
 		fi
 	done
-	exec "$counter" "$@"
+	exec "$@"
 }
 
-# The counter writes into a pipe to tee, which shows its lines and keeps a
-# copy to watch; restored, it writes into whatever stdout ckpt-remap has.
-mkfifo "$tmp/pipe"
-tee "$tmp/before" <"$tmp/pipe" &
-tee_pid=$!
-run_counter 60 >"$tmp/pipe" &
-counter_pid=$!
-say "started counter 60 (pid $counter_pid)"
+# last FILE: the last count in FILE (0 if none yet).
+last() {
+	local l
+	l=$(tail -n 1 "$1" 2>/dev/null || true)
+	l=${l#count: }
+	echo "${l:-0}"
+}
 
-for ((i = 0; i < 3000; i++)); do
-	grep -qsx 'count: 10' "$tmp/before" && break
-	kill -0 "$counter_pid" 2>/dev/null || break
+# A coordinator of our own on a free port (7779 may be someone else's).
+mkdir "$tmp/ck"
+clean_exec "$bin/ckpt-coord" --port 0 --port-file "$tmp/port" --dir "$tmp/ck" \
+	--log "$tmp/coord.log" </dev/null &
+coord_pid=$!
+for ((i = 0; i < 2000; i++)); do
+	[ -s "$tmp/port" ] && break
+	kill -0 "$coord_pid" 2>/dev/null || break
 	sleep 0.01
 done
-grep -qx 'count: 10' "$tmp/before" || {
-	say "counter did not reach 10" >&2
-	exit 1
-}
+port=$(cat "$tmp/port")
+export CKPT_COORD_PORT=$port
+say "ckpt-coord listening on 127.0.0.1:$port, checkpoints in $tmp/ck"
 
-# --kill: the count it was killed at is the count in the image.  (The
-# shell's own "Killed" notice is not news here: keep it off the screen.)
+clean_exec "$bin/ckpt-inject" -- "$counter" 60 </dev/null >"$tmp/a.out" &
+pids+=($!)
+clean_exec "$bin/ckpt-inject" -- "$counter" 40 </dev/null >"$tmp/b.out" &
+pids+=($!)
+say "started two counters under ckpt-inject (pids ${pids[*]}): to 60 and to 40"
+
+for ((i = 0; i < 3000; i++)); do
+	[ "$(last "$tmp/a.out")" -ge 10 ] && [ "$(last "$tmp/b.out")" -ge 10 ] &&
+		[ "$("$bin/ckpt-signal" --list | wc -l)" -eq 2 ] && break
+	sleep 0.01
+done
+say "members of the coordinator (id, pid, helper, host, program):"
+"$bin/ckpt-signal" --list | sed 's/^/    /'
+
+dir=$("$bin/ckpt-signal" --checkpoint --wait)
+a=$(last "$tmp/a.out") b=$(last "$tmp/b.out")
+say "checkpointed both into $dir (at about $a and $b):"
+find "$dir" -type f -printf '    %f  %s bytes\n'
+
+# They go on past the checkpoint, then crash.
+for ((i = 0; i < 3000; i++)); do
+	[ "$(last "$tmp/a.out")" -ge $((a + 5)) ] && break
+	sleep 0.01
+done
 exec 3>&2
 {
-	"$bin/ckpt-dump" --kill -o "$tmp/counter.img" "$counter_pid" 2>&3
-	wait "$counter_pid" || true
+	kill -KILL "${pids[@]}"
+	wait "${pids[@]}" || true
 } 2>/dev/null
 exec 3>&-
-counter_pid=
-wait "$tee_pid" || true
-tee_pid=
-last=$(tail -n 1 "$tmp/before")
-last=${last#count: }
-say "checkpointed counter at count $last into $tmp/counter.img ($(du -h "$tmp/counter.img" | cut -f1))"
-say "killed it"
+pids=()
+say "killed both at $(last "$tmp/a.out") and $(last "$tmp/b.out")"
 
 if [ -x "$bin/ckpt-inspect" ]; then
-	say "what the image holds (ckpt-inspect):"
-	"$bin/ckpt-inspect" "$tmp/counter.img" || say "ckpt-inspect failed; going on"
+	say "what one image holds (ckpt-inspect):"
+	"$bin/ckpt-inspect" "$dir"/ckpt_counter_1.ckpt.gz | sed 's/^/    /' ||
+		say "ckpt-inspect failed; going on"
 fi
 
-say "restoring"
+say "restarting with $dir/ckpt_restart_script.sh"
 rc=0
-"$bin/ckpt-remap" "$tmp/counter.img" | tee "$tmp/after" || rc=$?
+"$dir/ckpt_restart_script.sh" --coord-port 0 || rc=$?
 if [ "$rc" -ne 0 ]; then
-	say "restored counter failed (status $rc)" >&2
+	say "the restart script failed (status $rc)" >&2
 	exit 1
 fi
-first=$(head -n 1 "$tmp/after")
-end=$(tail -n 1 "$tmp/after")
-if [ "$first" != "count: $((last + 1))" ] || [ "$end" != "count: 60" ]; then
-	say "restored counter printed '$first' to '$end', not count $((last + 1)) to 60" >&2
+# Each count once, in order, to the end: the output files were set back
+# to the checkpoint's and the counters went on from there.
+if ! diff <(seq 1 60 | sed 's/^/count: /') "$tmp/a.out" >/dev/null ||
+	! diff <(seq 1 40 | sed 's/^/count: /') "$tmp/b.out" >/dev/null; then
+	say "the restarted counters' output is not 1..60 and 1..40" >&2
 	exit 1
 fi
-say "restored counter went on from $((last + 1)) to 60"
+say "restarted counters went on and finished: count 1 to 60 and 1 to 40, each once"

@@ -193,3 +193,66 @@ no_core() {
 		return 1
 	}
 }
+
+# Coordinated checkpoints (t/05xx).  start_coord [OPTION...]: a ckpt-coord
+# on a free loopback port (never the default 7779: tests run beside other
+# things), checkpoints in $CDIR; its port in $CPORT (exported as
+# CKPT_COORD_PORT for the clients), its log in $BATS_TEST_TMPDIR/coord.log.
+# coord_teardown stops it and every member and helper it knows.
+COORD_PORTS=()
+start_coord() {
+	local pf
+	CDIR=$BATS_TEST_TMPDIR/ckpt
+	mkdir -p "$CDIR"
+	pf=$(mktemp -u "$BATS_TEST_TMPDIR/port.XXXXXX")
+	exec_clean ckpt-coord --port 0 --port-file "$pf" --dir "$CDIR" "$@" \
+		</dev/null >/dev/null 2>>"$BATS_TEST_TMPDIR/coord.log" &
+	COORD_PID=$!
+	CKPT_PIDS+=("$COORD_PID")
+	wait_for_file "$pf"
+	CPORT=$(cat "$pf")
+	COORD_PORTS+=("$CPORT")
+	export CKPT_COORD_PORT=$CPORT CDIR COORD_PID
+}
+
+# inject NAME CMD...: ckpt-inject -- CMD in the background, output in
+# $BATS_TEST_TMPDIR/NAME.out; its pid (the program's, once it execs) in
+# $INJ_PID.
+inject() {
+	local name=$1
+	shift
+	exec_clean ckpt-inject -- "$@" </dev/null >"$BATS_TEST_TMPDIR/$name.out" 2>&1 &
+	INJ_PID=$!
+	CKPT_PIDS+=("$INJ_PID")
+}
+
+# coord_members [PORT]: how many members the coordinator has.
+coord_members() {
+	ckpt-signal --coord-port "${1:-$CPORT}" --status | sed -n 's/^members: //p'
+}
+
+# coord_teardown: kill what the coordinators of this test know (members,
+# their helpers), then the coordinators, and wait until the helpers are gone.
+coord_teardown() {
+	local port pid helper rest helpers=() h i
+	for port in "${COORD_PORTS[@]}"; do
+		# id, pid, helper pid, host, program; a fake member's pid is
+		# no process to signal.
+		while read -r _ pid helper rest; do
+			if [ -z "$rest" ] || [ "$pid" -le 1 ] || [ "$helper" -le 1 ]; then
+				continue
+			fi
+			kill -KILL "$pid" "$helper" 2>/dev/null || true
+			helpers+=("$pid" "$helper")
+		done < <(ckpt-signal --coord-port "$port" --list 2>/dev/null || true)
+		ckpt-signal --coord-port "$port" --quit >/dev/null 2>&1 || true
+	done
+	COORD_PORTS=()
+	kill_started
+	for h in "${helpers[@]}"; do
+		for ((i = 0; i < 500; i++)); do
+			kill -0 "$h" 2>/dev/null || break
+			sleep 0.01
+		done
+	done
+}

@@ -1,0 +1,184 @@
+/* ckpt-coord: the coordinator of one computation (lib/coordd.c): parse
+ * the options, listen, report the port, serve. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "coord.h"
+#include "coordd.h"
+#include "err.h"
+#include "util.h"
+
+#define USAGE                                                                                      \
+	"usage: ckpt-coord [--port port] [--port-file file] [--bind addr] [--secret-file file] "     \
+	"[--daemon] [--exit-on-last] [--interval n] [--dir dir] [--keep n] [--no-gzip] "          \
+	"[--save-files-max size] [--timeout n] [--log file]\n"
+
+static void usage(void)
+{
+	fputs(USAGE, stderr);
+	exit(2);
+}
+
+/* Written aside and renamed: a reader never sees half a number. */
+static void write_port_file(const char *path, int port)
+{
+	char tmp[PATH_MAX + 16], buf[16];
+	int fd, n = snprintf(buf, sizeof(buf), "%d\n", port);
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0 || write_all(fd, buf, n) || close(fd) || rename(tmp, path))
+		die(1, "cannot write the port file %s: %s", path, strerror(errno));
+}
+
+static void daemonize(int keep_stderr)
+{
+	pid_t pid;
+	int fd;
+
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0)
+		die(1, "cannot fork: %s", strerror(errno));
+	if (pid > 0)
+		_exit(0);
+	setsid();
+	fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (fd >= 0) {
+		dup2(fd, 0);
+		dup2(fd, 1);
+		if (!keep_stderr)
+			dup2(fd, 2);
+		close(fd);
+	}
+}
+
+static int number_opt(const char *s, const char *what, int max)
+{
+	long long v = co_num(s, max);
+
+	if (v < 0)
+		die(2, "%s: not a number from 0 to %d: %s", what, max, s);
+	return (int)v;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"port", required_argument, NULL, 'p'},
+		{"port-file", required_argument, NULL, 'f'},
+		{"bind", required_argument, NULL, 'b'},
+		{"secret-file", required_argument, NULL, 's'},
+		{"daemon", no_argument, NULL, 'd'},
+		{"exit-on-last", no_argument, NULL, 'x'},
+		{"interval", required_argument, NULL, 'i'},
+		{"dir", required_argument, NULL, 'D'},
+		{"keep", required_argument, NULL, 'k'},
+		{"no-gzip", no_argument, NULL, 'z'},
+		{"save-files-max", required_argument, NULL, 'm'},
+		{"log", required_argument, NULL, 'l'},
+		{"timeout", required_argument, NULL, 't'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0}};
+	const char *dir = getenv("CKPT_DIR"), *gz = getenv("CKPT_GZIP"), *port = NULL;
+	const char *port_file = NULL, *secret_file = NULL, *log = NULL;
+	struct cd_settings s = {.keep = 3, .save_max = 256ll << 20, .timeout = 3600};
+	struct coord *cd;
+	int c, daemon = 0;
+
+	prog = "ckpt-coord";
+	s.gzip = !(gz && !strcmp(gz, "0"));
+	while ((c = getopt_long(argc, argv, "hV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'p':
+			port = optarg;
+			break;
+		case 'f':
+			port_file = optarg;
+			break;
+		case 'b':
+			s.bind = optarg;
+			break;
+		case 's':
+			secret_file = optarg;
+			break;
+		case 'd':
+			daemon = 1;
+			break;
+		case 'x':
+			s.exit_on_last = 1;
+			break;
+		case 'i':
+			s.interval = number_opt(optarg, "--interval", 86400 * 365);
+			break;
+		case 'D':
+			dir = optarg;
+			break;
+		case 'k':
+			s.keep = number_opt(optarg, "--keep", 1000000);
+			break;
+		case 'z':
+			s.gzip = 0;
+			break;
+		case 'm':
+			s.save_max = parse_size(optarg);
+			if (s.save_max < 0)
+				die(2, "--save-files-max: not a size: %s", optarg);
+			break;
+		case 'l':
+			log = optarg;
+			break;
+		case 't':
+			s.timeout = number_opt(optarg, "--timeout", 86400 * 365);
+			break;
+		case 'h':
+			fputs(USAGE, stdout);
+			return 0;
+		case 'V':
+			printf("ckpt-coord %s\n", CKPT_VERSION);
+			return 0;
+		default:
+			usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+	s.port = CO_DEFAULT_PORT;
+	if (!port)
+		port = getenv("CKPT_COORD_PORT");
+	if (port && *port)
+		s.port = number_opt(port, "--port", 65535);
+	if (s.bind && !secret_file)
+		die(2, "--bind %s listens beyond this host: it needs --secret-file", s.bind);
+	if (secret_file && !(s.secret = co_read_secret(secret_file)))
+		die(2, "%s", err_get());
+	if (!realpath(dir && *dir ? dir : ".", s.dir))
+		die(1, "checkpoint directory %s: %s", dir && *dir ? dir : ".", strerror(errno));
+	if (log) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+		if (fd < 0)
+			die(1, "cannot open the log %s: %s", log, strerror(errno));
+		dup2(fd, 2);
+		close(fd);
+	}
+	/* A client gone while we write to it is an error of that client. */
+	signal(SIGPIPE, SIG_IGN);
+	cd = cd_open(&s);
+	if (!cd)
+		die(1, "%s", err_get());
+	if (port_file)
+		write_port_file(port_file, cd_port(cd));
+	if (daemon)
+		daemonize(log != NULL);
+	if (cd_run(cd))
+		die(1, "%s", err_get());
+	return 0;
+}

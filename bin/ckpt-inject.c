@@ -1,0 +1,220 @@
+/* ckpt-inject: run a command (or adopt a process) as a member of a
+ * checkpointable computation.
+ *
+ * The checkpointing is not done inside the program: a small helper
+ * process, detached (its own session, reparented away from us so the
+ * program never sees it as a child), holds the coordinator connection and
+ * seizes the program with ptrace when the coordinator says FREEZE, writes
+ * its image on DUMP, and lets it go (or kills it) on RESUME.  A ptrace
+ * stop is invisible to the program's parent, where SIGSTOP would show a
+ * shell a stopped job and make ckpt-remap's supervisor stop too. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "coord.h"
+#include "member.h"
+#include "err.h"
+#include "util.h"
+
+#define USAGE                                                                                      \
+	"usage: ckpt-inject [--coord-host host] [--coord-port port] [--secret-file file] "         \
+	"[--interval n] [--dir dir] [--no-gzip] (-- cmd [arg...] | -p pid | --restart img)\n"
+
+static int fail_rc;
+
+static void usage(void)
+{
+	fputs(USAGE, stderr);
+	exit(fail_rc);
+}
+
+/* --- starting --- */
+
+static int is_local(const char *host)
+{
+	return !strcmp(host, "127.0.0.1") || !strcmp(host, "localhost") || !strcmp(host, "::1");
+}
+
+/* A coordinator for this computation: the one at host:port, or a new one
+ * (ckpt-coord --daemon --exit-on-last) when none answers on this host. */
+static int coordinator(const char *host, int port, char **coord_args)
+{
+	char tool[PATH_MAX], portbuf[16];
+	int fd = co_connect(host, port), st;
+	pid_t pid;
+
+	if (fd >= 0 || errno != ECONNREFUSED || !is_local(host))
+		return fd;
+	co_tool("ckpt-coord", tool, sizeof(tool));
+	snprintf(portbuf, sizeof(portbuf), "%d", port);
+	coord_args[0] = tool;
+	coord_args[4] = portbuf;
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		int nul = open("/dev/null", O_RDWR);
+		dup2(nul, 0);
+		dup2(nul, 1);
+		execvp(tool, coord_args);
+		fprintf(stderr, "ckpt-inject: cannot run %s: %s\n", tool, strerror(errno));
+		_exit(127);
+	}
+	/* It forks into the background once it listens (or fails because
+	 * another ckpt-inject's coordinator was first: that one will do). */
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	return co_connect(host, port);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {{"coord-host", required_argument, NULL, 'H'},
+						 {"coord-port", required_argument, NULL, 'P'},
+						 {"secret-file", required_argument, NULL, 's'},
+						 {"interval", required_argument, NULL, 'i'},
+						 {"dir", required_argument, NULL, 'D'},
+						 {"no-gzip", no_argument, NULL, 'z'},
+						 {"restart", required_argument, NULL, 'R'},
+						 {"help", no_argument, NULL, 'h'},
+						 {"version", no_argument, NULL, 'V'},
+						 {NULL, 0, NULL, 0}};
+	char *coord_args[16] = {NULL, "--daemon", "--exit-on-last", "--port", NULL};
+	const char *host_opt = NULL, *port_opt = NULL, *secret_file = NULL, *host, *img = NULL;
+	const char *name = NULL;
+	int na = 5, c, port, bad, ready[2];
+	enum mb_mode mode = MB_RUN;
+	struct mb_helper h = {.img_fd = -1};
+	char *secret, *end;
+	long helper_pid = 0;
+	pid_t mid;
+
+	prog = "ckpt-inject";
+	fail_rc = ckpt_fail_rc();
+	while ((c = getopt_long(argc, argv, "+p:hV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'H':
+			host_opt = optarg;
+			break;
+		case 'P':
+			port_opt = optarg;
+			break;
+		case 's':
+			secret_file = optarg;
+			coord_args[na++] = "--secret-file";
+			coord_args[na++] = optarg;
+			break;
+		case 'i':
+			if (co_num(optarg, 86400 * 365) < 0)
+				die(fail_rc, "--interval: not a number of seconds: %s", optarg);
+			coord_args[na++] = "--interval";
+			coord_args[na++] = optarg;
+			break;
+		case 'D':
+			coord_args[na++] = "--dir";
+			coord_args[na++] = optarg;
+			break;
+		case 'z':
+			coord_args[na++] = "--no-gzip";
+			break;
+		case 'p':
+			mode = MB_ATTACH;
+			errno = 0;
+			h.pid = strtol(optarg, &end, 10);
+			if (*end || h.pid <= 0 || errno)
+				die(fail_rc, "not a pid: %s", optarg);
+			break;
+		case 'R':
+			mode = MB_RESTART;
+			img = optarg;
+			break;
+		case 'h':
+			fputs(USAGE, stdout);
+			return 0;
+		case 'V':
+			printf("ckpt-inject %s\n", CKPT_VERSION);
+			return 0;
+		default:
+			usage();
+		}
+	}
+	if ((mode == MB_RUN) != (optind < argc))
+		usage();
+	if (co_addr(host_opt, port_opt, &host, &port))
+		die(fail_rc, "%s", err_get());
+	secret = co_client_secret(secret_file, &bad);
+	if (bad)
+		die(fail_rc, "%s", err_get());
+	if (mode == MB_RESTART && mb_check_files(img))
+		die(fail_rc, "%s", err_get());
+	if (mode == MB_RESTART && access(img, R_OK))
+		die(fail_rc, "cannot read the image %s: %s", img, strerror(errno));
+	if (mode == MB_ATTACH && kill(h.pid, 0) && errno == ESRCH)
+		die(fail_rc, "pid %d: no such process", (int)h.pid);
+	h.sock = coordinator(host, port, coord_args);
+	if (h.sock < 0)
+		die(fail_rc, "%s", err_get());
+	h.r.fd = h.sock;
+	if (co_auth(h.sock, &h.r, secret))
+		die(fail_rc, "%s", err_get());
+	if (mode == MB_RUN) {
+		h.pid = getpid();
+		name = argv[optind];
+		if (strrchr(name, '/'))
+			name = strrchr(name, '/') + 1;
+	} else if (mode == MB_RESTART) {
+		h.pid = getpid();
+	}
+
+	/* The helper: a grandchild, so that it is nobody's child here. */
+	if (pipe2(ready, O_CLOEXEC))
+		die(fail_rc, "cannot make a pipe: %s", strerror(errno));
+	fflush(NULL);
+	mid = fork();
+	if (mid < 0)
+		die(fail_rc, "cannot fork the helper: %s", strerror(errno));
+	if (mid == 0) {
+		pid_t helper = fork();
+		if (helper != 0) {
+			if (helper > 0)
+				write_all(ready[1], &helper, sizeof(helper));
+			_exit(helper < 0);
+		}
+		close(ready[0]);
+		close(ready[1]);
+		_exit(mb_serve(&h, mode, name));
+	}
+	close(ready[1]);
+	close(h.sock);
+	while (waitpid(mid, NULL, 0) < 0 && errno == EINTR)
+		;
+	{
+		pid_t hp = 0;
+		if (read_full(ready[0], &hp, sizeof(hp)) != sizeof(hp) || hp <= 0)
+			die(fail_rc, "the helper did not start");
+		helper_pid = hp;
+	}
+	close(ready[0]);
+	if (mode == MB_ATTACH)
+		return 0;
+	/* With Yama's ptrace_scope 1 only an ancestor may trace us: name
+	 * the helper (it lasts across exec).  No Yama: EINVAL, nothing to do. */
+	prctl(PR_SET_PTRACER, helper_pid, 0, 0, 0);
+	if (mode == MB_RESTART) {
+		char tool[PATH_MAX];
+		co_tool("ckpt-remap", tool, sizeof(tool));
+		execlp(tool, tool, img, (char *)NULL);
+		die(fail_rc, "cannot run %s: %s", tool, strerror(errno));
+	}
+	execvp(argv[optind], argv + optind);
+	die(fail_rc, "cannot run %s: %s", argv[optind], strerror(errno));
+}

@@ -1,0 +1,473 @@
+/* coord.c: the coordinator protocol's lines, and connecting to one. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "coord.h"
+#include "err.h"
+
+/* Each verb, its argument count, and which arguments are numbers (bit i:
+ * argument i), so that a handler never sees a malformed one. */
+static const struct {
+	const char *name;
+	int min, max;
+	unsigned nums;
+} verbs[CO_NVERBS] = {
+	[CO_AUTH] = {"AUTH", 1, 1, 0},
+	[CO_JOIN] = {"JOIN", 4, 4, 3},
+	[CO_FROZEN] = {"FROZEN", 1, 1, 1},
+	[CO_DUMPED] = {"DUMPED", 2, 2, 3},
+	[CO_SYNCED] = {"SYNCED", 1, 1, 1},
+	[CO_FAILED] = {"FAILED", 2, 2, 1},
+	[CO_GONE] = {"GONE", 1, 1, 1},
+	[CO_CHECKPOINT] = {"CHECKPOINT", 0, 2, 0},
+	[CO_STATUS] = {"STATUS", 0, 0, 0},
+	[CO_LIST] = {"LIST", 0, 0, 0},
+	[CO_INTERVAL] = {"INTERVAL", 1, 1, 1},
+	[CO_KILL] = {"KILL", 0, 0, 0},
+	[CO_QUIT] = {"QUIT", 0, 0, 0},
+	[CO_FREEZE] = {"FREEZE", 1, 1, 1},
+	[CO_DUMP] = {"DUMP", 5, 5, 1 | 8 | 16},
+	[CO_RESUME] = {"RESUME", 2, 2, 1},
+	[CO_SYNC] = {"SYNC", 1, 1, 1},
+};
+
+const char *co_verb_name(enum co_verb v)
+{
+	return v > CO_BAD && v < CO_NVERBS ? verbs[v].name : "?";
+}
+
+long long co_num(const char *s, long long max)
+{
+	long long v = 0;
+
+	if (!*s || strlen(s) > 18)
+		return -1;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return -1;
+		v = v * 10 + (*s - '0');
+	}
+	return v <= max ? v : -1;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int co_unescape(char *s)
+{
+	char *w = s;
+
+	for (; *s; s++) {
+		int hi, lo;
+		if (*s != '%') {
+			*w++ = *s;
+			continue;
+		}
+		if ((hi = hexval(s[1])) < 0 || (lo = hexval(s[2])) < 0 || (hi | lo) == 0)
+			return -1;
+		*w++ = (char)(hi << 4 | lo);
+		s += 2;
+	}
+	*w = 0;
+	return 0;
+}
+
+int co_parse(const char *line, size_t len, struct co_msg *m)
+{
+	char *p, *tok;
+	int v, n = 0;
+
+	memset(m, 0, sizeof(*m));
+	if (len && line[len - 1] == '\r')
+		len--;
+	if (len > CO_LINE_MAX) {
+		err_set("line of %zu bytes, over %d", len, CO_LINE_MAX);
+		return -1;
+	}
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)line[i] < ' ' || (unsigned char)line[i] > '~') {
+			err_set("byte %#x at column %zu is not printable text", (unsigned char)line[i],
+				i + 1);
+			return -1;
+		}
+	memcpy(m->buf, line, len);
+	m->buf[len] = 0;
+	p = m->buf;
+	tok = strtok_r(p, " ", &p);
+	if (!tok) {
+		err_set("empty line");
+		return -1;
+	}
+	for (v = CO_BAD + 1; v < CO_NVERBS; v++)
+		if (!strcmp(tok, verbs[v].name))
+			break;
+	if (v == CO_NVERBS) {
+		char shown[40];
+		if (co_escape(tok, shown, sizeof(shown)))
+			snprintf(shown, sizeof(shown), "%.16s...", tok);
+		err_set("unknown command %s", shown);
+		return -1;
+	}
+	while ((tok = strtok_r(NULL, " ", &p))) {
+		if (n == verbs[v].max) {
+			err_set("%s takes at most %d argument%s", verbs[v].name, verbs[v].max,
+				verbs[v].max == 1 ? "" : "s");
+			return -1;
+		}
+		if (co_unescape(tok)) {
+			err_set("%s: argument %d has a bad %%XX escape", verbs[v].name, n + 1);
+			return -1;
+		}
+		if ((verbs[v].nums >> n & 1) && co_num(tok, CO_NUM_MAX) < 0) {
+			err_set("%s: argument %d is not a number", verbs[v].name, n + 1);
+			return -1;
+		}
+		m->argv[n++] = tok;
+	}
+	if (n < verbs[v].min) {
+		err_set("%s takes %d argument%s", verbs[v].name, verbs[v].min,
+			verbs[v].min == 1 ? "" : "s");
+		return -1;
+	}
+	m->verb = v;
+	m->argc = n;
+	return 0;
+}
+
+int co_escape(const char *s, char *out, size_t size)
+{
+	size_t n = 0;
+
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c > ' ' && c <= '~' && c != '%') {
+			if (n + 1 >= size)
+				return -1;
+			out[n++] = c;
+		} else {
+			if (n + 3 >= size)
+				return -1;
+			n += snprintf(out + n, size - n, "%%%02X", c);
+		}
+	}
+	if (n >= size)
+		return -1;
+	out[n] = 0;
+	/* An empty argument would vanish between spaces. */
+	if (!n) {
+		if (size < 2)
+			return -1;
+		out[0] = '-';
+		out[1] = 0;
+	}
+	return 0;
+}
+
+/* Drop the line handed out last: it is used only until the next call. */
+static void consume(struct co_reader *r)
+{
+	memmove(r->buf, r->buf + r->used, r->len - r->used);
+	r->len -= r->used;
+	r->used = 0;
+}
+
+int co_next_line(struct co_reader *r, char **line)
+{
+	char *nl;
+
+	consume(r);
+	nl = memchr(r->buf, '\n', r->len);
+	if (r->skip) {
+		/* The rest of a line already answered as too long. */
+		if (!nl) {
+			r->len = 0;
+			return 0;
+		}
+		r->skip = 0;
+		r->used = nl - r->buf + 1;
+		consume(r);
+		nl = memchr(r->buf, '\n', r->len);
+	}
+	if (!nl) {
+		/* Too long: one answer for it, and the rest up to its newline
+		 * is dropped as it comes. */
+		if (r->len > CO_LINE_MAX) {
+			r->len = 0;
+			r->skip = 1;
+			return -2;
+		}
+		return 0;
+	}
+	*nl = 0;
+	*line = r->buf;
+	r->used = nl - r->buf + 1;
+	return 1;
+}
+
+ssize_t co_fill(struct co_reader *r)
+{
+	ssize_t n;
+
+	consume(r);
+	if (r->len >= sizeof(r->buf)) {
+		r->len = 0;
+		errno = EMSGSIZE;
+		return -1;
+	}
+	do
+		n = read(r->fd, r->buf + r->len, sizeof(r->buf) - r->len);
+	while (n < 0 && errno == EINTR);
+	if (n > 0) {
+		/* A NUL inside a line would end it early: make it a byte
+		 * the parser refuses. */
+		for (ssize_t i = 0; i < n; i++)
+			if (!r->buf[r->len + i])
+				r->buf[r->len + i] = 0x7f;
+		r->len += n;
+	}
+	return n;
+}
+
+int co_read_line(struct co_reader *r, char **line, int timeout_ms)
+{
+	for (;;) {
+		struct pollfd pfd = {.fd = r->fd, .events = POLLIN};
+		int k;
+		ssize_t n;
+
+		k = co_next_line(r, line);
+		if (k == 1)
+			return 1;
+		if (k == -2) {
+			err_set("the coordinator sent a line over %d bytes", CO_LINE_MAX);
+			return -1;
+		}
+		k = poll(&pfd, 1, timeout_ms);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k == 0) {
+			err_set("no answer from the coordinator in %d ms", timeout_ms);
+			return -1;
+		}
+		n = co_fill(r);
+		if (n == 0) {
+			err_set("the coordinator closed the connection");
+			return -1;
+		}
+		if (n < 0) {
+			err_sys("cannot read from the coordinator");
+			return -1;
+		}
+	}
+}
+
+int co_send(int fd, const char *fmt, ...)
+{
+	char line[CO_LINE_MAX + 2];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0 || n > CO_LINE_MAX) {
+		err_set("a message of %d bytes, over %d", n, CO_LINE_MAX);
+		errno = EMSGSIZE;
+		return -1;
+	}
+	line[n++] = '\n';
+	for (int done = 0; done < n;) {
+		ssize_t k = send(fd, line + done, n - done, MSG_NOSIGNAL);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0) {
+			err_sys("cannot send to the coordinator");
+			return -1;
+		}
+		done += k;
+	}
+	return 0;
+}
+
+int co_addr(const char *host_opt, const char *port_opt, const char **host, int *port)
+{
+	const char *p = port_opt ? port_opt : getenv("CKPT_COORD_PORT");
+	long long v;
+
+	*host = host_opt ? host_opt : getenv("CKPT_COORD_HOST");
+	if (!*host || !**host)
+		*host = CO_DEFAULT_HOST;
+	*port = CO_DEFAULT_PORT;
+	if (p && *p) {
+		v = co_num(p, 65535);
+		if (v <= 0) {
+			err_set("not a port: %s", p);
+			return -1;
+		}
+		*port = (int)v;
+	}
+	return 0;
+}
+
+int co_connect(const char *host, int port)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res, *a;
+	char service[16];
+	int fd = -1, rc, saved = ECONNREFUSED;
+
+	snprintf(service, sizeof(service), "%d", port);
+	rc = getaddrinfo(host, service, &hints, &res);
+	if (rc) {
+		err_set("no coordinator at %s:%d: %s", host, port, gai_strerror(rc));
+		errno = EHOSTUNREACH;
+		return -1;
+	}
+	for (a = res; a; a = a->ai_next) {
+		fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+		if (fd < 0) {
+			saved = errno;
+			continue;
+		}
+		if (connect(fd, a->ai_addr, a->ai_addrlen) == 0)
+			break;
+		saved = errno;
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	if (fd < 0) {
+		errno = saved;
+		err_sys("no coordinator at %s:%d", host, port);
+	}
+	return fd;
+}
+
+char *co_read_secret(const char *path)
+{
+	char buf[512];
+	struct stat sb;
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+	if (fd < 0) {
+		err_sys("cannot open the secret file %s", path);
+		return NULL;
+	}
+	if (fstat(fd, &sb) || !S_ISREG(sb.st_mode)) {
+		err_set("secret file %s is not a regular file", path);
+		close(fd);
+		return NULL;
+	}
+	if (sb.st_mode & 077) {
+		err_set("secret file %s has mode %04o: others may read it (chmod 600 it)", path,
+			(unsigned)(sb.st_mode & 07777));
+		close(fd);
+		return NULL;
+	}
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n < 0) {
+		err_sys("cannot read the secret file %s", path);
+		return NULL;
+	}
+	buf[n] = 0;
+	buf[strcspn(buf, "\r\n")] = 0;
+	if (strlen(buf) < 8) {
+		err_set("secret file %s: the secret (its first line) is shorter than 8 bytes", path);
+		return NULL;
+	}
+	for (char *c = buf; *c; c++)
+		if (*c <= ' ' || *c > '~') {
+			err_set("secret file %s: the secret holds a space or a byte that is not "
+				"printable",
+				path);
+			return NULL;
+		}
+	return strdup(buf);
+}
+
+char *co_client_secret(const char *opt, int *bad)
+{
+	const char *path = opt ? opt : getenv("CKPT_COORD_SECRET_FILE");
+	char *s;
+
+	*bad = 0;
+	if (!path || !*path)
+		return NULL;
+	s = co_read_secret(path);
+	if (!s)
+		*bad = 1;
+	return s;
+}
+
+int co_secret_eq(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	unsigned char d = la != lb;
+
+	for (size_t i = 0; i < la; i++)
+		d |= (unsigned char)a[i] ^ (unsigned char)b[i % (lb ? lb : 1)];
+	return d == 0;
+}
+
+int co_auth(int fd, struct co_reader *r, const char *secret)
+{
+	char *line;
+
+	if (!secret)
+		return 0;
+	if (co_send(fd, "AUTH %s", secret) || co_read_line(r, &line, 10000) < 0)
+		return -1;
+	if (strncmp(line, "OK", 2)) {
+		err_set("the coordinator refused us: %s", line);
+		return -1;
+	}
+	return 0;
+}
+
+const char *co_tool(const char *name, char *buf, size_t size)
+{
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	char *slash;
+
+	if (n > 0) {
+		self[n] = 0;
+		slash = strrchr(self, '/');
+		if (slash) {
+			*slash = 0;
+			snprintf(buf, size, "%s/%s", self, name);
+			if (access(buf, X_OK) == 0)
+				return buf;
+		}
+	}
+	snprintf(buf, size, "%s", name);
+	return buf;
+}
+
+const char *co_hostname(void)
+{
+	static char host[256];
+
+	if (!host[0] && gethostname(host, sizeof(host) - 1))
+		snprintf(host, sizeof(host), "localhost");
+	return host;
+}

@@ -1,0 +1,131 @@
+/* coord.h: the coordinator protocol, and what its three tools share.
+ *
+ * The protocol is text over TCP, one line per message ("VERB ARG...\n",
+ * at most CO_LINE_MAX bytes, printable ASCII), readable with nc.  An
+ * argument holding a space, a '%' or a byte outside '!'..'~' has it
+ * written as %XX.  Every request gets one reply line, "OK ..." or
+ * "ERR message", possibly after lines of data ("MEMBER ..."); see
+ * ckpt-coord(1) for the whole list. */
+#ifndef CKPT_COORD_H
+#define CKPT_COORD_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define CO_LINE_MAX 4096
+#define CO_ARGS_MAX 8
+#define CO_DEFAULT_PORT 7779
+#define CO_DEFAULT_HOST "127.0.0.1"
+
+enum co_verb {
+	CO_BAD = 0,
+	/* anyone */
+	CO_AUTH,       /* AUTH secret */
+	/* a member's helper */
+	CO_JOIN,       /* JOIN pid helper-pid host program */
+	CO_FROZEN,     /* FROZEN gen */
+	CO_DUMPED,     /* DUMPED gen bytes */
+	CO_SYNCED,     /* SYNCED gen */
+	CO_FAILED,     /* FAILED gen message... */
+	CO_GONE,       /* GONE wait-status */
+	/* ckpt-signal */
+	CO_CHECKPOINT, /* CHECKPOINT [WAIT] [KILL] */
+	CO_STATUS,     /* STATUS */
+	CO_LIST,       /* LIST */
+	CO_INTERVAL,   /* INTERVAL seconds */
+	CO_KILL,       /* KILL */
+	CO_QUIT,       /* QUIT */
+	/* the coordinator to a helper */
+	CO_FREEZE, /* FREEZE gen */
+	CO_DUMP,   /* DUMP gen dir file gzip save-files-max */
+	CO_RESUME, /* RESUME gen RUN|KILL */
+	CO_SYNC,   /* SYNC gen */
+	CO_NVERBS
+};
+
+/* A parsed line: the verb and its arguments, unescaped and
+ * NUL-terminated, pointing into buf. */
+struct co_msg {
+	enum co_verb verb;
+	int argc;
+	char *argv[CO_ARGS_MAX];
+	char buf[CO_LINE_MAX + 1];
+};
+
+/* Parse one line (without its newline; a trailing '\r' is allowed).
+ * -1 with err_set naming what is wrong: too long, a byte that is not
+ * printable, an unknown verb, the wrong number of arguments, a number
+ * that is not one. */
+int co_parse(const char *line, size_t len, struct co_msg *m) __attribute__((warn_unused_result));
+const char *co_verb_name(enum co_verb v);
+/* s with spaces, '%' and non-printable bytes as %XX, into out (size
+ * bytes); -1 if it does not fit. */
+int co_escape(const char *s, char *out, size_t size);
+/* Unescape s in place; -1 for a bad %XX or a %00. */
+int co_unescape(char *s);
+/* A decimal number in [0, max]; -1 if s is not one.  A numeric argument
+ * of a message is one in [0, CO_NUM_MAX]. */
+#define CO_NUM_MAX (1ll << 62)
+long long co_num(const char *s, long long max);
+
+/* A line reader over a socket: co_read_line fills the buffer once (one
+ * read) and hands out whole lines. */
+struct co_reader {
+	int fd;
+	size_t len, used;
+	int skip; /* dropping the rest of a line that was too long */
+	char buf[2 * CO_LINE_MAX];
+};
+/* The next whole line in r (its NUL-terminated text in *line, valid
+ * until the next call): 1 when there is one, 0 when none is buffered
+ * yet, -1 at end of stream or on error, -2 for a line over CO_LINE_MAX
+ * (dropped up to its newline). */
+int co_next_line(struct co_reader *r, char **line);
+/* One read(2) into r: >0 bytes read, 0 at end of stream, -1 error. */
+ssize_t co_fill(struct co_reader *r);
+/* Block until a whole line arrives (timeout_ms < 0: forever); 1, or -1
+ * with err_set (closed, timed out, too long). */
+int co_read_line(struct co_reader *r, char **line, int timeout_ms);
+/* printf a line (the newline is added) to fd; -1 with err_sys. */
+int co_send(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Where clients find the coordinator: the option if given, else
+ * $CKPT_COORD_HOST / $CKPT_COORD_PORT, else 127.0.0.1:7779.  -1 with
+ * err_set for a port that is not one. */
+int co_addr(const char *host_opt, const char *port_opt, const char **host, int *port);
+/* Connect (close-on-exec); -1 with errno ECONNREFUSED (or other) and
+ * err_set "no coordinator at host:port: why". */
+int co_connect(const char *host, int port) __attribute__((warn_unused_result));
+/* The shared secret in path (first line), which must be a regular file
+ * that only its owner may read or write; malloc'd, or NULL with err_set. */
+char *co_read_secret(const char *path);
+/* $CKPT_COORD_SECRET_FILE or opt: the secret, or NULL (none wanted); on a
+ * bad file, *bad is set. */
+char *co_client_secret(const char *opt, int *bad);
+/* Compare two secrets in time that does not depend on where they differ. */
+int co_secret_eq(const char *a, const char *b);
+/* Send AUTH if secret is set and read the reply; -1 with err_set. */
+int co_auth(int fd, struct co_reader *r, const char *secret);
+
+/* What a generation's restart script needs: the coordinator's settings
+ * (its new coordinator gets the same), and each member's host and image
+ * file (in the generation's directory on that host). */
+struct co_script {
+	int gen, port, interval, keep, gzip;
+	long long save_max;
+	const char *dir;
+	const char *const *host, *const *file;
+	int n;
+};
+/* Write dir/ckpt_restart_script.sh (mode 0755, synced); -1 with err_set. */
+int co_write_script(const char *dir, const struct co_script *s)
+	__attribute__((warn_unused_result));
+
+/* The path of a sibling tool: beside this program's executable if it is
+ * there, else name alone (for PATH). */
+const char *co_tool(const char *name, char *buf, size_t size);
+/* This host's name, for JOIN and the restart script. */
+const char *co_hostname(void);
+
+#endif

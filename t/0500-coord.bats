@@ -1,0 +1,341 @@
+#!/usr/bin/env bats
+# Coordinated checkpoints: programs started by ckpt-inject into one
+# ckpt-coord, checkpointed together with ckpt-signal, killed, and brought
+# back by the restart script the coordinator wrote.  The workload, logger,
+# writes a log through one fd and exits 0 only if the log holds each of its
+# lines exactly once, in order: restarted from a checkpoint after it ran on
+# and wrote more, it is right only if its log came back as it was then.
+
+load lib
+
+bats_require_minimum_version 1.5.0
+
+teardown() {
+	coord_teardown
+}
+
+# lines FILE: how many lines FILE has (0 if none).
+lines() {
+	if [ -f "$1" ]; then wc -l <"$1"; else echo 0; fi
+}
+
+# at_least N FILE: FILE has N lines or more.
+at_least() {
+	[ "$(lines "$2")" -ge "$1" ]
+}
+
+has_members() {
+	[ "$(coord_members "${2:-$CPORT}")" = "$1" ]
+}
+
+# restart_bg GEN_DIR: the generation's restart script in the background
+# under a new coordinator (a free port, in $RPORT), its pid in $RS_PID,
+# its output in $BATS_TEST_TMPDIR/restart.out.
+restart_bg() {
+	local pf=$BATS_TEST_TMPDIR/rport
+	rm -f "$pf"
+	exec_clean "$1/ckpt_restart_script.sh" --coord-port 0 --port-file "$pf" \
+		</dev/null >"$BATS_TEST_TMPDIR/restart.out" 2>&1 &
+	RS_PID=$!
+	CKPT_PIDS+=("$RS_PID")
+	wait_for_file "$pf"
+	RPORT=$(cat "$pf")
+	COORD_PORTS+=("$RPORT")
+}
+
+# two_loggers N: two loggers of N lines each, members of the coordinator,
+# $A and $B their logs, $PA and $PB their pids.
+two_loggers() {
+	A=$BATS_TEST_TMPDIR/a.log B=$BATS_TEST_TMPDIR/b.log
+	inject a logger "$A" "$1"
+	PA=$INJ_PID
+	inject b logger "$B" "$1"
+	PB=$INJ_PID
+	wait_for has_members 2
+	wait_for at_least 10 "$A"
+	wait_for at_least 10 "$B"
+}
+
+# kill_members PID...: SIGKILL them (a crash) and reap them.
+kill_members() {
+	local p
+	for p in "$@"; do
+		kill -KILL "$p"
+		reap "$p"
+		[ "$status" -eq 137 ]
+	done
+}
+
+@test "two injected programs checkpointed together, killed, restarted by the script: both finish 0" {
+	local dir at_a at_b
+	start_coord
+	two_loggers 250
+	run --separate-stderr ckpt-signal --checkpoint --wait
+	echo "$output $stderr"
+	[ "$status" -eq 0 ]
+	dir=$output
+	[ "$dir" = "$CDIR/ckpt_gen_000001" ]
+	[ "$(readlink "$CDIR/current")" = ckpt_gen_000001 ]
+	[ -x "$dir/ckpt_restart_script.sh" ]
+	[ -x "$CDIR/ckpt_restart_script.sh" ]
+	shellcheck "$dir/ckpt_restart_script.sh"
+	[ "$(find "$dir" -name 'ckpt_logger_*.ckpt.gz' | wc -l)" -eq 2 ]
+	# They ran on past the checkpoint, writing more of their logs.
+	at_a=$(lines "$A") at_b=$(lines "$B")
+	wait_for at_least $((at_a + 20)) "$A"
+	wait_for at_least $((at_b + 20)) "$B"
+	kill_members "$PA" "$PB"
+	wait_for has_members 0
+
+	restart_bg "$dir"
+	wait_for has_members 2 "$RPORT" || { cat "$BATS_TEST_TMPDIR/restart.out" "$CDIR/ckpt_coord.log"; false; }
+	# Members of the new coordinator: a second checkpoint works.
+	run ckpt-signal --coord-port "$RPORT" --checkpoint --wait
+	[ "$status" -eq 0 ]
+	[ "$output" = "$CDIR/ckpt_gen_000002" ]
+	reap "$RS_PID"
+	cat "$BATS_TEST_TMPDIR/restart.out"
+	[ "$status" -eq 0 ]
+	[ "$(lines "$A")" -eq 250 ]
+	[ "$(lines "$B")" -eq 250 ]
+	grep -q "a.log: contents set back to the checkpoint's" "$BATS_TEST_TMPDIR/restart.out"
+}
+
+@test "a log over --save-files-max that only grew is cut back to its checkpoint size" {
+	local dir
+	start_coord --save-files-max 1K --no-gzip
+	A=$BATS_TEST_TMPDIR/a.log
+	inject a logger "$A" 200
+	PA=$INJ_PID
+	wait_for has_members 1
+	wait_for at_least 30 "$A"
+	run ckpt-signal --checkpoint --wait
+	[ "$status" -eq 0 ]
+	dir=$output
+	[ -f "$dir/ckpt_logger_1.ckpt" ]
+	grep -q "^GREW .*a.log$" "$dir/ckpt_logger_1.files"
+	wait_for at_least 60 "$A"
+	kill_members "$PA"
+	restart_bg "$dir"
+	reap "$RS_PID"
+	cat "$BATS_TEST_TMPDIR/restart.out"
+	[ "$status" -eq 0 ]
+	grep -q "a.log: cut back from [0-9]* to [0-9]* bytes" "$BATS_TEST_TMPDIR/restart.out"
+	[ "$(lines "$A")" -eq 200 ]
+}
+
+@test "a large log changed before its checkpoint size is refused, naming it" {
+	local dir
+	start_coord --save-files-max 1K --no-gzip
+	A=$BATS_TEST_TMPDIR/a.log
+	inject a logger "$A" 400
+	PA=$INJ_PID
+	wait_for has_members 1
+	wait_for at_least 30 "$A"
+	run ckpt-signal --checkpoint --wait
+	[ "$status" -eq 0 ]
+	dir=$output
+	kill_members "$PA"
+	printf 'X' | dd of="$A" bs=1 seek=1000 conv=notrunc status=none
+	run "$dir/ckpt_restart_script.sh" --coord-port 0
+	echo "$output"
+	[ "$status" -eq 99 ]
+	[[ $output == *"ckpt-inject: $A: refused: its content up to the checkpoint's"*"changed"* ]]
+	printf 'x' >"$A"
+	run "$dir/ckpt_restart_script.sh" --coord-port 0
+	echo "$output"
+	[ "$status" -eq 99 ]
+	[[ $output == *"ckpt-inject: $A: refused: it shrank since the checkpoint"* ]]
+}
+
+@test "interval checkpoints make successive generations and --keep prunes the old ones" {
+	start_coord --interval 1 --keep 2 --no-gzip
+	A=$BATS_TEST_TMPDIR/a.log
+	inject a logger "$A" 2000
+	PA=$INJ_PID
+	wait_for has_members 1
+	wait_for test -d "$CDIR/ckpt_gen_000003"
+	wait_for test ! -d "$CDIR/ckpt_gen_000001"
+	[ -f "$CDIR/ckpt_gen_000003/ckpt_logger_1.ckpt" ]
+	[ "$(find "$CDIR" -maxdepth 1 -name 'ckpt_gen_*' | wc -l)" -le 2 ]
+	run ckpt-signal --status --json
+	echo "$output"
+	[[ $output == *'"interval": 1'* ]]
+	[[ $output == *'"members": 1'* ]]
+	run ckpt-signal --interval 0
+	[ "$status" -eq 0 ]
+	run ckpt-signal --status
+	[[ $output == *"interval: 0"* ]]
+}
+
+# fake_member: a member that speaks the protocol from this shell over fd 5
+# (a /dev/tcp connection), to hold a checkpoint at a chosen step.
+fake_member() {
+	exec 5<>"/dev/tcp/127.0.0.1/$CPORT"
+	echo "JOIN 999999999 999999999 fakehost fake" >&5
+	read -r -t 10 reply <&5
+	[[ $reply == "OK "* ]]
+}
+
+@test "killing the coordinator mid-checkpoint leaves the previous generation current and restorable" {
+	local at
+	start_coord
+	A=$BATS_TEST_TMPDIR/a.log
+	inject a logger "$A" 400
+	PA=$INJ_PID
+	wait_for has_members 1
+	wait_for at_least 10 "$A"
+	run ckpt-signal --checkpoint --wait
+	[ "$status" -eq 0 ]
+	fake_member
+	ckpt-signal --checkpoint
+	read -r -t 10 reply <&5
+	[ "$reply" = "FREEZE 2" ]
+	echo "FROZEN 2" >&5
+	read -r -t 10 reply <&5
+	[[ $reply == "DUMP 2 "* ]]
+	# The logger is frozen, its image being written; the fake never answers.
+	wait_for test -f "$CDIR/.ckpt_gen_000002.tmp/.ckpt_logger_1.ckpt.gz.raw"
+	kill -KILL "$COORD_PID"
+	reap "$COORD_PID"
+	exec 5>&-
+	[ "$(readlink "$CDIR/current")" = ckpt_gen_000001 ]
+	[ ! -e "$CDIR/ckpt_gen_000002" ]
+	# The member runs on without its coordinator.
+	at=$(lines "$A")
+	wait_for at_least $((at + 5)) "$A"
+	kill_members "$PA"
+	restart_bg "$CDIR/current"
+	reap "$RS_PID"
+	cat "$BATS_TEST_TMPDIR/restart.out"
+	[ "$status" -eq 0 ]
+	[ "$(lines "$A")" -eq 400 ]
+	# The new coordinator cleared what the dead one left.
+	[ ! -e "$CDIR/.ckpt_gen_000002.tmp" ]
+}
+
+@test "a member that exits during a checkpoint fails it; the others run on, the next one works" {
+	local at
+	start_coord
+	A=$BATS_TEST_TMPDIR/a.log
+	inject a logger "$A" 400
+	PA=$INJ_PID
+	wait_for has_members 1
+	fake_member
+	ckpt-signal --checkpoint --wait >"$BATS_TEST_TMPDIR/ck.out" 2>&1 &
+	local ck=$!
+	CKPT_PIDS+=("$ck")
+	read -r -t 10 reply <&5
+	[ "$reply" = "FREEZE 1" ]
+	# The fake's program exits now: its helper says so and goes.
+	echo "GONE 0" >&5
+	exec 5>&-
+	reap "$ck"
+	cat "$BATS_TEST_TMPDIR/ck.out"
+	[ "$status" -eq 1 ]
+	grep -q "ckpt-signal: checkpoint 1 failed: member 2 (fake, pid 999999999 on fakehost) left during the checkpoint" "$BATS_TEST_TMPDIR/ck.out"
+	[ ! -e "$CDIR/current" ]
+	[ ! -e "$CDIR/.ckpt_gen_000001.tmp" ]
+	at=$(lines "$A")
+	wait_for at_least $((at + 5)) "$A"
+	run ckpt-signal --checkpoint --wait
+	[ "$status" -eq 0 ]
+	[ -f "$output/ckpt_logger_1.ckpt.gz" ]
+	run ckpt-signal --list
+	[ "${#lines[@]}" -eq 1 ]
+}
+
+@test "checkpoint --kill: the members are killed once the generation is written" {
+	start_coord
+	A=$BATS_TEST_TMPDIR/a.log
+	inject a logger "$A" 400
+	PA=$INJ_PID
+	wait_for has_members 1
+	wait_for at_least 10 "$A"
+	run ckpt-signal --checkpoint --wait --kill
+	[ "$status" -eq 0 ]
+	reap "$PA"
+	[ "$status" -eq 137 ]
+	restart_bg "$output"
+	reap "$RS_PID"
+	cat "$BATS_TEST_TMPDIR/restart.out"
+	[ "$status" -eq 0 ]
+	[ "$(lines "$A")" -eq 400 ]
+}
+
+@test "a member stopped by SIGSTOP fails the checkpoint, naming it, and stays stopped" {
+	start_coord
+	A=$BATS_TEST_TMPDIR/a.log
+	inject a logger "$A" 300
+	PA=$INJ_PID
+	wait_for has_members 1
+	wait_for at_least 5 "$A"
+	kill -STOP "$PA"
+	wait_for grep -q '^State:.*T' "/proc/$PA/status"
+	run ckpt-signal --checkpoint --wait
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ $output == *"member 1 (logger, pid $PA on "*"): pid $PA is stopped (SIGSTOP or job control)"* ]]
+	grep -q '^State:.*T' "/proc/$PA/status"
+	kill -CONT "$PA"
+	run ckpt-signal --checkpoint --wait
+	[ "$status" -eq 0 ]
+}
+
+@test "ckpt-dump --save-files-max leaves larger files out of the image" {
+	A=$BATS_TEST_TMPDIR/a.log
+	start_bg logger "$A" 300
+	wait_for at_least 40 "$A"
+	ckpt-dump --save-files --save-files-max 1K -o "$BATS_TEST_TMPDIR/small.img" "$BG_PID"
+	ckpt-dump --save-files -o "$BATS_TEST_TMPDIR/all.img" "$BG_PID"
+	run ckpt-inspect "$BATS_TEST_TMPDIR/small.img"
+	[[ $output != *"saved"*"a.log"* ]]
+	run ckpt-inspect "$BATS_TEST_TMPDIR/all.img"
+	[[ $output == *"saved"*"a.log"* ]]
+	run ckpt-dump --save-files-max 1K -o "$BATS_TEST_TMPDIR/x.img" "$BG_PID"
+	[ "$status" -eq 2 ]
+	run ckpt-dump --save-files --save-files-max 1X -o "$BATS_TEST_TMPDIR/x.img" "$BG_PID"
+	[ "$status" -eq 2 ]
+	[ "$output" = "ckpt-dump: not a size: 1X" ]
+}
+
+@test "a member's whole tree is checkpointed and restarted: a parent and four children" {
+	local dir D=$BATS_TEST_TMPDIR/w
+	mkdir "$D"
+	start_coord
+	inject tree tree workers "$D"
+	PA=$INJ_PID
+	wait_for has_members 1
+	wait_for_file "$D/ready"
+	run ckpt-signal --checkpoint --wait --kill
+	[ "$status" -eq 0 ]
+	dir=$output
+	reap "$PA"
+	[ "$status" -eq 137 ]
+	run ckpt-inspect "$dir/ckpt_tree_1.ckpt.gz"
+	[[ $output == *"tree:     5 processes"* ]]
+	restart_bg "$dir"
+	touch "$D/go"
+	reap "$RS_PID"
+	cat "$BATS_TEST_TMPDIR/restart.out"
+	[ "$status" -eq 0 ]
+	grep -qx "ok workers" "$BATS_TEST_TMPDIR/tree.out"
+}
+
+@test "--timeout: a member that never answers fails the checkpoint by name; the others run on" {
+	local at
+	start_coord --timeout 1
+	A=$BATS_TEST_TMPDIR/a.log
+	inject a logger "$A" 400
+	PA=$INJ_PID
+	wait_for has_members 1
+	fake_member
+	run ckpt-signal --checkpoint --wait
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[ "$output" = "ckpt-signal: checkpoint 1 failed: member 2 (fake, pid 999999999 on fakehost) did not answer FREEZE within 1 s" ]
+	[ ! -e "$CDIR/current" ]
+	at=$(lines "$A")
+	wait_for at_least $((at + 5)) "$A"
+	exec 5>&-
+}

@@ -1,0 +1,226 @@
+#!/usr/bin/env bats
+# The coordinator's protocol and its clients' errors: a bad line gets an
+# ERR reply and the coordinator serves on; no coordinator is exit 3;
+# ckpt-inject starts one when none answers and passes the program's exit
+# status through; --bind needs a shared secret, and a client without it
+# is refused and logged.
+
+load lib
+
+bats_require_minimum_version 1.5.0
+
+teardown() {
+	coord_teardown
+}
+
+has_members() {
+	[ "$(coord_members "${2:-$CPORT}")" = "$1" ]
+}
+
+# free_port: a loopback port nobody listens on (as far as one can tell).
+free_port() {
+	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# ask LINE: send LINE on fd 5, the answer in $reply.
+ask() {
+	printf '%s\n' "$1" >&5
+	read -r -t 10 reply <&5
+	echo "$1 -> $reply"
+}
+
+@test "malformed and unknown lines get an ERR reply; the coordinator serves on" {
+	start_coord
+	exec 5<>"/dev/tcp/127.0.0.1/$CPORT"
+	ask "HELLO world"
+	[ "$reply" = "ERR unknown command HELLO" ]
+	ask "JOIN abc 1 host prog"
+	[ "$reply" = "ERR JOIN: argument 1 is not a number" ]
+	ask "INTERVAL"
+	[ "$reply" = "ERR INTERVAL takes 1 argument" ]
+	ask "STATUS now"
+	[ "$reply" = "ERR STATUS takes at most 0 arguments" ]
+	ask "CHECKPOINT SOON"
+	[[ $reply == "ERR CHECKPOINT: unknown argument"* ]]
+	ask "FROZEN 3"
+	[ "$reply" = "ERR FROZEN: not a member" ]
+	ask "FREEZE 1"
+	[ "$reply" = "ERR FREEZE is sent by the coordinator, not to it" ]
+	ask "JOIN 1 1 h%zz p"
+	[ "$reply" = "ERR JOIN: argument 3 has a bad %XX escape" ]
+	ask ""
+	[ "$reply" = "ERR empty line" ]
+	printf 'STATUS\001\n' >&5
+	read -r -t 10 reply <&5
+	[ "$reply" = "ERR byte 0x1 at column 7 is not printable text" ]
+	# One answer for a line over the limit, however long it is.
+	{
+		head -c 10000 /dev/zero | tr '\0' A
+		echo
+	} >&5
+	read -r -t 10 reply <&5
+	[ "$reply" = "ERR line over 4096 bytes" ]
+	# The same connection, then another client, are still served.
+	ask "STATUS"
+	[[ $reply == "OK members=0 state=idle "* ]]
+	run ckpt-signal --status
+	[ "$status" -eq 0 ]
+	[[ $output == *"members: 0"* ]]
+	ask "CHECKPOINT WAIT"
+	[ "$reply" = "ERR no members to checkpoint" ]
+	exec 5>&-
+	run ckpt-signal --checkpoint
+	[ "$status" -eq 1 ]
+	[ "$output" = "ckpt-signal: no members to checkpoint" ]
+	kill -0 "$COORD_PID"
+}
+
+@test "no coordinator: ckpt-signal exits 3 naming the address; usage errors exit 2" {
+	local port
+	port=$(free_port)
+	for cmd in --status --checkpoint --list --kill --quit "--interval 5"; do
+		# shellcheck disable=SC2086 # --interval 5 is two words
+		run ckpt-signal --coord-port "$port" $cmd
+		[ "$status" -eq 3 ]
+		[ "$output" = "ckpt-signal: no coordinator at 127.0.0.1:$port: Connection refused" ]
+	done
+	CKPT_COORD_PORT=$port run ckpt-signal --status
+	[ "$status" -eq 3 ]
+	run ckpt-signal
+	[ "$status" -eq 2 ]
+	run ckpt-signal --status --list
+	[ "$status" -eq 2 ]
+	run ckpt-signal --wait --status
+	[ "$status" -eq 2 ]
+	run ckpt-signal --coord-port 70000 --status
+	[ "$status" -eq 2 ]
+	[ "$output" = "ckpt-signal: not a port: 70000" ]
+}
+
+@test "ckpt-inject starts a coordinator when none answers; it exits after the last member" {
+	local port dir=$BATS_TEST_TMPDIR/ck
+	port=$(free_port)
+	COORD_PORTS+=("$port")
+	mkdir "$dir"
+	exec_clean ckpt-inject --coord-port "$port" --dir "$dir" --no-gzip -- \
+		logger "$BATS_TEST_TMPDIR/a.log" 100 </dev/null >"$BATS_TEST_TMPDIR/a.out" 2>&1 &
+	local pa=$!
+	CKPT_PIDS+=("$pa")
+	wait_for has_members 1 "$port"
+	run ckpt-signal --coord-port "$port" --checkpoint --wait
+	[ "$status" -eq 0 ]
+	[ -f "$output/ckpt_logger_1.ckpt" ]
+	reap "$pa"
+	[ "$status" -eq 0 ]
+	# --exit-on-last: gone with its only member.
+	wait_for eval "! ckpt-signal --coord-port $port --status 2>/dev/null"
+	run ckpt-signal --coord-port "$port" --status
+	[ "$status" -eq 3 ]
+}
+
+@test "ckpt-inject: the program's exit status, its own failures CKPT_FAIL_RC" {
+	start_coord
+	run ckpt-inject -- sh -c 'exit 7'
+	[ "$status" -eq 7 ]
+	run ckpt-inject -- "$BATS_TEST_TMPDIR/no-such-program"
+	[ "$status" -eq 99 ]
+	[[ $output == "ckpt-inject: cannot run $BATS_TEST_TMPDIR/no-such-program: No such file or directory" ]]
+	CKPT_FAIL_RC=111 run ckpt-inject
+	[ "$status" -eq 111 ]
+	run ckpt-inject -p 999999999
+	[ "$status" -eq 99 ]
+	[ "$output" = "ckpt-inject: pid 999999999: no such process" ]
+	run ckpt-inject --coord-host 192.0.2.1.invalid -- true
+	[ "$status" -eq 99 ]
+	[[ $output == "ckpt-inject: no coordinator at 192.0.2.1.invalid:"* ]]
+}
+
+@test "ckpt-inject -p adopts a running process" {
+	start_coord
+	start_bg logger "$BATS_TEST_TMPDIR/a.log" 300
+	local pa=$BG_PID
+	# Once it is the logger (its log exists), not the shell before exec.
+	wait_for_file "$BATS_TEST_TMPDIR/a.log"
+	run ckpt-inject -p "$pa"
+	[ "$status" -eq 0 ]
+	wait_for has_members 1
+	run ckpt-signal --list
+	[[ $output == "1	$pa	"*"	logger" ]]
+	run ckpt-signal --checkpoint --wait
+	[ "$status" -eq 0 ]
+	[ -f "$output/ckpt_logger_1.ckpt.gz" ]
+	ckpt-inspect "$output/ckpt_logger_1.ckpt.gz" >/dev/null
+}
+
+@test "--bind needs a 0600 secret file; a client without the secret is refused and logged" {
+	local s=$BATS_TEST_TMPDIR/secret
+	run ckpt-coord --bind 127.0.0.1 --port 0
+	[ "$status" -eq 2 ]
+	[ "$output" = "ckpt-coord: --bind 127.0.0.1 listens beyond this host: it needs --secret-file" ]
+	echo "a-long-enough-secret" >"$s"
+	chmod 644 "$s"
+	run ckpt-coord --bind 127.0.0.1 --port 0 --secret-file "$s"
+	[ "$status" -eq 2 ]
+	[[ $output == *"has mode 0644: others may read it"* ]]
+	chmod 600 "$s"
+	start_coord --bind 127.0.0.1 --secret-file "$s"
+	run ckpt-signal --status
+	[ "$status" -eq 1 ]
+	[ "$output" = "ckpt-signal: this coordinator needs the shared secret first (AUTH)" ]
+	grep -q "STATUS without the secret; refused" "$BATS_TEST_TMPDIR/coord.log"
+	echo "not-the-secret" >"$BATS_TEST_TMPDIR/wrong"
+	chmod 600 "$BATS_TEST_TMPDIR/wrong"
+	run ckpt-signal --secret-file "$BATS_TEST_TMPDIR/wrong" --status
+	[ "$status" -eq 1 ]
+	[[ $output == *"wrong secret"* ]]
+	grep -q "wrong secret; refused" "$BATS_TEST_TMPDIR/coord.log"
+	run ckpt-signal --secret-file "$s" --status
+	[ "$status" -eq 0 ]
+	# Members bring it too; the environment says where it is.
+	export CKPT_COORD_SECRET_FILE=$s
+	inject a logger "$BATS_TEST_TMPDIR/a.log" 300
+	wait_for has_members 1
+	run ckpt-signal --checkpoint --wait
+	[ "$status" -eq 0 ]
+}
+
+@test "--daemon returns once listening; CKPT_DIR and CKPT_GZIP=0 are honoured; --quit ends it" {
+	local dir=$BATS_TEST_TMPDIR/ck pf=$BATS_TEST_TMPDIR/port port
+	mkdir "$dir"
+	CKPT_DIR=$dir CKPT_GZIP=0 run ckpt-coord --daemon --port 0 --port-file "$pf" \
+		--log "$BATS_TEST_TMPDIR/coord.log"
+	[ "$status" -eq 0 ]
+	port=$(cat "$pf")
+	COORD_PORTS+=("$port")
+	export CKPT_COORD_PORT=$port
+	run ckpt-signal --status
+	[ "$status" -eq 0 ]
+	[[ $output == *"dir: $dir"* ]]
+	[[ $output == *"gzip: 0"* ]]
+	inject a logger "$BATS_TEST_TMPDIR/a.log" 300
+	wait_for has_members 1 "$port"
+	run ckpt-signal --checkpoint --wait
+	[ "$status" -eq 0 ]
+	[ -f "$dir/ckpt_gen_000001/ckpt_logger_1.ckpt" ]
+	run ckpt-signal --quit
+	[ "$status" -eq 0 ]
+	wait_for eval "! ckpt-signal --status 2>/dev/null"
+	grep -q "exiting" "$BATS_TEST_TMPDIR/coord.log"
+}
+
+@test "ckpt-signal --kill kills every member; the coordinator serves on" {
+	start_coord
+	inject a logger "$BATS_TEST_TMPDIR/a.log" 3000
+	local pa=$INJ_PID
+	inject b logger "$BATS_TEST_TMPDIR/b.log" 3000
+	local pb=$INJ_PID
+	wait_for has_members 2
+	run ckpt-signal --kill
+	[ "$status" -eq 0 ]
+	reap "$pa"
+	[ "$status" -eq 137 ]
+	reap "$pb"
+	[ "$status" -eq 137 ]
+	wait_for has_members 0
+	kill -0 "$COORD_PID"
+}
