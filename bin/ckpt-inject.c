@@ -62,9 +62,12 @@ static int coordinator(const char *host, int port, char **coord_args)
 	if (pid < 0)
 		return -1;
 	if (pid == 0) {
-		int nul = open("/dev/null", O_RDWR);
+		int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
 		dup2(nul, 0);
 		dup2(nul, 1);
+		/* Nothing of our caller's (its pipes, a log on fd 3) for the
+		 * coordinator's whole life. */
+		close_range(3, ~0U, 0);
 		execvp(tool, coord_args);
 		fprintf(stderr, "ckpt-inject: cannot run %s: %s\n", tool, strerror(errno));
 		_exit(127);

@@ -81,7 +81,11 @@ int co_unescape(char *s)
 			*w++ = *s;
 			continue;
 		}
-		if ((hi = hexval(s[1])) < 0 || (lo = hexval(s[2])) < 0 || (hi | lo) == 0)
+		/* No control characters: a newline would forge a line of
+		 * the protocol or of a log, and none belongs in a path, a
+		 * host or a message. */
+		if ((hi = hexval(s[1])) < 0 || (lo = hexval(s[2])) < 0 || (hi << 4 | lo) < 0x20 ||
+		    (hi << 4 | lo) == 0x7f)
 			return -1;
 		*w++ = (char)(hi << 4 | lo);
 		s += 2;
@@ -291,6 +295,11 @@ int co_send(int fd, const char *fmt, ...)
 	if (n < 0 || n > CO_LINE_MAX) {
 		err_set("a message of %d bytes, over %d", n, CO_LINE_MAX);
 		errno = EMSGSIZE;
+		return -1;
+	}
+	if (memchr(line, '\n', n)) {
+		err_set("a message with a line break inside");
+		errno = EINVAL;
 		return -1;
 	}
 	line[n++] = '\n';

@@ -329,7 +329,8 @@ static void progress(struct coord *cd)
 	}
 	if (cd->phase == FREEZING) {
 		char esc[PATH_MAX * 3];
-		if (co_escape(cd->tmpdir, esc, sizeof(esc))) {
+		/* The DUMP line must hold it with the rest, whole. */
+		if (co_escape(cd->tmpdir, esc, sizeof(esc)) || strlen(esc) > CO_LINE_MAX - 512) {
 			fail_ckpt(cd, "directory name too long");
 			finish(cd, 0);
 			return;
@@ -419,6 +420,10 @@ static void start_ckpt(struct coord *cd, struct client *asker, int wait, int kil
 		cd->gen = cd->last_gen + 1;
 	free(g);
 	snprintf(cd->tmpdir, sizeof(cd->tmpdir), "%s/.ckpt_gen_%06d.tmp", cd->dir, cd->gen);
+	/* A generation a failed checkpoint could not clear (a late file in
+	 * it) is nobody's: clear it again rather than fail every later one. */
+	if (access(cd->tmpdir, F_OK) == 0)
+		rm_tree(cd->tmpdir);
 	if (mkdir(cd->tmpdir, 0700)) {
 		err_sys("cannot make %s", cd->tmpdir);
 		cd->tmpdir[0] = 0;
@@ -486,6 +491,13 @@ static void handle(struct coord *cd, struct client *c, char *line, size_t len)
 		c->pid = (long)co_num(m.argv[0], INT_MAX);
 		c->helper = (long)co_num(m.argv[1], INT_MAX);
 		snprintf(c->host, sizeof(c->host), "%s", m.argv[2]);
+		/* A host name goes to ssh in the restart script: no option
+		 * (a leading '-') and nothing a shell or ssh reads specially. */
+		for (char *p = c->host; *p; p++)
+			if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.:_[]",
+				    *p) ||
+			    (p == c->host && *p == '-'))
+				*p = '_';
 		/* The program's name goes into file names: keep it tame. */
 		snprintf(c->program, sizeof(c->program), "%s", m.argv[3]);
 		for (char *p = c->program; *p; p++)

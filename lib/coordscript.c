@@ -128,7 +128,7 @@ int co_write_script(const char *dir, const struct co_script *s)
 	      "\tif [ \"$host\" = \"$me\" ] || [ \"$host\" = localhost ]; then\n"
 	      "\t\t\"$(tool ckpt-inject)\" \"${args[@]}\" &\n"
 	      "\telse\n"
-	      "\t\tssh -n \"$host\" ckpt-inject \"$(printf '%q ' \"${args[@]}\")\" &\n"
+	      "\t\tssh -n -- \"$host\" ckpt-inject \"$(printf '%q ' \"${args[@]}\")\" &\n"
 	      "\tfi\n"
 	      "\tpids+=($!)\n"
 	      "done\n\n"

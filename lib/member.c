@@ -359,6 +359,11 @@ static void reply_failed(struct mb_helper *h, int gen)
 
 static void release(struct mb_helper *h, enum dump_end how)
 {
+	/* Killed: the member is its program's whole tree, seized to be
+	 * killed at once (none forks on meanwhile); the root alone if that
+	 * fails. */
+	if (!h->seized && how == DUMP_KILL && dump_seize_tree(h->pid, 1, &h->tr) == 0)
+		h->seized = 1;
 	if (h->seized)
 		dump_release_tree(&h->tr, how);
 	else if (how == DUMP_KILL)
@@ -498,6 +503,10 @@ int mb_serve(struct mb_helper *h, enum mb_mode mode, const char *name)
 		dup2(nul, 2);
 		close(nul);
 	}
+	/* Nor any other fd it inherited, but the coordinator's socket. */
+	if (h->sock > 3)
+		close_range(3, h->sock - 1, 0);
+	close_range(h->sock + 1, ~0U, 0);
 	setsid();
 	signal(SIGPIPE, SIG_IGN);
 	/* Until it execs, the process is ckpt-inject, not the program. */

@@ -645,15 +645,18 @@ static void tree_drive(struct tree *t, pid_t root)
 {
 	struct pollfd *pf = calloc(t->n, sizeof(*pf));
 	pid_t *made = calloc(t->n, sizeof(*made));
-	size_t ncreated = 0, njoined = 0, nmade = 0;
+	size_t ncreated = 0, njoined = 0, nmade = 0, nready = 0, nlive = 0;
+	int ended = 0;
 	int *state = calloc(t->n, sizeof(*state)); /* last message, or -1: closed */
 
 	if (!pf || !made || !state) {
 		warnx("out of memory");
 		tree_abort(t, made, 0, root);
 	}
-	for (size_t k = 0; k < t->n; k++)
+	for (size_t k = 0; k < t->n; k++) {
 		pf[k] = (struct pollfd){.fd = t->rep[k][0], .events = POLLIN};
+		nlive += !(tim(t, k)->proc.flags & IMG_PROC_ZOMBIE);
+	}
 	for (;;) {
 		int n = poll(pf, t->n, -1);
 
@@ -711,6 +714,15 @@ static void tree_drive(struct tree *t, pid_t root)
 					      tim(t, next_live(t, k))->proc.pid);
 					tree_abort(t, made, nmade, root);
 				}
+				ended = 1;
+				break;
+			case RST_MSG_READY:
+				nready++;
+				break;
+			default:
+				tree_abort(t, made, nmade, root);
+			}
+			if (ended && nready == nlive) {
 				for (size_t j = 0; j < t->n; j++)
 					if (!(tim(t, j)->proc.flags & IMG_PROC_ZOMBIE))
 						send_msg(t->cmd[j][1], RST_MSG_GO);
@@ -718,8 +730,6 @@ static void tree_drive(struct tree *t, pid_t root)
 				free(made);
 				free(state);
 				return;
-			default:
-				tree_abort(t, made, nmade, root);
 			}
 		}
 	}

@@ -48,6 +48,10 @@ ask() {
 	[ "$reply" = "ERR FREEZE is sent by the coordinator, not to it" ]
 	ask "JOIN 1 1 h%zz p"
 	[ "$reply" = "ERR JOIN: argument 3 has a bad %XX escape" ]
+	# An escaped control character (a line break to forge a line of a
+	# log or of the protocol) is no better.
+	ask "JOIN 1 1 h%0Aforged p"
+	[ "$reply" = "ERR JOIN: argument 3 has a bad %XX escape" ]
 	ask ""
 	[ "$reply" = "ERR empty line" ]
 	printf 'STATUS\001\n' >&5
@@ -223,4 +227,22 @@ ask() {
 	[ "$status" -eq 137 ]
 	wait_for has_members 0
 	kill -0 "$COORD_PID"
+}
+
+@test "ckpt-signal --kill kills a member's whole tree, not only its root" {
+	local kids
+	start_coord
+	inject t bash -c 'sleep 301 & sleep 302 & wait'
+	local pt=$INJ_PID
+	wait_for has_members 1
+	wait_for test "$(descendants "$pt" | wc -l)" -eq 2
+	kids=$(descendants "$pt")
+	run ckpt-signal --kill
+	[ "$status" -eq 0 ]
+	reap "$pt"
+	[ "$status" -eq 137 ]
+	# The two sleeps went with it.
+	for k in $kids; do
+		wait_for bash -c "! kill -0 $k 2>/dev/null || grep -q '^State:.Z' /proc/$k/status"
+	done
 }

@@ -182,6 +182,23 @@ __attribute__((noreturn)) static void fail(struct rst_args *a, const char *what,
 		sys1(NR_exit_group, a->fail_rc);
 }
 
+/* The same, naming a process by its pid (in decimal). */
+__attribute__((noreturn)) static void fail_pid(struct rst_args *a, const char *what, int32_t pid)
+{
+	struct line l = {.len = 0};
+
+	if (a->flags & RST_F_PROGRESS)
+		l_str(&l, "\n");
+	l_str(&l, "ckpt-remap: pid ");
+	l_num(&l, (uint64_t)pid, 10);
+	l_str(&l, ": ");
+	l_str(&l, what);
+	l_str(&l, "\n");
+	l_flush(a, &l);
+	for (;;)
+		sys1(NR_exit_group, a->fail_rc);
+}
+
 /* The decompressor's reason for a failure, if it has one: then it is the
  * message, as it names the cause better than what we saw of it. */
 static void decompressor_status(struct rst_args *a)
@@ -471,8 +488,8 @@ static void t_read(struct rst_args *a, struct rst_token *t, uint32_t msg)
 		if (n == -EINTR)
 			continue;
 		if (n <= 0)
-			fail(a, "the tree's restore was abandoned (another process failed) at pid",
-			     (uint64_t)a->tree_pid, 0);
+			fail_pid(a, "the tree's restore was abandoned (another process failed)",
+				 a->tree_pid);
 		got += n;
 	}
 	if (t->msg != msg)
@@ -488,7 +505,7 @@ static void t_write(struct rst_args *a, struct rst_token *t)
 		n = sys3(NR_write, a->tree_rep_fd, t, sizeof(*t));
 	while (n == -EINTR);
 	if (n != (long)sizeof(*t))
-		fail(a, "cannot report to ckpt-remap: pid", (uint64_t)a->tree_pid, n);
+		fail_pid(a, "cannot report to ckpt-remap (it is gone)", a->tree_pid);
 }
 
 static void fill_pages(struct rst_args *a)
@@ -669,11 +686,22 @@ static void fill_pages(struct rst_args *a)
 	}
 	pf_stop(a, helper);
 	progress(&s, 1);
-	if (tree) {
-		/* Every process of the tree has its pages: run together. */
-		struct rst_token t;
-		t_read(a, &t, RST_MSG_GO);
-	}
+}
+
+/* A tree: once every thread of this process is set, nothing is left that
+ * can fail; say so, and wait until every process of the tree is there
+ * too: none runs before all can. */
+static void tree_ready(struct rst_args *a)
+{
+	struct rst_token t = {.msg = RST_MSG_READY};
+	int32_t v;
+
+	if (!(a->flags & RST_F_TREE))
+		return;
+	while ((v = __atomic_load_n(&a->set, __ATOMIC_ACQUIRE)) != (int32_t)(a->nthreads - 1))
+		sys4(NR_futex, &a->set, FUTEX_WAIT_PRIVATE, v, 0);
+	t_write(a, &t);
+	t_read(a, &t, RST_MSG_GO);
 }
 
 static void move_specials(struct rst_args *a)
@@ -903,6 +931,8 @@ __attribute__((used, noinline, noreturn)) static void thread_main(struct rst_arg
 	struct rst_thread *t = (struct rst_thread *)a->threads + i;
 	uint64_t sp = restore_thread_state(a, t);
 
+	__atomic_add_fetch(&a->set, 1, __ATOMIC_ACQ_REL);
+	sys3(NR_futex, &a->set, FUTEX_WAKE_PRIVATE, 1);
 	futex_wait_while(a, &a->go, 0);
 
 	__asm__ volatile("mov %0, %%rdi\n\t"
@@ -1053,6 +1083,7 @@ __attribute__((section(".text.entry"), noreturn, used)) void rst_entry(struct rs
 		spawn_thread(a, i);
 	queue_signals(a);
 	arm_timers(a);
+	tree_ready(a);
 	__atomic_store_n(&a->go, 1, __ATOMIC_RELEASE);
 	sys3(NR_futex, &a->go, FUTEX_WAKE_PRIVATE, 0x7fffffff);
 	/* Every thread must be off the blob before it goes (and a thread

@@ -141,6 +141,8 @@ struct rst_args {
 	uint64_t threads; /* struct rst_thread[nthreads] */
 	int32_t pending;
 	int32_t go; /* set when the process-wide state is complete */
+	int32_t set; /* cloned threads whose own state is set (a tree waits for all) */
+	int32_t pad4;
 
 	/* Pending signals and timers, set up once every thread exists. */
 	uint64_t nsig;
@@ -186,7 +188,9 @@ enum rst_msg {
 	RST_MSG_JOINED,	     /* process -> supervisor: done */
 	RST_MSG_TURN,	     /* the stream is yours (off, nrec, npages, rec: its next record) */
 	RST_MSG_END,	     /* process -> supervisor: the END record checked */
-	RST_MSG_GO,	     /* supervisor -> all: every process has its pages; run */
+	RST_MSG_READY,	     /* process -> supervisor: all set, every thread made; nothing
+				left that can fail */
+	RST_MSG_GO,	     /* supervisor -> all: every process is ready; run */
 };
 
 struct rst_token {
