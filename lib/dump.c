@@ -1219,7 +1219,13 @@ int dump_write_tree(struct dump_tree *tr, int out, const struct dump_opts *o)
 		free(ims);
 		free(imp);
 		free(sd);
-		return dump_write(&tr->p[0].t, out, o);
+		if (dump_write(&tr->p[0].t, out, o) == 0)
+			return 0;
+		/* Released already: what is left to free is the list. */
+		free(tr->p);
+		tr->p = NULL;
+		tr->n = 0;
+		return -1;
 	}
 	if (o->cow) {
 		err_set("--cow is for one process, not a tree (-t)");
