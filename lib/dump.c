@@ -417,6 +417,18 @@ static int capture_thread(pid_t pid, pid_t tid, struct thread *th)
 	return 0;
 }
 
+/* A process's place in its tree, sessions and groups, from its stat. */
+static void set_place(struct img_proc *p, pid_t pid, const struct proc_stat *st)
+{
+	p->pid = pid;
+	p->ppid = st->ppid;
+	p->pgid = st->pgrp;
+	p->sid = st->session;
+	p->exit_signal = st->exit_signal;
+	p->tty_nr = st->tty_nr;
+	p->tpgid = st->tpgid;
+}
+
 static int capture_proc(pid_t pid, struct image *im)
 {
 	struct img_proc *p = &im->proc;
@@ -426,13 +438,7 @@ static int capture_proc(pid_t pid, struct image *im)
 
 	if (proc_read_stat(pid, &st) || proc_read_status(pid, &p->umask, &p->uid, &p->gid))
 		return -1;
-	p->pid = pid;
-	p->ppid = st.ppid;
-	p->pgid = st.pgrp;
-	p->sid = st.session;
-	p->exit_signal = st.exit_signal;
-	p->tty_nr = st.tty_nr;
-	p->tpgid = st.tpgid;
+	set_place(p, pid, &st);
 	p->nthreads = im->nthreads;
 	p->mm[MM_START_CODE] = st.start_code;
 	p->mm[MM_END_CODE] = st.end_code;
@@ -1116,11 +1122,7 @@ static int capture_zombie(pid_t pid, struct image *im)
 
 	if (proc_read_stat(pid, &st))
 		return -1;
-	p->pid = pid;
-	p->ppid = st.ppid;
-	p->pgid = st.pgrp;
-	p->sid = st.session;
-	p->exit_signal = st.exit_signal;
+	set_place(p, pid, &st);
 	p->exit_status = st.exit_code;
 	p->flags = IMG_PROC_ZOMBIE;
 	comm = read_file(fmt_path(path, sizeof(path), "/proc/%d/comm", pid), NULL);

@@ -315,22 +315,6 @@ static int check_lazy(const struct img_input *in, int tree)
 	return 0;
 }
 
-/* CAP_IPC_LOCK in our effective set: no limit on locked memory. */
-static int has_ipc_lock(void)
-{
-	char line[256];
-	int yes = 0;
-	FILE *f = fopen("/proc/self/status", "re");
-
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, "CapEff:", 7))
-			yes = (strtoull(line + 7, NULL, 16) >> 14) & 1; /* CAP_IPC_LOCK */
-	fclose(f);
-	return yes;
-}
-
 /* mlock after the point of no return must not fail for the limit: check it
  * now (a process with CAP_IPC_LOCK has none, and mlock says so itself). */
 static int check_locked(const struct image *im)
@@ -342,7 +326,7 @@ static int check_locked(const struct image *im)
 		if (im->regions[i].d.flags & (IMG_RGN_LOCKED | IMG_RGN_LOCKONFAULT))
 			locked += im->regions[i].d.end - im->regions[i].d.start;
 	if (!locked || getrlimit(RLIMIT_MEMLOCK, &rl) || rl.rlim_cur == RLIM_INFINITY ||
-	    locked <= rl.rlim_cur || has_ipc_lock())
+	    locked <= rl.rlim_cur || has_cap(14 /* CAP_IPC_LOCK: no limit */))
 		return 0;
 	err_set("the image has %llu KiB of locked memory, over this process's RLIMIT_MEMLOCK "
 		"of %llu KiB",

@@ -227,25 +227,6 @@ static _Noreturn void ns_init(struct img_input *in, int flags, int status_pipe)
 
 /* ---- trees ------------------------------------------------------------ */
 
-/* CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN in our effective set: clone3 may
- * ask for pids here. */
-static int may_set_pids(void)
-{
-	char line[256];
-	int yes = 0;
-	FILE *f = fopen("/proc/self/status", "re");
-
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, "CapEff:", 7)) {
-			unsigned long long c = strtoull(line + 7, NULL, 16);
-			yes = ((c >> 40) & 1) || ((c >> 21) & 1);
-		}
-	fclose(f);
-	return yes;
-}
-
 static int tree_index(struct img_input *in, pid_t pid)
 {
 	for (size_t k = 0; k <= in->nrest; k++)
@@ -813,7 +794,9 @@ int rst_run(struct img_input *in, int flags, enum rst_pids pids)
 		if (tree_check(in, pids) || ((flags & RST_LAZY) && rst_check_lazy(in)))
 			return -1;
 		/* Without the privilege to ask for pids, a new pid namespace. */
-		if (pids == RST_PIDS_AUTO && !may_set_pids())
+		/* CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN: clone3 may ask
+		 * for pids here. */
+		if (pids == RST_PIDS_AUTO && !has_cap(40) && !has_cap(21))
 			pids = RST_PIDS_NS;
 		if (pids == RST_PIDS_AUTO) {
 			if (tree_pids_free(in))

@@ -176,3 +176,18 @@ long long parse_size(const char *s)
 		return -1;
 	return (long long)(v << shift);
 }
+
+int has_cap(int cap)
+{
+	char line[256];
+	int yes = 0;
+	FILE *f = fopen("/proc/self/status", "re");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, "CapEff:", 7))
+			yes = (strtoull(line + 7, NULL, 16) >> cap) & 1;
+	fclose(f);
+	return yes;
+}

@@ -26,5 +26,8 @@ int page_is_zero(const void *p, long ps);
 /* A byte count: digits with an optional K, M or G (powers of 1024, "MiB"
  * and "MB" spelled out too); -1 if s is not one. */
 long long parse_size(const char *s);
+/* Whether capability cap (its number, capability.h) is in this process's
+ * effective set (/proc/self/status CapEff). */
+int has_cap(int cap);
 
 #endif
