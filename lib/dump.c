@@ -1,6 +1,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -605,6 +606,13 @@ static int capture_regions(pid_t pid, struct image *im, const struct proc_map *m
 	return 0;
 }
 
+/* A batch read from the target, for the writer thread to write. */
+struct batch {
+	struct img_run runs[BATCH_PAGES];
+	int nruns;
+	unsigned char *buf;
+};
+
 struct pagewriter {
 	pid_t pid;
 	int memfd; /* /proc/PID/mem, for regions we may not read otherwise */
@@ -612,7 +620,7 @@ struct pagewriter {
 	struct img_writer *w;
 	const struct dump_opts *o;
 	uint64_t total;
-	unsigned char *buf;
+	unsigned char *buf; /* the batch being read: bufs[cur] */
 	uint64_t *pm;
 	long ps;
 	/* The batch being gathered, across regions: many small regions share
@@ -620,6 +628,17 @@ struct pagewriter {
 	 * never crosses a region boundary. */
 	struct img_run runs[BATCH_PAGES];
 	int nruns, batch, split;
+	/* Two buffers: while this thread reads the target into one, the
+	 * writer thread checks, checksums and writes the other. */
+	unsigned char *bufs[2];
+	int cur;
+	int threaded;
+	pthread_t writer;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct batch job;
+	int pending, quit, failed;
+	char why[1024]; /* the writer's error */
 };
 
 static int cancelled(const struct pagewriter *pw)
@@ -670,10 +689,11 @@ static int read_runs(struct pagewriter *pw, const struct img_run *runs, int nrun
 }
 
 /* Write a batch: drop all-zero pages (holes), merge the rest into runs. */
-static int write_batch(struct pagewriter *pw, const struct img_run *in, int nin)
+static int write_batch(struct pagewriter *pw, const struct img_run *in, int nin,
+		       unsigned char *buf)
 {
 	struct img_run out[BATCH_PAGES];
-	unsigned char *src = pw->buf, *dst = pw->buf;
+	unsigned char *src = buf, *dst = buf;
 	uint64_t npages = 0;
 	int nout = 0;
 
@@ -708,7 +728,7 @@ static int write_batch(struct pagewriter *pw, const struct img_run *in, int nin)
 	}
 	if (npages == 0)
 		return 0;
-	if (img_write_pages(pw->w, out, nout, pw->buf, npages))
+	if (img_write_pages(pw->w, out, nout, buf, npages))
 		return -1;
 	if (pw->o->progress)
 		pw->o->progress(pw->w->off, pw->total, pw->o->progress_arg);
@@ -729,14 +749,122 @@ static int page_wanted(const struct region *r, uint64_t pm)
 	return 1;
 }
 
+static void *writer_main(void *arg)
+{
+	struct pagewriter *pw = arg;
+
+	pthread_mutex_lock(&pw->mu);
+	for (;;) {
+		int rc;
+
+		while (!pw->pending && !pw->quit)
+			pthread_cond_wait(&pw->cv, &pw->mu);
+		if (!pw->pending)
+			break;
+		pthread_mutex_unlock(&pw->mu);
+		rc = pw->failed ? 0 : write_batch(pw, pw->job.runs, pw->job.nruns, pw->job.buf);
+		pthread_mutex_lock(&pw->mu);
+		if (rc && !pw->failed) {
+			snprintf(pw->why, sizeof(pw->why), "%s", err_get());
+			pw->failed = 1;
+		}
+		pw->pending = 0;
+		pthread_cond_broadcast(&pw->cv);
+	}
+	pthread_mutex_unlock(&pw->mu);
+	return NULL;
+}
+
+/* Wait until the writer has no batch; -1 (its error) if it failed. */
+static int writer_idle(struct pagewriter *pw)
+{
+	int failed;
+
+	pthread_mutex_lock(&pw->mu);
+	while (pw->pending)
+		pthread_cond_wait(&pw->cv, &pw->mu);
+	failed = pw->failed;
+	pthread_mutex_unlock(&pw->mu);
+	if (failed)
+		err_set("%s", pw->why);
+	return failed ? -1 : 0;
+}
+
 static int flush_batch(struct pagewriter *pw)
 {
 	if (!pw->batch)
 		return 0;
-	if (read_runs(pw, pw->runs, pw->nruns) || write_batch(pw, pw->runs, pw->nruns))
+	if (read_runs(pw, pw->runs, pw->nruns))
 		return -1;
+	if (!pw->threaded) {
+		if (write_batch(pw, pw->runs, pw->nruns, pw->buf))
+			return -1;
+	} else {
+		if (writer_idle(pw))
+			return -1;
+		pthread_mutex_lock(&pw->mu);
+		memcpy(pw->job.runs, pw->runs, pw->nruns * sizeof(pw->runs[0]));
+		pw->job.nruns = pw->nruns;
+		pw->job.buf = pw->buf;
+		pw->pending = 1;
+		pthread_cond_broadcast(&pw->cv);
+		pthread_mutex_unlock(&pw->mu);
+		pw->cur ^= 1;
+		pw->buf = pw->bufs[pw->cur];
+	}
 	pw->nruns = pw->batch = 0;
 	return 0;
+}
+
+/* The writer thread, with SIGINT, SIGTERM and SIGHUP (a cancel) left to
+ * it alone: its blocked write is what they must interrupt. */
+static void writer_start(struct pagewriter *pw)
+{
+	sigset_t set, old;
+
+	if (pthread_mutex_init(&pw->mu, NULL))
+		return;
+	if (pthread_cond_init(&pw->cv, NULL)) {
+		pthread_mutex_destroy(&pw->mu);
+		return;
+	}
+	if (pthread_create(&pw->writer, NULL, writer_main, pw)) {
+		pthread_cond_destroy(&pw->cv);
+		pthread_mutex_destroy(&pw->mu);
+		return;
+	}
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, &old);
+	pw->threaded = 1;
+}
+
+/* Let the writer finish (or drop its batch after an error of ours) and
+ * go; our signals come back.  -1 if it failed. */
+static int writer_stop(struct pagewriter *pw)
+{
+	sigset_t set;
+	int rc;
+
+	if (!pw->threaded)
+		return 0;
+	rc = writer_idle(pw);
+	pthread_mutex_lock(&pw->mu);
+	pw->quit = 1;
+	pthread_cond_broadcast(&pw->cv);
+	pthread_mutex_unlock(&pw->mu);
+	pthread_join(pw->writer, NULL);
+	pthread_cond_destroy(&pw->cv);
+	pthread_mutex_destroy(&pw->mu);
+	pw->threaded = 0;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	return rc;
 }
 
 static int write_region(struct pagewriter *pw, const struct region *r)
@@ -789,11 +917,13 @@ static int write_pages(pid_t pid, struct img_writer *w, const struct image *im,
 	int rc = -1;
 
 	pw.total = im->proc.pages_hint * pw.ps;
-	pw.buf = malloc(BATCH_PAGES * pw.ps);
+	pw.bufs[0] = malloc(BATCH_PAGES * pw.ps);
+	pw.bufs[1] = malloc(BATCH_PAGES * pw.ps);
+	pw.buf = pw.bufs[0];
 	pw.pm = malloc(BATCH_PAGES * sizeof(uint64_t));
 	pw.memfd = open(fmt_path(path, sizeof(path), "/proc/%d/mem", pid), O_RDONLY | O_CLOEXEC);
 	pw.pmfd = proc_open_pagemap(pid);
-	if (!pw.buf || !pw.pm) {
+	if (!pw.bufs[0] || !pw.bufs[1] || !pw.pm) {
 		err_set("out of memory");
 		goto out;
 	}
@@ -803,6 +933,14 @@ static int write_pages(pid_t pid, struct img_writer *w, const struct image *im,
 	}
 	if (pw.pmfd < 0)
 		goto out;
+	/* Not while every signal is blocked (a --cow snapshot's reap does
+	 * that): a cancel must still reach the writer. */
+	{
+		sigset_t cur;
+		pthread_sigmask(SIG_BLOCK, NULL, &cur);
+		if (!sigismember(&cur, SIGTERM))
+			writer_start(&pw);
+	}
 	for (size_t i = 0; i < im->nregions; i++) {
 		const struct region *r = &im->regions[i];
 		if (r->d.kind == IMG_RGN_SPECIAL || (r->d.flags & IMG_RGN_SHARED))
@@ -816,7 +954,11 @@ static int write_pages(pid_t pid, struct img_writer *w, const struct image *im,
 		goto out;
 	rc = 0;
 out:
-	free(pw.buf);
+	/* The writer's error, if it had one, is the reason. */
+	if (writer_stop(&pw))
+		rc = -1;
+	free(pw.bufs[0]);
+	free(pw.bufs[1]);
 	free(pw.pm);
 	if (pw.memfd >= 0)
 		close(pw.memfd);

@@ -7,7 +7,8 @@
 
 const char *prog = "ckpt";
 
-static char err_msg[1024];
+/* Per thread: a thread that fails (the dump's writer) has its own reason. */
+static __thread char err_msg[1024];
 
 void err_set(const char *fmt, ...)
 {

@@ -35,13 +35,13 @@ target_finishes() {
 	wait_exit "$BG_PID"
 }
 
-# Wait until ckpt-dump (pid $1; the dump runs in its worker child) is
-# blocked writing to a full pipe.
+# Wait until ckpt-dump (pid $1; the dump runs in its worker child, and
+# writes from a thread of it) is blocked writing to a full pipe.
 wait_blocked_on_pipe() {
 	local i w
 	for ((i = 0; i < 1000; i++)); do
 		for w in $(descendants "$1"); do
-			grep -q pipe_write "/proc/$w/wchan" 2>/dev/null && return 0
+			cat "/proc/$w/task/"*/wchan 2>/dev/null | grep -q pipe_write && return 0
 		done
 		sleep 0.01
 	done
