@@ -68,9 +68,12 @@ port=$(cat "$tmp/port")
 export CKPT_COORD_PORT=$port
 say "ckpt-coord listening on 127.0.0.1:$port, checkpoints in $tmp/ck"
 
-clean_exec "$bin/ckpt-inject" -- "$counter" 60 </dev/null >"$tmp/a.out" &
+# Each writes its own files: a restart sets the files of the computation
+# back to the checkpoint, and this script's own output (a file, when the
+# demo's output goes to one) is no member's to set back.
+clean_exec "$bin/ckpt-inject" -- "$counter" 60 </dev/null >"$tmp/a.out" 2>"$tmp/a.err" &
 pids+=($!)
-clean_exec "$bin/ckpt-inject" -- "$counter" 40 </dev/null >"$tmp/b.out" &
+clean_exec "$bin/ckpt-inject" -- "$counter" 40 </dev/null >"$tmp/b.out" 2>"$tmp/b.err" &
 pids+=($!)
 say "started two counters under ckpt-inject (pids ${pids[*]}): to 60 and to 40"
 
