@@ -49,7 +49,12 @@ struct client {
 	int resumed; /* let go before its image was synced */
 	int waits; /* a ckpt-signal --wait waiting for the checkpoint to end */
 	int dead;
+	double since; /* when it connected: without the secret, it has AUTH_WAIT s */
 };
+
+/* Seconds a client of a coordinator with a secret has to give it: idle
+ * connections from anyone must not fill the table and lock members out. */
+#define AUTH_WAIT 10
 
 struct coord {
 	/* settings (struct cd_settings) */
@@ -641,6 +646,7 @@ static void accept_client(struct coord *cd)
 	c->fd = fd;
 	c->r.fd = fd;
 	c->authed = !cd->secret;
+	c->since = now_sec();
 	cd->cl[cd->ncl++] = c;
 }
 
@@ -739,9 +745,19 @@ int cd_run(struct coord *cd)
 		struct pollfd pfd[MAX_CLIENTS + 1];
 		int timeout = -1;
 
-		for (int i = cd->ncl; i-- > 0;)
-			if (cd->cl[i]->dead)
+		for (int i = cd->ncl; i-- > 0;) {
+			struct client *c = cd->cl[i];
+			if (!c->dead && !c->authed && now_sec() - c->since > AUTH_WAIT) {
+				warnx("client %d: no secret in %d seconds; dropped", c->fd, AUTH_WAIT);
+				c->dead = 1;
+			}
+			if (c->dead)
 				drop(cd, i);
+		}
+		/* Wake to drop a client that has not authenticated in time. */
+		for (int i = 0; i < cd->ncl; i++)
+			if (!cd->cl[i]->authed)
+				timeout = 1000;
 		if (cd->exit_on_last && cd->had_member && !nmembers(cd) && cd->phase == IDLE)
 			break;
 		/* Started for members that never came (their program exited

@@ -188,6 +188,21 @@ ask() {
 	[ "$status" -eq 0 ]
 }
 
+@test "with a secret, a client that stays silent is dropped after 10 s and others are served" {
+	local s=$BATS_TEST_TMPDIR/secret line rc=0
+	echo "a-long-enough-secret" >"$s"
+	chmod 600 "$s"
+	start_coord --secret-file "$s"
+	exec 5<>"/dev/tcp/127.0.0.1/$CPORT"
+	# The coordinator closes it: read sees the end within 20 s.
+	read -r -t 20 line <&5 || rc=$?
+	exec 5>&-
+	[ "$rc" -eq 1 ]
+	grep -q "no secret in 10 seconds; dropped" "$BATS_TEST_TMPDIR/coord.log"
+	run ckpt-signal --secret-file "$s" --status
+	[ "$status" -eq 0 ]
+}
+
 @test "--daemon returns once listening; CKPT_DIR and CKPT_GZIP=0 are honoured; --quit ends it" {
 	local dir=$BATS_TEST_TMPDIR/ck pf=$BATS_TEST_TMPDIR/port port
 	mkdir "$dir"
