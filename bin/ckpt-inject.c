@@ -169,6 +169,7 @@ int main(int argc, char **argv)
 	h.r.fd = h.sock;
 	if (co_auth(h.sock, &h.r, secret))
 		die(fail_rc, "%s", err_get());
+	free(secret);
 	if (mode == MB_RUN) {
 		h.pid = getpid();
 		name = argv[optind];

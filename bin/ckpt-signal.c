@@ -147,7 +147,9 @@ int main(int argc, char **argv)
 	if (fd < 0)
 		die(NO_COORD, "%s", err_get());
 	r.fd = fd;
-	if (co_auth(fd, &r, secret))
+	c = co_auth(fd, &r, secret);
+	free(secret);
+	if (c)
 		die(FAILED, "%s", err_get());
 	switch (cmd) {
 	case 'c':
