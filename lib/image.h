@@ -579,6 +579,9 @@ int img_open(const char *path, struct img_input *in) __attribute__((warn_unused_
 int img_open_one(const char *path, struct img_input *in) __attribute__((warn_unused_result));
 /* Free what img_open read (not the fds). */
 void img_input_free(struct img_input *in);
+/* Close the stream (not standard input) and the status pipe, and free
+ * what img_open read. */
+void img_input_close(struct img_input *in);
 /* Wait for the decompressor, if any, to finish: -1 (err_set with its
  * reason) if it failed. */
 int img_input_status(struct img_input *in) __attribute__((warn_unused_result));

@@ -403,17 +403,6 @@ out:
 	return rc;
 }
 
-static void close_input(struct img_input *in)
-{
-	if (in->r.fd > 0)
-		close(in->r.fd);
-	in->r.fd = -1;
-	if (in->status_fd >= 0)
-		close(in->status_fd);
-	in->status_fd = -1;
-	img_input_free(in);
-}
-
 int incr_dump_open(const char *path, const char *outpath, struct incr_dump **out)
 {
 	struct incr_dump *d = calloc(1, sizeof(*d));
@@ -443,7 +432,7 @@ int incr_dump_open(const char *path, const char *outpath, struct incr_dump **out
 			err_set("%s: the image would replace its own parent or an image of its "
 				"parent's chain",
 				outpath);
-			close_input(&in);
+			img_input_close(&in);
 			goto fail;
 		}
 	}
@@ -451,12 +440,12 @@ int incr_dump_open(const char *path, const char *outpath, struct incr_dump **out
 		err_set("parent image %s: an image of %u processes; --parent takes the image of "
 			"one process",
 			path, in.im.hdr.nprocs);
-		close_input(&in);
+		img_input_close(&in);
 		goto fail;
 	}
 	if (in.im.hdr.page_size != INCR_PAGE || sysconf(_SC_PAGESIZE) != INCR_PAGE) {
 		err_set("parent image %s: incremental images need %d-byte pages", path, INCR_PAGE);
-		close_input(&in);
+		img_input_close(&in);
 		goto fail;
 	}
 	if (in.im.parent) {
@@ -464,7 +453,7 @@ int incr_dump_open(const char *path, const char *outpath, struct incr_dump **out
 			err_set("parent image %s: already %u images deep, the most a chain may be; "
 				"dump a full image",
 				path, in.im.parent->d.depth);
-			close_input(&in);
+			img_input_close(&in);
 			goto fail;
 		}
 		memcpy(pp->d.parent_id, in.im.parent->d.id, 16);
@@ -473,14 +462,14 @@ int incr_dump_open(const char *path, const char *outpath, struct incr_dump **out
 	} else {
 		if (getrandom(pp->d.key, sizeof(pp->d.key), 0) != sizeof(pp->d.key)) {
 			err_sys("cannot draw a hash key");
-			close_input(&in);
+			img_input_close(&in);
 			goto fail;
 		}
 		pp->d.depth = 1;
 	}
 	if (getrandom(pp->d.id, sizeof(pp->d.id), 0) != sizeof(pp->d.id)) {
 		err_sys("cannot draw an image id");
-		close_input(&in);
+		img_input_close(&in);
 		goto fail;
 	}
 	pp->d.parent_ctime = in.im.hdr.ctime;
@@ -490,17 +479,17 @@ int incr_dump_open(const char *path, const char *outpath, struct incr_dump **out
 	incr_key_expand(&d->key, pp->d.key);
 	if (!pp->path) {
 		err_set("out of memory");
-		close_input(&in);
+		img_input_close(&in);
 		goto fail;
 	}
 	if (read_parent(d, &in)) {
 		snprintf(why, sizeof(why), "%s", err_get());
 		img_input_fail(&in);
-		close_input(&in);
+		img_input_close(&in);
 		err_set("parent image %s: %s", path, why);
 		goto fail;
 	}
-	close_input(&in);
+	img_input_close(&in);
 	*out = d;
 	return 0;
 fail:

@@ -37,17 +37,6 @@
 
 #define OUT_PAGES 1024 /* pages per PAGES record written */
 
-static void close_input(struct img_input *in)
-{
-	if (in->r.fd > 0)
-		close(in->r.fd);
-	in->r.fd = -1;
-	if (in->status_fd >= 0)
-		close(in->status_fd);
-	in->status_fd = -1;
-	img_input_free(in);
-}
-
 static const char *time_str(int64_t t, char *s, size_t n)
 {
 	time_t tt = t;
@@ -140,7 +129,7 @@ static int open_parent(const struct incr_parent *p, const char *child, struct im
 			snprintf(why, sizeof(why), "%s", err_get());
 		if (in->status_fd >= 0)
 			img_input_fail(in);
-		close_input(in);
+		img_input_close(in);
 	}
 	if (!seen)
 		err_set("%s: parent image %s: missing (%s)", child, p->path,
@@ -561,7 +550,7 @@ static int feed(struct feeder *f)
 		goto out;
 	rc = 0;
 out:
-	close_input(&p);
+	img_input_close(&p);
 	incr_list_free(&hashes);
 	incr_list_free(&reuse);
 	incr_list_free(&stored);
@@ -643,15 +632,15 @@ static int check_chain(const struct img_input *in, const char *path, const struc
 	for (int depth = 0; p; depth++) {
 		struct stat st;
 		if (depth > INCR_MAX_DEPTH) {
-			close_input(&cur);
+			img_input_close(&cur);
 			err_set("%s: a chain of more than %d images", path, INCR_MAX_DEPTH);
 			return -1;
 		}
 		if (open_parent(p, child, &next, 0, found, sizeof(found))) {
-			close_input(&cur);
+			img_input_close(&cur);
 			return -1;
 		}
-		close_input(&cur);
+		img_input_close(&cur);
 		cur = next;
 		if (file && stat(found, &st) == 0 && st.st_dev == file->st_dev &&
 		    st.st_ino == file->st_ino) {
@@ -661,7 +650,7 @@ static int check_chain(const struct img_input *in, const char *path, const struc
 		snprintf(child, sizeof(child), "%s", found);
 		p = cur.im.parent;
 	}
-	close_input(&cur);
+	img_input_close(&cur);
 	return 0;
 }
 
@@ -913,7 +902,7 @@ int incr_print_chain(FILE *f, const char *path, const struct img_input *top, int
 			rc = -1;
 			break;
 		}
-		close_input(&cur);
+		img_input_close(&cur);
 		cur = next;
 		if (scan_level(&cur, &want, &stored, &gives, &reuse) || intersect(&want, &reuse) ||
 		    lacks(wanted, gives, want.npages)) {
@@ -958,7 +947,7 @@ int incr_print_chain(FILE *f, const char *path, const struct img_input *top, int
 	}
 	if (json)
 		fprintf(f, "]");
-	close_input(&cur);
+	img_input_close(&cur);
 	incr_list_free(&want);
 	return rc;
 }
