@@ -270,7 +270,7 @@ struct incr_dump {
 	size_t nreuse, reusecap;
 };
 
-static int by_addr(const void *a, const void *b)
+int incr_by_addr(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
 
@@ -384,7 +384,7 @@ done:
 			if (add_hash(&d->old, &d->nold, &d->oldcap, l.runs[i].addr + j * INCR_PAGE,
 				     l.h[k]))
 				goto out;
-	qsort(d->old, d->nold, sizeof(*d->old), by_addr);
+	qsort(d->old, d->nold, sizeof(*d->old), incr_by_addr);
 	/* A page stored twice (no ckpt-dump writes one) is not trusted: the
 	 * dump stores it again. */
 	{
@@ -605,8 +605,8 @@ int incr_dump_end(struct incr_dump *d, struct img_writer *w, int32_t pid)
 	/* --cow writes some regions before the others: sort then. */
 	for (size_t i = 1; i < d->nnow; i++)
 		if (d->now[i].addr < d->now[i - 1].addr) {
-			qsort(d->now, d->nnow, sizeof(*d->now), by_addr);
-			qsort(d->reuse, d->nreuse, sizeof(*d->reuse), by_addr);
+			qsort(d->now, d->nnow, sizeof(*d->now), incr_by_addr);
+			qsort(d->reuse, d->nreuse, sizeof(*d->reuse), incr_by_addr);
 			break;
 		}
 	for (size_t i = 0; i < d->nnow; i += INCR_MAX_PAGES) {

@@ -91,6 +91,9 @@ struct incr_list {
 int incr_read_list(struct incr_list *l, uint32_t type, const void *buf, uint64_t len, int32_t pid,
 		   uint64_t *end) __attribute__((warn_unused_result));
 void incr_list_free(struct incr_list *l);
+/* qsort's order of things that start with their address (a uint64_t):
+ * runs, page hashes, addresses. */
+int incr_by_addr(const void *a, const void *b);
 /* After incr_read_list: every run of the record lies in a private region
  * of im (a page stored or taken from the parent is one the restorer may
  * fill). */

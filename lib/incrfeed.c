@@ -336,13 +336,6 @@ static int read_child(struct feeder *f, struct incr_list *hashes, struct incr_li
 	}
 }
 
-static int by_addr(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 /* The first run of l that ends after addr (l sorted, apart). */
 static size_t run_at(const struct incr_list *l, uint64_t addr)
 {
@@ -498,7 +491,7 @@ static int feed(struct feeder *f)
 		goto out;
 	/* A page the image stores and takes from the parent too would be
 	 * written twice, the parent's last: no such image is sound. */
-	qsort(stored.runs, stored.nruns, sizeof(*stored.runs), by_addr);
+	qsort(stored.runs, stored.nruns, sizeof(*stored.runs), incr_by_addr);
 	for (size_t i = 0, j = 0; i < stored.nruns && j < reuse.nruns;) {
 		uint64_t se = stored.runs[i].addr + stored.runs[i].npages * INCR_PAGE;
 		uint64_t re = reuse.runs[j].addr + reuse.runs[j].npages * INCR_PAGE;
