@@ -740,16 +740,6 @@ void incr_json_str(FILE *f, const char *s)
 	fputc('"', f);
 }
 
-static const char *time_str(int64_t t, char *s, size_t n)
-{
-	time_t tt = t;
-	struct tm tm;
-
-	if (!gmtime_r(&tt, &tm) || !strftime(s, n, "%Y-%m-%d %H:%M:%S UTC", &tm))
-		snprintf(s, n, "%lld", (long long)t);
-	return s;
-}
-
 static const char *hex16(const uint8_t *b, char *s)
 {
 	for (int i = 0; i < 16; i++)
@@ -767,7 +757,7 @@ void incr_inspect_text(FILE *f, const struct img_input *in)
 	fprintf(f, "parent:   %s (%u image%s above this one)\n", p->path, p->d.depth,
 		p->d.depth > 1 ? "s" : "");
 	fprintf(f, "  id %s; the parent's: created %s, identity crc %#x\n", hex16(p->d.id, id),
-		time_str(p->d.parent_ctime, t1, sizeof(t1)), p->d.parent_crc);
+		fmt_time(t1, sizeof(t1), p->d.parent_ctime), p->d.parent_crc);
 	fprintf(f, "  %llu pages (%s) taken from the parent, %llu pages hashed\n",
 		(unsigned long long)p->reused,
 		fmt_bytes(b1, sizeof(b1), p->reused * in->im.hdr.page_size),

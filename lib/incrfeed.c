@@ -37,16 +37,6 @@
 
 #define OUT_PAGES 1024 /* pages per PAGES record written */
 
-static const char *time_str(int64_t t, char *s, size_t n)
-{
-	time_t tt = t;
-	struct tm tm;
-
-	if (!gmtime_r(&tt, &tm) || !strftime(s, n, "%Y-%m-%d %H:%M:%S UTC", &tm))
-		snprintf(s, n, "%lld", (long long)t);
-	return s;
-}
-
 /* Whether the image in is the one p names; else err_set says how not. */
 static int is_parent(const struct incr_parent *p, const struct img_input *in, const char *child,
 		     const char *path)
@@ -60,8 +50,8 @@ static int is_parent(const struct incr_parent *p, const struct img_input *in, co
 					      : q != NULL)) {
 		err_set("%s: parent image %s is not the image %s was dumped against (it was "
 			"created %s, the parent %s)",
-			child, path, child, time_str(in->im.hdr.ctime, t1, sizeof(t1)),
-			time_str(p->d.parent_ctime, t2, sizeof(t2)));
+			child, path, child, fmt_time(t1, sizeof(t1), in->im.hdr.ctime),
+			fmt_time(t2, sizeof(t2), p->d.parent_ctime));
 		return 0;
 	}
 	if (q && (q->d.depth + 1 != p->d.depth || memcmp(q->d.key, p->d.key, 16))) {
@@ -925,7 +915,7 @@ int incr_print_chain(FILE *f, const char *path, const struct img_input *top, int
 				(unsigned long long)gives);
 		} else {
 			fprintf(f, "chain %d:  %s: found, created %s, %s, stores %s", n + 1, found,
-				time_str(cur.im.hdr.ctime, t1, sizeof(t1)),
+				fmt_time(t1, sizeof(t1), cur.im.hdr.ctime),
 				cur.im.parent ? "incremental" : "full image",
 				fmt_bytes(b1, sizeof(b1), stored * INCR_PAGE));
 			if (cur.im.parent)

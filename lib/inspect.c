@@ -214,17 +214,6 @@ static const char *rgn_flags_str(uint32_t flags)
 	return s;
 }
 
-static const char *time_str(int64_t t)
-{
-	static char s[64];
-	time_t tt = t;
-	struct tm tm;
-
-	if (!gmtime_r(&tt, &tm) || !strftime(s, sizeof(s), "%Y-%m-%d %H:%M:%S UTC", &tm))
-		snprintf(s, sizeof(s), "%lld", (long long)t);
-	return s;
-}
-
 /* The command line with NULs as spaces, for text output. */
 static void put_cmdline(FILE *f, const struct image *im)
 {
@@ -438,11 +427,12 @@ static void text_proc(FILE *f, const struct image *im);
 void inspect_text(FILE *f, const struct img_input *in, const struct img_totals *t)
 {
 	const struct img_header *h = &in->im.hdr;
-	char b1[32];
+	char b1[32], t1[64];
 
 	fprintf(f, "format:   ckpt image version %u, x86-64, page size %u%s\n", h->version,
 		h->page_size, in->compressed ? ", compressed" : "");
-	fprintf(f, "created:  %s on %s, kernel %s\n", time_str(h->ctime), h->host, h->kernel);
+	fprintf(f, "created:  %s on %s, kernel %s\n", fmt_time(t1, sizeof(t1), h->ctime), h->host,
+		h->kernel);
 	fprintf(f, "cpu:      xsave features %#llx, %u bytes of state\n",
 		(unsigned long long)h->xfeatures, h->xsave_size);
 	if (in->nrest)
