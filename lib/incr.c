@@ -725,21 +725,6 @@ int incr_scan_rec(struct img_input *in, const struct img_rec *rec, const void *b
 	return 0;
 }
 
-void incr_json_str(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char c = *s;
-		if (c == '"' || c == '\\')
-			fprintf(f, "\\%c", c);
-		else if (c < 32 || c >= 127)
-			fprintf(f, "\\u%04x", c);
-		else
-			fputc(c, f);
-	}
-	fputc('"', f);
-}
-
 static const char *hex16(const uint8_t *b, char *s)
 {
 	for (int i = 0; i < 16; i++)
@@ -774,7 +759,7 @@ void incr_inspect_json(FILE *f, const struct img_input *in)
 	if (!p)
 		return;
 	fprintf(f, "\"parent\":{\"path\":");
-	incr_json_str(f, p->path);
+	inspect_json_str(f, p->path, strlen(p->path));
 	fprintf(f,
 		",\"depth\":%u,\"id\":\"%s\",\"parent_id\":\"%s\",\"parent_created\":%lld,"
 		"\"parent_crc\":%u,\"reused_pages\":%llu,\"hashed_pages\":%llu%s%s},\n",

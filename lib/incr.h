@@ -136,8 +136,6 @@ int incr_scan_rec(struct img_input *in, const struct img_rec *rec, const void *b
  * ",\"parent\":{...}" member, or nothing). */
 void incr_inspect_text(FILE *f, const struct img_input *in);
 void incr_inspect_json(FILE *f, const struct img_input *in);
-/* s as a JSON string. */
-void incr_json_str(FILE *f, const char *s);
 /* ckpt-inspect: follow the chain of the image at path, printing a line per
  * parent (text), or a JSON array; -1 if a parent is missing or replaced. */
 int incr_print_chain(FILE *f, const char *path, const struct img_input *in, int json);

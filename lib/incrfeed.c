@@ -878,7 +878,7 @@ int incr_print_chain(FILE *f, const char *path, const struct img_input *top, int
 									  : "unreadable";
 			if (json) {
 				fprintf(f, "%s{\"path\":", n ? "," : "");
-				incr_json_str(f, p->path);
+				inspect_json_str(f, p->path, strlen(p->path));
 				fprintf(f, ",\"state\":\"%s\"}", state);
 			} else
 				fprintf(f, "chain %d:  %s: %s\n", n + 1, p->path, state);
@@ -895,7 +895,7 @@ int incr_print_chain(FILE *f, const char *path, const struct img_input *top, int
 			err_set("%s: parent image %s: %s", child, found, why);
 			if (json) {
 				fprintf(f, "%s{\"path\":", n ? "," : "");
-				incr_json_str(f, found);
+				inspect_json_str(f, found, strlen(found));
 				fprintf(f, ",\"state\":\"damaged\"}");
 			} else {
 				fprintf(f, "chain %d:  %s: damaged\n", n + 1, found);
@@ -906,7 +906,7 @@ int incr_print_chain(FILE *f, const char *path, const struct img_input *top, int
 		}
 		if (json) {
 			fprintf(f, "%s{\"path\":", n ? "," : "");
-			incr_json_str(f, found);
+			inspect_json_str(f, found, strlen(found));
 			fprintf(f,
 				",\"state\":\"found\",\"created\":%lld,\"incremental\":%s,"
 				"\"stored_pages\":%llu,\"reused_pages\":%llu,\"given_pages\":%llu}",

@@ -235,8 +235,6 @@ static const char *syscall_state(const struct user_regs_struct *r, char *buf, si
 	return buf;
 }
 
-static void json_str(FILE *f, const char *s, size_t len);
-
 /* An inotify instance's watches: a line each in text, "watch_list" in JSON. */
 static void fd_watches(FILE *f, const struct fd_entry *e, int json)
 {
@@ -258,7 +256,7 @@ static void fd_watches(FILE *f, const struct fd_entry *e, int json)
 		if (json) {
 			fprintf(f, "%s{\"wd\":%d,\"mask\":%u,\"path\":", k ? "," : "", w.wd,
 				w.mask);
-			json_str(f, path, w.path_len);
+			inspect_json_str(f, path, w.path_len);
 			fputc('}', f);
 		} else {
 			fprintf(f, "      wd %d mask %#x %.*s\n", w.wd, w.mask, (int)w.path_len,
@@ -526,7 +524,7 @@ static void text_proc(FILE *f, const struct image *im)
 	}
 }
 
-static void json_str(FILE *f, const char *s, size_t len)
+void inspect_json_str(FILE *f, const char *s, size_t len)
 {
 	fputc('"', f);
 	for (size_t i = 0; i < len; i++) {
@@ -552,26 +550,26 @@ void inspect_json(FILE *f, const struct img_input *in, const struct img_totals *
 		"{\"format\":{\"version\":%u,\"arch\":\"x86-64\",\"page_size\":%u,"
 		"\"compressed\":%s,\"created\":%lld,\"host\":",
 		h->version, h->page_size, in->compressed ? "true" : "false", (long long)h->ctime);
-	json_str(f, h->host, strlen(h->host));
+	inspect_json_str(f, h->host, strlen(h->host));
 	fprintf(f, ",\"kernel\":");
-	json_str(f, h->kernel, strlen(h->kernel));
+	inspect_json_str(f, h->kernel, strlen(h->kernel));
 	fprintf(f, ",\"xfeatures\":%llu,\"xsave_size\":%u},\n", (unsigned long long)h->xfeatures,
 		h->xsave_size);
 	fprintf(f,
 		"\"process\":{\"pid\":%d,\"ppid\":%d,\"pgid\":%d,\"sid\":%d,\"uid\":%u,"
 		"\"gid\":%u,\"umask\":%u,\"comm\":",
 		p->pid, p->ppid, p->pgid, p->sid, p->uid, p->gid, p->umask);
-	json_str(f, p->comm, strlen(p->comm));
+	inspect_json_str(f, p->comm, strlen(p->comm));
 	fprintf(f, ",\"exe\":");
-	json_str(f, im->exe, strlen(im->exe));
+	inspect_json_str(f, im->exe, strlen(im->exe));
 	fprintf(f, ",\"cwd\":");
-	json_str(f, im->cwd, strlen(im->cwd));
+	inspect_json_str(f, im->cwd, strlen(im->cwd));
 	fprintf(f, ",\"argv\":[");
 	while (a < p->cmdline_len) {
 		size_t l = strnlen(im->cmdline + a, p->cmdline_len - a);
 		if (a)
 			fputc(',', f);
-		json_str(f, im->cmdline + a, l);
+		inspect_json_str(f, im->cmdline + a, l);
 		a += l + 1;
 	}
 	fprintf(f, "]},\n\"tree\":[");
@@ -586,13 +584,13 @@ void inspect_json(FILE *f, const struct img_input *in, const struct img_totals *
 			k ? ",\n" : "", q->pid, q->ppid, q->pgid, q->sid, pi->nthreads,
 			(q->flags & IMG_PROC_ZOMBIE) ? "true" : "false", q->exit_status,
 			q->exit_signal);
-		json_str(f, q->comm, strlen(q->comm));
+		inspect_json_str(f, q->comm, strlen(q->comm));
 		fprintf(f, ",\"argv\":[");
 		while (b < q->cmdline_len) {
 			size_t l = strnlen(pi->cmdline + b, q->cmdline_len - b);
 			if (b)
 				fputc(',', f);
-			json_str(f, pi->cmdline + b, l);
+			inspect_json_str(f, pi->cmdline + b, l);
 			b += l + 1;
 		}
 		fprintf(f, "]}");
@@ -604,7 +602,7 @@ void inspect_json(FILE *f, const struct img_input *in, const struct img_totals *
 
 		memcpy(&r, th->regs, sizeof(r));
 		fprintf(f, "%s{\"tid\":%d,\"comm\":", i ? ",\n" : "", th->tid);
-		json_str(f, th->comm, strlen(th->comm));
+		inspect_json_str(f, th->comm, strlen(th->comm));
 		fprintf(f,
 			",\"rip\":%llu,\"rsp\":%llu,\"orig_rax\":%lld,\"rax\":%lld,"
 			"\"sigmask\":%llu,\"fs_base\":%llu,\"rseq\":%llu,\"robust_list\":%llu,"
@@ -634,7 +632,7 @@ void inspect_json(FILE *f, const struct img_input *in, const struct img_totals *
 			(unsigned long long)g->d.end, prot_str(g->d.prot, g->d.flags),
 			img_kind_name(g->d.kind), (unsigned long long)g->d.pgoff,
 			(unsigned long long)(g->stored * h->page_size), rgn_flags_str(g->d.flags));
-		json_str(f, g->path ? g->path : "", g->path ? strlen(g->path) : 0);
+		inspect_json_str(f, g->path ? g->path : "", g->path ? strlen(g->path) : 0);
 		fputc('}', f);
 	}
 	fprintf(f, "],\n\"files\":[\n");
@@ -645,7 +643,7 @@ void inspect_json(FILE *f, const struct img_input *in, const struct img_totals *
 			"\"path\":",
 			i ? ",\n" : "", e->d.fd, img_fd_kind_name(e->d.kind), e->d.flags,
 			(unsigned long long)e->d.pos, (unsigned long long)e->d.desc);
-		json_str(f, e->path, strlen(e->path));
+		inspect_json_str(f, e->path, strlen(e->path));
 		fd_state(f, e, 1);
 		fd_watches(f, e, 1);
 		fputc('}', f);
@@ -658,7 +656,7 @@ void inspect_json(FILE *f, const struct img_input *in, const struct img_totals *
 			i ? ",\n" : "", img_shm_kind_name(o->d.kind), (unsigned long long)o->d.size,
 			(unsigned long long)(o->stored * h->page_size), o->d.mode, o->d.key,
 			o->d.flags & IMG_SHM_RMID ? "true" : "false", o->d.seals);
-		json_str(f, o->name, strlen(o->name));
+		inspect_json_str(f, o->name, strlen(o->name));
 		fputc('}', f);
 	}
 	fprintf(f, "],\n\"sysv_ipc\":[\n");
