@@ -66,6 +66,22 @@ struct shm_obj *img_find_shm(const struct image *im, uint64_t dev, uint64_t ino)
 	return NULL;
 }
 
+struct region *img_find_region(const struct image *im, uint64_t addr)
+{
+	size_t lo = 0, hi = im->nregions;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (im->regions[mid].d.end <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < im->nregions && im->regions[lo].d.start <= addr)
+		return &im->regions[lo];
+	return NULL;
+}
+
 const char *img_fd_kind_name(uint32_t kind)
 {
 	return kind < IMG_FD_NKINDS ? fd_kind_names[kind] : "?";

@@ -490,6 +490,8 @@ struct image {
 };
 /* The SHM object a region or fd of kind shm names, or NULL. */
 struct shm_obj *img_find_shm(const struct image *im, uint64_t dev, uint64_t ino);
+/* The region that holds addr, or NULL. */
+struct region *img_find_region(const struct image *im, uint64_t addr);
 
 void image_free(struct image *im);
 const char *img_kind_name(uint32_t kind);

@@ -663,24 +663,19 @@ int incr_check_runs(const struct image *im, uint32_t type, const void *buf)
 	memcpy(&d, buf, sizeof(d));
 	for (uint32_t i = 0; i < d.nruns; i++) {
 		struct img_run r;
-		size_t lo = 0, hi = im->nregions;
+		const struct region *first;
 		uint64_t at, end;
 
 		memcpy(&r, &run[i], sizeof(r));
-		while (lo < hi) {
-			size_t mid = (lo + hi) / 2;
-			if (im->regions[mid].d.end <= r.addr)
-				lo = mid + 1;
-			else
-				hi = mid;
-		}
+		first = img_find_region(im, r.addr);
 		/* A run may span regions that follow each other without a
 		 * gap (a program's data and bss), each private and not the
 		 * kernel's. */
 		at = r.addr;
 		end = r.addr + r.npages * INCR_PAGE;
-		for (; lo < im->nregions && at < end; lo++) {
-			const struct img_region *g = &im->regions[lo].d;
+		for (size_t k = first ? (size_t)(first - im->regions) : im->nregions;
+		     k < im->nregions && at < end; k++) {
+			const struct img_region *g = &im->regions[k].d;
 			if (g->start > at || (g->flags & IMG_RGN_SHARED) ||
 			    g->kind == IMG_RGN_SPECIAL)
 				break;

@@ -159,19 +159,10 @@ static int flush_out(struct feeder *f)
 /* The end of the private region of the image that holds addr, or 0. */
 static uint64_t region_end(const struct image *im, uint64_t addr)
 {
-	size_t lo = 0, hi = im->nregions;
+	const struct region *g = img_find_region(im, addr);
 
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		if (im->regions[mid].d.end <= addr)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	if (lo < im->nregions && im->regions[lo].d.start <= addr &&
-	    !(im->regions[lo].d.flags & IMG_RGN_SHARED) &&
-	    im->regions[lo].d.kind != IMG_RGN_SPECIAL)
-		return im->regions[lo].d.end;
+	if (g && !(g->d.flags & IMG_RGN_SHARED) && g->d.kind != IMG_RGN_SPECIAL)
+		return g->d.end;
 	return 0;
 }
 

@@ -13,22 +13,6 @@
 #include "inspect.h"
 #include "util.h"
 
-static struct region *region_of(struct image *im, uint64_t addr)
-{
-	size_t lo = 0, hi = im->nregions;
-
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		if (im->regions[mid].d.end <= addr)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	if (lo < im->nregions && im->regions[lo].d.start <= addr)
-		return &im->regions[lo];
-	return NULL;
-}
-
 static int scan_data(struct img_input *in, struct img_totals *t);
 
 /* A SHMDATA record: its runs must lie inside its object. */
@@ -164,7 +148,7 @@ static int scan_data(struct img_input *in, struct img_totals *t)
 
 			for (uint32_t i = 0; i < p->nruns; i++) {
 				uint64_t end = run[i].addr + run[i].npages * r->page_size;
-				struct region *g = region_of(im, run[i].addr);
+				struct region *g = img_find_region(im, run[i].addr);
 				if (!g || end > g->d.end || end < run[i].addr) {
 					err_set("PAGES record: run %#llx+%llu pages lies outside "
 						"every region",
