@@ -317,6 +317,21 @@ static int hash_pages(struct incr_dump *d, struct img_reader *r, void *buf)
 	return 0;
 }
 
+int incr_read_end(struct img_input *in, const struct img_rec *rec, void *buf)
+{
+	struct img_end e;
+	int rc = -1;
+
+	if (rec->len != sizeof(e)) {
+		err_set("END record: bad length");
+	} else {
+		memcpy(&e, buf, sizeof(e));
+		rc = img_check_end(&in->r, rec, &e);
+	}
+	free(buf);
+	return rc ? -1 : img_input_end(in);
+}
+
 /* Read what the parent gives each address: its HASHES, or (a full image)
  * the hashes of its pages. */
 static int read_parent(struct incr_dump *d, struct img_input *in)
@@ -355,18 +370,10 @@ static int read_parent(struct incr_dump *d, struct img_input *in)
 			if (!in->im.parent)
 				err_set("REUSE record in an image without a PARENT record");
 			break;
-		case IMG_REC_END: {
-			struct img_end e;
-			if (rec.len == sizeof(e))
-				memcpy(&e, buf, sizeof(e));
-			r = rec.len == sizeof(e) ? img_check_end(&in->r, &rec, &e) : -1;
-			if (rec.len != sizeof(e))
-				err_set("END record: bad length");
-			free(buf);
-			if (r)
+		case IMG_REC_END:
+			if (incr_read_end(in, &rec, buf))
 				goto out;
 			goto done;
-		}
 		default:
 			err_set("record of type %u among the page data", rec.type);
 			r = -1;
@@ -376,8 +383,6 @@ static int read_parent(struct incr_dump *d, struct img_input *in)
 			goto out;
 	}
 done:
-	if (img_input_end(in))
-		goto out;
 	/* An incremental parent's hashes are those of all its pages. */
 	for (size_t i = 0, k = 0; i < l.nruns; i++)
 		for (uint64_t j = 0; j < l.runs[i].npages; j++, k++)

@@ -100,6 +100,11 @@ int incr_by_addr(const void *a, const void *b);
 int incr_check_runs(const struct image *im, uint32_t type, const void *buf)
     __attribute__((warn_unused_result));
 
+/* The END record (rec, its payload buf, freed here) after in's page data:
+ * check the stream's counts against it, then img_input_end. */
+int incr_read_end(struct img_input *in, const struct img_rec *rec, void *buf)
+    __attribute__((warn_unused_result));
+
 /* ---- ckpt-dump --parent --------------------------------------------- */
 struct incr_dump;
 /* Read the parent image's hashes (or hash its pages, for a full image).

@@ -293,20 +293,8 @@ static int read_child(struct feeder *f, struct incr_list *hashes, struct incr_li
 					    &reuse->end) ||
 			     incr_check_runs(&f->child.im, rec.type, buf);
 			break;
-		case IMG_REC_END: {
-			struct img_end e;
-			rc = -1;
-			if (rec.len != sizeof(e))
-				err_set("END record: bad length");
-			else
-				memcpy(&e, buf, sizeof(e));
-			if (rec.len == sizeof(e))
-				rc = img_check_end(r, &rec, &e);
-			free(buf);
-			if (rc)
-				return -1;
-			return img_input_end(&f->child);
-		}
+		case IMG_REC_END:
+			return incr_read_end(&f->child, &rec, buf);
 		default:
 			err_set("record of type %u among the page data", rec.type);
 			rc = -1;
@@ -432,18 +420,7 @@ static int read_parent(struct feeder *f, struct img_input *p, struct taking *t)
 				rc = -1;
 			}
 		} else if (rec.type == IMG_REC_END) {
-			struct img_end e;
-			rc = -1;
-			if (rec.len != sizeof(e))
-				err_set("END record: bad length");
-			else
-				memcpy(&e, buf, sizeof(e));
-			if (rec.len == sizeof(e))
-				rc = img_check_end(r, &rec, &e);
-			free(buf);
-			if (rc)
-				return -1;
-			return img_input_end(p);
+			return incr_read_end(p, &rec, buf);
 		} else {
 			err_set("parent image %s: record of type %u among the page data", f->parent,
 				rec.type);
@@ -814,18 +791,8 @@ static int scan_level(struct img_input *in, const struct incr_list *want, uint64
 					    rec.len, in->im.proc.pid,
 					    rec.type == IMG_REC_REUSE ? &reuse->end : &hend);
 			break;
-		case IMG_REC_END: {
-			struct img_end e;
-			rc = -1;
-			if (rec.len != sizeof(e))
-				err_set("END record: bad length");
-			else
-				memcpy(&e, buf, sizeof(e));
-			if (rec.len == sizeof(e))
-				rc = img_check_end(r, &rec, &e);
-			free(buf);
-			return rc ? -1 : img_input_end(in);
-		}
+		case IMG_REC_END:
+			return incr_read_end(in, &rec, buf);
 		default:
 			err_set("record of type %u among the page data", rec.type);
 			rc = -1;
