@@ -498,6 +498,8 @@ const char *img_kind_name(uint32_t kind);
 const char *img_fd_kind_name(uint32_t kind);
 const char *img_shm_kind_name(uint32_t kind);
 uint32_t img_crc(uint32_t crc, const void *buf, size_t len);
+/* Whether a checksum computed (got) differs from the one read (want). */
+int img_crc_bad(uint32_t got, uint32_t want);
 
 /* Writing. */
 struct img_writer {

@@ -29,12 +29,6 @@
 #include "inspect.h"
 #include "util.h"
 
-#ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
-#define CRC_BAD(got, want) ((void)(got), (void)(want), 0)
-#else
-#define CRC_BAD(got, want) ((got) != (want))
-#endif
-
 #define OUT_PAGES 1024 /* pages per PAGES record written */
 
 /* Whether the image in is the one p names; else err_set says how not. */
@@ -249,7 +243,7 @@ static int copy_rec(struct feeder *f, uint32_t type, void *buf, struct incr_list
 		}
 	}
 	r->npages += p->npages;
-	if (CRC_BAD(crc, p->data_crc)) {
+	if (img_crc_bad(crc, p->data_crc)) {
 		err_set("%s: page data before offset %llu: checksum mismatch", f->name,
 			(unsigned long long)r->off);
 		return -1;
@@ -413,7 +407,7 @@ static int read_parent(struct feeder *f, struct img_input *p, struct taking *t)
 								chunk + j * INCR_PAGE);
 				}
 			r->npages += d->npages;
-			if (!rc && CRC_BAD(crc, d->data_crc)) {
+			if (!rc && img_crc_bad(crc, d->data_crc)) {
 				err_set("parent image %s: page data before offset %llu: checksum "
 					"mismatch",
 					f->parent, (unsigned long long)r->off);
