@@ -16,11 +16,9 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -28,6 +26,7 @@
 #include "incr.h"
 #include "inspect.h"
 #include "util.h"
+#include "zio.h"
 
 #define OUT_PAGES 1024 /* pages per PAGES record written */
 
@@ -538,30 +537,26 @@ static void only_fds(const int *keep, int n)
 		close(null);
 }
 
-static _Noreturn void run_feeder(struct feeder *f, int sfd)
+/* The merging process's work (zio_spawn): NULL once the whole page data is
+ * written on wfd, else why not. */
+static const char *merge(void *arg, int wfd, int sfd)
 {
-	int keep[4] = {f->child.r.fd, f->child.status_fd, f->w.fd, sfd};
-	sigset_t pipe_set;
+	struct feeder *f = arg;
+	int keep[4] = {f->child.r.fd, f->child.status_fd, wfd, sfd};
+	const char *m;
 
 	only_fds(keep, 4);
-	/* The reader may stop early (a failed restore): die quietly of
-	 * SIGPIPE then, as the decompressor does. */
-	signal(SIGPIPE, SIG_DFL);
-	sigemptyset(&pipe_set);
-	sigaddset(&pipe_set, SIGPIPE);
-	sigprocmask(SIG_UNBLOCK, &pipe_set, NULL);
-	if (feed(f) < 0) {
-		const char *m = err_get();
-		/* A parent's merge failed: its reader said "decompress: ",
-		 * and ours will say it again. */
-		if (!strncmp(m, "decompress: ", 12))
-			m += 12;
-		close(f->w.fd);
-		if (write(sfd, m, strlen(m)) < 0)
-			_exit(2);
-		_exit(1);
-	}
-	_exit(0);
+	f->w = (struct img_writer){
+	    .fd = wfd, .off = f->child.r.off, .nrec = f->child.r.nrec, .npages = f->child.r.npages};
+	incr_key_expand(&f->key, f->child.im.parent->d.key);
+	if (feed(f) == 0)
+		return NULL;
+	m = err_get();
+	/* A parent's merge failed: its reader said "decompress: ", and ours
+	 * will say it again. */
+	if (!strncmp(m, "decompress: ", 12))
+		m += 12;
+	return m;
 }
 
 /* The whole chain, checked before anything starts: a missing or replaced
@@ -612,8 +607,7 @@ int incr_chain_holds(const struct img_input *in, const char *path, const struct 
 int incr_attach(struct img_input *in, const char *path)
 {
 	struct feeder *f;
-	int p[2], sp[2], status;
-	pid_t pid, r;
+	int fd, status_fd, rc;
 
 	if (in->im.hdr.page_size != INCR_PAGE) {
 		err_set("%s: incremental images need %d-byte pages", path, INCR_PAGE);
@@ -626,65 +620,21 @@ int incr_attach(struct img_input *in, const char *path)
 		err_set("out of memory");
 		return -1;
 	}
-	if (pipe2(p, O_CLOEXEC) < 0) {
-		err_sys("cannot create the merging pipe");
-		free(f);
-		return -1;
-	}
-	if (pipe2(sp, O_CLOEXEC) < 0) {
-		err_sys("cannot create the merging pipe");
-		close(p[0]);
-		close(p[1]);
-		free(f);
-		return -1;
-	}
-	fcntl(p[1], F_SETPIPE_SZ, 1 << 20);
-	pid = fork();
-	if (pid < 0) {
-		err_sys("cannot fork the merging process");
-		close(p[0]);
-		close(p[1]);
-		close(sp[0]);
-		close(sp[1]);
-		free(f);
-		return -1;
-	}
-	if (pid == 0) {
-		/* As zio_spawn_decompressor: a grandchild, so that the caller,
-		 * which becomes the program, never sees it exit. */
-		close(p[0]);
-		close(sp[0]);
-		pid = fork();
-		if (pid < 0)
-			_exit(errno ? errno : 1);
-		if (pid > 0)
-			_exit(0);
-		f->child = *in;
-		f->name = path;
-		f->w = (struct img_writer){
-		    .fd = p[1], .off = in->r.off, .nrec = in->r.nrec, .npages = in->r.npages};
-		incr_key_expand(&f->key, in->im.parent->d.key);
-		run_feeder(f, sp[1]);
-	}
+	f->child = *in;
+	f->name = path;
+	/* As the decompressor: a grandchild, so that the caller, which
+	 * becomes the program, never sees it exit. */
+	rc = zio_spawn("the merging process", merge, f, &fd, &status_fd);
 	free(f);
-	close(p[1]);
-	close(sp[1]);
-	do
-		r = waitpid(pid, &status, 0);
-	while (r < 0 && errno == EINTR);
-	if (r > 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
-		err_set("cannot fork the merging process");
-		close(p[0]);
-		close(sp[0]);
+	if (rc)
 		return -1;
-	}
 	/* The merge has the image's stream and its decompressor now. */
 	if (in->r.fd > 0)
 		close(in->r.fd);
 	if (in->status_fd >= 0)
 		close(in->status_fd);
-	in->r.fd = p[0];
-	in->status_fd = sp[0];
+	in->r.fd = fd;
+	in->status_fd = status_fd;
 	return 0;
 }
 
