@@ -79,11 +79,28 @@ static int coordinator(const char *host, int port, char **coord_args)
 	return co_connect(host, port);
 }
 
+/* An option for a coordinator we may start: given again, the last one
+ * counts (the table holds each once). */
+static void coord_arg(char **args, int *na, char *opt, char *val)
+{
+	int i = 5;
+
+	/* --no-gzip stands alone; the others take a value. */
+	while (i < *na && strcmp(args[i], opt))
+		i += strcmp(args[i], "--no-gzip") ? 2 : 1;
+	if (i < *na) {
+		if (val)
+			args[i + 1] = val;
+		return;
+	}
+	args[(*na)++] = opt;
+	if (val)
+		args[(*na)++] = val;
+}
+
 int main(int argc, char **argv)
 {
-	static const struct option longopts[] = {{"coord-host", required_argument, NULL, 'H'},
-						 {"coord-port", required_argument, NULL, 'P'},
-						 {"secret-file", required_argument, NULL, 's'},
+	static const struct option longopts[] = {CO_CLIENT_LONGOPTS,
 						 {"interval", required_argument, NULL, 'i'},
 						 {"dir", required_argument, NULL, 'D'},
 						 {"no-gzip", no_argument, NULL, 'z'},
@@ -92,12 +109,12 @@ int main(int argc, char **argv)
 						 {"version", no_argument, NULL, 'V'},
 						 {NULL, 0, NULL, 0}};
 	char *coord_args[16] = {NULL, "--daemon", "--exit-on-last", "--port", NULL};
-	const char *host_opt = NULL, *port_opt = NULL, *secret_file = NULL, *host, *img = NULL;
-	const char *name = NULL;
-	int na = 5, c, port, bad, ready[2];
+	const char *img = NULL, *name = NULL;
+	int na = 5, c, ready[2];
 	enum mb_mode mode = MB_RUN;
+	struct co_client cl = {0};
 	struct mb_helper h = {.img_fd = -1};
-	char *secret, *end;
+	char *end;
 	long helper_pid = 0;
 	pid_t mid;
 
@@ -105,29 +122,21 @@ int main(int argc, char **argv)
 	fail_rc = ckpt_fail_rc();
 	while ((c = getopt_long(argc, argv, "+p:hV", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'H':
-			host_opt = optarg;
-			break;
-		case 'P':
-			port_opt = optarg;
-			break;
 		case 's':
-			secret_file = optarg;
-			coord_args[na++] = "--secret-file";
-			coord_args[na++] = optarg;
+			/* An auto-started coordinator wants the secret too. */
+			co_client_opt(&cl, c, optarg);
+			coord_arg(coord_args, &na, "--secret-file", optarg);
 			break;
 		case 'i':
 			if (co_num(optarg, 86400 * 365) < 0)
 				die(fail_rc, "--interval: not a number of seconds: %s", optarg);
-			coord_args[na++] = "--interval";
-			coord_args[na++] = optarg;
+			coord_arg(coord_args, &na, "--interval", optarg);
 			break;
 		case 'D':
-			coord_args[na++] = "--dir";
-			coord_args[na++] = optarg;
+			coord_arg(coord_args, &na, "--dir", optarg);
 			break;
 		case 'z':
-			coord_args[na++] = "--no-gzip";
+			coord_arg(coord_args, &na, "--no-gzip", NULL);
 			break;
 		case 'p':
 			mode = MB_ATTACH;
@@ -147,15 +156,13 @@ int main(int argc, char **argv)
 			printf("ckpt-inject %s\n", CKPT_VERSION);
 			return 0;
 		default:
-			usage();
+			if (!co_client_opt(&cl, c, optarg))
+				usage();
 		}
 	}
 	if ((mode == MB_RUN) != (optind < argc))
 		usage();
-	if (co_addr(host_opt, port_opt, &host, &port))
-		die(fail_rc, "%s", err_get());
-	secret = co_client_secret(secret_file, &bad);
-	if (bad)
+	if (co_client_setup(&cl))
 		die(fail_rc, "%s", err_get());
 	if (mode == MB_RESTART && mb_check_files(img))
 		die(fail_rc, "%s", err_get());
@@ -163,13 +170,13 @@ int main(int argc, char **argv)
 		die(fail_rc, "cannot read the image %s: %s", img, strerror(errno));
 	if (mode == MB_ATTACH && kill(h.pid, 0) && errno == ESRCH)
 		die(fail_rc, "pid %d: no such process", (int)h.pid);
-	h.sock = coordinator(host, port, coord_args);
+	h.sock = coordinator(cl.host, cl.port, coord_args);
 	if (h.sock < 0)
 		die(fail_rc, "%s", err_get());
-	h.r.fd = h.sock;
-	if (co_auth(h.sock, &h.r, secret))
+	if (co_auth(h.sock, &h.r, cl.secret))
 		die(fail_rc, "%s", err_get());
-	free(secret);
+	free(cl.secret);
+	cl.secret = NULL;
 	if (mode == MB_RUN) {
 		h.pid = getpid();
 		name = argv[optind];

@@ -64,9 +64,7 @@ static void print_status(char *line, int json)
 
 int main(int argc, char **argv)
 {
-	static const struct option longopts[] = {{"coord-host", required_argument, NULL, 'H'},
-						 {"coord-port", required_argument, NULL, 'P'},
-						 {"secret-file", required_argument, NULL, 's'},
+	static const struct option longopts[] = {CO_CLIENT_LONGOPTS,
 						 {"checkpoint", no_argument, NULL, 'c'},
 						 {"wait", no_argument, NULL, 'w'},
 						 {"status", no_argument, NULL, 'S'},
@@ -78,24 +76,15 @@ int main(int argc, char **argv)
 						 {"help", no_argument, NULL, 'h'},
 						 {"version", no_argument, NULL, 'V'},
 						 {NULL, 0, NULL, 0}};
-	const char *host_opt = NULL, *port_opt = NULL, *secret_file = NULL, *interval = NULL;
-	const char *host;
-	int c, port, fd, bad, wait = 0, json = 0, kill_opt = 0, ncmd = 0, cmd = 0;
+	const char *interval = NULL;
+	int c, fd, wait = 0, json = 0, kill_opt = 0, ncmd = 0, cmd = 0;
+	struct co_client cl = {0};
 	struct co_reader r = {0};
-	char *secret, *line;
+	char *line;
 
 	prog = "ckpt-signal";
 	while ((c = getopt_long(argc, argv, "hV", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'H':
-			host_opt = optarg;
-			break;
-		case 'P':
-			port_opt = optarg;
-			break;
-		case 's':
-			secret_file = optarg;
-			break;
 		case 'w':
 			wait = 1;
 			break;
@@ -126,7 +115,8 @@ int main(int argc, char **argv)
 			printf("ckpt-signal %s\n", CKPT_VERSION);
 			return OK;
 		default:
-			usage();
+			if (!co_client_opt(&cl, c, optarg))
+				usage();
 		}
 	}
 	/* --kill alone kills the members; with --checkpoint, after it. */
@@ -138,17 +128,14 @@ int main(int argc, char **argv)
 	if (optind != argc || ncmd != 1 || (wait && cmd != 'c') || (kill_opt && cmd != 'c') ||
 	    (json && cmd != 'S'))
 		usage();
-	if (co_addr(host_opt, port_opt, &host, &port))
+	if (co_client_setup(&cl))
 		die(USAGE_RC, "%s", err_get());
-	secret = co_client_secret(secret_file, &bad);
-	if (bad)
-		die(USAGE_RC, "%s", err_get());
-	fd = co_connect(host, port);
+	fd = co_connect(cl.host, cl.port);
 	if (fd < 0)
 		die(NO_COORD, "%s", err_get());
-	r.fd = fd;
-	c = co_auth(fd, &r, secret);
-	free(secret);
+	c = co_auth(fd, &r, cl.secret);
+	free(cl.secret);
+	cl.secret = NULL;
 	if (c)
 		die(FAILED, "%s", err_get());
 	switch (cmd) {

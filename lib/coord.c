@@ -441,6 +441,7 @@ int co_auth(int fd, struct co_reader *r, const char *secret)
 {
 	char *line;
 
+	r->fd = fd;
 	if (!secret)
 		return 0;
 	if (co_send(fd, "AUTH %s", secret) || co_read_line(r, &line, 10000) < 0)
@@ -450,6 +451,32 @@ int co_auth(int fd, struct co_reader *r, const char *secret)
 		return -1;
 	}
 	return 0;
+}
+
+int co_client_opt(struct co_client *cl, int c, const char *arg)
+{
+	switch (c) {
+	case 'H':
+		cl->host_opt = arg;
+		return 1;
+	case 'P':
+		cl->port_opt = arg;
+		return 1;
+	case 's':
+		cl->secret_file = arg;
+		return 1;
+	}
+	return 0;
+}
+
+int co_client_setup(struct co_client *cl)
+{
+	int bad;
+
+	if (co_addr(cl->host_opt, cl->port_opt, &cl->host, &cl->port))
+		return -1;
+	cl->secret = co_client_secret(cl->secret_file, &bad);
+	return bad ? -1 : 0;
 }
 
 const char *co_tool(const char *name, char *buf, size_t size)

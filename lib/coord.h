@@ -105,8 +105,32 @@ char *co_read_secret(const char *path);
 char *co_client_secret(const char *opt, int *bad);
 /* Compare two secrets in time that does not depend on where they differ. */
 int co_secret_eq(const char *a, const char *b);
-/* Send AUTH if secret is set and read the reply; -1 with err_set. */
+/* r becomes the reader of fd; then send AUTH if secret is set and read the
+ * reply; -1 with err_set. */
 int co_auth(int fd, struct co_reader *r, const char *secret);
+
+/* A client's options (ckpt-inject, ckpt-signal): --coord-host,
+ * --coord-port and --secret-file, getopt_long's 'H', 'P' and 's'; and
+ * what they come to. */
+struct co_client {
+	const char *host_opt, *port_opt, *secret_file;
+	const char *host;
+	int port;
+	char *secret; /* NULL: none */
+};
+/* Their entries of getopt_long's table. */
+/* clang-format off */
+#define CO_CLIENT_LONGOPTS                                                                         \
+	{"coord-host", required_argument, NULL, 'H'},                                              \
+	{"coord-port", required_argument, NULL, 'P'},                                              \
+	{"secret-file", required_argument, NULL, 's'}
+/* clang-format on */
+/* Note option c (getopt_long's) with its arg in cl: 1 if it is one of
+ * those, else 0. */
+int co_client_opt(struct co_client *cl, int c, const char *arg);
+/* After the options: where the coordinator is (co_addr) and the secret
+ * (co_client_secret); -1 with err_set. */
+int co_client_setup(struct co_client *cl) __attribute__((warn_unused_result));
 
 /* What a generation's restart script needs: the coordinator's settings
  * (its new coordinator gets the same), and each member's host and image

@@ -31,15 +31,6 @@ _Static_assert(sizeof(struct img_eventfd) == 16, "img_eventfd layout");
 _Static_assert(sizeof(struct img_timerfd) == 48, "img_timerfd layout");
 _Static_assert(sizeof(struct img_epoll_item) == 16, "img_epoll_item layout");
 
-/* A fuzzing build (libFuzzer's convention) accepts any checksum, so that
- * the fuzzer reaches the parsing behind them instead of stopping at the
- * first CRC; nothing else changes. */
-#ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
-#define CRC_BAD(got, want) ((void)(got), (void)(want), 0)
-#else
-#define CRC_BAD(got, want) ((got) != (want))
-#endif
-
 static const char *const kind_names[IMG_RGN_NKINDS] = {"anon",  "file",    "heap",
 						       "stack", "special", "shm"};
 static const char *const shm_kind_names[IMG_SHM_NKINDS] = {"?",	 "anon", "memfd",
@@ -64,6 +55,36 @@ struct shm_obj *img_find_shm(const struct image *im, uint64_t dev, uint64_t ino)
 		if (im->shms[i].d.dev == dev && im->shms[i].d.ino == ino)
 			return &im->shms[i];
 	return NULL;
+}
+
+struct region *img_find_region(const struct image *im, uint64_t addr)
+{
+	size_t lo = 0, hi = im->nregions;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (im->regions[mid].d.end <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < im->nregions && im->regions[lo].d.start <= addr)
+		return &im->regions[lo];
+	return NULL;
+}
+
+int img_crc_bad(uint32_t got, uint32_t want)
+{
+	/* A fuzzing build (libFuzzer's convention) accepts any checksum, so
+	 * that the fuzzer reaches the parsing behind them instead of stopping
+	 * at the first CRC; nothing else changes. */
+#ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+	(void)got;
+	(void)want;
+	return 0;
+#else
+	return got != want;
+#endif
 }
 
 const char *img_fd_kind_name(uint32_t kind)
@@ -372,7 +393,7 @@ int img_read_header(struct img_reader *r, struct img_header *h, const void *pref
 	}
 	crc = h->crc;
 	h->crc = 0;
-	if (CRC_BAD(img_crc(0, h, sizeof(*h)), crc)) {
+	if (img_crc_bad(img_crc(0, h, sizeof(*h)), crc)) {
 		err_set("image header: checksum mismatch");
 		return -1;
 	}
@@ -464,7 +485,7 @@ static int read_data_desc(struct img_reader *r, struct img_rec *rec, uint32_t cr
 		free(buf);
 		return -1;
 	}
-	if (CRC_BAD(img_crc(crc, buf, n), rec->crc)) {
+	if (img_crc_bad(img_crc(crc, buf, n), rec->crc)) {
 		err_set("%s record at offset %llu: checksum mismatch", name,
 			(unsigned long long)start);
 		free(buf);
@@ -520,7 +541,7 @@ int img_read_rec_body(struct img_reader *r, struct img_rec *rec, void **payload)
 		free(buf);
 		return -1;
 	}
-	if (CRC_BAD(img_crc(crc, buf, n), rec->crc)) {
+	if (img_crc_bad(img_crc(crc, buf, n), rec->crc)) {
 		err_set("record of type %u at offset %llu: checksum mismatch", rec->type,
 			(unsigned long long)start);
 		free(buf);
@@ -562,7 +583,7 @@ int img_skip_data(struct img_reader *r, const struct img_pages *p, uint32_t *crc
 		left -= n;
 	}
 	r->npages += p->npages;
-	if (CRC_BAD(*crc, p->data_crc)) {
+	if (img_crc_bad(*crc, p->data_crc)) {
 		err_set("page data before offset %llu: checksum mismatch",
 			(unsigned long long)r->off);
 		return -1;

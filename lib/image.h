@@ -490,12 +490,16 @@ struct image {
 };
 /* The SHM object a region or fd of kind shm names, or NULL. */
 struct shm_obj *img_find_shm(const struct image *im, uint64_t dev, uint64_t ino);
+/* The region that holds addr, or NULL. */
+struct region *img_find_region(const struct image *im, uint64_t addr);
 
 void image_free(struct image *im);
 const char *img_kind_name(uint32_t kind);
 const char *img_fd_kind_name(uint32_t kind);
 const char *img_shm_kind_name(uint32_t kind);
 uint32_t img_crc(uint32_t crc, const void *buf, size_t len);
+/* Whether a checksum computed (got) differs from the one read (want). */
+int img_crc_bad(uint32_t got, uint32_t want);
 
 /* Writing. */
 struct img_writer {
@@ -579,6 +583,9 @@ int img_open(const char *path, struct img_input *in) __attribute__((warn_unused_
 int img_open_one(const char *path, struct img_input *in) __attribute__((warn_unused_result));
 /* Free what img_open read (not the fds). */
 void img_input_free(struct img_input *in);
+/* Close the stream (not standard input) and the status pipe, and free
+ * what img_open read. */
+void img_input_close(struct img_input *in);
 /* Wait for the decompressor, if any, to finish: -1 (err_set with its
  * reason) if it failed. */
 int img_input_status(struct img_input *in) __attribute__((warn_unused_result));

@@ -99,19 +99,24 @@ void img_input_free(struct img_input *in)
 	in->nobjs = 0;
 }
 
+void img_input_close(struct img_input *in)
+{
+	if (in->r.fd > 0)
+		close(in->r.fd);
+	in->r.fd = -1;
+	if (in->status_fd >= 0)
+		close(in->status_fd);
+	in->status_fd = -1;
+	img_input_free(in);
+}
+
 int img_open(const char *path, struct img_input *in)
 {
 	if (img_open_one(path, in))
 		return -1;
 	/* An incremental image: a merging process gives its page data. */
 	if (in->im.parent && incr_attach(in, path ? path : "-")) {
-		if (in->r.fd > 0)
-			close(in->r.fd);
-		if (in->status_fd >= 0)
-			close(in->status_fd);
-		in->status_fd = -1;
-		in->r.fd = -1;
-		img_input_free(in);
+		img_input_close(in);
 		return -1;
 	}
 	return 0;
@@ -166,13 +171,8 @@ int img_open_one(const char *path, struct img_input *in)
 		img_input_fail(in);
 		snprintf(why, sizeof(why), "%s", err_get());
 		err_set("%s: %s", path, why);
-		img_input_free(in);
-		if (in->status_fd >= 0)
-			close(in->status_fd);
-		in->status_fd = -1;
-		fd = in->r.fd;
-		in->r.fd = -1;
-		goto fail;
+		img_input_close(in);
+		return -1;
 	}
 	return 0;
 fail:

@@ -25,12 +25,6 @@
 _Static_assert(sizeof(struct img_parent) == 72, "img_parent layout");
 _Static_assert(sizeof(struct img_pagelist) == 16, "img_pagelist layout");
 
-#ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
-#define CRC_BAD(got, want) ((void)(got), (void)(want), 0)
-#else
-#define CRC_BAD(got, want) ((got) != (want))
-#endif
-
 /* ---- the page hash ----------------------------------------------------- */
 
 static uint64_t fmix64(uint64_t z)
@@ -270,7 +264,7 @@ struct incr_dump {
 	size_t nreuse, reusecap;
 };
 
-static int by_addr(const void *a, const void *b)
+int incr_by_addr(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
 
@@ -309,12 +303,27 @@ static int hash_pages(struct incr_dump *d, struct img_reader *r, void *buf)
 			}
 		}
 	r->npages += p->npages;
-	if (CRC_BAD(crc, p->data_crc)) {
+	if (img_crc_bad(crc, p->data_crc)) {
 		err_set("page data before offset %llu: checksum mismatch",
 			(unsigned long long)r->off);
 		return -1;
 	}
 	return 0;
+}
+
+int incr_read_end(struct img_input *in, const struct img_rec *rec, void *buf)
+{
+	struct img_end e;
+	int rc = -1;
+
+	if (rec->len != sizeof(e)) {
+		err_set("END record: bad length");
+	} else {
+		memcpy(&e, buf, sizeof(e));
+		rc = img_check_end(&in->r, rec, &e);
+	}
+	free(buf);
+	return rc ? -1 : img_input_end(in);
 }
 
 /* Read what the parent gives each address: its HASHES, or (a full image)
@@ -355,18 +364,10 @@ static int read_parent(struct incr_dump *d, struct img_input *in)
 			if (!in->im.parent)
 				err_set("REUSE record in an image without a PARENT record");
 			break;
-		case IMG_REC_END: {
-			struct img_end e;
-			if (rec.len == sizeof(e))
-				memcpy(&e, buf, sizeof(e));
-			r = rec.len == sizeof(e) ? img_check_end(&in->r, &rec, &e) : -1;
-			if (rec.len != sizeof(e))
-				err_set("END record: bad length");
-			free(buf);
-			if (r)
+		case IMG_REC_END:
+			if (incr_read_end(in, &rec, buf))
 				goto out;
 			goto done;
-		}
 		default:
 			err_set("record of type %u among the page data", rec.type);
 			r = -1;
@@ -376,15 +377,13 @@ static int read_parent(struct incr_dump *d, struct img_input *in)
 			goto out;
 	}
 done:
-	if (img_input_end(in))
-		goto out;
 	/* An incremental parent's hashes are those of all its pages. */
 	for (size_t i = 0, k = 0; i < l.nruns; i++)
 		for (uint64_t j = 0; j < l.runs[i].npages; j++, k++)
 			if (add_hash(&d->old, &d->nold, &d->oldcap, l.runs[i].addr + j * INCR_PAGE,
 				     l.h[k]))
 				goto out;
-	qsort(d->old, d->nold, sizeof(*d->old), by_addr);
+	qsort(d->old, d->nold, sizeof(*d->old), incr_by_addr);
 	/* A page stored twice (no ckpt-dump writes one) is not trusted: the
 	 * dump stores it again. */
 	{
@@ -401,17 +400,6 @@ done:
 out:
 	incr_list_free(&l);
 	return rc;
-}
-
-static void close_input(struct img_input *in)
-{
-	if (in->r.fd > 0)
-		close(in->r.fd);
-	in->r.fd = -1;
-	if (in->status_fd >= 0)
-		close(in->status_fd);
-	in->status_fd = -1;
-	img_input_free(in);
 }
 
 int incr_dump_open(const char *path, const char *outpath, struct incr_dump **out)
@@ -443,7 +431,7 @@ int incr_dump_open(const char *path, const char *outpath, struct incr_dump **out
 			err_set("%s: the image would replace its own parent or an image of its "
 				"parent's chain",
 				outpath);
-			close_input(&in);
+			img_input_close(&in);
 			goto fail;
 		}
 	}
@@ -451,12 +439,12 @@ int incr_dump_open(const char *path, const char *outpath, struct incr_dump **out
 		err_set("parent image %s: an image of %u processes; --parent takes the image of "
 			"one process",
 			path, in.im.hdr.nprocs);
-		close_input(&in);
+		img_input_close(&in);
 		goto fail;
 	}
 	if (in.im.hdr.page_size != INCR_PAGE || sysconf(_SC_PAGESIZE) != INCR_PAGE) {
 		err_set("parent image %s: incremental images need %d-byte pages", path, INCR_PAGE);
-		close_input(&in);
+		img_input_close(&in);
 		goto fail;
 	}
 	if (in.im.parent) {
@@ -464,7 +452,7 @@ int incr_dump_open(const char *path, const char *outpath, struct incr_dump **out
 			err_set("parent image %s: already %u images deep, the most a chain may be; "
 				"dump a full image",
 				path, in.im.parent->d.depth);
-			close_input(&in);
+			img_input_close(&in);
 			goto fail;
 		}
 		memcpy(pp->d.parent_id, in.im.parent->d.id, 16);
@@ -473,14 +461,14 @@ int incr_dump_open(const char *path, const char *outpath, struct incr_dump **out
 	} else {
 		if (getrandom(pp->d.key, sizeof(pp->d.key), 0) != sizeof(pp->d.key)) {
 			err_sys("cannot draw a hash key");
-			close_input(&in);
+			img_input_close(&in);
 			goto fail;
 		}
 		pp->d.depth = 1;
 	}
 	if (getrandom(pp->d.id, sizeof(pp->d.id), 0) != sizeof(pp->d.id)) {
 		err_sys("cannot draw an image id");
-		close_input(&in);
+		img_input_close(&in);
 		goto fail;
 	}
 	pp->d.parent_ctime = in.im.hdr.ctime;
@@ -490,17 +478,17 @@ int incr_dump_open(const char *path, const char *outpath, struct incr_dump **out
 	incr_key_expand(&d->key, pp->d.key);
 	if (!pp->path) {
 		err_set("out of memory");
-		close_input(&in);
+		img_input_close(&in);
 		goto fail;
 	}
 	if (read_parent(d, &in)) {
 		snprintf(why, sizeof(why), "%s", err_get());
 		img_input_fail(&in);
-		close_input(&in);
+		img_input_close(&in);
 		err_set("parent image %s: %s", path, why);
 		goto fail;
 	}
-	close_input(&in);
+	img_input_close(&in);
 	*out = d;
 	return 0;
 fail:
@@ -616,8 +604,8 @@ int incr_dump_end(struct incr_dump *d, struct img_writer *w, int32_t pid)
 	/* --cow writes some regions before the others: sort then. */
 	for (size_t i = 1; i < d->nnow; i++)
 		if (d->now[i].addr < d->now[i - 1].addr) {
-			qsort(d->now, d->nnow, sizeof(*d->now), by_addr);
-			qsort(d->reuse, d->nreuse, sizeof(*d->reuse), by_addr);
+			qsort(d->now, d->nnow, sizeof(*d->now), incr_by_addr);
+			qsort(d->reuse, d->nreuse, sizeof(*d->reuse), incr_by_addr);
 			break;
 		}
 	for (size_t i = 0; i < d->nnow; i += INCR_MAX_PAGES) {
@@ -674,24 +662,19 @@ int incr_check_runs(const struct image *im, uint32_t type, const void *buf)
 	memcpy(&d, buf, sizeof(d));
 	for (uint32_t i = 0; i < d.nruns; i++) {
 		struct img_run r;
-		size_t lo = 0, hi = im->nregions;
+		const struct region *first;
 		uint64_t at, end;
 
 		memcpy(&r, &run[i], sizeof(r));
-		while (lo < hi) {
-			size_t mid = (lo + hi) / 2;
-			if (im->regions[mid].d.end <= r.addr)
-				lo = mid + 1;
-			else
-				hi = mid;
-		}
+		first = img_find_region(im, r.addr);
 		/* A run may span regions that follow each other without a
 		 * gap (a program's data and bss), each private and not the
 		 * kernel's. */
 		at = r.addr;
 		end = r.addr + r.npages * INCR_PAGE;
-		for (; lo < im->nregions && at < end; lo++) {
-			const struct img_region *g = &im->regions[lo].d;
+		for (size_t k = first ? (size_t)(first - im->regions) : im->nregions;
+		     k < im->nregions && at < end; k++) {
+			const struct img_region *g = &im->regions[k].d;
 			if (g->start > at || (g->flags & IMG_RGN_SHARED) ||
 			    g->kind == IMG_RGN_SPECIAL)
 				break;
@@ -736,31 +719,6 @@ int incr_scan_rec(struct img_input *in, const struct img_rec *rec, const void *b
 	return 0;
 }
 
-void incr_json_str(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char c = *s;
-		if (c == '"' || c == '\\')
-			fprintf(f, "\\%c", c);
-		else if (c < 32 || c >= 127)
-			fprintf(f, "\\u%04x", c);
-		else
-			fputc(c, f);
-	}
-	fputc('"', f);
-}
-
-static const char *time_str(int64_t t, char *s, size_t n)
-{
-	time_t tt = t;
-	struct tm tm;
-
-	if (!gmtime_r(&tt, &tm) || !strftime(s, n, "%Y-%m-%d %H:%M:%S UTC", &tm))
-		snprintf(s, n, "%lld", (long long)t);
-	return s;
-}
-
 static const char *hex16(const uint8_t *b, char *s)
 {
 	for (int i = 0; i < 16; i++)
@@ -778,7 +736,7 @@ void incr_inspect_text(FILE *f, const struct img_input *in)
 	fprintf(f, "parent:   %s (%u image%s above this one)\n", p->path, p->d.depth,
 		p->d.depth > 1 ? "s" : "");
 	fprintf(f, "  id %s; the parent's: created %s, identity crc %#x\n", hex16(p->d.id, id),
-		time_str(p->d.parent_ctime, t1, sizeof(t1)), p->d.parent_crc);
+		fmt_time(t1, sizeof(t1), p->d.parent_ctime), p->d.parent_crc);
 	fprintf(f, "  %llu pages (%s) taken from the parent, %llu pages hashed\n",
 		(unsigned long long)p->reused,
 		fmt_bytes(b1, sizeof(b1), p->reused * in->im.hdr.page_size),
@@ -795,7 +753,7 @@ void incr_inspect_json(FILE *f, const struct img_input *in)
 	if (!p)
 		return;
 	fprintf(f, "\"parent\":{\"path\":");
-	incr_json_str(f, p->path);
+	inspect_json_str(f, p->path, strlen(p->path));
 	fprintf(f,
 		",\"depth\":%u,\"id\":\"%s\",\"parent_id\":\"%s\",\"parent_created\":%lld,"
 		"\"parent_crc\":%u,\"reused_pages\":%llu,\"hashed_pages\":%llu%s%s},\n",

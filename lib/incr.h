@@ -91,10 +91,18 @@ struct incr_list {
 int incr_read_list(struct incr_list *l, uint32_t type, const void *buf, uint64_t len, int32_t pid,
 		   uint64_t *end) __attribute__((warn_unused_result));
 void incr_list_free(struct incr_list *l);
+/* qsort's order of things that start with their address (a uint64_t):
+ * runs, page hashes, addresses. */
+int incr_by_addr(const void *a, const void *b);
 /* After incr_read_list: every run of the record lies in a private region
  * of im (a page stored or taken from the parent is one the restorer may
  * fill). */
 int incr_check_runs(const struct image *im, uint32_t type, const void *buf)
+    __attribute__((warn_unused_result));
+
+/* The END record (rec, its payload buf, freed here) after in's page data:
+ * check the stream's counts against it, then img_input_end. */
+int incr_read_end(struct img_input *in, const struct img_rec *rec, void *buf)
     __attribute__((warn_unused_result));
 
 /* ---- ckpt-dump --parent --------------------------------------------- */
@@ -133,8 +141,6 @@ int incr_scan_rec(struct img_input *in, const struct img_rec *rec, const void *b
  * ",\"parent\":{...}" member, or nothing). */
 void incr_inspect_text(FILE *f, const struct img_input *in);
 void incr_inspect_json(FILE *f, const struct img_input *in);
-/* s as a JSON string. */
-void incr_json_str(FILE *f, const char *s);
 /* ckpt-inspect: follow the chain of the image at path, printing a line per
  * parent (text), or a JSON array; -1 if a parent is missing or replaced. */
 int incr_print_chain(FILE *f, const char *path, const struct img_input *in, int json);

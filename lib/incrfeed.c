@@ -16,11 +16,9 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -28,35 +26,9 @@
 #include "incr.h"
 #include "inspect.h"
 #include "util.h"
-
-#ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
-#define CRC_BAD(got, want) ((void)(got), (void)(want), 0)
-#else
-#define CRC_BAD(got, want) ((got) != (want))
-#endif
+#include "zio.h"
 
 #define OUT_PAGES 1024 /* pages per PAGES record written */
-
-static void close_input(struct img_input *in)
-{
-	if (in->r.fd > 0)
-		close(in->r.fd);
-	in->r.fd = -1;
-	if (in->status_fd >= 0)
-		close(in->status_fd);
-	in->status_fd = -1;
-	img_input_free(in);
-}
-
-static const char *time_str(int64_t t, char *s, size_t n)
-{
-	time_t tt = t;
-	struct tm tm;
-
-	if (!gmtime_r(&tt, &tm) || !strftime(s, n, "%Y-%m-%d %H:%M:%S UTC", &tm))
-		snprintf(s, n, "%lld", (long long)t);
-	return s;
-}
 
 /* Whether the image in is the one p names; else err_set says how not. */
 static int is_parent(const struct incr_parent *p, const struct img_input *in, const char *child,
@@ -71,8 +43,8 @@ static int is_parent(const struct incr_parent *p, const struct img_input *in, co
 					      : q != NULL)) {
 		err_set("%s: parent image %s is not the image %s was dumped against (it was "
 			"created %s, the parent %s)",
-			child, path, child, time_str(in->im.hdr.ctime, t1, sizeof(t1)),
-			time_str(p->d.parent_ctime, t2, sizeof(t2)));
+			child, path, child, fmt_time(t1, sizeof(t1), in->im.hdr.ctime),
+			fmt_time(t2, sizeof(t2), p->d.parent_ctime));
 		return 0;
 	}
 	if (q && (q->d.depth + 1 != p->d.depth || memcmp(q->d.key, p->d.key, 16))) {
@@ -140,7 +112,7 @@ static int open_parent(const struct incr_parent *p, const char *child, struct im
 			snprintf(why, sizeof(why), "%s", err_get());
 		if (in->status_fd >= 0)
 			img_input_fail(in);
-		close_input(in);
+		img_input_close(in);
 	}
 	if (!seen)
 		err_set("%s: parent image %s: missing (%s)", child, p->path,
@@ -180,19 +152,10 @@ static int flush_out(struct feeder *f)
 /* The end of the private region of the image that holds addr, or 0. */
 static uint64_t region_end(const struct image *im, uint64_t addr)
 {
-	size_t lo = 0, hi = im->nregions;
+	const struct region *g = img_find_region(im, addr);
 
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		if (im->regions[mid].d.end <= addr)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	if (lo < im->nregions && im->regions[lo].d.start <= addr &&
-	    !(im->regions[lo].d.flags & IMG_RGN_SHARED) &&
-	    im->regions[lo].d.kind != IMG_RGN_SPECIAL)
-		return im->regions[lo].d.end;
+	if (g && !(g->d.flags & IMG_RGN_SHARED) && g->d.kind != IMG_RGN_SPECIAL)
+		return g->d.end;
 	return 0;
 }
 
@@ -279,7 +242,7 @@ static int copy_rec(struct feeder *f, uint32_t type, void *buf, struct incr_list
 		}
 	}
 	r->npages += p->npages;
-	if (CRC_BAD(crc, p->data_crc)) {
+	if (img_crc_bad(crc, p->data_crc)) {
 		err_set("%s: page data before offset %llu: checksum mismatch", f->name,
 			(unsigned long long)r->off);
 		return -1;
@@ -323,20 +286,8 @@ static int read_child(struct feeder *f, struct incr_list *hashes, struct incr_li
 					    &reuse->end) ||
 			     incr_check_runs(&f->child.im, rec.type, buf);
 			break;
-		case IMG_REC_END: {
-			struct img_end e;
-			rc = -1;
-			if (rec.len != sizeof(e))
-				err_set("END record: bad length");
-			else
-				memcpy(&e, buf, sizeof(e));
-			if (rec.len == sizeof(e))
-				rc = img_check_end(r, &rec, &e);
-			free(buf);
-			if (rc)
-				return -1;
-			return img_input_end(&f->child);
-		}
+		case IMG_REC_END:
+			return incr_read_end(&f->child, &rec, buf);
 		default:
 			err_set("record of type %u among the page data", rec.type);
 			rc = -1;
@@ -345,13 +296,6 @@ static int read_child(struct feeder *f, struct incr_list *hashes, struct incr_li
 		if (rc)
 			return -1;
 	}
-}
-
-static int by_addr(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
 }
 
 /* The first run of l that ends after addr (l sorted, apart). */
@@ -462,25 +406,14 @@ static int read_parent(struct feeder *f, struct img_input *p, struct taking *t)
 								chunk + j * INCR_PAGE);
 				}
 			r->npages += d->npages;
-			if (!rc && CRC_BAD(crc, d->data_crc)) {
+			if (!rc && img_crc_bad(crc, d->data_crc)) {
 				err_set("parent image %s: page data before offset %llu: checksum "
 					"mismatch",
 					f->parent, (unsigned long long)r->off);
 				rc = -1;
 			}
 		} else if (rec.type == IMG_REC_END) {
-			struct img_end e;
-			rc = -1;
-			if (rec.len != sizeof(e))
-				err_set("END record: bad length");
-			else
-				memcpy(&e, buf, sizeof(e));
-			if (rec.len == sizeof(e))
-				rc = img_check_end(r, &rec, &e);
-			free(buf);
-			if (rc)
-				return -1;
-			return img_input_end(p);
+			return incr_read_end(p, &rec, buf);
 		} else {
 			err_set("parent image %s: record of type %u among the page data", f->parent,
 				rec.type);
@@ -509,7 +442,7 @@ static int feed(struct feeder *f)
 		goto out;
 	/* A page the image stores and takes from the parent too would be
 	 * written twice, the parent's last: no such image is sound. */
-	qsort(stored.runs, stored.nruns, sizeof(*stored.runs), by_addr);
+	qsort(stored.runs, stored.nruns, sizeof(*stored.runs), incr_by_addr);
 	for (size_t i = 0, j = 0; i < stored.nruns && j < reuse.nruns;) {
 		uint64_t se = stored.runs[i].addr + stored.runs[i].npages * INCR_PAGE;
 		uint64_t re = reuse.runs[j].addr + reuse.runs[j].npages * INCR_PAGE;
@@ -561,7 +494,7 @@ static int feed(struct feeder *f)
 		goto out;
 	rc = 0;
 out:
-	close_input(&p);
+	img_input_close(&p);
 	incr_list_free(&hashes);
 	incr_list_free(&reuse);
 	incr_list_free(&stored);
@@ -604,30 +537,26 @@ static void only_fds(const int *keep, int n)
 		close(null);
 }
 
-static _Noreturn void run_feeder(struct feeder *f, int sfd)
+/* The merging process's work (zio_spawn): NULL once the whole page data is
+ * written on wfd, else why not. */
+static const char *merge(void *arg, int wfd, int sfd)
 {
-	int keep[4] = {f->child.r.fd, f->child.status_fd, f->w.fd, sfd};
-	sigset_t pipe_set;
+	struct feeder *f = arg;
+	int keep[4] = {f->child.r.fd, f->child.status_fd, wfd, sfd};
+	const char *m;
 
 	only_fds(keep, 4);
-	/* The reader may stop early (a failed restore): die quietly of
-	 * SIGPIPE then, as the decompressor does. */
-	signal(SIGPIPE, SIG_DFL);
-	sigemptyset(&pipe_set);
-	sigaddset(&pipe_set, SIGPIPE);
-	sigprocmask(SIG_UNBLOCK, &pipe_set, NULL);
-	if (feed(f) < 0) {
-		const char *m = err_get();
-		/* A parent's merge failed: its reader said "decompress: ",
-		 * and ours will say it again. */
-		if (!strncmp(m, "decompress: ", 12))
-			m += 12;
-		close(f->w.fd);
-		if (write(sfd, m, strlen(m)) < 0)
-			_exit(2);
-		_exit(1);
-	}
-	_exit(0);
+	f->w = (struct img_writer){
+	    .fd = wfd, .off = f->child.r.off, .nrec = f->child.r.nrec, .npages = f->child.r.npages};
+	incr_key_expand(&f->key, f->child.im.parent->d.key);
+	if (feed(f) == 0)
+		return NULL;
+	m = err_get();
+	/* A parent's merge failed: its reader said "decompress: ", and ours
+	 * will say it again. */
+	if (!strncmp(m, "decompress: ", 12))
+		m += 12;
+	return m;
 }
 
 /* The whole chain, checked before anything starts: a missing or replaced
@@ -643,15 +572,15 @@ static int check_chain(const struct img_input *in, const char *path, const struc
 	for (int depth = 0; p; depth++) {
 		struct stat st;
 		if (depth > INCR_MAX_DEPTH) {
-			close_input(&cur);
+			img_input_close(&cur);
 			err_set("%s: a chain of more than %d images", path, INCR_MAX_DEPTH);
 			return -1;
 		}
 		if (open_parent(p, child, &next, 0, found, sizeof(found))) {
-			close_input(&cur);
+			img_input_close(&cur);
 			return -1;
 		}
-		close_input(&cur);
+		img_input_close(&cur);
 		cur = next;
 		if (file && stat(found, &st) == 0 && st.st_dev == file->st_dev &&
 		    st.st_ino == file->st_ino) {
@@ -661,7 +590,7 @@ static int check_chain(const struct img_input *in, const char *path, const struc
 		snprintf(child, sizeof(child), "%s", found);
 		p = cur.im.parent;
 	}
-	close_input(&cur);
+	img_input_close(&cur);
 	return 0;
 }
 
@@ -678,8 +607,7 @@ int incr_chain_holds(const struct img_input *in, const char *path, const struct 
 int incr_attach(struct img_input *in, const char *path)
 {
 	struct feeder *f;
-	int p[2], sp[2], status;
-	pid_t pid, r;
+	int fd, status_fd, rc;
 
 	if (in->im.hdr.page_size != INCR_PAGE) {
 		err_set("%s: incremental images need %d-byte pages", path, INCR_PAGE);
@@ -692,65 +620,21 @@ int incr_attach(struct img_input *in, const char *path)
 		err_set("out of memory");
 		return -1;
 	}
-	if (pipe2(p, O_CLOEXEC) < 0) {
-		err_sys("cannot create the merging pipe");
-		free(f);
-		return -1;
-	}
-	if (pipe2(sp, O_CLOEXEC) < 0) {
-		err_sys("cannot create the merging pipe");
-		close(p[0]);
-		close(p[1]);
-		free(f);
-		return -1;
-	}
-	fcntl(p[1], F_SETPIPE_SZ, 1 << 20);
-	pid = fork();
-	if (pid < 0) {
-		err_sys("cannot fork the merging process");
-		close(p[0]);
-		close(p[1]);
-		close(sp[0]);
-		close(sp[1]);
-		free(f);
-		return -1;
-	}
-	if (pid == 0) {
-		/* As zio_spawn_decompressor: a grandchild, so that the caller,
-		 * which becomes the program, never sees it exit. */
-		close(p[0]);
-		close(sp[0]);
-		pid = fork();
-		if (pid < 0)
-			_exit(errno ? errno : 1);
-		if (pid > 0)
-			_exit(0);
-		f->child = *in;
-		f->name = path;
-		f->w = (struct img_writer){
-		    .fd = p[1], .off = in->r.off, .nrec = in->r.nrec, .npages = in->r.npages};
-		incr_key_expand(&f->key, in->im.parent->d.key);
-		run_feeder(f, sp[1]);
-	}
+	f->child = *in;
+	f->name = path;
+	/* As the decompressor: a grandchild, so that the caller, which
+	 * becomes the program, never sees it exit. */
+	rc = zio_spawn("the merging process", merge, f, &fd, &status_fd);
 	free(f);
-	close(p[1]);
-	close(sp[1]);
-	do
-		r = waitpid(pid, &status, 0);
-	while (r < 0 && errno == EINTR);
-	if (r > 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
-		err_set("cannot fork the merging process");
-		close(p[0]);
-		close(sp[0]);
+	if (rc)
 		return -1;
-	}
 	/* The merge has the image's stream and its decompressor now. */
 	if (in->r.fd > 0)
 		close(in->r.fd);
 	if (in->status_fd >= 0)
 		close(in->status_fd);
-	in->r.fd = p[0];
-	in->status_fd = sp[0];
+	in->r.fd = fd;
+	in->status_fd = status_fd;
 	return 0;
 }
 
@@ -851,18 +735,8 @@ static int scan_level(struct img_input *in, const struct incr_list *want, uint64
 					    rec.len, in->im.proc.pid,
 					    rec.type == IMG_REC_REUSE ? &reuse->end : &hend);
 			break;
-		case IMG_REC_END: {
-			struct img_end e;
-			rc = -1;
-			if (rec.len != sizeof(e))
-				err_set("END record: bad length");
-			else
-				memcpy(&e, buf, sizeof(e));
-			if (rec.len == sizeof(e))
-				rc = img_check_end(r, &rec, &e);
-			free(buf);
-			return rc ? -1 : img_input_end(in);
-		}
+		case IMG_REC_END:
+			return incr_read_end(in, &rec, buf);
 		default:
 			err_set("record of type %u among the page data", rec.type);
 			rc = -1;
@@ -906,14 +780,14 @@ int incr_print_chain(FILE *f, const char *path, const struct img_input *top, int
 									  : "unreadable";
 			if (json) {
 				fprintf(f, "%s{\"path\":", n ? "," : "");
-				incr_json_str(f, p->path);
+				inspect_json_str(f, p->path, strlen(p->path));
 				fprintf(f, ",\"state\":\"%s\"}", state);
 			} else
 				fprintf(f, "chain %d:  %s: %s\n", n + 1, p->path, state);
 			rc = -1;
 			break;
 		}
-		close_input(&cur);
+		img_input_close(&cur);
 		cur = next;
 		if (scan_level(&cur, &want, &stored, &gives, &reuse) || intersect(&want, &reuse) ||
 		    lacks(wanted, gives, want.npages)) {
@@ -923,7 +797,7 @@ int incr_print_chain(FILE *f, const char *path, const struct img_input *top, int
 			err_set("%s: parent image %s: %s", child, found, why);
 			if (json) {
 				fprintf(f, "%s{\"path\":", n ? "," : "");
-				incr_json_str(f, found);
+				inspect_json_str(f, found, strlen(found));
 				fprintf(f, ",\"state\":\"damaged\"}");
 			} else {
 				fprintf(f, "chain %d:  %s: damaged\n", n + 1, found);
@@ -934,7 +808,7 @@ int incr_print_chain(FILE *f, const char *path, const struct img_input *top, int
 		}
 		if (json) {
 			fprintf(f, "%s{\"path\":", n ? "," : "");
-			incr_json_str(f, found);
+			inspect_json_str(f, found, strlen(found));
 			fprintf(f,
 				",\"state\":\"found\",\"created\":%lld,\"incremental\":%s,"
 				"\"stored_pages\":%llu,\"reused_pages\":%llu,\"given_pages\":%llu}",
@@ -943,7 +817,7 @@ int incr_print_chain(FILE *f, const char *path, const struct img_input *top, int
 				(unsigned long long)gives);
 		} else {
 			fprintf(f, "chain %d:  %s: found, created %s, %s, stores %s", n + 1, found,
-				time_str(cur.im.hdr.ctime, t1, sizeof(t1)),
+				fmt_time(t1, sizeof(t1), cur.im.hdr.ctime),
 				cur.im.parent ? "incremental" : "full image",
 				fmt_bytes(b1, sizeof(b1), stored * INCR_PAGE));
 			if (cur.im.parent)
@@ -958,7 +832,7 @@ int incr_print_chain(FILE *f, const char *path, const struct img_input *top, int
 	}
 	if (json)
 		fprintf(f, "]");
-	close_input(&cur);
+	img_input_close(&cur);
 	incr_list_free(&want);
 	return rc;
 }

@@ -13,22 +13,6 @@
 #include "inspect.h"
 #include "util.h"
 
-static struct region *region_of(struct image *im, uint64_t addr)
-{
-	size_t lo = 0, hi = im->nregions;
-
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		if (im->regions[mid].d.end <= addr)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	if (lo < im->nregions && im->regions[lo].d.start <= addr)
-		return &im->regions[lo];
-	return NULL;
-}
-
 static int scan_data(struct img_input *in, struct img_totals *t);
 
 /* A SHMDATA record: its runs must lie inside its object. */
@@ -164,7 +148,7 @@ static int scan_data(struct img_input *in, struct img_totals *t)
 
 			for (uint32_t i = 0; i < p->nruns; i++) {
 				uint64_t end = run[i].addr + run[i].npages * r->page_size;
-				struct region *g = region_of(im, run[i].addr);
+				struct region *g = img_find_region(im, run[i].addr);
 				if (!g || end > g->d.end || end < run[i].addr) {
 					err_set("PAGES record: run %#llx+%llu pages lies outside "
 						"every region",
@@ -214,17 +198,6 @@ static const char *rgn_flags_str(uint32_t flags)
 	return s;
 }
 
-static const char *time_str(int64_t t)
-{
-	static char s[64];
-	time_t tt = t;
-	struct tm tm;
-
-	if (!gmtime_r(&tt, &tm) || !strftime(s, sizeof(s), "%Y-%m-%d %H:%M:%S UTC", &tm))
-		snprintf(s, sizeof(s), "%lld", (long long)t);
-	return s;
-}
-
 /* The command line with NULs as spaces, for text output. */
 static void put_cmdline(FILE *f, const struct image *im)
 {
@@ -245,8 +218,6 @@ static const char *syscall_state(const struct user_regs_struct *r, char *buf, si
 		 (long long)r->rax);
 	return buf;
 }
-
-static void json_str(FILE *f, const char *s, size_t len);
 
 /* An inotify instance's watches: a line each in text, "watch_list" in JSON. */
 static void fd_watches(FILE *f, const struct fd_entry *e, int json)
@@ -269,7 +240,7 @@ static void fd_watches(FILE *f, const struct fd_entry *e, int json)
 		if (json) {
 			fprintf(f, "%s{\"wd\":%d,\"mask\":%u,\"path\":", k ? "," : "", w.wd,
 				w.mask);
-			json_str(f, path, w.path_len);
+			inspect_json_str(f, path, w.path_len);
 			fputc('}', f);
 		} else {
 			fprintf(f, "      wd %d mask %#x %.*s\n", w.wd, w.mask, (int)w.path_len,
@@ -438,11 +409,12 @@ static void text_proc(FILE *f, const struct image *im);
 void inspect_text(FILE *f, const struct img_input *in, const struct img_totals *t)
 {
 	const struct img_header *h = &in->im.hdr;
-	char b1[32];
+	char b1[32], t1[64];
 
 	fprintf(f, "format:   ckpt image version %u, x86-64, page size %u%s\n", h->version,
 		h->page_size, in->compressed ? ", compressed" : "");
-	fprintf(f, "created:  %s on %s, kernel %s\n", time_str(h->ctime), h->host, h->kernel);
+	fprintf(f, "created:  %s on %s, kernel %s\n", fmt_time(t1, sizeof(t1), h->ctime), h->host,
+		h->kernel);
 	fprintf(f, "cpu:      xsave features %#llx, %u bytes of state\n",
 		(unsigned long long)h->xfeatures, h->xsave_size);
 	if (in->nrest)
@@ -536,7 +508,7 @@ static void text_proc(FILE *f, const struct image *im)
 	}
 }
 
-static void json_str(FILE *f, const char *s, size_t len)
+void inspect_json_str(FILE *f, const char *s, size_t len)
 {
 	fputc('"', f);
 	for (size_t i = 0; i < len; i++) {
@@ -562,26 +534,26 @@ void inspect_json(FILE *f, const struct img_input *in, const struct img_totals *
 		"{\"format\":{\"version\":%u,\"arch\":\"x86-64\",\"page_size\":%u,"
 		"\"compressed\":%s,\"created\":%lld,\"host\":",
 		h->version, h->page_size, in->compressed ? "true" : "false", (long long)h->ctime);
-	json_str(f, h->host, strlen(h->host));
+	inspect_json_str(f, h->host, strlen(h->host));
 	fprintf(f, ",\"kernel\":");
-	json_str(f, h->kernel, strlen(h->kernel));
+	inspect_json_str(f, h->kernel, strlen(h->kernel));
 	fprintf(f, ",\"xfeatures\":%llu,\"xsave_size\":%u},\n", (unsigned long long)h->xfeatures,
 		h->xsave_size);
 	fprintf(f,
 		"\"process\":{\"pid\":%d,\"ppid\":%d,\"pgid\":%d,\"sid\":%d,\"uid\":%u,"
 		"\"gid\":%u,\"umask\":%u,\"comm\":",
 		p->pid, p->ppid, p->pgid, p->sid, p->uid, p->gid, p->umask);
-	json_str(f, p->comm, strlen(p->comm));
+	inspect_json_str(f, p->comm, strlen(p->comm));
 	fprintf(f, ",\"exe\":");
-	json_str(f, im->exe, strlen(im->exe));
+	inspect_json_str(f, im->exe, strlen(im->exe));
 	fprintf(f, ",\"cwd\":");
-	json_str(f, im->cwd, strlen(im->cwd));
+	inspect_json_str(f, im->cwd, strlen(im->cwd));
 	fprintf(f, ",\"argv\":[");
 	while (a < p->cmdline_len) {
 		size_t l = strnlen(im->cmdline + a, p->cmdline_len - a);
 		if (a)
 			fputc(',', f);
-		json_str(f, im->cmdline + a, l);
+		inspect_json_str(f, im->cmdline + a, l);
 		a += l + 1;
 	}
 	fprintf(f, "]},\n\"tree\":[");
@@ -596,13 +568,13 @@ void inspect_json(FILE *f, const struct img_input *in, const struct img_totals *
 			k ? ",\n" : "", q->pid, q->ppid, q->pgid, q->sid, pi->nthreads,
 			(q->flags & IMG_PROC_ZOMBIE) ? "true" : "false", q->exit_status,
 			q->exit_signal);
-		json_str(f, q->comm, strlen(q->comm));
+		inspect_json_str(f, q->comm, strlen(q->comm));
 		fprintf(f, ",\"argv\":[");
 		while (b < q->cmdline_len) {
 			size_t l = strnlen(pi->cmdline + b, q->cmdline_len - b);
 			if (b)
 				fputc(',', f);
-			json_str(f, pi->cmdline + b, l);
+			inspect_json_str(f, pi->cmdline + b, l);
 			b += l + 1;
 		}
 		fprintf(f, "]}");
@@ -614,7 +586,7 @@ void inspect_json(FILE *f, const struct img_input *in, const struct img_totals *
 
 		memcpy(&r, th->regs, sizeof(r));
 		fprintf(f, "%s{\"tid\":%d,\"comm\":", i ? ",\n" : "", th->tid);
-		json_str(f, th->comm, strlen(th->comm));
+		inspect_json_str(f, th->comm, strlen(th->comm));
 		fprintf(f,
 			",\"rip\":%llu,\"rsp\":%llu,\"orig_rax\":%lld,\"rax\":%lld,"
 			"\"sigmask\":%llu,\"fs_base\":%llu,\"rseq\":%llu,\"robust_list\":%llu,"
@@ -644,7 +616,7 @@ void inspect_json(FILE *f, const struct img_input *in, const struct img_totals *
 			(unsigned long long)g->d.end, prot_str(g->d.prot, g->d.flags),
 			img_kind_name(g->d.kind), (unsigned long long)g->d.pgoff,
 			(unsigned long long)(g->stored * h->page_size), rgn_flags_str(g->d.flags));
-		json_str(f, g->path ? g->path : "", g->path ? strlen(g->path) : 0);
+		inspect_json_str(f, g->path ? g->path : "", g->path ? strlen(g->path) : 0);
 		fputc('}', f);
 	}
 	fprintf(f, "],\n\"files\":[\n");
@@ -655,7 +627,7 @@ void inspect_json(FILE *f, const struct img_input *in, const struct img_totals *
 			"\"path\":",
 			i ? ",\n" : "", e->d.fd, img_fd_kind_name(e->d.kind), e->d.flags,
 			(unsigned long long)e->d.pos, (unsigned long long)e->d.desc);
-		json_str(f, e->path, strlen(e->path));
+		inspect_json_str(f, e->path, strlen(e->path));
 		fd_state(f, e, 1);
 		fd_watches(f, e, 1);
 		fputc('}', f);
@@ -668,7 +640,7 @@ void inspect_json(FILE *f, const struct img_input *in, const struct img_totals *
 			i ? ",\n" : "", img_shm_kind_name(o->d.kind), (unsigned long long)o->d.size,
 			(unsigned long long)(o->stored * h->page_size), o->d.mode, o->d.key,
 			o->d.flags & IMG_SHM_RMID ? "true" : "false", o->d.seals);
-		json_str(f, o->name, strlen(o->name));
+		inspect_json_str(f, o->name, strlen(o->name));
 		fputc('}', f);
 	}
 	fprintf(f, "],\n\"sysv_ipc\":[\n");

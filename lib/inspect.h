@@ -16,5 +16,8 @@ struct img_totals {
 int img_scan_data(struct img_input *in, struct img_totals *t) __attribute__((warn_unused_result));
 void inspect_text(FILE *f, const struct img_input *in, const struct img_totals *t);
 void inspect_json(FILE *f, const struct img_input *in, const struct img_totals *t);
+/* The len bytes at s as a JSON string: '"' and '\' after a backslash, bytes
+ * outside ' '..'~' as \u00XX. */
+void inspect_json_str(FILE *f, const char *s, size_t len);
 
 #endif

@@ -124,6 +124,16 @@ const char *fmt_bytes(char *buf, size_t size, unsigned long long n)
 	return buf;
 }
 
+const char *fmt_time(char *buf, size_t size, int64_t t)
+{
+	time_t tt = t;
+	struct tm tm;
+
+	if (!gmtime_r(&tt, &tm) || !strftime(buf, size, "%Y-%m-%d %H:%M:%S UTC", &tm))
+		snprintf(buf, size, "%lld", (long long)t);
+	return buf;
+}
+
 double now_sec(void)
 {
 	struct timespec ts;

@@ -3,6 +3,7 @@
 #define CKPT_UTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* Write all of buf; -1 with errno on failure. */
@@ -18,6 +19,9 @@ char *fmt_path(char *buf, size_t size, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* Human-readable size: "512 B", "3.2 MiB". */
 const char *fmt_bytes(char *buf, size_t size, unsigned long long n);
+/* Seconds since the epoch as "2024-01-31 12:00:00 UTC" (or the number, if
+ * it is no date gmtime_r knows). */
+const char *fmt_time(char *buf, size_t size, int64_t t);
 /* Monotonic time in seconds. */
 double now_sec(void);
 /* Whether the ps bytes at p (a page: ps a multiple of 64) are all zero. */

@@ -951,12 +951,13 @@ static void close_except(int a, int b, int c)
 	close_fds(lo, ~0U);
 }
 
-static noreturn void run_decompressor(int in, int wfd, int sfd, const void *prefix,
-				      size_t prefix_len)
+/* The spawned process (zio_spawn): fn's work, and its failure told. */
+static noreturn void run_spawned(const char *(*fn)(void *arg, int wfd, int sfd), void *arg, int wfd,
+				 int sfd)
 {
 	sigset_t pipe_set;
+	const char *m;
 
-	close_except(in, wfd, sfd);
 	/* The reader may stop early (a failed restore): die quietly of
 	 * SIGPIPE then, whatever the caller had done with the signal. */
 	signal(SIGPIPE, SIG_DFL);
@@ -966,8 +967,8 @@ static noreturn void run_decompressor(int in, int wfd, int sfd, const void *pref
 	/* Failure is told on the status pipe, for the reader to report as
 	 * its one line: by then it may be the restorer, and stderr the
 	 * program's. */
-	if (zio_decompress(in, wfd, prefix, prefix_len) < 0) {
-		const char *m = err_get();
+	m = fn(arg, wfd, sfd);
+	if (m) {
 		close(wfd);
 		if (write(sfd, m, strlen(m)) < 0)
 			_exit(2);
@@ -976,33 +977,28 @@ static noreturn void run_decompressor(int in, int wfd, int sfd, const void *pref
 	_exit(0);
 }
 
-int zio_spawn_decompressor(int in, const void *prefix, size_t prefix_len, int *out_fd,
-			   int *status_fd)
+int zio_spawn(const char *what, const char *(*fn)(void *arg, int wfd, int sfd), void *arg,
+	      int *out_fd, int *status_fd)
 {
 	int p[2], sp[2], status;
 	pid_t pid, r;
 
-	if (in < 0) {
-		errno = EBADF;
-		err_sys("decompressor input fd %d", in);
-		return -1;
-	}
 	if (pipe2(p, O_CLOEXEC) < 0) {
-		err_sys("cannot create decompressor pipe");
+		err_sys("cannot create %s pipe", what);
 		return -1;
 	}
 	if (pipe2(sp, O_CLOEXEC) < 0) {
-		err_sys("cannot create decompressor pipe");
+		err_sys("cannot create %s pipe", what);
 		close(p[0]);
 		close(p[1]);
 		return -1;
 	}
-	/* A bigger pipe lets the decompressor run ahead of the reader. Above
+	/* A bigger pipe lets the process run ahead of the reader. Above
 	 * pipe-max-size an unprivileged process gets EPERM: keep the default. */
 	fcntl(p[1], F_SETPIPE_SZ, ZIO_BUF);
 	pid = fork();
 	if (pid < 0) {
-		err_sys("cannot fork decompressor");
+		err_sys("cannot fork %s", what);
 		close(p[0]);
 		close(p[1]);
 		close(sp[0]);
@@ -1010,10 +1006,10 @@ int zio_spawn_decompressor(int in, const void *prefix, size_t prefix_len, int *o
 		return -1;
 	}
 	if (pid == 0) {
-		/* The intermediate child: fork the decompressor and exit at
-		 * once, so the decompressor is reparented to init (or the
-		 * nearest subreaper), not left as the caller's child. Only
-		 * _exit here: the caller's stdio buffers are not ours to flush. */
+		/* The intermediate child: fork the process and exit at once,
+		 * so the process is reparented to init (or the nearest
+		 * subreaper), not left as the caller's child. Only _exit
+		 * here: the caller's stdio buffers are not ours to flush. */
 		close(p[0]);
 		close(sp[0]);
 		pid = fork();
@@ -1021,7 +1017,7 @@ int zio_spawn_decompressor(int in, const void *prefix, size_t prefix_len, int *o
 			_exit(errno ? errno : 1);
 		if (pid > 0)
 			_exit(0);
-		run_decompressor(in, p[1], sp[1], prefix, prefix_len);
+		run_spawned(fn, arg, p[1], sp[1]);
 	}
 	close(p[1]);
 	close(sp[1]);
@@ -1031,7 +1027,7 @@ int zio_spawn_decompressor(int in, const void *prefix, size_t prefix_len, int *o
 	/* ECHILD: the caller ignores SIGCHLD and the kernel reaped it; a
 	 * failed fork then shows as an empty stream to the reader. */
 	if (r < 0 && errno != ECHILD) {
-		err_sys("cannot wait for decompressor's parent %d", (int)pid);
+		err_sys("cannot wait for %s's parent %d", what, (int)pid);
 		close(p[0]);
 		close(sp[0]);
 		return -1;
@@ -1039,9 +1035,9 @@ int zio_spawn_decompressor(int in, const void *prefix, size_t prefix_len, int *o
 	if (r > 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
 		if (WIFEXITED(status)) {
 			errno = WEXITSTATUS(status);
-			err_sys("cannot fork decompressor");
+			err_sys("cannot fork %s", what);
 		} else {
-			err_set("decompressor's parent %d killed by signal %d", (int)pid,
+			err_set("%s's parent %d killed by signal %d", what, (int)pid,
 				WIFSIGNALED(status) ? WTERMSIG(status) : 0);
 		}
 		close(p[0]);
@@ -1051,4 +1047,31 @@ int zio_spawn_decompressor(int in, const void *prefix, size_t prefix_len, int *o
 	*out_fd = p[0];
 	*status_fd = sp[0];
 	return 0;
+}
+
+struct decompress_arg {
+	int in;
+	const void *prefix;
+	size_t prefix_len;
+};
+
+static const char *run_decompressor(void *arg, int wfd, int sfd)
+{
+	const struct decompress_arg *a = arg;
+
+	close_except(a->in, wfd, sfd);
+	return zio_decompress(a->in, wfd, a->prefix, a->prefix_len) < 0 ? err_get() : NULL;
+}
+
+int zio_spawn_decompressor(int in, const void *prefix, size_t prefix_len, int *out_fd,
+			   int *status_fd)
+{
+	struct decompress_arg a = {in, prefix, prefix_len};
+
+	if (in < 0) {
+		errno = EBADF;
+		err_sys("decompressor input fd %d", in);
+		return -1;
+	}
+	return zio_spawn("decompressor", run_decompressor, &a, out_fd, status_fd);
 }

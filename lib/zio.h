@@ -50,5 +50,12 @@ int zio_decompress(int in, int out, const void *prefix, size_t prefix_len)
  * status tells).  The caller still owns in and should close its copy. */
 int zio_spawn_decompressor(int in, const void *prefix, size_t prefix_len, int *out_fd,
 			   int *status_fd) __attribute__((warn_unused_result));
+/* The same for any work: fn(arg, wfd, sfd) runs in the grandchild, with
+ * SIGPIPE at its default, writes its data on wfd (the pipe *out_fd reads)
+ * and returns NULL when all is written, else the reason it failed, which
+ * is what *status_fd then reads.  fn closes the fds it does not need (but
+ * wfd and sfd).  what names the process in messages ("decompressor"). */
+int zio_spawn(const char *what, const char *(*fn)(void *arg, int wfd, int sfd), void *arg,
+	      int *out_fd, int *status_fd) __attribute__((warn_unused_result));
 
 #endif
