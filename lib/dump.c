@@ -620,7 +620,6 @@ struct pagewriter {
 	struct img_writer *w;
 	const struct dump_opts *o;
 	uint64_t total;
-	unsigned char *buf; /* the batch being read: bufs[cur] */
 	uint64_t *pm;
 	long ps;
 	/* The batch being gathered, across regions: many small regions share
@@ -628,8 +627,8 @@ struct pagewriter {
 	 * never crosses a region boundary. */
 	struct img_run runs[BATCH_PAGES];
 	int nruns, batch, split;
-	/* Two buffers: while this thread reads the target into one, the
-	 * writer thread checks, checksums and writes the other. */
+	/* Two buffers: while this thread reads the target into bufs[cur],
+	 * the writer thread checks, checksums and writes the other. */
 	unsigned char *bufs[2];
 	int cur;
 	int threaded;
@@ -650,12 +649,12 @@ static int cancelled(const struct pagewriter *pw)
 	return 0;
 }
 
-/* Read runs[0..nruns) of the target into pw->buf, packed. */
+/* Read runs[0..nruns) of the target into the buffer being filled, packed. */
 static int read_runs(struct pagewriter *pw, const struct img_run *runs, int nruns)
 {
 	struct iovec local[BATCH_PAGES], remote[BATCH_PAGES];
 	size_t total = 0;
-	unsigned char *p = pw->buf;
+	unsigned char *p = pw->bufs[pw->cur];
 
 	if (nruns <= 0)
 		return 0;
@@ -797,7 +796,7 @@ static int flush_batch(struct pagewriter *pw)
 	if (read_runs(pw, pw->runs, pw->nruns))
 		return -1;
 	if (!pw->threaded) {
-		if (write_batch(pw, pw->runs, pw->nruns, pw->buf))
+		if (write_batch(pw, pw->runs, pw->nruns, pw->bufs[pw->cur]))
 			return -1;
 	} else {
 		if (writer_idle(pw))
@@ -805,12 +804,11 @@ static int flush_batch(struct pagewriter *pw)
 		pthread_mutex_lock(&pw->mu);
 		memcpy(pw->job.runs, pw->runs, pw->nruns * sizeof(pw->runs[0]));
 		pw->job.nruns = pw->nruns;
-		pw->job.buf = pw->buf;
+		pw->job.buf = pw->bufs[pw->cur];
 		pw->pending = 1;
 		pthread_cond_broadcast(&pw->cv);
 		pthread_mutex_unlock(&pw->mu);
 		pw->cur ^= 1;
-		pw->buf = pw->bufs[pw->cur];
 	}
 	pw->nruns = pw->batch = 0;
 	return 0;
@@ -919,7 +917,6 @@ static int write_pages(pid_t pid, struct img_writer *w, const struct image *im,
 	pw.total = im->proc.pages_hint * pw.ps;
 	pw.bufs[0] = malloc(BATCH_PAGES * pw.ps);
 	pw.bufs[1] = malloc(BATCH_PAGES * pw.ps);
-	pw.buf = pw.bufs[0];
 	pw.pm = malloc(BATCH_PAGES * sizeof(uint64_t));
 	pw.memfd = open(fmt_path(path, sizeof(path), "/proc/%d/mem", pid), O_RDONLY | O_CLOEXEC);
 	pw.pmfd = proc_open_pagemap(pid);

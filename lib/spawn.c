@@ -239,7 +239,7 @@ static int tree_index(struct img_input *in, pid_t pid)
  * session's leader or in its parent's session (the root may be in the
  * restoring one's); a group is led by a process of the tree in the same
  * session, or is the root's own outside the tree. */
-static int tree_check(struct img_input *in, enum rst_pids pids)
+static int tree_check(struct img_input *in)
 {
 	const struct img_proc *root = &in->im.proc;
 
@@ -247,7 +247,7 @@ static int tree_check(struct img_input *in, enum rst_pids pids)
 		const struct img_proc *p = &img_proc_at(in, k)->proc;
 		int parent = tree_index(in, p->ppid), leader = tree_index(in, p->pgid);
 
-		if (p->pid == 1 || (pids == RST_PIDS_NS && k == 0 && p->pid == 1)) {
+		if (p->pid == 1) {
 			err_set("pid 1 in a tree: not supported");
 			return -1;
 		}
@@ -754,16 +754,11 @@ static int tree_supervise(struct img_input *in, int flags, int ns)
 	for (size_t k = 0; k < t.n; k++) {
 		close(t.cmd[k][0]);
 		close(t.rep[k][1]);
+		/* A shared one appears more than once: its second close fails
+		 * with EBADF, and nothing opens meanwhile to take its number. */
 		for (size_t i = 0; i < tim(&t, k)->nfiles; i++)
-			if (t.premade[k][i] >= 0) {
-				int fd = t.premade[k][i];
-				/* Shared ones appear more than once. */
-				for (size_t j = k; j < t.n; j++)
-					for (size_t m = 0; m < tim(&t, j)->nfiles; m++)
-						if (t.premade[j][m] == fd)
-							t.premade[j][m] = -1;
-				close(fd);
-			}
+			if (t.premade[k][i] >= 0)
+				close(t.premade[k][i]);
 	}
 	for (size_t i = 0; i < t.sm.n; i++)
 		if (t.sm.fd[i] >= 0) {
@@ -791,7 +786,7 @@ int rst_run(struct img_input *in, int flags, enum rst_pids pids)
 				in->nrest + 1);
 			return -1;
 		}
-		if (tree_check(in, pids) || ((flags & RST_LAZY) && rst_check_lazy(in)))
+		if (tree_check(in) || ((flags & RST_LAZY) && rst_check_lazy(in)))
 			return -1;
 		/* Without the privilege to ask for pids, a new pid namespace. */
 		/* CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN: clone3 may ask

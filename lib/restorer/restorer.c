@@ -159,14 +159,29 @@ static void l_flush(struct rst_args *a, struct line *l)
 }
 
 /* Unrecoverable: the program cannot run, say why and exit. */
+/* A failure's line begins so (after the progress line, if one is shown)... */
+static void fail_begin(struct rst_args *a, struct line *l)
+{
+	if (a->flags & RST_F_PROGRESS)
+		l_str(l, "\n");
+	l_str(l, "ckpt-remap: ");
+}
+
+/* ...and ends so: the restore is over. */
+__attribute__((noreturn)) static void fail_end(struct rst_args *a, struct line *l)
+{
+	l_str(l, "\n");
+	l_flush(a, l);
+	for (;;)
+		sys1(NR_exit_group, a->fail_rc);
+}
+
 __attribute__((noreturn)) static void fail(struct rst_args *a, const char *what, uint64_t v,
 					   long err)
 {
 	struct line l = {.len = 0};
 
-	if (a->flags & RST_F_PROGRESS)
-		l_str(&l, "\n");
-	l_str(&l, "ckpt-remap: ");
+	fail_begin(a, &l);
 	l_str(&l, what);
 	if (v) {
 		l_str(&l, " ");
@@ -176,10 +191,7 @@ __attribute__((noreturn)) static void fail(struct rst_args *a, const char *what,
 		l_str(&l, ": error ");
 		l_num(&l, (uint64_t)-err, 10);
 	}
-	l_str(&l, "\n");
-	l_flush(a, &l);
-	for (;;)
-		sys1(NR_exit_group, a->fail_rc);
+	fail_end(a, &l);
 }
 
 /* The same, naming a process by its pid (in decimal). */
@@ -187,16 +199,12 @@ __attribute__((noreturn)) static void fail_pid(struct rst_args *a, const char *w
 {
 	struct line l = {.len = 0};
 
-	if (a->flags & RST_F_PROGRESS)
-		l_str(&l, "\n");
-	l_str(&l, "ckpt-remap: pid ");
+	fail_begin(a, &l);
+	l_str(&l, "pid ");
 	l_num(&l, (uint64_t)pid, 10);
 	l_str(&l, ": ");
 	l_str(&l, what);
-	l_str(&l, "\n");
-	l_flush(a, &l);
-	for (;;)
-		sys1(NR_exit_group, a->fail_rc);
+	fail_end(a, &l);
 }
 
 /* The decompressor's reason for a failure, if it has one: then it is the

@@ -9,20 +9,31 @@
 /* When this process started (field 22 of /proc/self/stat, in clock ticks
  * since boot): a restored process is a new one, whether or not it got its
  * old pid back, so a program tells a restore by this changing. */
-static inline unsigned long long start_time(void)
+/* The fields of /proc/PATH/stat after the command name (field 3 on), in
+ * buf; NULL if it cannot be read. */
+static inline char *stat_fields(const char *path, char *buf, int size)
 {
-	char buf[1024], *p;
-	unsigned long long v = 0;
-	FILE *f = fopen("/proc/self/stat", "r");
-	int field = 3;
+	FILE *f = fopen(path, "r");
+	char *p;
 
 	if (!f)
-		return 0;
-	p = fgets(buf, sizeof(buf), f);
+		return NULL;
+	p = fgets(buf, size, f);
 	fclose(f);
-	if (!p || !(p = strrchr(buf, ')')))
+	if (!p || !(p = strrchr(buf, ')')) || !p[1])
+		return NULL;
+	return p + 2;
+}
+
+static inline unsigned long long start_time(void)
+{
+	char buf[1024], *p = stat_fields("/proc/self/stat", buf, sizeof(buf));
+	unsigned long long v = 0;
+	int field = 3;
+
+	if (!p)
 		return 0;
-	for (p += 2; *p && field < 22; p++)
+	for (; *p && field < 22; p++)
 		if (*p == ' ')
 			field++;
 	sscanf(p, "%llu", &v);

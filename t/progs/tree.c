@@ -42,6 +42,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "progs.h"
+
 static const char *dir;
 static volatile sig_atomic_t nchld;
 
@@ -233,17 +235,10 @@ static void on_chld(int sig)
 static char state_of(pid_t pid)
 {
 	char path[64], buf[512], *p;
-	FILE *f;
 
 	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	f = fopen(path, "r");
-	if (!f)
-		return 0;
-	p = fgets(buf, sizeof(buf), f);
-	fclose(f);
-	if (!p || !(p = strrchr(buf, ')')))
-		return 0;
-	return p[2];
+	p = stat_fields(path, buf, sizeof(buf));
+	return p ? p[0] : 0;
 }
 
 static int zombie(void)
