@@ -280,8 +280,10 @@ int main(int argc, char **argv)
 		die(2, "not a pid: %s", argv[optind]);
 	if (!out_path && isatty(1))
 		die(1, "refusing to write an image to a terminal; redirect stdout or use -o");
-	if (!out_path)
+	if (!out_path) {
 		private_stdout();
+		grow_pipe(1);
+	}
 
 	fork_worker();
 	/* A dump interrupted by a signal must still release the target. */

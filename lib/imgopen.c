@@ -134,6 +134,7 @@ int img_open_one(const char *path, struct img_input *in)
 		fd = 0;
 		in->from_stdin = 1;
 		path = "standard input";
+		grow_pipe(fd);
 	} else {
 		fd = open(path, O_RDONLY | O_CLOEXEC);
 		if (fd < 0) {

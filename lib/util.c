@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -200,4 +201,12 @@ int has_cap(int cap)
 			yes = (strtoull(line + 7, NULL, 16) >> cap) & 1;
 	fclose(f);
 	return yes;
+}
+
+void grow_pipe(int fd)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode) && fcntl(fd, F_GETPIPE_SZ) < 1 << 20)
+		fcntl(fd, F_SETPIPE_SZ, 1 << 20);
 }

@@ -26,6 +26,10 @@ const char *fmt_time(char *buf, size_t size, int64_t t);
 double now_sec(void);
 /* Whether the ps bytes at p (a page: ps a multiple of 64) are all zero. */
 int page_is_zero(const void *p, long ps);
+/* Give fd, if it is a pipe of less than 1 MiB, the 1 MiB an unprivileged
+ * process may (/proc/sys/fs/pipe-max-size): the default 64 KiB costs a
+ * context switch every 64 KiB of an image.  A failure leaves it as it was. */
+void grow_pipe(int fd);
 
 /* A byte count: digits with an optional K, M or G (powers of 1024, "MiB"
  * and "MB" spelled out too); -1 if s is not one. */

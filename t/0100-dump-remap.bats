@@ -81,6 +81,16 @@ utime_past() {
 	[ "$(cat "$d.restored")" = "restored: yes" ]
 }
 
+@test "ckpt-dump gives the pipe it writes 1 MiB (a 64 KiB pipe costs a switch per 64 KiB)" {
+	start_workload
+	# F_GETPIPE_SZ (1032) of the same pipe, once the whole image is read.
+	# shellcheck disable=SC2016
+	run bash -c 'set -o pipefail; ckpt-dump "$1" | { cat >/dev/null &&
+		python3 -c "import fcntl; print(fcntl.fcntl(0, 1032))"; }' _ "$pid"
+	[ "$status" -eq 0 ]
+	[ "$output" = "$(grown_pipe)" ]
+}
+
 # restore_compressed CMD...: dump the workload, compress the image with CMD
 # (a filter), and restore the compressed image.
 restore_compressed() {

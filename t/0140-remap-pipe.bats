@@ -146,3 +146,24 @@ fails_cleanly() {
 	[ "$output" = "restored: yes" ]
 	[ -z "$stderr" ]
 }
+
+# pipe_size_after CMD...: write the image into a pipe that CMD - reads, and
+# print the pipe's size (F_GETPIPE_SZ, 1032) once CMD has read it all.
+pipe_size_after() {
+	# shellcheck disable=SC2016
+	python3 -c 'import fcntl, sys
+sys.stdout.buffer.write(open(sys.argv[1], "rb").read())
+sys.stdout.flush()
+print(fcntl.fcntl(1, 1032), file=sys.stderr)' "$img" 2>"$BATS_TEST_TMPDIR/size" |
+		"$@" - >/dev/null
+	cat "$BATS_TEST_TMPDIR/size"
+}
+
+@test "ckpt-inspect and ckpt-remap give the pipe they read 1 MiB" {
+	run pipe_size_after ckpt-inspect
+	[ "$status" -eq 0 ]
+	[ "$output" = "$(grown_pipe)" ]
+	run pipe_size_after ckpt-remap --new-pids
+	[ "$status" -eq 0 ]
+	[ "$output" = "$(grown_pipe)" ]
+}

@@ -125,6 +125,17 @@ intact_and_restored() {
 	[ -z "$stderr" ]
 }
 
+# grown_pipe: the size, in bytes, of a pipe the tools grew: 1 MiB, or the
+# default 64 KiB where an unprivileged process may not have more
+# (/proc/sys/fs/pipe-max-size).
+grown_pipe() {
+	if [ "$(id -u)" -eq 0 ] || [ "$(cat /proc/sys/fs/pipe-max-size)" -ge 1048576 ]; then
+		echo 1048576
+	else
+		echo 65536
+	fi
+}
+
 # descendants PID: the pids of every process below PID, children first
 # listed before theirs.
 descendants() {
