@@ -24,7 +24,7 @@ LIBSRC    := $(wildcard lib/*.c)
 LIBOBJ    := $(LIBSRC:.c=.o) lib/restorer_blob.o
 PROGS     := $(patsubst %.c,%,$(wildcard t/progs/*.c))
 UNITS     := $(patsubst %.c,%,$(wildcard t/unit/*.c))
-BENCHPROGS := bench/bwork bench/freshread
+BENCHPROGS := bench/bwork bench/freshread bench/pvread
 MANS      := $(wildcard man/*.[1-8])
 SCRIPTS   := contrib/install-deps .ci/run t/run-tests t/lib.bash $(wildcard t/*.sh) $(wildcard completions/*) \
 	bench/run
