@@ -972,9 +972,11 @@ static int capture(struct dump_target *tg, struct image *im, struct shm_dump **s
 	size_t n = 0;
 	int rc = -1;
 
-	/* --cow takes the fork's view of DONTFORK and WIPEONFORK from the
-	 * flags: those must be of this moment, not of before the freeze. */
-	if (tg->maps && !o->cow && proc_same_layout(pid, tg->maps, tg->nmaps) == 1) {
+	/* The flags read before the freeze are used if the layout is the
+	 * same (smaps walks every page table: 20 ms a GiB, frozen).  With
+	 * --cow, check_fork_flags checks afterwards that DONTFORK and
+	 * WIPEONFORK, which decide what the snapshot holds, had not changed. */
+	if (tg->maps && proc_same_layout(pid, tg->maps, tg->nmaps) == 1) {
 		maps = tg->maps;
 		n = tg->nmaps;
 		tg->maps = NULL;
@@ -1058,6 +1060,44 @@ fail:
 	warnx("pid %d: its snapshot %d is left for it to reap: %s", pid, child, err_get());
 }
 
+/* Whether the snapshot child is what the image's flags say a fork made:
+ * no DONTFORK region, every other region with its WIPEONFORK flag as
+ * recorded.  The flags came from smaps read before the freeze: advice
+ * given to a whole mapping just before it changes no layout, and would
+ * have left the image holding the snapshot's (wiped, or missing) pages
+ * where the program had data.  That dump fails instead, to be tried
+ * again.  The check reads the snapshot's smaps once the program runs. */
+static int check_fork_flags(pid_t pid, pid_t child, const struct image *im)
+{
+	struct proc_map *maps;
+	size_t n, k = 0;
+	int rc = 0;
+
+	if (proc_read_maps(child, &maps, &n))
+		return -1;
+	for (size_t i = 0; i < im->nregions && rc == 0; i++) {
+		const struct region *r = &im->regions[i];
+		int gone;
+
+		if (r->d.kind == IMG_RGN_SPECIAL)
+			continue;
+		while (k < n && maps[k].end <= r->d.start)
+			k++;
+		gone = k == n || maps[k].start != r->d.start || maps[k].end != r->d.end;
+		if ((r->d.flags & IMG_RGN_DONTFORK)
+			    ? !gone
+			    : gone || (maps[k].vmflags & IMG_RGN_WIPEONFORK) !=
+					  (r->d.flags & IMG_RGN_WIPEONFORK)) {
+			err_set("pid %d: the memory at %#llx was given MADV_DONTFORK or "
+				"MADV_WIPEONFORK advice (or lost it) as the dump began; dump again",
+				pid, (unsigned long long)r->d.start);
+			rc = -1;
+		}
+	}
+	proc_free_maps(maps, n);
+	return rc;
+}
+
 /* --cow: fork a snapshot inside the process, write what the fork does not
  * copy (shared memory is written already) while it is still stopped, let
  * it run, and write the rest from the snapshot. */
@@ -1092,7 +1132,9 @@ static int write_cow(struct dump_target *tg, struct img_writer *w, const struct 
 	if (o->frozen)
 		o->frozen(o->progress_arg);
 	release_all(tg, 0);
-	rc = write_pages(child, w, im, o, PAGES_FORKED);
+	rc = check_fork_flags(tg->pid, child, im);
+	if (rc == 0)
+		rc = write_pages(child, w, im, o, PAGES_FORKED);
 	reap_snapshot(tg->pid, gadget, child);
 	return rc;
 }

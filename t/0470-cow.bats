@@ -69,3 +69,31 @@ no_children() {
 	run ckpt-dump --stop --cow 1
 	[ "$status" -eq 2 ]
 }
+
+@test "--cow: fork advice that changes as the dump begins fails that dump, never the image" {
+	local addr bytes ok=0 refused=0 i
+	start_bg advflip
+	wait_for_line "$OUT" '^ready '
+	addr=$((16#$(awk '/^ready/ { print $3 }' "$OUT")))
+	# A thread flips the mapping between MADV_WIPEONFORK and
+	# MADV_KEEPONFORK: the advice read before the freeze is, half the
+	# time, not the one the snapshot's fork follows.
+	for i in $(seq 1 24); do
+		if ckpt-dump --cow -o "$IMG" "$BG_PID" 2>"$D.err"; then
+			bytes=$(ckpt-inspect --json "$IMG" | grep -F "\"start\":$addr," |
+				grep -o '"stored_bytes":[0-9]*')
+			echo "dump $i: $bytes"
+			[ "$bytes" = '"stored_bytes":65536' ]
+			ok=$((ok + 1))
+		else
+			cat "$D.err"
+			grep -q "^ckpt-dump: pid $BG_PID: the memory at 0x$(printf %x "$addr") was given MADV_DONTFORK or MADV_WIPEONFORK advice (or lost it) as the dump began; dump again$" "$D.err"
+			[ "$(wc -l <"$D.err")" -eq 1 ]
+			refused=$((refused + 1))
+		fi
+		no_children "$BG_PID"
+		grep -q '^TracerPid:.*0$' /proc/"$BG_PID"/status
+	done
+	echo "# advice flipping: $ok images whole, $refused dumps refused" >&3
+	[ "$ok" -gt 0 ]
+}
