@@ -103,18 +103,11 @@ int main(int argc, char **argv)
 	const char *dir = getenv("CKPT_DIR"), *comp = getenv("CKPT_COMPRESS"), *port = NULL;
 	const char *gz = getenv("CKPT_GZIP");
 	const char *port_file = NULL, *secret_file = NULL, *log = NULL;
-	struct cd_settings s = {.keep = 3, .save_max = 256ll << 20, .timeout = 3600};
+	struct cd_settings s = {.keep = 3, .save_max = 256ll << 20, .timeout = 3600, .compress = -1};
 	struct coord *cd;
 	int c, daemon = 0;
 
 	prog = "ckpt-coord";
-	/* zstd: the fastest to the disk at gzip's ratio (make bench; README).
-	 * CKPT_GZIP=0 is how "none" was said before there was a choice. */
-	s.compress = ZIO_ZSTD;
-	if (gz && !strcmp(gz, "0"))
-		s.compress = ZIO_NONE;
-	if (comp && *comp)
-		s.compress = compress_opt(comp, "CKPT_COMPRESS");
 	while ((c = getopt_long(argc, argv, "hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
@@ -173,6 +166,13 @@ int main(int argc, char **argv)
 	}
 	if (optind != argc)
 		usage();
+	/* No option: the environment, else zstd, the fastest to the disk at
+	 * gzip's ratio (make bench; README).  CKPT_GZIP=0 is how "none" was
+	 * said before there was a choice. */
+	if (s.compress < 0 && comp && *comp)
+		s.compress = compress_opt(comp, "CKPT_COMPRESS");
+	if (s.compress < 0)
+		s.compress = gz && !strcmp(gz, "0") ? ZIO_NONE : ZIO_ZSTD;
 	s.port = CO_DEFAULT_PORT;
 	if (!port)
 		port = getenv("CKPT_COORD_PORT");

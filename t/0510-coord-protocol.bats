@@ -249,6 +249,10 @@ ask() {
 	CKPT_COMPRESS=gzip start_coord --compress none
 	run ckpt-signal --status
 	[[ $output == *"compress: none"* ]]
+	# Given the option, the environment is not read at all.
+	CKPT_COMPRESS=lz4 start_coord --compress gzip
+	run ckpt-signal --status
+	[[ $output == *"compress: gzip"* ]]
 	start_coord --no-gzip --compress zstd
 	run ckpt-signal --status
 	[[ $output == *"compress: zstd"* ]]
