@@ -27,7 +27,8 @@
 
 #define USAGE                                                                                      \
 	"usage: ckpt-inject [--coord-host host] [--coord-port port] [--secret-file file] "         \
-	"[--interval n] [--dir dir] [--no-gzip] (-- cmd [arg...] | -p pid | --restart img)\n"
+	"[--interval n] [--dir dir] [--compress zstd|gzip|none] [--no-gzip] "                      \
+	"(-- cmd [arg...] | -p pid | --restart img)\n"
 
 static int fail_rc;
 
@@ -85,17 +86,14 @@ static void coord_arg(char **args, int *na, char *opt, char *val)
 {
 	int i = 5;
 
-	/* --no-gzip stands alone; the others take a value. */
 	while (i < *na && strcmp(args[i], opt))
-		i += strcmp(args[i], "--no-gzip") ? 2 : 1;
+		i += 2;
 	if (i < *na) {
-		if (val)
-			args[i + 1] = val;
+		args[i + 1] = val;
 		return;
 	}
 	args[(*na)++] = opt;
-	if (val)
-		args[(*na)++] = val;
+	args[(*na)++] = val;
 }
 
 int main(int argc, char **argv)
@@ -103,6 +101,7 @@ int main(int argc, char **argv)
 	static const struct option longopts[] = {CO_CLIENT_LONGOPTS,
 						 {"interval", required_argument, NULL, 'i'},
 						 {"dir", required_argument, NULL, 'D'},
+						 {"compress", required_argument, NULL, 'c'},
 						 {"no-gzip", no_argument, NULL, 'z'},
 						 {"restart", required_argument, NULL, 'R'},
 						 {"help", no_argument, NULL, 'h'},
@@ -135,8 +134,15 @@ int main(int argc, char **argv)
 		case 'D':
 			coord_arg(coord_args, &na, "--dir", optarg);
 			break;
+		case 'c':
+			/* The coordinator would refuse it, unseen: say it here. */
+			if (co_compressor(optarg) < 0)
+				die(fail_rc, "--compress: not a compressor (zstd, gzip or none): %s",
+				    optarg);
+			coord_arg(coord_args, &na, "--compress", optarg);
+			break;
 		case 'z':
-			coord_arg(coord_args, &na, "--no-gzip", NULL);
+			coord_arg(coord_args, &na, "--compress", "none");
 			break;
 		case 'p':
 			mode = MB_ATTACH;

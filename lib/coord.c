@@ -14,13 +14,15 @@
 
 #include "coord.h"
 #include "err.h"
+#include "zio.h"
 
-/* Each verb, its argument count, and which arguments are numbers (bit i:
- * argument i), so that a handler never sees a malformed one. */
+/* Each verb, its argument count, which arguments are numbers and which
+ * name a compressor (bit i: argument i), so that a handler never sees a
+ * malformed one. */
 static const struct {
 	const char *name;
 	int min, max;
-	unsigned nums;
+	unsigned nums, comps;
 } verbs[CO_NVERBS] = {
 	[CO_AUTH] = {"AUTH", 1, 1, 0},
 	[CO_JOIN] = {"JOIN", 4, 4, 3},
@@ -36,7 +38,7 @@ static const struct {
 	[CO_KILL] = {"KILL", 0, 0, 0},
 	[CO_QUIT] = {"QUIT", 0, 0, 0},
 	[CO_FREEZE] = {"FREEZE", 1, 1, 1},
-	[CO_DUMP] = {"DUMP", 5, 5, 1 | 8 | 16},
+	[CO_DUMP] = {"DUMP", 5, 5, 1 | 16, 8},
 	[CO_RESUME] = {"RESUME", 2, 2, 1},
 	[CO_SYNC] = {"SYNC", 1, 1, 1},
 };
@@ -58,6 +60,22 @@ long long co_num(const char *s, long long max)
 		v = v * 10 + (*s - '0');
 	}
 	return v <= max ? v : -1;
+}
+
+int co_compressor(const char *s)
+{
+	if (!strcmp(s, "zstd"))
+		return ZIO_ZSTD;
+	if (!strcmp(s, "gzip"))
+		return ZIO_GZIP;
+	if (!strcmp(s, "none"))
+		return ZIO_NONE;
+	return -1;
+}
+
+const char *co_image_suffix(int kind)
+{
+	return kind == ZIO_ZSTD ? ".zst" : kind == ZIO_GZIP ? ".gz" : "";
 }
 
 static int hexval(char c)
@@ -142,6 +160,11 @@ int co_parse(const char *line, size_t len, struct co_msg *m)
 		}
 		if ((verbs[v].nums >> n & 1) && co_num(tok, CO_NUM_MAX) < 0) {
 			err_set("%s: argument %d is not a number", verbs[v].name, n + 1);
+			return -1;
+		}
+		if ((verbs[v].comps >> n & 1) && co_compressor(tok) < 0) {
+			err_set("%s: argument %d is not a compressor (zstd, gzip or none)",
+				verbs[v].name, n + 1);
 			return -1;
 		}
 		m->argv[n++] = tok;

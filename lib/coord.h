@@ -38,7 +38,7 @@ enum co_verb {
 	CO_QUIT,       /* QUIT */
 	/* the coordinator to a helper */
 	CO_FREEZE, /* FREEZE gen */
-	CO_DUMP,   /* DUMP gen dir file gzip save-files-max */
+	CO_DUMP,   /* DUMP gen dir file compressor save-files-max */
 	CO_RESUME, /* RESUME gen RUN|KILL */
 	CO_SYNC,   /* SYNC gen */
 	CO_NVERBS
@@ -68,6 +68,12 @@ int co_unescape(char *s);
  * of a message is one in [0, CO_NUM_MAX]. */
 #define CO_NUM_MAX (1ll << 62)
 long long co_num(const char *s, long long max);
+/* The compressor a DUMP (or --compress) names: ZIO_ZSTD for "zstd",
+ * ZIO_GZIP for "gzip", ZIO_NONE for "none"; -1 for anything else (the
+ * 0 and 1 of the field's gzip-only days included). */
+int co_compressor(const char *s);
+/* The end of an image's name for it: ".zst", ".gz" or "". */
+const char *co_image_suffix(int kind);
 
 /* A line reader over a socket: co_read_line fills the buffer once (one
  * read) and hands out whole lines. */
@@ -136,7 +142,8 @@ int co_client_setup(struct co_client *cl) __attribute__((warn_unused_result));
  * (its new coordinator gets the same), and each member's host and image
  * file (in the generation's directory on that host). */
 struct co_script {
-	int gen, port, interval, keep, gzip;
+	int gen, port, interval, keep;
+	int compress; /* enum zio_kind: ZIO_ZSTD, ZIO_GZIP or ZIO_NONE */
 	long long save_max;
 	const char *dir;
 	const char *const *host, *const *file;

@@ -30,6 +30,7 @@
 #include "coordd.h"
 #include "err.h"
 #include "util.h"
+#include "zio.h"
 
 #define MAX_CLIENTS 1000
 #define NOBODY_CAME 30 /* seconds an --exit-on-last coordinator waits for a first member */
@@ -58,7 +59,7 @@ struct client {
 
 struct coord {
 	/* settings (struct cd_settings) */
-	int port, exit_on_last, interval, keep, gzip;
+	int port, exit_on_last, interval, keep, compress;
 	long long save_max;
 	const char *bind, *secret;
 	char dir[PATH_MAX];
@@ -228,7 +229,7 @@ static int commit(struct coord *cd)
 	{
 		const char *hosts[MAX_CLIENTS], *files[MAX_CLIENTS];
 		struct co_script sc = {.gen = cd->gen, .port = cd->port, .interval = cd->interval,
-				       .keep = cd->keep, .gzip = cd->gzip, .save_max = cd->save_max,
+				       .keep = cd->keep, .compress = cd->compress, .save_max = cd->save_max,
 				       .dir = cd->dir, .host = hosts, .file = files, .n = cd->ngm};
 		for (int i = 0; i < cd->ngm; i++) {
 			hosts[i] = cd->gm[i].host;
@@ -347,9 +348,10 @@ static void progress(struct coord *cd)
 			if (!c->member || c->st != M_FROZEN)
 				continue;
 			snprintf(c->file, sizeof(c->file), "ckpt_%s_%d.ckpt%s", c->program, c->id,
-				 cd->gzip ? ".gz" : "");
+				 co_image_suffix(cd->compress));
 			c->st = M_DUMPING;
-			say(c, "DUMP %d %s %s %d %lld", cd->gen, esc, c->file, cd->gzip, cd->save_max);
+			say(c, "DUMP %d %s %s %s %lld", cd->gen, esc, c->file,
+			    zio_name(cd->compress), cd->save_max);
 		}
 		return;
 	}
@@ -570,9 +572,11 @@ static void handle(struct coord *cd, struct client *c, char *line, size_t len)
 	case CO_STATUS:
 		if (co_escape(cd->dir, esc, sizeof(esc)))
 			snprintf(esc, sizeof(esc), "-");
-		say(c, "OK members=%d state=%s gen=%d last=%lld interval=%d keep=%d gzip=%d dir=%s",
+		say(c,
+		    "OK members=%d state=%s gen=%d last=%lld interval=%d keep=%d compress=%s "
+		    "dir=%s",
 		    nmembers(cd), cd->phase == IDLE ? "idle" : "checkpointing", cd->last_gen,
-		    (long long)cd->last_time, cd->interval, cd->keep, cd->gzip, esc);
+		    (long long)cd->last_time, cd->interval, cd->keep, zio_name(cd->compress), esc);
 		return;
 	case CO_LIST:
 		for (int i = 0; i < cd->ncl; i++) {
@@ -712,7 +716,7 @@ struct coord *cd_open(const struct cd_settings *s)
 	cd->interval = s->interval;
 	cd->keep = s->keep;
 	cd->timeout = s->timeout;
-	cd->gzip = s->gzip;
+	cd->compress = s->compress;
 	cd->save_max = s->save_max;
 	cd->bind = s->bind;
 	cd->secret = s->secret;

@@ -7,7 +7,8 @@
 
 struct cd_settings {
 	int port; /* 0: a free one */
-	int exit_on_last, interval, keep, gzip;
+	int exit_on_last, interval, keep;
+	int compress; /* enum zio_kind: ZIO_ZSTD, ZIO_GZIP or ZIO_NONE */
 	int timeout; /* seconds a round of a checkpoint may take; 0: no limit */
 	long long save_max; /* bytes of each open file the images hold; 0: all */
 	const char *bind;   /* NULL: 127.0.0.1 */

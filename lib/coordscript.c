@@ -8,6 +8,7 @@
 
 #include "coord.h"
 #include "err.h"
+#include "zio.h"
 
 /* A shell word: single-quoted. */
 static void sh_quote(FILE *f, const char *s)
@@ -60,8 +61,8 @@ int co_write_script(const char *dir, const struct co_script *s)
 	fprintf(f, "\ncoord_host=${CKPT_COORD_HOST:-127.0.0.1}\n"
 		   "coord_port=${CKPT_COORD_PORT:-%d}\n"
 		   "port_file=\n"
-		   "interval=%d\nkeep=%d\ngzip=%d\nsave_max=%lld\n",
-		s->port, s->interval, s->keep, s->gzip, s->save_max);
+		   "interval=%d\nkeep=%d\ncompress=%s\nsave_max=%lld\n",
+		s->port, s->interval, s->keep, zio_name(s->compress), s->save_max);
 	fputs("here=$(cd \"$(dirname \"$(readlink -f \"${BASH_SOURCE[0]}\")\")\" && pwd)\n"
 	      "declare -A hostmap=()\n\n"
 	      "while [ $# -gt 0 ]; do\n"
@@ -96,8 +97,7 @@ int co_write_script(const char *dir, const struct co_script *s)
 	      "\tpf=$(mktemp \"${TMPDIR:-/tmp}/ckpt-port.XXXXXX\") || exit 99\n"
 	      "\topts=(--exit-on-last --port \"$coord_port\" --port-file \"$pf\" --dir \"$dir\" "
 	      "--keep \"$keep\" --interval \"$interval\" --save-files-max \"$save_max\"\n"
-	      "\t\t--log \"$dir/ckpt_coord.log\")\n"
-	      "\t[ \"$gzip\" = 1 ] || opts+=(--no-gzip)\n"
+	      "\t\t--compress \"$compress\" --log \"$dir/ckpt_coord.log\")\n"
 	      "\t[ \"$coord_host\" = 127.0.0.1 ] || [ \"$coord_host\" = localhost ] || "
 	      "opts+=(--bind \"$coord_host\")\n"
 	      "\t\"$(tool ckpt-coord)\" \"${opts[@]}\" </dev/null &\n"

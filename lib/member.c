@@ -23,6 +23,7 @@
 #include "err.h"
 #include "member.h"
 #include "util.h"
+#include "zio.h"
 
 #define TAIL_HASHED (1 << 20)
 
@@ -142,7 +143,7 @@ static int record_big_files(const struct dump_tree *tr, uint64_t max, const char
 	return rc;
 }
 
-/* img's list of large files: "dir/ckpt_x_1.ckpt.gz" -> "dir/ckpt_x_1.files". */
+/* img's list of large files: "dir/ckpt_x_1.ckpt.zst" -> "dir/ckpt_x_1.files". */
 static void files_path(const char *img, char *out, size_t size)
 {
 	char *p, *base;
@@ -228,10 +229,6 @@ int mb_check_files(const char *img)
 
 static volatile int no_cancel;
 
-/* Write the image of the seized program to dir/file (through ckpt-gzip
- * when gzip), and beside it the list of large files it has open for
- * writing.  The directory is the generation's temporary one: the
- * coordinator renames it once every image is in. */
 /* A pending image of an earlier checkpoint that failed before its SYNC. */
 static void drop_pending(struct mb_helper *h)
 {
@@ -244,13 +241,15 @@ static void drop_pending(struct mb_helper *h)
 	h->raw = 0;
 }
 
-/* Write the image of the frozen tree into dir: as file itself, or, to be
- * compressed, raw beside it (.file.raw): compressing while the program
+/* Write the image of the frozen tree into dir (the generation's temporary
+ * one: the coordinator renames it once every image is in): as file
+ * itself, or, to be compressed by comp (enum zio_kind), raw beside it
+ * (.file.raw): compressing while the program
  * is frozen would keep it frozen for as long as the compressor takes
  * (2.7 s instead of 0.6 s for two 256 MiB members here), so that is done
  * at SYNC, with the program running.  Beside it, the list of the large
  * files it has open for writing. */
-static int dump_to(struct mb_helper *h, const char *dir, const char *file, int gzip, uint64_t max,
+static int dump_to(struct mb_helper *h, const char *dir, const char *file, int comp, uint64_t max,
 		   uint64_t *bytes)
 {
 	struct dump_opts o = {.cancel = &no_cancel, .save_files = 1, .save_files_max = max};
@@ -261,10 +260,11 @@ static int dump_to(struct mb_helper *h, const char *dir, const char *file, int g
 	mkdir(dir, 0700); /* another host's generation directory */
 	snprintf(h->img_path, sizeof(h->img_path), "%s/%s", dir, file);
 	snprintf(h->raw_path, sizeof(h->raw_path), "%s/.%s.raw", dir, file);
-	h->raw = gzip;
-	fd = open(gzip ? h->raw_path : h->img_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	h->raw = comp != ZIO_NONE;
+	h->comp = comp;
+	fd = open(h->raw ? h->raw_path : h->img_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		err_sys("cannot create %s", gzip ? h->raw_path : h->img_path);
+		err_sys("cannot create %s", h->raw ? h->raw_path : h->img_path);
 		return -1;
 	}
 	h->img_fd = fd;
@@ -290,7 +290,7 @@ static int dump_to(struct mb_helper *h, const char *dir, const char *file, int g
 	return 0;
 }
 
-/* A raw image through ckpt-gzip into its final name. */
+/* A raw image through ckpt-gzip (--zstd for zstd) into its final name. */
 static int compress(struct mb_helper *h, int out)
 {
 	char tool[PATH_MAX];
@@ -305,7 +305,7 @@ static int compress(struct mb_helper *h, int out)
 	if (gz == 0) {
 		dup2(h->img_fd, 0);
 		dup2(out, 1);
-		execlp(tool, tool, (char *)NULL);
+		execlp(tool, tool, h->comp == ZIO_ZSTD ? "--zstd" : (char *)NULL, (char *)NULL);
 		_exit(127);
 	}
 	while (waitpid(gz, &st, 0) < 0 && errno == EINTR)
@@ -395,7 +395,7 @@ static void on_request(struct mb_helper *h, const char *line)
 			reply_failed(h, gen);
 			return;
 		}
-		if (dump_to(h, m.argv[1], m.argv[2], co_num(m.argv[3], 1) == 1,
+		if (dump_to(h, m.argv[1], m.argv[2], co_compressor(m.argv[3]),
 			    co_num(m.argv[4], CO_NUM_MAX), &bytes)) {
 			reply_failed(h, gen);
 		} else {

@@ -22,8 +22,9 @@ struct mb_helper {
 	struct dump_tree tr; /* the program and its descendants, while frozen */
 	int seized;
 	/* The image written and not yet synced (SYNC), of checkpoint gen;
-	 * to be compressed into img_path first if raw is set. */
-	int img_fd, img_gen, raw;
+	 * to be compressed into img_path first if raw is set, by the
+	 * compressor comp (enum zio_kind). */
+	int img_fd, img_gen, raw, comp;
 	char img_path[PATH_MAX * 2], raw_path[PATH_MAX * 2 + 16];
 };
 

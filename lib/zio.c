@@ -1,4 +1,4 @@
-/* zio.c: gzip and xz compression, gzip/xz/zstd decompression, fd to fd. */
+/* zio.c: gzip, xz and zstd compression and decompression, fd to fd. */
 #include <errno.h>
 #include <fcntl.h>
 #include <lzma.h>
@@ -585,14 +585,26 @@ static lzma_ret xz_encoder(lzma_stream *s, int level, int threads)
 	return lzma_stream_encoder_mt(s, &mt);
 }
 
-static int xz_compress(int in, int out, int level, int threads)
+/* A streaming encoder (xz, zstd) as the loop in stream_compress drives
+ * it: code() takes what it can of *in (moving *in and *avail on), puts at
+ * most *out_len bytes in out and says how many in *out_len; finish says the
+ * input has ended.  It returns 1 once finish is set and all is written, 0
+ * for more, -1 with err_set. */
+struct zenc {
+	int (*code)(struct zenc *e, const unsigned char **in, size_t *avail, unsigned char *out,
+		    size_t *out_len, int finish);
+	lzma_stream xz;
+	ZSTD_CCtx *zstd;
+};
+
+/* Read in to its end through e onto out. */
+static int stream_compress(int in, int out, struct zenc *e)
 {
-	lzma_stream s = LZMA_STREAM_INIT;
-	lzma_action action = LZMA_RUN;
+	const unsigned char *p;
 	unsigned char *ib, *ob;
-	lzma_ret r;
+	size_t avail, olen;
+	int finish = 0, r = 0, rc = -1;
 	ssize_t n;
-	int rc = -1;
 
 	ib = malloc(ZIO_BUF);
 	ob = malloc(ZIO_BUF);
@@ -600,37 +612,130 @@ static int xz_compress(int in, int out, int level, int threads)
 		err_set("cannot allocate compression buffers: out of memory");
 		goto out;
 	}
-	r = xz_encoder(&s, level, threads);
-	if (r != LZMA_OK) {
-		err_set("xz: cannot start compressor: %s", lzma_msg(r));
-		goto out;
-	}
 	do {
 		n = read_some(in, ib, ZIO_BUF);
 		if (n < 0)
 			goto out;
-		if (n == 0)
-			action = LZMA_FINISH;
-		s.next_in = ib;
-		s.avail_in = n;
+		finish = n == 0;
+		p = ib;
+		avail = n;
+		/* Until the input is taken and the output not full (the
+		 * encoder may hold more), or at the end until it is done. */
 		do {
-			s.next_out = ob;
-			s.avail_out = ZIO_BUF;
-			r = lzma_code(&s, action);
-			if (r != LZMA_OK && r != LZMA_STREAM_END) {
-				err_set("xz: %s", lzma_msg(r));
+			olen = ZIO_BUF;
+			r = e->code(e, &p, &avail, ob, &olen, finish);
+			if (r < 0 || put(out, ob, olen) < 0)
 				goto out;
-			}
-			if (put(out, ob, ZIO_BUF - s.avail_out) < 0)
-				goto out;
-		} while (s.avail_in || s.avail_out == 0 ||
-			 (action == LZMA_FINISH && r != LZMA_STREAM_END));
-	} while (action != LZMA_FINISH);
+		} while (r != 1 && (finish || avail || olen == ZIO_BUF));
+	} while (!finish);
 	rc = 0;
 out:
-	lzma_end(&s);
 	free(ib);
 	free(ob);
+	return rc;
+}
+
+static int xz_code(struct zenc *e, const unsigned char **in, size_t *avail, unsigned char *out,
+		   size_t *out_len, int finish)
+{
+	lzma_stream *s = &e->xz;
+	lzma_ret r;
+
+	s->next_in = *in;
+	s->avail_in = *avail;
+	s->next_out = out;
+	s->avail_out = *out_len;
+	r = lzma_code(s, finish ? LZMA_FINISH : LZMA_RUN);
+	*in = s->next_in;
+	*avail = s->avail_in;
+	*out_len -= s->avail_out;
+	if (r == LZMA_STREAM_END)
+		return 1;
+	if (r != LZMA_OK) {
+		err_set("xz: %s", lzma_msg(r));
+		return -1;
+	}
+	return 0;
+}
+
+static int xz_compress(int in, int out, int level, int threads)
+{
+	struct zenc e = {.code = xz_code, .xz = LZMA_STREAM_INIT};
+	lzma_ret r;
+	int rc;
+
+	r = xz_encoder(&e.xz, level, threads);
+	if (r != LZMA_OK) {
+		err_set("xz: cannot start compressor: %s", lzma_msg(r));
+		rc = -1;
+	} else {
+		rc = stream_compress(in, out, &e);
+	}
+	lzma_end(&e.xz);
+	return rc;
+}
+
+static int zstd_code(struct zenc *e, const unsigned char **in, size_t *avail, unsigned char *out,
+		     size_t *out_len, int finish)
+{
+	ZSTD_inBuffer zin = {*in, *avail, 0};
+	ZSTD_outBuffer zout = {out, *out_len, 0};
+	size_t r;
+
+	r = ZSTD_compressStream2(e->zstd, &zout, &zin, finish ? ZSTD_e_end : ZSTD_e_continue);
+	if (ZSTD_isError(r)) {
+		err_set("zstd: %s", ZSTD_getErrorName(r));
+		return -1;
+	}
+	*in += zin.pos;
+	*avail -= zin.pos;
+	*out_len = zout.pos;
+	/* With ZSTD_e_end, 0 is "the frame is complete and flushed". */
+	return finish && r == 0;
+}
+
+/* The most worker threads this libzstd runs: 0 when it was built without
+ * them (ZSTD_MULTITHREAD unset, as some distributions' static builds are),
+ * and ZSTD_c_nbWorkers then only takes 0. */
+static int zstd_workers_max(void)
+{
+	ZSTD_bounds b = ZSTD_cParam_getBounds(ZSTD_c_nbWorkers);
+
+	return ZSTD_isError(b.error) || b.upperBound < 0 ? 0 : b.upperBound;
+}
+
+/* A zstd frame with zstd's content checksum (as the zstd tool writes by
+ * default, so that zstd -d checks it). threads > 1 runs that many of
+ * libzstd's workers, which compress jobs of a few MiB side by side while
+ * this thread reads and writes; 1, or a libzstd without workers, compresses
+ * in the calling thread alone. The frame is the same format either way. */
+static int zstd_compress(int in, int out, int level, int threads)
+{
+	struct zenc e = {.code = zstd_code};
+	int workers = threads > 1 ? threads : 0, rc;
+	size_t r;
+
+	if (workers > zstd_workers_max())
+		workers = zstd_workers_max();
+	e.zstd = ZSTD_createCCtx();
+	if (!e.zstd) {
+		err_set("zstd: cannot start compressor: out of memory");
+		return -1;
+	}
+	r = ZSTD_CCtx_setParameter(e.zstd, ZSTD_c_compressionLevel,
+				   level ? level : ZSTD_CLEVEL_DEFAULT);
+	if (!ZSTD_isError(r))
+		r = ZSTD_CCtx_setParameter(e.zstd, ZSTD_c_checksumFlag, 1);
+	if (ZSTD_isError(r)) {
+		err_set("zstd: cannot start compressor: %s", ZSTD_getErrorName(r));
+		ZSTD_freeCCtx(e.zstd);
+		return -1;
+	}
+	/* Refused (no thread support after all): one thread it is. */
+	if (workers && ZSTD_isError(ZSTD_CCtx_setParameter(e.zstd, ZSTD_c_nbWorkers, workers)))
+		ZSTD_CCtx_setParameter(e.zstd, ZSTD_c_nbWorkers, 0);
+	rc = stream_compress(in, out, &e);
+	ZSTD_freeCCtx(e.zstd);
 	return rc;
 }
 
@@ -648,8 +753,9 @@ static int usable_cores(void)
 
 int zio_compress_mt(int in, int out, int kind, int level, int threads)
 {
-	if (kind != ZIO_GZIP && kind != ZIO_XZ) {
-		err_set("cannot compress to %s: only gzip and xz are supported", zio_name(kind));
+	if (kind != ZIO_GZIP && kind != ZIO_XZ && kind != ZIO_ZSTD) {
+		err_set("cannot compress to %s: only gzip, xz and zstd are supported",
+			zio_name(kind));
 		return -1;
 	}
 	if (level < 0 || level > 9) {
@@ -667,6 +773,8 @@ int zio_compress_mt(int in, int out, int kind, int level, int threads)
 		threads = ZIO_THREADS_MAX;
 	if (kind == ZIO_GZIP)
 		return gzip_compress(in, out, level, threads);
+	if (kind == ZIO_ZSTD)
+		return zstd_compress(in, out, level, threads);
 	return xz_compress(in, out, level, threads);
 }
 

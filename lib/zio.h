@@ -20,9 +20,12 @@ const char *zio_name(int kind);
 #define ZIO_THREADS_MAX 256
 
 /* Compress everything read from in until end of file onto out. kind is
- * ZIO_GZIP (one gzip member, level 0..9) or ZIO_XZ (an xz stream with a
- * CRC64 check, preset 0..9). threads compress side by side: 0 means one per
- * core this process may run on, 1 the calling thread alone. gzip input is
+ * ZIO_GZIP (one gzip member, level 0..9), ZIO_XZ (an xz stream with a
+ * CRC64 check, preset 0..9) or ZIO_ZSTD (one zstd frame with its content
+ * checksum, level 1..9 as zstd -1..-9 has it; 0 is zstd's default, 3).
+ * threads compress side by side: 0 means one per core this process may run
+ * on, 1 the calling thread alone (as does any number with a libzstd built
+ * without threads). gzip input is
  * compressed in chunks; a chunk that would not shrink is stored, so the
  * output is at most 5 bytes per 64 KiB larger than the input (plus the
  * 18 bytes of gzip header and trailer). */

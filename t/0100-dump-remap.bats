@@ -111,6 +111,22 @@ restore_compressed() {
 	restore_compressed ckpt-gzip --xz
 }
 
+@test "ckpt-gzip --zstd: zstd -d and ckpt-gzip -d give back the image, -T 1 and -T 2 alike; it restores intact" {
+	local t
+	start_workload
+	dump_killed
+	for t in 1 2; do
+		ckpt-gzip --zstd -T "$t" <"$d.img" >"$d.img.$t.zst"
+		[ "$(head -c 4 "$d.img.$t.zst" | od -An -tx1)" = " 28 b5 2f fd" ]
+		zstd -q -d -c "$d.img.$t.zst" | cmp - "$d.img"
+		ckpt-gzip -d <"$d.img.$t.zst" | cmp - "$d.img"
+		ckpt-inspect "$d.img.$t.zst" >/dev/null
+	done
+	touch "$d/go"
+	restore "$d.img.2.zst"
+	intact_and_restored
+}
+
 @test "an image compressed by gzip -c restores intact" {
 	restore_compressed gzip -c
 }

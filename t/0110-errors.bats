@@ -217,6 +217,19 @@ cut_at() {
 	one_line ckpt-remap 99
 }
 
+@test "ckpt-remap on a ckpt-gzip --zstd image cut in the middle or in its checksum: 99, one line" {
+	local size cut
+	ckpt-gzip --zstd <"$img" >"$bad.zst"
+	size=$(stat -c %s "$bad.zst")
+	# The last 4 bytes are the frame's checksum: cut there, every byte of
+	# the image arrives, and only the decompressor's status tells.
+	for cut in $((size / 2)) $((size - 2)); do
+		head -c "$cut" "$bad.zst" >"$bad"
+		remap "$bad"
+		one_line ckpt-remap 99 "zstd stream truncated"
+	done
+}
+
 @test "ckpt-remap on an image with one flipped byte in the page data: 99, checksum" {
 	local off len
 	read -r off _ len < <(records "$img" | awk '$2 == 6' | head -n 1)

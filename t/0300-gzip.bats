@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
 # ckpt-gzip: the compression filter on lib/zio, checked against gzip, xz and
-# zstd themselves.
+# zstd themselves (--zstd: against zstd -d).
 
 load lib
 
@@ -70,6 +70,55 @@ decompress_file() {
 	make_input
 	xz -c "$in" >"$in.xz"
 	ckpt-gzip -d <"$in.xz" | cmp - "$in"
+}
+
+@test "--zstd output is decompressed by zstd -d, with its content checksum" {
+	make_input
+	ckpt-gzip --zstd <"$in" >"$in.zst"
+	zstd -q -d -c "$in.zst" | cmp - "$in"
+	ckpt-gzip -d <"$in.zst" | cmp - "$in"
+	zstd -lv "$in.zst" >"$BATS_TEST_TMPDIR/list" 2>&1
+	grep -q 'XXH64' "$BATS_TEST_TMPDIR/list"
+	[ "$(stat -c %s "$in.zst")" -lt "$(stat -c %s "$in")" ]
+}
+
+@test "--zstd -T 1, -T 2 and -T 0 round-trip random, compressible, empty and odd sizes" {
+	sized_inputs
+	# Over several of libzstd's jobs (2 MiB at level 1), so that two
+	# workers do compress side by side.
+	seq 1 3000000 >"$BATS_TEST_TMPDIR/sizes/big"
+	local f t
+	for f in "$BATS_TEST_TMPDIR"/sizes/*; do
+		for t in 1 2 0; do
+			ckpt-gzip --zstd -T "$t" <"$f" >"$f.$t.zst"
+			zstd -q -d -c "$f.$t.zst" | cmp - "$f"
+			ckpt-gzip -d <"$f.$t.zst" | cmp - "$f"
+		done
+	done
+}
+
+@test "--zstd levels -1 and -9 round-trip; -9 is smaller on text" {
+	seq 1 1000000 >"$BATS_TEST_TMPDIR/t"
+	ckpt-gzip --zstd -1 <"$BATS_TEST_TMPDIR/t" >"$BATS_TEST_TMPDIR/1.zst"
+	ckpt-gzip --zstd -9 <"$BATS_TEST_TMPDIR/t" >"$BATS_TEST_TMPDIR/9.zst"
+	zstd -q -d -c "$BATS_TEST_TMPDIR/1.zst" | cmp - "$BATS_TEST_TMPDIR/t"
+	zstd -q -d -c "$BATS_TEST_TMPDIR/9.zst" | cmp - "$BATS_TEST_TMPDIR/t"
+	[ "$(stat -c %s "$BATS_TEST_TMPDIR/9.zst")" -lt "$(stat -c %s "$BATS_TEST_TMPDIR/1.zst")" ]
+	# The default is -1.
+	ckpt-gzip --zstd -T 1 <"$BATS_TEST_TMPDIR/t" | cmp - <(ckpt-gzip --zstd -1 -T 1 <"$BATS_TEST_TMPDIR/t")
+}
+
+@test "truncated --zstd output fails with status 1 and one line" {
+	make_input
+	ckpt-gzip --zstd <"$in" >"$in.zst"
+	local size cut
+	size=$(stat -c %s "$in.zst")
+	# Inside the compressed blocks, and in the 4-byte checksum at the end.
+	for cut in $((size / 2)) $((size - 1)); do
+		head -c "$cut" "$in.zst" >"$BATS_TEST_TMPDIR/cut.zst"
+		decompress_file "$BATS_TEST_TMPDIR/cut.zst"
+		one_error_line "zstd stream truncated"
+	done
 }
 
 @test "ckpt-gzip -d reads what zstd -c wrote, two frames included" {
@@ -155,6 +204,8 @@ decompress_file() {
 	make_input
 	run bash -c 'ckpt-gzip <"$1" >/dev/full' _ "$in"
 	one_error_line "No space left on device"
+	run bash -c 'ckpt-gzip --zstd <"$1" >/dev/full' _ "$in"
+	one_error_line "No space left on device"
 	gzip -c "$in" >"$in.gz"
 	run bash -c 'ckpt-gzip -d <"$1" >/dev/full' _ "$in.gz"
 	one_error_line "No space left on device"
@@ -165,7 +216,7 @@ decompress_file() {
 @test "--help exits 0 and prints the usage line on stdout" {
 	run ckpt-gzip --help
 	[ "$status" -eq 0 ]
-	[ "$output" = "usage: ckpt-gzip [-d] [-1 ... -9] [-T threads] [--xz]" ]
+	[ "$output" = "usage: ckpt-gzip [-d] [-1 ... -9] [-T threads] [--xz | --zstd]" ]
 	run ckpt-gzip -V
 	[ "$status" -eq 0 ]
 	[ "$output" = "ckpt-gzip 0.1.0" ]
@@ -309,7 +360,7 @@ sized_inputs() {
 @test "a bad option or an operand exits 2 with the usage line on stderr" {
 	run bash -c 'ckpt-gzip -q </dev/null 2>&1 >/dev/null'
 	[ "$status" -eq 2 ]
-	[[ $output == *"usage: ckpt-gzip [-d] [-1 ... -9] [-T threads] [--xz]"* ]]
+	[[ $output == *"usage: ckpt-gzip [-d] [-1 ... -9] [-T threads] [--xz | --zstd]"* ]]
 	run bash -c 'ckpt-gzip --xz=3 </dev/null 2>&1 >/dev/null'
 	[ "$status" -eq 2 ]
 	run bash -c 'ckpt-gzip file </dev/null 2>&1 >/dev/null'
@@ -320,7 +371,11 @@ sized_inputs() {
 	local d=$BATS_TEST_TMPDIR
 	ckpt-gzip </dev/null >"$d/e.gz"
 	ckpt-gzip --xz </dev/null >"$d/e.xz"
-	[ -s "$d/e.gz" ] && [ -s "$d/e.xz" ]
+	ckpt-gzip --zstd </dev/null >"$d/e.zst"
+	[ -s "$d/e.gz" ] && [ -s "$d/e.xz" ] && [ -s "$d/e.zst" ]
+	zstd -q -d -c "$d/e.zst" >"$d/5"
+	ckpt-gzip -d <"$d/e.zst" >"$d/6"
+	[ ! -s "$d/5" ] && [ ! -s "$d/6" ]
 	gzip -d <"$d/e.gz" >"$d/1"
 	ckpt-gzip -d <"$d/e.gz" >"$d/2"
 	xz -d <"$d/e.xz" >"$d/3"

@@ -79,7 +79,10 @@ kill_members() {
 	[ -x "$dir/ckpt_restart_script.sh" ]
 	[ -x "$CDIR/ckpt_restart_script.sh" ]
 	shellcheck "$dir/ckpt_restart_script.sh"
-	[ "$(find "$dir" -name 'ckpt_logger_*.ckpt.gz' | wc -l)" -eq 2 ]
+	# zstd by default: images that zstd itself accepts.
+	[ "$(find "$dir" -name 'ckpt_logger_*.ckpt.zst' | wc -l)" -eq 2 ]
+	zstd -q -t "$dir"/ckpt_logger_*.ckpt.zst
+	grep -qx 'compress=zstd' "$dir/ckpt_restart_script.sh"
 	# They ran on past the checkpoint, writing more of their logs.
 	at_a=$(lines "$A") at_b=$(lines "$B")
 	wait_for at_least $((at_a + 20)) "$A"
@@ -193,9 +196,9 @@ fake_member() {
 	[ "$reply" = "FREEZE 2" ]
 	echo "FROZEN 2" >&5
 	read -r -t 10 reply <&5
-	[[ $reply == "DUMP 2 "* ]]
+	[[ $reply == "DUMP 2 "*" ckpt_fake_2.ckpt.zst zstd "* ]]
 	# The logger is frozen, its image being written; the fake never answers.
-	wait_for test -f "$CDIR/.ckpt_gen_000002.tmp/.ckpt_logger_1.ckpt.gz.raw"
+	wait_for test -f "$CDIR/.ckpt_gen_000002.tmp/.ckpt_logger_1.ckpt.zst.raw"
 	kill -KILL "$COORD_PID"
 	reap "$COORD_PID"
 	exec 5>&-
@@ -240,7 +243,7 @@ fake_member() {
 	wait_for at_least $((at + 5)) "$A"
 	run ckpt-signal --checkpoint --wait
 	[ "$status" -eq 0 ]
-	[ -f "$output/ckpt_logger_1.ckpt.gz" ]
+	[ -f "$output/ckpt_logger_1.ckpt.zst" ]
 	run ckpt-signal --list
 	[ "${#lines[@]}" -eq 1 ]
 }
@@ -261,6 +264,36 @@ fake_member() {
 	cat "$BATS_TEST_TMPDIR/restart.out"
 	[ "$status" -eq 0 ]
 	[ "$(lines "$A")" -eq 400 ]
+}
+
+@test "--compress gzip: .ckpt.gz images gzip accepts; the restart script's coordinator keeps gzip" {
+	local dir
+	start_coord --compress gzip
+	run ckpt-signal --status
+	[[ $output == *"compress: gzip"* ]]
+	A=$BATS_TEST_TMPDIR/a.log
+	inject a logger "$A" 250
+	PA=$INJ_PID
+	wait_for has_members 1
+	wait_for at_least 10 "$A"
+	run ckpt-signal --checkpoint --wait --kill
+	[ "$status" -eq 0 ]
+	dir=$output
+	reap "$PA"
+	[ "$status" -eq 137 ]
+	[ -f "$dir/ckpt_logger_1.ckpt.gz" ]
+	[ ! -e "$dir/ckpt_logger_1.ckpt.zst" ]
+	gzip -t "$dir/ckpt_logger_1.ckpt.gz"
+	grep -qx 'compress=gzip' "$dir/ckpt_restart_script.sh"
+	restart_bg "$dir"
+	wait_for has_members 1 "$RPORT" || { cat "$BATS_TEST_TMPDIR/restart.out"; false; }
+	run ckpt-signal --coord-port "$RPORT" --checkpoint --wait
+	[ "$status" -eq 0 ]
+	[ -f "$output/ckpt_logger_1.ckpt.gz" ]
+	reap "$RS_PID"
+	cat "$BATS_TEST_TMPDIR/restart.out"
+	[ "$status" -eq 0 ]
+	[ "$(lines "$A")" -eq 250 ]
 }
 
 @test "a member stopped by SIGSTOP fails the checkpoint, naming it, and stays stopped" {
@@ -312,7 +345,7 @@ fake_member() {
 	dir=$output
 	reap "$PA"
 	[ "$status" -eq 137 ]
-	run ckpt-inspect "$dir/ckpt_tree_1.ckpt.gz"
+	run ckpt-inspect "$dir/ckpt_tree_1.ckpt.zst"
 	[[ $output == *"tree:     5 processes"* ]]
 	restart_bg "$dir"
 	touch "$D/go"

@@ -46,6 +46,11 @@ ask() {
 	[ "$reply" = "ERR FROZEN: not a member" ]
 	ask "FREEZE 1"
 	[ "$reply" = "ERR FREEZE is sent by the coordinator, not to it" ]
+	# DUMP's compressor is a name, and only one of three.
+	ask "DUMP 1 /tmp f 1 0"
+	[ "$reply" = "ERR DUMP: argument 4 is not a compressor (zstd, gzip or none)" ]
+	ask "DUMP 1 /tmp f zstd 0"
+	[ "$reply" = "ERR DUMP is sent by the coordinator, not to it" ]
 	ask "JOIN 1 1 h%zz p"
 	[ "$reply" = "ERR JOIN: argument 3 has a bad %XX escape" ]
 	# An escaped control character (a line break to forge a line of a
@@ -152,8 +157,8 @@ ask() {
 	[[ $output == "1	$pa	"*"	logger" ]]
 	run ckpt-signal --checkpoint --wait
 	[ "$status" -eq 0 ]
-	[ -f "$output/ckpt_logger_1.ckpt.gz" ]
-	ckpt-inspect "$output/ckpt_logger_1.ckpt.gz" >/dev/null
+	[ -f "$output/ckpt_logger_1.ckpt.zst" ]
+	ckpt-inspect "$output/ckpt_logger_1.ckpt.zst" >/dev/null
 }
 
 @test "--bind needs a 0600 secret file; a client without the secret is refused and logged" {
@@ -215,7 +220,7 @@ ask() {
 	run ckpt-signal --status
 	[ "$status" -eq 0 ]
 	[[ $output == *"dir: $dir"* ]]
-	[[ $output == *"gzip: 0"* ]]
+	[[ $output == *"compress: none"* ]]
 	inject a logger "$BATS_TEST_TMPDIR/a.log" 300
 	wait_for has_members 1 "$port"
 	run ckpt-signal --checkpoint --wait
@@ -225,6 +230,36 @@ ask() {
 	[ "$status" -eq 0 ]
 	wait_for eval "! ckpt-signal --status 2>/dev/null"
 	grep -q "exiting" "$BATS_TEST_TMPDIR/coord.log"
+}
+
+@test "--compress and CKPT_COMPRESS choose the compressor, the option first; a bad name is a usage error" {
+	local pf=$BATS_TEST_TMPDIR/port
+	run ckpt-coord --compress xz --port 0
+	[ "$status" -eq 2 ]
+	[ "$output" = "ckpt-coord: --compress: not a compressor (zstd, gzip or none): xz" ]
+	CKPT_COMPRESS=lz4 run ckpt-coord --port 0
+	[ "$status" -eq 2 ]
+	[ "$output" = "ckpt-coord: CKPT_COMPRESS: not a compressor (zstd, gzip or none): lz4" ]
+	run ckpt-inject --compress 1 -- true
+	[ "$status" -eq 99 ]
+	[ "$output" = "ckpt-inject: --compress: not a compressor (zstd, gzip or none): 1" ]
+	CKPT_COMPRESS=gzip CKPT_GZIP=0 start_coord
+	run ckpt-signal --status
+	[[ $output == *"compress: gzip"* ]]
+	CKPT_COMPRESS=gzip start_coord --compress none
+	run ckpt-signal --status
+	[[ $output == *"compress: none"* ]]
+	# Given the option, the environment is not read at all.
+	CKPT_COMPRESS=lz4 start_coord --compress gzip
+	run ckpt-signal --status
+	[[ $output == *"compress: gzip"* ]]
+	start_coord --no-gzip --compress zstd
+	run ckpt-signal --status
+	[[ $output == *"compress: zstd"* ]]
+	start_coord
+	run ckpt-signal --status
+	[[ $output == *"compress: zstd"* ]]
+	ckpt-signal --status --json | grep -q '"compress": "zstd"'
 }
 
 @test "ckpt-signal --kill kills every member; the coordinator serves on" {

@@ -106,7 +106,7 @@ say "killed both at $(last "$tmp/a.out") and $(last "$tmp/b.out")"
 
 if [ -x "$bin/ckpt-inspect" ]; then
 	say "what one image holds (ckpt-inspect):"
-	"$bin/ckpt-inspect" "$dir"/ckpt_counter_1.ckpt.gz | sed 's/^/    /' ||
+	"$bin/ckpt-inspect" "$dir"/ckpt_counter_1.ckpt.zst | sed 's/^/    /' ||
 		say "ckpt-inspect failed; going on"
 fi
 
