@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "util.h"
 #include "zio.h"
 
 #define USAGE "usage: ckpt-gzip [-d] [-1 ... -9] [-T threads] [--xz | --zstd]"
@@ -88,6 +89,8 @@ int main(int argc, char **argv)
 	if (optind < argc)
 		usage();
 
+	grow_pipe(0);
+	grow_pipe(1);
 	if (decompress) {
 		if (zio_decompress(0, 1, NULL, 0) < 0)
 			die_lib(1, "decompress");

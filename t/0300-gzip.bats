@@ -411,3 +411,20 @@ sized_inputs() {
 	[ "$status" -ne 0 ]
 	[[ "$stderr" == *"window over 128 MiB"* ]]
 }
+
+@test "ckpt-gzip gives the pipes it reads and writes 1 MiB" {
+	make_input
+	# F_GETPIPE_SZ (1032): the writer's view of the input pipe once all
+	# of it is taken, the reader's of the output pipe once all is read.
+	# shellcheck disable=SC2016
+	run bash -c 'set -o pipefail
+		python3 -c "import fcntl, sys
+sys.stdout.buffer.write(open(sys.argv[1], \"rb\").read())
+sys.stdout.flush()
+print(fcntl.fcntl(1, 1032), file=sys.stderr)" "$1" 2>"$2" | ckpt-gzip --zstd |
+		{ cat >/dev/null && python3 -c "import fcntl; print(fcntl.fcntl(0, 1032))"; }
+		cat "$2"' _ "$in" "$BATS_TEST_TMPDIR/size"
+	[ "$status" -eq 0 ]
+	[ "${lines[0]}" = "$(grown_pipe)" ]
+	[ "${lines[1]}" = "$(grown_pipe)" ]
+}
