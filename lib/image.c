@@ -311,7 +311,7 @@ static uint64_t pages_pad(uint32_t type, uint64_t rec_off, uint32_t nruns, uint3
 
 static int write_data_rec(struct img_writer *w, uint32_t type, uint64_t shm,
 			  const struct img_run *runs, uint32_t nruns, const void *data,
-			  uint64_t npages)
+			  uint64_t npages, uint32_t data_crc)
 {
 	uint32_t ps = sysconf(_SC_PAGESIZE);
 	uint64_t pad = pages_pad(type, w->off, nruns, ps);
@@ -321,7 +321,7 @@ static int write_data_rec(struct img_writer *w, uint32_t type, uint64_t shm,
 	struct iovec v[5];
 	uint32_t crc;
 
-	d.p.data_crc = img_crc(0, data, npages * ps);
+	d.p.data_crc = data_crc;
 	rec.len = dlen + (uint64_t)nruns * sizeof(*runs) + pad + npages * ps;
 	crc = img_crc(0, &rec, sizeof(rec));
 	crc = img_crc(crc, &d, dlen);
@@ -340,13 +340,21 @@ static int write_data_rec(struct img_writer *w, uint32_t type, uint64_t shm,
 int img_write_pages(struct img_writer *w, const struct img_run *runs, uint32_t nruns,
 		    const void *data, uint64_t npages)
 {
-	return write_data_rec(w, IMG_REC_PAGES, 0, runs, nruns, data, npages);
+	return img_write_pages_crc(w, runs, nruns, data, npages,
+				   img_crc(0, data, npages * sysconf(_SC_PAGESIZE)));
+}
+
+int img_write_pages_crc(struct img_writer *w, const struct img_run *runs, uint32_t nruns,
+			const void *data, uint64_t npages, uint32_t data_crc)
+{
+	return write_data_rec(w, IMG_REC_PAGES, 0, runs, nruns, data, npages, data_crc);
 }
 
 int img_write_shmdata(struct img_writer *w, uint64_t shm, const struct img_run *runs,
 		      uint32_t nruns, const void *data, uint64_t npages)
 {
-	return write_data_rec(w, IMG_REC_SHMDATA, shm, runs, nruns, data, npages);
+	return write_data_rec(w, IMG_REC_SHMDATA, shm, runs, nruns, data, npages,
+			      img_crc(0, data, npages * sysconf(_SC_PAGESIZE)));
 }
 
 int img_write_end(struct img_writer *w)

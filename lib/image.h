@@ -498,6 +498,8 @@ const char *img_kind_name(uint32_t kind);
 const char *img_fd_kind_name(uint32_t kind);
 const char *img_shm_kind_name(uint32_t kind);
 uint32_t img_crc(uint32_t crc, const void *buf, size_t len);
+/* img_crc(0, A B) from img_crc(0, A) and img_crc(0, B), B len_b bytes long. */
+uint32_t img_crc_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b);
 /* Whether a checksum computed (got) differs from the one read (want). */
 int img_crc_bad(uint32_t got, uint32_t want);
 
@@ -520,6 +522,9 @@ int img_write_rec(struct img_writer *w, uint32_t type, const struct iovec *iov, 
 int img_write_meta(struct img_writer *w, const struct image *im);
 int img_write_pages(struct img_writer *w, const struct img_run *runs, uint32_t nruns,
 		    const void *data, uint64_t npages);
+/* The same, data_crc = img_crc(0, data, npages pages) known already. */
+int img_write_pages_crc(struct img_writer *w, const struct img_run *runs, uint32_t nruns,
+			const void *data, uint64_t npages, uint32_t data_crc);
 /* The same for the contents of object shm (runs are offsets in it). */
 int img_write_shmdata(struct img_writer *w, uint64_t shm, const struct img_run *runs,
 		      uint32_t nruns, const void *data, uint64_t npages);

@@ -238,6 +238,8 @@ int img_input_status(struct img_input *in)
 	if (len == 0)
 		return 0;
 	msg[len] = 0;
-	err_set("decompress: %s", msg);
+	/* The merging process of an incremental image names the image in
+	 * its messages; a decompressor does not. */
+	err_set("%s%s", in->im.parent ? "" : "decompress: ", msg);
 	return -1;
 }

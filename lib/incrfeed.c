@@ -335,13 +335,12 @@ struct taking {
 	uint64_t ntaken;
 };
 
-/* A page of the parent at addr: if the image takes it, check its hash and
- * write it out. */
-static int maybe_take(struct feeder *f, struct taking *t, uint64_t addr, const void *page)
+/* A page of the parent at addr: 1 if the image takes it (its hash
+ * checked, marked taken), 0 if not, -1 if it cannot be taken. */
+static int take_page(struct feeder *f, struct taking *t, uint64_t addr, const void *page)
 {
 	size_t i = run_at(t->reuse, addr), j;
 	uint64_t n, hn, h[2];
-	unsigned char *to;
 
 	if (i == t->reuse->nruns || t->reuse->runs[i].addr > addr)
 		return 0;
@@ -367,9 +366,39 @@ static int maybe_take(struct feeder *f, struct taking *t, uint64_t addr, const v
 	}
 	t->taken[n / 8] |= 1u << (n % 8);
 	t->ntaken++;
-	if (!(to = out_page(f, addr)))
-		return -1;
-	memcpy(to, page, INCR_PAGE);
+	return 1;
+}
+
+/* n pages of the parent read into chunk, from addr on, crc their CRC:
+ * those the image takes written out.  Where it takes them all and they
+ * lie in one region of the image (the common case: most pages did not
+ * change), the chunk is a PAGES record as it is, its CRC known already;
+ * else the pages taken join the batch. */
+static int take_chunk(struct feeder *f, struct taking *t, uint64_t addr, const unsigned char *chunk,
+		      uint64_t n, uint32_t crc)
+{
+	static unsigned char took[OUT_PAGES];
+	uint64_t ntook = 0;
+
+	for (uint64_t j = 0; j < n; j++) {
+		int k = take_page(f, t, addr + j * INCR_PAGE, chunk + j * INCR_PAGE);
+		if (k < 0)
+			return -1;
+		took[j] = k;
+		ntook += k;
+	}
+	if (ntook == n && region_end(&f->child.im, addr) >= addr + n * INCR_PAGE) {
+		struct img_run run = {addr, n};
+		return flush_out(f) || img_write_pages_crc(&f->w, &run, 1, chunk, n, crc) ? -1 : 0;
+	}
+	for (uint64_t j = 0; j < n; j++) {
+		unsigned char *to;
+		if (!took[j])
+			continue;
+		if (!(to = out_page(f, addr + j * INCR_PAGE)))
+			return -1;
+		memcpy(to, chunk + j * INCR_PAGE, INCR_PAGE);
+	}
 	return 0;
 }
 
@@ -393,17 +422,21 @@ static int read_parent(struct feeder *f, struct img_input *p, struct taking *t)
 			struct img_pages *d = buf;
 			struct img_run *run = img_runs(rec.type, buf);
 			/* A MiB or more a read: reads of a page each would cost
-			 * the merge as much as the copying. */
+			 * the merge as much as the copying.  Each chunk's CRC,
+			 * taken once, is the record's part and, if the chunk is
+			 * written out whole, its own record's. */
 			for (uint32_t i = 0; i < d->nruns && !rc; i++)
 				for (uint64_t k = 0; k < run[i].npages && !rc; k += OUT_PAGES) {
 					uint64_t n = run[i].npages - k < OUT_PAGES
 							 ? run[i].npages - k
 							 : OUT_PAGES;
-					rc = img_read_data(r, d, chunk, n * INCR_PAGE, &crc);
-					for (uint64_t j = 0; j < n && !rc; j++)
-						rc = maybe_take(f, t,
-								run[i].addr + (k + j) * INCR_PAGE,
-								chunk + j * INCR_PAGE);
+					uint32_t c = 0;
+					rc = img_read_data(r, d, chunk, n * INCR_PAGE, &c);
+					if (!rc) {
+						crc = img_crc_combine(crc, c, n * INCR_PAGE);
+						rc = take_chunk(f, t, run[i].addr + k * INCR_PAGE,
+								chunk, n, c);
+					}
 				}
 			r->npages += d->npages;
 			if (!rc && img_crc_bad(crc, d->data_crc)) {

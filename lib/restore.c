@@ -1038,6 +1038,8 @@ int rst_restore(struct img_input *in, int flags, const struct rst_tree *tree)
 	a->img_fd = in->r.fd;
 	a->err_fd = err_fd;
 	a->status_fd = in->status_fd;
+	if (im->parent)
+		a->flags |= RST_F_MERGED;
 	a->nclose = nkeep;
 	a->close_fds = (uint64_t)keep;
 

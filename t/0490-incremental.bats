@@ -226,3 +226,44 @@ assert c[0]["given_pages"] + c[1]["given_pages"] == d["reused_pages"] > 0, d' <<
 	wait "$BG_PID" || true
 	CKPT_PIDS=()
 }
+
+# flipped_fails INSPECT REMAP: a byte of $FULL's page data is flipped;
+# ckpt-inspect --verify "$IMG" fails with one line holding INSPECT,
+# ckpt-remap with CKPT_FAIL_RC and one line holding REMAP.
+flipped_fails() {
+	run --separate-stderr ckpt-inspect --verify "$IMG"
+	echo "$stderr"
+	[ "$status" -eq 1 ]
+	[ "${#stderr_lines[@]}" -eq 1 ]
+	[[ "$stderr" == "ckpt-inspect: "*"$1"* ]]
+	run --separate-stderr ckpt-remap "$IMG"
+	echo "$stderr"
+	[ "$status" -eq 99 ]
+	[ "${#stderr_lines[@]}" -eq 1 ]
+	[[ "$stderr" == "ckpt-remap: "*"$2"* ]]
+	# The merge said it, not a decompressor.
+	[[ "$stderr" != *decompress* ]]
+}
+
+@test "a byte of the parent's page data flipped fails the merge, in a page the image takes or not" {
+	local main gone crc
+	started 16 0
+	read -r _ main _ gone < <(grep '^main ' "$OUT")
+	ckpt-dump -o "$FULL" "$BG_PID"
+	step 1
+	dumped_killed "$IMG" --parent "$FULL"
+	cp "$FULL" "$FULL.good"
+	crc="parent image $FULL: page data before offset "
+	# Nothing of the main region changed: its pages come from the parent,
+	# each checked against the image's hash of it as the merge takes it
+	# (--verify checks each image of the chain whole first).
+	t/progs/pageat.py "$FULL" "$(printf %x $((main + 5 * 4096)))"
+	flipped_fails "$crc" "page $(printf %#x $((main + 5 * 4096))) differs from the one"
+	# The region unmapped at step 1 is in the parent only: nothing takes
+	# its pages, and the parent's checksum of its record catches it.
+	cp "$FULL.good" "$FULL"
+	t/progs/pageat.py "$FULL" "$(printf %x $((gone + 3 * 4096)))"
+	flipped_fails "$crc" "$crc"
+	cp "$FULL.good" "$FULL"
+	restored_intact "$IMG" 1
+}

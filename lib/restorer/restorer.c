@@ -207,8 +207,9 @@ __attribute__((noreturn)) static void fail_pid(struct rst_args *a, const char *w
 	fail_end(a, &l);
 }
 
-/* The decompressor's reason for a failure, if it has one: then it is the
- * message, as it names the cause better than what we saw of it. */
+/* The decompressor's (or merge's) reason for a failure, if it has one:
+ * then it is the message, as it names the cause better than what we saw
+ * of it. */
 static void decompressor_status(struct rst_args *a)
 {
 	struct line l = {.len = 0};
@@ -227,7 +228,7 @@ static void decompressor_status(struct rst_args *a)
 	msg[len] = 0;
 	if (a->flags & RST_F_PROGRESS)
 		l_str(&l, "\n");
-	l_str(&l, "ckpt-remap: decompress: ");
+	l_str(&l, a->flags & RST_F_MERGED ? "ckpt-remap: " : "ckpt-remap: decompress: ");
 	l_str(&l, msg);
 	l_str(&l, "\n");
 	l_flush(a, &l);

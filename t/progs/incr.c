@@ -7,7 +7,8 @@
  * memory: a restored copy checks every page against it.
  *
  * usage: incr MIB PERMILLE DIR
- * Prints "ready PID"; when DIR/change.N appears (N = steps done + 1) it
+ * Prints "main ADDR gone ADDR" (where the main region and the region
+ * unmapped at step 1 are), then "ready PID"; when DIR/change.N appears (N = steps done + 1) it
  * takes step N and prints "changed N"; when DIR/go appears it checks its
  * memory and prints "incr: ok, N steps, restored: yes|no" (exit 0), or a
  * line on stderr (exit 1). */
@@ -188,6 +189,7 @@ int main(int argc, char **argv)
 		fill(moved_from + i * PAGE, 66, i);
 	}
 	born = start_time();
+	dprintf(1, "main %p gone %p\n", (void *)buf, (void *)gone);
 	dprintf(1, "ready %d\n", (int)getpid());
 	for (;;) {
 		if (exists(argv[3], "change", steps + 1)) {

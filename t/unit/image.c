@@ -292,6 +292,22 @@ int main(int argc, char **argv)
 		      "three-lane crc32c: %d mismatches", bad);
 	}
 	CHECK(img_crc(img_crc(0, "1234", 4), "56789", 5) == 0xe3069283u, "crc32c chaining");
+	{
+		static unsigned char big[3 * 8192 + 77];
+		static const size_t cuts[] = {0, 1, 5, 4096, 8192, 8193, 3 * 8192 + 76};
+		int bad = 0;
+
+		for (size_t i = 0; i < sizeof(big); i++)
+			big[i] = (unsigned char)(i * 2654435761u >> 13);
+		for (size_t c = 0; c < sizeof(cuts) / sizeof(cuts[0]); c++) {
+			size_t a = cuts[c], b = sizeof(big) - a;
+			bad += img_crc_combine(img_crc(0, big, a), img_crc(0, big + a, b), b) !=
+			       img_crc(0, big, sizeof(big));
+		}
+		CHECK(!bad && img_crc_combine(img_crc(0, "1234", 4), img_crc(0, "56789", 5), 5) ==
+				      0xe3069283u,
+		      "crc32c combine: %d mismatches", bad);
+	}
 
 	fd = mkstemp(tmpl);
 	close(fd);
