@@ -96,7 +96,7 @@ setup() {
 @test "--force forces nothing else: a damaged image is still refused" {
 	local bad=$BATS_TEST_TMPDIR/bad.img
 	cp "$img" "$bad"
-	printf 'X' | dd of="$bad" bs=1 seek=300 conv=notrunc status=none
+	invert_byte "$bad" 300
 	restore --force "$bad"
 	no_core
 	[ "$status" -eq 99 ]

@@ -151,7 +151,7 @@ while True:
     off += 16 + ln
 EOF
 )
-	printf '\x5a' | dd of="$IMG" bs=1 seek="$off" conv=notrunc status=none
+	invert_byte "$IMG" "$off"
 	touch "$D/go"
 	run --separate-stderr ckpt-remap "$IMG"
 	echo "$stderr"

@@ -125,6 +125,15 @@ intact_and_restored() {
 	[ -z "$stderr" ]
 }
 
+# invert_byte FILE OFFSET: invert the byte at OFFSET of FILE (a write of a
+# fixed byte would leave the file as it was where that byte already is).
+invert_byte() {
+	local b
+	b=$(od -An -tu1 -j "$2" -N1 "$1")
+	# shellcheck disable=SC2059
+	printf "\\x$(printf %02x $((~b & 255)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}
+
 # grown_pipe: the size, in bytes, of a pipe the tools grew: 1 MiB, or the
 # default 64 KiB where an unprivileged process may not have more
 # (/proc/sys/fs/pipe-max-size).
