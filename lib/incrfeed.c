@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -402,10 +403,17 @@ static int take_chunk(struct feeder *f, struct taking *t, uint64_t addr, const u
 	return 0;
 }
 
-/* Read the parent's whole page data, taking what REUSE lists. */
-static int read_parent(struct feeder *f, struct img_input *p, struct taking *t)
+/* Where read_pages puts each chunk of the parent's page data. */
+struct sink {
+	/* A chunk of n pages from addr, of CRC crc, is in buf: 0, or -1 to
+	 * stop.  put may point buf elsewhere for the next chunk. */
+	int (*put)(struct sink *s, uint64_t addr, uint64_t n, uint32_t crc);
+	unsigned char *buf; /* OUT_PAGES pages */
+};
+
+/* Read the parent's whole page data into s, checking each record's CRC. */
+static int read_pages(const char *parent, struct img_input *p, struct sink *s)
 {
-	static unsigned char chunk[OUT_PAGES * INCR_PAGE];
 	struct img_reader *r = &p->r;
 
 	for (;;) {
@@ -431,24 +439,23 @@ static int read_parent(struct feeder *f, struct img_input *p, struct taking *t)
 							 ? run[i].npages - k
 							 : OUT_PAGES;
 					uint32_t c = 0;
-					rc = img_read_data(r, d, chunk, n * INCR_PAGE, &c);
+					rc = img_read_data(r, d, s->buf, n * INCR_PAGE, &c);
 					if (!rc) {
 						crc = img_crc_combine(crc, c, n * INCR_PAGE);
-						rc = take_chunk(f, t, run[i].addr + k * INCR_PAGE,
-								chunk, n, c);
+						rc = s->put(s, run[i].addr + k * INCR_PAGE, n, c);
 					}
 				}
 			r->npages += d->npages;
 			if (!rc && img_crc_bad(crc, d->data_crc)) {
 				err_set("parent image %s: page data before offset %llu: checksum "
 					"mismatch",
-					f->parent, (unsigned long long)r->off);
+					parent, (unsigned long long)r->off);
 				rc = -1;
 			}
 		} else if (rec.type == IMG_REC_END) {
 			return incr_read_end(p, &rec, buf);
 		} else {
-			err_set("parent image %s: record of type %u among the page data", f->parent,
+			err_set("parent image %s: record of type %u among the page data", parent,
 				rec.type);
 			rc = -1;
 		}
@@ -456,6 +463,123 @@ static int read_parent(struct feeder *f, struct img_input *p, struct taking *t)
 		if (rc)
 			return -1;
 	}
+}
+
+/* Reading the parent (a copy, and its CRC) and taking its pages (a hash
+ * each, and the write) cost about the same: a thread reads each chunk
+ * into one of two buffers while this one takes the other's. */
+struct relay {
+	struct sink s; /* the reading thread's */
+	const char *parent;
+	struct img_input *p;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	unsigned char *bufs[2];
+	struct {
+		uint64_t addr, n;
+		uint32_t crc;
+		int full;
+	} slot[2];
+	int fill;	/* the slot the reader fills next */
+	int done, stop; /* the reader: 1 at the END, -1 failed; stop: it must */
+	char why[1024]; /* its error */
+};
+
+static int relay_put(struct sink *s, uint64_t addr, uint64_t n, uint32_t crc)
+{
+	struct relay *r = (struct relay *)s;
+	int stop;
+
+	pthread_mutex_lock(&r->mu);
+	r->slot[r->fill].addr = addr;
+	r->slot[r->fill].n = n;
+	r->slot[r->fill].crc = crc;
+	r->slot[r->fill].full = 1;
+	r->fill ^= 1;
+	pthread_cond_broadcast(&r->cv);
+	while (r->slot[r->fill].full && !r->stop)
+		pthread_cond_wait(&r->cv, &r->mu);
+	stop = r->stop;
+	pthread_mutex_unlock(&r->mu);
+	s->buf = r->bufs[r->fill];
+	return stop ? -1 : 0;
+}
+
+static void *relay_read(void *arg)
+{
+	struct relay *r = arg;
+	int rc = read_pages(r->parent, r->p, &r->s);
+
+	pthread_mutex_lock(&r->mu);
+	if (rc)
+		snprintf(r->why, sizeof(r->why), "%s", err_get());
+	r->done = rc ? -1 : 1;
+	pthread_cond_broadcast(&r->cv);
+	pthread_mutex_unlock(&r->mu);
+	return NULL;
+}
+
+/* One thread, one buffer: the sink takes each chunk as it comes. */
+struct direct {
+	struct sink s;
+	struct feeder *f;
+	struct taking *t;
+};
+
+static int direct_put(struct sink *s, uint64_t addr, uint64_t n, uint32_t crc)
+{
+	struct direct *d = (struct direct *)s;
+
+	return take_chunk(d->f, d->t, addr, s->buf, n, crc);
+}
+
+/* Read the parent's whole page data, taking what REUSE lists. */
+static int read_parent(struct feeder *f, struct img_input *p, struct taking *t)
+{
+	static unsigned char chunk[2][OUT_PAGES * INCR_PAGE];
+	struct relay r = {.s = {relay_put, chunk[1]}, .parent = f->parent, .p = p,
+			  .bufs = {chunk[0], chunk[1]}, .fill = 1};
+	struct direct d = {{direct_put, chunk[0]}, f, t};
+	pthread_t reader;
+	int take = 1, rc = 0;
+
+	if (pthread_mutex_init(&r.mu, NULL) || pthread_cond_init(&r.cv, NULL) ||
+	    pthread_create(&reader, NULL, relay_read, &r))
+		return read_pages(f->parent, p, &d.s);
+	pthread_mutex_lock(&r.mu);
+	for (;;) {
+		uint64_t addr, n;
+		uint32_t crc;
+
+		while (!r.slot[take].full && !r.done)
+			pthread_cond_wait(&r.cv, &r.mu);
+		if (!r.slot[take].full)
+			break;
+		addr = r.slot[take].addr;
+		n = r.slot[take].n;
+		crc = r.slot[take].crc;
+		pthread_mutex_unlock(&r.mu);
+		rc = take_chunk(f, t, addr, r.bufs[take], n, crc);
+		pthread_mutex_lock(&r.mu);
+		r.slot[take].full = 0;
+		take ^= 1;
+		if (rc)
+			r.stop = 1;
+		pthread_cond_broadcast(&r.cv);
+		if (rc)
+			break;
+	}
+	pthread_mutex_unlock(&r.mu);
+	pthread_join(reader, NULL);
+	pthread_cond_destroy(&r.cv);
+	pthread_mutex_destroy(&r.mu);
+	if (rc)
+		return -1;
+	if (r.done < 0) {
+		err_set("%s", r.why);
+		return -1;
+	}
+	return 0;
 }
 
 static int feed(struct feeder *f)

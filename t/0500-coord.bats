@@ -272,7 +272,9 @@ fake_member() {
 	run ckpt-signal --status
 	[[ $output == *"compress: gzip"* ]]
 	A=$BATS_TEST_TMPDIR/a.log
-	inject a logger "$A" 250
+	# Its last line waits for $BATS_TEST_TMPDIR/hold: it is still a
+	# member at the second checkpoint, however slow the first was.
+	inject a logger "$A" 250 20 "$BATS_TEST_TMPDIR/hold"
 	PA=$INJ_PID
 	wait_for has_members 1
 	wait_for at_least 10 "$A"
@@ -290,6 +292,7 @@ fake_member() {
 	run ckpt-signal --coord-port "$RPORT" --checkpoint --wait
 	[ "$status" -eq 0 ]
 	[ -f "$output/ckpt_logger_1.ckpt.gz" ]
+	touch "$BATS_TEST_TMPDIR/hold"
 	reap "$RS_PID"
 	cat "$BATS_TEST_TMPDIR/restart.out"
 	[ "$status" -eq 0 ]

@@ -1,10 +1,11 @@
 /* logger: a member that writes a log, for the coordinated checkpoint tests.
  *
- * usage: logger LOG N [MS]
+ * usage: logger LOG N [MS [HOLD]]
  *
  * Writes "line K" (padded to 64 bytes) to LOG for K = 1..N, one write
  * every MS milliseconds (default 20), through one fd opened at the start
- * (truncating LOG).  K and a 1 MiB buffer live in memory; the buffer's
+ * (truncating LOG); with HOLD, line N waits until the file HOLD exists,
+ * so that the program is still there for whatever the test does first.  K and a 1 MiB buffer live in memory; the buffer's
  * checksum is checked at every line.  At the end it reads LOG back: it
  * must hold exactly lines 1..N, each once, in order, as it does when the
  * program was restored from a checkpoint together with its log (the log
@@ -33,11 +34,11 @@ int main(int argc, char **argv)
 	FILE *f;
 	int fd;
 
-	if (argc < 3 || argc > 4 || (n = atol(argv[2])) <= 0) {
-		fputs("usage: logger LOG N [MS]\n", stderr);
+	if (argc < 3 || argc > 5 || (n = atol(argv[2])) <= 0) {
+		fputs("usage: logger LOG N [MS [HOLD]]\n", stderr);
 		return 2;
 	}
-	if (argc == 4)
+	if (argc >= 4)
 		tick.tv_nsec = atol(argv[3]) * 1000 * 1000;
 	fd = open(argv[1], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0) {
@@ -54,6 +55,8 @@ int main(int argc, char **argv)
 			fprintf(stderr, "logger: memory differs at line %ld\n", k);
 			return 1;
 		}
+		while (k == n && argc == 5 && access(argv[4], F_OK))
+			nanosleep(&tick, NULL);
 		snprintf(line, sizeof(line), "line %-58ld\n", k);
 		if (write(fd, line, LINE) != LINE) {
 			perror("logger: write");
