@@ -1083,7 +1083,11 @@ static int check_fork_flags(pid_t pid, pid_t child, const struct image *im)
 			continue;
 		while (k < n && maps[k].end <= r->d.start)
 			k++;
-		gone = k == n || maps[k].start != r->d.start || maps[k].end != r->d.end;
+		/* A stack may have grown down since: our injected calls use
+		 * the few hundred bytes below the stack pointer. */
+		gone = k == n || maps[k].end != r->d.end ||
+		       (r->d.flags & IMG_RGN_GROWSDOWN ? maps[k].start > r->d.start
+						       : maps[k].start != r->d.start);
 		if ((r->d.flags & IMG_RGN_DONTFORK)
 			    ? !gone
 			    : gone || (maps[k].vmflags & IMG_RGN_WIPEONFORK) !=
