@@ -33,10 +33,6 @@ state_is() {
 	[ "$(stat_field "$1" 3)" = "$2" ]
 }
 
-comm_is() {
-	[ "$(cat "/proc/$1/comm" 2>/dev/null)" = "$2" ]
-}
-
 # utime_past PID TICKS: PID has run more than TICKS clock ticks in user mode.
 utime_past() {
 	[ "$(stat_field "$1" 14)" -gt "$2" ]

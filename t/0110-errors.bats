@@ -43,32 +43,15 @@ setup() {
 	mkdir "$out"
 }
 
-# records IMG: "OFFSET TYPE LENGTH" of each record after the 192-byte header
-# (types: 1 PROC ... 5 DATA, 6 PAGES, 7 END; see ckpt-image(5)).
-records() {
-	local off=192 size type len
-	size=$(stat -c %s "$1")
-	while [ "$off" -lt "$size" ]; do
-		type=$(od -An -t u4 -j "$off" -N 4 "$1")
-		len=$(od -An -t u8 -j "$((off + 8))" -N 8 "$1")
-		echo "$off $((type)) $((len))"
-		off=$((off + 16 + len))
-	done
-}
-
 # record_offset TYPE: offset of the first record of TYPE in $img.
 record_offset() {
 	records "$img" | awk -v t="$1" '$2 == t { print $1; exit }'
 }
 
-# flip_byte OFFSET: $bad is $img with the byte at OFFSET changed.
+# flip_byte OFFSET: $bad is $img with the byte at OFFSET inverted.
 flip_byte() {
-	local byte
-	byte=$(od -An -t u1 -j "$1" -N 1 "$img")
 	cp "$img" "$bad"
-	printf "\\$(printf %03o $((byte ^ 0x20)))" |
-		dd of="$bad" bs=1 seek="$1" conv=notrunc status=none
-	run ! cmp -s "$img" "$bad"
+	invert_byte "$bad" "$1"
 }
 
 # remap FILE...: ckpt-remap, stdout and stderr apart.

@@ -32,24 +32,6 @@ setup() {
 	img=$BATS_FILE_TMPDIR/img
 }
 
-# records IMG: "OFFSET TYPE LENGTH" of each record after the 192-byte header
-# (types: 5 DATA ends the metadata, 6 PAGES, 7 END; see ckpt-image(5)).
-records() {
-	local off=192 size type len
-	size=$(stat -c %s "$1")
-	while [ "$off" -lt "$size" ]; do
-		type=$(od -An -t u4 -j "$off" -N 4 "$1")
-		len=$(od -An -t u8 -j "$((off + 8))" -N 8 "$1")
-		echo "$off $((type)) $((len))"
-		off=$((off + 16 + len))
-	done
-}
-
-# comm_is PID NAME
-comm_is() {
-	[ "$(cat "/proc/$1/comm" 2>/dev/null)" = "$2" ]
-}
-
 # writer_dies FILE N [OPTION...]: a writer puts the first N bytes of FILE
 # into a pipe and is killed with SIGKILL while it holds the pipe open;
 # ckpt-remap OPTION... - reads the pipe, under a reaper of its own that

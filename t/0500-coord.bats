@@ -56,6 +56,15 @@ two_loggers() {
 	wait_for at_least 10 "$B"
 }
 
+# one_logger N [MS [HOLD]]: a logger of N lines (MS and HOLD as logger
+# takes them), a member of the coordinator, $A its log, $PA its pid.
+one_logger() {
+	A=$BATS_TEST_TMPDIR/a.log
+	inject a logger "$A" "$@"
+	PA=$INJ_PID
+	wait_for has_members 1
+}
+
 # kill_members PID...: SIGKILL them (a crash) and reap them.
 kill_members() {
 	local p
@@ -107,10 +116,7 @@ kill_members() {
 @test "a log over --save-files-max that only grew is cut back to its checkpoint size" {
 	local dir
 	start_coord --save-files-max 1K --no-gzip
-	A=$BATS_TEST_TMPDIR/a.log
-	inject a logger "$A" 200
-	PA=$INJ_PID
-	wait_for has_members 1
+	one_logger 200
 	wait_for at_least 30 "$A"
 	run ckpt-signal --checkpoint --wait
 	[ "$status" -eq 0 ]
@@ -130,10 +136,7 @@ kill_members() {
 @test "a large log changed before its checkpoint size is refused, naming it" {
 	local dir
 	start_coord --save-files-max 1K --no-gzip
-	A=$BATS_TEST_TMPDIR/a.log
-	inject a logger "$A" 400
-	PA=$INJ_PID
-	wait_for has_members 1
+	one_logger 400
 	wait_for at_least 30 "$A"
 	run ckpt-signal --checkpoint --wait
 	[ "$status" -eq 0 ]
@@ -153,10 +156,7 @@ kill_members() {
 
 @test "interval checkpoints make successive generations and --keep prunes the old ones" {
 	start_coord --interval 1 --keep 2 --no-gzip
-	A=$BATS_TEST_TMPDIR/a.log
-	inject a logger "$A" 2000
-	PA=$INJ_PID
-	wait_for has_members 1
+	one_logger 2000
 	wait_for test -d "$CDIR/ckpt_gen_000003"
 	wait_for test ! -d "$CDIR/ckpt_gen_000001"
 	[ -f "$CDIR/ckpt_gen_000003/ckpt_logger_1.ckpt" ]
@@ -183,10 +183,7 @@ fake_member() {
 @test "killing the coordinator mid-checkpoint leaves the previous generation current and restorable" {
 	local at
 	start_coord
-	A=$BATS_TEST_TMPDIR/a.log
-	inject a logger "$A" 400
-	PA=$INJ_PID
-	wait_for has_members 1
+	one_logger 400
 	wait_for at_least 10 "$A"
 	run ckpt-signal --checkpoint --wait
 	[ "$status" -eq 0 ]
@@ -220,10 +217,7 @@ fake_member() {
 @test "a member that exits during a checkpoint fails it; the others run on, the next one works" {
 	local at
 	start_coord
-	A=$BATS_TEST_TMPDIR/a.log
-	inject a logger "$A" 400
-	PA=$INJ_PID
-	wait_for has_members 1
+	one_logger 400
 	fake_member
 	ckpt-signal --checkpoint --wait >"$BATS_TEST_TMPDIR/ck.out" 2>&1 &
 	local ck=$!
@@ -250,10 +244,7 @@ fake_member() {
 
 @test "checkpoint --kill: the members are killed once the generation is written" {
 	start_coord
-	A=$BATS_TEST_TMPDIR/a.log
-	inject a logger "$A" 400
-	PA=$INJ_PID
-	wait_for has_members 1
+	one_logger 400
 	wait_for at_least 10 "$A"
 	run ckpt-signal --checkpoint --wait --kill
 	[ "$status" -eq 0 ]
@@ -271,12 +262,9 @@ fake_member() {
 	start_coord --compress gzip
 	run ckpt-signal --status
 	[[ $output == *"compress: gzip"* ]]
-	A=$BATS_TEST_TMPDIR/a.log
 	# Its last line waits for $BATS_TEST_TMPDIR/hold: it is still a
 	# member at the second checkpoint, however slow the first was.
-	inject a logger "$A" 250 20 "$BATS_TEST_TMPDIR/hold"
-	PA=$INJ_PID
-	wait_for has_members 1
+	one_logger 250 20 "$BATS_TEST_TMPDIR/hold"
 	wait_for at_least 10 "$A"
 	run ckpt-signal --checkpoint --wait --kill
 	[ "$status" -eq 0 ]
@@ -301,10 +289,7 @@ fake_member() {
 
 @test "a member stopped by SIGSTOP fails the checkpoint, naming it, and stays stopped" {
 	start_coord
-	A=$BATS_TEST_TMPDIR/a.log
-	inject a logger "$A" 300
-	PA=$INJ_PID
-	wait_for has_members 1
+	one_logger 300
 	wait_for at_least 5 "$A"
 	kill -STOP "$PA"
 	wait_for grep -q '^State:.*T' "/proc/$PA/status"
@@ -361,10 +346,7 @@ fake_member() {
 @test "--timeout: a member that never answers fails the checkpoint by name; the others run on" {
 	local at
 	start_coord --timeout 1
-	A=$BATS_TEST_TMPDIR/a.log
-	inject a logger "$A" 400
-	PA=$INJ_PID
-	wait_for has_members 1
+	one_logger 400
 	fake_member
 	run ckpt-signal --checkpoint --wait
 	echo "$output"

@@ -125,6 +125,25 @@ intact_and_restored() {
 	[ -z "$stderr" ]
 }
 
+# records IMG: "OFFSET TYPE LENGTH" of each record of the uncompressed
+# image IMG after its 192-byte header (types: 1 PROC ... 5 DATA ends the
+# metadata, 6 PAGES, 7 END; see ckpt-image(5)).
+records() {
+	local off=192 size type len
+	size=$(stat -c %s "$1")
+	while [ "$off" -lt "$size" ]; do
+		type=$(od -An -t u4 -j "$off" -N 4 "$1")
+		len=$(od -An -t u8 -j "$((off + 8))" -N 8 "$1")
+		echo "$off $((type)) $((len))"
+		off=$((off + 16 + len))
+	done
+}
+
+# comm_is PID NAME: the process's command name is NAME.
+comm_is() {
+	[ "$(cat "/proc/$1/comm" 2>/dev/null)" = "$2" ]
+}
+
 # invert_byte FILE OFFSET: invert the byte at OFFSET of FILE (a write of a
 # fixed byte would leave the file as it was where that byte already is).
 invert_byte() {
