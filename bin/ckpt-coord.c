@@ -182,6 +182,10 @@ int main(int argc, char **argv)
 		die(2, "--bind %s listens beyond this host: it needs --secret-file", s.bind);
 	if (secret_file && !(s.secret = co_read_secret(secret_file)))
 		die(2, "%s", err_get());
+	/* A directory named for checkpoints that does not exist yet is
+	 * made, private (0700), as ckpt-inject --dir ~/ck/run1 expects. */
+	if (dir && *dir && make_dirs(dir, 0700))
+		die(1, "cannot make the checkpoint directory %s: %s", dir, strerror(errno));
 	if (!realpath(dir && *dir ? dir : ".", s.dir))
 		die(1, "checkpoint directory %s: %s", dir && *dir ? dir : ".", strerror(errno));
 	if (log) {

@@ -27,8 +27,8 @@
 
 #define USAGE                                                                                      \
 	"usage: ckpt-inject [--coord-host host] [--coord-port port] [--secret-file file] "         \
-	"[--interval n] [--dir dir] [--compress zstd|gzip|none] [--no-gzip] "                      \
-	"(-- cmd [arg...] | -p pid | --restart img)\n"
+	"[--interval n] [--dir dir] [--compress zstd|gzip|none] [--no-gzip] [--name name] "        \
+	"[--id n] [--run-anyway] (-- cmd [arg...] | -p pid | --restart img)\n"
 
 static int fail_rc;
 
@@ -96,6 +96,43 @@ static void coord_arg(char **args, int *na, char *opt, char *val)
 	args[(*na)++] = val;
 }
 
+/* A restarted member's name and id, from the name the coordinator gave
+ * its image (ckpt_NAME_ID.ckpt[.zst|.gz]); else the file's name up to its
+ * first dot, and any id. */
+static void image_member(const char *img, char *name, size_t size, int *id)
+{
+	const char *base = strrchr(img, '/') ? strrchr(img, '/') + 1 : img;
+	const char *end = strstr(base, ".ckpt"), *us;
+
+	*id = 0;
+	if (!strncmp(base, "ckpt_", 5) && end && (us = memrchr(base, '_', end - base)) > base + 5 &&
+	    (*id = (int)co_num(strndupa(us + 1, end - us - 1), INT_MAX)) > 0) {
+		snprintf(name, size, "%.*s", (int)(us - base - 5), base + 5);
+		return;
+	}
+	*id = 0;
+	snprintf(name, size, "%.*s", (int)strcspn(base, "."), base);
+}
+
+/* Run what we were asked to run, uncoordinated: only with --run-anyway
+ * (a user who believes a program is checkpointed must be told it is not). */
+static void uncoordinated(int run_anyway, enum mb_mode mode, const char *img, char **argv,
+			  const char *why)
+{
+	char tool[PATH_MAX];
+
+	if (!run_anyway || mode == MB_ATTACH)
+		die(fail_rc, "%s", why);
+	warnx("%s; running without checkpoints (--run-anyway)", why);
+	if (mode == MB_RESTART) {
+		co_tool("ckpt-remap", tool, sizeof(tool));
+		execlp(tool, tool, img, (char *)NULL);
+		die(fail_rc, "cannot run %s: %s", tool, strerror(errno));
+	}
+	execvp(argv[0], argv);
+	die(fail_rc, "cannot run %s: %s", argv[0], strerror(errno));
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {CO_CLIENT_LONGOPTS,
@@ -103,18 +140,22 @@ int main(int argc, char **argv)
 						 {"dir", required_argument, NULL, 'D'},
 						 {"compress", required_argument, NULL, 'c'},
 						 {"no-gzip", no_argument, NULL, 'z'},
+						 {"name", required_argument, NULL, 'n'},
+						 {"id", required_argument, NULL, 'I'},
+						 {"run-anyway", no_argument, NULL, 'a'},
 						 {"restart", required_argument, NULL, 'R'},
 						 {"help", no_argument, NULL, 'h'},
 						 {"version", no_argument, NULL, 'V'},
 						 {NULL, 0, NULL, 0}};
 	char *coord_args[16] = {NULL, "--daemon", "--exit-on-last", "--port", NULL};
+	char img_name[64], why[600];
 	const char *img = NULL, *name = NULL;
-	int na = 5, c, ready[2];
+	int na = 5, c, ready[2], id = 0, run_anyway = 0;
 	enum mb_mode mode = MB_RUN;
 	struct co_client cl = {0};
 	struct mb_helper h = {.img_fd = -1};
+	struct mb_joined j = {0};
 	char *end;
-	long helper_pid = 0;
 	pid_t mid;
 
 	prog = "ckpt-inject";
@@ -143,6 +184,18 @@ int main(int argc, char **argv)
 			break;
 		case 'z':
 			coord_arg(coord_args, &na, "--compress", "none");
+			break;
+		case 'n':
+			if (!*optarg)
+				die(fail_rc, "--name: an empty name");
+			name = optarg;
+			break;
+		case 'I':
+			if ((id = (int)co_num(optarg, INT_MAX)) <= 0)
+				die(fail_rc, "--id: not a member id (a number from 1): %s", optarg);
+			break;
+		case 'a':
+			run_anyway = 1;
 			break;
 		case 'p':
 			mode = MB_ATTACH;
@@ -176,23 +229,28 @@ int main(int argc, char **argv)
 		die(fail_rc, "cannot read the image %s: %s", img, strerror(errno));
 	if (mode == MB_ATTACH && kill(h.pid, 0) && errno == ESRCH)
 		die(fail_rc, "pid %d: no such process", (int)h.pid);
-	h.sock = coordinator(cl.host, cl.port, coord_args);
-	if (h.sock < 0)
-		die(fail_rc, "%s", err_get());
-	if (co_auth(h.sock, &h.r, cl.secret))
-		die(fail_rc, "%s", err_get());
-	free(cl.secret);
-	cl.secret = NULL;
-	if (mode == MB_RUN) {
-		h.pid = getpid();
+	if (mode == MB_RUN && !name) {
 		name = argv[optind];
 		if (strrchr(name, '/'))
 			name = strrchr(name, '/') + 1;
 	} else if (mode == MB_RESTART) {
-		h.pid = getpid();
+		int img_id;
+		image_member(img, img_name, sizeof(img_name), &img_id);
+		name = name ? name : img_name;
+		id = id ? id : img_id;
 	}
+	if (mode != MB_ATTACH)
+		h.pid = getpid();
+	h.sock = coordinator(cl.host, cl.port, coord_args);
+	if (h.sock < 0 || co_auth(h.sock, &h.r, cl.secret)) {
+		snprintf(why, sizeof(why), "%s", err_get());
+		uncoordinated(run_anyway, mode, img, argv + optind, why);
+	}
+	free(cl.secret);
+	cl.secret = NULL;
 
-	/* The helper: a grandchild, so that it is nobody's child here. */
+	/* The helper: a grandchild, so that it is nobody's child here.  It
+	 * joins, and tells us its pid and whether it is a member. */
 	if (pipe2(ready, O_CLOEXEC))
 		die(fail_rc, "cannot make a pipe: %s", strerror(errno));
 	fflush(NULL);
@@ -201,31 +259,28 @@ int main(int argc, char **argv)
 		die(fail_rc, "cannot fork the helper: %s", strerror(errno));
 	if (mid == 0) {
 		pid_t helper = fork();
-		if (helper != 0) {
-			if (helper > 0)
-				write_all(ready[1], &helper, sizeof(helper));
+		if (helper != 0)
 			_exit(helper < 0);
-		}
 		close(ready[0]);
-		close(ready[1]);
-		_exit(mb_serve(&h, mode, name));
+		_exit(mb_serve(&h, mode, name, id, ready[1]));
 	}
 	close(ready[1]);
 	close(h.sock);
 	while (waitpid(mid, NULL, 0) < 0 && errno == EINTR)
 		;
-	{
-		pid_t hp = 0;
-		if (read_full(ready[0], &hp, sizeof(hp)) != sizeof(hp) || hp <= 0)
-			die(fail_rc, "the helper did not start");
-		helper_pid = hp;
-	}
+	if (read_full(ready[0], &j, sizeof(j)) != sizeof(j) || j.helper <= 0)
+		die(fail_rc, "the helper did not start");
 	close(ready[0]);
+	if (!j.id) {
+		j.why[sizeof(j.why) - 1] = 0;
+		snprintf(why, sizeof(why), "coordinator %s:%d %s", cl.host, cl.port, j.why);
+		uncoordinated(run_anyway, mode, img, argv + optind, why);
+	}
 	if (mode == MB_ATTACH)
 		return 0;
 	/* With Yama's ptrace_scope 1 only an ancestor may trace us: name
 	 * the helper (it lasts across exec).  No Yama: EINVAL, nothing to do. */
-	prctl(PR_SET_PTRACER, helper_pid, 0, 0, 0);
+	prctl(PR_SET_PTRACER, j.helper, 0, 0, 0);
 	if (mode == MB_RESTART) {
 		char tool[PATH_MAX];
 		co_tool("ckpt-remap", tool, sizeof(tool));

@@ -25,7 +25,8 @@ static const struct {
 	unsigned nums, comps;
 } verbs[CO_NVERBS] = {
 	[CO_AUTH] = {"AUTH", 1, 1, 0},
-	[CO_JOIN] = {"JOIN", 4, 4, 3},
+	[CO_JOIN] = {"JOIN", 4, 5, 3 | 16},
+	[CO_PID] = {"PID", 1, 1, 1},
 	[CO_FROZEN] = {"FROZEN", 1, 1, 1},
 	[CO_DUMPED] = {"DUMPED", 2, 2, 3},
 	[CO_SYNCED] = {"SYNCED", 1, 1, 1},

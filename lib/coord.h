@@ -23,7 +23,8 @@ enum co_verb {
 	/* anyone */
 	CO_AUTH,       /* AUTH secret */
 	/* a member's helper */
-	CO_JOIN,       /* JOIN pid helper-pid host program */
+	CO_JOIN,       /* JOIN pid helper-pid host program [id] */
+	CO_PID,        /* PID pid: the program is now this process */
 	CO_FROZEN,     /* FROZEN gen */
 	CO_DUMPED,     /* DUMPED gen bytes */
 	CO_SYNCED,     /* SYNCED gen */
@@ -141,12 +142,17 @@ int co_client_setup(struct co_client *cl) __attribute__((warn_unused_result));
 /* What a generation's restart script needs: the coordinator's settings
  * (its new coordinator gets the same), and each member's host and image
  * file (in the generation's directory on that host). */
+/* A member whose image a generation holds: what restarts it. */
+struct co_gen_member {
+	char host[256], program[64], file[128];
+	int id;
+};
 struct co_script {
 	int gen, port, interval, keep;
 	int compress; /* enum zio_kind: ZIO_ZSTD, ZIO_GZIP or ZIO_NONE */
 	long long save_max;
 	const char *dir;
-	const char *const *host, *const *file;
+	const struct co_gen_member *m;
 	int n;
 };
 /* Write dir/ckpt_restart_script.sh (mode 0755, synced); -1 with err_set. */

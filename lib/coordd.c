@@ -74,9 +74,7 @@ struct coord {
 	char tmpdir[PATH_MAX + 32], failure[1024];
 	/* The members whose images the generation holds, for its restart
 	 * script (one may exit before the generation is complete). */
-	struct gen_member {
-		char host[256], file[128];
-	} gm[MAX_CLIENTS];
+	struct co_gen_member gm[MAX_CLIENTS];
 	int ngm;
 	double started;
 	double round_at; /* when the round under way began */
@@ -119,6 +117,21 @@ static const char *who(const struct client *c)
 	snprintf(buf, sizeof(buf), "member %d (%s, pid %ld on %s)", c->id, c->program, c->pid,
 		 c->host);
 	return buf;
+}
+
+/* A joining member's id: the one it asks for (a restarted member keeps
+ * the id its images are named by) unless a member has it already, else
+ * the next one never given. */
+static int join_id(struct coord *cd, int want)
+{
+	for (int i = 0; want > 0 && i < cd->ncl; i++)
+		if (cd->cl[i]->member && !cd->cl[i]->dead && cd->cl[i]->id == want)
+			want = 0;
+	if (want <= 0)
+		return ++cd->next_id;
+	if (want > cd->next_id)
+		cd->next_id = want;
+	return want;
 }
 
 /* Generation directories: ckpt_gen_NNNNNN under dir. */
@@ -227,14 +240,9 @@ static int commit(struct coord *cd)
 	snprintf(name, sizeof(name), "ckpt_gen_%06d", cd->gen);
 	snprintf(final, sizeof(final), "%s/%s", cd->dir, name);
 	{
-		const char *hosts[MAX_CLIENTS], *files[MAX_CLIENTS];
 		struct co_script sc = {.gen = cd->gen, .port = cd->port, .interval = cd->interval,
 				       .keep = cd->keep, .compress = cd->compress, .save_max = cd->save_max,
-				       .dir = cd->dir, .host = hosts, .file = files, .n = cd->ngm};
-		for (int i = 0; i < cd->ngm; i++) {
-			hosts[i] = cd->gm[i].host;
-			files[i] = cd->gm[i].file;
-		}
+				       .dir = cd->dir, .m = cd->gm, .n = cd->ngm};
 		if (co_write_script(cd->tmpdir, &sc))
 			return -1;
 	}
@@ -366,8 +374,11 @@ static void progress(struct coord *cd)
 			struct client *c = cd->cl[i];
 			if (!c->member || (c->st != M_DUMPED && c->st != M_SYNCED))
 				continue;
-			snprintf(cd->gm[cd->ngm].host, sizeof(cd->gm[0].host), "%s", c->host);
-			snprintf(cd->gm[cd->ngm++].file, sizeof(cd->gm[0].file), "%s", c->file);
+			struct co_gen_member *g = &cd->gm[cd->ngm++];
+			snprintf(g->host, sizeof(g->host), "%s", c->host);
+			snprintf(g->program, sizeof(g->program), "%s", c->program);
+			snprintf(g->file, sizeof(g->file), "%s", c->file);
+			g->id = c->id;
 			if (!cd->kill_after) {
 				say(c, "RESUME %d RUN", cd->gen);
 				c->resumed = 1;
@@ -494,7 +505,7 @@ static void handle(struct coord *cd, struct client *c, char *line, size_t len)
 		}
 		c->member = 1;
 		c->st = M_OUT;
-		c->id = ++cd->next_id;
+		c->id = join_id(cd, m.argc > 4 ? (int)co_num(m.argv[4], INT_MAX) : 0);
 		c->pid = (long)co_num(m.argv[0], INT_MAX);
 		c->helper = (long)co_num(m.argv[1], INT_MAX);
 		snprintf(c->host, sizeof(c->host), "%s", m.argv[2]);
@@ -545,6 +556,14 @@ static void handle(struct coord *cd, struct client *c, char *line, size_t len)
 			return;
 		}
 		progress(cd);
+		return;
+	case CO_PID:
+		if (!c->member) {
+			say(c, "ERR PID: not a member");
+			return;
+		}
+		c->pid = (long)co_num(m.argv[0], INT_MAX);
+		warnx("%s: the program runs as this pid now", who(c));
 		return;
 	case CO_GONE:
 		if (!c->member) {

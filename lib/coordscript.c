@@ -79,15 +79,18 @@ int co_write_script(const char *dir, const struct co_script *s)
 	      "tool() {\n"
 	      "\tif [ -x \"$bin/$1\" ]; then echo \"$bin/$1\"; else echo \"$1\"; fi\n"
 	      "}\n\n"
-	      "# The members: host, image (each in this directory on its host).\n"
+	      "# The members: host, image (each in this directory on its host), the\n"
+	      "# member's name and id (kept across restarts: its images' names).\n"
 	      "members=(\n",
 	      f);
 	for (int i = 0; i < s->n; i++) {
 		fputc('\t', f);
-		sh_quote(f, s->host[i]);
+		sh_quote(f, s->m[i].host);
 		fputc(' ', f);
-		sh_quote(f, s->file[i]);
-		fputc('\n', f);
+		sh_quote(f, s->m[i].file);
+		fputc(' ', f);
+		sh_quote(f, s->m[i].program);
+		fprintf(f, " %d\n", s->m[i].id);
 	}
 	fputs(")\n\n"
 	      "# A new coordinator, unless one answers there already.\n"
@@ -119,12 +122,12 @@ int co_write_script(const char *dir, const struct co_script *s)
 	      "fi\n\n"
 	      "me=$(hostname)\n"
 	      "pids=()\n"
-	      "for ((i = 0; i < ${#members[@]}; i += 2)); do\n"
+	      "for ((i = 0; i < ${#members[@]}; i += 4)); do\n"
 	      "\thost=${members[i]}\n"
 	      "\timg=$here/${members[i + 1]}\n"
 	      "\thost=${hostmap[$host]:-$host}\n"
-	      "\targs=(--coord-host \"$coord_host\" --coord-port \"$coord_port\" --restart "
-	      "\"$img\")\n"
+	      "\targs=(--coord-host \"$coord_host\" --coord-port \"$coord_port\" "
+	      "--name \"${members[i + 2]}\" --id \"${members[i + 3]}\" --restart \"$img\")\n"
 	      "\tif [ \"$host\" = \"$me\" ] || [ \"$host\" = localhost ]; then\n"
 	      "\t\t\"$(tool ckpt-inject)\" \"${args[@]}\" &\n"
 	      "\telse\n"

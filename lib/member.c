@@ -430,9 +430,23 @@ static int maps_has(pid_t pid, const char *what)
 	return has;
 }
 
+/* Whether pid is in another pid namespace than ours. */
+static int other_pidns(pid_t pid)
+{
+	char path[64], ours[64] = "", theirs[64] = "";
+
+	if (readlink("/proc/self/ns/pid", ours, sizeof(ours) - 1) < 0 ||
+	    readlink(fmt_path(path, sizeof(path), "/proc/%d/ns/pid", pid), theirs,
+		     sizeof(theirs) - 1) < 0)
+		return 0;
+	return strcmp(ours, theirs) != 0;
+}
+
 /* After ckpt-inject --restart has become ckpt-remap: the restored program
  * is that process itself, or (keeping its old pid) its one child.  0 once
- * it runs, -1 if ckpt-remap went away first. */
+ * it runs, -1 if ckpt-remap went away first or restores into a pid
+ * namespace of its own (a tree without privilege: its pids are not ours
+ * to dump, and the helper leaves the computation). */
 static int find_restored(struct mb_helper *h, pid_t remap)
 {
 	char tool[PATH_MAX], real[PATH_MAX], path[64];
@@ -453,6 +467,8 @@ static int find_restored(struct mb_helper *h, pid_t remap)
 				 NULL);
 		child = kids ? strtol(kids, NULL, 10) : 0;
 		free(kids);
+		if (child > 0 && other_pidns(child))
+			return -1;
 		if (child > 0 && !maps_has(child, real)) {
 			h->pid = child;
 			return 0;
@@ -462,7 +478,8 @@ static int find_restored(struct mb_helper *h, pid_t remap)
 }
 
 /* Wait for pid to be running something other than ckpt-inject (it execs
- * the command, or ckpt-remap, right after starting us). */
+ * the command, or ckpt-remap, as soon as it has our report); -1 if it
+ * exits first (it could not run the command). */
 static int wait_exec(pid_t pid)
 {
 	struct stat self, other;
@@ -470,14 +487,14 @@ static int wait_exec(pid_t pid)
 
 	if (stat("/proc/self/exe", &self))
 		return 0;
-	for (int i = 0; i < 3000; i++) {
+	for (;;) {
+		/* A zombie has no exe: gone as well. */
 		if (stat(fmt_path(path, sizeof(path), "/proc/%d/exe", pid), &other))
 			return -1;
 		if (other.st_dev != self.st_dev || other.st_ino != self.st_ino)
 			return 0;
 		usleep(2000);
 	}
-	return -1;
 }
 
 static void program_name(pid_t pid, char *out, size_t size)
@@ -489,11 +506,33 @@ static void program_name(pid_t pid, char *out, size_t size)
 	free(comm);
 }
 
-int mb_serve(struct mb_helper *h, enum mb_mode mode, const char *name)
+/* JOIN and read the coordinator's answer into *j. */
+static void join(struct mb_helper *h, const char *name, int id, struct mb_joined *j)
 {
-	char prog_name[64], esc[256], host[800], *line;
-	int pidfd, nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+	char esc[256], host[800], *line;
+	int rc;
+
+	j->helper = getpid();
+	j->id = 0;
+	if (co_escape(name, esc, sizeof(esc)) || co_escape(co_hostname(), host, sizeof(host))) {
+		snprintf(j->why, sizeof(j->why), "not joined: the program's or host's name is too long");
+		return;
+	}
+	rc = co_send(h->sock, "JOIN %d %d %s %s %d", (int)h->pid, (int)getpid(), host, esc, id);
+	if (rc == 0)
+		rc = co_read_line(&h->r, &line, 10000);
+	if (rc < 0)
+		snprintf(j->why, sizeof(j->why), "did not answer JOIN: %s", err_get());
+	else if (strncmp(line, "OK ", 3) || (j->id = (int)co_num(line + 3, INT_MAX)) <= 0)
+		snprintf(j->why, sizeof(j->why), "refused the member: %s", line);
+}
+
+int mb_serve(struct mb_helper *h, enum mb_mode mode, const char *name, int id, int report)
+{
+	char prog_name[64], *line;
+	int pidfd, lo, hi, nul = open("/dev/null", O_RDWR | O_CLOEXEC);
 	pid_t remap = h->pid;
+	struct mb_joined j = {0};
 
 	/* Hold nothing of the program's: not its terminal, not the pipes
 	 * of whoever waits for its output. */
@@ -503,25 +542,38 @@ int mb_serve(struct mb_helper *h, enum mb_mode mode, const char *name)
 		dup2(nul, 2);
 		close(nul);
 	}
-	/* Nor any other fd it inherited, but the coordinator's socket. */
-	if (h->sock > 3)
-		close_range(3, h->sock - 1, 0);
-	close_range(h->sock + 1, ~0U, 0);
+	/* Nor any other fd it inherited, but the coordinator's socket and
+	 * the pipe to report on. */
+	lo = h->sock < report ? h->sock : report;
+	hi = h->sock + report - lo;
+	close_range(3, lo - 1, 0);
+	close_range(lo + 1, hi - 1, 0);
+	close_range(hi + 1, ~0U, 0);
 	setsid();
 	signal(SIGPIPE, SIG_IGN);
-	/* Until it execs, the process is ckpt-inject, not the program. */
-	if (mode != MB_ATTACH && wait_exec(h->pid))
-		return 0;
-	if (mode == MB_RESTART && find_restored(h, remap))
-		return 0;
+	/* Joined before the program runs: ckpt-inject runs it only as a
+	 * member.  The name is the one given (a restarted member keeps the
+	 * name its images have), never read from the restored process,
+	 * whose comm is ckpt-remap's until its restorer sets it.  Requests
+	 * that come before the program runs wait in the socket. */
 	if (name)
 		snprintf(prog_name, sizeof(prog_name), "%s", name);
 	else
 		program_name(h->pid, prog_name, sizeof(prog_name));
-	if (co_escape(prog_name, esc, sizeof(esc)) || co_escape(co_hostname(), host, sizeof(host)))
+	join(h, prog_name, id, &j);
+	write_all(report, &j, sizeof(j));
+	close(report);
+	if (!j.id)
 		return 1;
-	if (co_send(h->sock, "JOIN %d %d %s %s", (int)h->pid, (int)getpid(), host, esc))
-		return 1;
+	/* Until it execs, the process is ckpt-inject, not the program. */
+	if ((mode != MB_ATTACH && wait_exec(h->pid)) ||
+	    (mode == MB_RESTART && find_restored(h, remap))) {
+		co_send(h->sock, "GONE 0");
+		return 0;
+	}
+	/* Kept its old pid: the program is ckpt-remap's child. */
+	if (h->pid != remap && mode == MB_RESTART)
+		co_send(h->sock, "PID %d", (int)h->pid);
 	pidfd = syscall(SYS_pidfd_open, h->pid, 0);
 	for (;;) {
 		struct pollfd pfd[2] = {{.fd = h->sock, .events = POLLIN},

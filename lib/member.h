@@ -28,10 +28,21 @@ struct mb_helper {
 	char img_path[PATH_MAX * 2], raw_path[PATH_MAX * 2 + 16];
 };
 
-/* Join as name (NULL: the program's comm) and serve the coordinator until
- * the program exits or the coordinator goes; the program is let go on
- * every way out.  Returns the helper's exit status. */
-int mb_serve(struct mb_helper *h, enum mb_mode mode, const char *name);
+/* What the helper tells ckpt-inject once the coordinator has answered its
+ * JOIN, in one write (atomic on a pipe): ckpt-inject runs the program
+ * only once it is a member, or says why it is not. */
+struct mb_joined {
+	pid_t helper;
+	int id; /* the member's id; 0: not a member, why says why */
+	char why[512];
+};
+
+/* Join as name (NULL: the program's comm), asking for member id (0: any),
+ * report the answer on the fd report (struct mb_joined; then closed), and
+ * serve the coordinator until the program exits or the coordinator goes;
+ * the program is let go on every way out.  Returns the helper's exit
+ * status. */
+int mb_serve(struct mb_helper *h, enum mb_mode mode, const char *name, int id, int report);
 /* Before restarting from img: every file its ".files" list names must
  * have only grown since the checkpoint; each is cut back to its size and
  * mtime then (one line on stderr each).  -1 with err_set naming the file

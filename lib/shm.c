@@ -690,18 +690,16 @@ out:
 }
 
 /* mkdir -p of path's directory. */
-static int make_dirs(const char *path)
+static int make_parent(const char *path)
 {
-	char d[PATH_MAX];
+	char d[PATH_MAX], *slash;
 
 	snprintf(d, sizeof(d), "%s", path);
-	for (char *p = d + 1; (p = strchr(p, '/')); p++) {
-		*p = 0;
-		if (mkdir(d, 0777) && errno != EEXIST)
-			return -1;
-		*p = '/';
-	}
-	return 0;
+	slash = strrchr(d, '/');
+	if (!slash || slash == d)
+		return 0;
+	*slash = 0;
+	return make_dirs(d, 0777);
 }
 
 /* A file saved with --save-files: where it is missing or changed, its
@@ -729,7 +727,7 @@ static int put_back(const struct image *im, const struct shm_obj *o, int fd)
 	if (exists && (uint64_t)sb.st_size == o->d.size && sb.st_mtim.tv_sec == f->d.mtime_sec &&
 	    (uint32_t)sb.st_mtim.tv_nsec == f->d.mtime_nsec)
 		return 0;
-	if (!exists && make_dirs(o->name)) {
+	if (!exists && make_parent(o->name)) {
 		err_sys("cannot make the directories of %s", o->name);
 		return -1;
 	}

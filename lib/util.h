@@ -34,6 +34,9 @@ void grow_pipe(int fd);
 /* A byte count: digits with an optional K, M or G (powers of 1024, "MiB"
  * and "MB" spelled out too); -1 if s is not one. */
 long long parse_size(const char *s);
+/* mkdir -p: make path and every missing directory above it with mode
+ * (those that exist are left as they are); -1 with errno. */
+int make_dirs(const char *path, mode_t mode);
 /* Whether capability cap (its number, capability.h) is in this process's
  * effective set (/proc/self/status CapEff). */
 int has_cap(int cap);

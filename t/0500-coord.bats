@@ -287,6 +287,107 @@ fake_member() {
 	[ "$(lines "$A")" -eq 250 ]
 }
 
+# member_pid ID [PORT]: the pid the coordinator has for member ID, if
+# that member is named logger (empty otherwise).
+member_pid() {
+	ckpt-signal --coord-port "${2:-$CPORT}" --list | awk -F '\t' -v id="$1" \
+		'$1 == id && $5 == "logger" { print $2 }'
+}
+
+# runs_logger PID LOG: PID is a restored logger (its restorer has set
+# its name) writing LOG.
+runs_logger() {
+	[ -n "$1" ] && [ "$(cat "/proc/$1/comm" 2>/dev/null)" = logger ] &&
+		[ "$(readlink "/proc/$1/fd/3")" = "$2" ]
+}
+
+# member_runs ID PORT LOG: member ID of the coordinator on PORT is a
+# restored logger writing LOG (asked anew each time: the pid the
+# coordinator has changes once the restore is done).
+member_runs() {
+	runs_logger "$(member_pid "$1" "$2")" "$3"
+}
+
+# restarts_keep_names kept|taken: two loggers, checkpointed with --kill
+# and restarted by the script twice.  Each time both members come back
+# as logger with their own ids (the one that wrote a.log writes it
+# again), and the next generation's images are named for them, whether
+# the restore gave the programs their old pids back (kept: free, as on a
+# fresh machine, and root) or found them taken (a process holds them, as
+# on a busy machine; unprivileged, the pids are never kept).  Before the
+# fix, the pid kept, a restarted member joined as ckpt-remap; the pid
+# taken, the members' ids followed the order they joined in.
+restarts_keep_names() {
+	local path=$1 port dir round pa pb pid ia ib hold=$BATS_TEST_TMPDIR/hold
+	start_coord
+	port=$CPORT
+	A=$BATS_TEST_TMPDIR/a.log B=$BATS_TEST_TMPDIR/b.log
+	inject a logger "$A" 300 5 "$hold"
+	PA=$INJ_PID
+	inject b logger "$B" 300 5 "$hold"
+	PB=$INJ_PID
+	RS_PID=
+	wait_for has_members 2
+	wait_for at_least 10 "$A"
+	wait_for at_least 10 "$B"
+	# Which id is which: the order the two joined in.
+	ia=1 ib=2
+	[ "$(member_pid 1)" = "$PA" ] || ia=2 ib=1
+	for round in 1 2; do
+		pa=$(member_pid "$ia" "$port") pb=$(member_pid "$ib" "$port")
+		runs_logger "$pa" "$A"
+		runs_logger "$pb" "$B"
+		run ckpt-signal --coord-port "$port" --checkpoint --wait --kill
+		[ "$status" -eq 0 ]
+		dir=$output
+		ckpt-inspect "$dir/ckpt_logger_$ia.ckpt.zst" | grep -q "$A"
+		ckpt-inspect "$dir/ckpt_logger_$ib.ckpt.zst" | grep -q "$B"
+		for pid in "$PA" "$PB" "$RS_PID"; do
+			[ -n "$pid" ] || continue
+			reap "$pid"
+			[ "$status" -eq 137 ]
+		done
+		PA= PB=
+		if [ "$path" = taken ] && [ "$(id -u)" -eq 0 ]; then
+			exec_clean "$TOP/t/progs/holdpid" "$pa" "$pb" </dev/null \
+				>"$BATS_TEST_TMPDIR/holdpid.out" 2>&1 &
+			CKPT_PIDS+=("$!")
+			wait_for grep -qx ready "$BATS_TEST_TMPDIR/holdpid.out"
+		fi
+		restart_bg "$dir"
+		port=$RPORT
+		wait_for has_members 2 "$port" || { cat "$BATS_TEST_TMPDIR/restart.out"; false; }
+		wait_for member_runs "$ia" "$port" "$A"
+		wait_for member_runs "$ib" "$port" "$B"
+		if [ "$path" = kept ]; then
+			[ "$(member_pid "$ia" "$port")" = "$pa" ]
+			[ "$(member_pid "$ib" "$port")" = "$pb" ]
+		else
+			[ "$(member_pid "$ia" "$port")" != "$pa" ]
+			[ "$(member_pid "$ib" "$port")" != "$pb" ]
+		fi
+	done
+	run ckpt-signal --coord-port "$port" --checkpoint --wait
+	[ "$status" -eq 0 ]
+	ckpt-inspect "$output/ckpt_logger_$ia.ckpt.zst" | grep -q "$A"
+	ckpt-inspect "$output/ckpt_logger_$ib.ckpt.zst" | grep -q "$B"
+	touch "$hold"
+	reap "$RS_PID"
+	cat "$BATS_TEST_TMPDIR/restart.out"
+	[ "$status" -eq 0 ]
+	[ "$(lines "$A")" -eq 300 ]
+	[ "$(lines "$B")" -eq 300 ]
+}
+
+# bats test_tags=root
+@test "restarted twice with their pids kept, members keep their names and ids" {
+	restarts_keep_names kept
+}
+
+@test "restarted twice with their pids taken, members keep their names and ids" {
+	restarts_keep_names taken
+}
+
 @test "a member stopped by SIGSTOP fails the checkpoint, naming it, and stays stopped" {
 	start_coord
 	one_logger 300

@@ -107,10 +107,10 @@ ask() {
 }
 
 @test "ckpt-inject starts a coordinator when none answers; it exits after the last member" {
-	local port dir=$BATS_TEST_TMPDIR/ck
+	local port dir=$BATS_TEST_TMPDIR/new/ck
 	port=$(free_port)
 	COORD_PORTS+=("$port")
-	mkdir "$dir"
+	# --dir names a directory not made yet: the coordinator makes it.
 	exec_clean ckpt-inject --coord-port "$port" --dir "$dir" --no-gzip -- \
 		logger "$BATS_TEST_TMPDIR/a.log" 100 </dev/null >"$BATS_TEST_TMPDIR/a.out" 2>&1 &
 	local pa=$!
@@ -119,6 +119,7 @@ ask() {
 	run ckpt-signal --coord-port "$port" --checkpoint --wait
 	[ "$status" -eq 0 ]
 	[ -f "$output/ckpt_logger_1.ckpt" ]
+	[ "$(stat -c %a "$dir")" = 700 ]
 	reap "$pa"
 	[ "$status" -eq 0 ]
 	# --exit-on-last: gone with its only member.
@@ -142,6 +143,54 @@ ask() {
 	run ckpt-inject --coord-host 192.0.2.1.invalid -- true
 	[ "$status" -eq 99 ]
 	[[ $output == "ckpt-inject: no coordinator at 192.0.2.1.invalid:"* ]]
+}
+
+# gone_within N PORT: nothing answers on PORT within N seconds.
+gone_within() {
+	local i
+	for ((i = 0; i < $1 * 100; i++)); do
+		ckpt-signal --coord-port "$2" --status >/dev/null 2>&1 || return 0
+		sleep 0.01
+	done
+	echo "a coordinator still answers on port $2 after $1 s" >&2
+	return 1
+}
+
+@test "ckpt-inject that cannot run its program: the coordinator it started exits at once" {
+	local port
+	port=$(free_port)
+	COORD_PORTS+=("$port")
+	run exec_clean ckpt-inject --coord-port "$port" -- "$BATS_TEST_TMPDIR/no-such-program"
+	[ "$status" -eq 99 ]
+	[ "$output" = "ckpt-inject: cannot run $BATS_TEST_TMPDIR/no-such-program: No such file or directory" ]
+	# It had a member, which is gone (it waited 30 s for one before).
+	gone_within 5 "$port"
+}
+
+@test "ckpt-inject not taken as a member (no secret, wrong secret): CKPT_FAIL_RC naming why, or --run-anyway" {
+	local s=$BATS_TEST_TMPDIR/secret
+	echo "a-long-enough-secret" >"$s"
+	echo "not-the-secret" >"$BATS_TEST_TMPDIR/wrong"
+	chmod 600 "$s" "$BATS_TEST_TMPDIR/wrong"
+	start_coord --secret-file "$s"
+	run ckpt-inject -- sh -c 'echo ran; exit 7'
+	[ "$status" -eq 99 ]
+	[ "$output" = "ckpt-inject: coordinator 127.0.0.1:$CPORT refused the member: ERR this coordinator needs the shared secret first (AUTH)" ]
+	run ckpt-inject --secret-file "$BATS_TEST_TMPDIR/wrong" -- sh -c 'echo ran; exit 7'
+	[ "$status" -eq 99 ]
+	[[ $output == "ckpt-inject: "*"wrong secret"* ]]
+	[[ $output != *ran* ]]
+	run ckpt-inject --run-anyway -- sh -c 'echo ran; exit 7'
+	[ "$status" -eq 7 ]
+	[ "${lines[0]}" = "ckpt-inject: coordinator 127.0.0.1:$CPORT refused the member: ERR this coordinator needs the shared secret first (AUTH); running without checkpoints (--run-anyway)" ]
+	[ "${lines[1]}" = ran ]
+	run ckpt-inject --secret-file "$s" -- sh -c 'echo ran; exit 7'
+	[ "$status" -eq 7 ]
+	[ "$output" = ran ]
+	# Nothing could be reached: the same rule.
+	run ckpt-inject --coord-host 192.0.2.1.invalid --run-anyway -- sh -c 'exit 7'
+	[ "$status" -eq 7 ]
+	[[ $output == "ckpt-inject: no coordinator at 192.0.2.1.invalid:"*"; running without checkpoints (--run-anyway)" ]]
 }
 
 @test "ckpt-inject -p adopts a running process" {
