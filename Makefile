@@ -26,7 +26,7 @@ PROGS     := $(patsubst %.c,%,$(wildcard t/progs/*.c))
 UNITS     := $(patsubst %.c,%,$(wildcard t/unit/*.c))
 BENCHPROGS := bench/bwork bench/freshread bench/pvread
 MANS      := $(wildcard man/*.[1-8])
-SCRIPTS   := contrib/install-deps .ci/run t/run-tests t/lib.bash $(wildcard t/*.sh) $(wildcard completions/*) \
+SCRIPTS   := contrib/install-deps .ci/run t/run-tests t/check-bats t/lib.bash $(wildcard t/*.sh) $(wildcard completions/*) \
 	bench/run
 
 BUILD_DEPS := zlib1g-dev liblzma-dev libzstd-dev
@@ -114,6 +114,7 @@ check: all test-deps
 	@for f in $(FUZZERS); do t/fuzz/replay-$$f t/fuzz/corpus || exit 1; done
 	shellcheck $(SCRIPTS)
 	@for m in $(MANS); do mandoc -Tlint -Wwarning $$m || exit 1; done
+	t/check-bats
 	t/run-tests
 
 demo: all

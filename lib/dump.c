@@ -575,11 +575,13 @@ static int capture_regions(pid_t pid, struct image *im, const struct proc_map *m
 		} else if (!strcmp(m->path, "[vdso]") || !strncmp(m->path, "[vvar", 5)) {
 			d->kind = IMG_RGN_SPECIAL;
 		} else if (m->path[0] == 0 || !strncmp(m->path, "[anon:", 6)) {
+			/* Shared anonymous memory has a file, "/dev/zero (deleted)"
+			 * (above): a shared mapping of none is something else. */
 			if (m->shared) {
-				err_set("pid %d: region %#llx-%#llx is shared anonymous memory; not "
-					"supported yet",
-					pid, (unsigned long long)m->start,
-					(unsigned long long)m->end);
+				err_set(
+				    "pid %d: region %#llx-%#llx is a shared mapping of no file; "
+				    "not supported yet",
+				    pid, (unsigned long long)m->start, (unsigned long long)m->end);
 				return -1;
 			}
 			d->kind = IMG_RGN_ANON;

@@ -340,20 +340,45 @@ struct fileset {
 	size_t n;
 };
 
-/* One fd per mapped file, checked against what the image recorded. */
+/* What differs between a file now (sb) and as the image recorded it: its
+ * size, its mtime, each as "now, was then", into what; 0 if neither does.
+ * Times are shown to the second, and to the nanosecond when their seconds
+ * agree (a file rewritten within the second), so the two never read alike. */
+static int file_change(char *what, size_t size, const struct stat *sb, uint64_t fsize,
+		       int64_t mtime_sec, uint32_t mtime_nsec)
+{
+	char t1[64], t2[64];
+	int n = 0, ns = sb->st_mtim.tv_sec == mtime_sec;
+
+	*what = 0;
+	if ((uint64_t)sb->st_size != fsize)
+		n = snprintf(what, size, "size %lld, was %llu", (long long)sb->st_size,
+			     (unsigned long long)fsize);
+	if (!ns || (uint32_t)sb->st_mtim.tv_nsec != mtime_nsec)
+		snprintf(what + n, size - n, "%smtime %s, was %s", n ? "; " : "",
+			 ns ? fmt_time_ns(t1, sizeof(t1), sb->st_mtim.tv_sec, sb->st_mtim.tv_nsec)
+			    : fmt_time(t1, sizeof(t1), sb->st_mtim.tv_sec),
+			 ns ? fmt_time_ns(t2, sizeof(t2), mtime_sec, mtime_nsec)
+			    : fmt_time(t2, sizeof(t2), mtime_sec));
+	return *what != 0;
+}
+
 /* A mapped file must be the one the image saw: its pages not in the
- * image are read from it again. */
+ * image are read from it again.  (Size and mtime tell; its device and
+ * inode need not be the same, so that a restore on another machine, with
+ * the same files, works.) */
 static int map_file_unchanged(const struct region *r, const struct stat *sb)
 {
-	if ((uint64_t)sb->st_size == r->d.fsize && sb->st_mtim.tv_sec == r->d.mtime_sec &&
-	    (uint32_t)sb->st_mtim.tv_nsec == r->d.mtime_nsec)
+	char what[192];
+
+	if (!file_change(what, sizeof(what), sb, r->d.fsize, r->d.mtime_sec, r->d.mtime_nsec))
 		return 0;
-	err_set("%s, mapped at %#llx, changed since the checkpoint (size %llu, was %llu)",
-		r->path, (unsigned long long)r->d.start, (unsigned long long)sb->st_size,
-		(unsigned long long)r->d.fsize);
+	err_set("%s, mapped at %#llx, changed since the checkpoint (%s)", r->path,
+		(unsigned long long)r->d.start, what);
 	return -1;
 }
 
+/* One fd per mapped file, checked against what the image recorded. */
 static int map_file_fd(struct fileset *fs, const struct region *r)
 {
 	struct stat sb;
@@ -389,9 +414,6 @@ struct fdplan {
 	int cloexec;
 };
 
-/* A regular file whose size or mtime differs from the image's was
- * changed since the dump: what the program knew of it (its offset, what
- * it read) may no longer hold.  -1 unless allowed, then a warning. */
 /* Every mapped file is there and unchanged (map_file_fd checks again as
  * it opens them; this is so that the refusal comes before any change). */
 static int precheck_maps(const struct image *im)
@@ -442,24 +464,19 @@ static int precheck_files(const struct image *im)
 	return 0;
 }
 
+/* A regular file whose size or mtime differs from the image's was
+ * changed since the dump: what the program knew of it (its offset, what
+ * it read) may no longer hold.  -1 unless allowed, then a warning. */
 static int check_changed(const struct fd_entry *f, int fd, int allow)
 {
 	struct stat sb;
-	char what[160];
-	int n = 0;
+	char what[192];
 
 	if (fstat(fd, &sb)) {
 		err_sys("fd %d: cannot stat %s", f->d.fd, f->path);
 		return -1;
 	}
-	if ((uint64_t)sb.st_size != f->d.size)
-		n += snprintf(what + n, sizeof(what) - n, "size %lld, was %llu",
-			      (long long)sb.st_size, (unsigned long long)f->d.size);
-	if (sb.st_mtim.tv_sec != f->d.mtime_sec || (uint32_t)sb.st_mtim.tv_nsec != f->d.mtime_nsec)
-		snprintf(what + n, sizeof(what) - n, "%smtime %lld.%09ld, was %lld.%09u",
-			 n ? "; " : "", (long long)sb.st_mtim.tv_sec, sb.st_mtim.tv_nsec,
-			 (long long)f->d.mtime_sec, f->d.mtime_nsec);
-	else if (!n)
+	if (!file_change(what, sizeof(what), &sb, f->d.size, f->d.mtime_sec, f->d.mtime_nsec))
 		return 0;
 	if (allow) {
 		warnx("fd %d: %s changed since the checkpoint (%s); going on", f->d.fd, f->path,

@@ -136,6 +136,19 @@ const char *fmt_time(char *buf, size_t size, int64_t t)
 	return buf;
 }
 
+const char *fmt_time_ns(char *buf, size_t size, int64_t t, uint32_t nsec)
+{
+	time_t tt = t;
+	struct tm tm;
+	char s[32];
+
+	if (!gmtime_r(&tt, &tm) || !strftime(s, sizeof(s), "%Y-%m-%d %H:%M:%S", &tm))
+		snprintf(buf, size, "%lld.%09u", (long long)t, nsec);
+	else
+		snprintf(buf, size, "%s.%09u UTC", s, nsec);
+	return buf;
+}
+
 double now_sec(void)
 {
 	struct timespec ts;

@@ -22,6 +22,8 @@ const char *fmt_bytes(char *buf, size_t size, unsigned long long n);
 /* Seconds since the epoch as "2024-01-31 12:00:00 UTC" (or the number, if
  * it is no date gmtime_r knows). */
 const char *fmt_time(char *buf, size_t size, int64_t t);
+/* The same with nanoseconds: "2024-01-31 12:00:00.123456789 UTC". */
+const char *fmt_time_ns(char *buf, size_t size, int64_t t, uint32_t nsec);
 /* Monotonic time in seconds. */
 double now_sec(void);
 /* Whether the ps bytes at p (a page: ps a multiple of 64) are all zero. */

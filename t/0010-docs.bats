@@ -1,7 +1,8 @@
 #!/usr/bin/env bats
 # The documentation says what the tools do: each tool's --help usage line is
-# its man page SYNOPSIS, --version names it, every man page lints clean, and
-# each tool has a bash completion that knows every long option it takes.
+# its man page SYNOPSIS, --version names it, every man page lints clean,
+# each tool has a bash completion that knows every long option it takes, and
+# ckpt(7)'s refusals are the ones the code prints.
 
 load lib
 
@@ -239,4 +240,93 @@ check_long_opts_documented() {
 }
 @test "ckpt-signal: every long option is in its man page and completion" {
 	check_long_opts_documented ckpt-signal
+}
+
+# ckpt(7)'s "Refusals" lists every refusal of a kind ckpt cannot bring back
+# yet, as the code prints it today, so that the limits it states can
+# neither lag behind the code nor outlive it.  A refusal is, by convention,
+# a message in lib/ that starts with "pid" (the object is named first) and
+# ends "not supported", "not supported yet" or "are supported"; it is read
+# from the C source (adjacent string literals joined, comments skipped)
+# each time this runs, so a refusal added, reworded or removed (a kind that
+# became supported) fails here until ckpt(7) says the same.  Each message's
+# printf conversions match anything ("%d" a word, "%s" any text), and each
+# tag (.TP or .TQ) in the section is an example message: every refusal must
+# match one example, every example one refusal.  What comes back but not as
+# it was (pids, credentials) is not a refusal and is not checked.
+@test "ckpt(7)'s refusals are the messages lib/ refuses with, both ways" {
+	python3 - "$TOP" <<'PY'
+import glob, re, sys
+
+top = sys.argv[1]
+lit = re.compile(r'"((?:\\.|[^"\\])*)"')
+chr_ = re.compile(r"'(?:\\.|[^'\\])*'")
+
+def literals(src):
+    """Each run of adjacent C string literals, joined, outside comments."""
+    out, cur, i, last = [], None, 0, 0
+    while i < len(src):
+        if src.startswith('/*', i):
+            i = src.find('*/', i + 2) % (len(src) + 1) + 2
+        elif src.startswith('//', i):
+            i = src.find('\n', i) % (len(src) + 1) + 1
+        elif src[i] == "'":
+            i = chr_.match(src, i).end()
+        elif src[i] == '"':
+            m = lit.match(src, i)
+            if cur is not None and not src[last:i].strip():
+                cur += m.group(1)
+            else:
+                if cur is not None:
+                    out.append(cur)
+                cur = m.group(1)
+            i = last = m.end()
+        else:
+            i += 1
+    return out + ([cur] if cur is not None else [])
+
+conv = re.compile(r'%[-#0 +]*[0-9]*(?:\.[0-9]+)?(?:hh|h|ll|l|z|j|t)?([diouxXsc])')
+def pattern(fmt):
+    # split() gives text, conversion letter, text, ...
+    parts = conv.split(fmt)
+    rx = ''
+    for k, p in enumerate(parts):
+        if k % 2 == 0:
+            rx += re.escape(p.replace('%%', '%'))
+        else:
+            rx += '.+' if p in 'sc' else r'\S+'
+    return re.compile(rx + '$')
+
+code = {}
+for f in sorted(glob.glob(top + '/lib/**/*.c', recursive=True)):
+    with open(f) as fh:
+        for s in literals(fh.read()):
+            if re.match(r'pid ', s) and re.search(r'(not|are) supported( yet)?$', s):
+                code[s] = f[len(top) + 1:]
+
+examples, section, tag = [], False, False
+with open(top + '/man/ckpt.7') as fh:
+    for line in fh:
+        line = line.rstrip('\n')
+        if line.startswith(('.SS', '.SH')):
+            section = line == '.SS Refusals'
+        elif section and tag:
+            ex = re.sub(r'^\.B\s+', '', line).strip('"')
+            examples.append(ex.replace('\\-', '-').replace('\\e', '\\'))
+        tag = section and line in ('.TP', '.TQ')
+
+bad = 0
+if not code or not examples:
+    print('found %d refusals in lib/ and %d examples in man/ckpt.7' % (len(code), len(examples)))
+    bad = 1
+for fmt, f in code.items():
+    if not any(pattern(fmt).match(e) for e in examples):
+        print('%s: refusal not in ckpt(7) Refusals: %s' % (f, fmt))
+        bad = 1
+for e in examples:
+    if not any(pattern(fmt).match(e) for fmt in code):
+        print('man/ckpt.7: Refusals example that lib/ no longer prints: %s' % e)
+        bad = 1
+sys.exit(bad)
+PY
 }

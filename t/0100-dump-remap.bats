@@ -63,6 +63,34 @@ utime_past() {
 	[ "$(grep -c '^exit of pid' "$d/log")" -eq 2 ]
 }
 
+@test "a mapped file whose mtime alone changed: refused in one line naming its mtime now and then" {
+	local sec ns was
+	start_workload
+	dump_killed
+	touch "$d/go"
+	sec=$(stat -c %Y "$d/mapped")
+	ns=$(stat -c %y "$d/mapped" | sed 's/^[^.]*\.\([0-9]*\) .*/\1/')
+	was=$(date -u -d "@$sec" '+%F %T UTC')
+	# The same size, another second: shown to the second.
+	touch -d '2001-02-03 04:05:06 UTC' "$d/mapped"
+	restore "$d.img"
+	[ "$status" -eq 99 ]
+	[ -z "$output" ]
+	[ "${#stderr_lines[@]}" -eq 1 ]
+	[[ "$stderr" =~ ^ckpt-remap:\ $d/mapped,\ mapped\ at\ 0x[0-9a-f]+,\ changed\ since\ the\ checkpoint\ \(mtime\ 2001-02-03\ 04:05:06\ UTC,\ was\ $was\)$ ]]
+	# The same second, another nanosecond: shown to the nanosecond.
+	[ "$ns" != 000000000 ]
+	touch -d "@$sec" "$d/mapped"
+	restore "$d.img"
+	[ "$status" -eq 99 ]
+	[ "${#stderr_lines[@]}" -eq 1 ]
+	[[ "$stderr" == *"/mapped, mapped at 0x"*", changed since the checkpoint (mtime ${was% UTC}.000000000 UTC, was ${was% UTC}.$ns UTC)" ]]
+	# Put back as it was, the file lets the restore through.
+	touch -d "@$sec.$ns" "$d/mapped"
+	restore "$d.img"
+	intact_and_restored
+}
+
 @test "ckpt-dump --kill PID | ckpt-remap - restores through a pipe" {
 	start_workload
 	# shellcheck disable=SC2016

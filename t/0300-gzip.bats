@@ -300,7 +300,7 @@ sized_inputs() {
 			dd of="$BATS_TEST_TMPDIR/bad.gz" bs=1 seek=300000 conv=notrunc status=none
 		cmp -s "$BATS_TEST_TMPDIR/r.gz" "$BATS_TEST_TMPDIR/bad.gz" || break
 	done
-	! cmp -s "$BATS_TEST_TMPDIR/r.gz" "$BATS_TEST_TMPDIR/bad.gz"
+	run ! cmp -s "$BATS_TEST_TMPDIR/r.gz" "$BATS_TEST_TMPDIR/bad.gz"
 	decompress_file "$BATS_TEST_TMPDIR/bad.gz"
 	one_error_line "gzip stream corrupt"
 	run gzip -t "$BATS_TEST_TMPDIR/bad.gz"

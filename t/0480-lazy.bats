@@ -55,7 +55,7 @@ image_mapped() {
 	# The second image holds all the memory: the first may go.
 	rm "$IMG"
 	run ckpt-inspect "$IMG.2"
-	! grep -q "$IMG" <<<"$output"
+	[[ "$output" != *"$IMG"* ]]
 	: >"$OUT"
 	touch "$D/go"
 	restore --allow-changed-files "$IMG.2"
