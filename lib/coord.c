@@ -3,17 +3,20 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "coord.h"
 #include "err.h"
+#include "sha256.h"
 #include "zio.h"
 
 /* Each verb, its argument count, which arguments are numbers and which
@@ -24,6 +27,7 @@ static const struct {
 	int min, max;
 	unsigned nums, comps;
 } verbs[CO_NVERBS] = {
+	[CO_HELLO] = {"HELLO", 1, 1, 0},
 	[CO_AUTH] = {"AUTH", 1, 1, 0},
 	[CO_JOIN] = {"JOIN", 4, 5, 3 | 16},
 	[CO_PID] = {"PID", 1, 1, 1},
@@ -461,14 +465,159 @@ int co_secret_eq(const char *a, const char *b)
 	return d == 0;
 }
 
+/* An address as /proc/net/tcp{,6} prints it: each 32-bit word of the
+ * address as the kernel holds it (network order in memory, printed as a
+ * host-order number), a colon, the port in hex. */
+static void proc_net_addr(const struct sockaddr_storage *a, char *out, size_t size)
+{
+	if (a->ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const void *)a;
+		snprintf(out, size, "%08X:%04X", in->sin_addr.s_addr, ntohs(in->sin_port));
+	} else {
+		const struct sockaddr_in6 *in6 = (const void *)a;
+		uint32_t w[4];
+		memcpy(w, &in6->sin6_addr, sizeof(w));
+		snprintf(out, size, "%08X%08X%08X%08X:%04X", w[0], w[1], w[2], w[3],
+			 ntohs(in6->sin6_port));
+	}
+}
+
+/* The uid of the socket at local address want_local connected to
+ * want_remote, from the kernel's table of this network namespace: 1 with
+ * *uid, 0 if there is none. */
+static int tcp_table_uid(int family, const char *want_local, const char *want_remote, uid_t *uid)
+{
+	FILE *f = fopen(family == AF_INET ? "/proc/net/tcp" : "/proc/net/tcp6", "re");
+	char line[512], local[64], remote[64];
+	unsigned long u;
+	int found = 0;
+
+	if (!f)
+		return 0;
+	while (!found && fgets(line, sizeof(line), f))
+		if (sscanf(line, " %*d: %63s %63s %*x %*s %*s %*s %lu", local, remote, &u) == 3 &&
+		    !strcmp(local, want_local) && !strcmp(remote, want_remote)) {
+			*uid = (uid_t)u;
+			found = 1;
+		}
+	fclose(f);
+	return found;
+}
+
+int co_peer_uid(int fd, uid_t *uid)
+{
+	struct sockaddr_storage me, peer;
+	socklen_t ml = sizeof(me), pl = sizeof(peer);
+	char local[64], remote[64];
+
+	if (getsockname(fd, (struct sockaddr *)&me, &ml) ||
+	    getpeername(fd, (struct sockaddr *)&peer, &pl)) {
+		err_sys("cannot name the connection's ends");
+		return -1;
+	}
+	if (peer.ss_family != AF_INET && peer.ss_family != AF_INET6)
+		return 0;
+	/* The other end's socket is the one whose local address is our
+	 * peer and whose remote address is us.  On loopback it is there
+	 * as soon as connect() returns; a moment is allowed for the
+	 * kernel to have moved it out of the accept queue's handshake. */
+	proc_net_addr(&peer, local, sizeof(local));
+	proc_net_addr(&me, remote, sizeof(remote));
+	for (int i = 0; i < 20; i++) {
+		if (tcp_table_uid(peer.ss_family, local, remote, uid))
+			return 1;
+		if (!co_loopback((struct sockaddr *)&peer))
+			return 0;
+		usleep(5000);
+	}
+	return 0;
+}
+
+int co_loopback(const struct sockaddr *a)
+{
+	if (a->sa_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)a)->sin_addr.s_addr) >> 24) == 127;
+	return a->sa_family == AF_INET6 &&
+	       IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)a)->sin6_addr);
+}
+
+int co_nonce(char out[2 * CO_NONCE + 1])
+{
+	unsigned char b[CO_NONCE];
+
+	if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b)) {
+		err_sys("cannot get random bytes");
+		return -1;
+	}
+	for (int i = 0; i < CO_NONCE; i++)
+		sprintf(out + 2 * i, "%02x", b[i]);
+	return 0;
+}
+
+void co_proof(const char *secret, const char *who, const char *first, const char *second,
+	      char out[2 * SHA256_LEN + 1])
+{
+	const void *part[3] = {who, first, second};
+	size_t len[3] = {strlen(who) + 1, strlen(first), strlen(second)};
+	uint8_t mac[SHA256_LEN];
+
+	hmac_sha256(secret, strlen(secret), part, len, 3, mac);
+	for (int i = 0; i < SHA256_LEN; i++)
+		sprintf(out + 2 * i, "%02x", mac[i]);
+}
+
+/* The coordinator at fd must be this user's: its socket's owner, where
+ * the kernel knows it (a coordinator on this host), is our uid; one on
+ * another host is trusted only through the secret. */
+static int check_coordinator(int fd, const char *secret)
+{
+	uid_t uid;
+	int local = co_peer_uid(fd, &uid);
+
+	if (local < 0)
+		return -1;
+	if (local && uid != geteuid()) {
+		err_set("the coordinator there runs as uid %u, not as this user (uid %u): not ours, "
+			"refused",
+			(unsigned)uid, (unsigned)geteuid());
+		return -1;
+	}
+	if (!local && !secret) {
+		err_set("the coordinator there is not on this host: it is trusted only with "
+			"--secret-file");
+		return -1;
+	}
+	return 0;
+}
+
 int co_auth(int fd, struct co_reader *r, const char *secret)
 {
-	char *line;
+	char nonce[2 * CO_NONCE + 1], theirs[2 * CO_NONCE + 1], proof[2 * SHA256_LEN + 1];
+	char want[2 * SHA256_LEN + 1], *line;
 
 	r->fd = fd;
+	if (check_coordinator(fd, secret))
+		return -1;
 	if (!secret)
 		return 0;
-	if (co_send(fd, "AUTH %s", secret) || co_read_line(r, &line, 10000) < 0)
+	/* Challenge-response both ways (ckpt-coord(1), PROTOCOL): the
+	 * coordinator proves it knows the secret before we prove we do,
+	 * and the secret itself never crosses the connection. */
+	if (co_nonce(nonce) || co_send(fd, "HELLO %s", nonce) || co_read_line(r, &line, 10000) < 0)
+		return -1;
+	if (sscanf(line, "CHALLENGE %64[0-9a-f] %64[0-9a-f]", theirs, proof) != 2 ||
+	    strlen(theirs) != 2 * CO_NONCE || strlen(proof) != 2 * SHA256_LEN) {
+		err_set("the coordinator did not prove it knows the secret: %s", line);
+		return -1;
+	}
+	co_proof(secret, "ckpt-coord", nonce, theirs, want);
+	if (!co_secret_eq(proof, want)) {
+		err_set("the coordinator's proof does not match our secret (a wrong secret on one "
+			"side, or not the coordinator): refused");
+		return -1;
+	}
+	co_proof(secret, "ckpt-client", theirs, nonce, proof);
+	if (co_send(fd, "AUTH %s", proof) || co_read_line(r, &line, 10000) < 0)
 		return -1;
 	if (strncmp(line, "OK", 2)) {
 		err_set("the coordinator refused us: %s", line);

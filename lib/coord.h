@@ -10,6 +10,8 @@
 #define CKPT_COORD_H
 
 #include <stddef.h>
+#include <sys/socket.h>
+#include <sys/types.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -21,7 +23,8 @@
 enum co_verb {
 	CO_BAD = 0,
 	/* anyone */
-	CO_AUTH,       /* AUTH secret */
+	CO_HELLO,      /* HELLO client-nonce: the secret's challenge-response */
+	CO_AUTH,       /* AUTH client-proof */
 	/* a member's helper */
 	CO_JOIN,       /* JOIN pid helper-pid host program [id] */
 	CO_PID,        /* PID pid: the program is now this process */
@@ -112,8 +115,25 @@ char *co_read_secret(const char *path);
 char *co_client_secret(const char *opt, int *bad);
 /* Compare two secrets in time that does not depend on where they differ. */
 int co_secret_eq(const char *a, const char *b);
-/* r becomes the reader of fd; then send AUTH if secret is set and read the
- * reply; -1 with err_set. */
+/* The uid that owns the other end of the TCP connection fd, where the
+ * kernel of this network namespace has that end (a process on this
+ * host): 1 with *uid; 0 for a peer elsewhere; -1 with err_set. */
+int co_peer_uid(int fd, uid_t *uid);
+/* Whether a is a loopback address (127/8, ::1). */
+int co_loopback(const struct sockaddr *a);
+/* The challenge-response over a shared secret: CO_NONCE random bytes as
+ * hex, and a proof, HMAC-SHA-256(secret, who NUL first second) as hex;
+ * the coordinator proves itself as "ckpt-coord" over (the client's
+ * nonce, its own), a client as "ckpt-client" over (the coordinator's,
+ * the client's). */
+#define CO_NONCE 32
+int co_nonce(char out[2 * CO_NONCE + 1]);
+void co_proof(const char *secret, const char *who, const char *first, const char *second,
+	      char out[2 * 32 + 1]);
+/* r becomes the reader of fd; the coordinator must be ours (its socket's
+ * owner on this host is our uid; elsewhere, only with a secret), and
+ * with secret set, both prove they know it (HELLO, CHALLENGE, AUTH);
+ * -1 with err_set. */
 int co_auth(int fd, struct co_reader *r, const char *secret);
 
 /* A client's options (ckpt-inject, ckpt-signal): --coord-host,

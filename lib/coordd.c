@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "coord.h"
+#include "sha256.h"
 #include "coordd.h"
 #include "err.h"
 #include "util.h"
@@ -51,6 +52,8 @@ struct client {
 	int waits; /* a ckpt-signal --wait waiting for the checkpoint to end */
 	int dead;
 	double since; /* when it connected: without the secret, it has AUTH_WAIT s */
+	/* The challenge-response: the client's nonce and ours, once HELLO came. */
+	char nonce_c[2 * CO_NONCE + 1], nonce_s[2 * CO_NONCE + 1];
 };
 
 /* Seconds a client of a coordinator with a secret has to give it: idle
@@ -65,6 +68,8 @@ struct coord {
 	char dir[PATH_MAX];
 	/* state */
 	int lfd, next_id, had_member, quit;
+	long refused;      /* connections refused: another user's, or unauthenticated */
+	double refused_at; /* when the log last said so */
 	struct client *cl[MAX_CLIENTS];
 	int ncl;
 	enum phase phase;
@@ -479,13 +484,37 @@ static void handle(struct coord *cd, struct client *c, char *line, size_t len)
 		say(c, "ERR %s", err_get());
 		return;
 	}
+	if (m.verb == CO_HELLO) {
+		char proof[2 * SHA256_LEN + 1];
+		if (!cd->secret) {
+			say(c, "ERR this coordinator has no secret");
+			return;
+		}
+		if (strlen(m.argv[0]) != 2 * CO_NONCE || c->nonce_c[0] || co_nonce(c->nonce_s)) {
+			say(c, "ERR HELLO takes one nonce of %d hex digits, once", 2 * CO_NONCE);
+			c->dead = 1;
+			return;
+		}
+		snprintf(c->nonce_c, sizeof(c->nonce_c), "%s", m.argv[0]);
+		co_proof(cd->secret, "ckpt-coord", c->nonce_c, c->nonce_s, proof);
+		say(c, "CHALLENGE %s %s", c->nonce_s, proof);
+		return;
+	}
 	if (m.verb == CO_AUTH) {
-		if (!cd->secret || co_secret_eq(m.argv[0], cd->secret)) {
+		char want[2 * SHA256_LEN + 1];
+		if (!cd->secret) {
+			say(c, "ERR this coordinator has no secret");
+			return;
+		}
+		if (c->nonce_s[0])
+			co_proof(cd->secret, "ckpt-client", c->nonce_s, c->nonce_c, want);
+		if (c->nonce_s[0] && co_secret_eq(m.argv[0], want)) {
 			c->authed = 1;
 			say(c, "OK");
 		} else {
 			warnx("client %d: wrong secret; refused", c->fd);
 			say(c, "ERR wrong secret");
+			c->nonce_s[0] = 0; /* said: not "left without proving" */
 			c->dead = 1;
 		}
 		return;
@@ -648,16 +677,39 @@ static void drop(struct coord *cd, int i)
 		if (!c->dead || c->st != M_OUT)
 			warnx("%s left", who(c));
 	}
+	if (!c->authed && c->nonce_s[0])
+		warnx("client %d: left without proving the secret (a wrong secret?)", c->fd);
 	close(c->fd);
 	free(c);
 	cd->cl[i] = cd->cl[--cd->ncl];
 	progress(cd);
 }
 
+/* A refused connection, in the log: once a second at most, with how
+ * many were refused since the last line (someone knocking must not fill
+ * the disk). */
+static void warn_refused(struct coord *cd, long uid)
+{
+	double now = now_sec();
+
+	cd->refused++;
+	if (now - cd->refused_at < 1)
+		return;
+	if (uid >= 0)
+		warnx("a connection from uid %ld refused (not this coordinator's user; %ld "
+		      "refused in all)",
+		      uid, cd->refused);
+	else
+		warnx("a connection refused (not from this host, no secret; %ld refused in all)",
+		      cd->refused);
+	cd->refused_at = now;
+}
+
 static void accept_client(struct coord *cd)
 {
-	int fd = accept4(cd->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	int fd = accept4(cd->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC), local;
 	struct client *c;
+	uid_t uid;
 
 	if (fd < 0)
 		return;
@@ -668,6 +720,19 @@ static void accept_client(struct coord *cd)
 	}
 	c->fd = fd;
 	c->r.fd = fd;
+	/* Only this user, from this host (the kernel says who owns the
+	 * other end); from elsewhere, only through the secret. */
+	local = co_peer_uid(fd, &uid);
+	if (local < 0 || (local && uid != geteuid()) || (!local && !cd->secret)) {
+		if (local > 0)
+			say(c, "ERR uid %u is not this coordinator's user; refused", (unsigned)uid);
+		else
+			say(c, "ERR not from this host, and no secret to prove it with; refused");
+		warn_refused(cd, local > 0 ? (long)uid : -1);
+		close(fd);
+		free(c);
+		return;
+	}
 	c->authed = !cd->secret;
 	c->since = now_sec();
 	cd->cl[cd->ncl++] = c;

@@ -32,8 +32,8 @@ ask() {
 @test "malformed and unknown lines get an ERR reply; the coordinator serves on" {
 	start_coord
 	exec 5<>"/dev/tcp/127.0.0.1/$CPORT"
-	ask "HELLO world"
-	[ "$reply" = "ERR unknown command HELLO" ]
+	ask "GREETINGS world"
+	[ "$reply" = "ERR unknown command GREETINGS" ]
 	ask "JOIN abc 1 host prog"
 	[ "$reply" = "ERR JOIN: argument 1 is not a number" ]
 	ask "INTERVAL"
@@ -231,6 +231,14 @@ gone_within() {
 	run ckpt-signal --secret-file "$BATS_TEST_TMPDIR/wrong" --status
 	[ "$status" -eq 1 ]
 	[[ $output == *"wrong secret"* ]]
+	wait_for grep -q "left without proving the secret" "$BATS_TEST_TMPDIR/coord.log"
+	# A proof that is not the secret's.
+	exec 5<>"/dev/tcp/127.0.0.1/$CPORT"
+	ask "HELLO $(printf '%064d' 7)"
+	[[ $reply =~ ^CHALLENGE\ [0-9a-f]{64}\ [0-9a-f]{64}$ ]]
+	ask "AUTH $(printf '%064d' 0)"
+	[ "$reply" = "ERR wrong secret" ]
+	exec 5>&-
 	grep -q "wrong secret; refused" "$BATS_TEST_TMPDIR/coord.log"
 	run ckpt-signal --secret-file "$s" --status
 	[ "$status" -eq 0 ]
