@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "coord.h"
@@ -78,6 +79,23 @@ static int number_opt(const char *s, const char *what, int max)
 	if (v < 0)
 		die(2, "%s: not a number from 0 to %d: %s", what, max, s);
 	return (int)v;
+}
+
+/* The checkpoint directory holds the programs' memory and the script
+ * that restarts them: it must be this user's alone.  In one that others
+ * may write (/tmp, a group's), they could plant links where generations
+ * go, or generations of their own. */
+static void check_dir(const char *dir)
+{
+	struct stat sb;
+
+	if (stat(dir, &sb) || !S_ISDIR(sb.st_mode))
+		die(1, "checkpoint directory %s: not a directory", dir);
+	if (sb.st_uid != geteuid() || (sb.st_mode & 022))
+		die(1,
+		    "checkpoint directory %s: owned by uid %u, mode %04o: not this user's alone "
+		    "(uid %u); refused (--dir names one of your own)",
+		    dir, (unsigned)sb.st_uid, (unsigned)(sb.st_mode & 07777), (unsigned)geteuid());
 }
 
 int main(int argc, char **argv)
@@ -188,6 +206,7 @@ int main(int argc, char **argv)
 		die(1, "cannot make the checkpoint directory %s: %s", dir, strerror(errno));
 	if (!realpath(dir && *dir ? dir : ".", s.dir))
 		die(1, "checkpoint directory %s: %s", dir && *dir ? dir : ".", strerror(errno));
+	check_dir(s.dir);
 	if (log) {
 		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 		if (fd < 0)

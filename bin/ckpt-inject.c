@@ -153,7 +153,7 @@ int main(int argc, char **argv)
 	int na = 5, c, ready[2], id = 0, run_anyway = 0;
 	enum mb_mode mode = MB_RUN;
 	struct co_client cl = {0};
-	struct mb_helper h = {.img_fd = -1};
+	struct mb_helper h = {.img_fd = -1, .dir_fd = -1};
 	struct mb_joined j = {0};
 	char *end;
 	pid_t mid;

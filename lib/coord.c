@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "coord.h"
+#include "crc32c.h"
 #include "err.h"
 #include "sha256.h"
 #include "zio.h"
@@ -33,7 +34,7 @@ static const struct {
 	[CO_PID] = {"PID", 1, 1, 1},
 	[CO_FROZEN] = {"FROZEN", 1, 1, 1},
 	[CO_DUMPED] = {"DUMPED", 2, 2, 3},
-	[CO_SYNCED] = {"SYNCED", 1, 1, 1},
+	[CO_SYNCED] = {"SYNCED", 3, 3, 7},
 	[CO_FAILED] = {"FAILED", 2, 2, 1},
 	[CO_GONE] = {"GONE", 1, 1, 1},
 	[CO_CHECKPOINT] = {"CHECKPOINT", 0, 2, 0},
@@ -679,4 +680,23 @@ const char *co_hostname(void)
 	if (!host[0] && gethostname(host, sizeof(host) - 1))
 		snprintf(host, sizeof(host), "localhost");
 	return host;
+}
+
+int co_image_sum(int fd, uint64_t *bytes, uint32_t *crc)
+{
+	static struct crc32c_lanes lanes;
+	static char buf[1 << 20];
+	ssize_t n;
+
+	if (!lanes.by1[0])
+		crc32c_lanes_init(&lanes);
+	*bytes = 0;
+	*crc = 0;
+	while ((n = pread(fd, buf, sizeof(buf), (off_t)*bytes)) > 0) {
+		*crc = crc32c_hw3(&lanes, *crc, buf, (size_t)n);
+		*bytes += (uint64_t)n;
+	}
+	if (n < 0)
+		err_sys("cannot read the image");
+	return n < 0 ? -1 : 0;
 }

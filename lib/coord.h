@@ -30,7 +30,7 @@ enum co_verb {
 	CO_PID,        /* PID pid: the program is now this process */
 	CO_FROZEN,     /* FROZEN gen */
 	CO_DUMPED,     /* DUMPED gen bytes */
-	CO_SYNCED,     /* SYNCED gen */
+	CO_SYNCED,     /* SYNCED gen bytes crc32c: the image as it is on disk */
 	CO_FAILED,     /* FAILED gen message... */
 	CO_GONE,       /* GONE wait-status */
 	/* ckpt-signal */
@@ -166,6 +166,9 @@ int co_client_setup(struct co_client *cl) __attribute__((warn_unused_result));
 struct co_gen_member {
 	char host[256], program[64], file[128];
 	int id;
+	int synced; /* its SYNCED came, with the image's size and CRC-32C: */
+	uint64_t bytes;
+	uint32_t crc;
 };
 struct co_script {
 	int gen, port, interval, keep;
@@ -178,6 +181,11 @@ struct co_script {
 /* Write dir/ckpt_restart_script.sh (mode 0755, synced); -1 with err_set. */
 int co_write_script(const char *dir, const struct co_script *s)
 	__attribute__((warn_unused_result));
+
+/* The size and CRC-32C of the whole file at fd (read from offset 0): how
+ * a helper's SYNCED names the image it wrote, and how the coordinator
+ * checks it is there before a generation holds it.  -1 with err_set. */
+int co_image_sum(int fd, uint64_t *bytes, uint32_t *crc);
 
 /* The path of a sibling tool: beside this program's executable if it is
  * there, else name alone (for PATH). */

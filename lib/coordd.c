@@ -150,23 +150,32 @@ static int gen_number(const char *name)
 	return n > 0 ? (int)n : -1;
 }
 
+/* Remove name in the directory dfd and, if it is a directory (not a link
+ * to one), everything in it, never following a link: a link planted
+ * where a generation was is removed, not what it points to. */
+static void rm_tree_at(int dfd, const char *name)
+{
+	struct dirent *e;
+	DIR *d;
+	int fd;
+
+	if (unlinkat(dfd, name, 0) == 0 || errno != EISDIR)
+		return;
+	fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd >= 0 && (d = fdopendir(fd))) {
+		while ((e = readdir(d)))
+			if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+				rm_tree_at(dirfd(d), e->d_name);
+		closedir(d);
+	} else if (fd >= 0) {
+		close(fd);
+	}
+	unlinkat(dfd, name, AT_REMOVEDIR);
+}
+
 static void rm_tree(const char *path)
 {
-	DIR *d = opendir(path);
-	struct dirent *e;
-	char p[PATH_MAX + 300];
-
-	if (!d)
-		return;
-	while ((e = readdir(d))) {
-		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-			continue;
-		snprintf(p, sizeof(p), "%s/%s", path, e->d_name);
-		if (unlink(p) && errno == EISDIR)
-			rm_tree(p);
-	}
-	closedir(d);
-	rmdir(path);
+	rm_tree_at(AT_FDCWD, path);
 }
 
 static int cmp_int(const void *a, const void *b)
@@ -237,10 +246,48 @@ static int relink(struct coord *cd, const char *target, const char *name)
 }
 
 /* Every image is on disk: make the generation current, prune old ones. */
+/* Every member of the generation said SYNCED, and each image on this
+ * host is there, as it said: a member that reported an image it did not
+ * write (or one since changed) fails the checkpoint.  An image on
+ * another host is that host's to hold. */
+static int check_images(struct coord *cd)
+{
+	for (int i = 0; i < cd->ngm; i++) {
+		struct co_gen_member *g = &cd->gm[i];
+		char path[PATH_MAX + 256];
+		uint64_t bytes;
+		uint32_t crc;
+		int fd;
+
+		if (!g->synced) {
+			err_set("member %d (%s): its image was never synced", g->id, g->program);
+			return -1;
+		}
+		snprintf(path, sizeof(path), "%s/%s", cd->tmpdir, g->file);
+		fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0 && errno == ENOENT && strcmp(g->host, co_hostname()))
+			continue;
+		if (fd < 0 || co_image_sum(fd, &bytes, &crc) || bytes != g->bytes ||
+		    crc != g->crc) {
+			if (fd >= 0)
+				close(fd);
+			err_set("member %d (%s): its image %s is not the one it reported (%llu bytes, "
+				"crc32c %08x)",
+				g->id, g->program, path, (unsigned long long)g->bytes, g->crc);
+			return -1;
+		}
+		close(fd);
+	}
+	return 0;
+}
+
 static int commit(struct coord *cd)
 {
 	char final[PATH_MAX + 32], name[32];
 	int *g, n;
+
+	if (check_images(cd))
+		return -1;
 
 	snprintf(name, sizeof(name), "ckpt_gen_%06d", cd->gen);
 	snprintf(final, sizeof(final), "%s/%s", cd->dir, name);
@@ -380,6 +427,7 @@ static void progress(struct coord *cd)
 			if (!c->member || (c->st != M_DUMPED && c->st != M_SYNCED))
 				continue;
 			struct co_gen_member *g = &cd->gm[cd->ngm++];
+			*g = (struct co_gen_member){.id = c->id};
 			snprintf(g->host, sizeof(g->host), "%s", c->host);
 			snprintf(g->program, sizeof(g->program), "%s", c->program);
 			snprintf(g->file, sizeof(g->file), "%s", c->file);
@@ -445,8 +493,7 @@ static void start_ckpt(struct coord *cd, struct client *asker, int wait, int kil
 	snprintf(cd->tmpdir, sizeof(cd->tmpdir), "%s/.ckpt_gen_%06d.tmp", cd->dir, cd->gen);
 	/* A generation a failed checkpoint could not clear (a late file in
 	 * it) is nobody's: clear it again rather than fail every later one. */
-	if (access(cd->tmpdir, F_OK) == 0)
-		rm_tree(cd->tmpdir);
+	rm_tree(cd->tmpdir);
 	if (mkdir(cd->tmpdir, 0700)) {
 		err_sys("cannot make %s", cd->tmpdir);
 		cd->tmpdir[0] = 0;
@@ -580,6 +627,12 @@ static void handle(struct coord *cd, struct client *c, char *line, size_t len)
 			/* Unasked (M_DUMPED): a helper whose program exited
 			 * syncs its image before it goes. */
 			c->st = M_SYNCED;
+			for (int i = 0; i < cd->ngm; i++)
+				if (cd->gm[i].id == c->id) {
+					cd->gm[i].synced = 1;
+					cd->gm[i].bytes = (uint64_t)co_num(m.argv[1], CO_NUM_MAX);
+					cd->gm[i].crc = (uint32_t)co_num(m.argv[2], UINT32_MAX);
+				}
 		} else {
 			say(c, "ERR %s out of turn", co_verb_name(m.verb));
 			return;

@@ -68,10 +68,41 @@ static int seen_before(struct seen *s, const struct stat *sb)
 	return 0;
 }
 
+/* Make name in the directory dfd, new (a stale one is removed first: the
+ * directory is ours alone, checked by open_gen_dir), mode 0600, never
+ * through a link: its fd, or -1 with err_set.  create_private: the same
+ * as a stream. */
+static int create_private_fd(int dfd, const char *name)
+{
+	int fd;
+
+	if (unlinkat(dfd, name, 0) && errno != ENOENT) {
+		err_sys("cannot replace %s", name);
+		return -1;
+	}
+	fd = openat(dfd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		err_sys("cannot create %s", name);
+	return fd;
+}
+
+static FILE *create_private(int dfd, const char *name, const char *mode)
+{
+	int fd = create_private_fd(dfd, name);
+	FILE *f = fd >= 0 ? fdopen(fd, mode) : NULL;
+
+	if (fd >= 0 && !f) {
+		err_sys("cannot write %s", name);
+		close(fd);
+	}
+	return f;
+}
+
 /* The files pid has open for writing that are larger than max (they are
  * not saved in the image): path, size, mtime and the hash of their last
  * MiB, one line each, into the file list (*out, opened on the first). */
-static int record_proc(pid_t pid, uint64_t max, const char *list, FILE **out, struct seen *s)
+static int record_proc(pid_t pid, uint64_t max, int dfd, const char *list, FILE **out,
+		       struct seen *s)
 {
 	char path[320], file[PATH_MAX], esc[PATH_MAX * 3];
 	DIR *d = opendir(fmt_path(path, sizeof(path), "/proc/%d/fd", pid));
@@ -108,8 +139,7 @@ static int record_proc(pid_t pid, uint64_t max, const char *list, FILE **out, st
 		    co_escape((file[n] = 0, file), esc, sizeof(esc))) {
 			err_sys("pid %d: cannot read %s", pid, path);
 			rc = -1;
-		} else if (!*out && !(*out = fopen(list, "we"))) {
-			err_sys("cannot write %s", list);
+		} else if (!*out && !(*out = create_private(dfd, list, "w"))) {
 			rc = -1;
 		} else {
 			fprintf(*out, "GREW %llu %lld %ld %016llx %s\n", (unsigned long long)sb.st_size,
@@ -124,7 +154,7 @@ static int record_proc(pid_t pid, uint64_t max, const char *list, FILE **out, st
 }
 
 /* The same for every live process of tr, into one list, synced. */
-static int record_big_files(const struct dump_tree *tr, uint64_t max, const char *list)
+static int record_big_files(const struct dump_tree *tr, uint64_t max, int dfd, const char *list)
 {
 	static struct seen s;
 	FILE *out = NULL;
@@ -133,7 +163,7 @@ static int record_big_files(const struct dump_tree *tr, uint64_t max, const char
 	s.n = 0;
 	for (size_t k = 0; k < tr->n && !rc; k++)
 		if (!tr->p[k].zombie)
-			rc = record_proc(tr->p[k].pid, max, list, &out, &s);
+			rc = record_proc(tr->p[k].pid, max, dfd, list, &out, &s);
 	if (out && (fflush(out) || fsync(fileno(out)))) {
 		err_sys("cannot write %s", list);
 		rc = -1;
@@ -232,13 +262,50 @@ static volatile int no_cancel;
 /* A pending image of an earlier checkpoint that failed before its SYNC. */
 static void drop_pending(struct mb_helper *h)
 {
-	if (h->img_fd < 0)
-		return;
-	close(h->img_fd);
+	if (h->img_fd >= 0)
+		close(h->img_fd);
 	h->img_fd = -1;
-	if (h->raw)
-		unlink(h->raw_path);
+	if (h->raw && h->dir_fd >= 0)
+		unlinkat(h->dir_fd, h->raw_name, 0);
 	h->raw = 0;
+	if (h->dir_fd >= 0)
+		close(h->dir_fd);
+	h->dir_fd = -1;
+}
+
+/* The generation directory dir, made if it is not there (another host's),
+ * opened without following a link, and ours alone: owned by this user
+ * and writable by nobody else.  Whatever the coordinator says, the
+ * helper writes only into a directory of its own user's. */
+static int open_gen_dir(const char *dir)
+{
+	struct stat sb;
+	int dfd;
+
+	if (mkdir(dir, 0700) && errno != EEXIST) {
+		err_sys("cannot make %s", dir);
+		return -1;
+	}
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0) {
+		err_sys("cannot open the directory %s", dir);
+		return -1;
+	}
+	if (fstat(dfd, &sb) || sb.st_uid != geteuid() || (sb.st_mode & 022)) {
+		err_set("%s: not a directory of this user's alone (uid %u, mode %04o): refused", dir,
+			(unsigned)sb.st_uid, (unsigned)(sb.st_mode & 07777));
+		close(dfd);
+		return -1;
+	}
+	return dfd;
+}
+
+/* img's list of large files: "ckpt_x_1.ckpt.zst" -> "ckpt_x_1.files". */
+static void files_name(const char *img, char *out, size_t size)
+{
+	const char *p = strstr(img, ".ckpt");
+
+	snprintf(out, size, "%.*s.files", (int)(p ? p - img : (long)strlen(img)), img);
 }
 
 /* Write the image of the frozen tree into dir (the generation's temporary
@@ -257,14 +324,24 @@ static int dump_to(struct mb_helper *h, const char *dir, const char *file, int c
 	int fd, rc;
 
 	drop_pending(h);
-	mkdir(dir, 0700); /* another host's generation directory */
+	/* A name, not a path: nothing outside dir. */
+	if (!*file || strchr(file, '/') || !strcmp(file, ".") || !strcmp(file, "..") ||
+	    strlen(file) > NAME_MAX - 16) {
+		err_set("not a file name for an image: %s", file);
+		return -1;
+	}
+	h->dir_fd = open_gen_dir(dir);
+	if (h->dir_fd < 0)
+		return -1;
 	snprintf(h->img_path, sizeof(h->img_path), "%s/%s", dir, file);
-	snprintf(h->raw_path, sizeof(h->raw_path), "%s/.%s.raw", dir, file);
+	snprintf(h->img_name, sizeof(h->img_name), "%s", file);
+	snprintf(h->raw_name, sizeof(h->raw_name), ".%s.raw", file);
 	h->raw = comp != ZIO_NONE;
 	h->comp = comp;
-	fd = open(h->raw ? h->raw_path : h->img_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	fd = create_private_fd(h->dir_fd, h->raw ? h->raw_name : h->img_name);
 	if (fd < 0) {
-		err_sys("cannot create %s", h->raw ? h->raw_path : h->img_path);
+		err_sys("cannot create %s/%s", dir, h->raw ? h->raw_name : h->img_name);
+		drop_pending(h);
 		return -1;
 	}
 	h->img_fd = fd;
@@ -277,13 +354,13 @@ static int dump_to(struct mb_helper *h, const char *dir, const char *file, int c
 	}
 	/* The fsync comes with SYNC, once the program runs again. */
 	if (!rc && max) {
-		char fp[PATH_MAX * 2 + 16];
-		files_path(h->img_path, fp, sizeof(fp));
-		rc = record_big_files(&h->tr, max, fp);
+		char fl[NAME_MAX + 1];
+		files_name(file, fl, sizeof(fl));
+		rc = record_big_files(&h->tr, max, h->dir_fd, fl);
 	}
 	if (rc) {
+		unlinkat(h->dir_fd, h->img_name, 0);
 		drop_pending(h);
-		unlink(h->img_path);
 		return -1;
 	}
 	*bytes = sb.st_size;
@@ -311,7 +388,7 @@ static int compress(struct mb_helper *h, int out)
 	while (waitpid(gz, &st, 0) < 0 && errno == EINTR)
 		;
 	if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
-		err_set("%s failed (wait status %d) on %s", tool, st, h->raw_path);
+		err_set("%s failed (wait status %d) on %s", tool, st, h->raw_name);
 		return -1;
 	}
 	return 0;
@@ -319,7 +396,7 @@ static int compress(struct mb_helper *h, int out)
 
 /* The image of the last DUMP onto the disk, compressed first if it is
  * to be. */
-static int sync_image(struct mb_helper *h)
+static int sync_image(struct mb_helper *h, uint64_t *bytes, uint32_t *crc)
 {
 	int rc = 0, out = h->img_fd;
 
@@ -328,22 +405,20 @@ static int sync_image(struct mb_helper *h)
 		return -1;
 	}
 	if (h->raw) {
-		out = open(h->img_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		if (out < 0) {
-			err_sys("cannot create %s", h->img_path);
+		out = create_private_fd(h->dir_fd, h->img_name);
+		if (out < 0 || compress(h, out))
 			rc = -1;
-		} else if (compress(h, out)) {
-			rc = -1;
-		}
 	}
 	if (!rc && fsync(out)) {
 		err_sys("cannot write %s", h->img_path);
 		rc = -1;
 	}
+	if (!rc && co_image_sum(out, bytes, crc))
+		rc = -1;
 	if (h->raw && out >= 0)
 		close(out);
 	if (rc)
-		unlink(h->img_path);
+		unlinkat(h->dir_fd, h->img_name, 0);
 	drop_pending(h);
 	return rc;
 }
@@ -404,12 +479,15 @@ static void on_request(struct mb_helper *h, const char *line)
 		}
 		return;
 	}
-	case CO_SYNC:
-		if (sync_image(h))
+	case CO_SYNC: {
+		uint64_t bytes;
+		uint32_t crc;
+		if (sync_image(h, &bytes, &crc))
 			reply_failed(h, gen);
 		else
-			co_send(h->sock, "SYNCED %d", gen);
+			co_send(h->sock, "SYNCED %d %llu %u", gen, (unsigned long long)bytes, crc);
 		return;
+	}
 	case CO_RESUME:
 		release(h, strcmp(m.argv[1], "KILL") ? DUMP_RUN : DUMP_KILL);
 		return;
@@ -530,7 +608,7 @@ static void join(struct mb_helper *h, const char *name, int id, struct mb_joined
 int mb_serve(struct mb_helper *h, enum mb_mode mode, const char *name, int id, int report)
 {
 	char prog_name[64], *line;
-	int pidfd, lo, hi, nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+	int pidfd, lo, hi, k, nul = open("/dev/null", O_RDWR | O_CLOEXEC);
 	pid_t remap = h->pid;
 	struct mb_joined j = {0};
 
@@ -575,11 +653,16 @@ int mb_serve(struct mb_helper *h, enum mb_mode mode, const char *name, int id, i
 	if (h->pid != remap && mode == MB_RESTART)
 		co_send(h->sock, "PID %d", (int)h->pid);
 	pidfd = syscall(SYS_pidfd_open, h->pid, 0);
+	/* Requests that came with the JOIN's answer, or while the program
+	 * was not running yet, are in the reader already: poll would not
+	 * wake for them. */
+	while ((k = co_next_line(&h->r, &line)) != 0)
+		if (k > 0)
+			on_request(h, line);
 	for (;;) {
 		struct pollfd pfd[2] = {{.fd = h->sock, .events = POLLIN},
 					{.fd = pidfd, .events = POLLIN}};
 		ssize_t n;
-		int k;
 
 		if (poll(pfd, pidfd >= 0 ? 2 : 1, pidfd >= 0 ? -1 : 1000) < 0 && errno != EINTR)
 			break;
@@ -588,8 +671,11 @@ int mb_serve(struct mb_helper *h, enum mb_mode mode, const char *name, int id, i
 			 * only its tracer's exit hands back to its parent.  An
 			 * image not yet synced is synced first: the checkpoint
 			 * holds the program as it was, and must be complete. */
-			if (h->img_fd >= 0 && sync_image(h) == 0)
-				co_send(h->sock, "SYNCED %d", h->img_gen);
+			uint64_t bytes;
+			uint32_t crc;
+			if (h->img_fd >= 0 && sync_image(h, &bytes, &crc) == 0)
+				co_send(h->sock, "SYNCED %d %llu %u", h->img_gen,
+					(unsigned long long)bytes, crc);
 			co_send(h->sock, "GONE 0");
 			break;
 		}

@@ -25,7 +25,8 @@ struct mb_helper {
 	 * to be compressed into img_path first if raw is set, by the
 	 * compressor comp (enum zio_kind). */
 	int img_fd, img_gen, raw, comp;
-	char img_path[PATH_MAX * 2], raw_path[PATH_MAX * 2 + 16];
+	int dir_fd; /* the generation directory they are in */
+	char img_path[PATH_MAX * 2], img_name[NAME_MAX + 1], raw_name[NAME_MAX + 1];
 };
 
 /* What the helper tells ckpt-inject once the coordinator has answered its

@@ -160,7 +160,7 @@ gone_within() {
 	local port
 	port=$(free_port)
 	COORD_PORTS+=("$port")
-	run exec_clean ckpt-inject --coord-port "$port" -- "$BATS_TEST_TMPDIR/no-such-program"
+	run exec_clean ckpt-inject --coord-port "$port" --dir "$BATS_TEST_TMPDIR/ck" -- "$BATS_TEST_TMPDIR/no-such-program"
 	[ "$status" -eq 99 ]
 	[ "$output" = "ckpt-inject: cannot run $BATS_TEST_TMPDIR/no-such-program: No such file or directory" ]
 	# It had a member, which is gone (it waited 30 s for one before).

@@ -188,3 +188,68 @@ EOF
 	n1=${lines[0]%% *} n2=${lines[1]%% *}
 	[ "$n1" != "$n2" ]
 }
+
+@test "a member that reports an image it did not write fails the checkpoint: no generation names it" {
+	local hold=$BATS_TEST_TMPDIR/hold
+	start_coord --compress none
+	exec_clean ckpt-inject -- logger "$BATS_TEST_TMPDIR/a.log" 300 20 "$hold" \
+		</dev/null >/dev/null 2>&1 &
+	local pa=$!
+	CKPT_PIDS+=("$pa")
+	wait_for has_members 1
+	# A member of this user's that answers every round and writes nothing.
+	/usr/bin/python3 - "$CPORT" "$(hostname)" "$BATS_TEST_TMPDIR/fake.ready" <<'EOF2' &
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+f = s.makefile("rw")
+f.write("JOIN 1 1 %s fake\n" % sys.argv[2]); f.flush()
+f.readline()
+open(sys.argv[3], "w").write("joined\n")
+for line in f:
+    verb, gen = line.split()[:2]
+    reply = {"FREEZE": "FROZEN %s", "DUMP": "DUMPED %s 4096",
+             "SYNC": "SYNCED %s 4096 12345"}.get(verb)
+    if reply:
+        f.write(reply % gen + "\n"); f.flush()
+EOF2
+	CKPT_PIDS+=("$!")
+	wait_for_file "$BATS_TEST_TMPDIR/fake.ready"
+	wait_for has_members 2
+	run ckpt-signal --checkpoint --wait
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ $output == *"(fake): its image "*"is not the one it reported (4096 bytes, crc32c 00003039)"* ]]
+	[ ! -e "$CDIR/current" ]
+	[ -z "$(ls "$CDIR")" ]
+	touch "$hold"
+	reap "$pa"
+	[ "$status" -eq 0 ]
+}
+
+@test "a checkpoint directory others may write is refused; a link planted where a generation was is removed, not followed" {
+	run ckpt-coord --port 0 --dir "$shared"
+	[ "$status" -eq 1 ]
+	[[ $output == "ckpt-coord: checkpoint directory $shared: owned by uid "*", mode 1777: not this user's alone"* ]]
+	# A stale temporary generation that is a link: the coordinator
+	# clears those at start, and must not clear what the link names.
+	mkdir -p "$BATS_TEST_TMPDIR/ckpt" "$BATS_TEST_TMPDIR/victim"
+	echo keep >"$BATS_TEST_TMPDIR/victim/file"
+	ln -s "$BATS_TEST_TMPDIR/victim" "$BATS_TEST_TMPDIR/ckpt/.ckpt_gen_000001.tmp"
+	start_coord
+	[ ! -L "$CDIR/.ckpt_gen_000001.tmp" ]
+	[ "$(cat "$BATS_TEST_TMPDIR/victim/file")" = keep ]
+}
+
+@test "a helper writes an image only into a directory of its own user's, whatever the coordinator says" {
+	local hold=$BATS_TEST_TMPDIR/hold
+	# A coordinator of this user's that sends the image to a directory
+	# others may write ($shared, 1777).
+	impostor
+	exec_clean ckpt-inject --coord-port "$FPORT" -- logger "$BATS_TEST_TMPDIR/a.log" 300 20 "$hold" \
+		</dev/null >/dev/null 2>&1 &
+	CKPT_PIDS+=("$!")
+	wait_for grep -q "^FAILED 1 " "$shared/heard"
+	cat "$shared/heard"
+	grep -q "^FAILED 1 $shared:%20not%20a%20directory%20of%20this%20user's%20alone" "$shared/heard"
+	[ ! -e "$shared/loot.img" ]
+}
