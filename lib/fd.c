@@ -1064,9 +1064,12 @@ int fd_capture(pid_t pid, struct image *im)
 		if (S_ISCHR(sb.st_mode) && is_tty_major(major(sb.st_rdev))) {
 			if (capture_tty(pid, f, sb.st_rdev))
 				goto fail;
-		} else if (fd <= 2 && (S_ISSOCK(sb.st_mode) || (S_ISFIFO(sb.st_mode) && link[0] == '/'))) {
-			/* A pipe on a standard stream may join two processes of a
-			 * tree: fd_check_tree decides. */
+		} else if (fd <= 2 && S_ISSOCK(sb.st_mode)) {
+			/* A socket on a standard stream is the restoring process's
+			 * then.  A pipe there may join two processes of a tree
+			 * (fd_check_tree decides); a named FIFO is reopened by its
+			 * path below, as on any fd: whoever writes into it (sqlite3
+			 * < fifo) still does after a restore. */
 			f->d.kind = IMG_FD_INHERIT;
 		} else if (link[0] != '/') {
 			/* Pipes and anonymous-inode files: the kind says what to keep. */
