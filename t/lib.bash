@@ -11,11 +11,13 @@ export CKPT_FAIL_RC=99
 CKPT_PIDS=()
 
 # exec_clean CMD...: exec CMD with no fd above 2 (bats' fd 3 and whatever
-# the caller inherited are fds the tools would have to capture).
+# the caller inherited are fds the tools would have to capture), but those
+# listed in $KEEP_FDS (numbers, space-separated).
 exec_clean() {
 	local fd
 	for fd in "/proc/$BASHPID/fd/"*; do
 		fd=${fd##*/}
+		[[ " ${KEEP_FDS:-} " == *" $fd "* ]] && continue
 		[ "$fd" -gt 2 ] && eval "exec $fd>&-"
 	done
 	exec "$@"
