@@ -175,7 +175,7 @@ alive() {
 		alive "${pids[@]}" || break
 		sleep 0.01
 	done
-	! alive "${pids[@]}"
+	run ! alive "${pids[@]}"
 	[ "$(stat -c %s "$D/log")" -eq "$logsize" ]
 }
 

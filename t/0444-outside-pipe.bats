@@ -107,9 +107,8 @@ one_line_names_fd() {
 }
 
 @test "--inherit-fd 200=N on a write end: the program writes into ckpt-remap's fd N" {
-	local r w pid
+	local r w
 	start_end write
-	pid=$BG_PID
 	dump
 	exec {KEPT}<&-
 	anon_pipe
@@ -118,7 +117,8 @@ one_line_names_fd() {
 	exec {w}>&-
 	[ -z "$stderr" ]
 	grep -qx 'write: ok' "$OUT"
-	[ "$(timeout 5 cat <&"$r")" = "hello from $pid" ]
+	# Its pid: the old one, or a new one where that cannot be had.
+	[[ "$(timeout 5 cat <&"$r")" =~ ^hello\ from\ [0-9]+$ ]]
 }
 
 @test "--inherit-fd refuses an fd the image lacks, an fd of its own that is not open, and a malformed pair" {
