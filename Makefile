@@ -30,7 +30,7 @@ SCRIPTS   := contrib/install-deps .ci/run t/run-tests t/check-bats t/lib.bash $(
 	bench/run
 
 BUILD_DEPS := zlib1g-dev liblzma-dev libzstd-dev
-TEST_DEPS  := bats shellcheck mandoc gzip xz-utils zstd python3 bsdutils util-linux
+TEST_DEPS  := bats shellcheck mandoc gzip xz-utils zstd python3 bsdutils util-linux sqlite3
 
 FUZZERS   := image inspect coord
 REPLAYS   := $(addprefix t/fuzz/replay-,$(FUZZERS))

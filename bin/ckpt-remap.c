@@ -11,7 +11,8 @@
 
 #define USAGE                                                                                      \
 	"usage: ckpt-remap [--pid-ns | --new-pids] [--progress | --quiet] [--force] "              \
-	"[--allow-other-user] [--allow-changed-files] [--lazy] [img | -]\n"
+	"[--allow-other-user] [--allow-changed-files] [--lazy] [--inherit-fd fd=n]... "            \
+	"[img | -]\n"
 
 /* Restoring as root runs the image's code as root: refuse an image that
  * another user could have written, unless told (--allow-other-user).  The
@@ -52,6 +53,7 @@ int main(int argc, char **argv)
 						 {"allow-changed-files", no_argument, NULL, 'c'},
 						 {"lazy", no_argument, NULL, 'L'},
 						 {"force", no_argument, NULL, 'f'},
+						 {"inherit-fd", required_argument, NULL, 'I'},
 						 {"allow-other-user", no_argument, NULL, 'U'},
 						 {"help", no_argument, NULL, 'h'},
 						 {"version", no_argument, NULL, 'V'},
@@ -59,6 +61,8 @@ int main(int argc, char **argv)
 	int c, progress = -1, flags = 0, other_user = 0, fail = ckpt_fail_rc();
 	enum rst_pids pids = RST_PIDS_AUTO;
 	struct img_input in;
+	int (*inh)[2] = NULL;
+	size_t ninh = 0;
 
 	prog = "ckpt-remap";
 	while ((c = getopt_long(argc, argv, "hV", longopts, NULL)) != -1) {
@@ -87,6 +91,19 @@ int main(int argc, char **argv)
 		case 'U':
 			other_user = 1;
 			break;
+		case 'I': {
+			int a, b, n = -1;
+			if (sscanf(optarg, "%d=%d%n", &a, &b, &n) != 2 || optarg[n] || a < 0 ||
+			    b < 0) {
+				fputs(USAGE, stderr);
+				return fail;
+			}
+			if (!(inh = realloc(inh, (ninh + 1) * sizeof(*inh))))
+				die(fail, "out of memory");
+			inh[ninh][0] = a;
+			inh[ninh++][1] = b;
+			break;
+		}
 		case 'h':
 			fputs(USAGE, stdout);
 			return 0;
@@ -108,6 +125,13 @@ int main(int argc, char **argv)
 		die(fail, "%s", err_get());
 	if (!other_user)
 		check_owner(argv[optind], &in, fail);
+	for (size_t i = 0; i < ninh; i++) {
+		if (inh[i][1] == 0 && in.from_stdin)
+			die(fail, "--inherit-fd %d=0: fd 0 carries the image", inh[i][0]);
+		if (rst_inherit_fd(&in, inh[i][0], inh[i][1]))
+			die(fail, "%s", err_get());
+	}
+	free(inh);
 	if (progress)
 		flags |= RST_PROGRESS;
 	if (rst_run(&in, flags, pids))

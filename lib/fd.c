@@ -878,11 +878,29 @@ static void check_ttys(struct allfds *a)
 	}
 }
 
-/* Both ends of every pipe must be in the tree: an end held elsewhere would
- * be cut off by a restore -- but for a standard stream, which is taken
- * from ckpt-remap's own then.  The first fd of each pipe carries its
- * contents; the others drop their copy. */
-static int check_pipes(struct allfds *a)
+/* A pipe whose other end is outside the tree: on a standard stream, the
+ * restoring process's own stands for it.  On another fd (a make
+ * jobserver, a pipe a launcher leaked) it is marked IMG_PIPE_OUTSIDE: the
+ * restore cuts it off from the outside (or hands it an fd of ckpt-remap's
+ * own, --inherit-fd).  A read end keeps the bytes queued in it, peeked
+ * with tee(2), so that the outside writer's bytes are neither taken from
+ * the pipe nor lost to the restored reader (one that runs on as well as a
+ * restored copy would both read them).  A write end's queued bytes are
+ * the outside reader's, still in its pipe: not kept. */
+static void mark_outside(struct fd_entry *f, struct img_pipe *p)
+{
+	p->flags |= IMG_PIPE_OUTSIDE;
+	if (p->end == 1) {
+		p->data_len = 0;
+		drop_data(f, sizeof(*p));
+	}
+	memcpy(f->extra, p, sizeof(*p));
+}
+
+/* Both ends of every pipe in the tree, or one marked outside (above).
+ * The first fd of each pipe carries its contents; the others drop their
+ * copy. */
+static void check_pipes(struct allfds *a)
 {
 	for (size_t i = 0; i < a->n; i++) {
 		struct fd_entry *f = a->f[i];
@@ -904,13 +922,8 @@ static int check_pipes(struct allfds *a)
 			drop_data(f, 0);
 			continue;
 		}
-		if (ends != 3) {
-			err_set("pid %d: fd %d is the %s end of a pipe whose other end is not in the "
-				"%s; not supported yet",
-				a->pid[i], f->d.fd, p.end ? "write" : "read",
-				a->pid[0] == a->pid[a->n - 1] ? "process" : "tree");
-			return -1;
-		}
+		if (ends != 3)
+			mark_outside(f, &p);
 	}
 	for (size_t i = 0; i < a->n; i++) {
 		struct fd_entry *f = a->f[i];
@@ -930,7 +943,6 @@ static int check_pipes(struct allfds *a)
 			}
 		}
 	}
-	return 0;
 }
 
 /* Both ends of every unix socketpair must be in the tree; the first fd of
@@ -1012,9 +1024,11 @@ int fd_check_tree(struct image *ims[], size_t n)
 		return -1;
 	dedup_fifos(&a);
 	check_ttys(&a);
-	rc = check_unix(&a) || check_pipes(&a) ? -1 : 0;
-	if (rc == 0)
+	rc = check_unix(&a);
+	if (rc == 0) {
+		check_pipes(&a);
 		share_descs(&a);
+	}
 	free(a.f);
 	free(a.pid);
 	return rc;
@@ -1064,9 +1078,12 @@ int fd_capture(pid_t pid, struct image *im)
 		if (S_ISCHR(sb.st_mode) && is_tty_major(major(sb.st_rdev))) {
 			if (capture_tty(pid, f, sb.st_rdev))
 				goto fail;
-		} else if (fd <= 2 && (S_ISSOCK(sb.st_mode) || (S_ISFIFO(sb.st_mode) && link[0] == '/'))) {
-			/* A pipe on a standard stream may join two processes of a
-			 * tree: fd_check_tree decides. */
+		} else if (fd <= 2 && S_ISSOCK(sb.st_mode)) {
+			/* A socket on a standard stream is the restoring process's
+			 * then.  A pipe there may join two processes of a tree
+			 * (fd_check_tree decides); a named FIFO is reopened by its
+			 * path below, as on any fd: whoever writes into it (sqlite3
+			 * < fifo) still does after a restore. */
 			f->d.kind = IMG_FD_INHERIT;
 		} else if (link[0] != '/') {
 			/* Pipes and anonymous-inode files: the kind says what to keep. */

@@ -10,11 +10,11 @@
  * captured (its kind). */
 int fd_capture(pid_t pid, struct image *im) __attribute__((warn_unused_result));
 /* Once every process of a tree (or the one process) is captured: the fds
- * that join processes.  Every pipe and socketpair must have both ends in
- * the tree (a pipe on a standard stream whose other end is outside becomes
- * an inherited stream); the contents of each are kept once; fds that
- * share an open file description get one desc id (kcmp(2)).  -1 naming
- * an fd that cannot be restored. */
+ * that join processes.  Every socketpair must have both ends in the tree;
+ * a pipe whose other end is outside becomes an inherited stream on fd
+ * 0-2 and is marked IMG_PIPE_OUTSIDE elsewhere; the contents of each are
+ * kept once; fds that share an open file description get one desc id
+ * (kcmp(2)).  -1 naming an fd that cannot be restored. */
 int fd_check_tree(struct image *ims[], size_t n) __attribute__((warn_unused_result));
 /* Pipes, socketpairs and pty pairs made so far, so that every fd of one
  * gets the same one. */

@@ -875,7 +875,7 @@ static int check_file_extra(const struct fd_entry *f, size_t idx)
 			goto bad;
 		memcpy(&p, x, sizeof(p));
 		if (p.end > 1 || p.data_len > p.size || p.size > (1u << 30) ||
-		    n != sizeof(p) + p.data_len)
+		    (p.flags & ~IMG_PIPE_FLAGS) || n != sizeof(p) + p.data_len)
 			goto bad;
 		return 0;
 	}

@@ -174,7 +174,7 @@ enum img_file_kind {
 	IMG_FD_DIR = 2,	    /* directory */
 	IMG_FD_CHR = 3,	    /* character device reopened by path (/dev/null...) */
 	IMG_FD_INHERIT = 4, /* standard stream: taken from ckpt-remap's own */
-	IMG_FD_PIPE = 5,    /* one end of a pipe whose both ends the process holds */
+	IMG_FD_PIPE = 5,    /* one end of a pipe (both ends in the process, or IMG_PIPE_OUTSIDE) */
 	IMG_FD_EVENTFD = 6,
 	IMG_FD_SIGNALFD = 7,
 	IMG_FD_TIMERFD = 8,
@@ -193,8 +193,14 @@ struct img_pipe {
 	uint32_t size;	   /* F_GETPIPE_SZ */
 	uint32_t end;	   /* 0 read end, 1 write end */
 	uint32_t data_len; /* bytes in the pipe, which follow (one fd per pipe has them) */
-	uint32_t pad;
+	uint32_t flags;	   /* IMG_PIPE_*; images before it was defined have 0 */
 };
+
+/* The other end was not in the process (or tree): a make jobserver, a
+ * launcher's leaked pipe.  A restore gives this end a pipe whose other end
+ * is closed, or an fd of its own (ckpt-remap --inherit-fd). */
+#define IMG_PIPE_OUTSIDE 1u
+#define IMG_PIPE_FLAGS 1u /* every flag a reader accepts */
 
 struct img_eventfd {
 	uint64_t count;
@@ -440,6 +446,8 @@ struct fd_entry {
 	struct img_file d;
 	char *path;
 	unsigned char *extra; /* d.extra_len bytes */
+	int inherit;	      /* not in the image: 1 + the restoring process's fd that
+			       * stands for this one (ckpt-remap --inherit-fd), 0 none */
 };
 
 struct shm_obj {

@@ -269,6 +269,11 @@ static void fd_state(FILE *f, const struct fd_entry *e, int json)
 		fprintf(f, json ? ",\"end\":\"%s\"" : " %s end", p.end ? "write" : "read");
 		put_num(f, json, "queued", p.data_len);
 		put_num(f, json, "size", p.size);
+		/* Its other end was held by no process of the image. */
+		if (json)
+			fprintf(f, ",\"outside\":%s", p.flags & IMG_PIPE_OUTSIDE ? "true" : "false");
+		else if (p.flags & IMG_PIPE_OUTSIDE)
+			fputs(" other end outside", f);
 		break;
 	}
 	case IMG_FD_FIFO: {

@@ -446,7 +446,7 @@ static int precheck_files(const struct image *im)
 		const struct shm_obj *o;
 		int fd, rc;
 
-		if (f->d.kind != IMG_FD_REG)
+		if (f->d.kind != IMG_FD_REG || f->inherit)
 			continue;
 		o = img_find_shm(im, f->d.dev, f->d.ino);
 		if (o && o->d.kind == IMG_SHM_SAVED)
@@ -494,11 +494,98 @@ int rst_check_lazy(const struct img_input *in)
 	return check_lazy(in, 0);
 }
 
+int rst_inherit_fd(struct img_input *in, int fd, int ours)
+{
+	size_t found = 0;
+
+	if (fcntl(ours, F_GETFD) < 0) {
+		err_sys("--inherit-fd %d=%d: fd %d of ckpt-remap is not open", fd, ours, ours);
+		return -1;
+	}
+	for (size_t k = 0; k <= in->nrest; k++) {
+		struct image *im = img_proc_at(in, k);
+		for (size_t i = 0; i < im->nfiles; i++)
+			if (im->files[i].d.fd == fd) {
+				im->files[i].inherit = ours + 1;
+				found++;
+			}
+	}
+	if (!found) {
+		err_set("--inherit-fd %d=%d: the image has no fd %d", fd, ours, fd);
+		return -1;
+	}
+	/* Descs are numbered across the tree: every fd of one open file
+	 * description gets the same file, as every fd of it had. */
+	for (size_t k = 0; k <= in->nrest; k++) {
+		struct image *im = img_proc_at(in, k);
+		for (size_t i = 0; i < im->nfiles; i++) {
+			struct fd_entry *f = &im->files[i];
+			if (f->d.fd != fd || !f->d.desc)
+				continue;
+			for (size_t j = 0; j <= in->nrest; j++) {
+				struct image *o = img_proc_at(in, j);
+				for (size_t m = 0; m < o->nfiles; m++)
+					if (o->files[m].d.desc == f->d.desc)
+						o->files[m].inherit = ours + 1;
+			}
+		}
+	}
+	return 0;
+}
+
+void rst_close_inherited(struct img_input *in)
+{
+	/* An fd given twice is closed twice: the second close fails with
+	 * EBADF, and nothing opens meanwhile to take its number. */
+	for (size_t k = 0; k <= in->nrest; k++) {
+		const struct image *im = img_proc_at(in, k);
+		for (size_t i = 0; i < im->nfiles; i++)
+			if (im->files[i].inherit)
+				close(im->files[i].inherit - 1);
+	}
+}
+
+/* One line for each pipe end whose other end was outside and that gets a
+ * pipe whose other end is closed: the program will see end of file or
+ * EPIPE where it did not before. */
+static void warn_outside_pipes(const struct image *im, int tree)
+{
+	for (size_t i = 0; i < im->nfiles; i++) {
+		const struct fd_entry *f = &im->files[i];
+		struct img_pipe p;
+		char who[32] = "";
+
+		if (f->d.kind != IMG_FD_PIPE || f->inherit)
+			continue;
+		memcpy(&p, f->extra, sizeof(p));
+		if (!(p.flags & IMG_PIPE_OUTSIDE))
+			continue;
+		if (tree)
+			snprintf(who, sizeof(who), "pid %d: ", im->proc.pid);
+		warnx("%sfd %d was the %s end of a pipe whose %s was outside the %s and is not "
+		      "restored: %s; --inherit-fd %d=N hands it ckpt-remap's fd N instead",
+		      who, f->d.fd, p.end ? "write" : "read", p.end ? "reader" : "writer",
+		      tree ? "tree" : "process",
+		      p.end ? "writing to it fails with EPIPE"
+			    : "it reads what was queued in it at the checkpoint, then end of file",
+		      f->d.fd);
+	}
+}
+
 int rst_make_fd(const struct img_input *in, const struct image *im, const struct fd_entry *f,
 		struct fd_pipes *pipes, const struct shm_made *sm, int allow_changed)
 {
 	int fd = -1, flags, inherit = f->d.kind == IMG_FD_INHERIT || fd_tty_inherits(f);
 
+	if (f->inherit) {
+		/* The caller's file, as it is: its status flags are shared
+		 * with whoever else holds it, not ours to change. */
+		fd = fcntl(f->inherit - 1, F_DUPFD_CLOEXEC, 0);
+		if (fd < 0)
+			err_sys("fd %d: cannot duplicate fd %d of ours (--inherit-fd)", f->d.fd,
+				f->inherit - 1);
+		return fd;
+	}
 	switch (inherit ? IMG_FD_INHERIT : f->d.kind) {
 	case IMG_FD_INHERIT:
 		/* Ours, unless we lack it or it carried the image. */
@@ -1140,6 +1227,8 @@ int rst_restore(struct img_input *in, int flags, const struct rst_tree *tree)
 		goto fail;
 	}
 	proc_free_maps(self, nself);
+	/* Last, so that a restore refused says only why. */
+	warn_outside_pipes(im, tree != NULL);
 
 	/* From here on nothing may fail. */
 	sigfillset(&all);

@@ -46,6 +46,16 @@ int rst_restore(struct img_input *in, int flags, const struct rst_tree *tree)
  * at offset 0.  -1 with err_set if not. */
 int rst_check_lazy(const struct img_input *in) __attribute__((warn_unused_result));
 
+/* ckpt-remap --inherit-fd fd=ours: the program's fd `fd`, in every process
+ * of the image that has it, and every fd that shares its open file
+ * description, will be a duplicate of our fd `ours`.  -1 with err_set if
+ * no process has that fd or ours is not open. */
+int rst_inherit_fd(struct img_input *in, int fd, int ours) __attribute__((warn_unused_result));
+/* A process that supervises the restored ones: close the fds that
+ * --inherit-fd gave them, so that they alone hold them (a reader of one
+ * sees end of file when the program closes it). */
+void rst_close_inherited(struct img_input *in);
+
 /* Make the file of f again: an fd (close-on-exec) at any number; -1 with
  * err_set; RST_FD_KEEP for a standard stream the restoring process's own
  * stands for (the fd at f's number is kept). */

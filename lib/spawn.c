@@ -179,6 +179,7 @@ static void mount_proc(void)
 /* The parent side: the child has the image now. */
 static _Noreturn void parent(struct img_input *in, pid_t child)
 {
+	rst_close_inherited(in);
 	close(in->r.fd);
 	if (in->status_fd >= 0)
 		close(in->status_fd);
@@ -215,6 +216,7 @@ static _Noreturn void ns_init(struct img_input *in, int flags, int status_pipe)
 		if (rst_restore(in, flags | RST_KEEP_TIDS, NULL))
 			die(ckpt_fail_rc(), "%s", err_get());
 	}
+	rst_close_inherited(in);
 	close(in->r.fd);
 	if (in->status_fd >= 0)
 		close(in->status_fd);
@@ -765,6 +767,7 @@ static int tree_supervise(struct img_input *in, int flags, int ns)
 			close(t.sm.fd[i]);
 			t.sm.fd[i] = -1;
 		}
+	rst_close_inherited(in);
 	tree_drive(&t, root);
 	for (size_t k = 0; k < t.n; k++)
 		close(t.cmd[k][1]), close(t.rep[k][0]);
@@ -831,6 +834,7 @@ int rst_run(struct img_input *in, int flags, enum rst_pids pids)
 		ns_init(in, flags, p[1]);
 	}
 	close(p[1]);
+	rst_close_inherited(in);
 	close(in->r.fd);
 	if (in->status_fd >= 0)
 		close(in->status_fd);

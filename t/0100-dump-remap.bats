@@ -330,8 +330,23 @@ sys.exit(0 if ok else 1)
 	intact_and_restored
 }
 
-@test "a process holding a pipe on fd 5 is refused, naming fd 5, and runs on" {
+@test "a pipe on fd 5 whose write end no process holds: dumped; restored intact, one line names fd 5" {
 	start_workload --pipe-fd 5
+	dump_killed
+	run ckpt-inspect "$d.img"
+	[[ "$output" == *"fd 5   pipe "*" read end queued 0 "*" other end outside "* ]]
+	touch "$d/go"
+	restore "$d.img"
+	[ "$status" -eq 0 ]
+	[ "$output" = "restored: yes" ]
+	[ "${#stderr_lines[@]}" -eq 1 ]
+	[[ $stderr == "ckpt-remap: fd 5 was the read end of a pipe "* ]]
+}
+
+@test "a process holding an fd ckpt-dump cannot capture (a pipe open read-write on fd 5) is refused, naming fd 5, and runs on" {
+	anon_pipe
+	KEEP_FDS=5 start_workload 5<>"/proc/$BASHPID/fd/$PIPE_R"
+	exec {PIPE_R}<&- {PIPE_W}>&-
 	run --separate-stderr ckpt-dump -o "$d.img" "$pid"
 	no_core
 	[ "$status" -eq 1 ]

@@ -15,11 +15,12 @@ setup_file() {
 	mkdir "$dir"
 	# Its output through a pipe, as spawn does: a restored program inherits
 	# ckpt-remap's stdout then.
-	mkfifo "$dir.fifo"
-	exec_clean cat "$dir.fifo" >"$dir.out" &
+	anon_pipe
+	exec_clean cat <&"$PIPE_R" >"$dir.out" &
 	cat_pid=$!
-	exec_clean bulk 4 "$dir" </dev/null >"$dir.fifo" 2>&1 &
+	exec_clean bulk 4 "$dir" </dev/null >&"$PIPE_W" 2>&1 &
 	pid=$!
+	exec {PIPE_R}<&- {PIPE_W}>&-
 	wait_for_line "$dir.out" '^ready '
 	ckpt-dump --kill -o "$BATS_FILE_TMPDIR/img" "$pid"
 	wait "$pid" || true

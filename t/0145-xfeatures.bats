@@ -13,11 +13,12 @@ load lib
 setup_file() {
 	local dir=$BATS_FILE_TMPDIR/b pid cat_pid
 	mkdir "$dir"
-	mkfifo "$dir.fifo"
-	exec_clean cat "$dir.fifo" >"$dir.out" &
+	anon_pipe
+	exec_clean cat <&"$PIPE_R" >"$dir.out" &
 	cat_pid=$!
-	exec_clean bulk --thread 2 "$dir" </dev/null >"$dir.fifo" 2>&1 &
+	exec_clean bulk --thread 2 "$dir" </dev/null >&"$PIPE_W" 2>&1 &
 	pid=$!
+	exec {PIPE_R}<&- {PIPE_W}>&-
 	wait_for_line "$dir.out" '^ready '
 	ckpt-dump --kill -o "$BATS_FILE_TMPDIR/img" "$pid"
 	wait "$pid" || true

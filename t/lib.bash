@@ -11,11 +11,13 @@ export CKPT_FAIL_RC=99
 CKPT_PIDS=()
 
 # exec_clean CMD...: exec CMD with no fd above 2 (bats' fd 3 and whatever
-# the caller inherited are fds the tools would have to capture).
+# the caller inherited are fds the tools would have to capture), but those
+# listed in $KEEP_FDS (numbers, space-separated).
 exec_clean() {
 	local fd
 	for fd in "/proc/$BASHPID/fd/"*; do
 		fd=${fd##*/}
+		[[ " ${KEEP_FDS:-} " == *" $fd "* ]] && continue
 		[ "$fd" -gt 2 ] && eval "exec $fd>&-"
 	done
 	exec "$@"
@@ -59,21 +61,34 @@ wait_exit() {
 	return "$rc"
 }
 
+# anon_pipe: an anonymous pipe, its read end on fd $PIPE_R and its write
+# end on fd $PIPE_W of this shell.  Reopening a pipe through /proc (as
+# /dev/fd/N of a process substitution is) opens the same pipe, and O_RDWR
+# does not wait for a partner.
+anon_pipe() {
+	local p
+	exec {p}<> <(:)
+	# shellcheck disable=SC2094 # one pipe: its two ends, on purpose
+	exec {PIPE_R}<"/proc/$BASHPID/fd/$p" {PIPE_W}>"/proc/$BASHPID/fd/$p"
+	exec {p}>&-
+}
+
 # spawn OUT CMD...: run CMD in the background with stdin on /dev/null, no fd
 # above 2 (exec_clean), and stdout and stderr on a pipe (as a shell pipeline
-# would give them) that a cat copies to the file OUT.  Sets SPAWN_PID and SPAWN_CAT;
-# teardown kills both.
+# would give them: an anonymous one, which a restore takes from ckpt-remap's
+# own; a named FIFO would be reopened by its path) that a cat copies to the
+# file OUT.  Sets SPAWN_PID and SPAWN_CAT; teardown kills both.
 spawn() {
-	local out=$1 fifo
+	local out=$1
 	shift
-	fifo=$(mktemp -u "$BATS_TEST_TMPDIR/fifo.XXXXXX")
-	mkfifo "$fifo"
-	exec_clean cat "$fifo" >"$out" &
+	anon_pipe
+	exec_clean cat <&"$PIPE_R" >"$out" &
 	SPAWN_CAT=$!
 	CKPT_PIDS+=("$SPAWN_CAT")
-	exec_clean "$@" </dev/null >"$fifo" 2>&1 &
+	exec_clean "$@" </dev/null >&"$PIPE_W" 2>&1 &
 	SPAWN_PID=$!
 	CKPT_PIDS+=("$SPAWN_PID")
+	exec {PIPE_R}<&- {PIPE_W}>&-
 }
 
 # reap PID [CAT]: wait for PID, its exit status in $status, then for the cat
