@@ -132,7 +132,7 @@ int co_parse(const char *line, size_t len, struct co_msg *m)
 	}
 	for (size_t i = 0; i < len; i++)
 		if ((unsigned char)line[i] < ' ' || (unsigned char)line[i] > '~') {
-			err_set("byte %#x at column %zu is not printable text", (unsigned char)line[i],
+			err_set("byte 0x%02x at column %zu is not printable text", (unsigned char)line[i],
 				i + 1);
 			return -1;
 		}
@@ -251,6 +251,7 @@ int co_next_line(struct co_reader *r, char **line)
 	}
 	*nl = 0;
 	*line = r->buf;
+	r->line_len = nl - r->buf;
 	r->used = nl - r->buf + 1;
 	return 1;
 }
@@ -268,14 +269,8 @@ ssize_t co_fill(struct co_reader *r)
 	do
 		n = read(r->fd, r->buf + r->len, sizeof(r->buf) - r->len);
 	while (n < 0 && errno == EINTR);
-	if (n > 0) {
-		/* A NUL inside a line would end it early: make it a byte
-		 * the parser refuses. */
-		for (ssize_t i = 0; i < n; i++)
-			if (!r->buf[r->len + i])
-				r->buf[r->len + i] = 0x7f;
+	if (n > 0)
 		r->len += n;
-	}
 	return n;
 }
 
@@ -403,7 +398,9 @@ char *co_read_secret(const char *path)
 	char buf[512];
 	struct stat sb;
 	ssize_t n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	/* O_NONBLOCK: a FIFO given as the file must not hang us at open;
+	 * it is refused below, as anything but a regular file is. */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 
 	if (fd < 0) {
 		err_sys("cannot open the secret file %s", path);

@@ -84,6 +84,7 @@ const char *co_image_suffix(int kind);
 struct co_reader {
 	int fd;
 	size_t len, used;
+	size_t line_len; /* of the line co_next_line gave last (a NUL may be in it) */
 	int skip; /* dropping the rest of a line that was too long */
 	char buf[2 * CO_LINE_MAX];
 };

@@ -54,6 +54,19 @@ struct client {
 	double since; /* when it connected: without the secret, it has AUTH_WAIT s */
 	/* The challenge-response: the client's nonce and ours, once HELLO came. */
 	char nonce_c[2 * CO_NONCE + 1], nonce_s[2 * CO_NONCE + 1];
+	char addr[INET6_ADDRSTRLEN]; /* where it connects from */
+};
+
+/* Without the secret proved: connections an address may hold, and all
+ * may hold (a newcomer past that drops the oldest).  Addresses whose
+ * failed proofs are remembered. */
+#define UNAUTH_PER_ADDR 8
+#define UNAUTH_MAX 64
+#define PENALTIES 64
+struct penalty {
+	char addr[INET6_ADDRSTRLEN];
+	int fails;
+	double until;
 };
 
 /* Seconds a client of a coordinator with a secret has to give it: idle
@@ -70,6 +83,7 @@ struct coord {
 	int lfd, next_id, had_member, quit;
 	long refused;      /* connections refused: another user's, or unauthenticated */
 	double refused_at; /* when the log last said so */
+	struct penalty pen[PENALTIES];
 	struct client *cl[MAX_CLIENTS];
 	int ncl;
 	enum phase phase;
@@ -520,6 +534,75 @@ static void start_ckpt(struct coord *cd, struct client *asker, int wait, int kil
 	progress(cd);
 }
 
+/* A line for the log about a connection refused or dropped: once a
+ * second at most, with how many were refused since the coordinator
+ * started (someone knocking must not fill the disk). */
+static void __attribute__((format(printf, 2, 3))) warn_refused(struct coord *cd, const char *fmt, ...)
+{
+	double now = now_sec();
+	char msg[256];
+	va_list ap;
+
+	cd->refused++;
+	if (now - cd->refused_at < 1)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	warnx("%s (%ld refused in all)", msg, cd->refused);
+	cd->refused_at = now;
+}
+
+/* Failed proofs of the secret, by address: each failure doubles the
+ * time the address must wait before its next try (1 s, 2 s, ... 64 s),
+ * so that guessing the secret costs time, not just connections. */
+static struct penalty *penalty_of(struct coord *cd, const char *addr, int make)
+{
+	struct penalty *oldest = &cd->pen[0];
+
+	for (int i = 0; i < PENALTIES; i++) {
+		if (!strcmp(cd->pen[i].addr, addr))
+			return &cd->pen[i];
+		if (cd->pen[i].until < oldest->until)
+			oldest = &cd->pen[i];
+	}
+	if (!make)
+		return NULL;
+	*oldest = (struct penalty){.until = 0};
+	snprintf(oldest->addr, sizeof(oldest->addr), "%s", addr);
+	return oldest;
+}
+
+static int unauthed_from(struct coord *cd, const char *addr, struct client **oldest)
+{
+	int n = 0;
+
+	*oldest = NULL;
+	for (int i = 0; i < cd->ncl; i++) {
+		struct client *c = cd->cl[i];
+		if (c->authed || c->dead)
+			continue;
+		if (!*oldest || c->since < (*oldest)->since)
+			*oldest = c;
+		n += !addr || !strcmp(c->addr, addr);
+	}
+	return n;
+}
+
+/* The other end's address, as text. */
+static int peer_addr(int fd, char *out, size_t size)
+{
+	struct sockaddr_storage a;
+	socklen_t len = sizeof(a);
+	const void *in = &((struct sockaddr_in *)&a)->sin_addr;
+
+	if (getpeername(fd, (struct sockaddr *)&a, &len))
+		return -1;
+	if (a.ss_family == AF_INET6)
+		in = &((struct sockaddr_in6 *)&a)->sin6_addr;
+	return inet_ntop(a.ss_family, in, out, size) ? 0 : -1;
+}
+
 /* One request from c. */
 static void handle(struct coord *cd, struct client *c, char *line, size_t len)
 {
@@ -533,8 +616,17 @@ static void handle(struct coord *cd, struct client *c, char *line, size_t len)
 	}
 	if (m.verb == CO_HELLO) {
 		char proof[2 * SHA256_LEN + 1];
+		struct penalty *p = penalty_of(cd, c->addr, 0);
 		if (!cd->secret) {
 			say(c, "ERR this coordinator has no secret");
+			return;
+		}
+		if (p && p->until > now_sec()) {
+			say(c, "ERR %d failed proofs from %s: try again in %.0f s", p->fails, c->addr,
+			    p->until - now_sec() + 0.5);
+			warn_refused(cd, "client %d (%s) refused: %d failed proofs of the secret",
+				     c->fd, c->addr, p->fails);
+			c->dead = 1;
 			return;
 		}
 		if (strlen(m.argv[0]) != 2 * CO_NONCE || c->nonce_c[0] || co_nonce(c->nonce_s)) {
@@ -556,10 +648,16 @@ static void handle(struct coord *cd, struct client *c, char *line, size_t len)
 		if (c->nonce_s[0])
 			co_proof(cd->secret, "ckpt-client", c->nonce_s, c->nonce_c, want);
 		if (c->nonce_s[0] && co_secret_eq(m.argv[0], want)) {
+			struct penalty *p = penalty_of(cd, c->addr, 0);
+			if (p)
+				*p = (struct penalty){.until = 0};
 			c->authed = 1;
 			say(c, "OK");
 		} else {
-			warnx("client %d: wrong secret; refused", c->fd);
+			struct penalty *p = penalty_of(cd, c->addr, 1);
+			p->fails++;
+			p->until = now_sec() + (1 << (p->fails < 7 ? p->fails - 1 : 6));
+			warnx("client %d (%s): wrong secret; refused", c->fd, c->addr);
 			say(c, "ERR wrong secret");
 			c->nonce_s[0] = 0; /* said: not "left without proving" */
 			c->dead = 1;
@@ -738,26 +836,6 @@ static void drop(struct coord *cd, int i)
 	progress(cd);
 }
 
-/* A refused connection, in the log: once a second at most, with how
- * many were refused since the last line (someone knocking must not fill
- * the disk). */
-static void warn_refused(struct coord *cd, long uid)
-{
-	double now = now_sec();
-
-	cd->refused++;
-	if (now - cd->refused_at < 1)
-		return;
-	if (uid >= 0)
-		warnx("a connection from uid %ld refused (not this coordinator's user; %ld "
-		      "refused in all)",
-		      uid, cd->refused);
-	else
-		warnx("a connection refused (not from this host, no secret; %ld refused in all)",
-		      cd->refused);
-	cd->refused_at = now;
-}
-
 static void accept_client(struct coord *cd)
 {
 	int fd = accept4(cd->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC), local;
@@ -767,7 +845,7 @@ static void accept_client(struct coord *cd)
 	if (fd < 0)
 		return;
 	if (cd->ncl == MAX_CLIENTS || !(c = calloc(1, sizeof(*c)))) {
-		warnx("too many clients; one refused");
+		warn_refused(cd, "too many clients; one refused");
 		close(fd);
 		return;
 	}
@@ -777,18 +855,44 @@ static void accept_client(struct coord *cd)
 	 * other end); from elsewhere, only through the secret. */
 	local = co_peer_uid(fd, &uid);
 	if (local < 0 || (local && uid != geteuid()) || (!local && !cd->secret)) {
-		if (local > 0)
+		if (local > 0) {
 			say(c, "ERR uid %u is not this coordinator's user; refused", (unsigned)uid);
-		else
+			warn_refused(cd, "a connection from uid %u refused: not this coordinator's user",
+				     (unsigned)uid);
+		} else {
 			say(c, "ERR not from this host, and no secret to prove it with; refused");
-		warn_refused(cd, local > 0 ? (long)uid : -1);
-		close(fd);
-		free(c);
-		return;
+			warn_refused(cd, "a connection refused: not from this host, no secret");
+		}
+		goto refuse;
 	}
 	c->authed = !cd->secret;
 	c->since = now_sec();
+	if (peer_addr(fd, c->addr, sizeof(c->addr)))
+		goto refuse;
+	/* Until it has proved the secret a client holds little: a few
+	 * connections an address, and a bounded pool for all, the oldest
+	 * dropped for a newcomer; the rest is kept for members and the
+	 * clients that proved it. */
+	if (!c->authed) {
+		struct client *oldest;
+		if (unauthed_from(cd, c->addr, &oldest) >= UNAUTH_PER_ADDR) {
+			say(c, "ERR too many connections from %s without the secret; refused", c->addr);
+			warn_refused(cd, "a connection from %s refused: %d already without the secret",
+				     c->addr, UNAUTH_PER_ADDR);
+			goto refuse;
+		}
+		if (unauthed_from(cd, NULL, &oldest) >= UNAUTH_MAX && oldest) {
+			say(oldest, "ERR dropped: the secret not proved while others wait");
+			warn_refused(cd, "client %d (%s) dropped: %d connections without the secret",
+				     oldest->fd, oldest->addr, UNAUTH_MAX);
+			oldest->dead = 1;
+		}
+	}
 	cd->cl[cd->ncl++] = c;
+	return;
+refuse:
+	close(fd);
+	free(c);
 }
 
 static void serve_client(struct coord *cd, struct client *c)
@@ -808,7 +912,7 @@ static void serve_client(struct coord *cd, struct client *c)
 		}
 		if (k < 0)
 			break;
-		handle(cd, c, line, strlen(line));
+		handle(cd, c, line, c->r.line_len);
 	}
 }
 

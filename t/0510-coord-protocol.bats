@@ -61,7 +61,11 @@ ask() {
 	[ "$reply" = "ERR empty line" ]
 	printf 'STATUS\001\n' >&5
 	read -r -t 10 reply <&5
-	[ "$reply" = "ERR byte 0x1 at column 7 is not printable text" ]
+	[ "$reply" = "ERR byte 0x01 at column 7 is not printable text" ]
+	# A NUL is named as what it is (it was taken for 0x7f).
+	printf 'STA\000TUS\n' >&5
+	read -r -t 10 reply <&5
+	[ "$reply" = "ERR byte 0x00 at column 4 is not printable text" ]
 	# One answer for a line over the limit, however long it is.
 	{
 		head -c 10000 /dev/zero | tr '\0' A
@@ -220,6 +224,11 @@ gone_within() {
 	run ckpt-coord --bind 127.0.0.1 --port 0 --secret-file "$s"
 	[ "$status" -eq 2 ]
 	[[ $output == *"has mode 0644: others may read it"* ]]
+	# A FIFO is refused at once (its open used to wait for a writer).
+	mkfifo -m 600 "$BATS_TEST_TMPDIR/fifo"
+	run timeout 10 ckpt-coord --port 0 --secret-file "$BATS_TEST_TMPDIR/fifo"
+	[ "$status" -eq 2 ]
+	[ "$output" = "ckpt-coord: secret file $BATS_TEST_TMPDIR/fifo is not a regular file" ]
 	chmod 600 "$s"
 	start_coord --bind 127.0.0.1 --secret-file "$s"
 	run ckpt-signal --status
@@ -240,8 +249,11 @@ gone_within() {
 	[ "$reply" = "ERR wrong secret" ]
 	exec 5>&-
 	grep -q "wrong secret; refused" "$BATS_TEST_TMPDIR/coord.log"
+	# A failed proof costs the address a second before its next try.
 	run ckpt-signal --secret-file "$s" --status
-	[ "$status" -eq 0 ]
+	[ "$status" -eq 1 ]
+	[[ $output == "ckpt-signal: the coordinator did not prove it knows the secret: ERR 1 failed proofs from 127.0.0.1: try again in 1 s" ]]
+	wait_for ckpt-signal --secret-file "$s" --status
 	# Members bring it too; the environment says where it is.
 	export CKPT_COORD_SECRET_FILE=$s
 	inject a logger "$BATS_TEST_TMPDIR/a.log" 300

@@ -253,3 +253,61 @@ EOF2
 	grep -q "^FAILED 1 $shared:%20not%20a%20directory%20of%20this%20user's%20alone" "$shared/heard"
 	[ ! -e "$shared/loot.img" ]
 }
+
+@test "with a secret: a flood without it keeps nobody out, the log stays short, and guessing costs time" {
+	local s=$BATS_TEST_TMPDIR/secret i
+	echo "a-long-enough-secret" >"$s"
+	chmod 600 "$s"
+	start_coord --secret-file "$s"
+	# 1050 connections from 127.0.0.2 that send a few bytes and hold on.
+	/usr/bin/python3 - "$CPORT" "$BATS_TEST_TMPDIR/flood" <<'EOF2' &
+import resource, socket, sys, time
+hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+held = []
+for i in range(1050):
+    try:
+        c = socket.create_connection(("127.0.0.1", int(sys.argv[1])), source_address=("127.0.0.2", 0))
+        c.sendall(b"HEL")
+        held.append(c)
+    except OSError:
+        pass
+time.sleep(0.5)
+# Those answered and closed were refused; the rest are held.
+alive = 0
+for c in held:
+    try:
+        c.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        alive += 1
+    except OSError:
+        pass
+open(sys.argv[2], "w").write("%d\n" % alive)
+time.sleep(30)
+EOF2
+	CKPT_PIDS+=("$!")
+	wait_for_file "$BATS_TEST_TMPDIR/flood"
+	cat "$BATS_TEST_TMPDIR/flood"
+	[ "$(cat "$BATS_TEST_TMPDIR/flood")" -le 8 ]
+	for ((i = 0; i < 12; i++)); do
+		ckpt-signal --secret-file "$s" --status >/dev/null
+	done
+	[ "$(grep -c refused "$BATS_TEST_TMPDIR/coord.log")" -lt 20 ]
+	# Guessing from 127.0.0.3 as fast as it can: one wrong answer, then
+	# the address waits.
+	run /usr/bin/python3 - "$CPORT" <<'EOF2'
+import socket, sys
+for i in range(20):
+    c = socket.create_connection(("127.0.0.1", int(sys.argv[1])), source_address=("127.0.0.3", 0))
+    f = c.makefile("rw")
+    f.write("HELLO %064d\n" % i); f.flush()
+    line = f.readline().strip()
+    if line.startswith("CHALLENGE"):
+        f.write("AUTH %064d\n" % 0); f.flush()
+        line = f.readline().strip()
+    print(line)
+EOF2
+	[ "$(grep -c '^ERR wrong secret$' <<<"$output")" -eq 1 ]
+	[ "$(grep -c '^ERR 1 failed proofs from 127.0.0.3: try again in 1 s$' <<<"$output")" -eq 19 ]
+	ckpt-signal --secret-file "$s" --status >/dev/null
+}

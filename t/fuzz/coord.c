@@ -57,7 +57,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (;;) {
 		int k = co_next_line(&r, &line);
 		if (k == 1) {
-			if (co_parse(line, strlen(line), &m) == 0)
+			if (co_parse(line, r.line_len, &m) == 0)
 				round_trip(&m);
 			continue;
 		}
