@@ -377,6 +377,36 @@ static int capture_sigqueue(struct image *im, pid_t tid, int shared)
 	return 0;
 }
 
+/* ITIMER_REAL ran out after getitimer read it and before its queue was
+ * read: the image has the time it had left and the SIGALRM of its expiry,
+ * and a restore would fire it twice (the signal, then the timer).  Linux
+ * re-arms the timer only when it delivers that signal, and getitimer reads
+ * 0 until then: record that.  The timer's SIGALRM is process-wide and
+ * SI_KERNEL; one that was pending before the timers were read (shd_before,
+ * the process's pending set then) is older than this expiry. */
+static void alarm_fired(struct image *im, uint64_t shd_before)
+{
+	struct img_itimer *it = &im->timers.it[ITIMER_REAL];
+
+	if ((shd_before >> (SIGALRM - 1) & 1) || (!it->value.sec && !it->value.nsec))
+		return;
+	for (size_t i = 0; i < im->nsigq; i++) {
+		const struct sigqueue *q = &im->sigq[i];
+
+		for (uint32_t k = 0; q->d.tid == 0 && k < q->d.count; k++) {
+			const unsigned char *si = q->info + (size_t)k * IMG_SIGINFO_SIZE;
+			int32_t signo, code;
+
+			memcpy(&signo, si, 4);
+			memcpy(&code, si + 8, 4);
+			if (signo == SIGALRM && code == SI_KERNEL) {
+				it->value = (struct img_timespec){0, 0};
+				return;
+			}
+		}
+	}
+}
+
 static int capture_thread(pid_t pid, pid_t tid, struct thread *th)
 {
 	struct img_thread *t = &th->d;
@@ -970,6 +1000,7 @@ static int capture(struct dump_target *tg, struct image *im, struct shm_dump **s
 		   const struct dump_opts *o)
 {
 	struct proc_map *maps = NULL;
+	struct proc_sigmasks sm;
 	pid_t pid = tg->pid;
 	size_t n = 0;
 	int rc = -1;
@@ -998,15 +1029,22 @@ static int capture(struct dump_target *tg, struct image *im, struct shm_dump **s
 	}
 	im->proc.pid = pid;
 	for (; im->nthreads < tg->ntids; im->nthreads++)
-		if (capture_thread(pid, tg->tids[im->nthreads], &im->threads[im->nthreads]) ||
-		    capture_sigqueue(im, tg->tids[im->nthreads], 0))
+		if (capture_thread(pid, tg->tids[im->nthreads], &im->threads[im->nthreads]))
+			goto out;
+	if (capture_proc(pid, im) || capture_regions(pid, im, maps, n) || fd_capture(pid, im) ||
+	    ipc_capture(pid, im) || shm_capture(pid, im, o->save_files, o->save_files_max, sd) ||
+	    proc_read_sigmasks(pid, pid, &sm) || capture_injected(tg, im, *sd))
+		goto out;
+	/* The queues after the timers: an expiry while the process is held
+	 * (wall-clock timers run on) is then either in the time a timer had
+	 * left or in its signal queued, never in neither (a lost one-shot
+	 * timer; see alarm_fired for the case of both). */
+	for (size_t i = 0; i < im->nthreads; i++)
+		if (capture_sigqueue(im, tg->tids[i], 0))
 			goto out;
 	if (capture_sigqueue(im, pid, 1))
 		goto out;
-	if (capture_proc(pid, im) || capture_regions(pid, im, maps, n) || fd_capture(pid, im) ||
-	    ipc_capture(pid, im) || shm_capture(pid, im, o->save_files, o->save_files_max, sd) ||
-	    capture_injected(tg, im, *sd))
-		goto out;
+	alarm_fired(im, sm.shd);
 	/* glibc caches each thread's tid in its struct pthread, the word
 	 * clear_child_tid points at; a restore under other tids must update
 	 * it, so note whether that word really is the tid. */

@@ -799,21 +799,99 @@ static int thread_index(const struct image *im, int32_t tid)
 	return -1;
 }
 
+/* The signal of POSIX timer p's expiry, pending in the image: the kernel's
+ * own siginfo for it says SI_TIMER, the timer's signal and its id, on the
+ * queue the timer signals.  Its position among all the image's queued
+ * signals (taken ones skipped), or -1. */
+static long timer_signal(const struct image *im, const struct img_ptimer *p,
+			 const unsigned char *taken)
+{
+	size_t pos = 0;
+
+	for (size_t i = 0; i < im->nsigq; i++) {
+		const struct sigqueue *q = &im->sigq[i];
+		int mine = q->d.tid == (p->notify == SIGEV_THREAD_ID ? p->tid : 0);
+
+		for (uint32_t k = 0; k < q->d.count; k++, pos++) {
+			const unsigned char *si = q->info + (size_t)k * IMG_SIGINFO_SIZE;
+			int32_t signo, code, id;
+
+			memcpy(&signo, si, 4);
+			memcpy(&code, si + 8, 4);
+			memcpy(&id, si + 16, 4); /* si_timerid */
+			if (mine && !taken[pos] && signo == p->signo && code == SI_TIMER &&
+			    id == p->id)
+				return (long)pos;
+		}
+	}
+	return -1;
+}
+
+/* Whether signal sig is queued anywhere in the image. */
+static int sig_queued(const struct image *im, int sig)
+{
+	for (size_t i = 0; i < im->nsigq; i++)
+		for (uint32_t k = 0; k < im->sigq[i].d.count; k++) {
+			int32_t signo;
+
+			memcpy(&signo, im->sigq[i].info + (size_t)k * IMG_SIGINFO_SIZE, 4);
+			if (signo == sig)
+				return 1;
+		}
+	return 0;
+}
+
 /* Pending signals and timers, for the restorer to queue and arm once every
  * thread exists. */
 static int plan_signals_timers(const struct image *im, struct rst_args *a, unsigned char *base,
 			       uint64_t *off)
 {
+	static const int itimer_sig[3] = {SIGALRM, SIGVTALRM, SIGPROF};
 	struct rst_sig *sig = (struct rst_sig *)(base + *off);
 	struct rst_ptimer *pt;
+	unsigned char *taken, *fire;
+	size_t nqueued = 0, pos = 0;
 
+	for (size_t i = 0; i < im->nsigq; i++)
+		nqueued += im->sigq[i].d.count;
+	taken = calloc(nqueued + 1, 1);
+	fire = calloc(im->timers.nposix + 1, 1);
+	if (!taken || !fire) {
+		free(taken);
+		free(fire);
+		err_set("out of memory");
+		return -1;
+	}
+	/* A POSIX timer whose expiry waits for its signal to be delivered
+	 * (Linux re-arms it then, posixtimer_deliver_signal, and counts the
+	 * intervals missed meanwhile as overruns) fires again at once instead
+	 * of having that signal queued by rt_sigqueueinfo: a queued copy is
+	 * not the timer's, so the new timer, armed, would queue a second one
+	 * behind it while the program has the signal blocked, and the copy's
+	 * delivery would neither re-arm the timer nor set what
+	 * timer_getoverrun says.  Fired, the timer has its one signal pending
+	 * and waits for its delivery, as it did. */
+	for (uint32_t i = 0; i < im->timers.nposix; i++) {
+		long at = im->ptimers[i].notify == SIGEV_NONE
+				  ? -1
+				  : timer_signal(im, &im->ptimers[i], taken);
+
+		if (at >= 0) {
+			taken[at] = 1;
+			fire[i] = 1;
+		}
+	}
 	a->sigs = (uint64_t)sig;
 	for (size_t i = 0; i < im->nsigq; i++) {
 		const struct sigqueue *q = &im->sigq[i];
 		int thread = q->d.tid ? thread_index(im, q->d.tid) : -1;
 
 		for (uint32_t k = 0; k < q->d.count; k++) {
-			struct rst_sig *s = &sig[a->nsig++];
+			struct rst_sig *s;
+
+			if (taken[pos++])
+				continue;
+			s = &sig[a->nsig++];
 			s->thread = thread;
 			memcpy(s->info, q->info + (size_t)k * IMG_SIGINFO_SIZE, IMG_SIGINFO_SIZE);
 			memcpy(&s->signo, s->info, 4);
@@ -829,6 +907,25 @@ static int plan_signals_timers(const struct image *im, struct rst_args *a, unsig
 		/* A timer with under a microsecond left is still armed. */
 		if (!a->itimer[w][2] && !a->itimer[w][3] && it->value.nsec)
 			a->itimer[w][3] = 1;
+		/* Read as 0 with an interval, a timer is armed all the same:
+		 * ITIMER_REAL ran out and Linux re-arms it only when it
+		 * delivers the SIGALRM (dequeue_signal), getitimer reading 0
+		 * until then.  setitimer with 0 would disarm it for good.  If
+		 * the signal is queued in the image it stands for that expiry
+		 * (it is queued again below): arm for the next one, an
+		 * interval on; delivered, the signal finds the timer armed and
+		 * leaves it.  If not, the signal was discarded (ignored, which
+		 * stops the timer until it is set again): fire now, and it is
+		 * discarded again.  The CPU-time timers re-arm as they expire
+		 * and read at least a tick, but the same holds for them. */
+		if (!a->itimer[w][2] && !a->itimer[w][3] && (a->itimer[w][0] || a->itimer[w][1])) {
+			if (sig_queued(im, itimer_sig[w])) {
+				a->itimer[w][2] = a->itimer[w][0];
+				a->itimer[w][3] = a->itimer[w][1];
+			} else {
+				a->itimer[w][3] = 1;
+			}
+		}
 	}
 	pt = (struct rst_ptimer *)(base + *off);
 	a->ptimers = (uint64_t)pt;
@@ -842,6 +939,7 @@ static int plan_signals_timers(const struct image *im, struct rst_args *a, unsig
 					    .thread = p->notify == SIGEV_THREAD_ID
 							      ? thread_index(im, p->tid)
 							      : 0,
+					    .fire = fire[i],
 					    .value = p->value,
 					    .its = {p->interval.sec, p->interval.nsec, p->left.sec,
 						    p->left.nsec}};
@@ -849,6 +947,8 @@ static int plan_signals_timers(const struct image *im, struct rst_args *a, unsig
 		if (!pt[i].its[2] && !pt[i].its[3] && (p->interval.sec || p->interval.nsec))
 			pt[i].its[3] = 1;
 	}
+	free(taken);
+	free(fire);
 	*off += ALIGN(im->timers.nposix * sizeof(*pt), 64);
 	if (im->timers.nposix && prctl(PR_TIMER_CREATE_RESTORE_IDS_, 2, 0, 0, 0) < 0) {
 		err_sys("this kernel cannot create POSIX timers with given ids "

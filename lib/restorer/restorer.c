@@ -1027,6 +1027,30 @@ static void queue_signals(struct rst_args *a)
 	}
 }
 
+/* Arm POSIX timer id (of p) to expire at once, so that the kernel queues
+ * its own signal, tied to the timer (see plan_signals_timers in
+ * restore.c).  A timer on a wall clock: 1 ns from now; its interval is then
+ * counted from the moment it fires, overruns too.  On a CPU clock (clock
+ * ids 2, 3 and the negative ones) a relative expiry would wait for the
+ * process to run a tick; an absolute one at the clock's present value has
+ * passed already, and Linux fires it within timer_settime
+ * (posix_cpu_timer_set). */
+static long fire_timer(const struct rst_ptimer *p, int32_t id)
+{
+	int64_t its[4] = {p->its[0], p->its[1], 0, 1};
+
+	if (p->clock < 0 || p->clock == 2 || p->clock == 3) {
+		long r = sys2(NR_clock_gettime, p->clock, &its[2]);
+
+		if (r)
+			return r;
+		if (!its[2] && !its[3])
+			its[3] = 1;
+		return sys4(NR_timer_settime, id, 1 /* TIMER_ABSTIME */, its, 0);
+	}
+	return sys4(NR_timer_settime, id, 0, its, 0);
+}
+
 /* Timers run on from the time they had left at the checkpoint.  POSIX
  * timers get their old ids back (PR_TIMER_CREATE_RESTORE_IDS, Linux 6.15;
  * ckpt-remap checked it is there). */
@@ -1061,7 +1085,10 @@ static void arm_timers(struct rst_args *a)
 		r = sys3(NR_timer_create, p[i].clock, &sev, &id);
 		if (r || id != p[i].id)
 			fail(a, "cannot create POSIX timer", (uint64_t)p[i].id, r);
-		r = sys4(NR_timer_settime, id, 0, p[i].its, 0);
+		if (p[i].fire)
+			r = fire_timer(&p[i], id);
+		else
+			r = sys4(NR_timer_settime, id, 0, p[i].its, 0);
 		if (r)
 			fail(a, "cannot arm POSIX timer", (uint64_t)p[i].id, r);
 	}

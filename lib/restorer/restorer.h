@@ -91,7 +91,7 @@ struct rst_sig {
 struct rst_ptimer {
 	int32_t id, clock, notify, signo;
 	int32_t thread; /* SIGEV_THREAD_ID: index of the thread it signals */
-	int32_t pad;
+	int32_t fire;	/* its expiry's signal was pending: fire now, not at its[2..3] */
 	uint64_t value;
 	int64_t its[4];
 };
