@@ -274,27 +274,38 @@ static void check_fires(int n)
 		}
 }
 
+/* Burn CPU until every timer's signal is pending: -1, or the timer whose
+ * signal still is not after WAIT_S. */
+static int await_pending(void)
+{
+	double end = mono() + WAIT_S;
+	sigset_t pend;
+	int k;
+
+	for (;;) {
+		sigpending(&pend);
+		for (k = 0; k < nt && sigismember(&pend, signo[k]); k++)
+			;
+		if (k == nt)
+			return -1;
+		if (mono() > end)
+			return k;
+		burn();
+	}
+}
+
 /* --hold: the six signals blocked until each is pending. */
 static void hold(int n)
 {
-	sigset_t set, pend;
-	double end = mono() + WAIT_S;
+	sigset_t set;
 	int k;
 
 	sigemptyset(&set);
 	for (k = 0; k < nt; k++)
 		sigaddset(&set, signo[k]);
 	sigprocmask(SIG_BLOCK, &set, NULL);
-	for (;;) {
-		sigpending(&pend);
-		for (k = 0; k < nt && sigismember(&pend, signo[k]); k++)
-			;
-		if (k == nt)
-			break;
-		if (mono() > end)
-			fail("before restore %d: %s never became pending", n + 1, name[k]);
-		burn();
-	}
+	if ((k = await_pending()) >= 0)
+		fail("before restore %d: %s never became pending", n + 1, name[k]);
 	printf("held %d\n", n);
 	fflush(stdout);
 }
@@ -308,23 +319,15 @@ static void release(int n)
 {
 	struct timespec zero = {0, 0};
 	sigset_t set, pend;
-	double end = mono() + WAIT_S, quiet;
+	double quiet;
 	siginfo_t si;
 	int k;
 
 	sigemptyset(&set);
 	for (k = 0; k < nt; k++)
 		sigaddset(&set, signo[k]);
-	for (;;) {
-		sigpending(&pend);
-		for (k = 0; k < nt && sigismember(&pend, signo[k]); k++)
-			;
-		if (k == nt)
-			break;
-		if (mono() > end)
-			fail("restore %d: %s: its held signal is not pending", n, name[k]);
-		burn();
-	}
+	if ((k = await_pending()) >= 0)
+		fail("restore %d: %s: its held signal is not pending", n, name[k]);
 	for (quiet = mono() + 0.005; mono() < quiet;)
 		burn();
 	for (k = 0; k < nt; k++) {
