@@ -116,13 +116,19 @@ kill_members() {
 @test "a log over --save-files-max that only grew is cut back to its checkpoint size" {
 	local dir
 	start_coord --save-files-max 1K --no-gzip
+	# The helper's files are private whatever its umask (the list was
+	# 0666 under umask 000).
+	umask 000
 	one_logger 200
+	umask 022
 	wait_for at_least 30 "$A"
 	run ckpt-signal --checkpoint --wait
 	[ "$status" -eq 0 ]
 	dir=$output
 	[ -f "$dir/ckpt_logger_1.ckpt" ]
 	grep -q "^GREW .*a.log$" "$dir/ckpt_logger_1.files"
+	[ "$(stat -c %a "$dir/ckpt_logger_1.files" "$dir/ckpt_logger_1.ckpt")" = "600
+600" ]
 	wait_for at_least 60 "$A"
 	kill_members "$PA"
 	restart_bg "$dir"
