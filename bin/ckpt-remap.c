@@ -94,10 +94,8 @@ int main(int argc, char **argv)
 		case 'I': {
 			int a, b, n = -1;
 			if (sscanf(optarg, "%d=%d%n", &a, &b, &n) != 2 || optarg[n] || a < 0 ||
-			    b < 0) {
-				fputs(USAGE, stderr);
-				return fail;
-			}
+			    b < 0)
+				die(fail, "--inherit-fd takes FD=N, two fd numbers: %s", optarg);
 			if (!(inh = realloc(inh, (ninh + 1) * sizeof(*inh))))
 				die(fail, "out of memory");
 			inh[ninh][0] = a;
