@@ -1,0 +1,184 @@
+#!/usr/bin/env bats
+# Trust at restore (ckpt(7), SECURITY): root restores only an image whose
+# opened file root owns (the descriptor is checked, never the path), not a
+# pipe unless told, opens what an image names only after that, never
+# through a symlink it did not record, and changes nothing outside the new
+# process before every record of the image was verified.
+
+# shellcheck disable=SC2154 # status, output and stderr(_lines) are set by bats run
+bats_require_minimum_version 1.5.0
+load lib
+
+OTHER=ckpt-test
+
+# "${AS_OTHER[@]}" CMD...: CMD as the unprivileged user $OTHER (root only).
+AS_OTHER=(setpriv --reuid="$OTHER" --regid="$OTHER" --init-groups)
+
+setup() {
+	# A directory every user may write, for processes of two users.
+	shared=$(mktemp -d /tmp/ckpt-rtrust.XXXXXX)
+	chmod 1777 "$shared"
+}
+
+teardown() {
+	kill_started
+	rm -rf "$shared"
+}
+
+# start_bulk DIR [CMD-PREFIX...]: t/progs/bulk 2 DIR (run by CMD-PREFIX),
+# its output through a pipe in DIR.out; sets $pid and $cat_pid.
+start_bulk() {
+	local dir=$1
+	shift
+	mkdir -p "$dir"
+	chmod 1777 "$dir"
+	spawn "$dir.out" "$@" bulk 2 "$dir"
+	pid=$SPAWN_PID
+	cat_pid=$SPAWN_CAT
+	wait_for_line "$dir.out" '^ready '
+}
+
+# one_line STATUS TEXT: the last run exited STATUS with one line on stderr
+# that starts with the tool's name and contains TEXT, and printed nothing.
+one_line() {
+	printf 'status %s\nstdout:\n%s\nstderr:\n%s\n' "$status" "$output" "$stderr"
+	no_core
+	[ "$status" -eq "$1" ]
+	[ "${#stderr_lines[@]}" -eq 1 ]
+	[[ $stderr == ckpt-*": "*"$2"* ]]
+	[ -z "$output" ]
+}
+
+# other_image IMG [DUMP-OPTION...]: a bulk process of $OTHER (its output
+# in a file of its own: $OTHER could not read a pipe of root's to dump it),
+# dumped by $OTHER itself with --kill into IMG ($OTHER's file), with its go
+# file there, so that a restore that went through would end at once.
+other_image() {
+	local img=$1
+	shift
+	other_bulk
+	"${AS_OTHER[@]}" ckpt-dump --kill "$@" -o "$img" "$pid"
+	wait_gone
+	touch "$shared/o/go"
+}
+
+# other_bulk: bulk 2 $shared/o as $OTHER, its pid in $pid.
+other_bulk() {
+	mkdir -m 1777 "$shared/o"
+	# shellcheck disable=SC2016
+	exec_clean "${AS_OTHER[@]}" bash -c 'exec bulk 2 "$1" </dev/null >"$1.out" 2>&1' _ "$shared/o" &
+	pid=$!
+	CKPT_PIDS+=("$pid")
+	wait_for_line "$shared/o.out" '^ready '
+}
+
+# wait_gone: the process $pid was killed by its dump.
+wait_gone() {
+	reap "$pid"
+	[ "$status" -eq 137 ]
+}
+
+# root_image IMG: the same, a process of root's, dumped by root.
+root_image() {
+	start_bulk "$shared/w"
+	ckpt-dump --kill -o "$1" "$pid"
+	reap "$pid" "$cat_pid"
+	[ "$status" -eq 137 ]
+	touch "$shared/w/go"
+}
+
+# bats test_tags=root
+@test "root: an image another user forged to say uid 0, on standard input as a file: refused, naming the file's owner" {
+	[ "$(id -u)" -eq 0 ] || skip "only root is asked"
+	other_image "$shared/o.img"
+	"${AS_OTHER[@]}" forge.py "$shared/o.img" uid 0
+	[ "$(stat -c %u "$shared/o.img")" = "$(id -u "$OTHER")" ]
+	run --separate-stderr timeout 60 ckpt-remap - <"$shared/o.img"
+	one_line 99 "standard input: the file belongs to uid $(id -u "$OTHER"), who could have written any code into it"
+	run --separate-stderr timeout 60 ckpt-remap "$shared/o.img"
+	one_line 99 "$shared/o.img: the file belongs to uid $(id -u "$OTHER")"
+}
+
+# bats test_tags=root
+@test "root: an image through a pipe is refused, whoever wrote it, unless --allow-other-user" {
+	[ "$(id -u)" -eq 0 ] || skip "only root is asked"
+	root_image "$shared/r.img"
+	# shellcheck disable=SC2016
+	run --separate-stderr timeout 60 bash -c 'cat "$1" | ckpt-remap -' _ "$shared/r.img"
+	one_line 99 "standard input: a pipe, whose writer may be any user, who could have written any code into it; restoring it as root: refused without --allow-other-user"
+	# A file of root's that others may write: as good as theirs.
+	chmod 0606 "$shared/r.img"
+	run --separate-stderr timeout 60 ckpt-remap - <"$shared/r.img"
+	one_line 99 "standard input: the file (mode 0606, group 0) may be written by users other than root"
+	chmod 0600 "$shared/r.img"
+	# shellcheck disable=SC2016
+	run --separate-stderr timeout 60 bash -c 'cat "$1" | ckpt-remap --allow-other-user -' _ "$shared/r.img"
+	intact_and_restored
+}
+
+# bats test_tags=root
+@test "root: a FIFO swapped for a symlink to root's image once opened: the opened file is checked, not the path" {
+	[ "$(id -u)" -eq 0 ] || skip "only root is asked"
+	local w
+	root_image "$shared/r.img"
+	other_image "$shared/o.img"
+	"${AS_OTHER[@]}" forge.py "$shared/o.img" uid 0
+	"${AS_OTHER[@]}" mkfifo "$shared/p"
+	# The attacker: once ckpt-remap has opened the FIFO (the writer's open
+	# returns then), the name becomes a link to root's own image, and only
+	# then does the forged image flow: whatever ckpt-remap checks after it
+	# opened the file, the name says root's.
+	# shellcheck disable=SC2016
+	"${AS_OTHER[@]}" bash -c 'exec 3>"$1"; rm "$1"; ln -s "$2" "$1"; cat "$3" >&3' \
+		_ "$shared/p" "$shared/r.img" "$shared/o.img" &
+	w=$!
+	CKPT_PIDS+=("$w")
+	run --separate-stderr timeout 60 ckpt-remap "$shared/p"
+	one_line 99 "$shared/p: a FIFO, whose writer may be any user"
+}
+
+# bats test_tags=root
+@test "root: a parent named by another user's image is not opened before the image is refused, and a FIFO parent hangs nothing" {
+	[ "$(id -u)" -eq 0 ] || skip "only root is asked"
+	local w
+	other_bulk
+	"${AS_OTHER[@]}" ckpt-dump -o "$shared/p.img" "$pid"
+	"${AS_OTHER[@]}" ckpt-dump --kill --parent "$shared/p.img" -o "$shared/c.img" "$pid"
+	wait_gone
+	touch "$shared/o/go"
+	# The parent becomes a FIFO whose writer tells when a reader opened it.
+	rm "$shared/p.img"
+	"${AS_OTHER[@]}" mkfifo "$shared/p.img"
+	# shellcheck disable=SC2016
+	"${AS_OTHER[@]}" bash -c 'exec 3>"$1"; echo opened >"$2"' _ "$shared/p.img" "$shared/opened" &
+	w=$!
+	CKPT_PIDS+=("$w")
+	run --separate-stderr timeout 20 ckpt-remap "$shared/c.img"
+	one_line 99 "$shared/c.img: the file belongs to uid $(id -u "$OTHER")"
+	[ ! -e "$shared/opened" ]
+	# Allowed, the parent is opened, but never waited on: not a regular file.
+	run --separate-stderr timeout 20 ckpt-remap --allow-other-user "$shared/c.img"
+	one_line 99 "$shared/c.img: parent image $shared/p.img: not a regular file (a FIFO)"
+	[ ! -e "$shared/opened" ]
+	run --separate-stderr timeout 20 ckpt-inspect "$shared/c.img"
+	no_core
+	[ "$status" -eq 1 ]
+	[ ! -e "$shared/opened" ]
+	# A device named as the parent (the record forged): not opened either.
+	"${AS_OTHER[@]}" forge.py "$shared/c.img" parent /dev/zero
+	run --separate-stderr timeout 20 ckpt-remap --allow-other-user "$shared/c.img"
+	one_line 99 "not a regular file (a character device)"
+}
+
+# bats test_tags=root
+@test "root: root's incremental image whose parent another user owns: refused, naming the parent" {
+	[ "$(id -u)" -eq 0 ] || skip "only root is asked"
+	start_bulk "$shared/w"
+	ckpt-dump -o "$shared/p.img" "$pid"
+	ckpt-dump --kill --parent "$shared/p.img" -o "$shared/c.img" "$pid"
+	reap "$pid" "$cat_pid"
+	touch "$shared/w/go"
+	chown "$OTHER" "$shared/p.img"
+	run --separate-stderr timeout 60 ckpt-remap "$shared/c.img"
+	one_line 99 "$shared/c.img: parent image $shared/p.img: the file belongs to uid $(id -u "$OTHER"), who could have written any code into it"
+}
