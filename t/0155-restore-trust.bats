@@ -182,3 +182,68 @@ root_image() {
 	run --separate-stderr timeout 60 ckpt-remap "$shared/c.img"
 	one_line 99 "$shared/c.img: parent image $shared/p.img: the file belongs to uid $(id -u "$OTHER"), who could have written any code into it"
 }
+
+# logged DIR: t/progs/logger writing DIR/log, 20 lines, the last held until
+# $shared/hold exists; killed by ckpt-dump --save-files into $shared/l.img once
+# 19 lines are written.
+logged() {
+	local dir=$1
+	spawn "$shared/l.out" logger "$dir/log" 20 1 "$shared/hold"
+	pid=$SPAWN_PID
+	cat_pid=$SPAWN_CAT
+	wait_for grep -qs '^line 19 ' "$dir/log"
+	ckpt-dump --kill --save-files -o "$shared/l.img" "$pid"
+	reap "$pid" "$cat_pid"
+	touch "$shared/hold"
+}
+
+# bats test_tags=root
+@test "root: --save-files put back through another user's symlink: refused by name, the file it points to untouched" {
+	[ "$(id -u)" -eq 0 ] || skip "only root is asked"
+	local dir=$shared/shared-dir
+	mkdir "$dir"
+	chown "$OTHER" "$dir"
+	logged "$dir"
+	echo secret >"$shared/victim"
+	chmod 0600 "$shared/victim"
+	cp -p "$shared/victim" "$shared/victim.orig"
+	"${AS_OTHER[@]}" rm "$dir/log"
+	"${AS_OTHER[@]}" ln -s "$shared/victim" "$dir/log"
+	run --separate-stderr timeout 60 ckpt-remap "$shared/l.img"
+	one_line 99 "$dir/log: a symbolic link"
+	cmp "$shared/victim" "$shared/victim.orig"
+	# A directory of the path a link: refused the same.
+	"${AS_OTHER[@]}" rm "$dir/log"
+	"${AS_OTHER[@]}" mkdir "$shared/elsewhere"
+	mv "$dir" "$shared/moved"
+	"${AS_OTHER[@]}" ln -s "$shared/elsewhere" "$dir"
+	run --separate-stderr timeout 60 ckpt-remap "$shared/l.img"
+	one_line 99 "$dir/log: a symbolic link"
+	[ -z "$(ls -A "$shared/elsewhere")" ]
+	rm "$dir"
+	mv "$shared/moved" "$dir"
+	# A FIFO there: refused, not opened.
+	"${AS_OTHER[@]}" mkfifo "$dir/log"
+	run --separate-stderr timeout 60 ckpt-remap "$shared/l.img"
+	one_line 99 "$dir/log: saved in the image as a regular file, but here it is not one"
+	# A hard link to the victim (where fs.protected_hardlinks would not
+	# stop its owner): refused, as writing it would write the victim.
+	rm "$dir/log"
+	ln "$shared/victim" "$dir/log"
+	run --separate-stderr timeout 60 ckpt-remap "$shared/l.img"
+	one_line 99 "$dir/log: has 2 hard links here"
+	cmp "$shared/victim" "$shared/victim.orig"
+}
+
+@test "--save-files: a missing directory is made 0700, not 0777 less the umask" {
+	local dir=$shared/a/b
+	mkdir -p "$dir"
+	logged "$dir"
+	rm -r "$shared/a"
+	run --separate-stderr bash -c 'umask 022; exec timeout 60 ckpt-remap "$1"' _ "$shared/l.img"
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	[ "$(stat -c %a "$shared/a")" = 700 ]
+	[ "$(stat -c %a "$dir")" = 700 ]
+	[ "$(grep -c '^line ' "$dir/log")" -eq 20 ]
+}
