@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "inspect.h"
 #include "restore.h"
 
 #define USAGE                                                                                      \
@@ -96,6 +97,13 @@ int main(int argc, char **argv)
 	 * Checked before anything the image names is opened. */
 	if (img_open_as(argv[optind], &in, geteuid() == 0 && !other_user))
 		die(fail, "%s", err_get());
+	if ((flags & RST_LAZY) && !in.nrest && rst_check_lazy(&in))
+		die(fail, "%s", err_get());
+	/* Nothing outside the new process changes before every record of the
+	 * image was verified: a damaged image leaves the machine as it was. */
+	if (rst_changes_host(&in) && img_verify_rest(&in))
+		die(fail, "%s%s%s", in.from_stdin ? "" : argv[optind], in.from_stdin ? "" : ": ",
+		    err_get());
 	for (size_t i = 0; i < ninh; i++) {
 		if (inh[i][1] == 0 && in.from_stdin)
 			die(fail, "--inherit-fd %d=0: fd 0 carries the image", inh[i][0]);

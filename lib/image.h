@@ -545,6 +545,8 @@ struct img_reader {
 	uint64_t nrec;
 	uint64_t npages;
 	uint32_t page_size;
+	/* 1 + an fd that gets a copy of every byte read (img_verify_rest), or 0. */
+	int tee;
 };
 
 int img_read_header(struct img_reader *r, struct img_header *h, const void *prefix,
