@@ -7,42 +7,13 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "inspect.h"
 #include "restore.h"
 
 #define USAGE                                                                                      \
 	"usage: ckpt-remap [--pid-ns | --new-pids] [--progress | --quiet] [--force] "              \
 	"[--allow-other-user] [--allow-changed-files] [--lazy] [--inherit-fd fd=n]... "            \
 	"[img | -]\n"
-
-/* Restoring as root runs the image's code as root: refuse an image that
- * another user could have written, unless told (--allow-other-user).  The
- * uid in the image is what the image says; the file's owner is who could
- * have written it (a pipe's writer is unknown: only the uid counts then). */
-static void check_owner(const char *path, const struct img_input *in, int fail)
-{
-	const char *name = path && strcmp(path, "-") ? path : "standard input";
-	struct stat st;
-
-	if (geteuid() != 0)
-		return;
-	for (size_t k = 0; k <= in->nrest; k++) {
-		const struct img_proc *p = &img_proc_at((struct img_input *)in, k)->proc;
-		char who[32] = "the process";
-
-		if (in->nrest)
-			snprintf(who, sizeof(who), "process %d", p->pid);
-		if (p->uid != 0 && !(p->flags & IMG_PROC_ZOMBIE))
-			die(fail,
-			    "%s: %s belonged to uid %u; restoring it as root would run it as "
-			    "root: refused without --allow-other-user",
-			    name, who, p->uid);
-	}
-	if (path && strcmp(path, "-") && stat(path, &st) == 0 && st.st_uid != 0)
-		die(fail,
-		    "%s: the file belongs to uid %u, who could have written any code into it; "
-		    "restoring it as root: refused without --allow-other-user",
-		    name, st.st_uid);
-}
 
 int main(int argc, char **argv)
 {
@@ -119,10 +90,18 @@ int main(int argc, char **argv)
 	}
 	if (progress < 0)
 		progress = isatty(2);
-	if (img_open(argv[optind], &in))
+	/* Restoring as root runs the image's code as root: the image must be
+	 * root's own, unless told (--allow-other-user; ckpt(7), SECURITY).
+	 * Checked before anything the image names is opened. */
+	if (img_open_as(argv[optind], &in, geteuid() == 0 && !other_user))
 		die(fail, "%s", err_get());
-	if (!other_user)
-		check_owner(argv[optind], &in, fail);
+	if ((flags & RST_LAZY) && !in.nrest && rst_check_lazy(&in))
+		die(fail, "%s", err_get());
+	/* Nothing outside the new process changes before every record of the
+	 * image was verified: a damaged image leaves the machine as it was. */
+	if (rst_changes_host(&in) && img_verify_rest(&in))
+		die(fail, "%s%s%s", in.from_stdin ? "" : argv[optind], in.from_stdin ? "" : ": ",
+		    err_get());
 	for (size_t i = 0; i < ninh; i++) {
 		if (inh[i][1] == 0 && in.from_stdin)
 			die(fail, "--inherit-fd %d=0: fd 0 carries the image", inh[i][0]);

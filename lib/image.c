@@ -371,6 +371,10 @@ static int r_in(struct img_reader *r, void *buf, size_t len, const char *what)
 {
 	ssize_t n = read_full(r->fd, buf, len);
 
+	if (n > 0 && r->tee && write_all(r->tee - 1, buf, n)) {
+		err_sys("cannot keep a copy of the image to verify it");
+		return -1;
+	}
 	if (n < 0) {
 		err_sys("cannot read %s at offset %llu", what, (unsigned long long)r->off);
 		return -1;

@@ -545,6 +545,8 @@ struct img_reader {
 	uint64_t nrec;
 	uint64_t npages;
 	uint32_t page_size;
+	/* 1 + an fd that gets a copy of every byte read (img_verify_rest), or 0. */
+	int tee;
 };
 
 int img_read_header(struct img_reader *r, struct img_header *h, const void *prefix,
@@ -585,6 +587,9 @@ struct img_input {
 	int from_stdin; /* the image came on fd 0 */
 	int compressed; /* a decompressor process feeds r.fd */
 	int status_fd;	/* its status pipe (see zio_spawn_decompressor), or -1 */
+	/* img_open_as: the image, and every parent of its chain, must be
+	 * one that root wrote (imgopen.c, ckpt(7) SECURITY). */
+	int trust;
 };
 
 /* Process k of the stream (0 is in->im). */
@@ -594,6 +599,18 @@ struct image *img_proc_at(struct img_input *in, size_t k);
 int img_open(const char *path, struct img_input *in) __attribute__((warn_unused_result));
 /* The same, but an incremental image's stream is its own (incr.h). */
 int img_open_one(const char *path, struct img_input *in) __attribute__((warn_unused_result));
+/* img_open for a restore as root (trust 1): the opened file (standard
+ * input too) must be a regular file that root owns and only root may
+ * write, every process it holds root's, and so must every parent of its
+ * chain; refused (err_set naming the file and its owner) otherwise,
+ * before anything the image names is opened. */
+int img_open_as(const char *path, struct img_input *in, int trust)
+    __attribute__((warn_unused_result));
+/* A parent image the chain names: opened without following a symlink in
+ * its last component and without waiting (a FIFO), a regular file only,
+ * under the rule of trust; with merge, its own chain attached (img_open). */
+int img_open_parent(const char *path, struct img_input *in, int merge, int trust)
+    __attribute__((warn_unused_result));
 /* Free what img_open read (not the fds). */
 void img_input_free(struct img_input *in);
 /* Close the stream (not standard input) and the status pipe, and free

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "err.h"
@@ -110,9 +111,83 @@ void img_input_close(struct img_input *in)
 	img_input_free(in);
 }
 
-int img_open(const char *path, struct img_input *in)
+/* What a file that is not a regular one is, for messages. */
+static const char *file_kind(mode_t m)
 {
-	if (img_open_one(path, in))
+	return S_ISFIFO(m)   ? "a FIFO"
+	       : S_ISSOCK(m) ? "a socket"
+	       : S_ISCHR(m)  ? "a character device"
+	       : S_ISBLK(m)  ? "a block device"
+	       : S_ISDIR(m)  ? "a directory"
+			     : "not a regular file";
+}
+
+/* Root's rule for an image (ckpt(7), SECURITY): the opened file, never the
+ * path (a name can be swapped once opened), must be a regular file that
+ * only root could have written.  A pipe, socket or terminal: its writer
+ * may be anyone.  path is the name for messages ("standard input"). */
+static int check_file(int fd, const char *path)
+{
+	struct stat st;
+
+	if (fstat(fd, &st)) {
+		err_sys("cannot stat %s", path);
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		err_set("%s: %s, whose writer may be any user, who could have written any code "
+			"into it; restoring it as root: refused without --allow-other-user",
+			path,
+			S_ISFIFO(st.st_mode) && !strcmp(path, "standard input") ? "a pipe"
+										 : file_kind(st.st_mode));
+		return -1;
+	}
+	if (st.st_uid != 0) {
+		err_set("%s: the file belongs to uid %u, who could have written any code into it; "
+			"restoring it as root: refused without --allow-other-user",
+			path, (unsigned)st.st_uid);
+		return -1;
+	}
+	/* Group root is root's; any other group's or everyone's write bit
+	 * lets another user write the code. */
+	if ((st.st_mode & S_IWOTH) || ((st.st_mode & S_IWGRP) && st.st_gid != 0)) {
+		err_set("%s: the file (mode %04o, group %u) may be written by users other than "
+			"root, who could have written any code into it; restoring it as root: "
+			"refused without --allow-other-user",
+			path, (unsigned)(st.st_mode & 07777), (unsigned)st.st_gid);
+		return -1;
+	}
+	return 0;
+}
+
+/* The processes an image holds run as root once restored by root: each
+ * must have been root's (a zombie runs nothing).  The caller names the
+ * image. */
+static int check_uids(struct img_input *in)
+{
+	for (size_t k = 0; k <= in->nrest; k++) {
+		const struct img_proc *p = &img_proc_at(in, k)->proc;
+		char who[32] = "the process";
+
+		if (in->nrest)
+			snprintf(who, sizeof(who), "process %d", p->pid);
+		if (p->uid != 0 && !(p->flags & IMG_PROC_ZOMBIE)) {
+			err_set("%s belonged to uid %u; restoring it as root would run it as root: "
+				"refused without --allow-other-user",
+				who, p->uid);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+enum { OPEN_IMAGE, OPEN_PARENT };
+
+static int open_one(const char *path, struct img_input *in, int trust, int how);
+
+int img_open_as(const char *path, struct img_input *in, int trust)
+{
+	if (open_one(path, in, trust, OPEN_IMAGE))
 		return -1;
 	/* An incremental image: a merging process gives its page data. */
 	if (in->im.parent && incr_attach(in, path ? path : "-")) {
@@ -122,26 +197,77 @@ int img_open(const char *path, struct img_input *in)
 	return 0;
 }
 
+int img_open(const char *path, struct img_input *in)
+{
+	return img_open_as(path, in, 0);
+}
+
 int img_open_one(const char *path, struct img_input *in)
 {
+	return open_one(path, in, 0, OPEN_IMAGE);
+}
+
+int img_open_parent(const char *path, struct img_input *in, int merge, int trust)
+{
+	if (open_one(path, in, trust, OPEN_PARENT))
+		return -1;
+	if (merge && in->im.parent && incr_attach(in, path)) {
+		img_input_close(in);
+		return -1;
+	}
+	return 0;
+}
+
+static int open_one(const char *path, struct img_input *in, int trust, int how)
+{
 	unsigned char prefix[sizeof(struct img_header)];
+	struct stat st;
 	ssize_t n;
 	int fd;
 
 	memset(in, 0, sizeof(*in));
 	in->status_fd = -1;
-	if (!path || !strcmp(path, "-")) {
+	in->trust = trust;
+	if (how == OPEN_IMAGE && (!path || !strcmp(path, "-"))) {
 		fd = 0;
 		in->from_stdin = 1;
 		path = "standard input";
 		grow_pipe(fd);
-	} else {
+	} else if (how == OPEN_IMAGE) {
 		fd = open(path, O_RDONLY | O_CLOEXEC);
 		if (fd < 0) {
 			err_sys("cannot open %s", path);
 			return -1;
 		}
+	} else {
+		/* A name the image gives, maybe another user's: no link
+		 * followed, and nothing but a regular file opened (opening a
+		 * FIFO waits, opening a device may act), by way of an O_PATH
+		 * fd, which opens nothing. */
+		char self[64];
+		int pfd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+
+		if (pfd < 0) {
+			err_sys("cannot open %s", path);
+			return -1;
+		}
+		if (fstat(pfd, &st) || !S_ISREG(st.st_mode)) {
+			err_set("%s: not a regular file (%s)", path,
+				S_ISLNK(st.st_mode) ? "a symbolic link" : file_kind(st.st_mode));
+			close(pfd);
+			return -1;
+		}
+		fd = open(fmt_path(self, sizeof(self), "/proc/self/fd/%d", pfd),
+			  O_RDONLY | O_CLOEXEC | O_NOCTTY);
+		if (fd < 0)
+			err_sys("cannot open %s", path);
+		close(pfd);
+		if (fd < 0)
+			return -1;
 	}
+	/* Before a byte of it is read: the file as opened is what counts. */
+	if (trust && check_file(fd, path))
+		goto fail;
 	/* Enough to tell a compressed stream from an image. */
 	n = read_full(fd, prefix, 8);
 	if (n < 0) {
@@ -166,7 +292,8 @@ int img_open_one(const char *path, struct img_input *in)
 		goto fail;
 	}
 	in->r.fd = fd;
-	if (img_read_meta(&in->r, &in->im, prefix, n) || read_tree(in)) {
+	if (img_read_meta(&in->r, &in->im, prefix, n) || read_tree(in) ||
+	    (trust && check_uids(in))) {
 		char why[1024];
 
 		img_input_fail(in);

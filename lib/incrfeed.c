@@ -69,9 +69,11 @@ static int is_parent(const struct incr_parent *p, const struct img_input *in, co
 /* Open the parent p names for the image at child: its path as written,
  * then beside the child (the path joined to the child's directory, then
  * its last component there), the first that is the right image.  With
- * merge, through img_open (its page data whole). */
+ * merge, its own chain attached (its page data whole).  Each is opened
+ * as img_open_parent does (no FIFO waited on, no device, no last link),
+ * under the child's rule of trust, which the child passed already. */
 static int open_parent(const struct incr_parent *p, const char *child, struct img_input *in,
-		       int merge, char *found, size_t found_len)
+		       int merge, int trust, char *found, size_t found_len)
 {
 	char dir[PATH_MAX], base[PATH_MAX], cand[3][PATH_MAX + 2];
 	char why[1024] = "";
@@ -98,7 +100,7 @@ static int open_parent(const struct incr_parent *p, const char *child, struct im
 			continue;
 		}
 		seen = 1;
-		if ((merge ? img_open : img_open_one)(cand[i], in)) {
+		if (img_open_parent(cand[i], in, merge, trust)) {
 			if (!why[0])
 				snprintf(why, sizeof(why), "%s: parent image %s", child, err_get());
 			continue;
@@ -615,7 +617,8 @@ static int feed(struct feeder *f)
 		}
 	}
 	if (reuse.npages) {
-		if (open_parent(f->child.im.parent, f->name, &p, 1, found, sizeof(found)))
+		if (open_parent(f->child.im.parent, f->name, &p, 1, f->child.trust, found,
+				sizeof(found)))
 			goto out;
 		snprintf(f->parent, sizeof(f->parent), "%s", found);
 		t.hpre = prefix(&hashes);
@@ -733,7 +736,7 @@ static int check_chain(const struct img_input *in, const char *path, const struc
 			err_set("%s: a chain of more than %d images", path, INCR_MAX_DEPTH);
 			return -1;
 		}
-		if (open_parent(p, child, &next, 0, found, sizeof(found))) {
+		if (open_parent(p, child, &next, 0, in->trust, found, sizeof(found))) {
 			img_input_close(&cur);
 			return -1;
 		}
@@ -930,7 +933,7 @@ int incr_print_chain(FILE *f, const char *path, const struct img_input *top, int
 	while (p) {
 		struct incr_list reuse = {0};
 		uint64_t stored = 0, gives = 0, wanted = want.npages;
-		if (open_parent(p, child, &next, 0, found, sizeof(found))) {
+		if (open_parent(p, child, &next, 0, 0, found, sizeof(found))) {
 			const char *why = err_get();
 			const char *state = strstr(why, "dumped against") ? "replaced"
 					    : strstr(why, ": missing (")  ? "missing"

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/user.h>
 #include <time.h>
 
@@ -49,6 +50,56 @@ int img_scan_data(struct img_input *in, struct img_totals *t)
 		return -1;
 	}
 	return img_input_end(in);
+}
+
+int img_verify_rest(struct img_input *in)
+{
+	struct img_reader at = in->r;
+	struct img_totals t = {0};
+	struct stat st;
+	off_t pos = -1;
+	int copy = -1;
+
+	/* An image file read directly is read again from here.  Any other
+	 * stream (a pipe, a decompressor's, a merge's) is read once: what
+	 * the restore reads is the copy kept now, no byte of it unverified. */
+	if (!in->compressed && !in->im.parent && !fstat(in->r.fd, &st) && S_ISREG(st.st_mode))
+		pos = lseek(in->r.fd, 0, SEEK_CUR);
+	if (pos < 0) {
+		copy = memfd_create("ckpt-image", MFD_CLOEXEC);
+		if (copy < 0) {
+			err_sys("cannot make a memfd to verify the image in");
+			return -1;
+		}
+		in->r.tee = copy + 1;
+	}
+	if (img_scan_data(in, &t)) {
+		in->r.tee = 0;
+		if (copy >= 0)
+			close(copy);
+		return -1;
+	}
+	/* Counted again as the restore reads it. */
+	for (size_t i = 0; i < in->nobjs; i++)
+		in->objs[i]->stored = 0;
+	if (copy < 0) {
+		in->r = at;
+		if (lseek(in->r.fd, pos, SEEK_SET) != pos) {
+			err_sys("cannot seek back in the image");
+			return -1;
+		}
+		return 0;
+	}
+	/* The decompressor or merge is done (img_scan_data waited for it). */
+	if (in->r.fd > 0)
+		close(in->r.fd);
+	in->r = at;
+	in->r.fd = copy;
+	if (lseek(copy, 0, SEEK_SET)) {
+		err_sys("cannot seek back in the image's copy");
+		return -1;
+	}
+	return 0;
 }
 
 /* A tree's PROCPAGES record: the next live process in stream order. */

@@ -22,6 +22,11 @@ enum rst_pids {
  * point of no return; otherwise it does not return: this process becomes
  * the program, or supervises it and exits as it exits. */
 int rst_run(struct img_input *in, int flags, enum rst_pids pids) __attribute__((warn_unused_result));
+/* Whether restoring the image changes something outside the new process
+ * before its page data is read (after the point of no return): a saved
+ * file put back, a System V object taken back, bytes put into a FIFO.
+ * Such an image is verified whole first (img_verify_rest). */
+int rst_changes_host(struct img_input *in);
 
 struct shm_made;
 struct fd_pipes;

@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <linux/openat2.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -689,71 +691,204 @@ out:
 	return rc;
 }
 
-/* mkdir -p of path's directory. */
-static int make_parent(const char *path)
+/* openat(2) that follows no symlink anywhere in name (openat2(2),
+ * RESOLVE_NO_SYMLINKS, Linux 5.6; glibc 2.36 has no wrapper). */
+static int open_nolinks(int dir, const char *name, int flags, mode_t mode)
 {
-	char d[PATH_MAX], *slash;
+	struct open_how how = {.flags = (uint64_t)flags,
+			       .mode = (flags & O_CREAT) ? mode : 0,
+			       .resolve = RESOLVE_NO_SYMLINKS};
 
+	return (int)syscall(SYS_openat2, dir, name, &how, sizeof(how));
+}
+
+/* The directory of the saved file's path, reached from / one component at
+ * a time without following a symlink: the path was recorded resolved
+ * (/proc/PID/fd), so a link on it now is not the program's but whoever
+ * could write that directory's.  With make, missing directories are made
+ * 0700 (their modes were not recorded: only the program's user may enter
+ * them); without, a missing one ends the walk (*dfd -1, 0).  Its fd in
+ * *dfd, or -1 with err_set. */
+static int walk_dir(const char *path, int make, int *dfd)
+{
+	char d[PATH_MAX], *c, *save = NULL;
+	int fd;
+
+	*dfd = -1;
 	snprintf(d, sizeof(d), "%s", path);
-	slash = strrchr(d, '/');
-	if (!slash || slash == d)
-		return 0;
-	*slash = 0;
-	return make_dirs(d, 0777);
+	if (d[0] != '/' || !strrchr(d, '/')) {
+		err_set("%s: saved with a relative path", path);
+		return -1;
+	}
+	*strrchr(d, '/') = 0;
+	fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	for (c = strtok_r(d, "/", &save); fd >= 0 && c; c = strtok_r(NULL, "/", &save)) {
+		int next = open_nolinks(fd, c, O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
+
+		if (next < 0 && errno == ENOENT && !make) {
+			close(fd);
+			return 0;
+		}
+		if (next < 0 && errno == ENOENT &&
+		    (!mkdirat(fd, c, 0700) || errno == EEXIST))
+			next = open_nolinks(fd, c, O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
+		if (next < 0) {
+			int e = errno;
+			/* c ends where the failed component does. */
+			if (e == ELOOP)
+				err_set("%s: a symbolic link at %.*s, which the checkpoint did not "
+					"record: the saved file is not put back through it",
+					path, (int)(c - d + strlen(c)), path);
+			else
+				err_set("%s: cannot reach %.*s to put the saved file back: %s", path,
+					(int)(c - d + strlen(c)), path, strerror(e));
+			close(fd);
+			return -1;
+		}
+		close(fd);
+		fd = next;
+	}
+	if (fd < 0) {
+		err_sys("cannot open /");
+		return -1;
+	}
+	*dfd = fd;
+	return 0;
+}
+
+/* The saved file as it is now, in directory dfd (base its name), without
+ * following a link: 0 and *sb if it is a regular file of one link, 1 if
+ * missing, -1 (err_set) if it is anything else. */
+static int file_now(int dfd, const char *base, const char *path, struct stat *sb)
+{
+	int fd = open_nolinks(dfd, base, O_PATH | O_CLOEXEC, 0);
+
+	if (fd < 0 && errno == ENOENT)
+		return 1;
+	if (fd < 0 && errno == ELOOP) {
+		err_set("%s: a symbolic link, which the checkpoint did not record: the saved "
+			"file is not put back through it",
+			path);
+		return -1;
+	}
+	if (fd < 0 || fstat(fd, sb)) {
+		err_sys("cannot open %s to put it back", path);
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	if (!S_ISREG(sb->st_mode)) {
+		err_set("%s: saved in the image as a regular file, but here it is not one", path);
+		return -1;
+	}
+	if (sb->st_nlink > 1) {
+		err_set("%s: has %ju hard links here, which putting the saved file back would "
+			"change too",
+			path, (uintmax_t)sb->st_nlink);
+		return -1;
+	}
+	return 0;
+}
+
+static const struct fd_entry *saved_fd(const struct image *im, const struct shm_obj *o)
+{
+	for (size_t i = 0; i < im->nfiles; i++)
+		if (im->files[i].d.dev == o->d.dev && im->files[i].d.ino == o->d.ino)
+			return &im->files[i];
+	err_set("saved file %s: no fd of the image has it", o->name);
+	return NULL;
+}
+
+/* Whether the saved file can be put back (nothing changed): every saved
+ * file is checked so before any is written. */
+static int put_back_check(const struct image *im, const struct shm_obj *o)
+{
+	const char *base = strrchr(o->name, '/');
+	struct stat sb;
+	int dfd, rc = 0;
+
+	if (!saved_fd(im, o) || walk_dir(o->name, 0, &dfd))
+		return -1;
+	if (dfd >= 0) {
+		rc = file_now(dfd, base + 1, o->name, &sb) < 0 ? -1 : 0;
+		close(dfd);
+	}
+	return rc;
 }
 
 /* A file saved with --save-files: where it is missing or changed, its
- * contents (from the staging memfd) and mtime go back to the checkpoint's. */
+ * contents (from the staging memfd) and mtime go back to the checkpoint's.
+ * Reached without following a link, made with its recorded mode. */
 static int put_back(const struct image *im, const struct shm_obj *o, int fd)
 {
-	const struct fd_entry *f = NULL;
+	const struct fd_entry *f = saved_fd(im, o);
+	const char *base = strrchr(o->name, '/');
 	struct timespec ts[2] = {{0, UTIME_OMIT}, {0, 0}};
 	off_t off = 0;
-	struct stat sb;
-	int exists, out;
+	struct stat sb, now;
+	int exists, out = -1, dfd = -1;
 
-	for (size_t i = 0; i < im->nfiles && !f; i++)
-		if (im->files[i].d.dev == o->d.dev && im->files[i].d.ino == o->d.ino)
-			f = &im->files[i];
-	if (!f) {
-		err_set("saved file %s: no fd of the image has it", o->name);
+	if (!f || walk_dir(o->name, 1, &dfd))
 		return -1;
-	}
-	exists = !stat(o->name, &sb);
-	if (exists && !S_ISREG(sb.st_mode)) {
-		err_set("%s: saved in the image as a regular file, but here it is not one", o->name);
-		return -1;
-	}
+	base++;
+	exists = file_now(dfd, base, o->name, &sb);
+	if (exists < 0)
+		goto fail;
+	exists = !exists;
 	if (exists && (uint64_t)sb.st_size == o->d.size && sb.st_mtim.tv_sec == f->d.mtime_sec &&
-	    (uint32_t)sb.st_mtim.tv_nsec == f->d.mtime_nsec)
+	    (uint32_t)sb.st_mtim.tv_nsec == f->d.mtime_nsec) {
+		close(dfd);
 		return 0;
-	if (!exists && make_parent(o->name)) {
-		err_sys("cannot make the directories of %s", o->name);
-		return -1;
 	}
-	out = open(o->name, O_WRONLY | O_CREAT | O_CLOEXEC, o->d.mode & 07777);
-	if (out < 0) {
+	/* No link followed, no FIFO waited on; O_EXCL where it was missing,
+	 * so that what is opened is what was looked at (or made now). */
+	out = open_nolinks(dfd, base,
+			   O_WRONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC |
+			       (exists ? 0 : O_CREAT | O_EXCL),
+			   o->d.mode & 07777);
+	if (out < 0 && errno == ELOOP) {
+		err_set("%s: a symbolic link, which the checkpoint did not record: the saved "
+			"file is not put back through it",
+			o->name);
+		goto fail;
+	}
+	if (out < 0 || fstat(out, &now)) {
 		err_sys("cannot write %s back", o->name);
-		return -1;
+		goto fail;
+	}
+	if (!S_ISREG(now.st_mode) || now.st_nlink != 1 ||
+	    (exists && (now.st_dev != sb.st_dev || now.st_ino != sb.st_ino))) {
+		err_set("%s: replaced while it was put back: not written", o->name);
+		goto fail;
 	}
 	while ((uint64_t)off < o->d.size) {
 		ssize_t k = sendfile(out, fd, &off, o->d.size - off);
 		if (k <= 0) {
 			err_sys("cannot write %s back", o->name);
-			close(out);
-			return -1;
+			goto fail;
 		}
 	}
 	ts[1].tv_sec = f->d.mtime_sec;
 	ts[1].tv_nsec = f->d.mtime_nsec;
 	if (ftruncate(out, o->d.size) || (!exists && fchmod(out, o->d.mode & 07777)) ||
-	    futimens(out, ts) || close(out)) {
+	    futimens(out, ts)) {
+		err_sys("cannot write %s back", o->name);
+		goto fail;
+	}
+	close(dfd);
+	if (close(out)) {
 		err_sys("cannot write %s back", o->name);
 		return -1;
 	}
 	fprintf(stderr, "ckpt-remap: %s: %s from the image\n", o->name,
 		exists ? "contents set back to the checkpoint's" : "made again");
 	return 0;
+fail:
+	if (out >= 0)
+		close(out);
+	close(dfd);
+	return -1;
 }
 
 int shm_make(struct img_input *in, struct shm_made *sm, struct img_rec *next)
@@ -775,6 +910,10 @@ int shm_make(struct img_input *in, struct shm_made *sm, struct img_rec *next)
 	for (size_t i = 0; i < n; i++)
 		sm->fd[i] = sm->shmid[i] = -1;
 	sm->n = n;
+	/* Refusals first: no saved file is put back if one cannot be. */
+	for (size_t i = 0; i < n; i++)
+		if (im->shms[i].d.kind == IMG_SHM_SAVED && put_back_check(im, &im->shms[i]))
+			goto out;
 	for (size_t i = 0; i < n; i++)
 		if (make_object(&im->shms[i], sm, i))
 			goto out;

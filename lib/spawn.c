@@ -777,6 +777,24 @@ static int tree_supervise(struct img_input *in, int flags, int ns)
 	return supervise(root);
 }
 
+int rst_changes_host(struct img_input *in)
+{
+	for (size_t k = 0; k <= in->nrest; k++) {
+		const struct image *im = img_proc_at(in, k);
+
+		if (im->nipcs)
+			return 1;
+		for (size_t i = 0; i < im->nshms; i++)
+			if (im->shms[i].d.kind == IMG_SHM_SAVED ||
+			    (im->shms[i].d.kind == IMG_SHM_SYSV && !(im->shms[i].d.flags & IMG_SHM_RMID)))
+				return 1;
+		for (size_t i = 0; i < im->nfiles; i++)
+			if (im->files[i].d.kind == IMG_FD_FIFO)
+				return 1;
+	}
+	return 0;
+}
+
 int rst_run(struct img_input *in, int flags, enum rst_pids pids)
 {
 	pid_t pid = in->im.proc.pid, child;

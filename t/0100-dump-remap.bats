@@ -94,7 +94,7 @@ utime_past() {
 @test "ckpt-dump --kill PID | ckpt-remap - restores through a pipe" {
 	start_workload
 	# shellcheck disable=SC2016
-	spawn "$d.restored" bash -c 'set -o pipefail; ckpt-dump --kill "$1" | ckpt-remap -' _ "$pid"
+	spawn "$d.restored" bash -c 'set -o pipefail; ckpt-dump --kill "$1" | ckpt-remap --allow-other-user -' _ "$pid"
 	# The original dies once the whole image is written.
 	reap "$pid" "$cat_pid"
 	[ "$status" -eq 137 ]

@@ -47,7 +47,7 @@ writer_dies() {
 	exec_clean bash -c 'head -c "$1" "$2" && exec sleep 1000' _ "$n" "$file" >"$fifo" &
 	w=$!
 	CKPT_PIDS+=("$w")
-	exec_clean reaper ckpt-remap "$@" - <"$fifo" >"$BATS_TEST_TMPDIR/out" \
+	exec_clean reaper ckpt-remap --allow-other-user "$@" - <"$fifo" >"$BATS_TEST_TMPDIR/out" \
 		2>"$BATS_TEST_TMPDIR/err" &
 	r=$!
 	CKPT_PIDS+=("$r")
@@ -146,7 +146,7 @@ print(fcntl.fcntl(1, 1032), file=sys.stderr)' "$img" 2>"$BATS_TEST_TMPDIR/size" 
 	run pipe_size_after ckpt-inspect
 	[ "$status" -eq 0 ]
 	[ "$output" = "$(grown_pipe)" ]
-	run pipe_size_after ckpt-remap --new-pids
+	run pipe_size_after ckpt-remap --allow-other-user --new-pids
 	[ "$status" -eq 0 ]
 	[ "$output" = "$(grown_pipe)" ]
 }

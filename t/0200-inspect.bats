@@ -155,7 +155,7 @@ while True:
     sys.stdout.buffer.write(b)
     sys.stdout.flush()
     time.sleep(0.004)
-" "$1" | ckpt-remap --progress -' _ "$BATS_TEST_TMPDIR/py.img"
+" "$1" | ckpt-remap --allow-other-user --progress -' _ "$BATS_TEST_TMPDIR/py.img"
 	[ "$status" -eq 0 ]
 	[[ "$stderr" == *"ckpt-remap: restored "*" MiB"* ]]
 }

@@ -69,7 +69,7 @@ image_mapped() {
 	run --separate-stderr ckpt-remap --lazy "$IMG.gz"
 	[ "$status" -eq 99 ]
 	[ "$stderr" = "ckpt-remap: --lazy maps page data from the image file, and a compressed image cannot be mapped: decompress it to a file first" ]
-	run --separate-stderr bash -c 'cat "$1" | ckpt-remap --lazy -' _ "$IMG"
+	run --separate-stderr bash -c 'cat "$1" | ckpt-remap --allow-other-user --lazy -' _ "$IMG"
 	[ "$status" -eq 99 ]
 	[[ "$stderr" == "ckpt-remap: --lazy maps page data from the image file: the image must be a regular file"* ]]
 }

@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""forge.py IMG uid UID | forge.py IMG parent PATH: rewrite, in place, a
+field of the uncompressed image IMG as anyone who can write the file can,
+and fix the record's checksum, so that only the file's owner tells who
+wrote it.
+
+uid UID      every PROC record (type 1) says the process belonged to UID
+             (struct img_proc: pid, ppid, pgid, sid, then uid).
+parent PATH  the PARENT record (type 15) names PATH, padded with slashes
+             after its first component to the old path's length (no
+             offset of the stream moves, so page data stays aligned);
+             PATH must be no longer than the old path.
+
+See ckpt-image(5): a 192-byte header, then records of a 16-byte header
+(type, crc, payload length); the crc is CRC-32C of that header with crc 0
+and the payload (page data excepted, which no record forged here has)."""
+import os
+import struct
+import sys
+
+POLY = 0x82F63B78
+TABLE = []
+for i in range(256):
+    c = i
+    for _ in range(8):
+        c = (c >> 1) ^ (POLY if c & 1 else 0)
+    TABLE.append(c)
+
+
+def crc32c(data):
+    c = 0xFFFFFFFF
+    for b in data:
+        c = (c >> 8) ^ TABLE[(c ^ b) & 0xFF]
+    return c ^ 0xFFFFFFFF
+
+
+def pad_path(new, old_len):
+    if len(new) > old_len:
+        sys.exit("forge.py: %r is longer than the old path (%d)" % (new, old_len))
+    cut = new.index(b"/", 1) if new.count(b"/") > 1 else 0
+    return new[:cut] + b"/" * (old_len - len(new)) + new[cut:]
+
+
+def main():
+    path, what, value = sys.argv[1], sys.argv[2], sys.argv[3]
+    size = os.path.getsize(path)
+    done = 0
+    with open(path, "r+b") as f:
+        off = 192
+        while off + 16 <= size:
+            f.seek(off)
+            kind, _, length = struct.unpack("<IIQ", f.read(16))
+            if kind in (5, 6, 7):  # DATA: the metadata of a process ends
+                if kind == 7:
+                    break
+                off += 16 + length
+                continue
+            payload = None
+            if what == "uid" and kind == 1:
+                payload = bytearray(f.read(length))
+                struct.pack_into("<I", payload, 16, int(value))
+            elif what == "parent" and kind == 15:
+                payload = bytearray(f.read(length))
+                plen = struct.unpack_from("<I", payload, 68)[0]
+                new = pad_path(value.encode(), plen)
+                payload[72:72 + plen] = new
+            if payload is not None:
+                head = struct.pack("<IIQ", kind, 0, length)
+                f.seek(off)
+                f.write(struct.pack("<IIQ", kind, crc32c(head + payload), length))
+                f.write(payload)
+                done += 1
+            off += 16 + length
+    if not done:
+        sys.exit("forge.py: no record to rewrite in %s" % path)
+
+
+main()
