@@ -2,17 +2,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <libgen.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "atomic.h"
 #include "dump.h"
 #include "err.h"
 #include "incr.h"
@@ -85,125 +84,6 @@ static void usage(void)
 	exit(2);
 }
 
-/* The output file of -o: written unnamed and given its name only once it
- * is complete, so that no signal, not even SIGKILL, leaves a partial
- * image behind or replaces a good one with it. */
-struct out_file {
-	const char *path;
-	char dir[PATH_MAX];
-	char tmp[PATH_MAX + 16]; /* a named temporary file, while there is one */
-	int fd;
-};
-
-/* A name ".BASE.XXXXXX" beside the final one. */
-static void temp_name(struct out_file *f, const char *suffix)
-{
-	char base[PATH_MAX];
-
-	snprintf(base, sizeof(base), "%s", f->path);
-	snprintf(f->tmp, sizeof(f->tmp), "%s/.%s.%s", f->dir, basename(base), suffix);
-}
-
-/* An unnamed file (O_TMPFILE) in the directory of f->path, mode 0600; on a
- * file system without O_TMPFILE, a named temporary file there (which
- * only a SIGKILL could leave behind). */
-static void out_open(struct out_file *f, const char *path)
-{
-	char dir[PATH_MAX];
-
-	f->path = path;
-	snprintf(dir, sizeof(dir), "%s", path);
-	snprintf(f->dir, sizeof(f->dir), "%s", dirname(dir));
-	f->tmp[0] = 0;
-	f->fd = open(f->dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
-	if (f->fd >= 0)
-		return;
-	if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
-		die(1, "cannot create a file in %s for %s: %s", f->dir, path, strerror(errno));
-	temp_name(f, "XXXXXX");
-	f->fd = mkostemp(f->tmp, O_CLOEXEC);
-	if (f->fd < 0)
-		die(1, "cannot create a temporary file for %s: %s", path, strerror(errno));
-}
-
-/* Give the unnamed file a name of its own: linkat through /proc, as
- * AT_EMPTY_PATH would need CAP_DAC_READ_SEARCH, and a name not taken, as
- * linkat does not replace one (a stale one of ours is left alone). */
-static int out_link(struct out_file *f)
-{
-	char proc[64], suffix[32];
-
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", f->fd);
-	for (int tries = 0; tries < 100; tries++) {
-		snprintf(suffix, sizeof(suffix), "%d.%d", (int)getpid(), tries);
-		temp_name(f, suffix);
-		if (linkat(AT_FDCWD, proc, AT_FDCWD, f->tmp, AT_SYMLINK_FOLLOW) == 0)
-			return 0;
-		if (errno != EEXIST)
-			break;
-	}
-	err_sys("cannot name the image %s in %s", f->path, f->dir);
-	f->tmp[0] = 0;
-	return -1;
-}
-
-/* Make the image durable under its final name: data, then the name.  A
- * SIGKILL between linkat and rename leaves a complete image under the
- * temporary name. */
-static int out_commit(struct out_file *f)
-{
-	int dfd;
-
-	if (fsync(f->fd)) {
-		err_sys("cannot write %s", f->path);
-		return -1;
-	}
-	/* The link and the rename back to back: a SIGKILL between the two
-	 * (microseconds) is all that can leave the complete image under its
-	 * temporary name. */
-	if (!f->tmp[0] && out_link(f))
-		return -1;
-	if (rename(f->tmp, f->path)) {
-		err_sys("cannot rename %s to %s", f->tmp, f->path);
-		return -1;
-	}
-	f->tmp[0] = 0;
-	if (close(f->fd)) {
-		err_sys("cannot write %s", f->path);
-		return -1;
-	}
-	dfd = open(f->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0) {
-		fsync(dfd);
-		close(dfd);
-	}
-	return 0;
-}
-
-/* A failed dump leaves nothing: an unnamed file goes with its fd. */
-static void out_discard(struct out_file *f)
-{
-	if (f->tmp[0])
-		unlink(f->tmp);
-	f->tmp[0] = 0;
-}
-
-/* An image holds the program's memory, secrets included: standard output
- * that is a regular file (a shell's "> file", created with its umask)
- * loses the permissions it gives others, as -o's file never has them. */
-static void private_stdout(void)
-{
-	struct stat st;
-
-	if (fstat(1, &st) || !S_ISREG(st.st_mode) || !(st.st_mode & 077))
-		return;
-	if (fchmod(1, st.st_mode & 07700))
-		die(1,
-		    "standard output is a file others may read (mode %04o) and cannot be made "
-		    "private: %s",
-		    (unsigned)(st.st_mode & 07777), strerror(errno));
-}
-
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -217,7 +97,7 @@ int main(int argc, char **argv)
 	enum progress_mode pmode = PROGRESS_AUTO;
 	enum dump_end how = DUMP_RUN;
 	const char *out_path = NULL, *parent = NULL;
-	struct out_file of = {0};
+	struct atomic_file of = {0};
 	struct progress prog_line;
 	struct dump_opts o = {0};
 	struct dump_tree target;
@@ -280,8 +160,15 @@ int main(int argc, char **argv)
 		die(2, "not a pid: %s", argv[optind]);
 	if (!out_path && isatty(1))
 		die(1, "refusing to write an image to a terminal; redirect stdout or use -o");
+	/* An image holds the program's memory, secrets included: standard
+	 * output that is a regular file (a shell's "> file", created with its
+	 * umask) loses the permissions it gives others, as -o's file never
+	 * has them. */
 	if (!out_path) {
-		private_stdout();
+		mode_t was;
+
+		if (private_output(1, &was))
+			die(1, "%s", err_get());
 		grow_pipe(1);
 	}
 
@@ -302,7 +189,8 @@ int main(int argc, char **argv)
 	if (parent && incr_dump_open(parent, out_path, &o.incr))
 		die(1, "%s", err_get());
 	if (out_path) {
-		out_open(&of, out_path);
+		if (atomic_open(&of, out_path))
+			die(1, "%s", err_get());
 		out = of.fd;
 	}
 	progress_init(&prog_line, pmode, "dumped");
@@ -310,17 +198,17 @@ int main(int argc, char **argv)
 	o.progress_arg = &prog_line;
 	o.cancel = &cancel;
 	if (dump_seize_tree(pid, tree, &target)) {
-		out_discard(&of);
+		atomic_discard(&of);
 		die(1, "%s", err_get());
 	}
 	if (dump_write_tree(&target, out, &o)) {
-		out_discard(&of);
+		atomic_discard(&of);
 		die(1, "%s", err_get());
 	}
 	/* A signal that came as the last bytes went (or ckpt-dump's death,
 	 * told to this worker) still means: no image, the target as it was. */
 	if (cancel) {
-		out_discard(&of);
+		atomic_discard(&of);
 		dump_release_tree(&target, DUMP_RUN);
 		die(1, "interrupted by a signal");
 	}
@@ -329,8 +217,8 @@ int main(int argc, char **argv)
 	 * is safe. */
 	if (how != DUMP_KILL && dump_release_tree(&target, how))
 		die_lib(1, "image written, but");
-	if (out_path && out_commit(&of)) {
-		out_discard(&of);
+	if (out_path && atomic_commit(&of)) {
+		atomic_discard(&of);
 		dump_release_tree(&target, DUMP_RUN);
 		die(1, "%s", err_get());
 	}

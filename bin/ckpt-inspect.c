@@ -86,8 +86,14 @@ int main(int argc, char **argv)
 	/* A reader that stops early (| head) is not our failure. */
 	signal(SIGPIPE, SIG_DFL);
 	/* The image itself, then (incremental) its chain. */
-	if (img_open_one(argv[optind], &in) || img_scan_data(&in, &t))
+	if (img_open_one(argv[optind], &in))
 		die(1, "%s", err_get());
+	/* img_open_one names the image in its messages; the data's are ours
+	 * to name it in. */
+	if (img_scan_data(&in, &t))
+		die(1, "%s: %s",
+		    argv[optind] && strcmp(argv[optind], "-") ? argv[optind] : "standard input",
+		    err_get());
 	if (in.im.parent)
 		chain_rc = follow_chain(argv[optind], &in, json, verify);
 	if (verify) {

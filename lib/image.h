@@ -619,8 +619,10 @@ void img_input_close(struct img_input *in);
 /* Wait for the decompressor, if any, to finish: -1 (err_set with its
  * reason) if it failed. */
 int img_input_status(struct img_input *in) __attribute__((warn_unused_result));
-/* After END: the rest of the decompressed stream must be empty and the
- * decompressor must have succeeded (a cut trailer shows only there). */
+/* After END: nothing may follow it (in the file, or in the pipe until its
+ * writer closes it; in a decompressed stream, until the decompressor
+ * ends), and the decompressor must have succeeded (a cut trailer shows
+ * only there).  img_open refuses a file with bytes after END already. */
 int img_input_end(struct img_input *in) __attribute__((warn_unused_result));
 /* After a read error: stop the decompressor, and if it failed, make its
  * reason the message (it names the cause better than "truncated"). */

@@ -197,6 +197,49 @@ int img_open_as(const char *path, struct img_input *in, int trust)
 	return 0;
 }
 
+/* An image file with bytes after its END record (appended, or a second
+ * image) is no image to restore: say so before anything is restored, as
+ * ckpt-remap reads the page data only after the point of no return.  The
+ * record headers are enough to find END (a record's length covers its page
+ * data), read with pread so that the stream stays where it is.  A walk
+ * that does not land on END exactly (a cut or corrupt stream) is left to
+ * the reader, which names the damage. */
+static int check_tail(struct img_input *in)
+{
+	uint64_t off = in->r.off, base, size;
+	struct stat st;
+	off_t pos;
+
+	if (in->compressed || fstat(in->r.fd, &st) || !S_ISREG(st.st_mode))
+		return 0;
+	/* The stream starts at base in the file (standard input may have
+	 * been read from before). */
+	pos = lseek(in->r.fd, 0, SEEK_CUR);
+	if (pos < 0 || (uint64_t)pos < off || st.st_size < pos)
+		return 0;
+	base = pos - off;
+	size = st.st_size - base;
+	for (;;) {
+		struct img_rec rec;
+		uint64_t next;
+
+		if (size - off < sizeof(rec) ||
+		    pread(in->r.fd, &rec, sizeof(rec), base + off) != (ssize_t)sizeof(rec) ||
+		    rec.len > size - off - sizeof(rec))
+			return 0;
+		next = off + sizeof(rec) + rec.len;
+		if (rec.type == IMG_REC_END) {
+			if (next == size)
+				return 0;
+			err_set("%llu bytes after the END record, from offset %llu: not part of "
+				"the image",
+				(unsigned long long)(size - next), (unsigned long long)next);
+			return -1;
+		}
+		off = next;
+	}
+}
+
 int img_open(const char *path, struct img_input *in)
 {
 	return img_open_as(path, in, 0);
@@ -292,7 +335,7 @@ static int open_one(const char *path, struct img_input *in, int trust, int how)
 		goto fail;
 	}
 	in->r.fd = fd;
-	if (img_read_meta(&in->r, &in->im, prefix, n) || read_tree(in) ||
+	if (img_read_meta(&in->r, &in->im, prefix, n) || read_tree(in) || check_tail(in) ||
 	    (trust && check_uids(in))) {
 		char why[1024];
 
@@ -329,18 +372,28 @@ int img_input_end(struct img_input *in)
 {
 	char buf[4096];
 	uint64_t extra = 0;
+	struct stat st;
+	off_t pos;
 	ssize_t k;
 
-	if (in->status_fd < 0)
-		return 0;
-	/* What the decompressor still writes after END is not image. */
-	while ((k = read(in->r.fd, buf, sizeof(buf))) > 0 || (k < 0 && errno == EINTR))
-		if (k > 0)
-			extra += k;
+	/* A file: what lies beyond (check_tail saw it, unless it grew). */
+	if (!in->compressed && fstat(in->r.fd, &st) == 0 && S_ISREG(st.st_mode) &&
+	    (pos = lseek(in->r.fd, 0, SEEK_CUR)) >= 0) {
+		extra = st.st_size > pos ? st.st_size - pos : 0;
+	} else {
+		/* A pipe: what its writer (a decompressor, or whoever feeds
+		 * standard input) still writes after END is not image. */
+		while ((k = read(in->r.fd, buf, sizeof(buf))) > 0 || (k < 0 && errno == EINTR))
+			if (k > 0)
+				extra += k;
+	}
 	if (img_input_status(in))
 		return -1;
 	if (extra) {
-		err_set("%llu bytes of data after the END record", (unsigned long long)extra);
+		err_set("%llu bytes after the END record, from offset %llu%s: not part of the "
+			"image",
+			(unsigned long long)extra, (unsigned long long)in->r.off,
+			in->compressed ? " of the decompressed stream" : "");
 		return -1;
 	}
 	return 0;

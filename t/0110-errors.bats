@@ -216,6 +216,29 @@ cut_at() {
 	done
 }
 
+@test "ckpt-remap on an image with bytes after its END record: 99, one line with their offset and count, nothing run" {
+	local size
+	size=$(stat -c %s "$img")
+	{ cat "$img"; printf 'appended'; } >"$bad"
+	# A file (--lazy too) and standard input on it: refused before the
+	# program runs.
+	remap "$bad"
+	one_line ckpt-remap 99 "$bad: 8 bytes after the END record, from offset $size: not part of the image"
+	[ -z "$output" ]
+	remap --lazy "$bad"
+	one_line ckpt-remap 99 "$bad: 8 bytes after the END record, from offset $size"
+	[ -z "$output" ]
+	run --separate-stderr timeout 120 ckpt-remap - <"$bad"
+	one_line ckpt-remap 99 "standard input: 8 bytes after the END record, from offset $size"
+	[ -z "$output" ]
+	# Compressed, the page data comes after the point of no return: the
+	# restorer refuses the bytes after END before the program runs.
+	ckpt-gzip --zstd -o "$bad.zst" <"$bad"
+	remap "$bad.zst"
+	one_line ckpt-remap 99 "data after the END record at offset"
+	[ -z "$output" ]
+}
+
 @test "ckpt-remap on an image with one flipped byte in the page data: 99, checksum" {
 	local off len
 	read -r off _ len < <(records "$img" | awk '$2 == 6' | head -n 1)

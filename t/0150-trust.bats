@@ -1,6 +1,7 @@
 #!/usr/bin/env bats
-# Trust: images are private (0600); ckpt-dump says why it may not trace a
-# process; root restores another user's image only when told to.
+# Trust: images are private (0600), ckpt-dump's and ckpt-gzip's; ckpt-dump
+# says why it may not trace a process; root restores another user's image
+# only when told to.
 
 bats_require_minimum_version 1.5.0
 load lib
@@ -178,4 +179,68 @@ dump_other_killed() {
 	touch "$shared/w/go"
 	restore "$shared/x.img"
 	intact_and_restored
+}
+
+# ckpt-gzip writes images too: compressed (or, with -d, not).
+
+# bats test_tags=root
+@test "ckpt-gzip -o, --xz -o, --zstd -o and -d -o under umask 022 and 000: files another user cannot read" {
+	[ "$(id -u)" -eq 0 ] || skip "needs root to read as another user"
+	local u opt f n=0
+	seq 1 100000 >"$shared/in"
+	chmod 0644 "$shared/in"
+	for u in 022 000; do
+		for opt in "" --xz --zstd; do
+			n=$((n + 1))
+			f=$shared/c$n
+			# shellcheck disable=SC2086 # $opt: no option or one
+			(umask "$u" && ckpt-gzip $opt -o "$f" <"$shared/in")
+			(umask "$u" && ckpt-gzip -d -o "$f.d" <"$f")
+			cmp "$f.d" "$shared/in"
+			for f in "$f" "$f.d"; do
+				[ "$(stat -c %a:%U "$f")" = 600:root ]
+				run "${AS_OTHER[@]}" cat "$f"
+				[ "$status" -ne 0 ]
+				[[ $output == *"Permission denied"* ]]
+			done
+		done
+	done
+	# What the others may read, they do read: the check is not vacuous.
+	run "${AS_OTHER[@]}" cat "$shared/in"
+	[ "$status" -eq 0 ]
+}
+
+# bats test_tags=root
+@test "a symbolic link another user planted at ckpt-gzip -o FILE is replaced, its target untouched" {
+	[ "$(id -u)" -eq 0 ] || skip "needs root and another user"
+	local mode ino
+	echo "root's own" >"$shared/target"
+	chmod 0644 "$shared/target"
+	mode=$(stat -c %a:%U:%s "$shared/target")
+	ino=$(stat -c %i "$shared/target")
+	"${AS_OTHER[@]}" ln -s "$shared/target" "$shared/x.img.gz"
+	[ "$(stat -c %U "$shared/x.img.gz")" = "$OTHER" ]
+	seq 1 1000 | ckpt-gzip -o "$shared/x.img.gz"
+	[ ! -L "$shared/x.img.gz" ]
+	[ "$(stat -c %a:%U "$shared/x.img.gz")" = 600:root ]
+	seq 1 1000 | cmp - <(gzip -d <"$shared/x.img.gz")
+	[ "$(cat "$shared/target")" = "root's own" ]
+	[ "$(stat -c %a:%U:%s "$shared/target")" = "$mode" ]
+	[ "$(stat -c %i "$shared/target")" = "$ino" ]
+	# -d as well.
+	"${AS_OTHER[@]}" ln -s "$shared/target" "$shared/x.img"
+	ckpt-gzip -d -o "$shared/x.img" <"$shared/x.img.gz"
+	[ ! -L "$shared/x.img" ]
+	[ "$(stat -c %a:%U "$shared/x.img")" = 600:root ]
+	[ "$(cat "$shared/target")" = "root's own" ]
+	[ -z "$(find "$shared" -name '.x.img*')" ]
+}
+
+# bats test_tags=root
+@test "> FILE of another user's that ckpt-gzip cannot make private: refused in one line, as ckpt-dump does" {
+	[ "$(id -u)" -eq 0 ] || skip "needs root and another user"
+	install -m 0666 /dev/null "$shared/y.img.gz"
+	run --separate-stderr "${AS_OTHER[@]}" bash -c 'echo secret | ckpt-gzip >>"$1"' _ "$shared/y.img.gz"
+	one_line 1 "standard output is a file others may read (mode 0666) and cannot be made private: Operation not permitted"
+	[ ! -s "$shared/y.img.gz" ]
 }

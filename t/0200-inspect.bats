@@ -96,6 +96,52 @@ assert [f["fd"] for f in d["files"]] == sorted(f["fd"] for f in d["files"])
 	[ "$status" -eq 2 ]
 }
 
+# after_end WHAT TEXT: the last run failed with status 1 and one line,
+# "ckpt-inspect: WHAT: TEXT...".
+after_end() {
+	echo "$stderr"
+	[ "$status" -eq 1 ]
+	[ "${#stderr_lines[@]}" -eq 1 ]
+	[[ "$stderr" == "ckpt-inspect: $1: $2"* ]]
+}
+
+@test "--verify of an image with bytes after its END record: exit 1, one line with their offset and count" {
+	local size j=$BATS_TEST_TMPDIR/junk.img
+	size=$(stat -c %s "$IMG")
+	cp "$IMG" "$j"
+	printf 'appended' >>"$j"
+	run --separate-stderr ckpt-inspect --verify "$j"
+	after_end "$j" "8 bytes after the END record, from offset $size: not part of the image"
+	run --separate-stderr ckpt-inspect "$j"
+	after_end "$j" "8 bytes after the END record, from offset $size"
+	# Standard input, a file and a pipe.
+	run --separate-stderr ckpt-inspect --verify - <"$j"
+	after_end "standard input" "8 bytes after the END record, from offset $size"
+	run --separate-stderr bash -c 'cat "$1" | ckpt-inspect --verify -' _ "$j"
+	after_end "standard input" "8 bytes after the END record, from offset $size"
+	# The image twice in a row is not an image.
+	cat "$IMG" "$IMG" >"$j"
+	run --separate-stderr ckpt-inspect --verify "$j"
+	after_end "$j" "$size bytes after the END record, from offset $size"
+	# Compressed: inside the stream, or a second image in a second gzip
+	# member (gzip -d would join them), the decompressed stream goes on
+	# after END.
+	{ cat "$IMG"; printf 'appended'; } | ckpt-gzip --zstd -o "$j.zst"
+	run --separate-stderr ckpt-inspect --verify "$j.zst"
+	after_end "$j.zst" "8 bytes after the END record, from offset $size of the decompressed stream"
+	ckpt-gzip -o "$j.gz" <"$IMG"
+	cat "$j.gz" "$j.gz" >"$j.2.gz"
+	run --separate-stderr ckpt-inspect --verify "$j.2.gz"
+	after_end "$j.2.gz" "$size bytes after the END record, from offset $size of the decompressed stream"
+	# Bytes after the gzip stream are the decompressor's to name.
+	cat "$j.gz" - <<<appended >"$j.3.gz"
+	run --separate-stderr ckpt-inspect --verify "$j.3.gz"
+	after_end "$j.3.gz" "decompress: trailing garbage after gzip data"
+	# The image itself still verifies.
+	run --separate-stderr ckpt-inspect --verify "$IMG"
+	[ "$status" -eq 0 ]
+}
+
 @test "inspect with a bad option or two operands exits 2 with the usage line" {
 	run --separate-stderr ckpt-inspect --bogus
 	[ "$status" -eq 2 ]

@@ -29,10 +29,11 @@ one_error_line() {
 	[[ $output == *"$1"* ]]
 }
 
-# decompress_file FILE: run ckpt-gzip -d on FILE, stdout to $BATS_TEST_TMPDIR/out;
+# decompress_file FILE: run ckpt-gzip -d on FILE, stdout to $BATS_TEST_TMPDIR/out
+# (made with umask 077: a file others may read would add a warning);
 # $output is what it printed on stderr.
 decompress_file() {
-	run bash -c 'ckpt-gzip -d <"$1" >"$2"' _ "$1" "$BATS_TEST_TMPDIR/out"
+	run bash -c 'umask 077; ckpt-gzip -d <"$1" >"$2"' _ "$1" "$BATS_TEST_TMPDIR/out"
 }
 
 @test "compressed output is decompressed by gzip -d to the same bytes" {
@@ -200,7 +201,7 @@ decompress_file() {
 @test "--help exits 0 and prints the usage line on stdout" {
 	run ckpt-gzip --help
 	[ "$status" -eq 0 ]
-	[ "$output" = "usage: ckpt-gzip [-d] [-1 ... -9] [-T threads] [--xz | --zstd]" ]
+	[ "$output" = "usage: ckpt-gzip [-d] [-1 ... -9] [-T threads] [--xz | --zstd] [-o file]" ]
 	run ckpt-gzip -V
 	[ "$status" -eq 0 ]
 	[ "$output" = "ckpt-gzip 0.1.0" ]
@@ -344,7 +345,7 @@ sized_inputs() {
 @test "a bad option or an operand exits 2 with the usage line on stderr" {
 	run bash -c 'ckpt-gzip -q </dev/null 2>&1 >/dev/null'
 	[ "$status" -eq 2 ]
-	[[ $output == *"usage: ckpt-gzip [-d] [-1 ... -9] [-T threads] [--xz | --zstd]"* ]]
+	[[ $output == *"usage: ckpt-gzip [-d] [-1 ... -9] [-T threads] [--xz | --zstd] [-o file]"* ]]
 	run bash -c 'ckpt-gzip --xz=3 </dev/null 2>&1 >/dev/null'
 	[ "$status" -eq 2 ]
 	run bash -c 'ckpt-gzip file </dev/null 2>&1 >/dev/null'
@@ -411,4 +412,154 @@ print(fcntl.fcntl(1, 1032), file=sys.stderr)" "$1" 2>"$2" | ckpt-gzip --zstd |
 	[ "$status" -eq 0 ]
 	[ "${lines[0]}" = "$(grown_pipe)" ]
 	[ "${lines[1]}" = "$(grown_pipe)" ]
+}
+
+# -o FILE: private, and under its name only once complete.
+
+# writing PID DIR: PID has written to a file in DIR other than its input DIR/in
+# and its stderr DIR/err: its -o file, unnamed or under a temporary name (or
+# DIR/F itself, were it written in place).
+writing() {
+	local fd
+	for fd in /proc/"$1"/fd/*; do
+		case $(readlink "$fd") in
+		"$2/in" | "$2/err") ;;
+		"$2"/*) [ "$(stat -L -c %s "$fd")" -gt 0 ] && return 0 ;;
+		esac
+	done
+	return 1
+}
+
+# start_into_old: $d/F holds old bytes (inode $old_ino); ckpt-gzip -o $d/F
+# runs ($gz_pid) on input from the fifo $d/in, which fd 5 writes, and has
+# written part of its output.
+start_into_old() {
+	d=$BATS_TEST_TMPDIR/o
+	mkdir "$d"
+	echo old >"$d/F"
+	old_ino=$(stat -c %i "$d/F")
+	mkfifo "$d/in"
+	exec_clean ckpt-gzip -o "$d/F" <"$d/in" 2>"$d/err" &
+	gz_pid=$!
+	CKPT_PIDS+=("$gz_pid")
+	exec 5>"$d/in"
+	head -c 2M /dev/urandom >"$BATS_TEST_TMPDIR/in"
+	cat "$BATS_TEST_TMPDIR/in" >&5
+	wait_for writing "$gz_pid" "$d"
+}
+
+@test "-o FILE, --xz -o, --zstd -o and -d -o write FILE 0600 under umask 022 and 000" {
+	make_input
+	local u opt
+	for u in 022 000; do
+		for opt in "" --xz --zstd; do
+			rm -f "$in.c"
+			# shellcheck disable=SC2086 # $opt: no option or one
+			(umask "$u" && ckpt-gzip $opt -o "$in.c" <"$in")
+			[ "$(stat -c %a "$in.c")" = 600 ]
+			rm -f "$in.d"
+			(umask "$u" && ckpt-gzip -d -o "$in.d" <"$in.c")
+			[ "$(stat -c %a "$in.d")" = 600 ]
+			cmp "$in.d" "$in"
+		done
+	done
+	# A name without a directory: the current one.
+	(cd "$BATS_TEST_TMPDIR" && umask 000 && ckpt-gzip -o rel.gz <"$in")
+	[ "$(stat -c %a "$BATS_TEST_TMPDIR/rel.gz")" = 600 ]
+	gzip -d <"$BATS_TEST_TMPDIR/rel.gz" | cmp - "$in"
+}
+
+@test "-o replaces an existing FILE only when it is complete: the old one stays until the end" {
+	start_into_old
+	# Output written, not yet under its name: FILE is the old one, and
+	# nothing else is in the directory.
+	[ "$(stat -c %i "$d/F")" = "$old_ino" ]
+	[ "$(cat "$d/F")" = old ]
+	[ "$(ls -A "$d")" = "$(printf 'F\nerr\nin')" ]
+	exec 5>&-
+	reap "$gz_pid"
+	[ "$status" -eq 0 ]
+	[ ! -s "$d/err" ]
+	[ "$(stat -c %i "$d/F")" != "$old_ino" ]
+	[ "$(stat -c %a "$d/F")" = 600 ]
+	gzip -d <"$d/F" | cmp - "$BATS_TEST_TMPDIR/in"
+	[ "$(ls -A "$d")" = "$(printf 'F\nerr\nin')" ]
+}
+
+@test "SIGINT, SIGTERM or SIGHUP to ckpt-gzip -o: the old FILE stays as it was, no other file" {
+	local sig rc
+	for sig in INT TERM HUP; do
+		start_into_old
+		kill -"$sig" "$gz_pid"
+		exec 5>&-
+		reap "$gz_pid"
+		rc=$((128 + $(kill -l "$sig")))
+		[ "$status" -eq "$rc" ]
+		[ "$(stat -c %i "$d/F")" = "$old_ino" ]
+		[ "$(cat "$d/F")" = old ]
+		[ "$(ls -A "$d")" = "$(printf 'F\nerr\nin')" ]
+		rm -rf "$d"
+	done
+}
+
+@test "-d -o on truncated or corrupt input fails with one line, keeps the old FILE, leaves no other file" {
+	local d=$BATS_TEST_TMPDIR/o ino
+	mkdir "$d"
+	seq 1 200000 | gzip -c >"$BATS_TEST_TMPDIR/x.gz"
+	head -c 20000 "$BATS_TEST_TMPDIR/x.gz" >"$BATS_TEST_TMPDIR/cut.gz"
+	echo old >"$d/F"
+	ino=$(stat -c %i "$d/F")
+	run ckpt-gzip -d -o "$d/F" <"$BATS_TEST_TMPDIR/cut.gz"
+	one_error_line "gzip stream truncated"
+	run ckpt-gzip -d -o "$d/F" <"$TOP/README.md"
+	one_error_line "not a compressed stream"
+	[ "$(stat -c %i "$d/F")" = "$ino" ]
+	[ "$(cat "$d/F")" = old ]
+	[ "$(ls -A "$d")" = F ]
+	# No old file: none is left.
+	run ckpt-gzip -d -o "$d/G" <"$BATS_TEST_TMPDIR/cut.gz"
+	one_error_line "gzip stream truncated"
+	[ "$(ls -A "$d")" = F ]
+}
+
+@test "-o on a file that cannot grow (ulimit -f) fails with one line, keeps the old FILE" {
+	local d=$BATS_TEST_TMPDIR/o
+	mkdir "$d"
+	head -c 1M /dev/urandom >"$BATS_TEST_TMPDIR/r"
+	echo old >"$d/F"
+	# 100 blocks of 512 bytes: the stored blocks of 1 MiB do not fit.
+	run bash -c 'ulimit -f 100; ckpt-gzip -o "$1" <"$2"' _ "$d/F" "$BATS_TEST_TMPDIR/r"
+	one_error_line "File too large"
+	[ "$(cat "$d/F")" = old ]
+	[ "$(ls -A "$d")" = F ]
+}
+
+@test "> FILE that others may read: one warning line suggesting -o, FILE made 0600; with umask 077 no warning" {
+	local d=$BATS_TEST_TMPDIR
+	seq 1 1000 >"$d/x"
+	run --separate-stderr bash -c 'umask 022; ckpt-gzip <"$1" >"$2"' _ "$d/x" "$d/x.gz"
+	[ "$status" -eq 0 ]
+	echo "$stderr"
+	[ "${#stderr_lines[@]}" -eq 1 ]
+	[[ $stderr == "ckpt-gzip: standard output was readable by other users (mode 0644, now 0600;"*"use -o file" ]]
+	[ "$(stat -c %a "$d/x.gz")" = 600 ]
+	gzip -d <"$d/x.gz" | cmp - "$d/x"
+	# -d as well, into a file that was there, group-readable.
+	install -m 0640 /dev/null "$d/y"
+	run --separate-stderr bash -c 'ckpt-gzip -d <"$1" >>"$2"' _ "$d/x.gz" "$d/y"
+	[ "$status" -eq 0 ]
+	[ "${#stderr_lines[@]}" -eq 1 ]
+	[[ $stderr == *"readable by other users (mode 0640, now 0600;"* ]]
+	[ "$(stat -c %a "$d/y")" = 600 ]
+	cmp "$d/y" "$d/x"
+	# Private already: nothing to say.
+	rm "$d/x.gz"
+	run --separate-stderr bash -c 'umask 077; ckpt-gzip <"$1" >"$2"' _ "$d/x" "$d/x.gz"
+	[ "$status" -eq 0 ]
+	[ -z "$stderr" ]
+	[ "$(stat -c %a "$d/x.gz")" = 600 ]
+	# A pipe is no file to warn about.
+	run --separate-stderr bash -c 'umask 022; ckpt-gzip <"$1" | cat >/dev/null' _ "$d/x"
+	[ "$status" -eq 0 ]
+	[ -z "$stderr" ]
 }

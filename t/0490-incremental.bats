@@ -99,14 +99,50 @@ assert c[0]["given_pages"] + c[1]["given_pages"] == d["reused_pages"] > 0, d' <<
 
 @test "compressed parent and child, through ckpt-gzip, the child on standard input" {
 	started 32 10
-	ckpt-dump "$BG_PID" | ckpt-gzip >"$FULL.gz"
+	ckpt-dump "$BG_PID" | ckpt-gzip -o "$FULL.gz"
 	step 1
-	ckpt-dump --kill --parent "$FULL.gz" "$BG_PID" | ckpt-gzip >"$IMG.gz"
+	ckpt-dump --kill --parent "$FULL.gz" "$BG_PID" | ckpt-gzip -o "$IMG.gz"
 	wait "$BG_PID" || true
 	CKPT_PIDS=()
 	run ckpt-inspect --verify "$IMG.gz"
 	[ "$status" -eq 0 ]
 	restored_intact - 1 <"$IMG.gz"
+}
+
+@test "bytes after the END record of the child or of its parent: refused in one line, before anything runs" {
+	local size
+	started 16 10
+	ckpt-dump -o "$FULL" "$BG_PID"
+	step 1
+	dumped_killed "$IMG" --parent "$FULL"
+	size=$(stat -c %s "$IMG")
+	cp "$IMG" "$IMG.good"
+	printf 'appended' >>"$IMG"
+	# An image wrongly accepted runs to its end at once (go is there)
+	# rather than hang the test.
+	touch "$D/go"
+	run --separate-stderr timeout 120 ckpt-remap "$IMG"
+	[ "$status" -eq 99 ]
+	[ "$stderr" = "ckpt-remap: $IMG: 8 bytes after the END record, from offset $size: not part of the image" ]
+	[ "$(grep -c 'restored: yes' "$OUT")" -eq 0 ]
+	run --separate-stderr ckpt-inspect --verify "$IMG"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "ckpt-inspect: $IMG: 8 bytes after the END record, from offset $size: not part of the image" ]
+	mv "$IMG.good" "$IMG"
+	size=$(stat -c %s "$FULL")
+	printf 'appended' >>"$FULL"
+	run --separate-stderr timeout 120 ckpt-remap "$IMG"
+	[ "$status" -eq 99 ]
+	[ "${#stderr_lines[@]}" -eq 1 ]
+	[[ "$stderr" == "ckpt-remap: $IMG: parent image $FULL: "*"8 bytes after the END record, from offset $size"* ]]
+	[ "$(grep -c 'restored: yes' "$OUT")" -eq 0 ]
+	run --separate-stderr ckpt-inspect --verify "$IMG"
+	[ "$status" -eq 1 ]
+	[ "${#stderr_lines[@]}" -eq 1 ]
+	[[ "$stderr" == *"$FULL: "*"8 bytes after the END record, from offset $size"* ]]
+	# Without them, the chain is whole again.
+	truncate -s "$size" "$FULL"
+	restored_intact "$IMG" 1
 }
 
 @test "--cow --parent: the snapshot is compared as the process was" {
