@@ -194,8 +194,14 @@ int pt_seize(pid_t pid)
 		if (status >> 16 == PTRACE_EVENT_STOP)
 			return 0;
 		/* A signal-delivery-stop: hand the signal to the program as if
-		 * we were not there; the interrupt stays pending. */
-		if (ptrace(PTRACE_CONT, pid, 0, WSTOPSIG(status))) {
+		 * we were not there, and interrupt it again: any ptrace stop
+		 * clears a pending interrupt (ptrace_stop() in kernel/signal.c,
+		 * "any trap clears pending STOP trap"), so without a new one a
+		 * program that gets signals without pause (1 ms timers) was
+		 * never stopped, and one that got no more ran on untraced in
+		 * all but name while we waited. */
+		if (ptrace(PTRACE_CONT, pid, 0, WSTOPSIG(status)) ||
+		    ptrace(PTRACE_INTERRUPT, pid, 0, 0)) {
 			err_sys("pid %d: cannot continue past signal %d", pid, WSTOPSIG(status));
 			ptrace(PTRACE_DETACH, pid, 0, 0);
 			return -1;

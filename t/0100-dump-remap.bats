@@ -360,3 +360,23 @@ sys.exit(0 if ok else 1)
 	[ "$status" -eq 0 ]
 	grep -qx 'restored: no' "$d.out"
 }
+
+@test "a process flooded with signals is seized every time: 200 dumps, none waits for ever" {
+	local w=$BATS_TEST_TMPDIR/flood i
+	mkdir "$w"
+	start_bg sigflood "$w"
+	wait_for_line "$BATS_TEST_TMPDIR/bg.out" '^ready '
+	# A signal-delivery-stop took the dump's interrupt with it: the dump
+	# waited on, for ever once the signals kept coming.
+	for ((i = 0; i < 200; i++)); do
+		run timeout -k 2 10 ckpt-dump -o "$w.img" "$BG_PID"
+		[ "$status" -eq 0 ] || {
+			echo "dump $i: status $status: $output"
+			false
+		}
+	done
+	touch "$w/go"
+	reap "$BG_PID"
+	cat "$BATS_TEST_TMPDIR/bg.out"
+	[ "$status" -eq 0 ]
+}
