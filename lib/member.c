@@ -508,6 +508,16 @@ static int maps_has(pid_t pid, const char *what)
 	return has;
 }
 
+/* Whether pid's name (comm) is name. */
+static int comm_is(pid_t pid, const char *name)
+{
+	char path[64], *comm = read_file(fmt_path(path, sizeof(path), "/proc/%d/comm", pid), NULL);
+	int is = comm && !strncmp(comm, name, strlen(name)) && comm[strlen(name)] == '\n';
+
+	free(comm);
+	return is;
+}
+
 /* Whether pid is in another pid namespace than ours. */
 static int other_pidns(pid_t pid)
 {
@@ -528,30 +538,44 @@ static int other_pidns(pid_t pid)
 static int find_restored(struct mb_helper *h, pid_t remap)
 {
 	char tool[PATH_MAX], real[PATH_MAX], path[64];
+	pid_t seen = 0;
+	int polls = 0, named = 0;
 
 	if (!realpath(co_tool("ckpt-remap", tool, sizeof(tool)), real))
 		snprintf(real, sizeof(real), "/ckpt-remap");
-	for (;;) {
+	for (;; usleep(10000)) {
 		char *kids;
 		long child;
+		pid_t p = 0;
 
 		if (kill(remap, 0))
 			return -1;
 		if (!maps_has(remap, real)) {
-			h->pid = remap;
+			p = remap;
+		} else {
+			kids = read_file(fmt_path(path, sizeof(path), "/proc/%d/task/%d/children",
+						  remap, remap),
+					 NULL);
+			child = kids ? strtol(kids, NULL, 10) : 0;
+			free(kids);
+			if (child > 0 && other_pidns(child))
+				return -1;
+			if (child > 0 && !maps_has(child, real))
+				p = (pid_t)child;
+		}
+		/* ckpt-remap's code gone is not the restore done: its
+		 * restorer still fills the memory and sets the state, and a
+		 * checkpoint then would freeze the restorer.  It gives the
+		 * main thread the program's name last, as it jumps into the
+		 * program: wait for that name on two polls in a row (a
+		 * program that calls itself ckpt-remap is taken after 2 s). */
+		polls = p && p == seen ? polls + 1 : 0;
+		named = polls && !comm_is(p, "ckpt-remap") ? named + 1 : 0;
+		seen = p;
+		if (named >= 2 || polls > 200) {
+			h->pid = p;
 			return 0;
 		}
-		kids = read_file(fmt_path(path, sizeof(path), "/proc/%d/task/%d/children", remap, remap),
-				 NULL);
-		child = kids ? strtol(kids, NULL, 10) : 0;
-		free(kids);
-		if (child > 0 && other_pidns(child))
-			return -1;
-		if (child > 0 && !maps_has(child, real)) {
-			h->pid = child;
-			return 0;
-		}
-		usleep(10000);
 	}
 }
 

@@ -908,7 +908,9 @@ static uint64_t restore_thread_state(struct rst_args *a, struct rst_thread *t)
 	r = sys2(NR_arch_prctl, ARCH_SET_GS, t->gs_base);
 	if (r)
 		fail(a, "cannot set the gs base", t->gs_base, r);
-	sys2(NR_prctl, PR_SET_NAME, t->comm);
+	/* The main thread takes its name last of all (rst_entry). */
+	if (t != (struct rst_thread *)a->threads)
+		sys2(NR_prctl, PR_SET_NAME, t->comm);
 
 	/* The rt_sigreturn frame goes below the thread's stack pointer, as
 	 * the kernel would put one for a signal; its xsave area must be
@@ -1132,6 +1134,10 @@ __attribute__((section(".text.entry"), noreturn, used)) void rst_entry(struct rs
 	}
 	for (uint32_t i = 0; i < a->nclose; i++)
 		sys1(NR_close, cfd[i]);
+	/* The program's name, last: until /proc shows it, the process is
+	 * still ckpt-remap's restorer, and ckpt-inject's helper waits for it
+	 * before it lets a checkpoint freeze the process (lib/member.c). */
+	sys2(NR_prctl, PR_SET_NAME, ((struct rst_thread *)a->threads)->comm);
 
 	/* The trampoline unmaps this blob and calls rt_sigreturn; it lives
 	 * outside the blob, so that it survives the munmap. */
