@@ -6,34 +6,13 @@
 bats_require_minimum_version 1.5.0
 load lib
 
-OTHER=ckpt-test
-
 setup() {
-	# A directory every user may write, for processes of two users.
-	shared=$(mktemp -d /tmp/ckpt-trust.XXXXXX)
-	chmod 1777 "$shared"
+	shared_dir
 }
 
 teardown() {
 	kill_started
 	rm -rf "$shared"
-}
-
-# "${AS_OTHER[@]}" CMD...: CMD as the unprivileged user $OTHER (root only).
-AS_OTHER=(setpriv --reuid="$OTHER" --regid="$OTHER" --init-groups)
-
-# start_bulk DIR [CMD-PREFIX...]: t/progs/bulk 2 DIR (run by CMD-PREFIX, for
-# example "${AS_OTHER[@]}"), its output through a pipe in DIR.out; sets $pid and
-# $cat_pid.
-start_bulk() {
-	local dir=$1
-	shift
-	mkdir -p "$dir"
-	chmod 1777 "$dir"
-	spawn "$dir.out" "$@" bulk 2 "$dir"
-	pid=$SPAWN_PID
-	cat_pid=$SPAWN_CAT
-	wait_for_line "$dir.out" '^ready '
 }
 
 # runs_on DIR: the bulk process $pid was left running and finishes intact.
@@ -59,7 +38,7 @@ one_line() {
 }
 
 @test "-o FILE is written 0600 whatever the umask" {
-	start_bulk "$shared/w"
+	start_bulk_as "$shared/w"
 	run --separate-stderr bash -c 'umask 000; ckpt-dump -o "$1" "$2"' _ "$shared/x.img" "$pid"
 	[ "$status" -eq 0 ]
 	[ "$(stat -c %a "$shared/x.img")" = 600 ]
@@ -67,7 +46,7 @@ one_line() {
 }
 
 @test "> FILE: ckpt-dump takes the permissions for others away from its standard output" {
-	start_bulk "$shared/w"
+	start_bulk_as "$shared/w"
 	run --separate-stderr bash -c 'umask 022; ckpt-dump "$2" >"$1"' _ "$shared/x.img" "$pid"
 	[ "$status" -eq 0 ]
 	[ "$(stat -c %a "$shared/x.img")" = 600 ]
@@ -83,7 +62,7 @@ one_line() {
 # bats test_tags=root
 @test "ckpt-dump of another user's process: refused, naming its uid, and it runs on" {
 	[ "$(id -u)" -eq 0 ] || skip "needs root to run processes as two users"
-	start_bulk "$shared/w"
+	start_bulk_as "$shared/w"
 	run --separate-stderr "${AS_OTHER[@]}" ckpt-dump -o "$shared/x.img" "$pid"
 	one_line 1 "pid $pid: not permitted to trace: it belongs to uid 0 and ckpt-dump runs as uid $(id -u "$OTHER"), without CAP_SYS_PTRACE"
 	[ ! -e "$shared/x.img" ]
@@ -110,7 +89,7 @@ one_line() {
 
 @test "ckpt-dump of a process another tracer holds: refused, naming the tracer, and it runs on" {
 	local tracer
-	start_bulk "$shared/w"
+	start_bulk_as "$shared/w"
 	# shellcheck disable=SC2016
 	spawn "$shared/tracer.out" python3 -c '
 import ctypes, sys, time
@@ -136,7 +115,7 @@ time.sleep(1000)
 # dump_other_killed: a bulk process of $OTHER, dumped by root with --kill
 # into $shared/other.img (root's file), its go file there.
 dump_other_killed() {
-	start_bulk "$shared/o" "${AS_OTHER[@]}"
+	start_bulk_as "$shared/o" "${AS_OTHER[@]}"
 	ckpt-dump --kill -o "$shared/other.img" "$pid"
 	reap "$pid" "$cat_pid"
 	[ "$status" -eq 137 ]
@@ -160,7 +139,7 @@ dump_other_killed() {
 # bats test_tags=root
 @test "root restoring an image file another user owns: refused, unless --allow-other-user" {
 	[ "$(id -u)" -eq 0 ] || skip "only root is asked"
-	start_bulk "$shared/w"
+	start_bulk_as "$shared/w"
 	ckpt-dump --kill -o "$shared/x.img" "$pid"
 	reap "$pid" "$cat_pid"
 	touch "$shared/w/go"
@@ -173,7 +152,7 @@ dump_other_killed() {
 }
 
 @test "a user restoring an image of its own: no question asked" {
-	start_bulk "$shared/w"
+	start_bulk_as "$shared/w"
 	ckpt-dump --kill -o "$shared/x.img" "$pid"
 	reap "$pid" "$cat_pid"
 	touch "$shared/w/go"

@@ -9,33 +9,13 @@
 bats_require_minimum_version 1.5.0
 load lib
 
-OTHER=ckpt-test
-
-# "${AS_OTHER[@]}" CMD...: CMD as the unprivileged user $OTHER (root only).
-AS_OTHER=(setpriv --reuid="$OTHER" --regid="$OTHER" --init-groups)
-
 setup() {
-	# A directory every user may write, for processes of two users.
-	shared=$(mktemp -d /tmp/ckpt-rtrust.XXXXXX)
-	chmod 1777 "$shared"
+	shared_dir
 }
 
 teardown() {
 	kill_started
 	rm -rf "$shared"
-}
-
-# start_bulk DIR [CMD-PREFIX...]: t/progs/bulk 2 DIR (run by CMD-PREFIX),
-# its output through a pipe in DIR.out; sets $pid and $cat_pid.
-start_bulk() {
-	local dir=$1
-	shift
-	mkdir -p "$dir"
-	chmod 1777 "$dir"
-	spawn "$dir.out" "$@" bulk 2 "$dir"
-	pid=$SPAWN_PID
-	cat_pid=$SPAWN_CAT
-	wait_for_line "$dir.out" '^ready '
 }
 
 # one_line STATUS TEXT: the last run exited STATUS with one line on stderr
@@ -80,7 +60,7 @@ wait_gone() {
 
 # root_image IMG: the same, a process of root's, dumped by root.
 root_image() {
-	start_bulk "$shared/w"
+	start_bulk_as "$shared/w"
 	ckpt-dump --kill -o "$1" "$pid"
 	reap "$pid" "$cat_pid"
 	[ "$status" -eq 137 ]
@@ -173,7 +153,7 @@ root_image() {
 # bats test_tags=root
 @test "root: root's incremental image whose parent another user owns: refused, naming the parent" {
 	[ "$(id -u)" -eq 0 ] || skip "only root is asked"
-	start_bulk "$shared/w"
+	start_bulk_as "$shared/w"
 	ckpt-dump -o "$shared/p.img" "$pid"
 	ckpt-dump --kill --parent "$shared/p.img" -o "$shared/c.img" "$pid"
 	reap "$pid" "$cat_pid"

@@ -10,14 +10,8 @@
 bats_require_minimum_version 1.5.0
 load lib
 
-OTHER=ckpt-test
-# "${AS_OTHER[@]}" CMD...: CMD as the unprivileged user $OTHER (root only).
-AS_OTHER=(setpriv --reuid="$OTHER" --regid="$OTHER" --init-groups)
-
 setup() {
-	# A directory every user may write, for processes of two users.
-	shared=$(mktemp -d /tmp/ckpt-trust.XXXXXX)
-	chmod 1777 "$shared"
+	shared_dir
 }
 
 teardown() {

@@ -310,3 +310,30 @@ coord_teardown() {
 		done
 	done
 }
+
+# Trust tests (t/0150, t/0155, t/0520): as root, the attacker is the
+# unprivileged user $OTHER, and "${AS_OTHER[@]}" CMD... runs CMD as it.
+OTHER=ckpt-test
+# shellcheck disable=SC2034 # used by the tests that load this file
+AS_OTHER=(setpriv --reuid="$OTHER" --regid="$OTHER" --init-groups)
+
+# shared_dir: $shared, a new directory every user may write (sticky), for
+# the processes and files of two users; the test's teardown removes it.
+shared_dir() {
+	shared=$(mktemp -d /tmp/ckpt-trust.XXXXXX)
+	chmod 1777 "$shared"
+}
+
+# start_bulk_as DIR [CMD-PREFIX...]: t/progs/bulk 2 DIR (run by CMD-PREFIX, for
+# example "${AS_OTHER[@]}"), its output through a pipe in DIR.out; sets
+# $pid and $cat_pid.
+start_bulk_as() {
+	local dir=$1
+	shift
+	mkdir -p "$dir"
+	chmod 1777 "$dir"
+	spawn "$dir.out" "$@" bulk 2 "$dir"
+	pid=$SPAWN_PID
+	cat_pid=$SPAWN_CAT
+	wait_for_line "$dir.out" '^ready '
+}
