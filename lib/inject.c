@@ -71,11 +71,20 @@ int inj_prepare(struct inj *c, pid_t pid, uint64_t gadget)
  * kernel lets the thread go with it set and the program dies of SIGTRAP. */
 static int run_one(struct inj *c, int *status)
 {
-	if (ptrace(PTRACE_SYSCALL, c->pid, 0, 0)) {
-		err_sys("pid %d: cannot run an injected syscall", c->pid);
-		return -1;
-	}
-	return pt_wait(c->pid, status);
+	/* An interrupt trap first: pt_seize interrupts again after each
+	 * signal-delivery-stop, and one of those can land when the thread
+	 * is already in the trap of the one before, which leaves a second
+	 * trap pending.  It stops the thread before it runs anything: run
+	 * it again. */
+	do {
+		if (ptrace(PTRACE_SYSCALL, c->pid, 0, 0)) {
+			err_sys("pid %d: cannot run an injected syscall", c->pid);
+			return -1;
+		}
+		if (pt_wait(c->pid, status))
+			return -1;
+	} while (WIFSTOPPED(*status) && *status >> 8 == (SIGTRAP | (PTRACE_EVENT_STOP << 8)));
+	return 0;
 }
 
 int inj_syscall(struct inj *c, long nr, const uint64_t args[6], int64_t *ret)
