@@ -49,6 +49,10 @@ image_mapped() {
 	pid=$!
 	CKPT_PIDS+=("$pid")
 	wait_for image_mapped "$pid"
+	# Mapped is not done: the restorer names the program last, and a dump
+	# before that took the restorer half way (once in a CI run here:
+	# "cannot read 256 bytes at ...: Bad address").
+	wait_for comm_is "$pid" churn
 	ckpt-dump --kill -o "$IMG.2" "$pid"
 	wait "$pid" || true
 	CKPT_PIDS=()
