@@ -20,8 +20,10 @@ endif
 
 TOOLS     := ckpt-dump ckpt-remap ckpt-inspect ckpt-gzip ckpt-coord ckpt-inject ckpt-signal
 BINS      := $(addprefix bin/,$(TOOLS))
-LIBSRC    := $(wildcard lib/*.c)
-LIBOBJ    := $(LIBSRC:.c=.o) lib/restorer_blob.o
+RST       := lib/restore/restorer
+LIBSRC    := $(wildcard lib/*/*.c)
+LIBHDR    := $(wildcard lib/*/*.h) $(RST)/restorer.h
+LIBOBJ    := $(LIBSRC:.c=.o) lib/restore/restorer_blob.o
 PROGS     := $(patsubst %.c,%,$(wildcard t/progs/*.c))
 UNITS     := $(patsubst %.c,%,$(wildcard t/unit/*.c))
 BENCHPROGS := bench/bwork bench/freshread bench/pvread
@@ -43,7 +45,7 @@ deps:
 test-deps:
 	@contrib/install-deps $(TEST_DEPS)
 
-lib/%.o: lib/%.c $(wildcard lib/*.h) lib/restorer/restorer.h
+lib/%.o: lib/%.c $(LIBHDR)
 	$(CC) $(CPPFLAGS) $(ALLCFLAGS) -c -o $@ $<
 
 # The restorer runs after ckpt-remap has unmapped itself: freestanding,
@@ -51,18 +53,18 @@ lib/%.o: lib/%.c $(wildcard lib/*.h) lib/restorer/restorer.h
 RST_CFLAGS := -std=gnu11 $(WARN) -O2 -fPIE -ffreestanding -fno-builtin -nostdlib \
 	-fno-stack-protector -fno-asynchronous-unwind-tables -fno-exceptions \
 	-fcf-protection=none -fvisibility=hidden -mno-red-zone -Ilib
-lib/restorer/restorer.o: lib/restorer/restorer.c lib/restorer/restorer.h lib/crc32c.h lib/image.h
+$(RST)/restorer.o: $(RST)/restorer.c $(RST)/restorer.h lib/base/crc32c.h lib/image/image.h
 	$(CC) $(RST_CFLAGS) -c -o $@ $<
-lib/restorer/restorer.elf: lib/restorer/restorer.o lib/restorer/restorer.lds
+$(RST)/restorer.elf: $(RST)/restorer.o $(RST)/restorer.lds
 	@# An absolute address would need a loader to relocate it, and the
 	@# restorer has none: only PC-relative references are allowed.
 	@if readelf -rW $< | grep -E 'R_X86_64_(64|32|32S|GOTPCREL[A-Z]*|GOT[A-Z0-9]*) ' >&2; then \
 		echo "restorer.o: absolute relocations above; the restorer must be position independent" >&2; \
 		exit 1; fi
-	$(LD) --no-warn-rwx-segments -T lib/restorer/restorer.lds -o $@ $<
-lib/restorer/restorer.bin: lib/restorer/restorer.elf
+	$(LD) --no-warn-rwx-segments -T $(RST)/restorer.lds -o $@ $<
+$(RST)/restorer.bin: $(RST)/restorer.elf
 	objcopy -O binary --only-section=.blob $< $@
-lib/restorer_blob.o: lib/restorer_blob.S lib/restorer/restorer.bin
+lib/restore/restorer_blob.o: lib/restore/restorer_blob.S $(RST)/restorer.bin
 	$(CC) -c -o $@ $<
 
 lib/libckpt.a: $(LIBOBJ)
@@ -98,8 +100,8 @@ FUZZ_SECONDS ?= 60
 FUZZ_CC      ?= clang
 FUZZ_FLAGS   := -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer \
 	-DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
-t/fuzz/fuzz-%: t/fuzz/%.c $(LIBSRC) $(wildcard lib/*.h) lib/restorer_blob.o
-	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_FLAGS) -o $@ t/fuzz/$*.c $(LIBSRC) lib/restorer_blob.o $(LDLIBS)
+t/fuzz/fuzz-%: t/fuzz/%.c $(LIBSRC) $(LIBHDR) lib/restore/restorer_blob.o
+	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_FLAGS) -o $@ t/fuzz/$*.c $(LIBSRC) lib/restore/restorer_blob.o $(LDLIBS)
 fuzz: deps
 	@contrib/install-deps clang libclang-rt-14-dev
 	$(MAKE) $(addprefix t/fuzz/fuzz-,$(FUZZERS))
@@ -139,10 +141,10 @@ install: $(BINS)
 	install -m 644 $(wildcard completions/ckpt-*) $(DESTDIR)$(PREFIX)/share/bash-completion/completions
 
 format:
-	clang-format -i lib/*.c lib/*.h lib/restorer/*.c lib/restorer/*.h bin/*.c t/progs/*.c t/unit/*.c
+	clang-format -i lib/*/*.c lib/*/*.h $(RST)/*.c $(RST)/*.h bin/*.c t/progs/*.c t/unit/*.c
 
 clean:
-	rm -f lib/*.o lib/*.a lib/restorer/*.o lib/restorer/*.elf lib/restorer/*.bin $(BINS) $(PROGS) $(UNITS)
+	rm -f lib/*/*.o lib/*.a $(RST)/*.o $(RST)/*.elf $(RST)/*.bin $(BINS) $(PROGS) $(UNITS)
 	rm -f $(BENCHPROGS)
 	rm -f t/fuzz/replay-* t/fuzz/fuzz-*
 	rm -rf t/fuzz/work
