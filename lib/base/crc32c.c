@@ -1,3 +1,4 @@
+/* crc32c.c: CRC-32C of any length, SSE4.2 when the CPU has it, and joining two CRCs. */
 #include "base/crc32c.h"
 
 static int hw;

@@ -1,3 +1,4 @@
+/* err.c: the tool's name, die/warn, and the per-thread reason a lib call failed. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+/* progress.c: the one-line progress display on a terminal. */
 #include <stdio.h>
 #include <unistd.h>
 

@@ -1,3 +1,4 @@
+/* util.c: small helpers: write_all, whole files, formatting sizes and times, capabilities, directories. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>

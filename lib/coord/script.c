@@ -1,4 +1,4 @@
-/* coordscript.c: ckpt_restart_script.sh, the script a generation
+/* script.c: ckpt_restart_script.sh, the script a generation
  * restarts its computation with (ckpt-coord(1), FILES). */
 #include <fcntl.h>
 #include <limits.h>

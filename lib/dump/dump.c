@@ -1,3 +1,4 @@
+/* dump.c: capture a stopped process (or tree) and write its image. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>

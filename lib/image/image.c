@@ -1,3 +1,4 @@
+/* image.c: the image in memory: records written and read, and checked as read. */
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>

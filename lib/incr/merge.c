@@ -1,4 +1,4 @@
-/* incrfeed.c: reading an incremental image: find and check its parents,
+/* merge.c: reading an incremental image: find and check its parents,
  * and merge the chain into the page data of one ordinary image.
  *
  * The merge runs in a process of its own, as a decompressor does (zio.h):

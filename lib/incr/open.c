@@ -1,3 +1,4 @@
+/* open.c: opening an image to read: file or stdin, decompressor, trust, parents. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>

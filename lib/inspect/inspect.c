@@ -1,3 +1,4 @@
+/* inspect.c: read a whole image and describe it, in text or JSON. */
 #include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>

@@ -1,3 +1,4 @@
+/* restore.c: rebuild a process from its image and hand it to the restorer. */
 #include <cpuid.h>
 #include <dirent.h>
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* inject.c: system calls run inside a stopped thread, and undone (compel's verbs). */
 #include <errno.h>
 #include <sched.h>
 #include <signal.h>

@@ -1,3 +1,4 @@
+/* proc.c: /proc parsing: maps, smaps, pagemap, status, stat, tasks, fdinfo. */
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>

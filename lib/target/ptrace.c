@@ -1,3 +1,4 @@
+/* ptrace.c: seize, interrupt, registers (with the extended state), detach. */
 #include <elf.h>
 #include <errno.h>
 #include <signal.h>

@@ -1,3 +1,4 @@
+/* restart.c: what a thread stopped inside a system call does next. */
 #include <errno.h>
 #include <string.h>
 #include <sys/syscall.h>
