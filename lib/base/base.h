@@ -1,4 +1,5 @@
-/* base.h: what every layer uses: messages and errors, small utilities, progress lines, SHA-256 (and crc32c.h, the CRC the image format and the restorer share). */
+/* base.h: what every layer uses: messages and errors, small utilities, progress lines, SHA-256
+ * (and crc32c.h, the CRC the image format and the restorer share). */
 #ifndef CKPT_BASE_H
 #define CKPT_BASE_H
 

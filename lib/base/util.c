@@ -1,4 +1,5 @@
-/* util.c: small helpers: write_all, whole files, formatting sizes and times, capabilities, directories. */
+/* util.c: small helpers: write_all, whole files, formatting sizes and times, capabilities,
+ * directories. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>

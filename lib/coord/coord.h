@@ -1,4 +1,5 @@
-/* coord.h: coordinated checkpoints: the protocol (co_), the coordinator daemon (coordd), the restart script, and the member helper that ckpt-inject runs beside a program (mb_). */
+/* coord.h: coordinated checkpoints: the protocol (co_), the coordinator daemon (coordd), the
+ * restart script, and the member helper that ckpt-inject runs beside a program (mb_). */
 #ifndef CKPT_COORD_H
 #define CKPT_COORD_H
 

@@ -1,4 +1,5 @@
-/* io.h: byte streams: compressed streams and the processes that feed them (zio_), output files that appear whole or not at all (atomic_). */
+/* io.h: byte streams: compressed streams and the processes that feed them (zio_), output files
+ * that appear whole or not at all (atomic_). */
 #ifndef CKPT_IO_H
 #define CKPT_IO_H
 

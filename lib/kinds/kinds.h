@@ -1,4 +1,5 @@
-/* kinds.h: the kinds of object a process holds beside its memory: file descriptors (fd_), shared memory objects (shm_), System V IPC (ipc_). */
+/* kinds.h: the kinds of object a process holds beside its memory: file descriptors (fd_), shared
+ * memory objects (shm_), System V IPC (ipc_). */
 #ifndef CKPT_KINDS_H
 #define CKPT_KINDS_H
 

@@ -1,4 +1,5 @@
-/* target.h: a live process as the dumper and restorer see it: /proc (proc_), ptrace (pt_), system calls run inside it (inj_), and what an interrupted call does next (restart_). */
+/* target.h: a live process as the dumper and restorer see it: /proc (proc_), ptrace (pt_), system
+ * calls run inside it (inj_), and what an interrupted call does next (restart_). */
 #ifndef CKPT_TARGET_H
 #define CKPT_TARGET_H
 
