@@ -1,10 +1,14 @@
-# ckpt: one build for everything.  Targets: all check demo bench install clean format deps
+# ckpt: one build for everything.  Targets: all check demo bench install
+# uninstall clean format deps.  `make` only builds (it names the Debian
+# packages a fresh machine lacks and stops); `make deps` installs them,
+# and so do `make check` and `make demo`, the targets a new user runs.
 VERSION   := 0.1.0
 PREFIX    ?= /usr/local
 DESTDIR   ?=
 CC        ?= gcc
 CFLAGS    ?= -O2 -g
-WARN      := -Wall -Wextra -Werror
+WERROR    ?= -Werror
+WARN      := -Wall -Wextra $(WERROR)
 CPPFLAGS  += -D_GNU_SOURCE -DCKPT_VERSION='"$(VERSION)"' -Ilib
 ALLCFLAGS := -std=gnu11 $(WARN) $(CFLAGS)
 LDLIBS    := -lz -llzma -lzstd
@@ -28,7 +32,7 @@ PROGS     := $(patsubst %.c,%,$(wildcard t/progs/*.c))
 UNITS     := $(patsubst %.c,%,$(wildcard t/unit/*.c))
 BENCHPROGS := bench/bwork bench/freshread bench/pvread
 MANS      := $(wildcard man/*.[1-8])
-SCRIPTS   := contrib/install-deps .ci/run t/run-tests t/check-bats t/lib.bash $(wildcard t/*.sh) $(wildcard completions/*) \
+SCRIPTS   := contrib/install-deps .ci/run t/run-tests t/check-bats t/check-includes t/lib.bash $(wildcard t/*.sh) $(wildcard completions/*) \
 	bench/run
 
 BUILD_DEPS := zlib1g-dev liblzma-dev libzstd-dev
@@ -37,9 +41,13 @@ TEST_DEPS  := bats shellcheck mandoc gzip xz-utils zstd python3 bsdutils util-li
 FUZZERS   := image inspect coord
 REPLAYS   := $(addprefix t/fuzz/replay-,$(FUZZERS))
 
-.PHONY: all check demo bench install clean format deps test-deps fuzz
-all: deps $(BINS) $(PROGS) $(UNITS) $(REPLAYS)
+.PHONY: all build check demo bench install uninstall clean format deps test-deps fuzz have-deps
+all: have-deps
+	@$(MAKE) --no-print-directory build
+build: $(BINS) $(PROGS) $(UNITS) $(REPLAYS)
 
+have-deps:
+	@contrib/install-deps --check $(BUILD_DEPS)
 deps:
 	@contrib/install-deps $(BUILD_DEPS)
 test-deps:
@@ -103,6 +111,7 @@ FUZZ_FLAGS   := -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-omit-
 t/fuzz/fuzz-%: t/fuzz/%.c $(LIBSRC) $(LIBHDR) lib/restore/restorer_blob.o
 	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_FLAGS) -o $@ t/fuzz/$*.c $(LIBSRC) lib/restore/restorer_blob.o $(LDLIBS)
 fuzz: deps
+	@$(MAKE) --no-print-directory build
 	@contrib/install-deps clang libclang-rt-14-dev
 	$(MAKE) $(addprefix t/fuzz/fuzz-,$(FUZZERS))
 	@for f in $(FUZZERS); do \
@@ -111,15 +120,18 @@ fuzz: deps
 			-artifact_prefix=t/fuzz/findings/$$f/ t/fuzz/work/$$f t/fuzz/corpus || exit 1; \
 	done
 
-check: all test-deps
+check: deps test-deps
+	@$(MAKE) --no-print-directory build
 	@for u in $(UNITS); do echo "unit: $$u"; $$u || exit 1; done
 	@for f in $(FUZZERS); do t/fuzz/replay-$$f t/fuzz/corpus || exit 1; done
 	shellcheck $(SCRIPTS)
 	@for m in $(MANS); do mandoc -Tlint -Wwarning $$m || exit 1; done
 	t/check-bats
+	t/check-includes
 	t/run-tests
 
-demo: all
+demo: deps
+	@$(MAKE) --no-print-directory build
 	t/demo.sh
 
 # The benchmark's workload and fresh-memory helper are built like the
@@ -127,7 +139,8 @@ demo: all
 bench/%: bench/%.c t/progs/progs.h
 	$(CC) $(CPPFLAGS) $(PROGCFLAGS) -It/progs -o $@ $< -lpthread
 
-bench: all $(BENCHPROGS)
+bench: deps
+	@$(MAKE) --no-print-directory build $(BENCHPROGS)
 	bench/run
 
 install: $(BINS)
@@ -139,6 +152,13 @@ install: $(BINS)
 	install -m 644 $(wildcard man/*.5) $(DESTDIR)$(PREFIX)/share/man/man5
 	install -m 644 $(wildcard man/*.7) $(DESTDIR)$(PREFIX)/share/man/man7
 	install -m 644 $(wildcard completions/ckpt-*) $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(PREFIX)/bin/,$(TOOLS))
+	rm -f $(addprefix $(DESTDIR)$(PREFIX)/share/man/man1/,$(notdir $(wildcard man/*.1)))
+	rm -f $(addprefix $(DESTDIR)$(PREFIX)/share/man/man5/,$(notdir $(wildcard man/*.5)))
+	rm -f $(addprefix $(DESTDIR)$(PREFIX)/share/man/man7/,$(notdir $(wildcard man/*.7)))
+	rm -f $(addprefix $(DESTDIR)$(PREFIX)/share/bash-completion/completions/,$(notdir $(wildcard completions/ckpt-*)))
 
 format:
 	clang-format -i lib/*/*.c lib/*/*.h $(RST)/*.c $(RST)/*.h bin/*.c t/progs/*.c t/unit/*.c
