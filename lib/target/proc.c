@@ -211,42 +211,42 @@ int proc_read_stat(pid_t pid, struct proc_stat *st)
 	return 0;
 }
 
+/* The number after key in buf (a /proc file of "Key:\tvalue" lines), in
+ * base, or dflt when the kernel does not show the key. */
+static unsigned long long field(const char *buf, const char *key, int base,
+				unsigned long long dflt)
+{
+	const char *p = strstr(buf, key);
+
+	return p ? strtoull(p + strlen(key), NULL, base) : dflt;
+}
+
 int proc_read_status(pid_t pid, unsigned *umask, unsigned *uid, unsigned *gid)
 {
-	char path[64], *buf, *p;
+	char path[64], *buf;
 
 	buf = read_file(fmt_path(path, sizeof(path), "/proc/%d/status", pid), NULL);
 	if (!buf)
 		return -1;
-	*umask = 022;
-	if ((p = strstr(buf, "\nUmask:")))
-		*umask = strtoul(p + 7, NULL, 8);
-	if ((p = strstr(buf, "\nUid:")))
-		*uid = strtoul(p + 5, NULL, 10);
-	if ((p = strstr(buf, "\nGid:")))
-		*gid = strtoul(p + 5, NULL, 10);
+	*umask = field(buf, "\nUmask:", 8, 022);
+	*uid = field(buf, "\nUid:", 10, *uid);
+	*gid = field(buf, "\nGid:", 10, *gid);
 	free(buf);
 	return 0;
 }
 
 int proc_read_sigmasks(pid_t pid, pid_t tid, struct proc_sigmasks *m)
 {
-	char path[64], *buf, *p;
+	char path[64], *buf;
 
 	buf = read_file(fmt_path(path, sizeof(path), "/proc/%d/task/%d/status", pid, tid), NULL);
 	if (!buf)
 		return -1;
-	memset(m, 0, sizeof(*m));
-	if ((p = strstr(buf, "\nSigPnd:")))
-		m->pnd = strtoull(p + 8, NULL, 16);
-	if ((p = strstr(buf, "\nShdPnd:")))
-		m->shd = strtoull(p + 8, NULL, 16);
-	if ((p = strstr(buf, "\nSigBlk:")))
-		m->blk = strtoull(p + 8, NULL, 16);
-	if ((p = strstr(buf, "\nSigCgt:")))
-		m->cgt = strtoull(p + 8, NULL, 16);
-	if ((p = strstr(buf, "\nSigIgn:")))
-		m->ign = strtoull(p + 8, NULL, 16);
+	m->pnd = field(buf, "\nSigPnd:", 16, 0);
+	m->shd = field(buf, "\nShdPnd:", 16, 0);
+	m->blk = field(buf, "\nSigBlk:", 16, 0);
+	m->cgt = field(buf, "\nSigCgt:", 16, 0);
+	m->ign = field(buf, "\nSigIgn:", 16, 0);
 	free(buf);
 	return 0;
 }
@@ -272,16 +272,14 @@ char *proc_readlink(pid_t pid, const char *what)
 
 int proc_read_fdinfo(pid_t pid, int fd, struct proc_fdinfo *fi)
 {
-	char path[64], *buf, *p;
+	char path[64], *buf;
 
 	buf = read_file(fmt_path(path, sizeof(path), "/proc/%d/fdinfo/%d", pid, fd), NULL);
 	if (!buf)
 		return -1;
 	memset(fi, 0, sizeof(*fi));
-	if ((p = strstr(buf, "pos:")))
-		fi->pos = strtoull(p + 4, NULL, 10);
-	if ((p = strstr(buf, "flags:")))
-		fi->flags = strtoul(p + 6, NULL, 8);
+	fi->pos = field(buf, "pos:", 10, 0);
+	fi->flags = field(buf, "flags:", 8, 0);
 	free(buf);
 	return 0;
 }
