@@ -12,7 +12,7 @@
 
 #include "base/crc32c.h"
 
-/* err.h: the tool's name, one-line diagnostics, and the error message a
+/* ---- err: the tool's name, one-line diagnostics, and the error message a
  * lib function leaves for its caller. */
 
 /* The program's name in every message; each tool sets it first thing. */
@@ -35,7 +35,7 @@ noreturn void die_lib(int rc, const char *fmt, ...) __attribute__((format(printf
  * own failure: $CKPT_FAIL_RC, default 99. */
 int ckpt_fail_rc(void);
 
-/* util.h: I/O that survives short transfers and EINTR. */
+/* ---- util: I/O that survives short transfers and EINTR. */
 
 /* Write all of buf; -1 with errno on failure. */
 int write_all(int fd, const void *buf, size_t len);
@@ -74,7 +74,7 @@ int make_dirs(const char *path, mode_t mode);
  * effective set (/proc/self/status CapEff). */
 int has_cap(int cap);
 
-/* progress.h: one updating line on stderr for long dumps and restores. */
+/* ---- progress: one updating line on stderr for long dumps and restores. */
 
 enum progress_mode { PROGRESS_AUTO, PROGRESS_ON, PROGRESS_OFF };
 
@@ -96,7 +96,7 @@ void progress_done(struct progress *p);
 /* The dump_opts callback shape. */
 void progress_cb(uint64_t done, uint64_t total, void *arg);
 
-/* sha256.h: SHA-256 (FIPS 180-4) and HMAC-SHA-256 (RFC 2104), for the
+/* ---- sha256: SHA-256 (FIPS 180-4) and HMAC-SHA-256 (RFC 2104), for the
  * coordinator's challenge-response: a shared secret proves itself without
  * being sent.  Small and slow enough for a few lines; not for images. */
 

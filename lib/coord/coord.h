@@ -11,7 +11,7 @@
 
 #include "dump/dump.h"
 
-/* coord.h: the coordinator protocol, and what its three tools share.
+/* ---- coord: the coordinator protocol, and what its three tools share.
  *
  * The protocol is text over TCP, one line per message ("VERB ARG...\n",
  * at most CO_LINE_MAX bytes, printable ASCII), readable with nc.  An
@@ -199,7 +199,7 @@ const char *co_tool(const char *name, char *buf, size_t size);
 /* This host's name, for JOIN and the restart script. */
 const char *co_hostname(void);
 
-/* coordd.h: the coordinator of one computation, as ckpt-coord runs it
+/* ---- coordd: the coordinator of one computation, as ckpt-coord runs it
  * (the protocol and the checkpoint rounds: ckpt-coord(1)). */
 
 struct cd_settings {
@@ -224,7 +224,7 @@ int cd_port(const struct coord *cd);
  * gone); 0, or -1 with err_set. */
 int cd_run(struct coord *cd);
 
-/* member.h: a member of a coordinated computation, as its helper sees it
+/* ---- member: a member of a coordinated computation, as its helper sees it
  * (ckpt-inject's detached helper process; see ckpt-coord(1)). */
 
 /* How the helper finds its program: the process that started it, once it

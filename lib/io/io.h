@@ -9,7 +9,7 @@
 
 #include "base/base.h"
 
-/* zio.h: compressed streams (zlib, liblzma, libzstd) between two fds.
+/* ---- zio: compressed streams (zlib, liblzma, libzstd) between two fds.
  * Every function returns -1 on failure and leaves a message with err_set. */
 
 enum zio_kind { ZIO_NONE, ZIO_GZIP, ZIO_XZ, ZIO_ZSTD };
@@ -68,7 +68,7 @@ int zio_spawn_decompressor(int in, const void *prefix, size_t prefix_len, int *o
 int zio_spawn(const char *what, const char *(*fn)(void *arg, int wfd, int sfd), void *arg,
 	      int *out_fd, int *status_fd) __attribute__((warn_unused_result));
 
-/* atomic.h: output files that only their owner may read, given their name
+/* ---- atomic: output files that only their owner may read, given their name
  * only once complete, and standard output made as private. */
 
 /* A file written aside and renamed into place: no signal, not even

@@ -8,7 +8,7 @@
 #include "image/image.h"
 #include "target/target.h"
 
-/* fd.h: a process's open files, captured and made again. */
+/* ---- fd: a process's open files, captured and made again. */
 
 /* Every open fd of pid into im->files, or -1 naming the fd that cannot be
  * captured (its kind). */
@@ -51,7 +51,7 @@ int fd_tty_settings(int fd, const struct fd_entry *f) __attribute__((warn_unused
  * watches again.  -1 with err_set. */
 int fd_epoll_register(const struct image *im) __attribute__((warn_unused_result));
 
-/* shm.h: memory objects and files that exist only inside the process
+/* ---- shm: memory objects and files that exist only inside the process
  * (shared anonymous memory, memfds, System V segments, deleted files):
  * their contents go into the image, and a restore makes them again.
  *
@@ -103,7 +103,7 @@ int shm_open_fd(const struct image *im, const struct shm_made *sm, const struct 
  * segments it created. */
 void shm_made_free(struct shm_made *sm, int failed);
 
-/* ipc.h: System V semaphore sets and message queues.
+/* ---- ipc: System V semaphore sets and message queues.
  *
  * They belong to an IPC namespace, not to a process, and the kernel does
  * not say which process created or uses one.  ckpt-dump saves those of the

@@ -1,5 +1,10 @@
 /* target.h: a live process as the dumper and restorer see it: /proc (proc_), ptrace (pt_), system
- * calls run inside it (inj_), and what an interrupted call does next (restart_). */
+ * calls run inside it (inj_), and what an interrupted call does next (restart_).
+ *
+ * The lifecycle, as CRIU's compel keeps it: stop (pt_seize: every thread in
+ * a ptrace stop) -> prepare (inj_prepare: registers and signal mask kept)
+ * -> call (inj_syscall, as often as needed) -> cure (inj_cure: all of it put
+ * back) -> resume (pt_detach).  /proc is read before and during the stop. */
 #ifndef CKPT_TARGET_H
 #define CKPT_TARGET_H
 
@@ -10,7 +15,7 @@
 
 #include "image/image.h"
 
-/* proc.h: reading what /proc tells about a process. */
+/* ---- proc: reading what /proc tells about a process. */
 
 /* One line of /proc/PID/smaps: a VMA. */
 struct proc_map {
@@ -105,7 +110,7 @@ int proc_read_pagemap(int fd, uint64_t start, uint64_t npages, uint64_t *out);
 #define PM_SWAPPED (1ull << 62)
 #define PM_FILE (1ull << 61)
 
-/* ptrace.h: seize, interrupt, registers, detach. */
+/* ---- ptrace: seize, interrupt, registers, detach. */
 
 struct rseq_conf {
 	uint64_t addr;
@@ -127,7 +132,7 @@ int pt_detach(pid_t pid, int sig);
 /* Wait for the next stop of a tracee; -1 if it exited or was killed. */
 int pt_wait(pid_t pid, int *status) __attribute__((warn_unused_result));
 
-/* inject.h: run a system call inside a stopped thread, and undo.
+/* ---- inject: run a system call inside a stopped thread, and undo.
  *
  * The lifecycle follows CRIU's compel: prepare (remember the registers and
  * signal mask, block every signal), call (as often as needed), cure (put
@@ -174,7 +179,7 @@ int inj_reap(struct inj *c, pid_t child) __attribute__((warn_unused_result));
 int inj_peek(struct inj *c, void *buf, size_t len) __attribute__((warn_unused_result));
 int inj_cure(struct inj *c) __attribute__((warn_unused_result));
 
-/* restart.h: what a thread stopped inside a system call does next.
+/* ---- restart: what a thread stopped inside a system call does next.
  *
  * When ckpt-dump stops a thread that sleeps in a system call, the kernel
  * ends the call with an -ERESTART* code, which it turns into a restart on
