@@ -3,12 +3,18 @@
 #ifndef CKPT_KINDS_H
 #define CKPT_KINDS_H
 
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "image/image.h"
 #include "target/target.h"
 
-/* ---- fd: a process's open files, captured and made again. */
+/* ---- fd: a process's open files, captured and made again.  Each kind of fd
+ * (IMG_FD_*) is one file of kinds/ behind one table of operations
+ * (kinds-internal.h); the functions below go through it. */
+
+/* The name of fd kind (IMG_FD_*), "?" for a number that is none. */
+const char *fd_kind_name(uint32_t kind);
 
 /* Every open fd of pid into im->files, or -1 naming the fd that cannot be
  * captured (its kind). */
@@ -42,14 +48,26 @@ int fd_make(const struct fd_entry *f, struct fd_pipes *pipes) __attribute__((war
  * -1 with err_set. */
 int fd_pipes_done(struct fd_pipes *pipes) __attribute__((warn_unused_result));
 void fd_pipes_close(struct fd_pipes *pipes);
-/* Put the termios and window size of terminal f on fd, if it is a
- * terminal (an inherited standard stream may not be).  -1 with err_set. */
 /* A terminal standard stream that the restoring process's own stands for. */
 int fd_tty_inherits(const struct fd_entry *f);
+/* Put the termios and window size of terminal f on fd, if it is a
+ * terminal (an inherited standard stream may not be).  -1 with err_set. */
 int fd_tty_settings(int fd, const struct fd_entry *f) __attribute__((warn_unused_result));
 /* After the files are at their numbers: register each epoll instance's
  * watches again.  -1 with err_set. */
 int fd_epoll_register(const struct image *im) __attribute__((warn_unused_result));
+
+/* Reading an image: the extra bytes of every FILE record of im are what
+ * its kind needs, or -1 naming the first that is not.  The image reader
+ * (image/) knows no kinds: whoever reads an image (img_open) calls this
+ * for each process, before anything of it is restored or shown. */
+int fd_check_files(const struct image *im) __attribute__((warn_unused_result));
+/* Inspecting an fd: what its kind keeps beyond its path, " key value..."
+ * in text, ",\"key\":value..." in JSON... */
+void fd_show(FILE *out, const struct fd_entry *f, int json);
+/* ...and what follows it: lines of their own in text (an inotify
+ * instance's watches), a list in JSON. */
+void fd_show_list(FILE *out, const struct fd_entry *f, int json);
 
 /* ---- shm: memory objects and files that exist only inside the process
  * (shared anonymous memory, memfds, System V segments, deleted files):
