@@ -11,6 +11,7 @@
 #include "image/image.h"
 #include "incr/incr.h"
 #include "io/io.h"
+#include "kinds/kinds.h"
 
 struct image *img_proc_at(struct img_input *in, size_t k)
 {
@@ -71,7 +72,7 @@ static int read_tree(struct img_input *in)
 			struct image *im = &in->rest[k - 1];
 			in->nrest++;
 			im->hdr = in->im.hdr;
-			if (img_read_proc(&in->r, im))
+			if (img_read_proc(&in->r, im) || fd_check_files(im))
 				return -1;
 		}
 	}
@@ -335,8 +336,10 @@ static int open_one(const char *path, struct img_input *in, int trust, int how)
 		goto fail;
 	}
 	in->r.fd = fd;
-	if (img_read_meta(&in->r, &in->im, prefix, n) || read_tree(in) || check_tail(in) ||
-	    (trust && check_uids(in))) {
+	/* The reader (image/) knows no fd kinds: each process's FILE records
+	 * are checked here, once it is read. */
+	if (img_read_meta(&in->r, &in->im, prefix, n) || fd_check_files(&in->im) || read_tree(in) ||
+	    check_tail(in) || (trust && check_uids(in))) {
 		char why[1024];
 
 		img_input_fail(in);
