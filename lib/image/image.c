@@ -935,120 +935,6 @@ static int parse_region(struct image *im, const char *buf, uint64_t len)
 	return 0;
 }
 
-/* The extra bytes of a FILE record must be what its kind needs. */
-static int check_file_extra(const struct fd_entry *f, size_t idx)
-{
-	const unsigned char *x = f->extra;
-	uint32_t n = f->d.extra_len;
-	size_t want;
-
-	switch (f->d.kind) {
-	case IMG_FD_PIPE: {
-		struct img_pipe p;
-		if (n < sizeof(p))
-			goto bad;
-		memcpy(&p, x, sizeof(p));
-		if (p.end > 1 || p.data_len > p.size || p.size > (1u << 30) ||
-		    (p.flags & ~IMG_PIPE_FLAGS) || n != sizeof(p) + p.data_len)
-			goto bad;
-		return 0;
-	}
-	case IMG_FD_FIFO: {
-		struct img_fifo p;
-		if (n < sizeof(p))
-			goto bad;
-		memcpy(&p, x, sizeof(p));
-		if (p.data_len > p.size || p.size > (1u << 30) || n != sizeof(p) + p.data_len)
-			goto bad;
-		return 0;
-	}
-	case IMG_FD_UNIX: {
-		struct img_unix u;
-		uint64_t off = sizeof(u);
-		if (n < sizeof(u))
-			goto bad;
-		memcpy(&u, x, sizeof(u));
-		if (u.end > 1 || u.shutdown > 3 || n != sizeof(u) + (uint64_t)u.data_len ||
-		    (u.type != SOCK_STREAM && u.type != SOCK_DGRAM && u.type != SOCK_SEQPACKET))
-			goto bad;
-		for (uint32_t k = 0; k < u.nmsg; k++) {
-			uint32_t l;
-			if (off + 4 > n)
-				goto bad;
-			memcpy(&l, x + off, 4);
-			off += 4 + (uint64_t)l;
-		}
-		if (off != n)
-			goto bad;
-		return 0;
-	}
-	case IMG_FD_INOTIFY: {
-		struct img_inotify in;
-		struct img_inotify_watch w;
-		uint64_t off = sizeof(in);
-		int32_t last = 0;
-		if (n < sizeof(in))
-			goto bad;
-		memcpy(&in, x, sizeof(in));
-		for (uint32_t k = 0; k < in.n; k++) {
-			if (off + sizeof(w) > n)
-				goto bad;
-			memcpy(&w, x + off, sizeof(w));
-			off += sizeof(w) + (uint64_t)w.path_len;
-			if (w.wd <= last || !w.path_len || w.path_len >= PATH_MAX || off > n ||
-			    memchr(x + off - w.path_len, 0, w.path_len))
-				goto bad;
-			last = w.wd;
-		}
-		if (off != n)
-			goto bad;
-		return 0;
-	}
-	case IMG_FD_TTY: {
-		struct img_tty t;
-		if (n != sizeof(t))
-			goto bad;
-		memcpy(&t, x, sizeof(t));
-		if (t.role > IMG_TTY_PTS || t.locked > 1 || t.have > 1)
-			goto bad;
-		return 0;
-	}
-	case IMG_FD_EVENTFD:
-		want = sizeof(struct img_eventfd);
-		break;
-	case IMG_FD_SIGNALFD:
-		want = sizeof(struct img_signalfd);
-		break;
-	case IMG_FD_TIMERFD: {
-		struct img_timerfd t;
-		if (n != sizeof(t))
-			goto bad;
-		memcpy(&t, x, sizeof(t));
-		if (t.left.sec < 0 || t.left.nsec < 0 || t.left.nsec >= 1000000000 ||
-		    t.interval.sec < 0 || t.interval.nsec < 0 || t.interval.nsec >= 1000000000)
-			goto bad;
-		return 0;
-	}
-	case IMG_FD_EPOLL: {
-		struct img_epoll e;
-		if (n < sizeof(e))
-			goto bad;
-		memcpy(&e, x, sizeof(e));
-		if (e.n > (1u << 20) || n != sizeof(e) + (uint64_t)e.n * sizeof(struct img_epoll_item))
-			goto bad;
-		return 0;
-	}
-	default:
-		want = 0;
-	}
-	if (n == want)
-		return 0;
-bad:
-	err_set("FILE record %zu (fd %d, %s): bad kind data (%u bytes)", idx, f->d.fd,
-		img_fd_kind_name(f->d.kind), n);
-	return -1;
-}
-
 static int parse_file(struct image *im, const char *buf, uint64_t len)
 {
 	struct fd_entry *f = &im->files[im->nfiles];
@@ -1081,7 +967,7 @@ static int parse_file(struct image *im, const char *buf, uint64_t len)
 	}
 	memcpy(f->extra, t, f->d.extra_len);
 	im->nfiles++;
-	return check_file_extra(f, im->nfiles - 1);
+	return 0;
 }
 
 static int parse_shm(struct image *im, const char *buf, uint64_t len)
