@@ -4,7 +4,6 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/user.h>
@@ -13,6 +12,7 @@
 #include "base/base.h"
 #include "incr/incr.h"
 #include "inspect/inspect.h"
+#include "kinds/kinds.h"
 
 static int scan_data(struct img_input *in, struct img_totals *t);
 
@@ -270,145 +270,6 @@ static const char *syscall_state(const struct user_regs_struct *r, char *buf, si
 	return buf;
 }
 
-/* An inotify instance's watches: a line each in text, "watch_list" in JSON. */
-static void fd_watches(FILE *f, const struct fd_entry *e, int json)
-{
-	const unsigned char *x = e->extra;
-	struct img_inotify in;
-
-	if (e->d.kind != IMG_FD_INOTIFY)
-		return;
-	memcpy(&in, x, sizeof(in));
-	x += sizeof(in);
-	if (json)
-		fprintf(f, ",\"watch_list\":[");
-	for (uint32_t k = 0; k < in.n; k++) {
-		struct img_inotify_watch w;
-		const char *path = (const char *)x + sizeof(w);
-
-		memcpy(&w, x, sizeof(w));
-		x += sizeof(w) + w.path_len;
-		if (json) {
-			fprintf(f, "%s{\"wd\":%d,\"mask\":%u,\"path\":", k ? "," : "", w.wd,
-				w.mask);
-			json_str(f, path, w.path_len);
-			fputc('}', f);
-		} else {
-			fprintf(f, "      wd %d mask %#x %.*s\n", w.wd, w.mask, (int)w.path_len,
-				path);
-		}
-	}
-	if (json)
-		fputc(']', f);
-}
-
-static void put_num(FILE *f, int json, const char *key, unsigned long long v)
-{
-	fprintf(f, json ? ",\"%s\":%llu" : " %s %llu", key, v);
-}
-
-/* What an fd's kind keeps beyond its path: " key value..." in text,
- * ",\"key\":value..." in JSON. */
-static void fd_state(FILE *f, const struct fd_entry *e, int json)
-{
-	const unsigned char *x = e->extra;
-
-	switch (e->d.kind) {
-	case IMG_FD_PIPE: {
-		struct img_pipe p;
-		memcpy(&p, x, sizeof(p));
-		fprintf(f, json ? ",\"end\":\"%s\"" : " %s end", p.end ? "write" : "read");
-		put_num(f, json, "queued", p.data_len);
-		put_num(f, json, "size", p.size);
-		/* Its other end was held by no process of the image. */
-		if (json)
-			fprintf(f, ",\"outside\":%s", p.flags & IMG_PIPE_OUTSIDE ? "true" : "false");
-		else if (p.flags & IMG_PIPE_OUTSIDE)
-			fputs(" other end outside", f);
-		break;
-	}
-	case IMG_FD_FIFO: {
-		struct img_fifo p;
-		memcpy(&p, x, sizeof(p));
-		put_num(f, json, "queued", p.data_len);
-		put_num(f, json, "size", p.size);
-		break;
-	}
-	case IMG_FD_UNIX: {
-		struct img_unix u;
-		memcpy(&u, x, sizeof(u));
-		fprintf(f, json ? ",\"type\":\"%s\"" : " %s",
-			u.type == SOCK_STREAM  ? "stream"
-			: u.type == SOCK_DGRAM ? "dgram"
-					       : "seqpacket");
-		put_num(f, json, "pair", u.id);
-		put_num(f, json, "end", u.end);
-		put_num(f, json, "queued", u.data_len - 4ull * u.nmsg);
-		put_num(f, json, "messages", u.nmsg);
-		put_num(f, json, "shutdown", u.shutdown);
-		break;
-	}
-	case IMG_FD_INOTIFY: {
-		struct img_inotify in;
-		memcpy(&in, x, sizeof(in));
-		put_num(f, json, "watches", in.n);
-		put_num(f, json, "unread", in.queued);
-		break;
-	}
-	case IMG_FD_TTY: {
-		struct img_tty t;
-		static const char *const roles[] = {"terminal", "ptmx", "pts"};
-		memcpy(&t, x, sizeof(t));
-		fprintf(f, json ? ",\"role\":\"%s\"" : " %s", roles[t.role]);
-		if (t.index != UINT32_MAX)
-			put_num(f, json, "pty", t.index);
-		if (t.role == IMG_TTY_PTMX)
-			put_num(f, json, "locked", t.locked);
-		if (t.have) {
-			put_num(f, json, "rows", t.rows);
-			put_num(f, json, "cols", t.cols);
-			fprintf(f,
-				json ? ",\"iflag\":%u,\"oflag\":%u,\"cflag\":%u,\"lflag\":%u"
-				     : " iflag %#o oflag %#o cflag %#o lflag %#o",
-				t.iflag, t.oflag, t.cflag, t.lflag);
-		}
-		break;
-	}
-	case IMG_FD_EVENTFD: {
-		struct img_eventfd v;
-		memcpy(&v, x, sizeof(v));
-		put_num(f, json, "count", v.count);
-		put_num(f, json, "semaphore", v.semaphore);
-		break;
-	}
-	case IMG_FD_SIGNALFD: {
-		struct img_signalfd v;
-		memcpy(&v, x, sizeof(v));
-		fprintf(f, json ? ",\"sigmask\":%llu" : " sigmask %#llx",
-			(unsigned long long)v.mask);
-		break;
-	}
-	case IMG_FD_TIMERFD: {
-		struct img_timerfd v;
-		memcpy(&v, x, sizeof(v));
-		put_num(f, json, "clock", v.clock);
-		put_num(f, json, "ticks", v.ticks);
-		fprintf(f,
-			json ? ",\"left_ns\":%llu,\"interval_ns\":%llu"
-			     : " left %lluns interval %lluns",
-			(unsigned long long)(v.left.sec * 1000000000ull + v.left.nsec),
-			(unsigned long long)(v.interval.sec * 1000000000ull + v.interval.nsec));
-		break;
-	}
-	case IMG_FD_EPOLL: {
-		struct img_epoll v;
-		memcpy(&v, x, sizeof(v));
-		put_num(f, json, "watches", v.n);
-		break;
-	}
-	}
-}
-
 /* A zombie's wait status, as a shell says it. */
 static const char *zombie_str(const struct img_proc *p, char *buf, size_t n)
 {
@@ -535,9 +396,9 @@ static void text_proc(FILE *f, const struct image *im)
 			img_fd_kind_name(e->d.kind), e->d.flags, (unsigned long long)e->d.pos);
 		if (e->d.desc)
 			fprintf(f, " desc %llu", (unsigned long long)e->d.desc);
-		fd_state(f, e, 0);
+		fd_show(f, e, 0);
 		fprintf(f, " %s\n", e->path);
-		fd_watches(f, e, 0);
+		fd_show_list(f, e, 0);
 	}
 	if (im->nshms)
 		fprintf(f, "objects:  %zu\n", im->nshms);
@@ -669,8 +530,8 @@ void inspect_json(FILE *f, const struct img_input *in, const struct img_totals *
 			i ? ",\n" : "", e->d.fd, img_fd_kind_name(e->d.kind), e->d.flags,
 			(unsigned long long)e->d.pos, (unsigned long long)e->d.desc);
 		json_str(f, e->path, strlen(e->path));
-		fd_state(f, e, 1);
-		fd_watches(f, e, 1);
+		fd_show(f, e, 1);
+		fd_show_list(f, e, 1);
 		fputc('}', f);
 	}
 	fprintf(f, "],\n\"objects\":[\n");
