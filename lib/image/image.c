@@ -34,9 +34,6 @@ static const char *const kind_names[IMG_RGN_NKINDS] = {"anon",  "file",    "heap
 						       "stack", "special", "shm"};
 static const char *const shm_kind_names[IMG_SHM_NKINDS] = {"?",	 "anon", "memfd",
 							   "sysv", "file", "saved"};
-static const char *const fd_kind_names[IMG_FD_NKINDS] = {
-	"?",	 "file",  "dir",  "chr",  "inherit", "pipe", "eventfd", "signalfd",
-	"timerfd", "epoll", "fifo", "unix", "inotify", "tty",	   "shm"};
 
 const char *img_kind_name(uint32_t kind)
 {
@@ -84,11 +81,6 @@ int img_crc_bad(uint32_t got, uint32_t want)
 #else
 	return got != want;
 #endif
-}
-
-const char *img_fd_kind_name(uint32_t kind)
-{
-	return kind < IMG_FD_NKINDS ? fd_kind_names[kind] : "?";
 }
 
 /* ---- PARENT (incr/ reads and writes the rest of an incremental image) */

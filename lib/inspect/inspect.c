@@ -393,7 +393,7 @@ static void text_proc(FILE *f, const struct image *im)
 	for (size_t i = 0; i < im->nfiles; i++) {
 		const struct fd_entry *e = &im->files[i];
 		fprintf(f, "  fd %-3d %-7s flags %#o offset %llu", e->d.fd,
-			img_fd_kind_name(e->d.kind), e->d.flags, (unsigned long long)e->d.pos);
+			fd_kind_name(e->d.kind), e->d.flags, (unsigned long long)e->d.pos);
 		if (e->d.desc)
 			fprintf(f, " desc %llu", (unsigned long long)e->d.desc);
 		fd_show(f, e, 0);
@@ -527,7 +527,7 @@ void inspect_json(FILE *f, const struct img_input *in, const struct img_totals *
 		fprintf(f,
 			"%s{\"fd\":%d,\"kind\":\"%s\",\"flags\":%u,\"offset\":%llu,\"desc\":%llu,"
 			"\"path\":",
-			i ? ",\n" : "", e->d.fd, img_fd_kind_name(e->d.kind), e->d.flags,
+			i ? ",\n" : "", e->d.fd, fd_kind_name(e->d.kind), e->d.flags,
 			(unsigned long long)e->d.pos, (unsigned long long)e->d.desc);
 		json_str(f, e->path, strlen(e->path));
 		fd_show(f, e, 1);
