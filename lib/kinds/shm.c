@@ -177,25 +177,10 @@ static int open_source(pid_t pid, const struct image *im, const struct shm_obj *
 	return 1;
 }
 
-int shm_capture(pid_t pid, struct image *im, int save_files, uint64_t save_max,
-		struct shm_dump **sdp)
+/* The objects the process maps shared, each as large as its furthest
+ * mapping reaches. */
+static int region_objects(struct image *im, struct shm_dump *sd)
 {
-	struct shm_dump *sd = calloc(1, sizeof(*sd));
-	char exe_id[64], path[64];
-	const char *exe = NULL;
-	struct stat sb;
-	long ps = sysconf(_SC_PAGESIZE);
-
-	*sdp = sd;
-	if (!sd) {
-		err_set("out of memory");
-		return -1;
-	}
-	if (!stat(fmt_path(path, sizeof(path), "/proc/%d/exe", pid), &sb)) {
-		snprintf(exe_id, sizeof(exe_id), "%llu:%llu", (unsigned long long)sb.st_dev,
-			 (unsigned long long)sb.st_ino);
-		exe = exe_id;
-	}
 	for (size_t i = 0; i < im->nregions; i++) {
 		const struct region *r = &im->regions[i];
 		struct shm_obj *o;
@@ -210,6 +195,14 @@ int shm_capture(pid_t pid, struct image *im, int save_files, uint64_t save_max,
 		if (end > o->d.size)
 			o->d.size = end;
 	}
+	return 0;
+}
+
+/* The objects its fds are open on: deleted files and memfds, and with
+ * save_files every regular file (up to save_max bytes, unless 0).  The
+ * first fd of each is where its contents are read from. */
+static int fd_objects(struct image *im, struct shm_dump *sd, int save_files, uint64_t save_max)
+{
 	for (size_t i = 0; i < im->nfiles; i++) {
 		const struct fd_entry *f = &im->files[i];
 		struct shm_obj *o;
@@ -227,59 +220,119 @@ int shm_capture(pid_t pid, struct image *im, int save_files, uint64_t save_max,
 		if (sd->src[o - im->shms].fdnum < 0)
 			sd->src[o - im->shms].fdnum = f->d.fd;
 	}
-	for (size_t i = 0; i < im->nshms; i++) {
-		struct shm_obj *o = &im->shms[i];
-		struct shm_src *s = &sd->src[i];
+	return 0;
+}
 
-		if (open_source(pid, im, o, s, exe)) {
-			int seals;
-			if (fstat(s->fd, &sb)) {
-				err_sys("pid %d: cannot stat %s", pid, o->name);
-				return -1;
-			}
-			o->d.size = sb.st_size;
-			o->d.mode = sb.st_mode & 07777;
-			/* Other shmem files answer F_SEAL_SEAL: only a memfd's count. */
-			seals = o->d.kind == IMG_SHM_MEMFD ? fcntl(s->fd, F_GET_SEALS) : 0;
-			o->d.seals = seals > 0 ? (uint32_t)seals : 0;
-		}
-		if (o->d.kind == IMG_SHM_SYSV) {
-			uint32_t mode;
-			int nattch;
-			uint64_t size;
-			if (sysv_info((int)o->d.ino, &o->d.key, &mode, &size, &nattch))
-				return -1;
-			o->d.size = size;
-			o->d.mode = mode & 0777;
-			if (mode & SHM_DEST)
-				o->d.flags |= IMG_SHM_RMID;
-		}
-		if (s->fd >= 0)
-			continue;
-		if (o->d.kind == IMG_SHM_SAVED) {
-			err_sys("pid %d: cannot read %s to save it", pid, o->name);
-			return -1;
-		}
-		/* No file: only a shared mapping shows the object's own pages. */
-		for (size_t k = 0; k < im->nregions; k++) {
-			const struct region *r = &im->regions[k];
-			if (r->d.kind == IMG_RGN_SHM && r->d.dev == o->d.dev &&
-			    r->d.ino == o->d.ino && !(r->d.flags & IMG_RGN_SHARED)) {
-				err_set("pid %d: region %#llx-%#llx is a private mapping of "
-					"deleted file %s; reading the file needs an open fd to it "
-					"or CAP_CHECKPOINT_RESTORE",
-					pid, (unsigned long long)r->d.start,
-					(unsigned long long)r->d.end, o->name);
-				return -1;
-			}
-		}
-		s->npages = (o->d.size + ps - 1) / ps;
-		s->resident = calloc(s->npages + 1, 1);
-		if (!s->resident) {
-			err_set("out of memory");
+/* An object with a file to read: its size, mode and seals are the file's. */
+static int describe_by_file(pid_t pid, struct shm_obj *o, const struct shm_src *s)
+{
+	struct stat sb;
+	int seals;
+
+	if (fstat(s->fd, &sb)) {
+		err_sys("pid %d: cannot stat %s", pid, o->name);
+		return -1;
+	}
+	o->d.size = sb.st_size;
+	o->d.mode = sb.st_mode & 07777;
+	/* Other shmem files answer F_SEAL_SEAL: only a memfd's count. */
+	seals = o->d.kind == IMG_SHM_MEMFD ? fcntl(s->fd, F_GET_SEALS) : 0;
+	o->d.seals = seals > 0 ? (uint32_t)seals : 0;
+	return 0;
+}
+
+/* A System V segment: its key, size and mode, and whether it is removed
+ * already (IPC_RMID, kept while attached). */
+static int describe_sysv(struct shm_obj *o)
+{
+	uint32_t mode;
+	int nattch;
+	uint64_t size;
+
+	if (sysv_info((int)o->d.ino, &o->d.key, &mode, &size, &nattch))
+		return -1;
+	o->d.size = size;
+	o->d.mode = mode & 0777;
+	if (mode & SHM_DEST)
+		o->d.flags |= IMG_SHM_RMID;
+	return 0;
+}
+
+/* An object without a file to read: its pages are read through the
+ * process's memory, only the resident ones (shm_inject asks).  Only a
+ * shared mapping shows the object's own pages. */
+static int plan_resident(pid_t pid, const struct image *im, const struct shm_obj *o,
+			 struct shm_src *s)
+{
+	long ps;
+
+	/* Its errno is still open_source's: nothing before may change it. */
+	if (o->d.kind == IMG_SHM_SAVED) {
+		err_sys("pid %d: cannot read %s to save it", pid, o->name);
+		return -1;
+	}
+	for (size_t k = 0; k < im->nregions; k++) {
+		const struct region *r = &im->regions[k];
+		if (r->d.kind == IMG_RGN_SHM && r->d.dev == o->d.dev && r->d.ino == o->d.ino &&
+		    !(r->d.flags & IMG_RGN_SHARED)) {
+			err_set("pid %d: region %#llx-%#llx is a private mapping of "
+				"deleted file %s; reading the file needs an open fd to it "
+				"or CAP_CHECKPOINT_RESTORE",
+				pid, (unsigned long long)r->d.start, (unsigned long long)r->d.end,
+				o->name);
 			return -1;
 		}
 	}
+	ps = sysconf(_SC_PAGESIZE);
+	s->npages = (o->d.size + ps - 1) / ps;
+	s->resident = calloc(s->npages + 1, 1);
+	if (!s->resident) {
+		err_set("out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/* Object i: a source of its contents, and what the image says of it. */
+static int capture_object(pid_t pid, struct image *im, size_t i, struct shm_dump *sd,
+			  const char *exe)
+{
+	struct shm_obj *o = &im->shms[i];
+	struct shm_src *s = &sd->src[i];
+
+	if (open_source(pid, im, o, s, exe) && describe_by_file(pid, o, s))
+		return -1;
+	if (o->d.kind == IMG_SHM_SYSV && describe_sysv(o))
+		return -1;
+	if (s->fd >= 0)
+		return 0;
+	return plan_resident(pid, im, o, s);
+}
+
+int shm_capture(pid_t pid, struct image *im, int save_files, uint64_t save_max,
+		struct shm_dump **sdp)
+{
+	struct shm_dump *sd = calloc(1, sizeof(*sd));
+	char exe_id[64], path[64];
+	const char *exe = NULL;
+	struct stat sb;
+
+	*sdp = sd;
+	if (!sd) {
+		err_set("out of memory");
+		return -1;
+	}
+	/* The executable's file: a deleted one is read through /proc/PID/exe. */
+	if (!stat(fmt_path(path, sizeof(path), "/proc/%d/exe", pid), &sb)) {
+		snprintf(exe_id, sizeof(exe_id), "%llu:%llu", (unsigned long long)sb.st_dev,
+			 (unsigned long long)sb.st_ino);
+		exe = exe_id;
+	}
+	if (region_objects(im, sd) || fd_objects(im, sd, save_files, save_max))
+		return -1;
+	for (size_t i = 0; i < im->nshms; i++)
+		if (capture_object(pid, im, i, sd, exe))
+			return -1;
 	return 0;
 }
 
