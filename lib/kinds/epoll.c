@@ -12,8 +12,7 @@
 
 /* One entry of its fdinfo, "tfd: 5 events: 19 data: 5 pos:0 ino:3c51a",
  * into it; -1 naming the fd. */
-static int parse_item(const struct fd_source *src, int fd, const char *p,
-		      struct img_epoll_item *it)
+static int parse_item(const struct fd_source *src, int fd, const char *p, struct img_epoll_item *it)
 {
 	unsigned long long data, ino;
 	unsigned events;

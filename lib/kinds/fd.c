@@ -15,13 +15,13 @@
 
 /* Indexed by the image's kind number (IMG_FD_*). */
 static const struct fd_ops *const kinds[IMG_FD_NKINDS] = {
-    [IMG_FD_REG] = &fd_file_ops,	 [IMG_FD_DIR] = &fd_dir_ops,
-    [IMG_FD_CHR] = &fd_chr_ops,		 [IMG_FD_INHERIT] = &fd_inherit_ops,
-    [IMG_FD_PIPE] = &fd_pipe_ops,	 [IMG_FD_EVENTFD] = &fd_eventfd_ops,
+    [IMG_FD_REG] = &fd_file_ops,	  [IMG_FD_DIR] = &fd_dir_ops,
+    [IMG_FD_CHR] = &fd_chr_ops,		  [IMG_FD_INHERIT] = &fd_inherit_ops,
+    [IMG_FD_PIPE] = &fd_pipe_ops,	  [IMG_FD_EVENTFD] = &fd_eventfd_ops,
     [IMG_FD_SIGNALFD] = &fd_signalfd_ops, [IMG_FD_TIMERFD] = &fd_timerfd_ops,
-    [IMG_FD_EPOLL] = &fd_epoll_ops,	 [IMG_FD_FIFO] = &fd_fifo_ops,
-    [IMG_FD_UNIX] = &fd_unix_ops,	 [IMG_FD_INOTIFY] = &fd_inotify_ops,
-    [IMG_FD_TTY] = &fd_tty_ops,		 [IMG_FD_SHM] = &fd_shm_ops,
+    [IMG_FD_EPOLL] = &fd_epoll_ops,	  [IMG_FD_FIFO] = &fd_fifo_ops,
+    [IMG_FD_UNIX] = &fd_unix_ops,	  [IMG_FD_INOTIFY] = &fd_inotify_ops,
+    [IMG_FD_TTY] = &fd_tty_ops,		  [IMG_FD_SHM] = &fd_shm_ops,
 };
 
 const struct fd_ops *fd_ops_of(uint32_t kind)
@@ -92,8 +92,8 @@ static uint32_t path_kind(const struct fd_source *src, int fd)
 
 	if (S_ISREG(sb->st_mode) || S_ISDIR(sb->st_mode)) {
 		if (gone && S_ISDIR(sb->st_mode)) {
-			err_set("pid %d: fd %d is deleted directory %s; not supported", src->pid, fd,
-				link);
+			err_set("pid %d: fd %d is deleted directory %s; not supported", src->pid,
+				fd, link);
 			return 0;
 		}
 		if (gone)
@@ -121,8 +121,8 @@ static uint32_t anon_kind(struct fd_source *src, int fd)
 {
 	char path[64];
 
-	src->info = read_file(fmt_path(path, sizeof(path), "/proc/%d/fdinfo/%d", src->pid, fd),
-			      NULL);
+	src->info =
+	    read_file(fmt_path(path, sizeof(path), "/proc/%d/fdinfo/%d", src->pid, fd), NULL);
 	if (!src->info)
 		return 0;
 	for (uint32_t k = 1; k < IMG_FD_NKINDS; k++)
@@ -274,7 +274,8 @@ static void share_descs(struct fd_all *a)
 
 		for (size_t k = 0; k < i && !f->d.desc; k++) {
 			struct fd_entry *g = a->f[k];
-			if (g->d.dev != f->d.dev || g->d.ino != f->d.ino || g->d.kind != f->d.kind ||
+			if (g->d.dev != f->d.dev || g->d.ino != f->d.ino ||
+			    g->d.kind != f->d.kind ||
 			    !same_desc(a->pid[i], f->d.fd, a->pid[k], g->d.fd))
 				continue;
 			if (!g->d.desc)

@@ -11,9 +11,9 @@
 /* What the capture of one fd starts from. */
 struct fd_source {
 	pid_t pid;
-	const char *link;	/* where /proc/PID/fd/FD points */
-	const struct stat *sb;	/* the file it is open on */
-	const char *info;	/* /proc/PID/fdinfo/FD for an anonymous inode, else NULL */
+	const char *link;      /* where /proc/PID/fd/FD points */
+	const struct stat *sb; /* the file it is open on */
+	const char *info;      /* /proc/PID/fdinfo/FD for an anonymous inode, else NULL */
 };
 
 /* The fds of every process of a tree, as one list: pipes, socketpairs,

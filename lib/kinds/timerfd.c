@@ -40,8 +40,8 @@ static int check_timerfd(const unsigned char *x, uint32_t n)
 	if (n != sizeof(t))
 		return -1;
 	memcpy(&t, x, sizeof(t));
-	if (t.left.sec < 0 || t.left.nsec < 0 || t.left.nsec >= 1000000000 ||
-	    t.interval.sec < 0 || t.interval.nsec < 0 || t.interval.nsec >= 1000000000)
+	if (t.left.sec < 0 || t.left.nsec < 0 || t.left.nsec >= 1000000000 || t.interval.sec < 0 ||
+	    t.interval.nsec < 0 || t.interval.nsec >= 1000000000)
 		return -1;
 	return 0;
 }

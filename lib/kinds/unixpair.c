@@ -197,7 +197,7 @@ out:
 
 /* A socket: one end of a unix socketpair is captured (with what is
  * queued for it to read); whether its peer is in the process too is
- * checked once every fd is known (check_pairs). */
+ * checked once every fd is known (join_unix). */
 static int capture_unix(const struct fd_source *src, struct fd_entry *f)
 {
 	struct img_unix u = {0};
