@@ -600,219 +600,338 @@ static int peer_addr(int fd, char *out, size_t size)
 	return inet_ntop(a.ss_family, in, out, size) ? 0 : -1;
 }
 
-/* One request from c. */
+/* --- the requests: one function per verb, dispatched by handle() --- */
+
+/* HELLO client-nonce: the coordinator's half of the challenge-response,
+ * unless the address is waiting out its failed proofs. */
+static void on_hello(struct coord *cd, struct client *c, const struct co_msg *m)
+{
+	char proof[2 * SHA256_LEN + 1];
+	struct penalty *p = penalty_of(cd, c->addr, 0);
+
+	if (p && p->until > now_sec()) {
+		say(c, "ERR %d failed proofs from %s: try again in %.0f s", p->fails, c->addr,
+		    p->until - now_sec() + 0.5);
+		warn_refused(cd, "client %d (%s) refused: %d failed proofs of the secret", c->fd,
+			     c->addr, p->fails);
+		c->dead = 1;
+		return;
+	}
+	if (strlen(m->argv[0]) != 2 * CO_NONCE || c->nonce_c[0] || co_nonce(c->nonce_s)) {
+		say(c, "ERR HELLO takes one nonce of %d hex digits, once", 2 * CO_NONCE);
+		c->dead = 1;
+		return;
+	}
+	snprintf(c->nonce_c, sizeof(c->nonce_c), "%s", m->argv[0]);
+	co_proof(cd->secret, "ckpt-coord", c->nonce_c, c->nonce_s, proof);
+	say(c, "CHALLENGE %s %s", c->nonce_s, proof);
+}
+
+/* A wrong proof: the address waits twice as long as after its last one
+ * before it may try again (1 s, 2 s, ... 64 s). */
+static void auth_failed(struct coord *cd, struct client *c)
+{
+	struct penalty *p = penalty_of(cd, c->addr, 1);
+
+	p->fails++;
+	p->until = now_sec() + (1 << (p->fails < 7 ? p->fails - 1 : 6));
+	warnx("client %d (%s): wrong secret; refused", c->fd, c->addr);
+	say(c, "ERR wrong secret");
+	c->nonce_s[0] = 0; /* said: not "left without proving" */
+	c->dead = 1;
+}
+
+/* AUTH client-proof: the client's half, over the nonces of its HELLO. */
+static void on_auth(struct coord *cd, struct client *c, const struct co_msg *m)
+{
+	char want[2 * SHA256_LEN + 1];
+	struct penalty *p;
+
+	if (c->nonce_s[0])
+		co_proof(cd->secret, "ckpt-client", c->nonce_s, c->nonce_c, want);
+	if (!c->nonce_s[0] || !co_secret_eq(m->argv[0], want)) {
+		auth_failed(cd, c);
+		return;
+	}
+	p = penalty_of(cd, c->addr, 0);
+	if (p)
+		*p = (struct penalty){.until = 0};
+	c->authed = 1;
+	say(c, "OK");
+}
+
+/* Each byte of s not in ok becomes with. */
+static void keep_only(char *s, const char *ok, char with)
+{
+	for (; *s; s++)
+		if (!strchr(ok, *s))
+			*s = with;
+}
+
+/* JOIN pid helper-pid host program [id] */
+static void on_join(struct coord *cd, struct client *c, const struct co_msg *m)
+{
+	if (c->member) {
+		say(c, "ERR already joined as member %d", c->id);
+		return;
+	}
+	c->member = 1;
+	c->st = M_OUT;
+	c->id = join_id(cd, m->argc > 4 ? (int)co_num(m->argv[4], INT_MAX) : 0);
+	c->pid = (long)co_num(m->argv[0], INT_MAX);
+	c->helper = (long)co_num(m->argv[1], INT_MAX);
+	/* A host name goes to ssh in the restart script: no option (a
+	 * leading '-') and nothing a shell or ssh reads specially. */
+	snprintf(c->host, sizeof(c->host), "%s", m->argv[2]);
+	keep_only(c->host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.:_[]",
+		  '_');
+	if (c->host[0] == '-')
+		c->host[0] = '_';
+	/* The program's name goes into file names: keep it tame. */
+	snprintf(c->program, sizeof(c->program), "%s", m->argv[3]);
+	keep_only(c->program, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.",
+		  '-');
+	cd->had_member = 1;
+	say(c, "OK %d", c->id);
+	warnx("%s joined", who(c));
+}
+
+/* A member's report on a round (FROZEN, DUMPED, SYNCED, FAILED): 1 if it
+ * is about the checkpoint under way and the member is in it, else 0
+ * after saying so. */
+static int in_round(struct coord *cd, struct client *c, const struct co_msg *m)
+{
+	long long gen = co_num(m->argv[0], CO_NUM_MAX);
+
+	if (cd->phase == IDLE || gen != cd->gen || c->st == M_OUT) {
+		say(c, "ERR %s: no checkpoint %lld under way for this member",
+		    co_verb_name(m->verb), gen);
+		return 0;
+	}
+	return 1;
+}
+
+static void out_of_turn(struct client *c, const struct co_msg *m)
+{
+	say(c, "ERR %s out of turn", co_verb_name(m->verb));
+}
+
+/* FROZEN gen */
+static void on_frozen(struct coord *cd, struct client *c, const struct co_msg *m)
+{
+	if (!in_round(cd, c, m))
+		return;
+	if (c->st != M_FREEZING) {
+		out_of_turn(c, m);
+		return;
+	}
+	c->st = M_FROZEN;
+	progress(cd);
+}
+
+/* DUMPED gen bytes */
+static void on_dumped(struct coord *cd, struct client *c, const struct co_msg *m)
+{
+	if (!in_round(cd, c, m))
+		return;
+	if (c->st != M_DUMPING) {
+		out_of_turn(c, m);
+		return;
+	}
+	c->st = M_DUMPED;
+	progress(cd);
+}
+
+/* SYNCED gen bytes crc32c: the generation notes the image's size and
+ * CRC-32C, for commit() to check. */
+static void on_synced(struct coord *cd, struct client *c, const struct co_msg *m)
+{
+	if (!in_round(cd, c, m))
+		return;
+	/* Unasked (M_DUMPED): a helper whose program exited syncs its
+	 * image before it goes. */
+	if (c->st != M_SYNCING && c->st != M_DUMPED) {
+		out_of_turn(c, m);
+		return;
+	}
+	c->st = M_SYNCED;
+	for (int i = 0; i < cd->ngm; i++)
+		if (cd->gm[i].id == c->id) {
+			cd->gm[i].synced = 1;
+			cd->gm[i].bytes = (uint64_t)co_num(m->argv[1], CO_NUM_MAX);
+			cd->gm[i].crc = (uint32_t)co_num(m->argv[2], UINT32_MAX);
+		}
+	progress(cd);
+}
+
+/* FAILED gen message... */
+static void on_failed(struct coord *cd, struct client *c, const struct co_msg *m)
+{
+	if (!in_round(cd, c, m))
+		return;
+	fail_ckpt(cd, "%s: %s", who(c), m->argv[1]);
+	c->st = M_FAILED;
+	progress(cd);
+}
+
+/* PID pid: the program is now this process */
+static void on_pid(struct coord *cd, struct client *c, const struct co_msg *m)
+{
+	(void)cd;
+	c->pid = (long)co_num(m->argv[0], INT_MAX);
+	warnx("%s: the program runs as this pid now", who(c));
+}
+
+/* GONE wait-status */
+static void on_gone(struct coord *cd, struct client *c, const struct co_msg *m)
+{
+	(void)cd;
+	(void)m;
+	warnx("%s exited", who(c));
+	c->dead = 1;
+}
+
+/* CHECKPOINT [WAIT] [KILL] */
+static void on_checkpoint(struct coord *cd, struct client *c, const struct co_msg *m)
+{
+	int wait = 0, kill_after = 0;
+
+	for (int i = 0; i < m->argc; i++) {
+		if (!strcmp(m->argv[i], "WAIT"))
+			wait = 1;
+		else if (!strcmp(m->argv[i], "KILL"))
+			kill_after = 1;
+		else {
+			say(c, "ERR CHECKPOINT: unknown argument (WAIT or KILL)");
+			return;
+		}
+	}
+	start_ckpt(cd, c, wait, kill_after);
+}
+
+/* STATUS */
+static void on_status(struct coord *cd, struct client *c, const struct co_msg *m)
+{
+	char esc[PATH_MAX * 3];
+
+	(void)m;
+	if (co_escape(cd->dir, esc, sizeof(esc)))
+		snprintf(esc, sizeof(esc), "-");
+	say(c,
+	    "OK members=%d state=%s gen=%d last=%lld interval=%d keep=%d compress=%s "
+	    "dir=%s",
+	    nmembers(cd), cd->phase == IDLE ? "idle" : "checkpointing", cd->last_gen,
+	    (long long)cd->last_time, cd->interval, cd->keep, zio_name(cd->compress), esc);
+}
+
+/* LIST: a MEMBER line for each member, then OK and how many. */
+static void on_list(struct coord *cd, struct client *c, const struct co_msg *m)
+{
+	(void)m;
+	for (int i = 0; i < cd->ncl; i++) {
+		struct client *o = cd->cl[i];
+		char h[800], p[200];
+		if (!o->member || o->dead)
+			continue;
+		if (co_escape(o->host, h, sizeof(h)) || co_escape(o->program, p, sizeof(p)))
+			continue;
+		say(c, "MEMBER %d %ld %ld %s %s", o->id, o->pid, o->helper, h, p);
+	}
+	say(c, "OK %d", nmembers(cd));
+}
+
+/* INTERVAL seconds (0: none) */
+static void on_interval(struct coord *cd, struct client *c, const struct co_msg *m)
+{
+	long long seconds = co_num(m->argv[0], CO_NUM_MAX);
+
+	if (seconds > 86400 * 365) {
+		say(c, "ERR INTERVAL: over a year");
+		return;
+	}
+	cd->interval = (int)seconds;
+	cd->next_at = cd->interval ? now_sec() + cd->interval : 0;
+	say(c, "OK %d", cd->interval);
+}
+
+/* KILL: every member's program, between checkpoints. */
+static void on_kill(struct coord *cd, struct client *c, const struct co_msg *m)
+{
+	(void)m;
+	if (cd->phase != IDLE) {
+		say(c, "ERR a checkpoint is under way; try again when it ends");
+		return;
+	}
+	for (int i = 0; i < cd->ncl; i++)
+		if (cd->cl[i]->member && !cd->cl[i]->dead)
+			say(cd->cl[i], "RESUME 0 KILL");
+	say(c, "OK %d", nmembers(cd));
+}
+
+/* QUIT */
+static void on_quit(struct coord *cd, struct client *c, const struct co_msg *m)
+{
+	(void)m;
+	say(c, "OK");
+	cd->quit = 1;
+}
+
+/* What the coordinator serves, by verb, and who may ask: anyone (the
+ * challenge-response, which needs the coordinator to have a secret), or
+ * only a client that has proved the secret (or needed not), some of them
+ * only once it is a member.  A verb without a function is one the
+ * coordinator sends. */
+static const struct request {
+	void (*serve)(struct coord *cd, struct client *c, const struct co_msg *m);
+	int anyone, secret, member;
+} requests[CO_NVERBS] = {
+	[CO_HELLO] = {on_hello, .anyone = 1, .secret = 1},
+	[CO_AUTH] = {on_auth, .anyone = 1, .secret = 1},
+	[CO_JOIN] = {on_join},
+	[CO_PID] = {on_pid, .member = 1},
+	[CO_FROZEN] = {on_frozen, .member = 1},
+	[CO_DUMPED] = {on_dumped, .member = 1},
+	[CO_SYNCED] = {on_synced, .member = 1},
+	[CO_FAILED] = {on_failed, .member = 1},
+	[CO_GONE] = {on_gone, .member = 1},
+	[CO_CHECKPOINT] = {on_checkpoint},
+	[CO_STATUS] = {on_status},
+	[CO_LIST] = {on_list},
+	[CO_INTERVAL] = {on_interval},
+	[CO_KILL] = {on_kill},
+	[CO_QUIT] = {on_quit},
+};
+
+/* One request from c: parsed, checked against who may make it, served. */
 static void handle(struct coord *cd, struct client *c, char *line, size_t len)
 {
+	const struct request *rq;
 	struct co_msg m;
-	char esc[PATH_MAX * 3];
-	long long gen;
 
 	if (co_parse(line, len, &m)) {
 		say(c, "ERR %s", err_get());
 		return;
 	}
-	if (m.verb == CO_HELLO) {
-		char proof[2 * SHA256_LEN + 1];
-		struct penalty *p = penalty_of(cd, c->addr, 0);
-		if (!cd->secret) {
-			say(c, "ERR this coordinator has no secret");
-			return;
-		}
-		if (p && p->until > now_sec()) {
-			say(c, "ERR %d failed proofs from %s: try again in %.0f s", p->fails, c->addr,
-			    p->until - now_sec() + 0.5);
-			warn_refused(cd, "client %d (%s) refused: %d failed proofs of the secret",
-				     c->fd, c->addr, p->fails);
-			c->dead = 1;
-			return;
-		}
-		if (strlen(m.argv[0]) != 2 * CO_NONCE || c->nonce_c[0] || co_nonce(c->nonce_s)) {
-			say(c, "ERR HELLO takes one nonce of %d hex digits, once", 2 * CO_NONCE);
-			c->dead = 1;
-			return;
-		}
-		snprintf(c->nonce_c, sizeof(c->nonce_c), "%s", m.argv[0]);
-		co_proof(cd->secret, "ckpt-coord", c->nonce_c, c->nonce_s, proof);
-		say(c, "CHALLENGE %s %s", c->nonce_s, proof);
+	rq = &requests[m.verb];
+	if (rq->secret && !cd->secret) {
+		say(c, "ERR this coordinator has no secret");
 		return;
 	}
-	if (m.verb == CO_AUTH) {
-		char want[2 * SHA256_LEN + 1];
-		if (!cd->secret) {
-			say(c, "ERR this coordinator has no secret");
-			return;
-		}
-		if (c->nonce_s[0])
-			co_proof(cd->secret, "ckpt-client", c->nonce_s, c->nonce_c, want);
-		if (c->nonce_s[0] && co_secret_eq(m.argv[0], want)) {
-			struct penalty *p = penalty_of(cd, c->addr, 0);
-			if (p)
-				*p = (struct penalty){.until = 0};
-			c->authed = 1;
-			say(c, "OK");
-		} else {
-			struct penalty *p = penalty_of(cd, c->addr, 1);
-			p->fails++;
-			p->until = now_sec() + (1 << (p->fails < 7 ? p->fails - 1 : 6));
-			warnx("client %d (%s): wrong secret; refused", c->fd, c->addr);
-			say(c, "ERR wrong secret");
-			c->nonce_s[0] = 0; /* said: not "left without proving" */
-			c->dead = 1;
-		}
-		return;
-	}
-	if (!c->authed) {
+	if (!rq->anyone && !c->authed) {
 		warnx("client %d: %s without the secret; refused", c->fd, co_verb_name(m.verb));
 		say(c, "ERR this coordinator needs the shared secret first (AUTH)");
 		c->dead = 1;
 		return;
 	}
-	gen = m.argc ? co_num(m.argv[0], CO_NUM_MAX) : 0;
-	switch (m.verb) {
-	case CO_JOIN:
-		if (c->member) {
-			say(c, "ERR already joined as member %d", c->id);
-			return;
-		}
-		c->member = 1;
-		c->st = M_OUT;
-		c->id = join_id(cd, m.argc > 4 ? (int)co_num(m.argv[4], INT_MAX) : 0);
-		c->pid = (long)co_num(m.argv[0], INT_MAX);
-		c->helper = (long)co_num(m.argv[1], INT_MAX);
-		snprintf(c->host, sizeof(c->host), "%s", m.argv[2]);
-		/* A host name goes to ssh in the restart script: no option
-		 * (a leading '-') and nothing a shell or ssh reads specially. */
-		for (char *p = c->host; *p; p++)
-			if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.:_[]",
-				    *p) ||
-			    (p == c->host && *p == '-'))
-				*p = '_';
-		/* The program's name goes into file names: keep it tame. */
-		snprintf(c->program, sizeof(c->program), "%s", m.argv[3]);
-		for (char *p = c->program; *p; p++)
-			if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.",
-				    *p))
-				*p = '-';
-		cd->had_member = 1;
-		c->st = M_OUT;
-		say(c, "OK %d", c->id);
-		warnx("%s joined", who(c));
-		return;
-	case CO_FROZEN:
-	case CO_DUMPED:
-	case CO_SYNCED:
-	case CO_FAILED:
-		if (!c->member) {
-			say(c, "ERR %s: not a member", co_verb_name(m.verb));
-			return;
-		}
-		if (cd->phase == IDLE || gen != cd->gen || c->st == M_OUT) {
-			say(c, "ERR %s: no checkpoint %lld under way for this member",
-			    co_verb_name(m.verb), gen);
-			return;
-		}
-		if (m.verb == CO_FAILED) {
-			fail_ckpt(cd, "%s: %s", who(c), m.argv[1]);
-			c->st = M_FAILED;
-		} else if (m.verb == CO_FROZEN && c->st == M_FREEZING) {
-			c->st = M_FROZEN;
-		} else if (m.verb == CO_DUMPED && c->st == M_DUMPING) {
-			c->st = M_DUMPED;
-		} else if (m.verb == CO_SYNCED && (c->st == M_SYNCING || c->st == M_DUMPED)) {
-			/* Unasked (M_DUMPED): a helper whose program exited
-			 * syncs its image before it goes. */
-			c->st = M_SYNCED;
-			for (int i = 0; i < cd->ngm; i++)
-				if (cd->gm[i].id == c->id) {
-					cd->gm[i].synced = 1;
-					cd->gm[i].bytes = (uint64_t)co_num(m.argv[1], CO_NUM_MAX);
-					cd->gm[i].crc = (uint32_t)co_num(m.argv[2], UINT32_MAX);
-				}
-		} else {
-			say(c, "ERR %s out of turn", co_verb_name(m.verb));
-			return;
-		}
-		progress(cd);
-		return;
-	case CO_PID:
-		if (!c->member) {
-			say(c, "ERR PID: not a member");
-			return;
-		}
-		c->pid = (long)co_num(m.argv[0], INT_MAX);
-		warnx("%s: the program runs as this pid now", who(c));
-		return;
-	case CO_GONE:
-		if (!c->member) {
-			say(c, "ERR GONE: not a member");
-			return;
-		}
-		warnx("%s exited", who(c));
-		c->dead = 1;
-		return;
-	case CO_CHECKPOINT: {
-		int wait = 0, kill_after = 0;
-		for (int i = 0; i < m.argc; i++) {
-			if (!strcmp(m.argv[i], "WAIT"))
-				wait = 1;
-			else if (!strcmp(m.argv[i], "KILL"))
-				kill_after = 1;
-			else {
-				say(c, "ERR CHECKPOINT: unknown argument (WAIT or KILL)");
-				return;
-			}
-		}
-		start_ckpt(cd, c, wait, kill_after);
-		return;
-	}
-	case CO_STATUS:
-		if (co_escape(cd->dir, esc, sizeof(esc)))
-			snprintf(esc, sizeof(esc), "-");
-		say(c,
-		    "OK members=%d state=%s gen=%d last=%lld interval=%d keep=%d compress=%s "
-		    "dir=%s",
-		    nmembers(cd), cd->phase == IDLE ? "idle" : "checkpointing", cd->last_gen,
-		    (long long)cd->last_time, cd->interval, cd->keep, zio_name(cd->compress), esc);
-		return;
-	case CO_LIST:
-		for (int i = 0; i < cd->ncl; i++) {
-			struct client *o = cd->cl[i];
-			char h[800], p[200];
-			if (!o->member || o->dead)
-				continue;
-			if (co_escape(o->host, h, sizeof(h)) || co_escape(o->program, p, sizeof(p)))
-				continue;
-			say(c, "MEMBER %d %ld %ld %s %s", o->id, o->pid, o->helper, h, p);
-		}
-		say(c, "OK %d", nmembers(cd));
-		return;
-	case CO_INTERVAL:
-		if (gen > 86400 * 365) {
-			say(c, "ERR INTERVAL: over a year");
-			return;
-		}
-		cd->interval = (int)gen;
-		cd->next_at = cd->interval ? now_sec() + cd->interval : 0;
-		say(c, "OK %d", cd->interval);
-		return;
-	case CO_KILL:
-		if (cd->phase != IDLE) {
-			say(c, "ERR a checkpoint is under way; try again when it ends");
-			return;
-		}
-		for (int i = 0; i < cd->ncl; i++)
-			if (cd->cl[i]->member && !cd->cl[i]->dead)
-				say(cd->cl[i], "RESUME 0 KILL");
-		say(c, "OK %d", nmembers(cd));
-		return;
-	case CO_QUIT:
-		say(c, "OK");
-		cd->quit = 1;
-		return;
-	default:
+	if (!rq->serve) {
 		say(c, "ERR %s is sent by the coordinator, not to it", co_verb_name(m.verb));
 		return;
 	}
+	if (rq->member && !c->member) {
+		say(c, "ERR %s: not a member", co_verb_name(m.verb));
+		return;
+	}
+	rq->serve(cd, c, &m);
 }
 
 static void drop(struct coord *cd, int i)
