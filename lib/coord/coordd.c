@@ -71,11 +71,9 @@ struct penalty {
 #define AUTH_WAIT 10
 
 struct coord {
-	/* settings (struct cd_settings) */
-	int port, exit_on_last, interval, keep, compress;
-	long long save_max;
-	const char *bind, *secret;
-	char dir[PATH_MAX];
+	/* As cd_open was given them, but for the port (the one it listens
+	 * on) and the interval (as INTERVAL sets it). */
+	struct cd_settings set;
 	/* state */
 	int lfd, next_id, had_member, quit;
 	long refused;      /* connections refused: another user's, or unauthenticated */
@@ -94,7 +92,6 @@ struct coord {
 	int ngm;
 	double started;
 	double round_at; /* when the round under way began */
-	int timeout;
 };
 
 static int nmembers(struct coord *cd)
@@ -198,7 +195,7 @@ static int cmp_int(const void *a, const void *b)
  * coordinator that died mid-checkpoint are removed when clean is set. */
 static int *list_gens(struct coord *cd, int *n, int clean)
 {
-	DIR *d = opendir(cd->dir);
+	DIR *d = opendir(cd->set.dir);
 	struct dirent *e;
 	int *g = NULL, cap = 0;
 
@@ -209,7 +206,7 @@ static int *list_gens(struct coord *cd, int *n, int clean)
 		int k = gen_number(e->d_name);
 		if (clean && !strncmp(e->d_name, ".ckpt_gen_", 10)) {
 			char p[PATH_MAX + 300];
-			snprintf(p, sizeof(p), "%s/%s", cd->dir, e->d_name);
+			snprintf(p, sizeof(p), "%s/%s", cd->set.dir, e->d_name);
 			warnx("removing %s, left by a checkpoint that did not finish", p);
 			rm_tree(p);
 			continue;
@@ -245,8 +242,8 @@ static int relink(struct coord *cd, const char *target, const char *name)
 {
 	char tmp[PATH_MAX + 64], path[PATH_MAX + 64];
 
-	snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", cd->dir, name);
-	snprintf(path, sizeof(path), "%s/%s", cd->dir, name);
+	snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", cd->set.dir, name);
+	snprintf(path, sizeof(path), "%s/%s", cd->set.dir, name);
 	unlink(tmp);
 	if (symlink(target, tmp) || rename(tmp, path)) {
 		err_sys("cannot point %s at %s", path, target);
@@ -301,11 +298,12 @@ static int commit(struct coord *cd)
 		return -1;
 
 	snprintf(name, sizeof(name), "ckpt_gen_%06d", cd->gen);
-	snprintf(final, sizeof(final), "%s/%s", cd->dir, name);
+	snprintf(final, sizeof(final), "%s/%s", cd->set.dir, name);
 	{
-		struct co_script sc = {.gen = cd->gen, .port = cd->port, .interval = cd->interval,
-				       .keep = cd->keep, .compress = cd->compress, .save_max = cd->save_max,
-				       .dir = cd->dir, .m = cd->gm, .n = cd->ngm};
+		struct co_script sc = {.gen = cd->gen, .port = cd->set.port,
+				       .interval = cd->set.interval, .keep = cd->set.keep,
+				       .compress = cd->set.compress, .save_max = cd->set.save_max,
+				       .dir = cd->set.dir, .m = cd->gm, .n = cd->ngm};
 		if (co_write_script(cd->tmpdir, &sc))
 			return -1;
 	}
@@ -318,13 +316,13 @@ static int commit(struct coord *cd)
 	if (relink(cd, name, "current") ||
 	    relink(cd, "current/ckpt_restart_script.sh", "ckpt_restart_script.sh"))
 		return -1;
-	fsync_path(cd->dir);
+	fsync_path(cd->set.dir);
 	cd->last_gen = cd->gen;
 	cd->last_time = time(NULL);
 	g = list_gens(cd, &n, 0);
-	for (int i = 0; cd->keep > 0 && i < n - cd->keep; i++) {
+	for (int i = 0; cd->set.keep > 0 && i < n - cd->set.keep; i++) {
 		char p[PATH_MAX + 32];
-		snprintf(p, sizeof(p), "%s/ckpt_gen_%06d", cd->dir, g[i]);
+		snprintf(p, sizeof(p), "%s/ckpt_gen_%06d", cd->set.dir, g[i]);
 		rm_tree(p);
 	}
 	free(g);
@@ -356,7 +354,7 @@ static void finish(struct coord *cd, int ok)
 		c->waits = 0;
 		if (ok) {
 			char d[PATH_MAX + 32];
-			snprintf(d, sizeof(d), "%s/ckpt_gen_%06d", cd->dir, cd->gen);
+			snprintf(d, sizeof(d), "%s/ckpt_gen_%06d", cd->set.dir, cd->gen);
 			if (co_escape(d, esc, sizeof(esc)))
 				snprintf(esc, sizeof(esc), "-");
 			say(c, "OK %d %s", cd->gen, esc);
@@ -365,13 +363,13 @@ static void finish(struct coord *cd, int ok)
 		}
 	}
 	if (ok)
-		warnx("checkpoint %d written to %s/ckpt_gen_%06d", cd->gen, cd->dir, cd->gen);
+		warnx("checkpoint %d written to %s/ckpt_gen_%06d", cd->gen, cd->set.dir, cd->gen);
 	else
 		warnx("checkpoint %d failed: %s", cd->gen, cd->failure);
 	cd->phase = IDLE;
 	cd->failure[0] = 0;
-	if (cd->interval > 0)
-		cd->next_at = now_sec() + cd->interval;
+	if (cd->set.interval > 0)
+		cd->next_at = now_sec() + cd->set.interval;
 }
 
 static void fail_ckpt(struct coord *cd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -419,10 +417,10 @@ static void progress(struct coord *cd)
 			if (!c->member || c->st != M_FROZEN)
 				continue;
 			snprintf(c->file, sizeof(c->file), "ckpt_%s_%d.ckpt%s", c->program, c->id,
-				 co_image_suffix(cd->compress));
+				 co_image_suffix(cd->set.compress));
 			c->st = M_DUMPING;
 			say(c, "DUMP %d %s %s %s %lld", cd->gen, esc, c->file,
-			    zio_name(cd->compress), cd->save_max);
+			    zio_name(cd->set.compress), cd->set.save_max);
 		}
 		return;
 	}
@@ -474,7 +472,7 @@ static void give_up(struct coord *cd)
 		struct client *c = cd->cl[i];
 		if (c->member && (c->st == M_FREEZING || c->st == M_DUMPING || c->st == M_SYNCING))
 			fail_ckpt(cd, "%s did not answer %s within %d s", who(c), round[cd->phase],
-				  cd->timeout);
+				  cd->set.timeout);
 	}
 	finish(cd, 0);
 }
@@ -501,7 +499,7 @@ static void start_ckpt(struct coord *cd, struct client *asker, int wait, int kil
 	if (cd->gen <= cd->last_gen)
 		cd->gen = cd->last_gen + 1;
 	free(g);
-	snprintf(cd->tmpdir, sizeof(cd->tmpdir), "%s/.ckpt_gen_%06d.tmp", cd->dir, cd->gen);
+	snprintf(cd->tmpdir, sizeof(cd->tmpdir), "%s/.ckpt_gen_%06d.tmp", cd->set.dir, cd->gen);
 	/* A generation a failed checkpoint could not clear (a late file in
 	 * it) is nobody's: clear it again rather than fail every later one. */
 	rm_tree(cd->tmpdir);
@@ -623,7 +621,7 @@ static void on_hello(struct coord *cd, struct client *c, const struct co_msg *m)
 		return;
 	}
 	snprintf(c->nonce_c, sizeof(c->nonce_c), "%s", m->argv[0]);
-	co_proof(cd->secret, "ckpt-coord", c->nonce_c, c->nonce_s, proof);
+	co_proof(cd->set.secret, "ckpt-coord", c->nonce_c, c->nonce_s, proof);
 	say(c, "CHALLENGE %s %s", c->nonce_s, proof);
 }
 
@@ -648,7 +646,7 @@ static void on_auth(struct coord *cd, struct client *c, const struct co_msg *m)
 	struct penalty *p;
 
 	if (c->nonce_s[0])
-		co_proof(cd->secret, "ckpt-client", c->nonce_s, c->nonce_c, want);
+		co_proof(cd->set.secret, "ckpt-client", c->nonce_s, c->nonce_c, want);
 	if (!c->nonce_s[0] || !co_secret_eq(m->argv[0], want)) {
 		auth_failed(cd, c);
 		return;
@@ -696,10 +694,11 @@ static void on_join(struct coord *cd, struct client *c, const struct co_msg *m)
 	warnx("%s joined", who(c));
 }
 
-/* A member's report on a round (FROZEN, DUMPED, SYNCED, FAILED): 1 if it
- * is about the checkpoint under way and the member is in it, else 0
- * after saying so. */
-static int in_round(struct coord *cd, struct client *c, const struct co_msg *m)
+/* Whether a member's report on a round (FROZEN, DUMPED, SYNCED, FAILED)
+ * is to be taken: it is about the checkpoint under way, the member is in
+ * it, and it is the report the member's state waits for (in_turn); if
+ * not, the member is told why. */
+static int take_report(struct coord *cd, struct client *c, const struct co_msg *m, int in_turn)
 {
 	long long gen = co_num(m->argv[0], CO_NUM_MAX);
 
@@ -708,23 +707,18 @@ static int in_round(struct coord *cd, struct client *c, const struct co_msg *m)
 		    co_verb_name(m->verb), gen);
 		return 0;
 	}
+	if (!in_turn) {
+		say(c, "ERR %s out of turn", co_verb_name(m->verb));
+		return 0;
+	}
 	return 1;
-}
-
-static void out_of_turn(struct client *c, const struct co_msg *m)
-{
-	say(c, "ERR %s out of turn", co_verb_name(m->verb));
 }
 
 /* FROZEN gen */
 static void on_frozen(struct coord *cd, struct client *c, const struct co_msg *m)
 {
-	if (!in_round(cd, c, m))
+	if (!take_report(cd, c, m, c->st == M_FREEZING))
 		return;
-	if (c->st != M_FREEZING) {
-		out_of_turn(c, m);
-		return;
-	}
 	c->st = M_FROZEN;
 	progress(cd);
 }
@@ -732,28 +726,19 @@ static void on_frozen(struct coord *cd, struct client *c, const struct co_msg *m
 /* DUMPED gen bytes */
 static void on_dumped(struct coord *cd, struct client *c, const struct co_msg *m)
 {
-	if (!in_round(cd, c, m))
+	if (!take_report(cd, c, m, c->st == M_DUMPING))
 		return;
-	if (c->st != M_DUMPING) {
-		out_of_turn(c, m);
-		return;
-	}
 	c->st = M_DUMPED;
 	progress(cd);
 }
 
 /* SYNCED gen bytes crc32c: the generation notes the image's size and
- * CRC-32C, for commit() to check. */
+ * CRC-32C, for commit() to check.  Unasked (M_DUMPED): a helper whose
+ * program exited syncs its image before it goes. */
 static void on_synced(struct coord *cd, struct client *c, const struct co_msg *m)
 {
-	if (!in_round(cd, c, m))
+	if (!take_report(cd, c, m, c->st == M_SYNCING || c->st == M_DUMPED))
 		return;
-	/* Unasked (M_DUMPED): a helper whose program exited syncs its
-	 * image before it goes. */
-	if (c->st != M_SYNCING && c->st != M_DUMPED) {
-		out_of_turn(c, m);
-		return;
-	}
 	c->st = M_SYNCED;
 	for (int i = 0; i < cd->ngm; i++)
 		if (cd->gm[i].id == c->id) {
@@ -767,7 +752,7 @@ static void on_synced(struct coord *cd, struct client *c, const struct co_msg *m
 /* FAILED gen message... */
 static void on_failed(struct coord *cd, struct client *c, const struct co_msg *m)
 {
-	if (!in_round(cd, c, m))
+	if (!take_report(cd, c, m, 1))
 		return;
 	fail_ckpt(cd, "%s: %s", who(c), m->argv[1]);
 	c->st = M_FAILED;
@@ -815,13 +800,14 @@ static void on_status(struct coord *cd, struct client *c, const struct co_msg *m
 	char esc[PATH_MAX * 3];
 
 	(void)m;
-	if (co_escape(cd->dir, esc, sizeof(esc)))
+	if (co_escape(cd->set.dir, esc, sizeof(esc)))
 		snprintf(esc, sizeof(esc), "-");
 	say(c,
 	    "OK members=%d state=%s gen=%d last=%lld interval=%d keep=%d compress=%s "
 	    "dir=%s",
 	    nmembers(cd), cd->phase == IDLE ? "idle" : "checkpointing", cd->last_gen,
-	    (long long)cd->last_time, cd->interval, cd->keep, zio_name(cd->compress), esc);
+	    (long long)cd->last_time, cd->set.interval, cd->set.keep, zio_name(cd->set.compress),
+	    esc);
 }
 
 /* LIST: a MEMBER line for each member, then OK and how many. */
@@ -849,9 +835,9 @@ static void on_interval(struct coord *cd, struct client *c, const struct co_msg 
 		say(c, "ERR INTERVAL: over a year");
 		return;
 	}
-	cd->interval = (int)seconds;
-	cd->next_at = cd->interval ? now_sec() + cd->interval : 0;
-	say(c, "OK %d", cd->interval);
+	cd->set.interval = (int)seconds;
+	cd->next_at = cd->set.interval ? now_sec() + cd->set.interval : 0;
+	say(c, "OK %d", cd->set.interval);
 }
 
 /* KILL: every member's program, between checkpoints. */
@@ -913,7 +899,7 @@ static void handle(struct coord *cd, struct client *c, char *line, size_t len)
 		return;
 	}
 	rq = &requests[m.verb];
-	if (rq->secret && !cd->secret) {
+	if (rq->secret && !cd->set.secret) {
 		say(c, "ERR this coordinator has no secret");
 		return;
 	}
@@ -970,7 +956,7 @@ static void accept_client(struct coord *cd)
 	/* Only this user, from this host (the kernel says who owns the
 	 * other end); from elsewhere, only through the secret. */
 	local = co_peer_uid(fd, &uid);
-	if (local < 0 || (local && uid != geteuid()) || (!local && !cd->secret)) {
+	if (local < 0 || (local && uid != geteuid()) || (!local && !cd->set.secret)) {
 		if (local > 0) {
 			say(c, "ERR uid %u is not this coordinator's user; refused", (unsigned)uid);
 			warn_refused(cd, "a connection from uid %u refused: not this coordinator's user",
@@ -981,7 +967,7 @@ static void accept_client(struct coord *cd)
 		}
 		goto refuse;
 	}
-	c->authed = !cd->secret;
+	c->authed = !cd->set.secret;
 	c->since = now_sec();
 	if (peer_addr(fd, c->addr, sizeof(c->addr)))
 		goto refuse;
@@ -1034,8 +1020,8 @@ static void serve_client(struct coord *cd, struct client *c)
 
 static int listen_on(struct coord *cd)
 {
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(cd->port)};
-	const char *addr = cd->bind ? cd->bind : "127.0.0.1";
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(cd->set.port)};
+	const char *addr = cd->set.bind ? cd->set.bind : "127.0.0.1";
 	socklen_t len = sizeof(a);
 	int one = 1;
 
@@ -1051,11 +1037,11 @@ static int listen_on(struct coord *cd)
 	setsockopt(cd->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (bind(cd->lfd, (struct sockaddr *)&a, sizeof(a)) || listen(cd->lfd, 64) ||
 	    getsockname(cd->lfd, (struct sockaddr *)&a, &len)) {
-		err_sys("cannot listen on %s:%d", addr, cd->port);
+		err_sys("cannot listen on %s:%d", addr, cd->set.port);
 		close(cd->lfd);
 		return -1;
 	}
-	cd->port = ntohs(a.sin_port);
+	cd->set.port = ntohs(a.sin_port);
 	return 0;
 }
 
@@ -1068,16 +1054,7 @@ struct coord *cd_open(const struct cd_settings *s)
 		err_set("out of memory");
 		return NULL;
 	}
-	cd->port = s->port;
-	cd->exit_on_last = s->exit_on_last;
-	cd->interval = s->interval;
-	cd->keep = s->keep;
-	cd->timeout = s->timeout;
-	cd->compress = s->compress;
-	cd->save_max = s->save_max;
-	cd->bind = s->bind;
-	cd->secret = s->secret;
-	snprintf(cd->dir, sizeof(cd->dir), "%s", s->dir);
+	cd->set = *s;
 	if (listen_on(cd)) {
 		free(cd);
 		return NULL;
@@ -1090,7 +1067,7 @@ struct coord *cd_open(const struct cd_settings *s)
 
 int cd_port(const struct coord *cd)
 {
-	return cd->port;
+	return cd->set.port;
 }
 
 int cd_run(struct coord *cd)
@@ -1098,10 +1075,10 @@ int cd_run(struct coord *cd)
 	int n;
 
 	cd->started = now_sec();
-	warnx("listening on %s:%d, checkpoints in %s", cd->bind ? cd->bind : "127.0.0.1",
-	      cd->port, cd->dir);
-	if (cd->interval)
-		cd->next_at = now_sec() + cd->interval;
+	warnx("listening on %s:%d, checkpoints in %s", cd->set.bind ? cd->set.bind : "127.0.0.1",
+	      cd->set.port, cd->set.dir);
+	if (cd->set.interval)
+		cd->next_at = now_sec() + cd->set.interval;
 	while (!cd->quit) {
 		struct pollfd pfd[MAX_CLIENTS + 1];
 		int timeout = -1;
@@ -1119,18 +1096,19 @@ int cd_run(struct coord *cd)
 		for (int i = 0; i < cd->ncl; i++)
 			if (!cd->cl[i]->authed)
 				timeout = 1000;
-		if (cd->exit_on_last && cd->had_member && !nmembers(cd) && cd->phase == IDLE)
+		if (cd->set.exit_on_last && cd->had_member && !nmembers(cd) && cd->phase == IDLE)
 			break;
 		/* Started for members that never came (their program exited
 		 * before its helper joined): do not wait for ever. */
-		if (cd->exit_on_last && !cd->had_member && now_sec() - cd->started > NOBODY_CAME) {
+		if (cd->set.exit_on_last && !cd->had_member &&
+		    now_sec() - cd->started > NOBODY_CAME) {
 			warnx("no member joined in %d seconds", NOBODY_CAME);
 			break;
 		}
-		if (cd->exit_on_last && !cd->had_member)
+		if (cd->set.exit_on_last && !cd->had_member)
 			timeout = 1000;
-		if (cd->phase != IDLE && cd->timeout) {
-			double left = cd->round_at + cd->timeout - now_sec();
+		if (cd->phase != IDLE && cd->set.timeout) {
+			double left = cd->round_at + cd->set.timeout - now_sec();
 			if (left <= 0) {
 				give_up(cd);
 				continue;
@@ -1138,10 +1116,10 @@ int cd_run(struct coord *cd)
 			if (timeout < 0 || (int)(left * 1000) + 1 < timeout)
 				timeout = (int)(left * 1000) + 1;
 		}
-		if (cd->interval && cd->next_at) {
+		if (cd->set.interval && cd->next_at) {
 			double left = cd->next_at - now_sec();
 			if (left <= 0) {
-				cd->next_at = now_sec() + cd->interval;
+				cd->next_at = now_sec() + cd->set.interval;
 				start_ckpt(cd, NULL, 0, 0);
 				continue;
 			}
