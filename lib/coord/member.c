@@ -713,3 +713,38 @@ int mb_serve(struct mb_helper *h, enum mb_mode mode, const char *name, int id, i
 	release(h, DUMP_RUN);
 	return 0;
 }
+
+int mb_start(struct mb_helper *h, enum mb_mode mode, const char *name, int id, struct mb_joined *j)
+{
+	int ready[2];
+	pid_t mid;
+
+	if (pipe2(ready, O_CLOEXEC)) {
+		err_sys("cannot make a pipe");
+		return -1;
+	}
+	fflush(NULL);
+	mid = fork();
+	if (mid < 0) {
+		err_sys("cannot fork the helper");
+		return -1;
+	}
+	if (mid == 0) {
+		pid_t helper = fork();
+		if (helper != 0)
+			_exit(helper < 0);
+		close(ready[0]);
+		_exit(mb_serve(h, mode, name, id, ready[1]));
+	}
+	close(ready[1]);
+	close(h->sock);
+	while (waitpid(mid, NULL, 0) < 0 && errno == EINTR)
+		;
+	if (read_full(ready[0], j, sizeof(*j)) != sizeof(*j) || j->helper <= 0) {
+		err_set("the helper did not start");
+		return -1;
+	}
+	close(ready[0]);
+	j->why[sizeof(j->why) - 1] = 0;
+	return 0;
+}
