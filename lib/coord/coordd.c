@@ -384,73 +384,88 @@ static void fail_ckpt(struct coord *cd, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* A member still at work on the round under way. */
+static int in_work(const struct client *c)
+{
+	return c->member && (c->st == M_FREEZING || c->st == M_DUMPING || c->st == M_SYNCING);
+}
+
+/* Every member is frozen: each writes its image into the generation's
+ * temporary directory. */
+static void dump_round(struct coord *cd)
+{
+	char esc[PATH_MAX * 3];
+
+	/* The DUMP line must hold it with the rest, whole. */
+	if (co_escape(cd->tmpdir, esc, sizeof(esc)) || strlen(esc) > CO_LINE_MAX - 512) {
+		fail_ckpt(cd, "directory name too long");
+		finish(cd, 0);
+		return;
+	}
+	cd->phase = DUMPING;
+	cd->round_at = now_sec();
+	for (int i = 0; i < cd->ncl; i++) {
+		struct client *c = cd->cl[i];
+		if (!c->member || c->st != M_FROZEN)
+			continue;
+		snprintf(c->file, sizeof(c->file), "ckpt_%s_%d.ckpt%s", c->program, c->id,
+			 co_image_suffix(cd->set.compress));
+		c->st = M_DUMPING;
+		say(c, "DUMP %d %s %s %s %lld", cd->gen, esc, c->file, zio_name(cd->set.compress),
+		    cd->set.save_max);
+	}
+}
+
+static void progress(struct coord *cd);
+
+/* Every image is written: the barrier is over.  The programs go on while
+ * the images reach the disk, unless they are to die once the generation
+ * is safe.  The generation's members are noted for its restart script. */
+static void sync_round(struct coord *cd)
+{
+	cd->phase = SYNCING;
+	cd->round_at = now_sec();
+	cd->ngm = 0;
+	for (int i = 0; i < cd->ncl; i++) {
+		struct client *c = cd->cl[i];
+		if (!c->member || (c->st != M_DUMPED && c->st != M_SYNCED))
+			continue;
+		struct co_gen_member *g = &cd->gm[cd->ngm++];
+		*g = (struct co_gen_member){.id = c->id};
+		snprintf(g->host, sizeof(g->host), "%s", c->host);
+		snprintf(g->program, sizeof(g->program), "%s", c->program);
+		snprintf(g->file, sizeof(g->file), "%s", c->file);
+		g->id = c->id;
+		if (!cd->kill_after) {
+			say(c, "RESUME %d RUN", cd->gen);
+			c->resumed = 1;
+		}
+		if (c->st == M_DUMPED) {
+			c->st = M_SYNCING;
+			say(c, "SYNC %d", cd->gen);
+		}
+	}
+	progress(cd);
+}
+
 /* Move the checkpoint on once no member is still busy with a round. */
 static void progress(struct coord *cd)
 {
-	int busy = 0;
-
 	if (cd->phase == IDLE)
 		return;
 	for (int i = 0; i < cd->ncl; i++)
-		if (cd->cl[i]->member &&
-		    (cd->cl[i]->st == M_FREEZING || cd->cl[i]->st == M_DUMPING ||
-		     cd->cl[i]->st == M_SYNCING))
-			busy = 1;
-	if (busy)
-		return;
+		if (in_work(cd->cl[i]))
+			return;
 	if (cd->failure[0]) {
 		finish(cd, 0);
 		return;
 	}
 	if (cd->phase == FREEZING) {
-		char esc[PATH_MAX * 3];
-		/* The DUMP line must hold it with the rest, whole. */
-		if (co_escape(cd->tmpdir, esc, sizeof(esc)) || strlen(esc) > CO_LINE_MAX - 512) {
-			fail_ckpt(cd, "directory name too long");
-			finish(cd, 0);
-			return;
-		}
-		cd->phase = DUMPING;
-		cd->round_at = now_sec();
-		for (int i = 0; i < cd->ncl; i++) {
-			struct client *c = cd->cl[i];
-			if (!c->member || c->st != M_FROZEN)
-				continue;
-			snprintf(c->file, sizeof(c->file), "ckpt_%s_%d.ckpt%s", c->program, c->id,
-				 co_image_suffix(cd->set.compress));
-			c->st = M_DUMPING;
-			say(c, "DUMP %d %s %s %s %lld", cd->gen, esc, c->file,
-			    zio_name(cd->set.compress), cd->set.save_max);
-		}
+		dump_round(cd);
 		return;
 	}
 	if (cd->phase == DUMPING) {
-		/* Every image is written: the barrier is over.  The programs
-		 * go on while the images reach the disk, unless they are to
-		 * die once the generation is safe. */
-		cd->phase = SYNCING;
-		cd->round_at = now_sec();
-		cd->ngm = 0;
-		for (int i = 0; i < cd->ncl; i++) {
-			struct client *c = cd->cl[i];
-			if (!c->member || (c->st != M_DUMPED && c->st != M_SYNCED))
-				continue;
-			struct co_gen_member *g = &cd->gm[cd->ngm++];
-			*g = (struct co_gen_member){.id = c->id};
-			snprintf(g->host, sizeof(g->host), "%s", c->host);
-			snprintf(g->program, sizeof(g->program), "%s", c->program);
-			snprintf(g->file, sizeof(g->file), "%s", c->file);
-			g->id = c->id;
-			if (!cd->kill_after) {
-				say(c, "RESUME %d RUN", cd->gen);
-				c->resumed = 1;
-			}
-			if (c->st == M_DUMPED) {
-				c->st = M_SYNCING;
-				say(c, "SYNC %d", cd->gen);
-			}
-		}
-		progress(cd);
+		sync_round(cd);
 		return;
 	}
 	if (commit(cd)) {
@@ -470,7 +485,7 @@ static void give_up(struct coord *cd)
 
 	for (int i = 0; i < cd->ncl; i++) {
 		struct client *c = cd->cl[i];
-		if (c->member && (c->st == M_FREEZING || c->st == M_DUMPING || c->st == M_SYNCING))
+		if (in_work(c))
 			fail_ckpt(cd, "%s did not answer %s within %d s", who(c), round[cd->phase],
 				  cd->set.timeout);
 	}
@@ -1070,28 +1085,67 @@ int cd_port(const struct coord *cd)
 	return cd->set.port;
 }
 
+/* Drop the clients that are gone, and those that have not proved the
+ * secret in AUTH_WAIT seconds. */
+static void drop_dead(struct coord *cd)
+{
+	for (int i = cd->ncl; i-- > 0;) {
+		struct client *c = cd->cl[i];
+		if (!c->dead && !c->authed && now_sec() - c->since > AUTH_WAIT) {
+			warnx("client %d: no secret in %d seconds; dropped", c->fd, AUTH_WAIT);
+			c->dead = 1;
+		}
+		if (c->dead)
+			drop(cd, i);
+	}
+}
+
+/* A poll timeout (ms, -1: none) that also wakes left seconds from now. */
+static int sooner(int timeout, double left)
+{
+	if (timeout < 0 || (int)(left * 1000) + 1 < timeout)
+		return (int)(left * 1000) + 1;
+	return timeout;
+}
+
+/* Wait up to timeout ms for connections and requests, and serve them;
+ * -1 with err_set if poll fails. */
+static int serve_clients(struct coord *cd, int timeout)
+{
+	struct pollfd pfd[MAX_CLIENTS + 1];
+	int n = cd->ncl;
+
+	pfd[0].fd = cd->lfd;
+	pfd[0].events = POLLIN;
+	for (int i = 0; i < n; i++) {
+		pfd[i + 1].fd = cd->cl[i]->fd;
+		pfd[i + 1].events = POLLIN;
+	}
+	if (poll(pfd, n + 1, timeout) < 0) {
+		if (errno == EINTR)
+			return 0;
+		err_sys("poll");
+		return -1;
+	}
+	for (int i = 0; i < n; i++)
+		if (pfd[i + 1].revents)
+			serve_client(cd, cd->cl[i]);
+	if (pfd[0].revents & POLLIN)
+		accept_client(cd);
+	return 0;
+}
+
 int cd_run(struct coord *cd)
 {
-	int n;
-
 	cd->started = now_sec();
 	warnx("listening on %s:%d, checkpoints in %s", cd->set.bind ? cd->set.bind : "127.0.0.1",
 	      cd->set.port, cd->set.dir);
 	if (cd->set.interval)
 		cd->next_at = now_sec() + cd->set.interval;
 	while (!cd->quit) {
-		struct pollfd pfd[MAX_CLIENTS + 1];
 		int timeout = -1;
 
-		for (int i = cd->ncl; i-- > 0;) {
-			struct client *c = cd->cl[i];
-			if (!c->dead && !c->authed && now_sec() - c->since > AUTH_WAIT) {
-				warnx("client %d: no secret in %d seconds; dropped", c->fd, AUTH_WAIT);
-				c->dead = 1;
-			}
-			if (c->dead)
-				drop(cd, i);
-		}
+		drop_dead(cd);
 		/* Wake to drop a client that has not authenticated in time. */
 		for (int i = 0; i < cd->ncl; i++)
 			if (!cd->cl[i]->authed)
@@ -1113,8 +1167,7 @@ int cd_run(struct coord *cd)
 				give_up(cd);
 				continue;
 			}
-			if (timeout < 0 || (int)(left * 1000) + 1 < timeout)
-				timeout = (int)(left * 1000) + 1;
+			timeout = sooner(timeout, left);
 		}
 		if (cd->set.interval && cd->next_at) {
 			double left = cd->next_at - now_sec();
@@ -1123,27 +1176,10 @@ int cd_run(struct coord *cd)
 				start_ckpt(cd, NULL, 0, 0);
 				continue;
 			}
-			if (timeout < 0 || (int)(left * 1000) + 1 < timeout)
-				timeout = (int)(left * 1000) + 1;
+			timeout = sooner(timeout, left);
 		}
-		pfd[0].fd = cd->lfd;
-		pfd[0].events = POLLIN;
-		for (int i = 0; i < cd->ncl; i++) {
-			pfd[i + 1].fd = cd->cl[i]->fd;
-			pfd[i + 1].events = POLLIN;
-		}
-		n = cd->ncl;
-		if (poll(pfd, n + 1, timeout) < 0) {
-			if (errno == EINTR)
-				continue;
-			err_sys("poll");
+		if (serve_clients(cd, timeout))
 			return -1;
-		}
-		for (int i = 0; i < n; i++)
-			if (pfd[i + 1].revents)
-				serve_client(cd, cd->cl[i]);
-		if (pfd[0].revents & POLLIN)
-			accept_client(cd);
 	}
 	if (cd->phase != IDLE) {
 		fail_ckpt(cd, "the coordinator was told to quit");
