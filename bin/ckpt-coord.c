@@ -1,4 +1,4 @@
-/* ckpt-coord: the coordinator of one computation (lib/coordd.c): parse
+/* ckpt-coord: the coordinator of one computation (lib/coord/coordd.c): parse
  * the options, listen, report the port, serve. */
 #include <errno.h>
 #include <fcntl.h>

@@ -39,8 +39,8 @@ struct opts {
 	enum mb_mode mode;
 	const char *img, *name; /* --restart img; --name */
 	int id, run_anyway;
-	pid_t pid;    /* -p pid */
-	char **cmd;   /* -- cmd [arg...] */
+	pid_t pid;  /* -p pid */
+	char **cmd; /* -- cmd [arg...] */
 	struct co_client cl;
 	/* A coordinator's options, should we start one: each once, NULL-ended. */
 	char *coord_opts[11];
@@ -86,7 +86,8 @@ static void take_opt(struct opts *o, int c)
 	case 'c':
 		/* The coordinator would refuse it, unseen: say it here. */
 		if (co_compressor(optarg) < 0)
-			die(fail_rc, "--compress: not a compressor (zstd, gzip or none): %s", optarg);
+			die(fail_rc, "--compress: not a compressor (zstd, gzip or none): %s",
+			    optarg);
 		coord_arg(o, "--compress", optarg);
 		break;
 	case 'z':

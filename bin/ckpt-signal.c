@@ -138,7 +138,8 @@ static int send_request(int fd, const struct opts *o)
 {
 	switch (o->cmd) {
 	case 'c':
-		return co_send(fd, "CHECKPOINT%s%s", o->wait ? " WAIT" : "", o->kill ? " KILL" : "");
+		return co_send(fd, "CHECKPOINT%s%s", o->wait ? " WAIT" : "",
+			       o->kill ? " KILL" : "");
 	case 'S':
 		return co_send(fd, "STATUS");
 	case 'l':

@@ -1,7 +1,7 @@
 /* coordd.c: the coordinator of one computation (ckpt-coord).
  *
  * One poll loop, no threads.  Members are the helpers that ckpt-inject
- * leaves beside each program (lib/member.c); a checkpoint is a barrier
+ * leaves beside each program (member.c); a checkpoint is a barrier
  * run as rounds of messages: FREEZE every member (each helper stops its
  * program's tree with ptrace), DUMP every member (each writes its image
  * into the generation's temporary directory), RESUME them, then SYNC
@@ -253,7 +253,6 @@ static int relink(struct coord *cd, const char *target, const char *name)
 	return 0;
 }
 
-/* Every image is on disk: make the generation current, prune old ones. */
 /* Every member of the generation said SYNCED, and each image on this
  * host is there, as it said: a member that reported an image it did not
  * write (or one since changed) fails the checkpoint.  An image on
@@ -289,6 +288,7 @@ static int check_images(struct coord *cd)
 	return 0;
 }
 
+/* Every image is on disk: make the generation current, prune old ones. */
 static int commit(struct coord *cd)
 {
 	char final[PATH_MAX + 32], name[32];
