@@ -1,4 +1,4 @@
-/* ckpt-coord: the coordinator of one computation (lib/coordd.c): parse
+/* ckpt-coord: the coordinator of one computation (lib/coord/coordd.c): parse
  * the options, listen, report the port, serve. */
 #include <errno.h>
 #include <fcntl.h>
@@ -96,7 +96,15 @@ static void check_dir(const char *dir)
 		    dir, (unsigned)sb.st_uid, (unsigned)(sb.st_mode & 07777), (unsigned)geteuid());
 }
 
-int main(int argc, char **argv)
+/* What the options say, and the environment where they say nothing. */
+struct opts {
+	struct cd_settings s;
+	const char *dir, *comp, *gz, *port; /* --dir, --compress, --port or their variables */
+	const char *port_file, *secret_file, *log;
+	int daemon;
+};
+
+static void parse_opts(int argc, char **argv, struct opts *o)
 {
 	static const struct option longopts[] = {
 		{"port", required_argument, NULL, 'p'},
@@ -116,111 +124,135 @@ int main(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0}};
-	const char *dir = getenv("CKPT_DIR"), *comp = getenv("CKPT_COMPRESS"), *port = NULL;
-	const char *gz = getenv("CKPT_GZIP");
-	const char *port_file = NULL, *secret_file = NULL, *log = NULL;
-	struct cd_settings s = {.keep = 3, .save_max = 256ll << 20, .timeout = 3600, .compress = -1};
-	struct coord *cd;
-	int c, daemon = 0;
+	int c;
 
-	prog = "ckpt-coord";
 	while ((c = getopt_long(argc, argv, "hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
-			port = optarg;
+			o->port = optarg;
 			break;
 		case 'f':
-			port_file = optarg;
+			o->port_file = optarg;
 			break;
 		case 'b':
-			s.bind = optarg;
+			o->s.bind = optarg;
 			break;
 		case 's':
-			secret_file = optarg;
+			o->secret_file = optarg;
 			break;
 		case 'd':
-			daemon = 1;
+			o->daemon = 1;
 			break;
 		case 'x':
-			s.exit_on_last = 1;
+			o->s.exit_on_last = 1;
 			break;
 		case 'i':
-			s.interval = number_opt(optarg, "--interval", 86400 * 365);
+			o->s.interval = number_opt(optarg, "--interval", 86400 * 365);
 			break;
 		case 'D':
-			dir = optarg;
+			o->dir = optarg;
 			break;
 		case 'k':
-			s.keep = number_opt(optarg, "--keep", 1000000);
+			o->s.keep = number_opt(optarg, "--keep", 1000000);
 			break;
 		case 'c':
-			s.compress = compress_opt(optarg, "--compress");
+			o->s.compress = compress_opt(optarg, "--compress");
 			break;
 		case 'z':
-			s.compress = ZIO_NONE;
+			o->s.compress = ZIO_NONE;
 			break;
 		case 'm':
-			s.save_max = parse_size(optarg);
-			if (s.save_max < 0)
+			o->s.save_max = parse_size(optarg);
+			if (o->s.save_max < 0)
 				die(2, "--save-files-max: not a size: %s", optarg);
 			break;
 		case 'l':
-			log = optarg;
+			o->log = optarg;
 			break;
 		case 't':
-			s.timeout = number_opt(optarg, "--timeout", 86400 * 365);
+			o->s.timeout = number_opt(optarg, "--timeout", 86400 * 365);
 			break;
 		case 'h':
 			fputs(USAGE, stdout);
-			return 0;
+			exit(0);
 		case 'V':
 			printf("ckpt-coord %s\n", CKPT_VERSION);
-			return 0;
+			exit(0);
 		default:
 			usage();
 		}
 	}
 	if (optind != argc)
 		usage();
+}
+
+/* The settings the options leave open: compressor, port, secret and
+ * checkpoint directory. */
+static void settle(struct opts *o)
+{
+	struct cd_settings *s = &o->s;
+	const char *dir = o->dir && *o->dir ? o->dir : ".";
+
 	/* No option: the environment, else zstd, the fastest to the disk at
 	 * gzip's ratio (make bench; README).  CKPT_GZIP=0 is how "none" was
 	 * said before there was a choice. */
-	if (s.compress < 0 && comp && *comp)
-		s.compress = compress_opt(comp, "CKPT_COMPRESS");
-	if (s.compress < 0)
-		s.compress = gz && !strcmp(gz, "0") ? ZIO_NONE : ZIO_ZSTD;
-	s.port = CO_DEFAULT_PORT;
-	if (!port)
-		port = getenv("CKPT_COORD_PORT");
-	if (port && *port)
-		s.port = number_opt(port, "--port", 65535);
-	if (s.bind && !secret_file)
-		die(2, "--bind %s listens beyond this host: it needs --secret-file", s.bind);
-	if (secret_file && !(s.secret = co_read_secret(secret_file)))
+	if (s->compress < 0 && o->comp && *o->comp)
+		s->compress = compress_opt(o->comp, "CKPT_COMPRESS");
+	if (s->compress < 0)
+		s->compress = o->gz && !strcmp(o->gz, "0") ? ZIO_NONE : ZIO_ZSTD;
+	s->port = CO_DEFAULT_PORT;
+	if (!o->port)
+		o->port = getenv("CKPT_COORD_PORT");
+	if (o->port && *o->port)
+		s->port = number_opt(o->port, "--port", 65535);
+	if (s->bind && !o->secret_file)
+		die(2, "--bind %s listens beyond this host: it needs --secret-file", s->bind);
+	if (o->secret_file && !(s->secret = co_read_secret(o->secret_file)))
 		die(2, "%s", err_get());
 	/* A directory named for checkpoints that does not exist yet is
 	 * made, private (0700), as ckpt-inject --dir ~/ck/run1 expects. */
-	if (dir && *dir && make_dirs(dir, 0700))
-		die(1, "cannot make the checkpoint directory %s: %s", dir, strerror(errno));
-	if (!realpath(dir && *dir ? dir : ".", s.dir))
-		die(1, "checkpoint directory %s: %s", dir && *dir ? dir : ".", strerror(errno));
-	check_dir(s.dir);
-	if (log) {
-		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-		if (fd < 0)
-			die(1, "cannot open the log %s: %s", log, strerror(errno));
-		dup2(fd, 2);
-		close(fd);
-	}
+	if (o->dir && *o->dir && make_dirs(o->dir, 0700))
+		die(1, "cannot make the checkpoint directory %s: %s", o->dir, strerror(errno));
+	if (!realpath(dir, s->dir))
+		die(1, "checkpoint directory %s: %s", dir, strerror(errno));
+	check_dir(s->dir);
+}
+
+/* Standard error, where the coordinator logs, appends to log. */
+static void open_log(const char *log)
+{
+	int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+
+	if (fd < 0)
+		die(1, "cannot open the log %s: %s", log, strerror(errno));
+	dup2(fd, 2);
+	close(fd);
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o = {
+		.s = {.keep = 3, .save_max = 256ll << 20, .timeout = 3600, .compress = -1},
+		.dir = getenv("CKPT_DIR"),
+		.comp = getenv("CKPT_COMPRESS"),
+		.gz = getenv("CKPT_GZIP"),
+	};
+	struct coord *cd;
+
+	prog = "ckpt-coord";
+	parse_opts(argc, argv, &o);
+	settle(&o);
+	if (o.log)
+		open_log(o.log);
 	/* A client gone while we write to it is an error of that client. */
 	signal(SIGPIPE, SIG_IGN);
-	cd = cd_open(&s);
+	cd = cd_open(&o.s);
 	if (!cd)
 		die(1, "%s", err_get());
-	if (port_file)
-		write_port_file(port_file, cd_port(cd));
-	if (daemon)
-		daemonize(log != NULL);
+	if (o.port_file)
+		write_port_file(o.port_file, cd_port(cd));
+	if (o.daemon)
+		daemonize(o.log != NULL);
 	if (cd_run(cd))
 		die(1, "%s", err_get());
 	return 0;

@@ -62,7 +62,15 @@ static void print_status(char *line, int json)
 		puts("}");
 }
 
-int main(int argc, char **argv)
+/* What the options ask for: one command (getopt_long's letter for it:
+ * 'c', 'S', 'l', 'i', 'k' or 'q') and its modifiers. */
+struct opts {
+	int cmd, wait, json, kill;
+	const char *interval;
+	struct co_client cl;
+};
+
+static void parse_opts(int argc, char **argv, struct opts *o)
 {
 	static const struct option longopts[] = {CO_CLIENT_LONGOPTS,
 						 {"checkpoint", no_argument, NULL, 'c'},
@@ -76,121 +84,145 @@ int main(int argc, char **argv)
 						 {"help", no_argument, NULL, 'h'},
 						 {"version", no_argument, NULL, 'V'},
 						 {NULL, 0, NULL, 0}};
-	const char *interval = NULL;
-	int c, fd, wait = 0, json = 0, kill_opt = 0, ncmd = 0, cmd = 0;
-	struct co_client cl = {0};
-	struct co_reader r = {0};
-	char *line;
+	int c, ncmd = 0;
 
-	prog = "ckpt-signal";
 	while ((c = getopt_long(argc, argv, "hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'w':
-			wait = 1;
+			o->wait = 1;
 			break;
 		case 'j':
-			json = 1;
+			o->json = 1;
 			break;
 		case 'k':
-			kill_opt = 1;
+			o->kill = 1;
 			break;
 		case 'i':
-			interval = optarg;
+			o->interval = optarg;
 			if (co_num(optarg, 86400 * 365) < 0)
 				die(USAGE_RC, "--interval: not a number of seconds: %s", optarg);
-			cmd = c;
+			o->cmd = c;
 			ncmd++;
 			break;
 		case 'c':
 		case 'S':
 		case 'l':
 		case 'q':
-			cmd = c;
+			o->cmd = c;
 			ncmd++;
 			break;
 		case 'h':
 			fputs(USAGE, stdout);
-			return OK;
+			exit(OK);
 		case 'V':
 			printf("ckpt-signal %s\n", CKPT_VERSION);
-			return OK;
+			exit(OK);
 		default:
-			if (!co_client_opt(&cl, c, optarg))
+			if (!co_client_opt(&o->cl, c, optarg))
 				usage();
 		}
 	}
 	/* --kill alone kills the members; with --checkpoint, after it. */
-	if (!ncmd && kill_opt) {
-		cmd = 'k';
+	if (!ncmd && o->kill) {
+		o->cmd = 'k';
 		ncmd = 1;
-		kill_opt = 0;
+		o->kill = 0;
 	}
-	if (optind != argc || ncmd != 1 || (wait && cmd != 'c') || (kill_opt && cmd != 'c') ||
-	    (json && cmd != 'S'))
+	if (optind != argc || ncmd != 1 || (o->wait && o->cmd != 'c') ||
+	    (o->kill && o->cmd != 'c') || (o->json && o->cmd != 'S'))
 		usage();
-	if (co_client_setup(&cl))
-		die(USAGE_RC, "%s", err_get());
-	fd = co_connect(cl.host, cl.port);
-	if (fd < 0)
-		die(NO_COORD, "%s", err_get());
-	c = co_auth(fd, &r, cl.secret);
-	free(cl.secret);
-	cl.secret = NULL;
-	if (c)
-		die(FAILED, "%s", err_get());
-	switch (cmd) {
+}
+
+/* The request's line; -1 with err_set. */
+static int send_request(int fd, const struct opts *o)
+{
+	switch (o->cmd) {
 	case 'c':
-		c = co_send(fd, "CHECKPOINT%s%s", wait ? " WAIT" : "", kill_opt ? " KILL" : "");
-		break;
+		return co_send(fd, "CHECKPOINT%s%s", o->wait ? " WAIT" : "",
+			       o->kill ? " KILL" : "");
 	case 'S':
-		c = co_send(fd, "STATUS");
-		break;
+		return co_send(fd, "STATUS");
 	case 'l':
-		c = co_send(fd, "LIST");
-		break;
+		return co_send(fd, "LIST");
 	case 'i':
-		c = co_send(fd, "INTERVAL %s", interval);
-		break;
+		return co_send(fd, "INTERVAL %s", o->interval);
 	case 'k':
-		c = co_send(fd, "KILL");
-		break;
+		return co_send(fd, "KILL");
 	default:
-		c = co_send(fd, "QUIT");
-		break;
+		return co_send(fd, "QUIT");
 	}
-	if (c)
-		die(NO_COORD, "%s", err_get());
+}
+
+/* The answer's "OK ..." line, in *line; the MEMBER lines before it are
+ * printed, one a line (id pid helper host program, tab-separated); an ERR
+ * ends here. */
+static void read_answer(struct co_reader *r, char **line)
+{
+	char *l;
+
 	for (;;) {
-		if (co_read_line(&r, &line, -1) < 0)
+		if (co_read_line(r, line, -1) < 0)
 			die(FAILED, "%s", err_get());
-		if (!strncmp(line, "MEMBER ", 7)) {
+		l = *line;
+		if (!strncmp(l, "MEMBER ", 7)) {
 			char *save, *w;
 			int i = 0;
 			/* id pid helper host program */
-			for (w = strtok_r(line + 7, " ", &save); w; w = strtok_r(NULL, " ", &save)) {
+			for (w = strtok_r(l + 7, " ", &save); w; w = strtok_r(NULL, " ", &save)) {
 				co_unescape(w);
 				printf("%s%s", i++ ? "\t" : "", w);
 			}
 			putchar('\n');
 			continue;
 		}
-		if (!strncmp(line, "ERR", 3)) {
-			fprintf(stderr, "ckpt-signal: %s\n", line[3] ? line + 4 : "failed");
-			return FAILED;
+		if (!strncmp(l, "ERR", 3)) {
+			fprintf(stderr, "ckpt-signal: %s\n", l[3] ? l + 4 : "failed");
+			exit(FAILED);
 		}
-		if (strncmp(line, "OK", 2) || (line[2] && line[2] != ' '))
-			die(FAILED, "the coordinator said something unexpected: %.80s", line);
-		break;
+		if (strncmp(l, "OK", 2) || (l[2] && l[2] != ' '))
+			die(FAILED, "the coordinator said something unexpected: %.80s", l);
+		return;
 	}
-	if (cmd == 'S') {
-		print_status(line, json);
-	} else if (cmd == 'c' && wait) {
+}
+
+/* What the OK line says, for the commands that say something: the status,
+ * the new generation's directory (--wait) or number. */
+static void print_answer(const struct opts *o, char *line)
+{
+	if (o->cmd == 'S') {
+		print_status(line, o->json);
+	} else if (o->cmd == 'c' && o->wait) {
 		char *dir = strchr(line + 3, ' ');
 		if (dir && !co_unescape(++dir))
 			puts(dir);
-	} else if (cmd == 'c') {
+	} else if (o->cmd == 'c') {
 		printf("%s\n", line + 3);
 	}
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o = {0};
+	struct co_reader r = {0};
+	char *line;
+	int fd, rc;
+
+	prog = "ckpt-signal";
+	parse_opts(argc, argv, &o);
+	if (co_client_setup(&o.cl))
+		die(USAGE_RC, "%s", err_get());
+	fd = co_connect(o.cl.host, o.cl.port);
+	if (fd < 0)
+		die(NO_COORD, "%s", err_get());
+	rc = co_auth(fd, &r, o.cl.secret);
+	free(o.cl.secret);
+	o.cl.secret = NULL;
+	if (rc)
+		die(FAILED, "%s", err_get());
+	if (send_request(fd, &o))
+		die(NO_COORD, "%s", err_get());
+	read_answer(&r, &line);
+	print_answer(&o, line);
 	if (fflush(stdout) || ferror(stdout))
 		die(FAILED, "cannot write the answer: %s", strerror(errno));
 	close(fd);

@@ -12,6 +12,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "coord/coord.h"
@@ -667,6 +668,60 @@ const char *co_tool(const char *name, char *buf, size_t size)
 	}
 	snprintf(buf, size, "%s", name);
 	return buf;
+}
+
+static int is_local(const char *host)
+{
+	return !strcmp(host, "127.0.0.1") || !strcmp(host, "localhost") || !strcmp(host, "::1");
+}
+
+int co_connect_or_start(const char *host, int port, char *const *opts)
+{
+	char tool[PATH_MAX], portbuf[16];
+	char *argv[16] = {tool, "--daemon", "--exit-on-last", "--port", portbuf};
+	int fd = co_connect(host, port), st, n = 5;
+	pid_t pid;
+
+	if (fd >= 0 || errno != ECONNREFUSED || !is_local(host))
+		return fd;
+	co_tool("ckpt-coord", tool, sizeof(tool));
+	snprintf(portbuf, sizeof(portbuf), "%d", port);
+	for (; *opts && n < 15; opts++)
+		argv[n++] = *opts;
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+		dup2(nul, 0);
+		dup2(nul, 1);
+		/* Nothing of our caller's (its pipes, a log on fd 3) for the
+		 * coordinator's whole life. */
+		close_range(3, ~0U, 0);
+		execvp(tool, argv);
+		fprintf(stderr, "%s: cannot run %s: %s\n", prog, tool, strerror(errno));
+		_exit(127);
+	}
+	/* It forks into the background once it listens (or fails because
+	 * another ckpt-inject's coordinator was first: that one will do). */
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	return co_connect(host, port);
+}
+
+void co_image_member(const char *img, char *name, size_t size, int *id)
+{
+	const char *base = strrchr(img, '/') ? strrchr(img, '/') + 1 : img;
+	const char *end = strstr(base, ".ckpt"), *us;
+
+	*id = 0;
+	if (!strncmp(base, "ckpt_", 5) && end && (us = memrchr(base, '_', end - base)) > base + 5 &&
+	    (*id = (int)co_num(strndupa(us + 1, end - us - 1), INT_MAX)) > 0) {
+		snprintf(name, size, "%.*s", (int)(us - base - 5), base + 5);
+		return;
+	}
+	*id = 0;
+	snprintf(name, size, "%.*s", (int)strcspn(base, "."), base);
 }
 
 const char *co_hostname(void)

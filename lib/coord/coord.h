@@ -196,6 +196,17 @@ int co_image_sum(int fd, uint64_t *bytes, uint32_t *crc);
 /* The path of a sibling tool: beside this program's executable if it is
  * there, else name alone (for PATH). */
 const char *co_tool(const char *name, char *buf, size_t size);
+/* A connection to the coordinator at host:port, as co_connect gives one;
+ * when none listens there and host is this host, a coordinator is started
+ * first and waited for until it listens (ckpt-coord --daemon
+ * --exit-on-last --port port, then opts: its options, a NULL-ended list
+ * of at most 10), as for a computation's first member. */
+int co_connect_or_start(const char *host, int port, char *const *opts)
+	__attribute__((warn_unused_result));
+/* A restarted member's name and id, from the name the coordinator gave
+ * its image (ckpt_NAME_ID.ckpt[.zst|.gz]); else the file's name up to its
+ * first dot, and id 0 (any). */
+void co_image_member(const char *img, char *name, size_t size, int *id);
 /* This host's name, for JOIN and the restart script. */
 const char *co_hostname(void);
 
@@ -262,6 +273,12 @@ struct mb_joined {
  * the program is let go on every way out.  Returns the helper's exit
  * status. */
 int mb_serve(struct mb_helper *h, enum mb_mode mode, const char *name, int id, int report);
+/* Start h's helper, a grandchild (nobody's child here, so the program
+ * never sees it as one) that joins and then serves as mb_serve does, and
+ * wait for what it reports in *j (why NUL-terminated); h->sock is then
+ * the helper's alone, closed here.  -1 with err_set. */
+int mb_start(struct mb_helper *h, enum mb_mode mode, const char *name, int id,
+	     struct mb_joined *j) __attribute__((warn_unused_result));
 /* Before restarting from img: every file its ".files" list names must
  * have only grown since the checkpoint; each is cut back to its size and
  * mtime then (one line on stderr each).  -1 with err_set naming the file

@@ -1,7 +1,7 @@
 /* coordd.c: the coordinator of one computation (ckpt-coord).
  *
  * One poll loop, no threads.  Members are the helpers that ckpt-inject
- * leaves beside each program (lib/member.c); a checkpoint is a barrier
+ * leaves beside each program (member.c); a checkpoint is a barrier
  * run as rounds of messages: FREEZE every member (each helper stops its
  * program's tree with ptrace), DUMP every member (each writes its image
  * into the generation's temporary directory), RESUME them, then SYNC
@@ -71,11 +71,9 @@ struct penalty {
 #define AUTH_WAIT 10
 
 struct coord {
-	/* settings (struct cd_settings) */
-	int port, exit_on_last, interval, keep, compress;
-	long long save_max;
-	const char *bind, *secret;
-	char dir[PATH_MAX];
+	/* As cd_open was given them, but for the port (the one it listens
+	 * on) and the interval (as INTERVAL sets it). */
+	struct cd_settings set;
 	/* state */
 	int lfd, next_id, had_member, quit;
 	long refused;      /* connections refused: another user's, or unauthenticated */
@@ -94,7 +92,6 @@ struct coord {
 	int ngm;
 	double started;
 	double round_at; /* when the round under way began */
-	int timeout;
 };
 
 static int nmembers(struct coord *cd)
@@ -198,7 +195,7 @@ static int cmp_int(const void *a, const void *b)
  * coordinator that died mid-checkpoint are removed when clean is set. */
 static int *list_gens(struct coord *cd, int *n, int clean)
 {
-	DIR *d = opendir(cd->dir);
+	DIR *d = opendir(cd->set.dir);
 	struct dirent *e;
 	int *g = NULL, cap = 0;
 
@@ -209,7 +206,7 @@ static int *list_gens(struct coord *cd, int *n, int clean)
 		int k = gen_number(e->d_name);
 		if (clean && !strncmp(e->d_name, ".ckpt_gen_", 10)) {
 			char p[PATH_MAX + 300];
-			snprintf(p, sizeof(p), "%s/%s", cd->dir, e->d_name);
+			snprintf(p, sizeof(p), "%s/%s", cd->set.dir, e->d_name);
 			warnx("removing %s, left by a checkpoint that did not finish", p);
 			rm_tree(p);
 			continue;
@@ -245,8 +242,8 @@ static int relink(struct coord *cd, const char *target, const char *name)
 {
 	char tmp[PATH_MAX + 64], path[PATH_MAX + 64];
 
-	snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", cd->dir, name);
-	snprintf(path, sizeof(path), "%s/%s", cd->dir, name);
+	snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", cd->set.dir, name);
+	snprintf(path, sizeof(path), "%s/%s", cd->set.dir, name);
 	unlink(tmp);
 	if (symlink(target, tmp) || rename(tmp, path)) {
 		err_sys("cannot point %s at %s", path, target);
@@ -256,7 +253,6 @@ static int relink(struct coord *cd, const char *target, const char *name)
 	return 0;
 }
 
-/* Every image is on disk: make the generation current, prune old ones. */
 /* Every member of the generation said SYNCED, and each image on this
  * host is there, as it said: a member that reported an image it did not
  * write (or one since changed) fails the checkpoint.  An image on
@@ -292,6 +288,7 @@ static int check_images(struct coord *cd)
 	return 0;
 }
 
+/* Every image is on disk: make the generation current, prune old ones. */
 static int commit(struct coord *cd)
 {
 	char final[PATH_MAX + 32], name[32];
@@ -301,11 +298,12 @@ static int commit(struct coord *cd)
 		return -1;
 
 	snprintf(name, sizeof(name), "ckpt_gen_%06d", cd->gen);
-	snprintf(final, sizeof(final), "%s/%s", cd->dir, name);
+	snprintf(final, sizeof(final), "%s/%s", cd->set.dir, name);
 	{
-		struct co_script sc = {.gen = cd->gen, .port = cd->port, .interval = cd->interval,
-				       .keep = cd->keep, .compress = cd->compress, .save_max = cd->save_max,
-				       .dir = cd->dir, .m = cd->gm, .n = cd->ngm};
+		struct co_script sc = {.gen = cd->gen, .port = cd->set.port,
+				       .interval = cd->set.interval, .keep = cd->set.keep,
+				       .compress = cd->set.compress, .save_max = cd->set.save_max,
+				       .dir = cd->set.dir, .m = cd->gm, .n = cd->ngm};
 		if (co_write_script(cd->tmpdir, &sc))
 			return -1;
 	}
@@ -318,13 +316,13 @@ static int commit(struct coord *cd)
 	if (relink(cd, name, "current") ||
 	    relink(cd, "current/ckpt_restart_script.sh", "ckpt_restart_script.sh"))
 		return -1;
-	fsync_path(cd->dir);
+	fsync_path(cd->set.dir);
 	cd->last_gen = cd->gen;
 	cd->last_time = time(NULL);
 	g = list_gens(cd, &n, 0);
-	for (int i = 0; cd->keep > 0 && i < n - cd->keep; i++) {
+	for (int i = 0; cd->set.keep > 0 && i < n - cd->set.keep; i++) {
 		char p[PATH_MAX + 32];
-		snprintf(p, sizeof(p), "%s/ckpt_gen_%06d", cd->dir, g[i]);
+		snprintf(p, sizeof(p), "%s/ckpt_gen_%06d", cd->set.dir, g[i]);
 		rm_tree(p);
 	}
 	free(g);
@@ -356,7 +354,7 @@ static void finish(struct coord *cd, int ok)
 		c->waits = 0;
 		if (ok) {
 			char d[PATH_MAX + 32];
-			snprintf(d, sizeof(d), "%s/ckpt_gen_%06d", cd->dir, cd->gen);
+			snprintf(d, sizeof(d), "%s/ckpt_gen_%06d", cd->set.dir, cd->gen);
 			if (co_escape(d, esc, sizeof(esc)))
 				snprintf(esc, sizeof(esc), "-");
 			say(c, "OK %d %s", cd->gen, esc);
@@ -365,13 +363,13 @@ static void finish(struct coord *cd, int ok)
 		}
 	}
 	if (ok)
-		warnx("checkpoint %d written to %s/ckpt_gen_%06d", cd->gen, cd->dir, cd->gen);
+		warnx("checkpoint %d written to %s/ckpt_gen_%06d", cd->gen, cd->set.dir, cd->gen);
 	else
 		warnx("checkpoint %d failed: %s", cd->gen, cd->failure);
 	cd->phase = IDLE;
 	cd->failure[0] = 0;
-	if (cd->interval > 0)
-		cd->next_at = now_sec() + cd->interval;
+	if (cd->set.interval > 0)
+		cd->next_at = now_sec() + cd->set.interval;
 }
 
 static void fail_ckpt(struct coord *cd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -386,73 +384,88 @@ static void fail_ckpt(struct coord *cd, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* A member still at work on the round under way. */
+static int in_work(const struct client *c)
+{
+	return c->member && (c->st == M_FREEZING || c->st == M_DUMPING || c->st == M_SYNCING);
+}
+
+/* Every member is frozen: each writes its image into the generation's
+ * temporary directory. */
+static void dump_round(struct coord *cd)
+{
+	char esc[PATH_MAX * 3];
+
+	/* The DUMP line must hold it with the rest, whole. */
+	if (co_escape(cd->tmpdir, esc, sizeof(esc)) || strlen(esc) > CO_LINE_MAX - 512) {
+		fail_ckpt(cd, "directory name too long");
+		finish(cd, 0);
+		return;
+	}
+	cd->phase = DUMPING;
+	cd->round_at = now_sec();
+	for (int i = 0; i < cd->ncl; i++) {
+		struct client *c = cd->cl[i];
+		if (!c->member || c->st != M_FROZEN)
+			continue;
+		snprintf(c->file, sizeof(c->file), "ckpt_%s_%d.ckpt%s", c->program, c->id,
+			 co_image_suffix(cd->set.compress));
+		c->st = M_DUMPING;
+		say(c, "DUMP %d %s %s %s %lld", cd->gen, esc, c->file, zio_name(cd->set.compress),
+		    cd->set.save_max);
+	}
+}
+
+static void progress(struct coord *cd);
+
+/* Every image is written: the barrier is over.  The programs go on while
+ * the images reach the disk, unless they are to die once the generation
+ * is safe.  The generation's members are noted for its restart script. */
+static void sync_round(struct coord *cd)
+{
+	cd->phase = SYNCING;
+	cd->round_at = now_sec();
+	cd->ngm = 0;
+	for (int i = 0; i < cd->ncl; i++) {
+		struct client *c = cd->cl[i];
+		if (!c->member || (c->st != M_DUMPED && c->st != M_SYNCED))
+			continue;
+		struct co_gen_member *g = &cd->gm[cd->ngm++];
+		*g = (struct co_gen_member){.id = c->id};
+		snprintf(g->host, sizeof(g->host), "%s", c->host);
+		snprintf(g->program, sizeof(g->program), "%s", c->program);
+		snprintf(g->file, sizeof(g->file), "%s", c->file);
+		g->id = c->id;
+		if (!cd->kill_after) {
+			say(c, "RESUME %d RUN", cd->gen);
+			c->resumed = 1;
+		}
+		if (c->st == M_DUMPED) {
+			c->st = M_SYNCING;
+			say(c, "SYNC %d", cd->gen);
+		}
+	}
+	progress(cd);
+}
+
 /* Move the checkpoint on once no member is still busy with a round. */
 static void progress(struct coord *cd)
 {
-	int busy = 0;
-
 	if (cd->phase == IDLE)
 		return;
 	for (int i = 0; i < cd->ncl; i++)
-		if (cd->cl[i]->member &&
-		    (cd->cl[i]->st == M_FREEZING || cd->cl[i]->st == M_DUMPING ||
-		     cd->cl[i]->st == M_SYNCING))
-			busy = 1;
-	if (busy)
-		return;
+		if (in_work(cd->cl[i]))
+			return;
 	if (cd->failure[0]) {
 		finish(cd, 0);
 		return;
 	}
 	if (cd->phase == FREEZING) {
-		char esc[PATH_MAX * 3];
-		/* The DUMP line must hold it with the rest, whole. */
-		if (co_escape(cd->tmpdir, esc, sizeof(esc)) || strlen(esc) > CO_LINE_MAX - 512) {
-			fail_ckpt(cd, "directory name too long");
-			finish(cd, 0);
-			return;
-		}
-		cd->phase = DUMPING;
-		cd->round_at = now_sec();
-		for (int i = 0; i < cd->ncl; i++) {
-			struct client *c = cd->cl[i];
-			if (!c->member || c->st != M_FROZEN)
-				continue;
-			snprintf(c->file, sizeof(c->file), "ckpt_%s_%d.ckpt%s", c->program, c->id,
-				 co_image_suffix(cd->compress));
-			c->st = M_DUMPING;
-			say(c, "DUMP %d %s %s %s %lld", cd->gen, esc, c->file,
-			    zio_name(cd->compress), cd->save_max);
-		}
+		dump_round(cd);
 		return;
 	}
 	if (cd->phase == DUMPING) {
-		/* Every image is written: the barrier is over.  The programs
-		 * go on while the images reach the disk, unless they are to
-		 * die once the generation is safe. */
-		cd->phase = SYNCING;
-		cd->round_at = now_sec();
-		cd->ngm = 0;
-		for (int i = 0; i < cd->ncl; i++) {
-			struct client *c = cd->cl[i];
-			if (!c->member || (c->st != M_DUMPED && c->st != M_SYNCED))
-				continue;
-			struct co_gen_member *g = &cd->gm[cd->ngm++];
-			*g = (struct co_gen_member){.id = c->id};
-			snprintf(g->host, sizeof(g->host), "%s", c->host);
-			snprintf(g->program, sizeof(g->program), "%s", c->program);
-			snprintf(g->file, sizeof(g->file), "%s", c->file);
-			g->id = c->id;
-			if (!cd->kill_after) {
-				say(c, "RESUME %d RUN", cd->gen);
-				c->resumed = 1;
-			}
-			if (c->st == M_DUMPED) {
-				c->st = M_SYNCING;
-				say(c, "SYNC %d", cd->gen);
-			}
-		}
-		progress(cd);
+		sync_round(cd);
 		return;
 	}
 	if (commit(cd)) {
@@ -472,9 +485,9 @@ static void give_up(struct coord *cd)
 
 	for (int i = 0; i < cd->ncl; i++) {
 		struct client *c = cd->cl[i];
-		if (c->member && (c->st == M_FREEZING || c->st == M_DUMPING || c->st == M_SYNCING))
+		if (in_work(c))
 			fail_ckpt(cd, "%s did not answer %s within %d s", who(c), round[cd->phase],
-				  cd->timeout);
+				  cd->set.timeout);
 	}
 	finish(cd, 0);
 }
@@ -501,7 +514,7 @@ static void start_ckpt(struct coord *cd, struct client *asker, int wait, int kil
 	if (cd->gen <= cd->last_gen)
 		cd->gen = cd->last_gen + 1;
 	free(g);
-	snprintf(cd->tmpdir, sizeof(cd->tmpdir), "%s/.ckpt_gen_%06d.tmp", cd->dir, cd->gen);
+	snprintf(cd->tmpdir, sizeof(cd->tmpdir), "%s/.ckpt_gen_%06d.tmp", cd->set.dir, cd->gen);
 	/* A generation a failed checkpoint could not clear (a late file in
 	 * it) is nobody's: clear it again rather than fail every later one. */
 	rm_tree(cd->tmpdir);
@@ -600,219 +613,326 @@ static int peer_addr(int fd, char *out, size_t size)
 	return inet_ntop(a.ss_family, in, out, size) ? 0 : -1;
 }
 
-/* One request from c. */
+/* --- the requests: one function per verb, dispatched by handle() --- */
+
+/* HELLO client-nonce: the coordinator's half of the challenge-response,
+ * unless the address is waiting out its failed proofs. */
+static void on_hello(struct coord *cd, struct client *c, const struct co_msg *m)
+{
+	char proof[2 * SHA256_LEN + 1];
+	struct penalty *p = penalty_of(cd, c->addr, 0);
+
+	if (p && p->until > now_sec()) {
+		say(c, "ERR %d failed proofs from %s: try again in %.0f s", p->fails, c->addr,
+		    p->until - now_sec() + 0.5);
+		warn_refused(cd, "client %d (%s) refused: %d failed proofs of the secret", c->fd,
+			     c->addr, p->fails);
+		c->dead = 1;
+		return;
+	}
+	if (strlen(m->argv[0]) != 2 * CO_NONCE || c->nonce_c[0] || co_nonce(c->nonce_s)) {
+		say(c, "ERR HELLO takes one nonce of %d hex digits, once", 2 * CO_NONCE);
+		c->dead = 1;
+		return;
+	}
+	snprintf(c->nonce_c, sizeof(c->nonce_c), "%s", m->argv[0]);
+	co_proof(cd->set.secret, "ckpt-coord", c->nonce_c, c->nonce_s, proof);
+	say(c, "CHALLENGE %s %s", c->nonce_s, proof);
+}
+
+/* A wrong proof: the address waits twice as long as after its last one
+ * before it may try again (1 s, 2 s, ... 64 s). */
+static void auth_failed(struct coord *cd, struct client *c)
+{
+	struct penalty *p = penalty_of(cd, c->addr, 1);
+
+	p->fails++;
+	p->until = now_sec() + (1 << (p->fails < 7 ? p->fails - 1 : 6));
+	warnx("client %d (%s): wrong secret; refused", c->fd, c->addr);
+	say(c, "ERR wrong secret");
+	c->nonce_s[0] = 0; /* said: not "left without proving" */
+	c->dead = 1;
+}
+
+/* AUTH client-proof: the client's half, over the nonces of its HELLO. */
+static void on_auth(struct coord *cd, struct client *c, const struct co_msg *m)
+{
+	char want[2 * SHA256_LEN + 1];
+	struct penalty *p;
+
+	if (c->nonce_s[0])
+		co_proof(cd->set.secret, "ckpt-client", c->nonce_s, c->nonce_c, want);
+	if (!c->nonce_s[0] || !co_secret_eq(m->argv[0], want)) {
+		auth_failed(cd, c);
+		return;
+	}
+	p = penalty_of(cd, c->addr, 0);
+	if (p)
+		*p = (struct penalty){.until = 0};
+	c->authed = 1;
+	say(c, "OK");
+}
+
+/* Each byte of s not in ok becomes with. */
+static void keep_only(char *s, const char *ok, char with)
+{
+	for (; *s; s++)
+		if (!strchr(ok, *s))
+			*s = with;
+}
+
+/* JOIN pid helper-pid host program [id] */
+static void on_join(struct coord *cd, struct client *c, const struct co_msg *m)
+{
+	if (c->member) {
+		say(c, "ERR already joined as member %d", c->id);
+		return;
+	}
+	c->member = 1;
+	c->st = M_OUT;
+	c->id = join_id(cd, m->argc > 4 ? (int)co_num(m->argv[4], INT_MAX) : 0);
+	c->pid = (long)co_num(m->argv[0], INT_MAX);
+	c->helper = (long)co_num(m->argv[1], INT_MAX);
+	/* A host name goes to ssh in the restart script: no option (a
+	 * leading '-') and nothing a shell or ssh reads specially. */
+	snprintf(c->host, sizeof(c->host), "%s", m->argv[2]);
+	keep_only(c->host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.:_[]",
+		  '_');
+	if (c->host[0] == '-')
+		c->host[0] = '_';
+	/* The program's name goes into file names: keep it tame. */
+	snprintf(c->program, sizeof(c->program), "%s", m->argv[3]);
+	keep_only(c->program, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.",
+		  '-');
+	cd->had_member = 1;
+	say(c, "OK %d", c->id);
+	warnx("%s joined", who(c));
+}
+
+/* Whether a member's report on a round (FROZEN, DUMPED, SYNCED, FAILED)
+ * is to be taken: it is about the checkpoint under way, the member is in
+ * it, and it is the report the member's state waits for (in_turn); if
+ * not, the member is told why. */
+static int take_report(struct coord *cd, struct client *c, const struct co_msg *m, int in_turn)
+{
+	long long gen = co_num(m->argv[0], CO_NUM_MAX);
+
+	if (cd->phase == IDLE || gen != cd->gen || c->st == M_OUT) {
+		say(c, "ERR %s: no checkpoint %lld under way for this member",
+		    co_verb_name(m->verb), gen);
+		return 0;
+	}
+	if (!in_turn) {
+		say(c, "ERR %s out of turn", co_verb_name(m->verb));
+		return 0;
+	}
+	return 1;
+}
+
+/* FROZEN gen */
+static void on_frozen(struct coord *cd, struct client *c, const struct co_msg *m)
+{
+	if (!take_report(cd, c, m, c->st == M_FREEZING))
+		return;
+	c->st = M_FROZEN;
+	progress(cd);
+}
+
+/* DUMPED gen bytes */
+static void on_dumped(struct coord *cd, struct client *c, const struct co_msg *m)
+{
+	if (!take_report(cd, c, m, c->st == M_DUMPING))
+		return;
+	c->st = M_DUMPED;
+	progress(cd);
+}
+
+/* SYNCED gen bytes crc32c: the generation notes the image's size and
+ * CRC-32C, for commit() to check.  Unasked (M_DUMPED): a helper whose
+ * program exited syncs its image before it goes. */
+static void on_synced(struct coord *cd, struct client *c, const struct co_msg *m)
+{
+	if (!take_report(cd, c, m, c->st == M_SYNCING || c->st == M_DUMPED))
+		return;
+	c->st = M_SYNCED;
+	for (int i = 0; i < cd->ngm; i++)
+		if (cd->gm[i].id == c->id) {
+			cd->gm[i].synced = 1;
+			cd->gm[i].bytes = (uint64_t)co_num(m->argv[1], CO_NUM_MAX);
+			cd->gm[i].crc = (uint32_t)co_num(m->argv[2], UINT32_MAX);
+		}
+	progress(cd);
+}
+
+/* FAILED gen message... */
+static void on_failed(struct coord *cd, struct client *c, const struct co_msg *m)
+{
+	if (!take_report(cd, c, m, 1))
+		return;
+	fail_ckpt(cd, "%s: %s", who(c), m->argv[1]);
+	c->st = M_FAILED;
+	progress(cd);
+}
+
+/* PID pid: the program is now this process */
+static void on_pid(struct coord *cd, struct client *c, const struct co_msg *m)
+{
+	(void)cd;
+	c->pid = (long)co_num(m->argv[0], INT_MAX);
+	warnx("%s: the program runs as this pid now", who(c));
+}
+
+/* GONE wait-status */
+static void on_gone(struct coord *cd, struct client *c, const struct co_msg *m)
+{
+	(void)cd;
+	(void)m;
+	warnx("%s exited", who(c));
+	c->dead = 1;
+}
+
+/* CHECKPOINT [WAIT] [KILL] */
+static void on_checkpoint(struct coord *cd, struct client *c, const struct co_msg *m)
+{
+	int wait = 0, kill_after = 0;
+
+	for (int i = 0; i < m->argc; i++) {
+		if (!strcmp(m->argv[i], "WAIT"))
+			wait = 1;
+		else if (!strcmp(m->argv[i], "KILL"))
+			kill_after = 1;
+		else {
+			say(c, "ERR CHECKPOINT: unknown argument (WAIT or KILL)");
+			return;
+		}
+	}
+	start_ckpt(cd, c, wait, kill_after);
+}
+
+/* STATUS */
+static void on_status(struct coord *cd, struct client *c, const struct co_msg *m)
+{
+	char esc[PATH_MAX * 3];
+
+	(void)m;
+	if (co_escape(cd->set.dir, esc, sizeof(esc)))
+		snprintf(esc, sizeof(esc), "-");
+	say(c,
+	    "OK members=%d state=%s gen=%d last=%lld interval=%d keep=%d compress=%s "
+	    "dir=%s",
+	    nmembers(cd), cd->phase == IDLE ? "idle" : "checkpointing", cd->last_gen,
+	    (long long)cd->last_time, cd->set.interval, cd->set.keep, zio_name(cd->set.compress),
+	    esc);
+}
+
+/* LIST: a MEMBER line for each member, then OK and how many. */
+static void on_list(struct coord *cd, struct client *c, const struct co_msg *m)
+{
+	(void)m;
+	for (int i = 0; i < cd->ncl; i++) {
+		struct client *o = cd->cl[i];
+		char h[800], p[200];
+		if (!o->member || o->dead)
+			continue;
+		if (co_escape(o->host, h, sizeof(h)) || co_escape(o->program, p, sizeof(p)))
+			continue;
+		say(c, "MEMBER %d %ld %ld %s %s", o->id, o->pid, o->helper, h, p);
+	}
+	say(c, "OK %d", nmembers(cd));
+}
+
+/* INTERVAL seconds (0: none) */
+static void on_interval(struct coord *cd, struct client *c, const struct co_msg *m)
+{
+	long long seconds = co_num(m->argv[0], CO_NUM_MAX);
+
+	if (seconds > 86400 * 365) {
+		say(c, "ERR INTERVAL: over a year");
+		return;
+	}
+	cd->set.interval = (int)seconds;
+	cd->next_at = cd->set.interval ? now_sec() + cd->set.interval : 0;
+	say(c, "OK %d", cd->set.interval);
+}
+
+/* KILL: every member's program, between checkpoints. */
+static void on_kill(struct coord *cd, struct client *c, const struct co_msg *m)
+{
+	(void)m;
+	if (cd->phase != IDLE) {
+		say(c, "ERR a checkpoint is under way; try again when it ends");
+		return;
+	}
+	for (int i = 0; i < cd->ncl; i++)
+		if (cd->cl[i]->member && !cd->cl[i]->dead)
+			say(cd->cl[i], "RESUME 0 KILL");
+	say(c, "OK %d", nmembers(cd));
+}
+
+/* QUIT */
+static void on_quit(struct coord *cd, struct client *c, const struct co_msg *m)
+{
+	(void)m;
+	say(c, "OK");
+	cd->quit = 1;
+}
+
+/* What the coordinator serves, by verb, and who may ask: anyone (the
+ * challenge-response, which needs the coordinator to have a secret), or
+ * only a client that has proved the secret (or needed not), some of them
+ * only once it is a member.  A verb without a function is one the
+ * coordinator sends. */
+static const struct request {
+	void (*serve)(struct coord *cd, struct client *c, const struct co_msg *m);
+	int anyone, secret, member;
+} requests[CO_NVERBS] = {
+	[CO_HELLO] = {on_hello, .anyone = 1, .secret = 1},
+	[CO_AUTH] = {on_auth, .anyone = 1, .secret = 1},
+	[CO_JOIN] = {on_join},
+	[CO_PID] = {on_pid, .member = 1},
+	[CO_FROZEN] = {on_frozen, .member = 1},
+	[CO_DUMPED] = {on_dumped, .member = 1},
+	[CO_SYNCED] = {on_synced, .member = 1},
+	[CO_FAILED] = {on_failed, .member = 1},
+	[CO_GONE] = {on_gone, .member = 1},
+	[CO_CHECKPOINT] = {on_checkpoint},
+	[CO_STATUS] = {on_status},
+	[CO_LIST] = {on_list},
+	[CO_INTERVAL] = {on_interval},
+	[CO_KILL] = {on_kill},
+	[CO_QUIT] = {on_quit},
+};
+
+/* One request from c: parsed, checked against who may make it, served. */
 static void handle(struct coord *cd, struct client *c, char *line, size_t len)
 {
+	const struct request *rq;
 	struct co_msg m;
-	char esc[PATH_MAX * 3];
-	long long gen;
 
 	if (co_parse(line, len, &m)) {
 		say(c, "ERR %s", err_get());
 		return;
 	}
-	if (m.verb == CO_HELLO) {
-		char proof[2 * SHA256_LEN + 1];
-		struct penalty *p = penalty_of(cd, c->addr, 0);
-		if (!cd->secret) {
-			say(c, "ERR this coordinator has no secret");
-			return;
-		}
-		if (p && p->until > now_sec()) {
-			say(c, "ERR %d failed proofs from %s: try again in %.0f s", p->fails, c->addr,
-			    p->until - now_sec() + 0.5);
-			warn_refused(cd, "client %d (%s) refused: %d failed proofs of the secret",
-				     c->fd, c->addr, p->fails);
-			c->dead = 1;
-			return;
-		}
-		if (strlen(m.argv[0]) != 2 * CO_NONCE || c->nonce_c[0] || co_nonce(c->nonce_s)) {
-			say(c, "ERR HELLO takes one nonce of %d hex digits, once", 2 * CO_NONCE);
-			c->dead = 1;
-			return;
-		}
-		snprintf(c->nonce_c, sizeof(c->nonce_c), "%s", m.argv[0]);
-		co_proof(cd->secret, "ckpt-coord", c->nonce_c, c->nonce_s, proof);
-		say(c, "CHALLENGE %s %s", c->nonce_s, proof);
+	rq = &requests[m.verb];
+	if (rq->secret && !cd->set.secret) {
+		say(c, "ERR this coordinator has no secret");
 		return;
 	}
-	if (m.verb == CO_AUTH) {
-		char want[2 * SHA256_LEN + 1];
-		if (!cd->secret) {
-			say(c, "ERR this coordinator has no secret");
-			return;
-		}
-		if (c->nonce_s[0])
-			co_proof(cd->secret, "ckpt-client", c->nonce_s, c->nonce_c, want);
-		if (c->nonce_s[0] && co_secret_eq(m.argv[0], want)) {
-			struct penalty *p = penalty_of(cd, c->addr, 0);
-			if (p)
-				*p = (struct penalty){.until = 0};
-			c->authed = 1;
-			say(c, "OK");
-		} else {
-			struct penalty *p = penalty_of(cd, c->addr, 1);
-			p->fails++;
-			p->until = now_sec() + (1 << (p->fails < 7 ? p->fails - 1 : 6));
-			warnx("client %d (%s): wrong secret; refused", c->fd, c->addr);
-			say(c, "ERR wrong secret");
-			c->nonce_s[0] = 0; /* said: not "left without proving" */
-			c->dead = 1;
-		}
-		return;
-	}
-	if (!c->authed) {
+	if (!rq->anyone && !c->authed) {
 		warnx("client %d: %s without the secret; refused", c->fd, co_verb_name(m.verb));
 		say(c, "ERR this coordinator needs the shared secret first (AUTH)");
 		c->dead = 1;
 		return;
 	}
-	gen = m.argc ? co_num(m.argv[0], CO_NUM_MAX) : 0;
-	switch (m.verb) {
-	case CO_JOIN:
-		if (c->member) {
-			say(c, "ERR already joined as member %d", c->id);
-			return;
-		}
-		c->member = 1;
-		c->st = M_OUT;
-		c->id = join_id(cd, m.argc > 4 ? (int)co_num(m.argv[4], INT_MAX) : 0);
-		c->pid = (long)co_num(m.argv[0], INT_MAX);
-		c->helper = (long)co_num(m.argv[1], INT_MAX);
-		snprintf(c->host, sizeof(c->host), "%s", m.argv[2]);
-		/* A host name goes to ssh in the restart script: no option
-		 * (a leading '-') and nothing a shell or ssh reads specially. */
-		for (char *p = c->host; *p; p++)
-			if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.:_[]",
-				    *p) ||
-			    (p == c->host && *p == '-'))
-				*p = '_';
-		/* The program's name goes into file names: keep it tame. */
-		snprintf(c->program, sizeof(c->program), "%s", m.argv[3]);
-		for (char *p = c->program; *p; p++)
-			if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.",
-				    *p))
-				*p = '-';
-		cd->had_member = 1;
-		c->st = M_OUT;
-		say(c, "OK %d", c->id);
-		warnx("%s joined", who(c));
-		return;
-	case CO_FROZEN:
-	case CO_DUMPED:
-	case CO_SYNCED:
-	case CO_FAILED:
-		if (!c->member) {
-			say(c, "ERR %s: not a member", co_verb_name(m.verb));
-			return;
-		}
-		if (cd->phase == IDLE || gen != cd->gen || c->st == M_OUT) {
-			say(c, "ERR %s: no checkpoint %lld under way for this member",
-			    co_verb_name(m.verb), gen);
-			return;
-		}
-		if (m.verb == CO_FAILED) {
-			fail_ckpt(cd, "%s: %s", who(c), m.argv[1]);
-			c->st = M_FAILED;
-		} else if (m.verb == CO_FROZEN && c->st == M_FREEZING) {
-			c->st = M_FROZEN;
-		} else if (m.verb == CO_DUMPED && c->st == M_DUMPING) {
-			c->st = M_DUMPED;
-		} else if (m.verb == CO_SYNCED && (c->st == M_SYNCING || c->st == M_DUMPED)) {
-			/* Unasked (M_DUMPED): a helper whose program exited
-			 * syncs its image before it goes. */
-			c->st = M_SYNCED;
-			for (int i = 0; i < cd->ngm; i++)
-				if (cd->gm[i].id == c->id) {
-					cd->gm[i].synced = 1;
-					cd->gm[i].bytes = (uint64_t)co_num(m.argv[1], CO_NUM_MAX);
-					cd->gm[i].crc = (uint32_t)co_num(m.argv[2], UINT32_MAX);
-				}
-		} else {
-			say(c, "ERR %s out of turn", co_verb_name(m.verb));
-			return;
-		}
-		progress(cd);
-		return;
-	case CO_PID:
-		if (!c->member) {
-			say(c, "ERR PID: not a member");
-			return;
-		}
-		c->pid = (long)co_num(m.argv[0], INT_MAX);
-		warnx("%s: the program runs as this pid now", who(c));
-		return;
-	case CO_GONE:
-		if (!c->member) {
-			say(c, "ERR GONE: not a member");
-			return;
-		}
-		warnx("%s exited", who(c));
-		c->dead = 1;
-		return;
-	case CO_CHECKPOINT: {
-		int wait = 0, kill_after = 0;
-		for (int i = 0; i < m.argc; i++) {
-			if (!strcmp(m.argv[i], "WAIT"))
-				wait = 1;
-			else if (!strcmp(m.argv[i], "KILL"))
-				kill_after = 1;
-			else {
-				say(c, "ERR CHECKPOINT: unknown argument (WAIT or KILL)");
-				return;
-			}
-		}
-		start_ckpt(cd, c, wait, kill_after);
-		return;
-	}
-	case CO_STATUS:
-		if (co_escape(cd->dir, esc, sizeof(esc)))
-			snprintf(esc, sizeof(esc), "-");
-		say(c,
-		    "OK members=%d state=%s gen=%d last=%lld interval=%d keep=%d compress=%s "
-		    "dir=%s",
-		    nmembers(cd), cd->phase == IDLE ? "idle" : "checkpointing", cd->last_gen,
-		    (long long)cd->last_time, cd->interval, cd->keep, zio_name(cd->compress), esc);
-		return;
-	case CO_LIST:
-		for (int i = 0; i < cd->ncl; i++) {
-			struct client *o = cd->cl[i];
-			char h[800], p[200];
-			if (!o->member || o->dead)
-				continue;
-			if (co_escape(o->host, h, sizeof(h)) || co_escape(o->program, p, sizeof(p)))
-				continue;
-			say(c, "MEMBER %d %ld %ld %s %s", o->id, o->pid, o->helper, h, p);
-		}
-		say(c, "OK %d", nmembers(cd));
-		return;
-	case CO_INTERVAL:
-		if (gen > 86400 * 365) {
-			say(c, "ERR INTERVAL: over a year");
-			return;
-		}
-		cd->interval = (int)gen;
-		cd->next_at = cd->interval ? now_sec() + cd->interval : 0;
-		say(c, "OK %d", cd->interval);
-		return;
-	case CO_KILL:
-		if (cd->phase != IDLE) {
-			say(c, "ERR a checkpoint is under way; try again when it ends");
-			return;
-		}
-		for (int i = 0; i < cd->ncl; i++)
-			if (cd->cl[i]->member && !cd->cl[i]->dead)
-				say(cd->cl[i], "RESUME 0 KILL");
-		say(c, "OK %d", nmembers(cd));
-		return;
-	case CO_QUIT:
-		say(c, "OK");
-		cd->quit = 1;
-		return;
-	default:
+	if (!rq->serve) {
 		say(c, "ERR %s is sent by the coordinator, not to it", co_verb_name(m.verb));
 		return;
 	}
+	if (rq->member && !c->member) {
+		say(c, "ERR %s: not a member", co_verb_name(m.verb));
+		return;
+	}
+	rq->serve(cd, c, &m);
 }
 
 static void drop(struct coord *cd, int i)
@@ -851,7 +971,7 @@ static void accept_client(struct coord *cd)
 	/* Only this user, from this host (the kernel says who owns the
 	 * other end); from elsewhere, only through the secret. */
 	local = co_peer_uid(fd, &uid);
-	if (local < 0 || (local && uid != geteuid()) || (!local && !cd->secret)) {
+	if (local < 0 || (local && uid != geteuid()) || (!local && !cd->set.secret)) {
 		if (local > 0) {
 			say(c, "ERR uid %u is not this coordinator's user; refused", (unsigned)uid);
 			warn_refused(cd, "a connection from uid %u refused: not this coordinator's user",
@@ -862,7 +982,7 @@ static void accept_client(struct coord *cd)
 		}
 		goto refuse;
 	}
-	c->authed = !cd->secret;
+	c->authed = !cd->set.secret;
 	c->since = now_sec();
 	if (peer_addr(fd, c->addr, sizeof(c->addr)))
 		goto refuse;
@@ -915,8 +1035,8 @@ static void serve_client(struct coord *cd, struct client *c)
 
 static int listen_on(struct coord *cd)
 {
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(cd->port)};
-	const char *addr = cd->bind ? cd->bind : "127.0.0.1";
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(cd->set.port)};
+	const char *addr = cd->set.bind ? cd->set.bind : "127.0.0.1";
 	socklen_t len = sizeof(a);
 	int one = 1;
 
@@ -932,11 +1052,11 @@ static int listen_on(struct coord *cd)
 	setsockopt(cd->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (bind(cd->lfd, (struct sockaddr *)&a, sizeof(a)) || listen(cd->lfd, 64) ||
 	    getsockname(cd->lfd, (struct sockaddr *)&a, &len)) {
-		err_sys("cannot listen on %s:%d", addr, cd->port);
+		err_sys("cannot listen on %s:%d", addr, cd->set.port);
 		close(cd->lfd);
 		return -1;
 	}
-	cd->port = ntohs(a.sin_port);
+	cd->set.port = ntohs(a.sin_port);
 	return 0;
 }
 
@@ -949,16 +1069,7 @@ struct coord *cd_open(const struct cd_settings *s)
 		err_set("out of memory");
 		return NULL;
 	}
-	cd->port = s->port;
-	cd->exit_on_last = s->exit_on_last;
-	cd->interval = s->interval;
-	cd->keep = s->keep;
-	cd->timeout = s->timeout;
-	cd->compress = s->compress;
-	cd->save_max = s->save_max;
-	cd->bind = s->bind;
-	cd->secret = s->secret;
-	snprintf(cd->dir, sizeof(cd->dir), "%s", s->dir);
+	cd->set = *s;
 	if (listen_on(cd)) {
 		free(cd);
 		return NULL;
@@ -971,82 +1082,104 @@ struct coord *cd_open(const struct cd_settings *s)
 
 int cd_port(const struct coord *cd)
 {
-	return cd->port;
+	return cd->set.port;
+}
+
+/* Drop the clients that are gone, and those that have not proved the
+ * secret in AUTH_WAIT seconds. */
+static void drop_dead(struct coord *cd)
+{
+	for (int i = cd->ncl; i-- > 0;) {
+		struct client *c = cd->cl[i];
+		if (!c->dead && !c->authed && now_sec() - c->since > AUTH_WAIT) {
+			warnx("client %d: no secret in %d seconds; dropped", c->fd, AUTH_WAIT);
+			c->dead = 1;
+		}
+		if (c->dead)
+			drop(cd, i);
+	}
+}
+
+/* A poll timeout (ms, -1: none) that also wakes left seconds from now. */
+static int sooner(int timeout, double left)
+{
+	if (timeout < 0 || (int)(left * 1000) + 1 < timeout)
+		return (int)(left * 1000) + 1;
+	return timeout;
+}
+
+/* Wait up to timeout ms for connections and requests, and serve them;
+ * -1 with err_set if poll fails. */
+static int serve_clients(struct coord *cd, int timeout)
+{
+	struct pollfd pfd[MAX_CLIENTS + 1];
+	int n = cd->ncl;
+
+	pfd[0].fd = cd->lfd;
+	pfd[0].events = POLLIN;
+	for (int i = 0; i < n; i++) {
+		pfd[i + 1].fd = cd->cl[i]->fd;
+		pfd[i + 1].events = POLLIN;
+	}
+	if (poll(pfd, n + 1, timeout) < 0) {
+		if (errno == EINTR)
+			return 0;
+		err_sys("poll");
+		return -1;
+	}
+	for (int i = 0; i < n; i++)
+		if (pfd[i + 1].revents)
+			serve_client(cd, cd->cl[i]);
+	if (pfd[0].revents & POLLIN)
+		accept_client(cd);
+	return 0;
 }
 
 int cd_run(struct coord *cd)
 {
-	int n;
-
 	cd->started = now_sec();
-	warnx("listening on %s:%d, checkpoints in %s", cd->bind ? cd->bind : "127.0.0.1",
-	      cd->port, cd->dir);
-	if (cd->interval)
-		cd->next_at = now_sec() + cd->interval;
+	warnx("listening on %s:%d, checkpoints in %s", cd->set.bind ? cd->set.bind : "127.0.0.1",
+	      cd->set.port, cd->set.dir);
+	if (cd->set.interval)
+		cd->next_at = now_sec() + cd->set.interval;
 	while (!cd->quit) {
-		struct pollfd pfd[MAX_CLIENTS + 1];
 		int timeout = -1;
 
-		for (int i = cd->ncl; i-- > 0;) {
-			struct client *c = cd->cl[i];
-			if (!c->dead && !c->authed && now_sec() - c->since > AUTH_WAIT) {
-				warnx("client %d: no secret in %d seconds; dropped", c->fd, AUTH_WAIT);
-				c->dead = 1;
-			}
-			if (c->dead)
-				drop(cd, i);
-		}
+		drop_dead(cd);
 		/* Wake to drop a client that has not authenticated in time. */
 		for (int i = 0; i < cd->ncl; i++)
 			if (!cd->cl[i]->authed)
 				timeout = 1000;
-		if (cd->exit_on_last && cd->had_member && !nmembers(cd) && cd->phase == IDLE)
+		if (cd->set.exit_on_last && cd->had_member && !nmembers(cd) && cd->phase == IDLE)
 			break;
 		/* Started for members that never came (their program exited
 		 * before its helper joined): do not wait for ever. */
-		if (cd->exit_on_last && !cd->had_member && now_sec() - cd->started > NOBODY_CAME) {
+		if (cd->set.exit_on_last && !cd->had_member &&
+		    now_sec() - cd->started > NOBODY_CAME) {
 			warnx("no member joined in %d seconds", NOBODY_CAME);
 			break;
 		}
-		if (cd->exit_on_last && !cd->had_member)
+		if (cd->set.exit_on_last && !cd->had_member)
 			timeout = 1000;
-		if (cd->phase != IDLE && cd->timeout) {
-			double left = cd->round_at + cd->timeout - now_sec();
+		if (cd->phase != IDLE && cd->set.timeout) {
+			double left = cd->round_at + cd->set.timeout - now_sec();
 			if (left <= 0) {
 				give_up(cd);
 				continue;
 			}
-			if (timeout < 0 || (int)(left * 1000) + 1 < timeout)
-				timeout = (int)(left * 1000) + 1;
+			timeout = sooner(timeout, left);
 		}
-		if (cd->interval && cd->next_at) {
+		if (cd->set.interval && cd->next_at) {
 			double left = cd->next_at - now_sec();
 			if (left <= 0) {
-				cd->next_at = now_sec() + cd->interval;
+				cd->next_at = now_sec() + cd->set.interval;
 				start_ckpt(cd, NULL, 0, 0);
 				continue;
 			}
-			if (timeout < 0 || (int)(left * 1000) + 1 < timeout)
-				timeout = (int)(left * 1000) + 1;
+			timeout = sooner(timeout, left);
 		}
-		pfd[0].fd = cd->lfd;
-		pfd[0].events = POLLIN;
-		for (int i = 0; i < cd->ncl; i++) {
-			pfd[i + 1].fd = cd->cl[i]->fd;
-			pfd[i + 1].events = POLLIN;
-		}
-		n = cd->ncl;
-		if (poll(pfd, n + 1, timeout) < 0) {
-			if (errno == EINTR)
-				continue;
-			err_sys("poll");
+		if (serve_clients(cd, timeout))
 			return -1;
-		}
-		for (int i = 0; i < n; i++)
-			if (pfd[i + 1].revents)
-				serve_client(cd, cd->cl[i]);
-		if (pfd[0].revents & POLLIN)
-			accept_client(cd);
 	}
 	if (cd->phase != IDLE) {
 		fail_ckpt(cd, "the coordinator was told to quit");

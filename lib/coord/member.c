@@ -627,23 +627,19 @@ static void join(struct mb_helper *h, const char *name, int id, struct mb_joined
 		snprintf(j->why, sizeof(j->why), "refused the member: %s", line);
 }
 
-int mb_serve(struct mb_helper *h, enum mb_mode mode, const char *name, int id, int report)
+/* Hold nothing of the program's: not its terminal, not the pipes of
+ * whoever waits for its output, nor any other fd it inherited, but the
+ * coordinator's socket and the pipe to report on (report). */
+static void detach(struct mb_helper *h, int report)
 {
-	char prog_name[64], *line;
-	int pidfd, lo, hi, k, nul = open("/dev/null", O_RDWR | O_CLOEXEC);
-	pid_t remap = h->pid;
-	struct mb_joined j = {0};
+	int lo, hi, nul = open("/dev/null", O_RDWR | O_CLOEXEC);
 
-	/* Hold nothing of the program's: not its terminal, not the pipes
-	 * of whoever waits for its output. */
 	if (nul >= 0) {
 		dup2(nul, 0);
 		dup2(nul, 1);
 		dup2(nul, 2);
 		close(nul);
 	}
-	/* Nor any other fd it inherited, but the coordinator's socket and
-	 * the pipe to report on. */
 	lo = h->sock < report ? h->sock : report;
 	hi = h->sock + report - lo;
 	close_range(3, lo - 1, 0);
@@ -651,6 +647,65 @@ int mb_serve(struct mb_helper *h, enum mb_mode mode, const char *name, int id, i
 	close_range(hi + 1, ~0U, 0);
 	setsid();
 	signal(SIGPIPE, SIG_IGN);
+}
+
+/* The requests h's reader holds already. */
+static void serve_buffered(struct mb_helper *h)
+{
+	char *line;
+	int k;
+
+	while ((k = co_next_line(&h->r, &line)) != 0)
+		if (k > 0)
+			on_request(h, line);
+}
+
+/* The program is gone.  Still seized, it is a zombie only its tracer's
+ * exit hands back to its parent.  An image not yet synced is synced
+ * first: the checkpoint holds the program as it was, and must be
+ * complete. */
+static void program_gone(struct mb_helper *h)
+{
+	uint64_t bytes;
+	uint32_t crc;
+
+	if (h->img_fd >= 0 && sync_image(h, &bytes, &crc) == 0)
+		co_send(h->sock, "SYNCED %d %llu %u", h->img_gen, (unsigned long long)bytes, crc);
+	co_send(h->sock, "GONE 0");
+}
+
+/* Serve the coordinator until the program exits (pidfd readable; without
+ * a pidfd, checked each second) or the coordinator goes. */
+static void serve(struct mb_helper *h, int pidfd)
+{
+	for (;;) {
+		struct pollfd pfd[2] = {{.fd = h->sock, .events = POLLIN},
+					{.fd = pidfd, .events = POLLIN}};
+		ssize_t n;
+
+		if (poll(pfd, pidfd >= 0 ? 2 : 1, pidfd >= 0 ? -1 : 1000) < 0 && errno != EINTR)
+			break;
+		if (pidfd >= 0 ? (pfd[1].revents != 0) : kill(h->pid, 0) != 0) {
+			program_gone(h);
+			break;
+		}
+		if (!pfd[0].revents)
+			continue;
+		n = co_fill(&h->r);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+			break; /* the coordinator is gone: let the program go on */
+		serve_buffered(h);
+	}
+}
+
+int mb_serve(struct mb_helper *h, enum mb_mode mode, const char *name, int id, int report)
+{
+	char prog_name[64];
+	pid_t remap = h->pid;
+	struct mb_joined j = {0};
+	int pidfd;
+
+	detach(h, report);
 	/* Joined before the program runs: ckpt-inject runs it only as a
 	 * member.  The name is the one given (a restarted member keeps the
 	 * name its images have), never read from the restored process,
@@ -678,38 +733,43 @@ int mb_serve(struct mb_helper *h, enum mb_mode mode, const char *name, int id, i
 	/* Requests that came with the JOIN's answer, or while the program
 	 * was not running yet, are in the reader already: poll would not
 	 * wake for them. */
-	while ((k = co_next_line(&h->r, &line)) != 0)
-		if (k > 0)
-			on_request(h, line);
-	for (;;) {
-		struct pollfd pfd[2] = {{.fd = h->sock, .events = POLLIN},
-					{.fd = pidfd, .events = POLLIN}};
-		ssize_t n;
-
-		if (poll(pfd, pidfd >= 0 ? 2 : 1, pidfd >= 0 ? -1 : 1000) < 0 && errno != EINTR)
-			break;
-		if (pidfd >= 0 ? (pfd[1].revents != 0) : kill(h->pid, 0) != 0) {
-			/* The program is gone.  Still seized, it is a zombie
-			 * only its tracer's exit hands back to its parent.  An
-			 * image not yet synced is synced first: the checkpoint
-			 * holds the program as it was, and must be complete. */
-			uint64_t bytes;
-			uint32_t crc;
-			if (h->img_fd >= 0 && sync_image(h, &bytes, &crc) == 0)
-				co_send(h->sock, "SYNCED %d %llu %u", h->img_gen,
-					(unsigned long long)bytes, crc);
-			co_send(h->sock, "GONE 0");
-			break;
-		}
-		if (!pfd[0].revents)
-			continue;
-		n = co_fill(&h->r);
-		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
-			break; /* the coordinator is gone: let the program go on */
-		while ((k = co_next_line(&h->r, &line)) != 0)
-			if (k > 0)
-				on_request(h, line);
-	}
+	serve_buffered(h);
+	serve(h, pidfd);
 	release(h, DUMP_RUN);
+	return 0;
+}
+
+int mb_start(struct mb_helper *h, enum mb_mode mode, const char *name, int id, struct mb_joined *j)
+{
+	int ready[2];
+	pid_t mid;
+
+	if (pipe2(ready, O_CLOEXEC)) {
+		err_sys("cannot make a pipe");
+		return -1;
+	}
+	fflush(NULL);
+	mid = fork();
+	if (mid < 0) {
+		err_sys("cannot fork the helper");
+		return -1;
+	}
+	if (mid == 0) {
+		pid_t helper = fork();
+		if (helper != 0)
+			_exit(helper < 0);
+		close(ready[0]);
+		_exit(mb_serve(h, mode, name, id, ready[1]));
+	}
+	close(ready[1]);
+	close(h->sock);
+	while (waitpid(mid, NULL, 0) < 0 && errno == EINTR)
+		;
+	if (read_full(ready[0], j, sizeof(*j)) != sizeof(*j) || j->helper <= 0) {
+		err_set("the helper did not start");
+		return -1;
+	}
+	close(ready[0]);
+	j->why[sizeof(j->why) - 1] = 0;
 	return 0;
 }

@@ -22,38 +22,46 @@ static void sh_quote(FILE *f, const char *s)
 	fputc('\'', f);
 }
 
-int co_write_script(const char *dir, const struct co_script *s)
-{
-	char path[PATH_MAX + 64], bin[PATH_MAX], tool[PATH_MAX];
-	char *slash;
-	FILE *f;
-	int fd;
+/* The script's parts, in order: each writes its lines to f. */
 
-	snprintf(path, sizeof(path), "%s/ckpt_restart_script.sh", dir);
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
-	if (fd < 0 || !(f = fdopen(fd, "w"))) {
-		if (fd >= 0)
-			close(fd);
-		err_sys("cannot write %s", path);
-		return -1;
-	}
-	snprintf(bin, sizeof(bin), "%s", co_tool("ckpt-inject", tool, sizeof(tool)));
-	slash = strrchr(bin, '/');
-	if (slash)
-		*slash = 0;
-	else
-		bin[0] = 0;
+/* Its first lines, and how it is called. */
+static void script_head(FILE *f, int gen)
+{
 	fprintf(f, "#!/usr/bin/env bash\n"
 		   "# ckpt_restart_script.sh: written by ckpt-coord for generation %d.\n"
 		   "# Restarts every member of the computation from this generation's images,\n"
 		   "# each on its own host (ssh for the others), under a new coordinator.\n"
 		   "set -u\n\n",
-		s->gen);
+		gen);
 	fputs("usage() {\n"
 	      "\techo 'usage: ckpt_restart_script.sh [--coord-host host] [--coord-port port] "
 	      "[--port-file file] [--host old=new]...' >&2\n"
 	      "\texit 2\n}\n\n",
 	      f);
+}
+
+/* The directory of the tools (ckpt-inject's, as this coordinator finds
+ * it; "" for PATH), into bin. */
+static void tool_dir(char *bin, size_t size)
+{
+	char tool[PATH_MAX];
+	char *slash;
+
+	snprintf(bin, size, "%s", co_tool("ckpt-inject", tool, sizeof(tool)));
+	slash = strrchr(bin, '/');
+	if (slash)
+		*slash = 0;
+	else
+		bin[0] = 0;
+}
+
+/* Where the tools and the checkpoints are, and the settings the new
+ * coordinator gets: this one's. */
+static void script_settings(FILE *f, const struct co_script *s)
+{
+	char bin[PATH_MAX];
+
+	tool_dir(bin, sizeof(bin));
 	fputs("bin=", f);
 	sh_quote(f, bin);
 	fputs("\ndir=", f);
@@ -64,8 +72,14 @@ int co_write_script(const char *dir, const struct co_script *s)
 		   "interval=%d\nkeep=%d\ncompress=%s\nsave_max=%lld\n",
 		s->port, s->interval, s->keep, zio_name(s->compress), s->save_max);
 	fputs("here=$(cd \"$(dirname \"$(readlink -f \"${BASH_SOURCE[0]}\")\")\" && pwd)\n"
-	      "declare -A hostmap=()\n\n"
-	      "while [ $# -gt 0 ]; do\n"
+	      "declare -A hostmap=()\n\n",
+	      f);
+}
+
+/* The script's options, and how it finds a tool. */
+static void script_options(FILE *f)
+{
+	fputs("while [ $# -gt 0 ]; do\n"
 	      "\tcase $1 in\n"
 	      "\t--coord-host) [ $# -ge 2 ] || usage; coord_host=$2; shift 2 ;;\n"
 	      "\t--coord-port) [ $# -ge 2 ] || usage; coord_port=$2; shift 2 ;;\n"
@@ -78,8 +92,14 @@ int co_write_script(const char *dir, const struct co_script *s)
 	      "done\n\n"
 	      "tool() {\n"
 	      "\tif [ -x \"$bin/$1\" ]; then echo \"$bin/$1\"; else echo \"$1\"; fi\n"
-	      "}\n\n"
-	      "# The members: host, image (each in this directory on its host), the\n"
+	      "}\n\n",
+	      f);
+}
+
+/* The members of the generation, four words each. */
+static void script_members(FILE *f, const struct co_script *s)
+{
+	fputs("# The members: host, image (each in this directory on its host), the\n"
 	      "# member's name and id (kept across restarts: its images' names).\n"
 	      "members=(\n",
 	      f);
@@ -92,8 +112,14 @@ int co_write_script(const char *dir, const struct co_script *s)
 		sh_quote(f, s->m[i].program);
 		fprintf(f, " %d\n", s->m[i].id);
 	}
-	fputs(")\n\n"
-	      "# A new coordinator, unless one answers there already.\n"
+	fputs(")\n\n", f);
+}
+
+/* A coordinator for the members to join: one that answers already, or a
+ * new one (ckpt-coord --exit-on-last), whose port goes to --port-file. */
+static void script_coordinator(FILE *f)
+{
+	fputs("# A new coordinator, unless one answers there already.\n"
 	      "coord_pid=\n"
 	      "if ! \"$(tool ckpt-signal)\" --coord-host \"$coord_host\" --coord-port \"$coord_port\" "
 	      "--status >/dev/null 2>&1; then\n"
@@ -119,8 +145,15 @@ int co_write_script(const char *dir, const struct co_script *s)
 	      "fi\n"
 	      "if [ -n \"$port_file\" ]; then\n"
 	      "\techo \"$coord_port\" >\"$port_file.tmp\" && mv \"$port_file.tmp\" \"$port_file\"\n"
-	      "fi\n\n"
-	      "me=$(hostname)\n"
+	      "fi\n\n",
+	      f);
+}
+
+/* Each member restarted by ckpt-inject --restart on its host (mapped by
+ * --host), all at once. */
+static void script_restart(FILE *f)
+{
+	fputs("me=$(hostname)\n"
 	      "pids=()\n"
 	      "for ((i = 0; i < ${#members[@]}; i += 4)); do\n"
 	      "\thost=${members[i]}\n"
@@ -134,8 +167,14 @@ int co_write_script(const char *dir, const struct co_script *s)
 	      "\t\tssh -n -- \"$host\" ckpt-inject \"$(printf '%q ' \"${args[@]}\")\" &\n"
 	      "\tfi\n"
 	      "\tpids+=($!)\n"
-	      "done\n\n"
-	      "# The first failure is the script's status; every member is waited for.\n"
+	      "done\n\n",
+	      f);
+}
+
+/* The members' end, and the coordinator's if the script started it. */
+static void script_wait(FILE *f)
+{
+	fputs("# The first failure is the script's status; every member is waited for.\n"
 	      "rc=0\n"
 	      "for p in \"${pids[@]}\"; do\n"
 	      "\tst=0\n"
@@ -153,6 +192,29 @@ int co_write_script(const char *dir, const struct co_script *s)
 	      "fi\n"
 	      "exit \"$rc\"\n",
 	      f);
+}
+
+int co_write_script(const char *dir, const struct co_script *s)
+{
+	char path[PATH_MAX + 64];
+	FILE *f;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/ckpt_restart_script.sh", dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+	if (fd < 0 || !(f = fdopen(fd, "w"))) {
+		if (fd >= 0)
+			close(fd);
+		err_sys("cannot write %s", path);
+		return -1;
+	}
+	script_head(f, s->gen);
+	script_settings(f, s);
+	script_options(f);
+	script_members(f, s);
+	script_coordinator(f);
+	script_restart(f);
+	script_wait(f);
 	if (fflush(f) || fsync(fileno(f)) || fclose(f)) {
 		err_sys("cannot write %s", path);
 		return -1;
