@@ -92,7 +92,7 @@ void run_list_free(struct run_list *l)
 	memset(l, 0, sizeof(*l));
 }
 
-static int read_parent(struct image *im, const void *buf, uint64_t len)
+static int parse_parent(struct image *im, const void *buf, uint64_t len)
 {
 	struct parent *p;
 
@@ -1186,7 +1186,7 @@ int img_read_proc(struct img_reader *r, struct image *im)
 			rc = parse_ipc(im, buf, rec.len);
 			break;
 		case IMG_REC_PARENT:
-			rc = read_parent(im, buf, rec.len);
+			rc = parse_parent(im, buf, rec.len);
 			break;
 		case IMG_REC_DATA:
 			free(buf);

@@ -21,6 +21,14 @@ struct run_list {
 	uint64_t end; /* where the last run ended */
 };
 
+/* The structs below hold a record each.  Their member d is the record's
+ * fixed part exactly as it is on disk (format.h): the writer writes it
+ * as it is, the reader fills it with one memcpy, and its lengths and
+ * counts size the variable part that follows it in the record (a path,
+ * a name, extra bytes).  The members after d are that variable part,
+ * decoded, and what the writer or a reader keeps beside it; they are
+ * not in the image. */
+
 /* An incremental image's PARENT record, and what a reader counted of its
  * HASHES and REUSE records. */
 struct parent {

@@ -255,7 +255,7 @@ int incr_read_end(struct img_input *in, const struct img_rec *rec, void *buf)
 
 /* Read what the parent gives each address: its HASHES, or (a full image)
  * the hashes of its pages. */
-static int read_parent(struct incr_dump *d, struct img_input *in)
+static int read_parent_hashes(struct incr_dump *d, struct img_input *in)
 {
 	struct run_list l = {0};
 	uint64_t hend = 0, rend = 0;
@@ -408,7 +408,7 @@ int incr_dump_open(const char *path, const char *outpath, struct incr_dump **out
 		img_input_close(&in);
 		goto fail;
 	}
-	if (read_parent(d, &in)) {
+	if (read_parent_hashes(d, &in)) {
 		snprintf(why, sizeof(why), "%s", err_get());
 		img_input_fail(&in);
 		img_input_close(&in);

@@ -534,7 +534,7 @@ static int direct_put(struct sink *s, uint64_t addr, uint64_t n, uint32_t crc)
 }
 
 /* Read the parent's whole page data, taking what REUSE lists. */
-static int read_parent(struct feeder *f, struct img_input *p, struct taking *t)
+static int take_from_parent(struct feeder *f, struct img_input *p, struct taking *t)
 {
 	static unsigned char chunk[2][OUT_PAGES * INCR_PAGE];
 	struct relay r = {.s = {relay_put, chunk[1]}, .parent = f->parent, .p = p,
@@ -626,7 +626,7 @@ static int feed(struct feeder *f)
 			err_set("out of memory");
 			goto out;
 		}
-		if (read_parent(f, &p, &t)) {
+		if (take_from_parent(f, &p, &t)) {
 			/* A merge or decompressor behind p that failed says why
 			 * better than the cut stream it left. */
 			img_input_fail(&p);
