@@ -634,6 +634,22 @@ int img_read_rec(struct img_reader *r, struct img_rec *rec, void **payload)
 	return img_read_rec_body(r, rec, payload);
 }
 
+int img_read_each(struct img_reader *r, img_rec_fn *each, void *arg)
+{
+	for (;;) {
+		struct img_rec rec;
+		void *buf;
+		int rc;
+
+		if (img_read_rec(r, &rec, &buf))
+			return -1;
+		rc = each(arg, &rec, buf);
+		free(buf);
+		if (rc)
+			return rc < 0 ? -1 : 0;
+	}
+}
+
 int img_read_data(struct img_reader *r, const struct img_pages *p, void *buf, size_t len,
 		  uint32_t *crc)
 {
@@ -1104,109 +1120,110 @@ int img_read_meta(struct img_reader *r, struct image *im, const void *prefix, si
 	return img_read_proc(r, im);
 }
 
+/* What img_read_proc has seen of one process's metadata. */
+struct meta {
+	struct image *im;
+	int have_proc, have_sigacts, have_timers;
+};
+
+/* Records the PROC record counts: no more than it says. */
+static int counted(size_t n, uint32_t count, const char *name)
+{
+	if (n < count)
+		return 0;
+	err_set("more %s records than the PROC record counts", name);
+	return -1;
+}
+
+static int parse_sigacts(struct meta *m, const void *buf, uint64_t len)
+{
+	if (m->have_sigacts++ || len != sizeof(m->im->sigacts)) {
+		err_set("SIGACTS record: repeated or of bad length %llu", (unsigned long long)len);
+		return -1;
+	}
+	memcpy(m->im->sigacts, buf, sizeof(m->im->sigacts));
+	return 0;
+}
+
+/* At the DATA record: every record the PROC record counts, and the ones
+ * a process has once, were there. */
+static int check_meta_complete(const struct meta *m)
+{
+	const struct image *im = m->im;
+
+	if (im->nthreads != im->proc.nthreads || !m->have_sigacts || !m->have_timers ||
+	    im->nregions != im->proc.nregions || im->nfiles != im->proc.nfiles) {
+		err_set("metadata incomplete at DATA record (%zu of %u regions, %zu of %u files, "
+			"%zu of %u threads)",
+			im->nregions, im->proc.nregions, im->nfiles, im->proc.nfiles,
+			im->nthreads, im->proc.nthreads);
+		return -1;
+	}
+	return check_shm_refs(im);
+}
+
+/* One metadata record (img_read_each): 0 for the next, 1 at DATA. */
+static int meta_rec(void *arg, const struct img_rec *rec, void *buf)
+{
+	struct meta *m = arg;
+	struct image *im = m->im;
+
+	if (!m->have_proc && rec->type != IMG_REC_PROC) {
+		err_set("record of type %u before the PROC record", rec->type);
+		return -1;
+	}
+	switch (rec->type) {
+	case IMG_REC_PROC:
+		if (m->have_proc++) {
+			err_set("second PROC record");
+			return -1;
+		}
+		return parse_proc(im, buf, rec->len);
+	case IMG_REC_THREAD:
+		if (counted(im->nthreads, im->proc.nthreads, "THREAD"))
+			return -1;
+		return parse_thread(im, buf, rec->len);
+	case IMG_REC_SIGACTS:
+		return parse_sigacts(m, buf, rec->len);
+	case IMG_REC_SIGQUEUE:
+		if (im->nsigq > im->nthreads) {
+			err_set("more SIGQUEUE records than queues");
+			return -1;
+		}
+		return parse_sigqueue(im, buf, rec->len);
+	case IMG_REC_TIMERS:
+		if (m->have_timers++) {
+			err_set("second TIMERS record");
+			return -1;
+		}
+		return parse_timers(im, buf, rec->len);
+	case IMG_REC_REGION:
+		if (counted(im->nregions, im->proc.nregions, "REGION"))
+			return -1;
+		return parse_region(im, buf, rec->len);
+	case IMG_REC_FILE:
+		if (counted(im->nfiles, im->proc.nfiles, "FILE"))
+			return -1;
+		return parse_file(im, buf, rec->len);
+	case IMG_REC_SHM:
+		return parse_shm(im, buf, rec->len);
+	case IMG_REC_IPC:
+		return parse_ipc(im, buf, rec->len);
+	case IMG_REC_PARENT:
+		return parse_parent(im, buf, rec->len);
+	case IMG_REC_DATA:
+		return check_meta_complete(m) ? -1 : 1;
+	default:
+		err_set("record of type %u inside the metadata", rec->type);
+		return -1;
+	}
+}
+
 int img_read_proc(struct img_reader *r, struct image *im)
 {
-	int have_proc = 0, have_sigacts = 0, have_timers = 0;
+	struct meta m = {.im = im};
 
-	for (;;) {
-		struct img_rec rec;
-		void *buf;
-		int rc = 0;
-
-		if (img_read_rec(r, &rec, &buf))
-			return -1;
-		if (!have_proc && rec.type != IMG_REC_PROC) {
-			err_set("record of type %u before the PROC record", rec.type);
-			free(buf);
-			return -1;
-		}
-		switch (rec.type) {
-		case IMG_REC_PROC:
-			if (have_proc) {
-				err_set("second PROC record");
-				rc = -1;
-				break;
-			}
-			have_proc = 1;
-			rc = parse_proc(im, buf, rec.len);
-			break;
-		case IMG_REC_THREAD:
-			if (im->nthreads >= im->proc.nthreads) {
-				err_set("more THREAD records than the PROC record counts");
-				rc = -1;
-				break;
-			}
-			rc = parse_thread(im, buf, rec.len);
-			break;
-		case IMG_REC_SIGACTS:
-			if (have_sigacts++ || rec.len != sizeof(im->sigacts)) {
-				err_set("SIGACTS record: repeated or of bad length %llu",
-					(unsigned long long)rec.len);
-				rc = -1;
-				break;
-			}
-			memcpy(im->sigacts, buf, sizeof(im->sigacts));
-			break;
-		case IMG_REC_SIGQUEUE:
-			if (im->nsigq > im->nthreads) {
-				err_set("more SIGQUEUE records than queues");
-				rc = -1;
-				break;
-			}
-			rc = parse_sigqueue(im, buf, rec.len);
-			break;
-		case IMG_REC_TIMERS:
-			if (have_timers++) {
-				err_set("second TIMERS record");
-				rc = -1;
-				break;
-			}
-			rc = parse_timers(im, buf, rec.len);
-			break;
-		case IMG_REC_REGION:
-			if (im->nregions >= im->proc.nregions) {
-				err_set("more REGION records than the PROC record counts");
-				rc = -1;
-				break;
-			}
-			rc = parse_region(im, buf, rec.len);
-			break;
-		case IMG_REC_FILE:
-			if (im->nfiles >= im->proc.nfiles) {
-				err_set("more FILE records than the PROC record counts");
-				rc = -1;
-				break;
-			}
-			rc = parse_file(im, buf, rec.len);
-			break;
-		case IMG_REC_SHM:
-			rc = parse_shm(im, buf, rec.len);
-			break;
-		case IMG_REC_IPC:
-			rc = parse_ipc(im, buf, rec.len);
-			break;
-		case IMG_REC_PARENT:
-			rc = parse_parent(im, buf, rec.len);
-			break;
-		case IMG_REC_DATA:
-			free(buf);
-			if (im->nthreads != im->proc.nthreads || !have_sigacts || !have_timers ||
-			    im->nregions != im->proc.nregions || im->nfiles != im->proc.nfiles) {
-				err_set("metadata incomplete at DATA record (%zu of %u regions, %zu "
-					"of %u files, %zu of %u threads)",
-					im->nregions, im->proc.nregions, im->nfiles,
-					im->proc.nfiles, im->nthreads, im->proc.nthreads);
-				return -1;
-			}
-			return check_shm_refs(im);
-		default:
-			err_set("record of type %u inside the metadata", rec.type);
-			rc = -1;
-		}
-		free(buf);
-		if (rc)
-			return -1;
-	}
+	return img_read_each(r, meta_rec, &m);
 }
 
 static int in_tree(const struct image *procs[], size_t n, int32_t pid)

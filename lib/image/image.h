@@ -166,6 +166,14 @@ int img_read_rec(struct img_reader *r, struct img_rec *rec, void **payload);
 /* The same in two steps: the header alone, then the rest. */
 int img_read_rec_hdr(struct img_reader *r, struct img_rec *rec);
 int img_read_rec_body(struct img_reader *r, struct img_rec *rec, void **payload);
+/* Read records one by one, each handed to each() with its payload, which
+ * is freed when each() returns (a PAGES or SHMDATA record's data each()
+ * must read or skip).  each() returns 0 for the next record, 1 when the
+ * record it took was the last (END, or DATA), -1 to stop on an error
+ * (err_set).  0 after the last record, else -1. */
+typedef int img_rec_fn(void *arg, const struct img_rec *rec, void *payload);
+int img_read_each(struct img_reader *r, img_rec_fn *each, void *arg)
+    __attribute__((warn_unused_result));
 /* The runs of a PAGES or SHMDATA payload. */
 struct img_run *img_runs(uint32_t type, void *payload);
 int img_read_data(struct img_reader *r, const struct img_pages *p, void *buf, size_t len,
