@@ -238,77 +238,76 @@ static int hash_pages(struct incr_dump *d, struct img_reader *r, void *buf)
 	return 0;
 }
 
-int incr_read_end(struct img_input *in, const struct img_rec *rec, void *buf)
+int incr_read_end(struct img_input *in, const struct img_rec *rec, const void *buf)
 {
 	struct img_end e;
-	int rc = -1;
 
 	if (rec->len != sizeof(e)) {
 		err_set("END record: bad length");
-	} else {
-		memcpy(&e, buf, sizeof(e));
-		rc = img_check_end(&in->r, rec, &e);
+		return -1;
 	}
-	free(buf);
-	return rc ? -1 : img_input_end(in);
+	memcpy(&e, buf, sizeof(e));
+	if (img_check_end(&in->r, rec, &e))
+		return -1;
+	return img_input_end(in);
+}
+
+/* What the parent gives each address, as read_parent_hashes reads it. */
+struct parent_hashes {
+	struct incr_dump *d;
+	struct img_input *in;
+	struct run_list l; /* an incremental parent's HASHES */
+	uint64_t hend, rend;
+};
+
+/* One record of the parent's page data (img_read_each). */
+static int parent_hashes_rec(void *arg, const struct img_rec *rec, void *buf)
+{
+	struct parent_hashes *ph = arg;
+	struct img_input *in = ph->in;
+	uint32_t crc;
+
+	switch (rec->type) {
+	case IMG_REC_SHMDATA:
+		return img_skip_data(&in->r, buf, &crc);
+	case IMG_REC_PAGES:
+		return in->im.parent ? img_skip_data(&in->r, buf, &crc)
+				     : hash_pages(ph->d, &in->r, buf);
+	case IMG_REC_HASHES:
+	case IMG_REC_REUSE:
+		if (!in->im.parent) {
+			err_set("%s record in an image without a PARENT record",
+				rec->type == IMG_REC_HASHES ? "HASHES" : "REUSE");
+			return -1;
+		}
+		/* The REUSE records are checked only: the hashes say it all. */
+		if (rec->type == IMG_REC_REUSE)
+			return incr_read_list(NULL, rec->type, buf, rec->len, in->im.proc.pid,
+					      &ph->rend);
+		return incr_read_list(&ph->l, rec->type, buf, rec->len, in->im.proc.pid, &ph->hend);
+	case IMG_REC_END:
+		return incr_read_end(in, rec, buf) ? -1 : 1;
+	default:
+		err_set("record of type %u among the page data", rec->type);
+		return -1;
+	}
 }
 
 /* Read what the parent gives each address: its HASHES, or (a full image)
  * the hashes of its pages. */
 static int read_parent_hashes(struct incr_dump *d, struct img_input *in)
 {
-	struct run_list l = {0};
-	uint64_t hend = 0, rend = 0;
+	struct parent_hashes ph = {.d = d, .in = in};
+	struct run_list *l = &ph.l;
 	int rc = -1;
 
-	for (;;) {
-		struct img_rec rec;
-		void *buf;
-		uint32_t crc;
-		int r = 0;
-
-		if (img_read_rec(&in->r, &rec, &buf))
-			goto out;
-		switch (rec.type) {
-		case IMG_REC_SHMDATA:
-			r = img_skip_data(&in->r, buf, &crc);
-			break;
-		case IMG_REC_PAGES:
-			r = in->im.parent ? img_skip_data(&in->r, buf, &crc)
-					  : hash_pages(d, &in->r, buf);
-			break;
-		case IMG_REC_HASHES:
-			r = in->im.parent
-				? incr_read_list(&l, rec.type, buf, rec.len, in->im.proc.pid, &hend)
-				: -1;
-			if (!in->im.parent)
-				err_set("HASHES record in an image without a PARENT record");
-			break;
-		case IMG_REC_REUSE:
-			r = in->im.parent ? incr_read_list(NULL, rec.type, buf, rec.len,
-							   in->im.proc.pid, &rend)
-					  : -1;
-			if (!in->im.parent)
-				err_set("REUSE record in an image without a PARENT record");
-			break;
-		case IMG_REC_END:
-			if (incr_read_end(in, &rec, buf))
-				goto out;
-			goto done;
-		default:
-			err_set("record of type %u among the page data", rec.type);
-			r = -1;
-		}
-		free(buf);
-		if (r)
-			goto out;
-	}
-done:
+	if (img_read_each(&in->r, parent_hashes_rec, &ph))
+		goto out;
 	/* An incremental parent's hashes are those of all its pages. */
-	for (size_t i = 0, k = 0; i < l.nruns; i++)
-		for (uint64_t j = 0; j < l.runs[i].npages; j++, k++)
-			if (add_hash(&d->old, &d->nold, &d->oldcap, l.runs[i].addr + j * INCR_PAGE,
-				     l.h[k]))
+	for (size_t i = 0, k = 0; i < l->nruns; i++)
+		for (uint64_t j = 0; j < l->runs[i].npages; j++, k++)
+			if (add_hash(&d->old, &d->nold, &d->oldcap, l->runs[i].addr + j * INCR_PAGE,
+				     l->h[k]))
 				goto out;
 	qsort(d->old, d->nold, sizeof(*d->old), incr_by_addr);
 	/* A page stored twice (no ckpt-dump writes one) is not trusted: the
@@ -325,7 +324,7 @@ done:
 	}
 	rc = 0;
 out:
-	run_list_free(&l);
+	run_list_free(l);
 	return rc;
 }
 

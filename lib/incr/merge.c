@@ -251,52 +251,52 @@ static int copy_rec(struct feeder *f, uint32_t type, void *buf, struct run_list 
 	return 0;
 }
 
+/* What read_child gathers. */
+struct child {
+	struct feeder *f;
+	struct run_list *hashes, *reuse, *stored;
+	int seen_pages;
+};
+
+/* One record of the image's page data (img_read_each). */
+static int child_rec(void *arg, const struct img_rec *rec, void *buf)
+{
+	struct child *c = arg;
+	struct feeder *f = c->f;
+
+	switch (rec->type) {
+	case IMG_REC_SHMDATA:
+		if (c->seen_pages) {
+			err_set("%s: SHMDATA record after PAGES", f->name);
+			return -1;
+		}
+		/* fall through */
+	case IMG_REC_PAGES:
+		c->seen_pages |= rec->type == IMG_REC_PAGES;
+		return copy_rec(f, rec->type, buf, c->stored);
+	case IMG_REC_HASHES:
+	case IMG_REC_REUSE: {
+		struct run_list *l = rec->type == IMG_REC_HASHES ? c->hashes : c->reuse;
+		if (incr_read_list(l, rec->type, buf, rec->len, f->child.im.proc.pid, &l->end) ||
+		    incr_check_runs(&f->child.im, rec->type, buf))
+			return -1;
+		return 0;
+	}
+	case IMG_REC_END:
+		return incr_read_end(&f->child, rec, buf) ? -1 : 1;
+	default:
+		err_set("record of type %u among the page data", rec->type);
+		return -1;
+	}
+}
+
 /* The rest of the image itself: its page data out, its lists in. */
 static int read_child(struct feeder *f, struct run_list *hashes, struct run_list *reuse,
 		      struct run_list *stored)
 {
-	struct img_reader *r = &f->child.r;
-	int seen_pages = 0;
+	struct child c = {f, hashes, reuse, stored, 0};
 
-	for (;;) {
-		struct img_rec rec;
-		void *buf;
-		int rc = 0;
-
-		if (img_read_rec(r, &rec, &buf))
-			return -1;
-		switch (rec.type) {
-		case IMG_REC_SHMDATA:
-			if (seen_pages) {
-				err_set("%s: SHMDATA record after PAGES", f->name);
-				rc = -1;
-				break;
-			}
-			/* fall through */
-		case IMG_REC_PAGES:
-			seen_pages |= rec.type == IMG_REC_PAGES;
-			rc = copy_rec(f, rec.type, buf, stored);
-			break;
-		case IMG_REC_HASHES:
-			rc = incr_read_list(hashes, rec.type, buf, rec.len, f->child.im.proc.pid,
-					    &hashes->end) ||
-			     incr_check_runs(&f->child.im, rec.type, buf);
-			break;
-		case IMG_REC_REUSE:
-			rc = incr_read_list(reuse, rec.type, buf, rec.len, f->child.im.proc.pid,
-					    &reuse->end) ||
-			     incr_check_runs(&f->child.im, rec.type, buf);
-			break;
-		case IMG_REC_END:
-			return incr_read_end(&f->child, &rec, buf);
-		default:
-			err_set("record of type %u among the page data", rec.type);
-			rc = -1;
-		}
-		free(buf);
-		if (rc)
-			return -1;
-	}
+	return img_read_each(&f->child.r, child_rec, &c);
 }
 
 /* The first run of l that ends after addr (l sorted, apart). */
@@ -411,58 +411,69 @@ struct sink {
 	unsigned char *buf; /* OUT_PAGES pages */
 };
 
+/* What read_pages reads, and where it puts it. */
+struct pages_in {
+	const char *parent;
+	struct img_input *p;
+	struct sink *s;
+};
+
+/* A PAGES record's data into the sink, a chunk at a time. */
+static int put_pages(struct pages_in *in, struct img_pages *d)
+{
+	struct img_reader *r = &in->p->r;
+	struct img_run *run = img_runs(IMG_REC_PAGES, d);
+	uint32_t crc = 0;
+	int rc = 0;
+
+	/* A MiB or more a read: reads of a page each would cost the merge as
+	 * much as the copying.  Each chunk's CRC, taken once, is the record's
+	 * part and, if the chunk is written out whole, its own record's. */
+	for (uint32_t i = 0; i < d->nruns && !rc; i++)
+		for (uint64_t k = 0; k < run[i].npages && !rc; k += OUT_PAGES) {
+			uint64_t n = run[i].npages - k < OUT_PAGES ? run[i].npages - k : OUT_PAGES;
+			uint32_t c = 0;
+			rc = img_read_data(r, d, in->s->buf, n * INCR_PAGE, &c);
+			if (!rc) {
+				crc = img_crc_combine(crc, c, n * INCR_PAGE);
+				rc = in->s->put(in->s, run[i].addr + k * INCR_PAGE, n, c);
+			}
+		}
+	r->npages += d->npages;
+	if (!rc && img_crc_bad(crc, d->data_crc)) {
+		err_set("parent image %s: page data before offset %llu: checksum mismatch",
+			in->parent, (unsigned long long)r->off);
+		rc = -1;
+	}
+	return rc;
+}
+
+/* One record of the parent's page data (img_read_each). */
+static int pages_rec(void *arg, const struct img_rec *rec, void *buf)
+{
+	struct pages_in *in = arg;
+	uint32_t crc = 0;
+
+	switch (rec->type) {
+	case IMG_REC_SHMDATA:
+		return img_skip_data(&in->p->r, buf, &crc);
+	case IMG_REC_PAGES:
+		return put_pages(in, buf);
+	case IMG_REC_END:
+		return incr_read_end(in->p, rec, buf) ? -1 : 1;
+	default:
+		err_set("parent image %s: record of type %u among the page data", in->parent,
+			rec->type);
+		return -1;
+	}
+}
+
 /* Read the parent's whole page data into s, checking each record's CRC. */
 static int read_pages(const char *parent, struct img_input *p, struct sink *s)
 {
-	struct img_reader *r = &p->r;
+	struct pages_in in = {parent, p, s};
 
-	for (;;) {
-		struct img_rec rec;
-		void *buf;
-		uint32_t crc = 0;
-		int rc = 0;
-
-		if (img_read_rec(r, &rec, &buf))
-			return -1;
-		if (rec.type == IMG_REC_SHMDATA) {
-			rc = img_skip_data(r, buf, &crc);
-		} else if (rec.type == IMG_REC_PAGES) {
-			struct img_pages *d = buf;
-			struct img_run *run = img_runs(rec.type, buf);
-			/* A MiB or more a read: reads of a page each would cost
-			 * the merge as much as the copying.  Each chunk's CRC,
-			 * taken once, is the record's part and, if the chunk is
-			 * written out whole, its own record's. */
-			for (uint32_t i = 0; i < d->nruns && !rc; i++)
-				for (uint64_t k = 0; k < run[i].npages && !rc; k += OUT_PAGES) {
-					uint64_t n = run[i].npages - k < OUT_PAGES
-							 ? run[i].npages - k
-							 : OUT_PAGES;
-					uint32_t c = 0;
-					rc = img_read_data(r, d, s->buf, n * INCR_PAGE, &c);
-					if (!rc) {
-						crc = img_crc_combine(crc, c, n * INCR_PAGE);
-						rc = s->put(s, run[i].addr + k * INCR_PAGE, n, c);
-					}
-				}
-			r->npages += d->npages;
-			if (!rc && img_crc_bad(crc, d->data_crc)) {
-				err_set("parent image %s: page data before offset %llu: checksum "
-					"mismatch",
-					parent, (unsigned long long)r->off);
-				rc = -1;
-			}
-		} else if (rec.type == IMG_REC_END) {
-			return incr_read_end(p, &rec, buf);
-		} else {
-			err_set("parent image %s: record of type %u among the page data", parent,
-				rec.type);
-			rc = -1;
-		}
-		free(buf);
-		if (rc)
-			return -1;
-	}
+	return img_read_each(&p->r, pages_rec, &in);
 }
 
 /* Reading the parent (a copy, and its CRC) and taking its pages (a hash
@@ -852,57 +863,58 @@ static int lacks(uint64_t wanted, uint64_t gives, uint64_t passed)
 	return 1;
 }
 
+/* What scan_level counts of a parent. */
+struct level {
+	struct img_input *in;
+	const struct run_list *want;
+	uint64_t *stored, *gives;
+	struct run_list *reuse;
+	uint64_t hend;
+};
+
+/* One record of a parent's page data (img_read_each). */
+static int level_rec(void *arg, const struct img_rec *rec, void *buf)
+{
+	struct level *lv = arg;
+	struct img_input *in = lv->in;
+	uint32_t crc;
+
+	switch (rec->type) {
+	case IMG_REC_SHMDATA:
+		return img_skip_data(&in->r, buf, &crc);
+	case IMG_REC_PAGES: {
+		struct img_pages *d = buf;
+		struct img_run *run = img_runs(rec->type, buf);
+		for (uint32_t i = 0; i < d->nruns; i++)
+			*lv->gives += overlap(lv->want, run[i].addr, run[i].npages);
+		*lv->stored += d->npages;
+		return img_skip_data(&in->r, buf, &crc);
+	}
+	case IMG_REC_HASHES:
+	case IMG_REC_REUSE:
+		if (!in->im.parent) {
+			err_set("HASHES or REUSE record in an image without a PARENT record");
+			return -1;
+		}
+		return incr_read_list(rec->type == IMG_REC_REUSE ? lv->reuse : NULL, rec->type, buf,
+				      rec->len, in->im.proc.pid,
+				      rec->type == IMG_REC_REUSE ? &lv->reuse->end : &lv->hend);
+	case IMG_REC_END:
+		return incr_read_end(in, rec, buf) ? -1 : 1;
+	default:
+		err_set("record of type %u among the page data", rec->type);
+		return -1;
+	}
+}
+
 /* Read a parent to its end: its own pages, how many of them the image at
  * the bottom of the chain gets (those of want), and its REUSE runs. */
 static int scan_level(struct img_input *in, const struct run_list *want, uint64_t *stored,
 		      uint64_t *gives, struct run_list *reuse)
 {
-	struct img_reader *r = &in->r;
-	uint64_t hend = 0;
+	struct level lv = {in, want, stored, gives, reuse, 0};
 
-	for (;;) {
-		struct img_rec rec;
-		void *buf;
-		uint32_t crc;
-		int rc = 0;
-
-		if (img_read_rec(r, &rec, &buf))
-			return -1;
-		switch (rec.type) {
-		case IMG_REC_SHMDATA:
-			rc = img_skip_data(r, buf, &crc);
-			break;
-		case IMG_REC_PAGES: {
-			struct img_pages *d = buf;
-			struct img_run *run = img_runs(rec.type, buf);
-			for (uint32_t i = 0; i < d->nruns; i++)
-				*gives += overlap(want, run[i].addr, run[i].npages);
-			*stored += d->npages;
-			rc = img_skip_data(r, buf, &crc);
-			break;
-		}
-		case IMG_REC_HASHES:
-		case IMG_REC_REUSE:
-			if (!in->im.parent) {
-				err_set(
-				    "HASHES or REUSE record in an image without a PARENT record");
-				rc = -1;
-				break;
-			}
-			rc = incr_read_list(rec.type == IMG_REC_REUSE ? reuse : NULL, rec.type, buf,
-					    rec.len, in->im.proc.pid,
-					    rec.type == IMG_REC_REUSE ? &reuse->end : &hend);
-			break;
-		case IMG_REC_END:
-			return incr_read_end(in, &rec, buf);
-		default:
-			err_set("record of type %u among the page data", rec.type);
-			rc = -1;
-		}
-		free(buf);
-		if (rc)
-			return -1;
-	}
+	return img_read_each(&in->r, level_rec, &lv);
 }
 
 int incr_print_chain(FILE *f, const char *path, const struct img_input *top, int json)

@@ -124,100 +124,103 @@ static int next_proc(struct img_input *in, const struct img_rec *rec, const void
 	return 0;
 }
 
-static int scan_data(struct img_input *in, struct img_totals *t)
-{
-	struct img_reader *r = &in->r;
+/* Where scan_data is in the page data. */
+struct scan {
+	struct img_input *in;
+	struct img_totals *t;
 	/* One process: its pages follow.  A tree: each process's follow
 	 * its PROCPAGES record. */
-	struct image *im = in->nrest ? NULL : &in->im;
-	int seen_pages = 0;
-	size_t next = 0;
+	struct image *im;
+	int seen_pages;
+	size_t next;
+};
 
-	for (;;) {
-		struct img_rec rec;
-		void *buf;
-		uint32_t crc;
+/* The END record: every live process had its page data, the totals agree. */
+static int scan_end(struct scan *sc, const struct img_rec *rec, const void *buf)
+{
+	struct img_input *in = sc->in;
+	struct img_reader *r = &in->r;
+	struct img_end e;
+	int rc;
 
-		if (img_read_rec(r, &rec, &buf))
-			return -1;
-		if (rec.type == IMG_REC_END) {
-			struct img_end e;
-			int rc;
-
-			if (rec.len != sizeof(e)) {
-				free(buf);
-				err_set("END record: bad length %llu", (unsigned long long)rec.len);
-				return -1;
-			}
-			memcpy(&e, buf, sizeof(e));
-			free(buf);
-			while (next <= in->nrest && in->nrest &&
-			       (img_proc_at(in, next)->proc.flags & IMG_PROC_ZOMBIE))
-				next++;
-			if (in->nrest && next <= in->nrest) {
-				err_set("END record before the page data of pid %d",
-					img_proc_at(in, next)->proc.pid);
-				return -1;
-			}
-			rc = img_check_end(r, &rec, &e);
-			t->records = r->nrec;
-			t->pages = r->npages;
-			t->bytes = r->off;
-			return rc;
-		}
-		if (rec.type == IMG_REC_HASHES || rec.type == IMG_REC_REUSE) {
-			int rc = incr_scan_rec(in, &rec, buf);
-			free(buf);
-			if (rc)
-				return -1;
-			continue;
-		}
-		if (rec.type == IMG_REC_PROCPAGES) {
-			int rc = next_proc(in, &rec, buf, &next, &im);
-			free(buf);
-			if (rc)
-				return -1;
-			seen_pages = 1;
-			continue;
-		}
-		if (rec.type == IMG_REC_SHMDATA && !seen_pages) {
-			if (count_shmdata(in, buf)) {
-				free(buf);
-				return -1;
-			}
-		} else if (rec.type != IMG_REC_PAGES || !im) {
-			err_set("record of type %u among the page data at offset %llu", rec.type,
-				(unsigned long long)(r->off - sizeof(rec) - rec.len));
-			free(buf);
-			return -1;
-		} else {
-			seen_pages = 1;
-		}
-		if (rec.type == IMG_REC_PAGES) {
-			struct img_pages *p = buf;
-			struct img_run *run = (struct img_run *)(p + 1);
-
-			for (uint32_t i = 0; i < p->nruns; i++) {
-				uint64_t end = run[i].addr + run[i].npages * r->page_size;
-				struct region *g = img_find_region(im, run[i].addr);
-				if (!g || end > g->d.end || end < run[i].addr) {
-					err_set("PAGES record: run %#llx+%llu pages lies outside "
-						"every region",
-						(unsigned long long)run[i].addr,
-						(unsigned long long)run[i].npages);
-					free(buf);
-					return -1;
-				}
-				g->stored += run[i].npages;
-			}
-		}
-		/* Both begin with a struct img_pages. */
-		if (img_skip_data(r, buf, &crc)) {
-			free(buf);
-			return -1;
-		}
-		free(buf);
+	if (rec->len != sizeof(e)) {
+		err_set("END record: bad length %llu", (unsigned long long)rec->len);
+		return -1;
 	}
+	memcpy(&e, buf, sizeof(e));
+	while (sc->next <= in->nrest && in->nrest &&
+	       (img_proc_at(in, sc->next)->proc.flags & IMG_PROC_ZOMBIE))
+		sc->next++;
+	if (in->nrest && sc->next <= in->nrest) {
+		err_set("END record before the page data of pid %d",
+			img_proc_at(in, sc->next)->proc.pid);
+		return -1;
+	}
+	rc = img_check_end(r, rec, &e);
+	sc->t->records = r->nrec;
+	sc->t->pages = r->npages;
+	sc->t->bytes = r->off;
+	return rc ? -1 : 1;
+}
+
+/* A PAGES record: its runs must lie inside regions of im, whose stored
+ * pages they count. */
+static int count_pages(struct image *im, uint32_t page_size, void *buf)
+{
+	struct img_pages *p = buf;
+	struct img_run *run = img_runs(IMG_REC_PAGES, buf);
+
+	for (uint32_t i = 0; i < p->nruns; i++) {
+		uint64_t end = run[i].addr + run[i].npages * page_size;
+		struct region *g = img_find_region(im, run[i].addr);
+		if (!g || end > g->d.end || end < run[i].addr) {
+			err_set("PAGES record: run %#llx+%llu pages lies outside every region",
+				(unsigned long long)run[i].addr, (unsigned long long)run[i].npages);
+			return -1;
+		}
+		g->stored += run[i].npages;
+	}
+	return 0;
+}
+
+/* One record of the page data (img_read_each). */
+static int scan_rec(void *arg, const struct img_rec *rec, void *buf)
+{
+	struct scan *sc = arg;
+	struct img_reader *r = &sc->in->r;
+	uint32_t crc;
+
+	if (rec->type == IMG_REC_END)
+		return scan_end(sc, rec, buf);
+	if (rec->type == IMG_REC_HASHES || rec->type == IMG_REC_REUSE)
+		return incr_scan_rec(sc->in, rec, buf);
+	if (rec->type == IMG_REC_PROCPAGES) {
+		if (next_proc(sc->in, rec, buf, &sc->next, &sc->im))
+			return -1;
+		sc->seen_pages = 1;
+		return 0;
+	}
+	if (rec->type == IMG_REC_SHMDATA && !sc->seen_pages) {
+		if (count_shmdata(sc->in, buf))
+			return -1;
+	} else if (rec->type != IMG_REC_PAGES || !sc->im) {
+		err_set("record of type %u among the page data at offset %llu", rec->type,
+			(unsigned long long)(r->off - sizeof(*rec) - rec->len));
+		return -1;
+	} else {
+		sc->seen_pages = 1;
+		if (count_pages(sc->im, r->page_size, buf))
+			return -1;
+	}
+	/* Both begin with a struct img_pages. */
+	return img_skip_data(r, buf, &crc);
+}
+
+static int scan_data(struct img_input *in, struct img_totals *t)
+{
+	struct scan sc = {.in = in, .t = t, .im = in->nrest ? NULL : &in->im};
+
+	return img_read_each(&in->r, scan_rec, &sc);
 }
 
 static const char *prot_str(uint32_t prot, uint32_t flags)
