@@ -428,12 +428,25 @@ static void text_proc(FILE *f, const struct image *im)
 	}
 }
 
-void inspect_json(FILE *f, const struct img_input *in, const struct img_totals *t)
+/* A command line (NUL-separated) as a JSON array of strings. */
+static void json_argv(FILE *f, const char *cmdline, uint32_t len)
 {
-	const struct image *im = &in->im;
-	const struct img_header *h = &im->hdr;
-	const struct img_proc *p = &im->proc;
 	uint32_t a = 0;
+
+	fputc('[', f);
+	while (a < len) {
+		size_t l = strnlen(cmdline + a, len - a);
+		if (a)
+			fputc(',', f);
+		json_str(f, cmdline + a, l);
+		a += l + 1;
+	}
+	fputc(']', f);
+}
+
+static void json_format(FILE *f, const struct img_input *in)
+{
+	const struct img_header *h = &in->im.hdr;
 
 	fprintf(f,
 		"{\"format\":{\"version\":%u,\"arch\":\"x86-64\",\"page_size\":%u,"
@@ -444,6 +457,12 @@ void inspect_json(FILE *f, const struct img_input *in, const struct img_totals *
 	json_str(f, h->kernel, strlen(h->kernel));
 	fprintf(f, ",\"xfeatures\":%llu,\"xsave_size\":%u},\n", (unsigned long long)h->xfeatures,
 		h->xsave_size);
+}
+
+static void json_process(FILE *f, const struct image *im)
+{
+	const struct img_proc *p = &im->proc;
+
 	fprintf(f,
 		"\"process\":{\"pid\":%d,\"ppid\":%d,\"pgid\":%d,\"sid\":%d,\"uid\":%u,"
 		"\"gid\":%u,\"umask\":%u,\"comm\":",
@@ -453,19 +472,17 @@ void inspect_json(FILE *f, const struct img_input *in, const struct img_totals *
 	json_str(f, im->exe, strlen(im->exe));
 	fprintf(f, ",\"cwd\":");
 	json_str(f, im->cwd, strlen(im->cwd));
-	fprintf(f, ",\"argv\":[");
-	while (a < p->cmdline_len) {
-		size_t l = strnlen(im->cmdline + a, p->cmdline_len - a);
-		if (a)
-			fputc(',', f);
-		json_str(f, im->cmdline + a, l);
-		a += l + 1;
-	}
-	fprintf(f, "]},\n\"tree\":[");
+	fprintf(f, ",\"argv\":");
+	json_argv(f, im->cmdline, p->cmdline_len);
+	fprintf(f, "},\n");
+}
+
+static void json_tree(FILE *f, const struct img_input *in)
+{
+	fprintf(f, "\"tree\":[");
 	for (size_t k = 0; k <= in->nrest; k++) {
 		const struct image *pi = img_proc_at((struct img_input *)in, k);
 		const struct img_proc *q = &pi->proc;
-		uint32_t b = 0;
 
 		fprintf(f,
 			"%s{\"pid\":%d,\"ppid\":%d,\"pgid\":%d,\"sid\":%d,\"threads\":%zu,"
@@ -474,17 +491,16 @@ void inspect_json(FILE *f, const struct img_input *in, const struct img_totals *
 			(q->flags & IMG_PROC_ZOMBIE) ? "true" : "false", q->exit_status,
 			q->exit_signal);
 		json_str(f, q->comm, strlen(q->comm));
-		fprintf(f, ",\"argv\":[");
-		while (b < q->cmdline_len) {
-			size_t l = strnlen(pi->cmdline + b, q->cmdline_len - b);
-			if (b)
-				fputc(',', f);
-			json_str(f, pi->cmdline + b, l);
-			b += l + 1;
-		}
-		fprintf(f, "]}");
+		fprintf(f, ",\"argv\":");
+		json_argv(f, pi->cmdline, q->cmdline_len);
+		fprintf(f, "}");
 	}
-	fprintf(f, "],\n\"threads\":[");
+	fprintf(f, "],\n");
+}
+
+static void json_threads(FILE *f, const struct image *im)
+{
+	fprintf(f, "\"threads\":[");
 	for (size_t i = 0; i < im->nthreads; i++) {
 		const struct img_thread *th = &im->threads[i].d;
 		struct user_regs_struct r;
@@ -502,6 +518,10 @@ void inspect_json(FILE *f, const struct img_input *in, const struct img_totals *
 			(unsigned long long)th->robust_head, (unsigned long long)th->tid_addr);
 	}
 	fprintf(f, "],\n");
+}
+
+static void json_signals(FILE *f, const struct image *im)
+{
 	fprintf(f, "\"signals\":[");
 	for (int i = 0, first = 1; i < IMG_NSIG; i++) {
 		const struct img_sigact *s = &im->sigacts[i];
@@ -512,7 +532,12 @@ void inspect_json(FILE *f, const struct img_input *in, const struct img_totals *
 			(unsigned long long)s->flags, (unsigned long long)s->mask);
 		first = 0;
 	}
-	fprintf(f, "],\n\"regions\":[\n");
+	fprintf(f, "],\n");
+}
+
+static void json_regions(FILE *f, const struct image *im)
+{
+	fprintf(f, "\"regions\":[\n");
 	for (size_t i = 0; i < im->nregions; i++) {
 		const struct region *g = &im->regions[i];
 		fprintf(f, "%s{\"start\":%llu,\"end\":%llu,\"prot\":\"%s\",\"kind\":\"%s\","
@@ -520,11 +545,17 @@ void inspect_json(FILE *f, const struct img_input *in, const struct img_totals *
 			i ? ",\n" : "", (unsigned long long)g->d.start,
 			(unsigned long long)g->d.end, prot_str(g->d.prot, g->d.flags),
 			img_kind_name(g->d.kind), (unsigned long long)g->d.pgoff,
-			(unsigned long long)(g->stored * h->page_size), rgn_flags_str(g->d.flags));
+			(unsigned long long)(g->stored * im->hdr.page_size),
+			rgn_flags_str(g->d.flags));
 		json_str(f, g->path ? g->path : "", g->path ? strlen(g->path) : 0);
 		fputc('}', f);
 	}
-	fprintf(f, "],\n\"files\":[\n");
+	fprintf(f, "],\n");
+}
+
+static void json_files(FILE *f, const struct image *im)
+{
+	fprintf(f, "\"files\":[\n");
 	for (size_t i = 0; i < im->nfiles; i++) {
 		const struct fd_entry *e = &im->files[i];
 		fprintf(f,
@@ -537,18 +568,28 @@ void inspect_json(FILE *f, const struct img_input *in, const struct img_totals *
 		fd_show_list(f, e, 1);
 		fputc('}', f);
 	}
-	fprintf(f, "],\n\"objects\":[\n");
+	fprintf(f, "],\n");
+}
+
+static void json_objects(FILE *f, const struct image *im)
+{
+	fprintf(f, "\"objects\":[\n");
 	for (size_t i = 0; i < im->nshms; i++) {
 		const struct shm_obj *o = &im->shms[i];
 		fprintf(f, "%s{\"kind\":\"%s\",\"size\":%llu,\"stored_bytes\":%llu,\"mode\":%u,"
 			   "\"key\":%d,\"id_removed\":%s,\"seals\":%u,\"name\":",
 			i ? ",\n" : "", img_shm_kind_name(o->d.kind), (unsigned long long)o->d.size,
-			(unsigned long long)(o->stored * h->page_size), o->d.mode, o->d.key,
+			(unsigned long long)(o->stored * im->hdr.page_size), o->d.mode, o->d.key,
 			o->d.flags & IMG_SHM_RMID ? "true" : "false", o->d.seals);
 		json_str(f, o->name, strlen(o->name));
 		fputc('}', f);
 	}
-	fprintf(f, "],\n\"sysv_ipc\":[\n");
+	fprintf(f, "],\n");
+}
+
+static void json_ipcs(FILE *f, const struct image *im)
+{
+	fprintf(f, "\"sysv_ipc\":[\n");
 	for (size_t i = 0; i < im->nipcs; i++) {
 		const struct img_ipc *d = &im->ipcs[i].d;
 		fprintf(f, "%s{\"kind\":\"%s\",\"id\":%d,\"key\":%d,\"mode\":%u,\"count\":%u}",
@@ -556,9 +597,26 @@ void inspect_json(FILE *f, const struct img_input *in, const struct img_totals *
 			d->mode, d->n);
 	}
 	fprintf(f, "],\n");
+}
+
+/* The image as one JSON object: the root process's metadata in full, the
+ * tree in brief, then the parent and the page data. */
+void inspect_json(FILE *f, const struct img_input *in, const struct img_totals *t)
+{
+	const struct image *im = &in->im;
+
+	json_format(f, in);
+	json_process(f, im);
+	json_tree(f, in);
+	json_threads(f, im);
+	json_signals(f, im);
+	json_regions(f, im);
+	json_files(f, im);
+	json_objects(f, im);
+	json_ipcs(f, im);
 	incr_inspect_json(f, in);
 	fprintf(f, "\"data\":{\"pages\":%llu,\"bytes\":%llu,\"records\":%llu,"
 		   "\"stream_bytes\":%llu}}\n",
-		(unsigned long long)t->pages, (unsigned long long)(t->pages * h->page_size),
+		(unsigned long long)t->pages, (unsigned long long)(t->pages * im->hdr.page_size),
 		(unsigned long long)t->records, (unsigned long long)t->bytes);
 }
