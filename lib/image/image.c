@@ -137,13 +137,6 @@ static int parse_parent(struct image *im, const void *buf, uint64_t len)
 	return 0;
 }
 
-static int write_parent(struct img_writer *w, const struct parent *p)
-{
-	struct iovec v[2] = {{(void *)&p->d, sizeof(p->d)}, {p->path, p->d.path_len}};
-
-	return img_write_rec(w, IMG_REC_PARENT, v, 2);
-}
-
 void img_parent_free(struct parent *p)
 {
 	if (!p)
@@ -281,6 +274,14 @@ int img_write_rec(struct img_writer *w, uint32_t type, const struct iovec *iov, 
 	return w_out(w, v, iovcnt + 1);
 }
 
+int img_write_rec_tail(struct img_writer *w, uint32_t type, const void *d, size_t dlen,
+		       const void *tail, size_t tail_len)
+{
+	struct iovec v[2] = {{(void *)d, dlen}, {(void *)tail, tail_len}};
+
+	return img_write_rec(w, type, v, 2);
+}
+
 int img_write_meta(struct img_writer *w, const struct image *im)
 {
 	const struct img_proc *p = &im->proc;
@@ -296,54 +297,39 @@ int img_write_meta(struct img_writer *w, const struct image *im)
 	v[0] = (struct iovec){(void *)im->sigacts, sizeof(im->sigacts)};
 	if (img_write_rec(w, IMG_REC_SIGACTS, v, 1))
 		return -1;
-	for (size_t i = 0; i < im->nthreads; i++) {
-		const struct thread *t = &im->threads[i];
-		v[0] = (struct iovec){(void *)&t->d, sizeof(t->d)};
-		v[1] = (struct iovec){t->xstate, t->d.xstate_len};
-		if (img_write_rec(w, IMG_REC_THREAD, v, 2))
+	for (const struct thread *t = im->threads; t < im->threads + im->nthreads; t++)
+		if (img_write_rec_tail(w, IMG_REC_THREAD, &t->d, sizeof(t->d), t->xstate,
+				       t->d.xstate_len))
 			return -1;
-	}
-	for (size_t i = 0; i < im->nsigq; i++) {
-		const struct sigqueue *q = &im->sigq[i];
-		v[0] = (struct iovec){(void *)&q->d, sizeof(q->d)};
-		v[1] = (struct iovec){q->info, (size_t)q->d.count * IMG_SIGINFO_SIZE};
-		if (img_write_rec(w, IMG_REC_SIGQUEUE, v, 2))
+	for (const struct sigqueue *q = im->sigq; q < im->sigq + im->nsigq; q++)
+		if (img_write_rec_tail(w, IMG_REC_SIGQUEUE, &q->d, sizeof(q->d), q->info,
+				       (size_t)q->d.count * IMG_SIGINFO_SIZE))
 			return -1;
-	}
-	v[0] = (struct iovec){(void *)&im->timers, sizeof(im->timers)};
-	v[1] = (struct iovec){im->ptimers, (size_t)im->timers.nposix * sizeof(struct img_ptimer)};
-	if (img_write_rec(w, IMG_REC_TIMERS, v, 2))
+	if (img_write_rec_tail(w, IMG_REC_TIMERS, &im->timers, sizeof(im->timers), im->ptimers,
+			       (size_t)im->timers.nposix * sizeof(struct img_ptimer)))
 		return -1;
-	for (size_t i = 0; i < im->nregions; i++) {
-		const struct region *r = &im->regions[i];
-		v[0] = (struct iovec){(void *)&r->d, sizeof(r->d)};
-		v[1] = (struct iovec){r->path, r->d.path_len};
-		if (img_write_rec(w, IMG_REC_REGION, v, 2))
+	for (const struct region *r = im->regions; r < im->regions + im->nregions; r++)
+		if (img_write_rec_tail(w, IMG_REC_REGION, &r->d, sizeof(r->d), r->path,
+				       r->d.path_len))
 			return -1;
-	}
-	for (size_t i = 0; i < im->nfiles; i++) {
-		const struct fd_entry *f = &im->files[i];
+	for (const struct fd_entry *f = im->files; f < im->files + im->nfiles; f++) {
 		v[0] = (struct iovec){(void *)&f->d, sizeof(f->d)};
 		v[1] = (struct iovec){f->path, f->d.path_len};
 		v[2] = (struct iovec){f->extra, f->d.extra_len};
 		if (img_write_rec(w, IMG_REC_FILE, v, 3))
 			return -1;
 	}
-	for (size_t i = 0; i < im->nshms; i++) {
-		const struct shm_obj *o = &im->shms[i];
-		v[0] = (struct iovec){(void *)&o->d, sizeof(o->d)};
-		v[1] = (struct iovec){o->name, o->d.name_len};
-		if (img_write_rec(w, IMG_REC_SHM, v, 2))
+	for (const struct shm_obj *o = im->shms; o < im->shms + im->nshms; o++)
+		if (img_write_rec_tail(w, IMG_REC_SHM, &o->d, sizeof(o->d), o->name,
+				       o->d.name_len))
 			return -1;
-	}
-	for (size_t i = 0; i < im->nipcs; i++) {
-		const struct ipc_obj *o = &im->ipcs[i];
-		v[0] = (struct iovec){(void *)&o->d, sizeof(o->d)};
-		v[1] = (struct iovec){o->data, o->d.data_len};
-		if (img_write_rec(w, IMG_REC_IPC, v, 2))
+	for (const struct ipc_obj *o = im->ipcs; o < im->ipcs + im->nipcs; o++)
+		if (img_write_rec_tail(w, IMG_REC_IPC, &o->d, sizeof(o->d), o->data,
+				       o->d.data_len))
 			return -1;
-	}
-	if (im->parent && write_parent(w, im->parent))
+	if (im->parent && img_write_rec_tail(w, IMG_REC_PARENT, &im->parent->d,
+					     sizeof(im->parent->d), im->parent->path,
+					     im->parent->d.path_len))
 		return -1;
 	return img_write_rec(w, IMG_REC_DATA, NULL, 0);
 }

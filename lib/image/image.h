@@ -134,6 +134,9 @@ struct img_writer {
 void img_header_init(struct img_header *h);
 int img_write_header(struct img_writer *w, struct img_header *h);
 int img_write_rec(struct img_writer *w, uint32_t type, const struct iovec *iov, int iovcnt);
+/* A record of a fixed part d and its variable tail, the shape of most. */
+int img_write_rec_tail(struct img_writer *w, uint32_t type, const void *d, size_t dlen,
+		       const void *tail, size_t tail_len);
 int img_write_meta(struct img_writer *w, const struct image *im);
 int img_write_pages(struct img_writer *w, const struct img_run *runs, uint32_t nruns,
 		    const void *data, uint64_t npages);

@@ -512,13 +512,10 @@ static int write_hashes(struct img_writer *w, int32_t pid, const struct page_has
 static int write_reuse(struct img_writer *w, int32_t pid, const struct img_run *runs, size_t nruns)
 {
 	struct img_pagelist d = {.pid = pid, .nruns = nruns};
-	struct iovec v[2];
 
 	for (size_t i = 0; i < nruns; i++)
 		d.npages += runs[i].npages;
-	v[0] = (struct iovec){&d, sizeof(d)};
-	v[1] = (struct iovec){(void *)runs, nruns * sizeof(*runs)};
-	return img_write_rec(w, IMG_REC_REUSE, v, 2);
+	return img_write_rec_tail(w, IMG_REC_REUSE, &d, sizeof(d), runs, nruns * sizeof(*runs));
 }
 
 int incr_dump_end(struct incr_dump *d, struct img_writer *w, int32_t pid)
