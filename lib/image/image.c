@@ -796,19 +796,29 @@ static int parse_thread(struct image *im, const char *buf, uint64_t len)
 	return 0;
 }
 
+/* Room for one more element, zeroed, after the n of *arr (each size
+ * bytes): its address, or NULL (err_set). */
+static void *append_zeroed(void *arr, size_t n, size_t size)
+{
+	void **p = arr;
+	char *q = realloc(*p, (n + 1) * size);
+
+	if (!q) {
+		err_set("out of memory");
+		return NULL;
+	}
+	*p = q;
+	memset(q + n * size, 0, size);
+	return q + n * size;
+}
+
 static int parse_sigqueue(struct image *im, const char *buf, uint64_t len)
 {
-	struct sigqueue *q, *nq;
+	struct sigqueue *q = append_zeroed(&im->sigq, im->nsigq, sizeof(*q));
 	int known = 0;
 
-	nq = realloc(im->sigq, (im->nsigq + 1) * sizeof(*nq));
-	if (!nq) {
-		err_set("out of memory");
+	if (!q)
 		return -1;
-	}
-	im->sigq = nq;
-	q = &im->sigq[im->nsigq];
-	memset(q, 0, sizeof(*q));
 	if (len < sizeof(q->d)) {
 		err_set("SIGQUEUE record: too short");
 		return -1;
@@ -966,21 +976,15 @@ static int parse_file(struct image *im, const char *buf, uint64_t len)
 
 static int parse_shm(struct image *im, const char *buf, uint64_t len)
 {
-	struct shm_obj *o, *n;
+	struct shm_obj *o;
 	const char *t;
 
 	if (im->nshms >= IMG_MAX_SHMS) {
 		err_set("more than %d SHM records", IMG_MAX_SHMS);
 		return -1;
 	}
-	n = realloc(im->shms, (im->nshms + 1) * sizeof(*n));
-	if (!n) {
-		err_set("out of memory");
+	if (!(o = append_zeroed(&im->shms, im->nshms, sizeof(*o))))
 		return -1;
-	}
-	im->shms = n;
-	o = &n[im->nshms];
-	memset(o, 0, sizeof(*o));
 	if (len < sizeof(o->d)) {
 		err_set("SHM record %zu: too short", im->nshms);
 		return -1;
@@ -1026,20 +1030,14 @@ static int check_msgs(const struct ipc_obj *o)
 
 static int parse_ipc(struct image *im, const char *buf, uint64_t len)
 {
-	struct ipc_obj *o, *n;
+	struct ipc_obj *o;
 
 	if (im->nipcs >= IMG_MAX_IPCS) {
 		err_set("more than %d IPC records", IMG_MAX_IPCS);
 		return -1;
 	}
-	n = realloc(im->ipcs, (im->nipcs + 1) * sizeof(*n));
-	if (!n) {
-		err_set("out of memory");
+	if (!(o = append_zeroed(&im->ipcs, im->nipcs, sizeof(*o))))
 		return -1;
-	}
-	im->ipcs = n;
-	o = &n[im->nipcs];
-	memset(o, 0, sizeof(*o));
 	if (len < sizeof(o->d)) {
 		err_set("IPC record %zu: too short", im->nipcs);
 		return -1;
