@@ -658,13 +658,42 @@ int img_skip_data(struct img_reader *r, const struct img_pages *p, uint32_t *crc
 			return -1;
 		left -= n;
 	}
+	return img_data_end(r, p, *crc, NULL);
+}
+
+int img_data_end(struct img_reader *r, const struct img_pages *p, uint32_t crc, const char *who)
+{
 	r->npages += p->npages;
-	if (img_crc_bad(*crc, p->data_crc)) {
+	if (!img_crc_bad(crc, p->data_crc))
+		return 0;
+	if (who)
+		err_set("%s: page data before offset %llu: checksum mismatch", who,
+			(unsigned long long)r->off);
+	else
 		err_set("page data before offset %llu: checksum mismatch",
 			(unsigned long long)r->off);
-		return -1;
-	}
-	return 0;
+	return -1;
+}
+
+int img_read_chunks(struct img_reader *r, const struct img_pages *p, const struct img_run *run,
+		    unsigned char **buf, uint64_t max, img_chunk_fn *each, void *arg,
+		    const char *who)
+{
+	uint64_t ps = r->page_size;
+	uint32_t crc = 0;
+
+	for (uint32_t i = 0; i < p->nruns; i++)
+		for (uint64_t k = 0; k < run[i].npages; k += max) {
+			uint64_t n = run[i].npages - k < max ? run[i].npages - k : max;
+			uint32_t c = 0;
+
+			if (img_read_data(r, p, *buf, n * ps, &c))
+				return -1;
+			crc = img_crc_combine(crc, c, n * ps);
+			if (each(arg, run[i].addr + k * ps, n, c))
+				return -1;
+		}
+	return img_data_end(r, p, crc, who);
 }
 
 int img_check_end(struct img_reader *r, const struct img_rec *rec, const struct img_end *e)

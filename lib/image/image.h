@@ -182,6 +182,17 @@ struct img_run *img_runs(uint32_t type, void *payload);
 int img_read_data(struct img_reader *r, const struct img_pages *p, void *buf, size_t len,
 		  uint32_t *crc);
 int img_skip_data(struct img_reader *r, const struct img_pages *p, uint32_t *crc);
+/* After a record's data is read, crc its CRC: count its pages, and check
+ * it (the message names who, if not NULL). */
+int img_data_end(struct img_reader *r, const struct img_pages *p, uint32_t crc, const char *who);
+/* Read the data of a PAGES or SHMDATA record p (run: its runs) run by
+ * run, in chunks of at most max pages, each into *buf (each() may point
+ * *buf elsewhere for the next), and hand each() every chunk: its address
+ * (or offset), its pages and its CRC.  Then img_data_end. */
+typedef int img_chunk_fn(void *arg, uint64_t addr, uint64_t n, uint32_t crc);
+int img_read_chunks(struct img_reader *r, const struct img_pages *p, const struct img_run *run,
+		    unsigned char **buf, uint64_t max, img_chunk_fn *each, void *arg,
+		    const char *who) __attribute__((warn_unused_result));
 /* Header and every metadata record up to and including DATA, validated. */
 int img_read_meta(struct img_reader *r, struct image *im, const void *prefix, size_t prefix_len);
 /* The next process's metadata records, up to and including DATA (im->hdr

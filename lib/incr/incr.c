@@ -208,34 +208,36 @@ static int add_hash(struct page_hash **t, size_t *n, size_t *cap, uint64_t addr,
 	return 0;
 }
 
+/* A full parent's pages, hashed as they are read. */
+struct hashing {
+	struct incr_dump *d;
+	unsigned char *chunk;
+};
+
+/* A chunk of a PAGES record (img_read_chunks): a hash a page. */
+static int hash_chunk(void *arg, uint64_t addr, uint64_t n, uint32_t crc)
+{
+	struct hashing *hs = arg;
+	struct incr_dump *d = hs->d;
+
+	(void)crc;
+	for (uint64_t j = 0; j < n; j++) {
+		uint64_t h[2];
+		incr_hash_page(&d->key, hs->chunk + j * INCR_PAGE, h);
+		if (add_hash(&d->old, &d->nold, &d->oldcap, addr + j * INCR_PAGE, h))
+			return -1;
+	}
+	return 0;
+}
+
 /* A full parent: hash the pages of one PAGES record as they are read. */
 static int hash_pages(struct incr_dump *d, struct img_reader *r, void *buf)
 {
-	struct img_pages *p = buf;
-	struct img_run *run = img_runs(IMG_REC_PAGES, buf);
 	static unsigned char chunk[256 * INCR_PAGE];
-	uint32_t crc = 0;
+	struct hashing hs = {d, chunk};
 
-	for (uint32_t i = 0; i < p->nruns; i++)
-		for (uint64_t k = 0; k < run[i].npages; k += 256) {
-			uint64_t n = run[i].npages - k < 256 ? run[i].npages - k : 256;
-			if (img_read_data(r, p, chunk, n * INCR_PAGE, &crc))
-				return -1;
-			for (uint64_t j = 0; j < n; j++) {
-				uint64_t h[2];
-				incr_hash_page(&d->key, chunk + j * INCR_PAGE, h);
-				if (add_hash(&d->old, &d->nold, &d->oldcap,
-					     run[i].addr + (k + j) * INCR_PAGE, h))
-					return -1;
-			}
-		}
-	r->npages += p->npages;
-	if (img_crc_bad(crc, p->data_crc)) {
-		err_set("page data before offset %llu: checksum mismatch",
-			(unsigned long long)r->off);
-		return -1;
-	}
-	return 0;
+	return img_read_chunks(r, buf, img_runs(IMG_REC_PAGES, buf), &hs.chunk, 256, hash_chunk,
+			       &hs, NULL);
 }
 
 int incr_read_end(struct img_input *in, const struct img_rec *rec, const void *buf)

@@ -188,44 +188,26 @@ static unsigned char *out_page(struct feeder *f, uint64_t addr)
 	return f->buf + (f->npages++) * INCR_PAGE;
 }
 
-/* The image's own SHMDATA or PAGES record: written again (its padding
- * depends on where it lands), its runs noted in stored. */
-static int copy_rec(struct feeder *f, uint32_t type, void *buf, struct run_list *stored)
+/* A PAGES record of the image: its pages go straight into the batch, as
+ * many a read as fit; its runs noted in stored. */
+static int copy_pages(struct feeder *f, struct img_pages *p, struct run_list *stored)
 {
 	struct img_reader *r = &f->child.r;
-	struct img_pages *p = buf;
-	struct img_run *run = img_runs(type, buf);
+	struct img_run *run = img_runs(IMG_REC_PAGES, p);
 	uint32_t crc = 0;
 
 	for (uint32_t i = 0; i < p->nruns; i++) {
-		if (type == IMG_REC_PAGES) {
-			if (stored->nruns == stored->cap) {
-				size_t n = stored->cap ? stored->cap * 2 : 256;
-				struct img_run *q = realloc(stored->runs, n * sizeof(*q));
-				if (!q) {
-					err_set("out of memory");
-					return -1;
-				}
-				stored->runs = q;
-				stored->cap = n;
+		if (stored->nruns == stored->cap) {
+			size_t n = stored->cap ? stored->cap * 2 : 256;
+			struct img_run *q = realloc(stored->runs, n * sizeof(*q));
+			if (!q) {
+				err_set("out of memory");
+				return -1;
 			}
-			stored->runs[stored->nruns++] = run[i];
+			stored->runs = q;
+			stored->cap = n;
 		}
-		if (type == IMG_REC_SHMDATA) {
-			/* SHMDATA names its object in the record: records of
-			 * their own, a chunk of the run each. */
-			struct img_shmdata *d = buf;
-			for (uint64_t k = 0; k < run[i].npages; k += OUT_PAGES) {
-				uint64_t n =
-				    run[i].npages - k < OUT_PAGES ? run[i].npages - k : OUT_PAGES;
-				struct img_run c = {run[i].addr + k * INCR_PAGE, n};
-				if (img_read_data(r, p, f->buf, n * INCR_PAGE, &crc) ||
-				    img_write_shmdata(&f->w, d->shm, &c, 1, f->buf, n))
-					return -1;
-			}
-			continue;
-		}
-		/* Pages go straight into the batch, as many a read as fit. */
+		stored->runs[stored->nruns++] = run[i];
 		for (uint64_t k = 0; k < run[i].npages;) {
 			unsigned char *to = out_page(f, run[i].addr + k * INCR_PAGE);
 			uint64_t n = 1;
@@ -242,13 +224,38 @@ static int copy_rec(struct feeder *f, uint32_t type, void *buf, struct run_list 
 			k += n;
 		}
 	}
-	r->npages += p->npages;
-	if (img_crc_bad(crc, p->data_crc)) {
-		err_set("%s: page data before offset %llu: checksum mismatch", f->name,
-			(unsigned long long)r->off);
-		return -1;
-	}
-	return 0;
+	return img_data_end(r, p, crc, f->name);
+}
+
+/* A SHMDATA record of the image, copied a chunk at a time. */
+struct shm_copy {
+	struct feeder *f;
+	uint64_t shm;
+};
+
+/* A chunk of it (img_read_chunks): a record of its own. */
+static int copy_shm_chunk(void *arg, uint64_t off, uint64_t n, uint32_t crc)
+{
+	struct shm_copy *c = arg;
+	struct img_run run = {off, n};
+
+	(void)crc;
+	return img_write_shmdata(&c->f->w, c->shm, &run, 1, c->f->buf, n);
+}
+
+/* The image's own SHMDATA or PAGES record: written again (its padding
+ * depends on where it lands), a PAGES record's runs noted in stored. */
+static int copy_rec(struct feeder *f, uint32_t type, void *buf, struct run_list *stored)
+{
+	struct shm_copy c = {f, 0};
+
+	if (type == IMG_REC_PAGES)
+		return copy_pages(f, buf, stored);
+	c.shm = ((struct img_shmdata *)buf)->shm;
+	/* SHMDATA names its object in the record: records of their own, a
+	 * chunk of the run each. */
+	return img_read_chunks(&f->child.r, buf, img_runs(type, buf), &f->buf, OUT_PAGES,
+			       copy_shm_chunk, &c, f->name);
 }
 
 /* What read_child gathers. */
@@ -416,36 +423,25 @@ struct pages_in {
 	const char *parent;
 	struct img_input *p;
 	struct sink *s;
+	char who[PATH_MAX + 16]; /* "parent image PATH", for messages */
 };
 
-/* A PAGES record's data into the sink, a chunk at a time. */
+/* A chunk of the parent's pages (img_read_chunks) into the sink. */
+static int sink_put(void *arg, uint64_t addr, uint64_t n, uint32_t crc)
+{
+	struct sink *s = arg;
+
+	return s->put(s, addr, n, crc);
+}
+
+/* A PAGES record's data into the sink, a chunk at a time.  A MiB or more
+ * a read: reads of a page each would cost the merge as much as the
+ * copying.  Each chunk's CRC, taken once, is the record's part and, if
+ * the chunk is written out whole, its own record's. */
 static int put_pages(struct pages_in *in, struct img_pages *d)
 {
-	struct img_reader *r = &in->p->r;
-	struct img_run *run = img_runs(IMG_REC_PAGES, d);
-	uint32_t crc = 0;
-	int rc = 0;
-
-	/* A MiB or more a read: reads of a page each would cost the merge as
-	 * much as the copying.  Each chunk's CRC, taken once, is the record's
-	 * part and, if the chunk is written out whole, its own record's. */
-	for (uint32_t i = 0; i < d->nruns && !rc; i++)
-		for (uint64_t k = 0; k < run[i].npages && !rc; k += OUT_PAGES) {
-			uint64_t n = run[i].npages - k < OUT_PAGES ? run[i].npages - k : OUT_PAGES;
-			uint32_t c = 0;
-			rc = img_read_data(r, d, in->s->buf, n * INCR_PAGE, &c);
-			if (!rc) {
-				crc = img_crc_combine(crc, c, n * INCR_PAGE);
-				rc = in->s->put(in->s, run[i].addr + k * INCR_PAGE, n, c);
-			}
-		}
-	r->npages += d->npages;
-	if (!rc && img_crc_bad(crc, d->data_crc)) {
-		err_set("parent image %s: page data before offset %llu: checksum mismatch",
-			in->parent, (unsigned long long)r->off);
-		rc = -1;
-	}
-	return rc;
+	return img_read_chunks(&in->p->r, d, img_runs(IMG_REC_PAGES, d), &in->s->buf, OUT_PAGES,
+			       sink_put, in->s, in->who);
 }
 
 /* One record of the parent's page data (img_read_each). */
@@ -471,8 +467,9 @@ static int pages_rec(void *arg, const struct img_rec *rec, void *buf)
 /* Read the parent's whole page data into s, checking each record's CRC. */
 static int read_pages(const char *parent, struct img_input *p, struct sink *s)
 {
-	struct pages_in in = {parent, p, s};
+	struct pages_in in = {parent, p, s, ""};
 
+	snprintf(in.who, sizeof(in.who), "parent image %s", parent);
 	return img_read_each(&p->r, pages_rec, &in);
 }
 
