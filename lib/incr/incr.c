@@ -330,10 +330,72 @@ out:
 	return rc;
 }
 
+/* Whether the image in, opened from path, can be the parent of the one
+ * to be written to outpath (NULL: not a file). */
+static int check_parent(struct img_input *in, const char *path, const char *outpath)
+{
+	struct stat a, b;
+
+	if (outpath && stat(outpath, &a) == 0 &&
+	    ((stat(path, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino) ||
+	     incr_chain_holds(in, path, &a))) {
+		err_set("%s: the image would replace its own parent or an image of its parent's "
+			"chain",
+			outpath);
+		return -1;
+	}
+	if (in->im.hdr.nprocs != 1) {
+		err_set("parent image %s: an image of %u processes; --parent takes the image of "
+			"one process",
+			path, in->im.hdr.nprocs);
+		return -1;
+	}
+	if (in->im.hdr.page_size != INCR_PAGE || sysconf(_SC_PAGESIZE) != INCR_PAGE) {
+		err_set("parent image %s: incremental images need %d-byte pages", path, INCR_PAGE);
+		return -1;
+	}
+	if (in->im.parent && in->im.parent->d.depth >= INCR_MAX_DEPTH) {
+		err_set("parent image %s: already %u images deep, the most a chain may be; "
+			"dump a full image",
+			path, in->im.parent->d.depth);
+		return -1;
+	}
+	return 0;
+}
+
+/* The PARENT record of a dump against the image in, opened from path: the
+ * chain's key (drawn for a new chain), a new id, the parent's identity. */
+static int make_parent(struct parent *pp, const struct img_input *in, const char *path)
+{
+	if (in->im.parent) {
+		memcpy(pp->d.parent_id, in->im.parent->d.id, 16);
+		memcpy(pp->d.key, in->im.parent->d.key, 16);
+		pp->d.depth = in->im.parent->d.depth + 1;
+	} else {
+		if (getrandom(pp->d.key, sizeof(pp->d.key), 0) != sizeof(pp->d.key)) {
+			err_sys("cannot draw a hash key");
+			return -1;
+		}
+		pp->d.depth = 1;
+	}
+	if (getrandom(pp->d.id, sizeof(pp->d.id), 0) != sizeof(pp->d.id)) {
+		err_sys("cannot draw an image id");
+		return -1;
+	}
+	pp->d.parent_ctime = in->im.hdr.ctime;
+	pp->d.parent_crc = incr_identity(&in->im);
+	pp->d.path_len = strlen(path);
+	pp->path = strdup(path);
+	if (!pp->path) {
+		err_set("out of memory");
+		return -1;
+	}
+	return 0;
+}
+
 int incr_dump_open(const char *path, const char *outpath, struct incr_dump **out)
 {
 	struct incr_dump *d = calloc(1, sizeof(*d));
-	struct parent *pp = &d->parent;
 	struct img_input in;
 	char why[1024];
 
@@ -351,64 +413,11 @@ int incr_dump_open(const char *path, const char *outpath, struct incr_dump **out
 		err_set("--parent: %s", why);
 		goto fail;
 	}
-	{
-		struct stat a, b;
-		if (outpath && stat(outpath, &a) == 0 &&
-		    ((stat(path, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino) ||
-		     incr_chain_holds(&in, path, &a))) {
-			err_set("%s: the image would replace its own parent or an image of its "
-				"parent's chain",
-				outpath);
-			img_input_close(&in);
-			goto fail;
-		}
-	}
-	if (in.im.hdr.nprocs != 1) {
-		err_set("parent image %s: an image of %u processes; --parent takes the image of "
-			"one process",
-			path, in.im.hdr.nprocs);
+	if (check_parent(&in, path, outpath) || make_parent(&d->parent, &in, path)) {
 		img_input_close(&in);
 		goto fail;
 	}
-	if (in.im.hdr.page_size != INCR_PAGE || sysconf(_SC_PAGESIZE) != INCR_PAGE) {
-		err_set("parent image %s: incremental images need %d-byte pages", path, INCR_PAGE);
-		img_input_close(&in);
-		goto fail;
-	}
-	if (in.im.parent) {
-		if (in.im.parent->d.depth >= INCR_MAX_DEPTH) {
-			err_set("parent image %s: already %u images deep, the most a chain may be; "
-				"dump a full image",
-				path, in.im.parent->d.depth);
-			img_input_close(&in);
-			goto fail;
-		}
-		memcpy(pp->d.parent_id, in.im.parent->d.id, 16);
-		memcpy(pp->d.key, in.im.parent->d.key, 16);
-		pp->d.depth = in.im.parent->d.depth + 1;
-	} else {
-		if (getrandom(pp->d.key, sizeof(pp->d.key), 0) != sizeof(pp->d.key)) {
-			err_sys("cannot draw a hash key");
-			img_input_close(&in);
-			goto fail;
-		}
-		pp->d.depth = 1;
-	}
-	if (getrandom(pp->d.id, sizeof(pp->d.id), 0) != sizeof(pp->d.id)) {
-		err_sys("cannot draw an image id");
-		img_input_close(&in);
-		goto fail;
-	}
-	pp->d.parent_ctime = in.im.hdr.ctime;
-	pp->d.parent_crc = incr_identity(&in.im);
-	pp->d.path_len = strlen(path);
-	pp->path = strdup(path);
-	incr_key_expand(&d->key, pp->d.key);
-	if (!pp->path) {
-		err_set("out of memory");
-		img_input_close(&in);
-		goto fail;
-	}
+	incr_key_expand(&d->key, d->parent.d.key);
 	if (read_parent_hashes(d, &in)) {
 		snprintf(why, sizeof(why), "%s", err_get());
 		img_input_fail(&in);

@@ -914,11 +914,50 @@ static int scan_level(struct img_input *in, const struct run_list *want, uint64_
 	return img_read_each(&in->r, level_rec, &lv);
 }
 
+/* A parent of the chain that cannot be followed, and why (state). */
+static void print_chain_state(FILE *f, int json, int n, const char *path, const char *state)
+{
+	if (json) {
+		fprintf(f, "%s{\"path\":", n ? "," : "");
+		json_str(f, path, strlen(path));
+		fprintf(f, ",\"state\":\"%s\"}", state);
+	} else {
+		fprintf(f, "chain %d:  %s: %s\n", n + 1, path, state);
+	}
+}
+
+/* A parent of the chain found whole: what it stores, takes and gives. */
+static void print_chain_found(FILE *f, int json, int n, const char *path,
+			      const struct img_input *cur, uint64_t stored, uint64_t takes,
+			      uint64_t gives)
+{
+	char t1[64], b1[32], b2[32];
+
+	if (json) {
+		fprintf(f, "%s{\"path\":", n ? "," : "");
+		json_str(f, path, strlen(path));
+		fprintf(f,
+			",\"state\":\"found\",\"created\":%lld,\"incremental\":%s,"
+			"\"stored_pages\":%llu,\"reused_pages\":%llu,\"given_pages\":%llu}",
+			(long long)cur->im.hdr.ctime, cur->im.parent ? "true" : "false",
+			(unsigned long long)stored, (unsigned long long)takes,
+			(unsigned long long)gives);
+		return;
+	}
+	fprintf(f, "chain %d:  %s: found, created %s, %s, stores %s", n + 1, path,
+		fmt_time(t1, sizeof(t1), cur->im.hdr.ctime),
+		cur->im.parent ? "incremental" : "full image",
+		fmt_bytes(b1, sizeof(b1), stored * INCR_PAGE));
+	if (cur->im.parent)
+		fprintf(f, ", takes %s", fmt_bytes(b2, sizeof(b2), takes * INCR_PAGE));
+	fprintf(f, "; gives %s\n", fmt_bytes(b2, sizeof(b2), gives * INCR_PAGE));
+}
+
 int incr_print_chain(FILE *f, const char *path, const struct img_input *top, int json)
 {
 	const struct parent *p = top->im.parent;
 	struct img_input cur = {.r.fd = -1, .status_fd = -1}, next;
-	char child[PATH_MAX], found[PATH_MAX], t1[64], b1[32], b2[32];
+	char child[PATH_MAX], found[PATH_MAX];
 	struct run_list want = {0};
 	int rc = 0, n = 0;
 
@@ -945,12 +984,7 @@ int incr_print_chain(FILE *f, const char *path, const struct img_input *top, int
 			const char *state = strstr(why, "dumped against") ? "replaced"
 					    : strstr(why, ": missing (")  ? "missing"
 									  : "unreadable";
-			if (json) {
-				fprintf(f, "%s{\"path\":", n ? "," : "");
-				json_str(f, p->path, strlen(p->path));
-				fprintf(f, ",\"state\":\"%s\"}", state);
-			} else
-				fprintf(f, "chain %d:  %s: %s\n", n + 1, p->path, state);
+			print_chain_state(f, json, n, p->path, state);
 			rc = -1;
 			break;
 		}
@@ -962,36 +996,12 @@ int incr_print_chain(FILE *f, const char *path, const struct img_input *top, int
 			snprintf(why, sizeof(why), "%s", err_get());
 			img_input_fail(&cur);
 			err_set("%s: parent image %s: %s", child, found, why);
-			if (json) {
-				fprintf(f, "%s{\"path\":", n ? "," : "");
-				json_str(f, found, strlen(found));
-				fprintf(f, ",\"state\":\"damaged\"}");
-			} else {
-				fprintf(f, "chain %d:  %s: damaged\n", n + 1, found);
-			}
+			print_chain_state(f, json, n, found, "damaged");
 			run_list_free(&reuse);
 			rc = -1;
 			break;
 		}
-		if (json) {
-			fprintf(f, "%s{\"path\":", n ? "," : "");
-			json_str(f, found, strlen(found));
-			fprintf(f,
-				",\"state\":\"found\",\"created\":%lld,\"incremental\":%s,"
-				"\"stored_pages\":%llu,\"reused_pages\":%llu,\"given_pages\":%llu}",
-				(long long)cur.im.hdr.ctime, cur.im.parent ? "true" : "false",
-				(unsigned long long)stored, (unsigned long long)reuse.npages,
-				(unsigned long long)gives);
-		} else {
-			fprintf(f, "chain %d:  %s: found, created %s, %s, stores %s", n + 1, found,
-				fmt_time(t1, sizeof(t1), cur.im.hdr.ctime),
-				cur.im.parent ? "incremental" : "full image",
-				fmt_bytes(b1, sizeof(b1), stored * INCR_PAGE));
-			if (cur.im.parent)
-				fprintf(f, ", takes %s",
-					fmt_bytes(b2, sizeof(b2), reuse.npages * INCR_PAGE));
-			fprintf(f, "; gives %s\n", fmt_bytes(b2, sizeof(b2), gives * INCR_PAGE));
-		}
+		print_chain_found(f, json, n, found, &cur, stored, reuse.npages, gives);
 		run_list_free(&reuse);
 		snprintf(child, sizeof(child), "%s", found);
 		p = cur.im.parent;
