@@ -254,6 +254,17 @@ int incr_read_end(struct img_input *in, const struct img_rec *rec, const void *b
 	return img_input_end(in);
 }
 
+/* Whether in is an incremental image, as a HASHES or REUSE record (type)
+ * in it says it must be. */
+static int incremental(const struct img_input *in, uint32_t type)
+{
+	if (in->im.parent)
+		return 1;
+	err_set("%s record in an image without a PARENT record",
+		type == IMG_REC_HASHES ? "HASHES" : "REUSE");
+	return 0;
+}
+
 /* What the parent gives each address, as read_parent_hashes reads it. */
 struct parent_hashes {
 	struct incr_dump *d;
@@ -277,11 +288,8 @@ static int parent_hashes_rec(void *arg, const struct img_rec *rec, void *buf)
 				     : hash_pages(ph->d, &in->r, buf);
 	case IMG_REC_HASHES:
 	case IMG_REC_REUSE:
-		if (!in->im.parent) {
-			err_set("%s record in an image without a PARENT record",
-				rec->type == IMG_REC_HASHES ? "HASHES" : "REUSE");
+		if (!incremental(in, rec->type))
 			return -1;
-		}
 		/* The REUSE records are checked only: the hashes say it all. */
 		if (rec->type == IMG_REC_REUSE)
 			return incr_read_list(NULL, rec->type, buf, rec->len, in->im.proc.pid,
@@ -629,11 +637,8 @@ int incr_scan_rec(struct img_input *in, const struct img_rec *rec, const void *b
 	struct parent *p = in->im.parent;
 	struct img_pagelist d;
 
-	if (!p) {
-		err_set("%s record in an image without a PARENT record",
-			rec->type == IMG_REC_HASHES ? "HASHES" : "REUSE");
+	if (!incremental(in, rec->type))
 		return -1;
-	}
 	/* The REUSE runs are kept: ckpt-inspect follows them up the chain. */
 	if (rec->type == IMG_REC_REUSE && !p->reuse_runs &&
 	    !(p->reuse_runs = calloc(1, sizeof(*p->reuse_runs)))) {
