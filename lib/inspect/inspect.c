@@ -347,22 +347,10 @@ void inspect_text(FILE *f, const struct img_input *in, const struct img_totals *
 		(unsigned long long)t->records, (unsigned long long)t->bytes);
 }
 
-static void text_proc(FILE *f, const struct image *im)
+static void text_threads(FILE *f, const struct image *im)
 {
-	const struct img_header *h = &im->hdr;
-	const struct img_proc *p = &im->proc;
-	char b1[32], b2[64];
-	int nh = 0, ni = 0;
+	char b[64];
 
-	fprintf(f, "process:  pid %d (%s), ppid %d, pgid %d, sid %d, uid %u, gid %u, umask %03o\n",
-		p->pid, p->comm, p->ppid, p->pgid, p->sid, p->uid, p->gid, p->umask);
-	if (p->flags & IMG_PROC_ZOMBIE) {
-		fprintf(f, "state:    %s\n", zombie_str(p, b2, sizeof(b2)));
-		return;
-	}
-	fprintf(f, "command:  ");
-	put_cmdline(f, im);
-	fprintf(f, "\nexe:      %s\ncwd:      %s\n", im->exe, im->cwd);
 	fprintf(f, "threads:  %zu\n", im->nthreads);
 	for (size_t i = 0; i < im->nthreads; i++) {
 		const struct img_thread *th = &im->threads[i].d;
@@ -371,16 +359,17 @@ static void text_proc(FILE *f, const struct image *im)
 		memcpy(&r, th->regs, sizeof(r));
 		fprintf(f, "  tid %d (%s), rip %#llx, rsp %#llx, %s\n", th->tid, th->comm,
 			(unsigned long long)r.rip, (unsigned long long)r.rsp,
-			syscall_state(&r, b2, sizeof(b2)));
+			syscall_state(&r, b, sizeof(b)));
 		fprintf(f, "    sigmask %#llx, fs base %#llx, rseq %#llx, robust list %#llx\n",
 			(unsigned long long)th->sigmask, (unsigned long long)r.fs_base,
 			(unsigned long long)th->rseq_addr, (unsigned long long)th->robust_head);
 	}
-	for (int i = 0; i < IMG_NSIG; i++) {
-		nh += im->sigacts[i].handler > 1;
-		ni += im->sigacts[i].handler == 1;
-	}
-	fprintf(f, "signals:  %d handled, %d ignored\n", nh, ni);
+}
+
+static void text_regions(FILE *f, const struct image *im)
+{
+	char b[32];
+
 	fprintf(f, "regions:  %zu\n", im->nregions);
 	for (size_t i = 0; i < im->nregions; i++) {
 		const struct region *g = &im->regions[i];
@@ -389,9 +378,13 @@ static void text_proc(FILE *f, const struct image *im)
 		fprintf(f, "  %012llx-%012llx %s %-7s %10s %s%s%s%s\n",
 			(unsigned long long)g->d.start, (unsigned long long)g->d.end,
 			prot_str(g->d.prot, g->d.flags), img_kind_name(g->d.kind),
-			fmt_bytes(b1, sizeof(b1), g->stored * h->page_size), name,
+			fmt_bytes(b, sizeof(b), g->stored * im->hdr.page_size), name,
 			*fl ? " [" : "", fl, *fl ? "]" : "");
 	}
+}
+
+static void text_files(FILE *f, const struct image *im)
+{
 	fprintf(f, "files:    %zu\n", im->nfiles);
 	for (size_t i = 0; i < im->nfiles; i++) {
 		const struct fd_entry *e = &im->files[i];
@@ -403,13 +396,19 @@ static void text_proc(FILE *f, const struct image *im)
 		fprintf(f, " %s\n", e->path);
 		fd_show_list(f, e, 0);
 	}
+}
+
+static void text_objects(FILE *f, const struct image *im)
+{
+	char b1[32], b2[32];
+
 	if (im->nshms)
 		fprintf(f, "objects:  %zu\n", im->nshms);
 	for (size_t i = 0; i < im->nshms; i++) {
 		const struct shm_obj *o = &im->shms[i];
 		fprintf(f, "  %-5s %10s, %s stored, mode %04o", img_shm_kind_name(o->d.kind),
 			fmt_bytes(b1, sizeof(b1), o->d.size),
-			fmt_bytes(b2, sizeof(b2), o->stored * h->page_size), o->d.mode);
+			fmt_bytes(b2, sizeof(b2), o->stored * im->hdr.page_size), o->d.mode);
 		if (o->d.kind == IMG_SHM_SYSV)
 			fprintf(f, ", key %#x%s", (unsigned)o->d.key,
 				o->d.flags & IMG_SHM_RMID ? ", id removed" : "");
@@ -417,15 +416,47 @@ static void text_proc(FILE *f, const struct image *im)
 			fprintf(f, ", seals %#x", o->d.seals);
 		fprintf(f, "%s%s\n", o->name[0] ? " " : "", o->name);
 	}
+}
+
+static void text_ipcs(FILE *f, const struct image *im)
+{
 	if (im->nipcs)
 		fprintf(f, "sysv ipc: %zu\n", im->nipcs);
 	for (size_t i = 0; i < im->nipcs; i++) {
 		const struct img_ipc *d = &im->ipcs[i].d;
 		fprintf(f, "  %s id %d, key %#x, mode %04o, %u %s\n",
-			d->kind == IMG_IPC_SEM ? "semaphores" : "messages  ", d->id, (unsigned)d->key,
-			d->mode, d->n,
+			d->kind == IMG_IPC_SEM ? "semaphores" : "messages  ", d->id,
+			(unsigned)d->key, d->mode, d->n,
 			d->kind == IMG_IPC_SEM ? "semaphores" : "messages queued");
 	}
+}
+
+/* One process: who it is, then its sections, a function each. */
+static void text_proc(FILE *f, const struct image *im)
+{
+	const struct img_proc *p = &im->proc;
+	char b[64];
+	int nh = 0, ni = 0;
+
+	fprintf(f, "process:  pid %d (%s), ppid %d, pgid %d, sid %d, uid %u, gid %u, umask %03o\n",
+		p->pid, p->comm, p->ppid, p->pgid, p->sid, p->uid, p->gid, p->umask);
+	if (p->flags & IMG_PROC_ZOMBIE) {
+		fprintf(f, "state:    %s\n", zombie_str(p, b, sizeof(b)));
+		return;
+	}
+	fprintf(f, "command:  ");
+	put_cmdline(f, im);
+	fprintf(f, "\nexe:      %s\ncwd:      %s\n", im->exe, im->cwd);
+	text_threads(f, im);
+	for (int i = 0; i < IMG_NSIG; i++) {
+		nh += im->sigacts[i].handler > 1;
+		ni += im->sigacts[i].handler == 1;
+	}
+	fprintf(f, "signals:  %d handled, %d ignored\n", nh, ni);
+	text_regions(f, im);
+	text_files(f, im);
+	text_objects(f, im);
+	text_ipcs(f, im);
 }
 
 /* A command line (NUL-separated) as a JSON array of strings. */
