@@ -841,6 +841,29 @@ static void *append_zeroed(void *arr, size_t n, size_t size)
 	return q + n * size;
 }
 
+/* The next record of a list of at most max (SHM, IPC: name): room for it
+ * after the n of *arr (each size bytes, that begin with the record's
+ * fixed part d, dlen bytes), zeroed, d copied from buf.  NULL (err_set)
+ * if the list is full or the record too short. */
+static void *take_listed(void *arr, size_t n, size_t size, size_t max, const char *name,
+			 const char *buf, uint64_t len, size_t dlen)
+{
+	void *o;
+
+	if (n >= max) {
+		err_set("more than %zu %s records", max, name);
+		return NULL;
+	}
+	if (!(o = append_zeroed(arr, n, size)))
+		return NULL;
+	if (len < dlen) {
+		err_set("%s record %zu: too short", name, n);
+		return NULL;
+	}
+	memcpy(o, buf, dlen);
+	return o;
+}
+
 static int parse_sigqueue(struct image *im, const char *buf, uint64_t len)
 {
 	struct sigqueue *q = append_zeroed(&im->sigq, im->nsigq, sizeof(*q));
@@ -1005,20 +1028,12 @@ static int parse_file(struct image *im, const char *buf, uint64_t len)
 
 static int parse_shm(struct image *im, const char *buf, uint64_t len)
 {
-	struct shm_obj *o;
+	struct shm_obj *o = take_listed(&im->shms, im->nshms, sizeof(*o), IMG_MAX_SHMS, "SHM",
+					buf, len, sizeof(o->d));
 	const char *t;
 
-	if (im->nshms >= IMG_MAX_SHMS) {
-		err_set("more than %d SHM records", IMG_MAX_SHMS);
+	if (!o)
 		return -1;
-	}
-	if (!(o = append_zeroed(&im->shms, im->nshms, sizeof(*o))))
-		return -1;
-	if (len < sizeof(o->d)) {
-		err_set("SHM record %zu: too short", im->nshms);
-		return -1;
-	}
-	memcpy(&o->d, buf, sizeof(o->d));
 	t = buf + sizeof(o->d);
 	if (o->d.name_len != len - sizeof(o->d) || o->d.name_len >= PATH_MAX ||
 	    o->d.kind == 0 || o->d.kind >= IMG_SHM_NKINDS || o->d.size > (1ull << 46) ||
@@ -1059,19 +1074,11 @@ static int check_msgs(const struct ipc_obj *o)
 
 static int parse_ipc(struct image *im, const char *buf, uint64_t len)
 {
-	struct ipc_obj *o;
+	struct ipc_obj *o = take_listed(&im->ipcs, im->nipcs, sizeof(*o), IMG_MAX_IPCS, "IPC",
+					buf, len, sizeof(o->d));
 
-	if (im->nipcs >= IMG_MAX_IPCS) {
-		err_set("more than %d IPC records", IMG_MAX_IPCS);
+	if (!o)
 		return -1;
-	}
-	if (!(o = append_zeroed(&im->ipcs, im->nipcs, sizeof(*o))))
-		return -1;
-	if (len < sizeof(o->d)) {
-		err_set("IPC record %zu: too short", im->nipcs);
-		return -1;
-	}
-	memcpy(&o->d, buf, sizeof(o->d));
 	if (o->d.data_len != len - sizeof(o->d) || o->d.kind == 0 || o->d.kind >= IMG_IPC_NKINDS ||
 	    o->d.id < 0 || o->d.mode & ~0777u || o->d.flags & ~IMG_IPC_USED ||
 	    (o->d.kind == IMG_IPC_SEM &&
