@@ -1155,6 +1155,15 @@ static int counted(size_t n, uint32_t count, const char *name)
 	return -1;
 }
 
+/* Records a process has once: the first. */
+static int once(int *seen, const char *name)
+{
+	if (!(*seen)++)
+		return 0;
+	err_set("second %s record", name);
+	return -1;
+}
+
 static int parse_sigacts(struct meta *m, const void *buf, uint64_t len)
 {
 	if (m->have_sigacts++ || len != sizeof(m->im->sigacts)) {
@@ -1194,10 +1203,8 @@ static int meta_rec(void *arg, const struct img_rec *rec, void *buf)
 	}
 	switch (rec->type) {
 	case IMG_REC_PROC:
-		if (m->have_proc++) {
-			err_set("second PROC record");
+		if (once(&m->have_proc, "PROC"))
 			return -1;
-		}
 		return parse_proc(im, buf, rec->len);
 	case IMG_REC_THREAD:
 		if (counted(im->nthreads, im->proc.nthreads, "THREAD"))
@@ -1212,10 +1219,8 @@ static int meta_rec(void *arg, const struct img_rec *rec, void *buf)
 		}
 		return parse_sigqueue(im, buf, rec->len);
 	case IMG_REC_TIMERS:
-		if (m->have_timers++) {
-			err_set("second TIMERS record");
+		if (once(&m->have_timers, "TIMERS"))
 			return -1;
-		}
 		return parse_timers(im, buf, rec->len);
 	case IMG_REC_REGION:
 		if (counted(im->nregions, im->proc.nregions, "REGION"))
