@@ -92,7 +92,7 @@ void run_list_free(struct run_list *l)
 	memset(l, 0, sizeof(*l));
 }
 
-static int read_parent(struct image *im, const void *buf, uint64_t len)
+static int parse_parent(struct image *im, const void *buf, uint64_t len)
 {
 	struct parent *p;
 
@@ -135,13 +135,6 @@ static int read_parent(struct image *im, const void *buf, uint64_t len)
 		return -1;
 	}
 	return 0;
-}
-
-static int write_parent(struct img_writer *w, const struct parent *p)
-{
-	struct iovec v[2] = {{(void *)&p->d, sizeof(p->d)}, {p->path, p->d.path_len}};
-
-	return img_write_rec(w, IMG_REC_PARENT, v, 2);
 }
 
 void img_parent_free(struct parent *p)
@@ -281,6 +274,14 @@ int img_write_rec(struct img_writer *w, uint32_t type, const struct iovec *iov, 
 	return w_out(w, v, iovcnt + 1);
 }
 
+int img_write_rec_tail(struct img_writer *w, uint32_t type, const void *d, size_t dlen,
+		       const void *tail, size_t tail_len)
+{
+	struct iovec v[2] = {{(void *)d, dlen}, {(void *)tail, tail_len}};
+
+	return img_write_rec(w, type, v, 2);
+}
+
 int img_write_meta(struct img_writer *w, const struct image *im)
 {
 	const struct img_proc *p = &im->proc;
@@ -296,54 +297,39 @@ int img_write_meta(struct img_writer *w, const struct image *im)
 	v[0] = (struct iovec){(void *)im->sigacts, sizeof(im->sigacts)};
 	if (img_write_rec(w, IMG_REC_SIGACTS, v, 1))
 		return -1;
-	for (size_t i = 0; i < im->nthreads; i++) {
-		const struct thread *t = &im->threads[i];
-		v[0] = (struct iovec){(void *)&t->d, sizeof(t->d)};
-		v[1] = (struct iovec){t->xstate, t->d.xstate_len};
-		if (img_write_rec(w, IMG_REC_THREAD, v, 2))
+	for (const struct thread *t = im->threads; t < im->threads + im->nthreads; t++)
+		if (img_write_rec_tail(w, IMG_REC_THREAD, &t->d, sizeof(t->d), t->xstate,
+				       t->d.xstate_len))
 			return -1;
-	}
-	for (size_t i = 0; i < im->nsigq; i++) {
-		const struct sigqueue *q = &im->sigq[i];
-		v[0] = (struct iovec){(void *)&q->d, sizeof(q->d)};
-		v[1] = (struct iovec){q->info, (size_t)q->d.count * IMG_SIGINFO_SIZE};
-		if (img_write_rec(w, IMG_REC_SIGQUEUE, v, 2))
+	for (const struct sigqueue *q = im->sigq; q < im->sigq + im->nsigq; q++)
+		if (img_write_rec_tail(w, IMG_REC_SIGQUEUE, &q->d, sizeof(q->d), q->info,
+				       (size_t)q->d.count * IMG_SIGINFO_SIZE))
 			return -1;
-	}
-	v[0] = (struct iovec){(void *)&im->timers, sizeof(im->timers)};
-	v[1] = (struct iovec){im->ptimers, (size_t)im->timers.nposix * sizeof(struct img_ptimer)};
-	if (img_write_rec(w, IMG_REC_TIMERS, v, 2))
+	if (img_write_rec_tail(w, IMG_REC_TIMERS, &im->timers, sizeof(im->timers), im->ptimers,
+			       (size_t)im->timers.nposix * sizeof(struct img_ptimer)))
 		return -1;
-	for (size_t i = 0; i < im->nregions; i++) {
-		const struct region *r = &im->regions[i];
-		v[0] = (struct iovec){(void *)&r->d, sizeof(r->d)};
-		v[1] = (struct iovec){r->path, r->d.path_len};
-		if (img_write_rec(w, IMG_REC_REGION, v, 2))
+	for (const struct region *r = im->regions; r < im->regions + im->nregions; r++)
+		if (img_write_rec_tail(w, IMG_REC_REGION, &r->d, sizeof(r->d), r->path,
+				       r->d.path_len))
 			return -1;
-	}
-	for (size_t i = 0; i < im->nfiles; i++) {
-		const struct fd_entry *f = &im->files[i];
+	for (const struct fd_entry *f = im->files; f < im->files + im->nfiles; f++) {
 		v[0] = (struct iovec){(void *)&f->d, sizeof(f->d)};
 		v[1] = (struct iovec){f->path, f->d.path_len};
 		v[2] = (struct iovec){f->extra, f->d.extra_len};
 		if (img_write_rec(w, IMG_REC_FILE, v, 3))
 			return -1;
 	}
-	for (size_t i = 0; i < im->nshms; i++) {
-		const struct shm_obj *o = &im->shms[i];
-		v[0] = (struct iovec){(void *)&o->d, sizeof(o->d)};
-		v[1] = (struct iovec){o->name, o->d.name_len};
-		if (img_write_rec(w, IMG_REC_SHM, v, 2))
+	for (const struct shm_obj *o = im->shms; o < im->shms + im->nshms; o++)
+		if (img_write_rec_tail(w, IMG_REC_SHM, &o->d, sizeof(o->d), o->name,
+				       o->d.name_len))
 			return -1;
-	}
-	for (size_t i = 0; i < im->nipcs; i++) {
-		const struct ipc_obj *o = &im->ipcs[i];
-		v[0] = (struct iovec){(void *)&o->d, sizeof(o->d)};
-		v[1] = (struct iovec){o->data, o->d.data_len};
-		if (img_write_rec(w, IMG_REC_IPC, v, 2))
+	for (const struct ipc_obj *o = im->ipcs; o < im->ipcs + im->nipcs; o++)
+		if (img_write_rec_tail(w, IMG_REC_IPC, &o->d, sizeof(o->d), o->data,
+				       o->d.data_len))
 			return -1;
-	}
-	if (im->parent && write_parent(w, im->parent))
+	if (im->parent && img_write_rec_tail(w, IMG_REC_PARENT, &im->parent->d,
+					     sizeof(im->parent->d), im->parent->path,
+					     im->parent->d.path_len))
 		return -1;
 	return img_write_rec(w, IMG_REC_DATA, NULL, 0);
 }
@@ -634,6 +620,22 @@ int img_read_rec(struct img_reader *r, struct img_rec *rec, void **payload)
 	return img_read_rec_body(r, rec, payload);
 }
 
+int img_read_each(struct img_reader *r, img_rec_fn *each, void *arg)
+{
+	for (;;) {
+		struct img_rec rec;
+		void *buf;
+		int rc;
+
+		if (img_read_rec(r, &rec, &buf))
+			return -1;
+		rc = each(arg, &rec, buf);
+		free(buf);
+		if (rc)
+			return rc < 0 ? -1 : 0;
+	}
+}
+
 int img_read_data(struct img_reader *r, const struct img_pages *p, void *buf, size_t len,
 		  uint32_t *crc)
 {
@@ -656,13 +658,42 @@ int img_skip_data(struct img_reader *r, const struct img_pages *p, uint32_t *crc
 			return -1;
 		left -= n;
 	}
+	return img_data_end(r, p, *crc, NULL);
+}
+
+int img_data_end(struct img_reader *r, const struct img_pages *p, uint32_t crc, const char *who)
+{
 	r->npages += p->npages;
-	if (img_crc_bad(*crc, p->data_crc)) {
+	if (!img_crc_bad(crc, p->data_crc))
+		return 0;
+	if (who)
+		err_set("%s: page data before offset %llu: checksum mismatch", who,
+			(unsigned long long)r->off);
+	else
 		err_set("page data before offset %llu: checksum mismatch",
 			(unsigned long long)r->off);
-		return -1;
-	}
-	return 0;
+	return -1;
+}
+
+int img_read_chunks(struct img_reader *r, const struct img_pages *p, const struct img_run *run,
+		    unsigned char **buf, uint64_t max, img_chunk_fn *each, void *arg,
+		    const char *who)
+{
+	uint64_t ps = r->page_size;
+	uint32_t crc = 0;
+
+	for (uint32_t i = 0; i < p->nruns; i++)
+		for (uint64_t k = 0; k < run[i].npages; k += max) {
+			uint64_t n = run[i].npages - k < max ? run[i].npages - k : max;
+			uint32_t c = 0;
+
+			if (img_read_data(r, p, *buf, n * ps, &c))
+				return -1;
+			crc = img_crc_combine(crc, c, n * ps);
+			if (each(arg, run[i].addr + k * ps, n, c))
+				return -1;
+		}
+	return img_data_end(r, p, crc, who);
 }
 
 int img_check_end(struct img_reader *r, const struct img_rec *rec, const struct img_end *e)
@@ -794,19 +825,52 @@ static int parse_thread(struct image *im, const char *buf, uint64_t len)
 	return 0;
 }
 
+/* Room for one more element, zeroed, after the n of *arr (each size
+ * bytes): its address, or NULL (err_set). */
+static void *append_zeroed(void *arr, size_t n, size_t size)
+{
+	void **p = arr;
+	char *q = realloc(*p, (n + 1) * size);
+
+	if (!q) {
+		err_set("out of memory");
+		return NULL;
+	}
+	*p = q;
+	memset(q + n * size, 0, size);
+	return q + n * size;
+}
+
+/* The next record of a list of at most max (SHM, IPC: name): room for it
+ * after the n of *arr (each size bytes, that begin with the record's
+ * fixed part d, dlen bytes), zeroed, d copied from buf.  NULL (err_set)
+ * if the list is full or the record too short. */
+static void *take_listed(void *arr, size_t n, size_t size, size_t max, const char *name,
+			 const char *buf, uint64_t len, size_t dlen)
+{
+	void *o;
+
+	if (n >= max) {
+		err_set("more than %zu %s records", max, name);
+		return NULL;
+	}
+	if (!(o = append_zeroed(arr, n, size)))
+		return NULL;
+	if (len < dlen) {
+		err_set("%s record %zu: too short", name, n);
+		return NULL;
+	}
+	memcpy(o, buf, dlen);
+	return o;
+}
+
 static int parse_sigqueue(struct image *im, const char *buf, uint64_t len)
 {
-	struct sigqueue *q, *nq;
+	struct sigqueue *q = append_zeroed(&im->sigq, im->nsigq, sizeof(*q));
 	int known = 0;
 
-	nq = realloc(im->sigq, (im->nsigq + 1) * sizeof(*nq));
-	if (!nq) {
-		err_set("out of memory");
+	if (!q)
 		return -1;
-	}
-	im->sigq = nq;
-	q = &im->sigq[im->nsigq];
-	memset(q, 0, sizeof(*q));
 	if (len < sizeof(q->d)) {
 		err_set("SIGQUEUE record: too short");
 		return -1;
@@ -964,26 +1028,12 @@ static int parse_file(struct image *im, const char *buf, uint64_t len)
 
 static int parse_shm(struct image *im, const char *buf, uint64_t len)
 {
-	struct shm_obj *o, *n;
+	struct shm_obj *o = take_listed(&im->shms, im->nshms, sizeof(*o), IMG_MAX_SHMS, "SHM",
+					buf, len, sizeof(o->d));
 	const char *t;
 
-	if (im->nshms >= IMG_MAX_SHMS) {
-		err_set("more than %d SHM records", IMG_MAX_SHMS);
+	if (!o)
 		return -1;
-	}
-	n = realloc(im->shms, (im->nshms + 1) * sizeof(*n));
-	if (!n) {
-		err_set("out of memory");
-		return -1;
-	}
-	im->shms = n;
-	o = &n[im->nshms];
-	memset(o, 0, sizeof(*o));
-	if (len < sizeof(o->d)) {
-		err_set("SHM record %zu: too short", im->nshms);
-		return -1;
-	}
-	memcpy(&o->d, buf, sizeof(o->d));
 	t = buf + sizeof(o->d);
 	if (o->d.name_len != len - sizeof(o->d) || o->d.name_len >= PATH_MAX ||
 	    o->d.kind == 0 || o->d.kind >= IMG_SHM_NKINDS || o->d.size > (1ull << 46) ||
@@ -1024,25 +1074,11 @@ static int check_msgs(const struct ipc_obj *o)
 
 static int parse_ipc(struct image *im, const char *buf, uint64_t len)
 {
-	struct ipc_obj *o, *n;
+	struct ipc_obj *o = take_listed(&im->ipcs, im->nipcs, sizeof(*o), IMG_MAX_IPCS, "IPC",
+					buf, len, sizeof(o->d));
 
-	if (im->nipcs >= IMG_MAX_IPCS) {
-		err_set("more than %d IPC records", IMG_MAX_IPCS);
+	if (!o)
 		return -1;
-	}
-	n = realloc(im->ipcs, (im->nipcs + 1) * sizeof(*n));
-	if (!n) {
-		err_set("out of memory");
-		return -1;
-	}
-	im->ipcs = n;
-	o = &n[im->nipcs];
-	memset(o, 0, sizeof(*o));
-	if (len < sizeof(o->d)) {
-		err_set("IPC record %zu: too short", im->nipcs);
-		return -1;
-	}
-	memcpy(&o->d, buf, sizeof(o->d));
 	if (o->d.data_len != len - sizeof(o->d) || o->d.kind == 0 || o->d.kind >= IMG_IPC_NKINDS ||
 	    o->d.id < 0 || o->d.mode & ~0777u || o->d.flags & ~IMG_IPC_USED ||
 	    (o->d.kind == IMG_IPC_SEM &&
@@ -1104,109 +1140,115 @@ int img_read_meta(struct img_reader *r, struct image *im, const void *prefix, si
 	return img_read_proc(r, im);
 }
 
+/* What img_read_proc has seen of one process's metadata. */
+struct meta {
+	struct image *im;
+	int have_proc, have_sigacts, have_timers;
+};
+
+/* Records the PROC record counts: no more than it says. */
+static int counted(size_t n, uint32_t count, const char *name)
+{
+	if (n < count)
+		return 0;
+	err_set("more %s records than the PROC record counts", name);
+	return -1;
+}
+
+/* Records a process has once: the first. */
+static int once(int *seen, const char *name)
+{
+	if (!(*seen)++)
+		return 0;
+	err_set("second %s record", name);
+	return -1;
+}
+
+static int parse_sigacts(struct meta *m, const void *buf, uint64_t len)
+{
+	if (m->have_sigacts++ || len != sizeof(m->im->sigacts)) {
+		err_set("SIGACTS record: repeated or of bad length %llu", (unsigned long long)len);
+		return -1;
+	}
+	memcpy(m->im->sigacts, buf, sizeof(m->im->sigacts));
+	return 0;
+}
+
+/* At the DATA record: every record the PROC record counts, and the ones
+ * a process has once, were there. */
+static int check_meta_complete(const struct meta *m)
+{
+	const struct image *im = m->im;
+
+	if (im->nthreads != im->proc.nthreads || !m->have_sigacts || !m->have_timers ||
+	    im->nregions != im->proc.nregions || im->nfiles != im->proc.nfiles) {
+		err_set("metadata incomplete at DATA record (%zu of %u regions, %zu of %u files, "
+			"%zu of %u threads)",
+			im->nregions, im->proc.nregions, im->nfiles, im->proc.nfiles,
+			im->nthreads, im->proc.nthreads);
+		return -1;
+	}
+	return check_shm_refs(im);
+}
+
+/* One metadata record (img_read_each): 0 for the next, 1 at DATA. */
+static int meta_rec(void *arg, const struct img_rec *rec, void *buf)
+{
+	struct meta *m = arg;
+	struct image *im = m->im;
+
+	if (!m->have_proc && rec->type != IMG_REC_PROC) {
+		err_set("record of type %u before the PROC record", rec->type);
+		return -1;
+	}
+	switch (rec->type) {
+	case IMG_REC_PROC:
+		if (once(&m->have_proc, "PROC"))
+			return -1;
+		return parse_proc(im, buf, rec->len);
+	case IMG_REC_THREAD:
+		if (counted(im->nthreads, im->proc.nthreads, "THREAD"))
+			return -1;
+		return parse_thread(im, buf, rec->len);
+	case IMG_REC_SIGACTS:
+		return parse_sigacts(m, buf, rec->len);
+	case IMG_REC_SIGQUEUE:
+		if (im->nsigq > im->nthreads) {
+			err_set("more SIGQUEUE records than queues");
+			return -1;
+		}
+		return parse_sigqueue(im, buf, rec->len);
+	case IMG_REC_TIMERS:
+		if (once(&m->have_timers, "TIMERS"))
+			return -1;
+		return parse_timers(im, buf, rec->len);
+	case IMG_REC_REGION:
+		if (counted(im->nregions, im->proc.nregions, "REGION"))
+			return -1;
+		return parse_region(im, buf, rec->len);
+	case IMG_REC_FILE:
+		if (counted(im->nfiles, im->proc.nfiles, "FILE"))
+			return -1;
+		return parse_file(im, buf, rec->len);
+	case IMG_REC_SHM:
+		return parse_shm(im, buf, rec->len);
+	case IMG_REC_IPC:
+		return parse_ipc(im, buf, rec->len);
+	case IMG_REC_PARENT:
+		return parse_parent(im, buf, rec->len);
+	case IMG_REC_DATA:
+		return check_meta_complete(m) ? -1 : 1;
+	default:
+		err_set("record of type %u inside the metadata", rec->type);
+		return -1;
+	}
+}
+
 int img_read_proc(struct img_reader *r, struct image *im)
 {
-	int have_proc = 0, have_sigacts = 0, have_timers = 0;
+	struct meta m = {.im = im};
 
-	for (;;) {
-		struct img_rec rec;
-		void *buf;
-		int rc = 0;
-
-		if (img_read_rec(r, &rec, &buf))
-			return -1;
-		if (!have_proc && rec.type != IMG_REC_PROC) {
-			err_set("record of type %u before the PROC record", rec.type);
-			free(buf);
-			return -1;
-		}
-		switch (rec.type) {
-		case IMG_REC_PROC:
-			if (have_proc) {
-				err_set("second PROC record");
-				rc = -1;
-				break;
-			}
-			have_proc = 1;
-			rc = parse_proc(im, buf, rec.len);
-			break;
-		case IMG_REC_THREAD:
-			if (im->nthreads >= im->proc.nthreads) {
-				err_set("more THREAD records than the PROC record counts");
-				rc = -1;
-				break;
-			}
-			rc = parse_thread(im, buf, rec.len);
-			break;
-		case IMG_REC_SIGACTS:
-			if (have_sigacts++ || rec.len != sizeof(im->sigacts)) {
-				err_set("SIGACTS record: repeated or of bad length %llu",
-					(unsigned long long)rec.len);
-				rc = -1;
-				break;
-			}
-			memcpy(im->sigacts, buf, sizeof(im->sigacts));
-			break;
-		case IMG_REC_SIGQUEUE:
-			if (im->nsigq > im->nthreads) {
-				err_set("more SIGQUEUE records than queues");
-				rc = -1;
-				break;
-			}
-			rc = parse_sigqueue(im, buf, rec.len);
-			break;
-		case IMG_REC_TIMERS:
-			if (have_timers++) {
-				err_set("second TIMERS record");
-				rc = -1;
-				break;
-			}
-			rc = parse_timers(im, buf, rec.len);
-			break;
-		case IMG_REC_REGION:
-			if (im->nregions >= im->proc.nregions) {
-				err_set("more REGION records than the PROC record counts");
-				rc = -1;
-				break;
-			}
-			rc = parse_region(im, buf, rec.len);
-			break;
-		case IMG_REC_FILE:
-			if (im->nfiles >= im->proc.nfiles) {
-				err_set("more FILE records than the PROC record counts");
-				rc = -1;
-				break;
-			}
-			rc = parse_file(im, buf, rec.len);
-			break;
-		case IMG_REC_SHM:
-			rc = parse_shm(im, buf, rec.len);
-			break;
-		case IMG_REC_IPC:
-			rc = parse_ipc(im, buf, rec.len);
-			break;
-		case IMG_REC_PARENT:
-			rc = read_parent(im, buf, rec.len);
-			break;
-		case IMG_REC_DATA:
-			free(buf);
-			if (im->nthreads != im->proc.nthreads || !have_sigacts || !have_timers ||
-			    im->nregions != im->proc.nregions || im->nfiles != im->proc.nfiles) {
-				err_set("metadata incomplete at DATA record (%zu of %u regions, %zu "
-					"of %u files, %zu of %u threads)",
-					im->nregions, im->proc.nregions, im->nfiles,
-					im->proc.nfiles, im->nthreads, im->proc.nthreads);
-				return -1;
-			}
-			return check_shm_refs(im);
-		default:
-			err_set("record of type %u inside the metadata", rec.type);
-			rc = -1;
-		}
-		free(buf);
-		if (rc)
-			return -1;
-	}
+	return img_read_each(r, meta_rec, &m);
 }
 
 static int in_tree(const struct image *procs[], size_t n, int32_t pid)

@@ -21,6 +21,14 @@ struct run_list {
 	uint64_t end; /* where the last run ended */
 };
 
+/* The structs below hold a record each.  Their member d is the record's
+ * fixed part exactly as it is on disk (format.h): the writer writes it
+ * as it is, the reader fills it with one memcpy, and its lengths and
+ * counts size the variable part that follows it in the record (a path,
+ * a name, extra bytes).  The members after d are that variable part,
+ * decoded, and what the writer or a reader keeps beside it; they are
+ * not in the image. */
+
 /* An incremental image's PARENT record, and what a reader counted of its
  * HASHES and REUSE records. */
 struct parent {
@@ -126,6 +134,9 @@ struct img_writer {
 void img_header_init(struct img_header *h);
 int img_write_header(struct img_writer *w, struct img_header *h);
 int img_write_rec(struct img_writer *w, uint32_t type, const struct iovec *iov, int iovcnt);
+/* A record of a fixed part d and its variable tail, the shape of most. */
+int img_write_rec_tail(struct img_writer *w, uint32_t type, const void *d, size_t dlen,
+		       const void *tail, size_t tail_len);
 int img_write_meta(struct img_writer *w, const struct image *im);
 int img_write_pages(struct img_writer *w, const struct img_run *runs, uint32_t nruns,
 		    const void *data, uint64_t npages);
@@ -158,11 +169,30 @@ int img_read_rec(struct img_reader *r, struct img_rec *rec, void **payload);
 /* The same in two steps: the header alone, then the rest. */
 int img_read_rec_hdr(struct img_reader *r, struct img_rec *rec);
 int img_read_rec_body(struct img_reader *r, struct img_rec *rec, void **payload);
+/* Read records one by one, each handed to each() with its payload, which
+ * is freed when each() returns (a PAGES or SHMDATA record's data each()
+ * must read or skip).  each() returns 0 for the next record, 1 when the
+ * record it took was the last (END, or DATA), -1 to stop on an error
+ * (err_set).  0 after the last record, else -1. */
+typedef int img_rec_fn(void *arg, const struct img_rec *rec, void *payload);
+int img_read_each(struct img_reader *r, img_rec_fn *each, void *arg)
+    __attribute__((warn_unused_result));
 /* The runs of a PAGES or SHMDATA payload. */
 struct img_run *img_runs(uint32_t type, void *payload);
 int img_read_data(struct img_reader *r, const struct img_pages *p, void *buf, size_t len,
 		  uint32_t *crc);
 int img_skip_data(struct img_reader *r, const struct img_pages *p, uint32_t *crc);
+/* After a record's data is read, crc its CRC: count its pages, and check
+ * it (the message names who, if not NULL). */
+int img_data_end(struct img_reader *r, const struct img_pages *p, uint32_t crc, const char *who);
+/* Read the data of a PAGES or SHMDATA record p (run: its runs) run by
+ * run, in chunks of at most max pages, each into *buf (each() may point
+ * *buf elsewhere for the next), and hand each() every chunk: its address
+ * (or offset), its pages and its CRC.  Then img_data_end. */
+typedef int img_chunk_fn(void *arg, uint64_t addr, uint64_t n, uint32_t crc);
+int img_read_chunks(struct img_reader *r, const struct img_pages *p, const struct img_run *run,
+		    unsigned char **buf, uint64_t max, img_chunk_fn *each, void *arg,
+		    const char *who) __attribute__((warn_unused_result));
 /* Header and every metadata record up to and including DATA, validated. */
 int img_read_meta(struct img_reader *r, struct image *im, const void *prefix, size_t prefix_len);
 /* The next process's metadata records, up to and including DATA (im->hdr

@@ -208,107 +208,116 @@ static int add_hash(struct page_hash **t, size_t *n, size_t *cap, uint64_t addr,
 	return 0;
 }
 
-/* A full parent: hash the pages of one PAGES record as they are read. */
-static int hash_pages(struct incr_dump *d, struct img_reader *r, void *buf)
-{
-	struct img_pages *p = buf;
-	struct img_run *run = img_runs(IMG_REC_PAGES, buf);
-	static unsigned char chunk[256 * INCR_PAGE];
-	uint32_t crc = 0;
+/* A full parent's pages, hashed as they are read. */
+struct hashing {
+	struct incr_dump *d;
+	unsigned char *chunk;
+};
 
-	for (uint32_t i = 0; i < p->nruns; i++)
-		for (uint64_t k = 0; k < run[i].npages; k += 256) {
-			uint64_t n = run[i].npages - k < 256 ? run[i].npages - k : 256;
-			if (img_read_data(r, p, chunk, n * INCR_PAGE, &crc))
-				return -1;
-			for (uint64_t j = 0; j < n; j++) {
-				uint64_t h[2];
-				incr_hash_page(&d->key, chunk + j * INCR_PAGE, h);
-				if (add_hash(&d->old, &d->nold, &d->oldcap,
-					     run[i].addr + (k + j) * INCR_PAGE, h))
-					return -1;
-			}
-		}
-	r->npages += p->npages;
-	if (img_crc_bad(crc, p->data_crc)) {
-		err_set("page data before offset %llu: checksum mismatch",
-			(unsigned long long)r->off);
-		return -1;
+/* A chunk of a PAGES record (img_read_chunks): a hash a page. */
+static int hash_chunk(void *arg, uint64_t addr, uint64_t n, uint32_t crc)
+{
+	struct hashing *hs = arg;
+	struct incr_dump *d = hs->d;
+
+	(void)crc;
+	for (uint64_t j = 0; j < n; j++) {
+		uint64_t h[2];
+		incr_hash_page(&d->key, hs->chunk + j * INCR_PAGE, h);
+		if (add_hash(&d->old, &d->nold, &d->oldcap, addr + j * INCR_PAGE, h))
+			return -1;
 	}
 	return 0;
 }
 
-int incr_read_end(struct img_input *in, const struct img_rec *rec, void *buf)
+/* A full parent: hash the pages of one PAGES record as they are read. */
+static int hash_pages(struct incr_dump *d, struct img_reader *r, void *buf)
+{
+	static unsigned char chunk[256 * INCR_PAGE];
+	struct hashing hs = {d, chunk};
+
+	return img_read_chunks(r, buf, img_runs(IMG_REC_PAGES, buf), &hs.chunk, 256, hash_chunk,
+			       &hs, NULL);
+}
+
+int incr_read_end(struct img_input *in, const struct img_rec *rec, const void *buf)
 {
 	struct img_end e;
-	int rc = -1;
 
 	if (rec->len != sizeof(e)) {
 		err_set("END record: bad length");
-	} else {
-		memcpy(&e, buf, sizeof(e));
-		rc = img_check_end(&in->r, rec, &e);
+		return -1;
 	}
-	free(buf);
-	return rc ? -1 : img_input_end(in);
+	memcpy(&e, buf, sizeof(e));
+	if (img_check_end(&in->r, rec, &e))
+		return -1;
+	return img_input_end(in);
+}
+
+/* Whether in is an incremental image, as a HASHES or REUSE record (type)
+ * in it says it must be. */
+static int incremental(const struct img_input *in, uint32_t type)
+{
+	if (in->im.parent)
+		return 1;
+	err_set("%s record in an image without a PARENT record",
+		type == IMG_REC_HASHES ? "HASHES" : "REUSE");
+	return 0;
+}
+
+/* What the parent gives each address, as read_parent_hashes reads it. */
+struct parent_hashes {
+	struct incr_dump *d;
+	struct img_input *in;
+	struct run_list l; /* an incremental parent's HASHES */
+	uint64_t hend, rend;
+};
+
+/* One record of the parent's page data (img_read_each). */
+static int parent_hashes_rec(void *arg, const struct img_rec *rec, void *buf)
+{
+	struct parent_hashes *ph = arg;
+	struct img_input *in = ph->in;
+	uint32_t crc;
+
+	switch (rec->type) {
+	case IMG_REC_SHMDATA:
+		return img_skip_data(&in->r, buf, &crc);
+	case IMG_REC_PAGES:
+		return in->im.parent ? img_skip_data(&in->r, buf, &crc)
+				     : hash_pages(ph->d, &in->r, buf);
+	case IMG_REC_HASHES:
+	case IMG_REC_REUSE:
+		if (!incremental(in, rec->type))
+			return -1;
+		/* The REUSE records are checked only: the hashes say it all. */
+		if (rec->type == IMG_REC_REUSE)
+			return incr_read_list(NULL, rec->type, buf, rec->len, in->im.proc.pid,
+					      &ph->rend);
+		return incr_read_list(&ph->l, rec->type, buf, rec->len, in->im.proc.pid, &ph->hend);
+	case IMG_REC_END:
+		return incr_read_end(in, rec, buf) ? -1 : 1;
+	default:
+		err_set("record of type %u among the page data", rec->type);
+		return -1;
+	}
 }
 
 /* Read what the parent gives each address: its HASHES, or (a full image)
  * the hashes of its pages. */
-static int read_parent(struct incr_dump *d, struct img_input *in)
+static int read_parent_hashes(struct incr_dump *d, struct img_input *in)
 {
-	struct run_list l = {0};
-	uint64_t hend = 0, rend = 0;
+	struct parent_hashes ph = {.d = d, .in = in};
+	struct run_list *l = &ph.l;
 	int rc = -1;
 
-	for (;;) {
-		struct img_rec rec;
-		void *buf;
-		uint32_t crc;
-		int r = 0;
-
-		if (img_read_rec(&in->r, &rec, &buf))
-			goto out;
-		switch (rec.type) {
-		case IMG_REC_SHMDATA:
-			r = img_skip_data(&in->r, buf, &crc);
-			break;
-		case IMG_REC_PAGES:
-			r = in->im.parent ? img_skip_data(&in->r, buf, &crc)
-					  : hash_pages(d, &in->r, buf);
-			break;
-		case IMG_REC_HASHES:
-			r = in->im.parent
-				? incr_read_list(&l, rec.type, buf, rec.len, in->im.proc.pid, &hend)
-				: -1;
-			if (!in->im.parent)
-				err_set("HASHES record in an image without a PARENT record");
-			break;
-		case IMG_REC_REUSE:
-			r = in->im.parent ? incr_read_list(NULL, rec.type, buf, rec.len,
-							   in->im.proc.pid, &rend)
-					  : -1;
-			if (!in->im.parent)
-				err_set("REUSE record in an image without a PARENT record");
-			break;
-		case IMG_REC_END:
-			if (incr_read_end(in, &rec, buf))
-				goto out;
-			goto done;
-		default:
-			err_set("record of type %u among the page data", rec.type);
-			r = -1;
-		}
-		free(buf);
-		if (r)
-			goto out;
-	}
-done:
+	if (img_read_each(&in->r, parent_hashes_rec, &ph))
+		goto out;
 	/* An incremental parent's hashes are those of all its pages. */
-	for (size_t i = 0, k = 0; i < l.nruns; i++)
-		for (uint64_t j = 0; j < l.runs[i].npages; j++, k++)
-			if (add_hash(&d->old, &d->nold, &d->oldcap, l.runs[i].addr + j * INCR_PAGE,
-				     l.h[k]))
+	for (size_t i = 0, k = 0; i < l->nruns; i++)
+		for (uint64_t j = 0; j < l->runs[i].npages; j++, k++)
+			if (add_hash(&d->old, &d->nold, &d->oldcap, l->runs[i].addr + j * INCR_PAGE,
+				     l->h[k]))
 				goto out;
 	qsort(d->old, d->nold, sizeof(*d->old), incr_by_addr);
 	/* A page stored twice (no ckpt-dump writes one) is not trusted: the
@@ -325,14 +334,76 @@ done:
 	}
 	rc = 0;
 out:
-	run_list_free(&l);
+	run_list_free(l);
 	return rc;
+}
+
+/* Whether the image in, opened from path, can be the parent of the one
+ * to be written to outpath (NULL: not a file). */
+static int check_parent(struct img_input *in, const char *path, const char *outpath)
+{
+	struct stat a, b;
+
+	if (outpath && stat(outpath, &a) == 0 &&
+	    ((stat(path, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino) ||
+	     incr_chain_holds(in, path, &a))) {
+		err_set("%s: the image would replace its own parent or an image of its parent's "
+			"chain",
+			outpath);
+		return -1;
+	}
+	if (in->im.hdr.nprocs != 1) {
+		err_set("parent image %s: an image of %u processes; --parent takes the image of "
+			"one process",
+			path, in->im.hdr.nprocs);
+		return -1;
+	}
+	if (in->im.hdr.page_size != INCR_PAGE || sysconf(_SC_PAGESIZE) != INCR_PAGE) {
+		err_set("parent image %s: incremental images need %d-byte pages", path, INCR_PAGE);
+		return -1;
+	}
+	if (in->im.parent && in->im.parent->d.depth >= INCR_MAX_DEPTH) {
+		err_set("parent image %s: already %u images deep, the most a chain may be; "
+			"dump a full image",
+			path, in->im.parent->d.depth);
+		return -1;
+	}
+	return 0;
+}
+
+/* The PARENT record of a dump against the image in, opened from path: the
+ * chain's key (drawn for a new chain), a new id, the parent's identity. */
+static int make_parent(struct parent *pp, const struct img_input *in, const char *path)
+{
+	if (in->im.parent) {
+		memcpy(pp->d.parent_id, in->im.parent->d.id, 16);
+		memcpy(pp->d.key, in->im.parent->d.key, 16);
+		pp->d.depth = in->im.parent->d.depth + 1;
+	} else {
+		if (getrandom(pp->d.key, sizeof(pp->d.key), 0) != sizeof(pp->d.key)) {
+			err_sys("cannot draw a hash key");
+			return -1;
+		}
+		pp->d.depth = 1;
+	}
+	if (getrandom(pp->d.id, sizeof(pp->d.id), 0) != sizeof(pp->d.id)) {
+		err_sys("cannot draw an image id");
+		return -1;
+	}
+	pp->d.parent_ctime = in->im.hdr.ctime;
+	pp->d.parent_crc = incr_identity(&in->im);
+	pp->d.path_len = strlen(path);
+	pp->path = strdup(path);
+	if (!pp->path) {
+		err_set("out of memory");
+		return -1;
+	}
+	return 0;
 }
 
 int incr_dump_open(const char *path, const char *outpath, struct incr_dump **out)
 {
 	struct incr_dump *d = calloc(1, sizeof(*d));
-	struct parent *pp = &d->parent;
 	struct img_input in;
 	char why[1024];
 
@@ -350,65 +421,12 @@ int incr_dump_open(const char *path, const char *outpath, struct incr_dump **out
 		err_set("--parent: %s", why);
 		goto fail;
 	}
-	{
-		struct stat a, b;
-		if (outpath && stat(outpath, &a) == 0 &&
-		    ((stat(path, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino) ||
-		     incr_chain_holds(&in, path, &a))) {
-			err_set("%s: the image would replace its own parent or an image of its "
-				"parent's chain",
-				outpath);
-			img_input_close(&in);
-			goto fail;
-		}
-	}
-	if (in.im.hdr.nprocs != 1) {
-		err_set("parent image %s: an image of %u processes; --parent takes the image of "
-			"one process",
-			path, in.im.hdr.nprocs);
+	if (check_parent(&in, path, outpath) || make_parent(&d->parent, &in, path)) {
 		img_input_close(&in);
 		goto fail;
 	}
-	if (in.im.hdr.page_size != INCR_PAGE || sysconf(_SC_PAGESIZE) != INCR_PAGE) {
-		err_set("parent image %s: incremental images need %d-byte pages", path, INCR_PAGE);
-		img_input_close(&in);
-		goto fail;
-	}
-	if (in.im.parent) {
-		if (in.im.parent->d.depth >= INCR_MAX_DEPTH) {
-			err_set("parent image %s: already %u images deep, the most a chain may be; "
-				"dump a full image",
-				path, in.im.parent->d.depth);
-			img_input_close(&in);
-			goto fail;
-		}
-		memcpy(pp->d.parent_id, in.im.parent->d.id, 16);
-		memcpy(pp->d.key, in.im.parent->d.key, 16);
-		pp->d.depth = in.im.parent->d.depth + 1;
-	} else {
-		if (getrandom(pp->d.key, sizeof(pp->d.key), 0) != sizeof(pp->d.key)) {
-			err_sys("cannot draw a hash key");
-			img_input_close(&in);
-			goto fail;
-		}
-		pp->d.depth = 1;
-	}
-	if (getrandom(pp->d.id, sizeof(pp->d.id), 0) != sizeof(pp->d.id)) {
-		err_sys("cannot draw an image id");
-		img_input_close(&in);
-		goto fail;
-	}
-	pp->d.parent_ctime = in.im.hdr.ctime;
-	pp->d.parent_crc = incr_identity(&in.im);
-	pp->d.path_len = strlen(path);
-	pp->path = strdup(path);
-	incr_key_expand(&d->key, pp->d.key);
-	if (!pp->path) {
-		err_set("out of memory");
-		img_input_close(&in);
-		goto fail;
-	}
-	if (read_parent(d, &in)) {
+	incr_key_expand(&d->key, d->parent.d.key);
+	if (read_parent_hashes(d, &in)) {
 		snprintf(why, sizeof(why), "%s", err_get());
 		img_input_fail(&in);
 		img_input_close(&in);
@@ -513,13 +531,10 @@ static int write_hashes(struct img_writer *w, int32_t pid, const struct page_has
 static int write_reuse(struct img_writer *w, int32_t pid, const struct img_run *runs, size_t nruns)
 {
 	struct img_pagelist d = {.pid = pid, .nruns = nruns};
-	struct iovec v[2];
 
 	for (size_t i = 0; i < nruns; i++)
 		d.npages += runs[i].npages;
-	v[0] = (struct iovec){&d, sizeof(d)};
-	v[1] = (struct iovec){(void *)runs, nruns * sizeof(*runs)};
-	return img_write_rec(w, IMG_REC_REUSE, v, 2);
+	return img_write_rec_tail(w, IMG_REC_REUSE, &d, sizeof(d), runs, nruns * sizeof(*runs));
 }
 
 int incr_dump_end(struct incr_dump *d, struct img_writer *w, int32_t pid)
@@ -622,11 +637,8 @@ int incr_scan_rec(struct img_input *in, const struct img_rec *rec, const void *b
 	struct parent *p = in->im.parent;
 	struct img_pagelist d;
 
-	if (!p) {
-		err_set("%s record in an image without a PARENT record",
-			rec->type == IMG_REC_HASHES ? "HASHES" : "REUSE");
+	if (!incremental(in, rec->type))
 		return -1;
-	}
 	/* The REUSE runs are kept: ckpt-inspect follows them up the chain. */
 	if (rec->type == IMG_REC_REUSE && !p->reuse_runs &&
 	    !(p->reuse_runs = calloc(1, sizeof(*p->reuse_runs)))) {

@@ -48,9 +48,9 @@ int incr_by_addr(const void *a, const void *b);
 int incr_check_runs(const struct image *im, uint32_t type, const void *buf)
     __attribute__((warn_unused_result));
 
-/* The END record (rec, its payload buf, freed here) after in's page data:
- * check the stream's counts against it, then img_input_end. */
-int incr_read_end(struct img_input *in, const struct img_rec *rec, void *buf)
+/* The END record (rec, its payload buf) after in's page data: check the
+ * stream's counts against it, then img_input_end. */
+int incr_read_end(struct img_input *in, const struct img_rec *rec, const void *buf)
     __attribute__((warn_unused_result));
 
 /* ---- ckpt-dump --parent --------------------------------------------- */

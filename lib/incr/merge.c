@@ -188,44 +188,26 @@ static unsigned char *out_page(struct feeder *f, uint64_t addr)
 	return f->buf + (f->npages++) * INCR_PAGE;
 }
 
-/* The image's own SHMDATA or PAGES record: written again (its padding
- * depends on where it lands), its runs noted in stored. */
-static int copy_rec(struct feeder *f, uint32_t type, void *buf, struct run_list *stored)
+/* A PAGES record of the image: its pages go straight into the batch, as
+ * many a read as fit; its runs noted in stored. */
+static int copy_pages(struct feeder *f, struct img_pages *p, struct run_list *stored)
 {
 	struct img_reader *r = &f->child.r;
-	struct img_pages *p = buf;
-	struct img_run *run = img_runs(type, buf);
+	struct img_run *run = img_runs(IMG_REC_PAGES, p);
 	uint32_t crc = 0;
 
 	for (uint32_t i = 0; i < p->nruns; i++) {
-		if (type == IMG_REC_PAGES) {
-			if (stored->nruns == stored->cap) {
-				size_t n = stored->cap ? stored->cap * 2 : 256;
-				struct img_run *q = realloc(stored->runs, n * sizeof(*q));
-				if (!q) {
-					err_set("out of memory");
-					return -1;
-				}
-				stored->runs = q;
-				stored->cap = n;
+		if (stored->nruns == stored->cap) {
+			size_t n = stored->cap ? stored->cap * 2 : 256;
+			struct img_run *q = realloc(stored->runs, n * sizeof(*q));
+			if (!q) {
+				err_set("out of memory");
+				return -1;
 			}
-			stored->runs[stored->nruns++] = run[i];
+			stored->runs = q;
+			stored->cap = n;
 		}
-		if (type == IMG_REC_SHMDATA) {
-			/* SHMDATA names its object in the record: records of
-			 * their own, a chunk of the run each. */
-			struct img_shmdata *d = buf;
-			for (uint64_t k = 0; k < run[i].npages; k += OUT_PAGES) {
-				uint64_t n =
-				    run[i].npages - k < OUT_PAGES ? run[i].npages - k : OUT_PAGES;
-				struct img_run c = {run[i].addr + k * INCR_PAGE, n};
-				if (img_read_data(r, p, f->buf, n * INCR_PAGE, &crc) ||
-				    img_write_shmdata(&f->w, d->shm, &c, 1, f->buf, n))
-					return -1;
-			}
-			continue;
-		}
-		/* Pages go straight into the batch, as many a read as fit. */
+		stored->runs[stored->nruns++] = run[i];
 		for (uint64_t k = 0; k < run[i].npages;) {
 			unsigned char *to = out_page(f, run[i].addr + k * INCR_PAGE);
 			uint64_t n = 1;
@@ -242,61 +224,86 @@ static int copy_rec(struct feeder *f, uint32_t type, void *buf, struct run_list 
 			k += n;
 		}
 	}
-	r->npages += p->npages;
-	if (img_crc_bad(crc, p->data_crc)) {
-		err_set("%s: page data before offset %llu: checksum mismatch", f->name,
-			(unsigned long long)r->off);
+	return img_data_end(r, p, crc, f->name);
+}
+
+/* A SHMDATA record of the image, copied a chunk at a time. */
+struct shm_copy {
+	struct feeder *f;
+	uint64_t shm;
+};
+
+/* A chunk of it (img_read_chunks): a record of its own. */
+static int copy_shm_chunk(void *arg, uint64_t off, uint64_t n, uint32_t crc)
+{
+	struct shm_copy *c = arg;
+	struct img_run run = {off, n};
+
+	(void)crc;
+	return img_write_shmdata(&c->f->w, c->shm, &run, 1, c->f->buf, n);
+}
+
+/* The image's own SHMDATA or PAGES record: written again (its padding
+ * depends on where it lands), a PAGES record's runs noted in stored. */
+static int copy_rec(struct feeder *f, uint32_t type, void *buf, struct run_list *stored)
+{
+	struct shm_copy c = {f, 0};
+
+	if (type == IMG_REC_PAGES)
+		return copy_pages(f, buf, stored);
+	c.shm = ((struct img_shmdata *)buf)->shm;
+	/* SHMDATA names its object in the record: records of their own, a
+	 * chunk of the run each. */
+	return img_read_chunks(&f->child.r, buf, img_runs(type, buf), &f->buf, OUT_PAGES,
+			       copy_shm_chunk, &c, f->name);
+}
+
+/* What read_child gathers. */
+struct child {
+	struct feeder *f;
+	struct run_list *hashes, *reuse, *stored;
+	int seen_pages;
+};
+
+/* One record of the image's page data (img_read_each). */
+static int child_rec(void *arg, const struct img_rec *rec, void *buf)
+{
+	struct child *c = arg;
+	struct feeder *f = c->f;
+
+	switch (rec->type) {
+	case IMG_REC_SHMDATA:
+		if (c->seen_pages) {
+			err_set("%s: SHMDATA record after PAGES", f->name);
+			return -1;
+		}
+		/* fall through */
+	case IMG_REC_PAGES:
+		c->seen_pages |= rec->type == IMG_REC_PAGES;
+		return copy_rec(f, rec->type, buf, c->stored);
+	case IMG_REC_HASHES:
+	case IMG_REC_REUSE: {
+		struct run_list *l = rec->type == IMG_REC_HASHES ? c->hashes : c->reuse;
+		if (incr_read_list(l, rec->type, buf, rec->len, f->child.im.proc.pid, &l->end) ||
+		    incr_check_runs(&f->child.im, rec->type, buf))
+			return -1;
+		return 0;
+	}
+	case IMG_REC_END:
+		return incr_read_end(&f->child, rec, buf) ? -1 : 1;
+	default:
+		err_set("record of type %u among the page data", rec->type);
 		return -1;
 	}
-	return 0;
 }
 
 /* The rest of the image itself: its page data out, its lists in. */
 static int read_child(struct feeder *f, struct run_list *hashes, struct run_list *reuse,
 		      struct run_list *stored)
 {
-	struct img_reader *r = &f->child.r;
-	int seen_pages = 0;
+	struct child c = {f, hashes, reuse, stored, 0};
 
-	for (;;) {
-		struct img_rec rec;
-		void *buf;
-		int rc = 0;
-
-		if (img_read_rec(r, &rec, &buf))
-			return -1;
-		switch (rec.type) {
-		case IMG_REC_SHMDATA:
-			if (seen_pages) {
-				err_set("%s: SHMDATA record after PAGES", f->name);
-				rc = -1;
-				break;
-			}
-			/* fall through */
-		case IMG_REC_PAGES:
-			seen_pages |= rec.type == IMG_REC_PAGES;
-			rc = copy_rec(f, rec.type, buf, stored);
-			break;
-		case IMG_REC_HASHES:
-			rc = incr_read_list(hashes, rec.type, buf, rec.len, f->child.im.proc.pid,
-					    &hashes->end) ||
-			     incr_check_runs(&f->child.im, rec.type, buf);
-			break;
-		case IMG_REC_REUSE:
-			rc = incr_read_list(reuse, rec.type, buf, rec.len, f->child.im.proc.pid,
-					    &reuse->end) ||
-			     incr_check_runs(&f->child.im, rec.type, buf);
-			break;
-		case IMG_REC_END:
-			return incr_read_end(&f->child, &rec, buf);
-		default:
-			err_set("record of type %u among the page data", rec.type);
-			rc = -1;
-		}
-		free(buf);
-		if (rc)
-			return -1;
-	}
+	return img_read_each(&f->child.r, child_rec, &c);
 }
 
 /* The first run of l that ends after addr (l sorted, apart). */
@@ -411,58 +418,59 @@ struct sink {
 	unsigned char *buf; /* OUT_PAGES pages */
 };
 
+/* What read_pages reads, and where it puts it. */
+struct pages_in {
+	const char *parent;
+	struct img_input *p;
+	struct sink *s;
+	char who[PATH_MAX + 16]; /* "parent image PATH", for messages */
+};
+
+/* A chunk of the parent's pages (img_read_chunks) into the sink. */
+static int sink_put(void *arg, uint64_t addr, uint64_t n, uint32_t crc)
+{
+	struct sink *s = arg;
+
+	return s->put(s, addr, n, crc);
+}
+
+/* A PAGES record's data into the sink, a chunk at a time.  A MiB or more
+ * a read: reads of a page each would cost the merge as much as the
+ * copying.  Each chunk's CRC, taken once, is the record's part and, if
+ * the chunk is written out whole, its own record's. */
+static int put_pages(struct pages_in *in, struct img_pages *d)
+{
+	return img_read_chunks(&in->p->r, d, img_runs(IMG_REC_PAGES, d), &in->s->buf, OUT_PAGES,
+			       sink_put, in->s, in->who);
+}
+
+/* One record of the parent's page data (img_read_each). */
+static int pages_rec(void *arg, const struct img_rec *rec, void *buf)
+{
+	struct pages_in *in = arg;
+	uint32_t crc = 0;
+
+	switch (rec->type) {
+	case IMG_REC_SHMDATA:
+		return img_skip_data(&in->p->r, buf, &crc);
+	case IMG_REC_PAGES:
+		return put_pages(in, buf);
+	case IMG_REC_END:
+		return incr_read_end(in->p, rec, buf) ? -1 : 1;
+	default:
+		err_set("parent image %s: record of type %u among the page data", in->parent,
+			rec->type);
+		return -1;
+	}
+}
+
 /* Read the parent's whole page data into s, checking each record's CRC. */
 static int read_pages(const char *parent, struct img_input *p, struct sink *s)
 {
-	struct img_reader *r = &p->r;
+	struct pages_in in = {parent, p, s, ""};
 
-	for (;;) {
-		struct img_rec rec;
-		void *buf;
-		uint32_t crc = 0;
-		int rc = 0;
-
-		if (img_read_rec(r, &rec, &buf))
-			return -1;
-		if (rec.type == IMG_REC_SHMDATA) {
-			rc = img_skip_data(r, buf, &crc);
-		} else if (rec.type == IMG_REC_PAGES) {
-			struct img_pages *d = buf;
-			struct img_run *run = img_runs(rec.type, buf);
-			/* A MiB or more a read: reads of a page each would cost
-			 * the merge as much as the copying.  Each chunk's CRC,
-			 * taken once, is the record's part and, if the chunk is
-			 * written out whole, its own record's. */
-			for (uint32_t i = 0; i < d->nruns && !rc; i++)
-				for (uint64_t k = 0; k < run[i].npages && !rc; k += OUT_PAGES) {
-					uint64_t n = run[i].npages - k < OUT_PAGES
-							 ? run[i].npages - k
-							 : OUT_PAGES;
-					uint32_t c = 0;
-					rc = img_read_data(r, d, s->buf, n * INCR_PAGE, &c);
-					if (!rc) {
-						crc = img_crc_combine(crc, c, n * INCR_PAGE);
-						rc = s->put(s, run[i].addr + k * INCR_PAGE, n, c);
-					}
-				}
-			r->npages += d->npages;
-			if (!rc && img_crc_bad(crc, d->data_crc)) {
-				err_set("parent image %s: page data before offset %llu: checksum "
-					"mismatch",
-					parent, (unsigned long long)r->off);
-				rc = -1;
-			}
-		} else if (rec.type == IMG_REC_END) {
-			return incr_read_end(p, &rec, buf);
-		} else {
-			err_set("parent image %s: record of type %u among the page data", parent,
-				rec.type);
-			rc = -1;
-		}
-		free(buf);
-		if (rc)
-			return -1;
-	}
+	snprintf(in.who, sizeof(in.who), "parent image %s", parent);
+	return img_read_each(&p->r, pages_rec, &in);
 }
 
 /* Reading the parent (a copy, and its CRC) and taking its pages (a hash
@@ -534,7 +542,7 @@ static int direct_put(struct sink *s, uint64_t addr, uint64_t n, uint32_t crc)
 }
 
 /* Read the parent's whole page data, taking what REUSE lists. */
-static int read_parent(struct feeder *f, struct img_input *p, struct taking *t)
+static int take_from_parent(struct feeder *f, struct img_input *p, struct taking *t)
 {
 	static unsigned char chunk[2][OUT_PAGES * INCR_PAGE];
 	struct relay r = {.s = {relay_put, chunk[1]}, .parent = f->parent, .p = p,
@@ -626,7 +634,7 @@ static int feed(struct feeder *f)
 			err_set("out of memory");
 			goto out;
 		}
-		if (read_parent(f, &p, &t)) {
+		if (take_from_parent(f, &p, &t)) {
 			/* A merge or decompressor behind p that failed says why
 			 * better than the cut stream it left. */
 			img_input_fail(&p);
@@ -852,64 +860,104 @@ static int lacks(uint64_t wanted, uint64_t gives, uint64_t passed)
 	return 1;
 }
 
+/* What scan_level counts of a parent. */
+struct level {
+	struct img_input *in;
+	const struct run_list *want;
+	uint64_t *stored, *gives;
+	struct run_list *reuse;
+	uint64_t hend;
+};
+
+/* One record of a parent's page data (img_read_each). */
+static int level_rec(void *arg, const struct img_rec *rec, void *buf)
+{
+	struct level *lv = arg;
+	struct img_input *in = lv->in;
+	uint32_t crc;
+
+	switch (rec->type) {
+	case IMG_REC_SHMDATA:
+		return img_skip_data(&in->r, buf, &crc);
+	case IMG_REC_PAGES: {
+		struct img_pages *d = buf;
+		struct img_run *run = img_runs(rec->type, buf);
+		for (uint32_t i = 0; i < d->nruns; i++)
+			*lv->gives += overlap(lv->want, run[i].addr, run[i].npages);
+		*lv->stored += d->npages;
+		return img_skip_data(&in->r, buf, &crc);
+	}
+	case IMG_REC_HASHES:
+	case IMG_REC_REUSE:
+		if (!in->im.parent) {
+			err_set("HASHES or REUSE record in an image without a PARENT record");
+			return -1;
+		}
+		return incr_read_list(rec->type == IMG_REC_REUSE ? lv->reuse : NULL, rec->type, buf,
+				      rec->len, in->im.proc.pid,
+				      rec->type == IMG_REC_REUSE ? &lv->reuse->end : &lv->hend);
+	case IMG_REC_END:
+		return incr_read_end(in, rec, buf) ? -1 : 1;
+	default:
+		err_set("record of type %u among the page data", rec->type);
+		return -1;
+	}
+}
+
 /* Read a parent to its end: its own pages, how many of them the image at
  * the bottom of the chain gets (those of want), and its REUSE runs. */
 static int scan_level(struct img_input *in, const struct run_list *want, uint64_t *stored,
 		      uint64_t *gives, struct run_list *reuse)
 {
-	struct img_reader *r = &in->r;
-	uint64_t hend = 0;
+	struct level lv = {in, want, stored, gives, reuse, 0};
 
-	for (;;) {
-		struct img_rec rec;
-		void *buf;
-		uint32_t crc;
-		int rc = 0;
+	return img_read_each(&in->r, level_rec, &lv);
+}
 
-		if (img_read_rec(r, &rec, &buf))
-			return -1;
-		switch (rec.type) {
-		case IMG_REC_SHMDATA:
-			rc = img_skip_data(r, buf, &crc);
-			break;
-		case IMG_REC_PAGES: {
-			struct img_pages *d = buf;
-			struct img_run *run = img_runs(rec.type, buf);
-			for (uint32_t i = 0; i < d->nruns; i++)
-				*gives += overlap(want, run[i].addr, run[i].npages);
-			*stored += d->npages;
-			rc = img_skip_data(r, buf, &crc);
-			break;
-		}
-		case IMG_REC_HASHES:
-		case IMG_REC_REUSE:
-			if (!in->im.parent) {
-				err_set(
-				    "HASHES or REUSE record in an image without a PARENT record");
-				rc = -1;
-				break;
-			}
-			rc = incr_read_list(rec.type == IMG_REC_REUSE ? reuse : NULL, rec.type, buf,
-					    rec.len, in->im.proc.pid,
-					    rec.type == IMG_REC_REUSE ? &reuse->end : &hend);
-			break;
-		case IMG_REC_END:
-			return incr_read_end(in, &rec, buf);
-		default:
-			err_set("record of type %u among the page data", rec.type);
-			rc = -1;
-		}
-		free(buf);
-		if (rc)
-			return -1;
+/* A parent of the chain that cannot be followed, and why (state). */
+static void print_chain_state(FILE *f, int json, int n, const char *path, const char *state)
+{
+	if (json) {
+		fprintf(f, "%s{\"path\":", n ? "," : "");
+		json_str(f, path, strlen(path));
+		fprintf(f, ",\"state\":\"%s\"}", state);
+	} else {
+		fprintf(f, "chain %d:  %s: %s\n", n + 1, path, state);
 	}
+}
+
+/* A parent of the chain found whole: what it stores, takes and gives. */
+static void print_chain_found(FILE *f, int json, int n, const char *path,
+			      const struct img_input *cur, uint64_t stored, uint64_t takes,
+			      uint64_t gives)
+{
+	char t1[64], b1[32], b2[32];
+
+	if (json) {
+		fprintf(f, "%s{\"path\":", n ? "," : "");
+		json_str(f, path, strlen(path));
+		fprintf(f,
+			",\"state\":\"found\",\"created\":%lld,\"incremental\":%s,"
+			"\"stored_pages\":%llu,\"reused_pages\":%llu,\"given_pages\":%llu}",
+			(long long)cur->im.hdr.ctime, cur->im.parent ? "true" : "false",
+			(unsigned long long)stored, (unsigned long long)takes,
+			(unsigned long long)gives);
+		return;
+	}
+	fprintf(f, "chain %d:  %s: found, created %s, %s, stores %s", n + 1, path,
+		fmt_time(t1, sizeof(t1), cur->im.hdr.ctime),
+		cur->im.parent ? "incremental" : "full image",
+		fmt_bytes(b1, sizeof(b1), stored * INCR_PAGE));
+	if (cur->im.parent)
+		fprintf(f, ", takes %s", fmt_bytes(b2, sizeof(b2), takes * INCR_PAGE));
+	fprintf(f, "; gives %s\n", fmt_bytes(b2, sizeof(b2), gives * INCR_PAGE));
 }
 
 int incr_print_chain(FILE *f, const char *path, const struct img_input *top, int json)
 {
 	const struct parent *p = top->im.parent;
 	struct img_input cur = {.r.fd = -1, .status_fd = -1}, next;
-	char child[PATH_MAX], found[PATH_MAX], t1[64], b1[32], b2[32];
+	char child[PATH_MAX], found[PATH_MAX];
 	struct run_list want = {0};
 	int rc = 0, n = 0;
 
@@ -936,12 +984,7 @@ int incr_print_chain(FILE *f, const char *path, const struct img_input *top, int
 			const char *state = strstr(why, "dumped against") ? "replaced"
 					    : strstr(why, ": missing (")  ? "missing"
 									  : "unreadable";
-			if (json) {
-				fprintf(f, "%s{\"path\":", n ? "," : "");
-				json_str(f, p->path, strlen(p->path));
-				fprintf(f, ",\"state\":\"%s\"}", state);
-			} else
-				fprintf(f, "chain %d:  %s: %s\n", n + 1, p->path, state);
+			print_chain_state(f, json, n, p->path, state);
 			rc = -1;
 			break;
 		}
@@ -953,36 +996,12 @@ int incr_print_chain(FILE *f, const char *path, const struct img_input *top, int
 			snprintf(why, sizeof(why), "%s", err_get());
 			img_input_fail(&cur);
 			err_set("%s: parent image %s: %s", child, found, why);
-			if (json) {
-				fprintf(f, "%s{\"path\":", n ? "," : "");
-				json_str(f, found, strlen(found));
-				fprintf(f, ",\"state\":\"damaged\"}");
-			} else {
-				fprintf(f, "chain %d:  %s: damaged\n", n + 1, found);
-			}
+			print_chain_state(f, json, n, found, "damaged");
 			run_list_free(&reuse);
 			rc = -1;
 			break;
 		}
-		if (json) {
-			fprintf(f, "%s{\"path\":", n ? "," : "");
-			json_str(f, found, strlen(found));
-			fprintf(f,
-				",\"state\":\"found\",\"created\":%lld,\"incremental\":%s,"
-				"\"stored_pages\":%llu,\"reused_pages\":%llu,\"given_pages\":%llu}",
-				(long long)cur.im.hdr.ctime, cur.im.parent ? "true" : "false",
-				(unsigned long long)stored, (unsigned long long)reuse.npages,
-				(unsigned long long)gives);
-		} else {
-			fprintf(f, "chain %d:  %s: found, created %s, %s, stores %s", n + 1, found,
-				fmt_time(t1, sizeof(t1), cur.im.hdr.ctime),
-				cur.im.parent ? "incremental" : "full image",
-				fmt_bytes(b1, sizeof(b1), stored * INCR_PAGE));
-			if (cur.im.parent)
-				fprintf(f, ", takes %s",
-					fmt_bytes(b2, sizeof(b2), reuse.npages * INCR_PAGE));
-			fprintf(f, "; gives %s\n", fmt_bytes(b2, sizeof(b2), gives * INCR_PAGE));
-		}
+		print_chain_found(f, json, n, found, &cur, stored, reuse.npages, gives);
 		run_list_free(&reuse);
 		snprintf(child, sizeof(child), "%s", found);
 		p = cur.im.parent;

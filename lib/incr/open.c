@@ -262,78 +262,104 @@ int img_open_parent(const char *path, struct img_input *in, int merge, int trust
 	return 0;
 }
 
+/* A name the image gives, maybe another user's: no link followed, and
+ * nothing but a regular file opened (opening a FIFO waits, opening a
+ * device may act), by way of an O_PATH fd, which opens nothing.  Its fd,
+ * or -1. */
+static int open_parent_file(const char *path)
+{
+	char self[64];
+	struct stat st;
+	int pfd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC), fd;
+
+	if (pfd < 0) {
+		err_sys("cannot open %s", path);
+		return -1;
+	}
+	if (fstat(pfd, &st) || !S_ISREG(st.st_mode)) {
+		err_set("%s: not a regular file (%s)", path,
+			S_ISLNK(st.st_mode) ? "a symbolic link" : file_kind(st.st_mode));
+		close(pfd);
+		return -1;
+	}
+	fd = open(fmt_path(self, sizeof(self), "/proc/self/fd/%d", pfd),
+		  O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		err_sys("cannot open %s", path);
+	close(pfd);
+	return fd;
+}
+
+/* The fd of the image open_one opens: standard input (path NULL or "-",
+ * then named so in *path for messages), the file, or a parent.  -1 on
+ * failure. */
+static int open_file(const char **path, struct img_input *in, int how)
+{
+	int fd;
+
+	if (how == OPEN_PARENT)
+		return open_parent_file(*path);
+	if (!*path || !strcmp(*path, "-")) {
+		in->from_stdin = 1;
+		*path = "standard input";
+		grow_pipe(0);
+		return 0;
+	}
+	fd = open(*path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		err_sys("cannot open %s", *path);
+	return fd;
+}
+
+/* The first bytes of the stream on *fd, enough to tell a compressed stream
+ * (then *fd becomes its decompressor's, and *n 0) from an image (its
+ * magic, *n bytes of it in prefix). */
+static int sniff(struct img_input *in, int *fd, const char *path, unsigned char *prefix,
+		 ssize_t *n)
+{
+	*n = read_full(*fd, prefix, 8);
+	if (*n < 0) {
+		err_sys("cannot read %s", path);
+		return -1;
+	}
+	if (*n == 0) {
+		err_set("%s: empty, not an image", path);
+		return -1;
+	}
+	if (zio_detect(prefix, *n) != ZIO_NONE) {
+		int pfd;
+		if (zio_spawn_decompressor(*fd, prefix, *n, &pfd, &in->status_fd))
+			return -1;
+		if (*fd != 0)
+			close(*fd);
+		*fd = pfd;
+		in->compressed = 1;
+		*n = 0;
+	} else if (*n < 8 || memcmp(prefix, IMG_MAGIC, 8)) {
+		err_set("%s: not a ckpt image (bad magic)", path);
+		return -1;
+	}
+	return 0;
+}
+
 static int open_one(const char *path, struct img_input *in, int trust, int how)
 {
 	unsigned char prefix[sizeof(struct img_header)];
-	struct stat st;
 	ssize_t n;
 	int fd;
 
 	memset(in, 0, sizeof(*in));
 	in->status_fd = -1;
 	in->trust = trust;
-	if (how == OPEN_IMAGE && (!path || !strcmp(path, "-"))) {
-		fd = 0;
-		in->from_stdin = 1;
-		path = "standard input";
-		grow_pipe(fd);
-	} else if (how == OPEN_IMAGE) {
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0) {
-			err_sys("cannot open %s", path);
-			return -1;
-		}
-	} else {
-		/* A name the image gives, maybe another user's: no link
-		 * followed, and nothing but a regular file opened (opening a
-		 * FIFO waits, opening a device may act), by way of an O_PATH
-		 * fd, which opens nothing. */
-		char self[64];
-		int pfd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-
-		if (pfd < 0) {
-			err_sys("cannot open %s", path);
-			return -1;
-		}
-		if (fstat(pfd, &st) || !S_ISREG(st.st_mode)) {
-			err_set("%s: not a regular file (%s)", path,
-				S_ISLNK(st.st_mode) ? "a symbolic link" : file_kind(st.st_mode));
-			close(pfd);
-			return -1;
-		}
-		fd = open(fmt_path(self, sizeof(self), "/proc/self/fd/%d", pfd),
-			  O_RDONLY | O_CLOEXEC | O_NOCTTY);
-		if (fd < 0)
-			err_sys("cannot open %s", path);
-		close(pfd);
-		if (fd < 0)
-			return -1;
-	}
+	fd = open_file(&path, in, how);
+	if (fd < 0)
+		return -1;
 	/* Before a byte of it is read: the file as opened is what counts. */
-	if (trust && check_file(fd, path))
-		goto fail;
-	/* Enough to tell a compressed stream from an image. */
-	n = read_full(fd, prefix, 8);
-	if (n < 0) {
-		err_sys("cannot read %s", path);
-		goto fail;
-	}
-	if (n == 0) {
-		err_set("%s: empty, not an image", path);
-		goto fail;
-	}
-	if (zio_detect(prefix, n) != ZIO_NONE) {
-		int pfd;
-		if (zio_spawn_decompressor(fd, prefix, n, &pfd, &in->status_fd))
-			goto fail;
-		if (fd != 0)
+	if ((trust && check_file(fd, path)) || sniff(in, &fd, path, prefix, &n)) {
+		/* Nothing of ours stays open (standard input is not ours). */
+		if (fd > 0)
 			close(fd);
-		fd = pfd;
-		in->compressed = 1;
-		n = 0;
-	} else if (n < 8 || memcmp(prefix, IMG_MAGIC, 8)) {
-		err_set("%s: not a ckpt image (bad magic)", path);
-		goto fail;
+		return -1;
 	}
 	in->r.fd = fd;
 	/* The reader (image/) knows no fd kinds: each process's FILE records
@@ -349,11 +375,6 @@ static int open_one(const char *path, struct img_input *in, int trust, int how)
 		return -1;
 	}
 	return 0;
-fail:
-	/* Nothing of ours stays open (standard input is not ours). */
-	if (fd > 0)
-		close(fd);
-	return -1;
 }
 
 void img_input_fail(struct img_input *in)

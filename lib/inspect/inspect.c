@@ -124,100 +124,103 @@ static int next_proc(struct img_input *in, const struct img_rec *rec, const void
 	return 0;
 }
 
-static int scan_data(struct img_input *in, struct img_totals *t)
-{
-	struct img_reader *r = &in->r;
+/* Where scan_data is in the page data. */
+struct scan {
+	struct img_input *in;
+	struct img_totals *t;
 	/* One process: its pages follow.  A tree: each process's follow
 	 * its PROCPAGES record. */
-	struct image *im = in->nrest ? NULL : &in->im;
-	int seen_pages = 0;
-	size_t next = 0;
+	struct image *im;
+	int seen_pages;
+	size_t next;
+};
 
-	for (;;) {
-		struct img_rec rec;
-		void *buf;
-		uint32_t crc;
+/* The END record: every live process had its page data, the totals agree. */
+static int scan_end(struct scan *sc, const struct img_rec *rec, const void *buf)
+{
+	struct img_input *in = sc->in;
+	struct img_reader *r = &in->r;
+	struct img_end e;
+	int rc;
 
-		if (img_read_rec(r, &rec, &buf))
-			return -1;
-		if (rec.type == IMG_REC_END) {
-			struct img_end e;
-			int rc;
-
-			if (rec.len != sizeof(e)) {
-				free(buf);
-				err_set("END record: bad length %llu", (unsigned long long)rec.len);
-				return -1;
-			}
-			memcpy(&e, buf, sizeof(e));
-			free(buf);
-			while (next <= in->nrest && in->nrest &&
-			       (img_proc_at(in, next)->proc.flags & IMG_PROC_ZOMBIE))
-				next++;
-			if (in->nrest && next <= in->nrest) {
-				err_set("END record before the page data of pid %d",
-					img_proc_at(in, next)->proc.pid);
-				return -1;
-			}
-			rc = img_check_end(r, &rec, &e);
-			t->records = r->nrec;
-			t->pages = r->npages;
-			t->bytes = r->off;
-			return rc;
-		}
-		if (rec.type == IMG_REC_HASHES || rec.type == IMG_REC_REUSE) {
-			int rc = incr_scan_rec(in, &rec, buf);
-			free(buf);
-			if (rc)
-				return -1;
-			continue;
-		}
-		if (rec.type == IMG_REC_PROCPAGES) {
-			int rc = next_proc(in, &rec, buf, &next, &im);
-			free(buf);
-			if (rc)
-				return -1;
-			seen_pages = 1;
-			continue;
-		}
-		if (rec.type == IMG_REC_SHMDATA && !seen_pages) {
-			if (count_shmdata(in, buf)) {
-				free(buf);
-				return -1;
-			}
-		} else if (rec.type != IMG_REC_PAGES || !im) {
-			err_set("record of type %u among the page data at offset %llu", rec.type,
-				(unsigned long long)(r->off - sizeof(rec) - rec.len));
-			free(buf);
-			return -1;
-		} else {
-			seen_pages = 1;
-		}
-		if (rec.type == IMG_REC_PAGES) {
-			struct img_pages *p = buf;
-			struct img_run *run = (struct img_run *)(p + 1);
-
-			for (uint32_t i = 0; i < p->nruns; i++) {
-				uint64_t end = run[i].addr + run[i].npages * r->page_size;
-				struct region *g = img_find_region(im, run[i].addr);
-				if (!g || end > g->d.end || end < run[i].addr) {
-					err_set("PAGES record: run %#llx+%llu pages lies outside "
-						"every region",
-						(unsigned long long)run[i].addr,
-						(unsigned long long)run[i].npages);
-					free(buf);
-					return -1;
-				}
-				g->stored += run[i].npages;
-			}
-		}
-		/* Both begin with a struct img_pages. */
-		if (img_skip_data(r, buf, &crc)) {
-			free(buf);
-			return -1;
-		}
-		free(buf);
+	if (rec->len != sizeof(e)) {
+		err_set("END record: bad length %llu", (unsigned long long)rec->len);
+		return -1;
 	}
+	memcpy(&e, buf, sizeof(e));
+	while (sc->next <= in->nrest && in->nrest &&
+	       (img_proc_at(in, sc->next)->proc.flags & IMG_PROC_ZOMBIE))
+		sc->next++;
+	if (in->nrest && sc->next <= in->nrest) {
+		err_set("END record before the page data of pid %d",
+			img_proc_at(in, sc->next)->proc.pid);
+		return -1;
+	}
+	rc = img_check_end(r, rec, &e);
+	sc->t->records = r->nrec;
+	sc->t->pages = r->npages;
+	sc->t->bytes = r->off;
+	return rc ? -1 : 1;
+}
+
+/* A PAGES record: its runs must lie inside regions of im, whose stored
+ * pages they count. */
+static int count_pages(struct image *im, uint32_t page_size, void *buf)
+{
+	struct img_pages *p = buf;
+	struct img_run *run = img_runs(IMG_REC_PAGES, buf);
+
+	for (uint32_t i = 0; i < p->nruns; i++) {
+		uint64_t end = run[i].addr + run[i].npages * page_size;
+		struct region *g = img_find_region(im, run[i].addr);
+		if (!g || end > g->d.end || end < run[i].addr) {
+			err_set("PAGES record: run %#llx+%llu pages lies outside every region",
+				(unsigned long long)run[i].addr, (unsigned long long)run[i].npages);
+			return -1;
+		}
+		g->stored += run[i].npages;
+	}
+	return 0;
+}
+
+/* One record of the page data (img_read_each). */
+static int scan_rec(void *arg, const struct img_rec *rec, void *buf)
+{
+	struct scan *sc = arg;
+	struct img_reader *r = &sc->in->r;
+	uint32_t crc;
+
+	if (rec->type == IMG_REC_END)
+		return scan_end(sc, rec, buf);
+	if (rec->type == IMG_REC_HASHES || rec->type == IMG_REC_REUSE)
+		return incr_scan_rec(sc->in, rec, buf);
+	if (rec->type == IMG_REC_PROCPAGES) {
+		if (next_proc(sc->in, rec, buf, &sc->next, &sc->im))
+			return -1;
+		sc->seen_pages = 1;
+		return 0;
+	}
+	if (rec->type == IMG_REC_SHMDATA && !sc->seen_pages) {
+		if (count_shmdata(sc->in, buf))
+			return -1;
+	} else if (rec->type != IMG_REC_PAGES || !sc->im) {
+		err_set("record of type %u among the page data at offset %llu", rec->type,
+			(unsigned long long)(r->off - sizeof(*rec) - rec->len));
+		return -1;
+	} else {
+		sc->seen_pages = 1;
+		if (count_pages(sc->im, r->page_size, buf))
+			return -1;
+	}
+	/* Both begin with a struct img_pages. */
+	return img_skip_data(r, buf, &crc);
+}
+
+static int scan_data(struct img_input *in, struct img_totals *t)
+{
+	struct scan sc = {.in = in, .t = t, .im = in->nrest ? NULL : &in->im};
+
+	return img_read_each(&in->r, scan_rec, &sc);
 }
 
 static const char *prot_str(uint32_t prot, uint32_t flags)
@@ -344,22 +347,10 @@ void inspect_text(FILE *f, const struct img_input *in, const struct img_totals *
 		(unsigned long long)t->records, (unsigned long long)t->bytes);
 }
 
-static void text_proc(FILE *f, const struct image *im)
+static void text_threads(FILE *f, const struct image *im)
 {
-	const struct img_header *h = &im->hdr;
-	const struct img_proc *p = &im->proc;
-	char b1[32], b2[64];
-	int nh = 0, ni = 0;
+	char b[64];
 
-	fprintf(f, "process:  pid %d (%s), ppid %d, pgid %d, sid %d, uid %u, gid %u, umask %03o\n",
-		p->pid, p->comm, p->ppid, p->pgid, p->sid, p->uid, p->gid, p->umask);
-	if (p->flags & IMG_PROC_ZOMBIE) {
-		fprintf(f, "state:    %s\n", zombie_str(p, b2, sizeof(b2)));
-		return;
-	}
-	fprintf(f, "command:  ");
-	put_cmdline(f, im);
-	fprintf(f, "\nexe:      %s\ncwd:      %s\n", im->exe, im->cwd);
 	fprintf(f, "threads:  %zu\n", im->nthreads);
 	for (size_t i = 0; i < im->nthreads; i++) {
 		const struct img_thread *th = &im->threads[i].d;
@@ -368,16 +359,17 @@ static void text_proc(FILE *f, const struct image *im)
 		memcpy(&r, th->regs, sizeof(r));
 		fprintf(f, "  tid %d (%s), rip %#llx, rsp %#llx, %s\n", th->tid, th->comm,
 			(unsigned long long)r.rip, (unsigned long long)r.rsp,
-			syscall_state(&r, b2, sizeof(b2)));
+			syscall_state(&r, b, sizeof(b)));
 		fprintf(f, "    sigmask %#llx, fs base %#llx, rseq %#llx, robust list %#llx\n",
 			(unsigned long long)th->sigmask, (unsigned long long)r.fs_base,
 			(unsigned long long)th->rseq_addr, (unsigned long long)th->robust_head);
 	}
-	for (int i = 0; i < IMG_NSIG; i++) {
-		nh += im->sigacts[i].handler > 1;
-		ni += im->sigacts[i].handler == 1;
-	}
-	fprintf(f, "signals:  %d handled, %d ignored\n", nh, ni);
+}
+
+static void text_regions(FILE *f, const struct image *im)
+{
+	char b[32];
+
 	fprintf(f, "regions:  %zu\n", im->nregions);
 	for (size_t i = 0; i < im->nregions; i++) {
 		const struct region *g = &im->regions[i];
@@ -386,9 +378,13 @@ static void text_proc(FILE *f, const struct image *im)
 		fprintf(f, "  %012llx-%012llx %s %-7s %10s %s%s%s%s\n",
 			(unsigned long long)g->d.start, (unsigned long long)g->d.end,
 			prot_str(g->d.prot, g->d.flags), img_kind_name(g->d.kind),
-			fmt_bytes(b1, sizeof(b1), g->stored * h->page_size), name,
+			fmt_bytes(b, sizeof(b), g->stored * im->hdr.page_size), name,
 			*fl ? " [" : "", fl, *fl ? "]" : "");
 	}
+}
+
+static void text_files(FILE *f, const struct image *im)
+{
 	fprintf(f, "files:    %zu\n", im->nfiles);
 	for (size_t i = 0; i < im->nfiles; i++) {
 		const struct fd_entry *e = &im->files[i];
@@ -400,13 +396,19 @@ static void text_proc(FILE *f, const struct image *im)
 		fprintf(f, " %s\n", e->path);
 		fd_show_list(f, e, 0);
 	}
+}
+
+static void text_objects(FILE *f, const struct image *im)
+{
+	char b1[32], b2[32];
+
 	if (im->nshms)
 		fprintf(f, "objects:  %zu\n", im->nshms);
 	for (size_t i = 0; i < im->nshms; i++) {
 		const struct shm_obj *o = &im->shms[i];
 		fprintf(f, "  %-5s %10s, %s stored, mode %04o", img_shm_kind_name(o->d.kind),
 			fmt_bytes(b1, sizeof(b1), o->d.size),
-			fmt_bytes(b2, sizeof(b2), o->stored * h->page_size), o->d.mode);
+			fmt_bytes(b2, sizeof(b2), o->stored * im->hdr.page_size), o->d.mode);
 		if (o->d.kind == IMG_SHM_SYSV)
 			fprintf(f, ", key %#x%s", (unsigned)o->d.key,
 				o->d.flags & IMG_SHM_RMID ? ", id removed" : "");
@@ -414,23 +416,68 @@ static void text_proc(FILE *f, const struct image *im)
 			fprintf(f, ", seals %#x", o->d.seals);
 		fprintf(f, "%s%s\n", o->name[0] ? " " : "", o->name);
 	}
+}
+
+static void text_ipcs(FILE *f, const struct image *im)
+{
 	if (im->nipcs)
 		fprintf(f, "sysv ipc: %zu\n", im->nipcs);
 	for (size_t i = 0; i < im->nipcs; i++) {
 		const struct img_ipc *d = &im->ipcs[i].d;
 		fprintf(f, "  %s id %d, key %#x, mode %04o, %u %s\n",
-			d->kind == IMG_IPC_SEM ? "semaphores" : "messages  ", d->id, (unsigned)d->key,
-			d->mode, d->n,
+			d->kind == IMG_IPC_SEM ? "semaphores" : "messages  ", d->id,
+			(unsigned)d->key, d->mode, d->n,
 			d->kind == IMG_IPC_SEM ? "semaphores" : "messages queued");
 	}
 }
 
-void inspect_json(FILE *f, const struct img_input *in, const struct img_totals *t)
+/* One process: who it is, then its sections, a function each. */
+static void text_proc(FILE *f, const struct image *im)
 {
-	const struct image *im = &in->im;
-	const struct img_header *h = &im->hdr;
 	const struct img_proc *p = &im->proc;
+	char b[64];
+	int nh = 0, ni = 0;
+
+	fprintf(f, "process:  pid %d (%s), ppid %d, pgid %d, sid %d, uid %u, gid %u, umask %03o\n",
+		p->pid, p->comm, p->ppid, p->pgid, p->sid, p->uid, p->gid, p->umask);
+	if (p->flags & IMG_PROC_ZOMBIE) {
+		fprintf(f, "state:    %s\n", zombie_str(p, b, sizeof(b)));
+		return;
+	}
+	fprintf(f, "command:  ");
+	put_cmdline(f, im);
+	fprintf(f, "\nexe:      %s\ncwd:      %s\n", im->exe, im->cwd);
+	text_threads(f, im);
+	for (int i = 0; i < IMG_NSIG; i++) {
+		nh += im->sigacts[i].handler > 1;
+		ni += im->sigacts[i].handler == 1;
+	}
+	fprintf(f, "signals:  %d handled, %d ignored\n", nh, ni);
+	text_regions(f, im);
+	text_files(f, im);
+	text_objects(f, im);
+	text_ipcs(f, im);
+}
+
+/* A command line (NUL-separated) as a JSON array of strings. */
+static void json_argv(FILE *f, const char *cmdline, uint32_t len)
+{
 	uint32_t a = 0;
+
+	fputc('[', f);
+	while (a < len) {
+		size_t l = strnlen(cmdline + a, len - a);
+		if (a)
+			fputc(',', f);
+		json_str(f, cmdline + a, l);
+		a += l + 1;
+	}
+	fputc(']', f);
+}
+
+static void json_format(FILE *f, const struct img_input *in)
+{
+	const struct img_header *h = &in->im.hdr;
 
 	fprintf(f,
 		"{\"format\":{\"version\":%u,\"arch\":\"x86-64\",\"page_size\":%u,"
@@ -441,6 +488,12 @@ void inspect_json(FILE *f, const struct img_input *in, const struct img_totals *
 	json_str(f, h->kernel, strlen(h->kernel));
 	fprintf(f, ",\"xfeatures\":%llu,\"xsave_size\":%u},\n", (unsigned long long)h->xfeatures,
 		h->xsave_size);
+}
+
+static void json_process(FILE *f, const struct image *im)
+{
+	const struct img_proc *p = &im->proc;
+
 	fprintf(f,
 		"\"process\":{\"pid\":%d,\"ppid\":%d,\"pgid\":%d,\"sid\":%d,\"uid\":%u,"
 		"\"gid\":%u,\"umask\":%u,\"comm\":",
@@ -450,19 +503,17 @@ void inspect_json(FILE *f, const struct img_input *in, const struct img_totals *
 	json_str(f, im->exe, strlen(im->exe));
 	fprintf(f, ",\"cwd\":");
 	json_str(f, im->cwd, strlen(im->cwd));
-	fprintf(f, ",\"argv\":[");
-	while (a < p->cmdline_len) {
-		size_t l = strnlen(im->cmdline + a, p->cmdline_len - a);
-		if (a)
-			fputc(',', f);
-		json_str(f, im->cmdline + a, l);
-		a += l + 1;
-	}
-	fprintf(f, "]},\n\"tree\":[");
+	fprintf(f, ",\"argv\":");
+	json_argv(f, im->cmdline, p->cmdline_len);
+	fprintf(f, "},\n");
+}
+
+static void json_tree(FILE *f, const struct img_input *in)
+{
+	fprintf(f, "\"tree\":[");
 	for (size_t k = 0; k <= in->nrest; k++) {
 		const struct image *pi = img_proc_at((struct img_input *)in, k);
 		const struct img_proc *q = &pi->proc;
-		uint32_t b = 0;
 
 		fprintf(f,
 			"%s{\"pid\":%d,\"ppid\":%d,\"pgid\":%d,\"sid\":%d,\"threads\":%zu,"
@@ -471,17 +522,16 @@ void inspect_json(FILE *f, const struct img_input *in, const struct img_totals *
 			(q->flags & IMG_PROC_ZOMBIE) ? "true" : "false", q->exit_status,
 			q->exit_signal);
 		json_str(f, q->comm, strlen(q->comm));
-		fprintf(f, ",\"argv\":[");
-		while (b < q->cmdline_len) {
-			size_t l = strnlen(pi->cmdline + b, q->cmdline_len - b);
-			if (b)
-				fputc(',', f);
-			json_str(f, pi->cmdline + b, l);
-			b += l + 1;
-		}
-		fprintf(f, "]}");
+		fprintf(f, ",\"argv\":");
+		json_argv(f, pi->cmdline, q->cmdline_len);
+		fprintf(f, "}");
 	}
-	fprintf(f, "],\n\"threads\":[");
+	fprintf(f, "],\n");
+}
+
+static void json_threads(FILE *f, const struct image *im)
+{
+	fprintf(f, "\"threads\":[");
 	for (size_t i = 0; i < im->nthreads; i++) {
 		const struct img_thread *th = &im->threads[i].d;
 		struct user_regs_struct r;
@@ -499,6 +549,10 @@ void inspect_json(FILE *f, const struct img_input *in, const struct img_totals *
 			(unsigned long long)th->robust_head, (unsigned long long)th->tid_addr);
 	}
 	fprintf(f, "],\n");
+}
+
+static void json_signals(FILE *f, const struct image *im)
+{
 	fprintf(f, "\"signals\":[");
 	for (int i = 0, first = 1; i < IMG_NSIG; i++) {
 		const struct img_sigact *s = &im->sigacts[i];
@@ -509,7 +563,12 @@ void inspect_json(FILE *f, const struct img_input *in, const struct img_totals *
 			(unsigned long long)s->flags, (unsigned long long)s->mask);
 		first = 0;
 	}
-	fprintf(f, "],\n\"regions\":[\n");
+	fprintf(f, "],\n");
+}
+
+static void json_regions(FILE *f, const struct image *im)
+{
+	fprintf(f, "\"regions\":[\n");
 	for (size_t i = 0; i < im->nregions; i++) {
 		const struct region *g = &im->regions[i];
 		fprintf(f, "%s{\"start\":%llu,\"end\":%llu,\"prot\":\"%s\",\"kind\":\"%s\","
@@ -517,11 +576,17 @@ void inspect_json(FILE *f, const struct img_input *in, const struct img_totals *
 			i ? ",\n" : "", (unsigned long long)g->d.start,
 			(unsigned long long)g->d.end, prot_str(g->d.prot, g->d.flags),
 			img_kind_name(g->d.kind), (unsigned long long)g->d.pgoff,
-			(unsigned long long)(g->stored * h->page_size), rgn_flags_str(g->d.flags));
+			(unsigned long long)(g->stored * im->hdr.page_size),
+			rgn_flags_str(g->d.flags));
 		json_str(f, g->path ? g->path : "", g->path ? strlen(g->path) : 0);
 		fputc('}', f);
 	}
-	fprintf(f, "],\n\"files\":[\n");
+	fprintf(f, "],\n");
+}
+
+static void json_files(FILE *f, const struct image *im)
+{
+	fprintf(f, "\"files\":[\n");
 	for (size_t i = 0; i < im->nfiles; i++) {
 		const struct fd_entry *e = &im->files[i];
 		fprintf(f,
@@ -534,18 +599,28 @@ void inspect_json(FILE *f, const struct img_input *in, const struct img_totals *
 		fd_show_list(f, e, 1);
 		fputc('}', f);
 	}
-	fprintf(f, "],\n\"objects\":[\n");
+	fprintf(f, "],\n");
+}
+
+static void json_objects(FILE *f, const struct image *im)
+{
+	fprintf(f, "\"objects\":[\n");
 	for (size_t i = 0; i < im->nshms; i++) {
 		const struct shm_obj *o = &im->shms[i];
 		fprintf(f, "%s{\"kind\":\"%s\",\"size\":%llu,\"stored_bytes\":%llu,\"mode\":%u,"
 			   "\"key\":%d,\"id_removed\":%s,\"seals\":%u,\"name\":",
 			i ? ",\n" : "", img_shm_kind_name(o->d.kind), (unsigned long long)o->d.size,
-			(unsigned long long)(o->stored * h->page_size), o->d.mode, o->d.key,
+			(unsigned long long)(o->stored * im->hdr.page_size), o->d.mode, o->d.key,
 			o->d.flags & IMG_SHM_RMID ? "true" : "false", o->d.seals);
 		json_str(f, o->name, strlen(o->name));
 		fputc('}', f);
 	}
-	fprintf(f, "],\n\"sysv_ipc\":[\n");
+	fprintf(f, "],\n");
+}
+
+static void json_ipcs(FILE *f, const struct image *im)
+{
+	fprintf(f, "\"sysv_ipc\":[\n");
 	for (size_t i = 0; i < im->nipcs; i++) {
 		const struct img_ipc *d = &im->ipcs[i].d;
 		fprintf(f, "%s{\"kind\":\"%s\",\"id\":%d,\"key\":%d,\"mode\":%u,\"count\":%u}",
@@ -553,9 +628,26 @@ void inspect_json(FILE *f, const struct img_input *in, const struct img_totals *
 			d->mode, d->n);
 	}
 	fprintf(f, "],\n");
+}
+
+/* The image as one JSON object: the root process's metadata in full, the
+ * tree in brief, then the parent and the page data. */
+void inspect_json(FILE *f, const struct img_input *in, const struct img_totals *t)
+{
+	const struct image *im = &in->im;
+
+	json_format(f, in);
+	json_process(f, im);
+	json_tree(f, in);
+	json_threads(f, im);
+	json_signals(f, im);
+	json_regions(f, im);
+	json_files(f, im);
+	json_objects(f, im);
+	json_ipcs(f, im);
 	incr_inspect_json(f, in);
 	fprintf(f, "\"data\":{\"pages\":%llu,\"bytes\":%llu,\"records\":%llu,"
 		   "\"stream_bytes\":%llu}}\n",
-		(unsigned long long)t->pages, (unsigned long long)(t->pages * h->page_size),
+		(unsigned long long)t->pages, (unsigned long long)(t->pages * im->hdr.page_size),
 		(unsigned long long)t->records, (unsigned long long)t->bytes);
 }
