@@ -1359,34 +1359,24 @@ static int capture_zombie(pid_t pid, struct image *im)
 	return 0;
 }
 
-/* Which SHM objects of each process write their contents: each object
- * once, numbered in order of first appearance (as img_open numbers them). */
-static uint64_t **object_numbers(struct image *ims, size_t n)
+/* Which SHM records write their object's contents: each object once, at
+ * its first record, numbered in order of first appearance (as img_open
+ * numbers them); UINT64_MAX at a record whose object an earlier one
+ * writes.  The records of imp[0] first, then imp[1]'s, and so on. */
+static uint64_t *object_numbers(struct image *const imp[], size_t n)
 {
-	uint64_t **ux = calloc(n, sizeof(*ux)), next = 0;
+	struct shm_obj **objs;
+	uint64_t *number;
+	size_t nobjs, r = 0;
 
-	if (!ux)
+	if (img_list_objects(imp, n, &objs, &nobjs, &number))
 		return NULL;
-	for (size_t k = 0; k < n; k++) {
-		if (!(ux[k] = calloc(ims[k].nshms + 1, sizeof(**ux))))
-			goto fail;
-		for (size_t i = 0; i < ims[k].nshms; i++) {
-			const struct shm_obj *o = &ims[k].shms[i];
-			int seen = 0;
-
-			for (size_t j = 0; j <= k && !seen; j++)
-				for (size_t m = 0; m < (j < k ? ims[j].nshms : i) && !seen; m++)
-					seen = ims[j].shms[m].d.dev == o->d.dev &&
-					       ims[j].shms[m].d.ino == o->d.ino;
-			ux[k][i] = seen ? UINT64_MAX : next++;
-		}
-	}
-	return ux;
-fail:
 	for (size_t k = 0; k < n; k++)
-		free(ux[k]);
-	free(ux);
-	return NULL;
+		for (size_t i = 0; i < imp[k]->nshms; i++, r++)
+			if (objs[number[r]] != &imp[k]->shms[i])
+				number[r] = UINT64_MAX;
+	free(objs);
+	return number;
 }
 
 #ifndef KCMP_VM
@@ -1430,7 +1420,7 @@ int dump_write_tree(struct dump_tree *tr, int out, const struct dump_opts *o)
 	    .fd = out, .cancel = o->cancel, .progress = o->progress, .progress_arg = o->progress_arg};
 	struct image *ims = calloc(tr->n, sizeof(*ims)), **imp = calloc(tr->n, sizeof(*imp));
 	struct shm_dump **sd = calloc(tr->n, sizeof(*sd));
-	uint64_t **ux = NULL;
+	uint64_t *ux = NULL;
 	int rc = -1;
 
 	if (!ims || !imp || !sd) {
@@ -1464,20 +1454,16 @@ int dump_write_tree(struct dump_tree *tr, int out, const struct dump_opts *o)
 				    : capture(&tr->p[k].t, &ims[k], &sd[k], o))
 			goto out;
 	}
-	if (check_sharing(tr, ims) || fd_check_tree(imp, tr->n) ||
-	    !(ux = object_numbers(ims, tr->n))) {
-		if (!ux && !err_get()[0])
-			err_set("out of memory");
+	if (check_sharing(tr, ims) || fd_check_tree(imp, tr->n) || !(ux = object_numbers(imp, tr->n)))
 		goto out;
-	}
 	ims[0].hdr.nprocs = tr->n;
 	if (img_write_header(&w, &ims[0].hdr))
 		goto out;
 	for (size_t k = 0; k < tr->n; k++)
 		if (img_write_meta(&w, &ims[k]))
 			goto out;
-	for (size_t k = 0; k < tr->n; k++)
-		if (!tr->p[k].zombie && shm_write(tr->p[k].pid, &w, &ims[k], sd[k], ux[k]))
+	for (size_t k = 0, r = 0; k < tr->n; r += ims[k++].nshms)
+		if (!tr->p[k].zombie && shm_write(tr->p[k].pid, &w, &ims[k], sd[k], ux + r))
 			goto out;
 	for (size_t k = 0; k < tr->n; k++) {
 		struct img_procpages pp = {.pid = tr->p[k].pid};
@@ -1496,8 +1482,6 @@ out:
 			shm_dump_free(sd[k]);
 		if (ims)
 			image_free(&ims[k]);
-		if (ux)
-			free(ux[k]);
 	}
 	free(ux);
 	free(sd);
