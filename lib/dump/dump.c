@@ -1177,43 +1177,6 @@ static int write_cow(struct dump_target *tg, struct img_writer *w, const struct 
 	return rc;
 }
 
-int dump_write(struct dump_target *tg, int out, const struct dump_opts *o)
-{
-	struct img_writer w = {
-	    .fd = out, .cancel = o->cancel, .progress = o->progress, .progress_arg = o->progress_arg};
-	struct shm_dump *sd = NULL;
-	struct image im, *one = &im;
-	int rc = -1;
-
-	memset(&im, 0, sizeof(im));
-	if (capture(tg, &im, &sd, o) || fd_check_tree(&one, 1) ||
-	    (o->incr && incr_dump_begin(o->incr, &im)))
-		goto fail;
-	if (img_write_header(&w, &im.hdr) || img_write_meta(&w, &im) ||
-	    shm_write(tg->pid, &w, &im, sd, NULL))
-		goto fail;
-	if (o->cow) {
-		if (write_cow(tg, &w, &im, o))
-			goto fail;
-	} else if (write_pages(tg->pid, &w, &im, o, PAGES_ALL)) {
-		goto fail;
-	}
-	if ((o->incr && incr_dump_end(o->incr, &w, tg->pid)) || img_write_end(&w))
-		goto fail;
-	rc = 0;
-fail:
-	shm_dump_free(sd);
-	image_free(&im);
-	if (rc) {
-		/* The first message is the one that says why; keep it. */
-		char why[1024];
-		snprintf(why, sizeof(why), "%s", err_get());
-		release_all(tg, 0);
-		err_set("%s", why);
-	}
-	return rc;
-}
-
 int dump_release(struct dump_target *tg, enum dump_end how)
 {
 	switch (how) {
@@ -1389,12 +1352,12 @@ static uint64_t *object_numbers(struct image *const imp[], size_t n)
  * tells: cwd, root and umask (CLONE_FS) are kept; memory (CLONE_VM, as a
  * vfork child before its exec has it) and the fd table (CLONE_FILES) are
  * refused. */
-static int check_sharing(const struct dump_tree *tr, struct image *ims)
+static int check_sharing(const struct tree_proc *p, size_t n, struct image *ims)
 {
-	for (size_t k = 1; k < tr->n; k++) {
-		pid_t pid = tr->p[k].pid, ppid = ims[k].proc.ppid;
+	for (size_t k = 1; k < n; k++) {
+		pid_t pid = p[k].pid, ppid = ims[k].proc.ppid;
 
-		if (tr->p[k].zombie)
+		if (p[k].zombie)
 			continue;
 		if (syscall(SYS_kcmp, pid, ppid, KCMP_VM, 0, 0) == 0) {
 			err_set("pid %d shares its memory with its parent %d (vfork or CLONE_VM); "
@@ -1414,79 +1377,146 @@ static int check_sharing(const struct dump_tree *tr, struct image *ims)
 	return 0;
 }
 
-int dump_write_tree(struct dump_tree *tr, int out, const struct dump_opts *o)
+/* ---- writing: one process, or a tree ---------------------------------- */
+
+/* What an image is written from: its processes (p[0] the root; one alone
+ * makes an image of one process), what was captured of each, and which
+ * SHM record writes each object. */
+struct capture {
+	struct tree_proc *p;
+	size_t n;
+	struct image *ims;
+	struct image **imp; /* &ims[k], as fd_check_tree takes them */
+	struct shm_dump **sd;
+	uint64_t *number; /* object_numbers' */
+};
+
+/* Capture every process (of a zombie, its place and status), then check
+ * what they share: memory and fd tables, open files, SHM objects.  --cow
+ * and --parent are for one process. */
+static int capture_all(struct capture *c, const struct dump_opts *o)
+{
+	size_t n = c->n;
+
+	if (n > 1 && o->cow) {
+		err_set("--cow is for one process, not a tree (-t)");
+		return -1;
+	}
+	if (n > 1 && o->incr) {
+		err_set("--parent is for one process, not a tree (-t)");
+		return -1;
+	}
+	c->ims = calloc(n, sizeof(*c->ims));
+	c->imp = calloc(n, sizeof(*c->imp));
+	c->sd = calloc(n, sizeof(*c->sd));
+	if (!c->ims || !c->imp || !c->sd) {
+		err_set("out of memory");
+		return -1;
+	}
+	for (size_t k = 0; k < n; k++) {
+		c->imp[k] = &c->ims[k];
+		if (c->p[k].zombie ? capture_zombie(c->p[k].pid, &c->ims[k])
+				   : capture(&c->p[k].t, &c->ims[k], &c->sd[k], o))
+			return -1;
+	}
+	if (check_sharing(c->p, n, c->ims) || fd_check_tree(c->imp, n) ||
+	    !(c->number = object_numbers(c->imp, n)) ||
+	    (o->incr && incr_dump_begin(o->incr, &c->ims[0])))
+		return -1;
+	c->ims[0].hdr.nprocs = n;
+	return 0;
+}
+
+static void capture_free(struct capture *c)
+{
+	for (size_t k = 0; k < c->n; k++) {
+		if (c->sd)
+			shm_dump_free(c->sd[k]);
+		if (c->ims)
+			image_free(&c->ims[k]);
+	}
+	free(c->number);
+	free(c->sd);
+	free(c->imp);
+	free(c->ims);
+}
+
+/* The header, every process's metadata, then the contents of every SHM
+ * object, each once. */
+static int write_meta(const struct capture *c, struct img_writer *w)
+{
+	if (img_write_header(w, &c->ims[0].hdr))
+		return -1;
+	for (size_t k = 0; k < c->n; k++)
+		if (img_write_meta(w, &c->ims[k]))
+			return -1;
+	for (size_t k = 0, r = 0; k < c->n; r += c->ims[k++].nshms)
+		if (!c->p[k].zombie &&
+		    shm_write(c->p[k].pid, w, &c->ims[k], c->sd[k], c->number + r))
+			return -1;
+	return 0;
+}
+
+/* The pages of every process: one process's straight after its objects
+ * (with --cow, most of them from a snapshot), a tree's each after a
+ * PROCPAGES record that names its process. */
+static int write_all_pages(const struct capture *c, struct img_writer *w,
+			   const struct dump_opts *o)
+{
+	if (c->n == 1)
+		return o->cow ? write_cow(&c->p[0].t, w, &c->ims[0], o)
+			      : write_pages(c->p[0].pid, w, &c->ims[0], o, PAGES_ALL);
+	for (size_t k = 0; k < c->n; k++) {
+		struct img_procpages pp = {.pid = c->p[k].pid};
+		struct iovec v = {&pp, sizeof(pp)};
+
+		if (c->p[k].zombie)
+			continue;
+		if (img_write_rec(w, IMG_REC_PROCPAGES, &v, 1) ||
+		    write_pages(c->p[k].pid, w, &c->ims[k], o, PAGES_ALL))
+			return -1;
+	}
+	return 0;
+}
+
+/* The one sequence of a dump, for a process or a tree.  Releases no
+ * process (but --cow's, as its snapshot is taken): on failure the caller
+ * does. */
+static int write_image(struct tree_proc *p, size_t n, int out, const struct dump_opts *o)
 {
 	struct img_writer w = {
 	    .fd = out, .cancel = o->cancel, .progress = o->progress, .progress_arg = o->progress_arg};
-	struct image *ims = calloc(tr->n, sizeof(*ims)), **imp = calloc(tr->n, sizeof(*imp));
-	struct shm_dump **sd = calloc(tr->n, sizeof(*sd));
-	uint64_t *ux = NULL;
+	struct capture c = {.p = p, .n = n};
 	int rc = -1;
 
-	if (!ims || !imp || !sd) {
-		err_set("out of memory");
-		goto out;
-	}
-	/* A tree of one is an image of one process. */
-	if (tr->n == 1) {
-		free(ims);
-		free(imp);
-		free(sd);
-		if (dump_write(&tr->p[0].t, out, o) == 0)
-			return 0;
-		/* Released already: what is left to free is the list. */
-		free(tr->p);
-		tr->p = NULL;
-		tr->n = 0;
-		return -1;
-	}
-	if (o->cow) {
-		err_set("--cow is for one process, not a tree (-t)");
-		goto out;
-	}
-	if (o->incr) {
-		err_set("--parent is for one process, not a tree (-t)");
-		goto out;
-	}
-	for (size_t k = 0; k < tr->n; k++) {
-		imp[k] = &ims[k];
-		if (tr->p[k].zombie ? capture_zombie(tr->p[k].pid, &ims[k])
-				    : capture(&tr->p[k].t, &ims[k], &sd[k], o))
-			goto out;
-	}
-	if (check_sharing(tr, ims) || fd_check_tree(imp, tr->n) || !(ux = object_numbers(imp, tr->n)))
-		goto out;
-	ims[0].hdr.nprocs = tr->n;
-	if (img_write_header(&w, &ims[0].hdr))
-		goto out;
-	for (size_t k = 0; k < tr->n; k++)
-		if (img_write_meta(&w, &ims[k]))
-			goto out;
-	for (size_t k = 0, r = 0; k < tr->n; r += ims[k++].nshms)
-		if (!tr->p[k].zombie && shm_write(tr->p[k].pid, &w, &ims[k], sd[k], ux + r))
-			goto out;
-	for (size_t k = 0; k < tr->n; k++) {
-		struct img_procpages pp = {.pid = tr->p[k].pid};
-		struct iovec v = {&pp, sizeof(pp)};
+	if (capture_all(&c, o) == 0 && write_meta(&c, &w) == 0 && write_all_pages(&c, &w, o) == 0 &&
+	    (!o->incr || incr_dump_end(o->incr, &w, p[0].pid) == 0))
+		rc = img_write_end(&w);
+	capture_free(&c);
+	return rc;
+}
 
-		if (tr->p[k].zombie)
-			continue;
-		if (img_write_rec(&w, IMG_REC_PROCPAGES, &v, 1) ||
-		    write_pages(tr->p[k].pid, &w, &ims[k], o, PAGES_ALL))
-			goto out;
+int dump_write(struct dump_target *tg, int out, const struct dump_opts *o)
+{
+	struct tree_proc one = {.pid = tg->pid, .t = *tg};
+	int rc = write_image(&one, 1, out, o);
+
+	/* The capture took its maps; --cow let it go. */
+	*tg = one.t;
+	if (rc) {
+		/* The first message is the one that says why; keep it. */
+		char why[1024];
+		snprintf(why, sizeof(why), "%s", err_get());
+		release_all(tg, 0);
+		err_set("%s", why);
 	}
-	rc = img_write_end(&w);
-out:
-	for (size_t k = 0; k < tr->n; k++) {
-		if (sd)
-			shm_dump_free(sd[k]);
-		if (ims)
-			image_free(&ims[k]);
-	}
-	free(ux);
-	free(sd);
-	free(imp);
-	free(ims);
+	return rc;
+}
+
+int dump_write_tree(struct dump_tree *tr, int out, const struct dump_opts *o)
+{
+	int rc = write_image(tr->p, tr->n, out, o);
+
 	if (rc) {
 		char why[1024];
 		snprintf(why, sizeof(why), "%s", err_get());
