@@ -526,6 +526,120 @@ static int is_image_file(const char *path)
 	return ok;
 }
 
+/* Memory a restore cannot make again: hugetlbfs, and device memory
+ * (but [vvar] and [vdso], the kernel's own pages: moved, not copied). */
+static int check_supported(pid_t pid, const struct proc_map *m)
+{
+	if ((m->vmflags & PROC_VM_HUGETLB) ||
+	    ((m->vmflags & PROC_VM_IO) && strncmp(m->path, "[v", 2))) {
+		err_set("pid %d: region %#llx-%#llx (%s) is %s; not supported", pid,
+			(unsigned long long)m->start, (unsigned long long)m->end,
+			m->path[0] ? m->path : "anonymous",
+			m->vmflags & PROC_VM_HUGETLB ? "hugetlbfs memory"
+						     : "device memory (VM_IO/VM_PFNMAP)");
+		return -1;
+	}
+	return 0;
+}
+
+/* The kind of a mapping of a file (its path starts with '/'). */
+static int file_region_kind(pid_t pid, const struct proc_map *m, struct region *r)
+{
+	struct img_region *d = &r->d;
+	struct stat sb;
+
+	if (m->deleted) {
+		/* Shared anonymous memory, a memfd, a System V segment or a
+		 * deleted file: the image holds it. */
+		d->kind = IMG_RGN_SHM;
+		d->pgoff = m->pgoff;
+		d->dev = makedev(m->dev_major, m->dev_minor);
+		d->ino = m->ino;
+		return 0;
+	}
+	if (stat(m->path, &sb) || sb.st_ino != m->ino || major(sb.st_dev) != m->dev_major ||
+	    minor(sb.st_dev) != m->dev_minor) {
+		err_set("pid %d: region %#llx-%#llx: %s is not the file it maps "
+			"(replaced or not visible here)",
+			pid, (unsigned long long)m->start, (unsigned long long)m->end, m->path);
+		return -1;
+	}
+	/* Memory ckpt-remap --lazy mapped from an image file is the
+	 * program's own: anonymous, every page stored (the untouched ones
+	 * are in the image, not in memory). */
+	if (!m->shared && is_image_file(m->path)) {
+		d->kind = IMG_RGN_ANON;
+		r->all_pages = 1;
+		return 0;
+	}
+	d->kind = IMG_RGN_FILE;
+	d->pgoff = m->pgoff;
+	d->dev = sb.st_dev;
+	d->ino = sb.st_ino;
+	d->fsize = sb.st_size;
+	d->mtime_sec = sb.st_mtim.tv_sec;
+	d->mtime_nsec = sb.st_mtim.tv_nsec;
+	return 0;
+}
+
+/* A region's kind, from the name smaps gives its mapping. */
+static int region_kind(pid_t pid, const struct proc_map *m, struct region *r)
+{
+	struct img_region *d = &r->d;
+
+	if (m->path[0] == '/')
+		return file_region_kind(pid, m, r);
+	if (!strcmp(m->path, "[heap]")) {
+		d->kind = IMG_RGN_HEAP;
+	} else if (!strcmp(m->path, "[stack]")) {
+		d->kind = IMG_RGN_STACK;
+	} else if (!strcmp(m->path, "[vdso]") || !strncmp(m->path, "[vvar", 5)) {
+		d->kind = IMG_RGN_SPECIAL;
+	} else if (m->path[0] == 0 || !strncmp(m->path, "[anon:", 6)) {
+		/* Shared anonymous memory has a file, "/dev/zero (deleted)"
+		 * (above): a shared mapping of none is something else. */
+		if (m->shared) {
+			err_set("pid %d: region %#llx-%#llx is a shared mapping of no file; "
+				"not supported yet",
+				pid, (unsigned long long)m->start, (unsigned long long)m->end);
+			return -1;
+		}
+		d->kind = IMG_RGN_ANON;
+	} else {
+		err_set("pid %d: region %#llx-%#llx (%s) is of a kind not supported yet", pid,
+			(unsigned long long)m->start, (unsigned long long)m->end, m->path);
+		return -1;
+	}
+	return 0;
+}
+
+/* One region from its smaps entry. */
+static int capture_region(pid_t pid, const struct proc_map *m, struct region *r)
+{
+	struct img_region *d = &r->d;
+
+	if (check_supported(pid, m))
+		return -1;
+	d->start = m->start;
+	d->end = m->end;
+	d->prot = m->prot;
+	d->flags = (m->shared ? IMG_RGN_SHARED : 0) | (m->vmflags & IMG_RGN_FLAGS);
+	/* Every private mapping may write; only a shared one says something. */
+	if (!m->shared)
+		d->flags &= ~IMG_RGN_MAYWRITE;
+	if (region_kind(pid, m, r))
+		return -1;
+	if (d->kind == IMG_RGN_FILE || d->kind == IMG_RGN_SPECIAL || d->kind == IMG_RGN_SHM) {
+		r->path = strdup(m->path);
+		if (!r->path) {
+			err_set("out of memory");
+			return -1;
+		}
+		d->path_len = strlen(r->path);
+	}
+	return 0;
+}
+
 static int capture_regions(pid_t pid, struct image *im, const struct proc_map *maps, size_t n)
 {
 	im->regions = calloc(n, sizeof(*im->regions));
@@ -535,96 +649,12 @@ static int capture_regions(pid_t pid, struct image *im, const struct proc_map *m
 	}
 	for (size_t i = 0; i < n; i++) {
 		const struct proc_map *m = &maps[i];
-		struct region *r = &im->regions[im->nregions];
-		struct img_region *d = &r->d;
 
 		if (!strcmp(m->path, "[vsyscall]") || is_trampoline(pid, m))
 			continue;
-		/* [vvar] and [vdso] are the kernel's own pages: moved, not copied. */
-		if ((m->vmflags & PROC_VM_HUGETLB) ||
-		    ((m->vmflags & PROC_VM_IO) && strncmp(m->path, "[v", 2))) {
-			err_set("pid %d: region %#llx-%#llx (%s) is %s; not supported", pid,
-				(unsigned long long)m->start, (unsigned long long)m->end,
-				m->path[0] ? m->path : "anonymous",
-				m->vmflags & PROC_VM_HUGETLB ? "hugetlbfs memory"
-							     : "device memory (VM_IO/VM_PFNMAP)");
+		if (capture_region(pid, m, &im->regions[im->nregions]))
 			return -1;
-		}
-		d->start = m->start;
-		d->end = m->end;
-		d->prot = m->prot;
-		d->flags = (m->shared ? IMG_RGN_SHARED : 0) | (m->vmflags & IMG_RGN_FLAGS);
-		/* Every private mapping may write; only a shared one says something. */
-		if (!m->shared)
-			d->flags &= ~IMG_RGN_MAYWRITE;
-		if (m->path[0] == '/') {
-			struct stat sb;
-
-			if (m->deleted) {
-				/* Shared anonymous memory, a memfd, a System V
-				 * segment or a deleted file: the image holds it. */
-				d->kind = IMG_RGN_SHM;
-				d->pgoff = m->pgoff;
-				d->dev = makedev(m->dev_major, m->dev_minor);
-				d->ino = m->ino;
-				goto named;
-			}
-			if (stat(m->path, &sb) || sb.st_ino != m->ino ||
-			    major(sb.st_dev) != m->dev_major || minor(sb.st_dev) != m->dev_minor) {
-				err_set("pid %d: region %#llx-%#llx: %s is not the file it maps "
-					"(replaced or not visible here)",
-					pid, (unsigned long long)m->start,
-					(unsigned long long)m->end, m->path);
-				return -1;
-			}
-			/* Memory ckpt-remap --lazy mapped from an image file is
-			 * the program's own: anonymous, every page stored (the
-			 * untouched ones are in the image, not in memory). */
-			if (!m->shared && is_image_file(m->path)) {
-				d->kind = IMG_RGN_ANON;
-				r->all_pages = 1;
-				goto named;
-			}
-			d->kind = IMG_RGN_FILE;
-			d->pgoff = m->pgoff;
-			d->dev = sb.st_dev;
-			d->ino = sb.st_ino;
-			d->fsize = sb.st_size;
-			d->mtime_sec = sb.st_mtim.tv_sec;
-			d->mtime_nsec = sb.st_mtim.tv_nsec;
-		} else if (!strcmp(m->path, "[heap]")) {
-			d->kind = IMG_RGN_HEAP;
-		} else if (!strcmp(m->path, "[stack]")) {
-			d->kind = IMG_RGN_STACK;
-		} else if (!strcmp(m->path, "[vdso]") || !strncmp(m->path, "[vvar", 5)) {
-			d->kind = IMG_RGN_SPECIAL;
-		} else if (m->path[0] == 0 || !strncmp(m->path, "[anon:", 6)) {
-			/* Shared anonymous memory has a file, "/dev/zero (deleted)"
-			 * (above): a shared mapping of none is something else. */
-			if (m->shared) {
-				err_set(
-				    "pid %d: region %#llx-%#llx is a shared mapping of no file; "
-				    "not supported yet",
-				    pid, (unsigned long long)m->start, (unsigned long long)m->end);
-				return -1;
-			}
-			d->kind = IMG_RGN_ANON;
-		} else {
-			err_set("pid %d: region %#llx-%#llx (%s) is of a kind not supported yet",
-				pid, (unsigned long long)m->start, (unsigned long long)m->end,
-				m->path);
-			return -1;
-		}
-	named:
-		if (d->kind == IMG_RGN_FILE || d->kind == IMG_RGN_SPECIAL || d->kind == IMG_RGN_SHM) {
-			r->path = strdup(m->path);
-			if (!r->path) {
-				err_set("out of memory");
-				return -1;
-			}
-			d->path_len = strlen(r->path);
-		}
-		if (!m->shared && d->kind != IMG_RGN_SPECIAL)
+		if (!m->shared && im->regions[im->nregions].d.kind != IMG_RGN_SPECIAL)
 			im->proc.pages_hint += m->anon_kb * 1024 / sysconf(_SC_PAGESIZE);
 		im->nregions++;
 	}
