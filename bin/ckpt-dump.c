@@ -29,6 +29,19 @@ static void on_signal(int sig)
 	cancel = 1;
 }
 
+/* fn for SIGINT, SIGTERM and SIGHUP: the signals that end a dump. */
+static void on_ending_signals(void (*fn)(int), int flags)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = fn;
+	sa.sa_flags = flags;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+}
+
 static pid_t worker;
 
 static void pass_on(int sig)
@@ -47,7 +60,6 @@ static void pass_on(int sig)
  * exits. */
 static void fork_worker(void)
 {
-	struct sigaction sa;
 	pid_t parent = getpid();
 	int st;
 
@@ -60,12 +72,7 @@ static void fork_worker(void)
 			_exit(1);
 		return;
 	}
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = pass_on;
-	sa.sa_flags = SA_RESTART;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
+	on_ending_signals(pass_on, SA_RESTART);
 	while (waitpid(worker, &st, 0) < 0)
 		if (errno != EINTR)
 			die(1, "cannot wait for the worker: %s", strerror(errno));
@@ -177,14 +184,8 @@ static void prepare_stdout(void)
 
 static void catch_signals(void)
 {
-	struct sigaction sa;
-
 	/* A dump interrupted by a signal must still release the target. */
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
+	on_ending_signals(on_signal, 0);
 	/* A closed reader or a file size limit is an error to report (EPIPE,
 	 * EFBIG), not a reason to die with the target still stopped. */
 	signal(SIGPIPE, SIG_IGN);
