@@ -152,13 +152,10 @@ int dump_seize(pid_t pid, struct dump_target *t)
 	return 0;
 }
 
-/* Interval timers and the time left on each POSIX timer (listed, with
- * their notification, by /proc/PID/timers). */
-static int inject_timers(struct inj *c, struct image *im)
+/* The three interval timers: ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF. */
+static int inject_itimers(struct inj *c, struct image *im)
 {
-	struct proc_timer *pt = NULL;
 	uint64_t a[6] = {0};
-	size_t n = 0;
 	int64_t ret;
 
 	for (int which = 0; which < 3; which++) {
@@ -177,7 +174,54 @@ static int inject_timers(struct inj *c, struct image *im)
 		im->timers.it[which].interval = (struct img_timespec){
 			v.it_interval.tv_sec, v.it_interval.tv_usec * 1000};
 	}
-	if (proc_read_timers(im->proc.pid, &pt, &n))
+	return 0;
+}
+
+/* POSIX timer pt of process pid: what /proc/PID/timers says of it, and the
+ * time it has left. */
+static int inject_ptimer(struct inj *c, pid_t pid, const struct proc_timer *pt,
+			 struct img_ptimer *p)
+{
+	uint64_t a[6] = {0};
+	struct itimerspec its;
+	int64_t ret;
+
+	/* Per-process and per-thread CPU clocks of another process would
+	 * need that process. */
+	if (pt->clock < 0 && (~pt->clock) >> 3 != 0) {
+		err_set("pid %d: POSIX timer %d counts the CPU time of another process; "
+			"not supported",
+			pid, pt->id);
+		return -1;
+	}
+	a[0] = pt->id;
+	a[1] = c->scratch;
+	if (inj_syscall(c, SYS_timer_gettime, a, &ret))
+		return -1;
+	if (ret || inj_peek(c, &its, sizeof(its))) {
+		err_set("pid %d: cannot read POSIX timer %d", pid, pt->id);
+		return -1;
+	}
+	p->id = pt->id;
+	p->clock = pt->clock;
+	p->notify = pt->notify;
+	p->signo = pt->signo;
+	p->tid = pt->notify == SIGEV_THREAD_ID ? pt->target : 0;
+	p->value = pt->value;
+	p->left = (struct img_timespec){its.it_value.tv_sec, its.it_value.tv_nsec};
+	p->interval = (struct img_timespec){its.it_interval.tv_sec, its.it_interval.tv_nsec};
+	return 0;
+}
+
+/* Interval timers and the time left on each POSIX timer (listed, with
+ * their notification, by /proc/PID/timers). */
+static int inject_timers(struct inj *c, struct image *im)
+{
+	struct proc_timer *pt = NULL;
+	size_t n = 0;
+	int rc = 0;
+
+	if (inject_itimers(c, im) || proc_read_timers(im->proc.pid, &pt, &n))
 		return -1;
 	im->ptimers = calloc(n + 1, sizeof(*im->ptimers));
 	if (!im->ptimers) {
@@ -185,42 +229,12 @@ static int inject_timers(struct inj *c, struct image *im)
 		err_set("out of memory");
 		return -1;
 	}
-	for (size_t i = 0; i < n; i++) {
-		struct img_ptimer *p = &im->ptimers[i];
-		struct itimerspec its;
-
-		/* Per-process and per-thread CPU clocks of another process
-		 * would need that process. */
-		if (pt[i].clock < 0 && (~pt[i].clock) >> 3 != 0) {
-			err_set("pid %d: POSIX timer %d counts the CPU time of another process; "
-				"not supported",
-				im->proc.pid, pt[i].id);
-			free(pt);
-			return -1;
-		}
-		a[0] = pt[i].id;
-		a[1] = c->scratch;
-		if (inj_syscall(c, SYS_timer_gettime, a, &ret))
-			goto fail;
-		if (ret || inj_peek(c, &its, sizeof(its))) {
-			err_set("pid %d: cannot read POSIX timer %d", im->proc.pid, pt[i].id);
-			goto fail;
-		}
-		p->id = pt[i].id;
-		p->clock = pt[i].clock;
-		p->notify = pt[i].notify;
-		p->signo = pt[i].signo;
-		p->tid = pt[i].notify == SIGEV_THREAD_ID ? pt[i].target : 0;
-		p->value = pt[i].value;
-		p->left = (struct img_timespec){its.it_value.tv_sec, its.it_value.tv_nsec};
-		p->interval = (struct img_timespec){its.it_interval.tv_sec, its.it_interval.tv_nsec};
-	}
-	im->timers.nposix = n;
+	for (size_t i = 0; i < n && rc == 0; i++)
+		rc = inject_ptimer(c, im->proc.pid, &pt[i], &im->ptimers[i]);
+	if (rc == 0)
+		im->timers.nposix = n;
 	free(pt);
-	return 0;
-fail:
-	free(pt);
-	return -1;
+	return rc;
 }
 
 /* Per-thread kernel state only the thread itself can tell: clear_child_tid
