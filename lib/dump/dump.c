@@ -1504,8 +1504,7 @@ static int write_meta(const struct capture *c, struct img_writer *w)
 /* The pages of every process: one process's straight after its objects
  * (with --cow, most of them from a snapshot), a tree's each after a
  * PROCPAGES record that names its process. */
-static int write_all_pages(const struct capture *c, struct img_writer *w,
-			   const struct dump_opts *o)
+static int write_all_pages(const struct capture *c, struct img_writer *w, const struct dump_opts *o)
 {
 	if (c->n == 1)
 		return o->cow ? write_cow(&c->p[0].t, w, &c->ims[0], o)

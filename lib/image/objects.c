@@ -1,4 +1,4 @@
-/* objects.c: the SHM objects of an image's processes, each once, numbered as SHMDATA records are. */
+/* objects.c: a stream's SHM objects, each once, numbered as SHMDATA records number them. */
 #include <stdint.h>
 #include <stdlib.h>
 
