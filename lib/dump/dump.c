@@ -69,6 +69,50 @@ static void release_all(struct dump_target *t, int sig)
 	t->nmaps = 0;
 }
 
+/* One pass: seize every thread of t->pid not seized yet.  How many, or -1
+ * with every thread let go. */
+static int seize_new_threads(struct dump_target *t)
+{
+	pid_t pid = t->pid, *tids;
+	size_t n;
+	int added = 0;
+
+	if (proc_list_tasks(pid, &tids, &n)) {
+		if (errno == ENOENT)
+			err_set("pid %d: no such process", pid);
+		release_all(t, 0);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		pid_t *nt;
+
+		if (has_tid(t, tids[i]))
+			continue;
+		if (pt_seize(tids[i])) {
+			/* A thread that exited meanwhile is no loss; anything
+			 * else, or the main thread going, ends the dump. */
+			if (errno == ESRCH && tids[i] != pid)
+				continue;
+			free(tids);
+			release_all(t, 0);
+			return -1;
+		}
+		nt = realloc(t->tids, (t->ntids + 1) * sizeof(*nt));
+		if (!nt) {
+			pt_detach(tids[i], 0);
+			free(tids);
+			release_all(t, 0);
+			err_set("out of memory");
+			return -1;
+		}
+		t->tids = nt;
+		t->tids[t->ntids++] = tids[i];
+		added++;
+	}
+	free(tids);
+	return added;
+}
+
 int dump_seize(pid_t pid, struct dump_target *t)
 {
 	struct proc_stat st;
@@ -93,43 +137,11 @@ int dump_seize(pid_t pid, struct dump_target *t)
 	}
 	/* Threads may be created until all are stopped: list them again
 	 * until a pass finds none we have not seized. */
-	for (int pass = 0;; pass++) {
-		pid_t *tids;
-		size_t n, added = 0;
+	for (;;) {
+		int added = seize_new_threads(t);
 
-		if (proc_list_tasks(pid, &tids, &n)) {
-			if (errno == ENOENT)
-				err_set("pid %d: no such process", pid);
-			release_all(t, 0);
+		if (added < 0)
 			return -1;
-		}
-		for (size_t i = 0; i < n; i++) {
-			pid_t *nt;
-
-			if (has_tid(t, tids[i]))
-				continue;
-			if (pt_seize(tids[i])) {
-				/* A thread that exited meanwhile is no loss; anything
-				 * else, or the main thread going, ends the dump. */
-				if (errno == ESRCH && tids[i] != pid)
-					continue;
-				free(tids);
-				release_all(t, 0);
-				return -1;
-			}
-			nt = realloc(t->tids, (t->ntids + 1) * sizeof(*nt));
-			if (!nt) {
-				pt_detach(tids[i], 0);
-				free(tids);
-				release_all(t, 0);
-				err_set("out of memory");
-				return -1;
-			}
-			t->tids = nt;
-			t->tids[t->ntids++] = tids[i];
-			added++;
-		}
-		free(tids);
 		if (!added)
 			break;
 		if (t->ntids > IMG_MAX_THREADS) {
