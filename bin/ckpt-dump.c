@@ -29,6 +29,19 @@ static void on_signal(int sig)
 	cancel = 1;
 }
 
+/* fn for SIGINT, SIGTERM and SIGHUP: the signals that end a dump. */
+static void on_ending_signals(void (*fn)(int), int flags)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = fn;
+	sa.sa_flags = flags;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+}
+
 static pid_t worker;
 
 static void pass_on(int sig)
@@ -47,7 +60,6 @@ static void pass_on(int sig)
  * exits. */
 static void fork_worker(void)
 {
-	struct sigaction sa;
 	pid_t parent = getpid();
 	int st;
 
@@ -60,12 +72,7 @@ static void fork_worker(void)
 			_exit(1);
 		return;
 	}
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = pass_on;
-	sa.sa_flags = SA_RESTART;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
+	on_ending_signals(pass_on, SA_RESTART);
 	while (waitpid(worker, &st, 0) < 0)
 		if (errno != EINTR)
 			die(1, "cannot wait for the worker: %s", strerror(errno));
@@ -82,7 +89,17 @@ static void usage(void)
 	exit(2);
 }
 
-int main(int argc, char **argv)
+/* What the command line asks for. */
+struct args {
+	enum progress_mode pmode;
+	enum dump_end how;
+	const char *out_path, *parent;
+	struct dump_opts o;
+	int tree;
+	pid_t pid;
+};
+
+static void parse_args(int argc, char **argv, struct args *a)
 {
 	static const struct option longopts[] = {
 		{"kill", no_argument, NULL, 'k'},     {"stop", no_argument, NULL, 's'},
@@ -92,142 +109,168 @@ int main(int argc, char **argv)
 		{"tree", no_argument, NULL, 't'},     {"version", no_argument, NULL, 'V'},
 		{"parent", required_argument, NULL, 'p'},
 		{"save-files-max", required_argument, NULL, 'M'}, {NULL, 0, NULL, 0}};
-	enum progress_mode pmode = PROGRESS_AUTO;
-	enum dump_end how = DUMP_RUN;
-	const char *out_path = NULL, *parent = NULL;
-	struct atomic_file of = {0};
-	struct progress prog_line;
-	struct dump_opts o = {0};
-	struct dump_tree target;
-	int tree = 0;
-	struct sigaction sa;
-	int c, out = 1;
+	int c;
 	char *end;
 	long pid;
 
-	prog = "ckpt-dump";
 	while ((c = getopt_long(argc, argv, "o:thV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'k':
-			how = DUMP_KILL;
+			a->how = DUMP_KILL;
 			break;
 		case 's':
-			how = DUMP_STOP;
+			a->how = DUMP_STOP;
 			break;
 		case 'o':
-			out_path = optarg;
+			a->out_path = optarg;
 			break;
 		case 'P':
-			pmode = PROGRESS_ON;
+			a->pmode = PROGRESS_ON;
 			break;
 		case 'q':
-			pmode = PROGRESS_OFF;
+			a->pmode = PROGRESS_OFF;
 			break;
 		case 'S':
-			o.save_files = 1;
+			a->o.save_files = 1;
 			break;
 		case 'C':
-			o.cow = 1;
+			a->o.cow = 1;
 			break;
 		case 'p':
-			parent = optarg;
+			a->parent = optarg;
 			break;
 		case 'M':
 			if (parse_size(optarg) <= 0)
 				die(2, "not a size: %s", optarg);
-			o.save_files_max = parse_size(optarg);
+			a->o.save_files_max = parse_size(optarg);
 			break;
 		case 't':
-			tree = 1;
+			a->tree = 1;
 			break;
 		case 'h':
 			fputs(USAGE, stdout);
-			return 0;
+			exit(0);
 		case 'V':
 			printf("ckpt-dump %s\n", CKPT_VERSION);
-			return 0;
+			exit(0);
 		default:
 			usage();
 		}
 	}
-	if (optind != argc - 1 || (o.cow && how != DUMP_RUN) || (o.save_files_max && !o.save_files))
+	if (optind != argc - 1 || (a->o.cow && a->how != DUMP_RUN) ||
+	    (a->o.save_files_max && !a->o.save_files))
 		usage();
 	errno = 0;
 	pid = strtol(argv[optind], &end, 10);
 	if (*end || end == argv[optind] || pid <= 0 || pid > INT_MAX || errno)
 		die(2, "not a pid: %s", argv[optind]);
-	if (!out_path && isatty(1))
+	a->pid = pid;
+}
+
+/* Standard output as the image: never a terminal.  An image holds the
+ * program's memory, secrets included: standard output that is a regular
+ * file (a shell's "> file", created with its umask) loses the permissions
+ * it gives others, as -o's file never has them. */
+static void prepare_stdout(void)
+{
+	mode_t was;
+
+	if (isatty(1))
 		die(1, "refusing to write an image to a terminal; redirect stdout or use -o");
-	/* An image holds the program's memory, secrets included: standard
-	 * output that is a regular file (a shell's "> file", created with its
-	 * umask) loses the permissions it gives others, as -o's file never
-	 * has them. */
-	if (!out_path) {
-		mode_t was;
+	if (private_output(1, &was))
+		die(1, "%s", err_get());
+	grow_pipe(1);
+}
 
-		if (private_output(1, &was))
-			die(1, "%s", err_get());
-		grow_pipe(1);
-	}
-
-	fork_worker();
+static void catch_signals(void)
+{
 	/* A dump interrupted by a signal must still release the target. */
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
+	on_ending_signals(on_signal, 0);
 	/* A closed reader or a file size limit is an error to report (EPIPE,
 	 * EFBIG), not a reason to die with the target still stopped. */
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGXFSZ, SIG_IGN);
+}
 
+/* The parent image, then the output: -o's file (made under a temporary
+ * name until it is complete), or standard output. */
+static int open_output(struct args *a, struct atomic_file *of)
+{
 	/* The parent is read before the process is stopped: it does not wait
 	 * for us to hash a large image. */
-	if (parent && incr_dump_open(parent, out_path, &o.incr))
+	if (a->parent && incr_dump_open(a->parent, a->out_path, &a->o.incr))
 		die(1, "%s", err_get());
-	if (out_path) {
-		if (atomic_open(&of, out_path))
-			die(1, "%s", err_get());
-		out = of.fd;
-	}
-	progress_init(&prog_line, pmode, "dumped");
-	o.progress = progress_cb;
-	o.progress_arg = &prog_line;
-	o.cancel = &cancel;
-	if (dump_seize_tree(pid, tree, &target)) {
-		atomic_discard(&of);
+	if (!a->out_path)
+		return 1;
+	if (atomic_open(of, a->out_path))
+		die(1, "%s", err_get());
+	return of->fd;
+}
+
+/* Seize the process (with -t, its tree) and write the image to out.  On
+ * failure: no image, the target as it was. */
+static void dump(const struct args *a, struct dump_tree *target, int out, struct atomic_file *of)
+{
+	if (dump_seize_tree(a->pid, a->tree, target)) {
+		atomic_discard(of);
 		die(1, "%s", err_get());
 	}
-	if (dump_write_tree(&target, out, &o)) {
-		atomic_discard(&of);
+	if (dump_write_tree(target, out, &a->o)) {
+		atomic_discard(of);
 		die(1, "%s", err_get());
 	}
 	/* A signal that came as the last bytes went (or ckpt-dump's death,
 	 * told to this worker) still means: no image, the target as it was. */
 	if (cancel) {
-		atomic_discard(&of);
-		dump_release_tree(&target, DUMP_RUN);
+		atomic_discard(of);
+		dump_release_tree(target, DUMP_RUN);
 		die(1, "interrupted by a signal");
 	}
-	/* Every byte is written: a process that runs on (or stops) need not
-	 * wait for the fsync of -o; one to be killed waits until the image
-	 * is safe. */
-	if (how != DUMP_KILL && dump_release_tree(&target, how))
+}
+
+/* Every byte is written: release the target as asked, and make the image
+ * safe.  A process that runs on (or stops) need not wait for the fsync
+ * of -o; one to be killed waits until the image is safe. */
+static void finish(const struct args *a, struct dump_tree *target, struct atomic_file *of)
+{
+	if (a->how != DUMP_KILL && dump_release_tree(target, a->how))
 		die_lib(1, "image written, but");
-	if (out_path && atomic_commit(&of)) {
-		atomic_discard(&of);
-		dump_release_tree(&target, DUMP_RUN);
+	if (a->out_path && atomic_commit(of)) {
+		atomic_discard(of);
+		dump_release_tree(target, DUMP_RUN);
 		die(1, "%s", err_get());
 	}
-	if (!out_path && close(1) && errno != EINVAL) {
+	if (!a->out_path && close(1) && errno != EINVAL) {
 		err_sys("cannot write image");
-		dump_release_tree(&target, DUMP_RUN);
+		dump_release_tree(target, DUMP_RUN);
 		die(1, "%s", err_get());
 	}
+}
+
+int main(int argc, char **argv)
+{
+	struct args a = {.pmode = PROGRESS_AUTO, .how = DUMP_RUN};
+	struct atomic_file of = {0};
+	struct progress prog_line;
+	struct dump_tree target;
+	int out;
+
+	prog = "ckpt-dump";
+	parse_args(argc, argv, &a);
+	if (!a.out_path)
+		prepare_stdout();
+	fork_worker();
+	catch_signals();
+	out = open_output(&a, &of);
+	progress_init(&prog_line, a.pmode, "dumped");
+	a.o.progress = progress_cb;
+	a.o.progress_arg = &prog_line;
+	a.o.cancel = &cancel;
+	dump(&a, &target, out, &of);
+	finish(&a, &target, &of);
 	progress_done(&prog_line);
-	if (how == DUMP_KILL && dump_release_tree(&target, how))
+	if (a.how == DUMP_KILL && dump_release_tree(&target, a.how))
 		die_lib(1, "image written, but");
-	incr_dump_free(o.incr);
+	incr_dump_free(a.o.incr);
 	return 0;
 }

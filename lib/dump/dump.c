@@ -69,6 +69,50 @@ static void release_all(struct dump_target *t, int sig)
 	t->nmaps = 0;
 }
 
+/* One pass: seize every thread of t->pid not seized yet.  How many, or -1
+ * with every thread let go. */
+static int seize_new_threads(struct dump_target *t)
+{
+	pid_t pid = t->pid, *tids;
+	size_t n;
+	int added = 0;
+
+	if (proc_list_tasks(pid, &tids, &n)) {
+		if (errno == ENOENT)
+			err_set("pid %d: no such process", pid);
+		release_all(t, 0);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		pid_t *nt;
+
+		if (has_tid(t, tids[i]))
+			continue;
+		if (pt_seize(tids[i])) {
+			/* A thread that exited meanwhile is no loss; anything
+			 * else, or the main thread going, ends the dump. */
+			if (errno == ESRCH && tids[i] != pid)
+				continue;
+			free(tids);
+			release_all(t, 0);
+			return -1;
+		}
+		nt = realloc(t->tids, (t->ntids + 1) * sizeof(*nt));
+		if (!nt) {
+			pt_detach(tids[i], 0);
+			free(tids);
+			release_all(t, 0);
+			err_set("out of memory");
+			return -1;
+		}
+		t->tids = nt;
+		t->tids[t->ntids++] = tids[i];
+		added++;
+	}
+	free(tids);
+	return added;
+}
+
 int dump_seize(pid_t pid, struct dump_target *t)
 {
 	struct proc_stat st;
@@ -93,43 +137,11 @@ int dump_seize(pid_t pid, struct dump_target *t)
 	}
 	/* Threads may be created until all are stopped: list them again
 	 * until a pass finds none we have not seized. */
-	for (int pass = 0;; pass++) {
-		pid_t *tids;
-		size_t n, added = 0;
+	for (;;) {
+		int added = seize_new_threads(t);
 
-		if (proc_list_tasks(pid, &tids, &n)) {
-			if (errno == ENOENT)
-				err_set("pid %d: no such process", pid);
-			release_all(t, 0);
+		if (added < 0)
 			return -1;
-		}
-		for (size_t i = 0; i < n; i++) {
-			pid_t *nt;
-
-			if (has_tid(t, tids[i]))
-				continue;
-			if (pt_seize(tids[i])) {
-				/* A thread that exited meanwhile is no loss; anything
-				 * else, or the main thread going, ends the dump. */
-				if (errno == ESRCH && tids[i] != pid)
-					continue;
-				free(tids);
-				release_all(t, 0);
-				return -1;
-			}
-			nt = realloc(t->tids, (t->ntids + 1) * sizeof(*nt));
-			if (!nt) {
-				pt_detach(tids[i], 0);
-				free(tids);
-				release_all(t, 0);
-				err_set("out of memory");
-				return -1;
-			}
-			t->tids = nt;
-			t->tids[t->ntids++] = tids[i];
-			added++;
-		}
-		free(tids);
 		if (!added)
 			break;
 		if (t->ntids > IMG_MAX_THREADS) {
@@ -152,13 +164,10 @@ int dump_seize(pid_t pid, struct dump_target *t)
 	return 0;
 }
 
-/* Interval timers and the time left on each POSIX timer (listed, with
- * their notification, by /proc/PID/timers). */
-static int inject_timers(struct inj *c, struct image *im)
+/* The three interval timers: ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF. */
+static int inject_itimers(struct inj *c, struct image *im)
 {
-	struct proc_timer *pt = NULL;
 	uint64_t a[6] = {0};
-	size_t n = 0;
 	int64_t ret;
 
 	for (int which = 0; which < 3; which++) {
@@ -177,7 +186,54 @@ static int inject_timers(struct inj *c, struct image *im)
 		im->timers.it[which].interval = (struct img_timespec){
 			v.it_interval.tv_sec, v.it_interval.tv_usec * 1000};
 	}
-	if (proc_read_timers(im->proc.pid, &pt, &n))
+	return 0;
+}
+
+/* POSIX timer pt of process pid: what /proc/PID/timers says of it, and the
+ * time it has left. */
+static int inject_ptimer(struct inj *c, pid_t pid, const struct proc_timer *pt,
+			 struct img_ptimer *p)
+{
+	uint64_t a[6] = {0};
+	struct itimerspec its;
+	int64_t ret;
+
+	/* Per-process and per-thread CPU clocks of another process would
+	 * need that process. */
+	if (pt->clock < 0 && (~pt->clock) >> 3 != 0) {
+		err_set("pid %d: POSIX timer %d counts the CPU time of another process; "
+			"not supported",
+			pid, pt->id);
+		return -1;
+	}
+	a[0] = pt->id;
+	a[1] = c->scratch;
+	if (inj_syscall(c, SYS_timer_gettime, a, &ret))
+		return -1;
+	if (ret || inj_peek(c, &its, sizeof(its))) {
+		err_set("pid %d: cannot read POSIX timer %d", pid, pt->id);
+		return -1;
+	}
+	p->id = pt->id;
+	p->clock = pt->clock;
+	p->notify = pt->notify;
+	p->signo = pt->signo;
+	p->tid = pt->notify == SIGEV_THREAD_ID ? pt->target : 0;
+	p->value = pt->value;
+	p->left = (struct img_timespec){its.it_value.tv_sec, its.it_value.tv_nsec};
+	p->interval = (struct img_timespec){its.it_interval.tv_sec, its.it_interval.tv_nsec};
+	return 0;
+}
+
+/* Interval timers and the time left on each POSIX timer (listed, with
+ * their notification, by /proc/PID/timers). */
+static int inject_timers(struct inj *c, struct image *im)
+{
+	struct proc_timer *pt = NULL;
+	size_t n = 0;
+	int rc = 0;
+
+	if (inject_itimers(c, im) || proc_read_timers(im->proc.pid, &pt, &n))
 		return -1;
 	im->ptimers = calloc(n + 1, sizeof(*im->ptimers));
 	if (!im->ptimers) {
@@ -185,42 +241,12 @@ static int inject_timers(struct inj *c, struct image *im)
 		err_set("out of memory");
 		return -1;
 	}
-	for (size_t i = 0; i < n; i++) {
-		struct img_ptimer *p = &im->ptimers[i];
-		struct itimerspec its;
-
-		/* Per-process and per-thread CPU clocks of another process
-		 * would need that process. */
-		if (pt[i].clock < 0 && (~pt[i].clock) >> 3 != 0) {
-			err_set("pid %d: POSIX timer %d counts the CPU time of another process; "
-				"not supported",
-				im->proc.pid, pt[i].id);
-			free(pt);
-			return -1;
-		}
-		a[0] = pt[i].id;
-		a[1] = c->scratch;
-		if (inj_syscall(c, SYS_timer_gettime, a, &ret))
-			goto fail;
-		if (ret || inj_peek(c, &its, sizeof(its))) {
-			err_set("pid %d: cannot read POSIX timer %d", im->proc.pid, pt[i].id);
-			goto fail;
-		}
-		p->id = pt[i].id;
-		p->clock = pt[i].clock;
-		p->notify = pt[i].notify;
-		p->signo = pt[i].signo;
-		p->tid = pt[i].notify == SIGEV_THREAD_ID ? pt[i].target : 0;
-		p->value = pt[i].value;
-		p->left = (struct img_timespec){its.it_value.tv_sec, its.it_value.tv_nsec};
-		p->interval = (struct img_timespec){its.it_interval.tv_sec, its.it_interval.tv_nsec};
-	}
-	im->timers.nposix = n;
+	for (size_t i = 0; i < n && rc == 0; i++)
+		rc = inject_ptimer(c, im->proc.pid, &pt[i], &im->ptimers[i]);
+	if (rc == 0)
+		im->timers.nposix = n;
 	free(pt);
-	return 0;
-fail:
-	free(pt);
-	return -1;
+	return rc;
 }
 
 /* Per-thread kernel state only the thread itself can tell: clear_child_tid
@@ -526,6 +552,120 @@ static int is_image_file(const char *path)
 	return ok;
 }
 
+/* Memory a restore cannot make again: hugetlbfs, and device memory
+ * (but [vvar] and [vdso], the kernel's own pages: moved, not copied). */
+static int check_supported(pid_t pid, const struct proc_map *m)
+{
+	if ((m->vmflags & PROC_VM_HUGETLB) ||
+	    ((m->vmflags & PROC_VM_IO) && strncmp(m->path, "[v", 2))) {
+		err_set("pid %d: region %#llx-%#llx (%s) is %s; not supported", pid,
+			(unsigned long long)m->start, (unsigned long long)m->end,
+			m->path[0] ? m->path : "anonymous",
+			m->vmflags & PROC_VM_HUGETLB ? "hugetlbfs memory"
+						     : "device memory (VM_IO/VM_PFNMAP)");
+		return -1;
+	}
+	return 0;
+}
+
+/* The kind of a mapping of a file (its path starts with '/'). */
+static int file_region_kind(pid_t pid, const struct proc_map *m, struct region *r)
+{
+	struct img_region *d = &r->d;
+	struct stat sb;
+
+	if (m->deleted) {
+		/* Shared anonymous memory, a memfd, a System V segment or a
+		 * deleted file: the image holds it. */
+		d->kind = IMG_RGN_SHM;
+		d->pgoff = m->pgoff;
+		d->dev = makedev(m->dev_major, m->dev_minor);
+		d->ino = m->ino;
+		return 0;
+	}
+	if (stat(m->path, &sb) || sb.st_ino != m->ino || major(sb.st_dev) != m->dev_major ||
+	    minor(sb.st_dev) != m->dev_minor) {
+		err_set("pid %d: region %#llx-%#llx: %s is not the file it maps "
+			"(replaced or not visible here)",
+			pid, (unsigned long long)m->start, (unsigned long long)m->end, m->path);
+		return -1;
+	}
+	/* Memory ckpt-remap --lazy mapped from an image file is the
+	 * program's own: anonymous, every page stored (the untouched ones
+	 * are in the image, not in memory). */
+	if (!m->shared && is_image_file(m->path)) {
+		d->kind = IMG_RGN_ANON;
+		r->all_pages = 1;
+		return 0;
+	}
+	d->kind = IMG_RGN_FILE;
+	d->pgoff = m->pgoff;
+	d->dev = sb.st_dev;
+	d->ino = sb.st_ino;
+	d->fsize = sb.st_size;
+	d->mtime_sec = sb.st_mtim.tv_sec;
+	d->mtime_nsec = sb.st_mtim.tv_nsec;
+	return 0;
+}
+
+/* A region's kind, from the name smaps gives its mapping. */
+static int region_kind(pid_t pid, const struct proc_map *m, struct region *r)
+{
+	struct img_region *d = &r->d;
+
+	if (m->path[0] == '/')
+		return file_region_kind(pid, m, r);
+	if (!strcmp(m->path, "[heap]")) {
+		d->kind = IMG_RGN_HEAP;
+	} else if (!strcmp(m->path, "[stack]")) {
+		d->kind = IMG_RGN_STACK;
+	} else if (!strcmp(m->path, "[vdso]") || !strncmp(m->path, "[vvar", 5)) {
+		d->kind = IMG_RGN_SPECIAL;
+	} else if (m->path[0] == 0 || !strncmp(m->path, "[anon:", 6)) {
+		/* Shared anonymous memory has a file, "/dev/zero (deleted)"
+		 * (above): a shared mapping of none is something else. */
+		if (m->shared) {
+			err_set("pid %d: region %#llx-%#llx is a shared mapping of no file; "
+				"not supported yet",
+				pid, (unsigned long long)m->start, (unsigned long long)m->end);
+			return -1;
+		}
+		d->kind = IMG_RGN_ANON;
+	} else {
+		err_set("pid %d: region %#llx-%#llx (%s) is of a kind not supported yet", pid,
+			(unsigned long long)m->start, (unsigned long long)m->end, m->path);
+		return -1;
+	}
+	return 0;
+}
+
+/* One region from its smaps entry. */
+static int capture_region(pid_t pid, const struct proc_map *m, struct region *r)
+{
+	struct img_region *d = &r->d;
+
+	if (check_supported(pid, m))
+		return -1;
+	d->start = m->start;
+	d->end = m->end;
+	d->prot = m->prot;
+	d->flags = (m->shared ? IMG_RGN_SHARED : 0) | (m->vmflags & IMG_RGN_FLAGS);
+	/* Every private mapping may write; only a shared one says something. */
+	if (!m->shared)
+		d->flags &= ~IMG_RGN_MAYWRITE;
+	if (region_kind(pid, m, r))
+		return -1;
+	if (d->kind == IMG_RGN_FILE || d->kind == IMG_RGN_SPECIAL || d->kind == IMG_RGN_SHM) {
+		r->path = strdup(m->path);
+		if (!r->path) {
+			err_set("out of memory");
+			return -1;
+		}
+		d->path_len = strlen(r->path);
+	}
+	return 0;
+}
+
 static int capture_regions(pid_t pid, struct image *im, const struct proc_map *maps, size_t n)
 {
 	im->regions = calloc(n, sizeof(*im->regions));
@@ -535,96 +675,12 @@ static int capture_regions(pid_t pid, struct image *im, const struct proc_map *m
 	}
 	for (size_t i = 0; i < n; i++) {
 		const struct proc_map *m = &maps[i];
-		struct region *r = &im->regions[im->nregions];
-		struct img_region *d = &r->d;
 
 		if (!strcmp(m->path, "[vsyscall]") || is_trampoline(pid, m))
 			continue;
-		/* [vvar] and [vdso] are the kernel's own pages: moved, not copied. */
-		if ((m->vmflags & PROC_VM_HUGETLB) ||
-		    ((m->vmflags & PROC_VM_IO) && strncmp(m->path, "[v", 2))) {
-			err_set("pid %d: region %#llx-%#llx (%s) is %s; not supported", pid,
-				(unsigned long long)m->start, (unsigned long long)m->end,
-				m->path[0] ? m->path : "anonymous",
-				m->vmflags & PROC_VM_HUGETLB ? "hugetlbfs memory"
-							     : "device memory (VM_IO/VM_PFNMAP)");
+		if (capture_region(pid, m, &im->regions[im->nregions]))
 			return -1;
-		}
-		d->start = m->start;
-		d->end = m->end;
-		d->prot = m->prot;
-		d->flags = (m->shared ? IMG_RGN_SHARED : 0) | (m->vmflags & IMG_RGN_FLAGS);
-		/* Every private mapping may write; only a shared one says something. */
-		if (!m->shared)
-			d->flags &= ~IMG_RGN_MAYWRITE;
-		if (m->path[0] == '/') {
-			struct stat sb;
-
-			if (m->deleted) {
-				/* Shared anonymous memory, a memfd, a System V
-				 * segment or a deleted file: the image holds it. */
-				d->kind = IMG_RGN_SHM;
-				d->pgoff = m->pgoff;
-				d->dev = makedev(m->dev_major, m->dev_minor);
-				d->ino = m->ino;
-				goto named;
-			}
-			if (stat(m->path, &sb) || sb.st_ino != m->ino ||
-			    major(sb.st_dev) != m->dev_major || minor(sb.st_dev) != m->dev_minor) {
-				err_set("pid %d: region %#llx-%#llx: %s is not the file it maps "
-					"(replaced or not visible here)",
-					pid, (unsigned long long)m->start,
-					(unsigned long long)m->end, m->path);
-				return -1;
-			}
-			/* Memory ckpt-remap --lazy mapped from an image file is
-			 * the program's own: anonymous, every page stored (the
-			 * untouched ones are in the image, not in memory). */
-			if (!m->shared && is_image_file(m->path)) {
-				d->kind = IMG_RGN_ANON;
-				r->all_pages = 1;
-				goto named;
-			}
-			d->kind = IMG_RGN_FILE;
-			d->pgoff = m->pgoff;
-			d->dev = sb.st_dev;
-			d->ino = sb.st_ino;
-			d->fsize = sb.st_size;
-			d->mtime_sec = sb.st_mtim.tv_sec;
-			d->mtime_nsec = sb.st_mtim.tv_nsec;
-		} else if (!strcmp(m->path, "[heap]")) {
-			d->kind = IMG_RGN_HEAP;
-		} else if (!strcmp(m->path, "[stack]")) {
-			d->kind = IMG_RGN_STACK;
-		} else if (!strcmp(m->path, "[vdso]") || !strncmp(m->path, "[vvar", 5)) {
-			d->kind = IMG_RGN_SPECIAL;
-		} else if (m->path[0] == 0 || !strncmp(m->path, "[anon:", 6)) {
-			/* Shared anonymous memory has a file, "/dev/zero (deleted)"
-			 * (above): a shared mapping of none is something else. */
-			if (m->shared) {
-				err_set(
-				    "pid %d: region %#llx-%#llx is a shared mapping of no file; "
-				    "not supported yet",
-				    pid, (unsigned long long)m->start, (unsigned long long)m->end);
-				return -1;
-			}
-			d->kind = IMG_RGN_ANON;
-		} else {
-			err_set("pid %d: region %#llx-%#llx (%s) is of a kind not supported yet",
-				pid, (unsigned long long)m->start, (unsigned long long)m->end,
-				m->path);
-			return -1;
-		}
-	named:
-		if (d->kind == IMG_RGN_FILE || d->kind == IMG_RGN_SPECIAL || d->kind == IMG_RGN_SHM) {
-			r->path = strdup(m->path);
-			if (!r->path) {
-				err_set("out of memory");
-				return -1;
-			}
-			d->path_len = strlen(r->path);
-		}
-		if (!m->shared && d->kind != IMG_RGN_SPECIAL)
+		if (!m->shared && im->regions[im->nregions].d.kind != IMG_RGN_SPECIAL)
 			im->proc.pages_hint += m->anon_kb * 1024 / sysconf(_SC_PAGESIZE);
 		im->nregions++;
 	}
@@ -1177,43 +1233,6 @@ static int write_cow(struct dump_target *tg, struct img_writer *w, const struct 
 	return rc;
 }
 
-int dump_write(struct dump_target *tg, int out, const struct dump_opts *o)
-{
-	struct img_writer w = {
-	    .fd = out, .cancel = o->cancel, .progress = o->progress, .progress_arg = o->progress_arg};
-	struct shm_dump *sd = NULL;
-	struct image im, *one = &im;
-	int rc = -1;
-
-	memset(&im, 0, sizeof(im));
-	if (capture(tg, &im, &sd, o) || fd_check_tree(&one, 1) ||
-	    (o->incr && incr_dump_begin(o->incr, &im)))
-		goto fail;
-	if (img_write_header(&w, &im.hdr) || img_write_meta(&w, &im) ||
-	    shm_write(tg->pid, &w, &im, sd, NULL))
-		goto fail;
-	if (o->cow) {
-		if (write_cow(tg, &w, &im, o))
-			goto fail;
-	} else if (write_pages(tg->pid, &w, &im, o, PAGES_ALL)) {
-		goto fail;
-	}
-	if ((o->incr && incr_dump_end(o->incr, &w, tg->pid)) || img_write_end(&w))
-		goto fail;
-	rc = 0;
-fail:
-	shm_dump_free(sd);
-	image_free(&im);
-	if (rc) {
-		/* The first message is the one that says why; keep it. */
-		char why[1024];
-		snprintf(why, sizeof(why), "%s", err_get());
-		release_all(tg, 0);
-		err_set("%s", why);
-	}
-	return rc;
-}
-
 int dump_release(struct dump_target *tg, enum dump_end how)
 {
 	switch (how) {
@@ -1359,34 +1378,24 @@ static int capture_zombie(pid_t pid, struct image *im)
 	return 0;
 }
 
-/* Which SHM objects of each process write their contents: each object
- * once, numbered in order of first appearance (as img_open numbers them). */
-static uint64_t **object_numbers(struct image *ims, size_t n)
+/* Which SHM records write their object's contents: each object once, at
+ * its first record, numbered in order of first appearance (as img_open
+ * numbers them); UINT64_MAX at a record whose object an earlier one
+ * writes.  The records of imp[0] first, then imp[1]'s, and so on. */
+static uint64_t *object_numbers(struct image *const imp[], size_t n)
 {
-	uint64_t **ux = calloc(n, sizeof(*ux)), next = 0;
+	struct shm_obj **objs;
+	uint64_t *number;
+	size_t nobjs, r = 0;
 
-	if (!ux)
+	if (img_list_objects(imp, n, &objs, &nobjs, &number))
 		return NULL;
-	for (size_t k = 0; k < n; k++) {
-		if (!(ux[k] = calloc(ims[k].nshms + 1, sizeof(**ux))))
-			goto fail;
-		for (size_t i = 0; i < ims[k].nshms; i++) {
-			const struct shm_obj *o = &ims[k].shms[i];
-			int seen = 0;
-
-			for (size_t j = 0; j <= k && !seen; j++)
-				for (size_t m = 0; m < (j < k ? ims[j].nshms : i) && !seen; m++)
-					seen = ims[j].shms[m].d.dev == o->d.dev &&
-					       ims[j].shms[m].d.ino == o->d.ino;
-			ux[k][i] = seen ? UINT64_MAX : next++;
-		}
-	}
-	return ux;
-fail:
 	for (size_t k = 0; k < n; k++)
-		free(ux[k]);
-	free(ux);
-	return NULL;
+		for (size_t i = 0; i < imp[k]->nshms; i++, r++)
+			if (objs[number[r]] != &imp[k]->shms[i])
+				number[r] = UINT64_MAX;
+	free(objs);
+	return number;
 }
 
 #ifndef KCMP_VM
@@ -1399,12 +1408,12 @@ fail:
  * tells: cwd, root and umask (CLONE_FS) are kept; memory (CLONE_VM, as a
  * vfork child before its exec has it) and the fd table (CLONE_FILES) are
  * refused. */
-static int check_sharing(const struct dump_tree *tr, struct image *ims)
+static int check_sharing(const struct tree_proc *p, size_t n, struct image *ims)
 {
-	for (size_t k = 1; k < tr->n; k++) {
-		pid_t pid = tr->p[k].pid, ppid = ims[k].proc.ppid;
+	for (size_t k = 1; k < n; k++) {
+		pid_t pid = p[k].pid, ppid = ims[k].proc.ppid;
 
-		if (tr->p[k].zombie)
+		if (p[k].zombie)
 			continue;
 		if (syscall(SYS_kcmp, pid, ppid, KCMP_VM, 0, 0) == 0) {
 			err_set("pid %d shares its memory with its parent %d (vfork or CLONE_VM); "
@@ -1424,85 +1433,145 @@ static int check_sharing(const struct dump_tree *tr, struct image *ims)
 	return 0;
 }
 
-int dump_write_tree(struct dump_tree *tr, int out, const struct dump_opts *o)
+/* ---- writing: one process, or a tree ---------------------------------- */
+
+/* What an image is written from: its processes (p[0] the root; one alone
+ * makes an image of one process), what was captured of each, and which
+ * SHM record writes each object. */
+struct capture {
+	struct tree_proc *p;
+	size_t n;
+	struct image *ims;
+	struct image **imp; /* &ims[k], as fd_check_tree takes them */
+	struct shm_dump **sd;
+	uint64_t *number; /* object_numbers' */
+};
+
+/* Capture every process (of a zombie, its place and status), then check
+ * what they share: memory and fd tables, open files, SHM objects.  --cow
+ * and --parent are for one process. */
+static int capture_all(struct capture *c, const struct dump_opts *o)
+{
+	size_t n = c->n;
+
+	if (n > 1 && o->cow) {
+		err_set("--cow is for one process, not a tree (-t)");
+		return -1;
+	}
+	if (n > 1 && o->incr) {
+		err_set("--parent is for one process, not a tree (-t)");
+		return -1;
+	}
+	c->ims = calloc(n, sizeof(*c->ims));
+	c->imp = calloc(n, sizeof(*c->imp));
+	c->sd = calloc(n, sizeof(*c->sd));
+	if (!c->ims || !c->imp || !c->sd) {
+		err_set("out of memory");
+		return -1;
+	}
+	for (size_t k = 0; k < n; k++) {
+		c->imp[k] = &c->ims[k];
+		if (c->p[k].zombie ? capture_zombie(c->p[k].pid, &c->ims[k])
+				   : capture(&c->p[k].t, &c->ims[k], &c->sd[k], o))
+			return -1;
+	}
+	if (check_sharing(c->p, n, c->ims) || fd_check_tree(c->imp, n) ||
+	    !(c->number = object_numbers(c->imp, n)) ||
+	    (o->incr && incr_dump_begin(o->incr, &c->ims[0])))
+		return -1;
+	c->ims[0].hdr.nprocs = n;
+	return 0;
+}
+
+static void capture_free(struct capture *c)
+{
+	for (size_t k = 0; k < c->n; k++) {
+		if (c->sd)
+			shm_dump_free(c->sd[k]);
+		if (c->ims)
+			image_free(&c->ims[k]);
+	}
+	free(c->number);
+	free(c->sd);
+	free(c->imp);
+	free(c->ims);
+}
+
+/* The header, every process's metadata, then the contents of every SHM
+ * object, each once. */
+static int write_meta(const struct capture *c, struct img_writer *w)
+{
+	if (img_write_header(w, &c->ims[0].hdr))
+		return -1;
+	for (size_t k = 0; k < c->n; k++)
+		if (img_write_meta(w, &c->ims[k]))
+			return -1;
+	for (size_t k = 0, r = 0; k < c->n; r += c->ims[k++].nshms)
+		if (!c->p[k].zombie &&
+		    shm_write(c->p[k].pid, w, &c->ims[k], c->sd[k], c->number + r))
+			return -1;
+	return 0;
+}
+
+/* The pages of every process: one process's straight after its objects
+ * (with --cow, most of them from a snapshot), a tree's each after a
+ * PROCPAGES record that names its process. */
+static int write_all_pages(const struct capture *c, struct img_writer *w, const struct dump_opts *o)
+{
+	if (c->n == 1)
+		return o->cow ? write_cow(&c->p[0].t, w, &c->ims[0], o)
+			      : write_pages(c->p[0].pid, w, &c->ims[0], o, PAGES_ALL);
+	for (size_t k = 0; k < c->n; k++) {
+		struct img_procpages pp = {.pid = c->p[k].pid};
+		struct iovec v = {&pp, sizeof(pp)};
+
+		if (c->p[k].zombie)
+			continue;
+		if (img_write_rec(w, IMG_REC_PROCPAGES, &v, 1) ||
+		    write_pages(c->p[k].pid, w, &c->ims[k], o, PAGES_ALL))
+			return -1;
+	}
+	return 0;
+}
+
+/* The one sequence of a dump, for a process or a tree.  Releases no
+ * process (but --cow's, as its snapshot is taken): on failure the caller
+ * does. */
+static int write_image(struct tree_proc *p, size_t n, int out, const struct dump_opts *o)
 {
 	struct img_writer w = {
 	    .fd = out, .cancel = o->cancel, .progress = o->progress, .progress_arg = o->progress_arg};
-	struct image *ims = calloc(tr->n, sizeof(*ims)), **imp = calloc(tr->n, sizeof(*imp));
-	struct shm_dump **sd = calloc(tr->n, sizeof(*sd));
-	uint64_t **ux = NULL;
+	struct capture c = {.p = p, .n = n};
 	int rc = -1;
 
-	if (!ims || !imp || !sd) {
-		err_set("out of memory");
-		goto out;
-	}
-	/* A tree of one is an image of one process. */
-	if (tr->n == 1) {
-		free(ims);
-		free(imp);
-		free(sd);
-		if (dump_write(&tr->p[0].t, out, o) == 0)
-			return 0;
-		/* Released already: what is left to free is the list. */
-		free(tr->p);
-		tr->p = NULL;
-		tr->n = 0;
-		return -1;
-	}
-	if (o->cow) {
-		err_set("--cow is for one process, not a tree (-t)");
-		goto out;
-	}
-	if (o->incr) {
-		err_set("--parent is for one process, not a tree (-t)");
-		goto out;
-	}
-	for (size_t k = 0; k < tr->n; k++) {
-		imp[k] = &ims[k];
-		if (tr->p[k].zombie ? capture_zombie(tr->p[k].pid, &ims[k])
-				    : capture(&tr->p[k].t, &ims[k], &sd[k], o))
-			goto out;
-	}
-	if (check_sharing(tr, ims) || fd_check_tree(imp, tr->n) ||
-	    !(ux = object_numbers(ims, tr->n))) {
-		if (!ux && !err_get()[0])
-			err_set("out of memory");
-		goto out;
-	}
-	ims[0].hdr.nprocs = tr->n;
-	if (img_write_header(&w, &ims[0].hdr))
-		goto out;
-	for (size_t k = 0; k < tr->n; k++)
-		if (img_write_meta(&w, &ims[k]))
-			goto out;
-	for (size_t k = 0; k < tr->n; k++)
-		if (!tr->p[k].zombie && shm_write(tr->p[k].pid, &w, &ims[k], sd[k], ux[k]))
-			goto out;
-	for (size_t k = 0; k < tr->n; k++) {
-		struct img_procpages pp = {.pid = tr->p[k].pid};
-		struct iovec v = {&pp, sizeof(pp)};
+	if (capture_all(&c, o) == 0 && write_meta(&c, &w) == 0 && write_all_pages(&c, &w, o) == 0 &&
+	    (!o->incr || incr_dump_end(o->incr, &w, p[0].pid) == 0))
+		rc = img_write_end(&w);
+	capture_free(&c);
+	return rc;
+}
 
-		if (tr->p[k].zombie)
-			continue;
-		if (img_write_rec(&w, IMG_REC_PROCPAGES, &v, 1) ||
-		    write_pages(tr->p[k].pid, &w, &ims[k], o, PAGES_ALL))
-			goto out;
+int dump_write(struct dump_target *tg, int out, const struct dump_opts *o)
+{
+	struct tree_proc one = {.pid = tg->pid, .t = *tg};
+	int rc = write_image(&one, 1, out, o);
+
+	/* The capture took its maps; --cow let it go. */
+	*tg = one.t;
+	if (rc) {
+		/* The first message is the one that says why; keep it. */
+		char why[1024];
+		snprintf(why, sizeof(why), "%s", err_get());
+		release_all(tg, 0);
+		err_set("%s", why);
 	}
-	rc = img_write_end(&w);
-out:
-	for (size_t k = 0; k < tr->n; k++) {
-		if (sd)
-			shm_dump_free(sd[k]);
-		if (ims)
-			image_free(&ims[k]);
-		if (ux)
-			free(ux[k]);
-	}
-	free(ux);
-	free(sd);
-	free(imp);
-	free(ims);
+	return rc;
+}
+
+int dump_write_tree(struct dump_tree *tr, int out, const struct dump_opts *o)
+{
+	int rc = write_image(tr->p, tr->n, out, o);
+
 	if (rc) {
 		char why[1024];
 		snprintf(why, sizeof(why), "%s", err_get());

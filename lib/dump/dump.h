@@ -66,8 +66,9 @@ struct dump_tree {
 /* Seize root, and with descend every descendant too. */
 int dump_seize_tree(pid_t root, int descend, struct dump_tree *tr)
 	__attribute__((warn_unused_result));
-/* One stream for the whole tree; on failure every process is released,
- * running as before. */
+/* One stream for the whole tree (a tree of one process: the image
+ * dump_write writes); on failure every process is released, running as
+ * before. */
 int dump_write_tree(struct dump_tree *tr, int out, const struct dump_opts *o)
 	__attribute__((warn_unused_result));
 int dump_release_tree(struct dump_tree *tr, enum dump_end how);

@@ -107,6 +107,12 @@ struct image {
 struct shm_obj *img_find_shm(const struct image *im, uint64_t dev, uint64_t ino);
 /* The region that holds addr, or NULL. */
 struct region *img_find_region(const struct image *im, uint64_t addr);
+/* Every distinct SHM object of the processes procs[0..n) (one dev and ino: one object, however
+ * many processes have it), in order of first appearance, as SHMDATA records number them: *objs
+ * gets each one's first SHM record (*nobjs of them), *number the number of every SHM record's
+ * object, procs[0]'s records first.  Both malloc'd; -1 (err_set) if out of memory. */
+int img_list_objects(struct image *const procs[], size_t n, struct shm_obj ***objs, size_t *nobjs,
+		     uint64_t **number) __attribute__((warn_unused_result));
 
 void image_free(struct image *im);
 void img_parent_free(struct parent *p);

@@ -18,41 +18,39 @@ struct image *img_proc_at(struct img_input *in, size_t k)
 	return k == 0 ? &in->im : &in->rest[k - 1];
 }
 
-/* The SHM objects of every process, each once. */
+/* The SHM objects of every process, each once; each process's record of
+ * an object must agree with the first one's. */
 static int list_objects(struct img_input *in)
 {
-	size_t total = 0;
+	struct image **procs = calloc(in->nrest + 1, sizeof(*procs));
+	uint64_t *number = NULL;
+	size_t r = 0;
+	int rc = -1;
 
-	for (size_t k = 0; k <= in->nrest; k++)
-		total += img_proc_at(in, k)->nshms;
-	in->objs = calloc(total + 1, sizeof(*in->objs));
-	if (!in->objs) {
+	if (!procs) {
 		err_set("out of memory");
 		return -1;
 	}
-	for (size_t k = 0; k <= in->nrest; k++) {
-		struct image *im = img_proc_at(in, k);
-		for (size_t i = 0; i < im->nshms; i++) {
-			struct shm_obj *o = &im->shms[i];
-			size_t j = 0;
+	for (size_t k = 0; k <= in->nrest; k++)
+		procs[k] = img_proc_at(in, k);
+	if (img_list_objects(procs, in->nrest + 1, &in->objs, &in->nobjs, &number))
+		goto out;
+	for (size_t k = 0; k <= in->nrest; k++)
+		for (size_t i = 0; i < procs[k]->nshms; i++, r++) {
+			const struct shm_obj *o = &procs[k]->shms[i], *first = in->objs[number[r]];
 
-			while (j < in->nobjs &&
-			       (in->objs[j]->d.dev != o->d.dev || in->objs[j]->d.ino != o->d.ino))
-				j++;
-			if (j < in->nobjs) {
-				if (in->objs[j]->d.kind != o->d.kind ||
-				    in->objs[j]->d.size != o->d.size) {
-					err_set("SHM record of pid %d: object %s differs from the "
-						"same object of another process",
-						im->proc.pid, o->name);
-					return -1;
-				}
-				continue;
+			if (first->d.kind != o->d.kind || first->d.size != o->d.size) {
+				err_set("SHM record of pid %d: object %s differs from the "
+					"same object of another process",
+					procs[k]->proc.pid, o->name);
+				goto out;
 			}
-			in->objs[in->nobjs++] = o;
 		}
-	}
-	return 0;
+	rc = 0;
+out:
+	free(number);
+	free(procs);
+	return rc;
 }
 
 /* The other processes of a tree, after the first. */
