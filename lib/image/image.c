@@ -1143,6 +1143,7 @@ int img_read_meta(struct img_reader *r, struct image *im, const void *prefix, si
 /* What img_read_proc has seen of one process's metadata. */
 struct meta {
 	struct image *im;
+	const struct img_reader *r;
 	int have_proc, have_sigacts, have_timers;
 };
 
@@ -1227,9 +1228,10 @@ static int meta_rec(void *arg, const struct img_rec *rec, void *buf)
 			return -1;
 		return parse_region(im, buf, rec->len);
 	case IMG_REC_FILE:
-		if (counted(im->nfiles, im->proc.nfiles, "FILE"))
+		if (counted(im->nfiles, im->proc.nfiles, "FILE") || parse_file(im, buf, rec->len))
 			return -1;
-		return parse_file(im, buf, rec->len);
+		return m->r->check_file ? m->r->check_file(&im->files[im->nfiles - 1], im->nfiles - 1)
+					: 0;
 	case IMG_REC_SHM:
 		return parse_shm(im, buf, rec->len);
 	case IMG_REC_IPC:
@@ -1246,7 +1248,7 @@ static int meta_rec(void *arg, const struct img_rec *rec, void *buf)
 
 int img_read_proc(struct img_reader *r, struct image *im)
 {
-	struct meta m = {.im = im};
+	struct meta m = {.im = im, .r = r};
 
 	return img_read_each(r, meta_rec, &m);
 }

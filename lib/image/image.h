@@ -163,6 +163,11 @@ struct img_reader {
 	uint32_t page_size;
 	/* 1 + an fd that gets a copy of every byte read (img_verify_rest), or 0. */
 	int tee;
+	/* Called on each FILE record as it is read, to check what only the
+	 * fd's kind knows (its extra bytes): image/ does not know the kinds,
+	 * kinds/ does (img_open sets fd_check_file).  So a bad one is refused
+	 * where it stands, before the records after it are read. */
+	int (*check_file)(const struct fd_entry *f, size_t idx);
 };
 
 int img_read_header(struct img_reader *r, struct img_header *h, const void *prefix,

@@ -70,7 +70,7 @@ static int read_tree(struct img_input *in)
 			struct image *im = &in->rest[k - 1];
 			in->nrest++;
 			im->hdr = in->im.hdr;
-			if (img_read_proc(&in->r, im) || fd_check_files(im))
+			if (img_read_proc(&in->r, im))
 				return -1;
 		}
 	}
@@ -360,9 +360,10 @@ static int open_one(const char *path, struct img_input *in, int trust, int how)
 		return -1;
 	}
 	in->r.fd = fd;
-	/* The reader (image/) knows no fd kinds: each process's FILE records
-	 * are checked here, once it is read. */
-	if (img_read_meta(&in->r, &in->im, prefix, n) || fd_check_files(&in->im) || read_tree(in) ||
+	/* The reader (image/) knows no fd kinds: kinds/ checks each FILE
+	 * record as it is read. */
+	in->r.check_file = fd_check_file;
+	if (img_read_meta(&in->r, &in->im, prefix, n) || read_tree(in) ||
 	    check_tail(in) || (trust && check_uids(in))) {
 		char why[1024];
 

@@ -306,19 +306,15 @@ int fd_check_tree(struct image *ims[], size_t n)
 
 /* ---- reading an image ------------------------------------------------ */
 
-int fd_check_files(const struct image *im)
+int fd_check_file(const struct fd_entry *f, size_t idx)
 {
-	for (size_t i = 0; i < im->nfiles; i++) {
-		const struct fd_entry *f = &im->files[i];
-		const struct fd_ops *o = fd_ops_of(f->d.kind);
+	const struct fd_ops *o = fd_ops_of(f->d.kind);
 
-		if (o && !o->check(f->extra, f->d.extra_len))
-			continue;
-		err_set("FILE record %zu (fd %d, %s): bad kind data (%u bytes)", i, f->d.fd,
-			fd_kind_name(f->d.kind), f->d.extra_len);
-		return -1;
-	}
-	return 0;
+	if (o && !o->check(f->extra, f->d.extra_len))
+		return 0;
+	err_set("FILE record %zu (fd %d, %s): bad kind data (%u bytes)", idx, f->d.fd,
+		fd_kind_name(f->d.kind), f->d.extra_len);
+	return -1;
 }
 
 /* ---- making them again ------------------------------------------------ */

@@ -57,11 +57,10 @@ int fd_tty_settings(int fd, const struct fd_entry *f) __attribute__((warn_unused
  * watches again.  -1 with err_set. */
 int fd_epoll_register(const struct image *im) __attribute__((warn_unused_result));
 
-/* Reading an image: the extra bytes of every FILE record of im are what
- * its kind needs, or -1 naming the first that is not.  The image reader
- * (image/) knows no kinds: whoever reads an image (img_open) calls this
- * for each process, before anything of it is restored or shown. */
-int fd_check_files(const struct image *im) __attribute__((warn_unused_result));
+/* Reading an image: the extra bytes of FILE record idx, f, are what its
+ * kind needs, or -1 naming it.  The image reader (image/) knows no kinds:
+ * whoever reads an image (img_open) gives it this as its check_file. */
+int fd_check_file(const struct fd_entry *f, size_t idx) __attribute__((warn_unused_result));
 /* Inspecting an fd: what its kind keeps beyond its path, " key value..."
  * in text, ",\"key\":value..." in JSON... */
 void fd_show(FILE *out, const struct fd_entry *f, int json);
