@@ -8,19 +8,10 @@ bats_require_minimum_version 1.5.0
 
 setup() {
 	start_bg sleep 1000
-	wait_for_stat_sleeping "$BG_PID"
+	# The image of a process stopped in nanosleep is dumped in a known state.
+	wait_for state_is "$BG_PID" S
 	IMG=$BATS_TEST_TMPDIR/sleep.img
 	ckpt-dump -o "$IMG" "$BG_PID"
-}
-
-# The image of a process stopped in nanosleep is dumped in a known state.
-wait_for_stat_sleeping() {
-	local i
-	for ((i = 0; i < 2000; i++)); do
-		[ "$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null)" = S ] && return 0
-		sleep 0.01
-	done
-	return 1
 }
 
 @test "inspect shows the header, the process, its regions and its files" {

@@ -32,26 +32,35 @@ start_bg() {
 	CKPT_PIDS+=("$BG_PID")
 }
 
-# wait_for_file FILE [TIMEOUT_S]: wait until FILE exists and is non-empty.
-wait_for_file() {
-	local f=$1 t=${2:-20} i
+# wait_for [-t SECONDS] CMD...: wait until CMD succeeds, trying every 10 ms
+# for SECONDS (20) at most; then say what for and fail.
+wait_for() {
+	local i t=20
+	if [ "$1" = -t ]; then
+		t=$2
+		shift 2
+	fi
 	for ((i = 0; i < t * 100; i++)); do
-		[ -s "$f" ] && return 0
+		"$@" && return 0
 		sleep 0.01
 	done
-	echo "timed out waiting for $f" >&2
+	echo "timed out after $t s waiting for: $*" >&2
 	return 1
+}
+
+# wait_for_file FILE [TIMEOUT_S]: wait until FILE exists and is non-empty.
+wait_for_file() {
+	wait_for -t "${2:-20}" test -s "$1"
 }
 
 # wait_for_line FILE PATTERN [TIMEOUT_S]: wait until FILE has a line matching PATTERN.
 wait_for_line() {
-	local f=$1 pat=$2 t=${3:-20} i
-	for ((i = 0; i < t * 100; i++)); do
-		grep -q -- "$pat" "$f" 2>/dev/null && return 0
-		sleep 0.01
-	done
-	echo "timed out waiting for '$pat' in $f" >&2
-	return 1
+	wait_for -t "${3:-20}" grep -qs -- "$2" "$1"
+}
+
+# not CMD...: CMD fails (for wait_for, which takes a command, not "!").
+not() {
+	! "$@"
 }
 
 # wait_exit PID: wait for a background child and return its status.
@@ -107,17 +116,6 @@ reap() {
 	CKPT_PIDS=("${keep[@]}")
 }
 
-# wait_for CMD...: wait until CMD succeeds (20 s at most).
-wait_for() {
-	local i
-	for ((i = 0; i < 2000; i++)); do
-		"$@" && return 0
-		sleep 0.01
-	done
-	echo "timed out waiting for: $*" >&2
-	return 1
-}
-
 # The round trip of a program started with spawn, its pid in $pid and its
 # output's cat in $cat_pid, dumped into $d.img:
 # dump_killed: ckpt-dump --kill the program into $d.img; it died of SIGKILL.
@@ -157,6 +155,40 @@ records() {
 # comm_is PID NAME: the process's command name is NAME.
 comm_is() {
 	[ "$(cat "/proc/$1/comm" 2>/dev/null)" = "$2" ]
+}
+
+# stat_field PID N: field N (1-based, as in proc(5)) of /proc/PID/stat.
+stat_field() {
+	local s f
+	s=$(cat "/proc/$1/stat") || return 1
+	read -ra f <<<"${s##*) }"
+	echo "${f[$2 - 3]}"
+}
+
+# state_is PID STATE...: PID's state (R, S, T, t, Z ...) is one of STATE...
+state_is() {
+	local st
+	st=$(stat_field "$1" 3) || return 1
+	shift
+	[[ " $* " == *" $st "* ]]
+}
+
+# utime_past PID TICKS: PID has run more than TICKS clock ticks in user mode.
+utime_past() {
+	[ "$(stat_field "$1" 14)" -gt "$2" ]
+}
+
+# wait_spinning PID: PID has used another 0.1 s of user CPU time since now
+# (a program that spins once set up is in its loop).
+wait_spinning() {
+	local t0
+	t0=$(stat_field "$1" 14)
+	wait_for utime_past "$1" $((t0 + 10))
+}
+
+# untraced PID: no process traces PID (TracerPid 0).
+untraced() {
+	[ "$(awk '/^TracerPid:/ {print $2}' "/proc/$1/status")" = 0 ]
 }
 
 # invert_byte FILE OFFSET: invert the byte at OFFSET of FILE (a write of a
@@ -288,7 +320,7 @@ coord_members() {
 # coord_teardown: kill what the coordinators of this test know (members,
 # their helpers), then the coordinators, and wait until the helpers are gone.
 coord_teardown() {
-	local port pid helper rest helpers=() h i
+	local port pid helper rest helpers=() h
 	for port in "${COORD_PORTS[@]}"; do
 		# id, pid, helper pid, host, program; a fake member's pid is
 		# no process to signal.
@@ -303,11 +335,9 @@ coord_teardown() {
 	done
 	COORD_PORTS=()
 	kill_started
+	# Gone, or given up on after 5 s each: teardown does not fail on it.
 	for h in "${helpers[@]}"; do
-		for ((i = 0; i < 500; i++)); do
-			kill -0 "$h" 2>/dev/null || break
-			sleep 0.01
-		done
+		wait_for -t 5 not kill -0 "$h" 2>/dev/null || true
 	done
 }
 
