@@ -13,10 +13,6 @@ teardown() {
 	coord_teardown
 }
 
-has_members() {
-	[ "$(coord_members "${2:-$CPORT}")" = "$1" ]
-}
-
 # free_port: a loopback port nobody listens on (as far as one can tell).
 free_port() {
 	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'

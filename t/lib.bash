@@ -317,6 +317,11 @@ coord_members() {
 	ckpt-signal --coord-port "${1:-$CPORT}" --status | sed -n 's/^members: //p'
 }
 
+# has_members N [PORT]: the coordinator has N members.
+has_members() {
+	[ "$(coord_members "${2:-$CPORT}")" = "$1" ]
+}
+
 # coord_teardown: kill what the coordinators of this test know (members,
 # their helpers), then the coordinators, and wait until the helpers are gone.
 coord_teardown() {
