@@ -329,10 +329,7 @@ sys.exit(0 if ok else 1)
 	KEEP_FDS=5 start_workload 5<>"/proc/$BASHPID/fd/$PIPE_R"
 	exec {PIPE_R}<&- {PIPE_W}>&-
 	run --separate-stderr ckpt-dump -o "$d.img" "$pid"
-	no_core
-	[ "$status" -eq 1 ]
-	[ "${#stderr_lines[@]}" -eq 1 ]
-	[[ $stderr == "ckpt-dump: "*"fd 5 "* ]]
+	one_line 1 "fd 5 " ckpt-dump
 	[ ! -e "$d.img" ]
 	[ "$(ls -A "$(dirname "$d.img")" | grep -c '\.img\.')" -eq 0 ]
 	touch "$d/go"

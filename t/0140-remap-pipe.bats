@@ -65,9 +65,7 @@ writer_dies() {
 # fails_cleanly [TEXT]: the last writer_dies gave CKPT_FAIL_RC, one line
 # "ckpt-remap: ...TEXT...", and the program never ran.
 fails_cleanly() {
-	[ "$status" -eq 99 ]
-	[ "${#stderr_lines[@]}" -eq 1 ]
-	[[ $stderr == "ckpt-remap: "*"${1:-}"* ]]
+	one_line 99 "${1:-}" ckpt-remap
 	[ -z "$output" ]
 }
 

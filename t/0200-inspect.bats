@@ -63,9 +63,7 @@ assert [f["fd"] for f in d["files"]] == sorted(f["fd"] for f in d["files"])
 	size=$(stat -c %s "$IMG")
 	head -c $((size - 100)) "$IMG" >"$BATS_TEST_TMPDIR/cut.img"
 	run --separate-stderr ckpt-inspect "$BATS_TEST_TMPDIR/cut.img"
-	[ "$status" -eq 1 ]
-	[ "${#stderr_lines[@]}" -eq 1 ]
-	[[ "$stderr" == "ckpt-inspect: "*"truncated"* ]]
+	one_line 1 truncated ckpt-inspect
 }
 
 @test "--verify prints one line of totals for a good image, and exit 1 naming the record for a flipped byte" {
@@ -79,9 +77,7 @@ assert [f["fd"] for f in d["files"]] == sorted(f["fd"] for f in d["files"])
 		cp "$IMG" "$BATS_TEST_TMPDIR/bad.img"
 		invert_byte "$BATS_TEST_TMPDIR/bad.img" "$at"
 		run --separate-stderr ckpt-inspect --verify "$BATS_TEST_TMPDIR/bad.img"
-		[ "$status" -eq 1 ]
-		[ "${#stderr_lines[@]}" -eq 1 ]
-		[[ "$stderr" == "ckpt-inspect: "*"checksum mismatch"* ]]
+		one_line 1 "checksum mismatch" ckpt-inspect
 	done
 	run --separate-stderr ckpt-inspect --json --verify "$IMG"
 	[ "$status" -eq 2 ]

@@ -280,6 +280,17 @@ no_core() {
 	}
 }
 
+# one_line STATUS [TEXT [TOOL]]: the last `run --separate-stderr` exited
+# STATUS, not by a signal, with one line on stderr: "TOOL: " and, after
+# it, TEXT.  TOOL is a pattern: any ckpt tool (ckpt-*) if not given.
+one_line() {
+	printf 'status %s\nstdout:\n%s\nstderr:\n%s\n' "$status" "$output" "$stderr"
+	no_core
+	[ "$status" -eq "$1" ]
+	[ "${#stderr_lines[@]}" -eq 1 ]
+	[[ $stderr == ${3:-ckpt-*}": "*"${2:-}"* ]]
+}
+
 # Coordinated checkpoints (t/05xx).  start_coord [OPTION...]: a ckpt-coord
 # on a free loopback port (never the default 7779: tests run beside other
 # things), checkpoints in $CDIR; its port in $CPORT (exported as
