@@ -14,10 +14,7 @@ setup() {
 # start_workload [OPTION...]: t/progs/workload on $d, output in $d.out; waits
 # for "ready" and sets $pid.
 start_workload() {
-	spawn "$d.out" workload "$@" "$d"
-	pid=$SPAWN_PID
-	cat_pid=$SPAWN_CAT
-	wait_for_line "$d.out" '^ready '
+	spawn_ready "$d.out" workload "$@" "$d"
 	[ "$(sed -n 's/^ready //p' "$d.out")" = "$pid" ]
 }
 

@@ -15,16 +15,6 @@ teardown() {
 	rm -rf "$shared"
 }
 
-# runs_on DIR: the bulk process $pid was left running and finishes intact.
-runs_on() {
-	[ "$(awk '/^TracerPid:/ {print $2}' "/proc/$pid/status")" = 0 ]
-	touch "$1/go"
-	reap "$pid" "$cat_pid"
-	cat "$1.out"
-	[ "$status" -eq 0 ]
-	[ "$(tail -n 1 "$1.out")" = "restored: no" ]
-}
-
 # refused STATUS TEXT: one_line STATUS TEXT, and no word of Yama where
 # there is none: its rules are not to be blamed.
 refused() {
@@ -37,6 +27,7 @@ refused() {
 	run --separate-stderr bash -c 'umask 000; ckpt-dump -o "$1" "$2"' _ "$shared/x.img" "$pid"
 	[ "$status" -eq 0 ]
 	[ "$(stat -c %a "$shared/x.img")" = 600 ]
+	untraced "$pid"
 	runs_on "$shared/w"
 }
 
@@ -51,6 +42,7 @@ refused() {
 	[ "$status" -eq 0 ]
 	[ "$(stat -c %a "$shared/y.img")" = 600 ]
 	ckpt-inspect --verify "$shared/y.img"
+	untraced "$pid"
 	runs_on "$shared/w"
 }
 
@@ -62,6 +54,7 @@ refused() {
 	refused 1 "pid $pid: not permitted to trace: it belongs to uid 0 and ckpt-dump runs as uid $(id -u "$OTHER"), without CAP_SYS_PTRACE"
 	[ ! -e "$shared/x.img" ]
 	[ -z "$(find "$shared" -name '.x.img*')" ]
+	untraced "$pid"
 	runs_on "$shared/w"
 }
 
@@ -70,10 +63,7 @@ refused() {
 	# Root may trace anything: as root, the user is $OTHER on both sides.
 	[ "$(id -u)" -ne 0 ] || ctl=("${AS_OTHER[@]}")
 	mkdir -m 1777 "$shared/w"
-	spawn "$shared/w.out" "${ctl[@]}" workload --undumpable "$shared/w"
-	pid=$SPAWN_PID
-	cat_pid=$SPAWN_CAT
-	wait_for_line "$shared/w.out" '^ready '
+	spawn_ready "$shared/w.out" "${ctl[@]}" workload --undumpable "$shared/w"
 	run --separate-stderr "${ctl[@]}" ckpt-dump -o "$shared/x.img" "$pid"
 	refused 1 "pid $pid: not permitted to trace: it is not dumpable"
 	[ ! -e "$shared/x.img" ]
@@ -103,7 +93,7 @@ time.sleep(1000)
 	# Its tracer gone (SEIZE stops nothing), it runs on.
 	kill -KILL "$tracer"
 	reap "$tracer" "$SPAWN_CAT"
-	wait_for grep -q '^TracerPid:.0$' "/proc/$pid/status"
+	wait_for untraced "$pid"
 	runs_on "$shared/w"
 }
 

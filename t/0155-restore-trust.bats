@@ -57,11 +57,8 @@ wait_gone() {
 
 # root_image IMG: the same, a process of root's, dumped by root.
 root_image() {
-	start_bulk_as "$shared/w"
-	ckpt-dump --kill -o "$1" "$pid"
-	reap "$pid" "$cat_pid"
+	bulk_killed "$shared/w" "$1"
 	[ "$status" -eq 137 ]
-	touch "$shared/w/go"
 }
 
 # bats test_tags=root

@@ -100,6 +100,48 @@ spawn() {
 	exec {PIPE_R}<&- {PIPE_W}>&-
 }
 
+# spawn_ready OUT CMD...: spawn OUT CMD..., then wait for its "ready" line;
+# sets $pid and $cat_pid.
+spawn_ready() {
+	spawn "$@"
+	pid=$SPAWN_PID
+	cat_pid=$SPAWN_CAT
+	wait_for_line "$1" '^ready '
+}
+
+# start_bulk DIR [ARG...]: t/progs/bulk ARG... DIR (ARG... is 2, for 2 MiB,
+# if none) with spawn_ready, its output in DIR.out; sets $pid and $cat_pid.
+start_bulk() {
+	local dir=$1
+	shift
+	[ $# -gt 0 ] || set -- 2
+	mkdir -p "$dir"
+	spawn_ready "$dir.out" bulk "$@" "$dir"
+}
+
+# bulk_killed DIR IMG [ARG...]: start_bulk DIR ARG..., dumped with --kill
+# into IMG and reaped (its status in $status), with DIR/go made: a restore
+# of IMG that goes through runs it to its end at once.
+bulk_killed() {
+	local dir=$1 img=$2
+	shift 2
+	start_bulk "$dir" "$@"
+	ckpt-dump --kill -o "$img" "$pid"
+	reap "$pid" "$cat_pid"
+	touch "$dir/go"
+}
+
+# runs_on DIR: the program spawned on DIR ($pid, $cat_pid), left running,
+# finishes intact once told to (DIR/go): status 0, and the last line of
+# DIR.out says it was not restored.
+runs_on() {
+	touch "$1/go"
+	reap "$pid" "$cat_pid"
+	cat "$1.out"
+	[ "$status" -eq 0 ]
+	[ "$(tail -n 1 "$1.out")" = "restored: no" ]
+}
+
 # reap PID [CAT]: wait for PID, its exit status in $status, then for the cat
 # copying its output so that the output file is complete.  Both leave
 # CKPT_PIDS: teardown must not kill whatever process reuses their pids.
@@ -370,16 +412,13 @@ shared_dir() {
 	chmod 1777 "$shared"
 }
 
-# start_bulk_as DIR [CMD-PREFIX...]: t/progs/bulk 2 DIR (run by CMD-PREFIX, for
-# example "${AS_OTHER[@]}"), its output through a pipe in DIR.out; sets
-# $pid and $cat_pid.
+# start_bulk_as DIR [CMD-PREFIX...]: start_bulk DIR, with bulk run by
+# CMD-PREFIX (for example "${AS_OTHER[@]}") and DIR writable by every user
+# (sticky).
 start_bulk_as() {
 	local dir=$1
 	shift
 	mkdir -p "$dir"
 	chmod 1777 "$dir"
-	spawn "$dir.out" "$@" bulk 2 "$dir"
-	pid=$SPAWN_PID
-	cat_pid=$SPAWN_CAT
-	wait_for_line "$dir.out" '^ready '
+	spawn_ready "$dir.out" "$@" bulk 2 "$dir"
 }
