@@ -1,10 +1,14 @@
-# ckpt: one build for everything.  Targets: all check demo bench install clean format deps
+# ckpt: one build for everything.  Targets: all check demo bench install
+# uninstall clean format deps.  `make` only builds (it names the Debian
+# packages a fresh machine lacks and stops); `make deps` installs them,
+# and so do `make check` and `make demo`, the targets a new user runs.
 VERSION   := 0.1.0
 PREFIX    ?= /usr/local
 DESTDIR   ?=
 CC        ?= gcc
 CFLAGS    ?= -O2 -g
-WARN      := -Wall -Wextra -Werror
+WERROR    ?= -Werror
+WARN      := -Wall -Wextra $(WERROR)
 CPPFLAGS  += -D_GNU_SOURCE -DCKPT_VERSION='"$(VERSION)"' -Ilib
 ALLCFLAGS := -std=gnu11 $(WARN) $(CFLAGS)
 LDLIBS    := -lz -llzma -lzstd
@@ -20,13 +24,15 @@ endif
 
 TOOLS     := ckpt-dump ckpt-remap ckpt-inspect ckpt-gzip ckpt-coord ckpt-inject ckpt-signal
 BINS      := $(addprefix bin/,$(TOOLS))
-LIBSRC    := $(wildcard lib/*.c)
-LIBOBJ    := $(LIBSRC:.c=.o) lib/restorer_blob.o
+RST       := lib/restore/restorer
+LIBSRC    := $(wildcard lib/*/*.c)
+LIBHDR    := $(wildcard lib/*/*.h) $(RST)/restorer.h
+LIBOBJ    := $(LIBSRC:.c=.o) lib/restore/restorer_blob.o
 PROGS     := $(patsubst %.c,%,$(wildcard t/progs/*.c))
 UNITS     := $(patsubst %.c,%,$(wildcard t/unit/*.c))
 BENCHPROGS := bench/bwork bench/freshread bench/pvread
 MANS      := $(wildcard man/*.[1-8])
-SCRIPTS   := contrib/install-deps .ci/run t/run-tests t/check-bats t/lib.bash $(wildcard t/*.sh) $(wildcard completions/*) \
+SCRIPTS   := contrib/install-deps .ci/run t/run-tests t/check-bats t/check-includes t/lib.bash $(wildcard t/*.sh) $(wildcard completions/*) \
 	bench/run
 
 BUILD_DEPS := zlib1g-dev liblzma-dev libzstd-dev
@@ -35,15 +41,19 @@ TEST_DEPS  := bats shellcheck mandoc gzip xz-utils zstd python3 bsdutils util-li
 FUZZERS   := image inspect coord
 REPLAYS   := $(addprefix t/fuzz/replay-,$(FUZZERS))
 
-.PHONY: all check demo bench install clean format deps test-deps fuzz
-all: deps $(BINS) $(PROGS) $(UNITS) $(REPLAYS)
+.PHONY: all build check demo bench install uninstall clean format deps test-deps fuzz have-deps
+all: have-deps
+	@$(MAKE) --no-print-directory build
+build: $(BINS) $(PROGS) $(UNITS) $(REPLAYS)
 
+have-deps:
+	@contrib/install-deps --check $(BUILD_DEPS)
 deps:
 	@contrib/install-deps $(BUILD_DEPS)
 test-deps:
 	@contrib/install-deps $(TEST_DEPS)
 
-lib/%.o: lib/%.c $(wildcard lib/*.h) lib/restorer/restorer.h
+lib/%.o: lib/%.c $(LIBHDR)
 	$(CC) $(CPPFLAGS) $(ALLCFLAGS) -c -o $@ $<
 
 # The restorer runs after ckpt-remap has unmapped itself: freestanding,
@@ -51,18 +61,18 @@ lib/%.o: lib/%.c $(wildcard lib/*.h) lib/restorer/restorer.h
 RST_CFLAGS := -std=gnu11 $(WARN) -O2 -fPIE -ffreestanding -fno-builtin -nostdlib \
 	-fno-stack-protector -fno-asynchronous-unwind-tables -fno-exceptions \
 	-fcf-protection=none -fvisibility=hidden -mno-red-zone -Ilib
-lib/restorer/restorer.o: lib/restorer/restorer.c lib/restorer/restorer.h lib/crc32c.h lib/image.h
+$(RST)/restorer.o: $(RST)/restorer.c $(RST)/restorer.h lib/base/crc32c.h lib/image/image.h
 	$(CC) $(RST_CFLAGS) -c -o $@ $<
-lib/restorer/restorer.elf: lib/restorer/restorer.o lib/restorer/restorer.lds
+$(RST)/restorer.elf: $(RST)/restorer.o $(RST)/restorer.lds
 	@# An absolute address would need a loader to relocate it, and the
 	@# restorer has none: only PC-relative references are allowed.
 	@if readelf -rW $< | grep -E 'R_X86_64_(64|32|32S|GOTPCREL[A-Z]*|GOT[A-Z0-9]*) ' >&2; then \
 		echo "restorer.o: absolute relocations above; the restorer must be position independent" >&2; \
 		exit 1; fi
-	$(LD) --no-warn-rwx-segments -T lib/restorer/restorer.lds -o $@ $<
-lib/restorer/restorer.bin: lib/restorer/restorer.elf
+	$(LD) --no-warn-rwx-segments -T $(RST)/restorer.lds -o $@ $<
+$(RST)/restorer.bin: $(RST)/restorer.elf
 	objcopy -O binary --only-section=.blob $< $@
-lib/restorer_blob.o: lib/restorer_blob.S lib/restorer/restorer.bin
+lib/restore/restorer_blob.o: lib/restore/restorer_blob.S $(RST)/restorer.bin
 	$(CC) -c -o $@ $<
 
 lib/libckpt.a: $(LIBOBJ)
@@ -98,9 +108,10 @@ FUZZ_SECONDS ?= 60
 FUZZ_CC      ?= clang
 FUZZ_FLAGS   := -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer \
 	-DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
-t/fuzz/fuzz-%: t/fuzz/%.c $(LIBSRC) $(wildcard lib/*.h) lib/restorer_blob.o
-	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_FLAGS) -o $@ t/fuzz/$*.c $(LIBSRC) lib/restorer_blob.o $(LDLIBS)
+t/fuzz/fuzz-%: t/fuzz/%.c $(LIBSRC) $(LIBHDR) lib/restore/restorer_blob.o
+	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_FLAGS) -o $@ t/fuzz/$*.c $(LIBSRC) lib/restore/restorer_blob.o $(LDLIBS)
 fuzz: deps
+	@$(MAKE) --no-print-directory build
 	@contrib/install-deps clang libclang-rt-14-dev
 	$(MAKE) $(addprefix t/fuzz/fuzz-,$(FUZZERS))
 	@for f in $(FUZZERS); do \
@@ -109,15 +120,18 @@ fuzz: deps
 			-artifact_prefix=t/fuzz/findings/$$f/ t/fuzz/work/$$f t/fuzz/corpus || exit 1; \
 	done
 
-check: all test-deps
+check: deps test-deps
+	@$(MAKE) --no-print-directory build
 	@for u in $(UNITS); do echo "unit: $$u"; $$u || exit 1; done
 	@for f in $(FUZZERS); do t/fuzz/replay-$$f t/fuzz/corpus || exit 1; done
 	shellcheck $(SCRIPTS)
 	@for m in $(MANS); do mandoc -Tlint -Wwarning $$m || exit 1; done
 	t/check-bats
+	t/check-includes
 	t/run-tests
 
-demo: all
+demo: deps
+	@$(MAKE) --no-print-directory build
 	t/demo.sh
 
 # The benchmark's workload and fresh-memory helper are built like the
@@ -125,7 +139,8 @@ demo: all
 bench/%: bench/%.c t/progs/progs.h
 	$(CC) $(CPPFLAGS) $(PROGCFLAGS) -It/progs -o $@ $< -lpthread
 
-bench: all $(BENCHPROGS)
+bench: deps
+	@$(MAKE) --no-print-directory build $(BENCHPROGS)
 	bench/run
 
 install: $(BINS)
@@ -138,11 +153,18 @@ install: $(BINS)
 	install -m 644 $(wildcard man/*.7) $(DESTDIR)$(PREFIX)/share/man/man7
 	install -m 644 $(wildcard completions/ckpt-*) $(DESTDIR)$(PREFIX)/share/bash-completion/completions
 
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(PREFIX)/bin/,$(TOOLS))
+	rm -f $(addprefix $(DESTDIR)$(PREFIX)/share/man/man1/,$(notdir $(wildcard man/*.1)))
+	rm -f $(addprefix $(DESTDIR)$(PREFIX)/share/man/man5/,$(notdir $(wildcard man/*.5)))
+	rm -f $(addprefix $(DESTDIR)$(PREFIX)/share/man/man7/,$(notdir $(wildcard man/*.7)))
+	rm -f $(addprefix $(DESTDIR)$(PREFIX)/share/bash-completion/completions/,$(notdir $(wildcard completions/ckpt-*)))
+
 format:
-	clang-format -i lib/*.c lib/*.h lib/restorer/*.c lib/restorer/*.h bin/*.c t/progs/*.c t/unit/*.c
+	clang-format -i lib/*/*.c lib/*/*.h $(RST)/*.c $(RST)/*.h bin/*.c t/progs/*.c t/unit/*.c
 
 clean:
-	rm -f lib/*.o lib/*.a lib/restorer/*.o lib/restorer/*.elf lib/restorer/*.bin $(BINS) $(PROGS) $(UNITS)
+	rm -f lib/*/*.o lib/*.a $(RST)/*.o $(RST)/*.elf $(RST)/*.bin $(BINS) $(PROGS) $(UNITS)
 	rm -f $(BENCHPROGS)
 	rm -f t/fuzz/replay-* t/fuzz/fuzz-*
 	rm -rf t/fuzz/work

@@ -11,11 +11,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "coord.h"
-#include "coordd.h"
-#include "err.h"
-#include "util.h"
-#include "zio.h"
+#include "coord/coord.h"
+#include "base/base.h"
+#include "io/io.h"
 
 #define USAGE                                                                                      \
 	"usage: ckpt-coord [--port port] [--port-file file] [--bind addr] [--secret-file file] "     \

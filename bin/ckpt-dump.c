@@ -11,12 +11,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "atomic.h"
-#include "dump.h"
-#include "err.h"
-#include "incr.h"
-#include "progress.h"
-#include "util.h"
+#include "io/io.h"
+#include "dump/dump.h"
+#include "base/base.h"
+#include "incr/incr.h"
 
 #define USAGE                                                                                      \
 	"usage: ckpt-dump [-t] [--kill | --stop | --cow] [-o file] [--parent img] [--save-files] "   \

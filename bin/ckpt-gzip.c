@@ -10,10 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "atomic.h"
-#include "err.h"
-#include "util.h"
-#include "zio.h"
+#include "io/io.h"
+#include "base/base.h"
 
 #define USAGE "usage: ckpt-gzip [-d] [-1 ... -9] [-T threads] [--xz | --zstd] [-o file]"
 

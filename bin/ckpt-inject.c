@@ -20,10 +20,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "coord.h"
-#include "member.h"
-#include "err.h"
-#include "util.h"
+#include "coord/coord.h"
+#include "base/base.h"
 
 #define USAGE                                                                                      \
 	"usage: ckpt-inject [--coord-host host] [--coord-port port] [--secret-file file] "         \

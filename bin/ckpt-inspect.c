@@ -6,9 +6,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "err.h"
-#include "incr.h"
-#include "inspect.h"
+#include "base/base.h"
+#include "incr/incr.h"
+#include "inspect/inspect.h"
 
 #define USAGE "usage: ckpt-inspect [--json | --verify] [img | -]\n"
 

@@ -6,9 +6,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "err.h"
-#include "inspect.h"
-#include "restore.h"
+#include "base/base.h"
+#include "inspect/inspect.h"
+#include "restore/restore.h"
 
 #define USAGE                                                                                      \
 	"usage: ckpt-remap [--pid-ns | --new-pids] [--progress | --quiet] [--force] "              \

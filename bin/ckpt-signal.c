@@ -6,8 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "coord.h"
-#include "err.h"
+#include "coord/coord.h"
+#include "base/base.h"
 
 #define USAGE                                                                                      \
 	"usage: ckpt-signal [--coord-host host] [--coord-port port] [--secret-file file] "          \

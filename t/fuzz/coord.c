@@ -13,9 +13,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "coord.h"
-#include "err.h"
-#include "util.h"
+#include "coord/coord.h"
+#include "base/base.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -9,10 +9,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "err.h"
-#include "inspect.h"
-#include "util.h"
-#include "zio.h"
+#include "base/base.h"
+#include "inspect/inspect.h"
+#include "io/io.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

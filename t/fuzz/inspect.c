@@ -15,10 +15,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "err.h"
-#include "inspect.h"
-#include "util.h"
-#include "zio.h"
+#include "base/base.h"
+#include "inspect/inspect.h"
+#include "io/io.h"
 
 #define DECOMPRESSED_MAX (16 << 20)
 

@@ -6,11 +6,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "crc32c.h"
-#include "err.h"
-#include "image.h"
-#include "incr.h"
-#include "inspect.h"
+#include "base/crc32c.h"
+#include "base/base.h"
+#include "image/image.h"
+#include "incr/incr.h"
+#include "inspect/inspect.h"
 
 static int failed, passed;
 
@@ -107,7 +107,7 @@ static size_t write_image(const char *path, int incr)
 	im.nipcs = 1;
 	/* Incremental: a parent, hashes of the three pages and of 0x15000,
 	 * which it takes from the parent. */
-	struct incr_parent parent = {.d = {.depth = 1, .path_len = 10}, .path = "parent.img"};
+	struct parent parent = {.d = {.depth = 1, .path_len = 10}, .path = "parent.img"};
 	struct img_pagelist hl = {.pid = 42, .nruns = 2, .npages = 4};
 	struct img_pagelist rl = {.pid = 42, .nruns = 1, .npages = 1};
 	struct img_run hruns[2] = {{0x10000, 2}, {0x14000, 2}}, rrun = {0x15000, 1};

@@ -1,0 +1,161 @@
+/* script.c: ckpt_restart_script.sh, the script a generation
+ * restarts its computation with (ckpt-coord(1), FILES). */
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "coord/coord.h"
+#include "base/base.h"
+#include "io/io.h"
+
+/* A shell word: single-quoted. */
+static void sh_quote(FILE *f, const char *s)
+{
+	fputc('\'', f);
+	for (; *s; s++)
+		if (*s == '\'')
+			fputs("'\\''", f);
+		else
+			fputc(*s, f);
+	fputc('\'', f);
+}
+
+int co_write_script(const char *dir, const struct co_script *s)
+{
+	char path[PATH_MAX + 64], bin[PATH_MAX], tool[PATH_MAX];
+	char *slash;
+	FILE *f;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/ckpt_restart_script.sh", dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+	if (fd < 0 || !(f = fdopen(fd, "w"))) {
+		if (fd >= 0)
+			close(fd);
+		err_sys("cannot write %s", path);
+		return -1;
+	}
+	snprintf(bin, sizeof(bin), "%s", co_tool("ckpt-inject", tool, sizeof(tool)));
+	slash = strrchr(bin, '/');
+	if (slash)
+		*slash = 0;
+	else
+		bin[0] = 0;
+	fprintf(f, "#!/usr/bin/env bash\n"
+		   "# ckpt_restart_script.sh: written by ckpt-coord for generation %d.\n"
+		   "# Restarts every member of the computation from this generation's images,\n"
+		   "# each on its own host (ssh for the others), under a new coordinator.\n"
+		   "set -u\n\n",
+		s->gen);
+	fputs("usage() {\n"
+	      "\techo 'usage: ckpt_restart_script.sh [--coord-host host] [--coord-port port] "
+	      "[--port-file file] [--host old=new]...' >&2\n"
+	      "\texit 2\n}\n\n",
+	      f);
+	fputs("bin=", f);
+	sh_quote(f, bin);
+	fputs("\ndir=", f);
+	sh_quote(f, s->dir);
+	fprintf(f, "\ncoord_host=${CKPT_COORD_HOST:-127.0.0.1}\n"
+		   "coord_port=${CKPT_COORD_PORT:-%d}\n"
+		   "port_file=\n"
+		   "interval=%d\nkeep=%d\ncompress=%s\nsave_max=%lld\n",
+		s->port, s->interval, s->keep, zio_name(s->compress), s->save_max);
+	fputs("here=$(cd \"$(dirname \"$(readlink -f \"${BASH_SOURCE[0]}\")\")\" && pwd)\n"
+	      "declare -A hostmap=()\n\n"
+	      "while [ $# -gt 0 ]; do\n"
+	      "\tcase $1 in\n"
+	      "\t--coord-host) [ $# -ge 2 ] || usage; coord_host=$2; shift 2 ;;\n"
+	      "\t--coord-port) [ $# -ge 2 ] || usage; coord_port=$2; shift 2 ;;\n"
+	      "\t--port-file) [ $# -ge 2 ] || usage; port_file=$2; shift 2 ;;\n"
+	      "\t--host) [[ $# -ge 2 && $2 == *=* ]] || usage; hostmap[${2%%=*}]=${2#*=}; shift 2 "
+	      ";;\n"
+	      "\t-h | --help) usage ;;\n"
+	      "\t*) usage ;;\n"
+	      "\tesac\n"
+	      "done\n\n"
+	      "tool() {\n"
+	      "\tif [ -x \"$bin/$1\" ]; then echo \"$bin/$1\"; else echo \"$1\"; fi\n"
+	      "}\n\n"
+	      "# The members: host, image (each in this directory on its host), the\n"
+	      "# member's name and id (kept across restarts: its images' names).\n"
+	      "members=(\n",
+	      f);
+	for (int i = 0; i < s->n; i++) {
+		fputc('\t', f);
+		sh_quote(f, s->m[i].host);
+		fputc(' ', f);
+		sh_quote(f, s->m[i].file);
+		fputc(' ', f);
+		sh_quote(f, s->m[i].program);
+		fprintf(f, " %d\n", s->m[i].id);
+	}
+	fputs(")\n\n"
+	      "# A new coordinator, unless one answers there already.\n"
+	      "coord_pid=\n"
+	      "if ! \"$(tool ckpt-signal)\" --coord-host \"$coord_host\" --coord-port \"$coord_port\" "
+	      "--status >/dev/null 2>&1; then\n"
+	      "\tpf=$(mktemp \"${TMPDIR:-/tmp}/ckpt-port.XXXXXX\") || exit 99\n"
+	      "\topts=(--exit-on-last --port \"$coord_port\" --port-file \"$pf\" --dir \"$dir\" "
+	      "--keep \"$keep\" --interval \"$interval\" --save-files-max \"$save_max\"\n"
+	      "\t\t--compress \"$compress\" --log \"$dir/ckpt_coord.log\")\n"
+	      "\t[ \"$coord_host\" = 127.0.0.1 ] || [ \"$coord_host\" = localhost ] || "
+	      "opts+=(--bind \"$coord_host\")\n"
+	      "\t\"$(tool ckpt-coord)\" \"${opts[@]}\" </dev/null &\n"
+	      "\tcoord_pid=$!\n"
+	      "\tfor ((i = 0; i < 2000; i++)); do\n"
+	      "\t\t[ -s \"$pf\" ] && break\n"
+	      "\t\tkill -0 \"$coord_pid\" 2>/dev/null || break\n"
+	      "\t\tsleep 0.01\n"
+	      "\tdone\n"
+	      "\tcoord_port=$(cat \"$pf\")\n"
+	      "\trm -f \"$pf\"\n"
+	      "\tif [ -z \"$coord_port\" ]; then\n"
+	      "\t\techo \"ckpt_restart_script.sh: the coordinator did not start\" >&2\n"
+	      "\t\texit 99\n"
+	      "\tfi\n"
+	      "fi\n"
+	      "if [ -n \"$port_file\" ]; then\n"
+	      "\techo \"$coord_port\" >\"$port_file.tmp\" && mv \"$port_file.tmp\" \"$port_file\"\n"
+	      "fi\n\n"
+	      "me=$(hostname)\n"
+	      "pids=()\n"
+	      "for ((i = 0; i < ${#members[@]}; i += 4)); do\n"
+	      "\thost=${members[i]}\n"
+	      "\timg=$here/${members[i + 1]}\n"
+	      "\thost=${hostmap[$host]:-$host}\n"
+	      "\targs=(--coord-host \"$coord_host\" --coord-port \"$coord_port\" "
+	      "--name \"${members[i + 2]}\" --id \"${members[i + 3]}\" --restart \"$img\")\n"
+	      "\tif [ \"$host\" = \"$me\" ] || [ \"$host\" = localhost ]; then\n"
+	      "\t\t\"$(tool ckpt-inject)\" \"${args[@]}\" &\n"
+	      "\telse\n"
+	      "\t\tssh -n -- \"$host\" ckpt-inject \"$(printf '%q ' \"${args[@]}\")\" &\n"
+	      "\tfi\n"
+	      "\tpids+=($!)\n"
+	      "done\n\n"
+	      "# The first failure is the script's status; every member is waited for.\n"
+	      "rc=0\n"
+	      "for p in \"${pids[@]}\"; do\n"
+	      "\tst=0\n"
+	      "\twait \"$p\" || st=$?\n"
+	      "\t[ \"$rc\" -ne 0 ] || rc=$st\n"
+	      "done\n"
+	      "if [ -n \"$coord_pid\" ]; then\n"
+	      "\t# It exits with the last member; not if none ever joined.\n"
+	      "\tfor ((i = 0; i < 200; i++)); do\n"
+	      "\t\tkill -0 \"$coord_pid\" 2>/dev/null || break\n"
+	      "\t\tsleep 0.01\n"
+	      "\tdone\n"
+	      "\tkill \"$coord_pid\" 2>/dev/null\n"
+	      "\twait \"$coord_pid\" 2>/dev/null\n"
+	      "fi\n"
+	      "exit \"$rc\"\n",
+	      f);
+	if (fflush(f) || fsync(fileno(f)) || fclose(f)) {
+		err_sys("cannot write %s", path);
+		return -1;
+	}
+	return 0;
+}

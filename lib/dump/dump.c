@@ -1,0 +1,1532 @@
+/* dump.c: capture a stopped process (or tree) and write its image. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <time.h>
+#include <sys/sysmacros.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "dump/dump.h"
+#include "base/base.h"
+#include "kinds/kinds.h"
+#include "image/image.h"
+#include "incr/incr.h"
+#include "target/target.h"
+
+#define BATCH_PAGES 1024 /* pages read and written per PAGES record, at most */
+
+static uint64_t xgetbv0(void)
+{
+	uint32_t lo, hi;
+
+	__asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+	return ((uint64_t)hi << 32) | lo;
+}
+
+static int has_tid(const struct dump_target *t, pid_t tid)
+{
+	for (size_t i = 0; i < t->ntids; i++)
+		if (t->tids[i] == tid)
+			return 1;
+	return 0;
+}
+
+static void release_all(struct dump_target *t, int sig)
+{
+	for (size_t i = 0; i < t->ntids; i++) {
+		struct user_regs_struct r;
+		struct proc_sigmasks m;
+
+		/* A program that had no handler run must not see EINTR from a
+		 * blocking call only because we stopped it (restart.h), on
+		 * every way out, a failed dump's too.  A signal it catches
+		 * pending and unblocked makes that EINTR its own. */
+		if (pt_get_regs(t->tids[i], &r) == 0 &&
+		    proc_read_sigmasks(t->pid, t->tids[i], &m) == 0 &&
+		    restart_undo_stop_eintr(&r, ((m.pnd | m.shd) & ~m.blk & m.cgt) != 0) &&
+		    pt_set_regs(t->tids[i], &r))
+			warnx("pid %d: thread %d may see EINTR: %s", t->pid, t->tids[i], err_get());
+		pt_detach(t->tids[i], t->tids[i] == t->pid ? sig : 0);
+	}
+	free(t->tids);
+	t->tids = NULL;
+	t->ntids = 0;
+	proc_free_maps(t->maps, t->nmaps);
+	t->maps = NULL;
+	t->nmaps = 0;
+}
+
+int dump_seize(pid_t pid, struct dump_target *t)
+{
+	struct proc_stat st;
+
+	memset(t, 0, sizeof(*t));
+	t->pid = pid;
+	/* A process in a group-stop (SIGSTOP, ^Z) cannot run the system
+	 * calls we inject: a seized tracee that is resumed while its group
+	 * is stopped traps again at once (PTRACE_EVENT_STOP) instead of
+	 * running.  Continuing it would run its SIGCONT handler and tell its
+	 * parent; say so instead, before touching it. */
+	if (proc_read_stat(pid, &st) == 0 && st.state == 'T') {
+		err_set("pid %d is stopped (SIGSTOP or job control); it can be dumped once it is "
+			"continued (kill -CONT %d)",
+			pid, pid);
+		return -1;
+	}
+	/* Failing here is no error: capture reads smaps again. */
+	if (proc_read_maps(pid, &t->maps, &t->nmaps)) {
+		t->maps = NULL;
+		t->nmaps = 0;
+	}
+	/* Threads may be created until all are stopped: list them again
+	 * until a pass finds none we have not seized. */
+	for (int pass = 0;; pass++) {
+		pid_t *tids;
+		size_t n, added = 0;
+
+		if (proc_list_tasks(pid, &tids, &n)) {
+			if (errno == ENOENT)
+				err_set("pid %d: no such process", pid);
+			release_all(t, 0);
+			return -1;
+		}
+		for (size_t i = 0; i < n; i++) {
+			pid_t *nt;
+
+			if (has_tid(t, tids[i]))
+				continue;
+			if (pt_seize(tids[i])) {
+				/* A thread that exited meanwhile is no loss; anything
+				 * else, or the main thread going, ends the dump. */
+				if (errno == ESRCH && tids[i] != pid)
+					continue;
+				free(tids);
+				release_all(t, 0);
+				return -1;
+			}
+			nt = realloc(t->tids, (t->ntids + 1) * sizeof(*nt));
+			if (!nt) {
+				pt_detach(tids[i], 0);
+				free(tids);
+				release_all(t, 0);
+				err_set("out of memory");
+				return -1;
+			}
+			t->tids = nt;
+			t->tids[t->ntids++] = tids[i];
+			added++;
+		}
+		free(tids);
+		if (!added)
+			break;
+		if (t->ntids > IMG_MAX_THREADS) {
+			release_all(t, 0);
+			err_set("pid %d has more than %d threads", pid, IMG_MAX_THREADS);
+			return -1;
+		}
+	}
+	/* The main thread first: it becomes ckpt-remap's own. */
+	for (size_t i = 1; i < t->ntids; i++)
+		if (t->tids[i] == pid) {
+			t->tids[i] = t->tids[0];
+			t->tids[0] = pid;
+		}
+	if (t->ntids == 0 || t->tids[0] != pid) {
+		release_all(t, 0);
+		err_set("pid %d: its main thread is gone", pid);
+		return -1;
+	}
+	return 0;
+}
+
+/* Interval timers and the time left on each POSIX timer (listed, with
+ * their notification, by /proc/PID/timers). */
+static int inject_timers(struct inj *c, struct image *im)
+{
+	struct proc_timer *pt = NULL;
+	uint64_t a[6] = {0};
+	size_t n = 0;
+	int64_t ret;
+
+	for (int which = 0; which < 3; which++) {
+		struct itimerval v;
+
+		a[0] = which;
+		a[1] = c->scratch;
+		if (inj_syscall(c, SYS_getitimer, a, &ret))
+			return -1;
+		if (ret || inj_peek(c, &v, sizeof(v))) {
+			err_set("pid %d: cannot read interval timer %d", im->proc.pid, which);
+			return -1;
+		}
+		im->timers.it[which].value = (struct img_timespec){v.it_value.tv_sec,
+								   v.it_value.tv_usec * 1000};
+		im->timers.it[which].interval = (struct img_timespec){
+			v.it_interval.tv_sec, v.it_interval.tv_usec * 1000};
+	}
+	if (proc_read_timers(im->proc.pid, &pt, &n))
+		return -1;
+	im->ptimers = calloc(n + 1, sizeof(*im->ptimers));
+	if (!im->ptimers) {
+		free(pt);
+		err_set("out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct img_ptimer *p = &im->ptimers[i];
+		struct itimerspec its;
+
+		/* Per-process and per-thread CPU clocks of another process
+		 * would need that process. */
+		if (pt[i].clock < 0 && (~pt[i].clock) >> 3 != 0) {
+			err_set("pid %d: POSIX timer %d counts the CPU time of another process; "
+				"not supported",
+				im->proc.pid, pt[i].id);
+			free(pt);
+			return -1;
+		}
+		a[0] = pt[i].id;
+		a[1] = c->scratch;
+		if (inj_syscall(c, SYS_timer_gettime, a, &ret))
+			goto fail;
+		if (ret || inj_peek(c, &its, sizeof(its))) {
+			err_set("pid %d: cannot read POSIX timer %d", im->proc.pid, pt[i].id);
+			goto fail;
+		}
+		p->id = pt[i].id;
+		p->clock = pt[i].clock;
+		p->notify = pt[i].notify;
+		p->signo = pt[i].signo;
+		p->tid = pt[i].notify == SIGEV_THREAD_ID ? pt[i].target : 0;
+		p->value = pt[i].value;
+		p->left = (struct img_timespec){its.it_value.tv_sec, its.it_value.tv_nsec};
+		p->interval = (struct img_timespec){its.it_interval.tv_sec, its.it_interval.tv_nsec};
+	}
+	im->timers.nposix = n;
+	free(pt);
+	return 0;
+fail:
+	free(pt);
+	return -1;
+}
+
+/* Per-thread kernel state only the thread itself can tell: clear_child_tid
+ * and the alternate signal stack; for the main thread also what belongs to
+ * the process (signal actions, brk). */
+static int inject_thread(struct inj *c, struct image *im, struct thread *th, int main_thread,
+			 struct shm_dump *sd)
+{
+	struct img_thread *t = &th->d;
+	struct proc_sigmasks sm;
+	uint64_t a[6] = {0};
+	int64_t ret;
+	stack_t ss;
+
+	a[0] = PR_GET_TID_ADDRESS;
+	a[1] = c->scratch;
+	if (inj_syscall(c, SYS_prctl, a, &ret))
+		return -1;
+	if (ret == 0 && inj_peek(c, &t->tid_addr, 8))
+		return -1;
+	memset(a, 0, sizeof(a));
+	a[1] = c->scratch;
+	if (inj_syscall(c, SYS_sigaltstack, a, &ret))
+		return -1;
+	if (ret == 0) {
+		if (inj_peek(c, &ss, sizeof(ss)))
+			return -1;
+		t->ss_sp = (uint64_t)ss.ss_sp;
+		t->ss_size = ss.ss_size;
+		t->ss_flags = ss.ss_flags;
+	}
+	if (!main_thread)
+		return 0;
+	/* Only a caught or ignored signal (or SIGCHLD, whose SIG_DFL has
+	 * flags that count) needs asking: the rest are SIG_DFL, nothing set.
+	 * Fewer injected calls, a shorter window in which only a SIGKILL of
+	 * ckpt-dump could hurt the program. */
+	if (proc_read_sigmasks(im->proc.pid, th->d.tid, &sm))
+		return -1;
+	for (int sig = 1; sig <= IMG_NSIG; sig++) {
+		if (sig == SIGKILL || sig == SIGSTOP)
+			continue;
+		if (sig != SIGCHLD && !((sm.cgt | sm.ign) >> (sig - 1) & 1))
+			continue;
+		a[0] = sig;
+		a[1] = 0;
+		a[2] = c->scratch;
+		a[3] = 8; /* the kernel's sigset_t */
+		if (inj_syscall(c, SYS_rt_sigaction, a, &ret))
+			return -1;
+		if (ret == 0 && inj_peek(c, &im->sigacts[sig - 1], sizeof(im->sigacts[0])))
+			return -1;
+	}
+	memset(a, 0, sizeof(a));
+	if (inj_syscall(c, SYS_brk, a, &ret))
+		return -1;
+	im->proc.mm[MM_BRK] = ret;
+	if (inject_timers(c, im))
+		return -1;
+	return shm_inject(c, im, sd);
+}
+
+/* The address of a syscall instruction in the process's [vdso]. */
+static int vdso_gadget(const struct dump_target *tg, const struct image *im, uint64_t *gadget)
+{
+	for (size_t i = 0; i < im->nregions; i++) {
+		const struct region *r = &im->regions[i];
+		if (r->d.kind == IMG_RGN_SPECIAL && !strcmp(r->path, "[vdso]"))
+			return inj_find_gadget(tg->pid, r->d.start, r->d.end, gadget);
+	}
+	err_set("pid %d: no [vdso] to run system calls from", tg->pid);
+	return -1;
+}
+
+static int capture_injected(const struct dump_target *tg, struct image *im,
+			    struct shm_dump *sd)
+{
+	uint64_t gadget;
+	sigset_t all, old;
+	int rc = 0;
+
+	if (vdso_gadget(tg, im, &gadget))
+		return -1;
+	/* Between prepare and cure a thread holds our registers: let no
+	 * catchable signal end ckpt-dump there. */
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &old);
+	for (size_t i = 0; i < tg->ntids && rc == 0; i++) {
+		struct inj c;
+
+		if (inj_prepare(&c, tg->tids[i], gadget)) {
+			rc = -1;
+			break;
+		}
+		rc = inject_thread(&c, im, &im->threads[i], i == 0, sd);
+		/* Keep the first message: it says why we got here. */
+		if (inj_cure(&c) && rc == 0)
+			rc = -1;
+	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	return rc;
+}
+
+/* Signals queued on thread tid (or, shared, on the process) and not yet
+ * delivered: read with PTRACE_PEEKSIGINFO, which leaves them queued. */
+static int capture_sigqueue(struct image *im, pid_t tid, int shared)
+{
+	unsigned char *info = NULL;
+	uint32_t count = 0;
+
+	for (;;) {
+		struct __ptrace_peeksiginfo_args args = {
+			.off = count, .flags = shared ? PTRACE_PEEKSIGINFO_SHARED : 0, .nr = 32};
+		unsigned char *ni;
+		long n;
+
+		ni = realloc(info, ((size_t)count + 32) * IMG_SIGINFO_SIZE);
+		if (!ni) {
+			free(info);
+			err_set("out of memory");
+			return -1;
+		}
+		info = ni;
+		n = ptrace(PTRACE_PEEKSIGINFO, tid, &args, info + (size_t)count * IMG_SIGINFO_SIZE);
+		if (n < 0) {
+			err_sys("pid %d: thread %d: cannot read pending signals", im->proc.pid, tid);
+			free(info);
+			return -1;
+		}
+		if (n == 0)
+			break;
+		count += n;
+		if (count > IMG_MAX_SIGQUEUE) {
+			err_set("pid %d: thread %d: more than %d pending signals", im->proc.pid, tid,
+				IMG_MAX_SIGQUEUE);
+			free(info);
+			return -1;
+		}
+	}
+	if (count == 0) {
+		free(info);
+		return 0;
+	}
+	im->sigq[im->nsigq].d.tid = shared ? 0 : tid;
+	im->sigq[im->nsigq].d.count = count;
+	im->sigq[im->nsigq].info = info;
+	im->nsigq++;
+	return 0;
+}
+
+/* ITIMER_REAL ran out after getitimer read it and before its queue was
+ * read: the image has the time it had left and the SIGALRM of its expiry,
+ * and a restore would fire it twice (the signal, then the timer).  Linux
+ * re-arms the timer only when it delivers that signal, and getitimer reads
+ * 0 until then: record that.  The timer's SIGALRM is process-wide and
+ * SI_KERNEL; one that was pending before the timers were read (shd_before,
+ * the process's pending set then) is older than this expiry. */
+static void alarm_fired(struct image *im, uint64_t shd_before)
+{
+	struct img_itimer *it = &im->timers.it[ITIMER_REAL];
+
+	if ((shd_before >> (SIGALRM - 1) & 1) || (!it->value.sec && !it->value.nsec))
+		return;
+	for (size_t i = 0; i < im->nsigq; i++) {
+		const struct sigqueue *q = &im->sigq[i];
+
+		for (uint32_t k = 0; q->d.tid == 0 && k < q->d.count; k++) {
+			const unsigned char *si = q->info + (size_t)k * IMG_SIGINFO_SIZE;
+			int32_t signo, code;
+
+			memcpy(&signo, si, 4);
+			memcpy(&code, si + 8, 4);
+			if (signo == SIGALRM && code == SI_KERNEL) {
+				it->value = (struct img_timespec){0, 0};
+				return;
+			}
+		}
+	}
+}
+
+static int capture_thread(pid_t pid, pid_t tid, struct thread *th)
+{
+	struct img_thread *t = &th->d;
+	struct user_regs_struct regs;
+	struct rseq_conf rs;
+	size_t xlen = 65536;
+	uint64_t head = 0;
+	size_t hlen = 0;
+	char path[64], *comm;
+
+	_Static_assert(sizeof(regs) == sizeof(t->regs), "user_regs_struct size");
+	t->tid = tid;
+	if (pt_get_regs(tid, &regs) || pt_get_sigmask(tid, &t->sigmask) || pt_get_rseq(tid, &rs))
+		return -1;
+	memcpy(t->regs, &regs, sizeof(regs));
+	t->rseq_addr = rs.addr;
+	t->rseq_len = rs.len;
+	t->rseq_sig = rs.sig;
+	if (syscall(SYS_get_robust_list, tid, &head, &hlen)) {
+		err_sys("pid %d: thread %d: cannot read robust list", pid, tid);
+		return -1;
+	}
+	t->robust_head = head;
+	t->robust_len = hlen;
+	th->xstate = malloc(xlen);
+	if (!th->xstate) {
+		err_set("out of memory");
+		return -1;
+	}
+	if (pt_get_xstate(tid, th->xstate, &xlen))
+		return -1;
+	t->xstate_len = xlen;
+	comm = read_file(fmt_path(path, sizeof(path), "/proc/%d/task/%d/comm", pid, tid), NULL);
+	if (comm) {
+		comm[strcspn(comm, "\n")] = 0;
+		snprintf(t->comm, sizeof(t->comm), "%s", comm);
+		free(comm);
+	}
+	return 0;
+}
+
+/* A process's place in its tree, sessions and groups, from its stat. */
+static void set_place(struct img_proc *p, pid_t pid, const struct proc_stat *st)
+{
+	p->pid = pid;
+	p->ppid = st->ppid;
+	p->pgid = st->pgrp;
+	p->sid = st->session;
+	p->exit_signal = st->exit_signal;
+	p->tty_nr = st->tty_nr;
+	p->tpgid = st->tpgid;
+}
+
+static int capture_proc(pid_t pid, struct image *im)
+{
+	struct img_proc *p = &im->proc;
+	struct proc_stat st;
+	char path[64];
+	size_t len;
+
+	if (proc_read_stat(pid, &st) || proc_read_status(pid, &p->umask, &p->uid, &p->gid))
+		return -1;
+	set_place(p, pid, &st);
+	p->nthreads = im->nthreads;
+	p->mm[MM_START_CODE] = st.start_code;
+	p->mm[MM_END_CODE] = st.end_code;
+	p->mm[MM_START_DATA] = st.start_data;
+	p->mm[MM_END_DATA] = st.end_data;
+	p->mm[MM_START_BRK] = st.start_brk;
+	p->mm[MM_START_STACK] = st.start_stack;
+	p->mm[MM_ARG_START] = st.arg_start;
+	p->mm[MM_ARG_END] = st.arg_end;
+	p->mm[MM_ENV_START] = st.env_start;
+	p->mm[MM_ENV_END] = st.env_end;
+	if (!(im->exe = proc_readlink(pid, "exe")) || !(im->cwd = proc_readlink(pid, "cwd")))
+		return -1;
+	p->exe_len = strlen(im->exe);
+	p->cwd_len = strlen(im->cwd);
+	if (!(im->cmdline = read_file(fmt_path(path, sizeof(path), "/proc/%d/cmdline", pid), &len)))
+		return -1;
+	p->cmdline_len = len;
+	if (!(im->auxv = (uint64_t *)read_file(fmt_path(path, sizeof(path), "/proc/%d/auxv", pid),
+					       &len)))
+		return -1;
+	if (len % 16 || len > 8192) {
+		err_set("%s: unexpected size %zu", path, len);
+		return -1;
+	}
+	p->auxv_len = len;
+	memcpy(p->comm, im->threads[0].d.comm, sizeof(p->comm));
+	return 0;
+}
+
+/* The page a restore leaves behind (see restorer.h): not the program's. */
+static int is_trampoline(pid_t pid, const struct proc_map *m)
+{
+	char buf[sizeof(RST_TRAMP_MAGIC)];
+	struct iovec l = {buf, sizeof(buf)};
+	struct iovec r = {(void *)(m->start + RST_TRAMP_MAGIC_OFF), sizeof(buf)};
+
+	if (m->path[0] || m->shared || m->end - m->start != (uint64_t)sysconf(_SC_PAGESIZE) ||
+	    m->prot != (PROT_READ | PROT_EXEC))
+		return 0;
+	if (process_vm_readv(pid, &l, 1, &r, 1, 0) != (ssize_t)sizeof(buf))
+		return 0;
+	return !memcmp(buf, RST_TRAMP_MAGIC, sizeof(buf));
+}
+
+_Static_assert(PROC_VM_GROWSDOWN == IMG_RGN_GROWSDOWN && PROC_VM_RANDREAD == IMG_RGN_RANDREAD &&
+		       PROC_VM_LOCKED == IMG_RGN_LOCKED,
+	       "smaps flags and image region flags are the same bits");
+
+/* A ckpt image (a mapping of one is memory ckpt-remap --lazy restored). */
+static int is_image_file(const char *path)
+{
+	char magic[8];
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK), ok;
+
+	if (fd < 0)
+		return 0;
+	ok = read(fd, magic, sizeof(magic)) == sizeof(magic) && !memcmp(magic, IMG_MAGIC, 8);
+	close(fd);
+	return ok;
+}
+
+static int capture_regions(pid_t pid, struct image *im, const struct proc_map *maps, size_t n)
+{
+	im->regions = calloc(n, sizeof(*im->regions));
+	if (!im->regions) {
+		err_set("out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct proc_map *m = &maps[i];
+		struct region *r = &im->regions[im->nregions];
+		struct img_region *d = &r->d;
+
+		if (!strcmp(m->path, "[vsyscall]") || is_trampoline(pid, m))
+			continue;
+		/* [vvar] and [vdso] are the kernel's own pages: moved, not copied. */
+		if ((m->vmflags & PROC_VM_HUGETLB) ||
+		    ((m->vmflags & PROC_VM_IO) && strncmp(m->path, "[v", 2))) {
+			err_set("pid %d: region %#llx-%#llx (%s) is %s; not supported", pid,
+				(unsigned long long)m->start, (unsigned long long)m->end,
+				m->path[0] ? m->path : "anonymous",
+				m->vmflags & PROC_VM_HUGETLB ? "hugetlbfs memory"
+							     : "device memory (VM_IO/VM_PFNMAP)");
+			return -1;
+		}
+		d->start = m->start;
+		d->end = m->end;
+		d->prot = m->prot;
+		d->flags = (m->shared ? IMG_RGN_SHARED : 0) | (m->vmflags & IMG_RGN_FLAGS);
+		/* Every private mapping may write; only a shared one says something. */
+		if (!m->shared)
+			d->flags &= ~IMG_RGN_MAYWRITE;
+		if (m->path[0] == '/') {
+			struct stat sb;
+
+			if (m->deleted) {
+				/* Shared anonymous memory, a memfd, a System V
+				 * segment or a deleted file: the image holds it. */
+				d->kind = IMG_RGN_SHM;
+				d->pgoff = m->pgoff;
+				d->dev = makedev(m->dev_major, m->dev_minor);
+				d->ino = m->ino;
+				goto named;
+			}
+			if (stat(m->path, &sb) || sb.st_ino != m->ino ||
+			    major(sb.st_dev) != m->dev_major || minor(sb.st_dev) != m->dev_minor) {
+				err_set("pid %d: region %#llx-%#llx: %s is not the file it maps "
+					"(replaced or not visible here)",
+					pid, (unsigned long long)m->start,
+					(unsigned long long)m->end, m->path);
+				return -1;
+			}
+			/* Memory ckpt-remap --lazy mapped from an image file is
+			 * the program's own: anonymous, every page stored (the
+			 * untouched ones are in the image, not in memory). */
+			if (!m->shared && is_image_file(m->path)) {
+				d->kind = IMG_RGN_ANON;
+				r->all_pages = 1;
+				goto named;
+			}
+			d->kind = IMG_RGN_FILE;
+			d->pgoff = m->pgoff;
+			d->dev = sb.st_dev;
+			d->ino = sb.st_ino;
+			d->fsize = sb.st_size;
+			d->mtime_sec = sb.st_mtim.tv_sec;
+			d->mtime_nsec = sb.st_mtim.tv_nsec;
+		} else if (!strcmp(m->path, "[heap]")) {
+			d->kind = IMG_RGN_HEAP;
+		} else if (!strcmp(m->path, "[stack]")) {
+			d->kind = IMG_RGN_STACK;
+		} else if (!strcmp(m->path, "[vdso]") || !strncmp(m->path, "[vvar", 5)) {
+			d->kind = IMG_RGN_SPECIAL;
+		} else if (m->path[0] == 0 || !strncmp(m->path, "[anon:", 6)) {
+			/* Shared anonymous memory has a file, "/dev/zero (deleted)"
+			 * (above): a shared mapping of none is something else. */
+			if (m->shared) {
+				err_set(
+				    "pid %d: region %#llx-%#llx is a shared mapping of no file; "
+				    "not supported yet",
+				    pid, (unsigned long long)m->start, (unsigned long long)m->end);
+				return -1;
+			}
+			d->kind = IMG_RGN_ANON;
+		} else {
+			err_set("pid %d: region %#llx-%#llx (%s) is of a kind not supported yet",
+				pid, (unsigned long long)m->start, (unsigned long long)m->end,
+				m->path);
+			return -1;
+		}
+	named:
+		if (d->kind == IMG_RGN_FILE || d->kind == IMG_RGN_SPECIAL || d->kind == IMG_RGN_SHM) {
+			r->path = strdup(m->path);
+			if (!r->path) {
+				err_set("out of memory");
+				return -1;
+			}
+			d->path_len = strlen(r->path);
+		}
+		if (!m->shared && d->kind != IMG_RGN_SPECIAL)
+			im->proc.pages_hint += m->anon_kb * 1024 / sysconf(_SC_PAGESIZE);
+		im->nregions++;
+	}
+	im->proc.nregions = im->nregions;
+	return 0;
+}
+
+/* A batch read from the target, for the writer thread to write. */
+struct batch {
+	struct img_run runs[BATCH_PAGES];
+	int nruns;
+	unsigned char *buf;
+};
+
+struct pagewriter {
+	pid_t pid;
+	int memfd; /* /proc/PID/mem, for regions we may not read otherwise */
+	int pmfd;  /* /proc/PID/pagemap */
+	struct img_writer *w;
+	const struct dump_opts *o;
+	uint64_t total;
+	uint64_t *pm;
+	long ps;
+	/* The batch being gathered, across regions: many small regions share
+	 * one PAGES record (and its padding) instead of one each.  A run
+	 * never crosses a region boundary. */
+	struct img_run runs[BATCH_PAGES];
+	int nruns, batch, split;
+	/* Two buffers: while this thread reads the target into bufs[cur],
+	 * the writer thread checks, checksums and writes the other. */
+	unsigned char *bufs[2];
+	int cur;
+	int threaded;
+	pthread_t writer;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct batch job;
+	int pending, quit, failed;
+	char why[1024]; /* the writer's error */
+};
+
+static int cancelled(const struct pagewriter *pw)
+{
+	if (pw->o->cancel && *pw->o->cancel) {
+		err_set("interrupted by a signal");
+		return 1;
+	}
+	return 0;
+}
+
+/* Read runs[0..nruns) of the target into the buffer being filled, packed. */
+static int read_runs(struct pagewriter *pw, const struct img_run *runs, int nruns)
+{
+	struct iovec local[BATCH_PAGES], remote[BATCH_PAGES];
+	size_t total = 0;
+	unsigned char *p = pw->bufs[pw->cur];
+
+	if (nruns <= 0)
+		return 0;
+	for (int i = 0; i < nruns; i++) {
+		size_t len = runs[i].npages * pw->ps;
+		local[i] = (struct iovec){p, len};
+		remote[i] = (struct iovec){(void *)runs[i].addr, len};
+		p += len;
+		total += len;
+	}
+	if (process_vm_readv(pw->pid, local, nruns, remote, nruns, 0) == (ssize_t)total)
+		return 0;
+	/* A run of unreadable protection (PROT_NONE, write-only) stops it:
+	 * /proc/PID/mem reads with FOLL_FORCE, as a debugger does. */
+	for (int i = 0; i < nruns; i++) {
+		size_t done = 0;
+		while (done < local[i].iov_len) {
+			ssize_t n = pread(pw->memfd, (char *)local[i].iov_base + done,
+					  local[i].iov_len - done, runs[i].addr + done);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0) {
+				err_sys("pid %d: cannot read memory at %#llx", pw->pid,
+					(unsigned long long)(runs[i].addr + done));
+				return -1;
+			}
+			done += n;
+		}
+	}
+	return 0;
+}
+
+/* Write a batch: drop all-zero pages (holes), merge the rest into runs. */
+static int write_batch(struct pagewriter *pw, const struct img_run *in, int nin,
+		       unsigned char *buf)
+{
+	struct img_run out[BATCH_PAGES];
+	unsigned char *src = buf, *dst = buf;
+	uint64_t npages = 0;
+	int nout = 0;
+
+	for (int i = 0; i < nin; i++) {
+		int joined = 0; /* may extend the last out run: same input run */
+
+		for (uint64_t k = 0; k < in[i].npages; k++, src += pw->ps) {
+			uint64_t addr = in[i].addr + k * pw->ps;
+			if (page_is_zero(src, pw->ps)) {
+				joined = 0;
+				continue;
+			}
+			if (pw->o->incr) {
+				int same = incr_dump_page(pw->o->incr, addr, src);
+				if (same < 0)
+					return -1;
+				if (same) {
+					joined = 0;
+					continue;
+				}
+			}
+			if (dst != src)
+				memcpy(dst, src, pw->ps);
+			dst += pw->ps;
+			npages++;
+			if (joined)
+				out[nout - 1].npages++;
+			else
+				out[nout++] = (struct img_run){addr, 1};
+			joined = 1;
+		}
+	}
+	if (npages == 0)
+		return 0;
+	if (img_write_pages(pw->w, out, nout, buf, npages))
+		return -1;
+	if (pw->o->progress)
+		pw->o->progress(pw->w->off, pw->total, pw->o->progress_arg);
+	return 0;
+}
+
+/* Which pages of a region hold data worth storing. */
+static int page_wanted(const struct region *r, uint64_t pm)
+{
+	if (pm & PM_SWAPPED)
+		return 1;
+	if (!(pm & PM_PRESENT))
+		return 0;
+	/* A private file page still shared with the page cache is what the
+	 * file holds; only pages the program wrote (now anonymous) differ. */
+	if (r->d.kind == IMG_RGN_FILE || r->d.kind == IMG_RGN_SHM)
+		return !(pm & PM_FILE);
+	return 1;
+}
+
+static void *writer_main(void *arg)
+{
+	struct pagewriter *pw = arg;
+
+	pthread_mutex_lock(&pw->mu);
+	for (;;) {
+		int rc;
+
+		while (!pw->pending && !pw->quit)
+			pthread_cond_wait(&pw->cv, &pw->mu);
+		if (!pw->pending)
+			break;
+		pthread_mutex_unlock(&pw->mu);
+		rc = pw->failed ? 0 : write_batch(pw, pw->job.runs, pw->job.nruns, pw->job.buf);
+		pthread_mutex_lock(&pw->mu);
+		if (rc && !pw->failed) {
+			snprintf(pw->why, sizeof(pw->why), "%s", err_get());
+			pw->failed = 1;
+		}
+		pw->pending = 0;
+		pthread_cond_broadcast(&pw->cv);
+	}
+	pthread_mutex_unlock(&pw->mu);
+	return NULL;
+}
+
+/* Wait until the writer has no batch; -1 (its error) if it failed. */
+static int writer_idle(struct pagewriter *pw)
+{
+	int failed;
+
+	pthread_mutex_lock(&pw->mu);
+	while (pw->pending)
+		pthread_cond_wait(&pw->cv, &pw->mu);
+	failed = pw->failed;
+	pthread_mutex_unlock(&pw->mu);
+	if (failed)
+		err_set("%s", pw->why);
+	return failed ? -1 : 0;
+}
+
+static int flush_batch(struct pagewriter *pw)
+{
+	if (!pw->batch)
+		return 0;
+	if (read_runs(pw, pw->runs, pw->nruns))
+		return -1;
+	if (!pw->threaded) {
+		if (write_batch(pw, pw->runs, pw->nruns, pw->bufs[pw->cur]))
+			return -1;
+	} else {
+		if (writer_idle(pw))
+			return -1;
+		pthread_mutex_lock(&pw->mu);
+		memcpy(pw->job.runs, pw->runs, pw->nruns * sizeof(pw->runs[0]));
+		pw->job.nruns = pw->nruns;
+		pw->job.buf = pw->bufs[pw->cur];
+		pw->pending = 1;
+		pthread_cond_broadcast(&pw->cv);
+		pthread_mutex_unlock(&pw->mu);
+		pw->cur ^= 1;
+	}
+	pw->nruns = pw->batch = 0;
+	return 0;
+}
+
+/* The writer thread, with SIGINT, SIGTERM and SIGHUP (a cancel) left to
+ * it alone: its blocked write is what they must interrupt. */
+static void writer_start(struct pagewriter *pw)
+{
+	sigset_t set, old;
+
+	if (pthread_mutex_init(&pw->mu, NULL))
+		return;
+	if (pthread_cond_init(&pw->cv, NULL)) {
+		pthread_mutex_destroy(&pw->mu);
+		return;
+	}
+	if (pthread_create(&pw->writer, NULL, writer_main, pw)) {
+		pthread_cond_destroy(&pw->cv);
+		pthread_mutex_destroy(&pw->mu);
+		return;
+	}
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, &old);
+	pw->threaded = 1;
+}
+
+/* Let the writer finish (or drop its batch after an error of ours) and
+ * go; our signals come back.  -1 if it failed. */
+static int writer_stop(struct pagewriter *pw)
+{
+	sigset_t set;
+	int rc;
+
+	if (!pw->threaded)
+		return 0;
+	rc = writer_idle(pw);
+	pthread_mutex_lock(&pw->mu);
+	pw->quit = 1;
+	pthread_cond_broadcast(&pw->cv);
+	pthread_mutex_unlock(&pw->mu);
+	pthread_join(pw->writer, NULL);
+	pthread_cond_destroy(&pw->cv);
+	pthread_mutex_destroy(&pw->mu);
+	pw->threaded = 0;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	return rc;
+}
+
+static int write_region(struct pagewriter *pw, const struct region *r)
+{
+	uint64_t addr = r->d.start;
+
+	pw->split = 1;
+	while (addr < r->d.end) {
+		uint64_t n = (r->d.end - addr) / pw->ps;
+		if (n > BATCH_PAGES)
+			n = BATCH_PAGES;
+		if (cancelled(pw) || proc_read_pagemap(pw->pmfd, addr, n, pw->pm))
+			return -1;
+		for (uint64_t i = 0; i < n; i++) {
+			uint64_t a = addr + i * pw->ps;
+
+			if (!r->all_pages && !page_wanted(r, pw->pm[i])) {
+				pw->split = 1;
+				continue;
+			}
+			if (pw->batch == BATCH_PAGES && flush_batch(pw))
+				return -1;
+			if (pw->nruns && !pw->split)
+				pw->runs[pw->nruns - 1].npages++;
+			else
+				pw->runs[pw->nruns++] = (struct img_run){a, 1};
+			pw->split = 0;
+			pw->batch++;
+		}
+		addr += n * pw->ps;
+	}
+	return 0;
+}
+
+/* Which regions write_pages writes. */
+enum { PAGES_ALL, PAGES_UNFORKED, PAGES_FORKED };
+
+/* Regions a fork does not copy as they are: MADV_DONTFORK ones are not in
+ * the child, MADV_WIPEONFORK ones are zero there. */
+static int unforked(const struct region *r)
+{
+	return r->d.flags & (IMG_RGN_DONTFORK | IMG_RGN_WIPEONFORK);
+}
+
+static int write_pages(pid_t pid, struct img_writer *w, const struct image *im,
+		       const struct dump_opts *o, int which)
+{
+	struct pagewriter pw = {.pid = pid, .w = w, .o = o, .ps = sysconf(_SC_PAGESIZE)};
+	char path[64];
+	int rc = -1;
+
+	pw.total = im->proc.pages_hint * pw.ps;
+	pw.bufs[0] = malloc(BATCH_PAGES * pw.ps);
+	pw.bufs[1] = malloc(BATCH_PAGES * pw.ps);
+	pw.pm = malloc(BATCH_PAGES * sizeof(uint64_t));
+	pw.memfd = open(fmt_path(path, sizeof(path), "/proc/%d/mem", pid), O_RDONLY | O_CLOEXEC);
+	pw.pmfd = proc_open_pagemap(pid);
+	if (!pw.bufs[0] || !pw.bufs[1] || !pw.pm) {
+		err_set("out of memory");
+		goto out;
+	}
+	if (pw.memfd < 0) {
+		err_sys("cannot open %s", path);
+		goto out;
+	}
+	if (pw.pmfd < 0)
+		goto out;
+	/* Not while every signal is blocked (a --cow snapshot's reap does
+	 * that): a cancel must still reach the writer. */
+	{
+		sigset_t cur;
+		pthread_sigmask(SIG_BLOCK, NULL, &cur);
+		if (!sigismember(&cur, SIGTERM))
+			writer_start(&pw);
+	}
+	for (size_t i = 0; i < im->nregions; i++) {
+		const struct region *r = &im->regions[i];
+		if (r->d.kind == IMG_RGN_SPECIAL || (r->d.flags & IMG_RGN_SHARED))
+			continue;
+		if ((which == PAGES_UNFORKED && !unforked(r)) || (which == PAGES_FORKED && unforked(r)))
+			continue;
+		if (write_region(&pw, r))
+			goto out;
+	}
+	if (flush_batch(&pw))
+		goto out;
+	rc = 0;
+out:
+	/* The writer's error, if it had one, is the reason. */
+	if (writer_stop(&pw))
+		rc = -1;
+	free(pw.bufs[0]);
+	free(pw.bufs[1]);
+	free(pw.pm);
+	if (pw.memfd >= 0)
+		close(pw.memfd);
+	if (pw.pmfd >= 0)
+		close(pw.pmfd);
+	return rc;
+}
+
+static int capture(struct dump_target *tg, struct image *im, struct shm_dump **sd,
+		   const struct dump_opts *o)
+{
+	struct proc_map *maps = NULL;
+	struct proc_sigmasks sm;
+	pid_t pid = tg->pid;
+	size_t n = 0;
+	int rc = -1;
+
+	/* The flags read before the freeze are used if the layout is the
+	 * same (smaps walks every page table: 20 ms a GiB, frozen).  With
+	 * --cow, check_fork_flags checks afterwards that DONTFORK and
+	 * WIPEONFORK, which decide what the snapshot holds, had not changed. */
+	if (tg->maps && proc_same_layout(pid, tg->maps, tg->nmaps) == 1) {
+		maps = tg->maps;
+		n = tg->nmaps;
+		tg->maps = NULL;
+		tg->nmaps = 0;
+	} else if (proc_read_maps(pid, &maps, &n)) {
+		return -1;
+	}
+	im->threads = calloc(tg->ntids, sizeof(*im->threads));
+	if (!im->threads) {
+		err_set("out of memory");
+		goto out;
+	}
+	im->sigq = calloc(tg->ntids + 1, sizeof(*im->sigq));
+	if (!im->sigq) {
+		err_set("out of memory");
+		goto out;
+	}
+	im->proc.pid = pid;
+	for (; im->nthreads < tg->ntids; im->nthreads++)
+		if (capture_thread(pid, tg->tids[im->nthreads], &im->threads[im->nthreads]))
+			goto out;
+	if (capture_proc(pid, im) || capture_regions(pid, im, maps, n) || fd_capture(pid, im) ||
+	    ipc_capture(pid, im) || shm_capture(pid, im, o->save_files, o->save_files_max, sd) ||
+	    proc_read_sigmasks(pid, pid, &sm) || capture_injected(tg, im, *sd))
+		goto out;
+	/* The queues after the timers: an expiry while the process is held
+	 * (wall-clock timers run on) is then either in the time a timer had
+	 * left or in its signal queued, never in neither (a lost one-shot
+	 * timer; see alarm_fired for the case of both). */
+	for (size_t i = 0; i < im->nthreads; i++)
+		if (capture_sigqueue(im, tg->tids[i], 0))
+			goto out;
+	if (capture_sigqueue(im, pid, 1))
+		goto out;
+	alarm_fired(im, sm.shd);
+	/* glibc caches each thread's tid in its struct pthread, the word
+	 * clear_child_tid points at; a restore under other tids must update
+	 * it, so note whether that word really is the tid. */
+	for (size_t i = 0; i < im->nthreads; i++) {
+		struct img_thread *t = &im->threads[i].d;
+		int32_t v = 0;
+		struct iovec l = {&v, 4}, r = {(void *)t->tid_addr, 4};
+
+		if (t->tid_addr && process_vm_readv(pid, &l, 1, &r, 1, 0) == 4 && v == t->tid)
+			t->flags |= IMG_THR_TID_CACHED;
+	}
+	img_header_init(&im->hdr);
+	im->hdr.xfeatures = xgetbv0();
+	im->hdr.xsave_size = im->threads[0].d.xstate_len;
+	rc = 0;
+out:
+	proc_free_maps(maps, n);
+	return rc;
+}
+
+/* The snapshot child is the process's: stop the main thread again for
+ * the moment it takes to reap it there. */
+static void reap_snapshot(pid_t pid, uint64_t gadget, pid_t child)
+{
+	struct dump_target one = {.pid = pid, .ntids = 1};
+	struct inj c;
+	sigset_t all, old;
+	int rc;
+
+	kill(child, SIGKILL);
+	while (waitpid(child, NULL, __WALL) < 0 && errno == EINTR)
+		;
+	if (!(one.tids = malloc(sizeof(pid_t))))
+		goto fail;
+	one.tids[0] = pid;
+	if (pt_seize(pid)) {
+		free(one.tids);
+		goto fail;
+	}
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &old);
+	rc = inj_prepare(&c, pid, gadget);
+	if (rc == 0) {
+		rc = inj_reap(&c, child);
+		if (inj_cure(&c))
+			rc = -1;
+	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	release_all(&one, 0);
+	if (rc == 0)
+		return;
+fail:
+	warnx("pid %d: its snapshot %d is left for it to reap: %s", pid, child, err_get());
+}
+
+/* Whether the snapshot child is what the image's flags say a fork made:
+ * no DONTFORK region, every other region with its WIPEONFORK flag as
+ * recorded.  The flags came from smaps read before the freeze: advice
+ * given to a whole mapping just before it changes no layout, and would
+ * have left the image holding the snapshot's (wiped, or missing) pages
+ * where the program had data.  That dump fails instead, to be tried
+ * again.  The check reads the snapshot's smaps once the program runs. */
+static int check_fork_flags(pid_t pid, pid_t child, const struct image *im)
+{
+	struct proc_map *maps;
+	size_t n, k = 0;
+	int rc = 0;
+
+	if (proc_read_maps(child, &maps, &n))
+		return -1;
+	for (size_t i = 0; i < im->nregions && rc == 0; i++) {
+		const struct region *r = &im->regions[i];
+		int gone;
+
+		if (r->d.kind == IMG_RGN_SPECIAL)
+			continue;
+		while (k < n && maps[k].end <= r->d.start)
+			k++;
+		/* A stack may have grown down since: our injected calls use
+		 * the few hundred bytes below the stack pointer. */
+		gone = k == n || maps[k].end != r->d.end ||
+		       (r->d.flags & IMG_RGN_GROWSDOWN ? maps[k].start > r->d.start
+						       : maps[k].start != r->d.start);
+		if ((r->d.flags & IMG_RGN_DONTFORK)
+			    ? !gone
+			    : gone || (maps[k].vmflags & IMG_RGN_WIPEONFORK) !=
+					  (r->d.flags & IMG_RGN_WIPEONFORK)) {
+			err_set("pid %d: the memory at %#llx was given MADV_DONTFORK or "
+				"MADV_WIPEONFORK advice (or lost it) as the dump began; dump again",
+				pid, (unsigned long long)r->d.start);
+			rc = -1;
+		}
+	}
+	proc_free_maps(maps, n);
+	return rc;
+}
+
+/* --cow: fork a snapshot inside the process, write what the fork does not
+ * copy (shared memory is written already) while it is still stopped, let
+ * it run, and write the rest from the snapshot. */
+static int write_cow(struct dump_target *tg, struct img_writer *w, const struct image *im,
+		     const struct dump_opts *o)
+{
+	uint64_t gadget;
+	sigset_t all, old;
+	struct inj c;
+	pid_t child = 0;
+	int rc;
+
+	if (vdso_gadget(tg, im, &gadget))
+		return -1;
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &old);
+	rc = inj_prepare(&c, tg->pid, gadget);
+	if (rc == 0) {
+		rc = inj_snapshot(&c, &child);
+		if (inj_cure(&c))
+			rc = -1;
+	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	if (rc)
+		return -1;
+	/* Should ckpt-dump die, the snapshot dies with it. */
+	ptrace(PTRACE_SETOPTIONS, child, 0, PTRACE_O_EXITKILL);
+	if (write_pages(tg->pid, w, im, o, PAGES_UNFORKED)) {
+		reap_snapshot(tg->pid, gadget, child);
+		return -1;
+	}
+	if (o->frozen)
+		o->frozen(o->progress_arg);
+	release_all(tg, 0);
+	rc = check_fork_flags(tg->pid, child, im);
+	if (rc == 0)
+		rc = write_pages(child, w, im, o, PAGES_FORKED);
+	reap_snapshot(tg->pid, gadget, child);
+	return rc;
+}
+
+int dump_write(struct dump_target *tg, int out, const struct dump_opts *o)
+{
+	struct img_writer w = {
+	    .fd = out, .cancel = o->cancel, .progress = o->progress, .progress_arg = o->progress_arg};
+	struct shm_dump *sd = NULL;
+	struct image im, *one = &im;
+	int rc = -1;
+
+	memset(&im, 0, sizeof(im));
+	if (capture(tg, &im, &sd, o) || fd_check_tree(&one, 1) ||
+	    (o->incr && incr_dump_begin(o->incr, &im)))
+		goto fail;
+	if (img_write_header(&w, &im.hdr) || img_write_meta(&w, &im) ||
+	    shm_write(tg->pid, &w, &im, sd, NULL))
+		goto fail;
+	if (o->cow) {
+		if (write_cow(tg, &w, &im, o))
+			goto fail;
+	} else if (write_pages(tg->pid, &w, &im, o, PAGES_ALL)) {
+		goto fail;
+	}
+	if ((o->incr && incr_dump_end(o->incr, &w, tg->pid)) || img_write_end(&w))
+		goto fail;
+	rc = 0;
+fail:
+	shm_dump_free(sd);
+	image_free(&im);
+	if (rc) {
+		/* The first message is the one that says why; keep it. */
+		char why[1024];
+		snprintf(why, sizeof(why), "%s", err_get());
+		release_all(tg, 0);
+		err_set("%s", why);
+	}
+	return rc;
+}
+
+int dump_release(struct dump_target *tg, enum dump_end how)
+{
+	switch (how) {
+	case DUMP_STOP:
+		release_all(tg, SIGSTOP);
+		return 0;
+	case DUMP_KILL:
+		if (kill(tg->pid, SIGKILL)) {
+			err_sys("pid %d: cannot kill", tg->pid);
+			release_all(tg, 0);
+			return -1;
+		}
+		/* As their tracer we see every thread die: when we exit, the
+		 * process is gone.  The leader last: the kernel reports its
+		 * death only after every other thread's is reaped. */
+		for (size_t i = tg->ntids; i-- > 0;) {
+			int status;
+			while (waitpid(tg->tids[i], &status, __WALL) < 0 && errno == EINTR)
+				;
+		}
+		free(tg->tids);
+		tg->tids = NULL;
+		tg->ntids = 0;
+		return 0;
+	default:
+		release_all(tg, 0);
+		return 0;
+	}
+}
+
+/* ---- trees ------------------------------------------------------------ */
+
+static int tree_has(const struct dump_tree *tr, pid_t pid)
+{
+	for (size_t i = 0; i < tr->n; i++)
+		if (tr->p[i].pid == pid)
+			return 1;
+	return 0;
+}
+
+static int tree_add(struct dump_tree *tr, pid_t pid, int zombie)
+{
+	struct tree_proc *np;
+
+	if (tr->n >= IMG_MAX_PROCS) {
+		err_set("pid %d: more than %d processes in the tree", tr->p[0].pid, IMG_MAX_PROCS);
+		return -1;
+	}
+	np = realloc(tr->p, (tr->n + 1) * sizeof(*np));
+	if (!np) {
+		err_set("out of memory");
+		return -1;
+	}
+	tr->p = np;
+	memset(&np[tr->n], 0, sizeof(np[0]));
+	np[tr->n].pid = pid;
+	np[tr->n].zombie = zombie;
+	if (!zombie && dump_seize(pid, &np[tr->n].t))
+		return -1;
+	tr->n++;
+	return 0;
+}
+
+static int is_zombie(pid_t pid)
+{
+	struct proc_stat st;
+
+	return proc_read_stat(pid, &st) == 0 && st.state == 'Z';
+}
+
+int dump_seize_tree(pid_t root, int descend, struct dump_tree *tr)
+{
+	memset(tr, 0, sizeof(*tr));
+	if (is_zombie(root)) {
+		err_set("pid %d is a zombie", root);
+		return -1;
+	}
+	if (tree_add(tr, root, 0))
+		return -1;
+	/* Breadth first: a process is stopped before its children are
+	 * listed, so that it cannot fork more behind our back, and every
+	 * parent comes before its children. */
+	for (size_t i = 0; i < tr->n && descend; i++) {
+		pid_t *kids;
+		size_t nk;
+
+		if (tr->p[i].zombie)
+			continue;
+		if (proc_list_children(tr->p[i].pid, &kids, &nk))
+			goto fail;
+		for (size_t k = 0; k < nk; k++) {
+			char why[1024];
+
+			if (tree_has(tr, kids[k]))
+				continue;
+			if (!is_zombie(kids[k]) && tree_add(tr, kids[k], 0) == 0)
+				continue;
+			/* It died meanwhile: a zombie now, or reaped already
+			 * (its parent ignores SIGCHLD) and no part of the tree. */
+			snprintf(why, sizeof(why), "%s", err_get());
+			if (is_zombie(kids[k])) {
+				if (tree_add(tr, kids[k], 1) == 0)
+					continue;
+			} else if (kill(kids[k], 0) && errno == ESRCH) {
+				continue;
+			} else {
+				err_set("%s", why);
+			}
+			free(kids);
+			goto fail;
+		}
+		free(kids);
+	}
+	return 0;
+fail:
+	dump_release_tree(tr, DUMP_RUN);
+	return -1;
+}
+
+/* A zombie: its place in the tree and its exit status. */
+static int capture_zombie(pid_t pid, struct image *im)
+{
+	struct img_proc *p = &im->proc;
+	struct proc_stat st;
+	char path[64], *comm;
+
+	if (proc_read_stat(pid, &st))
+		return -1;
+	set_place(p, pid, &st);
+	p->exit_status = st.exit_code;
+	p->flags = IMG_PROC_ZOMBIE;
+	comm = read_file(fmt_path(path, sizeof(path), "/proc/%d/comm", pid), NULL);
+	if (comm) {
+		comm[strcspn(comm, "\n")] = 0;
+		snprintf(p->comm, sizeof(p->comm), "%s", comm);
+		free(comm);
+	}
+	if (!(im->exe = strdup("")) || !(im->cwd = strdup("")) || !(im->cmdline = strdup(""))) {
+		err_set("out of memory");
+		return -1;
+	}
+	img_header_init(&im->hdr);
+	return 0;
+}
+
+/* Which SHM objects of each process write their contents: each object
+ * once, numbered in order of first appearance (as img_open numbers them). */
+static uint64_t **object_numbers(struct image *ims, size_t n)
+{
+	uint64_t **ux = calloc(n, sizeof(*ux)), next = 0;
+
+	if (!ux)
+		return NULL;
+	for (size_t k = 0; k < n; k++) {
+		if (!(ux[k] = calloc(ims[k].nshms + 1, sizeof(**ux))))
+			goto fail;
+		for (size_t i = 0; i < ims[k].nshms; i++) {
+			const struct shm_obj *o = &ims[k].shms[i];
+			int seen = 0;
+
+			for (size_t j = 0; j <= k && !seen; j++)
+				for (size_t m = 0; m < (j < k ? ims[j].nshms : i) && !seen; m++)
+					seen = ims[j].shms[m].d.dev == o->d.dev &&
+					       ims[j].shms[m].d.ino == o->d.ino;
+			ux[k][i] = seen ? UINT64_MAX : next++;
+		}
+	}
+	return ux;
+fail:
+	for (size_t k = 0; k < n; k++)
+		free(ux[k]);
+	free(ux);
+	return NULL;
+}
+
+#ifndef KCMP_VM
+#define KCMP_VM 1
+#define KCMP_FILES 2
+#define KCMP_FS 3
+#endif
+
+/* What a process shares with its parent through clone(2) flags, kcmp(2)
+ * tells: cwd, root and umask (CLONE_FS) are kept; memory (CLONE_VM, as a
+ * vfork child before its exec has it) and the fd table (CLONE_FILES) are
+ * refused. */
+static int check_sharing(const struct dump_tree *tr, struct image *ims)
+{
+	for (size_t k = 1; k < tr->n; k++) {
+		pid_t pid = tr->p[k].pid, ppid = ims[k].proc.ppid;
+
+		if (tr->p[k].zombie)
+			continue;
+		if (syscall(SYS_kcmp, pid, ppid, KCMP_VM, 0, 0) == 0) {
+			err_set("pid %d shares its memory with its parent %d (vfork or CLONE_VM); "
+				"not supported",
+				pid, ppid);
+			return -1;
+		}
+		if (syscall(SYS_kcmp, pid, ppid, KCMP_FILES, 0, 0) == 0) {
+			err_set("pid %d shares its fd table with its parent %d (CLONE_FILES); not "
+				"supported",
+				pid, ppid);
+			return -1;
+		}
+		if (syscall(SYS_kcmp, pid, ppid, KCMP_FS, 0, 0) == 0)
+			ims[k].proc.flags |= IMG_PROC_FS_SHARED;
+	}
+	return 0;
+}
+
+int dump_write_tree(struct dump_tree *tr, int out, const struct dump_opts *o)
+{
+	struct img_writer w = {
+	    .fd = out, .cancel = o->cancel, .progress = o->progress, .progress_arg = o->progress_arg};
+	struct image *ims = calloc(tr->n, sizeof(*ims)), **imp = calloc(tr->n, sizeof(*imp));
+	struct shm_dump **sd = calloc(tr->n, sizeof(*sd));
+	uint64_t **ux = NULL;
+	int rc = -1;
+
+	if (!ims || !imp || !sd) {
+		err_set("out of memory");
+		goto out;
+	}
+	/* A tree of one is an image of one process. */
+	if (tr->n == 1) {
+		free(ims);
+		free(imp);
+		free(sd);
+		if (dump_write(&tr->p[0].t, out, o) == 0)
+			return 0;
+		/* Released already: what is left to free is the list. */
+		free(tr->p);
+		tr->p = NULL;
+		tr->n = 0;
+		return -1;
+	}
+	if (o->cow) {
+		err_set("--cow is for one process, not a tree (-t)");
+		goto out;
+	}
+	if (o->incr) {
+		err_set("--parent is for one process, not a tree (-t)");
+		goto out;
+	}
+	for (size_t k = 0; k < tr->n; k++) {
+		imp[k] = &ims[k];
+		if (tr->p[k].zombie ? capture_zombie(tr->p[k].pid, &ims[k])
+				    : capture(&tr->p[k].t, &ims[k], &sd[k], o))
+			goto out;
+	}
+	if (check_sharing(tr, ims) || fd_check_tree(imp, tr->n) ||
+	    !(ux = object_numbers(ims, tr->n))) {
+		if (!ux && !err_get()[0])
+			err_set("out of memory");
+		goto out;
+	}
+	ims[0].hdr.nprocs = tr->n;
+	if (img_write_header(&w, &ims[0].hdr))
+		goto out;
+	for (size_t k = 0; k < tr->n; k++)
+		if (img_write_meta(&w, &ims[k]))
+			goto out;
+	for (size_t k = 0; k < tr->n; k++)
+		if (!tr->p[k].zombie && shm_write(tr->p[k].pid, &w, &ims[k], sd[k], ux[k]))
+			goto out;
+	for (size_t k = 0; k < tr->n; k++) {
+		struct img_procpages pp = {.pid = tr->p[k].pid};
+		struct iovec v = {&pp, sizeof(pp)};
+
+		if (tr->p[k].zombie)
+			continue;
+		if (img_write_rec(&w, IMG_REC_PROCPAGES, &v, 1) ||
+		    write_pages(tr->p[k].pid, &w, &ims[k], o, PAGES_ALL))
+			goto out;
+	}
+	rc = img_write_end(&w);
+out:
+	for (size_t k = 0; k < tr->n; k++) {
+		if (sd)
+			shm_dump_free(sd[k]);
+		if (ims)
+			image_free(&ims[k]);
+		if (ux)
+			free(ux[k]);
+	}
+	free(ux);
+	free(sd);
+	free(imp);
+	free(ims);
+	if (rc) {
+		char why[1024];
+		snprintf(why, sizeof(why), "%s", err_get());
+		dump_release_tree(tr, DUMP_RUN);
+		err_set("%s", why);
+	}
+	return rc;
+}
+
+int dump_release_tree(struct dump_tree *tr, enum dump_end how)
+{
+	int rc = 0;
+
+	/* Killed: every process first, so that none sees another die and
+	 * acts on it; then each is waited for. */
+	if (how == DUMP_KILL)
+		for (size_t k = 0; k < tr->n; k++)
+			if (!tr->p[k].zombie && tr->p[k].t.ntids)
+				kill(tr->p[k].pid, SIGKILL);
+	for (size_t k = 0; k < tr->n; k++)
+		if (!tr->p[k].zombie && tr->p[k].t.ntids && dump_release(&tr->p[k].t, how))
+			rc = -1;
+	free(tr->p);
+	tr->p = NULL;
+	tr->n = 0;
+	return rc;
+}

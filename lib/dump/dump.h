@@ -1,0 +1,75 @@
+/* dump.h: capture a process into an image. */
+#ifndef CKPT_DUMP_H
+#define CKPT_DUMP_H
+
+#include <signal.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "target/target.h"
+
+struct dump_opts {
+	/* Called as bytes are written; total is an estimate. */
+	void (*progress)(uint64_t done, uint64_t total, void *arg);
+	void *progress_arg;
+	/* Set (by a signal handler) to abandon the dump cleanly. */
+	volatile int *cancel;
+	/* Store the contents of every open regular file too, those larger
+	 * than save_files_max bytes excepted (0: no limit). */
+	int save_files;
+	uint64_t save_files_max;
+	/* Copy-on-write: let the process run while most of its memory is
+	 * written from a snapshot forked inside it.  frozen, if set, is
+	 * called (with progress_arg) as the process is let go. */
+	int cow;
+	void (*frozen)(void *arg);
+	/* --parent: leave out the pages the parent image has (incr.h). */
+	struct incr_dump *incr;
+};
+
+enum dump_end { DUMP_RUN, DUMP_STOP, DUMP_KILL };
+
+/* A seized process: every thread stopped under ptrace. */
+struct dump_target {
+	pid_t pid;
+	pid_t *tids; /* tids[0] == pid */
+	size_t ntids;
+	/* smaps, read before the process was stopped: walking its page
+	 * tables is the slowest part of the capture.  Used when maps still
+	 * shows the same layout once it is stopped. */
+	struct proc_map *maps;
+	size_t nmaps;
+};
+
+/* Seize every thread of pid and stop it. */
+int dump_seize(pid_t pid, struct dump_target *t) __attribute__((warn_unused_result));
+/* Capture the stopped process and write its image to out.  On failure the
+ * target is released, running as before; with o->cow it is released as
+ * soon as its snapshot is taken. */
+int dump_write(struct dump_target *t, int out, const struct dump_opts *o)
+	__attribute__((warn_unused_result));
+/* Release the target as asked: running, stopped, or killed. */
+int dump_release(struct dump_target *t, enum dump_end how);
+
+/* A process and all its descendants (ckpt-dump -t): the live ones seized,
+ * zombies noted.  p[0] is the root; each parent comes before its
+ * children. */
+struct dump_tree {
+	struct tree_proc {
+		pid_t pid;
+		int zombie;
+		struct dump_target t; /* a live process's */
+	} * p;
+	size_t n;
+};
+
+/* Seize root, and with descend every descendant too. */
+int dump_seize_tree(pid_t root, int descend, struct dump_tree *tr)
+	__attribute__((warn_unused_result));
+/* One stream for the whole tree; on failure every process is released,
+ * running as before. */
+int dump_write_tree(struct dump_tree *tr, int out, const struct dump_opts *o)
+	__attribute__((warn_unused_result));
+int dump_release_tree(struct dump_tree *tr, enum dump_end how);
+
+#endif

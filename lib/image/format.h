@@ -1,0 +1,472 @@
+/* format.h: the image format on disk and on the wire (see ckpt-image(5)).
+ *
+ * A stream: the header, then typed length-prefixed records, each with a
+ * CRC-32C.  All of a process's metadata records come first and end with a
+ * DATA record; PAGES records follow, their page data at page-aligned stream
+ * offsets; an END record with totals closes the stream.  Integers are
+ * little-endian (the only architecture is x86-64).
+ *
+ * Plain structs and constants only: the freestanding restorer includes
+ * this and base/crc32c.h and nothing else of lib/. */
+#ifndef CKPT_FORMAT_H
+#define CKPT_FORMAT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#define IMG_MAGIC "CKPTIMG\n"
+#define IMG_VERSION 2
+#define IMG_ARCH_X86_64 62 /* ELF e_machine */
+
+struct img_header {
+	char magic[8];
+	uint32_t version;
+	uint32_t size;	     /* sizeof(struct img_header) */
+	uint32_t arch;	     /* ELF e_machine */
+	uint32_t page_size;  /* bytes */
+	uint64_t xfeatures;  /* XCR0 of the dumping CPU */
+	uint32_t xsave_size; /* bytes of XSAVE state per thread */
+	uint32_t nprocs;     /* processes in this stream */
+	int64_t ctime;	     /* creation time, seconds since the epoch */
+	char kernel[65];     /* uname -r of the dumping host */
+	char host[65];	     /* uname -n of the dumping host */
+	char pad[6];
+	uint32_t flags; /* none defined yet; must be 0 */
+	uint32_t crc;	/* CRC-32C of this header with crc = 0 */
+};
+
+enum img_rec_type {
+	IMG_REC_PROC = 1,
+	IMG_REC_THREAD = 2,
+	IMG_REC_REGION = 3,
+	IMG_REC_FILE = 4,
+	IMG_REC_DATA = 5, /* end of the process's metadata; page data follows */
+	IMG_REC_PAGES = 6,
+	IMG_REC_END = 7,
+	IMG_REC_SIGACTS = 8,  /* signal dispositions of the process */
+	IMG_REC_SIGQUEUE = 9, /* pending signals of a thread, or of the process */
+	IMG_REC_TIMERS = 10,  /* interval timers and POSIX timers */
+	IMG_REC_SHM = 11,     /* a memory object or file whose contents the image holds */
+	IMG_REC_SHMDATA = 12, /* contents of one: after DATA, before PAGES */
+	IMG_REC_IPC = 13,     /* a System V semaphore set or message queue */
+	IMG_REC_PROCPAGES = 14, /* a tree: the page data of one process follows */
+	IMG_REC_PARENT = 15,	/* incremental image: the parent it takes pages from (incr.h) */
+	IMG_REC_HASHES = 16,	/* incremental image: a hash of every page, after PAGES */
+	IMG_REC_REUSE = 17,	/* incremental image: the pages taken from the parent */
+	IMG_REC_NTYPES
+};
+
+struct img_rec {
+	uint32_t type;
+	uint32_t crc; /* CRC-32C of this header (crc = 0) and the payload, page data excepted */
+	uint64_t len; /* payload bytes that follow this header */
+};
+
+struct img_timespec {
+	int64_t sec, nsec;
+};
+
+/* Indexes into img_proc.mm: the mm fields of /proc/PID/stat and brk. */
+enum {
+	MM_START_CODE,
+	MM_END_CODE,
+	MM_START_DATA,
+	MM_END_DATA,
+	MM_START_BRK,
+	MM_BRK,
+	MM_START_STACK,
+	MM_ARG_START,
+	MM_ARG_END,
+	MM_ENV_START,
+	MM_ENV_END,
+	MM_NFIELDS
+};
+
+struct img_proc {
+	int32_t pid, ppid, pgid, sid;
+	uint32_t uid, gid, umask, nthreads;
+	uint32_t nregions, nfiles;
+	uint64_t pages_hint; /* pages of data expected to follow (for progress) */
+	uint64_t mm[MM_NFIELDS];
+	char comm[16];
+	uint32_t exe_len, cwd_len, cmdline_len, auxv_len;
+	int32_t exit_signal; /* sent to the parent at exit (SIGCHLD, or another, or 0) */
+	uint32_t flags;	     /* IMG_PROC_* */
+	int32_t exit_status; /* a zombie: its wait status */
+	int32_t tty_nr;	     /* its controlling terminal (/proc/PID/stat), 0 for none */
+	int32_t tpgid;	     /* that terminal's foreground process group */
+	uint32_t pad;
+	/* then exe, cwd, cmdline (arguments NUL-terminated), auxv (u64 pairs) */
+};
+
+#define IMG_PROC_ZOMBIE 1u /* dead, not yet reaped: no threads, memory or files */
+#define IMG_PROC_FS_SHARED 2u /* shares cwd, root and umask with its parent (CLONE_FS) */
+#define IMG_PROC_FLAGS 3u
+
+/* Processes a stream may hold (a tree). */
+#define IMG_MAX_PROCS 4096
+
+/* A tree's stream: each process's page data follows one of these. */
+struct img_procpages {
+	int32_t pid;
+	uint32_t pad;
+};
+
+#define IMG_THR_TID_CACHED 1u /* *tid_addr held the tid at dump (glibc's struct pthread) */
+
+struct img_thread {
+	int32_t tid;
+	uint32_t flags;
+	uint64_t regs[27]; /* struct user_regs_struct, in its order */
+	uint64_t sigmask;
+	uint64_t tid_addr; /* clear_child_tid */
+	uint64_t robust_head, robust_len;
+	uint64_t rseq_addr;
+	uint32_t rseq_len, rseq_sig;
+	uint64_t ss_sp, ss_size; /* sigaltstack */
+	int32_t ss_flags;
+	uint32_t xstate_len;
+	char comm[16];
+	/* then xstate_len bytes: NT_X86_XSTATE, XSAVE standard format */
+};
+
+enum img_rgn_kind {
+	IMG_RGN_ANON = 0,
+	IMG_RGN_FILE = 1,
+	IMG_RGN_HEAP = 2,
+	IMG_RGN_STACK = 3,
+	IMG_RGN_SPECIAL = 4, /* the kernel's own: [vdso], [vvar], [vvar_vclock]; name in path */
+	IMG_RGN_SHM = 5,     /* a mapping of a SHM record's object (dev, ino name it) */
+	IMG_RGN_NKINDS
+};
+
+#define IMG_RGN_SHARED 1u    /* MAP_SHARED */
+#define IMG_RGN_GROWSDOWN 2u /* VM_GROWSDOWN */
+#define IMG_RGN_MAYWRITE 4u  /* VM_MAYWRITE: the file was opened for writing */
+#define IMG_RGN_NORESERVE 8u /* MAP_NORESERVE: no swap space accounted for it */
+/* madvise(2) and mlock(2) state, kept as the kernel shows it in smaps. */
+#define IMG_RGN_DONTFORK 0x10u	   /* MADV_DONTFORK */
+#define IMG_RGN_WIPEONFORK 0x20u   /* MADV_WIPEONFORK */
+#define IMG_RGN_DONTDUMP 0x40u	   /* MADV_DONTDUMP (core dumps; ckpt still saves it) */
+#define IMG_RGN_HUGEPAGE 0x80u	   /* MADV_HUGEPAGE */
+#define IMG_RGN_NOHUGEPAGE 0x100u  /* MADV_NOHUGEPAGE */
+#define IMG_RGN_LOCKED 0x200u	   /* mlock */
+#define IMG_RGN_LOCKONFAULT 0x400u /* mlock2(MLOCK_ONFAULT) */
+#define IMG_RGN_MERGEABLE 0x800u   /* MADV_MERGEABLE */
+#define IMG_RGN_SEQREAD 0x1000u	   /* MADV_SEQUENTIAL */
+#define IMG_RGN_RANDREAD 0x2000u   /* MADV_RANDOM */
+#define IMG_RGN_FLAGS 0x3fffu	   /* every flag a reader accepts */
+
+struct img_region {
+	uint64_t start, end;
+	uint64_t pgoff; /* file offset, bytes */
+	uint64_t dev, ino, fsize;
+	int64_t mtime_sec;
+	uint32_t mtime_nsec;
+	uint32_t prot;
+	uint32_t flags;
+	uint32_t kind;
+	uint32_t path_len;
+	uint32_t pad;
+	/* then path (file, or the special mapping's name) */
+};
+
+enum img_file_kind {
+	IMG_FD_REG = 1,	    /* regular file, reopened by path at its offset */
+	IMG_FD_DIR = 2,	    /* directory */
+	IMG_FD_CHR = 3,	    /* character device reopened by path (/dev/null...) */
+	IMG_FD_INHERIT = 4, /* standard stream: taken from ckpt-remap's own */
+	IMG_FD_PIPE = 5,    /* one end of a pipe (both ends in the process, or IMG_PIPE_OUTSIDE) */
+	IMG_FD_EVENTFD = 6,
+	IMG_FD_SIGNALFD = 7,
+	IMG_FD_TIMERFD = 8,
+	IMG_FD_EPOLL = 9,
+	IMG_FD_FIFO = 10,    /* a named pipe, reopened by path */
+	IMG_FD_UNIX = 11,    /* one end of a unix socketpair whose both ends the process holds */
+	IMG_FD_INOTIFY = 12, /* an inotify instance and its watches */
+	IMG_FD_TTY = 13,     /* a terminal or pty end, with its settings */
+	IMG_FD_SHM = 14,     /* a file whose contents the image holds (memfd, deleted file) */
+	IMG_FD_NKINDS
+};
+
+/* What follows the path of a FILE record, by kind (extra_len bytes). */
+struct img_pipe {
+	uint64_t id;	   /* the pipe's inode: fds with the same id share it */
+	uint32_t size;	   /* F_GETPIPE_SZ */
+	uint32_t end;	   /* 0 read end, 1 write end */
+	uint32_t data_len; /* bytes in the pipe, which follow (one fd per pipe has them) */
+	uint32_t flags;	   /* IMG_PIPE_*; images before it was defined have 0 */
+};
+
+/* The other end was not in the process (or tree): a make jobserver, a
+ * launcher's leaked pipe.  A restore gives this end a pipe whose other end
+ * is closed, or an fd of its own (ckpt-remap --inherit-fd). */
+#define IMG_PIPE_OUTSIDE 1u
+#define IMG_PIPE_FLAGS 1u /* every flag a reader accepts */
+
+struct img_eventfd {
+	uint64_t count;
+	uint32_t semaphore; /* EFD_SEMAPHORE */
+	uint32_t pad;
+};
+
+struct img_signalfd {
+	uint64_t mask;
+};
+
+struct img_timerfd {
+	int32_t clock;
+	uint32_t settime_flags; /* TFD_TIMER_ABSTIME... as fdinfo shows */
+	uint64_t ticks;		/* expirations not yet read */
+	struct img_timespec left, interval;
+};
+
+/* An epoll instance: n watched fds follow. */
+struct img_epoll {
+	uint32_t n;
+	uint32_t pad;
+};
+
+struct img_epoll_item {
+	int32_t fd;
+	uint32_t events;
+	uint64_t data;
+};
+
+/* A named pipe: the bytes it held follow (one fd per FIFO has them). */
+struct img_fifo {
+	uint32_t size;	   /* F_GETPIPE_SZ */
+	uint32_t data_len; /* bytes in it, which follow */
+};
+
+/* One end of a unix socketpair whose both ends the process holds; what
+ * the peer sent it and it has not read follows: nmsg messages, each a u32
+ * length and its bytes (a stream's bytes are one message).  One fd per
+ * end has them. */
+struct img_unix {
+	uint64_t id;	   /* the pair: the smaller of its two socket inodes */
+	uint32_t type;	   /* SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET */
+	uint32_t end;	   /* 0 the socket with the smaller inode, 1 the other */
+	uint32_t shutdown; /* its sk_shutdown: 1 receive, 2 send */
+	uint32_t sndbuf;   /* SO_SNDBUF, SO_RCVBUF as getsockopt gives them */
+	uint32_t rcvbuf;
+	uint32_t nmsg;
+	uint32_t data_len; /* bytes that follow */
+	uint32_t pad;
+};
+
+/* An inotify instance: n watches follow, in wd order, each an
+ * img_inotify_watch and its path_len bytes of path. */
+struct img_inotify {
+	uint32_t n;
+	uint32_t queued; /* bytes of events not yet read at dump: not kept */
+};
+
+struct img_inotify_watch {
+	int32_t wd;
+	uint32_t mask; /* as inotify_add_watch takes it */
+	uint64_t ino;  /* the watched inode and its device (st_dev), to check the path */
+	uint64_t dev;
+	uint32_t path_len;
+	uint32_t pad;
+};
+
+/* A terminal: the program's own (reattached to the restoring process's
+ * terminal) or one end of a pty pair it opened itself (made anew). */
+enum img_tty_role {
+	IMG_TTY_TERM = 0, /* a terminal the program did not make */
+	IMG_TTY_PTMX = 1, /* the master of a pty pair, from /dev/ptmx */
+	IMG_TTY_PTS = 2,  /* the slave of a pty pair whose master the process holds */
+};
+
+struct img_tty {
+	uint32_t role;
+	uint32_t index;	 /* the pty's number (/dev/pts/N): the pair's id */
+	uint32_t locked; /* ptmx: the slave is still locked (TIOCGPTLCK) */
+	uint32_t have;	 /* 1: termios and window size below were read */
+	uint32_t iflag, oflag, cflag, lflag; /* termios, as tcgetattr(3) gives it */
+	uint32_t ispeed, ospeed;
+	uint8_t line;
+	uint8_t cc[32];
+	uint8_t pad[3];
+	uint16_t rows, cols, xpixel, ypixel; /* TIOCGWINSZ */
+};
+
+struct img_file {
+	int32_t fd;
+	uint32_t kind;
+	uint32_t flags;	  /* open(2) flags, as fdinfo shows them */
+	uint32_t fdflags; /* FD_CLOEXEC */
+	uint64_t pos;
+	uint64_t dev, ino, size;
+	int64_t mtime_sec;
+	uint32_t mtime_nsec;
+	uint32_t mode;
+	uint32_t path_len;
+	uint32_t extra_len;
+	/* The open file description: fds of the stream (of one process or of
+	 * several) with the same desc share one, as dup(2) and fork(2) share
+	 * them (its offset, its flags).  0: shared with no other fd. */
+	uint64_t desc;
+	/* then path, then extra_len bytes of what the kind needs (above) */
+};
+
+/* One signal's disposition: the kernel's struct sigaction on x86-64. */
+struct img_sigact {
+	uint64_t handler; /* SIG_DFL 0, SIG_IGN 1, or an address */
+	uint64_t flags;	  /* SA_* */
+	uint64_t restorer;
+	uint64_t mask;
+};
+
+#define IMG_NSIG 64 /* signals 1..64; entry k is signal k + 1 */
+
+/* Pending signals: queued on thread tid, or on the process when tid is 0;
+ * then count siginfo_t of IMG_SIGINFO_SIZE bytes each, in queue order. */
+struct img_sigqueue {
+	int32_t tid;
+	uint32_t count;
+};
+
+#define IMG_SIGINFO_SIZE 128
+#define IMG_MAX_SIGQUEUE 65536
+
+/* setitimer(2) timers: ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF, as time
+ * left and interval. */
+struct img_itimer {
+	struct img_timespec value, interval;
+};
+
+/* A POSIX timer (timer_create): id, clock and notification, time left
+ * (relative, as timer_gettime gives it) and interval. */
+struct img_ptimer {
+	int32_t id;
+	int32_t clock;
+	int32_t notify; /* SIGEV_SIGNAL, SIGEV_NONE, SIGEV_THREAD_ID */
+	int32_t signo;
+	int32_t tid; /* SIGEV_THREAD_ID: the thread it signals */
+	uint32_t pad;
+	uint64_t value; /* sigev_value */
+	struct img_timespec left, interval;
+};
+
+struct img_timers {
+	struct img_itimer it[3];
+	uint32_t nposix;
+	uint32_t pad;
+	/* then nposix struct img_ptimer */
+};
+
+#define IMG_MAX_TIMERS 65536
+
+struct img_run {
+	uint64_t addr;
+	uint64_t npages;
+};
+
+#define IMG_MAX_RUNS 1024
+
+struct img_pages {
+	uint32_t nruns;
+	uint32_t data_crc; /* CRC-32C of the page data */
+	uint64_t npages;
+	/* then nruns img_run, zero padding to a page-aligned stream offset,
+	 * then npages pages of data, run after run */
+};
+
+/* A memory object or file that exists only in the process (shared
+ * anonymous memory, a memfd, a System V segment, a deleted file): its
+ * contents follow in SHMDATA records.  Regions of kind shm and fds of kind
+ * shm refer to it by dev and ino. */
+enum img_shm_kind {
+	IMG_SHM_ANON = 1,  /* MAP_SHARED | MAP_ANONYMOUS */
+	IMG_SHM_MEMFD = 2, /* memfd_create; name without "memfd:" */
+	IMG_SHM_SYSV = 3,  /* shmget; key */
+	IMG_SHM_FILE = 4,  /* a deleted file; name is the path it had */
+	IMG_SHM_SAVED = 5, /* a regular file saved by ckpt-dump --save-files; name is its path */
+	IMG_SHM_NKINDS
+};
+
+#define IMG_SHM_RMID 1u /* System V: its id had been removed (IPC_RMID) */
+
+struct img_shm {
+	uint64_t dev, ino; /* as the dumping host saw them */
+	uint64_t size;	   /* bytes */
+	uint32_t kind;
+	uint32_t mode;	/* permission bits */
+	uint32_t seals; /* memfd: F_GET_SEALS */
+	int32_t key;	/* System V: the key (0: IPC_PRIVATE) */
+	uint32_t flags; /* IMG_SHM_* */
+	uint32_t name_len;
+	/* then the name */
+};
+
+/* A System V semaphore set or message queue of the process's user (see
+ * ipc.h for which ones), with its contents. */
+enum img_ipc_kind { IMG_IPC_SEM = 1, IMG_IPC_MSG = 2, IMG_IPC_NKINDS };
+
+struct img_ipc {
+	uint32_t kind;
+	int32_t key; /* 0: IPC_PRIVATE */
+	int32_t id;
+	uint32_t mode; /* permission bits */
+	uint32_t n;	/* semaphores in the set, or messages in the queue */
+	uint32_t flags; /* IMG_IPC_USED */
+	uint64_t qbytes;   /* message queue: its byte limit (msg_qbytes) */
+	uint64_t data_len; /* bytes that follow: n u16 semaphore values, or n
+			    * messages as {s64 mtype, u64 len, len bytes padded to 8} */
+};
+
+#define IMG_IPC_USED 1u /* the process was its last user (a sempid, lspid or lrpid) */
+#define IMG_MAX_IPCS 4096
+
+/* SHMDATA: an img_pages whose runs are byte offsets into object shm (the
+ * index of its SHM record), then padding and data as in PAGES. */
+struct img_shmdata {
+	struct img_pages p;
+	uint64_t shm;
+};
+
+struct img_end {
+	uint64_t records; /* records before this one */
+	uint64_t pages;	  /* pages of data in the stream */
+	uint64_t bytes;	  /* stream offset of this record */
+};
+
+/* The largest metadata record a reader accepts. */
+#define IMG_MAX_META (64u << 20)
+
+/* PARENT: in the metadata of an incremental image, then path_len bytes of
+ * the parent's path as ckpt-dump --parent was given it. */
+struct img_parent {
+	uint8_t id[16];	       /* this image's own id, random: its children name it */
+	uint8_t parent_id[16]; /* the parent's id, or zeros: the parent is a full image */
+	uint64_t key[2];       /* the key of the chain's page hashes */
+	int64_t parent_ctime;  /* the parent's header: ctime */
+	uint32_t parent_crc;   /* and identity (incr_identity) */
+	uint32_t depth;	       /* images above this one (1: the parent is a full image) */
+	uint32_t flags;	       /* none defined; 0 */
+	uint32_t path_len;
+};
+
+/* HASHES and REUSE: pages of process pid, as runs; HASHES then has npages
+ * hashes of 16 bytes, in the order of the runs' pages. */
+struct img_pagelist {
+	int32_t pid;
+	uint32_t nruns;
+	uint64_t npages;
+};
+
+#define INCR_MAX_RUNS 65536  /* runs in one HASHES or REUSE record */
+#define INCR_MAX_PAGES 65536 /* hashes in one HASHES record */
+#define INCR_MAX_DEPTH 64    /* images in a chain above the last one */
+#define INCR_PAGE 4096	     /* the page size the hash is defined for */
+
+/* The trampoline page that stays in a restored process: its code, then
+ * this marker at RST_TRAMP_MAGIC_OFF, so that ckpt-dump recognises and
+ * skips it in a process restored earlier (restorer.c writes it). */
+#define RST_TRAMP_MAGIC "ckpt-remap trampoline page v1"
+#define RST_TRAMP_MAGIC_OFF 64
+
+#endif

@@ -1,0 +1,25 @@
+/* inspect.h: read a whole image and describe it. */
+#ifndef CKPT_INSPECT_H
+#define CKPT_INSPECT_H
+
+#include <stdio.h>
+
+#include "image/image.h"
+
+/* What a pass over the page data found. */
+struct img_totals {
+	uint64_t records, pages, bytes;
+};
+
+/* Read the page data of an opened image to its END record, counting the
+ * pages stored per region and checking every checksum. */
+int img_scan_data(struct img_input *in, struct img_totals *t) __attribute__((warn_unused_result));
+/* Read and verify the rest of the stream, every record and the END
+ * totals, then go back to where it was: a file by seeking, any other
+ * stream by keeping a copy of what was read (a memfd) that the restore
+ * then reads instead.  -1 (err_set) if any record is damaged. */
+int img_verify_rest(struct img_input *in) __attribute__((warn_unused_result));
+void inspect_text(FILE *f, const struct img_input *in, const struct img_totals *t);
+void inspect_json(FILE *f, const struct img_input *in, const struct img_totals *t);
+
+#endif

@@ -1,0 +1,417 @@
+/* fd.c: a process's open files: the table of fd kinds, and the steps that go through it (capture
+ * from /proc, the tree's joins, the check of an image's FILE records, make, show). */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "base/base.h"
+#include "kinds/kinds-internal.h"
+#include "target/target.h"
+
+/* Indexed by the image's kind number (IMG_FD_*). */
+static const struct fd_ops *const kinds[IMG_FD_NKINDS] = {
+    [IMG_FD_REG] = &fd_file_ops,	  [IMG_FD_DIR] = &fd_dir_ops,
+    [IMG_FD_CHR] = &fd_chr_ops,		  [IMG_FD_INHERIT] = &fd_inherit_ops,
+    [IMG_FD_PIPE] = &fd_pipe_ops,	  [IMG_FD_EVENTFD] = &fd_eventfd_ops,
+    [IMG_FD_SIGNALFD] = &fd_signalfd_ops, [IMG_FD_TIMERFD] = &fd_timerfd_ops,
+    [IMG_FD_EPOLL] = &fd_epoll_ops,	  [IMG_FD_FIFO] = &fd_fifo_ops,
+    [IMG_FD_UNIX] = &fd_unix_ops,	  [IMG_FD_INOTIFY] = &fd_inotify_ops,
+    [IMG_FD_TTY] = &fd_tty_ops,		  [IMG_FD_SHM] = &fd_shm_ops,
+};
+
+const struct fd_ops *fd_ops_of(uint32_t kind)
+{
+	return kind < IMG_FD_NKINDS ? kinds[kind] : NULL;
+}
+
+const char *fd_kind_name(uint32_t kind)
+{
+	const struct fd_ops *o = fd_ops_of(kind);
+
+	return o ? o->name : "?";
+}
+
+/* ---- capturing -------------------------------------------------------- */
+
+int fd_set_extra(struct fd_entry *f, const void *a, size_t alen, const void *b, size_t blen)
+{
+	f->extra = malloc(alen + blen + 1);
+	if (!f->extra) {
+		err_set("out of memory");
+		return -1;
+	}
+	memcpy(f->extra, a, alen);
+	if (blen)
+		memcpy(f->extra + alen, b, blen);
+	f->d.extra_len = alen + blen;
+	return 0;
+}
+
+const char *fd_info_field(const char *info, const char *name)
+{
+	const char *p = info;
+	size_t n = strlen(name);
+
+	while ((p = strstr(p, name))) {
+		if ((p == info || p[-1] == '\n') && p[n] == ':')
+			return p + n + 1;
+		p += n;
+	}
+	return NULL;
+}
+
+/* A duplicate of the target's fd: pidfd_getfd (Linux 5.6) needs the
+ * ptrace access the dumper has.  Sockets and ttys cannot be reopened
+ * through /proc/PID/fd. */
+int fd_getfd(pid_t pid, int fd)
+{
+	int pidfd = syscall(SYS_pidfd_open, pid, 0), nfd = -1;
+
+	if (pidfd >= 0) {
+		nfd = syscall(SYS_pidfd_getfd, pidfd, fd, 0);
+		close(pidfd);
+	}
+	if (nfd < 0)
+		err_sys("pid %d: fd %d: cannot get a duplicate with pidfd_getfd", pid, fd);
+	return nfd;
+}
+
+/* A file reopened by its path, or one whose contents the image keeps:
+ * deleted files and memfds (shm.c). */
+static uint32_t path_kind(const struct fd_source *src, int fd)
+{
+	const struct stat *sb = src->sb;
+	const char *link = src->link;
+	size_t l = strlen(link);
+	int gone = sb->st_nlink == 0 || (l > 10 && !strcmp(link + l - 10, " (deleted)"));
+
+	if (S_ISREG(sb->st_mode) || S_ISDIR(sb->st_mode)) {
+		if (gone && S_ISDIR(sb->st_mode)) {
+			err_set("pid %d: fd %d is deleted directory %s; not supported", src->pid,
+				fd, link);
+			return 0;
+		}
+		if (gone)
+			return IMG_FD_SHM;
+		return S_ISREG(sb->st_mode) ? IMG_FD_REG : IMG_FD_DIR;
+	}
+	if (S_ISFIFO(sb->st_mode)) {
+		if (gone) {
+			err_set("pid %d: fd %d is deleted FIFO %s; not supported", src->pid, fd,
+				link);
+			return 0;
+		}
+		return IMG_FD_FIFO;
+	}
+	if (S_ISCHR(sb->st_mode) && major(sb->st_rdev) == 1)
+		return IMG_FD_CHR; /* /dev/null, zero, full, random, urandom */
+	err_set("pid %d: fd %d is %s (mode %o); this kind of file is not supported yet", src->pid,
+		fd, link, sb->st_mode & S_IFMT);
+	return 0;
+}
+
+/* An anonymous inode: its link names the kind, and its fdinfo (left in
+ * src->info) is what the kind keeps. */
+static uint32_t anon_kind(struct fd_source *src, int fd)
+{
+	char path[64];
+
+	src->info =
+	    read_file(fmt_path(path, sizeof(path), "/proc/%d/fdinfo/%d", src->pid, fd), NULL);
+	if (!src->info)
+		return 0;
+	for (uint32_t k = 1; k < IMG_FD_NKINDS; k++)
+		if (kinds[k]->anon && !strcmp(src->link, kinds[k]->anon))
+			return k;
+	err_set("pid %d: fd %d is %s; this kind of file is not supported yet", src->pid, fd,
+		src->link);
+	return 0;
+}
+
+/* Which kind fd is; 0, naming it, for a file no kind can capture. */
+static uint32_t kind_of(struct fd_source *src, int fd)
+{
+	if (fd_is_tty(src->sb))
+		return IMG_FD_TTY;
+	/* A socket on a standard stream is the restoring process's then.  A
+	 * pipe there may join two processes of a tree (fd_check_tree
+	 * decides); a named FIFO is reopened by its path, as on any fd:
+	 * whoever writes into it (sqlite3 < fifo) still does after a
+	 * restore. */
+	if (fd <= 2 && S_ISSOCK(src->sb->st_mode))
+		return IMG_FD_INHERIT;
+	if (src->link[0] == '/')
+		return path_kind(src, fd);
+	if (!strncmp(src->link, "pipe:", 5))
+		return IMG_FD_PIPE;
+	if (!strncmp(src->link, "socket:", 7))
+		return IMG_FD_UNIX;
+	return anon_kind(src, fd);
+}
+
+/* What /proc says of every fd, whatever its kind. */
+static void fill_entry(struct fd_entry *f, int fd, const struct proc_fdinfo *fi,
+		       const struct stat *sb)
+{
+	f->d.fd = fd;
+	f->d.flags = fi->flags;
+	f->d.fdflags = (fi->flags & O_CLOEXEC) ? FD_CLOEXEC : 0;
+	f->d.pos = fi->pos;
+	f->d.dev = sb->st_dev;
+	f->d.ino = sb->st_ino;
+	f->d.size = sb->st_size;
+	f->d.mtime_sec = sb->st_mtim.tv_sec;
+	f->d.mtime_nsec = sb->st_mtim.tv_nsec;
+	f->d.mode = sb->st_mode;
+}
+
+/* fd into the next entry of im->files: its kind, and what the kind keeps. */
+static int capture_one(pid_t pid, int fd, struct image *im)
+{
+	struct fd_entry *f = &im->files[im->nfiles];
+	struct stat sb;
+	struct fd_source src = {.pid = pid, .sb = &sb};
+	const struct fd_ops *o;
+	struct proc_fdinfo fi;
+	char what[32], path[64];
+	int rc = -1;
+
+	snprintf(what, sizeof(what), "fd/%d", fd);
+	if (!(f->path = proc_readlink(pid, what)))
+		return -1;
+	src.link = f->path;
+	im->nfiles++;
+	if (stat(fmt_path(path, sizeof(path), "/proc/%d/fd/%d", pid, fd), &sb) ||
+	    proc_read_fdinfo(pid, fd, &fi)) {
+		err_sys("pid %d: fd %d (%s): cannot stat", pid, fd, f->path);
+		return -1;
+	}
+	fill_entry(f, fd, &fi, &sb);
+	f->d.kind = kind_of(&src, fd);
+	o = fd_ops_of(f->d.kind);
+	if (o && (!o->capture || !o->capture(&src, f)))
+		rc = 0;
+	free((char *)src.info);
+	f->d.path_len = strlen(f->path);
+	return rc;
+}
+
+int fd_capture(pid_t pid, struct image *im)
+{
+	int *fds, rc = 0;
+	size_t n;
+
+	if (proc_list_fds(pid, &fds, &n))
+		return -1;
+	im->files = calloc(n + 1, sizeof(*im->files));
+	if (!im->files) {
+		free(fds);
+		err_set("out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < n && !rc; i++)
+		rc = capture_one(pid, fds[i], im);
+	free(fds);
+	if (rc)
+		return -1;
+	im->proc.nfiles = im->nfiles;
+	return 0;
+}
+
+/* ---- a tree's fds, joined ------------------------------------------- */
+
+static int all_fds(struct image *ims[], size_t nims, struct fd_all *a)
+{
+	size_t total = 0;
+
+	for (size_t k = 0; k < nims; k++)
+		total += ims[k]->nfiles;
+	a->n = 0;
+	a->f = calloc(total + 1, sizeof(*a->f));
+	a->pid = calloc(total + 1, sizeof(*a->pid));
+	if (!a->f || !a->pid) {
+		free(a->f);
+		free(a->pid);
+		err_set("out of memory");
+		return -1;
+	}
+	for (size_t k = 0; k < nims; k++)
+		for (size_t i = 0; i < ims[k]->nfiles; i++) {
+			a->f[a->n] = &ims[k]->files[i];
+			a->pid[a->n++] = ims[k]->proc.pid;
+		}
+	return 0;
+}
+
+void fd_drop_data(struct fd_entry *f, size_t fixed)
+{
+	f->d.extra_len = fixed;
+}
+
+#ifndef KCMP_FILE
+#define KCMP_FILE 0
+#endif
+
+/* Whether fd a of pid p and fd b of pid q are one open file description. */
+static int same_desc(pid_t p, int a, pid_t q, int b)
+{
+	return syscall(SYS_kcmp, p, q, KCMP_FILE, a, b) == 0;
+}
+
+/* Number the open file descriptions that several fds share (dup, fork):
+ * kcmp(2) tells, among fds of one inode. */
+static void share_descs(struct fd_all *a)
+{
+	uint64_t next = 1;
+
+	for (size_t i = 0; i < a->n; i++) {
+		struct fd_entry *f = a->f[i];
+
+		for (size_t k = 0; k < i && !f->d.desc; k++) {
+			struct fd_entry *g = a->f[k];
+			if (g->d.dev != f->d.dev || g->d.ino != f->d.ino ||
+			    g->d.kind != f->d.kind ||
+			    !same_desc(a->pid[i], f->d.fd, a->pid[k], g->d.fd))
+				continue;
+			if (!g->d.desc)
+				g->d.desc = next++;
+			f->d.desc = g->d.desc;
+		}
+	}
+}
+
+int fd_check_tree(struct image *ims[], size_t n)
+{
+	struct fd_all a;
+	int rc = 0;
+
+	if (all_fds(ims, n, &a))
+		return -1;
+	/* Each kind's own first (a pipe whose other end is outside may
+	 * become an inherited stream), then the descriptions they share. */
+	for (uint32_t k = 1; k < IMG_FD_NKINDS && !rc; k++)
+		if (kinds[k]->join)
+			rc = kinds[k]->join(&a);
+	if (rc == 0)
+		share_descs(&a);
+	free(a.f);
+	free(a.pid);
+	return rc;
+}
+
+/* ---- reading an image ------------------------------------------------ */
+
+int fd_check_files(const struct image *im)
+{
+	for (size_t i = 0; i < im->nfiles; i++) {
+		const struct fd_entry *f = &im->files[i];
+		const struct fd_ops *o = fd_ops_of(f->d.kind);
+
+		if (o && !o->check(f->extra, f->d.extra_len))
+			continue;
+		err_set("FILE record %zu (fd %d, %s): bad kind data (%u bytes)", i, f->d.fd,
+			fd_kind_name(f->d.kind), f->d.extra_len);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- making them again ------------------------------------------------ */
+
+struct fd_pipe *fd_find_pair(struct fd_pipes *pipes, uint32_t kind, uint64_t id)
+{
+	for (size_t i = 0; i < pipes->n; i++)
+		if (pipes->p[i].kind == kind && pipes->p[i].id == id)
+			return &pipes->p[i];
+	return NULL;
+}
+
+struct fd_pipe *fd_new_pair(struct fd_pipes *pipes, uint32_t kind, uint64_t id)
+{
+	struct fd_pipe *np = realloc(pipes->p, (pipes->n + 1) * sizeof(*np));
+
+	if (!np) {
+		err_set("out of memory");
+		return NULL;
+	}
+	pipes->p = np;
+	np += pipes->n;
+	*np = (struct fd_pipe){.kind = kind, .id = id, .end = {-1, -1}};
+	return np;
+}
+
+int fd_dup_end(int end, const struct fd_entry *f, const char *what)
+{
+	int fd = fcntl(end, F_DUPFD_CLOEXEC, 0);
+
+	if (fd < 0) {
+		err_sys("fd %d: cannot duplicate %s", f->d.fd, what);
+		return -1;
+	}
+	/* O_NONBLOCK belongs to the open file description, which every fd
+	 * of this end shares, as dup'ed fds did in the program. */
+	fcntl(fd, F_SETFL, (fcntl(fd, F_GETFL) & ~O_NONBLOCK) | (f->d.flags & O_NONBLOCK));
+	return fd;
+}
+
+int fd_made(int fd, const struct fd_entry *f)
+{
+	if (fd < 0)
+		err_sys("fd %d: cannot make its %s again", f->d.fd, fd_kind_name(f->d.kind));
+	return fd;
+}
+
+int fd_make(const struct fd_entry *f, struct fd_pipes *pipes)
+{
+	const struct fd_ops *o = fd_ops_of(f->d.kind);
+
+	if (!o || !o->make) {
+		err_set("fd %d: unknown kind %u", f->d.fd, f->d.kind);
+		return -1;
+	}
+	return o->make(f, pipes);
+}
+
+int fd_pipes_done(struct fd_pipes *pipes)
+{
+	return fd_lock_ptys(pipes);
+}
+
+void fd_pipes_close(struct fd_pipes *pipes)
+{
+	for (size_t i = 0; i < pipes->n; i++) {
+		close(pipes->p[i].end[0]);
+		close(pipes->p[i].end[1]);
+	}
+	free(pipes->p);
+	pipes->p = NULL;
+	pipes->n = 0;
+}
+
+/* ---- showing ---------------------------------------------------------- */
+
+void fd_put_num(FILE *out, int json, const char *key, unsigned long long v)
+{
+	fprintf(out, json ? ",\"%s\":%llu" : " %s %llu", key, v);
+}
+
+void fd_show(FILE *out, const struct fd_entry *f, int json)
+{
+	const struct fd_ops *o = fd_ops_of(f->d.kind);
+
+	if (o && o->show)
+		o->show(out, f, json);
+}
+
+void fd_show_list(FILE *out, const struct fd_entry *f, int json)
+{
+	const struct fd_ops *o = fd_ops_of(f->d.kind);
+
+	if (o && o->show_list)
+		o->show_list(out, f, json);
+}

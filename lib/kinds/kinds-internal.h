@@ -1,0 +1,88 @@
+/* kinds-internal.h: the table of fd kinds, one struct fd_ops per kind (CRIU's file_desc_ops is
+ * the model), and what the files of kinds/ share. */
+#ifndef CKPT_KINDS_INTERNAL_H
+#define CKPT_KINDS_INTERNAL_H
+
+#include <stdio.h>
+#include <sys/stat.h>
+
+#include "kinds/kinds.h"
+
+/* What the capture of one fd starts from. */
+struct fd_source {
+	pid_t pid;
+	const char *link;      /* where /proc/PID/fd/FD points */
+	const struct stat *sb; /* the file it is open on */
+	const char *info;      /* /proc/PID/fdinfo/FD for an anonymous inode, else NULL */
+};
+
+/* The fds of every process of a tree, as one list: pipes, socketpairs,
+ * FIFOs and pty pairs may join fds of several processes. */
+struct fd_all {
+	struct fd_entry **f;
+	pid_t *pid;
+	size_t n;
+};
+
+/* One kind of fd (IMG_FD_*): what each step does with it.  A step a kind
+ * does not need is NULL; restore/ reopens files, directories and devices
+ * itself (they are paths), and standard streams are its own. */
+struct fd_ops {
+	const char *name;
+	/* An anonymous-inode kind: its fd's link ("anon_inode:[eventfd]"). */
+	const char *anon;
+	/* Dumping: its extra bytes from the process, into f; -1 naming the fd. */
+	int (*capture)(const struct fd_source *src, struct fd_entry *f);
+	/* Once every process is captured: what joins fds of several
+	 * processes (both ends there, each queue kept once); -1 naming an fd. */
+	int (*join)(struct fd_all *a);
+	/* Reading an image: the extra bytes of its FILE record are what
+	 * the kind needs (make and show rely on it); 0, or -1. */
+	int (*check)(const unsigned char *x, uint32_t n);
+	/* Restoring: open it again, close-on-exec, at any number; -1 with
+	 * err_set. */
+	int (*make)(const struct fd_entry *f, struct fd_pipes *pipes);
+	/* Inspecting: what it keeps beyond its path, " key value..." in
+	 * text, ",\"key\":value..." in JSON... */
+	void (*show)(FILE *out, const struct fd_entry *f, int json);
+	/* ...and what follows: lines of their own in text, a list in JSON. */
+	void (*show_list)(FILE *out, const struct fd_entry *f, int json);
+};
+
+extern const struct fd_ops fd_file_ops, fd_dir_ops, fd_chr_ops, fd_inherit_ops, fd_shm_ops;
+extern const struct fd_ops fd_pipe_ops, fd_fifo_ops, fd_unix_ops, fd_tty_ops;
+extern const struct fd_ops fd_eventfd_ops, fd_signalfd_ops, fd_timerfd_ops, fd_epoll_ops;
+extern const struct fd_ops fd_inotify_ops;
+
+/* The kind's operations; NULL for a number that is no kind. */
+const struct fd_ops *fd_ops_of(uint32_t kind);
+
+/* Capturing. */
+/* f's extra bytes: a, then b. */
+int fd_set_extra(struct fd_entry *f, const void *a, size_t alen, const void *b, size_t blen);
+/* A field of an fdinfo text: the text after "name:". */
+const char *fd_info_field(const char *info, const char *name);
+/* A duplicate of the target's fd (pidfd_getfd); -1 naming it. */
+int fd_getfd(pid_t pid, int fd);
+/* A terminal: a tty, console or pty device. */
+int fd_is_tty(const struct stat *sb);
+/* Drop what follows an fd's fixed extra part: another fd carries it. */
+void fd_drop_data(struct fd_entry *f, size_t fixed);
+
+/* Making. */
+/* The pair of this kind and id made so far, or NULL. */
+struct fd_pipe *fd_find_pair(struct fd_pipes *pipes, uint32_t kind, uint64_t id);
+/* A new slot for a pair, its ends -1 (not counted until made). */
+struct fd_pipe *fd_new_pair(struct fd_pipes *pipes, uint32_t kind, uint64_t id);
+/* A new fd of end (a pipe's, a socket's, a pty master), close-on-exec,
+ * with f's O_NONBLOCK; what names end in the message. */
+int fd_dup_end(int end, const struct fd_entry *f, const char *what);
+/* Lock again the slaves of pty pairs that were locked. */
+int fd_lock_ptys(struct fd_pipes *pipes);
+/* fd, or err_sys naming f's kind when fd is -1. */
+int fd_made(int fd, const struct fd_entry *f);
+
+/* Showing: " key value" or ",\"key\":value". */
+void fd_put_num(FILE *out, int json, const char *key, unsigned long long v);
+
+#endif

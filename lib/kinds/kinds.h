@@ -1,0 +1,147 @@
+/* kinds.h: the kinds of object a process holds beside its memory: file descriptors (fd_), shared
+ * memory objects (shm_), System V IPC (ipc_). */
+#ifndef CKPT_KINDS_H
+#define CKPT_KINDS_H
+
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "image/image.h"
+#include "target/target.h"
+
+/* ---- fd: a process's open files, captured and made again.  Each kind of fd
+ * (IMG_FD_*) is one file of kinds/ behind one table of operations
+ * (kinds-internal.h); the functions below go through it. */
+
+/* The name of fd kind (IMG_FD_*), "?" for a number that is none. */
+const char *fd_kind_name(uint32_t kind);
+
+/* Every open fd of pid into im->files, or -1 naming the fd that cannot be
+ * captured (its kind). */
+int fd_capture(pid_t pid, struct image *im) __attribute__((warn_unused_result));
+/* Once every process of a tree (or the one process) is captured: the fds
+ * that join processes.  Every socketpair must have both ends in the tree;
+ * a pipe whose other end is outside becomes an inherited stream on fd
+ * 0-2 and is marked IMG_PIPE_OUTSIDE elsewhere; the contents of each are
+ * kept once; fds that share an open file description get one desc id
+ * (kcmp(2)).  -1 naming an fd that cannot be restored. */
+int fd_check_tree(struct image *ims[], size_t n) __attribute__((warn_unused_result));
+/* Pipes, socketpairs and pty pairs made so far, so that every fd of one
+ * gets the same one. */
+struct fd_pipes {
+	struct fd_pipe {
+		uint32_t kind; /* IMG_FD_PIPE, IMG_FD_UNIX, IMG_FD_TTY */
+		uint32_t seen; /* ends met so far: bit 0, bit 1 */
+		uint64_t id;
+		int end[2];	  /* read, write; a socketpair's two ends; ptmx, pts */
+		uint32_t shut[2]; /* socketpair: each end's shutdown, applied once both are
+				   * seen; pty: shut[0] 1 to lock the slave again */
+	} * p;
+	size_t n;
+};
+
+/* Make the pipe, FIFO, unix socket, terminal, inotify, eventfd, signalfd,
+ * timerfd or epoll instance of f again,
+ * open (close-on-exec) at any fd number; -1 with err_set. */
+int fd_make(const struct fd_entry *f, struct fd_pipes *pipes) __attribute__((warn_unused_result));
+/* Once every fd is made: what needs all of them (a pty slave's lock).
+ * -1 with err_set. */
+int fd_pipes_done(struct fd_pipes *pipes) __attribute__((warn_unused_result));
+void fd_pipes_close(struct fd_pipes *pipes);
+/* A terminal standard stream that the restoring process's own stands for. */
+int fd_tty_inherits(const struct fd_entry *f);
+/* Put the termios and window size of terminal f on fd, if it is a
+ * terminal (an inherited standard stream may not be).  -1 with err_set. */
+int fd_tty_settings(int fd, const struct fd_entry *f) __attribute__((warn_unused_result));
+/* After the files are at their numbers: register each epoll instance's
+ * watches again.  -1 with err_set. */
+int fd_epoll_register(const struct image *im) __attribute__((warn_unused_result));
+
+/* Reading an image: the extra bytes of every FILE record of im are what
+ * its kind needs, or -1 naming the first that is not.  The image reader
+ * (image/) knows no kinds: whoever reads an image (img_open) calls this
+ * for each process, before anything of it is restored or shown. */
+int fd_check_files(const struct image *im) __attribute__((warn_unused_result));
+/* Inspecting an fd: what its kind keeps beyond its path, " key value..."
+ * in text, ",\"key\":value..." in JSON... */
+void fd_show(FILE *out, const struct fd_entry *f, int json);
+/* ...and what follows it: lines of their own in text (an inotify
+ * instance's watches), a list in JSON. */
+void fd_show_list(FILE *out, const struct fd_entry *f, int json);
+
+/* ---- shm: memory objects and files that exist only inside the process
+ * (shared anonymous memory, memfds, System V segments, deleted files):
+ * their contents go into the image, and a restore makes them again.
+ *
+ * The contents are read, in order of preference, from a file the dumper can
+ * open: the process's own fd to the object, /proc/PID/map_files (needs
+ * CAP_CHECKPOINT_RESTORE), or /proc/PID/exe.  When none opens, a shared
+ * mapping is read through the process's memory, only the pages mincore(2)
+ * (run inside the process) says are resident: reading a hole would fill it. */
+
+/* Dumping. */
+struct shm_dump;
+/* Every object the regions and fds of kind shm of im name, into im->shms,
+ * each with a source for its contents; with save_files, every regular file
+ * open on an fd too (up to save_max bytes, unless 0). */
+int shm_capture(pid_t pid, struct image *im, int save_files, uint64_t save_max,
+		struct shm_dump **sd)
+	__attribute__((warn_unused_result));
+/* Inside the stopped process: residency of objects without a file. */
+int shm_inject(struct inj *c, const struct image *im, struct shm_dump *sd)
+	__attribute__((warn_unused_result));
+/* SHMDATA records for every object, after the DATA record.  number, if
+ * set, numbers each object in the stream (a tree's objects are numbered
+ * across its processes), UINT64_MAX for one another process wrote. */
+int shm_write(pid_t pid, struct img_writer *w, const struct image *im, struct shm_dump *sd,
+	      const uint64_t *number) __attribute__((warn_unused_result));
+void shm_dump_free(struct shm_dump *sd);
+
+/* Restoring: each object made again, in im->shms order. */
+struct shm_made {
+	int *fd;    /* a file of it, O_RDWR (System V: -1) */
+	int *shmid; /* System V: the segment, else -1 */
+	int *created; /* System V: made by us (removed again if the restore fails) */
+	size_t n;
+};
+/* Make every object and fill it from the SHMDATA records that follow the
+ * metadata; put each saved file back at its path where it is missing or
+ * changed (one line on stderr says so).  The header of the record after
+ * them is read: it is left in *next.  -1 with err_set. */
+int shm_make(struct img_input *in, struct shm_made *sm, struct img_rec *next)
+	__attribute__((warn_unused_result));
+/* The index of the object region or fd f names (it exists: the reader
+ * checked). */
+size_t shm_index(const struct image *im, uint64_t dev, uint64_t ino);
+/* An fd of kind shm: a new open file description of its object, with the
+ * image's flags and offset, close-on-exec. */
+int shm_open_fd(const struct image *im, const struct shm_made *sm, const struct fd_entry *f)
+	__attribute__((warn_unused_result));
+/* Close what shm_make made; if the restore failed, remove the System V
+ * segments it created. */
+void shm_made_free(struct shm_made *sm, int failed);
+
+/* ---- ipc: System V semaphore sets and message queues.
+ *
+ * They belong to an IPC namespace, not to a process, and the kernel does
+ * not say which process created or uses one.  ckpt-dump saves those of the
+ * process's namespace that its user created (cuid) and that no other live
+ * process used last (the sempid of each semaphore, a queue's last sender
+ * and receiver): a program's own semaphores and queues, not those of
+ * another program of the same user that it never touched.
+ *
+ * ckpt-remap gives each back under its old id, which the program holds:
+ * where the set or queue still exists (same id, same key, same size) and no
+ * other live process used it last, its contents are set back to the
+ * checkpoint's; where it is gone, it is made again under its old id
+ * (writing sem_next_id or msg_next_id, which needs CAP_CHECKPOINT_RESTORE
+ * in the IPC namespace's user namespace).  Anything else (another process
+ * uses it, the id cannot be had) refuses the restore before anything
+ * changes, naming it. */
+
+int ipc_capture(pid_t pid, struct image *im) __attribute__((warn_unused_result));
+/* Make every set and queue of im again, or set it back; one line on
+ * stderr for each that is set back.  -1 with err_set. */
+int ipc_restore(const struct image *im) __attribute__((warn_unused_result));
+
+#endif

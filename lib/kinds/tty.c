@@ -1,0 +1,281 @@
+/* tty.c: terminals: pty pairs the program made, made again, and terminals it was given, whose
+ * settings go onto the restoring process's own. */
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/sysmacros.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "base/base.h"
+#include "kinds/kinds-internal.h"
+
+int fd_is_tty(const struct stat *sb)
+{
+	unsigned maj = major(sb->st_rdev);
+
+	return S_ISCHR(sb->st_mode) && (maj == 4 || maj == 5 || (maj >= 136 && maj <= 143));
+}
+
+static int is_ptmx(dev_t rdev)
+{
+	return major(rdev) == 5 && minor(rdev) == 2;
+}
+
+/* A terminal's settings and, for a pty, its number and lock.  A slave
+ * pty is only known to be the program's own (PTS) once every fd is
+ * captured (join_ttys); until then it is a TERM with its number. */
+static int capture_tty(const struct fd_source *src, struct fd_entry *f)
+{
+	struct img_tty t = {.role = IMG_TTY_TERM, .index = UINT32_MAX};
+	dev_t rdev = src->sb->st_rdev;
+	pid_t pid = src->pid;
+	struct termios tio;
+	struct winsize ws;
+	int s, v = 0;
+
+	if ((s = fd_getfd(pid, f->d.fd)) < 0)
+		return -1;
+	if (is_ptmx(rdev)) {
+		t.role = IMG_TTY_PTMX;
+		if (ioctl(s, TIOCGPTN, &t.index) || ioctl(s, TIOCGPTLCK, &v)) {
+			err_sys("pid %d: fd %d (%s): cannot ask the pty master its number", pid,
+				f->d.fd, f->path);
+			close(s);
+			return -1;
+		}
+		t.locked = !!v;
+	} else if (major(rdev) >= 136 && major(rdev) <= 143) {
+		t.index =
+		    (major(rdev) - 136) << 20 | minor(rdev); /* 20-bit minors: pts/N is 136:N */
+	}
+	/* /dev/tty of a process without a controlling terminal, or a
+	 * hung-up one, has no settings to keep. */
+	if (!tcgetattr(s, &tio) && !ioctl(s, TIOCGWINSZ, &ws)) {
+		t.have = 1;
+		t.iflag = tio.c_iflag;
+		t.oflag = tio.c_oflag;
+		t.cflag = tio.c_cflag;
+		t.lflag = tio.c_lflag;
+		t.line = tio.c_line;
+		memcpy(t.cc, tio.c_cc, sizeof(t.cc) < NCCS ? sizeof(t.cc) : NCCS);
+		t.ispeed = cfgetispeed(&tio);
+		t.ospeed = cfgetospeed(&tio);
+		t.rows = ws.ws_row;
+		t.cols = ws.ws_col;
+		t.xpixel = ws.ws_xpixel;
+		t.ypixel = ws.ws_ypixel;
+	}
+	close(s);
+	return fd_set_extra(f, &t, sizeof(t), NULL, 0);
+}
+
+/* A slave pty whose master the tree holds is part of a pair it made; any
+ * other terminal is reattached to the restoring one's. */
+static int join_ttys(struct fd_all *a)
+{
+	for (size_t i = 0; i < a->n; i++) {
+		struct fd_entry *f = a->f[i];
+		struct img_tty t, m;
+
+		if (f->d.kind != IMG_FD_TTY)
+			continue;
+		memcpy(&t, f->extra, sizeof(t));
+		if (t.role != IMG_TTY_TERM || t.index == UINT32_MAX)
+			continue;
+		for (size_t k = 0; k < a->n; k++) {
+			if (a->f[k]->d.kind != IMG_FD_TTY)
+				continue;
+			memcpy(&m, a->f[k]->extra, sizeof(m));
+			if (m.role == IMG_TTY_PTMX && m.index == t.index) {
+				t.role = IMG_TTY_PTS;
+				memcpy(f->extra, &t, sizeof(t));
+				break;
+			}
+		}
+	}
+	return 0;
+}
+
+static int check_tty(const unsigned char *x, uint32_t n)
+{
+	struct img_tty t;
+
+	if (n != sizeof(t))
+		return -1;
+	memcpy(&t, x, sizeof(t));
+	if (t.role > IMG_TTY_PTS || t.locked > 1 || t.have > 1)
+		return -1;
+	return 0;
+}
+
+int fd_tty_inherits(const struct fd_entry *f)
+{
+	struct img_tty t;
+
+	if (f->d.kind != IMG_FD_TTY || f->d.fd > 2)
+		return 0;
+	memcpy(&t, f->extra, sizeof(t));
+	return t.role == IMG_TTY_TERM;
+}
+
+int fd_tty_settings(int fd, const struct fd_entry *f)
+{
+	struct img_tty t;
+	struct termios tio;
+	struct winsize ws;
+	struct sigaction ign = {.sa_handler = SIG_IGN}, old;
+	int rc = 0;
+
+	memcpy(&t, f->extra, sizeof(t));
+	if (!t.have || !isatty(fd))
+		return 0;
+	if (tcgetattr(fd, &tio)) {
+		err_sys("fd %d: cannot read the terminal's settings", f->d.fd);
+		return -1;
+	}
+	tio.c_iflag = t.iflag;
+	tio.c_oflag = t.oflag;
+	tio.c_cflag = t.cflag;
+	tio.c_lflag = t.lflag;
+	tio.c_line = t.line;
+	memcpy(tio.c_cc, t.cc, sizeof(t.cc) < NCCS ? sizeof(t.cc) : NCCS);
+	cfsetispeed(&tio, t.ispeed);
+	cfsetospeed(&tio, t.ospeed);
+	ws = (struct winsize){t.rows, t.cols, t.xpixel, t.ypixel};
+	/* From a background process group, changing the controlling
+	 * terminal would stop us with SIGTTOU; ignored, it is allowed. */
+	sigaction(SIGTTOU, &ign, &old);
+	if (tcsetattr(fd, TCSANOW, &tio) || ioctl(fd, TIOCSWINSZ, &ws)) {
+		err_sys("fd %d: cannot set the terminal's settings", f->d.fd);
+		rc = -1;
+	}
+	sigaction(SIGTTOU, &old, NULL);
+	return rc;
+}
+
+/* A terminal the program did not make: the restoring process's own,
+ * which is one of its standard streams or else /dev/tty. */
+static int open_term(const struct fd_entry *f)
+{
+	int flags = (f->d.flags & (O_ACCMODE | O_NONBLOCK | O_APPEND)) | O_NOCTTY | O_CLOEXEC;
+	char path[64];
+	int fd = -1;
+
+	for (int k = 0; k <= 2 && fd < 0; k++)
+		if (isatty(k))
+			fd = open(fmt_path(path, sizeof(path), "/proc/self/fd/%d", k), flags);
+	if (fd < 0)
+		fd = open("/dev/tty", flags);
+	if (fd < 0) {
+		err_sys("fd %d was terminal %s: cannot open a terminal of ours (none of fds 0-2 "
+			"is one, and /dev/tty)",
+			f->d.fd, f->path);
+		return -1;
+	}
+	if (fd_tty_settings(fd, f)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* An end of a pty pair the program made: a new pair (its number may
+ * differ from the old one), the slave opened through the master
+ * (TIOCGPTPEER, Linux 4.13), the settings and the lock as they were. */
+static int make_pty(const struct fd_entry *f, struct fd_pipes *pipes)
+{
+	int acc = (f->d.flags & (O_ACCMODE | O_NONBLOCK)) | O_NOCTTY | O_CLOEXEC;
+	struct fd_pipe *fp;
+	struct img_tty t;
+	int fd, lock = 0;
+
+	memcpy(&t, f->extra, sizeof(t));
+	if (!(fp = fd_find_pair(pipes, IMG_FD_TTY, t.index))) {
+		if (!(fp = fd_new_pair(pipes, IMG_FD_TTY, t.index)))
+			return -1;
+		fp->end[0] = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+		if (fp->end[0] < 0 || ioctl(fp->end[0], TIOCSPTLCK, &lock)) {
+			err_sys("fd %d: cannot make a pty pair", f->d.fd);
+			close(fp->end[0]);
+			return -1;
+		}
+		pipes->n++;
+	}
+	if (t.role == IMG_TTY_PTS) {
+		fd = ioctl(fp->end[0], TIOCGPTPEER, acc);
+		if (fd < 0) {
+			err_sys("fd %d: cannot open the slave of a new pty", f->d.fd);
+			return -1;
+		}
+	} else {
+		/* Every ptmx fd of the pair is a dup of one open file: two
+		 * opens of /dev/ptmx would be two pairs. */
+		fd = fd_dup_end(fp->end[0], f, "a pty master");
+		if (fd < 0)
+			return -1;
+		fp->seen |= 1;
+		fp->shut[0] = t.locked;
+	}
+	if (fd_tty_settings(fd, f)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Lock again the slaves of pty pairs that were locked; each slave the
+ * program held is open by now. */
+int fd_lock_ptys(struct fd_pipes *pipes)
+{
+	for (size_t i = 0; i < pipes->n; i++) {
+		struct fd_pipe *fp = &pipes->p[i];
+		int lock = 1;
+
+		if (fp->kind == IMG_FD_TTY && fp->shut[0] && ioctl(fp->end[0], TIOCSPTLCK, &lock)) {
+			err_sys("cannot lock a pty again");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int make_tty(const struct fd_entry *f, struct fd_pipes *pipes)
+{
+	struct img_tty t;
+
+	memcpy(&t, f->extra, sizeof(t));
+	return t.role == IMG_TTY_TERM ? open_term(f) : make_pty(f, pipes);
+}
+
+static void show_tty(FILE *out, const struct fd_entry *f, int json)
+{
+	static const char *const roles[] = {"terminal", "ptmx", "pts"};
+	struct img_tty t;
+
+	memcpy(&t, f->extra, sizeof(t));
+	fprintf(out, json ? ",\"role\":\"%s\"" : " %s", roles[t.role]);
+	if (t.index != UINT32_MAX)
+		fd_put_num(out, json, "pty", t.index);
+	if (t.role == IMG_TTY_PTMX)
+		fd_put_num(out, json, "locked", t.locked);
+	if (t.have) {
+		fd_put_num(out, json, "rows", t.rows);
+		fd_put_num(out, json, "cols", t.cols);
+		fprintf(out,
+			json ? ",\"iflag\":%u,\"oflag\":%u,\"cflag\":%u,\"lflag\":%u"
+			     : " iflag %#o oflag %#o cflag %#o lflag %#o",
+			t.iflag, t.oflag, t.cflag, t.lflag);
+	}
+}
+
+const struct fd_ops fd_tty_ops = {
+    .name = "tty",
+    .capture = capture_tty,
+    .join = join_ttys,
+    .check = check_tty,
+    .make = make_tty,
+    .show = show_tty,
+};

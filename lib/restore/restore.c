@@ -1,0 +1,1356 @@
+/* restore.c: rebuild a process from its image and hand it to the restorer. */
+#include <cpuid.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/rseq.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/user.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/base.h"
+#include "kinds/kinds.h"
+#include "target/target.h"
+#include "restore/restore.h"
+#include "restore/restorer/restorer.h"
+
+extern const unsigned char rst_blob[], rst_blob_end[];
+
+#define PR_TIMER_CREATE_RESTORE_IDS_ 77 /* <linux/prctl.h> of Linux 6.15 */
+#define ALIGN(x, a) (((x) + (a) - 1) & ~((uint64_t)(a) - 1))
+#define RST_STACK (64 << 10)
+
+/* The trampoline (see restorer.h): munmap(rdi, rsi); rsp = rdx;
+ * rt_sigreturn.  It runs from its own page so that the munmap of the blob
+ * does not pull the code from under it. */
+static const unsigned char tramp_main[] = {
+	0xb8, 0x0b, 0x00, 0x00, 0x00, /* mov $SYS_munmap, %eax */
+	0x0f, 0x05,		      /* syscall */
+	0x48, 0x89, 0xd4,	      /* mov %rdx, %rsp */
+	0xb8, 0x0f, 0x00, 0x00, 0x00, /* mov $SYS_rt_sigreturn, %eax */
+	0x0f, 0x05,		      /* syscall */
+	0x0f, 0x0b,		      /* ud2 */
+};
+
+/* A cloned thread leaves the blob here: count itself off (*rdi), wake the
+ * main thread waiting to unmap the blob, then rt_sigreturn on its frame
+ * (r12).  From the decrement on it touches no blob memory but through the
+ * futex call, which only fails with EFAULT if the blob is gone already. */
+static const unsigned char tramp_thread[] = {
+	0xf0, 0xff, 0x0f,	      /* lock decl (%rdi) */
+	0xb8, 0xca, 0x00, 0x00, 0x00, /* mov $SYS_futex, %eax */
+	0xbe, 0x81, 0x00, 0x00, 0x00, /* mov $FUTEX_WAKE_PRIVATE, %esi */
+	0xba, 0xff, 0xff, 0xff, 0x7f, /* mov $INT_MAX, %edx */
+	0x0f, 0x05,		      /* syscall */
+	0x4c, 0x89, 0xe4,	      /* mov %r12, %rsp */
+	0xb8, 0x0f, 0x00, 0x00, 0x00, /* mov $SYS_rt_sigreturn, %eax */
+	0x0f, 0x05,		      /* syscall */
+	0x0f, 0x0b,		      /* ud2 */
+};
+
+_Static_assert(sizeof(tramp_main) <= RST_TRAMP_THREAD, "trampoline entries overlap");
+_Static_assert(RST_TRAMP_THREAD + sizeof(tramp_thread) <= RST_TRAMP_MAGIC_OFF,
+	       "trampoline code overlaps its marker");
+
+/* The kernel's x86-64 signal frame, as rt_sigreturn reads it. */
+struct k_sigcontext {
+	uint64_t r8, r9, r10, r11, r12, r13, r14, r15;
+	uint64_t rdi, rsi, rbp, rbx, rdx, rax, rcx, rsp, rip, eflags;
+	uint16_t cs, gs, fs, ss;
+	uint64_t err, trapno, oldmask, cr2, fpstate;
+	uint64_t reserved1[8];
+};
+
+struct k_ucontext {
+	uint64_t uc_flags;
+	uint64_t uc_link;
+	uint64_t ss_sp;
+	int32_t ss_flags;
+	int32_t ss_pad;
+	uint64_t ss_size;
+	struct k_sigcontext mc;
+	uint64_t sigmask;
+};
+
+#define UC_FP_XSTATE 1
+#define UC_SIGCONTEXT_SS 2
+#define UC_STRICT_RESTORE_SS 4
+#ifndef FP_XSTATE_MAGIC1
+#define FP_XSTATE_MAGIC1 0x46505853u
+#define FP_XSTATE_MAGIC2 0x46505845u
+#endif
+#define FX_SW_OFF 464 /* struct _fpx_sw_bytes in fxsave's sw_reserved */
+
+struct fpx_sw {
+	uint32_t magic1, extended_size;
+	uint64_t xfeatures;
+	uint32_t xstate_size, pad[7];
+};
+
+/* ---- checks before the point of no return ---------------------------- */
+
+static uint64_t xgetbv0(void)
+{
+	uint32_t lo, hi;
+
+	__asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+	return ((uint64_t)hi << 32) | lo;
+}
+
+/* Bytes of the standard-format XSAVE area that hold the features in mask. */
+static uint32_t xsave_size_for(uint64_t mask)
+{
+	uint32_t size = 576; /* legacy area and XSAVE header */
+
+	for (int i = 2; i < 63; i++) {
+		unsigned a, b, c, d;
+		if (!(mask & (1ull << i)))
+			continue;
+		__cpuid_count(0xd, i, a, b, c, d);
+		if (a + b > size)
+			size = a + b;
+	}
+	return size;
+}
+
+/* "bit 9 (pkru), ..." for the XSAVE features in mask (the XCR0 bits of
+ * the Intel SDM, vol. 1, 13.1). */
+static void xfeature_names(uint64_t mask, char *buf, size_t size)
+{
+	static const char *const names[] = {"x87",
+					    "sse",
+					    "avx",
+					    "mpx bndregs",
+					    "mpx bndcsr",
+					    "avx-512 opmask",
+					    "avx-512 zmm_hi256",
+					    "avx-512 hi16_zmm",
+					    "pt",
+					    "pkru",
+					    "pasid",
+					    "cet user",
+					    "cet supervisor",
+					    "hdc",
+					    "uintr",
+					    "lbr",
+					    "hwp",
+					    "amx tilecfg",
+					    "amx tiledata",
+					    "apx"};
+	size_t len = 0;
+
+	buf[0] = 0;
+	for (int i = 0; i < 64 && len < size; i++)
+		if (mask & (1ull << i))
+			len +=
+			    snprintf(buf + len, size - len, "%sbit %d (%s)", len ? ", " : "", i,
+				     i < (int)(sizeof(names) / sizeof(names[0])) ? names[i] : "?");
+}
+
+static int check_cpu(const struct image *im, int flags, uint64_t *xfeatures, uint32_t *xsize)
+{
+	uint64_t cur = xgetbv0(), img = im->hdr.xfeatures;
+	char missing[512];
+
+	__builtin_cpu_init();
+	if (!__builtin_cpu_supports("sse4.2")) {
+		err_set("this CPU lacks SSE4.2 (crc32), which the restorer needs");
+		return -1;
+	}
+	if (img & ~cur) {
+		xfeature_names(img & ~cur, missing, sizeof(missing));
+		if (!(flags & RST_FORCE_CPU)) {
+			err_set("the image needs XSAVE features this CPU lacks: %s (image %#llx, "
+				"this CPU %#llx); --force restores without them",
+				missing, (unsigned long long)img, (unsigned long long)cur);
+			return -1;
+		}
+		warnx("warning: --force: restoring without XSAVE features this CPU lacks: %s; the "
+		      "program's state in them is lost, and it dies of SIGILL if it uses them",
+		      missing);
+	}
+	/* Dynamically enabled features (AMX tile data, bit 18) need a
+	 * permission the restored program will not have asked for again. */
+	*xfeatures = img & cur & ~(1ull << 18);
+	*xsize = xsave_size_for(*xfeatures);
+	for (size_t i = 0; i < im->nthreads; i++)
+		if (*xsize > im->threads[i].d.xstate_len) {
+			err_set("thread %d: the image holds %u bytes of XSAVE state; %u are needed "
+				"here",
+				im->threads[i].d.tid, im->threads[i].d.xstate_len, *xsize);
+			return -1;
+		}
+	return 0;
+}
+
+static int is_special(const char *name)
+{
+	return !strcmp(name, "[vdso]") || !strncmp(name, "[vvar", 5);
+}
+
+/* The kernel's own mappings are moved to where the image had them.  Both
+ * sides must have the same ones, in the same order and sizes: since Linux
+ * 6.13 that is [vvar], [vvar_vclock], [vdso], and no adjacency is assumed. */
+static int plan_specials(const struct image *im, const struct proc_map *self, size_t nself,
+			 struct rst_args *a)
+{
+	size_t k = 0;
+
+	a->nspecial = 0;
+	for (size_t i = 0; i < nself; i++) {
+		if (!is_special(self[i].path))
+			continue;
+		while (k < im->nregions && im->regions[k].d.kind != IMG_RGN_SPECIAL)
+			k++;
+		if (k == im->nregions || strcmp(im->regions[k].path, self[i].path) ||
+		    im->regions[k].d.end - im->regions[k].d.start != self[i].end - self[i].start ||
+		    a->nspecial == RST_MAX_SPECIAL) {
+			err_set("the kernel's special mappings ([vvar], [vdso]) differ from the "
+				"image's (dumped on kernel %s): restore on the same kernel",
+				im->hdr.kernel);
+			return -1;
+		}
+		a->special[a->nspecial++] = (struct rst_move){
+			self[i].start, im->regions[k].d.start, self[i].end - self[i].start};
+		k++;
+	}
+	while (k < im->nregions && im->regions[k].d.kind != IMG_RGN_SPECIAL)
+		k++;
+	if (k != im->nregions) {
+		err_set("the image has special mapping %s that this kernel does not",
+			im->regions[k].path);
+		return -1;
+	}
+	return 0;
+}
+
+/* Highest address range of len bytes free both here and in the image, with
+ * a margin on either side; below the usual mmap base so that it stays clear
+ * of the stack. */
+static uint64_t find_free(const struct image *im, const struct proc_map *self, size_t nself,
+			  uint64_t len)
+{
+	const uint64_t margin = 1 << 20, lo = 1ull << 32;
+	uint64_t top = 0x7f0000000000ull;
+
+	for (;;) {
+		uint64_t start = top - len - margin, clash = 0;
+		if (top < lo + len + 2 * margin)
+			return 0;
+		for (size_t i = 0; i < nself; i++)
+			if (self[i].start < top && self[i].end + margin > start &&
+			    self[i].start > clash)
+				clash = self[i].start;
+		for (size_t i = 0; i < im->nregions; i++)
+			if (im->regions[i].d.start < top && im->regions[i].d.end + margin > start &&
+			    im->regions[i].d.start > clash)
+				clash = im->regions[i].d.start;
+		if (!clash)
+			return start;
+		top = clash & ~(margin - 1);
+	}
+}
+
+/* How many runs --lazy may map: each adds up to two mappings, and
+ * vm.max_map_count is the kernel's limit (mmap fails past it, after the
+ * point of no return). */
+static uint64_t lazy_room(uint64_t mappings)
+{
+	long long max = 65530;
+	FILE *f = fopen("/proc/sys/vm/max_map_count", "re");
+
+	if (f) {
+		if (fscanf(f, "%lld", &max) != 1)
+			max = 65530;
+		fclose(f);
+	}
+	max -= (long long)mappings + 1000;
+	if (max < 0)
+		return 0;
+	return max / 2 < 20000 ? max / 2 : 20000;
+}
+
+/* --lazy maps page data from the image: it must be a file, as written. */
+static int check_lazy(const struct img_input *in, int tree)
+{
+	struct stat sb;
+
+	if (in->im.parent) {
+		err_set("--lazy maps page data from one image file, and an incremental image "
+			"takes pages from its parents too: restore it without --lazy");
+		return -1;
+	}
+	if (in->compressed) {
+		err_set("--lazy maps page data from the image file, and a compressed image "
+			"cannot be mapped: decompress it to a file first");
+		return -1;
+	}
+	if (fstat(in->r.fd, &sb) || !S_ISREG(sb.st_mode)) {
+		err_set("--lazy maps page data from the image file: the image must be a regular "
+			"file, not %s",
+			in->from_stdin ? "standard input of this kind" : "this kind of file");
+		return -1;
+	}
+	/* Page data is mapped at its stream offset: the file must start there.
+	 * (A tree's processes share the file's offset: the first one checked
+	 * it before any of them read on.) */
+	if (!tree && lseek(in->r.fd, 0, SEEK_CUR) != (off_t)in->r.off) {
+		err_set("--lazy maps page data from the image file: the image must start at the "
+			"beginning of the file");
+		return -1;
+	}
+	return 0;
+}
+
+/* mlock after the point of no return must not fail for the limit: check it
+ * now (a process with CAP_IPC_LOCK has none, and mlock says so itself). */
+static int check_locked(const struct image *im)
+{
+	uint64_t locked = 0;
+	struct rlimit rl;
+
+	for (size_t i = 0; i < im->nregions; i++)
+		if (im->regions[i].d.flags & (IMG_RGN_LOCKED | IMG_RGN_LOCKONFAULT))
+			locked += im->regions[i].d.end - im->regions[i].d.start;
+	if (!locked || getrlimit(RLIMIT_MEMLOCK, &rl) || rl.rlim_cur == RLIM_INFINITY ||
+	    locked <= rl.rlim_cur || has_cap(14 /* CAP_IPC_LOCK: no limit */))
+		return 0;
+	err_set("the image has %llu KiB of locked memory, over this process's RLIMIT_MEMLOCK "
+		"of %llu KiB",
+		(unsigned long long)locked >> 10, (unsigned long long)rl.rlim_cur >> 10);
+	return -1;
+}
+
+struct fileset {
+	const char **paths;
+	int *fds;
+	size_t n;
+};
+
+/* What differs between a file now (sb) and as the image recorded it: its
+ * size, its mtime, each as "now, was then", into what; 0 if neither does.
+ * Times are shown to the second, and to the nanosecond when their seconds
+ * agree (a file rewritten within the second), so the two never read alike. */
+static int file_change(char *what, size_t size, const struct stat *sb, uint64_t fsize,
+		       int64_t mtime_sec, uint32_t mtime_nsec)
+{
+	char t1[64], t2[64];
+	int n = 0, ns = sb->st_mtim.tv_sec == mtime_sec;
+
+	*what = 0;
+	if ((uint64_t)sb->st_size != fsize)
+		n = snprintf(what, size, "size %lld, was %llu", (long long)sb->st_size,
+			     (unsigned long long)fsize);
+	if (!ns || (uint32_t)sb->st_mtim.tv_nsec != mtime_nsec)
+		snprintf(what + n, size - n, "%smtime %s, was %s", n ? "; " : "",
+			 ns ? fmt_time_ns(t1, sizeof(t1), sb->st_mtim.tv_sec, sb->st_mtim.tv_nsec)
+			    : fmt_time(t1, sizeof(t1), sb->st_mtim.tv_sec),
+			 ns ? fmt_time_ns(t2, sizeof(t2), mtime_sec, mtime_nsec)
+			    : fmt_time(t2, sizeof(t2), mtime_sec));
+	return *what != 0;
+}
+
+/* A mapped file must be the one the image saw: its pages not in the
+ * image are read from it again.  (Size and mtime tell; its device and
+ * inode need not be the same, so that a restore on another machine, with
+ * the same files, works.) */
+static int map_file_unchanged(const struct region *r, const struct stat *sb)
+{
+	char what[192];
+
+	if (!file_change(what, sizeof(what), sb, r->d.fsize, r->d.mtime_sec, r->d.mtime_nsec))
+		return 0;
+	err_set("%s, mapped at %#llx, changed since the checkpoint (%s)", r->path,
+		(unsigned long long)r->d.start, what);
+	return -1;
+}
+
+/* One fd per mapped file, checked against what the image recorded. */
+static int map_file_fd(struct fileset *fs, const struct region *r)
+{
+	struct stat sb;
+	int fd, wr = (r->d.flags & IMG_RGN_SHARED) && (r->d.flags & IMG_RGN_MAYWRITE);
+
+	for (size_t i = 0; i < fs->n; i++)
+		if (!strcmp(fs->paths[i], r->path))
+			return fs->fds[i];
+	fd = open(r->path, (wr ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	if (fd < 0) {
+		err_sys("cannot open %s, mapped at %#llx", r->path, (unsigned long long)r->d.start);
+		return -1;
+	}
+	if (fstat(fd, &sb)) {
+		err_sys("cannot stat %s", r->path);
+		close(fd);
+		return -1;
+	}
+	if (map_file_unchanged(r, &sb)) {
+		close(fd);
+		return -1;
+	}
+	fs->paths[fs->n] = r->path;
+	fs->fds[fs->n++] = fd;
+	return fd;
+}
+
+/* ---- files ------------------------------------------------------------ */
+
+struct fdplan {
+	int target; /* fd number in the program */
+	int tmp;    /* where it is open now, or -1 to keep what is at target */
+	int cloexec;
+};
+
+/* Every mapped file is there and unchanged (map_file_fd checks again as
+ * it opens them; this is so that the refusal comes before any change). */
+static int precheck_maps(const struct image *im)
+{
+	for (size_t i = 0; i < im->nregions; i++) {
+		const struct region *r = &im->regions[i];
+		struct stat sb;
+
+		if (r->d.kind != IMG_RGN_FILE)
+			continue;
+		if (stat(r->path, &sb)) {
+			err_sys("cannot open %s, mapped at %#llx", r->path,
+				(unsigned long long)r->d.start);
+			return -1;
+		}
+		if (map_file_unchanged(r, &sb))
+			return -1;
+	}
+	return 0;
+}
+
+static int check_changed(const struct fd_entry *f, int fd, int allow);
+
+/* Every regular file the program had open is there and unchanged, unless
+ * the image holds it (--save-files): it is put back then. */
+static int precheck_files(const struct image *im)
+{
+	for (size_t i = 0; i < im->nfiles; i++) {
+		const struct fd_entry *f = &im->files[i];
+		const struct shm_obj *o;
+		int fd, rc;
+
+		if (f->d.kind != IMG_FD_REG || f->inherit)
+			continue;
+		o = img_find_shm(im, f->d.dev, f->d.ino);
+		if (o && o->d.kind == IMG_SHM_SAVED)
+			continue;
+		fd = open(f->path, O_PATH | O_CLOEXEC);
+		if (fd < 0) {
+			err_sys("fd %d: cannot reopen %s", f->d.fd, f->path);
+			return -1;
+		}
+		rc = check_changed(f, fd, 0);
+		close(fd);
+		if (rc)
+			return -1;
+	}
+	return 0;
+}
+
+/* A regular file whose size or mtime differs from the image's was
+ * changed since the dump: what the program knew of it (its offset, what
+ * it read) may no longer hold.  -1 unless allowed, then a warning. */
+static int check_changed(const struct fd_entry *f, int fd, int allow)
+{
+	struct stat sb;
+	char what[192];
+
+	if (fstat(fd, &sb)) {
+		err_sys("fd %d: cannot stat %s", f->d.fd, f->path);
+		return -1;
+	}
+	if (!file_change(what, sizeof(what), &sb, f->d.size, f->d.mtime_sec, f->d.mtime_nsec))
+		return 0;
+	if (allow) {
+		warnx("fd %d: %s changed since the checkpoint (%s); going on", f->d.fd, f->path,
+		      what);
+		return 0;
+	}
+	err_set("fd %d: %s changed since the checkpoint (%s); --allow-changed-files restores "
+		"anyway",
+		f->d.fd, f->path, what);
+	return -1;
+}
+
+int rst_check_lazy(const struct img_input *in)
+{
+	return check_lazy(in, 0);
+}
+
+int rst_inherit_fd(struct img_input *in, int fd, int ours)
+{
+	size_t found = 0;
+
+	if (fcntl(ours, F_GETFD) < 0) {
+		err_sys("--inherit-fd %d=%d: fd %d of ckpt-remap is not open", fd, ours, ours);
+		return -1;
+	}
+	for (size_t k = 0; k <= in->nrest; k++) {
+		struct image *im = img_proc_at(in, k);
+		for (size_t i = 0; i < im->nfiles; i++)
+			if (im->files[i].d.fd == fd) {
+				im->files[i].inherit = ours + 1;
+				found++;
+			}
+	}
+	if (!found) {
+		err_set("--inherit-fd %d=%d: the image has no fd %d", fd, ours, fd);
+		return -1;
+	}
+	/* Descs are numbered across the tree: every fd of one open file
+	 * description gets the same file, as every fd of it had. */
+	for (size_t k = 0; k <= in->nrest; k++) {
+		struct image *im = img_proc_at(in, k);
+		for (size_t i = 0; i < im->nfiles; i++) {
+			struct fd_entry *f = &im->files[i];
+			if (f->d.fd != fd || !f->d.desc)
+				continue;
+			for (size_t j = 0; j <= in->nrest; j++) {
+				struct image *o = img_proc_at(in, j);
+				for (size_t m = 0; m < o->nfiles; m++)
+					if (o->files[m].d.desc == f->d.desc)
+						o->files[m].inherit = ours + 1;
+			}
+		}
+	}
+	return 0;
+}
+
+void rst_close_inherited(struct img_input *in)
+{
+	/* An fd given twice is closed twice: the second close fails with
+	 * EBADF, and nothing opens meanwhile to take its number. */
+	for (size_t k = 0; k <= in->nrest; k++) {
+		const struct image *im = img_proc_at(in, k);
+		for (size_t i = 0; i < im->nfiles; i++)
+			if (im->files[i].inherit)
+				close(im->files[i].inherit - 1);
+	}
+}
+
+/* One line for each pipe end whose other end was outside and that gets a
+ * pipe whose other end is closed: the program will see end of file or
+ * EPIPE where it did not before. */
+static void warn_outside_pipes(const struct image *im, int tree)
+{
+	for (size_t i = 0; i < im->nfiles; i++) {
+		const struct fd_entry *f = &im->files[i];
+		struct img_pipe p;
+		char who[32] = "";
+
+		if (f->d.kind != IMG_FD_PIPE || f->inherit)
+			continue;
+		memcpy(&p, f->extra, sizeof(p));
+		if (!(p.flags & IMG_PIPE_OUTSIDE))
+			continue;
+		if (tree)
+			snprintf(who, sizeof(who), "pid %d: ", im->proc.pid);
+		warnx("%sfd %d was the %s end of a pipe whose %s was outside the %s and is not "
+		      "restored: %s; --inherit-fd %d=N hands it ckpt-remap's fd N instead",
+		      who, f->d.fd, p.end ? "write" : "read", p.end ? "reader" : "writer",
+		      tree ? "tree" : "process",
+		      p.end ? "writing to it fails with EPIPE"
+			    : "it reads what was queued in it at the checkpoint, then end of file",
+		      f->d.fd);
+	}
+}
+
+int rst_make_fd(const struct img_input *in, const struct image *im, const struct fd_entry *f,
+		struct fd_pipes *pipes, const struct shm_made *sm, int allow_changed)
+{
+	int fd = -1, flags, inherit = f->d.kind == IMG_FD_INHERIT || fd_tty_inherits(f);
+
+	if (f->inherit) {
+		/* The caller's file, as it is: its status flags are shared
+		 * with whoever else holds it, not ours to change. */
+		fd = fcntl(f->inherit - 1, F_DUPFD_CLOEXEC, 0);
+		if (fd < 0)
+			err_sys("fd %d: cannot duplicate fd %d of ours (--inherit-fd)", f->d.fd,
+				f->inherit - 1);
+		return fd;
+	}
+	switch (inherit ? IMG_FD_INHERIT : f->d.kind) {
+	case IMG_FD_INHERIT:
+		/* Ours, unless we lack it or it carried the image. */
+		if ((f->d.fd == 0 && in->from_stdin) || fcntl(f->d.fd, F_GETFD) < 0)
+			fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+		break;
+	case IMG_FD_REG:
+	case IMG_FD_DIR:
+	case IMG_FD_CHR:
+		flags = f->d.flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC);
+		fd = open(f->path, flags | O_CLOEXEC);
+		if (fd < 0) {
+			err_sys("fd %d: cannot reopen %s", f->d.fd, f->path);
+			return -1;
+		}
+		if (f->d.kind == IMG_FD_REG && check_changed(f, fd, allow_changed)) {
+			close(fd);
+			return -1;
+		}
+		if (f->d.kind != IMG_FD_CHR && lseek(fd, f->d.pos, SEEK_SET) < 0 &&
+		    f->d.kind == IMG_FD_REG) {
+			err_sys("fd %d: cannot seek %s to %llu", f->d.fd, f->path,
+				(unsigned long long)f->d.pos);
+			close(fd);
+			return -1;
+		}
+		return fd;
+	case IMG_FD_SHM:
+		return shm_open_fd(im, sm, f);
+	default:
+		return fd_make(f, pipes);
+	}
+	/* A terminal gets the program's settings, on ours. */
+	if (fd < 0 && !(f->d.fd == 0 && in->from_stdin) && fcntl(f->d.fd, F_GETFD) >= 0) {
+		if (f->d.kind == IMG_FD_TTY && fd_tty_settings(f->d.fd, f))
+			return -1;
+		return RST_FD_KEEP;
+	}
+	if (fd < 0)
+		err_sys("fd %d: cannot open /dev/null", f->d.fd);
+	return fd;
+}
+
+/* Open every file of the image at a temporary number; nothing of ours is
+ * touched until all of them opened.  fds that shared an open file
+ * description share one again; premade (a tree's) has the fds the tree's
+ * first process made before it forked the others. */
+static int open_files(const struct img_input *in, struct fdplan *plan, struct fd_pipes *pipes,
+		      const struct shm_made *sm, int allow_changed, const int *premade)
+{
+	const struct image *im = &in->im;
+
+	for (size_t i = 0; i < im->nfiles; i++) {
+		const struct fd_entry *f = &im->files[i];
+		int fd = -1;
+
+		plan[i].target = f->d.fd;
+		plan[i].cloexec = !!(f->d.fdflags & FD_CLOEXEC);
+		plan[i].tmp = -1;
+		if (premade && premade[i] >= 0)
+			fd = premade[i];
+		for (size_t j = 0; j < i && fd < 0 && f->d.desc; j++)
+			if (im->files[j].d.desc == f->d.desc && plan[j].tmp >= 0)
+				fd = plan[j].tmp;
+		if (fd >= 0) {
+			plan[i].tmp = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+			if (plan[i].tmp < 0) {
+				err_sys("fd %d: cannot duplicate", f->d.fd);
+				return -1;
+			}
+			continue;
+		}
+		fd = rst_make_fd(in, im, f, pipes, sm, allow_changed);
+		if (fd == -1)
+			return -1;
+		if (fd >= 0)
+			plan[i].tmp = fd;
+	}
+	return 0;
+}
+
+/* Move fd to a number at or above base, close-on-exec. */
+static int lift_fd(int fd, int base)
+{
+	int nfd;
+
+	if (fd >= base)
+		return fd;
+	nfd = fcntl(fd, F_DUPFD_CLOEXEC, base);
+	if (nfd < 0) {
+		err_sys("cannot move fd %d above %d", fd, base);
+		return -1;
+	}
+	close(fd);
+	return nfd;
+}
+
+/* Put every file at its number and close everything else of ours except
+ * the fds in keep[].  Runs after every check passed: dup3 onto a number
+ * we own does not fail for any reason we could have handled. */
+static void install_files(const struct image *im, struct fdplan *plan, const int *keep,
+			  size_t nkeep)
+{
+	char path[64];
+	struct dirent *d;
+	DIR *dir;
+
+	for (size_t i = 0; i < im->nfiles; i++) {
+		if (plan[i].tmp >= 0) {
+			dup3(plan[i].tmp, plan[i].target, plan[i].cloexec ? O_CLOEXEC : 0);
+			close(plan[i].tmp);
+		} else {
+			fcntl(plan[i].target, F_SETFD, plan[i].cloexec ? FD_CLOEXEC : 0);
+		}
+	}
+	dir = opendir(fmt_path(path, sizeof(path), "/proc/self/fd"));
+	if (!dir)
+		return;
+	while ((d = readdir(dir))) {
+		int fd = atoi(d->d_name), wanted = 0;
+
+		if (d->d_name[0] < '0' || d->d_name[0] > '9' || fd == dirfd(dir))
+			continue;
+		for (size_t i = 0; i < im->nfiles && !wanted; i++)
+			wanted = plan[i].target == fd;
+		for (size_t i = 0; i < nkeep && !wanted; i++)
+			wanted = keep[i] == fd;
+		if (!wanted)
+			close(fd);
+	}
+	closedir(dir);
+}
+
+/* ---- the frame -------------------------------------------------------- */
+
+/* The rt_sigreturn frame that loads the program's registers.  A thread
+ * stopped inside a system call that the kernel would restart is set to
+ * run it again. */
+static void build_frame(const struct thread *th, int handler_pending, uint64_t xfeatures,
+			uint32_t xsize, unsigned char *frame, struct rst_thread *a)
+{
+	const struct img_thread *t = &th->d;
+	struct user_regs_struct r;
+	struct k_ucontext *uc = (void *)frame;
+	uint64_t fpoff = ALIGN(sizeof(*uc), 64);
+	struct fpx_sw sw = {0};
+	uint32_t magic2 = FP_XSTATE_MAGIC2;
+	uint64_t bv;
+
+	memcpy(&r, t->regs, sizeof(r));
+	restart_regs(&r, handler_pending);
+	memset(uc, 0, sizeof(*uc));
+	uc->uc_flags = UC_FP_XSTATE | UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS;
+	uc->ss_sp = t->ss_sp;
+	uc->ss_flags = t->ss_flags;
+	uc->ss_size = t->ss_size;
+	uc->mc = (struct k_sigcontext){
+		.r8 = r.r8, .r9 = r.r9, .r10 = r.r10, .r11 = r.r11, .r12 = r.r12, .r13 = r.r13,
+		.r14 = r.r14, .r15 = r.r15, .rdi = r.rdi, .rsi = r.rsi, .rbp = r.rbp,
+		.rbx = r.rbx, .rdx = r.rdx, .rax = r.rax, .rcx = r.rcx, .rsp = r.rsp,
+		.rip = r.rip, .eflags = r.eflags, .cs = 0x33, .ss = 0x2b};
+	uc->sigmask = t->sigmask;
+	memcpy(frame + fpoff, th->xstate, xsize);
+	/* The XSAVE header's xstate_bv may name features left out here (AMX
+	 * tile data; with --force, those this CPU lacks): the kernel's
+	 * rt_sigreturn refuses a frame with any it does not enable. */
+	memcpy(&bv, frame + fpoff + 512, sizeof(bv));
+	bv &= xfeatures;
+	memcpy(frame + fpoff + 512, &bv, sizeof(bv));
+	sw.magic1 = FP_XSTATE_MAGIC1;
+	sw.extended_size = xsize + sizeof(magic2);
+	sw.xfeatures = xfeatures;
+	sw.xstate_size = xsize;
+	memcpy(frame + fpoff + FX_SW_OFF, &sw, sizeof(sw));
+	memcpy(frame + fpoff + xsize, &magic2, sizeof(magic2));
+	a->frame_len = fpoff + xsize + sizeof(magic2);
+	a->frame_fpoff = fpoff;
+	a->frame_fpptr = offsetof(struct k_ucontext, mc.fpstate);
+	/* Below the red zone, 64-byte aligned for XRSTOR. */
+	a->frame_sp = (r.rsp - 128 - a->frame_len) & ~63ull;
+	a->frame = (uint64_t)frame;
+	a->fs_base = r.fs_base;
+	a->gs_base = r.gs_base;
+	a->tid_addr = t->tid_addr;
+	a->tid_cached = !!(t->flags & IMG_THR_TID_CACHED);
+	a->tid = t->tid;
+	a->robust_head = t->robust_head;
+	a->robust_len = t->robust_len;
+	a->rseq_addr = t->rseq_addr;
+	a->rseq_len = t->rseq_len;
+	a->rseq_sig = t->rseq_sig;
+	memcpy(a->comm, t->comm, sizeof(a->comm));
+}
+
+/* The frame is written where the program's stack is: inside a region that
+ * takes page data, or just below a stack that grows down. */
+static int frame_fits(const struct rst_map *maps, size_t n, uint64_t sp, uint64_t len)
+{
+	for (size_t i = 0; i < n; i++)
+		if (maps[i].fill && maps[i].start < sp + len && sp + len <= maps[i].end &&
+		    (maps[i].start <= sp || (maps[i].flags & MAP_GROWSDOWN)))
+			return 1;
+	return 0;
+}
+
+static int thread_index(const struct image *im, int32_t tid)
+{
+	for (size_t i = 0; i < im->nthreads; i++)
+		if (im->threads[i].d.tid == tid)
+			return (int)i;
+	return -1;
+}
+
+/* The signal of POSIX timer p's expiry, pending in the image: the kernel's
+ * own siginfo for it says SI_TIMER, the timer's signal and its id, on the
+ * queue the timer signals.  Its position among all the image's queued
+ * signals (taken ones skipped), or -1. */
+static long timer_signal(const struct image *im, const struct img_ptimer *p,
+			 const unsigned char *taken)
+{
+	size_t pos = 0;
+
+	for (size_t i = 0; i < im->nsigq; i++) {
+		const struct sigqueue *q = &im->sigq[i];
+		int mine = q->d.tid == (p->notify == SIGEV_THREAD_ID ? p->tid : 0);
+
+		for (uint32_t k = 0; k < q->d.count; k++, pos++) {
+			const unsigned char *si = q->info + (size_t)k * IMG_SIGINFO_SIZE;
+			int32_t signo, code, id;
+
+			memcpy(&signo, si, 4);
+			memcpy(&code, si + 8, 4);
+			memcpy(&id, si + 16, 4); /* si_timerid */
+			if (mine && !taken[pos] && signo == p->signo && code == SI_TIMER &&
+			    id == p->id)
+				return (long)pos;
+		}
+	}
+	return -1;
+}
+
+/* Whether signal sig is queued anywhere in the image. */
+static int sig_queued(const struct image *im, int sig)
+{
+	for (size_t i = 0; i < im->nsigq; i++)
+		for (uint32_t k = 0; k < im->sigq[i].d.count; k++) {
+			int32_t signo;
+
+			memcpy(&signo, im->sigq[i].info + (size_t)k * IMG_SIGINFO_SIZE, 4);
+			if (signo == sig)
+				return 1;
+		}
+	return 0;
+}
+
+/* Pending signals and timers, for the restorer to queue and arm once every
+ * thread exists. */
+static int plan_signals_timers(const struct image *im, struct rst_args *a, unsigned char *base,
+			       uint64_t *off)
+{
+	static const int itimer_sig[3] = {SIGALRM, SIGVTALRM, SIGPROF};
+	struct rst_sig *sig = (struct rst_sig *)(base + *off);
+	struct rst_ptimer *pt;
+	unsigned char *taken, *fire;
+	size_t nqueued = 0, pos = 0;
+
+	for (size_t i = 0; i < im->nsigq; i++)
+		nqueued += im->sigq[i].d.count;
+	taken = calloc(nqueued + 1, 1);
+	fire = calloc(im->timers.nposix + 1, 1);
+	if (!taken || !fire) {
+		free(taken);
+		free(fire);
+		err_set("out of memory");
+		return -1;
+	}
+	/* A POSIX timer whose expiry waits for its signal to be delivered
+	 * (Linux re-arms it then, posixtimer_deliver_signal, and counts the
+	 * intervals missed meanwhile as overruns) fires again at once instead
+	 * of having that signal queued by rt_sigqueueinfo: a queued copy is
+	 * not the timer's, so the new timer, armed, would queue a second one
+	 * behind it while the program has the signal blocked, and the copy's
+	 * delivery would neither re-arm the timer nor set what
+	 * timer_getoverrun says.  Fired, the timer has its one signal pending
+	 * and waits for its delivery, as it did. */
+	for (uint32_t i = 0; i < im->timers.nposix; i++) {
+		long at = im->ptimers[i].notify == SIGEV_NONE
+				  ? -1
+				  : timer_signal(im, &im->ptimers[i], taken);
+
+		if (at >= 0) {
+			taken[at] = 1;
+			fire[i] = 1;
+		}
+	}
+	a->sigs = (uint64_t)sig;
+	for (size_t i = 0; i < im->nsigq; i++) {
+		const struct sigqueue *q = &im->sigq[i];
+		int thread = q->d.tid ? thread_index(im, q->d.tid) : -1;
+
+		for (uint32_t k = 0; k < q->d.count; k++) {
+			struct rst_sig *s;
+
+			if (taken[pos++])
+				continue;
+			s = &sig[a->nsig++];
+			s->thread = thread;
+			memcpy(s->info, q->info + (size_t)k * IMG_SIGINFO_SIZE, IMG_SIGINFO_SIZE);
+			memcpy(&s->signo, s->info, 4);
+		}
+	}
+	*off += ALIGN(a->nsig * sizeof(*sig), 64);
+	for (int w = 0; w < 3; w++) {
+		const struct img_itimer *it = &im->timers.it[w];
+		a->itimer[w][0] = it->interval.sec;
+		a->itimer[w][1] = it->interval.nsec / 1000;
+		a->itimer[w][2] = it->value.sec;
+		a->itimer[w][3] = it->value.nsec / 1000;
+		/* A timer with under a microsecond left is still armed. */
+		if (!a->itimer[w][2] && !a->itimer[w][3] && it->value.nsec)
+			a->itimer[w][3] = 1;
+		/* Read as 0 with an interval, a timer is armed all the same:
+		 * ITIMER_REAL ran out and Linux re-arms it only when it
+		 * delivers the SIGALRM (dequeue_signal), getitimer reading 0
+		 * until then.  setitimer with 0 would disarm it for good.  If
+		 * the signal is queued in the image it stands for that expiry
+		 * (it is queued again below): arm for the next one, an
+		 * interval on; delivered, the signal finds the timer armed and
+		 * leaves it.  If not, the signal was discarded (ignored, which
+		 * stops the timer until it is set again): fire now, and it is
+		 * discarded again.  The CPU-time timers re-arm as they expire
+		 * and read at least a tick, but the same holds for them. */
+		if (!a->itimer[w][2] && !a->itimer[w][3] && (a->itimer[w][0] || a->itimer[w][1])) {
+			if (sig_queued(im, itimer_sig[w])) {
+				a->itimer[w][2] = a->itimer[w][0];
+				a->itimer[w][3] = a->itimer[w][1];
+			} else {
+				a->itimer[w][3] = 1;
+			}
+		}
+	}
+	pt = (struct rst_ptimer *)(base + *off);
+	a->ptimers = (uint64_t)pt;
+	a->nptimer = im->timers.nposix;
+	for (uint32_t i = 0; i < im->timers.nposix; i++) {
+		const struct img_ptimer *p = &im->ptimers[i];
+		pt[i] = (struct rst_ptimer){.id = p->id,
+					    .clock = p->clock,
+					    .notify = p->notify,
+					    .signo = p->signo,
+					    .thread = p->notify == SIGEV_THREAD_ID
+							      ? thread_index(im, p->tid)
+							      : 0,
+					    .fire = fire[i],
+					    .value = p->value,
+					    .its = {p->interval.sec, p->interval.nsec, p->left.sec,
+						    p->left.nsec}};
+		/* A timer that was armed and about to fire stays armed. */
+		if (!pt[i].its[2] && !pt[i].its[3] && (p->interval.sec || p->interval.nsec))
+			pt[i].its[3] = 1;
+	}
+	free(taken);
+	free(fire);
+	*off += ALIGN(im->timers.nposix * sizeof(*pt), 64);
+	if (im->timers.nposix && prctl(PR_TIMER_CREATE_RESTORE_IDS_, 2, 0, 0, 0) < 0) {
+		err_sys("this kernel cannot create POSIX timers with given ids "
+			"(PR_TIMER_CREATE_RESTORE_IDS, Linux 6.15), and the image has %u",
+			im->timers.nposix);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- the jump --------------------------------------------------------- */
+
+static _Noreturn void jump(uint64_t entry, uint64_t stack_top,
+					   struct rst_args *a)
+{
+	__asm__ volatile("mov %0, %%rsp\n\t"
+			 "mov %1, %%rdi\n\t"
+			 "jmp *%2\n\t"
+			 :
+			 : "r"(stack_top - 8), "r"(a), "r"(entry)
+			 /* rdi is written before entry is read: keep entry out of it. */
+			 : "rdi", "memory");
+	__builtin_unreachable();
+}
+
+static int unregister_rseq(void)
+{
+	void *area;
+
+	if (__rseq_size == 0)
+		return 0;
+	area = (char *)__builtin_thread_pointer() + __rseq_offset;
+	/* glibc 2.35+ registers 32 bytes; later ones report the feature
+	 * size in __rseq_size but still registered at least 32. */
+	if (syscall(SYS_rseq, area, __rseq_size, RSEQ_FLAG_UNREGISTER, RSEQ_SIG) == 0 ||
+	    syscall(SYS_rseq, area, 32, RSEQ_FLAG_UNREGISTER, RSEQ_SIG) == 0)
+		return 0;
+	err_sys("cannot unregister ckpt-remap's own rseq area");
+	return -1;
+}
+
+int rst_restore(struct img_input *in, int flags, const struct rst_tree *tree)
+{
+	struct image *im = &in->im;
+	struct proc_map *self = NULL;
+	size_t nself = 0, nmaps = 0, nkeep = 0;
+	struct fileset fs = {0};
+	struct fdplan *plan = NULL;
+	struct fd_pipes pipes = {0};
+	struct shm_made sm = {0};
+	struct img_rec first;
+	struct rst_map *maps;
+	struct rst_range *unmap;
+	struct rst_args *a;
+	uint64_t xfeatures, ps = sysconf(_SC_PAGESIZE), code_len, data_len, scratch_len = 0;
+	uint64_t blob, blob_len, tramp, off, maxfd = 2;
+	uint32_t xsize;
+	unsigned char *base;
+	int *keep, exe_fd = -1, err_fd;
+	sigset_t all;
+
+	if (check_cpu(im, flags, &xfeatures, &xsize))
+		return -1;
+	if ((flags & RST_LAZY) && check_lazy(in, tree != NULL))
+		return -1;
+	/* Memory objects and deleted files first: their contents come
+	 * before the page data. */
+	/* Refusals first: nothing of the host changes (a System V segment
+	 * set back, a saved file put back) for a restore that then fails. */
+	if ((!(flags & RST_ALLOW_CHANGED) && precheck_files(im)) || precheck_maps(im) ||
+	    check_locked(im))
+		goto fail;
+	if (tree) {
+		/* The tree's first process made them, and reads the stream. */
+		sm = *tree->sm;
+		memset(&first, 0, sizeof(first));
+	} else if (shm_make(in, &sm, &first) || ipc_restore(im)) {
+		goto fail;
+	}
+	if (proc_read_maps(0, &self, &nself))
+		goto fail;
+
+	/* Blob layout: scratch for moving the special mappings, code, data
+	 * (args, tables, frame), stack. */
+	for (size_t i = 0; i < nself; i++)
+		if (is_special(self[i].path))
+			scratch_len += self[i].end - self[i].start;
+	code_len = ALIGN(rst_blob_end - rst_blob, ps);
+	data_len = ALIGN(sizeof(struct rst_args) + (nself + 8) * sizeof(struct rst_range) +
+				 (im->nregions + 1) * sizeof(struct rst_map) +
+				 (im->nfiles + im->nregions + im->nshms + 10) * sizeof(int32_t) +
+				 IMG_NSIG * sizeof(struct img_sigact) +
+				 IMG_MAX_RUNS * sizeof(struct img_run) +
+				 RST_MAX_CHUNKS * sizeof(struct rst_range) + RST_THREAD_STACK + 128,
+			 ps);
+	/* Pending signals and POSIX timers. */
+	for (size_t i = 0; i < im->nsigq; i++)
+		data_len += im->sigq[i].d.count * sizeof(struct rst_sig);
+	data_len += im->timers.nposix * sizeof(struct rst_ptimer) + 128;
+	/* Per thread: its struct, its frame, and (clones) its stack. */
+	for (size_t i = 0; i < im->nthreads; i++)
+		data_len += sizeof(struct rst_thread) + ALIGN(sizeof(struct k_ucontext), 64) +
+			    ALIGN(im->threads[i].d.xstate_len + 4, 64) + 64 +
+			    (i ? RST_THREAD_STACK : 0);
+	data_len = ALIGN(data_len, ps);
+	blob_len = ALIGN(scratch_len, ps) + code_len + data_len + RST_STACK;
+	blob = find_free(im, self, nself, blob_len + ps);
+	if (!blob) {
+		err_set("no address range is free both here and in the image for the restorer");
+		goto fail;
+	}
+	tramp = blob + blob_len;
+	base = mmap((void *)blob, blob_len, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	if (base == MAP_FAILED || (uint64_t)base != blob) {
+		err_sys("cannot map the restorer at %#llx", (unsigned long long)blob);
+		goto fail;
+	}
+	if (mmap((void *)tramp, ps, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0) != (void *)tramp) {
+		err_sys("cannot map the trampoline at %#llx", (unsigned long long)tramp);
+		goto fail;
+	}
+	memcpy((char *)tramp + RST_TRAMP_MAIN, tramp_main, sizeof(tramp_main));
+	memcpy((char *)tramp + RST_TRAMP_THREAD, tramp_thread, sizeof(tramp_thread));
+	memcpy((char *)tramp + RST_TRAMP_MAGIC_OFF, RST_TRAMP_MAGIC, sizeof(RST_TRAMP_MAGIC));
+	if (mprotect((void *)tramp, ps, PROT_READ | PROT_EXEC)) {
+		err_sys("cannot protect the trampoline");
+		goto fail;
+	}
+	off = ALIGN(scratch_len, ps);
+	memcpy(base + off, rst_blob, rst_blob_end - rst_blob);
+	if (mprotect(base + off, code_len, PROT_READ | PROT_EXEC)) {
+		err_sys("cannot protect the restorer's code");
+		goto fail;
+	}
+	off += code_len;
+	a = (struct rst_args *)(base + off);
+	memset(a, 0, sizeof(*a));
+	off += ALIGN(sizeof(*a), 64);
+	a->blob_start = blob;
+	a->blob_len = blob_len;
+	a->tramp = tramp;
+	a->fail_rc = ckpt_fail_rc();
+	a->page_size = ps;
+	a->flags = ((flags & RST_PROGRESS) ? RST_F_PROGRESS : 0) |
+		   ((flags & RST_KEEP_TIDS) ? RST_F_KEEP_TIDS : 0) |
+		   ((flags & RST_LAZY) ? RST_F_LAZY : 0);
+	a->stream_off = in->r.off;
+	a->nrec = in->r.nrec;
+	a->npages = in->r.npages;
+	a->first = first;
+	a->have_first = !tree;
+	a->tree_cmd_fd = a->tree_rep_fd = -1;
+	if (tree) {
+		a->flags |= RST_F_TREE;
+		a->tree_pid = im->proc.pid;
+	}
+	a->lazy_max = lazy_room(im->nregions + nself);
+	a->pages_hint = im->proc.pages_hint;
+
+	if (plan_specials(im, self, nself, a))
+		goto fail;
+
+	/* The image's regions, each with its file open. */
+	maps = (struct rst_map *)(base + off);
+	off += ALIGN((im->nregions + 1) * sizeof(*maps), 64);
+	fs.paths = calloc(im->nregions + 1, sizeof(*fs.paths));
+	fs.fds = calloc(im->nregions + 1, sizeof(*fs.fds));
+	if (!fs.paths || !fs.fds) {
+		err_set("out of memory");
+		goto fail;
+	}
+	for (size_t i = 0; i < im->nregions; i++) {
+		const struct region *r = &im->regions[i];
+		struct rst_map *m = &maps[nmaps];
+
+		if (r->d.kind == IMG_RGN_SPECIAL)
+			continue;
+		m->start = r->d.start;
+		m->end = r->d.end;
+		m->prot = r->d.prot;
+		m->flags = (r->d.flags & IMG_RGN_SHARED) ? MAP_SHARED : MAP_PRIVATE;
+		if (r->d.flags & IMG_RGN_GROWSDOWN)
+			m->flags |= MAP_GROWSDOWN;
+		/* A sparse region (ASan's shadow, a 64 GiB arena) was mapped
+		 * without swap accounting; with it, it may not fit. */
+		if (r->d.flags & IMG_RGN_NORESERVE)
+			m->flags |= MAP_NORESERVE;
+		m->fd = -1;
+		m->shmid = -1;
+		m->advice = r->d.flags;
+		m->fill = !(r->d.flags & IMG_RGN_SHARED);
+		/* A private anonymous region whose advice holds for a file
+		 * mapping too may take its pages from the image file. */
+		m->lazy = (r->d.kind == IMG_RGN_ANON || r->d.kind == IMG_RGN_HEAP) && m->fill &&
+			  !(r->d.prot & PROT_EXEC) &&
+			  !(r->d.flags & ~(IMG_RGN_NORESERVE | IMG_RGN_DONTDUMP | IMG_RGN_DONTFORK |
+					   IMG_RGN_LOCKED | IMG_RGN_LOCKONFAULT | IMG_RGN_SEQREAD |
+					   IMG_RGN_RANDREAD));
+		if (r->d.kind == IMG_RGN_FILE) {
+			m->fd = map_file_fd(&fs, r);
+			if (m->fd < 0)
+				goto fail;
+			m->pgoff = r->d.pgoff;
+		}
+		if (r->d.kind == IMG_RGN_SHM) {
+			size_t k = shm_index(im, r->d.dev, r->d.ino);
+			m->fd = sm.fd[k];
+			m->shmid = sm.shmid[k];
+			m->shm_rmid = !!(im->shms[k].d.flags & IMG_SHM_RMID);
+			m->pgoff = r->d.pgoff;
+		}
+		nmaps++;
+	}
+	a->nmaps = nmaps;
+	a->maps = (uint64_t)maps;
+
+	/* Files: all opened before any of ours is moved. */
+	plan = calloc(im->nfiles + 1, sizeof(*plan));
+	if (!plan) {
+		err_set("out of memory");
+		goto fail;
+	}
+	if (open_files(in, plan, &pipes, &sm, !!(flags & RST_ALLOW_CHANGED),
+		       tree ? tree->premade : NULL) ||
+	    fd_pipes_done(&pipes))
+		goto fail;
+	/* Every fd of a pipe holds its end now; ours go. */
+	fd_pipes_close(&pipes);
+	if (im->exe[0])
+		exe_fd = open(im->exe, O_RDONLY | O_CLOEXEC);
+	for (size_t i = 0; i < im->nfiles; i++)
+		if ((uint64_t)im->files[i].d.fd > maxfd)
+			maxfd = im->files[i].d.fd;
+	/* Our own fds go above every fd number the program uses. */
+	if ((in->r.fd = lift_fd(in->r.fd, maxfd + 1)) < 0)
+		goto fail;
+	if (in->status_fd >= 0 && (in->status_fd = lift_fd(in->status_fd, maxfd + 1)) < 0)
+		goto fail;
+	for (size_t i = 0; i < fs.n; i++)
+		if ((fs.fds[i] = lift_fd(fs.fds[i], maxfd + 1)) < 0)
+			goto fail;
+	for (size_t i = 0; i < sm.n; i++)
+		if (sm.fd[i] >= 0 && (sm.fd[i] = lift_fd(sm.fd[i], maxfd + 1)) < 0)
+			goto fail;
+	/* lift_fd renumbered the map files: point the maps at the new ones. */
+	{
+		size_t k = 0;
+		for (size_t i = 0; i < im->nregions; i++) {
+			const struct region *r = &im->regions[i];
+			if (r->d.kind == IMG_RGN_SPECIAL)
+				continue;
+			if (r->d.kind == IMG_RGN_FILE)
+				for (size_t j = 0; j < fs.n; j++)
+					if (!strcmp(fs.paths[j], r->path))
+						maps[k].fd = fs.fds[j];
+			if (r->d.kind == IMG_RGN_SHM)
+				maps[k].fd = sm.fd[shm_index(im, r->d.dev, r->d.ino)];
+			k++;
+		}
+	}
+	for (size_t i = 0; i < im->nfiles; i++)
+		if (plan[i].tmp >= 0 && (plan[i].tmp = lift_fd(plan[i].tmp, maxfd + 1)) < 0)
+			goto fail;
+	if (exe_fd >= 0 && (exe_fd = lift_fd(exe_fd, maxfd + 1)) < 0)
+		goto fail;
+	if (tree && ((a->tree_cmd_fd = lift_fd(tree->cmd_fd, maxfd + 1)) < 0 ||
+		     (a->tree_rep_fd = lift_fd(tree->rep_fd, maxfd + 1)) < 0))
+		goto fail;
+	/* The restorer reports on ckpt-remap's stderr, not the program's. */
+	err_fd = fcntl(2, F_DUPFD_CLOEXEC, maxfd + 1);
+	keep = (int *)(base + off);
+	keep[nkeep++] = in->r.fd;
+	if (in->status_fd >= 0)
+		keep[nkeep++] = in->status_fd;
+	for (size_t i = 0; i < fs.n; i++)
+		keep[nkeep++] = fs.fds[i];
+	for (size_t i = 0; i < sm.n; i++)
+		if (sm.fd[i] >= 0)
+			keep[nkeep++] = sm.fd[i];
+	if (exe_fd >= 0)
+		keep[nkeep++] = exe_fd;
+	if (err_fd >= 0)
+		keep[nkeep++] = err_fd;
+	if (tree) {
+		keep[nkeep++] = a->tree_cmd_fd;
+		keep[nkeep++] = a->tree_rep_fd;
+	}
+	off += ALIGN(nkeep * sizeof(int32_t), 64);
+	a->img_fd = in->r.fd;
+	a->err_fd = err_fd;
+	a->status_fd = in->status_fd;
+	if (im->parent)
+		a->flags |= RST_F_MERGED;
+	a->nclose = nkeep;
+	a->close_fds = (uint64_t)keep;
+
+	if (chdir(im->cwd)) {
+		err_sys("cannot change directory to %s", im->cwd);
+		goto fail;
+	}
+	umask(im->proc.umask);
+
+	/* The kernel state the restorer sets. */
+	memcpy(&a->mm, (uint64_t[]){im->proc.mm[MM_START_CODE], im->proc.mm[MM_END_CODE],
+				    im->proc.mm[MM_START_DATA], im->proc.mm[MM_END_DATA],
+				    im->proc.mm[MM_START_BRK], im->proc.mm[MM_BRK],
+				    im->proc.mm[MM_START_STACK], im->proc.mm[MM_ARG_START],
+				    im->proc.mm[MM_ARG_END], im->proc.mm[MM_ENV_START],
+				    im->proc.mm[MM_ENV_END]},
+	       11 * sizeof(uint64_t));
+	if (im->proc.auxv_len > sizeof(a->auxv)) {
+		err_set("auxv of %u bytes is too large", im->proc.auxv_len);
+		goto fail;
+	}
+	memcpy(a->auxv, im->auxv, im->proc.auxv_len);
+	a->mm.auxv_size = im->proc.auxv_len;
+	a->mm.exe_fd = exe_fd >= 0 ? (uint32_t)exe_fd : (uint32_t)-1;
+	if (exe_fd >= 0)
+		a->flags |= RST_F_EXE_FD;
+	memcpy(base + off, im->sigacts, sizeof(im->sigacts));
+	a->sigacts = (uint64_t)(base + off);
+	off += ALIGN(sizeof(im->sigacts), 64);
+	a->runs = (uint64_t)(base + off);
+	off += ALIGN(IMG_MAX_RUNS * sizeof(struct img_run), 64);
+	a->pf.chunks = (uint64_t)(base + off);
+	off += ALIGN(RST_MAX_CHUNKS * sizeof(struct rst_range), 64);
+	off += RST_THREAD_STACK;
+	a->pf.stack_top = (uint64_t)(base + off);
+	/* The threads: their frames, and stacks for the clones. */
+	{
+		struct rst_thread *rt = (struct rst_thread *)(base + off);
+
+		off += ALIGN(im->nthreads * sizeof(*rt), 64);
+		a->nthreads = im->nthreads;
+		a->threads = (uint64_t)rt;
+		for (size_t i = 0; i < im->nthreads; i++) {
+			build_frame(&im->threads[i], restart_handler_pending(im, i), xfeatures,
+				    xsize, base + off, &rt[i]);
+			off += ALIGN(rt[i].frame_len, 64);
+			if (!frame_fits(maps, nmaps, rt[i].frame_sp, rt[i].frame_len)) {
+				err_set("thread %d: the stack pointer %#llx is not in a writable "
+					"region of the image",
+					im->threads[i].d.tid,
+					(unsigned long long)im->threads[i].d.regs[19]);
+				goto fail;
+			}
+			if (i) {
+				off += RST_THREAD_STACK;
+				rt[i].stack_top = (uint64_t)(base + off);
+			}
+		}
+	}
+
+	if (plan_signals_timers(im, a, base, &off))
+		goto fail;
+
+	/* Everything of ckpt-remap that is not the blob, the trampoline or a
+	 * special mapping goes. */
+	proc_free_maps(self, nself);
+	self = NULL;
+	if (proc_read_maps(0, &self, &nself))
+		goto fail;
+	unmap = (struct rst_range *)(base + off);
+	a->unmap = (uint64_t)unmap;
+	for (size_t i = 0; i < nself; i++) {
+		if (is_special(self[i].path) || !strcmp(self[i].path, "[vsyscall]") ||
+		    (self[i].start >= blob && self[i].end <= tramp + ps))
+			continue;
+		unmap[a->nunmap++] = (struct rst_range){self[i].start, self[i].end};
+	}
+	off += ALIGN(a->nunmap * sizeof(*unmap), 64);
+	if (off > ALIGN(scratch_len, ps) + code_len + data_len) {
+		err_set("restorer data overflow (%llu bytes)", (unsigned long long)off);
+		goto fail;
+	}
+	proc_free_maps(self, nself);
+	/* Last, so that a restore refused says only why. */
+	warn_outside_pipes(im, tree != NULL);
+
+	/* From here on nothing may fail. */
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, NULL);
+	if (unregister_rseq()) {
+		sigprocmask(SIG_UNBLOCK, &all, NULL);
+		return -1;
+	}
+	fflush(NULL);
+	install_files(im, plan, keep, nkeep);
+	/* Epoll watches name fds by number: only now are they all there.  A
+	 * failure is reported on ckpt-remap's stderr, as fd 2 may be the
+	 * program's already. */
+	if (fd_epoll_register(im)) {
+		dprintf(err_fd, "%s: %s\n", prog, err_get());
+		_exit(ckpt_fail_rc());
+	}
+	jump(blob + ALIGN(scratch_len, ps), blob + blob_len, a);
+fail:
+	fd_pipes_close(&pipes);
+	if (!tree)
+		shm_made_free(&sm, 1);
+	proc_free_maps(self, nself);
+	/* A decompressor or merge that failed says why better than the
+	 * stream it cut short. */
+	img_input_fail(in);
+	return -1;
+}

@@ -1,0 +1,73 @@
+/* restore.h: rebuild a process from an image, in this process. */
+#ifndef CKPT_RESTORE_H
+#define CKPT_RESTORE_H
+
+#include "image/image.h"
+
+#define RST_PROGRESS 1
+#define RST_KEEP_TIDS 2 /* give the threads their old tids where free */
+#define RST_FORCE_CPU 4 /* go on despite XSAVE features this CPU lacks (a warning) */
+#define RST_ALLOW_CHANGED 0x100 /* reopen files changed since the dump (a warning each) */
+#define RST_LAZY 0x200 /* map page data from the image file (an uncompressed file) */
+
+/* How the restored process gets its pid. */
+enum rst_pids {
+	RST_PIDS_AUTO, /* its old pid if this process may ask for it (and it is
+			  free), as a child that ckpt-remap supervises; else NEW */
+	RST_PIDS_NEW,  /* ckpt-remap's own: it becomes the process */
+	RST_PIDS_NS,   /* its old pid in a new user and pid namespace */
+};
+
+/* Restore as pids says.  Returns -1 (err_set) on a failure before the
+ * point of no return; otherwise it does not return: this process becomes
+ * the program, or supervises it and exits as it exits. */
+int rst_run(struct img_input *in, int flags, enum rst_pids pids) __attribute__((warn_unused_result));
+/* Whether restoring the image changes something outside the new process
+ * before its page data is read (after the point of no return): a saved
+ * file put back, a System V object taken back, bytes put into a FIFO.
+ * Such an image is verified whole first (img_verify_rest). */
+int rst_changes_host(struct img_input *in);
+
+struct shm_made;
+struct fd_pipes;
+
+/* One process of a tree: what the tree's supervisor made for it, and its
+ * two ends of the pipes it talks to the supervisor through (see
+ * restorer.h, struct rst_token). */
+struct rst_tree {
+	const int *premade;	     /* per FILE record: an fd made already, or -1 */
+	const struct shm_made *sm; /* its SHM objects, made already */
+	int cmd_fd, rep_fd;
+};
+
+/* Check everything that can be checked, set up files, cwd and signals, and
+ * jump into the restorer.  Returns (-1, err_set) only while the point of no
+ * return is still ahead; after it, the program runs or the restorer exits
+ * with CKPT_FAIL_RC.  tree: in->im is one process of a tree. */
+int rst_restore(struct img_input *in, int flags, const struct rst_tree *tree)
+	__attribute__((warn_unused_result));
+
+/* --lazy can map page data from in: an uncompressed image file that starts
+ * at offset 0.  -1 with err_set if not. */
+int rst_check_lazy(const struct img_input *in) __attribute__((warn_unused_result));
+
+/* ckpt-remap --inherit-fd fd=ours: the program's fd `fd`, in every process
+ * of the image that has it, and every fd that shares its open file
+ * description, will be a duplicate of our fd `ours`.  -1 with err_set if
+ * no process has that fd or ours is not open. */
+int rst_inherit_fd(struct img_input *in, int fd, int ours) __attribute__((warn_unused_result));
+/* A process that supervises the restored ones: close the fds that
+ * --inherit-fd gave them, so that they alone hold them (a reader of one
+ * sees end of file when the program closes it). */
+void rst_close_inherited(struct img_input *in);
+
+/* Make the file of f again: an fd (close-on-exec) at any number; -1 with
+ * err_set; RST_FD_KEEP for a standard stream the restoring process's own
+ * stands for (the fd at f's number is kept). */
+#define RST_FD_KEEP (-2)
+int rst_make_fd(const struct img_input *in, const struct image *im, const struct fd_entry *f,
+		struct fd_pipes *pipes, const struct shm_made *sm, int allow_changed)
+	__attribute__((warn_unused_result));
+
+
+#endif

@@ -1,0 +1,862 @@
+/* spawn.c: restore under the image's own pid.
+ *
+ * A process cannot change its pid, so keeping it means creating the
+ * process anew: clone3 with set_tid, which needs CAP_CHECKPOINT_RESTORE
+ * (or CAP_SYS_ADMIN) in the user namespace that owns the pid namespace.
+ * As root that is the one we are in; otherwise a new user namespace gives
+ * it, with a new pid namespace whose first process (pid 1, its init) is a
+ * copy of ckpt-remap that creates the program with its pid.  Either way
+ * ckpt-remap stays as the program's parent: it passes on the signals a
+ * shell sends and exits as the program exits. */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "base/base.h"
+#include "kinds/kinds.h"
+#include "restore/restore.h"
+#include "restore/restorer/restorer.h"
+
+static pid_t supervised;
+
+static int tree_supervise(struct img_input *in, int flags, int ns);
+
+/* Signals a shell sends that the program should get.  Those the terminal
+ * generates (si_code SI_KERNEL) reach the program directly, as it is in
+ * our process group; only those sent to us by a process are passed on. */
+static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP, SIGCONT,
+				SIGWINCH, SIGUSR1, SIGUSR2};
+
+static void forward(int sig, siginfo_t *si, void *uc)
+{
+	(void)uc;
+	if (supervised > 0 && si->si_code <= 0)
+		kill(supervised, sig);
+}
+
+/* Die as the program died, so our parent sees the same status. */
+static _Noreturn void exit_like(int status)
+{
+	struct rlimit no_core = {0, 0};
+	sigset_t set;
+	int sig;
+
+	/* _exit: nothing of ours to flush or free, and no exit handlers (a
+	 * leak checker's among them) in a process whose only job was to
+	 * wait. */
+	fflush(NULL);
+	if (WIFEXITED(status))
+		_exit(WEXITSTATUS(status));
+	sig = WTERMSIG(status);
+	setrlimit(RLIMIT_CORE, &no_core);
+	signal(sig, SIG_DFL);
+	sigemptyset(&set);
+	sigaddset(&set, sig);
+	sigprocmask(SIG_UNBLOCK, &set, NULL);
+	kill(getpid(), sig);
+	_exit(128 + sig);
+}
+
+/* Wait for child as its parent: pass signals on, stop when it stops, and
+ * return its final wait status.  Other children (in a pid namespace, as its
+ * init, every orphan) are reaped on the way. */
+static int supervise(pid_t child)
+{
+	struct sigaction sa;
+	int status;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = forward;
+	sa.sa_flags = SA_SIGINFO | SA_RESTART;
+	supervised = child;
+	for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
+		sigaction(forwarded[i], &sa, NULL);
+	for (;;) {
+		pid_t p = waitpid(-1, &status, __WALL | WUNTRACED);
+		if (p < 0 && errno == EINTR)
+			continue;
+		if (p < 0)
+			return (128 + SIGKILL) << 8; /* lost it: report a kill */
+		if (p != child)
+			continue;
+		if (WIFSTOPPED(status)) {
+			/* Stopped (^Z): stop too, so the shell sees the job stop;
+			 * its SIGCONT reaches the program through forward(). */
+			raise(SIGSTOP);
+			continue;
+		}
+		return status;
+	}
+}
+
+static pid_t clone_pid_sig(pid_t pid, int exit_signal, uint64_t flags)
+{
+	struct clone_args ca;
+
+	memset(&ca, 0, sizeof(ca));
+	ca.flags = flags;
+	ca.exit_signal = exit_signal;
+	ca.set_tid = (uint64_t)&pid;
+	ca.set_tid_size = 1;
+	return syscall(SYS_clone3, &ca, sizeof(ca));
+}
+
+static pid_t clone_with_pid(pid_t pid)
+{
+	return clone_pid_sig(pid, SIGCHLD, 0);
+}
+
+static int write_str(const char *path, const char *s)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	int rc;
+
+	if (fd < 0) {
+		err_sys("cannot open %s", path);
+		return -1;
+	}
+	rc = write_all(fd, s, strlen(s));
+	if (rc)
+		err_sys("cannot write %s", path);
+	close(fd);
+	return rc;
+}
+
+/* A user namespace in which we hold every capability, our uid and gid
+ * mapped to themselves, and a pid namespace for our next child. */
+static int enter_namespaces(void)
+{
+	uid_t uid = getuid();
+	gid_t gid = getgid();
+	char map[64];
+
+	if (unshare(CLONE_NEWUSER)) {
+		err_sys("cannot create a user namespace");
+		return -1;
+	}
+	snprintf(map, sizeof(map), "%u %u 1\n", uid, uid);
+	if (write_str("/proc/self/uid_map", map))
+		return -1;
+	if (write_str("/proc/self/setgroups", "deny"))
+		return -1;
+	snprintf(map, sizeof(map), "%u %u 1\n", gid, gid);
+	if (write_str("/proc/self/gid_map", map))
+		return -1;
+	/* A mount namespace too, for a /proc of the new pid namespace. */
+	if (unshare(CLONE_NEWPID | CLONE_NEWNS)) {
+		err_sys("cannot create a pid namespace");
+		return -1;
+	}
+	return 0;
+}
+
+/* In the new pid namespace, a /proc that shows it: the program finds
+ * itself under its own pid there (/proc/self/task/TID for its tids).
+ * Where the outer /proc has parts hidden by other mounts the kernel
+ * refuses (it would reveal them); the program then sees the outer one. */
+static void mount_proc(void)
+{
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0)
+		mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+}
+
+/* The parent side: the child has the image now. */
+static _Noreturn void parent(struct img_input *in, pid_t child)
+{
+	rst_close_inherited(in);
+	close(in->r.fd);
+	if (in->status_fd >= 0)
+		close(in->status_fd);
+	exit_like(supervise(child));
+}
+
+/* As the pid namespace's init: create the program with its pid, reap
+ * every orphan, and hand the program's wait status up through a pipe (an
+ * init cannot die of a signal it sends itself). */
+static _Noreturn void ns_init(struct img_input *in, int flags, int status_pipe)
+{
+	pid_t want = in->im.proc.pid, child;
+	int status;
+
+	mount_proc();
+	if (want == 1) {
+		/* The program was an init itself: become it. */
+		close(status_pipe);
+		if (rst_restore(in, flags | RST_KEEP_TIDS, NULL))
+			die(ckpt_fail_rc(), "%s", err_get());
+	}
+	if (in->nrest) {
+		status = tree_supervise(in, flags, 1);
+		if (write(status_pipe, &status, sizeof(status)) != sizeof(status))
+			_exit(ckpt_fail_rc());
+		_exit(0);
+	}
+	child = clone_with_pid(want);
+	if (child < 0)
+		die(ckpt_fail_rc(), "cannot create pid %d in the new pid namespace: %s", want,
+		    strerror(errno));
+	if (child == 0) {
+		close(status_pipe);
+		if (rst_restore(in, flags | RST_KEEP_TIDS, NULL))
+			die(ckpt_fail_rc(), "%s", err_get());
+	}
+	rst_close_inherited(in);
+	close(in->r.fd);
+	if (in->status_fd >= 0)
+		close(in->status_fd);
+	status = supervise(child);
+	if (write(status_pipe, &status, sizeof(status)) != sizeof(status))
+		_exit(ckpt_fail_rc());
+	_exit(0);
+}
+
+
+/* ---- trees ------------------------------------------------------------ */
+
+static int tree_index(struct img_input *in, pid_t pid)
+{
+	for (size_t k = 0; k <= in->nrest; k++)
+		if (img_proc_at(in, k)->proc.pid == pid)
+			return (int)k;
+	return -1;
+}
+
+/* Sessions and process groups that can be made again: a process is its
+ * session's leader or in its parent's session (the root may be in the
+ * restoring one's); a group is led by a process of the tree in the same
+ * session, or is the root's own outside the tree. */
+static int tree_check(struct img_input *in)
+{
+	const struct img_proc *root = &in->im.proc;
+
+	for (size_t k = 0; k <= in->nrest; k++) {
+		const struct img_proc *p = &img_proc_at(in, k)->proc;
+		int parent = tree_index(in, p->ppid), leader = tree_index(in, p->pgid);
+
+		if (p->pid == 1) {
+			err_set("pid 1 in a tree: not supported");
+			return -1;
+		}
+		if (p->sid != p->pid &&
+		    (k == 0 ? tree_index(in, p->sid) >= 0
+			    : img_proc_at(in, parent)->proc.sid != p->sid)) {
+			err_set("pid %d: its session %d is neither its own nor its parent's; not "
+				"supported",
+				p->pid, p->sid);
+			return -1;
+		}
+		if (leader >= 0 && img_proc_at(in, leader)->proc.sid != p->sid) {
+			err_set("pid %d: its process group %d is of another session", p->pid,
+				p->pgid);
+			return -1;
+		}
+		if (leader < 0 && p->pgid != root->pgid) {
+			err_set("pid %d: its process group %d has no process in the tree; not "
+				"supported",
+				p->pid, p->pgid);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Every pid and tid of the tree must be free here. */
+static int tree_pids_free(struct img_input *in)
+{
+	for (size_t k = 0; k <= in->nrest; k++) {
+		const struct image *im = img_proc_at(in, k);
+
+		for (size_t t = 0; t <= im->nthreads; t++) {
+			pid_t id = t == 0 ? im->proc.pid : im->threads[t - 1].d.tid;
+			if (t == 1)
+				continue; /* the main thread is the pid */
+			if (kill(id, 0) == 0 || errno != ESRCH) {
+				err_set("pid %d, which the tree had, is in use here: --pid-ns "
+					"restores the tree in a new pid namespace",
+					id);
+				return -1;
+			}
+		}
+	}
+	return 0;
+}
+
+struct tree {
+	struct img_input *in;
+	int flags;
+	size_t n;
+	int **premade;	      /* per process, per FILE record */
+	struct shm_made sm;   /* every object of the stream, in in->objs order */
+	struct shm_made *psm; /* per process, its objects in its own order */
+	int (*cmd)[2], (*rep)[2];
+	pid_t outer_pgid; /* the group of the root's outside the tree, here; 0: keep */
+	int ns;
+	struct img_rec first; /* the record after the SHMDATA ones */
+};
+
+static struct image *tim(struct tree *t, size_t k)
+{
+	return img_proc_at(t->in, k);
+}
+
+/* Make every object once and fill it from the stream; then each
+ * process's view of them. */
+static int tree_objects(struct tree *t)
+{
+	struct img_input tmp = *t->in;
+	size_t nfiles = 0;
+	int rc;
+
+	memset(&tmp.im, 0, sizeof(tmp.im));
+	tmp.im.hdr = t->in->im.hdr;
+	tmp.im.shms = calloc(t->in->nobjs + 1, sizeof(*tmp.im.shms));
+	for (size_t k = 0; k < t->n; k++)
+		nfiles += tim(t, k)->nfiles;
+	tmp.im.files = calloc(nfiles + 1, sizeof(*tmp.im.files));
+	t->psm = calloc(t->n, sizeof(*t->psm));
+	if (!tmp.im.shms || !tmp.im.files || !t->psm) {
+		free(tmp.im.shms);
+		free(tmp.im.files);
+		err_set("out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < t->in->nobjs; i++)
+		tmp.im.shms[tmp.im.nshms++] = *t->in->objs[i];
+	for (size_t k = 0; k < t->n; k++)
+		for (size_t i = 0; i < tim(t, k)->nfiles; i++)
+			tmp.im.files[tmp.im.nfiles++] = tim(t, k)->files[i];
+	rc = shm_make(&tmp, &t->sm, &t->first);
+	t->in->r = tmp.r;
+	free(tmp.im.shms);
+	free(tmp.im.files);
+	if (rc)
+		return -1;
+	for (size_t k = 0; k < t->n; k++) {
+		const struct image *im = tim(t, k);
+		struct shm_made *m = &t->psm[k];
+
+		m->n = im->nshms;
+		m->fd = calloc(m->n + 1, sizeof(int));
+		m->shmid = calloc(m->n + 1, sizeof(int));
+		m->created = calloc(m->n + 1, sizeof(int));
+		if (!m->fd || !m->shmid || !m->created) {
+			err_set("out of memory");
+			return -1;
+		}
+		for (size_t i = 0; i < m->n; i++) {
+			size_t u = 0;
+			while (u < t->in->nobjs && (t->in->objs[u]->d.dev != im->shms[i].d.dev ||
+						    t->in->objs[u]->d.ino != im->shms[i].d.ino))
+				u++;
+			m->fd[i] = t->sm.fd[u];
+			m->shmid[i] = t->sm.shmid[u];
+		}
+	}
+	return 0;
+}
+
+/* System V semaphores and queues: each once. */
+static int tree_ipcs(struct tree *t)
+{
+	struct image u;
+	size_t total = 0;
+	int rc;
+
+	memset(&u, 0, sizeof(u));
+	for (size_t k = 0; k < t->n; k++)
+		total += tim(t, k)->nipcs;
+	if (!total)
+		return 0;
+	u.ipcs = calloc(total, sizeof(*u.ipcs));
+	if (!u.ipcs) {
+		err_set("out of memory");
+		return -1;
+	}
+	for (size_t k = 0; k < t->n; k++)
+		for (size_t i = 0; i < tim(t, k)->nipcs; i++) {
+			const struct ipc_obj *o = &tim(t, k)->ipcs[i];
+			size_t j = 0;
+			while (j < u.nipcs &&
+			       (u.ipcs[j].d.kind != o->d.kind || u.ipcs[j].d.id != o->d.id))
+				j++;
+			if (j == u.nipcs)
+				u.ipcs[u.nipcs++] = *o;
+		}
+	rc = ipc_restore(&u);
+	free(u.ipcs);
+	return rc;
+}
+
+/* Every fd of every process made here, before the tree is forked: the
+ * processes inherit them, so that pipes, socketpairs and open file
+ * descriptions they shared are shared again.  A standard stream of
+ * ckpt-remap's own is each process's to keep. */
+static int tree_files(struct tree *t)
+{
+	struct fd_pipes pipes = {0};
+	size_t total = 0;
+	struct rlimit rl;
+
+	t->premade = calloc(t->n, sizeof(*t->premade));
+	if (!t->premade) {
+		err_set("out of memory");
+		return -1;
+	}
+	for (size_t k = 0; k < t->n; k++)
+		total += tim(t, k)->nfiles;
+	/* All of them are open here at once. */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < total + 256 &&
+	    rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = total + 256 < rl.rlim_max ? total + 256 : rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	for (size_t k = 0; k < t->n; k++) {
+		const struct image *im = tim(t, k);
+
+		t->premade[k] = malloc((im->nfiles + 1) * sizeof(int));
+		if (!t->premade[k]) {
+			err_set("out of memory");
+			goto fail;
+		}
+		for (size_t i = 0; i < im->nfiles; i++) {
+			const struct fd_entry *f = &im->files[i];
+			int fd = -1;
+
+			for (size_t j = 0; j <= k && fd < 0 && f->d.desc; j++)
+				for (size_t m = 0; m < (j < k ? tim(t, j)->nfiles : i) && fd < 0; m++)
+					if (tim(t, j)->files[m].d.desc == f->d.desc)
+						fd = t->premade[j][m];
+			if (fd < 0)
+				fd = rst_make_fd(t->in, im, f, &pipes, &t->psm[k],
+						 !!(t->flags & RST_ALLOW_CHANGED));
+			if (fd == -1) {
+				char why[1024];
+				snprintf(why, sizeof(why), "%s", err_get());
+				err_set("pid %d: %s", im->proc.pid, why);
+				goto fail;
+			}
+			t->premade[k][i] = fd < 0 ? -1 : fd;
+		}
+	}
+	if (fd_pipes_done(&pipes))
+		goto fail;
+	fd_pipes_close(&pipes);
+	return 0;
+fail:
+	fd_pipes_close(&pipes);
+	return -1;
+}
+
+static void send_msg(int fd, uint32_t msg)
+{
+	struct rst_token m = {.msg = msg};
+
+	if (write(fd, &m, sizeof(m)) != sizeof(m)) {
+		/* the process is gone: its EOF says so */
+	}
+}
+
+/* Die with a zombie's wait status. */
+static _Noreturn void die_as(int status)
+{
+	if (WIFSIGNALED(status)) {
+		struct rlimit no_core = {0, 0};
+		sigset_t set;
+
+		setrlimit(RLIMIT_CORE, &no_core);
+		signal(WTERMSIG(status), SIG_DFL);
+		sigemptyset(&set);
+		sigaddset(&set, WTERMSIG(status));
+		sigprocmask(SIG_UNBLOCK, &set, NULL);
+		kill(getpid(), WTERMSIG(status));
+		_exit(128 + WTERMSIG(status));
+	}
+	_exit(WEXITSTATUS(status));
+}
+
+/* A session leader whose controlling terminal was a pty of the tree's
+ * (the slave of a pair a process of the tree made) takes the new pty's
+ * slave as its terminal again: the fd it did it with, or -1. */
+static int take_ctty(struct tree *t, size_t k)
+{
+	const struct image *im = tim(t, k);
+	unsigned maj = ((unsigned)im->proc.tty_nr >> 8) & 0xfff;
+	unsigned min = ((unsigned)im->proc.tty_nr & 0xff) | (((unsigned)im->proc.tty_nr >> 12) & 0xfff00);
+	uint32_t index;
+
+	/* Unix98 pty slaves: majors 136 to 143. */
+	if (maj < 136 || maj > 143)
+		return -1;
+	index = (maj - 136) * 256 + min;
+	for (size_t i = 0; i < im->nfiles; i++) {
+		const struct fd_entry *f = &im->files[i];
+		int fd = t->premade[k][i];
+		struct img_tty tt;
+
+		if (f->d.kind != IMG_FD_TTY || fd < 0)
+			continue;
+		memcpy(&tt, f->extra, sizeof(tt));
+		if (tt.role != IMG_TTY_PTS || tt.index != index)
+			continue;
+		if (ioctl(fd, TIOCSCTTY, 0) == 0)
+			return fd;
+		warnx("pid %d: cannot make /dev/pts/%u its controlling terminal again: %s",
+		      im->proc.pid, index, strerror(errno));
+		return -1;
+	}
+	return -1;
+}
+
+/* Process k of the tree: its session and group, its children, then its
+ * restore. */
+static _Noreturn void tree_proc(struct tree *t, size_t k)
+{
+	const struct img_proc *p;
+	struct rst_token m;
+	int leader, fail = ckpt_fail_rc(), ctty;
+	struct rst_tree rt;
+
+	for (size_t j = 0; j < t->n; j++) {
+		close(t->cmd[j][1]);
+		close(t->rep[j][0]);
+	}
+again: /* a child, forked below, is process k now */
+	p = &tim(t, k)->proc;
+	m = (struct rst_token){.pid = p->pid};
+	leader = tree_index(t->in, p->pgid);
+	if (p->sid == p->pid ? setsid() < 0 : p->pgid == p->pid && setpgid(0, 0))
+		die(fail, "pid %d: cannot make its %s: %s", p->pid,
+		    p->sid == p->pid ? "session" : "process group", strerror(errno));
+	/* Before its children are made: they inherit it. */
+	ctty = p->sid == p->pid && p->tty_nr ? take_ctty(t, k) : -1;
+	for (size_t c = k + 1; c < t->n; c++) {
+		pid_t child;
+
+		if (tim(t, c)->proc.ppid != p->pid)
+			continue;
+		fflush(NULL);
+		child = clone_pid_sig(tim(t, c)->proc.pid, tim(t, c)->proc.exit_signal,
+				      (tim(t, c)->proc.flags & IMG_PROC_FS_SHARED) ? CLONE_FS : 0);
+		if (child == 0) {
+			k = c;
+			goto again;
+		}
+		if (child < 0)
+			die(fail, "pid %d: cannot create its child %d: %s", p->pid,
+			    tim(t, c)->proc.pid, strerror(errno));
+	}
+	for (size_t j = 0; j < t->n; j++)
+		if (j != k) {
+			close(t->cmd[j][0]);
+			close(t->rep[j][1]);
+		}
+	m.msg = RST_MSG_CREATED;
+	if (write(t->rep[k][1], &m, sizeof(m)) != sizeof(m) ||
+	    read_full(t->cmd[k][0], &m, sizeof(m)) != sizeof(m) || m.msg != RST_MSG_GROUPS)
+		_exit(fail); /* ckpt-remap gave up on the tree */
+	/* Every process exists: every group has its leader. */
+	if (p->pgid != p->pid) {
+		pid_t want = leader >= 0 ? p->pgid : t->outer_pgid;
+		if (want && getpgrp() != want && setpgid(0, want))
+			die(fail, "pid %d: cannot join process group %d: %s", p->pid, want,
+			    strerror(errno));
+	}
+	if (ctty >= 0 && p->tpgid > 0 && tree_index(t->in, p->tpgid) >= 0 &&
+	    tcsetpgrp(ctty, p->tpgid))
+		warnx("pid %d: cannot give the foreground of its terminal to group %d again: %s",
+		      p->pid, p->tpgid, strerror(errno));
+	m = (struct rst_token){.msg = RST_MSG_JOINED, .pid = p->pid};
+	if (write(t->rep[k][1], &m, sizeof(m)) != sizeof(m))
+		_exit(fail);
+	if (p->flags & IMG_PROC_ZOMBIE)
+		die_as(p->exit_status);
+	rt = (struct rst_tree){.premade = t->premade[k],
+			       .sm = &t->psm[k],
+			       .cmd_fd = t->cmd[k][0],
+			       .rep_fd = t->rep[k][1]};
+	if (k)
+		t->in->im = *tim(t, k);
+	if (rst_restore(t->in, t->flags | RST_KEEP_TIDS, &rt))
+		die(fail, "pid %d: %s", p->pid, err_get());
+	_exit(fail);
+}
+
+/* Something failed: no process of the tree may run. */
+static _Noreturn void tree_abort(struct tree *t, const pid_t *made, size_t nmade, pid_t root)
+{
+	if (t->ns)
+		kill(-1, SIGKILL);
+	for (size_t i = 0; i < nmade; i++)
+		kill(made[i], SIGKILL);
+	if (root > 0) {
+		kill(root, SIGKILL);
+		while (waitpid(root, NULL, __WALL) < 0 && errno == EINTR)
+			;
+	}
+	shm_made_free(&t->sm, 1);
+	_exit(ckpt_fail_rc());
+}
+
+/* The next live process of the stream after k (k = -1: the first). */
+static long next_live(struct tree *t, long k)
+{
+	for (size_t j = k + 1; j < t->n; j++)
+		if (!(tim(t, j)->proc.flags & IMG_PROC_ZOMBIE))
+			return (long)j;
+	return -1;
+}
+
+/* Drive the tree through its stages: every process made, every group
+ * joined, each process's turn at the stream, then all run at once. */
+static void tree_drive(struct tree *t, pid_t root)
+{
+	struct pollfd *pf = calloc(t->n, sizeof(*pf));
+	pid_t *made = calloc(t->n, sizeof(*made));
+	size_t ncreated = 0, njoined = 0, nmade = 0, nready = 0, nlive = 0;
+	int ended = 0;
+	int *state = calloc(t->n, sizeof(*state)); /* last message, or -1: closed */
+
+	if (!pf || !made || !state) {
+		warnx("out of memory");
+		tree_abort(t, made, 0, root);
+	}
+	for (size_t k = 0; k < t->n; k++) {
+		pf[k] = (struct pollfd){.fd = t->rep[k][0], .events = POLLIN};
+		nlive += !(tim(t, k)->proc.flags & IMG_PROC_ZOMBIE);
+	}
+	for (;;) {
+		int n = poll(pf, t->n, -1);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			tree_abort(t, made, nmade, root);
+		for (size_t k = 0; k < t->n; k++) {
+			struct rst_token m;
+			ssize_t r;
+
+			if (pf[k].fd < 0 || !pf[k].revents)
+				continue;
+			r = read_full(pf[k].fd, &m, sizeof(m));
+			if (r == 0 && (tim(t, k)->proc.flags & IMG_PROC_ZOMBIE) &&
+			    state[k] == RST_MSG_JOINED) {
+				pf[k].fd = -1; /* a zombie, dead as it should be */
+				continue;
+			}
+			if (r != sizeof(m) || m.pid != tim(t, k)->proc.pid)
+				tree_abort(t, made, nmade, root);
+			state[k] = m.msg;
+			switch (m.msg) {
+			case RST_MSG_CREATED:
+				made[nmade++] = m.pid;
+				if (++ncreated == t->n)
+					for (size_t j = 0; j < t->n; j++)
+						send_msg(t->cmd[j][1], RST_MSG_GROUPS);
+				break;
+			case RST_MSG_JOINED:
+				if (++njoined == t->n) {
+					struct rst_token turn = {.msg = RST_MSG_TURN,
+								 .off = t->in->r.off,
+								 .nrec = t->in->r.nrec,
+								 .npages = t->in->r.npages,
+								 .rec = t->first};
+					if (write(t->cmd[next_live(t, -1)][1], &turn,
+						  sizeof(turn)) != sizeof(turn))
+						tree_abort(t, made, nmade, root);
+				}
+				break;
+			case RST_MSG_TURN: {
+				long j = next_live(t, k);
+				if (j < 0 || write(t->cmd[j][1], &m, sizeof(m)) != sizeof(m)) {
+					warnx("the image has page data of no process after pid %d",
+					      (int)m.pid);
+					tree_abort(t, made, nmade, root);
+				}
+				break;
+			}
+			case RST_MSG_END:
+				if (next_live(t, k) >= 0) {
+					warnx("image truncated: END record before the page data of "
+					      "pid %d",
+					      tim(t, next_live(t, k))->proc.pid);
+					tree_abort(t, made, nmade, root);
+				}
+				ended = 1;
+				break;
+			case RST_MSG_READY:
+				nready++;
+				break;
+			default:
+				tree_abort(t, made, nmade, root);
+			}
+			if (ended && nready == nlive) {
+				for (size_t j = 0; j < t->n; j++)
+					if (!(tim(t, j)->proc.flags & IMG_PROC_ZOMBIE))
+						send_msg(t->cmd[j][1], RST_MSG_GO);
+				free(pf);
+				free(made);
+				free(state);
+				return;
+			}
+		}
+	}
+}
+
+/* Make the tree's shared things, fork it (the root with its pid, as our
+ * child), see it through its restore, then wait for the root as its
+ * parent: its wait status. */
+static int tree_supervise(struct img_input *in, int flags, int ns)
+{
+	struct tree t = {.in = in, .flags = flags, .n = in->nrest + 1, .ns = ns};
+	pid_t root;
+
+	/* The root's group outside the tree is ours here (in a new pid
+	 * namespace it cannot be named: the processes keep what they get). */
+	if (!ns && tree_index(in, in->im.proc.pgid) < 0)
+		t.outer_pgid = getpgrp();
+	t.cmd = calloc(t.n, sizeof(*t.cmd));
+	t.rep = calloc(t.n, sizeof(*t.rep));
+	if (!t.cmd || !t.rep)
+		die(ckpt_fail_rc(), "out of memory");
+	if (tree_objects(&t) || tree_ipcs(&t) || tree_files(&t)) {
+		char why[1024];
+		snprintf(why, sizeof(why), "%s", err_get());
+		shm_made_free(&t.sm, 1);
+		die(ckpt_fail_rc(), "%s", why);
+	}
+	for (size_t k = 0; k < t.n; k++)
+		if (pipe2(t.cmd[k], O_CLOEXEC) || pipe2(t.rep[k], O_CLOEXEC))
+			die(ckpt_fail_rc(), "cannot make a pipe: %s", strerror(errno));
+	fflush(NULL);
+	root = clone_with_pid(in->im.proc.pid);
+	if (root == 0)
+		tree_proc(&t, 0);
+	if (root < 0) {
+		shm_made_free(&t.sm, 1);
+		die(ckpt_fail_rc(), "cannot create pid %d: %s", in->im.proc.pid,
+		    strerror(errno));
+	}
+	/* The processes hold what they need now. */
+	for (size_t k = 0; k < t.n; k++) {
+		close(t.cmd[k][0]);
+		close(t.rep[k][1]);
+		/* A shared one appears more than once: its second close fails
+		 * with EBADF, and nothing opens meanwhile to take its number. */
+		for (size_t i = 0; i < tim(&t, k)->nfiles; i++)
+			if (t.premade[k][i] >= 0)
+				close(t.premade[k][i]);
+	}
+	for (size_t i = 0; i < t.sm.n; i++)
+		if (t.sm.fd[i] >= 0) {
+			close(t.sm.fd[i]);
+			t.sm.fd[i] = -1;
+		}
+	rst_close_inherited(in);
+	tree_drive(&t, root);
+	for (size_t k = 0; k < t.n; k++)
+		close(t.cmd[k][1]), close(t.rep[k][0]);
+	close(in->r.fd);
+	if (in->status_fd >= 0)
+		close(in->status_fd);
+	return supervise(root);
+}
+
+int rst_changes_host(struct img_input *in)
+{
+	for (size_t k = 0; k <= in->nrest; k++) {
+		const struct image *im = img_proc_at(in, k);
+
+		if (im->nipcs)
+			return 1;
+		for (size_t i = 0; i < im->nshms; i++)
+			if (im->shms[i].d.kind == IMG_SHM_SAVED ||
+			    (im->shms[i].d.kind == IMG_SHM_SYSV && !(im->shms[i].d.flags & IMG_SHM_RMID)))
+				return 1;
+		for (size_t i = 0; i < im->nfiles; i++)
+			if (im->files[i].d.kind == IMG_FD_FIFO)
+				return 1;
+	}
+	return 0;
+}
+
+int rst_run(struct img_input *in, int flags, enum rst_pids pids)
+{
+	pid_t pid = in->im.proc.pid, child;
+	int p[2], status;
+
+	if (in->nrest) {
+		if (pids == RST_PIDS_NEW) {
+			err_set("a tree of %zu processes keeps its pids: --new-pids is for an image "
+				"of one process",
+				in->nrest + 1);
+			return -1;
+		}
+		if (tree_check(in) || ((flags & RST_LAZY) && rst_check_lazy(in)))
+			return -1;
+		/* Without the privilege to ask for pids, a new pid namespace. */
+		/* CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN: clone3 may ask
+		 * for pids here. */
+		if (pids == RST_PIDS_AUTO && !has_cap(40) && !has_cap(21))
+			pids = RST_PIDS_NS;
+		if (pids == RST_PIDS_AUTO) {
+			if (tree_pids_free(in))
+				return -1;
+			exit_like(tree_supervise(in, flags, 0));
+		}
+	}
+
+	if (pids == RST_PIDS_AUTO) {
+		fflush(NULL);
+		child = clone_with_pid(pid);
+		if (child == 0)
+			return rst_restore(in, flags | RST_KEEP_TIDS, NULL);
+		if (child > 0)
+			parent(in, child);
+		/* EPERM (no privilege), EEXIST (the pid is taken): become the
+		 * process under our own pid. */
+		pids = RST_PIDS_NEW;
+	}
+	if (pids == RST_PIDS_NEW)
+		return rst_restore(in, flags, NULL);
+
+	if (pipe2(p, O_CLOEXEC)) {
+		err_sys("cannot create a pipe");
+		return -1;
+	}
+	if (enter_namespaces())
+		return -1;
+	fflush(NULL);
+	child = fork();
+	if (child < 0) {
+		err_sys("cannot fork into the new pid namespace");
+		return -1;
+	}
+	if (child == 0) {
+		close(p[0]);
+		ns_init(in, flags, p[1]);
+	}
+	close(p[1]);
+	rst_close_inherited(in);
+	close(in->r.fd);
+	if (in->status_fd >= 0)
+		close(in->status_fd);
+	status = supervise(child);
+	/* The init's own exit is not the program's: it sent us that. */
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0 &&
+	    read_full(p[0], &status, sizeof(status)) == sizeof(status))
+		exit_like(status);
+	exit_like(status);
+}
