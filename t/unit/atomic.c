@@ -16,20 +16,7 @@
 
 #include "base/base.h"
 #include "io/io.h"
-
-static int failed, passed;
-
-#define CHECK(cond, ...)                                                                           \
-	do {                                                                                       \
-		if (cond) {                                                                        \
-			passed++;                                                                  \
-		} else {                                                                           \
-			failed++;                                                                  \
-			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                       \
-			fprintf(stderr, __VA_ARGS__);                                              \
-			fputc('\n', stderr);                                                       \
-		}                                                                                  \
-	} while (0)
+#include "unit.h"
 
 static char dir[] = "/tmp/ckpt-unit-atomic-XXXXXX";
 
@@ -291,6 +278,5 @@ int main(void)
 	private();
 	if (rmdir(dir))
 		CHECK(0, "cannot remove %s: %s", dir, strerror(errno));
-	printf("unit atomic: %d passed, %d failed\n", passed, failed);
-	return failed != 0;
+	return unit_done("atomic");
 }

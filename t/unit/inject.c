@@ -25,20 +25,7 @@
 
 #include "base/base.h"
 #include "target/target.h"
-
-static int failed, passed;
-
-#define CHECK(cond, ...)                                                                           \
-	do {                                                                                       \
-		if (cond) {                                                                        \
-			passed++;                                                                  \
-		} else {                                                                           \
-			failed++;                                                                  \
-			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                       \
-			fprintf(stderr, __VA_ARGS__);                                              \
-			fputc('\n', stderr);                                                       \
-		}                                                                                  \
-	} while (0)
+#include "unit.h"
 
 #define PAGE 4096
 #define MEM (256 * 1024)
@@ -364,6 +351,5 @@ int main(void)
 	}
 	one("spinning", 0);
 	one("in read()", 1);
-	printf("unit inject: %d passed, %d failed\n", passed, failed);
-	return failed != 0;
+	return unit_done("inject");
 }
