@@ -60,21 +60,11 @@ remap() {
 	printf 'status %s\nstdout:\n%s\nstderr:\n%s\n' "$status" "$output" "$stderr"
 }
 
-# one_line TOOL STATUS [TEXT]: the last run exited STATUS, not by a signal,
-# with one line on stderr, "TOOL: ..." containing TEXT.
-one_line() {
-	no_core
-	[ "$status" -eq "$2" ]
-	[ "${#stderr_lines[@]}" -eq 1 ]
-	[[ $stderr == "$1: "* ]]
-	[[ $stderr == *"${3:-}"* ]]
-}
-
 # cut_at N: restore the first N bytes of the image: 99, one line, "truncated".
 cut_at() {
 	head -c "$1" "$img" >"$bad"
 	remap "$bad"
-	one_line ckpt-remap 99 truncated
+	one_line 99 truncated ckpt-remap
 }
 
 @test "ckpt-dump on a dead pid: exit 1, one line naming the pid" {
@@ -83,7 +73,7 @@ cut_at() {
 	pid=$!
 	wait "$pid"
 	run --separate-stderr ckpt-dump -o "$out/x.img" "$pid"
-	one_line ckpt-dump 1 "$pid"
+	one_line 1 "$pid" ckpt-dump
 	[ -z "$(ls -A "$out")" ]
 }
 
@@ -94,7 +84,7 @@ cut_at() {
 	CKPT_PIDS+=("$pid")
 	run --separate-stderr ckpt-dump -o "$out/x.img" "$pid"
 	echo "$stderr"
-	one_line ckpt-dump 1 "not permitted"
+	one_line 1 "not permitted" ckpt-dump
 	[ -z "$(ls -A "$out")" ]
 	touch "$BATS_TEST_TMPDIR/w/go"
 	status=0
@@ -114,7 +104,7 @@ cut_at() {
 
 @test "ckpt-dump with a non-numeric pid: exit 2, one line naming it" {
 	run --separate-stderr ckpt-dump -o "$out/x.img" 12abc
-	one_line ckpt-dump 2 12abc
+	one_line 2 12abc ckpt-dump
 	[ -z "$(ls -A "$out")" ]
 }
 
@@ -163,13 +153,13 @@ cut_at() {
 		head -c 65535 /dev/urandom
 	} >"$bad"
 	remap "$bad"
-	one_line ckpt-remap 99 "not a ckpt image"
+	one_line 99 "not a ckpt image" ckpt-remap
 }
 
 @test "ckpt-remap on an empty file: 99, empty" {
 	: >"$bad"
 	remap "$bad"
-	one_line ckpt-remap 99 empty
+	one_line 99 empty ckpt-remap
 }
 
 @test "ckpt-remap on an empty standard input: 99, empty" {
@@ -177,12 +167,12 @@ cut_at() {
 	# refused before it is read, see t/0155).
 	: >"$BATS_TEST_TMPDIR/empty"
 	run --separate-stderr ckpt-remap - <"$BATS_TEST_TMPDIR/empty"
-	one_line ckpt-remap 99 empty
+	one_line 99 empty ckpt-remap
 }
 
 @test "ckpt-remap on a file that does not exist: 99, one line naming it" {
 	remap "$BATS_TEST_TMPDIR/nonexistent.img"
-	one_line ckpt-remap 99 nonexistent.img
+	one_line 99 nonexistent.img ckpt-remap
 }
 
 @test "ckpt-remap on a gzip image cut in the middle: 99, one line" {
@@ -191,7 +181,7 @@ cut_at() {
 	size=$(stat -c %s "$bad.gz")
 	head -c $((size / 2)) "$bad.gz" >"$bad"
 	remap "$bad"
-	one_line ckpt-remap 99
+	one_line 99 "" ckpt-remap
 }
 
 @test "ckpt-remap on a gzip image without its trailer (CRC and size): 99, one line" {
@@ -200,7 +190,7 @@ cut_at() {
 	size=$(stat -c %s "$bad.gz")
 	head -c $((size - 4)) "$bad.gz" >"$bad"
 	remap "$bad"
-	one_line ckpt-remap 99
+	one_line 99 "" ckpt-remap
 }
 
 @test "ckpt-remap on a ckpt-gzip --zstd image cut in the middle or in its checksum: 99, one line" {
@@ -212,7 +202,7 @@ cut_at() {
 	for cut in $((size / 2)) $((size - 2)); do
 		head -c "$cut" "$bad.zst" >"$bad"
 		remap "$bad"
-		one_line ckpt-remap 99 "zstd stream truncated"
+		one_line 99 "zstd stream truncated" ckpt-remap
 	done
 }
 
@@ -223,19 +213,19 @@ cut_at() {
 	# A file (--lazy too) and standard input on it: refused before the
 	# program runs.
 	remap "$bad"
-	one_line ckpt-remap 99 "$bad: 8 bytes after the END record, from offset $size: not part of the image"
+	one_line 99 "$bad: 8 bytes after the END record, from offset $size: not part of the image" ckpt-remap
 	[ -z "$output" ]
 	remap --lazy "$bad"
-	one_line ckpt-remap 99 "$bad: 8 bytes after the END record, from offset $size"
+	one_line 99 "$bad: 8 bytes after the END record, from offset $size" ckpt-remap
 	[ -z "$output" ]
 	run --separate-stderr timeout 120 ckpt-remap - <"$bad"
-	one_line ckpt-remap 99 "standard input: 8 bytes after the END record, from offset $size"
+	one_line 99 "standard input: 8 bytes after the END record, from offset $size" ckpt-remap
 	[ -z "$output" ]
 	# Compressed, the page data comes after the point of no return: the
 	# restorer refuses the bytes after END before the program runs.
 	ckpt-gzip --zstd -o "$bad.zst" <"$bad"
 	remap "$bad.zst"
-	one_line ckpt-remap 99 "data after the END record at offset"
+	one_line 99 "data after the END record at offset" ckpt-remap
 	[ -z "$output" ]
 }
 
@@ -244,13 +234,13 @@ cut_at() {
 	read -r off _ len < <(records "$img" | awk '$2 == 6' | head -n 1)
 	flip_byte $((off + 16 + len - 1000))
 	remap "$bad"
-	one_line ckpt-remap 99 checksum
+	one_line 99 checksum ckpt-remap
 }
 
 @test "ckpt-remap on an image with one flipped byte in the metadata: 99, checksum" {
 	flip_byte 300
 	remap "$bad"
-	one_line ckpt-remap 99 checksum
+	one_line 99 checksum ckpt-remap
 }
 
 @test "ckpt-remap with two operands: 99 and the usage line" {

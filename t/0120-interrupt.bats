@@ -24,28 +24,20 @@ sys.exit(0 if hashlib.sha256(b).digest() == h else 1)
 
 # The target runs (not stopped, not traced) and finishes normally.
 target_finishes() {
-	local i st
-	for ((i = 0; i < 500; i++)); do
-		st=$(awk '/^State:/ {print $2}' "/proc/$BG_PID/status")
-		[ "$st" = S ] || [ "$st" = R ] && break
-		sleep 0.01
-	done
-	[ "$(awk '/^TracerPid:/ {print $2}' "/proc/$BG_PID/status")" = 0 ]
+	# Running or asleep within 5 s; if not, the checks below say what.
+	wait_for -t 5 state_is "$BG_PID" S R || true
+	untraced "$BG_PID"
 	touch "$GO"
 	wait_exit "$BG_PID"
 }
 
-# Wait until ckpt-dump (pid $1; the dump runs in its worker child, and
-# writes from a thread of it) is blocked writing to a full pipe.
-wait_blocked_on_pipe() {
-	local i w
-	for ((i = 0; i < 1000; i++)); do
-		for w in $(descendants "$1"); do
-			cat "/proc/$w/task/"*/wchan 2>/dev/null | grep -q pipe_write && return 0
-		done
-		sleep 0.01
+# blocked_on_pipe PID: ckpt-dump, pid PID, is blocked writing to a full
+# pipe (the dump runs in its worker child, and writes from a thread of it).
+blocked_on_pipe() {
+	local w
+	for w in $(descendants "$1"); do
+		cat "/proc/$w/task/"*/wchan 2>/dev/null | grep -q pipe_write && return 0
 	done
-	echo "ckpt-dump never blocked on the pipe" >&2
 	return 1
 }
 
@@ -57,7 +49,7 @@ interrupt_with() {
 	CKPT_PIDS+=($!)
 	exec_clean ckpt-dump "$BG_PID" >"$fifo" 2>"$BATS_TEST_TMPDIR/dump.err" &
 	dump=$!
-	wait_blocked_on_pipe "$dump"
+	wait_for -t 10 blocked_on_pipe "$dump"
 	kill "-$1" "$dump"
 	# Not `run`: its subshell is not the parent that can wait.
 	st=0

@@ -18,19 +18,6 @@ MIB=32
 # run below must leave the target intact.  Injected calls run with
 # PTRACE_SYSCALL stops, so no trap flag is ever left set either.
 
-# start_bulk DIR [OPTION...]: t/progs/bulk with MIB MiB on DIR, output (through
-# a pipe, so fds 1 and 2 are inherited by a restore) in DIR/out; sets $pid
-# and $cat_pid.
-start_bulk() {
-	local dir=$1
-	shift
-	mkdir -p "$dir"
-	spawn "$dir/out" bulk "$@" "$MIB" "$dir"
-	pid=$SPAWN_PID
-	cat_pid=$SPAWN_CAT
-	wait_for_line "$dir/out" '^ready '
-}
-
 # released PID: PID is neither stopped nor traced (or no longer exists).
 released() {
 	local k v st="" tr=""
@@ -57,9 +44,9 @@ one_run() {
 	dir=$BATS_TEST_TMPDIR/r$i
 	img=$dir/img
 	if ((i % 2)); then
-		start_bulk "$dir" --thread
+		start_bulk "$dir" --thread "$MIB"
 	else
-		start_bulk "$dir"
+		start_bulk "$dir" "$MIB"
 	fi
 	case $mode in
 	oprev)
@@ -103,9 +90,9 @@ one_run() {
 	if [ "$tst" -eq 137 ] && [ "$mode" = kill ]; then
 		complete_image "$img"
 	else
-		cat "$dir/out"
+		cat "$dir.out"
 		[ "$tst" -eq 0 ]
-		[ "$(tail -n 1 "$dir/out")" = "restored: no" ]
+		[ "$(tail -n 1 "$dir.out")" = "restored: no" ]
 	fi
 
 	# The file: untouched, absent, or a complete image; beside it no
@@ -148,7 +135,7 @@ one_run() {
 	echo "seed $seed (CKPT_SEED=$seed reproduces the choices)"
 	# How long a dump takes here (the shortest of three): the delays
 	# spread over it.
-	start_bulk "$BATS_TEST_TMPDIR/m"
+	start_bulk "$BATS_TEST_TMPDIR/m" "$MIB"
 	for i in 1 2 3; do
 		t0=${EPOCHREALTIME/./}
 		ckpt-dump --quiet -o "$BATS_TEST_TMPDIR/m/img" "$pid"
@@ -164,7 +151,7 @@ one_run() {
 	for ((i = 0; i < ${CKPT_RUNS:-120}; i++)); do
 		s=${sigs[i % 3]}
 		one_run "$i" "$s" "${modes[RANDOM % 4]}" $(((RANDOM * 32768 + RANDOM) % (dur + 1)))
-		rm -rf "$BATS_TEST_TMPDIR/r$i"
+		rm -rf "$BATS_TEST_TMPDIR/r$i" "$BATS_TEST_TMPDIR/r$i.out"
 	done
 	for s in "${sigs[@]}"; do
 		echo "# SIG$s: $((${N[$s.sent]:-0} + ${N[$s.blocked]:-0} + ${N[$s.gone]:-0})) sent" \
@@ -185,7 +172,7 @@ killed_at() {
 	local dir dump dst how try
 	for ((try = 0; try < 10; try++)); do
 		dir=$BATS_TEST_TMPDIR/k$try
-		start_bulk "$dir" --thread
+		start_bulk "$dir" --thread "$MIB"
 		exec_clean ckpt-dump --quiet -o "$dir/img" "$pid" 2>"$dir/dump.err" &
 		dump=$!
 		how=$(killer "$1" 9 0 "$dump") || true
@@ -199,11 +186,7 @@ killed_at() {
 			[ -z "$(find "$dir" -name '*img*')" ]
 		fi
 		wait_for released "$pid"
-		touch "$dir/go"
-		reap "$pid" "$cat_pid"
-		cat "$dir/out"
-		[ "$status" -eq 0 ]
-		[ "$(tail -n 1 "$dir/out")" = "restored: no" ]
+		runs_on "$dir"
 		[ "$how" = gone ] || return 0
 	done
 	echo "the killer never found the moment in 10 dumps" >&2

@@ -11,21 +11,10 @@ load lib
 # DIR/go already there, so that a restore that went through would run it
 # to its end at once and print "restored: yes".
 setup_file() {
-	local dir=$BATS_FILE_TMPDIR/b pid cat_pid
-	mkdir "$dir"
-	# Its output through a pipe, as spawn does: a restored program inherits
+	local pid cat_pid
+	# Its output through a pipe (spawn): a restored program inherits
 	# ckpt-remap's stdout then.
-	anon_pipe
-	exec_clean cat <&"$PIPE_R" >"$dir.out" &
-	cat_pid=$!
-	exec_clean bulk 4 "$dir" </dev/null >&"$PIPE_W" 2>&1 &
-	pid=$!
-	exec {PIPE_R}<&- {PIPE_W}>&-
-	wait_for_line "$dir.out" '^ready '
-	ckpt-dump --kill -o "$BATS_FILE_TMPDIR/img" "$pid"
-	wait "$pid" || true
-	wait "$cat_pid" || true
-	touch "$dir/go"
+	bulk_killed "$BATS_FILE_TMPDIR/b" "$BATS_FILE_TMPDIR/img" 4
 	gzip -c "$BATS_FILE_TMPDIR/img" >"$BATS_FILE_TMPDIR/img.gz"
 }
 
@@ -65,9 +54,7 @@ writer_dies() {
 # fails_cleanly [TEXT]: the last writer_dies gave CKPT_FAIL_RC, one line
 # "ckpt-remap: ...TEXT...", and the program never ran.
 fails_cleanly() {
-	[ "$status" -eq 99 ]
-	[ "${#stderr_lines[@]}" -eq 1 ]
-	[[ $stderr == "ckpt-remap: "*"${1:-}"* ]]
+	one_line 99 "${1:-}" ckpt-remap
 	[ -z "$output" ]
 }
 

@@ -11,19 +11,8 @@ load lib
 # header (XCR0 of the dumping CPU) and in every thread's XSAVE header
 # (xstate_bv), checksums recomputed (ckpt-image(5)).
 setup_file() {
-	local dir=$BATS_FILE_TMPDIR/b pid cat_pid
-	mkdir "$dir"
-	anon_pipe
-	exec_clean cat <&"$PIPE_R" >"$dir.out" &
-	cat_pid=$!
-	exec_clean bulk --thread 2 "$dir" </dev/null >&"$PIPE_W" 2>&1 &
-	pid=$!
-	exec {PIPE_R}<&- {PIPE_W}>&-
-	wait_for_line "$dir.out" '^ready '
-	ckpt-dump --kill -o "$BATS_FILE_TMPDIR/img" "$pid"
-	wait "$pid" || true
-	wait "$cat_pid" || true
-	touch "$dir/go"
+	local pid cat_pid
+	bulk_killed "$BATS_FILE_TMPDIR/b" "$BATS_FILE_TMPDIR/img" --thread 2
 	python3 - "$BATS_FILE_TMPDIR/img" "$BATS_FILE_TMPDIR/foreign.img" >"$BATS_FILE_TMPDIR/bit" <<'EOF'
 import struct, sys
 

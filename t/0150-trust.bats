@@ -15,25 +15,10 @@ teardown() {
 	rm -rf "$shared"
 }
 
-# runs_on DIR: the bulk process $pid was left running and finishes intact.
-runs_on() {
-	[ "$(awk '/^TracerPid:/ {print $2}' "/proc/$pid/status")" = 0 ]
-	touch "$1/go"
-	reap "$pid" "$cat_pid"
-	cat "$1.out"
-	[ "$status" -eq 0 ]
-	[ "$(tail -n 1 "$1.out")" = "restored: no" ]
-}
-
-# one_line STATUS TEXT: the last run exited STATUS with one line on stderr
-# that starts with the tool's name and contains TEXT.
-one_line() {
-	echo "$stderr"
-	no_core
-	[ "$status" -eq "$1" ]
-	[ "${#stderr_lines[@]}" -eq 1 ]
-	[[ $stderr == ckpt-*": "*"$2"* ]]
-	# No Yama here: its rules are not to be blamed.
+# refused STATUS TEXT: one_line STATUS TEXT, and no word of Yama where
+# there is none: its rules are not to be blamed.
+refused() {
+	one_line "$1" "$2"
 	[ -e /proc/sys/kernel/yama ] || [[ $stderr != *Yama* ]]
 }
 
@@ -42,6 +27,7 @@ one_line() {
 	run --separate-stderr bash -c 'umask 000; ckpt-dump -o "$1" "$2"' _ "$shared/x.img" "$pid"
 	[ "$status" -eq 0 ]
 	[ "$(stat -c %a "$shared/x.img")" = 600 ]
+	untraced "$pid"
 	runs_on "$shared/w"
 }
 
@@ -56,6 +42,7 @@ one_line() {
 	[ "$status" -eq 0 ]
 	[ "$(stat -c %a "$shared/y.img")" = 600 ]
 	ckpt-inspect --verify "$shared/y.img"
+	untraced "$pid"
 	runs_on "$shared/w"
 }
 
@@ -64,9 +51,10 @@ one_line() {
 	[ "$(id -u)" -eq 0 ] || skip "needs root to run processes as two users"
 	start_bulk_as "$shared/w"
 	run --separate-stderr "${AS_OTHER[@]}" ckpt-dump -o "$shared/x.img" "$pid"
-	one_line 1 "pid $pid: not permitted to trace: it belongs to uid 0 and ckpt-dump runs as uid $(id -u "$OTHER"), without CAP_SYS_PTRACE"
+	refused 1 "pid $pid: not permitted to trace: it belongs to uid 0 and ckpt-dump runs as uid $(id -u "$OTHER"), without CAP_SYS_PTRACE"
 	[ ! -e "$shared/x.img" ]
 	[ -z "$(find "$shared" -name '.x.img*')" ]
+	untraced "$pid"
 	runs_on "$shared/w"
 }
 
@@ -75,12 +63,9 @@ one_line() {
 	# Root may trace anything: as root, the user is $OTHER on both sides.
 	[ "$(id -u)" -ne 0 ] || ctl=("${AS_OTHER[@]}")
 	mkdir -m 1777 "$shared/w"
-	spawn "$shared/w.out" "${ctl[@]}" workload --undumpable "$shared/w"
-	pid=$SPAWN_PID
-	cat_pid=$SPAWN_CAT
-	wait_for_line "$shared/w.out" '^ready '
+	spawn_ready "$shared/w.out" "${ctl[@]}" workload --undumpable "$shared/w"
 	run --separate-stderr "${ctl[@]}" ckpt-dump -o "$shared/x.img" "$pid"
-	one_line 1 "pid $pid: not permitted to trace: it is not dumpable"
+	refused 1 "pid $pid: not permitted to trace: it is not dumpable"
 	[ ! -e "$shared/x.img" ]
 	touch "$shared/w/go"
 	reap "$pid" "$cat_pid"
@@ -103,12 +88,12 @@ time.sleep(1000)
 	wait_for_line "$shared/tracer.out" 'tracing\|failed'
 	grep -qx tracing "$shared/tracer.out"
 	run --separate-stderr ckpt-dump -o "$shared/x.img" "$pid"
-	one_line 1 "pid $pid: not permitted to trace: it is already traced by pid $tracer (python3)"
+	refused 1 "pid $pid: not permitted to trace: it is already traced by pid $tracer (python3)"
 	[ ! -e "$shared/x.img" ]
 	# Its tracer gone (SEIZE stops nothing), it runs on.
 	kill -KILL "$tracer"
 	reap "$tracer" "$SPAWN_CAT"
-	wait_for grep -q '^TracerPid:.0$' "/proc/$pid/status"
+	wait_for untraced "$pid"
 	runs_on "$shared/w"
 }
 
@@ -127,10 +112,10 @@ dump_other_killed() {
 	[ "$(id -u)" -eq 0 ] || skip "only root is asked"
 	dump_other_killed
 	restore "$shared/other.img"
-	one_line 99 "$shared/other.img: the process belonged to uid $(id -u "$OTHER"); restoring it as root would run it as root: refused without --allow-other-user"
+	refused 99 "$shared/other.img: the process belonged to uid $(id -u "$OTHER"); restoring it as root would run it as root: refused without --allow-other-user"
 	[ -z "$output" ]
 	run --separate-stderr ckpt-remap - <"$shared/other.img"
-	one_line 99 "standard input: the process belonged to uid $(id -u "$OTHER")"
+	refused 99 "standard input: the process belonged to uid $(id -u "$OTHER")"
 	[ -z "$output" ]
 	restore --allow-other-user "$shared/other.img"
 	intact_and_restored
@@ -145,7 +130,7 @@ dump_other_killed() {
 	touch "$shared/w/go"
 	chown "$OTHER" "$shared/x.img"
 	restore "$shared/x.img"
-	one_line 99 "$shared/x.img: the file belongs to uid $(id -u "$OTHER"), who could have written any code into it"
+	refused 99 "$shared/x.img: the file belongs to uid $(id -u "$OTHER"), who could have written any code into it"
 	[ -z "$output" ]
 	restore --allow-other-user "$shared/x.img"
 	intact_and_restored
@@ -220,6 +205,6 @@ dump_other_killed() {
 	[ "$(id -u)" -eq 0 ] || skip "needs root and another user"
 	install -m 0666 /dev/null "$shared/y.img.gz"
 	run --separate-stderr "${AS_OTHER[@]}" bash -c 'echo secret | ckpt-gzip >>"$1"' _ "$shared/y.img.gz"
-	one_line 1 "standard output is a file others may read (mode 0666) and cannot be made private: Operation not permitted"
+	refused 1 "standard output is a file others may read (mode 0666) and cannot be made private: Operation not permitted"
 	[ ! -s "$shared/y.img.gz" ]
 }

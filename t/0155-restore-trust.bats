@@ -18,14 +18,11 @@ teardown() {
 	rm -rf "$shared"
 }
 
-# one_line STATUS TEXT: the last run exited STATUS with one line on stderr
-# that starts with the tool's name and contains TEXT, and printed nothing.
-one_line() {
-	printf 'status %s\nstdout:\n%s\nstderr:\n%s\n' "$status" "$output" "$stderr"
-	no_core
-	[ "$status" -eq "$1" ]
-	[ "${#stderr_lines[@]}" -eq 1 ]
-	[[ $stderr == ckpt-*": "*"$2"* ]]
+# refused TEXT: the last run exited 99 (CKPT_FAIL_RC) with one line on
+# stderr that starts with the tool's name and contains TEXT (one_line),
+# and printed nothing.
+refused() {
+	one_line 99 "$1"
 	[ -z "$output" ]
 }
 
@@ -60,11 +57,8 @@ wait_gone() {
 
 # root_image IMG: the same, a process of root's, dumped by root.
 root_image() {
-	start_bulk_as "$shared/w"
-	ckpt-dump --kill -o "$1" "$pid"
-	reap "$pid" "$cat_pid"
+	bulk_killed "$shared/w" "$1"
 	[ "$status" -eq 137 ]
-	touch "$shared/w/go"
 }
 
 # bats test_tags=root
@@ -74,9 +68,9 @@ root_image() {
 	"${AS_OTHER[@]}" forge.py "$shared/o.img" uid 0
 	[ "$(stat -c %u "$shared/o.img")" = "$(id -u "$OTHER")" ]
 	run --separate-stderr timeout 60 ckpt-remap - <"$shared/o.img"
-	one_line 99 "standard input: the file belongs to uid $(id -u "$OTHER"), who could have written any code into it"
+	refused "standard input: the file belongs to uid $(id -u "$OTHER"), who could have written any code into it"
 	run --separate-stderr timeout 60 ckpt-remap "$shared/o.img"
-	one_line 99 "$shared/o.img: the file belongs to uid $(id -u "$OTHER")"
+	refused "$shared/o.img: the file belongs to uid $(id -u "$OTHER")"
 }
 
 # bats test_tags=root
@@ -85,11 +79,11 @@ root_image() {
 	root_image "$shared/r.img"
 	# shellcheck disable=SC2016
 	run --separate-stderr timeout 60 bash -c 'cat "$1" | ckpt-remap -' _ "$shared/r.img"
-	one_line 99 "standard input: a pipe, whose writer may be any user, who could have written any code into it; restoring it as root: refused without --allow-other-user"
+	refused "standard input: a pipe, whose writer may be any user, who could have written any code into it; restoring it as root: refused without --allow-other-user"
 	# A file of root's that others may write: as good as theirs.
 	chmod 0606 "$shared/r.img"
 	run --separate-stderr timeout 60 ckpt-remap - <"$shared/r.img"
-	one_line 99 "standard input: the file (mode 0606, group 0) may be written by users other than root"
+	refused "standard input: the file (mode 0606, group 0) may be written by users other than root"
 	chmod 0600 "$shared/r.img"
 	# shellcheck disable=SC2016
 	run --separate-stderr timeout 60 bash -c 'cat "$1" | ckpt-remap --allow-other-user -' _ "$shared/r.img"
@@ -114,7 +108,7 @@ root_image() {
 	w=$!
 	CKPT_PIDS+=("$w")
 	run --separate-stderr timeout 60 ckpt-remap "$shared/p"
-	one_line 99 "$shared/p: a FIFO, whose writer may be any user"
+	refused "$shared/p: a FIFO, whose writer may be any user"
 }
 
 # bats test_tags=root
@@ -134,11 +128,11 @@ root_image() {
 	w=$!
 	CKPT_PIDS+=("$w")
 	run --separate-stderr timeout 20 ckpt-remap "$shared/c.img"
-	one_line 99 "$shared/c.img: the file belongs to uid $(id -u "$OTHER")"
+	refused "$shared/c.img: the file belongs to uid $(id -u "$OTHER")"
 	[ ! -e "$shared/opened" ]
 	# Allowed, the parent is opened, but never waited on: not a regular file.
 	run --separate-stderr timeout 20 ckpt-remap --allow-other-user "$shared/c.img"
-	one_line 99 "$shared/c.img: parent image $shared/p.img: not a regular file (a FIFO)"
+	refused "$shared/c.img: parent image $shared/p.img: not a regular file (a FIFO)"
 	[ ! -e "$shared/opened" ]
 	run --separate-stderr timeout 20 ckpt-inspect "$shared/c.img"
 	no_core
@@ -147,7 +141,7 @@ root_image() {
 	# A device named as the parent (the record forged): not opened either.
 	"${AS_OTHER[@]}" forge.py "$shared/c.img" parent /dev/zero
 	run --separate-stderr timeout 20 ckpt-remap --allow-other-user "$shared/c.img"
-	one_line 99 "not a regular file (a character device)"
+	refused "not a regular file (a character device)"
 }
 
 # bats test_tags=root
@@ -160,7 +154,7 @@ root_image() {
 	touch "$shared/w/go"
 	chown "$OTHER" "$shared/p.img"
 	run --separate-stderr timeout 60 ckpt-remap "$shared/c.img"
-	one_line 99 "$shared/c.img: parent image $shared/p.img: the file belongs to uid $(id -u "$OTHER"), who could have written any code into it"
+	refused "$shared/c.img: parent image $shared/p.img: the file belongs to uid $(id -u "$OTHER"), who could have written any code into it"
 }
 
 # logged DIR: t/progs/logger writing DIR/log, 20 lines, the last held until
@@ -190,7 +184,7 @@ logged() {
 	"${AS_OTHER[@]}" rm "$dir/log"
 	"${AS_OTHER[@]}" ln -s "$shared/victim" "$dir/log"
 	run --separate-stderr timeout 60 ckpt-remap "$shared/l.img"
-	one_line 99 "$dir/log: a symbolic link"
+	refused "$dir/log: a symbolic link"
 	cmp "$shared/victim" "$shared/victim.orig"
 	# A directory of the path a link: refused the same.
 	"${AS_OTHER[@]}" rm "$dir/log"
@@ -198,20 +192,20 @@ logged() {
 	mv "$dir" "$shared/moved"
 	"${AS_OTHER[@]}" ln -s "$shared/elsewhere" "$dir"
 	run --separate-stderr timeout 60 ckpt-remap "$shared/l.img"
-	one_line 99 "$dir/log: a symbolic link"
+	refused "$dir/log: a symbolic link"
 	[ -z "$(ls -A "$shared/elsewhere")" ]
 	rm "$dir"
 	mv "$shared/moved" "$dir"
 	# A FIFO there: refused, not opened.
 	"${AS_OTHER[@]}" mkfifo "$dir/log"
 	run --separate-stderr timeout 60 ckpt-remap "$shared/l.img"
-	one_line 99 "$dir/log: saved in the image as a regular file, but here it is not one"
+	refused "$dir/log: saved in the image as a regular file, but here it is not one"
 	# A hard link to the victim (where fs.protected_hardlinks would not
 	# stop its owner): refused, as writing it would write the victim.
 	rm "$dir/log"
 	ln "$shared/victim" "$dir/log"
 	run --separate-stderr timeout 60 ckpt-remap "$shared/l.img"
-	one_line 99 "$dir/log: has 2 hard links here"
+	refused "$dir/log: has 2 hard links here"
 	cmp "$shared/victim" "$shared/victim.orig"
 }
 
@@ -246,18 +240,18 @@ flipped() {
 	echo "after the checkpoint" >>"$dir/log"
 	cp -p "$dir/log" "$shared/log.before"
 	run --separate-stderr timeout 60 ckpt-remap "$shared/bad.img"
-	one_line 99 "checksum"
+	refused "checksum"
 	cmp "$dir/log" "$shared/log.before"
 	[ "$(stat -c %y "$dir/log")" = "$(stat -c %y "$shared/log.before")" ]
 	# shellcheck disable=SC2016
 	run --separate-stderr timeout 60 bash -c 'cat "$1" | ckpt-remap --allow-other-user -' _ "$shared/bad.img"
-	one_line 99 "checksum"
+	refused "checksum"
 	cmp "$dir/log" "$shared/log.before"
 	[ "$(stat -c %y "$dir/log")" = "$(stat -c %y "$shared/log.before")" ]
 	# Compressed: the decompressor's stream is verified the same way.
 	gzip -c "$shared/bad.img" >"$shared/bad.img.gz"
 	run --separate-stderr timeout 60 ckpt-remap "$shared/bad.img.gz"
-	one_line 99 "checksum"
+	refused "checksum"
 	cmp "$dir/log" "$shared/log.before"
 	# The image whole: set back, and the program ends intact.
 	run --separate-stderr timeout 60 bash -c 'cat "$1" | ckpt-remap --allow-other-user -' _ "$shared/l.img"

@@ -8,19 +8,10 @@ bats_require_minimum_version 1.5.0
 
 setup() {
 	start_bg sleep 1000
-	wait_for_stat_sleeping "$BG_PID"
+	# The image of a process stopped in nanosleep is dumped in a known state.
+	wait_for state_is "$BG_PID" S
 	IMG=$BATS_TEST_TMPDIR/sleep.img
 	ckpt-dump -o "$IMG" "$BG_PID"
-}
-
-# The image of a process stopped in nanosleep is dumped in a known state.
-wait_for_stat_sleeping() {
-	local i
-	for ((i = 0; i < 2000; i++)); do
-		[ "$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null)" = S ] && return 0
-		sleep 0.01
-	done
-	return 1
 }
 
 @test "inspect shows the header, the process, its regions and its files" {
@@ -72,9 +63,7 @@ assert [f["fd"] for f in d["files"]] == sorted(f["fd"] for f in d["files"])
 	size=$(stat -c %s "$IMG")
 	head -c $((size - 100)) "$IMG" >"$BATS_TEST_TMPDIR/cut.img"
 	run --separate-stderr ckpt-inspect "$BATS_TEST_TMPDIR/cut.img"
-	[ "$status" -eq 1 ]
-	[ "${#stderr_lines[@]}" -eq 1 ]
-	[[ "$stderr" == "ckpt-inspect: "*"truncated"* ]]
+	one_line 1 truncated ckpt-inspect
 }
 
 @test "--verify prints one line of totals for a good image, and exit 1 naming the record for a flipped byte" {
@@ -88,9 +77,7 @@ assert [f["fd"] for f in d["files"]] == sorted(f["fd"] for f in d["files"])
 		cp "$IMG" "$BATS_TEST_TMPDIR/bad.img"
 		invert_byte "$BATS_TEST_TMPDIR/bad.img" "$at"
 		run --separate-stderr ckpt-inspect --verify "$BATS_TEST_TMPDIR/bad.img"
-		[ "$status" -eq 1 ]
-		[ "${#stderr_lines[@]}" -eq 1 ]
-		[[ "$stderr" == "ckpt-inspect: "*"checksum mismatch"* ]]
+		one_line 1 "checksum mismatch" ckpt-inspect
 	done
 	run --separate-stderr ckpt-inspect --json --verify "$IMG"
 	[ "$status" -eq 2 ]

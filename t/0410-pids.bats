@@ -78,7 +78,7 @@ term_through() {
 	CKPT_PIDS+=("$rp")
 	# The program runs once the process holding the old pid (or its
 	# namespace) has threads again.
-	wait_for_threads "$rp" 4
+	wait_for has_threads "$rp" 4
 	kill -TERM "$rp"
 	st=0
 	wait "$rp" || st=$?
@@ -86,16 +86,13 @@ term_through() {
 	[ "$st" -eq 143 ]
 }
 
-# wait_for_threads PID N: PID, or a descendant of it, has N threads.
-wait_for_threads() {
-	local i p
-	for ((i = 0; i < 2000; i++)); do
-		for p in $(pgrep -P "$1") $(pgrep -P "$(pgrep -P "$1" | head -1)" 2>/dev/null) "$1"; do
-			[ "$(ls "/proc/$p/task" 2>/dev/null | wc -l)" -ge "$2" ] && return 0
-		done
-		sleep 0.01
+# has_threads PID N: PID, a child of it or a child of its first child has
+# N threads or more.
+has_threads() {
+	local p
+	for p in $(pgrep -P "$1") $(pgrep -P "$(pgrep -P "$1" | head -1)" 2>/dev/null) "$1"; do
+		[ "$(ls "/proc/$p/task" 2>/dev/null | wc -l)" -ge "$2" ] && return 0
 	done
-	echo "no process under $1 with $2 threads" >&2
 	return 1
 }
 

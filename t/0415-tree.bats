@@ -157,7 +157,7 @@ alive() {
 }
 
 @test "a tree image cut in the last process's pages: exit 99 naming the cut, and no process of it ran" {
-	local pids size logsize i
+	local pids size logsize
 	start_bg tree workers "$D"
 	dump_tree
 	mapfile -t pids < <(ckpt-inspect "$IMG" | sed -n 's/^process:  pid \([0-9]*\) .*/\1/p')
@@ -171,11 +171,7 @@ alive() {
 	[[ "$stderr" == *"image truncated"* ]]
 	# The processes that had their pages before the cut were killed
 	# before any of them ran: the log the children write is as it was.
-	for ((i = 0; i < 500; i++)); do
-		alive "${pids[@]}" || break
-		sleep 0.01
-	done
-	run ! alive "${pids[@]}"
+	wait_for -t 5 not alive "${pids[@]}"
 	[ "$(stat -c %s "$D/log")" -eq "$logsize" ]
 }
 

@@ -12,21 +12,17 @@ setup() {
 	start_bg fdkinds "$D"
 	wait_for_line "$OUT" '^ready '
 	# The two threads are blocked in their calls before we dump.
-	wait_for_blocked "$BG_PID"
+	wait_for threads_asleep "$BG_PID"
 }
 
-# wait_for_blocked PID: every thread of PID but the main one sleeps.
-wait_for_blocked() {
-	local i t n
-	for ((i = 0; i < 2000; i++)); do
-		n=0
-		for t in /proc/"$1"/task/*; do
-			[ "$(awk '{print $3}' "$t/stat")" = S ] && n=$((n + 1))
-		done
-		[ "$n" -ge 3 ] && return 0
-		sleep 0.01
+# threads_asleep PID: three threads of PID sleep (S), the main one and
+# the two blocked in their calls.
+threads_asleep() {
+	local t n=0
+	for t in /proc/"$1"/task/*; do
+		[ "$(awk '{print $3}' "$t/stat")" = S ] && n=$((n + 1))
 	done
-	return 1
+	[ "$n" -ge 3 ]
 }
 
 @test "dump --kill then restore: pipe bytes, eventfd, signalfd, timerfd, epoll and blocked threads intact" {

@@ -63,14 +63,7 @@ chain() {
 }
 
 @test "a dump without --kill leaves every timer firing" {
-	spawn "$d.out" timers "${POSIX[@]}" "$d"
-	pid=$SPAWN_PID
-	cat_pid=$SPAWN_CAT
-	wait_for_line "$d.out" '^ready '
+	spawn_ready "$d.out" timers "${POSIX[@]}" "$d"
 	ckpt-dump -o "$d.img" "$pid"
-	touch "$d/go"
-	reap "$pid" "$cat_pid"
-	cat "$d.out"
-	[ "$status" -eq 0 ]
-	[ "$(tail -n 1 "$d.out")" = "restored: no" ]
+	runs_on "$d"
 }

@@ -13,27 +13,6 @@ setup() {
 	IMG=$BATS_TEST_TMPDIR/v.img
 }
 
-# utime PID: user CPU ticks of PID (all its threads).
-utime() {
-	local s
-	s=$(cat "/proc/$1/stat") || return 1
-	s=${s##*) }
-	read -ra f <<<"$s"
-	echo "${f[11]}"
-}
-
-# wait_spinning PID: PID has burnt another 0.1 s of user time since now,
-# so its threads are in their loops (they print nothing once there).
-wait_spinning() {
-	local t0 i
-	t0=$(utime "$1")
-	for ((i = 0; i < 2000; i++)); do
-		[ "$(utime "$1")" -gt $((t0 + 10)) ] && return 0
-		sleep 0.01
-	done
-	return 1
-}
-
 # cycle N ARGS...: start vecregs ARGS, then N times: dump --kill while it
 # spins and restore it (--new-pids: the restored program is ckpt-remap's
 # own process, the one to dump next).  Finally stop the loops with SIGUSR1.

@@ -32,8 +32,8 @@ killed_and_restored() {
 	grep -qx "fdmore $kind: ok" "$OUT"
 }
 
-# runs_on KIND: dump, the program runs on and its checks pass.
-runs_on() {
+# dumped_runs_on KIND: dump, the program runs on and its checks pass.
+dumped_runs_on() {
 	ckpt-dump -o "$IMG" "$BG_PID"
 	finish_bg
 	grep -qx "fdmore $1: ok" "$OUT"
@@ -46,7 +46,7 @@ runs_on() {
 
 @test "fifo: the dumped process runs on with every byte of its FIFOs" {
 	start fifo
-	runs_on fifo
+	dumped_runs_on fifo
 }
 
 @test "fifo: ckpt-inspect shows each FIFO's path and queued bytes" {
@@ -67,7 +67,7 @@ runs_on() {
 
 @test "unix socketpairs: the dumped process runs on with every queued message" {
 	start unix
-	runs_on unix
+	dumped_runs_on unix
 }
 
 @test "unix socketpairs: ckpt-inspect shows type, queued bytes and messages" {
@@ -99,13 +99,9 @@ refused_started() {
 	[ "$status" -eq 1 ]
 	[ "$(printf '%s\n' "$stderr" | wc -l)" -eq 1 ]
 	[[ "$stderr" =~ $pat ]]
-	grep -q '^State:[[:space:]]*[RS]' "/proc/$BG_PID/status"
-	grep -q '^TracerPid:[[:space:]]*0$' "/proc/$BG_PID/status"
-	touch "$D/go"
-	st=0
-	wait "$BG_PID" || st=$?
-	CKPT_PIDS=()
-	[ "$st" -eq 0 ]
+	state_is "$BG_PID" R S
+	untraced "$BG_PID"
+	finish_bg
 	grep -qx "fdmore $1: ok" "$OUT"
 }
 
@@ -128,7 +124,7 @@ refused_started() {
 
 @test "inotify: the dumped process runs on with its watches" {
 	start inotify
-	runs_on inotify
+	dumped_runs_on inotify
 }
 
 @test "inotify: ckpt-inspect lists each watch with wd, mask and path" {

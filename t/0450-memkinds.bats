@@ -109,11 +109,7 @@ assert any("locked" in r["flags"].split(",") for r in d["regions"])
 	[[ "$stderr" == "ckpt-remap: "*"key $CKPT_SHM_KEY exists here, attached by another process"* ]]
 	[ "$(wc -l <<<"$stderr")" -eq 1 ]
 	# and the original goes on, intact.
-	touch "$D/go"
-	st=0
-	wait "$BG_PID" || st=$?
-	CKPT_PIDS=()
-	[ "$st" -eq 0 ]
+	finish_bg
 	grep -qx 'memkinds: ok' "$OUT"
 }
 

@@ -268,15 +268,9 @@ assert c[0]["given_pages"] + c[1]["given_pages"] == d["reused_pages"] > 0, d' <<
 # ckpt-remap with CKPT_FAIL_RC and one line holding REMAP.
 flipped_fails() {
 	run --separate-stderr ckpt-inspect --verify "$IMG"
-	echo "$stderr"
-	[ "$status" -eq 1 ]
-	[ "${#stderr_lines[@]}" -eq 1 ]
-	[[ "$stderr" == "ckpt-inspect: "*"$1"* ]]
+	one_line 1 "$1" ckpt-inspect
 	run --separate-stderr ckpt-remap "$IMG"
-	echo "$stderr"
-	[ "$status" -eq 99 ]
-	[ "${#stderr_lines[@]}" -eq 1 ]
-	[[ "$stderr" == "ckpt-remap: "*"$2"* ]]
+	one_line 99 "$2" ckpt-remap
 	# The merge said it, not a decompressor.
 	[[ "$stderr" != *decompress* ]]
 }

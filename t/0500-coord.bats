@@ -24,10 +24,6 @@ at_least() {
 	[ "$(lines "$2")" -ge "$1" ]
 }
 
-has_members() {
-	[ "$(coord_members "${2:-$CPORT}")" = "$1" ]
-}
-
 # restart_bg GEN_DIR: the generation's restart script in the background
 # under a new coordinator (a free port, in $RPORT), its pid in $RS_PID,
 # its output in $BATS_TEST_TMPDIR/restart.out.

@@ -13,10 +13,6 @@ teardown() {
 	coord_teardown
 }
 
-has_members() {
-	[ "$(coord_members "${2:-$CPORT}")" = "$1" ]
-}
-
 # free_port: a loopback port nobody listens on (as far as one can tell).
 free_port() {
 	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -149,15 +145,9 @@ ask() {
 	[[ $output == "ckpt-inject: no coordinator at 192.0.2.1.invalid:"* ]]
 }
 
-# gone_within N PORT: nothing answers on PORT within N seconds.
-gone_within() {
-	local i
-	for ((i = 0; i < $1 * 100; i++)); do
-		ckpt-signal --coord-port "$2" --status >/dev/null 2>&1 || return 0
-		sleep 0.01
-	done
-	echo "a coordinator still answers on port $2 after $1 s" >&2
-	return 1
+# answers PORT: a coordinator answers on PORT.
+answers() {
+	ckpt-signal --coord-port "$1" --status >/dev/null 2>&1
 }
 
 @test "ckpt-inject that cannot run its program: the coordinator it started exits at once" {
@@ -168,7 +158,7 @@ gone_within() {
 	[ "$status" -eq 99 ]
 	[ "$output" = "ckpt-inject: cannot run $BATS_TEST_TMPDIR/no-such-program: No such file or directory" ]
 	# It had a member, which is gone (it waited 30 s for one before).
-	gone_within 5 "$port"
+	wait_for -t 5 not answers "$port"
 }
 
 @test "ckpt-inject not taken as a member (no secret, wrong secret): CKPT_FAIL_RC naming why, or --run-anyway" {

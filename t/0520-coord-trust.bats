@@ -19,10 +19,6 @@ teardown() {
 	rm -rf "$shared"
 }
 
-has_members() {
-	[ "$(coord_members "${2:-$CPORT}")" = "$1" ]
-}
-
 # impostor [PREFIX...]: t/progs/fakecoord.py (run by PREFIX, e.g. as
 # $OTHER) on a free port, in $FPORT; what it receives in $shared/heard.
 impostor() {

@@ -32,26 +32,35 @@ start_bg() {
 	CKPT_PIDS+=("$BG_PID")
 }
 
-# wait_for_file FILE [TIMEOUT_S]: wait until FILE exists and is non-empty.
-wait_for_file() {
-	local f=$1 t=${2:-20} i
+# wait_for [-t SECONDS] CMD...: wait until CMD succeeds, trying every 10 ms
+# for SECONDS (20) at most; then say what for and fail.
+wait_for() {
+	local i t=20
+	if [ "$1" = -t ]; then
+		t=$2
+		shift 2
+	fi
 	for ((i = 0; i < t * 100; i++)); do
-		[ -s "$f" ] && return 0
+		"$@" && return 0
 		sleep 0.01
 	done
-	echo "timed out waiting for $f" >&2
+	echo "timed out after $t s waiting for: $*" >&2
 	return 1
+}
+
+# wait_for_file FILE [TIMEOUT_S]: wait until FILE exists and is non-empty.
+wait_for_file() {
+	wait_for -t "${2:-20}" test -s "$1"
 }
 
 # wait_for_line FILE PATTERN [TIMEOUT_S]: wait until FILE has a line matching PATTERN.
 wait_for_line() {
-	local f=$1 pat=$2 t=${3:-20} i
-	for ((i = 0; i < t * 100; i++)); do
-		grep -q -- "$pat" "$f" 2>/dev/null && return 0
-		sleep 0.01
-	done
-	echo "timed out waiting for '$pat' in $f" >&2
-	return 1
+	wait_for -t "${3:-20}" grep -qs -- "$2" "$1"
+}
+
+# not CMD...: CMD fails (for wait_for, which takes a command, not "!").
+not() {
+	! "$@"
 }
 
 # wait_exit PID: wait for a background child and return its status.
@@ -91,6 +100,48 @@ spawn() {
 	exec {PIPE_R}<&- {PIPE_W}>&-
 }
 
+# spawn_ready OUT CMD...: spawn OUT CMD..., then wait for its "ready" line;
+# sets $pid and $cat_pid.
+spawn_ready() {
+	spawn "$@"
+	pid=$SPAWN_PID
+	cat_pid=$SPAWN_CAT
+	wait_for_line "$1" '^ready '
+}
+
+# start_bulk DIR [ARG...]: t/progs/bulk ARG... DIR (ARG... is 2, for 2 MiB,
+# if none) with spawn_ready, its output in DIR.out; sets $pid and $cat_pid.
+start_bulk() {
+	local dir=$1
+	shift
+	[ $# -gt 0 ] || set -- 2
+	mkdir -p "$dir"
+	spawn_ready "$dir.out" bulk "$@" "$dir"
+}
+
+# bulk_killed DIR IMG [ARG...]: start_bulk DIR ARG..., dumped with --kill
+# into IMG and reaped (its status in $status), with DIR/go made: a restore
+# of IMG that goes through runs it to its end at once.
+bulk_killed() {
+	local dir=$1 img=$2
+	shift 2
+	start_bulk "$dir" "$@"
+	ckpt-dump --kill -o "$img" "$pid"
+	reap "$pid" "$cat_pid"
+	touch "$dir/go"
+}
+
+# runs_on DIR: the program spawned on DIR ($pid, $cat_pid), left running,
+# finishes intact once told to (DIR/go): status 0, and the last line of
+# DIR.out says it was not restored.
+runs_on() {
+	touch "$1/go"
+	reap "$pid" "$cat_pid"
+	cat "$1.out"
+	[ "$status" -eq 0 ]
+	[ "$(tail -n 1 "$1.out")" = "restored: no" ]
+}
+
 # reap PID [CAT]: wait for PID, its exit status in $status, then for the cat
 # copying its output so that the output file is complete.  Both leave
 # CKPT_PIDS: teardown must not kill whatever process reuses their pids.
@@ -105,17 +156,6 @@ reap() {
 		[ "$p" = "$1" ] || [ "$p" = "${2:-}" ] || keep+=("$p")
 	done
 	CKPT_PIDS=("${keep[@]}")
-}
-
-# wait_for CMD...: wait until CMD succeeds (20 s at most).
-wait_for() {
-	local i
-	for ((i = 0; i < 2000; i++)); do
-		"$@" && return 0
-		sleep 0.01
-	done
-	echo "timed out waiting for: $*" >&2
-	return 1
 }
 
 # The round trip of a program started with spawn, its pid in $pid and its
@@ -157,6 +197,40 @@ records() {
 # comm_is PID NAME: the process's command name is NAME.
 comm_is() {
 	[ "$(cat "/proc/$1/comm" 2>/dev/null)" = "$2" ]
+}
+
+# stat_field PID N: field N (1-based, as in proc(5)) of /proc/PID/stat.
+stat_field() {
+	local s f
+	s=$(cat "/proc/$1/stat") || return 1
+	read -ra f <<<"${s##*) }"
+	echo "${f[$2 - 3]}"
+}
+
+# state_is PID STATE...: PID's state (R, S, T, t, Z ...) is one of STATE...
+state_is() {
+	local st
+	st=$(stat_field "$1" 3) || return 1
+	shift
+	[[ " $* " == *" $st "* ]]
+}
+
+# utime_past PID TICKS: PID has run more than TICKS clock ticks in user mode.
+utime_past() {
+	[ "$(stat_field "$1" 14)" -gt "$2" ]
+}
+
+# wait_spinning PID: PID has used another 0.1 s of user CPU time since now
+# (a program that spins once set up is in its loop).
+wait_spinning() {
+	local t0
+	t0=$(stat_field "$1" 14)
+	wait_for utime_past "$1" $((t0 + 10))
+}
+
+# untraced PID: no process traces PID (TracerPid 0).
+untraced() {
+	[ "$(awk '/^TracerPid:/ {print $2}' "/proc/$1/status")" = 0 ]
 }
 
 # invert_byte FILE OFFSET: invert the byte at OFFSET of FILE (a write of a
@@ -248,6 +322,17 @@ no_core() {
 	}
 }
 
+# one_line STATUS [TEXT [TOOL]]: the last `run --separate-stderr` exited
+# STATUS, not by a signal, with one line on stderr: "TOOL: " and, after
+# it, TEXT.  TOOL is a pattern: any ckpt tool (ckpt-*) if not given.
+one_line() {
+	printf 'status %s\nstdout:\n%s\nstderr:\n%s\n' "$status" "$output" "$stderr"
+	no_core
+	[ "$status" -eq "$1" ]
+	[ "${#stderr_lines[@]}" -eq 1 ]
+	[[ $stderr == ${3:-ckpt-*}": "*"${2:-}"* ]]
+}
+
 # Coordinated checkpoints (t/05xx).  start_coord [OPTION...]: a ckpt-coord
 # on a free loopback port (never the default 7779: tests run beside other
 # things), checkpoints in $CDIR; its port in $CPORT (exported as
@@ -285,10 +370,15 @@ coord_members() {
 	ckpt-signal --coord-port "${1:-$CPORT}" --status | sed -n 's/^members: //p'
 }
 
+# has_members N [PORT]: the coordinator has N members.
+has_members() {
+	[ "$(coord_members "${2:-$CPORT}")" = "$1" ]
+}
+
 # coord_teardown: kill what the coordinators of this test know (members,
 # their helpers), then the coordinators, and wait until the helpers are gone.
 coord_teardown() {
-	local port pid helper rest helpers=() h i
+	local port pid helper rest helpers=() h
 	for port in "${COORD_PORTS[@]}"; do
 		# id, pid, helper pid, host, program; a fake member's pid is
 		# no process to signal.
@@ -303,11 +393,9 @@ coord_teardown() {
 	done
 	COORD_PORTS=()
 	kill_started
+	# Gone, or given up on after 5 s each: teardown does not fail on it.
 	for h in "${helpers[@]}"; do
-		for ((i = 0; i < 500; i++)); do
-			kill -0 "$h" 2>/dev/null || break
-			sleep 0.01
-		done
+		wait_for -t 5 not kill -0 "$h" 2>/dev/null || true
 	done
 }
 
@@ -324,16 +412,13 @@ shared_dir() {
 	chmod 1777 "$shared"
 }
 
-# start_bulk_as DIR [CMD-PREFIX...]: t/progs/bulk 2 DIR (run by CMD-PREFIX, for
-# example "${AS_OTHER[@]}"), its output through a pipe in DIR.out; sets
-# $pid and $cat_pid.
+# start_bulk_as DIR [CMD-PREFIX...]: start_bulk DIR, with bulk run by
+# CMD-PREFIX (for example "${AS_OTHER[@]}") and DIR writable by every user
+# (sticky).
 start_bulk_as() {
 	local dir=$1
 	shift
 	mkdir -p "$dir"
 	chmod 1777 "$dir"
-	spawn "$dir.out" "$@" bulk 2 "$dir"
-	pid=$SPAWN_PID
-	cat_pid=$SPAWN_CAT
-	wait_for_line "$dir.out" '^ready '
+	spawn_ready "$dir.out" "$@" bulk 2 "$dir"
 }

@@ -21,26 +21,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#define PROG "fdkinds"
+#include "progs.h"
+
 #define DATA (100 * 1024)
 
-static int failures;
 static int full[2], empty[2], blocked[2], efd, efd2, sfd, tfd, ep, ep2;
 static unsigned char pattern[DATA];
 static char reader_got[16];
 static int waiter_events;
-
-#define fail(...)                                                                                  \
-	do {                                                                                       \
-		fprintf(stderr, "fdkinds: " __VA_ARGS__);                                          \
-		fputc('\n', stderr);                                                               \
-		failures++;                                                                        \
-	} while (0)
-
-static void die(const char *what)
-{
-	fprintf(stderr, "fdkinds: %s: %s\n", what, strerror(errno));
-	exit(1);
-}
 
 /* Blocked in read() at the checkpoint; the main thread writes after. */
 static void *reader(void *arg)
@@ -123,8 +112,7 @@ int main(int argc, char **argv)
 		die("pthread_create");
 	printf("ready %d\n", (int)getpid());
 	fflush(stdout);
-	while (access(go, F_OK))
-		nanosleep(&ts, NULL);
+	wait_file(go);
 
 	/* epoll: the full pipe and the eventfd are ready, the empty one not. */
 	n = epoll_wait(ep, evs, 8, 0);

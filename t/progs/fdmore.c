@@ -46,25 +46,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#define PROG "fdmore"
 #include "progs.h"
 
 #define FIFO_DATA (70 * 1024)
 
-static int failures;
 static const char *dir;
-
-#define fail(...)                                                                                  \
-	do {                                                                                       \
-		fprintf(stderr, "fdmore: " __VA_ARGS__);                                           \
-		fputc('\n', stderr);                                                               \
-		failures++;                                                                        \
-	} while (0)
-
-static void die(const char *what)
-{
-	fprintf(stderr, "fdmore: %s: %s\n", what, strerror(errno));
-	exit(1);
-}
 
 static char *in_dir(const char *name)
 {
@@ -452,7 +439,6 @@ static void listen_setup(void)
 
 int main(int argc, char **argv)
 {
-	struct timespec ts = {0, 10 * 1000 * 1000};
 	const char *kind;
 
 	if (argc != 3) {
@@ -499,8 +485,7 @@ int main(int argc, char **argv)
 	if (ptm > 0)
 		printf("pty %s\n", ptsname(ptm));
 	fflush(stdout);
-	while (access(in_dir("go"), F_OK))
-		nanosleep(&ts, NULL);
+	wait_file(in_dir("go"));
 	if (!strcmp(kind, "all")) {
 		fifo_check();
 		unix_check();

@@ -24,25 +24,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#define PROG "memkinds"
 #include "progs.h"
 
 #define PS 4096ul
 
-static int failures;
 static const char *dir;
-
-#define fail(...)                                                                                  \
-	do {                                                                                       \
-		fprintf(stderr, "memkinds: " __VA_ARGS__);                                         \
-		fputc('\n', stderr);                                                               \
-		failures++;                                                                        \
-	} while (0)
-
-static void die(const char *what)
-{
-	fprintf(stderr, "memkinds: %s: %s\n", what, strerror(errno));
-	exit(1);
-}
 
 static void fill(void *p, size_t len, uint64_t seed)
 {
@@ -657,7 +644,6 @@ static const struct kind {
 
 int main(int argc, char **argv)
 {
-	struct timespec ts = {0, 10 * 1000 * 1000};
 	int on[NKINDS] = {0}, any = 0;
 	char go[4096];
 
@@ -686,8 +672,7 @@ int main(int argc, char **argv)
 			kinds[k].setup();
 	snprintf(go, sizeof(go), "%s/go", dir);
 	dprintf(1, "ready %d\n", (int)getpid());
-	while (access(go, F_OK))
-		nanosleep(&ts, NULL);
+	wait_file(go);
 	for (size_t k = 0; k < NKINDS; k++)
 		if (on[k])
 			kinds[k].check();

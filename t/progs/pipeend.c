@@ -20,6 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "progs.h"
+
 static int use_fd(int fd, int reading, const char *who)
 {
 	char buf[4096], msg[64];
@@ -55,7 +57,6 @@ static int use_fd(int fd, int reading, const char *who)
 
 int main(int argc, char **argv)
 {
-	struct timespec tick = {0, 10 * 1000 * 1000};
 	int forking = 0, reading, fd, rc, st;
 	char go[4096];
 	pid_t child = 0;
@@ -79,13 +80,11 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (child == 0 && forking) {
-		while (access(go, F_OK))
-			nanosleep(&tick, NULL);
+		wait_file(go);
 		return use_fd(fd, reading, "child ");
 	}
 	printf("ready\n");
-	while (access(go, F_OK))
-		nanosleep(&tick, NULL);
+	wait_file(go);
 	if (forking) {
 		if (waitpid(child, &st, 0) != child || !WIFEXITED(st) || WEXITSTATUS(st)) {
 			printf("child failed\n");

@@ -5,10 +5,11 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/rseq.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
 
-/* When this process started (field 22 of /proc/self/stat, in clock ticks
- * since boot): a restored process is a new one, whether or not it got its
- * old pid back, so a program tells a restore by this changing. */
 /* The fields of /proc/PATH/stat after the command name (field 3 on), in
  * buf; NULL if it cannot be read. */
 static inline char *stat_fields(const char *path, char *buf, int size)
@@ -25,6 +26,9 @@ static inline char *stat_fields(const char *path, char *buf, int size)
 	return p + 2;
 }
 
+/* When this process started (field 22 of /proc/self/stat, in clock ticks
+ * since boot): a restored process is a new one, whether or not it got its
+ * old pid back, so a program tells a restore by this changing. */
 static inline unsigned long long start_time(void)
 {
 	char buf[1024], *p = stat_fields("/proc/self/stat", buf, sizeof(buf));
@@ -49,5 +53,96 @@ static inline uint64_t mix(uint64_t seed, uint64_t i)
 	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
 	return z ^ (z >> 31);
 }
+
+/* The monotonic clock, in seconds. */
+static inline double mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* The calling thread's id as the kernel has it now, from the system call:
+ * not glibc's cached copy, which a restore under new ids must rewrite. */
+static inline pid_t kernel_tid(void)
+{
+	return (pid_t)syscall(SYS_gettid);
+}
+
+/* The calling thread's rseq area as glibc registered it; NULL if glibc
+ * did not (or was told not to). */
+static inline struct rseq *rseq_area(void)
+{
+	if (__rseq_size == 0)
+		return NULL;
+	return (struct rseq *)((char *)__builtin_thread_pointer() + __rseq_offset);
+}
+
+/* Register the rseq area rs again: this fails with EBUSY only if rs is the
+ * calling thread's registered area; an unregistered thread succeeds. */
+static inline long rseq_register_again(struct rseq *rs)
+{
+	return syscall(SYS_rseq, rs, __rseq_size < 32 ? 32 : __rseq_size, 0, RSEQ_SIG);
+}
+
+/* Wait until path exists (the test's DIR/go), looking every 10 ms. */
+static inline void wait_file(const char *path)
+{
+	struct timespec ts = {0, 10 * 1000 * 1000};
+
+	while (access(path, F_OK))
+		nanosleep(&ts, NULL);
+}
+
+/* A program that defines PROG, its name in messages, before it includes
+ * this file counts its failed checks with fail() and exits 1 if there
+ * were any, and gives up with die() when its setup fails. */
+#ifdef PROG
+#include <errno.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+/* The checks failed so far (atomic: threads check side by side). */
+static atomic_int failures;
+
+/* fail(FMT, ...): one failed check: "PROG: " and the message, one line on
+ * stderr in one write (threads may fail at once), counted in failures. */
+static inline void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static inline void fail(const char *fmt, ...)
+{
+	char buf[4096];
+	va_list ap;
+	int n = snprintf(buf, sizeof(buf), "%s: ", PROG);
+
+	va_start(ap, fmt);
+	n += vsnprintf(buf + n, sizeof(buf) - n, fmt, ap);
+	va_end(ap);
+	if (n > (int)sizeof(buf) - 1)
+		n = sizeof(buf) - 1;
+	buf[n++] = '\n';
+	if (write(2, buf, n) < 0)
+		n = 0;
+	failures++;
+}
+
+/* die_err(WHAT, ERR): a step of the setup failed with the error ERR, so
+ * there is nothing to check: "PROG: WHAT: ERROR" on stderr and exit 1.  A
+ * program that tells a failed setup from a failed check defines
+ * SETUP_FAILED, its exit status then, and says "PROG: setup: WHAT: ERROR".
+ * die(WHAT): the same with errno. */
+static inline _Noreturn void die_err(const char *what, int err)
+{
+#ifdef SETUP_FAILED
+	fprintf(stderr, "%s: setup: %s: %s\n", PROG, what, strerror(err));
+	exit(SETUP_FAILED);
+#else
+	fprintf(stderr, "%s: %s: %s\n", PROG, what, strerror(err));
+	exit(1);
+#endif
+}
+#define die(what) die_err((what), errno)
+#endif /* PROG */
 
 #endif

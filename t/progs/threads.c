@@ -63,7 +63,6 @@
 #include <pthread.h>
 #include <semaphore.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -75,6 +74,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#define PROG "threads"
+#define SETUP_FAILED 2
 #include "progs.h"
 
 enum { R_MAIN, R_COND, R_JOIN, R_NANOSLEEP, R_ABSLEEP, R_POLL, R_SIGWAIT, NROLES };
@@ -127,7 +128,7 @@ static unsigned long long ready_start;
 static double t0, gap_start, gap_end;
 static int restored;
 static size_t tid_offset; /* of glibc's cached tid in struct pthread */
-static atomic_int failures, go_flag, checked;
+static atomic_int go_flag, checked;
 
 static pthread_mutex_t cond_mutex = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
@@ -153,39 +154,6 @@ static atomic_int alarm_count;
 static volatile double alarm_at, alarm_set_at;
 static timer_t timer_proc, timer_thread;
 static struct itimerval virt_at_ready, prof_at_ready;
-
-static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void fail(const char *fmt, ...)
-{
-	char buf[512];
-	va_list ap;
-	int n = snprintf(buf, sizeof(buf), "threads: ");
-
-	va_start(ap, fmt);
-	n += vsnprintf(buf + n, sizeof(buf) - n, fmt, ap);
-	va_end(ap);
-	if (n > (int)sizeof(buf) - 1)
-		n = sizeof(buf) - 1;
-	buf[n++] = '\n';
-	/* One write per line: seven threads may fail at once. */
-	if (write(2, buf, n) < 0)
-		n = 0;
-	failures++;
-}
-
-static void die(const char *what, int e)
-{
-	fprintf(stderr, "threads: setup: %s: %s\n", what, strerror(e));
-	exit(2);
-}
-
-static double mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static struct timespec ts_at(double t)
 {
@@ -221,14 +189,6 @@ static int wait_flag(atomic_int *flag)
 	return *flag;
 }
 
-static pid_t tid_now(void)
-{
-	return (pid_t)syscall(SYS_gettid);
-}
-
-/* When this process started (field 22 of /proc/self/stat, in clock ticks
- * since boot): a restored process is a new one, whether or not it got its
- * old pid back. */
 /* Use up to secs of CPU time before the wall clock reaches until: the CPU
  * timers must have counted down visibly by the checkpoint. */
 static void burn_cpu(double secs, double until)
@@ -253,7 +213,7 @@ static void on_usr1(int sig, siginfo_t *si, void *uc)
 	if (my_role < 0)
 		return;
 	usr1_onstack[my_role] = !sigaltstack(NULL, &ss) && (ss.ss_flags & SS_ONSTACK);
-	usr1_tid[my_role] = tid_now();
+	usr1_tid[my_role] = kernel_tid();
 }
 
 static void on_usr2(int sig)
@@ -301,7 +261,7 @@ static void set_handler(int sig, void (*fn)(int, siginfo_t *, void *), int flags
 	sa.sa_flags = SA_SIGINFO | SA_RESTART | flags;
 	sigemptyset(&sa.sa_mask);
 	if (sigaction(sig, &sa, NULL))
-		die("sigaction", errno);
+		die("sigaction");
 }
 
 static void setup_handlers(void)
@@ -317,12 +277,12 @@ static void setup_handlers(void)
 	sa.sa_flags = SA_RESTART;
 	sa.sa_handler = on_alarm;
 	if (sigaction(SIGALRM, &sa, NULL))
-		die("sigaction SIGALRM", errno);
+		die("sigaction SIGALRM");
 	/* Blocked everywhere and taken by sigwaitinfo: a handler that runs
 	 * means some thread's mask was lost. */
 	sa.sa_handler = on_usr2;
 	if (sigaction(SIGUSR2, &sa, NULL))
-		die("sigaction SIGUSR2", errno);
+		die("sigaction SIGUSR2");
 }
 
 /* ---- each thread's own state ------------------------------------------ */
@@ -368,16 +328,16 @@ static void setup_thread(struct worker *w)
 		tls_buf[i] = mix(w->role + 100, i);
 	role_mask(w->role, &set);
 	if ((e = pthread_sigmask(SIG_SETMASK, &set, NULL)))
-		die("pthread_sigmask", e);
+		die_err("pthread_sigmask", e);
 	if (w->role != R_MAIN && (e = pthread_setname_np(pthread_self(), w->name)))
-		die("pthread_setname_np", e);
+		die_err("pthread_setname_np", e);
 	if (w->role == R_SIGWAIT) {
 		stack_t ss = {.ss_sp = altstack, .ss_size = sizeof(altstack)};
 		if (sigaltstack(&ss, NULL))
-			die("sigaltstack", errno);
+			die("sigaltstack");
 	}
 	w->self = (void *)pthread_self();
-	w->tid = tid_now();
+	w->tid = kernel_tid();
 	w->set_up = 1;
 }
 
@@ -445,17 +405,15 @@ static void check_altstack(const struct worker *w)
 
 static void check_rseq(const struct worker *w)
 {
-	struct rseq *rs;
+	struct rseq *rs = rseq_area();
 	long r;
 
-	if (__rseq_size == 0)
-		return; /* glibc did not register rseq (or was told not to) */
-	rs = (struct rseq *)((char *)__builtin_thread_pointer() + __rseq_offset);
+	if (!rs)
+		return;
 	if ((int32_t)rs->cpu_id < 0)
 		fail("%s: rseq cpu_id is %d: the area is not registered", name_of(w),
 		     (int32_t)rs->cpu_id);
-	/* EBUSY only if this very area is the thread's registered one. */
-	r = syscall(SYS_rseq, rs, __rseq_size < 32 ? 32 : __rseq_size, 0, RSEQ_SIG);
+	r = rseq_register_again(rs);
 	if (r == 0 || errno != EBUSY)
 		fail("%s: rseq area at %p is not registered (registering it again: %s)", name_of(w),
 		     (void *)rs, r == 0 ? "succeeds" : strerror(errno));
@@ -464,7 +422,7 @@ static void check_rseq(const struct worker *w)
 /* Everything a thread checks about itself after go. */
 static void check_thread(struct worker *w)
 {
-	pid_t tid = tid_now();
+	pid_t tid = kernel_tid();
 	int32_t cached;
 
 	w->tid = tid;
@@ -558,12 +516,12 @@ static void queue_pending(void)
 		for (int i = 1; i <= 2; i++) {
 			v.sival_int = VAL_THREAD(to[k], i);
 			if ((e = pthread_sigqueue(W[to[k]].th, SIG_PEND_THREAD, v)))
-				die("pthread_sigqueue", e);
+				die_err("pthread_sigqueue", e);
 		}
 	for (int i = 1; i <= 2; i++) {
 		v.sival_int = VAL_PROC(i);
 		if (sigqueue(getpid(), SIG_PEND_PROC, v))
-			die("sigqueue", errno);
+			die("sigqueue");
 	}
 }
 
@@ -580,9 +538,9 @@ static void make_timer(timer_t *t, clockid_t clock, int notify, pid_t tid, int s
 	sev.sigev_value.sival_int = val;
 	sev._sigev_un._tid = tid; /* glibc 2.36 has no sigev_notify_thread_id */
 	if (timer_create(clock, &sev, t))
-		die("timer_create", errno);
+		die("timer_create");
 	if (timer_settime(*t, 0, &its, NULL))
-		die("timer_settime", errno);
+		die("timer_settime");
 }
 
 static void start_timers(void)
@@ -592,14 +550,14 @@ static void start_timers(void)
 	struct itimerval prof = {{PROF_INTERVAL_S, 0}, {PROF_S, 0}};
 
 	if (setitimer(ITIMER_VIRTUAL, &virt, NULL) || setitimer(ITIMER_PROF, &prof, NULL))
-		die("setitimer", errno);
+		die("setitimer");
 	make_timer(&timer_proc, CLOCK_MONOTONIC, SIGEV_SIGNAL, 0, SIG_TIMER_PROC, VAL_TIMER_PROC);
 	make_timer(&timer_thread, CLOCK_REALTIME, SIGEV_THREAD_ID, W[R_JOIN].tid, SIG_TIMER_THREAD,
 		   VAL_TIMER_THREAD);
 	/* Last, due when the sleeps end. */
 	alarm_set_at = mono();
 	if (setitimer(ITIMER_REAL, &real, NULL))
-		die("setitimer ITIMER_REAL", errno);
+		die("setitimer ITIMER_REAL");
 }
 
 /* The timer still answers to its id, with the interval it was given. */
@@ -844,7 +802,7 @@ static void *worker_main(void *arg)
 		if ((e = pthread_mutex_unlock(&robust1))) {
 			fail("w-cond: unlocking its robust mutex%s: %s (lock word %#x, thread %d)",
 			     held_locks ? " held across the checkpoint" : "", strerror(e),
-			     robust1.__data.__lock, (int)tid_now());
+			     robust1.__data.__lock, (int)kernel_tid());
 			robust1_stuck = 1;
 		}
 		checked++;
@@ -872,7 +830,7 @@ static void find_tid_offset(void)
 			return;
 		}
 	}
-	die("glibc's cached thread id", ENOENT);
+	die_err("glibc's cached thread id", ENOENT);
 }
 
 static void init_mutexes(void)
@@ -882,11 +840,11 @@ static void init_mutexes(void)
 	pthread_mutexattr_init(&a);
 	pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ERRORCHECK);
 	if (pthread_mutex_init(&errcheck, &a))
-		die("pthread_mutex_init", EINVAL);
+		die_err("pthread_mutex_init", EINVAL);
 	pthread_mutexattr_settype(&a, PTHREAD_MUTEX_NORMAL);
 	pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
 	if (pthread_mutex_init(&robust1, &a) || pthread_mutex_init(&robust2, &a))
-		die("pthread_mutex_init", EINVAL);
+		die_err("pthread_mutex_init", EINVAL);
 	pthread_mutexattr_destroy(&a);
 }
 
@@ -902,14 +860,14 @@ static void start_workers(void)
 		W[r].role = r;
 		W[r].name = role_name[r];
 		if (sem_init(&W[r].release, 0, 0))
-			die("sem_init", errno);
+			die("sem_init");
 		if ((e = pthread_create(&W[r].th, NULL, worker_main, &W[r])))
-			die("pthread_create", e);
+			die_err("pthread_create", e);
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	for (int r = R_COND; r < NROLES; r++)
 		if (!wait_flag(&W[r].set_up))
-			die(role_name[r], ETIMEDOUT);
+			die_err(role_name[r], ETIMEDOUT);
 }
 
 /* Two seconds from now, for pthread_mutex_timedlock: a lock that is not
@@ -931,7 +889,7 @@ static void check_held_locks(void)
 	if (held_locks && held_errcheck && (e = pthread_mutex_unlock(&errcheck))) {
 		fail("main: unlocking its error-checking mutex held across the checkpoint: %s "
 		     "(owner %d, thread %d)",
-		     strerror(e), errcheck.__data.__owner, (int)tid_now());
+		     strerror(e), errcheck.__data.__owner, (int)kernel_tid());
 		return; /* still locked: nothing more to learn from it */
 	}
 	if ((e = pthread_mutex_timedlock(&errcheck, &ts))) {
@@ -980,9 +938,9 @@ static void check_usr1(void)
 	usr1_tid[R_MAIN] = 0;
 	if (raise(SIGUSR1))
 		fail("main: raise(SIGUSR1): %s", strerror(errno));
-	else if (usr1_tid[R_MAIN] != tid_now())
+	else if (usr1_tid[R_MAIN] != kernel_tid())
 		fail("main: raise(SIGUSR1) ran the handler in thread %d, not %d",
-		     (int)usr1_tid[R_MAIN], (int)tid_now());
+		     (int)usr1_tid[R_MAIN], (int)kernel_tid());
 	for (int r = R_JOIN; r < NROLES; r++) {
 		usr1_tid[r] = 0;
 		if ((e = pthread_kill(W[r].th, SIGUSR1))) {
@@ -1062,7 +1020,7 @@ int main(int argc, char **argv)
 	fd = open("/proc/self/comm", O_RDONLY | O_CLOEXEC);
 	n = fd >= 0 ? read(fd, main_comm, sizeof(main_comm) - 1) : -1;
 	if (n <= 0)
-		die("/proc/self/comm", errno);
+		die("/proc/self/comm");
 	main_comm[strcspn(main_comm, "\n")] = 0;
 	close(fd);
 
@@ -1073,14 +1031,14 @@ int main(int argc, char **argv)
 	setup_thread(m);
 	find_tid_offset();
 	if (held_locks && held_errcheck && (e = pthread_mutex_lock(&errcheck)))
-		die("pthread_mutex_lock", e);
+		die_err("pthread_mutex_lock", e);
 	if (pending)
 		queue_pending();
 	if (timers)
 		start_timers();
 	for (int r = R_COND; r < NROLES; r++)
 		if (!wait_flag(&W[r].blocked))
-			die(role_name[r], ETIMEDOUT);
+			die_err(role_name[r], ETIMEDOUT);
 	/* w-cond released this mutex only inside pthread_cond_wait. */
 	pthread_mutex_lock(&cond_mutex);
 	pthread_mutex_unlock(&cond_mutex);
@@ -1089,13 +1047,13 @@ int main(int argc, char **argv)
 	sleep_until(t0 + READY_AFTER);
 	if (timers &&
 	    (getitimer(ITIMER_VIRTUAL, &virt_at_ready) || getitimer(ITIMER_PROF, &prof_at_ready)))
-		die("getitimer", errno);
+		die("getitimer");
 
 	ready_pid = getpid();
 	ready_start = start_time();
 	printf("ready %d\n", (int)ready_pid);
 	if (fflush(stdout))
-		die("stdout", errno);
+		die("stdout");
 
 	prev = mono();
 	gap_start = gap_end = prev;

@@ -16,6 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "progs.h"
+
 #define NTHREADS 3
 
 static const char *go;
@@ -23,26 +25,13 @@ static pid_t old_tid[NTHREADS + 1];
 static volatile pid_t handled_by[NTHREADS + 1];
 static int failures;
 
-static pid_t tid(void)
-{
-	return (pid_t)syscall(SYS_gettid);
-}
-
 static __thread int my_index;
 
 /* Runs in whichever thread the signal was sent to: says which one that was. */
 static void on_usr1(int sig)
 {
 	(void)sig;
-	handled_by[my_index] = tid();
-}
-
-static void wait_go(void)
-{
-	struct timespec ts = {0, 10 * 1000 * 1000};
-
-	while (access(go, F_OK))
-		nanosleep(&ts, NULL);
+	handled_by[my_index] = kernel_tid();
 }
 
 /* pthread_kill uses the tid glibc cached for the thread: after a restore
@@ -53,9 +42,9 @@ static int check_self(int i)
 
 	handled_by[i] = -1;
 	e = pthread_kill(pthread_self(), SIGUSR1);
-	if (e || handled_by[i] != tid()) {
+	if (e || handled_by[i] != kernel_tid()) {
 		fprintf(stderr, "tids: thread %d: pthread_kill reached %d, not %d (%s)\n", i,
-			(int)handled_by[i], (int)tid(), strerror(e));
+			(int)handled_by[i], (int)kernel_tid(), strerror(e));
 		return 1;
 	}
 	return 0;
@@ -66,9 +55,9 @@ static void *worker(void *arg)
 	int i = (int)(long)arg;
 
 	my_index = i;
-	__atomic_store_n(&old_tid[i], tid(), __ATOMIC_RELEASE);
-	wait_go();
-	return (void *)(long)(check_self(i) | (tid() != old_tid[i] ? 2 : 0));
+	__atomic_store_n(&old_tid[i], kernel_tid(), __ATOMIC_RELEASE);
+	wait_file(go);
+	return (void *)(long)(check_self(i) | (kernel_tid() != old_tid[i] ? 2 : 0));
 }
 
 int main(int argc, char **argv)
@@ -85,7 +74,7 @@ int main(int argc, char **argv)
 	snprintf(path, sizeof(path), "%s/go", argv[1]);
 	go = path;
 	signal(SIGUSR1, on_usr1);
-	old_tid[0] = tid();
+	old_tid[0] = kernel_tid();
 	for (long i = 1; i <= NTHREADS; i++)
 		if ((errno = pthread_create(&t[i - 1], NULL, worker, (void *)i))) {
 			perror("tids: pthread_create");
@@ -96,7 +85,7 @@ int main(int argc, char **argv)
 		sched_yield();
 	printf("ready %d\n", (int)pid);
 	fflush(stdout);
-	wait_go();
+	wait_file(go);
 	failures |= check_self(0);
 	for (int i = 0; i < NTHREADS; i++) {
 		void *r;

@@ -87,14 +87,6 @@ static void fail(const char *fmt, ...)
 	exit(1);
 }
 
-static double mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static void on_signal(int sig, siginfo_t *si, void *uc)
 {
 	(void)uc;

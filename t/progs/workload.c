@@ -23,7 +23,6 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +36,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#define PROG "workload"
+#define SETUP_FAILED 2
 #include "progs.h"
 
 #define HEAP_SIZE (16u << 20)
@@ -52,27 +53,7 @@
 /* Pages of the writable private file mapping that get modified (COW). */
 static const unsigned cow_pages[] = {0, 1, 77, 200, 255};
 
-static int failures;
 static size_t page;
-
-static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("workload: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	failures++;
-}
-
-static void die(const char *what)
-{
-	fprintf(stderr, "workload: setup: %s: %s\n", what, strerror(errno));
-	exit(2);
-}
 
 static uint8_t pattern_byte(uint64_t seed, size_t off)
 {
@@ -512,19 +493,16 @@ static void check_process(const struct state *s)
 
 static void check_rseq(void)
 {
-	struct rseq *rs;
+	struct rseq *rs = rseq_area();
 	long r;
 
-	if (__rseq_size == 0)
-		return; /* glibc did not register rseq (or was told not to) */
-	rs = (struct rseq *)((char *)__builtin_thread_pointer() + __rseq_offset);
+	if (!rs)
+		return;
 	if ((int32_t)rs->cpu_id < 0)
 		fail("rseq cpu_id is %d: the area is not registered", (int32_t)rs->cpu_id);
 	if (sched_getcpu() < 0)
 		fail("sched_getcpu: %s", strerror(errno));
-	/* Registering the area again fails with EBUSY only if it is the one
-	 * registered; an unregistered thread would succeed. */
-	r = syscall(SYS_rseq, rs, __rseq_size < 32 ? 32 : __rseq_size, 0, RSEQ_SIG);
+	r = rseq_register_again(rs);
 	if (r == 0)
 		fail("rseq area at %p was not registered", (void *)rs);
 	else if (errno != EBUSY)
@@ -568,18 +546,11 @@ static void check_allocator(const struct state *s)
 	}
 }
 
-/* When this process started (field 22 of /proc/self/stat, in clock ticks
- * since boot): a restored process is a new one, whether or not it got its
- * old pid back. */
 /* ---- refused states --------------------------------------------------- */
 
 static void *thread_main(void *arg)
 {
-	const char *go = arg;
-	struct timespec ts = {0, 10 * 1000 * 1000};
-
-	while (access(go, F_OK))
-		nanosleep(&ts, NULL);
+	wait_file(arg);
 	return NULL;
 }
 
