@@ -94,7 +94,7 @@ t/progs/allkinds: t/progs/allkinds.c t/progs/fdmore.c t/progs/memkinds.c t/progs
 t/progs/omp: t/progs/omp.c t/progs/progs.h
 	$(CC) $(CPPFLAGS) $(PROGCFLAGS) -fopenmp -o $@ $< -lm
 
-t/unit/%: t/unit/%.c lib/libckpt.a
+t/unit/%: t/unit/%.c t/unit/unit.h lib/libckpt.a
 	$(CC) $(CPPFLAGS) $(ALLCFLAGS) $(LDFLAGS) -o $@ $< lib/libckpt.a $(LDLIBS)
 
 # The fuzz targets' corpora, replayed without libFuzzer on every check.

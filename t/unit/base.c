@@ -7,19 +7,7 @@
 
 #include "base/base.h"
 
-static int failed, passed;
-
-#define CHECK(cond, ...)                                                                           \
-	do {                                                                                       \
-		if (cond) {                                                                        \
-			passed++;                                                                  \
-		} else {                                                                           \
-			failed++;                                                                  \
-			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                       \
-			fprintf(stderr, __VA_ARGS__);                                              \
-			fputc('\n', stderr);                                                       \
-		}                                                                                  \
-	} while (0)
+#include "unit.h"
 
 static void crc(void)
 {
@@ -85,7 +73,5 @@ int main(void)
 	crc();
 	sizes();
 	json();
-	if (failed)
-		fprintf(stderr, "base: %d of %d checks failed\n", failed, failed + passed);
-	return failed != 0;
+	return unit_done("base");
 }

@@ -12,19 +12,7 @@
 #include "incr/incr.h"
 #include "inspect/inspect.h"
 
-static int failed, passed;
-
-#define CHECK(cond, ...)                                                                           \
-	do {                                                                                       \
-		if (cond) {                                                                        \
-			passed++;                                                                  \
-		} else {                                                                           \
-			failed++;                                                                  \
-			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                       \
-			fprintf(stderr, __VA_ARGS__);                                              \
-			fputc('\n', stderr);                                                       \
-		}                                                                                  \
-	} while (0)
+#include "unit.h"
 
 static char tmpl[] = "/tmp/ckpt-unit-XXXXXX";
 
@@ -463,6 +451,5 @@ int main(int argc, char **argv)
 	unlink(path);
 	unlink(bad);
 	free(orig);
-	printf("unit image: %d passed, %d failed\n", passed, failed);
-	return failed != 0;
+	return unit_done("image");
 }

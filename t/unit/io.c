@@ -13,19 +13,7 @@
 #include "base/base.h"
 #include "io/io.h"
 
-static int failed, passed;
-
-#define CHECK(cond, ...)                                                                           \
-	do {                                                                                       \
-		if (cond) {                                                                        \
-			passed++;                                                                  \
-		} else {                                                                           \
-			failed++;                                                                  \
-			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                       \
-			fprintf(stderr, __VA_ARGS__);                                              \
-			fputc('\n', stderr);                                                       \
-		}                                                                                  \
-	} while (0)
+#include "unit.h"
 
 #define LEN ((3u << 20) + 4321)
 static unsigned char data[LEN];
@@ -153,7 +141,5 @@ int main(void)
 	round_trip(ZIO_XZ);
 	round_trip(ZIO_ZSTD);
 	spawned();
-	if (failed)
-		fprintf(stderr, "io: %d of %d checks failed\n", failed, failed + passed);
-	return failed != 0;
+	return unit_done("io");
 }
