@@ -19,6 +19,9 @@ setup() {
 teardown() {
 	kill_started
 	ipcrm -M "$CKPT_SHM_KEY" 2>/dev/null || true
+	# Left behind by a test that failed half way, a semaphore set or
+	# queue of this user would go into every later image of the user's.
+	remove_ipc
 }
 
 # go_and_restore IMG: let the restored program check, and wait for it.
