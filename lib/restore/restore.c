@@ -838,36 +838,17 @@ static int sig_queued(const struct image *im, int sig)
 	return 0;
 }
 
-/* Pending signals and timers, for the restorer to queue and arm once every
- * thread exists. */
-static int plan_signals_timers(const struct image *im, struct rst_args *a, unsigned char *base,
-			       uint64_t *off)
+/* A POSIX timer whose expiry waits for its signal to be delivered (Linux
+ * re-arms it then, posixtimer_deliver_signal, and counts the intervals
+ * missed meanwhile as overruns) fires again at once instead of having that
+ * signal queued by rt_sigqueueinfo: a queued copy is not the timer's, so
+ * the new timer, armed, would queue a second one behind it while the
+ * program has the signal blocked, and the copy's delivery would neither
+ * re-arm the timer nor set what timer_getoverrun says.  Fired, the timer
+ * has its one signal pending and waits for its delivery, as it did.  Marks
+ * such signals taken, and their timers to fire. */
+static void take_timer_signals(const struct image *im, unsigned char *taken, unsigned char *fire)
 {
-	static const int itimer_sig[3] = {SIGALRM, SIGVTALRM, SIGPROF};
-	struct rst_sig *sig = (struct rst_sig *)(base + *off);
-	struct rst_ptimer *pt;
-	unsigned char *taken, *fire;
-	size_t nqueued = 0, pos = 0;
-
-	for (size_t i = 0; i < im->nsigq; i++)
-		nqueued += im->sigq[i].d.count;
-	taken = calloc(nqueued + 1, 1);
-	fire = calloc(im->timers.nposix + 1, 1);
-	if (!taken || !fire) {
-		free(taken);
-		free(fire);
-		err_set("out of memory");
-		return -1;
-	}
-	/* A POSIX timer whose expiry waits for its signal to be delivered
-	 * (Linux re-arms it then, posixtimer_deliver_signal, and counts the
-	 * intervals missed meanwhile as overruns) fires again at once instead
-	 * of having that signal queued by rt_sigqueueinfo: a queued copy is
-	 * not the timer's, so the new timer, armed, would queue a second one
-	 * behind it while the program has the signal blocked, and the copy's
-	 * delivery would neither re-arm the timer nor set what
-	 * timer_getoverrun says.  Fired, the timer has its one signal pending
-	 * and waits for its delivery, as it did. */
 	for (uint32_t i = 0; i < im->timers.nposix; i++) {
 		long at = im->ptimers[i].notify == SIGEV_NONE
 				  ? -1
@@ -878,6 +859,14 @@ static int plan_signals_timers(const struct image *im, struct rst_args *a, unsig
 			fire[i] = 1;
 		}
 	}
+}
+
+/* The queued signals not taken, each on its thread (or the process). */
+static void plan_sigqueue(const struct image *im, struct rst_args *a, struct rst_sig *sig,
+			  const unsigned char *taken)
+{
+	size_t pos = 0;
+
 	a->sigs = (uint64_t)sig;
 	for (size_t i = 0; i < im->nsigq; i++) {
 		const struct sigqueue *q = &im->sigq[i];
@@ -894,7 +883,13 @@ static int plan_signals_timers(const struct image *im, struct rst_args *a, unsig
 			memcpy(&s->signo, s->info, 4);
 		}
 	}
-	*off += ALIGN(a->nsig * sizeof(*sig), 64);
+}
+
+/* ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF as setitimer takes them. */
+static void plan_itimers(const struct image *im, struct rst_args *a)
+{
+	static const int itimer_sig[3] = {SIGALRM, SIGVTALRM, SIGPROF};
+
 	for (int w = 0; w < 3; w++) {
 		const struct img_itimer *it = &im->timers.it[w];
 		a->itimer[w][0] = it->interval.sec;
@@ -924,7 +919,12 @@ static int plan_signals_timers(const struct image *im, struct rst_args *a, unsig
 			}
 		}
 	}
-	pt = (struct rst_ptimer *)(base + *off);
+}
+
+/* The POSIX timers, with their ids; fire[i]: timer i fires at once. */
+static void plan_ptimers(const struct image *im, struct rst_args *a, struct rst_ptimer *pt,
+			 const unsigned char *fire)
+{
 	a->ptimers = (uint64_t)pt;
 	a->nptimer = im->timers.nposix;
 	for (uint32_t i = 0; i < im->timers.nposix; i++) {
@@ -944,9 +944,35 @@ static int plan_signals_timers(const struct image *im, struct rst_args *a, unsig
 		if (!pt[i].its[2] && !pt[i].its[3] && (p->interval.sec || p->interval.nsec))
 			pt[i].its[3] = 1;
 	}
+}
+
+/* Pending signals and timers, for the restorer to queue and arm once every
+ * thread exists. */
+static int plan_signals_timers(const struct image *im, struct rst_args *a, unsigned char *base,
+			       uint64_t *off)
+{
+	struct rst_sig *sig = (struct rst_sig *)(base + *off);
+	unsigned char *taken, *fire;
+	size_t nqueued = 0;
+
+	for (size_t i = 0; i < im->nsigq; i++)
+		nqueued += im->sigq[i].d.count;
+	taken = calloc(nqueued + 1, 1);
+	fire = calloc(im->timers.nposix + 1, 1);
+	if (!taken || !fire) {
+		free(taken);
+		free(fire);
+		err_set("out of memory");
+		return -1;
+	}
+	take_timer_signals(im, taken, fire);
+	plan_sigqueue(im, a, sig, taken);
+	*off += ALIGN(a->nsig * sizeof(*sig), 64);
+	plan_itimers(im, a);
+	plan_ptimers(im, a, (struct rst_ptimer *)(base + *off), fire);
 	free(taken);
 	free(fire);
-	*off += ALIGN(im->timers.nposix * sizeof(*pt), 64);
+	*off += ALIGN(im->timers.nposix * sizeof(struct rst_ptimer), 64);
 	if (im->timers.nposix && prctl(PR_TIMER_CREATE_RESTORE_IDS_, 2, 0, 0, 0) < 0) {
 		err_sys("this kernel cannot create POSIX timers with given ids "
 			"(PR_TIMER_CREATE_RESTORE_IDS, Linux 6.15), and the image has %u",
