@@ -15,7 +15,30 @@
 	"[--allow-other-user] [--allow-changed-files] [--lazy] [--inherit-fd fd=n]... "            \
 	"[img | -]\n"
 
-int main(int argc, char **argv)
+/* What the command line asks. */
+struct opts {
+	int progress; /* -1: if stderr is a terminal */
+	int flags;    /* RST_* */
+	int other_user;
+	enum rst_pids pids;
+	int (*inh)[2]; /* --inherit-fd FD=N, each */
+	size_t ninh;
+};
+
+/* --inherit-fd FD=N */
+static void add_inherit(struct opts *o, const char *arg, int fail)
+{
+	int a, b, n = -1;
+
+	if (sscanf(arg, "%d=%d%n", &a, &b, &n) != 2 || arg[n] || a < 0 || b < 0)
+		die(fail, "--inherit-fd takes FD=N, two fd numbers: %s", arg);
+	if (!(o->inh = realloc(o->inh, (o->ninh + 1) * sizeof(*o->inh))))
+		die(fail, "out of memory");
+	o->inh[o->ninh][0] = a;
+	o->inh[o->ninh++][1] = b;
+}
+
+static void parse_options(int argc, char **argv, struct opts *o, int fail)
 {
 	static const struct option longopts[] = {{"pid-ns", no_argument, NULL, 'N'},
 						 {"new-pids", no_argument, NULL, 'n'},
@@ -29,89 +52,86 @@ int main(int argc, char **argv)
 						 {"help", no_argument, NULL, 'h'},
 						 {"version", no_argument, NULL, 'V'},
 						 {NULL, 0, NULL, 0}};
-	int c, progress = -1, flags = 0, other_user = 0, fail = ckpt_fail_rc();
-	enum rst_pids pids = RST_PIDS_AUTO;
-	struct img_input in;
-	int (*inh)[2] = NULL;
-	size_t ninh = 0;
+	int c;
 
-	prog = "ckpt-remap";
 	while ((c = getopt_long(argc, argv, "hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'N':
-			pids = RST_PIDS_NS;
+			o->pids = RST_PIDS_NS;
 			break;
 		case 'n':
-			pids = RST_PIDS_NEW;
+			o->pids = RST_PIDS_NEW;
 			break;
 		case 'P':
-			progress = 1;
+			o->progress = 1;
 			break;
 		case 'q':
-			progress = 0;
+			o->progress = 0;
 			break;
 		case 'c':
-			flags |= RST_ALLOW_CHANGED;
+			o->flags |= RST_ALLOW_CHANGED;
 			break;
 		case 'L':
-			flags |= RST_LAZY;
+			o->flags |= RST_LAZY;
 			break;
 		case 'f':
-			flags |= RST_FORCE_CPU;
+			o->flags |= RST_FORCE_CPU;
 			break;
 		case 'U':
-			other_user = 1;
+			o->other_user = 1;
 			break;
-		case 'I': {
-			int a, b, n = -1;
-			if (sscanf(optarg, "%d=%d%n", &a, &b, &n) != 2 || optarg[n] || a < 0 ||
-			    b < 0)
-				die(fail, "--inherit-fd takes FD=N, two fd numbers: %s", optarg);
-			if (!(inh = realloc(inh, (ninh + 1) * sizeof(*inh))))
-				die(fail, "out of memory");
-			inh[ninh][0] = a;
-			inh[ninh++][1] = b;
+		case 'I':
+			add_inherit(o, optarg, fail);
 			break;
-		}
 		case 'h':
 			fputs(USAGE, stdout);
-			return 0;
+			exit(0);
 		case 'V':
 			printf("ckpt-remap %s\n", CKPT_VERSION);
-			return 0;
+			exit(0);
 		default:
 			fputs(USAGE, stderr);
-			return fail;
+			exit(fail);
 		}
 	}
 	if (argc - optind > 1) {
 		fputs(USAGE, stderr);
-		return fail;
+		exit(fail);
 	}
-	if (progress < 0)
-		progress = isatty(2);
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o = {.progress = -1, .pids = RST_PIDS_AUTO};
+	int fail = ckpt_fail_rc();
+	struct img_input in;
+
+	prog = "ckpt-remap";
+	parse_options(argc, argv, &o, fail);
+	if (o.progress < 0)
+		o.progress = isatty(2);
 	/* Restoring as root runs the image's code as root: the image must be
 	 * root's own, unless told (--allow-other-user; ckpt(7), SECURITY).
 	 * Checked before anything the image names is opened. */
-	if (img_open_as(argv[optind], &in, geteuid() == 0 && !other_user))
+	if (img_open_as(argv[optind], &in, geteuid() == 0 && !o.other_user))
 		die(fail, "%s", err_get());
-	if ((flags & RST_LAZY) && !in.nrest && rst_check_lazy(&in))
+	if ((o.flags & RST_LAZY) && !in.nrest && rst_check_lazy(&in))
 		die(fail, "%s", err_get());
 	/* Nothing outside the new process changes before every record of the
 	 * image was verified: a damaged image leaves the machine as it was. */
 	if (rst_changes_host(&in) && img_verify_rest(&in))
 		die(fail, "%s%s%s", in.from_stdin ? "" : argv[optind], in.from_stdin ? "" : ": ",
 		    err_get());
-	for (size_t i = 0; i < ninh; i++) {
-		if (inh[i][1] == 0 && in.from_stdin)
-			die(fail, "--inherit-fd %d=0: fd 0 carries the image", inh[i][0]);
-		if (rst_inherit_fd(&in, inh[i][0], inh[i][1]))
+	for (size_t i = 0; i < o.ninh; i++) {
+		if (o.inh[i][1] == 0 && in.from_stdin)
+			die(fail, "--inherit-fd %d=0: fd 0 carries the image", o.inh[i][0]);
+		if (rst_inherit_fd(&in, o.inh[i][0], o.inh[i][1]))
 			die(fail, "%s", err_get());
 	}
-	free(inh);
-	if (progress)
-		flags |= RST_PROGRESS;
-	if (rst_run(&in, flags, pids))
+	free(o.inh);
+	if (o.progress)
+		o.flags |= RST_PROGRESS;
+	if (rst_run(&in, o.flags, o.pids))
 		die(fail, "%s", err_get());
 	return fail; /* not reached: rst_run returns only on failure */
 }

@@ -838,36 +838,17 @@ static int sig_queued(const struct image *im, int sig)
 	return 0;
 }
 
-/* Pending signals and timers, for the restorer to queue and arm once every
- * thread exists. */
-static int plan_signals_timers(const struct image *im, struct rst_args *a, unsigned char *base,
-			       uint64_t *off)
+/* A POSIX timer whose expiry waits for its signal to be delivered (Linux
+ * re-arms it then, posixtimer_deliver_signal, and counts the intervals
+ * missed meanwhile as overruns) fires again at once instead of having that
+ * signal queued by rt_sigqueueinfo: a queued copy is not the timer's, so
+ * the new timer, armed, would queue a second one behind it while the
+ * program has the signal blocked, and the copy's delivery would neither
+ * re-arm the timer nor set what timer_getoverrun says.  Fired, the timer
+ * has its one signal pending and waits for its delivery, as it did.  Marks
+ * such signals taken, and their timers to fire. */
+static void take_timer_signals(const struct image *im, unsigned char *taken, unsigned char *fire)
 {
-	static const int itimer_sig[3] = {SIGALRM, SIGVTALRM, SIGPROF};
-	struct rst_sig *sig = (struct rst_sig *)(base + *off);
-	struct rst_ptimer *pt;
-	unsigned char *taken, *fire;
-	size_t nqueued = 0, pos = 0;
-
-	for (size_t i = 0; i < im->nsigq; i++)
-		nqueued += im->sigq[i].d.count;
-	taken = calloc(nqueued + 1, 1);
-	fire = calloc(im->timers.nposix + 1, 1);
-	if (!taken || !fire) {
-		free(taken);
-		free(fire);
-		err_set("out of memory");
-		return -1;
-	}
-	/* A POSIX timer whose expiry waits for its signal to be delivered
-	 * (Linux re-arms it then, posixtimer_deliver_signal, and counts the
-	 * intervals missed meanwhile as overruns) fires again at once instead
-	 * of having that signal queued by rt_sigqueueinfo: a queued copy is
-	 * not the timer's, so the new timer, armed, would queue a second one
-	 * behind it while the program has the signal blocked, and the copy's
-	 * delivery would neither re-arm the timer nor set what
-	 * timer_getoverrun says.  Fired, the timer has its one signal pending
-	 * and waits for its delivery, as it did. */
 	for (uint32_t i = 0; i < im->timers.nposix; i++) {
 		long at = im->ptimers[i].notify == SIGEV_NONE
 				  ? -1
@@ -878,6 +859,14 @@ static int plan_signals_timers(const struct image *im, struct rst_args *a, unsig
 			fire[i] = 1;
 		}
 	}
+}
+
+/* The queued signals not taken, each on its thread (or the process). */
+static void plan_sigqueue(const struct image *im, struct rst_args *a, struct rst_sig *sig,
+			  const unsigned char *taken)
+{
+	size_t pos = 0;
+
 	a->sigs = (uint64_t)sig;
 	for (size_t i = 0; i < im->nsigq; i++) {
 		const struct sigqueue *q = &im->sigq[i];
@@ -894,7 +883,13 @@ static int plan_signals_timers(const struct image *im, struct rst_args *a, unsig
 			memcpy(&s->signo, s->info, 4);
 		}
 	}
-	*off += ALIGN(a->nsig * sizeof(*sig), 64);
+}
+
+/* ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF as setitimer takes them. */
+static void plan_itimers(const struct image *im, struct rst_args *a)
+{
+	static const int itimer_sig[3] = {SIGALRM, SIGVTALRM, SIGPROF};
+
 	for (int w = 0; w < 3; w++) {
 		const struct img_itimer *it = &im->timers.it[w];
 		a->itimer[w][0] = it->interval.sec;
@@ -924,7 +919,12 @@ static int plan_signals_timers(const struct image *im, struct rst_args *a, unsig
 			}
 		}
 	}
-	pt = (struct rst_ptimer *)(base + *off);
+}
+
+/* The POSIX timers, with their ids; fire[i]: timer i fires at once. */
+static void plan_ptimers(const struct image *im, struct rst_args *a, struct rst_ptimer *pt,
+			 const unsigned char *fire)
+{
 	a->ptimers = (uint64_t)pt;
 	a->nptimer = im->timers.nposix;
 	for (uint32_t i = 0; i < im->timers.nposix; i++) {
@@ -944,9 +944,35 @@ static int plan_signals_timers(const struct image *im, struct rst_args *a, unsig
 		if (!pt[i].its[2] && !pt[i].its[3] && (p->interval.sec || p->interval.nsec))
 			pt[i].its[3] = 1;
 	}
+}
+
+/* Pending signals and timers, for the restorer to queue and arm once every
+ * thread exists. */
+static int plan_signals_timers(const struct image *im, struct rst_args *a, unsigned char *base,
+			       uint64_t *off)
+{
+	struct rst_sig *sig = (struct rst_sig *)(base + *off);
+	unsigned char *taken, *fire;
+	size_t nqueued = 0;
+
+	for (size_t i = 0; i < im->nsigq; i++)
+		nqueued += im->sigq[i].d.count;
+	taken = calloc(nqueued + 1, 1);
+	fire = calloc(im->timers.nposix + 1, 1);
+	if (!taken || !fire) {
+		free(taken);
+		free(fire);
+		err_set("out of memory");
+		return -1;
+	}
+	take_timer_signals(im, taken, fire);
+	plan_sigqueue(im, a, sig, taken);
+	*off += ALIGN(a->nsig * sizeof(*sig), 64);
+	plan_itimers(im, a);
+	plan_ptimers(im, a, (struct rst_ptimer *)(base + *off), fire);
 	free(taken);
 	free(fire);
-	*off += ALIGN(im->timers.nposix * sizeof(*pt), 64);
+	*off += ALIGN(im->timers.nposix * sizeof(struct rst_ptimer), 64);
 	if (im->timers.nposix && prctl(PR_TIMER_CREATE_RESTORE_IDS_, 2, 0, 0, 0) < 0) {
 		err_sys("this kernel cannot create POSIX timers with given ids "
 			"(PR_TIMER_CREATE_RESTORE_IDS, Linux 6.15), and the image has %u",
@@ -987,270 +1013,359 @@ static int unregister_rseq(void)
 	return -1;
 }
 
-int rst_restore(struct img_input *in, int flags, const struct rst_tree *tree)
-{
-	struct image *im = &in->im;
-	struct proc_map *self = NULL;
-	size_t nself = 0, nmaps = 0, nkeep = 0;
-	struct fileset fs = {0};
-	struct fdplan *plan = NULL;
-	struct fd_pipes pipes = {0};
-	struct shm_made sm = {0};
-	struct img_rec first;
-	struct rst_map *maps;
-	struct rst_range *unmap;
-	struct rst_args *a;
-	uint64_t xfeatures, ps = sysconf(_SC_PAGESIZE), code_len, data_len, scratch_len = 0;
-	uint64_t blob, blob_len, tramp, off, maxfd = 2;
+/* ---- the restore sequence --------------------------------------------- */
+
+/* What rst_restore builds, step by step, before it jumps: the blob is the
+ * restorer's memory, from blob to blob + blob_len (scratch for moving the
+ * special mappings, code, data, stack), the trampoline's page above it;
+ * off is how much of it is taken. */
+struct restore {
+	struct img_input *in;
+	struct image *im;
+	int flags;
+	const struct rst_tree *tree;
+	struct proc_map *self; /* ckpt-remap's own mappings */
+	size_t nself;
+	struct shm_made sm;
+	struct img_rec first; /* the record after the SHM data, read already */
+	uint64_t xfeatures;
 	uint32_t xsize;
+	uint64_t ps, scratch_len, code_len, data_len, blob, blob_len, tramp, off;
 	unsigned char *base;
-	int *keep, exe_fd = -1, err_fd;
-	sigset_t all;
+	struct rst_args *a;
+	struct rst_map *maps;
+	size_t nmaps;
+	struct fileset fs;   /* the mapped files, open */
+	struct fdplan *plan; /* the program's files, open at other numbers */
+	struct fd_pipes pipes;
+	uint64_t maxfd; /* the program's highest fd number */
+	int exe_fd, err_fd;
+	int *keep; /* our fds the restorer keeps, and closes at the end */
+	size_t nkeep;
+};
 
-	if (check_cpu(im, flags, &xfeatures, &xsize))
-		return -1;
-	if ((flags & RST_LAZY) && check_lazy(in, tree != NULL))
-		return -1;
-	/* Memory objects and deleted files first: their contents come
-	 * before the page data. */
-	/* Refusals first: nothing of the host changes (a System V segment
-	 * set back, a saved file put back) for a restore that then fails. */
-	if ((!(flags & RST_ALLOW_CHANGED) && precheck_files(im)) || precheck_maps(im) ||
-	    check_locked(im))
-		goto fail;
-	if (tree) {
+/* Refusals first: nothing of the host changes (a System V segment set
+ * back, a saved file put back) for a restore that then fails. */
+static int precheck(const struct restore *r)
+{
+	return (!(r->flags & RST_ALLOW_CHANGED) && precheck_files(r->im)) || precheck_maps(r->im) ||
+	       check_locked(r->im);
+}
+
+/* Memory objects and deleted files first: their contents come before the
+ * page data. */
+static int make_shared_objects(struct restore *r)
+{
+	if (r->tree) {
 		/* The tree's first process made them, and reads the stream. */
-		sm = *tree->sm;
-		memset(&first, 0, sizeof(first));
-	} else if (shm_make(in, &sm, &first) || ipc_restore(im)) {
-		goto fail;
+		r->sm = *r->tree->sm;
+		memset(&r->first, 0, sizeof(r->first));
+		return 0;
 	}
-	if (proc_read_maps(0, &self, &nself))
-		goto fail;
+	return shm_make(r->in, &r->sm, &r->first) || ipc_restore(r->im) ? -1 : 0;
+}
 
-	/* Blob layout: scratch for moving the special mappings, code, data
-	 * (args, tables, frame), stack. */
-	for (size_t i = 0; i < nself; i++)
-		if (is_special(self[i].path))
-			scratch_len += self[i].end - self[i].start;
-	code_len = ALIGN(rst_blob_end - rst_blob, ps);
-	data_len = ALIGN(sizeof(struct rst_args) + (nself + 8) * sizeof(struct rst_range) +
-				 (im->nregions + 1) * sizeof(struct rst_map) +
-				 (im->nfiles + im->nregions + im->nshms + 10) * sizeof(int32_t) +
-				 IMG_NSIG * sizeof(struct img_sigact) +
-				 IMG_MAX_RUNS * sizeof(struct img_run) +
-				 RST_MAX_CHUNKS * sizeof(struct rst_range) + RST_THREAD_STACK + 128,
-			 ps);
+/* Bytes of the blob's data: args, tables, frames. */
+static uint64_t blob_data_len(const struct restore *r)
+{
+	const struct image *im = r->im;
+	uint64_t len;
+
+	len = ALIGN(sizeof(struct rst_args) + (r->nself + 8) * sizeof(struct rst_range) +
+			    (im->nregions + 1) * sizeof(struct rst_map) +
+			    (im->nfiles + im->nregions + im->nshms + 10) * sizeof(int32_t) +
+			    IMG_NSIG * sizeof(struct img_sigact) +
+			    IMG_MAX_RUNS * sizeof(struct img_run) +
+			    RST_MAX_CHUNKS * sizeof(struct rst_range) + RST_THREAD_STACK + 128,
+		    r->ps);
 	/* Pending signals and POSIX timers. */
 	for (size_t i = 0; i < im->nsigq; i++)
-		data_len += im->sigq[i].d.count * sizeof(struct rst_sig);
-	data_len += im->timers.nposix * sizeof(struct rst_ptimer) + 128;
+		len += im->sigq[i].d.count * sizeof(struct rst_sig);
+	len += im->timers.nposix * sizeof(struct rst_ptimer) + 128;
 	/* Per thread: its struct, its frame, and (clones) its stack. */
 	for (size_t i = 0; i < im->nthreads; i++)
-		data_len += sizeof(struct rst_thread) + ALIGN(sizeof(struct k_ucontext), 64) +
-			    ALIGN(im->threads[i].d.xstate_len + 4, 64) + 64 +
-			    (i ? RST_THREAD_STACK : 0);
-	data_len = ALIGN(data_len, ps);
-	blob_len = ALIGN(scratch_len, ps) + code_len + data_len + RST_STACK;
-	blob = find_free(im, self, nself, blob_len + ps);
-	if (!blob) {
+		len += sizeof(struct rst_thread) + ALIGN(sizeof(struct k_ucontext), 64) +
+		       ALIGN(im->threads[i].d.xstate_len + 4, 64) + 64 + (i ? RST_THREAD_STACK : 0);
+	return ALIGN(len, r->ps);
+}
+
+/* Blob layout: scratch for moving the special mappings, code, data (args,
+ * tables, frame), stack. */
+static int map_blob(struct restore *r)
+{
+	for (size_t i = 0; i < r->nself; i++)
+		if (is_special(r->self[i].path))
+			r->scratch_len += r->self[i].end - r->self[i].start;
+	r->code_len = ALIGN(rst_blob_end - rst_blob, r->ps);
+	r->data_len = blob_data_len(r);
+	r->blob_len = ALIGN(r->scratch_len, r->ps) + r->code_len + r->data_len + RST_STACK;
+	r->blob = find_free(r->im, r->self, r->nself, r->blob_len + r->ps);
+	if (!r->blob) {
 		err_set("no address range is free both here and in the image for the restorer");
-		goto fail;
+		return -1;
 	}
-	tramp = blob + blob_len;
-	base = mmap((void *)blob, blob_len, PROT_READ | PROT_WRITE,
-		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-	if (base == MAP_FAILED || (uint64_t)base != blob) {
-		err_sys("cannot map the restorer at %#llx", (unsigned long long)blob);
-		goto fail;
+	r->tramp = r->blob + r->blob_len;
+	r->base = mmap((void *)r->blob, r->blob_len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	if (r->base == MAP_FAILED || (uint64_t)r->base != r->blob) {
+		err_sys("cannot map the restorer at %#llx", (unsigned long long)r->blob);
+		return -1;
 	}
+	return 0;
+}
+
+/* The trampoline's page, just above the blob: it outlives the blob. */
+static int map_trampoline(uint64_t tramp, uint64_t ps)
+{
 	if (mmap((void *)tramp, ps, PROT_READ | PROT_WRITE,
 		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0) != (void *)tramp) {
 		err_sys("cannot map the trampoline at %#llx", (unsigned long long)tramp);
-		goto fail;
+		return -1;
 	}
 	memcpy((char *)tramp + RST_TRAMP_MAIN, tramp_main, sizeof(tramp_main));
 	memcpy((char *)tramp + RST_TRAMP_THREAD, tramp_thread, sizeof(tramp_thread));
 	memcpy((char *)tramp + RST_TRAMP_MAGIC_OFF, RST_TRAMP_MAGIC, sizeof(RST_TRAMP_MAGIC));
 	if (mprotect((void *)tramp, ps, PROT_READ | PROT_EXEC)) {
 		err_sys("cannot protect the trampoline");
-		goto fail;
+		return -1;
 	}
-	off = ALIGN(scratch_len, ps);
-	memcpy(base + off, rst_blob, rst_blob_end - rst_blob);
-	if (mprotect(base + off, code_len, PROT_READ | PROT_EXEC)) {
+	return 0;
+}
+
+/* The restorer's code, after the scratch space. */
+static int copy_code(struct restore *r)
+{
+	r->off = ALIGN(r->scratch_len, r->ps);
+	memcpy(r->base + r->off, rst_blob, rst_blob_end - rst_blob);
+	if (mprotect(r->base + r->off, r->code_len, PROT_READ | PROT_EXEC)) {
 		err_sys("cannot protect the restorer's code");
-		goto fail;
+		return -1;
 	}
-	off += code_len;
-	a = (struct rst_args *)(base + off);
+	r->off += r->code_len;
+	return 0;
+}
+
+/* The restorer's arguments, first of its data. */
+static void init_args(struct restore *r)
+{
+	const struct img_input *in = r->in;
+	struct rst_args *a = (struct rst_args *)(r->base + r->off);
+
+	r->a = a;
 	memset(a, 0, sizeof(*a));
-	off += ALIGN(sizeof(*a), 64);
-	a->blob_start = blob;
-	a->blob_len = blob_len;
-	a->tramp = tramp;
+	r->off += ALIGN(sizeof(*a), 64);
+	a->blob_start = r->blob;
+	a->blob_len = r->blob_len;
+	a->tramp = r->tramp;
 	a->fail_rc = ckpt_fail_rc();
-	a->page_size = ps;
-	a->flags = ((flags & RST_PROGRESS) ? RST_F_PROGRESS : 0) |
-		   ((flags & RST_KEEP_TIDS) ? RST_F_KEEP_TIDS : 0) |
-		   ((flags & RST_LAZY) ? RST_F_LAZY : 0);
+	a->page_size = r->ps;
+	a->flags = ((r->flags & RST_PROGRESS) ? RST_F_PROGRESS : 0) |
+		   ((r->flags & RST_KEEP_TIDS) ? RST_F_KEEP_TIDS : 0) |
+		   ((r->flags & RST_LAZY) ? RST_F_LAZY : 0);
 	a->stream_off = in->r.off;
 	a->nrec = in->r.nrec;
 	a->npages = in->r.npages;
-	a->first = first;
-	a->have_first = !tree;
+	a->first = r->first;
+	a->have_first = !r->tree;
 	a->tree_cmd_fd = a->tree_rep_fd = -1;
-	if (tree) {
+	if (r->tree) {
 		a->flags |= RST_F_TREE;
-		a->tree_pid = im->proc.pid;
+		a->tree_pid = r->im->proc.pid;
 	}
-	a->lazy_max = lazy_room(im->nregions + nself);
-	a->pages_hint = im->proc.pages_hint;
+	a->lazy_max = lazy_room(r->im->nregions + r->nself);
+	a->pages_hint = r->im->proc.pages_hint;
+}
 
-	if (plan_specials(im, self, nself, a))
-		goto fail;
+/* How region r is mapped again, but for its file; whether it takes page
+ * data, and from the image file with --lazy. */
+static void plan_map(const struct region *r, struct rst_map *m)
+{
+	m->start = r->d.start;
+	m->end = r->d.end;
+	m->prot = r->d.prot;
+	m->flags = (r->d.flags & IMG_RGN_SHARED) ? MAP_SHARED : MAP_PRIVATE;
+	if (r->d.flags & IMG_RGN_GROWSDOWN)
+		m->flags |= MAP_GROWSDOWN;
+	/* A sparse region (ASan's shadow, a 64 GiB arena) was mapped without
+	 * swap accounting; with it, it may not fit. */
+	if (r->d.flags & IMG_RGN_NORESERVE)
+		m->flags |= MAP_NORESERVE;
+	m->fd = -1;
+	m->shmid = -1;
+	m->advice = r->d.flags;
+	m->fill = !(r->d.flags & IMG_RGN_SHARED);
+	/* A private anonymous region whose advice holds for a file mapping
+	 * too may take its pages from the image file. */
+	m->lazy = (r->d.kind == IMG_RGN_ANON || r->d.kind == IMG_RGN_HEAP) && m->fill &&
+		  !(r->d.prot & PROT_EXEC) &&
+		  !(r->d.flags & ~(IMG_RGN_NORESERVE | IMG_RGN_DONTDUMP | IMG_RGN_DONTFORK |
+				   IMG_RGN_LOCKED | IMG_RGN_LOCKONFAULT | IMG_RGN_SEQREAD |
+				   IMG_RGN_RANDREAD));
+}
 
-	/* The image's regions, each with its file open. */
-	maps = (struct rst_map *)(base + off);
-	off += ALIGN((im->nregions + 1) * sizeof(*maps), 64);
-	fs.paths = calloc(im->nregions + 1, sizeof(*fs.paths));
-	fs.fds = calloc(im->nregions + 1, sizeof(*fs.fds));
-	if (!fs.paths || !fs.fds) {
+/* The image's regions, each with its file open. */
+static int plan_maps(struct restore *r)
+{
+	const struct image *im = r->im;
+
+	r->maps = (struct rst_map *)(r->base + r->off);
+	r->off += ALIGN((im->nregions + 1) * sizeof(*r->maps), 64);
+	r->fs.paths = calloc(im->nregions + 1, sizeof(*r->fs.paths));
+	r->fs.fds = calloc(im->nregions + 1, sizeof(*r->fs.fds));
+	if (!r->fs.paths || !r->fs.fds) {
 		err_set("out of memory");
-		goto fail;
+		return -1;
 	}
 	for (size_t i = 0; i < im->nregions; i++) {
-		const struct region *r = &im->regions[i];
-		struct rst_map *m = &maps[nmaps];
+		const struct region *g = &im->regions[i];
+		struct rst_map *m = &r->maps[r->nmaps];
 
-		if (r->d.kind == IMG_RGN_SPECIAL)
+		if (g->d.kind == IMG_RGN_SPECIAL)
 			continue;
-		m->start = r->d.start;
-		m->end = r->d.end;
-		m->prot = r->d.prot;
-		m->flags = (r->d.flags & IMG_RGN_SHARED) ? MAP_SHARED : MAP_PRIVATE;
-		if (r->d.flags & IMG_RGN_GROWSDOWN)
-			m->flags |= MAP_GROWSDOWN;
-		/* A sparse region (ASan's shadow, a 64 GiB arena) was mapped
-		 * without swap accounting; with it, it may not fit. */
-		if (r->d.flags & IMG_RGN_NORESERVE)
-			m->flags |= MAP_NORESERVE;
-		m->fd = -1;
-		m->shmid = -1;
-		m->advice = r->d.flags;
-		m->fill = !(r->d.flags & IMG_RGN_SHARED);
-		/* A private anonymous region whose advice holds for a file
-		 * mapping too may take its pages from the image file. */
-		m->lazy = (r->d.kind == IMG_RGN_ANON || r->d.kind == IMG_RGN_HEAP) && m->fill &&
-			  !(r->d.prot & PROT_EXEC) &&
-			  !(r->d.flags & ~(IMG_RGN_NORESERVE | IMG_RGN_DONTDUMP | IMG_RGN_DONTFORK |
-					   IMG_RGN_LOCKED | IMG_RGN_LOCKONFAULT | IMG_RGN_SEQREAD |
-					   IMG_RGN_RANDREAD));
-		if (r->d.kind == IMG_RGN_FILE) {
-			m->fd = map_file_fd(&fs, r);
+		plan_map(g, m);
+		if (g->d.kind == IMG_RGN_FILE) {
+			m->fd = map_file_fd(&r->fs, g);
 			if (m->fd < 0)
-				goto fail;
-			m->pgoff = r->d.pgoff;
+				return -1;
+			m->pgoff = g->d.pgoff;
 		}
-		if (r->d.kind == IMG_RGN_SHM) {
-			size_t k = shm_index(im, r->d.dev, r->d.ino);
-			m->fd = sm.fd[k];
-			m->shmid = sm.shmid[k];
+		if (g->d.kind == IMG_RGN_SHM) {
+			size_t k = shm_index(im, g->d.dev, g->d.ino);
+			m->fd = r->sm.fd[k];
+			m->shmid = r->sm.shmid[k];
 			m->shm_rmid = !!(im->shms[k].d.flags & IMG_SHM_RMID);
-			m->pgoff = r->d.pgoff;
+			m->pgoff = g->d.pgoff;
 		}
-		nmaps++;
+		r->nmaps++;
 	}
-	a->nmaps = nmaps;
-	a->maps = (uint64_t)maps;
+	r->a->nmaps = r->nmaps;
+	r->a->maps = (uint64_t)r->maps;
+	return 0;
+}
 
-	/* Files: all opened before any of ours is moved. */
-	plan = calloc(im->nfiles + 1, sizeof(*plan));
-	if (!plan) {
+/* Files: all opened before any of ours is moved. */
+static int plan_files(struct restore *r)
+{
+	r->plan = calloc(r->im->nfiles + 1, sizeof(*r->plan));
+	if (!r->plan) {
 		err_set("out of memory");
-		goto fail;
+		return -1;
 	}
-	if (open_files(in, plan, &pipes, &sm, !!(flags & RST_ALLOW_CHANGED),
-		       tree ? tree->premade : NULL) ||
-	    fd_pipes_done(&pipes))
-		goto fail;
+	if (open_files(r->in, r->plan, &r->pipes, &r->sm, !!(r->flags & RST_ALLOW_CHANGED),
+		       r->tree ? r->tree->premade : NULL) ||
+	    fd_pipes_done(&r->pipes))
+		return -1;
 	/* Every fd of a pipe holds its end now; ours go. */
-	fd_pipes_close(&pipes);
-	if (im->exe[0])
-		exe_fd = open(im->exe, O_RDONLY | O_CLOEXEC);
-	for (size_t i = 0; i < im->nfiles; i++)
-		if ((uint64_t)im->files[i].d.fd > maxfd)
-			maxfd = im->files[i].d.fd;
-	/* Our own fds go above every fd number the program uses. */
-	if ((in->r.fd = lift_fd(in->r.fd, maxfd + 1)) < 0)
-		goto fail;
-	if (in->status_fd >= 0 && (in->status_fd = lift_fd(in->status_fd, maxfd + 1)) < 0)
-		goto fail;
-	for (size_t i = 0; i < fs.n; i++)
-		if ((fs.fds[i] = lift_fd(fs.fds[i], maxfd + 1)) < 0)
-			goto fail;
-	for (size_t i = 0; i < sm.n; i++)
-		if (sm.fd[i] >= 0 && (sm.fd[i] = lift_fd(sm.fd[i], maxfd + 1)) < 0)
-			goto fail;
-	/* lift_fd renumbered the map files: point the maps at the new ones. */
-	{
-		size_t k = 0;
-		for (size_t i = 0; i < im->nregions; i++) {
-			const struct region *r = &im->regions[i];
-			if (r->d.kind == IMG_RGN_SPECIAL)
-				continue;
-			if (r->d.kind == IMG_RGN_FILE)
-				for (size_t j = 0; j < fs.n; j++)
-					if (!strcmp(fs.paths[j], r->path))
-						maps[k].fd = fs.fds[j];
-			if (r->d.kind == IMG_RGN_SHM)
-				maps[k].fd = sm.fd[shm_index(im, r->d.dev, r->d.ino)];
-			k++;
-		}
-	}
-	for (size_t i = 0; i < im->nfiles; i++)
-		if (plan[i].tmp >= 0 && (plan[i].tmp = lift_fd(plan[i].tmp, maxfd + 1)) < 0)
-			goto fail;
-	if (exe_fd >= 0 && (exe_fd = lift_fd(exe_fd, maxfd + 1)) < 0)
-		goto fail;
-	if (tree && ((a->tree_cmd_fd = lift_fd(tree->cmd_fd, maxfd + 1)) < 0 ||
-		     (a->tree_rep_fd = lift_fd(tree->rep_fd, maxfd + 1)) < 0))
-		goto fail;
-	/* The restorer reports on ckpt-remap's stderr, not the program's. */
-	err_fd = fcntl(2, F_DUPFD_CLOEXEC, maxfd + 1);
-	keep = (int *)(base + off);
-	keep[nkeep++] = in->r.fd;
-	if (in->status_fd >= 0)
-		keep[nkeep++] = in->status_fd;
-	for (size_t i = 0; i < fs.n; i++)
-		keep[nkeep++] = fs.fds[i];
-	for (size_t i = 0; i < sm.n; i++)
-		if (sm.fd[i] >= 0)
-			keep[nkeep++] = sm.fd[i];
-	if (exe_fd >= 0)
-		keep[nkeep++] = exe_fd;
-	if (err_fd >= 0)
-		keep[nkeep++] = err_fd;
-	if (tree) {
-		keep[nkeep++] = a->tree_cmd_fd;
-		keep[nkeep++] = a->tree_rep_fd;
-	}
-	off += ALIGN(nkeep * sizeof(int32_t), 64);
-	a->img_fd = in->r.fd;
-	a->err_fd = err_fd;
-	a->status_fd = in->status_fd;
-	if (im->parent)
-		a->flags |= RST_F_MERGED;
-	a->nclose = nkeep;
-	a->close_fds = (uint64_t)keep;
+	fd_pipes_close(&r->pipes);
+	if (r->im->exe[0])
+		r->exe_fd = open(r->im->exe, O_RDONLY | O_CLOEXEC);
+	for (size_t i = 0; i < r->im->nfiles; i++)
+		if ((uint64_t)r->im->files[i].d.fd > r->maxfd)
+			r->maxfd = r->im->files[i].d.fd;
+	return 0;
+}
 
+/* lift_fd renumbered the map files: point the maps at the new ones. */
+static void repoint_maps(struct restore *r)
+{
+	const struct image *im = r->im;
+	size_t k = 0;
+
+	for (size_t i = 0; i < im->nregions; i++) {
+		const struct region *g = &im->regions[i];
+		if (g->d.kind == IMG_RGN_SPECIAL)
+			continue;
+		if (g->d.kind == IMG_RGN_FILE)
+			for (size_t j = 0; j < r->fs.n; j++)
+				if (!strcmp(r->fs.paths[j], g->path))
+					r->maps[k].fd = r->fs.fds[j];
+		if (g->d.kind == IMG_RGN_SHM)
+			r->maps[k].fd = r->sm.fd[shm_index(im, g->d.dev, g->d.ino)];
+		k++;
+	}
+}
+
+/* Our own fds go above every fd number the program uses. */
+static int lift_own_fds(struct restore *r)
+{
+	struct img_input *in = r->in;
+	int base = r->maxfd + 1;
+
+	if ((in->r.fd = lift_fd(in->r.fd, base)) < 0)
+		return -1;
+	if (in->status_fd >= 0 && (in->status_fd = lift_fd(in->status_fd, base)) < 0)
+		return -1;
+	for (size_t i = 0; i < r->fs.n; i++)
+		if ((r->fs.fds[i] = lift_fd(r->fs.fds[i], base)) < 0)
+			return -1;
+	for (size_t i = 0; i < r->sm.n; i++)
+		if (r->sm.fd[i] >= 0 && (r->sm.fd[i] = lift_fd(r->sm.fd[i], base)) < 0)
+			return -1;
+	repoint_maps(r);
+	for (size_t i = 0; i < r->im->nfiles; i++)
+		if (r->plan[i].tmp >= 0 && (r->plan[i].tmp = lift_fd(r->plan[i].tmp, base)) < 0)
+			return -1;
+	if (r->exe_fd >= 0 && (r->exe_fd = lift_fd(r->exe_fd, base)) < 0)
+		return -1;
+	if (r->tree && ((r->a->tree_cmd_fd = lift_fd(r->tree->cmd_fd, base)) < 0 ||
+			(r->a->tree_rep_fd = lift_fd(r->tree->rep_fd, base)) < 0))
+		return -1;
+	return 0;
+}
+
+/* The fds of ours that the restorer uses, kept when every other one of
+ * ours is closed, and closed by the restorer at the end. */
+static void plan_keep(struct restore *r)
+{
+	struct img_input *in = r->in;
+	struct rst_args *a = r->a;
+	int *keep;
+
+	/* The restorer reports on ckpt-remap's stderr, not the program's. */
+	r->err_fd = fcntl(2, F_DUPFD_CLOEXEC, r->maxfd + 1);
+	keep = r->keep = (int *)(r->base + r->off);
+	keep[r->nkeep++] = in->r.fd;
+	if (in->status_fd >= 0)
+		keep[r->nkeep++] = in->status_fd;
+	for (size_t i = 0; i < r->fs.n; i++)
+		keep[r->nkeep++] = r->fs.fds[i];
+	for (size_t i = 0; i < r->sm.n; i++)
+		if (r->sm.fd[i] >= 0)
+			keep[r->nkeep++] = r->sm.fd[i];
+	if (r->exe_fd >= 0)
+		keep[r->nkeep++] = r->exe_fd;
+	if (r->err_fd >= 0)
+		keep[r->nkeep++] = r->err_fd;
+	if (r->tree) {
+		keep[r->nkeep++] = a->tree_cmd_fd;
+		keep[r->nkeep++] = a->tree_rep_fd;
+	}
+	r->off += ALIGN(r->nkeep * sizeof(int32_t), 64);
+	a->img_fd = in->r.fd;
+	a->err_fd = r->err_fd;
+	a->status_fd = in->status_fd;
+	if (r->im->parent)
+		a->flags |= RST_F_MERGED;
+	a->nclose = r->nkeep;
+	a->close_fds = (uint64_t)keep;
+}
+
+static int enter_cwd(const struct image *im)
+{
 	if (chdir(im->cwd)) {
 		err_sys("cannot change directory to %s", im->cwd);
-		goto fail;
+		return -1;
 	}
 	umask(im->proc.umask);
+	return 0;
+}
 
-	/* The kernel state the restorer sets. */
+/* The kernel state the restorer sets. */
+static int plan_process_state(struct restore *r)
+{
+	const struct image *im = r->im;
+	struct rst_args *a = r->a;
+
 	memcpy(&a->mm, (uint64_t[]){im->proc.mm[MM_START_CODE], im->proc.mm[MM_END_CODE],
 				    im->proc.mm[MM_START_DATA], im->proc.mm[MM_END_DATA],
 				    im->proc.mm[MM_START_BRK], im->proc.mm[MM_BRK],
@@ -1260,74 +1375,97 @@ int rst_restore(struct img_input *in, int flags, const struct rst_tree *tree)
 	       11 * sizeof(uint64_t));
 	if (im->proc.auxv_len > sizeof(a->auxv)) {
 		err_set("auxv of %u bytes is too large", im->proc.auxv_len);
-		goto fail;
+		return -1;
 	}
 	memcpy(a->auxv, im->auxv, im->proc.auxv_len);
 	a->mm.auxv_size = im->proc.auxv_len;
-	a->mm.exe_fd = exe_fd >= 0 ? (uint32_t)exe_fd : (uint32_t)-1;
-	if (exe_fd >= 0)
+	a->mm.exe_fd = r->exe_fd >= 0 ? (uint32_t)r->exe_fd : (uint32_t)-1;
+	if (r->exe_fd >= 0)
 		a->flags |= RST_F_EXE_FD;
-	memcpy(base + off, im->sigacts, sizeof(im->sigacts));
-	a->sigacts = (uint64_t)(base + off);
-	off += ALIGN(sizeof(im->sigacts), 64);
-	a->runs = (uint64_t)(base + off);
-	off += ALIGN(IMG_MAX_RUNS * sizeof(struct img_run), 64);
-	a->pf.chunks = (uint64_t)(base + off);
-	off += ALIGN(RST_MAX_CHUNKS * sizeof(struct rst_range), 64);
-	off += RST_THREAD_STACK;
-	a->pf.stack_top = (uint64_t)(base + off);
-	/* The threads: their frames, and stacks for the clones. */
-	{
-		struct rst_thread *rt = (struct rst_thread *)(base + off);
+	memcpy(r->base + r->off, im->sigacts, sizeof(im->sigacts));
+	a->sigacts = (uint64_t)(r->base + r->off);
+	r->off += ALIGN(sizeof(im->sigacts), 64);
+	return 0;
+}
 
-		off += ALIGN(im->nthreads * sizeof(*rt), 64);
-		a->nthreads = im->nthreads;
-		a->threads = (uint64_t)rt;
-		for (size_t i = 0; i < im->nthreads; i++) {
-			build_frame(&im->threads[i], restart_handler_pending(im, i), xfeatures,
-				    xsize, base + off, &rt[i]);
-			off += ALIGN(rt[i].frame_len, 64);
-			if (!frame_fits(maps, nmaps, rt[i].frame_sp, rt[i].frame_len)) {
-				err_set("thread %d: the stack pointer %#llx is not in a writable "
-					"region of the image",
-					im->threads[i].d.tid,
-					(unsigned long long)im->threads[i].d.regs[19]);
-				goto fail;
-			}
-			if (i) {
-				off += RST_THREAD_STACK;
-				rt[i].stack_top = (uint64_t)(base + off);
-			}
+/* The restorer's scratch for a PAGES record's runs, and the prefault
+ * helper's chunks and stack. */
+static void plan_scratch(struct restore *r)
+{
+	struct rst_args *a = r->a;
+
+	a->runs = (uint64_t)(r->base + r->off);
+	r->off += ALIGN(IMG_MAX_RUNS * sizeof(struct img_run), 64);
+	a->pf.chunks = (uint64_t)(r->base + r->off);
+	r->off += ALIGN(RST_MAX_CHUNKS * sizeof(struct rst_range), 64);
+	r->off += RST_THREAD_STACK;
+	a->pf.stack_top = (uint64_t)(r->base + r->off);
+}
+
+/* The threads: their frames, and stacks for the clones. */
+static int plan_threads(struct restore *r)
+{
+	const struct image *im = r->im;
+	struct rst_thread *rt = (struct rst_thread *)(r->base + r->off);
+
+	r->off += ALIGN(im->nthreads * sizeof(*rt), 64);
+	r->a->nthreads = im->nthreads;
+	r->a->threads = (uint64_t)rt;
+	for (size_t i = 0; i < im->nthreads; i++) {
+		build_frame(&im->threads[i], restart_handler_pending(im, i), r->xfeatures, r->xsize,
+			    r->base + r->off, &rt[i]);
+		r->off += ALIGN(rt[i].frame_len, 64);
+		if (!frame_fits(r->maps, r->nmaps, rt[i].frame_sp, rt[i].frame_len)) {
+			err_set("thread %d: the stack pointer %#llx is not in a writable region "
+				"of the image",
+				im->threads[i].d.tid,
+				(unsigned long long)im->threads[i].d.regs[19]);
+			return -1;
+		}
+		if (i) {
+			r->off += RST_THREAD_STACK;
+			rt[i].stack_top = (uint64_t)(r->base + r->off);
 		}
 	}
+	return 0;
+}
 
-	if (plan_signals_timers(im, a, base, &off))
-		goto fail;
+/* Everything of ckpt-remap that is not the blob, the trampoline or a
+ * special mapping goes. */
+static int plan_unmap(struct restore *r)
+{
+	struct rst_args *a = r->a;
+	struct rst_range *unmap;
 
-	/* Everything of ckpt-remap that is not the blob, the trampoline or a
-	 * special mapping goes. */
-	proc_free_maps(self, nself);
-	self = NULL;
-	if (proc_read_maps(0, &self, &nself))
-		goto fail;
-	unmap = (struct rst_range *)(base + off);
+	proc_free_maps(r->self, r->nself);
+	r->self = NULL;
+	if (proc_read_maps(0, &r->self, &r->nself))
+		return -1;
+	unmap = (struct rst_range *)(r->base + r->off);
 	a->unmap = (uint64_t)unmap;
-	for (size_t i = 0; i < nself; i++) {
-		if (is_special(self[i].path) || !strcmp(self[i].path, "[vsyscall]") ||
-		    (self[i].start >= blob && self[i].end <= tramp + ps))
+	for (size_t i = 0; i < r->nself; i++) {
+		const struct proc_map *m = &r->self[i];
+		if (is_special(m->path) || !strcmp(m->path, "[vsyscall]") ||
+		    (m->start >= r->blob && m->end <= r->tramp + r->ps))
 			continue;
-		unmap[a->nunmap++] = (struct rst_range){self[i].start, self[i].end};
+		unmap[a->nunmap++] = (struct rst_range){m->start, m->end};
 	}
-	off += ALIGN(a->nunmap * sizeof(*unmap), 64);
-	if (off > ALIGN(scratch_len, ps) + code_len + data_len) {
-		err_set("restorer data overflow (%llu bytes)", (unsigned long long)off);
-		goto fail;
+	r->off += ALIGN(a->nunmap * sizeof(*unmap), 64);
+	if (r->off > ALIGN(r->scratch_len, r->ps) + r->code_len + r->data_len) {
+		err_set("restorer data overflow (%llu bytes)", (unsigned long long)r->off);
+		return -1;
 	}
-	proc_free_maps(self, nself);
-	/* Last, so that a restore refused says only why. */
-	warn_outside_pipes(im, tree != NULL);
+	proc_free_maps(r->self, r->nself);
+	r->self = NULL;
+	return 0;
+}
 
-	/* From here on nothing may fail. */
+/* From here on nothing may fail: returns only if ckpt-remap's own rseq
+ * area stays registered (-1, err_set). */
+static int enter_restorer(struct restore *r)
+{
+	sigset_t all;
+
 	sigfillset(&all);
 	sigprocmask(SIG_BLOCK, &all, NULL);
 	if (unregister_rseq()) {
@@ -1335,20 +1473,54 @@ int rst_restore(struct img_input *in, int flags, const struct rst_tree *tree)
 		return -1;
 	}
 	fflush(NULL);
-	install_files(im, plan, keep, nkeep);
+	install_files(r->im, r->plan, r->keep, r->nkeep);
 	/* Epoll watches name fds by number: only now are they all there.  A
 	 * failure is reported on ckpt-remap's stderr, as fd 2 may be the
 	 * program's already. */
-	if (fd_epoll_register(im)) {
-		dprintf(err_fd, "%s: %s\n", prog, err_get());
+	if (fd_epoll_register(r->im)) {
+		dprintf(r->err_fd, "%s: %s\n", prog, err_get());
 		_exit(ckpt_fail_rc());
 	}
-	jump(blob + ALIGN(scratch_len, ps), blob + blob_len, a);
+	jump(r->blob + ALIGN(r->scratch_len, r->ps), r->blob + r->blob_len, r->a);
+}
+
+int rst_restore(struct img_input *in, int flags, const struct rst_tree *tree)
+{
+	struct restore r = {.in = in,
+			    .im = &in->im,
+			    .flags = flags,
+			    .tree = tree,
+			    .ps = sysconf(_SC_PAGESIZE),
+			    .maxfd = 2,
+			    .exe_fd = -1};
+
+	if (check_cpu(r.im, flags, &r.xfeatures, &r.xsize))
+		return -1;
+	if ((flags & RST_LAZY) && check_lazy(in, tree != NULL))
+		return -1;
+	if (precheck(&r) || make_shared_objects(&r) || proc_read_maps(0, &r.self, &r.nself))
+		goto fail;
+	if (map_blob(&r) || map_trampoline(r.tramp, r.ps) || copy_code(&r))
+		goto fail;
+	init_args(&r);
+	if (plan_specials(r.im, r.self, r.nself, r.a) || plan_maps(&r))
+		goto fail;
+	if (plan_files(&r) || lift_own_fds(&r))
+		goto fail;
+	plan_keep(&r);
+	if (enter_cwd(r.im) || plan_process_state(&r))
+		goto fail;
+	plan_scratch(&r);
+	if (plan_threads(&r) || plan_signals_timers(r.im, r.a, r.base, &r.off) || plan_unmap(&r))
+		goto fail;
+	/* Last, so that a restore refused says only why. */
+	warn_outside_pipes(r.im, tree != NULL);
+	return enter_restorer(&r);
 fail:
-	fd_pipes_close(&pipes);
+	fd_pipes_close(&r.pipes);
 	if (!tree)
-		shm_made_free(&sm, 1);
-	proc_free_maps(self, nself);
+		shm_made_free(&r.sm, 1);
+	proc_free_maps(r.self, r.nself);
 	/* A decompressor or merge that failed says why better than the
 	 * stream it cut short. */
 	img_input_fail(in);

@@ -619,23 +619,103 @@ static long next_live(struct tree *t, long k)
 	return -1;
 }
 
+/* What tree_drive has seen of the tree's processes. */
+struct drive {
+	pid_t root;
+	pid_t *made; /* the processes that said they exist */
+	size_t nmade, njoined, nready;
+	size_t nlive; /* processes that are not zombies: they run at the end */
+	int ended;    /* the END record is checked */
+};
+
+static _Noreturn void drive_abort(struct tree *t, const struct drive *d)
+{
+	tree_abort(t, d->made, d->nmade, d->root);
+}
+
+/* Every process exists: all join their groups. */
+static void on_created(struct tree *t, struct drive *d, const struct rst_token *m)
+{
+	d->made[d->nmade++] = m->pid;
+	if (d->nmade == t->n)
+		for (size_t j = 0; j < t->n; j++)
+			send_msg(t->cmd[j][1], RST_MSG_GROUPS);
+}
+
+/* Every group is joined: the first live process takes the stream. */
+static void on_joined(struct tree *t, struct drive *d)
+{
+	struct rst_token turn = {.msg = RST_MSG_TURN,
+				 .off = t->in->r.off,
+				 .nrec = t->in->r.nrec,
+				 .npages = t->in->r.npages,
+				 .rec = t->first};
+
+	if (++d->njoined == t->n &&
+	    write(t->cmd[next_live(t, -1)][1], &turn, sizeof(turn)) != sizeof(turn))
+		drive_abort(t, d);
+}
+
+/* Process k met the next one's page data: the stream is that one's. */
+static void on_turn(struct tree *t, struct drive *d, size_t k, const struct rst_token *m)
+{
+	long j = next_live(t, k);
+
+	if (j < 0 || write(t->cmd[j][1], m, sizeof(*m)) != sizeof(*m)) {
+		warnx("the image has page data of no process after pid %d", (int)m->pid);
+		drive_abort(t, d);
+	}
+}
+
+/* Process k met the END record: no live process may come after it. */
+static void on_end(struct tree *t, struct drive *d, size_t k)
+{
+	if (next_live(t, k) >= 0) {
+		warnx("image truncated: END record before the page data of pid %d",
+		      tim(t, next_live(t, k))->proc.pid);
+		drive_abort(t, d);
+	}
+	d->ended = 1;
+}
+
+static void on_msg(struct tree *t, struct drive *d, size_t k, const struct rst_token *m)
+{
+	switch (m->msg) {
+	case RST_MSG_CREATED:
+		on_created(t, d, m);
+		break;
+	case RST_MSG_JOINED:
+		on_joined(t, d);
+		break;
+	case RST_MSG_TURN:
+		on_turn(t, d, k, m);
+		break;
+	case RST_MSG_END:
+		on_end(t, d, k);
+		break;
+	case RST_MSG_READY:
+		d->nready++;
+		break;
+	default:
+		drive_abort(t, d);
+	}
+}
+
 /* Drive the tree through its stages: every process made, every group
  * joined, each process's turn at the stream, then all run at once. */
 static void tree_drive(struct tree *t, pid_t root)
 {
 	struct pollfd *pf = calloc(t->n, sizeof(*pf));
-	pid_t *made = calloc(t->n, sizeof(*made));
-	size_t ncreated = 0, njoined = 0, nmade = 0, nready = 0, nlive = 0;
-	int ended = 0;
+	struct drive d = {.root = root, .made = calloc(t->n, sizeof(*d.made))};
 	int *state = calloc(t->n, sizeof(*state)); /* last message, or -1: closed */
 
-	if (!pf || !made || !state) {
+	if (!pf || !d.made || !state) {
 		warnx("out of memory");
-		tree_abort(t, made, 0, root);
+		tree_abort(t, d.made, 0, root);
 	}
 	for (size_t k = 0; k < t->n; k++) {
 		pf[k] = (struct pollfd){.fd = t->rep[k][0], .events = POLLIN};
-		nlive += !(tim(t, k)->proc.flags & IMG_PROC_ZOMBIE);
+		d.nlive += !(tim(t, k)->proc.flags & IMG_PROC_ZOMBIE);
 	}
 	for (;;) {
 		int n = poll(pf, t->n, -1);
@@ -643,7 +723,7 @@ static void tree_drive(struct tree *t, pid_t root)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			tree_abort(t, made, nmade, root);
+			drive_abort(t, &d);
 		for (size_t k = 0; k < t->n; k++) {
 			struct rst_token m;
 			ssize_t r;
@@ -657,57 +737,15 @@ static void tree_drive(struct tree *t, pid_t root)
 				continue;
 			}
 			if (r != sizeof(m) || m.pid != tim(t, k)->proc.pid)
-				tree_abort(t, made, nmade, root);
+				drive_abort(t, &d);
 			state[k] = m.msg;
-			switch (m.msg) {
-			case RST_MSG_CREATED:
-				made[nmade++] = m.pid;
-				if (++ncreated == t->n)
-					for (size_t j = 0; j < t->n; j++)
-						send_msg(t->cmd[j][1], RST_MSG_GROUPS);
-				break;
-			case RST_MSG_JOINED:
-				if (++njoined == t->n) {
-					struct rst_token turn = {.msg = RST_MSG_TURN,
-								 .off = t->in->r.off,
-								 .nrec = t->in->r.nrec,
-								 .npages = t->in->r.npages,
-								 .rec = t->first};
-					if (write(t->cmd[next_live(t, -1)][1], &turn,
-						  sizeof(turn)) != sizeof(turn))
-						tree_abort(t, made, nmade, root);
-				}
-				break;
-			case RST_MSG_TURN: {
-				long j = next_live(t, k);
-				if (j < 0 || write(t->cmd[j][1], &m, sizeof(m)) != sizeof(m)) {
-					warnx("the image has page data of no process after pid %d",
-					      (int)m.pid);
-					tree_abort(t, made, nmade, root);
-				}
-				break;
-			}
-			case RST_MSG_END:
-				if (next_live(t, k) >= 0) {
-					warnx("image truncated: END record before the page data of "
-					      "pid %d",
-					      tim(t, next_live(t, k))->proc.pid);
-					tree_abort(t, made, nmade, root);
-				}
-				ended = 1;
-				break;
-			case RST_MSG_READY:
-				nready++;
-				break;
-			default:
-				tree_abort(t, made, nmade, root);
-			}
-			if (ended && nready == nlive) {
+			on_msg(t, &d, k, &m);
+			if (d.ended && d.nready == d.nlive) {
 				for (size_t j = 0; j < t->n; j++)
 					if (!(tim(t, j)->proc.flags & IMG_PROC_ZOMBIE))
 						send_msg(t->cmd[j][1], RST_MSG_GO);
 				free(pf);
-				free(made);
+				free(d.made);
 				free(state);
 				return;
 			}

@@ -243,6 +243,10 @@ struct stream {
 	/* progress */
 	uint64_t t0, tlast;
 	int shown;
+	/* page data */
+	struct crc32c_lanes lanes;
+	long helper;	/* the prefault helper's tid, or 0 */
+	uint64_t nlazy; /* runs mapped from the image file */
 };
 
 static uint64_t now_ms(void)
@@ -325,7 +329,6 @@ static const struct rst_map *find_map(struct rst_args *a, uint64_t addr, uint64_
 	return 0;
 }
 
-/* PAGES records until END: each run goes straight into its final place. */
 /* --lazy: a large run of a region that allows it is mapped from the image
  * file (its data is page-aligned there), not read: its pages come in when
  * the program first touches them.  Each such run costs up to two more
@@ -356,6 +359,55 @@ static int lazy_map(struct stream *s, const struct img_run *run, uint64_t *nlazy
 	return 1;
 }
 
+/* ---- threads of the restorer ----------------------------------------- */
+
+/* clone3 of a thread that runs fn(a, arg) on the stack
+ * [stack_top - RST_THREAD_STACK, stack_top - 16), the two words at its top
+ * holding fn's arguments; set_tid asks for a tid (0: any); clear_tid, if
+ * not null, is the word the kernel clears and wakes when the thread exits
+ * (CLONE_CHILD_CLEARTID).  Returns the tid, or -errno. */
+static long clone_thread(struct rst_args *a, uint64_t arg, void (*fn)(struct rst_args *, uint64_t),
+			 uint64_t stack_top, int32_t set_tid, int32_t *clear_tid)
+{
+	struct {
+		uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls,
+			set_tid, set_tid_size, cgroup;
+	} ca = {0};
+	uint64_t *sp = (uint64_t *)(stack_top - 16);
+	int32_t want = set_tid;
+	long ret;
+
+	sp[0] = (uint64_t)a;
+	sp[1] = arg;
+	ca.flags = CLONE_THREAD_FLAGS;
+	if (clear_tid) {
+		ca.flags |= CLONE_CHILD_CLEARTID;
+		ca.child_tid = (uint64_t)clear_tid;
+	}
+	ca.stack = stack_top - RST_THREAD_STACK;
+	ca.stack_size = RST_THREAD_STACK - 16;
+	if (set_tid) {
+		ca.set_tid = (uint64_t)&want;
+		ca.set_tid_size = 1;
+	}
+	/* The child starts after the syscall with rsp at the top of its
+	 * stack (its arguments), every signal blocked (inherited), and the
+	 * registers of ours but rax, rcx and r11 (fn's among them); it never
+	 * returns here. */
+	__asm__ volatile("syscall\n\t"
+			 "test %%rax, %%rax\n\t"
+			 "jnz 1f\n\t"
+			 "mov 0(%%rsp), %%rdi\n\t"
+			 "mov 8(%%rsp), %%rsi\n\t"
+			 "call *%4\n\t"
+			 "ud2\n"
+			 "1:\n\t"
+			 : "=a"(ret)
+			 : "a"(NR_clone3), "D"(&ca), "S"(sizeof(ca)), "r"(fn)
+			 : "rcx", "r11", "memory");
+	return ret;
+}
+
 /* ---- the prefault helper --------------------------------------------- */
 
 static void pf_populate(const struct rst_range *r, const int64_t *lo, int64_t me)
@@ -370,7 +422,8 @@ static void pf_populate(const struct rst_range *r, const int64_t *lo, int64_t me
 			__atomic_fetch_add((uint32_t *)p, 0, __ATOMIC_RELAXED);
 }
 
-__attribute__((used, noinline, noreturn)) static void pf_main(struct rst_args *a)
+__attribute__((noinline, noreturn)) static void pf_main(struct rst_args *a,
+							uint64_t unused __attribute__((unused)))
 {
 	struct rst_prefault *pf = &a->pf;
 	const struct rst_range *c = (const struct rst_range *)pf->chunks;
@@ -399,32 +452,13 @@ __attribute__((used, noinline, noreturn)) static void pf_main(struct rst_args *a
 }
 
 /* Start the helper; its tid, or 0 if it could not start (the main thread
- * then faults every page itself). */
+ * then faults every page itself).  Its tid word is cleared when it exits. */
 static long pf_start(struct rst_args *a)
 {
-	struct {
-		uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls,
-			set_tid, set_tid_size, cgroup;
-	} ca = {0};
-	uint64_t *sp = (uint64_t *)(a->pf.stack_top - 16);
 	long ret;
 
 	a->pf.tid = 1;
-	sp[0] = (uint64_t)a;
-	ca.flags = CLONE_THREAD_FLAGS | CLONE_CHILD_CLEARTID;
-	ca.child_tid = (uint64_t)&a->pf.tid;
-	ca.stack = a->pf.stack_top - RST_THREAD_STACK;
-	ca.stack_size = RST_THREAD_STACK - 16;
-	__asm__ volatile("syscall\n\t"
-			 "test %%rax, %%rax\n\t"
-			 "jnz 1f\n\t"
-			 "mov 0(%%rsp), %%rdi\n\t"
-			 "call pf_main\n\t"
-			 "ud2\n"
-			 "1:\n\t"
-			 : "=a"(ret)
-			 : "a"(NR_clone3), "D"(&ca), "S"(sizeof(ca))
-			 : "rcx", "r11", "memory");
+	ret = clone_thread(a, 0, pf_main, a->pf.stack_top, 0, &a->pf.tid);
 	if (ret < 0)
 		a->pf.tid = 0;
 	return ret > 0 ? ret : 0;
@@ -517,183 +551,260 @@ static void t_write(struct rst_args *a, struct rst_token *t)
 		fail_pid(a, "cannot report to ckpt-remap (it is gone)", a->tree_pid);
 }
 
+/* A record of the page data as it is read: its header, where it starts,
+ * the checksum it carries, and the checksum of what was read of it. */
+struct rec_in {
+	struct img_rec rec;
+	uint64_t start;
+	uint32_t want, crc;
+};
+
+/* A tree: our turn to read the stream; the process before us read the
+ * header of our PROCPAGES record. */
+static void take_turn(struct stream *s)
+{
+	struct rst_token t;
+
+	t_read(s->a, &t, RST_MSG_TURN);
+	s->off = t.off;
+	s->nrec = t.nrec;
+	s->npages = t.npages;
+	s->a->first = t.rec;
+}
+
+/* The next record's header: read, or the one read before (have_first). */
+static void read_rec(struct stream *s, struct rec_in *r, int *have_first)
+{
+	r->start = s->off;
+	if (*have_first) {
+		r->rec = s->a->first;
+		r->start -= sizeof(r->rec);
+		*have_first = 0;
+	} else {
+		s_read(s, &r->rec, sizeof(r->rec));
+	}
+	r->want = r->rec.crc;
+	r->rec.crc = 0;
+	r->crc = crc32c_hw(0, &r->rec, sizeof(r->rec));
+}
+
+/* A tree: the next process's page data; its turn. */
+static void pass_turn(struct stream *s, const struct rec_in *r)
+{
+	struct rst_token t = {.msg = RST_MSG_TURN,
+			      .off = s->off,
+			      .nrec = s->nrec,
+			      .npages = s->npages,
+			      .rec = r->rec};
+
+	t.rec.crc = r->want;
+	t_write(s->a, &t);
+}
+
+/* A record of a fixed size: its body, of that length and checksum. */
+static void read_body(struct stream *s, const struct rec_in *r, void *body, uint32_t len,
+		      const char *bad_len, const char *bad_crc)
+{
+	if (r->rec.len != len)
+		fail(s->a, bad_len, r->start, 0);
+	s_read(s, body, len);
+	if (crc32c_hw(r->crc, body, len) != r->want)
+		fail(s->a, bad_crc, r->start, 0);
+}
+
+/* A tree: the PROCPAGES record that opens our page data. */
+static void read_procpages(struct stream *s, const struct rec_in *r)
+{
+	struct rst_args *a = s->a;
+	struct img_procpages pp;
+
+	read_body(s, r, &pp, sizeof(pp), "PROCPAGES record: bad length at offset",
+		  "PROCPAGES record: checksum mismatch at offset");
+	if (pp.pid != a->tree_pid)
+		fail(a, "PROCPAGES record: another process's pages at offset", r->start, 0);
+	s->nrec++;
+}
+
+/* A decompressor has more to say: what it still writes is not image, and
+ * a cut trailer shows only in its status. */
+static void check_after_end(struct stream *s)
+{
+	struct rst_args *a = s->a;
+	char z[64];
+	long n;
+
+	if (a->status_fd < 0)
+		return;
+	while ((n = sys3(NR_read, a->img_fd, z, sizeof(z))) > 0 || n == -EINTR)
+		if (n > 0)
+			fail(a, "data after the END record at offset", s->off, 0);
+	decompressor_status(a);
+}
+
+/* The END record: its totals are the stream's. */
+static void read_end(struct stream *s, const struct rec_in *r)
+{
+	struct rst_args *a = s->a;
+	struct img_end e;
+
+	read_body(s, r, &e, sizeof(e), "END record: bad length at offset",
+		  "END record: checksum mismatch at offset");
+	if (e.records != s->nrec || e.pages != s->npages || e.bytes != r->start)
+		fail(a, "END record: totals differ from the stream at offset", r->start, 0);
+	check_after_end(s);
+	if (a->flags & RST_F_TREE) {
+		struct rst_token t = {.msg = RST_MSG_END};
+		t_write(a, &t);
+	}
+}
+
+/* A PAGES record's header and runs (into a->runs), and the padding before
+ * its data; their checksum is the record's. */
+static void read_runs(struct stream *s, struct rec_in *r, struct img_pages *p)
+{
+	struct rst_args *a = s->a;
+	struct img_run *runs = (struct img_run *)a->runs;
+	uint64_t ps = a->page_size, pad;
+
+	if (r->rec.type != IMG_REC_PAGES || r->rec.len < sizeof(*p))
+		fail(a, "unexpected record in the page data at offset", r->start, 0);
+	s_read(s, p, sizeof(*p));
+	if (p->nruns == 0 || p->nruns > IMG_MAX_RUNS || p->npages == 0)
+		fail(a, "PAGES record: bad counts at offset", r->start, 0);
+	s_read(s, runs, p->nruns * sizeof(*runs));
+	pad = (ps - s->off % ps) % ps;
+	if (r->rec.len != sizeof(*p) + p->nruns * sizeof(*runs) + pad + p->npages * ps)
+		fail(a, "PAGES record: bad length at offset", r->start, 0);
+	r->crc = crc32c_hw(r->crc, p, sizeof(*p));
+	r->crc = crc32c_hw(r->crc, runs, p->nruns * sizeof(*runs));
+	while (pad) {
+		/* The padding is under a page: one read (it was 64 reads of
+		 * 64 bytes for most records). */
+		char z[4096];
+		uint64_t k = pad < sizeof(z) ? pad : sizeof(z);
+		s_read(s, z, k);
+		r->crc = crc32c_hw(r->crc, z, k);
+		pad -= k;
+	}
+	if (r->crc != r->want)
+		fail(a, "PAGES record: checksum mismatch at offset", r->start, 0);
+}
+
+/* Every run must land inside a region the image maps for data: a hostile
+ * stream must not write anywhere else. */
+static void check_runs(struct rst_args *a, const struct img_pages *p, uint64_t start)
+{
+	const struct img_run *runs = (const struct img_run *)a->runs;
+	uint64_t ps = a->page_size, sum = 0;
+
+	for (uint32_t i = 0; i < p->nruns; i++) {
+		const struct rst_map *m;
+		if (runs[i].npages == 0 || runs[i].npages > p->npages || runs[i].addr % ps)
+			fail(a, "PAGES record: bad run at offset", start, 0);
+		m = find_map(a, runs[i].addr, runs[i].npages * ps);
+		if (!m || !m->fill)
+			fail(a, "PAGES record: run outside the image's regions at", runs[i].addr, 0);
+		sum += runs[i].npages;
+	}
+	if (sum != p->npages)
+		fail(a, "PAGES record: runs do not add up at offset", start, 0);
+}
+
+/* One run's data into its place, and its checksum on crc, taken while
+ * what was just read is in the cache: a MiB at a time (a chunk, with a
+ * helper: piece counts the chunks taken, which the helper leaves). */
+static uint32_t read_run(struct stream *s, const struct img_run *run, uint64_t nchunks,
+			 uint64_t *piece, uint32_t crc)
+{
+	char *at = (char *)run->addr;
+	uint64_t left = run->npages * s->a->page_size;
+
+	while (left) {
+		uint64_t k = nchunks ? RST_CHUNK : (1u << 20);
+		if (k > left)
+			k = left;
+		if (nchunks)
+			__atomic_store_n(&s->a->pf.lo, (int64_t)++(*piece), __ATOMIC_RELEASE);
+		s_read(s, at, k);
+		crc = crc32c_hw3(&s->lanes, crc, at, k);
+		at += k;
+		left -= k;
+	}
+	return crc;
+}
+
+/* A PAGES record's data, each run straight into its final place (or
+ * mapped from the image file, --lazy). */
+static void read_data(struct stream *s, const struct rec_in *r, const struct img_pages *p)
+{
+	struct rst_args *a = s->a;
+	const struct img_run *runs = (const struct img_run *)a->runs;
+	uint64_t nchunks, piece = 0;
+	uint32_t crc = 0;
+	int mapped = 0;
+
+	/* The helper faults the record's pages in from its end; the pieces
+	 * read here are its chunks, in the same order. */
+	nchunks = s->helper ? pf_chunks(a, runs, p->nruns) : 0;
+	if (nchunks)
+		pf_post(a, nchunks);
+	for (uint32_t i = 0; i < p->nruns; i++) {
+		if (lazy_map(s, &runs[i], &s->nlazy)) {
+			mapped = 1;
+			continue;
+		}
+		crc = read_run(s, &runs[i], nchunks, &piece, crc);
+		progress(s, 0);
+	}
+	if (nchunks)
+		pf_finish(a, nchunks);
+	/* Pages mapped from the file are not read: --lazy's bargain. */
+	if (!mapped && crc != p->data_crc)
+		fail(a, "page data: checksum mismatch in the record at offset", r->start, 0);
+}
+
+/* PAGES records until END (a tree's process: until the next process's
+ * PROCPAGES record). */
 static void fill_pages(struct rst_args *a)
 {
 	struct stream s = {.a = a, .off = a->stream_off, .nrec = a->nrec, .npages = a->npages};
 	int have_first = a->have_first == 1, tree = !!(a->flags & RST_F_TREE), own = 0;
-	struct img_run *runs = (struct img_run *)a->runs;
-	uint64_t ps = a->page_size;
-	struct crc32c_lanes lanes;
-	uint64_t nlazy = 0, nchunks, piece;
-	long helper;
-	int mapped;
 
-	crc32c_lanes_init(&lanes);
+	crc32c_lanes_init(&s.lanes);
 	/* --lazy maps most data instead of reading it: no helper then. */
-	helper = (a->flags & RST_F_LAZY) ? 0 : pf_start(a);
+	s.helper = (a->flags & RST_F_LAZY) ? 0 : pf_start(a);
 	if (tree) {
-		/* Our turn to read the stream: the process before us read
-		 * the header of our PROCPAGES record. */
-		struct rst_token t;
-		t_read(a, &t, RST_MSG_TURN);
-		s.off = t.off;
-		s.nrec = t.nrec;
-		s.npages = t.npages;
-		a->first = t.rec;
+		take_turn(&s);
 		have_first = 1;
 	}
 	s.t0 = s.tlast = now_ms();
 	for (;;) {
-		struct img_rec rec;
+		struct rec_in r;
 		struct img_pages p;
-		uint64_t start = s.off, pad, want;
-		uint32_t crc;
 
-		if (have_first) {
-			rec = a->first;
-			start -= sizeof(rec);
-			have_first = 0;
-		} else {
-			s_read(&s, &rec, sizeof(rec));
-		}
-		want = rec.crc;
-		rec.crc = 0;
-		crc = crc32c_hw(0, &rec, sizeof(rec));
-		if (tree && rec.type == IMG_REC_PROCPAGES && own) {
-			/* The next process's page data: its turn. */
-			struct rst_token t = {.msg = RST_MSG_TURN,
-					      .off = s.off,
-					      .nrec = s.nrec,
-					      .npages = s.npages,
-					      .rec = rec};
-			t.rec.crc = want;
-			t_write(a, &t);
+		read_rec(&s, &r, &have_first);
+		if (tree && r.rec.type == IMG_REC_PROCPAGES && own) {
+			pass_turn(&s, &r);
 			break;
 		}
-		if (tree && rec.type == IMG_REC_PROCPAGES) {
-			struct img_procpages pp;
-			if (rec.len != sizeof(pp))
-				fail(a, "PROCPAGES record: bad length at offset", start, 0);
-			s_read(&s, &pp, sizeof(pp));
-			if (crc32c_hw(crc, &pp, sizeof(pp)) != want)
-				fail(a, "PROCPAGES record: checksum mismatch at offset", start, 0);
-			if (pp.pid != a->tree_pid)
-				fail(a, "PROCPAGES record: another process's pages at offset", start,
-				     0);
-			s.nrec++;
+		if (tree && r.rec.type == IMG_REC_PROCPAGES) {
+			read_procpages(&s, &r);
 			own = 1;
 			continue;
 		}
 		if (tree && !own)
-			fail(a, "no PROCPAGES record before the page data at offset", start, 0);
-		if (rec.type == IMG_REC_END) {
-			struct img_end e;
-			if (rec.len != sizeof(e))
-				fail(a, "END record: bad length at offset", start, 0);
-			s_read(&s, &e, sizeof(e));
-			if (crc32c_hw(crc, &e, sizeof(e)) != want)
-				fail(a, "END record: checksum mismatch at offset", start, 0);
-			if (e.records != s.nrec || e.pages != s.npages || e.bytes != start)
-				fail(a, "END record: totals differ from the stream at offset", start,
-				     0);
-			/* A decompressor has more to say: what it still writes
-			 * is not image, and a cut trailer shows only in its
-			 * status. */
-			if (a->status_fd >= 0) {
-				char z[64];
-				long n;
-				while ((n = sys3(NR_read, a->img_fd, z, sizeof(z))) > 0 || n == -EINTR)
-					if (n > 0)
-						fail(a, "data after the END record at offset", s.off, 0);
-				decompressor_status(a);
-			}
-			if (tree) {
-				struct rst_token t = {.msg = RST_MSG_END};
-				t_write(a, &t);
-			}
+			fail(a, "no PROCPAGES record before the page data at offset", r.start, 0);
+		if (r.rec.type == IMG_REC_END) {
+			read_end(&s, &r);
 			break;
 		}
-		if (rec.type != IMG_REC_PAGES || rec.len < sizeof(p))
-			fail(a, "unexpected record in the page data at offset", start, 0);
-		s_read(&s, &p, sizeof(p));
-		if (p.nruns == 0 || p.nruns > IMG_MAX_RUNS || p.npages == 0)
-			fail(a, "PAGES record: bad counts at offset", start, 0);
-		s_read(&s, runs, p.nruns * sizeof(*runs));
-		pad = (ps - s.off % ps) % ps;
-		if (rec.len != sizeof(p) + p.nruns * sizeof(*runs) + pad + p.npages * ps)
-			fail(a, "PAGES record: bad length at offset", start, 0);
-		crc = crc32c_hw(crc, &p, sizeof(p));
-		crc = crc32c_hw(crc, runs, p.nruns * sizeof(*runs));
-		while (pad) {
-			/* The padding is under a page: one read (it was 64
-			 * reads of 64 bytes for most records). */
-			char z[4096];
-			uint64_t k = pad < sizeof(z) ? pad : sizeof(z);
-			s_read(&s, z, k);
-			crc = crc32c_hw(crc, z, k);
-			pad -= k;
-		}
-		if (crc != want)
-			fail(a, "PAGES record: checksum mismatch at offset", start, 0);
-		/* Every run must land inside a region the image maps for data:
-		 * a hostile stream must not write anywhere else. */
-		{
-			uint64_t sum = 0;
-			for (uint32_t i = 0; i < p.nruns; i++) {
-				const struct rst_map *m;
-				if (runs[i].npages == 0 || runs[i].npages > p.npages ||
-				    runs[i].addr % ps)
-					fail(a, "PAGES record: bad run at offset", start, 0);
-				m = find_map(a, runs[i].addr, runs[i].npages * ps);
-				if (!m || !m->fill)
-					fail(a, "PAGES record: run outside the image's regions at",
-					     runs[i].addr, 0);
-				sum += runs[i].npages;
-			}
-			if (sum != p.npages)
-				fail(a, "PAGES record: runs do not add up at offset", start, 0);
-		}
-		crc = 0;
-		mapped = 0;
-		/* The helper faults the record's pages in from its end; the
-		 * pieces read here are its chunks, in the same order. */
-		nchunks = helper ? pf_chunks(a, runs, p.nruns) : 0;
-		if (nchunks)
-			pf_post(a, nchunks);
-		piece = 0;
-		for (uint32_t i = 0; i < p.nruns; i++) {
-			char *at = (char *)runs[i].addr;
-			uint64_t left = runs[i].npages * ps;
-
-			if (lazy_map(&s, &runs[i], &nlazy)) {
-				mapped = 1;
-				continue;
-			}
-
-			/* A checksum of what was just read, while it is in
-			 * the cache: a MiB at a time (a chunk, with a helper). */
-			while (left) {
-				uint64_t k = nchunks ? RST_CHUNK : (1u << 20);
-				if (k > left)
-					k = left;
-				if (nchunks)
-					__atomic_store_n(&a->pf.lo, (int64_t)++piece, __ATOMIC_RELEASE);
-				s_read(&s, at, k);
-				crc = crc32c_hw3(&lanes, crc, at, k);
-				at += k;
-				left -= k;
-			}
-			progress(&s, 0);
-		}
-		if (nchunks)
-			pf_finish(a, nchunks);
-		/* Pages mapped from the file are not read: --lazy's bargain. */
-		if (!mapped && crc != p.data_crc)
-			fail(a, "page data: checksum mismatch in the record at offset", start, 0);
+		read_runs(&s, &r, &p);
+		check_runs(a, &p, r.start);
+		read_data(&s, &r, &p);
 		s.nrec++;
 		s.npages += p.npages;
 	}
-	pf_stop(a, helper);
+	pf_stop(a, s.helper);
 	progress(&s, 1);
 }
 
@@ -937,7 +1048,7 @@ static void futex_wait_while(struct rst_args *a, int32_t *word, int32_t while_is
  * pending signals and armed the timers, which may name it) out through
  * the trampoline, which counts it off and wakes the main thread without
  * touching this blob. */
-__attribute__((used, noinline, noreturn)) static void thread_main(struct rst_args *a, uint64_t i)
+__attribute__((noinline, noreturn)) static void thread_main(struct rst_args *a, uint64_t i)
 {
 	struct rst_thread *t = (struct rst_thread *)a->threads + i;
 	uint64_t sp = restore_thread_state(a, t);
@@ -955,45 +1066,6 @@ __attribute__((used, noinline, noreturn)) static void thread_main(struct rst_arg
 	__builtin_unreachable();
 }
 
-/* clone3 of a thread on the stack [stack_top - size, stack_top - 16),
- * its two words at the top holding its arguments; set_tid asks for a tid
- * (0: any).  Returns the tid, or -errno. */
-static long clone_thread(struct rst_args *a, uint64_t i, uint64_t stack_top, int32_t set_tid)
-{
-	struct {
-		uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls,
-			set_tid, set_tid_size, cgroup;
-	} ca = {0};
-	uint64_t *sp = (uint64_t *)(stack_top - 16);
-	int32_t want = set_tid;
-	long ret;
-
-	sp[0] = (uint64_t)a;
-	sp[1] = i;
-	ca.flags = CLONE_THREAD_FLAGS;
-	ca.stack = stack_top - RST_THREAD_STACK;
-	ca.stack_size = RST_THREAD_STACK - 16;
-	if (set_tid) {
-		ca.set_tid = (uint64_t)&want;
-		ca.set_tid_size = 1;
-	}
-	/* The child starts after the syscall with rsp at the top of its
-	 * stack (its arguments), every signal blocked (inherited), and never
-	 * returns here. */
-	__asm__ volatile("syscall\n\t"
-			 "test %%rax, %%rax\n\t"
-			 "jnz 1f\n\t"
-			 "mov 0(%%rsp), %%rdi\n\t"
-			 "mov 8(%%rsp), %%rsi\n\t"
-			 "call thread_main\n\t"
-			 "ud2\n"
-			 "1:\n\t"
-			 : "=a"(ret)
-			 : "a"(NR_clone3), "D"(&ca), "S"(sizeof(ca))
-			 : "rcx", "r11", "memory");
-	return ret;
-}
-
 static void spawn_thread(struct rst_args *a, uint64_t i)
 {
 	struct rst_thread *t = (struct rst_thread *)a->threads + i;
@@ -1002,9 +1074,9 @@ static void spawn_thread(struct rst_args *a, uint64_t i)
 	/* With its old tid if asked and free; else any (glibc's cached tid
 	 * is then rewritten, see restore_thread_state). */
 	if (a->flags & RST_F_KEEP_TIDS)
-		ret = clone_thread(a, i, t->stack_top, t->tid);
+		ret = clone_thread(a, i, thread_main, t->stack_top, t->tid, 0);
 	if (ret < 0)
-		ret = clone_thread(a, i, t->stack_top, 0);
+		ret = clone_thread(a, i, thread_main, t->stack_top, 0, 0);
 	if (ret < 0)
 		fail(a, "cannot create thread", i, ret);
 	t->new_tid = (int32_t)ret;
