@@ -70,7 +70,7 @@ long long parse_size(const char *s);
 /* mkdir -p: make path and every missing directory above it with mode
  * (those that exist are left as they are); -1 with errno. */
 int make_dirs(const char *path, mode_t mode);
-/* Whether capability cap (its number, capability.h) is in this process's
+/* Whether capability cap (CAP_*, <linux/capability.h>) is in this process's
  * effective set (/proc/self/status CapEff). */
 int has_cap(int cap);
 

@@ -1,4 +1,5 @@
 /* restore.c: rebuild a process from its image and hand it to the restorer. */
+#include <linux/capability.h>
 #include <cpuid.h>
 #include <dirent.h>
 #include <errno.h>
@@ -323,7 +324,7 @@ static int check_locked(const struct image *im)
 		if (im->regions[i].d.flags & (IMG_RGN_LOCKED | IMG_RGN_LOCKONFAULT))
 			locked += im->regions[i].d.end - im->regions[i].d.start;
 	if (!locked || getrlimit(RLIMIT_MEMLOCK, &rl) || rl.rlim_cur == RLIM_INFINITY ||
-	    locked <= rl.rlim_cur || has_cap(14 /* CAP_IPC_LOCK: no limit */))
+	    locked <= rl.rlim_cur || has_cap(CAP_IPC_LOCK /* no limit */))
 		return 0;
 	err_set("the image has %llu KiB of locked memory, over this process's RLIMIT_MEMLOCK "
 		"of %llu KiB",

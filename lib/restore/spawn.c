@@ -10,6 +10,7 @@
  * shell sends and exits as the program exits. */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
@@ -845,9 +846,9 @@ int rst_run(struct img_input *in, int flags, enum rst_pids pids)
 		if (tree_check(in) || ((flags & RST_LAZY) && rst_check_lazy(in)))
 			return -1;
 		/* Without the privilege to ask for pids, a new pid namespace. */
-		/* CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN: clone3 may ask
-		 * for pids here. */
-		if (pids == RST_PIDS_AUTO && !has_cap(40) && !has_cap(21))
+		/* With either capability clone3 may ask for pids here. */
+		if (pids == RST_PIDS_AUTO && !has_cap(CAP_CHECKPOINT_RESTORE) &&
+		    !has_cap(CAP_SYS_ADMIN))
 			pids = RST_PIDS_NS;
 		if (pids == RST_PIDS_AUTO) {
 			if (tree_pids_free(in))
