@@ -1,10 +1,10 @@
 /* restore.c: rebuild a process from its image and hand it to the restorer. */
-#include <linux/capability.h>
 #include <cpuid.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/capability.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
