@@ -73,6 +73,10 @@ int make_dirs(const char *path, mode_t mode);
 /* Whether capability cap (CAP_*, <linux/capability.h>) is in this process's
  * effective set (/proc/self/status CapEff). */
 int has_cap(int cap);
+/* Room for one more element, zeroed, after the n of the array *arr (a
+ * pointer to the array's pointer; each element size bytes): its address,
+ * or NULL (err_set; *arr as it was). */
+void *append_zeroed(void *arr, size_t n, size_t size);
 
 /* ---- progress: one updating line on stderr for long dumps and restores. */
 

@@ -249,3 +249,17 @@ int make_dirs(const char *path, mode_t mode)
 			return 0;
 	}
 }
+
+void *append_zeroed(void *arr, size_t n, size_t size)
+{
+	void **p = arr;
+	char *q = realloc(*p, (n + 1) * size);
+
+	if (!q) {
+		err_set("out of memory");
+		return NULL;
+	}
+	*p = q;
+	memset(q + n * size, 0, size);
+	return q + n * size;
+}

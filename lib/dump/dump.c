@@ -1281,16 +1281,11 @@ static int tree_add(struct dump_tree *tr, pid_t pid, int zombie)
 		err_set("pid %d: more than %d processes in the tree", tr->p[0].pid, IMG_MAX_PROCS);
 		return -1;
 	}
-	np = realloc(tr->p, (tr->n + 1) * sizeof(*np));
-	if (!np) {
-		err_set("out of memory");
+	if (!(np = append_zeroed(&tr->p, tr->n, sizeof(*np))))
 		return -1;
-	}
-	tr->p = np;
-	memset(&np[tr->n], 0, sizeof(np[0]));
-	np[tr->n].pid = pid;
-	np[tr->n].zombie = zombie;
-	if (!zombie && dump_seize(pid, &np[tr->n].t))
+	np->pid = pid;
+	np->zombie = zombie;
+	if (!zombie && dump_seize(pid, &np->t))
 		return -1;
 	tr->n++;
 	return 0;

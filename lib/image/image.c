@@ -825,22 +825,6 @@ static int parse_thread(struct image *im, const char *buf, uint64_t len)
 	return 0;
 }
 
-/* Room for one more element, zeroed, after the n of *arr (each size
- * bytes): its address, or NULL (err_set). */
-static void *append_zeroed(void *arr, size_t n, size_t size)
-{
-	void **p = arr;
-	char *q = realloc(*p, (n + 1) * size);
-
-	if (!q) {
-		err_set("out of memory");
-		return NULL;
-	}
-	*p = q;
-	memset(q + n * size, 0, size);
-	return q + n * size;
-}
-
 /* The next record of a list of at most max (SHM, IPC: name): room for it
  * after the n of *arr (each size bytes, that begin with the record's
  * fixed part d, dlen bytes), zeroed, d copied from buf.  NULL (err_set)

@@ -50,13 +50,10 @@ static int capture_epoll(const struct fd_source *src, struct fd_entry *f)
 
 		if (parse_item(src, f->d.fd, p, &it))
 			goto out;
-		ni = realloc(items, (e.n + 1) * sizeof(*items));
-		if (!ni) {
-			err_set("out of memory");
+		if (!(ni = append_zeroed(&items, e.n, sizeof(*items))))
 			goto out;
-		}
-		items = ni;
-		items[e.n++] = it;
+		*ni = it;
+		e.n++;
 		p += 4;
 	}
 	rc = fd_set_extra(f, &e, sizeof(e), items, e.n * sizeof(*items));

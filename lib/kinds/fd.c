@@ -329,14 +329,10 @@ struct fd_pipe *fd_find_pair(struct fd_pipes *pipes, uint32_t kind, uint64_t id)
 
 struct fd_pipe *fd_new_pair(struct fd_pipes *pipes, uint32_t kind, uint64_t id)
 {
-	struct fd_pipe *np = realloc(pipes->p, (pipes->n + 1) * sizeof(*np));
+	struct fd_pipe *np = append_zeroed(&pipes->p, pipes->n, sizeof(*np));
 
-	if (!np) {
-		err_set("out of memory");
+	if (!np)
 		return NULL;
-	}
-	pipes->p = np;
-	np += pipes->n;
 	*np = (struct fd_pipe){.kind = kind, .id = id, .end = {-1, -1}};
 	return np;
 }

@@ -189,13 +189,10 @@ static int capture_inotify(const struct fd_source *src, struct fd_entry *f)
 	int rc = -1, fd = f->d.fd, dup;
 
 	while ((p = strstr(p, "inotify wd:"))) {
-		struct watch *nw = realloc(ws, (n + 1) * sizeof(*ws));
-		if (!nw) {
-			err_set("out of memory");
+		struct watch *nw = append_zeroed(&ws, n, sizeof(*ws));
+		if (!nw)
 			goto out;
-		}
-		ws = nw;
-		if (parse_watch(p, &ws[n])) {
+		if (parse_watch(p, nw)) {
 			err_set("pid %d: fd %d: cannot parse its inotify watches", pid, fd);
 			goto out;
 		}

@@ -50,17 +50,18 @@ static int other_alive(pid_t p, pid_t skip)
 
 static int add(struct image *im, const struct img_ipc *d, unsigned char *data)
 {
-	struct ipc_obj *n = realloc(im->ipcs, (im->nipcs + 1) * sizeof(*n));
+	struct ipc_obj *n = NULL;
 
-	if (!n || im->nipcs >= IMG_MAX_IPCS) {
+	if (im->nipcs >= IMG_MAX_IPCS)
+		err_set("more than %d semaphore sets and message queues", IMG_MAX_IPCS);
+	else
+		n = append_zeroed(&im->ipcs, im->nipcs, sizeof(*n));
+	if (!n) {
 		free(data);
-		err_set(n ? "more than %d semaphore sets and message queues" : "out of memory",
-			IMG_MAX_IPCS);
 		return -1;
 	}
-	im->ipcs = n;
-	n[im->nipcs].d = *d;
-	n[im->nipcs].data = data;
+	n->d = *d;
+	n->data = data;
 	im->nipcs++;
 	return 0;
 }

@@ -424,16 +424,12 @@ int proc_read_timers(pid_t pid, struct proc_timer **tp, size_t *np)
 		char how[16], who[8];
 
 		if (!strncmp(line, "ID: ", 4)) {
-			struct proc_timer *nt = realloc(t, (n + 1) * sizeof(*t));
-			if (!nt) {
+			if (!(cur = append_zeroed(&t, n, sizeof(*t)))) {
 				free(t);
 				free(buf);
-				err_set("out of memory");
 				return -1;
 			}
-			t = nt;
-			cur = &t[n++];
-			memset(cur, 0, sizeof(*cur));
+			n++;
 			cur->id = atoi(line + 4);
 		} else if (!cur) {
 			continue;
