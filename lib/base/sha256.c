@@ -1,5 +1,5 @@
 /* sha256.c: SHA-256 and HMAC-SHA-256, written from FIPS 180-4 and
- * RFC 2104 (see sha256.h for what they are for). */
+ * RFC 2104 (see base.h for what they are for). */
 #include <string.h>
 
 #include "base/base.h"

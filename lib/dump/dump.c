@@ -51,7 +51,7 @@ static void release_all(struct dump_target *t, int sig)
 		struct proc_sigmasks m;
 
 		/* A program that had no handler run must not see EINTR from a
-		 * blocking call only because we stopped it (restart.h), on
+		 * blocking call only because we stopped it (target.h, restart_), on
 		 * every way out, a failed dump's too.  A signal it catches
 		 * pending and unblocked makes that EINTR its own. */
 		if (pt_get_regs(t->tids[i], &r) == 0 &&
@@ -520,7 +520,7 @@ static int capture_proc(pid_t pid, struct image *im)
 	return 0;
 }
 
-/* The page a restore leaves behind (see restorer.h): not the program's. */
+/* The page a restore leaves behind (RST_TRAMP_MAGIC, format.h): not the program's. */
 static int is_trampoline(pid_t pid, const struct proc_map *m)
 {
 	char buf[sizeof(RST_TRAMP_MAGIC)];

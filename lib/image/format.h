@@ -403,7 +403,7 @@ struct img_shm {
 };
 
 /* A System V semaphore set or message queue of the process's user (see
- * ipc.h for which ones), with its contents. */
+ * kinds.h for which ones), with its contents. */
 enum img_ipc_kind { IMG_IPC_SEM = 1, IMG_IPC_MSG = 2, IMG_IPC_NKINDS };
 
 struct img_ipc {

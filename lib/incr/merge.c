@@ -1,7 +1,7 @@
 /* merge.c: reading an incremental image: find and check its parents,
  * and merge the chain into the page data of one ordinary image.
  *
- * The merge runs in a process of its own, as a decompressor does (zio.h):
+ * The merge runs in a process of its own, as a decompressor does (io.h, zio_spawn):
  * the restorer reads one stream from a pipe and never learns that it came
  * from several files, and decompression of any of them stays out of it.
  * It writes, after the image's own metadata, the image's SHMDATA and PAGES

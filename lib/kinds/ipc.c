@@ -1,4 +1,4 @@
-/* ipc.c: System V semaphore sets and message queues (see ipc.h). */
+/* ipc.c: System V semaphore sets and message queues (kinds.h). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>

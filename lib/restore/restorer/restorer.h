@@ -1,6 +1,6 @@
 /* restorer.h: what ckpt-remap hands the freestanding restorer.
  *
- * Shared by lib/restore.c (ordinary C, which fills it in) and restorer.c
+ * Shared by lib/restore/restore.c (ordinary C, which fills it in) and restorer.c
  * (freestanding, which acts on it).  Plain integers only: the restorer
  * runs after everything of ckpt-remap but its own blob is unmapped. */
 #ifndef CKPT_RESTORER_H
