@@ -312,6 +312,32 @@ struct img_file {
 	/* then path, then extra_len bytes of what the kind needs (above) */
 };
 
+/* The locks of a regular file's fd (kind IMG_FD_REG): its extra bytes
+ * are none (no locks; images before locks were kept) or an
+ * img_file_locks and n img_lock.  Only the process's own: POSIX locks it
+ * took through this open file description, OFD locks, flock(2) locks and
+ * a lease of the description. */
+enum img_lock_kind {
+	IMG_LOCK_POSIX = 1, /* fcntl F_SETLK: the process's */
+	IMG_LOCK_OFD = 2,   /* fcntl F_OFD_SETLK: the description's */
+	IMG_LOCK_FLOCK = 3, /* flock(2): the description's */
+	IMG_LOCK_LEASE = 4, /* fcntl F_SETLEASE, not being broken */
+};
+
+#define IMG_MAX_LOCKS 4096
+
+struct img_file_locks {
+	uint32_t n;
+	uint32_t pad;
+};
+
+struct img_lock {
+	uint32_t kind; /* IMG_LOCK_* */
+	uint32_t type; /* F_RDLCK 0 or F_WRLCK 1 */
+	uint64_t start;
+	uint64_t len; /* 0: to the end of the file (flock and lease: 0 from 0) */
+};
+
 /* One signal's disposition: the kernel's struct sigaction on x86-64. */
 struct img_sigact {
 	uint64_t handler; /* SIG_DFL 0, SIG_IGN 1, or an address */

@@ -1,6 +1,12 @@
 /* file.c: the kinds that are paths or streams: files, directories, devices, standard streams and
  * objects whose contents the image holds (shm.c).  restore/ opens them again itself; their FILE
- * records carry no extra bytes. */
+ * records carry no extra bytes, except a regular file's locks (an img_file_locks and its
+ * img_lock). */
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/base.h"
 #include "kinds/kinds-internal.h"
 
 static int check_none(const unsigned char *x, uint32_t n)
@@ -9,8 +15,210 @@ static int check_none(const unsigned char *x, uint32_t n)
 	return n ? -1 : 0;
 }
 
-const struct fd_ops fd_file_ops = {.name = "file", .check = check_none};
-const struct fd_ops fd_dir_ops = {.name = "dir", .check = check_none};
-const struct fd_ops fd_chr_ops = {.name = "chr", .check = check_none};
+/* ---- capturing a regular file's locks --------------------------------- */
+
+/* One "lock:" line of fdinfo: "N: KIND MODE TYPE PID MAJ:MIN:INO START END".
+ * fdinfo shows only the locks this fd's open file description holds for
+ * this process: POSIX locks the process took through it (owner its file
+ * table), OFD, flock and lease locks of the description.  0, 1 for a
+ * line that is no lock of ours, or -1 naming it. */
+static int parse_lock(const struct fd_source *src, int fd, const char *line, struct img_lock *l)
+{
+	char kind[16], mode[16], type[16], end[32];
+	unsigned long long start;
+	long pid;
+
+	if (sscanf(line, "%*d: %15s %15s %15s %ld %*s %llu %31s", kind, mode, type, &pid, &start,
+		   end) != 6) {
+		err_set("pid %d: fd %d (%s): cannot read its lock line", src->pid, fd, src->link);
+		return -1;
+	}
+	memset(l, 0, sizeof(*l));
+	if (!strcmp(kind, "POSIX")) {
+		if (pid != src->pid)
+			return 1; /* a thread group of another table: not ours */
+		l->kind = IMG_LOCK_POSIX;
+	} else if (!strcmp(kind, "OFDLCK")) {
+		l->kind = IMG_LOCK_OFD;
+	} else if (!strcmp(kind, "FLOCK")) {
+		l->kind = IMG_LOCK_FLOCK;
+	} else if (!strcmp(kind, "LEASE")) {
+		if (strcmp(mode, "ACTIVE")) {
+			err_set("pid %d: fd %d (%s) holds a lease being broken (%s); not supported",
+				src->pid, fd, src->link, mode);
+			return -1;
+		}
+		l->kind = IMG_LOCK_LEASE;
+	} else {
+		err_set("pid %d: fd %d (%s) holds a lock of kind %s; not supported", src->pid, fd,
+			src->link, kind);
+		return -1;
+	}
+	if (!strcmp(type, "READ")) {
+		l->type = F_RDLCK;
+	} else if (!strcmp(type, "WRITE")) {
+		l->type = F_WRLCK;
+	} else {
+		err_set("pid %d: fd %d (%s) holds a %s lock of type %s; not supported", src->pid, fd,
+			src->link, kind, type);
+		return -1;
+	}
+	l->start = start;
+	if (strcmp(end, "EOF"))
+		l->len = strtoull(end, NULL, 10) - start + 1;
+	if (l->kind == IMG_LOCK_FLOCK || l->kind == IMG_LOCK_LEASE)
+		l->start = l->len = 0;
+	return 0;
+}
+
+static int capture_file(const struct fd_source *src, struct fd_entry *f)
+{
+	struct img_file_locks h = {0};
+	struct img_lock *l = NULL;
+	char path[64], *info;
+	const char *p;
+	int rc = 0;
+
+	info = read_file(fmt_path(path, sizeof(path), "/proc/%d/fdinfo/%d", src->pid, f->d.fd),
+			 NULL);
+	if (!info)
+		return -1;
+	for (p = info; (p = fd_info_field(p, "lock")) && !rc; p += strcspn(p, "\n")) {
+		struct img_lock *nl;
+
+		if (h.n == IMG_MAX_LOCKS) {
+			err_set("pid %d: fd %d (%s): more than %d locks", src->pid, f->d.fd,
+				src->link, IMG_MAX_LOCKS);
+			rc = -1;
+			break;
+		}
+		if (!(nl = realloc(l, (h.n + 1) * sizeof(*l)))) {
+			err_set("out of memory");
+			rc = -1;
+			break;
+		}
+		l = nl;
+		rc = parse_lock(src, f->d.fd, p + strspn(p, " \t"), &l[h.n]);
+		if (rc == 0)
+			h.n++;
+		rc = rc < 0 ? -1 : 0;
+	}
+	free(info);
+	if (rc == 0 && h.n)
+		rc = fd_set_extra(f, &h, sizeof(h), l, h.n * sizeof(*l));
+	free(l);
+	return rc;
+}
+
+/* A directory, a device or a file whose contents the image keeps: its
+ * locks would not come back. */
+static int refuse_locks(const struct fd_source *src, struct fd_entry *f)
+{
+	char path[64], *info;
+	int rc = 0;
+
+	info = read_file(fmt_path(path, sizeof(path), "/proc/%d/fdinfo/%d", src->pid, f->d.fd),
+			 NULL);
+	if (!info)
+		return -1;
+	if (fd_info_field(info, "lock")) {
+		err_set("pid %d: fd %d (%s) holds a lock on a file that is not a regular file "
+			"reopened by path; not supported",
+			src->pid, f->d.fd, src->link);
+		rc = -1;
+	}
+	free(info);
+	return rc;
+}
+
+/* ---- reading them ----------------------------------------------------- */
+
+static int check_file(const unsigned char *x, uint32_t n)
+{
+	struct img_file_locks h;
+
+	if (n == 0)
+		return 0;
+	if (n < sizeof(h))
+		return -1;
+	memcpy(&h, x, sizeof(h));
+	if (h.pad || h.n == 0 || h.n > IMG_MAX_LOCKS ||
+	    n != sizeof(h) + (uint64_t)h.n * sizeof(struct img_lock))
+		return -1;
+	for (uint32_t i = 0; i < h.n; i++) {
+		struct img_lock l;
+
+		memcpy(&l, x + sizeof(h) + i * sizeof(l), sizeof(l));
+		if (l.kind < IMG_LOCK_POSIX || l.kind > IMG_LOCK_LEASE ||
+		    (l.type != F_RDLCK && l.type != F_WRLCK) || l.start > INT64_MAX ||
+		    l.len > INT64_MAX - l.start)
+			return -1;
+		if ((l.kind == IMG_LOCK_FLOCK || l.kind == IMG_LOCK_LEASE) && (l.start || l.len))
+			return -1;
+	}
+	return 0;
+}
+
+uint32_t fd_file_nlocks(const struct fd_entry *f)
+{
+	struct img_file_locks h = {0};
+
+	if (f->d.kind == IMG_FD_REG && f->d.extra_len >= sizeof(h))
+		memcpy(&h, f->extra, sizeof(h));
+	return h.n;
+}
+
+void fd_file_lock(const struct fd_entry *f, uint32_t i, struct img_lock *l)
+{
+	memcpy(l, f->extra + sizeof(struct img_file_locks) + i * sizeof(*l), sizeof(*l));
+}
+
+/* ---- showing them ----------------------------------------------------- */
+
+static const char *const lock_names[] = {"?", "posix", "ofd", "flock", "lease"};
+
+static void show_file(FILE *out, const struct fd_entry *f, int json)
+{
+	uint32_t n = fd_file_nlocks(f);
+
+	if (n)
+		fd_put_num(out, json, "locks", n);
+}
+
+static void show_locks(FILE *out, const struct fd_entry *f, int json)
+{
+	uint32_t n = fd_file_nlocks(f);
+
+	if (json && !n)
+		return;
+	if (json)
+		fprintf(out, ",\"lock_list\":[");
+	for (uint32_t i = 0; i < n; i++) {
+		struct img_lock l;
+		const char *type;
+
+		fd_file_lock(f, i, &l);
+		type = l.type == F_WRLCK ? "write" : "read";
+		if (json)
+			fprintf(out,
+				"%s{\"kind\":\"%s\",\"type\":\"%s\",\"start\":%llu,\"len\":%llu}",
+				i ? "," : "", lock_names[l.kind], type,
+				(unsigned long long)l.start, (unsigned long long)l.len);
+		else
+			fprintf(out, "      lock %s %s start %llu len %llu%s\n", lock_names[l.kind],
+				type, (unsigned long long)l.start, (unsigned long long)l.len,
+				l.len ? "" : " (to the end)");
+	}
+	if (json)
+		fprintf(out, "]");
+}
+
+const struct fd_ops fd_file_ops = {.name = "file",
+				   .capture = capture_file,
+				   .check = check_file,
+				   .show = show_file,
+				   .show_list = show_locks};
+const struct fd_ops fd_dir_ops = {.name = "dir", .capture = refuse_locks, .check = check_none};
+const struct fd_ops fd_chr_ops = {.name = "chr", .capture = refuse_locks, .check = check_none};
 const struct fd_ops fd_inherit_ops = {.name = "inherit", .check = check_none};
-const struct fd_ops fd_shm_ops = {.name = "shm", .check = check_none};
+const struct fd_ops fd_shm_ops = {.name = "shm", .capture = refuse_locks, .check = check_none};

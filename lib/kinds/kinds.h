@@ -68,6 +68,11 @@ void fd_show(FILE *out, const struct fd_entry *f, int json);
  * instance's watches), a list in JSON. */
 void fd_show_list(FILE *out, const struct fd_entry *f, int json);
 
+/* A regular file's locks (IMG_FD_REG): how many its FILE record keeps
+ * (the reader checked them), and lock i of them. */
+uint32_t fd_file_nlocks(const struct fd_entry *f);
+void fd_file_lock(const struct fd_entry *f, uint32_t i, struct img_lock *l);
+
 /* ---- shm: memory objects and files that exist only inside the process
  * (shared anonymous memory, memfds, System V segments, deleted files):
  * their contents go into the image, and a restore makes them again.

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -570,6 +571,75 @@ static void warn_outside_pipes(const struct image *im, int tree)
 	}
 }
 
+/* One line for a lock of f that another holds now: its range, and the
+ * holder's pid where the kernel tells it (an OFD or flock holder has
+ * none). */
+static void lock_held(const struct fd_entry *f, const struct img_lock *l, const struct flock *fl)
+{
+	static const char *const kinds[] = {"?", "POSIX", "OFD", "flock", "lease"};
+	char who[48] = "another open file description";
+
+	if (fl && fl->l_pid > 0)
+		snprintf(who, sizeof(who), "pid %d", (int)fl->l_pid);
+	err_set("fd %d: %s: cannot take again its %s %s lock (start %llu, len %llu%s): %s holds a "
+		"conflicting one",
+		f->d.fd, f->path, kinds[l->kind], l->type == F_WRLCK ? "write" : "read",
+		(unsigned long long)l->start, (unsigned long long)l->len,
+		l->len ? "" : ", to the end", who);
+}
+
+/* The locks of regular file f, reopened on fd: those of its open file
+ * description (OFD, flock, lease) taken now, once per description (the
+ * other fds of it are duplicates); the process's POSIX locks only
+ * checked here (no one else holds a conflicting one), and taken by the
+ * restorer once ours of the same files are closed. */
+static int take_desc_locks(const struct fd_entry *f, int fd)
+{
+	uint32_t n = fd_file_nlocks(f);
+
+	for (uint32_t i = 0; i < n; i++) {
+		struct img_lock l;
+		struct flock fl;
+		int rc = 0;
+
+		fd_file_lock(f, i, &l);
+		fl = (struct flock){.l_type = l.type, .l_whence = SEEK_SET, .l_start = l.start,
+				    .l_len = l.len};
+		switch (l.kind) {
+		case IMG_LOCK_POSIX:
+			if (fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type == F_UNLCK)
+				continue;
+			break;
+		case IMG_LOCK_OFD:
+			if (fcntl(fd, F_OFD_SETLK, &fl) == 0)
+				continue;
+			fl = (struct flock){.l_type = l.type, .l_whence = SEEK_SET,
+					    .l_start = l.start, .l_len = l.len};
+			if (fcntl(fd, F_OFD_GETLK, &fl) || fl.l_type == F_UNLCK)
+				rc = -1;
+			break;
+		case IMG_LOCK_FLOCK:
+			if (flock(fd, (l.type == F_WRLCK ? LOCK_EX : LOCK_SH) | LOCK_NB) == 0)
+				continue;
+			if (errno != EWOULDBLOCK)
+				rc = -1;
+			break;
+		case IMG_LOCK_LEASE:
+			if (fcntl(fd, F_SETLEASE, l.type) == 0)
+				continue;
+			err_sys("fd %d: %s: cannot take again its %s lease", f->d.fd, f->path,
+				l.type == F_WRLCK ? "write" : "read");
+			return -1;
+		}
+		if (rc)
+			err_sys("fd %d: %s: cannot take again its lock", f->d.fd, f->path);
+		else
+			lock_held(f, &l, l.kind == IMG_LOCK_FLOCK ? NULL : &fl);
+		return -1;
+	}
+	return 0;
+}
+
 int rst_make_fd(const struct img_input *in, const struct image *im, const struct fd_entry *f,
 		struct fd_pipes *pipes, const struct shm_made *sm, int allow_changed)
 {
@@ -607,6 +677,10 @@ int rst_make_fd(const struct img_input *in, const struct image *im, const struct
 		    f->d.kind == IMG_FD_REG) {
 			err_sys("fd %d: cannot seek %s to %llu", f->d.fd, f->path,
 				(unsigned long long)f->d.pos);
+			close(fd);
+			return -1;
+		}
+		if (f->d.kind == IMG_FD_REG && take_desc_locks(f, fd)) {
 			close(fd);
 			return -1;
 		}
@@ -1079,6 +1153,9 @@ static uint64_t blob_data_len(const struct restore *r)
 			    IMG_MAX_RUNS * sizeof(struct img_run) +
 			    RST_MAX_CHUNKS * sizeof(struct rst_range) + RST_THREAD_STACK + 128,
 		    r->ps);
+	/* POSIX locks. */
+	for (size_t i = 0; i < im->nfiles; i++)
+		len += fd_file_nlocks(&im->files[i]) * sizeof(struct rst_lock);
 	/* Pending signals and POSIX timers. */
 	for (size_t i = 0; i < im->nsigq; i++)
 		len += im->sigq[i].d.count * sizeof(struct rst_sig);
@@ -1314,6 +1391,32 @@ static int lift_own_fds(struct restore *r)
 	return 0;
 }
 
+/* The process's POSIX locks, on the program's fd numbers: the restorer
+ * takes them (take_desc_locks checked that no one holds a conflicting
+ * one). */
+static void plan_locks(struct restore *r)
+{
+	struct rst_lock *l = (struct rst_lock *)(r->base + r->off);
+	struct rst_args *a = r->a;
+
+	a->nlocks = 0;
+	a->locks = (uint64_t)l;
+	for (size_t i = 0; i < r->im->nfiles; i++) {
+		const struct fd_entry *f = &r->im->files[i];
+		for (uint32_t k = 0; !f->inherit && k < fd_file_nlocks(f); k++) {
+			struct img_lock il;
+			fd_file_lock(f, k, &il);
+			if (il.kind != IMG_LOCK_POSIX)
+				continue;
+			l[a->nlocks++] = (struct rst_lock){
+			    .fd = f->d.fd,
+			    .fl = {.type = il.type, .whence = SEEK_SET, .start = il.start,
+				   .len = il.len}};
+		}
+	}
+	r->off += ALIGN(a->nlocks * sizeof(*l), 64);
+}
+
 /* The fds of ours that the restorer uses, kept when every other one of
  * ours is closed, and closed by the restorer at the end. */
 static void plan_keep(struct restore *r)
@@ -1325,9 +1428,8 @@ static void plan_keep(struct restore *r)
 	/* The restorer reports on ckpt-remap's stderr, not the program's. */
 	r->err_fd = fcntl(2, F_DUPFD_CLOEXEC, r->maxfd + 1);
 	keep = r->keep = (int *)(r->base + r->off);
-	keep[r->nkeep++] = in->r.fd;
-	if (in->status_fd >= 0)
-		keep[r->nkeep++] = in->status_fd;
+	/* First those the restorer closes before it takes the POSIX locks
+	 * (they may be files the program locked). */
 	for (size_t i = 0; i < r->fs.n; i++)
 		keep[r->nkeep++] = r->fs.fds[i];
 	for (size_t i = 0; i < r->sm.n; i++)
@@ -1335,6 +1437,10 @@ static void plan_keep(struct restore *r)
 			keep[r->nkeep++] = r->sm.fd[i];
 	if (r->exe_fd >= 0)
 		keep[r->nkeep++] = r->exe_fd;
+	a->nclose_early = r->nkeep;
+	keep[r->nkeep++] = in->r.fd;
+	if (in->status_fd >= 0)
+		keep[r->nkeep++] = in->status_fd;
 	if (r->err_fd >= 0)
 		keep[r->nkeep++] = r->err_fd;
 	if (r->tree) {
@@ -1349,6 +1455,7 @@ static void plan_keep(struct restore *r)
 		a->flags |= RST_F_MERGED;
 	a->nclose = r->nkeep;
 	a->close_fds = (uint64_t)keep;
+	plan_locks(r);
 }
 
 static int enter_cwd(const struct image *im)

@@ -23,6 +23,7 @@
 #define NR_read 0
 #define NR_write 1
 #define NR_close 3
+#define NR_fcntl 72
 #define NR_mmap 9
 #define NR_mprotect 10
 #define NR_munmap 11
@@ -1169,6 +1170,23 @@ static void arm_timers(struct rst_args *a)
 	sys2(NR_prctl, PR_TIMER_CREATE_RESTORE_IDS, 0);
 }
 
+/* The files ours mapped are closed first: closing any fd of a file drops
+ * the process's POSIX locks on it.  ckpt-remap found no other process
+ * holding a conflicting lock; one taken since fails the restore. */
+static void take_locks(struct rst_args *a)
+{
+	const int32_t *cfd = (const int32_t *)a->close_fds;
+	struct rst_lock *l = (struct rst_lock *)a->locks;
+
+	for (uint32_t i = 0; i < a->nclose_early; i++)
+		sys1(NR_close, cfd[i]);
+	for (uint32_t i = 0; i < a->nlocks; i++) {
+		long r = sys3(NR_fcntl, l[i].fd, 6 /* F_SETLK */, (long)&l[i].fl);
+		if (r)
+			fail(a, "cannot take again a POSIX lock on fd", (uint64_t)l[i].fd, r);
+	}
+}
+
 __attribute__((section(".text.entry"), noreturn, used)) void rst_entry(struct rst_args *a)
 {
 	const struct rst_range *u = (const struct rst_range *)a->unmap;
@@ -1193,6 +1211,7 @@ __attribute__((section(".text.entry"), noreturn, used)) void rst_entry(struct rs
 		spawn_thread(a, i);
 	queue_signals(a);
 	arm_timers(a);
+	take_locks(a);
 	tree_ready(a);
 	__atomic_store_n(&a->go, 1, __ATOMIC_RELEASE);
 	sys3(NR_futex, &a->go, FUTEX_WAKE_PRIVATE, 0x7fffffff);
@@ -1204,7 +1223,7 @@ __attribute__((section(".text.entry"), noreturn, used)) void rst_entry(struct rs
 			break;
 		futex_wait_while(a, &a->pending, v);
 	}
-	for (uint32_t i = 0; i < a->nclose; i++)
+	for (uint32_t i = a->nclose_early; i < a->nclose; i++)
 		sys1(NR_close, cfd[i]);
 	/* The program's name, last: until /proc shows it, the process is
 	 * still ckpt-remap's restorer, and ckpt-inject's helper waits for it

@@ -174,6 +174,26 @@ struct rst_args {
 	int32_t tree_cmd_fd, tree_rep_fd;
 	int32_t tree_pid;
 	int32_t pad3;
+
+	/* The process's POSIX locks, taken once the fds of ours that share
+	 * its files are closed (a close of any fd of a file drops them):
+	 * the first nclose_early of close_fds are closed before. */
+	uint32_t nlocks;
+	uint32_t nclose_early;
+	uint64_t locks; /* struct rst_lock[nlocks] */
+};
+
+/* One POSIX lock: fcntl(fd, F_SETLK, &fl), fl as the kernel's struct
+ * flock on x86-64. */
+struct rst_lock {
+	int32_t fd;
+	int32_t pad;
+	struct rst_flock {
+		int16_t type, whence;
+		int32_t pad;
+		int64_t start, len;
+		int32_t pid, pad2;
+	} fl;
 };
 
 /* A tree's messages between the supervisor and its processes (pipes,
