@@ -577,15 +577,17 @@ static void warn_outside_pipes(const struct image *im, int tree)
 static void lock_held(const struct fd_entry *f, const struct img_lock *l, const struct flock *fl)
 {
 	static const char *const kinds[] = {"?", "POSIX", "OFD", "flock", "lease"};
-	char who[48] = "another open file description";
+	char who[48] = "another open file description", range[64] = "the whole file";
 
 	if (fl && fl->l_pid > 0)
 		snprintf(who, sizeof(who), "pid %d", (int)fl->l_pid);
-	err_set("fd %d: %s: cannot take again its %s %s lock (start %llu, len %llu%s): %s holds a "
-		"conflicting one",
-		f->d.fd, f->path, kinds[l->kind], l->type == F_WRLCK ? "write" : "read",
-		(unsigned long long)l->start, (unsigned long long)l->len,
-		l->len ? "" : ", to the end", who);
+	if (l->kind == IMG_LOCK_POSIX || l->kind == IMG_LOCK_OFD)
+		snprintf(range, sizeof(range), "start %llu, len %llu%s",
+			 (unsigned long long)l->start, (unsigned long long)l->len,
+			 l->len ? "" : ", to the end");
+	err_set("fd %d: %s: cannot take again its %s %s lock (%s): %s holds a conflicting one",
+		f->d.fd, f->path, kinds[l->kind], l->type == F_WRLCK ? "write" : "read", range,
+		who);
 }
 
 /* The locks of regular file f, reopened on fd: those of its open file
