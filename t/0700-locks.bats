@@ -90,3 +90,15 @@ restored() {
 	[ "$stderr" = "ckpt-remap: fd 5: $D/b: cannot take again its flock write lock (the whole file): another open file description holds a conflicting one" ]
 	restored
 }
+
+@test "a lock of an unknown kind in the image: the reader refuses its FILE record" {
+	killed
+	forge.py "$IMG" lockkind 9
+	run --separate-stderr timeout 60 ckpt-remap "$IMG"
+	echo "status $status stderr: $stderr"
+	[ "$status" -eq 99 ]
+	[[ "$stderr" == *"(fd 3, file): bad kind data (56 bytes)"* ]]
+	run ckpt-inspect "$IMG"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"(fd 3, file): bad kind data (56 bytes)"* ]]
+}

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""forge.py IMG uid UID | forge.py IMG parent PATH: rewrite, in place, a
+"""forge.py IMG uid UID | forge.py IMG parent PATH | forge.py IMG lockkind N: rewrite, in place, a
 field of the uncompressed image IMG as anyone who can write the file can,
 and fix the record's checksum, so that only the file's owner tells who
 wrote it.
@@ -10,6 +10,8 @@ parent PATH  the PARENT record (type 15) names PATH, padded with slashes
              after its first component to the old path's length (no
              offset of the stream moves, so page data stays aligned);
              PATH must be no longer than the old path.
+lockkind N   the first lock of every regular file's FILE record (type 4)
+             that has locks is of kind N.
 
 See ckpt-image(5): a 192-byte header, then records of a 16-byte header
 (type, crc, payload length); the crc is CRC-32C of that header with crc 0
@@ -64,6 +66,13 @@ def main():
                 plen = struct.unpack_from("<I", payload, 68)[0]
                 new = pad_path(value.encode(), plen)
                 payload[72:72 + plen] = new
+            elif what == "lockkind" and kind == 4:
+                payload = bytearray(f.read(length))
+                fkind, plen, elen = (struct.unpack_from("<I", payload, o)[0] for o in (4, 64, 68))
+                if fkind == 1 and elen:
+                    struct.pack_into("<I", payload, 80 + plen + 8, int(value))
+                else:
+                    payload = None
             if payload is not None:
                 head = struct.pack("<IIQ", kind, 0, length)
                 f.seek(off)

@@ -5,7 +5,7 @@
  *                    OFD write lock through another open of it (100-149),
  *                    a flock(2) on DIR/b shared by two fds (dup) and a
  *                    read lease on DIR/c; prints "ready PID", waits for
- *                    DIR/go, then checks from a child of its own (another
+ *                    DIR/go (DIR/a also mapped shared), then checks from a child of its own (another
  *                    process, other opens of the files) that exactly
  *                    those locks are held, releases them, checks that they
  *                    are gone, and prints "locks: ok".
@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -147,6 +148,7 @@ static int hold(const char *path, off_t start, off_t len)
 int main(int argc, char **argv)
 {
 	int a1, a2, b1, b2, c;
+	char *map;
 
 	setvbuf(stdout, NULL, _IONBF, 0);
 	if (argc == 5 && !strcmp(argv[1], "--hold"))
@@ -167,8 +169,18 @@ int main(int argc, char **argv)
 		perror("taking the locks");
 		return 1;
 	}
+	/* a mapped too: the restore maps it through an fd of its own, whose
+	 * close would drop the process's POSIX locks on it. */
+	map = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, a1, 0);
+	if (map == MAP_FAILED) {
+		perror("mmap");
+		return 1;
+	}
+	map[0] = 'x';
 	printf("ready %d\n", (int)getpid());
 	wait_go();
+	if (map[0] != 'x')
+		fail("the mapping of a lost its byte");
 
 	check_children(1);
 	if (fcntl(c, F_GETLEASE) != F_RDLCK)
