@@ -102,3 +102,24 @@ restored() {
 	[ "$status" -ne 0 ]
 	[[ "$output" == *"(fd 3, file): bad kind data (56 bytes)"* ]]
 }
+
+@test "tree: each process's POSIX locks its own, the descriptions' locks once" {
+	kill "$BG_PID"
+	reap "$BG_PID"
+	rm -f "$OUT"
+	start_bg locks --tree "$D"
+	wait_for_line "$OUT" '^ready '
+	ckpt-dump -t --kill -o "$IMG" "$BG_PID"
+	wait "$BG_PID" || true
+	CKPT_PIDS=()
+	run ckpt-inspect "$IMG"
+	echo "$output"
+	# The child shares the parent's fds: the parent's POSIX locks are not its.
+	[ "$(grep -c 'lock posix read start 0 len 100' <<<"$output")" -eq 1 ]
+	[ "$(grep -c 'lock posix write start 0 len 10$' <<<"$output")" -eq 1 ]
+	touch "$D/go"
+	run --separate-stderr timeout 60 ckpt-remap --pid-ns "$IMG"
+	echo "status $status stderr: $stderr"
+	[ "$status" -eq 0 ]
+	grep -qx "locks: ok" "$OUT"
+}

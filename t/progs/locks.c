@@ -9,11 +9,16 @@
  *                    process, other opens of the files) that exactly
  *                    those locks are held, releases them, checks that they
  *                    are gone, and prints "locks: ok".
+ *   locks --tree DIR as above, and a child of its own holds a POSIX write
+ *                    lock on DIR/d (0-9) and shares the fds of the parent:
+ *                    the parent checks that the child's lock, and not its
+ *                    own, is there, and that it goes with the child.
  *   locks --hold FILE START LEN
  *                    a POSIX write lock on FILE's range, "holding PID",
  *                    held until killed.
  */
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -145,16 +150,67 @@ static int hold(const char *path, off_t start, off_t len)
 		pause();
 }
 
+/* A child that holds a POSIX write lock on DIR/d, 0-9, until killed. */
+static pid_t lock_child(void)
+{
+	int p[2], d = must_open("d", O_RDWR);
+	char c;
+	pid_t pid;
+
+	if (pipe(p) || (pid = fork()) < 0) {
+		perror("fork");
+		exit(1);
+	}
+	if (pid == 0) {
+		close(p[0]);
+		if (posix(d, F_SETLK, F_WRLCK, 0, 10))
+			_exit(1);
+		if (write(p[1], "", 1) != 1)
+			_exit(1);
+		close(p[1]);
+		for (;;)
+			pause();
+	}
+	close(p[1]);
+	if (read(p[0], &c, 1) != 1) {
+		fprintf(stderr, "locks: the child took no lock\n");
+		exit(1);
+	}
+	close(p[0]);
+	close(d);
+	return pid;
+}
+
+/* DIR/d's range 0-9 is held by pid, or by no one (pid 0). */
+static void check_d(pid_t pid)
+{
+	int d = must_open("d", O_RDWR);
+
+	if (pid)
+		expect(d, F_GETLK, F_RDLCK, 0, 1, F_WRLCK, 0, 10, pid);
+	else
+		expect(d, F_GETLK, F_WRLCK, 0, 0, F_UNLCK, 0, 0, 0);
+	close(d);
+}
+
 int main(int argc, char **argv)
 {
+	pid_t child = 0;
+	int tree = 0;
+
 	int a1, a2, b1, b2, c;
 	char *map;
 
 	setvbuf(stdout, NULL, _IONBF, 0);
 	if (argc == 5 && !strcmp(argv[1], "--hold"))
 		return hold(argv[2], atoll(argv[3]), atoll(argv[4]));
+	if (argc == 3 && !strcmp(argv[1], "--tree")) {
+		tree = 1;
+		argv++;
+		argc--;
+	}
 	if (argc != 2) {
-		fprintf(stderr, "usage: locks DIR | locks --hold FILE START LEN\n");
+		fprintf(stderr, "usage: locks [--tree] DIR | locks --hold FILE START LEN\n");
 		return 2;
 	}
 	dir = argv[1];
@@ -177,8 +233,16 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	map[0] = 'x';
+	if (tree)
+		child = lock_child();
 	printf("ready %d\n", (int)getpid());
 	wait_go();
+	if (tree) {
+		check_d(child);
+		kill(child, SIGKILL);
+		waitpid(child, NULL, 0);
+		check_d(0);
+	}
 	if (map[0] != 'x')
 		fail("the mapping of a lost its byte");
 
