@@ -59,8 +59,8 @@ static int parse_lock(const struct fd_source *src, int fd, const char *line, str
 	} else if (!strcmp(type, "WRITE")) {
 		l->type = F_WRLCK;
 	} else {
-		err_set("pid %d: fd %d (%s) holds a %s lock of type %s; not supported", src->pid, fd,
-			src->link, kind, type);
+		err_set("pid %d: fd %d (%s) holds a %s lock of type %s; not supported", src->pid,
+			fd, src->link, kind, type);
 		return -1;
 	}
 	l->start = start;
@@ -79,8 +79,8 @@ static int capture_file(const struct fd_source *src, struct fd_entry *f)
 	const char *p;
 	int rc = 0;
 
-	info = read_file(fmt_path(path, sizeof(path), "/proc/%d/fdinfo/%d", src->pid, f->d.fd),
-			 NULL);
+	info =
+	    read_file(fmt_path(path, sizeof(path), "/proc/%d/fdinfo/%d", src->pid, f->d.fd), NULL);
 	if (!info)
 		return -1;
 	for (p = info; (p = fd_info_field(p, "lock")) && !rc; p += strcspn(p, "\n")) {
@@ -117,8 +117,8 @@ static int refuse_locks(const struct fd_source *src, struct fd_entry *f)
 	char path[64], *info;
 	int rc = 0;
 
-	info = read_file(fmt_path(path, sizeof(path), "/proc/%d/fdinfo/%d", src->pid, f->d.fd),
-			 NULL);
+	info =
+	    read_file(fmt_path(path, sizeof(path), "/proc/%d/fdinfo/%d", src->pid, f->d.fd), NULL);
 	if (!info)
 		return -1;
 	if (fd_info_field(info, "lock")) {
@@ -202,8 +202,8 @@ static void show_locks(FILE *out, const struct fd_entry *f, int json)
 		if (json)
 			fprintf(out,
 				"%s{\"kind\":\"%s\",\"type\":\"%s\",\"start\":%llu,\"len\":%llu}",
-				i ? "," : "", lock_names[l.kind], type,
-				(unsigned long long)l.start, (unsigned long long)l.len);
+				i ? "," : "", lock_names[l.kind], type, (unsigned long long)l.start,
+				(unsigned long long)l.len);
 		else
 			fprintf(out, "      lock %s %s start %llu len %llu%s\n", lock_names[l.kind],
 				type, (unsigned long long)l.start, (unsigned long long)l.len,

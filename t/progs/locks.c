@@ -5,17 +5,12 @@
  *                    OFD write lock through another open of it (100-149),
  *                    a flock(2) on DIR/b shared by two fds (dup) and a
  *                    read lease on DIR/c; prints "ready PID", waits for
- *                    DIR/go (DIR/a also mapped shared), then checks from a child of its own (another
- *                    process, other opens of the files) that exactly
- *                    those locks are held, releases them, checks that they
- *                    are gone, and prints "locks: ok".
- *   locks --tree DIR as above, and a child of its own holds a POSIX write
- *                    lock on DIR/d (0-9) and shares the fds of the parent:
- *                    the parent checks that the child's lock, and not its
- *                    own, is there, and that it goes with the child.
- *   locks --hold FILE START LEN
- *                    a POSIX write lock on FILE's range, "holding PID",
- *                    held until killed.
+ *                    DIR/go (DIR/a also mapped shared), then checks from a child of its own
+ * (another process, other opens of the files) that exactly those locks are held, releases them,
+ * checks that they are gone, and prints "locks: ok". locks --tree DIR as above, and a child of its
+ * own holds a POSIX write lock on DIR/d (0-9) and shares the fds of the parent: the parent checks
+ * that the child's lock, and not its own, is there, and that it goes with the child. locks --hold
+ * FILE START LEN a POSIX write lock on FILE's range, "holding PID", held until killed.
  */
 #include <errno.h>
 #include <signal.h>
@@ -73,8 +68,8 @@ static int posix(int fd, int cmd, short type, off_t start, off_t len)
 
 /* What another open of the file sees at [start, start+len) for type:
  * F_UNLCK, or the conflicting lock's type, range and pid. */
-static void expect(int fd, int cmd, short type, off_t start, off_t len, short held,
-		   off_t hstart, off_t hlen, pid_t hpid)
+static void expect(int fd, int cmd, short type, off_t start, off_t len, short held, off_t hstart,
+		   off_t hlen, pid_t hpid)
 {
 	struct flock l = {.l_type = type, .l_whence = SEEK_SET, .l_start = start, .l_len = len};
 
@@ -82,8 +77,8 @@ static void expect(int fd, int cmd, short type, off_t start, off_t len, short he
 		fail("GETLK %lld+%lld: %s", (long long)start, (long long)len, strerror(errno));
 		return;
 	}
-	if (l.l_type != held || (held != F_UNLCK && (l.l_start != hstart || l.l_len != hlen ||
-						     l.l_pid != hpid)))
+	if (l.l_type != held ||
+	    (held != F_UNLCK && (l.l_start != hstart || l.l_len != hlen || l.l_pid != hpid)))
 		fail("%s %s %lld+%lld: found type %d %lld+%lld pid %d, want type %d %lld+%lld "
 		     "pid %d",
 		     cmd == F_GETLK ? "F_GETLK" : "F_OFD_GETLK", type == F_WRLCK ? "write" : "read",
