@@ -640,6 +640,8 @@ static void show_sock(FILE *out, const struct fd_entry *f, int json)
 		fprintf(out, json ? ",\"mode\":\"%04o\"" : " mode %04o", k.mode);
 }
 
+_Static_assert(sizeof(struct img_sock) == 32, "img_sock layout");
+
 const struct fd_ops fd_sock_ops = {
     .name = "socket",
     .capture = capture_sock,
