@@ -31,9 +31,9 @@ restored() {
 	grep -qx "socks $kind: ok" "$OUT"
 }
 
-# dump_kill: ckpt-dump --kill of the program, reaped.
+# dump_kill [OPTION...]: ckpt-dump --kill of the program, reaped.
 dump_kill() {
-	ckpt-dump --kill -o "$IMG" "$BG_PID"
+	ckpt-dump "$@" --kill -o "$IMG" "$BG_PID"
 	wait "$BG_PID" || true
 	CKPT_PIDS=()
 }
@@ -92,6 +92,13 @@ refused() {
 	start inet
 	dump_kill
 	restored inet
+}
+
+@test "a tree (-t): listening TCP and unix sockets a parent shares with its child come back shared; each accepts" {
+	start prefork
+	dump_kill -t
+	rm -f "$D/s1"
+	restored prefork
 }
 
 @test "TCP: a port busy at restore is named in one line" {

@@ -284,7 +284,9 @@ struct img_sock {
 	uint32_t backlog;  /* listen's backlog, when listening */
 	uint32_t sndbuf;   /* SO_SNDBUF, SO_RCVBUF as getsockopt gave them; 0 when */
 	uint32_t rcvbuf;   /* they are what a new socket of its kind has */
-	uint32_t mode;	   /* a unix socket bound to a path: its file's mode */
+	uint32_t mode;	   /* a unix socket bound to a path: its file's mode, */
+	uint32_t uid;	   /* owner and group (mode 0: the file was gone) */
+	uint32_t gid;
 	uint32_t addr_len; /* bytes of address that follow */
 };
 

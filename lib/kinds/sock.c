@@ -26,10 +26,10 @@
 
 /* What sock_diag tells of one socket. */
 struct diag {
-	uint32_t peer;	       /* unix: the peer's inode, 0 if none */
-	uint8_t state;	       /* TCP_* */
-	uint32_t rqueue;       /* listening: connections not accepted yet */
-	uint32_t wqueue;       /* listening: the backlog */
+	uint32_t peer;	 /* unix: the peer's inode, 0 if none */
+	uint8_t state;	 /* TCP_* */
+	uint32_t rqueue; /* listening: connections not accepted yet */
+	uint32_t wqueue; /* listening: the backlog */
 	int found;
 };
 
@@ -244,9 +244,9 @@ static const char *proto_name(int family, int protocol)
 
 static const char *tcp_state_name(int st)
 {
-	static const char *const n[] = {"?",	     "established", "syn-sent",	  "syn-recv",
-					"fin-wait1", "fin-wait2",   "time-wait",  "close",
-					"close-wait", "last-ack",   "listen",	  "closing"};
+	static const char *const n[] = {"?",	      "established", "syn-sent",  "syn-recv",
+					"fin-wait1",  "fin-wait2",   "time-wait", "close",
+					"close-wait", "last-ack",    "listen",	  "closing"};
 	return st >= 0 && st < (int)(sizeof(n) / sizeof(n[0])) ? n[st] : "?";
 }
 
@@ -318,8 +318,8 @@ static int capture_sock(const struct fd_source *src, struct fd_entry *f)
 	    getsockopt(s, SOL_SOCKET, SO_TYPE, &type, &sl) ||
 	    getsockopt(s, SOL_SOCKET, SO_PROTOCOL, &protocol, &sl) ||
 	    getsockname(s, (void *)&sa, &salen)) {
-		err_sys("pid %d: fd %d (%s): cannot ask the socket its family and address", pid,
-			fd, link);
+		err_sys("pid %d: fd %d (%s): cannot ask the socket its family and address", pid, fd,
+			link);
 		goto out;
 	}
 	if (salen > sizeof(sa))
@@ -367,9 +367,9 @@ static int capture_sock(const struct fd_source *src, struct fd_entry *f)
 		}
 		d.state = ti.tcpi_state;
 		if (d.state != ST_LISTEN && d.state != ST_CLOSE) {
-			err_set("pid %d: fd %d is a TCP socket on %s in state %s; not supported yet",
-				pid, fd, addr_text(&sa, salen, a, sizeof(a)),
-				tcp_state_name(d.state));
+			err_set(
+			    "pid %d: fd %d is a TCP socket on %s in state %s; not supported yet",
+			    pid, fd, addr_text(&sa, salen, a, sizeof(a)), tcp_state_name(d.state));
 			goto out;
 		}
 		if (d.state == ST_LISTEN && diag_tcp_listen(family, f->d.ino, &d)) {
@@ -423,8 +423,11 @@ static int capture_sock(const struct fd_source *src, struct fd_entry *f)
 			/* The socket file's mode (0 when it is gone: the
 			 * default bind(2) gives). */
 			if (u->sun_path[0] && !stat(unix_path(&sa, salen, b), &st) &&
-			    S_ISSOCK(st.st_mode))
+			    S_ISSOCK(st.st_mode)) {
 				k.mode = st.st_mode & 07777;
+				k.uid = st.st_uid;
+				k.gid = st.st_gid;
+			}
 		}
 	}
 	if (opt_on(s, SOL_SOCKET, SO_REUSEADDR))
@@ -462,15 +465,16 @@ static int check_sock(const unsigned char *x, uint32_t n)
 		return -1;
 	memcpy(&k, x, sizeof(k));
 	if (n != sizeof(k) + (uint64_t)k.addr_len || k.state > IMG_SOCK_LISTEN ||
-	    (k.opts & ~IMG_SOCKOPT_ALL) || k.mode > 07777 || k.backlog > 1u << 20)
+	    (k.opts & ~IMG_SOCKOPT_ALL) || (k.mode > 07777 || (!k.mode && (k.uid || k.gid))) ||
+	    k.backlog > 1u << 20)
 		return -1;
 	switch (k.family) {
 	case AF_UNIX:
-		if (k.protocol || (k.type != SOCK_STREAM && k.type != SOCK_DGRAM &&
-				   k.type != SOCK_SEQPACKET))
+		if (k.protocol ||
+		    (k.type != SOCK_STREAM && k.type != SOCK_DGRAM && k.type != SOCK_SEQPACKET))
 			return -1;
-		if (k.state != IMG_SOCK_UNBOUND &&
-		    (k.addr_len <= sizeof(sa_family_t) + 1 || k.addr_len > sizeof(struct sockaddr_un)))
+		if (k.state != IMG_SOCK_UNBOUND && (k.addr_len <= sizeof(sa_family_t) + 1 ||
+						    k.addr_len > sizeof(struct sockaddr_un)))
 			return -1;
 		break;
 	case AF_INET:
@@ -554,7 +558,8 @@ static int make_sock(const struct fd_entry *f, struct fd_pipes *pipes)
 	memcpy(&sa, f->extra + sizeof(k), k.addr_len);
 	s = socket(k.family, k.type | SOCK_CLOEXEC, k.protocol);
 	if (s < 0) {
-		err_sys("fd %d: cannot make a %s socket", f->d.fd, proto_name(k.family, k.protocol));
+		err_sys("fd %d: cannot make a %s socket", f->d.fd,
+			proto_name(k.family, k.protocol));
 		return -1;
 	}
 	set_opt(s, SOL_SOCKET, SO_REUSEADDR, !!(k.opts & IMG_SOCKOPT_REUSEADDR));
@@ -599,6 +604,14 @@ static int make_sock(const struct fd_entry *f, struct fd_pipes *pipes)
 				k.mode);
 			goto fail;
 		}
+		/* Its owner, where we may give it (as root); otherwise it
+		 * is ours, who restore. */
+		if (path && k.mode && geteuid() == 0 && lchown(path, k.uid, k.gid) &&
+		    errno != EPERM && errno != EINVAL) {
+			err_sys("fd %d: cannot give the unix socket %s owner %u:%u", f->d.fd, a,
+				k.uid, k.gid);
+			goto fail;
+		}
 	}
 	if (k.state == IMG_SOCK_LISTEN && listen(s, k.backlog)) {
 		err_sys("fd %d: cannot listen on %s", f->d.fd, a);
@@ -625,7 +638,8 @@ static void show_sock(FILE *out, const struct fd_entry *f, int json)
 					 : "unbound";
 	addr_text(f->extra + sizeof(k), k.addr_len, a, sizeof(a));
 	if (json) {
-		fprintf(out, ",\"family\":\"%s\",\"type\":\"%s\",\"protocol\":\"%s\",\"state\":\"%s\"",
+		fprintf(out,
+			",\"family\":\"%s\",\"type\":\"%s\",\"protocol\":\"%s\",\"state\":\"%s\"",
 			fam, type_name(k.type), proto_name(k.family, k.protocol), st);
 		if (k.addr_len) {
 			fputs(",\"address\":", out);
@@ -636,11 +650,14 @@ static void show_sock(FILE *out, const struct fd_entry *f, int json)
 	}
 	if (k.state == IMG_SOCK_LISTEN)
 		fd_put_num(out, json, "backlog", k.backlog);
-	if (k.mode)
+	if (k.mode) {
 		fprintf(out, json ? ",\"mode\":\"%04o\"" : " mode %04o", k.mode);
+		fd_put_num(out, json, "uid", k.uid);
+		fd_put_num(out, json, "gid", k.gid);
+	}
 }
 
-_Static_assert(sizeof(struct img_sock) == 32, "img_sock layout");
+_Static_assert(sizeof(struct img_sock) == 40, "img_sock layout");
 
 const struct fd_ops fd_sock_ops = {
     .name = "socket",

@@ -7,13 +7,18 @@
  *   unix     fd 3 a stream socket listening on DIR/s1 (mode 0640,
  *            non-blocking, SO_PASSCRED, SO_RCVBUF 50000, backlog 7);
  *            fd 4 a seqpacket one listening on an abstract name
- *            (close-on-exec); fd 5 a datagram socket bound to DIR/d1;
+ *            (close-on-exec); fd 5 a datagram socket bound to DIR/d1
+ *            (owned by 65534:65534 when run as root);
  *            fd 6 an unbound stream socket
  *   inet     fd 3 TCP listening on 127.0.0.1 (SO_REUSEADDR, TCP_NODELAY,
  *            SO_KEEPALIVE, SO_SNDBUF 70000, backlog 5, non-blocking);
  *            fd 4 TCP listening on ::1 (IPV6_V6ONLY, SO_REUSEPORT); fd 5
  *            UDP bound to 127.0.0.1; fd 6 UDP on ::1; fd 7 an unbound TCP
  *            socket; the ports are printed after "ready PID"
+ *   prefork  fd 3 TCP listening on 127.0.0.1, fd 4 a unix stream socket
+ *            listening on DIR/s1, both shared with a child (fork): the
+ *            child checks that they are still shared (kcmp) and accepts a
+ *            connection on fd 4, the parent on fd 3
  *   busy     fd 3 TCP listening on 127.0.0.1 (its port printed)
  *   backlog  fd 3 a unix socket listening on DIR/s1 with a connection
  *            nobody accepted (not supported)
@@ -34,6 +39,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define PROG "socks"
@@ -127,8 +133,7 @@ static void try_accept(int l, int type)
 		fail("fd %d: getsockname: %s", l, strerror(errno));
 		return;
 	}
-	if ((c = socket(sa.ss_family, type | SOCK_CLOEXEC, 0)) < 0 ||
-	    connect(c, (void *)&sa, sl)) {
+	if ((c = socket(sa.ss_family, type | SOCK_CLOEXEC, 0)) < 0 || connect(c, (void *)&sa, sl)) {
 		fail("fd %d: cannot connect to it: %s", l, strerror(errno));
 		return;
 	}
@@ -191,6 +196,8 @@ static void unix_setup(void)
 	l = unix_addr(&a, "d1", 0);
 	if (bind(s, (void *)&a, l))
 		die("unix dgram bind");
+	if (geteuid() == 0 && chown(a.sun_path, 65534, 65534))
+		die("chown");
 	sock_at(6, AF_UNIX, SOCK_STREAM);
 }
 
@@ -211,10 +218,14 @@ static void unix_check(void)
 	want_flags(4, 0, 1);
 	want_opt(4, SOL_SOCKET, SO_TYPE, SOCK_SEQPACKET, "SO_TYPE");
 	want_opt(4, SOL_SOCKET, SO_PASSCRED, 0, "SO_PASSCRED");
-	if (getsockname(4, (void *)&a, &l) || l != offsetof(struct sockaddr_un, sun_path) + 1 + strlen(abstract) ||
-	    a.sun_path[0] || memcmp(a.sun_path + 1, abstract, strlen(abstract)))
+	if (getsockname(4, (void *)&a, &l) ||
+	    l != offsetof(struct sockaddr_un, sun_path) + 1 + strlen(abstract) || a.sun_path[0] ||
+	    memcmp(a.sun_path + 1, abstract, strlen(abstract)))
 		fail("fd 4: not bound to its abstract name");
 	try_accept(4, SOCK_SEQPACKET);
+	if (stat(unix_addr(&a, "d1", 0) ? a.sun_path : "", &st) || !S_ISSOCK(st.st_mode) ||
+	    (geteuid() == 0 && (st.st_uid != 65534 || st.st_gid != 65534)))
+		fail("%s: not a socket owned by 65534:65534", a.sun_path);
 	want_flags(5, 0, 0);
 	want_opt(5, SOL_SOCKET, SO_TYPE, SOCK_DGRAM, "SO_TYPE");
 	try_datagram(5);
@@ -229,7 +240,8 @@ static void listen_inet(int s, int family, int backlog)
 {
 	struct sockaddr_in a4 = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	struct sockaddr_in6 a6 = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
-	int r = family == AF_INET ? bind(s, (void *)&a4, sizeof(a4)) : bind(s, (void *)&a6, sizeof(a6));
+	int r =
+	    family == AF_INET ? bind(s, (void *)&a4, sizeof(a4)) : bind(s, (void *)&a6, sizeof(a6));
 
 	if (r || (backlog && listen(s, backlog)))
 		die("bind");
@@ -299,6 +311,43 @@ static void backlog_setup(int family)
 		die("connect");
 }
 
+static pid_t child;
+
+static void prefork_setup(void)
+{
+	struct sockaddr_un a;
+	socklen_t l = unix_addr(&a, "s1", 0);
+	int s;
+
+	listen_inet(sock_at(3, AF_INET, SOCK_STREAM), AF_INET, 4);
+	s = sock_at(4, AF_UNIX, SOCK_STREAM);
+	if (bind(s, (void *)&a, l) || listen(s, 4))
+		die("unix listen");
+	if ((child = fork()) < 0)
+		die("fork");
+	if (child == 0) {
+		char go[4096];
+
+		snprintf(go, sizeof(go), "%s/go", dir);
+		wait_file(go);
+		for (int fd = 3; fd <= 4; fd++)
+			if (syscall(SYS_kcmp, getppid(), getpid(), 0 /* KCMP_FILE */, fd, fd))
+				fail("child: fd %d is no longer its parent's", fd);
+		want_opt(4, SOL_SOCKET, SO_ACCEPTCONN, 1, "SO_ACCEPTCONN");
+		try_accept(4, SOCK_STREAM);
+		_exit(failures ? 1 : 0);
+	}
+}
+
+static void prefork_check(void)
+{
+	int st;
+
+	if (waitpid(child, &st, 0) != child || !WIFEXITED(st) || WEXITSTATUS(st))
+		fail("child failed (status %#x)", st);
+	try_accept(3, SOCK_STREAM);
+}
+
 static void tcpconn_setup(void)
 {
 	struct sockaddr_storage sa;
@@ -332,6 +381,8 @@ int main(int argc, char **argv)
 		unix_setup();
 	else if (!strcmp(kind, "inet"))
 		inet_setup();
+	else if (!strcmp(kind, "prefork"))
+		prefork_setup();
 	else if (!strcmp(kind, "busy")) {
 		listen_inet(sock_at(3, AF_INET, SOCK_STREAM), AF_INET, 4);
 		printf(" %d", port_of(3));
@@ -355,6 +406,8 @@ int main(int argc, char **argv)
 		inet_check();
 	else if (!strcmp(kind, "busy"))
 		try_accept(3, SOCK_STREAM);
+	else if (!strcmp(kind, "prefork"))
+		prefork_check();
 	if (failures)
 		return 1;
 	printf("socks %s: ok\n", kind);
