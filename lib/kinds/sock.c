@@ -392,7 +392,9 @@ static int capture_sock(const struct fd_source *src, struct fd_entry *f)
 		    ((struct sockaddr_in6 *)&sa)->sin6_port ? IMG_SOCK_BOUND : IMG_SOCK_UNBOUND;
 	if (d.state == ST_LISTEN) {
 		k.state = IMG_SOCK_LISTEN;
-		k.backlog = d.wqueue;
+		/* What somaxconn left of it; a reader takes no more than
+		 * 2^20, and the kernel clamps it again at restore. */
+		k.backlog = d.wqueue < (1u << 20) ? d.wqueue : 1u << 20;
 		if (d.rqueue) {
 			err_set("pid %d: fd %d is a listening %s socket on %s with %u connections "
 				"nobody accepted yet; not supported yet",
@@ -473,7 +475,7 @@ static int check_sock(const unsigned char *x, uint32_t n)
 		if (k.protocol ||
 		    (k.type != SOCK_STREAM && k.type != SOCK_DGRAM && k.type != SOCK_SEQPACKET))
 			return -1;
-		if (k.state != IMG_SOCK_UNBOUND && (k.addr_len <= sizeof(sa_family_t) + 1 ||
+		if (k.state != IMG_SOCK_UNBOUND && (k.addr_len < sizeof(sa_family_t) + 1 ||
 						    k.addr_len > sizeof(struct sockaddr_un)))
 			return -1;
 		break;
