@@ -94,6 +94,25 @@ refused() {
 	restored inet
 }
 
+@test "TCP and UDP: the dumped process runs on with its sockets" {
+	start inet
+	ckpt-dump -o "$IMG" "$BG_PID"
+	finish_bg
+	grep -qx "socks inet: ok" "$OUT"
+}
+
+@test "TCP: a restore while the dumped program still listens names the port" {
+	local port
+	start busy
+	port=$(awk '/^ready/ { print $3 }' "$OUT")
+	ckpt-dump -o "$IMG" "$BG_PID"
+	run --separate-stderr ckpt-remap "$IMG"
+	echo "status $status stderr: $stderr"
+	[ "$status" -ne 0 ]
+	[[ "$stderr" == *"fd 3: TCP address 127.0.0.1:$port: port $port is in use" ]]
+	finish_bg
+}
+
 @test "a tree (-t): listening TCP and unix sockets a parent shares with its child come back shared; each accepts" {
 	start prefork
 	dump_kill -t
