@@ -187,6 +187,7 @@ enum img_file_kind {
 	IMG_FD_INOTIFY = 12, /* an inotify instance and its watches */
 	IMG_FD_TTY = 13,     /* a terminal or pty end, with its settings */
 	IMG_FD_SHM = 14,     /* a file whose contents the image holds (memfd, deleted file) */
+	IMG_FD_SOCK = 15,    /* a socket joined to no peer: unix, TCP or UDP; listening, bound, unbound */
 	IMG_FD_NKINDS
 };
 
@@ -254,6 +255,39 @@ struct img_unix {
 	uint32_t nmsg;
 	uint32_t data_len; /* bytes that follow */
 	uint32_t pad;
+};
+
+/* A socket joined to no peer (struct img_sock, then addr_len bytes of its
+ * address as getsockname gives it: a sockaddr_un, sockaddr_in or
+ * sockaddr_in6; none when unbound). */
+enum {
+	IMG_SOCK_UNBOUND = 0,
+	IMG_SOCK_BOUND = 1,
+	IMG_SOCK_LISTEN = 2,
+};
+enum {
+	IMG_SOCKOPT_REUSEADDR = 1 << 0,
+	IMG_SOCKOPT_REUSEPORT = 1 << 1,
+	IMG_SOCKOPT_PASSCRED = 1 << 2,
+	IMG_SOCKOPT_KEEPALIVE = 1 << 3,
+	IMG_SOCKOPT_NODELAY = 1 << 4,  /* TCP_NODELAY */
+	IMG_SOCKOPT_V6ONLY = 1 << 5,   /* IPV6_V6ONLY */
+	IMG_SOCKOPT_BROADCAST = 1 << 6,
+	IMG_SOCKOPT_ALL = (1 << 7) - 1,
+};
+struct img_sock {
+	uint16_t family;   /* AF_UNIX, AF_INET, AF_INET6 */
+	uint16_t type;	   /* SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET (unix only) */
+	uint16_t protocol; /* IPPROTO_TCP, IPPROTO_UDP; 0 for unix */
+	uint16_t state;	   /* IMG_SOCK_* */
+	uint32_t opts;	   /* IMG_SOCKOPT_* set */
+	uint32_t backlog;  /* listen's backlog, when listening */
+	uint32_t sndbuf;   /* SO_SNDBUF, SO_RCVBUF as getsockopt gave them; 0 when */
+	uint32_t rcvbuf;   /* they are what a new socket of its kind has */
+	uint32_t mode;	   /* a unix socket bound to a path: its file's mode, */
+	uint32_t uid;	   /* owner and group (mode 0: the file was gone) */
+	uint32_t gid;
+	uint32_t addr_len; /* bytes of address that follow */
 };
 
 /* An inotify instance: n watches follow, in wd order, each an

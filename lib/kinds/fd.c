@@ -22,6 +22,7 @@ static const struct fd_ops *const kinds[IMG_FD_NKINDS] = {
     [IMG_FD_EPOLL] = &fd_epoll_ops,	  [IMG_FD_FIFO] = &fd_fifo_ops,
     [IMG_FD_UNIX] = &fd_unix_ops,	  [IMG_FD_INOTIFY] = &fd_inotify_ops,
     [IMG_FD_TTY] = &fd_tty_ops,		  [IMG_FD_SHM] = &fd_shm_ops,
+    [IMG_FD_SOCK] = &fd_sock_ops,
 };
 
 const struct fd_ops *fd_ops_of(uint32_t kind)
@@ -150,7 +151,7 @@ static uint32_t kind_of(struct fd_source *src, int fd)
 	if (!strncmp(src->link, "pipe:", 5))
 		return IMG_FD_PIPE;
 	if (!strncmp(src->link, "socket:", 7))
-		return IMG_FD_UNIX;
+		return fd_sock_kind(src, fd);
 	return anon_kind(src, fd);
 }
 

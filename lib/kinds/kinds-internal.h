@@ -52,12 +52,15 @@ struct fd_ops {
 extern const struct fd_ops fd_file_ops, fd_dir_ops, fd_chr_ops, fd_inherit_ops, fd_shm_ops;
 extern const struct fd_ops fd_pipe_ops, fd_fifo_ops, fd_unix_ops, fd_tty_ops;
 extern const struct fd_ops fd_eventfd_ops, fd_signalfd_ops, fd_timerfd_ops, fd_epoll_ops;
-extern const struct fd_ops fd_inotify_ops;
+extern const struct fd_ops fd_inotify_ops, fd_sock_ops;
 
 /* The kind's operations; NULL for a number that is no kind. */
 const struct fd_ops *fd_ops_of(uint32_t kind);
 
 /* Capturing. */
+/* A socket's kind: IMG_FD_SOCK (joined to no peer, or TCP/UDP), else
+ * IMG_FD_UNIX; 0 naming the fd. */
+uint32_t fd_sock_kind(const struct fd_source *src, int fd);
 /* f's extra bytes: a, then b. */
 int fd_set_extra(struct fd_entry *f, const void *a, size_t alen, const void *b, size_t blen);
 /* A field of an fdinfo text: the text after "name:". */

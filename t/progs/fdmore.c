@@ -25,7 +25,9 @@
  *   all    fifo, unix, inotify and file at once, and tty when standard
  *          input is a terminal
  *   unixpeer  a socketpair whose other end a child holds (not supported)
- *   listen    a listening unix socket DIR/sock (not supported)
+ *   listen    a unix socket listening on DIR/sock (fd 3), a client
+ *          connected to it (fd 4) and the connection it accepted (fd 5,
+ *          bound to the listener's name: not supported)
  *   netlink   a netlink socket (not supported)
  * Prints "ready PID", waits for DIR/go, checks, prints "fdmore KIND: ok"
  * and exits 0 only if everything is intact. */
@@ -435,6 +437,10 @@ static void listen_setup(void)
 	us[0] = socket(AF_UNIX, SOCK_STREAM, 0);
 	if (us[0] < 0 || bind(us[0], (struct sockaddr *)&a, sizeof(a)) || listen(us[0], 4))
 		die("listen");
+	us[1] = socket(AF_UNIX, SOCK_STREAM, 0);
+	if (us[1] < 0 || connect(us[1], (struct sockaddr *)&a, sizeof(a)) ||
+	    accept(us[0], NULL, NULL) < 0)
+		die("connect");
 }
 
 int main(int argc, char **argv)

@@ -1,0 +1,670 @@
+/* sock.c: sockets joined to no peer, the state an idle server holds: unix, TCP and UDP sockets
+ * that listen, are bound, or are not even bound; made again with their address, backlog and
+ * options.  Connected ones are unixpair.c's (socketpairs) or refused. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <linux/unix_diag.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "base/base.h"
+#include "kinds/kinds-internal.h"
+
+#define ST_ESTABLISHED 1
+#define ST_CLOSE 7
+#define ST_LISTEN 10
+
+/* What sock_diag tells of one socket. */
+struct diag {
+	uint32_t peer;	 /* unix: the peer's inode, 0 if none */
+	uint8_t state;	 /* TCP_* */
+	uint32_t rqueue; /* listening: connections not accepted yet */
+	uint32_t wqueue; /* listening: the backlog */
+	int found;
+};
+
+/* One request on NETLINK_SOCK_DIAG (no privilege needed for one's own
+ * network namespace); each answer goes to take() until it says done. */
+static int diag_ask(const void *req, size_t len, uint64_t ino, struct diag *d,
+		    int (*take)(const struct nlmsghdr *nh, uint64_t ino, struct diag *d))
+{
+	long buf[4096];
+	int nl, rc = -1;
+
+	memset(d, 0, sizeof(*d));
+	nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+	if (nl < 0)
+		return -1;
+	if (send(nl, req, len, 0) != (ssize_t)len)
+		goto out;
+	for (;;) {
+		ssize_t n = recv(nl, buf, sizeof(buf), 0);
+		struct nlmsghdr *nh = (void *)buf;
+		int multi = n >= (ssize_t)sizeof(*nh) && (nh->nlmsg_flags & NLM_F_MULTI);
+
+		if (n < 0)
+			goto out;
+		if (n == 0)
+			break;
+		for (; NLMSG_OK(nh, (size_t)n); nh = NLMSG_NEXT(nh, n)) {
+			if (nh->nlmsg_type == NLMSG_DONE) {
+				rc = 0;
+				goto out;
+			}
+			if (nh->nlmsg_type == NLMSG_ERROR) {
+				struct nlmsgerr *e = NLMSG_DATA(nh);
+				errno = e->error ? -e->error : EPROTO;
+				goto out;
+			}
+			if (take(nh, ino, d) > 0) {
+				rc = 0;
+				goto out;
+			}
+		}
+		if (!multi) {
+			rc = 0;
+			break;
+		}
+	}
+out:
+	close(nl);
+	return rc;
+}
+
+static int take_unix(const struct nlmsghdr *nh, uint64_t ino, struct diag *d)
+{
+	const struct unix_diag_msg *m = NLMSG_DATA(nh);
+	const struct nlattr *a;
+	size_t left;
+
+	if (nh->nlmsg_type != SOCK_DIAG_BY_FAMILY || nh->nlmsg_len < NLMSG_LENGTH(sizeof(*m)) ||
+	    m->udiag_ino != ino)
+		return 0;
+	d->found = 1;
+	d->state = m->udiag_state;
+	left = nh->nlmsg_len - NLMSG_LENGTH(sizeof(*m));
+	a = (const void *)(m + 1);
+	while (left >= sizeof(*a) && a->nla_len >= sizeof(*a) && a->nla_len <= left) {
+		const void *v = (const char *)a + NLA_HDRLEN;
+		if (a->nla_type == UNIX_DIAG_PEER && a->nla_len >= NLA_HDRLEN + 4)
+			memcpy(&d->peer, v, 4);
+		else if (a->nla_type == UNIX_DIAG_RQLEN &&
+			 a->nla_len >= NLA_HDRLEN + sizeof(struct unix_diag_rqlen)) {
+			struct unix_diag_rqlen r;
+			memcpy(&r, v, sizeof(r));
+			d->rqueue = r.udiag_rqueue;
+			d->wqueue = r.udiag_wqueue;
+		}
+		if ((size_t)NLA_ALIGN(a->nla_len) >= left)
+			break;
+		left -= NLA_ALIGN(a->nla_len);
+		a = (const void *)((const char *)a + NLA_ALIGN(a->nla_len));
+	}
+	return 1;
+}
+
+static int diag_unix(uint64_t ino, struct diag *d)
+{
+	struct {
+		struct nlmsghdr nh;
+		struct unix_diag_req r;
+	} req = {.nh = {.nlmsg_len = sizeof(req),
+			.nlmsg_type = SOCK_DIAG_BY_FAMILY,
+			.nlmsg_flags = NLM_F_REQUEST},
+		 .r = {.sdiag_family = AF_UNIX,
+		       .udiag_states = -1,
+		       .udiag_ino = ino,
+		       .udiag_show = UDIAG_SHOW_PEER | UDIAG_SHOW_RQLEN,
+		       .udiag_cookie = {INET_DIAG_NOCOOKIE, INET_DIAG_NOCOOKIE}}};
+
+	if (diag_ask(&req, sizeof(req), ino, d, take_unix))
+		return -1;
+	if (!d->found) {
+		errno = ENOENT;
+		return -1;
+	}
+	return 0;
+}
+
+static int take_inet(const struct nlmsghdr *nh, uint64_t ino, struct diag *d)
+{
+	const struct inet_diag_msg *m = NLMSG_DATA(nh);
+
+	if (nh->nlmsg_type != SOCK_DIAG_BY_FAMILY || nh->nlmsg_len < NLMSG_LENGTH(sizeof(*m)) ||
+	    m->idiag_inode != ino)
+		return 0;
+	d->found = 1;
+	d->state = m->idiag_state;
+	d->rqueue = m->idiag_rqueue;
+	d->wqueue = m->idiag_wqueue;
+	return 1;
+}
+
+/* A listening TCP socket's queue: the kernel finds inet sockets by
+ * address, so every listening one of the family is listed and ours
+ * picked by its inode. */
+static int diag_tcp_listen(int family, uint64_t ino, struct diag *d)
+{
+	struct {
+		struct nlmsghdr nh;
+		struct inet_diag_req_v2 r;
+	} req = {.nh = {.nlmsg_len = sizeof(req),
+			.nlmsg_type = SOCK_DIAG_BY_FAMILY,
+			.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP},
+		 .r = {.sdiag_family = family,
+		       .sdiag_protocol = IPPROTO_TCP,
+		       .idiag_states = 1u << ST_LISTEN}};
+
+	if (diag_ask(&req, sizeof(req), ino, d, take_inet))
+		return -1;
+	if (!d->found) {
+		errno = ENOENT;
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- names ------------------------------------------------------------ */
+
+/* An address as text: 127.0.0.1:80, [::1]:80, /path, @abstract
+ * (bytes outside ' '..'~' as '?'), or "unbound". */
+static const char *addr_text(const void *sa, size_t len, char *buf, size_t size)
+{
+	const struct sockaddr *s = sa;
+	char ip[INET6_ADDRSTRLEN];
+
+	if (len < sizeof(sa_family_t))
+		return "unbound";
+	if (s->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
+		const struct sockaddr_in *a = sa;
+		inet_ntop(AF_INET, &a->sin_addr, ip, sizeof(ip));
+		snprintf(buf, size, "%s:%u", ip, ntohs(a->sin_port));
+	} else if (s->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
+		const struct sockaddr_in6 *a = sa;
+		inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof(ip));
+		snprintf(buf, size, "[%s]:%u", ip, ntohs(a->sin6_port));
+	} else if (s->sa_family == AF_UNIX && len > sizeof(sa_family_t)) {
+		const struct sockaddr_un *a = sa;
+		size_t n = len - offsetof(struct sockaddr_un, sun_path), k = 0, i = 0;
+
+		if (a->sun_path[0] == 0) {
+			buf[k++] = '@';
+			i = 1;
+		}
+		for (; i < n && k + 1 < size; i++) {
+			char c = a->sun_path[i];
+			if (!c && a->sun_path[0])
+				break;
+			buf[k++] = c >= ' ' && c <= '~' ? c : '?';
+		}
+		buf[k] = 0;
+	} else {
+		return "unbound";
+	}
+	return buf;
+}
+
+/* A unix socket's path name, as bind(2) took it (NUL-terminated in buf,
+ * which holds sizeof(sun_path) + 1 bytes); NULL for an abstract name. */
+static const char *unix_path(const void *sa, size_t len, char *buf)
+{
+	const struct sockaddr_un *u = sa;
+	size_t n = len - offsetof(struct sockaddr_un, sun_path);
+
+	if (len <= offsetof(struct sockaddr_un, sun_path) || !u->sun_path[0])
+		return NULL;
+	if (n > sizeof(u->sun_path))
+		n = sizeof(u->sun_path);
+	memcpy(buf, u->sun_path, n);
+	buf[n] = 0;
+	return buf;
+}
+
+static const char *type_name(int type)
+{
+	return type == SOCK_STREAM ? "stream" : type == SOCK_DGRAM ? "dgram" : "seqpacket";
+}
+
+static const char *proto_name(int family, int protocol)
+{
+	if (family == AF_UNIX)
+		return "unix";
+	return protocol == IPPROTO_TCP ? "TCP" : "UDP";
+}
+
+static const char *tcp_state_name(int st)
+{
+	static const char *const n[] = {"?",	      "established", "syn-sent",  "syn-recv",
+					"fin-wait1",  "fin-wait2",   "time-wait", "close",
+					"close-wait", "last-ack",    "listen",	  "closing"};
+	return st >= 0 && st < (int)(sizeof(n) / sizeof(n[0])) ? n[st] : "?";
+}
+
+/* ---- which kind ----------------------------------------------------- */
+
+/* A socket: IMG_FD_SOCK when it is joined to no peer (or is TCP or UDP,
+ * which capture_sock refuses when connected), else IMG_FD_UNIX, whose
+ * capture takes socketpairs and refuses the rest. */
+uint32_t fd_sock_kind(const struct fd_source *src, int fd)
+{
+	int s, family = -1;
+	socklen_t sl = sizeof(family);
+	struct diag d;
+	uint32_t kind = IMG_FD_UNIX;
+
+	if ((s = fd_getfd(src->pid, fd)) < 0)
+		return 0;
+	if (getsockopt(s, SOL_SOCKET, SO_DOMAIN, &family, &sl))
+		family = -1;
+	if (family == AF_INET || family == AF_INET6)
+		kind = IMG_FD_SOCK;
+	else if (family == AF_UNIX && !diag_unix(src->sb->st_ino, &d) &&
+		 (d.state == ST_LISTEN || (d.state == ST_CLOSE && !d.peer)))
+		kind = IMG_FD_SOCK;
+	close(s);
+	return kind;
+}
+
+/* ---- capturing ------------------------------------------------------ */
+
+/* Whether a new socket like s has SO_SNDBUF or SO_RCVBUF opt at v: then the
+ * program did not set it, and it is not kept (0). */
+static uint32_t buf_set(int family, int type, int protocol, int opt, int v)
+{
+	int n = socket(family, type | SOCK_CLOEXEC, protocol), w = -1;
+	socklen_t sl = sizeof(w);
+
+	if (n < 0)
+		return v;
+	getsockopt(n, SOL_SOCKET, opt, &w, &sl);
+	close(n);
+	return w == v ? 0 : (uint32_t)v;
+}
+
+static int opt_on(int s, int level, int opt)
+{
+	int v = 0;
+	socklen_t sl = sizeof(v);
+
+	return !getsockopt(s, level, opt, &v, &sl) && v;
+}
+
+/* A socket joined to no peer: its kind, options, address and backlog;
+ * one that is connected, or holds what it has not read, is refused. */
+static int capture_sock(const struct fd_source *src, struct fd_entry *f)
+{
+	struct img_sock k = {0};
+	struct sockaddr_storage sa, peer;
+	socklen_t salen = sizeof(sa), pl = sizeof(peer), sl = sizeof(int);
+	const char *link = src->link;
+	pid_t pid = src->pid;
+	int fd = f->d.fd, s, family = -1, type = -1, protocol = 0, v, rc = -1;
+	char a[160], b[160];
+	struct diag d = {0};
+
+	if ((s = fd_getfd(pid, fd)) < 0)
+		return -1;
+	if (getsockopt(s, SOL_SOCKET, SO_DOMAIN, &family, &sl) ||
+	    getsockopt(s, SOL_SOCKET, SO_TYPE, &type, &sl) ||
+	    getsockopt(s, SOL_SOCKET, SO_PROTOCOL, &protocol, &sl) ||
+	    getsockname(s, (void *)&sa, &salen)) {
+		err_sys("pid %d: fd %d (%s): cannot ask the socket its family and address", pid, fd,
+			link);
+		goto out;
+	}
+	if (salen > sizeof(sa))
+		salen = sizeof(sa);
+	k.family = family;
+	k.type = type;
+	k.protocol = family == AF_UNIX ? 0 : protocol;
+	if (family == AF_UNIX) {
+		if (type != SOCK_STREAM && type != SOCK_DGRAM && type != SOCK_SEQPACKET) {
+			err_set("pid %d: fd %d is a unix socket (%s) of type %d; not supported",
+				pid, fd, link, type);
+			goto out;
+		}
+		if (diag_unix(f->d.ino, &d)) {
+			err_sys("pid %d: fd %d (%s): cannot query the unix socket with sock_diag",
+				pid, fd, link);
+			goto out;
+		}
+	} else if (!((type == SOCK_STREAM && protocol == IPPROTO_TCP) ||
+		     (type == SOCK_DGRAM && protocol == IPPROTO_UDP))) {
+		err_set("pid %d: fd %d is an inet socket (%s) of type %d, protocol %d; not "
+			"supported",
+			pid, fd, link, type, protocol);
+		goto out;
+	} else if (!getpeername(s, (void *)&peer, &pl)) {
+		struct tcp_info ti = {0};
+		socklen_t tl = sizeof(ti);
+
+		if (protocol == IPPROTO_TCP)
+			getsockopt(s, IPPROTO_TCP, TCP_INFO, &ti, &tl);
+		err_set("pid %d: fd %d is a %s socket connected from %s to %s (%s); not "
+			"supported yet",
+			pid, fd, proto_name(family, protocol), addr_text(&sa, salen, a, sizeof(a)),
+			addr_text(&peer, pl, b, sizeof(b)),
+			protocol == IPPROTO_TCP ? tcp_state_name(ti.tcpi_state) : "connected");
+		goto out;
+	} else if (protocol == IPPROTO_TCP) {
+		struct tcp_info ti;
+		socklen_t tl = sizeof(ti);
+
+		if (getsockopt(s, IPPROTO_TCP, TCP_INFO, &ti, &tl)) {
+			err_sys("pid %d: fd %d (%s): cannot ask the TCP socket its state", pid, fd,
+				link);
+			goto out;
+		}
+		d.state = ti.tcpi_state;
+		if (d.state != ST_LISTEN && d.state != ST_CLOSE) {
+			err_set(
+			    "pid %d: fd %d is a TCP socket on %s in state %s; not supported yet",
+			    pid, fd, addr_text(&sa, salen, a, sizeof(a)), tcp_state_name(d.state));
+			goto out;
+		}
+		if (d.state == ST_LISTEN && diag_tcp_listen(family, f->d.ino, &d)) {
+			err_sys("pid %d: fd %d (%s): cannot query the TCP socket with sock_diag",
+				pid, fd, link);
+			goto out;
+		}
+	} else {
+		d.state = ST_CLOSE;
+	}
+
+	/* Its address: a port or a name it was bound to (a unix socket's
+	 * getsockname says sa_family alone when it is not bound). */
+	if (family == AF_UNIX)
+		k.state = salen > sizeof(sa_family_t) ? IMG_SOCK_BOUND : IMG_SOCK_UNBOUND;
+	else if (family == AF_INET)
+		k.state = ((struct sockaddr_in *)&sa)->sin_port ? IMG_SOCK_BOUND : IMG_SOCK_UNBOUND;
+	else
+		k.state =
+		    ((struct sockaddr_in6 *)&sa)->sin6_port ? IMG_SOCK_BOUND : IMG_SOCK_UNBOUND;
+	if (d.state == ST_LISTEN) {
+		k.state = IMG_SOCK_LISTEN;
+		/* What somaxconn left of it; a reader takes no more than
+		 * 2^20, and the kernel clamps it again at restore. */
+		k.backlog = d.wqueue < (1u << 20) ? d.wqueue : 1u << 20;
+		if (d.rqueue) {
+			err_set("pid %d: fd %d is a listening %s socket on %s with %u connections "
+				"nobody accepted yet; not supported yet",
+				pid, fd, proto_name(family, protocol),
+				addr_text(&sa, salen, a, sizeof(a)), d.rqueue);
+			goto out;
+		}
+	} else if (recv(s, a, 1, MSG_PEEK | MSG_DONTWAIT | MSG_TRUNC) >= 0) {
+		/* A datagram socket's queue: whom each came from is not kept. */
+		err_set("pid %d: fd %d is a %s %s socket on %s with data queued to read; not "
+			"supported yet",
+			pid, fd, proto_name(family, protocol), type_name(type),
+			addr_text(&sa, salen, b, sizeof(b)));
+		goto out;
+	}
+	if (k.state != IMG_SOCK_UNBOUND) {
+		k.addr_len = salen;
+		if (family == AF_UNIX) {
+			const struct sockaddr_un *u = (void *)&sa;
+			struct stat st;
+
+			if (u->sun_path[0] && u->sun_path[0] != '/') {
+				err_set("pid %d: fd %d is a unix socket bound to relative path %s; "
+					"not supported",
+					pid, fd, addr_text(&sa, salen, a, sizeof(a)));
+				goto out;
+			}
+			/* The socket file's mode (0 when it is gone: the
+			 * default bind(2) gives). */
+			if (u->sun_path[0] && !stat(unix_path(&sa, salen, b), &st) &&
+			    S_ISSOCK(st.st_mode)) {
+				k.mode = st.st_mode & 07777;
+				k.uid = st.st_uid;
+				k.gid = st.st_gid;
+			}
+		}
+	}
+	if (opt_on(s, SOL_SOCKET, SO_REUSEADDR))
+		k.opts |= IMG_SOCKOPT_REUSEADDR;
+	if (opt_on(s, SOL_SOCKET, SO_REUSEPORT))
+		k.opts |= IMG_SOCKOPT_REUSEPORT;
+	if (family == AF_UNIX && opt_on(s, SOL_SOCKET, SO_PASSCRED))
+		k.opts |= IMG_SOCKOPT_PASSCRED;
+	if (opt_on(s, SOL_SOCKET, SO_KEEPALIVE))
+		k.opts |= IMG_SOCKOPT_KEEPALIVE;
+	if (opt_on(s, SOL_SOCKET, SO_BROADCAST))
+		k.opts |= IMG_SOCKOPT_BROADCAST;
+	if (protocol == IPPROTO_TCP && family != AF_UNIX && opt_on(s, IPPROTO_TCP, TCP_NODELAY))
+		k.opts |= IMG_SOCKOPT_NODELAY;
+	if (family == AF_INET6 && opt_on(s, IPPROTO_IPV6, IPV6_V6ONLY))
+		k.opts |= IMG_SOCKOPT_V6ONLY;
+	sl = sizeof(v);
+	if (!getsockopt(s, SOL_SOCKET, SO_SNDBUF, &v, &sl))
+		k.sndbuf = buf_set(family, type, k.protocol, SO_SNDBUF, v);
+	sl = sizeof(v);
+	if (!getsockopt(s, SOL_SOCKET, SO_RCVBUF, &v, &sl))
+		k.rcvbuf = buf_set(family, type, k.protocol, SO_RCVBUF, v);
+	rc = fd_set_extra(f, &k, sizeof(k), &sa, k.addr_len);
+out:
+	close(s);
+	return rc;
+}
+
+static int check_sock(const unsigned char *x, uint32_t n)
+{
+	struct img_sock k;
+	sa_family_t fam;
+
+	if (n < sizeof(k))
+		return -1;
+	memcpy(&k, x, sizeof(k));
+	if (n != sizeof(k) + (uint64_t)k.addr_len || k.state > IMG_SOCK_LISTEN ||
+	    (k.opts & ~IMG_SOCKOPT_ALL) || (k.mode > 07777 || (!k.mode && (k.uid || k.gid))) ||
+	    k.backlog > 1u << 20)
+		return -1;
+	switch (k.family) {
+	case AF_UNIX:
+		if (k.protocol ||
+		    (k.type != SOCK_STREAM && k.type != SOCK_DGRAM && k.type != SOCK_SEQPACKET))
+			return -1;
+		if (k.state != IMG_SOCK_UNBOUND && (k.addr_len < sizeof(sa_family_t) + 1 ||
+						    k.addr_len > sizeof(struct sockaddr_un)))
+			return -1;
+		break;
+	case AF_INET:
+	case AF_INET6:
+		if (!((k.type == SOCK_STREAM && k.protocol == IPPROTO_TCP) ||
+		      (k.type == SOCK_DGRAM && k.protocol == IPPROTO_UDP)))
+			return -1;
+		if (k.state != IMG_SOCK_UNBOUND &&
+		    k.addr_len != (k.family == AF_INET ? sizeof(struct sockaddr_in)
+						       : sizeof(struct sockaddr_in6)))
+			return -1;
+		break;
+	default:
+		return -1;
+	}
+	if ((k.state == IMG_SOCK_UNBOUND) != (k.addr_len == 0) ||
+	    (k.state == IMG_SOCK_LISTEN && k.type == SOCK_DGRAM))
+		return -1;
+	if (k.addr_len) {
+		memcpy(&fam, x + sizeof(k), sizeof(fam));
+		if (fam != k.family)
+			return -1;
+	}
+	return 0;
+}
+
+/* ---- making it again -------------------------------------------------- */
+
+/* A unix path name about to be bound: a file there that is no socket is
+ * left alone (refused), a socket someone listens on too; a stale one is
+ * removed. */
+static int unix_path_free(const struct fd_entry *f, const struct img_sock *k,
+			  const struct sockaddr_storage *sa, const char *path)
+{
+	struct stat st;
+	int t, r, e;
+
+	if (lstat(path, &st)) {
+		if (errno == ENOENT)
+			return 0;
+		err_sys("fd %d: cannot look at %s, where its unix socket is bound", f->d.fd, path);
+		return -1;
+	}
+	if (!S_ISSOCK(st.st_mode)) {
+		err_set("fd %d: %s, where its unix socket is bound, is a file that is not a socket",
+			f->d.fd, path);
+		return -1;
+	}
+	if ((t = socket(AF_UNIX, k->type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0) {
+		err_sys("fd %d: cannot make a unix socket", f->d.fd);
+		return -1;
+	}
+	r = connect(t, (const void *)sa, k->addr_len);
+	e = errno;
+	close(t);
+	if (r == 0 || (e != ECONNREFUSED && e != ENOENT)) {
+		err_set("fd %d: unix socket %s is in use", f->d.fd, path);
+		return -1;
+	}
+	if (unlink(path) && errno != ENOENT) {
+		err_sys("fd %d: cannot remove the stale unix socket %s", f->d.fd, path);
+		return -1;
+	}
+	return 0;
+}
+
+static void set_opt(int s, int level, int opt, int on)
+{
+	setsockopt(s, level, opt, &on, sizeof(on));
+}
+
+static int make_sock(const struct fd_entry *f, struct fd_pipes *pipes)
+{
+	struct img_sock k;
+	struct sockaddr_storage sa = {0};
+	char a[160];
+	int s;
+
+	(void)pipes;
+	memcpy(&k, f->extra, sizeof(k));
+	memcpy(&sa, f->extra + sizeof(k), k.addr_len);
+	s = socket(k.family, k.type | SOCK_CLOEXEC, k.protocol);
+	if (s < 0) {
+		err_sys("fd %d: cannot make a %s socket", f->d.fd,
+			proto_name(k.family, k.protocol));
+		return -1;
+	}
+	set_opt(s, SOL_SOCKET, SO_REUSEADDR, !!(k.opts & IMG_SOCKOPT_REUSEADDR));
+	if (k.opts & IMG_SOCKOPT_REUSEPORT)
+		set_opt(s, SOL_SOCKET, SO_REUSEPORT, 1);
+	if (k.opts & IMG_SOCKOPT_PASSCRED)
+		set_opt(s, SOL_SOCKET, SO_PASSCRED, 1);
+	if (k.opts & IMG_SOCKOPT_KEEPALIVE)
+		set_opt(s, SOL_SOCKET, SO_KEEPALIVE, 1);
+	if (k.opts & IMG_SOCKOPT_BROADCAST)
+		set_opt(s, SOL_SOCKET, SO_BROADCAST, 1);
+	if (k.opts & IMG_SOCKOPT_NODELAY)
+		set_opt(s, IPPROTO_TCP, TCP_NODELAY, 1);
+	if (k.family == AF_INET6)
+		set_opt(s, IPPROTO_IPV6, IPV6_V6ONLY, !!(k.opts & IMG_SOCKOPT_V6ONLY));
+	/* getsockopt gave twice what was set. */
+	if (k.sndbuf)
+		set_opt(s, SOL_SOCKET, SO_SNDBUF, k.sndbuf / 2);
+	if (k.rcvbuf)
+		set_opt(s, SOL_SOCKET, SO_RCVBUF, k.rcvbuf / 2);
+	if (k.state != IMG_SOCK_UNBOUND) {
+		char pb[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
+		const char *path = k.family == AF_UNIX ? unix_path(&sa, k.addr_len, pb) : NULL;
+
+		addr_text(&sa, k.addr_len, a, sizeof(a));
+		if (path && unix_path_free(f, &k, &sa, path))
+			goto fail;
+		if (bind(s, (void *)&sa, k.addr_len)) {
+			if (errno == EADDRINUSE && k.family != AF_UNIX)
+				err_set("fd %d: %s address %s: port %u is in use", f->d.fd,
+					proto_name(k.family, k.protocol), a,
+					ntohs(((struct sockaddr_in *)&sa)->sin_port));
+			else if (errno == EADDRINUSE)
+				err_set("fd %d: unix socket %s is in use", f->d.fd, a);
+			else
+				err_sys("fd %d: cannot bind its %s socket to %s", f->d.fd,
+					proto_name(k.family, k.protocol), a);
+			goto fail;
+		}
+		if (path && k.mode && chmod(path, k.mode)) {
+			err_sys("fd %d: cannot give the unix socket %s mode %o", f->d.fd, a,
+				k.mode);
+			goto fail;
+		}
+		/* Its owner, where we may give it (as root); otherwise it
+		 * is ours, who restore. */
+		if (path && k.mode && geteuid() == 0 && lchown(path, k.uid, k.gid) &&
+		    errno != EPERM && errno != EINVAL) {
+			err_sys("fd %d: cannot give the unix socket %s owner %u:%u", f->d.fd, a,
+				k.uid, k.gid);
+			goto fail;
+		}
+	}
+	if (k.state == IMG_SOCK_LISTEN && listen(s, k.backlog)) {
+		err_sys("fd %d: cannot listen on %s", f->d.fd, a);
+		goto fail;
+	}
+	if (f->d.flags & O_NONBLOCK)
+		fcntl(s, F_SETFL, fcntl(s, F_GETFL) | O_NONBLOCK);
+	return s;
+fail:
+	close(s);
+	return -1;
+}
+
+static void show_sock(FILE *out, const struct fd_entry *f, int json)
+{
+	struct img_sock k;
+	const char *fam, *st;
+	char a[160];
+
+	memcpy(&k, f->extra, sizeof(k));
+	fam = k.family == AF_UNIX ? "unix" : k.family == AF_INET ? "inet" : "inet6";
+	st = k.state == IMG_SOCK_LISTEN	 ? "listening"
+	     : k.state == IMG_SOCK_BOUND ? "bound"
+					 : "unbound";
+	addr_text(f->extra + sizeof(k), k.addr_len, a, sizeof(a));
+	if (json) {
+		fprintf(out,
+			",\"family\":\"%s\",\"type\":\"%s\",\"protocol\":\"%s\",\"state\":\"%s\"",
+			fam, type_name(k.type), proto_name(k.family, k.protocol), st);
+		if (k.addr_len) {
+			fputs(",\"address\":", out);
+			json_str(out, a, strlen(a));
+		}
+	} else {
+		fprintf(out, " %s %s %s %s", fam, type_name(k.type), st, k.addr_len ? a : "-");
+	}
+	if (k.state == IMG_SOCK_LISTEN)
+		fd_put_num(out, json, "backlog", k.backlog);
+	if (k.mode) {
+		fprintf(out, json ? ",\"mode\":\"%04o\"" : " mode %04o", k.mode);
+		fd_put_num(out, json, "uid", k.uid);
+		fd_put_num(out, json, "gid", k.gid);
+	}
+}
+
+_Static_assert(sizeof(struct img_sock) == 40, "img_sock layout");
+
+const struct fd_ops fd_sock_ops = {
+    .name = "socket",
+    .capture = capture_sock,
+    .check = check_sock,
+    .make = make_sock,
+    .show = show_sock,
+};
