@@ -183,7 +183,7 @@ enum img_file_kind {
 	IMG_FD_TIMERFD = 8,
 	IMG_FD_EPOLL = 9,
 	IMG_FD_FIFO = 10,    /* a named pipe, reopened by path */
-	IMG_FD_UNIX = 11,    /* one end of a unix socketpair whose both ends the process holds */
+	IMG_FD_UNIX = 11,    /* one end of a connected unix socket whose both ends the tree holds */
 	IMG_FD_INOTIFY = 12, /* an inotify instance and its watches */
 	IMG_FD_TTY = 13,     /* a terminal or pty end, with its settings */
 	IMG_FD_SHM = 14,     /* a file whose contents the image holds (memfd, deleted file) */
@@ -241,7 +241,8 @@ struct img_fifo {
 	uint32_t data_len; /* bytes in it, which follow */
 };
 
-/* One end of a unix socketpair whose both ends the process holds; what
+/* One end of a unix socketpair, or of a connection made by connect and
+ * accept (its names not kept), whose both ends the tree holds; what
  * the peer sent it and it has not read follows: nmsg messages, each a u32
  * length and its bytes (a stream's bytes are one message).  One fd per
  * end has them. */

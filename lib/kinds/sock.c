@@ -253,8 +253,10 @@ static const char *tcp_state_name(int st)
 /* ---- which kind ----------------------------------------------------- */
 
 /* A socket: IMG_FD_SOCK when it is joined to no peer (or is TCP or UDP,
- * which capture_sock refuses when connected), else IMG_FD_UNIX, whose
- * capture takes socketpairs and refuses the rest. */
+ * which capture_sock refuses when connected), else IMG_FD_UNIX: a
+ * socketpair or a connection (connect and accept), whose join refuses
+ * those whose peer is not in the tree.  A datagram socket another one
+ * connected to is "established" with no peer of its own: IMG_FD_SOCK. */
 uint32_t fd_sock_kind(const struct fd_source *src, int fd)
 {
 	int s, family = -1;
@@ -269,7 +271,7 @@ uint32_t fd_sock_kind(const struct fd_source *src, int fd)
 	if (family == AF_INET || family == AF_INET6)
 		kind = IMG_FD_SOCK;
 	else if (family == AF_UNIX && !diag_unix(src->sb->st_ino, &d) &&
-		 (d.state == ST_LISTEN || (d.state == ST_CLOSE && !d.peer)))
+		 (d.state == ST_LISTEN || !d.peer))
 		kind = IMG_FD_SOCK;
 	close(s);
 	return kind;

@@ -1,4 +1,5 @@
-/* unixpair.c: unix socketpairs whose two ends the process or tree holds, with what is queued. */
+/* unixpair.c: unix socketpairs and connections whose two ends the process or tree holds, with
+ * what is queued. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -8,7 +9,9 @@
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
 #include <linux/unix_diag.h>
+#include <stddef.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "base/base.h"
@@ -225,13 +228,12 @@ static int capture_unix(const struct fd_source *src, struct fd_entry *f)
 			link);
 		goto out;
 	}
-	if (di.state == 10 /* TCP_LISTEN */ || di.named || !di.peer) {
-		err_set("pid %d: fd %d is a unix socket (%s) that is %s; only socketpairs are "
-			"supported",
-			pid, fd, link,
-			di.state == 10 ? "listening"
-			: di.named     ? "bound to an address"
-				       : "not connected");
+	/* A connection that carries names (made by connect and accept) is
+	 * taken like a socketpair; listening and unconnected sockets are
+	 * sock.c's, so this is only when sock_diag changed its mind. */
+	if (di.state == 10 /* TCP_LISTEN */ || !di.peer) {
+		err_set("pid %d: fd %d is a unix socket (%s) that is %s; not supported", pid, fd,
+			link, di.state == 10 ? "listening" : "not connected");
 		goto out;
 	}
 	if (type != SOCK_STREAM && type != SOCK_DGRAM && type != SOCK_SEQPACKET) {
@@ -256,7 +258,63 @@ out:
 	return rc;
 }
 
-/* Both ends of every unix socketpair must be in the tree; the first fd of
+/* Whether some fd of the tree is the socket of inode ino. */
+static int in_tree(const struct fd_all *a, uint64_t ino)
+{
+	for (size_t k = 0; k < a->n; k++)
+		if (a->f[k]->d.ino == ino)
+			return 1;
+	return 0;
+}
+
+/* The refusal of fd i, a unix socket whose peer is not among the tree's
+ * connected unix sockets: named after the peer's address when it has one
+ * (a server's path, asked of the stopped process's socket again). */
+static void refuse_lone(const struct fd_all *a, size_t i)
+{
+	const struct fd_entry *f = a->f[i];
+	struct sockaddr_un sa;
+	socklen_t sl = sizeof(sa);
+	struct unix_diag_info di;
+	char name[sizeof(sa.sun_path) + 2];
+	size_t n = 0;
+	int s = fd_getfd(a->pid[i], f->d.fd);
+
+	if (s >= 0 && !getpeername(s, (void *)&sa, &sl) &&
+	    sl > offsetof(struct sockaddr_un, sun_path) && sl <= sizeof(sa)) {
+		size_t len = sl - offsetof(struct sockaddr_un, sun_path), k = 0;
+
+		if (!sa.sun_path[0]) {
+			name[n++] = '@';
+			k = 1;
+		}
+		for (; k < len && n + 1 < sizeof(name); k++) {
+			char c = sa.sun_path[k];
+			if (!c && sa.sun_path[0])
+				break;
+			name[n++] = c >= ' ' && c <= '~' ? c : '?';
+		}
+	}
+	name[n] = 0;
+	if (s >= 0)
+		close(s);
+	if (n && !unix_diag(f->d.ino, &di) && di.peer && in_tree(a, di.peer))
+		err_set("pid %d: fd %d is a unix socket (%s) connected to %s, which is not "
+			"connected back to it; not supported yet",
+			a->pid[i], f->d.fd, f->path, name);
+	else if (n)
+		err_set("pid %d: fd %d is a unix socket (%s) connected to %s, a socket outside "
+			"the dumped processes; not supported yet",
+			a->pid[i], f->d.fd, f->path, name);
+	else
+		err_set("pid %d: fd %d is a unix socket (%s) whose peer is not in the %s; not "
+			"supported",
+			a->pid[i], f->d.fd, f->path,
+			a->pid[0] == a->pid[a->n - 1] ? "process" : "tree");
+}
+
+/* Both ends of every unix socketpair (or connection, made by connect and
+ * accept: names aside, the same) must be in the tree; the first fd of
  * each end carries what is queued for it. */
 static int join_unix(struct fd_all *a)
 {
@@ -279,10 +337,7 @@ static int join_unix(struct fd_all *a)
 				first = 0;
 		}
 		if (ends != 3) {
-			err_set("pid %d: fd %d is a unix socket (%s) whose peer is not in the "
-				"%s; not supported",
-				a->pid[i], f->d.fd, f->path,
-				a->pid[0] == a->pid[a->n - 1] ? "process" : "tree");
+			refuse_lone(a, i);
 			return -1;
 		}
 		if (!first && u.data_len) {
