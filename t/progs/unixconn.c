@@ -1,0 +1,538 @@
+/* unixconn: unix connections made by connect() and accept(), mid-conversation,
+ * with bytes queued both ways, checked after a restore: every byte each side
+ * had not read yet arrives (counts and a checksum, each byte against its
+ * pattern), nothing more, and the conversation goes on.  A restored
+ * connection is an unnamed pair: getsockname and getpeername give an unnamed
+ * address after a restore (the real names before).
+ *
+ * usage: unixconn KIND DIR
+ *   tree     fd 3 a stream socket listening on DIR/s; two children (fork)
+ *            each connected to it on fd 4; the parent's accepted ends on
+ *            fd 5 (non-blocking) and fd 6 (close-on-exec); after the
+ *            restore the listener takes a fresh connection too
+ *   one      the same in one process: fd 3 listening on DIR/s, fd 4 a client
+ *            and fd 5 its accepted end, fd 6 a client bound to DIR/c6 and
+ *            fd 7 its accepted end; fds 8 and 9 datagram sockets bound to
+ *            DIR/d8 and DIR/d9, each connected to the other, datagrams
+ *            queued both ways
+ *   seqpacket  fd 3 a seqpacket socket listening on DIR/s, fd 4 a client,
+ *            fd 5 its accepted end, messages of several sizes queued each
+ *            way: boundaries kept
+ *   outside  fd 3 connected to DIR/ext, on which a child listens (the child
+ *            is outside a dump without -t: refused)
+ *   oneway   fd 3 a datagram socket bound to DIR/srv, fd 4 a datagram
+ *            socket connected to it (not back: refused)
+ * Prints "ready PID", waits for DIR/go, checks, prints "unixconn KIND: ok"
+ * and exits 0 only if everything is intact. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define PROG "unixconn"
+#include "progs.h"
+
+static const char *dir;
+static unsigned long long started;
+static pid_t kids[2];
+
+static int restored(void)
+{
+	return start_time() != started;
+}
+
+static socklen_t path_addr(struct sockaddr_un *a, const char *name)
+{
+	memset(a, 0, sizeof(*a));
+	a->sun_family = AF_UNIX;
+	snprintf(a->sun_path, sizeof(a->sun_path), "%s/%s", dir, name);
+	return sizeof(*a);
+}
+
+/* A new socket of type at fd want. */
+static int sock_at(int want, int type)
+{
+	int s = socket(AF_UNIX, type, 0);
+
+	if (s < 0)
+		die("socket");
+	if (s != want) {
+		if (dup2(s, want) < 0)
+			die("dup2");
+		close(s);
+	}
+	return want;
+}
+
+static void move_to(int s, int want)
+{
+	if (s < 0)
+		die("accept");
+	if (s != want) {
+		if (dup3(s, want, fcntl(s, F_GETFD) & FD_CLOEXEC ? O_CLOEXEC : 0) < 0)
+			die("dup3");
+		close(s);
+	}
+}
+
+static void listen_on(int fd, int type, const char *name)
+{
+	struct sockaddr_un a;
+	socklen_t l = path_addr(&a, name);
+
+	unlink(a.sun_path);
+	sock_at(fd, type);
+	if (bind(fd, (void *)&a, l) || listen(fd, 8))
+		die("listen");
+}
+
+static void connect_to(int fd, int type, const char *name, const char *bindto)
+{
+	struct sockaddr_un a;
+	socklen_t l;
+
+	sock_at(fd, type);
+	if (bindto) {
+		l = path_addr(&a, bindto);
+		unlink(a.sun_path);
+		if (bind(fd, (void *)&a, l))
+			die("bind");
+	}
+	l = path_addr(&a, name);
+	if (connect(fd, (void *)&a, l))
+		die("connect");
+}
+
+/* Byte i of the stream seed. */
+static unsigned char pat(uint64_t seed, uint64_t i)
+{
+	return mix(seed, i / 8) >> (8 * (i % 8));
+}
+
+/* Wait until fd can do events (a non-blocking fd). */
+static void wait_fd(int fd, short events)
+{
+	struct pollfd p = {fd, events, 0};
+
+	poll(&p, 1, 20000);
+}
+
+static void send_part(int fd, uint64_t seed, size_t n)
+{
+	unsigned char *b = malloc(n);
+
+	for (size_t i = 0; i < n; i++)
+		b[i] = pat(seed, i);
+	for (size_t off = 0; off < n;) {
+		ssize_t w = send(fd, b + off, n - off, MSG_NOSIGNAL);
+		if (w < 0 && errno == EAGAIN) {
+			wait_fd(fd, POLLOUT);
+			continue;
+		}
+		if (w < 0)
+			die("send");
+		off += w;
+	}
+	free(b);
+}
+
+/* Read n bytes of stream seed from fd: each byte checked, and the count
+ * and an FNV-1a checksum against the expected ones. */
+static void recv_part(int fd, uint64_t seed, size_t n, const char *what)
+{
+	unsigned char b[8192];
+	uint64_t got = 0xcbf29ce484222325ull, want = got;
+	size_t off = 0, bad = 0;
+
+	while (off < n) {
+		size_t room = n - off < sizeof(b) ? n - off : sizeof(b);
+		ssize_t r = recv(fd, b, room, 0);
+		if (r < 0 && errno == EAGAIN) {
+			wait_fd(fd, POLLIN);
+			continue;
+		}
+		if (r <= 0) {
+			fail("%s: fd %d: %zu bytes of %zu, then %s", what, fd, off, n,
+			     r ? strerror(errno) : "end of stream");
+			return;
+		}
+		for (ssize_t k = 0; k < r; k++, off++) {
+			unsigned char e = pat(seed, off);
+			bad += b[k] != e;
+			got = (got ^ b[k]) * 0x100000001b3ull;
+			want = (want ^ e) * 0x100000001b3ull;
+		}
+	}
+	if (bad || got != want)
+		fail("%s: fd %d: %zu bytes of %zu differ (checksum %016llx, expected %016llx)",
+		     what, fd, bad, n, (unsigned long long)got, (unsigned long long)want);
+}
+
+/* Nothing more to read on fd (the end of the stream, where the peer may
+ * have exited, counts as nothing). */
+static void drained(int fd, const char *what)
+{
+	char c;
+	ssize_t r = recv(fd, &c, 1, MSG_DONTWAIT);
+
+	if (r > 0 || (r < 0 && errno != EAGAIN))
+		fail("%s: fd %d: more to read than was sent (%zd)", what, fd, r);
+}
+
+/* fd's own name (peer 0) or its peer's is DIR/name before a restore, and
+ * unnamed after one (name NULL: unnamed always). */
+static void name_is(int fd, int peer, const char *name)
+{
+	struct sockaddr_un a, e;
+	socklen_t l = sizeof(a);
+	int ok;
+
+	if ((peer ? getpeername : getsockname)(fd, (void *)&a, &l)) {
+		fail("fd %d: get%sname: %s", fd, peer ? "peer" : "sock", strerror(errno));
+		return;
+	}
+	if (!name || restored()) {
+		ok = l == sizeof(sa_family_t);
+	} else {
+		path_addr(&e, name);
+		ok = l > offsetof(struct sockaddr_un, sun_path) && !strcmp(a.sun_path, e.sun_path);
+	}
+	if (!ok)
+		fail("fd %d: its %s name is %.*s (%u bytes), not %s", fd, peer ? "peer's" : "own",
+		     (int)(l > 2 ? l - 2 : 0), a.sun_path, (unsigned)l,
+		     name && !restored() ? name : "unnamed");
+}
+
+static void flags_are(int fd, int fl, int fdfl)
+{
+	if ((fcntl(fd, F_GETFL) & O_NONBLOCK) != fl || (fcntl(fd, F_GETFD) & FD_CLOEXEC) != fdfl)
+		fail("fd %d: flags %#x, fd flags %#x", fd, fcntl(fd, F_GETFL), fcntl(fd, F_GETFD));
+}
+
+/* Connection k (1, 2...): the client sends 50000+1000k bytes of seed 100+k,
+ * the server 30000+k of seed 200+k; after the restore the client sends
+ * 20000 of seed 300+k, the server 10000 of seed 400+k. */
+static void client_first(int fd, int k)
+{
+	send_part(fd, 100 + k, 50000 + 1000 * k);
+}
+
+static void server_first(int fd, int k)
+{
+	send_part(fd, 200 + k, 30000 + k);
+}
+
+static void client_rest(int fd, int k)
+{
+	char what[32];
+
+	snprintf(what, sizeof(what), "client %d", k);
+	recv_part(fd, 200 + k, 30000 + k, what);
+	send_part(fd, 300 + k, 20000);
+	recv_part(fd, 400 + k, 10000, what);
+	drained(fd, what);
+}
+
+static void server_rest(int fd, int k)
+{
+	char what[32];
+
+	snprintf(what, sizeof(what), "server %d", k);
+	recv_part(fd, 100 + k, 50000 + 1000 * k, what);
+	send_part(fd, 400 + k, 10000);
+	recv_part(fd, 300 + k, 20000, what);
+	drained(fd, what);
+}
+
+/* The listener on fd 3 takes a fresh connection, a byte each way. */
+static void fresh(int type)
+{
+	int c, s;
+	char x = 'q';
+
+	connect_to(20, type, "s", NULL);
+	c = 20;
+	if ((s = accept(3, NULL, NULL)) < 0) {
+		fail("fd 3: accept: %s", strerror(errno));
+		return;
+	}
+	if (send(c, "p", 1, 0) != 1 || recv(s, &x, 1, 0) != 1 || x != 'p' ||
+	    send(s, "r", 1, 0) != 1 || recv(c, &x, 1, 0) != 1 || x != 'r')
+		fail("a fresh connection to the listener carries nothing");
+	close(s);
+	close(c);
+}
+
+static void go(void)
+{
+	char path[4096];
+
+	snprintf(path, sizeof(path), "%s/go", dir);
+	wait_file(path);
+}
+
+static void mark(const char *name)
+{
+	char path[4096];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if ((fd = open(path, O_WRONLY | O_CREAT, 0600)) < 0 || write(fd, "1", 1) != 1)
+		die(path);
+	close(fd);
+}
+
+static void tree_setup(void)
+{
+	listen_on(3, SOCK_STREAM, "s");
+	for (int k = 1; k <= 2; k++) {
+		char m[8], path[4096];
+
+		if ((kids[k - 1] = fork()) < 0)
+			die("fork");
+		if (kids[k - 1] == 0) {
+			close(3);
+			connect_to(4, SOCK_STREAM, "s", NULL);
+			client_first(4, k);
+			snprintf(m, sizeof(m), "c%d", k);
+			mark(m);
+			go();
+			name_is(4, 0, NULL);
+			name_is(4, 1, "s");
+			flags_are(4, 0, 0);
+			client_rest(4, k);
+			_exit(failures ? 1 : 0);
+		}
+		move_to(accept4(3, NULL, NULL, k == 1 ? SOCK_NONBLOCK : SOCK_CLOEXEC), 4 + k);
+		server_first(4 + k, k);
+		snprintf(path, sizeof(path), "%s/c%d", dir, k);
+		wait_file(path);
+	}
+}
+
+static void tree_check(void)
+{
+	int st;
+
+	name_is(5, 0, "s");
+	name_is(6, 0, "s");
+	name_is(5, 1, NULL);
+	flags_are(5, O_NONBLOCK, 0);
+	flags_are(6, 0, FD_CLOEXEC);
+	for (int k = 1; k <= 2; k++)
+		server_rest(4 + k, k);
+	for (int k = 0; k < 2; k++)
+		if (waitpid(kids[k], &st, 0) != kids[k] || !WIFEXITED(st) || WEXITSTATUS(st))
+			fail("child %d failed (status %#x)", k + 1, st);
+	fresh(SOCK_STREAM);
+}
+
+static void one_setup(void)
+{
+	struct sockaddr_un a;
+
+	listen_on(3, SOCK_STREAM, "s");
+	connect_to(4, SOCK_STREAM, "s", NULL);
+	move_to(accept4(3, NULL, NULL, SOCK_NONBLOCK), 5);
+	connect_to(6, SOCK_STREAM, "s", "c6");
+	move_to(accept4(3, NULL, NULL, SOCK_CLOEXEC), 7);
+	client_first(4, 1);
+	server_first(5, 1);
+	client_first(6, 2);
+	server_first(7, 2);
+	sock_at(8, SOCK_DGRAM);
+	sock_at(9, SOCK_DGRAM);
+	unlink((path_addr(&a, "d8"), a.sun_path));
+	if (bind(8, (void *)&a, sizeof(a)))
+		die("bind d8");
+	unlink((path_addr(&a, "d9"), a.sun_path));
+	if (bind(9, (void *)&a, sizeof(a)))
+		die("bind d9");
+	if (connect(8, (void *)&a, sizeof(a)))
+		die("connect d9");
+	path_addr(&a, "d8");
+	if (connect(9, (void *)&a, sizeof(a)))
+		die("connect d8");
+	for (int k = 0; k < 3; k++) {
+		send_part(8, 500 + k, 100 + 1000 * k);
+		send_part(9, 600 + k, 7 + 3000 * k);
+	}
+}
+
+/* A datagram of n bytes of seed on fd, whole. */
+static void recv_msg(int fd, uint64_t seed, size_t n, const char *what)
+{
+	static unsigned char b[1 << 17];
+	ssize_t r = recv(fd, b, sizeof(b), MSG_DONTWAIT);
+	size_t bad = 0;
+
+	if (r < 0) {
+		fail("%s: fd %d: no message of %zu bytes: %s", what, fd, n, strerror(errno));
+		return;
+	}
+	if ((size_t)r != n) {
+		fail("%s: fd %d: a message of %zd bytes, not %zu", what, fd, r, n);
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		bad += b[i] != pat(seed, i);
+	if (bad)
+		fail("%s: fd %d: %zu bytes of a message of %zu differ", what, fd, bad, n);
+}
+
+static void one_check(void)
+{
+	name_is(4, 0, NULL);
+	name_is(4, 1, "s");
+	name_is(5, 0, "s");
+	name_is(6, 0, "c6");
+	name_is(7, 1, "c6");
+	name_is(8, 1, "d9");
+	flags_are(4, 0, 0);
+	flags_are(5, O_NONBLOCK, 0);
+	flags_are(7, 0, FD_CLOEXEC);
+	/* Both ends here: each sends its next part before the other reads. */
+	for (int k = 1; k <= 2; k++) {
+		int c = k == 1 ? 4 : 6, s = c + 1;
+
+		recv_part(s, 100 + k, 50000 + 1000 * k, "server");
+		recv_part(c, 200 + k, 30000 + k, "client");
+		send_part(c, 300 + k, 20000);
+		send_part(s, 400 + k, 10000);
+		recv_part(s, 300 + k, 20000, "server");
+		recv_part(c, 400 + k, 10000, "client");
+		drained(c, "client");
+		drained(s, "server");
+	}
+	for (int k = 0; k < 3; k++) {
+		recv_msg(9, 500 + k, 100 + 1000 * k, "dgram d9");
+		recv_msg(8, 600 + k, 7 + 3000 * k, "dgram d8");
+	}
+	drained(8, "dgram d8");
+	drained(9, "dgram d9");
+	send_part(8, 700, 333);
+	recv_msg(9, 700, 333, "dgram d9");
+	fresh(SOCK_STREAM);
+}
+
+static const size_t seqsizes[] = {1, 777, 4096, 30000, 3};
+
+static void seqpacket_setup(void)
+{
+	listen_on(3, SOCK_SEQPACKET, "s");
+	connect_to(4, SOCK_SEQPACKET, "s", NULL);
+	move_to(accept(3, NULL, NULL), 5);
+	for (size_t k = 0; k < sizeof(seqsizes) / sizeof(seqsizes[0]); k++) {
+		send_part(4, 800 + k, seqsizes[k]);
+		send_part(5, 900 + k, seqsizes[k] + 11);
+	}
+}
+
+static void seqpacket_check(void)
+{
+	name_is(5, 0, "s");
+	name_is(4, 1, "s");
+	for (size_t k = 0; k < sizeof(seqsizes) / sizeof(seqsizes[0]); k++) {
+		recv_msg(5, 800 + k, seqsizes[k], "server");
+		recv_msg(4, 900 + k, seqsizes[k] + 11, "client");
+	}
+	drained(4, "client");
+	drained(5, "server");
+	send_part(4, 1000, 12345);
+	send_part(5, 1001, 54321);
+	recv_msg(5, 1000, 12345, "server");
+	recv_msg(4, 1001, 54321, "client");
+	fresh(SOCK_SEQPACKET);
+}
+
+static void outside_setup(void)
+{
+	listen_on(5, SOCK_STREAM, "ext");
+	if ((kids[0] = fork()) < 0)
+		die("fork");
+	if (kids[0] == 0) {
+		char c;
+		int s = accept(5, NULL, NULL);
+
+		if (s < 0 || recv(s, &c, 1, 0) != 1 || send(s, &c, 1, 0) != 1)
+			_exit(1);
+		_exit(0);
+	}
+	connect_to(3, SOCK_STREAM, "ext", NULL);
+	close(5);
+}
+
+static void outside_check(void)
+{
+	char c = 0;
+	int st;
+
+	name_is(3, 1, "ext");
+	if (send(3, "e", 1, 0) != 1 || recv(3, &c, 1, 0) != 1 || c != 'e')
+		fail("fd 3: the outside server did not echo");
+	if (waitpid(kids[0], &st, 0) != kids[0] || !WIFEXITED(st) || WEXITSTATUS(st))
+		fail("the outside server failed (status %#x)", st);
+}
+
+static void oneway_setup(void)
+{
+	struct sockaddr_un a;
+
+	sock_at(3, SOCK_DGRAM);
+	unlink((path_addr(&a, "srv"), a.sun_path));
+	if (bind(3, (void *)&a, sizeof(a)))
+		die("bind");
+	connect_to(4, SOCK_DGRAM, "srv", NULL);
+}
+
+static void oneway_check(void)
+{
+	name_is(4, 1, "srv");
+	send_part(4, 1100, 99);
+	recv_msg(3, 1100, 99, "server");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct {
+		const char *name;
+		void (*setup)(void), (*check)(void);
+	} kinds[] = {
+	    {"tree", tree_setup, tree_check},
+	    {"one", one_setup, one_check},
+	    {"seqpacket", seqpacket_setup, seqpacket_check},
+	    {"outside", outside_setup, outside_check},
+	    {"oneway", oneway_setup, oneway_check},
+	};
+	size_t k;
+
+	if (argc != 3) {
+		fprintf(stderr, "usage: unixconn KIND DIR\n");
+		return 2;
+	}
+	dir = argv[2];
+	for (k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++)
+		if (!strcmp(argv[1], kinds[k].name))
+			break;
+	if (k == sizeof(kinds) / sizeof(kinds[0])) {
+		fprintf(stderr, "unixconn: unknown kind %s\n", argv[1]);
+		return 2;
+	}
+	started = start_time();
+	kinds[k].setup();
+	printf("ready %d\n", (int)getpid());
+	fflush(stdout);
+	go();
+	kinds[k].check();
+	if (failures)
+		return 1;
+	printf("unixconn %s: ok\n", argv[1]);
+	return 0;
+}
