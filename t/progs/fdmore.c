@@ -27,7 +27,7 @@
  *   unixpeer  a socketpair whose other end a child holds (not supported)
  *   listen    a unix socket listening on DIR/sock (fd 3), a client
  *          connected to it (fd 4) and the connection it accepted (fd 5,
- *          bound to the listener's name: not supported)
+ *          bound to the listener's name; t/0610 checks such connections)
  *   netlink   a netlink socket (not supported)
  * Prints "ready PID", waits for DIR/go, checks, prints "fdmore KIND: ok"
  * and exits 0 only if everything is intact. */
