@@ -8,7 +8,8 @@
  * usage: unixconn KIND DIR
  *   tree     fd 3 a stream socket listening on DIR/s; two children (fork)
  *            each connected to it on fd 4; the parent's accepted ends on
- *            fd 5 (non-blocking) and fd 6 (close-on-exec); after the
+ *            fd 5 (non-blocking) and fd 6 (close-on-exec); the second
+ *            child inherited fd 5 and still shares it (kcmp); after the
  *            restore the listener takes a fresh connection too
  *   one      the same in one process: fd 3 listening on DIR/s, fd 4 a client
  *            and fd 5 its accepted end, fd 6 a client bound to DIR/c6 and
@@ -307,6 +308,9 @@ static void tree_setup(void)
 			name_is(4, 0, NULL);
 			name_is(4, 1, "s");
 			flags_are(4, 0, 0);
+			if (k == 2 &&
+			    syscall(SYS_kcmp, getppid(), getpid(), 0 /* KCMP_FILE */, 5, 5))
+				fail("child 2: fd 5 is no longer its parent's");
 			client_rest(4, k);
 			_exit(failures ? 1 : 0);
 		}
