@@ -72,6 +72,14 @@ refused() {
 	restored one
 }
 
+@test "a dump without --kill takes nothing: the program runs on and reads every byte queued in its connections" {
+	start one
+	ckpt-dump -o "$IMG" "$BG_PID"
+	untraced "$BG_PID"
+	finish_bg
+	grep -qx "unixconn one: ok" "$OUT"
+}
+
 @test "seqpacket: an accepted connection keeps its message boundaries both ways" {
 	start seqpacket
 	dump_kill
