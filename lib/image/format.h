@@ -188,6 +188,7 @@ enum img_file_kind {
 	IMG_FD_TTY = 13,     /* a terminal or pty end, with its settings */
 	IMG_FD_SHM = 14,     /* a file whose contents the image holds (memfd, deleted file) */
 	IMG_FD_SOCK = 15,    /* a socket joined to no peer: unix, TCP or UDP; listening, bound, unbound */
+	IMG_FD_OPATH = 16,   /* an O_PATH descriptor (of a file, directory, symlink...), reopened by path */
 	IMG_FD_NKINDS
 };
 

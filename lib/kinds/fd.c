@@ -23,6 +23,7 @@ static const struct fd_ops *const kinds[IMG_FD_NKINDS] = {
     [IMG_FD_UNIX] = &fd_unix_ops,	  [IMG_FD_INOTIFY] = &fd_inotify_ops,
     [IMG_FD_TTY] = &fd_tty_ops,		  [IMG_FD_SHM] = &fd_shm_ops,
     [IMG_FD_SOCK] = &fd_sock_ops,
+    [IMG_FD_OPATH] = &fd_opath_ops,
 };
 
 const struct fd_ops *fd_ops_of(uint32_t kind)
@@ -135,8 +136,10 @@ static uint32_t anon_kind(struct fd_source *src, int fd)
 }
 
 /* Which kind fd is; 0, naming it, for a file no kind can capture. */
-static uint32_t kind_of(struct fd_source *src, int fd)
+static uint32_t kind_of(struct fd_source *src, int fd, unsigned flags)
 {
+	if (flags & O_PATH)
+		return IMG_FD_OPATH; /* whatever it leads to: nothing is open */
 	if (fd_is_tty(src->sb))
 		return IMG_FD_TTY;
 	/* A socket on a standard stream is the restoring process's then.  A
@@ -193,7 +196,7 @@ static int capture_one(pid_t pid, int fd, struct image *im)
 		return -1;
 	}
 	fill_entry(f, fd, &fi, &sb);
-	f->d.kind = kind_of(&src, fd);
+	f->d.kind = kind_of(&src, fd, f->d.flags);
 	o = fd_ops_of(f->d.kind);
 	if (o && (!o->capture || !o->capture(&src, f)))
 		rc = 0;

@@ -222,3 +222,24 @@ const struct fd_ops fd_dir_ops = {.name = "dir", .capture = refuse_locks, .check
 const struct fd_ops fd_chr_ops = {.name = "chr", .capture = refuse_locks, .check = check_none};
 const struct fd_ops fd_inherit_ops = {.name = "inherit", .check = check_none};
 const struct fd_ops fd_shm_ops = {.name = "shm", .capture = refuse_locks, .check = check_none};
+
+/* ---- O_PATH descriptors ----------------------------------------------- */
+
+/* An O_PATH descriptor opens nothing: it is reopened by its path (a
+ * symlink's own, O_NOFOLLOW), whatever the path leads to, unless the
+ * path is gone. */
+static int capture_opath(const struct fd_source *src, struct fd_entry *f)
+{
+	size_t l = strlen(src->link);
+
+	if (src->link[0] != '/' || src->sb->st_nlink == 0 ||
+	    (l > 10 && !strcmp(src->link + l - 10, " (deleted)"))) {
+		err_set("pid %d: fd %d is an O_PATH descriptor of deleted or unreachable %s; not "
+			"supported",
+			src->pid, f->d.fd, src->link);
+		return -1;
+	}
+	return 0;
+}
+
+const struct fd_ops fd_opath_ops = {.name = "opath", .capture = capture_opath, .check = check_none};

@@ -642,6 +642,29 @@ static int take_desc_locks(const struct fd_entry *f, int fd)
 	return 0;
 }
 
+/* An O_PATH descriptor, of its path itself (a symlink's own): on a file of
+ * the type it was on. */
+static int open_opath(const struct fd_entry *f)
+{
+	int flags = f->d.flags & (O_DIRECTORY | O_NOFOLLOW), fd;
+	struct stat sb;
+
+	if (S_ISLNK(f->d.mode))
+		flags |= O_NOFOLLOW;
+	fd = open(f->path, O_PATH | O_CLOEXEC | flags);
+	if (fd < 0) {
+		err_sys("fd %d: cannot reopen %s (O_PATH)", f->d.fd, f->path);
+		return -1;
+	}
+	if (fstat(fd, &sb) || (sb.st_mode & S_IFMT) != (f->d.mode & S_IFMT)) {
+		err_set("fd %d: %s is no longer the kind of file it was (mode %o, now %o)",
+			f->d.fd, f->path, f->d.mode & S_IFMT, sb.st_mode & S_IFMT);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 int rst_make_fd(const struct img_input *in, const struct image *im, const struct fd_entry *f,
 		struct fd_pipes *pipes, const struct shm_made *sm, int allow_changed)
 {
@@ -687,6 +710,8 @@ int rst_make_fd(const struct img_input *in, const struct image *im, const struct
 			return -1;
 		}
 		return fd;
+	case IMG_FD_OPATH:
+		return open_opath(f);
 	case IMG_FD_SHM:
 		return shm_open_fd(im, sm, f);
 	default:
