@@ -302,6 +302,26 @@ static void hold(int n)
 	fflush(stdout);
 }
 
+/* Set itimer k to v, its setting before into old. */
+static void swap_timer(int k, const struct itimerspec *v, struct itimerspec *old)
+{
+	struct itimerval nv, ov;
+
+	nv.it_interval.tv_sec = v->it_interval.tv_sec;
+	nv.it_interval.tv_usec = v->it_interval.tv_nsec / 1000;
+	nv.it_value.tv_sec = v->it_value.tv_sec;
+	nv.it_value.tv_usec = v->it_value.tv_nsec / 1000;
+	if (setitimer(k, &nv, &ov))
+		fail("setitimer %s: %s", name[k], strerror(errno));
+	old->it_interval.tv_sec = ov.it_interval.tv_sec;
+	old->it_interval.tv_nsec = ov.it_interval.tv_usec * 1000;
+	old->it_value.tv_sec = ov.it_value.tv_sec;
+	old->it_value.tv_nsec = ov.it_value.tv_usec * 1000;
+	/* A timer disarmed with time left is set back with at least 1 us. */
+	if (!old->it_value.tv_sec && !old->it_value.tv_nsec)
+		old->it_value.tv_nsec = 1000;
+}
+
 /* --hold, restored: each held signal is pending once, no more however
  * long it waits (a POSIX timer is not re-armed before its signal is
  * delivered; a second signal would be an expiry counted twice), with its
@@ -323,12 +343,28 @@ static void release(int n)
 	for (quiet = mono() + 0.005; mono() < quiet;)
 		burn();
 	for (k = 0; k < nt; k++) {
+		struct itimerspec off = {{0, 0}, {0, 0}}, was, unused;
 		long from = fired[k];
 
 		sigemptyset(&pend);
 		sigaddset(&pend, signo[k]);
-		while (sigtimedwait(&pend, &si, &zero) == signo[k] && fired[k] - from < 10)
+		/* Taking the signal re-arms the timer (the kernel does so as
+		 * it is dequeued), whose next expiry may come at once.  An
+		 * itimer is stopped while its signal is counted (its pending
+		 * signal stays), so a second one can only be a copy that was
+		 * pending with the first.  Stopping a POSIX timer would drop
+		 * its signal; its one preallocated queue entry cannot hold two
+		 * anyway: it is taken once, and what comes after is the timer
+		 * firing on. */
+		if (k < T_MONO)
+			swap_timer(k, &off, &was);
+		while (sigtimedwait(&pend, &si, &zero) == signo[k] && fired[k] - from < 10) {
 			on_signal(signo[k], &si, NULL);
+			if (k >= T_MONO)
+				break;
+		}
+		if (k < T_MONO)
+			swap_timer(k, &was, &unused);
 		if (fired[k] - from != 1)
 			fail("restore %d: %s: its held signal was pending %ld times, not once", n,
 			     name[k], fired[k] - from);
