@@ -54,6 +54,20 @@ extern const struct fd_ops fd_pipe_ops, fd_fifo_ops, fd_unix_ops, fd_tty_ops;
 extern const struct fd_ops fd_eventfd_ops, fd_signalfd_ops, fd_timerfd_ops, fd_epoll_ops;
 extern const struct fd_ops fd_inotify_ops, fd_sock_ops, fd_opath_ops;
 
+/* What sock_diag tells of one socket (sock.c). */
+struct fd_diag {
+	uint32_t peer;	  /* unix: the peer's inode, 0 if none */
+	uint8_t state;	  /* TCP_* */
+	uint8_t shutdown; /* unix: what was shut down (SHUTDOWN attribute) */
+	int named;	  /* unix: bound to an address */
+	uint32_t rqueue;  /* listening: connections not accepted yet */
+	uint32_t wqueue;  /* listening: the backlog */
+	int found;
+};
+/* The unix socket of inode ino, asked of NETLINK_SOCK_DIAG (no privilege
+ * needed in one's own network namespace); -1 with errno if none. */
+int fd_unix_diag(uint64_t ino, struct fd_diag *d);
+
 /* The kind's operations; NULL for a number that is no kind. */
 const struct fd_ops *fd_ops_of(uint32_t kind);
 

@@ -24,19 +24,11 @@
 #define ST_CLOSE 7
 #define ST_LISTEN 10
 
-/* What sock_diag tells of one socket. */
-struct diag {
-	uint32_t peer;	 /* unix: the peer's inode, 0 if none */
-	uint8_t state;	 /* TCP_* */
-	uint32_t rqueue; /* listening: connections not accepted yet */
-	uint32_t wqueue; /* listening: the backlog */
-	int found;
-};
 
 /* One request on NETLINK_SOCK_DIAG (no privilege needed for one's own
  * network namespace); each answer goes to take() until it says done. */
-static int diag_ask(const void *req, size_t len, uint64_t ino, struct diag *d,
-		    int (*take)(const struct nlmsghdr *nh, uint64_t ino, struct diag *d))
+static int diag_ask(const void *req, size_t len, uint64_t ino, struct fd_diag *d,
+		    int (*take)(const struct nlmsghdr *nh, uint64_t ino, struct fd_diag *d))
 {
 	long buf[4096];
 	int nl, rc = -1;
@@ -81,7 +73,7 @@ out:
 	return rc;
 }
 
-static int take_unix(const struct nlmsghdr *nh, uint64_t ino, struct diag *d)
+static int take_unix(const struct nlmsghdr *nh, uint64_t ino, struct fd_diag *d)
 {
 	const struct unix_diag_msg *m = NLMSG_DATA(nh);
 	const struct nlattr *a;
@@ -98,6 +90,10 @@ static int take_unix(const struct nlmsghdr *nh, uint64_t ino, struct diag *d)
 		const void *v = (const char *)a + NLA_HDRLEN;
 		if (a->nla_type == UNIX_DIAG_PEER && a->nla_len >= NLA_HDRLEN + 4)
 			memcpy(&d->peer, v, 4);
+		else if (a->nla_type == UNIX_DIAG_NAME)
+			d->named = 1;
+		else if (a->nla_type == UNIX_DIAG_SHUTDOWN && a->nla_len >= NLA_HDRLEN + 1)
+			d->shutdown = *(const uint8_t *)v;
 		else if (a->nla_type == UNIX_DIAG_RQLEN &&
 			 a->nla_len >= NLA_HDRLEN + sizeof(struct unix_diag_rqlen)) {
 			struct unix_diag_rqlen r;
@@ -113,7 +109,7 @@ static int take_unix(const struct nlmsghdr *nh, uint64_t ino, struct diag *d)
 	return 1;
 }
 
-static int diag_unix(uint64_t ino, struct diag *d)
+int fd_unix_diag(uint64_t ino, struct fd_diag *d)
 {
 	struct {
 		struct nlmsghdr nh;
@@ -124,7 +120,7 @@ static int diag_unix(uint64_t ino, struct diag *d)
 		 .r = {.sdiag_family = AF_UNIX,
 		       .udiag_states = -1,
 		       .udiag_ino = ino,
-		       .udiag_show = UDIAG_SHOW_PEER | UDIAG_SHOW_RQLEN,
+		       .udiag_show = UDIAG_SHOW_PEER | UDIAG_SHOW_RQLEN | UDIAG_SHOW_NAME,
 		       .udiag_cookie = {INET_DIAG_NOCOOKIE, INET_DIAG_NOCOOKIE}}};
 
 	if (diag_ask(&req, sizeof(req), ino, d, take_unix))
@@ -136,7 +132,7 @@ static int diag_unix(uint64_t ino, struct diag *d)
 	return 0;
 }
 
-static int take_inet(const struct nlmsghdr *nh, uint64_t ino, struct diag *d)
+static int take_inet(const struct nlmsghdr *nh, uint64_t ino, struct fd_diag *d)
 {
 	const struct inet_diag_msg *m = NLMSG_DATA(nh);
 
@@ -153,7 +149,7 @@ static int take_inet(const struct nlmsghdr *nh, uint64_t ino, struct diag *d)
 /* A listening TCP socket's queue: the kernel finds inet sockets by
  * address, so every listening one of the family is listed and ours
  * picked by its inode. */
-static int diag_tcp_listen(int family, uint64_t ino, struct diag *d)
+static int diag_tcp_listen(int family, uint64_t ino, struct fd_diag *d)
 {
 	struct {
 		struct nlmsghdr nh;
@@ -261,7 +257,7 @@ uint32_t fd_sock_kind(const struct fd_source *src, int fd)
 {
 	int s, family = -1;
 	socklen_t sl = sizeof(family);
-	struct diag d;
+	struct fd_diag d;
 	uint32_t kind = IMG_FD_UNIX;
 
 	if ((s = fd_getfd(src->pid, fd)) < 0)
@@ -270,7 +266,7 @@ uint32_t fd_sock_kind(const struct fd_source *src, int fd)
 		family = -1;
 	if (family == AF_INET || family == AF_INET6)
 		kind = IMG_FD_SOCK;
-	else if (family == AF_UNIX && !diag_unix(src->sb->st_ino, &d) &&
+	else if (family == AF_UNIX && !fd_unix_diag(src->sb->st_ino, &d) &&
 		 (d.state == ST_LISTEN || !d.peer))
 		kind = IMG_FD_SOCK;
 	close(s);
@@ -301,162 +297,218 @@ static int opt_on(int s, int level, int opt)
 	return !getsockopt(s, level, opt, &v, &sl) && v;
 }
 
+/* A socket being captured: the process's, through our own copy s. */
+struct probe {
+	pid_t pid;
+	int fd, s, family, type, protocol;
+	const char *link;
+	struct sockaddr_storage sa;
+	socklen_t salen;
+	struct fd_diag d;
+};
+
+/* Its family, type, protocol and address. */
+static int probe_sock(struct probe *p)
+{
+	socklen_t sl = sizeof(int);
+
+	p->salen = sizeof(p->sa);
+	if (getsockopt(p->s, SOL_SOCKET, SO_DOMAIN, &p->family, &sl) ||
+	    getsockopt(p->s, SOL_SOCKET, SO_TYPE, &p->type, &sl) ||
+	    getsockopt(p->s, SOL_SOCKET, SO_PROTOCOL, &p->protocol, &sl) ||
+	    getsockname(p->s, (void *)&p->sa, &p->salen)) {
+		err_sys("pid %d: fd %d (%s): cannot ask the socket its family and address", p->pid,
+			p->fd, p->link);
+		return -1;
+	}
+	if (p->salen > sizeof(p->sa))
+		p->salen = sizeof(p->sa);
+	return 0;
+}
+
+/* A unix socket: one of the three types, and what sock_diag says. */
+static int unix_state(struct probe *p, uint64_t ino)
+{
+	if (p->type != SOCK_STREAM && p->type != SOCK_DGRAM && p->type != SOCK_SEQPACKET) {
+		err_set("pid %d: fd %d is a unix socket (%s) of type %d; not supported", p->pid,
+			p->fd, p->link, p->type);
+		return -1;
+	}
+	if (fd_unix_diag(ino, &p->d)) {
+		err_sys("pid %d: fd %d (%s): cannot query the unix socket with sock_diag", p->pid,
+			p->fd, p->link);
+		return -1;
+	}
+	return 0;
+}
+
+/* A TCP or UDP socket: not connected; a TCP one listening or closed. */
+static int inet_state(struct probe *p, uint64_t ino)
+{
+	struct sockaddr_storage peer;
+	socklen_t pl = sizeof(peer), tl;
+	struct tcp_info ti = {0};
+	char a[160], b[160];
+
+	if (!((p->type == SOCK_STREAM && p->protocol == IPPROTO_TCP) ||
+	      (p->type == SOCK_DGRAM && p->protocol == IPPROTO_UDP))) {
+		err_set("pid %d: fd %d is an inet socket (%s) of type %d, protocol %d; not "
+			"supported",
+			p->pid, p->fd, p->link, p->type, p->protocol);
+		return -1;
+	}
+	if (!getpeername(p->s, (void *)&peer, &pl)) {
+		tl = sizeof(ti);
+		if (p->protocol == IPPROTO_TCP)
+			getsockopt(p->s, IPPROTO_TCP, TCP_INFO, &ti, &tl);
+		err_set("pid %d: fd %d is a %s socket connected from %s to %s (%s); not "
+			"supported yet",
+			p->pid, p->fd, proto_name(p->family, p->protocol),
+			addr_text(&p->sa, p->salen, a, sizeof(a)), addr_text(&peer, pl, b, sizeof(b)),
+			p->protocol == IPPROTO_TCP ? tcp_state_name(ti.tcpi_state) : "connected");
+		return -1;
+	}
+	if (p->protocol != IPPROTO_TCP) {
+		p->d.state = ST_CLOSE;
+		return 0;
+	}
+	tl = sizeof(ti);
+	if (getsockopt(p->s, IPPROTO_TCP, TCP_INFO, &ti, &tl)) {
+		err_sys("pid %d: fd %d (%s): cannot ask the TCP socket its state", p->pid, p->fd,
+			p->link);
+		return -1;
+	}
+	p->d.state = ti.tcpi_state;
+	if (p->d.state != ST_LISTEN && p->d.state != ST_CLOSE) {
+		err_set("pid %d: fd %d is a TCP socket on %s in state %s; not supported yet", p->pid,
+			p->fd, addr_text(&p->sa, p->salen, a, sizeof(a)), tcp_state_name(p->d.state));
+		return -1;
+	}
+	if (p->d.state == ST_LISTEN && diag_tcp_listen(p->family, ino, &p->d)) {
+		err_sys("pid %d: fd %d (%s): cannot query the TCP socket with sock_diag", p->pid,
+			p->fd, p->link);
+		return -1;
+	}
+	return 0;
+}
+
+/* Bound, unbound or listening (with its backlog); a listener with
+ * connections waiting, or a socket with data queued, is refused. */
+static int sock_state(struct probe *p, struct img_sock *k)
+{
+	const struct sockaddr_storage *sa = &p->sa;
+	char a[160];
+
+	/* Its address: a port or a name it was bound to (a unix socket's
+	 * getsockname says sa_family alone when it is not bound). */
+	if (p->family == AF_UNIX)
+		k->state = p->salen > sizeof(sa_family_t) ? IMG_SOCK_BOUND : IMG_SOCK_UNBOUND;
+	else if (p->family == AF_INET)
+		k->state = ((const struct sockaddr_in *)sa)->sin_port ? IMG_SOCK_BOUND
+								      : IMG_SOCK_UNBOUND;
+	else
+		k->state = ((const struct sockaddr_in6 *)sa)->sin6_port ? IMG_SOCK_BOUND
+									: IMG_SOCK_UNBOUND;
+	if (p->d.state == ST_LISTEN) {
+		k->state = IMG_SOCK_LISTEN;
+		/* What somaxconn left of it; a reader takes no more than
+		 * 2^20, and the kernel clamps it again at restore. */
+		k->backlog = p->d.wqueue < (1u << 20) ? p->d.wqueue : 1u << 20;
+		if (p->d.rqueue) {
+			err_set("pid %d: fd %d is a listening %s socket on %s with %u connections "
+				"nobody accepted yet; not supported yet",
+				p->pid, p->fd, proto_name(p->family, p->protocol),
+				addr_text(sa, p->salen, a, sizeof(a)), p->d.rqueue);
+			return -1;
+		}
+	} else if (recv(p->s, a, 1, MSG_PEEK | MSG_DONTWAIT | MSG_TRUNC) >= 0) {
+		/* A datagram socket's queue: whom each came from is not kept. */
+		err_set("pid %d: fd %d is a %s %s socket on %s with data queued to read; not "
+			"supported yet",
+			p->pid, p->fd, proto_name(p->family, p->protocol), type_name(p->type),
+			addr_text(sa, p->salen, a, sizeof(a)));
+		return -1;
+	}
+	return 0;
+}
+
+/* A bound socket's address; a unix one's file: its mode and owner. */
+static int sock_addr(const struct probe *p, struct img_sock *k)
+{
+	const struct sockaddr_un *u = (const void *)&p->sa;
+	char a[160];
+	struct stat st;
+
+	if (k->state == IMG_SOCK_UNBOUND)
+		return 0;
+	k->addr_len = p->salen;
+	if (p->family != AF_UNIX)
+		return 0;
+	if (u->sun_path[0] && u->sun_path[0] != '/') {
+		err_set("pid %d: fd %d is a unix socket bound to relative path %s; not supported",
+			p->pid, p->fd, addr_text(&p->sa, p->salen, a, sizeof(a)));
+		return -1;
+	}
+	/* The socket file's mode (0 when it is gone: the default bind(2)
+	 * gives). */
+	if (u->sun_path[0] && !stat(unix_path(&p->sa, p->salen, a), &st) && S_ISSOCK(st.st_mode)) {
+		k->mode = st.st_mode & 07777;
+		k->uid = st.st_uid;
+		k->gid = st.st_gid;
+	}
+	return 0;
+}
+
+/* The options that matter, and buffer sizes the program set. */
+static void sock_opts(const struct probe *p, struct img_sock *k)
+{
+	socklen_t sl;
+	int v, s = p->s;
+
+	if (opt_on(s, SOL_SOCKET, SO_REUSEADDR))
+		k->opts |= IMG_SOCKOPT_REUSEADDR;
+	if (opt_on(s, SOL_SOCKET, SO_REUSEPORT))
+		k->opts |= IMG_SOCKOPT_REUSEPORT;
+	if (p->family == AF_UNIX && opt_on(s, SOL_SOCKET, SO_PASSCRED))
+		k->opts |= IMG_SOCKOPT_PASSCRED;
+	if (opt_on(s, SOL_SOCKET, SO_KEEPALIVE))
+		k->opts |= IMG_SOCKOPT_KEEPALIVE;
+	if (opt_on(s, SOL_SOCKET, SO_BROADCAST))
+		k->opts |= IMG_SOCKOPT_BROADCAST;
+	if (p->protocol == IPPROTO_TCP && p->family != AF_UNIX && opt_on(s, IPPROTO_TCP, TCP_NODELAY))
+		k->opts |= IMG_SOCKOPT_NODELAY;
+	if (p->family == AF_INET6 && opt_on(s, IPPROTO_IPV6, IPV6_V6ONLY))
+		k->opts |= IMG_SOCKOPT_V6ONLY;
+	sl = sizeof(v);
+	if (!getsockopt(s, SOL_SOCKET, SO_SNDBUF, &v, &sl))
+		k->sndbuf = buf_set(p->family, p->type, k->protocol, SO_SNDBUF, v);
+	sl = sizeof(v);
+	if (!getsockopt(s, SOL_SOCKET, SO_RCVBUF, &v, &sl))
+		k->rcvbuf = buf_set(p->family, p->type, k->protocol, SO_RCVBUF, v);
+}
+
 /* A socket joined to no peer: its kind, options, address and backlog;
  * one that is connected, or holds what it has not read, is refused. */
 static int capture_sock(const struct fd_source *src, struct fd_entry *f)
 {
+	struct probe p = {.pid = src->pid, .fd = f->d.fd, .link = src->link};
 	struct img_sock k = {0};
-	struct sockaddr_storage sa, peer;
-	socklen_t salen = sizeof(sa), pl = sizeof(peer), sl = sizeof(int);
-	const char *link = src->link;
-	pid_t pid = src->pid;
-	int fd = f->d.fd, s, family = -1, type = -1, protocol = 0, v, rc = -1;
-	char a[160], b[160];
-	struct diag d = {0};
+	int rc = -1;
 
-	if ((s = fd_getfd(pid, fd)) < 0)
+	if ((p.s = fd_getfd(p.pid, p.fd)) < 0)
 		return -1;
-	if (getsockopt(s, SOL_SOCKET, SO_DOMAIN, &family, &sl) ||
-	    getsockopt(s, SOL_SOCKET, SO_TYPE, &type, &sl) ||
-	    getsockopt(s, SOL_SOCKET, SO_PROTOCOL, &protocol, &sl) ||
-	    getsockname(s, (void *)&sa, &salen)) {
-		err_sys("pid %d: fd %d (%s): cannot ask the socket its family and address", pid, fd,
-			link);
+	if (probe_sock(&p))
 		goto out;
-	}
-	if (salen > sizeof(sa))
-		salen = sizeof(sa);
-	k.family = family;
-	k.type = type;
-	k.protocol = family == AF_UNIX ? 0 : protocol;
-	if (family == AF_UNIX) {
-		if (type != SOCK_STREAM && type != SOCK_DGRAM && type != SOCK_SEQPACKET) {
-			err_set("pid %d: fd %d is a unix socket (%s) of type %d; not supported",
-				pid, fd, link, type);
-			goto out;
-		}
-		if (diag_unix(f->d.ino, &d)) {
-			err_sys("pid %d: fd %d (%s): cannot query the unix socket with sock_diag",
-				pid, fd, link);
-			goto out;
-		}
-	} else if (!((type == SOCK_STREAM && protocol == IPPROTO_TCP) ||
-		     (type == SOCK_DGRAM && protocol == IPPROTO_UDP))) {
-		err_set("pid %d: fd %d is an inet socket (%s) of type %d, protocol %d; not "
-			"supported",
-			pid, fd, link, type, protocol);
+	k.family = p.family;
+	k.type = p.type;
+	k.protocol = p.family == AF_UNIX ? 0 : p.protocol;
+	if ((p.family == AF_UNIX ? unix_state(&p, f->d.ino) : inet_state(&p, f->d.ino)) ||
+	    sock_state(&p, &k) || sock_addr(&p, &k))
 		goto out;
-	} else if (!getpeername(s, (void *)&peer, &pl)) {
-		struct tcp_info ti = {0};
-		socklen_t tl = sizeof(ti);
-
-		if (protocol == IPPROTO_TCP)
-			getsockopt(s, IPPROTO_TCP, TCP_INFO, &ti, &tl);
-		err_set("pid %d: fd %d is a %s socket connected from %s to %s (%s); not "
-			"supported yet",
-			pid, fd, proto_name(family, protocol), addr_text(&sa, salen, a, sizeof(a)),
-			addr_text(&peer, pl, b, sizeof(b)),
-			protocol == IPPROTO_TCP ? tcp_state_name(ti.tcpi_state) : "connected");
-		goto out;
-	} else if (protocol == IPPROTO_TCP) {
-		struct tcp_info ti;
-		socklen_t tl = sizeof(ti);
-
-		if (getsockopt(s, IPPROTO_TCP, TCP_INFO, &ti, &tl)) {
-			err_sys("pid %d: fd %d (%s): cannot ask the TCP socket its state", pid, fd,
-				link);
-			goto out;
-		}
-		d.state = ti.tcpi_state;
-		if (d.state != ST_LISTEN && d.state != ST_CLOSE) {
-			err_set(
-			    "pid %d: fd %d is a TCP socket on %s in state %s; not supported yet",
-			    pid, fd, addr_text(&sa, salen, a, sizeof(a)), tcp_state_name(d.state));
-			goto out;
-		}
-		if (d.state == ST_LISTEN && diag_tcp_listen(family, f->d.ino, &d)) {
-			err_sys("pid %d: fd %d (%s): cannot query the TCP socket with sock_diag",
-				pid, fd, link);
-			goto out;
-		}
-	} else {
-		d.state = ST_CLOSE;
-	}
-
-	/* Its address: a port or a name it was bound to (a unix socket's
-	 * getsockname says sa_family alone when it is not bound). */
-	if (family == AF_UNIX)
-		k.state = salen > sizeof(sa_family_t) ? IMG_SOCK_BOUND : IMG_SOCK_UNBOUND;
-	else if (family == AF_INET)
-		k.state = ((struct sockaddr_in *)&sa)->sin_port ? IMG_SOCK_BOUND : IMG_SOCK_UNBOUND;
-	else
-		k.state =
-		    ((struct sockaddr_in6 *)&sa)->sin6_port ? IMG_SOCK_BOUND : IMG_SOCK_UNBOUND;
-	if (d.state == ST_LISTEN) {
-		k.state = IMG_SOCK_LISTEN;
-		/* What somaxconn left of it; a reader takes no more than
-		 * 2^20, and the kernel clamps it again at restore. */
-		k.backlog = d.wqueue < (1u << 20) ? d.wqueue : 1u << 20;
-		if (d.rqueue) {
-			err_set("pid %d: fd %d is a listening %s socket on %s with %u connections "
-				"nobody accepted yet; not supported yet",
-				pid, fd, proto_name(family, protocol),
-				addr_text(&sa, salen, a, sizeof(a)), d.rqueue);
-			goto out;
-		}
-	} else if (recv(s, a, 1, MSG_PEEK | MSG_DONTWAIT | MSG_TRUNC) >= 0) {
-		/* A datagram socket's queue: whom each came from is not kept. */
-		err_set("pid %d: fd %d is a %s %s socket on %s with data queued to read; not "
-			"supported yet",
-			pid, fd, proto_name(family, protocol), type_name(type),
-			addr_text(&sa, salen, b, sizeof(b)));
-		goto out;
-	}
-	if (k.state != IMG_SOCK_UNBOUND) {
-		k.addr_len = salen;
-		if (family == AF_UNIX) {
-			const struct sockaddr_un *u = (void *)&sa;
-			struct stat st;
-
-			if (u->sun_path[0] && u->sun_path[0] != '/') {
-				err_set("pid %d: fd %d is a unix socket bound to relative path %s; "
-					"not supported",
-					pid, fd, addr_text(&sa, salen, a, sizeof(a)));
-				goto out;
-			}
-			/* The socket file's mode (0 when it is gone: the
-			 * default bind(2) gives). */
-			if (u->sun_path[0] && !stat(unix_path(&sa, salen, b), &st) &&
-			    S_ISSOCK(st.st_mode)) {
-				k.mode = st.st_mode & 07777;
-				k.uid = st.st_uid;
-				k.gid = st.st_gid;
-			}
-		}
-	}
-	if (opt_on(s, SOL_SOCKET, SO_REUSEADDR))
-		k.opts |= IMG_SOCKOPT_REUSEADDR;
-	if (opt_on(s, SOL_SOCKET, SO_REUSEPORT))
-		k.opts |= IMG_SOCKOPT_REUSEPORT;
-	if (family == AF_UNIX && opt_on(s, SOL_SOCKET, SO_PASSCRED))
-		k.opts |= IMG_SOCKOPT_PASSCRED;
-	if (opt_on(s, SOL_SOCKET, SO_KEEPALIVE))
-		k.opts |= IMG_SOCKOPT_KEEPALIVE;
-	if (opt_on(s, SOL_SOCKET, SO_BROADCAST))
-		k.opts |= IMG_SOCKOPT_BROADCAST;
-	if (protocol == IPPROTO_TCP && family != AF_UNIX && opt_on(s, IPPROTO_TCP, TCP_NODELAY))
-		k.opts |= IMG_SOCKOPT_NODELAY;
-	if (family == AF_INET6 && opt_on(s, IPPROTO_IPV6, IPV6_V6ONLY))
-		k.opts |= IMG_SOCKOPT_V6ONLY;
-	sl = sizeof(v);
-	if (!getsockopt(s, SOL_SOCKET, SO_SNDBUF, &v, &sl))
-		k.sndbuf = buf_set(family, type, k.protocol, SO_SNDBUF, v);
-	sl = sizeof(v);
-	if (!getsockopt(s, SOL_SOCKET, SO_RCVBUF, &v, &sl))
-		k.rcvbuf = buf_set(family, type, k.protocol, SO_RCVBUF, v);
-	rc = fd_set_extra(f, &k, sizeof(k), &sa, k.addr_len);
+	sock_opts(&p, &k);
+	rc = fd_set_extra(f, &k, sizeof(k), &p.sa, k.addr_len);
 out:
-	close(s);
+	close(p.s);
 	return rc;
 }
 

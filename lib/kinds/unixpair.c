@@ -35,78 +35,6 @@ static const char *family_name(int family)
 	}
 }
 
-/* What sock_diag tells of a unix socket (NETLINK_SOCK_DIAG needs no
- * privilege for one's own network namespace). */
-struct unix_diag_info {
-	uint32_t peer; /* inode of the peer, 0 if none */
-	uint8_t state, shutdown;
-	int named; /* bound to an address */
-};
-
-static int unix_diag(uint64_t ino, struct unix_diag_info *u)
-{
-	struct {
-		struct nlmsghdr nh;
-		struct unix_diag_req r;
-	} req = {.nh = {.nlmsg_len = sizeof(req),
-			.nlmsg_type = SOCK_DIAG_BY_FAMILY,
-			.nlmsg_flags = NLM_F_REQUEST},
-		 .r = {.sdiag_family = AF_UNIX,
-		       .udiag_states = -1,
-		       .udiag_ino = ino,
-		       .udiag_show = UDIAG_SHOW_PEER | UDIAG_SHOW_NAME,
-		       .udiag_cookie = {INET_DIAG_NOCOOKIE, INET_DIAG_NOCOOKIE}}};
-	long buf[2048];
-	struct nlmsghdr *nh = (void *)buf;
-	struct unix_diag_msg *m;
-	struct nlattr *a;
-	ssize_t n;
-	size_t left;
-	int nl;
-
-	memset(u, 0, sizeof(*u));
-	nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-	if (nl < 0)
-		return -1;
-	if (send(nl, &req, sizeof(req), 0) != sizeof(req) ||
-	    (n = recv(nl, buf, sizeof(buf), 0)) < 0) {
-		close(nl);
-		return -1;
-	}
-	close(nl);
-	if (!NLMSG_OK(nh, (size_t)n)) {
-		errno = EPROTO;
-		return -1;
-	}
-	if (nh->nlmsg_type == NLMSG_ERROR) {
-		struct nlmsgerr *e = NLMSG_DATA(nh);
-		errno = e->error ? -e->error : EPROTO;
-		return -1;
-	}
-	if (nh->nlmsg_type != SOCK_DIAG_BY_FAMILY || nh->nlmsg_len < NLMSG_LENGTH(sizeof(*m))) {
-		errno = EPROTO;
-		return -1;
-	}
-	m = NLMSG_DATA(nh);
-	u->state = m->udiag_state;
-	left = nh->nlmsg_len - NLMSG_LENGTH(sizeof(*m));
-	a = (void *)(m + 1);
-	while (left >= sizeof(*a) && a->nla_len >= sizeof(*a) && a->nla_len <= left) {
-		void *v = (char *)a + NLA_HDRLEN;
-		if (a->nla_type == UNIX_DIAG_PEER && a->nla_len >= NLA_HDRLEN + 4)
-			memcpy(&u->peer, v, 4);
-		else if (a->nla_type == UNIX_DIAG_NAME)
-			u->named = 1;
-		else if (a->nla_type == UNIX_DIAG_SHUTDOWN && a->nla_len >= NLA_HDRLEN + 1)
-			u->shutdown = *(uint8_t *)v;
-		if ((size_t)NLA_ALIGN(a->nla_len) >= left)
-			break;
-		left -= NLA_ALIGN(a->nla_len);
-		a = (void *)((char *)a + NLA_ALIGN(a->nla_len));
-	}
-	return 0;
-}
-
 /* The messages queued for reading on socket s, peeked out one after the
  * other at a moving SO_PEEK_OFF (set back afterwards), so that the
  * program's socket keeps every one.  A stream's bytes come as one
@@ -204,7 +132,7 @@ out:
 static int capture_unix(const struct fd_source *src, struct fd_entry *f)
 {
 	struct img_unix u = {0};
-	struct unix_diag_info di;
+	struct fd_diag di;
 	unsigned char *data = NULL;
 	const char *link = src->link;
 	pid_t pid = src->pid;
@@ -223,7 +151,7 @@ static int capture_unix(const struct fd_source *src, struct fd_entry *f)
 			family_name(family), link, family);
 		goto out;
 	}
-	if (unix_diag(f->d.ino, &di)) {
+	if (fd_unix_diag(f->d.ino, &di)) {
 		err_sys("pid %d: fd %d (%s): cannot query the unix socket with sock_diag", pid, fd,
 			link);
 		goto out;
@@ -275,7 +203,7 @@ static void refuse_lone(const struct fd_all *a, size_t i)
 	const struct fd_entry *f = a->f[i];
 	struct sockaddr_un sa;
 	socklen_t sl = sizeof(sa);
-	struct unix_diag_info di;
+	struct fd_diag di;
 	char name[sizeof(sa.sun_path) + 2];
 	size_t n = 0;
 	int s = fd_getfd(a->pid[i], f->d.fd);
@@ -298,7 +226,7 @@ static void refuse_lone(const struct fd_all *a, size_t i)
 	name[n] = 0;
 	if (s >= 0)
 		close(s);
-	if (n && !unix_diag(f->d.ino, &di) && di.peer && in_tree(a, di.peer))
+	if (n && !fd_unix_diag(f->d.ino, &di) && di.peer && in_tree(a, di.peer))
 		err_set("pid %d: fd %d is a unix socket (%s) connected to %s, which is not "
 			"connected back to it; not supported yet",
 			a->pid[i], f->d.fd, f->path, name);
