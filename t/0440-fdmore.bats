@@ -21,15 +21,8 @@ start() {
 killed_and_restored() {
 	local kind=$1
 	shift
-	ckpt-dump --kill -o "$IMG" "$BG_PID"
-	wait "$BG_PID" || true
-	CKPT_PIDS=()
-	touch "$D/go"
-	run --separate-stderr timeout 60 ckpt-remap "$@" "$IMG"
-	cat "$BATS_TEST_TMPDIR/bg.err" >&2 || true
-	echo "status $status stderr: $stderr"
-	[ "$status" -eq 0 ]
-	grep -qx "fdmore $kind: ok" "$OUT"
+	bg_dump_kill
+	bg_restored "fdmore $kind: ok" "$@"
 }
 
 # dumped_runs_on KIND: dump, the program runs on and its checks pass.

@@ -23,19 +23,7 @@ start() {
 restored() {
 	local kind=$1
 	shift
-	touch "$D/go"
-	run --separate-stderr timeout 60 ckpt-remap "$@" "$IMG"
-	cat "$BATS_TEST_TMPDIR/bg.err" >&2 || true
-	echo "status $status stderr: $stderr"
-	[ "$status" -eq 0 ]
-	grep -qx "socks $kind: ok" "$OUT"
-}
-
-# dump_kill [OPTION...]: ckpt-dump --kill of the program, reaped.
-dump_kill() {
-	ckpt-dump "$@" --kill -o "$IMG" "$BG_PID"
-	wait "$BG_PID" || true
-	CKPT_PIDS=()
+	bg_restored "socks $kind: ok" "$@"
 }
 
 # refused KIND PATTERN: ckpt-dump of socks KIND fails with one line
@@ -56,7 +44,7 @@ refused() {
 
 @test "unix: listening stream and seqpacket (path, abstract), bound datagram, unbound: back with flags, options, mode; each takes a connection" {
 	start unix
-	dump_kill
+	bg_dump_kill
 	# The socket files are gone, as after a reboot: made again with their mode.
 	rm -f "$D/s1" "$D/d1"
 	restored unix
@@ -64,14 +52,14 @@ refused() {
 
 @test "unix: a stale socket file nobody listens on is replaced" {
 	start unix
-	dump_kill
+	bg_dump_kill
 	[ -S "$D/s1" ]
 	restored unix
 }
 
 @test "unix: a file that is not a socket where the socket was bound: the restore refuses naming it" {
 	start unix
-	dump_kill
+	bg_dump_kill
 	rm -f "$D/s1"
 	echo data >"$D/s1"
 	run --separate-stderr ckpt-remap "$IMG"
@@ -90,7 +78,7 @@ refused() {
 
 @test "TCP and UDP, IPv4 and IPv6 (::1): listening, bound, unbound: same ports, flags and options; each takes a connection or a datagram" {
 	start inet
-	dump_kill
+	bg_dump_kill
 	restored inet
 }
 
@@ -115,7 +103,7 @@ refused() {
 
 @test "a tree (-t): listening TCP and unix sockets a parent shares with its child come back shared; each accepts" {
 	start prefork
-	dump_kill -t
+	bg_dump_kill -t
 	rm -f "$D/s1"
 	restored prefork
 }
@@ -124,7 +112,7 @@ refused() {
 	local port holder
 	start busy
 	port=$(awk '/^ready/ { print $3 }' "$OUT")
-	dump_kill
+	bg_dump_kill
 	python3 -c '
 import socket, sys, time
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -143,7 +131,7 @@ open(sys.argv[2], "w").write("held\n"); time.sleep(60)' "$port" "$D/held" &
 @test "ckpt-inspect shows each socket's family, type, state and address, in text and JSON" {
 	start inet
 	read -r _ _ p3 p4 p5 _ <"$OUT"
-	dump_kill
+	bg_dump_kill
 	run ckpt-inspect "$IMG"
 	echo "$output"
 	[[ "$output" == *" socket "*" inet stream listening 127.0.0.1:$p3 backlog 5"* ]]
@@ -157,7 +145,7 @@ open(sys.argv[2], "w").write("held\n"); time.sleep(60)' "$port" "$D/held" &
 
 @test "ckpt-inspect shows unix sockets' names and modes" {
 	start unix
-	dump_kill
+	bg_dump_kill
 	run ckpt-inspect "$IMG"
 	echo "$output"
 	[[ "$output" == *" socket "*" unix stream listening $D/s1 backlog 7 mode 0640"* ]]

@@ -26,20 +26,7 @@ start() {
 restored() {
 	local kind=$1
 	shift
-	touch "$D/go"
-	run --separate-stderr timeout 60 ckpt-remap "$@" "$IMG"
-	cat "$BATS_TEST_TMPDIR/bg.err" >&2 || true
-	echo "status $status stderr: $stderr"
-	[ "$status" -eq 0 ]
-	grep -qx "unixconn $kind: ok" "$OUT"
-}
-
-# dump_kill [OPTION...]: ckpt-dump --kill of the program (and with -t its
-# tree), reaped.
-dump_kill() {
-	ckpt-dump "$@" --kill -o "$IMG" "$BG_PID"
-	wait "$BG_PID" || true
-	CKPT_PIDS=()
+	bg_restored "unixconn $kind: ok" "$@"
 }
 
 # refused KIND PATTERN: ckpt-dump of unixconn KIND fails with one line
@@ -62,13 +49,13 @@ refused() {
 
 @test "a tree (-t): a unix server and two clients it accepted, bytes queued both ways: every byte back, the conversation goes on" {
 	start tree
-	dump_kill -t
+	bg_dump_kill -t
 	restored tree
 }
 
 @test "one process: accepted and connected stream ends (a client unbound, one bound), datagram sockets connected to each other: every byte back" {
 	start one
-	dump_kill
+	bg_dump_kill
 	restored one
 }
 
@@ -82,13 +69,13 @@ refused() {
 
 @test "seqpacket: an accepted connection keeps its message boundaries both ways" {
 	start seqpacket
-	dump_kill
+	bg_dump_kill
 	restored seqpacket
 }
 
 @test "ckpt-inspect shows a restored connection as a unix pair with what is queued" {
 	start one
-	dump_kill
+	bg_dump_kill
 	run --separate-stderr ckpt-inspect "$IMG"
 	echo "$output"
 	[ "$status" -eq 0 ]

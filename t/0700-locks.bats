@@ -24,18 +24,12 @@ hold() {
 }
 
 killed() {
-	ckpt-dump --kill -o "$IMG" "$BG_PID"
-	wait "$BG_PID" || true
-	CKPT_PIDS=()
+	bg_dump_kill
 	touch "$D/go"
 }
 
 restored() {
-	run --separate-stderr timeout 60 ckpt-remap "$IMG"
-	cat "$BATS_TEST_TMPDIR/bg.err" >&2 || true
-	echo "status $status stderr: $stderr"
-	[ "$status" -eq 0 ]
-	grep -qx "locks: ok" "$OUT"
+	bg_restored "locks: ok"
 }
 
 @test "dump --kill then restore: every lock held again, on its range, then released" {

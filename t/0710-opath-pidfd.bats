@@ -17,19 +17,13 @@ started() {
 }
 
 killed() {
-	ckpt-dump --kill -o "$IMG" "$BG_PID"
-	wait "$BG_PID" || true
-	CKPT_PIDS=()
+	bg_dump_kill
 	touch "$D/go"
 }
 
 # restored LINE: ckpt-remap runs the program to its end, which says LINE.
 restored() {
-	run --separate-stderr timeout 60 ckpt-remap "$IMG"
-	cat "$BATS_TEST_TMPDIR/bg.err" >&2 || true
-	echo "status $status stderr: $stderr"
-	[ "$status" -eq 0 ]
-	grep -qx "$1" "$OUT"
+	bg_restored "$1"
 }
 
 @test "O_PATH fds of a file, a directory and a symlink come back O_PATH, on the same files" {

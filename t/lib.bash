@@ -299,6 +299,27 @@ workdir() {
 	IMG=$BATS_TEST_TMPDIR/$1.img
 }
 
+# bg_dump_kill [OPTION...]: ckpt-dump --kill -o $IMG of the program
+# start_bg started (and with -t its tree), reaped.
+bg_dump_kill() {
+	ckpt-dump "$@" --kill -o "$IMG" "$BG_PID"
+	wait "$BG_PID" || true
+	CKPT_PIDS=()
+}
+
+# bg_restored LINE [OPTION...]: $IMG restored by ckpt-remap OPTION...; the
+# program, told to go ($D/go), passes its checks and says LINE.
+bg_restored() {
+	local line=$1
+	shift
+	touch "$D/go"
+	run --separate-stderr timeout 60 ckpt-remap "$@" "$IMG"
+	cat "$BATS_TEST_TMPDIR/bg.err" >&2 || true
+	echo "status $status stderr: $stderr"
+	[ "$status" -eq 0 ]
+	grep -qx "$line" "$OUT"
+}
+
 # finish_bg: let the background program check (DIR/go) and wait for it;
 # it must exit 0.  Its stderr goes to ours.
 finish_bg() {
