@@ -15,6 +15,7 @@
 #include "dump/dump.h"
 #include "base/base.h"
 #include "incr/incr.h"
+#include "kinds/kinds.h"
 
 #define USAGE                                                                                      \
 	"usage: ckpt-dump [-t] [--kill | --stop | --cow] [-o file] [--parent img] [--save-files] "   \
@@ -160,6 +161,8 @@ static void parse_args(int argc, char **argv, struct args *a)
 	if (optind != argc - 1 || (a->o.cow && a->how != DUMP_RUN) ||
 	    (a->o.save_files_max && !a->o.save_files))
 		usage();
+	if (a->how == DUMP_KILL)
+		a->o.fd_opts |= FD_OPT_KILL;
 	errno = 0;
 	pid = strtol(argv[optind], &end, 10);
 	if (*end || end == argv[optind] || pid <= 0 || pid > INT_MAX || errno)

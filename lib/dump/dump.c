@@ -1081,7 +1081,7 @@ static int capture(struct dump_target *tg, struct image *im, struct shm_dump **s
 	for (; im->nthreads < tg->ntids; im->nthreads++)
 		if (capture_thread(pid, tg->tids[im->nthreads], &im->threads[im->nthreads]))
 			goto out;
-	if (capture_proc(pid, im) || capture_regions(pid, im, maps, n) || fd_capture(pid, im) ||
+	if (capture_proc(pid, im) || capture_regions(pid, im, maps, n) || fd_capture(pid, im, o->fd_opts) ||
 	    ipc_capture(pid, im) || shm_capture(pid, im, o->save_files, o->save_files_max, sd) ||
 	    proc_read_sigmasks(pid, pid, &sm) || capture_injected(tg, im, *sd))
 		goto out;
@@ -1470,7 +1470,7 @@ static int capture_all(struct capture *c, const struct dump_opts *o)
 				   : capture(&c->p[k].t, &c->ims[k], &c->sd[k], o))
 			return -1;
 	}
-	if (check_sharing(c->p, n, c->ims) || fd_check_tree(c->imp, n) ||
+	if (check_sharing(c->p, n, c->ims) || fd_check_tree(c->imp, n, o->fd_opts) ||
 	    !(c->number = object_numbers(c->imp, n)) ||
 	    (o->incr && incr_dump_begin(o->incr, &c->ims[0])))
 		return -1;

@@ -25,6 +25,8 @@ struct dump_opts {
 	void (*frozen)(void *arg);
 	/* --parent: leave out the pages the parent image has (incr.h). */
 	struct incr_dump *incr;
+	/* What the user asked of fds (FD_OPT_* of kinds/kinds.h). */
+	uint32_t fd_opts;
 };
 
 enum dump_end { DUMP_RUN, DUMP_STOP, DUMP_KILL };

@@ -175,11 +175,11 @@ static void fill_entry(struct fd_entry *f, int fd, const struct proc_fdinfo *fi,
 }
 
 /* fd into the next entry of im->files: its kind, and what the kind keeps. */
-static int capture_one(pid_t pid, int fd, struct image *im)
+static int capture_one(pid_t pid, int fd, struct image *im, uint32_t opts)
 {
 	struct fd_entry *f = &im->files[im->nfiles];
 	struct stat sb;
-	struct fd_source src = {.pid = pid, .sb = &sb};
+	struct fd_source src = {.pid = pid, .sb = &sb, .opts = opts};
 	const struct fd_ops *o;
 	struct proc_fdinfo fi;
 	char what[32], path[64];
@@ -205,7 +205,7 @@ static int capture_one(pid_t pid, int fd, struct image *im)
 	return rc;
 }
 
-int fd_capture(pid_t pid, struct image *im)
+int fd_capture(pid_t pid, struct image *im, uint32_t opts)
 {
 	int *fds, rc = 0;
 	size_t n;
@@ -219,7 +219,7 @@ int fd_capture(pid_t pid, struct image *im)
 		return -1;
 	}
 	for (size_t i = 0; i < n && !rc; i++)
-		rc = capture_one(pid, fds[i], im);
+		rc = capture_one(pid, fds[i], im, opts);
 	free(fds);
 	if (rc)
 		return -1;
@@ -289,13 +289,14 @@ static void share_descs(struct fd_all *a)
 	}
 }
 
-int fd_check_tree(struct image *ims[], size_t n)
+int fd_check_tree(struct image *ims[], size_t n, uint32_t opts)
 {
 	struct fd_all a;
 	int rc = 0;
 
 	if (all_fds(ims, n, &a))
 		return -1;
+	a.opts = opts;
 	/* Each kind's own first (a pipe whose other end is outside may
 	 * become an inherited stream), then the descriptions they share. */
 	for (uint32_t k = 1; k < IMG_FD_NKINDS && !rc; k++)

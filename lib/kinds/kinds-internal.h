@@ -14,6 +14,7 @@ struct fd_source {
 	const char *link;      /* where /proc/PID/fd/FD points */
 	const struct stat *sb; /* the file it is open on */
 	const char *info;      /* /proc/PID/fdinfo/FD for an anonymous inode, else NULL */
+	uint32_t opts;	       /* FD_OPT_* */
 };
 
 /* The fds of every process of a tree, as one list: pipes, socketpairs,
@@ -22,6 +23,7 @@ struct fd_all {
 	struct fd_entry **f;
 	pid_t *pid;
 	size_t n;
+	uint32_t opts; /* FD_OPT_* */
 };
 
 /* One kind of fd (IMG_FD_*): what each step does with it.  A step a kind

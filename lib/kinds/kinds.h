@@ -16,16 +16,25 @@
 /* The name of fd kind (IMG_FD_*), "?" for a number that is none. */
 const char *fd_kind_name(uint32_t kind);
 
+/* What the user asked of the capture (ckpt-dump's options): FD_OPT_*. */
+enum {
+	FD_OPT_KILL = 1 << 0,		   /* the dump ends with --kill: no need to give back */
+	FD_OPT_TCP_CLOSE = 1 << 1,	   /* --tcp-close */
+	FD_OPT_TCP_ESTABLISHED = 1 << 2,   /* --tcp-established */
+	FD_OPT_EXT_UNIX_RECONNECT = 1 << 3, /* --ext-unix=reconnect */
+	FD_OPT_EXT_UNIX_CLOSE = 1 << 4,	   /* --ext-unix=close */
+};
+
 /* Every open fd of pid into im->files, or -1 naming the fd that cannot be
- * captured (its kind). */
-int fd_capture(pid_t pid, struct image *im) __attribute__((warn_unused_result));
+ * captured (its kind).  opts: FD_OPT_*. */
+int fd_capture(pid_t pid, struct image *im, uint32_t opts) __attribute__((warn_unused_result));
 /* Once every process of a tree (or the one process) is captured: the fds
  * that join processes.  Every socketpair must have both ends in the tree;
  * a pipe whose other end is outside becomes an inherited stream on fd
  * 0-2 and is marked IMG_PIPE_OUTSIDE elsewhere; the contents of each are
  * kept once; fds that share an open file description get one desc id
  * (kcmp(2)).  -1 naming an fd that cannot be restored. */
-int fd_check_tree(struct image *ims[], size_t n) __attribute__((warn_unused_result));
+int fd_check_tree(struct image *ims[], size_t n, uint32_t opts) __attribute__((warn_unused_result));
 /* Pipes, socketpairs and pty pairs made so far, so that every fd of one
  * gets the same one. */
 struct fd_pipes {
