@@ -189,6 +189,7 @@ enum img_file_kind {
 	IMG_FD_SHM = 14,     /* a file whose contents the image holds (memfd, deleted file) */
 	IMG_FD_SOCK = 15,    /* a socket joined to no peer: unix, TCP or UDP; listening, bound, unbound */
 	IMG_FD_OPATH = 16,   /* an O_PATH descriptor (of a file, directory, symlink...), reopened by path */
+	IMG_FD_TCP = 17,     /* an established TCP connection, both ends in the tree (or restored reset) */
 	IMG_FD_NKINDS
 };
 
@@ -290,6 +291,35 @@ struct img_sock {
 	uint32_t uid;	   /* owner and group (mode 0: the file was gone) */
 	uint32_t gid;
 	uint32_t addr_len; /* bytes of address that follow */
+};
+
+/* An established (or half-closed) TCP connection, IPv4 or IPv6: struct
+ * img_tcp, then data_len bytes its peer sent it that it has not read
+ * (one fd per socket has them).  Both ends are in the tree, joined by id,
+ * or (IMG_TCP_RESET) the peer was outside and it is restored reset. */
+enum {
+	IMG_TCP_RESET = 1, /* --tcp-close: a connection reset by its peer */
+	IMG_TCP_FLAGS = 1, /* every flag a reader accepts */
+};
+struct img_tcp {
+	uint16_t family;	      /* AF_INET, AF_INET6 */
+	uint16_t state;		      /* TCP_ESTABLISHED 1, FIN_WAIT1 4, FIN_WAIT2 5, */
+				      /* CLOSE_WAIT 8, LAST_ACK 9, CLOSING 11 */
+	uint16_t lport, pport;	      /* its own port and its peer's, host order */
+	uint8_t laddr[16], paddr[16]; /* its own address and its peer's (IPv4: 4 bytes, */
+				      /* then zeros) */
+	uint32_t scope;		      /* IPv6 scope id (0 but for link-local) */
+	uint32_t shutdown;	      /* 1 it reads no more (EOF or SHUT_RD), 2 it sent its FIN */
+	uint32_t opts;		      /* IMG_SOCKOPT_*: REUSEADDR, REUSEPORT, KEEPALIVE, */
+				      /* NODELAY, V6ONLY */
+	uint32_t flags;		      /* IMG_TCP_* */
+	uint64_t id;		      /* the pair: the smaller of its two socket inodes */
+	uint32_t end;		      /* 0 the socket with the smaller inode, 1 the other */
+	uint32_t sndbuf, rcvbuf;      /* SO_SNDBUF, SO_RCVBUF as getsockopt gave them; 0 */
+				      /* when a new socket has them */
+	uint32_t keepidle, keepintvl, keepcnt; /* TCP_KEEP*; 0 when a new socket has them */
+	uint32_t outq;			       /* bytes its send queue held at the dump */
+	uint32_t data_len;		       /* bytes that follow */
 };
 
 /* An inotify instance: n watches follow, in wd order, each an

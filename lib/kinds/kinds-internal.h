@@ -55,6 +55,7 @@ extern const struct fd_ops fd_file_ops, fd_dir_ops, fd_chr_ops, fd_inherit_ops, 
 extern const struct fd_ops fd_pipe_ops, fd_fifo_ops, fd_unix_ops, fd_tty_ops;
 extern const struct fd_ops fd_eventfd_ops, fd_signalfd_ops, fd_timerfd_ops, fd_epoll_ops;
 extern const struct fd_ops fd_inotify_ops, fd_sock_ops, fd_opath_ops;
+extern const struct fd_ops fd_tcp_ops;
 
 /* What sock_diag tells of one socket (sock.c). */
 struct fd_diag {
@@ -77,6 +78,8 @@ const struct fd_ops *fd_ops_of(uint32_t kind);
 /* A socket's kind: IMG_FD_SOCK (joined to no peer, or TCP/UDP), else
  * IMG_FD_UNIX; 0 naming the fd. */
 uint32_t fd_sock_kind(const struct fd_source *src, int fd);
+/* Whether socket s is a TCP connection (it has a peer): IMG_FD_TCP. */
+int fd_tcp_connected(int s);
 /* f's extra bytes: a, then b. */
 int fd_set_extra(struct fd_entry *f, const void *a, size_t alen, const void *b, size_t blen);
 /* A field of an fdinfo text: the text after "name:". */
@@ -98,6 +101,9 @@ struct fd_pipe *fd_new_pair(struct fd_pipes *pipes, uint32_t kind, uint64_t id);
 int fd_dup_end(int end, const struct fd_entry *f, const char *what);
 /* Lock again the slaves of pty pairs that were locked. */
 int fd_lock_ptys(struct fd_pipes *pipes);
+/* Once every fd is made: each TCP connection's SO_REUSEADDR as the
+ * program had it (on while the tree's sockets take their ports). */
+int fd_tcp_done(struct fd_pipes *pipes);
 /* fd, or err_sys naming f's kind when fd is -1. */
 int fd_made(int fd, const struct fd_entry *f);
 

@@ -265,7 +265,7 @@ uint32_t fd_sock_kind(const struct fd_source *src, int fd)
 	if (getsockopt(s, SOL_SOCKET, SO_DOMAIN, &family, &sl))
 		family = -1;
 	if (family == AF_INET || family == AF_INET6)
-		kind = IMG_FD_SOCK;
+		kind = fd_tcp_connected(s) ? IMG_FD_TCP : IMG_FD_SOCK;
 	else if (family == AF_UNIX && !fd_unix_diag(src->sb->st_ino, &d) &&
 		 (d.state == ST_LISTEN || !d.peer))
 		kind = IMG_FD_SOCK;

@@ -1,0 +1,898 @@
+/* tcp.c: established TCP connections, IPv4 and IPv6, whose two ends the tree holds: their exact
+ * addresses and ports, options, shutdowns, and every byte in flight either way; a connection to
+ * a peer outside the tree, restored reset (--tcp-close).  Without TCP_REPAIR the two ends are
+ * joined again at restore and the bytes resent: what one end had not read yet goes in through
+ * the other. */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/sockios.h>
+#include <netinet/in.h>
+#include <linux/tcp.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/base.h"
+#include "kinds/kinds-internal.h"
+
+enum {
+	ST_ESTABLISHED = 1,
+	ST_FIN_WAIT1 = 4,
+	ST_FIN_WAIT2 = 5,
+	ST_CLOSE_WAIT = 8,
+	ST_LAST_ACK = 9,
+	ST_CLOSING = 11,
+};
+#define TCP_SHUT_RD 1
+#define TCP_SHUT_WR 2
+/* fd_pipe.shut[end] of a TCP pair: its shutdown, and its SO_REUSEADDR to
+ * set once every fd is made. */
+#define PAIR_REUSE 4
+/* How long the dumper waits for bytes to move on loopback, and the
+ * restore for a connection to be made. */
+#define SETTLE_MS 5000
+
+/* The states an fd of an established or half-closed connection may be in. */
+static int state_ok(int st)
+{
+	return st == ST_ESTABLISHED || st == ST_FIN_WAIT1 || st == ST_FIN_WAIT2 ||
+	       st == ST_CLOSE_WAIT || st == ST_LAST_ACK || st == ST_CLOSING;
+}
+
+/* Whether this end has sent (or queued) its FIN. */
+static int sent_fin(int st)
+{
+	return st == ST_FIN_WAIT1 || st == ST_FIN_WAIT2 || st == ST_LAST_ACK || st == ST_CLOSING;
+}
+
+static const char *state_name(int st)
+{
+	switch (st) {
+	case ST_ESTABLISHED:
+		return "established";
+	case ST_FIN_WAIT1:
+		return "fin-wait1";
+	case ST_FIN_WAIT2:
+		return "fin-wait2";
+	case ST_CLOSE_WAIT:
+		return "close-wait";
+	case ST_LAST_ACK:
+		return "last-ack";
+	case ST_CLOSING:
+		return "closing";
+	}
+	return "?";
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+/* ---- addresses -------------------------------------------------------- */
+
+/* A sockaddr's address and port into the image's form. */
+static void sa_split(const struct sockaddr_storage *sa, uint8_t addr[16], uint16_t *port,
+		     uint32_t *scope)
+{
+	memset(addr, 0, 16);
+	if (sa->ss_family == AF_INET) {
+		const struct sockaddr_in *a = (const void *)sa;
+		memcpy(addr, &a->sin_addr, 4);
+		*port = ntohs(a->sin_port);
+	} else {
+		const struct sockaddr_in6 *a = (const void *)sa;
+		memcpy(addr, &a->sin6_addr, 16);
+		*port = ntohs(a->sin6_port);
+		if (scope)
+			*scope = a->sin6_scope_id;
+	}
+}
+
+/* The image's form as a sockaddr; its length. */
+static socklen_t sa_make(int family, const uint8_t addr[16], uint16_t port, uint32_t scope,
+			 struct sockaddr_storage *sa)
+{
+	memset(sa, 0, sizeof(*sa));
+	sa->ss_family = family;
+	if (family == AF_INET) {
+		struct sockaddr_in *a = (void *)sa;
+		memcpy(&a->sin_addr, addr, 4);
+		a->sin_port = htons(port);
+		return sizeof(*a);
+	}
+	struct sockaddr_in6 *a = (void *)sa;
+	memcpy(&a->sin6_addr, addr, 16);
+	a->sin6_port = htons(port);
+	a->sin6_scope_id = scope;
+	return sizeof(*a);
+}
+
+/* 127.0.0.1:80 or [::1]:80 */
+static const char *ep_text(int family, const uint8_t addr[16], uint16_t port, char *buf,
+			   size_t size)
+{
+	char ip[INET6_ADDRSTRLEN];
+
+	inet_ntop(family, addr, ip, sizeof(ip));
+	snprintf(buf, size, family == AF_INET ? "%s:%u" : "[%s]:%u", ip, port);
+	return buf;
+}
+
+/* "A to B", both ends of t as its own end sees them. */
+static const char *conn_text(const struct img_tcp *t, char *buf, size_t size)
+{
+	char a[64], b[64];
+
+	snprintf(buf, size, "%s to %s", ep_text(t->family, t->laddr, t->lport, a, sizeof(a)),
+		 ep_text(t->family, t->paddr, t->pport, b, sizeof(b)));
+	return buf;
+}
+
+/* ---- which kind ------------------------------------------------------ */
+
+int fd_tcp_connected(int s)
+{
+	struct sockaddr_storage peer;
+	socklen_t pl = sizeof(peer);
+	int protocol = -1;
+	socklen_t sl = sizeof(protocol);
+
+	return !getsockopt(s, SOL_SOCKET, SO_PROTOCOL, &protocol, &sl) &&
+	       protocol == IPPROTO_TCP && !getpeername(s, (void *)&peer, &pl);
+}
+
+/* ---- capturing ------------------------------------------------------ */
+
+static int sock_int(int s, int level, int opt)
+{
+	int v = 0;
+	socklen_t sl = sizeof(v);
+
+	return getsockopt(s, level, opt, &v, &sl) ? 0 : v;
+}
+
+static int ioctl_int(int s, unsigned long req)
+{
+	int v = 0;
+
+	return ioctl(s, req, &v) ? 0 : v;
+}
+
+/* s's option opt, or 0 when a new TCP socket of family has the same. */
+static uint32_t opt_set(int s, int family, int level, int opt)
+{
+	int v = sock_int(s, level, opt), n = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0), w;
+
+	if (n < 0)
+		return v;
+	w = sock_int(n, level, opt);
+	close(n);
+	return w == v ? 0 : (uint32_t)v;
+}
+
+/* What the end of socket s has not read, peeked at a moving SO_PEEK_OFF
+ * (set back afterwards) so that the program's socket keeps it all; and
+ * whether an end of stream follows it (the peer's FIN, or SHUT_RD). */
+static int peek_tcp(pid_t pid, int fd, int s, unsigned char **data, uint32_t *len, int *eof)
+{
+	size_t cap = (size_t)ioctl_int(s, SIOCINQ) + 4096, n = 0;
+	unsigned char *buf = malloc(cap), *nb;
+	int old = -1, zero = 0, rc = -1;
+	socklen_t sl = sizeof(old);
+
+	*eof = 0;
+	if (!buf) {
+		err_set("out of memory");
+		return -1;
+	}
+	if (getsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &old, &sl) ||
+	    setsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof(zero))) {
+		err_sys("pid %d: fd %d: cannot set SO_PEEK_OFF to read its queue", pid, fd);
+		free(buf);
+		return -1;
+	}
+	for (;;) {
+		ssize_t r;
+
+		if (cap - n < 4096) {
+			if (cap >= (256u << 20)) {
+				err_set("pid %d: fd %d: more than 256 MiB queued on a TCP socket",
+					pid, fd);
+				goto out;
+			}
+			if (!(nb = realloc(buf, cap * 2))) {
+				err_set("out of memory");
+				goto out;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+		r = recv(s, buf + n, cap - n, MSG_PEEK | MSG_DONTWAIT);
+		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (r < 0) {
+			err_sys("pid %d: fd %d: cannot read what its TCP socket holds", pid, fd);
+			goto out;
+		}
+		if (r == 0) {
+			*eof = 1;
+			break;
+		}
+		n += r;
+	}
+	*data = buf;
+	*len = n;
+	buf = NULL;
+	rc = 0;
+out:
+	setsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &old, sizeof(old));
+	free(buf);
+	return rc;
+}
+
+/* The options that matter: those img_sock keeps, keepalive's timing. */
+static void tcp_opts(int s, struct img_tcp *t)
+{
+	if (sock_int(s, SOL_SOCKET, SO_REUSEADDR))
+		t->opts |= IMG_SOCKOPT_REUSEADDR;
+	if (sock_int(s, SOL_SOCKET, SO_REUSEPORT))
+		t->opts |= IMG_SOCKOPT_REUSEPORT;
+	if (sock_int(s, SOL_SOCKET, SO_KEEPALIVE))
+		t->opts |= IMG_SOCKOPT_KEEPALIVE;
+	if (sock_int(s, IPPROTO_TCP, TCP_NODELAY))
+		t->opts |= IMG_SOCKOPT_NODELAY;
+	if (t->family == AF_INET6 && sock_int(s, IPPROTO_IPV6, IPV6_V6ONLY))
+		t->opts |= IMG_SOCKOPT_V6ONLY;
+	t->keepidle = opt_set(s, t->family, IPPROTO_TCP, TCP_KEEPIDLE);
+	t->keepintvl = opt_set(s, t->family, IPPROTO_TCP, TCP_KEEPINTVL);
+	t->keepcnt = opt_set(s, t->family, IPPROTO_TCP, TCP_KEEPCNT);
+	t->sndbuf = opt_set(s, t->family, SOL_SOCKET, SO_SNDBUF);
+	t->rcvbuf = opt_set(s, t->family, SOL_SOCKET, SO_RCVBUF);
+}
+
+/* One end of a connection: addresses, state, options, and what it has not
+ * read (peeked: the join may drain more). */
+static int capture_tcp(const struct fd_source *src, struct fd_entry *f)
+{
+	struct img_tcp t = {0};
+	struct sockaddr_storage la, pa;
+	socklen_t ll = sizeof(la), pl = sizeof(pa);
+	struct tcp_info ti = {0};
+	socklen_t tl = sizeof(ti);
+	unsigned char *data = NULL, c;
+	char conn[160];
+	int s, eof, rc = -1, fd = f->d.fd;
+
+	if ((s = fd_getfd(src->pid, fd)) < 0)
+		return -1;
+	if (getsockname(s, (void *)&la, &ll) || getpeername(s, (void *)&pa, &pl) ||
+	    getsockopt(s, IPPROTO_TCP, TCP_INFO, &ti, &tl)) {
+		err_sys("pid %d: fd %d (%s): cannot ask the TCP socket its addresses and state",
+			src->pid, fd, src->link);
+		goto out;
+	}
+	t.family = la.ss_family;
+	t.state = ti.tcpi_state;
+	sa_split(&la, t.laddr, &t.lport, &t.scope);
+	sa_split(&pa, t.paddr, &t.pport, NULL);
+	conn_text(&t, conn, sizeof(conn));
+	if (!state_ok(t.state)) {
+		err_set("pid %d: fd %d is a TCP socket from %s in state %s; not supported",
+			src->pid, fd, conn, state_name(t.state));
+		goto out;
+	}
+	/* Urgent data a reader has not taken: the pair made again could
+	 * send it, but not put the mark back where it was. */
+	if (recv(s, &c, 1, MSG_OOB | MSG_PEEK | MSG_DONTWAIT) >= 0) {
+		err_set("pid %d: fd %d is a TCP connection from %s with urgent (out-of-band) data "
+			"not read; not supported",
+			src->pid, fd, conn);
+		goto out;
+	}
+	tcp_opts(s, &t);
+	t.outq = ioctl_int(s, SIOCOUTQ);
+	if (peek_tcp(src->pid, fd, s, &data, &t.data_len, &eof))
+		goto out;
+	t.shutdown = (eof ? TCP_SHUT_RD : 0) | (sent_fin(t.state) ? TCP_SHUT_WR : 0);
+	rc = fd_set_extra(f, &t, sizeof(t), data, t.data_len);
+out:
+	free(data);
+	close(s);
+	return rc;
+}
+
+/* ---- joining the two ends -------------------------------------------- */
+
+static void get_tcp(const struct fd_entry *f, struct img_tcp *t)
+{
+	memcpy(t, f->extra, sizeof(*t));
+}
+
+static void put_tcp(struct fd_entry *f, const struct img_tcp *t)
+{
+	memcpy(f->extra, t, sizeof(*t));
+}
+
+/* The first fd of a's list that is the socket of f (dup'ed and inherited
+ * fds share one). */
+static size_t first_of(const struct fd_all *a, size_t i)
+{
+	for (size_t k = 0; k < i; k++)
+		if (a->f[k]->d.kind == IMG_FD_TCP && a->f[k]->d.ino == a->f[i]->d.ino)
+			return k;
+	return i;
+}
+
+/* The first fd of the socket at the other end of t's connection, or
+ * a->n. */
+static size_t find_peer(const struct fd_all *a, size_t i, const struct img_tcp *t)
+{
+	struct img_tcp u;
+
+	for (size_t k = 0; k < a->n; k++) {
+		if (a->f[k]->d.kind != IMG_FD_TCP || a->f[k]->d.ino == a->f[i]->d.ino ||
+		    first_of(a, k) != k)
+			continue;
+		get_tcp(a->f[k], &u);
+		if (u.family == t->family && u.lport == t->pport && u.pport == t->lport &&
+		    !memcmp(u.laddr, t->paddr, 16) && !memcmp(u.paddr, t->laddr, 16))
+			return k;
+	}
+	return a->n;
+}
+
+struct flow {
+	int rcv, snd; /* our copies of the receiving end and the sending end */
+	pid_t pid;    /* the receiver's, to name it */
+	int fd;
+};
+
+/* Whether everything the sender wrote has reached the receiver's queue:
+ * nothing left unsent, and what the receiver took in order is what the
+ * sender sent (sent and unacknowledged bytes are on their way, or lost
+ * and to be sent again). */
+static int flow_settled(const struct flow *w)
+{
+	struct tcp_info rs = {0}, ss = {0};
+	socklen_t rl = sizeof(rs), sl = sizeof(ss);
+	int outq = ioctl_int(w->snd, SIOCOUTQ), nsd = ioctl_int(w->snd, SIOCOUTQNSD);
+
+	if (nsd || getsockopt(w->rcv, IPPROTO_TCP, TCP_INFO, &rs, &rl) ||
+	    getsockopt(w->snd, IPPROTO_TCP, TCP_INFO, &ss, &sl))
+		return nsd == 0 && outq == 0;
+	/* A FIN not yet acknowledged counts one in SIOCOUTQ. */
+	if (sent_fin(ss.tcpi_state))
+		return outq == 0;
+	return rs.tcpi_bytes_received == ss.tcpi_bytes_acked + (uint64_t)outq;
+}
+
+/* Take every byte the sender has on its way out of the receiver (the
+ * receiver's queue first: what the capture peeked), until the sender's
+ * queue is empty.  On loopback bytes stay in the sender's queue only
+ * when the receiver's window is full. */
+static int drain(const struct flow *w, unsigned char **data, uint32_t *len, int *eof)
+{
+	size_t cap = 1 << 20, n = 0;
+	unsigned char *buf = malloc(cap), *nb;
+	long long end = now_ms() + SETTLE_MS;
+
+	*eof = 0;
+	if (!buf) {
+		err_set("out of memory");
+		return -1;
+	}
+	for (;;) {
+		ssize_t r;
+
+		if (cap - n < (64 << 10)) {
+			if (cap >= (256u << 20) || !(nb = realloc(buf, cap * 2))) {
+				err_set("pid %d: fd %d: more than 256 MiB queued on a TCP "
+					"connection",
+					w->pid, w->fd);
+				free(buf);
+				return -1;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+		r = recv(w->rcv, buf + n, cap - n, MSG_DONTWAIT);
+		if (r > 0) {
+			n += r;
+			continue;
+		}
+		if (r == 0)
+			*eof = 1;
+		else if (errno != EAGAIN && errno != EWOULDBLOCK) {
+			err_sys("pid %d: fd %d: cannot read its TCP connection", w->pid, w->fd);
+			break;
+		}
+		if (*eof || (ioctl_int(w->snd, SIOCOUTQ) == 0 && ioctl_int(w->rcv, SIOCINQ) == 0))
+			goto done;
+		if (now_ms() > end) {
+			err_set("pid %d: fd %d: the bytes its TCP peer sends do not arrive", w->pid,
+				w->fd);
+			break;
+		}
+		poll(&(struct pollfd){.fd = w->rcv, .events = POLLIN}, 1, 10);
+	}
+	/* What was taken goes back, so that the program loses nothing. */
+	*data = buf;
+	*len = n;
+	return -2;
+done:
+	*data = buf;
+	*len = n;
+	return 0;
+}
+
+/* Write len bytes into non-blocking or blocking s, waiting while the
+ * peer's window is full, at most SETTLE_MS. */
+static int send_all(int s, const unsigned char *p, size_t len)
+{
+	long long end = now_ms() + SETTLE_MS;
+
+	while (len) {
+		ssize_t r = send(s, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (r > 0) {
+			p += r;
+			len -= r;
+			continue;
+		}
+		if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+			return -1;
+		if (now_ms() > end) {
+			errno = ENOBUFS;
+			return -1;
+		}
+		poll(&(struct pollfd){.fd = s, .events = POLLOUT}, 1, 10);
+	}
+	return 0;
+}
+
+/* Fd i's socket, receiving from fd k's: the bytes still in the sender's
+ * queue are drained into i's record, and, unless the dump ends with
+ * --kill, written back through the sender so that the program finds them
+ * where they were. */
+static int take_flow(const struct fd_all *a, size_t i, size_t k, struct img_tcp *t)
+{
+	struct flow w = {.pid = a->pid[i], .fd = a->f[i]->d.fd, .rcv = -1, .snd = -1};
+	struct img_tcp u;
+	unsigned char *data = NULL;
+	uint32_t len = 0;
+	int eof = 0, rc = -1, r;
+	char conn[160];
+
+	get_tcp(a->f[k], &u);
+	if ((w.rcv = fd_getfd(a->pid[i], w.fd)) < 0 ||
+	    (w.snd = fd_getfd(a->pid[k], a->f[k]->d.fd)) < 0)
+		goto out;
+	if (flow_settled(&w)) {
+		rc = 0;
+		goto out;
+	}
+	if ((u.shutdown & TCP_SHUT_WR) && !(a->opts & FD_OPT_KILL)) {
+		err_set("pid %d: fd %d is a TCP connection from %s whose peer shut it down "
+			"with bytes still in its send queue; not supported without --kill",
+			w.pid, w.fd, conn_text(t, conn, sizeof(conn)));
+		goto out;
+	}
+	r = drain(&w, &data, &len, &eof);
+	if (!(a->opts & FD_OPT_KILL) && len && send_all(w.snd, data, len)) {
+		err_sys("pid %d: fd %d: cannot give back %u bytes drained from its TCP "
+			"connection",
+			w.pid, w.fd, len);
+		goto out;
+	}
+	if (r)
+		goto out;
+	free(a->f[i]->extra);
+	t->data_len = len;
+	t->shutdown |= eof ? TCP_SHUT_RD : 0;
+	if (fd_set_extra(a->f[i], t, sizeof(*t), data, len))
+		goto out;
+	rc = 0;
+out:
+	free(data);
+	if (w.rcv >= 0)
+		close(w.rcv);
+	if (w.snd >= 0)
+		close(w.snd);
+	return rc;
+}
+
+/* Every connection: its peer found by the 4-tuple, or refused (or reset,
+ * --tcp-close); what either end's peer had not sent yet taken; the first
+ * fd of each socket carries what is queued for it. */
+static int join_tcp(struct fd_all *a)
+{
+	for (size_t i = 0; i < a->n; i++) {
+		struct fd_entry *f = a->f[i];
+		struct img_tcp t, u;
+		size_t first, k;
+		char conn[160];
+
+		if (f->d.kind != IMG_FD_TCP)
+			continue;
+		get_tcp(f, &t);
+		if ((first = first_of(a, i)) != i) {
+			get_tcp(a->f[first], &u);
+			t.id = u.id;
+			t.end = u.end;
+			t.flags = u.flags;
+			t.shutdown = u.shutdown;
+			t.data_len = 0;
+			put_tcp(f, &t);
+			fd_drop_data(f, sizeof(t));
+			continue;
+		}
+		if ((k = find_peer(a, i, &t)) == a->n) {
+			if (!(a->opts & FD_OPT_TCP_CLOSE)) {
+				err_set("pid %d: fd %d is a TCP connection from %s, a peer outside "
+					"the dumped processes (--tcp-close restores it reset); not "
+					"supported",
+					a->pid[i], f->d.fd, conn_text(&t, conn, sizeof(conn)));
+				return -1;
+			}
+			t.flags |= IMG_TCP_RESET;
+			t.id = f->d.ino;
+			t.data_len = 0;
+			put_tcp(f, &t);
+			fd_drop_data(f, sizeof(t));
+			continue;
+		}
+		t.id = f->d.ino < a->f[k]->d.ino ? f->d.ino : a->f[k]->d.ino;
+		t.end = f->d.ino > a->f[k]->d.ino;
+		put_tcp(f, &t);
+		if (take_flow(a, i, k, &t))
+			return -1;
+	}
+	return 0;
+}
+
+static int check_tcp(const unsigned char *x, uint32_t n)
+{
+	struct img_tcp t;
+	static const uint8_t zero[12];
+
+	if (n < sizeof(t))
+		return -1;
+	memcpy(&t, x, sizeof(t));
+	if (n != sizeof(t) + (uint64_t)t.data_len || (t.family != AF_INET && t.family != AF_INET6) ||
+	    !state_ok(t.state) || t.shutdown > 3 || (t.opts & ~IMG_SOCKOPT_ALL) ||
+	    (t.flags & ~IMG_TCP_FLAGS) || t.end > 1 || !t.lport || !t.pport ||
+	    t.keepidle > 32767 || t.keepintvl > 32767 || t.keepcnt > 127 ||
+	    ((t.flags & IMG_TCP_RESET) && t.data_len))
+		return -1;
+	if (t.family == AF_INET &&
+	    (memcmp(t.laddr + 4, zero, 12) || memcmp(t.paddr + 4, zero, 12) || t.scope))
+		return -1;
+	return 0;
+}
+
+/* ---- making it again -------------------------------------------------- */
+
+static void set_int(int s, int level, int opt, int v)
+{
+	setsockopt(s, level, opt, &v, sizeof(v));
+}
+
+/* A TCP socket of family, SO_REUSEADDR on, bound to sa. */
+static int bound_sock(int family, const struct sockaddr_storage *sa, socklen_t sl)
+{
+	int s = socket(family, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP);
+
+	if (s < 0)
+		return -1;
+	set_int(s, SOL_SOCKET, SO_REUSEADDR, 1);
+	/* An IPv4-mapped address needs a dual-stack socket. */
+	if (family == AF_INET6)
+		set_int(s, IPPROTO_IPV6, IPV6_V6ONLY,
+			!IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)sa)->sin6_addr));
+	if (bind(s, (const void *)sa, sl)) {
+		int e = errno;
+		close(s);
+		errno = e;
+		return -1;
+	}
+	return s;
+}
+
+/* Whether listening socket l takes connections to sa (its address, or
+ * the wildcard, on the same port). */
+static int listens_on(int l, const struct sockaddr_storage *sa)
+{
+	struct sockaddr_storage la;
+	socklen_t ll = sizeof(la);
+	uint8_t a[16], b[16];
+	uint16_t pa, pb;
+	static const uint8_t any[16];
+
+	if (!sock_int(l, SOL_SOCKET, SO_ACCEPTCONN) || getsockname(l, (void *)&la, &ll) ||
+	    la.ss_family != sa->ss_family)
+		return 0;
+	sa_split(&la, a, &pa, NULL);
+	sa_split(sa, b, &pb, NULL);
+	return pa == pb && (!memcmp(a, b, 16) || !memcmp(a, any, 16));
+}
+
+/* A listening socket this process holds (made for the program already)
+ * that connections to sa reach, or -1: the pair is made through it, as
+ * a temporary listener could not have its port. */
+static int made_listener(const struct sockaddr_storage *sa)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+	struct stat st;
+	int l = -1;
+
+	while (d && l < 0 && (de = readdir(d))) {
+		int fd = atoi(de->d_name);
+		if (fd > 2 && fd != dirfd(d) && !fstat(fd, &st) && S_ISSOCK(st.st_mode) &&
+		    listens_on(fd, sa))
+			l = fd;
+	}
+	if (d)
+		closedir(d);
+	return l;
+}
+
+/* Accept, from l, the connection that comes from from: others that
+ * would arrive meanwhile are not ours and are closed. */
+static int accept_from(int l, const struct sockaddr_storage *from)
+{
+	long long end = now_ms() + SETTLE_MS;
+	struct sockaddr_storage pa;
+	uint8_t a[16], b[16];
+	uint16_t pa_port, pb_port;
+
+	sa_split(from, b, &pb_port, NULL);
+	while (now_ms() < end) {
+		socklen_t pl = sizeof(pa);
+		int c = accept4(l, (void *)&pa, &pl, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+		if (c < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+				return -1;
+			poll(&(struct pollfd){.fd = l, .events = POLLIN}, 1, 10);
+			continue;
+		}
+		sa_split(&pa, a, &pa_port, NULL);
+		if (pa.ss_family == from->ss_family && pa_port == pb_port && !memcmp(a, b, 16))
+			return c;
+		close(c);
+	}
+	errno = ETIMEDOUT;
+	return -1;
+}
+
+/* The two ends of t's connection again, with their addresses: end a
+ * (t's own) accepts through a listener on its address (one made for the
+ * program, else a temporary one), end b is bound to its own and
+ * connects; or the other way round when a made listener serves b's
+ * address.  Both non-blocking, SO_REUSEADDR on until every fd is made. */
+static int make_pair(const struct fd_entry *f, const struct img_tcp *t, int end[2])
+{
+	struct sockaddr_storage sa[2];
+	socklen_t sl[2];
+	int me = t->end, acc, con, l, tmp = -1, c = -1, s = -1;
+	char ab[64], bb[64];
+	const char *what;
+
+	sl[me] = sa_make(t->family, t->laddr, t->lport, t->scope, &sa[me]);
+	sl[!me] = sa_make(t->family, t->paddr, t->pport, 0, &sa[!me]);
+	acc = me;
+	if ((l = made_listener(&sa[me])) < 0 && (l = made_listener(&sa[!me])) >= 0)
+		acc = !me;
+	con = !acc;
+	ep_text(t->family, acc == me ? t->laddr : t->paddr, acc == me ? t->lport : t->pport, ab,
+		sizeof(ab));
+	ep_text(t->family, con == me ? t->laddr : t->paddr, con == me ? t->lport : t->pport, bb,
+		sizeof(bb));
+	if (l < 0) {
+		what = "listen on";
+		if ((tmp = bound_sock(t->family, &sa[acc], sl[acc])) < 0 || listen(tmp, 1))
+			goto fail_acc;
+		l = tmp;
+	}
+	what = "bind to";
+	if ((c = bound_sock(t->family, &sa[con], sl[con])) < 0)
+		goto fail_con;
+	what = "connect from";
+	fcntl(c, F_SETFL, O_NONBLOCK);
+	if (connect(c, (void *)&sa[acc], sl[acc]) && errno != EINPROGRESS)
+		goto fail_con;
+	if ((s = accept_from(l, &sa[con])) < 0)
+		goto fail_con;
+	if (tmp >= 0)
+		close(tmp);
+	set_int(s, SOL_SOCKET, SO_REUSEADDR, 1);
+	end[acc] = s;
+	end[con] = c;
+	return 0;
+fail_acc:
+	if (errno == EADDRINUSE)
+		err_set("fd %d: TCP connection from %s to %s: port %u is in use", f->d.fd, ab, bb,
+			ntohs(((struct sockaddr_in *)&sa[acc])->sin_port));
+	else
+		err_sys("fd %d: TCP connection from %s to %s: cannot %s %s", f->d.fd, ab, bb, what,
+			ab);
+	goto out;
+fail_con:
+	if (errno == EADDRINUSE || errno == EADDRNOTAVAIL)
+		err_set("fd %d: TCP connection from %s to %s: address %s is in use", f->d.fd, bb,
+			ab, bb);
+	else
+		err_sys("fd %d: TCP connection from %s to %s: cannot %s %s", f->d.fd, bb, ab, what,
+			bb);
+out:
+	if (tmp >= 0)
+		close(tmp);
+	if (c >= 0)
+		close(c);
+	return -1;
+}
+
+/* A connection reset by its peer: reads give ECONNRESET, then the end
+ * of the stream; writes EPIPE.  Made on loopback (the peer is gone; its
+ * address is no longer one to connect to) and reset by an abortive close
+ * of the accepting end (SO_LINGER 0 sends RST). */
+static int make_reset(const struct fd_entry *f, const struct img_tcp *t)
+{
+	static const uint8_t lo6[16] = {[15] = 1}, lo4[16] = {127, 0, 0, 1};
+	struct sockaddr_storage sa;
+	socklen_t sl = sa_make(t->family, t->family == AF_INET ? lo4 : lo6, 0, 0, &sa);
+	struct linger lg = {1, 0};
+	int l = -1, c = -1, s = -1;
+
+	if ((l = socket(t->family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
+	    bind(l, (void *)&sa, sl) || listen(l, 1) || getsockname(l, (void *)&sa, &sl) ||
+	    (c = socket(t->family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
+	    connect(c, (void *)&sa, sl) || (s = accept4(l, NULL, NULL, SOCK_CLOEXEC)) < 0 ||
+	    setsockopt(s, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg))) {
+		err_sys("fd %d: cannot make a reset TCP connection", f->d.fd);
+		if (c >= 0)
+			close(c);
+		c = -1;
+	}
+	if (s >= 0)
+		close(s);
+	if (l >= 0)
+		close(l);
+	/* The reset arrives on loopback before close returns. */
+	if (c >= 0 && (f->d.flags & O_NONBLOCK))
+		fcntl(c, F_SETFL, O_NONBLOCK);
+	return c;
+}
+
+/* Room for len bytes more on their way from snd to rcv: both buffers as
+ * large as we may make them (SO_*BUFFORCE needs CAP_NET_ADMIN). */
+static void make_room(int snd, int rcv, uint32_t len)
+{
+	int want = len + (1 << 20);
+
+	if (setsockopt(snd, SOL_SOCKET, SO_SNDBUFFORCE, &want, sizeof(want)))
+		set_int(snd, SOL_SOCKET, SO_SNDBUF, want);
+	if (setsockopt(rcv, SOL_SOCKET, SO_RCVBUFFORCE, &want, sizeof(want)))
+		set_int(rcv, SOL_SOCKET, SO_RCVBUF, want);
+}
+
+/* t's options on s, but SO_REUSEADDR (fd_tcp_done). */
+static void put_opts(int s, const struct img_tcp *t)
+{
+	set_int(s, SOL_SOCKET, SO_REUSEPORT, !!(t->opts & IMG_SOCKOPT_REUSEPORT));
+	set_int(s, SOL_SOCKET, SO_KEEPALIVE, !!(t->opts & IMG_SOCKOPT_KEEPALIVE));
+	set_int(s, IPPROTO_TCP, TCP_NODELAY, !!(t->opts & IMG_SOCKOPT_NODELAY));
+	if (t->keepidle)
+		set_int(s, IPPROTO_TCP, TCP_KEEPIDLE, t->keepidle);
+	if (t->keepintvl)
+		set_int(s, IPPROTO_TCP, TCP_KEEPINTVL, t->keepintvl);
+	if (t->keepcnt)
+		set_int(s, IPPROTO_TCP, TCP_KEEPCNT, t->keepcnt);
+	/* getsockopt gave twice what was set. */
+	if (t->sndbuf)
+		set_int(s, SOL_SOCKET, SO_SNDBUF, t->sndbuf / 2);
+	if (t->rcvbuf)
+		set_int(s, SOL_SOCKET, SO_RCVBUF, t->rcvbuf / 2);
+}
+
+/* One end of a connection.  The pair is made at the first fd of either
+ * end; each end's bytes go in through the other end, and the shutdowns
+ * are done once both ends' bytes are in, as a shut end could not send. */
+static int make_tcp(const struct fd_entry *f, struct fd_pipes *pipes)
+{
+	struct img_tcp t;
+	struct fd_pipe *fp;
+
+	get_tcp(f, &t);
+	if (t.flags & IMG_TCP_RESET)
+		return make_reset(f, &t);
+	if (!(fp = fd_find_pair(pipes, IMG_FD_TCP, t.id))) {
+		if (!(fp = fd_new_pair(pipes, IMG_FD_TCP, t.id)) || make_pair(f, &t, fp->end))
+			return -1;
+		pipes->n++;
+	}
+	if (!(fp->seen & (1u << t.end))) {
+		int s = fp->end[t.end], peer = fp->end[!t.end];
+
+		if (t.data_len > (64u << 10))
+			make_room(peer, s, t.data_len);
+		if (send_all(peer, f->extra + sizeof(t), t.data_len)) {
+			err_sys("fd %d: cannot put %u queued bytes back in its TCP connection",
+				f->d.fd, t.data_len);
+			return -1;
+		}
+		put_opts(s, &t);
+		fp->shut[t.end] = t.shutdown | ((t.opts & IMG_SOCKOPT_REUSEADDR) ? PAIR_REUSE : 0);
+		fp->seen |= 1u << t.end;
+		if (fp->seen == 3)
+			for (int e = 0; e < 2; e++) {
+				int how = fp->shut[e] & 3;
+				/* SHUT_RD where the peer's FIN explains the end of
+				 * the stream is the peer's SHUT_WR alone. */
+				if ((how & TCP_SHUT_RD) && (fp->shut[!e] & TCP_SHUT_WR))
+					how &= ~TCP_SHUT_RD;
+				if (how && shutdown(fp->end[e], how - 1) && errno != ENOTCONN) {
+					err_sys("fd %d: cannot shut its TCP connection down",
+						f->d.fd);
+					return -1;
+				}
+			}
+	}
+	return fd_dup_end(fp->end[t.end], f, "a TCP socket");
+}
+
+int fd_tcp_done(struct fd_pipes *pipes)
+{
+	for (size_t i = 0; i < pipes->n; i++)
+		for (int e = 0; e < 2 && pipes->p[i].kind == IMG_FD_TCP; e++)
+			set_int(pipes->p[i].end[e], SOL_SOCKET, SO_REUSEADDR,
+				!!(pipes->p[i].shut[e] & PAIR_REUSE));
+	return 0;
+}
+
+static void show_tcp(FILE *out, const struct fd_entry *f, int json)
+{
+	struct img_tcp t;
+	char a[64], b[64];
+
+	get_tcp(f, &t);
+	ep_text(t.family, t.laddr, t.lport, a, sizeof(a));
+	ep_text(t.family, t.paddr, t.pport, b, sizeof(b));
+	if (json) {
+		fprintf(out, ",\"family\":\"%s\",\"state\":\"%s\",\"address\":\"%s\",\"peer\":\"%s\"",
+			t.family == AF_INET ? "inet" : "inet6",
+			t.flags & IMG_TCP_RESET ? "reset" : state_name(t.state), a, b);
+	} else {
+		fprintf(out, " %s %s %s -> %s", t.family == AF_INET ? "inet" : "inet6",
+			t.flags & IMG_TCP_RESET ? "reset" : state_name(t.state), a, b);
+	}
+	fd_put_num(out, json, "queued", t.data_len);
+	fd_put_num(out, json, "sendq", t.outq);
+	fd_put_num(out, json, "shutdown", t.shutdown);
+	if (!(t.flags & IMG_TCP_RESET)) {
+		fd_put_num(out, json, "pair", t.id);
+		fd_put_num(out, json, "end", t.end);
+	}
+}
+
+_Static_assert(sizeof(struct img_tcp) == 96, "img_tcp layout");
+
+const struct fd_ops fd_tcp_ops = {
+    .name = "tcp",
+    .capture = capture_tcp,
+    .join = join_tcp,
+    .check = check_tcp,
+    .make = make_tcp,
+    .show = show_tcp,
+};

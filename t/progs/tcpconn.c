@@ -1,0 +1,474 @@
+/* tcpconn: TCP connections mid-conversation, with bytes in flight both ways, checked after a
+ * restore (or a dump that let it run on): each direction of each connection carries a stream
+ * of pattern bytes (mix(seed, i)), and every byte read is checked against its place in the
+ * stream, so a byte lost, duplicated or reordered fails; each side reads until it has the whole
+ * stream (and, where the peer shut down, the end of it and nothing more).
+ *
+ * usage: tcpconn MODE DIR
+ *   tree   fd 3 listens on 127.0.0.1 (an ephemeral port); three children
+ *          connect (fd 4 each); the parent's accepted ends are fds 4-6; each
+ *          side has written 48 KiB the other has not read; after the go,
+ *          everything is exchanged (256 KiB each way), then the listener
+ *          takes a fresh client
+ *   v6     the same on ::1
+ *   full   the same with one child, which wrote until its window was full
+ *          and is blocked writing the rest (4 MiB) when it says ready;
+ *          the parent's reply (4 MiB) is blocked too
+ *   one    one process holds both ends of two connections (fds 4-5 and
+ *          6-7, after the listener on 3), 48 KiB queued each way on each
+ *   half   one child writes its 100 KiB and shuts its sending side down
+ *          (the parent has it and the end of the stream queued); the
+ *          parent's reply follows the go, then its own shutdown
+ *   outside  fd 3 is connected to a server in a child, outside a dump
+ *          without -t; after a restore (--tcp-close) reading it gives
+ *          ECONNRESET, then the end of the stream, and writing EPIPE; in
+ *          any case the program connects again and exchanges a stream
+ * Prints "ready PID port N", waits for DIR/go, checks, prints "tcpconn
+ * MODE: ok" and exits 0 only if everything is intact. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define PROG "tcpconn"
+#include "progs.h"
+
+static const char *dir;
+static unsigned long long started;
+static int family = AF_INET;
+
+/* One side of a connection: what it sends and what it must receive. */
+struct side {
+	int fd;
+	uint64_t tx_seed, rx_seed;
+	size_t tx_total, rx_total, sent, got;
+	int shut_after; /* shutdown(SHUT_WR) once everything is sent */
+	int want_eof;	/* the peer shuts down after its stream */
+	int eof, done;
+};
+
+static unsigned char pat(uint64_t seed, size_t i)
+{
+	return (unsigned char)(mix(seed, i / 8) >> (8 * (i % 8)));
+}
+
+/* As much of the stream as goes without blocking, up to limit bytes sent. */
+static void send_some(struct side *s, size_t limit)
+{
+	unsigned char buf[65536];
+
+	while (s->sent < limit && s->sent < s->tx_total) {
+		size_t n = s->tx_total - s->sent;
+		ssize_t w;
+
+		if (n > sizeof(buf))
+			n = sizeof(buf);
+		if (n > limit - s->sent)
+			n = limit - s->sent;
+		for (size_t k = 0; k < n; k++)
+			buf[k] = pat(s->tx_seed, s->sent + k);
+		w = send(s->fd, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (w < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (w < 0) {
+			fail("fd %d: send at byte %zu: %s", s->fd, s->sent, strerror(errno));
+			s->sent = s->tx_total;
+			return;
+		}
+		s->sent += w;
+	}
+	if (s->sent == s->tx_total && s->shut_after) {
+		s->shut_after = 0;
+		if (shutdown(s->fd, SHUT_WR))
+			fail("fd %d: shutdown: %s", s->fd, strerror(errno));
+	}
+}
+
+static void recv_some(struct side *s)
+{
+	unsigned char buf[65536];
+	ssize_t r = recv(s->fd, buf, sizeof(buf), MSG_DONTWAIT);
+
+	if (r < 0) {
+		if (errno != EAGAIN && errno != EINTR) {
+			fail("fd %d: recv at byte %zu: %s", s->fd, s->got, strerror(errno));
+			s->eof = 1;
+		}
+		return;
+	}
+	if (r == 0) {
+		if (s->got != s->rx_total || !s->want_eof)
+			fail("fd %d: end of stream after %zu of %zu bytes", s->fd, s->got,
+			     s->rx_total);
+		s->eof = 1;
+		return;
+	}
+	for (ssize_t k = 0; k < r; k++, s->got++)
+		if (s->got >= s->rx_total || buf[k] != pat(s->rx_seed, s->got)) {
+			fail("fd %d: byte %zu is %u, not %u (of %zu)", s->fd, s->got, buf[k],
+			     s->got < s->rx_total ? pat(s->rx_seed, s->got) : 0, s->rx_total);
+			s->eof = 1;
+			return;
+		}
+}
+
+static int side_done(const struct side *s)
+{
+	return s->sent == s->tx_total && !s->shut_after &&
+	       (s->eof || (!s->want_eof && s->got == s->rx_total));
+}
+
+/* Exchange every stream to its end, all sides at once. */
+static void pump(struct side *s, int n)
+{
+	double end = mono() + 60;
+
+	for (;;) {
+		struct pollfd p[16];
+		int left = 0;
+
+		for (int i = 0; i < n; i++) {
+			p[i] = (struct pollfd){.fd = s[i].fd};
+			if (side_done(&s[i])) {
+				p[i].fd = -1;
+				continue;
+			}
+			left++;
+			if (s[i].sent < s[i].tx_total || s[i].shut_after)
+				p[i].events |= POLLOUT;
+			if (!s[i].eof)
+				p[i].events |= POLLIN;
+		}
+		if (!left)
+			return;
+		if (mono() > end) {
+			for (int i = 0; i < n; i++)
+				if (!side_done(&s[i]))
+					fail("fd %d: timed out: sent %zu of %zu, got %zu of %zu",
+					     s[i].fd, s[i].sent, s[i].tx_total, s[i].got,
+					     s[i].rx_total);
+			return;
+		}
+		poll(p, n, 100);
+		for (int i = 0; i < n; i++) {
+			if (p[i].fd < 0)
+				continue;
+			if (p[i].revents & (POLLIN | POLLHUP | POLLERR))
+				recv_some(&s[i]);
+			if (p[i].revents & (POLLOUT | POLLERR))
+				send_some(&s[i], s[i].tx_total);
+		}
+	}
+}
+
+static socklen_t loopback(struct sockaddr_storage *sa, int port)
+{
+	memset(sa, 0, sizeof(*sa));
+	sa->ss_family = family;
+	if (family == AF_INET) {
+		struct sockaddr_in *a = (void *)sa;
+		a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		a->sin_port = htons(port);
+		return sizeof(*a);
+	}
+	struct sockaddr_in6 *a = (void *)sa;
+	a->sin6_addr = in6addr_loopback;
+	a->sin6_port = htons(port);
+	return sizeof(*a);
+}
+
+/* fd to number want. */
+static int at(int fd, int want)
+{
+	if (fd == want)
+		return fd;
+	if (dup2(fd, want) < 0)
+		die("dup2");
+	close(fd);
+	return want;
+}
+
+static int listener(int *port)
+{
+	struct sockaddr_storage sa;
+	socklen_t sl = loopback(&sa, 0);
+	int l = socket(family, SOCK_STREAM, 0), one = 1;
+
+	if (l < 0 || setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    bind(l, (void *)&sa, sl) || listen(l, 8) || getsockname(l, (void *)&sa, &sl))
+		die("listen");
+	*port = ntohs(family == AF_INET ? ((struct sockaddr_in *)&sa)->sin_port
+					: ((struct sockaddr_in6 *)&sa)->sin6_port);
+	return l;
+}
+
+static int connect_to(int port)
+{
+	struct sockaddr_storage sa;
+	socklen_t sl = loopback(&sa, port);
+	int c = socket(family, SOCK_STREAM, 0);
+
+	if (c < 0 || connect(c, (void *)&sa, sl))
+		die("connect");
+	return c;
+}
+
+/* The client side of connection j, and the server side. */
+static struct side client_side(int fd, int j, size_t total)
+{
+	return (struct side){.fd = fd, .tx_seed = 2 * j + 1, .rx_seed = 2 * j + 2,
+			     .tx_total = total, .rx_total = total};
+}
+
+static struct side server_side(int fd, int j, size_t total)
+{
+	return (struct side){.fd = fd, .tx_seed = 2 * j + 2, .rx_seed = 2 * j + 1,
+			     .tx_total = total, .rx_total = total};
+}
+
+static int kids_ok(pid_t *kids, int n)
+{
+	int ok = 1, st;
+
+	for (int i = 0; i < n; i++)
+		if (waitpid(kids[i], &st, 0) != kids[i] || !WIFEXITED(st) || WEXITSTATUS(st)) {
+			fail("child %d failed (status %#x)", kids[i], st);
+			ok = 0;
+		}
+	return ok;
+}
+
+static void wait_go(void)
+{
+	char go[4096];
+
+	snprintf(go, sizeof(go), "%s/go", dir);
+	wait_file(go);
+}
+
+/* A fresh client of the listener on port: the listener still takes
+ * connections after the restore. */
+static void fresh_client(int l, int port)
+{
+	pid_t kid = fork();
+	struct side s;
+
+	if (kid < 0)
+		die("fork");
+	if (kid == 0) {
+		close(l);
+		s = client_side(connect_to(port), 100, 10000);
+		pump(&s, 1);
+		_exit(failures ? 1 : 0);
+	}
+	s = server_side(accept(l, NULL, NULL), 100, 10000);
+	if (s.fd < 0)
+		die("accept");
+	pump(&s, 1);
+	close(s.fd);
+	kids_ok(&kid, 1);
+}
+
+/* Until the peer's FIN is in (the peer shut down its sending side). */
+static void wait_fin(int fd)
+{
+	struct tcp_info ti;
+	socklen_t tl;
+	struct timespec ts = {0, 10 * 1000 * 1000};
+
+	do {
+		nanosleep(&ts, NULL);
+		tl = sizeof(ti);
+		if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl))
+			die("TCP_INFO");
+	} while (ti.tcpi_state != TCP_CLOSE_WAIT);
+}
+
+/* tree, v6, full, half: a server and its children. */
+static void tree(int nkids, size_t pre, size_t total, int half, int full)
+{
+	int port, l = at(listener(&port), 3);
+	struct side s[8];
+	pid_t kids[8];
+
+	for (int j = 0; j < nkids; j++) {
+		kids[j] = fork();
+		if (kids[j] < 0)
+			die("fork");
+		if (kids[j] == 0) {
+			struct side c;
+
+			close(l);
+			for (int k = 0; k < j; k++)
+				close(4 + k);
+			c = client_side(at(connect_to(port), 4), j, total);
+			if (half) {
+				c.rx_total = total / 2;
+				c.shut_after = c.want_eof = 1;
+			}
+			send_some(&c, pre);
+			if (full) {
+				/* Blocked in send(2) with the window full, until
+				 * the server reads. */
+				char path[4096];
+				snprintf(path, sizeof(path), "%s/blocked", dir);
+				close(open(path, O_WRONLY | O_CREAT, 0600));
+				fcntl(c.fd, F_SETFL, 0);
+				while (c.sent < c.tx_total) {
+					unsigned char buf[65536];
+					size_t n = c.tx_total - c.sent < sizeof(buf) ? c.tx_total - c.sent
+										     : sizeof(buf);
+					ssize_t w;
+					for (size_t k = 0; k < n; k++)
+						buf[k] = pat(c.tx_seed, c.sent + k);
+					w = send(c.fd, buf, n, MSG_NOSIGNAL);
+					if (w < 0 && errno != EINTR)
+						die("send");
+					c.sent += w > 0 ? w : 0;
+				}
+			} else {
+				wait_go();
+			}
+			pump(&c, 1);
+			_exit(failures ? 1 : 0);
+		}
+		s[j] = server_side(at(accept(l, NULL, NULL), 4 + j), j, total);
+		if (s[j].fd < 0)
+			die("accept");
+		if (half) {
+			s[j].tx_total = total / 2;
+			s[j].shut_after = s[j].want_eof = 1;
+		}
+	}
+	if (half)
+		wait_fin(s[0].fd);
+	if (full) {
+		char path[4096];
+		snprintf(path, sizeof(path), "%s/blocked", dir);
+		wait_file(path);
+	}
+	/* The children's first bytes are in before the server's. */
+	for (int j = 0; j < nkids; j++)
+		send_some(&s[j], half ? 0 : pre);
+	printf("ready %d port %d\n", getpid(), port);
+	fflush(stdout);
+	wait_go();
+	pump(s, nkids);
+	for (int j = 0; j < nkids; j++)
+		close(s[j].fd);
+	kids_ok(kids, nkids);
+	fresh_client(l, port);
+}
+
+/* one: both ends of two connections in this process. */
+static void one(void)
+{
+	int port, l = at(listener(&port), 3);
+	struct side s[4];
+
+	for (int j = 0; j < 2; j++) {
+		int c = at(connect_to(port), 4 + 2 * j), a = at(accept(l, NULL, NULL), 5 + 2 * j);
+
+		s[2 * j] = client_side(c, j, 256 << 10);
+		s[2 * j + 1] = server_side(a, j, 256 << 10);
+	}
+	for (int i = 0; i < 4; i++)
+		send_some(&s[i], 48 << 10);
+	printf("ready %d port %d\n", getpid(), port);
+	fflush(stdout);
+	wait_go();
+	pump(s, 4);
+	for (int i = 0; i < 4; i++)
+		close(s[i].fd);
+	fresh_client(l, port);
+}
+
+/* outside: a server in a child takes two connections: the first it
+ * leaves alone, the second exchanges a stream. */
+static void outside(void)
+{
+	int port, l = listener(&port);
+	pid_t kid = fork();
+	struct side s;
+	char c;
+
+	if (kid < 0)
+		die("fork");
+	if (kid == 0) {
+		int first = accept(l, NULL, NULL);
+		struct pollfd p = {.fd = l, .events = POLLIN};
+
+		if (first < 0 || poll(&p, 1, 60000) != 1)
+			_exit(1);
+		s = server_side(accept(l, NULL, NULL), 7, 100000);
+		pump(&s, 1);
+		_exit(failures ? 1 : 0);
+	}
+	close(l);
+	s = client_side(at(connect_to(port), 3), 7, 100000);
+	send_some(&s, 1000);
+	printf("ready %d port %d server %d\n", getpid(), port, kid);
+	fflush(stdout);
+	wait_go();
+	if (start_time() != started) {
+		/* Restored reset (--tcp-close). */
+		if (recv(3, &c, 1, 0) != -1 || errno != ECONNRESET)
+			fail("fd 3: the first read does not say ECONNRESET (%s)", strerror(errno));
+		if (recv(3, &c, 1, 0) != 0)
+			fail("fd 3: the second read is not the end of the stream");
+		if (send(3, &c, 1, MSG_NOSIGNAL) != -1 || errno != EPIPE)
+			fail("fd 3: a write does not say EPIPE (%s)", strerror(errno));
+	}
+	close(3);
+	/* It reconnects, as a client that meets an error does.  (Restored,
+	 * the server is no child of ours: it ends on its own.) */
+	s = client_side(connect_to(port), 7, 100000);
+	pump(&s, 1);
+	if (start_time() == started)
+		kids_ok(&kid, 1);
+}
+
+int main(int argc, char **argv)
+{
+	const char *mode;
+
+	if (argc != 3) {
+		fprintf(stderr, "usage: tcpconn MODE DIR\n");
+		return 2;
+	}
+	mode = argv[1];
+	dir = argv[2];
+	started = start_time();
+	signal(SIGPIPE, SIG_IGN);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (!strcmp(mode, "tree"))
+		tree(3, 48 << 10, 256 << 10, 0, 0);
+	else if (!strcmp(mode, "v6")) {
+		family = AF_INET6;
+		tree(3, 48 << 10, 256 << 10, 0, 0);
+	} else if (!strcmp(mode, "full"))
+		tree(1, (size_t)-1 / 2, 4 << 20, 0, 1);
+	else if (!strcmp(mode, "half"))
+		tree(1, 40 << 10, 40 << 10, 1, 0);
+	else if (!strcmp(mode, "one"))
+		one();
+	else if (!strcmp(mode, "outside"))
+		outside();
+	else {
+		fprintf(stderr, "tcpconn: unknown mode %s\n", mode);
+		return 2;
+	}
+	if (failures)
+		return 1;
+	printf("tcpconn %s: ok\n", mode);
+	return 0;
+}
