@@ -19,7 +19,7 @@
 
 #define USAGE                                                                                      \
 	"usage: ckpt-dump [-t] [--kill | --stop | --cow] [-o file] [--parent img] [--save-files] "   \
-	"[--save-files-max size] "                                                                  \
+	"[--save-files-max size] [--tcp-close] "                                                    \
 	"[--progress | --quiet] pid\n"
 
 static volatile int cancel; /* sig_atomic_t is int here */
@@ -107,6 +107,7 @@ static void parse_args(int argc, char **argv, struct args *a)
 		{"output", required_argument, NULL, 'o'}, {"progress", no_argument, NULL, 'P'},
 		{"quiet", no_argument, NULL, 'q'},    {"help", no_argument, NULL, 'h'},
 		{"save-files", no_argument, NULL, 'S'}, {"cow", no_argument, NULL, 'C'},
+		{"tcp-close", no_argument, NULL, 'T'},
 		{"tree", no_argument, NULL, 't'},     {"version", no_argument, NULL, 'V'},
 		{"parent", required_argument, NULL, 'p'},
 		{"save-files-max", required_argument, NULL, 'M'}, {NULL, 0, NULL, 0}};
@@ -147,6 +148,9 @@ static void parse_args(int argc, char **argv, struct args *a)
 			break;
 		case 't':
 			a->tree = 1;
+			break;
+		case 'T':
+			a->o.fd_opts |= FD_OPT_TCP_CLOSE;
 			break;
 		case 'h':
 			fputs(USAGE, stdout);

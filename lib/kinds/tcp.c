@@ -477,6 +477,16 @@ static int take_flow(const struct fd_all *a, size_t i, size_t k, struct img_tcp 
 	if ((w.rcv = fd_getfd(a->pid[i], w.fd)) < 0 ||
 	    (w.snd = fd_getfd(a->pid[k], a->f[k]->d.fd)) < 0)
 		goto out;
+	/* The kill that ends the dump closes both ends: an orderly close
+	 * would leave the 4-tuple in TIME_WAIT for a minute, which the
+	 * restore could not connect again; an abortive one (RST) leaves
+	 * nothing.  (Should the dump fail after this, the program's close
+	 * of it would be abortive too.) */
+	if ((a->opts & FD_OPT_KILL) &&
+	    setsockopt(w.rcv, SOL_SOCKET, SO_LINGER, &(struct linger){1, 0}, sizeof(struct linger))) {
+		err_sys("pid %d: fd %d: cannot set SO_LINGER on its TCP socket", w.pid, w.fd);
+		goto out;
+	}
 	if (flow_settled(&w)) {
 		rc = 0;
 		goto out;

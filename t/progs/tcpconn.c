@@ -12,11 +12,12 @@
  *          takes a fresh client
  *   v6     the same on ::1
  *   full   the same with one child, which wrote until its window was full
- *          and is blocked writing the rest (4 MiB) when it says ready;
- *          the parent's reply (4 MiB) is blocked too
+ *          and is blocked writing the rest (1 MiB in all, SO_SNDBUF 64 KiB)
+ *          when it says ready; the parent's reply (1 MiB) is stuck too
+ *   idle   one child, nothing in flight either way (64 KiB after the go)
  *   one    one process holds both ends of two connections (fds 4-5 and
  *          6-7, after the listener on 3), 48 KiB queued each way on each
- *   half   one child writes its 100 KiB and shuts its sending side down
+ *   half   one child writes its 40 KiB and shuts its sending side down
  *          (the parent has it and the end of the stream queued); the
  *          parent's reply follows the go, then its own shutdown
  *   outside  fd 3 is connected to a server in a child, outside a dump
@@ -315,6 +316,8 @@ static void tree(int nkids, size_t pre, size_t total, int half, int full)
 				c.rx_total = total / 2;
 				c.shut_after = c.want_eof = 1;
 			}
+			if (full)
+				setsockopt(c.fd, SOL_SOCKET, SO_SNDBUF, &(int){65536}, sizeof(int));
 			send_some(&c, pre);
 			if (full) {
 				/* Blocked in send(2) with the window full, until
@@ -344,6 +347,8 @@ static void tree(int nkids, size_t pre, size_t total, int half, int full)
 		s[j] = server_side(at(accept(l, NULL, NULL), 4 + j), j, total);
 		if (s[j].fd < 0)
 			die("accept");
+		if (full)
+			setsockopt(s[j].fd, SOL_SOCKET, SO_SNDBUF, &(int){65536}, sizeof(int));
 		if (half) {
 			s[j].tx_total = total / 2;
 			s[j].shut_after = s[j].want_eof = 1;
@@ -456,7 +461,9 @@ int main(int argc, char **argv)
 		family = AF_INET6;
 		tree(3, 48 << 10, 256 << 10, 0, 0);
 	} else if (!strcmp(mode, "full"))
-		tree(1, (size_t)-1 / 2, 4 << 20, 0, 1);
+		tree(1, (size_t)-1 / 2, 1 << 20, 0, 1);
+	else if (!strcmp(mode, "idle"))
+		tree(1, 0, 64 << 10, 0, 0);
 	else if (!strcmp(mode, "half"))
 		tree(1, 40 << 10, 40 << 10, 1, 0);
 	else if (!strcmp(mode, "one"))

@@ -1,0 +1,142 @@
+#!/usr/bin/env bats
+# Established TCP connections whose two ends the tree holds come back with
+# their addresses and every byte in flight each way, exactly once;
+# t/progs/tcpconn checks each byte of each stream.  A connection to a peer
+# outside is refused, or restored reset with --tcp-close.  No privilege
+# is needed.
+
+load lib
+
+bats_require_minimum_version 1.5.0
+
+setup() {
+	workdir tcp
+}
+
+# start MODE: tcpconn MODE in the background, ready; its port in $PORT.
+start() {
+	start_bg tcpconn "$1" "$D"
+	wait_for_line "$OUT" '^ready '
+	PORT=$(awk '/^ready /{print $4}' "$OUT")
+}
+
+# killed_and_restored MODE [DUMP OPTION...]: dump --kill, restore, the program's checks pass.
+killed_and_restored() {
+	local mode=$1
+	shift
+	bg_dump_kill "$@"
+	bg_restored "tcpconn $mode: ok"
+}
+
+@test "a server, its listener and three clients (one tree), 48 KiB unread each way: dump --kill, restore, every byte once; the listener takes a new client" {
+	start tree
+	killed_and_restored tree -t
+}
+
+@test "one process holding both ends of two connections: dump --kill and restore" {
+	start one
+	killed_and_restored one
+}
+
+@test "IPv6 on ::1: a server and three clients come back with every byte" {
+	python3 -c 'import socket; socket.socket(socket.AF_INET6).bind(("::1", 0))' 2>/dev/null ||
+		skip "no IPv6 loopback"
+	start v6
+	killed_and_restored v6 -t
+	ckpt-inspect "$IMG" | grep -q ' tcp .* inet6 established \[::1\]:'"$PORT"' -> \[::1\]:'
+}
+
+@test "an idle connection, nothing in flight: dump --kill, restore at once (the kill left no TIME_WAIT behind)" {
+	start idle
+	killed_and_restored idle -t
+}
+
+# blocked_in_send: the child of tcpconn full sleeps in sendto(2).
+blocked_in_send() {
+	local kid
+	kid=$(descendants "$BG_PID")
+	wait_for grep -q '^44 ' "/proc/$kid/syscall"
+}
+
+@test "a full window, the sender blocked in send(2), 1 MiB each way: dump --kill and restore" {
+	start full
+	blocked_in_send
+	killed_and_restored full -t
+}
+
+@test "a dump without --kill leaves the program intact: the bytes drained from a full window are given back in order" {
+	start full
+	blocked_in_send
+	ckpt-dump -t -o "$IMG" "$BG_PID"
+	ckpt-inspect "$IMG" | grep -q ' tcp .* queued [1-9]'
+	finish_bg
+	grep -qx "tcpconn full: ok" "$OUT"
+}
+
+@test "a dump without --kill of the tree mid-conversation: the program goes on with every byte" {
+	start tree
+	ckpt-dump -t -o "$IMG" "$BG_PID"
+	finish_bg
+	grep -qx "tcpconn tree: ok" "$OUT"
+}
+
+@test "half-closed: the client's data and end of stream queued at the server come back, and the server's shutdown after its reply" {
+	start half
+	bg_dump_kill -t
+	ckpt-inspect "$IMG" | grep -q ' tcp .* close-wait .* queued 40960 .* shutdown 1 '
+	ckpt-inspect "$IMG" | grep -q ' tcp .* fin-wait2 .* queued 0 .* shutdown 2 '
+	bg_restored "tcpconn half: ok"
+}
+
+@test "ckpt-inspect shows family, state, both addresses and the queued bytes (text and JSON)" {
+	start one
+	ckpt-dump --kill -o "$IMG" "$BG_PID"
+	run ckpt-inspect "$IMG"
+	echo "$output"
+	[[ "$output" == *"fd 5   tcp "*" inet established 127.0.0.1:$PORT -> 127.0.0.1:"*" queued 49152 sendq 0 shutdown 0 pair "* ]]
+	run ckpt-inspect --json "$IMG"
+	[[ "$output" == *'"kind":"tcp"'*'"family":"inet","state":"established","address":"127.0.0.1:'"$PORT"'","peer":"127.0.0.1:'*'"queued":49152,'* ]]
+}
+
+@test "a connection to a peer outside the dumped processes is refused naming both addresses and --tcp-close; the program runs on" {
+	start outside
+	CKPT_PIDS+=("$(awk '/^ready /{print $6}' "$OUT")")
+	run --separate-stderr ckpt-dump -o "$IMG" "$BG_PID"
+	one_line 1 "pid $BG_PID: fd 3 is a TCP connection from 127.0.0.1:"
+	[[ "$stderr" == *" to 127.0.0.1:$PORT, a peer outside the dumped processes (--tcp-close restores it reset); not supported" ]]
+	untraced "$BG_PID"
+	finish_bg
+	grep -qx "tcpconn outside: ok" "$OUT"
+}
+
+@test "--tcp-close: the outside connection comes back reset (ECONNRESET, then end of stream, EPIPE); the program connects again and goes on" {
+	start outside
+	CKPT_PIDS+=("$(awk '/^ready /{print $6}' "$OUT")")
+	bg_dump_kill --tcp-close
+	ckpt-inspect "$IMG" | grep -q ' tcp .* inet reset 127.0.0.1:[0-9]* -> 127.0.0.1:'"$PORT"' '
+	bg_restored "tcpconn outside: ok"
+}
+
+@test "a listening port busy at restore is named in one line" {
+	start tree
+	bg_dump_kill -t
+	exec_clean python3 -c 'import socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen()
+print("held", flush=True)
+time.sleep(120)' "$PORT" </dev/null >"$D/held" 2>&1 &
+	CKPT_PIDS+=("$!")
+	wait_for_line "$D/held" '^held'
+	run --separate-stderr ckpt-remap "$IMG"
+	one_line "$CKPT_FAIL_RC" "pid $BG_PID: fd 3: TCP address 127.0.0.1:$PORT: port $PORT is in use" ckpt-remap
+}
+
+@test "an HTTP/1.1 keep-alive server and client (Python's http.server, http.client) in one tree, caught mid-response, go on on the same connection" {
+	[ -x /usr/bin/python3 ] || skip "no /usr/bin/python3"
+	start_bg /usr/bin/python3 "$TOP/t/progs/httpka.py" "$D"
+	wait_for_line "$OUT" '^ready '
+	bg_dump_kill -t
+	bg_restored "httpka: ok"
+}
