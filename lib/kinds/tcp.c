@@ -493,7 +493,7 @@ static int take_flow(const struct fd_all *a, size_t i, size_t k, struct img_tcp 
 	}
 	if ((u.shutdown & TCP_SHUT_WR) && !(a->opts & FD_OPT_KILL)) {
 		err_set("pid %d: fd %d is a TCP connection from %s whose peer shut it down "
-			"with bytes still in its send queue; not supported without --kill",
+			"with bytes still in its send queue (--kill takes them); not supported",
 			w.pid, w.fd, conn_text(t, conn, sizeof(conn)));
 		goto out;
 	}
