@@ -33,6 +33,11 @@ killed_and_restored() {
 	killed_and_restored tree -t
 }
 
+@test "a client parent and its server child, whose listener (no SO_REUSEADDR) is made after the connection on its port: dump --kill, restore" {
+	start late
+	killed_and_restored late -t
+}
+
 @test "one process holding both ends of two connections: dump --kill and restore" {
 	start one
 	killed_and_restored one

@@ -618,7 +618,10 @@ static int make_sock(const struct fd_entry *f, struct fd_pipes *pipes)
 			proto_name(k.family, k.protocol));
 		return -1;
 	}
-	set_opt(s, SOL_SOCKET, SO_REUSEADDR, !!(k.opts & IMG_SOCKOPT_REUSEADDR));
+	/* A TCP one binds with SO_REUSEADDR on: the tree's connections on
+	 * its port may be made before it (tcp.c); its own once it listens. */
+	set_opt(s, SOL_SOCKET, SO_REUSEADDR,
+		k.protocol == IPPROTO_TCP || (k.opts & IMG_SOCKOPT_REUSEADDR));
 	if (k.opts & IMG_SOCKOPT_REUSEPORT)
 		set_opt(s, SOL_SOCKET, SO_REUSEPORT, 1);
 	if (k.opts & IMG_SOCKOPT_PASSCRED)
@@ -673,6 +676,7 @@ static int make_sock(const struct fd_entry *f, struct fd_pipes *pipes)
 		err_sys("fd %d: cannot listen on %s", f->d.fd, a);
 		goto fail;
 	}
+	set_opt(s, SOL_SOCKET, SO_REUSEADDR, !!(k.opts & IMG_SOCKOPT_REUSEADDR));
 	if (f->d.flags & O_NONBLOCK)
 		fcntl(s, F_SETFL, fcntl(s, F_GETFL) | O_NONBLOCK);
 	return s;

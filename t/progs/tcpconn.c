@@ -14,6 +14,9 @@
  *   full   the same with one child, which wrote until its window was full
  *          and is blocked writing the rest (1 MiB in all, SO_SNDBUF 64 KiB)
  *          when it says ready; the parent's reply (1 MiB) is stuck too
+ *   late   the client is the parent, the server the child, its listener
+ *          (fd 3) without SO_REUSEADDR, its accepted end fd 4; 48 KiB
+ *          unread each way; the listener takes a fresh client after
  *   idle   one child, nothing in flight either way (64 KiB after the go)
  *   one    one process holds both ends of two connections (fds 4-5 and
  *          6-7, after the listener on 3), 48 KiB queued each way on each
@@ -46,6 +49,7 @@
 static const char *dir;
 static unsigned long long started;
 static int family = AF_INET;
+static int reuse = 1; /* the listener's SO_REUSEADDR */
 
 /* One side of a connection: what it sends and what it must receive. */
 struct side {
@@ -202,9 +206,9 @@ static int listener(int *port)
 {
 	struct sockaddr_storage sa;
 	socklen_t sl = loopback(&sa, 0);
-	int l = socket(family, SOCK_STREAM, 0), one = 1;
+	int l = socket(family, SOCK_STREAM, 0);
 
-	if (l < 0 || setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	if (l < 0 || setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &reuse, sizeof(reuse)) ||
 	    bind(l, (void *)&sa, sl) || listen(l, 8) || getsockname(l, (void *)&sa, &sl))
 		die("listen");
 	*port = ntohs(family == AF_INET ? ((struct sockaddr_in *)&sa)->sin_port
@@ -374,6 +378,46 @@ static void tree(int nkids, size_t pre, size_t total, int half, int full)
 	fresh_client(l, port);
 }
 
+/* late: the client is the parent, the server (a listener without
+ * SO_REUSEADDR, and the accepted connection) the child: a restore makes
+ * the connection before the listener. */
+static void late(void)
+{
+	int port, l;
+	pid_t kid;
+	struct side s;
+	char path[4096];
+
+	reuse = 0;
+	l = listener(&port);
+	snprintf(path, sizeof(path), "%s/served", dir);
+	kid = fork();
+	if (kid < 0)
+		die("fork");
+	if (kid == 0) {
+		l = at(l, 3);
+		s = server_side(at(accept(l, NULL, NULL), 4), 0, 256 << 10);
+		if (s.fd < 0)
+			die("accept");
+		send_some(&s, 48 << 10);
+		close(open(path, O_WRONLY | O_CREAT, 0600));
+		wait_go();
+		pump(&s, 1);
+		close(s.fd);
+		fresh_client(l, port);
+		_exit(failures ? 1 : 0);
+	}
+	close(l);
+	s = client_side(at(connect_to(port), 3), 0, 256 << 10);
+	send_some(&s, 48 << 10);
+	wait_file(path);
+	printf("ready %d port %d\n", getpid(), port);
+	fflush(stdout);
+	wait_go();
+	pump(&s, 1);
+	kids_ok(&kid, 1);
+}
+
 /* one: both ends of two connections in this process. */
 static void one(void)
 {
@@ -462,6 +506,8 @@ int main(int argc, char **argv)
 		tree(3, 48 << 10, 256 << 10, 0, 0);
 	} else if (!strcmp(mode, "full"))
 		tree(1, (size_t)-1 / 2, 1 << 20, 0, 1);
+	else if (!strcmp(mode, "late"))
+		late();
 	else if (!strcmp(mode, "idle"))
 		tree(1, 0, 64 << 10, 0, 0);
 	else if (!strcmp(mode, "half"))
