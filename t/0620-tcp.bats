@@ -63,6 +63,13 @@ blocked_in_send() {
 	wait_for grep -q '^44 ' "/proc/$kid/syscall"
 }
 
+@test "a dual-stack IPv6 server on [::] and its IPv4 clients: the two ends of each connection differ in family and come back so" {
+	start dual
+	killed_and_restored dual -t
+	ckpt-inspect "$IMG" | grep -q ' tcp .* inet6 established \[::ffff:127.0.0.1\]:'"$PORT"' -> \[::ffff:127.0.0.1\]:'
+	ckpt-inspect "$IMG" | grep -q ' tcp .* inet established 127.0.0.1:[0-9]* -> 127.0.0.1:'"$PORT"' '
+}
+
 @test "a full window, the sender blocked in send(2), 1 MiB each way: dump --kill and restore" {
 	start full
 	blocked_in_send

@@ -302,14 +302,16 @@ enum {
 	IMG_TCP_FLAGS = 1, /* every flag a reader accepts */
 };
 struct img_tcp {
-	uint16_t family;	      /* AF_INET, AF_INET6 */
+	uint16_t family;	      /* AF_INET, AF_INET6: its own socket's */
+	uint16_t pfamily;	      /* its peer's socket's (an IPv4 client of a */
+				      /* dual-stack IPv6 server: they differ) */
+	uint16_t lport, pport;	      /* its own port and its peer's, host order */
+	uint8_t laddr[16], paddr[16]; /* its own address and its peer's as its own */
+				      /* socket gives them (IPv4: 4 bytes, then zeros) */
+	uint32_t scope;		      /* IPv6 scope id (0 but for link-local) */
 	uint16_t state;		      /* TCP_ESTABLISHED 1, FIN_WAIT1 4, FIN_WAIT2 5, */
 				      /* CLOSE_WAIT 8, LAST_ACK 9, CLOSING 11 */
-	uint16_t lport, pport;	      /* its own port and its peer's, host order */
-	uint8_t laddr[16], paddr[16]; /* its own address and its peer's (IPv4: 4 bytes, */
-				      /* then zeros) */
-	uint32_t scope;		      /* IPv6 scope id (0 but for link-local) */
-	uint32_t shutdown;	      /* 1 it reads no more (EOF or SHUT_RD), 2 it sent its FIN */
+	uint16_t shutdown;	      /* 1 it reads no more (EOF or SHUT_RD), 2 it sent its FIN */
 	uint32_t opts;		      /* IMG_SOCKOPT_*: REUSEADDR, REUSEPORT, KEEPALIVE, */
 				      /* NODELAY, V6ONLY */
 	uint32_t flags;		      /* IMG_TCP_* */

@@ -128,6 +128,42 @@ static const char *ep_text(int family, const uint8_t addr[16], uint16_t port, ch
 	return buf;
 }
 
+/* An address of family in IPv6 form (IPv4 mapped: ::ffff:a.b.c.d), so
+ * that the two ends of a connection between an IPv4 socket and a
+ * dual-stack IPv6 one compare. */
+static void as_v6(int family, const uint8_t in[16], uint8_t out[16])
+{
+	if (family == AF_INET6) {
+		memcpy(out, in, 16);
+		return;
+	}
+	memset(out, 0, 10);
+	out[10] = out[11] = 0xff;
+	memcpy(out + 12, in, 4);
+}
+
+/* An address of family from as a socket of family to has it. */
+static void addr_as(int from, const uint8_t in[16], int to, uint8_t out[16])
+{
+	uint8_t v6[16];
+
+	as_v6(from, in, v6);
+	memset(out, 0, 16);
+	if (to == AF_INET6)
+		memcpy(out, v6, 16);
+	else
+		memcpy(out, v6 + 12, 4);
+}
+
+static int same_addr(int fa, const uint8_t a[16], int fb, const uint8_t b[16])
+{
+	uint8_t x[16], y[16];
+
+	as_v6(fa, a, x);
+	as_v6(fb, b, y);
+	return !memcmp(x, y, 16);
+}
+
 /* "A to B", both ends of t as its own end sees them. */
 static const char *conn_text(const struct img_tcp *t, char *buf, size_t size)
 {
@@ -281,7 +317,7 @@ static int capture_tcp(const struct fd_source *src, struct fd_entry *f)
 			src->pid, fd, src->link);
 		goto out;
 	}
-	t.family = la.ss_family;
+	t.family = t.pfamily = la.ss_family;
 	t.state = ti.tcpi_state;
 	sa_split(&la, t.laddr, &t.lport, &t.scope);
 	sa_split(&pa, t.paddr, &t.pport, NULL);
@@ -344,8 +380,9 @@ static size_t find_peer(const struct fd_all *a, size_t i, const struct img_tcp *
 		    first_of(a, k) != k)
 			continue;
 		get_tcp(a->f[k], &u);
-		if (u.family == t->family && u.lport == t->pport && u.pport == t->lport &&
-		    !memcmp(u.laddr, t->paddr, 16) && !memcmp(u.paddr, t->laddr, 16))
+		if (u.lport == t->pport && u.pport == t->lport &&
+		    same_addr(u.family, u.laddr, t->family, t->paddr) &&
+		    same_addr(u.family, u.paddr, t->family, t->laddr))
 			return k;
 	}
 	return a->n;
@@ -561,6 +598,8 @@ static int join_tcp(struct fd_all *a)
 			fd_drop_data(f, sizeof(t));
 			continue;
 		}
+		get_tcp(a->f[k], &u);
+		t.pfamily = u.family;
 		t.id = f->d.ino < a->f[k]->d.ino ? f->d.ino : a->f[k]->d.ino;
 		t.end = f->d.ino > a->f[k]->d.ino;
 		put_tcp(f, &t);
@@ -573,19 +612,23 @@ static int join_tcp(struct fd_all *a)
 static int check_tcp(const unsigned char *x, uint32_t n)
 {
 	struct img_tcp t;
-	static const uint8_t zero[12];
+	static const uint8_t zero[12], mapped[12] = {[10] = 0xff, [11] = 0xff};
 
 	if (n < sizeof(t))
 		return -1;
 	memcpy(&t, x, sizeof(t));
 	if (n != sizeof(t) + (uint64_t)t.data_len || (t.family != AF_INET && t.family != AF_INET6) ||
-	    !state_ok(t.state) || t.shutdown > 3 || (t.opts & ~IMG_SOCKOPT_ALL) ||
-	    (t.flags & ~IMG_TCP_FLAGS) || t.end > 1 || !t.lport || !t.pport ||
-	    t.keepidle > 32767 || t.keepintvl > 32767 || t.keepcnt > 127 ||
-	    ((t.flags & IMG_TCP_RESET) && t.data_len))
+	    (t.pfamily != AF_INET && t.pfamily != AF_INET6) || !state_ok(t.state) ||
+	    t.shutdown > 3 || (t.opts & ~IMG_SOCKOPT_ALL) || (t.flags & ~IMG_TCP_FLAGS) ||
+	    t.end > 1 || !t.lport || !t.pport || t.keepidle > 32767 || t.keepintvl > 32767 ||
+	    t.keepcnt > 127 || ((t.flags & IMG_TCP_RESET) && t.data_len))
 		return -1;
 	if (t.family == AF_INET &&
 	    (memcmp(t.laddr + 4, zero, 12) || memcmp(t.paddr + 4, zero, 12) || t.scope))
+		return -1;
+	/* An IPv6 end of an IPv4 peer sees IPv4-mapped addresses. */
+	if (t.family != t.pfamily && t.family == AF_INET6 &&
+	    (memcmp(t.laddr, mapped, 12) || memcmp(t.paddr, mapped, 12)))
 		return -1;
 	return 0;
 }
@@ -678,7 +721,7 @@ static int accept_from(int l, const struct sockaddr_storage *from)
 			continue;
 		}
 		sa_split(&pa, a, &pa_port, NULL);
-		if (pa.ss_family == from->ss_family && pa_port == pb_port && !memcmp(a, b, 16))
+		if (pa_port == pb_port && same_addr(pa.ss_family, a, from->ss_family, b))
 			return c;
 		close(c);
 	}
@@ -695,31 +738,43 @@ static int make_pair(const struct fd_entry *f, const struct img_tcp *t, int end[
 {
 	struct sockaddr_storage sa[2];
 	socklen_t sl[2];
-	int me = t->end, acc, con, l, tmp = -1, c = -1, s = -1;
+	int fam[2], me = t->end, acc, con, l, tmp = -1, c = -1, s = -1;
+	uint8_t peer[16], to[16];
 	char ab[64], bb[64];
 	const char *what;
 
+	/* The peer's address as its own socket has it. */
+	fam[me] = t->family;
+	fam[!me] = t->pfamily;
+	addr_as(t->family, t->paddr, t->pfamily, peer);
 	sl[me] = sa_make(t->family, t->laddr, t->lport, t->scope, &sa[me]);
-	sl[!me] = sa_make(t->family, t->paddr, t->pport, 0, &sa[!me]);
+	sl[!me] = sa_make(t->pfamily, peer, t->pport, t->pfamily == t->family ? t->scope : 0,
+			  &sa[!me]);
 	acc = me;
 	if ((l = made_listener(&sa[me])) < 0 && (l = made_listener(&sa[!me])) >= 0)
 		acc = !me;
 	con = !acc;
-	ep_text(t->family, acc == me ? t->laddr : t->paddr, acc == me ? t->lport : t->pport, ab,
+	ep_text(fam[acc], acc == me ? t->laddr : peer, acc == me ? t->lport : t->pport, ab,
 		sizeof(ab));
-	ep_text(t->family, con == me ? t->laddr : t->paddr, con == me ? t->lport : t->pport, bb,
+	ep_text(fam[con], con == me ? t->laddr : peer, con == me ? t->lport : t->pport, bb,
 		sizeof(bb));
 	if (l < 0) {
 		what = "listen on";
-		if ((tmp = bound_sock(t->family, &sa[acc], sl[acc])) < 0 || listen(tmp, 1))
+		if ((tmp = bound_sock(fam[acc], &sa[acc], sl[acc])) < 0 || listen(tmp, 1))
 			goto fail_acc;
 		l = tmp;
 	}
 	what = "bind to";
-	if ((c = bound_sock(t->family, &sa[con], sl[con])) < 0)
+	if ((c = bound_sock(fam[con], &sa[con], sl[con])) < 0)
 		goto fail_con;
 	what = "connect from";
 	fcntl(c, F_SETFL, O_NONBLOCK);
+	/* An IPv4 socket connects to the IPv4 address a dual-stack
+	 * listener sees mapped. */
+	if (fam[con] != fam[acc]) {
+		addr_as(fam[acc], acc == me ? t->laddr : peer, fam[con], to);
+		sl[acc] = sa_make(fam[con], to, acc == me ? t->lport : t->pport, 0, &sa[acc]);
+	}
 	if (connect(c, (void *)&sa[acc], sl[acc]) && errno != EINPROGRESS)
 		goto fail_con;
 	if ((s = accept_from(l, &sa[con])) < 0)

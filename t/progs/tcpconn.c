@@ -11,6 +11,8 @@
  *          everything is exchanged (256 KiB each way), then the listener
  *          takes a fresh client
  *   v6     the same on ::1
+ *   dual   the same with a dual-stack IPv6 listener on [::] and IPv4
+ *          clients (the accepted ends are IPv6, their addresses mapped)
  *   full   the same with one child, which wrote until its window was full
  *          and is blocked writing the rest (1 MiB in all, SO_SNDBUF 64 KiB)
  *          when it says ready; the parent's reply (1 MiB) is stuck too
@@ -50,12 +52,14 @@ static const char *dir;
 static unsigned long long started;
 static int family = AF_INET;
 static int reuse = 1; /* the listener's SO_REUSEADDR */
+static int dual;      /* the listener is IPv6 on [::], its clients IPv4 */
 
 /* One side of a connection: what it sends and what it must receive. */
 struct side {
 	int fd;
 	uint64_t tx_seed, rx_seed;
 	size_t tx_total, rx_total, sent, got;
+	struct sockaddr_storage name, peer; /* as getsockname, getpeername gave them */
 	int shut_after; /* shutdown(SHUT_WR) once everything is sent */
 	int want_eof;	/* the peer shuts down after its stream */
 	int eof, done;
@@ -132,10 +136,34 @@ static int side_done(const struct side *s)
 	       (s->eof || (!s->want_eof && s->got == s->rx_total));
 }
 
-/* Exchange every stream to its end, all sides at once. */
+/* Its addresses (family, address and port of each end) are the ones it
+ * had before the go. */
+static void check_names(const struct side *s)
+{
+	struct sockaddr_storage a = {0}, b = {0};
+	socklen_t al = sizeof(a), bl = sizeof(b);
+
+	/* A half-closed one may be closed already: its peer had no reason
+	 * to wait. */
+	if (getpeername(s->fd, (void *)&b, &bl) && s->want_eof && errno == ENOTCONN)
+		b = s->peer;
+	if (getsockname(s->fd, (void *)&a, &al) || memcmp(&a, &s->name, sizeof(a)) ||
+	    memcmp(&b, &s->peer, sizeof(b)))
+		fail("fd %d: its addresses are not what they were (family %d port %d, peer family %d port %d; were %d %d, %d %d)",
+		     s->fd, a.ss_family, ntohs(((struct sockaddr_in *)&a)->sin_port), b.ss_family,
+		     ntohs(((struct sockaddr_in *)&b)->sin_port), s->name.ss_family,
+		     ntohs(((struct sockaddr_in *)&s->name)->sin_port), s->peer.ss_family,
+		     ntohs(((struct sockaddr_in *)&s->peer)->sin_port));
+}
+
+/* Exchange every stream to its end, all sides at once; the addresses of
+ * each connection checked first (taken the first time). */
 static void pump(struct side *s, int n)
 {
 	double end = mono() + 60;
+
+	for (int i = 0; i < n; i++)
+		check_names(&s[i]);
 
 	for (;;) {
 		struct pollfd p[16];
@@ -202,16 +230,23 @@ static int at(int fd, int want)
 	return want;
 }
 
+/* The listener: on loopback, or (dual) a dual-stack IPv6 one on [::]. */
 static int listener(int *port)
 {
 	struct sockaddr_storage sa;
 	socklen_t sl = loopback(&sa, 0);
-	int l = socket(family, SOCK_STREAM, 0);
+	int l = socket(dual ? AF_INET6 : family, SOCK_STREAM, 0);
 
+	if (dual) {
+		memset(&sa, 0, sizeof(sa));
+		sa.ss_family = AF_INET6;
+		sl = sizeof(struct sockaddr_in6);
+		setsockopt(l, IPPROTO_IPV6, IPV6_V6ONLY, &(int){0}, sizeof(int));
+	}
 	if (l < 0 || setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &reuse, sizeof(reuse)) ||
 	    bind(l, (void *)&sa, sl) || listen(l, 8) || getsockname(l, (void *)&sa, &sl))
 		die("listen");
-	*port = ntohs(family == AF_INET ? ((struct sockaddr_in *)&sa)->sin_port
+	*port = ntohs(sa.ss_family == AF_INET ? ((struct sockaddr_in *)&sa)->sin_port
 					: ((struct sockaddr_in6 *)&sa)->sin6_port);
 	return l;
 }
@@ -228,16 +263,26 @@ static int connect_to(int port)
 }
 
 /* The client side of connection j, and the server side. */
+static struct side new_side(int fd, uint64_t tx, uint64_t rx, size_t total)
+{
+	struct side s = {.fd = fd, .tx_seed = tx, .rx_seed = rx, .tx_total = total,
+			 .rx_total = total};
+	socklen_t sl = sizeof(s.name);
+
+	getsockname(fd, (void *)&s.name, &sl);
+	sl = sizeof(s.peer);
+	getpeername(fd, (void *)&s.peer, &sl);
+	return s;
+}
+
 static struct side client_side(int fd, int j, size_t total)
 {
-	return (struct side){.fd = fd, .tx_seed = 2 * j + 1, .rx_seed = 2 * j + 2,
-			     .tx_total = total, .rx_total = total};
+	return new_side(fd, 2 * j + 1, 2 * j + 2, total);
 }
 
 static struct side server_side(int fd, int j, size_t total)
 {
-	return (struct side){.fd = fd, .tx_seed = 2 * j + 2, .rx_seed = 2 * j + 1,
-			     .tx_total = total, .rx_total = total};
+	return new_side(fd, 2 * j + 2, 2 * j + 1, total);
 }
 
 static int kids_ok(pid_t *kids, int n)
@@ -503,6 +548,9 @@ int main(int argc, char **argv)
 		tree(3, 48 << 10, 256 << 10, 0, 0);
 	else if (!strcmp(mode, "v6")) {
 		family = AF_INET6;
+		tree(3, 48 << 10, 256 << 10, 0, 0);
+	} else if (!strcmp(mode, "dual")) {
+		dual = 1;
 		tree(3, 48 << 10, 256 << 10, 0, 0);
 	} else if (!strcmp(mode, "full"))
 		tree(1, (size_t)-1 / 2, 1 << 20, 0, 1);
