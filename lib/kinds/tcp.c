@@ -218,12 +218,15 @@ static uint32_t opt_set(int s, int family, int level, int opt)
 
 /* What the end of socket s has not read, peeked at a moving SO_PEEK_OFF
  * (set back afterwards) so that the program's socket keeps it all; and
- * whether an end of stream follows it (the peer's FIN, or SHUT_RD). */
-static int peek_tcp(pid_t pid, int fd, int s, unsigned char **data, uint32_t *len, int *eof)
+ * whether an end of stream follows it (the peer's FIN, or SHUT_RD).  A
+ * kernel before 6.10 has no SO_PEEK_OFF for TCP: one peek takes the whole
+ * queue, and only the peer's FIN (state st) tells the end. */
+static int peek_tcp(pid_t pid, int fd, int s, int st, unsigned char **data, uint32_t *len,
+		    int *eof)
 {
 	size_t cap = (size_t)ioctl_int(s, SIOCINQ) + 4096, n = 0;
 	unsigned char *buf = malloc(cap), *nb;
-	int old = -1, zero = 0, rc = -1;
+	int old = -1, zero = 0, rc = -1, moving;
 	socklen_t sl = sizeof(old);
 
 	*eof = 0;
@@ -231,11 +234,20 @@ static int peek_tcp(pid_t pid, int fd, int s, unsigned char **data, uint32_t *le
 		err_set("out of memory");
 		return -1;
 	}
-	if (getsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &old, &sl) ||
-	    setsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof(zero))) {
-		err_sys("pid %d: fd %d: cannot set SO_PEEK_OFF to read its queue", pid, fd);
-		free(buf);
-		return -1;
+	moving = !getsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &old, &sl) &&
+		 !setsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof(zero));
+	if (!moving) {
+		ssize_t r = recv(s, buf, cap, MSG_PEEK | MSG_DONTWAIT);
+
+		if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+			err_sys("pid %d: fd %d: cannot read what its TCP socket holds", pid, fd);
+			free(buf);
+			return -1;
+		}
+		*eof = st == ST_CLOSE_WAIT || st == ST_LAST_ACK || st == ST_CLOSING;
+		*data = buf;
+		*len = r > 0 ? r : 0;
+		return 0;
 	}
 	for (;;) {
 		ssize_t r;
@@ -337,7 +349,7 @@ static int capture_tcp(const struct fd_source *src, struct fd_entry *f)
 	}
 	tcp_opts(s, &t);
 	t.outq = ioctl_int(s, SIOCOUTQ);
-	if (peek_tcp(src->pid, fd, s, &data, &t.data_len, &eof))
+	if (peek_tcp(src->pid, fd, s, t.state, &data, &t.data_len, &eof))
 		goto out;
 	t.shutdown = (eof ? TCP_SHUT_RD : 0) | (sent_fin(t.state) ? TCP_SHUT_WR : 0);
 	rc = fd_set_extra(f, &t, sizeof(t), data, t.data_len);

@@ -21,7 +21,9 @@
  *          unread each way; the listener takes a fresh client after
  *   idle   one child, nothing in flight either way (64 KiB after the go)
  *   one    one process holds both ends of two connections (fds 4-5 and
- *          6-7, after the listener on 3), 48 KiB queued each way on each
+ *          6-7, after the listener on 3), 48 KiB queued each way on each;
+ *          fd 4 has TCP_NODELAY, SO_KEEPALIVE and TCP_KEEPIDLE/INTVL/CNT
+ *          set, fd 5 SO_RCVBUF, and they are so after the restore
  *   half   one child writes its 40 KiB and shuts its sending side down
  *          (the parent has it and the end of the stream queued); the
  *          parent's reply follows the go, then its own shutdown
@@ -463,6 +465,46 @@ static void late(void)
 	kids_ok(&kid, 1);
 }
 
+static const struct {
+	int level, opt, v;
+} opts[] = {
+    {IPPROTO_TCP, TCP_NODELAY, 1},  {SOL_SOCKET, SO_KEEPALIVE, 1}, {IPPROTO_TCP, TCP_KEEPIDLE, 77},
+    {IPPROTO_TCP, TCP_KEEPINTVL, 11}, {IPPROTO_TCP, TCP_KEEPCNT, 5},
+};
+
+/* Options on fd a (the rest left as a new socket has them: b), a
+ * receive buffer on b. */
+static void set_opts(int a, int b)
+{
+	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
+		if (setsockopt(a, opts[i].level, opts[i].opt, &opts[i].v, sizeof(int)))
+			die("setsockopt");
+	if (setsockopt(b, SOL_SOCKET, SO_RCVBUF, &(int){100000}, sizeof(int)))
+		die("SO_RCVBUF");
+}
+
+static int opt_of(int fd, int level, int opt)
+{
+	int v = -1;
+	socklen_t sl = sizeof(v);
+
+	getsockopt(fd, level, opt, &v, &sl);
+	return v;
+}
+
+static void check_opts(int a, int b)
+{
+	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
+		int v = opt_of(a, opts[i].level, opts[i].opt), w = opt_of(b, opts[i].level, opts[i].opt);
+		if (v != opts[i].v)
+			fail("fd %d: option %d is %d, not %d", a, opts[i].opt, v, opts[i].v);
+		if (w == opts[i].v && opts[i].opt != TCP_KEEPCNT)
+			fail("fd %d: option %d is %d, as it was not", b, opts[i].opt, w);
+	}
+	if (opt_of(b, SOL_SOCKET, SO_RCVBUF) != 200000)
+		fail("fd %d: SO_RCVBUF is %d, not 200000", b, opt_of(b, SOL_SOCKET, SO_RCVBUF));
+}
+
 /* one: both ends of two connections in this process. */
 static void one(void)
 {
@@ -477,9 +519,11 @@ static void one(void)
 	}
 	for (int i = 0; i < 4; i++)
 		send_some(&s[i], 48 << 10);
+	set_opts(4, 5);
 	printf("ready %d port %d\n", getpid(), port);
 	fflush(stdout);
 	wait_go();
+	check_opts(4, 5);
 	pump(s, 4);
 	for (int i = 0; i < 4; i++)
 		close(s[i].fd);
