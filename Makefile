@@ -30,7 +30,7 @@ LIBHDR    := $(wildcard lib/*/*.h) $(RST)/restorer.h
 LIBOBJ    := $(LIBSRC:.c=.o) lib/restore/restorer_blob.o
 PROGS     := $(patsubst %.c,%,$(wildcard t/progs/*.c))
 UNITS     := $(patsubst %.c,%,$(wildcard t/unit/*.c))
-BENCHPROGS := bench/bwork bench/freshread bench/pvread
+BENCHPROGS := bench/bwork bench/freshread bench/pvread bench/tcptree
 MANS      := $(wildcard man/*.[1-8])
 SCRIPTS   := contrib/install-deps .ci/run t/run-tests t/check-bats t/check-includes t/lib.bash $(wildcard t/*.sh) $(wildcard completions/*) \
 	bench/run
