@@ -698,13 +698,13 @@ static int made_listener(const struct sockaddr_storage *sa)
 {
 	DIR *d = opendir("/proc/self/fd");
 	struct dirent *de;
-	struct stat st;
 	int l = -1;
 
+	/* listens_on asks SO_ACCEPTCONN first: anything but a socket fails
+	 * it at once. */
 	while (d && l < 0 && (de = readdir(d))) {
 		int fd = atoi(de->d_name);
-		if (fd > 2 && fd != dirfd(d) && !fstat(fd, &st) && S_ISSOCK(st.st_mode) &&
-		    listens_on(fd, sa))
+		if (fd > 2 && fd != dirfd(d) && listens_on(fd, sa))
 			l = fd;
 	}
 	if (d)
@@ -746,6 +746,18 @@ static int accept_from(int l, const struct sockaddr_storage *from)
  * program, else a temporary one), end b is bound to its own and
  * connects; or the other way round when a made listener serves b's
  * address.  Both non-blocking, SO_REUSEADDR on until every fd is made. */
+/* The accepting end's address in ab, the connecting end's in bb (64
+ * bytes each), errno kept. */
+static void ends_text(const struct img_tcp *t, const uint8_t peer[16], const int fam[2], int me,
+		      int acc, char *ab, char *bb)
+{
+	int e = errno;
+
+	ep_text(fam[acc], acc == me ? t->laddr : peer, acc == me ? t->lport : t->pport, ab, 64);
+	ep_text(fam[!acc], acc != me ? t->laddr : peer, acc != me ? t->lport : t->pport, bb, 64);
+	errno = e;
+}
+
 static int make_pair(const struct fd_entry *f, const struct img_tcp *t, int end[2])
 {
 	struct sockaddr_storage sa[2];
@@ -762,23 +774,40 @@ static int make_pair(const struct fd_entry *f, const struct img_tcp *t, int end[
 	sl[me] = sa_make(t->family, t->laddr, t->lport, t->scope, &sa[me]);
 	sl[!me] = sa_make(t->pfamily, peer, t->pport, t->pfamily == t->family ? t->scope : 0,
 			  &sa[!me]);
+	/* End me accepts through a temporary listener on its address; where
+	 * a listener made for the program holds that address, through that
+	 * one; where one holds the other end's, the other way round.  Only
+	 * such a conflict costs a look at every fd. */
 	acc = me;
-	if ((l = made_listener(&sa[me])) < 0 && (l = made_listener(&sa[!me])) >= 0)
-		acc = !me;
-	con = !acc;
-	ep_text(fam[acc], acc == me ? t->laddr : peer, acc == me ? t->lport : t->pport, ab,
-		sizeof(ab));
-	ep_text(fam[con], con == me ? t->laddr : peer, con == me ? t->lport : t->pport, bb,
-		sizeof(bb));
-	if (l < 0) {
-		what = "listen on";
-		if ((tmp = bound_sock(fam[acc], &sa[acc], sl[acc])) < 0 || listen(tmp, 1))
+	con = !me;
+	what = "listen on";
+	if ((tmp = bound_sock(fam[acc], &sa[acc], sl[acc])) >= 0 && listen(tmp, 1)) {
+		close(tmp);
+		tmp = -1;
+	}
+	if ((l = tmp) < 0) {
+		int e = errno;
+		if (e != EADDRINUSE || (l = made_listener(&sa[acc])) < 0) {
+			errno = e;
 			goto fail_acc;
-		l = tmp;
+		}
 	}
 	what = "bind to";
-	if ((c = bound_sock(fam[con], &sa[con], sl[con])) < 0)
-		goto fail_con;
+	if ((c = bound_sock(fam[con], &sa[con], sl[con])) < 0) {
+		int e = errno, other;
+		if (e == EADDRINUSE && tmp >= 0 && (other = made_listener(&sa[con])) >= 0) {
+			close(tmp);
+			tmp = -1;
+			l = other;
+			acc = !me;
+			con = me;
+			c = bound_sock(fam[con], &sa[con], sl[con]);
+			e = errno;
+		}
+		errno = e;
+		if (c < 0)
+			goto fail_con;
+	}
 	what = "connect from";
 	fcntl(c, F_SETFL, O_NONBLOCK);
 	/* An IPv4 socket connects to the IPv4 address a dual-stack
@@ -798,6 +827,7 @@ static int make_pair(const struct fd_entry *f, const struct img_tcp *t, int end[
 	end[con] = c;
 	return 0;
 fail_acc:
+	ends_text(t, peer, fam, me, acc, ab, bb);
 	if (errno == EADDRINUSE)
 		err_set("fd %d: TCP connection from %s to %s: port %u is in use", f->d.fd, ab, bb,
 			ntohs(((struct sockaddr_in *)&sa[acc])->sin_port));
@@ -806,6 +836,7 @@ fail_acc:
 			ab);
 	goto out;
 fail_con:
+	ends_text(t, peer, fam, me, acc, ab, bb);
 	if (errno == EADDRINUSE || errno == EADDRNOTAVAIL)
 		err_set("fd %d: TCP connection from %s to %s: address %s is in use", f->d.fd, bb,
 			ab, bb);
