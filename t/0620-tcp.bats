@@ -129,6 +129,16 @@ blocked_in_send() {
 	bg_restored "tcpconn outside: ok"
 }
 
+@test "urgent data not read is refused naming the connection; the program runs on and reads it" {
+	start urgent
+	run --separate-stderr ckpt-dump -o "$IMG" "$BG_PID"
+	one_line 1 "pid $BG_PID: fd 5 is a TCP connection from 127.0.0.1:$PORT to 127.0.0.1:"
+	[[ "$stderr" == *" with urgent (out-of-band) data not read; not supported" ]]
+	untraced "$BG_PID"
+	finish_bg
+	grep -qx "tcpconn urgent: ok" "$OUT"
+}
+
 @test "a listening port busy at restore is named in one line" {
 	start tree
 	bg_dump_kill -t

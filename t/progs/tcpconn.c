@@ -27,6 +27,9 @@
  *   half   one child writes its 40 KiB and shuts its sending side down
  *          (the parent has it and the end of the stream queued); the
  *          parent's reply follows the go, then its own shutdown
+ *   urgent one process: fd 4 a client that sent 1000 bytes and an urgent
+ *          byte (MSG_OOB), fd 5 its accepted end, which has read neither
+ *          (ckpt-dump refuses it)
  *   outside  fd 3 is connected to a server in a child, outside a dump
  *          without -t; after a restore (--tcp-close) reading it gives
  *          ECONNRESET, then the end of the stream, and writing EPIPE; in
@@ -530,6 +533,36 @@ static void one(void)
 	fresh_client(l, port);
 }
 
+/* urgent: one process, a connection whose client sent an urgent byte
+ * (MSG_OOB) after 1000 bytes, which the server has not read. */
+static void urgent(void)
+{
+	int port, l = at(listener(&port), 3);
+	struct side c = client_side(at(connect_to(port), 4), 0, 2000);
+	struct side a = server_side(at(accept(l, NULL, NULL), 5), 0, 2000);
+	char u = '!';
+
+	if (a.fd < 0)
+		die("accept");
+	send_some(&c, 1000);
+	if (send(c.fd, &u, 1, MSG_OOB) != 1)
+		die("send MSG_OOB");
+	/* Until the urgent byte is there to read. */
+	while (recv(a.fd, &u, 1, MSG_OOB | MSG_PEEK | MSG_DONTWAIT) != 1)
+		usleep(10000);
+	printf("ready %d port %d\n", getpid(), port);
+	fflush(stdout);
+	wait_go();
+	if (recv(a.fd, &u, 1, MSG_OOB) != 1 || u != '!')
+		fail("fd 5: the urgent byte is gone");
+	a.rx_total = c.tx_total = 1000;
+	a.tx_total = c.rx_total = 0;
+	{
+		struct side both[2] = {c, a};
+		pump(both, 2);
+	}
+}
+
 /* outside: a server in a child takes two connections: the first it
  * leaves alone, the second exchanges a stream. */
 static void outside(void)
@@ -606,6 +639,8 @@ int main(int argc, char **argv)
 		tree(1, 40 << 10, 40 << 10, 1, 0);
 	else if (!strcmp(mode, "one"))
 		one();
+	else if (!strcmp(mode, "urgent"))
+		urgent();
 	else if (!strcmp(mode, "outside"))
 		outside();
 	else {
