@@ -448,8 +448,7 @@ static int drain(const struct flow *w, unsigned char **data, uint32_t *len, int 
 				err_set("pid %d: fd %d: more than 256 MiB queued on a TCP "
 					"connection",
 					w->pid, w->fd);
-				free(buf);
-				return -1;
+				break;
 			}
 			buf = nb;
 			cap *= 2;
