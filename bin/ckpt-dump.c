@@ -19,7 +19,7 @@
 
 #define USAGE                                                                                      \
 	"usage: ckpt-dump [-t] [--kill | --stop | --cow] [-o file] [--parent img] [--save-files] "   \
-	"[--save-files-max size] [--tcp-close] "                                                    \
+	"[--save-files-max size] [--tcp-close | --tcp-established] "                                 \
 	"[--progress | --quiet] pid\n"
 
 static volatile int cancel; /* sig_atomic_t is int here */
@@ -107,7 +107,7 @@ static void parse_args(int argc, char **argv, struct args *a)
 		{"output", required_argument, NULL, 'o'}, {"progress", no_argument, NULL, 'P'},
 		{"quiet", no_argument, NULL, 'q'},    {"help", no_argument, NULL, 'h'},
 		{"save-files", no_argument, NULL, 'S'}, {"cow", no_argument, NULL, 'C'},
-		{"tcp-close", no_argument, NULL, 'T'},
+		{"tcp-close", no_argument, NULL, 'T'},	  {"tcp-established", no_argument, NULL, 'E'},
 		{"tree", no_argument, NULL, 't'},     {"version", no_argument, NULL, 'V'},
 		{"parent", required_argument, NULL, 'p'},
 		{"save-files-max", required_argument, NULL, 'M'}, {NULL, 0, NULL, 0}};
@@ -152,6 +152,9 @@ static void parse_args(int argc, char **argv, struct args *a)
 		case 'T':
 			a->o.fd_opts |= FD_OPT_TCP_CLOSE;
 			break;
+		case 'E':
+			a->o.fd_opts |= FD_OPT_TCP_ESTABLISHED;
+			break;
 		case 'h':
 			fputs(USAGE, stdout);
 			exit(0);
@@ -163,7 +166,8 @@ static void parse_args(int argc, char **argv, struct args *a)
 		}
 	}
 	if (optind != argc - 1 || (a->o.cow && a->how != DUMP_RUN) ||
-	    (a->o.save_files_max && !a->o.save_files))
+	    (a->o.save_files_max && !a->o.save_files) ||
+	    ((a->o.fd_opts & FD_OPT_TCP_CLOSE) && (a->o.fd_opts & FD_OPT_TCP_ESTABLISHED)))
 		usage();
 	if (a->how == DUMP_KILL)
 		a->o.fd_opts |= FD_OPT_KILL;

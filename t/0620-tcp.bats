@@ -115,7 +115,7 @@ blocked_in_send() {
 	CKPT_PIDS+=("$(awk '/^ready /{print $6}' "$OUT")")
 	run --separate-stderr ckpt-dump -o "$IMG" "$BG_PID"
 	one_line 1 "pid $BG_PID: fd 3 is a TCP connection from 127.0.0.1:"
-	[[ "$stderr" == *" to 127.0.0.1:$PORT, a peer outside the dumped processes (--tcp-close restores it reset); not supported" ]]
+	[[ "$stderr" == *" to 127.0.0.1:$PORT, a peer outside the dumped processes (--tcp-close restores it reset, --tcp-established as it was); not supported" ]]
 	untraced "$BG_PID"
 	finish_bg
 	grep -qx "tcpconn outside: ok" "$OUT"
@@ -127,6 +127,22 @@ blocked_in_send() {
 	bg_dump_kill --tcp-close
 	ckpt-inspect "$IMG" | grep -q ' tcp .* inet reset 127.0.0.1:[0-9]* -> 127.0.0.1:'"$PORT"' '
 	bg_restored "tcpconn outside: ok"
+}
+
+@test "--tcp-established: as root a connection to a server outside the tree comes back as it was (TCP_REPAIR) and the conversation goes on; without CAP_NET_ADMIN the dump says what it needs" {
+	start keep
+	CKPT_PIDS+=("$(awk '/^ready /{print $6}' "$OUT")")
+	if [ "$(id -u)" -ne 0 ]; then
+		run --separate-stderr ckpt-dump --kill --tcp-established -o "$IMG" "$BG_PID"
+		one_line 1 "pid $BG_PID: fd 3: cannot put its TCP connection from 127.0.0.1:"
+		[[ "$stderr" == *" to 127.0.0.1:$PORT in repair mode (--tcp-established needs CAP_NET_ADMIN): Operation not permitted" ]]
+		finish_bg
+		grep -qx "tcpconn keep: ok" "$OUT"
+		return
+	fi
+	bg_dump_kill --tcp-established
+	ckpt-inspect "$IMG" | grep -q ' tcp .* inet established 127.0.0.1:[0-9]* -> 127.0.0.1:'"$PORT"' queued 30000 .* repair unacked 0'
+	bg_restored "tcpconn keep: ok"
 }
 
 @test "urgent data not read is refused naming the connection; the program runs on and reads it" {

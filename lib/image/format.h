@@ -298,8 +298,9 @@ struct img_sock {
  * (one fd per socket has them).  Both ends are in the tree, joined by id,
  * or (IMG_TCP_RESET) the peer was outside and it is restored reset. */
 enum {
-	IMG_TCP_RESET = 1, /* --tcp-close: a connection reset by its peer */
-	IMG_TCP_FLAGS = 1, /* every flag a reader accepts */
+	IMG_TCP_RESET = 1,  /* --tcp-close: a connection reset by its peer */
+	IMG_TCP_REPAIR = 2, /* --tcp-established: kept as it was with TCP_REPAIR */
+	IMG_TCP_FLAGS = 3,  /* every flag a reader accepts */
 };
 struct img_tcp {
 	uint16_t family;	      /* AF_INET, AF_INET6: its own socket's */
@@ -322,6 +323,21 @@ struct img_tcp {
 	uint32_t keepidle, keepintvl, keepcnt; /* TCP_KEEP*; 0 when a new socket has them */
 	uint32_t outq;			       /* bytes its send queue held at the dump */
 	uint32_t data_len;		       /* bytes that follow */
+};
+
+/* IMG_TCP_REPAIR: the connection's TCP state, after struct img_tcp; then
+ * the data_len bytes of its receive queue, then sendq_len bytes of its
+ * send queue (sent and not acknowledged, or not sent). */
+struct img_tcp_repair {
+	uint32_t snd_seq;		 /* TCP_QUEUE_SEQ of the send queue: its end */
+	uint32_t rcv_seq;		 /* TCP_QUEUE_SEQ of the receive queue: its end */
+	uint32_t mss;			 /* TCP_MAXSEG */
+	uint32_t tcpi_options;		 /* TCPI_OPT_TIMESTAMPS 1, SACK 2, WSCALE 4 */
+	uint8_t snd_wscale, rcv_wscale; /* window scales, when WSCALE */
+	uint16_t pad;
+	uint32_t timestamp; /* TCP_TIMESTAMP */
+	uint32_t snd_wl1, snd_wnd, max_window, rcv_wnd, rcv_wup; /* TCP_REPAIR_WINDOW */
+	uint32_t sendq_len;
 };
 
 /* An inotify instance: n watches follow, in wd order, each an

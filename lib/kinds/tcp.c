@@ -29,6 +29,12 @@ enum {
 	ST_LAST_ACK = 9,
 	ST_CLOSING = 11,
 };
+/* TCP option kinds (RFC 793, 7323, 2018) as TCP_REPAIR_OPTIONS takes
+ * them; <netinet/tcp.h> has them, but not beside <linux/tcp.h>. */
+#define OPT_MSS 2
+#define OPT_WINDOW 3
+#define OPT_SACK_PERM 4
+#define OPT_TIMESTAMP 8
 #define TCP_SHUT_RD 1
 #define TCP_SHUT_WR 2
 /* fd_pipe.shut[end] of a TCP pair: its shutdown, and its SO_REUSEADDR to
@@ -195,6 +201,11 @@ static int sock_int(int s, int level, int opt)
 	socklen_t sl = sizeof(v);
 
 	return getsockopt(s, level, opt, &v, &sl) ? 0 : v;
+}
+
+static void set_int(int s, int level, int opt, int v)
+{
+	setsockopt(s, level, opt, &v, sizeof(v));
 }
 
 static int ioctl_int(int s, unsigned long req)
@@ -508,6 +519,47 @@ static int send_all(int s, const unsigned char *p, size_t len)
 	return 0;
 }
 
+/* Room for len bytes more on their way from snd to rcv: both buffers as
+ * large as we may make them (SO_*BUFFORCE needs CAP_NET_ADMIN). */
+static void make_room(int snd, int rcv, uint32_t len)
+{
+	int want = len + (1 << 20);
+
+	if (setsockopt(snd, SOL_SOCKET, SO_SNDBUFFORCE, &want, sizeof(want)))
+		set_int(snd, SOL_SOCKET, SO_SNDBUF, want);
+	if (setsockopt(rcv, SOL_SOCKET, SO_RCVBUFFORCE, &want, sizeof(want)))
+		set_int(rcv, SOL_SOCKET, SO_RCVBUF, want);
+}
+
+/* Bytes drained from a running program's connection, written back
+ * through the sender.  They were in the two queues, but the kernel need
+ * not see the same room in them again (a window that grows slowly,
+ * buffers charged otherwise): if they do not go in at once, the sender's
+ * send buffer and the receiver's receive buffer are made large enough
+ * while they do (SO_*BUFFORCE as root, else up to wmem_max and rmem_max),
+ * then given their own sizes again. */
+static int give_back(const struct flow *w, const unsigned char *p, size_t len)
+{
+	int snd = sock_int(w->snd, SOL_SOCKET, SO_SNDBUF);
+	int rcv = sock_int(w->rcv, SOL_SOCKET, SO_RCVBUF), rc;
+	size_t sent = 0;
+
+	while (sent < len) {
+		ssize_t r = send(w->snd, p + sent, len - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (r <= 0)
+			break;
+		sent += r;
+	}
+	if (sent == len)
+		return 0;
+	make_room(w->snd, w->rcv, len);
+	rc = send_all(w->snd, p + sent, len - sent);
+	/* getsockopt gave twice what was set. */
+	set_int(w->snd, SOL_SOCKET, SO_SNDBUF, snd / 2);
+	set_int(w->rcv, SOL_SOCKET, SO_RCVBUF, rcv / 2);
+	return rc;
+}
+
 /* Fd i's socket, receiving from fd k's: the bytes still in the sender's
  * queue are drained into i's record, and, unless the dump ends with
  * --kill, written back through the sender so that the program finds them
@@ -546,7 +598,7 @@ static int take_flow(const struct fd_all *a, size_t i, size_t k, struct img_tcp 
 		goto out;
 	}
 	r = drain(&w, &data, &len, &eof);
-	if (!(a->opts & FD_OPT_KILL) && len && send_all(w.snd, data, len)) {
+	if (!(a->opts & FD_OPT_KILL) && len && give_back(&w, data, len)) {
 		err_sys("pid %d: fd %d: cannot give back %u bytes drained from its TCP "
 			"connection",
 			w.pid, w.fd, len);
@@ -569,6 +621,118 @@ out:
 	return rc;
 }
 
+/* ---- a peer outside, kept with TCP_REPAIR (--tcp-established) -------- */
+
+static int repair_queue(int s, int q)
+{
+	return setsockopt(s, IPPROTO_TCP, TCP_REPAIR_QUEUE, &q, sizeof(q));
+}
+
+static int queue_seq(int s, int q, uint32_t *seq)
+{
+	socklen_t sl = sizeof(*seq);
+
+	return repair_queue(s, q) || getsockopt(s, IPPROTO_TCP, TCP_QUEUE_SEQ, seq, &sl);
+}
+
+/* Both queues of s, in repair mode: each peeked whole; -1 if a queue is
+ * not what SIOCINQ and SIOCOUTQ said. */
+static int repair_peek(int s, unsigned char **rq, uint32_t *rl, unsigned char **sq, uint32_t *sl)
+{
+	int in = ioctl_int(s, SIOCINQ), out = ioctl_int(s, SIOCOUTQ);
+	ssize_t r = 0, w = 0;
+
+	*rq = malloc(in + 1);
+	*sq = malloc(out + 1);
+	if (!*rq || !*sq)
+		return -1;
+	if ((in && (repair_queue(s, TCP_RECV_QUEUE) ||
+		    (r = recv(s, *rq, in, MSG_PEEK | MSG_DONTWAIT)) != in)) ||
+	    (out && (repair_queue(s, TCP_SEND_QUEUE) ||
+		     (w = recv(s, *sq, out, MSG_PEEK | MSG_DONTWAIT)) != out)))
+		return -1;
+	*rl = in;
+	*sl = out;
+	return 0;
+}
+
+/* Fd i, connected to a peer outside: its sequence numbers, options,
+ * window and both queues, read in repair mode (CAP_NET_ADMIN).  With
+ * --kill the socket stays in repair mode, so that the kill closes it
+ * without a word to the peer (no FIN, no RST); else it is as it was. */
+static int repair_capture(const struct fd_all *a, size_t i, struct img_tcp *t)
+{
+	struct fd_entry *f = a->f[i];
+	struct img_tcp_repair r = {0};
+	struct tcp_repair_window win;
+	struct tcp_info ti = {0};
+	socklen_t sl;
+	unsigned char *rq = NULL, *sq = NULL, *x;
+	uint32_t rl = 0, ql = 0;
+	int s, on = 0, rc = -1;
+	char conn[160];
+
+	conn_text(t, conn, sizeof(conn));
+	if (t->state != ST_ESTABLISHED) {
+		err_set("pid %d: fd %d is a TCP connection from %s, a peer outside the dumped "
+			"processes, in state %s (--tcp-established keeps established ones); not "
+			"supported",
+			a->pid[i], f->d.fd, conn, state_name(t->state));
+		return -1;
+	}
+	if ((s = fd_getfd(a->pid[i], f->d.fd)) < 0)
+		return -1;
+	if (setsockopt(s, IPPROTO_TCP, TCP_REPAIR, &(int){TCP_REPAIR_ON}, sizeof(int))) {
+		err_sys("pid %d: fd %d: cannot put its TCP connection from %s in repair mode "
+			"(--tcp-established needs CAP_NET_ADMIN)",
+			a->pid[i], f->d.fd, conn);
+		goto out;
+	}
+	on = 1;
+	sl = sizeof(ti);
+	if (queue_seq(s, TCP_SEND_QUEUE, &r.snd_seq) || queue_seq(s, TCP_RECV_QUEUE, &r.rcv_seq) ||
+	    getsockopt(s, IPPROTO_TCP, TCP_INFO, &ti, &sl) ||
+	    (sl = sizeof(r.mss), getsockopt(s, IPPROTO_TCP, TCP_MAXSEG, &r.mss, &sl)) ||
+	    (sl = sizeof(r.timestamp), getsockopt(s, IPPROTO_TCP, TCP_TIMESTAMP, &r.timestamp, &sl)) ||
+	    (sl = sizeof(win), getsockopt(s, IPPROTO_TCP, TCP_REPAIR_WINDOW, &win, &sl)) ||
+	    repair_peek(s, &rq, &rl, &sq, &ql) || repair_queue(s, TCP_NO_QUEUE)) {
+		err_sys("pid %d: fd %d: cannot read the state of its TCP connection from %s in "
+			"repair mode",
+			a->pid[i], f->d.fd, conn);
+		goto out;
+	}
+	r.tcpi_options = ti.tcpi_options & (TCPI_OPT_TIMESTAMPS | TCPI_OPT_SACK | TCPI_OPT_WSCALE);
+	r.snd_wscale = ti.tcpi_snd_wscale;
+	r.rcv_wscale = ti.tcpi_rcv_wscale;
+	r.snd_wl1 = win.snd_wl1;
+	r.snd_wnd = win.snd_wnd;
+	r.max_window = win.max_window;
+	r.rcv_wnd = win.rcv_wnd;
+	r.rcv_wup = win.rcv_wup;
+	r.sendq_len = ql;
+	t->flags |= IMG_TCP_REPAIR;
+	t->data_len = rl;
+	if (!(x = malloc(sizeof(*t) + sizeof(r) + (size_t)rl + ql))) {
+		err_set("out of memory");
+		goto out;
+	}
+	memcpy(x, t, sizeof(*t));
+	memcpy(x + sizeof(*t), &r, sizeof(r));
+	memcpy(x + sizeof(*t) + sizeof(r), rq, rl);
+	memcpy(x + sizeof(*t) + sizeof(r) + rl, sq, ql);
+	free(f->extra);
+	f->extra = x;
+	f->d.extra_len = sizeof(*t) + sizeof(r) + rl + ql;
+	rc = 0;
+out:
+	if (on && (rc || !(a->opts & FD_OPT_KILL)))
+		setsockopt(s, IPPROTO_TCP, TCP_REPAIR, &(int){TCP_REPAIR_OFF_NO_WP}, sizeof(int));
+	free(rq);
+	free(sq);
+	close(s);
+	return rc;
+}
+
 /* Every connection: its peer found by the 4-tuple, or refused (or reset,
  * --tcp-close); what either end's peer had not sent yet taken; the first
  * fd of each socket carries what is queued for it. */
@@ -587,7 +751,9 @@ static int join_tcp(struct fd_all *a)
 			get_tcp(a->f[first], &u);
 			t.id = u.id;
 			t.end = u.end;
-			t.flags = u.flags;
+			/* The first fd carries the repair state; this one is made
+			 * as a duplicate of it (same desc). */
+			t.flags = u.flags & ~IMG_TCP_REPAIR;
 			t.shutdown = u.shutdown;
 			t.data_len = 0;
 			put_tcp(f, &t);
@@ -595,10 +761,16 @@ static int join_tcp(struct fd_all *a)
 			continue;
 		}
 		if ((k = find_peer(a, i, &t)) == a->n) {
+			if (a->opts & FD_OPT_TCP_ESTABLISHED) {
+				t.id = f->d.ino;
+				if (repair_capture(a, i, &t))
+					return -1;
+				continue;
+			}
 			if (!(a->opts & FD_OPT_TCP_CLOSE)) {
 				err_set("pid %d: fd %d is a TCP connection from %s, a peer outside "
-					"the dumped processes (--tcp-close restores it reset); not "
-					"supported",
+					"the dumped processes (--tcp-close restores it reset, "
+					"--tcp-established as it was); not supported",
 					a->pid[i], f->d.fd, conn_text(&t, conn, sizeof(conn)));
 				return -1;
 			}
@@ -628,6 +800,21 @@ static int check_tcp(const unsigned char *x, uint32_t n)
 	if (n < sizeof(t))
 		return -1;
 	memcpy(&t, x, sizeof(t));
+	if (t.flags & IMG_TCP_REPAIR) {
+		struct img_tcp_repair r;
+
+		if (n < sizeof(t) + sizeof(r) || (t.flags & IMG_TCP_RESET))
+			return -1;
+		memcpy(&r, x + sizeof(t), sizeof(r));
+		if (r.snd_wscale > 14 || r.rcv_wscale > 14 || r.pad ||
+		    (r.tcpi_options & ~(TCPI_OPT_TIMESTAMPS | TCPI_OPT_SACK | TCPI_OPT_WSCALE)) ||
+		    t.state != ST_ESTABLISHED)
+			return -1;
+		n -= sizeof(r);
+		if (r.sendq_len > n - sizeof(t))
+			return -1;
+		n -= r.sendq_len;
+	}
 	if (n != sizeof(t) + (uint64_t)t.data_len || (t.family != AF_INET && t.family != AF_INET6) ||
 	    (t.pfamily != AF_INET && t.pfamily != AF_INET6) || !state_ok(t.state) ||
 	    t.shutdown > 3 || (t.opts & ~IMG_SOCKOPT_ALL) || (t.flags & ~IMG_TCP_FLAGS) ||
@@ -645,11 +832,6 @@ static int check_tcp(const unsigned char *x, uint32_t n)
 }
 
 /* ---- making it again -------------------------------------------------- */
-
-static void set_int(int s, int level, int opt, int v)
-{
-	setsockopt(s, level, opt, &v, sizeof(v));
-}
 
 /* A TCP socket of family, SO_REUSEADDR on, bound to sa. */
 static int bound_sock(int family, const struct sockaddr_storage *sa, socklen_t sl)
@@ -882,18 +1064,6 @@ static int make_reset(const struct fd_entry *f, const struct img_tcp *t)
 	return c;
 }
 
-/* Room for len bytes more on their way from snd to rcv: both buffers as
- * large as we may make them (SO_*BUFFORCE needs CAP_NET_ADMIN). */
-static void make_room(int snd, int rcv, uint32_t len)
-{
-	int want = len + (1 << 20);
-
-	if (setsockopt(snd, SOL_SOCKET, SO_SNDBUFFORCE, &want, sizeof(want)))
-		set_int(snd, SOL_SOCKET, SO_SNDBUF, want);
-	if (setsockopt(rcv, SOL_SOCKET, SO_RCVBUFFORCE, &want, sizeof(want)))
-		set_int(rcv, SOL_SOCKET, SO_RCVBUF, want);
-}
-
 /* t's options on s, but SO_REUSEADDR (fd_tcp_done). */
 static void put_opts(int s, const struct img_tcp *t)
 {
@@ -913,6 +1083,88 @@ static void put_opts(int s, const struct img_tcp *t)
 		set_int(s, SOL_SOCKET, SO_RCVBUF, t->rcvbuf / 2);
 }
 
+/* The connection of a peer outside, put back as it was (TCP_REPAIR,
+ * which needs CAP_NET_ADMIN): its sequence numbers, bound and "connected"
+ * without a packet, its options and both queues, then its window; out of
+ * repair mode it probes the peer's window, which answers. */
+static int make_repaired(const struct fd_entry *f, const struct img_tcp *t)
+{
+	struct img_tcp_repair r;
+	struct tcp_repair_opt o[4];
+	struct tcp_repair_window win;
+	struct sockaddr_storage la, pa;
+	socklen_t ll = sa_make(t->family, t->laddr, t->lport, t->scope, &la);
+	socklen_t pl = sa_make(t->family, t->paddr, t->pport, t->scope, &pa);
+	const unsigned char *rq = f->extra + sizeof(*t) + sizeof(r), *sq;
+	int s, n = 0;
+	char conn[160];
+
+	memcpy(&r, f->extra + sizeof(*t), sizeof(r));
+	sq = rq + t->data_len;
+	conn_text(t, conn, sizeof(conn));
+	if ((s = socket(t->family, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP)) < 0) {
+		err_sys("fd %d: cannot make a TCP socket", f->d.fd);
+		return -1;
+	}
+	if (setsockopt(s, IPPROTO_TCP, TCP_REPAIR, &(int){TCP_REPAIR_ON}, sizeof(int))) {
+		err_sys("fd %d: TCP connection from %s: cannot put it back as it was (TCP_REPAIR "
+			"needs CAP_NET_ADMIN)",
+			f->d.fd, conn);
+		goto fail;
+	}
+	set_int(s, SOL_SOCKET, SO_REUSEADDR, 1);
+	if (t->family == AF_INET6)
+		set_int(s, IPPROTO_IPV6, IPV6_V6ONLY, !!(t->opts & IMG_SOCKOPT_V6ONLY));
+	if (repair_queue(s, TCP_SEND_QUEUE) ||
+	    setsockopt(s, IPPROTO_TCP, TCP_QUEUE_SEQ, &(uint32_t){r.snd_seq - r.sendq_len}, 4) ||
+	    repair_queue(s, TCP_RECV_QUEUE) ||
+	    setsockopt(s, IPPROTO_TCP, TCP_QUEUE_SEQ, &(uint32_t){r.rcv_seq - t->data_len}, 4)) {
+		err_sys("fd %d: TCP connection from %s: cannot set its sequence numbers", f->d.fd,
+			conn);
+		goto fail;
+	}
+	if (bind(s, (void *)&la, ll)) {
+		err_sys("fd %d: TCP connection from %s: cannot bind to its address", f->d.fd,
+			conn);
+		goto fail;
+	}
+	if (connect(s, (void *)&pa, pl)) {
+		err_sys("fd %d: TCP connection from %s: cannot connect it again in repair mode",
+			f->d.fd, conn);
+		goto fail;
+	}
+	o[n++] = (struct tcp_repair_opt){OPT_MSS, r.mss};
+	if (r.tcpi_options & TCPI_OPT_WSCALE)
+		o[n++] = (struct tcp_repair_opt){OPT_WINDOW,
+						 r.snd_wscale | ((uint32_t)r.rcv_wscale << 16)};
+	if (r.tcpi_options & TCPI_OPT_SACK)
+		o[n++] = (struct tcp_repair_opt){OPT_SACK_PERM, 0};
+	if (r.tcpi_options & TCPI_OPT_TIMESTAMPS)
+		o[n++] = (struct tcp_repair_opt){OPT_TIMESTAMP, 0};
+	win = (struct tcp_repair_window){r.snd_wl1, r.snd_wnd, r.max_window, r.rcv_wnd,
+					 r.rcv_wup};
+	make_room(s, s, t->data_len + r.sendq_len);
+	if (setsockopt(s, IPPROTO_TCP, TCP_REPAIR_OPTIONS, o, n * sizeof(o[0])) ||
+	    ((r.tcpi_options & TCPI_OPT_TIMESTAMPS) &&
+	     setsockopt(s, IPPROTO_TCP, TCP_TIMESTAMP, &r.timestamp, sizeof(r.timestamp))) ||
+	    (t->data_len && (repair_queue(s, TCP_RECV_QUEUE) || send_all(s, rq, t->data_len))) ||
+	    (r.sendq_len && (repair_queue(s, TCP_SEND_QUEUE) || send_all(s, sq, r.sendq_len))) ||
+	    setsockopt(s, IPPROTO_TCP, TCP_REPAIR_WINDOW, &win, sizeof(win)) ||
+	    repair_queue(s, TCP_NO_QUEUE) ||
+	    setsockopt(s, IPPROTO_TCP, TCP_REPAIR, &(int){TCP_REPAIR_OFF}, sizeof(int))) {
+		err_sys("fd %d: TCP connection from %s: cannot put its state back", f->d.fd, conn);
+		goto fail;
+	}
+	put_opts(s, t);
+	set_int(s, SOL_SOCKET, SO_REUSEADDR, !!(t->opts & IMG_SOCKOPT_REUSEADDR));
+	if (f->d.flags & O_NONBLOCK)
+		fcntl(s, F_SETFL, O_NONBLOCK);
+	return s;
+fail:
+	close(s);
+	return -1;
+}
+
 /* One end of a connection.  The pair is made at the first fd of either
  * end; each end's bytes go in through the other end, and the shutdowns
  * are done once both ends' bytes are in, as a shut end could not send. */
@@ -924,6 +1176,8 @@ static int make_tcp(const struct fd_entry *f, struct fd_pipes *pipes)
 	get_tcp(f, &t);
 	if (t.flags & IMG_TCP_RESET)
 		return make_reset(f, &t);
+	if (t.flags & IMG_TCP_REPAIR)
+		return make_repaired(f, &t);
 	if (!(fp = fd_find_pair(pipes, IMG_FD_TCP, t.id))) {
 		if (!(fp = fd_new_pair(pipes, IMG_FD_TCP, t.id)) || make_pair(f, &t, fp->end))
 			return -1;
@@ -987,7 +1241,13 @@ static void show_tcp(FILE *out, const struct fd_entry *f, int json)
 	fd_put_num(out, json, "queued", t.data_len);
 	fd_put_num(out, json, "sendq", t.outq);
 	fd_put_num(out, json, "shutdown", t.shutdown);
-	if (!(t.flags & IMG_TCP_RESET)) {
+	if (t.flags & IMG_TCP_REPAIR) {
+		struct img_tcp_repair r;
+
+		memcpy(&r, f->extra + sizeof(t), sizeof(r));
+		fprintf(out, json ? ",\"repair\":true" : " repair");
+		fd_put_num(out, json, "unacked", r.sendq_len);
+	} else if (!(t.flags & IMG_TCP_RESET)) {
 		fd_put_num(out, json, "pair", t.id);
 		fd_put_num(out, json, "end", t.end);
 	}

@@ -30,6 +30,9 @@
  *   urgent one process: fd 4 a client that sent 1000 bytes and an urgent
  *          byte (MSG_OOB), fd 5 its accepted end, which has read neither
  *          (ckpt-dump refuses it)
+ *   keep   fd 3 connected to a server in a child, which sent 30000 bytes fd
+ *          3 has not read and waits for the client's whole stream before
+ *          it sends the rest (ckpt-dump --tcp-established keeps it)
  *   outside  fd 3 is connected to a server in a child, outside a dump
  *          without -t; after a restore (--tcp-close) reading it gives
  *          ECONNRESET, then the end of the stream, and writing EPIPE; in
@@ -46,6 +49,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -563,6 +567,46 @@ static void urgent(void)
 	}
 }
 
+/* keep: fd 3 is connected to a server in a child (outside a dump without
+ * -t), which sent 30000 bytes fd 3 has not read; after the go the client
+ * sends its 100000 bytes and the server, which sends nothing before it has
+ * them all (a peer that would talk to a dumped socket meanwhile would be
+ * reset), the rest of its 100000. */
+static void keep(void)
+{
+	int port, l = listener(&port), n = 0;
+	pid_t kid = fork();
+	struct side s;
+
+	if (kid < 0)
+		die("fork");
+	if (kid == 0) {
+		s = server_side(accept(l, NULL, NULL), 9, 100000);
+		close(l);
+		send_some(&s, 30000);
+		while (s.got < s.rx_total && !s.eof) {
+			struct pollfd p = {.fd = s.fd, .events = POLLIN};
+			if (poll(&p, 1, 60000) != 1)
+				_exit(1);
+			recv_some(&s);
+		}
+		pump(&s, 1);
+		_exit(failures ? 1 : 0);
+	}
+	close(l);
+	s = client_side(at(connect_to(port), 3), 9, 100000);
+	while (n < 30000) {
+		usleep(10000);
+		ioctl(3, FIONREAD, &n);
+	}
+	printf("ready %d port %d server %d\n", getpid(), port, kid);
+	fflush(stdout);
+	wait_go();
+	pump(&s, 1);
+	if (start_time() == started)
+		kids_ok(&kid, 1);
+}
+
 /* outside: a server in a child takes two connections: the first it
  * leaves alone, the second exchanges a stream. */
 static void outside(void)
@@ -641,6 +685,8 @@ int main(int argc, char **argv)
 		one();
 	else if (!strcmp(mode, "urgent"))
 		urgent();
+	else if (!strcmp(mode, "keep"))
+		keep();
 	else if (!strcmp(mode, "outside"))
 		outside();
 	else {
