@@ -145,6 +145,16 @@ blocked_in_send() {
 	bg_restored "tcpconn keep: ok"
 }
 
+# bats test_tags=root
+@test "--tcp-established without --kill: the connection leaves repair mode untouched and the program goes on" {
+	start keep
+	CKPT_PIDS+=("$(awk '/^ready /{print $6}' "$OUT")")
+	ckpt-dump --tcp-established -o "$IMG" "$BG_PID"
+	ckpt-inspect "$IMG" | grep -q ' tcp .* queued 30000 .* repair '
+	finish_bg
+	grep -qx "tcpconn keep: ok" "$OUT"
+}
+
 @test "urgent data not read is refused naming the connection; the program runs on and reads it" {
 	start urgent
 	run --separate-stderr ckpt-dump -o "$IMG" "$BG_PID"
