@@ -1,8 +1,9 @@
 /* tcp.c: established TCP connections, IPv4 and IPv6, whose two ends the tree holds: their exact
- * addresses and ports, options, shutdowns, and every byte in flight either way; a connection to
- * a peer outside the tree, restored reset (--tcp-close).  Without TCP_REPAIR the two ends are
- * joined again at restore and the bytes resent: what one end had not read yet goes in through
- * the other. */
+ * addresses and ports, options, shutdowns, and every byte in flight either way, which needs no
+ * privilege: the two ends are joined again at restore and the bytes resent (what one end had
+ * not read yet goes in through the other).  A connection to a peer outside the tree is refused,
+ * restored reset (--tcp-close), or, as root, kept as it was with TCP_REPAIR
+ * (--tcp-established). */
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
