@@ -38,6 +38,11 @@ killed_and_restored() {
 	killed_and_restored late -t
 }
 
+@test "a client port that a connection without SO_REUSEADDR left in TIME_WAIT (connect shares it, bind refuses it) is had again" {
+	start twport
+	killed_and_restored twport
+}
+
 @test "one process holding both ends of two connections: dump --kill and restore" {
 	start one
 	killed_and_restored one

@@ -834,8 +834,8 @@ static int check_tcp(const unsigned char *x, uint32_t n)
 
 /* ---- making it again -------------------------------------------------- */
 
-/* A TCP socket of family, SO_REUSEADDR on, bound to sa. */
-static int bound_sock(int family, const struct sockaddr_storage *sa, socklen_t sl)
+/* A TCP socket of family for address sa, SO_REUSEADDR on. */
+static int new_sock(int family, const struct sockaddr_storage *sa)
 {
 	int s = socket(family, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP);
 
@@ -846,7 +846,64 @@ static int bound_sock(int family, const struct sockaddr_storage *sa, socklen_t s
 	if (family == AF_INET6)
 		set_int(s, IPPROTO_IPV6, IPV6_V6ONLY,
 			!IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)sa)->sin6_addr));
-	if (bind(s, (const void *)sa, sl)) {
+	return s;
+}
+
+/* The same, bound to sa. */
+static int bound_sock(int family, const struct sockaddr_storage *sa, socklen_t sl)
+{
+	int s = new_sock(family, sa);
+
+	if (s >= 0 && bind(s, (const void *)sa, sl)) {
+		int e = errno;
+		close(s);
+		errno = e;
+		return -1;
+	}
+	return s;
+}
+
+#ifndef IP_LOCAL_PORT_RANGE
+#define IP_LOCAL_PORT_RANGE 51
+#endif
+
+/* A socket of family from address sa connecting to "to" (non-blocking,
+ * under way).  Its port is had the way connect(2) picks one, narrowed to
+ * it (IP_LOCAL_PORT_RANGE, Linux 6.3): connect shares a port with
+ * connections elsewhere, TIME_WAIT ones too, as the program's own
+ * connect did, where bind(2) refuses a port that a socket without
+ * SO_REUSEADDR holds (another program's, or one of the program's own
+ * that went before).  A port connect would not pick (outside the
+ * ephemeral range, or bound by bind) is bound. */
+static int connect_from(int family, const struct sockaddr_storage *sa, socklen_t sl,
+			const struct sockaddr_storage *to, socklen_t tl)
+{
+	struct sockaddr_storage any = *sa, got;
+	socklen_t gl = sizeof(got);
+	uint8_t a[16];
+	uint16_t port, had = 0;
+	uint32_t range;
+	int s = new_sock(family, sa);
+
+	if (s < 0)
+		return -1;
+	sa_split(sa, a, &port, NULL);
+	range = port | (uint32_t)port << 16;
+	((struct sockaddr_in *)&any)->sin_port = 0; /* sin6_port is there too */
+	fcntl(s, F_SETFL, O_NONBLOCK);
+	if (!setsockopt(s, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &(int){1}, sizeof(int)) &&
+	    !setsockopt(s, IPPROTO_IP, IP_LOCAL_PORT_RANGE, &range, sizeof(range)) &&
+	    !bind(s, (void *)&any, sl) &&
+	    (!connect(s, (const void *)to, tl) || errno == EINPROGRESS) &&
+	    !getsockname(s, (void *)&got, &gl))
+		sa_split(&got, a, &had, NULL);
+	if (had == port)
+		return s;
+	close(s);
+	if ((s = bound_sock(family, sa, sl)) < 0)
+		return -1;
+	fcntl(s, F_SETFL, O_NONBLOCK);
+	if (connect(s, (const void *)to, tl) && errno != EINPROGRESS) {
 		int e = errno;
 		close(s);
 		errno = e;
@@ -944,8 +1001,10 @@ static int make_pair(const struct fd_entry *f, const struct img_tcp *t, int end[
 {
 	struct sockaddr_storage sa[2];
 	socklen_t sl[2];
-	int fam[2], me = t->end, acc, con, l, tmp = -1, c = -1, s = -1;
-	uint8_t peer[16], to[16];
+	struct sockaddr_storage to;
+	socklen_t tl;
+	int fam[2], me = t->end, acc = me, con, l = -1, tmp = -1, c = -1, s = -1;
+	uint8_t peer[16], x[16];
 	char ab[64], bb[64];
 	const char *what;
 
@@ -956,50 +1015,63 @@ static int make_pair(const struct fd_entry *f, const struct img_tcp *t, int end[
 	sl[me] = sa_make(t->family, t->laddr, t->lport, t->scope, &sa[me]);
 	sl[!me] = sa_make(t->pfamily, peer, t->pport, t->pfamily == t->family ? t->scope : 0,
 			  &sa[!me]);
-	/* End me accepts through a temporary listener on its address; where
-	 * a listener made for the program holds that address, through that
-	 * one; where one holds the other end's, the other way round.  Only
-	 * such a conflict costs a look at every fd. */
-	acc = me;
-	con = !me;
-	what = "listen on";
-	if ((tmp = bound_sock(fam[acc], &sa[acc], sl[acc])) >= 0 && listen(tmp, 1)) {
-		close(tmp);
-		tmp = -1;
-	}
-	if ((l = tmp) < 0) {
-		int e = errno;
-		if (e != EADDRINUSE || (l = made_listener(&sa[acc])) < 0) {
+	/* One end accepts through a temporary listener on its address, the
+	 * other connects.  Where a listener made for the program holds an
+	 * address, it takes the connection; where another socket does
+	 * (bind(2) refuses a port that a connection without SO_REUSEADDR
+	 * holds, even in TIME_WAIT: a client's port, shared by its other
+	 * connections), the other end listens.  Only a conflict costs a look
+	 * at every fd. */
+	for (int k = 0, e = 0; k < 2 && l < 0; k++) {
+		acc = k ? !me : me;
+		if ((tmp = bound_sock(fam[acc], &sa[acc], sl[acc])) >= 0 && listen(tmp, 1)) {
+			close(tmp);
+			tmp = -1;
+		}
+		e = k ? e : errno;
+		if ((l = tmp) < 0 && errno == EADDRINUSE)
+			l = made_listener(&sa[acc]);
+		if (l < 0 && k) {
+			/* Named after the first end tried. */
+			acc = me;
 			errno = e;
+			what = "listen on";
 			goto fail_acc;
 		}
 	}
-	what = "bind to";
-	if ((c = bound_sock(fam[con], &sa[con], sl[con])) < 0) {
+	con = !acc;
+	what = "connect from";
+	/* An IPv4 socket connects to the IPv4 address a dual-stack
+	 * listener sees mapped. */
+	to = sa[acc];
+	tl = sl[acc];
+	if (fam[con] != fam[acc]) {
+		addr_as(fam[acc], acc == me ? t->laddr : peer, fam[con], x);
+		tl = sa_make(fam[con], x, acc == me ? t->lport : t->pport, 0, &to);
+	}
+	if ((c = connect_from(fam[con], &sa[con], sl[con], &to, tl)) < 0) {
 		int e = errno, other;
+		/* A listener made for the program holds the connecting end's
+		 * port: it takes the connection the other way round. */
 		if (e == EADDRINUSE && tmp >= 0 && (other = made_listener(&sa[con])) >= 0) {
 			close(tmp);
 			tmp = -1;
 			l = other;
-			acc = !me;
-			con = me;
-			c = bound_sock(fam[con], &sa[con], sl[con]);
+			acc = con;
+			con = !acc;
+			to = sa[acc];
+			tl = sl[acc];
+			if (fam[con] != fam[acc]) {
+				addr_as(fam[acc], acc == me ? t->laddr : peer, fam[con], x);
+				tl = sa_make(fam[con], x, acc == me ? t->lport : t->pport, 0, &to);
+			}
+			c = connect_from(fam[con], &sa[con], sl[con], &to, tl);
 			e = errno;
 		}
 		errno = e;
 		if (c < 0)
 			goto fail_con;
 	}
-	what = "connect from";
-	fcntl(c, F_SETFL, O_NONBLOCK);
-	/* An IPv4 socket connects to the IPv4 address a dual-stack
-	 * listener sees mapped. */
-	if (fam[con] != fam[acc]) {
-		addr_as(fam[acc], acc == me ? t->laddr : peer, fam[con], to);
-		sl[acc] = sa_make(fam[con], to, acc == me ? t->lport : t->pport, 0, &sa[acc]);
-	}
-	if (connect(c, (void *)&sa[acc], sl[acc]) && errno != EINPROGRESS)
-		goto fail_con;
 	if ((s = accept_from(l, &sa[con])) < 0)
 		goto fail_con;
 	if (tmp >= 0)

@@ -19,6 +19,9 @@
  *   late   the client is the parent, the server the child, its listener
  *          (fd 3) without SO_REUSEADDR, its accepted end fd 4; 48 KiB
  *          unread each way; the listener takes a fresh client after
+ *   twport one process: fd 4 a connection from a port that an earlier
+ *          connection of the process left in TIME_WAIT (no SO_REUSEADDR),
+ *          to the listener on fd 5; fd 6 its accepted end
  *   idle   one child, nothing in flight either way (64 KiB after the go)
  *   one    one process holds both ends of two connections (fds 4-5 and
  *          6-7, after the listener on 3), 48 KiB queued each way on each;
@@ -512,6 +515,53 @@ static void check_opts(int a, int b)
 		fail("fd %d: SO_RCVBUF is %d, not 200000", b, opt_of(b, SOL_SOCKET, SO_RCVBUF));
 }
 
+#ifndef IP_LOCAL_PORT_RANGE
+#define IP_LOCAL_PORT_RANGE 51
+#endif
+
+/* twport: one process; an earlier connection from port p to fd 3's
+ * listener, closed by the client first, leaves p in TIME_WAIT (its socket
+ * had no SO_REUSEADDR); fd 4 is a connection from the same port p to the
+ * listener on fd 5 (connect(2) shares a port so; IP_LOCAL_PORT_RANGE
+ * makes it pick p), fd 6 its accepted end, 48 KiB unread each way. */
+static void twport(void)
+{
+	int port, port2, l = at(listener(&port), 3), l2, c, a, n;
+	struct sockaddr_storage sa;
+	socklen_t sl = sizeof(sa);
+	uint32_t range;
+	char buf[16];
+	struct side s[2];
+
+	c = connect_to(port);
+	a = accept(l, NULL, NULL);
+	if (a < 0 || getsockname(c, (void *)&sa, &sl))
+		die("accept");
+	range = ntohs(((struct sockaddr_in *)&sa)->sin_port);
+	range |= range << 16;
+	close(c);
+	while ((n = read(a, buf, sizeof(buf))) > 0)
+		;
+	close(a);
+	l2 = at(listener(&port2), 5);
+	sl = loopback(&sa, port2);
+	if ((c = socket(family, SOCK_STREAM, 0)) < 0 ||
+	    setsockopt(c, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &(int){1}, sizeof(int)) ||
+	    setsockopt(c, IPPROTO_IP, IP_LOCAL_PORT_RANGE, &range, sizeof(range)) ||
+	    connect(c, (void *)&sa, sl))
+		die("connect from the TIME_WAIT port");
+	s[0] = client_side(at(c, 4), 0, 256 << 10);
+	s[1] = server_side(at(accept(l2, NULL, NULL), 6), 0, 256 << 10);
+	if (ntohs(((struct sockaddr_in *)&s[0].name)->sin_port) != (range & 0xffff))
+		die("the port");
+	for (int i = 0; i < 2; i++)
+		send_some(&s[i], 48 << 10);
+	printf("ready %d port %d\n", getpid(), port2);
+	fflush(stdout);
+	wait_go();
+	pump(s, 2);
+}
+
 /* one: both ends of two connections in this process. */
 static void one(void)
 {
@@ -685,6 +735,8 @@ int main(int argc, char **argv)
 		one();
 	else if (!strcmp(mode, "urgent"))
 		urgent();
+	else if (!strcmp(mode, "twport"))
+		twport();
 	else if (!strcmp(mode, "keep"))
 		keep();
 	else if (!strcmp(mode, "outside"))
