@@ -94,16 +94,16 @@ int main(int argc, char **argv)
 	nosock = argc == 4;
 	if (pipe(p))
 		die("pipe");
-	if (!nosock && ((l = socket(AF_INET, SOCK_STREAM, 0)) < 0 ||
-			bind(l, (void *)&sa, sizeof(sa)) || listen(l, 16) ||
-			getsockname(l, (void *)&sa, &sl)))
+	if (!nosock &&
+	    ((l = socket(AF_INET, SOCK_STREAM, 0)) < 0 || bind(l, (void *)&sa, sizeof(sa)) ||
+	     listen(l, 16) || getsockname(l, (void *)&sa, &sl)))
 		die("listen");
 	for (int i = 0; i < n; i++) {
 		int cs = -1, as = -1;
 
-		if (!nosock && ((cs = socket(AF_INET, SOCK_STREAM, 0)) < 0 ||
-				connect(cs, (void *)&sa, sizeof(sa)) ||
-				(as = accept(l, NULL, NULL)) < 0))
+		if (!nosock &&
+		    ((cs = socket(AF_INET, SOCK_STREAM, 0)) < 0 ||
+		     connect(cs, (void *)&sa, sizeof(sa)) || (as = accept(l, NULL, NULL)) < 0))
 			die("connect");
 		for (int side = 0; side < 2; side++) {
 			pid_t k = fork();

@@ -190,8 +190,8 @@ int fd_tcp_connected(int s)
 	int protocol = -1;
 	socklen_t sl = sizeof(protocol);
 
-	return !getsockopt(s, SOL_SOCKET, SO_PROTOCOL, &protocol, &sl) &&
-	       protocol == IPPROTO_TCP && !getpeername(s, (void *)&peer, &pl);
+	return !getsockopt(s, SOL_SOCKET, SO_PROTOCOL, &protocol, &sl) && protocol == IPPROTO_TCP &&
+	       !getpeername(s, (void *)&peer, &pl);
 }
 
 /* ---- capturing ------------------------------------------------------ */
@@ -233,8 +233,7 @@ static uint32_t opt_set(int s, int family, int level, int opt)
  * whether an end of stream follows it (the peer's FIN, or SHUT_RD).  A
  * kernel before 6.10 has no SO_PEEK_OFF for TCP: one peek takes the whole
  * queue, and only the peer's FIN (state st) tells the end. */
-static int peek_tcp(pid_t pid, int fd, int s, int st, unsigned char **data, uint32_t *len,
-		    int *eof)
+static int peek_tcp(pid_t pid, int fd, int s, int st, unsigned char **data, uint32_t *len, int *eof)
 {
 	size_t cap = (size_t)ioctl_int(s, SIOCINQ) + 4096, n = 0;
 	unsigned char *buf = malloc(cap), *nb;
@@ -583,8 +582,8 @@ static int take_flow(const struct fd_all *a, size_t i, size_t k, struct img_tcp 
 	 * restore could not connect again; an abortive one (RST) leaves
 	 * nothing.  (Should the dump fail after this, the program's close
 	 * of it would be abortive too.) */
-	if ((a->opts & FD_OPT_KILL) &&
-	    setsockopt(w.rcv, SOL_SOCKET, SO_LINGER, &(struct linger){1, 0}, sizeof(struct linger))) {
+	if ((a->opts & FD_OPT_KILL) && setsockopt(w.rcv, SOL_SOCKET, SO_LINGER,
+						  &(struct linger){1, 0}, sizeof(struct linger))) {
 		err_sys("pid %d: fd %d: cannot set SO_LINGER on its TCP socket", w.pid, w.fd);
 		goto out;
 	}
@@ -694,7 +693,8 @@ static int repair_capture(const struct fd_all *a, size_t i, struct img_tcp *t)
 	if (queue_seq(s, TCP_SEND_QUEUE, &r.snd_seq) || queue_seq(s, TCP_RECV_QUEUE, &r.rcv_seq) ||
 	    getsockopt(s, IPPROTO_TCP, TCP_INFO, &ti, &sl) ||
 	    (sl = sizeof(r.mss), getsockopt(s, IPPROTO_TCP, TCP_MAXSEG, &r.mss, &sl)) ||
-	    (sl = sizeof(r.timestamp), getsockopt(s, IPPROTO_TCP, TCP_TIMESTAMP, &r.timestamp, &sl)) ||
+	    (sl = sizeof(r.timestamp),
+	     getsockopt(s, IPPROTO_TCP, TCP_TIMESTAMP, &r.timestamp, &sl)) ||
 	    (sl = sizeof(win), getsockopt(s, IPPROTO_TCP, TCP_REPAIR_WINDOW, &win, &sl)) ||
 	    repair_peek(s, &rq, &rl, &sq, &ql) || repair_queue(s, TCP_NO_QUEUE)) {
 		err_sys("pid %d: fd %d: cannot read the state of its TCP connection from %s in "
@@ -816,7 +816,8 @@ static int check_tcp(const unsigned char *x, uint32_t n)
 			return -1;
 		n -= r.sendq_len;
 	}
-	if (n != sizeof(t) + (uint64_t)t.data_len || (t.family != AF_INET && t.family != AF_INET6) ||
+	if (n != sizeof(t) + (uint64_t)t.data_len ||
+	    (t.family != AF_INET && t.family != AF_INET6) ||
 	    (t.pfamily != AF_INET && t.pfamily != AF_INET6) || !state_ok(t.state) ||
 	    t.shutdown > 3 || (t.opts & ~IMG_SOCKOPT_ALL) || (t.flags & ~IMG_TCP_FLAGS) ||
 	    t.end > 1 || !t.lport || !t.pport || t.keepidle > 32767 || t.keepintvl > 32767 ||
@@ -1013,8 +1014,8 @@ static int make_pair(const struct fd_entry *f, const struct img_tcp *t, int end[
 	fam[!me] = t->pfamily;
 	addr_as(t->family, t->paddr, t->pfamily, peer);
 	sl[me] = sa_make(t->family, t->laddr, t->lport, t->scope, &sa[me]);
-	sl[!me] = sa_make(t->pfamily, peer, t->pport, t->pfamily == t->family ? t->scope : 0,
-			  &sa[!me]);
+	sl[!me] =
+	    sa_make(t->pfamily, peer, t->pport, t->pfamily == t->family ? t->scope : 0, &sa[!me]);
 	/* One end accepts through a temporary listener on its address, the
 	 * other connects.  Where a listener made for the program holds an
 	 * address, it takes the connection; where another socket does
@@ -1197,8 +1198,7 @@ static int make_repaired(const struct fd_entry *f, const struct img_tcp *t)
 		goto fail;
 	}
 	if (bind(s, (void *)&la, ll)) {
-		err_sys("fd %d: TCP connection from %s: cannot bind to its address", f->d.fd,
-			conn);
+		err_sys("fd %d: TCP connection from %s: cannot bind to its address", f->d.fd, conn);
 		goto fail;
 	}
 	if (connect(s, (void *)&pa, pl)) {
@@ -1214,8 +1214,7 @@ static int make_repaired(const struct fd_entry *f, const struct img_tcp *t)
 		o[n++] = (struct tcp_repair_opt){OPT_SACK_PERM, 0};
 	if (r.tcpi_options & TCPI_OPT_TIMESTAMPS)
 		o[n++] = (struct tcp_repair_opt){OPT_TIMESTAMP, 0};
-	win = (struct tcp_repair_window){r.snd_wl1, r.snd_wnd, r.max_window, r.rcv_wnd,
-					 r.rcv_wup};
+	win = (struct tcp_repair_window){r.snd_wl1, r.snd_wnd, r.max_window, r.rcv_wnd, r.rcv_wup};
 	make_room(s, s, t->data_len + r.sendq_len);
 	if (setsockopt(s, IPPROTO_TCP, TCP_REPAIR_OPTIONS, o, n * sizeof(o[0])) ||
 	    ((r.tcpi_options & TCPI_OPT_TIMESTAMPS) &&
@@ -1304,7 +1303,8 @@ static void show_tcp(FILE *out, const struct fd_entry *f, int json)
 	ep_text(t.family, t.laddr, t.lport, a, sizeof(a));
 	ep_text(t.family, t.paddr, t.pport, b, sizeof(b));
 	if (json) {
-		fprintf(out, ",\"family\":\"%s\",\"state\":\"%s\",\"address\":\"%s\",\"peer\":\"%s\"",
+		fprintf(out,
+			",\"family\":\"%s\",\"state\":\"%s\",\"address\":\"%s\",\"peer\":\"%s\"",
 			t.family == AF_INET ? "inet" : "inet6",
 			t.flags & IMG_TCP_RESET ? "reset" : state_name(t.state), a, b);
 	} else {

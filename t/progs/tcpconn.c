@@ -72,8 +72,8 @@ struct side {
 	uint64_t tx_seed, rx_seed;
 	size_t tx_total, rx_total, sent, got;
 	struct sockaddr_storage name, peer; /* as getsockname, getpeername gave them */
-	int shut_after; /* shutdown(SHUT_WR) once everything is sent */
-	int want_eof;	/* the peer shuts down after its stream */
+	int shut_after;			    /* shutdown(SHUT_WR) once everything is sent */
+	int want_eof;			    /* the peer shuts down after its stream */
 	int eof, done;
 };
 
@@ -161,7 +161,8 @@ static void check_names(const struct side *s)
 		b = s->peer;
 	if (getsockname(s->fd, (void *)&a, &al) || memcmp(&a, &s->name, sizeof(a)) ||
 	    memcmp(&b, &s->peer, sizeof(b)))
-		fail("fd %d: its addresses are not what they were (family %d port %d, peer family %d port %d; were %d %d, %d %d)",
+		fail("fd %d: its addresses are not what they were (family %d port %d, peer family "
+		     "%d port %d; were %d %d, %d %d)",
 		     s->fd, a.ss_family, ntohs(((struct sockaddr_in *)&a)->sin_port), b.ss_family,
 		     ntohs(((struct sockaddr_in *)&b)->sin_port), s->name.ss_family,
 		     ntohs(((struct sockaddr_in *)&s->name)->sin_port), s->peer.ss_family,
@@ -259,7 +260,7 @@ static int listener(int *port)
 	    bind(l, (void *)&sa, sl) || listen(l, 8) || getsockname(l, (void *)&sa, &sl))
 		die("listen");
 	*port = ntohs(sa.ss_family == AF_INET ? ((struct sockaddr_in *)&sa)->sin_port
-					: ((struct sockaddr_in6 *)&sa)->sin6_port);
+					      : ((struct sockaddr_in6 *)&sa)->sin6_port);
 	return l;
 }
 
@@ -277,8 +278,8 @@ static int connect_to(int port)
 /* The client side of connection j, and the server side. */
 static struct side new_side(int fd, uint64_t tx, uint64_t rx, size_t total)
 {
-	struct side s = {.fd = fd, .tx_seed = tx, .rx_seed = rx, .tx_total = total,
-			 .rx_total = total};
+	struct side s = {
+	    .fd = fd, .tx_seed = tx, .rx_seed = rx, .tx_total = total, .rx_total = total};
 	socklen_t sl = sizeof(s.name);
 
 	getsockname(fd, (void *)&s.name, &sl);
@@ -389,8 +390,9 @@ static void tree(int nkids, size_t pre, size_t total, int half, int full)
 				fcntl(c.fd, F_SETFL, 0);
 				while (c.sent < c.tx_total) {
 					unsigned char buf[65536];
-					size_t n = c.tx_total - c.sent < sizeof(buf) ? c.tx_total - c.sent
-										     : sizeof(buf);
+					size_t n = c.tx_total - c.sent < sizeof(buf)
+						       ? c.tx_total - c.sent
+						       : sizeof(buf);
 					ssize_t w;
 					for (size_t k = 0; k < n; k++)
 						buf[k] = pat(c.tx_seed, c.sent + k);
@@ -478,8 +480,9 @@ static void late(void)
 static const struct {
 	int level, opt, v;
 } opts[] = {
-    {IPPROTO_TCP, TCP_NODELAY, 1},  {SOL_SOCKET, SO_KEEPALIVE, 1}, {IPPROTO_TCP, TCP_KEEPIDLE, 77},
-    {IPPROTO_TCP, TCP_KEEPINTVL, 11}, {IPPROTO_TCP, TCP_KEEPCNT, 5},
+    {IPPROTO_TCP, TCP_NODELAY, 1},   {SOL_SOCKET, SO_KEEPALIVE, 1},
+    {IPPROTO_TCP, TCP_KEEPIDLE, 77}, {IPPROTO_TCP, TCP_KEEPINTVL, 11},
+    {IPPROTO_TCP, TCP_KEEPCNT, 5},
 };
 
 /* Options on fd a (the rest left as a new socket has them: b), a
@@ -505,7 +508,8 @@ static int opt_of(int fd, int level, int opt)
 static void check_opts(int a, int b)
 {
 	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
-		int v = opt_of(a, opts[i].level, opts[i].opt), w = opt_of(b, opts[i].level, opts[i].opt);
+		int v = opt_of(a, opts[i].level, opts[i].opt),
+		    w = opt_of(b, opts[i].level, opts[i].opt);
 		if (v != opts[i].v)
 			fail("fd %d: option %d is %d, not %d", a, opts[i].opt, v, opts[i].v);
 		if (w == opts[i].v && opts[i].opt != TCP_KEEPCNT)
