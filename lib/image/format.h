@@ -189,6 +189,7 @@ enum img_file_kind {
 	IMG_FD_SHM = 14,     /* a file whose contents the image holds (memfd, deleted file) */
 	IMG_FD_SOCK = 15,    /* a socket joined to no peer: unix, TCP or UDP; listening, bound, unbound */
 	IMG_FD_OPATH = 16,   /* an O_PATH descriptor (of a file, directory, symlink...), reopened by path */
+	IMG_FD_PIDFD = 20,   /* a pidfd: of the process itself, of one of the tree, of one that exited */
 	IMG_FD_NKINDS
 };
 
@@ -234,6 +235,18 @@ struct img_epoll_item {
 	int32_t fd;
 	uint32_t events;
 	uint64_t data;
+};
+
+/* A pidfd (IMG_FD_PIDFD). */
+struct img_pidfd {
+	int32_t pid;   /* the process it is of, as the dumper saw it; -1 exited */
+	uint32_t what; /* IMG_PIDFD_* */
+};
+
+enum {
+	IMG_PIDFD_SELF = 1,   /* the process's own */
+	IMG_PIDFD_TREE = 2,   /* of another process of the tree, by its pid */
+	IMG_PIDFD_EXITED = 3, /* of a process that exited and was reaped */
 };
 
 /* A named pipe: the bytes it held follow (one fd per FIFO has them). */

@@ -13,7 +13,8 @@
 #include "kinds/kinds-internal.h"
 #include "target/target.h"
 
-/* Indexed by the image's kind number (IMG_FD_*). */
+/* Indexed by the image's kind number (IMG_FD_*); numbers no kind has yet
+ * are NULL. */
 static const struct fd_ops *const kinds[IMG_FD_NKINDS] = {
     [IMG_FD_REG] = &fd_file_ops,	  [IMG_FD_DIR] = &fd_dir_ops,
     [IMG_FD_CHR] = &fd_chr_ops,		  [IMG_FD_INHERIT] = &fd_inherit_ops,
@@ -24,6 +25,7 @@ static const struct fd_ops *const kinds[IMG_FD_NKINDS] = {
     [IMG_FD_TTY] = &fd_tty_ops,		  [IMG_FD_SHM] = &fd_shm_ops,
     [IMG_FD_SOCK] = &fd_sock_ops,
     [IMG_FD_OPATH] = &fd_opath_ops,
+    [IMG_FD_PIDFD] = &fd_pidfd_ops,
 };
 
 const struct fd_ops *fd_ops_of(uint32_t kind)
@@ -128,7 +130,7 @@ static uint32_t anon_kind(struct fd_source *src, int fd)
 	if (!src->info)
 		return 0;
 	for (uint32_t k = 1; k < IMG_FD_NKINDS; k++)
-		if (kinds[k]->anon && !strcmp(src->link, kinds[k]->anon))
+		if (kinds[k] && kinds[k]->anon && !strcmp(src->link, kinds[k]->anon))
 			return k;
 	err_set("pid %d: fd %d is %s; this kind of file is not supported yet", src->pid, fd,
 		src->link);
@@ -237,13 +239,18 @@ static int all_fds(struct image *ims[], size_t nims, struct fd_all *a)
 		total += ims[k]->nfiles;
 	a->n = 0;
 	a->f = calloc(total + 1, sizeof(*a->f));
-	a->pid = calloc(total + 1, sizeof(*a->pid));
+	a->pid = calloc(total + nims + 1, sizeof(*a->pid));
 	if (!a->f || !a->pid) {
 		free(a->f);
 		free(a->pid);
 		err_set("out of memory");
 		return -1;
 	}
+	/* The processes' own pids after the fds' (a zombie has no fds). */
+	a->procs = a->pid + total;
+	a->nprocs = nims;
+	for (size_t k = 0; k < nims; k++)
+		a->pid[total + k] = ims[k]->proc.pid;
 	for (size_t k = 0; k < nims; k++)
 		for (size_t i = 0; i < ims[k]->nfiles; i++) {
 			a->f[a->n] = &ims[k]->files[i];
@@ -300,7 +307,7 @@ int fd_check_tree(struct image *ims[], size_t n, uint32_t opts)
 	/* Each kind's own first (a pipe whose other end is outside may
 	 * become an inherited stream), then the descriptions they share. */
 	for (uint32_t k = 1; k < IMG_FD_NKINDS && !rc; k++)
-		if (kinds[k]->join)
+		if (kinds[k] && kinds[k]->join)
 			rc = kinds[k]->join(&a);
 	if (rc == 0)
 		share_descs(&a);

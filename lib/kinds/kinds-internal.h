@@ -24,6 +24,8 @@ struct fd_all {
 	pid_t *pid;
 	size_t n;
 	uint32_t opts; /* FD_OPT_* */
+	const pid_t *procs; /* the pid of every process, zombies too */
+	size_t nprocs;
 };
 
 /* One kind of fd (IMG_FD_*): what each step does with it.  A step a kind
@@ -55,6 +57,7 @@ extern const struct fd_ops fd_file_ops, fd_dir_ops, fd_chr_ops, fd_inherit_ops, 
 extern const struct fd_ops fd_pipe_ops, fd_fifo_ops, fd_unix_ops, fd_tty_ops;
 extern const struct fd_ops fd_eventfd_ops, fd_signalfd_ops, fd_timerfd_ops, fd_epoll_ops;
 extern const struct fd_ops fd_inotify_ops, fd_sock_ops, fd_opath_ops;
+extern const struct fd_ops fd_pidfd_ops;
 
 /* What sock_diag tells of one socket (sock.c). */
 struct fd_diag {

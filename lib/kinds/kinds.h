@@ -53,6 +53,9 @@ struct fd_pipes {
  * timerfd or epoll instance of f again,
  * open (close-on-exec) at any fd number; -1 with err_set. */
 int fd_make(const struct fd_entry *f, struct fd_pipes *pipes) __attribute__((warn_unused_result));
+/* An fd each process of a tree makes itself once every process exists
+ * (a pidfd, a namespace file), not one the tree inherits. */
+int fd_in_process(const struct fd_entry *f);
 /* Once every fd is made: what needs all of them (a pty slave's lock).
  * -1 with err_set. */
 int fd_pipes_done(struct fd_pipes *pipes) __attribute__((warn_unused_result));

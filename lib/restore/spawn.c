@@ -436,6 +436,10 @@ static int tree_files(struct tree *t)
 			const struct fd_entry *f = &im->files[i];
 			int fd = -1;
 
+			if (fd_in_process(f)) {
+				t->premade[k][i] = -1;
+				continue;
+			}
 			for (size_t j = 0; j <= k && fd < 0 && f->d.desc; j++)
 				for (size_t m = 0; m < (j < k ? tim(t, j)->nfiles : i) && fd < 0; m++)
 					if (tim(t, j)->files[m].d.desc == f->d.desc)
