@@ -190,6 +190,7 @@ enum img_file_kind {
 	IMG_FD_SOCK = 15,    /* a socket joined to no peer: unix, TCP or UDP; listening, bound, unbound */
 	IMG_FD_OPATH = 16,   /* an O_PATH descriptor (of a file, directory, symlink...), reopened by path */
 	IMG_FD_PIDFD = 20,   /* a pidfd: of the process itself, of one of the tree, of one that exited */
+	IMG_FD_NSFILE = 21,  /* a namespace file (/proc/PID/ns/TYPE) of the process's own namespace */
 	IMG_FD_NKINDS
 };
 
@@ -247,6 +248,12 @@ enum {
 	IMG_PIDFD_SELF = 1,   /* the process's own */
 	IMG_PIDFD_TREE = 2,   /* of another process of the tree, by its pid */
 	IMG_PIDFD_EXITED = 3, /* of a process that exited and was reaped */
+};
+
+/* A namespace file (IMG_FD_NSFILE): the process's own namespace of type. */
+struct img_nsfile {
+	uint32_t type; /* its CLONE_NEW* flag */
+	uint32_t pad;
 };
 
 /* A named pipe: the bytes it held follow (one fd per FIFO has them). */

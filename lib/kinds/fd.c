@@ -25,7 +25,7 @@ static const struct fd_ops *const kinds[IMG_FD_NKINDS] = {
     [IMG_FD_TTY] = &fd_tty_ops,		  [IMG_FD_SHM] = &fd_shm_ops,
     [IMG_FD_SOCK] = &fd_sock_ops,
     [IMG_FD_OPATH] = &fd_opath_ops,
-    [IMG_FD_PIDFD] = &fd_pidfd_ops,
+    [IMG_FD_PIDFD] = &fd_pidfd_ops,	  [IMG_FD_NSFILE] = &fd_nsfile_ops,
 };
 
 const struct fd_ops *fd_ops_of(uint32_t kind)
@@ -157,6 +157,8 @@ static uint32_t kind_of(struct fd_source *src, int fd, unsigned flags)
 		return IMG_FD_PIPE;
 	if (!strncmp(src->link, "socket:", 7))
 		return fd_sock_kind(src, fd);
+	if (fd_is_nsfile(src->link))
+		return IMG_FD_NSFILE;
 	return anon_kind(src, fd);
 }
 
@@ -368,6 +370,13 @@ int fd_made(int fd, const struct fd_entry *f)
 	if (fd < 0)
 		err_sys("fd %d: cannot make its %s again", f->d.fd, fd_kind_name(f->d.kind));
 	return fd;
+}
+
+/* A pidfd or a namespace file names its process's pid or namespace, which
+ * the process that makes it must be in already. */
+int fd_in_process(const struct fd_entry *f)
+{
+	return f->d.kind == IMG_FD_PIDFD || f->d.kind == IMG_FD_NSFILE;
 }
 
 int fd_make(const struct fd_entry *f, struct fd_pipes *pipes)

@@ -57,7 +57,7 @@ extern const struct fd_ops fd_file_ops, fd_dir_ops, fd_chr_ops, fd_inherit_ops, 
 extern const struct fd_ops fd_pipe_ops, fd_fifo_ops, fd_unix_ops, fd_tty_ops;
 extern const struct fd_ops fd_eventfd_ops, fd_signalfd_ops, fd_timerfd_ops, fd_epoll_ops;
 extern const struct fd_ops fd_inotify_ops, fd_sock_ops, fd_opath_ops;
-extern const struct fd_ops fd_pidfd_ops;
+extern const struct fd_ops fd_pidfd_ops, fd_nsfile_ops;
 
 /* What sock_diag tells of one socket (sock.c). */
 struct fd_diag {
@@ -86,6 +86,8 @@ int fd_set_extra(struct fd_entry *f, const void *a, size_t alen, const void *b, 
 const char *fd_info_field(const char *info, const char *name);
 /* A duplicate of the target's fd (pidfd_getfd); -1 naming it. */
 int fd_getfd(pid_t pid, int fd);
+/* A namespace file: its link is TYPE:[INODE] (nsfile.c). */
+int fd_is_nsfile(const char *link);
 /* A terminal: a tty, console or pty device. */
 int fd_is_tty(const struct stat *sb);
 /* Drop what follows an fd's fixed extra part: another fd carries it. */

@@ -148,8 +148,3 @@ const struct fd_ops fd_pidfd_ops = {
     .make = make_pidfd,
     .show = show_pidfd,
 };
-
-int fd_in_process(const struct fd_entry *f)
-{
-	return f->d.kind == IMG_FD_PIDFD;
-}
