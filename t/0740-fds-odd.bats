@@ -43,3 +43,18 @@ refused() {
 	refused "ckpt-dump: pid $BG_PID: fd 3 is user:\[*\], not the process's own user namespace; not supported"
 	grep -qx "fdodd nsother: ok" "$OUT"
 }
+
+@test "epoll watches whose fds were closed or replaced come back on their files, under the numbers they were added as" {
+	started epoll
+	bg_dump_kill
+	run ckpt-inspect "$IMG"
+	echo "$output"
+	[[ "$output" == *"fd 3   epoll   "*" watches 4 "* ]]
+	bg_restored "fdodd epoll: ok"
+}
+
+@test "an epoll watch on a file no fd of the process holds is refused by name" {
+	started epollgone
+	refused "ckpt-dump: pid $BG_PID: fd 3: epoll watches a file (added as fd 5, inode *) that no fd of the process holds; not supported"
+	grep -qx "fdodd epollgone: ok" "$OUT"
+}

@@ -226,11 +226,15 @@ struct img_timerfd {
 	struct img_timespec left, interval;
 };
 
-/* An epoll instance: n watched fds follow. */
+/* An epoll instance: n watched fds follow; with IMG_EPOLL_VIA, then n
+ * s32: the fd that holds each watch's file now. */
 struct img_epoll {
 	uint32_t n;
-	uint32_t pad;
+	uint32_t flags; /* IMG_EPOLL_* */
 };
+
+#define IMG_EPOLL_VIA 1u   /* some watch's file is no longer at the fd it was added as */
+#define IMG_EPOLL_FLAGS 1u /* every flag a reader accepts */
 
 struct img_epoll_item {
 	int32_t fd;

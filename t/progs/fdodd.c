@@ -9,6 +9,18 @@
  *   fdodd nsother DIR  holds (fd 3) the user namespace of a child of its own
  *                      that made a new one (unshare CLONE_NEWUSER); after:
  *                      fd 3 is still that namespace.
+ *   fdodd epoll DIR    an epoll instance (fd 3) whose watches outlived the fd
+ *                      they were added as: an eventfd added as fd 5, then
+ *                      moved to fd 6 (fd 5 closed); a pipe's read end added
+ *                      as fd 7, then moved to fd 8, with another eventfd put
+ *                      at fd 7 (close-on-exec) and added as fd 7 too; an
+ *                      eventfd added as fd 9 and left there.  After: the
+ *                      watches in fdinfo are the same (tfd, events, data),
+ *                      none is ready, fd 5 is closed, and each file wakes
+ *                      its own watch; EPOLL_CTL_DEL of fd 7 takes the watch
+ *                      of the file at fd 7, not the pipe's.
+ *   fdodd epollgone DIR an epoll instance (fd 3) watching an eventfd whose
+ *                      only fd is its child's (its own closed).
  */
 #define PROG "fdodd"
 #include <fcntl.h>
@@ -17,6 +29,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -121,6 +135,137 @@ static int do_nsother(void)
 	return 0;
 }
 
+static int by_text(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+/* The watches of epoll fd as its fdinfo lists them, without the inode
+ * (a new pipe's differs), sorted (fdinfo's order is the kernel's tree
+ * of file addresses), into buf. */
+static void watches(int fd, char *buf, size_t size)
+{
+	char path[64], line[16][128];
+	size_t n = 0, k = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	buf[0] = 0;
+	if (!(f = fopen(path, "r")))
+		return;
+	while (k < 16 && fgets(line[k], sizeof(line[k]), f)) {
+		char *ino = strstr(line[k], " ino:");
+		if (strncmp(line[k], "tfd:", 4))
+			continue;
+		if (ino)
+			*ino = 0;
+		k++;
+	}
+	fclose(f);
+	qsort(line, k, sizeof(line[0]), by_text);
+	for (size_t i = 0; i < k && n < size; i++)
+		n += snprintf(buf + n, size - n, "%s;", line[i]);
+}
+
+static void add(int ep, int fd, uint64_t data)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = data};
+
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev))
+		die("epoll_ctl");
+}
+
+/* Make fd readable (an eventfd, or the pipe through its write end), see
+ * epoll report data alone, and drain it. */
+static void wakes(int ep, int fd, int rfd, uint64_t data)
+{
+	struct epoll_event ev[8];
+	uint64_t one = 1;
+	int n;
+
+	if (write(fd, &one, sizeof(one)) != sizeof(one))
+		fail("fd %d: write: %s", fd, strerror(errno));
+	n = epoll_wait(ep, ev, 8, 5000);
+	if (n != 1 || ev[0].data.u64 != data)
+		fail("woke fd %d: %d events, data %#llx, want %#llx", fd, n,
+		     n > 0 ? (unsigned long long)ev[0].data.u64 : 0ULL, (unsigned long long)data);
+	if (read(rfd, &one, sizeof(one)) != sizeof(one))
+		fail("fd %d: read: %s", rfd, strerror(errno));
+}
+
+static int do_epoll(void)
+{
+	char was[1024], now[1024];
+	struct epoll_event ev;
+	int p[2];
+
+	at(3, epoll_create1(0));
+	at(5, eventfd(0, 0));
+	add(3, 5, 0xa);
+	at(6, dup(5));
+	close(5);
+	if (pipe(p))
+		die("pipe");
+	at(20, p[0]);
+	at(10, p[1]);
+	at(7, dup(20));
+	close(20);
+	add(3, 7, 0xb);
+	at(8, dup(7));
+	at(7, eventfd(0, EFD_CLOEXEC));
+	if (fcntl(7, F_SETFD, FD_CLOEXEC))
+		die("F_SETFD");
+	add(3, 7, 0xc);
+	at(9, eventfd(0, 0));
+	add(3, 9, 0xd);
+	watches(3, was, sizeof(was));
+	ready();
+	watches(3, now, sizeof(now));
+	if (strcmp(was, now))
+		fail("watches: %s, were %s", now, was);
+	if (epoll_wait(3, &ev, 1, 0) != 0)
+		fail("a watch is ready after the restore");
+	if (fcntl(5, F_GETFD) >= 0 || errno != EBADF)
+		fail("fd 5 is open");
+	if (fcntl(7, F_GETFD) != FD_CLOEXEC || fcntl(8, F_GETFD) != 0)
+		fail("fd flags: fd 7 %d, fd 8 %d", fcntl(7, F_GETFD), fcntl(8, F_GETFD));
+	wakes(3, 6, 6, 0xa);
+	wakes(3, 10, 8, 0xb);
+	wakes(3, 7, 7, 0xc);
+	wakes(3, 9, 9, 0xd);
+	if (epoll_ctl(3, EPOLL_CTL_DEL, 7, NULL))
+		fail("EPOLL_CTL_DEL fd 7: %s", strerror(errno));
+	wakes(3, 10, 8, 0xb);
+	return 0;
+}
+
+static int do_epollgone(void)
+{
+	pid_t child;
+	int up[2];
+	char c;
+
+	at(3, epoll_create1(0));
+	at(5, eventfd(0, 0));
+	add(3, 5, 0xa);
+	if (pipe(up))
+		die("pipe");
+	if ((child = fork()) < 0)
+		die("fork");
+	if (child == 0) {
+		close(up[1]);
+		if (read(up[0], &c, 1) < 0)
+			_exit(1);
+		_exit(0);
+	}
+	close(up[0]);
+	close(5);
+	ready();
+	close(up[1]);
+	waitpid(child, NULL, 0);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct {
@@ -129,6 +274,8 @@ int main(int argc, char **argv)
 	} modes[] = {
 	    {"nsfile", do_nsfile},
 	    {"nsother", do_nsother},
+	    {"epoll", do_epoll},
+	    {"epollgone", do_epollgone},
 	};
 
 	if (argc != 3) {
