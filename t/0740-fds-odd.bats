@@ -15,6 +15,11 @@ started() {
 	wait_for_line "$OUT" '^ready '
 }
 
+teardown() {
+	kill_started
+	[ -z "${D:-}" ] || fdodd mqclean "$D" >/dev/null 2>&1 || true
+}
+
 # refused PATTERN: ckpt-dump refuses the program, saying PATTERN on one
 # line; the program runs on untouched and passes its checks.
 refused() {
@@ -57,4 +62,47 @@ refused() {
 	started epollgone
 	refused "ckpt-dump: pid $BG_PID: fd 3: epoll watches a file (added as fd 5, inode *) that no fd of the process holds; not supported"
 	grep -qx "fdodd epollgone: ok" "$OUT"
+}
+
+@test "a POSIX message queue comes back under its name: attributes, mode, each fd's flags, six messages at four priorities in their order" {
+	started mqueue
+	bg_dump_kill
+	run ckpt-inspect "$IMG"
+	echo "$output"
+	[[ "$output" == *"fd 3   mqueue  flags 02000002 "*" maxmsg 8 msgsize 100 mode 0640 uid $(id -u) messages 6 /ckpt-fdodd-"* ]]
+	[[ "$output" == *"fd 4   mqueue  flags 02004001 "*" messages 0 /ckpt-fdodd-"* ]]
+	bg_restored "fdodd mqueue: ok"
+}
+
+@test "a POSIX message queue removed before the restore is made again, with its mode and its messages" {
+	started mqueue
+	bg_dump_kill
+	fdodd mqclean "$D"
+	bg_restored "fdodd mqueue: ok"
+}
+
+@test "a dump without --kill gives every message back: the program runs on and receives them in order" {
+	started mqueue
+	ckpt-dump -o "$IMG" "$BG_PID"
+	untraced "$BG_PID"
+	finish_bg
+	grep -qx "fdodd mqueue: ok" "$OUT"
+}
+
+@test "a queue of that name holding messages at restore fails the restore, naming it" {
+	started mqueue
+	ckpt-dump -o "$IMG" "$BG_PID"
+	kill -KILL "$BG_PID"
+	wait "$BG_PID" || true
+	CKPT_PIDS=()
+	run --separate-stderr ckpt-remap "$IMG"
+	echo "$stderr"
+	[ "$status" -ne 0 ]
+	[[ "$stderr" == *"fd 3: POSIX message queue /ckpt-fdodd-"*" exists, with 8 messages of at most 100 bytes (6 queued), not empty with 8 of 100 as it was"* ]]
+}
+
+@test "a POSIX message queue with a notification registered (mq_notify) is refused by name" {
+	started mqnotify
+	refused "ckpt-dump: pid $BG_PID: fd 3: POSIX message queue /ckpt-fdodd-* has a notification registered (mq_notify, by pid $BG_PID); not supported"
+	grep -qx "fdodd mqnotify: ok" "$OUT"
 }

@@ -191,6 +191,7 @@ enum img_file_kind {
 	IMG_FD_OPATH = 16,   /* an O_PATH descriptor (of a file, directory, symlink...), reopened by path */
 	IMG_FD_PIDFD = 20,   /* a pidfd: of the process itself, of one of the tree, of one that exited */
 	IMG_FD_NSFILE = 21,  /* a namespace file (/proc/PID/ns/TYPE) of the process's own namespace */
+	IMG_FD_MQUEUE = 22,  /* a POSIX message queue (mq_open), path its name, with its messages */
 	IMG_FD_NKINDS
 };
 
@@ -258,6 +259,21 @@ enum {
 struct img_nsfile {
 	uint32_t type; /* its CLONE_NEW* flag */
 	uint32_t pad;
+};
+
+/* A POSIX message queue (IMG_FD_MQUEUE): its attributes, then nmsgs
+ * messages (one fd per queue has them), each a struct img_mq_msg and its
+ * len bytes, data_len bytes in all. */
+struct img_mqueue {
+	int64_t maxmsg, msgsize; /* mq_getattr */
+	uint32_t mode, uid, gid;
+	uint32_t nmsgs;
+	uint64_t data_len;
+};
+
+struct img_mq_msg {
+	uint32_t prio;
+	uint32_t len;
 };
 
 /* A named pipe: the bytes it held follow (one fd per FIFO has them). */

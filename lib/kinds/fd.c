@@ -26,6 +26,7 @@ static const struct fd_ops *const kinds[IMG_FD_NKINDS] = {
     [IMG_FD_SOCK] = &fd_sock_ops,
     [IMG_FD_OPATH] = &fd_opath_ops,
     [IMG_FD_PIDFD] = &fd_pidfd_ops,	  [IMG_FD_NSFILE] = &fd_nsfile_ops,
+    [IMG_FD_MQUEUE] = &fd_mqueue_ops,
 };
 
 const struct fd_ops *fd_ops_of(uint32_t kind)
@@ -151,6 +152,8 @@ static uint32_t kind_of(struct fd_source *src, int fd, unsigned flags)
 	 * restore. */
 	if (fd <= 2 && S_ISSOCK(src->sb->st_mode))
 		return IMG_FD_INHERIT;
+	if (src->link[0] == '/' && S_ISREG(src->sb->st_mode) && fd_is_mqueue(src->pid, fd))
+		return IMG_FD_MQUEUE;
 	if (src->link[0] == '/')
 		return path_kind(src, fd);
 	if (!strncmp(src->link, "pipe:", 5))

@@ -57,7 +57,7 @@ extern const struct fd_ops fd_file_ops, fd_dir_ops, fd_chr_ops, fd_inherit_ops, 
 extern const struct fd_ops fd_pipe_ops, fd_fifo_ops, fd_unix_ops, fd_tty_ops;
 extern const struct fd_ops fd_eventfd_ops, fd_signalfd_ops, fd_timerfd_ops, fd_epoll_ops;
 extern const struct fd_ops fd_inotify_ops, fd_sock_ops, fd_opath_ops;
-extern const struct fd_ops fd_pidfd_ops, fd_nsfile_ops;
+extern const struct fd_ops fd_pidfd_ops, fd_nsfile_ops, fd_mqueue_ops;
 
 /* What sock_diag tells of one socket (sock.c). */
 struct fd_diag {
@@ -88,6 +88,8 @@ const char *fd_info_field(const char *info, const char *name);
 int fd_getfd(pid_t pid, int fd);
 /* A namespace file: its link is TYPE:[INODE] (nsfile.c). */
 int fd_is_nsfile(const char *link);
+/* A POSIX message queue: fd of pid is on the mqueue file system (mqueue.c). */
+int fd_is_mqueue(pid_t pid, int fd);
 /* A terminal: a tty, console or pty device. */
 int fd_is_tty(const struct stat *sb);
 /* Drop what follows an fd's fixed extra part: another fd carries it. */

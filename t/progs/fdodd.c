@@ -21,9 +21,21 @@
  *                      of the file at fd 7, not the pipe's.
  *   fdodd epollgone DIR an epoll instance (fd 3) watching an eventfd whose
  *                      only fd is its child's (its own closed).
+ *   fdodd mqueue DIR   a POSIX message queue of its own (named for DIR),
+ *                      mode 0640, 8 messages of at most 100 bytes, open
+ *                      read-write at fd 3 and write-only, O_NONBLOCK, at
+ *                      fd 4 (another mq_open), six messages queued at
+ *                      priorities 0, 1, 5 and 9.  After: the same
+ *                      attributes, mode and owner, the flags of each fd,
+ *                      and the six messages received in the order they
+ *                      were due, each with its priority; then removes it.
+ *   fdodd mqnotify DIR the same queue, with a notification registered
+ *                      (mq_notify, SIGEV_SIGNAL SIGUSR1); fd 3 only.
+ *   fdodd mqclean DIR  removes the queue named for DIR (a test's teardown).
  */
 #define PROG "fdodd"
 #include <fcntl.h>
+#include <mqueue.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -266,6 +278,108 @@ static int do_epollgone(void)
 	return 0;
 }
 
+/* The queue's name: one per DIR, so tests side by side do not meet. */
+static const char *mq_name(void)
+{
+	static char name[64];
+	unsigned h = 5381;
+
+	for (const char *p = dir; *p; p++)
+		h = h * 33 + (unsigned char)*p;
+	snprintf(name, sizeof(name), "/ckpt-fdodd-%08x", h);
+	return name;
+}
+
+static const struct {
+	const char *text;
+	unsigned prio;
+} mq_msgs[] = {{"one at 1", 1}, {"first at 5", 5}, {"two at 1", 1},
+	       {"zero", 0},	{"second at 5", 5}, {"top at 9, a longer message", 9}};
+#define NMSG (int)(sizeof(mq_msgs) / sizeof(mq_msgs[0]))
+
+/* The order mq_receive gives them: by priority, oldest first. */
+static const int mq_due[NMSG] = {5, 1, 4, 0, 2, 3};
+
+static void make_queue(void)
+{
+	struct mq_attr a = {.mq_maxmsg = 8, .mq_msgsize = 100};
+
+	mq_unlink(mq_name());
+	umask(022);
+	at(3, mq_open(mq_name(), O_RDWR | O_CREAT | O_EXCL, 0640, &a));
+	for (int i = 0; i < NMSG; i++)
+		if (mq_send(3, mq_msgs[i].text, strlen(mq_msgs[i].text), mq_msgs[i].prio))
+			die("mq_send");
+}
+
+static void same_attr(int fd, long flags)
+{
+	struct mq_attr a;
+
+	if (mq_getattr(fd, &a))
+		fail("fd %d: mq_getattr: %s", fd, strerror(errno));
+	else if (a.mq_maxmsg != 8 || a.mq_msgsize != 100 || a.mq_curmsgs != NMSG ||
+		 a.mq_flags != flags)
+		fail("fd %d: maxmsg %ld msgsize %ld curmsgs %ld flags %#lx", fd, a.mq_maxmsg,
+		     a.mq_msgsize, a.mq_curmsgs, a.mq_flags);
+}
+
+static int do_mqueue(void)
+{
+	struct stat sb;
+	struct mq_attr a;
+	char buf[100];
+	unsigned prio;
+
+	make_queue();
+	at(4, mq_open(mq_name(), O_WRONLY | O_NONBLOCK));
+	ready();
+	same_attr(3, 0);
+	same_attr(4, O_NONBLOCK);
+	if ((fcntl(3, F_GETFL) & O_ACCMODE) != O_RDWR || (fcntl(4, F_GETFL) & O_ACCMODE) != O_WRONLY)
+		fail("access modes: fd 3 %o, fd 4 %o", fcntl(3, F_GETFL), fcntl(4, F_GETFL));
+	if (fstat(3, &sb) || (sb.st_mode & 07777) != 0640 || sb.st_uid != getuid())
+		fail("mode %o uid %d", sb.st_mode, sb.st_uid);
+	for (int i = 0; i < NMSG; i++) {
+		const char *want = mq_msgs[mq_due[i]].text;
+		ssize_t n = mq_receive(3, buf, sizeof(buf), &prio);
+
+		if (n != (ssize_t)strlen(want) || memcmp(buf, want, n) ||
+		    prio != mq_msgs[mq_due[i]].prio)
+			fail("message %d: %zd bytes \"%.*s\" at %u, want \"%s\" at %u", i, n,
+			     n > 0 ? (int)n : 0, buf, prio, want, mq_msgs[mq_due[i]].prio);
+	}
+	if (mq_getattr(3, &a) || a.mq_curmsgs)
+		fail("messages left: %ld", a.mq_curmsgs);
+	mq_unlink(mq_name());
+	return 0;
+}
+
+static int do_mqnotify(void)
+{
+	struct sigevent ev = {.sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGUSR1};
+	struct mq_attr a;
+
+	make_queue();
+	signal(SIGUSR1, SIG_IGN);
+	/* A notification fires only when a message comes to an empty queue. */
+	if (mq_notify(3, &ev))
+		die("mq_notify");
+	ready();
+	if (mq_getattr(3, &a) || a.mq_curmsgs != NMSG)
+		fail("messages: %ld", a.mq_curmsgs);
+	if (mq_notify(3, &ev) == 0 || errno != EBUSY)
+		fail("the notification is not registered any more");
+	mq_unlink(mq_name());
+	return 0;
+}
+
+static int do_mqclean(void)
+{
+	mq_unlink(mq_name());
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct {
@@ -276,6 +390,9 @@ int main(int argc, char **argv)
 	    {"nsother", do_nsother},
 	    {"epoll", do_epoll},
 	    {"epollgone", do_epollgone},
+	    {"mqueue", do_mqueue},
+	    {"mqnotify", do_mqnotify},
+	    {"mqclean", do_mqclean},
 	};
 
 	if (argc != 3) {
