@@ -132,8 +132,9 @@ static int capture_mqueue(const struct fd_source *src, struct fd_entry *f)
 	m.gid = src->sb->st_gid;
 	if (take_messages(src, f->d.fd, q, &m, &msgs, &m.data_len, &m.nmsgs))
 		goto out;
-	/* The process is frozen: only we see the queue empty meanwhile. */
-	if (!(src->opts & FD_OPT_KILL) && put_messages(q, msgs, m.nmsgs)) {
+	/* The process is frozen: only we see the queue empty meanwhile.
+	 * Given back even for --kill: a refusal may yet come. */
+	if (put_messages(q, msgs, m.nmsgs)) {
 		err_sys("pid %d: fd %d: cannot give the messages back to POSIX message queue %s",
 			src->pid, f->d.fd, src->link);
 		goto out;
@@ -146,9 +147,33 @@ out:
 	return rc;
 }
 
+/* A dump that ends with --kill empties the queue, so that the restore
+ * finds it as a queue nobody uses: its messages are in the image.  Last
+ * of the joins (the kinds' joins go by number), after every refusal of
+ * the capture and the joins. */
+static void drain(pid_t pid, const struct fd_entry *f)
+{
+	char path[64];
+	int q = open(fmt_path(path, sizeof(path), "/proc/%d/fd/%d", pid, f->d.fd),
+		     O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	struct mq_attr a;
+
+	if (q < 0 || mq_getattr(q, &a)) {
+		warnx("pid %d: fd %d: cannot empty POSIX message queue %s: %s", pid, f->d.fd,
+		      f->path, strerror(errno));
+	} else {
+		char *m = malloc(a.mq_msgsize);
+		while (m && mq_receive(q, m, a.mq_msgsize, NULL) >= 0)
+			;
+		free(m);
+	}
+	if (q >= 0)
+		close(q);
+}
+
 /* The messages of a queue are kept once, with its first fd: the others
- * (dup'ed, opened again, another process's) found it empty or took what
- * the first gave back. */
+ * (dup'ed, opened again, another process's) took what the first gave
+ * back. */
 static int join_mqueue(struct fd_all *a)
 {
 	for (size_t i = 0; i < a->n; i++) {
@@ -169,6 +194,15 @@ static int join_mqueue(struct fd_all *a)
 			fd_drop_data(f, sizeof(m));
 			break;
 		}
+	}
+	for (size_t i = 0; i < a->n && (a->opts & FD_OPT_KILL); i++) {
+		struct img_mqueue m;
+
+		if (a->f[i]->d.kind != IMG_FD_MQUEUE)
+			continue;
+		memcpy(&m, a->f[i]->extra, sizeof(m));
+		if (m.nmsgs)
+			drain(a->pid[i], a->f[i]);
 	}
 	return 0;
 }
