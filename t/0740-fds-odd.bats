@@ -106,3 +106,27 @@ refused() {
 	refused "ckpt-dump: pid $BG_PID: fd 3: POSIX message queue /ckpt-fdodd-* has a notification registered (mq_notify, by pid $BG_PID); not supported"
 	grep -qx "fdodd mqnotify: ok" "$OUT"
 }
+
+@test "an AIO context (io_setup) is refused by its ring's mapping; the program runs on and its context works" {
+	started aio
+	refused "ckpt-dump: pid $BG_PID: region 0x*-0x* (/\[aio\]) is the ring of an AIO context (io_setup); not supported"
+	grep -qx "fdodd aio: ok" "$OUT"
+}
+
+@test "an io_uring instance is refused by its ring's mapping" {
+	started uring
+	refused "ckpt-dump: pid $BG_PID: region 0x*-0x* (anon_inode:\[io_uring\]) is the ring of an io_uring instance; not supported"
+	grep -qx "fdodd uring: ok" "$OUT"
+}
+
+@test "an io_uring ring mapped with its fd closed is refused by its mapping" {
+	started uringmap
+	refused "ckpt-dump: pid $BG_PID: region 0x*-0x* (anon_inode:\[io_uring\]) is the ring of an io_uring instance; not supported"
+	grep -qx "fdodd uringmap: ok" "$OUT"
+}
+
+@test "an io_uring fd whose ring is not mapped is refused by its fd" {
+	started uringfd
+	refused "ckpt-dump: pid $BG_PID: fd 3 is anon_inode:\[io_uring\]; this kind of file is not supported yet"
+	grep -qx "fdodd uringfd: ok" "$OUT"
+}

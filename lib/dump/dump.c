@@ -552,17 +552,33 @@ static int is_image_file(const char *path)
 	return ok;
 }
 
-/* Memory a restore cannot make again: hugetlbfs, and device memory
- * (but [vvar] and [vdso], the kernel's own pages: moved, not copied). */
+/* The ring of an AIO context or an io_uring instance: what the kernel
+ * keeps behind it (the context, requests in flight) is not in its pages.
+ * Refused here, with the regions, before any fd is captured. */
+static const char *kernel_ring(const struct proc_map *m)
+{
+	if (!strncmp(m->path, "/[aio]", 6))
+		return "the ring of an AIO context (io_setup)";
+	if (!strcmp(m->path, "anon_inode:[io_uring]"))
+		return "the ring of an io_uring instance";
+	return NULL;
+}
+
+/* Memory a restore cannot make again: hugetlbfs, device memory (but
+ * [vvar] and [vdso], the kernel's own pages: moved, not copied), and
+ * the kernel's rings. */
 static int check_supported(pid_t pid, const struct proc_map *m)
 {
-	if ((m->vmflags & PROC_VM_HUGETLB) ||
-	    ((m->vmflags & PROC_VM_IO) && strncmp(m->path, "[v", 2))) {
+	const char *what = kernel_ring(m);
+
+	if (!what && (m->vmflags & PROC_VM_HUGETLB))
+		what = "hugetlbfs memory";
+	else if (!what && (m->vmflags & PROC_VM_IO) && strncmp(m->path, "[v", 2))
+		what = "device memory (VM_IO/VM_PFNMAP)";
+	if (what) {
 		err_set("pid %d: region %#llx-%#llx (%s) is %s; not supported", pid,
 			(unsigned long long)m->start, (unsigned long long)m->end,
-			m->path[0] ? m->path : "anonymous",
-			m->vmflags & PROC_VM_HUGETLB ? "hugetlbfs memory"
-						     : "device memory (VM_IO/VM_PFNMAP)");
+			m->path[0] ? m->path : "anonymous", what);
 		return -1;
 	}
 	return 0;

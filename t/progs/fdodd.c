@@ -31,6 +31,13 @@
  *                      were due, each with its priority; then removes it.
  *   fdodd mqnotify DIR the same queue, with a notification registered
  *                      (mq_notify, SIGEV_SIGNAL SIGUSR1); fd 3 only.
+ *   fdodd aio DIR      an AIO context (io_setup), idle; after: io_getevents on
+ *                      it answers (no events), and io_destroy takes it.
+ *   fdodd uring DIR    an io_uring instance (io_uring_setup) at fd 3, its
+ *                      submission ring mapped, idle; after: the fd and the
+ *                      ring are still there (the ring's head reads 0).
+ *   fdodd uringmap DIR as uring, with fd 3 closed: only the mapping is left.
+ *   fdodd uringfd DIR  as uring, the ring not mapped: only fd 3.
  *   fdodd mqclean DIR  removes the queue named for DIR (a test's teardown).
  */
 #define PROG "fdodd"
@@ -43,7 +50,9 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -374,6 +383,71 @@ static int do_mqnotify(void)
 	return 0;
 }
 
+static int do_aio(void)
+{
+	unsigned long ctx = 0;
+	struct timespec zero = {0, 0};
+	long n;
+
+	if (syscall(SYS_io_setup, 8, &ctx))
+		die("io_setup");
+	ready();
+	n = syscall(SYS_io_getevents, ctx, 0, 1, NULL, &zero);
+	if (n != 0)
+		fail("io_getevents: %ld %s", n, n < 0 ? strerror(errno) : "");
+	if (syscall(SYS_io_destroy, ctx))
+		fail("io_destroy: %s", strerror(errno));
+	return 0;
+}
+
+/* io_uring_params, as <linux/io_uring.h> has it (120 bytes). */
+struct uring_params {
+	uint32_t sq_entries, cq_entries, flags, sq_thread_cpu, sq_thread_idle, features, wq_fd;
+	uint32_t resv[3];
+	uint32_t sq_off[10];
+	uint32_t cq_off[10];
+};
+
+static int do_uring(int keep_fd, int map)
+{
+	struct uring_params p = {0};
+	volatile uint32_t *head = NULL;
+	struct stat sb;
+	void *ring;
+
+	at(3, syscall(SYS_io_uring_setup, 4, &p));
+	if (map) {
+		ring = mmap(NULL, p.sq_off[6] + p.sq_entries * 4, PROT_READ | PROT_WRITE,
+			    MAP_SHARED, 3, 0);
+		if (ring == MAP_FAILED)
+			die("mmap");
+		head = (volatile uint32_t *)((char *)ring + p.sq_off[0]);
+	}
+	if (!keep_fd)
+		close(3);
+	ready();
+	if (keep_fd && fstat(3, &sb))
+		fail("fd 3: %s", strerror(errno));
+	if (head && *head != 0)
+		fail("ring head %u", *head);
+	return 0;
+}
+
+static int do_uring_fd_map(void)
+{
+	return do_uring(1, 1);
+}
+
+static int do_uring_map(void)
+{
+	return do_uring(0, 1);
+}
+
+static int do_uring_fd(void)
+{
+	return do_uring(1, 0);
+}
+
 static int do_mqclean(void)
 {
 	mq_unlink(mq_name());
@@ -392,6 +466,10 @@ int main(int argc, char **argv)
 	    {"epollgone", do_epollgone},
 	    {"mqueue", do_mqueue},
 	    {"mqnotify", do_mqnotify},
+	    {"aio", do_aio},
+	    {"uring", do_uring_fd_map},
+	    {"uringmap", do_uring_map},
+	    {"uringfd", do_uring_fd},
 	    {"mqclean", do_mqclean},
 	};
 
