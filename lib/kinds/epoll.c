@@ -61,7 +61,8 @@ static int parse_item(const struct fd_source *src, int fd, const char *p, struct
 	unsigned events;
 
 	if (sscanf(p, "tfd: %d events: %x data: %llx pos:%*d ino:%llx", &it->fd, &events, &data,
-		   ino) != 4 || it->fd < 0) {
+		   ino) != 4 ||
+	    it->fd < 0) {
 		err_set("pid %d: fd %d: cannot parse its epoll entries", src->pid, fd);
 		return -1;
 	}
@@ -206,7 +207,8 @@ int fd_epoll_register(const struct image *im)
 			memcpy(&it, f->extra + sizeof(e) + k * sizeof(it), sizeof(it));
 			via = it.fd;
 			if (e.flags & IMG_EPOLL_VIA)
-				memcpy(&via, f->extra + sizeof(e) + e.n * sizeof(it) + k * sizeof(via),
+				memcpy(&via,
+				       f->extra + sizeof(e) + e.n * sizeof(it) + k * sizeof(via),
 				       sizeof(via));
 			ev.events = it.events;
 			ev.data.u64 = it.data;

@@ -106,8 +106,9 @@ static int capture_mqueue(const struct fd_source *src, struct fd_entry *f)
 	size_t l = strlen(src->link);
 
 	if (l > 10 && !strcmp(src->link + l - 10, " (deleted)")) {
-		err_set("pid %d: fd %d is POSIX message queue %s, removed (mq_unlink); not supported",
-			src->pid, f->d.fd, src->link);
+		err_set(
+		    "pid %d: fd %d is POSIX message queue %s, removed (mq_unlink); not supported",
+		    src->pid, f->d.fd, src->link);
 		return -1;
 	}
 	/* A description of our own, read-write and non-blocking whatever

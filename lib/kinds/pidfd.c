@@ -35,9 +35,7 @@ static int capture_pidfd(const struct fd_source *src, struct fd_entry *f)
 			src->pid, f->d.fd);
 		return -1;
 	}
-	p.what = p.pid == src->pid ? IMG_PIDFD_SELF
-		 : p.pid < 0	    ? IMG_PIDFD_EXITED
-				    : IMG_PIDFD_TREE;
+	p.what = p.pid == src->pid ? IMG_PIDFD_SELF : p.pid < 0 ? IMG_PIDFD_EXITED : IMG_PIDFD_TREE;
 	if (p.pid < 0)
 		p.pid = -1;
 	return fd_set_extra(f, &p, sizeof(p), NULL, 0);

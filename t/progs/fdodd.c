@@ -302,7 +302,7 @@ static const char *mq_name(void)
 static const struct {
 	const char *text;
 	unsigned prio;
-} mq_msgs[] = {{"one at 1", 1}, {"first at 5", 5}, {"two at 1", 1},
+} mq_msgs[] = {{"one at 1", 1}, {"first at 5", 5},  {"two at 1", 1},
 	       {"zero", 0},	{"second at 5", 5}, {"top at 9, a longer message", 9}};
 #define NMSG (int)(sizeof(mq_msgs) / sizeof(mq_msgs[0]))
 
@@ -345,7 +345,8 @@ static int do_mqueue(void)
 	ready();
 	same_attr(3, 0);
 	same_attr(4, O_NONBLOCK);
-	if ((fcntl(3, F_GETFL) & O_ACCMODE) != O_RDWR || (fcntl(4, F_GETFL) & O_ACCMODE) != O_WRONLY)
+	if ((fcntl(3, F_GETFL) & O_ACCMODE) != O_RDWR ||
+	    (fcntl(4, F_GETFL) & O_ACCMODE) != O_WRONLY)
 		fail("access modes: fd 3 %o, fd 4 %o", fcntl(3, F_GETFL), fcntl(4, F_GETFL));
 	if (fstat(3, &sb) || (sb.st_mode & 07777) != 0640 || sb.st_uid != getuid())
 		fail("mode %o uid %d", sb.st_mode, sb.st_uid);
