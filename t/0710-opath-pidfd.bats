@@ -78,6 +78,9 @@ restored() {
 	[[ "$output" == *"fd 3   pidfd   flags 02000002 "*" of self pid $BG_PID"* ]]
 	[[ "$output" == *"fd 4   pidfd   flags 02004002 "*" of tree pid "* ]]
 	[[ "$output" == *"fd 5   pidfd   flags 02 "*" of exited pid -1"* ]]
+	# its exit status (3), where the kernel tells it (PIDFD_INFO_EXIT, Linux 6.15)
+	[[ "$output" == *" of exited pid -1 status 0x300 "* ]] ||
+		[ "$(printf '%s\n' 6.15 "$(uname -r)" | sort -V | head -n 1)" != 6.15 ]
 	run ckpt-inspect --json "$IMG"
 	[[ "$output" == *'"of":"self","pid":'"$BG_PID"* ]]
 	restored "pidfd: ok"

@@ -2,8 +2,11 @@
  * of the tree, of a process that exited; opened again with their flags (PIDFD_NONBLOCK). */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -14,6 +17,34 @@
 /* The flags pidfd_open takes that fdinfo shows: PIDFD_NONBLOCK is
  * O_NONBLOCK, PIDFD_THREAD (Linux 6.9) is O_EXCL. */
 #define PIDFD_FLAGS (O_NONBLOCK | O_EXCL)
+
+/* PIDFD_GET_INFO (Linux 6.13; the exit status, PIDFD_INFO_EXIT, 6.15):
+ * the first fields of struct pidfd_info, which the kernel fills as far as
+ * the size in the request number says. */
+struct pidfd_info {
+	uint64_t mask, cgroupid;
+	uint32_t pid, tgid, ppid, ruid, rgid, euid, egid, suid, sgid, fsuid, fsgid;
+	int32_t exit_code;
+	uint32_t coredump_mask, spare;
+};
+#define PIDFD_GET_INFO_REQ _IOWR(0xFF, 11, struct pidfd_info)
+#define PIDFD_INFO_EXIT_BIT (1ull << 3)
+
+/* The wait status of the reaped process fd of pid is a pidfd of, where
+ * the kernel tells it. */
+static void exit_status(const struct fd_source *src, int fd, struct img_pidfd *p)
+{
+	struct pidfd_info i = {.mask = PIDFD_INFO_EXIT_BIT};
+	int dup = fd_getfd(src->pid, fd);
+
+	if (dup < 0)
+		return; /* no status then: the pidfd itself is what counts */
+	if (ioctl(dup, PIDFD_GET_INFO_REQ, &i) == 0 && (i.mask & PIDFD_INFO_EXIT_BIT)) {
+		p->status = i.exit_code;
+		p->flags |= IMG_PIDFD_STATUS;
+	}
+	close(dup);
+}
 
 /* fdinfo's "Pid:" is the pid in the dumper's pid namespace (that of its
  * /proc), -1 once the process was reaped, 0 when it is in a namespace
@@ -36,8 +67,10 @@ static int capture_pidfd(const struct fd_source *src, struct fd_entry *f)
 		return -1;
 	}
 	p.what = p.pid == src->pid ? IMG_PIDFD_SELF : p.pid < 0 ? IMG_PIDFD_EXITED : IMG_PIDFD_TREE;
-	if (p.pid < 0)
+	if (p.pid < 0) {
 		p.pid = -1;
+		exit_status(src, f->d.fd, &p);
+	}
 	return fd_set_extra(f, &p, sizeof(p), NULL, 0);
 }
 
@@ -76,30 +109,66 @@ static int check_pidfd(const unsigned char *x, uint32_t n)
 	if (n != sizeof(p))
 		return -1;
 	memcpy(&p, x, sizeof(p));
+	if ((p.flags & ~IMG_PIDFD_STATUS) || (!(p.flags & IMG_PIDFD_STATUS) && p.status))
+		return -1;
 	switch (p.what) {
 	case IMG_PIDFD_SELF:
 	case IMG_PIDFD_TREE:
-		return p.pid > 0 ? 0 : -1;
+		return p.pid > 0 && !p.flags ? 0 : -1;
 	case IMG_PIDFD_EXITED:
 		return p.pid == -1 ? 0 : -1;
 	}
 	return -1;
 }
 
-/* A pidfd of a process that exited and was reaped: one of a child of
- * ours that exits at once, reaped before the pidfd is handed on.  It
- * polls readable (and hung up), pidfd_send_signal fails with ESRCH and
- * waitid(P_PIDFD) with ECHILD, as the original's did. */
-static int exited_pidfd(unsigned flags)
+/* A child that ends with wait status st: its exit code, or the signal
+ * it was killed by (without a core: what it would dump is not the
+ * original's). */
+static _Noreturn void end_as(int st)
 {
-	pid_t child = fork();
-	int fd, st;
+	if (WIFSIGNALED(st)) {
+		struct rlimit none = {0, 0};
+		sigset_t set;
 
-	if (child < 0)
+		setrlimit(RLIMIT_CORE, &none);
+		signal(WTERMSIG(st), SIG_DFL);
+		sigemptyset(&set);
+		sigaddset(&set, WTERMSIG(st));
+		sigprocmask(SIG_UNBLOCK, &set, NULL);
+		kill(getpid(), WTERMSIG(st));
+	}
+	_exit(WEXITSTATUS(st));
+}
+
+/* A pidfd of a process that exited and was reaped: one of a child of
+ * ours that exits as the original did (its status, where the image has
+ * it), reaped before the pidfd is handed on.  It polls readable (and hung
+ * up), pidfd_send_signal fails with ESRCH and waitid(P_PIDFD) with
+ * ECHILD, as the original's did; PIDFD_GET_INFO tells the status.  The
+ * child waits for its pidfd to be open, so that the kernel keeps its
+ * status for it. */
+static int exited_pidfd(unsigned flags, const struct img_pidfd *p)
+{
+	int go[2], fd, st;
+	pid_t child;
+	char c;
+
+	if (pipe2(go, O_CLOEXEC))
 		return -1;
-	if (child == 0)
-		_exit(0);
+	if ((child = fork()) < 0) {
+		close(go[0]);
+		close(go[1]);
+		return -1;
+	}
+	if (child == 0) {
+		close(go[1]);
+		if (read(go[0], &c, 1) < 0)
+			_exit(127);
+		end_as((p->flags & IMG_PIDFD_STATUS) ? p->status : 0);
+	}
+	close(go[0]);
 	fd = syscall(SYS_pidfd_open, child, flags);
+	close(go[1]);
 	while (waitpid(child, &st, 0) < 0 && errno == EINTR)
 		;
 	return fd;
@@ -117,7 +186,7 @@ static int make_pidfd(const struct fd_entry *f, struct fd_pipes *pipes)
 	 * its own pid is its own now, and a process of the tree has the pid
 	 * it had (a tree keeps its pids). */
 	if (p.what == IMG_PIDFD_EXITED)
-		fd = exited_pidfd(flags);
+		fd = exited_pidfd(flags, &p);
 	else
 		fd = syscall(SYS_pidfd_open, p.what == IMG_PIDFD_SELF ? getpid() : p.pid, flags);
 	if (fd < 0) {
@@ -135,6 +204,8 @@ static void show_pidfd(FILE *out, const struct fd_entry *f, int json)
 
 	memcpy(&p, f->extra, sizeof(p));
 	fprintf(out, json ? ",\"of\":\"%s\",\"pid\":%d" : " of %s pid %d", what[p.what], p.pid);
+	if (p.flags & IMG_PIDFD_STATUS)
+		fprintf(out, json ? ",\"status\":%d" : " status %#x", p.status);
 }
 
 const struct fd_ops fd_pidfd_ops = {

@@ -17,8 +17,9 @@
  *                    and 4, that the flags are kept, that fd 4 is not
  *                    readable while the child runs and becomes readable
  *                    (poll) when it exits, and that fd 5 answers poll,
- *                    pidfd_send_signal and waitid(P_PIDFD) as it did before
- *                    the checkpoint (readable and hung up, ESRCH, ECHILD);
+ *                    pidfd_send_signal, waitid(P_PIDFD) and PIDFD_GET_INFO
+ *                    as it did before the checkpoint (readable and hung up,
+ *                    ESRCH, ECHILD, exit status 3 where the kernel tells);
  *                    prints "pidfd: ok".
  */
 #define PROG "opath"
@@ -28,6 +29,8 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdint.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -139,11 +142,22 @@ static int pidfd_pid(int fd)
 struct gone {
 	short revents;
 	int sig_err, wait_err;
+	int info_err, exit_code; /* PIDFD_GET_INFO's (Linux 6.15) */
 };
+
+/* The head of struct pidfd_info, as the kernel fills it. */
+struct pidfd_info {
+	uint64_t mask, cgroupid;
+	uint32_t pid, tgid, ppid, ruid, rgid, euid, egid, suid, sgid, fsuid, fsgid;
+	int32_t exit_code;
+	uint32_t coredump_mask, spare;
+};
+#define PIDFD_GET_INFO_REQ _IOWR(0xFF, 11, struct pidfd_info)
 
 static void ask_gone(int fd, struct gone *g)
 {
 	struct pollfd p = {.fd = fd, .events = POLLIN};
+	struct pidfd_info info = {.mask = 8}; /* PIDFD_INFO_EXIT */
 	siginfo_t si;
 
 	g->revents = poll(&p, 1, 0) == 1 ? p.revents : 0;
@@ -151,6 +165,9 @@ static void ask_gone(int fd, struct gone *g)
 	g->sig_err = syscall(SYS_pidfd_send_signal, fd, 0, NULL, 0) ? errno : 0;
 	errno = 0;
 	g->wait_err = waitid(P_PIDFD, fd, &si, WEXITED | WNOHANG) ? errno : 0;
+	errno = 0;
+	g->info_err = ioctl(fd, PIDFD_GET_INFO_REQ, &info) ? errno : 0;
+	g->exit_code = (info.mask & 8) ? info.exit_code : -1;
 }
 
 /* Whether child has exited, left unreaped. */
@@ -177,7 +194,7 @@ static int do_pidfd(void)
 	if ((gone = fork()) < 0)
 		die("fork");
 	if (gone == 0)
-		_exit(0);
+		_exit(3);
 	at(5, syscall(SYS_pidfd_open, gone, 0));
 	if (waitpid(gone, &st, 0) != gone)
 		die("waitpid");
@@ -200,10 +217,12 @@ static int do_pidfd(void)
 		fail("pidfd of the exited child: O_NONBLOCK");
 	ask_gone(5, &now);
 	if (now.revents != was.revents || now.sig_err != was.sig_err ||
-	    now.wait_err != was.wait_err || !(now.revents & POLLIN))
-		fail("pidfd of the exited child: poll %#x send_signal %d waitid %d, was %#x %d %d",
-		     now.revents, now.sig_err, now.wait_err, was.revents, was.sig_err,
-		     was.wait_err);
+	    now.wait_err != was.wait_err || now.info_err != was.info_err ||
+	    now.exit_code != was.exit_code || !(now.revents & POLLIN))
+		fail("pidfd of the exited child: poll %#x send_signal %d waitid %d info %d status "
+		     "%#x, was %#x %d %d %d %#x",
+		     now.revents, now.sig_err, now.wait_err, now.info_err, now.exit_code,
+		     was.revents, was.sig_err, was.wait_err, was.info_err, was.exit_code);
 	if (syscall(SYS_pidfd_send_signal, 4, 0, NULL, 0))
 		fail("pidfd of child: send_signal: %s", strerror(errno));
 	if (poll(&p, 1, 0) == 1 && !exited(child))
