@@ -54,7 +54,7 @@ refused() {
 	bg_dump_kill
 	run ckpt-inspect "$IMG"
 	echo "$output"
-	[[ "$output" == *"fd 3   epoll   "*" watches 4 "* ]]
+	[[ "$output" == *"fd 3   epoll   "*" watches 4 moved 2 "* ]]
 	bg_restored "fdodd epoll: ok"
 }
 

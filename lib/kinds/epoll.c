@@ -126,6 +126,20 @@ out:
 	return rc;
 }
 
+/* Watch k of the kind data x (e its head): into it, and the fd that holds
+ * its file now. */
+static int32_t item(const unsigned char *x, const struct img_epoll *e, uint32_t k,
+		    struct img_epoll_item *it)
+{
+	int32_t via;
+
+	memcpy(it, x + sizeof(*e) + k * sizeof(*it), sizeof(*it));
+	via = it->fd;
+	if (e->flags & IMG_EPOLL_VIA)
+		memcpy(&via, x + sizeof(*e) + e->n * sizeof(*it) + k * sizeof(via), sizeof(via));
+	return via;
+}
+
 static int check_epoll(const unsigned char *x, uint32_t n)
 {
 	struct img_epoll e;
@@ -139,12 +153,8 @@ static int check_epoll(const unsigned char *x, uint32_t n)
 		return -1;
 	for (uint32_t k = 0; k < e.n; k++) {
 		struct img_epoll_item it;
-		int32_t v = 0;
 
-		memcpy(&it, x + sizeof(e) + k * sizeof(it), sizeof(it));
-		if (e.flags & IMG_EPOLL_VIA)
-			memcpy(&v, x + sizeof(e) + e.n * sizeof(it) + k * sizeof(v), sizeof(v));
-		if (it.fd < 0 || v < 0)
+		if (item(x, &e, k, &it) < 0 || it.fd < 0)
 			return -1;
 	}
 	return 0;
@@ -204,12 +214,7 @@ int fd_epoll_register(const struct image *im)
 			struct epoll_event ev;
 			int32_t via;
 
-			memcpy(&it, f->extra + sizeof(e) + k * sizeof(it), sizeof(it));
-			via = it.fd;
-			if (e.flags & IMG_EPOLL_VIA)
-				memcpy(&via,
-				       f->extra + sizeof(e) + e.n * sizeof(it) + k * sizeof(via),
-				       sizeof(via));
+			via = item(f->extra, &e, k, &it);
 			ev.events = it.events;
 			ev.data.u64 = it.data;
 			/* EEXIST: a process of the tree that shares this epoll
@@ -228,8 +233,17 @@ static void show_epoll(FILE *out, const struct fd_entry *f, int json)
 {
 	struct img_epoll v;
 
+	uint32_t moved = 0;
+
 	memcpy(&v, f->extra, sizeof(v));
 	fd_put_num(out, json, "watches", v.n);
+	for (uint32_t k = 0; k < v.n; k++) {
+		struct img_epoll_item it;
+
+		moved += item(f->extra, &v, k, &it) != it.fd;
+	}
+	if (moved) /* watches whose file is at another fd now */
+		fd_put_num(out, json, "moved", moved);
 }
 
 const struct fd_ops fd_epoll_ops = {
