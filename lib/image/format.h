@@ -156,7 +156,9 @@ enum img_rgn_kind {
 #define IMG_RGN_MERGEABLE 0x800u   /* MADV_MERGEABLE */
 #define IMG_RGN_SEQREAD 0x1000u	   /* MADV_SEQUENTIAL */
 #define IMG_RGN_RANDREAD 0x2000u   /* MADV_RANDOM */
-#define IMG_RGN_FLAGS 0x3fffu	   /* every flag a reader accepts */
+#define IMG_RGN_GUARD 0x4000u	   /* guard pages (MADV_GUARD_INSTALL): no data, installed again */
+#define IMG_RGN_HUGETLB 0x8000u	   /* hugetlbfs memory (MAP_HUGETLB, MFD_HUGETLB) */
+#define IMG_RGN_FLAGS 0xffffu	   /* every flag a reader accepts */
 
 struct img_region {
 	uint64_t start, end;

@@ -241,7 +241,7 @@ static const char *rgn_flags_str(uint32_t flags)
 	static const char *const names[] = {"shared",	  "growsdown",	 "maywrite",  "noreserve",
 					    "dontfork",	  "wipeonfork",	 "dontdump",  "hugepage",
 					    "nohugepage", "locked",	 "lockonfault", "mergeable",
-					    "sequential", "random"};
+					    "sequential", "random",	 "guard",     "hugetlb"};
 	static char s[160];
 	size_t n = 0;
 

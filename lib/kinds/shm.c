@@ -350,7 +350,9 @@ int shm_inject(struct inj *c, const struct image *im, struct shm_dump *sd)
 			const struct region *r = &im->regions[k];
 			uint64_t first = r->d.pgoff / ps;
 
-			if (r->d.kind != IMG_RGN_SHM || r->d.dev != o->d.dev || r->d.ino != o->d.ino)
+			/* A guard page shows nothing of the object under it. */
+			if (r->d.kind != IMG_RGN_SHM || r->d.dev != o->d.dev || r->d.ino != o->d.ino ||
+			    (r->d.flags & IMG_RGN_GUARD))
 				continue;
 			for (uint64_t a = r->d.start; a < r->d.end;) {
 				unsigned char vec[INJ_SCRATCH];
@@ -469,7 +471,8 @@ static int write_from_memory(struct shm_writer *sw, pid_t pid, const struct imag
 		const struct region *r = &im->regions[k];
 		uint64_t first = r->d.pgoff / sw->ps;
 
-		if (r->d.kind != IMG_RGN_SHM || r->d.dev != o->d.dev || r->d.ino != o->d.ino)
+		if (r->d.kind != IMG_RGN_SHM || r->d.dev != o->d.dev || r->d.ino != o->d.ino ||
+		    (r->d.flags & IMG_RGN_GUARD))
 			continue;
 		for (uint64_t a = r->d.start; a < r->d.end; a += sw->ps) {
 			uint64_t idx = first + (a - r->d.start) / sw->ps;

@@ -1151,7 +1151,7 @@ struct restore {
 static int precheck(const struct restore *r)
 {
 	return (!(r->flags & RST_ALLOW_CHANGED) && precheck_files(r->im)) || precheck_maps(r->im) ||
-	       check_locked(r->im);
+	       check_locked(r->im) || rst_check_memory(r->im);
 }
 
 /* Memory objects and deleted files first: their contents come before the

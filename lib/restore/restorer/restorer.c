@@ -80,6 +80,7 @@
 #define MADV_DONTDUMP 16
 #define MADV_WIPEONFORK 18
 #define MADV_POPULATE_WRITE 23
+#define MADV_GUARD_INSTALL 102
 #define CLONE_CHILD_CLEARTID 0x200000
 #define ESRCH 3
 #define MLOCK_ONFAULT 1
@@ -903,6 +904,8 @@ static void advise_regions(struct rst_args *a)
 	for (uint64_t i = 0; i < a->nmaps; i++) {
 		long r = 0;
 
+		/* Before mlock: the kernel installs no guard in locked memory. */
+		advise(a, &m[i], IMG_RGN_GUARD, MADV_GUARD_INSTALL);
 		advise(a, &m[i], IMG_RGN_DONTFORK, MADV_DONTFORK);
 		advise(a, &m[i], IMG_RGN_WIPEONFORK, MADV_WIPEONFORK);
 		advise(a, &m[i], IMG_RGN_DONTDUMP, MADV_DONTDUMP);

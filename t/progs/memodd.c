@@ -1,0 +1,179 @@
+/* memodd.c: memory a checkpoint finds odd: guard pages, huge pages,
+ * memfds given to a child or exec'd.  Each mode sets its state up, prints
+ * "ready PID", waits for DIR/go, checks that the state is as it was
+ * (contents, the kernel's own view of it) and prints "memodd: ok"; exit 0
+ * only if it is intact.
+ *
+ *   memodd guard DIR     16 private anonymous pages and 8 shared anonymous
+ *                        pages, each filled with a pattern, with guard pages
+ *                        (MADV_GUARD_INSTALL) at private pages 2-3, 9 and 15
+ *                        and shared page 4; checks every other page's
+ *                        contents, that each guard page reads as one (EIO
+ *                        through /proc/self/mem, bit 58 of pagemap) and that
+ *                        the others do not.
+ *   memodd guard-probe   exit 0 if this kernel installs guard pages in
+ *                        private and shared anonymous memory and pagemap
+ *                        shows them, 1 if not.
+ */
+#define PROG "memodd"
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "progs.h"
+
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#endif
+
+#define PS 4096ul
+#define PM_GUARD (1ull << 58)
+
+static const char *dir;
+
+static const char *in_dir(const char *name)
+{
+	static char path[4096];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return path;
+}
+
+static void fill(void *p, size_t len, uint64_t seed)
+{
+	uint64_t *w = p;
+
+	for (size_t i = 0; i < len / 8; i++)
+		w[i] = mix(seed, i);
+}
+
+static int same(const void *p, size_t len, uint64_t seed)
+{
+	const uint64_t *w = p;
+
+	for (size_t i = 0; i < len / 8; i++)
+		if (w[i] != mix(seed, i))
+			return 0;
+	return 1;
+}
+
+static void *map(size_t len, int prot, int flags, int fd)
+{
+	void *p = mmap(NULL, len, prot, flags, fd, 0);
+
+	if (p == MAP_FAILED)
+		die("mmap");
+	return p;
+}
+
+static void ready(void)
+{
+	printf("ready %d\n", getpid());
+	fflush(stdout);
+	wait_file(in_dir("go"));
+}
+
+/* ---- guard */
+
+static const int priv_guards[] = {2, 3, 9, 15};
+static const int shared_guards[] = {4};
+
+static int listed(const int *v, size_t n, int page)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i] == page)
+			return 1;
+	return 0;
+}
+
+/* Page i of p is a guard page (or not, as want says), in every way the
+ * kernel shows it. */
+static void check_guard(const char *what, char *p, int i, int want, uint64_t seed)
+{
+	char *pg = p + i * PS, buf[PS];
+	int mem = open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
+	int pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	uint64_t e = 0;
+	ssize_t n;
+
+	if (mem < 0 || pm < 0)
+		die("open /proc/self");
+	n = pread(mem, buf, PS, (off_t)(uintptr_t)pg);
+	if (want && !(n < 0 && errno == EIO))
+		fail("%s page %d: readable (%zd), not a guard page", what, i, n);
+	if (!want && n != (ssize_t)PS)
+		fail("%s page %d: cannot be read (%s)", what, i, strerror(errno));
+	if (pread(pm, &e, 8, (off_t)((uintptr_t)pg / PS * 8)) != 8)
+		die("pread pagemap");
+	if (!!(e & PM_GUARD) != want)
+		fail("%s page %d: pagemap %#llx says %sa guard page", what, i, (unsigned long long)e,
+		     want ? "not " : "");
+	if (!want && !same(pg, PS, seed + i))
+		fail("%s page %d: contents differ", what, i);
+	close(mem);
+	close(pm);
+}
+
+static int run_guard(void)
+{
+	char *p = map(16 * PS, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1);
+	char *s = map(8 * PS, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1);
+	size_t np = sizeof(priv_guards) / sizeof(priv_guards[0]);
+	size_t ns = sizeof(shared_guards) / sizeof(shared_guards[0]);
+
+	for (int i = 0; i < 16; i++)
+		fill(p + i * PS, PS, 100 + i);
+	for (int i = 0; i < 8; i++)
+		fill(s + i * PS, PS, 200 + i);
+	for (size_t i = 0; i < np; i++)
+		if (madvise(p + priv_guards[i] * PS, PS, MADV_GUARD_INSTALL))
+			die("madvise MADV_GUARD_INSTALL");
+	for (size_t i = 0; i < ns; i++)
+		if (madvise(s + shared_guards[i] * PS, PS, MADV_GUARD_INSTALL))
+			die("madvise MADV_GUARD_INSTALL (shared)");
+	ready();
+	for (int i = 0; i < 16; i++)
+		check_guard("private", p, i, listed(priv_guards, np, i), 100);
+	for (int i = 0; i < 8; i++)
+		check_guard("shared", s, i, listed(shared_guards, ns, i), 200);
+	return 0;
+}
+
+static int guard_probe(void)
+{
+	char *p = map(PS, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1);
+	char *s = map(PS, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1);
+	int pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	uint64_t e = 0;
+
+	if (madvise(p, PS, MADV_GUARD_INSTALL) || madvise(s, PS, MADV_GUARD_INSTALL) || pm < 0 ||
+	    pread(pm, &e, 8, (off_t)((uintptr_t)p / PS * 8)) != 8)
+		return 1;
+	return !(e & PM_GUARD);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 2 && !strcmp(argv[1], "guard-probe"))
+		return guard_probe();
+	if (argc != 3) {
+		fprintf(stderr, "usage: memodd MODE DIR\n");
+		return 2;
+	}
+	dir = argv[2];
+	if (!strcmp(argv[1], "guard"))
+		run_guard();
+	else {
+		fprintf(stderr, "memodd: unknown mode %s\n", argv[1]);
+		return 2;
+	}
+	if (failures)
+		return 1;
+	printf("memodd: ok\n");
+	return 0;
+}
