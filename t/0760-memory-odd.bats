@@ -15,6 +15,34 @@ started() {
 	wait_for_line "$OUT" '^ready '
 }
 
+HP=/proc/sys/vm/nr_hugepages
+HPDIR=/sys/kernel/mm/hugepages/hugepages-$(awk '/^Hugepagesize:/ { print $2 }' /proc/meminfo)kB
+
+teardown() {
+	kill_started
+	if [ -n "${HP_SAVED:-}" ]; then
+		echo "$HP_SAVED" >"$HP"
+	fi
+}
+
+# huge_free: free and unreserved huge pages of the default size.
+huge_free() {
+	echo $(($(cat "$HPDIR/free_hugepages") - $(cat "$HPDIR/resv_hugepages")))
+}
+
+# huge_pages N: N huge pages of the default size free, or skip.  Root adds
+# them (given back in teardown); another user can only use what is free.
+huge_pages() {
+	local have
+	have=$(huge_free)
+	if [ "$have" -lt "$1" ] && [ "$(id -u)" -eq 0 ]; then
+		HP_SAVED=${HP_SAVED:-$(cat "$HP")}
+		echo $((HP_SAVED + $1 - have)) >"$HP"
+		have=$(huge_free)
+	fi
+	[ "$have" -ge "$1" ] || skip "$1 huge pages are not free here"
+}
+
 # guards: skip unless this kernel has MADV_GUARD_INSTALL (6.13) for shared
 # memory too and pagemap shows the pages (6.15).
 guards() {
@@ -46,4 +74,32 @@ guards() {
 	ckpt-dump --cow -o "$IMG" "$BG_PID"
 	kill_started
 	bg_restored "memodd: ok" --lazy
+}
+
+@test "hugetlbfs memory, private, shared and a memfd: made again of huge pages of the same size" {
+	for mode in private shared memfd; do
+		huge_pages 2
+		started "hugetlb-$mode"
+		bg_dump_kill
+		run ckpt-inspect "$IMG"
+		grep -Eq '^  [0-9a-f-]+ rw-[ps] (anon|shm) .*[[,]hugetlb[],]' <<<"$output"
+		if [ "$mode" != private ]; then
+			grep -Eq '^  (anon|memfd) .*huge pages of 2.0 MiB' <<<"$output"
+		fi
+		bg_restored "memodd: ok"
+		rm -rf "$D" "$IMG"
+	done
+}
+
+# bats test_tags=root
+@test "hugetlbfs memory: refused by name before anything is made where too few huge pages are free" {
+	[ "$(id -u)" -eq 0 ] || skip "only root sets nr_hugepages"
+	huge_pages 2
+	started hugetlb-private
+	bg_dump_kill
+	echo $(($(cat "$HP") - $(huge_free))) >"$HP"
+	run --separate-stderr ckpt-remap "$IMG"
+	echo "$stderr"
+	[ "$status" -ne 0 ]
+	[[ "$stderr" == *"region "*": hugetlbfs memory: 2 huge pages of 2.0 MiB needed, 0 free here ($HPDIR)"* ]]
 }

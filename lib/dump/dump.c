@@ -552,17 +552,26 @@ static int is_image_file(const char *path)
 	return ok;
 }
 
-/* Memory a restore cannot make again: hugetlbfs, and device memory
- * (but [vvar] and [vdso], the kernel's own pages: moved, not copied). */
+/* Memory a restore cannot make again: device memory (but [vvar] and
+ * [vdso], the kernel's own pages: moved, not copied), and hugetlbfs
+ * memory of a page size the image cannot say. */
 static int check_supported(pid_t pid, const struct proc_map *m)
 {
-	if ((m->vmflags & PROC_VM_HUGETLB) ||
-	    ((m->vmflags & PROC_VM_IO) && strncmp(m->path, "[v", 2))) {
-		err_set("pid %d: region %#llx-%#llx (%s) is %s; not supported", pid,
-			(unsigned long long)m->start, (unsigned long long)m->end,
-			m->path[0] ? m->path : "anonymous",
-			m->vmflags & PROC_VM_HUGETLB ? "hugetlbfs memory"
-						     : "device memory (VM_IO/VM_PFNMAP)");
+	uint64_t hp = m->kpage_kb * 1024;
+
+	if ((m->vmflags & PROC_VM_IO) && strncmp(m->path, "[v", 2)) {
+		err_set("pid %d: region %#llx-%#llx (%s) is device memory (VM_IO/VM_PFNMAP); "
+			"not supported",
+			pid, (unsigned long long)m->start, (unsigned long long)m->end,
+			m->path[0] ? m->path : "anonymous");
+		return -1;
+	}
+	if ((m->vmflags & PROC_VM_HUGETLB) &&
+	    (!hp || (hp & (hp - 1)) || !IMG_HSHIFT_OK(__builtin_ctzll(hp)))) {
+		err_set("pid %d: region %#llx-%#llx (%s) is hugetlbfs memory of %llu KiB pages; "
+			"not supported",
+			pid, (unsigned long long)m->start, (unsigned long long)m->end, m->path,
+			(unsigned long long)m->kpage_kb);
 		return -1;
 	}
 	return 0;
@@ -613,6 +622,11 @@ static int region_kind(pid_t pid, const struct proc_map *m, struct region *r)
 {
 	struct img_region *d = &r->d;
 
+	/* Private MAP_HUGETLB memory: its pages are the process's own. */
+	if (m->deleted && !m->shared && !strcmp(m->path, "/anon_hugepage")) {
+		d->kind = IMG_RGN_ANON;
+		return 0;
+	}
 	if (m->path[0] == '/')
 		return file_region_kind(pid, m, r);
 	if (!strcmp(m->path, "[heap]")) {
@@ -653,6 +667,10 @@ static int capture_region(pid_t pid, const struct proc_map *m, struct region *r)
 	/* Every private mapping may write; only a shared one says something. */
 	if (!m->shared)
 		d->flags &= ~IMG_RGN_MAYWRITE;
+	if (m->vmflags & PROC_VM_HUGETLB) {
+		d->flags |= IMG_RGN_HUGETLB;
+		d->hshift = __builtin_ctzll(m->kpage_kb * 1024);
+	}
 	if (region_kind(pid, m, r))
 		return -1;
 	if (d->kind == IMG_RGN_FILE || d->kind == IMG_RGN_SPECIAL || d->kind == IMG_RGN_SHM) {

@@ -170,7 +170,7 @@ struct img_region {
 	uint32_t flags;
 	uint32_t kind;
 	uint32_t path_len;
-	uint32_t pad;
+	uint32_t hshift; /* IMG_RGN_HUGETLB: log2 of its huge page size; else 0 */
 	/* then path (file, or the special mapping's name) */
 };
 
@@ -453,6 +453,12 @@ enum img_shm_kind {
 };
 
 #define IMG_SHM_RMID 1u /* System V: its id had been removed (IPC_RMID) */
+#define IMG_SHM_HUGETLB 2u /* hugetlbfs: MFD_HUGETLB memfd, MAP_HUGETLB shared memory */
+/* IMG_SHM_HUGETLB: log2 of the huge page size, in bits 8-13 of flags. */
+#define IMG_SHM_HSHIFT(flags) (((flags) >> 8) & 63u)
+#define IMG_SHM_FLAGS (IMG_SHM_RMID | IMG_SHM_HUGETLB | (63u << 8))
+/* The huge page sizes an image may name: 8 KiB to 16 GiB. */
+#define IMG_HSHIFT_OK(s) ((s) >= 13 && (s) <= 34)
 
 struct img_shm {
 	uint64_t dev, ino; /* as the dumping host saw them */

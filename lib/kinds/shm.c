@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <linux/magic.h>
 #include <linux/openat2.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 #include <sys/sendfile.h>
 #include <sys/shm.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -20,6 +22,10 @@
 #include "kinds/kinds.h"
 
 #define BATCH 256 /* pages per SHMDATA record */
+
+#ifndef MFD_HUGE_SHIFT
+#define MFD_HUGE_SHIFT 26 /* <linux/memfd.h>: log2 of the huge page size */
+#endif
 
 /* ---- dumping ---------------------------------------------------------- */
 
@@ -102,7 +108,8 @@ static uint32_t region_object_kind(const struct region *r)
 		return IMG_SHM_SYSV;
 	if (starts(r->path, "/memfd:"))
 		return IMG_SHM_MEMFD;
-	if (!strcmp(r->path, "/dev/zero") && (r->d.flags & IMG_RGN_SHARED))
+	if ((!strcmp(r->path, "/dev/zero") || !strcmp(r->path, "/anon_hugepage")) &&
+	    (r->d.flags & IMG_RGN_SHARED))
 		return IMG_SHM_ANON;
 	return IMG_SHM_FILE;
 }
@@ -191,6 +198,8 @@ static int region_objects(struct image *im, struct shm_dump *sd)
 		o = add_object(im, sd, r->d.dev, r->d.ino, region_object_kind(r), r->path);
 		if (!o)
 			return -1;
+		if (r->d.flags & IMG_RGN_HUGETLB)
+			o->d.flags |= IMG_SHM_HUGETLB | r->d.hshift << 8;
 		end = r->d.pgoff + (r->d.end - r->d.start);
 		if (end > o->d.size)
 			o->d.size = end;
@@ -226,6 +235,7 @@ static int fd_objects(struct image *im, struct shm_dump *sd, int save_files, uin
 /* An object with a file to read: its size, mode and seals are the file's. */
 static int describe_by_file(pid_t pid, struct shm_obj *o, const struct shm_src *s)
 {
+	struct statfs fs;
 	struct stat sb;
 	int seals;
 
@@ -235,6 +245,10 @@ static int describe_by_file(pid_t pid, struct shm_obj *o, const struct shm_src *
 	}
 	o->d.size = sb.st_size;
 	o->d.mode = sb.st_mode & 07777;
+	/* A memfd_create(MFD_HUGETLB) file: made again of the same pages. */
+	if (!fstatfs(s->fd, &fs) && fs.f_type == HUGETLBFS_MAGIC && fs.f_bsize > 0 &&
+	    !(fs.f_bsize & (fs.f_bsize - 1)) && IMG_HSHIFT_OK(__builtin_ctzl(fs.f_bsize)))
+		o->d.flags |= IMG_SHM_HUGETLB | (uint32_t)__builtin_ctzl(fs.f_bsize) << 8;
 	/* Other shmem files answer F_SEAL_SEAL: only a memfd's count. */
 	seals = o->d.kind == IMG_SHM_MEMFD ? fcntl(s->fd, F_GET_SEALS) : 0;
 	o->d.seals = seals > 0 ? (uint32_t)seals : 0;
@@ -640,16 +654,19 @@ fail:
 
 static int make_object(const struct shm_obj *o, struct shm_made *sm, size_t i)
 {
+	unsigned huge = o->d.flags & IMG_SHM_HUGETLB
+				? MFD_HUGETLB | IMG_SHM_HSHIFT(o->d.flags) << MFD_HUGE_SHIFT
+				: 0;
 	int fd = -1;
 
 	switch (o->d.kind) {
 	case IMG_SHM_SYSV:
 		return make_sysv(o, sm, i);
 	case IMG_SHM_ANON:
-		fd = memfd_create("dev/zero", MFD_CLOEXEC);
+		fd = memfd_create("dev/zero", MFD_CLOEXEC | huge);
 		break;
 	case IMG_SHM_MEMFD:
-		fd = memfd_create(o->name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+		fd = memfd_create(o->name, MFD_CLOEXEC | MFD_ALLOW_SEALING | huge);
 		break;
 	case IMG_SHM_FILE:
 		fd = make_file(o);

@@ -1295,6 +1295,9 @@ static void plan_map(const struct region *r, struct rst_map *m)
 	 * swap accounting; with it, it may not fit. */
 	if (r->d.flags & IMG_RGN_NORESERVE)
 		m->flags |= MAP_NORESERVE;
+	/* Private MAP_HUGETLB memory (a shared one maps its object's file). */
+	if ((r->d.flags & IMG_RGN_HUGETLB) && r->d.kind == IMG_RGN_ANON)
+		m->flags |= MAP_HUGETLB | r->d.hshift << MAP_HUGE_SHIFT;
 	m->fd = -1;
 	m->shmid = -1;
 	m->advice = r->d.flags;
@@ -1633,7 +1636,9 @@ int rst_restore(struct img_input *in, int flags, const struct rst_tree *tree)
 		return -1;
 	if ((flags & RST_LAZY) && check_lazy(in, tree != NULL))
 		return -1;
-	if (precheck(&r) || make_shared_objects(&r) || proc_read_maps(0, &r.self, &r.nself))
+	/* A tree's supervisor checked the huge pages of every process. */
+	if (precheck(&r) || (!tree && rst_check_hugetlb(in)) || make_shared_objects(&r) ||
+	    proc_read_maps(0, &r.self, &r.nself))
 		goto fail;
 	if (map_blob(&r) || map_trampoline(r.tramp, r.ps) || copy_code(&r))
 		goto fail;

@@ -51,6 +51,10 @@ int rst_restore(struct img_input *in, int flags, const struct rst_tree *tree)
  * huge pages) is there: -1 with err_set naming the region if not. */
 int rst_check_memory(const struct image *im) __attribute__((warn_unused_result));
 
+/* The huge pages every process and object of the image needs (hugetlbfs
+ * memory) are free here: -1 with err_set naming the first that is not. */
+int rst_check_hugetlb(struct img_input *in) __attribute__((warn_unused_result));
+
 /* --lazy can map page data from in: an uncompressed image file that starts
  * at offset 0.  -1 with err_set if not. */
 int rst_check_lazy(const struct img_input *in) __attribute__((warn_unused_result));

@@ -339,7 +339,7 @@ static int tree_objects(struct tree *t)
 	for (size_t k = 0; k < t->n; k++)
 		for (size_t i = 0; i < tim(t, k)->nfiles; i++)
 			tmp.im.files[tmp.im.nfiles++] = tim(t, k)->files[i];
-	rc = shm_make(&tmp, &t->sm, &t->first);
+	rc = rst_check_hugetlb(t->in) ? -1 : shm_make(&tmp, &t->sm, &t->first);
 	t->in->r = tmp.r;
 	free(tmp.im.shms);
 	free(tmp.im.files);

@@ -122,6 +122,8 @@ static int read_maps(pid_t pid, const char *file, struct proc_map **mapsp, size_
 		} else if (n > 0 && (!strncmp(line, "Anonymous:", 10) ||
 				     !strncmp(line, "Swap:", 5))) {
 			maps[n - 1].anon_kb += strtoull(strchr(line, ':') + 1, NULL, 10);
+		} else if (n > 0 && !strncmp(line, "KernelPageSize:", 15)) {
+			maps[n - 1].kpage_kb = strtoull(line + 15, NULL, 10);
 		} else if (n > 0 && !strncmp(line, "VmFlags:", 8)) {
 			struct proc_map *m = &maps[n - 1];
 			for (char *f = line + 8; *f; f++) {

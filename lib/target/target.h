@@ -26,6 +26,7 @@ struct proc_map {
 	uint32_t vmflags; /* PROC_VM_*, from VmFlags */
 	int deleted;	  /* the path ended in " (deleted)" */
 	uint64_t anon_kb; /* "Anonymous:" + "Swap:" of smaps: private data pages */
+	uint64_t kpage_kb; /* "KernelPageSize:": a huge page's size in hugetlbfs memory */
 	char *path;	  /* file path, "[heap]" and the like, or "" */
 };
 

@@ -11,6 +11,15 @@
  *                        contents, that each guard page reads as one (EIO
  *                        through /proc/self/mem, bit 58 of pagemap) and that
  *                        the others do not.
+ *   memodd hugetlb-private DIR, hugetlb-shared DIR, hugetlb-memfd DIR
+ *                        two huge pages of the default size (MAP_HUGETLB
+ *                        private or shared, or a memfd_create(MFD_HUGETLB)
+ *                        file held as fd and mapped shared), a pattern in
+ *                        the first 64 KiB and in 4 KiB at 3 MiB, the rest
+ *                        zero; checks the contents, that smaps shows huge
+ *                        pages of that size ("ht", KernelPageSize) and, for
+ *                        the memfd, that it is still on hugetlbfs, of the
+ *                        same size, and that the fd and mapping share it.
  *   memodd guard-probe   exit 0 if this kernel installs guard pages in
  *                        private and shared anonymous memory and pagemap
  *                        shows them, 1 if not.
@@ -23,6 +32,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include "progs.h"
@@ -157,6 +168,122 @@ static int guard_probe(void)
 	return !(e & PM_GUARD);
 }
 
+/* ---- hugetlb */
+
+/* The smaps entry of the mapping at p: its KernelPageSize (KiB), and
+ * whether VmFlags has "ht". */
+static void smaps_of(void *p, unsigned long *kps, int *ht)
+{
+	char line[512], want[32];
+	FILE *f = fopen("/proc/self/smaps", "re");
+	int in = 0;
+
+	*kps = 0;
+	*ht = 0;
+	if (!f)
+		die("open smaps");
+	snprintf(want, sizeof(want), "%lx-", (unsigned long)(uintptr_t)p);
+	while (fgets(line, sizeof(line), f)) {
+		if (strchr(line, '-') && strchr(line, '-') < strchr(line, ' ') && line[0] != ' ' &&
+		    strncmp(line, "VmFlags", 7))
+			in = !strncmp(line, want, strlen(want));
+		if (in && !strncmp(line, "KernelPageSize:", 15))
+			*kps = strtoul(line + 15, NULL, 10);
+		if (in && !strncmp(line, "VmFlags:", 8))
+			*ht = strstr(line, " ht") != NULL;
+	}
+	fclose(f);
+}
+
+static unsigned long huge_kb(void)
+{
+	char line[256];
+	FILE *f = fopen("/proc/meminfo", "re");
+	unsigned long kb = 0;
+
+	if (!f)
+		die("open /proc/meminfo");
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Hugepagesize: %lu kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb;
+}
+
+static void fill_huge(char *p)
+{
+	fill(p, 64 << 10, 300);
+	fill(p + (3 << 20), PS, 301);
+}
+
+static void check_huge(const char *what, char *p, size_t len, unsigned long kb)
+{
+	unsigned long kps;
+	int ht;
+
+	if (!same(p, 64 << 10, 300) || !same(p + (3 << 20), PS, 301))
+		fail("%s: contents differ", what);
+	for (size_t off = 64 << 10; off < len; off += PS) {
+		if (off == 3 << 20)
+			continue;
+		for (size_t i = 0; i < PS; i++)
+			if (p[off + i]) {
+				fail("%s: byte at %zu is %d, not 0", what, off + i, p[off + i]);
+				return;
+			}
+	}
+	smaps_of(p, &kps, &ht);
+	if (kps != kb || !ht)
+		fail("%s: smaps says KernelPageSize %lu kB and %s, not %lu kB hugetlb", what, kps,
+		     ht ? "ht" : "no ht", kb);
+}
+
+static int run_hugetlb(const char *mode)
+{
+	unsigned long kb = huge_kb();
+	size_t len = 2 * kb * 1024;
+	int memfd = !strcmp(mode, "memfd"), fd = -1;
+	char *p;
+
+	if (len < (4ul << 20))
+		len = 4ul << 20;
+	if (memfd) {
+		fd = memfd_create("memodd-huge", MFD_HUGETLB);
+		if (fd < 0 || ftruncate(fd, len))
+			die("memfd_create MFD_HUGETLB");
+		p = map(len, PROT_READ | PROT_WRITE, MAP_SHARED, fd);
+	} else {
+		p = map(len, PROT_READ | PROT_WRITE,
+			(!strcmp(mode, "shared") ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS |
+				MAP_HUGETLB,
+			-1);
+	}
+	fill_huge(p);
+	ready();
+	check_huge(mode, p, len, kb);
+	if (memfd) {
+		struct statfs fs;
+		struct stat sb;
+		uint64_t w = 0x1234567890abcdefull, r = 0;
+
+		if (fstatfs(fd, &fs) || fs.f_type != 0x958458f6 /* HUGETLBFS_MAGIC */ ||
+		    (unsigned long)fs.f_bsize != kb * 1024)
+			fail("memfd: no longer on hugetlbfs with %lu kB pages", kb);
+		if (fstat(fd, &sb) || (size_t)sb.st_size != len)
+			fail("memfd: size %lld, not %zu", (long long)sb.st_size, len);
+		/* hugetlbfs has no write(2): through a second mapping of the fd. */
+		{
+			char *q = map(len, PROT_READ | PROT_WRITE, MAP_SHARED, fd);
+			memcpy(q + len - 8, &w, 8);
+			memcpy(&r, p + len - 8, 8);
+			munmap(q, len);
+		}
+		if (r != w)
+			fail("memfd: the fd and the mapping no longer share the file");
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 2 && !strcmp(argv[1], "guard-probe"))
@@ -168,6 +295,8 @@ int main(int argc, char **argv)
 	dir = argv[2];
 	if (!strcmp(argv[1], "guard"))
 		run_guard();
+	else if (!strncmp(argv[1], "hugetlb-", 8))
+		run_hugetlb(argv[1] + 8);
 	else {
 		fprintf(stderr, "memodd: unknown mode %s\n", argv[1]);
 		return 2;
