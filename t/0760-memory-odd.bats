@@ -43,6 +43,10 @@ huge_pages() {
 	[ "$have" -ge "$1" ] || skip "$1 huge pages are not free here"
 }
 
+two_ready() {
+	[ "$(grep -c '^ready ' "$OUT")" -eq 2 ]
+}
+
 # guards: skip unless this kernel has MADV_GUARD_INSTALL (6.13) for shared
 # memory too and pagemap shows the pages (6.15).
 guards() {
@@ -102,4 +106,26 @@ guards() {
 	echo "$stderr"
 	[ "$status" -ne 0 ]
 	[[ "$stderr" == *"region "*": hugetlbfs memory: 2 huge pages of 2.0 MiB needed, 0 free here ($HPDIR)"* ]]
+}
+
+@test "a memfd given to a child: one file again, shared by parent and child" {
+	workdir memodd
+	start_bg memodd memfd-child "$D"
+	wait_for two_ready
+	bg_dump_kill -t
+	bg_restored "memodd: ok"
+}
+
+@test "a program started by fexecve from a memfd: restored with the memfd as its executable" {
+	started fexecve
+	bg_dump_kill
+	run ckpt-inspect "$IMG"
+	[[ "$output" == *"exe:      /memfd:memodd (deleted)"* ]]
+	# Setting /proc/PID/exe takes CAP_CHECKPOINT_RESTORE: another user
+	# has it in a user namespace of its own.
+	if [ "$(id -u)" -eq 0 ]; then
+		bg_restored "memodd: ok"
+	else
+		bg_restored "memodd: ok" --pid-ns
+	fi
 }

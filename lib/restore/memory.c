@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "base/base.h"
+#include "kinds/kinds.h"
 #include "restore/restore.h"
 
 #ifndef MADV_GUARD_INSTALL
@@ -59,6 +60,29 @@ static int check_guards(const struct image *im)
 		}
 	}
 	return 0;
+}
+
+int rst_exe_object(const struct image *im, const struct shm_made *sm)
+{
+	size_t l = strlen(im->exe);
+	char path[64];
+
+	if (l < 10 || strcmp(im->exe + l - 10, " (deleted)"))
+		return -1;
+	for (size_t i = 0; i < im->nregions; i++) {
+		const struct region *r = &im->regions[i];
+		size_t k;
+
+		if (r->d.kind != IMG_RGN_SHM || !(r->d.prot & PROT_EXEC) || !r->path ||
+		    strlen(r->path) != l - 10 || strncmp(r->path, im->exe, l - 10))
+			continue;
+		k = shm_index(im, r->d.dev, r->d.ino);
+		if (k >= sm->n || sm->fd[k] < 0)
+			return -1;
+		return open(fmt_path(path, sizeof(path), "/proc/self/fd/%d", sm->fd[k]),
+			    O_RDONLY | O_CLOEXEC);
+	}
+	return -1;
 }
 
 int rst_check_memory(const struct image *im)

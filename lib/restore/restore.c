@@ -1367,6 +1367,8 @@ static int plan_files(struct restore *r)
 	fd_pipes_close(&r->pipes);
 	if (r->im->exe[0])
 		r->exe_fd = open(r->im->exe, O_RDONLY | O_CLOEXEC);
+	if (r->exe_fd < 0)
+		r->exe_fd = rst_exe_object(r->im, &r->sm);
 	for (size_t i = 0; i < r->im->nfiles; i++)
 		if ((uint64_t)r->im->files[i].d.fd > r->maxfd)
 			r->maxfd = r->im->files[i].d.fd;

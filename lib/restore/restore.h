@@ -55,6 +55,12 @@ int rst_check_memory(const struct image *im) __attribute__((warn_unused_result))
  * memory) are free here: -1 with err_set naming the first that is not. */
 int rst_check_hugetlb(struct img_input *in) __attribute__((warn_unused_result));
 
+/* An executable that no path leads to ("/memfd:NAME (deleted)" after
+ * fexecve, a deleted file): a read-only fd of the object made for it (the
+ * mapping of it that may execute), for /proc/PID/exe; -1 if none. */
+struct shm_made;
+int rst_exe_object(const struct image *im, const struct shm_made *sm);
+
 /* --lazy can map page data from in: an uncompressed image file that starts
  * at offset 0.  -1 with err_set if not. */
 int rst_check_lazy(const struct img_input *in) __attribute__((warn_unused_result));
