@@ -129,3 +129,18 @@ guards() {
 		bg_restored "memodd: ok" --pid-ns
 	fi
 }
+
+@test "a pty pair a process made and took as its controlling terminal, /dev/tty open on it: made again, its terminal again" {
+	started pty
+	bg_dump_kill
+	run ckpt-inspect "$IMG"
+	echo "$output"
+	[[ "$output" == *"fd 5   tty     "*" ctty pty "* ]]
+	bg_restored "memodd: ok"
+}
+
+@test "the same in a tree: the session leader takes the new pty again, its child's /dev/tty is on it" {
+	started pty-tree
+	bg_dump_kill -t
+	bg_restored "memodd: ok"
+}

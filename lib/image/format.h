@@ -316,6 +316,7 @@ enum img_tty_role {
 	IMG_TTY_TERM = 0, /* a terminal the program did not make */
 	IMG_TTY_PTMX = 1, /* the master of a pty pair, from /dev/ptmx */
 	IMG_TTY_PTS = 2,  /* the slave of a pty pair whose master the process holds */
+	IMG_TTY_CTTY = 3, /* /dev/tty on such a slave: the process's controlling terminal */
 };
 
 struct img_tty {

@@ -1647,7 +1647,8 @@ int rst_restore(struct img_input *in, int flags, const struct rst_tree *tree)
 	init_args(&r);
 	if (plan_specials(r.im, r.self, r.nself, r.a) || plan_maps(&r))
 		goto fail;
-	if (plan_files(&r) || lift_own_fds(&r))
+	/* A tree's session leaders took their sessions as they forked. */
+	if ((!tree && fd_take_session(r.im, &r.pipes)) || plan_files(&r) || lift_own_fds(&r))
 		goto fail;
 	plan_keep(&r);
 	if (enter_cwd(r.im) || plan_process_state(&r))

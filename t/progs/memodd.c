@@ -33,6 +33,20 @@
  *                        64 KiB of memory, prints "ready PID", waits for
  *                        DIR/go and checks its memory, that /proc/self/exe
  *                        still names the memfd and that its text is intact.
+ *   memodd pty DIR       leads a session of its own (setsid) whose
+ *                        controlling terminal is the slave of a pty pair it
+ *                        made (TIOCSCTTY; ECHO turned off), holding the
+ *                        master (fd 3), the slave (fd 4) and /dev/tty (fd 5);
+ *                        checks that it still leads its session, that
+ *                        /dev/tty is open on the slave (TIOCGDEV), which is
+ *                        its controlling terminal (stat's tty_nr) with its
+ *                        group in the foreground (tcgetpgrp), that ECHO is
+ *                        still off, and that a line written to /dev/tty
+ *                        comes out of the master.
+ *   memodd pty-tree DIR  the same, and a child forked after the setup
+ *                        (holding the same fds) checks, after the restore,
+ *                        that it is in its parent's session and group, with
+ *                        /dev/tty (fd 5) on the slave in the foreground.
  *   memodd guard-probe   exit 0 if this kernel installs guard pages in
  *                        private and shared anonymous memory and pagemap
  *                        shows them, 1 if not.
@@ -47,7 +61,10 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/ioctl.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "progs.h"
@@ -381,6 +398,90 @@ static int run_fexeced(void)
 	return 0;
 }
 
+/* ---- a pty as controlling terminal */
+
+static int move_fd(int fd, int to)
+{
+	if (fd == to)
+		return 0;
+	if (dup2(fd, to) < 0)
+		return -1;
+	close(fd);
+	return 0;
+}
+
+static int run_pty(int tree)
+{
+	pid_t kid = 0;
+	int st;
+
+	int m = posix_openpt(O_RDWR | O_NOCTTY), s, t;
+	struct termios tio;
+	struct stat sb;
+	unsigned dev = 0;
+	char buf[64], *f;
+	ssize_t n;
+
+	if (setsid() < 0)
+		die("setsid");
+	if (m < 0 || grantpt(m) || unlockpt(m) || move_fd(m, 3))
+		die("posix_openpt");
+	s = open(ptsname(3), O_RDWR);
+	if (s < 0 || move_fd(s, 4) || ioctl(4, TIOCSCTTY, 0))
+		die("open the slave as controlling terminal");
+	t = open("/dev/tty", O_RDWR);
+	if (t < 0 || move_fd(t, 5))
+		die("open /dev/tty");
+	if (tcgetattr(4, &tio))
+		die("tcgetattr");
+	tio.c_lflag &= ~ECHO;
+	if (tcsetattr(4, TCSANOW, &tio))
+		die("tcsetattr");
+	fflush(stdout);
+	if (tree && (kid = fork()) < 0)
+		die("fork");
+	if (tree && kid == 0) {
+		pid_t leader = getppid();
+		wait_file(in_dir("go"));
+		if (getsid(0) != leader || getpgrp() != leader)
+			fail("pty child: session %d, group %d, not its parent's %d", getsid(0),
+			     getpgrp(), leader);
+		if (fstat(4, &sb) || ioctl(5, TIOCGDEV, &dev) ||
+		    dev != (unsigned)(major(sb.st_rdev) << 8 | minor(sb.st_rdev)))
+			fail("pty child: /dev/tty (fd 5) is not on the slave");
+		if (tcgetpgrp(5) != getpgrp())
+			fail("pty child: its group is not in the foreground");
+		_exit(failures ? 1 : 0);
+	}
+	ready();
+	if (kid && (waitpid(kid, &st, 0) != kid || !WIFEXITED(st) || WEXITSTATUS(st)))
+		fail("pty: the child failed (status %#x)", st);
+	if (getsid(0) != getpid())
+		fail("pty: session %d, not its own", getsid(0));
+	if (fstat(4, &sb) || ioctl(5, TIOCGDEV, &dev) ||
+	    dev != (unsigned)(major(sb.st_rdev) << 8 | minor(sb.st_rdev)))
+		fail("pty: /dev/tty (fd 5) is on %u:%u, not on the slave (fd 4)", major(dev),
+		     minor(dev));
+	if (!(f = stat_fields("/proc/self/stat", buf, sizeof(buf))) ||
+	    (strtok(f, " "), strtok(NULL, " "), strtok(NULL, " "), strtok(NULL, " "),
+	     (f = strtok(NULL, " ")) == NULL) ||
+	    (dev_t)strtoul(f, NULL, 10) !=
+		    (dev_t)(major(sb.st_rdev) << 8 | (minor(sb.st_rdev) & 0xff) |
+			    (minor(sb.st_rdev) & ~0xffu) << 12))
+		fail("pty: its controlling terminal (tty_nr %s) is not the slave", f ? f : "?");
+	if (tcgetpgrp(5) != getpgrp())
+		fail("pty: foreground group %d, not its own %d", tcgetpgrp(5), getpgrp());
+	if (tcgetattr(5, &tio) || (tio.c_lflag & ECHO))
+		fail("pty: ECHO is on again");
+	if (write(5, "ping\n", 5) != 5)
+		fail("pty: cannot write to /dev/tty");
+	n = read(3, buf, sizeof(buf) - 1);
+	buf[n > 0 ? n : 0] = 0;
+	if (strncmp(buf, "ping", 4))
+		fail("pty: the master read \"%s\", not the line written to /dev/tty", buf);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 2 && !strcmp(argv[1], "guard-probe"))
@@ -400,6 +501,8 @@ int main(int argc, char **argv)
 		run_fexecve(argv);
 	else if (!strcmp(argv[1], "fexeced"))
 		run_fexeced();
+	else if (!strcmp(argv[1], "pty") || !strcmp(argv[1], "pty-tree"))
+		run_pty(argv[1][3] != 0);
 	else {
 		fprintf(stderr, "memodd: unknown mode %s\n", argv[1]);
 		return 2;
