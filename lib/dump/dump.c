@@ -852,6 +852,15 @@ static int read_runs(struct pagewriter *pw, const struct img_run *runs, int nrun
 					  local[i].iov_len - done, runs[i].addr + done);
 			if (n < 0 && errno == EINTR)
 				continue;
+			if (n < 0 && errno == EIO) {
+				/* Guard pages read so, and Linux 6.13 and 6.14
+				 * have them but do not show them in pagemap. */
+				err_set("pid %d: cannot read memory at %#llx: Input/output error "
+					"(a guard page, MADV_GUARD_INSTALL, that this kernel's "
+					"pagemap does not show?)",
+					pw->pid, (unsigned long long)(runs[i].addr + done));
+				return -1;
+			}
 			if (n <= 0) {
 				err_sys("pid %d: cannot read memory at %#llx", pw->pid,
 					(unsigned long long)(runs[i].addr + done));
