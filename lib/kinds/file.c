@@ -213,8 +213,46 @@ static void show_locks(FILE *out, const struct fd_entry *f, int json)
 		fprintf(out, "]");
 }
 
+/* ---- files of /proc/PID ------------------------------------------------ */
+
+/* A file (or directory) of /proc/PID is reopened at restore as the same
+ * process's (restore/ maps the pid): only one of the image's processes.
+ * The pid of such a path, or 0. */
+static long proc_pid_of(const char *path)
+{
+	char *end;
+	long pid;
+
+	if (strncmp(path, "/proc/", 6) || path[6] < '1' || path[6] > '9')
+		return 0;
+	pid = strtol(path + 6, &end, 10);
+	return *end == '/' || !*end ? pid : 0;
+}
+
+static int join_proc_files(struct fd_all *a)
+{
+	for (size_t i = 0; i < a->n; i++) {
+		const struct fd_entry *f = a->f[i];
+		long pid = 0;
+		size_t k;
+
+		if (f->d.kind == IMG_FD_REG || f->d.kind == IMG_FD_DIR)
+			pid = proc_pid_of(f->path);
+		for (k = 0; pid && k < a->n && a->pid[k] != pid; k++)
+			;
+		if (pid && k == a->n) {
+			err_set("pid %d: fd %d is %s, a file of process %ld, which the image does "
+				"not hold; not supported",
+				a->pid[i], f->d.fd, f->path, pid);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 const struct fd_ops fd_file_ops = {.name = "file",
 				   .capture = capture_file,
+				   .join = join_proc_files,
 				   .check = check_file,
 				   .show = show_file,
 				   .show_list = show_locks};

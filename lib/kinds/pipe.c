@@ -213,6 +213,32 @@ static int check_fifo(const unsigned char *x, uint32_t n)
 	return 0;
 }
 
+/* An open file description of end for f.  pipe2(2)'s own has no
+ * O_LARGEFILE; every other one of the program's was an open(2) of
+ * /proc/PID/fd/N (which adds it), a description of its own: reopened so,
+ * its status flags are its own, not those of another description of the
+ * same end (fds that share f's are duplicates of the fd made here). */
+/* The kernel's O_LARGEFILE, which glibc's is not on x86-64 (0 there): the
+ * flag fdinfo shows on every file open(2) made. */
+#define FDINFO_O_LARGEFILE 0100000
+
+static int pipe_end(int end, const struct fd_entry *f)
+{
+	char path[64];
+	int fd;
+
+	if (!(f->d.flags & FDINFO_O_LARGEFILE))
+		return fd_dup_end(end, f, "a pipe end");
+	fd = open(fmt_path(path, sizeof(path), "/proc/self/fd/%d", end),
+		  (f->d.flags & O_ACCMODE) | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		err_sys("fd %d: cannot open its pipe end again", f->d.fd);
+		return -1;
+	}
+	fcntl(fd, F_SETFL, f->d.flags & O_NONBLOCK);
+	return fd;
+}
+
 static int make_pipe(const struct fd_entry *f, struct fd_pipes *pipes)
 {
 	struct img_pipe p;
@@ -238,7 +264,20 @@ static int make_pipe(const struct fd_entry *f, struct fd_pipes *pipes)
 		err_sys("fd %d: cannot put %u bytes back in its pipe", f->d.fd, p.data_len);
 		return -1;
 	}
-	return fd_dup_end(fp->end[p.end], f, "a pipe end");
+	return pipe_end(fp->end[p.end], f);
+}
+
+/* A write into a FIFO stamps its mtime (pipe_write, file_update_time):
+ * the bytes the restore put back leave it as the checkpoint saw it.  Only
+ * its owner may set it (or CAP_FOWNER); another user's FIFO keeps the
+ * time of the restore. */
+static void fifo_mtime_back(int fd, const struct fd_entry *f)
+{
+	struct timespec ts[2] = {{0, UTIME_OMIT}, {f->d.mtime_sec, f->d.mtime_nsec}};
+
+	if (futimens(fd, ts)) {
+		/* nothing: see above */
+	}
 }
 
 /* A FIFO reopened by path with its access mode.  A read-only open blocks
@@ -278,10 +317,13 @@ static int make_fifo(const struct fd_entry *f, struct fd_pipes *pipes)
 		err_sys("fd %d: cannot make FIFO %s hold %u bytes", f->d.fd, f->path, p.size);
 		goto fail;
 	}
-	if (p.data_len && !ioctl(hold, FIONREAD, &queued) && queued == 0 &&
-	    write_all(hold, f->extra + sizeof(p), p.data_len)) {
-		err_sys("fd %d: cannot put %u bytes back in FIFO %s", f->d.fd, p.data_len, f->path);
-		goto fail;
+	if (p.data_len && !ioctl(hold, FIONREAD, &queued) && queued == 0) {
+		if (write_all(hold, f->extra + sizeof(p), p.data_len)) {
+			err_sys("fd %d: cannot put %u bytes back in FIFO %s", f->d.fd, p.data_len,
+				f->path);
+			goto fail;
+		}
+		fifo_mtime_back(hold, f);
 	}
 	fl = fcntl(fd, F_GETFL);
 	fcntl(fd, F_SETFL,
