@@ -374,6 +374,17 @@ struct img_lock {
 	uint64_t len; /* 0: to the end of the file (flock and lease: 0 from 0) */
 };
 
+/* A file whose contents the image holds (kind IMG_FD_SHM: a deleted
+ * file, a memfd): its extra bytes are none (images before they were kept)
+ * or an img_shm_attr, its owner and access time (its mtime is the FILE
+ * record's), given back once it is made and filled. */
+struct img_shm_attr {
+	uint32_t uid, gid;
+	int64_t atime_sec;
+	uint32_t atime_nsec;
+	uint32_t pad;
+};
+
 /* One signal's disposition: the kernel's struct sigaction on x86-64. */
 struct img_sigact {
 	uint64_t handler; /* SIG_DFL 0, SIG_IGN 1, or an address */

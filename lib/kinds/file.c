@@ -259,7 +259,46 @@ const struct fd_ops fd_file_ops = {.name = "file",
 const struct fd_ops fd_dir_ops = {.name = "dir", .capture = refuse_locks, .check = check_none};
 const struct fd_ops fd_chr_ops = {.name = "chr", .capture = refuse_locks, .check = check_none};
 const struct fd_ops fd_inherit_ops = {.name = "inherit", .check = check_none};
-const struct fd_ops fd_shm_ops = {.name = "shm", .capture = refuse_locks, .check = check_none};
+/* ---- files whose contents the image holds ------------------------------ */
+
+/* Its owner and access time, which the restore gives back (shm.c). */
+static int capture_shm(const struct fd_source *src, struct fd_entry *f)
+{
+	struct img_shm_attr a = {.uid = src->sb->st_uid,
+				 .gid = src->sb->st_gid,
+				 .atime_sec = src->sb->st_atim.tv_sec,
+				 .atime_nsec = src->sb->st_atim.tv_nsec};
+
+	if (refuse_locks(src, f))
+		return -1;
+	return fd_set_extra(f, &a, sizeof(a), NULL, 0);
+}
+
+static int check_shm(const unsigned char *x, uint32_t n)
+{
+	struct img_shm_attr a;
+
+	if (n == 0)
+		return 0;
+	if (n != sizeof(a))
+		return -1;
+	memcpy(&a, x, sizeof(a));
+	return a.pad || a.atime_nsec >= 1000000000u ? -1 : 0;
+}
+
+static void show_shm(FILE *out, const struct fd_entry *f, int json)
+{
+	struct img_shm_attr a;
+
+	if (f->d.extra_len != sizeof(a))
+		return;
+	memcpy(&a, f->extra, sizeof(a));
+	fd_put_num(out, json, "uid", a.uid);
+	fd_put_num(out, json, "gid", a.gid);
+}
+
+const struct fd_ops fd_shm_ops = {
+    .name = "shm", .capture = capture_shm, .check = check_shm, .show = show_shm};
 
 /* ---- O_PATH descriptors ----------------------------------------------- */
 
