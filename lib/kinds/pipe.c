@@ -164,6 +164,12 @@ static int join_pipes(struct fd_all *a)
 	return 0;
 }
 
+/* A FIFO, by its path or deleted (IMG_FD_DELDIR). */
+static int is_fifo(const struct fd_entry *f)
+{
+	return f->d.kind == IMG_FD_FIFO || (f->d.kind == IMG_FD_DELDIR && S_ISFIFO(f->d.mode));
+}
+
 /* Several fds of one FIFO share its buffer: the first carries the bytes. */
 static int join_fifos(struct fd_all *a)
 {
@@ -171,12 +177,11 @@ static int join_fifos(struct fd_all *a)
 		struct fd_entry *f = a->f[i];
 		struct img_fifo p;
 
-		if (f->d.kind != IMG_FD_FIFO)
+		if (!is_fifo(f))
 			continue;
 		for (size_t k = 0; k < i; k++) {
 			const struct fd_entry *g = a->f[k];
-			if (g->d.kind != IMG_FD_FIFO || g->d.dev != f->d.dev ||
-			    g->d.ino != f->d.ino)
+			if (!is_fifo(g) || g->d.dev != f->d.dev || g->d.ino != f->d.ino)
 				continue;
 			memcpy(&p, f->extra, sizeof(p));
 			p.data_len = 0;

@@ -1567,9 +1567,24 @@ static void plan_keep(struct restore *r)
 	plan_locks(r);
 }
 
+/* The program's current directory; one that was removed (its link says
+ * " (deleted)") is made again, entered and removed, so that the program
+ * is in a removed directory again (getcwd fails with ENOENT). */
 static int enter_cwd(const struct image *im)
 {
-	if (chdir(im->cwd)) {
+	size_t l = strlen(im->cwd);
+	int fd, rc;
+
+	if (l > 10 && !strcmp(im->cwd + l - 10, " (deleted)") && chdir(im->cwd)) {
+		if ((fd = fd_make_deleted(im->cwd, S_IFDIR | 0700)) < 0)
+			return -1;
+		rc = fchdir(fd);
+		close(fd);
+		if (rc) {
+			err_sys("cannot change directory to %s made again", im->cwd);
+			return -1;
+		}
+	} else if (chdir(im->cwd)) {
 		err_sys("cannot change directory to %s", im->cwd);
 		return -1;
 	}
