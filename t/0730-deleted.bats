@@ -87,3 +87,21 @@ killed_and_restored() {
 	[[ "$output" == *"pid $BG_PID: fd "*" is /proc/$child/stat, a file of process $child, which the image does not hold; not supported" ]]
 	finish_bg
 }
+
+@test "ckpt-inspect shows a deleted FIFO as kind deleted with its bytes, and a deleted file's owner" {
+	start fifo
+	bg_dump_kill
+	run ckpt-inspect "$IMG"
+	echo "$output"
+	[[ "$output" == *" deleted "*"queued 5000 "*"$D/gf (deleted)"* ]]
+	run ckpt-inspect --json "$IMG"
+	[[ "$output" == *'"kind":"deleted"'*'"queued":5000'* ]]
+	D=$BATS_TEST_TMPDIR/d2
+	mkdir "$D"
+	start_bg ghosts file "$D"
+	wait_for_line "$OUT" '^ready '
+	bg_dump_kill
+	run ckpt-inspect "$IMG"
+	echo "$output"
+	[[ "$output" == *" shm "*" uid $(id -u) gid $(id -g) "*"$D/gwo (deleted)"* ]]
+}

@@ -335,8 +335,8 @@ static int plan_resident(pid_t pid, const struct image *im, const struct shm_obj
 	}
 	/* An fd's file that no shared mapping shows: nothing else to read. */
 	if (s->fdnum >= 0 && !mapped_shared(im, o)) {
-		err_set("pid %d: fd %d: cannot read %s to save it: %s", pid, s->fdnum, o->name,
-			strerror(s->err ? s->err : EACCES));
+		err_set("pid %d: fd %d: cannot read %s to save it (%s); not supported", pid,
+			s->fdnum, o->name, strerror(s->err ? s->err : EACCES));
 		return -1;
 	}
 	ps = sysconf(_SC_PAGESIZE);
