@@ -1,4 +1,5 @@
 /* pipe.c: pipes and FIFOs (named pipes): the bytes queued in them, peeked without taking them. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -9,6 +10,37 @@
 
 #include "base/base.h"
 #include "kinds/kinds-internal.h"
+
+/* A FIFO whose mode lets no one read it now: one of the process's own
+ * open file descriptions of it that reads (tee(2) takes no byte from it,
+ * and is told not to block), or -1 with errno EACCES. */
+static int reading_end(pid_t pid, int fd)
+{
+	char path[64];
+	struct stat sb, t;
+	struct dirent *d;
+	DIR *dir;
+	int rfd = -1;
+
+	if (stat(fmt_path(path, sizeof(path), "/proc/%d/fd/%d", pid, fd), &sb) ||
+	    !(dir = opendir(fmt_path(path, sizeof(path), "/proc/%d/fd", pid)))) {
+		errno = EACCES;
+		return -1;
+	}
+	while (rfd < 0 && (d = readdir(dir))) {
+		if (d->d_name[0] == '.' ||
+		    fstatat(dirfd(dir), d->d_name, &t, 0) || t.st_dev != sb.st_dev ||
+		    t.st_ino != sb.st_ino || (rfd = fd_getfd(pid, atoi(d->d_name))) < 0)
+			continue;
+		if ((fcntl(rfd, F_GETFL) & O_ACCMODE) == O_WRONLY) {
+			close(rfd);
+			rfd = -1;
+		}
+	}
+	closedir(dir);
+	errno = EACCES;
+	return rfd;
+}
 
 /* The bytes in a pipe, without taking them out: tee(2) copies them to a
  * pipe of ours, and the program's pipe keeps every byte. */
@@ -22,6 +54,8 @@ static int peek_pipe(pid_t pid, int fd, uint32_t *size, unsigned char **data, ui
 	*len = 0;
 	pfd = open(fmt_path(path, sizeof(path), "/proc/%d/fd/%d", pid, fd),
 		   O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (pfd < 0 && errno == EACCES)
+		pfd = reading_end(pid, fd);
 	if (pfd < 0) {
 		err_sys("pid %d: fd %d: cannot open the pipe to read its contents", pid, fd);
 		return -1;

@@ -4,10 +4,10 @@
  * usage: ghosts MODE DIR
  *   fifo   a FIFO made in DIR and removed, open three times (a
  *          non-blocking read end, a write end, a read-write one) with
- *          5000 bytes in it
+ *          5000 bytes in it, then made mode 0200 (no one may read it)
  *   dir    a directory (mode 0751) made in DIR, open, and removed: after
  *          the restore still a directory, with no link, of its mode, that
- *          fchdir enters
+ *          fchdir enters; and one made mode 0 once open
  *   cwd    the current directory, made in DIR and removed: after the
  *          restore getcwd fails (ENOENT, as for any removed directory),
  *          /proc/self/cwd ends in " (deleted)" and "." has no link
@@ -97,7 +97,11 @@ static void fifo_setup(void)
 	frw = open(in_dir("gf"), O_RDWR);
 	for (size_t i = 0; i < sizeof(buf); i++)
 		buf[i] = byte_at(i);
-	if (fr < 0 || fw < 0 || frw < 0 || write(fw, buf, sizeof(buf)) != sizeof(buf))
+	/* Then no one may read it by its mode: the dumper reads it through
+	 * the process's read end, the restore opens it with its owner's
+	 * permission lent. */
+	if (fr < 0 || fw < 0 || frw < 0 || write(fw, buf, sizeof(buf)) != sizeof(buf) ||
+	    chmod(in_dir("gf"), 0200))
 		die("fifo");
 	if (unlink(in_dir("gf")))
 		die("unlink fifo");
@@ -110,8 +114,8 @@ static void fifo_check(void)
 	ssize_t n;
 
 	want_deleted(fr, "fifo");
-	if (fstat(fr, &sb) || !S_ISFIFO(sb.st_mode) || (sb.st_mode & 07777) != 0640)
-		fail("fifo: mode %o, not a FIFO of mode 640", sb.st_mode);
+	if (fstat(fr, &sb) || !S_ISFIFO(sb.st_mode) || (sb.st_mode & 07777) != 0200)
+		fail("fifo: mode %o, not a FIFO of mode 200", sb.st_mode);
 	if ((fcntl(fr, F_GETFL) & (O_ACCMODE | O_NONBLOCK)) != (O_RDONLY | O_NONBLOCK) ||
 	    (fcntl(fw, F_GETFL) & (O_ACCMODE | O_NONBLOCK)) != O_WRONLY ||
 	    (fcntl(frw, F_GETFL) & (O_ACCMODE | O_NONBLOCK)) != O_RDWR)
@@ -132,7 +136,7 @@ static void fifo_check(void)
 
 /* ---- dir, cwd ---- */
 
-static int gd, top;
+static int gd, gz, top;
 
 static void dir_setup(void)
 {
@@ -140,6 +144,10 @@ static void dir_setup(void)
 	if (mkdir(in_dir("gd"), 0751) || (gd = open(in_dir("gd"), O_RDONLY | O_DIRECTORY)) < 0 ||
 	    (top = open(dir, O_RDONLY | O_DIRECTORY)) < 0 || rmdir(in_dir("gd")))
 		die("dir");
+	/* One whose mode lets no one in, once open. */
+	if (mkdir(in_dir("gz"), 0700) || (gz = open(in_dir("gz"), O_RDONLY | O_DIRECTORY)) < 0 ||
+	    chmod(in_dir("gz"), 0) || rmdir(in_dir("gz")))
+		die("dir of mode 0");
 }
 
 static void dir_check(void)
@@ -150,6 +158,9 @@ static void dir_check(void)
 	int n = 0;
 
 	want_deleted(gd, "dir");
+	want_deleted(gz, "dir of mode 0");
+	if (fstat(gz, &sb) || !S_ISDIR(sb.st_mode) || (sb.st_mode & 07777) != 0)
+		fail("dir of mode 0: mode %o", sb.st_mode);
 	if (fstat(gd, &sb) || !S_ISDIR(sb.st_mode) || (sb.st_mode & 07777) != 0751)
 		fail("dir: mode %o, not a directory of mode 751", sb.st_mode);
 	if (fchdir(gd))
@@ -352,6 +363,18 @@ static void flags_setup(void)
 		die("anon kinds");
 	if ((fd = memfd_create("gm", 0)) < 0 || fcntl(fd, F_SETFL, O_APPEND))
 		die("memfd");
+	/* Sockets joined to no peer, O_PATH descriptors, a deleted FIFO and
+	 * directory. */
+	if (socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0) < 0 ||
+	    socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0) < 0 ||
+	    open(in_dir("plain"), O_PATH | O_NOFOLLOW) < 0 ||
+	    open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC) < 0)
+		die("sockets, O_PATH");
+	if (mkfifo(in_dir("df"), 0600) || open(in_dir("df"), O_RDWR | O_NONBLOCK) < 0 ||
+	    open(in_dir("df"), O_WRONLY | O_APPEND) < 0 || unlink(in_dir("df")) ||
+	    mkdir(in_dir("dd"), 0700) || open(in_dir("dd"), O_RDONLY | O_DIRECTORY | O_CLOEXEC) < 0 ||
+	    rmdir(in_dir("dd")))
+		die("deleted FIFO and directory");
 	for (int i = 3; i < MAXFD; i++) {
 		long v = info_flags(i);
 		flags_before[i] = v < 0 ? ~0u : (unsigned)v;
