@@ -62,6 +62,7 @@ killed_and_restored() {
 @test "/proc files held open: the restored process's own, under a new pid" {
 	start proc
 	killed_and_restored proc --new-pids
+	not grep -qx "pid $BG_PID" "$OUT"
 }
 
 @test "/proc files held open: the restored process's own, under its old pid" {
@@ -71,6 +72,7 @@ killed_and_restored() {
 	else
 		killed_and_restored proc --pid-ns
 	fi
+	grep -qx "pid $BG_PID" "$OUT"
 }
 
 @test "/proc files held open in a tree: a child's stat is the restored child's" {

@@ -219,10 +219,7 @@ static void show_locks(FILE *out, const struct fd_entry *f, int json)
 
 /* ---- files of /proc/PID ------------------------------------------------ */
 
-/* A file (or directory) of /proc/PID is reopened at restore as the same
- * process's (restore/ maps the pid): only one of the image's processes.
- * The pid of such a path, or 0. */
-static long proc_pid_of(const char *path)
+pid_t fd_proc_pid(const char *path)
 {
 	char *end;
 	long pid;
@@ -230,22 +227,24 @@ static long proc_pid_of(const char *path)
 	if (strncmp(path, "/proc/", 6) || path[6] < '1' || path[6] > '9')
 		return 0;
 	pid = strtol(path + 6, &end, 10);
-	return *end == '/' || !*end ? pid : 0;
+	return (*end == '/' || !*end) && pid <= INT32_MAX ? (pid_t)pid : 0;
 }
 
+/* A file (or directory) of /proc/PID is reopened at restore as the same
+ * process's (restore/ maps the pid): only one of the image's processes. */
 static int join_proc_files(struct fd_all *a)
 {
 	for (size_t i = 0; i < a->n; i++) {
 		const struct fd_entry *f = a->f[i];
-		long pid = 0;
+		pid_t pid = 0;
 		size_t k;
 
 		if (f->d.kind == IMG_FD_REG || f->d.kind == IMG_FD_DIR)
-			pid = proc_pid_of(f->path);
+			pid = fd_proc_pid(f->path);
 		for (k = 0; pid && k < a->n && a->pid[k] != pid; k++)
 			;
 		if (pid && k == a->n) {
-			err_set("pid %d: fd %d is %s, a file of process %ld, which the image does "
+			err_set("pid %d: fd %d is %s, a file of process %d, which the image does "
 				"not hold; not supported",
 				a->pid[i], f->d.fd, f->path, pid);
 			return -1;
@@ -439,8 +438,8 @@ static int make_deleted(const struct fd_entry *f, struct fd_pipes *pipes)
 	fmt_path(path, sizeof(path), "/proc/self/fd/%d", fp->end[0]);
 	/* Its mtime as the checkpoint saw it: making it, and a write, set it. */
 	utimensat(AT_FDCWD, path, ts, 0);
-	flags = S_ISFIFO(f->d.mode) ? (flags & O_ACCMODE) | O_NONBLOCK | O_CLOEXEC
-				    : flags | O_CLOEXEC;
+	flags =
+	    S_ISFIFO(f->d.mode) ? (flags & O_ACCMODE) | O_NONBLOCK | O_CLOEXEC : flags | O_CLOEXEC;
 	fd = open(path, flags);
 	/* One the program opened before it took its own permission away:
 	 * the owner's (ours: made here) lent for the moment. */

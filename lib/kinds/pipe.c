@@ -28,9 +28,9 @@ static int reading_end(pid_t pid, int fd)
 		return -1;
 	}
 	while (rfd < 0 && (d = readdir(dir))) {
-		if (d->d_name[0] == '.' ||
-		    fstatat(dirfd(dir), d->d_name, &t, 0) || t.st_dev != sb.st_dev ||
-		    t.st_ino != sb.st_ino || (rfd = fd_getfd(pid, atoi(d->d_name))) < 0)
+		if (d->d_name[0] == '.' || fstatat(dirfd(dir), d->d_name, &t, 0) ||
+		    t.st_dev != sb.st_dev || t.st_ino != sb.st_ino ||
+		    (rfd = fd_getfd(pid, atoi(d->d_name))) < 0)
 			continue;
 		if ((fcntl(rfd, F_GETFL) & O_ACCMODE) == O_WRONLY) {
 			close(rfd);

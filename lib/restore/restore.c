@@ -685,21 +685,9 @@ static int set_status_flags(int fd, const struct fd_entry *f)
 	return -1;
 }
 
-/* The pid of a /proc/PID/... path, or 0. */
-static pid_t proc_path_pid(const char *path)
-{
-	char *end;
-	long pid;
-
-	if (strncmp(path, "/proc/", 6) || path[6] < '1' || path[6] > '9')
-		return 0;
-	pid = strtol(path + 6, &end, 10);
-	return ((*end == '/' || !*end) && pid <= INT32_MAX) ? (pid_t)pid : 0;
-}
-
 int rst_proc_file(const struct fd_entry *f)
 {
-	return (f->d.kind == IMG_FD_REG || f->d.kind == IMG_FD_DIR) && proc_path_pid(f->path);
+	return (f->d.kind == IMG_FD_REG || f->d.kind == IMG_FD_DIR) && fd_proc_pid(f->path);
 }
 
 /* A file of /proc/PID held open, reopened as the restored process's own:
@@ -708,13 +696,14 @@ int rst_proc_file(const struct fd_entry *f)
  * any other process's. */
 static int open_proc_file(const struct image *im, const struct fd_entry *f)
 {
-	pid_t pid = proc_path_pid(f->path);
+	pid_t pid = fd_proc_pid(f->path);
 	char path[PATH_MAX];
 	int fd, flags = f->d.flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC);
 
 	if (pid == im->proc.pid)
 		pid = getpid();
-	snprintf(path, sizeof(path), "/proc/%d%s", pid, f->path + 6 + strspn(f->path + 6, "0123456789"));
+	snprintf(path, sizeof(path), "/proc/%d%s", pid,
+		 f->path + 6 + strspn(f->path + 6, "0123456789"));
 	fd = open(path, flags | O_CLOEXEC);
 	if (fd < 0) {
 		err_sys("fd %d: cannot reopen %s as %s", f->d.fd, f->path, path);

@@ -22,7 +22,8 @@
  *          the restore are those before
  *   proc   /proc/self/status, /proc/self/maps and /proc/self/stat (at
  *          offset 10) held open: after the restore they show the
- *          restored process (its pid, its memory map)
+ *          restored process (its pid, its memory map); says "pid N",
+ *          its pid after the restore
  *   proctree  proc, and /proc/CHILD/stat of a child (dump it with -t)
  * Prints "ready PID", waits for DIR/go, checks, prints "ghosts MODE: ok"
  * and exits 0 only if everything is intact. */
@@ -215,8 +216,7 @@ static void file_setup(void)
 	for (size_t i = 0; i < sizeof(buf); i++)
 		buf[i] = byte_at(i);
 	gfile = open(in_dir("gfile"), O_RDWR | O_CREAT | O_EXCL, 0600);
-	if (gfile < 0 || write(gfile, buf, 5000) != 5000 ||
-	    pwrite(gfile, "end of it", 9, MIB) != 9)
+	if (gfile < 0 || write(gfile, buf, 5000) != 5000 || pwrite(gfile, "end of it", 9, MIB) != 9)
 		die("file");
 	gapp = open(in_dir("gfile"), O_WRONLY | O_APPEND);
 	gmap = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, gfile, 0);
@@ -249,7 +249,8 @@ static void file_check(void)
 	want_deleted(gapp, "file (append)");
 	if (fstat(gfile, &sb))
 		die("fstat");
-	if ((sb.st_mode & 07777) != 0640 || sb.st_uid != owner || sb.st_gid != (getuid() ? getgid() : 4242))
+	if ((sb.st_mode & 07777) != 0640 || sb.st_uid != owner ||
+	    sb.st_gid != (getuid() ? getgid() : 4242))
 		fail("file: mode %o owner %u:%u, not 640 %u", sb.st_mode & 07777, sb.st_uid,
 		     sb.st_gid, owner);
 	if (sb.st_atim.tv_sec != times[0].tv_sec || sb.st_atim.tv_nsec != times[0].tv_nsec ||
@@ -338,8 +339,8 @@ static void flags_setup(void)
 		die("reopen pipe");
 	if (fcntl(q[0], F_SETFD, 0) || fcntl(p[1], F_SETFL, O_NONBLOCK))
 		die("pipe flags");
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, s) ||
-	    fcntl(s[1], F_SETFL, 0) || fcntl(s[1], F_SETFD, FD_CLOEXEC))
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, s) || fcntl(s[1], F_SETFL, 0) ||
+	    fcntl(s[1], F_SETFD, FD_CLOEXEC))
 		die("socketpair");
 	/* With bytes in it: the restore writes them back. */
 	if (mkfifo(in_dir("ff"), 0600) || (fd = open(in_dir("ff"), O_RDWR | O_NONBLOCK)) < 0 ||
@@ -357,7 +358,8 @@ static void flags_setup(void)
 	sigemptyset(&m);
 	sigaddset(&m, SIGUSR2);
 	if (eventfd(3, EFD_NONBLOCK) < 0 || eventfd(0, EFD_CLOEXEC) < 0 ||
-	    signalfd(-1, &m, SFD_NONBLOCK) < 0 || (fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK)) < 0 ||
+	    signalfd(-1, &m, SFD_NONBLOCK) < 0 ||
+	    (fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK)) < 0 ||
 	    timerfd_settime(fd, 0, &its, NULL) || (ep = epoll_create1(0)) < 0 ||
 	    epoll_ctl(ep, EPOLL_CTL_ADD, p[0], &ev) || inotify_init1(IN_NONBLOCK) < 0)
 		die("anon kinds");
@@ -372,8 +374,8 @@ static void flags_setup(void)
 		die("sockets, O_PATH");
 	if (mkfifo(in_dir("df"), 0600) || open(in_dir("df"), O_RDWR | O_NONBLOCK) < 0 ||
 	    open(in_dir("df"), O_WRONLY | O_APPEND) < 0 || unlink(in_dir("df")) ||
-	    mkdir(in_dir("dd"), 0700) || open(in_dir("dd"), O_RDONLY | O_DIRECTORY | O_CLOEXEC) < 0 ||
-	    rmdir(in_dir("dd")))
+	    mkdir(in_dir("dd"), 0700) ||
+	    open(in_dir("dd"), O_RDONLY | O_DIRECTORY | O_CLOEXEC) < 0 || rmdir(in_dir("dd")))
 		die("deleted FIFO and directory");
 	for (int i = 3; i < MAXFD; i++) {
 		long v = info_flags(i);
@@ -448,6 +450,8 @@ static void proc_check(void)
 {
 	char want[64], *s;
 	int fd, st;
+
+	printf("pid %d\n", (int)getpid());
 
 	s = read_all(pstatus);
 	snprintf(want, sizeof(want), "\nPid:\t%d\n", (int)getpid());
