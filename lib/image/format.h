@@ -191,6 +191,8 @@ enum img_file_kind {
 	IMG_FD_SHM = 14,     /* a file whose contents the image holds (memfd, deleted file) */
 	IMG_FD_SOCK = 15,    /* a socket joined to no peer: unix, TCP or UDP; listening, bound, unbound */
 	IMG_FD_OPATH = 16,   /* an O_PATH descriptor (of a file, directory, symlink...), reopened by path */
+	IMG_FD_DELDIR = 23,  /* a deleted directory (made again empty) or FIFO (with its bytes: an
+			      * img_fifo), removed again */
 	IMG_FD_NKINDS
 };
 
@@ -375,6 +377,17 @@ struct img_lock {
 	uint32_t type; /* F_RDLCK 0 or F_WRLCK 1 */
 	uint64_t start;
 	uint64_t len; /* 0: to the end of the file (flock and lease: 0 from 0) */
+};
+
+/* A file whose contents the image holds (kind IMG_FD_SHM: a deleted
+ * file, a memfd): its extra bytes are none (images before they were kept)
+ * or an img_shm_attr, its owner and access time (its mtime is the FILE
+ * record's), given back once it is made and filled. */
+struct img_shm_attr {
+	uint32_t uid, gid;
+	int64_t atime_sec;
+	uint32_t atime_nsec;
+	uint32_t pad;
 };
 
 /* One signal's disposition: the kernel's struct sigaction on x86-64. */

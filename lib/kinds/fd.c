@@ -24,6 +24,7 @@ static const struct fd_ops *const kinds[IMG_FD_NKINDS] = {
     [IMG_FD_TTY] = &fd_tty_ops,		  [IMG_FD_SHM] = &fd_shm_ops,
     [IMG_FD_SOCK] = &fd_sock_ops,
     [IMG_FD_OPATH] = &fd_opath_ops,
+    [IMG_FD_DELDIR] = &fd_deleted_ops,
 };
 
 const struct fd_ops *fd_ops_of(uint32_t kind)
@@ -92,24 +93,15 @@ static uint32_t path_kind(const struct fd_source *src, int fd)
 	size_t l = strlen(link);
 	int gone = sb->st_nlink == 0 || (l > 10 && !strcmp(link + l - 10, " (deleted)"));
 
+	if (gone && (S_ISDIR(sb->st_mode) || S_ISFIFO(sb->st_mode)))
+		return IMG_FD_DELDIR;
 	if (S_ISREG(sb->st_mode) || S_ISDIR(sb->st_mode)) {
-		if (gone && S_ISDIR(sb->st_mode)) {
-			err_set("pid %d: fd %d is deleted directory %s; not supported", src->pid,
-				fd, link);
-			return 0;
-		}
 		if (gone)
 			return IMG_FD_SHM;
 		return S_ISREG(sb->st_mode) ? IMG_FD_REG : IMG_FD_DIR;
 	}
-	if (S_ISFIFO(sb->st_mode)) {
-		if (gone) {
-			err_set("pid %d: fd %d is deleted FIFO %s; not supported", src->pid, fd,
-				link);
-			return 0;
-		}
+	if (S_ISFIFO(sb->st_mode))
 		return IMG_FD_FIFO;
-	}
 	if (S_ISCHR(sb->st_mode) && major(sb->st_rdev) == 1)
 		return IMG_FD_CHR; /* /dev/null, zero, full, random, urandom */
 	err_set("pid %d: fd %d is %s (mode %o); this kind of file is not supported yet", src->pid,
@@ -128,7 +120,7 @@ static uint32_t anon_kind(struct fd_source *src, int fd)
 	if (!src->info)
 		return 0;
 	for (uint32_t k = 1; k < IMG_FD_NKINDS; k++)
-		if (kinds[k]->anon && !strcmp(src->link, kinds[k]->anon))
+		if (kinds[k] && kinds[k]->anon && !strcmp(src->link, kinds[k]->anon))
 			return k;
 	err_set("pid %d: fd %d is %s; this kind of file is not supported yet", src->pid, fd,
 		src->link);
@@ -300,7 +292,7 @@ int fd_check_tree(struct image *ims[], size_t n, uint32_t opts)
 	/* Each kind's own first (a pipe whose other end is outside may
 	 * become an inherited stream), then the descriptions they share. */
 	for (uint32_t k = 1; k < IMG_FD_NKINDS && !rc; k++)
-		if (kinds[k]->join)
+		if (kinds[k] && kinds[k]->join)
 			rc = kinds[k]->join(&a);
 	if (rc == 0)
 		share_descs(&a);

@@ -54,7 +54,7 @@ struct fd_ops {
 extern const struct fd_ops fd_file_ops, fd_dir_ops, fd_chr_ops, fd_inherit_ops, fd_shm_ops;
 extern const struct fd_ops fd_pipe_ops, fd_fifo_ops, fd_unix_ops, fd_tty_ops;
 extern const struct fd_ops fd_eventfd_ops, fd_signalfd_ops, fd_timerfd_ops, fd_epoll_ops;
-extern const struct fd_ops fd_inotify_ops, fd_sock_ops, fd_opath_ops;
+extern const struct fd_ops fd_inotify_ops, fd_sock_ops, fd_opath_ops, fd_deleted_ops;
 
 /* What sock_diag tells of one socket (sock.c). */
 struct fd_diag {

@@ -89,6 +89,14 @@ void fd_show_list(FILE *out, const struct fd_entry *f, int json);
 
 /* A regular file's locks (IMG_FD_REG): how many its FILE record keeps
  * (the reader checked them), and lock i of them. */
+/* A directory or FIFO (mode's type and permissions) like the one at
+ * link ("PATH (deleted)"), made again and removed again: at PATH where
+ * it is free, else beside it, else in $TMPDIR or /tmp.  An fd of it
+ * (O_PATH for a directory, read-write non-blocking for a FIFO),
+ * close-on-exec; -1 with err_set. */
+int fd_make_deleted(const char *link, mode_t mode);
+/* The pid of a /proc/PID or /proc/PID/... path, or 0. */
+pid_t fd_proc_pid(const char *path);
 uint32_t fd_file_nlocks(const struct fd_entry *f);
 void fd_file_lock(const struct fd_entry *f, uint32_t i, struct img_lock *l);
 

@@ -82,6 +82,9 @@ void rst_close_inherited(struct img_input *in);
 int rst_make_fd(const struct img_input *in, const struct image *im, const struct fd_entry *f,
 		struct fd_pipes *pipes, const struct shm_made *sm, int allow_changed)
 	__attribute__((warn_unused_result));
+/* f is a file of /proc/PID held open: the process reopens it itself, as
+ * its own, once the tree's processes exist (none is made beforehand). */
+int rst_proc_file(const struct fd_entry *f);
 
 
 #endif

@@ -440,6 +440,10 @@ static int tree_files(struct tree *t)
 				for (size_t m = 0; m < (j < k ? tim(t, j)->nfiles : i) && fd < 0; m++)
 					if (tim(t, j)->files[m].d.desc == f->d.desc)
 						fd = t->premade[j][m];
+			if (fd < 0 && rst_proc_file(f)) {
+				t->premade[k][i] = -1;
+				continue;
+			}
 			if (fd < 0)
 				fd = rst_make_fd(t->in, im, f, &pipes, &t->psm[k],
 						 !!(t->flags & RST_ALLOW_CHANGED));
