@@ -24,6 +24,7 @@ static const struct fd_ops *const kinds[IMG_FD_NKINDS] = {
     [IMG_FD_TTY] = &fd_tty_ops,		  [IMG_FD_SHM] = &fd_shm_ops,
     [IMG_FD_SOCK] = &fd_sock_ops,
     [IMG_FD_OPATH] = &fd_opath_ops,
+    [IMG_FD_NETLINK] = &fd_netlink_ops,
 };
 
 const struct fd_ops *fd_ops_of(uint32_t kind)
@@ -128,7 +129,7 @@ static uint32_t anon_kind(struct fd_source *src, int fd)
 	if (!src->info)
 		return 0;
 	for (uint32_t k = 1; k < IMG_FD_NKINDS; k++)
-		if (kinds[k]->anon && !strcmp(src->link, kinds[k]->anon))
+		if (kinds[k] && kinds[k]->anon && !strcmp(src->link, kinds[k]->anon))
 			return k;
 	err_set("pid %d: fd %d is %s; this kind of file is not supported yet", src->pid, fd,
 		src->link);
@@ -300,7 +301,7 @@ int fd_check_tree(struct image *ims[], size_t n, uint32_t opts)
 	/* Each kind's own first (a pipe whose other end is outside may
 	 * become an inherited stream), then the descriptions they share. */
 	for (uint32_t k = 1; k < IMG_FD_NKINDS && !rc; k++)
-		if (kinds[k]->join)
+		if (kinds[k] && kinds[k]->join)
 			rc = kinds[k]->join(&a);
 	if (rc == 0)
 		share_descs(&a);
@@ -376,7 +377,7 @@ int fd_make(const struct fd_entry *f, struct fd_pipes *pipes)
 
 int fd_pipes_done(struct fd_pipes *pipes)
 {
-	return fd_lock_ptys(pipes);
+	return fd_dgram_refill(pipes) || fd_lock_ptys(pipes) ? -1 : 0;
 }
 
 void fd_pipes_close(struct fd_pipes *pipes)
