@@ -78,6 +78,37 @@ refused() {
 	[[ "$output" == *'"family":"inet6","type":"dgram","protocol":"UDP","state":"bound","address":"[::1]:'*'","queued":7750,"datagrams":5'* ]]
 }
 
+# outside HELD: dgram outside, dumped alone (its child, the sender, is not);
+# the child gone (HELD 0) or still holding its port (1) at restore.
+outside() {
+	local child port
+	start outside
+	read -r _ _ child port <"$OUT"
+	bg_dump_kill
+	CKPT_PIDS+=("$child")
+	if [ "$1" = 0 ]; then
+		touch "$D/release"
+		wait_for not kill -0 "$child"
+	else
+		touch "$D/held"
+	fi
+	bg_restored "dgram outside: ok"
+	echo "$stderr"
+	if [ "$1" = 0 ]; then
+		[ -z "$stderr" ]
+	else
+		[ "$stderr" = "ckpt-remap: fd 3: a datagram queued from 127.0.0.1:$port is put back from another address: cannot bind a socket to it: Address already in use" ]
+	fi
+}
+
+@test "UDP: datagrams queued from a sender outside the dump come from its address again (a socket of ckpt-remap's bound there)" {
+	outside 0
+}
+
+@test "UDP: when the sender's address cannot be bound at restore, its datagrams come from another, said in one line" {
+	outside 1
+}
+
 @test "netlink: a route listener (RTMGRP_LINK) comes back with its port id and group, and answers an RTM_GETLINK dump" {
 	start netlink
 	bg_dump_kill

@@ -17,6 +17,9 @@
 #include "base/base.h"
 #include "kinds/kinds-internal.h"
 
+/* The pipes list's entries of made datagram sockets: a kind number no
+ * image has, so that no other kind's entries are taken for them. */
+#define DGRAM_MADE (IMG_FD_SOCK | 0x100u)
 #define QUEUE_MAX (256u << 20) /* bytes of datagrams one socket may keep */
 #define DGRAM_MAX (1u << 20)   /* bytes of one datagram */
 
@@ -261,7 +264,7 @@ int fd_dgram_made(const struct fd_entry *f, const unsigned char *x, size_t n, in
 	/* Kept until every fd is made (fd_dgram_refill): its queue goes
 	 * back then, and it may be the sender of another's.  The id is
 	 * the FILE record, which outlives the pipes. */
-	if (!(fp = fd_new_pair(pipes, IMG_FD_SOCK, (uint64_t)(uintptr_t)f)))
+	if (!(fp = fd_new_pair(pipes, DGRAM_MADE, (uint64_t)(uintptr_t)f)))
 		return -1;
 	if ((fp->end[0] = fcntl(s, F_DUPFD_CLOEXEC, 0)) < 0) {
 		err_sys("fd %d: cannot duplicate its socket", f->d.fd);
@@ -327,10 +330,11 @@ static socklen_t dest_of(int s, const struct sockaddr_storage *src,
 
 /* A sender for a datagram from src: a socket of the tree bound there, else
  * one of ours bound to it (*tmp: to close, and a unix name's file to
- * remove, after), else one of ours bound to no name (said on stderr). */
+ * remove, after), else one of ours bound to no name (said on stderr, once
+ * for datagrams that follow from the same sender: *said). */
 static int sender(const struct fd_entry *f, struct fd_pipes *pipes,
 		  const struct sockaddr_storage *src, socklen_t len, int family, int *tmp,
-		  int *made_file)
+		  int *made_file, int *said)
 {
 	char a[160];
 	int s, e;
@@ -338,7 +342,7 @@ static int sender(const struct fd_entry *f, struct fd_pipes *pipes,
 	*tmp = -1;
 	*made_file = 0;
 	for (size_t i = 0; len && i < pipes->n; i++)
-		if (pipes->p[i].kind == IMG_FD_SOCK && sends_from(pipes->p[i].end[0], src, len))
+		if (pipes->p[i].kind == DGRAM_MADE && sends_from(pipes->p[i].end[0], src, len))
 			return pipes->p[i].end[0];
 	if ((s = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0) {
 		err_sys("fd %d: cannot make a socket to send its queued datagrams", f->d.fd);
@@ -352,9 +356,11 @@ static int sender(const struct fd_entry *f, struct fd_pipes *pipes,
 		return s;
 	}
 	e = errno;
-	warnx("fd %d: a datagram queued from %s is put back from another address: cannot bind "
+	if (!*said)
+		warnx("fd %d: a datagram queued from %s is put back from another address: cannot bind "
 	      "a socket to it: %s",
 	      f->d.fd, fd_sock_addr_text(src, len, a, sizeof(a)), strerror(e));
+	*said = 1;
 	return s;
 }
 
@@ -363,7 +369,9 @@ static int refill(const struct fd_entry *f, int s, struct fd_pipes *pipes)
 {
 	struct img_sock k;
 	struct img_sock_dgram h;
-	const unsigned char *x = f->extra + sizeof(k);
+	const unsigned char *x = f->extra + sizeof(k), *prev = NULL;
+	uint32_t prev_len = 0;
+	int said = 0;
 	char a[160];
 
 	memcpy(&k, f->extra, sizeof(k));
@@ -380,12 +388,17 @@ static int refill(const struct fd_entry *f, int s, struct fd_pipes *pipes)
 
 		memcpy(&m, x, sizeof(m));
 		memcpy(&src, x + sizeof(m), m.src_len);
+		if (!prev || prev_len != m.src_len || memcmp(prev, x + sizeof(m), m.src_len))
+			said = 0;
+		prev = x + sizeof(m);
+		prev_len = m.src_len;
 		x += sizeof(m) + m.src_len;
 		if (!(tl = dest_of(s, &src, &to))) {
 			err_sys("fd %d: cannot ask its socket its address", f->d.fd);
 			return -1;
 		}
-		if ((from = sender(f, pipes, &src, m.src_len, k.family, &tmp, &made_file)) < 0)
+		if ((from = sender(f, pipes, &src, m.src_len, k.family, &tmp, &made_file,
+				   &said)) < 0)
 			return -1;
 		rc = sendto(from, x, m.len, MSG_DONTWAIT | MSG_NOSIGNAL, (void *)&to, tl);
 		if (rc < 0)
@@ -405,7 +418,7 @@ static int refill(const struct fd_entry *f, int s, struct fd_pipes *pipes)
 int fd_dgram_refill(struct fd_pipes *pipes)
 {
 	for (size_t i = 0; i < pipes->n; i++)
-		if (pipes->p[i].kind == IMG_FD_SOCK &&
+		if (pipes->p[i].kind == DGRAM_MADE &&
 		    refill((const void *)(uintptr_t)pipes->p[i].id, pipes->p[i].end[0], pipes))
 			return -1;
 	return 0;

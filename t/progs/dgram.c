@@ -18,6 +18,11 @@
  *            from srv on each of c1 and c2.  After: each checks its queue,
  *            srv answers each client's datagram, each client checks the
  *            answers.
+ *   outside  fd 3 a UDP socket on 127.0.0.1 with 3 datagrams queued from a
+ *            child (not dumped: no -t) bound to 127.0.0.1:PORT, which
+ *            holds the port until DIR/release; "ready PID CHILD PORT".
+ *            After: the datagrams are there, from 127.0.0.1:PORT, or from
+ *            another port if DIR/held says the child held it at restore
  *   netlink  fd 3 a route netlink socket bound to RTMGRP_LINK.  After: its
  *            port id and groups are the same, and it answers an
  *            RTM_GETLINK dump that lists lo.
@@ -412,6 +417,60 @@ static void unix_dgram(void)
 	wait_child(c[1], "unix c2");
 }
 
+/* ---- outside ------------------------------------------------------ */
+
+static void outside(void)
+{
+	struct sockaddr_storage srv, cli, a;
+	socklen_t sl = loopback(&srv, AF_INET), cl, al;
+	char rel[4096], held[4096];
+	int sync[2];
+	pid_t c;
+	char b;
+
+	sock_at(3, AF_INET, SOCK_DGRAM, 0);
+	if (bind(3, (void *)&srv, sl))
+		die("bind");
+	sl = name_of(3, &srv);
+	cl = loopback(&cli, AF_INET);
+	sock_at(4, AF_INET, SOCK_DGRAM, 0);
+	if (bind(4, (void *)&cli, cl))
+		die("bind");
+	cl = name_of(4, &cli);
+	high_pipe(sync);
+	snprintf(rel, sizeof(rel), "%s/release", dir);
+	snprintf(held, sizeof(held), "%s/held", dir);
+	if ((c = fork()) < 0)
+		die("fork");
+	if (c == 0) {
+		close(3); /* the server's: not held at restore */
+		for (uint32_t k = 0; k < 3; k++)
+			send_seq(4, k, &srv, sl);
+		if (write(sync[1], "x", 1) != 1)
+			die("sync");
+		wait_file(rel);
+		_exit(0);
+	}
+	close(4);
+	if (read(sync[0], &b, 1) != 1)
+		die("sync");
+	close(sync[0]);
+	close(sync[1]);
+	printf("ready %d %d %d\n", (int)getpid(), (int)c,
+	       ntohs(((struct sockaddr_in *)&cli)->sin_port));
+	fflush(stdout);
+	wait_file(go);
+	for (uint32_t k = 0; k < 3; k++) {
+		if (recv_seq(3, k, NULL, 0, &a, &al, "outside queue"))
+			break;
+		if (access(held, F_OK) ? al != cl || memcmp(&a, &cli, cl)
+				       : !memcmp(&a, &cli, cl))
+			fail("outside queue: datagram %u from the %s address", k,
+			     access(held, F_OK) ? "wrong" : "held");
+	}
+	none_left(3, "outside queue");
+}
+
 /* ---- netlink -------------------------------------------------------- */
 
 static void getlink(int s, uint32_t seq)
@@ -525,6 +584,8 @@ int main(int argc, char **argv)
 		udp();
 	else if (!strcmp(kind, "unix"))
 		unix_dgram();
+	else if (!strcmp(kind, "outside"))
+		outside();
 	else if (!strcmp(kind, "netlink") || !strcmp(kind, "nlpending"))
 		netlink(!strcmp(kind, "nlpending"));
 	else if (!strcmp(kind, "packet")) {
