@@ -97,10 +97,8 @@ static int nl_queue(pid_t pid, int fd, int s, uint32_t protocol, struct img_netl
 	struct sockaddr_nl from = {0};
 	char b[1];
 	struct iovec iov = {b, sizeof(b)};
-	struct msghdr mh = {.msg_name = &from,
-			    .msg_namelen = sizeof(from),
-			    .msg_iov = &iov,
-			    .msg_iovlen = 1};
+	struct msghdr mh = {
+	    .msg_name = &from, .msg_namelen = sizeof(from), .msg_iov = &iov, .msg_iovlen = 1};
 
 	if (recvmsg(s, &mh, MSG_PEEK | MSG_DONTWAIT) < 0)
 		return 0;
@@ -204,8 +202,8 @@ static int nl_bind(const struct fd_entry *f, int s, uint32_t portid)
 		if (!bind(s, (void *)&sa, sizeof(sa))) {
 			socklen_t sl = sizeof(sa);
 			getsockname(s, (void *)&sa, &sl);
-			warnx("fd %d: netlink port id %u is taken: the socket has port id %u", f->d.fd,
-			      portid, sa.nl_pid);
+			warnx("fd %d: netlink port id %u is taken: the socket has port id %u",
+			      f->d.fd, portid, sa.nl_pid);
 			return 0;
 		}
 	}
@@ -233,7 +231,8 @@ static int make_netlink(const struct fd_entry *f, struct fd_pipes *pipes)
 	 * buffer is often forced (CAP_NET_ADMIN), else it is what we may. */
 	if (k.sndbuf)
 		setsockopt(s, SOL_SOCKET, SO_SNDBUF, &(int){k.sndbuf / 2}, sizeof(int));
-	if (k.rcvbuf && setsockopt(s, SOL_SOCKET, SO_RCVBUFFORCE, &(int){k.rcvbuf / 2}, sizeof(int)))
+	if (k.rcvbuf &&
+	    setsockopt(s, SOL_SOCKET, SO_RCVBUFFORCE, &(int){k.rcvbuf / 2}, sizeof(int)))
 		setsockopt(s, SOL_SOCKET, SO_RCVBUF, &(int){k.rcvbuf / 2}, sizeof(int));
 	if (nl_bind(f, s, k.portid))
 		goto fail;
@@ -243,8 +242,8 @@ static int make_netlink(const struct fd_entry *f, struct fd_pipes *pipes)
 			int g = 32 * i + b + 1;
 			if ((w & (1u << b)) &&
 			    setsockopt(s, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &g, sizeof(g))) {
-				err_sys("fd %d: cannot join its netlink socket to group %d", f->d.fd,
-					g);
+				err_sys("fd %d: cannot join its netlink socket to group %d",
+					f->d.fd, g);
 				goto fail;
 			}
 		}

@@ -271,14 +271,16 @@ uint32_t fd_sock_kind(const struct fd_source *src, int fd)
 		family = -1;
 	if (family == AF_INET || family == AF_INET6)
 		kind = IMG_FD_SOCK;
-	else if (family == AF_NETLINK)
-		kind = IMG_FD_NETLINK;
-	else if (family != AF_UNIX) {
-		fd_sock_refuse_family(src, fd, family);
-		kind = 0;
-	} else if (family == AF_UNIX && !fd_unix_diag(src->sb->st_ino, &d) &&
+	else if (family == AF_UNIX && !fd_unix_diag(src->sb->st_ino, &d) &&
 		 (d.state == ST_LISTEN || !d.peer))
 		kind = IMG_FD_SOCK;
+	/* Netlink sockets are netlink.c's; other families are refused. */
+	if (family == AF_NETLINK)
+		kind = IMG_FD_NETLINK;
+	else if (family != AF_UNIX && family != AF_INET && family != AF_INET6) {
+		fd_sock_refuse_family(src, fd, family);
+		kind = 0;
+	}
 	close(s);
 	return kind;
 }
@@ -437,7 +439,8 @@ static int sock_state(struct probe *p, struct img_sock *k)
 				addr_text(sa, p->salen, a, sizeof(a)), p->d.rqueue);
 			return -1;
 		}
-	} else if (p->type != SOCK_DGRAM && recv(p->s, a, 1, MSG_PEEK | MSG_DONTWAIT | MSG_TRUNC) >= 0) {
+	} else if (p->type != SOCK_DGRAM &&
+		   recv(p->s, a, 1, MSG_PEEK | MSG_DONTWAIT | MSG_TRUNC) >= 0) {
 		/* A datagram socket's queue is sockq.c's. */
 		err_set("pid %d: fd %d is a %s %s socket on %s with data queued to read; not "
 			"supported yet",

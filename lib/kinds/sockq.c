@@ -132,10 +132,11 @@ static int peek_queue(const struct dgram *p, struct qbuf *q, uint32_t *nmsg)
 		 * nobody peeked at it before, so it could not be told from
 		 * the next. */
 		if (n == 0) {
-			err_set("pid %d: fd %d: an empty datagram is queued on its %s socket on %s; "
-				"not supported",
-				p->pid, p->fd, p->family == AF_UNIX ? "unix" : "UDP",
-				fd_sock_addr_text(p->sa, p->salen, a, sizeof(a)));
+			err_set(
+			    "pid %d: fd %d: an empty datagram is queued on its %s socket on %s; "
+			    "not supported",
+			    p->pid, p->fd, p->family == AF_UNIX ? "unix" : "UDP",
+			    fd_sock_addr_text(p->sa, p->salen, a, sizeof(a)));
 			goto out;
 		}
 		if (mh.msg_flags & MSG_TRUNC) {
@@ -179,8 +180,7 @@ int fd_dgram_capture(pid_t pid, int fd, int s, int family, const void *sa, size_
 	/* A unix one with a peer is a connection (unixpair.c's). */
 	if (p->family != AF_UNIX && !getpeername(p->s, (void *)&peer, &pl) && pl <= sizeof(peer))
 		h.peer_len = pl;
-	if (put(&q, &h, sizeof(h)) || put(&q, &peer, h.peer_len) ||
-	    peek_queue(p, &q, &h.nmsg)) {
+	if (put(&q, &h, sizeof(h)) || put(&q, &peer, h.peer_len) || peek_queue(p, &q, &h.nmsg)) {
 		free(q.b);
 		return -1;
 	}
@@ -209,7 +209,8 @@ static int addr_ok(const unsigned char *x, uint32_t len, int family)
 		return 0;
 	if (family == AF_UNIX)
 		return len > sizeof(f) && len <= sizeof(struct sockaddr_un);
-	return len == (family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
+	return len ==
+	       (family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
 }
 
 int fd_dgram_check(const unsigned char *x, size_t n, int family)
@@ -307,8 +308,7 @@ static int sends_from(int s, const void *src, socklen_t len)
  * address, the loopback one when it is bound to every address (an IPv4
  * sender, ::ffff:127.0.0.1, reaches an IPv6 socket by its v4-mapped
  * form). */
-static socklen_t dest_of(int s, const struct sockaddr_storage *src,
-			 struct sockaddr_storage *to)
+static socklen_t dest_of(int s, const struct sockaddr_storage *src, struct sockaddr_storage *to)
 {
 	socklen_t sl = sizeof(*to);
 
@@ -357,9 +357,10 @@ static int sender(const struct fd_entry *f, struct fd_pipes *pipes,
 	}
 	e = errno;
 	if (!*said)
-		warnx("fd %d: a datagram queued from %s is put back from another address: cannot bind "
-	      "a socket to it: %s",
-	      f->d.fd, fd_sock_addr_text(src, len, a, sizeof(a)), strerror(e));
+		warnx("fd %d: a datagram queued from %s is put back from another address: cannot "
+		      "bind "
+		      "a socket to it: %s",
+		      f->d.fd, fd_sock_addr_text(src, len, a, sizeof(a)), strerror(e));
 	*said = 1;
 	return s;
 }
@@ -397,8 +398,8 @@ static int refill(const struct fd_entry *f, int s, struct fd_pipes *pipes)
 			err_sys("fd %d: cannot ask its socket its address", f->d.fd);
 			return -1;
 		}
-		if ((from = sender(f, pipes, &src, m.src_len, k.family, &tmp, &made_file,
-				   &said)) < 0)
+		if ((from = sender(f, pipes, &src, m.src_len, k.family, &tmp, &made_file, &said)) <
+		    0)
 			return -1;
 		rc = sendto(from, x, m.len, MSG_DONTWAIT | MSG_NOSIGNAL, (void *)&to, tl);
 		if (rc < 0)

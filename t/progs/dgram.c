@@ -112,8 +112,8 @@ static int recv_seq(int s, uint32_t seq, const void *from, socklen_t flen,
 	memcpy(&h, buf, sizeof(h));
 	if (h.seq != seq || n != (ssize_t)(sizeof(h) + h.len) || h.len != body_len(seq) ||
 	    body_sum(buf + sizeof(h), h.len) != h.sum) {
-		fail("%s: wanted datagram %u, got %u (%zd bytes), checksum %s", what, seq, h.seq,
-		     n, body_sum(buf + sizeof(h), n - sizeof(h)) == h.sum ? "right" : "wrong");
+		fail("%s: wanted datagram %u, got %u (%zd bytes), checksum %s", what, seq, h.seq, n,
+		     body_sum(buf + sizeof(h), n - sizeof(h)) == h.sum ? "right" : "wrong");
 		return -1;
 	}
 	if (from && (l != flen || memcmp(&ss, from, flen))) {
@@ -463,8 +463,7 @@ static void outside(void)
 	for (uint32_t k = 0; k < 3; k++) {
 		if (recv_seq(3, k, NULL, 0, &a, &al, "outside queue"))
 			break;
-		if (access(held, F_OK) ? al != cl || memcmp(&a, &cli, cl)
-				       : !memcmp(&a, &cli, cl))
+		if (access(held, F_OK) ? al != cl || memcmp(&a, &cli, cl) : !memcmp(&a, &cli, cl))
 			fail("outside queue: datagram %u from the %s address", k,
 			     access(held, F_OK) ? "wrong" : "held");
 	}
@@ -514,7 +513,8 @@ static void getlink_answer(int s, uint32_t seq, uint32_t portid)
 			if (nh->nlmsg_seq != seq)
 				continue;
 			if (nh->nlmsg_pid != portid)
-				fail("netlink: answer to port id %u, not %u", nh->nlmsg_pid, portid);
+				fail("netlink: answer to port id %u, not %u", nh->nlmsg_pid,
+				     portid);
 			if (nh->nlmsg_type == NLMSG_DONE) {
 				done = 1;
 				break;
