@@ -18,11 +18,12 @@
  *            from srv on each of c1 and c2.  After: each checks its queue,
  *            srv answers each client's datagram, each client checks the
  *            answers.
- *   outside  fd 3 a UDP socket on 127.0.0.1 with 3 datagrams queued from a
- *            child (not dumped: no -t) bound to 127.0.0.1:PORT, which
- *            holds the port until DIR/release; "ready PID CHILD PORT".
- *            After: the datagrams are there, from 127.0.0.1:PORT, or from
- *            another port if DIR/held says the child held it at restore
+ *   outside  fd 3 a UDP socket on 127.0.0.1 and fd 5 a unix datagram one
+ *            on DIR/srv, with 3 datagrams queued on each from a child (not
+ *            dumped: no -t) bound to 127.0.0.1:PORT and DIR/out, which
+ *            holds them until DIR/release; "ready PID CHILD PORT".  After:
+ *            the datagrams are there, from 127.0.0.1:PORT and DIR/out, or
+ *            from other addresses if DIR/held says the child held them
  *   netlink  fd 3 a route netlink socket bound to RTMGRP_LINK.  After: its
  *            port id and groups are the same, and it answers an
  *            RTM_GETLINK dump that lists lo.
@@ -419,10 +420,30 @@ static void unix_dgram(void)
 
 /* ---- outside ------------------------------------------------------ */
 
+/* Datagrams k0.. from the sender at from (flen), or from another address
+ * if DIR/held. */
+static void outside_check(int s, uint32_t k0, const struct sockaddr_storage *from, socklen_t flen,
+			  const char *held, const char *what)
+{
+	struct sockaddr_storage a;
+	socklen_t al;
+
+	for (uint32_t k = k0; k < k0 + 3; k++) {
+		if (recv_seq(s, k, NULL, 0, &a, &al, what))
+			break;
+		if (access(held, F_OK) ? al != flen || memcmp(&a, from, flen)
+				       : al == flen && !memcmp(&a, from, flen))
+			fail("%s: datagram %u from the %s address", what, k,
+			     access(held, F_OK) ? "wrong" : "held");
+	}
+	none_left(s, what);
+}
+
 static void outside(void)
 {
-	struct sockaddr_storage srv, cli, a;
-	socklen_t sl = loopback(&srv, AF_INET), cl, al;
+	struct sockaddr_storage srv, cli, usrv, ucli;
+	socklen_t sl = loopback(&srv, AF_INET), cl, usl = unix_at(&usrv, "srv"),
+		  ucl = unix_at(&ucli, "out");
 	char rel[4096], held[4096];
 	int sync[2];
 	pid_t c;
@@ -432,26 +453,39 @@ static void outside(void)
 	if (bind(3, (void *)&srv, sl))
 		die("bind");
 	sl = name_of(3, &srv);
+	sock_at(5, AF_UNIX, SOCK_DGRAM, 0);
+	if (bind(5, (void *)&usrv, usl))
+		die("bind");
 	cl = loopback(&cli, AF_INET);
 	sock_at(4, AF_INET, SOCK_DGRAM, 0);
 	if (bind(4, (void *)&cli, cl))
 		die("bind");
 	cl = name_of(4, &cli);
+	sock_at(6, AF_UNIX, SOCK_DGRAM, 0);
+	if (bind(6, (void *)&ucli, ucl))
+		die("bind");
+	ucl = name_of(6, &ucli);
 	high_pipe(sync);
 	snprintf(rel, sizeof(rel), "%s/release", dir);
 	snprintf(held, sizeof(held), "%s/held", dir);
 	if ((c = fork()) < 0)
 		die("fork");
 	if (c == 0) {
-		close(3); /* the server's: not held at restore */
-		for (uint32_t k = 0; k < 3; k++)
+		/* The servers' are not held at restore. */
+		close(3);
+		close(5);
+		for (uint32_t k = 0; k < 3; k++) {
 			send_seq(4, k, &srv, sl);
+			send_seq(6, 20 + k, &usrv, usl);
+		}
 		if (write(sync[1], "x", 1) != 1)
 			die("sync");
 		wait_file(rel);
+		unlink(((struct sockaddr_un *)&ucli)->sun_path);
 		_exit(0);
 	}
 	close(4);
+	close(6);
 	if (read(sync[0], &b, 1) != 1)
 		die("sync");
 	close(sync[0]);
@@ -460,14 +494,11 @@ static void outside(void)
 	       ntohs(((struct sockaddr_in *)&cli)->sin_port));
 	fflush(stdout);
 	wait_file(go);
-	for (uint32_t k = 0; k < 3; k++) {
-		if (recv_seq(3, k, NULL, 0, &a, &al, "outside queue"))
-			break;
-		if (access(held, F_OK) ? al != cl || memcmp(&a, &cli, cl) : !memcmp(&a, &cli, cl))
-			fail("outside queue: datagram %u from the %s address", k,
-			     access(held, F_OK) ? "wrong" : "held");
-	}
-	none_left(3, "outside queue");
+	outside_check(3, 0, &cli, cl, held, "outside UDP queue");
+	outside_check(5, 20, &ucli, ucl, held, "outside unix queue");
+	/* A name bound for the restore only is gone again. */
+	if (access(held, F_OK) && !access(((struct sockaddr_un *)&ucli)->sun_path, F_OK))
+		fail("outside: the sender's socket file is left behind");
 }
 
 /* ---- netlink -------------------------------------------------------- */
