@@ -84,7 +84,7 @@ static int close_rights(struct msghdr *mh)
 static int peek_queue(const struct dgram *p, struct qbuf *q, uint32_t *nmsg)
 {
 	unsigned char *buf = malloc(DGRAM_MAX);
-	int old = -1, zero = 0, rc = -1;
+	int old = -1, zero = 0, rc = -1, errored = 0;
 	socklen_t sl = sizeof(old);
 	size_t total = 0;
 	char a[160];
@@ -117,6 +117,15 @@ static int peek_queue(const struct dgram *p, struct qbuf *q, uint32_t *nmsg)
 
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			break;
+		/* A UDP socket's pending error (an ICMP port unreachable
+		 * after a send) is given, and cleared, by the first receive,
+		 * peek or not, before any datagram: it is lost (ckpt(7)),
+		 * the queue is read on. */
+		if (n < 0 && !errored && p->family != AF_UNIX && errno != EINTR &&
+		    errno != ENOMEM) {
+			errored = 1;
+			continue;
+		}
 		if (n < 0) {
 			err_sys("pid %d: fd %d: cannot read the datagrams queued on its socket",
 				p->pid, p->fd);
