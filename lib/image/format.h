@@ -191,6 +191,7 @@ enum img_file_kind {
 	IMG_FD_SHM = 14,     /* a file whose contents the image holds (memfd, deleted file) */
 	IMG_FD_SOCK = 15,    /* a socket joined to no peer: unix, TCP or UDP; listening, bound, unbound */
 	IMG_FD_OPATH = 16,   /* an O_PATH descriptor (of a file, directory, symlink...), reopened by path */
+	IMG_FD_NETLINK = 18, /* a netlink socket: protocol, port id, groups */
 	IMG_FD_DELDIR = 23,  /* a deleted directory (made again empty) or FIFO (with its bytes: an
 			      * img_fifo), removed again */
 	IMG_FD_NKINDS
@@ -294,6 +295,48 @@ struct img_sock {
 	uint32_t uid;	   /* owner and group (mode 0: the file was gone) */
 	uint32_t gid;
 	uint32_t addr_len; /* bytes of address that follow */
+};
+
+/* A datagram socket (SOCK_DGRAM: UDP, or unix joined to no peer) may have
+ * after its address an img_sock_dgram, then peer_len bytes of the address
+ * a UDP socket is connected to, then nmsg datagrams, each an img_sock_msg,
+ * src_len bytes of its sender's address (as recvfrom gives it; 0: an
+ * unbound unix sender) and len bytes of data, in the order recv takes
+ * them.  Nothing follows the address of one that is not connected and has
+ * nothing queued. */
+struct img_sock_dgram {
+	uint32_t peer_len;
+	uint32_t nmsg;
+};
+
+struct img_sock_msg {
+	uint32_t len;
+	uint32_t src_len;
+};
+
+/* A netlink socket (IMG_FD_NETLINK): an img_netlink, then nwords 32-bit
+ * words of the multicast groups it is a member of (bit g-1 of the array
+ * for group g). */
+enum {
+	IMG_NLOPT_PKTINFO = 1 << 0,	   /* NETLINK_PKTINFO */
+	IMG_NLOPT_NO_ENOBUFS = 1 << 1,	   /* NETLINK_NO_ENOBUFS */
+	IMG_NLOPT_BROADCAST_ERROR = 1 << 2, /* NETLINK_BROADCAST_ERROR */
+	IMG_NLOPT_CAP_ACK = 1 << 3,	   /* NETLINK_CAP_ACK */
+	IMG_NLOPT_EXT_ACK = 1 << 4,	   /* NETLINK_EXT_ACK */
+	IMG_NLOPT_STRICT_CHK = 1 << 5,	   /* NETLINK_GET_STRICT_CHK */
+	IMG_NLOPT_ALL = (1 << 6) - 1,
+};
+struct img_netlink {
+	uint32_t protocol;   /* NETLINK_ROUTE, NETLINK_KOBJECT_UEVENT... */
+	uint32_t portid;     /* its port id (getsockname's nl_pid); 0: not bound */
+	uint32_t dst_portid; /* connect(2)ed to: a port id, a group; both 0: not */
+	uint32_t dst_group;
+	uint32_t opts;	     /* IMG_NLOPT_* set */
+	uint32_t sndbuf;     /* SO_SNDBUF, SO_RCVBUF as getsockopt gave them; 0: */
+	uint32_t rcvbuf;     /* what a new socket has */
+	uint32_t dropped;    /* 1: events were queued at the checkpoint (not kept) */
+	uint32_t nwords;     /* words of group bits that follow, at most 1024 */
+	uint32_t type;	     /* SOCK_RAW or SOCK_DGRAM */
 };
 
 /* An inotify instance: n watches follow, in wd order, each an

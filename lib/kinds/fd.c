@@ -24,6 +24,7 @@ static const struct fd_ops *const kinds[IMG_FD_NKINDS] = {
     [IMG_FD_TTY] = &fd_tty_ops,		  [IMG_FD_SHM] = &fd_shm_ops,
     [IMG_FD_SOCK] = &fd_sock_ops,
     [IMG_FD_OPATH] = &fd_opath_ops,
+    [IMG_FD_NETLINK] = &fd_netlink_ops,
     [IMG_FD_DELDIR] = &fd_deleted_ops,
 };
 
@@ -368,7 +369,7 @@ int fd_make(const struct fd_entry *f, struct fd_pipes *pipes)
 
 int fd_pipes_done(struct fd_pipes *pipes)
 {
-	return fd_lock_ptys(pipes);
+	return fd_dgram_refill(pipes) || fd_lock_ptys(pipes) ? -1 : 0;
 }
 
 void fd_pipes_close(struct fd_pipes *pipes)
