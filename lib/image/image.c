@@ -951,9 +951,13 @@ static int parse_region(struct image *im, const char *buf, uint64_t len)
 	}
 	if (r->d.start >= r->d.end || r->d.start % ps || r->d.end % ps ||
 	    r->d.end > (1ull << 56) || r->d.kind >= IMG_RGN_NKINDS || r->d.prot & ~7u ||
-	    r->d.pgoff % ps || r->d.flags & ~IMG_RGN_FLAGS) {
-		err_set("REGION record %zu: bad range, kind, protection or flags (%#llx-%#llx "
-			"kind %u prot %#x flags %#x)",
+	    r->d.pgoff % ps || r->d.flags & ~IMG_RGN_FLAGS ||
+	    (r->d.flags & IMG_RGN_HUGETLB ? !IMG_HSHIFT_OK(r->d.hshift) ||
+						r->d.start % (1ull << r->d.hshift) ||
+						r->d.end % (1ull << r->d.hshift)
+					  : r->d.hshift != 0)) {
+		err_set("REGION record %zu: bad range, kind, protection, flags or huge page size "
+			"(%#llx-%#llx kind %u prot %#x flags %#x)",
 			im->nregions, (unsigned long long)r->d.start, (unsigned long long)r->d.end,
 			r->d.kind, r->d.prot, r->d.flags);
 		return -1;
@@ -1021,7 +1025,10 @@ static int parse_shm(struct image *im, const char *buf, uint64_t len)
 	t = buf + sizeof(o->d);
 	if (o->d.name_len != len - sizeof(o->d) || o->d.name_len >= PATH_MAX ||
 	    o->d.kind == 0 || o->d.kind >= IMG_SHM_NKINDS || o->d.size > (1ull << 46) ||
-	    o->d.flags & ~IMG_SHM_RMID || o->d.mode & ~07777u) {
+	    o->d.flags & ~IMG_SHM_FLAGS || o->d.mode & ~07777u ||
+	    (o->d.flags & IMG_SHM_HUGETLB ? !IMG_HSHIFT_OK(IMG_SHM_HSHIFT(o->d.flags)) ||
+						o->d.size % (1ull << IMG_SHM_HSHIFT(o->d.flags))
+					  : IMG_SHM_HSHIFT(o->d.flags) != 0)) {
 		err_set("SHM record %zu: bad kind, size, mode, flags or name length", im->nshms);
 		return -1;
 	}

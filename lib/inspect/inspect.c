@@ -241,7 +241,7 @@ static const char *rgn_flags_str(uint32_t flags)
 	static const char *const names[] = {"shared",	  "growsdown",	 "maywrite",  "noreserve",
 					    "dontfork",	  "wipeonfork",	 "dontdump",  "hugepage",
 					    "nohugepage", "locked",	 "lockonfault", "mergeable",
-					    "sequential", "random"};
+					    "sequential", "random",	 "guard",     "hugetlb"};
 	static char s[160];
 	size_t n = 0;
 
@@ -414,6 +414,9 @@ static void text_objects(FILE *f, const struct image *im)
 				o->d.flags & IMG_SHM_RMID ? ", id removed" : "");
 		if (o->d.seals)
 			fprintf(f, ", seals %#x", o->d.seals);
+		if (o->d.flags & IMG_SHM_HUGETLB)
+			fprintf(f, ", huge pages of %s",
+				fmt_bytes(b1, sizeof(b1), 1ull << IMG_SHM_HSHIFT(o->d.flags)));
 		fprintf(f, "%s%s\n", o->name[0] ? " " : "", o->name);
 	}
 }
@@ -572,12 +575,14 @@ static void json_regions(FILE *f, const struct image *im)
 	for (size_t i = 0; i < im->nregions; i++) {
 		const struct region *g = &im->regions[i];
 		fprintf(f, "%s{\"start\":%llu,\"end\":%llu,\"prot\":\"%s\",\"kind\":\"%s\","
-			   "\"offset\":%llu,\"stored_bytes\":%llu,\"flags\":\"%s\",\"name\":",
+			   "\"offset\":%llu,\"stored_bytes\":%llu,\"flags\":\"%s\","
+			   "\"huge_page_size\":%llu,\"name\":",
 			i ? ",\n" : "", (unsigned long long)g->d.start,
 			(unsigned long long)g->d.end, prot_str(g->d.prot, g->d.flags),
 			img_kind_name(g->d.kind), (unsigned long long)g->d.pgoff,
 			(unsigned long long)(g->stored * im->hdr.page_size),
-			rgn_flags_str(g->d.flags));
+			rgn_flags_str(g->d.flags),
+			g->d.flags & IMG_RGN_HUGETLB ? 1ull << g->d.hshift : 0ull);
 		json_str(f, g->path ? g->path : "", g->path ? strlen(g->path) : 0);
 		fputc('}', f);
 	}
@@ -608,10 +613,12 @@ static void json_objects(FILE *f, const struct image *im)
 	for (size_t i = 0; i < im->nshms; i++) {
 		const struct shm_obj *o = &im->shms[i];
 		fprintf(f, "%s{\"kind\":\"%s\",\"size\":%llu,\"stored_bytes\":%llu,\"mode\":%u,"
-			   "\"key\":%d,\"id_removed\":%s,\"seals\":%u,\"name\":",
+			   "\"key\":%d,\"id_removed\":%s,\"seals\":%u,\"huge_page_size\":%llu,"
+			   "\"name\":",
 			i ? ",\n" : "", img_shm_kind_name(o->d.kind), (unsigned long long)o->d.size,
 			(unsigned long long)(o->stored * im->hdr.page_size), o->d.mode, o->d.key,
-			o->d.flags & IMG_SHM_RMID ? "true" : "false", o->d.seals);
+			o->d.flags & IMG_SHM_RMID ? "true" : "false", o->d.seals,
+			o->d.flags & IMG_SHM_HUGETLB ? 1ull << IMG_SHM_HSHIFT(o->d.flags) : 0ull);
 		json_str(f, o->name, strlen(o->name));
 		fputc('}', f);
 	}

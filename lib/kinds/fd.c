@@ -25,6 +25,8 @@ static const struct fd_ops *const kinds[IMG_FD_NKINDS] = {
     [IMG_FD_TTY] = &fd_tty_ops,		  [IMG_FD_SHM] = &fd_shm_ops,
     [IMG_FD_SOCK] = &fd_sock_ops,
     [IMG_FD_OPATH] = &fd_opath_ops,
+    [IMG_FD_NETLINK] = &fd_netlink_ops,
+    [IMG_FD_DELDIR] = &fd_deleted_ops,
     [IMG_FD_PIDFD] = &fd_pidfd_ops,	  [IMG_FD_NSFILE] = &fd_nsfile_ops,
     [IMG_FD_MQUEUE] = &fd_mqueue_ops,
 };
@@ -95,24 +97,15 @@ static uint32_t path_kind(const struct fd_source *src, int fd)
 	size_t l = strlen(link);
 	int gone = sb->st_nlink == 0 || (l > 10 && !strcmp(link + l - 10, " (deleted)"));
 
+	if (gone && (S_ISDIR(sb->st_mode) || S_ISFIFO(sb->st_mode)))
+		return IMG_FD_DELDIR;
 	if (S_ISREG(sb->st_mode) || S_ISDIR(sb->st_mode)) {
-		if (gone && S_ISDIR(sb->st_mode)) {
-			err_set("pid %d: fd %d is deleted directory %s; not supported", src->pid,
-				fd, link);
-			return 0;
-		}
 		if (gone)
 			return IMG_FD_SHM;
 		return S_ISREG(sb->st_mode) ? IMG_FD_REG : IMG_FD_DIR;
 	}
-	if (S_ISFIFO(sb->st_mode)) {
-		if (gone) {
-			err_set("pid %d: fd %d is deleted FIFO %s; not supported", src->pid, fd,
-				link);
-			return 0;
-		}
+	if (S_ISFIFO(sb->st_mode))
 		return IMG_FD_FIFO;
-	}
 	if (S_ISCHR(sb->st_mode) && major(sb->st_rdev) == 1)
 		return IMG_FD_CHR; /* /dev/null, zero, full, random, urandom */
 	err_set("pid %d: fd %d is %s (mode %o); this kind of file is not supported yet", src->pid,
@@ -395,7 +388,7 @@ int fd_make(const struct fd_entry *f, struct fd_pipes *pipes)
 
 int fd_pipes_done(struct fd_pipes *pipes)
 {
-	return fd_lock_ptys(pipes);
+	return fd_dgram_refill(pipes) || fd_lock_ptys(pipes) ? -1 : 0;
 }
 
 void fd_pipes_close(struct fd_pipes *pipes)

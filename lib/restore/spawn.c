@@ -339,7 +339,7 @@ static int tree_objects(struct tree *t)
 	for (size_t k = 0; k < t->n; k++)
 		for (size_t i = 0; i < tim(t, k)->nfiles; i++)
 			tmp.im.files[tmp.im.nfiles++] = tim(t, k)->files[i];
-	rc = shm_make(&tmp, &t->sm, &t->first);
+	rc = rst_check_hugetlb(t->in) ? -1 : shm_make(&tmp, &t->sm, &t->first);
 	t->in->r = tmp.r;
 	free(tmp.im.shms);
 	free(tmp.im.files);
@@ -444,6 +444,10 @@ static int tree_files(struct tree *t)
 				for (size_t m = 0; m < (j < k ? tim(t, j)->nfiles : i) && fd < 0; m++)
 					if (tim(t, j)->files[m].d.desc == f->d.desc)
 						fd = t->premade[j][m];
+			if (fd < 0 && rst_proc_file(f)) {
+				t->premade[k][i] = -1;
+				continue;
+			}
 			if (fd < 0)
 				fd = rst_make_fd(t->in, im, f, &pipes, &t->psm[k],
 						 !!(t->flags & RST_ALLOW_CHANGED));
@@ -492,6 +496,32 @@ static _Noreturn void die_as(int status)
 	_exit(WEXITSTATUS(status));
 }
 
+/* The /dev/tty fds of process k (IMG_TTY_CTTY), made as the slave of its
+ * pty until it was its terminal: /dev/tty now, on the same fd numbers (its
+ * children, forked after, inherit them so). */
+static void reopen_devtty(struct tree *t, size_t k)
+{
+	const struct image *im = tim(t, k);
+
+	for (size_t i = 0; i < im->nfiles; i++) {
+		const struct fd_entry *f = &im->files[i];
+		int fd = t->premade[k][i], nfd;
+		struct img_tty tt;
+
+		if (f->d.kind != IMG_FD_TTY || fd < 0)
+			continue;
+		memcpy(&tt, f->extra, sizeof(tt));
+		if (tt.role != IMG_TTY_CTTY)
+			continue;
+		nfd = open("/dev/tty", (f->d.flags & (O_ACCMODE | O_NONBLOCK)) | O_CLOEXEC);
+		if (nfd < 0 || dup3(nfd, fd, O_CLOEXEC) < 0)
+			warnx("pid %d: fd %d: cannot open /dev/tty on its pty again: %s",
+			      im->proc.pid, f->d.fd, strerror(errno));
+		if (nfd >= 0)
+			close(nfd);
+	}
+}
+
 /* A session leader whose controlling terminal was a pty of the tree's
  * (the slave of a pair a process of the tree made) takes the new pty's
  * slave as its terminal again: the fd it did it with, or -1. */
@@ -514,10 +544,12 @@ static int take_ctty(struct tree *t, size_t k)
 		if (f->d.kind != IMG_FD_TTY || fd < 0)
 			continue;
 		memcpy(&tt, f->extra, sizeof(tt));
-		if (tt.role != IMG_TTY_PTS || tt.index != index)
+		if ((tt.role != IMG_TTY_PTS && tt.role != IMG_TTY_CTTY) || tt.index != index)
 			continue;
-		if (ioctl(fd, TIOCSCTTY, 0) == 0)
+		if (ioctl(fd, TIOCSCTTY, 0) == 0) {
+			reopen_devtty(t, k);
 			return fd;
+		}
 		warnx("pid %d: cannot make /dev/pts/%u its controlling terminal again: %s",
 		      im->proc.pid, index, strerror(errno));
 		return -1;

@@ -26,6 +26,7 @@ struct proc_map {
 	uint32_t vmflags; /* PROC_VM_*, from VmFlags */
 	int deleted;	  /* the path ended in " (deleted)" */
 	uint64_t anon_kb; /* "Anonymous:" + "Swap:" of smaps: private data pages */
+	uint64_t kpage_kb; /* "KernelPageSize:": a huge page's size in hugetlbfs memory */
 	char *path;	  /* file path, "[heap]" and the like, or "" */
 };
 
@@ -109,6 +110,16 @@ int proc_read_pagemap(int fd, uint64_t start, uint64_t npages, uint64_t *out);
 #define PM_PRESENT (1ull << 63)
 #define PM_SWAPPED (1ull << 62)
 #define PM_FILE (1ull << 61)
+#define PM_GUARD (1ull << 58) /* a guard page (MADV_GUARD_INSTALL; Linux 6.15+ shows it) */
+
+/* The guard pages (MADV_GUARD_INSTALL) of the process below end, as
+ * address ranges in ascending order, from the PAGEMAP_SCAN ioctl on its
+ * pagemap; none where the kernel cannot say (before 6.15: no PAGE_IS_GUARD
+ * category, or no PAGEMAP_SCAN before 6.7). */
+struct proc_range {
+	uint64_t start, end;
+};
+int proc_read_guards(pid_t pid, uint64_t end, struct proc_range **ranges, size_t *n);
 
 /* ---- ptrace: seize, interrupt, registers, detach. */
 
