@@ -101,6 +101,10 @@ struct image {
 		unsigned char *data;
 	} *ipcs;
 	size_t nipcs;
+	struct ns_rec {
+		struct img_ns d;
+		char *uid_map, *gid_map, *cgroup; /* NUL-terminated */
+	} *ns; /* NS record, or NULL: the namespaces and cgroup the tree started in */
 	struct parent *parent; /* PARENT record: an incremental image (incr/) */
 };
 /* The SHM object a region or fd of kind shm names, or NULL. */
