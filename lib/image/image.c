@@ -40,6 +40,14 @@ const char *img_kind_name(uint32_t kind)
 	return kind < IMG_RGN_NKINDS ? kind_names[kind] : "?";
 }
 
+const char *img_ns_name(int type)
+{
+	static const char *const name[IMG_NS_NTYPES] = {"user", "mnt", "pid",	 "net",
+							"uts",	"ipc", "cgroup", "time"};
+
+	return type >= 0 && type < IMG_NS_NTYPES ? name[type] : "?";
+}
+
 const char *img_shm_kind_name(uint32_t kind)
 {
 	return kind < IMG_SHM_NKINDS ? shm_kind_names[kind] : "?";

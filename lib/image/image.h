@@ -123,6 +123,8 @@ void img_parent_free(struct parent *p);
 void run_list_free(struct run_list *l);
 const char *img_kind_name(uint32_t kind);
 const char *img_shm_kind_name(uint32_t kind);
+/* "user", "mnt", "pid", "net", "uts", "ipc", "cgroup", "time" (IMG_NS_*). */
+const char *img_ns_name(int type);
 /* Whether a checksum computed (got) differs from the one read (want). */
 int img_crc_bad(uint32_t got, uint32_t want);
 

@@ -111,7 +111,7 @@ static int check_type(struct img_input *in, size_t k, int t, int userns)
 	if (!mine && theirs) {
 		err_set("pid %d: in the %s namespace the tree started in, while its parent %d is "
 			"not; not supported",
-			pid, ns_type_name(t), im->proc.ppid);
+			pid, img_ns_name(t), im->proc.ppid);
 		return -1;
 	}
 	if (mine == theirs)
@@ -121,7 +121,7 @@ static int check_type(struct img_input *in, size_t k, int t, int userns)
 		    eff(in, parent_of(in, j), t) != mine) {
 			err_set("pid %d: shares its %s namespace with pid %d but not with its "
 				"parent; not supported",
-				pid, ns_type_name(t), img_proc_at(in, j)->proc.pid);
+				pid, img_ns_name(t), img_proc_at(in, j)->proc.pid);
 			return -1;
 		}
 	if (t == IMG_NS_USER && (im->nthreads > 1 || has_children(in, k))) {
@@ -132,7 +132,7 @@ static int check_type(struct img_input *in, size_t k, int t, int userns)
 	if (t != IMG_NS_USER && !eff(in, k, IMG_NS_USER) && !userns && !has_cap(CAP_SYS_ADMIN)) {
 		err_set("pid %d: making its %s namespace needs CAP_SYS_ADMIN (ckpt-remap --pid-ns "
 			"makes it in a user namespace)",
-			pid, ns_type_name(t));
+			pid, img_ns_name(t));
 		return -1;
 	}
 	return 0;
@@ -189,7 +189,7 @@ int rst_ns_check(struct img_input *in, int userns)
 			for (int t = 0; t < IMG_NS_NTYPES; t++)
 				if (im->ns->d.own & ~MADE & (1u << t)) {
 					err_set("pid %d: its %s namespace is its own; not supported",
-						im->proc.pid, ns_type_name(t));
+						im->proc.pid, img_ns_name(t));
 					return -1;
 				}
 		}

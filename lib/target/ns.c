@@ -31,11 +31,6 @@
 static const char *const ns_file[IMG_NS_NTYPES] = {"user", "mnt", "pid", "net",
 						   "uts",  "ipc", "cgroup", "time"};
 
-const char *ns_type_name(int type)
-{
-	return type >= 0 && type < IMG_NS_NTYPES ? ns_file[type] : "?";
-}
-
 /* The inode of /proc/PID/ns/NAME (pid 0: ours), 0 where the kernel has no
  * such namespace or it cannot be read. */
 static uint64_t ns_ino(pid_t pid, int type)

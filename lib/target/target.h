@@ -219,7 +219,5 @@ int restart_handler_pending(const struct image *im, size_t k);
  * (NULL when there are none); -1 (err_set naming pid) for one a restore
  * cannot make. */
 int ns_capture(pid_t pid, pid_t outer, struct image *im) __attribute__((warn_unused_result));
-/* "user", "mnt", "pid", "net", "uts", "ipc", "cgroup", "time" (IMG_NS_*). */
-const char *ns_type_name(int type);
 
 #endif
