@@ -188,7 +188,7 @@ int rst_ns_check(struct img_input *in, int userns)
 		if (im->ns && (im->ns->d.own & ~MADE)) {
 			for (int t = 0; t < IMG_NS_NTYPES; t++)
 				if (im->ns->d.own & ~MADE & (1u << t)) {
-					err_set("pid %d: its %s namespace is its own; not supported",
+					err_set("pid %d: the image gives it a %s namespace of its own; not supported",
 						im->proc.pid, img_ns_name(t));
 					return -1;
 				}
