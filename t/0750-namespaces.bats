@@ -1,10 +1,10 @@
 #!/usr/bin/env bats
-# A process in a uts, net or user namespace of its own comes back in a
-# new one with what it had set there (hostname, lo up and a UDP socket
+# A process in a uts, net, user or ipc namespace of its own comes back in
+# a new one with what it had set there (hostname, lo up and a UDP socket
 # bound on 127.0.0.1, uid_map); a child that made its own while its
 # parent did not comes back so; a process in a cgroup (v2) of its own
-# comes back in it.  A mount namespace of its own is refused by name at
-# dump.  t/progs/nsprog makes the namespaces (in a user namespace first,
+# comes back in it.  A mount namespace of its own, and System V objects
+# in an ipc namespace of its own, are refused by name at dump.  t/progs/nsprog makes the namespaces (in a user namespace first,
 # without root) and checks them after the restore.
 
 load lib
@@ -59,10 +59,37 @@ started() {
 	bg_restored "nsprog: ok"
 }
 
+@test "ipc: a new, empty ipc namespace" {
+	started ipc
+	bg_dump_kill
+	bg_restored "nsprog: ok"
+}
+
+@test "an ipc namespace of its own holding a semaphore set is refused by name; the process runs on" {
+	started ipcobj
+	run --separate-stderr ckpt-dump -o "$IMG" "$BG_PID"
+	echo "$stderr"
+	[ "$status" -ne 0 ]
+	[[ "$stderr" == *"pid $BG_PID: its ipc namespace is its own and holds 1 System V objects (sem among them): not recorded; not supported"* ]]
+	finish_bg
+}
+
 @test "a tree: the child back in a uts namespace of its own, its parent in the one it started in" {
 	started tree
 	bg_dump_kill -t
 	bg_restored "nsprog: ok"
+}
+
+@test "a tree whose root has a user namespace of its own is refused by name before anything is made" {
+	start_bg unshare -Ur nsprog tree "$D"
+	wait_for_line "$OUT" '^ready '
+	bg_dump_kill -t
+	touch "$D/go"
+	run --separate-stderr ckpt-remap "$IMG"
+	echo "$stderr"
+	[ "$status" -ne 0 ]
+	[[ "$stderr" == *"pid $BG_PID: its user namespace is its own and it has children in the tree; not supported"* ]]
+	not grep -q "nsprog: ok" "$OUT"
 }
 
 @test "the dumped process runs on in its namespaces" {
@@ -99,7 +126,7 @@ started() {
 	echo "$stderr"
 	[ "$status" -ne 0 ]
 	[[ "$stderr" == *"pid $BG_PID: cannot move it into cgroup /ckpt-ns-$$: no such cgroup here"* ]]
-	! grep -q "nsprog: ok" "$OUT"
+	not grep -q "nsprog: ok" "$OUT"
 	mkdir "$CG"
 	bg_restored "nsprog: ok"
 }

@@ -20,6 +20,9 @@
  *                     with its hostname; both check.
  *   MODE cgroup       nothing made: its cgroup (/proc/self/cgroup) must be the
  *                     same after the restore (the test moved it into one).
+ *   MODE ipc          an ipc namespace, empty.
+ *   MODE ipcobj       an ipc namespace holding a System V semaphore set
+ *                     (which a dump refuses).
  *   MODE mnt          a mount namespace with a tmpfs on DIR/m (which a dump
  *                     refuses).
  */
@@ -31,7 +34,9 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <sys/ioctl.h>
+#include <sys/ipc.h>
 #include <sys/mount.h>
+#include <sys/sem.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -240,7 +245,7 @@ int main(int argc, char **argv)
 	char cgroup[4096], uid_map[4096];
 
 	if (argc != 3) {
-		fprintf(stderr, "usage: nsprog uts|net|user|tree|cgroup|mnt DIR\n");
+		fprintf(stderr, "usage: nsprog uts|net|user|ipc|ipcobj|tree|cgroup|mnt DIR\n");
 		return 2;
 	}
 	mode = argv[1];
@@ -262,6 +267,12 @@ int main(int argc, char **argv)
 			die("unshare net");
 		make_net();
 		own |= 4;
+	} else if (!strcmp(mode, "ipc") || !strcmp(mode, "ipcobj")) {
+		if (unshare(CLONE_NEWIPC))
+			die("unshare ipc");
+		if (!strcmp(mode, "ipcobj") && semget(IPC_PRIVATE, 1, 0600) < 0)
+			die("semget");
+		own |= 8;
 	} else if (!strcmp(mode, "cgroup")) {
 		own = 0;
 	} else if (!strcmp(mode, "mnt")) {
@@ -278,7 +289,7 @@ int main(int argc, char **argv)
 	printf("ready %d\n", (int)getpid());
 	fflush(stdout);
 	wait_file(in_dir("go"));
-	if (!strcmp(mode, "mnt"))
+	if (!strcmp(mode, "mnt") || !strcmp(mode, "ipcobj"))
 		return 0;
 	check_own(own);
 	if (!strcmp(mode, "uts"))
