@@ -138,22 +138,38 @@ static int check_type(struct img_input *in, size_t k, int t, int userns)
 	return 0;
 }
 
+/* Whether process k must move into its cgroup: it is not the one it
+ * inherits (its parent's, or for a process whose parent was in the tree's,
+ * ckpt-remap's own). */
+static int cg_moves(struct img_input *in, size_t k)
+{
+	const char *mine = cg(in, k), *theirs = cg(in, parent_of(in, k));
+	char *here;
+	int moves;
+
+	if (!mine)
+		return 0;
+	if (theirs)
+		return strcmp(mine, theirs) != 0;
+	here = proc_read_cgroup(0);
+	moves = !here || strcmp(mine, here) != 0;
+	free(here);
+	return moves;
+}
+
 static int check_cgroup(struct img_input *in, size_t k)
 {
-	long par = parent_of(in, k);
-	const char *mine = cg(in, k), *theirs = cg(in, par);
+	const char *mine = cg(in, k);
 	pid_t pid = img_proc_at(in, k)->proc.pid;
 	char path[PATH_MAX];
 
-	if (!mine && theirs) {
+	if (!mine && cg(in, parent_of(in, k))) {
 		err_set("pid %d: in the cgroup the tree started in, while its parent %d is not; "
 			"not supported",
 			pid, img_proc_at(in, k)->proc.ppid);
 		return -1;
 	}
-	if (!mine || (theirs && !strcmp(mine, theirs)))
-		return 0;
-	if (access(procs_file(path, sizeof(path), mine), W_OK)) {
+	if (cg_moves(in, k) && access(procs_file(path, sizeof(path), mine), W_OK)) {
 		err_set("pid %d: cannot move it into cgroup %s: %s", pid, mine,
 			errno == ENOENT ? "no such cgroup here" : strerror(errno));
 		return -1;
@@ -279,7 +295,7 @@ int rst_ns_enter(struct img_input *in, size_t k)
 	}
 	if ((flags & CLONE_NEWNET) && (n->d.flags & IMG_NSF_LO_UP) && lo_up(pid))
 		return -1;
-	if (cg(in, k) && (!cg(in, par) || strcmp(cg(in, k), cg(in, par))) &&
+	if (cg_moves(in, k) &&
 	    write_file(pid, procs_file(path, sizeof(path), cg(in, k)), "0", 1))
 		return -1;
 	return 0;

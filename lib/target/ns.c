@@ -45,8 +45,7 @@ static uint64_t ns_ino(pid_t pid, int type)
 	return stat(path, &st) == 0 ? (uint64_t)st.st_ino : 0;
 }
 
-/* The cgroup v2 path of /proc/PID/cgroup ("0::PATH"), malloc'd, or NULL. */
-static char *cgroup_path(pid_t pid)
+char *proc_read_cgroup(pid_t pid)
 {
 	char path[64], *s, *line, *p = NULL;
 
@@ -298,10 +297,10 @@ static int fill(pid_t pid, pid_t outer, struct ns_rec *n)
 	}
 	if (refuse_own(pid, n->d.own))
 		return -1;
-	cg = cgroup_path(pid);
-	ocg = cgroup_path(outer);
+	cg = proc_read_cgroup(pid);
+	ocg = proc_read_cgroup(outer);
 	if (!ocg)
-		ocg = cgroup_path(0);
+		ocg = proc_read_cgroup(0);
 	if (cg && ocg && strcmp(cg, ocg) != 0) {
 		n->d.flags |= IMG_NSF_CGROUP;
 		n->cgroup = cg;

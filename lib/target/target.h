@@ -219,5 +219,8 @@ int restart_handler_pending(const struct image *im, size_t k);
  * (NULL when there are none); -1 (err_set naming pid) for one a restore
  * cannot make. */
 int ns_capture(pid_t pid, pid_t outer, struct image *im) __attribute__((warn_unused_result));
+/* The cgroup v2 path of /proc/PID/cgroup (its "0::" line; pid 0: ours),
+ * malloc'd, or NULL. */
+char *proc_read_cgroup(pid_t pid);
 
 #endif
