@@ -42,6 +42,21 @@ started() {
 	bg_restored "nsprog: ok"
 }
 
+@test "an NS record forged with a mount namespace is refused at restore, one with an unknown type when read" {
+	started uts
+	bg_dump_kill
+	forge.py "$IMG" nsown 0x12
+	run --separate-stderr ckpt-remap "$IMG"
+	echo "$stderr"
+	[ "$status" -ne 0 ]
+	[[ "$stderr" == *"pid $BG_PID: the image gives it a mnt namespace of its own; not supported"* ]]
+	forge.py "$IMG" nsown 0x110
+	run --separate-stderr ckpt-inspect "$IMG"
+	echo "$stderr"
+	[ "$status" -ne 0 ]
+	[[ "$stderr" == *"NS record: bad namespaces, flags, names, maps or cgroup path"* ]]
+}
+
 @test "net: a new namespace with lo up, the UDP socket bound on 127.0.0.1 there" {
 	started net
 	bg_dump_kill
