@@ -54,6 +54,7 @@ enum img_rec_type {
 	IMG_REC_PARENT = 15,	/* incremental image: the parent it takes pages from (incr.h) */
 	IMG_REC_HASHES = 16,	/* incremental image: a hash of every page, after PAGES */
 	IMG_REC_REUSE = 17,	/* incremental image: the pages taken from the parent */
+	IMG_REC_NS = 19,	/* the namespaces and cgroup of a process not in the tree's */
 	IMG_REC_NTYPES
 };
 
@@ -591,6 +592,43 @@ struct img_ipc {
 
 #define IMG_IPC_USED 1u /* the process was its last user (a sempid, lspid or lrpid) */
 #define IMG_MAX_IPCS 4096
+
+/* NS: at most one per process, absent when the process is in every
+ * namespace and the cgroup of the tree root's parent (the environment the
+ * tree was started in).  ino says which processes of a tree share one. */
+enum img_ns_type {
+	IMG_NS_USER = 0,
+	IMG_NS_MNT = 1,
+	IMG_NS_PID = 2,
+	IMG_NS_NET = 3,
+	IMG_NS_UTS = 4,
+	IMG_NS_IPC = 5,
+	IMG_NS_CGROUP = 6,
+	IMG_NS_TIME = 7,
+	IMG_NS_NTYPES
+};
+
+#define IMG_NS_ALL ((1u << IMG_NS_NTYPES) - 1)
+#define IMG_NSF_LO_UP 1u	 /* net: its loopback was up */
+#define IMG_NSF_SETGROUPS 2u	 /* user: /proc/PID/setgroups said "allow" */
+#define IMG_NSF_CGROUP 4u	 /* in a cgroup other than the tree root's parent's */
+#define IMG_NSF_FLAGS 7u
+
+struct img_ns {
+	uint64_t ino[IMG_NS_NTYPES]; /* each namespace's inode, as /proc/PID/ns/ shows it */
+	uint32_t own;		     /* bit 1 << IMG_NS_*: not the tree root's parent's */
+	uint32_t flags;		     /* IMG_NSF_* */
+	char hostname[65];	     /* uts (own): uname's nodename and domainname */
+	char domainname[65];
+	uint8_t pad[6];
+	uint32_t uid_map_len; /* user (own): uid_map and gid_map as /proc/PID/ shows them */
+	uint32_t gid_map_len;
+	uint32_t cgroup_len; /* IMG_NSF_CGROUP: its cgroup v2 path (/proc/PID/cgroup "0::") */
+	uint32_t pad2;
+	/* then uid_map, gid_map, cgroup path */
+};
+
+#define IMG_NS_MAX_MAP 4096 /* bytes of a uid_map or gid_map */
 
 /* SHMDATA: an img_pages whose runs are byte offsets into object shm (the
  * index of its SHM record), then padding and data as in PAGES. */

@@ -434,6 +434,55 @@ static void text_ipcs(FILE *f, const struct image *im)
 	}
 }
 
+/* A map as one line: its lines joined by ", ", columns by one space. */
+static void put_map(FILE *f, const char *m)
+{
+	int sep = 0, word = 0;
+
+	for (; *m; m++) {
+		if (*m == ' ' || *m == '\n') {
+			sep = *m == '\n' ? 2 : sep ? sep : 1;
+			continue;
+		}
+		if (word && sep)
+			fputs(sep == 2 ? ", " : " ", f);
+		fputc(*m, f);
+		word = 1;
+		sep = 0;
+	}
+}
+
+/* The namespaces that are its own and its cgroup, if not the tree's. */
+static void text_ns(FILE *f, const struct image *im)
+{
+	const struct ns_rec *n = im->ns;
+
+	if (!n)
+		return;
+	if (n->d.own)
+		fprintf(f, "namespaces: of its own, not the tree's:\n");
+	for (int t = 0; t < IMG_NS_NTYPES; t++) {
+		if (!(n->d.own & (1u << t)))
+			continue;
+		fprintf(f, "  %-6s inode %llu", img_ns_name(t), (unsigned long long)n->d.ino[t]);
+		if (t == IMG_NS_UTS)
+			fprintf(f, ", hostname %s, domainname %s", n->d.hostname, n->d.domainname);
+		if (t == IMG_NS_NET)
+			fprintf(f, ", lo %s", (n->d.flags & IMG_NSF_LO_UP) ? "up" : "down");
+		if (t == IMG_NS_USER) {
+			fprintf(f, ", uid_map ");
+			put_map(f, n->uid_map);
+			fprintf(f, ", gid_map ");
+			put_map(f, n->gid_map);
+			fprintf(f, ", setgroups %s",
+				(n->d.flags & IMG_NSF_SETGROUPS) ? "allow" : "deny");
+		}
+		fputc('\n', f);
+	}
+	if (n->d.flags & IMG_NSF_CGROUP)
+		fprintf(f, "cgroup:   %s\n", n->cgroup);
+}
+
 /* One process: who it is, then its sections, a function each. */
 static void text_proc(FILE *f, const struct image *im)
 {
@@ -460,6 +509,7 @@ static void text_proc(FILE *f, const struct image *im)
 	text_files(f, im);
 	text_objects(f, im);
 	text_ipcs(f, im);
+	text_ns(f, im);
 }
 
 /* A command line (NUL-separated) as a JSON array of strings. */
@@ -637,6 +687,51 @@ static void json_ipcs(FILE *f, const struct image *im)
 	fprintf(f, "],\n");
 }
 
+/* Every process with namespaces or a cgroup of its own. */
+static void json_ns(FILE *f, const struct img_input *in)
+{
+	int first = 1;
+
+	fprintf(f, "\"namespaces\":[");
+	for (size_t k = 0; k <= in->nrest; k++) {
+		const struct ns_rec *n = img_proc_at((struct img_input *)in, k)->ns;
+		int sep = 0;
+
+		if (!n)
+			continue;
+		fprintf(f, "%s{\"pid\":%d,\"own\":{", first ? "" : ",\n",
+			img_proc_at((struct img_input *)in, k)->proc.pid);
+		first = 0;
+		for (int t = 0; t < IMG_NS_NTYPES; t++)
+			if (n->d.own & (1u << t))
+				fprintf(f, "%s\"%s\":%llu", sep++ ? "," : "", img_ns_name(t),
+					(unsigned long long)n->d.ino[t]);
+		fprintf(f, "}");
+		if (n->d.own & (1u << IMG_NS_UTS)) {
+			fprintf(f, ",\"hostname\":");
+			json_str(f, n->d.hostname, strlen(n->d.hostname));
+			fprintf(f, ",\"domainname\":");
+			json_str(f, n->d.domainname, strlen(n->d.domainname));
+		}
+		if (n->d.own & (1u << IMG_NS_NET))
+			fprintf(f, ",\"lo_up\":%s", (n->d.flags & IMG_NSF_LO_UP) ? "true" : "false");
+		if (n->d.own & (1u << IMG_NS_USER)) {
+			fprintf(f, ",\"uid_map\":");
+			json_str(f, n->uid_map, n->d.uid_map_len);
+			fprintf(f, ",\"gid_map\":");
+			json_str(f, n->gid_map, n->d.gid_map_len);
+			fprintf(f, ",\"setgroups\":%s",
+				(n->d.flags & IMG_NSF_SETGROUPS) ? "true" : "false");
+		}
+		if (n->d.flags & IMG_NSF_CGROUP) {
+			fprintf(f, ",\"cgroup\":");
+			json_str(f, n->cgroup, n->d.cgroup_len);
+		}
+		fprintf(f, "}");
+	}
+	fprintf(f, "],\n");
+}
+
 /* The image as one JSON object: the root process's metadata in full, the
  * tree in brief, then the parent and the page data. */
 void inspect_json(FILE *f, const struct img_input *in, const struct img_totals *t)
@@ -652,6 +747,7 @@ void inspect_json(FILE *f, const struct img_input *in, const struct img_totals *
 	json_files(f, im);
 	json_objects(f, im);
 	json_ipcs(f, im);
+	json_ns(f, in);
 	incr_inspect_json(f, in);
 	fprintf(f, "\"data\":{\"pages\":%llu,\"bytes\":%llu,\"records\":%llu,"
 		   "\"stream_bytes\":%llu}}\n",

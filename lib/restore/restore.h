@@ -27,6 +27,14 @@ int rst_run(struct img_input *in, int flags, enum rst_pids pids) __attribute__((
  * file put back, a System V object taken back, bytes put into a FIFO.
  * Such an image is verified whole first (img_verify_rest). */
 int rst_changes_host(struct img_input *in);
+/* ns.c: whether the namespaces and cgroups of every process of the image
+ * can be made again here (userns: the restore runs in a user namespace of
+ * its own, ckpt-remap --pid-ns), checked before anything is made; -1
+ * (err_set naming the pid) if not. */
+int rst_ns_check(struct img_input *in, int userns) __attribute__((warn_unused_result));
+/* In the process about to become process k of the stream, forked and
+ * before its children: its new namespaces, and its cgroup. */
+int rst_ns_enter(struct img_input *in, size_t k) __attribute__((warn_unused_result));
 
 struct shm_made;
 struct fd_pipes;

@@ -196,7 +196,7 @@ static _Noreturn void ns_init(struct img_input *in, int flags, int status_pipe)
 	if (want == 1) {
 		/* The program was an init itself: become it. */
 		close(status_pipe);
-		if (rst_restore(in, flags | RST_KEEP_TIDS, NULL))
+		if (rst_ns_enter(in, 0) || rst_restore(in, flags | RST_KEEP_TIDS, NULL))
 			die(ckpt_fail_rc(), "%s", err_get());
 	}
 	if (in->nrest) {
@@ -211,7 +211,7 @@ static _Noreturn void ns_init(struct img_input *in, int flags, int status_pipe)
 		    strerror(errno));
 	if (child == 0) {
 		close(status_pipe);
-		if (rst_restore(in, flags | RST_KEEP_TIDS, NULL))
+		if (rst_ns_enter(in, 0) || rst_restore(in, flags | RST_KEEP_TIDS, NULL))
 			die(ckpt_fail_rc(), "%s", err_get());
 	}
 	rst_close_inherited(in);
@@ -577,7 +577,9 @@ again: /* a child, forked below, is process k now */
 	if (p->sid == p->pid ? setsid() < 0 : p->pgid == p->pid && setpgid(0, 0))
 		die(fail, "pid %d: cannot make its %s: %s", p->pid,
 		    p->sid == p->pid ? "session" : "process group", strerror(errno));
-	/* Before its children are made: they inherit it. */
+	/* Before its children are made: they inherit them. */
+	if (!(p->flags & IMG_PROC_ZOMBIE) && rst_ns_enter(t->in, k))
+		die(fail, "%s", err_get());
 	ctty = p->sid == p->pid && p->tty_nr ? take_ctty(t, k) : -1;
 	for (size_t c = k + 1; c < t->n; c++) {
 		pid_t child;
@@ -872,6 +874,10 @@ int rst_run(struct img_input *in, int flags, enum rst_pids pids)
 	pid_t pid = in->im.proc.pid, child;
 	int p[2], status;
 
+	if (rst_ns_check(in, pids == RST_PIDS_NS ||
+				 (in->nrest && !has_cap(CAP_CHECKPOINT_RESTORE) &&
+				  !has_cap(CAP_SYS_ADMIN))))
+		return -1;
 	if (in->nrest) {
 		if (pids == RST_PIDS_NEW) {
 			err_set("a tree of %zu processes keeps its pids: --new-pids is for an image "
@@ -897,7 +903,7 @@ int rst_run(struct img_input *in, int flags, enum rst_pids pids)
 		fflush(NULL);
 		child = clone_with_pid(pid);
 		if (child == 0)
-			return rst_restore(in, flags | RST_KEEP_TIDS, NULL);
+			return rst_ns_enter(in, 0) ? -1 : rst_restore(in, flags | RST_KEEP_TIDS, NULL);
 		if (child > 0)
 			parent(in, child);
 		/* EPERM (no privilege), EEXIST (the pid is taken): become the
@@ -905,7 +911,7 @@ int rst_run(struct img_input *in, int flags, enum rst_pids pids)
 		pids = RST_PIDS_NEW;
 	}
 	if (pids == RST_PIDS_NEW)
-		return rst_restore(in, flags, NULL);
+		return rst_ns_enter(in, 0) ? -1 : rst_restore(in, flags, NULL);
 
 	if (pipe2(p, O_CLOEXEC)) {
 		err_sys("cannot create a pipe");
