@@ -107,8 +107,8 @@ refused_started() {
 	killed_and_restored listen
 }
 
-@test "a netlink socket makes ckpt-dump fail with one line naming fd, kind and pid; the target is neither stopped nor traced" {
-	refused netlink "^ckpt-dump: pid @PID@: fd 3 is a netlink socket \(socket:\[[0-9]+\], family 16\); not supported yet\$"
+@test "an audit netlink socket makes ckpt-dump fail with one line naming fd, protocol and pid; the target is neither stopped nor traced" {
+	refused netlink "^ckpt-dump: pid @PID@: fd 3 is a netlink socket of protocol 9 \(socket:\[[0-9]+\]\), whose kernel state is not kept; not supported\$"
 }
 
 @test "inotify: dump --kill then restore: every watch at its wd (a gap kept), events for changes after restore" {

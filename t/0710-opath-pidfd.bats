@@ -64,3 +64,35 @@ restored() {
 	finish_bg
 	grep -qx "opath: ok" "$OUT"
 }
+
+# pidfds: of itself (fd 3), of a child (fd 4, PIDFD_NONBLOCK), of a child
+# that exited and was reaped (fd 5).  t/progs/opath --pidfd checks fdinfo's
+# Pid of each, the flags, and that the exited one answers poll,
+# pidfd_send_signal and waitid(P_PIDFD) as before the checkpoint.
+
+@test "a tree (-t): pidfds of itself, of its child and of an exited child come back, on the restored child and with their flags" {
+	started --pidfd
+	bg_dump_kill -t
+	run ckpt-inspect "$IMG"
+	echo "$output"
+	[[ "$output" == *"fd 3   pidfd   flags 02000002 "*" of self pid $BG_PID"* ]]
+	[[ "$output" == *"fd 4   pidfd   flags 02004002 "*" of tree pid "* ]]
+	[[ "$output" == *"fd 5   pidfd   flags 02 "*" of exited pid -1"* ]]
+	# its exit status (3), where the kernel tells it (PIDFD_INFO_EXIT, Linux 6.15)
+	[[ "$output" == *" of exited pid -1 status 0x300 "* ]] ||
+		[ "$(printf '%s\n' 6.15 "$(uname -r)" | sort -V | head -n 1)" != 6.15 ]
+	run ckpt-inspect --json "$IMG"
+	[[ "$output" == *'"of":"self","pid":'"$BG_PID"* ]]
+	restored "pidfd: ok"
+}
+
+@test "a pidfd of a live process outside the dump (a child, no -t) is refused by name; the program runs on" {
+	started --pidfd
+	child=$(sed -n 's/^child //p' "$OUT")
+	run --separate-stderr ckpt-dump -o "$IMG" "$BG_PID"
+	echo "$stderr"
+	[ "$status" -ne 0 ]
+	[[ "$stderr" == *"pid $BG_PID: fd 4 is a pidfd of pid $child, a live process outside the dumped tree; not supported"* ]]
+	finish_bg
+	grep -qx "pidfd: ok" "$OUT"
+}

@@ -552,17 +552,40 @@ static int is_image_file(const char *path)
 	return ok;
 }
 
-/* Memory a restore cannot make again: hugetlbfs, and device memory
- * (but [vvar] and [vdso], the kernel's own pages: moved, not copied). */
+/* The ring of an AIO context or an io_uring instance: what the kernel
+ * keeps behind it (the context, requests in flight) is not in its pages.
+ * Refused here, with the regions, before any fd is captured. */
+static const char *kernel_ring(const struct proc_map *m)
+{
+	if (!strncmp(m->path, "/[aio]", 6))
+		return "the ring of an AIO context (io_setup)";
+	if (!strcmp(m->path, "anon_inode:[io_uring]"))
+		return "the ring of an io_uring instance";
+	return NULL;
+}
+
+/* Memory a restore cannot make again: device memory (but [vvar] and
+ * [vdso], the kernel's own pages: moved, not copied), the kernel's
+ * rings, and hugetlbfs memory of a page size the image cannot say. */
 static int check_supported(pid_t pid, const struct proc_map *m)
 {
-	if ((m->vmflags & PROC_VM_HUGETLB) ||
-	    ((m->vmflags & PROC_VM_IO) && strncmp(m->path, "[v", 2))) {
+	uint64_t hp = m->kpage_kb * 1024;
+	const char *what = kernel_ring(m);
+
+	if (!what && (m->vmflags & PROC_VM_IO) && strncmp(m->path, "[v", 2))
+		what = "device memory (VM_IO/VM_PFNMAP)";
+	if (what) {
 		err_set("pid %d: region %#llx-%#llx (%s) is %s; not supported", pid,
 			(unsigned long long)m->start, (unsigned long long)m->end,
-			m->path[0] ? m->path : "anonymous",
-			m->vmflags & PROC_VM_HUGETLB ? "hugetlbfs memory"
-						     : "device memory (VM_IO/VM_PFNMAP)");
+			m->path[0] ? m->path : "anonymous", what);
+		return -1;
+	}
+	if ((m->vmflags & PROC_VM_HUGETLB) &&
+	    (!hp || (hp & (hp - 1)) || !IMG_HSHIFT_OK(__builtin_ctzll(hp)))) {
+		err_set("pid %d: region %#llx-%#llx (%s) is hugetlbfs memory of %llu KiB pages; "
+			"not supported",
+			pid, (unsigned long long)m->start, (unsigned long long)m->end, m->path,
+			(unsigned long long)m->kpage_kb);
 		return -1;
 	}
 	return 0;
@@ -613,6 +636,11 @@ static int region_kind(pid_t pid, const struct proc_map *m, struct region *r)
 {
 	struct img_region *d = &r->d;
 
+	/* Private MAP_HUGETLB memory: its pages are the process's own. */
+	if (m->deleted && !m->shared && !strcmp(m->path, "/anon_hugepage")) {
+		d->kind = IMG_RGN_ANON;
+		return 0;
+	}
 	if (m->path[0] == '/')
 		return file_region_kind(pid, m, r);
 	if (!strcmp(m->path, "[heap]")) {
@@ -653,6 +681,10 @@ static int capture_region(pid_t pid, const struct proc_map *m, struct region *r)
 	/* Every private mapping may write; only a shared one says something. */
 	if (!m->shared)
 		d->flags &= ~IMG_RGN_MAYWRITE;
+	if (m->vmflags & PROC_VM_HUGETLB) {
+		d->flags |= IMG_RGN_HUGETLB;
+		d->hshift = __builtin_ctzll(m->kpage_kb * 1024);
+	}
 	if (region_kind(pid, m, r))
 		return -1;
 	if (d->kind == IMG_RGN_FILE || d->kind == IMG_RGN_SPECIAL || d->kind == IMG_RGN_SHM) {
@@ -666,26 +698,102 @@ static int capture_region(pid_t pid, const struct proc_map *m, struct region *r)
 	return 0;
 }
 
+/* The pieces of region r that guard pages (MADV_GUARD_INSTALL) cut it
+ * into, appended to im's regions: one region of the same mapping for each
+ * run of guard pages (flag IMG_RGN_GUARD, no data) and for each run of
+ * other pages.  The kernel keeps them one VMA; the restore maps the pieces
+ * side by side and installs the guards again. */
+static int split_guards(struct image *im, struct region *r, const struct proc_range *g, size_t ng)
+{
+	uint64_t at = r->d.start;
+
+	for (size_t i = 0; i <= ng && at < r->d.end; i++) {
+		uint64_t gs = i < ng ? g[i].start : r->d.end, ge = i < ng ? g[i].end : r->d.end;
+
+		if (ge <= at)
+			continue;
+		if (gs < at)
+			gs = at;
+		if (gs > r->d.end)
+			gs = ge = r->d.end;
+		if (ge > r->d.end)
+			ge = r->d.end;
+		for (int guard = 0; guard < 2; guard++) {
+			uint64_t s = guard ? gs : at, e = guard ? ge : gs;
+			struct region *p = &im->regions[im->nregions];
+
+			if (s >= e)
+				continue;
+			*p = *r;
+			p->d.start = s;
+			p->d.end = e;
+			if (r->d.kind == IMG_RGN_FILE || r->d.kind == IMG_RGN_SHM)
+				p->d.pgoff += s - r->d.start;
+			if (guard)
+				p->d.flags |= IMG_RGN_GUARD;
+			p->path = r->path ? strdup(r->path) : NULL;
+			if (r->path && !p->path) {
+				err_set("out of memory");
+				return -1;
+			}
+			im->nregions++;
+		}
+		at = ge;
+	}
+	free(r->path);
+	r->path = NULL;
+	return 0;
+}
+
 static int capture_regions(pid_t pid, struct image *im, const struct proc_map *maps, size_t n)
 {
-	im->regions = calloc(n, sizeof(*im->regions));
+	struct proc_range *guards;
+	size_t nguards, g = 0;
+	uint64_t top = 0;
+	int rc = -1;
+
+	/* Not to [vsyscall]'s end: PAGEMAP_SCAN takes user addresses only. */
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(maps[i].path, "[vsyscall]") && maps[i].end > top)
+			top = maps[i].end;
+	if (proc_read_guards(pid, top, &guards, &nguards))
+		return -1;
+	/* Each run of guard pages may cut a region into three. */
+	im->regions = calloc(n + 2 * nguards, sizeof(*im->regions));
 	if (!im->regions) {
 		err_set("out of memory");
-		return -1;
+		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
 		const struct proc_map *m = &maps[i];
+		struct region *r = &im->regions[im->nregions];
+		size_t k;
 
 		if (!strcmp(m->path, "[vsyscall]") || is_trampoline(pid, m))
 			continue;
-		if (capture_region(pid, m, &im->regions[im->nregions]))
-			return -1;
-		if (!m->shared && im->regions[im->nregions].d.kind != IMG_RGN_SPECIAL)
+		if (capture_region(pid, m, r))
+			goto out;
+		if (!m->shared && r->d.kind != IMG_RGN_SPECIAL)
 			im->proc.pages_hint += m->anon_kb * 1024 / sysconf(_SC_PAGESIZE);
-		im->nregions++;
+		while (g < nguards && guards[g].end <= m->start)
+			g++;
+		for (k = g; k < nguards && guards[k].start < m->end;)
+			k++;
+		if (k == g) {
+			im->nregions++;
+			continue;
+		}
+		{
+			struct region whole = *r;
+			if (split_guards(im, &whole, guards + g, k - g))
+				goto out;
+		}
 	}
 	im->proc.nregions = im->nregions;
-	return 0;
+	rc = 0;
+out:
+	free(guards);
+	return rc;
 }
 
 /* A batch read from the target, for the writer thread to write. */
@@ -758,6 +866,15 @@ static int read_runs(struct pagewriter *pw, const struct img_run *runs, int nrun
 					  local[i].iov_len - done, runs[i].addr + done);
 			if (n < 0 && errno == EINTR)
 				continue;
+			if (n < 0 && errno == EIO) {
+				/* Guard pages read so, and Linux 6.13 and 6.14
+				 * have them but do not show them in pagemap. */
+				err_set("pid %d: cannot read memory at %#llx: Input/output error "
+					"(a guard page, MADV_GUARD_INSTALL, that this kernel's "
+					"pagemap does not show?)",
+					pw->pid, (unsigned long long)(runs[i].addr + done));
+				return -1;
+			}
 			if (n <= 0) {
 				err_sys("pid %d: cannot read memory at %#llx", pw->pid,
 					(unsigned long long)(runs[i].addr + done));
@@ -819,6 +936,9 @@ static int write_batch(struct pagewriter *pw, const struct img_run *in, int nin,
 /* Which pages of a region hold data worth storing. */
 static int page_wanted(const struct region *r, uint64_t pm)
 {
+	/* A guard page reads as a swap entry, and not at all. */
+	if (pm & PM_GUARD)
+		return 0;
 	if (pm & PM_SWAPPED)
 		return 1;
 	if (!(pm & PM_PRESENT))
@@ -1022,7 +1142,7 @@ static int write_pages(pid_t pid, struct img_writer *w, const struct image *im,
 	}
 	for (size_t i = 0; i < im->nregions; i++) {
 		const struct region *r = &im->regions[i];
-		if (r->d.kind == IMG_RGN_SPECIAL || (r->d.flags & IMG_RGN_SHARED))
+		if (r->d.kind == IMG_RGN_SPECIAL || (r->d.flags & (IMG_RGN_SHARED | IMG_RGN_GUARD)))
 			continue;
 		if ((which == PAGES_UNFORKED && !unforked(r)) || (which == PAGES_FORKED && unforked(r)))
 			continue;
@@ -1173,11 +1293,11 @@ static int check_fork_flags(pid_t pid, pid_t child, const struct image *im)
 			continue;
 		while (k < n && maps[k].end <= r->d.start)
 			k++;
-		/* A stack may have grown down since: our injected calls use
-		 * the few hundred bytes below the stack pointer. */
-		gone = k == n || maps[k].end != r->d.end ||
-		       (r->d.flags & IMG_RGN_GROWSDOWN ? maps[k].start > r->d.start
-						       : maps[k].start != r->d.start);
+		/* Within one mapping of the child: a region may be a piece
+		 * of one (split_guards), and a stack may have grown down
+		 * since (our injected calls use the few hundred bytes below
+		 * the stack pointer). */
+		gone = k == n || maps[k].end < r->d.end || maps[k].start > r->d.start;
 		if ((r->d.flags & IMG_RGN_DONTFORK)
 			    ? !gone
 			    : gone || (maps[k].vmflags & IMG_RGN_WIPEONFORK) !=
@@ -1468,6 +1588,8 @@ static int capture_all(struct capture *c, const struct dump_opts *o)
 		c->imp[k] = &c->ims[k];
 		if (c->p[k].zombie ? capture_zombie(c->p[k].pid, &c->ims[k])
 				   : capture(&c->p[k].t, &c->ims[k], &c->sd[k], o))
+			return -1;
+		if (!c->p[k].zombie && ns_capture(c->p[k].pid, c->ims[0].proc.ppid, &c->ims[k]))
 			return -1;
 	}
 	if (check_sharing(c->p, n, c->ims) || fd_check_tree(c->imp, n, o->fd_opts) ||

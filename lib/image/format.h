@@ -54,6 +54,7 @@ enum img_rec_type {
 	IMG_REC_PARENT = 15,	/* incremental image: the parent it takes pages from (incr.h) */
 	IMG_REC_HASHES = 16,	/* incremental image: a hash of every page, after PAGES */
 	IMG_REC_REUSE = 17,	/* incremental image: the pages taken from the parent */
+	IMG_REC_NS = 19,	/* the namespaces and cgroup of a process not in the tree's */
 	IMG_REC_NTYPES
 };
 
@@ -156,7 +157,9 @@ enum img_rgn_kind {
 #define IMG_RGN_MERGEABLE 0x800u   /* MADV_MERGEABLE */
 #define IMG_RGN_SEQREAD 0x1000u	   /* MADV_SEQUENTIAL */
 #define IMG_RGN_RANDREAD 0x2000u   /* MADV_RANDOM */
-#define IMG_RGN_FLAGS 0x3fffu	   /* every flag a reader accepts */
+#define IMG_RGN_GUARD 0x4000u	   /* guard pages (MADV_GUARD_INSTALL): no data, installed again */
+#define IMG_RGN_HUGETLB 0x8000u	   /* hugetlbfs memory (MAP_HUGETLB, MFD_HUGETLB) */
+#define IMG_RGN_FLAGS 0xffffu	   /* every flag a reader accepts */
 
 struct img_region {
 	uint64_t start, end;
@@ -168,7 +171,7 @@ struct img_region {
 	uint32_t flags;
 	uint32_t kind;
 	uint32_t path_len;
-	uint32_t pad;
+	uint32_t hshift; /* IMG_RGN_HUGETLB: log2 of its huge page size; else 0 */
 	/* then path (file, or the special mapping's name) */
 };
 
@@ -190,6 +193,12 @@ enum img_file_kind {
 	IMG_FD_SOCK = 15,    /* a socket joined to no peer: unix, TCP or UDP; listening, bound, unbound */
 	IMG_FD_OPATH = 16,   /* an O_PATH descriptor (of a file, directory, symlink...), reopened by path */
 	IMG_FD_TCP = 17,     /* an established TCP connection, both ends in the tree (or restored reset) */
+	IMG_FD_NETLINK = 18, /* a netlink socket: protocol, port id, groups */
+	IMG_FD_PIDFD = 20,   /* a pidfd: of the process itself, of one of the tree, of one that exited */
+	IMG_FD_NSFILE = 21,  /* a namespace file (/proc/PID/ns/TYPE) of the process's own namespace */
+	IMG_FD_MQUEUE = 22,  /* a POSIX message queue (mq_open), path its name, with its messages */
+	IMG_FD_DELDIR = 23,  /* a deleted directory (made again empty) or FIFO (with its bytes: an
+			      * img_fifo), removed again */
 	IMG_FD_NKINDS
 };
 
@@ -225,16 +234,57 @@ struct img_timerfd {
 	struct img_timespec left, interval;
 };
 
-/* An epoll instance: n watched fds follow. */
+/* An epoll instance: n watched fds follow; with IMG_EPOLL_VIA, then n
+ * s32: the fd that holds each watch's file now. */
 struct img_epoll {
 	uint32_t n;
-	uint32_t pad;
+	uint32_t flags; /* IMG_EPOLL_* */
 };
+
+#define IMG_EPOLL_VIA 1u   /* some watch's file is no longer at the fd it was added as */
+#define IMG_EPOLL_FLAGS 1u /* every flag a reader accepts */
 
 struct img_epoll_item {
 	int32_t fd;
 	uint32_t events;
 	uint64_t data;
+};
+
+/* A pidfd (IMG_FD_PIDFD). */
+struct img_pidfd {
+	int32_t pid;	/* the process it is of, as the dumper saw it; -1 exited */
+	uint32_t what;	/* IMG_PIDFD_* */
+	int32_t status; /* exited, with IMG_PIDFD_STATUS: its wait status */
+	uint32_t flags; /* IMG_PIDFD_STATUS */
+};
+
+#define IMG_PIDFD_STATUS 1u /* the kernel told its exit status (PIDFD_GET_INFO) */
+
+enum {
+	IMG_PIDFD_SELF = 1,   /* the process's own */
+	IMG_PIDFD_TREE = 2,   /* of another process of the tree, by its pid */
+	IMG_PIDFD_EXITED = 3, /* of a process that exited and was reaped */
+};
+
+/* A namespace file (IMG_FD_NSFILE): the process's own namespace of type. */
+struct img_nsfile {
+	uint32_t type; /* its CLONE_NEW* flag */
+	uint32_t pad;
+};
+
+/* A POSIX message queue (IMG_FD_MQUEUE): its attributes, then nmsgs
+ * messages (one fd per queue has them), each a struct img_mq_msg and its
+ * len bytes, data_len bytes in all. */
+struct img_mqueue {
+	int64_t maxmsg, msgsize; /* mq_getattr */
+	uint32_t mode, uid, gid;
+	uint32_t nmsgs;
+	uint64_t data_len;
+};
+
+struct img_mq_msg {
+	uint32_t prio;
+	uint32_t len;
 };
 
 /* A named pipe: the bytes it held follow (one fd per FIFO has them). */
@@ -340,6 +390,48 @@ struct img_tcp_repair {
 	uint32_t sendq_len;
 };
 
+/* A datagram socket (SOCK_DGRAM: UDP, or unix joined to no peer) may have
+ * after its address an img_sock_dgram, then peer_len bytes of the address
+ * a UDP socket is connected to, then nmsg datagrams, each an img_sock_msg,
+ * src_len bytes of its sender's address (as recvfrom gives it; 0: an
+ * unbound unix sender) and len bytes of data, in the order recv takes
+ * them.  Nothing follows the address of one that is not connected and has
+ * nothing queued. */
+struct img_sock_dgram {
+	uint32_t peer_len;
+	uint32_t nmsg;
+};
+
+struct img_sock_msg {
+	uint32_t len;
+	uint32_t src_len;
+};
+
+/* A netlink socket (IMG_FD_NETLINK): an img_netlink, then nwords 32-bit
+ * words of the multicast groups it is a member of (bit g-1 of the array
+ * for group g). */
+enum {
+	IMG_NLOPT_PKTINFO = 1 << 0,	   /* NETLINK_PKTINFO */
+	IMG_NLOPT_NO_ENOBUFS = 1 << 1,	   /* NETLINK_NO_ENOBUFS */
+	IMG_NLOPT_BROADCAST_ERROR = 1 << 2, /* NETLINK_BROADCAST_ERROR */
+	IMG_NLOPT_CAP_ACK = 1 << 3,	   /* NETLINK_CAP_ACK */
+	IMG_NLOPT_EXT_ACK = 1 << 4,	   /* NETLINK_EXT_ACK */
+	IMG_NLOPT_STRICT_CHK = 1 << 5,	   /* NETLINK_GET_STRICT_CHK */
+	IMG_NLOPT_ALL = (1 << 6) - 1,
+};
+struct img_netlink {
+	uint32_t protocol;   /* NETLINK_ROUTE, NETLINK_KOBJECT_UEVENT... */
+	uint32_t portid;     /* its port id (getsockname's nl_pid); 0: not bound */
+	uint32_t dst_portid; /* connect(2)ed to: a port id, a group; both 0: not */
+	uint32_t dst_group;
+	uint32_t opts;	     /* IMG_NLOPT_* set */
+	uint32_t sndbuf;     /* SO_SNDBUF, SO_RCVBUF as getsockopt gave them; 0: */
+	uint32_t rcvbuf;     /* what a new socket has */
+	uint32_t dropped;    /* 1: events were queued at the checkpoint (not kept) */
+	uint32_t nwords;     /* words of group bits that follow, at most 1024 */
+	uint32_t type;	     /* SOCK_RAW or SOCK_DGRAM */
+};
+
 /* An inotify instance: n watches follow, in wd order, each an
  * img_inotify_watch and its path_len bytes of path. */
 struct img_inotify {
@@ -362,6 +454,7 @@ enum img_tty_role {
 	IMG_TTY_TERM = 0, /* a terminal the program did not make */
 	IMG_TTY_PTMX = 1, /* the master of a pty pair, from /dev/ptmx */
 	IMG_TTY_PTS = 2,  /* the slave of a pty pair whose master the process holds */
+	IMG_TTY_CTTY = 3, /* /dev/tty on such a slave: the process's controlling terminal */
 };
 
 struct img_tty {
@@ -420,6 +513,17 @@ struct img_lock {
 	uint32_t type; /* F_RDLCK 0 or F_WRLCK 1 */
 	uint64_t start;
 	uint64_t len; /* 0: to the end of the file (flock and lease: 0 from 0) */
+};
+
+/* A file whose contents the image holds (kind IMG_FD_SHM: a deleted
+ * file, a memfd): its extra bytes are none (images before they were kept)
+ * or an img_shm_attr, its owner and access time (its mtime is the FILE
+ * record's), given back once it is made and filled. */
+struct img_shm_attr {
+	uint32_t uid, gid;
+	int64_t atime_sec;
+	uint32_t atime_nsec;
+	uint32_t pad;
 };
 
 /* One signal's disposition: the kernel's struct sigaction on x86-64. */
@@ -499,6 +603,12 @@ enum img_shm_kind {
 };
 
 #define IMG_SHM_RMID 1u /* System V: its id had been removed (IPC_RMID) */
+#define IMG_SHM_HUGETLB 2u /* hugetlbfs: MFD_HUGETLB memfd, MAP_HUGETLB shared memory */
+/* IMG_SHM_HUGETLB: log2 of the huge page size, in bits 8-13 of flags. */
+#define IMG_SHM_HSHIFT(flags) (((flags) >> 8) & 63u)
+#define IMG_SHM_FLAGS (IMG_SHM_RMID | IMG_SHM_HUGETLB | (63u << 8))
+/* The huge page sizes an image may name: 8 KiB to 16 GiB. */
+#define IMG_HSHIFT_OK(s) ((s) >= 13 && (s) <= 34)
 
 struct img_shm {
 	uint64_t dev, ino; /* as the dumping host saw them */
@@ -530,6 +640,43 @@ struct img_ipc {
 
 #define IMG_IPC_USED 1u /* the process was its last user (a sempid, lspid or lrpid) */
 #define IMG_MAX_IPCS 4096
+
+/* NS: at most one per process, absent when the process is in every
+ * namespace and the cgroup of the tree root's parent (the environment the
+ * tree was started in).  ino says which processes of a tree share one. */
+enum img_ns_type {
+	IMG_NS_USER = 0,
+	IMG_NS_MNT = 1,
+	IMG_NS_PID = 2,
+	IMG_NS_NET = 3,
+	IMG_NS_UTS = 4,
+	IMG_NS_IPC = 5,
+	IMG_NS_CGROUP = 6,
+	IMG_NS_TIME = 7,
+	IMG_NS_NTYPES
+};
+
+#define IMG_NS_ALL ((1u << IMG_NS_NTYPES) - 1)
+#define IMG_NSF_LO_UP 1u	 /* net: its loopback was up */
+#define IMG_NSF_SETGROUPS 2u	 /* user: /proc/PID/setgroups said "allow" */
+#define IMG_NSF_CGROUP 4u	 /* in a cgroup other than the tree root's parent's */
+#define IMG_NSF_FLAGS 7u
+
+struct img_ns {
+	uint64_t ino[IMG_NS_NTYPES]; /* each namespace's inode, as /proc/PID/ns/ shows it */
+	uint32_t own;		     /* bit 1 << IMG_NS_*: not the tree root's parent's */
+	uint32_t flags;		     /* IMG_NSF_* */
+	char hostname[65];	     /* uts (own): uname's nodename and domainname */
+	char domainname[65];
+	uint8_t pad[6];
+	uint32_t uid_map_len; /* user (own): uid_map and gid_map as /proc/PID/ shows them */
+	uint32_t gid_map_len;
+	uint32_t cgroup_len; /* IMG_NSF_CGROUP: its cgroup v2 path (/proc/PID/cgroup "0::") */
+	uint32_t pad2;
+	/* then uid_map, gid_map, cgroup path */
+};
+
+#define IMG_NS_MAX_MAP 4096 /* bytes of a uid_map or gid_map */
 
 /* SHMDATA: an img_pages whose runs are byte offsets into object shm (the
  * index of its SHM record), then padding and data as in PAGES. */

@@ -40,6 +40,14 @@ const char *img_kind_name(uint32_t kind)
 	return kind < IMG_RGN_NKINDS ? kind_names[kind] : "?";
 }
 
+const char *img_ns_name(int type)
+{
+	static const char *const name[IMG_NS_NTYPES] = {"user", "mnt", "pid",	 "net",
+							"uts",	"ipc", "cgroup", "time"};
+
+	return type >= 0 && type < IMG_NS_NTYPES ? name[type] : "?";
+}
+
 const char *img_shm_kind_name(uint32_t kind)
 {
 	return kind < IMG_SHM_NKINDS ? shm_kind_names[kind] : "?";
@@ -176,6 +184,12 @@ void image_free(struct image *im)
 	for (size_t i = 0; i < im->nipcs; i++)
 		free(im->ipcs[i].data);
 	free(im->ipcs);
+	if (im->ns) {
+		free(im->ns->uid_map);
+		free(im->ns->gid_map);
+		free(im->ns->cgroup);
+		free(im->ns);
+	}
 	img_parent_free(im->parent);
 	memset(im, 0, sizeof(*im));
 }
@@ -327,6 +341,14 @@ int img_write_meta(struct img_writer *w, const struct image *im)
 		if (img_write_rec_tail(w, IMG_REC_IPC, &o->d, sizeof(o->d), o->data,
 				       o->d.data_len))
 			return -1;
+	if (im->ns) {
+		v[0] = (struct iovec){(void *)&im->ns->d, sizeof(im->ns->d)};
+		v[1] = (struct iovec){im->ns->uid_map, im->ns->d.uid_map_len};
+		v[2] = (struct iovec){im->ns->gid_map, im->ns->d.gid_map_len};
+		v[3] = (struct iovec){im->ns->cgroup, im->ns->d.cgroup_len};
+		if (img_write_rec(w, IMG_REC_NS, v, 4))
+			return -1;
+	}
 	if (im->parent && img_write_rec_tail(w, IMG_REC_PARENT, &im->parent->d,
 					     sizeof(im->parent->d), im->parent->path,
 					     im->parent->d.path_len))
@@ -951,9 +973,13 @@ static int parse_region(struct image *im, const char *buf, uint64_t len)
 	}
 	if (r->d.start >= r->d.end || r->d.start % ps || r->d.end % ps ||
 	    r->d.end > (1ull << 56) || r->d.kind >= IMG_RGN_NKINDS || r->d.prot & ~7u ||
-	    r->d.pgoff % ps || r->d.flags & ~IMG_RGN_FLAGS) {
-		err_set("REGION record %zu: bad range, kind, protection or flags (%#llx-%#llx "
-			"kind %u prot %#x flags %#x)",
+	    r->d.pgoff % ps || r->d.flags & ~IMG_RGN_FLAGS ||
+	    (r->d.flags & IMG_RGN_HUGETLB ? !IMG_HSHIFT_OK(r->d.hshift) ||
+						r->d.start % (1ull << r->d.hshift) ||
+						r->d.end % (1ull << r->d.hshift)
+					  : r->d.hshift != 0)) {
+		err_set("REGION record %zu: bad range, kind, protection, flags or huge page size "
+			"(%#llx-%#llx kind %u prot %#x flags %#x)",
 			im->nregions, (unsigned long long)r->d.start, (unsigned long long)r->d.end,
 			r->d.kind, r->d.prot, r->d.flags);
 		return -1;
@@ -1021,7 +1047,10 @@ static int parse_shm(struct image *im, const char *buf, uint64_t len)
 	t = buf + sizeof(o->d);
 	if (o->d.name_len != len - sizeof(o->d) || o->d.name_len >= PATH_MAX ||
 	    o->d.kind == 0 || o->d.kind >= IMG_SHM_NKINDS || o->d.size > (1ull << 46) ||
-	    o->d.flags & ~IMG_SHM_RMID || o->d.mode & ~07777u) {
+	    o->d.flags & ~IMG_SHM_FLAGS || o->d.mode & ~07777u ||
+	    (o->d.flags & IMG_SHM_HUGETLB ? !IMG_HSHIFT_OK(IMG_SHM_HSHIFT(o->d.flags)) ||
+						o->d.size % (1ull << IMG_SHM_HSHIFT(o->d.flags))
+					  : IMG_SHM_HSHIFT(o->d.flags) != 0)) {
 		err_set("SHM record %zu: bad kind, size, mode, flags or name length", im->nshms);
 		return -1;
 	}
@@ -1088,6 +1117,87 @@ static int parse_ipc(struct image *im, const char *buf, uint64_t len)
 				o->d.id);
 			return -1;
 		}
+	return 0;
+}
+
+/* A uid_map or gid_map: lines of three numbers, as the kernel shows them. */
+static int bad_map(const char *s, uint32_t len)
+{
+	if (len > IMG_NS_MAX_MAP)
+		return 1;
+	for (uint32_t i = 0; i < len; i++)
+		if (!(s[i] >= '0' && s[i] <= '9') && s[i] != ' ' && s[i] != '\n')
+			return 1;
+	return 0;
+}
+
+/* A cgroup path: absolute, with no "." or ".." component. */
+static int bad_cgroup(const char *s, uint32_t len)
+{
+	if (len == 0 || len >= PATH_MAX || s[0] != '/' || memchr(s, 0, len))
+		return 1;
+	for (uint32_t i = 0; i < len; i++)
+		if (s[i] == '/' && i + 1 < len && s[i + 1] == '.' &&
+		    (i + 2 == len || s[i + 2] == '/' ||
+		     (s[i + 2] == '.' && (i + 3 == len || s[i + 3] == '/'))))
+			return 1;
+	return 0;
+}
+
+static char *take_part(const char **t, uint32_t len)
+{
+	char *s = malloc(len + 1);
+
+	if (!s) {
+		err_set("out of memory");
+		return NULL;
+	}
+	memcpy(s, *t, len);
+	s[len] = 0;
+	*t += len;
+	return s;
+}
+
+static int parse_ns(struct image *im, const char *buf, uint64_t len)
+{
+	struct ns_rec *n;
+	const char *t = buf + sizeof(n->d);
+	struct img_ns d;
+
+	if (im->ns) {
+		err_set("second NS record");
+		return -1;
+	}
+	if (len < sizeof(d)) {
+		err_set("NS record: too short");
+		return -1;
+	}
+	memcpy(&d, buf, sizeof(d));
+	if ((uint64_t)d.uid_map_len + d.gid_map_len + d.cgroup_len != len - sizeof(d) ||
+	    d.own & ~IMG_NS_ALL || d.flags & ~IMG_NSF_FLAGS || !memchr(d.hostname, 0, 65) ||
+	    !memchr(d.domainname, 0, 65) || bad_map(t, d.uid_map_len) ||
+	    bad_map(t + d.uid_map_len, d.gid_map_len) ||
+	    !(d.flags & IMG_NSF_CGROUP) != !d.cgroup_len ||
+	    (d.cgroup_len && bad_cgroup(t + d.uid_map_len + d.gid_map_len, d.cgroup_len))) {
+		err_set("NS record: bad namespaces, flags, names, maps or cgroup path");
+		return -1;
+	}
+	for (int i = 0; i < IMG_NS_NTYPES; i++)
+		if ((d.own & (1u << i)) && !d.ino[i]) {
+			err_set("NS record: a namespace of its own without an inode");
+			return -1;
+		}
+	n = calloc(1, sizeof(*n));
+	if (!n) {
+		err_set("out of memory");
+		return -1;
+	}
+	n->d = d;
+	im->ns = n;
+	if (!(n->uid_map = take_part(&t, d.uid_map_len)) ||
+	    !(n->gid_map = take_part(&t, d.gid_map_len)) ||
+	    !(n->cgroup = take_part(&t, d.cgroup_len)))
+		return -1;
 	return 0;
 }
 
@@ -1220,6 +1330,8 @@ static int meta_rec(void *arg, const struct img_rec *rec, void *buf)
 		return parse_shm(im, buf, rec->len);
 	case IMG_REC_IPC:
 		return parse_ipc(im, buf, rec->len);
+	case IMG_REC_NS:
+		return parse_ns(im, buf, rec->len);
 	case IMG_REC_PARENT:
 		return parse_parent(im, buf, rec->len);
 	case IMG_REC_DATA:

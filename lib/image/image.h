@@ -101,6 +101,10 @@ struct image {
 		unsigned char *data;
 	} *ipcs;
 	size_t nipcs;
+	struct ns_rec {
+		struct img_ns d;
+		char *uid_map, *gid_map, *cgroup; /* NUL-terminated */
+	} *ns; /* NS record, or NULL: the namespaces and cgroup the tree started in */
 	struct parent *parent; /* PARENT record: an incremental image (incr/) */
 };
 /* The SHM object a region or fd of kind shm names, or NULL. */
@@ -119,6 +123,8 @@ void img_parent_free(struct parent *p);
 void run_list_free(struct run_list *l);
 const char *img_kind_name(uint32_t kind);
 const char *img_shm_kind_name(uint32_t kind);
+/* "user", "mnt", "pid", "net", "uts", "ipc", "cgroup", "time" (IMG_NS_*). */
+const char *img_ns_name(int type);
 /* Whether a checksum computed (got) differs from the one read (want). */
 int img_crc_bad(uint32_t got, uint32_t want);
 

@@ -241,7 +241,7 @@ static const char *rgn_flags_str(uint32_t flags)
 	static const char *const names[] = {"shared",	  "growsdown",	 "maywrite",  "noreserve",
 					    "dontfork",	  "wipeonfork",	 "dontdump",  "hugepage",
 					    "nohugepage", "locked",	 "lockonfault", "mergeable",
-					    "sequential", "random"};
+					    "sequential", "random",	 "guard",     "hugetlb"};
 	static char s[160];
 	size_t n = 0;
 
@@ -414,6 +414,9 @@ static void text_objects(FILE *f, const struct image *im)
 				o->d.flags & IMG_SHM_RMID ? ", id removed" : "");
 		if (o->d.seals)
 			fprintf(f, ", seals %#x", o->d.seals);
+		if (o->d.flags & IMG_SHM_HUGETLB)
+			fprintf(f, ", huge pages of %s",
+				fmt_bytes(b1, sizeof(b1), 1ull << IMG_SHM_HSHIFT(o->d.flags)));
 		fprintf(f, "%s%s\n", o->name[0] ? " " : "", o->name);
 	}
 }
@@ -429,6 +432,55 @@ static void text_ipcs(FILE *f, const struct image *im)
 			(unsigned)d->key, d->mode, d->n,
 			d->kind == IMG_IPC_SEM ? "semaphores" : "messages queued");
 	}
+}
+
+/* A map as one line: its lines joined by ", ", columns by one space. */
+static void put_map(FILE *f, const char *m)
+{
+	int sep = 0, word = 0;
+
+	for (; *m; m++) {
+		if (*m == ' ' || *m == '\n') {
+			sep = *m == '\n' ? 2 : sep ? sep : 1;
+			continue;
+		}
+		if (word && sep)
+			fputs(sep == 2 ? ", " : " ", f);
+		fputc(*m, f);
+		word = 1;
+		sep = 0;
+	}
+}
+
+/* The namespaces that are its own and its cgroup, if not the tree's. */
+static void text_ns(FILE *f, const struct image *im)
+{
+	const struct ns_rec *n = im->ns;
+
+	if (!n)
+		return;
+	if (n->d.own)
+		fprintf(f, "namespaces: of its own, not the tree's:\n");
+	for (int t = 0; t < IMG_NS_NTYPES; t++) {
+		if (!(n->d.own & (1u << t)))
+			continue;
+		fprintf(f, "  %-6s inode %llu", img_ns_name(t), (unsigned long long)n->d.ino[t]);
+		if (t == IMG_NS_UTS)
+			fprintf(f, ", hostname %s, domainname %s", n->d.hostname, n->d.domainname);
+		if (t == IMG_NS_NET)
+			fprintf(f, ", lo %s", (n->d.flags & IMG_NSF_LO_UP) ? "up" : "down");
+		if (t == IMG_NS_USER) {
+			fprintf(f, ", uid_map ");
+			put_map(f, n->uid_map);
+			fprintf(f, ", gid_map ");
+			put_map(f, n->gid_map);
+			fprintf(f, ", setgroups %s",
+				(n->d.flags & IMG_NSF_SETGROUPS) ? "allow" : "deny");
+		}
+		fputc('\n', f);
+	}
+	if (n->d.flags & IMG_NSF_CGROUP)
+		fprintf(f, "cgroup:   %s\n", n->cgroup);
 }
 
 /* One process: who it is, then its sections, a function each. */
@@ -457,6 +509,7 @@ static void text_proc(FILE *f, const struct image *im)
 	text_files(f, im);
 	text_objects(f, im);
 	text_ipcs(f, im);
+	text_ns(f, im);
 }
 
 /* A command line (NUL-separated) as a JSON array of strings. */
@@ -572,12 +625,14 @@ static void json_regions(FILE *f, const struct image *im)
 	for (size_t i = 0; i < im->nregions; i++) {
 		const struct region *g = &im->regions[i];
 		fprintf(f, "%s{\"start\":%llu,\"end\":%llu,\"prot\":\"%s\",\"kind\":\"%s\","
-			   "\"offset\":%llu,\"stored_bytes\":%llu,\"flags\":\"%s\",\"name\":",
+			   "\"offset\":%llu,\"stored_bytes\":%llu,\"flags\":\"%s\","
+			   "\"huge_page_size\":%llu,\"name\":",
 			i ? ",\n" : "", (unsigned long long)g->d.start,
 			(unsigned long long)g->d.end, prot_str(g->d.prot, g->d.flags),
 			img_kind_name(g->d.kind), (unsigned long long)g->d.pgoff,
 			(unsigned long long)(g->stored * im->hdr.page_size),
-			rgn_flags_str(g->d.flags));
+			rgn_flags_str(g->d.flags),
+			g->d.flags & IMG_RGN_HUGETLB ? 1ull << g->d.hshift : 0ull);
 		json_str(f, g->path ? g->path : "", g->path ? strlen(g->path) : 0);
 		fputc('}', f);
 	}
@@ -608,10 +663,12 @@ static void json_objects(FILE *f, const struct image *im)
 	for (size_t i = 0; i < im->nshms; i++) {
 		const struct shm_obj *o = &im->shms[i];
 		fprintf(f, "%s{\"kind\":\"%s\",\"size\":%llu,\"stored_bytes\":%llu,\"mode\":%u,"
-			   "\"key\":%d,\"id_removed\":%s,\"seals\":%u,\"name\":",
+			   "\"key\":%d,\"id_removed\":%s,\"seals\":%u,\"huge_page_size\":%llu,"
+			   "\"name\":",
 			i ? ",\n" : "", img_shm_kind_name(o->d.kind), (unsigned long long)o->d.size,
 			(unsigned long long)(o->stored * im->hdr.page_size), o->d.mode, o->d.key,
-			o->d.flags & IMG_SHM_RMID ? "true" : "false", o->d.seals);
+			o->d.flags & IMG_SHM_RMID ? "true" : "false", o->d.seals,
+			o->d.flags & IMG_SHM_HUGETLB ? 1ull << IMG_SHM_HSHIFT(o->d.flags) : 0ull);
 		json_str(f, o->name, strlen(o->name));
 		fputc('}', f);
 	}
@@ -626,6 +683,51 @@ static void json_ipcs(FILE *f, const struct image *im)
 		fprintf(f, "%s{\"kind\":\"%s\",\"id\":%d,\"key\":%d,\"mode\":%u,\"count\":%u}",
 			i ? ",\n" : "", d->kind == IMG_IPC_SEM ? "sem" : "msg", d->id, d->key,
 			d->mode, d->n);
+	}
+	fprintf(f, "],\n");
+}
+
+/* Every process with namespaces or a cgroup of its own. */
+static void json_ns(FILE *f, const struct img_input *in)
+{
+	int first = 1;
+
+	fprintf(f, "\"namespaces\":[");
+	for (size_t k = 0; k <= in->nrest; k++) {
+		const struct ns_rec *n = img_proc_at((struct img_input *)in, k)->ns;
+		int sep = 0;
+
+		if (!n)
+			continue;
+		fprintf(f, "%s{\"pid\":%d,\"own\":{", first ? "" : ",\n",
+			img_proc_at((struct img_input *)in, k)->proc.pid);
+		first = 0;
+		for (int t = 0; t < IMG_NS_NTYPES; t++)
+			if (n->d.own & (1u << t))
+				fprintf(f, "%s\"%s\":%llu", sep++ ? "," : "", img_ns_name(t),
+					(unsigned long long)n->d.ino[t]);
+		fprintf(f, "}");
+		if (n->d.own & (1u << IMG_NS_UTS)) {
+			fprintf(f, ",\"hostname\":");
+			json_str(f, n->d.hostname, strlen(n->d.hostname));
+			fprintf(f, ",\"domainname\":");
+			json_str(f, n->d.domainname, strlen(n->d.domainname));
+		}
+		if (n->d.own & (1u << IMG_NS_NET))
+			fprintf(f, ",\"lo_up\":%s", (n->d.flags & IMG_NSF_LO_UP) ? "true" : "false");
+		if (n->d.own & (1u << IMG_NS_USER)) {
+			fprintf(f, ",\"uid_map\":");
+			json_str(f, n->uid_map, n->d.uid_map_len);
+			fprintf(f, ",\"gid_map\":");
+			json_str(f, n->gid_map, n->d.gid_map_len);
+			fprintf(f, ",\"setgroups\":%s",
+				(n->d.flags & IMG_NSF_SETGROUPS) ? "true" : "false");
+		}
+		if (n->d.flags & IMG_NSF_CGROUP) {
+			fprintf(f, ",\"cgroup\":");
+			json_str(f, n->cgroup, n->d.cgroup_len);
+		}
+		fprintf(f, "}");
 	}
 	fprintf(f, "],\n");
 }
@@ -645,6 +747,7 @@ void inspect_json(FILE *f, const struct img_input *in, const struct img_totals *
 	json_files(f, im);
 	json_objects(f, im);
 	json_ipcs(f, im);
+	json_ns(f, in);
 	incr_inspect_json(f, in);
 	fprintf(f, "\"data\":{\"pages\":%llu,\"bytes\":%llu,\"records\":%llu,"
 		   "\"stream_bytes\":%llu}}\n",

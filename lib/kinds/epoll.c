@@ -1,65 +1,143 @@
 /* epoll.c: epoll instances: each watch (fd, events, data), registered again once every fd is
  * at its number. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "base/base.h"
 #include "kinds/kinds-internal.h"
+#include "target/target.h"
+
+#ifndef KCMP_EPOLL_TFD
+#define KCMP_EPOLL_TFD 7
+#endif
+
+/* One watch of epoll instance efd, as kcmp(2) names it: the toff-th
+ * watch added as fd tfd (a number closed and reused may have been added
+ * twice, on two files). */
+struct kcmp_slot {
+	uint32_t efd, tfd, toff;
+};
+
+/* Whether fd of pid holds the open file description watch s of pid's
+ * epoll instance is on (kcmp KCMP_EPOLL_TFD, Linux 4.13). */
+static int holds_watched(pid_t pid, int fd, const struct kcmp_slot *s)
+{
+	return syscall(SYS_kcmp, pid, pid, KCMP_EPOLL_TFD, fd, s) == 0;
+}
+
+/* The fd of the process that holds the description watch s is on: the
+ * number it was added as, if that still holds it, else another (a dup, or
+ * the file moved to another number and its first closed); -1 naming it
+ * when none does.  fds lists the process's fds, read once when needed. */
+static int watched_via(pid_t pid, const struct kcmp_slot *s, unsigned long long ino, int **fds,
+		       size_t *nfds)
+{
+	if (holds_watched(pid, s->tfd, s))
+		return s->tfd;
+	if (!*fds && proc_list_fds(pid, fds, nfds))
+		return -1;
+	for (size_t i = 0; i < *nfds; i++)
+		if (holds_watched(pid, (*fds)[i], s))
+			return (*fds)[i];
+	err_set("pid %d: fd %d: epoll watches a file (added as fd %u, inode %llu) that no fd of "
+		"the process holds; not supported",
+		pid, s->efd, s->tfd, ino);
+	return -1;
+}
 
 /* One entry of its fdinfo, "tfd: 5 events: 19 data: 5 pos:0 ino:3c51a",
  * into it; -1 naming the fd. */
-static int parse_item(const struct fd_source *src, int fd, const char *p, struct img_epoll_item *it)
+static int parse_item(const struct fd_source *src, int fd, const char *p, struct img_epoll_item *it,
+		      unsigned long long *ino)
 {
-	unsigned long long data, ino;
+	unsigned long long data;
 	unsigned events;
-	char path[64];
-	struct stat sb;
 
 	if (sscanf(p, "tfd: %d events: %x data: %llx pos:%*d ino:%llx", &it->fd, &events, &data,
-		   &ino) != 4) {
+		   ino) != 4 ||
+	    it->fd < 0) {
 		err_set("pid %d: fd %d: cannot parse its epoll entries", src->pid, fd);
 		return -1;
 	}
 	it->events = events;
 	it->data = data;
-	/* An entry outlives the fd it was added by: it must still
-	 * be the file at that number to be added again. */
-	if (stat(fmt_path(path, sizeof(path), "/proc/%d/fd/%d", src->pid, it->fd), &sb) ||
-	    sb.st_ino != ino) {
-		err_set("pid %d: fd %d: epoll watches a file that is no longer fd %d; "
-			"not supported",
-			src->pid, fd, it->fd);
-		return -1;
-	}
 	return 0;
 }
 
+/* A watch belongs to the open file description, not to the fd it was
+ * added by: each is kept with the number it was added as (the key the
+ * program's epoll_ctl calls name it by) and, where that number no longer
+ * holds it, the fd that does (IMG_EPOLL_VIA). */
 static int capture_epoll(const struct fd_source *src, struct fd_entry *f)
 {
 	struct img_epoll e = {0};
 	struct img_epoll_item *items = NULL;
+	int32_t *via = NULL;
 	const char *p = src->info;
-	int rc = -1;
+	int *fds = NULL, rc = -1;
+	size_t nfds = 0;
 
 	while ((p = strstr(p, "tfd:"))) {
 		struct img_epoll_item it, *ni;
+		struct kcmp_slot s = {.efd = f->d.fd};
+		unsigned long long ino;
+		int32_t v, *nv;
 
-		if (parse_item(src, f->d.fd, p, &it))
+		if (parse_item(src, f->d.fd, p, &it, &ino))
 			goto out;
-		if (!(ni = append_zeroed(&items, e.n, sizeof(*items))))
+		s.tfd = it.fd;
+		for (uint32_t k = 0; k < e.n; k++)
+			s.toff += items[k].fd == it.fd;
+		if ((v = watched_via(src->pid, &s, ino, &fds, &nfds)) < 0)
+			goto out;
+		if (!(ni = append_zeroed(&items, e.n, sizeof(*items))) ||
+		    !(nv = append_zeroed(&via, e.n, sizeof(*via))))
 			goto out;
 		*ni = it;
+		*nv = v;
+		if (v != it.fd)
+			e.flags |= IMG_EPOLL_VIA;
 		e.n++;
 		p += 4;
 	}
 	rc = fd_set_extra(f, &e, sizeof(e), items, e.n * sizeof(*items));
+	if (!rc && (e.flags & IMG_EPOLL_VIA)) {
+		unsigned char *x = realloc(f->extra, f->d.extra_len + e.n * sizeof(*via) + 1);
+		if (!x) {
+			err_set("out of memory");
+			rc = -1;
+			goto out;
+		}
+		memcpy(x + f->d.extra_len, via, e.n * sizeof(*via));
+		f->extra = x;
+		f->d.extra_len += e.n * sizeof(*via);
+	}
 out:
+	free(fds);
 	free(items);
+	free(via);
 	return rc;
+}
+
+/* Watch k of the kind data x (e its head): into it, and the fd that holds
+ * its file now. */
+static int32_t item(const unsigned char *x, const struct img_epoll *e, uint32_t k,
+		    struct img_epoll_item *it)
+{
+	int32_t via;
+
+	memcpy(it, x + sizeof(*e) + k * sizeof(*it), sizeof(*it));
+	via = it->fd;
+	if (e->flags & IMG_EPOLL_VIA)
+		memcpy(&via, x + sizeof(*e) + e->n * sizeof(*it) + k * sizeof(via), sizeof(via));
+	return via;
 }
 
 static int check_epoll(const unsigned char *x, uint32_t n)
@@ -69,8 +147,16 @@ static int check_epoll(const unsigned char *x, uint32_t n)
 	if (n < sizeof(e))
 		return -1;
 	memcpy(&e, x, sizeof(e));
-	if (e.n > (1u << 20) || n != sizeof(e) + (uint64_t)e.n * sizeof(struct img_epoll_item))
+	if (e.n > (1u << 20) || (e.flags & ~IMG_EPOLL_FLAGS) ||
+	    n != sizeof(e) + (uint64_t)e.n * sizeof(struct img_epoll_item) +
+		     ((e.flags & IMG_EPOLL_VIA) ? (uint64_t)e.n * sizeof(int32_t) : 0))
 		return -1;
+	for (uint32_t k = 0; k < e.n; k++) {
+		struct img_epoll_item it;
+
+		if (item(x, &e, k, &it) < 0 || it.fd < 0)
+			return -1;
+	}
 	return 0;
 }
 
@@ -80,6 +166,38 @@ static int make_epoll(const struct fd_entry *f, struct fd_pipes *pipes)
 {
 	(void)pipes;
 	return fd_made(epoll_create1(EPOLL_CLOEXEC), f);
+}
+
+/* Add the watch the program added as fd tfd, on the description fd via
+ * holds now: tfd is that description for a moment (what was at tfd, if
+ * anything, is put back with its close-on-exec flag), so that the watch
+ * is the one the program's epoll_ctl calls name as tfd.  No lock can be
+ * lost by the moment's close: the restorer takes the POSIX locks later. */
+static int watch(int epfd, int tfd, int via, struct epoll_event *ev)
+{
+	int saved = -1, fdflags, rc, err;
+
+	if (via == tfd)
+		return epoll_ctl(epfd, EPOLL_CTL_ADD, tfd, ev);
+	fdflags = fcntl(tfd, F_GETFD);
+	if (fdflags >= 0 && (saved = fcntl(tfd, F_DUPFD_CLOEXEC, 0)) < 0)
+		return -1;
+	if (dup2(via, tfd) < 0) {
+		err = errno;
+		close(saved);
+		errno = err;
+		return -1;
+	}
+	rc = epoll_ctl(epfd, EPOLL_CTL_ADD, tfd, ev);
+	err = errno;
+	if (saved >= 0) {
+		dup3(saved, tfd, (fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0);
+		close(saved);
+	} else {
+		close(tfd);
+	}
+	errno = err;
+	return rc;
 }
 
 int fd_epoll_register(const struct image *im)
@@ -94,13 +212,14 @@ int fd_epoll_register(const struct image *im)
 		for (uint32_t k = 0; k < e.n; k++) {
 			struct img_epoll_item it;
 			struct epoll_event ev;
+			int32_t via;
 
-			memcpy(&it, f->extra + sizeof(e) + k * sizeof(it), sizeof(it));
+			via = item(f->extra, &e, k, &it);
 			ev.events = it.events;
 			ev.data.u64 = it.data;
 			/* EEXIST: a process of the tree that shares this epoll
 			 * instance registered the watch already. */
-			if (epoll_ctl(f->d.fd, EPOLL_CTL_ADD, it.fd, &ev) && errno != EEXIST) {
+			if (watch(f->d.fd, it.fd, via, &ev) && errno != EEXIST) {
 				err_sys("fd %d: cannot watch fd %d with epoll again", f->d.fd,
 					it.fd);
 				return -1;
@@ -114,8 +233,17 @@ static void show_epoll(FILE *out, const struct fd_entry *f, int json)
 {
 	struct img_epoll v;
 
+	uint32_t moved = 0;
+
 	memcpy(&v, f->extra, sizeof(v));
 	fd_put_num(out, json, "watches", v.n);
+	for (uint32_t k = 0; k < v.n; k++) {
+		struct img_epoll_item it;
+
+		moved += item(f->extra, &v, k, &it) != it.fd;
+	}
+	if (moved) /* watches whose file is at another fd now */
+		fd_put_num(out, json, "moved", moved);
 }
 
 const struct fd_ops fd_epoll_ops = {

@@ -13,7 +13,8 @@
 #include "kinds/kinds-internal.h"
 #include "target/target.h"
 
-/* Indexed by the image's kind number (IMG_FD_*). */
+/* Indexed by the image's kind number (IMG_FD_*); numbers no kind has yet
+ * are NULL. */
 static const struct fd_ops *const kinds[IMG_FD_NKINDS] = {
     [IMG_FD_REG] = &fd_file_ops,	  [IMG_FD_DIR] = &fd_dir_ops,
     [IMG_FD_CHR] = &fd_chr_ops,		  [IMG_FD_INHERIT] = &fd_inherit_ops,
@@ -25,6 +26,10 @@ static const struct fd_ops *const kinds[IMG_FD_NKINDS] = {
     [IMG_FD_SOCK] = &fd_sock_ops,
     [IMG_FD_OPATH] = &fd_opath_ops,
     [IMG_FD_TCP] = &fd_tcp_ops,
+    [IMG_FD_NETLINK] = &fd_netlink_ops,
+    [IMG_FD_DELDIR] = &fd_deleted_ops,
+    [IMG_FD_PIDFD] = &fd_pidfd_ops,	  [IMG_FD_NSFILE] = &fd_nsfile_ops,
+    [IMG_FD_MQUEUE] = &fd_mqueue_ops,
 };
 
 const struct fd_ops *fd_ops_of(uint32_t kind)
@@ -93,24 +98,15 @@ static uint32_t path_kind(const struct fd_source *src, int fd)
 	size_t l = strlen(link);
 	int gone = sb->st_nlink == 0 || (l > 10 && !strcmp(link + l - 10, " (deleted)"));
 
+	if (gone && (S_ISDIR(sb->st_mode) || S_ISFIFO(sb->st_mode)))
+		return IMG_FD_DELDIR;
 	if (S_ISREG(sb->st_mode) || S_ISDIR(sb->st_mode)) {
-		if (gone && S_ISDIR(sb->st_mode)) {
-			err_set("pid %d: fd %d is deleted directory %s; not supported", src->pid,
-				fd, link);
-			return 0;
-		}
 		if (gone)
 			return IMG_FD_SHM;
 		return S_ISREG(sb->st_mode) ? IMG_FD_REG : IMG_FD_DIR;
 	}
-	if (S_ISFIFO(sb->st_mode)) {
-		if (gone) {
-			err_set("pid %d: fd %d is deleted FIFO %s; not supported", src->pid, fd,
-				link);
-			return 0;
-		}
+	if (S_ISFIFO(sb->st_mode))
 		return IMG_FD_FIFO;
-	}
 	if (S_ISCHR(sb->st_mode) && major(sb->st_rdev) == 1)
 		return IMG_FD_CHR; /* /dev/null, zero, full, random, urandom */
 	err_set("pid %d: fd %d is %s (mode %o); this kind of file is not supported yet", src->pid,
@@ -129,7 +125,7 @@ static uint32_t anon_kind(struct fd_source *src, int fd)
 	if (!src->info)
 		return 0;
 	for (uint32_t k = 1; k < IMG_FD_NKINDS; k++)
-		if (kinds[k]->anon && !strcmp(src->link, kinds[k]->anon))
+		if (kinds[k] && kinds[k]->anon && !strcmp(src->link, kinds[k]->anon))
 			return k;
 	err_set("pid %d: fd %d is %s; this kind of file is not supported yet", src->pid, fd,
 		src->link);
@@ -150,12 +146,16 @@ static uint32_t kind_of(struct fd_source *src, int fd, unsigned flags)
 	 * restore. */
 	if (fd <= 2 && S_ISSOCK(src->sb->st_mode))
 		return IMG_FD_INHERIT;
+	if (src->link[0] == '/' && S_ISREG(src->sb->st_mode) && fd_is_mqueue(src->pid, fd))
+		return IMG_FD_MQUEUE;
 	if (src->link[0] == '/')
 		return path_kind(src, fd);
 	if (!strncmp(src->link, "pipe:", 5))
 		return IMG_FD_PIPE;
 	if (!strncmp(src->link, "socket:", 7))
 		return fd_sock_kind(src, fd);
+	if (fd_is_nsfile(src->link))
+		return IMG_FD_NSFILE;
 	return anon_kind(src, fd);
 }
 
@@ -238,13 +238,18 @@ static int all_fds(struct image *ims[], size_t nims, struct fd_all *a)
 		total += ims[k]->nfiles;
 	a->n = 0;
 	a->f = calloc(total + 1, sizeof(*a->f));
-	a->pid = calloc(total + 1, sizeof(*a->pid));
+	a->pid = calloc(total + nims + 1, sizeof(*a->pid));
 	if (!a->f || !a->pid) {
 		free(a->f);
 		free(a->pid);
 		err_set("out of memory");
 		return -1;
 	}
+	/* The processes' own pids after the fds' (a zombie has no fds). */
+	a->procs = a->pid + total;
+	a->nprocs = nims;
+	for (size_t k = 0; k < nims; k++)
+		a->pid[total + k] = ims[k]->proc.pid;
 	for (size_t k = 0; k < nims; k++)
 		for (size_t i = 0; i < ims[k]->nfiles; i++) {
 			a->f[a->n] = &ims[k]->files[i];
@@ -301,7 +306,7 @@ int fd_check_tree(struct image *ims[], size_t n, uint32_t opts)
 	/* Each kind's own first (a pipe whose other end is outside may
 	 * become an inherited stream), then the descriptions they share. */
 	for (uint32_t k = 1; k < IMG_FD_NKINDS && !rc; k++)
-		if (kinds[k]->join)
+		if (kinds[k] && kinds[k]->join)
 			rc = kinds[k]->join(&a);
 	if (rc == 0)
 		share_descs(&a);
@@ -364,6 +369,13 @@ int fd_made(int fd, const struct fd_entry *f)
 	return fd;
 }
 
+/* A pidfd or a namespace file names its process's pid or namespace, which
+ * the process that makes it must be in already. */
+int fd_in_process(const struct fd_entry *f)
+{
+	return f->d.kind == IMG_FD_PIDFD || f->d.kind == IMG_FD_NSFILE;
+}
+
 int fd_make(const struct fd_entry *f, struct fd_pipes *pipes)
 {
 	const struct fd_ops *o = fd_ops_of(f->d.kind);
@@ -377,7 +389,7 @@ int fd_make(const struct fd_entry *f, struct fd_pipes *pipes)
 
 int fd_pipes_done(struct fd_pipes *pipes)
 {
-	return fd_lock_ptys(pipes) ? -1 : fd_tcp_done(pipes);
+	return fd_dgram_refill(pipes) || fd_lock_ptys(pipes) || fd_tcp_done(pipes) ? -1 : 0;
 }
 
 void fd_pipes_close(struct fd_pipes *pipes)

@@ -2,9 +2,13 @@
  * objects whose contents the image holds (shm.c).  restore/ opens them again itself; their FILE
  * records carry no extra bytes, except a regular file's locks (an img_file_locks and its
  * img_lock). */
+#include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "base/base.h"
 #include "kinds/kinds-internal.h"
@@ -213,15 +217,91 @@ static void show_locks(FILE *out, const struct fd_entry *f, int json)
 		fprintf(out, "]");
 }
 
+/* ---- files of /proc/PID ------------------------------------------------ */
+
+pid_t fd_proc_pid(const char *path)
+{
+	char *end;
+	long pid;
+
+	if (strncmp(path, "/proc/", 6) || path[6] < '1' || path[6] > '9')
+		return 0;
+	pid = strtol(path + 6, &end, 10);
+	return (*end == '/' || !*end) && pid <= INT32_MAX ? (pid_t)pid : 0;
+}
+
+/* A file (or directory) of /proc/PID is reopened at restore as the same
+ * process's (restore/ maps the pid): only one of the image's processes. */
+static int join_proc_files(struct fd_all *a)
+{
+	for (size_t i = 0; i < a->n; i++) {
+		const struct fd_entry *f = a->f[i];
+		pid_t pid = 0;
+		size_t k;
+
+		if (f->d.kind == IMG_FD_REG || f->d.kind == IMG_FD_DIR)
+			pid = fd_proc_pid(f->path);
+		for (k = 0; pid && k < a->n && a->pid[k] != pid; k++)
+			;
+		if (pid && k == a->n) {
+			err_set("pid %d: fd %d is %s, a file of process %d, which the image does "
+				"not hold; not supported",
+				a->pid[i], f->d.fd, f->path, pid);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 const struct fd_ops fd_file_ops = {.name = "file",
 				   .capture = capture_file,
+				   .join = join_proc_files,
 				   .check = check_file,
 				   .show = show_file,
 				   .show_list = show_locks};
 const struct fd_ops fd_dir_ops = {.name = "dir", .capture = refuse_locks, .check = check_none};
 const struct fd_ops fd_chr_ops = {.name = "chr", .capture = refuse_locks, .check = check_none};
 const struct fd_ops fd_inherit_ops = {.name = "inherit", .check = check_none};
-const struct fd_ops fd_shm_ops = {.name = "shm", .capture = refuse_locks, .check = check_none};
+/* ---- files whose contents the image holds ------------------------------ */
+
+/* Its owner and access time, which the restore gives back (shm.c). */
+static int capture_shm(const struct fd_source *src, struct fd_entry *f)
+{
+	struct img_shm_attr a = {.uid = src->sb->st_uid,
+				 .gid = src->sb->st_gid,
+				 .atime_sec = src->sb->st_atim.tv_sec,
+				 .atime_nsec = src->sb->st_atim.tv_nsec};
+
+	if (refuse_locks(src, f))
+		return -1;
+	return fd_set_extra(f, &a, sizeof(a), NULL, 0);
+}
+
+static int check_shm(const unsigned char *x, uint32_t n)
+{
+	struct img_shm_attr a;
+
+	if (n == 0)
+		return 0;
+	if (n != sizeof(a))
+		return -1;
+	memcpy(&a, x, sizeof(a));
+	return a.pad || a.atime_nsec >= 1000000000u ? -1 : 0;
+}
+
+static void show_shm(FILE *out, const struct fd_entry *f, int json)
+{
+	struct img_shm_attr a;
+
+	if (f->d.extra_len != sizeof(a))
+		return;
+	memcpy(&a, f->extra, sizeof(a));
+	fd_put_num(out, json, "uid", a.uid);
+	fd_put_num(out, json, "gid", a.gid);
+}
+
+const struct fd_ops fd_shm_ops = {
+    .name = "shm", .capture = capture_shm, .check = check_shm, .show = show_shm};
 
 /* ---- O_PATH descriptors ----------------------------------------------- */
 
@@ -243,3 +323,143 @@ static int capture_opath(const struct fd_source *src, struct fd_entry *f)
 }
 
 const struct fd_ops fd_opath_ops = {.name = "opath", .capture = capture_opath, .check = check_none};
+
+/* ---- deleted directories and FIFOs ------------------------------------ */
+
+/* A deleted directory keeps nothing but its mode (the record's); a
+ * deleted FIFO its bytes, as a FIFO by path does. */
+static int capture_deleted(const struct fd_source *src, struct fd_entry *f)
+{
+	if (S_ISFIFO(src->sb->st_mode))
+		return fd_fifo_ops.capture(src, f);
+	return refuse_locks(src, f);
+}
+
+static int check_deleted(const unsigned char *x, uint32_t n)
+{
+	return n ? fd_fifo_ops.check(x, n) : 0;
+}
+
+static void show_deleted(FILE *out, const struct fd_entry *f, int json)
+{
+	if (S_ISFIFO(f->d.mode) && f->d.extra_len)
+		fd_fifo_ops.show(out, f, json);
+}
+
+static int make_one(const char *name, mode_t mode)
+{
+	int fd, rc = S_ISDIR(mode) ? mkdir(name, 0700) : mkfifo(name, 0600);
+
+	if (rc)
+		return -1;
+	/* Its own mode, whatever our umask, before anyone else may open it. */
+	fd = open(name, (S_ISDIR(mode) ? O_PATH | O_DIRECTORY : O_RDWR | O_NONBLOCK) | O_NOFOLLOW |
+			    O_CLOEXEC);
+	if (fd >= 0 && chmod(name, mode & 07777) == 0 &&
+	    (S_ISDIR(mode) ? rmdir(name) : unlink(name)) == 0)
+		return fd;
+	rc = errno;
+	if (fd >= 0)
+		close(fd);
+	if (S_ISDIR(mode) ? rmdir(name) : unlink(name)) {
+		/* nothing: it was made here, and the error is rc's */
+	}
+	errno = rc;
+	return -2;
+}
+
+int fd_make_deleted(const char *link, mode_t mode)
+{
+	char path[PATH_MAX], name[PATH_MAX + 64];
+	const char *tmp = getenv("TMPDIR");
+	size_t l = strlen(link);
+	int fd = -1;
+
+	if (l > 10 && !strcmp(link + l - 10, " (deleted)"))
+		l -= 10;
+	snprintf(path, sizeof(path), "%.*s", (int)l, link);
+	if (!tmp || tmp[0] != '/')
+		tmp = "/tmp";
+	/* Where a name is taken, the next; where the directory is gone or
+	 * not ours to write, the temporary directory. */
+	for (int i = 0; i < 100 && fd == -1; i++) {
+		if (i == 0)
+			snprintf(name, sizeof(name), "%s", path);
+		else if (i < 50)
+			snprintf(name, sizeof(name), "%s.ckpt%d-%d", path, (int)getpid(), i);
+		else
+			snprintf(name, sizeof(name), "%s/ckpt-deleted%d-%d", tmp, (int)getpid(), i);
+		fd = make_one(name, mode);
+		if (fd == -1 && errno != EEXIST && i < 50)
+			i = 49;
+		else if (fd == -1 && errno != EEXIST)
+			break;
+	}
+	if (fd < 0)
+		err_sys("cannot make deleted %s %s again", S_ISDIR(mode) ? "directory" : "FIFO",
+			path);
+	return fd;
+}
+
+/* Every fd of one deleted directory or FIFO is an open of the one made
+ * for the first (kept in pipes until all are made): the same inode. */
+static int make_deleted(const struct fd_entry *f, struct fd_pipes *pipes)
+{
+	struct fd_pipe *fp = fd_find_pair(pipes, IMG_FD_DELDIR, f->d.ino);
+	struct timespec ts[2] = {{0, UTIME_OMIT}, {f->d.mtime_sec, f->d.mtime_nsec}};
+	struct img_fifo p = {0};
+	char path[64];
+	int fd, flags = f->d.flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC);
+
+	if (!S_ISDIR(f->d.mode) && !S_ISFIFO(f->d.mode)) {
+		err_set("fd %d: deleted %s of mode %o: neither directory nor FIFO", f->d.fd,
+			f->path, f->d.mode);
+		return -1;
+	}
+	if (S_ISFIFO(f->d.mode) && f->d.extra_len)
+		memcpy(&p, f->extra, sizeof(p));
+	if (!fp) {
+		if (!(fp = fd_new_pair(pipes, IMG_FD_DELDIR, f->d.ino)))
+			return -1;
+		if ((fp->end[0] = fd_make_deleted(f->path, f->d.mode)) < 0)
+			return -1;
+		pipes->n++;
+		/* Above pipe-max-size an unprivileged user keeps the default. */
+		if (p.size && fcntl(fp->end[0], F_SETPIPE_SZ, p.size) < 0 && p.data_len > 65536) {
+			err_sys("fd %d: cannot make FIFO %s hold %u bytes", f->d.fd, f->path,
+				p.size);
+			return -1;
+		}
+	}
+	if (p.data_len && write_all(fp->end[0], f->extra + sizeof(p), p.data_len)) {
+		err_sys("fd %d: cannot put %u bytes back in FIFO %s", f->d.fd, p.data_len, f->path);
+		return -1;
+	}
+	fmt_path(path, sizeof(path), "/proc/self/fd/%d", fp->end[0]);
+	/* Its mtime as the checkpoint saw it: making it, and a write, set it. */
+	utimensat(AT_FDCWD, path, ts, 0);
+	flags =
+	    S_ISFIFO(f->d.mode) ? (flags & O_ACCMODE) | O_NONBLOCK | O_CLOEXEC : flags | O_CLOEXEC;
+	fd = open(path, flags);
+	/* One the program opened before it took its own permission away:
+	 * the owner's (ours: made here) lent for the moment. */
+	if (fd < 0 && errno == EACCES && chmod(path, (f->d.mode & 07777) | S_IRWXU) == 0) {
+		fd = open(path, flags);
+		if (chmod(path, f->d.mode & 07777) && fd >= 0) {
+			close(fd);
+			fd = -1;
+		}
+	}
+	if (fd < 0) {
+		err_sys("fd %d: cannot open deleted %s again", f->d.fd, f->path);
+		return -1;
+	}
+	fcntl(fd, F_SETFL, (fcntl(fd, F_GETFL) & ~O_NONBLOCK) | (f->d.flags & O_NONBLOCK));
+	return fd;
+}
+
+const struct fd_ops fd_deleted_ops = {.name = "deleted",
+				      .capture = capture_deleted,
+				      .check = check_deleted,
+				      .make = make_deleted,
+				      .show = show_deleted};

@@ -24,6 +24,8 @@ struct fd_all {
 	pid_t *pid;
 	size_t n;
 	uint32_t opts; /* FD_OPT_* */
+	const pid_t *procs; /* the pid of every process, zombies too */
+	size_t nprocs;
 };
 
 /* One kind of fd (IMG_FD_*): what each step does with it.  A step a kind
@@ -56,6 +58,9 @@ extern const struct fd_ops fd_pipe_ops, fd_fifo_ops, fd_unix_ops, fd_tty_ops;
 extern const struct fd_ops fd_eventfd_ops, fd_signalfd_ops, fd_timerfd_ops, fd_epoll_ops;
 extern const struct fd_ops fd_inotify_ops, fd_sock_ops, fd_opath_ops;
 extern const struct fd_ops fd_tcp_ops;
+extern const struct fd_ops fd_inotify_ops, fd_sock_ops, fd_opath_ops, fd_deleted_ops;
+extern const struct fd_ops fd_netlink_ops;
+extern const struct fd_ops fd_pidfd_ops, fd_nsfile_ops, fd_mqueue_ops;
 
 /* What sock_diag tells of one socket (sock.c). */
 struct fd_diag {
@@ -70,6 +75,33 @@ struct fd_diag {
 /* The unix socket of inode ino, asked of NETLINK_SOCK_DIAG (no privilege
  * needed in one's own network namespace); -1 with errno if none. */
 int fd_unix_diag(uint64_t ino, struct fd_diag *d);
+/* A socket address as text: 127.0.0.1:80, [::1]:80, /path, @abstract,
+ * or "unbound" (sock.c). */
+const char *fd_sock_addr_text(const void *sa, size_t len, char *buf, size_t size);
+/* v, a socket's SO_SNDBUF or SO_RCVBUF (opt), or 0 when a new socket of
+ * its family, type and protocol has the same: the program did not set it. */
+uint32_t fd_sock_buf_set(int family, int type, int protocol, int opt, int v);
+
+/* A datagram socket joined to no peer (sockq.c): the bytes after its
+ * address in its IMG_FD_SOCK record (img_sock_dgram).  Capturing: a UDP
+ * socket's peer and the datagrams queued on s (pid's fd), peeked, into
+ * *out (malloc'd; none, *len 0, when there is neither); -1 naming the fd. */
+int fd_dgram_capture(pid_t pid, int fd, int s, int family, const void *sa, size_t salen,
+		     unsigned char **out, size_t *len);
+/* Reading: the n bytes at x are well formed for a socket of family. */
+int fd_dgram_check(const unsigned char *x, size_t n, int family);
+/* Making: s, made and bound, connected to its peer again and kept in pipes
+ * until fd_dgram_refill; -1 with err_set. */
+int fd_dgram_made(const struct fd_entry *f, const unsigned char *x, size_t n, int s,
+		  struct fd_pipes *pipes);
+/* Once every fd is made: each queue put back, each datagram sent from
+ * its sender's address (a socket of the tree's bound there, else one of
+ * ours).  -1 with err_set. */
+int fd_dgram_refill(struct fd_pipes *pipes);
+/* Showing: the peer's address length (0: not connected); peer, queued
+ * bytes and datagrams. */
+uint32_t fd_dgram_peer(const unsigned char *x, size_t n);
+void fd_dgram_show(FILE *out, const unsigned char *x, size_t n, int json);
 
 /* The kind's operations; NULL for a number that is no kind. */
 const struct fd_ops *fd_ops_of(uint32_t kind);
@@ -80,12 +112,18 @@ const struct fd_ops *fd_ops_of(uint32_t kind);
 uint32_t fd_sock_kind(const struct fd_source *src, int fd);
 /* Whether socket s is a TCP connection (it has a peer): IMG_FD_TCP. */
 int fd_tcp_connected(int s);
+/* A socket of a family no kind keeps (netlink.c): the refusal, naming it. */
+void fd_sock_refuse_family(const struct fd_source *src, int fd, int family);
 /* f's extra bytes: a, then b. */
 int fd_set_extra(struct fd_entry *f, const void *a, size_t alen, const void *b, size_t blen);
 /* A field of an fdinfo text: the text after "name:". */
 const char *fd_info_field(const char *info, const char *name);
 /* A duplicate of the target's fd (pidfd_getfd); -1 naming it. */
 int fd_getfd(pid_t pid, int fd);
+/* A namespace file: its link is TYPE:[INODE] (nsfile.c). */
+int fd_is_nsfile(const char *link);
+/* A POSIX message queue: fd of pid is on the mqueue file system (mqueue.c). */
+int fd_is_mqueue(pid_t pid, int fd);
 /* A terminal: a tty, console or pty device. */
 int fd_is_tty(const struct stat *sb);
 /* Drop what follows an fd's fixed extra part: another fd carries it. */

@@ -47,18 +47,31 @@ struct fd_pipes {
 				   * seen; pty: shut[0] 1 to lock the slave again */
 	} * p;
 	size_t n;
+	/* 1: this process leads the session that a /dev/tty of the image's
+	 * (IMG_TTY_CTTY) needs, so its pty becomes our controlling terminal
+	 * (fd_take_session); 0 (a tree's supervisor): /dev/tty is made as the
+	 * pty's slave, for the session leader to take (spawn.c, take_ctty). */
+	int session;
 };
 
 /* Make the pipe, FIFO, unix socket, terminal, inotify, eventfd, signalfd,
  * timerfd or epoll instance of f again,
  * open (close-on-exec) at any fd number; -1 with err_set. */
 int fd_make(const struct fd_entry *f, struct fd_pipes *pipes) __attribute__((warn_unused_result));
+/* An fd each process of a tree makes itself once every process exists
+ * (a pidfd, a namespace file), not one the tree inherits. */
+int fd_in_process(const struct fd_entry *f);
 /* Once every fd is made: what needs all of them (a pty slave's lock).
  * -1 with err_set. */
 int fd_pipes_done(struct fd_pipes *pipes) __attribute__((warn_unused_result));
 void fd_pipes_close(struct fd_pipes *pipes);
 /* A terminal standard stream that the restoring process's own stands for. */
 int fd_tty_inherits(const struct fd_entry *f);
+/* A process whose /dev/tty was a pty of its own led its session: this one
+ * must too, before its files are made (setsid, unless it leads one
+ * already).  -1 with err_set where it did not, or setsid fails. */
+int fd_take_session(const struct image *im, struct fd_pipes *pipes)
+	__attribute__((warn_unused_result));
 /* Put the termios and window size of terminal f on fd, if it is a
  * terminal (an inherited standard stream may not be).  -1 with err_set. */
 int fd_tty_settings(int fd, const struct fd_entry *f) __attribute__((warn_unused_result));
@@ -79,6 +92,14 @@ void fd_show_list(FILE *out, const struct fd_entry *f, int json);
 
 /* A regular file's locks (IMG_FD_REG): how many its FILE record keeps
  * (the reader checked them), and lock i of them. */
+/* A directory or FIFO (mode's type and permissions) like the one at
+ * link ("PATH (deleted)"), made again and removed again: at PATH where
+ * it is free, else beside it, else in $TMPDIR or /tmp.  An fd of it
+ * (O_PATH for a directory, read-write non-blocking for a FIFO),
+ * close-on-exec; -1 with err_set. */
+int fd_make_deleted(const char *link, mode_t mode);
+/* The pid of a /proc/PID or /proc/PID/... path, or 0. */
+pid_t fd_proc_pid(const char *path);
 uint32_t fd_file_nlocks(const struct fd_entry *f);
 void fd_file_lock(const struct fd_entry *f, uint32_t i, struct img_lock *l);
 

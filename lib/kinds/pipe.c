@@ -1,4 +1,5 @@
 /* pipe.c: pipes and FIFOs (named pipes): the bytes queued in them, peeked without taking them. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -9,6 +10,37 @@
 
 #include "base/base.h"
 #include "kinds/kinds-internal.h"
+
+/* A FIFO whose mode lets no one read it now: one of the process's own
+ * open file descriptions of it that reads (tee(2) takes no byte from it,
+ * and is told not to block), or -1 with errno EACCES. */
+static int reading_end(pid_t pid, int fd)
+{
+	char path[64];
+	struct stat sb, t;
+	struct dirent *d;
+	DIR *dir;
+	int rfd = -1;
+
+	if (stat(fmt_path(path, sizeof(path), "/proc/%d/fd/%d", pid, fd), &sb) ||
+	    !(dir = opendir(fmt_path(path, sizeof(path), "/proc/%d/fd", pid)))) {
+		errno = EACCES;
+		return -1;
+	}
+	while (rfd < 0 && (d = readdir(dir))) {
+		if (d->d_name[0] == '.' || fstatat(dirfd(dir), d->d_name, &t, 0) ||
+		    t.st_dev != sb.st_dev || t.st_ino != sb.st_ino ||
+		    (rfd = fd_getfd(pid, atoi(d->d_name))) < 0)
+			continue;
+		if ((fcntl(rfd, F_GETFL) & O_ACCMODE) == O_WRONLY) {
+			close(rfd);
+			rfd = -1;
+		}
+	}
+	closedir(dir);
+	errno = EACCES;
+	return rfd;
+}
 
 /* The bytes in a pipe, without taking them out: tee(2) copies them to a
  * pipe of ours, and the program's pipe keeps every byte. */
@@ -22,6 +54,8 @@ static int peek_pipe(pid_t pid, int fd, uint32_t *size, unsigned char **data, ui
 	*len = 0;
 	pfd = open(fmt_path(path, sizeof(path), "/proc/%d/fd/%d", pid, fd),
 		   O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (pfd < 0 && errno == EACCES)
+		pfd = reading_end(pid, fd);
 	if (pfd < 0) {
 		err_sys("pid %d: fd %d: cannot open the pipe to read its contents", pid, fd);
 		return -1;
@@ -164,6 +198,12 @@ static int join_pipes(struct fd_all *a)
 	return 0;
 }
 
+/* A FIFO, by its path or deleted (IMG_FD_DELDIR). */
+static int is_fifo(const struct fd_entry *f)
+{
+	return f->d.kind == IMG_FD_FIFO || (f->d.kind == IMG_FD_DELDIR && S_ISFIFO(f->d.mode));
+}
+
 /* Several fds of one FIFO share its buffer: the first carries the bytes. */
 static int join_fifos(struct fd_all *a)
 {
@@ -171,12 +211,11 @@ static int join_fifos(struct fd_all *a)
 		struct fd_entry *f = a->f[i];
 		struct img_fifo p;
 
-		if (f->d.kind != IMG_FD_FIFO)
+		if (!is_fifo(f))
 			continue;
 		for (size_t k = 0; k < i; k++) {
 			const struct fd_entry *g = a->f[k];
-			if (g->d.kind != IMG_FD_FIFO || g->d.dev != f->d.dev ||
-			    g->d.ino != f->d.ino)
+			if (!is_fifo(g) || g->d.dev != f->d.dev || g->d.ino != f->d.ino)
 				continue;
 			memcpy(&p, f->extra, sizeof(p));
 			p.data_len = 0;
@@ -213,6 +252,32 @@ static int check_fifo(const unsigned char *x, uint32_t n)
 	return 0;
 }
 
+/* An open file description of end for f.  pipe2(2)'s own has no
+ * O_LARGEFILE; every other one of the program's was an open(2) of
+ * /proc/PID/fd/N (which adds it), a description of its own: reopened so,
+ * its status flags are its own, not those of another description of the
+ * same end (fds that share f's are duplicates of the fd made here). */
+/* The kernel's O_LARGEFILE, which glibc's is not on x86-64 (0 there): the
+ * flag fdinfo shows on every file open(2) made. */
+#define FDINFO_O_LARGEFILE 0100000
+
+static int pipe_end(int end, const struct fd_entry *f)
+{
+	char path[64];
+	int fd;
+
+	if (!(f->d.flags & FDINFO_O_LARGEFILE))
+		return fd_dup_end(end, f, "a pipe end");
+	fd = open(fmt_path(path, sizeof(path), "/proc/self/fd/%d", end),
+		  (f->d.flags & O_ACCMODE) | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		err_sys("fd %d: cannot open its pipe end again", f->d.fd);
+		return -1;
+	}
+	fcntl(fd, F_SETFL, f->d.flags & O_NONBLOCK);
+	return fd;
+}
+
 static int make_pipe(const struct fd_entry *f, struct fd_pipes *pipes)
 {
 	struct img_pipe p;
@@ -238,7 +303,20 @@ static int make_pipe(const struct fd_entry *f, struct fd_pipes *pipes)
 		err_sys("fd %d: cannot put %u bytes back in its pipe", f->d.fd, p.data_len);
 		return -1;
 	}
-	return fd_dup_end(fp->end[p.end], f, "a pipe end");
+	return pipe_end(fp->end[p.end], f);
+}
+
+/* A write into a FIFO stamps its mtime (pipe_write, file_update_time):
+ * the bytes the restore put back leave it as the checkpoint saw it.  Only
+ * its owner may set it (or CAP_FOWNER); another user's FIFO keeps the
+ * time of the restore. */
+static void fifo_mtime_back(int fd, const struct fd_entry *f)
+{
+	struct timespec ts[2] = {{0, UTIME_OMIT}, {f->d.mtime_sec, f->d.mtime_nsec}};
+
+	if (futimens(fd, ts)) {
+		/* nothing: see above */
+	}
 }
 
 /* A FIFO reopened by path with its access mode.  A read-only open blocks
@@ -278,10 +356,13 @@ static int make_fifo(const struct fd_entry *f, struct fd_pipes *pipes)
 		err_sys("fd %d: cannot make FIFO %s hold %u bytes", f->d.fd, f->path, p.size);
 		goto fail;
 	}
-	if (p.data_len && !ioctl(hold, FIONREAD, &queued) && queued == 0 &&
-	    write_all(hold, f->extra + sizeof(p), p.data_len)) {
-		err_sys("fd %d: cannot put %u bytes back in FIFO %s", f->d.fd, p.data_len, f->path);
-		goto fail;
+	if (p.data_len && !ioctl(hold, FIONREAD, &queued) && queued == 0) {
+		if (write_all(hold, f->extra + sizeof(p), p.data_len)) {
+			err_sys("fd %d: cannot put %u bytes back in FIFO %s", f->d.fd, p.data_len,
+				f->path);
+			goto fail;
+		}
+		fifo_mtime_back(hold, f);
 	}
 	fl = fcntl(fd, F_GETFL);
 	fcntl(fd, F_SETFL,

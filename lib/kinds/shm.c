@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <linux/magic.h>
 #include <linux/openat2.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -12,14 +13,19 @@
 #include <sys/sendfile.h>
 #include <sys/shm.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include "base/base.h"
-#include "kinds/kinds.h"
+#include "kinds/kinds-internal.h"
 
 #define BATCH 256 /* pages per SHMDATA record */
+
+#ifndef MFD_HUGE_SHIFT
+#define MFD_HUGE_SHIFT 26 /* <linux/memfd.h>: log2 of the huge page size */
+#endif
 
 /* ---- dumping ---------------------------------------------------------- */
 
@@ -28,6 +34,7 @@ struct shm_src {
 	int fdnum;		 /* an fd of the process that holds it, or -1 */
 	unsigned char *resident; /* fd < 0: per page of the object, from mincore */
 	uint64_t npages;	 /* pages resident covers */
+	int err;		 /* why the fd could not be opened, or 0 */
 };
 
 struct shm_dump {
@@ -102,7 +109,8 @@ static uint32_t region_object_kind(const struct region *r)
 		return IMG_SHM_SYSV;
 	if (starts(r->path, "/memfd:"))
 		return IMG_SHM_MEMFD;
-	if (!strcmp(r->path, "/dev/zero") && (r->d.flags & IMG_RGN_SHARED))
+	if ((!strcmp(r->path, "/dev/zero") || !strcmp(r->path, "/anon_hugepage")) &&
+	    (r->d.flags & IMG_RGN_SHARED))
 		return IMG_SHM_ANON;
 	return IMG_SHM_FILE;
 }
@@ -139,6 +147,36 @@ static int sysv_info(int shmid, int32_t *key, uint32_t *mode, uint64_t *size, in
 	return found;
 }
 
+/* An fd's file, for reading, where its mode does not let us open it
+ * (a deleted file of mode 0200 a program writes): a duplicate of another
+ * fd of the process open on it for reading (pread moves no offset), or,
+ * the file being ours, opened with the owner's read permission lent for
+ * the moment (its ctime changes). */
+static int open_unreadable(pid_t pid, const struct image *im, const struct shm_obj *o,
+			   const char *path)
+{
+	struct stat sb;
+	int fd = -1;
+
+	for (size_t i = 0; i < im->nfiles && fd < 0; i++) {
+		const struct fd_entry *f = &im->files[i];
+		if (f->d.dev == o->d.dev && f->d.ino == o->d.ino &&
+		    (f->d.flags & O_ACCMODE) != O_WRONLY && !(f->d.flags & O_PATH))
+			fd = fd_getfd(pid, f->d.fd);
+	}
+	if (fd >= 0 || stat(path, &sb) || sb.st_uid != geteuid() || (sb.st_mode & S_IRUSR) ||
+	    chmod(path, (sb.st_mode & 07777) | S_IRUSR))
+		return fd;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (chmod(path, sb.st_mode & 07777) && fd >= 0) {
+		err_sys("pid %d: cannot give %s its mode %o back", pid, o->name,
+			sb.st_mode & 07777);
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
 /* Open the object's contents, by the best way there is. */
 static int open_source(pid_t pid, const struct image *im, const struct shm_obj *o,
 		       struct shm_src *s, const char *exe_id)
@@ -146,9 +184,17 @@ static int open_source(pid_t pid, const struct image *im, const struct shm_obj *
 	char path[128];
 	struct stat sb;
 
-	if (s->fdnum >= 0)
-		s->fd = open(fmt_path(path, sizeof(path), "/proc/%d/fd/%d", pid, s->fdnum),
-			     O_RDONLY | O_CLOEXEC);
+	if (s->fdnum >= 0) {
+		fmt_path(path, sizeof(path), "/proc/%d/fd/%d", pid, s->fdnum);
+		/* Reading it leaves its atime, where we may (its owner). */
+		s->fd = open(path, O_RDONLY | O_CLOEXEC | O_NOATIME);
+		if (s->fd < 0 && errno == EPERM)
+			s->fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (s->fd < 0 && errno == EACCES)
+			s->fd = open_unreadable(pid, im, o, path);
+		if (s->fd < 0)
+			s->err = errno;
+	}
 	for (size_t i = 0; s->fd < 0 && i < im->nregions; i++) {
 		const struct region *r = &im->regions[i];
 		if (r->d.kind != IMG_RGN_SHM || r->d.dev != o->d.dev || r->d.ino != o->d.ino)
@@ -191,6 +237,8 @@ static int region_objects(struct image *im, struct shm_dump *sd)
 		o = add_object(im, sd, r->d.dev, r->d.ino, region_object_kind(r), r->path);
 		if (!o)
 			return -1;
+		if (r->d.flags & IMG_RGN_HUGETLB)
+			o->d.flags |= IMG_SHM_HUGETLB | r->d.hshift << 8;
 		end = r->d.pgoff + (r->d.end - r->d.start);
 		if (end > o->d.size)
 			o->d.size = end;
@@ -226,6 +274,7 @@ static int fd_objects(struct image *im, struct shm_dump *sd, int save_files, uin
 /* An object with a file to read: its size, mode and seals are the file's. */
 static int describe_by_file(pid_t pid, struct shm_obj *o, const struct shm_src *s)
 {
+	struct statfs fs;
 	struct stat sb;
 	int seals;
 
@@ -235,6 +284,10 @@ static int describe_by_file(pid_t pid, struct shm_obj *o, const struct shm_src *
 	}
 	o->d.size = sb.st_size;
 	o->d.mode = sb.st_mode & 07777;
+	/* A memfd_create(MFD_HUGETLB) file: made again of the same pages. */
+	if (!fstatfs(s->fd, &fs) && fs.f_type == HUGETLBFS_MAGIC && fs.f_bsize > 0 &&
+	    !(fs.f_bsize & (fs.f_bsize - 1)) && IMG_HSHIFT_OK(__builtin_ctzl(fs.f_bsize)))
+		o->d.flags |= IMG_SHM_HUGETLB | (uint32_t)__builtin_ctzl(fs.f_bsize) << 8;
 	/* Other shmem files answer F_SEAL_SEAL: only a memfd's count. */
 	seals = o->d.kind == IMG_SHM_MEMFD ? fcntl(s->fd, F_GET_SEALS) : 0;
 	o->d.seals = seals > 0 ? (uint32_t)seals : 0;
@@ -255,6 +308,17 @@ static int describe_sysv(struct shm_obj *o)
 	o->d.mode = mode & 0777;
 	if (mode & SHM_DEST)
 		o->d.flags |= IMG_SHM_RMID;
+	return 0;
+}
+
+static int mapped_shared(const struct image *im, const struct shm_obj *o)
+{
+	for (size_t k = 0; k < im->nregions; k++) {
+		const struct region *r = &im->regions[k];
+		if (r->d.kind == IMG_RGN_SHM && r->d.dev == o->d.dev && r->d.ino == o->d.ino &&
+		    (r->d.flags & IMG_RGN_SHARED))
+			return 1;
+	}
 	return 0;
 }
 
@@ -282,6 +346,12 @@ static int plan_resident(pid_t pid, const struct image *im, const struct shm_obj
 				o->name);
 			return -1;
 		}
+	}
+	/* An fd's file that no shared mapping shows: nothing else to read. */
+	if (s->fdnum >= 0 && !mapped_shared(im, o)) {
+		err_set("pid %d: fd %d: cannot read %s to save it (%s); not supported", pid,
+			s->fdnum, o->name, strerror(s->err ? s->err : EACCES));
+		return -1;
 	}
 	ps = sysconf(_SC_PAGESIZE);
 	s->npages = (o->d.size + ps - 1) / ps;
@@ -350,7 +420,9 @@ int shm_inject(struct inj *c, const struct image *im, struct shm_dump *sd)
 			const struct region *r = &im->regions[k];
 			uint64_t first = r->d.pgoff / ps;
 
-			if (r->d.kind != IMG_RGN_SHM || r->d.dev != o->d.dev || r->d.ino != o->d.ino)
+			/* A guard page shows nothing of the object under it. */
+			if (r->d.kind != IMG_RGN_SHM || r->d.dev != o->d.dev || r->d.ino != o->d.ino ||
+			    (r->d.flags & IMG_RGN_GUARD))
 				continue;
 			for (uint64_t a = r->d.start; a < r->d.end;) {
 				unsigned char vec[INJ_SCRATCH];
@@ -469,7 +541,8 @@ static int write_from_memory(struct shm_writer *sw, pid_t pid, const struct imag
 		const struct region *r = &im->regions[k];
 		uint64_t first = r->d.pgoff / sw->ps;
 
-		if (r->d.kind != IMG_RGN_SHM || r->d.dev != o->d.dev || r->d.ino != o->d.ino)
+		if (r->d.kind != IMG_RGN_SHM || r->d.dev != o->d.dev || r->d.ino != o->d.ino ||
+		    (r->d.flags & IMG_RGN_GUARD))
 			continue;
 		for (uint64_t a = r->d.start; a < r->d.end; a += sw->ps) {
 			uint64_t idx = first + (a - r->d.start) / sw->ps;
@@ -637,16 +710,19 @@ fail:
 
 static int make_object(const struct shm_obj *o, struct shm_made *sm, size_t i)
 {
+	unsigned huge = o->d.flags & IMG_SHM_HUGETLB
+				? MFD_HUGETLB | IMG_SHM_HSHIFT(o->d.flags) << MFD_HUGE_SHIFT
+				: 0;
 	int fd = -1;
 
 	switch (o->d.kind) {
 	case IMG_SHM_SYSV:
 		return make_sysv(o, sm, i);
 	case IMG_SHM_ANON:
-		fd = memfd_create("dev/zero", MFD_CLOEXEC);
+		fd = memfd_create("dev/zero", MFD_CLOEXEC | huge);
 		break;
 	case IMG_SHM_MEMFD:
-		fd = memfd_create(o->name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+		fd = memfd_create(o->name, MFD_CLOEXEC | MFD_ALLOW_SEALING | huge);
 		break;
 	case IMG_SHM_FILE:
 		fd = make_file(o);
@@ -947,6 +1023,50 @@ fail:
 	return -1;
 }
 
+/* A deleted file or memfd gets back its owner, mode and times, as its
+ * first fd's FILE record has them (one only mapped has no record: it
+ * keeps ours), once filled: the fill wrote it. */
+static int give_attrs(const struct image *im, const struct shm_obj *o, int fd)
+{
+	const struct fd_entry *f = NULL;
+	struct img_shm_attr a;
+	struct timespec ts[2];
+	struct stat sb;
+
+	for (size_t i = 0; i < im->nfiles && !f; i++)
+		if (im->files[i].d.kind == IMG_FD_SHM && im->files[i].d.dev == o->d.dev &&
+		    im->files[i].d.ino == o->d.ino && im->files[i].d.extra_len == sizeof(a))
+			f = &im->files[i];
+	if (!f)
+		return 0;
+	memcpy(&a, f->extra, sizeof(a));
+	if (fstat(fd, &sb)) {
+		err_sys("cannot stat %s %s", img_shm_kind_name(o->d.kind), o->name);
+		return -1;
+	}
+	if ((sb.st_uid != a.uid || sb.st_gid != a.gid) && fchown(fd, a.uid, a.gid)) {
+		err_sys("cannot give %s %s its owner %u:%u again", img_shm_kind_name(o->d.kind),
+			o->name, a.uid, a.gid);
+		return -1;
+	}
+	/* The restorer maps the program's regions from fd: mmap(2) stamps
+	 * the atime of a file without O_NOATIME (file_accessed). */
+	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NOATIME)) {
+		err_sys("cannot keep the access time of %s %s", img_shm_kind_name(o->d.kind),
+			o->name);
+		return -1;
+	}
+	/* After fchown, which clears the set-user-ID bit. */
+	ts[0] = (struct timespec){a.atime_sec, a.atime_nsec};
+	ts[1] = (struct timespec){f->d.mtime_sec, f->d.mtime_nsec};
+	if (fchmod(fd, o->d.mode & 07777) || futimens(fd, ts)) {
+		err_sys("cannot give %s %s its mode and times again", img_shm_kind_name(o->d.kind),
+			o->name);
+		return -1;
+	}
+	return 0;
+}
+
 int shm_make(struct img_input *in, struct shm_made *sm, struct img_rec *next)
 {
 	struct image *im = &in->im;
@@ -992,6 +1112,9 @@ int shm_make(struct img_input *in, struct shm_made *sm, struct img_rec *next)
 			close(sm->fd[i]);
 			sm->fd[i] = -1;
 		}
+		if ((o->d.kind == IMG_SHM_FILE || o->d.kind == IMG_SHM_MEMFD) &&
+		    give_attrs(im, o, sm->fd[i]))
+			goto out;
 		if (o->d.kind == IMG_SHM_MEMFD && o->d.seals &&
 		    fcntl(sm->fd[i], F_ADD_SEALS, o->d.seals)) {
 			err_sys("cannot seal memfd %s (%#x)", o->name, o->d.seals);
@@ -1006,6 +1129,27 @@ out:
 	return rc;
 }
 
+/* An fd the program opened before it took its own permission away (a
+ * file of mode 0200 it reads): opened with the owner's read and write
+ * lent for the moment (we made it: it is ours, or root's). */
+static int open_lent(int obj, const char *path, int flags)
+{
+	struct stat sb;
+	int fd, e;
+
+	if (fstat(obj, &sb) || fchmod(obj, (sb.st_mode & 07777) | S_IRUSR | S_IWUSR))
+		return -1;
+	fd = open(path, flags);
+	e = errno;
+	if (fchmod(obj, sb.st_mode & 07777) && fd >= 0) {
+		e = errno;
+		close(fd);
+		fd = -1;
+	}
+	errno = e;
+	return fd;
+}
+
 int shm_open_fd(const struct image *im, const struct shm_made *sm, const struct fd_entry *f)
 {
 	size_t i = shm_index(im, f->d.dev, f->d.ino);
@@ -1013,7 +1157,10 @@ int shm_open_fd(const struct image *im, const struct shm_made *sm, const struct 
 	char path[64];
 	int fd;
 
-	fd = open(fmt_path(path, sizeof(path), "/proc/self/fd/%d", sm->fd[i]), flags | O_CLOEXEC);
+	fmt_path(path, sizeof(path), "/proc/self/fd/%d", sm->fd[i]);
+	fd = open(path, flags | O_CLOEXEC);
+	if (fd < 0 && errno == EACCES)
+		fd = open_lent(sm->fd[i], path, flags | O_CLOEXEC);
 	if (fd < 0) {
 		err_sys("fd %d: cannot open %s again", f->d.fd, f->path);
 		return -1;

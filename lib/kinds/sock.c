@@ -210,6 +210,11 @@ static const char *addr_text(const void *sa, size_t len, char *buf, size_t size)
 	return buf;
 }
 
+const char *fd_sock_addr_text(const void *sa, size_t len, char *buf, size_t size)
+{
+	return addr_text(sa, len, buf, size);
+}
+
 /* A unix socket's path name, as bind(2) took it (NUL-terminated in buf,
  * which holds sizeof(sun_path) + 1 bytes); NULL for an abstract name. */
 static const char *unix_path(const void *sa, size_t len, char *buf)
@@ -248,8 +253,8 @@ static const char *tcp_state_name(int st)
 
 /* ---- which kind ----------------------------------------------------- */
 
-/* A socket: IMG_FD_SOCK when it is joined to no peer (or is TCP or UDP,
- * which capture_sock refuses when connected), else IMG_FD_UNIX: a
+/* A socket: IMG_FD_TCP for a TCP connection (tcp.c), IMG_FD_SOCK when it
+ * is joined to no peer (or is UDP), else IMG_FD_UNIX: a
  * socketpair or a connection (connect and accept), whose join refuses
  * those whose peer is not in the tree.  A datagram socket another one
  * connected to is "established" with no peer of its own: IMG_FD_SOCK. */
@@ -269,6 +274,13 @@ uint32_t fd_sock_kind(const struct fd_source *src, int fd)
 	else if (family == AF_UNIX && !fd_unix_diag(src->sb->st_ino, &d) &&
 		 (d.state == ST_LISTEN || !d.peer))
 		kind = IMG_FD_SOCK;
+	/* Netlink sockets are netlink.c's; other families are refused. */
+	if (family == AF_NETLINK)
+		kind = IMG_FD_NETLINK;
+	else if (family != AF_UNIX && family != AF_INET && family != AF_INET6) {
+		fd_sock_refuse_family(src, fd, family);
+		kind = 0;
+	}
 	close(s);
 	return kind;
 }
@@ -287,6 +299,11 @@ static uint32_t buf_set(int family, int type, int protocol, int opt, int v)
 	getsockopt(n, SOL_SOCKET, opt, &w, &sl);
 	close(n);
 	return w == v ? 0 : (uint32_t)v;
+}
+
+uint32_t fd_sock_buf_set(int family, int type, int protocol, int opt, int v)
+{
+	return buf_set(family, type, protocol, opt, v);
 }
 
 static int opt_on(int s, int level, int opt)
@@ -357,6 +374,11 @@ static int inet_state(struct probe *p, uint64_t ino)
 			p->pid, p->fd, p->link, p->type, p->protocol);
 		return -1;
 	}
+	/* Connected or not, a UDP socket's peer is sockq.c's. */
+	if (p->protocol == IPPROTO_UDP) {
+		p->d.state = ST_CLOSE;
+		return 0;
+	}
 	if (!getpeername(p->s, (void *)&peer, &pl)) {
 		tl = sizeof(ti);
 		if (p->protocol == IPPROTO_TCP)
@@ -367,10 +389,6 @@ static int inet_state(struct probe *p, uint64_t ino)
 			addr_text(&p->sa, p->salen, a, sizeof(a)), addr_text(&peer, pl, b, sizeof(b)),
 			p->protocol == IPPROTO_TCP ? tcp_state_name(ti.tcpi_state) : "connected");
 		return -1;
-	}
-	if (p->protocol != IPPROTO_TCP) {
-		p->d.state = ST_CLOSE;
-		return 0;
 	}
 	tl = sizeof(ti);
 	if (getsockopt(p->s, IPPROTO_TCP, TCP_INFO, &ti, &tl)) {
@@ -421,8 +439,9 @@ static int sock_state(struct probe *p, struct img_sock *k)
 				addr_text(sa, p->salen, a, sizeof(a)), p->d.rqueue);
 			return -1;
 		}
-	} else if (recv(p->s, a, 1, MSG_PEEK | MSG_DONTWAIT | MSG_TRUNC) >= 0) {
-		/* A datagram socket's queue: whom each came from is not kept. */
+	} else if (p->type != SOCK_DGRAM &&
+		   recv(p->s, a, 1, MSG_PEEK | MSG_DONTWAIT | MSG_TRUNC) >= 0) {
+		/* A datagram socket's queue is sockq.c's. */
 		err_set("pid %d: fd %d is a %s %s socket on %s with data queued to read; not "
 			"supported yet",
 			p->pid, p->fd, proto_name(p->family, p->protocol), type_name(p->type),
@@ -493,6 +512,8 @@ static int capture_sock(const struct fd_source *src, struct fd_entry *f)
 {
 	struct probe p = {.pid = src->pid, .fd = f->d.fd, .link = src->link};
 	struct img_sock k = {0};
+	unsigned char *q = NULL, *x = NULL;
+	size_t qlen = 0;
 	int rc = -1;
 
 	if ((p.s = fd_getfd(p.pid, p.fd)) < 0)
@@ -506,8 +527,20 @@ static int capture_sock(const struct fd_source *src, struct fd_entry *f)
 	    sock_state(&p, &k) || sock_addr(&p, &k))
 		goto out;
 	sock_opts(&p, &k);
-	rc = fd_set_extra(f, &k, sizeof(k), &p.sa, k.addr_len);
+	if (p.type == SOCK_DGRAM &&
+	    fd_dgram_capture(p.pid, p.fd, p.s, p.family, &p.sa, p.salen, &q, &qlen))
+		goto out;
+	if (!(x = malloc(k.addr_len + qlen + 1))) {
+		err_set("out of memory");
+		goto out;
+	}
+	memcpy(x, &p.sa, k.addr_len);
+	if (qlen)
+		memcpy(x + k.addr_len, q, qlen);
+	rc = fd_set_extra(f, &k, sizeof(k), x, k.addr_len + qlen);
 out:
+	free(q);
+	free(x);
 	close(p.s);
 	return rc;
 }
@@ -520,7 +553,7 @@ static int check_sock(const unsigned char *x, uint32_t n)
 	if (n < sizeof(k))
 		return -1;
 	memcpy(&k, x, sizeof(k));
-	if (n != sizeof(k) + (uint64_t)k.addr_len || k.state > IMG_SOCK_LISTEN ||
+	if (n < sizeof(k) + (uint64_t)k.addr_len || k.state > IMG_SOCK_LISTEN ||
 	    (k.opts & ~IMG_SOCKOPT_ALL) || (k.mode > 07777 || (!k.mode && (k.uid || k.gid))) ||
 	    k.backlog > 1u << 20)
 		return -1;
@@ -554,7 +587,11 @@ static int check_sock(const unsigned char *x, uint32_t n)
 		if (fam != k.family)
 			return -1;
 	}
-	return 0;
+	/* A datagram socket's peer and queue (sockq.c) follow. */
+	if (k.type == SOCK_DGRAM)
+		return fd_dgram_check(x + sizeof(k) + k.addr_len, n - sizeof(k) - k.addr_len,
+				      k.family);
+	return n == sizeof(k) + k.addr_len ? 0 : -1;
 }
 
 /* ---- making it again -------------------------------------------------- */
@@ -609,7 +646,6 @@ static int make_sock(const struct fd_entry *f, struct fd_pipes *pipes)
 	char a[160];
 	int s;
 
-	(void)pipes;
 	memcpy(&k, f->extra, sizeof(k));
 	memcpy(&sa, f->extra + sizeof(k), k.addr_len);
 	s = socket(k.family, k.type | SOCK_CLOEXEC, k.protocol);
@@ -677,6 +713,10 @@ static int make_sock(const struct fd_entry *f, struct fd_pipes *pipes)
 		goto fail;
 	}
 	set_opt(s, SOL_SOCKET, SO_REUSEADDR, !!(k.opts & IMG_SOCKOPT_REUSEADDR));
+	if (k.type == SOCK_DGRAM &&
+	    fd_dgram_made(f, f->extra + sizeof(k) + k.addr_len,
+			  f->d.extra_len - sizeof(k) - k.addr_len, s, pipes))
+		goto fail;
 	if (f->d.flags & O_NONBLOCK)
 		fcntl(s, F_SETFL, fcntl(s, F_GETFL) | O_NONBLOCK);
 	return s;
@@ -689,11 +729,16 @@ static void show_sock(FILE *out, const struct fd_entry *f, int json)
 {
 	struct img_sock k;
 	const char *fam, *st;
+	const unsigned char *q;
+	size_t qlen;
 	char a[160];
 
 	memcpy(&k, f->extra, sizeof(k));
+	q = f->extra + sizeof(k) + k.addr_len;
+	qlen = f->d.extra_len - sizeof(k) - k.addr_len;
 	fam = k.family == AF_UNIX ? "unix" : k.family == AF_INET ? "inet" : "inet6";
 	st = k.state == IMG_SOCK_LISTEN	 ? "listening"
+	     : k.type == SOCK_DGRAM && fd_dgram_peer(q, qlen) ? "connected"
 	     : k.state == IMG_SOCK_BOUND ? "bound"
 					 : "unbound";
 	addr_text(f->extra + sizeof(k), k.addr_len, a, sizeof(a));
@@ -710,6 +755,8 @@ static void show_sock(FILE *out, const struct fd_entry *f, int json)
 	}
 	if (k.state == IMG_SOCK_LISTEN)
 		fd_put_num(out, json, "backlog", k.backlog);
+	if (k.type == SOCK_DGRAM)
+		fd_dgram_show(out, q, qlen, json);
 	if (k.mode) {
 		fprintf(out, json ? ",\"mode\":\"%04o\"" : " mode %04o", k.mode);
 		fd_put_num(out, json, "uid", k.uid);

@@ -50,6 +50,13 @@ static int capture_tty(const struct fd_source *src, struct fd_entry *f)
 	} else if (major(rdev) >= 136 && major(rdev) <= 143) {
 		t.index =
 		    (major(rdev) - 136) << 20 | minor(rdev); /* 20-bit minors: pts/N is 136:N */
+	} else if (major(rdev) == 5 && minor(rdev) == 0) {
+		/* /dev/tty: which terminal it is open on (TIOCGDEV, Linux
+		 * 3.?): a pty slave of the process's own is its controlling
+		 * terminal, made again (join_ttys). */
+		unsigned dev;
+		if (!ioctl(s, TIOCGDEV, &dev) && major(dev) >= 136 && major(dev) <= 143)
+			t.index = (major(dev) - 136) << 20 | minor(dev);
 	}
 	/* /dev/tty of a process without a controlling terminal, or a
 	 * hung-up one, has no settings to keep. */
@@ -90,11 +97,14 @@ static int join_ttys(struct fd_all *a)
 				continue;
 			memcpy(&m, a->f[k]->extra, sizeof(m));
 			if (m.role == IMG_TTY_PTMX && m.index == t.index) {
-				t.role = IMG_TTY_PTS;
-				memcpy(f->extra, &t, sizeof(t));
+				t.role = strcmp(f->path, "/dev/tty") ? IMG_TTY_PTS : IMG_TTY_CTTY;
 				break;
 			}
 		}
+		/* /dev/tty on a terminal not ours: ckpt-remap's own again. */
+		if (t.role == IMG_TTY_TERM && !strcmp(f->path, "/dev/tty"))
+			t.index = UINT32_MAX;
+		memcpy(f->extra, &t, sizeof(t));
 	}
 	return 0;
 }
@@ -106,7 +116,8 @@ static int check_tty(const unsigned char *x, uint32_t n)
 	if (n != sizeof(t))
 		return -1;
 	memcpy(&t, x, sizeof(t));
-	if (t.role > IMG_TTY_PTS || t.locked > 1 || t.have > 1)
+	if (t.role > IMG_TTY_CTTY || t.locked > 1 || t.have > 1 ||
+	    (t.role == IMG_TTY_CTTY && t.index == UINT32_MAX))
 		return -1;
 	return 0;
 }
@@ -182,6 +193,58 @@ static int open_term(const struct fd_entry *f)
 	return fd;
 }
 
+/* /dev/tty on the new pair's slave: the slave made this process's
+ * controlling terminal first (this process leads a session of its own
+ * and has none: fd_take_session). */
+static int open_ctty(const struct fd_entry *f, int master, int acc)
+{
+	int s = ioctl(master, TIOCGPTPEER, O_RDWR | O_CLOEXEC), fd;
+
+	if (s < 0 || ioctl(s, TIOCSCTTY, 0)) {
+		err_sys("fd %d was /dev/tty on a pty of its own: cannot make the new pty the "
+			"controlling terminal",
+			f->d.fd);
+		if (s >= 0)
+			close(s);
+		return -1;
+	}
+	close(s);
+	fd = open("/dev/tty", (acc & ~O_NOCTTY) | O_CLOEXEC);
+	if (fd < 0)
+		err_sys("fd %d: cannot open /dev/tty on the new pty", f->d.fd);
+	return fd;
+}
+
+int fd_take_session(const struct image *im, struct fd_pipes *pipes)
+{
+	for (size_t i = 0; i < im->nfiles; i++) {
+		const struct fd_entry *f = &im->files[i];
+		struct img_tty t;
+
+		if (f->d.kind != IMG_FD_TTY)
+			continue;
+		memcpy(&t, f->extra, sizeof(t));
+		if (t.role != IMG_TTY_CTTY)
+			continue;
+		if (im->proc.sid != im->proc.pid) {
+			err_set("fd %d was /dev/tty on pty %u of its own, but the process did not "
+				"lead its session (session %d): its leader is not in the image",
+				f->d.fd, t.index, im->proc.sid);
+			return -1;
+		}
+		if (getsid(0) != getpid() && setsid() < 0) {
+			err_sys("fd %d was /dev/tty on a pty of its own: cannot start a session "
+				"for it (ckpt-remap leads a process group: start it from a "
+				"shell without job control, or with --pid-ns)",
+				f->d.fd);
+			return -1;
+		}
+		pipes->session = 1;
+		return 0;
+	}
+	return 0;
+}
+
 /* An end of a pty pair the program made: a new pair (its number may
  * differ from the old one), the slave opened through the master
  * (TIOCGPTPEER, Linux 4.13), the settings and the lock as they were. */
@@ -204,7 +267,13 @@ static int make_pty(const struct fd_entry *f, struct fd_pipes *pipes)
 		}
 		pipes->n++;
 	}
-	if (t.role == IMG_TTY_PTS) {
+	if (t.role == IMG_TTY_CTTY && pipes->session) {
+		fd = open_ctty(f, fp->end[0], acc);
+		if (fd < 0)
+			return -1;
+	} else if (t.role != IMG_TTY_PTMX) {
+		/* A /dev/tty made before a tree forks: the slave, until the
+		 * session leader has taken it (rst_tree_ctty). */
 		fd = ioctl(fp->end[0], TIOCGPTPEER, acc);
 		if (fd < 0) {
 			err_sys("fd %d: cannot open the slave of a new pty", f->d.fd);
@@ -252,7 +321,7 @@ static int make_tty(const struct fd_entry *f, struct fd_pipes *pipes)
 
 static void show_tty(FILE *out, const struct fd_entry *f, int json)
 {
-	static const char *const roles[] = {"terminal", "ptmx", "pts"};
+	static const char *const roles[] = {"terminal", "ptmx", "pts", "ctty"};
 	struct img_tty t;
 
 	memcpy(&t, f->extra, sizeof(t));

@@ -445,7 +445,7 @@ static int precheck_files(const struct image *im)
 		const struct shm_obj *o;
 		int fd, rc;
 
-		if (f->d.kind != IMG_FD_REG || f->inherit)
+		if (f->d.kind != IMG_FD_REG || f->inherit || rst_proc_file(f))
 			continue;
 		o = img_find_shm(im, f->d.dev, f->d.ino);
 		if (o && o->d.kind == IMG_SHM_SAVED)
@@ -665,8 +665,76 @@ static int open_opath(const struct fd_entry *f)
 	return fd;
 }
 
+/* The status flags F_SETFL changes (the kernel's SETFL_MASK, less O_ASYNC,
+ * which needs an owner the image does not keep) as the program had them:
+ * a kind that made the fd with other ones, or an open(2) that could not
+ * take them (O_NOATIME), leaves them to this. */
+#define SETFL_FLAGS (O_APPEND | O_NONBLOCK | O_DIRECT | O_NOATIME)
+
+static int set_status_flags(int fd, const struct fd_entry *f)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0 || !((fl ^ f->d.flags) & SETFL_FLAGS))
+		return fd;
+	if (fcntl(fd, F_SETFL, (fl & ~SETFL_FLAGS) | (f->d.flags & SETFL_FLAGS)) == 0)
+		return fd;
+	err_sys("fd %d: %s: cannot set its status flags back to %#o", f->d.fd, f->path,
+		f->d.flags & SETFL_FLAGS);
+	close(fd);
+	return -1;
+}
+
+int rst_proc_file(const struct fd_entry *f)
+{
+	return (f->d.kind == IMG_FD_REG || f->d.kind == IMG_FD_DIR) && fd_proc_pid(f->path);
+}
+
+/* A file of /proc/PID held open, reopened as the restored process's own:
+ * the image's pid is ours now (the process that opens it becomes the
+ * program); another process of the tree keeps its pid.  The dump refused
+ * any other process's. */
+static int open_proc_file(const struct image *im, const struct fd_entry *f)
+{
+	pid_t pid = fd_proc_pid(f->path);
+	char path[PATH_MAX];
+	int fd, flags = f->d.flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC);
+
+	if (pid == im->proc.pid)
+		pid = getpid();
+	snprintf(path, sizeof(path), "/proc/%d%s", pid,
+		 f->path + 6 + strspn(f->path + 6, "0123456789"));
+	fd = open(path, flags | O_CLOEXEC);
+	if (fd < 0) {
+		err_sys("fd %d: cannot reopen %s as %s", f->d.fd, f->path, path);
+		return -1;
+	}
+	/* A seq_file seeks by reading again from the start: what it shows
+	 * now, not what it showed. */
+	if (f->d.pos && lseek(fd, f->d.pos, SEEK_SET) < 0) {
+		err_sys("fd %d: cannot seek %s to %llu", f->d.fd, path,
+			(unsigned long long)f->d.pos);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int make_fd(const struct img_input *in, const struct image *im, const struct fd_entry *f,
+		   struct fd_pipes *pipes, const struct shm_made *sm, int allow_changed);
+
 int rst_make_fd(const struct img_input *in, const struct image *im, const struct fd_entry *f,
 		struct fd_pipes *pipes, const struct shm_made *sm, int allow_changed)
+{
+	int fd = make_fd(in, im, f, pipes, sm, allow_changed);
+
+	if (fd < 0 || f->inherit || f->d.kind == IMG_FD_INHERIT || fd_tty_inherits(f))
+		return fd;
+	return set_status_flags(fd, f);
+}
+
+static int make_fd(const struct img_input *in, const struct image *im, const struct fd_entry *f,
+		   struct fd_pipes *pipes, const struct shm_made *sm, int allow_changed)
 {
 	int fd = -1, flags, inherit = f->d.kind == IMG_FD_INHERIT || fd_tty_inherits(f);
 
@@ -687,6 +755,9 @@ int rst_make_fd(const struct img_input *in, const struct image *im, const struct
 		break;
 	case IMG_FD_REG:
 	case IMG_FD_DIR:
+		if (rst_proc_file(f))
+			return open_proc_file(im, f);
+		/* fall through */
 	case IMG_FD_CHR:
 		flags = f->d.flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC);
 		fd = open(f->path, flags | O_CLOEXEC);
@@ -1151,7 +1222,7 @@ struct restore {
 static int precheck(const struct restore *r)
 {
 	return (!(r->flags & RST_ALLOW_CHANGED) && precheck_files(r->im)) || precheck_maps(r->im) ||
-	       check_locked(r->im);
+	       check_locked(r->im) || rst_check_memory(r->im);
 }
 
 /* Memory objects and deleted files first: their contents come before the
@@ -1295,6 +1366,9 @@ static void plan_map(const struct region *r, struct rst_map *m)
 	 * swap accounting; with it, it may not fit. */
 	if (r->d.flags & IMG_RGN_NORESERVE)
 		m->flags |= MAP_NORESERVE;
+	/* Private MAP_HUGETLB memory (a shared one maps its object's file). */
+	if ((r->d.flags & IMG_RGN_HUGETLB) && r->d.kind == IMG_RGN_ANON)
+		m->flags |= MAP_HUGETLB | r->d.hshift << MAP_HUGE_SHIFT;
 	m->fd = -1;
 	m->shmid = -1;
 	m->advice = r->d.flags;
@@ -1364,6 +1438,8 @@ static int plan_files(struct restore *r)
 	fd_pipes_close(&r->pipes);
 	if (r->im->exe[0])
 		r->exe_fd = open(r->im->exe, O_RDONLY | O_CLOEXEC);
+	if (r->exe_fd < 0)
+		r->exe_fd = rst_exe_object(r->im, &r->sm);
 	for (size_t i = 0; i < r->im->nfiles; i++)
 		if ((uint64_t)r->im->files[i].d.fd > r->maxfd)
 			r->maxfd = r->im->files[i].d.fd;
@@ -1485,9 +1561,24 @@ static void plan_keep(struct restore *r)
 	plan_locks(r);
 }
 
+/* The program's current directory; one that was removed (its link says
+ * " (deleted)") is made again, entered and removed, so that the program
+ * is in a removed directory again (getcwd fails with ENOENT). */
 static int enter_cwd(const struct image *im)
 {
-	if (chdir(im->cwd)) {
+	size_t l = strlen(im->cwd);
+	int fd, rc;
+
+	if (l > 10 && !strcmp(im->cwd + l - 10, " (deleted)") && chdir(im->cwd)) {
+		if ((fd = fd_make_deleted(im->cwd, S_IFDIR | 0700)) < 0)
+			return -1;
+		rc = fchdir(fd);
+		close(fd);
+		if (rc) {
+			err_sys("cannot change directory to %s made again", im->cwd);
+			return -1;
+		}
+	} else if (chdir(im->cwd)) {
 		err_sys("cannot change directory to %s", im->cwd);
 		return -1;
 	}
@@ -1633,14 +1724,17 @@ int rst_restore(struct img_input *in, int flags, const struct rst_tree *tree)
 		return -1;
 	if ((flags & RST_LAZY) && check_lazy(in, tree != NULL))
 		return -1;
-	if (precheck(&r) || make_shared_objects(&r) || proc_read_maps(0, &r.self, &r.nself))
+	/* A tree's supervisor checked the huge pages of every process. */
+	if (precheck(&r) || (!tree && rst_check_hugetlb(in)) || make_shared_objects(&r) ||
+	    proc_read_maps(0, &r.self, &r.nself))
 		goto fail;
 	if (map_blob(&r) || map_trampoline(r.tramp, r.ps) || copy_code(&r))
 		goto fail;
 	init_args(&r);
 	if (plan_specials(r.im, r.self, r.nself, r.a) || plan_maps(&r))
 		goto fail;
-	if (plan_files(&r) || lift_own_fds(&r))
+	/* A tree's session leaders took their sessions as they forked. */
+	if ((!tree && fd_take_session(r.im, &r.pipes)) || plan_files(&r) || lift_own_fds(&r))
 		goto fail;
 	plan_keep(&r);
 	if (enter_cwd(r.im) || plan_process_state(&r))

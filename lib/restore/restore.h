@@ -27,6 +27,14 @@ int rst_run(struct img_input *in, int flags, enum rst_pids pids) __attribute__((
  * file put back, a System V object taken back, bytes put into a FIFO.
  * Such an image is verified whole first (img_verify_rest). */
 int rst_changes_host(struct img_input *in);
+/* ns.c: whether the namespaces and cgroups of every process of the image
+ * can be made again here (userns: the restore runs in a user namespace of
+ * its own, ckpt-remap --pid-ns), checked before anything is made; -1
+ * (err_set naming the pid) if not. */
+int rst_ns_check(struct img_input *in, int userns) __attribute__((warn_unused_result));
+/* In the process about to become process k of the stream, forked and
+ * before its children: its new namespaces, and its cgroup. */
+int rst_ns_enter(struct img_input *in, size_t k) __attribute__((warn_unused_result));
 
 struct shm_made;
 struct fd_pipes;
@@ -46,6 +54,20 @@ struct rst_tree {
  * with CKPT_FAIL_RC.  tree: in->im is one process of a tree. */
 int rst_restore(struct img_input *in, int flags, const struct rst_tree *tree)
 	__attribute__((warn_unused_result));
+
+/* What the image's memory needs of this kernel and machine (guard pages,
+ * huge pages) is there: -1 with err_set naming the region if not. */
+int rst_check_memory(const struct image *im) __attribute__((warn_unused_result));
+
+/* The huge pages every process and object of the image needs (hugetlbfs
+ * memory) are free here: -1 with err_set naming the first that is not. */
+int rst_check_hugetlb(struct img_input *in) __attribute__((warn_unused_result));
+
+/* An executable that no path leads to ("/memfd:NAME (deleted)" after
+ * fexecve, a deleted file): a read-only fd of the object made for it (the
+ * mapping of it that may execute), for /proc/PID/exe; -1 if none. */
+struct shm_made;
+int rst_exe_object(const struct image *im, const struct shm_made *sm);
 
 /* --lazy can map page data from in: an uncompressed image file that starts
  * at offset 0.  -1 with err_set if not. */
@@ -68,6 +90,9 @@ void rst_close_inherited(struct img_input *in);
 int rst_make_fd(const struct img_input *in, const struct image *im, const struct fd_entry *f,
 		struct fd_pipes *pipes, const struct shm_made *sm, int allow_changed)
 	__attribute__((warn_unused_result));
+/* f is a file of /proc/PID held open: the process reopens it itself, as
+ * its own, once the tree's processes exist (none is made beforehand). */
+int rst_proc_file(const struct fd_entry *f);
 
 
 #endif

@@ -196,7 +196,7 @@ static _Noreturn void ns_init(struct img_input *in, int flags, int status_pipe)
 	if (want == 1) {
 		/* The program was an init itself: become it. */
 		close(status_pipe);
-		if (rst_restore(in, flags | RST_KEEP_TIDS, NULL))
+		if (rst_ns_enter(in, 0) || rst_restore(in, flags | RST_KEEP_TIDS, NULL))
 			die(ckpt_fail_rc(), "%s", err_get());
 	}
 	if (in->nrest) {
@@ -211,7 +211,7 @@ static _Noreturn void ns_init(struct img_input *in, int flags, int status_pipe)
 		    strerror(errno));
 	if (child == 0) {
 		close(status_pipe);
-		if (rst_restore(in, flags | RST_KEEP_TIDS, NULL))
+		if (rst_ns_enter(in, 0) || rst_restore(in, flags | RST_KEEP_TIDS, NULL))
 			die(ckpt_fail_rc(), "%s", err_get());
 	}
 	rst_close_inherited(in);
@@ -339,7 +339,7 @@ static int tree_objects(struct tree *t)
 	for (size_t k = 0; k < t->n; k++)
 		for (size_t i = 0; i < tim(t, k)->nfiles; i++)
 			tmp.im.files[tmp.im.nfiles++] = tim(t, k)->files[i];
-	rc = shm_make(&tmp, &t->sm, &t->first);
+	rc = rst_check_hugetlb(t->in) ? -1 : shm_make(&tmp, &t->sm, &t->first);
 	t->in->r = tmp.r;
 	free(tmp.im.shms);
 	free(tmp.im.files);
@@ -436,10 +436,18 @@ static int tree_files(struct tree *t)
 			const struct fd_entry *f = &im->files[i];
 			int fd = -1;
 
+			if (fd_in_process(f)) {
+				t->premade[k][i] = -1;
+				continue;
+			}
 			for (size_t j = 0; j <= k && fd < 0 && f->d.desc; j++)
 				for (size_t m = 0; m < (j < k ? tim(t, j)->nfiles : i) && fd < 0; m++)
 					if (tim(t, j)->files[m].d.desc == f->d.desc)
 						fd = t->premade[j][m];
+			if (fd < 0 && rst_proc_file(f)) {
+				t->premade[k][i] = -1;
+				continue;
+			}
 			if (fd < 0)
 				fd = rst_make_fd(t->in, im, f, &pipes, &t->psm[k],
 						 !!(t->flags & RST_ALLOW_CHANGED));
@@ -488,6 +496,32 @@ static _Noreturn void die_as(int status)
 	_exit(WEXITSTATUS(status));
 }
 
+/* The /dev/tty fds of process k (IMG_TTY_CTTY), made as the slave of its
+ * pty until it was its terminal: /dev/tty now, on the same fd numbers (its
+ * children, forked after, inherit them so). */
+static void reopen_devtty(struct tree *t, size_t k)
+{
+	const struct image *im = tim(t, k);
+
+	for (size_t i = 0; i < im->nfiles; i++) {
+		const struct fd_entry *f = &im->files[i];
+		int fd = t->premade[k][i], nfd;
+		struct img_tty tt;
+
+		if (f->d.kind != IMG_FD_TTY || fd < 0)
+			continue;
+		memcpy(&tt, f->extra, sizeof(tt));
+		if (tt.role != IMG_TTY_CTTY)
+			continue;
+		nfd = open("/dev/tty", (f->d.flags & (O_ACCMODE | O_NONBLOCK)) | O_CLOEXEC);
+		if (nfd < 0 || dup3(nfd, fd, O_CLOEXEC) < 0)
+			warnx("pid %d: fd %d: cannot open /dev/tty on its pty again: %s",
+			      im->proc.pid, f->d.fd, strerror(errno));
+		if (nfd >= 0)
+			close(nfd);
+	}
+}
+
 /* A session leader whose controlling terminal was a pty of the tree's
  * (the slave of a pair a process of the tree made) takes the new pty's
  * slave as its terminal again: the fd it did it with, or -1. */
@@ -510,10 +544,12 @@ static int take_ctty(struct tree *t, size_t k)
 		if (f->d.kind != IMG_FD_TTY || fd < 0)
 			continue;
 		memcpy(&tt, f->extra, sizeof(tt));
-		if (tt.role != IMG_TTY_PTS || tt.index != index)
+		if ((tt.role != IMG_TTY_PTS && tt.role != IMG_TTY_CTTY) || tt.index != index)
 			continue;
-		if (ioctl(fd, TIOCSCTTY, 0) == 0)
+		if (ioctl(fd, TIOCSCTTY, 0) == 0) {
+			reopen_devtty(t, k);
 			return fd;
+		}
 		warnx("pid %d: cannot make /dev/pts/%u its controlling terminal again: %s",
 		      im->proc.pid, index, strerror(errno));
 		return -1;
@@ -541,7 +577,9 @@ again: /* a child, forked below, is process k now */
 	if (p->sid == p->pid ? setsid() < 0 : p->pgid == p->pid && setpgid(0, 0))
 		die(fail, "pid %d: cannot make its %s: %s", p->pid,
 		    p->sid == p->pid ? "session" : "process group", strerror(errno));
-	/* Before its children are made: they inherit it. */
+	/* Before its children are made: they inherit them. */
+	if (!(p->flags & IMG_PROC_ZOMBIE) && rst_ns_enter(t->in, k))
+		die(fail, "%s", err_get());
 	ctty = p->sid == p->pid && p->tty_nr ? take_ctty(t, k) : -1;
 	for (size_t c = k + 1; c < t->n; c++) {
 		pid_t child;
@@ -836,6 +874,10 @@ int rst_run(struct img_input *in, int flags, enum rst_pids pids)
 	pid_t pid = in->im.proc.pid, child;
 	int p[2], status;
 
+	if (rst_ns_check(in, pids == RST_PIDS_NS ||
+				 (in->nrest && !has_cap(CAP_CHECKPOINT_RESTORE) &&
+				  !has_cap(CAP_SYS_ADMIN))))
+		return -1;
 	if (in->nrest) {
 		if (pids == RST_PIDS_NEW) {
 			err_set("a tree of %zu processes keeps its pids: --new-pids is for an image "
@@ -861,7 +903,7 @@ int rst_run(struct img_input *in, int flags, enum rst_pids pids)
 		fflush(NULL);
 		child = clone_with_pid(pid);
 		if (child == 0)
-			return rst_restore(in, flags | RST_KEEP_TIDS, NULL);
+			return rst_ns_enter(in, 0) ? -1 : rst_restore(in, flags | RST_KEEP_TIDS, NULL);
 		if (child > 0)
 			parent(in, child);
 		/* EPERM (no privilege), EEXIST (the pid is taken): become the
@@ -869,7 +911,7 @@ int rst_run(struct img_input *in, int flags, enum rst_pids pids)
 		pids = RST_PIDS_NEW;
 	}
 	if (pids == RST_PIDS_NEW)
-		return rst_restore(in, flags, NULL);
+		return rst_ns_enter(in, 0) ? -1 : rst_restore(in, flags, NULL);
 
 	if (pipe2(p, O_CLOEXEC)) {
 		err_sys("cannot create a pipe");

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -121,6 +122,8 @@ static int read_maps(pid_t pid, const char *file, struct proc_map **mapsp, size_
 		} else if (n > 0 && (!strncmp(line, "Anonymous:", 10) ||
 				     !strncmp(line, "Swap:", 5))) {
 			maps[n - 1].anon_kb += strtoull(strchr(line, ':') + 1, NULL, 10);
+		} else if (n > 0 && !strncmp(line, "KernelPageSize:", 15)) {
+			maps[n - 1].kpage_kb = strtoull(line + 15, NULL, 10);
 		} else if (n > 0 && !strncmp(line, "VmFlags:", 8)) {
 			struct proc_map *m = &maps[n - 1];
 			for (char *f = line + 8; *f; f++) {
@@ -408,6 +411,76 @@ int proc_read_pagemap(int fd, uint64_t start, uint64_t npages, uint64_t *out)
 		}
 		done += n;
 	}
+	return 0;
+}
+
+/* <linux/fs.h> of Linux 6.7+ (PAGEMAP_SCAN) and 6.15+ (PAGE_IS_GUARD);
+ * older headers have neither. */
+struct pm_scan {
+	uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
+	uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
+};
+struct pm_region {
+	uint64_t start, end, categories;
+};
+#define PM_SCAN_IOCTL _IOWR('f', 16, struct pm_scan)
+#define PM_IS_GUARD (1ull << 8)
+
+int proc_read_guards(pid_t pid, uint64_t end, struct proc_range **ranges, size_t *np)
+{
+	struct pm_region vec[64];
+	struct proc_range *out = NULL;
+	size_t n = 0, cap = 0;
+	uint64_t at = 0;
+	int fd = proc_open_pagemap(pid);
+
+	*ranges = NULL;
+	*np = 0;
+	if (fd < 0)
+		return -1;
+	while (at < end) {
+		struct pm_scan a = {.size = sizeof(a), .start = at, .end = end,
+				    .vec = (uint64_t)(uintptr_t)vec, .vec_len = 64,
+				    .category_mask = PM_IS_GUARD, .return_mask = PM_IS_GUARD};
+		long k = ioctl(fd, PM_SCAN_IOCTL, &a);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0 && (errno == ENOTTY || errno == EINVAL))
+			break; /* the kernel has no way to tell */
+		if (k < 0) {
+			err_sys("pid %d: cannot scan pagemap for guard pages", pid);
+			free(out);
+			close(fd);
+			return -1;
+		}
+		for (long i = 0; i < k; i++) {
+			/* A range cut by the end of one call's vector goes on in the next. */
+			if (n && out[n - 1].end == vec[i].start) {
+				out[n - 1].end = vec[i].end;
+				continue;
+			}
+			if (n == cap) {
+				struct proc_range *t;
+				cap = cap ? 2 * cap : 16;
+				t = realloc(out, cap * sizeof(*out));
+				if (!t) {
+					err_set("out of memory");
+					free(out);
+					close(fd);
+					return -1;
+				}
+				out = t;
+			}
+			out[n++] = (struct proc_range){vec[i].start, vec[i].end};
+		}
+		if (a.walk_end <= at)
+			break;
+		at = a.walk_end;
+	}
+	close(fd);
+	*ranges = out;
+	*np = n;
 	return 0;
 }
 

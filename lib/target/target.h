@@ -26,6 +26,7 @@ struct proc_map {
 	uint32_t vmflags; /* PROC_VM_*, from VmFlags */
 	int deleted;	  /* the path ended in " (deleted)" */
 	uint64_t anon_kb; /* "Anonymous:" + "Swap:" of smaps: private data pages */
+	uint64_t kpage_kb; /* "KernelPageSize:": a huge page's size in hugetlbfs memory */
 	char *path;	  /* file path, "[heap]" and the like, or "" */
 };
 
@@ -109,6 +110,16 @@ int proc_read_pagemap(int fd, uint64_t start, uint64_t npages, uint64_t *out);
 #define PM_PRESENT (1ull << 63)
 #define PM_SWAPPED (1ull << 62)
 #define PM_FILE (1ull << 61)
+#define PM_GUARD (1ull << 58) /* a guard page (MADV_GUARD_INSTALL; Linux 6.15+ shows it) */
+
+/* The guard pages (MADV_GUARD_INSTALL) of the process below end, as
+ * address ranges in ascending order, from the PAGEMAP_SCAN ioctl on its
+ * pagemap; none where the kernel cannot say (before 6.15: no PAGE_IS_GUARD
+ * category, or no PAGEMAP_SCAN before 6.7). */
+struct proc_range {
+	uint64_t start, end;
+};
+int proc_read_guards(pid_t pid, uint64_t end, struct proc_range **ranges, size_t *n);
 
 /* ---- ptrace: seize, interrupt, registers, detach. */
 
@@ -200,5 +211,16 @@ int restart_undo_stop_eintr(struct user_regs_struct *r, int handler_pending);
 /* Whether thread k of im has a signal pending, on its queue or the
  * process's, that it does not block and that has a handler. */
 int restart_handler_pending(const struct image *im, size_t k);
+
+/* ---- ns: namespaces and cgroup (ns.c). */
+
+/* im->ns: the namespaces and cgroup of pid that are not those of outer
+ * (the tree root's parent), and what a restore needs to make them again
+ * (NULL when there are none); -1 (err_set naming pid) for one a restore
+ * cannot make. */
+int ns_capture(pid_t pid, pid_t outer, struct image *im) __attribute__((warn_unused_result));
+/* The cgroup v2 path of /proc/PID/cgroup (its "0::" line; pid 0: ours),
+ * malloc'd, or NULL. */
+char *proc_read_cgroup(pid_t pid);
 
 #endif

@@ -28,7 +28,7 @@
  *   listen    a unix socket listening on DIR/sock (fd 3), a client
  *          connected to it (fd 4) and the connection it accepted (fd 5,
  *          bound to the listener's name; t/0610 checks such connections)
- *   netlink   a netlink socket (not supported)
+ *   netlink   an audit netlink socket (not supported)
  * Prints "ready PID", waits for DIR/go, checks, prints "fdmore KIND: ok"
  * and exits 0 only if everything is intact. */
 #include <errno.h>
@@ -481,7 +481,7 @@ int main(int argc, char **argv)
 	} else if (!strcmp(kind, "listen")) {
 		listen_setup();
 	} else if (!strcmp(kind, "netlink")) {
-		if (socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE) < 0)
+		if (socket(AF_NETLINK, SOCK_RAW, NETLINK_AUDIT) < 0)
 			die("netlink socket");
 	} else {
 		fprintf(stderr, "fdmore: unknown kind %s\n", kind);

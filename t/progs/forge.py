@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""forge.py IMG uid UID | forge.py IMG parent PATH | forge.py IMG lockkind N: rewrite, in place, a
+"""forge.py IMG uid UID | forge.py IMG parent PATH | forge.py IMG lockkind N |
+forge.py IMG nsown N: rewrite, in place, a
 field of the uncompressed image IMG as anyone who can write the file can,
 and fix the record's checksum, so that only the file's owner tells who
 wrote it.
@@ -12,6 +13,8 @@ parent PATH  the PARENT record (type 15) names PATH, padded with slashes
              PATH must be no longer than the old path.
 lockkind N   the first lock of every regular file's FILE record (type 4)
              that has locks is of kind N.
+nsown N      every NS record (type 19) says its own namespaces are the bits
+             of N (struct img_ns: eight u64 inodes, then own).
 
 See ckpt-image(5): a 192-byte header, then records of a 16-byte header
 (type, crc, payload length); the crc is CRC-32C of that header with crc 0
@@ -73,6 +76,9 @@ def main():
                     struct.pack_into("<I", payload, 80 + plen + 8, int(value))
                 else:
                     payload = None
+            elif what == "nsown" and kind == 19:
+                payload = bytearray(f.read(length))
+                struct.pack_into("<I", payload, 64, int(value, 0))
             if payload is not None:
                 head = struct.pack("<IIQ", kind, 0, length)
                 f.seek(off)

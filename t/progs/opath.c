@@ -8,20 +8,29 @@
  *                    fstatat AT_EMPTY_PATH), l's still a symlink (readlinkat
  *                    "" reads "f"), and prints "opath: ok".
  *   opath --gone DIR as above with fd 3 only, then removes DIR/f.
- *   opath --pidfd DIR holds a pidfd of itself (fd 3) and, PIDFD_NONBLOCK, of a
- *                    child of its own (fd 4) that waits for DIR/go too; prints
- *                    "ready PID", waits for DIR/go, then checks that
- *                    pidfd_send_signal(0) works on both, that the flags are
- *                    kept, that fd 4 is not readable while the child runs and
- *                    becomes readable (poll) when it exits, and prints
- *                    "pidfd: ok".
+ *   opath --pidfd DIR holds a pidfd of itself (fd 3), one, PIDFD_NONBLOCK, of a
+ *                    child of its own (fd 4) that waits for DIR/go too, and one
+ *                    of a child that exited and was reaped (fd 5); prints
+ *                    "child PID", then "ready PID", waits for DIR/go, then
+ *                    checks that fdinfo's Pid of each is the pid it was of
+ *                    (-1 for fd 5), that pidfd_send_signal(0) works on fds 3
+ *                    and 4, that the flags are kept, that fd 4 is not
+ *                    readable while the child runs and becomes readable
+ *                    (poll) when it exits, and that fd 5 answers poll,
+ *                    pidfd_send_signal, waitid(P_PIDFD) and PIDFD_GET_INFO
+ *                    as it did before the checkpoint (readable and hung up,
+ *                    ESRCH, ECHILD, exit status 3 where the kernel tells);
+ *                    prints "pidfd: ok".
  */
 #define PROG "opath"
 #include <fcntl.h>
+#include <errno.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdint.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -111,10 +120,69 @@ static int do_opath(int gone)
 	return 0;
 }
 
+/* fdinfo's Pid of fd: the pid its pidfd is of, -1 once reaped. */
+static int pidfd_pid(int fd)
+{
+	char path[64], line[256];
+	int pid = -2;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	if (!(f = fopen(path, "r")))
+		return -2;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Pid: %d", &pid) == 1)
+			break;
+	fclose(f);
+	return pid;
+}
+
+/* What a pidfd of a reaped process answers: poll's revents, and the
+ * errno of pidfd_send_signal and of waitid(P_PIDFD). */
+struct gone {
+	short revents;
+	int sig_err, wait_err;
+	int info_err, exit_code; /* PIDFD_GET_INFO's (Linux 6.15) */
+};
+
+/* The head of struct pidfd_info, as the kernel fills it. */
+struct pidfd_info {
+	uint64_t mask, cgroupid;
+	uint32_t pid, tgid, ppid, ruid, rgid, euid, egid, suid, sgid, fsuid, fsgid;
+	int32_t exit_code;
+	uint32_t coredump_mask, spare;
+};
+#define PIDFD_GET_INFO_REQ _IOWR(0xFF, 11, struct pidfd_info)
+
+static void ask_gone(int fd, struct gone *g)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	struct pidfd_info info = {.mask = 8}; /* PIDFD_INFO_EXIT */
+	siginfo_t si;
+
+	g->revents = poll(&p, 1, 0) == 1 ? p.revents : 0;
+	errno = 0;
+	g->sig_err = syscall(SYS_pidfd_send_signal, fd, 0, NULL, 0) ? errno : 0;
+	errno = 0;
+	g->wait_err = waitid(P_PIDFD, fd, &si, WEXITED | WNOHANG) ? errno : 0;
+	errno = 0;
+	g->info_err = ioctl(fd, PIDFD_GET_INFO_REQ, &info) ? errno : 0;
+	g->exit_code = (info.mask & 8) ? info.exit_code : -1;
+}
+
+/* Whether child has exited, left unreaped. */
+static int exited(pid_t child)
+{
+	siginfo_t si = {0};
+
+	return waitid(P_PID, child, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == child;
+}
+
 static int do_pidfd(void)
 {
 	struct pollfd p = {.fd = 4, .events = POLLIN};
-	pid_t child = fork();
+	pid_t child = fork(), gone;
+	struct gone was, now;
 	int st;
 
 	if (child < 0)
@@ -123,22 +191,45 @@ static int do_pidfd(void)
 		wait_file(in_dir("go"));
 		_exit(7);
 	}
+	if ((gone = fork()) < 0)
+		die("fork");
+	if (gone == 0)
+		_exit(3);
+	at(5, syscall(SYS_pidfd_open, gone, 0));
+	if (waitpid(gone, &st, 0) != gone)
+		die("waitpid");
 	at(3, syscall(SYS_pidfd_open, getpid(), 0));
 	at(4, syscall(SYS_pidfd_open, child, PIDFD_NONBLOCK));
-	printf("ready %d\n", getpid());
+	ask_gone(5, &was);
+	printf("child %d\nready %d\n", child, getpid());
 	fflush(stdout);
 	wait_file(in_dir("go"));
+	if (pidfd_pid(3) != getpid() || pidfd_pid(4) != child || pidfd_pid(5) != -1)
+		fail("fdinfo Pid: %d %d %d, want %d %d -1", pidfd_pid(3), pidfd_pid(4),
+		     pidfd_pid(5), getpid(), child);
 	if (syscall(SYS_pidfd_send_signal, 3, 0, NULL, 0))
 		fail("pidfd of self: send_signal: %s", strerror(errno));
 	if (fcntl(3, F_GETFL) & O_NONBLOCK)
 		fail("pidfd of self: O_NONBLOCK");
 	if (!(fcntl(4, F_GETFL) & O_NONBLOCK))
 		fail("pidfd of child: O_NONBLOCK lost");
-	if (poll(&p, 1, 0) == 1 && waitpid(-1, &st, WNOHANG) == 0)
+	if (fcntl(5, F_GETFL) & O_NONBLOCK)
+		fail("pidfd of the exited child: O_NONBLOCK");
+	ask_gone(5, &now);
+	if (now.revents != was.revents || now.sig_err != was.sig_err ||
+	    now.wait_err != was.wait_err || now.info_err != was.info_err ||
+	    now.exit_code != was.exit_code || !(now.revents & POLLIN))
+		fail("pidfd of the exited child: poll %#x send_signal %d waitid %d info %d status "
+		     "%#x, was %#x %d %d %d %#x",
+		     now.revents, now.sig_err, now.wait_err, now.info_err, now.exit_code,
+		     was.revents, was.sig_err, was.wait_err, was.info_err, was.exit_code);
+	if (syscall(SYS_pidfd_send_signal, 4, 0, NULL, 0))
+		fail("pidfd of child: send_signal: %s", strerror(errno));
+	if (poll(&p, 1, 0) == 1 && !exited(child))
 		fail("pidfd of child: readable while the child runs");
 	if (poll(&p, 1, 20000) != 1)
 		fail("pidfd of child: not readable after it exited");
-	if (waitpid(-1, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 7)
+	if (waitpid(child, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 7)
 		fail("child: status %x", st);
 	if (failures)
 		return 1;

@@ -80,6 +80,7 @@
 #define MADV_DONTDUMP 16
 #define MADV_WIPEONFORK 18
 #define MADV_POPULATE_WRITE 23
+#define MADV_GUARD_INSTALL 102
 #define CLONE_CHILD_CLEARTID 0x200000
 #define ESRCH 3
 #define MLOCK_ONFAULT 1
@@ -95,6 +96,7 @@
 #define ARCH_SET_FS 0x1002
 #define EINTR 4
 #define EPERM 1
+#define EACCES 13
 
 static inline long sys6(long nr, long a, long b, long c, long d, long e, long f)
 {
@@ -903,6 +905,8 @@ static void advise_regions(struct rst_args *a)
 	for (uint64_t i = 0; i < a->nmaps; i++) {
 		long r = 0;
 
+		/* Before mlock: the kernel installs no guard in locked memory. */
+		advise(a, &m[i], IMG_RGN_GUARD, MADV_GUARD_INSTALL);
 		advise(a, &m[i], IMG_RGN_DONTFORK, MADV_DONTFORK);
 		advise(a, &m[i], IMG_RGN_WIPEONFORK, MADV_WIPEONFORK);
 		advise(a, &m[i], IMG_RGN_DONTDUMP, MADV_DONTDUMP);
@@ -940,9 +944,11 @@ static void restore_process_state(struct rst_args *a)
 
 	a->mm.auxv = (uint64_t)a->auxv;
 	r = sys5(NR_prctl, PR_SET_MM, PR_SET_MM_MAP, &a->mm, sizeof(a->mm), 0);
-	if (r == -EPERM && (a->flags & RST_F_EXE_FD)) {
-		/* Replacing /proc/PID/exe needs CAP_CHECKPOINT_RESTORE; the
-		 * rest of the map does not. */
+	if ((r == -EPERM || r == -EACCES) && (a->flags & RST_F_EXE_FD)) {
+		/* Replacing /proc/PID/exe needs CAP_CHECKPOINT_RESTORE, and
+		 * (EACCES) a file no one has open for writing, as a deleted
+		 * executable made again may be; the rest of the map does
+		 * not. */
 		a->mm.exe_fd = (uint32_t)-1;
 		r = sys5(NR_prctl, PR_SET_MM, PR_SET_MM_MAP, &a->mm, sizeof(a->mm), 0);
 	}

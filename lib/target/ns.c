@@ -1,0 +1,354 @@
+/* ns.c: the namespaces and cgroup of a process, as far as a restore can
+ * make them again (the NS record, format.h).
+ *
+ * "Its own" means not the one of the tree root's parent, the environment
+ * the tree was started in (the dumper's own when that parent's cannot be
+ * read).  What an equivalent needs is read from inside: a child of the
+ * dumper enters the namespace (setns; first the process's user namespace
+ * when it is not ours, as an unprivileged dumper holds CAP_SYS_ADMIN only
+ * there) and reads uname(2), the interfaces and /proc/sysvipc as the
+ * process would see them. */
+#include <errno.h>
+#include <fcntl.h>
+#include <ifaddrs.h>
+#include <limits.h>
+#include <linux/nsfs.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "base/base.h"
+#include "target/target.h"
+
+static const char *const ns_file[IMG_NS_NTYPES] = {"user", "mnt", "pid", "net",
+						   "uts",  "ipc", "cgroup", "time"};
+
+/* The inode of /proc/PID/ns/NAME (pid 0: ours), 0 where the kernel has no
+ * such namespace or it cannot be read. */
+static uint64_t ns_ino(pid_t pid, int type)
+{
+	char path[64];
+	struct stat st;
+
+	if (pid)
+		fmt_path(path, sizeof(path), "/proc/%d/ns/%s", pid, ns_file[type]);
+	else
+		fmt_path(path, sizeof(path), "/proc/self/ns/%s", ns_file[type]);
+	return stat(path, &st) == 0 ? (uint64_t)st.st_ino : 0;
+}
+
+char *proc_read_cgroup(pid_t pid)
+{
+	char path[64], *s, *line, *p = NULL;
+
+	s = read_file(pid ? fmt_path(path, sizeof(path), "/proc/%d/cgroup", pid)
+			  : "/proc/self/cgroup",
+		      NULL);
+	if (!s)
+		return NULL;
+	for (line = s; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
+		if (strncmp(line, "0::", 3) == 0) {
+			size_t n = strcspn(line + 3, "\n");
+			p = strndup(line + 3, n);
+			break;
+		}
+	free(s);
+	return p;
+}
+
+/* What the child that entered the namespaces saw. */
+struct ns_seen {
+	char err[256]; /* why it failed, or "" */
+	char host[65], dom[65];
+	int lo_up;
+	char other[128]; /* net: the first interface or address beyond lo's, or "" */
+	int nsysv;	 /* ipc: System V objects in it */
+	char sysv[32];	 /* the first one's kind */
+};
+
+static int enter(pid_t pid, int type, struct ns_seen *s)
+{
+	char path[64];
+	int fd = open(fmt_path(path, sizeof(path), "/proc/%d/ns/%s", pid, ns_file[type]),
+		      O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0 || setns(fd, 0)) {
+		snprintf(s->err, sizeof(s->err), "cannot enter its %s namespace: %s",
+			 ns_file[type], strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+/* A loopback address the kernel gives lo when it is brought up. */
+static int lo_default(const struct sockaddr *a)
+{
+	if (a->sa_family == AF_INET)
+		return ((const struct sockaddr_in *)a)->sin_addr.s_addr == htonl(INADDR_LOOPBACK);
+	if (a->sa_family == AF_INET6)
+		return !memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr, &in6addr_loopback,
+			       sizeof(in6addr_loopback));
+	return 1; /* AF_PACKET: the interface itself */
+}
+
+static void see_net(struct ns_seen *s)
+{
+	struct ifaddrs *ifa, *i;
+
+	if (getifaddrs(&ifa)) {
+		snprintf(s->err, sizeof(s->err), "cannot list its interfaces: %s",
+			 strerror(errno));
+		return;
+	}
+	for (i = ifa; i; i = i->ifa_next) {
+		if (strcmp(i->ifa_name, "lo") != 0) {
+			if (!s->other[0])
+				snprintf(s->other, sizeof(s->other), "interface %s", i->ifa_name);
+			continue;
+		}
+		if (i->ifa_flags & IFF_UP)
+			s->lo_up = 1;
+		if (i->ifa_addr && !lo_default(i->ifa_addr) && !s->other[0])
+			snprintf(s->other, sizeof(s->other), "an address of lo other than "
+							     "127.0.0.1 and ::1");
+	}
+	freeifaddrs(ifa);
+}
+
+static void see_ipc(struct ns_seen *s)
+{
+	static const char *const kind[] = {"shm", "sem", "msg"};
+
+	for (int k = 0; k < 3; k++) {
+		char path[64], *t;
+		int lines = 0;
+
+		t = read_file(fmt_path(path, sizeof(path), "/proc/sysvipc/%s", kind[k]), NULL);
+		if (!t)
+			continue;
+		for (char *c = t; *c; c++)
+			lines += *c == '\n';
+		free(t);
+		if (lines > 1 && !s->nsysv)
+			snprintf(s->sysv, sizeof(s->sysv), "%s", kind[k]);
+		if (lines > 1)
+			s->nsysv += lines - 1; /* the first is the header */
+	}
+}
+
+/* In a child: enter what is needed, look, and write what was seen. */
+static _Noreturn void look(pid_t pid, uint32_t own, int need_user, int out)
+{
+	struct ns_seen s;
+	struct utsname u;
+
+	memset(&s, 0, sizeof(s));
+	if (need_user && enter(pid, IMG_NS_USER, &s))
+		goto done;
+	if ((own & (1u << IMG_NS_UTS)) && enter(pid, IMG_NS_UTS, &s) == 0 && uname(&u) == 0) {
+		snprintf(s.host, sizeof(s.host), "%s", u.nodename);
+		snprintf(s.dom, sizeof(s.dom), "%s", u.domainname);
+	}
+	if (!s.err[0] && (own & (1u << IMG_NS_NET)) && enter(pid, IMG_NS_NET, &s) == 0)
+		see_net(&s);
+	if (!s.err[0] && (own & (1u << IMG_NS_IPC)) && enter(pid, IMG_NS_IPC, &s) == 0)
+		see_ipc(&s);
+done:
+	_exit(write_all(out, &s, sizeof(s)) ? 1 : 0);
+}
+
+static int look_inside(pid_t pid, uint32_t own, struct ns_seen *s)
+{
+	int p[2], status;
+	pid_t child;
+	ssize_t n;
+
+	if (pipe2(p, O_CLOEXEC)) {
+		err_sys("cannot make a pipe");
+		return -1;
+	}
+	fflush(NULL);
+	child = fork();
+	if (child == 0) {
+		close(p[0]);
+		look(pid, own, ns_ino(pid, IMG_NS_USER) != ns_ino(0, IMG_NS_USER), p[1]);
+	}
+	close(p[1]);
+	if (child < 0) {
+		close(p[0]);
+		err_sys("cannot fork");
+		return -1;
+	}
+	n = read_full(p[0], s, sizeof(*s));
+	close(p[0]);
+	while (waitpid(child, &status, 0) < 0 && errno == EINTR)
+		;
+	if (n != sizeof(*s)) {
+		err_set("pid %d: cannot look into its namespaces", pid);
+		return -1;
+	}
+	if (s->err[0]) {
+		err_set("pid %d: %s", pid, s->err);
+		return -1;
+	}
+	return 0;
+}
+
+/* Namespaces of its own a restore does not make again. */
+static int refuse_own(pid_t pid, uint32_t own)
+{
+	static const char *const why[IMG_NS_NTYPES] = {
+	    [IMG_NS_MNT] = "its mounts are not recorded",
+	    [IMG_NS_PID] = "its pids there are not the ones ckpt-dump sees",
+	    [IMG_NS_CGROUP] = "its cgroup root is not recorded",
+	    [IMG_NS_TIME] = "its clock offsets are not recorded",
+	};
+
+	for (int t = 0; t < IMG_NS_NTYPES; t++)
+		if ((own & (1u << t)) && why[t]) {
+			err_set("pid %d: its %s namespace is its own: %s; not supported", pid,
+				ns_file[t], why[t]);
+			return -1;
+		}
+	return 0;
+}
+
+/* The user namespace a restore makes is a child of the one it runs in:
+ * the process's must be a child of the tree's. */
+static int check_user_parent(pid_t pid, uint64_t outer)
+{
+	char path[64];
+	struct stat st;
+	int fd = open(fmt_path(path, sizeof(path), "/proc/%d/ns/user", pid), O_RDONLY | O_CLOEXEC);
+	int parent = fd < 0 ? -1 : ioctl(fd, NS_GET_PARENT);
+
+	if (fd >= 0)
+		close(fd);
+	if (parent >= 0 && fstat(parent, &st) == 0 && (uint64_t)st.st_ino == outer) {
+		close(parent);
+		return 0;
+	}
+	if (parent >= 0)
+		close(parent);
+	err_set("pid %d: its user namespace is not a child of the one the tree started in; not "
+		"supported",
+		pid);
+	return -1;
+}
+
+static char *read_map(pid_t pid, const char *what, uint32_t *len)
+{
+	char path[64], *s = read_file(fmt_path(path, sizeof(path), "/proc/%d/%s", pid, what), NULL);
+
+	if (!s) {
+		err_sys("pid %d: cannot read %s", pid, path);
+		return NULL;
+	}
+	*len = strlen(s);
+	if (*len > IMG_NS_MAX_MAP) {
+		err_set("pid %d: its %s is longer than %d bytes; not supported", pid, what,
+			IMG_NS_MAX_MAP);
+		free(s);
+		return NULL;
+	}
+	/* The kernel pads the columns with spaces: keep them, they are valid. */
+	return s;
+}
+
+static int capture_user(pid_t pid, struct ns_rec *n)
+{
+	char path[64], *sg;
+
+	if (!(n->uid_map = read_map(pid, "uid_map", &n->d.uid_map_len)) ||
+	    !(n->gid_map = read_map(pid, "gid_map", &n->d.gid_map_len)))
+		return -1;
+	sg = read_file(fmt_path(path, sizeof(path), "/proc/%d/setgroups", pid), NULL);
+	if (sg && strncmp(sg, "allow", 5) == 0)
+		n->d.flags |= IMG_NSF_SETGROUPS;
+	free(sg);
+	return 0;
+}
+
+/* What ns_capture found: the record, or NULL when there is none to write. */
+static int fill(pid_t pid, pid_t outer, struct ns_rec *n)
+{
+	uint64_t out[IMG_NS_NTYPES];
+	char *cg, *ocg;
+	struct ns_seen s;
+
+	for (int t = 0; t < IMG_NS_NTYPES; t++) {
+		n->d.ino[t] = ns_ino(pid, t);
+		out[t] = ns_ino(outer, t);
+		if (!out[t])
+			out[t] = ns_ino(0, t);
+		if (n->d.ino[t] && n->d.ino[t] != out[t])
+			n->d.own |= 1u << t;
+	}
+	if (refuse_own(pid, n->d.own))
+		return -1;
+	cg = proc_read_cgroup(pid);
+	ocg = proc_read_cgroup(outer);
+	if (!ocg)
+		ocg = proc_read_cgroup(0);
+	if (cg && ocg && strcmp(cg, ocg) != 0) {
+		n->d.flags |= IMG_NSF_CGROUP;
+		n->cgroup = cg;
+		n->d.cgroup_len = strlen(cg);
+		cg = NULL;
+	}
+	free(cg);
+	free(ocg);
+	if ((n->d.own & (1u << IMG_NS_USER)) &&
+	    (check_user_parent(pid, out[IMG_NS_USER]) || capture_user(pid, n)))
+		return -1;
+	if (!(n->d.own & ((1u << IMG_NS_UTS) | (1u << IMG_NS_NET) | (1u << IMG_NS_IPC))))
+		return 0;
+	if (look_inside(pid, n->d.own, &s))
+		return -1;
+	memcpy(n->d.hostname, s.host, sizeof(s.host));
+	memcpy(n->d.domainname, s.dom, sizeof(s.dom));
+	if (s.other[0]) {
+		err_set("pid %d: its net namespace is its own and has %s: only a namespace with "
+			"lo alone is made again; not supported",
+			pid, s.other);
+		return -1;
+	}
+	if (s.lo_up)
+		n->d.flags |= IMG_NSF_LO_UP;
+	if (s.nsysv) {
+		err_set("pid %d: its ipc namespace is its own and holds %d System V objects (%s "
+			"among them): not recorded; not supported",
+			pid, s.nsysv, s.sysv);
+		return -1;
+	}
+	return 0;
+}
+
+int ns_capture(pid_t pid, pid_t outer, struct image *im)
+{
+	struct ns_rec *n = calloc(1, sizeof(*n));
+
+	if (!n) {
+		err_set("out of memory");
+		return -1;
+	}
+	im->ns = n;
+	if (fill(pid, outer, n))
+		return -1;
+	if (!n->d.own && !(n->d.flags & IMG_NSF_CGROUP)) {
+		im->ns = NULL;
+		free(n);
+	}
+	return 0;
+}

@@ -1,0 +1,132 @@
+#!/usr/bin/env bats
+# Odd kinds of fd: namespace files held open, epoll watching a file whose
+# fd was closed or replaced, POSIX message queues with their messages, AIO
+# contexts and io_uring instances.  t/progs/fdodd sets each state, waits
+# for the checkpoint and checks after the restore that it is as it was.
+
+load lib
+
+bats_require_minimum_version 1.5.0
+
+# started MODE: t/progs/fdodd MODE DIR, ready.
+started() {
+	workdir fdodd
+	start_bg fdodd "$1" "$D"
+	wait_for_line "$OUT" '^ready '
+}
+
+teardown() {
+	kill_started
+	[ -z "${D:-}" ] || fdodd mqclean "$D" >/dev/null 2>&1 || true
+}
+
+# refused PATTERN: ckpt-dump refuses the program, saying PATTERN on one
+# line; the program runs on untouched and passes its checks.
+refused() {
+	run --separate-stderr ckpt-dump -o "$IMG" "$BG_PID"
+	echo "status $status stderr: $stderr"
+	[ "$status" -ne 0 ]
+	[ "$(printf '%s\n' "$stderr" | wc -l)" -eq 1 ]
+	[[ "$stderr" == $1 ]]
+	untraced "$BG_PID"
+	finish_bg
+}
+
+@test "files of its own namespaces, every type, come back as the restored process's own" {
+	started nsfile
+	bg_dump_kill
+	run ckpt-inspect "$IMG"
+	echo "$output"
+	[[ "$output" == *"fd 6   nsfile  flags 0100000 "*" own net namespace net:["* ]]
+	run ckpt-inspect --json "$IMG"
+	[[ "$output" == *'"ns":"user"'* ]]
+	bg_restored "fdodd nsfile: ok"
+}
+
+@test "the file of another process's namespace is refused by name" {
+	started nsother
+	refused "ckpt-dump: pid $BG_PID: fd 3 is user:\[*\], not the process's own user namespace; not supported"
+	grep -qx "fdodd nsother: ok" "$OUT"
+}
+
+@test "epoll watches whose fds were closed or replaced come back on their files, under the numbers they were added as" {
+	started epoll
+	bg_dump_kill
+	run ckpt-inspect "$IMG"
+	echo "$output"
+	[[ "$output" == *"fd 3   epoll   "*" watches 4 moved 2 "* ]]
+	bg_restored "fdodd epoll: ok"
+}
+
+@test "an epoll watch on a file no fd of the process holds is refused by name" {
+	started epollgone
+	refused "ckpt-dump: pid $BG_PID: fd 3: epoll watches a file (added as fd 5, inode *) that no fd of the process holds; not supported"
+	grep -qx "fdodd epollgone: ok" "$OUT"
+}
+
+@test "a POSIX message queue comes back under its name: attributes, mode, each fd's flags, six messages at four priorities in their order" {
+	started mqueue
+	bg_dump_kill
+	run ckpt-inspect "$IMG"
+	echo "$output"
+	[[ "$output" == *"fd 3   mqueue  flags 02000002 "*" maxmsg 8 msgsize 100 mode 0640 uid $(id -u) messages 6 /ckpt-fdodd-"* ]]
+	[[ "$output" == *"fd 4   mqueue  flags 02004001 "*" messages 0 /ckpt-fdodd-"* ]]
+	bg_restored "fdodd mqueue: ok"
+}
+
+@test "a POSIX message queue removed before the restore is made again, with its mode and its messages" {
+	started mqueue
+	bg_dump_kill
+	fdodd mqclean "$D"
+	bg_restored "fdodd mqueue: ok"
+}
+
+@test "a dump without --kill gives every message back: the program runs on and receives them in order" {
+	started mqueue
+	ckpt-dump -o "$IMG" "$BG_PID"
+	untraced "$BG_PID"
+	finish_bg
+	grep -qx "fdodd mqueue: ok" "$OUT"
+}
+
+@test "a queue of that name holding messages at restore fails the restore, naming it" {
+	started mqueue
+	ckpt-dump -o "$IMG" "$BG_PID"
+	kill -KILL "$BG_PID"
+	wait "$BG_PID" || true
+	CKPT_PIDS=()
+	run --separate-stderr ckpt-remap "$IMG"
+	echo "$stderr"
+	[ "$status" -ne 0 ]
+	[[ "$stderr" == *"fd 3: POSIX message queue /ckpt-fdodd-"*" exists, with 8 messages of at most 100 bytes (6 queued), not empty with 8 of 100 as it was"* ]]
+}
+
+@test "a POSIX message queue with a notification registered (mq_notify) is refused by name" {
+	started mqnotify
+	refused "ckpt-dump: pid $BG_PID: fd 3: POSIX message queue /ckpt-fdodd-* has a notification registered (mq_notify, by pid $BG_PID); not supported"
+	grep -qx "fdodd mqnotify: ok" "$OUT"
+}
+
+@test "an AIO context (io_setup) is refused by its ring's mapping; the program runs on and its context works" {
+	started aio
+	refused "ckpt-dump: pid $BG_PID: region 0x*-0x* (/\[aio\]) is the ring of an AIO context (io_setup); not supported"
+	grep -qx "fdodd aio: ok" "$OUT"
+}
+
+@test "an io_uring instance is refused by its ring's mapping" {
+	started uring
+	refused "ckpt-dump: pid $BG_PID: region 0x*-0x* (anon_inode:\[io_uring\]) is the ring of an io_uring instance; not supported"
+	grep -qx "fdodd uring: ok" "$OUT"
+}
+
+@test "an io_uring ring mapped with its fd closed is refused by its mapping" {
+	started uringmap
+	refused "ckpt-dump: pid $BG_PID: region 0x*-0x* (anon_inode:\[io_uring\]) is the ring of an io_uring instance; not supported"
+	grep -qx "fdodd uringmap: ok" "$OUT"
+}
+
+@test "an io_uring fd whose ring is not mapped is refused by its fd" {
+	started uringfd
+	refused "ckpt-dump: pid $BG_PID: fd 3 is anon_inode:\[io_uring\]; this kind of file is not supported yet"
+	grep -qx "fdodd uringfd: ok" "$OUT"
+}

@@ -1,0 +1,147 @@
+#!/usr/bin/env bats
+# A process in a uts, net, user or ipc namespace of its own comes back in
+# a new one with what it had set there (hostname, lo up and a UDP socket
+# bound on 127.0.0.1, uid_map); a child that made its own while its
+# parent did not comes back so; a process in a cgroup (v2) of its own
+# comes back in it.  A mount namespace of its own, and System V objects
+# in an ipc namespace of its own, are refused by name at dump.  t/progs/nsprog makes the namespaces (in a user namespace first,
+# without root) and checks them after the restore.
+
+load lib
+
+bats_require_minimum_version 1.5.0
+
+setup() {
+	if [ "$(id -u)" -ne 0 ] && ! unshare -Ur true 2>/dev/null; then
+		skip "no unprivileged user namespaces here"
+	fi
+	workdir ns
+}
+
+teardown() {
+	kill_started
+	if [ -n "${CG:-}" ]; then
+		wait_for rmdir "$CG"
+	fi
+}
+
+# started MODE: nsprog MODE runs, ready.
+started() {
+	start_bg nsprog "$1" "$D"
+	wait_for_line "$OUT" '^ready '
+}
+
+@test "uts: a new namespace with the hostname and domainname; ckpt-inspect shows them" {
+	started uts
+	bg_dump_kill
+	run ckpt-inspect "$IMG"
+	echo "$output"
+	[[ "$output" == *"namespaces: of its own, not the tree's:"*"  uts    inode "*", hostname ckpt-ns-test, domainname ckpt.test"* ]]
+	run ckpt-inspect --json "$IMG"
+	[[ "$output" == *'"namespaces":[{"pid":'"$BG_PID"',"own":{'*'"uts":'*'"hostname":"ckpt-ns-test","domainname":"ckpt.test"'* ]]
+	bg_restored "nsprog: ok"
+}
+
+@test "an NS record forged with a mount namespace is refused at restore, one with an unknown type when read" {
+	started uts
+	bg_dump_kill
+	forge.py "$IMG" nsown 0x12
+	run --separate-stderr ckpt-remap "$IMG"
+	echo "$stderr"
+	[ "$status" -ne 0 ]
+	[[ "$stderr" == *"pid $BG_PID: the image gives it a mnt namespace of its own; not supported"* ]]
+	forge.py "$IMG" nsown 0x110
+	run --separate-stderr ckpt-inspect "$IMG"
+	echo "$stderr"
+	[ "$status" -ne 0 ]
+	[[ "$stderr" == *"NS record: bad namespaces, flags, names, maps or cgroup path"* ]]
+}
+
+@test "net: a new namespace with lo up, the UDP socket bound on 127.0.0.1 there" {
+	started net
+	bg_dump_kill
+	run ckpt-inspect "$IMG"
+	[[ "$output" == *"  net    inode "*", lo up"* ]]
+	bg_restored "nsprog: ok"
+}
+
+@test "user: a new user namespace with the same uid_map, uid 0 in it" {
+	started user
+	bg_dump_kill
+	run ckpt-inspect "$IMG"
+	echo "$output"
+	[[ "$output" == *"  user   inode "*", uid_map 0 $(id -u) 1, gid_map 0 $(id -g) 1, setgroups deny"* ]]
+	bg_restored "nsprog: ok"
+}
+
+@test "ipc: a new, empty ipc namespace" {
+	started ipc
+	bg_dump_kill
+	bg_restored "nsprog: ok"
+}
+
+@test "an ipc namespace of its own holding a semaphore set is refused by name; the process runs on" {
+	started ipcobj
+	run --separate-stderr ckpt-dump -o "$IMG" "$BG_PID"
+	echo "$stderr"
+	[ "$status" -ne 0 ]
+	[[ "$stderr" == *"pid $BG_PID: its ipc namespace is its own and holds 1 System V objects (sem among them): not recorded; not supported"* ]]
+	finish_bg
+}
+
+@test "a tree: the child back in a uts namespace of its own, its parent in the one it started in" {
+	started tree
+	bg_dump_kill -t
+	bg_restored "nsprog: ok"
+}
+
+@test "a tree whose root has a user namespace of its own is refused by name before anything is made" {
+	start_bg unshare -Ur nsprog tree "$D"
+	wait_for_line "$OUT" '^ready '
+	bg_dump_kill -t
+	touch "$D/go"
+	run --separate-stderr ckpt-remap "$IMG"
+	echo "$stderr"
+	[ "$status" -ne 0 ]
+	[[ "$stderr" == *"pid $BG_PID: its user namespace is its own and it has children in the tree; not supported"* ]]
+	not grep -q "nsprog: ok" "$OUT"
+}
+
+@test "the dumped process runs on in its namespaces" {
+	started uts
+	ckpt-dump -o "$IMG" "$BG_PID"
+	finish_bg
+	grep -qx "nsprog: ok" "$OUT"
+}
+
+@test "a mount namespace of its own is refused by name; the process runs on" {
+	started mnt
+	run --separate-stderr ckpt-dump -o "$IMG" "$BG_PID"
+	echo "$stderr"
+	[ "$status" -ne 0 ]
+	[[ "$stderr" == *"pid $BG_PID: its mnt namespace is its own: its mounts are not recorded; not supported"* ]]
+	finish_bg
+}
+
+# bats test_tags=root
+@test "a cgroup of its own: back in it; gone at restore, refused by name before anything is made" {
+	local mnt
+	mnt=$(awk '$0 ~ / - cgroup2 / {print $5; exit}' /proc/self/mountinfo)
+	[ -n "$mnt" ] || skip "no cgroup v2 here"
+	CG=$mnt/ckpt-ns-$$
+	mkdir "$CG"
+	# shellcheck disable=SC2016 # $$ is the inner shell's
+	start_bg sh -c 'echo $$ > "$1/cgroup.procs" && exec nsprog cgroup "$2"' sh "$CG" "$D"
+	wait_for_line "$OUT" '^ready '
+	bg_dump_kill
+	run ckpt-inspect "$IMG"
+	[[ "$output" == *"cgroup:   /ckpt-ns-$$"* ]]
+	rmdir "$CG"
+	run --separate-stderr ckpt-remap "$IMG"
+	echo "$stderr"
+	[ "$status" -ne 0 ]
+	[[ "$stderr" == *"pid $BG_PID: cannot move it into cgroup /ckpt-ns-$$: no such cgroup here"* ]]
+	not grep -q "nsprog: ok" "$OUT"
+	mkdir "$CG"
+	bg_restored "nsprog: ok"
+}

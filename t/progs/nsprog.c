@@ -1,0 +1,309 @@
+/* nsprog.c: a process in namespaces of its own across a checkpoint.
+ *
+ *   nsprog MODE DIR   makes what MODE says, prints "ready PID", waits for
+ *                     DIR/go, then checks that each namespace it made is
+ *                     still not its parent's (and every other one is), with
+ *                     what it set there, and prints "nsprog: ok".  Without
+ *                     root, each MODE makes a user namespace first (uid and
+ *                     gid 0 mapped to its own), in which it may make the
+ *                     others.
+ *   MODE uts          a uts namespace, hostname "ckpt-ns-test", domainname
+ *                     "ckpt.test".
+ *   MODE net          a net namespace with lo up, a UDP socket bound on
+ *                     127.0.0.1 (fd 3): after the restore still bound on the
+ *                     same port, only lo there, and a datagram sent to itself
+ *                     comes back.
+ *   MODE user         a user namespace (also as root): uid 0 in it, the same
+ *                     uid_map after the restore.
+ *   MODE tree         a child made a uts namespace of its own (hostname
+ *                     "ckpt-child"); the parent stays in its own parent's,
+ *                     with its hostname; both check.
+ *   MODE cgroup       nothing made: its cgroup (/proc/self/cgroup) must be the
+ *                     same after the restore (the test moved it into one).
+ *   MODE ipc          an ipc namespace, empty.
+ *   MODE ipcobj       an ipc namespace holding a System V semaphore set
+ *                     (which a dump refuses).
+ *   MODE mnt          a mount namespace with a tmpfs on DIR/m (which a dump
+ *                     refuses).
+ */
+#define PROG "nsprog"
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
+#include <sys/ipc.h>
+#include <sys/mount.h>
+#include <sys/sem.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "progs.h"
+
+static const char *const types[] = {"user", "uts", "net", "ipc"};
+#define NTYPES 4
+
+static char dir[4096];
+
+static char *slurp(const char *path)
+{
+	static char buf[8][4096];
+	static int k;
+	char *b = buf[k++ % 8];
+	int fd = open(path, O_RDONLY);
+	ssize_t n = fd < 0 ? -1 : read(fd, b, sizeof(buf[0]) - 1);
+
+	if (fd >= 0)
+		close(fd);
+	b[n < 0 ? 0 : n] = 0;
+	return b;
+}
+
+static void put(const char *path, const char *s)
+{
+	int fd = open(path, O_WRONLY);
+
+	if (fd < 0 || write(fd, s, strlen(s)) != (ssize_t)strlen(s))
+		die(path);
+	close(fd);
+}
+
+/* The inode of /proc/WHO/ns/TYPE, 0 if it cannot be read (a parent that
+ * is not dumpable, such as ckpt-remap, to a process in a user namespace). */
+static unsigned long ino_of(const char *who, const char *type)
+{
+	char path[128];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "/proc/%s/ns/%s", who, type);
+	return stat(path, &st) ? 0 : (unsigned long)st.st_ino;
+}
+
+/* Its namespaces before it made any: what a new one must differ from
+ * where the parent's cannot be read. */
+static unsigned long before[4];
+
+static void note_before(void)
+{
+	for (int k = 0; k < 4; k++)
+		before[k] = ino_of("self", k == 0 ? "user" : k == 1 ? "uts" : k == 2 ? "net" : "ipc");
+}
+
+static void make_user(void)
+{
+	char map[64];
+	unsigned uid = geteuid(), gid = getegid();
+
+	if (unshare(CLONE_NEWUSER))
+		die("unshare user");
+	put("/proc/self/setgroups", "deny");
+	snprintf(map, sizeof(map), "0 %u 1\n", uid);
+	put("/proc/self/uid_map", map);
+	snprintf(map, sizeof(map), "0 %u 1\n", gid);
+	put("/proc/self/gid_map", map);
+}
+
+/* own: bit k for types[k] made here.  Each must differ from the parent's,
+ * the others be the parent's. */
+static void check_own(unsigned own)
+{
+	char ppid[32];
+
+	snprintf(ppid, sizeof(ppid), "%d", (int)getppid());
+	for (int k = 0; k < NTYPES; k++) {
+		unsigned long mine = ino_of("self", types[k]), theirs = ino_of(ppid, types[k]);
+		int differs = mine != (theirs ? theirs : before[k]);
+		if (!mine || (!theirs && !(own & (1u << k))))
+			continue;
+		if (differs != !!(own & (1u << k)))
+			fail("its %s namespace is %s its parent's", types[k],
+			     differs ? "not" : "still");
+	}
+}
+
+static void check_uts(const char *host, const char *dom)
+{
+	char h[128] = "", d[128] = "";
+
+	gethostname(h, sizeof(h));
+	if (getdomainname(d, sizeof(d)))
+		d[0] = 0;
+	if (strcmp(h, host) || (dom && strcmp(d, dom)))
+		fail("hostname %s domainname %s, not %s %s", h, d, host, dom ? dom : "");
+}
+
+static struct sockaddr_in bound;
+
+static void make_net(void)
+{
+	struct ifreq ifr;
+	socklen_t len = sizeof(bound);
+	int s = socket(AF_INET, SOCK_DGRAM, 0);
+
+	memset(&ifr, 0, sizeof(ifr));
+	strcpy(ifr.ifr_name, "lo");
+	if (s < 0 || ioctl(s, SIOCGIFFLAGS, &ifr))
+		die("lo flags");
+	ifr.ifr_flags |= IFF_UP;
+	if (ioctl(s, SIOCSIFFLAGS, &ifr))
+		die("lo up");
+	memset(&bound, 0, sizeof(bound));
+	bound.sin_family = AF_INET;
+	bound.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(s, (struct sockaddr *)&bound, sizeof(bound)) ||
+	    getsockname(s, (struct sockaddr *)&bound, &len))
+		die("bind");
+	if (s != 3 && (dup2(s, 3) < 0 || close(s)))
+		die("dup2");
+}
+
+static void check_net(void)
+{
+	struct sockaddr_in a;
+	socklen_t len = sizeof(a);
+	struct if_nameindex *ifs = if_nameindex(), *i;
+	char buf[16] = "";
+	struct timeval tv = {5, 0};
+
+	for (i = ifs; i && i->if_name; i++)
+		if (strcmp(i->if_name, "lo"))
+			fail("interface %s besides lo", i->if_name);
+	if (ifs)
+		if_freenameindex(ifs);
+	if (getsockname(3, (struct sockaddr *)&a, &len) || a.sin_port != bound.sin_port ||
+	    a.sin_addr.s_addr != bound.sin_addr.s_addr) {
+		fail("fd 3 is not bound on 127.0.0.1:%d any more", ntohs(bound.sin_port));
+		return;
+	}
+	setsockopt(3, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (sendto(3, "ping", 4, 0, (struct sockaddr *)&bound, sizeof(bound)) != 4 ||
+	    recv(3, buf, sizeof(buf), 0) != 4 || memcmp(buf, "ping", 4))
+		fail("a datagram to itself on 127.0.0.1:%d did not come back: %s",
+		     ntohs(bound.sin_port), strerror(errno));
+}
+
+static const char *in_dir(const char *name)
+{
+	static char path[4200];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return path;
+}
+
+static int tree(int root)
+{
+	char host[128] = "";
+	int pfd[2], status;
+	pid_t child;
+	char c;
+
+	gethostname(host, sizeof(host));
+	if (pipe(pfd))
+		die("pipe");
+	child = fork();
+	if (child < 0)
+		die("fork");
+	if (child == 0) {
+		close(pfd[0]);
+		if (!root)
+			make_user();
+		if (unshare(CLONE_NEWUTS) || sethostname("ckpt-child", 10))
+			die("child uts");
+		if (write(pfd[1], "x", 1) != 1)
+			die("write");
+		close(pfd[1]);
+		wait_file(in_dir("go"));
+		check_own(root ? 2 : 3);
+		check_uts("ckpt-child", NULL);
+		_exit(failures ? 1 : 0);
+	}
+	close(pfd[1]);
+	if (read(pfd[0], &c, 1) != 1)
+		die("child");
+	close(pfd[0]);
+	printf("ready %d\n", (int)getpid());
+	fflush(stdout);
+	wait_file(in_dir("go"));
+	check_own(0);
+	check_uts(host, NULL);
+	if (waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status))
+		fail("its child failed its checks (status %#x)", status);
+	if (failures)
+		return 1;
+	printf("nsprog: ok\n");
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const char *mode;
+	int root = geteuid() == 0;
+	unsigned own = root ? 0 : 1;
+	char cgroup[4096], uid_map[4096];
+
+	if (argc != 3) {
+		fprintf(stderr, "usage: nsprog uts|net|user|ipc|ipcobj|tree|cgroup|mnt DIR\n");
+		return 2;
+	}
+	mode = argv[1];
+	note_before();
+	snprintf(dir, sizeof(dir), "%s", argv[2]);
+	if (!strcmp(mode, "tree"))
+		return tree(root);
+	if (strcmp(mode, "cgroup") && (!root || !strcmp(mode, "user")))
+		make_user();
+	if (!strcmp(mode, "user"))
+		own = 1;
+	if (!strcmp(mode, "uts")) {
+		if (unshare(CLONE_NEWUTS) || sethostname("ckpt-ns-test", 12) ||
+		    setdomainname("ckpt.test", 9))
+			die("uts");
+		own |= 2;
+	} else if (!strcmp(mode, "net")) {
+		if (unshare(CLONE_NEWNET))
+			die("unshare net");
+		make_net();
+		own |= 4;
+	} else if (!strcmp(mode, "ipc") || !strcmp(mode, "ipcobj")) {
+		if (unshare(CLONE_NEWIPC))
+			die("unshare ipc");
+		if (!strcmp(mode, "ipcobj") && semget(IPC_PRIVATE, 1, 0600) < 0)
+			die("semget");
+		own |= 8;
+	} else if (!strcmp(mode, "cgroup")) {
+		own = 0;
+	} else if (!strcmp(mode, "mnt")) {
+		if (mkdir(in_dir("m"), 0700) || unshare(CLONE_NEWNS) ||
+		    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) ||
+		    mount("tmpfs", in_dir("m"), "tmpfs", 0, NULL))
+			die("mnt");
+	} else if (strcmp(mode, "user")) {
+		fprintf(stderr, "nsprog: unknown mode %s\n", mode);
+		return 2;
+	}
+	snprintf(cgroup, sizeof(cgroup), "%s", slurp("/proc/self/cgroup"));
+	snprintf(uid_map, sizeof(uid_map), "%s", slurp("/proc/self/uid_map"));
+	printf("ready %d\n", (int)getpid());
+	fflush(stdout);
+	wait_file(in_dir("go"));
+	if (!strcmp(mode, "mnt") || !strcmp(mode, "ipcobj"))
+		return 0;
+	check_own(own);
+	if (!strcmp(mode, "uts"))
+		check_uts("ckpt-ns-test", "ckpt.test");
+	if (!strcmp(mode, "net"))
+		check_net();
+	if (strcmp(slurp("/proc/self/cgroup"), cgroup))
+		fail("cgroup %s, was %s", slurp("/proc/self/cgroup"), cgroup);
+	if ((own & 1) && strcmp(slurp("/proc/self/uid_map"), uid_map))
+		fail("uid_map %s, was %s", slurp("/proc/self/uid_map"), uid_map);
+	if ((own & 1) && getuid() != 0)
+		fail("uid %d in its user namespace, not 0", (int)getuid());
+	if (failures)
+		return 1;
+	printf("nsprog: ok\n");
+	return 0;
+}
