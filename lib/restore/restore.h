@@ -69,5 +69,18 @@ int rst_make_fd(const struct img_input *in, const struct image *im, const struct
 		struct fd_pipes *pipes, const struct shm_made *sm, int allow_changed)
 	__attribute__((warn_unused_result));
 
+/* A process's attributes (attrs.c): refused by name before anything is
+ * touched (check); set in the restoring process where they outlive the
+ * restorer (set, the last step that may fail); the rest handed to the
+ * restorer in its blob at base + *off, rst_attrs_len bytes (plan).  All
+ * do nothing for an image without an ATTRS record. */
+struct rst_args;
+int rst_attrs_check(const struct image *im) __attribute__((warn_unused_result));
+int rst_attrs_set(const struct image *im) __attribute__((warn_unused_result));
+uint64_t rst_attrs_len(const struct image *im);
+int rst_attrs_plan(const struct image *im, struct rst_args *args, unsigned char *base,
+		   uint64_t *off) __attribute__((warn_unused_result));
+/* "RLIMIT_NOFILE" for RLIMIT_NOFILE. */
+const char *rst_rlimit_name(int k);
 
 #endif
