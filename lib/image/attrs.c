@@ -12,6 +12,25 @@ _Static_assert(sizeof(struct img_seccomp_filter) == 8, "img_seccomp_filter layou
 
 #define FILTER_INSN 8 /* struct sock_filter */
 
+static const char *const rlimit_names[IMG_NRLIMIT] = {
+    "RLIMIT_CPU",	"RLIMIT_FSIZE",	 "RLIMIT_DATA",	    "RLIMIT_STACK",
+    "RLIMIT_CORE",	"RLIMIT_RSS",	 "RLIMIT_NPROC",    "RLIMIT_NOFILE",
+    "RLIMIT_MEMLOCK",	"RLIMIT_AS",	 "RLIMIT_LOCKS",    "RLIMIT_SIGPENDING",
+    "RLIMIT_MSGQUEUE", "RLIMIT_NICE",	 "RLIMIT_RTPRIO",   "RLIMIT_RTTIME"};
+
+const char *img_rlimit_name(int k)
+{
+	return k >= 0 && k < IMG_NRLIMIT ? rlimit_names[k] : "?";
+}
+
+const char *img_policy_name(int policy)
+{
+	static const char *const names[] = {"SCHED_OTHER", "SCHED_FIFO", "SCHED_RR",
+					    "SCHED_BATCH", "?",		 "SCHED_IDLE"};
+	policy &= ~0x40000000; /* SCHED_RESET_ON_FORK */
+	return policy >= 0 && policy <= 5 ? names[policy] : "?";
+}
+
 void img_attrs_free(struct attrs *a)
 {
 	if (!a)

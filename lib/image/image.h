@@ -94,6 +94,10 @@ int img_write_attrs(struct img_writer *w, const struct attrs *a);
 /* Parse an ATTRS record into im->attrs (its PROC record read already). */
 int img_parse_attrs(struct image *im, const void *buf, uint64_t len);
 void img_attrs_free(struct attrs *a);
+/* "RLIMIT_NOFILE" for RLIMIT_NOFILE (7), "?" beyond IMG_NRLIMIT. */
+const char *img_rlimit_name(int k);
+/* "SCHED_FIFO" for SCHED_FIFO (SCHED_RESET_ON_FORK aside), "?" for others. */
+const char *img_policy_name(int policy);
 
 /* Threads an image may hold. */
 #define IMG_MAX_THREADS 4096

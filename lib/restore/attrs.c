@@ -25,17 +25,6 @@
 
 #define ALIGN64(x) (((x) + 63) & ~(uint64_t)63)
 
-static const char *const rlimit_names[IMG_NRLIMIT] = {
-    "RLIMIT_CPU",     "RLIMIT_FSIZE",	"RLIMIT_DATA",	  "RLIMIT_STACK",
-    "RLIMIT_CORE",    "RLIMIT_RSS",	"RLIMIT_NPROC",	  "RLIMIT_NOFILE",
-    "RLIMIT_MEMLOCK", "RLIMIT_AS",	"RLIMIT_LOCKS",	  "RLIMIT_SIGPENDING",
-    "RLIMIT_MSGQUEUE", "RLIMIT_NICE",	"RLIMIT_RTPRIO",  "RLIMIT_RTTIME"};
-
-const char *rst_rlimit_name(int k)
-{
-	return k >= 0 && k < IMG_NRLIMIT ? rlimit_names[k] : "?";
-}
-
 static const char *lim_str(uint64_t v, char *buf, size_t size)
 {
 	if (v == (uint64_t)RLIM_INFINITY)
@@ -72,7 +61,7 @@ static int check_rlimits(const struct image *im)
 		if (d->rlim[k].max > rl.rlim_max && !has_cap(CAP_SYS_RESOURCE)) {
 			err_set("pid %d: resource limit %s: hard limit %s above this process's %s "
 				"(raising it needs CAP_SYS_RESOURCE)",
-				im->proc.pid, rlimit_names[k], lim_str(d->rlim[k].max, b1, sizeof(b1)),
+				im->proc.pid, img_rlimit_name(k), lim_str(d->rlim[k].max, b1, sizeof(b1)),
 				lim_str(rl.rlim_max, b2, sizeof(b2)));
 			return -1;
 		}
@@ -90,14 +79,6 @@ static int check_rlimits(const struct image *im)
 		return -1;
 	}
 	return 0;
-}
-
-static const char *policy_name(int policy)
-{
-	static const char *const names[] = {"SCHED_OTHER", "SCHED_FIFO", "SCHED_RR",
-					    "SCHED_BATCH", "?",		 "SCHED_IDLE"};
-	policy &= ~SCHED_RESET_ON_FORK;
-	return policy >= 0 && policy <= 5 ? names[policy] : "?";
 }
 
 /* The kernel's can_nice() and the real-time rule of __sched_setscheduler,
@@ -125,7 +106,7 @@ static int check_sched(const struct image *im)
 		    (rt_rl.rlim_cur == 0 || (uint64_t)t->priority > rt_rl.rlim_cur)) {
 			err_set("pid %d: thread %d: scheduling policy %s priority %d: needs "
 				"CAP_SYS_NICE or RLIMIT_RTPRIO %d (this process has %llu)",
-				im->proc.pid, t->tid, policy_name(policy), t->priority, t->priority,
+				im->proc.pid, t->tid, img_policy_name(policy), t->priority, t->priority,
 				(unsigned long long)rt_rl.rlim_cur);
 			return -1;
 		}
@@ -393,7 +374,7 @@ int rst_attrs_plan(const struct image *im, struct rst_args *args, unsigned char 
 		struct rlimit rl;
 
 		if (getrlimit(k, &rl)) {
-			err_sys("cannot read resource limit %s", rlimit_names[k]);
+			err_sys("cannot read resource limit %s", img_rlimit_name(k));
 			return -1;
 		}
 		at->our_rlim[k] = (struct img_rlimit){rl.rlim_cur, rl.rlim_max};

@@ -80,7 +80,5 @@ int rst_attrs_set(const struct image *im) __attribute__((warn_unused_result));
 uint64_t rst_attrs_len(const struct image *im);
 int rst_attrs_plan(const struct image *im, struct rst_args *args, unsigned char *base,
 		   uint64_t *off) __attribute__((warn_unused_result));
-/* "RLIMIT_NOFILE" for RLIMIT_NOFILE. */
-const char *rst_rlimit_name(int k);
 
 #endif
