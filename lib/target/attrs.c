@@ -54,7 +54,8 @@ static int capture_thread_sched(pid_t pid, pid_t tid, struct img_attrs_thread *t
 		return -1;
 	}
 	if ((policy & ~SCHED_RESET_ON_FORK) == SCHED_DEADLINE) {
-		err_set("pid %d: thread %d: scheduling policy SCHED_DEADLINE is not kept", pid, tid);
+		err_set("pid %d: thread %d: scheduling policy SCHED_DEADLINE; not supported", pid,
+			tid);
 		return -1;
 	}
 	t->policy = policy;
@@ -84,11 +85,16 @@ static int read_filters(pid_t pid, pid_t tid, unsigned n, struct seccomp_filter 
 		struct __ptrace_seccomp_metadata md = {.filter_off = i};
 		long len = ptrace(PTRACE_SECCOMP_GET_FILTER, tid, (void *)(long)i, NULL);
 
-		if (len < 0) {
-			err_sys("pid %d: thread %d: a seccomp filter cannot be read (without "
-				"CAP_SYS_ADMIN it cannot; a restore without it would lose the "
-				"sandbox)",
+		/* Only CAP_SYS_ADMIN may read one (EACCES, EPERM); a restore
+		 * without it would give the program more than it had. */
+		if (len < 0 && (errno == EACCES || errno == EPERM)) {
+			err_set("pid %d: thread %d: a seccomp filter cannot be read without "
+				"CAP_SYS_ADMIN; not supported",
 				pid, tid);
+			return -1;
+		}
+		if (len < 0) {
+			err_sys("pid %d: thread %d: cannot read seccomp filter %u", pid, tid, i);
 			return -1;
 		}
 		if (len < 1 || len > IMG_MAX_FILTER_LEN || !(o->insns = malloc(len * 8))) {
@@ -145,7 +151,7 @@ static int capture_creds(pid_t pid, const pid_t *tids, size_t ntids, struct attr
 	if (c0.seccomp == 1) {
 		/* Our injected calls would kill it: read, write, exit and
 		 * sigreturn are all it may call. */
-		err_set("pid %d: seccomp strict mode (SECCOMP_MODE_STRICT) is not kept", pid);
+		err_set("pid %d: seccomp strict mode (SECCOMP_MODE_STRICT); not supported", pid);
 		return -1;
 	}
 	if (c0.seccomp == 2) {
@@ -173,13 +179,13 @@ static int capture_creds(pid_t pid, const pid_t *tids, size_t ntids, struct attr
 		if (c.inh != c0.inh || c.prm != c0.prm || c.eff != c0.eff || c.bnd != c0.bnd ||
 		    c.amb != c0.amb || c.no_new_privs != c0.no_new_privs) {
 			err_set("pid %d: thread %d: its capabilities or no_new_privs differ from "
-				"the main thread's (not kept)",
+				"the main thread's; not supported",
 				pid, tids[k]);
 			return -1;
 		}
 		if (c.seccomp != c0.seccomp || c.nfilters != c0.nfilters) {
 			err_set("pid %d: thread %d: its seccomp filters differ from the main "
-				"thread's (not kept)",
+				"thread's; not supported",
 				pid, tids[k]);
 			return -1;
 		}
@@ -194,7 +200,7 @@ static int capture_creds(pid_t pid, const pid_t *tids, size_t ntids, struct attr
 		free_filters(f, c.nfilters);
 		if (!same) {
 			err_set("pid %d: thread %d: its seccomp filters differ from the main "
-				"thread's (not kept)",
+				"thread's; not supported",
 				pid, tids[k]);
 			return -1;
 		}
