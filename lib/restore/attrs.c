@@ -215,19 +215,13 @@ static int check_caps(const struct image *im)
 static int check_misc(const struct image *im)
 {
 	const struct img_attrs *d = &im->attrs->d;
-	long long oom = self_number("oom_score_adj", 0), luid = self_number("loginuid", -1);
+	long long oom = self_number("oom_score_adj", 0);
 	int pid = im->proc.pid;
 
 	if (d->oom_score_adj < oom && !has_cap(CAP_SYS_RESOURCE)) {
 		err_set("pid %d: oom_score_adj %d below this process's %lld: lowering it needs "
 			"CAP_SYS_RESOURCE",
 			pid, d->oom_score_adj, oom);
-		return -1;
-	}
-	if ((uint32_t)luid != d->loginuid && !has_cap(CAP_AUDIT_CONTROL)) {
-		err_set("pid %d: loginuid %u differs from this process's %u: setting it needs "
-			"CAP_AUDIT_CONTROL",
-			pid, d->loginuid, (uint32_t)luid);
 		return -1;
 	}
 	if (d->membarrier) {
@@ -293,6 +287,7 @@ int rst_attrs_set(const struct image *im)
 {
 	const struct img_attrs *d;
 	int pid = im->proc.pid;
+	long long luid;
 
 	if (!im->attrs)
 		return 0;
@@ -304,8 +299,15 @@ int rst_attrs_set(const struct image *im)
 	if (d->oom_score_adj != self_number("oom_score_adj", 0) &&
 	    write_self("oom_score_adj", d->oom_score_adj, pid))
 		return -1;
-	if (d->loginuid != (uint32_t)self_number("loginuid", -1) &&
-	    write_self("loginuid", d->loginuid, pid))
+	/* The audit trail's login user: only CAP_AUDIT_CONTROL sets it, and
+	 * a user restoring in another session keeps his own, as he would
+	 * starting the program again there. */
+	luid = self_number("loginuid", -1);
+	if (d->loginuid != (uint32_t)luid && !has_cap(CAP_AUDIT_CONTROL))
+		warnx("pid %d: loginuid %u is not restored (setting it needs CAP_AUDIT_CONTROL): "
+		      "it stays %u",
+		      pid, d->loginuid, (uint32_t)luid);
+	else if (d->loginuid != (uint32_t)luid && write_self("loginuid", d->loginuid, pid))
 		return -1;
 	if (prctl(PR_SET_CHILD_SUBREAPER, !!(d->flags & IMG_ATTR_SUBREAPER), 0, 0, 0) ||
 	    prctl(PR_SET_THP_DISABLE, !!(d->flags & IMG_ATTR_THP_DISABLE), 0, 0, 0) ||
