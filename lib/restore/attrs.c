@@ -99,7 +99,7 @@ static int check_sched(const struct image *im)
 	for (uint32_t k = 0; k < a->d.nthreads; k++) {
 		const struct img_attrs_thread *t = &a->threads[k];
 		int policy = t->policy & ~SCHED_RESET_ON_FORK;
-		int base = k ? a->threads[0].nice : ours; /* a clone starts with the main's */
+		int base = ours; /* each thread starts as ckpt-remap (the main one sets its own last) */
 		cpu_set_t set;
 
 		if ((policy == SCHED_FIFO || policy == SCHED_RR) && !cap &&

@@ -131,6 +131,8 @@ long rst_attrs_last(const struct rst_attrs *at, const char **what, uint64_t *whi
 
 	if (!at)
 		return 0;
+	if ((r = rst_attrs_thread(at, 0, what)))
+		return r;
 	*what = "cannot set resource limit";
 	for (int k = 0; (at->flags & RST_A_RLIMITS) && k < IMG_NRLIMIT; k++) {
 		*which = k;

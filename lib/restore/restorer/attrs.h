@@ -40,9 +40,9 @@ struct rst_attrs {
  * timer slack and no_new_privs, and (i > 0) its capabilities.  0, or a
  * negative errno with *what naming the attribute. */
 long rst_attrs_thread(const struct rst_attrs *at, uint64_t i, const char **what);
-/* The main thread, last, once every other thread has its own set: the
- * limits, dumpable, its capabilities, then the seccomp filters, for every
- * thread at once. */
+/* The main thread, last, once every other thread has its own set: its
+ * own (rst_attrs_thread), the limits, dumpable, its capabilities, then
+ * the seccomp filters, for every thread at once. */
 long rst_attrs_last(const struct rst_attrs *at, const char **what, uint64_t *which);
 
 #endif

@@ -1042,10 +1042,15 @@ static uint64_t restore_thread_state(struct rst_args *a, struct rst_thread *t)
 	if (t != (struct rst_thread *)a->threads)
 		sys2(NR_prctl, PR_SET_NAME, t->comm);
 
-	r = rst_attrs_thread((const struct rst_attrs *)a->attrs,
-			     (uint64_t)(t - (struct rst_thread *)a->threads), &what);
-	if (r)
-		fail(a, what, (uint64_t)tid, r);
+	/* The main thread's attributes wait until every thread is made
+	 * (attrs_last): a clone inherits them, and may not be allowed to
+	 * undo them. */
+	if (t != (struct rst_thread *)a->threads) {
+		r = rst_attrs_thread((const struct rst_attrs *)a->attrs,
+				     (uint64_t)(t - (struct rst_thread *)a->threads), &what);
+		if (r)
+			fail(a, what, (uint64_t)tid, r);
+	}
 
 	/* The rt_sigreturn frame goes below the thread's stack pointer, as
 	 * the kernel would put one for a signal; its xsave area must be
