@@ -8,7 +8,8 @@
 # seccomp filter (root: it still denies after the restore); capabilities
 # and securebits dropped, loginuid (root).  What cannot come back is
 # refused by name: a seccomp filter an unprivileged dump cannot read, a
-# hard limit the restoring process may not raise.  ckpt-inspect shows
+# hard limit the restoring process may not raise, an oom_score_adj it may
+# not lower.  ckpt-inspect shows
 # what differs from a fresh process.
 
 load lib
@@ -94,6 +95,16 @@ cap_sys_resource() {
 	killed limits
 	run --separate-stderr prlimit --core=0:0 ckpt-remap "$IMG"
 	one_line 99 "resource limit RLIMIT_CORE: hard limit 1234567 above this process's 0 (raising it needs CAP_SYS_RESOURCE)" ckpt-remap
+	[ "$(cat "$OUT")" = "ready $BG_PID" ]
+}
+
+@test "an oom_score_adj below ckpt-remap's is refused by name before anything is touched" {
+	if cap_sys_resource; then
+		skip "CAP_SYS_RESOURCE may lower it"
+	fi
+	killed prctl
+	run --separate-stderr bash -c 'echo 600 >/proc/self/oom_score_adj && exec ckpt-remap "$1"' - "$IMG"
+	one_line 99 "pid $BG_PID: oom_score_adj 500 below this process's 600: lowering it needs CAP_SYS_RESOURCE" ckpt-remap
 	[ "$(cat "$OUT")" = "ready $BG_PID" ]
 }
 
