@@ -13,10 +13,10 @@ _Static_assert(sizeof(struct img_seccomp_filter) == 8, "img_seccomp_filter layou
 #define FILTER_INSN 8 /* struct sock_filter */
 
 static const char *const rlimit_names[IMG_NRLIMIT] = {
-    "RLIMIT_CPU",	"RLIMIT_FSIZE",	 "RLIMIT_DATA",	    "RLIMIT_STACK",
-    "RLIMIT_CORE",	"RLIMIT_RSS",	 "RLIMIT_NPROC",    "RLIMIT_NOFILE",
-    "RLIMIT_MEMLOCK",	"RLIMIT_AS",	 "RLIMIT_LOCKS",    "RLIMIT_SIGPENDING",
-    "RLIMIT_MSGQUEUE", "RLIMIT_NICE",	 "RLIMIT_RTPRIO",   "RLIMIT_RTTIME"};
+    "RLIMIT_CPU",      "RLIMIT_FSIZE", "RLIMIT_DATA",	"RLIMIT_STACK",
+    "RLIMIT_CORE",     "RLIMIT_RSS",   "RLIMIT_NPROC",	"RLIMIT_NOFILE",
+    "RLIMIT_MEMLOCK",  "RLIMIT_AS",    "RLIMIT_LOCKS",	"RLIMIT_SIGPENDING",
+    "RLIMIT_MSGQUEUE", "RLIMIT_NICE",  "RLIMIT_RTPRIO", "RLIMIT_RTTIME"};
 
 const char *img_rlimit_name(int k)
 {
@@ -79,10 +79,11 @@ static int check_fixed(const struct img_attrs *d, uint32_t nthreads)
 	    d->pdeathsig > IMG_NSIG || d->oom_score_adj < -1000 || d->oom_score_adj > 1000 ||
 	    d->seccomp > IMG_SECCOMP_FILTER || d->nfilters > IMG_MAX_FILTERS ||
 	    (d->seccomp == IMG_SECCOMP_FILTER) != (d->nfilters > 0) || d->pad) {
-		err_set("ATTRS record: field out of range (flags %#x, membarrier %#x, threads %u of "
-			"%u, dumpable %u, pdeathsig %d, oom_score_adj %d, seccomp %u, filters %u)",
-			d->flags, d->membarrier, d->nthreads, nthreads, d->dumpable, d->pdeathsig,
-			d->oom_score_adj, d->seccomp, d->nfilters);
+		err_set(
+		    "ATTRS record: field out of range (flags %#x, membarrier %#x, threads %u of "
+		    "%u, dumpable %u, pdeathsig %d, oom_score_adj %d, seccomp %u, filters %u)",
+		    d->flags, d->membarrier, d->nthreads, nthreads, d->dumpable, d->pdeathsig,
+		    d->oom_score_adj, d->seccomp, d->nfilters);
 		return -1;
 	}
 	for (int i = 0; i < IMG_NRLIMIT; i++)
@@ -162,8 +163,9 @@ int img_parse_attrs(struct image *im, const void *buf, uint64_t len)
 		p += sizeof(f->d);
 		if (f->d.len < 1 || f->d.len > IMG_MAX_FILTER_LEN || (f->d.flags & ~2u) ||
 		    (uint64_t)(end - p) < (uint64_t)f->d.len * FILTER_INSN) {
-			err_set("ATTRS record: filter %u: %u instructions, flags %#x, %zu bytes left",
-				i, f->d.len, f->d.flags, (size_t)(end - p));
+			err_set(
+			    "ATTRS record: filter %u: %u instructions, flags %#x, %zu bytes left",
+			    i, f->d.len, f->d.flags, (size_t)(end - p));
 			f->d.len = 0;
 			return -1;
 		}

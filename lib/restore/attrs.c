@@ -61,7 +61,8 @@ static int check_rlimits(const struct image *im)
 		if (d->rlim[k].max > rl.rlim_max && !has_cap(CAP_SYS_RESOURCE)) {
 			err_set("pid %d: resource limit %s: hard limit %s above this process's %s "
 				"(raising it needs CAP_SYS_RESOURCE)",
-				im->proc.pid, img_rlimit_name(k), lim_str(d->rlim[k].max, b1, sizeof(b1)),
+				im->proc.pid, img_rlimit_name(k),
+				lim_str(d->rlim[k].max, b1, sizeof(b1)),
 				lim_str(rl.rlim_max, b2, sizeof(b2)));
 			return -1;
 		}
@@ -74,8 +75,9 @@ static int check_rlimits(const struct image *im)
 		free(s);
 	}
 	if (nr_open > 0 && d->rlim[RLIMIT_NOFILE].max > (uint64_t)nr_open) {
-		err_set("pid %d: resource limit RLIMIT_NOFILE: hard limit %llu above fs.nr_open %lld",
-			im->proc.pid, (unsigned long long)d->rlim[RLIMIT_NOFILE].max, nr_open);
+		err_set(
+		    "pid %d: resource limit RLIMIT_NOFILE: hard limit %llu above fs.nr_open %lld",
+		    im->proc.pid, (unsigned long long)d->rlim[RLIMIT_NOFILE].max, nr_open);
 		return -1;
 	}
 	return 0;
@@ -99,15 +101,16 @@ static int check_sched(const struct image *im)
 	for (uint32_t k = 0; k < a->d.nthreads; k++) {
 		const struct img_attrs_thread *t = &a->threads[k];
 		int policy = t->policy & ~SCHED_RESET_ON_FORK;
-		int base = ours; /* each thread starts as ckpt-remap (the main one sets its own last) */
+		/* Each thread starts as ckpt-remap (the main one sets its own last). */
+		int base = ours;
 		cpu_set_t set;
 
 		if ((policy == SCHED_FIFO || policy == SCHED_RR) && !cap &&
 		    (rt_rl.rlim_cur == 0 || (uint64_t)t->priority > rt_rl.rlim_cur)) {
 			err_set("pid %d: thread %d: scheduling policy %s priority %d: needs "
 				"CAP_SYS_NICE or RLIMIT_RTPRIO %d (this process has %llu)",
-				im->proc.pid, t->tid, img_policy_name(policy), t->priority, t->priority,
-				(unsigned long long)rt_rl.rlim_cur);
+				im->proc.pid, t->tid, img_policy_name(policy), t->priority,
+				t->priority, (unsigned long long)rt_rl.rlim_cur);
 			return -1;
 		}
 		if (t->nice < base && !cap && (uint64_t)(20 - t->nice) > nice_rl.rlim_cur) {
@@ -120,8 +123,9 @@ static int check_sched(const struct image *im)
 		memcpy(&set, t->affinity, sizeof(set));
 		CPU_AND(&set, &set, &allowed);
 		if (CPU_COUNT(&set) == 0) {
-			err_set("pid %d: thread %d: none of the CPUs of its affinity is allowed here",
-				im->proc.pid, t->tid);
+			err_set(
+			    "pid %d: thread %d: none of the CPUs of its affinity is allowed here",
+			    im->proc.pid, t->tid);
 			return -1;
 		}
 	}
@@ -186,8 +190,8 @@ static int check_caps(const struct image *im)
 		more = (d->cap_prm & ~c[1]) | (d->cap_bnd & ~our_bounding()) |
 		       (d->cap_inh & ~(c[2] | ((c[0] >> CAP_SETPCAP & 1) ? c[1] : 0)));
 		if (more) {
-			err_set("pid %d: capabilities %#llx that this process may not give",
-				pid, (unsigned long long)more);
+			err_set("pid %d: capabilities %#llx that this process may not give", pid,
+				(unsigned long long)more);
 			return -1;
 		}
 		if (d->cap_bnd != our_bounding() && !has_cap(CAP_SETPCAP)) {
@@ -260,10 +264,10 @@ static int set_spec(int pid, int which, int32_t want, const char *name)
 
 	if (want < 0 || !(want & PR_SPEC_PRCTL) || have == want)
 		return 0;
-	v = want & PR_SPEC_FORCE_DISABLE	? PR_SPEC_FORCE_DISABLE
+	v = want & PR_SPEC_FORCE_DISABLE    ? PR_SPEC_FORCE_DISABLE
 	    : want & PR_SPEC_DISABLE_NOEXEC ? PR_SPEC_DISABLE_NOEXEC
-	    : want & PR_SPEC_DISABLE	? PR_SPEC_DISABLE
-					: PR_SPEC_ENABLE;
+	    : want & PR_SPEC_DISABLE	    ? PR_SPEC_DISABLE
+					    : PR_SPEC_ENABLE;
 	if (prctl(PR_SET_SPECULATION_CTRL, which, v, 0, 0)) {
 		err_sys("pid %d: cannot set speculation control %s to %#x", pid, name, want);
 		return -1;

@@ -98,8 +98,8 @@ static int read_filters(pid_t pid, pid_t tid, unsigned n, struct seccomp_filter 
 			return -1;
 		}
 		if (len < 1 || len > IMG_MAX_FILTER_LEN || !(o->insns = malloc(len * 8))) {
-			err_set("pid %d: thread %d: seccomp filter %u of %ld instructions", pid, tid,
-				i, len);
+			err_set("pid %d: thread %d: seccomp filter %u of %ld instructions", pid,
+				tid, i, len);
 			return -1;
 		}
 		o->d.len = len;
@@ -107,8 +107,7 @@ static int read_filters(pid_t pid, pid_t tid, unsigned n, struct seccomp_filter 
 			err_sys("pid %d: thread %d: cannot read seccomp filter %u", pid, tid, i);
 			return -1;
 		}
-		if (ptrace(PTRACE_SECCOMP_GET_METADATA, tid, (void *)sizeof(md), &md) ==
-		    sizeof(md))
+		if (ptrace(PTRACE_SECCOMP_GET_METADATA, tid, (void *)sizeof(md), &md) == sizeof(md))
 			o->d.flags = md.flags & SECCOMP_FILTER_FLAG_LOG;
 	}
 	return 0;
@@ -325,6 +324,5 @@ int attrs_inject(struct inj *c, struct image *im, size_t k)
 			  &d->membarrier) ||
 	       registered(c, MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE, IMG_MEMB_SYNC_CORE,
 			  &d->membarrier) ||
-	       registered(c, MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ, IMG_MEMB_RSEQ,
-			  &d->membarrier);
+	       registered(c, MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ, IMG_MEMB_RSEQ, &d->membarrier);
 }

@@ -151,7 +151,8 @@ static void compare(const struct snap *a, const struct snap *b)
 	const char *who = "";
 
 	for (int i = 0; i < RLIM_NLIMITS; i++) {
-		if (a->rl[i].rlim_cur != b->rl[i].rlim_cur || a->rl[i].rlim_max != b->rl[i].rlim_max)
+		if (a->rl[i].rlim_cur != b->rl[i].rlim_cur ||
+		    a->rl[i].rlim_max != b->rl[i].rlim_max)
 			fail("resource limit %d: %llu/%llu before, %llu/%llu after", i,
 			     (unsigned long long)a->rl[i].rlim_cur,
 			     (unsigned long long)a->rl[i].rlim_max,
