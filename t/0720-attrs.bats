@@ -7,7 +7,8 @@
 # signal, oom_score_adj, dumpable as root); membarrier registrations; a
 # seccomp filter (root: it still denies after the restore); capabilities
 # and securebits dropped, loginuid (root).  What cannot come back is
-# refused by name: a seccomp filter an unprivileged dump cannot read, a
+# refused by name: a seccomp filter an unprivileged dump cannot read,
+# seccomp strict mode (the process runs on), a
 # hard limit the restoring process may not raise, an oom_score_adj it may
 # not lower.  ckpt-inspect shows
 # what differs from a fresh process.
@@ -56,7 +57,7 @@ root_only() {
 }
 
 # bats test_tags=root
-@test "a seccomp filter comes back, installed last: getppid still fails with EPERM" {
+@test "a seccomp filter comes back in both threads, installed last: getppid still fails with EPERM" {
 	root_only
 	killed seccomp
 	bg_restored "attrs: ok"
@@ -78,6 +79,26 @@ root_only() {
 	one_line 1 "pid $BG_PID: thread $BG_PID: a seccomp filter cannot be read" ckpt-dump
 	[ ! -e "$IMG" ]
 	finish_bg
+	grep -qx "attrs: ok" "$OUT"
+}
+
+# in_strict_mode PID: PID is in seccomp strict mode.
+in_strict_mode() {
+	grep -q '^Seccomp:[[:space:]]*1$' "/proc/$1/status"
+}
+
+@test "a process in seccomp strict mode is refused by name before any call is injected, and runs on" {
+	workdir strict
+	mkfifo "$D/fifo"
+	start_bg attrs strict "$D"
+	wait_for_line "$OUT" '^ready '
+	wait_for in_strict_mode "$BG_PID"
+	run --separate-stderr ckpt-dump -o "$IMG" "$BG_PID"
+	one_line 1 "pid $BG_PID: seccomp strict mode (SECCOMP_MODE_STRICT); not supported" ckpt-dump
+	[ ! -e "$IMG" ]
+	echo x >"$D/fifo"
+	wait "$BG_PID"
+	CKPT_PIDS=()
 	grep -qx "attrs: ok" "$OUT"
 }
 

@@ -13,7 +13,9 @@
  *     membarrier registered for private expedited membarrier (and its
  *                sync-core and rseq variants where the kernel has them)
  *     seccomp    no_new_privs and a filter that makes getppid fail with
- *                EPERM, allowing every other call
+ *                EPERM, allowing every other call, in both threads (TSYNC)
+ *     strict     seccomp strict mode: waits for a byte on DIR/fifo (made by
+ *                the caller), then says "attrs: ok" and exits
  *     caps       (root) CAP_NET_RAW dropped from every set and the
  *                bounding set, CAP_SYS_NICE from the effective set,
  *                CAP_NET_BIND_SERVICE inheritable and ambient,
@@ -25,6 +27,7 @@
  */
 #define PROG "attrs"
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/membarrier.h>
@@ -286,8 +289,26 @@ static void set_membarrier(void)
 		die("membarrier register rseq");
 }
 
-static void set_seccomp(void)
+/* The second thread of mode seccomp: the filter, given it by the main
+ * thread (TSYNC), must still deny it getppid after the restore. */
+static void *sandboxed(void *arg)
 {
+	struct timespec ts = {0, 10 * 1000 * 1000};
+
+	(void)arg;
+	thread_ready = 1;
+	while (!thread_go)
+		nanosleep(&ts, NULL);
+	if (syscall(SYS_getppid) != -1 || errno != EPERM)
+		fail("second thread: getppid is no longer denied");
+	if (prctl(PR_GET_SECCOMP) != 2)
+		fail("second thread: seccomp mode %d", prctl(PR_GET_SECCOMP));
+	return NULL;
+}
+
+static void set_seccomp(pthread_t *th)
+{
+	struct timespec ts = {0, 10 * 1000 * 1000};
 	struct sock_filter f[] = {
 	    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
 	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_getppid, 0, 1),
@@ -296,8 +317,12 @@ static void set_seccomp(void)
 	};
 	struct sock_fprog p = {sizeof(f) / sizeof(f[0]), f};
 
+	if (pthread_create(th, NULL, sandboxed, NULL))
+		die("pthread_create");
+	while (!thread_ready)
+		nanosleep(&ts, NULL);
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ||
-	    syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &p))
+	    syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &p))
 		die("seccomp");
 	if (syscall(SYS_getppid) != -1 || errno != EPERM)
 		die("the filter does not deny getppid");
@@ -326,6 +351,28 @@ static void set_caps(void)
 		die("loginuid");
 }
 
+/* Strict mode allows read, write, _exit and sigreturn: wait for a byte on
+ * DIR/fifo (opened before), say so and leave with _exit. */
+static _Noreturn void strict(const char *dir)
+{
+	static const char ok[] = "attrs: ok\n";
+	char path[4096], c;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/fifo", dir);
+	fd = open(path, O_RDWR);
+	if (fd < 0)
+		die("fifo");
+	printf("ready %d\n", (int)getpid());
+	fflush(stdout);
+	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_STRICT))
+		die("SECCOMP_MODE_STRICT");
+	if (syscall(SYS_read, fd, &c, 1) == 1)
+		syscall(SYS_write, 1, ok, sizeof(ok) - 1);
+	syscall(SYS_exit, 0);
+	__builtin_unreachable();
+}
+
 int main(int argc, char **argv)
 {
 	char go[4096];
@@ -333,10 +380,11 @@ int main(int argc, char **argv)
 	struct tsnap tbefore, tafter;
 	pthread_t th;
 	const char *mode;
-	int sched = 0;
+	int sched = 0; /* a second thread to tell go and join */
 
 	if (argc != 3) {
-		fprintf(stderr, "usage: attrs limits|sched|rt|prctl|membarrier|seccomp|caps DIR\n");
+		fprintf(stderr,
+			"usage: attrs limits|sched|rt|prctl|membarrier|seccomp|strict|caps DIR\n");
 		return 2;
 	}
 	mode = argv[1];
@@ -356,7 +404,10 @@ int main(int argc, char **argv)
 	} else if (!strcmp(mode, "membarrier")) {
 		set_membarrier();
 	} else if (!strcmp(mode, "seccomp")) {
-		set_seccomp();
+		set_seccomp(&th);
+		sched = 1;
+	} else if (!strcmp(mode, "strict")) {
+		strict(argv[2]);
 	} else if (!strcmp(mode, "caps")) {
 		set_caps();
 	} else {
