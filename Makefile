@@ -26,7 +26,7 @@ TOOLS     := ckpt-dump ckpt-remap ckpt-inspect ckpt-gzip ckpt-coord ckpt-inject 
 BINS      := $(addprefix bin/,$(TOOLS))
 RST       := lib/restore/restorer
 LIBSRC    := $(wildcard lib/*/*.c)
-LIBHDR    := $(wildcard lib/*/*.h) $(RST)/restorer.h
+LIBHDR    := $(wildcard lib/*/*.h) $(RST)/restorer.h $(RST)/attrs.h
 LIBOBJ    := $(LIBSRC:.c=.o) lib/restore/restorer_blob.o
 PROGS     := $(patsubst %.c,%,$(wildcard t/progs/*.c))
 UNITS     := $(patsubst %.c,%,$(wildcard t/unit/*.c))
@@ -61,15 +61,15 @@ lib/%.o: lib/%.c $(LIBHDR)
 RST_CFLAGS := -std=gnu11 $(WARN) -O2 -fPIE -ffreestanding -fno-builtin -nostdlib \
 	-fno-stack-protector -fno-asynchronous-unwind-tables -fno-exceptions \
 	-fcf-protection=none -fvisibility=hidden -mno-red-zone -Ilib
-$(RST)/restorer.o: $(RST)/restorer.c $(RST)/restorer.h lib/base/crc32c.h lib/image/image.h
+$(RST)/%.o: $(RST)/%.c $(RST)/restorer.h $(RST)/attrs.h lib/base/crc32c.h lib/image/format.h
 	$(CC) $(RST_CFLAGS) -c -o $@ $<
-$(RST)/restorer.elf: $(RST)/restorer.o $(RST)/restorer.lds
+$(RST)/restorer.elf: $(RST)/restorer.o $(RST)/attrs.o $(RST)/restorer.lds
 	@# An absolute address would need a loader to relocate it, and the
 	@# restorer has none: only PC-relative references are allowed.
-	@if readelf -rW $< | grep -E 'R_X86_64_(64|32|32S|GOTPCREL[A-Z]*|GOT[A-Z0-9]*) ' >&2; then \
+	@if readelf -rW $(filter %.o,$^) | grep -E 'R_X86_64_(64|32|32S|GOTPCREL[A-Z]*|GOT[A-Z0-9]*) ' >&2; then \
 		echo "restorer.o: absolute relocations above; the restorer must be position independent" >&2; \
 		exit 1; fi
-	$(LD) --no-warn-rwx-segments -T $(RST)/restorer.lds -o $@ $<
+	$(LD) --no-warn-rwx-segments -T $(RST)/restorer.lds -o $@ $(filter %.o,$^)
 $(RST)/restorer.bin: $(RST)/restorer.elf
 	objcopy -O binary --only-section=.blob $< $@
 lib/restore/restorer_blob.o: lib/restore/restorer_blob.S $(RST)/restorer.bin

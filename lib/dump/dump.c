@@ -342,6 +342,8 @@ static int capture_injected(const struct dump_target *tg, struct image *im,
 			break;
 		}
 		rc = inject_thread(&c, im, &im->threads[i], i == 0, sd);
+		if (rc == 0)
+			rc = attrs_inject(&c, im, i);
 		/* Keep the first message: it says why we got here. */
 		if (inj_cure(&c) && rc == 0)
 			rc = -1;
@@ -1201,6 +1203,8 @@ static int capture(struct dump_target *tg, struct image *im, struct shm_dump **s
 	for (; im->nthreads < tg->ntids; im->nthreads++)
 		if (capture_thread(pid, tg->tids[im->nthreads], &im->threads[im->nthreads]))
 			goto out;
+	if (attrs_capture(pid, tg->tids, tg->ntids, im))
+		goto out;
 	if (capture_proc(pid, im) || capture_regions(pid, im, maps, n) || fd_capture(pid, im, o->fd_opts) ||
 	    ipc_capture(pid, im) || shm_capture(pid, im, o->save_files, o->save_files_max, sd) ||
 	    proc_read_sigmasks(pid, pid, &sm) || capture_injected(tg, im, *sd))

@@ -54,6 +54,7 @@ enum img_rec_type {
 	IMG_REC_PARENT = 15,	/* incremental image: the parent it takes pages from (incr.h) */
 	IMG_REC_HASHES = 16,	/* incremental image: a hash of every page, after PAGES */
 	IMG_REC_REUSE = 17,	/* incremental image: the pages taken from the parent */
+	IMG_REC_ATTRS = 18,	/* the process's attributes (limits, scheduling, prctl, seccomp...) */
 	IMG_REC_NS = 19,	/* the namespaces and cgroup of a process not in the tree's */
 	IMG_REC_NTYPES
 };
@@ -719,6 +720,67 @@ struct img_pagelist {
 #define INCR_MAX_PAGES 65536 /* hashes in one HASHES record */
 #define INCR_MAX_DEPTH 64    /* images in a chain above the last one */
 #define INCR_PAGE 4096	     /* the page size the hash is defined for */
+
+/* ATTRS: a process's attributes, once, after its PROC record (an image
+ * without one sets none of them).  Then nthreads img_attrs_thread, in the
+ * order of the THREAD records, then nfilters seccomp filters, each an
+ * img_seccomp_filter and len struct sock_filter (8 bytes each), the
+ * first installed first. */
+#define IMG_NRLIMIT 16 /* RLIMIT_CPU .. RLIMIT_RTTIME */
+
+#define IMG_ATTR_SUBREAPER 1u	 /* PR_SET_CHILD_SUBREAPER */
+#define IMG_ATTR_THP_DISABLE 2u	 /* PR_SET_THP_DISABLE */
+#define IMG_ATTR_NO_NEW_PRIVS 4u /* PR_SET_NO_NEW_PRIVS */
+#define IMG_ATTR_LOGINUID 8u	 /* loginuid was set (not (uid_t)-1) */
+#define IMG_ATTR_FLAGS 15u
+
+/* membarrier(2) registrations, told by the command each allows. */
+#define IMG_MEMB_PRIVATE_EXPEDITED 1u
+#define IMG_MEMB_SYNC_CORE 2u
+#define IMG_MEMB_RSEQ 4u
+#define IMG_MEMB_FLAGS 7u
+
+enum img_seccomp_mode { IMG_SECCOMP_NONE = 0, IMG_SECCOMP_STRICT = 1, IMG_SECCOMP_FILTER = 2 };
+
+#define IMG_MAX_FILTERS 512	 /* the kernel's own chain limit is in instructions */
+#define IMG_MAX_FILTER_LEN 4096	 /* BPF_MAXINSNS */
+
+struct img_rlimit {
+	uint64_t cur, max; /* RLIM_INFINITY: ~0 */
+};
+
+struct img_attrs {
+	uint32_t flags; /* IMG_ATTR_* */
+	uint32_t personality;
+	struct img_rlimit rlim[IMG_NRLIMIT];
+	int32_t oom_score_adj;
+	uint32_t loginuid;
+	int32_t pdeathsig;
+	uint32_t dumpable;   /* PR_GET_DUMPABLE: 0, 1 (or 2, suid_dumpable) */
+	uint32_t membarrier; /* IMG_MEMB_* */
+	uint32_t securebits; /* PR_GET_SECUREBITS */
+	int32_t spec_store;  /* PR_GET_SPECULATION_CTRL of PR_SPEC_STORE_BYPASS */
+	int32_t spec_ib;     /* and of PR_SPEC_INDIRECT_BRANCH (-1: not asked) */
+	uint64_t cap_inh, cap_prm, cap_eff, cap_bnd, cap_amb; /* /proc/PID/status */
+	uint32_t seccomp;  /* IMG_SECCOMP_* */
+	uint32_t nthreads; /* img_attrs_thread that follow: the PROC record's nthreads */
+	uint32_t nfilters; /* IMG_SECCOMP_FILTER: the filters that follow */
+	uint32_t pad;
+};
+
+struct img_attrs_thread {
+	int32_t tid;
+	int32_t policy;	  /* sched_getscheduler: SCHED_* | SCHED_RESET_ON_FORK */
+	int32_t priority; /* sched_param.sched_priority */
+	int32_t nice;	  /* getpriority(PRIO_PROCESS, tid) */
+	uint64_t timerslack_ns;
+	uint64_t affinity[16]; /* sched_getaffinity: CPUs 0..1023 */
+};
+
+struct img_seccomp_filter {
+	uint32_t len;	/* instructions */
+	uint32_t flags; /* SECCOMP_FILTER_FLAG_LOG */
+};
 
 /* The trampoline page that stays in a restored process: its code, then
  * this marker at RST_TRAMP_MAGIC_OFF, so that ckpt-dump recognises and

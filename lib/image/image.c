@@ -191,6 +191,7 @@ void image_free(struct image *im)
 		free(im->ns);
 	}
 	img_parent_free(im->parent);
+	img_attrs_free(im->attrs);
 	memset(im, 0, sizeof(*im));
 }
 
@@ -307,6 +308,8 @@ int img_write_meta(struct img_writer *w, const struct image *im)
 	v[3] = (struct iovec){im->cmdline, p->cmdline_len};
 	v[4] = (struct iovec){im->auxv, p->auxv_len};
 	if (img_write_rec(w, IMG_REC_PROC, v, 5))
+		return -1;
+	if (im->attrs && img_write_attrs(w, im->attrs))
 		return -1;
 	v[0] = (struct iovec){(void *)im->sigacts, sizeof(im->sigacts)};
 	if (img_write_rec(w, IMG_REC_SIGACTS, v, 1))
@@ -1334,6 +1337,8 @@ static int meta_rec(void *arg, const struct img_rec *rec, void *buf)
 		return parse_ns(im, buf, rec->len);
 	case IMG_REC_PARENT:
 		return parse_parent(im, buf, rec->len);
+	case IMG_REC_ATTRS:
+		return img_parse_attrs(im, buf, rec->len);
 	case IMG_REC_DATA:
 		return check_meta_complete(m) ? -1 : 1;
 	default:

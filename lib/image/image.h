@@ -75,6 +75,30 @@ struct sigqueue {
 	unsigned char *info; /* d.count siginfo_t */
 };
 
+/* An ATTRS record: the process's attributes, each thread's, its seccomp
+ * filters (attrs.c). */
+struct seccomp_filter {
+	struct img_seccomp_filter d;
+	unsigned char *insns; /* d.len struct sock_filter */
+};
+
+struct attrs {
+	struct img_attrs d;
+	struct img_attrs_thread *threads; /* d.nthreads */
+	struct seccomp_filter *filters;	  /* d.nfilters, the first installed first */
+};
+
+struct img_writer;
+struct image;
+int img_write_attrs(struct img_writer *w, const struct attrs *a);
+/* Parse an ATTRS record into im->attrs (its PROC record read already). */
+int img_parse_attrs(struct image *im, const void *buf, uint64_t len);
+void img_attrs_free(struct attrs *a);
+/* "RLIMIT_NOFILE" for RLIMIT_NOFILE (7), "?" beyond IMG_NRLIMIT. */
+const char *img_rlimit_name(int k);
+/* "SCHED_FIFO" for SCHED_FIFO (SCHED_RESET_ON_FORK aside), "?" for others. */
+const char *img_policy_name(int policy);
+
 /* Threads an image may hold. */
 #define IMG_MAX_THREADS 4096
 
@@ -106,6 +130,7 @@ struct image {
 		char *uid_map, *gid_map, *cgroup; /* NUL-terminated */
 	} *ns; /* NS record, or NULL: the namespaces and cgroup the tree started in */
 	struct parent *parent; /* PARENT record: an incremental image (incr/) */
+	struct attrs *attrs;   /* ATTRS record, or NULL: none (an older image) */
 };
 /* The SHM object a region or fd of kind shm names, or NULL. */
 struct shm_obj *img_find_shm(const struct image *im, uint64_t dev, uint64_t ino);

@@ -505,6 +505,7 @@ static void text_proc(FILE *f, const struct image *im)
 		ni += im->sigacts[i].handler == 1;
 	}
 	fprintf(f, "signals:  %d handled, %d ignored\n", nh, ni);
+	inspect_attrs_text(f, im);
 	text_regions(f, im);
 	text_files(f, im);
 	text_objects(f, im);
@@ -740,6 +741,7 @@ void inspect_json(FILE *f, const struct img_input *in, const struct img_totals *
 
 	json_format(f, in);
 	json_process(f, im);
+	inspect_attrs_json(f, im);
 	json_tree(f, in);
 	json_threads(f, im);
 	json_signals(f, im);

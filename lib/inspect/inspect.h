@@ -21,5 +21,10 @@ int img_scan_data(struct img_input *in, struct img_totals *t) __attribute__((war
 int img_verify_rest(struct img_input *in) __attribute__((warn_unused_result));
 void inspect_text(FILE *f, const struct img_input *in, const struct img_totals *t);
 void inspect_json(FILE *f, const struct img_input *in, const struct img_totals *t);
+/* A process's attributes that differ from a fresh process's (attrs.c):
+ * "attr:" lines, or the "attrs" member of the JSON object; nothing for an
+ * image without them. */
+void inspect_attrs_text(FILE *f, const struct image *im);
+void inspect_attrs_json(FILE *f, const struct image *im);
 
 #endif

@@ -1222,7 +1222,8 @@ struct restore {
 static int precheck(const struct restore *r)
 {
 	return (!(r->flags & RST_ALLOW_CHANGED) && precheck_files(r->im)) || precheck_maps(r->im) ||
-	       check_locked(r->im) || rst_check_memory(r->im);
+	       check_locked(r->im) || rst_check_memory(r->im) ||
+	       rst_attrs_check(r->im);
 }
 
 /* Memory objects and deleted files first: their contents come before the
@@ -1258,6 +1259,7 @@ static uint64_t blob_data_len(const struct restore *r)
 	for (size_t i = 0; i < im->nsigq; i++)
 		len += im->sigq[i].d.count * sizeof(struct rst_sig);
 	len += im->timers.nposix * sizeof(struct rst_ptimer) + 128;
+	len += rst_attrs_len(im);
 	/* Per thread: its struct, its frame, and (clones) its stack. */
 	for (size_t i = 0; i < im->nthreads; i++)
 		len += sizeof(struct rst_thread) + ALIGN(sizeof(struct k_ucontext), 64) +
@@ -1740,7 +1742,8 @@ int rst_restore(struct img_input *in, int flags, const struct rst_tree *tree)
 	if (enter_cwd(r.im) || plan_process_state(&r))
 		goto fail;
 	plan_scratch(&r);
-	if (plan_threads(&r) || plan_signals_timers(r.im, r.a, r.base, &r.off) || plan_unmap(&r))
+	if (plan_threads(&r) || plan_signals_timers(r.im, r.a, r.base, &r.off) ||
+	    rst_attrs_plan(r.im, r.a, r.base, &r.off) || plan_unmap(&r) || rst_attrs_set(r.im))
 		goto fail;
 	/* Last, so that a restore refused says only why. */
 	warn_outside_pipes(r.im, tree != NULL);

@@ -94,5 +94,16 @@ int rst_make_fd(const struct img_input *in, const struct image *im, const struct
  * its own, once the tree's processes exist (none is made beforehand). */
 int rst_proc_file(const struct fd_entry *f);
 
+/* A process's attributes (attrs.c): refused by name before anything is
+ * touched (check); set in the restoring process where they outlive the
+ * restorer (set, the last step that may fail); the rest handed to the
+ * restorer in its blob at base + *off, rst_attrs_len bytes (plan).  All
+ * do nothing for an image without an ATTRS record. */
+struct rst_args;
+int rst_attrs_check(const struct image *im) __attribute__((warn_unused_result));
+int rst_attrs_set(const struct image *im) __attribute__((warn_unused_result));
+uint64_t rst_attrs_len(const struct image *im);
+int rst_attrs_plan(const struct image *im, struct rst_args *args, unsigned char *base,
+		   uint64_t *off) __attribute__((warn_unused_result));
 
 #endif

@@ -254,6 +254,25 @@ int proc_read_sigmasks(pid_t pid, pid_t tid, struct proc_sigmasks *m)
 	return 0;
 }
 
+int proc_read_creds(pid_t pid, pid_t tid, struct proc_creds *c)
+{
+	char path[64], *buf;
+
+	buf = read_file(fmt_path(path, sizeof(path), "/proc/%d/task/%d/status", pid, tid), NULL);
+	if (!buf)
+		return -1;
+	c->inh = field(buf, "\nCapInh:", 16, 0);
+	c->prm = field(buf, "\nCapPrm:", 16, 0);
+	c->eff = field(buf, "\nCapEff:", 16, 0);
+	c->bnd = field(buf, "\nCapBnd:", 16, 0);
+	c->amb = field(buf, "\nCapAmb:", 16, 0);
+	c->no_new_privs = field(buf, "\nNoNewPrivs:", 10, 0);
+	c->seccomp = field(buf, "\nSeccomp:", 10, 0);
+	c->nfilters = field(buf, "\nSeccomp_filters:", 10, 0);
+	free(buf);
+	return 0;
+}
+
 char *proc_readlink(pid_t pid, const char *what)
 {
 	char path[64], buf[PATH_MAX];

@@ -83,6 +83,13 @@ struct proc_sigmasks {
 	uint64_t pnd, shd, blk, cgt, ign;
 };
 int proc_read_sigmasks(pid_t pid, pid_t tid, struct proc_sigmasks *m);
+/* Credentials and sandbox of thread tid of pid (/proc/PID/task/TID/status):
+ * capability sets, NoNewPrivs, Seccomp (mode), Seccomp_filters. */
+struct proc_creds {
+	uint64_t inh, prm, eff, bnd, amb;
+	unsigned no_new_privs, seccomp, nfilters;
+};
+int proc_read_creds(pid_t pid, pid_t tid, struct proc_creds *c);
 /* readlink of /proc/PID/<what>, malloc'd. */
 char *proc_readlink(pid_t pid, const char *what);
 
@@ -222,5 +229,17 @@ int ns_capture(pid_t pid, pid_t outer, struct image *im) __attribute__((warn_unu
 /* The cgroup v2 path of /proc/PID/cgroup (its "0::" line; pid 0: ours),
  * malloc'd, or NULL. */
 char *proc_read_cgroup(pid_t pid);
+
+/* ---- attrs: the process's attributes, into im->attrs (attrs.c).
+ *
+ * attrs_capture reads what /proc and system calls on the pid tell (limits,
+ * scheduling and affinity of each thread, personality, oom_score_adj,
+ * loginuid, capabilities, seccomp filters), with every thread of tids in a
+ * ptrace stop; it refuses (-1, err_set naming pid and why) what a restore
+ * could not give back, before anything is injected.  attrs_inject asks
+ * thread k, prepared, what only the process can ask (prctl, membarrier). */
+int attrs_capture(pid_t pid, const pid_t *tids, size_t ntids, struct image *im)
+	__attribute__((warn_unused_result));
+int attrs_inject(struct inj *c, struct image *im, size_t k) __attribute__((warn_unused_result));
 
 #endif

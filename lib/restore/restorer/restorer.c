@@ -18,6 +18,7 @@
 
 #include "base/crc32c.h"
 #include "image/format.h"
+#include "restore/restorer/attrs.h"
 #include "restore/restorer/restorer.h"
 
 #define NR_read 0
@@ -811,6 +812,22 @@ static void fill_pages(struct rst_args *a)
 	progress(&s, 1);
 }
 
+/* The attributes the main thread sets last (attrs.c), once every thread
+ * has set its own. */
+static void attrs_last(struct rst_args *a)
+{
+	const char *what = "";
+	uint64_t which = 0;
+	int32_t v;
+	long r;
+
+	while ((v = __atomic_load_n(&a->set, __ATOMIC_ACQUIRE)) != (int32_t)(a->nthreads - 1))
+		sys4(NR_futex, &a->set, FUTEX_WAIT_PRIVATE, v, 0);
+	r = rst_attrs_last((const struct rst_attrs *)a->attrs, &what, &which);
+	if (r)
+		fail(a, what, which, r);
+}
+
 /* A tree: once every thread of this process is set, nothing is left that
  * can fail; say so, and wait until every process of the tree is there
  * too: none runs before all can. */
@@ -1000,6 +1017,7 @@ static void rewrite_robust_owners(struct rst_args *a, struct rst_thread *t, int3
  * pointer; returns the address rt_sigreturn is to find the frame at. */
 static uint64_t restore_thread_state(struct rst_args *a, struct rst_thread *t)
 {
+	const char *what;
 	uint64_t fp;
 	int32_t tid;
 	long r;
@@ -1029,6 +1047,16 @@ static uint64_t restore_thread_state(struct rst_args *a, struct rst_thread *t)
 	/* The main thread takes its name last of all (rst_entry). */
 	if (t != (struct rst_thread *)a->threads)
 		sys2(NR_prctl, PR_SET_NAME, t->comm);
+
+	/* The main thread's attributes wait until every thread is made
+	 * (attrs_last): a clone inherits them, and may not be allowed to
+	 * undo them. */
+	if (t != (struct rst_thread *)a->threads) {
+		r = rst_attrs_thread((const struct rst_attrs *)a->attrs,
+				     (uint64_t)(t - (struct rst_thread *)a->threads), &what);
+		if (r)
+			fail(a, what, (uint64_t)tid, r);
+	}
 
 	/* The rt_sigreturn frame goes below the thread's stack pointer, as
 	 * the kernel would put one for a signal; its xsave area must be
@@ -1218,6 +1246,7 @@ __attribute__((section(".text.entry"), noreturn, used)) void rst_entry(struct rs
 	queue_signals(a);
 	arm_timers(a);
 	take_locks(a);
+	attrs_last(a);
 	tree_ready(a);
 	__atomic_store_n(&a->go, 1, __ATOMIC_RELEASE);
 	sys3(NR_futex, &a->go, FUTEX_WAKE_PRIVATE, 0x7fffffff);

@@ -181,6 +181,8 @@ struct rst_args {
 	uint32_t nlocks;
 	uint32_t nclose_early;
 	uint64_t locks; /* struct rst_lock[nlocks] */
+
+	uint64_t attrs; /* struct rst_attrs (attrs.h), set last; 0: none */
 };
 
 /* One POSIX lock: fcntl(fd, F_SETLK, &fl), fl as the kernel's struct
