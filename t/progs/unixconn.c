@@ -2,8 +2,8 @@
  * with bytes queued both ways, checked after a restore: every byte each side
  * had not read yet arrives (counts and a checksum, each byte against its
  * pattern), nothing more, and the conversation goes on.  A restored
- * connection is an unnamed pair: getsockname and getpeername give an unnamed
- * address after a restore (the real names before).
+ * connection keeps its names: getsockname and getpeername give the same
+ * addresses after a restore as before.
  *
  * usage: unixconn KIND DIR
  *   tree     fd 3 a stream socket listening on DIR/s; two children (fork)
@@ -41,13 +41,7 @@
 #include "progs.h"
 
 static const char *dir;
-static unsigned long long started;
 static pid_t kids[2];
-
-static int restored(void)
-{
-	return start_time() != started;
-}
 
 static socklen_t path_addr(struct sockaddr_un *a, const char *name)
 {
@@ -187,8 +181,8 @@ static void drained(int fd, const char *what)
 		fail("%s: fd %d: more to read than was sent (%zd)", what, fd, r);
 }
 
-/* fd's own name (peer 0) or its peer's is DIR/name before a restore, and
- * unnamed after one (name NULL: unnamed always). */
+/* fd's own name (peer 0) or its peer's is DIR/name, before a restore and
+ * after one (name NULL: unnamed). */
 static void name_is(int fd, int peer, const char *name)
 {
 	struct sockaddr_un a, e;
@@ -199,7 +193,7 @@ static void name_is(int fd, int peer, const char *name)
 		fail("fd %d: get%sname: %s", fd, peer ? "peer" : "sock", strerror(errno));
 		return;
 	}
-	if (!name || restored()) {
+	if (!name) {
 		ok = l == sizeof(sa_family_t);
 	} else {
 		path_addr(&e, name);
@@ -208,7 +202,7 @@ static void name_is(int fd, int peer, const char *name)
 	if (!ok)
 		fail("fd %d: its %s name is %.*s (%u bytes), not %s", fd, peer ? "peer's" : "own",
 		     (int)(l > 2 ? l - 2 : 0), a.sun_path, (unsigned)l,
-		     name && !restored() ? name : "unnamed");
+		     name ? name : "unnamed");
 }
 
 static void flags_are(int fd, int fl, int fdfl)
@@ -529,7 +523,6 @@ int main(int argc, char **argv)
 		fprintf(stderr, "unixconn: unknown kind %s\n", argv[1]);
 		return 2;
 	}
-	started = start_time();
 	kinds[k].setup();
 	printf("ready %d\n", (int)getpid());
 	fflush(stdout);
