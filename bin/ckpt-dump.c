@@ -19,7 +19,7 @@
 
 #define USAGE                                                                                      \
 	"usage: ckpt-dump [-t] [--kill | --stop | --cow] [-o file] [--parent img] [--save-files] "   \
-	"[--save-files-max size] "                                                                  \
+	"[--save-files-max size] [--ext-unix reconnect|close] "                                     \
 	"[--progress | --quiet] pid\n"
 
 static volatile int cancel; /* sig_atomic_t is int here */
@@ -109,7 +109,8 @@ static void parse_args(int argc, char **argv, struct args *a)
 		{"save-files", no_argument, NULL, 'S'}, {"cow", no_argument, NULL, 'C'},
 		{"tree", no_argument, NULL, 't'},     {"version", no_argument, NULL, 'V'},
 		{"parent", required_argument, NULL, 'p'},
-		{"save-files-max", required_argument, NULL, 'M'}, {NULL, 0, NULL, 0}};
+		{"save-files-max", required_argument, NULL, 'M'},
+		{"ext-unix", required_argument, NULL, 'X'}, {NULL, 0, NULL, 0}};
 	int c;
 	char *end;
 	long pid;
@@ -147,6 +148,15 @@ static void parse_args(int argc, char **argv, struct args *a)
 			break;
 		case 't':
 			a->tree = 1;
+			break;
+		case 'X':
+			a->o.fd_opts &= ~(FD_OPT_EXT_UNIX_RECONNECT | FD_OPT_EXT_UNIX_CLOSE);
+			if (!strcmp(optarg, "reconnect"))
+				a->o.fd_opts |= FD_OPT_EXT_UNIX_RECONNECT;
+			else if (!strcmp(optarg, "close"))
+				a->o.fd_opts |= FD_OPT_EXT_UNIX_CLOSE;
+			else
+				die(2, "--ext-unix: not reconnect or close: %s", optarg);
 			break;
 		case 'h':
 			fputs(USAGE, stdout);
