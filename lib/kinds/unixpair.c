@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <linux/inet_diag.h>
@@ -396,7 +397,10 @@ static int take_pending(struct fd_all *a, size_t l)
 
 	if (s < 0)
 		return -1;
-	while ((c = accept4(s, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+	/* The listener's file is the program's, blocking: accept only
+	 * what poll says is there. */
+	while (poll(&(struct pollfd){s, POLLIN, 0}, 1, 0) == 1 &&
+	       (c = accept4(s, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
 		struct stat st;
 		struct fd_diag di;
 		struct unix_rec r;
@@ -429,16 +433,15 @@ static int take_pending(struct fd_all *a, size_t l)
 }
 
 /* fd i, a client whose connection nobody accepted yet: its place in its
- * listener's queue when the listener is in the tree (what it sent, taken
- * with --kill, refused without), else a socket outside. */
-static int join_pending(struct fd_all *a, size_t i, int *taken)
+ * listener's queue when the listener is in the tree, else a socket
+ * outside. */
+static int place_pending(struct fd_all *a, size_t i)
 {
 	struct fd_entry *f = a->f[i];
 	struct unix_rec r;
-	struct fd_diag li, di;
+	struct fd_diag li;
 	ssize_t l;
 	uint32_t pos;
-	char name[160];
 
 	unix_rec(f, &r);
 	l = r.u.peer_len ? tree_listener(a, r.peer, r.u.peer_len) : -1;
@@ -449,15 +452,27 @@ static int join_pending(struct fd_all *a, size_t i, int *taken)
 	if (pos == li.nicons)
 		return join_outside(a, i);
 	r.u.end = pos;
-	if (unix_set(f, &r))
-		return -1;
+	return unix_set(f, &r);
+}
+
+/* fd i, placed in its listener's queue: what it sent, taken with --kill
+ * (every connection of that listener at once), refused without. */
+static int join_pending(struct fd_all *a, size_t i, int *taken)
+{
+	struct fd_entry *f = a->f[i];
+	struct unix_rec r;
+	struct fd_diag di;
+	ssize_t l;
+	char name[160];
+
+	unix_rec(f, &r);
+	l = tree_listener(a, r.peer, r.u.peer_len);
 	/* Bytes it sent wait in the connection only accept() opens. */
-	if (!fd_unix_diag(f->d.ino, &di) && di.wqueue && !taken[l]) {
+	if (l >= 0 && !taken[l] && !fd_unix_diag(f->d.ino, &di) && di.wqueue) {
 		if (!(a->opts & FD_OPT_KILL)) {
 			err_set("pid %d: fd %d is a unix socket (%s) connected to %s, which has not "
-				"accepted it yet, with %u bytes sent; dump with --kill to take them",
-				a->pid[i], f->d.fd, f->path, peer_text(f, name, sizeof(name)),
-				di.wqueue);
+				"accepted it yet, with data it sent; dump with --kill to take it",
+				a->pid[i], f->d.fd, f->path, peer_text(f, name, sizeof(name)));
 			return -1;
 		}
 		taken[l] = 1;
@@ -528,6 +543,15 @@ static int join_unix(struct fd_all *a)
 	if (!taken) {
 		err_set("out of memory");
 		return -1;
+	}
+	for (size_t i = 0; i < a->n; i++) {
+		struct unix_rec r;
+
+		if (a->f[i]->d.kind != IMG_FD_UNIX)
+			continue;
+		unix_rec(a->f[i], &r);
+		if ((r.u.flags & IMG_UNIX_PENDING) && place_pending(a, i))
+			goto out;
 	}
 	for (size_t i = 0; i < a->n; i++) {
 		struct unix_rec r;
