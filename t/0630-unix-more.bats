@@ -82,7 +82,7 @@ refused() {
 }
 
 @test "a waiting connection holding bytes: a dump without --kill is refused by name, the program unharmed" {
-	refused pending "*pid @PID@: fd 6 is a unix socket (socket:\[*\]) connected to @D@/s, which has not accepted it yet, with data it sent; dump with --kill to take it"
+	refused pending "*pid @PID@: fd 6 is a unix socket (socket:\[*\]) connected to @D@/s, which has not accepted it yet, with data it sent (taken with --kill); not supported"
 }
 
 @test "ckpt-inspect shows waiting connections, their place in the queue and their names (text and --json)" {

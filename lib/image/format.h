@@ -311,13 +311,13 @@ struct img_unix {
 	uint16_t flags;	   /* IMG_UNIX_* */
 };
 enum {
-	IMG_UNIX_ACCEPTED = 1 << 1, /* the end accept() gave of a named connection (the
+	IMG_UNIX_ACCEPTED = 1 << 0, /* the end accept() gave of a named connection (the
 				     * other, the client, bound its name if it has one) */
-	IMG_UNIX_PENDING = 1 << 2,  /* a client nobody accepted yet: id its inode, end
+	IMG_UNIX_PENDING = 1 << 1,  /* a client nobody accepted yet: id its inode, end
 				     * its place in the listener's queue */
-	IMG_UNIX_EXT_RECONNECT = 1 << 3, /* peer outside: connect to it again */
-	IMG_UNIX_EXT_CLOSE = 1 << 4,	 /* peer outside: a closed socket */
-	IMG_UNIX_ALL = (1 << 5) - 1,
+	IMG_UNIX_EXT_RECONNECT = 1 << 2, /* peer outside: connect to it again */
+	IMG_UNIX_EXT_CLOSE = 1 << 3,	 /* peer outside: a closed socket */
+	IMG_UNIX_ALL = (1 << 4) - 1,
 };
 
 /* A socket joined to no peer (struct img_sock, then addr_len bytes of its

@@ -471,7 +471,7 @@ static int join_pending(struct fd_all *a, size_t i, int *taken)
 	if (l >= 0 && !taken[l] && !fd_unix_diag(f->d.ino, &di) && di.wqueue) {
 		if (!(a->opts & FD_OPT_KILL)) {
 			err_set("pid %d: fd %d is a unix socket (%s) connected to %s, which has not "
-				"accepted it yet, with data it sent; dump with --kill to take it",
+				"accepted it yet, with data it sent (taken with --kill); not supported",
 				a->pid[i], f->d.fd, f->path, peer_text(f, name, sizeof(name)));
 			return -1;
 		}
