@@ -81,6 +81,16 @@ refused() {
 	bg_restored "unixconn pendingidle: ok" --allow-changed-files
 }
 
+@test "a tree (-t): a child's connection nobody accepted yet, with bytes sent, comes back in the parent's listener" {
+	start pendingtree
+	bg_dump_kill -t
+	bg_restored "unixconn pendingtree: ok"
+}
+
+@test "a waiting connection whose client is not dumped (no -t) is refused naming the listener, the program unharmed" {
+	refused pendingtree "*pid @PID@: fd 3 is a unix socket (socket:\[*\]) listening on @D@/s with a connection nobody accepted yet whose client is not in the dumped processes; not supported" --kill
+}
+
 @test "a waiting connection holding bytes: a dump without --kill is refused by name, the program unharmed" {
 	refused pending "*pid @PID@: fd 6 is a unix socket (socket:\[*\]) connected to @D@/s, which has not accepted it yet, with data it sent (taken with --kill); not supported"
 }

@@ -553,6 +553,9 @@ static int join_unix(struct fd_all *a)
 		if ((r.u.flags & IMG_UNIX_PENDING) && place_pending(a, i))
 			goto out;
 	}
+	/* Before any is taken out of its queue by take_pending. */
+	if (check_listeners(a))
+		goto out;
 	for (size_t i = 0; i < a->n; i++) {
 		struct unix_rec r;
 
@@ -562,8 +565,6 @@ static int join_unix(struct fd_all *a)
 		if ((r.u.flags & IMG_UNIX_PENDING) && join_pending(a, i, taken))
 			goto out;
 	}
-	if (check_listeners(a))
-		goto out;
 	for (size_t i = 0; i < a->n; i++) {
 		struct fd_entry *f = a->f[i];
 		struct unix_rec r, v, e[2];

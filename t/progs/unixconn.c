@@ -30,6 +30,9 @@
  *            then fd 7's, and every part arrives; names and the peer
  *            credentials' uid and gid are checked
  *   pendingidle  the same, the waiting clients having sent nothing
+ *   pendingtree  fd 3 listening on DIR/s; a child (fork) connected to it on
+ *            fd 4, nobody having accepted, sent 20000 bytes; after the
+ *            restore the parent accepts, reads them and answers
  *   extserver  an echo server on DIR/ext, until killed (not dumped)
  *   extreconnect  fd 3 connected to DIR/ext (extserver), its echo of "a"
  *            left unread; after the restore a new connection to the same
@@ -591,6 +594,45 @@ static void pending_check(void)
 	fresh(SOCK_STREAM);
 }
 
+static void pendingtree_setup(void)
+{
+	char path[4096];
+
+	listen_on(3, SOCK_STREAM, "s");
+	if ((kids[0] = fork()) < 0)
+		die("fork");
+	if (kids[0] == 0) {
+		close(3);
+		connect_to(4, SOCK_STREAM, "s", NULL);
+		send_part(4, 1500, 20000);
+		mark("c1");
+		go();
+		name_is(4, 1, "s");
+		recv_part(4, 1600, 3000, "child");
+		drained(4, "child");
+		_exit(failures ? 1 : 0);
+	}
+	snprintf(path, sizeof(path), "%s/c1", dir);
+	wait_file(path);
+}
+
+static void pendingtree_check(void)
+{
+	int s = accept(3, NULL, NULL), st;
+
+	if (s < 0) {
+		fail("fd 3: accept: %s", strerror(errno));
+		return;
+	}
+	name_is(s, 0, "s");
+	recv_part(s, 1500, 20000, "server");
+	send_part(s, 1600, 3000);
+	if (waitpid(kids[0], &st, 0) != kids[0] || !WIFEXITED(st) || WEXITSTATUS(st))
+		fail("the child failed (status %#x)", st);
+	drained(s, "server");
+	close(s);
+}
+
 static void extserver_setup(void)
 {
 	struct pollfd p[16] = {{3, POLLIN, 0}};
@@ -727,6 +769,7 @@ int main(int argc, char **argv)
 	    {"oneway", oneway_setup, oneway_check},
 	    {"pending", pending_setup, pending_check},
 	    {"pendingidle", pendingidle_setup, pending_check},
+	    {"pendingtree", pendingtree_setup, pendingtree_check},
 	    {"extserver", extserver_setup, NULL},
 	    {"extreconnect", ext_setup, extreconnect_check},
 	    {"extclose", ext_setup, extclose_check},
