@@ -108,6 +108,12 @@ refused() {
 	[[ "$output" == *'"pending":1,"name":"'"$D"'/c7","peer":"'"$D"'/s","queued":777'* ]]
 }
 
+@test "names: an abstract listener made after its connection's ends, an abstract client name, a listener closed since: every name as before" {
+	start names
+	bg_dump_kill
+	bg_restored "unixconn names: ok"
+}
+
 @test "a client of a server outside the dumped processes: refused by default, naming the path" {
 	server
 	refused extreconnect "*pid @PID@: fd 3 is a unix socket (socket:\[*\]) connected to @D@/ext, a socket outside the dumped processes; not supported yet"

@@ -33,6 +33,11 @@
  *   pendingtree  fd 3 listening on DIR/s; a child (fork) connected to it on
  *            fd 4, nobody having accepted, sent 20000 bytes; after the
  *            restore the parent accepts, reads them and answers
+ *   names    fd 8 a stream socket listening on an abstract name, fd 4 a
+ *            client bound to another abstract name, fd 5 its accepted
+ *            end; fd 6 a client (unbound) of a listener on DIR/gone that
+ *            was closed since (its file left), fd 7 its accepted end;
+ *            bytes queued both ways; every name the same as before
  *   extserver  an echo server on DIR/ext, until killed (not dumped)
  *   extreconnect  fd 3 connected to DIR/ext (extserver), its echo of "a"
  *            left unread; after the restore a new connection to the same
@@ -633,6 +638,85 @@ static void pendingtree_check(void)
 	close(s);
 }
 
+static struct sockaddr_un abs_l, abs_c, names[2][10];
+static socklen_t names_len[2][10];
+
+static socklen_t abstract_addr(struct sockaddr_un *a, const char *tag)
+{
+	memset(a, 0, sizeof(*a));
+	a->sun_family = AF_UNIX;
+	return offsetof(struct sockaddr_un, sun_path) + 1 +
+	       snprintf(a->sun_path + 1, sizeof(a->sun_path) - 1, "ckpt-unixconn-%d-%s",
+			(int)getpid(), tag);
+}
+
+static void names_setup(void)
+{
+	socklen_t ll = abstract_addr(&abs_l, "L"), cl = abstract_addr(&abs_c, "C");
+
+	sock_at(8, SOCK_STREAM);
+	if (bind(8, (void *)&abs_l, ll) || listen(8, 4))
+		die("listen abstract");
+	sock_at(4, SOCK_STREAM);
+	if (bind(4, (void *)&abs_c, cl) || connect(4, (void *)&abs_l, ll))
+		die("connect abstract");
+	move_to(accept(8, NULL, NULL), 5);
+	listen_on(9, SOCK_STREAM, "gone");
+	connect_to(6, SOCK_STREAM, "gone", NULL);
+	move_to(accept(9, NULL, NULL), 7);
+	close(9);
+	client_first(4, 1);
+	server_first(5, 1);
+	client_first(6, 2);
+	server_first(7, 2);
+	for (int p = 0; p < 2; p++)
+		for (int fd = 4; fd <= 8; fd++) {
+			names_len[p][fd] = sizeof(names[p][fd]);
+			if ((p ? getpeername : getsockname)(fd, (void *)&names[p][fd],
+							    &names_len[p][fd]))
+				names_len[p][fd] = 0;
+		}
+}
+
+static void names_check(void)
+{
+	socklen_t ll = sizeof(abs_l);
+	int c, s;
+
+	for (int p = 0; p < 2; p++)
+		for (int fd = 4; fd <= 8; fd++) {
+			struct sockaddr_un a;
+			socklen_t l = sizeof(a);
+
+			if ((p ? getpeername : getsockname)(fd, (void *)&a, &l))
+				l = 0;
+			if (l != names_len[p][fd] || memcmp(&a, &names[p][fd], l))
+				fail("fd %d: its %s name changed (%u bytes, were %u)", fd,
+				     p ? "peer's" : "own", (unsigned)l, (unsigned)names_len[p][fd]);
+		}
+	for (int k = 1; k <= 2; k++) {
+		int cl = k == 1 ? 4 : 6, sv = cl + 1;
+
+		recv_part(sv, 100 + k, 50000 + 1000 * k, "server");
+		recv_part(cl, 200 + k, 30000 + k, "client");
+		send_part(cl, 300 + k, 20000);
+		send_part(sv, 400 + k, 10000);
+		recv_part(sv, 300 + k, 20000, "server");
+		recv_part(cl, 400 + k, 10000, "client");
+		drained(cl, "client");
+		drained(sv, "server");
+	}
+	/* The abstract listener takes a fresh connection. */
+	ll = offsetof(struct sockaddr_un, sun_path) + 1 + strlen(abs_l.sun_path + 1);
+	c = socket(AF_UNIX, SOCK_STREAM, 0);
+	if (c < 0 || connect(c, (void *)&abs_l, ll) || (s = accept(8, NULL, NULL)) < 0) {
+		fail("the abstract listener takes no new connection: %s", strerror(errno));
+		return;
+	}
+	close(s);
+	close(c);
+}
+
 static void extserver_setup(void)
 {
 	struct pollfd p[16] = {{3, POLLIN, 0}};
@@ -770,6 +854,7 @@ int main(int argc, char **argv)
 	    {"pending", pending_setup, pending_check},
 	    {"pendingidle", pendingidle_setup, pending_check},
 	    {"pendingtree", pendingtree_setup, pendingtree_check},
+	    {"names", names_setup, names_check},
 	    {"extserver", extserver_setup, NULL},
 	    {"extreconnect", ext_setup, extreconnect_check},
 	    {"extclose", ext_setup, extclose_check},
