@@ -153,3 +153,10 @@ refused() {
 @test "a message carrying a file descriptor (SCM_RIGHTS) queued on a socket: refused by name, the program gets it afterwards" {
 	refused rights "*pid @PID@: fd 4 is a unix socket (socket:\[*\]): a message queued on it carries file descriptors (SCM_RIGHTS); not supported"
 }
+
+@test "--ext-unix takes reconnect or close, nothing else (usage error, status 2)" {
+	run --separate-stderr ckpt-dump --ext-unix=keep -o "$IMG" "$$"
+	echo "status $status stderr: $stderr"
+	[ "$status" -eq 2 ]
+	[[ "$stderr" == "ckpt-dump: --ext-unix: not reconnect or close: keep" ]]
+}
