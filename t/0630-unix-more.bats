@@ -108,7 +108,7 @@ refused() {
 	[[ "$output" == *'"pending":1,"name":"'"$D"'/c7","peer":"'"$D"'/s","queued":777'* ]]
 }
 
-@test "names: an abstract listener made after its connection's ends, an abstract client name, a listener closed since: every name as before" {
+@test "names: an abstract listener made after its connection's ends, an abstract client name, a listener closed since (a client of it autobound by SO_PASSCRED): every name as before" {
 	start names
 	bg_dump_kill
 	bg_restored "unixconn names: ok"

@@ -513,22 +513,43 @@ static int check_listeners(const struct fd_all *a)
 	return 0;
 }
 
+/* Whether r's own name is an abstract one some socket holds by bind (a
+ * client's, autobound with SO_PASSCRED too): an accepted end only shares
+ * its listener's, free once that closed. */
+static int abstract_held(const struct unix_rec *r)
+{
+	int t, held;
+
+	if (r->u.own_len <= offsetof(struct sockaddr_un, sun_path) + 1 ||
+	    r->own[offsetof(struct sockaddr_un, sun_path)] ||
+	    (t = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+		return 0;
+	held = bind(t, (const void *)r->own, r->u.own_len) && errno == EADDRINUSE;
+	close(t);
+	return held;
+}
+
 /* Which end of a named stream connection accept() gave
  * (IMG_UNIX_ACCEPTED), the other being the client, which bound its name
  * if it has one.  sock_diag does not say (the accepted end even holds
  * the listener's path), so: the end named after a listener of the tree;
  * else the one end that has a name; else, both named and the listener
- * closed, a guess: end 1 (inode numbers do not tell the order). */
+ * closed, the one whose name is not an abstract one still held; else a
+ * guess: end 1 (inode numbers do not tell the order). */
 static int accepted_end(const struct fd_all *a, const struct unix_rec e[2])
 {
 	int l0 = e[0].u.own_len && tree_listener(a, e[0].own, e[0].u.own_len) >= 0,
-	    l1 = e[1].u.own_len && tree_listener(a, e[1].own, e[1].u.own_len) >= 0;
+	    l1 = e[1].u.own_len && tree_listener(a, e[1].own, e[1].u.own_len) >= 0, h0, h1;
 
 	if (l0 != l1)
 		return l0 ? 0 : 1;
 	if (!e[0].u.own_len != !e[1].u.own_len)
 		return e[0].u.own_len ? 0 : 1;
-	return e[0].u.own_len ? 1 : -1;
+	if (!e[0].u.own_len)
+		return -1;
+	h0 = abstract_held(&e[0]);
+	h1 = abstract_held(&e[1]);
+	return h0 != h1 ? h1 ? 0 : 1 : 1;
 }
 
 /* Both ends of every unix socketpair (or connection, made by connect and

@@ -37,7 +37,9 @@
  *            client bound to another abstract name, fd 5 its accepted
  *            end; fd 6 a client (unbound) of a listener on DIR/gone that
  *            was closed since (its file left), fd 7 its accepted end;
- *            bytes queued both ways; every name the same as before
+ *            fd 10 a client of that listener autobound to an abstract
+ *            name (SO_PASSCRED), fd 11 its accepted end; bytes queued
+ *            both ways; every name the same as before
  *   extserver  an echo server on DIR/ext, until killed (not dumped)
  *   extreconnect  fd 3 connected to DIR/ext (extserver), its echo of "a"
  *            left unread; after the restore a new connection to the same
@@ -638,8 +640,8 @@ static void pendingtree_check(void)
 	close(s);
 }
 
-static struct sockaddr_un abs_l, abs_c, names[2][10];
-static socklen_t names_len[2][10];
+static struct sockaddr_un abs_l, abs_c, names[2][12];
+static socklen_t names_len[2][12];
 
 static socklen_t abstract_addr(struct sockaddr_un *a, const char *tag)
 {
@@ -664,13 +666,25 @@ static void names_setup(void)
 	listen_on(9, SOCK_STREAM, "gone");
 	connect_to(6, SOCK_STREAM, "gone", NULL);
 	move_to(accept(9, NULL, NULL), 7);
+	/* SO_PASSCRED: connect binds it to an abstract name of its own. */
+	sock_at(10, SOCK_STREAM);
+	if (setsockopt(10, SOL_SOCKET, SO_PASSCRED, &(int){1}, sizeof(int)))
+		die("SO_PASSCRED");
+	{
+		struct sockaddr_un g;
+		socklen_t gl = path_addr(&g, "gone");
+
+		if (connect(10, (void *)&g, gl))
+			die("connect gone");
+	}
+	move_to(accept(9, NULL, NULL), 11);
 	close(9);
 	client_first(4, 1);
 	server_first(5, 1);
 	client_first(6, 2);
 	server_first(7, 2);
 	for (int p = 0; p < 2; p++)
-		for (int fd = 4; fd <= 8; fd++) {
+		for (int fd = 4; fd <= 11; fd++) {
 			names_len[p][fd] = sizeof(names[p][fd]);
 			if ((p ? getpeername : getsockname)(fd, (void *)&names[p][fd],
 							    &names_len[p][fd]))
@@ -684,7 +698,7 @@ static void names_check(void)
 	int c, s;
 
 	for (int p = 0; p < 2; p++)
-		for (int fd = 4; fd <= 8; fd++) {
+		for (int fd = 4; fd <= 11; fd++) {
 			struct sockaddr_un a;
 			socklen_t l = sizeof(a);
 
