@@ -317,7 +317,8 @@ enum {
 				     * its place in the listener's queue */
 	IMG_UNIX_EXT_RECONNECT = 1 << 2, /* peer outside: connect to it again */
 	IMG_UNIX_EXT_CLOSE = 1 << 3,	 /* peer outside: a closed socket */
-	IMG_UNIX_ALL = (1 << 4) - 1,
+	IMG_UNIX_PASSCRED = 1 << 4,	 /* SO_PASSCRED set */
+	IMG_UNIX_ALL = (1 << 5) - 1,
 };
 
 /* A socket joined to no peer (struct img_sock, then addr_len bytes of its

@@ -219,7 +219,7 @@ static int capture_unix(const struct fd_source *src, struct fd_entry *f)
 	unsigned char *data = NULL, *x = NULL;
 	const char *link = src->link;
 	pid_t pid = src->pid;
-	int fd = f->d.fd, s, family = -1, type = -1, rc = -1;
+	int fd = f->d.fd, s, family = -1, type = -1, on = 0, rc = -1;
 	socklen_t sl = sizeof(int);
 
 	if ((s = fd_getfd(pid, fd)) < 0)
@@ -261,6 +261,9 @@ static int capture_unix(const struct fd_source *src, struct fd_entry *f)
 		u.flags |= IMG_UNIX_PENDING;
 	}
 	u.shutdown = di.shutdown;
+	sl = sizeof(int);
+	if (!getsockopt(s, SOL_SOCKET, SO_PASSCRED, &on, &sl) && on)
+		u.flags |= IMG_UNIX_PASSCRED;
 	u.own_len = unix_name(s, 0, &own);
 	u.peer_len = unix_name(s, 1, &peer);
 	sl = sizeof(int);
@@ -890,6 +893,8 @@ static int make_unix(const struct fd_entry *f, struct fd_pipes *pipes)
 			return -1;
 		}
 		pipes->n++;
+		if (lone && (r.u.flags & IMG_UNIX_PASSCRED))
+			setsockopt(fp->end[0], SOL_SOCKET, SO_PASSCRED, &(int){1}, sizeof(int));
 	}
 	if (lone)
 		return fd_dup_end(fp->end[0], f, "a unix socket");
@@ -900,6 +905,8 @@ static int make_unix(const struct fd_entry *f, struct fd_pipes *pipes)
 		 * rmem_max an unprivileged user gets the maximum. */
 		if (r.u.rcvbuf)
 			setsockopt(s, SOL_SOCKET, SO_RCVBUF, &(int){r.u.rcvbuf / 2}, sizeof(int));
+		if (r.u.flags & IMG_UNIX_PASSCRED)
+			setsockopt(s, SOL_SOCKET, SO_PASSCRED, &(int){1}, sizeof(int));
 		if (send_queue(f, &r, peer))
 			return -1;
 		if (r.u.sndbuf)
@@ -1013,6 +1020,8 @@ static void show_unix(FILE *out, const struct fd_entry *f, int json)
 		fd_put_num(out, json, "pair", r.u.id);
 		fd_put_num(out, json, "end", r.u.end);
 	}
+	if (r.u.flags & IMG_UNIX_PASSCRED)
+		fputs(json ? ",\"passcred\":true" : " passcred", out);
 	show_name(out, json, "name", r.own, r.u.own_len);
 	show_name(out, json, "peer", r.peer, r.u.peer_len);
 	fd_put_num(out, json, "queued", r.u.data_len - 4ull * r.u.nmsg);

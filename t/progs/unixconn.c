@@ -694,8 +694,8 @@ static void names_setup(void)
 
 static void names_check(void)
 {
-	socklen_t ll = sizeof(abs_l);
-	int c, s;
+	socklen_t ll = sizeof(abs_l), ol = sizeof(int);
+	int c, s, on = 0;
 
 	for (int p = 0; p < 2; p++)
 		for (int fd = 4; fd <= 11; fd++) {
@@ -708,6 +708,8 @@ static void names_check(void)
 				fail("fd %d: its %s name changed (%u bytes, were %u)", fd,
 				     p ? "peer's" : "own", (unsigned)l, (unsigned)names_len[p][fd]);
 		}
+	if (getsockopt(10, SOL_SOCKET, SO_PASSCRED, &on, &ol) || !on)
+		fail("fd 10: SO_PASSCRED is off");
 	for (int k = 1; k <= 2; k++) {
 		int cl = k == 1 ? 4 : 6, sv = cl + 1;
 
