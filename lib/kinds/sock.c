@@ -100,8 +100,7 @@ static int take_unix(const struct nlmsghdr *nh, uint64_t ino, struct fd_diag *d)
 				k = sizeof(d->icons) / 4;
 			memcpy(d->icons, v, 4 * k);
 			d->nicons = k;
-		}
-		else if (a->nla_type == UNIX_DIAG_SHUTDOWN && a->nla_len >= NLA_HDRLEN + 1)
+		} else if (a->nla_type == UNIX_DIAG_SHUTDOWN && a->nla_len >= NLA_HDRLEN + 1)
 			d->shutdown = *(const uint8_t *)v;
 		else if (a->nla_type == UNIX_DIAG_RQLEN &&
 			 a->nla_len >= NLA_HDRLEN + sizeof(struct unix_diag_rqlen)) {
@@ -489,7 +488,8 @@ static int sock_addr(const struct probe *p, struct img_sock *k)
 	}
 	/* The socket file's mode (0 when it is gone: the default bind(2)
 	 * gives). */
-	if (u->sun_path[0] && !stat(fd_unix_path(&p->sa, p->salen, a), &st) && S_ISSOCK(st.st_mode)) {
+	if (u->sun_path[0] && !stat(fd_unix_path(&p->sa, p->salen, a), &st) &&
+	    S_ISSOCK(st.st_mode)) {
 		k->mode = st.st_mode & 07777;
 		k->uid = st.st_uid;
 		k->gid = st.st_gid;

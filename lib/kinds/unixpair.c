@@ -119,9 +119,10 @@ static int peek_socket(pid_t pid, int fd, const char *link, int s, int type, str
 		}
 		rights = close_rights(&mh);
 		if (rights || (mh.msg_flags & MSG_CTRUNC)) {
-			err_set("pid %d: fd %d is a unix socket (%s): a message queued on it carries "
-				"file descriptors (SCM_RIGHTS); not supported",
-				pid, fd, link);
+			err_set(
+			    "pid %d: fd %d is a unix socket (%s): a message queued on it carries "
+			    "file descriptors (SCM_RIGHTS); not supported",
+			    pid, fd, link);
 			goto out;
 		}
 		/* 0: end of a stream whose peer shut down, or an empty
@@ -412,7 +413,8 @@ static int take_pending(struct fd_all *a, size_t l)
 
 		if (fstat(c, &st) || fd_unix_diag(st.st_ino, &di))
 			di.peer = 0;
-		for (k = 0; k < a->n && !(a->f[k]->d.kind == IMG_FD_UNIX && a->f[k]->d.ino == di.peer);
+		for (k = 0;
+		     k < a->n && !(a->f[k]->d.kind == IMG_FD_UNIX && a->f[k]->d.ino == di.peer);
 		     k++)
 			;
 		if (k == a->n) {
@@ -421,7 +423,8 @@ static int take_pending(struct fd_all *a, size_t l)
 		}
 		unix_rec(a->f[k], &r);
 		r.u.nmsg = 0;
-		if (peek_socket(a->pid[k], a->f[k]->d.fd, a->f[k]->path, c, r.u.type, &r.u, &data) ||
+		if (peek_socket(a->pid[k], a->f[k]->d.fd, a->f[k]->path, c, r.u.type, &r.u,
+				&data) ||
 		    (r.data = data, unix_set(a->f[k], &r))) {
 			free(data);
 			close(c);
@@ -473,9 +476,10 @@ static int join_pending(struct fd_all *a, size_t i, int *taken)
 	/* Bytes it sent wait in the connection only accept() opens. */
 	if (l >= 0 && !taken[l] && !fd_unix_diag(f->d.ino, &di) && di.wqueue) {
 		if (!(a->opts & FD_OPT_KILL)) {
-			err_set("pid %d: fd %d is a unix socket (%s) connected to %s, which has not "
-				"accepted it yet, with data it sent (taken with --kill); not supported",
-				a->pid[i], f->d.fd, f->path, peer_text(f, name, sizeof(name)));
+			err_set(
+			    "pid %d: fd %d is a unix socket (%s) connected to %s, which has not "
+			    "accepted it yet, with data it sent (taken with --kill); not supported",
+			    a->pid[i], f->d.fd, f->path, peer_text(f, name, sizeof(name)));
 			return -1;
 		}
 		taken[l] = 1;
@@ -498,18 +502,20 @@ static int check_listeners(const struct fd_all *a)
 			continue;
 		for (uint32_t j = 0; j < d.nicons; j++)
 			if (!d.icons[j] || !in_tree(a, d.icons[j])) {
-				err_set("pid %d: fd %d is a unix socket (%s) listening on %s with a "
-					"connection nobody accepted yet whose client is not in the "
-					"dumped processes; not supported",
-					a->pid[k], a->f[k]->d.fd, a->f[k]->path,
-					fd_sock_addr_text(sa, len, name, sizeof(name)));
+				err_set(
+				    "pid %d: fd %d is a unix socket (%s) listening on %s with a "
+				    "connection nobody accepted yet whose client is not in the "
+				    "dumped processes; not supported",
+				    a->pid[k], a->f[k]->d.fd, a->f[k]->path,
+				    fd_sock_addr_text(sa, len, name, sizeof(name)));
 				return -1;
 			}
 		if (d.nicons >= sizeof(d.icons) / 4) {
 			err_set("pid %d: fd %d is a unix socket (%s) listening on %s with more "
 				"than %zu connections nobody accepted yet; not supported",
 				a->pid[k], a->f[k]->d.fd, a->f[k]->path,
-				fd_sock_addr_text(sa, len, name, sizeof(name)), sizeof(d.icons) / 4);
+				fd_sock_addr_text(sa, len, name, sizeof(name)),
+				sizeof(d.icons) / 4);
 			return -1;
 		}
 	}
@@ -718,8 +724,8 @@ static int send_queue(const struct fd_entry *f, const struct unix_rec *r, int s)
 	/* The bytes queued are charged to the sender's buffer: as large
 	 * as we may (SO_SNDBUFFORCE needs CAP_NET_ADMIN) until its own
 	 * record sets the size it had. */
-	if (r->u.nmsg &&
-	    setsockopt(s, SOL_SOCKET, SO_SNDBUFFORCE, &(int){r->u.data_len + (1 << 20)}, sizeof(int)))
+	if (r->u.nmsg && setsockopt(s, SOL_SOCKET, SO_SNDBUFFORCE,
+				    &(int){r->u.data_len + (1 << 20)}, sizeof(int)))
 		setsockopt(s, SOL_SOCKET, SO_SNDBUF, &(int){INT_MAX / 2}, sizeof(int));
 	for (uint32_t k = 0; k < r->u.nmsg; k++) {
 		uint32_t l;
@@ -963,9 +969,10 @@ int fd_unix_done(struct fd_pipes *pipes)
 
 		unix_rec(f, &r);
 		if (connect(w[i]->end[0], (const void *)r.peer, r.u.peer_len)) {
-			err_sys("fd %d: cannot connect its unix socket to %s again, where it waited "
-				"to be accepted",
-				f->d.fd, fd_sock_addr_text(r.peer, r.u.peer_len, a, sizeof(a)));
+			err_sys(
+			    "fd %d: cannot connect its unix socket to %s again, where it waited "
+			    "to be accepted",
+			    f->d.fd, fd_sock_addr_text(r.peer, r.u.peer_len, a, sizeof(a)));
 			rc = -1;
 		} else if (send_queue(f, &r, w[i]->end[0])) {
 			rc = -1;

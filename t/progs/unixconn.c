@@ -229,8 +229,7 @@ static void name_is(int fd, int peer, const char *name)
 	}
 	if (!ok)
 		fail("fd %d: its %s name is %.*s (%u bytes), not %s", fd, peer ? "peer's" : "own",
-		     (int)(l > 2 ? l - 2 : 0), a.sun_path, (unsigned)l,
-		     name ? name : "unnamed");
+		     (int)(l > 2 ? l - 2 : 0), a.sun_path, (unsigned)l, name ? name : "unnamed");
 }
 
 static void flags_are(int fd, int fl, int fdfl)
@@ -534,8 +533,8 @@ static void cred_is(int fd)
 
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c, &l) || c.uid != getuid() ||
 	    c.gid != getgid())
-		fail("fd %d: peer credentials uid %u gid %u, not %u %u", fd, c.uid, c.gid,
-		     getuid(), getgid());
+		fail("fd %d: peer credentials uid %u gid %u, not %u %u", fd, c.uid, c.gid, getuid(),
+		     getgid());
 }
 
 static void pending_setup(void)
@@ -811,8 +810,8 @@ static void rights_setup(void)
 		char b[CMSG_SPACE(sizeof(int))];
 	} ctl;
 	struct iovec iov = {"m", 1};
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = &ctl,
-			    .msg_controllen = sizeof(ctl)};
+	struct msghdr mh = {
+	    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &ctl, .msg_controllen = sizeof(ctl)};
 	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
 
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) || pipe(p))
@@ -840,8 +839,8 @@ static void rights_check(void)
 	} ctl;
 	char m = 0, z = 0;
 	struct iovec iov = {&m, 1};
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = &ctl,
-			    .msg_controllen = sizeof(ctl)};
+	struct msghdr mh = {
+	    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &ctl, .msg_controllen = sizeof(ctl)};
 	struct cmsghdr *c;
 	int fd = -1;
 
