@@ -20,6 +20,7 @@
 #define USAGE                                                                                      \
 	"usage: ckpt-dump [-t] [--kill | --stop | --cow] [-o file] [--parent img] [--save-files] "   \
 	"[--save-files-max size] [--tcp-close | --tcp-established] "                                 \
+	"[--ext-unix reconnect|close] "                                 \
 	"[--progress | --quiet] pid\n"
 
 static volatile int cancel; /* sig_atomic_t is int here */
@@ -110,7 +111,8 @@ static void parse_args(int argc, char **argv, struct args *a)
 		{"tcp-close", no_argument, NULL, 'T'},	  {"tcp-established", no_argument, NULL, 'E'},
 		{"tree", no_argument, NULL, 't'},     {"version", no_argument, NULL, 'V'},
 		{"parent", required_argument, NULL, 'p'},
-		{"save-files-max", required_argument, NULL, 'M'}, {NULL, 0, NULL, 0}};
+		{"save-files-max", required_argument, NULL, 'M'},
+		{"ext-unix", required_argument, NULL, 'X'}, {NULL, 0, NULL, 0}};
 	int c;
 	char *end;
 	long pid;
@@ -154,6 +156,15 @@ static void parse_args(int argc, char **argv, struct args *a)
 			break;
 		case 'E':
 			a->o.fd_opts |= FD_OPT_TCP_ESTABLISHED;
+			break;
+		case 'X':
+			a->o.fd_opts &= ~(FD_OPT_EXT_UNIX_RECONNECT | FD_OPT_EXT_UNIX_CLOSE);
+			if (!strcmp(optarg, "reconnect"))
+				a->o.fd_opts |= FD_OPT_EXT_UNIX_RECONNECT;
+			else if (!strcmp(optarg, "close"))
+				a->o.fd_opts |= FD_OPT_EXT_UNIX_CLOSE;
+			else
+				die(2, "--ext-unix: not reconnect or close: %s", optarg);
 			break;
 		case 'h':
 			fputs(USAGE, stdout);

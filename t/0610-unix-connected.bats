@@ -3,10 +3,10 @@
 # (or tree) holds come back joined, mid-conversation: every byte queued
 # either way arrives once (t/progs/unixconn checks each byte, the counts and
 # a checksum) and the conversation goes on; seqpacket and datagram ones
-# keep their message boundaries.  A restored connection is an unnamed pair
-# (README "Status and limits"): getsockname and getpeername give an unnamed
-# address, which unixconn checks.  A connection to a socket outside the
-# dumped processes is refused naming the peer's path.
+# keep their message boundaries.  A restored connection keeps its names:
+# getsockname and getpeername give what they gave before, which unixconn
+# checks.  A connection to a socket outside the dumped processes is refused
+# naming the peer's path.
 
 load lib
 
@@ -73,15 +73,19 @@ refused() {
 	restored seqpacket
 }
 
-@test "ckpt-inspect shows a restored connection as a unix pair with what is queued" {
+@test "ckpt-inspect shows a connection as a unix pair with its names and what is queued" {
 	start one
 	bg_dump_kill
 	run --separate-stderr ckpt-inspect "$IMG"
 	echo "$output"
 	[ "$status" -eq 0 ]
-	[[ "$output" == *"fd 4   unix "*" stream pair "*" end 0 queued 30001 messages 1 "* ]]
-	[[ "$output" == *"fd 5   unix "*" stream pair "*" end 1 queued 51000 messages 1 "* ]]
-	[[ "$output" == *"fd 9   unix "*" dgram pair "*" queued 3300 messages 3 "* ]]
+	[[ "$output" == *"fd 4   unix "*" stream pair "*" end 0 peer $D/s queued 30001 messages 1 "* ]]
+	[[ "$output" == *"fd 5   unix "*" stream accepted pair "*" end 1 name $D/s queued 51000 messages 1 "* ]]
+	[[ "$output" == *"fd 7   unix "*" stream accepted pair "*" name $D/s peer $D/c6 queued 52000 "* ]]
+	[[ "$output" == *"fd 9   unix "*" dgram pair "*" name $D/d9 peer $D/d8 queued 3300 messages 3 "* ]]
+	run --separate-stderr ckpt-inspect --json "$IMG"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *'"accepted":true,"pair":'*',"name":"'"$D"'/s","peer":"'"$D"'/c6","queued":52000'* ]]
 }
 
 @test "a client connected to a server outside the dumped processes is refused, naming the path" {

@@ -307,8 +307,20 @@ struct img_unix {
 	uint32_t sndbuf;   /* SO_SNDBUF, SO_RCVBUF as getsockopt gives them */
 	uint32_t rcvbuf;
 	uint32_t nmsg;
-	uint32_t data_len; /* bytes that follow */
-	uint32_t pad;
+	uint32_t data_len; /* bytes of queue that follow the names */
+	uint8_t own_len;   /* its address (getsockname), then its peer's */
+	uint8_t peer_len;  /* (getpeername): bytes that follow, before the queue */
+	uint16_t flags;	   /* IMG_UNIX_* */
+};
+enum {
+	IMG_UNIX_ACCEPTED = 1 << 0, /* the end accept() gave of a named connection (the
+				     * other, the client, bound its name if it has one) */
+	IMG_UNIX_PENDING = 1 << 1,  /* a client nobody accepted yet: id its inode, end
+				     * its place in the listener's queue */
+	IMG_UNIX_EXT_RECONNECT = 1 << 2, /* peer outside: connect to it again */
+	IMG_UNIX_EXT_CLOSE = 1 << 3,	 /* peer outside: a closed socket */
+	IMG_UNIX_PASSCRED = 1 << 4,	 /* SO_PASSCRED set */
+	IMG_UNIX_ALL = (1 << 5) - 1,
 };
 
 /* A socket joined to no peer (struct img_sock, then addr_len bytes of its

@@ -389,7 +389,10 @@ int fd_make(const struct fd_entry *f, struct fd_pipes *pipes)
 
 int fd_pipes_done(struct fd_pipes *pipes)
 {
-	return fd_dgram_refill(pipes) || fd_lock_ptys(pipes) || fd_tcp_done(pipes) ? -1 : 0;
+	return fd_dgram_refill(pipes) || fd_unix_done(pipes) || fd_lock_ptys(pipes) ||
+		       fd_tcp_done(pipes)
+		   ? -1
+		   : 0;
 }
 
 void fd_pipes_close(struct fd_pipes *pipes)

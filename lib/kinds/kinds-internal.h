@@ -69,8 +69,11 @@ struct fd_diag {
 	uint8_t shutdown; /* unix: what was shut down (SHUTDOWN attribute) */
 	int named;	  /* unix: bound to an address */
 	uint32_t rqueue;  /* listening: connections not accepted yet */
-	uint32_t wqueue;  /* listening: the backlog */
+	uint32_t wqueue;  /* listening: the backlog; unix: bytes sent, not yet read */
 	int found;
+	int vfs;	  /* unix: holds a path name it bound itself (VFS attribute) */
+	uint32_t nicons;  /* unix listening: connections not accepted yet (ICONS)... */
+	uint32_t icons[256]; /* ...their clients' inodes, oldest first */
 };
 /* The unix socket of inode ino, asked of NETLINK_SOCK_DIAG (no privilege
  * needed in one's own network namespace); -1 with errno if none. */
@@ -102,6 +105,20 @@ int fd_dgram_refill(struct fd_pipes *pipes);
  * bytes and datagrams. */
 uint32_t fd_dgram_peer(const unsigned char *x, size_t n);
 void fd_dgram_show(FILE *out, const unsigned char *x, size_t n, int json);
+/* A unix path name about to be bound by a socket of type: a stale socket
+ * file there is removed; a file that is no socket, or a socket someone
+ * listens on, is refused naming fd; 0 when it is free. */
+int fd_unix_path_free(int fd, int type, const void *sa, uint32_t len, const char *path);
+/* The path of unix address sa (NUL-terminated in buf, which holds
+ * sizeof(sun_path) + 1 bytes); NULL for an abstract name or none. */
+const char *fd_unix_path(const void *sa, size_t len, char *buf);
+/* The listening unix socket made so far that is bound to address sa, or
+ * -1 (sock.c registers each with fd_unix_listening). */
+int fd_unix_listener(struct fd_pipes *pipes, const void *sa, uint32_t len);
+int fd_unix_listening(struct fd_pipes *pipes, int s, const void *sa, uint32_t len);
+/* Once every fd is made: the connections that wait to be accepted, in
+ * their listeners' queues (unixpair.c).  -1 with err_set. */
+int fd_unix_done(struct fd_pipes *pipes);
 
 /* The kind's operations; NULL for a number that is no kind. */
 const struct fd_ops *fd_ops_of(uint32_t kind);

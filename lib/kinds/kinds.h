@@ -45,6 +45,7 @@ struct fd_pipes {
 		int end[2];	  /* read, write; a socketpair's two ends; ptmx, pts */
 		uint32_t shut[2]; /* socketpair: each end's shutdown, applied once both are
 				   * seen; pty: shut[0] 1 to lock the slave again */
+		const struct fd_entry *f; /* unix: a connection to make once every fd is */
 	} * p;
 	size_t n;
 	/* 1: this process leads the session that a /dev/tty of the image's

@@ -92,7 +92,15 @@ static int take_unix(const struct nlmsghdr *nh, uint64_t ino, struct fd_diag *d)
 			memcpy(&d->peer, v, 4);
 		else if (a->nla_type == UNIX_DIAG_NAME)
 			d->named = 1;
-		else if (a->nla_type == UNIX_DIAG_SHUTDOWN && a->nla_len >= NLA_HDRLEN + 1)
+		else if (a->nla_type == UNIX_DIAG_VFS)
+			d->vfs = 1;
+		else if (a->nla_type == UNIX_DIAG_ICONS && m->udiag_state == ST_LISTEN) {
+			uint32_t k = (a->nla_len - NLA_HDRLEN) / 4;
+			if (k > sizeof(d->icons) / 4)
+				k = sizeof(d->icons) / 4;
+			memcpy(d->icons, v, 4 * k);
+			d->nicons = k;
+		} else if (a->nla_type == UNIX_DIAG_SHUTDOWN && a->nla_len >= NLA_HDRLEN + 1)
 			d->shutdown = *(const uint8_t *)v;
 		else if (a->nla_type == UNIX_DIAG_RQLEN &&
 			 a->nla_len >= NLA_HDRLEN + sizeof(struct unix_diag_rqlen)) {
@@ -120,7 +128,8 @@ int fd_unix_diag(uint64_t ino, struct fd_diag *d)
 		 .r = {.sdiag_family = AF_UNIX,
 		       .udiag_states = -1,
 		       .udiag_ino = ino,
-		       .udiag_show = UDIAG_SHOW_PEER | UDIAG_SHOW_RQLEN | UDIAG_SHOW_NAME,
+		       .udiag_show = UDIAG_SHOW_PEER | UDIAG_SHOW_RQLEN | UDIAG_SHOW_NAME |
+				     UDIAG_SHOW_VFS | UDIAG_SHOW_ICONS,
 		       .udiag_cookie = {INET_DIAG_NOCOOKIE, INET_DIAG_NOCOOKIE}}};
 
 	if (diag_ask(&req, sizeof(req), ino, d, take_unix))
@@ -215,9 +224,8 @@ const char *fd_sock_addr_text(const void *sa, size_t len, char *buf, size_t size
 	return addr_text(sa, len, buf, size);
 }
 
-/* A unix socket's path name, as bind(2) took it (NUL-terminated in buf,
- * which holds sizeof(sun_path) + 1 bytes); NULL for an abstract name. */
-static const char *unix_path(const void *sa, size_t len, char *buf)
+/* A unix socket's path name, as bind(2) took it. */
+const char *fd_unix_path(const void *sa, size_t len, char *buf)
 {
 	const struct sockaddr_un *u = sa;
 	size_t n = len - offsetof(struct sockaddr_un, sun_path);
@@ -257,10 +265,14 @@ static const char *tcp_state_name(int st)
  * is joined to no peer (or is UDP), else IMG_FD_UNIX: a
  * socketpair or a connection (connect and accept), whose join refuses
  * those whose peer is not in the tree.  A datagram socket another one
- * connected to is "established" with no peer of its own: IMG_FD_SOCK. */
+ * connected to is "established" with no peer of its own: IMG_FD_SOCK.
+ * A stream or seqpacket client whose connection waits in a listener's
+ * queue is "established" with a peer that has no inode yet (sock_diag
+ * says 0): IMG_FD_UNIX too; one whose peer closed is shut down both
+ * ways and stays IMG_FD_SOCK. */
 uint32_t fd_sock_kind(const struct fd_source *src, int fd)
 {
-	int s, family = -1;
+	int s, family = -1, type = -1;
 	socklen_t sl = sizeof(family);
 	struct fd_diag d;
 	uint32_t kind = IMG_FD_UNIX;
@@ -269,10 +281,14 @@ uint32_t fd_sock_kind(const struct fd_source *src, int fd)
 		return 0;
 	if (getsockopt(s, SOL_SOCKET, SO_DOMAIN, &family, &sl))
 		family = -1;
+	sl = sizeof(type);
+	if (getsockopt(s, SOL_SOCKET, SO_TYPE, &type, &sl))
+		type = -1;
 	if (family == AF_INET || family == AF_INET6)
 		kind = fd_tcp_connected(s) ? IMG_FD_TCP : IMG_FD_SOCK;
 	else if (family == AF_UNIX && !fd_unix_diag(src->sb->st_ino, &d) &&
-		 (d.state == ST_LISTEN || !d.peer))
+		 (d.state == ST_LISTEN || !d.peer) &&
+		 !(type != SOCK_DGRAM && d.state == ST_ESTABLISHED && d.shutdown != 3))
 		kind = IMG_FD_SOCK;
 	/* Netlink sockets are netlink.c's; other families are refused. */
 	if (family == AF_NETLINK)
@@ -432,7 +448,9 @@ static int sock_state(struct probe *p, struct img_sock *k)
 		/* What somaxconn left of it; a reader takes no more than
 		 * 2^20, and the kernel clamps it again at restore. */
 		k->backlog = p->d.wqueue < (1u << 20) ? p->d.wqueue : 1u << 20;
-		if (p->d.rqueue) {
+		/* A unix listener's waiting connections are its clients'
+		 * (unixpair.c's join checks they are in the tree). */
+		if (p->d.rqueue && p->family != AF_UNIX) {
 			err_set("pid %d: fd %d is a listening %s socket on %s with %u connections "
 				"nobody accepted yet; not supported yet",
 				p->pid, p->fd, proto_name(p->family, p->protocol),
@@ -470,7 +488,8 @@ static int sock_addr(const struct probe *p, struct img_sock *k)
 	}
 	/* The socket file's mode (0 when it is gone: the default bind(2)
 	 * gives). */
-	if (u->sun_path[0] && !stat(unix_path(&p->sa, p->salen, a), &st) && S_ISSOCK(st.st_mode)) {
+	if (u->sun_path[0] && !stat(fd_unix_path(&p->sa, p->salen, a), &st) &&
+	    S_ISSOCK(st.st_mode)) {
 		k->mode = st.st_mode & 07777;
 		k->uid = st.st_uid;
 		k->gid = st.st_gid;
@@ -599,8 +618,7 @@ static int check_sock(const unsigned char *x, uint32_t n)
 /* A unix path name about to be bound: a file there that is no socket is
  * left alone (refused), a socket someone listens on too; a stale one is
  * removed. */
-static int unix_path_free(const struct fd_entry *f, const struct img_sock *k,
-			  const struct sockaddr_storage *sa, const char *path)
+int fd_unix_path_free(int fd, int type, const void *sa, uint32_t len, const char *path)
 {
 	struct stat st;
 	int t, r, e;
@@ -608,30 +626,72 @@ static int unix_path_free(const struct fd_entry *f, const struct img_sock *k,
 	if (lstat(path, &st)) {
 		if (errno == ENOENT)
 			return 0;
-		err_sys("fd %d: cannot look at %s, where its unix socket is bound", f->d.fd, path);
+		err_sys("fd %d: cannot look at %s, where its unix socket is bound", fd, path);
 		return -1;
 	}
 	if (!S_ISSOCK(st.st_mode)) {
 		err_set("fd %d: %s, where its unix socket is bound, is a file that is not a socket",
-			f->d.fd, path);
+			fd, path);
 		return -1;
 	}
-	if ((t = socket(AF_UNIX, k->type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0) {
-		err_sys("fd %d: cannot make a unix socket", f->d.fd);
+	if ((t = socket(AF_UNIX, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0) {
+		err_sys("fd %d: cannot make a unix socket", fd);
 		return -1;
 	}
-	r = connect(t, (const void *)sa, k->addr_len);
+	r = connect(t, sa, len);
 	e = errno;
 	close(t);
+	/* A datagram socket bound there takes our connect: in use too. */
 	if (r == 0 || (e != ECONNREFUSED && e != ENOENT)) {
-		err_set("fd %d: unix socket %s is in use", f->d.fd, path);
+		err_set("fd %d: unix socket %s is in use", fd, path);
 		return -1;
 	}
 	if (unlink(path) && errno != ENOENT) {
-		err_sys("fd %d: cannot remove the stale unix socket %s", f->d.fd, path);
+		err_sys("fd %d: cannot remove the stale unix socket %s", fd, path);
 		return -1;
 	}
 	return 0;
+}
+
+/* Listeners are found by their address's FNV-1a hash, and checked. */
+static uint64_t addr_hash(const void *sa, uint32_t len)
+{
+	const unsigned char *b = sa;
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (uint32_t i = 0; i < len; i++)
+		h = (h ^ b[i]) * 0x100000001b3ull;
+	return h;
+}
+
+int fd_unix_listening(struct fd_pipes *pipes, int s, const void *sa, uint32_t len)
+{
+	struct fd_pipe *fp = fd_new_pair(pipes, IMG_FD_SOCK, addr_hash(sa, len));
+
+	if (!fp)
+		return -1;
+	if ((fp->end[0] = fcntl(s, F_DUPFD_CLOEXEC, 0)) < 0) {
+		err_sys("cannot duplicate a unix socket");
+		return -1;
+	}
+	pipes->n++;
+	return 0;
+}
+
+int fd_unix_listener(struct fd_pipes *pipes, const void *sa, uint32_t len)
+{
+	uint64_t h = addr_hash(sa, len);
+
+	for (size_t i = 0; i < pipes->n; i++) {
+		struct sockaddr_storage got;
+		socklen_t gl = sizeof(got);
+
+		if (pipes->p[i].kind == IMG_FD_SOCK && pipes->p[i].id == h &&
+		    !getsockname(pipes->p[i].end[0], (void *)&got, &gl) && gl == len &&
+		    !memcmp(&got, sa, len))
+			return pipes->p[i].end[0];
+	}
+	return -1;
 }
 
 static void set_opt(int s, int level, int opt, int on)
@@ -677,10 +737,10 @@ static int make_sock(const struct fd_entry *f, struct fd_pipes *pipes)
 		set_opt(s, SOL_SOCKET, SO_RCVBUF, k.rcvbuf / 2);
 	if (k.state != IMG_SOCK_UNBOUND) {
 		char pb[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
-		const char *path = k.family == AF_UNIX ? unix_path(&sa, k.addr_len, pb) : NULL;
+		const char *path = k.family == AF_UNIX ? fd_unix_path(&sa, k.addr_len, pb) : NULL;
 
 		addr_text(&sa, k.addr_len, a, sizeof(a));
-		if (path && unix_path_free(f, &k, &sa, path))
+		if (path && fd_unix_path_free(f->d.fd, k.type, &sa, k.addr_len, path))
 			goto fail;
 		if (bind(s, (void *)&sa, k.addr_len)) {
 			if (errno == EADDRINUSE && k.family != AF_UNIX)
@@ -716,6 +776,11 @@ static int make_sock(const struct fd_entry *f, struct fd_pipes *pipes)
 	if (k.type == SOCK_DGRAM &&
 	    fd_dgram_made(f, f->extra + sizeof(k) + k.addr_len,
 			  f->d.extra_len - sizeof(k) - k.addr_len, s, pipes))
+		goto fail;
+	/* The connections it had accepted, and those waiting, are made
+	 * through it (unixpair.c). */
+	if (k.state == IMG_SOCK_LISTEN && k.family == AF_UNIX &&
+	    fd_unix_listening(pipes, s, &sa, k.addr_len))
 		goto fail;
 	if (f->d.flags & O_NONBLOCK)
 		fcntl(s, F_SETFL, fcntl(s, F_GETFL) | O_NONBLOCK);

@@ -21,7 +21,7 @@
  *            connection on fd 4, the parent on fd 3
  *   busy     fd 3 TCP listening on 127.0.0.1 (its port printed)
  *   backlog  fd 3 a unix socket listening on DIR/s1 with a connection
- *            nobody accepted (not supported)
+ *            nobody accepted, from a client of its own
  *   tcpbacklog  the same on TCP (not supported)
  *   tcpconn  fd 3 a TCP connection to a listening socket of its own
  *            (not supported yet)

@@ -2,8 +2,8 @@
  * with bytes queued both ways, checked after a restore: every byte each side
  * had not read yet arrives (counts and a checksum, each byte against its
  * pattern), nothing more, and the conversation goes on.  A restored
- * connection is an unnamed pair: getsockname and getpeername give an unnamed
- * address after a restore (the real names before).
+ * connection keeps its names: getsockname and getpeername give the same
+ * addresses after a restore as before.
  *
  * usage: unixconn KIND DIR
  *   tree     fd 3 a stream socket listening on DIR/s; two children (fork)
@@ -23,6 +23,33 @@
  *            is outside a dump without -t: refused)
  *   oneway   fd 3 a datagram socket bound to DIR/srv, fd 4 a datagram
  *            socket connected to it (not back: refused)
+ *   pending  fd 3 listening on DIR/s, fd 4 a client and fd 5 its accepted
+ *            end, fd 6 a client (unbound) and fd 7 a client bound to
+ *            DIR/c7 that nobody accepted yet, each having sent its part;
+ *            after the restore the listener accepts fd 6's connection,
+ *            then fd 7's, and every part arrives; names and the peer
+ *            credentials' uid and gid are checked
+ *   pendingidle  the same, the waiting clients having sent nothing
+ *   pendingtree  fd 3 listening on DIR/s; a child (fork) connected to it on
+ *            fd 4, nobody having accepted, sent 20000 bytes; after the
+ *            restore the parent accepts, reads them and answers
+ *   names    fd 8 a stream socket listening on an abstract name, fd 4 a
+ *            client bound to another abstract name, fd 5 its accepted
+ *            end; fd 6 a client (unbound) of a listener on DIR/gone that
+ *            was closed since (its file left), fd 7 its accepted end;
+ *            fd 10 a client of that listener autobound to an abstract
+ *            name (SO_PASSCRED), fd 11 its accepted end; bytes queued
+ *            both ways; every name the same as before
+ *   extserver  an echo server on DIR/ext, until killed (not dumped)
+ *   extreconnect  fd 3 connected to DIR/ext (extserver), its echo of "a"
+ *            left unread; after the restore a new connection to the same
+ *            name echoes "b" (--ext-unix=reconnect)
+ *   extclose  the same, and after the restore fd 3 reads the "a", then the
+ *            end of the stream, and a write fails with EPIPE
+ *            (--ext-unix=close)
+ *   rights   fds 3 and 4 a socketpair, a message on fd 4 carrying fd 5 (a
+ *            pipe) by SCM_RIGHTS: refused; the program then receives it
+ *            and reads through the fd
  * Prints "ready PID", waits for DIR/go, checks, prints "unixconn KIND: ok"
  * and exits 0 only if everything is intact. */
 #include <errno.h>
@@ -43,11 +70,6 @@
 static const char *dir;
 static unsigned long long started;
 static pid_t kids[2];
-
-static int restored(void)
-{
-	return start_time() != started;
-}
 
 static socklen_t path_addr(struct sockaddr_un *a, const char *name)
 {
@@ -187,8 +209,8 @@ static void drained(int fd, const char *what)
 		fail("%s: fd %d: more to read than was sent (%zd)", what, fd, r);
 }
 
-/* fd's own name (peer 0) or its peer's is DIR/name before a restore, and
- * unnamed after one (name NULL: unnamed always). */
+/* fd's own name (peer 0) or its peer's is DIR/name, before a restore and
+ * after one (name NULL: unnamed). */
 static void name_is(int fd, int peer, const char *name)
 {
 	struct sockaddr_un a, e;
@@ -199,7 +221,7 @@ static void name_is(int fd, int peer, const char *name)
 		fail("fd %d: get%sname: %s", fd, peer ? "peer" : "sock", strerror(errno));
 		return;
 	}
-	if (!name || restored()) {
+	if (!name) {
 		ok = l == sizeof(sa_family_t);
 	} else {
 		path_addr(&e, name);
@@ -207,8 +229,7 @@ static void name_is(int fd, int peer, const char *name)
 	}
 	if (!ok)
 		fail("fd %d: its %s name is %.*s (%u bytes), not %s", fd, peer ? "peer's" : "own",
-		     (int)(l > 2 ? l - 2 : 0), a.sun_path, (unsigned)l,
-		     name && !restored() ? name : "unnamed");
+		     (int)(l > 2 ? l - 2 : 0), a.sun_path, (unsigned)l, name ? name : "unnamed");
 }
 
 static void flags_are(int fd, int fl, int fdfl)
@@ -503,6 +524,337 @@ static void oneway_check(void)
 	recv_msg(3, 1100, 99, "server");
 }
 
+static int pending_data = 1;
+
+static void cred_is(int fd)
+{
+	struct ucred c;
+	socklen_t l = sizeof(c);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c, &l) || c.uid != getuid() ||
+	    c.gid != getgid())
+		fail("fd %d: peer credentials uid %u gid %u, not %u %u", fd, c.uid, c.gid, getuid(),
+		     getgid());
+}
+
+static void pending_setup(void)
+{
+	listen_on(3, SOCK_STREAM, "s");
+	connect_to(4, SOCK_STREAM, "s", NULL);
+	move_to(accept4(3, NULL, NULL, 0), 5);
+	client_first(4, 1);
+	server_first(5, 1);
+	connect_to(6, SOCK_STREAM, "s", NULL);
+	connect_to(7, SOCK_STREAM, "s", "c7");
+	if (pending_data) {
+		send_part(6, 1200, 40000);
+		send_part(7, 1201, 777);
+	}
+}
+
+static void pendingidle_setup(void)
+{
+	pending_data = 0;
+	pending_setup();
+}
+
+static void pending_one(int c, const char *cname, int k)
+{
+	char what[32];
+	int s = accept(3, NULL, NULL);
+
+	snprintf(what, sizeof(what), "waiting client %d", c);
+	if (s < 0) {
+		fail("fd 3: accept: %s", strerror(errno));
+		return;
+	}
+	name_is(s, 0, "s");
+	name_is(s, 1, cname);
+	cred_is(s);
+	if (pending_data)
+		recv_part(s, 1200 + k, k ? 777 : 40000, what);
+	send_part(c, 1300 + k, 5000);
+	send_part(s, 1400 + k, 6000);
+	recv_part(s, 1300 + k, 5000, what);
+	recv_part(c, 1400 + k, 6000, what);
+	drained(s, what);
+	drained(c, what);
+	close(s);
+}
+
+static void pending_check(void)
+{
+	name_is(4, 1, "s");
+	name_is(5, 0, "s");
+	name_is(6, 0, NULL);
+	name_is(6, 1, "s");
+	name_is(7, 0, "c7");
+	name_is(7, 1, "s");
+	cred_is(4);
+	cred_is(5);
+	cred_is(6);
+	recv_part(5, 101, 51000, "server");
+	recv_part(4, 201, 30001, "client");
+	pending_one(6, NULL, 0);
+	pending_one(7, "c7", 1);
+	fresh(SOCK_STREAM);
+}
+
+static void pendingtree_setup(void)
+{
+	char path[4096];
+
+	listen_on(3, SOCK_STREAM, "s");
+	if ((kids[0] = fork()) < 0)
+		die("fork");
+	if (kids[0] == 0) {
+		close(3);
+		connect_to(4, SOCK_STREAM, "s", NULL);
+		send_part(4, 1500, 20000);
+		mark("c1");
+		go();
+		name_is(4, 1, "s");
+		recv_part(4, 1600, 3000, "child");
+		drained(4, "child");
+		_exit(failures ? 1 : 0);
+	}
+	snprintf(path, sizeof(path), "%s/c1", dir);
+	wait_file(path);
+}
+
+static void pendingtree_check(void)
+{
+	int s = accept(3, NULL, NULL), st;
+
+	if (s < 0) {
+		fail("fd 3: accept: %s", strerror(errno));
+		return;
+	}
+	name_is(s, 0, "s");
+	recv_part(s, 1500, 20000, "server");
+	send_part(s, 1600, 3000);
+	if (waitpid(kids[0], &st, 0) != kids[0] || !WIFEXITED(st) || WEXITSTATUS(st))
+		fail("the child failed (status %#x)", st);
+	drained(s, "server");
+	close(s);
+}
+
+static struct sockaddr_un abs_l, abs_c, names[2][12];
+static socklen_t names_len[2][12];
+
+static socklen_t abstract_addr(struct sockaddr_un *a, const char *tag)
+{
+	memset(a, 0, sizeof(*a));
+	a->sun_family = AF_UNIX;
+	return offsetof(struct sockaddr_un, sun_path) + 1 +
+	       snprintf(a->sun_path + 1, sizeof(a->sun_path) - 1, "ckpt-unixconn-%d-%s",
+			(int)getpid(), tag);
+}
+
+static void names_setup(void)
+{
+	socklen_t ll = abstract_addr(&abs_l, "L"), cl = abstract_addr(&abs_c, "C");
+
+	sock_at(8, SOCK_STREAM);
+	if (bind(8, (void *)&abs_l, ll) || listen(8, 4))
+		die("listen abstract");
+	sock_at(4, SOCK_STREAM);
+	if (bind(4, (void *)&abs_c, cl) || connect(4, (void *)&abs_l, ll))
+		die("connect abstract");
+	move_to(accept(8, NULL, NULL), 5);
+	listen_on(9, SOCK_STREAM, "gone");
+	connect_to(6, SOCK_STREAM, "gone", NULL);
+	move_to(accept(9, NULL, NULL), 7);
+	/* SO_PASSCRED: connect binds it to an abstract name of its own. */
+	sock_at(10, SOCK_STREAM);
+	if (setsockopt(10, SOL_SOCKET, SO_PASSCRED, &(int){1}, sizeof(int)))
+		die("SO_PASSCRED");
+	{
+		struct sockaddr_un g;
+		socklen_t gl = path_addr(&g, "gone");
+
+		if (connect(10, (void *)&g, gl))
+			die("connect gone");
+	}
+	move_to(accept(9, NULL, NULL), 11);
+	close(9);
+	client_first(4, 1);
+	server_first(5, 1);
+	client_first(6, 2);
+	server_first(7, 2);
+	for (int p = 0; p < 2; p++)
+		for (int fd = 4; fd <= 11; fd++) {
+			names_len[p][fd] = sizeof(names[p][fd]);
+			if ((p ? getpeername : getsockname)(fd, (void *)&names[p][fd],
+							    &names_len[p][fd]))
+				names_len[p][fd] = 0;
+		}
+}
+
+static void names_check(void)
+{
+	socklen_t ll = sizeof(abs_l), ol = sizeof(int);
+	int c, s, on = 0;
+
+	for (int p = 0; p < 2; p++)
+		for (int fd = 4; fd <= 11; fd++) {
+			struct sockaddr_un a;
+			socklen_t l = sizeof(a);
+
+			if ((p ? getpeername : getsockname)(fd, (void *)&a, &l))
+				l = 0;
+			if (l != names_len[p][fd] || memcmp(&a, &names[p][fd], l))
+				fail("fd %d: its %s name changed (%u bytes, were %u)", fd,
+				     p ? "peer's" : "own", (unsigned)l, (unsigned)names_len[p][fd]);
+		}
+	if (getsockopt(10, SOL_SOCKET, SO_PASSCRED, &on, &ol) || !on)
+		fail("fd 10: SO_PASSCRED is off");
+	for (int k = 1; k <= 2; k++) {
+		int cl = k == 1 ? 4 : 6, sv = cl + 1;
+
+		recv_part(sv, 100 + k, 50000 + 1000 * k, "server");
+		recv_part(cl, 200 + k, 30000 + k, "client");
+		send_part(cl, 300 + k, 20000);
+		send_part(sv, 400 + k, 10000);
+		recv_part(sv, 300 + k, 20000, "server");
+		recv_part(cl, 400 + k, 10000, "client");
+		drained(cl, "client");
+		drained(sv, "server");
+	}
+	/* The abstract listener takes a fresh connection. */
+	ll = offsetof(struct sockaddr_un, sun_path) + 1 + strlen(abs_l.sun_path + 1);
+	c = socket(AF_UNIX, SOCK_STREAM, 0);
+	if (c < 0 || connect(c, (void *)&abs_l, ll) || (s = accept(8, NULL, NULL)) < 0) {
+		fail("the abstract listener takes no new connection: %s", strerror(errno));
+		return;
+	}
+	close(s);
+	close(c);
+}
+
+static void extserver_setup(void)
+{
+	struct pollfd p[16] = {{3, POLLIN, 0}};
+	int n = 1;
+
+	listen_on(3, SOCK_STREAM, "ext");
+	printf("ready %d\n", (int)getpid());
+	fflush(stdout);
+	for (;;) {
+		char b[4096];
+
+		if (poll(p, n, -1) < 0)
+			die("poll");
+		for (int i = n - 1; i >= 0; i--) {
+			ssize_t r;
+
+			if (!p[i].revents)
+				continue;
+			if (i == 0) {
+				int c = accept(3, NULL, NULL);
+				if (c >= 0 && n < 16)
+					p[n++] = (struct pollfd){c, POLLIN, 0};
+				else if (c >= 0)
+					close(c);
+				continue;
+			}
+			r = recv(p[i].fd, b, sizeof(b), 0);
+			if (r <= 0 || send(p[i].fd, b, r, MSG_NOSIGNAL) != r) {
+				close(p[i].fd);
+				p[i] = p[--n];
+			}
+		}
+	}
+}
+
+static void ext_setup(void)
+{
+	connect_to(3, SOCK_STREAM, "ext", NULL);
+	if (send(3, "a", 1, 0) != 1)
+		die("send");
+	wait_fd(3, POLLIN);
+}
+
+static void extreconnect_check(void)
+{
+	char c = 0;
+
+	name_is(3, 1, "ext");
+	/* Run on (a dump refused), the echo is there; restored, the new
+	 * connection holds nothing. */
+	if (start_time() == started && (recv(3, &c, 1, 0) != 1 || c != 'a'))
+		fail("fd 3: the echo is gone");
+	if (send(3, "b", 1, MSG_NOSIGNAL) != 1 || recv(3, &c, 1, 0) != 1 || c != 'b')
+		fail("fd 3: the server did not echo on the new connection (%c)", c ? c : '-');
+	drained(3, "client");
+}
+
+static void extclose_check(void)
+{
+	char c = 0;
+	ssize_t r;
+
+	if (recv(3, &c, 1, 0) != 1 || c != 'a')
+		fail("fd 3: the queued echo is gone (%c)", c ? c : '-');
+	if ((r = recv(3, &c, 1, 0)) != 0)
+		fail("fd 3: a read after the queue gives %zd, not the end of the stream", r);
+	if ((r = send(3, "b", 1, MSG_NOSIGNAL)) != -1 || errno != EPIPE)
+		fail("fd 3: a write gives %zd (%s), not EPIPE", r, strerror(errno));
+}
+
+static void rights_setup(void)
+{
+	int sv[2], p[2];
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(sizeof(int))];
+	} ctl;
+	struct iovec iov = {"m", 1};
+	struct msghdr mh = {
+	    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &ctl, .msg_controllen = sizeof(ctl)};
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) || pipe(p))
+		die("socketpair");
+	move_to(sv[0], 3);
+	move_to(sv[1], 4);
+	move_to(p[0], 5);
+	move_to(p[1], 6);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &(int){5}, sizeof(int));
+	if (sendmsg(3, &mh, 0) != 1)
+		die("sendmsg");
+	close(5);
+	if (write(6, "z", 1) != 1)
+		die("write");
+}
+
+static void rights_check(void)
+{
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(sizeof(int))];
+	} ctl;
+	char m = 0, z = 0;
+	struct iovec iov = {&m, 1};
+	struct msghdr mh = {
+	    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &ctl, .msg_controllen = sizeof(ctl)};
+	struct cmsghdr *c;
+	int fd = -1;
+
+	if (recvmsg(4, &mh, MSG_DONTWAIT) != 1 || m != 'm' || !(c = CMSG_FIRSTHDR(&mh)) ||
+	    c->cmsg_type != SCM_RIGHTS) {
+		fail("fd 4: the message with an fd is gone");
+		return;
+	}
+	memcpy(&fd, CMSG_DATA(c), sizeof(int));
+	if (read(fd, &z, 1) != 1 || z != 'z')
+		fail("the fd passed reads no 'z'");
+	drained(4, "fd 4");
+}
+
 int main(int argc, char **argv)
 {
 	static const struct {
@@ -514,6 +866,14 @@ int main(int argc, char **argv)
 	    {"seqpacket", seqpacket_setup, seqpacket_check},
 	    {"outside", outside_setup, outside_check},
 	    {"oneway", oneway_setup, oneway_check},
+	    {"pending", pending_setup, pending_check},
+	    {"pendingidle", pendingidle_setup, pending_check},
+	    {"pendingtree", pendingtree_setup, pendingtree_check},
+	    {"names", names_setup, names_check},
+	    {"extserver", extserver_setup, NULL},
+	    {"extreconnect", ext_setup, extreconnect_check},
+	    {"extclose", ext_setup, extclose_check},
+	    {"rights", rights_setup, rights_check},
 	};
 	size_t k;
 
@@ -522,6 +882,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	dir = argv[2];
+	started = start_time();
 	for (k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++)
 		if (!strcmp(argv[1], kinds[k].name))
 			break;
@@ -529,7 +890,6 @@ int main(int argc, char **argv)
 		fprintf(stderr, "unixconn: unknown kind %s\n", argv[1]);
 		return 2;
 	}
-	started = start_time();
 	kinds[k].setup();
 	printf("ready %d\n", (int)getpid());
 	fflush(stdout);
