@@ -23,7 +23,6 @@
  *   backlog  fd 3 a unix socket listening on DIR/s1 with a connection
  *            nobody accepted, from a client of its own
  *   tcpbacklog  the same on TCP (not supported)
- *   tcpconn  fd 3 a TCP connection to a listening socket of its own
  *            (not supported yet)
  * Prints "ready PID [PORT...]", waits for DIR/go, checks, prints
  * "socks KIND: ok" and exits 0 only if everything is intact. */
@@ -348,20 +347,6 @@ static void prefork_check(void)
 	try_accept(3, SOCK_STREAM);
 }
 
-static void tcpconn_setup(void)
-{
-	struct sockaddr_storage sa;
-	socklen_t sl = sizeof(sa);
-	int l, c = sock_at(3, AF_INET, SOCK_STREAM);
-
-	if ((l = socket(AF_INET, SOCK_STREAM, 0)) < 0)
-		die("socket");
-	listen_inet(l, AF_INET, 4);
-	if (getsockname(l, (void *)&sa, &sl) || connect(c, (void *)&sa, sl) ||
-	    accept(l, NULL, NULL) < 0)
-		die("connect");
-}
-
 int main(int argc, char **argv)
 {
 	const char *kind;
@@ -390,8 +375,6 @@ int main(int argc, char **argv)
 		backlog_setup(AF_UNIX);
 	else if (!strcmp(kind, "tcpbacklog"))
 		backlog_setup(AF_INET);
-	else if (!strcmp(kind, "tcpconn"))
-		tcpconn_setup();
 	else {
 		fprintf(stderr, "socks: unknown kind %s\n", kind);
 		return 2;
