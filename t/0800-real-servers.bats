@@ -17,6 +17,7 @@ setup() {
 teardown() {
 	kill_started
 	kill_in_dir "$D" redis-server
+	kill_in_dir "$D" memcached
 }
 
 # cli ARG...: redis-cli to the server of the test, on its TCP port.

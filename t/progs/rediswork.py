@@ -25,39 +25,25 @@ after "ready": a restored one is a new process) or "restored: no", then
 "redis: ok dbsize N" if all was right, and waits for DIR/stop to shut the
 server down (SHUTDOWN NOSAVE) and exit 0, or 1 if something was wrong:
 one line per failed check on stderr.  The TCP connections end with a
-reset, so that no TIME_WAIT holds their addresses: an image taken before
-can be restored at once (connect(2) refuses the addresses of a connection
-in TIME_WAIT for a second at least).
+reset (realsrv.Stream.abort): an image taken before can be restored at
+once.
 """
-import hashlib
 import os
-import socket
-import subprocess
 import sys
-import time
+
+sys.dont_write_bytecode = True  # no __pycache__ in t/progs
+import realsrv  # noqa: E402 (t/progs/realsrv.py)
+from realsrv import fail, short, wait_file  # noqa: E402
 
 DIR = sys.argv[1]
 PORT = int(sys.argv[2])
 SOCK = os.path.join(DIR, "redis.sock")
 NSMALL, NBIG, BIG, NINCR = 1000, 128, 65536, 300
 
-failures = 0
-
-
-def fail(msg):
-    global failures
-    failures += 1
-    print("rediswork %d: %s" % (os.getpid(), msg), file=sys.stderr, flush=True)
-
-
-def start_time():
-    with open("/proc/self/stat") as f:
-        return f.read().rsplit(")", 1)[1].split()[19]
-
 
 def big(n):
     """The value of big:N."""
-    return (hashlib.sha256(b"big%d" % n).digest() * (BIG // 32))[:BIG]
+    return realsrv.big(n, BIG)
 
 
 def cmd(*args):
@@ -69,29 +55,9 @@ def cmd(*args):
     return out
 
 
-class Conn:
+class Conn(realsrv.Stream):
     def __init__(self, tcp):
-        if tcp:
-            self.s = socket.create_connection(("127.0.0.1", PORT))
-        else:
-            self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            self.s.connect(SOCK)
-        self.buf = b""
-
-    def send(self, data):
-        self.s.sendall(data)
-
-    def fill(self):
-        more = self.s.recv(1 << 20)
-        if not more:
-            raise EOFError("the server closed the connection")
-        self.buf += more
-
-    def line(self):
-        while b"\r\n" not in self.buf:
-            self.fill()
-        ln, self.buf = self.buf.split(b"\r\n", 1)
-        return ln
+        super().__init__(port=PORT) if tcp else super().__init__(path=SOCK)
 
     def reply(self):
         """The next answer: bytes, int, list, None, or ("error", text)."""
@@ -104,13 +70,7 @@ class Conn:
         if t == b":":
             return int(rest)
         if t == b"$":
-            n = int(rest)
-            if n < 0:
-                return None
-            while len(self.buf) < n + 2:
-                self.fill()
-            data, self.buf = self.buf[:n], self.buf[n + 2:]
-            return data
+            return None if int(rest) < 0 else self.take(int(rest))
         if t == b"*":
             n = int(rest)
             return None if n < 0 else [self.reply() for _ in range(n)]
@@ -123,67 +83,23 @@ class Conn:
     def expect(self, what, want):
         got = self.reply()
         if got != want:
-            fail("%s: %r, not %r" % (what, got if len(repr(got)) < 80 else repr(got)[:80] + "...", want))
-
-    def abort(self):
-        """Close with a reset (SO_LINGER 0): no TIME_WAIT keeps the
-        connection's addresses, which a restore of an image taken
-        before may have to make again at once."""
-        import struct
-        self.s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        self.s.close()
-
-    def queued(self):
-        """Bytes in this end's receive queue (FIONREAD)."""
-        import fcntl
-        import struct
-        return struct.unpack("i", fcntl.ioctl(self.s, 0x541B, b"\0\0\0\0"))[0]
+            fail("%s: %s, not %r" % (what, short(got), want))
 
 
-def wait_file(name):
-    while not os.path.exists(os.path.join(DIR, name)):
-        time.sleep(0.01)
-
-
-def wait_queued(conn, what):
-    for _ in range(1000):
-        if conn.queued() > 0:
-            return
-        time.sleep(0.01)
-    fail("no answer queued on %s" % what)
+def up():
+    c = Conn(True)
+    if c.call("PING") == b"PONG" and os.path.exists(SOCK):
+        return c
+    return None
 
 
 def start_server():
-    srv = subprocess.Popen(
+    return realsrv.start_server(
         ["redis-server", "--port", str(PORT), "--bind", "127.0.0.1",
          "--unixsocket", SOCK, "--unixsocketperm", "700",
          "--save", "", "--appendonly", "no", "--daemonize", "no",
          "--dir", DIR, "--logfile", os.path.join(DIR, "redis.log")],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL, close_fds=True, cwd=DIR)
-    with open(os.path.join(DIR, "redis.pid"), "w") as f:
-        f.write("%d\n" % srv.pid)
-    why = "no answer to PING in 10 s"
-    for _ in range(1000):
-        if srv.poll() is not None:
-            why = "it exited with status %d" % srv.returncode
-            break
-        try:
-            c = Conn(True)
-            if c.call("PING") == b"PONG" and os.path.exists(SOCK):
-                return srv, c
-        except (OSError, EOFError):
-            pass
-        time.sleep(0.01)
-    try:
-        with open(os.path.join(DIR, "redis.log")) as f:
-            why += "; log: " + " | ".join(f.read().splitlines()[-2:])
-    except OSError:
-        pass
-    srv.kill()
-    srv.wait()
-    print("cannot start redis-server on 127.0.0.1:%d: %s" % (PORT, why), flush=True)
-    sys.exit(77)
+        DIR, up, os.path.join(DIR, "redis.log"))
 
 
 def child_client(parent_conn):
@@ -197,10 +113,8 @@ def child_client(parent_conn):
     d.expect("SET in MULTI", b"QUEUED")
     d.expect("INCR in MULTI", b"QUEUED")
     # The parent publishes once both clients are set up.
-    with open(os.path.join(DIR, "child.ready.tmp"), "w") as f:
-        f.write("%d\n" % os.getpid())
-    os.rename(os.path.join(DIR, "child.ready.tmp"), os.path.join(DIR, "child.ready"))
-    wait_file("go")
+    realsrv.touch(DIR, "child.ready", "%d\n" % os.getpid())
+    wait_file(DIR, "go")
     for m in [b"early0", b"early1", b"early2", b"m0", b"m1", b"m2"]:
         c.expect("message %s" % m.decode(), [b"message", b"news", m])
     d.send(cmd("EXEC"))
@@ -208,11 +122,11 @@ def child_client(parent_conn):
     if d.call("GET", "t1") != b"one":
         fail("t1 is not one after EXEC")
     c.abort()
-    sys.exit(1 if failures else 0)
+    sys.exit(1 if realsrv.failures else 0)
 
 
 def main():
-    started = start_time()
+    started = realsrv.start_time()
     srv, a = start_server()
     run_id = [ln for ln in a.call("INFO", "server").split(b"\r\n") if ln.startswith(b"run_id:")]
     # The keys.
@@ -225,7 +139,7 @@ def main():
     if kid == 0:
         child_client(a)
     b = Conn(False)
-    wait_file("child.ready")
+    wait_file(DIR, "child.ready")
     # Messages for the subscriber, unread until after the restore.
     for n in range(3):
         rcv = a.call("PUBLISH", "news", "early%d" % n)
@@ -237,10 +151,10 @@ def main():
     b.send(b"".join(cmd("INCR", "cnt") for _ in range(NINCR)))
     half = cmd("SET", "half", "a value sent in two pieces")
     b.send(half[:len(half) // 2])
-    wait_queued(a, "A (TCP)")
-    wait_queued(b, "B (unix)")
+    a.wait_queued("A (TCP)")
+    b.wait_queued("B (unix)")
     print("ready %d" % os.getpid(), flush=True)
-    wait_file("go")
+    wait_file(DIR, "go")
     for n in range(NBIG):
         got = a.reply()
         if got != big(n):
@@ -268,10 +182,10 @@ def main():
     want = NSMALL + NBIG + 4  # cnt, half, t1, t2
     if dbsize != want:
         fail("DBSIZE %r, not %d" % (dbsize, want))
-    print("restored: %s" % ("yes" if start_time() != started else "no"), flush=True)
-    if not failures:
+    print("restored: %s" % ("yes" if realsrv.start_time() != started else "no"), flush=True)
+    if not realsrv.failures:
         print("redis: ok dbsize %d" % dbsize, flush=True)
-    wait_file("stop")
+    wait_file(DIR, "stop")
     try:
         a.call("SHUTDOWN", "NOSAVE")
     except (OSError, EOFError):
@@ -280,7 +194,7 @@ def main():
     st = srv.wait()
     if st:
         fail("redis-server exited with status %d" % st)
-    sys.exit(1 if failures else 0)
+    sys.exit(1 if realsrv.failures else 0)
 
 
 main()
