@@ -2,8 +2,10 @@
 # Real servers from Debian, in one tree with clients of them caught
 # mid-work, checkpointed and restored while they are driven through their
 # own protocol: redis-server (t/progs/rediswork.py, plain sockets speaking
-# RESP, answers queued both ways, half a request sent, a transaction open,
-# a subscriber), then redis-cli from outside.  No privilege is needed.
+# RESP: answers queued at both ends of a connection, half a request sent,
+# a transaction open, a subscriber with messages queued), then redis-cli
+# from outside; memcached (t/progs/mcwork.py, its text protocol over TCP
+# and UDP), then memcached-tool.  No privilege is needed.
 
 load lib
 
@@ -47,23 +49,37 @@ start_redis() {
 	[ -n "$RUN_ID" ]
 }
 
-# done_or_gone PID: the program said it checked all, or PID is gone.
+# done_or_gone NAME PID: the program said "NAME: ok", or PID is gone.
 done_or_gone() {
-	grep -qs '^redis: ok' "$OUT" || ! kill -0 "$1" 2>/dev/null
+	grep -qs "^$1: ok" "$OUT" || ! kill -0 "$2" 2>/dev/null
 }
 
-# checked_from_outside PID RESTORED: the tree PID (rediswork, or the
-# ckpt-remap that became it) checked every answer and says RESTORED; then
-# redis-cli finds the same server (run_id, uptime on), the keys of before
-# (by TCP and by the unix socket) and the DBSIZE the program counted; told
-# to stop, the program shuts the server down and exits 0.
-checked_from_outside() {
-	local pid=$1 st=0
+# checked NAME PID RESTORED: told to go, the tree PID (the driver, or the
+# ckpt-remap that became it) checked every answer and says RESTORED and
+# "NAME: ok".
+checked() {
 	touch "$D/go"
-	wait_for -t 30 done_or_gone "$pid"
+	wait_for -t 30 done_or_gone "$1" "$2"
 	cat "$OUT" "$BATS_TEST_TMPDIR/bg.err" "$BATS_TEST_TMPDIR/remap.err" 2>/dev/null || true
-	grep -qx "restored: $2" "$OUT"
-	grep -q '^redis: ok' "$OUT"
+	grep -qx "restored: $3" "$OUT"
+	grep -q "^$1: ok" "$OUT"
+}
+
+# stopped PID: told to stop, the driver shuts its server down and exits 0.
+stopped() {
+	local st=0
+	touch "$D/stop"
+	wait "$1" || st=$?
+	CKPT_PIDS=()
+	echo "exit status $st"
+	[ "$st" -eq 0 ]
+}
+
+# redis_checked PID RESTORED: checked redis PID RESTORED; then redis-cli
+# finds the same server (run_id, uptime on), the keys of before (by TCP
+# and by the unix socket) and the DBSIZE the program counted; stopped.
+redis_checked() {
+	checked redis "$@"
 	[ "$(cli DBSIZE)" = "$(awk '/^redis: ok/{print $4}' "$OUT")" ]
 	[ "$(cli GET k:7)" = value-7 ]
 	[ "$(redis-cli -s "$D/redis.sock" GET k:999)" = value-999 ]
@@ -73,11 +89,17 @@ checked_from_outside() {
 	[ "$(info uptime_in_seconds)" -ge "$UPTIME" ]
 	[ "$(cli SET after restored)" = OK ]
 	[ "$(cli GET after)" = restored ]
-	touch "$D/stop"
-	wait "$pid" || st=$?
-	CKPT_PIDS=()
-	echo "exit status $st"
-	[ "$st" -eq 0 ]
+	stopped "$1"
+}
+
+# again: the output file as it was at the checkpoint, its first line
+# ("ready PID"), where a restored program goes on writing (it changed
+# since: ckpt-remap --allow-changed-files), and the driver's go and stop
+# files gone.
+again() {
+	rm "$D/go" "$D/stop"
+	head -n 1 "$OUT" >"$BATS_TEST_TMPDIR/first"
+	cat "$BATS_TEST_TMPDIR/first" >"$OUT"
 }
 
 # remap_bg [OPTION...]: ckpt-remap OPTION... $IMG in the background; its
@@ -98,19 +120,90 @@ remap_bg() {
 	grep -q ' tcp .* established 127.0.0.1:'"$PORT"' -> 127.0.0.1:[0-9]* queued 0 sendq [1-9]' "$BATS_TEST_TMPDIR/inspect"
 	grep -q ' tcp .* established 127.0.0.1:[0-9]* -> 127.0.0.1:'"$PORT"' queued [1-9]' "$BATS_TEST_TMPDIR/inspect"
 	remap_bg
-	checked_from_outside "$BG_PID" yes
+	redis_checked "$BG_PID" yes
 }
 
 @test "redis-server and its clients mid-work: a dump -t without --kill leaves them untouched, and the image restored once they are gone checks out too" {
 	start_redis
 	ckpt-dump -t -o "$IMG" "$BG_PID"
-	checked_from_outside "$BG_PID" no
-	# The server shut down: its port and socket are free again.  The
-	# output file has its first line again, where the restored program
-	# goes on writing: it changed since the checkpoint.
-	rm "$D/go" "$D/stop"
-	head -n 1 "$OUT" >"$BATS_TEST_TMPDIR/first"
-	cat "$BATS_TEST_TMPDIR/first" >"$OUT"
+	redis_checked "$BG_PID" no
+	# The server shut down: its port and socket are free again.
+	again
 	remap_bg --allow-changed-files
-	checked_from_outside "$BG_PID" yes
+	redis_checked "$BG_PID" yes
+}
+
+# mc ARG...: memcached-tool (Debian's, in memcached's scripts) to the
+# server of the test.
+mc() {
+	/usr/share/memcached/scripts/memcached-tool "127.0.0.1:$PORT" "$@"
+}
+
+# mc_stat NAME: NAME of the server's stats.
+mc_stat() {
+	mc stats | tr -d '\r' | awk -v n="$1" '$1 == n {print $2}'
+}
+
+# mc_get KEY: the value of KEY, by the text protocol from bash.
+mc_get() {
+	local fd ln
+	exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
+	printf 'get %s\r\n' "$1" >&"$fd"
+	read -r ln <&"$fd"
+	read -r ln <&"$fd"
+	exec {fd}>&-
+	echo "${ln%$'\r'}"
+}
+
+# start_mc: mcwork on $D and $PORT in the background, ready; skips, with
+# its one line, where memcached cannot start.  $UPTIME and $MCPID are the
+# server's then.
+start_mc() {
+	if ! command -v memcached >/dev/null || ! [ -x /usr/share/memcached/scripts/memcached-tool ]; then
+		skip "memcached is not installed (make test-deps installs it)"
+	fi
+	start_bg /usr/bin/python3 "$TOP/t/progs/mcwork.py" "$D" "$PORT"
+	wait_for grep -qs -e '^ready ' -e '^cannot start' "$OUT"
+	if grep -q '^cannot start' "$OUT"; then
+		skip "$(cat "$OUT")"
+	fi
+	UPTIME=$(mc_stat uptime)
+	MCPID=$(mc_stat pid)
+	[ -n "$MCPID" ]
+}
+
+# mc_checked PID RESTORED: checked memcached PID RESTORED; then
+# memcached-tool finds the same server (its pid, uptime on) with the
+# items the program counted, every key listed; stopped.
+mc_checked() {
+	checked memcached "$@"
+	[ "$(mc_stat curr_items)" = "$(awk '/^memcached: ok/{print $4}' "$OUT")" ]
+	[ "$(mc_stat pid)" = "$MCPID" ]
+	[ "$(mc_stat uptime)" -ge "$UPTIME" ]
+	[ "$(mc_stat threads)" = 4 ]
+	# Keys are listed URL-encoded (%3A is :).
+	mc keys | tr -d '\r' >"$BATS_TEST_TMPDIR/keys"
+	[ "$(grep -c '^key=' "$BATS_TEST_TMPDIR/keys")" = "$(mc_stat curr_items)" ]
+	grep -q '^key=big%3A127 .* size=65' "$BATS_TEST_TMPDIR/keys"
+	[ "$(mc_get k:7)" = value-7 ]
+	stopped "$1"
+}
+
+@test "memcached (four threads, TCP and UDP), a client with 8 MiB of answers unread and half a set sent, another with answers queued over TCP and UDP: dump -t --kill, restore, every answer checks out, memcached-tool finds the same server" {
+	start_mc
+	bg_dump_kill -t
+	ckpt-inspect "$IMG" >"$BATS_TEST_TMPDIR/inspect"
+	grep -q ' inet dgram bound 127.0.0.1:'"$PORT"' ' "$BATS_TEST_TMPDIR/inspect"
+	grep -q ' inet dgram bound 0.0.0.0:[0-9]* queued [1-9][0-9]* datagrams 1 ' "$BATS_TEST_TMPDIR/inspect"
+	remap_bg
+	mc_checked "$BG_PID" yes
+}
+
+@test "memcached and its clients mid-work: a dump -t without --kill leaves them untouched, and the image restored once they are gone checks out too" {
+	start_mc
+	ckpt-dump -t -o "$IMG" "$BG_PID"
+	mc_checked "$BG_PID" no
+	again
+	remap_bg --allow-changed-files
+	mc_checked "$BG_PID" yes
 }
