@@ -49,6 +49,18 @@ start_redis() {
 	[ -n "$RUN_ID" ]
 }
 
+# start_bare_redis: redis-server alone, in the background, on $PORT and
+# $D/redis.sock, with the key k:7; skips where it cannot start.
+start_bare_redis() {
+	if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
+		skip "redis-server or redis-cli is not installed (make test-deps installs them)"
+	fi
+	start_bg redis-server --port "$PORT" --bind 127.0.0.1 --unixsocket "$D/redis.sock" \
+		--save '' --appendonly no --daemonize no --dir "$D"
+	wait_for -t 10 pongs || skip "redis-server did not start: $(tail -n 2 "$OUT")"
+	[ "$(cli SET k:7 value-7)" = OK ]
+}
+
 # done_or_gone NAME PID: the program said "NAME: ok", or PID is gone.
 done_or_gone() {
 	grep -qs "^$1: ok" "$OUT" || ! kill -0 "$2" 2>/dev/null
@@ -169,6 +181,54 @@ gone() {
 		CKPT_PIDS=()
 	done
 	redis_checked "$BG_PID" yes
+}
+
+# outside_unix: a client outside, by the unix socket, that says
+# "connected" once answered and then how its connection ended.
+outside_unix() {
+	exec_clean /usr/bin/python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall(b"PING\r\n")
+print("connected" if s.recv(10) == b"+PONG\r\n" else "no PONG", flush=True)
+print("closed" if s.recv(10) == b"" else "more", flush=True)' "$D/redis.sock" \
+		</dev/null >"$BATS_TEST_TMPDIR/unix.out" 2>&1 &
+	CKPT_PIDS+=("$!")
+	wait_for_line "$BATS_TEST_TMPDIR/unix.out" '^connected$'
+}
+
+# clients N: the server has N clients.
+clients() {
+	[ "$(cli INFO clients | tr -d '\r' | sed -n 's/^connected_clients://p')" = "$1" ]
+}
+
+@test "redis-server dumped alone, clients outside by TCP and by its unix socket: refused naming each; with --tcp-close --ext-unix=close restored, their connections closed, the keys there" {
+	start_bare_redis
+	local tcp
+	exec {tcp}<>"/dev/tcp/127.0.0.1/$PORT"
+	printf 'PING\r\n' >&"$tcp"
+	read -r -u "$tcp" line
+	[ "$line" = $'+PONG\r' ]
+	outside_unix
+	run --separate-stderr ckpt-dump -o "$IMG" "$BG_PID"
+	one_line 1 "pid $BG_PID: fd " ckpt-dump
+	[[ $stderr == *" is a unix socket (socket:["*"]) on $D/redis.sock whose peer is outside the dumped processes (--ext-unix=close restores it closed); not supported" ]]
+	run --separate-stderr ckpt-dump --ext-unix=close -o "$IMG" "$BG_PID"
+	one_line 1 "pid $BG_PID: fd " ckpt-dump
+	[[ $stderr == *" is a TCP connection from 127.0.0.1:$PORT to 127.0.0.1:"*", a peer outside the dumped processes (--tcp-close restores it reset, --tcp-established as it was); not supported" ]]
+	bg_dump_kill --tcp-close --ext-unix=close
+	remap_bg
+	wait_for pongs
+	[ "$(cli GET k:7)" = value-7 ]
+	# The server finds its two old connections closed and drops them.
+	wait_for clients 1
+	wait_for_line "$BATS_TEST_TMPDIR/unix.out" '^closed$'
+	run ! read -r -u "$tcp" line
+	exec {tcp}<&-
+	cli SHUTDOWN NOSAVE || true
+	reap "$BG_PID"
+	[ "$status" -eq 0 ]
 }
 
 # mc ARG...: memcached-tool (Debian's, in memcached's scripts) to the
