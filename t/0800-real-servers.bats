@@ -32,6 +32,11 @@ info() {
 	cli INFO server | tr -d '\r' | sed -n "s/^$1://p"
 }
 
+# redis_up_past S: the server's uptime is past S seconds (its clock goes on).
+redis_up_past() {
+	[ "$(info uptime_in_seconds)" -gt "$1" ]
+}
+
 # start_redis: rediswork on $D and $PORT in the background, ready; skips,
 # with its one line, where redis-server cannot start.  $UPTIME and $RUN_ID
 # are the server's then.
@@ -88,7 +93,7 @@ stopped() {
 }
 
 # redis_checked PID RESTORED: checked redis PID RESTORED; then redis-cli
-# finds the same server (run_id, uptime on), the keys of before (by TCP
+# finds the same server (run_id, uptime going on), the keys of before (by TCP
 # and by the unix socket) and the DBSIZE the program counted; stopped.
 redis_checked() {
 	checked redis "$@"
@@ -98,7 +103,7 @@ redis_checked() {
 	[ "$(cli STRLEN big:127)" = 65536 ]
 	[ "$(cli GET cnt)" = 300 ]
 	[ "$(info run_id)" = "$RUN_ID" ]
-	[ "$(info uptime_in_seconds)" -ge "$UPTIME" ]
+	wait_for -t 5 redis_up_past "$UPTIME"
 	[ "$(cli SET after restored)" = OK ]
 	[ "$(cli GET after)" = restored ]
 	stopped "$1"
@@ -253,6 +258,12 @@ mc_get() {
 	echo "${ln%$'\r'}"
 }
 
+# mc_up_past S: the server's uptime is past S seconds (its clock, which a
+# timer of its event loop updates every second, goes on).
+mc_up_past() {
+	[ "$(mc_stat uptime)" -gt "$1" ]
+}
+
 # start_mc: mcwork on $D and $PORT in the background, ready; skips, with
 # its one line, where memcached cannot start.  $UPTIME and $MCPID are the
 # server's then.
@@ -271,13 +282,13 @@ start_mc() {
 }
 
 # mc_checked PID RESTORED: checked memcached PID RESTORED; then
-# memcached-tool finds the same server (its pid, uptime on) with the
+# memcached-tool finds the same server (its pid, uptime going on) with the
 # items the program counted, every key listed; stopped.
 mc_checked() {
 	checked memcached "$@"
 	[ "$(mc_stat curr_items)" = "$(awk '/^memcached: ok/{print $4}' "$OUT")" ]
 	[ "$(mc_stat pid)" = "$MCPID" ]
-	[ "$(mc_stat uptime)" -ge "$UPTIME" ]
+	wait_for -t 5 mc_up_past "$UPTIME"
 	[ "$(mc_stat threads)" = 4 ]
 	# Keys are listed URL-encoded (%3A is :).
 	mc keys | tr -d '\r' >"$BATS_TEST_TMPDIR/keys"
