@@ -163,13 +163,14 @@ gone() {
 	done
 }
 
-# As root only: without privilege the restored tree lives in a pid
-# namespace of its own, and a dump of it from outside records the pids
-# this side of it; the next restore gives each process that pid as its own
-# (the driver's waitpid of its child's first pid fails with ECHILD).
-# bats test_tags=root
-@test "redis-server and its clients mid-work: three round trips (the restored tree dumped with --kill and restored again), then every answer checks out" {
-	start_redis
+# round_trips UP: the tree started with start_bg dumped with --kill and
+# restored three times, the restored tree dumped again once its server
+# answers (UP succeeds); left restored, its ckpt-remap in $BG_PID.  As
+# root only: without privilege the restored tree lives in a pid namespace
+# of its own, and a dump of it from outside records the pids this side of
+# it; the next restore gives each process that pid as its own (the
+# driver's waitpid of its child's first pid fails with ECHILD).
+round_trips() {
 	local root i tree
 	root=$(awk '/^ready /{print $2}' "$OUT")
 	read -ra tree <<<"$BG_PID $(descendants "$BG_PID" | tr '\n' ' ')"
@@ -178,13 +179,19 @@ gone() {
 		wait_for gone "${tree[@]}"
 		remap_bg
 		[ "$i" -eq 3 ] && break
-		wait_for pongs
+		wait_for "$1"
 		# As root, the restored tree has its pids of before.
 		read -ra tree <<<"$root $(descendants "$root" | tr '\n' ' ')"
 		ckpt-dump -t --kill -o "$IMG" "$root"
 		wait "$BG_PID" || true
 		CKPT_PIDS=()
 	done
+}
+
+# bats test_tags=root
+@test "redis-server and its clients mid-work: three round trips (the restored tree dumped with --kill and restored again), then every answer checks out" {
+	start_redis
+	round_trips pongs
 	redis_checked "$BG_PID" yes
 }
 
@@ -218,6 +225,7 @@ clients() {
 	outside_unix
 	run --separate-stderr ckpt-dump -o "$IMG" "$BG_PID"
 	one_line 1 "pid $BG_PID: fd " ckpt-dump
+	# shellcheck disable=SC2154 # bats' run sets stderr
 	[[ $stderr == *" is a unix socket (socket:["*"]) on $D/redis.sock whose peer is outside the dumped processes (--ext-unix=close restores it closed); not supported" ]]
 	run --separate-stderr ckpt-dump --ext-unix=close -o "$IMG" "$BG_PID"
 	one_line 1 "pid $BG_PID: fd " ckpt-dump
@@ -314,5 +322,17 @@ mc_checked() {
 	mc_checked "$BG_PID" no
 	again
 	remap_bg --allow-changed-files
+	mc_checked "$BG_PID" yes
+}
+
+# mc_up: the server answers memcached-tool.
+mc_up() {
+	[ -n "$(mc_stat pid 2>/dev/null)" ]
+}
+
+# bats test_tags=root
+@test "memcached and its clients mid-work: three round trips (the restored tree dumped with --kill and restored again), then every answer checks out" {
+	start_mc
+	round_trips mc_up
 	mc_checked "$BG_PID" yes
 }
