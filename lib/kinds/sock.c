@@ -179,6 +179,71 @@ static int diag_tcp_listen(int family, uint64_t ino, struct fd_diag *d)
 	return 0;
 }
 
+int fd_tcp_listen_diag(int family, uint64_t ino, struct fd_diag *d)
+{
+	return diag_tcp_listen(family, ino, d);
+}
+
+/* The one answer to an exact lookup: its inode, state, queue and how long
+ * ago it last sent data (tcp_info). */
+static int take_conn(const struct nlmsghdr *nh, uint64_t ino, struct fd_diag *d)
+{
+	const struct inet_diag_msg *m = NLMSG_DATA(nh);
+	const struct nlattr *a;
+	size_t left;
+
+	(void)ino;
+	if (nh->nlmsg_type != SOCK_DIAG_BY_FAMILY || nh->nlmsg_len < NLMSG_LENGTH(sizeof(*m)))
+		return 0;
+	d->found = 1;
+	d->state = m->idiag_state;
+	d->rqueue = m->idiag_rqueue;
+	d->wqueue = m->idiag_wqueue;
+	d->inode = m->idiag_inode;
+	left = nh->nlmsg_len - NLMSG_LENGTH(sizeof(*m));
+	a = (const void *)(m + 1);
+	while (left >= sizeof(*a) && a->nla_len >= sizeof(*a) && a->nla_len <= left) {
+		if (a->nla_type == INET_DIAG_INFO &&
+		    a->nla_len >= NLA_HDRLEN + offsetof(struct tcp_info, tcpi_last_data_sent) + 4)
+			memcpy(&d->sent_ago, (const char *)a + NLA_HDRLEN +
+						 offsetof(struct tcp_info, tcpi_last_data_sent),
+			       4);
+		if ((size_t)NLA_ALIGN(a->nla_len) >= left)
+			break;
+		left -= NLA_ALIGN(a->nla_len);
+		a = (const void *)((const char *)a + NLA_ALIGN(a->nla_len));
+	}
+	return 1;
+}
+
+int fd_tcp_diag(int family, const uint8_t src[16], uint16_t sport, const uint8_t dst[16],
+		uint16_t dport, struct fd_diag *d)
+{
+	struct {
+		struct nlmsghdr nh;
+		struct inet_diag_req_v2 r;
+	} req = {.nh = {.nlmsg_len = sizeof(req),
+			.nlmsg_type = SOCK_DIAG_BY_FAMILY,
+			.nlmsg_flags = NLM_F_REQUEST},
+		 .r = {.sdiag_family = family,
+		       .sdiag_protocol = IPPROTO_TCP,
+		       .idiag_ext = 1u << (INET_DIAG_INFO - 1),
+		       .idiag_states = -1,
+		       .id = {.idiag_sport = htons(sport),
+			      .idiag_dport = htons(dport),
+			      .idiag_cookie = {INET_DIAG_NOCOOKIE, INET_DIAG_NOCOOKIE}}}};
+
+	memcpy(req.r.id.idiag_src, src, 16);
+	memcpy(req.r.id.idiag_dst, dst, 16);
+	if (diag_ask(&req, sizeof(req), 0, d, take_conn))
+		return -1;
+	if (!d->found) {
+		errno = ENOENT;
+		return -1;
+	}
+	return 0;
+}
+
 /* ---- names ------------------------------------------------------------ */
 
 /* An address as text: 127.0.0.1:80, [::1]:80, /path, @abstract
@@ -426,8 +491,8 @@ static int inet_state(struct probe *p, uint64_t ino)
 	return 0;
 }
 
-/* Bound, unbound or listening (with its backlog); a listener with
- * connections waiting, or a socket with data queued, is refused. */
+/* Bound, unbound or listening (with its backlog); a socket with data
+ * queued is refused. */
 static int sock_state(struct probe *p, struct img_sock *k)
 {
 	const struct sockaddr_storage *sa = &p->sa;
@@ -448,15 +513,8 @@ static int sock_state(struct probe *p, struct img_sock *k)
 		/* What somaxconn left of it; a reader takes no more than
 		 * 2^20, and the kernel clamps it again at restore. */
 		k->backlog = p->d.wqueue < (1u << 20) ? p->d.wqueue : 1u << 20;
-		/* A unix listener's waiting connections are its clients'
-		 * (unixpair.c's join checks they are in the tree). */
-		if (p->d.rqueue && p->family != AF_UNIX) {
-			err_set("pid %d: fd %d is a listening %s socket on %s with %u connections "
-				"nobody accepted yet; not supported yet",
-				p->pid, p->fd, proto_name(p->family, p->protocol),
-				addr_text(sa, p->salen, a, sizeof(a)), p->d.rqueue);
-			return -1;
-		}
+		/* Its waiting connections are its clients' (the joins of
+		 * unixpair.c and tcp.c check that they are in the tree). */
 	} else if (p->type != SOCK_DGRAM &&
 		   recv(p->s, a, 1, MSG_PEEK | MSG_DONTWAIT | MSG_TRUNC) >= 0) {
 		/* A datagram socket's queue is sockq.c's. */
