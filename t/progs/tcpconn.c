@@ -33,6 +33,16 @@
  *   urgent one process: fd 4 a client that sent 1000 bytes and an urgent
  *          byte (MSG_OOB), fd 5 its accepted end, which has read neither
  *          (ckpt-dump refuses it)
+ *   backlog  fd 3 listens; four children connect in turn (fd 4 each):
+ *          the parent accepted the first two (fds 4-5, 48 KiB unread each
+ *          way) and not the last two, which wait in the listener's queue,
+ *          each having sent its whole stream (20 KiB), the last one its
+ *          end too (shutdown); after the go the parent accepts them (fds
+ *          6-7), each must be the next in the order they connected (its
+ *          bytes say which), and answers each (the last with its end
+ *          too); a fresh client after
+ *   backlogidle  fd 3 listens; three children connected in turn and wait
+ *          in its queue, having sent nothing; after the go the same
  *   keep   fd 3 connected to a server in a child, which sent 30000 bytes fd
  *          3 has not read and waits for the client's whole stream before
  *          it sends the rest (ckpt-dump --tcp-established keeps it)
@@ -437,6 +447,65 @@ static void tree(int nkids, size_t pre, size_t total, int half, int full)
 	fresh_client(l, port);
 }
 
+/* backlog, backlogidle: nacc clients accepted, nwait waiting (connected
+ * one after the other: each says so before the next starts), which sent
+ * pre bytes (their whole stream, the last its end too) before the go. */
+static void backlog(int nacc, int nwait, size_t pre)
+{
+	int port, l = at(listener(&port), 3), n = nacc + nwait;
+	size_t total = 256 << 10, wtotal = 20 << 10;
+	struct side s[8];
+	pid_t kids[8];
+	char path[4096];
+
+	for (int j = 0; j < n; j++) {
+		snprintf(path, sizeof(path), "%s/c%d", dir, j);
+		kids[j] = fork();
+		if (kids[j] < 0)
+			die("fork");
+		if (kids[j] == 0) {
+			struct side c;
+
+			close(l);
+			for (int k = 0; k < j && k < nacc; k++)
+				close(4 + k);
+			c = client_side(at(connect_to(port), 4), j, j < nacc ? total : wtotal);
+			/* The last one's connection is half-closed, then closed
+			 * both ways. */
+			if (j == n - 1 && j >= nacc)
+				c.shut_after = c.want_eof = 1;
+			send_some(&c, j < nacc ? 48 << 10 : pre);
+			close(open(path, O_WRONLY | O_CREAT, 0600));
+			wait_go();
+			pump(&c, 1);
+			_exit(failures ? 1 : 0);
+		}
+		if (j < nacc) {
+			s[j] = server_side(at(accept(l, NULL, NULL), 4 + j), j, total);
+			if (s[j].fd < 0)
+				die("accept");
+		}
+		wait_file(path);
+	}
+	for (int j = 0; j < nacc; j++)
+		send_some(&s[j], 48 << 10);
+	printf("ready %d port %d\n", getpid(), port);
+	fflush(stdout);
+	wait_go();
+	/* The waiting ones, in their order: client j's stream is its own. */
+	for (int j = nacc; j < n; j++) {
+		s[j] = server_side(at(accept(l, NULL, NULL), 4 + j), j, wtotal);
+		if (s[j].fd < 0)
+			die("accept");
+		s[j].want_eof = s[j].shut_after = j == n - 1;
+	}
+	pump(s, n);
+	for (int j = 0; j < n; j++)
+		close(s[j].fd);
+	kids_ok(kids, n);
+	fresh_client(l, port);
+}
+
 /* late: the client is the parent, the server (a listener without
  * SO_REUSEADDR, and the accepted connection) the child: a restore makes
  * the connection before the listener. */
@@ -741,6 +810,10 @@ int main(int argc, char **argv)
 		urgent();
 	else if (!strcmp(mode, "twport"))
 		twport();
+	else if (!strcmp(mode, "backlog"))
+		backlog(2, 2, 20 << 10);
+	else if (!strcmp(mode, "backlogidle"))
+		backlog(0, 3, 0);
 	else if (!strcmp(mode, "keep"))
 		keep();
 	else if (!strcmp(mode, "outside"))
