@@ -41,6 +41,8 @@ enum {
 /* fd_pipe.shut[end] of a TCP pair: its shutdown, and its SO_REUSEADDR to
  * set once every fd is made. */
 #define PAIR_REUSE 4
+/* ...and that it is made with TCP_REPAIR, in repair mode until then. */
+#define PAIR_REPAIRING 8
 /* How long the dumper waits for bytes to move on loopback, and the
  * restore for a connection to be made. */
 #define SETTLE_MS 5000
@@ -656,6 +658,33 @@ static int repair_peek(int s, unsigned char **rq, uint32_t *rl, unsigned char **
 	return 0;
 }
 
+/* The TCP state of s, in repair mode: sequence numbers, options, window
+ * (not the queues). */
+static int read_repair(int s, struct img_tcp_repair *r)
+{
+	struct tcp_repair_window win;
+	struct tcp_info ti = {0};
+	socklen_t sl = sizeof(ti);
+
+	if (queue_seq(s, TCP_SEND_QUEUE, &r->snd_seq) ||
+	    queue_seq(s, TCP_RECV_QUEUE, &r->rcv_seq) ||
+	    getsockopt(s, IPPROTO_TCP, TCP_INFO, &ti, &sl) ||
+	    (sl = sizeof(r->mss), getsockopt(s, IPPROTO_TCP, TCP_MAXSEG, &r->mss, &sl)) ||
+	    (sl = sizeof(r->timestamp),
+	     getsockopt(s, IPPROTO_TCP, TCP_TIMESTAMP, &r->timestamp, &sl)) ||
+	    (sl = sizeof(win), getsockopt(s, IPPROTO_TCP, TCP_REPAIR_WINDOW, &win, &sl)))
+		return -1;
+	r->tcpi_options = ti.tcpi_options & (TCPI_OPT_TIMESTAMPS | TCPI_OPT_SACK | TCPI_OPT_WSCALE);
+	r->snd_wscale = ti.tcpi_snd_wscale;
+	r->rcv_wscale = ti.tcpi_rcv_wscale;
+	r->snd_wl1 = win.snd_wl1;
+	r->snd_wnd = win.snd_wnd;
+	r->max_window = win.max_window;
+	r->rcv_wnd = win.rcv_wnd;
+	r->rcv_wup = win.rcv_wup;
+	return 0;
+}
+
 /* Fd i, connected to a peer outside: its sequence numbers, options,
  * window and both queues, read in repair mode (CAP_NET_ADMIN).  With
  * --kill the socket stays in repair mode, so that the kill closes it
@@ -664,9 +693,6 @@ static int repair_capture(const struct fd_all *a, size_t i, struct img_tcp *t)
 {
 	struct fd_entry *f = a->f[i];
 	struct img_tcp_repair r = {0};
-	struct tcp_repair_window win;
-	struct tcp_info ti = {0};
-	socklen_t sl;
 	unsigned char *rq = NULL, *sq = NULL, *x;
 	uint32_t rl = 0, ql = 0;
 	int s, on = 0, rc = -1;
@@ -689,27 +715,13 @@ static int repair_capture(const struct fd_all *a, size_t i, struct img_tcp *t)
 		goto out;
 	}
 	on = 1;
-	sl = sizeof(ti);
-	if (queue_seq(s, TCP_SEND_QUEUE, &r.snd_seq) || queue_seq(s, TCP_RECV_QUEUE, &r.rcv_seq) ||
-	    getsockopt(s, IPPROTO_TCP, TCP_INFO, &ti, &sl) ||
-	    (sl = sizeof(r.mss), getsockopt(s, IPPROTO_TCP, TCP_MAXSEG, &r.mss, &sl)) ||
-	    (sl = sizeof(r.timestamp),
-	     getsockopt(s, IPPROTO_TCP, TCP_TIMESTAMP, &r.timestamp, &sl)) ||
-	    (sl = sizeof(win), getsockopt(s, IPPROTO_TCP, TCP_REPAIR_WINDOW, &win, &sl)) ||
-	    repair_peek(s, &rq, &rl, &sq, &ql) || repair_queue(s, TCP_NO_QUEUE)) {
+	if (read_repair(s, &r) || repair_peek(s, &rq, &rl, &sq, &ql) ||
+	    repair_queue(s, TCP_NO_QUEUE)) {
 		err_sys("pid %d: fd %d: cannot read the state of its TCP connection from %s in "
 			"repair mode",
 			a->pid[i], f->d.fd, conn);
 		goto out;
 	}
-	r.tcpi_options = ti.tcpi_options & (TCPI_OPT_TIMESTAMPS | TCPI_OPT_SACK | TCPI_OPT_WSCALE);
-	r.snd_wscale = ti.tcpi_snd_wscale;
-	r.rcv_wscale = ti.tcpi_rcv_wscale;
-	r.snd_wl1 = win.snd_wl1;
-	r.snd_wnd = win.snd_wnd;
-	r.max_window = win.max_window;
-	r.rcv_wnd = win.rcv_wnd;
-	r.rcv_wup = win.rcv_wup;
 	r.sendq_len = ql;
 	t->flags |= IMG_TCP_REPAIR;
 	t->data_len = rl;
@@ -732,6 +744,77 @@ out:
 	free(sq);
 	close(s);
 	return rc;
+}
+
+/* ---- both ends in the tree, with their sequence numbers --------------- */
+
+/* Fd i's state read in repair mode into *r, where the kernel lets us
+ * (CAP_NET_ADMIN in its net namespace: root, or the owner of a user
+ * namespace it belongs to), and the socket left as it was; 0 if not. */
+static int try_repair(const struct fd_all *a, size_t i, struct img_tcp_repair *r)
+{
+	int s = fd_getfd(a->pid[i], a->f[i]->d.fd), ok;
+
+	if (s < 0)
+		return 0;
+	ok = !setsockopt(s, IPPROTO_TCP, TCP_REPAIR, &(int){TCP_REPAIR_ON}, sizeof(int));
+	if (ok) {
+		ok = !read_repair(s, r) && !repair_queue(s, TCP_NO_QUEUE);
+		setsockopt(s, IPPROTO_TCP, TCP_REPAIR, &(int){TCP_REPAIR_OFF_NO_WP}, sizeof(int));
+	}
+	close(s);
+	return ok;
+}
+
+/* Before any byte is drained: each established connection whose two ends
+ * can be read in repair mode gets their sequence numbers (rep[i], ok[i]
+ * for the first fd of each end), so that the restore can make it as it
+ * was where it may use TCP_REPAIR too. */
+static void pair_states(const struct fd_all *a, struct img_tcp_repair *rep, char *ok)
+{
+	for (size_t i = 0; i < a->n; i++) {
+		struct img_tcp t, u;
+		size_t k;
+
+		if (a->f[i]->d.kind != IMG_FD_TCP || first_of(a, i) != i)
+			continue;
+		get_tcp(a->f[i], &t);
+		if ((t.flags & IMG_TCP_PENDING) || (k = find_peer(a, i, &t)) == a->n || k < i)
+			continue;
+		get_tcp(a->f[k], &u);
+		if (t.state != ST_ESTABLISHED || u.state != ST_ESTABLISHED || t.shutdown ||
+		    u.shutdown || !try_repair(a, i, &rep[i]) || !try_repair(a, k, &rep[k]))
+			continue;
+		ok[i] = ok[k] = 1;
+	}
+}
+
+/* Once the bytes are taken: fd i's record carries its repair state too.
+ * What it receives (data_len) is everything its peer sent that it has
+ * not read: its receive queue then ends where the peer's send queue did
+ * (rcv_seq), and its own send queue is empty (its bytes are its peer's). */
+static int pair_repaired(struct fd_all *a, size_t i, const struct img_tcp_repair *peer,
+			 struct img_tcp_repair r)
+{
+	struct fd_entry *f = a->f[i];
+	struct img_tcp t;
+	unsigned char *x;
+
+	get_tcp(f, &t);
+	r.rcv_seq = peer->snd_seq;
+	r.sendq_len = 0;
+	t.flags |= IMG_TCP_REPAIR | IMG_TCP_PAIRED;
+	if (!(x = malloc(sizeof(t) + sizeof(r) + (size_t)t.data_len))) {
+		err_set("out of memory");
+		return -1;
+	}
+	memcpy(x, &t, sizeof(t));
+	memcpy(x + sizeof(t), &r, sizeof(r));
+	memcpy(x + sizeof(t) + sizeof(r), f->extra + sizeof(t), t.data_len);
+	free(f->extra);
+	f->extra = x;
+	f->d.extra_len = sizeof(t) + sizeof(r) + t.data_len;
+	return 0;
 }
 
 /* ---- connections waiting in a listener's queue ---------------------- */
@@ -781,13 +864,14 @@ static size_t tree_listener(const struct fd_all *a, const struct img_tcp *t)
  * no file yet (sock_diag says inode 0) and is established (or has the
  * client's FIN).  *held: the bytes the client sent that it holds, *age
  * how long ago it was made (ms; it sends nothing before an accept). */
-static int waiting(const struct fd_all *a, const struct img_tcp *t, uint32_t *held, uint32_t *age)
+static int waiting(const struct fd_all *a, size_t i, const struct img_tcp *t, uint32_t *held,
+		   uint32_t *age)
 {
 	struct fd_diag d;
 
 	if (tree_listener(a, t) == a->n ||
-	    fd_tcp_diag(t->family, t->paddr, t->pport, t->laddr, t->lport, &d) || d.inode ||
-	    (d.state != ST_ESTABLISHED && d.state != ST_CLOSE_WAIT))
+	    fd_tcp_diag(a->pid[i], t->family, t->paddr, t->pport, t->laddr, t->lport, &d) ||
+	    d.inode || (d.state != ST_ESTABLISHED && d.state != ST_CLOSE_WAIT))
 		return 0;
 	/* The client's FIN counts one in the queue. */
 	*held = d.rqueue - (d.state == ST_CLOSE_WAIT && d.rqueue);
@@ -893,7 +977,7 @@ static int place_waiting(struct fd_all *a, size_t l, uint32_t *wait, const uint3
 	tcp_listener(a->f[l], &k, &sa);
 	for (size_t i = 0; i < a->n; i++)
 		n += wait[i] == l + 1;
-	if (fd_tcp_listen_diag(k.family, a->f[l]->d.ino, &d)) {
+	if (fd_tcp_listen_diag(a->pid[l], k.family, a->f[l]->d.ino, &d)) {
 		err_sys("pid %d: fd %d: cannot query its listening TCP socket with sock_diag",
 			a->pid[l], a->f[l]->d.fd);
 		return -1;
@@ -949,7 +1033,7 @@ static int join_waiting(struct fd_all *a)
 		if (a->f[i]->d.kind != IMG_FD_TCP || first_of(a, i) != i)
 			continue;
 		get_tcp(a->f[i], &t);
-		if (find_peer(a, i, &t) < a->n || !waiting(a, &t, &held[i], &age[i]))
+		if (find_peer(a, i, &t) < a->n || !waiting(a, i, &t, &held[i], &age[i]))
 			continue;
 		wait[i] = tree_listener(a, &t) + 1;
 		t.flags |= IMG_TCP_PENDING;
@@ -988,8 +1072,19 @@ out:
  * connection waits in a listener's queue is join_waiting's. */
 static int join_tcp(struct fd_all *a)
 {
+	struct img_tcp_repair *rep;
+	char *ok;
+	int rc = -1;
+
 	if (join_waiting(a))
 		return -1;
+	rep = calloc(a->n + 1, sizeof(*rep));
+	ok = calloc(a->n + 1, 1);
+	if (!rep || !ok) {
+		err_set("out of memory");
+		goto out;
+	}
+	pair_states(a, rep, ok);
 	for (size_t i = 0; i < a->n; i++) {
 		struct fd_entry *f = a->f[i];
 		struct img_tcp t, u;
@@ -1005,7 +1100,7 @@ static int join_tcp(struct fd_all *a)
 			if (a->opts & FD_OPT_TCP_ESTABLISHED) {
 				t.id = f->d.ino;
 				if (repair_capture(a, i, &t))
-					return -1;
+					goto out;
 				continue;
 			}
 			if (!(a->opts & FD_OPT_TCP_CLOSE)) {
@@ -1013,7 +1108,7 @@ static int join_tcp(struct fd_all *a)
 					"the dumped processes (--tcp-close restores it reset, "
 					"--tcp-established as it was); not supported",
 					a->pid[i], f->d.fd, conn_text(&t, conn, sizeof(conn)));
-				return -1;
+				goto out;
 			}
 			t.flags |= IMG_TCP_RESET;
 			t.id = f->d.ino;
@@ -1028,7 +1123,16 @@ static int join_tcp(struct fd_all *a)
 		t.end = f->d.ino > a->f[k]->d.ino;
 		put_tcp(f, &t);
 		if (take_flow(a, i, k, &t))
-			return -1;
+			goto out;
+	}
+	for (size_t i = 0; i < a->n; i++) {
+		struct img_tcp t;
+
+		if (ok[i]) {
+			get_tcp(a->f[i], &t);
+			if (pair_repaired(a, i, &rep[find_peer(a, i, &t)], rep[i]))
+				goto out;
+		}
 	}
 	/* The other fds of a socket are made as duplicates of its first
 	 * (same desc), which carries the queue and the repair state. */
@@ -1044,13 +1148,17 @@ static int join_tcp(struct fd_all *a)
 		t.id = u.id;
 		t.end = u.end;
 		t.pfamily = u.pfamily;
-		t.flags = u.flags & ~IMG_TCP_REPAIR;
+		t.flags = u.flags & ~(IMG_TCP_REPAIR | IMG_TCP_PAIRED);
 		t.shutdown = u.shutdown;
 		t.data_len = 0;
 		put_tcp(f, &t);
 		fd_drop_data(f, sizeof(t));
 	}
-	return 0;
+	rc = 0;
+out:
+	free(rep);
+	free(ok);
+	return rc;
 }
 
 static int check_tcp(const unsigned char *x, uint32_t n)
@@ -1067,6 +1175,9 @@ static int check_tcp(const unsigned char *x, uint32_t n)
 		if (n < sizeof(t) + sizeof(r) || (t.flags & IMG_TCP_RESET))
 			return -1;
 		memcpy(&r, x + sizeof(t), sizeof(r));
+		/* Both ends in the tree: its peer holds what it sent. */
+		if ((t.flags & IMG_TCP_PAIRED) && (r.sendq_len || t.shutdown))
+			return -1;
 		if (r.snd_wscale > 14 || r.rcv_wscale > 14 || r.pad ||
 		    (r.tcpi_options & ~(TCPI_OPT_TIMESTAMPS | TCPI_OPT_SACK | TCPI_OPT_WSCALE)) ||
 		    t.state != ST_ESTABLISHED)
@@ -1083,6 +1194,8 @@ static int check_tcp(const unsigned char *x, uint32_t n)
 	    (t.end > 1 && !(t.flags & IMG_TCP_PENDING)) || !t.lport || !t.pport ||
 	    t.keepidle > 32767 || t.keepintvl > 32767 || t.keepcnt > 127 ||
 	    ((t.flags & IMG_TCP_RESET) && t.data_len))
+		return -1;
+	if ((t.flags & IMG_TCP_PAIRED) && !(t.flags & IMG_TCP_REPAIR))
 		return -1;
 	/* A waiting client: nobody had its peer to send or close it. */
 	if ((t.flags & IMG_TCP_PENDING) &&
@@ -1454,8 +1567,10 @@ static void put_opts(int s, const struct img_tcp *t)
  * which needs CAP_NET_ADMIN): its sequence numbers, bound and "connected"
  * without a packet, its options and both queues, then its window; out of
  * repair mode it probes the peer's window, which answers. */
-static int make_repaired(const struct fd_entry *f, const struct img_tcp *t)
+static int make_repaired(const struct fd_entry *f, const struct img_tcp *t, struct fd_pipes *pipes)
 {
+	int paired = !!(t->flags & IMG_TCP_PAIRED);
+	struct fd_pipe *fp;
 	struct img_tcp_repair r;
 	struct tcp_repair_opt o[4];
 	struct tcp_repair_window win;
@@ -1479,7 +1594,8 @@ static int make_repaired(const struct fd_entry *f, const struct img_tcp *t)
 			f->d.fd, conn);
 		goto fail;
 	}
-	set_int(s, SOL_SOCKET, SO_REUSEADDR, 1);
+	/* In repair mode it binds whatever holds the port (SK_FORCE_REUSE):
+	 * the listener it was accepted from, made before it. */
 	if (t->family == AF_INET6)
 		set_int(s, IPPROTO_IPV6, IPV6_V6ONLY, !!(t->opts & IMG_SOCKOPT_V6ONLY));
 	if (repair_queue(s, TCP_SEND_QUEUE) ||
@@ -1516,12 +1632,29 @@ static int make_repaired(const struct fd_entry *f, const struct img_tcp *t)
 	    (r.sendq_len && (repair_queue(s, TCP_SEND_QUEUE) || send_all(s, sq, r.sendq_len))) ||
 	    setsockopt(s, IPPROTO_TCP, TCP_REPAIR_WINDOW, &win, sizeof(win)) ||
 	    repair_queue(s, TCP_NO_QUEUE) ||
-	    setsockopt(s, IPPROTO_TCP, TCP_REPAIR, &(int){TCP_REPAIR_OFF}, sizeof(int))) {
+	    (!paired &&
+	     setsockopt(s, IPPROTO_TCP, TCP_REPAIR, &(int){TCP_REPAIR_OFF}, sizeof(int)))) {
 		err_sys("fd %d: TCP connection from %s: cannot put its state back", f->d.fd, conn);
 		goto fail;
 	}
 	put_opts(s, t);
-	set_int(s, SOL_SOCKET, SO_REUSEADDR, !!(t->opts & IMG_SOCKOPT_REUSEADDR));
+	/* Both ends in the tree: in repair mode, SO_REUSEADDR on, until every
+	 * fd is made (fd_tcp_done), as a packet to an end not made yet would
+	 * be answered by a reset. */
+	set_int(s, SOL_SOCKET, SO_REUSEADDR, paired || (t->opts & IMG_SOCKOPT_REUSEADDR));
+	if (paired) {
+		if (!(fp = fd_find_pair(pipes, IMG_FD_TCP, t->id))) {
+			if (!(fp = fd_new_pair(pipes, IMG_FD_TCP, t->id)))
+				goto fail;
+			pipes->n++;
+		}
+		if ((fp->end[t->end] = fcntl(s, F_DUPFD_CLOEXEC, 0)) < 0) {
+			err_sys("fd %d: cannot duplicate a TCP socket", f->d.fd);
+			goto fail;
+		}
+		fp->shut[t->end] =
+		    PAIR_REPAIRING | ((t->opts & IMG_SOCKOPT_REUSEADDR) ? PAIR_REUSE : 0);
+	}
 	if (f->d.flags & O_NONBLOCK)
 		fcntl(s, F_SETFL, O_NONBLOCK);
 	return s;
@@ -1567,7 +1700,7 @@ static int wait_queued(int s, const struct img_tcp *t)
 		errno = e ? e : ETIMEDOUT;
 		return -1;
 	}
-	while (fd_tcp_diag(t->family, t->paddr, t->pport, t->laddr, t->lport, &d) ||
+	while (fd_tcp_diag(0, t->family, t->paddr, t->pport, t->laddr, t->lport, &d) ||
 	       d.state != ST_ESTABLISHED) {
 		if (now_ms() > end) {
 			errno = ETIMEDOUT;
@@ -1654,6 +1787,18 @@ static int connect_all_waiting(struct fd_pipes *pipes)
 	return rc;
 }
 
+/* Whether this process may use TCP_REPAIR (CAP_NET_ADMIN in its net
+ * namespace). */
+static int may_repair(int family)
+{
+	int s = socket(family, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP), ok;
+
+	ok = s >= 0 && !setsockopt(s, IPPROTO_TCP, TCP_REPAIR, &(int){TCP_REPAIR_ON}, sizeof(int));
+	if (s >= 0)
+		close(s);
+	return ok;
+}
+
 /* One end of a connection.  The pair is made at the first fd of either
  * end; each end's bytes go in through the other end, and the shutdowns
  * are done once both ends' bytes are in, as a shut end could not send. */
@@ -1661,14 +1806,20 @@ static int make_tcp(const struct fd_entry *f, struct fd_pipes *pipes)
 {
 	struct img_tcp t;
 	struct fd_pipe *fp;
+	const unsigned char *data = f->extra + sizeof(t);
 
 	get_tcp(f, &t);
 	if (t.flags & IMG_TCP_PENDING)
 		return make_waiting(f, &t, pipes);
 	if (t.flags & IMG_TCP_RESET)
 		return make_reset(f, &t);
-	if (t.flags & IMG_TCP_REPAIR)
-		return make_repaired(f, &t);
+	/* Both ends with their sequence numbers, where we may use TCP_REPAIR
+	 * too; else a pair made again, which the bytes after them fill. */
+	if (t.flags & IMG_TCP_REPAIR) {
+		if (!(t.flags & IMG_TCP_PAIRED) || may_repair(t.family))
+			return make_repaired(f, &t, pipes);
+		data += sizeof(struct img_tcp_repair);
+	}
 	if (!(fp = fd_find_pair(pipes, IMG_FD_TCP, t.id))) {
 		if (!(fp = fd_new_pair(pipes, IMG_FD_TCP, t.id)) || make_pair(f, &t, fp->end))
 			return -1;
@@ -1679,7 +1830,7 @@ static int make_tcp(const struct fd_entry *f, struct fd_pipes *pipes)
 
 		if (t.data_len > (64u << 10))
 			make_room(peer, s, t.data_len);
-		if (send_all(peer, f->extra + sizeof(t), t.data_len)) {
+		if (send_all(peer, data, t.data_len)) {
 			err_sys("fd %d: cannot put %u queued bytes back in its TCP connection",
 				f->d.fd, t.data_len);
 			return -1;
@@ -1708,6 +1859,16 @@ int fd_tcp_done(struct fd_pipes *pipes)
 {
 	if (connect_all_waiting(pipes))
 		return -1;
+	/* Both ends made: out of repair mode, without a window probe (what
+	 * each sent is in the other's receive queue). */
+	for (size_t i = 0; i < pipes->n; i++)
+		for (int e = 0; e < 2 && pipes->p[i].kind == IMG_FD_TCP; e++)
+			if ((pipes->p[i].shut[e] & PAIR_REPAIRING) &&
+			    setsockopt(pipes->p[i].end[e], IPPROTO_TCP, TCP_REPAIR,
+				       &(int){TCP_REPAIR_OFF_NO_WP}, sizeof(int))) {
+				err_sys("cannot take a TCP connection out of repair mode");
+				return -1;
+			}
 	for (size_t i = 0; i < pipes->n; i++)
 		for (int e = 0; e < 2 && pipes->p[i].kind == IMG_FD_TCP; e++)
 			set_int(pipes->p[i].end[e], SOL_SOCKET, SO_REUSEADDR,
@@ -1738,15 +1899,17 @@ static void show_tcp(FILE *out, const struct fd_entry *f, int json)
 	fd_put_num(out, json, "shutdown", t.shutdown);
 	if (t.flags & IMG_TCP_PENDING)
 		fd_put_num(out, json, "pending", t.end);
+	if (!(t.flags & (IMG_TCP_RESET | IMG_TCP_PENDING)) &&
+	    (!(t.flags & IMG_TCP_REPAIR) || (t.flags & IMG_TCP_PAIRED))) {
+		fd_put_num(out, json, "pair", t.id);
+		fd_put_num(out, json, "end", t.end);
+	}
 	if (t.flags & IMG_TCP_REPAIR) {
 		struct img_tcp_repair r;
 
 		memcpy(&r, f->extra + sizeof(t), sizeof(r));
 		fprintf(out, json ? ",\"repair\":true" : " repair");
 		fd_put_num(out, json, "unacked", r.sendq_len);
-	} else if (!(t.flags & (IMG_TCP_RESET | IMG_TCP_PENDING))) {
-		fd_put_num(out, json, "pair", t.id);
-		fd_put_num(out, json, "end", t.end);
 	}
 }
 
