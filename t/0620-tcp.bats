@@ -43,9 +43,23 @@ killed_and_restored() {
 	killed_and_restored twport
 }
 
-@test "one process holding both ends of two connections: dump --kill and restore" {
+@test "one process holding both ends of two connections: dump --kill and restore (as root with their sequence numbers, TCP_REPAIR)" {
 	start one
 	killed_and_restored one
+	if [ "$(id -u)" -eq 0 ]; then
+		grep -q '^ready .* seqs$' "$OUT"
+		ckpt-inspect "$IMG" | grep -q ' tcp .* shutdown 0 pair [0-9]* end 0 repair unacked 0 '
+	fi
+}
+
+@test "in a user and net namespace of its own, without privilege: both ends of each connection come back with their sequence numbers (TCP_REPAIR in the new namespace)" {
+	unshare -Urn true 2>/dev/null || skip "no unprivileged user namespaces here"
+	start_bg unshare -Urn tcpconn ownnet "$D"
+	wait_for_line "$OUT" '^ready '
+	grep -q '^ready .* seqs$' "$OUT"
+	bg_dump_kill
+	ckpt-inspect "$IMG" | grep -q ' tcp .* shutdown 0 pair [0-9]* end 1 repair unacked 0 '
+	bg_restored "tcpconn ownnet: ok"
 }
 
 @test "IPv6 on ::1: a server and three clients come back with every byte" {
