@@ -554,13 +554,12 @@ static int is_image_file(const char *path)
 	return ok;
 }
 
-/* The ring of an AIO context or an io_uring instance: what the kernel
- * keeps behind it (the context, requests in flight) is not in its pages.
- * Refused here, with the regions, before any fd is captured. */
+/* The ring of an io_uring instance: what the kernel keeps behind it (the
+ * instance, its cached heads, requests in flight) is not in its pages.
+ * Refused here, with the regions, before any fd is captured.  (An AIO
+ * context's ring is kept: aio_region.) */
 static const char *kernel_ring(const struct proc_map *m)
 {
-	if (!strncmp(m->path, "/[aio]", 6))
-		return "the ring of an AIO context (io_setup)";
 	if (!strcmp(m->path, "anon_inode:[io_uring]"))
 		return "the ring of an io_uring instance";
 	return NULL;
@@ -633,6 +632,39 @@ static int file_region_kind(pid_t pid, const struct proc_map *m, struct region *
 	return 0;
 }
 
+/* The ring of an AIO context (io_setup): the context's id is its address.
+ * Its header (struct aio_ring: id, nr, head, tail, magic, compat and
+ * incompat features, header length) gives head and tail; the events not
+ * yet reaped are in its pages, which the image holds.  Requests in flight
+ * show nowhere (ckpt(7), AIO contexts). */
+static int aio_region(pid_t pid, const struct proc_map *m, struct region *r)
+{
+	uint32_t h[8];
+	struct iovec l = {h, sizeof(h)};
+	struct iovec rv = {(void *)m->start, sizeof(h)};
+	uint64_t nr = (m->end - m->start) / 32 - 1;
+
+	if (process_vm_readv(pid, &l, 1, &rv, 1, 0) != (ssize_t)sizeof(h)) {
+		err_sys("pid %d: region %#llx-%#llx (/[aio]): cannot read the AIO ring's header",
+			pid, (unsigned long long)m->start, (unsigned long long)m->end);
+		return -1;
+	}
+	if (h[4] != 0xa10a10a1u || h[6] || h[7] != 32 || h[1] != nr || h[3] >= nr) {
+		err_set("pid %d: region %#llx-%#llx (/[aio]) is the ring of an AIO context whose "
+			"header is not the kernel's (magic %#x nr %u tail %u); not supported",
+			pid, (unsigned long long)m->start, (unsigned long long)m->end, h[4], h[1],
+			h[3]);
+		return -1;
+	}
+	r->d.kind = IMG_RGN_AIO;
+	r->d.flags &= ~(IMG_RGN_SHARED | IMG_RGN_MAYWRITE);
+	r->d.fsize = nr;
+	r->d.dev = h[2] % nr; /* the program may write head; the kernel takes it so */
+	r->d.ino = h[3];
+	r->all_pages = 1;
+	return 0;
+}
+
 /* A region's kind, from the name smaps gives its mapping. */
 static int region_kind(pid_t pid, const struct proc_map *m, struct region *r)
 {
@@ -643,6 +675,8 @@ static int region_kind(pid_t pid, const struct proc_map *m, struct region *r)
 		d->kind = IMG_RGN_ANON;
 		return 0;
 	}
+	if (m->shared && !strcmp(m->path, "/[aio]"))
+		return aio_region(pid, m, r);
 	if (m->path[0] == '/')
 		return file_region_kind(pid, m, r);
 	if (!strcmp(m->path, "[heap]")) {
