@@ -1689,6 +1689,31 @@ static int write_all_pages(const struct capture *c, struct img_writer *w, const 
 	return 0;
 }
 
+/* Each AIO ring's tail as it was when its header was read, before the
+ * memory: a request that completed since was in flight at the checkpoint,
+ * which the kernel shows nowhere else (ckpt(7), AIO contexts). */
+static int aio_settled(const struct capture *c, const struct dump_opts *o)
+{
+	for (size_t k = 0; k < c->n && !o->cow; k++)
+		for (size_t i = 0; i < c->ims[k].nregions; i++) {
+			const struct img_region *d = &c->ims[k].regions[i].d;
+			uint32_t tail = 0;
+			struct iovec l = {&tail, 4}, r = {(void *)(d->start + 12), 4};
+
+			if (d->kind != IMG_RGN_AIO || c->p[k].zombie)
+				continue;
+			if (process_vm_readv(c->p[k].pid, &l, 1, &r, 1, 0) == 4 && tail == d->ino)
+				continue;
+			err_set("pid %d: region %#llx-%#llx (/[aio]) is the ring of an AIO context "
+				"a request of which completed during the checkpoint (tail %u, was "
+				"%llu): requests in flight are not supported",
+				c->p[k].pid, (unsigned long long)d->start,
+				(unsigned long long)d->end, tail, (unsigned long long)d->ino);
+			return -1;
+		}
+	return 0;
+}
+
 /* The one sequence of a dump, for a process or a tree.  Releases no
  * process (but --cow's, as its snapshot is taken): on failure the caller
  * does. */
@@ -1700,7 +1725,7 @@ static int write_image(struct tree_proc *p, size_t n, int out, const struct dump
 	int rc = -1;
 
 	if (capture_all(&c, o) == 0 && write_meta(&c, &w) == 0 && write_all_pages(&c, &w, o) == 0 &&
-	    (!o->incr || incr_dump_end(o->incr, &w, p[0].pid) == 0))
+	    aio_settled(&c, o) == 0 && (!o->incr || incr_dump_end(o->incr, &w, p[0].pid) == 0))
 		rc = img_write_end(&w);
 	capture_free(&c);
 	return rc;
