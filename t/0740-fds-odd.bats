@@ -126,6 +126,16 @@ refused() {
 	grep -qx "fdodd aio: ok" "$OUT"
 }
 
+@test "an AIO context with --cow: the ring is written before the program runs on and reaps from it" {
+	started aio
+	ckpt-dump --cow -o "$IMG" "$BG_PID"
+	finish_bg
+	grep -qx "fdodd aio: ok" "$OUT"
+	# Its output file grew since: the restored program exits 0 only if
+	# its checks pass.
+	bg_restored "fdodd aio: ok" --allow-changed-files
+}
+
 # aio_field IMG FIELD VALUE: IMG's AIO region with its u64 at FIELD (40
 # nr, 24 head, 32 tail) set to VALUE, the record's CRC-32C made again.
 aio_field() {

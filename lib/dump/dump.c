@@ -1139,10 +1139,11 @@ static int write_region(struct pagewriter *pw, const struct region *r)
 enum { PAGES_ALL, PAGES_UNFORKED, PAGES_FORKED };
 
 /* Regions a fork does not copy as they are: MADV_DONTFORK ones are not in
- * the child, MADV_WIPEONFORK ones are zero there. */
+ * the child, MADV_WIPEONFORK ones are zero there; an AIO ring is shared,
+ * and the program, once let go, reaps from it and the kernel writes it. */
 static int unforked(const struct region *r)
 {
-	return r->d.flags & (IMG_RGN_DONTFORK | IMG_RGN_WIPEONFORK);
+	return (r->d.flags & (IMG_RGN_DONTFORK | IMG_RGN_WIPEONFORK)) || r->d.kind == IMG_RGN_AIO;
 }
 
 static int write_pages(pid_t pid, struct img_writer *w, const struct image *im,
