@@ -38,7 +38,9 @@
  *                      (the context's id) with the same head and tail, the
  *                      6 completions reaped (data, iocb, result, the bytes
  *                      read), none more; then 660 more reads through it,
- *                      around its ring several times, and io_destroy.
+ *                      around its ring several times, and io_destroy.  A
+ *                      second context, idle, made after it: after, it
+ *                      answers and reads too.
  *   fdodd uring DIR    an io_uring instance (io_uring_setup) at fd 3, its
  *                      submission ring mapped, idle; after: the fd and the
  *                      ring are still there (the ring's head reads 0).
@@ -434,7 +436,7 @@ static void aio_check(struct io_event *ev, long n, const char *when)
 
 static int do_aio(void)
 {
-	unsigned long ctx = 0;
+	unsigned long ctx = 0, ctx2 = 0;
 	struct timespec zero = {0, 0}, sec = {1, 0};
 	struct io_event ev[AIO_N];
 	volatile struct aio_ring_hdr *ring;
@@ -445,7 +447,9 @@ static int do_aio(void)
 	at(3, open(in_dir("aiofile"), O_RDWR | O_CREAT | O_TRUNC, 0600));
 	for (int i = 0; i < AIO_N; i++)
 		dprintf(3, "%08d", i);
-	if (syscall(SYS_io_setup, 8, &ctx))
+	/* A second context, idle, made after the first: below it, and with
+	 * the other index in the kernel's table. */
+	if (syscall(SYS_io_setup, 8, &ctx) || syscall(SYS_io_setup, 200, &ctx2))
 		die("io_setup");
 	ring = (volatile struct aio_ring_hdr *)ctx;
 	/* Reads complete as they are submitted (buffered).  First as many
@@ -500,7 +504,14 @@ static int do_aio(void)
 		}
 		aio_check(ev, n, "after");
 	}
-	if (syscall(SYS_io_destroy, ctx))
+	n = syscall(SYS_io_getevents, ctx2, 0, AIO_N, ev, &zero);
+	if (n != 0)
+		fail("io_getevents on the second context: %ld %s", n, n < 0 ? strerror(errno) : "");
+	else if (aio_read(ctx2, fd, 0) != 1 || syscall(SYS_io_getevents, ctx2, 1, 1, ev, &sec) != 1)
+		fail("a read through the second context: %s", strerror(errno));
+	else
+		aio_check(ev, 1, "second");
+	if (syscall(SYS_io_destroy, ctx) || syscall(SYS_io_destroy, ctx2))
 		fail("io_destroy: %s", strerror(errno));
 	return 0;
 }

@@ -885,6 +885,9 @@ static void advise(struct rst_args *a, const struct rst_map *m, uint32_t flag, i
 #define NR_io_submit 209
 #define NR_io_getevents 208
 #define NR_eventfd2 290
+#define NR_sched_setaffinity 203
+#define NR_sched_getaffinity 204
+#define NR_getcpu 309
 #define IOCB_CMD_POLL 5
 #define AIO_BATCH 32
 
@@ -940,8 +943,20 @@ static void aio_complete_n(struct rst_args *a, uint64_t ctx, int efd, uint32_t n
  * fill puts the checkpoint's events in their slots). */
 static void make_aio_rings(struct rst_args *a)
 {
-	const struct rst_map *m = (const struct rst_map *)a->maps;
+	struct rst_map *m = (struct rst_map *)a->maps;
+	uint64_t mask[16], one[16] = {0};
+	uint32_t cpu = 0;
+	long got = 0;
 
+	/* On one CPU meanwhile: a request slot is taken from a per-CPU
+	 * stash, and slots stranded in other CPUs' stashes could leave too
+	 * few for the completions to keep. */
+	for (uint64_t i = 0; i < a->nmaps && !got; i++)
+		if (m[i].aio_nr && (got = sys3(NR_sched_getaffinity, 0, sizeof(mask), mask)) > 0 &&
+		    !sys3(NR_getcpu, &cpu, 0, 0) && cpu < 1024) {
+			one[cpu / 64] = 1ull << (cpu % 64);
+			sys3(NR_sched_setaffinity, 0, sizeof(one), one);
+		}
 	for (uint64_t i = 0; i < a->nmaps; i++) {
 		uint64_t ctx = 0, len = m[i].end - m[i].start;
 		uint32_t nr = m[i].aio_nr;
@@ -955,6 +970,7 @@ static void make_aio_rings(struct rst_args *a)
 		r = sys5(NR_mremap, ctx, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, m[i].start);
 		if (r != (long)m[i].start)
 			fail(a, "cannot move the new AIO ring to", m[i].start, r);
+		m[i].aio_id = *(volatile uint32_t *)m[i].start;
 		efd = sys2(NR_eventfd2, 1, 0);
 		if (efd < 0)
 			fail(a, "cannot make an eventfd for the AIO ring at", m[i].start, efd);
@@ -963,10 +979,14 @@ static void make_aio_rings(struct rst_args *a)
 			       0);
 		sys1(NR_close, efd);
 	}
+	if (got > 0)
+		sys3(NR_sched_setaffinity, 0, got, mask);
 }
 
-/* After the fill: head and tail as the kernel has them now (the page data
- * may have been read after a late completion moved the tail). */
+/* After the fill: the id (the kernel finds the context by it: its index
+ * in the process's table, not the old one), head and tail as the kernel
+ * has them now (the page data may have been read after a late completion
+ * moved the tail). */
 static void aio_positions(struct rst_args *a)
 {
 	const struct rst_map *m = (const struct rst_map *)a->maps;
@@ -976,6 +996,7 @@ static void aio_positions(struct rst_args *a)
 
 		if (!m[i].aio_nr)
 			continue;
+		h[0] = m[i].aio_id;
 		h[2] = m[i].aio_head;
 		h[3] = m[i].aio_tail;
 	}
