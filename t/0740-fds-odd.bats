@@ -136,6 +136,21 @@ refused() {
 	bg_restored "fdodd aio: ok" --allow-changed-files
 }
 
+@test "an AIO ring a child inherited across fork, without its context, is refused by name" {
+	local child
+	started aiofork
+	child=$(awk '/^ready / {print $2}' "$OUT")
+	run --separate-stderr ckpt-dump -o "$IMG" "$child"
+	echo "status $status stderr: $stderr"
+	[ "$status" -ne 0 ]
+	local want="ckpt-dump: pid $child: region 0x*-0x* (/\[aio\]) is the ring of an AIO context not the process's own (io_getevents: Invalid argument; a parent's, inherited across fork); not supported"
+	# shellcheck disable=SC2053
+	[[ "$stderr" == $want ]]
+	untraced "$child"
+	finish_bg
+	grep -qx "fdodd aiofork: ok" "$OUT"
+}
+
 # aio_field IMG FIELD VALUE: IMG's AIO region with its u64 at FIELD (40
 # nr, 24 head, 32 tail) set to VALUE, the record's CRC-32C made again.
 aio_field() {

@@ -249,6 +249,32 @@ static int inject_timers(struct inj *c, struct image *im)
 	return rc;
 }
 
+/* Each AIO ring is a context of the process's own: io_getevents of none
+ * finds it (and takes nothing).  A child inherits its parent's rings
+ * across fork, but not the contexts. */
+static int inject_aio(struct inj *c, const struct image *im)
+{
+	for (size_t i = 0; i < im->nregions; i++) {
+		const struct img_region *d = &im->regions[i].d;
+		uint64_t a[6] = {d->start, 0, 0, 0, 0, 0};
+		int64_t ret;
+
+		if (d->kind != IMG_RGN_AIO)
+			continue;
+		if (inj_syscall(c, SYS_io_getevents, a, &ret))
+			return -1;
+		if (ret) {
+			err_set("pid %d: region %#llx-%#llx (/[aio]) is the ring of an AIO context "
+				"not the process's own (io_getevents: %s; a parent's, inherited "
+				"across fork); not supported",
+				im->proc.pid, (unsigned long long)d->start,
+				(unsigned long long)d->end, strerror((int)-ret));
+			return -1;
+		}
+	}
+	return 0;
+}
+
 /* Per-thread kernel state only the thread itself can tell: clear_child_tid
  * and the alternate signal stack; for the main thread also what belongs to
  * the process (signal actions, brk). */
@@ -304,7 +330,7 @@ static int inject_thread(struct inj *c, struct image *im, struct thread *th, int
 	if (inj_syscall(c, SYS_brk, a, &ret))
 		return -1;
 	im->proc.mm[MM_BRK] = ret;
-	if (inject_timers(c, im))
+	if (inject_timers(c, im) || inject_aio(c, im))
 		return -1;
 	return shm_inject(c, im, sd);
 }

@@ -41,6 +41,8 @@
  *                      around its ring several times, and io_destroy.  A
  *                      second context, idle, made after it: after, it
  *                      answers and reads too.
+ *   fdodd aiofork DIR  an AIO context (io_setup), then a child, which says
+ *                      ready: it has the ring, not the context.
  *   fdodd uring DIR    an io_uring instance (io_uring_setup) at fd 3, its
  *                      submission ring mapped, idle; after: the fd and the
  *                      ring are still there (the ring's head reads 0).
@@ -516,6 +518,31 @@ static int do_aio(void)
 	return 0;
 }
 
+/* A child, which says ready: its parent's AIO ring, inherited across
+ * fork without the context.  After: still no context of its own. */
+static int do_aiofork(void)
+{
+	unsigned long ctx = 0;
+	struct timespec zero = {0, 0};
+	int st;
+	pid_t pid;
+
+	if (syscall(SYS_io_setup, 8, &ctx))
+		die("io_setup");
+	pid = fork();
+	if (pid < 0)
+		die("fork");
+	if (pid == 0) {
+		ready();
+		if (syscall(SYS_io_getevents, ctx, 0, 1, NULL, &zero) != -1 || errno != EINVAL)
+			fail("the child has a context at its parent's ring");
+		_exit(failures ? 1 : 0);
+	}
+	if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st))
+		fail("child: status %#x", st);
+	return 0;
+}
+
 /* io_uring_params, as <linux/io_uring.h> has it (120 bytes). */
 struct uring_params {
 	uint32_t sq_entries, cq_entries, flags, sq_thread_cpu, sq_thread_idle, features, wq_fd;
@@ -583,6 +610,7 @@ int main(int argc, char **argv)
 	    {"mqueue", do_mqueue},
 	    {"mqnotify", do_mqnotify},
 	    {"aio", do_aio},
+	    {"aiofork", do_aiofork},
 	    {"uring", do_uring_fd_map},
 	    {"uringmap", do_uring_map},
 	    {"uringfd", do_uring_fd},
