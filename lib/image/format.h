@@ -140,6 +140,8 @@ enum img_rgn_kind {
 	IMG_RGN_STACK = 3,
 	IMG_RGN_SPECIAL = 4, /* the kernel's own: [vdso], [vvar], [vvar_vclock]; name in path */
 	IMG_RGN_SHM = 5,     /* a mapping of a SHM record's object (dev, ino name it) */
+	IMG_RGN_AIO = 6,     /* the ring of an AIO context (io_setup): fsize its nr, dev its
+			      * head, ino its tail; page data its bytes */
 	IMG_RGN_NKINDS
 };
 
