@@ -239,19 +239,13 @@ void mb_api_answer(struct mb_helper *h, const char *line)
 }
 
 /* One hook: its wait status, or -1 if it could not be started. */
-static int run_hook(struct mb_helper *h, const char *hook, const char *event, int gen,
-		    const char *img)
+static int run_hook(struct mb_helper *h, const char *hook, const char *event, int gen)
 {
 	char num[32], dir[PATH_MAX + 32];
 	pid_t pid;
 	int st;
 
-	if (img)
-		snprintf(dir, sizeof(dir), "%s", img);
-	else
-		snprintf(dir, sizeof(dir), "%s/ckpt_gen_%06d", h->api.cdir, gen);
-	if (img && strrchr(dir, '/'))
-		*strrchr(dir, '/') = 0;
+	snprintf(dir, sizeof(dir), "%s/ckpt_gen_%06d", h->api.cdir, gen);
 	pid = fork();
 	if (pid < 0)
 		return -1;
@@ -263,8 +257,6 @@ static int run_hook(struct mb_helper *h, const char *hook, const char *event, in
 		setenv("CKPT_PID", num, 1);
 		snprintf(num, sizeof(num), "%d", h->api.member);
 		setenv("CKPT_MEMBER", num, 1);
-		if (img)
-			setenv("CKPT_IMAGE", img, 1);
 		unsetenv("CKPT_API");
 		signal(SIGPIPE, SIG_DFL);
 		execl(hook, hook, event, (char *)NULL);
@@ -276,10 +268,10 @@ static int run_hook(struct mb_helper *h, const char *hook, const char *event, in
 	return st;
 }
 
-int mb_run_hooks(struct mb_helper *h, const char *event, int gen, const char *img)
+int mb_run_hooks(struct mb_helper *h, const char *event, int gen)
 {
 	for (int i = 0; i < h->api.nhook; i++) {
-		int st = run_hook(h, h->api.hook[i], event, gen, img);
+		int st = run_hook(h, h->api.hook[i], event, gen);
 		if (st < 0) {
 			err_sys("%s hook %s: cannot run it", event, h->api.hook[i]);
 			return -1;

@@ -322,12 +322,11 @@ void mb_api_serve(struct mb_helper *h);
  * (or one waits to be taken): not a state to freeze it in. */
 int mb_api_busy(struct mb_helper *h);
 /* A line from the coordinator that is an answer, not a request: the
- * STATUS asked at JOIN, or the CHECKPOINT WAIT the program asked for. */
+ * STATUS asked before JOIN, or the CHECKPOINT WAIT the program asked for. */
 void mb_api_answer(struct mb_helper *h, const char *line);
-/* Run the hooks for event, for generation gen (dir: its directory; img:
- * the image, or NULL); 0, or -1 with err_set naming the hook that failed
- * and how. */
-int mb_run_hooks(struct mb_helper *h, const char *event, int gen, const char *img);
+/* Run the hooks for event, for generation gen; 0, or -1 with err_set
+ * naming the hook that failed and how. */
+int mb_run_hooks(struct mb_helper *h, const char *event, int gen);
 /* What a member's image keeps beside it (ckpt_NAME_ID.member) for its
  * restart: restarts, generation, the API's path, hooks and --notify.
  * mb_write_member writes it into dfd; mb_read_member fills a from the

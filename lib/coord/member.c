@@ -486,7 +486,7 @@ static void try_freeze(struct mb_helper *h)
 		reply_failed(h, gen);
 		return;
 	}
-	if (!h->seized && mb_run_hooks(h, "pre-checkpoint", gen, NULL)) {
+	if (!h->seized && mb_run_hooks(h, "pre-checkpoint", gen)) {
 		reply_failed(h, gen);
 		return;
 	}
@@ -502,7 +502,7 @@ static void try_freeze(struct mb_helper *h)
  * the hooks, then --notify's signal. */
 static void went_on(struct mb_helper *h, const char *event, int gen)
 {
-	mb_run_hooks(h, event, gen, NULL);
+	mb_run_hooks(h, event, gen);
 	if (h->api.notify)
 		kill(h->pid, h->api.notify);
 }
@@ -544,8 +544,6 @@ static void on_request(struct mb_helper *h, const char *line)
 	case CO_SYNC: {
 		uint64_t bytes;
 		uint32_t crc;
-		char img[sizeof(h->img_path)];
-		snprintf(img, sizeof(img), "%s", h->img_path);
 		if (sync_image(h, &bytes, &crc)) {
 			reply_failed(h, gen);
 			return;
@@ -554,7 +552,7 @@ static void on_request(struct mb_helper *h, const char *line)
 		if (h->api.gen < gen)
 			h->api.gen = gen;
 		/* Its image is on disk; a failure here is too late to fail it. */
-		mb_run_hooks(h, "post-checkpoint", gen, img);
+		mb_run_hooks(h, "post-checkpoint", gen);
 		return;
 	}
 	case CO_RESUME: {
@@ -691,6 +689,11 @@ static void join(struct mb_helper *h, const char *name, int id, struct mb_joined
 
 	j->helper = getpid();
 	j->id = 0;
+	/* The coordinator's --timeout and directory first, for ckpt_delay()
+	 * and the hooks: not yet a member, nothing else can come before its
+	 * answer. */
+	if (co_send(h->sock, "STATUS") == 0 && co_read_line(&h->r, &line, 10000) == 1)
+		mb_api_answer(h, line);
 	if (co_escape(name, esc, sizeof(esc)) || co_escape(co_hostname(), host, sizeof(host))) {
 		snprintf(j->why, sizeof(j->why), "not joined: the program's or host's name is too long");
 		return;
@@ -702,10 +705,6 @@ static void join(struct mb_helper *h, const char *name, int id, struct mb_joined
 		snprintf(j->why, sizeof(j->why), "did not answer JOIN: %s", err_get());
 	else if (strncmp(line, "OK ", 3) || (j->id = (int)co_num(line + 3, INT_MAX)) <= 0)
 		snprintf(j->why, sizeof(j->why), "refused the member: %s", line);
-	/* Its --timeout and directory, for ckpt_delay() and the hooks: the
-	 * answer comes among the requests (mb_api_answer). */
-	if (j->id > 0)
-		co_send(h->sock, "STATUS");
 }
 
 /* Hold nothing of the program's: not its terminal, not the pipes of
