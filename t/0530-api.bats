@@ -140,7 +140,7 @@ inject_with() {
 
 @test "ckpt-signal --member from a member's shell: status, delay and allow, a checkpoint; a plain --checkpoint from inside fails naming its own connection" {
 	start_coord
-	run ckpt-inject -- sh -c '
+	run exec_clean ckpt-inject -- sh -c '
 		ckpt-signal --member --status --json
 		ckpt-signal --member --delay && ckpt-signal --member --status | grep delayed
 		ckpt-signal --member --allow
@@ -175,7 +175,7 @@ inject_with() {
 		print(ckpt.checkpoint())
 		print(ckpt.status()["gen"])
 	EOF
-	run ckpt-inject -- python3 "$BATS_TEST_TMPDIR/p.py"
+	run exec_clean ckpt-inject -- python3 "$BATS_TEST_TMPDIR/p.py"
 	echo "$output"
 	[ "$status" -eq 0 ]
 	[ "${lines[0]}" = "0 1 2 1 0" ]
