@@ -13,8 +13,7 @@
 #define USAGE                                                                                      \
 	"usage: ckpt-signal [--coord-host host] [--coord-port port] [--secret-file file] "          \
 	"(--checkpoint [--wait] [--kill] | --status [--json] | --list | --interval n | --kill | "   \
-	"--quit)\n"                                                                                \
-	"       ckpt-signal --member (--checkpoint | --status [--json] | --delay | --allow)\n"
+	"--quit | --member (--checkpoint | --status [--json] | --delay | --allow))\n"
 
 /* Exit statuses (ckpt-signal(1)). */
 enum { OK = 0, FAILED = 1, USAGE_RC = 2, NO_COORD = 3 };

@@ -53,11 +53,13 @@ static inline int ckpt_fail_(int e, const char *msg)
 static inline int ckpt_ask_(const char *req, char *ans, size_t size)
 {
 	const char *path = getenv("CKPT_API");
-	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	struct sockaddr_un a;
 	size_t len = 0;
 	ssize_t n;
 	int fd;
 
+	memset(&a, 0, sizeof(a));
+	a.sun_family = AF_UNIX;
 	if (!path || !*path || strlen(path) >= sizeof(a.sun_path))
 		return ckpt_fail_(ENOSYS, "not under ckpt-inject (no CKPT_API)");
 	memcpy(a.sun_path, path, strlen(path));
@@ -102,7 +104,7 @@ static inline int ckpt_ask_(const char *req, char *ans, size_t size)
 static inline int ckpt_checkpoint(int *gen)
 {
 	char ans[512], req[128], token[64];
-	struct timespec ts = {0, 20 * 1000 * 1000};
+	struct timespec ts;
 
 	if (ckpt_ask_("CHECKPOINT\n", ans, sizeof(ans)))
 		return -1;
@@ -111,6 +113,8 @@ static inline int ckpt_checkpoint(int *gen)
 	/* Asked again and again, each time on a new connection: the
 	 * checkpoint freezes this program between two of them. */
 	for (;;) {
+		ts.tv_sec = 0;
+		ts.tv_nsec = 20 * 1000 * 1000;
 		if (ckpt_ask_(req, ans, sizeof(ans)))
 			return -1;
 		if (strcmp(ans, "WAIT"))
