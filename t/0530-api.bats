@@ -250,6 +250,15 @@ inject_with() {
 	[ "$output" = "ckpt-signal: no ckpt-inject helper answers on CKPT_API" ]
 	run "${AS_OTHER[@]}" env CKPT_API="$api" ckpt-signal --member --delay
 	[ "$status" -eq 3 ]
+	# Even with the directory and the socket opened to all, the helper
+	# answers no other uid (SO_PEERCRED).
+	chmod 755 "${api%/*}"
+	chmod 777 "$api"
+	run "${AS_OTHER[@]}" env CKPT_API="$api" ckpt-signal --member --delay
+	chmod 700 "${api%/*}"
+	echo "$output"
+	[ "$status" -eq 3 ]
+	[ "$output" = "ckpt-signal: the helper went away" ]
 	# The member's own status: nobody delayed it.
 	run env CKPT_API="$api" ckpt-signal --member --status
 	[[ $output == *"delayed: 0"* ]]
