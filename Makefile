@@ -81,6 +81,9 @@ lib/libckpt.a: $(LIBOBJ)
 bin/%: bin/%.c lib/libckpt.a
 	$(CC) $(CPPFLAGS) $(ALLCFLAGS) $(LDFLAGS) -o $@ $< lib/libckpt.a $(LDLIBS)
 
+# The programs that include the API's header.
+bin/ckpt-signal t/progs/apiprog: include/ckpt.h
+
 t/progs/%: t/progs/%.c t/progs/progs.h
 	$(CC) $(CPPFLAGS) $(PROGCFLAGS) -o $@ $< -lm
 

@@ -70,7 +70,8 @@ static inline int ckpt_ask_(const char *req, char *ans, size_t size)
 		close(fd);
 		return ckpt_fail_(ENOSYS, "no ckpt-inject helper answers on CKPT_API");
 	}
-	if (write(fd, req, strlen(req)) != (ssize_t)strlen(req)) {
+	/* A helper that refuses us closes at once: never die of SIGPIPE. */
+	if (send(fd, req, strlen(req), MSG_NOSIGNAL) != (ssize_t)strlen(req)) {
 		close(fd);
 		return ckpt_fail_(ENOSYS, "the helper went away");
 	}

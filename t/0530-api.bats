@@ -11,6 +11,12 @@
 bats_require_minimum_version 1.5.0
 load lib
 
+# The helpers' API directories in the test's own directory (a helper
+# killed by the teardown cannot remove its own).
+setup() {
+	export XDG_RUNTIME_DIR=$BATS_TEST_TMPDIR
+}
+
 teardown() {
 	coord_teardown
 	rm -rf "${shared:-}"
@@ -41,6 +47,10 @@ inject_with() {
 
 @test "ckpt_checkpoint: the program's own checkpoint is written and named; restarted from the script, the program learns it was, and its status says so" {
 	local f=$BATS_TEST_TMPDIR/a.log
+	# What a helper killed (SIGKILL) left: the next one removes it.
+	mkdir -m 700 "$XDG_RUNTIME_DIR/ckpt-api-stale1"
+	touch "$XDG_RUNTIME_DIR/ckpt-api-stale1/sock"
+	touch -d '2 minutes ago' "$XDG_RUNTIME_DIR/ckpt-api-stale1"
 	start_coord
 	inject a apiprog "$f" checkpoint
 	wait_for_line "$f" '^status .* gen=1 '
@@ -54,6 +64,8 @@ inject_with() {
 	# The socket is in a directory of this user's alone.
 	api=$(tr '\0' '\n' <"/proc/$INJ_PID/environ" | sed -n 's/^CKPT_API=//p')
 	[ -S "$api" ]
+	[[ $api == "$BATS_TEST_TMPDIR/ckpt-api-"??????/sock ]]
+	[ ! -e "$XDG_RUNTIME_DIR/ckpt-api-stale1" ]
 	[ "$(stat -c %a "${api%/*}")" = 700 ]
 	kill -KILL "$INJ_PID"
 	reap "$INJ_PID"
@@ -239,6 +251,8 @@ inject_with() {
 @test "another user cannot ask root's member anything: the API's directory is closed to it, and a directory it plants for a restart is refused" {
 	[ "$(id -u)" -eq 0 ] || skip "needs root (to be another user)"
 	local f=$BATS_TEST_TMPDIR/a.log api
+	# In /tmp, where the other user can reach it.
+	export XDG_RUNTIME_DIR=
 	start_coord
 	inject a apiprog "$f" checkpoint
 	wait_for_line "$f" '^status .* gen=1 '
@@ -257,6 +271,7 @@ inject_with() {
 	run "${AS_OTHER[@]}" env CKPT_API="$api" ckpt-signal --member --delay
 	chmod 700 "${api%/*}"
 	echo "$output"
+	echo "status $status"; ls -la "${api%/*}"
 	[ "$status" -eq 3 ]
 	[ "$output" = "ckpt-signal: the helper went away" ]
 	# The member's own status: nobody delayed it.

@@ -6,6 +6,7 @@
  * Trust: the socket is in a directory made mode 0700 by this user (one
  * found there already must be this user's alone), and every connection's
  * SO_PEERCRED uid must be ours: no other local user can ask. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -18,6 +19,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "coord/coord.h"
@@ -41,6 +43,47 @@ static int own_dir(const char *dir)
 	return 0;
 }
 
+/* The API directories in run of this user's helpers killed before they
+ * could remove theirs (SIGKILL): a socket no process listens on (not in
+ * /proc/net/unix), in a directory a minute old (not one a helper has
+ * just made and not yet bound in).  A restart makes its own again. */
+static void sweep(const char *run)
+{
+	char *listening = read_file("/proc/net/unix", NULL), dir[PATH_MAX], sock[PATH_MAX + 8];
+	DIR *d = listening ? opendir(run) : NULL;
+	struct dirent *e;
+	struct stat sb;
+
+	while (d && (e = readdir(d))) {
+		if (strncmp(e->d_name, "ckpt-api-", 9))
+			continue;
+		snprintf(dir, sizeof(dir), "%s/%s", run, e->d_name);
+		snprintf(sock, sizeof(sock), " %s/sock\n", dir);
+		if (lstat(dir, &sb) || !S_ISDIR(sb.st_mode) || sb.st_uid != geteuid() ||
+		    sb.st_mtime > time(NULL) - 60 || strstr(listening, sock))
+			continue;
+		snprintf(sock, sizeof(sock), "%s/sock", dir);
+		unlink(sock);
+		rmdir(dir);
+	}
+	if (d)
+		closedir(d);
+	free(listening);
+}
+
+/* Whether a helper answers on path: not one to take over. */
+static int answered(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), ok;
+
+	memcpy(sa.sun_path, path, strlen(path));
+	ok = fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
 int mb_api_open(struct mb_api *a, const char *path)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -57,10 +100,17 @@ int mb_api_open(struct mb_api *a, const char *path)
 		snprintf(a->dir, sizeof(a->dir), "%.*s", (int)(slash - path), path);
 		if (own_dir(a->dir))
 			return -1;
+		/* The program restored while it runs on (a second copy): its
+		 * helper keeps its socket, and the copy goes without. */
+		if (answered(a->path)) {
+			err_set("%s: another helper answers there", a->path);
+			return -1;
+		}
 		unlink(a->path); /* the socket of the helper before the restart */
 	} else {
 		if (!run || access(run, W_OK) || strlen(run) > 60)
 			run = "/tmp";
+		sweep(run);
 		snprintf(a->dir, sizeof(a->dir), "%s/ckpt-api-XXXXXX", run);
 		if (!mkdtemp(a->dir)) {
 			err_sys("cannot make a directory in %s", run);

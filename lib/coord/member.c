@@ -692,8 +692,14 @@ static void join(struct mb_helper *h, const char *name, int id, struct mb_joined
 	/* The coordinator's --timeout and directory first, for ckpt_delay()
 	 * and the hooks: not yet a member, nothing else can come before its
 	 * answer. */
-	if (co_send(h->sock, "STATUS") == 0 && co_read_line(&h->r, &line, 10000) == 1)
+	if (co_send(h->sock, "STATUS") == 0 && co_read_line(&h->r, &line, 10000) == 1) {
+		/* Refused (no secret proved): it would be refused as a member. */
+		if (!strncmp(line, "ERR", 3)) {
+			snprintf(j->why, sizeof(j->why), "refused the member: %.400s", line);
+			return;
+		}
 		mb_api_answer(h, line);
+	}
 	if (co_escape(name, esc, sizeof(esc)) || co_escape(co_hostname(), host, sizeof(host))) {
 		snprintf(j->why, sizeof(j->why), "not joined: the program's or host's name is too long");
 		return;
