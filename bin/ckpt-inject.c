@@ -8,6 +8,7 @@
  * its image on DUMP, and lets it go (or kills it) on RESUME.  A ptrace
  * stop is invisible to the program's parent, where SIGSTOP would show a
  * shell a stopped job and make ckpt-remap's supervisor stop too. */
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "coord/coord.h"
@@ -24,7 +26,7 @@
 #define USAGE                                                                                      \
 	"usage: ckpt-inject [--coord-host host] [--coord-port port] [--secret-file file] "         \
 	"[--interval n] [--dir dir] [--compress zstd|gzip|none] [--no-gzip] [--name name] "        \
-	"[--id n] [--run-anyway] [--hook program]... [--notify sig] "                               \
+	"[--id n] [--run-anyway] [--hook program]... [--hooks dir] [--notify sig] "                \
 	"(-- cmd [arg...] | -p pid | --restart img)\n"
 
 static int fail_rc;
@@ -82,6 +84,30 @@ static void coord_arg(struct opts *o, char *opt, char *val)
 	o->coord_opts[o->nco++] = val;
 }
 
+/* --hooks dir: every executable file in dir (not a dot file), in the
+ * order of their names, as --hook each. */
+static void add_hooks(struct opts *o, const char *dir)
+{
+	struct dirent **e;
+	int n = scandir(dir, &e, NULL, alphasort);
+
+	if (n < 0)
+		die(fail_rc, "--hooks %s: %s", dir, strerror(errno));
+	for (int i = 0; i < n; i++) {
+		char path[PATH_MAX];
+		struct stat sb;
+		snprintf(path, sizeof(path), "%s/%s", dir, e[i]->d_name);
+		if (e[i]->d_name[0] != '.' && !stat(path, &sb) && S_ISREG(sb.st_mode) &&
+		    !access(path, X_OK)) {
+			if (o->nhook == MB_HOOKS_MAX)
+				die(fail_rc, "--hooks %s: at most %d hooks", dir, MB_HOOKS_MAX);
+			o->hook[o->nhook++] = strdup(path);
+		}
+		free(e[i]);
+	}
+	free(e);
+}
+
 /* One option (getopt_long's c, with its optarg) into o; those that are a
  * coordinator's checked here, as it would refuse them unseen. */
 static void take_opt(struct opts *o, int c)
@@ -129,6 +155,9 @@ static void take_opt(struct opts *o, int c)
 			die(fail_rc, "--hook: at most %d", MB_HOOKS_MAX);
 		o->hook[o->nhook++] = optarg;
 		break;
+	case 'K':
+		add_hooks(o, optarg);
+		break;
 	case 'N':
 		o->notify = signal_number(optarg);
 		if (o->notify <= 0)
@@ -169,6 +198,7 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 						 {"run-anyway", no_argument, NULL, 'a'},
 						 {"restart", required_argument, NULL, 'R'},
 						 {"hook", required_argument, NULL, 'k'},
+						 {"hooks", required_argument, NULL, 'K'},
 						 {"notify", required_argument, NULL, 'N'},
 						 {"help", no_argument, NULL, 'h'},
 						 {"version", no_argument, NULL, 'V'},

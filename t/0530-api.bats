@@ -205,8 +205,13 @@ inject_with() {
 		[ "\$1" != pre-checkpoint ] || [ ! -e "$h.fail" ] || exit 3
 	EOF
 	chmod +x "$h"
+	# --hooks: the executable files of a directory, by name.
+	mkdir "$BATS_TEST_TMPDIR/hooks.d"
+	printf '#!/bin/sh\necho "$1" >>"%s"\n' "$hl.2" >"$BATS_TEST_TMPDIR/hooks.d/20-second"
+	chmod +x "$BATS_TEST_TMPDIR/hooks.d/20-second"
+	echo "not a hook" >"$BATS_TEST_TMPDIR/hooks.d/README"
 	start_coord
-	inject_with n --hook "$h" --notify USR1 -- apiprog "$n" notify
+	inject_with n --hook "$h" --hooks "$BATS_TEST_TMPDIR/hooks.d" --notify USR1 -- apiprog "$n" notify
 	wait_for_line "$n" '^ready'
 	wait_for has_members 1
 	run ckpt-signal --checkpoint --wait
@@ -218,6 +223,8 @@ inject_with() {
 		resume 1 $CDIR/ckpt_gen_000001
 		post-checkpoint 1 $CDIR/ckpt_gen_000001
 	EOF
+	wait_for_line "$hl.2" '^post-checkpoint'
+	[ "$(cat "$hl.2")" = "$(printf 'pre-checkpoint\nresume\npost-checkpoint')" ]
 	touch "$h.fail"
 	run ckpt-signal --checkpoint --wait
 	echo "$output"
