@@ -258,9 +258,9 @@ inject_with() {
 @test "another user cannot ask root's member anything: the API's directory is closed to it, and a directory it plants for a restart is refused" {
 	[ "$(id -u)" -eq 0 ] || skip "needs root (to be another user)"
 	local f=$BATS_TEST_TMPDIR/a.log api
+	start_coord
 	# In /tmp, where the other user can reach it.
 	export XDG_RUNTIME_DIR=
-	start_coord
 	inject a apiprog "$f" checkpoint
 	wait_for_line "$f" '^status .* gen=1 '
 	api=$(tr '\0' '\n' <"/proc/$INJ_PID/environ" | sed -n 's/^CKPT_API=//p')

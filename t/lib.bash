@@ -372,7 +372,9 @@ start_coord() {
 	wait_for_file "$pf"
 	CPORT=$(cat "$pf")
 	COORD_PORTS+=("$CPORT")
-	export CKPT_COORD_PORT=$CPORT CDIR COORD_PID
+	# The members' API sockets (ckpt.h) in the test's directory, not
+	# /tmp: a helper killed at teardown leaves its directory behind.
+	export CKPT_COORD_PORT=$CPORT CDIR COORD_PID XDG_RUNTIME_DIR=$BATS_TEST_TMPDIR
 }
 
 # inject NAME CMD...: ckpt-inject -- CMD in the background, output in
