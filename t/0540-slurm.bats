@@ -224,6 +224,6 @@ finished() {
 	# most 30 s in.  The job needs 33 s.
 	submit 330 0.1 --time=1 --signal=B:USR1@60
 	wait_for -t 40 logged "run 0: checkpoint .* written, program stopped"
-	wait_for -t 60 job_gone
+	wait_for -t 90 job_gone
 	finished "[1-9]"
 }
