@@ -14,6 +14,21 @@ load lib
 
 bats_require_minimum_version 1.5.0
 
+# within SECONDS CMD...: wait until CMD succeeds, trying every 0.1 s for
+# SECONDS of the clock at most (wait_for counts tries, and the SLURM
+# clients take a while each); then say what for and fail.
+within() {
+	local end=$((SECONDS + $1))
+	shift
+	until "$@"; do
+		if [ "$SECONDS" -ge "$end" ]; then
+			echo "timed out waiting for: $*" >&2
+			return 1
+		fi
+		sleep 0.1
+	done
+}
+
 # The cluster, for every test of the file.
 setup_file() {
 	[ "$(id -u)" -eq 0 ] || return 0
@@ -88,8 +103,8 @@ print(*(x.getsockname()[1] for x in s))')
 	echo $! >"$c/slurmctld.bgpid"
 	slurmd -D -f "$SLURM_CONF" </dev/null >"$c/slurmd.out" 2>&1 3>&- &
 	echo $! >"$c/slurmd.bgpid"
-	wait_for -t 30 node_idle || {
-		echo "slurmctld and slurmd did not bring the node up: $(grep -h -i -m1 fatal "$c"/*.log "$c"/*.out)" >"$c.skip"
+	within 30 node_idle || {
+		echo "slurmctld and slurmd did not bring the node up in 30 s: $(grep -h -i 'fatal\|error' "$c"/slurm*.log "$c"/slurm*.out 2>/dev/null | grep -v -m1 'pmix\|state file\|NOTE\|MailProg')" >"$c.skip"
 		return 0
 	}
 }
@@ -104,7 +119,7 @@ teardown_file() {
 	export SLURM_CONF=$c/slurm.conf
 	if [ -f "$c/slurmctld.bgpid" ]; then
 		scancel -u root 2>/dev/null
-		wait_for -t 20 no_jobs || true
+		within 20 no_jobs || true
 	fi
 	# slurmd first (its steps end with it), then slurmctld, then munged.
 	for p in slurmd slurmctld munged; do
@@ -132,7 +147,7 @@ setup() {
 
 teardown() {
 	[ -z "${JOB:-}" ] || scancel "$JOB" 2>/dev/null || true
-	[ -z "${JOB:-}" ] || wait_for -t 20 job_gone || true
+	[ -z "${JOB:-}" ] || within 20 job_gone || true
 	if [ -n "${BATS_TEST_COMPLETED:-}" ]; then return 0; fi
 	# A failure: what the job and SLURM said.
 	cat "$W/out" "$W"/ckpt/ckpt-sbatch.log "$W"/ckpt/ckpt_coord.log 2>/dev/null | tail -40 >&2 || true
@@ -193,15 +208,15 @@ finished() {
 @test "four time slices, each ended by USR1 (scancel --signal=USR1 --batch): checkpoint, requeue, restart from current; the sum is right" {
 	submit 80 0.05
 	for run in 0 1 2; do
-		wait_for -t 30 logged "run $run: start\|run $run: restart"
+		within 30 logged "run $run: start\|run $run: restart"
 		k=$(steps)
-		wait_for -t 20 past $((k + 5))
+		within 20 past $((k + 5))
 		scancel --signal=USR1 --batch "$JOB"
-		wait_for -t 20 logged "run $run: checkpoint .*ckpt_gen_00000$((run + 1)) written, program stopped"
+		within 20 logged "run $run: checkpoint .*ckpt_gen_00000$((run + 1)) written, program stopped"
 	done
-	wait_for -t 30 logged "run 3: restart from ckpt_gen_000003"
-	wait_for -t 30 job_gone
-	wait_for -t 20 logged "run 3: the program exited with status 0"
+	within 30 logged "run 3: restart from ckpt_gen_000003"
+	within 30 job_gone
+	within 20 logged "run 3: the program exited with status 0"
 	finished 3
 }
 
@@ -210,8 +225,8 @@ finished() {
 	CKPT_INTERVAL=1 submit 50 0.05
 	wait_for -t 20 test -d "$W/ckpt/ckpt_gen_000001"
 	scancel --signal=USR2 --batch "$JOB"
-	wait_for -t 20 logged "run 0: checkpoint .*written$"
-	wait_for -t 30 job_gone
+	within 20 logged "run 0: checkpoint .*written$"
+	within 30 job_gone
 	finished 0
 	gens=("$W"/ckpt/ckpt_gen_*)
 	[ "${#gens[@]}" -ge 2 ]
@@ -223,7 +238,7 @@ finished() {
 	# first look that finds the job within 60 s (+30) of its end: here, at
 	# most 30 s in.  The job needs 33 s.
 	submit 330 0.1 --time=1 --signal=B:USR1@60
-	wait_for -t 40 logged "run 0: checkpoint .* written, program stopped"
-	wait_for -t 90 job_gone
+	within 40 logged "run 0: checkpoint .* written, program stopped"
+	within 90 job_gone
 	finished "[1-9]"
 }
