@@ -34,7 +34,6 @@ setup_file() {
 	[ "$(id -u)" -eq 0 ] || return 0
 	local c=$BATS_FILE_TMPDIR/slurm h ports mem
 	export SLURM_CONF=$c/slurm.conf
-	echo "$c" >"$BATS_FILE_TMPDIR/cluster"
 	for t in munged slurmctld slurmd sbatch; do
 		command -v "$t" >/dev/null || {
 			echo "$t is not installed (make check installs munge, slurmctld, slurmd, slurm-client)" >"$c.skip"
@@ -57,7 +56,7 @@ for x in s: x.bind(("127.0.0.1", 0))
 print(*(x.getsockname()[1] for x in s))')
 	h=$(hostname -s)
 	mem=$(awk '/^MemTotal:/ { print int($2 / 1024 * 0.9) }' /proc/meminfo)
-	# cred_expire=5 (the least it takes): a requeued job waits that long
+	# cred_expire=5 (slurmctld refuses 2): a requeued job waits that long
 	# before it may start again (120 s by default); sched_interval=1: the
 	# scheduler looks at pending jobs every second (60 by default).
 	cat >"$SLURM_CONF" <<-CONF
