@@ -36,7 +36,9 @@ SCRIPTS   := contrib/install-deps $(wildcard contrib/*/*.sh) .ci/run t/run-tests
 	bench/run
 
 BUILD_DEPS := zlib1g-dev liblzma-dev libzstd-dev
-TEST_DEPS  := bats shellcheck mandoc gzip xz-utils zstd python3 bsdutils util-linux sqlite3 munge slurmctld slurmd slurm-client
+TEST_DEPS  := bats shellcheck mandoc gzip xz-utils zstd python3 bsdutils util-linux sqlite3 \
+	redis-server redis-tools memcached \
+	munge slurmctld slurmd slurm-client
 
 FUZZERS   := image inspect coord
 REPLAYS   := $(addprefix t/fuzz/replay-,$(FUZZERS))
@@ -80,6 +82,9 @@ lib/libckpt.a: $(LIBOBJ)
 
 bin/%: bin/%.c lib/libckpt.a
 	$(CC) $(CPPFLAGS) $(ALLCFLAGS) $(LDFLAGS) -o $@ $< lib/libckpt.a $(LDLIBS)
+
+# The programs that include the API's header.
+bin/ckpt-signal t/progs/apiprog: include/ckpt.h
 
 t/progs/%: t/progs/%.c t/progs/progs.h
 	$(CC) $(CPPFLAGS) $(PROGCFLAGS) -o $@ $< -lm
@@ -143,14 +148,21 @@ bench: deps
 	@$(MAKE) --no-print-directory build $(BENCHPROGS)
 	bench/run
 
+# ckpt.h(3) under the names of its functions too.
+API_MAN3  := ckpt_checkpoint ckpt_delay ckpt_allow ckpt_status ckpt_strerror
+
 install: $(BINS)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
 		$(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/man/man7 \
+		$(DESTDIR)$(PREFIX)/share/man/man3 $(DESTDIR)$(PREFIX)/include \
 		$(DESTDIR)$(PREFIX)/share/bash-completion/completions
 	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin
 	install -m 644 $(wildcard man/*.1) $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 644 $(wildcard man/*.5) $(DESTDIR)$(PREFIX)/share/man/man5
 	install -m 644 $(wildcard man/*.7) $(DESTDIR)$(PREFIX)/share/man/man7
+	install -m 644 man/ckpt.h.3 $(DESTDIR)$(PREFIX)/share/man/man3
+	for f in $(API_MAN3); do ln -sf ckpt.h.3 $(DESTDIR)$(PREFIX)/share/man/man3/$$f.3; done
+	install -m 644 include/ckpt.h $(DESTDIR)$(PREFIX)/include
 	install -m 644 $(wildcard completions/ckpt-*) $(DESTDIR)$(PREFIX)/share/bash-completion/completions
 
 uninstall:
@@ -158,6 +170,8 @@ uninstall:
 	rm -f $(addprefix $(DESTDIR)$(PREFIX)/share/man/man1/,$(notdir $(wildcard man/*.1)))
 	rm -f $(addprefix $(DESTDIR)$(PREFIX)/share/man/man5/,$(notdir $(wildcard man/*.5)))
 	rm -f $(addprefix $(DESTDIR)$(PREFIX)/share/man/man7/,$(notdir $(wildcard man/*.7)))
+	rm -f $(DESTDIR)$(PREFIX)/share/man/man3/ckpt.h.3 $(DESTDIR)$(PREFIX)/include/ckpt.h
+	rm -f $(patsubst %,$(DESTDIR)$(PREFIX)/share/man/man3/%.3,$(API_MAN3))
 	rm -f $(addprefix $(DESTDIR)$(PREFIX)/share/bash-completion/completions/,$(notdir $(wildcard completions/ckpt-*)))
 
 format:

@@ -8,6 +8,7 @@
  * its image on DUMP, and lets it go (or kills it) on RESUME.  A ptrace
  * stop is invisible to the program's parent, where SIGSTOP would show a
  * shell a stopped job and make ckpt-remap's supervisor stop too. */
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "coord/coord.h"
@@ -24,9 +26,26 @@
 #define USAGE                                                                                      \
 	"usage: ckpt-inject [--coord-host host] [--coord-port port] [--secret-file file] "         \
 	"[--interval n] [--dir dir] [--compress zstd|gzip|none] [--no-gzip] [--name name] "        \
-	"[--id n] [--run-anyway] (-- cmd [arg...] | -p pid | --restart img)\n"
+	"[--id n] [--run-anyway] [--hook program]... [--hooks dir] [--notify sig] "                \
+	"(-- cmd [arg...] | -p pid | --restart img)\n"
 
 static int fail_rc;
+
+/* A signal by number or name (USR1, SIGUSR1); -1 if none. */
+static int signal_number(const char *s)
+{
+	char *end;
+	long n = strtol(s, &end, 10);
+
+	if (*s && !*end)
+		return n > 0 && n < NSIG ? (int)n : -1;
+	if (!strncmp(s, "SIG", 3))
+		s += 3;
+	for (int i = 1; i < NSIG; i++)
+		if (sigabbrev_np(i) && !strcmp(sigabbrev_np(i), s))
+			return i;
+	return -1;
+}
 
 static void usage(void)
 {
@@ -40,6 +59,8 @@ struct opts {
 	const char *img, *name; /* --restart img; --name */
 	int id, run_anyway;
 	pid_t pid;  /* -p pid */
+	char *hook[MB_HOOKS_MAX];
+	int nhook, notify;
 	char **cmd; /* -- cmd [arg...] */
 	struct co_client cl;
 	/* A coordinator's options, should we start one: each once, NULL-ended. */
@@ -61,6 +82,30 @@ static void coord_arg(struct opts *o, char *opt, char *val)
 	}
 	o->coord_opts[o->nco++] = opt;
 	o->coord_opts[o->nco++] = val;
+}
+
+/* --hooks dir: every executable file in dir (not a dot file), in the
+ * order of their names, as --hook each. */
+static void add_hooks(struct opts *o, const char *dir)
+{
+	struct dirent **e;
+	int n = scandir(dir, &e, NULL, alphasort);
+
+	if (n < 0)
+		die(fail_rc, "--hooks %s: %s", dir, strerror(errno));
+	for (int i = 0; i < n; i++) {
+		char path[PATH_MAX];
+		struct stat sb;
+		snprintf(path, sizeof(path), "%s/%s", dir, e[i]->d_name);
+		if (e[i]->d_name[0] != '.' && !stat(path, &sb) && S_ISREG(sb.st_mode) &&
+		    !access(path, X_OK)) {
+			if (o->nhook == MB_HOOKS_MAX)
+				die(fail_rc, "--hooks %s: at most %d hooks", dir, MB_HOOKS_MAX);
+			o->hook[o->nhook++] = strdup(path);
+		}
+		free(e[i]);
+	}
+	free(e);
 }
 
 /* One option (getopt_long's c, with its optarg) into o; those that are a
@@ -105,6 +150,19 @@ static void take_opt(struct opts *o, int c)
 	case 'a':
 		o->run_anyway = 1;
 		break;
+	case 'k':
+		if (o->nhook == MB_HOOKS_MAX)
+			die(fail_rc, "--hook: at most %d", MB_HOOKS_MAX);
+		o->hook[o->nhook++] = optarg;
+		break;
+	case 'K':
+		add_hooks(o, optarg);
+		break;
+	case 'N':
+		o->notify = signal_number(optarg);
+		if (o->notify <= 0)
+			die(fail_rc, "--notify: not a signal: %s", optarg);
+		break;
 	case 'p':
 		o->mode = MB_ATTACH;
 		errno = 0;
@@ -139,6 +197,9 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 						 {"id", required_argument, NULL, 'I'},
 						 {"run-anyway", no_argument, NULL, 'a'},
 						 {"restart", required_argument, NULL, 'R'},
+						 {"hook", required_argument, NULL, 'k'},
+						 {"hooks", required_argument, NULL, 'K'},
+						 {"notify", required_argument, NULL, 'N'},
 						 {"help", no_argument, NULL, 'h'},
 						 {"version", no_argument, NULL, 'V'},
 						 {NULL, 0, NULL, 0}};
@@ -163,6 +224,25 @@ static void check_opts(struct opts *o)
 		die(fail_rc, "cannot read the image %s: %s", o->img, strerror(errno));
 	if (o->mode == MB_ATTACH && kill(o->pid, 0) && errno == ESRCH)
 		die(fail_rc, "pid %d: no such process", (int)o->pid);
+}
+
+/* The hooks (absolute: the helper runs them from /) and --notify's
+ * signal for the helper; a restarted member's, and the API's path, are
+ * the ones its image keeps unless given. */
+static void helper_api(const struct opts *o, struct mb_api *a)
+{
+	char path[PATH_MAX];
+
+	a->lfd = -1;
+	for (int i = 0; i < o->nhook; i++) {
+		if (!realpath(o->hook[i], path) || access(path, X_OK))
+			die(fail_rc, "--hook %s: not a program to run: %s", o->hook[i],
+			    strerror(errno));
+		a->hook[a->nhook++] = strdup(path);
+	}
+	a->notify = o->notify;
+	if (o->mode == MB_RESTART && mb_read_member(a, o->img))
+		a->restarts = 1;
 }
 
 /* The member's name, and id (0: any), unless given: the command's
@@ -218,6 +298,7 @@ int main(int argc, char **argv)
 	parse_opts(argc, argv, &o);
 	check_opts(&o);
 	member_name(&o, img_name, sizeof(img_name));
+	helper_api(&o, &h.api);
 	h.pid = o.mode == MB_ATTACH ? o.pid : getpid();
 	h.sock = co_connect_or_start(o.cl.host, o.cl.port, o.coord_opts);
 	if (h.sock < 0 || co_auth(h.sock, &h.r, o.cl.secret)) {
@@ -238,5 +319,11 @@ int main(int argc, char **argv)
 	/* With Yama's ptrace_scope 1 only an ancestor may trace us: name
 	 * the helper (it lasts across exec).  No Yama: EINVAL, nothing to do. */
 	prctl(PR_SET_PTRACER, j.helper, 0, 0, 0);
+	/* ckpt.h(3)'s socket; a restored program has its own $CKPT_API,
+	 * where the helper listens again. */
+	if (j.api[0])
+		setenv("CKPT_API", j.api, 1);
+	else
+		unsetenv("CKPT_API");
 	run_program(&o);
 }

@@ -6,13 +6,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../include/ckpt.h"
 #include "coord/coord.h"
 #include "base/base.h"
 
 #define USAGE                                                                                      \
 	"usage: ckpt-signal [--coord-host host] [--coord-port port] [--secret-file file] "          \
 	"(--checkpoint [--wait] [--kill] | --status [--json] | --list | --interval n | --kill | "   \
-	"--quit)\n"
+	"--quit | --member (--checkpoint | --status [--json] | --delay | --allow))\n"
 
 /* Exit statuses (ckpt-signal(1)). */
 enum { OK = 0, FAILED = 1, USAGE_RC = 2, NO_COORD = 3 };
@@ -65,7 +66,7 @@ static void print_status(char *line, int json)
 /* What the options ask for: one command (getopt_long's letter for it:
  * 'c', 'S', 'l', 'i', 'k' or 'q') and its modifiers. */
 struct opts {
-	int cmd, wait, json, kill;
+	int cmd, wait, json, kill, member;
 	const char *interval;
 	struct co_client cl;
 };
@@ -81,6 +82,9 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 						 {"interval", required_argument, NULL, 'i'},
 						 {"kill", no_argument, NULL, 'k'},
 						 {"quit", no_argument, NULL, 'q'},
+						 {"member", no_argument, NULL, 'm'},
+						 {"delay", no_argument, NULL, 'd'},
+						 {"allow", no_argument, NULL, 'a'},
 						 {"help", no_argument, NULL, 'h'},
 						 {"version", no_argument, NULL, 'V'},
 						 {NULL, 0, NULL, 0}};
@@ -104,10 +108,15 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 			o->cmd = c;
 			ncmd++;
 			break;
+		case 'm':
+			o->member = 1;
+			break;
 		case 'c':
 		case 'S':
 		case 'l':
 		case 'q':
+		case 'd':
+		case 'a':
 			o->cmd = c;
 			ncmd++;
 			break;
@@ -130,6 +139,13 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 	}
 	if (optind != argc || ncmd != 1 || (o->wait && o->cmd != 'c') ||
 	    (o->kill && o->cmd != 'c') || (o->json && o->cmd != 'S'))
+		usage();
+	/* --delay and --allow are a member's; --member takes no coordinator
+	 * options: the helper is the one $CKPT_API names. */
+	if ((o->cmd == 'd' || o->cmd == 'a') != o->member && !(o->member && strchr("cS", o->cmd)))
+		usage();
+	if (o->member && (o->wait || o->kill || o->cl.host_opt || o->cl.port_opt ||
+			  o->cl.secret_file))
 		usage();
 }
 
@@ -200,6 +216,42 @@ static void print_answer(const struct opts *o, char *line)
 	}
 }
 
+/* --member: ask this member's helper, as ckpt.h(3) does; exit 3 when
+ * not under ckpt-inject. */
+static int as_member(const struct opts *o)
+{
+	struct ckpt_status st;
+	int gen = 0, rc = 0;
+
+	switch (o->cmd) {
+	case 'c':
+		rc = ckpt_checkpoint(&gen);
+		if (rc >= 0)
+			printf("%d%s\n", gen, rc ? " restarted" : "");
+		break;
+	case 'd':
+		rc = ckpt_delay();
+		break;
+	case 'a':
+		rc = ckpt_allow();
+		break;
+	default:
+		rc = ckpt_status(&st);
+		if (rc == 0 && o->json)
+			printf("{\"member\": %d, \"restarts\": %d, \"gen\": %d, \"delayed\": %d, "
+			       "\"timeout\": %d}\n",
+			       st.member, st.restarts, st.generation, st.delayed, st.timeout);
+		else if (rc == 0)
+			printf("member: %d\nrestarts: %d\ngen: %d\ndelayed: %d\ntimeout: %d\n",
+			       st.member, st.restarts, st.generation, st.delayed, st.timeout);
+	}
+	if (rc < 0)
+		die(errno == ENOSYS ? NO_COORD : FAILED, "%s", ckpt_strerror());
+	if (fflush(stdout) || ferror(stdout))
+		die(FAILED, "cannot write the answer: %s", strerror(errno));
+	return OK;
+}
+
 int main(int argc, char **argv)
 {
 	struct opts o = {0};
@@ -209,6 +261,8 @@ int main(int argc, char **argv)
 
 	prog = "ckpt-signal";
 	parse_opts(argc, argv, &o);
+	if (o.member)
+		return as_member(&o);
 	if (co_client_setup(&o.cl))
 		die(USAGE_RC, "%s", err_get());
 	fd = co_connect(o.cl.host, o.cl.port);

@@ -244,7 +244,32 @@ int cd_run(struct coord *cd);
  * process itself, or its one child when the old pid was kept). */
 enum mb_mode { MB_RUN, MB_ATTACH, MB_RESTART };
 
+/* A member's API (ckpt.h(3)): the socket its program asks on, and what
+ * the helper keeps for it; hooks and --notify (ckpt-inject(1)). */
+#define MB_HOOKS_MAX 16
+#define MB_API_CONNS 16
+struct mb_api {
+	int lfd;                  /* listening; -1: none */
+	char path[108], dir[108]; /* $CKPT_API, and the directory only we may enter */
+	int conn[MB_API_CONNS];   /* answered, until the program closes them */
+	int nconn;
+	int delay;       /* ckpt_delay() depth */
+	int timeout;     /* the coordinator's --timeout (its STATUS says) */
+	char cdir[PATH_MAX]; /* the coordinator's directory (its STATUS says) */
+	int member, restarts, gen;
+	unsigned long ask; /* the last checkpoint the program asked for */
+	int asking;        /* its CHECKPOINT WAIT not answered yet */
+	char result[600];  /* its answer: "OK gen" or "ERR why" */
+	int freeze_gen;    /* a FREEZE waiting for ckpt_allow(); 0: none */
+	double freeze_at;
+	int frozen_once;   /* seized for a checkpoint: its RESUME is a resume */
+	char *hook[MB_HOOKS_MAX];
+	int nhook;
+	int notify; /* signal sent on resume and restart; 0: none */
+};
+
 struct mb_helper {
+	struct mb_api api;
 	int sock; /* connected to the coordinator, authenticated */
 	struct co_reader r;
 	pid_t pid; /* the program (RESTART: the process that execs ckpt-remap) */
@@ -263,6 +288,7 @@ struct mb_helper {
  * only once it is a member, or says why it is not. */
 struct mb_joined {
 	pid_t helper;
+	char api[108]; /* $CKPT_API for the program; "": none */
 	int id; /* the member's id; 0: not a member, why says why */
 	char why[512];
 };
@@ -284,5 +310,29 @@ int mb_start(struct mb_helper *h, enum mb_mode mode, const char *name, int id,
  * mtime then (one line on stderr each).  -1 with err_set naming the file
  * and what changed. */
 int mb_check_files(const char *img) __attribute__((warn_unused_result));
+
+/* The API's socket, made new (path NULL) or again where a restarted
+ * program's $CKPT_API names it, in a directory of this user's alone;
+ * -1 with err_set (the program then runs without it). */
+int mb_api_open(struct mb_api *a, const char *path) __attribute__((warn_unused_result));
+void mb_api_close(struct mb_api *a);
+/* Answer what the program asks on the socket: every connection waiting. */
+void mb_api_serve(struct mb_helper *h);
+/* Close what the program has closed; 1 if it still holds a connection
+ * (or one waits to be taken): not a state to freeze it in. */
+int mb_api_busy(struct mb_helper *h);
+/* A line from the coordinator that is an answer, not a request: the
+ * STATUS asked before JOIN, or the CHECKPOINT WAIT the program asked for. */
+void mb_api_answer(struct mb_helper *h, const char *line);
+/* Run the hooks for event, for generation gen; 0, or -1 with err_set
+ * naming the hook that failed and how. */
+int mb_run_hooks(struct mb_helper *h, const char *event, int gen);
+/* What a member's image keeps beside it (ckpt_NAME_ID.member) for its
+ * restart: restarts, generation, the API's path, hooks and --notify.
+ * mb_write_member writes it into dfd; mb_read_member fills a from the
+ * one beside img (hooks and notify only where a has none): 0, or -1
+ * (none there, or not ours). */
+int mb_write_member(const struct mb_api *a, int gen, int dfd, const char *img_name);
+int mb_read_member(struct mb_api *a, const char *img);
 
 #endif

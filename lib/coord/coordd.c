@@ -819,10 +819,10 @@ static void on_status(struct coord *cd, struct client *c, const struct co_msg *m
 		snprintf(esc, sizeof(esc), "-");
 	say(c,
 	    "OK members=%d state=%s gen=%d last=%lld interval=%d keep=%d compress=%s "
-	    "dir=%s",
+	    "timeout=%d dir=%s",
 	    nmembers(cd), cd->phase == IDLE ? "idle" : "checkpointing", cd->last_gen,
 	    (long long)cd->last_time, cd->set.interval, cd->set.keep, zio_name(cd->set.compress),
-	    esc);
+	    cd->set.timeout, esc);
 }
 
 /* LIST: a MEMBER line for each member, then OK and how many. */

@@ -356,6 +356,8 @@ static int dump_to(struct mb_helper *h, const char *dir, const char *file, int c
 		files_name(file, fl, sizeof(fl));
 		rc = record_big_files(&h->tr, max, h->dir_fd, fl);
 	}
+	if (!rc)
+		rc = mb_write_member(&h->api, h->img_gen, h->dir_fd, file);
 	if (rc) {
 		unlinkat(h->dir_fd, h->img_name, 0);
 		drop_pending(h);
@@ -444,22 +446,83 @@ static void release(struct mb_helper *h, enum dump_end how)
 	h->seized = 0;
 }
 
+/* Seize the program's tree where it holds no connection to the API: a
+ * program frozen in the middle of a request (connected, or answered and
+ * not yet closed) is let go, its connections served, and seized again. */
+static int seize_quiet(struct mb_helper *h)
+{
+	for (int tries = 0;; tries++) {
+		mb_api_serve(h);
+		if (dump_seize_tree(h->pid, 1, &h->tr))
+			return -1;
+		h->seized = 1;
+		if (!mb_api_busy(h) || tries == 500)
+			return 0;
+		release(h, DUMP_RUN);
+		poll(NULL, 0, 2);
+	}
+}
+
+/* The FREEZE of checkpoint gen waiting in h->api.freeze_gen: held off
+ * while the program is inside ckpt_delay(), up to the coordinator's
+ * --timeout less a second (its own limit on the round, so that the
+ * helper's reason comes first); then the pre-checkpoint hooks, then the
+ * freeze. */
+static void try_freeze(struct mb_helper *h)
+{
+	struct mb_api *a = &h->api;
+	int gen = a->freeze_gen;
+	double limit = a->timeout > 1 ? a->timeout - 1 : a->timeout * 0.5;
+
+	if (!gen)
+		return;
+	if (a->delay && !(a->timeout && now_sec() - a->freeze_at >= limit))
+		return;
+	a->freeze_gen = 0;
+	if (a->delay) {
+		err_set("checkpoints held off by ckpt_delay() for %.0f s, past the coordinator's "
+			"--timeout of %d s less a second",
+			now_sec() - a->freeze_at, a->timeout);
+		reply_failed(h, gen);
+		return;
+	}
+	if (!h->seized && mb_run_hooks(h, "pre-checkpoint", gen)) {
+		reply_failed(h, gen);
+		return;
+	}
+	if (!h->seized && seize_quiet(h)) {
+		reply_failed(h, gen);
+		return;
+	}
+	a->frozen_once = 1;
+	co_send(h->sock, "FROZEN %d", gen);
+}
+
+/* The program goes on after a checkpoint, or runs again restored:
+ * the hooks, then --notify's signal. */
+static void went_on(struct mb_helper *h, const char *event, int gen)
+{
+	mb_run_hooks(h, event, gen);
+	if (h->api.notify)
+		kill(h->pid, h->api.notify);
+}
+
 static void on_request(struct mb_helper *h, const char *line)
 {
 	struct co_msg m;
 	int gen;
 
-	if (co_parse(line, strlen(line), &m))
-		return; /* replies (OK, ERR) and anything else are not requests */
+	if (co_parse(line, strlen(line), &m)) {
+		/* Not a request: the answer to one of ours, or nothing. */
+		mb_api_answer(h, line);
+		return;
+	}
 	gen = m.argc ? (int)co_num(m.argv[0], INT_MAX) : 0;
 	switch (m.verb) {
 	case CO_FREEZE:
-		if (!h->seized && dump_seize_tree(h->pid, 1, &h->tr)) {
-			reply_failed(h, gen);
-			return;
-		}
-		h->seized = 1;
-		co_send(h->sock, "FROZEN %d", gen);
+		h->api.freeze_gen = gen;
+		h->api.freeze_at = now_sec();
+		try_freeze(h);
 		return;
 	case CO_DUMP: {
 		uint64_t bytes = 0;
@@ -468,6 +531,7 @@ static void on_request(struct mb_helper *h, const char *line)
 			reply_failed(h, gen);
 			return;
 		}
+		h->img_gen = gen;
 		if (dump_to(h, m.argv[1], m.argv[2], co_compressor(m.argv[3]),
 			    co_num(m.argv[4], CO_NUM_MAX), &bytes)) {
 			reply_failed(h, gen);
@@ -480,15 +544,26 @@ static void on_request(struct mb_helper *h, const char *line)
 	case CO_SYNC: {
 		uint64_t bytes;
 		uint32_t crc;
-		if (sync_image(h, &bytes, &crc))
+		if (sync_image(h, &bytes, &crc)) {
 			reply_failed(h, gen);
-		else
-			co_send(h->sock, "SYNCED %d %llu %u", gen, (unsigned long long)bytes, crc);
+			return;
+		}
+		co_send(h->sock, "SYNCED %d %llu %u", gen, (unsigned long long)bytes, crc);
+		if (h->api.gen < gen)
+			h->api.gen = gen;
+		/* Its image is on disk; a failure here is too late to fail it. */
+		mb_run_hooks(h, "post-checkpoint", gen);
 		return;
 	}
-	case CO_RESUME:
-		release(h, strcmp(m.argv[1], "KILL") ? DUMP_RUN : DUMP_KILL);
+	case CO_RESUME: {
+		int kill_it = !strcmp(m.argv[1], "KILL"), was = h->api.frozen_once;
+		h->api.freeze_gen = 0; /* one held off by ckpt_delay() is off */
+		h->api.frozen_once = 0;
+		release(h, kill_it ? DUMP_KILL : DUMP_RUN);
+		if (was && !kill_it)
+			went_on(h, "resume", gen);
 		return;
+	}
 	default:
 		return;
 	}
@@ -614,6 +689,17 @@ static void join(struct mb_helper *h, const char *name, int id, struct mb_joined
 
 	j->helper = getpid();
 	j->id = 0;
+	/* The coordinator's --timeout and directory first, for ckpt_delay()
+	 * and the hooks: not yet a member, nothing else can come before its
+	 * answer. */
+	if (co_send(h->sock, "STATUS") == 0 && co_read_line(&h->r, &line, 10000) == 1) {
+		/* Refused (no secret proved): it would be refused as a member. */
+		if (!strncmp(line, "ERR", 3)) {
+			snprintf(j->why, sizeof(j->why), "refused the member: %.400s", line);
+			return;
+		}
+		mb_api_answer(h, line);
+	}
 	if (co_escape(name, esc, sizeof(esc)) || co_escape(co_hostname(), host, sizeof(host))) {
 		snprintf(j->why, sizeof(j->why), "not joined: the program's or host's name is too long");
 		return;
@@ -679,16 +765,26 @@ static void program_gone(struct mb_helper *h)
 static void serve(struct mb_helper *h, int pidfd)
 {
 	for (;;) {
-		struct pollfd pfd[2] = {{.fd = h->sock, .events = POLLIN},
+		struct pollfd pfd[3] = {{.fd = h->sock, .events = POLLIN},
+					{.fd = h->api.lfd, .events = POLLIN},
 					{.fd = pidfd, .events = POLLIN}};
+		/* A FREEZE held off by ckpt_delay() looks at its clock. */
+		int timeout = h->api.freeze_gen ? 100 : -1;
 		ssize_t n;
 
-		if (poll(pfd, pidfd >= 0 ? 2 : 1, pidfd >= 0 ? -1 : 1000) < 0 && errno != EINTR)
+		if (pidfd < 0)
+			timeout = 1000;
+		if (poll(pfd, pidfd >= 0 ? 3 : 2, timeout) < 0 && errno != EINTR)
 			break;
-		if (pidfd >= 0 ? (pfd[1].revents != 0) : kill(h->pid, 0) != 0) {
+		if (pidfd >= 0 ? (pfd[2].revents != 0) : kill(h->pid, 0) != 0) {
 			program_gone(h);
 			break;
 		}
+		if (pfd[1].revents) {
+			mb_api_serve(h);
+			mb_api_busy(h); /* close what the program closed */
+		}
+		try_freeze(h);
 		if (!pfd[0].revents)
 			continue;
 		n = co_fill(&h->r);
@@ -716,6 +812,15 @@ int mb_serve(struct mb_helper *h, enum mb_mode mode, const char *name, int id, i
 	else
 		program_name(h->pid, prog_name, sizeof(prog_name));
 	join(h, prog_name, id, &j);
+	h->api.member = j.id;
+	/* The program finds the API where $CKPT_API says: a restarted one
+	 * where it found it before. */
+	if (j.id && mode != MB_ATTACH) {
+		char old[sizeof(h->api.path)];
+		snprintf(old, sizeof(old), "%s", h->api.path);
+		if (mb_api_open(&h->api, *old ? old : NULL) == 0)
+			snprintf(j.api, sizeof(j.api), "%s", h->api.path);
+	}
 	write_all(report, &j, sizeof(j));
 	close(report);
 	if (!j.id)
@@ -724,6 +829,7 @@ int mb_serve(struct mb_helper *h, enum mb_mode mode, const char *name, int id, i
 	if ((mode != MB_ATTACH && wait_exec(h->pid)) ||
 	    (mode == MB_RESTART && find_restored(h, remap))) {
 		co_send(h->sock, "GONE 0");
+		mb_api_close(&h->api);
 		return 0;
 	}
 	/* Kept its old pid: the program is ckpt-remap's child. */
@@ -734,8 +840,11 @@ int mb_serve(struct mb_helper *h, enum mb_mode mode, const char *name, int id, i
 	 * was not running yet, are in the reader already: poll would not
 	 * wake for them. */
 	serve_buffered(h);
+	if (mode == MB_RESTART)
+		went_on(h, "restart", h->api.gen);
 	serve(h, pidfd);
 	release(h, DUMP_RUN);
+	mb_api_close(&h->api);
 	return 0;
 }
 
