@@ -446,7 +446,9 @@ struct img_netlink {
 };
 
 /* An inotify instance: n watches follow, in wd order, each an
- * img_inotify_watch and its path_len bytes of path. */
+ * img_inotify_watch and its path_len bytes of path (none: a file no path
+ * led to), then with IMG_INOTIFY_HANDLE an img_inotify_handle and its
+ * bytes: the file's handle (name_to_handle_at), opened again by it. */
 struct img_inotify {
 	uint32_t n;
 	uint32_t queued; /* bytes of events not yet read at dump: not kept */
@@ -458,7 +460,14 @@ struct img_inotify_watch {
 	uint64_t ino;  /* the watched inode and its device (st_dev), to check the path */
 	uint64_t dev;
 	uint32_t path_len;
-	uint32_t pad;
+	uint32_t flags; /* IMG_INOTIFY_*; images before it was defined have 0 */
+};
+
+#define IMG_INOTIFY_HANDLE 1u /* no path: its handle follows */
+
+struct img_inotify_handle {
+	int32_t type;	/* handle_type */
+	uint32_t bytes; /* handle_bytes, at most 128 (MAX_HANDLE_SZ) */
 };
 
 /* A terminal: the program's own (reattached to the restoring process's

@@ -1,0 +1,65 @@
+#!/usr/bin/env bats
+# What is left of fds: inotify watches on files no open file leads to (a
+# renamed directory, a file under a mount), kept by path or by handle.
+# t/progs/fdrest sets each state, waits for the checkpoint and checks
+# after the restore that it is as it was.
+
+load lib
+
+bats_require_minimum_version 1.5.0
+
+# started MODE: t/progs/fdrest MODE DIR, ready.
+started() {
+	workdir fdrest
+	start_bg fdrest "$1" "$D"
+	wait_for_line "$OUT" '^ready '
+}
+
+teardown() {
+	kill_started
+	[ -z "${D:-}" ] || fdrest umount "$D" >/dev/null 2>&1 || true
+}
+
+@test "inotify: watches on a directory renamed since and a file in it come back on their inodes, events arrive" {
+	started moved
+	bg_dump_kill
+	run ckpt-inspect "$IMG"
+	echo "$output"
+	[[ "$output" == *"      wd 1 mask 0x100 $D/v"$'\n'"      wd 2 mask 0x2 $D/v/f"$'\n'* ]]
+	bg_restored "fdrest moved: ok"
+}
+
+# bats test_tags=root
+@test "inotify: a watch on a file no path leads to (under a mount) comes back by its handle, events arrive" {
+	started hidden
+	bg_dump_kill
+	run ckpt-inspect "$IMG"
+	echo "$output"
+	[[ "$output" == *"      wd 1 mask 0x2 no path: inode "*", by its handle"$'\n'* ]]
+	run ckpt-inspect --json "$IMG"
+	[[ "$output" == *'"watch_list":[{"wd":1,"mask":2,"inode":'*',"by_handle":true}]'* ]]
+	bg_restored "fdrest hidden: ok"
+}
+
+# refused PATTERN: ckpt-dump refuses the program, saying PATTERN (a
+# regular expression) on one line; the program runs on untouched and
+# passes its checks.
+refused() {
+	run --separate-stderr ckpt-dump -o "$IMG" "$BG_PID"
+	echo "status $status stderr: $stderr"
+	[ "$status" -eq 1 ]
+	[ "$(printf '%s\n' "$stderr" | wc -l)" -eq 1 ]
+	[[ "$stderr" =~ $1 ]]
+	untraced "$BG_PID"
+	finish_bg
+}
+
+@test "inotify: a watch on a file deleted while open is refused by name; the program runs on" {
+	started deleted
+	if [ "$(id -u)" -eq 0 ]; then
+		refused "^ckpt-dump: pid $BG_PID: fd 3: inotify watch 1 is on a deleted file \(inode [0-9]+ on device [0-9]+:[0-9]+\); not supported\$"
+	else
+		refused "^ckpt-dump: pid $BG_PID: fd 3: cannot find the path of inotify watch 1 \(inode [0-9]+ on device [0-9]+:[0-9]+\): "
+	fi
+	grep -qx "fdrest deleted: ok" "$OUT"
+}

@@ -1,0 +1,230 @@
+/* fdrest.c: what is left of fds held across a checkpoint.  Each mode
+ * sets its state, prints "ready PID", waits for DIR/go, checks that the
+ * state is exactly as it was, and prints "fdrest MODE: ok".
+ *
+ *   fdrest moved DIR   (in DIR, its current directory) an inotify instance
+ *                      (fd 3) watching DIR/w for IN_CREATE (wd 1) and
+ *                      DIR/w/f for IN_MODIFY (wd 2); then DIR/w is renamed
+ *                      DIR/v.  After: the same watches (fdinfo: wd, inode,
+ *                      mask), and a file made in DIR/v and a write to
+ *                      DIR/v/f each give their event, on their wd, and no
+ *                      other.
+ *   fdrest hidden DIR  (root) an inotify instance (fd 3) watching DIR/h/f
+ *                      for IN_MODIFY (wd 1); then a tmpfs is mounted on
+ *                      DIR/h: no path leads to the file.  After: the same
+ *                      watch (same inode); the tmpfs is unmounted and a
+ *                      write to DIR/h/f gives its event on wd 1.
+ *   fdrest deleted DIR an inotify instance (fd 3) watching DIR/g for
+ *                      IN_MODIFY (wd 1), DIR/g open at fd 4 and then
+ *                      removed (not supported: the dump is refused).
+ *   fdrest umount DIR  unmounts DIR/h, if mounted (a test's teardown).
+ */
+#define PROG "fdrest"
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "progs.h"
+
+static const char *dir;
+
+static const char *in_dir(const char *name)
+{
+	static char path[4][4096];
+	static int k;
+
+	k = (k + 1) % 4;
+	snprintf(path[k], sizeof(path[k]), "%s/%s", dir, name);
+	return path[k];
+}
+
+static void at(int want, int fd)
+{
+	if (fd < 0)
+		die("open");
+	if (fd != want) {
+		if (dup2(fd, want) < 0)
+			die("dup2");
+		close(fd);
+	}
+}
+
+static void ready(void)
+{
+	printf("ready %d\n", getpid());
+	fflush(stdout);
+	wait_file(in_dir("go"));
+}
+
+static void append(const char *path, const char *data)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+
+	if (fd < 0 || write(fd, data, strlen(data)) != (ssize_t)strlen(data))
+		die(path);
+	close(fd);
+}
+
+/* The watches of inotify fd, as fdinfo shows them (wd, inode, mask), one
+ * line each. */
+static void watches(int fd, char *out, size_t size)
+{
+	char path[64], line[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	out[0] = 0;
+	if (!(f = fopen(path, "re")))
+		die(path);
+	while (fgets(line, sizeof(line), f)) {
+		int wd;
+		unsigned long long ino;
+		unsigned mask;
+
+		if (sscanf(line, "inotify wd:%d ino:%llx sdev:%*x mask:%x", &wd, &ino, &mask) == 3)
+			snprintf(out + strlen(out), size - strlen(out), "wd %d ino %llu mask %#x\n",
+				 wd, ino, mask);
+	}
+	fclose(f);
+}
+
+/* The next event of fd (blocking) is wd's, of mask, named name ("" for
+ * none). */
+static void want_event(int fd, int wd, unsigned mask, const char *name)
+{
+	static char buf[4096] __attribute__((aligned(8)));
+	static ssize_t len, off;
+	const struct inotify_event *e;
+
+	if (off >= len) {
+		off = 0;
+		len = read(fd, buf, sizeof(buf));
+		if (len <= 0) {
+			fail("no event where wd %d mask %#x %s was due", wd, mask, name);
+			return;
+		}
+	}
+	e = (const void *)(buf + off);
+	off += sizeof(*e) + e->len;
+	if (e->wd != wd || e->mask != mask || strcmp(e->len ? e->name : "", name))
+		fail("event wd %d mask %#x %s where wd %d mask %#x %s was due", e->wd, e->mask,
+		     e->len ? e->name : "", wd, mask, name);
+}
+
+/* Nothing else is queued on fd. */
+static void no_more(int fd)
+{
+	int n = -1;
+
+	if (ioctl(fd, FIONREAD, &n) || n)
+		fail("%d bytes of events more than due", n);
+}
+
+static int do_moved(void)
+{
+	char before[4096], after[4096];
+
+	if (chdir(dir) || mkdir("w", 0700))
+		die("w");
+	append("w/f", "");
+	at(3, inotify_init1(0));
+	if (inotify_add_watch(3, "w", IN_CREATE) != 1 ||
+	    inotify_add_watch(3, "w/f", IN_MODIFY) != 2)
+		die("inotify_add_watch");
+	if (rename("w", "v"))
+		die("rename");
+	watches(3, before, sizeof(before));
+	ready();
+	watches(3, after, sizeof(after));
+	if (strcmp(before, after))
+		fail("watches before:\n%safter:\n%s", before, after);
+	no_more(3);
+	append("v/new", "");
+	append("v/f", "x");
+	want_event(3, 1, IN_CREATE, "new");
+	want_event(3, 2, IN_MODIFY, "");
+	no_more(3);
+	return 0;
+}
+
+static int do_hidden(void)
+{
+	char before[4096], after[4096];
+
+	if (mkdir(in_dir("h"), 0700))
+		die("h");
+	append(in_dir("h/f"), "");
+	at(3, inotify_init1(0));
+	if (inotify_add_watch(3, in_dir("h/f"), IN_MODIFY) != 1)
+		die("inotify_add_watch");
+	if (mount("fdrest", in_dir("h"), "tmpfs", 0, "size=64k"))
+		die("mount");
+	watches(3, before, sizeof(before));
+	ready();
+	watches(3, after, sizeof(after));
+	if (strcmp(before, after))
+		fail("watches before:\n%safter:\n%s", before, after);
+	no_more(3);
+	if (umount2(in_dir("h"), MNT_DETACH))
+		die("umount");
+	append(in_dir("h/f"), "x");
+	want_event(3, 1, IN_MODIFY, "");
+	no_more(3);
+	return 0;
+}
+
+static int do_deleted(void)
+{
+	at(4, open(in_dir("g"), O_RDWR | O_CREAT, 0600));
+	at(3, inotify_init1(0));
+	if (inotify_add_watch(3, in_dir("g"), IN_MODIFY) != 1)
+		die("inotify_add_watch");
+	if (unlink(in_dir("g")))
+		die("unlink");
+	ready();
+	if (write(4, "x", 1) != 1)
+		die("write");
+	want_event(3, 1, IN_MODIFY, "");
+	return 0;
+}
+
+static int do_umount(void)
+{
+	umount2(in_dir("h"), MNT_DETACH);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct {
+		const char *name;
+		int (*run)(void);
+	} modes[] = {
+	    {"moved", do_moved},
+	    {"hidden", do_hidden},
+	    {"deleted", do_deleted},
+	    {"umount", do_umount},
+	};
+
+	if (argc != 3) {
+		fprintf(stderr, "usage: fdrest MODE DIR\n");
+		return 2;
+	}
+	dir = argv[2];
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		if (strcmp(argv[1], modes[i].name))
+			continue;
+		if (modes[i].run() || failures)
+			return 1;
+		printf("fdrest %s: ok\n", argv[1]);
+		return 0;
+	}
+	fprintf(stderr, "fdrest: unknown mode %s\n", argv[1]);
+	return 2;
+}
