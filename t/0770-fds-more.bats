@@ -63,3 +63,15 @@ refused() {
 	fi
 	grep -qx "fdrest deleted: ok" "$OUT"
 }
+
+@test "a deleted directory and a deleted FIFO come back with their owner (another user's as root), mode and times" {
+	started delowner
+	bg_dump_kill
+	run ckpt-inspect "$IMG"
+	echo "$output"
+	if [ "$(id -u)" -eq 0 ]; then
+		[[ "$output" == *"fd 3 "*" uid 4321 gid 4322"* ]]
+		[[ "$output" == *"fd 4 "*" uid 4323 gid 4324"* ]]
+	fi
+	bg_restored "fdrest delowner: ok"
+}

@@ -17,6 +17,13 @@
  *   fdrest deleted DIR an inotify instance (fd 3) watching DIR/g for
  *                      IN_MODIFY (wd 1), DIR/g open at fd 4 and then
  *                      removed (not supported: the dump is refused).
+ *   fdrest delowner DIR a directory DIR/dd (mode 0751) open at fd 3 and a
+ *                      FIFO DIR/df (mode 0620) open read-write at fd 4
+ *                      with 5 bytes in it, both removed; as root owned by
+ *                      4321:4322 and 4323:4324; their access and
+ *                      modification times set back to 2001.  After: both
+ *                      removed, of the same owner, mode and times, the
+ *                      FIFO's 5 bytes in it.
  *   fdrest umount DIR  unmounts DIR/h, if mounted (a test's teardown).
  */
 #define PROG "fdrest"
@@ -194,6 +201,55 @@ static int do_deleted(void)
 	return 0;
 }
 
+/* fd's owner, mode and times differ from sb's: say which. */
+static void same_attrs(const char *what, int fd, const struct stat *was)
+{
+	struct stat sb;
+
+	if (fstat(fd, &sb))
+		die(what);
+	if (sb.st_uid != was->st_uid || sb.st_gid != was->st_gid)
+		fail("%s: owner %u:%u, not %u:%u", what, (unsigned)sb.st_uid, (unsigned)sb.st_gid,
+		     (unsigned)was->st_uid, (unsigned)was->st_gid);
+	if (sb.st_mode != was->st_mode || sb.st_nlink != 0)
+		fail("%s: mode %o, %lu links, not %o, removed", what, sb.st_mode,
+		     (unsigned long)sb.st_nlink, was->st_mode);
+	if (sb.st_atim.tv_sec != was->st_atim.tv_sec || sb.st_mtim.tv_sec != was->st_mtim.tv_sec ||
+	    sb.st_mtim.tv_nsec != was->st_mtim.tv_nsec)
+		fail("%s: times %lld %lld, not %lld %lld", what, (long long)sb.st_atim.tv_sec,
+		     (long long)sb.st_mtim.tv_sec, (long long)was->st_atim.tv_sec,
+		     (long long)was->st_mtim.tv_sec);
+}
+
+static int do_delowner(void)
+{
+	struct timespec ts[2] = {{1000000000, 5}, {1000000100, 7}};
+	struct stat dsb, fsb;
+	char buf[16];
+	int root = geteuid() == 0;
+
+	if (mkdir(in_dir("dd"), 0700) || chmod(in_dir("dd"), 0751) || mkfifo(in_dir("df"), 0600))
+		die("mkdir");
+	at(3, open(in_dir("dd"), O_RDONLY | O_DIRECTORY));
+	at(4, open(in_dir("df"), O_RDWR | O_NONBLOCK));
+	if (write(4, "hello", 5) != 5)
+		die("write");
+	if (root && (fchown(3, 4321, 4322) || fchown(4, 4323, 4324)))
+		die("fchown");
+	if (fchmod(4, 0620) || futimens(3, ts) || futimens(4, ts))
+		die("times");
+	if (rmdir(in_dir("dd")) || unlink(in_dir("df")))
+		die("remove");
+	if (fstat(3, &dsb) || fstat(4, &fsb))
+		die("fstat");
+	ready();
+	same_attrs("directory", 3, &dsb);
+	same_attrs("FIFO", 4, &fsb);
+	if (read(4, buf, sizeof(buf)) != 5 || memcmp(buf, "hello", 5))
+		fail("FIFO: not its 5 bytes");
+	return 0;
+}
+
 static int do_umount(void)
 {
 	umount2(in_dir("h"), MNT_DETACH);
@@ -209,6 +265,7 @@ int main(int argc, char **argv)
 	    {"moved", do_moved},
 	    {"hidden", do_hidden},
 	    {"deleted", do_deleted},
+	    {"delowner", do_delowner},
 	    {"umount", do_umount},
 	};
 
