@@ -75,3 +75,12 @@ refused() {
 	fi
 	bg_restored "fdrest delowner: ok"
 }
+
+@test "epoll: a watch on a file only the child holds comes back with -t, added before the tree forks; both files wake their watches" {
+	started epolltree
+	bg_dump_kill -t
+	run ckpt-inspect "$IMG"
+	echo "$output"
+	[[ "$output" == *"fd 3   epoll   "*" watches 2 in_other_process 1 "* ]]
+	bg_restored "fdrest epolltree: ok"
+}

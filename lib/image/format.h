@@ -236,14 +236,22 @@ struct img_timerfd {
 };
 
 /* An epoll instance: n watched fds follow; with IMG_EPOLL_VIA, then n
- * s32: the fd that holds each watch's file now. */
+ * s32: the fd that holds each watch's file now (-1: none of the process,
+ * with IMG_EPOLL_OTHER); with IMG_EPOLL_OTHER, then for each -1 an
+ * img_epoll_other: the process of the tree and its fd that hold it. */
 struct img_epoll {
 	uint32_t n;
 	uint32_t flags; /* IMG_EPOLL_* */
 };
 
 #define IMG_EPOLL_VIA 1u   /* some watch's file is no longer at the fd it was added as */
-#define IMG_EPOLL_FLAGS 1u /* every flag a reader accepts */
+#define IMG_EPOLL_OTHER 2u /* ...and some watch's file only another process holds */
+#define IMG_EPOLL_FLAGS 3u /* every flag a reader accepts */
+
+struct img_epoll_other {
+	int32_t pid; /* a process of the image */
+	int32_t fd;  /* its fd on the watch's file */
+};
 
 struct img_epoll_item {
 	int32_t fd;

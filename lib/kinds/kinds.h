@@ -79,6 +79,11 @@ int fd_tty_settings(int fd, const struct fd_entry *f) __attribute__((warn_unused
 /* After the files are at their numbers: register each epoll instance's
  * watches again.  -1 with err_set. */
 int fd_epoll_register(const struct image *im) __attribute__((warn_unused_result));
+/* In a tree, before it forks: the epoll watches whose file only another
+ * process of the tree holds, added on the instances ckpt-remap made
+ * (made[k][i] for file i of ims[k], -1 where none); -1 with err_set. */
+int fd_epoll_register_other(const struct image *const ims[], int *const made[], size_t n)
+    __attribute__((warn_unused_result));
 
 /* Reading an image: the extra bytes of FILE record idx, f, are what its
  * kind needs, or -1 naming it.  The image reader (image/) knows no kinds:

@@ -405,6 +405,25 @@ static int tree_ipcs(struct tree *t)
  * processes inherit them, so that pipes, socketpairs and open file
  * descriptions they shared are shared again.  A standard stream of
  * ckpt-remap's own is each process's to keep. */
+/* Every fd of the tree is made here: the epoll watches on a file another
+ * process of the tree holds are added now, on the instances the
+ * processes inherit. */
+static int tree_epolls(struct tree *t)
+{
+	const struct image **ims = calloc(t->n + 1, sizeof(*ims));
+	int rc;
+
+	if (!ims) {
+		err_set("out of memory");
+		return -1;
+	}
+	for (size_t k = 0; k < t->n; k++)
+		ims[k] = tim(t, k);
+	rc = fd_epoll_register_other(ims, t->premade, t->n);
+	free(ims);
+	return rc;
+}
+
 static int tree_files(struct tree *t)
 {
 	struct fd_pipes pipes = {0};
@@ -460,7 +479,7 @@ static int tree_files(struct tree *t)
 			t->premade[k][i] = fd < 0 ? -1 : fd;
 		}
 	}
-	if (fd_pipes_done(&pipes))
+	if (fd_pipes_done(&pipes) || tree_epolls(t))
 		goto fail;
 	fd_pipes_close(&pipes);
 	return 0;

@@ -24,6 +24,14 @@
  *                      modification times set back to 2001.  After: both
  *                      removed, of the same owner, mode and times, the
  *                      FIFO's 5 bytes in it.
+ *   fdrest epolltree DIR an epoll instance (fd 3) watching an eventfd
+ *                      added as fd 5 (EPOLLIN, data 0xa5), which it then
+ *                      closed: only its child holds it (at fd 5), and a
+ *                      pipe's read end at fd 6 added and held by both.
+ *                      After: the same watches in fdinfo, none ready; the
+ *                      child writes its eventfd and the pipe, and each
+ *                      wakes its own watch; then (DIR/done) the child
+ *                      exits 0.
  *   fdrest umount DIR  unmounts DIR/h, if mounted (a test's teardown).
  */
 #define PROG "fdrest"
@@ -31,10 +39,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "progs.h"
@@ -250,6 +261,105 @@ static int do_delowner(void)
 	return 0;
 }
 
+static int line_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The epoll entries of fd, as fdinfo shows them (tfd, events, data), one
+ * line each, sorted: fdinfo lists them in the kernel's order of their
+ * files, which a restore does not keep. */
+static void epoll_entries(int fd, char *out, size_t size)
+{
+	char path[64], line[512], lines[16][64], *sorted[16];
+	size_t n = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	out[0] = 0;
+	if (!(f = fopen(path, "re")))
+		die(path);
+	while (fgets(line, sizeof(line), f) && n < 16) {
+		int tfd;
+		unsigned events;
+		unsigned long long data;
+
+		if (sscanf(line, "tfd: %d events: %x data: %llx", &tfd, &events, &data) == 3) {
+			snprintf(lines[n], sizeof(lines[n]), "tfd %d events %#x data %#llx\n", tfd,
+				 events, data);
+			sorted[n] = lines[n];
+			n++;
+		}
+	}
+	fclose(f);
+	qsort(sorted, n, sizeof(*sorted), line_cmp);
+	for (size_t i = 0; i < n; i++)
+		snprintf(out + strlen(out), size - strlen(out), "%s", sorted[i]);
+}
+
+static int do_epolltree(void)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 0xa5}, got[4];
+	char before[4096], after[4096];
+	int p[2], st = 0, n = 0, ready_a5 = 0, ready_b6 = 0;
+	double end;
+	pid_t child;
+
+	at(3, epoll_create1(0));
+	at(5, eventfd(0, 0));
+	if (pipe(p))
+		die("pipe");
+	at(7, p[1]);
+	at(6, p[0]);
+	if (epoll_ctl(3, EPOLL_CTL_ADD, 5, &ev))
+		die("epoll_ctl");
+	ev.data.u64 = 0xb6;
+	if (epoll_ctl(3, EPOLL_CTL_ADD, 6, &ev))
+		die("epoll_ctl");
+	if ((child = fork()) < 0)
+		die("fork");
+	if (child == 0) {
+		uint64_t one = 1;
+
+		close(3);
+		wait_file(in_dir("go"));
+		if (write(5, &one, sizeof(one)) != sizeof(one) || write(7, "x", 1) != 1)
+			_exit(1);
+		/* Its eventfd lives (and so its watch) until the parent is done. */
+		wait_file(in_dir("done"));
+		_exit(0);
+	}
+	close(5);
+	close(7);
+	epoll_entries(3, before, sizeof(before));
+	ready();
+	epoll_entries(3, after, sizeof(after));
+	if (strcmp(before, after))
+		fail("epoll entries before:\n%safter:\n%s", before, after);
+	if (fcntl(5, F_GETFD) != -1)
+		fail("fd 5 is open");
+	/* Level-triggered: both stay ready once the child wrote. */
+	for (end = mono() + 10; mono() < end && !(ready_a5 && ready_b6);) {
+		n = epoll_wait(3, got, 4, 100);
+		for (int i = 0; i < n; i++) {
+			ready_a5 |= got[i].data.u64 == 0xa5;
+			ready_b6 |= got[i].data.u64 == 0xb6;
+			if (got[i].data.u64 != 0xa5 && got[i].data.u64 != 0xb6)
+				fail("a watch of data %#llx ready",
+				     (unsigned long long)got[i].data.u64);
+		}
+	}
+	if (!ready_a5 || !ready_b6)
+		fail("the eventfd's watch %s ready, the pipe's %s", ready_a5 ? "is" : "is not",
+		     ready_b6 ? "is" : "is not");
+	if (n != 2)
+		fail("%d watches ready at once, not 2", n);
+	close(open(in_dir("done"), O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
+	if (waitpid(child, &st, 0) != child || !WIFEXITED(st) || WEXITSTATUS(st))
+		fail("the child did not exit 0 (%#x)", st);
+	return 0;
+}
+
 static int do_umount(void)
 {
 	umount2(in_dir("h"), MNT_DETACH);
@@ -262,11 +372,8 @@ int main(int argc, char **argv)
 		const char *name;
 		int (*run)(void);
 	} modes[] = {
-	    {"moved", do_moved},
-	    {"hidden", do_hidden},
-	    {"deleted", do_deleted},
-	    {"delowner", do_delowner},
-	    {"umount", do_umount},
+	    {"moved", do_moved},       {"hidden", do_hidden},	    {"deleted", do_deleted},
+	    {"delowner", do_delowner}, {"epolltree", do_epolltree}, {"umount", do_umount},
 	};
 
 	if (argc != 3) {
