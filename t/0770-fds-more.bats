@@ -84,3 +84,9 @@ refused() {
 	[[ "$output" == *"fd 3   epoll   "*" watches 2 in_other_process 1 "* ]]
 	bg_restored "fdrest epolltree: ok"
 }
+
+@test "a pidfd, a namespace file and a /proc file inherited across fork come back as one description each, shared by parent and child" {
+	started forkshare
+	bg_dump_kill -t
+	bg_restored "fdrest forkshare: ok"
+}

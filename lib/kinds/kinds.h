@@ -62,6 +62,10 @@ int fd_make(const struct fd_entry *f, struct fd_pipes *pipes) __attribute__((war
 /* An fd each process of a tree makes itself once every process exists
  * (a pidfd, a namespace file), not one the tree inherits. */
 int fd_in_process(const struct fd_entry *f);
+/* The process that must exist before f, a file each process makes itself
+ * (a pidfd of a process of the tree, a file of /proc/PID), can be made;
+ * 0 when none does. */
+pid_t fd_own_needs(const struct fd_entry *f);
 /* Once every fd is made: what needs all of them (a pty slave's lock).
  * -1 with err_set. */
 int fd_pipes_done(struct fd_pipes *pipes) __attribute__((warn_unused_result));

@@ -32,6 +32,13 @@
  *                      child writes its eventfd and the pipe, and each
  *                      wakes its own watch; then (DIR/done) the child
  *                      exits 0.
+ *   fdrest forkshare DIR a pidfd of itself (fd 3), its uts namespace file
+ *                      (fd 4) and its /proc/PID/stat (fd 5), then a child
+ *                      that inherits the three.  After: each fd of the
+ *                      parent and the child's of the same number are one
+ *                      open file description (kcmp), the pidfd is the
+ *                      parent's, the namespace its own, and the child's
+ *                      read of fd 5 moves the parent's offset.
  *   fdrest umount DIR  unmounts DIR/h, if mounted (a test's teardown).
  */
 #define PROG "fdrest"
@@ -45,6 +52,7 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -360,6 +368,64 @@ static int do_epolltree(void)
 	return 0;
 }
 
+static int same_file(pid_t a, pid_t b, int fd)
+{
+	return syscall(SYS_kcmp, a, b, 0 /* KCMP_FILE */, fd, fd) == 0;
+}
+
+static int do_forkshare(void)
+{
+	char path[64], buf[16];
+	struct stat ns, own;
+	pid_t child;
+	int st = 0;
+
+	at(3, (int)syscall(SYS_pidfd_open, getpid(), 0));
+	at(4, open("/proc/self/ns/uts", O_RDONLY));
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)getpid());
+	at(5, open(path, O_RDONLY));
+	if ((child = fork()) < 0)
+		die("fork");
+	if (child == 0) {
+		wait_file(in_dir("go"));
+		if (read(5, buf, 10) != 10)
+			_exit(1);
+		wait_file(in_dir("done"));
+		_exit(0);
+	}
+	for (int fd = 3; fd <= 5; fd++)
+		if (!same_file(getpid(), child, fd))
+			die("kcmp before");
+	ready();
+	for (int fd = 3; fd <= 5; fd++)
+		if (!same_file(getpid(), child, fd))
+			fail("fd %d: the parent's and the child's are not one description", fd);
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/3");
+	{
+		char line[256];
+		FILE *f = fopen(path, "re");
+		int pid = 0;
+
+		while (f && fgets(line, sizeof(line), f))
+			sscanf(line, "Pid: %d", &pid);
+		if (f)
+			fclose(f);
+		if (pid != getpid())
+			fail("fd 3 is a pidfd of %d, not of %d", pid, (int)getpid());
+	}
+	if (fstat(4, &ns) || stat("/proc/self/ns/uts", &own) || ns.st_ino != own.st_ino ||
+	    ns.st_dev != own.st_dev)
+		fail("fd 4 is not its own uts namespace");
+	for (double end = mono() + 10; lseek(5, 0, SEEK_CUR) != 10 && mono() < end;)
+		usleep(10000);
+	if (lseek(5, 0, SEEK_CUR) != 10)
+		fail("fd 5: offset %ld, not the child's 10", (long)lseek(5, 0, SEEK_CUR));
+	close(open(in_dir("done"), O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
+	if (waitpid(child, &st, 0) != child || !WIFEXITED(st) || WEXITSTATUS(st))
+		fail("the child did not exit 0 (%#x)", st);
+	return 0;
+}
+
 static int do_umount(void)
 {
 	umount2(in_dir("h"), MNT_DETACH);
@@ -373,7 +439,8 @@ int main(int argc, char **argv)
 		int (*run)(void);
 	} modes[] = {
 	    {"moved", do_moved},       {"hidden", do_hidden},	    {"deleted", do_deleted},
-	    {"delowner", do_delowner}, {"epolltree", do_epolltree}, {"umount", do_umount},
+	    {"delowner", do_delowner}, {"epolltree", do_epolltree}, {"forkshare", do_forkshare},
+	    {"umount", do_umount},
 	};
 
 	if (argc != 3) {
