@@ -90,3 +90,15 @@ refused() {
 	bg_dump_kill -t
 	bg_restored "fdrest forkshare: ok"
 }
+
+@test "/proc/PID/task/TID of its main thread, restored under a new pid: the main thread's now" {
+	started taskfile
+	bg_dump_kill
+	bg_restored "fdrest taskfile: ok" --new-pids
+}
+
+@test "/proc/PID/task/TID of another thread is refused by name; the program runs on" {
+	started taskthread
+	refused "^ckpt-dump: pid $BG_PID: fd 3 is /proc/$BG_PID/task/[0-9]+/stat, a file of thread [0-9]+, which the restore makes after the files; not supported\$"
+	grep -qx "fdrest taskthread: ok" "$OUT"
+}

@@ -230,8 +230,22 @@ pid_t fd_proc_pid(const char *path)
 	return (*end == '/' || !*end) && pid <= INT32_MAX ? (pid_t)pid : 0;
 }
 
+pid_t fd_proc_tid(const char *path)
+{
+	const char *rest = path + 6 + strspn(path + 6, "0123456789");
+	char *end;
+	long tid;
+
+	if (!fd_proc_pid(path) || strncmp(rest, "/task/", 6) || rest[6] < '1' || rest[6] > '9')
+		return 0;
+	tid = strtol(rest + 6, &end, 10);
+	return (*end == '/' || !*end) && tid <= INT32_MAX ? (pid_t)tid : 0;
+}
+
 /* A file (or directory) of /proc/PID is reopened at restore as the same
- * process's (restore/ maps the pid): only one of the image's processes. */
+ * process's (restore/ maps the pid): only one of the image's processes;
+ * of /proc/PID/task/TID only the main thread's (the restore opens files
+ * before it makes the other threads). */
 static int join_proc_files(struct fd_all *a)
 {
 	for (size_t i = 0; i < a->n; i++) {
@@ -247,6 +261,12 @@ static int join_proc_files(struct fd_all *a)
 			err_set("pid %d: fd %d is %s, a file of process %d, which the image does "
 				"not hold; not supported",
 				a->pid[i], f->d.fd, f->path, pid);
+			return -1;
+		}
+		if (pid && fd_proc_tid(f->path) > 0 && fd_proc_tid(f->path) != pid) {
+			err_set("pid %d: fd %d is %s, a file of thread %d, which the restore makes "
+				"after the files; not supported",
+				a->pid[i], f->d.fd, f->path, (int)fd_proc_tid(f->path));
 			return -1;
 		}
 	}

@@ -110,6 +110,8 @@ void fd_show_list(FILE *out, const struct fd_entry *f, int json);
 int fd_make_deleted(const char *link, mode_t mode);
 /* The pid of a /proc/PID or /proc/PID/... path, or 0. */
 pid_t fd_proc_pid(const char *path);
+/* The TID of a path /proc/PID/task/TID[/...], else 0. */
+pid_t fd_proc_tid(const char *path);
 uint32_t fd_file_nlocks(const struct fd_entry *f);
 void fd_file_lock(const struct fd_entry *f, uint32_t i, struct img_lock *l);
 

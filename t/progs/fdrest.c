@@ -39,10 +39,19 @@
  *                      open file description (kcmp), the pidfd is the
  *                      parent's, the namespace its own, and the child's
  *                      read of fd 5 moves the parent's offset.
+ *   fdrest taskfile DIR /proc/PID/task/PID/stat of its main thread open at
+ *                      fd 3.  After (restored under a new pid, too): fd 3
+ *                      reads the stat of its main thread now (its first
+ *                      field is the pid it has now).
+ *   fdrest taskthread DIR  as taskfile, fd 3 the stat of a second thread
+ *                      of its own, which waits (not supported: the dump
+ *                      is refused).
  *   fdrest umount DIR  unmounts DIR/h, if mounted (a test's teardown).
  */
 #define PROG "fdrest"
+#include <dirent.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -426,6 +435,67 @@ static int do_forkshare(void)
 	return 0;
 }
 
+/* The first field of the stat file at fd: the task's id. */
+static int stat_id(int fd)
+{
+	char buf[64];
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+
+	if (n <= 0)
+		return -1;
+	buf[n] = 0;
+	return atoi(buf);
+}
+
+static int open_task_stat(pid_t tid)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)getpid(), (int)tid);
+	return open(path, O_RDONLY);
+}
+
+static int do_taskfile(void)
+{
+	at(3, open_task_stat(getpid()));
+	ready();
+	if (stat_id(3) != getpid())
+		fail("fd 3 is the stat of task %d, not of %d", stat_id(3), (int)getpid());
+	return 0;
+}
+
+static void *waiter(void *arg)
+{
+	(void)arg;
+	for (;;)
+		pause();
+	return NULL;
+}
+
+static int do_taskthread(void)
+{
+	pthread_t t;
+	pid_t tid = 0;
+
+	if (pthread_create(&t, NULL, waiter, NULL))
+		die("pthread_create");
+	for (double end = mono() + 10; !tid && mono() < end; usleep(1000)) {
+		DIR *d = opendir("/proc/self/task");
+		struct dirent *e;
+
+		while (d && (e = readdir(d)))
+			if (atoi(e->d_name) > 0 && atoi(e->d_name) != getpid())
+				tid = atoi(e->d_name);
+		if (d)
+			closedir(d);
+	}
+	at(3, open_task_stat(tid));
+	ready();
+	if (stat_id(3) == getpid() || stat_id(3) <= 0)
+		fail("fd 3 is the stat of task %d, not of its second thread", stat_id(3));
+	return 0;
+}
+
 static int do_umount(void)
 {
 	umount2(in_dir("h"), MNT_DETACH);
@@ -438,9 +508,9 @@ int main(int argc, char **argv)
 		const char *name;
 		int (*run)(void);
 	} modes[] = {
-	    {"moved", do_moved},       {"hidden", do_hidden},	    {"deleted", do_deleted},
-	    {"delowner", do_delowner}, {"epolltree", do_epolltree}, {"forkshare", do_forkshare},
-	    {"umount", do_umount},
+	    {"moved", do_moved},       {"hidden", do_hidden},	      {"deleted", do_deleted},
+	    {"delowner", do_delowner}, {"epolltree", do_epolltree},   {"forkshare", do_forkshare},
+	    {"taskfile", do_taskfile}, {"taskthread", do_taskthread}, {"umount", do_umount},
 	};
 
 	if (argc != 3) {
