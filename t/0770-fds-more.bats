@@ -1,8 +1,10 @@
 #!/usr/bin/env bats
 # What is left of fds: inotify watches on files no open file leads to (a
-# renamed directory, a file under a mount), kept by path or by handle.
-# t/progs/fdrest sets each state, waits for the checkpoint and checks
-# after the restore that it is as it was.
+# renamed directory, a file under a mount), kept by path or by handle;
+# deleted directories and FIFOs with their owner; an epoll watch on a
+# file only a child holds; pidfds, namespace files and /proc files shared
+# across fork; /proc/PID/task/TID.  t/progs/fdrest sets each state, waits
+# for the checkpoint and checks after the restore that it is as it was.
 
 load lib
 
