@@ -58,9 +58,9 @@ refused() {
 	bg_restored "fdodd epoll: ok"
 }
 
-@test "an epoll watch on a file no fd of the process holds is refused by name" {
+@test "an epoll watch on a file no fd of the process holds, dumped without its tree, is refused by name" {
 	started epollgone
-	refused "ckpt-dump: pid $BG_PID: fd 3: epoll watches a file (added as fd 5, inode *) that no fd of the process holds; not supported"
+	refused "ckpt-dump: pid $BG_PID: fd 3: epoll watches a file (added as fd 5) that no fd of the dumped processes holds; not supported"
 	grep -qx "fdodd epollgone: ok" "$OUT"
 }
 

@@ -238,14 +238,22 @@ struct img_timerfd {
 };
 
 /* An epoll instance: n watched fds follow; with IMG_EPOLL_VIA, then n
- * s32: the fd that holds each watch's file now. */
+ * s32: the fd that holds each watch's file now (-1: none of the process,
+ * with IMG_EPOLL_OTHER); with IMG_EPOLL_OTHER, then for each -1 an
+ * img_epoll_other: the process of the tree and its fd that hold it. */
 struct img_epoll {
 	uint32_t n;
 	uint32_t flags; /* IMG_EPOLL_* */
 };
 
 #define IMG_EPOLL_VIA 1u   /* some watch's file is no longer at the fd it was added as */
-#define IMG_EPOLL_FLAGS 1u /* every flag a reader accepts */
+#define IMG_EPOLL_OTHER 2u /* ...and some watch's file only another process holds */
+#define IMG_EPOLL_FLAGS 3u /* every flag a reader accepts */
+
+struct img_epoll_other {
+	int32_t pid; /* a process of the image */
+	int32_t fd;  /* its fd on the watch's file */
+};
 
 struct img_epoll_item {
 	int32_t fd;
@@ -453,7 +461,9 @@ struct img_netlink {
 };
 
 /* An inotify instance: n watches follow, in wd order, each an
- * img_inotify_watch and its path_len bytes of path. */
+ * img_inotify_watch and its path_len bytes of path (none: a file no path
+ * led to), then with IMG_INOTIFY_HANDLE an img_inotify_handle and its
+ * bytes: the file's handle (name_to_handle_at), opened again by it. */
 struct img_inotify {
 	uint32_t n;
 	uint32_t queued; /* bytes of events not yet read at dump: not kept */
@@ -465,7 +475,14 @@ struct img_inotify_watch {
 	uint64_t ino;  /* the watched inode and its device (st_dev), to check the path */
 	uint64_t dev;
 	uint32_t path_len;
-	uint32_t pad;
+	uint32_t flags; /* IMG_INOTIFY_*; images before it was defined have 0 */
+};
+
+#define IMG_INOTIFY_HANDLE 1u /* no path: its handle follows */
+
+struct img_inotify_handle {
+	int32_t type;	/* handle_type */
+	uint32_t bytes; /* handle_bytes, at most 128 (MAX_HANDLE_SZ) */
 };
 
 /* A terminal: the program's own (reattached to the restoring process's

@@ -230,8 +230,22 @@ pid_t fd_proc_pid(const char *path)
 	return (*end == '/' || !*end) && pid <= INT32_MAX ? (pid_t)pid : 0;
 }
 
+pid_t fd_proc_tid(const char *path)
+{
+	const char *rest = path + 6 + strspn(path + 6, "0123456789");
+	char *end;
+	long tid;
+
+	if (!fd_proc_pid(path) || strncmp(rest, "/task/", 6) || rest[6] < '1' || rest[6] > '9')
+		return 0;
+	tid = strtol(rest + 6, &end, 10);
+	return (*end == '/' || !*end) && tid <= INT32_MAX ? (pid_t)tid : 0;
+}
+
 /* A file (or directory) of /proc/PID is reopened at restore as the same
- * process's (restore/ maps the pid): only one of the image's processes. */
+ * process's (restore/ maps the pid): only one of the image's processes;
+ * of /proc/PID/task/TID only the main thread's (the restore opens files
+ * before it makes the other threads). */
 static int join_proc_files(struct fd_all *a)
 {
 	for (size_t i = 0; i < a->n; i++) {
@@ -247,6 +261,12 @@ static int join_proc_files(struct fd_all *a)
 			err_set("pid %d: fd %d is %s, a file of process %d, which the image does "
 				"not hold; not supported",
 				a->pid[i], f->d.fd, f->path, pid);
+			return -1;
+		}
+		if (pid && fd_proc_tid(f->path) > 0 && fd_proc_tid(f->path) != pid) {
+			err_set("pid %d: fd %d is %s, a file of thread %d, which the restore makes "
+				"after the files; not supported",
+				a->pid[i], f->d.fd, f->path, (int)fd_proc_tid(f->path));
 			return -1;
 		}
 	}
@@ -326,24 +346,105 @@ const struct fd_ops fd_opath_ops = {.name = "opath", .capture = capture_opath, .
 
 /* ---- deleted directories and FIFOs ------------------------------------ */
 
-/* A deleted directory keeps nothing but its mode (the record's); a
- * deleted FIFO its bytes, as a FIFO by path does. */
+/* A deleted directory keeps its owner and access time (an
+ * img_shm_attr; its mode and mtime are the record's); a deleted FIFO its
+ * bytes, as a FIFO by path does, then the same. */
 static int capture_deleted(const struct fd_source *src, struct fd_entry *f)
 {
-	if (S_ISFIFO(src->sb->st_mode))
-		return fd_fifo_ops.capture(src, f);
-	return refuse_locks(src, f);
+	struct img_shm_attr a = {.uid = src->sb->st_uid,
+				 .gid = src->sb->st_gid,
+				 .atime_sec = src->sb->st_atim.tv_sec,
+				 .atime_nsec = src->sb->st_atim.tv_nsec};
+	unsigned char *x;
+
+	if (!S_ISFIFO(src->sb->st_mode))
+		return refuse_locks(src, f) ? -1 : fd_set_extra(f, &a, sizeof(a), NULL, 0);
+	if (fd_fifo_ops.capture(src, f))
+		return -1;
+	if (!(x = realloc(f->extra, f->d.extra_len + sizeof(a)))) {
+		err_set("out of memory");
+		return -1;
+	}
+	memcpy(x + f->d.extra_len, &a, sizeof(a));
+	f->extra = x;
+	f->d.extra_len += sizeof(a);
+	return 0;
 }
 
+/* The bytes of f's FIFO part (none for a directory), and where its owner
+ * is (the rest): -1 if it has none (images before it was kept). */
+static int64_t deleted_attr_at(const unsigned char *x, uint32_t n, mode_t mode)
+{
+	struct img_fifo p;
+	uint64_t fifo = 0;
+
+	if (S_ISFIFO(mode) && n >= sizeof(p)) {
+		memcpy(&p, x, sizeof(p));
+		fifo = sizeof(p) + (uint64_t)p.data_len;
+	}
+	return n == fifo + sizeof(struct img_shm_attr) ? (int64_t)fifo : -1;
+}
+
+static int fd_deleted_attr(const struct fd_entry *f, struct img_shm_attr *a)
+{
+	int64_t at = deleted_attr_at(f->extra, f->d.extra_len, f->d.mode);
+
+	if (at >= 0)
+		memcpy(a, f->extra + at, sizeof(*a));
+	return at >= 0 ? 0 : -1;
+}
+
+/* Without the mode it is checked as any of them: nothing, a directory's
+ * owner, a FIFO part with or without its owner (make_deleted checks
+ * again by the mode). */
 static int check_deleted(const unsigned char *x, uint32_t n)
 {
-	return n ? fd_fifo_ops.check(x, n) : 0;
+	int64_t at = deleted_attr_at(x, n, S_IFIFO);
+
+	if (!n || (n == sizeof(struct img_shm_attr) && !check_shm(x, n)))
+		return 0;
+	if (at > 0 && !fd_fifo_ops.check(x, at) && !check_shm(x + at, n - at))
+		return 0;
+	return fd_fifo_ops.check(x, n);
 }
 
 static void show_deleted(FILE *out, const struct fd_entry *f, int json)
 {
-	if (S_ISFIFO(f->d.mode) && f->d.extra_len)
+	struct img_shm_attr a;
+
+	if (S_ISFIFO(f->d.mode) && f->d.extra_len >= sizeof(struct img_fifo))
 		fd_fifo_ops.show(out, f, json);
+	if (!fd_deleted_attr(f, &a)) {
+		fd_put_num(out, json, "uid", a.uid);
+		fd_put_num(out, json, "gid", a.gid);
+	}
+}
+
+/* Its owner (where it was another's), mode and times, once made: chown
+ * needs CAP_CHOWN for another user's, or a group ckpt-remap is not in;
+ * one line says so when it may not. */
+static void give_deleted_attrs(const struct fd_entry *f, int fd)
+{
+	struct img_shm_attr a;
+	struct timespec ts[2] = {{0, UTIME_OMIT}, {f->d.mtime_sec, f->d.mtime_nsec}};
+	struct stat sb;
+	char path[64];
+
+	fmt_path(path, sizeof(path), "/proc/self/fd/%d", fd);
+	if (!fd_deleted_attr(f, &a)) {
+		ts[0] = (struct timespec){a.atime_sec, a.atime_nsec};
+		if (!fstat(fd, &sb) && (sb.st_uid != a.uid || sb.st_gid != a.gid) &&
+		    fchownat(fd, "", a.uid, a.gid, AT_EMPTY_PATH))
+			warnx("fd %d: deleted %s %s comes back owned by %u:%u, not %u:%u: %s",
+			      f->d.fd, S_ISDIR(f->d.mode) ? "directory" : "FIFO", f->path,
+			      (unsigned)sb.st_uid, (unsigned)sb.st_gid, a.uid, a.gid,
+			      strerror(errno));
+		/* After chown, which may clear the set-group-ID bit. */
+		chmod(path, f->d.mode & 07777);
+	}
+	/* Its times as the checkpoint saw them: making it, and a write, set
+	 * them. */
+	utimensat(AT_FDCWD, path, ts, 0);
 }
 
 static int make_one(const char *name, mode_t mode)
@@ -406,7 +507,6 @@ int fd_make_deleted(const char *link, mode_t mode)
 static int make_deleted(const struct fd_entry *f, struct fd_pipes *pipes)
 {
 	struct fd_pipe *fp = fd_find_pair(pipes, IMG_FD_DELDIR, f->d.ino);
-	struct timespec ts[2] = {{0, UTIME_OMIT}, {f->d.mtime_sec, f->d.mtime_nsec}};
 	struct img_fifo p = {0};
 	char path[64];
 	int fd, flags = f->d.flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC);
@@ -416,8 +516,12 @@ static int make_deleted(const struct fd_entry *f, struct fd_pipes *pipes)
 			f->path, f->d.mode);
 		return -1;
 	}
-	if (S_ISFIFO(f->d.mode) && f->d.extra_len)
+	if (S_ISFIFO(f->d.mode) && f->d.extra_len >= sizeof(p))
 		memcpy(&p, f->extra, sizeof(p));
+	if (sizeof(p) + (uint64_t)p.data_len > f->d.extra_len && p.data_len) {
+		err_set("fd %d: deleted FIFO %s: malformed record", f->d.fd, f->path);
+		return -1;
+	}
 	if (!fp) {
 		if (!(fp = fd_new_pair(pipes, IMG_FD_DELDIR, f->d.ino)))
 			return -1;
@@ -435,9 +539,8 @@ static int make_deleted(const struct fd_entry *f, struct fd_pipes *pipes)
 		err_sys("fd %d: cannot put %u bytes back in FIFO %s", f->d.fd, p.data_len, f->path);
 		return -1;
 	}
+	give_deleted_attrs(f, fp->end[0]);
 	fmt_path(path, sizeof(path), "/proc/self/fd/%d", fp->end[0]);
-	/* Its mtime as the checkpoint saw it: making it, and a write, set it. */
-	utimensat(AT_FDCWD, path, ts, 0);
 	flags =
 	    S_ISFIFO(f->d.mode) ? (flags & O_ACCMODE) | O_NONBLOCK | O_CLOEXEC : flags | O_CLOEXEC;
 	fd = open(path, flags);

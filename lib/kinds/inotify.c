@@ -1,5 +1,7 @@
-/* inotify.c: inotify instances: each watch's path (found again from its inode), mask and wd. */
+/* inotify.c: inotify instances: each watch's path (found again from its inode) or, where no
+ * path leads to it, its file handle; its mask and wd. */
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -52,43 +54,62 @@ static int is_watched(const char *path, const struct watch *w)
 	return !stat(path, &sb) && sb.st_ino == w->ino && sb.st_dev == w->dev;
 }
 
-/* The path of a watched inode from its file handle: open_by_handle_at
- * needs CAP_DAC_READ_SEARCH, and a file of the same filesystem, found in
- * mountinfo by its device.  NULL without errno when not allowed. */
-static char *path_by_handle(const struct watch *w)
+/* The file of handle (type, bytes) on device dev, opened O_PATH:
+ * open_by_handle_at needs CAP_DAC_READ_SEARCH, and a file of the same
+ * filesystem, found in mountinfo by its device.  -1 with errno. */
+static int open_handle(dev_t dev, int type, unsigned bytes, const unsigned char *handle)
 {
-	char line[4096], want[32], mnt[4096], path[64], *res = NULL;
+	char line[4096], want[32], mnt[4096];
 	struct {
 		struct file_handle fh;
 		unsigned char b[128];
 	} h;
-	int mfd = -1, fd;
+	int mfd = -1, fd, err;
 	FILE *mi;
 
-	snprintf(want, sizeof(want), "%u:%u", major(w->dev), minor(w->dev));
-	if (!(mi = fopen("/proc/self/mountinfo", "re")))
-		return NULL;
+	snprintf(want, sizeof(want), "%u:%u", major(dev), minor(dev));
+	if (bytes > sizeof(h.b) || !(mi = fopen("/proc/self/mountinfo", "re")))
+		return -1;
 	while (mfd < 0 && fgets(line, sizeof(line), mi)) {
-		char dev[32];
-		if (sscanf(line, "%*d %*d %31s %*s %4095s", dev, mnt) == 2 && !strcmp(dev, want))
+		char d[32];
+		if (sscanf(line, "%*d %*d %31s %*s %4095s", d, mnt) == 2 && !strcmp(d, want))
 			mfd = open(mnt, O_RDONLY | O_NONBLOCK | O_CLOEXEC); /* not O_PATH: EBADF */
 	}
 	fclose(mi);
-	if (mfd < 0)
-		return NULL;
-	h.fh.handle_bytes = w->hbytes;
-	h.fh.handle_type = w->htype;
-	memcpy(h.fh.f_handle, w->handle, w->hbytes);
+	if (mfd < 0) {
+		errno = ENODEV;
+		return -1;
+	}
+	h.fh.handle_bytes = bytes;
+	h.fh.handle_type = type;
+	memcpy(h.fh.f_handle, handle, bytes);
 	fd = open_by_handle_at(mfd, &h.fh, O_PATH | O_CLOEXEC);
+	err = errno;
 	close(mfd);
+	errno = err;
+	return fd;
+}
+
+/* The path of a watched inode from its file handle (open_handle): NULL
+ * without errno when not allowed.  *byhandle is set when the handle opens
+ * a file no path leads to (a directory mounted over, a path the program
+ * cannot see): it is kept by its handle.  A file deleted since is -1. */
+static char *path_by_handle(const struct watch *w, int *byhandle)
+{
+	char path[64], *res = NULL;
+	struct stat sb;
+	int fd = open_handle(w->dev, w->htype, w->hbytes, w->handle);
+
 	if (fd < 0)
 		return NULL;
 	res = proc_readlink(getpid(), fmt_path(path, sizeof(path), "fd/%d", fd));
-	close(fd);
 	if (res && !is_watched(res, w)) {
 		free(res);
 		res = NULL;
 	}
+	if (!res && !fstat(fd, &sb))
+		*byhandle = sb.st_nlink ? 1 : -1;
+	close(fd);
 	return res;
 }
 
@@ -204,11 +225,24 @@ static int capture_inotify(const struct fd_source *src, struct fd_entry *f)
 	for (size_t i = 0; i < n; i++) {
 		struct img_inotify_watch iw = {
 		    .wd = ws[i].wd, .mask = ws[i].mask, .ino = ws[i].ino, .dev = ws[i].dev};
-		char *path = path_by_handle(&ws[i]);
+		struct img_inotify_handle ih = {.type = ws[i].htype, .bytes = ws[i].hbytes};
+		int byhandle = 0;
+		char *path = path_by_handle(&ws[i], &byhandle);
 		unsigned char *nb;
 
+		if (!path && byhandle < 0) {
+			err_set(
+			    "pid %d: fd %d: inotify watch %d is on a deleted file (inode %llu on "
+			    "device %u:%u); not supported",
+			    pid, fd, ws[i].wd, ws[i].ino, major(ws[i].dev), minor(ws[i].dev));
+			goto out;
+		}
 		if (!path)
 			path = path_by_search(pid, &ws[i]);
+		if (!path && byhandle) {
+			path = strdup("");
+			iw.flags = IMG_INOTIFY_HANDLE;
+		}
 		if (!path) {
 			err_set(
 			    "pid %d: fd %d: cannot find the path of inotify watch %d (inode %llu "
@@ -219,7 +253,7 @@ static int capture_inotify(const struct fd_source *src, struct fd_entry *f)
 			goto out;
 		}
 		iw.path_len = strlen(path);
-		nb = realloc(buf, len + sizeof(iw) + iw.path_len);
+		nb = realloc(buf, len + sizeof(iw) + iw.path_len + sizeof(ih) + ih.bytes);
 		if (!nb) {
 			free(path);
 			err_set("out of memory");
@@ -229,6 +263,11 @@ static int capture_inotify(const struct fd_source *src, struct fd_entry *f)
 		memcpy(buf + len, &iw, sizeof(iw));
 		memcpy(buf + len + sizeof(iw), path, iw.path_len);
 		len += sizeof(iw) + iw.path_len;
+		if (iw.flags & IMG_INOTIFY_HANDLE) {
+			memcpy(buf + len, &ih, sizeof(ih));
+			memcpy(buf + len + sizeof(ih), ws[i].handle, ih.bytes);
+			len += sizeof(ih) + ih.bytes;
+		}
 		free(path);
 	}
 	in.n = n;
@@ -245,10 +284,47 @@ out:
 	return rc;
 }
 
+/* One watch of the kind data at x + *off (of n bytes): into w, its path
+ * (path_len bytes) and its handle (h.bytes bytes, h zero without);
+ * *off past it.  -1 if malformed. */
+static int next_watch(const unsigned char *x, uint32_t n, uint64_t *off,
+		      struct img_inotify_watch *w, const char **path, struct img_inotify_handle *h,
+		      const unsigned char **handle)
+{
+	uint64_t o = *off;
+
+	memset(h, 0, sizeof(*h));
+	*handle = NULL;
+	if (o + sizeof(*w) > n)
+		return -1;
+	memcpy(w, x + o, sizeof(*w));
+	o += sizeof(*w);
+	*path = (const char *)x + o;
+	o += w->path_len;
+	if ((w->flags & ~IMG_INOTIFY_HANDLE) || w->path_len >= PATH_MAX || o > n ||
+	    memchr(*path, 0, w->path_len) || !w->path_len != !!(w->flags & IMG_INOTIFY_HANDLE))
+		return -1;
+	if (w->flags & IMG_INOTIFY_HANDLE) {
+		if (o + sizeof(*h) > n)
+			return -1;
+		memcpy(h, x + o, sizeof(*h));
+		o += sizeof(*h);
+		*handle = x + o;
+		o += h->bytes;
+		if (!h->bytes || h->bytes > 128 || o > n)
+			return -1;
+	}
+	*off = o;
+	return 0;
+}
+
 static int check_inotify(const unsigned char *x, uint32_t n)
 {
 	struct img_inotify in;
 	struct img_inotify_watch w;
+	struct img_inotify_handle h;
+	const unsigned char *handle;
+	const char *path;
 	uint64_t off = sizeof(in);
 	int32_t last = 0;
 
@@ -256,16 +332,33 @@ static int check_inotify(const unsigned char *x, uint32_t n)
 		return -1;
 	memcpy(&in, x, sizeof(in));
 	for (uint32_t k = 0; k < in.n; k++) {
-		if (off + sizeof(w) > n)
-			return -1;
-		memcpy(&w, x + off, sizeof(w));
-		off += sizeof(w) + (uint64_t)w.path_len;
-		if (w.wd <= last || !w.path_len || w.path_len >= PATH_MAX || off > n ||
-		    memchr(x + off - w.path_len, 0, w.path_len))
+		if (next_watch(x, n, &off, &w, &path, &h, &handle) || w.wd <= last)
 			return -1;
 		last = w.wd;
 	}
 	return off == n ? 0 : -1;
+}
+
+/* Watch w on the file of handle h again: through /proc/self/fd of its
+ * file opened by the handle.  The wd, or -1 naming it. */
+static int watch_by_handle(int ifd, const struct fd_entry *f, const struct img_inotify_watch *w,
+			   const struct img_inotify_handle *h, const unsigned char *handle)
+{
+	char path[64];
+	int fd = open_handle(w->dev, h->type, h->bytes, handle), wd;
+
+	if (fd < 0) {
+		err_sys("fd %d: cannot open the file of inotify watch %d (inode %llu on device "
+			"%u:%u) by its handle",
+			f->d.fd, w->wd, (unsigned long long)w->ino, major(w->dev), minor(w->dev));
+		return -1;
+	}
+	wd = inotify_add_watch(ifd, fmt_path(path, sizeof(path), "/proc/self/fd/%d", fd), w->mask);
+	if (wd < 0)
+		err_sys("fd %d: cannot watch inode %llu on device %u:%u with inotify again",
+			f->d.fd, (unsigned long long)w->ino, major(w->dev), minor(w->dev));
+	close(fd);
+	return wd;
 }
 
 /* An inotify instance with its watches at their wds.  The kernel gives
@@ -277,7 +370,7 @@ static int check_inotify(const unsigned char *x, uint32_t n)
 static int make_inotify(const struct fd_entry *f, struct fd_pipes *pipes)
 {
 	struct img_inotify in;
-	const unsigned char *x = f->extra + sizeof(in);
+	uint64_t off = sizeof(in);
 	int fd, skipped = 0;
 
 	(void)pipes;
@@ -289,19 +382,29 @@ static int make_inotify(const struct fd_entry *f, struct fd_pipes *pipes)
 	}
 	for (uint32_t k = 0; k < in.n; k++) {
 		struct img_inotify_watch w;
+		struct img_inotify_handle h;
+		const unsigned char *handle;
+		const char *p;
 		char path[PATH_MAX];
 		int wd;
 
-		memcpy(&w, x, sizeof(w));
-		memcpy(path, x + sizeof(w), w.path_len);
+		if (next_watch(f->extra, f->d.extra_len, &off, &w, &p, &h, &handle)) {
+			err_set("fd %d: malformed inotify watches", f->d.fd);
+			goto fail;
+		}
+		memcpy(path, p, w.path_len);
 		path[w.path_len] = 0;
-		x += sizeof(w) + w.path_len;
-		while ((wd = inotify_add_watch(fd, path, w.mask)) >= 0 && wd < w.wd) {
+		if (handle)
+			snprintf(path, sizeof(path), "inode %llu", (unsigned long long)w.ino);
+		while ((wd = handle ? watch_by_handle(fd, f, &w, &h, handle)
+				    : inotify_add_watch(fd, path, w.mask)) >= 0 &&
+		       wd < w.wd) {
 			inotify_rm_watch(fd, wd);
 			skipped = 1;
 		}
 		if (wd < 0) {
-			err_sys("fd %d: cannot watch %s with inotify again", f->d.fd, path);
+			if (!handle)
+				err_sys("fd %d: cannot watch %s with inotify again", f->d.fd, path);
 			goto fail;
 		}
 		if (wd != w.wd) {
@@ -335,24 +438,33 @@ static void show_inotify(FILE *out, const struct fd_entry *f, int json)
 /* Its watches: a line each in text, "watch_list" in JSON. */
 static void show_watches(FILE *out, const struct fd_entry *f, int json)
 {
-	const unsigned char *x = f->extra;
 	struct img_inotify in;
+	uint64_t off = sizeof(in);
 
-	memcpy(&in, x, sizeof(in));
-	x += sizeof(in);
+	memcpy(&in, f->extra, sizeof(in));
 	if (json)
 		fprintf(out, ",\"watch_list\":[");
 	for (uint32_t k = 0; k < in.n; k++) {
 		struct img_inotify_watch w;
-		const char *path = (const char *)x + sizeof(w);
+		struct img_inotify_handle h;
+		const unsigned char *handle;
+		const char *path;
 
-		memcpy(&w, x, sizeof(w));
-		x += sizeof(w) + w.path_len;
+		if (next_watch(f->extra, f->d.extra_len, &off, &w, &path, &h, &handle))
+			break;
 		if (json) {
-			fprintf(out, "%s{\"wd\":%d,\"mask\":%u,\"path\":", k ? "," : "", w.wd,
-				w.mask);
-			json_str(out, path, w.path_len);
-			fputc('}', out);
+			fprintf(out, "%s{\"wd\":%d,\"mask\":%u,", k ? "," : "", w.wd, w.mask);
+			if (handle)
+				fprintf(out, "\"inode\":%llu,\"by_handle\":true}",
+					(unsigned long long)w.ino);
+			else {
+				fprintf(out, "\"path\":");
+				json_str(out, path, w.path_len);
+				fputc('}', out);
+			}
+		} else if (handle) {
+			fprintf(out, "      wd %d mask %#x no path: inode %llu, by its handle\n",
+				w.wd, w.mask, (unsigned long long)w.ino);
 		} else {
 			fprintf(out, "      wd %d mask %#x %.*s\n", w.wd, w.mask, (int)w.path_len,
 				path);

@@ -62,6 +62,10 @@ int fd_make(const struct fd_entry *f, struct fd_pipes *pipes) __attribute__((war
 /* An fd each process of a tree makes itself once every process exists
  * (a pidfd, a namespace file), not one the tree inherits. */
 int fd_in_process(const struct fd_entry *f);
+/* The process that must exist before f, a file each process makes itself
+ * (a pidfd of a process of the tree, a file of /proc/PID), can be made;
+ * 0 when none does. */
+pid_t fd_own_needs(const struct fd_entry *f);
 /* Once every fd is made: what needs all of them (a pty slave's lock).
  * -1 with err_set. */
 int fd_pipes_done(struct fd_pipes *pipes) __attribute__((warn_unused_result));
@@ -79,6 +83,11 @@ int fd_tty_settings(int fd, const struct fd_entry *f) __attribute__((warn_unused
 /* After the files are at their numbers: register each epoll instance's
  * watches again.  -1 with err_set. */
 int fd_epoll_register(const struct image *im) __attribute__((warn_unused_result));
+/* In a tree, before it forks: the epoll watches whose file only another
+ * process of the tree holds, added on the instances ckpt-remap made
+ * (made[k][i] for file i of ims[k], -1 where none); -1 with err_set. */
+int fd_epoll_register_other(const struct image *const ims[], int *const made[], size_t n)
+    __attribute__((warn_unused_result));
 
 /* Reading an image: the extra bytes of FILE record idx, f, are what its
  * kind needs, or -1 naming it.  The image reader (image/) knows no kinds:
@@ -101,6 +110,8 @@ void fd_show_list(FILE *out, const struct fd_entry *f, int json);
 int fd_make_deleted(const char *link, mode_t mode);
 /* The pid of a /proc/PID or /proc/PID/... path, or 0. */
 pid_t fd_proc_pid(const char *path);
+/* The TID of a path /proc/PID/task/TID[/...], else 0. */
+pid_t fd_proc_tid(const char *path);
 uint32_t fd_file_nlocks(const struct fd_entry *f);
 void fd_file_lock(const struct fd_entry *f, uint32_t i, struct img_lock *l);
 

@@ -197,6 +197,18 @@ static int make_pidfd(const struct fd_entry *f, struct fd_pipes *pipes)
 	return fd;
 }
 
+pid_t fd_own_needs(const struct fd_entry *f)
+{
+	struct img_pidfd p;
+
+	if (f->d.kind == IMG_FD_REG || f->d.kind == IMG_FD_DIR)
+		return fd_proc_pid(f->path);
+	if (f->d.kind != IMG_FD_PIDFD)
+		return 0;
+	memcpy(&p, f->extra, sizeof(p));
+	return p.what == IMG_PIDFD_TREE ? p.pid : 0;
+}
+
 static void show_pidfd(FILE *out, const struct fd_entry *f, int json)
 {
 	static const char *const what[] = {"?", "self", "tree", "exited"};

@@ -217,10 +217,15 @@ static int join_fifos(struct fd_all *a)
 			const struct fd_entry *g = a->f[k];
 			if (!is_fifo(g) || g->d.dev != f->d.dev || g->d.ino != f->d.ino)
 				continue;
+			uint32_t rest;
+
 			memcpy(&p, f->extra, sizeof(p));
+			/* What follows the bytes (a deleted FIFO's owner, file.c) stays. */
+			rest = f->d.extra_len - sizeof(p) - p.data_len;
+			memmove(f->extra + sizeof(p), f->extra + sizeof(p) + p.data_len, rest);
 			p.data_len = 0;
 			memcpy(f->extra, &p, sizeof(p));
-			fd_drop_data(f, sizeof(p));
+			fd_drop_data(f, sizeof(p) + rest);
 			break;
 		}
 	}

@@ -696,14 +696,22 @@ int rst_proc_file(const struct fd_entry *f)
  * any other process's. */
 static int open_proc_file(const struct image *im, const struct fd_entry *f)
 {
-	pid_t pid = fd_proc_pid(f->path);
+	pid_t pid = fd_proc_pid(f->path), tid = fd_proc_tid(f->path);
+	const char *rest = f->path + 6 + strspn(f->path + 6, "0123456789");
 	char path[PATH_MAX];
 	int fd, flags = f->d.flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC);
 
-	if (pid == im->proc.pid)
-		pid = getpid();
-	snprintf(path, sizeof(path), "/proc/%d%s", pid,
-		 f->path + 6 + strspn(f->path + 6, "0123456789"));
+	if (pid == im->proc.pid && tid == pid) {
+		/* The main thread's own files, under its tid now: its pid (the
+		 * dump refused another thread's). */
+		rest += 6 + strspn(rest + 6, "0123456789");
+		snprintf(path, sizeof(path), "/proc/%d/task/%d%s", (int)getpid(), (int)getpid(),
+			 rest);
+	} else {
+		if (pid == im->proc.pid)
+			pid = getpid();
+		snprintf(path, sizeof(path), "/proc/%d%s", pid, rest);
+	}
 	fd = open(path, flags | O_CLOEXEC);
 	if (fd < 0) {
 		err_sys("fd %d: cannot reopen %s as %s", f->d.fd, f->path, path);

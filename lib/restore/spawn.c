@@ -405,6 +405,25 @@ static int tree_ipcs(struct tree *t)
  * processes inherit them, so that pipes, socketpairs and open file
  * descriptions they shared are shared again.  A standard stream of
  * ckpt-remap's own is each process's to keep. */
+/* Every fd of the tree is made here: the epoll watches on a file another
+ * process of the tree holds are added now, on the instances the
+ * processes inherit. */
+static int tree_epolls(struct tree *t)
+{
+	const struct image **ims = calloc(t->n + 1, sizeof(*ims));
+	int rc;
+
+	if (!ims) {
+		err_set("out of memory");
+		return -1;
+	}
+	for (size_t k = 0; k < t->n; k++)
+		ims[k] = tim(t, k);
+	rc = fd_epoll_register_other(ims, t->premade, t->n);
+	free(ims);
+	return rc;
+}
+
 static int tree_files(struct tree *t)
 {
 	struct fd_pipes pipes = {0};
@@ -460,7 +479,7 @@ static int tree_files(struct tree *t)
 			t->premade[k][i] = fd < 0 ? -1 : fd;
 		}
 	}
-	if (fd_pipes_done(&pipes))
+	if (fd_pipes_done(&pipes) || tree_epolls(t))
 		goto fail;
 	fd_pipes_close(&pipes);
 	return 0;
@@ -557,6 +576,48 @@ static int take_ctty(struct tree *t, size_t k)
 	return -1;
 }
 
+/* Whether process pid is k or one of its ancestors: made before k. */
+static int made_before(struct tree *t, size_t k, pid_t pid)
+{
+	for (int j = (int)k; j >= 0; j = tree_index(t->in, tim(t, j)->proc.ppid))
+		if (tim(t, j)->proc.pid == pid)
+			return 1;
+	return 0;
+}
+
+/* The pidfds, namespace files and files of /proc that process k shares
+ * with processes made after it (fork kept one open file description of
+ * each): each process makes its own of those, but one that k shares is
+ * made here, once, before k forks its children, which inherit it and
+ * take it (premade) instead of their own.  One that needs a process not
+ * made yet, or that fails here, is left to each. */
+static void tree_shared_own(struct tree *t, size_t k)
+{
+	const struct image *im = tim(t, k);
+	struct fd_pipes pipes = {0};
+
+	for (size_t i = 0; i < im->nfiles; i++) {
+		const struct fd_entry *f = &im->files[i];
+		pid_t needs = fd_own_needs(f);
+		int fd, shared = 0;
+
+		if (!f->d.desc || t->premade[k][i] >= 0 || !(fd_in_process(f) || rst_proc_file(f)) ||
+		    (needs && !made_before(t, k, needs)))
+			continue;
+		for (size_t j = k + 1; j < t->n && !shared; j++)
+			for (size_t m = 0; m < tim(t, j)->nfiles && !shared; m++)
+				shared = tim(t, j)->files[m].d.desc == f->d.desc;
+		if (!shared || (fd = rst_make_fd(t->in, im, f, &pipes, &t->psm[k],
+						 !!(t->flags & RST_ALLOW_CHANGED))) < 0)
+			continue;
+		for (size_t j = k; j < t->n; j++)
+			for (size_t m = 0; m < tim(t, j)->nfiles; m++)
+				if (tim(t, j)->files[m].d.desc == f->d.desc)
+					t->premade[j][m] = fd;
+	}
+	fd_pipes_close(&pipes);
+}
+
 /* Process k of the tree: its session and group, its children, then its
  * restore. */
 static _Noreturn void tree_proc(struct tree *t, size_t k)
@@ -581,6 +642,8 @@ again: /* a child, forked below, is process k now */
 	if (!(p->flags & IMG_PROC_ZOMBIE) && rst_ns_enter(t->in, k))
 		die(fail, "%s", err_get());
 	ctty = p->sid == p->pid && p->tty_nr ? take_ctty(t, k) : -1;
+	if (!(p->flags & IMG_PROC_ZOMBIE))
+		tree_shared_own(t, k);
 	for (size_t c = k + 1; c < t->n; c++) {
 		pid_t child;
 
