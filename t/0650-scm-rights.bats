@@ -1,7 +1,8 @@
 #!/usr/bin/env bats
 # File descriptors in flight: messages queued on unix sockets that carry
 # fds (SCM_RIGHTS) come back with their bytes and their files, so that the
-# program's recvmsg gets working fds (t/progs/scmrights checks each: a
+# program's recvmsg gets working fds, on stream, seqpacket and datagram
+# pairs and a datagram socket joined to no peer (t/progs/scmrights checks each: a
 # pipe's bytes and its write end the program holds, a file's offset and
 # the open file description it shares with an fd of the program, eventfd
 # counts), in one process and from a parent to its child; a dump without
@@ -35,6 +36,8 @@ start() {
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"fd 4   unix "*" stream pair "*" end 1 queued 32 messages 5 passed 6 "* ]]
 	[[ "$output" == *"fd 6   unix "*" seqpacket pair "*" end 1 queued 3 messages 1 passed 1 "* ]]
+	[[ "$output" == *"fd 11  unix "*" dgram pair "*" end 1 queued 2 messages 1 passed 1 "* ]]
+	[[ "$output" == *"fd 12  socket "*" unix dgram bound $D/dgram queued 4 datagrams 1 passed 1 "* ]]
 	[[ "$output" == *"fd -"*" eventfd "*" count 42 "* ]]
 	[[ "$output" == *"fd -"*" pipe "*" read end queued 8 "* ]]
 	run --separate-stderr ckpt-inspect --json "$IMG"

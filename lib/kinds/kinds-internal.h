@@ -123,10 +123,11 @@ uint32_t fd_sock_buf_set(int family, int type, int protocol, int opt, int v);
 
 /* A datagram socket joined to no peer (sockq.c): the bytes after its
  * address in its IMG_FD_SOCK record (img_sock_dgram).  Capturing: a UDP
- * socket's peer and the datagrams queued on s (pid's fd), peeked, into
- * *out (malloc'd; none, *len 0, when there is neither); -1 naming the fd. */
-int fd_dgram_capture(pid_t pid, int fd, int s, int family, const void *sa, size_t salen,
-		     unsigned char **out, size_t *len);
+ * socket's peer and the datagrams queued on s (src's fd), peeked, into
+ * *out (malloc'd; none, *len 0, when there is neither), the fds they
+ * carry into src->flight; -1 naming the fd. */
+int fd_dgram_capture(const struct fd_source *src, int fd, int s, int family, const void *sa,
+		     size_t salen, unsigned char **out, size_t *len);
 /* Reading: the n bytes at x are well formed for a socket of family. */
 int fd_dgram_check(const unsigned char *x, size_t n, int family);
 /* Making: s, made and bound, connected to its peer again and kept in pipes

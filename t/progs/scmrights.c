@@ -10,9 +10,12 @@
  *           "seq" with an eventfd counting 3.  After the go each read
  *           gives its bytes and fds, and each fd what it held: the pipes'
  *           bytes (and a byte written on fd 7 now), the offset (shared with
- *           fd 8: kcmp, and a seek seen on both), the counts
- *   tree    the same, the receiving ends (4, 6) in a child, the sending
- *           ends, the pipes' write ends and fd 8 in the parent; the child
+ *           fd 8: kcmp, and a seek seen on both), the counts; fds 10 and 11
+ *           a datagram socketpair, "dg" with an eventfd counting 5 on fd
+ *           11; fd 12 a datagram socket on DIR/dgram joined to no peer,
+ *           "free" with an eventfd counting 9 from an unbound sender
+ *   tree    the same, the receiving ends (4, 6, 11, 12) in a child, the
+ *           sending ends, the pipes' write ends and fd 8 in the parent; the child
  *           checks, then seeks its DIR/file to 11, which the parent's fd 8
  *           then sees
  *   cycle   fds 3 and 4 a socketpair; a message on fd 4 carries an end of
@@ -31,6 +34,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -92,13 +96,54 @@ static int counter(unsigned v)
 	return e;
 }
 
+/* fds 10 and 11 a datagram socketpair, "dg" with an eventfd counting 5
+ * on fd 11; fd 12 a datagram socket bound to DIR/dgram, joined to no peer,
+ * "free" with an eventfd counting 9 on it from an unbound socket. */
+static void dgram_setup(void)
+{
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	int dp[2], d, u, e = counter(5), e9 = counter(9);
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(sizeof(int))];
+	} ctl;
+	struct iovec iov = {"free", 4};
+	struct msghdr mh = {.msg_name = &a,
+			    .msg_namelen = sizeof(a),
+			    .msg_iov = &iov,
+			    .msg_iovlen = 1,
+			    .msg_control = &ctl,
+			    .msg_controllen = sizeof(ctl)};
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+
+	if (socketpair(AF_UNIX, SOCK_DGRAM, 0, dp))
+		die("socketpair");
+	move_to(dp[0], 10);
+	move_to(dp[1], 11);
+	send_fds(10, "dg", &e, 1);
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s/dgram", dir);
+	if ((d = socket(AF_UNIX, SOCK_DGRAM, 0)) < 0 || bind(d, (void *)&a, sizeof(a)) ||
+	    (u = socket(AF_UNIX, SOCK_DGRAM, 0)) < 0)
+		die("dgram socket");
+	move_to(d, 12);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &e9, sizeof(int));
+	if (sendmsg(u, &mh, 0) != 4)
+		die("sendmsg");
+	close(u);
+	close(e);
+	close(e9);
+}
+
 static void setup(void)
 {
 	int sv[2], sq[2], f, r1, r2, e1, e2, e3, null = open("/dev/null", O_RDONLY);
 	char path[4096];
 
-	/* fds 3-9 taken first, so that what is made next lands above. */
-	for (int k = 3; k <= 9; k++)
+	/* fds 3-12 taken first, so that what is made next lands above. */
+	for (int k = 3; k <= 12; k++)
 		if (null < 0 || (k != null && dup2(null, k) < 0))
 			die("/dev/null");
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) || socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sq))
@@ -125,6 +170,7 @@ static void setup(void)
 	send_fds(3, "four", (int[]){r2, 8, e2}, 3);
 	send_fds(3, "tail", NULL, 0);
 	send_fds(5, "seq", &e3, 1);
+	dgram_setup();
 	close(r1);
 	close(r2);
 	close(e1);
@@ -228,6 +274,10 @@ static void check_rx(int own)
 	drained(4);
 	expect(6, "seq", 1, e);
 	drained(6);
+	expect(11, "dg", 1, e + 1);
+	drained(11);
+	expect(12, "free", 1, e + 2);
+	drained(12);
 	if (failures)
 		return;
 	pipe_holds(a[0], "pipe-one", "first");
@@ -248,6 +298,8 @@ static void check_rx(int own)
 	count_is(c[0], 42, "third");
 	count_is(d[2], 7, "fourth");
 	count_is(e[0], 3, "seqpacket");
+	count_is(e[1], 5, "datagram pair");
+	count_is(e[2], 9, "datagram socket joined to no peer");
 }
 
 static void one_setup(void)
@@ -272,6 +324,7 @@ static void tree_setup(void)
 		close(7);
 		close(8);
 		close(9);
+		close(10);
 		snprintf(path, sizeof(path), "%s/go", dir);
 		wait_file(path);
 		check_rx(0);
@@ -279,6 +332,8 @@ static void tree_setup(void)
 	}
 	close(4);
 	close(6);
+	close(11);
+	close(12);
 }
 
 static void tree_check(void)
