@@ -35,11 +35,12 @@ start() {
 	echo "$output"
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"fd 4   unix "*" stream pair "*" end 1 queued 32 messages 5 passed 6 "* ]]
-	[[ "$output" == *"fd 6   unix "*" seqpacket pair "*" end 1 queued 3 messages 1 passed 1 "* ]]
+	[[ "$output" == *"fd 6   unix "*" seqpacket pair "*" end 1 queued 3 messages 1 passed 2 "* ]]
 	[[ "$output" == *"fd 11  unix "*" dgram pair "*" end 1 queued 2 messages 1 passed 1 "* ]]
 	[[ "$output" == *"fd 12  socket "*" unix dgram bound $D/dgram queued 4 datagrams 1 passed 1 "* ]]
 	[[ "$output" == *"fd -"*" eventfd "*" count 42 "* ]]
 	[[ "$output" == *"fd -"*" pipe "*" read end queued 8 "* ]]
+	[[ "$output" == *"fd -"*" unix "*" stream pair "*" queued 10 messages 1 "* ]]
 	run --separate-stderr ckpt-inspect --json "$IMG"
 	[ "$status" -eq 0 ]
 	[[ "$output" == *'"messages":5,"passed":6'* ]]
@@ -77,4 +78,27 @@ start() {
 	untraced "$BG_PID"
 	finish_bg
 	grep -qx "scmrights cycle: ok" "$OUT"
+}
+
+@test "the reader refuses a file in flight of a kind that cannot be, or a mark that is no mark; a restore refuses a mark no record has" {
+	start one
+	bg_dump_kill
+	cp "$IMG" "$BATS_TEST_TMPDIR/kind.img"
+	forge.py "$BATS_TEST_TMPDIR/kind.img" flightkind 9
+	run --separate-stderr ckpt-inspect "$BATS_TEST_TMPDIR/kind.img"
+	echo "status $status stderr: $stderr"
+	[ "$status" -ne 0 ]
+	[[ "$stderr" == *"(in flight -"*"): kind epoll cannot be in flight"* ]]
+	cp "$IMG" "$BATS_TEST_TMPDIR/mark.img"
+	forge.py "$BATS_TEST_TMPDIR/mark.img" flightmark 5
+	run --separate-stderr ckpt-inspect "$BATS_TEST_TMPDIR/mark.img"
+	echo "status $status stderr: $stderr"
+	[ "$status" -ne 0 ]
+	[[ "$stderr" == *"(fd 4, unix): bad kind data"* ]]
+	forge.py "$IMG" flightmark -999
+	run --separate-stderr timeout 60 ckpt-remap "$IMG"
+	echo "status $status stderr: $stderr"
+	[ "$status" -ne 0 ]
+	[ "${#stderr_lines[@]}" -eq 1 ]
+	[[ "$stderr" == *"fd 4: a message queued on it carries file in flight -999, which the image does not have" ]]
 }

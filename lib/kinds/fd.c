@@ -393,7 +393,7 @@ int fd_check_file(const struct fd_entry *f, size_t idx)
 	const struct fd_ops *o = fd_ops_of(f->d.kind);
 
 	if (f->d.fd < 0 && !fd_flight_kind(f->d.kind)) {
-		err_set("FILE record %zu (in flight %d): a %s cannot be in flight", idx, f->d.fd,
+		err_set("FILE record %zu (in flight %d): kind %s cannot be in flight", idx, f->d.fd,
 			fd_kind_name(f->d.kind));
 		return -1;
 	}

@@ -13,7 +13,9 @@
  *           fd 8: kcmp, and a seek seen on both), the counts; fds 10 and 11
  *           a datagram socketpair, "dg" with an eventfd counting 5 on fd
  *           11; fd 12 a datagram socket on DIR/dgram joined to no peer,
- *           "free" with an eventfd counting 9 from an unbound sender
+ *           "free" with an eventfd counting 9 from an unbound sender; "seq"
+ *           carries an end of a stream socketpair too, "sock-bytes" queued
+ *           on it, its other end fd 13
  *   tree    the same, the receiving ends (4, 6, 11, 12) in a child, the
  *           sending ends, the pipes' write ends and fd 8 in the parent; the child
  *           checks, then seeks its DIR/file to 11, which the parent's fd 8
@@ -139,11 +141,11 @@ static void dgram_setup(void)
 
 static void setup(void)
 {
-	int sv[2], sq[2], f, r1, r2, e1, e2, e3, null = open("/dev/null", O_RDONLY);
+	int sv[2], sq[2], sp[2], f, r1, r2, e1, e2, e3, null = open("/dev/null", O_RDONLY);
 	char path[4096];
 
-	/* fds 3-12 taken first, so that what is made next lands above. */
-	for (int k = 3; k <= 12; k++)
+	/* fds 3-13 taken first, so that what is made next lands above. */
+	for (int k = 3; k <= 13; k++)
 		if (null < 0 || (k != null && dup2(null, k) < 0))
 			die("/dev/null");
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) || socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sq))
@@ -169,7 +171,11 @@ static void setup(void)
 	send_fds(3, " plain ", NULL, 0);
 	send_fds(3, "four", (int[]){r2, 8, e2}, 3);
 	send_fds(3, "tail", NULL, 0);
-	send_fds(5, "seq", &e3, 1);
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp) || write(sp[0], "sock-bytes", 10) != 10)
+		die("socketpair");
+	move_to(sp[0], 13);
+	send_fds(5, "seq", (int[]){e3, sp[1]}, 2);
+	close(sp[1]);
 	dgram_setup();
 	close(r1);
 	close(r2);
@@ -272,11 +278,11 @@ static void check_rx(int own)
 	expect(4, " plain four", 3, d);
 	expect(4, "tail", 0, e);
 	drained(4);
-	expect(6, "seq", 1, e);
+	expect(6, "seq", 2, e);
 	drained(6);
-	expect(11, "dg", 1, e + 1);
+	expect(11, "dg", 1, e + 2);
 	drained(11);
-	expect(12, "free", 1, e + 2);
+	expect(12, "free", 1, e + 3);
 	drained(12);
 	if (failures)
 		return;
@@ -298,8 +304,11 @@ static void check_rx(int own)
 	count_is(c[0], 42, "third");
 	count_is(d[2], 7, "fourth");
 	count_is(e[0], 3, "seqpacket");
-	count_is(e[1], 5, "datagram pair");
-	count_is(e[2], 9, "datagram socket joined to no peer");
+	count_is(e[2], 5, "datagram pair");
+	count_is(e[3], 9, "datagram socket joined to no peer");
+	pipe_holds(e[1], "sock-bytes", "the socket passed");
+	if (own && (write(e[1], "y", 1) != 1 || read(13, &x, 1) != 1 || x != 'y'))
+		fail("fd 13 is not the other end of the socket passed");
 }
 
 static void one_setup(void)
@@ -325,6 +334,7 @@ static void tree_setup(void)
 		close(8);
 		close(9);
 		close(10);
+		close(13);
 		snprintf(path, sizeof(path), "%s/go", dir);
 		wait_file(path);
 		check_rx(0);
