@@ -100,16 +100,15 @@ int fd_flight_get(const struct fd_pipes *pipes, int32_t mark, int fd)
 }
 
 ssize_t fd_send_rights(int s, const void *buf, size_t len, const void *to, socklen_t tl,
-		       const unsigned char *marks, uint32_t n, const struct fd_pipes *pipes,
-		       int fd)
+		       const unsigned char *marks, uint32_t n, const struct fd_pipes *pipes, int fd)
 {
 	union {
 		struct cmsghdr h;
 		char b[CMSG_SPACE(253 * sizeof(int))];
 	} ctl;
 	struct iovec iov = {(void *)buf, len};
-	struct msghdr mh = {.msg_name = (void *)to, .msg_namelen = tl, .msg_iov = &iov,
-			    .msg_iovlen = 1};
+	struct msghdr mh = {
+	    .msg_name = (void *)to, .msg_namelen = tl, .msg_iov = &iov, .msg_iovlen = 1};
 	ssize_t r;
 
 	if (n > 253) {

@@ -216,7 +216,8 @@ static int peek_socket(pid_t pid, int fd, const char *link, int s, int type, str
 		total += n;
 		off += n;
 		if (total > (256u << 20)) {
-			err_set("pid %d: fd %d: more than 256 MiB queued on a unix socket", pid, fd);
+			err_set("pid %d: fd %d: more than 256 MiB queued on a unix socket", pid,
+				fd);
 			goto out;
 		}
 	}
@@ -498,8 +499,8 @@ static int take_pending(struct fd_all *a, size_t l)
 		}
 		unix_rec(a->f[k], &r);
 		r.u.flags &= ~IMG_UNIX_RIGHTS;
-		if (peek_socket(a->pid[k], a->f[k]->d.fd, a->f[k]->path, c, r.u.type, &r.u,
-				&data, NULL, 0) ||
+		if (peek_socket(a->pid[k], a->f[k]->d.fd, a->f[k]->path, c, r.u.type, &r.u, &data,
+				NULL, 0) ||
 		    (r.data = data, unix_set(a->f[k], &r))) {
 			free(data);
 			close(c);
