@@ -16,7 +16,8 @@ struct fd_source {
 	const struct stat *sb; /* the file it is open on */
 	const char *info;      /* /proc/PID/fdinfo/FD for an anonymous inode, else NULL */
 	uint32_t opts;	       /* FD_OPT_* */
-	struct fd_flight *flight; /* where a peek puts the fds a message carries */
+	/* Where a peek puts the fds a message carries (scm.c). */
+	struct fd_flight *flight;
 };
 
 /* Files in flight (scm.c): the copies of the fds that messages queued on a
@@ -30,7 +31,7 @@ struct fd_flight {
 	int *fd;
 	int *from; /* the fd of the process whose queue carries it... */
 	size_t n;
-	int cur;   /* ...the one being captured */
+	int cur; /* ...the one being captured */
 };
 /* A capture of a file in flight (fd_source.opts): a message queued on it
  * that carries fds again is refused. */
