@@ -36,7 +36,8 @@ SCRIPTS   := contrib/install-deps .ci/run t/run-tests t/check-bats t/check-inclu
 	bench/run
 
 BUILD_DEPS := zlib1g-dev liblzma-dev libzstd-dev
-TEST_DEPS  := bats shellcheck mandoc gzip xz-utils zstd python3 bsdutils util-linux sqlite3
+TEST_DEPS  := bats shellcheck mandoc gzip xz-utils zstd python3 bsdutils util-linux sqlite3 \
+	redis-server redis-tools memcached
 
 FUZZERS   := image inspect coord
 REPLAYS   := $(addprefix t/fuzz/replay-,$(FUZZERS))

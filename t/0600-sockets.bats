@@ -163,7 +163,14 @@ open(sys.argv[2], "w").write("held\n"); time.sleep(60)' "$port" "$D/held" &
 	bg_restored "socks backlog: ok"
 }
 
-@test "a listening TCP socket with a connection nobody accepted is refused naming it" {
-	refused tcpbacklog "^ckpt-dump: pid @PID@: fd 3 is a listening TCP socket on 127\.0\.0\.1:[0-9]+ with 1 connections nobody accepted yet; not supported yet\$"
+@test "a listening TCP socket with a connection nobody accepted comes back with it, joined to its client (t/0620 for more)" {
+	start tcpbacklog
+	bg_dump_kill
+	run ckpt-inspect "$IMG"
+	echo "$output"
+	[[ "$output" == *"fd 4   tcp "*" inet established 127.0.0.1:"*" -> 127.0.0.1:"*" sent 0 sendq 0 shutdown 0 pending 0 socket:"* ]]
+	run ckpt-inspect --json "$IMG"
+	[[ "$output" == *'"kind":"tcp"'*'"state":"established"'*'"sent":0,"sendq":0,"shutdown":0,"pending":0'* ]]
+	bg_restored "socks tcpbacklog: ok"
 }
 

@@ -43,9 +43,23 @@ killed_and_restored() {
 	killed_and_restored twport
 }
 
-@test "one process holding both ends of two connections: dump --kill and restore" {
+@test "one process holding both ends of two connections: dump --kill and restore (as root with their sequence numbers, TCP_REPAIR)" {
 	start one
 	killed_and_restored one
+	if [ "$(id -u)" -eq 0 ]; then
+		grep -q '^ready .* seqs$' "$OUT"
+		ckpt-inspect "$IMG" | grep -q ' tcp .* shutdown 0 pair [0-9]* end 0 repair unacked 0 '
+	fi
+}
+
+@test "in a user and net namespace of its own, without privilege: both ends of each connection come back with their sequence numbers (TCP_REPAIR in the new namespace)" {
+	unshare -Urn true 2>/dev/null || skip "no unprivileged user namespaces here"
+	start_bg unshare -Urn tcpconn ownnet "$D"
+	wait_for_line "$OUT" '^ready '
+	grep -q '^ready .* seqs$' "$OUT"
+	bg_dump_kill
+	ckpt-inspect "$IMG" | grep -q ' tcp .* shutdown 0 pair [0-9]* end 1 repair unacked 0 '
+	bg_restored "tcpconn ownnet: ok"
 }
 
 @test "IPv6 on ::1: a server and three clients come back with every byte" {
@@ -192,4 +206,60 @@ time.sleep(120)' "$PORT" </dev/null >"$D/held" 2>&1 &
 	wait_for_line "$OUT" '^ready '
 	bg_dump_kill -t
 	bg_restored "httpka: ok"
+}
+
+@test "a server that accepted two clients and not two others (waiting in its queue with the bytes they sent, one its end too): dump -t --kill, restore; accept gives them in their order with every byte, each joined to its client" {
+	start backlog
+	bg_dump_kill -t
+	run ckpt-inspect "$IMG"
+	echo "$output"
+	[[ "$output" == *" tcp "*" inet established 127.0.0.1:"*" -> 127.0.0.1:$PORT sent 20480 sendq 0 shutdown 0 pending 0"* ]]
+	[[ "$output" == *" tcp "*" inet fin-wait"?" 127.0.0.1:"*" -> 127.0.0.1:$PORT sent 20480 sendq "?" shutdown 2 pending 1"* ]]
+	bg_restored "tcpconn backlog: ok"
+}
+
+# kill_tree: SIGKILL to the program and its tree, reaped.
+kill_tree() {
+	local d
+	for d in $(descendants "$BG_PID"); do
+		kill -KILL "$d"
+	done
+	kill -KILL "$BG_PID"
+	wait "$BG_PID" || true
+	CKPT_PIDS=()
+}
+
+@test "idle connections waiting in a listener's queue, without --kill: the program runs on and accepts them; the image, restored once the tree is gone, gives them in their order" {
+	start backlogidle
+	ckpt-dump -t -o "$IMG" "$BG_PID"
+	run ckpt-inspect "$IMG"
+	echo "$output"
+	[[ "$output" == *" pending 0"* && "$output" == *" pending 1"* && "$output" == *" pending 2"* ]]
+	finish_bg
+	grep -qx "tcpconn backlogidle: ok" "$OUT"
+	rm -f "$D"/go "$D"/c*
+	: >"$OUT"
+	start backlogidle
+	ckpt-dump -t -o "$IMG" "$BG_PID"
+	kill_tree
+	bg_restored "tcpconn backlogidle: ok"
+}
+
+@test "a connection waiting in a listener's queue with bytes its client sent, without --kill: refused naming the client and --kill; the program runs on intact" {
+	start backlog
+	run --separate-stderr ckpt-dump -t -o "$IMG" "$BG_PID"
+	one_line 1 "pid "
+	[[ "$stderr" =~ pid\ [0-9]+:\ fd\ 4\ is\ a\ TCP\ connection\ from\ 127\.0\.0\.1:[0-9]+\ to\ 127\.0\.0\.1:$PORT,\ which\ has\ not\ been\ accepted\ yet,\ with\ data\ it\ sent\ \(taken\ with\ --kill\)\;\ not\ supported$ ]]
+	untraced "$BG_PID"
+	finish_bg
+	grep -qx "tcpconn backlog: ok" "$OUT"
+}
+
+@test "a listener with a connection waiting whose client is outside the dumped processes is refused naming it; the program runs on" {
+	start backlogidle
+	run --separate-stderr ckpt-dump -o "$IMG" "$BG_PID"
+	one_line 1 "pid $BG_PID: fd 3 is a listening TCP socket on 127.0.0.1:$PORT with a connection nobody accepted yet whose client is not in the dumped processes; not supported"
+	untraced "$BG_PID"
+	finish_bg
+	grep -qx "tcpconn backlogidle: ok" "$OUT"
 }

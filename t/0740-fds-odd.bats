@@ -1,7 +1,7 @@
 #!/usr/bin/env bats
 # Odd kinds of fd: namespace files held open, epoll watching a file whose
 # fd was closed or replaced, POSIX message queues with their messages, AIO
-# contexts and io_uring instances.  t/progs/fdodd sets each state, waits
+# contexts with their completions; io_uring instances, refused.  t/progs/fdodd sets each state, waits
 # for the checkpoint and checks after the restore that it is as it was.
 
 load lib
@@ -107,10 +107,92 @@ refused() {
 	grep -qx "fdodd mqnotify: ok" "$OUT"
 }
 
-@test "an AIO context (io_setup) is refused by its ring's mapping; the program runs on and its context works" {
+@test "an AIO context comes back at its address (the context id), with the completions not yet reaped around its ring's end; reads go on through it" {
 	started aio
-	refused "ckpt-dump: pid $BG_PID: region 0x*-0x* (/\[aio\]) is the ring of an AIO context (io_setup); not supported"
+	bg_dump_kill
+	run ckpt-inspect "$IMG"
+	echo "$output"
+	[[ "$output" == *" rw-p aio        4.0 KiB /[aio] nr "*" head "*" tail 3"* ]]
+	run ckpt-inspect --json "$IMG"
+	[[ "$output" == *'"kind":"aio",'*'"aio_tail":3}'* ]]
+	bg_restored "fdodd aio: ok"
+}
+
+@test "an AIO context: a dump without --kill leaves the program's context as it was" {
+	started aio
+	ckpt-dump -o "$IMG" "$BG_PID"
+	untraced "$BG_PID"
+	finish_bg
 	grep -qx "fdodd aio: ok" "$OUT"
+}
+
+@test "an AIO context with --cow: the ring is written before the program runs on and reaps from it" {
+	started aio
+	ckpt-dump --cow -o "$IMG" "$BG_PID"
+	finish_bg
+	grep -qx "fdodd aio: ok" "$OUT"
+	# Its output file grew since: the restored program exits 0 only if
+	# its checks pass.
+	bg_restored "fdodd aio: ok" --allow-changed-files
+}
+
+@test "an AIO ring a child inherited across fork, without its context, is refused by name" {
+	local child
+	started aiofork
+	child=$(awk '/^ready / {print $2}' "$OUT")
+	run --separate-stderr ckpt-dump -o "$IMG" "$child"
+	echo "status $status stderr: $stderr"
+	[ "$status" -ne 0 ]
+	local want="ckpt-dump: pid $child: region 0x*-0x* (/\[aio\]) is the ring of an AIO context not the process's own (io_getevents: Invalid argument; a parent's, inherited across fork); not supported"
+	# shellcheck disable=SC2053
+	[[ "$stderr" == $want ]]
+	untraced "$child"
+	finish_bg
+	grep -qx "fdodd aiofork: ok" "$OUT"
+}
+
+# aio_field IMG FIELD VALUE: IMG's AIO region with its u64 at FIELD (40
+# nr, 24 head, 32 tail) set to VALUE, the record's CRC-32C made again.
+aio_field() {
+	python3 - "$@" <<'PY'
+import struct, sys
+path, field, value = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+def crc32c(b, c=0xffffffff):
+    for x in b:
+        c ^= x
+        for _ in range(8):
+            c = (c >> 1) ^ (0x82f63b78 if c & 1 else 0)
+    return c ^ 0xffffffff
+d = bytearray(open(path, 'rb').read())
+off = 192
+while True:
+    typ, _, ln = struct.unpack_from('<IIQ', d, off)
+    if typ == 3 and struct.unpack_from('<I', d, off + 16 + 68)[0] == 6:
+        break
+    assert typ != 5, 'no AIO region'
+    off += 16 + ln
+struct.pack_into('<Q', d, off + 16 + field, value)
+struct.pack_into('<I', d, off + 4, 0)
+struct.pack_into('<I', d, off + 4, crc32c(bytes(d[off:off + 16 + ln])))
+open(path, 'wb').write(d)
+PY
+}
+
+@test "an AIO region whose nr, head or tail the ring cannot have is refused by the reader" {
+	started aio
+	bg_dump_kill
+	for f in "40 126" "24 100000" "32 100000"; do
+		cp "$IMG" "$IMG.bad"
+		# shellcheck disable=SC2086
+		aio_field "$IMG.bad" $f
+		run --separate-stderr ckpt-inspect "$IMG.bad"
+		echo "$f: status $status stderr: $stderr"
+		[ "$status" -ne 0 ]
+		[[ "$stderr" == *"REGION record "*": AIO ring 0x"*" with bad fields (nr "* ]]
+	done
+	run --separate-stderr ckpt-remap "$IMG.bad"
+	[ "$status" -eq 99 ]
+	[[ "$stderr" == *"with bad fields"* ]]
 }
 
 @test "an io_uring instance is refused by its ring's mapping" {

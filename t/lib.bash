@@ -443,3 +443,32 @@ start_bulk_as() {
 	chmod 1777 "$dir"
 	spawn_ready "$dir.out" "$@" bulk 2 "$dir"
 }
+
+# Real servers from Debian (t/0800).  free_port: a TCP port on 127.0.0.1
+# that nothing listens on, below the ephemeral range (no client connection
+# of another test takes it meanwhile).
+free_port() {
+	/usr/bin/python3 -c '
+import random, socket
+for _ in range(100):
+    p = random.randrange(20000, 32000)
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p))
+    except OSError:
+        continue
+    print(p)
+    break'
+}
+
+# kill_in_dir DIR COMM: SIGKILL the processes named COMM whose cwd is DIR
+# (a server a test started there, even one a dead parent left to the
+# reaper or a restore put in a pid namespace of its own).
+kill_in_dir() {
+	local p
+	for p in /proc/[0-9]*; do
+		[ "$(cat "$p/comm" 2>/dev/null)" = "$2" ] || continue
+		[ "$(readlink "$p/cwd" 2>/dev/null)" = "$1" ] || continue
+		kill -KILL "${p#/proc/}" 2>/dev/null || true
+	done
+}

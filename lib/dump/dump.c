@@ -249,6 +249,32 @@ static int inject_timers(struct inj *c, struct image *im)
 	return rc;
 }
 
+/* Each AIO ring is a context of the process's own: io_getevents of none
+ * finds it (and takes nothing).  A child inherits its parent's rings
+ * across fork, but not the contexts. */
+static int inject_aio(struct inj *c, const struct image *im)
+{
+	for (size_t i = 0; i < im->nregions; i++) {
+		const struct img_region *d = &im->regions[i].d;
+		uint64_t a[6] = {d->start, 0, 0, 0, 0, 0};
+		int64_t ret;
+
+		if (d->kind != IMG_RGN_AIO)
+			continue;
+		if (inj_syscall(c, SYS_io_getevents, a, &ret))
+			return -1;
+		if (ret) {
+			err_set("pid %d: region %#llx-%#llx (/[aio]) is the ring of an AIO context "
+				"not the process's own (io_getevents: %s; a parent's, inherited "
+				"across fork); not supported",
+				im->proc.pid, (unsigned long long)d->start,
+				(unsigned long long)d->end, strerror((int)-ret));
+			return -1;
+		}
+	}
+	return 0;
+}
+
 /* Per-thread kernel state only the thread itself can tell: clear_child_tid
  * and the alternate signal stack; for the main thread also what belongs to
  * the process (signal actions, brk). */
@@ -304,7 +330,7 @@ static int inject_thread(struct inj *c, struct image *im, struct thread *th, int
 	if (inj_syscall(c, SYS_brk, a, &ret))
 		return -1;
 	im->proc.mm[MM_BRK] = ret;
-	if (inject_timers(c, im))
+	if (inject_timers(c, im) || inject_aio(c, im))
 		return -1;
 	return shm_inject(c, im, sd);
 }
@@ -554,13 +580,12 @@ static int is_image_file(const char *path)
 	return ok;
 }
 
-/* The ring of an AIO context or an io_uring instance: what the kernel
- * keeps behind it (the context, requests in flight) is not in its pages.
- * Refused here, with the regions, before any fd is captured. */
+/* The ring of an io_uring instance: what the kernel keeps behind it (the
+ * instance, its cached heads, requests in flight) is not in its pages.
+ * Refused here, with the regions, before any fd is captured.  (An AIO
+ * context's ring is kept: aio_region.) */
 static const char *kernel_ring(const struct proc_map *m)
 {
-	if (!strncmp(m->path, "/[aio]", 6))
-		return "the ring of an AIO context (io_setup)";
 	if (!strcmp(m->path, "anon_inode:[io_uring]"))
 		return "the ring of an io_uring instance";
 	return NULL;
@@ -633,6 +658,39 @@ static int file_region_kind(pid_t pid, const struct proc_map *m, struct region *
 	return 0;
 }
 
+/* The ring of an AIO context (io_setup): the context's id is its address.
+ * Its header (struct aio_ring: id, nr, head, tail, magic, compat and
+ * incompat features, header length) gives head and tail; the events not
+ * yet reaped are in its pages, which the image holds.  Requests in flight
+ * show nowhere (ckpt(7), AIO contexts). */
+static int aio_region(pid_t pid, const struct proc_map *m, struct region *r)
+{
+	uint32_t h[8];
+	struct iovec l = {h, sizeof(h)};
+	struct iovec rv = {(void *)m->start, sizeof(h)};
+	uint64_t nr = (m->end - m->start) / 32 - 1;
+
+	if (process_vm_readv(pid, &l, 1, &rv, 1, 0) != (ssize_t)sizeof(h)) {
+		err_sys("pid %d: region %#llx-%#llx (/[aio]): cannot read the AIO ring's header",
+			pid, (unsigned long long)m->start, (unsigned long long)m->end);
+		return -1;
+	}
+	if (h[4] != 0xa10a10a1u || h[6] || h[7] != 32 || h[1] != nr || h[3] >= nr) {
+		err_set("pid %d: region %#llx-%#llx (/[aio]) is the ring of an AIO context whose "
+			"header is not the kernel's (magic %#x nr %u tail %u); not supported",
+			pid, (unsigned long long)m->start, (unsigned long long)m->end, h[4], h[1],
+			h[3]);
+		return -1;
+	}
+	r->d.kind = IMG_RGN_AIO;
+	r->d.flags &= ~(IMG_RGN_SHARED | IMG_RGN_MAYWRITE);
+	r->d.fsize = nr;
+	r->d.dev = h[2] % nr; /* the program may write head; the kernel takes it so */
+	r->d.ino = h[3];
+	r->all_pages = 1;
+	return 0;
+}
+
 /* A region's kind, from the name smaps gives its mapping. */
 static int region_kind(pid_t pid, const struct proc_map *m, struct region *r)
 {
@@ -643,6 +701,8 @@ static int region_kind(pid_t pid, const struct proc_map *m, struct region *r)
 		d->kind = IMG_RGN_ANON;
 		return 0;
 	}
+	if (m->shared && !strcmp(m->path, "/[aio]"))
+		return aio_region(pid, m, r);
 	if (m->path[0] == '/')
 		return file_region_kind(pid, m, r);
 	if (!strcmp(m->path, "[heap]")) {
@@ -1105,10 +1165,11 @@ static int write_region(struct pagewriter *pw, const struct region *r)
 enum { PAGES_ALL, PAGES_UNFORKED, PAGES_FORKED };
 
 /* Regions a fork does not copy as they are: MADV_DONTFORK ones are not in
- * the child, MADV_WIPEONFORK ones are zero there. */
+ * the child, MADV_WIPEONFORK ones are zero there; an AIO ring is shared,
+ * and the program, once let go, reaps from it and the kernel writes it. */
 static int unforked(const struct region *r)
 {
-	return r->d.flags & (IMG_RGN_DONTFORK | IMG_RGN_WIPEONFORK);
+	return (r->d.flags & (IMG_RGN_DONTFORK | IMG_RGN_WIPEONFORK)) || r->d.kind == IMG_RGN_AIO;
 }
 
 static int write_pages(pid_t pid, struct img_writer *w, const struct image *im,
@@ -1655,6 +1716,31 @@ static int write_all_pages(const struct capture *c, struct img_writer *w, const 
 	return 0;
 }
 
+/* Each AIO ring's tail as it was when its header was read, before the
+ * memory: a request that completed since was in flight at the checkpoint,
+ * which the kernel shows nowhere else (ckpt(7), AIO contexts). */
+static int aio_settled(const struct capture *c, const struct dump_opts *o)
+{
+	for (size_t k = 0; k < c->n && !o->cow; k++)
+		for (size_t i = 0; i < c->ims[k].nregions; i++) {
+			const struct img_region *d = &c->ims[k].regions[i].d;
+			uint32_t tail = 0;
+			struct iovec l = {&tail, 4}, r = {(void *)(d->start + 12), 4};
+
+			if (d->kind != IMG_RGN_AIO || c->p[k].zombie)
+				continue;
+			if (process_vm_readv(c->p[k].pid, &l, 1, &r, 1, 0) == 4 && tail == d->ino)
+				continue;
+			err_set("pid %d: region %#llx-%#llx (/[aio]) is the ring of an AIO context "
+				"a request of which completed during the checkpoint (tail %u, was "
+				"%llu): requests in flight are not supported",
+				c->p[k].pid, (unsigned long long)d->start,
+				(unsigned long long)d->end, tail, (unsigned long long)d->ino);
+			return -1;
+		}
+	return 0;
+}
+
 /* The one sequence of a dump, for a process or a tree.  Releases no
  * process (but --cow's, as its snapshot is taken): on failure the caller
  * does. */
@@ -1666,7 +1752,7 @@ static int write_image(struct tree_proc *p, size_t n, int out, const struct dump
 	int rc = -1;
 
 	if (capture_all(&c, o) == 0 && write_meta(&c, &w) == 0 && write_all_pages(&c, &w, o) == 0 &&
-	    (!o->incr || incr_dump_end(o->incr, &w, p[0].pid) == 0))
+	    aio_settled(&c, o) == 0 && (!o->incr || incr_dump_end(o->incr, &w, p[0].pid) == 0))
 		rc = img_write_end(&w);
 	capture_free(&c);
 	return rc;

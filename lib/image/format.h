@@ -140,6 +140,8 @@ enum img_rgn_kind {
 	IMG_RGN_STACK = 3,
 	IMG_RGN_SPECIAL = 4, /* the kernel's own: [vdso], [vvar], [vvar_vclock]; name in path */
 	IMG_RGN_SHM = 5,     /* a mapping of a SHM record's object (dev, ino name it) */
+	IMG_RGN_AIO = 6,     /* the ring of an AIO context (io_setup): fsize its nr, dev its
+			      * head, ino its tail; page data its bytes */
 	IMG_RGN_NKINDS
 };
 
@@ -364,7 +366,12 @@ struct img_sock {
 enum {
 	IMG_TCP_RESET = 1,  /* --tcp-close: a connection reset by its peer */
 	IMG_TCP_REPAIR = 2, /* --tcp-established: kept as it was with TCP_REPAIR */
-	IMG_TCP_FLAGS = 3,  /* every flag a reader accepts */
+	IMG_TCP_PENDING = 4, /* a client whose connection waits in a listener's queue: id its */
+			     /* inode, end its place in that queue, the data_len bytes what it */
+			     /* sent, which the connection holds for the accepting end */
+	IMG_TCP_PAIRED = 8, /* with 2: both ends in the tree, each with its sequence numbers */
+			    /* (where the restore may not use TCP_REPAIR, a pair as without) */
+	IMG_TCP_FLAGS = 15, /* every flag a reader accepts */
 };
 struct img_tcp {
 	uint16_t family;	      /* AF_INET, AF_INET6: its own socket's */

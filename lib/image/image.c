@@ -30,8 +30,8 @@ _Static_assert(sizeof(struct img_eventfd) == 16, "img_eventfd layout");
 _Static_assert(sizeof(struct img_timerfd) == 48, "img_timerfd layout");
 _Static_assert(sizeof(struct img_epoll_item) == 16, "img_epoll_item layout");
 
-static const char *const kind_names[IMG_RGN_NKINDS] = {"anon",  "file",    "heap",
-						       "stack", "special", "shm"};
+static const char *const kind_names[IMG_RGN_NKINDS] = {"anon",  "file",    "heap", "stack",
+						       "special", "shm", "aio"};
 static const char *const shm_kind_names[IMG_SHM_NKINDS] = {"?",	 "anon", "memfd",
 							   "sysv", "file", "saved"};
 
@@ -996,6 +996,22 @@ static int parse_region(struct image *im, const char *buf, uint64_t len)
 		return -1;
 	if ((r->d.kind == IMG_RGN_FILE || r->d.kind == IMG_RGN_SPECIAL) && !r->path[0]) {
 		err_set("REGION record %zu: file or special region without a name", im->nregions);
+		free(r->path);
+		r->path = NULL;
+		return -1;
+	}
+	/* An AIO ring: its nr is what its size holds (a 32-byte header, then
+	 * 32-byte io_events), its head and tail are below it. */
+	if (r->d.kind == IMG_RGN_AIO &&
+	    (r->d.path_len || r->d.pgoff || r->d.mtime_sec || r->d.mtime_nsec ||
+	     r->d.flags & (IMG_RGN_SHARED | IMG_RGN_GUARD | IMG_RGN_HUGETLB | IMG_RGN_GROWSDOWN) ||
+	     r->d.fsize != (r->d.end - r->d.start) / 32 - 1 || r->d.dev >= r->d.fsize ||
+	     r->d.ino >= r->d.fsize)) {
+		err_set("REGION record %zu: AIO ring %#llx-%#llx with bad fields (nr %llu head "
+			"%llu tail %llu flags %#x)",
+			im->nregions, (unsigned long long)r->d.start, (unsigned long long)r->d.end,
+			(unsigned long long)r->d.fsize, (unsigned long long)r->d.dev,
+			(unsigned long long)r->d.ino, r->d.flags);
 		free(r->path);
 		r->path = NULL;
 		return -1;

@@ -375,6 +375,14 @@ static void text_regions(FILE *f, const struct image *im)
 		const struct region *g = &im->regions[i];
 		const char *name = g->path && g->path[0] ? g->path : "";
 		const char *fl = rgn_flags_str(g->d.flags);
+		char aio[96];
+
+		if (g->d.kind == IMG_RGN_AIO) {
+			snprintf(aio, sizeof(aio), "/[aio] nr %llu head %llu tail %llu",
+				 (unsigned long long)g->d.fsize, (unsigned long long)g->d.dev,
+				 (unsigned long long)g->d.ino);
+			name = aio;
+		}
 		fprintf(f, "  %012llx-%012llx %s %-7s %10s %s%s%s%s\n",
 			(unsigned long long)g->d.start, (unsigned long long)g->d.end,
 			prot_str(g->d.prot, g->d.flags), img_kind_name(g->d.kind),
@@ -635,6 +643,10 @@ static void json_regions(FILE *f, const struct image *im)
 			rgn_flags_str(g->d.flags),
 			g->d.flags & IMG_RGN_HUGETLB ? 1ull << g->d.hshift : 0ull);
 		json_str(f, g->path ? g->path : "", g->path ? strlen(g->path) : 0);
+		if (g->d.kind == IMG_RGN_AIO)
+			fprintf(f, ",\"aio_nr\":%llu,\"aio_head\":%llu,\"aio_tail\":%llu",
+				(unsigned long long)g->d.fsize, (unsigned long long)g->d.dev,
+				(unsigned long long)g->d.ino);
 		fputc('}', f);
 	}
 	fprintf(f, "],\n");

@@ -111,10 +111,19 @@ struct fd_diag {
 	int vfs;	  /* unix: holds a path name it bound itself (VFS attribute) */
 	uint32_t nicons;  /* unix listening: connections not accepted yet (ICONS)... */
 	uint32_t icons[256]; /* ...their clients' inodes, oldest first */
+	uint32_t inode;	     /* TCP (fd_tcp_diag): its socket's inode, 0 if no file has it */
+	uint32_t sent_ago;   /* TCP: ms since it last sent data (or was made) */
 };
 /* The unix socket of inode ino, asked of NETLINK_SOCK_DIAG (no privilege
  * needed in one's own network namespace); -1 with errno if none. */
 int fd_unix_diag(uint64_t ino, struct fd_diag *d);
+/* The TCP socket of family from src:sport to dst:dport (ports in host
+ * order, addresses as struct img_tcp has them), or the listening one of
+ * inode ino, asked of NETLINK_SOCK_DIAG in the net namespace of process
+ * pid (0: ours); -1 with errno if none (sock.c). */
+int fd_tcp_diag(pid_t pid, int family, const uint8_t src[16], uint16_t sport,
+		const uint8_t dst[16], uint16_t dport, struct fd_diag *d);
+int fd_tcp_listen_diag(pid_t pid, int family, uint64_t ino, struct fd_diag *d);
 /* A socket address as text: 127.0.0.1:80, [::1]:80, /path, @abstract,
  * or "unbound" (sock.c). */
 const char *fd_sock_addr_text(const void *sa, size_t len, char *buf, size_t size);

@@ -15,6 +15,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include "base/base.h"
@@ -25,16 +27,78 @@
 #define ST_LISTEN 10
 
 
+/* A NETLINK_SOCK_DIAG socket made in the net namespace of process pid by
+ * a child of ours that enters it (and the user namespace that owns it,
+ * which we must own, or be root: the dumper itself may not change its
+ * own), handed back over a socketpair.  (A socket is not kept for the
+ * next question: an answer read in part would be left in it.) */
+static int diag_socket_in(pid_t pid)
+{
+	char path[64], c[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = {.iov_base = path, .iov_len = 1};
+	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = c,
+			   .msg_controllen = sizeof(c)};
+	struct stat own, their;
+	int sp[2], s = -1, st;
+	pid_t kid;
+
+	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sp))
+		return -1;
+	if ((kid = fork()) == 0) {
+		int u, n;
+
+		snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)pid);
+		u = open(path, O_RDONLY | O_CLOEXEC);
+		snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)pid);
+		n = open(path, O_RDONLY | O_CLOEXEC);
+		if (u < 0 || n < 0 || stat("/proc/self/ns/user", &own) || fstat(u, &their) ||
+		    (own.st_ino != their.st_ino && setns(u, CLONE_NEWUSER)) ||
+		    setns(n, CLONE_NEWNET) ||
+		    (s = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG)) < 0)
+			_exit(1);
+		m.msg_controllen = CMSG_SPACE(sizeof(int));
+		CMSG_FIRSTHDR(&m)->cmsg_level = SOL_SOCKET;
+		CMSG_FIRSTHDR(&m)->cmsg_type = SCM_RIGHTS;
+		CMSG_FIRSTHDR(&m)->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(CMSG_FIRSTHDR(&m)), &s, sizeof(int));
+		_exit(sendmsg(sp[1], &m, 0) == 1 ? 0 : 1);
+	}
+	close(sp[1]);
+	if (kid > 0 && recvmsg(sp[0], &m, MSG_CMSG_CLOEXEC) == 1 && CMSG_FIRSTHDR(&m) &&
+	    CMSG_FIRSTHDR(&m)->cmsg_type == SCM_RIGHTS)
+		memcpy(&s, CMSG_DATA(CMSG_FIRSTHDR(&m)), sizeof(int));
+	close(sp[0]);
+	if (kid > 0)
+		waitpid(kid, &st, 0);
+	if (s < 0)
+		errno = EPERM;
+	return s;
+}
+
+/* A NETLINK_SOCK_DIAG socket in the net namespace of pid (0: ours). */
+static int diag_socket(pid_t pid)
+{
+	char path[64];
+	struct stat own, their;
+
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)pid);
+	if (pid && !stat("/proc/self/ns/net", &own) && !stat(path, &their) &&
+	    own.st_ino != their.st_ino)
+		return diag_socket_in(pid);
+	return socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+}
+
 /* One request on NETLINK_SOCK_DIAG (no privilege needed for one's own
- * network namespace); each answer goes to take() until it says done. */
-static int diag_ask(const void *req, size_t len, uint64_t ino, struct fd_diag *d,
+ * network namespace), in the net namespace of pid (0: ours); each answer
+ * goes to take() until it says done. */
+static int diag_ask(pid_t pid, const void *req, size_t len, uint64_t ino, struct fd_diag *d,
 		    int (*take)(const struct nlmsghdr *nh, uint64_t ino, struct fd_diag *d))
 {
 	long buf[4096];
 	int nl, rc = -1;
 
 	memset(d, 0, sizeof(*d));
-	nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+	nl = diag_socket(pid);
 	if (nl < 0)
 		return -1;
 	if (send(nl, req, len, 0) != (ssize_t)len)
@@ -132,7 +196,7 @@ int fd_unix_diag(uint64_t ino, struct fd_diag *d)
 				     UDIAG_SHOW_VFS | UDIAG_SHOW_ICONS,
 		       .udiag_cookie = {INET_DIAG_NOCOOKIE, INET_DIAG_NOCOOKIE}}};
 
-	if (diag_ask(&req, sizeof(req), ino, d, take_unix))
+	if (diag_ask(0, &req, sizeof(req), ino, d, take_unix))
 		return -1;
 	if (!d->found) {
 		errno = ENOENT;
@@ -158,7 +222,7 @@ static int take_inet(const struct nlmsghdr *nh, uint64_t ino, struct fd_diag *d)
 /* A listening TCP socket's queue: the kernel finds inet sockets by
  * address, so every listening one of the family is listed and ours
  * picked by its inode. */
-static int diag_tcp_listen(int family, uint64_t ino, struct fd_diag *d)
+static int diag_tcp_listen(pid_t pid, int family, uint64_t ino, struct fd_diag *d)
 {
 	struct {
 		struct nlmsghdr nh;
@@ -170,7 +234,72 @@ static int diag_tcp_listen(int family, uint64_t ino, struct fd_diag *d)
 		       .sdiag_protocol = IPPROTO_TCP,
 		       .idiag_states = 1u << ST_LISTEN}};
 
-	if (diag_ask(&req, sizeof(req), ino, d, take_inet))
+	if (diag_ask(pid, &req, sizeof(req), ino, d, take_inet))
+		return -1;
+	if (!d->found) {
+		errno = ENOENT;
+		return -1;
+	}
+	return 0;
+}
+
+int fd_tcp_listen_diag(pid_t pid, int family, uint64_t ino, struct fd_diag *d)
+{
+	return diag_tcp_listen(pid, family, ino, d);
+}
+
+/* The one answer to an exact lookup: its inode, state, queue and how long
+ * ago it last sent data (tcp_info). */
+static int take_conn(const struct nlmsghdr *nh, uint64_t ino, struct fd_diag *d)
+{
+	const struct inet_diag_msg *m = NLMSG_DATA(nh);
+	const struct nlattr *a;
+	size_t left;
+
+	(void)ino;
+	if (nh->nlmsg_type != SOCK_DIAG_BY_FAMILY || nh->nlmsg_len < NLMSG_LENGTH(sizeof(*m)))
+		return 0;
+	d->found = 1;
+	d->state = m->idiag_state;
+	d->rqueue = m->idiag_rqueue;
+	d->wqueue = m->idiag_wqueue;
+	d->inode = m->idiag_inode;
+	left = nh->nlmsg_len - NLMSG_LENGTH(sizeof(*m));
+	a = (const void *)(m + 1);
+	while (left >= sizeof(*a) && a->nla_len >= sizeof(*a) && a->nla_len <= left) {
+		if (a->nla_type == INET_DIAG_INFO &&
+		    a->nla_len >= NLA_HDRLEN + offsetof(struct tcp_info, tcpi_last_data_sent) + 4)
+			memcpy(&d->sent_ago, (const char *)a + NLA_HDRLEN +
+						 offsetof(struct tcp_info, tcpi_last_data_sent),
+			       4);
+		if ((size_t)NLA_ALIGN(a->nla_len) >= left)
+			break;
+		left -= NLA_ALIGN(a->nla_len);
+		a = (const void *)((const char *)a + NLA_ALIGN(a->nla_len));
+	}
+	return 1;
+}
+
+int fd_tcp_diag(pid_t pid, int family, const uint8_t src[16], uint16_t sport, const uint8_t dst[16],
+		uint16_t dport, struct fd_diag *d)
+{
+	struct {
+		struct nlmsghdr nh;
+		struct inet_diag_req_v2 r;
+	} req = {.nh = {.nlmsg_len = sizeof(req),
+			.nlmsg_type = SOCK_DIAG_BY_FAMILY,
+			.nlmsg_flags = NLM_F_REQUEST},
+		 .r = {.sdiag_family = family,
+		       .sdiag_protocol = IPPROTO_TCP,
+		       .idiag_ext = 1u << (INET_DIAG_INFO - 1),
+		       .idiag_states = -1,
+		       .id = {.idiag_sport = htons(sport),
+			      .idiag_dport = htons(dport),
+			      .idiag_cookie = {INET_DIAG_NOCOOKIE, INET_DIAG_NOCOOKIE}}}};
+
+	memcpy(req.r.id.idiag_src, src, 16);
+	memcpy(req.r.id.idiag_dst, dst, 16);
+	if (diag_ask(pid, &req, sizeof(req), 0, d, take_conn))
 		return -1;
 	if (!d->found) {
 		errno = ENOENT;
@@ -418,7 +547,7 @@ static int inet_state(struct probe *p, uint64_t ino)
 			p->fd, addr_text(&p->sa, p->salen, a, sizeof(a)), tcp_state_name(p->d.state));
 		return -1;
 	}
-	if (p->d.state == ST_LISTEN && diag_tcp_listen(p->family, ino, &p->d)) {
+	if (p->d.state == ST_LISTEN && diag_tcp_listen(p->pid, p->family, ino, &p->d)) {
 		err_sys("pid %d: fd %d (%s): cannot query the TCP socket with sock_diag", p->pid,
 			p->fd, p->link);
 		return -1;
@@ -426,8 +555,8 @@ static int inet_state(struct probe *p, uint64_t ino)
 	return 0;
 }
 
-/* Bound, unbound or listening (with its backlog); a listener with
- * connections waiting, or a socket with data queued, is refused. */
+/* Bound, unbound or listening (with its backlog); a socket with data
+ * queued is refused. */
 static int sock_state(struct probe *p, struct img_sock *k)
 {
 	const struct sockaddr_storage *sa = &p->sa;
@@ -448,15 +577,8 @@ static int sock_state(struct probe *p, struct img_sock *k)
 		/* What somaxconn left of it; a reader takes no more than
 		 * 2^20, and the kernel clamps it again at restore. */
 		k->backlog = p->d.wqueue < (1u << 20) ? p->d.wqueue : 1u << 20;
-		/* A unix listener's waiting connections are its clients'
-		 * (unixpair.c's join checks they are in the tree). */
-		if (p->d.rqueue && p->family != AF_UNIX) {
-			err_set("pid %d: fd %d is a listening %s socket on %s with %u connections "
-				"nobody accepted yet; not supported yet",
-				p->pid, p->fd, proto_name(p->family, p->protocol),
-				addr_text(sa, p->salen, a, sizeof(a)), p->d.rqueue);
-			return -1;
-		}
+		/* Its waiting connections are its clients' (the joins of
+		 * unixpair.c and tcp.c check that they are in the tree). */
 	} else if (p->type != SOCK_DGRAM &&
 		   recv(p->s, a, 1, MSG_PEEK | MSG_DONTWAIT | MSG_TRUNC) >= 0) {
 		/* A datagram socket's queue is sockq.c's. */

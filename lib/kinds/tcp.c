@@ -41,6 +41,8 @@ enum {
 /* fd_pipe.shut[end] of a TCP pair: its shutdown, and its SO_REUSEADDR to
  * set once every fd is made. */
 #define PAIR_REUSE 4
+/* ...and that it is made with TCP_REPAIR, in repair mode until then. */
+#define PAIR_REPAIRING 8
 /* How long the dumper waits for bytes to move on loopback, and the
  * restore for a connection to be made. */
 #define SETTLE_MS 5000
@@ -382,12 +384,12 @@ static void put_tcp(struct fd_entry *f, const struct img_tcp *t)
 	memcpy(f->extra, t, sizeof(*t));
 }
 
-/* The first fd of a's list that is the socket of f (dup'ed and inherited
- * fds share one). */
+/* The first fd of a's list that is the socket of fd i (dup'ed and
+ * inherited fds share one). */
 static size_t first_of(const struct fd_all *a, size_t i)
 {
 	for (size_t k = 0; k < i; k++)
-		if (a->f[k]->d.kind == IMG_FD_TCP && a->f[k]->d.ino == a->f[i]->d.ino)
+		if (a->f[k]->d.kind == a->f[i]->d.kind && a->f[k]->d.ino == a->f[i]->d.ino)
 			return k;
 	return i;
 }
@@ -656,6 +658,33 @@ static int repair_peek(int s, unsigned char **rq, uint32_t *rl, unsigned char **
 	return 0;
 }
 
+/* The TCP state of s, in repair mode: sequence numbers, options, window
+ * (not the queues). */
+static int read_repair(int s, struct img_tcp_repair *r)
+{
+	struct tcp_repair_window win;
+	struct tcp_info ti = {0};
+	socklen_t sl = sizeof(ti);
+
+	if (queue_seq(s, TCP_SEND_QUEUE, &r->snd_seq) ||
+	    queue_seq(s, TCP_RECV_QUEUE, &r->rcv_seq) ||
+	    getsockopt(s, IPPROTO_TCP, TCP_INFO, &ti, &sl) ||
+	    (sl = sizeof(r->mss), getsockopt(s, IPPROTO_TCP, TCP_MAXSEG, &r->mss, &sl)) ||
+	    (sl = sizeof(r->timestamp),
+	     getsockopt(s, IPPROTO_TCP, TCP_TIMESTAMP, &r->timestamp, &sl)) ||
+	    (sl = sizeof(win), getsockopt(s, IPPROTO_TCP, TCP_REPAIR_WINDOW, &win, &sl)))
+		return -1;
+	r->tcpi_options = ti.tcpi_options & (TCPI_OPT_TIMESTAMPS | TCPI_OPT_SACK | TCPI_OPT_WSCALE);
+	r->snd_wscale = ti.tcpi_snd_wscale;
+	r->rcv_wscale = ti.tcpi_rcv_wscale;
+	r->snd_wl1 = win.snd_wl1;
+	r->snd_wnd = win.snd_wnd;
+	r->max_window = win.max_window;
+	r->rcv_wnd = win.rcv_wnd;
+	r->rcv_wup = win.rcv_wup;
+	return 0;
+}
+
 /* Fd i, connected to a peer outside: its sequence numbers, options,
  * window and both queues, read in repair mode (CAP_NET_ADMIN).  With
  * --kill the socket stays in repair mode, so that the kill closes it
@@ -664,9 +693,6 @@ static int repair_capture(const struct fd_all *a, size_t i, struct img_tcp *t)
 {
 	struct fd_entry *f = a->f[i];
 	struct img_tcp_repair r = {0};
-	struct tcp_repair_window win;
-	struct tcp_info ti = {0};
-	socklen_t sl;
 	unsigned char *rq = NULL, *sq = NULL, *x;
 	uint32_t rl = 0, ql = 0;
 	int s, on = 0, rc = -1;
@@ -689,27 +715,13 @@ static int repair_capture(const struct fd_all *a, size_t i, struct img_tcp *t)
 		goto out;
 	}
 	on = 1;
-	sl = sizeof(ti);
-	if (queue_seq(s, TCP_SEND_QUEUE, &r.snd_seq) || queue_seq(s, TCP_RECV_QUEUE, &r.rcv_seq) ||
-	    getsockopt(s, IPPROTO_TCP, TCP_INFO, &ti, &sl) ||
-	    (sl = sizeof(r.mss), getsockopt(s, IPPROTO_TCP, TCP_MAXSEG, &r.mss, &sl)) ||
-	    (sl = sizeof(r.timestamp),
-	     getsockopt(s, IPPROTO_TCP, TCP_TIMESTAMP, &r.timestamp, &sl)) ||
-	    (sl = sizeof(win), getsockopt(s, IPPROTO_TCP, TCP_REPAIR_WINDOW, &win, &sl)) ||
-	    repair_peek(s, &rq, &rl, &sq, &ql) || repair_queue(s, TCP_NO_QUEUE)) {
+	if (read_repair(s, &r) || repair_peek(s, &rq, &rl, &sq, &ql) ||
+	    repair_queue(s, TCP_NO_QUEUE)) {
 		err_sys("pid %d: fd %d: cannot read the state of its TCP connection from %s in "
 			"repair mode",
 			a->pid[i], f->d.fd, conn);
 		goto out;
 	}
-	r.tcpi_options = ti.tcpi_options & (TCPI_OPT_TIMESTAMPS | TCPI_OPT_SACK | TCPI_OPT_WSCALE);
-	r.snd_wscale = ti.tcpi_snd_wscale;
-	r.rcv_wscale = ti.tcpi_rcv_wscale;
-	r.snd_wl1 = win.snd_wl1;
-	r.snd_wnd = win.snd_wnd;
-	r.max_window = win.max_window;
-	r.rcv_wnd = win.rcv_wnd;
-	r.rcv_wup = win.rcv_wup;
 	r.sendq_len = ql;
 	t->flags |= IMG_TCP_REPAIR;
 	t->data_len = rl;
@@ -734,38 +746,361 @@ out:
 	return rc;
 }
 
+/* ---- both ends in the tree, with their sequence numbers --------------- */
+
+/* Fd i's state read in repair mode into *r, where the kernel lets us
+ * (CAP_NET_ADMIN in its net namespace: root, or the owner of a user
+ * namespace it belongs to), and the socket left as it was; 0 if not. */
+static int try_repair(const struct fd_all *a, size_t i, struct img_tcp_repair *r)
+{
+	int s = fd_getfd(a->pid[i], a->f[i]->d.fd), ok;
+
+	if (s < 0)
+		return 0;
+	ok = !setsockopt(s, IPPROTO_TCP, TCP_REPAIR, &(int){TCP_REPAIR_ON}, sizeof(int));
+	if (ok) {
+		ok = !read_repair(s, r) && !repair_queue(s, TCP_NO_QUEUE);
+		setsockopt(s, IPPROTO_TCP, TCP_REPAIR, &(int){TCP_REPAIR_OFF_NO_WP}, sizeof(int));
+	}
+	close(s);
+	return ok;
+}
+
+/* Before any byte is drained: each established connection whose two ends
+ * can be read in repair mode gets their sequence numbers (rep[i], ok[i]
+ * for the first fd of each end), so that the restore can make it as it
+ * was where it may use TCP_REPAIR too. */
+static void pair_states(const struct fd_all *a, struct img_tcp_repair *rep, char *ok)
+{
+	for (size_t i = 0; i < a->n; i++) {
+		struct img_tcp t, u;
+		size_t k;
+
+		if (a->f[i]->d.kind != IMG_FD_TCP || first_of(a, i) != i)
+			continue;
+		get_tcp(a->f[i], &t);
+		if ((t.flags & IMG_TCP_PENDING) || (k = find_peer(a, i, &t)) == a->n || k < i)
+			continue;
+		get_tcp(a->f[k], &u);
+		if (t.state != ST_ESTABLISHED || u.state != ST_ESTABLISHED || t.shutdown ||
+		    u.shutdown || !try_repair(a, i, &rep[i]) || !try_repair(a, k, &rep[k]))
+			continue;
+		ok[i] = ok[k] = 1;
+	}
+}
+
+/* Once the bytes are taken: fd i's record carries its repair state too.
+ * What it receives (data_len) is everything its peer sent that it has
+ * not read: its receive queue then ends where the peer's send queue did
+ * (rcv_seq), and its own send queue is empty (its bytes are its peer's). */
+static int pair_repaired(struct fd_all *a, size_t i, const struct img_tcp_repair *peer,
+			 struct img_tcp_repair r)
+{
+	struct fd_entry *f = a->f[i];
+	struct img_tcp t;
+	unsigned char *x;
+
+	get_tcp(f, &t);
+	r.rcv_seq = peer->snd_seq;
+	r.sendq_len = 0;
+	t.flags |= IMG_TCP_REPAIR | IMG_TCP_PAIRED;
+	if (!(x = malloc(sizeof(t) + sizeof(r) + (size_t)t.data_len))) {
+		err_set("out of memory");
+		return -1;
+	}
+	memcpy(x, &t, sizeof(t));
+	memcpy(x + sizeof(t), &r, sizeof(r));
+	memcpy(x + sizeof(t) + sizeof(r), f->extra + sizeof(t), t.data_len);
+	free(f->extra);
+	f->extra = x;
+	f->d.extra_len = sizeof(t) + sizeof(r) + t.data_len;
+	return 0;
+}
+
+/* ---- connections waiting in a listener's queue ---------------------- */
+
+/* Listening TCP socket f (IMG_FD_SOCK): its record and address. */
+static int tcp_listener(const struct fd_entry *f, struct img_sock *k, struct sockaddr_storage *sa)
+{
+	if (f->d.kind != IMG_FD_SOCK || f->d.extra_len < sizeof(*k))
+		return 0;
+	memcpy(k, f->extra, sizeof(*k));
+	if (k->protocol != IPPROTO_TCP || k->state != IMG_SOCK_LISTEN ||
+	    k->addr_len > sizeof(*sa) || f->d.extra_len < sizeof(*k) + k->addr_len)
+		return 0;
+	memset(sa, 0, sizeof(*sa));
+	memcpy(sa, f->extra + sizeof(*k), k->addr_len);
+	return 1;
+}
+
+/* The first fd of the listener of the tree that takes connections to t's
+ * peer address (its own, or the wildcard, on that port), or a->n. */
+static size_t tree_listener(const struct fd_all *a, const struct img_tcp *t)
+{
+	static const uint8_t any[16];
+
+	for (size_t k = 0; k < a->n; k++) {
+		struct img_sock l;
+		struct sockaddr_storage sa;
+		uint8_t addr[16];
+		uint16_t port;
+
+		if (!tcp_listener(a->f[k], &l, &sa))
+			continue;
+		sa_split(&sa, addr, &port, NULL);
+		if (port != t->pport)
+			continue;
+		if (same_addr(l.family, addr, t->family, t->paddr) ||
+		    (!memcmp(addr, any, 16) &&
+		     (l.family == t->family ||
+		      (l.family == AF_INET6 && !(l.opts & IMG_SOCKOPT_V6ONLY)))))
+			return k;
+	}
+	return a->n;
+}
+
+/* Whether fd i, whose peer no fd of the tree holds, is a client whose
+ * connection waits in the queue of a listener of the tree: its peer has
+ * no file yet (sock_diag says inode 0) and is established (or has the
+ * client's FIN).  *held: the bytes the client sent that it holds, *age
+ * how long ago it was made (ms; it sends nothing before an accept). */
+static int waiting(const struct fd_all *a, size_t i, const struct img_tcp *t, uint32_t *held,
+		   uint32_t *age)
+{
+	struct fd_diag d;
+
+	if (tree_listener(a, t) == a->n ||
+	    fd_tcp_diag(a->pid[i], t->family, t->paddr, t->pport, t->laddr, t->lport, &d) ||
+	    d.inode || (d.state != ST_ESTABLISHED && d.state != ST_CLOSE_WAIT))
+		return 0;
+	/* The client's FIN counts one in the queue. */
+	*held = d.rqueue - (d.state == ST_CLOSE_WAIT && d.rqueue);
+	*age = d.sent_ago;
+	return 1;
+}
+
+/* The waiting client of fd i, placed, with len bytes it sent. */
+static int set_waiting(struct fd_all *a, size_t i, uint32_t place, const unsigned char *data,
+		       uint32_t len)
+{
+	struct img_tcp t;
+
+	get_tcp(a->f[i], &t);
+	t.end = place;
+	t.data_len = len;
+	free(a->f[i]->extra);
+	a->f[i]->extra = NULL;
+	return fd_set_extra(a->f[i], &t, sizeof(t), data, len);
+}
+
+/* Listener l's waiting connections, accepted by the dumper (the dump ends
+ * with --kill, which closes them): each client (marked in wait[]) gets
+ * its place in the queue and every byte it sent, drained.  Each accepted
+ * end is closed abortively, so that no TIME_WAIT keeps its 4-tuple from
+ * the restore. */
+static int take_waiting(struct fd_all *a, size_t l, uint32_t *wait)
+{
+	struct sockaddr_storage pa;
+	socklen_t pl = sizeof(pa);
+	uint32_t place = 0;
+	int s = fd_getfd(a->pid[l], a->f[l]->d.fd), c, rc = 0;
+
+	if (s < 0)
+		return -1;
+	/* The listener's file is the program's, blocking: accept only what
+	 * poll says is there. */
+	while (!rc && poll(&(struct pollfd){s, POLLIN, 0}, 1, 0) == 1 &&
+	       (c = accept4(s, (void *)&pa, &pl, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+		struct flow w = {.rcv = c, .snd = -1};
+		struct img_tcp t;
+		unsigned char *data = NULL;
+		uint32_t len = 0;
+		uint8_t addr[16];
+		uint16_t port;
+		size_t k;
+		int eof;
+
+		setsockopt(c, SOL_SOCKET, SO_LINGER, &(struct linger){1, 0}, sizeof(struct linger));
+		sa_split(&pa, addr, &port, NULL);
+		pl = sizeof(pa);
+		for (k = 0; k < a->n; k++) {
+			if (!wait[k])
+				continue;
+			get_tcp(a->f[k], &t);
+			if (t.lport == port && same_addr(t.family, t.laddr, pa.ss_family, addr))
+				break;
+		}
+		/* Not one of the tree's: closed, as the kill would. */
+		if (k < a->n) {
+			w.pid = a->pid[k];
+			w.fd = a->f[k]->d.fd;
+			rc = (w.snd = fd_getfd(w.pid, w.fd)) < 0 || drain(&w, &data, &len, &eof) ||
+			     set_waiting(a, k, place++, data, len);
+			wait[k] = 0;
+			free(data);
+			if (w.snd >= 0)
+				close(w.snd);
+		}
+		close(c);
+	}
+	close(s);
+	for (size_t k = 0; k < a->n && !rc; k++)
+		if (wait[k] == l + 1) {
+			char conn[160];
+			struct img_tcp t;
+
+			get_tcp(a->f[k], &t);
+			err_set(
+			    "pid %d: fd %d: its TCP connection from %s, waiting to be accepted, "
+			    "is not in its listener's queue",
+			    a->pid[k], a->f[k]->d.fd, conn_text(&t, conn, sizeof(conn)));
+			rc = 1;
+		}
+	return rc ? -1 : 0;
+}
+
+/* Listener l (its first fd) and the clients of the tree waiting in its
+ * queue (wait[k] set, held[k] bytes each, age[k]): every waiting connection
+ * must be one of them; with --kill the dumper accepts them in their order,
+ * without it each keeps the place its age gives it (to the kernel's clock
+ * tick; within a tick, the tree's order of fds) and one that holds bytes is
+ * refused. */
+static int place_waiting(struct fd_all *a, size_t l, uint32_t *wait, const uint32_t *held,
+			 const uint32_t *age)
+{
+	struct img_sock k;
+	struct sockaddr_storage sa;
+	struct fd_diag d;
+	uint32_t n = 0;
+	char name[64], conn[160];
+
+	tcp_listener(a->f[l], &k, &sa);
+	for (size_t i = 0; i < a->n; i++)
+		n += wait[i] == l + 1;
+	if (fd_tcp_listen_diag(a->pid[l], k.family, a->f[l]->d.ino, &d)) {
+		err_sys("pid %d: fd %d: cannot query its listening TCP socket with sock_diag",
+			a->pid[l], a->f[l]->d.fd);
+		return -1;
+	}
+	if (d.rqueue > n) {
+		err_set("pid %d: fd %d is a listening TCP socket on %s with a connection nobody "
+			"accepted yet whose client is not in the dumped processes; not supported",
+			a->pid[l], a->f[l]->d.fd,
+			fd_sock_addr_text(&sa, k.addr_len, name, sizeof(name)));
+		return -1;
+	}
+	if (!n)
+		return 0;
+	for (size_t i = 0; i < a->n; i++) {
+		uint32_t place = 0;
+		struct img_tcp t;
+
+		if (wait[i] != l + 1)
+			continue;
+		get_tcp(a->f[i], &t);
+		if ((held[i] || t.outq > (uint32_t)sent_fin(t.state)) && !(a->opts & FD_OPT_KILL)) {
+			err_set(
+			    "pid %d: fd %d is a TCP connection from %s, which has not been "
+			    "accepted yet, with data it sent (taken with --kill); not supported",
+			    a->pid[i], a->f[i]->d.fd, conn_text(&t, conn, sizeof(conn)));
+			return -1;
+		}
+		for (size_t j = 0; j < a->n; j++)
+			if (wait[j] == l + 1 && (age[j] > age[i] || (age[j] == age[i] && j < i)))
+				place++;
+		t.end = place;
+		put_tcp(a->f[i], &t);
+	}
+	return 0;
+}
+
+/* Every client of the tree whose connection waits in the queue of a
+ * listener of the tree: IMG_TCP_PENDING, placed, and (--kill) what it
+ * sent taken. */
+static int join_waiting(struct fd_all *a)
+{
+	uint32_t *wait = calloc(3 * a->n + 1, sizeof(uint32_t)), *held = wait + a->n,
+		 *age = held + a->n;
+	int rc = -1;
+
+	if (!wait) {
+		err_set("out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < a->n; i++) {
+		struct img_tcp t;
+
+		if (a->f[i]->d.kind != IMG_FD_TCP || first_of(a, i) != i)
+			continue;
+		get_tcp(a->f[i], &t);
+		if (find_peer(a, i, &t) < a->n || !waiting(a, i, &t, &held[i], &age[i]))
+			continue;
+		wait[i] = tree_listener(a, &t) + 1;
+		t.flags |= IMG_TCP_PENDING;
+		t.id = a->f[i]->d.ino;
+		t.pfamily = t.family;
+		put_tcp(a->f[i], &t);
+		/* What it has to read: nothing, nobody has its peer. */
+		set_waiting(a, i, 0, NULL, 0);
+	}
+	/* Every listener is checked before any is taken from. */
+	for (size_t l = 0; l < a->n; l++) {
+		struct img_sock k;
+		struct sockaddr_storage sa;
+
+		if (tcp_listener(a->f[l], &k, &sa) && first_of(a, l) == l &&
+		    place_waiting(a, l, wait, held, age))
+			goto out;
+	}
+	for (size_t l = 0; l < a->n && (a->opts & FD_OPT_KILL); l++) {
+		int any = 0;
+
+		for (size_t i = 0; i < a->n; i++)
+			any |= wait[i] == l + 1;
+		if (any && take_waiting(a, l, wait))
+			goto out;
+	}
+	rc = 0;
+out:
+	free(wait);
+	return rc;
+}
+
 /* Every connection: its peer found by the 4-tuple, or refused (or reset,
  * --tcp-close); what either end's peer had not sent yet taken; the first
- * fd of each socket carries what is queued for it. */
+ * fd of each socket carries what is queued for it.  A client whose
+ * connection waits in a listener's queue is join_waiting's. */
 static int join_tcp(struct fd_all *a)
 {
+	struct img_tcp_repair *rep;
+	char *ok;
+	int rc = -1;
+
+	if (join_waiting(a))
+		return -1;
+	rep = calloc(a->n + 1, sizeof(*rep));
+	ok = calloc(a->n + 1, 1);
+	if (!rep || !ok) {
+		err_set("out of memory");
+		goto out;
+	}
+	pair_states(a, rep, ok);
 	for (size_t i = 0; i < a->n; i++) {
 		struct fd_entry *f = a->f[i];
 		struct img_tcp t, u;
-		size_t first, k;
+		size_t k;
 		char conn[160];
 
-		if (f->d.kind != IMG_FD_TCP)
+		if (f->d.kind != IMG_FD_TCP || first_of(a, i) != i)
 			continue;
 		get_tcp(f, &t);
-		if ((first = first_of(a, i)) != i) {
-			get_tcp(a->f[first], &u);
-			t.id = u.id;
-			t.end = u.end;
-			/* The first fd carries the repair state; this one is made
-			 * as a duplicate of it (same desc). */
-			t.flags = u.flags & ~IMG_TCP_REPAIR;
-			t.shutdown = u.shutdown;
-			t.data_len = 0;
-			put_tcp(f, &t);
-			fd_drop_data(f, sizeof(t));
+		if (t.flags & IMG_TCP_PENDING)
 			continue;
-		}
 		if ((k = find_peer(a, i, &t)) == a->n) {
 			if (a->opts & FD_OPT_TCP_ESTABLISHED) {
 				t.id = f->d.ino;
 				if (repair_capture(a, i, &t))
-					return -1;
+					goto out;
 				continue;
 			}
 			if (!(a->opts & FD_OPT_TCP_CLOSE)) {
@@ -773,7 +1108,7 @@ static int join_tcp(struct fd_all *a)
 					"the dumped processes (--tcp-close restores it reset, "
 					"--tcp-established as it was); not supported",
 					a->pid[i], f->d.fd, conn_text(&t, conn, sizeof(conn)));
-				return -1;
+				goto out;
 			}
 			t.flags |= IMG_TCP_RESET;
 			t.id = f->d.ino;
@@ -788,9 +1123,42 @@ static int join_tcp(struct fd_all *a)
 		t.end = f->d.ino > a->f[k]->d.ino;
 		put_tcp(f, &t);
 		if (take_flow(a, i, k, &t))
-			return -1;
+			goto out;
 	}
-	return 0;
+	for (size_t i = 0; i < a->n; i++) {
+		struct img_tcp t;
+
+		if (ok[i]) {
+			get_tcp(a->f[i], &t);
+			if (pair_repaired(a, i, &rep[find_peer(a, i, &t)], rep[i]))
+				goto out;
+		}
+	}
+	/* The other fds of a socket are made as duplicates of its first
+	 * (same desc), which carries the queue and the repair state. */
+	for (size_t i = 0; i < a->n; i++) {
+		struct fd_entry *f = a->f[i];
+		struct img_tcp t, u;
+		size_t first;
+
+		if (f->d.kind != IMG_FD_TCP || (first = first_of(a, i)) == i)
+			continue;
+		get_tcp(f, &t);
+		get_tcp(a->f[first], &u);
+		t.id = u.id;
+		t.end = u.end;
+		t.pfamily = u.pfamily;
+		t.flags = u.flags & ~(IMG_TCP_REPAIR | IMG_TCP_PAIRED);
+		t.shutdown = u.shutdown;
+		t.data_len = 0;
+		put_tcp(f, &t);
+		fd_drop_data(f, sizeof(t));
+	}
+	rc = 0;
+out:
+	free(rep);
+	free(ok);
+	return rc;
 }
 
 static int check_tcp(const unsigned char *x, uint32_t n)
@@ -807,6 +1175,9 @@ static int check_tcp(const unsigned char *x, uint32_t n)
 		if (n < sizeof(t) + sizeof(r) || (t.flags & IMG_TCP_RESET))
 			return -1;
 		memcpy(&r, x + sizeof(t), sizeof(r));
+		/* Both ends in the tree: its peer holds what it sent. */
+		if ((t.flags & IMG_TCP_PAIRED) && (r.sendq_len || t.shutdown))
+			return -1;
 		if (r.snd_wscale > 14 || r.rcv_wscale > 14 || r.pad ||
 		    (r.tcpi_options & ~(TCPI_OPT_TIMESTAMPS | TCPI_OPT_SACK | TCPI_OPT_WSCALE)) ||
 		    t.state != ST_ESTABLISHED)
@@ -820,8 +1191,16 @@ static int check_tcp(const unsigned char *x, uint32_t n)
 	    (t.family != AF_INET && t.family != AF_INET6) ||
 	    (t.pfamily != AF_INET && t.pfamily != AF_INET6) || !state_ok(t.state) ||
 	    t.shutdown > 3 || (t.opts & ~IMG_SOCKOPT_ALL) || (t.flags & ~IMG_TCP_FLAGS) ||
-	    t.end > 1 || !t.lport || !t.pport || t.keepidle > 32767 || t.keepintvl > 32767 ||
-	    t.keepcnt > 127 || ((t.flags & IMG_TCP_RESET) && t.data_len))
+	    (t.end > 1 && !(t.flags & IMG_TCP_PENDING)) || !t.lport || !t.pport ||
+	    t.keepidle > 32767 || t.keepintvl > 32767 || t.keepcnt > 127 ||
+	    ((t.flags & IMG_TCP_RESET) && t.data_len))
+		return -1;
+	if ((t.flags & IMG_TCP_PAIRED) && !(t.flags & IMG_TCP_REPAIR))
+		return -1;
+	/* A waiting client: nobody had its peer to send or close it. */
+	if ((t.flags & IMG_TCP_PENDING) &&
+	    ((t.flags & ~IMG_TCP_PENDING) || t.end >= 1u << 20 || t.family != t.pfamily ||
+	     (t.state != ST_ESTABLISHED && t.state != ST_FIN_WAIT1 && t.state != ST_FIN_WAIT2)))
 		return -1;
 	if (t.family == AF_INET &&
 	    (memcmp(t.laddr + 4, zero, 12) || memcmp(t.paddr + 4, zero, 12) || t.scope))
@@ -868,49 +1247,76 @@ static int bound_sock(int family, const struct sockaddr_storage *sa, socklen_t s
 #define IP_LOCAL_PORT_RANGE 51
 #endif
 
-/* A socket of family from address sa connecting to "to" (non-blocking,
- * under way).  Its port is had the way connect(2) picks one, narrowed to
+/* Whether connect(2) picks port from its range (ip_local_port_range). */
+static int ephemeral(uint16_t port)
+{
+	FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "re");
+	unsigned lo = 1, hi = 0;
+
+	if (f) {
+		if (fscanf(f, "%u %u", &lo, &hi) != 2)
+			hi = 0;
+		fclose(f);
+	}
+	return port >= lo && port <= hi;
+}
+
+/* Socket s (non-blocking, not bound) from address sa connecting to "to"
+ * (under way).  Its port is had the way connect(2) picks one, narrowed to
  * it (IP_LOCAL_PORT_RANGE, Linux 6.3): connect shares a port with
  * connections elsewhere, TIME_WAIT ones too, as the program's own
  * connect did, where bind(2) refuses a port that a socket without
  * SO_REUSEADDR holds (another program's, or one of the program's own
  * that went before).  A port connect would not pick (outside the
- * ephemeral range, or bound by bind) is bound. */
-static int connect_from(int family, const struct sockaddr_storage *sa, socklen_t sl,
-			const struct sockaddr_storage *to, socklen_t tl)
+ * ephemeral range, or bound by bind) is bound; so is one connect found
+ * taken (a socket not bound to a port may bind again). */
+static int connect_on(int s, const struct sockaddr_storage *sa, socklen_t sl,
+		      const struct sockaddr_storage *to, socklen_t tl)
 {
 	struct sockaddr_storage any = *sa, got;
 	socklen_t gl = sizeof(got);
 	uint8_t a[16];
 	uint16_t port, had = 0;
 	uint32_t range;
-	int s = new_sock(family, sa);
 
-	if (s < 0)
-		return -1;
 	sa_split(sa, a, &port, NULL);
 	range = port | (uint32_t)port << 16;
 	((struct sockaddr_in *)&any)->sin_port = 0; /* sin6_port is there too */
-	fcntl(s, F_SETFL, O_NONBLOCK);
-	if (!setsockopt(s, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &(int){1}, sizeof(int)) &&
+	if (ephemeral(port) &&
+	    !setsockopt(s, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &(int){1}, sizeof(int)) &&
 	    !setsockopt(s, IPPROTO_IP, IP_LOCAL_PORT_RANGE, &range, sizeof(range)) &&
-	    !bind(s, (void *)&any, sl) &&
-	    (!connect(s, (const void *)to, tl) || errno == EINPROGRESS) &&
-	    !getsockname(s, (void *)&got, &gl))
-		sa_split(&got, a, &had, NULL);
-	if (had == port)
-		return s;
-	close(s);
-	if ((s = bound_sock(family, sa, sl)) < 0)
+	    !bind(s, (void *)&any, sl)) {
+		if (!connect(s, (const void *)to, tl) || errno == EINPROGRESS) {
+			if (!getsockname(s, (void *)&got, &gl))
+				sa_split(&got, a, &had, NULL);
+			errno = EADDRINUSE;
+			return had == port ? 0 : -1;
+		}
+		if (errno != EADDRNOTAVAIL && errno != EADDRINUSE)
+			return -1;
+	}
+	if (bind(s, (const void *)sa, sl) ||
+	    (connect(s, (const void *)to, tl) && errno != EINPROGRESS))
+		return -1;
+	return 0;
+}
+
+/* A socket of family from address sa connecting to "to" (non-blocking,
+ * under way), as connect_on makes it. */
+static int connect_from(int family, const struct sockaddr_storage *sa, socklen_t sl,
+			const struct sockaddr_storage *to, socklen_t tl)
+{
+	int s = new_sock(family, sa), e;
+
+	if (s < 0)
 		return -1;
 	fcntl(s, F_SETFL, O_NONBLOCK);
-	if (connect(s, (const void *)to, tl) && errno != EINPROGRESS) {
-		int e = errno;
-		close(s);
-		errno = e;
-		return -1;
-	}
-	return s;
+	if (!connect_on(s, sa, sl, to, tl))
+		return s;
+	e = errno;
+	close(s);
+	errno = e;
+	return -1;
 }
 
 /* Whether listening socket l takes connections to sa (its address, or
@@ -1161,8 +1567,10 @@ static void put_opts(int s, const struct img_tcp *t)
  * which needs CAP_NET_ADMIN): its sequence numbers, bound and "connected"
  * without a packet, its options and both queues, then its window; out of
  * repair mode it probes the peer's window, which answers. */
-static int make_repaired(const struct fd_entry *f, const struct img_tcp *t)
+static int make_repaired(const struct fd_entry *f, const struct img_tcp *t, struct fd_pipes *pipes)
 {
+	int paired = !!(t->flags & IMG_TCP_PAIRED);
+	struct fd_pipe *fp;
 	struct img_tcp_repair r;
 	struct tcp_repair_opt o[4];
 	struct tcp_repair_window win;
@@ -1186,7 +1594,8 @@ static int make_repaired(const struct fd_entry *f, const struct img_tcp *t)
 			f->d.fd, conn);
 		goto fail;
 	}
-	set_int(s, SOL_SOCKET, SO_REUSEADDR, 1);
+	/* In repair mode it binds whatever holds the port (SK_FORCE_REUSE):
+	 * the listener it was accepted from, made before it. */
 	if (t->family == AF_INET6)
 		set_int(s, IPPROTO_IPV6, IPV6_V6ONLY, !!(t->opts & IMG_SOCKOPT_V6ONLY));
 	if (repair_queue(s, TCP_SEND_QUEUE) ||
@@ -1223,18 +1632,171 @@ static int make_repaired(const struct fd_entry *f, const struct img_tcp *t)
 	    (r.sendq_len && (repair_queue(s, TCP_SEND_QUEUE) || send_all(s, sq, r.sendq_len))) ||
 	    setsockopt(s, IPPROTO_TCP, TCP_REPAIR_WINDOW, &win, sizeof(win)) ||
 	    repair_queue(s, TCP_NO_QUEUE) ||
-	    setsockopt(s, IPPROTO_TCP, TCP_REPAIR, &(int){TCP_REPAIR_OFF}, sizeof(int))) {
+	    (!paired &&
+	     setsockopt(s, IPPROTO_TCP, TCP_REPAIR, &(int){TCP_REPAIR_OFF}, sizeof(int)))) {
 		err_sys("fd %d: TCP connection from %s: cannot put its state back", f->d.fd, conn);
 		goto fail;
 	}
 	put_opts(s, t);
-	set_int(s, SOL_SOCKET, SO_REUSEADDR, !!(t->opts & IMG_SOCKOPT_REUSEADDR));
+	/* Both ends in the tree: in repair mode, SO_REUSEADDR on, until every
+	 * fd is made (fd_tcp_done), as a packet to an end not made yet would
+	 * be answered by a reset. */
+	set_int(s, SOL_SOCKET, SO_REUSEADDR, paired || (t->opts & IMG_SOCKOPT_REUSEADDR));
+	if (paired) {
+		if (!(fp = fd_find_pair(pipes, IMG_FD_TCP, t->id))) {
+			if (!(fp = fd_new_pair(pipes, IMG_FD_TCP, t->id)))
+				goto fail;
+			pipes->n++;
+		}
+		if ((fp->end[t->end] = fcntl(s, F_DUPFD_CLOEXEC, 0)) < 0) {
+			err_sys("fd %d: cannot duplicate a TCP socket", f->d.fd);
+			goto fail;
+		}
+		fp->shut[t->end] =
+		    PAIR_REPAIRING | ((t->opts & IMG_SOCKOPT_REUSEADDR) ? PAIR_REUSE : 0);
+	}
 	if (f->d.flags & O_NONBLOCK)
 		fcntl(s, F_SETFL, O_NONBLOCK);
 	return s;
 fail:
 	close(s);
 	return -1;
+}
+
+/* A client whose connection waited in a listener's queue: a socket now,
+ * connected once every fd is made (fd_tcp_done), after the connections
+ * its listener had accepted, which are made through it. */
+static int make_waiting(const struct fd_entry *f, const struct img_tcp *t, struct fd_pipes *pipes)
+{
+	struct fd_pipe *fp = fd_find_pair(pipes, IMG_FD_TCP, t->id);
+	struct sockaddr_storage sa;
+
+	if (!fp) {
+		sa_make(t->family, t->laddr, t->lport, t->scope, &sa);
+		if (!(fp = fd_new_pair(pipes, IMG_FD_TCP, t->id)) ||
+		    (fp->end[0] = new_sock(t->family, &sa)) < 0) {
+			err_sys("fd %d: cannot make a TCP socket", f->d.fd);
+			return -1;
+		}
+		pipes->n++;
+	}
+	/* The socket's first fd carries what it sent. */
+	if (!fp->f || t->data_len)
+		fp->f = f;
+	return fd_dup_end(fp->end[0], f, "a TCP socket");
+}
+
+/* Until the connection of s, a client under way, is established and its
+ * peer (t's) waits in the listener's queue. */
+static int wait_queued(int s, const struct img_tcp *t)
+{
+	long long end = now_ms() + SETTLE_MS;
+	struct fd_diag d;
+	int e = 0;
+	socklen_t el = sizeof(e);
+
+	if (poll(&(struct pollfd){.fd = s, .events = POLLOUT}, 1, SETTLE_MS) != 1 ||
+	    getsockopt(s, SOL_SOCKET, SO_ERROR, &e, &el) || e) {
+		errno = e ? e : ETIMEDOUT;
+		return -1;
+	}
+	while (fd_tcp_diag(0, t->family, t->paddr, t->pport, t->laddr, t->lport, &d) ||
+	       d.state != ST_ESTABLISHED) {
+		if (now_ms() > end) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		poll(NULL, 0, 1);
+	}
+	return 0;
+}
+
+/* Waiting client fp->f connected again, in its place: what it sent goes
+ * into the connection, then its shutdown. */
+static int connect_waiting(struct fd_pipe *fp)
+{
+	const struct fd_entry *f = fp->f;
+	struct img_tcp t;
+	struct sockaddr_storage sa, to;
+	socklen_t sl, tl;
+	int s = fp->end[0], fl = fcntl(s, F_GETFL);
+	char conn[160];
+
+	get_tcp(f, &t);
+	sl = sa_make(t.family, t.laddr, t.lport, t.scope, &sa);
+	tl = sa_make(t.family, t.paddr, t.pport, t.scope, &to);
+	fcntl(s, F_SETFL, fl | O_NONBLOCK);
+	if (connect_on(s, &sa, sl, &to, tl) || wait_queued(s, &t)) {
+		err_sys("fd %d: cannot connect its TCP socket from %s again, where it waited to "
+			"be accepted",
+			f->d.fd, conn_text(&t, conn, sizeof(conn)));
+		return -1;
+	}
+	if (t.data_len > (64u << 10))
+		make_room(s, s, t.data_len);
+	if (send_all(s, f->extra + sizeof(t), t.data_len)) {
+		err_sys("fd %d: cannot put %u bytes it sent back in its TCP connection", f->d.fd,
+			t.data_len);
+		return -1;
+	}
+	if ((t.shutdown & 3) && shutdown(s, (t.shutdown & 3) - 1)) {
+		err_sys("fd %d: cannot shut its TCP connection down", f->d.fd);
+		return -1;
+	}
+	put_opts(s, &t);
+	/* fd_tcp_done sets it as the program had it. */
+	fp->shut[0] = (t.opts & IMG_SOCKOPT_REUSEADDR) ? PAIR_REUSE : 0;
+	fcntl(s, F_SETFL, fl);
+	fp->f = NULL;
+	return 0;
+}
+
+static int by_place(const void *x, const void *y)
+{
+	const struct fd_pipe *const *p = x, *const *q = y;
+	struct img_tcp a, b;
+
+	get_tcp((*p)->f, &a);
+	get_tcp((*q)->f, &b);
+	return (a.end > b.end) - (a.end < b.end);
+}
+
+/* The waiting clients, each listener's in the order of its queue. */
+static int connect_all_waiting(struct fd_pipes *pipes)
+{
+	struct fd_pipe **w;
+	size_t n = 0;
+	int rc = 0;
+
+	for (size_t i = 0; i < pipes->n; i++)
+		n += pipes->p[i].kind == IMG_FD_TCP && pipes->p[i].f;
+	if (!n)
+		return 0;
+	if (!(w = malloc(n * sizeof(*w)))) {
+		err_set("out of memory");
+		return -1;
+	}
+	n = 0;
+	for (size_t i = 0; i < pipes->n; i++)
+		if (pipes->p[i].kind == IMG_FD_TCP && pipes->p[i].f)
+			w[n++] = &pipes->p[i];
+	qsort(w, n, sizeof(*w), by_place);
+	for (size_t i = 0; i < n && !rc; i++)
+		rc = connect_waiting(w[i]);
+	free(w);
+	return rc;
+}
+
+/* Whether this process may use TCP_REPAIR (CAP_NET_ADMIN in its net
+ * namespace). */
+static int may_repair(int family)
+{
+	int s = socket(family, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP), ok;
+
+	ok = s >= 0 && !setsockopt(s, IPPROTO_TCP, TCP_REPAIR, &(int){TCP_REPAIR_ON}, sizeof(int));
+	if (s >= 0)
+		close(s);
+	return ok;
 }
 
 /* One end of a connection.  The pair is made at the first fd of either
@@ -1244,12 +1806,20 @@ static int make_tcp(const struct fd_entry *f, struct fd_pipes *pipes)
 {
 	struct img_tcp t;
 	struct fd_pipe *fp;
+	const unsigned char *data = f->extra + sizeof(t);
 
 	get_tcp(f, &t);
+	if (t.flags & IMG_TCP_PENDING)
+		return make_waiting(f, &t, pipes);
 	if (t.flags & IMG_TCP_RESET)
 		return make_reset(f, &t);
-	if (t.flags & IMG_TCP_REPAIR)
-		return make_repaired(f, &t);
+	/* Both ends with their sequence numbers, where we may use TCP_REPAIR
+	 * too; else a pair made again, which the bytes after them fill. */
+	if (t.flags & IMG_TCP_REPAIR) {
+		if (!(t.flags & IMG_TCP_PAIRED) || may_repair(t.family))
+			return make_repaired(f, &t, pipes);
+		data += sizeof(struct img_tcp_repair);
+	}
 	if (!(fp = fd_find_pair(pipes, IMG_FD_TCP, t.id))) {
 		if (!(fp = fd_new_pair(pipes, IMG_FD_TCP, t.id)) || make_pair(f, &t, fp->end))
 			return -1;
@@ -1260,7 +1830,7 @@ static int make_tcp(const struct fd_entry *f, struct fd_pipes *pipes)
 
 		if (t.data_len > (64u << 10))
 			make_room(peer, s, t.data_len);
-		if (send_all(peer, f->extra + sizeof(t), t.data_len)) {
+		if (send_all(peer, data, t.data_len)) {
 			err_sys("fd %d: cannot put %u queued bytes back in its TCP connection",
 				f->d.fd, t.data_len);
 			return -1;
@@ -1287,6 +1857,18 @@ static int make_tcp(const struct fd_entry *f, struct fd_pipes *pipes)
 
 int fd_tcp_done(struct fd_pipes *pipes)
 {
+	if (connect_all_waiting(pipes))
+		return -1;
+	/* Both ends made: out of repair mode, without a window probe (what
+	 * each sent is in the other's receive queue). */
+	for (size_t i = 0; i < pipes->n; i++)
+		for (int e = 0; e < 2 && pipes->p[i].kind == IMG_FD_TCP; e++)
+			if ((pipes->p[i].shut[e] & PAIR_REPAIRING) &&
+			    setsockopt(pipes->p[i].end[e], IPPROTO_TCP, TCP_REPAIR,
+				       &(int){TCP_REPAIR_OFF_NO_WP}, sizeof(int))) {
+				err_sys("cannot take a TCP connection out of repair mode");
+				return -1;
+			}
 	for (size_t i = 0; i < pipes->n; i++)
 		for (int e = 0; e < 2 && pipes->p[i].kind == IMG_FD_TCP; e++)
 			set_int(pipes->p[i].end[e], SOL_SOCKET, SO_REUSEADDR,
@@ -1311,18 +1893,23 @@ static void show_tcp(FILE *out, const struct fd_entry *f, int json)
 		fprintf(out, " %s %s %s -> %s", t.family == AF_INET ? "inet" : "inet6",
 			t.flags & IMG_TCP_RESET ? "reset" : state_name(t.state), a, b);
 	}
-	fd_put_num(out, json, "queued", t.data_len);
+	/* A waiting client's bytes are the ones it sent. */
+	fd_put_num(out, json, t.flags & IMG_TCP_PENDING ? "sent" : "queued", t.data_len);
 	fd_put_num(out, json, "sendq", t.outq);
 	fd_put_num(out, json, "shutdown", t.shutdown);
+	if (t.flags & IMG_TCP_PENDING)
+		fd_put_num(out, json, "pending", t.end);
+	if (!(t.flags & (IMG_TCP_RESET | IMG_TCP_PENDING)) &&
+	    (!(t.flags & IMG_TCP_REPAIR) || (t.flags & IMG_TCP_PAIRED))) {
+		fd_put_num(out, json, "pair", t.id);
+		fd_put_num(out, json, "end", t.end);
+	}
 	if (t.flags & IMG_TCP_REPAIR) {
 		struct img_tcp_repair r;
 
 		memcpy(&r, f->extra + sizeof(t), sizeof(r));
 		fprintf(out, json ? ",\"repair\":true" : " repair");
 		fd_put_num(out, json, "unacked", r.sendq_len);
-	} else if (!(t.flags & IMG_TCP_RESET)) {
-		fd_put_num(out, json, "pair", t.id);
-		fd_put_num(out, json, "end", t.end);
 	}
 }
 

@@ -422,10 +422,18 @@ static void refuse_lone(const struct fd_all *a, size_t i)
 {
 	const struct fd_entry *f = a->f[i];
 	struct fd_diag di;
+	struct unix_rec r;
 	char name[160];
 
 	peer_text(f, name, sizeof(name));
-	if (name[0] && !fd_unix_diag(f->d.ino, &di) && di.peer && in_tree(a, di.peer))
+	unix_rec(f, &r);
+	if (!name[0] && r.u.own_len) {
+		/* A server's end of a connection from a nameless client. */
+		fd_sock_addr_text(r.own, r.u.own_len, name, sizeof(name));
+		err_set("pid %d: fd %d is a unix socket (%s) on %s whose peer is outside the "
+			"dumped processes (--ext-unix=close restores it closed); not supported",
+			a->pid[i], f->d.fd, f->path, name);
+	} else if (name[0] && !fd_unix_diag(f->d.ino, &di) && di.peer && in_tree(a, di.peer))
 		err_set("pid %d: fd %d is a unix socket (%s) connected to %s, which is not "
 			"connected back to it; not supported yet",
 			a->pid[i], f->d.fd, f->path, name);

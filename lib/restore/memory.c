@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "base/base.h"
@@ -85,9 +86,42 @@ int rst_exe_object(const struct image *im, const struct shm_made *sm)
 	return -1;
 }
 
+/* An AIO ring comes back through io_setup of (nr - 3) / 2 events, which
+ * makes a ring of nr events where the kernel doubles the request and
+ * rounds it up to pages as the dumping one did (and has no more CPUs than
+ * keep it so): tried here, the context destroyed again. */
+static int check_aio(const struct image *im)
+{
+	for (size_t i = 0; i < im->nregions; i++) {
+		const struct region *r = &im->regions[i];
+		unsigned long ctx = 0;
+		uint32_t nr;
+
+		if (r->d.kind != IMG_RGN_AIO)
+			continue;
+		if (syscall(SYS_io_setup, (unsigned)(r->d.fsize - 3) / 2, &ctx)) {
+			err_sys("region %#llx-%#llx: cannot make an AIO context of %llu events "
+				"(io_setup; fs.aio-max-nr?)",
+				(unsigned long long)r->d.start, (unsigned long long)r->d.end,
+				(unsigned long long)(r->d.fsize - 3) / 2);
+			return -1;
+		}
+		nr = ((volatile uint32_t *)ctx)[1];
+		syscall(SYS_io_destroy, ctx);
+		if (nr != r->d.fsize) {
+			err_set("region %#llx-%#llx: the AIO ring had %llu events; io_setup here "
+				"makes one of %u",
+				(unsigned long long)r->d.start, (unsigned long long)r->d.end,
+				(unsigned long long)r->d.fsize, nr);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 int rst_check_memory(const struct image *im)
 {
-	return check_guards(im);
+	return check_guards(im) || check_aio(im);
 }
 
 /* Huge pages of 2^shift bytes this machine has free and unreserved. */

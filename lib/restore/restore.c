@@ -1382,6 +1382,11 @@ static void plan_map(const struct region *r, struct rst_map *m)
 	m->fd = -1;
 	m->shmid = -1;
 	m->advice = r->d.flags;
+	if (r->d.kind == IMG_RGN_AIO) {
+		m->aio_nr = r->d.fsize;
+		m->aio_head = r->d.dev;
+		m->aio_tail = r->d.ino;
+	}
 	m->fill = !(r->d.flags & IMG_RGN_SHARED);
 	/* A private anonymous region whose advice holds for a file mapping
 	 * too may take its pages from the image file. */

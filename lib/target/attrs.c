@@ -207,6 +207,59 @@ static int capture_creds(pid_t pid, const pid_t *tids, size_t ntids, struct attr
 	return 0;
 }
 
+/* A limit's value in /proc/PID/limits: a number or "unlimited". */
+static int limit_value(const char *s, uint64_t *v)
+{
+	char *end;
+
+	while (*s == ' ')
+		s++;
+	if (!strncmp(s, "unlimited", 9)) {
+		*v = RLIM_INFINITY;
+		return 0;
+	}
+	errno = 0;
+	*v = strtoull(s, &end, 10);
+	return end == s || errno ? -1 : 0;
+}
+
+/* Every limit, soft and hard.  prlimit(2) on another user's process needs
+ * CAP_SYS_RESOURCE, which root may lack (it does on some machines): then
+ * /proc/PID/limits, which prints them in RLIMIT_* order, soft in the
+ * columns from 26, hard from 47. */
+static int capture_limits(pid_t pid, struct attrs *a)
+{
+	char path[64], line[256];
+	FILE *f;
+	int i = 0;
+
+	for (; i < IMG_NRLIMIT; i++) {
+		struct rlimit rl;
+
+		if (prlimit(pid, i, NULL, &rl))
+			break;
+		a->d.rlim[i].cur = rl.rlim_cur;
+		a->d.rlim[i].max = rl.rlim_max;
+	}
+	if (i == IMG_NRLIMIT)
+		return 0;
+	if (errno != EPERM || !(f = fopen(fmt_path(path, sizeof(path), "/proc/%d/limits", pid), "re"))) {
+		err_sys("pid %d: cannot read resource limit %d", pid, i);
+		return -1;
+	}
+	/* The header line, then one line per limit. */
+	for (i = -1; i < IMG_NRLIMIT && fgets(line, sizeof(line), f); i++)
+		if (i >= 0 && (strlen(line) < 48 || limit_value(line + 26, &a->d.rlim[i].cur) ||
+			       limit_value(line + 47, &a->d.rlim[i].max)))
+			break;
+	fclose(f);
+	if (i < IMG_NRLIMIT) {
+		err_set("pid %d: cannot read resource limit %d in /proc/%d/limits", pid, i, pid);
+		return -1;
+	}
+	return 0;
+}
+
 int attrs_capture(pid_t pid, const pid_t *tids, size_t ntids, struct image *im)
 {
 	struct attrs *a = calloc(1, sizeof(*a));
@@ -218,16 +271,8 @@ int attrs_capture(pid_t pid, const pid_t *tids, size_t ntids, struct image *im)
 	}
 	im->attrs = a;
 	a->d.nthreads = ntids;
-	for (int i = 0; i < IMG_NRLIMIT; i++) {
-		struct rlimit rl;
-
-		if (prlimit(pid, i, NULL, &rl)) {
-			err_sys("pid %d: cannot read resource limit %d", pid, i);
-			return -1;
-		}
-		a->d.rlim[i].cur = rl.rlim_cur;
-		a->d.rlim[i].max = rl.rlim_max;
-	}
+	if (capture_limits(pid, a))
+		return -1;
 	for (size_t k = 0; k < ntids; k++)
 		if (capture_thread_sched(pid, tids[k], &a->threads[k]))
 			return -1;

@@ -31,8 +31,18 @@
  *                      were due, each with its priority; then removes it.
  *   fdodd mqnotify DIR the same queue, with a notification registered
  *                      (mq_notify, SIGEV_SIGNAL SIGUSR1); fd 3 only.
- *   fdodd aio DIR      an AIO context (io_setup), idle; after: io_getevents on
- *                      it answers (no events), and io_destroy takes it.
+ *   fdodd aio DIR      an AIO context (io_setup) of 8 events, reads of a file
+ *                      (DIR/aiofile, fd 3) submitted and reaped until the
+ *                      ring's head is 3 slots before its end, then 6 left
+ *                      in it (its tail wrapped to 3).  After: the ring at the same address
+ *                      (the context's id) with the same head and tail, the
+ *                      6 completions reaped (data, iocb, result, the bytes
+ *                      read), none more; then 660 more reads through it,
+ *                      around its ring several times, and io_destroy.  A
+ *                      second context, idle, made after it: after, it
+ *                      answers and reads too.
+ *   fdodd aiofork DIR  an AIO context (io_setup), then a child, which says
+ *                      ready: it has the ring, not the context.
  *   fdodd uring DIR    an io_uring instance (io_uring_setup) at fd 3, its
  *                      submission ring mapped, idle; after: the fd and the
  *                      ring are still there (the ring's head reads 0).
@@ -42,6 +52,7 @@
  */
 #define PROG "fdodd"
 #include <fcntl.h>
+#include <linux/aio_abi.h>
 #include <mqueue.h>
 #include <sched.h>
 #include <signal.h>
@@ -384,20 +395,151 @@ static int do_mqnotify(void)
 	return 0;
 }
 
+/* struct aio_ring, the header of an AIO context's ring (fs/aio.c). */
+struct aio_ring_hdr {
+	uint32_t id, nr, head, tail, magic, compat, incompat, header_length;
+};
+
+#define AIO_N 24 /* reads submitted before the checkpoint */
+#define AIO_REAPED 7
+#define AIO_LEFT 6 /* reads whose completions the checkpoint holds */
+
+static struct iocb aio_cb[AIO_N];
+static char aio_buf[AIO_N][8];
+
+/* An AIO read of 8 bytes at offset i * 8 of fd, its data 1000 + i. */
+static long aio_read(unsigned long ctx, int fd, int i)
+{
+	struct iocb *p = &aio_cb[i];
+
+	aio_cb[i] = (struct iocb){.aio_data = 1000 + i,
+				 .aio_lio_opcode = IOCB_CMD_PREAD,
+				 .aio_fildes = fd,
+				 .aio_buf = (uintptr_t)aio_buf[i],
+				 .aio_nbytes = 8,
+				 .aio_offset = i * 8};
+	return syscall(SYS_io_submit, ctx, 1, &p);
+}
+
+/* Each completion one of the reads i, its 8 bytes those of the file. */
+static void aio_check(struct io_event *ev, long n, const char *when)
+{
+	for (long k = 0; k < n; k++) {
+		long i = (long)ev[k].data - 1000;
+		char want[24];
+
+		snprintf(want, sizeof(want), "%08ld", i);
+		if (i < 0 || i >= AIO_N || ev[k].obj != (uintptr_t)&aio_cb[i] || ev[k].res != 8 ||
+		    memcmp(aio_buf[i], want, 8))
+			fail("%s: completion %ld: data %llu res %lld", when, k,
+			     (unsigned long long)ev[k].data, (long long)ev[k].res);
+	}
+}
+
 static int do_aio(void)
+{
+	unsigned long ctx = 0, ctx2 = 0;
+	struct timespec zero = {0, 0}, sec = {1, 0};
+	struct io_event ev[AIO_N];
+	volatile struct aio_ring_hdr *ring;
+	uint32_t head, tail;
+	int fd;
+	long n;
+
+	at(3, open(in_dir("aiofile"), O_RDWR | O_CREAT | O_TRUNC, 0600));
+	for (int i = 0; i < AIO_N; i++)
+		dprintf(3, "%08d", i);
+	/* A second context, idle, made after the first: below it, and with
+	 * the other index in the kernel's table. */
+	if (syscall(SYS_io_setup, 8, &ctx) || syscall(SYS_io_setup, 200, &ctx2))
+		die("io_setup");
+	ring = (volatile struct aio_ring_hdr *)ctx;
+	/* Reads complete as they are submitted (buffered).  First as many
+	 * reaped as bring the ring's head near its end, */
+	for (uint32_t done = 0, want = ring->nr - 3 - AIO_REAPED; done < want;) {
+		int k = want - done < AIO_N - 13 ? (int)(want - done) : AIO_N - 13;
+
+		for (int i = 13; i < 13 + k; i++)
+			if (aio_read(ctx, 3, i) != 1)
+				die("io_submit");
+		if (syscall(SYS_io_getevents, ctx, k, k, ev, &sec) != k)
+			die("io_getevents");
+		aio_check(ev, k, "first");
+		done += k;
+	}
+	/* then seven reaped, and six left in the ring, around its end. */
+	for (int i = 0; i < AIO_REAPED + AIO_LEFT; i++)
+		if (aio_read(ctx, 3, i) != 1)
+			die("io_submit");
+	if (syscall(SYS_io_getevents, ctx, AIO_REAPED, AIO_REAPED, ev, &sec) != AIO_REAPED)
+		die("io_getevents");
+	aio_check(ev, AIO_REAPED, "before");
+	head = ring->head;
+	tail = ring->tail;
+	if (head != ring->nr - 3 || tail != 3)
+		fail("before: ring of %u, head %u tail %u", ring->nr, head, tail);
+	ready();
+	fd = 3;
+	if ((unsigned long)ring != ctx || ring->head != head || ring->tail != tail ||
+	    ring->magic != 0xa10a10a1u)
+		fail("ring: head %u tail %u magic %#x, was head %u tail %u", ring->head, ring->tail,
+		     ring->magic, head, tail);
+	n = syscall(SYS_io_getevents, ctx, AIO_LEFT, AIO_N, ev, &sec);
+	if (n != AIO_LEFT)
+		fail("io_getevents of the completions left: %ld %s", n,
+		     n < 0 ? strerror(errno) : "");
+	else
+		aio_check(ev, n, "left");
+	n = syscall(SYS_io_getevents, ctx, 0, AIO_N, ev, &zero);
+	if (n != 0)
+		fail("io_getevents of nothing: %ld", n);
+	/* The context goes on: reads around the ring many times over, a
+	 * few at a time, each completion where the ring says. */
+	for (int round = 0; round < 60; round++) {
+		for (int i = AIO_REAPED + AIO_LEFT; i < AIO_N; i++)
+			if (aio_read(ctx, fd, i) != 1)
+				fail("io_submit after: %s", strerror(errno));
+		n = syscall(SYS_io_getevents, ctx, AIO_N - AIO_REAPED - AIO_LEFT, AIO_N, ev, &sec);
+		if (n != AIO_N - AIO_REAPED - AIO_LEFT) {
+			fail("io_getevents after, round %d: %ld", round, n);
+			break;
+		}
+		aio_check(ev, n, "after");
+	}
+	n = syscall(SYS_io_getevents, ctx2, 0, AIO_N, ev, &zero);
+	if (n != 0)
+		fail("io_getevents on the second context: %ld %s", n, n < 0 ? strerror(errno) : "");
+	else if (aio_read(ctx2, fd, 0) != 1 || syscall(SYS_io_getevents, ctx2, 1, 1, ev, &sec) != 1)
+		fail("a read through the second context: %s", strerror(errno));
+	else
+		aio_check(ev, 1, "second");
+	if (syscall(SYS_io_destroy, ctx) || syscall(SYS_io_destroy, ctx2))
+		fail("io_destroy: %s", strerror(errno));
+	return 0;
+}
+
+/* A child, which says ready: its parent's AIO ring, inherited across
+ * fork without the context.  After: still no context of its own. */
+static int do_aiofork(void)
 {
 	unsigned long ctx = 0;
 	struct timespec zero = {0, 0};
-	long n;
+	int st;
+	pid_t pid;
 
 	if (syscall(SYS_io_setup, 8, &ctx))
 		die("io_setup");
-	ready();
-	n = syscall(SYS_io_getevents, ctx, 0, 1, NULL, &zero);
-	if (n != 0)
-		fail("io_getevents: %ld %s", n, n < 0 ? strerror(errno) : "");
-	if (syscall(SYS_io_destroy, ctx))
-		fail("io_destroy: %s", strerror(errno));
+	pid = fork();
+	if (pid < 0)
+		die("fork");
+	if (pid == 0) {
+		ready();
+		if (syscall(SYS_io_getevents, ctx, 0, 1, NULL, &zero) != -1 || errno != EINVAL)
+			fail("the child has a context at its parent's ring");
+		_exit(failures ? 1 : 0);
+	}
+	if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st))
+		fail("child: status %#x", st);
 	return 0;
 }
 
@@ -468,6 +610,7 @@ int main(int argc, char **argv)
 	    {"mqueue", do_mqueue},
 	    {"mqnotify", do_mqnotify},
 	    {"aio", do_aio},
+	    {"aiofork", do_aiofork},
 	    {"uring", do_uring_fd_map},
 	    {"uringmap", do_uring_map},
 	    {"uringfd", do_uring_fd},

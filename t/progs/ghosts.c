@@ -471,7 +471,15 @@ static void proc_check(void)
 		int pid = 0, ppid = 0;
 		char state;
 
-		/* Its state is whatever it is doing now: told to go, it runs. */
+		/* Its state is whatever it is doing now: told to go, it runs.
+		 * Its name is the restorer's until the restorer's last step
+		 * (the processes of a tree are let go together, then each
+		 * finishes on its own): wait for it, for up to 10 s. */
+		for (int i = 0; i < 1000; i++) {
+			if (sscanf(read_all(pchild), "%d (ghosts) %c %d ", &pid, &state, &ppid) == 3)
+				break;
+			usleep(10000);
+		}
 		if (sscanf(read_all(pchild), "%d (ghosts) %c %d ", &pid, &state, &ppid) != 3 ||
 		    pid != child || ppid != getpid())
 			fail("proc: the child's stat is %.40s, not pid %d of parent %d",

@@ -22,8 +22,8 @@
  *   busy     fd 3 TCP listening on 127.0.0.1 (its port printed)
  *   backlog  fd 3 a unix socket listening on DIR/s1 with a connection
  *            nobody accepted, from a client of its own
- *   tcpbacklog  the same on TCP (not supported)
- *            (not supported yet)
+ *   tcpbacklog  the same on TCP: fd 3 listening on 127.0.0.1, fd 4 its
+ *            client; after the go fd 3 accepts it, joined to fd 4
  * Prints "ready PID [PORT...]", waits for DIR/go, checks, prints
  * "socks KIND: ok" and exits 0 only if everything is intact. */
 #include <arpa/inet.h>
@@ -308,6 +308,34 @@ static void backlog_setup(int family)
 	}
 	if ((c = socket(family, SOCK_STREAM, 0)) < 0 || connect(c, (void *)&sa, sl))
 		die("connect");
+	if (family != AF_UNIX && c != 4) {
+		if (dup2(c, 4) != 4)
+			die("dup2");
+		close(c);
+	}
+}
+
+/* tcpbacklog: fd 3 gives the connection of fd 4, which waited, and it
+ * carries a message each way. */
+static void backlog_check(void)
+{
+	struct sockaddr_storage a, b;
+	socklen_t al = sizeof(a), bl = sizeof(b);
+	struct pollfd p = {.fd = 3, .events = POLLIN};
+	char buf[8];
+	int s;
+
+	if (poll(&p, 1, 10000) != 1 || (s = accept(3, (void *)&a, &al)) < 0) {
+		fail("fd 3: nothing to accept: %s", strerror(errno));
+		return;
+	}
+	if (getsockname(4, (void *)&b, &bl) || al != bl || memcmp(&a, &b, al))
+		fail("fd 3: the connection accepted is not fd 4's");
+	if (send(4, "ping", 4, 0) != 4 || recv(s, buf, sizeof(buf), 0) != 4 ||
+	    send(s, "pong!", 5, 0) != 5 || recv(4, buf, sizeof(buf), 0) != 5 ||
+	    memcmp(buf, "pong!", 5))
+		fail("fd 3: the accepted connection did not carry its messages");
+	close(s);
 }
 
 static pid_t child;
@@ -391,6 +419,8 @@ int main(int argc, char **argv)
 		try_accept(3, SOCK_STREAM);
 	else if (!strcmp(kind, "prefork"))
 		prefork_check();
+	else if (!strcmp(kind, "tcpbacklog"))
+		backlog_check();
 	if (failures)
 		return 1;
 	printf("socks %s: ok\n", kind);

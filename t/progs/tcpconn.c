@@ -27,12 +27,26 @@
  *          6-7, after the listener on 3), 48 KiB queued each way on each;
  *          fd 4 has TCP_NODELAY, SO_KEEPALIVE and TCP_KEEPIDLE/INTVL/CNT
  *          set, fd 5 SO_RCVBUF, and they are so after the restore
+ *   ownnet the same, in the user and net namespaces it was started in
+ *          (unshare -Urn), lo brought up; with "one", where it may read
+ *          them, it prints "seqs" after the ready line and checks each
+ *          end's sequence numbers after the go
  *   half   one child writes its 40 KiB and shuts its sending side down
  *          (the parent has it and the end of the stream queued); the
  *          parent's reply follows the go, then its own shutdown
  *   urgent one process: fd 4 a client that sent 1000 bytes and an urgent
  *          byte (MSG_OOB), fd 5 its accepted end, which has read neither
  *          (ckpt-dump refuses it)
+ *   backlog  fd 3 listens; four children connect in turn (fd 4 each):
+ *          the parent accepted the first two (fds 4-5, 48 KiB unread each
+ *          way) and not the last two, which wait in the listener's queue,
+ *          each having sent its whole stream (20 KiB), the last one its
+ *          end too (shutdown); after the go the parent accepts them (fds
+ *          6-7), each must be the next in the order they connected (its
+ *          bytes say which), and answers each (the last with its end
+ *          too); a fresh client after
+ *   backlogidle  fd 3 listens; three children connected in turn and wait
+ *          in its queue, having sent nothing; after the go the same
  *   keep   fd 3 connected to a server in a child, which sent 30000 bytes fd
  *          3 has not read and waits for the client's whole stream before
  *          it sends the rest (ckpt-dump --tcp-established keeps it)
@@ -45,6 +59,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -437,6 +452,65 @@ static void tree(int nkids, size_t pre, size_t total, int half, int full)
 	fresh_client(l, port);
 }
 
+/* backlog, backlogidle: nacc clients accepted, nwait waiting (connected
+ * one after the other: each says so before the next starts), which sent
+ * pre bytes (their whole stream, the last its end too) before the go. */
+static void backlog(int nacc, int nwait, size_t pre)
+{
+	int port, l = at(listener(&port), 3), n = nacc + nwait;
+	size_t total = 256 << 10, wtotal = 20 << 10;
+	struct side s[8];
+	pid_t kids[8];
+	char path[4096];
+
+	for (int j = 0; j < n; j++) {
+		snprintf(path, sizeof(path), "%s/c%d", dir, j);
+		kids[j] = fork();
+		if (kids[j] < 0)
+			die("fork");
+		if (kids[j] == 0) {
+			struct side c;
+
+			close(l);
+			for (int k = 0; k < j && k < nacc; k++)
+				close(4 + k);
+			c = client_side(at(connect_to(port), 4), j, j < nacc ? total : wtotal);
+			/* The last one's connection is half-closed, then closed
+			 * both ways. */
+			if (j == n - 1 && j >= nacc)
+				c.shut_after = c.want_eof = 1;
+			send_some(&c, j < nacc ? 48 << 10 : pre);
+			close(open(path, O_WRONLY | O_CREAT, 0600));
+			wait_go();
+			pump(&c, 1);
+			_exit(failures ? 1 : 0);
+		}
+		if (j < nacc) {
+			s[j] = server_side(at(accept(l, NULL, NULL), 4 + j), j, total);
+			if (s[j].fd < 0)
+				die("accept");
+		}
+		wait_file(path);
+	}
+	for (int j = 0; j < nacc; j++)
+		send_some(&s[j], 48 << 10);
+	printf("ready %d port %d\n", getpid(), port);
+	fflush(stdout);
+	wait_go();
+	/* The waiting ones, in their order: client j's stream is its own. */
+	for (int j = nacc; j < n; j++) {
+		s[j] = server_side(at(accept(l, NULL, NULL), 4 + j), j, wtotal);
+		if (s[j].fd < 0)
+			die("accept");
+		s[j].want_eof = s[j].shut_after = j == n - 1;
+	}
+	pump(s, n);
+	for (int j = 0; j < n; j++)
+		close(s[j].fd);
+	kids_ok(kids, n);
+	fresh_client(l, port);
+}
+
 /* late: the client is the parent, the server (a listener without
  * SO_REUSEADDR, and the accepted connection) the child: a restore makes
  * the connection before the listener. */
@@ -566,11 +640,48 @@ static void twport(void)
 	pump(s, 2);
 }
 
-/* one: both ends of two connections in this process. */
+/* fd's sequence numbers: where its send queue ends and where its receive
+ * queue does (TCP_QUEUE_SEQ, read in repair mode); 0 where the kernel lets
+ * us (CAP_NET_ADMIN in the socket's net namespace). */
+static int seqs(int fd, uint32_t seq[2])
+{
+	socklen_t sl = sizeof(uint32_t);
+	int rc;
+
+	if (setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &(int){TCP_REPAIR_ON}, sizeof(int)))
+		return -1;
+	rc = setsockopt(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, &(int){TCP_SEND_QUEUE}, sizeof(int)) ||
+	     getsockopt(fd, IPPROTO_TCP, TCP_QUEUE_SEQ, &seq[0], &sl) ||
+	     setsockopt(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, &(int){TCP_RECV_QUEUE}, sizeof(int)) ||
+	     getsockopt(fd, IPPROTO_TCP, TCP_QUEUE_SEQ, &seq[1], &sl);
+	setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &(int){TCP_REPAIR_OFF_NO_WP}, sizeof(int));
+	return rc ? -1 : 0;
+}
+
+/* ownnet: lo up in the net namespace it was started in (unshare -Urn). */
+static void lo_up(void)
+{
+	struct ifreq ifr = {0};
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+	if (s < 0 || ioctl(s, SIOCGIFFLAGS, &ifr))
+		die("lo flags");
+	ifr.ifr_flags |= IFF_UP;
+	if (ioctl(s, SIOCSIFFLAGS, &ifr))
+		die("lo up");
+	close(s);
+}
+
+/* one: both ends of two connections in this process.  Where it may read
+ * their sequence numbers (as root, or in a net namespace of its own:
+ * ownnet), each end ends its send queue where it did, and its receive
+ * queue where its peer's send queue did (what was in flight arrived). */
 static void one(void)
 {
-	int port, l = at(listener(&port), 3);
+	int port, l = at(listener(&port), 3), seq_ok = 1;
 	struct side s[4];
+	uint32_t seq[4][2], now[2];
 
 	for (int j = 0; j < 2; j++) {
 		int c = at(connect_to(port), 4 + 2 * j), a = at(accept(l, NULL, NULL), 5 + 2 * j);
@@ -581,10 +692,16 @@ static void one(void)
 	for (int i = 0; i < 4; i++)
 		send_some(&s[i], 48 << 10);
 	set_opts(4, 5);
-	printf("ready %d port %d\n", getpid(), port);
+	for (int i = 0; i < 4; i++)
+		seq_ok &= !seqs(4 + i, seq[i]);
+	printf("ready %d port %d%s\n", getpid(), port, seq_ok ? " seqs" : "");
 	fflush(stdout);
 	wait_go();
 	check_opts(4, 5);
+	for (int i = 0; i < 4 && seq_ok; i++)
+		if (seqs(4 + i, now) || now[0] != seq[i][0] || now[1] != seq[i ^ 1][0])
+			fail("fd %d: its sequence numbers are %u and %u, not %u and %u", 4 + i,
+			     now[0], now[1], seq[i][0], seq[i ^ 1][0]);
 	pump(s, 4);
 	for (int i = 0; i < 4; i++)
 		close(s[i].fd);
@@ -737,10 +854,17 @@ int main(int argc, char **argv)
 		tree(1, 40 << 10, 40 << 10, 1, 0);
 	else if (!strcmp(mode, "one"))
 		one();
-	else if (!strcmp(mode, "urgent"))
+	else if (!strcmp(mode, "ownnet")) {
+		lo_up();
+		one();
+	} else if (!strcmp(mode, "urgent"))
 		urgent();
 	else if (!strcmp(mode, "twport"))
 		twport();
+	else if (!strcmp(mode, "backlog"))
+		backlog(2, 2, 20 << 10);
+	else if (!strcmp(mode, "backlogidle"))
+		backlog(0, 3, 0);
 	else if (!strcmp(mode, "keep"))
 		keep();
 	else if (!strcmp(mode, "outside"))

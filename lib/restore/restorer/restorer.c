@@ -879,6 +879,129 @@ static void advise(struct rst_args *a, const struct rst_map *m, uint32_t flag, i
 		fail(a, "cannot madvise region", m->start, r);
 }
 
+/* ---- AIO contexts ------------------------------------------------------ */
+
+#define NR_io_setup 206
+#define NR_io_submit 209
+#define NR_io_getevents 208
+#define NR_eventfd2 290
+#define NR_sched_setaffinity 203
+#define NR_sched_getaffinity 204
+#define NR_getcpu 309
+#define IOCB_CMD_POLL 5
+#define AIO_BATCH 32
+
+/* struct iocb and struct io_event, as <linux/aio_abi.h> has them. */
+struct k_iocb {
+	uint64_t data;
+	uint32_t key, rw_flags;
+	uint16_t opcode;
+	int16_t prio;
+	uint32_t fd;
+	uint64_t buf, nbytes;
+	int64_t offset;
+	uint64_t reserved, flags_resfd;
+};
+
+struct k_io_event {
+	uint64_t data, obj;
+	int64_t res, res2;
+};
+
+/* n requests that complete at once (a poll of an eventfd that is
+ * readable), their completions reaped if reap: each moves the kernel's
+ * tail (ctx->tail, which the ring cannot set) one slot on. */
+static void aio_complete_n(struct rst_args *a, uint64_t ctx, int efd, uint32_t n, int reap)
+{
+	struct k_iocb cb[AIO_BATCH];
+	uint64_t p[AIO_BATCH];
+	struct k_io_event ev[AIO_BATCH];
+
+	while (n) {
+		uint32_t k = n < AIO_BATCH ? n : AIO_BATCH;
+		long r;
+
+		for (uint32_t i = 0; i < k; i++) {
+			cb[i] = (struct k_iocb){.opcode = IOCB_CMD_POLL, .fd = (uint32_t)efd,
+						.buf = 1 /* POLLIN */};
+			p[i] = (uint64_t)&cb[i];
+		}
+		r = sys3(NR_io_submit, ctx, k, p);
+		if (r <= 0)
+			fail(a, "cannot bring the tail of the AIO ring on at", ctx, r);
+		k = (uint32_t)r;
+		if (reap && (r = sys5(NR_io_getevents, ctx, k, k, ev, 0)) != (long)k)
+			fail(a, "cannot reap the completions made for the AIO ring at", ctx, r);
+		n -= k;
+	}
+}
+
+/* Each AIO ring: a new context (io_setup of as many events as make a ring
+ * of this size) moved over the placeholder map_regions made for it, which
+ * also kept io_setup from choosing its place; then as many completions as
+ * bring the kernel's tail to the head (reaped), and to the tail (not: the
+ * fill puts the checkpoint's events in their slots). */
+static void make_aio_rings(struct rst_args *a)
+{
+	struct rst_map *m = (struct rst_map *)a->maps;
+	uint64_t mask[16], one[16] = {0};
+	uint32_t cpu = 0;
+	long got = 0;
+
+	/* On one CPU meanwhile: a request slot is taken from a per-CPU
+	 * stash, and slots stranded in other CPUs' stashes could leave too
+	 * few for the completions to keep. */
+	for (uint64_t i = 0; i < a->nmaps && !got; i++)
+		if (m[i].aio_nr && (got = sys3(NR_sched_getaffinity, 0, sizeof(mask), mask)) > 0 &&
+		    !sys3(NR_getcpu, &cpu, 0, 0) && cpu < 1024) {
+			one[cpu / 64] = 1ull << (cpu % 64);
+			sys3(NR_sched_setaffinity, 0, sizeof(one), one);
+		}
+	for (uint64_t i = 0; i < a->nmaps; i++) {
+		uint64_t ctx = 0, len = m[i].end - m[i].start;
+		uint32_t nr = m[i].aio_nr;
+		long r, efd;
+
+		if (!nr)
+			continue;
+		r = sys2(NR_io_setup, (nr - 3) / 2, &ctx);
+		if (r)
+			fail(a, "cannot make again the AIO context at", m[i].start, r);
+		r = sys5(NR_mremap, ctx, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, m[i].start);
+		if (r != (long)m[i].start)
+			fail(a, "cannot move the new AIO ring to", m[i].start, r);
+		m[i].aio_id = *(volatile uint32_t *)m[i].start;
+		efd = sys2(NR_eventfd2, 1, 0);
+		if (efd < 0)
+			fail(a, "cannot make an eventfd for the AIO ring at", m[i].start, efd);
+		aio_complete_n(a, m[i].start, (int)efd, m[i].aio_head, 1);
+		aio_complete_n(a, m[i].start, (int)efd, (m[i].aio_tail + nr - m[i].aio_head) % nr,
+			       0);
+		sys1(NR_close, efd);
+	}
+	if (got > 0)
+		sys3(NR_sched_setaffinity, 0, got, mask);
+}
+
+/* After the fill: the id (the kernel finds the context by it: its index
+ * in the process's table, not the old one), head and tail as the kernel
+ * has them now (the page data may have been read after a late completion
+ * moved the tail). */
+static void aio_positions(struct rst_args *a)
+{
+	const struct rst_map *m = (const struct rst_map *)a->maps;
+
+	for (uint64_t i = 0; i < a->nmaps; i++) {
+		volatile uint32_t *h = (volatile uint32_t *)m[i].start;
+
+		if (!m[i].aio_nr)
+			continue;
+		h[0] = m[i].aio_id;
+		h[2] = m[i].aio_head;
+		h[3] = m[i].aio_tail;
+	}
+}
+
 static void map_regions(struct rst_args *a)
 {
 	const struct rst_map *m = (const struct rst_map *)a->maps;
@@ -912,6 +1035,7 @@ static void map_regions(struct rst_args *a)
 		advise(a, &m[i], IMG_RGN_HUGEPAGE, MADV_HUGEPAGE);
 		advise(a, &m[i], IMG_RGN_NOHUGEPAGE, MADV_NOHUGEPAGE);
 	}
+	make_aio_rings(a);
 }
 
 /* What the program had said of its memory with madvise and mlock. */
@@ -1234,6 +1358,7 @@ __attribute__((section(".text.entry"), noreturn, used)) void rst_entry(struct rs
 	move_specials(a);
 	map_regions(a);
 	fill_pages(a);
+	aio_positions(a);
 	protect_regions(a);
 	advise_regions(a);
 	restore_process_state(a);

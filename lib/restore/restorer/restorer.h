@@ -31,6 +31,10 @@ struct rst_map {
 	int32_t shmid;	 /* a System V segment to attach instead of mmap, or -1 */
 	uint32_t shm_rmid; /* then remove the segment's id (it had been removed) */
 	uint32_t lazy;	   /* with RST_F_LAZY, runs may be mapped from the image file */
+	/* An AIO ring (IMG_RGN_AIO): io_setup makes it, it moves here; the
+	 * kernel's tail is brought to aio_tail and the ring's head to aio_head;
+	 * aio_id is the new context's index, which the kernel reads from it. */
+	uint32_t aio_nr, aio_head, aio_tail, aio_id;
 };
 
 /* struct prctl_mm_map, as <linux/prctl.h> has it. */
