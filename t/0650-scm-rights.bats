@@ -7,7 +7,8 @@
 # the open file description it shares with an fd of the program, eventfd
 # counts), in one process and from a parent to its child; a dump without
 # --kill leaves every message and fd where it was; a socket in flight that
-# has fds queued itself is refused by name.
+# has fds queued itself, and an epoll instance in flight, are refused by
+# name; forged marks and kinds are refused by the reader or the restore.
 
 load lib
 
@@ -78,6 +79,18 @@ start() {
 	untraced "$BG_PID"
 	finish_bg
 	grep -qx "scmrights cycle: ok" "$OUT"
+}
+
+@test "an epoll instance in flight (its watches name fd numbers): refused by name, the program gets it afterwards" {
+	start epoll
+	run --separate-stderr ckpt-dump -o "$IMG" "$BG_PID"
+	echo "status $status stderr: $stderr"
+	[ "$status" -eq 1 ]
+	[ "${#stderr_lines[@]}" -eq 1 ]
+	[[ "$stderr" == *"pid $BG_PID: fd 4 (socket:["*"]): a message queued on it (SCM_RIGHTS) carries epoll (anon_inode:[eventpoll]), a kind not taken in flight; not supported" ]]
+	untraced "$BG_PID"
+	finish_bg
+	grep -qx "scmrights epoll: ok" "$OUT"
 }
 
 @test "the reader refuses a file in flight of a kind that cannot be, or a mark that is no mark; a restore refuses a mark no record has" {

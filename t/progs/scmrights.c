@@ -24,6 +24,8 @@
  *           another socketpair (its other end fd 5) on whose queue a
  *           message carries a pipe: a dump is refused; the program then
  *           gets both
+ *   epoll   fds 3 and 4 a socketpair; a message on fd 4 carries an epoll
+ *           instance: a dump is refused; the program then gets it
  * Prints "ready PID", waits for DIR/go, checks, prints "scmrights KIND: ok"
  * and exits 0 only if everything is intact. */
 #include <errno.h>
@@ -32,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -375,6 +378,28 @@ static void cycle_setup(void)
 	move_to(in[0], 5);
 }
 
+static void epoll_setup(void)
+{
+	int sv[2], ep;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) || (ep = epoll_create1(0)) < 0)
+		die("socketpair");
+	move_to(sv[0], 3);
+	move_to(sv[1], 4);
+	send_fds(3, "e", &ep, 1);
+	close(ep);
+}
+
+static void epoll_check(void)
+{
+	int a[8];
+	struct epoll_event ev;
+
+	expect(4, "e", 1, a);
+	if (!failures && epoll_wait(a[0], &ev, 1, 0) != 0)
+		fail("the epoll instance passed: epoll_wait: %s", strerror(errno));
+}
+
 static void cycle_check(void)
 {
 	int a[8], b[8];
@@ -396,6 +421,7 @@ int main(int argc, char **argv)
 	    {"one", one_setup, one_check},
 	    {"tree", tree_setup, tree_check},
 	    {"cycle", cycle_setup, cycle_check},
+	    {"epoll", epoll_setup, epoll_check},
 	};
 	char path[4096];
 	size_t k;
