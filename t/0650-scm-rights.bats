@@ -2,8 +2,9 @@
 # File descriptors in flight: messages queued on unix sockets that carry
 # fds (SCM_RIGHTS) come back with their bytes and their files, so that the
 # program's recvmsg gets working fds, on stream, seqpacket and datagram
-# pairs and a datagram socket joined to no peer (t/progs/scmrights checks each: a
-# pipe's bytes and its write end the program holds, a file's offset and
+# pairs and a datagram socket joined to no peer (t/progs/scmrights checks
+# each: a pipe's bytes and its write end the program holds, a socket's
+# bytes and its other end the program holds, a file's offset and
 # the open file description it shares with an fd of the program, eventfd
 # counts), in one process and from a parent to its child; a dump without
 # --kill leaves every message and fd where it was; a socket in flight that
