@@ -330,7 +330,8 @@ enum {
 	IMG_UNIX_EXT_RECONNECT = 1 << 2, /* peer outside: connect to it again */
 	IMG_UNIX_EXT_CLOSE = 1 << 3,	 /* peer outside: a closed socket */
 	IMG_UNIX_PASSCRED = 1 << 4,	 /* SO_PASSCRED set */
-	IMG_UNIX_ALL = (1 << 5) - 1,
+	IMG_UNIX_RIGHTS = 1 << 5,	 /* its queue's messages carry files (SCM_RIGHTS) */
+	IMG_UNIX_ALL = (1 << 6) - 1,
 };
 
 /* A socket joined to no peer (struct img_sock, then addr_len bytes of its
@@ -508,7 +509,7 @@ struct img_tty {
 };
 
 struct img_file {
-	int32_t fd;
+	int32_t fd; /* negative: a file in flight, its mark (a message carries it) */
 	uint32_t kind;
 	uint32_t flags;	  /* open(2) flags, as fdinfo shows them */
 	uint32_t fdflags; /* FD_CLOEXEC */

@@ -1031,8 +1031,8 @@ static int parse_file(struct image *im, const char *buf, uint64_t len)
 	}
 	memcpy(&f->d, buf, sizeof(f->d));
 	if ((uint64_t)f->d.path_len + f->d.extra_len != len - sizeof(f->d) ||
-	    f->d.path_len >= PATH_MAX || f->d.fd < 0 || f->d.fd >= (1 << 20) || f->d.kind == 0 ||
-	    f->d.kind >= IMG_FD_NKINDS) {
+	    f->d.path_len >= PATH_MAX || f->d.fd <= -(1 << 20) || f->d.fd >= (1 << 20) ||
+	    f->d.kind == 0 || f->d.kind >= IMG_FD_NKINDS) {
 		err_set("FILE record %zu: bad fd, kind or length", im->nfiles);
 		return -1;
 	}

@@ -175,12 +175,13 @@ static void fill_entry(struct fd_entry *f, int fd, const struct proc_fdinfo *fi,
 	f->d.mode = sb->st_mode;
 }
 
-/* fd into the next entry of im->files: its kind, and what the kind keeps. */
-static int capture_one(pid_t pid, int fd, struct image *im, uint32_t opts)
+/* fd into the next entry of im->files: its kind, and what the kind keeps;
+ * the fds the messages queued on it carry into fl. */
+static int capture_one(pid_t pid, int fd, struct image *im, uint32_t opts, struct fd_flight *fl)
 {
 	struct fd_entry *f = &im->files[im->nfiles];
 	struct stat sb;
-	struct fd_source src = {.pid = pid, .sb = &sb, .opts = opts};
+	struct fd_source src = {.pid = pid, .sb = &sb, .opts = opts, .flight = fl};
 	const struct fd_ops *o;
 	struct proc_fdinfo fi;
 	char what[32], path[64];
@@ -199,15 +200,62 @@ static int capture_one(pid_t pid, int fd, struct image *im, uint32_t opts)
 	fill_entry(f, fd, &fi, &sb);
 	f->d.kind = kind_of(&src, fd, f->d.flags);
 	o = fd_ops_of(f->d.kind);
-	if (o && (!o->capture || !o->capture(&src, f)))
+	if ((opts & FD_OPT_INFLIGHT) && o && !fd_flight_kind(f->d.kind))
+		err_set("%s (%s), a kind not taken in flight", o->name, f->path);
+	else if (o && (!o->capture || !o->capture(&src, f)))
 		rc = 0;
 	free((char *)src.info);
 	f->d.path_len = strlen(f->path);
 	return rc;
 }
 
+/* The files in flight of fl, captured from the dumper's copies as FILE
+ * records marked -1 - the copy's fd (scm.c), put before the process's
+ * own: a restore makes them first, for the queues that pass them. */
+static int capture_flight(pid_t pid, struct image *im, uint32_t opts, struct fd_flight *fl)
+{
+	struct fd_entry *nf;
+	size_t own = im->nfiles;
+
+	if (!fl->n)
+		return 0;
+	if (!(nf = realloc(im->files, (own + fl->n + 1) * sizeof(*nf)))) {
+		err_set("out of memory");
+		return -1;
+	}
+	im->files = nf;
+	memset(nf + own, 0, (fl->n + 1) * sizeof(*nf));
+	for (size_t i = 0; i < fl->n; i++) {
+		if (capture_one(getpid(), fl->fd[i], im, opts | FD_OPT_INFLIGHT, NULL)) {
+			char why[1024];
+			const char *link = "?";
+			snprintf(why, sizeof(why), "%s", err_get());
+			for (size_t k = 0; k < own; k++)
+				if (im->files[k].d.fd == fl->from[i])
+					link = im->files[k].path;
+			err_set("pid %d: fd %d (%s): a message queued on it (SCM_RIGHTS) carries "
+				"%s; not supported",
+				pid, fl->from[i], link, why);
+			return -1;
+		}
+		im->files[im->nfiles - 1].d.fd = -1 - fl->fd[i];
+	}
+	/* In flight first, each part in its order. */
+	if (!(nf = malloc((im->nfiles + 1) * sizeof(*nf)))) {
+		err_set("out of memory");
+		return -1;
+	}
+	memcpy(nf, im->files + own, fl->n * sizeof(*nf));
+	memcpy(nf + fl->n, im->files, own * sizeof(*nf));
+	memset(nf + im->nfiles, 0, sizeof(*nf));
+	free(im->files);
+	im->files = nf;
+	return 0;
+}
+
 int fd_capture(pid_t pid, struct image *im, uint32_t opts)
 {
+	struct fd_flight fl = {0};
 	int *fds, rc = 0;
 	size_t n;
 
@@ -219,9 +267,19 @@ int fd_capture(pid_t pid, struct image *im, uint32_t opts)
 		err_set("out of memory");
 		return -1;
 	}
-	for (size_t i = 0; i < n && !rc; i++)
-		rc = capture_one(pid, fds[i], im, opts);
+	for (size_t i = 0; i < n && !rc; i++) {
+		fl.cur = fds[i];
+		rc = capture_one(pid, fds[i], im, opts, &fl);
+	}
 	free(fds);
+	if (!rc)
+		rc = capture_flight(pid, im, opts, &fl);
+	/* The dumper's copies stay open for fd_check_tree, unless failed. */
+	if (rc)
+		for (size_t i = 0; i < fl.n; i++)
+			close(fl.fd[i]);
+	free(fl.fd);
+	free(fl.from);
 	if (rc)
 		return -1;
 	im->proc.nfiles = im->nfiles;
@@ -303,6 +361,14 @@ int fd_check_tree(struct image *ims[], size_t n, uint32_t opts)
 	if (all_fds(ims, n, &a))
 		return -1;
 	a.opts = opts;
+	/* Files in flight are the dumper's fds while they are joined and
+	 * compared (kcmp) with the tree's; their marks again after, and the
+	 * dumper's copies closed (a peek left the queues as they were). */
+	for (size_t i = 0; i < a.n; i++)
+		if (a.f[i]->d.fd < 0) {
+			a.f[i]->d.fd = -1 - a.f[i]->d.fd;
+			a.pid[i] = getpid();
+		}
 	/* Each kind's own first (a pipe whose other end is outside may
 	 * become an inherited stream), then the descriptions they share. */
 	for (uint32_t k = 1; k < IMG_FD_NKINDS && !rc; k++)
@@ -310,6 +376,11 @@ int fd_check_tree(struct image *ims[], size_t n, uint32_t opts)
 			rc = kinds[k]->join(&a);
 	if (rc == 0)
 		share_descs(&a);
+	for (size_t i = 0; i < a.n; i++)
+		if (a.pid[i] == getpid()) {
+			close(a.f[i]->d.fd);
+			a.f[i]->d.fd = -1 - a.f[i]->d.fd;
+		}
 	free(a.f);
 	free(a.pid);
 	return rc;
@@ -321,6 +392,11 @@ int fd_check_file(const struct fd_entry *f, size_t idx)
 {
 	const struct fd_ops *o = fd_ops_of(f->d.kind);
 
+	if (f->d.fd < 0 && !fd_flight_kind(f->d.kind)) {
+		err_set("FILE record %zu (in flight %d): kind %s cannot be in flight", idx, f->d.fd,
+			fd_kind_name(f->d.kind));
+		return -1;
+	}
 	if (o && !o->check(f->extra, f->d.extra_len))
 		return 0;
 	err_set("FILE record %zu (fd %d, %s): bad kind data (%u bytes)", idx, f->d.fd,
@@ -404,6 +480,11 @@ void fd_pipes_close(struct fd_pipes *pipes)
 	free(pipes->p);
 	pipes->p = NULL;
 	pipes->n = 0;
+	for (size_t i = 0; i < pipes->nfl; i++)
+		close(pipes->fl[i].fd);
+	free(pipes->fl);
+	pipes->fl = NULL;
+	pipes->nfl = 0;
 }
 
 /* ---- showing ---------------------------------------------------------- */

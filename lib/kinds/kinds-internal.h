@@ -4,6 +4,7 @@
 #define CKPT_KINDS_INTERNAL_H
 
 #include <stdio.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include "kinds/kinds.h"
@@ -15,7 +16,43 @@ struct fd_source {
 	const struct stat *sb; /* the file it is open on */
 	const char *info;      /* /proc/PID/fdinfo/FD for an anonymous inode, else NULL */
 	uint32_t opts;	       /* FD_OPT_* */
+	/* Where a peek puts the fds a message carries (scm.c). */
+	struct fd_flight *flight;
 };
+
+/* Files in flight (scm.c): the copies of the fds that messages queued on a
+ * unix socket carry (SCM_RIGHTS), which a peek with room for control
+ * messages put in the dumper.  The capture of the socket's fd leaves them
+ * here; fd_capture captures each as a FILE record whose fd is its mark,
+ * -1 - the dumper's fd (negative: no fd number of the process), and the
+ * dumper's copy stays open until fd_check_tree has joined and compared
+ * them (kcmp) with the tree's fds. */
+struct fd_flight {
+	int *fd;
+	int *from; /* the fd of the process whose queue carries it... */
+	size_t n;
+	int cur; /* ...the one being captured */
+};
+/* A capture of a file in flight (fd_source.opts): a message queued on it
+ * that carries fds again is refused. */
+#define FD_OPT_INFLIGHT (1u << 31)
+/* Keep dumper's fd in fl: its mark, or 0 (out of memory, fd closed). */
+int32_t fd_flight_add(struct fd_flight *fl, int fd);
+/* The fds SCM_RIGHTS control messages of mh hold, up to max into fds (the
+ * others closed); how many. */
+size_t fd_scm_fds(struct msghdr *mh, int *fds, size_t max);
+/* Whether a file of kind can be taken in flight: one a restore makes
+ * without a process fd number behind it. */
+int fd_flight_kind(uint32_t kind);
+/* The fd made for mark, or -1 with err_set naming fd (the socket's). */
+int fd_flight_get(const struct fd_pipes *pipes, int32_t mark, int fd);
+/* sendmsg of len bytes at buf to s (to tl bytes at to, if tl), with the
+ * made fds of n marks (4 bytes each at marks, any alignment) as
+ * SCM_RIGHTS; fd names the socket in errors.  Bytes sent, or -1 with
+ * err_set (errno kept). */
+ssize_t fd_send_rights(int s, const void *buf, size_t len, const void *to, socklen_t tl,
+		       const unsigned char *marks, uint32_t n, const struct fd_pipes *pipes,
+		       int fd);
 
 /* The fds of every process of a tree, as one list: pipes, socketpairs,
  * FIFOs and pty pairs may join fds of several processes. */
@@ -96,10 +133,11 @@ uint32_t fd_sock_buf_set(int family, int type, int protocol, int opt, int v);
 
 /* A datagram socket joined to no peer (sockq.c): the bytes after its
  * address in its IMG_FD_SOCK record (img_sock_dgram).  Capturing: a UDP
- * socket's peer and the datagrams queued on s (pid's fd), peeked, into
- * *out (malloc'd; none, *len 0, when there is neither); -1 naming the fd. */
-int fd_dgram_capture(pid_t pid, int fd, int s, int family, const void *sa, size_t salen,
-		     unsigned char **out, size_t *len);
+ * socket's peer and the datagrams queued on s (src's fd), peeked, into
+ * *out (malloc'd; none, *len 0, when there is neither), the fds they
+ * carry into src->flight; -1 naming the fd. */
+int fd_dgram_capture(const struct fd_source *src, int fd, int s, int family, const void *sa,
+		     size_t salen, unsigned char **out, size_t *len);
 /* Reading: the n bytes at x are well formed for a socket of family. */
 int fd_dgram_check(const unsigned char *x, size_t n, int family);
 /* Making: s, made and bound, connected to its peer again and kept in pipes

@@ -53,6 +53,13 @@ struct fd_pipes {
 	 * (fd_take_session); 0 (a tree's supervisor): /dev/tty is made as the
 	 * pty's slave, for the session leader to take (spawn.c, take_ctty). */
 	int session;
+	/* Files in flight made so far (fd_flight_made): their marks, and a
+	 * duplicate of each, passed again by the sockets' queues. */
+	struct fd_made {
+		int32_t mark;
+		int fd;
+	} * fl;
+	size_t nfl;
 };
 
 /* Make the pipe, FIFO, unix socket, terminal, inotify, eventfd, signalfd,
@@ -70,6 +77,10 @@ pid_t fd_own_needs(const struct fd_entry *f);
  * -1 with err_set. */
 int fd_pipes_done(struct fd_pipes *pipes) __attribute__((warn_unused_result));
 void fd_pipes_close(struct fd_pipes *pipes);
+/* f is a file in flight (its fd negative, a mark), made as fd: kept (a
+ * duplicate) for the queue of messages that carries it.  -1 with err_set. */
+int fd_flight_made(struct fd_pipes *pipes, const struct fd_entry *f, int fd)
+	__attribute__((warn_unused_result));
 /* A terminal standard stream that the restoring process's own stands for. */
 int fd_tty_inherits(const struct fd_entry *f);
 /* A process whose /dev/tty was a pty of its own led its session: this one

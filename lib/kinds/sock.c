@@ -669,7 +669,7 @@ static int capture_sock(const struct fd_source *src, struct fd_entry *f)
 		goto out;
 	sock_opts(&p, &k);
 	if (p.type == SOCK_DGRAM &&
-	    fd_dgram_capture(p.pid, p.fd, p.s, p.family, &p.sa, p.salen, &q, &qlen))
+	    fd_dgram_capture(src, p.fd, p.s, p.family, &p.sa, p.salen, &q, &qlen))
 		goto out;
 	if (!(x = malloc(k.addr_len + qlen + 1))) {
 		err_set("out of memory");

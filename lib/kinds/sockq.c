@@ -31,6 +31,7 @@ struct dgram {
 	int fd, s, family;
 	const void *sa; /* its address */
 	socklen_t salen;
+	const struct fd_source *src; /* its flight: where the fds a datagram carries go */
 };
 
 /* The growing bytes after the address. */
@@ -57,25 +58,6 @@ static int put(struct qbuf *q, const void *p, size_t n)
 	memcpy(q->b + q->len, p, n);
 	q->len += n;
 	return 0;
-}
-
-/* Control messages a peek brought: file descriptors (SCM_RIGHTS) were put
- * in our fd table; they are closed.  1 if there were any. */
-static int close_rights(struct msghdr *mh)
-{
-	int any = 0;
-
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
-		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-			continue;
-		for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
-			int fd;
-			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(fd));
-			close(fd);
-		}
-		any = 1;
-	}
-	return any;
 }
 
 /* Every datagram queued on s, peeked one after the other at a moving
@@ -113,6 +95,9 @@ static int peek_queue(const struct dgram *p, struct qbuf *q, uint32_t *nmsg)
 				    .msg_control = &ctl,
 				    .msg_controllen = sizeof(ctl)};
 		struct img_sock_msg m;
+		int fds[64];
+		int32_t marks[64];
+		size_t nf;
 		ssize_t n = recvmsg(p->s, &mh, MSG_PEEK | MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -131,12 +116,28 @@ static int peek_queue(const struct dgram *p, struct qbuf *q, uint32_t *nmsg)
 				p->pid, p->fd);
 			goto out;
 		}
-		if (close_rights(&mh) || (mh.msg_flags & MSG_CTRUNC)) {
+		nf = fd_scm_fds(&mh, fds, 64);
+		if (nf && (p->src->opts & FD_OPT_INFLIGHT)) {
+			while (nf)
+				close(fds[--nf]);
+			err_set("a unix socket (%s) that has file descriptors queued on it too",
+				p->src->link);
+			goto out;
+		}
+		if ((nf && !p->src->flight) || (mh.msg_flags & MSG_CTRUNC)) {
+			while (nf)
+				close(fds[--nf]);
 			err_set("pid %d: fd %d: a datagram queued on its unix socket carries file "
 				"descriptors; not supported",
 				p->pid, p->fd);
 			goto out;
 		}
+		for (size_t k = 0; k < nf; k++)
+			if (!(marks[k] = fd_flight_add(p->src->flight, fds[k]))) {
+				while (nf > k + 1)
+					close(fds[--nf]);
+				goto out;
+			}
 		/* An empty datagram: a peek at an offset passes it only if
 		 * nobody peeked at it before, so it could not be told from
 		 * the next. */
@@ -163,8 +164,10 @@ static int peek_queue(const struct dgram *p, struct qbuf *q, uint32_t *nmsg)
 		/* An unbound unix sender: no name, or the family alone. */
 		if (mh.msg_namelen <= sizeof(sa_family_t) || mh.msg_namelen > sizeof(src))
 			mh.msg_namelen = 0;
-		m = (struct img_sock_msg){.len = n, .src_len = mh.msg_namelen};
-		if (put(q, &m, sizeof(m)) || put(q, &src, m.src_len) || put(q, buf, n))
+		/* The marks of the fds it carries follow its sender's address. */
+		m = (struct img_sock_msg){.len = n, .src_len = mh.msg_namelen | nf << 16};
+		if (put(q, &m, sizeof(m)) || put(q, &src, mh.msg_namelen) ||
+		    put(q, marks, 4 * nf) || put(q, buf, n))
 			goto out;
 		++*nmsg;
 	}
@@ -175,10 +178,10 @@ out:
 	return rc;
 }
 
-int fd_dgram_capture(pid_t pid, int fd, int s, int family, const void *sa, size_t salen,
-		     unsigned char **out, size_t *len)
+int fd_dgram_capture(const struct fd_source *src, int fd, int s, int family, const void *sa,
+		     size_t salen, unsigned char **out, size_t *len)
 {
-	const struct dgram d = {pid, fd, s, family, sa, salen}, *p = &d;
+	const struct dgram d = {src->pid, fd, s, family, sa, salen, src}, *p = &d;
 	struct sockaddr_storage peer;
 	socklen_t pl = sizeof(peer);
 	struct img_sock_dgram h = {0};
@@ -241,13 +244,27 @@ int fd_dgram_check(const unsigned char *x, size_t n, int family)
 
 		if (n - off < sizeof(m))
 			return -1;
+		uint32_t sl, nf;
+
 		memcpy(&m, x + off, sizeof(m));
 		off += sizeof(m);
-		if (m.len == 0 || m.len > DGRAM_MAX || m.src_len > n - off ||
-		    (m.src_len && !addr_ok(x + off, m.src_len, family)) ||
-		    (!m.src_len && family != AF_UNIX))
+		sl = m.src_len & 0xffff;
+		nf = m.src_len >> 16;
+		if (m.len == 0 || m.len > DGRAM_MAX || sl > n - off ||
+		    (sl && !addr_ok(x + off, sl, family)) || (!sl && family != AF_UNIX) ||
+		    (nf && family != AF_UNIX) || nf > 64)
 			return -1;
-		off += m.src_len;
+		off += sl;
+		if (4ull * nf > n - off)
+			return -1;
+		/* Each a mark: a FILE record in flight. */
+		for (uint32_t j = 0; j < nf; j++) {
+			int32_t mk;
+			memcpy(&mk, x + off + 4 * j, 4);
+			if (mk >= 0 || mk <= -(1 << 20))
+				return -1;
+		}
+		off += 4 * nf;
 		if (m.len > n - off)
 			return -1;
 		off += m.len;
@@ -395,14 +412,20 @@ static int refill(const struct fd_entry *f, int s, struct fd_pipes *pipes)
 		struct img_sock_msg m;
 		socklen_t tl;
 		int from, tmp, made_file, rc;
+		const unsigned char *marks;
+		uint32_t nf;
 
 		memcpy(&m, x, sizeof(m));
+		nf = m.src_len >> 16;
+		m.src_len &= 0xffff;
 		memcpy(&src, x + sizeof(m), m.src_len);
 		if (!prev || prev_len != m.src_len || memcmp(prev, x + sizeof(m), m.src_len))
 			said = 0;
 		prev = x + sizeof(m);
 		prev_len = m.src_len;
 		x += sizeof(m) + m.src_len;
+		marks = x;
+		x += 4 * nf;
 		if (!(tl = dest_of(s, &src, &to))) {
 			err_sys("fd %d: cannot ask its socket its address", f->d.fd);
 			return -1;
@@ -410,8 +433,12 @@ static int refill(const struct fd_entry *f, int s, struct fd_pipes *pipes)
 		if ((from = sender(f, pipes, &src, m.src_len, k.family, &tmp, &made_file, &said)) <
 		    0)
 			return -1;
-		rc = sendto(from, x, m.len, MSG_DONTWAIT | MSG_NOSIGNAL, (void *)&to, tl);
-		if (rc < 0)
+		if (nf)
+			rc = fd_send_rights(from, x, m.len, &to, tl, marks, nf, pipes, f->d.fd) < 0
+				 ? -1
+				 : 0;
+		else if ((rc = sendto(from, x, m.len, MSG_DONTWAIT | MSG_NOSIGNAL, (void *)&to,
+				      tl)) < 0)
 			err_sys("fd %d: cannot put back a datagram of %u bytes from %s", f->d.fd,
 				m.len, fd_sock_addr_text(&src, m.src_len, a, sizeof(a)));
 		if (made_file)
@@ -448,7 +475,7 @@ uint32_t fd_dgram_peer(const unsigned char *x, size_t n)
 void fd_dgram_show(FILE *out, const unsigned char *x, size_t n, int json)
 {
 	struct img_sock_dgram h = {0};
-	uint64_t bytes = 0;
+	uint64_t bytes = 0, passed = 0;
 	size_t off;
 	char a[160];
 
@@ -459,7 +486,8 @@ void fd_dgram_show(FILE *out, const unsigned char *x, size_t n, int json)
 		struct img_sock_msg m;
 		memcpy(&m, x + off, sizeof(m));
 		bytes += m.len;
-		off += sizeof(m) + m.src_len + m.len;
+		passed += m.src_len >> 16;
+		off += sizeof(m) + (m.src_len & 0xffff) + 4 * (m.src_len >> 16) + m.len;
 	}
 	if (h.peer_len) {
 		fd_sock_addr_text(x + sizeof(h), h.peer_len, a, sizeof(a));
@@ -472,4 +500,6 @@ void fd_dgram_show(FILE *out, const unsigned char *x, size_t n, int json)
 	}
 	fd_put_num(out, json, "queued", bytes);
 	fd_put_num(out, json, "datagrams", h.nmsg);
+	if (passed)
+		fd_put_num(out, json, "passed", passed);
 }

@@ -36,89 +36,156 @@ static const char *family_name(int family)
 	}
 }
 
-/* Close the fds a peeked message gave us; whether there were any.  Its
- * credentials (SCM_CREDENTIALS, for SO_PASSCRED) are not kept: the
- * restored bytes carry the restorer's. */
-static int close_rights(struct msghdr *mh)
-{
-	int any = 0;
+/* A growing buffer of messages. */
+struct qbuf {
+	unsigned char *b;
+	size_t len, cap;
+};
 
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
-		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-			continue;
-		for (size_t k = 0; CMSG_LEN((k + 1) * sizeof(int)) <= c->cmsg_len; k++) {
-			int x;
-			memcpy(&x, CMSG_DATA(c) + k * sizeof(int), sizeof(int));
-			close(x);
+static int put(struct qbuf *q, const void *p, size_t n)
+{
+	if (q->len + n > q->cap) {
+		size_t cap = q->cap ? q->cap : 4096;
+		unsigned char *nb;
+
+		while (cap < q->len + n)
+			cap *= 2;
+		if (!(nb = realloc(q->b, cap))) {
+			err_set("out of memory");
+			return -1;
 		}
-		any = 1;
+		q->b = nb;
+		q->cap = cap;
 	}
-	return any;
+	memcpy(q->b + q->len, p, n);
+	q->len += n;
+	return 0;
+}
+
+/* One peek at offset off of at most room bytes: the fds it brought into
+ * fds (*nfds), its flags into *flags.  Its credentials (SCM_CREDENTIALS,
+ * for SO_PASSCRED) are not kept: the restored bytes carry the
+ * restorer's. */
+static ssize_t peek_at(int s, int off, void *buf, size_t room, int *fds, size_t *nfds, int *flags)
+{
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(253 * sizeof(int)) + CMSG_SPACE(sizeof(struct ucred))];
+	} ctl;
+	struct iovec iov = {buf, room};
+	struct msghdr mh = {
+	    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &ctl, .msg_controllen = sizeof(ctl)};
+	ssize_t n;
+
+	*nfds = 0;
+	if (setsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &off, sizeof(off)))
+		return -1;
+	n = recvmsg(s, &mh, MSG_PEEK | MSG_DONTWAIT | MSG_TRUNC | MSG_CMSG_CLOEXEC);
+	if (n < 0)
+		return -1;
+	*nfds = fd_scm_fds(&mh, fds, 253);
+	*flags = mh.msg_flags;
+	return n;
+}
+
+static void close_fds(const int *fds, size_t n)
+{
+	for (size_t k = 0; k < n; k++)
+		close(fds[k]);
+}
+
+/* A message into q, in the layout of IMG_UNIX_RIGHTS (length, count of
+ * fds, their marks, bytes); a stream's bytes without fds join the last
+ * message if it has none either (*last: its offset, or SIZE_MAX). */
+static int add_msg(struct qbuf *q, size_t *last, int stream, const unsigned char *p, uint32_t n,
+		   const int32_t *marks, uint32_t nm, struct img_unix *u)
+{
+	uint32_t h[2] = {n, nm};
+
+	if (stream && !nm && *last != SIZE_MAX) {
+		uint32_t l;
+		memcpy(&l, q->b + *last, 4);
+		memcpy(&h[1], q->b + *last + 4, 4);
+		if (!h[1]) {
+			l += n;
+			memcpy(q->b + *last, &l, 4);
+			return put(q, p, n);
+		}
+	}
+	h[1] = nm;
+	*last = nm ? SIZE_MAX : q->len;
+	u->nmsg++;
+	return put(q, h, 8) || put(q, marks, 4 * nm) || put(q, p, n);
+}
+
+/* The layout without fds: each message its length and bytes. */
+static void drop_counts(struct qbuf *q, uint32_t nmsg)
+{
+	size_t r = 0, w = 0;
+
+	for (uint32_t k = 0; k < nmsg; k++) {
+		uint32_t l;
+		memcpy(&l, q->b + r, 4);
+		memmove(q->b + w, q->b + r, 4);
+		memmove(q->b + w + 4, q->b + r + 8, l);
+		r += 8 + l;
+		w += 4 + l;
+	}
+	q->len = w;
 }
 
 /* The messages queued for reading on socket s, peeked out one after the
  * other at a moving SO_PEEK_OFF (set back afterwards), so that the
  * program's socket keeps every one.  A stream's bytes come as one
- * message; datagrams keep their boundaries. */
+ * message, but for those that carry fds: a stream peek reads on through
+ * messages without fds and stops after the first with them
+ * (unix_stream_read_generic), and a peek that stops short of it still
+ * gives its fds, so where that message starts is not seen: it takes every
+ * byte since the one before that carried fds.  Datagrams keep their
+ * boundaries.  The fds a message carries (the copies the peek gives us)
+ * go to fl, each marked in the message; with no fl, or in flight itself
+ * (opts), such a message is refused. */
 static int peek_socket(pid_t pid, int fd, const char *link, int s, int type, struct img_unix *u,
-		       unsigned char **data)
+		       unsigned char **data, struct fd_flight *fl, uint32_t opts)
 {
-	size_t cap = 1 << 20, len = 0;
-	unsigned char *buf = malloc(cap), *nb;
-	int old = -1, zero = 0, rc = -1;
+	size_t room = 1 << 20, total = 0, last = SIZE_MAX;
+	unsigned char *buf = malloc(room);
+	int old = -1, rc = -1, off = 0, any = 0, stream = type == SOCK_STREAM;
 	socklen_t sl = sizeof(old);
+	struct qbuf q = {0};
 
 	*data = NULL;
+	u->nmsg = 0;
 	if (!buf) {
 		err_set("out of memory");
 		return -1;
 	}
 	if (getsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &old, &sl) ||
-	    setsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof(zero))) {
+	    setsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &off, sizeof(off))) {
 		err_sys("pid %d: fd %d: cannot set SO_PEEK_OFF to read its queue", pid, fd);
 		free(buf);
 		return -1;
 	}
 	for (;;) {
-		struct iovec iov;
-		union {
-			struct cmsghdr h;
-			char b[CMSG_SPACE(253 * sizeof(int))];
-		} ctl;
-		struct msghdr mh = {.msg_iov = &iov,
-				    .msg_iovlen = 1,
-				    .msg_control = &ctl,
-				    .msg_controllen = sizeof(ctl)};
-		size_t room;
-		ssize_t n;
-		int rights;
+		int fds[253], flags = 0;
+		int32_t marks[253];
+		size_t nf;
+		ssize_t n = peek_at(s, off, buf, room, fds, &nf, &flags);
 
-		if (cap - len < (64 << 10) + 4) {
-			if (cap >= (256u << 20)) {
-				err_set("pid %d: fd %d: more than 256 MiB queued on a unix socket",
-					pid, fd);
-				goto out;
-			}
-			if (!(nb = realloc(buf, cap * 2))) {
-				err_set("out of memory");
-				goto out;
-			}
-			buf = nb;
-			cap *= 2;
-		}
-		room = cap - len - 4;
-		iov = (struct iovec){buf + len + 4, room};
-		/* A peek with room for control messages gives us copies of
-		 * the fds a message carries (SCM_RIGHTS): closed again. */
-		n = recvmsg(s, &mh, MSG_PEEK | MSG_DONTWAIT | MSG_TRUNC | MSG_CMSG_CLOEXEC);
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			break;
 		if (n < 0) {
 			err_sys("pid %d: fd %d: cannot read what its unix socket holds", pid, fd);
 			goto out;
 		}
-		rights = close_rights(&mh);
-		if (rights || (mh.msg_flags & MSG_CTRUNC)) {
+		if (nf && (opts & FD_OPT_INFLIGHT)) {
+			close_fds(fds, nf);
+			err_set("a unix socket (%s) that has file descriptors queued on it too",
+				link);
+			goto out;
+		}
+		if ((nf && !fl) || (flags & MSG_CTRUNC)) {
+			close_fds(fds, nf);
 			err_set(
 			    "pid %d: fd %d is a unix socket (%s): a message queued on it carries "
 			    "file descriptors (SCM_RIGHTS); not supported",
@@ -127,36 +194,45 @@ static int peek_socket(pid_t pid, int fd, const char *link, int s, int type, str
 		}
 		/* 0: end of a stream whose peer shut down, or an empty
 		 * datagram, which a moving peek offset cannot get past. */
-		if (n == 0)
+		if (n == 0) {
+			close_fds(fds, nf);
 			break;
-		if ((size_t)n > room || (mh.msg_flags & MSG_TRUNC)) {
+		}
+		if ((size_t)n > room || (flags & MSG_TRUNC)) {
+			close_fds(fds, nf);
 			err_set("pid %d: fd %d: a datagram of %zd bytes queued on a unix socket is "
 				"too large",
 				pid, fd, n);
 			goto out;
 		}
-		if (type == SOCK_STREAM && u->nmsg) {
-			/* One message: add to its length, move the bytes down. */
-			uint32_t l;
-			memcpy(&l, buf, 4);
-			memmove(buf + len, buf + len + 4, n);
-			l += n;
-			memcpy(buf, &l, 4);
-			len += n;
-		} else {
-			uint32_t l = n;
-			memcpy(buf + len, &l, 4);
-			len += 4 + n;
-			u->nmsg++;
+		for (size_t k = 0; k < nf; k++)
+			if (!(marks[k] = fd_flight_add(fl, fds[k]))) {
+				close_fds(fds + k + 1, nf - k - 1);
+				goto out;
+			}
+		any |= nf > 0;
+		if (add_msg(&q, &last, stream, buf, n, marks, nf, u))
+			goto out;
+		total += n;
+		off += n;
+		if (total > (256u << 20)) {
+			err_set("pid %d: fd %d: more than 256 MiB queued on a unix socket", pid,
+				fd);
+			goto out;
 		}
 	}
-	u->data_len = len;
-	*data = buf;
-	buf = NULL;
+	if (any)
+		u->flags |= IMG_UNIX_RIGHTS;
+	else
+		drop_counts(&q, u->nmsg);
+	u->data_len = q.len;
+	*data = q.b;
+	q.b = NULL;
 	rc = 0;
 out:
 	setsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &old, sizeof(old));
 	free(buf);
+	free(q.b);
 	return rc;
 }
 
@@ -271,7 +347,7 @@ static int capture_unix(const struct fd_source *src, struct fd_entry *f)
 	getsockopt(s, SOL_SOCKET, SO_SNDBUF, &u.sndbuf, &sl);
 	sl = sizeof(int);
 	getsockopt(s, SOL_SOCKET, SO_RCVBUF, &u.rcvbuf, &sl);
-	if (peek_socket(pid, fd, link, s, type, &u, &data))
+	if (peek_socket(pid, fd, link, s, type, &u, &data, src->flight, src->opts))
 		goto out;
 	if (!(x = malloc(u.own_len + u.peer_len + u.data_len + 1))) {
 		err_set("out of memory");
@@ -430,9 +506,9 @@ static int take_pending(struct fd_all *a, size_t l)
 			continue;
 		}
 		unix_rec(a->f[k], &r);
-		r.u.nmsg = 0;
-		if (peek_socket(a->pid[k], a->f[k]->d.fd, a->f[k]->path, c, r.u.type, &r.u,
-				&data) ||
+		r.u.flags &= ~IMG_UNIX_RIGHTS;
+		if (peek_socket(a->pid[k], a->f[k]->d.fd, a->f[k]->path, c, r.u.type, &r.u, &data,
+				NULL, 0) ||
 		    (r.data = data, unix_set(a->f[k], &r))) {
 			free(data);
 			close(c);
@@ -695,11 +771,28 @@ static int check_unix(const unsigned char *x, uint32_t n)
 		return -1;
 	off += u.own_len + u.peer_len;
 	for (uint32_t k = 0; k < u.nmsg; k++) {
-		uint32_t l;
+		uint32_t l, nf = 0;
 		if (off + 4 > n)
 			return -1;
 		memcpy(&l, x + off, 4);
-		off += 4 + (uint64_t)l;
+		off += 4;
+		if (u.flags & IMG_UNIX_RIGHTS) {
+			if (off + 4 > n)
+				return -1;
+			memcpy(&nf, x + off, 4);
+			off += 4;
+			if (nf > 253 || off + 4ull * nf > n)
+				return -1;
+			/* Each a mark: a FILE record in flight. */
+			for (uint32_t j = 0; j < nf; j++) {
+				int32_t m;
+				memcpy(&m, x + off + 4 * j, 4);
+				if (m >= 0 || m <= -(1 << 20))
+					return -1;
+			}
+			off += 4ull * nf;
+		}
+		off += (uint64_t)l;
 	}
 	return off == n ? 0 : -1;
 }
@@ -724,8 +817,10 @@ static int send_msg(int s, const unsigned char *buf, size_t len, int stream)
 	return 0;
 }
 
-/* r's queue, sent through s (the socket whose reads get it). */
-static int send_queue(const struct fd_entry *f, const struct unix_rec *r, int s)
+/* r's queue, sent through s (the socket whose reads get it); the files
+ * in flight a message carries are the ones made for its marks. */
+static int send_queue(const struct fd_entry *f, const struct unix_rec *r, int s,
+		      const struct fd_pipes *pipes)
 {
 	const unsigned char *x = r->data;
 
@@ -736,15 +831,29 @@ static int send_queue(const struct fd_entry *f, const struct unix_rec *r, int s)
 				    &(int){r->u.data_len + (1 << 20)}, sizeof(int)))
 		setsockopt(s, SOL_SOCKET, SO_SNDBUF, &(int){INT_MAX / 2}, sizeof(int));
 	for (uint32_t k = 0; k < r->u.nmsg; k++) {
-		uint32_t l;
+		uint32_t l, nf = 0;
+		const unsigned char *marks = NULL;
+		ssize_t n = 0;
 
 		memcpy(&l, x, 4);
-		if (send_msg(s, x + 4, l, r->u.type == SOCK_STREAM)) {
+		x += 4;
+		if (r->u.flags & IMG_UNIX_RIGHTS) {
+			memcpy(&nf, x, 4);
+			marks = x + 4;
+			x += 4 + 4 * nf;
+		}
+		/* The fds go with the first bytes, as one message (a
+		 * stream's rest after it). */
+		if (nf && (n = fd_send_rights(s, x, l, NULL, 0, marks, nf, pipes, f->d.fd)) < 0)
+			return -1;
+		if ((nf && r->u.type != SOCK_STREAM && (size_t)n != l) ||
+		    ((!nf || (size_t)n < l) &&
+		     send_msg(s, x + n, l - n, r->u.type == SOCK_STREAM))) {
 			err_sys("fd %d: cannot put %u queued bytes back in its unix socket",
 				f->d.fd, l);
 			return -1;
 		}
-		x += 4 + l;
+		x += l;
 	}
 	return 0;
 }
@@ -851,7 +960,8 @@ static int make_ends(const struct fd_entry *f, const struct unix_rec *r, struct 
 /* A socket whose peer was outside the tree: connected to the same name
  * again, or closed (its queue first put in, then its peer closed: reads
  * drain it and give the end of the stream, writes EPIPE). */
-static int make_outside(const struct fd_entry *f, const struct unix_rec *r, struct fd_pipe *fp)
+static int make_outside(const struct fd_entry *f, const struct unix_rec *r, struct fd_pipe *fp,
+			const struct fd_pipes *pipes)
 {
 	char a[160];
 	int e;
@@ -861,7 +971,7 @@ static int make_outside(const struct fd_entry *f, const struct unix_rec *r, stru
 			err_sys("fd %d: cannot make a unix socketpair", f->d.fd);
 			return -1;
 		}
-		if (send_queue(f, r, fp->end[1]))
+		if (send_queue(f, r, fp->end[1], pipes))
 			return -1;
 		close(fp->end[1]);
 		fp->end[1] = -1;
@@ -903,7 +1013,7 @@ static int make_unix(const struct fd_entry *f, struct fd_pipes *pipes)
 			if ((fp->end[0] = unix_socket(f, r.u.type, r.own, r.u.own_len)) < 0)
 				return -1;
 			fp->f = f;
-		} else if (lone ? make_outside(f, &r, fp) : make_ends(f, &r, pipes, fp)) {
+		} else if (lone ? make_outside(f, &r, fp, pipes) : make_ends(f, &r, pipes, fp)) {
 			return -1;
 		}
 		pipes->n++;
@@ -921,7 +1031,7 @@ static int make_unix(const struct fd_entry *f, struct fd_pipes *pipes)
 			setsockopt(s, SOL_SOCKET, SO_RCVBUF, &(int){r.u.rcvbuf / 2}, sizeof(int));
 		if (r.u.flags & IMG_UNIX_PASSCRED)
 			setsockopt(s, SOL_SOCKET, SO_PASSCRED, &(int){1}, sizeof(int));
-		if (send_queue(f, &r, peer))
+		if (send_queue(f, &r, peer, pipes))
 			return -1;
 		if (r.u.sndbuf)
 			setsockopt(s, SOL_SOCKET, SO_SNDBUF, &(int){r.u.sndbuf / 2}, sizeof(int));
@@ -982,7 +1092,7 @@ int fd_unix_done(struct fd_pipes *pipes)
 			    "to be accepted",
 			    f->d.fd, fd_sock_addr_text(r.peer, r.u.peer_len, a, sizeof(a)));
 			rc = -1;
-		} else if (send_queue(f, &r, w[i]->end[0])) {
+		} else if (send_queue(f, &r, w[i]->end[0], pipes)) {
 			rc = -1;
 		} else if (r.u.sndbuf) {
 			setsockopt(w[i]->end[0], SOL_SOCKET, SO_SNDBUF, &(int){r.u.sndbuf / 2},
@@ -1009,10 +1119,33 @@ static void show_name(FILE *out, int json, const char *key, const unsigned char 
 	}
 }
 
+/* The bytes of r's queue, and the files in flight its messages carry. */
+static uint64_t queued(const struct unix_rec *r, uint64_t *passed)
+{
+	const unsigned char *x = r->data;
+	uint64_t bytes = 0;
+
+	*passed = 0;
+	for (uint32_t k = 0; k < r->u.nmsg; k++) {
+		uint32_t l, nf = 0;
+		memcpy(&l, x, 4);
+		x += 4;
+		if (r->u.flags & IMG_UNIX_RIGHTS) {
+			memcpy(&nf, x, 4);
+			x += 4 + 4 * nf;
+		}
+		bytes += l;
+		*passed += nf;
+		x += l;
+	}
+	return bytes;
+}
+
 static void show_unix(FILE *out, const struct fd_entry *f, int json)
 {
 	struct unix_rec r;
 	const char *role = NULL;
+	uint64_t passed;
 
 	unix_rec(f, &r);
 	fprintf(out, json ? ",\"type\":\"%s\"" : " %s",
@@ -1039,8 +1172,10 @@ static void show_unix(FILE *out, const struct fd_entry *f, int json)
 		fputs(json ? ",\"passcred\":true" : " passcred", out);
 	show_name(out, json, "name", r.own, r.u.own_len);
 	show_name(out, json, "peer", r.peer, r.u.peer_len);
-	fd_put_num(out, json, "queued", r.u.data_len - 4ull * r.u.nmsg);
+	fd_put_num(out, json, "queued", queued(&r, &passed));
 	fd_put_num(out, json, "messages", r.u.nmsg);
+	if (passed)
+		fd_put_num(out, json, "passed", passed);
 	fd_put_num(out, json, "shutdown", r.u.shutdown);
 }
 

@@ -834,6 +834,8 @@ static int open_files(const struct img_input *in, struct fdplan *plan, struct fd
 				err_sys("fd %d: cannot duplicate", f->d.fd);
 				return -1;
 			}
+			if (!premade && fd_flight_made(pipes, f, fd))
+				return -1;
 			continue;
 		}
 		fd = rst_make_fd(in, im, f, pipes, sm, allow_changed);
@@ -841,6 +843,9 @@ static int open_files(const struct img_input *in, struct fdplan *plan, struct fd
 			return -1;
 		if (fd >= 0)
 			plan[i].tmp = fd;
+		/* A file in flight: kept for the queue that passes it. */
+		if (fd >= 0 && fd_flight_made(pipes, f, fd))
+			return -1;
 	}
 	return 0;
 }
@@ -872,7 +877,10 @@ static void install_files(const struct image *im, struct fdplan *plan, const int
 	DIR *dir;
 
 	for (size_t i = 0; i < im->nfiles; i++) {
-		if (plan[i].tmp >= 0) {
+		if (plan[i].target < 0) { /* in flight: passed already */
+			if (plan[i].tmp >= 0)
+				close(plan[i].tmp);
+		} else if (plan[i].tmp >= 0) {
 			dup3(plan[i].tmp, plan[i].target, plan[i].cloexec ? O_CLOEXEC : 0);
 			close(plan[i].tmp);
 		} else {
@@ -1456,7 +1464,7 @@ static int plan_files(struct restore *r)
 	if (r->exe_fd < 0)
 		r->exe_fd = rst_exe_object(r->im, &r->sm);
 	for (size_t i = 0; i < r->im->nfiles; i++)
-		if ((uint64_t)r->im->files[i].d.fd > r->maxfd)
+		if (r->im->files[i].d.fd >= 0 && (uint64_t)r->im->files[i].d.fd > r->maxfd)
 			r->maxfd = r->im->files[i].d.fd;
 	return 0;
 }

@@ -477,6 +477,9 @@ static int tree_files(struct tree *t)
 				goto fail;
 			}
 			t->premade[k][i] = fd < 0 ? -1 : fd;
+			/* A file in flight: kept for the queue that passes it. */
+			if (fd >= 0 && fd_flight_made(&pipes, f, fd))
+				goto fail;
 		}
 	}
 	if (fd_pipes_done(&pipes) || tree_epolls(t))

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """forge.py IMG uid UID | forge.py IMG parent PATH | forge.py IMG lockkind N |
-forge.py IMG nsown N: rewrite, in place, a
+forge.py IMG nsown N | forge.py IMG flightkind N |
+forge.py IMG flightmark N: rewrite, in place, a
 field of the uncompressed image IMG as anyone who can write the file can,
 and fix the record's checksum, so that only the file's owner tells who
 wrote it.
@@ -15,6 +16,10 @@ lockkind N   the first lock of every regular file's FILE record (type 4)
              that has locks is of kind N.
 nsown N      every NS record (type 19) says its own namespaces are the bits
              of N (struct img_ns: eight u64 inodes, then own).
+flightkind N every FILE record of a file in flight (a negative fd) is of
+             kind N.
+flightmark N the first mark of a file in flight in every unix FILE record
+             (kind 11) whose messages carry files (flag 32) is N.
 
 See ckpt-image(5): a 192-byte header, then records of a 16-byte header
 (type, crc, payload length); the crc is CRC-32C of that header with crc 0
@@ -74,6 +79,33 @@ def main():
                 fkind, plen, elen = (struct.unpack_from("<I", payload, o)[0] for o in (4, 64, 68))
                 if fkind == 1 and elen:
                     struct.pack_into("<I", payload, 80 + plen + 8, int(value))
+                else:
+                    payload = None
+            elif what == "flightkind" and kind == 4:
+                payload = bytearray(f.read(length))
+                if struct.unpack_from("<i", payload, 0)[0] < 0:
+                    struct.pack_into("<I", payload, 4, int(value))
+                else:
+                    payload = None
+            elif what == "flightmark" and kind == 4:
+                payload = bytearray(f.read(length))
+                fkind, plen, elen = (struct.unpack_from("<I", payload, o)[0] for o in (4, 64, 68))
+                x = 80 + plen
+                # struct img_unix: id, type, end, shutdown, sndbuf, rcvbuf,
+                # nmsg, data_len, own_len, peer_len, flags
+                if fkind == 11 and elen >= 40 and struct.unpack_from("<H", payload, x + 38)[0] & 32:
+                    nmsg = struct.unpack_from("<I", payload, x + 28)[0]
+                    q = x + 40 + payload[x + 36] + payload[x + 37]
+                    payload_ok = False
+                    for _ in range(nmsg):
+                        ln, nf = struct.unpack_from("<II", payload, q)
+                        if nf:
+                            struct.pack_into("<i", payload, q + 8, int(value))
+                            payload_ok = True
+                            break
+                        q += 8 + ln
+                    if not payload_ok:
+                        payload = None
                 else:
                     payload = None
             elif what == "nsown" and kind == 19:

@@ -48,8 +48,8 @@
  *            end of the stream, and a write fails with EPIPE
  *            (--ext-unix=close)
  *   rights   fds 3 and 4 a socketpair, a message on fd 4 carrying fd 5 (a
- *            pipe) by SCM_RIGHTS: refused; the program then receives it
- *            and reads through the fd
+ *            pipe) by SCM_RIGHTS; the program then receives it and reads
+ *            through the fd
  * Prints "ready PID", waits for DIR/go, checks, prints "unixconn KIND: ok"
  * and exits 0 only if everything is intact. */
 #include <errno.h>
