@@ -952,6 +952,14 @@ static int put_back_check(const struct image *im, const struct shm_obj *o)
 /* A file saved with --save-files: where it is missing or changed, its
  * contents (from the staging memfd) and mtime go back to the checkpoint's.
  * Reached without following a link, made with its recorded mode. */
+
+/* Whether fd is open on the file sb describes. */
+static int same_file(int fd, const struct stat *sb)
+{
+	struct stat st;
+
+	return fstat(fd, &st) == 0 && st.st_dev == sb->st_dev && st.st_ino == sb->st_ino;
+}
 static int put_back(const struct image *im, const struct shm_obj *o, int fd)
 {
 	const struct fd_entry *f = saved_fd(im, o);
@@ -1013,8 +1021,11 @@ static int put_back(const struct image *im, const struct shm_obj *o, int fd)
 		err_sys("cannot write %s back", o->name);
 		return -1;
 	}
-	fprintf(stderr, "ckpt-remap: %s: %s from the image\n", o->name,
-		exists ? "contents set back to the checkpoint's" : "made again");
+	/* Not said into the file itself (a batch job's output file, the
+	 * restore's stderr too): it would no longer be the checkpoint's. */
+	if (!same_file(2, &now))
+		fprintf(stderr, "ckpt-remap: %s: %s from the image\n", o->name,
+			exists ? "contents set back to the checkpoint's" : "made again");
 	return 0;
 fail:
 	if (out >= 0)
