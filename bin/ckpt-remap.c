@@ -11,9 +11,9 @@
 #include "restore/restore.h"
 
 #define USAGE                                                                                      \
-	"usage: ckpt-remap [--pid-ns | --new-pids] [--progress | --quiet] [--force] "              \
+	"usage: ckpt-remap [--pid-ns | --new-pids] [--progress | --quiet] [--ignore-cpu] "         \
 	"[--allow-other-user] [--allow-changed-files] [--lazy] [--inherit-fd fd=n]... "            \
-	"[img | -]\n"
+	"[--path-map old=new]... [--stop] [img | -]\n"
 
 /* What the command line asks. */
 struct opts {
@@ -23,7 +23,21 @@ struct opts {
 	enum rst_pids pids;
 	int (*inh)[2]; /* --inherit-fd FD=N, each */
 	size_t ninh;
+	char **maps; /* --path-map OLD=NEW, each */
+	size_t nmaps;
 };
+
+/* --path-map OLD=NEW: two absolute paths. */
+static void add_path_map(struct opts *o, char *arg, int fail)
+{
+	char *eq = strchr(arg, '=');
+
+	if (!eq || arg[0] != '/' || eq[1] != '/')
+		die(fail, "--path-map takes OLD=NEW, two absolute paths: %s", arg);
+	if (!(o->maps = realloc(o->maps, (o->nmaps + 1) * sizeof(*o->maps))))
+		die(fail, "out of memory");
+	o->maps[o->nmaps++] = arg;
+}
 
 /* --inherit-fd FD=N */
 static void add_inherit(struct opts *o, const char *arg, int fail)
@@ -47,6 +61,9 @@ static void parse_options(int argc, char **argv, struct opts *o, int fail)
 						 {"allow-changed-files", no_argument, NULL, 'c'},
 						 {"lazy", no_argument, NULL, 'L'},
 						 {"force", no_argument, NULL, 'f'},
+						 {"ignore-cpu", no_argument, NULL, 'f'},
+						 {"path-map", required_argument, NULL, 'M'},
+						 {"stop", no_argument, NULL, 'S'},
 						 {"inherit-fd", required_argument, NULL, 'I'},
 						 {"allow-other-user", no_argument, NULL, 'U'},
 						 {"help", no_argument, NULL, 'h'},
@@ -82,6 +99,12 @@ static void parse_options(int argc, char **argv, struct opts *o, int fail)
 			break;
 		case 'I':
 			add_inherit(o, optarg, fail);
+			break;
+		case 'M':
+			add_path_map(o, optarg, fail);
+			break;
+		case 'S':
+			o->flags |= RST_STOP;
 			break;
 		case 'h':
 			fputs(USAGE, stdout);
@@ -129,6 +152,10 @@ int main(int argc, char **argv)
 			die(fail, "%s", err_get());
 	}
 	free(o.inh);
+	for (size_t i = 0; i < o.nmaps; i++)
+		if (rst_path_map(&in, o.maps[i]))
+			die(fail, "%s", err_get());
+	free(o.maps);
 	if (o.progress)
 		o.flags |= RST_PROGRESS;
 	if (rst_run(&in, o.flags, o.pids))

@@ -173,13 +173,29 @@ static int check_cpu(const struct image *im, int flags, uint64_t *xfeatures, uin
 		xfeature_names(img & ~cur, missing, sizeof(missing));
 		if (!(flags & RST_FORCE_CPU)) {
 			err_set("the image needs XSAVE features this CPU lacks: %s (image %#llx, "
-				"this CPU %#llx); --force restores without them",
+				"this CPU %#llx); --ignore-cpu restores without them",
 				missing, (unsigned long long)img, (unsigned long long)cur);
 			return -1;
 		}
-		warnx("warning: --force: restoring without XSAVE features this CPU lacks: %s; the "
+		warnx("warning: --ignore-cpu: restoring without XSAVE features this CPU lacks: %s; the "
 		      "program's state in them is lost, and it dies of SIGILL if it uses them",
 		      missing);
+	}
+	if (im->cpu) {
+		struct img_cpu here;
+
+		img_cpu_here(&here);
+		if (img_cpu_names(im->cpu, &here, missing, sizeof(missing))) {
+			if (!(flags & RST_FORCE_CPU)) {
+				err_set("this image was written on a CPU with %s; this one lacks "
+					"them; --ignore-cpu restores anyway",
+					missing);
+				return -1;
+			}
+			warnx("warning: --ignore-cpu: this image was written on a CPU with %s, "
+			      "which this one lacks; the program dies of SIGILL if it uses them",
+			      missing);
+		}
 	}
 	/* Dynamically enabled features (AMX tile data, bit 18) need a
 	 * permission the restored program will not have asked for again. */
@@ -1339,7 +1355,8 @@ static void init_args(struct restore *r)
 	a->page_size = r->ps;
 	a->flags = ((r->flags & RST_PROGRESS) ? RST_F_PROGRESS : 0) |
 		   ((r->flags & RST_KEEP_TIDS) ? RST_F_KEEP_TIDS : 0) |
-		   ((r->flags & RST_LAZY) ? RST_F_LAZY : 0);
+		   ((r->flags & RST_LAZY) ? RST_F_LAZY : 0) |
+		   ((r->flags & RST_STOP) ? RST_F_STOP : 0);
 	a->stream_off = in->r.off;
 	a->nrec = in->r.nrec;
 	a->npages = in->r.npages;
@@ -1747,6 +1764,10 @@ int rst_restore(struct img_input *in, int flags, const struct rst_tree *tree)
 		goto fail;
 	/* Last, so that a restore refused says only why. */
 	warn_outside_pipes(r.im, tree != NULL);
+	if (flags & RST_STOP)
+		fprintf(stderr, "%s: pid %d stopped before its first instruction (gdb -p %d, or "
+				"kill -CONT %d)\n",
+			prog, (int)getpid(), (int)getpid(), (int)getpid());
 	return enter_restorer(&r);
 fail:
 	fd_pipes_close(&r.pipes);

@@ -31,6 +31,7 @@
 #define NR_rt_sigaction 13
 #define NR_mremap 25
 #define NR_getpid 39
+#define NR_kill 62
 #define NR_exit_group 231
 #define NR_exit 60
 #define NR_sched_yield 24
@@ -1248,6 +1249,12 @@ __attribute__((section(".text.entry"), noreturn, used)) void rst_entry(struct rs
 	take_locks(a);
 	attrs_last(a);
 	tree_ready(a);
+	/* --stop: the whole process stops here, its threads still waiting
+	 * for go, until a SIGCONT (or a debugger that attached) lets it on. */
+	if (a->flags & RST_F_STOP) {
+		sys2(NR_prctl, PR_SET_NAME, ((struct rst_thread *)a->threads)->comm);
+		sys2(NR_kill, sys1(NR_getpid, 0), 19 /* SIGSTOP */);
+	}
 	__atomic_store_n(&a->go, 1, __ATOMIC_RELEASE);
 	sys3(NR_futex, &a->go, FUTEX_WAKE_PRIVATE, 0x7fffffff);
 	/* Every thread must be off the blob before it goes (and a thread
