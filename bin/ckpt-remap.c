@@ -13,7 +13,8 @@
 #define USAGE                                                                                      \
 	"usage: ckpt-remap [--pid-ns | --new-pids] [--progress | --quiet] [--ignore-cpu] "         \
 	"[--allow-other-user] [--allow-changed-files] [--lazy] [--inherit-fd fd=n]... "            \
-	"[--path-map old=new]... [--stop] [img | -]\n"
+	"[--path-map old=new]... [--setenv name=value]... [--unsetenv name]... [--stop] "         \
+	"[img | -]\n"
 
 /* What the command line asks. */
 struct opts {
@@ -64,6 +65,8 @@ static void parse_options(int argc, char **argv, struct opts *o, int fail)
 						 {"ignore-cpu", no_argument, NULL, 'f'},
 						 {"path-map", required_argument, NULL, 'M'},
 						 {"stop", no_argument, NULL, 'S'},
+						 {"setenv", required_argument, NULL, 'E'},
+						 {"unsetenv", required_argument, NULL, 'u'},
 						 {"inherit-fd", required_argument, NULL, 'I'},
 						 {"allow-other-user", no_argument, NULL, 'U'},
 						 {"help", no_argument, NULL, 'h'},
@@ -105,6 +108,11 @@ static void parse_options(int argc, char **argv, struct opts *o, int fail)
 			break;
 		case 'S':
 			o->flags |= RST_STOP;
+			break;
+		case 'E':
+		case 'u':
+			if (rst_env_edit(optarg, c == 'E'))
+				die(fail, "%s", err_get());
 			break;
 		case 'h':
 			fputs(USAGE, stdout);

@@ -1,9 +1,13 @@
-/* elsewhere.c: ckpt-remap --path-map, a computation restarted in another
- * directory (ckpt-remap(1)). */
+/* elsewhere.c: ckpt-remap --path-map and --setenv, a computation
+ * restarted in another directory or environment (ckpt-remap(1)). */
+#include <elf.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "base/base.h"
 #include "restore/restore.h"
@@ -97,5 +101,143 @@ int rst_path_map(struct img_input *in, const char *arg)
 	for (size_t k = 0; k <= in->nrest; k++)
 		if (map_image(img_proc_at(in, k), old, olen == 1 ? 0 : olen, new))
 			return -1;
+	return 0;
+}
+
+/* ---- --setenv, --unsetenv ------------------------------------------------ */
+
+/* The changes, packed as the restorer takes them (restorer.h, env_edits). */
+static char *edits;
+static size_t edits_len;
+
+int rst_env_edit(const char *arg, int set)
+{
+	size_t l = strlen(arg), nl = set ? strcspn(arg, "=") : l;
+	char *n;
+
+	if (!nl || (set && !arg[nl]) || (!set && strchr(arg, '='))) {
+		err_set("--%s takes %s: %s", set ? "setenv" : "unsetenv",
+			set ? "NAME=VALUE" : "NAME, without =", arg);
+		return -1;
+	}
+	if (!(n = realloc(edits, edits_len + l + 2))) {
+		err_set("out of memory");
+		return -1;
+	}
+	edits = n;
+	edits[edits_len] = set ? 's' : 'u';
+	memcpy(edits + edits_len + 1, arg, l + 1);
+	edits_len += l + 2;
+	return 0;
+}
+
+uint64_t rst_env_len(void)
+{
+	return edits_len;
+}
+
+const void *rst_env_edits(void)
+{
+	return edits;
+}
+
+/* The value of the symbol environ or __environ that file (mapped at base
+ * for ET_DYN) defines, relocated; 0 if none. */
+static uint64_t elf_environ(const char *path, uint64_t start)
+{
+	Elf64_Ehdr eh;
+	Elf64_Phdr ph;
+	Elf64_Shdr sh, strsh;
+	uint64_t found = 0, base = 0, low = UINT64_MAX;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return 0;
+	if (pread(fd, &eh, sizeof(eh), 0) != sizeof(eh) || memcmp(eh.e_ident, ELFMAG, SELFMAG) ||
+	    eh.e_ident[EI_CLASS] != ELFCLASS64 || (eh.e_type != ET_DYN && eh.e_type != ET_EXEC) ||
+	    eh.e_shentsize != sizeof(sh) || eh.e_phentsize != sizeof(ph))
+		goto out;
+	for (int i = 0; i < eh.e_phnum; i++)
+		if (pread(fd, &ph, sizeof(ph), (off_t)(eh.e_phoff + i * sizeof(ph))) ==
+			sizeof(ph) &&
+		    ph.p_type == PT_LOAD && ph.p_vaddr < low)
+			low = ph.p_vaddr & ~(uint64_t)4095;
+	if (eh.e_type == ET_DYN && low != UINT64_MAX)
+		base = start - low;
+	/* The dynamic symbols first (what the dynamic linker binds), then a
+	 * static program's own table. */
+	for (uint32_t type = SHT_DYNSYM; !found && type; type = type == SHT_DYNSYM ? SHT_SYMTAB : 0)
+		for (int i = 0; i < eh.e_shnum && !found; i++) {
+			if (pread(fd, &sh, sizeof(sh), (off_t)(eh.e_shoff + i * sizeof(sh))) !=
+				sizeof(sh) ||
+			    sh.sh_type != type || sh.sh_entsize != sizeof(Elf64_Sym) ||
+			    pread(fd, &strsh, sizeof(strsh),
+				  (off_t)(eh.e_shoff + sh.sh_link * sizeof(sh))) != sizeof(strsh))
+				continue;
+			for (uint64_t k = 0; k < sh.sh_size / sizeof(Elf64_Sym) && !found; k++) {
+				Elf64_Sym sym;
+				char name[16];
+
+				if (pread(fd, &sym, sizeof(sym),
+					  (off_t)(sh.sh_offset + k * sizeof(sym))) != sizeof(sym) ||
+				    sym.st_shndx == SHN_UNDEF || !sym.st_value ||
+				    ELF64_ST_TYPE(sym.st_info) != STT_OBJECT ||
+				    sym.st_name >= strsh.sh_size)
+					continue;
+				memset(name, 0, sizeof(name));
+				if (pread(fd, name, sizeof(name) - 1,
+					  (off_t)(strsh.sh_offset + sym.st_name)) <= 0)
+					continue;
+				if (!strcmp(name, "environ") || !strcmp(name, "__environ"))
+					found = base + sym.st_value;
+			}
+		}
+out:
+	close(fd);
+	return found;
+}
+
+/* Whether [addr, addr + 8) is in a writable region of im. */
+static int writable(const struct image *im, uint64_t addr)
+{
+	const struct region *r = img_find_region(im, addr);
+
+	return r && (r->d.prot & PROT_WRITE) && addr + 8 <= r->d.end;
+}
+
+/* The file of the region at pgoff 0 that maps path: its start, 0 if none. */
+static uint64_t load_start(const struct image *im, const char *path)
+{
+	for (size_t i = 0; i < im->nregions; i++)
+		if (im->regions[i].d.kind == IMG_RGN_FILE && !im->regions[i].d.pgoff &&
+		    !strcmp(im->regions[i].path, path))
+			return im->regions[i].d.start;
+	return 0;
+}
+
+int rst_env_find(const struct image *im, uint64_t *addr)
+{
+	uint64_t a = 0, start;
+
+	*addr = 0;
+	if (!edits_len)
+		return 0;
+	/* The executable first: a program that names environ has the
+	 * variable itself (a copy relocation), and libc's code uses it. */
+	if ((start = load_start(im, im->exe)))
+		a = elf_environ(im->exe, start);
+	for (size_t i = 0; !a && i < im->nregions; i++) {
+		const struct region *r = &im->regions[i];
+
+		if (r->d.kind == IMG_RGN_FILE && !r->d.pgoff && strcmp(r->path, im->exe))
+			a = elf_environ(r->path, r->d.start);
+	}
+	if (!a || !writable(im, a)) {
+		err_set("pid %d: --setenv, --unsetenv: no environ variable in its executable or "
+			"libraries (a symbol table that names environ or __environ)",
+			im->proc.pid);
+		return -1;
+	}
+	*addr = a;
 	return 0;
 }

@@ -1266,7 +1266,8 @@ static uint64_t blob_data_len(const struct restore *r)
 			    (im->nfiles + im->nregions + im->nshms + 10) * sizeof(int32_t) +
 			    IMG_NSIG * sizeof(struct img_sigact) +
 			    IMG_MAX_RUNS * sizeof(struct img_run) +
-			    RST_MAX_CHUNKS * sizeof(struct rst_range) + RST_THREAD_STACK + 128,
+			    RST_MAX_CHUNKS * sizeof(struct rst_range) + RST_THREAD_STACK + 128 +
+			    rst_env_len() + 64,
 		    r->ps);
 	/* POSIX locks. */
 	for (size_t i = 0; i < im->nfiles; i++)
@@ -1633,6 +1634,21 @@ static int plan_process_state(struct restore *r)
 	return 0;
 }
 
+/* --setenv, --unsetenv: the program's environ, and the changes, for the
+ * restorer (edit_env). */
+static int plan_env(struct restore *r)
+{
+	if (rst_env_find(r->im, &r->a->env_addr))
+		return -1;
+	if (!r->a->env_addr)
+		return 0;
+	memcpy(r->base + r->off, rst_env_edits(), rst_env_len());
+	r->a->env_edits = (uint64_t)(r->base + r->off);
+	r->a->env_edits_len = rst_env_len();
+	r->off += ALIGN(rst_env_len(), 64);
+	return 0;
+}
+
 /* The restorer's scratch for a PAGES record's runs, and the prefault
  * helper's chunks and stack. */
 static void plan_scratch(struct restore *r)
@@ -1756,7 +1772,7 @@ int rst_restore(struct img_input *in, int flags, const struct rst_tree *tree)
 	if ((!tree && fd_take_session(r.im, &r.pipes)) || plan_files(&r) || lift_own_fds(&r))
 		goto fail;
 	plan_keep(&r);
-	if (enter_cwd(r.im) || plan_process_state(&r))
+	if (enter_cwd(r.im) || plan_process_state(&r) || plan_env(&r))
 		goto fail;
 	plan_scratch(&r);
 	if (plan_threads(&r) || plan_signals_timers(r.im, r.a, r.base, &r.off) ||

@@ -84,6 +84,17 @@ int rst_inherit_fd(struct img_input *in, int fd, int ours) __attribute__((warn_u
  * path, saved and deleted files made again) that is OLD or under it is
  * looked for under NEW instead.  -1 with err_set if arg is not OLD=NEW. */
 int rst_path_map(struct img_input *in, const char *arg) __attribute__((warn_unused_result));
+/* --setenv NAME=VALUE (set 1), --unsetenv NAME (set 0): a change of every
+ * restored process's environment, kept for rst_restore; -1 (err_set) if
+ * arg is not of that form. */
+int rst_env_edit(const char *arg, int set) __attribute__((warn_unused_result));
+/* The changes, packed for the restorer (restorer.h, env_edits). */
+uint64_t rst_env_len(void);
+const void *rst_env_edits(void);
+/* Where im's environ variable is (the executable's, or a library's, as
+ * the dynamic linker binds it): *addr; 0 without changes.  -1 (err_set,
+ * naming the pid) if there are changes and none was found. */
+int rst_env_find(const struct image *im, uint64_t *addr) __attribute__((warn_unused_result));
 /* A process that supervises the restored ones: close the fds that
  * --inherit-fd gave them, so that they alone hold them (a reader of one
  * sees end of file when the program closes it). */

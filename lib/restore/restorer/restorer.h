@@ -183,6 +183,13 @@ struct rst_args {
 	uint64_t locks; /* struct rst_lock[nlocks] */
 
 	uint64_t attrs; /* struct rst_attrs (attrs.h), set last; 0: none */
+
+	/* ckpt-remap --setenv, --unsetenv: the address of the program's
+	 * environ variable (0: no change), and the changes, each a byte
+	 * ('s' set, 'u' unset) and a NUL-terminated NAME=VALUE or NAME. */
+	uint64_t env_addr;
+	uint64_t env_edits; /* env_edits_len bytes */
+	uint64_t env_edits_len;
 };
 
 /* One POSIX lock: fcntl(fd, F_SETLK, &fl), fl as the kernel's struct
