@@ -131,6 +131,30 @@ static void parse_options(int argc, char **argv, struct opts *o, int fail)
 	}
 }
 
+/* CKPT_REMAP_ARGS, one argument a line (the restart script's --setenv,
+ * --unsetenv and --path-map, through ckpt-inject --restart), go before
+ * the command line's options. */
+static char **env_args(int *argc, char **argv, int fail)
+{
+	char *s = getenv("CKPT_REMAP_ARGS"), **v;
+	size_t n = 0;
+
+	if (!s || !*s)
+		return argv;
+	for (const char *p = s; *p; p++)
+		n += *p == '\n';
+	if (!(s = strdup(s)) || !(v = calloc(n + 2 + (size_t)*argc, sizeof(*v))))
+		die(fail, "out of memory");
+	n = 0;
+	v[n++] = argv[0];
+	for (char *line = strtok(s, "\n"); line; line = strtok(NULL, "\n"))
+		v[n++] = line;
+	for (int i = 1; i < *argc; i++)
+		v[n++] = argv[i];
+	*argc = (int)n;
+	return v;
+}
+
 int main(int argc, char **argv)
 {
 	struct opts o = {.progress = -1, .pids = RST_PIDS_AUTO};
@@ -138,6 +162,7 @@ int main(int argc, char **argv)
 	struct img_input in;
 
 	prog = "ckpt-remap";
+	argv = env_args(&argc, argv, fail);
 	parse_options(argc, argv, &o, fail);
 	if (o.progress < 0)
 		o.progress = isatty(2);
