@@ -13,7 +13,7 @@
 #define USAGE                                                                                      \
 	"usage: ckpt-remap [--pid-ns | --new-pids] [--progress | --quiet] [--ignore-cpu] "         \
 	"[--allow-other-user] [--allow-changed-files] [--lazy] [--inherit-fd fd=n]... "            \
-	"[--path-map old=new]... [--setenv name=value]... [--unsetenv name]... [--stop] "         \
+	"[--path-map old=new]... [--setenv name=value]... [--unsetenv name]... [--stop] "          \
 	"[img | -]\n"
 
 /* What the command line asks. */

@@ -153,7 +153,7 @@ size_t img_cpu_names(const struct img_cpu *has, const struct img_cpu *lacks, cha
 		     size_t size);
 /* The CPU record's payload into im->cpu; -1 (err_set) if malformed. */
 int img_parse_cpu(struct image *im, const void *buf, uint64_t len)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 void img_parent_free(struct parent *p);
 void run_list_free(struct run_list *l);
 const char *img_kind_name(uint32_t kind);

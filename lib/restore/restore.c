@@ -177,8 +177,8 @@ static int check_cpu(const struct image *im, int flags, uint64_t *xfeatures, uin
 				missing, (unsigned long long)img, (unsigned long long)cur);
 			return -1;
 		}
-		warnx("warning: --ignore-cpu: restoring without XSAVE features this CPU lacks: %s; the "
-		      "program's state in them is lost, and it dies of SIGILL if it uses them",
+		warnx("warning: --ignore-cpu: restoring without XSAVE features this CPU lacks: %s; "
+		      "the program's state in them is lost, and it dies of SIGILL if it uses them",
 		      missing);
 	}
 	if (im->cpu) {
@@ -1266,9 +1266,9 @@ static uint64_t blob_data_len(const struct restore *r)
 			    (im->nfiles + im->nregions + im->nshms + 10) * sizeof(int32_t) +
 			    IMG_NSIG * sizeof(struct img_sigact) +
 			    IMG_MAX_RUNS * sizeof(struct img_run) +
-			    RST_MAX_CHUNKS * sizeof(struct rst_range) + RST_THREAD_STACK + 128 +
-			    rst_env_len() + 64,
+			    RST_MAX_CHUNKS * sizeof(struct rst_range) + RST_THREAD_STACK + 128,
 		    r->ps);
+	len += ALIGN(rst_env_len() + 64, r->ps); /* --setenv, --unsetenv */
 	/* POSIX locks. */
 	for (size_t i = 0; i < im->nfiles; i++)
 		len += fd_file_nlocks(&im->files[i]) * sizeof(struct rst_lock);
@@ -1781,8 +1781,9 @@ int rst_restore(struct img_input *in, int flags, const struct rst_tree *tree)
 	/* Last, so that a restore refused says only why. */
 	warn_outside_pipes(r.im, tree != NULL);
 	if (flags & RST_STOP)
-		fprintf(stderr, "%s: pid %d stopped before its first instruction (gdb -p %d, or "
-				"kill -CONT %d)\n",
+		fprintf(stderr,
+			"%s: pid %d stopped before its first instruction (gdb -p %d, or "
+			"kill -CONT %d)\n",
 			prog, (int)getpid(), (int)getpid(), (int)getpid());
 	return enter_restorer(&r);
 fail:

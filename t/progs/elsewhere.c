@@ -67,8 +67,7 @@ static void env_is(const char *name, const char *value)
 	snprintf(what, sizeof(what), "getenv(%s) is %s%s%s", name, value ? "\"" : "",
 		 value ? value : "unset", value ? "\"" : "");
 	check(value ? v && !strcmp(v, value) : !v, what);
-	snprintf(what, sizeof(what), "/proc/self/environ: %s is %s", name,
-		 value ? value : "unset");
+	snprintf(what, sizeof(what), "/proc/self/environ: %s is %s", name, value ? value : "unset");
 	check(in_proc_environ(name, value) == 1, what);
 }
 

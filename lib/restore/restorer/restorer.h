@@ -231,6 +231,6 @@ struct rst_token {
 #define RST_F_LAZY 8u	   /* map large runs from the image file instead of reading them */
 #define RST_F_TREE 16u	   /* one process of a tree: see tree_cmd_fd */
 #define RST_F_MERGED 32u   /* status_fd is an incremental image's merge, which names the image */
-#define RST_F_STOP 64u     /* ckpt-remap --stop: SIGSTOP before the program's first instruction */
+#define RST_F_STOP 64u	   /* ckpt-remap --stop: SIGSTOP before the program's first instruction */
 
 #endif
