@@ -51,6 +51,35 @@ ENV_OPTS=(--setenv ELSE_CHANGE=after --unsetenv ELSE_GONE --setenv "ELSE_NEW=a n
 	done
 }
 
+@test "--setenv in a tree: the child of a shell sees the new environment (--pid-ns)" {
+	W=$BATS_TEST_TMPDIR/w
+	IMG=$BATS_TEST_TMPDIR/tree.img
+	mkdir -p "$W"
+	cd "$W"
+	start_bg env ELSE_KEEP=keep ELSE_GONE=gone ELSE_CHANGE=before \
+		bash -c 'elsewhere env; echo "child $?"'
+	wait_for_line "$BATS_TEST_TMPDIR/bg.out" '^ready '
+	bg_dump_kill -t
+	touch go
+	restore --pid-ns "${ENV_OPTS[@]}" "$IMG"
+	cat "$BATS_TEST_TMPDIR/bg.out"
+	[ "$status" -eq 0 ]
+	grep -qx 'restored: yes' "$BATS_TEST_TMPDIR/bg.out"
+	grep -qx 'child 0' "$BATS_TEST_TMPDIR/bg.out"
+}
+
+@test "--setenv for a program with no environ symbol (static, stripped) is refused by name" {
+	local src=$BATS_TEST_TMPDIR/st.c
+	printf '#include <unistd.h>\nint main(void) { for (;;) pause(); }\n' >"$src"
+	cc -static -s -o "$BATS_TEST_TMPDIR/st" "$src" 2>/dev/null || skip "no static libc"
+	IMG=$BATS_TEST_TMPDIR/st.img
+	start_bg "$BATS_TEST_TMPDIR/st"
+	wait_for comm_is "$BG_PID" st
+	bg_dump_kill
+	restore --setenv A=B "$IMG"
+	one_line 99 "--setenv, --unsetenv: no environ variable in its executable or libraries" ckpt-remap
+}
+
 @test "without them the program sees its old environment (its checks fail)" {
 	env_killed env
 	restore "$IMG"
