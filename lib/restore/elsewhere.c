@@ -141,13 +141,48 @@ const void *rst_env_edits(void)
 	return edits;
 }
 
-/* The value of the symbol environ or __environ that file (mapped at base
- * for ET_DYN) defines, relocated; 0 if none. */
+/* size bytes of fd at off, malloc'd; NULL if they cannot be read. */
+static void *read_at(int fd, uint64_t off, uint64_t size)
+{
+	void *p = size && size < (256u << 20) ? malloc(size) : NULL;
+
+	if (p && pread(fd, p, size, (off_t)off) != (ssize_t)size) {
+		free(p);
+		p = NULL;
+	}
+	return p;
+}
+
+/* The symbol environ or __environ, an object that the table of section sh
+ * (its strings in strsh) defines: its value, 0 if none. */
+static uint64_t find_environ(int fd, const Elf64_Shdr *sh, const Elf64_Shdr *strsh)
+{
+	Elf64_Sym *sym = read_at(fd, sh->sh_offset, sh->sh_size);
+	char *str = read_at(fd, strsh->sh_offset, strsh->sh_size);
+	uint64_t found = 0;
+
+	for (uint64_t k = 0; sym && str && k < sh->sh_size / sizeof(*sym) && !found; k++) {
+		const Elf64_Sym *y = &sym[k];
+
+		if (y->st_shndx == SHN_UNDEF || !y->st_value ||
+		    ELF64_ST_TYPE(y->st_info) != STT_OBJECT || y->st_name >= strsh->sh_size ||
+		    !memchr(str + y->st_name, 0, strsh->sh_size - y->st_name))
+			continue;
+		if (!strcmp(str + y->st_name, "environ") || !strcmp(str + y->st_name, "__environ"))
+			found = y->st_value;
+	}
+	free(sym);
+	free(str);
+	return found;
+}
+
+/* The address of the environ variable that the ELF file path (its first
+ * page mapped at start) defines; 0 if none. */
 static uint64_t elf_environ(const char *path, uint64_t start)
 {
 	Elf64_Ehdr eh;
-	Elf64_Phdr ph;
-	Elf64_Shdr sh, strsh;
+	Elf64_Phdr *ph = NULL;
+	Elf64_Shdr *sh = NULL;
 	uint64_t found = 0, base = 0, low = UINT64_MAX;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
@@ -155,44 +190,27 @@ static uint64_t elf_environ(const char *path, uint64_t start)
 		return 0;
 	if (pread(fd, &eh, sizeof(eh), 0) != sizeof(eh) || memcmp(eh.e_ident, ELFMAG, SELFMAG) ||
 	    eh.e_ident[EI_CLASS] != ELFCLASS64 || (eh.e_type != ET_DYN && eh.e_type != ET_EXEC) ||
-	    eh.e_shentsize != sizeof(sh) || eh.e_phentsize != sizeof(ph))
+	    eh.e_shentsize != sizeof(*sh) || eh.e_phentsize != sizeof(*ph) ||
+	    !(ph = read_at(fd, eh.e_phoff, (uint64_t)eh.e_phnum * sizeof(*ph))) ||
+	    !(sh = read_at(fd, eh.e_shoff, (uint64_t)eh.e_shnum * sizeof(*sh))))
 		goto out;
 	for (int i = 0; i < eh.e_phnum; i++)
-		if (pread(fd, &ph, sizeof(ph), (off_t)(eh.e_phoff + i * sizeof(ph))) ==
-			sizeof(ph) &&
-		    ph.p_type == PT_LOAD && ph.p_vaddr < low)
-			low = ph.p_vaddr & ~(uint64_t)4095;
+		if (ph[i].p_type == PT_LOAD && ph[i].p_vaddr < low)
+			low = ph[i].p_vaddr & ~(uint64_t)4095;
 	if (eh.e_type == ET_DYN && low != UINT64_MAX)
 		base = start - low;
 	/* The dynamic symbols first (what the dynamic linker binds), then a
 	 * static program's own table. */
 	for (uint32_t type = SHT_DYNSYM; !found && type; type = type == SHT_DYNSYM ? SHT_SYMTAB : 0)
-		for (int i = 0; i < eh.e_shnum && !found; i++) {
-			if (pread(fd, &sh, sizeof(sh), (off_t)(eh.e_shoff + i * sizeof(sh))) !=
-				sizeof(sh) ||
-			    sh.sh_type != type || sh.sh_entsize != sizeof(Elf64_Sym) ||
-			    pread(fd, &strsh, sizeof(strsh),
-				  (off_t)(eh.e_shoff + sh.sh_link * sizeof(sh))) != sizeof(strsh))
-				continue;
-			for (uint64_t k = 0; k < sh.sh_size / sizeof(Elf64_Sym) && !found; k++) {
-				Elf64_Sym sym;
-				char name[16];
-
-				if (pread(fd, &sym, sizeof(sym),
-					  (off_t)(sh.sh_offset + k * sizeof(sym))) != sizeof(sym) ||
-				    sym.st_shndx == SHN_UNDEF || !sym.st_value ||
-				    ELF64_ST_TYPE(sym.st_info) != STT_OBJECT ||
-				    sym.st_name >= strsh.sh_size)
-					continue;
-				memset(name, 0, sizeof(name));
-				if (pread(fd, name, sizeof(name) - 1,
-					  (off_t)(strsh.sh_offset + sym.st_name)) <= 0)
-					continue;
-				if (!strcmp(name, "environ") || !strcmp(name, "__environ"))
-					found = base + sym.st_value;
-			}
-		}
+		for (int i = 0; i < eh.e_shnum && !found; i++)
+			if (sh[i].sh_type == type && sh[i].sh_entsize == sizeof(Elf64_Sym) &&
+			    sh[i].sh_link < eh.e_shnum)
+				found = find_environ(fd, &sh[i], &sh[sh[i].sh_link]);
+	if (found)
+		found += base;
 out:
+	free(ph);
+	free(sh);
 	close(fd);
 	return found;
 }
