@@ -11,8 +11,9 @@
 #include "restore/restore.h"
 
 #define USAGE                                                                                      \
-	"usage: ckpt-remap [--pid-ns | --new-pids] [--progress | --quiet] [--force] "              \
+	"usage: ckpt-remap [--pid-ns | --new-pids] [--progress | --quiet] [--ignore-cpu] "         \
 	"[--allow-other-user] [--allow-changed-files] [--lazy] [--inherit-fd fd=n]... "            \
+	"[--path-map old=new]... [--setenv name=value]... [--unsetenv name]... [--stop] "          \
 	"[img | -]\n"
 
 /* What the command line asks. */
@@ -23,7 +24,21 @@ struct opts {
 	enum rst_pids pids;
 	int (*inh)[2]; /* --inherit-fd FD=N, each */
 	size_t ninh;
+	char **maps; /* --path-map OLD=NEW, each */
+	size_t nmaps;
 };
+
+/* --path-map OLD=NEW: two absolute paths. */
+static void add_path_map(struct opts *o, char *arg, int fail)
+{
+	char *eq = strchr(arg, '=');
+
+	if (!eq || arg[0] != '/' || eq[1] != '/')
+		die(fail, "--path-map takes OLD=NEW, two absolute paths: %s", arg);
+	if (!(o->maps = realloc(o->maps, (o->nmaps + 1) * sizeof(*o->maps))))
+		die(fail, "out of memory");
+	o->maps[o->nmaps++] = arg;
+}
 
 /* --inherit-fd FD=N */
 static void add_inherit(struct opts *o, const char *arg, int fail)
@@ -47,6 +62,11 @@ static void parse_options(int argc, char **argv, struct opts *o, int fail)
 						 {"allow-changed-files", no_argument, NULL, 'c'},
 						 {"lazy", no_argument, NULL, 'L'},
 						 {"force", no_argument, NULL, 'f'},
+						 {"ignore-cpu", no_argument, NULL, 'f'},
+						 {"path-map", required_argument, NULL, 'M'},
+						 {"stop", no_argument, NULL, 'S'},
+						 {"setenv", required_argument, NULL, 'E'},
+						 {"unsetenv", required_argument, NULL, 'u'},
 						 {"inherit-fd", required_argument, NULL, 'I'},
 						 {"allow-other-user", no_argument, NULL, 'U'},
 						 {"help", no_argument, NULL, 'h'},
@@ -83,6 +103,17 @@ static void parse_options(int argc, char **argv, struct opts *o, int fail)
 		case 'I':
 			add_inherit(o, optarg, fail);
 			break;
+		case 'M':
+			add_path_map(o, optarg, fail);
+			break;
+		case 'S':
+			o->flags |= RST_STOP;
+			break;
+		case 'E':
+		case 'u':
+			if (rst_env_edit(optarg, c == 'E'))
+				die(fail, "%s", err_get());
+			break;
 		case 'h':
 			fputs(USAGE, stdout);
 			exit(0);
@@ -100,6 +131,30 @@ static void parse_options(int argc, char **argv, struct opts *o, int fail)
 	}
 }
 
+/* CKPT_REMAP_ARGS, one argument a line (the restart script's --setenv,
+ * --unsetenv and --path-map, through ckpt-inject --restart), go before
+ * the command line's options. */
+static char **env_args(int *argc, char **argv, int fail)
+{
+	char *s = getenv("CKPT_REMAP_ARGS"), **v;
+	size_t n = 0;
+
+	if (!s || !*s)
+		return argv;
+	for (const char *p = s; *p; p++)
+		n += *p == '\n';
+	if (!(s = strdup(s)) || !(v = calloc(n + 2 + (size_t)*argc, sizeof(*v))))
+		die(fail, "out of memory");
+	n = 0;
+	v[n++] = argv[0];
+	for (char *line = strtok(s, "\n"); line; line = strtok(NULL, "\n"))
+		v[n++] = line;
+	for (int i = 1; i < *argc; i++)
+		v[n++] = argv[i];
+	*argc = (int)n;
+	return v;
+}
+
 int main(int argc, char **argv)
 {
 	struct opts o = {.progress = -1, .pids = RST_PIDS_AUTO};
@@ -107,6 +162,7 @@ int main(int argc, char **argv)
 	struct img_input in;
 
 	prog = "ckpt-remap";
+	argv = env_args(&argc, argv, fail);
 	parse_options(argc, argv, &o, fail);
 	if (o.progress < 0)
 		o.progress = isatty(2);
@@ -129,6 +185,10 @@ int main(int argc, char **argv)
 			die(fail, "%s", err_get());
 	}
 	free(o.inh);
+	for (size_t i = 0; i < o.nmaps; i++)
+		if (rst_path_map(&in, o.maps[i]))
+			die(fail, "%s", err_get());
+	free(o.maps);
 	if (o.progress)
 		o.flags |= RST_PROGRESS;
 	if (rst_run(&in, o.flags, o.pids))

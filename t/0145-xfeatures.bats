@@ -67,7 +67,7 @@ setup() {
 	no_core
 	[ "$status" -eq 99 ]
 	[ "${#stderr_lines[@]}" -eq 1 ]
-	[[ $stderr == "ckpt-remap: the image needs XSAVE features this CPU lacks: bit $bit ("*")"*"--force"* ]]
+	[[ $stderr == "ckpt-remap: the image needs XSAVE features this CPU lacks: bit $bit ("*")"*"--ignore-cpu"* ]]
 	[ -z "$output" ]
 	# The same through a pipe, and with --new-pids: checked before all.
 	run --separate-stderr ckpt-remap --new-pids - <"$img"
@@ -80,7 +80,7 @@ setup() {
 	[ "$status" -eq 0 ]
 	[ "$output" = "restored: yes" ]
 	[ "${#stderr_lines[@]}" -eq 1 ]
-	[[ $stderr == "ckpt-remap: warning: --force: restoring without XSAVE features this CPU lacks: bit $bit ("*")"*SIGILL* ]]
+	[[ $stderr == "ckpt-remap: warning: --ignore-cpu: restoring without XSAVE features this CPU lacks: bit $bit ("*")"*SIGILL* ]]
 }
 
 @test "--force forces nothing else: a damaged image is still refused" {

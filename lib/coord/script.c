@@ -35,7 +35,8 @@ static void script_head(FILE *f, int gen)
 		gen);
 	fputs("usage() {\n"
 	      "\techo 'usage: ckpt_restart_script.sh [--coord-host host] [--coord-port port] "
-	      "[--port-file file] [--host old=new]...' >&2\n"
+	      "[--port-file file] [--host old=new]... [--setenv name=value]... [--unsetenv name]... "
+	      "[--path-map old=new]...' >&2\n"
 	      "\texit 2\n}\n\n",
 	      f);
 }
@@ -72,7 +73,8 @@ static void script_settings(FILE *f, const struct co_script *s)
 		   "interval=%d\nkeep=%d\ncompress=%s\nsave_max=%lld\n",
 		s->port, s->interval, s->keep, zio_name(s->compress), s->save_max);
 	fputs("here=$(cd \"$(dirname \"$(readlink -f \"${BASH_SOURCE[0]}\")\")\" && pwd)\n"
-	      "declare -A hostmap=()\n\n",
+	      "declare -A hostmap=()\n"
+	      "remap=() # ckpt-remap's options, for each member's\n\n",
 	      f);
 }
 
@@ -86,6 +88,8 @@ static void script_options(FILE *f)
 	      "\t--port-file) [ $# -ge 2 ] || usage; port_file=$2; shift 2 ;;\n"
 	      "\t--host) [[ $# -ge 2 && $2 == *=* ]] || usage; hostmap[${2%%=*}]=${2#*=}; shift 2 "
 	      ";;\n"
+	      "\t--setenv | --unsetenv | --path-map) [ $# -ge 2 ] || usage; remap+=(\"$1\" \"$2\"); "
+	      "shift 2 ;;\n"
 	      "\t-h | --help) usage ;;\n"
 	      "\t*) usage ;;\n"
 	      "\tesac\n"
@@ -153,7 +157,12 @@ static void script_coordinator(FILE *f)
  * --host), all at once. */
 static void script_restart(FILE *f)
 {
-	fputs("me=$(hostname)\n"
+	fputs("# ckpt-inject --restart runs ckpt-remap, which takes these first.\n"
+	      "if [ ${#remap[@]} -gt 0 ]; then\n"
+	      "\tCKPT_REMAP_ARGS=$(printf '%s\\n' \"${remap[@]}\")\n"
+	      "\texport CKPT_REMAP_ARGS\n"
+	      "fi\n"
+	      "me=$(hostname)\n"
 	      "pids=()\n"
 	      "for ((i = 0; i < ${#members[@]}; i += 4)); do\n"
 	      "\thost=${members[i]}\n"
@@ -164,7 +173,8 @@ static void script_restart(FILE *f)
 	      "\tif [ \"$host\" = \"$me\" ] || [ \"$host\" = localhost ]; then\n"
 	      "\t\t\"$(tool ckpt-inject)\" \"${args[@]}\" &\n"
 	      "\telse\n"
-	      "\t\tssh -n -- \"$host\" ckpt-inject \"$(printf '%q ' \"${args[@]}\")\" &\n"
+	      "\t\tssh -n -- \"$host\" env CKPT_REMAP_ARGS=\"$(printf '%q' \"${CKPT_REMAP_ARGS:-}\")\" "
+	      "ckpt-inject \"$(printf '%q ' \"${args[@]}\")\" &\n"
 	      "\tfi\n"
 	      "\tpids+=($!)\n"
 	      "done\n\n",

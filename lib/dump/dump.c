@@ -1293,6 +1293,11 @@ static int capture(struct dump_target *tg, struct image *im, struct shm_dump **s
 	}
 	img_header_init(&im->hdr);
 	im->hdr.xfeatures = xgetbv0();
+	if (!(im->cpu = malloc(sizeof(*im->cpu)))) {
+		err_set("out of memory");
+		goto out;
+	}
+	img_cpu_here(im->cpu);
 	im->hdr.xsave_size = im->threads[0].d.xstate_len;
 	rc = 0;
 out:

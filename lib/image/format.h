@@ -56,6 +56,7 @@ enum img_rec_type {
 	IMG_REC_REUSE = 17,	/* incremental image: the pages taken from the parent */
 	IMG_REC_ATTRS = 18,	/* the process's attributes (limits, scheduling, prctl, seccomp...) */
 	IMG_REC_NS = 19,	/* the namespaces and cgroup of a process not in the tree's */
+	IMG_REC_CPU = 24,	/* the CPUID feature bits of the dumping CPU (struct img_cpu) */
 	IMG_REC_NTYPES
 };
 
@@ -63,6 +64,27 @@ struct img_rec {
 	uint32_t type;
 	uint32_t crc; /* CRC-32C of this header (crc = 0) and the payload, page data excepted */
 	uint64_t len; /* payload bytes that follow this header */
+};
+
+/* CPU: the instruction-set feature bits of the CPU that wrote the image,
+ * the CPUID words as the CPU gave them (IMG_CPU_*), for ckpt-remap to
+ * compare with its own before the point of no return. */
+enum {
+	IMG_CPU_1_ECX,	      /* leaf 1: ECX */
+	IMG_CPU_1_EDX,	      /* leaf 1: EDX */
+	IMG_CPU_7_EBX,	      /* leaf 7, subleaf 0: EBX */
+	IMG_CPU_7_ECX,	      /* leaf 7, subleaf 0: ECX */
+	IMG_CPU_7_EDX,	      /* leaf 7, subleaf 0: EDX */
+	IMG_CPU_7_1_EAX,      /* leaf 7, subleaf 1: EAX */
+	IMG_CPU_80000001_ECX, /* leaf 0x80000001: ECX */
+	IMG_CPU_80000001_EDX, /* leaf 0x80000001: EDX */
+	IMG_CPU_NWORDS
+};
+
+struct img_cpu {
+	uint32_t words[IMG_CPU_NWORDS]; /* a leaf the CPU lacks: 0 */
+	uint32_t flags;			/* none defined yet; must be 0 */
+	uint32_t pad;			/* must be 0 */
 };
 
 struct img_timespec {

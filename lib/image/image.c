@@ -192,6 +192,7 @@ void image_free(struct image *im)
 	}
 	img_parent_free(im->parent);
 	img_attrs_free(im->attrs);
+	free(im->cpu);
 	memset(im, 0, sizeof(*im));
 }
 
@@ -310,6 +311,8 @@ int img_write_meta(struct img_writer *w, const struct image *im)
 	if (img_write_rec(w, IMG_REC_PROC, v, 5))
 		return -1;
 	if (im->attrs && img_write_attrs(w, im->attrs))
+		return -1;
+	if (im->cpu && img_write_rec_tail(w, IMG_REC_CPU, im->cpu, sizeof(*im->cpu), NULL, 0))
 		return -1;
 	v[0] = (struct iovec){(void *)im->sigacts, sizeof(im->sigacts)};
 	if (img_write_rec(w, IMG_REC_SIGACTS, v, 1))
@@ -1355,6 +1358,8 @@ static int meta_rec(void *arg, const struct img_rec *rec, void *buf)
 		return parse_parent(im, buf, rec->len);
 	case IMG_REC_ATTRS:
 		return img_parse_attrs(im, buf, rec->len);
+	case IMG_REC_CPU:
+		return img_parse_cpu(im, buf, rec->len);
 	case IMG_REC_DATA:
 		return check_meta_complete(m) ? -1 : 1;
 	default:

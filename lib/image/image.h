@@ -131,6 +131,7 @@ struct image {
 	} *ns; /* NS record, or NULL: the namespaces and cgroup the tree started in */
 	struct parent *parent; /* PARENT record: an incremental image (incr/) */
 	struct attrs *attrs;   /* ATTRS record, or NULL: none (an older image) */
+	struct img_cpu *cpu;   /* CPU record, or NULL: none (an older image) */
 };
 /* The SHM object a region or fd of kind shm names, or NULL. */
 struct shm_obj *img_find_shm(const struct image *im, uint64_t dev, uint64_t ino);
@@ -144,6 +145,15 @@ int img_list_objects(struct image *const procs[], size_t n, struct shm_obj ***ob
 		     uint64_t **number) __attribute__((warn_unused_result));
 
 void image_free(struct image *im);
+/* cpu.c: this CPU's feature words (the CPU record of an image it dumps). */
+void img_cpu_here(struct img_cpu *c);
+/* "AVX2, AVX-512F" for the features has has and lacks (NULL: none) lacks,
+ * into buf; returns how many. */
+size_t img_cpu_names(const struct img_cpu *has, const struct img_cpu *lacks, char *buf,
+		     size_t size);
+/* The CPU record's payload into im->cpu; -1 (err_set) if malformed. */
+int img_parse_cpu(struct image *im, const void *buf, uint64_t len)
+    __attribute__((warn_unused_result));
 void img_parent_free(struct parent *p);
 void run_list_free(struct run_list *l);
 const char *img_kind_name(uint32_t kind);

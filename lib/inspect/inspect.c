@@ -337,6 +337,12 @@ void inspect_text(FILE *f, const struct img_input *in, const struct img_totals *
 		h->kernel);
 	fprintf(f, "cpu:      xsave features %#llx, %u bytes of state\n",
 		(unsigned long long)h->xfeatures, h->xsave_size);
+	if (in->im.cpu) {
+		char names[1024];
+
+		img_cpu_names(in->im.cpu, NULL, names, sizeof(names));
+		fprintf(f, "          features %s\n", names[0] ? names : "none named");
+	}
 	if (in->nrest)
 		text_tree(f, in);
 	for (size_t k = 0; k <= in->nrest; k++)
@@ -548,8 +554,16 @@ static void json_format(FILE *f, const struct img_input *in)
 	json_str(f, h->host, strlen(h->host));
 	fprintf(f, ",\"kernel\":");
 	json_str(f, h->kernel, strlen(h->kernel));
-	fprintf(f, ",\"xfeatures\":%llu,\"xsave_size\":%u},\n", (unsigned long long)h->xfeatures,
+	fprintf(f, ",\"xfeatures\":%llu,\"xsave_size\":%u", (unsigned long long)h->xfeatures,
 		h->xsave_size);
+	if (in->im.cpu) {
+		char names[1024];
+
+		img_cpu_names(in->im.cpu, NULL, names, sizeof(names));
+		fprintf(f, ",\"cpu_features\":");
+		json_str(f, names, strlen(names));
+	}
+	fprintf(f, "},\n");
 }
 
 static void json_process(FILE *f, const struct image *im)

@@ -173,13 +173,29 @@ static int check_cpu(const struct image *im, int flags, uint64_t *xfeatures, uin
 		xfeature_names(img & ~cur, missing, sizeof(missing));
 		if (!(flags & RST_FORCE_CPU)) {
 			err_set("the image needs XSAVE features this CPU lacks: %s (image %#llx, "
-				"this CPU %#llx); --force restores without them",
+				"this CPU %#llx); --ignore-cpu restores without them",
 				missing, (unsigned long long)img, (unsigned long long)cur);
 			return -1;
 		}
-		warnx("warning: --force: restoring without XSAVE features this CPU lacks: %s; the "
-		      "program's state in them is lost, and it dies of SIGILL if it uses them",
+		warnx("warning: --ignore-cpu: restoring without XSAVE features this CPU lacks: %s; "
+		      "the program's state in them is lost, and it dies of SIGILL if it uses them",
 		      missing);
+	}
+	if (im->cpu) {
+		struct img_cpu here;
+
+		img_cpu_here(&here);
+		if (img_cpu_names(im->cpu, &here, missing, sizeof(missing))) {
+			if (!(flags & RST_FORCE_CPU)) {
+				err_set("this image was written on a CPU with %s; this one lacks "
+					"them; --ignore-cpu restores anyway",
+					missing);
+				return -1;
+			}
+			warnx("warning: --ignore-cpu: this image was written on a CPU with %s, "
+			      "which this one lacks; the program dies of SIGILL if it uses them",
+			      missing);
+		}
 	}
 	/* Dynamically enabled features (AMX tile data, bit 18) need a
 	 * permission the restored program will not have asked for again. */
@@ -1268,6 +1284,7 @@ static uint64_t blob_data_len(const struct restore *r)
 			    IMG_MAX_RUNS * sizeof(struct img_run) +
 			    RST_MAX_CHUNKS * sizeof(struct rst_range) + RST_THREAD_STACK + 128,
 		    r->ps);
+	len += ALIGN(rst_env_len() + 64, r->ps); /* --setenv, --unsetenv */
 	/* POSIX locks. */
 	for (size_t i = 0; i < im->nfiles; i++)
 		len += fd_file_nlocks(&im->files[i]) * sizeof(struct rst_lock);
@@ -1355,7 +1372,8 @@ static void init_args(struct restore *r)
 	a->page_size = r->ps;
 	a->flags = ((r->flags & RST_PROGRESS) ? RST_F_PROGRESS : 0) |
 		   ((r->flags & RST_KEEP_TIDS) ? RST_F_KEEP_TIDS : 0) |
-		   ((r->flags & RST_LAZY) ? RST_F_LAZY : 0);
+		   ((r->flags & RST_LAZY) ? RST_F_LAZY : 0) |
+		   ((r->flags & RST_STOP) ? RST_F_STOP : 0);
 	a->stream_off = in->r.off;
 	a->nrec = in->r.nrec;
 	a->npages = in->r.npages;
@@ -1637,6 +1655,21 @@ static int plan_process_state(struct restore *r)
 	return 0;
 }
 
+/* --setenv, --unsetenv: the program's environ, and the changes, for the
+ * restorer (edit_env). */
+static int plan_env(struct restore *r)
+{
+	if (rst_env_find(r->im, &r->a->env_addr))
+		return -1;
+	if (!r->a->env_addr)
+		return 0;
+	memcpy(r->base + r->off, rst_env_edits(), rst_env_len());
+	r->a->env_edits = (uint64_t)(r->base + r->off);
+	r->a->env_edits_len = rst_env_len();
+	r->off += ALIGN(rst_env_len(), 64);
+	return 0;
+}
+
 /* The restorer's scratch for a PAGES record's runs, and the prefault
  * helper's chunks and stack. */
 static void plan_scratch(struct restore *r)
@@ -1760,7 +1793,7 @@ int rst_restore(struct img_input *in, int flags, const struct rst_tree *tree)
 	if ((!tree && fd_take_session(r.im, &r.pipes)) || plan_files(&r) || lift_own_fds(&r))
 		goto fail;
 	plan_keep(&r);
-	if (enter_cwd(r.im) || plan_process_state(&r))
+	if (enter_cwd(r.im) || plan_process_state(&r) || plan_env(&r))
 		goto fail;
 	plan_scratch(&r);
 	if (plan_threads(&r) || plan_signals_timers(r.im, r.a, r.base, &r.off) ||
@@ -1768,6 +1801,11 @@ int rst_restore(struct img_input *in, int flags, const struct rst_tree *tree)
 		goto fail;
 	/* Last, so that a restore refused says only why. */
 	warn_outside_pipes(r.im, tree != NULL);
+	if (flags & RST_STOP)
+		fprintf(stderr,
+			"%s: pid %d stopped before its first instruction (gdb -p %d, or "
+			"kill -CONT %d)\n",
+			prog, (int)getpid(), (int)getpid(), (int)getpid());
 	return enter_restorer(&r);
 fail:
 	fd_pipes_close(&r.pipes);

@@ -9,6 +9,7 @@
 #define RST_FORCE_CPU 4 /* go on despite XSAVE features this CPU lacks (a warning) */
 #define RST_ALLOW_CHANGED 0x100 /* reopen files changed since the dump (a warning each) */
 #define RST_LAZY 0x200 /* map page data from the image file (an uncompressed file) */
+#define RST_STOP 0x400 /* leave the program stopped (SIGSTOP) before its first instruction */
 
 /* How the restored process gets its pid. */
 enum rst_pids {
@@ -78,6 +79,22 @@ int rst_check_lazy(const struct img_input *in) __attribute__((warn_unused_result
  * description, will be a duplicate of our fd `ours`.  -1 with err_set if
  * no process has that fd or ours is not open. */
 int rst_inherit_fd(struct img_input *in, int fd, int ours) __attribute__((warn_unused_result));
+/* elsewhere.c: ckpt-remap --path-map OLD=NEW: every path the image's
+ * processes reopen (their cwd, executable, mapped files, files reopened by
+ * path, saved and deleted files made again) that is OLD or under it is
+ * looked for under NEW instead.  -1 with err_set if arg is not OLD=NEW. */
+int rst_path_map(struct img_input *in, const char *arg) __attribute__((warn_unused_result));
+/* --setenv NAME=VALUE (set 1), --unsetenv NAME (set 0): a change of every
+ * restored process's environment, kept for rst_restore; -1 (err_set) if
+ * arg is not of that form. */
+int rst_env_edit(const char *arg, int set) __attribute__((warn_unused_result));
+/* The changes, packed for the restorer (restorer.h, env_edits). */
+uint64_t rst_env_len(void);
+const void *rst_env_edits(void);
+/* Where im's environ variable is (the executable's, or a library's, as
+ * the dynamic linker binds it): *addr; 0 without changes.  -1 (err_set,
+ * naming the pid) if there are changes and none was found. */
+int rst_env_find(const struct image *im, uint64_t *addr) __attribute__((warn_unused_result));
 /* A process that supervises the restored ones: close the fds that
  * --inherit-fd gave them, so that they alone hold them (a reader of one
  * sees end of file when the program closes it). */

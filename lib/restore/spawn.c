@@ -74,6 +74,8 @@ static _Noreturn void exit_like(int status)
 /* Wait for child as its parent: pass signals on, stop when it stops, and
  * return its final wait status.  Other children (in a pid namespace, as its
  * init, every orphan) are reaped on the way. */
+static int keep_running; /* ckpt-remap --stop */
+
 static int supervise(pid_t child)
 {
 	struct sigaction sa;
@@ -95,8 +97,11 @@ static int supervise(pid_t child)
 			continue;
 		if (WIFSTOPPED(status)) {
 			/* Stopped (^Z): stop too, so the shell sees the job stop;
-			 * its SIGCONT reaches the program through forward(). */
-			raise(SIGSTOP);
+			 * its SIGCONT reaches the program through forward().  Not
+			 * with --stop: the program's SIGCONT comes from whoever
+			 * read its pid, and we must be there to see it exit. */
+			if (!keep_running)
+				raise(SIGSTOP);
 			continue;
 		}
 		return status;
@@ -939,6 +944,8 @@ int rst_run(struct img_input *in, int flags, enum rst_pids pids)
 {
 	pid_t pid = in->im.proc.pid, child;
 	int p[2], status;
+
+	keep_running = (flags & RST_STOP) != 0;
 
 	if (rst_ns_check(in, pids == RST_PIDS_NS ||
 				 (in->nrest && !has_cap(CAP_CHECKPOINT_RESTORE) &&

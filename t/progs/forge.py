@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """forge.py IMG uid UID | forge.py IMG parent PATH | forge.py IMG lockkind N |
 forge.py IMG nsown N | forge.py IMG flightkind N |
-forge.py IMG flightmark N: rewrite, in place, a
+forge.py IMG flightmark N | forge.py IMG cpu W:B[,W:B...]: rewrite, in place, a
 field of the uncompressed image IMG as anyone who can write the file can,
 and fix the record's checksum, so that only the file's owner tells who
 wrote it.
@@ -20,6 +20,8 @@ flightkind N every FILE record of a file in flight (a negative fd) is of
              kind N.
 flightmark N the first mark of a file in flight in every unix FILE record
              (kind 11) whose messages carry files (flag 32) is N.
+cpu W:B,...  every CPU record (type 24) has bit B of its u32 word W set
+             (struct img_cpu: eight CPUID words, then flags as word 8).
 
 See ckpt-image(5): a 192-byte header, then records of a 16-byte header
 (type, crc, payload length); the crc is CRC-32C of that header with crc 0
@@ -111,6 +113,12 @@ def main():
             elif what == "nsown" and kind == 19:
                 payload = bytearray(f.read(length))
                 struct.pack_into("<I", payload, 64, int(value, 0))
+            elif what == "cpu" and kind == 24:
+                payload = bytearray(f.read(length))
+                for wb in value.split(","):
+                    w, b = (int(x) for x in wb.split(":"))
+                    v = struct.unpack_from("<I", payload, 4 * w)[0]
+                    struct.pack_into("<I", payload, 4 * w, v | 1 << b)
             if payload is not None:
                 head = struct.pack("<IIQ", kind, 0, length)
                 f.seek(off)

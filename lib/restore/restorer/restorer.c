@@ -31,6 +31,7 @@
 #define NR_rt_sigaction 13
 #define NR_mremap 25
 #define NR_getpid 39
+#define NR_kill 62
 #define NR_exit_group 231
 #define NR_exit 60
 #define NR_sched_yield 24
@@ -1345,6 +1346,127 @@ static void take_locks(struct rst_args *a)
 	}
 }
 
+/* ---- ckpt-remap --setenv, --unsetenv ---------------------------------- */
+
+/* Whether [addr, addr + len) is in readable regions of the program. */
+static int readable(const struct rst_args *a, uint64_t addr, uint64_t len)
+{
+	const struct rst_map *m = (const struct rst_map *)a->maps;
+
+	for (uint64_t i = 0; i < a->nmaps && len; i++) {
+		if (addr < m[i].start || addr >= m[i].end)
+			continue;
+		if (!(m[i].prot & PROT_READ))
+			return 0;
+		if (addr + len <= m[i].end)
+			return 1;
+		len -= m[i].end - addr;
+		addr = m[i].end;
+	}
+	return !len;
+}
+
+/* The length of the program's string at s, -1 if it leaves its memory. */
+static int64_t prog_strlen(const struct rst_args *a, uint64_t s)
+{
+	uint64_t n = 0, ps = a->page_size;
+
+	for (;; n++) {
+		if (((s + n) % ps == 0 || n == 0) && !readable(a, s + n, 1))
+			return -1;
+		if (!*(const char *)(s + n))
+			return (int64_t)n;
+	}
+}
+
+/* The length of a string of the blob's. */
+static uint64_t r_strlen(const char *s)
+{
+	uint64_t n = 0;
+
+	while (s[n])
+		n++;
+	return n;
+}
+
+/* Whether NAME=... or NAME (s) names the variable of the edit e. */
+static int same_name(const char *s, const char *e)
+{
+	for (; *e && *e != '='; s++, e++)
+		if (*s != *e)
+			return 0;
+	return *s == '=' || !*s;
+}
+
+/* Whether the program's variable s is one an edit sets or unsets. */
+static int edited(const struct rst_args *a, const char *s)
+{
+	const char *e = (const char *)a->env_edits, *end = e + a->env_edits_len;
+
+	for (; e < end; e += r_strlen(e + 1) + 2)
+		if (same_name(s, e + 1))
+			return 1;
+	return 0;
+}
+
+/* The program's environment, as --setenv and --unsetenv change it, made
+ * again in a mapping of its own: the strings, then the array environ is
+ * pointed at; the mm's env_start and env_end (/proc/PID/environ) are the
+ * strings.  Strings that leave the program's memory are dropped. */
+static void edit_env(struct rst_args *a)
+{
+	const uint64_t *old;
+	const char *e = (const char *)a->env_edits, *end = e + a->env_edits_len;
+	uint64_t n = 0, total = 0, nold = 0, len;
+	char *block, *p;
+	uint64_t *arr;
+	long r;
+
+	if (!a->env_addr)
+		return;
+	old = (const uint64_t *)*(const uint64_t *)a->env_addr;
+	for (; old && readable(a, (uint64_t)(old + nold), 8) && old[nold] && nold < (1u << 20);
+	     nold++) {
+		int64_t l = prog_strlen(a, old[nold]);
+		if (l >= 0 && !edited(a, (const char *)old[nold])) {
+			total += (uint64_t)l + 1;
+			n++;
+		}
+	}
+	for (const char *x = e; x < end; x += r_strlen(x + 1) + 2)
+		if (*x == 's') {
+			total += r_strlen(x + 1) + 1;
+			n++;
+		}
+	len = (total + 7) / 8 * 8 + (n + 1) * 8;
+	len = (len + a->page_size - 1) / a->page_size * a->page_size;
+	r = sys6(NR_mmap, 0, (long)len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (r < 0 && r > -4096)
+		fail(a, "cannot map the environment of --setenv, bytes", len, r);
+	block = p = (char *)r;
+	arr = (uint64_t *)(block + (total + 7) / 8 * 8);
+	n = 0;
+	for (uint64_t i = 0; i < nold; i++) {
+		int64_t l = prog_strlen(a, old[i]);
+		if (l < 0 || edited(a, (const char *)old[i]))
+			continue;
+		r_memcpy(p, (const void *)old[i], (uint64_t)l + 1);
+		arr[n++] = (uint64_t)p;
+		p += l + 1;
+	}
+	for (const char *x = e; x < end; x += r_strlen(x + 1) + 2)
+		if (*x == 's') {
+			len = r_strlen(x + 1) + 1;
+			r_memcpy(p, x + 1, len);
+			arr[n++] = (uint64_t)p;
+			p += len;
+		}
+	arr[n] = 0;
+	a->mm.env_start = (uint64_t)block;
+	a->mm.env_end = (uint64_t)p;
+	*(uint64_t *)a->env_addr = (uint64_t)arr;
+}
+
 __attribute__((section(".text.entry"), noreturn, used)) void rst_entry(struct rst_args *a)
 {
 	const struct rst_range *u = (const struct rst_range *)a->unmap;
@@ -1361,6 +1483,7 @@ __attribute__((section(".text.entry"), noreturn, used)) void rst_entry(struct rs
 	aio_positions(a);
 	protect_regions(a);
 	advise_regions(a);
+	edit_env(a);
 	restore_process_state(a);
 	/* The main thread's own state first, so that threads that start to
 	 * run the program find it (its cached tid, for one) already right. */
@@ -1373,6 +1496,12 @@ __attribute__((section(".text.entry"), noreturn, used)) void rst_entry(struct rs
 	take_locks(a);
 	attrs_last(a);
 	tree_ready(a);
+	/* --stop: the whole process stops here, its threads still waiting
+	 * for go, until a SIGCONT (or a debugger that attached) lets it on. */
+	if (a->flags & RST_F_STOP) {
+		sys2(NR_prctl, PR_SET_NAME, ((struct rst_thread *)a->threads)->comm);
+		sys2(NR_kill, sys1(NR_getpid, 0), 19 /* SIGSTOP */);
+	}
 	__atomic_store_n(&a->go, 1, __ATOMIC_RELEASE);
 	sys3(NR_futex, &a->go, FUTEX_WAKE_PRIVATE, 0x7fffffff);
 	/* Every thread must be off the blob before it goes (and a thread

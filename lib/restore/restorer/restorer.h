@@ -187,6 +187,13 @@ struct rst_args {
 	uint64_t locks; /* struct rst_lock[nlocks] */
 
 	uint64_t attrs; /* struct rst_attrs (attrs.h), set last; 0: none */
+
+	/* ckpt-remap --setenv, --unsetenv: the address of the program's
+	 * environ variable (0: no change), and the changes, each a byte
+	 * ('s' set, 'u' unset) and a NUL-terminated NAME=VALUE or NAME. */
+	uint64_t env_addr;
+	uint64_t env_edits; /* env_edits_len bytes */
+	uint64_t env_edits_len;
 };
 
 /* One POSIX lock: fcntl(fd, F_SETLK, &fl), fl as the kernel's struct
@@ -228,5 +235,6 @@ struct rst_token {
 #define RST_F_LAZY 8u	   /* map large runs from the image file instead of reading them */
 #define RST_F_TREE 16u	   /* one process of a tree: see tree_cmd_fd */
 #define RST_F_MERGED 32u   /* status_fd is an incremental image's merge, which names the image */
+#define RST_F_STOP 64u	   /* ckpt-remap --stop: SIGSTOP before the program's first instruction */
 
 #endif
