@@ -326,6 +326,31 @@ may_net_ns() {
 	net_restored "tcpconn one: ok"
 }
 
+@test "--net-ns without privilege: one process restored in its new namespace and dumped again; the second image carries the sequence numbers (the dumper owns the namespace) and its restore keeps them" {
+	[ "$(id -u)" -ne 0 ] || skip "as root the first dump has them already (the test above)"
+	may_net_ns
+	local pid
+	start one
+	bg_dump_kill
+	! ckpt-inspect "$IMG" | grep -q ' repair '
+	rm -f "$D/go"
+	exec_clean ckpt-remap --net-ns "$IMG" </dev/null >"$D/remap.out" 2>"$D/remap.err" &
+	pid=$!
+	CKPT_PIDS+=("$pid")
+	# Without CAP_SYS_ADMIN ckpt-remap becomes the program (its own pid).
+	wait_for eval '[ "$(cat /proc/$pid/comm)" = tcpconn ]'
+	[ "$(readlink "/proc/$pid/ns/net")" != "$(readlink /proc/self/ns/net)" ]
+	ckpt-dump --kill -o "$IMG.2" "$pid"
+	wait "$pid" || true
+	CKPT_PIDS=()
+	run ckpt-inspect "$IMG.2"
+	echo "$output"
+	[[ "$output" == *" net    inode "*", lo up"* ]]
+	[[ "$output" == *" tcp "*" shutdown 0 pair "*" end 0 repair unacked 0 "* ]]
+	[[ "$output" == *" tcp "*" shutdown 0 pair "*" end 1 repair unacked 0 "* ]]
+	IMG=$IMG.2 bg_restored "tcpconn one: ok"
+}
+
 # own_addr: an IPv4 address of this machine's other than loopback, or nothing.
 own_addr() {
 	ip -4 -o addr show scope global 2>/dev/null | awk '{sub(/\/.*/, "", $4); print $4; exit}'
