@@ -11,10 +11,12 @@
 #include "restore/restore.h"
 
 #define USAGE                                                                                      \
-	"usage: ckpt-remap [--pid-ns | --new-pids] [--progress | --quiet] [--ignore-cpu] "         \
+	"usage: ckpt-remap [--pid-ns | --new-pids] [--net-ns] [--progress | --quiet] [--ignore-cpu] "  \
 	"[--allow-other-user] [--allow-changed-files] [--lazy] [--inherit-fd fd=n]... "            \
 	"[--path-map old=new]... [--setenv name=value]... [--unsetenv name]... [--stop] "          \
 	"[img | -]\n"
+
+#define OPT_NET_NS 1001 /* --net-ns, which has no short letter */
 
 /* What the command line asks. */
 struct opts {
@@ -57,6 +59,7 @@ static void parse_options(int argc, char **argv, struct opts *o, int fail)
 {
 	static const struct option longopts[] = {{"pid-ns", no_argument, NULL, 'N'},
 						 {"new-pids", no_argument, NULL, 'n'},
+						 {"net-ns", no_argument, NULL, OPT_NET_NS},
 						 {"progress", no_argument, NULL, 'P'},
 						 {"quiet", no_argument, NULL, 'q'},
 						 {"allow-changed-files", no_argument, NULL, 'c'},
@@ -81,6 +84,9 @@ static void parse_options(int argc, char **argv, struct opts *o, int fail)
 			break;
 		case 'n':
 			o->pids = RST_PIDS_NEW;
+			break;
+		case OPT_NET_NS:
+			o->flags |= RST_NET_NS;
 			break;
 		case 'P':
 			o->progress = 1;

@@ -263,3 +263,118 @@ kill_tree() {
 	finish_bg
 	grep -qx "tcpconn backlogidle: ok" "$OUT"
 }
+
+# ---- ckpt-remap --net-ns ----------------------------------------------
+
+# in_other_net PID: a process under PID named tcpconn is in a net
+# namespace other than ours.
+in_other_net() {
+	local k ours
+	ours=$(readlink /proc/self/ns/net)
+	for k in $(descendants "$1"); do
+		[ "$(cat "/proc/$k/comm" 2>/dev/null)" = tcpconn ] &&
+			[ "$(readlink "/proc/$k/ns/net" 2>/dev/null)" != "$ours" ] && return 0
+	done
+	return 1
+}
+
+# net_restored LINE OPTION...: $IMG restored by ckpt-remap --net-ns
+# OPTION... in the background; once the program is in a net namespace
+# other than ours it is told to go, and says LINE (ckpt-remap exits 0).
+net_restored() {
+	local line=$1 pid st=0
+	shift
+	rm -f "$D/go"
+	exec_clean timeout 60 ckpt-remap --net-ns "$@" "$IMG" </dev/null >"$D/remap.out" 2>"$D/remap.err" &
+	pid=$!
+	CKPT_PIDS+=("$pid")
+	wait_for in_other_net "$pid" || { pstree -p "$pid" >&2; cat "$D/remap.err" >&2; false; }
+	touch "$D/go"
+	wait "$pid" || st=$?
+	CKPT_PIDS=()
+	cat "$D/remap.err" >&2
+	echo "status $st"
+	[ "$st" -eq 0 ]
+	grep -qx "$line" "$OUT"
+}
+
+# may_net_ns: root, or unprivileged user namespaces are allowed here.
+may_net_ns() {
+	[ "$(id -u)" -eq 0 ] || unshare -Urn true 2>/dev/null || skip "no unprivileged user namespaces here"
+}
+
+@test "--net-ns: a server, its listener and three clients (one tree) come back in a new net namespace, lo up, every byte once; with --pid-ns too" {
+	may_net_ns
+	start tree
+	bg_dump_kill -t
+	# As root the dump had the sequence numbers, which the restore in the
+	# new namespace puts back; as a user the pairs are refilled.
+	if [ "$(id -u)" -eq 0 ]; then
+		[ "$(ckpt-inspect "$IMG" | grep -c ' tcp .* repair unacked ')" -eq 6 ]
+	fi
+	net_restored "tcpconn tree: ok"
+	# The same image once more, in new pid and net namespaces at once (the
+	# program's exit status is ckpt-remap's; its output file has grown).
+	net_restored "tcpconn tree: ok" --pid-ns --allow-changed-files
+}
+
+@test "--net-ns: one process holding both ends of two connections; as root their sequence numbers come back (TCP_REPAIR in the new namespace), as a user the dump could not read them and the pairs are refilled" {
+	may_net_ns
+	start one
+	bg_dump_kill
+	if grep -q '^ready .* seqs$' "$OUT"; then
+		ckpt-inspect "$IMG" | grep -q ' tcp .* shutdown 0 pair [0-9]* end 0 repair unacked 0 '
+	else
+		echo "# the dump could not use TCP_REPAIR (no CAP_NET_ADMIN in the host's net namespace): the pairs are refilled" >&3
+		! ckpt-inspect "$IMG" | grep -q ' repair '
+	fi
+	net_restored "tcpconn one: ok"
+}
+
+@test "--net-ns without privilege: one process restored in its new namespace and dumped again; the second image carries the sequence numbers (the dumper owns the namespace) and its restore keeps them" {
+	[ "$(id -u)" -ne 0 ] || skip "as root the first dump has them already (the test above)"
+	may_net_ns
+	local pid
+	start one
+	bg_dump_kill
+	! ckpt-inspect "$IMG" | grep -q ' repair '
+	rm -f "$D/go"
+	exec_clean ckpt-remap --net-ns "$IMG" </dev/null >"$D/remap.out" 2>"$D/remap.err" &
+	pid=$!
+	CKPT_PIDS+=("$pid")
+	# Without CAP_SYS_ADMIN ckpt-remap becomes the program (its own pid).
+	wait_for eval '[ "$(cat /proc/$pid/comm)" = tcpconn ]'
+	[ "$(readlink "/proc/$pid/ns/net")" != "$(readlink /proc/self/ns/net)" ]
+	ckpt-dump --kill -o "$IMG.2" "$pid"
+	wait "$pid" || true
+	CKPT_PIDS=()
+	run ckpt-inspect "$IMG.2"
+	echo "$output"
+	[[ "$output" == *" net    inode "*", lo up"* ]]
+	[[ "$output" == *" tcp "*" shutdown 0 pair "*" end 0 repair unacked 0 "* ]]
+	[[ "$output" == *" tcp "*" shutdown 0 pair "*" end 1 repair unacked 0 "* ]]
+	IMG=$IMG.2 bg_restored "tcpconn one: ok"
+}
+
+# own_addr: an IPv4 address of this machine's other than loopback, or nothing.
+own_addr() {
+	ip -4 -o addr show scope global 2>/dev/null | awk '{sub(/\/.*/, "", $4); print $4; exit}'
+}
+
+@test "--net-ns refuses, before anything is made, a UDP socket bound to an address the new namespace does not have" {
+	local addr
+	addr=$(own_addr)
+	[ -n "$addr" ] || skip "this machine has no IPv4 address but loopback: nothing to bind the refused socket to"
+	start_bg python3 -c 'import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], 0))
+print("ready", s.fileno(), s.getsockname()[1], flush=True)
+time.sleep(120)' "$addr"
+	wait_for_line "$OUT" '^ready '
+	local fd port
+	fd=$(awk '/^ready /{print $2}' "$OUT")
+	port=$(awk '/^ready /{print $3}' "$OUT")
+	bg_dump_kill
+	run --separate-stderr ckpt-remap --net-ns "$IMG"
+	one_line "$CKPT_FAIL_RC" "pid $BG_PID: fd $fd: UDP socket bound to $addr:$port, an address a new net namespace (--net-ns) does not have; not supported" ckpt-remap
+}

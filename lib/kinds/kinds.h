@@ -99,6 +99,10 @@ int fd_epoll_register(const struct image *im) __attribute__((warn_unused_result)
  * (made[k][i] for file i of ims[k], -1 where none); -1 with err_set. */
 int fd_epoll_register_other(const struct image *const ims[], int *const made[], size_t n)
     __attribute__((warn_unused_result));
+/* ckpt-remap --net-ns: whether f, an fd of process pid, can be made in a
+ * new net namespace that has lo alone (netns.c): -1 with err_set naming
+ * what it cannot (an address other than loopback, a peer outside). */
+int fd_net_ns_check(pid_t pid, const struct fd_entry *f) __attribute__((warn_unused_result));
 
 /* Reading an image: the extra bytes of FILE record idx, f, are what its
  * kind needs, or -1 naming it.  The image reader (image/) knows no kinds:

@@ -29,6 +29,7 @@
 #include <linux/capability.h>
 
 #include "base/base.h"
+#include "kinds/kinds.h"
 #include "restore/restore.h"
 #include "target/target.h"
 
@@ -249,10 +250,11 @@ static int make_user(pid_t pid, const struct ns_rec *n)
 		   : 0;
 }
 
-static int lo_up(pid_t pid)
+/* lo up in this process's net namespace; -1 with errno. */
+static int lo_up(void)
 {
 	struct ifreq ifr;
-	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), rc = -1;
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), rc = -1, e;
 
 	memset(&ifr, 0, sizeof(ifr));
 	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
@@ -260,11 +262,38 @@ static int lo_up(pid_t pid)
 		ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
 		rc = ioctl(s, SIOCSIFFLAGS, &ifr);
 	}
-	if (rc)
-		err_sys("pid %d: cannot bring lo up in its new net namespace", pid);
+	e = errno;
 	if (s >= 0)
 		close(s);
+	errno = e;
 	return rc;
+}
+
+int rst_net_ns_check(struct img_input *in)
+{
+	for (size_t k = 0; k <= in->nrest; k++) {
+		const struct image *im = img_proc_at(in, k);
+
+		if (im->proc.flags & IMG_PROC_ZOMBIE)
+			continue;
+		for (size_t i = 0; i < im->nfiles; i++)
+			if (fd_net_ns_check(im->proc.pid, &im->files[i]))
+				return -1;
+	}
+	return 0;
+}
+
+int rst_net_ns_enter(void)
+{
+	if (unshare(CLONE_NEWNET)) {
+		err_sys("--net-ns: cannot make a net namespace");
+		return -1;
+	}
+	if (lo_up()) {
+		err_sys("--net-ns: cannot bring lo up in the new net namespace");
+		return -1;
+	}
+	return 0;
 }
 
 int rst_ns_enter(struct img_input *in, size_t k)
@@ -293,8 +322,10 @@ int rst_ns_enter(struct img_input *in, size_t k)
 		err_sys("pid %d: cannot set its hostname %s", pid, n->d.hostname);
 		return -1;
 	}
-	if ((flags & CLONE_NEWNET) && (n->d.flags & IMG_NSF_LO_UP) && lo_up(pid))
+	if ((flags & CLONE_NEWNET) && (n->d.flags & IMG_NSF_LO_UP) && lo_up()) {
+		err_sys("pid %d: cannot bring lo up in its new net namespace", pid);
 		return -1;
+	}
 	if (cg_moves(in, k) &&
 	    write_file(pid, procs_file(path, sizeof(path), cg(in, k)), "0", 1))
 		return -1;

@@ -10,6 +10,7 @@
 #define RST_ALLOW_CHANGED 0x100 /* reopen files changed since the dump (a warning each) */
 #define RST_LAZY 0x200 /* map page data from the image file (an uncompressed file) */
 #define RST_STOP 0x400 /* leave the program stopped (SIGSTOP) before its first instruction */
+#define RST_NET_NS 0x2000 /* in a new net namespace, lo up (ckpt-remap --net-ns) */
 
 /* How the restored process gets its pid. */
 enum rst_pids {
@@ -36,6 +37,12 @@ int rst_ns_check(struct img_input *in, int userns) __attribute__((warn_unused_re
 /* In the process about to become process k of the stream, forked and
  * before its children: its new namespaces, and its cgroup. */
 int rst_ns_enter(struct img_input *in, size_t k) __attribute__((warn_unused_result));
+/* ckpt-remap --net-ns (ns.c): whether every fd of the image can be made in
+ * a new net namespace with lo alone, checked before anything is made (-1,
+ * err_set naming the pid and fd); making it, with lo up, in this process
+ * (which holds CAP_SYS_ADMIN in its user namespace). */
+int rst_net_ns_check(struct img_input *in) __attribute__((warn_unused_result));
+int rst_net_ns_enter(void) __attribute__((warn_unused_result));
 
 struct shm_made;
 struct fd_pipes;

@@ -142,8 +142,8 @@ static int write_str(const char *path, const char *s)
 }
 
 /* A user namespace in which we hold every capability, our uid and gid
- * mapped to themselves, and a pid namespace for our next child. */
-static int enter_namespaces(void)
+ * mapped to themselves. */
+static int enter_user(void)
 {
 	uid_t uid = getuid();
 	gid_t gid = getgid();
@@ -159,7 +159,14 @@ static int enter_namespaces(void)
 	if (write_str("/proc/self/setgroups", "deny"))
 		return -1;
 	snprintf(map, sizeof(map), "%u %u 1\n", gid, gid);
-	if (write_str("/proc/self/gid_map", map))
+	return write_str("/proc/self/gid_map", map);
+}
+
+/* A user namespace as enter_user makes it, and a pid namespace for our
+ * next child; with net, a net namespace too, lo up (--net-ns). */
+static int enter_namespaces(int net)
+{
+	if (enter_user() || (net && rst_net_ns_enter()))
 		return -1;
 	/* A mount namespace too, for a /proc of the new pid namespace. */
 	if (unshare(CLONE_NEWPID | CLONE_NEWNS)) {
@@ -943,13 +950,17 @@ int rst_changes_host(struct img_input *in)
 int rst_run(struct img_input *in, int flags, enum rst_pids pids)
 {
 	pid_t pid = in->im.proc.pid, child;
-	int p[2], status;
+	int p[2], status, net = !!(flags & RST_NET_NS);
+	/* --net-ns without CAP_SYS_ADMIN: in a user namespace of our own too,
+	 * where clone3 may no longer ask for pids outside. */
+	int net_user = net && !has_cap(CAP_SYS_ADMIN);
 
 	keep_running = (flags & RST_STOP) != 0;
 
-	if (rst_ns_check(in, pids == RST_PIDS_NS ||
+	if (rst_ns_check(in, pids == RST_PIDS_NS || net_user ||
 				 (in->nrest && !has_cap(CAP_CHECKPOINT_RESTORE) &&
-				  !has_cap(CAP_SYS_ADMIN))))
+				  !has_cap(CAP_SYS_ADMIN))) ||
+	    (net && rst_net_ns_check(in)))
 		return -1;
 	if (in->nrest) {
 		if (pids == RST_PIDS_NEW) {
@@ -962,15 +973,18 @@ int rst_run(struct img_input *in, int flags, enum rst_pids pids)
 			return -1;
 		/* Without the privilege to ask for pids, a new pid namespace. */
 		/* With either capability clone3 may ask for pids here. */
-		if (pids == RST_PIDS_AUTO && !has_cap(CAP_CHECKPOINT_RESTORE) &&
-		    !has_cap(CAP_SYS_ADMIN))
+		if (pids == RST_PIDS_AUTO &&
+		    (net_user || (!has_cap(CAP_CHECKPOINT_RESTORE) && !has_cap(CAP_SYS_ADMIN))))
 			pids = RST_PIDS_NS;
 		if (pids == RST_PIDS_AUTO) {
-			if (tree_pids_free(in))
+			/* The tree's fds are made here, in the new net namespace. */
+			if (tree_pids_free(in) || (net && rst_net_ns_enter()))
 				return -1;
 			exit_like(tree_supervise(in, flags, 0));
 		}
 	}
+	if (net && pids != RST_PIDS_NS && ((net_user && enter_user()) || rst_net_ns_enter()))
+		return -1;
 
 	if (pids == RST_PIDS_AUTO) {
 		fflush(NULL);
@@ -990,7 +1004,7 @@ int rst_run(struct img_input *in, int flags, enum rst_pids pids)
 		err_sys("cannot create a pipe");
 		return -1;
 	}
-	if (enter_namespaces())
+	if (enter_namespaces(net))
 		return -1;
 	fflush(NULL);
 	child = fork();
