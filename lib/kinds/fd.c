@@ -23,13 +23,10 @@ static const struct fd_ops *const kinds[IMG_FD_NKINDS] = {
     [IMG_FD_EPOLL] = &fd_epoll_ops,	  [IMG_FD_FIFO] = &fd_fifo_ops,
     [IMG_FD_UNIX] = &fd_unix_ops,	  [IMG_FD_INOTIFY] = &fd_inotify_ops,
     [IMG_FD_TTY] = &fd_tty_ops,		  [IMG_FD_SHM] = &fd_shm_ops,
-    [IMG_FD_SOCK] = &fd_sock_ops,
-    [IMG_FD_OPATH] = &fd_opath_ops,
-    [IMG_FD_TCP] = &fd_tcp_ops,
-    [IMG_FD_NETLINK] = &fd_netlink_ops,
-    [IMG_FD_DELDIR] = &fd_deleted_ops,
-    [IMG_FD_PIDFD] = &fd_pidfd_ops,	  [IMG_FD_NSFILE] = &fd_nsfile_ops,
-    [IMG_FD_MQUEUE] = &fd_mqueue_ops,
+    [IMG_FD_SOCK] = &fd_sock_ops,	  [IMG_FD_OPATH] = &fd_opath_ops,
+    [IMG_FD_TCP] = &fd_tcp_ops,		  [IMG_FD_NETLINK] = &fd_netlink_ops,
+    [IMG_FD_DELDIR] = &fd_deleted_ops,	  [IMG_FD_PIDFD] = &fd_pidfd_ops,
+    [IMG_FD_NSFILE] = &fd_nsfile_ops,	  [IMG_FD_MQUEUE] = &fd_mqueue_ops,
 };
 
 const struct fd_ops *fd_ops_of(uint32_t kind)
@@ -313,6 +310,26 @@ static int all_fds(struct image *ims[], size_t nims, struct fd_all *a)
 			a->f[a->n] = &ims[k]->files[i];
 			a->pid[a->n++] = ims[k]->proc.pid;
 		}
+	return 0;
+}
+
+int fd_buf_put(struct fd_buf *q, const void *p, size_t n)
+{
+	if (q->len + n > q->cap) {
+		size_t cap = q->cap ? q->cap : 4096;
+		unsigned char *nb;
+
+		while (cap < q->len + n)
+			cap *= 2;
+		if (!(nb = realloc(q->b, cap))) {
+			err_set("out of memory");
+			return -1;
+		}
+		q->b = nb;
+		q->cap = cap;
+	}
+	memcpy(q->b + q->len, p, n);
+	q->len += n;
 	return 0;
 }
 

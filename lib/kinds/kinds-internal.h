@@ -190,6 +190,13 @@ int fd_is_nsfile(const char *link);
 int fd_is_mqueue(pid_t pid, int fd);
 /* A terminal: a tty, console or pty device. */
 int fd_is_tty(const struct stat *sb);
+/* A growing buffer of bytes: a queue as it is captured. */
+struct fd_buf {
+	unsigned char *b;
+	size_t len, cap;
+};
+/* n bytes of p at the end of q; -1 (out of memory) with err_set. */
+int fd_buf_put(struct fd_buf *q, const void *p, size_t n);
 /* Drop what follows an fd's fixed extra part: another fd carries it. */
 void fd_drop_data(struct fd_entry *f, size_t fixed);
 

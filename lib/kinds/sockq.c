@@ -34,36 +34,10 @@ struct dgram {
 	const struct fd_source *src; /* its flight: where the fds a datagram carries go */
 };
 
-/* The growing bytes after the address. */
-struct qbuf {
-	unsigned char *b;
-	size_t len, cap;
-};
-
-static int put(struct qbuf *q, const void *p, size_t n)
-{
-	if (q->len + n > q->cap) {
-		size_t cap = q->cap ? q->cap : 4096;
-		unsigned char *nb;
-
-		while (cap < q->len + n)
-			cap *= 2;
-		if (!(nb = realloc(q->b, cap))) {
-			err_set("out of memory");
-			return -1;
-		}
-		q->b = nb;
-		q->cap = cap;
-	}
-	memcpy(q->b + q->len, p, n);
-	q->len += n;
-	return 0;
-}
-
 /* Every datagram queued on s, peeked one after the other at a moving
  * SO_PEEK_OFF (unix sockets, and UDP since Linux 4.11), which is set back
  * afterwards: the program shares the socket and keeps every one. */
-static int peek_queue(const struct dgram *p, struct qbuf *q, uint32_t *nmsg)
+static int peek_queue(const struct dgram *p, struct fd_buf *q, uint32_t *nmsg)
 {
 	unsigned char *buf = malloc(DGRAM_MAX);
 	int old = -1, zero = 0, rc = -1, errored = 0;
@@ -166,8 +140,8 @@ static int peek_queue(const struct dgram *p, struct qbuf *q, uint32_t *nmsg)
 			mh.msg_namelen = 0;
 		/* The marks of the fds it carries follow its sender's address. */
 		m = (struct img_sock_msg){.len = n, .src_len = mh.msg_namelen | nf << 16};
-		if (put(q, &m, sizeof(m)) || put(q, &src, mh.msg_namelen) ||
-		    put(q, marks, 4 * nf) || put(q, buf, n))
+		if (fd_buf_put(q, &m, sizeof(m)) || fd_buf_put(q, &src, mh.msg_namelen) ||
+		    fd_buf_put(q, marks, 4 * nf) || fd_buf_put(q, buf, n))
 			goto out;
 		++*nmsg;
 	}
@@ -185,14 +159,15 @@ int fd_dgram_capture(const struct fd_source *src, int fd, int s, int family, con
 	struct sockaddr_storage peer;
 	socklen_t pl = sizeof(peer);
 	struct img_sock_dgram h = {0};
-	struct qbuf q = {0};
+	struct fd_buf q = {0};
 
 	*out = NULL;
 	*len = 0;
 	/* A unix one with a peer is a connection (unixpair.c's). */
 	if (p->family != AF_UNIX && !getpeername(p->s, (void *)&peer, &pl) && pl <= sizeof(peer))
 		h.peer_len = pl;
-	if (put(&q, &h, sizeof(h)) || put(&q, &peer, h.peer_len) || peek_queue(p, &q, &h.nmsg)) {
+	if (fd_buf_put(&q, &h, sizeof(h)) || fd_buf_put(&q, &peer, h.peer_len) ||
+	    peek_queue(p, &q, &h.nmsg)) {
 		free(q.b);
 		return -1;
 	}

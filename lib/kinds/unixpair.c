@@ -36,32 +36,6 @@ static const char *family_name(int family)
 	}
 }
 
-/* A growing buffer of messages. */
-struct qbuf {
-	unsigned char *b;
-	size_t len, cap;
-};
-
-static int put(struct qbuf *q, const void *p, size_t n)
-{
-	if (q->len + n > q->cap) {
-		size_t cap = q->cap ? q->cap : 4096;
-		unsigned char *nb;
-
-		while (cap < q->len + n)
-			cap *= 2;
-		if (!(nb = realloc(q->b, cap))) {
-			err_set("out of memory");
-			return -1;
-		}
-		q->b = nb;
-		q->cap = cap;
-	}
-	memcpy(q->b + q->len, p, n);
-	q->len += n;
-	return 0;
-}
-
 /* One peek at offset off of at most room bytes: the fds it brought into
  * fds (*nfds), its flags into *flags.  Its credentials (SCM_CREDENTIALS,
  * for SO_PASSCRED) are not kept: the restored bytes carry the
@@ -97,7 +71,7 @@ static void close_fds(const int *fds, size_t n)
 /* A message into q, in the layout of IMG_UNIX_RIGHTS (length, count of
  * fds, their marks, bytes); a stream's bytes without fds join the last
  * message if it has none either (*last: its offset, or SIZE_MAX). */
-static int add_msg(struct qbuf *q, size_t *last, int stream, const unsigned char *p, uint32_t n,
+static int add_msg(struct fd_buf *q, size_t *last, int stream, const unsigned char *p, uint32_t n,
 		   const int32_t *marks, uint32_t nm, struct img_unix *u)
 {
 	uint32_t h[2] = {n, nm};
@@ -109,17 +83,17 @@ static int add_msg(struct qbuf *q, size_t *last, int stream, const unsigned char
 		if (!h[1]) {
 			l += n;
 			memcpy(q->b + *last, &l, 4);
-			return put(q, p, n);
+			return fd_buf_put(q, p, n);
 		}
 	}
 	h[1] = nm;
 	*last = nm ? SIZE_MAX : q->len;
 	u->nmsg++;
-	return put(q, h, 8) || put(q, marks, 4 * nm) || put(q, p, n);
+	return fd_buf_put(q, h, 8) || fd_buf_put(q, marks, 4 * nm) || fd_buf_put(q, p, n);
 }
 
 /* The layout without fds: each message its length and bytes. */
-static void drop_counts(struct qbuf *q, uint32_t nmsg)
+static void drop_counts(struct fd_buf *q, uint32_t nmsg)
 {
 	size_t r = 0, w = 0;
 
@@ -152,7 +126,7 @@ static int peek_socket(pid_t pid, int fd, const char *link, int s, int type, str
 	unsigned char *buf = malloc(room);
 	int old = -1, rc = -1, off = 0, any = 0, stream = type == SOCK_STREAM;
 	socklen_t sl = sizeof(old);
-	struct qbuf q = {0};
+	struct fd_buf q = {0};
 
 	*data = NULL;
 	u->nmsg = 0;
