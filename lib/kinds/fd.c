@@ -423,6 +423,27 @@ int fd_check_file(const struct fd_entry *f, size_t idx)
 
 /* ---- making them again ------------------------------------------------ */
 
+int fd_waiting(struct fd_pipes *pipes, uint32_t kind, int (*cmp)(const void *, const void *),
+	       struct fd_pipe ***w, size_t *n)
+{
+	*w = NULL;
+	*n = 0;
+	for (size_t i = 0; i < pipes->n; i++)
+		*n += pipes->p[i].kind == kind && pipes->p[i].f;
+	if (!*n)
+		return 0;
+	if (!(*w = malloc(*n * sizeof(**w)))) {
+		err_set("out of memory");
+		return -1;
+	}
+	*n = 0;
+	for (size_t i = 0; i < pipes->n; i++)
+		if (pipes->p[i].kind == kind && pipes->p[i].f)
+			(*w)[(*n)++] = &pipes->p[i];
+	qsort(*w, *n, sizeof(**w), cmp);
+	return 0;
+}
+
 struct fd_pipe *fd_find_pair(struct fd_pipes *pipes, uint32_t kind, uint64_t id)
 {
 	for (size_t i = 0; i < pipes->n; i++)

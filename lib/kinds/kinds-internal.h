@@ -213,6 +213,12 @@ int fd_lock_ptys(struct fd_pipes *pipes);
 /* Once every fd is made: each TCP connection's SO_REUSEADDR as the
  * program had it (on while the tree's sockets take their ports). */
 int fd_tcp_done(struct fd_pipes *pipes);
+/* The pairs of kind whose f is set (clients waiting in a listener's
+ * queue, made but not yet connected), sorted by cmp (as qsort's, on
+ * struct fd_pipe **): *w malloc'd (NULL when none), *n of them; -1 with
+ * err_set. */
+int fd_waiting(struct fd_pipes *pipes, uint32_t kind, int (*cmp)(const void *, const void *),
+	       struct fd_pipe ***w, size_t *n);
 /* fd, or err_sys naming f's kind when fd is -1. */
 int fd_made(int fd, const struct fd_entry *f);
 

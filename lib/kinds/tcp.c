@@ -1765,22 +1765,11 @@ static int by_place(const void *x, const void *y)
 static int connect_all_waiting(struct fd_pipes *pipes)
 {
 	struct fd_pipe **w;
-	size_t n = 0;
+	size_t n;
 	int rc = 0;
 
-	for (size_t i = 0; i < pipes->n; i++)
-		n += pipes->p[i].kind == IMG_FD_TCP && pipes->p[i].f;
-	if (!n)
-		return 0;
-	if (!(w = malloc(n * sizeof(*w)))) {
-		err_set("out of memory");
+	if (fd_waiting(pipes, IMG_FD_TCP, by_place, &w, &n))
 		return -1;
-	}
-	n = 0;
-	for (size_t i = 0; i < pipes->n; i++)
-		if (pipes->p[i].kind == IMG_FD_TCP && pipes->p[i].f)
-			w[n++] = &pipes->p[i];
-	qsort(w, n, sizeof(*w), by_place);
 	for (size_t i = 0; i < n && !rc; i++)
 		rc = connect_waiting(w[i]);
 	free(w);

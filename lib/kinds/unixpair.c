@@ -1036,24 +1036,13 @@ static int by_place(const void *x, const void *y)
 int fd_unix_done(struct fd_pipes *pipes)
 {
 	struct fd_pipe **w;
-	size_t n = 0;
+	size_t n;
 	int rc = 0;
 
-	for (size_t i = 0; i < pipes->n; i++)
-		n += pipes->p[i].kind == IMG_FD_UNIX && pipes->p[i].f;
-	if (!n)
-		return 0;
-	if (!(w = malloc(n * sizeof(*w)))) {
-		err_set("out of memory");
-		return -1;
-	}
-	n = 0;
-	for (size_t i = 0; i < pipes->n; i++)
-		if (pipes->p[i].kind == IMG_FD_UNIX && pipes->p[i].f)
-			w[n++] = &pipes->p[i];
 	/* Each listener's queue in its order (the place of each client in
 	 * the queue of its own listener). */
-	qsort(w, n, sizeof(*w), by_place);
+	if (fd_waiting(pipes, IMG_FD_UNIX, by_place, &w, &n))
+		return -1;
 	for (size_t i = 0; i < n && !rc; i++) {
 		const struct fd_entry *f = w[i]->f;
 		struct unix_rec r;
