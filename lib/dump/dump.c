@@ -1632,6 +1632,121 @@ struct capture {
 	uint64_t *number; /* object_numbers' */
 };
 
+/* A tree in a pid namespace that is not ours (one ckpt-remap restored
+ * without privilege is in its own, under the pids it had) keeps in its
+ * image the pids it sees: the values at the level of the root's pid
+ * namespace in /proc's NSpid, NSpgid and NSsid.  The dumper reaches the
+ * processes by its own (host) pids; the image is put in the tree's once
+ * everything is captured and checked. */
+struct pidmap {
+	int level;	  /* the root's pid namespace: levels below ours */
+	pid_t (*two)[2];  /* a tid of the tree: ours, the tree's */
+	size_t n;
+};
+
+static pid_t map_pid(void *arg, pid_t host)
+{
+	struct pidmap *m = arg;
+	struct proc_nsids ids;
+
+	for (size_t i = 0; i < m->n; i++)
+		if (m->two[i][0] == host)
+			return m->two[i][1];
+	/* Outside the tree (the root's parent, a terminal's group): as the
+	 * tree sees it, 0 where it is gone or not in its namespace. */
+	return proc_read_nsids(host, 0, m->level, &ids) ? 0 : ids.pid;
+}
+
+static int in_our_pidns(pid_t pid)
+{
+	struct stat ours, theirs;
+	char path[64];
+
+	return stat("/proc/self/ns/pid", &ours) ||
+	       stat(fmt_path(path, sizeof(path), "/proc/%d/ns/pid", pid), &theirs) ||
+	       (ours.st_ino == theirs.st_ino && ours.st_dev == theirs.st_dev);
+}
+
+/* Every tid of the tree, ours and the tree's; each process's group and
+ * session as the tree sees them. */
+static int read_tree_pids(const struct capture *c, struct pidmap *m)
+{
+	size_t total = 0;
+
+	for (size_t k = 0; k < c->n; k++)
+		total += c->p[k].zombie ? 1 : c->p[k].t.ntids;
+	if (!(m->two = calloc(total, sizeof(*m->two)))) {
+		err_set("out of memory");
+		return -1;
+	}
+	for (size_t k = 0; k < c->n; k++) {
+		size_t nt = c->p[k].zombie ? 1 : c->p[k].t.ntids;
+
+		for (size_t t = 0; t < nt; t++) {
+			pid_t pid = c->p[k].pid, tid = t ? c->p[k].t.tids[t] : pid;
+			struct proc_nsids ids;
+
+			if (proc_read_nsids(pid, t ? tid : 0, m->level, &ids))
+				return -1;
+			if (ids.levels != m->level + 1) {
+				err_set("pid %d: its pid namespace is not the one of the tree's root "
+					"(pid %d); not supported",
+					pid, c->p[0].pid);
+				return -1;
+			}
+			if (t == 0) {
+				c->ims[k].proc.pgid = ids.pgid;
+				c->ims[k].proc.sid = ids.sid;
+			}
+			m->two[m->n][0] = tid;
+			m->two[m->n++][1] = ids.pid;
+		}
+	}
+	return 0;
+}
+
+/* Each pid and tid the images hold, as the tree sees it. */
+static void map_image(struct pidmap *m, struct image *im)
+{
+	struct img_proc *p = &im->proc;
+
+	p->pid = map_pid(m, p->pid);
+	p->ppid = map_pid(m, p->ppid);
+	if (p->tpgid > 0)
+		p->tpgid = map_pid(m, p->tpgid);
+	for (size_t i = 0; i < im->nthreads; i++)
+		im->threads[i].d.tid = map_pid(m, im->threads[i].d.tid);
+	for (size_t i = 0; im->attrs && i < im->attrs->d.nthreads; i++)
+		im->attrs->threads[i].tid = map_pid(m, im->attrs->threads[i].tid);
+	for (size_t i = 0; i < im->nsigq; i++)
+		if (im->sigq[i].d.tid)
+			im->sigq[i].d.tid = map_pid(m, im->sigq[i].d.tid);
+	for (size_t i = 0; im->ptimers && i < im->timers.nposix; i++)
+		if (im->ptimers[i].tid)
+			im->ptimers[i].tid = map_pid(m, im->ptimers[i].tid);
+	fd_map_pids(im, map_pid, m);
+}
+
+static int to_tree_pids(struct capture *c)
+{
+	struct pidmap m = {0};
+	struct proc_nsids ids;
+	int rc = -1;
+
+	if (in_our_pidns(c->p[0].pid))
+		return 0;
+	if (proc_read_nsids(c->p[0].pid, 0, 0, &ids))
+		return -1;
+	m.level = ids.levels - 1;
+	if (read_tree_pids(c, &m) == 0) {
+		for (size_t k = 0; k < c->n; k++)
+			map_image(&m, &c->ims[k]);
+		rc = 0;
+	}
+	free(m.two);
+	return rc;
+}
+
 /* Capture every process (of a zombie, its place and status), then check
  * what they share: memory and fd tables, open files, SHM objects.  --cow
  * and --parent are for one process. */
@@ -1663,7 +1778,7 @@ static int capture_all(struct capture *c, const struct dump_opts *o)
 			return -1;
 	}
 	if (check_sharing(c->p, n, c->ims) || fd_check_tree(c->imp, n, o->fd_opts) ||
-	    !(c->number = object_numbers(c->imp, n)) ||
+	    to_tree_pids(c) || !(c->number = object_numbers(c->imp, n)) ||
 	    (o->incr && incr_dump_begin(o->incr, &c->ims[0])))
 		return -1;
 	c->ims[0].hdr.nprocs = n;
@@ -1709,7 +1824,7 @@ static int write_all_pages(const struct capture *c, struct img_writer *w, const 
 		return o->cow ? write_cow(&c->p[0].t, w, &c->ims[0], o)
 			      : write_pages(c->p[0].pid, w, &c->ims[0], o, PAGES_ALL);
 	for (size_t k = 0; k < c->n; k++) {
-		struct img_procpages pp = {.pid = c->p[k].pid};
+		struct img_procpages pp = {.pid = c->ims[k].proc.pid};
 		struct iovec v = {&pp, sizeof(pp)};
 
 		if (c->p[k].zombie)
@@ -1757,7 +1872,7 @@ static int write_image(struct tree_proc *p, size_t n, int out, const struct dump
 	int rc = -1;
 
 	if (capture_all(&c, o) == 0 && write_meta(&c, &w) == 0 && write_all_pages(&c, &w, o) == 0 &&
-	    aio_settled(&c, o) == 0 && (!o->incr || incr_dump_end(o->incr, &w, p[0].pid) == 0))
+	    aio_settled(&c, o) == 0 && (!o->incr || incr_dump_end(o->incr, &w, c.ims[0].proc.pid) == 0))
 		rc = img_write_end(&w);
 	capture_free(&c);
 	return rc;

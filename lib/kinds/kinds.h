@@ -123,6 +123,9 @@ void fd_show_list(FILE *out, const struct fd_entry *f, int json);
  * (O_PATH for a directory, read-write non-blocking for a FIFO),
  * close-on-exec; -1 with err_set. */
 int fd_make_deleted(const char *link, mode_t mode);
+/* Put the pids im's fds keep (a pidfd's process) as map gives them: a
+ * tree in a pid namespace not the dumper's records its own view. */
+void fd_map_pids(struct image *im, pid_t (*map)(void *arg, pid_t pid), void *arg);
 /* The pid of a /proc/PID or /proc/PID/... path, or 0. */
 pid_t fd_proc_pid(const char *path);
 /* The TID of a path /proc/PID/task/TID[/...], else 0. */

@@ -209,6 +209,21 @@ pid_t fd_own_needs(const struct fd_entry *f)
 	return p.what == IMG_PIDFD_TREE ? p.pid : 0;
 }
 
+void fd_map_pids(struct image *im, pid_t (*map)(void *arg, pid_t pid), void *arg)
+{
+	for (size_t i = 0; i < im->nfiles; i++) {
+		struct fd_entry *f = &im->files[i];
+		struct img_pidfd p;
+
+		if (f->d.kind != IMG_FD_PIDFD || f->d.extra_len < sizeof(p))
+			continue;
+		memcpy(&p, f->extra, sizeof(p));
+		if (p.pid > 0)
+			p.pid = map(arg, p.pid);
+		memcpy(f->extra, &p, sizeof(p));
+	}
+}
+
 static void show_pidfd(FILE *out, const struct fd_entry *f, int json)
 {
 	static const char *const what[] = {"?", "self", "tree", "exited"};

@@ -238,6 +238,46 @@ int proc_read_status(pid_t pid, unsigned *umask, unsigned *uid, unsigned *gid)
 	return 0;
 }
 
+/* The value of line key (NSpid:, one value per pid namespace level, the
+ * outermost first) at level, 0 where the line has none there; how many
+ * values it has. */
+static int ns_value(const char *buf, const char *key, int level, pid_t *v)
+{
+	const char *s = strstr(buf, key);
+	int n = 0;
+
+	*v = 0;
+	if (!s)
+		return 0;
+	for (s += strlen(key); *s && *s != '\n'; n++) {
+		char *end;
+		long x = strtol(s, &end, 10);
+
+		if (end == s)
+			break;
+		if (n == level)
+			*v = (pid_t)x;
+		s = end;
+	}
+	return n;
+}
+
+int proc_read_nsids(pid_t pid, pid_t tid, int level, struct proc_nsids *ids)
+{
+	char path[64], *buf;
+
+	buf = read_file(tid ? fmt_path(path, sizeof(path), "/proc/%d/task/%d/status", pid, tid)
+			    : fmt_path(path, sizeof(path), "/proc/%d/status", pid),
+			NULL);
+	if (!buf)
+		return -1;
+	ids->levels = ns_value(buf, "\nNSpid:", level, &ids->pid);
+	ns_value(buf, "\nNSpgid:", level, &ids->pgid);
+	ns_value(buf, "\nNSsid:", level, &ids->sid);
+	free(buf);
+	return 0;
+}
+
 int proc_read_sigmasks(pid_t pid, pid_t tid, struct proc_sigmasks *m)
 {
 	char path[64], *buf;

@@ -76,6 +76,15 @@ int proc_list_children(pid_t pid, pid_t **kids, size_t *n);
 int proc_list_tasks(pid_t pid, pid_t **tids, size_t *n);
 /* "Umask:", "Uid:" (real), "Gid:" (real) from /proc/PID/status. */
 int proc_read_status(pid_t pid, unsigned *umask, unsigned *uid, unsigned *gid);
+/* A process's (tid: a thread's) ids in the pid namespace level levels
+ * below that of our /proc, from its status's NSpid, NSpgid and NSsid;
+ * each 0 where it has none there.  levels: how many NSpid has (1: the
+ * process is in our pid namespace).  -1 with err_set. */
+struct proc_nsids {
+	pid_t pid, pgid, sid;
+	int levels;
+};
+int proc_read_nsids(pid_t pid, pid_t tid, int level, struct proc_nsids *ids);
 /* Signal masks of thread tid of pid from /proc/PID/task/TID/status:
  * pending on it, pending on the process, blocked, caught (a handler),
  * ignored. */
