@@ -242,12 +242,28 @@ pid_t fd_proc_tid(const char *path)
 	return (*end == '/' || !*end) && tid <= INT32_MAX ? (pid_t)tid : 0;
 }
 
+/* The pid a process of a tree has where its /proc shows it: ours, or in
+ * a pid namespace that is not ours (a tree ckpt-remap restored there,
+ * with a /proc of its own), its pid there, which the image records. */
+static pid_t proc_view(pid_t pid, pid_t ours)
+{
+	struct proc_nsids ids;
+
+	return ours || proc_read_nsids(pid, 0, -1, &ids) ? pid : ids.pid;
+}
+
 /* A file (or directory) of /proc/PID is reopened at restore as the same
  * process's (restore/ maps the pid): only one of the image's processes;
  * of /proc/PID/task/TID only the main thread's (the restore opens files
  * before it makes the other threads). */
 static int join_proc_files(struct fd_all *a)
 {
+	struct stat ours, theirs;
+	char ns[64];
+	int same = a->n == 0 || stat("/proc/self/ns/pid", &ours) ||
+		   stat(fmt_path(ns, sizeof(ns), "/proc/%d/ns/pid", a->pid[0]), &theirs) ||
+		   ours.st_ino == theirs.st_ino;
+
 	for (size_t i = 0; i < a->n; i++) {
 		const struct fd_entry *f = a->f[i];
 		pid_t pid = 0;
@@ -255,7 +271,7 @@ static int join_proc_files(struct fd_all *a)
 
 		if (f->d.kind == IMG_FD_REG || f->d.kind == IMG_FD_DIR)
 			pid = fd_proc_pid(f->path);
-		for (k = 0; pid && k < a->n && a->pid[k] != pid; k++)
+		for (k = 0; pid && k < a->n && proc_view(a->pid[k], same) != pid; k++)
 			;
 		if (pid && k == a->n) {
 			err_set("pid %d: fd %d is %s, a file of process %d, which the image does "

@@ -239,8 +239,8 @@ int proc_read_status(pid_t pid, unsigned *umask, unsigned *uid, unsigned *gid)
 }
 
 /* The value of line key (NSpid:, one value per pid namespace level, the
- * outermost first) at level, 0 where the line has none there; how many
- * values it has. */
+ * outermost first) at level (-1: the innermost), 0 where the line has
+ * none there; how many values it has. */
 static int ns_value(const char *buf, const char *key, int level, pid_t *v)
 {
 	const char *s = strstr(buf, key);
@@ -255,7 +255,7 @@ static int ns_value(const char *buf, const char *key, int level, pid_t *v)
 
 		if (end == s)
 			break;
-		if (n == level)
+		if (n == level || level < 0)
 			*v = (pid_t)x;
 		s = end;
 	}

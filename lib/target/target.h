@@ -77,7 +77,8 @@ int proc_list_tasks(pid_t pid, pid_t **tids, size_t *n);
 /* "Umask:", "Uid:" (real), "Gid:" (real) from /proc/PID/status. */
 int proc_read_status(pid_t pid, unsigned *umask, unsigned *uid, unsigned *gid);
 /* A process's (tid: a thread's) ids in the pid namespace level levels
- * below that of our /proc, from its status's NSpid, NSpgid and NSsid;
+ * below that of our /proc (-1: its own), from its status's NSpid, NSpgid
+ * and NSsid;
  * each 0 where it has none there.  levels: how many NSpid has (1: the
  * process is in our pid namespace).  -1 with err_set. */
 struct proc_nsids {

@@ -9,8 +9,9 @@
  *                     kept); each child's pid (kill(child, 0), and the
  *                     child's answer: its getpid(), getppid(), kill of the
  *                     parent and of its sibling); its pidfd of the first
- *                     child (fdinfo's Pid, where /proc shows its own pid
- *                     namespace).  At the end each child exits and
+ *                     child (fdinfo's Pid) and the /proc/PID/status files
+ *                     of itself and of that child it holds open (their
+ *                     Pid), where /proc shows its own pid namespace.  At the end each child exits and
  *                     waitpid(child) must return it with status 0.
  *
  * "ok pidns" on stdout and exit 0 only if every check of every round
@@ -87,32 +88,57 @@ static _Noreturn void child(int in, int out, pid_t parent, pid_t sibling)
 	}
 }
 
-/* The Pid: of pidfd's fdinfo, where /proc is of our pid namespace; want
- * else. */
-static long pidfd_pid(int pidfd, long want)
+/* Whether /proc is of our pid namespace (it shows us under our pid). */
+static int proc_ours(void)
 {
-	char path[64], self[32], buf[4096];
-	ssize_t n;
-	int fd;
+	char self[32];
+	ssize_t n = readlink("/proc/self", self, sizeof(self) - 1);
+
+	if (n <= 0)
+		return 0;
+	self[n] = 0;
+	return atoi(self) == getpid();
+}
+
+/* The Pid: line of what fd reads from its start (a status file, an
+ * fdinfo); -1 where it has none. */
+static long pid_line(int fd)
+{
+	char buf[4096];
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
 	char *p;
 
-	n = readlink("/proc/self", self, sizeof(self) - 1);
 	if (n <= 0)
-		return want;
-	self[n] = 0;
-	if (atoi(self) != getpid())
-		return want;
+		return -1;
+	buf[n] = 0;
+	p = strstr(buf, "Pid:");
+	while (p && p != buf && p[-1] != '\n')
+		p = strstr(p + 1, "Pid:");
+	return p ? atol(p + 4) : -1;
+}
+
+/* The Pid: of pidfd's fdinfo. */
+static long pidfd_pid(int pidfd)
+{
+	char path[64];
+	long v;
+	int fd;
+
 	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", pidfd);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
+	v = pid_line(fd);
 	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = 0;
-	p = strstr(buf, "\nPid:");
-	return p ? atol(p + 5) : -1;
+	return v;
+}
+
+static int open_status(pid_t pid)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	return open(path, O_RDONLY);
 }
 
 static void mark(int round)
@@ -139,7 +165,7 @@ static void wait_go(int round)
 
 int main(int argc, char **argv)
 {
-	int to[2][2], from[2][2], rounds, pidfd;
+	int to[2][2], from[2][2], rounds, pidfd, own_status, kid_status;
 	pid_t me = getpid(), kid[2] = {0, 0};
 	struct sigaction sa;
 	pthread_t th;
@@ -170,6 +196,10 @@ int main(int argc, char **argv)
 	pidfd = (int)syscall(SYS_pidfd_open, kid[0], 0);
 	if (pidfd < 0)
 		bad(0, "pidfd_open", errno, 0);
+	own_status = open_status(me);
+	kid_status = open_status(kid[0]);
+	if (own_status < 0 || kid_status < 0)
+		bad(0, "cannot open /proc/PID/status", errno, 0);
 	if (pthread_create(&th, NULL, thread_main, NULL))
 		bad(0, "pthread_create", 0, 0);
 	while (!thread_tid)
@@ -199,8 +229,12 @@ int main(int argc, char **argv)
 			if (answer != kid[i])
 				bad(r, "the child's answer", answer, kid[i]);
 		}
-		if ((v = pidfd_pid(pidfd, kid[0])) != kid[0])
+		if (proc_ours() && (v = pidfd_pid(pidfd)) != kid[0])
 			bad(r, "the pidfd's Pid", v, kid[0]);
+		if (proc_ours() && (v = pid_line(own_status)) != me)
+			bad(r, "the Pid of its /proc/PID/status", v, me);
+		if (proc_ours() && (v = pid_line(kid_status)) != kid[0])
+			bad(r, "the Pid of the child's /proc/PID/status", v, kid[0]);
 		if (syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0))
 			bad(r, "pidfd_send_signal", errno, 0);
 	}
