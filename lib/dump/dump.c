@@ -1774,7 +1774,7 @@ static int capture_all(struct capture *c, const struct dump_opts *o)
 		if (c->p[k].zombie ? capture_zombie(c->p[k].pid, &c->ims[k])
 				   : capture(&c->p[k].t, &c->ims[k], &c->sd[k], o))
 			return -1;
-		if (!c->p[k].zombie && ns_capture(c->p[k].pid, c->ims[0].proc.ppid, &c->ims[k]))
+		if (!c->p[k].zombie && ns_capture(c->p[k].pid, c->p[0].pid, c->ims[0].proc.ppid, &c->ims[k]))
 			return -1;
 	}
 	if (check_sharing(c->p, n, c->ims) || fd_check_tree(c->imp, n, o->fd_opts) ||

@@ -285,7 +285,7 @@ struct img_epoll_item {
 
 /* A pidfd (IMG_FD_PIDFD). */
 struct img_pidfd {
-	int32_t pid;	/* the process it is of, as the dumper saw it; -1 exited */
+	int32_t pid;	/* the process it is of, as the tree sees it; -1 exited */
 	uint32_t what;	/* IMG_PIDFD_* */
 	int32_t status; /* exited, with IMG_PIDFD_STATUS: its wait status */
 	uint32_t flags; /* IMG_PIDFD_STATUS */

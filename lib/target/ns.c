@@ -3,7 +3,7 @@
  *
  * "Its own" means not the one of the tree root's parent, the environment
  * the tree was started in (the dumper's own when that parent's cannot be
- * read).  What an equivalent needs is read from inside: a child of the
+ * read); for a pid namespace, not the tree root's.  What an equivalent needs is read from inside: a child of the
  * dumper enters the namespace (setns; first the process's user namespace
  * when it is not ours, as an unprivileged dumper holds CAP_SYS_ADMIN only
  * there) and reads uname(2), the interfaces and /proc/sysvipc as the
@@ -281,7 +281,7 @@ static int capture_user(pid_t pid, struct ns_rec *n)
 }
 
 /* What ns_capture found: the record, or NULL when there is none to write. */
-static int fill(pid_t pid, pid_t outer, struct ns_rec *n)
+static int fill(pid_t pid, pid_t root, pid_t outer, struct ns_rec *n)
 {
 	uint64_t out[IMG_NS_NTYPES];
 	char *cg, *ocg;
@@ -292,6 +292,10 @@ static int fill(pid_t pid, pid_t outer, struct ns_rec *n)
 		out[t] = ns_ino(outer, t);
 		if (!out[t])
 			out[t] = ns_ino(0, t);
+		/* The root's pid namespace is the tree's, whose pids the
+		 * image records (dump.c): only a deeper one is its own. */
+		if (t == IMG_NS_PID && ns_ino(root, t))
+			out[t] = ns_ino(root, t);
 		if (n->d.ino[t] && n->d.ino[t] != out[t])
 			n->d.own |= 1u << t;
 	}
@@ -335,7 +339,7 @@ static int fill(pid_t pid, pid_t outer, struct ns_rec *n)
 	return 0;
 }
 
-int ns_capture(pid_t pid, pid_t outer, struct image *im)
+int ns_capture(pid_t pid, pid_t root, pid_t outer, struct image *im)
 {
 	struct ns_rec *n = calloc(1, sizeof(*n));
 
@@ -344,7 +348,7 @@ int ns_capture(pid_t pid, pid_t outer, struct image *im)
 		return -1;
 	}
 	im->ns = n;
-	if (fill(pid, outer, n))
+	if (fill(pid, root, outer, n))
 		return -1;
 	if (!n->d.own && !(n->d.flags & IMG_NSF_CGROUP)) {
 		im->ns = NULL;

@@ -232,10 +232,11 @@ int restart_handler_pending(const struct image *im, size_t k);
 /* ---- ns: namespaces and cgroup (ns.c). */
 
 /* im->ns: the namespaces and cgroup of pid that are not those of outer
- * (the tree root's parent), and what a restore needs to make them again
- * (NULL when there are none); -1 (err_set naming pid) for one a restore
- * cannot make. */
-int ns_capture(pid_t pid, pid_t outer, struct image *im) __attribute__((warn_unused_result));
+ * (the tree root's parent; for the pid namespace, root's), and what a
+ * restore needs to make them again (NULL when there are none); -1
+ * (err_set naming pid) for one a restore cannot make. */
+int ns_capture(pid_t pid, pid_t root, pid_t outer, struct image *im)
+	__attribute__((warn_unused_result));
 /* The cgroup v2 path of /proc/PID/cgroup (its "0::" line; pid 0: ours),
  * malloc'd, or NULL. */
 char *proc_read_cgroup(pid_t pid);
