@@ -15,6 +15,10 @@ setup() {
 	RERR=$BATS_TEST_TMPDIR/remap.err
 }
 
+teardown() {
+	coord_teardown
+}
+
 # remap_bg [OPTION...]: ckpt-remap $IMG in the background ($RP).
 remap_bg() {
 	exec_clean ckpt-remap "$@" "$IMG" </dev/null >>"$OUT" 2>>"$RERR" &
@@ -75,4 +79,37 @@ rounds() {
 # bats test_tags=root
 @test "as root, --pid-ns: the same three rounds" {
 	rounds --pid-ns
+}
+
+# A coordinator's member: restarted without privilege, its tree is in a
+# pid namespace of its own, below ckpt-remap and its init; the member's
+# helper finds it there and checkpoints it by its pid here.
+@test "a tree member checkpointed with --kill and restarted by the script, three times: its pids hold" {
+	local r dir port
+	start_coord
+	port=$CPORT
+	inject pidns pidns "$D" 3 noproc
+	PA=$INJ_PID
+	wait_for has_members 1
+	for r in 0 1 2; do
+		wait_for_file "$D/ready.$r"
+		run ckpt-signal --coord-port "$port" --checkpoint --wait --kill
+		echo "$output"
+		[ "$status" -eq 0 ]
+		dir=$output
+		# Each generation holds the tree under the pids it had at first.
+		ckpt-inspect "$dir/ckpt_pidns_1.ckpt.zst" >"$BATS_TEST_TMPDIR/inspect"
+		grep -q '^tree: *3 processes' "$BATS_TEST_TMPDIR/inspect"
+		grep -Eq "^ +$PA +[0-9]+ " "$BATS_TEST_TMPDIR/inspect"
+		reap "${RS_PID:-$PA}"
+		[ "$status" -eq 137 ]
+		restart_bg "$dir"
+		port=$RPORT
+		wait_for has_members 1 "$port"
+		touch "$D/go.$r"
+	done
+	reap "$RS_PID"
+	cat "$BATS_TEST_TMPDIR/restart.out" "$BATS_TEST_TMPDIR/pidns.out"
+	[ "$status" -eq 0 ]
+	grep -qx "ok pidns" "$BATS_TEST_TMPDIR/pidns.out"
 }

@@ -24,21 +24,6 @@ at_least() {
 	[ "$(lines "$2")" -ge "$1" ]
 }
 
-# restart_bg GEN_DIR: the generation's restart script in the background
-# under a new coordinator (a free port, in $RPORT), its pid in $RS_PID,
-# its output in $BATS_TEST_TMPDIR/restart.out.
-restart_bg() {
-	local pf=$BATS_TEST_TMPDIR/rport
-	rm -f "$pf"
-	exec_clean "$1/ckpt_restart_script.sh" --coord-port 0 --port-file "$pf" \
-		</dev/null >"$BATS_TEST_TMPDIR/restart.out" 2>&1 &
-	RS_PID=$!
-	CKPT_PIDS+=("$RS_PID")
-	wait_for_file "$pf"
-	RPORT=$(cat "$pf")
-	COORD_PORTS+=("$RPORT")
-}
-
 # two_loggers N: two loggers of N lines each, members of the coordinator,
 # $A and $B their logs, $PA and $PB their pids.
 two_loggers() {

@@ -398,6 +398,21 @@ has_members() {
 	[ "$(coord_members "${2:-$CPORT}")" = "$1" ]
 }
 
+# restart_bg GEN_DIR: the generation's restart script in the background
+# under a new coordinator (a free port, in $RPORT), its pid in $RS_PID,
+# its output in $BATS_TEST_TMPDIR/restart.out.
+restart_bg() {
+	local pf=$BATS_TEST_TMPDIR/rport
+	rm -f "$pf"
+	exec_clean "$1/ckpt_restart_script.sh" --coord-port 0 --port-file "$pf" \
+		</dev/null >"$BATS_TEST_TMPDIR/restart.out" 2>&1 &
+	RS_PID=$!
+	CKPT_PIDS+=("$RS_PID")
+	wait_for_file "$pf"
+	RPORT=$(cat "$pf")
+	COORD_PORTS+=("$RPORT")
+}
+
 # coord_teardown: kill what the coordinators of this test know (members,
 # their helpers), then the coordinators, and wait until the helpers are gone.
 coord_teardown() {

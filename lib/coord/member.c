@@ -603,38 +603,43 @@ static int other_pidns(pid_t pid)
 	return strcmp(ours, theirs) != 0;
 }
 
+/* The first child of pid, 0 for none (yet). */
+static pid_t first_child(pid_t pid)
+{
+	char path[64], *kids = read_file(
+			   fmt_path(path, sizeof(path), "/proc/%d/task/%d/children", pid, pid), NULL);
+	long child = kids ? strtol(kids, NULL, 10) : 0;
+
+	free(kids);
+	return child > 0 ? (pid_t)child : 0;
+}
+
 /* After ckpt-inject --restart has become ckpt-remap: the restored program
- * is that process itself, or (keeping its old pid) its one child.  0 once
- * it runs, -1 if ckpt-remap went away first or restores into a pid
- * namespace of its own (a tree without privilege: its pids are not ours
- * to dump, and the helper leaves the computation). */
+ * is that process itself, or (keeping its old pid) its one child, or (a
+ * tree without privilege, in a pid namespace of its own) the child of
+ * that child, the namespace's init, unless the init became the program
+ * itself.  Dumped by its pid here, it keeps the tree's in its image
+ * (dump.c).  0 once it runs, -1 if ckpt-remap went away first. */
 static int find_restored(struct mb_helper *h, pid_t remap)
 {
-	char tool[PATH_MAX], real[PATH_MAX], path[64];
+	char tool[PATH_MAX], real[PATH_MAX];
 	pid_t seen = 0;
 	int polls = 0, named = 0;
 
 	if (!realpath(co_tool("ckpt-remap", tool, sizeof(tool)), real))
 		snprintf(real, sizeof(real), "/ckpt-remap");
 	for (;; usleep(10000)) {
-		char *kids;
-		long child;
-		pid_t p = 0;
+		pid_t p = 0, child;
 
 		if (kill(remap, 0))
 			return -1;
 		if (!maps_has(remap, real)) {
 			p = remap;
-		} else {
-			kids = read_file(fmt_path(path, sizeof(path), "/proc/%d/task/%d/children",
-						  remap, remap),
-					 NULL);
-			child = kids ? strtol(kids, NULL, 10) : 0;
-			free(kids);
-			if (child > 0 && other_pidns(child))
-				return -1;
+		} else if ((child = first_child(remap)) > 0) {
+			if (maps_has(child, real) && other_pidns(child))
+				child = first_child(child);
 			if (child > 0 && !maps_has(child, real))
-				p = (pid_t)child;
+				p = child;
 		}
 		/* ckpt-remap's code gone is not the restore done: its
 		 * restorer still fills the memory and sets the state, and a

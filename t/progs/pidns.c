@@ -1,7 +1,8 @@
 /* pidns: a tree that keeps the pids it knows of its own processes, for
  * restores in a pid namespace and dumps of them from outside.
  *
- *   pidns DIR ROUNDS  a parent with a second thread and two children.
+ *   pidns DIR ROUNDS [noproc]
+ *                     a parent with a second thread and two children.
  *                     It writes DIR/ready.R and waits for DIR/go.R, for
  *                     R = 0 .. ROUNDS-1 (a dump and a restore in between);
  *                     then it checks: its getpid(); its thread's tid
@@ -11,8 +12,11 @@
  *                     parent and of its sibling); its pidfd of the first
  *                     child (fdinfo's Pid) and the /proc/PID/status files
  *                     of itself and of that child it holds open (their
- *                     Pid), where /proc shows its own pid namespace.  At the end each child exits and
- *                     waitpid(child) must return it with status 0.
+ *                     Pid), where /proc shows its own pid namespace (not
+ *                     with noproc: a coordinator's member saves its open
+ *                     files, and one of /proc is not put back).  At the
+ *                     end each child exits and waitpid(child) must return
+ *                     it with status 0.
  *
  * "ok pidns" on stdout and exit 0 only if every check of every round
  * passed. */
@@ -165,13 +169,13 @@ static void wait_go(int round)
 
 int main(int argc, char **argv)
 {
-	int to[2][2], from[2][2], rounds, pidfd, own_status, kid_status;
+	int to[2][2], from[2][2], rounds, pidfd, own_status = -1, kid_status = -1;
 	pid_t me = getpid(), kid[2] = {0, 0};
 	struct sigaction sa;
 	pthread_t th;
 
-	if (argc != 3 || (rounds = atoi(argv[2])) < 1) {
-		fprintf(stderr, "usage: pidns DIR ROUNDS\n");
+	if (argc < 3 || argc > 4 || (rounds = atoi(argv[2])) < 1) {
+		fprintf(stderr, "usage: pidns DIR ROUNDS [noproc]\n");
 		return 2;
 	}
 	dir = argv[1];
@@ -196,9 +200,8 @@ int main(int argc, char **argv)
 	pidfd = (int)syscall(SYS_pidfd_open, kid[0], 0);
 	if (pidfd < 0)
 		bad(0, "pidfd_open", errno, 0);
-	own_status = open_status(me);
-	kid_status = open_status(kid[0]);
-	if (own_status < 0 || kid_status < 0)
+	if (argc < 4 && ((own_status = open_status(me)) < 0 ||
+			 (kid_status = open_status(kid[0])) < 0))
 		bad(0, "cannot open /proc/PID/status", errno, 0);
 	if (pthread_create(&th, NULL, thread_main, NULL))
 		bad(0, "pthread_create", 0, 0);
@@ -231,9 +234,9 @@ int main(int argc, char **argv)
 		}
 		if (proc_ours() && (v = pidfd_pid(pidfd)) != kid[0])
 			bad(r, "the pidfd's Pid", v, kid[0]);
-		if (proc_ours() && (v = pid_line(own_status)) != me)
+		if (own_status >= 0 && proc_ours() && (v = pid_line(own_status)) != me)
 			bad(r, "the Pid of its /proc/PID/status", v, me);
-		if (proc_ours() && (v = pid_line(kid_status)) != kid[0])
+		if (kid_status >= 0 && proc_ours() && (v = pid_line(kid_status)) != kid[0])
 			bad(r, "the Pid of the child's /proc/PID/status", v, kid[0]);
 		if (syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0))
 			bad(r, "pidfd_send_signal", errno, 0);
