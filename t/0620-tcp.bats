@@ -326,7 +326,8 @@ may_net_ns() {
 		ckpt-inspect "$IMG" | grep -q ' tcp .* shutdown 0 pair [0-9]* end 0 repair unacked 0 '
 	else
 		echo "# the dump could not use TCP_REPAIR (no CAP_NET_ADMIN in the host's net namespace): the pairs are refilled" >&3
-		! ckpt-inspect "$IMG" | grep -q ' repair '
+		run ckpt-inspect "$IMG"
+		[[ $output != *' repair '* ]]
 	fi
 	net_restored "tcpconn one: ok"
 }
@@ -337,7 +338,8 @@ may_net_ns() {
 	local pid
 	start one
 	bg_dump_kill
-	! ckpt-inspect "$IMG" | grep -q ' repair '
+	run ckpt-inspect "$IMG"
+	[[ $output != *' repair '* ]]
 	rm -f "$D/go"
 	exec_clean ckpt-remap --net-ns "$IMG" </dev/null >"$D/remap.out" 2>"$D/remap.err" &
 	pid=$!
