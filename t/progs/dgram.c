@@ -51,6 +51,11 @@
 #define PROG "dgram"
 #include "progs.h"
 
+static int sock_at(int want, int family, int type, int proto)
+{
+	return fd_at(want, socket(family, type, proto), "socket");
+}
+
 static const char *dir;
 static char go[4096];
 
@@ -136,20 +141,6 @@ static void none_left(int s, const char *what)
 
 	if (recv(s, b, sizeof(b), MSG_DONTWAIT) >= 0)
 		fail("%s: a datagram more than was sent", what);
-}
-
-static int sock_at(int want, int family, int type, int proto)
-{
-	int s = socket(family, type, proto);
-
-	if (s < 0)
-		die("socket");
-	if (s != want) {
-		if (dup2(s, want) < 0)
-			die("dup2");
-		close(s);
-	}
-	return want;
 }
 
 /* A pipe above the fds the sockets take. */

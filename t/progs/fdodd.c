@@ -71,25 +71,6 @@
 
 static const char *dir;
 
-static const char *in_dir(const char *name)
-{
-	static char path[4096];
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	return path;
-}
-
-static void at(int want, int fd)
-{
-	if (fd < 0)
-		die("open");
-	if (fd != want) {
-		if (dup2(fd, want) < 0)
-			die("dup2");
-		close(fd);
-	}
-}
-
 static void ready(void)
 {
 	printf("ready %d\n", getpid());
@@ -106,7 +87,7 @@ static int do_nsfile(void)
 
 	for (int i = 0; i < NNS; i++) {
 		snprintf(path, sizeof(path), "/proc/self/ns/%s", nstypes[i]);
-		at(3 + i, open(path, O_RDONLY));
+		fd_at(3 + i, open(path, O_RDONLY), "open");
 	}
 	ready();
 	for (int i = 0; i < NNS; i++) {
@@ -153,7 +134,7 @@ static int do_nsother(void)
 	if (read(up[0], &c, 1) != 1)
 		die("child");
 	snprintf(path, sizeof(path), "/proc/%d/ns/user", child);
-	at(3, open(path, O_RDONLY));
+	fd_at(3, open(path, O_RDONLY), "open");
 	if (fstat(3, &was))
 		die("fstat");
 	close(up[0]);
@@ -231,24 +212,24 @@ static int do_epoll(void)
 	struct epoll_event ev;
 	int p[2];
 
-	at(3, epoll_create1(0));
-	at(5, eventfd(0, 0));
+	fd_at(3, epoll_create1(0), "open");
+	fd_at(5, eventfd(0, 0), "open");
 	add(3, 5, 0xa);
-	at(6, dup(5));
+	fd_at(6, dup(5), "open");
 	close(5);
 	if (pipe(p))
 		die("pipe");
-	at(20, p[0]);
-	at(10, p[1]);
-	at(7, dup(20));
+	fd_at(20, p[0], "open");
+	fd_at(10, p[1], "open");
+	fd_at(7, dup(20), "open");
 	close(20);
 	add(3, 7, 0xb);
-	at(8, dup(7));
-	at(7, eventfd(0, EFD_CLOEXEC));
+	fd_at(8, dup(7), "open");
+	fd_at(7, eventfd(0, EFD_CLOEXEC), "open");
 	if (fcntl(7, F_SETFD, FD_CLOEXEC))
 		die("F_SETFD");
 	add(3, 7, 0xc);
-	at(9, eventfd(0, 0));
+	fd_at(9, eventfd(0, 0), "open");
 	add(3, 9, 0xd);
 	watches(3, was, sizeof(was));
 	ready();
@@ -277,8 +258,8 @@ static int do_epollgone(void)
 	int up[2];
 	char c;
 
-	at(3, epoll_create1(0));
-	at(5, eventfd(0, 0));
+	fd_at(3, epoll_create1(0), "open");
+	fd_at(5, eventfd(0, 0), "open");
 	add(3, 5, 0xa);
 	if (pipe(up))
 		die("pipe");
@@ -326,7 +307,7 @@ static void make_queue(void)
 
 	mq_unlink(mq_name());
 	umask(022);
-	at(3, mq_open(mq_name(), O_RDWR | O_CREAT | O_EXCL, 0640, &a));
+	fd_at(3, mq_open(mq_name(), O_RDWR | O_CREAT | O_EXCL, 0640, &a), "open");
 	for (int i = 0; i < NMSG; i++)
 		if (mq_send(3, mq_msgs[i].text, strlen(mq_msgs[i].text), mq_msgs[i].prio))
 			die("mq_send");
@@ -352,7 +333,7 @@ static int do_mqueue(void)
 	unsigned prio;
 
 	make_queue();
-	at(4, mq_open(mq_name(), O_WRONLY | O_NONBLOCK));
+	fd_at(4, mq_open(mq_name(), O_WRONLY | O_NONBLOCK), "open");
 	ready();
 	same_attr(3, 0);
 	same_attr(4, O_NONBLOCK);
@@ -446,7 +427,7 @@ static int do_aio(void)
 	int fd;
 	long n;
 
-	at(3, open(in_dir("aiofile"), O_RDWR | O_CREAT | O_TRUNC, 0600));
+	fd_at(3, open(in_dir("aiofile"), O_RDWR | O_CREAT | O_TRUNC, 0600), "open");
 	for (int i = 0; i < AIO_N; i++)
 		dprintf(3, "%08d", i);
 	/* A second context, idle, made after the first: below it, and with
@@ -558,7 +539,7 @@ static int do_uring(int keep_fd, int map)
 	struct stat sb;
 	void *ring;
 
-	at(3, syscall(SYS_io_uring_setup, 4, &p));
+	fd_at(3, syscall(SYS_io_uring_setup, 4, &p), "open");
 	if (map) {
 		ring = mmap(NULL, p.sq_off[6] + p.sq_entries * 4, PROT_READ | PROT_WRITE,
 			    MAP_SHARED, 3, 0);

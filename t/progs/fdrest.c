@@ -69,27 +69,6 @@
 
 static const char *dir;
 
-static const char *in_dir(const char *name)
-{
-	static char path[4][4096];
-	static int k;
-
-	k = (k + 1) % 4;
-	snprintf(path[k], sizeof(path[k]), "%s/%s", dir, name);
-	return path[k];
-}
-
-static void at(int want, int fd)
-{
-	if (fd < 0)
-		die("open");
-	if (fd != want) {
-		if (dup2(fd, want) < 0)
-			die("dup2");
-		close(fd);
-	}
-}
-
 static void ready(void)
 {
 	printf("ready %d\n", getpid());
@@ -168,7 +147,7 @@ static int do_moved(void)
 	if (chdir(dir) || mkdir("w", 0700))
 		die("w");
 	append("w/f", "");
-	at(3, inotify_init1(0));
+	fd_at(3, inotify_init1(0), "open");
 	if (inotify_add_watch(3, "w", IN_CREATE) != 1 ||
 	    inotify_add_watch(3, "w/f", IN_MODIFY) != 2)
 		die("inotify_add_watch");
@@ -195,7 +174,7 @@ static int do_hidden(void)
 	if (mkdir(in_dir("h"), 0700))
 		die("h");
 	append(in_dir("h/f"), "");
-	at(3, inotify_init1(0));
+	fd_at(3, inotify_init1(0), "open");
 	if (inotify_add_watch(3, in_dir("h/f"), IN_MODIFY) != 1)
 		die("inotify_add_watch");
 	if (mount("fdrest", in_dir("h"), "tmpfs", 0, "size=64k"))
@@ -216,8 +195,8 @@ static int do_hidden(void)
 
 static int do_deleted(void)
 {
-	at(4, open(in_dir("g"), O_RDWR | O_CREAT, 0600));
-	at(3, inotify_init1(0));
+	fd_at(4, open(in_dir("g"), O_RDWR | O_CREAT, 0600), "open");
+	fd_at(3, inotify_init1(0), "open");
 	if (inotify_add_watch(3, in_dir("g"), IN_MODIFY) != 1)
 		die("inotify_add_watch");
 	if (unlink(in_dir("g")))
@@ -258,8 +237,8 @@ static int do_delowner(void)
 
 	if (mkdir(in_dir("dd"), 0700) || chmod(in_dir("dd"), 0751) || mkfifo(in_dir("df"), 0600))
 		die("mkdir");
-	at(3, open(in_dir("dd"), O_RDONLY | O_DIRECTORY));
-	at(4, open(in_dir("df"), O_RDWR | O_NONBLOCK));
+	fd_at(3, open(in_dir("dd"), O_RDONLY | O_DIRECTORY), "open");
+	fd_at(4, open(in_dir("df"), O_RDWR | O_NONBLOCK), "open");
 	if (write(4, "hello", 5) != 5)
 		die("write");
 	if (root && (fchown(3, 4321, 4322) || fchown(4, 4323, 4324)))
@@ -322,12 +301,12 @@ static int do_epolltree(void)
 	double end;
 	pid_t child;
 
-	at(3, epoll_create1(0));
-	at(5, eventfd(0, 0));
+	fd_at(3, epoll_create1(0), "open");
+	fd_at(5, eventfd(0, 0), "open");
 	if (pipe(p))
 		die("pipe");
-	at(7, p[1]);
-	at(6, p[0]);
+	fd_at(7, p[1], "open");
+	fd_at(6, p[0], "open");
 	if (epoll_ctl(3, EPOLL_CTL_ADD, 5, &ev))
 		die("epoll_ctl");
 	ev.data.u64 = 0xb6;
@@ -389,10 +368,10 @@ static int do_forkshare(void)
 	pid_t child;
 	int st = 0;
 
-	at(3, (int)syscall(SYS_pidfd_open, getpid(), 0));
-	at(4, open("/proc/self/ns/uts", O_RDONLY));
+	fd_at(3, (int)syscall(SYS_pidfd_open, getpid(), 0), "open");
+	fd_at(4, open("/proc/self/ns/uts", O_RDONLY), "open");
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)getpid());
-	at(5, open(path, O_RDONLY));
+	fd_at(5, open(path, O_RDONLY), "open");
 	if ((child = fork()) < 0)
 		die("fork");
 	if (child == 0) {
@@ -457,7 +436,7 @@ static int open_task_stat(pid_t tid)
 
 static int do_taskfile(void)
 {
-	at(3, open_task_stat(getpid()));
+	fd_at(3, open_task_stat(getpid()), "open");
 	ready();
 	if (stat_id(3) != getpid())
 		fail("fd 3 is the stat of task %d, not of %d", stat_id(3), (int)getpid());
@@ -489,7 +468,7 @@ static int do_taskthread(void)
 		if (d)
 			closedir(d);
 	}
-	at(3, open_task_stat(tid));
+	fd_at(3, open_task_stat(tid), "open");
 	ready();
 	if (stat_id(3) == getpid() || stat_id(3) <= 0)
 		fail("fd 3 is the stat of task %d, not of its second thread", stat_id(3));

@@ -52,16 +52,6 @@
 
 static const char *dir;
 
-static char *in_dir(const char *name)
-{
-	static char buf[4][4096];
-	static int k;
-
-	k = (k + 1) % 4;
-	snprintf(buf[k], sizeof(buf[k]), "%s/%s", dir, name);
-	return buf[k];
-}
-
 static unsigned char byte_at(size_t i)
 {
 	return (unsigned char)(mix(11, i / 8) >> (i % 8));

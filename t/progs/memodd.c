@@ -78,14 +78,6 @@
 
 static const char *dir;
 
-static const char *in_dir(const char *name)
-{
-	static char path[4096];
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	return path;
-}
-
 static void fill(void *p, size_t len, uint64_t seed)
 {
 	uint64_t *w = p;

@@ -185,14 +185,6 @@ static void check_net(void)
 		     ntohs(bound.sin_port), strerror(errno));
 }
 
-static const char *in_dir(const char *name)
-{
-	static char path[4200];
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	return path;
-}
-
 static int tree(int root)
 {
 	char host[128] = "";

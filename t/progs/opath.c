@@ -44,25 +44,6 @@
 
 static const char *dir;
 
-static const char *in_dir(const char *name)
-{
-	static char path[4096];
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	return path;
-}
-
-static void at(int want, int fd)
-{
-	if (fd < 0)
-		die("open");
-	if (fd != want) {
-		if (dup2(fd, want) < 0)
-			die("dup2");
-		close(fd);
-	}
-}
-
 static void same(int fd, const char *name, const struct stat *was, mode_t type)
 {
 	struct stat a, b;
@@ -94,10 +75,10 @@ static int do_opath(int gone)
 		die("mkdir/symlink");
 	if (stat(in_dir("f"), &sf) || stat(in_dir("d"), &sd) || lstat(in_dir("l"), &sl))
 		die("stat");
-	at(3, open(in_dir("f"), O_PATH));
+	fd_at(3, open(in_dir("f"), O_PATH), "open");
 	if (!gone) {
-		at(4, open(in_dir("d"), O_PATH | O_DIRECTORY));
-		at(5, open(in_dir("l"), O_PATH | O_NOFOLLOW));
+		fd_at(4, open(in_dir("d"), O_PATH | O_DIRECTORY), "open");
+		fd_at(5, open(in_dir("l"), O_PATH | O_NOFOLLOW), "open");
 	} else if (unlink(in_dir("f"))) {
 		die("unlink");
 	}
@@ -195,11 +176,11 @@ static int do_pidfd(void)
 		die("fork");
 	if (gone == 0)
 		_exit(3);
-	at(5, syscall(SYS_pidfd_open, gone, 0));
+	fd_at(5, syscall(SYS_pidfd_open, gone, 0), "open");
 	if (waitpid(gone, &st, 0) != gone)
 		die("waitpid");
-	at(3, syscall(SYS_pidfd_open, getpid(), 0));
-	at(4, syscall(SYS_pidfd_open, child, PIDFD_NONBLOCK));
+	fd_at(3, syscall(SYS_pidfd_open, getpid(), 0), "open");
+	fd_at(4, syscall(SYS_pidfd_open, child, PIDFD_NONBLOCK), "open");
 	ask_gone(5, &was);
 	printf("child %d\nready %d\n", child, getpid());
 	fflush(stdout);

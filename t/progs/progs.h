@@ -95,6 +95,19 @@ static inline void wait_file(const char *path)
 		nanosleep(&ts, NULL);
 }
 
+/* DIR/NAME, in one of four buffers that take turns (a call may use four
+ * at once).  in_dir(NAME): in the program's own dir. */
+static inline char *path_in(const char *dir, const char *name)
+{
+	static char buf[4][4200];
+	static int k;
+
+	k = (k + 1) % 4;
+	snprintf(buf[k], sizeof(buf[k]), "%s/%s", dir, name);
+	return buf[k];
+}
+#define in_dir(name) path_in(dir, (name))
+
 /* A program that defines PROG, its name in messages, before it includes
  * this file counts its failed checks with fail() and exits 1 if there
  * were any, and gives up with die() when its setup fails. */
@@ -143,6 +156,19 @@ static inline _Noreturn void die_err(const char *what, int err)
 #endif
 }
 #define die(what) die_err((what), errno)
+
+/* fd, which WHAT opened (die if it failed), moved to number want: want. */
+static inline int fd_at(int want, int fd, const char *what)
+{
+	if (fd < 0)
+		die(what);
+	if (fd != want) {
+		if (dup2(fd, want) < 0)
+			die("dup2");
+		close(fd);
+	}
+	return want;
+}
 #endif /* PROG */
 
 #endif

@@ -44,6 +44,11 @@
 #define PROG "socks"
 #include "progs.h"
 
+static int sock_at(int want, int family, int type)
+{
+	return fd_at(want, socket(family, type, 0), "socket");
+}
+
 static const char *dir;
 static char abstract[64];
 
@@ -57,20 +62,6 @@ static socklen_t unix_addr(struct sockaddr_un *a, const char *name, int abs)
 	}
 	snprintf(a->sun_path, sizeof(a->sun_path), "%s/%s", dir, name);
 	return sizeof(*a);
-}
-
-static int sock_at(int want, int family, int type)
-{
-	int s = socket(family, type, 0);
-
-	if (s < 0)
-		die("socket");
-	if (s != want) {
-		if (dup2(s, want) < 0)
-			die("dup2");
-		close(s);
-	}
-	return want;
 }
 
 static void setopt(int s, int level, int opt, int v)

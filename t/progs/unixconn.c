@@ -67,6 +67,11 @@
 #define PROG "unixconn"
 #include "progs.h"
 
+static int sock_at(int want, int type)
+{
+	return fd_at(want, socket(AF_UNIX, type, 0), "socket");
+}
+
 static const char *dir;
 static unsigned long long started;
 static pid_t kids[2];
@@ -80,20 +85,6 @@ static socklen_t path_addr(struct sockaddr_un *a, const char *name)
 }
 
 /* A new socket of type at fd want. */
-static int sock_at(int want, int type)
-{
-	int s = socket(AF_UNIX, type, 0);
-
-	if (s < 0)
-		die("socket");
-	if (s != want) {
-		if (dup2(s, want) < 0)
-			die("dup2");
-		close(s);
-	}
-	return want;
-}
-
 static void move_to(int s, int want)
 {
 	if (s < 0)
