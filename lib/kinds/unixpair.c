@@ -18,24 +18,6 @@
 #include "base/base.h"
 #include "kinds/kinds-internal.h"
 
-static const char *family_name(int family)
-{
-	switch (family) {
-	case AF_INET:
-		return "an inet";
-	case AF_INET6:
-		return "an inet6";
-	case AF_NETLINK:
-		return "a netlink";
-	case AF_PACKET:
-		return "a packet";
-	case AF_VSOCK:
-		return "a vsock";
-	default:
-		return "a";
-	}
-}
-
 /* One peek at offset off of at most room bytes: the fds it brought into
  * fds (*nfds), its flags into *flags.  Its credentials (SCM_CREDENTIALS,
  * for SO_PASSCRED) are not kept: the restored bytes carry the
@@ -270,19 +252,14 @@ static int capture_unix(const struct fd_source *src, struct fd_entry *f)
 	unsigned char *data = NULL, *x = NULL;
 	const char *link = src->link;
 	pid_t pid = src->pid;
-	int fd = f->d.fd, s, family = -1, type = -1, on = 0, rc = -1;
+	int fd = f->d.fd, s, type = -1, on = 0, rc = -1;
 	socklen_t sl = sizeof(int);
 
 	if ((s = fd_getfd(pid, fd)) < 0)
 		return -1;
-	if (getsockopt(s, SOL_SOCKET, SO_DOMAIN, &family, &sl) ||
-	    getsockopt(s, SOL_SOCKET, SO_TYPE, &type, &sl)) {
-		err_sys("pid %d: fd %d (%s): cannot ask the socket its family", pid, fd, link);
-		goto out;
-	}
-	if (family != AF_UNIX) {
-		err_set("pid %d: fd %d is %s socket (%s, family %d); not supported yet", pid, fd,
-			family_name(family), link, family);
+	/* A unix socket (fd_sock_kind sends only those here): its type. */
+	if (getsockopt(s, SOL_SOCKET, SO_TYPE, &type, &sl)) {
+		err_sys("pid %d: fd %d (%s): cannot ask the socket its type", pid, fd, link);
 		goto out;
 	}
 	if (fd_unix_diag(f->d.ino, &di)) {
