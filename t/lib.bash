@@ -33,15 +33,20 @@ start_bg() {
 }
 
 # wait_for [-t SECONDS] CMD...: wait until CMD succeeds, trying every 10 ms
-# for SECONDS (20) at most; then say what for and fail.
+# for SECONDS (20) of the clock at most (a slow CMD counts: the deadline is
+# not a number of tries); then say what for and fail.
 wait_for() {
-	local i t=20
+	local t=20 end now
 	if [ "$1" = -t ]; then
 		t=$2
 		shift 2
 	fi
-	for ((i = 0; i < t * 100; i++)); do
+	now=${EPOCHREALTIME/./}
+	end=$((now + t * 1000000))
+	while :; do
 		"$@" && return 0
+		now=${EPOCHREALTIME/./}
+		[ "$now" -lt "$end" ] || break
 		sleep 0.01
 	done
 	echo "timed out after $t s waiting for: $*" >&2
