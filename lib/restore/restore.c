@@ -393,8 +393,19 @@ static int map_file_unchanged(const struct region *r, const struct stat *sb)
 	return -1;
 }
 
+/* A mapped file the image saved (--save-files: sqlite's WAL index,
+ * DB-shm, is open and mapped shared) is put back from the image before
+ * anything is mapped, with the contents and mtime of the checkpoint:
+ * neither its absence nor a change since is a reason to refuse. */
+static int map_file_saved(const struct image *im, const struct region *r)
+{
+	const struct shm_obj *o = img_find_shm(im, r->d.dev, r->d.ino);
+
+	return o && o->d.kind == IMG_SHM_SAVED;
+}
+
 /* One fd per mapped file, checked against what the image recorded. */
-static int map_file_fd(struct fileset *fs, const struct region *r)
+static int map_file_fd(struct fileset *fs, const struct image *im, const struct region *r)
 {
 	struct stat sb;
 	int fd, wr = (r->d.flags & IMG_RGN_SHARED) && (r->d.flags & IMG_RGN_MAYWRITE);
@@ -412,7 +423,7 @@ static int map_file_fd(struct fileset *fs, const struct region *r)
 		close(fd);
 		return -1;
 	}
-	if (map_file_unchanged(r, &sb)) {
+	if (!map_file_saved(im, r) && map_file_unchanged(r, &sb)) {
 		close(fd);
 		return -1;
 	}
@@ -437,7 +448,7 @@ static int precheck_maps(const struct image *im)
 		const struct region *r = &im->regions[i];
 		struct stat sb;
 
-		if (r->d.kind != IMG_RGN_FILE)
+		if (r->d.kind != IMG_RGN_FILE || map_file_saved(im, r))
 			continue;
 		if (stat(r->path, &sb)) {
 			err_sys("cannot open %s, mapped at %#llx", r->path,
@@ -1444,7 +1455,7 @@ static int plan_maps(struct restore *r)
 			continue;
 		plan_map(g, m);
 		if (g->d.kind == IMG_RGN_FILE) {
-			m->fd = map_file_fd(&r->fs, g);
+			m->fd = map_file_fd(&r->fs, r->im, g);
 			if (m->fd < 0)
 				return -1;
 			m->pgoff = g->d.pgoff;
