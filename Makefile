@@ -32,7 +32,7 @@ PROGS     := $(patsubst %.c,%,$(wildcard t/progs/*.c))
 UNITS     := $(patsubst %.c,%,$(wildcard t/unit/*.c))
 BENCHPROGS := bench/bwork bench/freshread bench/pvread bench/tcptree
 MANS      := $(wildcard man/*.[1-8])
-SCRIPTS   := contrib/install-deps $(wildcard contrib/*/*.sh) .ci/run t/run-tests t/check-bats t/check-includes t/lib.bash $(wildcard t/*.sh) $(wildcard completions/*) \
+SCRIPTS   := contrib/install-deps $(wildcard contrib/*/*.sh) .ci/run t/run-tests t/check-bats t/check-includes t/lib.bash $(wildcard t/*.sh) $(wildcard t/progs/*.sh) $(wildcard completions/*) \
 	bench/run
 
 BUILD_DEPS := zlib1g-dev liblzma-dev libzstd-dev
