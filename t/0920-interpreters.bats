@@ -23,9 +23,12 @@ teardown() {
 	coord_teardown
 }
 
-# prog NAME: the command line of t/progs' NAME on $D in PROG (an array);
-# skips where Debian's package for it is missing.
+# prog NAME [ARG]: the command line of t/progs' NAME on $D in PROG (an
+# array); skips where Debian's package for it is missing.  $BUSY is what
+# the program must be doing when it is checkpointed (a command given the
+# program's pid, or its image once checkpointed).
 prog() {
+	BUSY=true
 	case $1 in
 	pynum)
 		/usr/bin/python3 -c 'import numpy' 2>/dev/null ||
@@ -41,8 +44,20 @@ prog() {
 		;;
 	bashjobs)
 		PROG=(bash "$TOP/t/progs/bashjobs.sh" "$D")
+		BUSY=jobs_running
 		;;
 	esac
+}
+
+# jobs_running PID [IMG]: bashjobs (PID) is in its loop's wait, its two
+# jobs running: the consumers at the ends of their pipes, awk and wc, are
+# its children; or, IMG given, they are in the image.
+jobs_running() {
+	if [ -n "${2:-}" ]; then
+		[ "$(ckpt-inspect "$2" | grep -c -E '^ +[0-9]+ +[0-9]+ +[0-9]+ +[0-9]+ +(awk NR|wc -c)')" = 2 ]
+	else
+		[[ "$(ps -o comm= --ppid "$1" | sort | tr '\n' ' ')" == *"awk bash bash wc "* ]]
+	fi
 }
 
 # tell N CMD: the program's command N is CMD (written whole, by rename).
@@ -117,7 +132,9 @@ by_pid() {
 	start_bg "${PROG[@]}"
 	wait_for -t 60 grep -qs '^ready ' "$OUT"
 	ask 1 "$cmd"
+	wait_for "$BUSY" "$BG_PID"
 	ckpt-dump -t --save-files -o "$IMG" "$BG_PID"
+	"$BUSY" "$BG_PID" "$IMG"
 	ask 2 "$cmd"
 	live=$ANS
 	tell 3 quit
@@ -128,8 +145,10 @@ by_pid() {
 	[ "$ANS" = "$live" ]
 	for N in 3 4; do
 		p=$(program_pid "$BG_PID")
+		wait_for "$BUSY" "$p"
 		read -ra tree <<<"$p $(descendants "$p" | tr '\n' ' ')"
 		ckpt-dump -t --kill -o "$IMG" "$p"
+		"$BUSY" "$p" "$IMG"
 		wait "$BG_PID" || true
 		CKPT_PIDS=()
 		wait_for gone "${tree[@]}"
@@ -137,6 +156,11 @@ by_pid() {
 		ask "$N" "$cmd"
 	done
 	N=5
+}
+
+# member ID PORT: the pid the coordinator on PORT has for member ID.
+member() {
+	ckpt-signal --coord-port "$2" --list | awk -F '\t' -v id="$1" '$1 == id { print $2 }'
 }
 
 # by_coord NAME CMD [ARG]: NAME (prog NAME ARG) run by ckpt-inject, asked
@@ -155,10 +179,12 @@ by_coord() {
 	wait_for -t 60 grep -qs '^ready ' "$OUT"
 	ask 1 "$cmd"
 	for N in 2 3 4; do
+		wait_for "$BUSY" "$(member 1 "$port")"
 		run ckpt-signal --coord-port "$port" --checkpoint --wait --kill
 		echo "$output"
 		[ "$status" -eq 0 ]
 		dir=$output
+		"$BUSY" - "$dir"/ckpt_*.ckpt.zst
 		reap "$RS_PID"
 		[ "$status" -eq 137 ]
 		restart_bg "$dir"
