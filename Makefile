@@ -37,6 +37,7 @@ SCRIPTS   := contrib/install-deps $(wildcard contrib/*/*.sh) .ci/run t/run-tests
 
 BUILD_DEPS := zlib1g-dev liblzma-dev libzstd-dev
 TEST_DEPS  := bats shellcheck mandoc gzip xz-utils zstd python3 bsdutils util-linux sqlite3 \
+	python3-numpy libopenblas0-pthread r-base-core perl \
 	redis-server redis-tools memcached \
 	munge slurmctld slurmd slurm-client
 
