@@ -56,7 +56,14 @@ jobs_running() {
 	if [ -n "${2:-}" ]; then
 		[ "$(ckpt-inspect "$2" | grep -c -E '^ +[0-9]+ +[0-9]+ +[0-9]+ +[0-9]+ +(awk NR|wc -c)')" = 2 ]
 	else
-		[[ "$(ps -o comm= --ppid "$1" | sort | tr '\n' ' ')" == *"awk bash bash wc "* ]]
+		# Not ps, which reads files of every process, some of which wait
+		# while a process of another test is stopped or being restored.
+		local c kids
+		kids=$(for c in $(descendants "$1"); do
+			[ "$(awk '{ print $4 }' "/proc/$c/stat" 2>/dev/null)" = "$1" ] &&
+				cat "/proc/$c/comm" 2>/dev/null
+		done | sort | tr '\n' ' ')
+		[[ $kids == *"awk bash bash wc "* ]]
 	fi
 }
 
