@@ -1,7 +1,7 @@
 #!/usr/bin/env bats
-# A process in a uts, net, user or ipc namespace of its own comes back in
-# a new one with what it had set there (hostname, lo up and a UDP socket
-# bound on 127.0.0.1, uid_map); a child that made its own while its
+# A process in a uts, net, user, ipc or time namespace of its own comes
+# back in a new one with what it had set there (hostname, lo up and a UDP
+# socket bound on 127.0.0.1, uid_map, clock offsets); a child that made its own while its
 # parent did not comes back so; a process in a cgroup (v2) of its own
 # comes back in it.  A mount namespace of its own, and System V objects
 # in an ipc namespace of its own, are refused by name at dump.  t/progs/nsprog makes the namespaces (in a user namespace first,
@@ -121,6 +121,85 @@ started() {
 	[ "$status" -ne 0 ]
 	[[ "$stderr" == *"pid $BG_PID: its mnt namespace is its own: its mounts are not recorded; not supported"* ]]
 	finish_bg
+}
+
+@test "time: a new time namespace with its offsets, entered; its clocks go on from where they stood" {
+	started time
+	bg_dump_kill
+	run ckpt-inspect "$IMG"
+	echo "$output"
+	[[ "$output" == *"  time   inode "*", offsets monotonic 86400.000000000 s, boottime 172800.000000000 s"* ]]
+	run ckpt-inspect --json "$IMG"
+	[[ "$output" == *'"time":{"monotonic":[86400,0],"boottime":[172800,0],"clocks_ns":['*'],"children_only":false}'* ]]
+	bg_restored "nsprog: ok"
+}
+
+@test "time, the image taken for another boot's: offsets that make its clocks go on, smaller by the time it was down" {
+	started time
+	bg_dump_kill
+	forge.py "$IMG" bootid 0123456789abcdef0123456789abcdef
+	touch "$D/moved"
+	bg_restored "nsprog: ok"
+}
+
+@test "time: a namespace made for its children only (unshare --time --fork): the child back in it, the parent not" {
+	if [ "$(id -u)" -ne 0 ]; then
+		# Its user namespace would have children: the tree is dumped and
+		# restored inside one of its own, where it is root.
+		mkdir -p "$D"
+		# shellcheck disable=SC2016 # $1 and $! are the inner shell's
+		run --separate-stderr timeout 60 unshare -Urpf --mount-proc bash -c '
+			nsprog timekids "$1" >"$1.out" 2>"$1.err" &
+			until grep -q "^ready " "$1.out"; do sleep 0.01; done
+			ckpt-dump -t --kill -o "$1.img" $!
+			wait $! || true
+			ckpt-inspect "$1.img" | grep -c "its children.s only"
+			touch "$1/go"
+			ckpt-remap "$1.img"
+			cat "$1.out" "$1.err"' sh "$D"
+		echo "status $status: $output; $stderr"
+		[ "$status" -eq 0 ]
+		[[ "$output" == "1"*"nsprog: ok" ]]
+		return
+	fi
+	started timekids
+	local kid
+	kid=$(descendants "$BG_PID")
+	bg_dump_kill -t
+	wait_for not kill -0 "$kid"
+	run ckpt-inspect "$IMG"
+	echo "$output"
+	[[ "$output" == *", boottime 172800.000000000 s, its children's only"* ]]
+	bg_restored "nsprog: ok"
+}
+
+@test "time: a second one made for its children while in one of its own is refused by name; the process runs on" {
+	started timetwice
+	run --separate-stderr ckpt-dump -o "$IMG" "$BG_PID"
+	echo "$stderr"
+	[ "$status" -ne 0 ]
+	[[ "$stderr" == *"pid $BG_PID: its time namespace is its own and it made another for its children; not supported"* ]]
+	finish_bg
+}
+
+@test "TIMENS: a record without the NS record of a time namespace before it is refused when read" {
+	started time
+	bg_dump_kill
+	forge.py "$IMG" nsown 0x10
+	run --separate-stderr ckpt-inspect "$IMG"
+	echo "$stderr"
+	[ "$status" -ne 0 ]
+	[[ "$stderr" == *"TIMENS record without an NS record of a time namespace of its own before it, or a second one"* ]]
+}
+
+@test "TIMENS: an NS record of a time namespace without its TIMENS record is refused when read" {
+	started uts
+	bg_dump_kill
+	forge.py "$IMG" nsown 0x90
+	run --separate-stderr ckpt-inspect "$IMG"
+	echo "$stderr"
+	[ "$status" -ne 0 ]
+	[[ "$stderr" == *"NS record: a time namespace of its own without its TIMENS record"* ]]
 }
 
 # bats test_tags=root

@@ -188,6 +188,7 @@ void image_free(struct image *im)
 		free(im->ns->uid_map);
 		free(im->ns->gid_map);
 		free(im->ns->cgroup);
+		free(im->ns->timens);
 		free(im->ns);
 	}
 	img_parent_free(im->parent);
@@ -353,6 +354,9 @@ int img_write_meta(struct img_writer *w, const struct image *im)
 		v[2] = (struct iovec){im->ns->gid_map, im->ns->d.gid_map_len};
 		v[3] = (struct iovec){im->ns->cgroup, im->ns->d.cgroup_len};
 		if (img_write_rec(w, IMG_REC_NS, v, 4))
+			return -1;
+		v[0] = (struct iovec){im->ns->timens, sizeof(*im->ns->timens)};
+		if (im->ns->timens && img_write_rec(w, IMG_REC_TIMENS, v, 1))
 			return -1;
 	}
 	if (im->parent && img_write_rec_tail(w, IMG_REC_PARENT, &im->parent->d,
@@ -1223,6 +1227,39 @@ static int parse_ns(struct image *im, const char *buf, uint64_t len)
 	return 0;
 }
 
+/* TIMENS: after the NS record that says the time namespace is its own. */
+static int parse_timens(struct image *im, const char *buf, uint64_t len)
+{
+	struct img_timens d;
+
+	if (!im->ns || !(im->ns->d.own & (1u << IMG_NS_TIME)) || im->ns->timens) {
+		err_set("TIMENS record without an NS record of a time namespace of its own "
+			"before it, or a second one");
+		return -1;
+	}
+	if (len != sizeof(d)) {
+		err_set("TIMENS record of bad length %llu", (unsigned long long)len);
+		return -1;
+	}
+	memcpy(&d, buf, sizeof(d));
+	if (d.flags & ~IMG_TIMENS_CHILDREN || d.pad) {
+		err_set("TIMENS record: unknown flags %#x or padding", d.flags);
+		return -1;
+	}
+	for (int i = 0; i < 2; i++)
+		if (d.off_sec[i] > IMG_TIMENS_MAX_SEC || d.off_sec[i] < -IMG_TIMENS_MAX_SEC ||
+		    d.off_nsec[i] < 0 || d.off_nsec[i] > 999999999 || d.clock_ns[i] < 0) {
+			err_set("TIMENS record: bad offset or clock");
+			return -1;
+		}
+	if (!(im->ns->timens = malloc(sizeof(d)))) {
+		err_set("out of memory");
+		return -1;
+	}
+	*im->ns->timens = d;
+	return 0;
+}
+
 /* Every region and fd of kind shm names an object the image holds. */
 static int check_shm_refs(const struct image *im)
 {
@@ -1305,6 +1342,10 @@ static int check_meta_complete(const struct meta *m)
 			im->nthreads, im->proc.nthreads);
 		return -1;
 	}
+	if (im->ns && (im->ns->d.own & (1u << IMG_NS_TIME)) && !im->ns->timens) {
+		err_set("NS record: a time namespace of its own without its TIMENS record");
+		return -1;
+	}
 	return check_shm_refs(im);
 }
 
@@ -1354,6 +1395,8 @@ static int meta_rec(void *arg, const struct img_rec *rec, void *buf)
 		return parse_ipc(im, buf, rec->len);
 	case IMG_REC_NS:
 		return parse_ns(im, buf, rec->len);
+	case IMG_REC_TIMENS:
+		return parse_timens(im, buf, rec->len);
 	case IMG_REC_PARENT:
 		return parse_parent(im, buf, rec->len);
 	case IMG_REC_ATTRS:

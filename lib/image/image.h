@@ -128,6 +128,7 @@ struct image {
 	struct ns_rec {
 		struct img_ns d;
 		char *uid_map, *gid_map, *cgroup; /* NUL-terminated */
+		struct img_timens *timens; /* TIMENS record: own has the time namespace */
 	} *ns; /* NS record, or NULL: the namespaces and cgroup the tree started in */
 	struct parent *parent; /* PARENT record: an incremental image (incr/) */
 	struct attrs *attrs;   /* ATTRS record, or NULL: none (an older image) */

@@ -1,12 +1,13 @@
 /* ns.c: the namespaces and cgroup of the image's processes, made again.
  *
- * A process whose NS record says it had a user, uts, net or ipc
+ * A process whose NS record says it had a user, uts, net, ipc or time
  * namespace of its own gets a new one, made by unshare(2) in the process
  * itself once it is forked and before it forks its children, so that they
  * inherit it as they had (the user namespace first: the others are then
  * its, and may be made without privilege).  A new uts namespace gets the
  * hostname and domainname, a new net namespace its loopback up (the dump
- * refused one with anything more).  A process in a cgroup of its own is
+ * refused one with anything more), a new time namespace its offsets
+ * before the process enters it (TIMENS).  A process in a cgroup of its own is
  * moved into the cgroup of the same path, which must exist.
  *
  * rst_ns_check refuses, before anything is made, what cannot be made so:
@@ -25,6 +26,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include <linux/capability.h>
 
@@ -34,7 +36,9 @@
 #include "target/target.h"
 
 /* The types a restore makes again; the others were refused at dump. */
-#define MADE ((1u << IMG_NS_USER) | (1u << IMG_NS_UTS) | (1u << IMG_NS_NET) | (1u << IMG_NS_IPC))
+#define MADE                                                                               \
+	((1u << IMG_NS_USER) | (1u << IMG_NS_UTS) | (1u << IMG_NS_NET) | (1u << IMG_NS_IPC) |     \
+	 (1u << IMG_NS_TIME))
 
 static const int clone_flag[IMG_NS_NTYPES] = {
     [IMG_NS_USER] = CLONE_NEWUSER, [IMG_NS_UTS] = CLONE_NEWUTS, [IMG_NS_NET] = CLONE_NEWNET,
@@ -250,6 +254,71 @@ static int make_user(pid_t pid, const struct ns_rec *n)
 		   : 0;
 }
 
+/* The offsets its new time namespace gets.  On the machine and boot
+ * that wrote the image, the recorded ones: its clocks then count the
+ * time it was not running, as every other clock here does.  Elsewhere
+ * (another boot: CLOCK_MONOTONIC and CLOCK_BOOTTIME started again from
+ * 0) offsets that make each clock go on from where it stood at the dump,
+ * never back. */
+static int time_offsets(pid_t pid, const struct img_timens *t, int64_t sec[2], int64_t nsec[2])
+{
+	uint8_t here[16];
+
+	if (proc_boot_id(here) == 0 && !memcmp(here, t->boot_id, sizeof(here))) {
+		memcpy(sec, t->off_sec, 2 * sizeof(*sec));
+		memcpy(nsec, t->off_nsec, 2 * sizeof(*nsec));
+		return 0;
+	}
+	for (int k = 0; k < 2; k++) {
+		int64_t h = host_clock_ns(k ? CLOCK_BOOTTIME : CLOCK_MONOTONIC), d;
+
+		if (h < 0) {
+			err_sys("pid %d: cannot read the clocks for its time namespace", pid);
+			return -1;
+		}
+		d = t->clock_ns[k] - h;
+		sec[k] = d / 1000000000;
+		nsec[k] = d % 1000000000;
+		if (nsec[k] < 0) {
+			nsec[k] += 1000000000;
+			sec[k]--;
+		}
+	}
+	return 0;
+}
+
+/* A new time namespace with its offsets, entered: the offsets can be
+ * written only before a process is in it, and a process enters one only
+ * by setns (or by fork after unshare), alone in its memory. */
+static int make_time(pid_t pid, const struct img_timens *t)
+{
+	int64_t sec[2], nsec[2];
+	char buf[128];
+	int fd;
+
+	if (time_offsets(pid, t, sec, nsec))
+		return -1;
+	if (unshare(CLONE_NEWTIME)) {
+		err_sys("pid %d: cannot make its time namespace", pid);
+		return -1;
+	}
+	snprintf(buf, sizeof(buf), "monotonic %lld %lld\nboottime %lld %lld\n", (long long)sec[0],
+		 (long long)nsec[0], (long long)sec[1], (long long)nsec[1]);
+	if (write_file(pid, "/proc/self/timens_offsets", buf, strlen(buf)))
+		return -1;
+	if (t->flags & IMG_TIMENS_CHILDREN)
+		return 0; /* its children's, as it was */
+	fd = open("/proc/self/ns/time_for_children", O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || setns(fd, CLONE_NEWTIME)) {
+		err_sys("pid %d: cannot enter its new time namespace", pid);
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
 /* lo up in this process's net namespace; -1 with errno. */
 static int lo_up(void)
 {
@@ -310,7 +379,7 @@ int rst_ns_enter(struct img_input *in, size_t k)
 	if (eff(in, k, IMG_NS_USER) != eff(in, par, IMG_NS_USER) && make_user(pid, n))
 		return -1;
 	for (int t = 0; t < IMG_NS_NTYPES; t++)
-		if (t != IMG_NS_USER && (MADE & (1u << t)) && eff(in, k, t) != eff(in, par, t))
+		if (clone_flag[t] && t != IMG_NS_USER && eff(in, k, t) != eff(in, par, t))
 			flags |= clone_flag[t];
 	if (flags && unshare(flags)) {
 		err_sys("pid %d: cannot make its namespaces", pid);
@@ -326,6 +395,8 @@ int rst_ns_enter(struct img_input *in, size_t k)
 		err_sys("pid %d: cannot bring lo up in its new net namespace", pid);
 		return -1;
 	}
+	if (eff(in, k, IMG_NS_TIME) != eff(in, par, IMG_NS_TIME) && make_time(pid, n->timens))
+		return -1;
 	if (cg_moves(in, k) &&
 	    write_file(pid, procs_file(path, sizeof(path), cg(in, k)), "0", 1))
 		return -1;
