@@ -54,7 +54,7 @@ started() {
 	run --separate-stderr ckpt-inspect "$IMG"
 	echo "$stderr"
 	[ "$status" -ne 0 ]
-	[[ "$stderr" == *"NS record: bad namespaces, flags, names, maps or cgroup path"* ]]
+	[[ "$stderr" == *"NS record: bad namespaces, flags, names, maps, cgroup path or pids"* ]]
 }
 
 @test "net: a new namespace with lo up, the UDP socket bound on 127.0.0.1 there" {
@@ -142,24 +142,30 @@ started() {
 	bg_restored "nsprog: ok"
 }
 
+# in_own_userns MODE GREP: (unprivileged) nsprog MODE's tree dumped and
+# restored inside a user and pid namespace of their own, where they are
+# root: a user namespace of its own with children cannot be made again.
+# ckpt-inspect's output has one line matching GREP; the program passes.
+in_own_userns() {
+	mkdir -p "$D"
+	# shellcheck disable=SC2016 # $1, $2 and $! are the inner shell's
+	run --separate-stderr timeout 60 unshare -Urpf --mount-proc bash -c '
+		nsprog "$2" "$1" >"$1.out" 2>"$1.err" &
+		until grep -q "^ready " "$1.out"; do sleep 0.01; done
+		ckpt-dump -t --kill -o "$1.img" $!
+		wait $! || true
+		ckpt-inspect "$1.img" | grep -c "$3"
+		touch "$1/go"
+		ckpt-remap "$1.img"
+		cat "$1.out" "$1.err"' sh "$D" "$1" "$2"
+	echo "status $status: $output; $stderr"
+	[ "$status" -eq 0 ]
+	[[ "$output" == "1"*"nsprog: ok" ]]
+}
+
 @test "time: a namespace made for its children only (unshare --time --fork): the child back in it, the parent not" {
 	if [ "$(id -u)" -ne 0 ]; then
-		# Its user namespace would have children: the tree is dumped and
-		# restored inside one of its own, where it is root.
-		mkdir -p "$D"
-		# shellcheck disable=SC2016 # $1 and $! are the inner shell's
-		run --separate-stderr timeout 60 unshare -Urpf --mount-proc bash -c '
-			nsprog timekids "$1" >"$1.out" 2>"$1.err" &
-			until grep -q "^ready " "$1.out"; do sleep 0.01; done
-			ckpt-dump -t --kill -o "$1.img" $!
-			wait $! || true
-			ckpt-inspect "$1.img" | grep -c "its children.s only"
-			touch "$1/go"
-			ckpt-remap "$1.img"
-			cat "$1.out" "$1.err"' sh "$D"
-		echo "status $status: $output; $stderr"
-		[ "$status" -eq 0 ]
-		[[ "$output" == "1"*"nsprog: ok" ]]
+		in_own_userns timekids "its children.s only"
 		return
 	fi
 	started timekids
@@ -170,6 +176,24 @@ started() {
 	run ckpt-inspect "$IMG"
 	echo "$output"
 	[[ "$output" == *", boottime 172800.000000000 s, its children's only"* ]]
+	bg_restored "nsprog: ok"
+}
+
+@test "pid: a namespace made for its children (unshare --pid --fork): its init (pid 1) and the init's child (pid 2) back with their pids at every level" {
+	if [ "$(id -u)" -ne 0 ]; then
+		in_own_userns pidns "pid 2 below the tree's"
+		return
+	fi
+	started pidns
+	local kids
+	kids=$(descendants "$BG_PID")
+	bg_dump_kill -t
+	for k in $kids; do
+		wait_for not kill -0 "$k"
+	done
+	run ckpt-inspect "$IMG"
+	echo "$output"
+	[[ "$output" == *"  pid    inode "*", pid 1 below the tree's"*"  pid    inode "*", pid 2 below the tree's"* ]]
 	bg_restored "nsprog: ok"
 }
 

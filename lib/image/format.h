@@ -733,11 +733,12 @@ struct img_ns {
 	uint32_t uid_map_len; /* user (own): uid_map and gid_map as /proc/PID/ shows them */
 	uint32_t gid_map_len;
 	uint32_t cgroup_len; /* IMG_NSF_CGROUP: its cgroup v2 path (/proc/PID/cgroup "0::") */
-	uint32_t pad2;
-	/* then uid_map, gid_map, cgroup path */
+	uint32_t npids;	     /* pid (own): its pid in each pid namespace below the tree's */
+	/* then uid_map, gid_map, cgroup path, npids s32 pids (outermost first) */
 };
 
 #define IMG_NS_MAX_MAP 4096 /* bytes of a uid_map or gid_map */
+#define IMG_NS_MAX_PIDS 31  /* pid namespaces below the tree's (the kernel nests 32) */
 
 /* TIMENS: after the NS record of a process whose time namespace is its
  * own (own has 1 << IMG_NS_TIME), and only then.  Index 0 is

@@ -189,6 +189,7 @@ void image_free(struct image *im)
 		free(im->ns->gid_map);
 		free(im->ns->cgroup);
 		free(im->ns->timens);
+		free(im->ns->pids);
 		free(im->ns);
 	}
 	img_parent_free(im->parent);
@@ -353,7 +354,8 @@ int img_write_meta(struct img_writer *w, const struct image *im)
 		v[1] = (struct iovec){im->ns->uid_map, im->ns->d.uid_map_len};
 		v[2] = (struct iovec){im->ns->gid_map, im->ns->d.gid_map_len};
 		v[3] = (struct iovec){im->ns->cgroup, im->ns->d.cgroup_len};
-		if (img_write_rec(w, IMG_REC_NS, v, 4))
+		v[4] = (struct iovec){im->ns->pids, im->ns->d.npids * sizeof(int32_t)};
+		if (img_write_rec(w, IMG_REC_NS, v, 5))
 			return -1;
 		v[0] = (struct iovec){im->ns->timens, sizeof(*im->ns->timens)};
 		if (im->ns->timens && img_write_rec(w, IMG_REC_TIMENS, v, 1))
@@ -1199,13 +1201,15 @@ static int parse_ns(struct image *im, const char *buf, uint64_t len)
 		return -1;
 	}
 	memcpy(&d, buf, sizeof(d));
-	if ((uint64_t)d.uid_map_len + d.gid_map_len + d.cgroup_len != len - sizeof(d) ||
+	if (d.npids > IMG_NS_MAX_PIDS || !(d.own & (1u << IMG_NS_PID)) != !d.npids ||
+	    (uint64_t)d.uid_map_len + d.gid_map_len + d.cgroup_len + 4 * d.npids !=
+		len - sizeof(d) ||
 	    d.own & ~IMG_NS_ALL || d.flags & ~IMG_NSF_FLAGS || !memchr(d.hostname, 0, 65) ||
 	    !memchr(d.domainname, 0, 65) || bad_map(t, d.uid_map_len) ||
 	    bad_map(t + d.uid_map_len, d.gid_map_len) ||
 	    !(d.flags & IMG_NSF_CGROUP) != !d.cgroup_len ||
 	    (d.cgroup_len && bad_cgroup(t + d.uid_map_len + d.gid_map_len, d.cgroup_len))) {
-		err_set("NS record: bad namespaces, flags, names, maps or cgroup path");
+		err_set("NS record: bad namespaces, flags, names, maps, cgroup path or pids");
 		return -1;
 	}
 	for (int i = 0; i < IMG_NS_NTYPES; i++)
@@ -1224,6 +1228,17 @@ static int parse_ns(struct image *im, const char *buf, uint64_t len)
 	    !(n->gid_map = take_part(&t, d.gid_map_len)) ||
 	    !(n->cgroup = take_part(&t, d.cgroup_len)))
 		return -1;
+	if (d.npids && !(n->pids = malloc(d.npids * sizeof(int32_t)))) {
+		err_set("out of memory");
+		return -1;
+	}
+	for (uint32_t i = 0; i < d.npids; i++) {
+		memcpy(&n->pids[i], t + 4 * i, 4);
+		if (n->pids[i] < 1) {
+			err_set("NS record: pid %d in a pid namespace below the tree's", n->pids[i]);
+			return -1;
+		}
+	}
 	return 0;
 }
 

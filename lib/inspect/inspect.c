@@ -483,6 +483,12 @@ static void text_ns(FILE *f, const struct image *im)
 			fprintf(f, ", hostname %s, domainname %s", n->d.hostname, n->d.domainname);
 		if (t == IMG_NS_NET)
 			fprintf(f, ", lo %s", (n->d.flags & IMG_NSF_LO_UP) ? "up" : "down");
+		if (t == IMG_NS_PID) {
+			fprintf(f, ", pid");
+			for (uint32_t i = 0; i < n->d.npids; i++)
+				fprintf(f, "%s%d", i ? " then " : " ", n->pids[i]);
+			fprintf(f, " below the tree's");
+		}
 		if (t == IMG_NS_TIME && n->timens)
 			fprintf(f, ", offsets monotonic %lld.%09lld s, boottime %lld.%09lld s%s",
 				(long long)n->timens->off_sec[0], (long long)n->timens->off_nsec[0],
@@ -748,6 +754,9 @@ static void json_ns(FILE *f, const struct img_input *in)
 		}
 		if (n->d.own & (1u << IMG_NS_NET))
 			fprintf(f, ",\"lo_up\":%s", (n->d.flags & IMG_NSF_LO_UP) ? "true" : "false");
+		for (uint32_t i = 0; i < n->d.npids; i++)
+			fprintf(f, "%s%d%s", i ? "," : ",\"pids_below\":[", n->pids[i],
+				i + 1 == n->d.npids ? "]" : "");
 		if (n->timens)
 			fprintf(f,
 				",\"time\":{\"monotonic\":[%lld,%lld],\"boottime\":[%lld,%lld],"

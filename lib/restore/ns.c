@@ -38,7 +38,7 @@
 /* The types a restore makes again; the others were refused at dump. */
 #define MADE                                                                               \
 	((1u << IMG_NS_USER) | (1u << IMG_NS_UTS) | (1u << IMG_NS_NET) | (1u << IMG_NS_IPC) |     \
-	 (1u << IMG_NS_TIME))
+	 (1u << IMG_NS_TIME) | (1u << IMG_NS_PID))
 
 static const int clone_flag[IMG_NS_NTYPES] = {
     [IMG_NS_USER] = CLONE_NEWUSER, [IMG_NS_UTS] = CLONE_NEWUTS, [IMG_NS_NET] = CLONE_NEWNET,
@@ -96,6 +96,84 @@ static char *procs_file(char *buf, size_t size, const char *path)
 
 	cgroup_mount(mnt, sizeof(mnt));
 	return fmt_path(buf, size, "%s%s/cgroup.procs", mnt, strcmp(path, "/") ? path : "");
+}
+
+static uint32_t npids(struct img_input *in, long k)
+{
+	const struct ns_rec *n = k < 0 ? NULL : img_proc_at(in, k)->ns;
+
+	return n ? n->d.npids : 0;
+}
+
+size_t rst_ns_pids(struct img_input *in, size_t k, pid_t *ids, uint64_t *newpid)
+{
+	const struct ns_rec *n = img_proc_at(in, k)->ns;
+	size_t m = 0;
+
+	for (uint32_t i = npids(in, (long)k); i > 0; i--)
+		ids[m++] = n->pids[i - 1];
+	ids[m++] = img_proc_at(in, k)->proc.pid;
+	*newpid = eff(in, (long)k, IMG_NS_PID) != eff(in, parent_of(in, k), IMG_NS_PID)
+		      ? CLONE_NEWPID
+		      : 0;
+	return m;
+}
+
+/* Whether process k's group is the one it has when it is made: it leads
+ * it, is the root (which is made in ckpt-remap's), or is in its parent's,
+ * which its parent had when it forked it. */
+static int group_at_fork(struct img_input *in, long k)
+{
+	const struct img_proc *p = &img_proc_at(in, k)->proc;
+	long par = parent_of(in, k);
+
+	if (k == 0 || p->pgid == p->pid)
+		return 1;
+	return par >= 0 && img_proc_at(in, par)->proc.pgid == p->pgid && group_at_fork(in, par);
+}
+
+int rst_ns_inherits_group(struct img_input *in, size_t k)
+{
+	const struct img_proc *p = &img_proc_at(in, k)->proc;
+
+	return npids(in, (long)k) && p->pgid != p->pid;
+}
+
+/* A pid namespace below the tree's is made by clone3 (CLONE_NEWPID) for
+ * its first process, its init, one level below its parent's; the others
+ * are in their parent's.  In one, a process cannot name a group whose
+ * leader is outside: it must be in the group it inherits. */
+static int check_pids(struct img_input *in, size_t k)
+{
+	const struct image *im = img_proc_at(in, k);
+	long par = parent_of(in, k);
+	uint32_t mine = npids(in, (long)k), theirs = npids(in, par);
+	pid_t pid = im->proc.pid;
+
+	if (im->proc.flags & IMG_PROC_ZOMBIE) {
+		if (theirs) {
+			err_set("pid %d: a zombie in a pid namespace below the tree's; not supported",
+				pid);
+			return -1;
+		}
+		return 0;
+	}
+	if (k == 0 ? mine != 0
+		   : eff(in, (long)k, IMG_NS_PID) != eff(in, par, IMG_NS_PID)
+		   ? !mine || mine != theirs + 1 || im->ns->pids[mine - 1] != 1
+		   : mine != theirs) {
+		err_set("pid %d: its pid namespace is not its parent's or the init's (pid 1) of one "
+			"below it; not supported",
+			pid);
+		return -1;
+	}
+	if (mine && !group_at_fork(in, (long)k)) {
+		err_set("pid %d: in a pid namespace below the tree's and in process group %d, "
+			"neither its own nor the one it is made in; not supported",
+			pid, im->proc.pgid);
+		return -1;
+	}
+	return 0;
 }
 
 static int has_children(struct img_input *in, size_t k)
@@ -218,6 +296,10 @@ int rst_ns_check(struct img_input *in, int userns)
 			if ((MADE & (1u << t)) && check_type(in, k, t, userns))
 				return -1;
 		if (check_cgroup(in, k) || check_sockets(in, k))
+			return -1;
+	}
+	for (size_t k = 0; k <= in->nrest; k++) {
+		if (check_pids(in, k))
 			return -1;
 	}
 	return 0;

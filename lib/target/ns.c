@@ -205,6 +205,73 @@ static int time_for_children(pid_t pid, struct ns_rec *n)
 	return 0;
 }
 
+/* A pid namespace below the tree root's: its pid at each level between
+ * (NSpid's values after the root's), which a restore asks clone3 for.  Its
+ * threads would need theirs too: refused. */
+static int capture_pids(pid_t pid, pid_t root, struct ns_rec *n)
+{
+	struct proc_nsids r, ids;
+	pid_t *tids = NULL;
+	size_t ntids = 0;
+	int depth;
+
+	if (proc_read_nsids(root, 0, 0, &r) || proc_read_nsids(pid, 0, 0, &ids)) {
+		err_sys("pid %d: cannot read its pids", pid);
+		return -1;
+	}
+	depth = ids.levels - r.levels;
+	if (depth < 1 || depth > IMG_NS_MAX_PIDS) {
+		err_set("pid %d: its pid namespace is %d levels below the tree's; not supported", pid,
+			depth);
+		return -1;
+	}
+	if (proc_list_tasks(pid, &tids, &ntids) == 0 && ntids > 1) {
+		free(tids);
+		err_set("pid %d: in a pid namespace below the tree's, with threads; not supported",
+			pid);
+		return -1;
+	}
+	free(tids);
+	if (!(n->pids = calloc(depth, sizeof(*n->pids)))) {
+		err_set("out of memory");
+		return -1;
+	}
+	for (int i = 0; i < depth; i++) {
+		if (proc_read_nsids(pid, 0, r.levels + i, &ids)) {
+			err_sys("pid %d: cannot read its pids", pid);
+			return -1;
+		}
+		n->pids[i] = ids.pid;
+	}
+	n->d.npids = depth;
+	return 0;
+}
+
+/* A pid namespace made for its children (unshare(CLONE_NEWPID), as
+ * `unshare --pid --fork` does): one of its children of the tree must be
+ * in it, made again with it; the restored process's own is then its
+ * children's again (it forks no other into it, as unshare does not). */
+static int pid_for_children(pid_t pid, const struct ns_rec *n)
+{
+	uint64_t kids = ns_ino_of(pid, "pid_for_children");
+	pid_t *c = NULL;
+	size_t nc = 0;
+	int found = 0;
+
+	if (!kids || kids == n->d.ino[IMG_NS_PID])
+		return 0;
+	if (proc_list_children(pid, &c, &nc) == 0)
+		for (size_t i = 0; i < nc && !found; i++)
+			found = ns_ino(c[i], IMG_NS_PID) == kids;
+	free(c);
+	if (found)
+		return 0;
+	err_set("pid %d: it made a pid namespace for its children, none of which is in it; not "
+		"supported",
+		pid);
+	return -1;
+}
+
 /* What the child that entered the namespaces saw. */
 struct ns_seen {
 	char err[256]; /* why it failed, or "" */
@@ -351,7 +418,6 @@ static int refuse_own(pid_t pid, uint32_t own)
 {
 	static const char *const why[IMG_NS_NTYPES] = {
 	    [IMG_NS_MNT] = "its mounts are not recorded",
-	    [IMG_NS_PID] = "its pids there are not the ones ckpt-dump sees",
 	    [IMG_NS_CGROUP] = "its cgroup root is not recorded",
 	};
 
@@ -442,6 +508,9 @@ static int fill(pid_t pid, pid_t root, pid_t outer, struct ns_rec *n)
 	if (refuse_own(pid, n->d.own))
 		return -1;
 	if (time_for_children(pid, n) || ((n->d.own & (1u << IMG_NS_TIME)) && capture_time(pid, n)))
+		return -1;
+	if (pid_for_children(pid, n) ||
+	    ((n->d.own & (1u << IMG_NS_PID)) && capture_pids(pid, root, n)))
 		return -1;
 	cg = proc_read_cgroup(pid);
 	ocg = proc_read_cgroup(outer);

@@ -34,6 +34,11 @@
  *                     down).
  *   MODE timetwice    as MODE time, then another time namespace made for
  *                     its children (which a dump refuses).
+ *   MODE pidns        (as root, or root in a user namespace) a pid namespace
+ *                     made for its children, as `unshare --pid --fork`
+ *                     does: its child is pid 1 there and has a child, pid
+ *                     2; both check their pids there and their NSpid line
+ *                     after the restore, the init reaps its child.
  *   MODE timekids     the same time namespace made for its children only
  *                     (unshare without setns, as `unshare --time --fork`):
  *                     its child is in it and checks as MODE time; it is
@@ -260,6 +265,85 @@ static void check_time(void)
 		     ms, bs, MONO_OFF, BOOT_OFF);
 }
 
+/* Its NSpid line (its pid in every pid namespace our /proc shows). */
+static void nspid(char *buf, size_t size)
+{
+	const char *s = strstr(slurp("/proc/self/status"), "\nNSpid:");
+
+	snprintf(buf, size, "%.*s", s ? (int)strcspn(s + 1, "\n") : 0, s ? s + 1 : "");
+}
+
+/* In the pid namespace: its pid there (want), its parent's (0: outside),
+ * its NSpid line, all as before the checkpoint. */
+static void check_pids(pid_t want, pid_t ppid, const char *was)
+{
+	char now[256];
+
+	nspid(now, sizeof(now));
+	if (getpid() != want || getppid() != ppid)
+		fail("pid %d, parent %d in its pid namespace, not %d and %d", (int)getpid(),
+		     (int)getppid(), (int)want, (int)ppid);
+	if (strcmp(now, was))
+		fail("%s, was %s", now, was);
+}
+
+/* A pid namespace made for its children (`unshare --pid --fork`): its
+ * child is pid 1 there, with a child of its own, pid 2; each checks its
+ * pids at every level, the init reaps its child, the parent its own. */
+static int pidns(void)
+{
+	char was[256];
+	int pfd[2], status;
+	pid_t child;
+	char c;
+
+	if (pipe(pfd) || unshare(CLONE_NEWPID))
+		die("unshare pid");
+	child = fork();
+	if (child < 0)
+		die("fork");
+	if (child == 0) {
+		pid_t kid;
+
+		close(pfd[0]);
+		kid = fork();
+		if (kid < 0)
+			die("fork in the pid namespace");
+		if (kid == 0) {
+			nspid(was, sizeof(was));
+			if (write(pfd[1], "x", 1) != 1)
+				die("write");
+			close(pfd[1]);
+			wait_file(in_dir("go"));
+			check_pids(2, 1, was);
+			_exit(failures ? 1 : 0);
+		}
+		close(pfd[1]);
+		nspid(was, sizeof(was));
+		if (getpid() != 1 || kid != 2)
+			die("not pid 1 with a child 2 in the new pid namespace");
+		wait_file(in_dir("go"));
+		check_pids(1, 0, was);
+		if (waitpid(2, &status, 0) != 2 || !WIFEXITED(status) || WEXITSTATUS(status))
+			fail("its child, pid 2, failed its checks (status %#x)", status);
+		_exit(failures ? 1 : 0);
+	}
+	close(pfd[1]);
+	if (read(pfd[0], &c, 1) != 1)
+		die("child");
+	close(pfd[0]);
+	printf("ready %d\n", (int)getpid());
+	fflush(stdout);
+	wait_file(in_dir("go"));
+	if (waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status))
+		fail("its child, pid 1 of the new pid namespace, failed its checks (status %#x)",
+		     status);
+	if (failures)
+		return 1;
+	printf("nsprog: ok\n");
+	return 0;
+}
+
 /* A time namespace made for its children only (`unshare --time --fork`):
  * its child is in it, it is not. */
 static int timekids(int root)
@@ -362,7 +446,7 @@ int main(int argc, char **argv)
 	char cgroup[4096], uid_map[4096];
 
 	if (argc != 3) {
-		fprintf(stderr, "usage: nsprog uts|net|user|ipc|ipcobj|tree|cgroup|mnt|time|timetwice|timekids DIR\n");
+		fprintf(stderr, "usage: nsprog uts|net|user|ipc|ipcobj|tree|cgroup|mnt|time|timetwice|timekids|pidns DIR\n");
 		return 2;
 	}
 	mode = argv[1];
@@ -372,6 +456,8 @@ int main(int argc, char **argv)
 		return tree(root);
 	if (!strcmp(mode, "timekids"))
 		return timekids(root);
+	if (!strcmp(mode, "pidns"))
+		return pidns();
 	if (strcmp(mode, "cgroup") && (!root || !strcmp(mode, "user")))
 		make_user();
 	if (!strcmp(mode, "user"))
