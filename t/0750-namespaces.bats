@@ -1,9 +1,10 @@
 #!/usr/bin/env bats
 # A process in a uts, net, user, ipc or time namespace of its own comes
 # back in a new one with what it had set there (hostname, lo up and a UDP
-# socket bound on 127.0.0.1, uid_map, clock offsets); a child that made its own while its
-# parent did not comes back so; a process in a cgroup (v2) of its own
-# comes back in it.  A mount namespace of its own, and System V objects
+# socket bound on 127.0.0.1, uid_map, clock offsets); a child that made
+# its own while its parent did not comes back so, and so do the init of a
+# pid namespace below the tree's and its child, with their pids at every
+# level; a process in a cgroup (v2) of its own comes back in it.  A mount namespace of its own, and System V objects
 # in an ipc namespace of its own, are refused by name at dump.  t/progs/nsprog makes the namespaces (in a user namespace first,
 # without root) and checks them after the restore.
 
@@ -195,6 +196,20 @@ in_own_userns() {
 	echo "$output"
 	[[ "$output" == *"  pid    inode "*", pid 1 below the tree's"*"  pid    inode "*", pid 2 below the tree's"* ]]
 	bg_restored "nsprog: ok"
+}
+
+# bats test_tags=root
+@test "pid: a process with threads in a pid namespace below the tree's is refused by name; the tree runs on" {
+	[ "$(id -u)" -eq 0 ] || skip "a pid namespace needs root here"
+	started pidthreads
+	local kids
+	mapfile -t kids < <(descendants "$BG_PID")
+	echo "kids ${kids[*]}"
+	run --separate-stderr ckpt-dump -t -o "$IMG" "$BG_PID"
+	echo "$stderr"
+	[ "$status" -ne 0 ]
+	[[ "$stderr" == *"pid ${kids[1]}: in a pid namespace below the tree's, with threads; not supported"* ]]
+	finish_bg
 }
 
 @test "time: a second one made for its children while in one of its own is refused by name; the process runs on" {

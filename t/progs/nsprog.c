@@ -39,6 +39,8 @@
  *                     does: its child is pid 1 there and has a child, pid
  *                     2; both check their pids there and their NSpid line
  *                     after the restore, the init reaps its child.
+ *   MODE pidthreads   as MODE pidns, pid 2 with a second thread (which a
+ *                     dump refuses).
  *   MODE timekids     the same time namespace made for its children only
  *                     (unshare without setns, as `unshare --time --fork`):
  *                     its child is in it and checks as MODE time; it is
@@ -49,6 +51,7 @@
 #include <fcntl.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <sys/ioctl.h>
@@ -290,7 +293,15 @@ static void check_pids(pid_t want, pid_t ppid, const char *was)
 /* A pid namespace made for its children (`unshare --pid --fork`): its
  * child is pid 1 there, with a child of its own, pid 2; each checks its
  * pids at every level, the init reaps its child, the parent its own. */
-static int pidns(void)
+static void *idle(void *arg)
+{
+	(void)arg;
+	for (;;)
+		pause();
+	return NULL;
+}
+
+static int pidns(int threads)
 {
 	char was[256];
 	int pfd[2], status;
@@ -310,6 +321,10 @@ static int pidns(void)
 		if (kid < 0)
 			die("fork in the pid namespace");
 		if (kid == 0) {
+			pthread_t th;
+
+			if (threads && pthread_create(&th, NULL, idle, NULL))
+				die("pthread_create");
 			nspid(was, sizeof(was));
 			if (write(pfd[1], "x", 1) != 1)
 				die("write");
@@ -446,7 +461,7 @@ int main(int argc, char **argv)
 	char cgroup[4096], uid_map[4096];
 
 	if (argc != 3) {
-		fprintf(stderr, "usage: nsprog uts|net|user|ipc|ipcobj|tree|cgroup|mnt|time|timetwice|timekids|pidns DIR\n");
+		fprintf(stderr, "usage: nsprog uts|net|user|ipc|ipcobj|tree|cgroup|mnt|time|timetwice|timekids|pidns|pidthreads DIR\n");
 		return 2;
 	}
 	mode = argv[1];
@@ -456,8 +471,8 @@ int main(int argc, char **argv)
 		return tree(root);
 	if (!strcmp(mode, "timekids"))
 		return timekids(root);
-	if (!strcmp(mode, "pidns"))
-		return pidns();
+	if (!strcmp(mode, "pidns") || !strcmp(mode, "pidthreads"))
+		return pidns(!strcmp(mode, "pidthreads"));
 	if (strcmp(mode, "cgroup") && (!root || !strcmp(mode, "user")))
 		make_user();
 	if (!strcmp(mode, "user"))
