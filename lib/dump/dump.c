@@ -1667,6 +1667,12 @@ static int in_our_pidns(pid_t pid)
 	       (ours.st_ino == theirs.st_ino && ours.st_dev == theirs.st_dev);
 }
 
+/* How many pid namespaces below the tree's process im is in (ns.c). */
+static int nspids(const struct image *im)
+{
+	return im->ns ? (int)im->ns->d.npids : 0;
+}
+
 /* Every tid of the tree, ours and the tree's; each process's group and
  * session as the tree sees them. */
 static int read_tree_pids(const struct capture *c, struct pidmap *m)
@@ -1688,7 +1694,7 @@ static int read_tree_pids(const struct capture *c, struct pidmap *m)
 
 			if (proc_read_nsids(pid, t ? tid : 0, m->level, &ids))
 				return -1;
-			if (ids.levels != m->level + 1) {
+			if (ids.levels != m->level + 1 + nspids(&c->ims[k])) {
 				err_set("pid %d: its pid namespace is not the one of the tree's root "
 					"(pid %d); not supported",
 					pid, c->p[0].pid);
@@ -1918,7 +1924,10 @@ int dump_release_tree(struct dump_tree *tr, enum dump_end how)
 		for (size_t k = 0; k < tr->n; k++)
 			if (!tr->p[k].zombie && tr->p[k].t.ntids)
 				kill(tr->p[k].pid, SIGKILL);
-	for (size_t k = 0; k < tr->n; k++)
+	/* Children before their parents: the init of a pid namespace dies
+	 * only once every process in it is reaped, and we, their tracer,
+	 * reap them. */
+	for (size_t k = tr->n; k-- > 0;)
 		if (!tr->p[k].zombie && tr->p[k].t.ntids && dump_release(&tr->p[k].t, how))
 			rc = -1;
 	free(tr->p);

@@ -57,6 +57,7 @@ enum img_rec_type {
 	IMG_REC_ATTRS = 18,	/* the process's attributes (limits, scheduling, prctl, seccomp...) */
 	IMG_REC_NS = 19,	/* the namespaces and cgroup of a process not in the tree's */
 	IMG_REC_CPU = 24,	/* the CPUID feature bits of the dumping CPU (struct img_cpu) */
+	IMG_REC_TIMENS = 26,	/* a time namespace of its own: offsets and clocks (img_timens) */
 	IMG_REC_NTYPES
 };
 
@@ -732,11 +733,28 @@ struct img_ns {
 	uint32_t uid_map_len; /* user (own): uid_map and gid_map as /proc/PID/ shows them */
 	uint32_t gid_map_len;
 	uint32_t cgroup_len; /* IMG_NSF_CGROUP: its cgroup v2 path (/proc/PID/cgroup "0::") */
-	uint32_t pad2;
-	/* then uid_map, gid_map, cgroup path */
+	uint32_t npids;	     /* pid (own): its pid in each pid namespace below the tree's */
+	/* then uid_map, gid_map, cgroup path, npids s32 pids (outermost first) */
 };
 
 #define IMG_NS_MAX_MAP 4096 /* bytes of a uid_map or gid_map */
+#define IMG_NS_MAX_PIDS 31  /* pid namespaces below the tree's (the kernel nests 32) */
+
+/* TIMENS: after the NS record of a process whose time namespace is its
+ * own (own has 1 << IMG_NS_TIME), and only then.  Index 0 is
+ * CLOCK_MONOTONIC, 1 CLOCK_BOOTTIME. */
+struct img_timens {
+	int64_t off_sec[2];  /* its offsets, as /proc/PID/timens_offsets shows them */
+	int64_t off_nsec[2]; /* 0 to 999999999 */
+	int64_t clock_ns[2]; /* each clock as the namespace read it at the dump */
+	uint8_t boot_id[16]; /* the dumping machine's boot (/proc/sys/kernel/random/boot_id) */
+	uint32_t flags;	     /* IMG_TIMENS_CHILDREN */
+	uint32_t pad;
+};
+
+#define IMG_TIMENS_CHILDREN 1u /* made for its children (time_for_children), not entered */
+
+#define IMG_TIMENS_MAX_SEC 8589934592LL /* 2^33: under the kernel's KTIME_SEC_MAX */
 
 /* SHMDATA: an img_pages whose runs are byte offsets into object shm (the
  * index of its SHM record), then padding and data as in PAGES. */

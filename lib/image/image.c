@@ -188,6 +188,8 @@ void image_free(struct image *im)
 		free(im->ns->uid_map);
 		free(im->ns->gid_map);
 		free(im->ns->cgroup);
+		free(im->ns->timens);
+		free(im->ns->pids);
 		free(im->ns);
 	}
 	img_parent_free(im->parent);
@@ -352,7 +354,11 @@ int img_write_meta(struct img_writer *w, const struct image *im)
 		v[1] = (struct iovec){im->ns->uid_map, im->ns->d.uid_map_len};
 		v[2] = (struct iovec){im->ns->gid_map, im->ns->d.gid_map_len};
 		v[3] = (struct iovec){im->ns->cgroup, im->ns->d.cgroup_len};
-		if (img_write_rec(w, IMG_REC_NS, v, 4))
+		v[4] = (struct iovec){im->ns->pids, im->ns->d.npids * sizeof(int32_t)};
+		if (img_write_rec(w, IMG_REC_NS, v, 5))
+			return -1;
+		v[0] = (struct iovec){im->ns->timens, sizeof(*im->ns->timens)};
+		if (im->ns->timens && img_write_rec(w, IMG_REC_TIMENS, v, 1))
 			return -1;
 	}
 	if (im->parent && img_write_rec_tail(w, IMG_REC_PARENT, &im->parent->d,
@@ -1195,13 +1201,15 @@ static int parse_ns(struct image *im, const char *buf, uint64_t len)
 		return -1;
 	}
 	memcpy(&d, buf, sizeof(d));
-	if ((uint64_t)d.uid_map_len + d.gid_map_len + d.cgroup_len != len - sizeof(d) ||
+	if (d.npids > IMG_NS_MAX_PIDS || !(d.own & (1u << IMG_NS_PID)) != !d.npids ||
+	    (uint64_t)d.uid_map_len + d.gid_map_len + d.cgroup_len + 4 * d.npids !=
+		len - sizeof(d) ||
 	    d.own & ~IMG_NS_ALL || d.flags & ~IMG_NSF_FLAGS || !memchr(d.hostname, 0, 65) ||
 	    !memchr(d.domainname, 0, 65) || bad_map(t, d.uid_map_len) ||
 	    bad_map(t + d.uid_map_len, d.gid_map_len) ||
 	    !(d.flags & IMG_NSF_CGROUP) != !d.cgroup_len ||
 	    (d.cgroup_len && bad_cgroup(t + d.uid_map_len + d.gid_map_len, d.cgroup_len))) {
-		err_set("NS record: bad namespaces, flags, names, maps or cgroup path");
+		err_set("NS record: bad namespaces, flags, names, maps, cgroup path or pids");
 		return -1;
 	}
 	for (int i = 0; i < IMG_NS_NTYPES; i++)
@@ -1220,6 +1228,50 @@ static int parse_ns(struct image *im, const char *buf, uint64_t len)
 	    !(n->gid_map = take_part(&t, d.gid_map_len)) ||
 	    !(n->cgroup = take_part(&t, d.cgroup_len)))
 		return -1;
+	if (d.npids && !(n->pids = malloc(d.npids * sizeof(int32_t)))) {
+		err_set("out of memory");
+		return -1;
+	}
+	for (uint32_t i = 0; i < d.npids; i++) {
+		memcpy(&n->pids[i], t + 4 * i, 4);
+		if (n->pids[i] < 1) {
+			err_set("NS record: pid %d in a pid namespace below the tree's", n->pids[i]);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* TIMENS: after the NS record that says the time namespace is its own. */
+static int parse_timens(struct image *im, const char *buf, uint64_t len)
+{
+	struct img_timens d;
+
+	if (!im->ns || !(im->ns->d.own & (1u << IMG_NS_TIME)) || im->ns->timens) {
+		err_set("TIMENS record without an NS record of a time namespace of its own "
+			"before it, or a second one");
+		return -1;
+	}
+	if (len != sizeof(d)) {
+		err_set("TIMENS record of bad length %llu", (unsigned long long)len);
+		return -1;
+	}
+	memcpy(&d, buf, sizeof(d));
+	if (d.flags & ~IMG_TIMENS_CHILDREN || d.pad) {
+		err_set("TIMENS record: unknown flags %#x or padding", d.flags);
+		return -1;
+	}
+	for (int i = 0; i < 2; i++)
+		if (d.off_sec[i] > IMG_TIMENS_MAX_SEC || d.off_sec[i] < -IMG_TIMENS_MAX_SEC ||
+		    d.off_nsec[i] < 0 || d.off_nsec[i] > 999999999 || d.clock_ns[i] < 0) {
+			err_set("TIMENS record: bad offset or clock");
+			return -1;
+		}
+	if (!(im->ns->timens = malloc(sizeof(d)))) {
+		err_set("out of memory");
+		return -1;
+	}
+	*im->ns->timens = d;
 	return 0;
 }
 
@@ -1305,6 +1357,10 @@ static int check_meta_complete(const struct meta *m)
 			im->nthreads, im->proc.nthreads);
 		return -1;
 	}
+	if (im->ns && (im->ns->d.own & (1u << IMG_NS_TIME)) && !im->ns->timens) {
+		err_set("NS record: a time namespace of its own without its TIMENS record");
+		return -1;
+	}
 	return check_shm_refs(im);
 }
 
@@ -1354,6 +1410,8 @@ static int meta_rec(void *arg, const struct img_rec *rec, void *buf)
 		return parse_ipc(im, buf, rec->len);
 	case IMG_REC_NS:
 		return parse_ns(im, buf, rec->len);
+	case IMG_REC_TIMENS:
+		return parse_timens(im, buf, rec->len);
 	case IMG_REC_PARENT:
 		return parse_parent(im, buf, rec->len);
 	case IMG_REC_ATTRS:

@@ -128,6 +128,8 @@ struct image {
 	struct ns_rec {
 		struct img_ns d;
 		char *uid_map, *gid_map, *cgroup; /* NUL-terminated */
+		struct img_timens *timens; /* TIMENS record: own has the time namespace */
+		int32_t *pids; /* npids: its pid below the tree's pid namespace, outermost first */
 	} *ns; /* NS record, or NULL: the namespaces and cgroup the tree started in */
 	struct parent *parent; /* PARENT record: an incremental image (incr/) */
 	struct attrs *attrs;   /* ATTRS record, or NULL: none (an older image) */

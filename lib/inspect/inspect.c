@@ -483,6 +483,18 @@ static void text_ns(FILE *f, const struct image *im)
 			fprintf(f, ", hostname %s, domainname %s", n->d.hostname, n->d.domainname);
 		if (t == IMG_NS_NET)
 			fprintf(f, ", lo %s", (n->d.flags & IMG_NSF_LO_UP) ? "up" : "down");
+		if (t == IMG_NS_PID) {
+			fprintf(f, ", pid");
+			for (uint32_t i = 0; i < n->d.npids; i++)
+				fprintf(f, "%s%d", i ? " then " : " ", n->pids[i]);
+			fprintf(f, " below the tree's");
+		}
+		if (t == IMG_NS_TIME && n->timens)
+			fprintf(f, ", offsets monotonic %lld.%09lld s, boottime %lld.%09lld s%s",
+				(long long)n->timens->off_sec[0], (long long)n->timens->off_nsec[0],
+				(long long)n->timens->off_sec[1], (long long)n->timens->off_nsec[1],
+				(n->timens->flags & IMG_TIMENS_CHILDREN) ? ", its children's only"
+									  : "");
 		if (t == IMG_NS_USER) {
 			fprintf(f, ", uid_map ");
 			put_map(f, n->uid_map);
@@ -742,6 +754,17 @@ static void json_ns(FILE *f, const struct img_input *in)
 		}
 		if (n->d.own & (1u << IMG_NS_NET))
 			fprintf(f, ",\"lo_up\":%s", (n->d.flags & IMG_NSF_LO_UP) ? "true" : "false");
+		for (uint32_t i = 0; i < n->d.npids; i++)
+			fprintf(f, "%s%d%s", i ? "," : ",\"pids_below\":[", n->pids[i],
+				i + 1 == n->d.npids ? "]" : "");
+		if (n->timens)
+			fprintf(f,
+				",\"time\":{\"monotonic\":[%lld,%lld],\"boottime\":[%lld,%lld],"
+				"\"clocks_ns\":[%lld,%lld],\"children_only\":%s}",
+				(long long)n->timens->off_sec[0], (long long)n->timens->off_nsec[0],
+				(long long)n->timens->off_sec[1], (long long)n->timens->off_nsec[1],
+				(long long)n->timens->clock_ns[0], (long long)n->timens->clock_ns[1],
+				(n->timens->flags & IMG_TIMENS_CHILDREN) ? "true" : "false");
 		if (n->d.own & (1u << IMG_NS_USER)) {
 			fprintf(f, ",\"uid_map\":");
 			json_str(f, n->uid_map, n->d.uid_map_len);

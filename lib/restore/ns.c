@@ -1,12 +1,13 @@
 /* ns.c: the namespaces and cgroup of the image's processes, made again.
  *
- * A process whose NS record says it had a user, uts, net or ipc
+ * A process whose NS record says it had a user, uts, net, ipc or time
  * namespace of its own gets a new one, made by unshare(2) in the process
  * itself once it is forked and before it forks its children, so that they
  * inherit it as they had (the user namespace first: the others are then
  * its, and may be made without privilege).  A new uts namespace gets the
  * hostname and domainname, a new net namespace its loopback up (the dump
- * refused one with anything more).  A process in a cgroup of its own is
+ * refused one with anything more), a new time namespace its offsets
+ * before the process enters it (TIMENS).  A process in a cgroup of its own is
  * moved into the cgroup of the same path, which must exist.
  *
  * rst_ns_check refuses, before anything is made, what cannot be made so:
@@ -25,6 +26,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include <linux/capability.h>
 
@@ -34,7 +36,9 @@
 #include "target/target.h"
 
 /* The types a restore makes again; the others were refused at dump. */
-#define MADE ((1u << IMG_NS_USER) | (1u << IMG_NS_UTS) | (1u << IMG_NS_NET) | (1u << IMG_NS_IPC))
+#define MADE                                                                               \
+	((1u << IMG_NS_USER) | (1u << IMG_NS_UTS) | (1u << IMG_NS_NET) | (1u << IMG_NS_IPC) |     \
+	 (1u << IMG_NS_TIME) | (1u << IMG_NS_PID))
 
 static const int clone_flag[IMG_NS_NTYPES] = {
     [IMG_NS_USER] = CLONE_NEWUSER, [IMG_NS_UTS] = CLONE_NEWUTS, [IMG_NS_NET] = CLONE_NEWNET,
@@ -92,6 +96,84 @@ static char *procs_file(char *buf, size_t size, const char *path)
 
 	cgroup_mount(mnt, sizeof(mnt));
 	return fmt_path(buf, size, "%s%s/cgroup.procs", mnt, strcmp(path, "/") ? path : "");
+}
+
+static uint32_t npids(struct img_input *in, long k)
+{
+	const struct ns_rec *n = k < 0 ? NULL : img_proc_at(in, k)->ns;
+
+	return n ? n->d.npids : 0;
+}
+
+size_t rst_ns_pids(struct img_input *in, size_t k, pid_t *ids, uint64_t *newpid)
+{
+	const struct ns_rec *n = img_proc_at(in, k)->ns;
+	size_t m = 0;
+
+	for (uint32_t i = npids(in, (long)k); i > 0; i--)
+		ids[m++] = n->pids[i - 1];
+	ids[m++] = img_proc_at(in, k)->proc.pid;
+	*newpid = eff(in, (long)k, IMG_NS_PID) != eff(in, parent_of(in, k), IMG_NS_PID)
+		      ? CLONE_NEWPID
+		      : 0;
+	return m;
+}
+
+/* Whether process k's group is the one it has when it is made: it leads
+ * it, is the root (which is made in ckpt-remap's), or is in its parent's,
+ * which its parent had when it forked it. */
+static int group_at_fork(struct img_input *in, long k)
+{
+	const struct img_proc *p = &img_proc_at(in, k)->proc;
+	long par = parent_of(in, k);
+
+	if (k == 0 || p->pgid == p->pid)
+		return 1;
+	return par >= 0 && img_proc_at(in, par)->proc.pgid == p->pgid && group_at_fork(in, par);
+}
+
+int rst_ns_inherits_group(struct img_input *in, size_t k)
+{
+	const struct img_proc *p = &img_proc_at(in, k)->proc;
+
+	return npids(in, (long)k) && p->pgid != p->pid;
+}
+
+/* A pid namespace below the tree's is made by clone3 (CLONE_NEWPID) for
+ * its first process, its init, one level below its parent's; the others
+ * are in their parent's.  In one, a process cannot name a group whose
+ * leader is outside: it must be in the group it inherits. */
+static int check_pids(struct img_input *in, size_t k)
+{
+	const struct image *im = img_proc_at(in, k);
+	long par = parent_of(in, k);
+	uint32_t mine = npids(in, (long)k), theirs = npids(in, par);
+	pid_t pid = im->proc.pid;
+
+	if (im->proc.flags & IMG_PROC_ZOMBIE) {
+		if (theirs) {
+			err_set("pid %d: a zombie in a pid namespace below the tree's; not supported",
+				pid);
+			return -1;
+		}
+		return 0;
+	}
+	if (k == 0 ? mine != 0
+		   : eff(in, (long)k, IMG_NS_PID) != eff(in, par, IMG_NS_PID)
+		   ? !mine || mine != theirs + 1 || im->ns->pids[mine - 1] != 1
+		   : mine != theirs) {
+		err_set("pid %d: its pid namespace is not its parent's or the init's (pid 1) of one "
+			"below it; not supported",
+			pid);
+		return -1;
+	}
+	if (mine && !group_at_fork(in, (long)k)) {
+		err_set("pid %d: in a pid namespace below the tree's and in process group %d, "
+			"neither its own nor the one it is made in; not supported",
+			pid, im->proc.pgid);
+		return -1;
+	}
+	return 0;
 }
 
 static int has_children(struct img_input *in, size_t k)
@@ -216,6 +298,10 @@ int rst_ns_check(struct img_input *in, int userns)
 		if (check_cgroup(in, k) || check_sockets(in, k))
 			return -1;
 	}
+	for (size_t k = 0; k <= in->nrest; k++) {
+		if (check_pids(in, k))
+			return -1;
+	}
 	return 0;
 }
 
@@ -248,6 +334,71 @@ static int make_user(pid_t pid, const struct ns_rec *n)
 			       write_file(pid, "/proc/self/gid_map", n->gid_map, n->d.gid_map_len)
 		   ? -1
 		   : 0;
+}
+
+/* The offsets its new time namespace gets.  On the machine and boot
+ * that wrote the image, the recorded ones: its clocks then count the
+ * time it was not running, as every other clock here does.  Elsewhere
+ * (another boot: CLOCK_MONOTONIC and CLOCK_BOOTTIME started again from
+ * 0) offsets that make each clock go on from where it stood at the dump,
+ * never back. */
+static int time_offsets(pid_t pid, const struct img_timens *t, int64_t sec[2], int64_t nsec[2])
+{
+	uint8_t here[16];
+
+	if (proc_boot_id(here) == 0 && !memcmp(here, t->boot_id, sizeof(here))) {
+		memcpy(sec, t->off_sec, 2 * sizeof(*sec));
+		memcpy(nsec, t->off_nsec, 2 * sizeof(*nsec));
+		return 0;
+	}
+	for (int k = 0; k < 2; k++) {
+		int64_t h = host_clock_ns(k ? CLOCK_BOOTTIME : CLOCK_MONOTONIC), d;
+
+		if (h < 0) {
+			err_sys("pid %d: cannot read the clocks for its time namespace", pid);
+			return -1;
+		}
+		d = t->clock_ns[k] - h;
+		sec[k] = d / 1000000000;
+		nsec[k] = d % 1000000000;
+		if (nsec[k] < 0) {
+			nsec[k] += 1000000000;
+			sec[k]--;
+		}
+	}
+	return 0;
+}
+
+/* A new time namespace with its offsets, entered: the offsets can be
+ * written only before a process is in it, and a process enters one only
+ * by setns (or by fork after unshare), alone in its memory. */
+static int make_time(pid_t pid, const struct img_timens *t)
+{
+	int64_t sec[2], nsec[2];
+	char buf[128];
+	int fd;
+
+	if (time_offsets(pid, t, sec, nsec))
+		return -1;
+	if (unshare(CLONE_NEWTIME)) {
+		err_sys("pid %d: cannot make its time namespace", pid);
+		return -1;
+	}
+	snprintf(buf, sizeof(buf), "monotonic %lld %lld\nboottime %lld %lld\n", (long long)sec[0],
+		 (long long)nsec[0], (long long)sec[1], (long long)nsec[1]);
+	if (write_file(pid, "/proc/self/timens_offsets", buf, strlen(buf)))
+		return -1;
+	if (t->flags & IMG_TIMENS_CHILDREN)
+		return 0; /* its children's, as it was */
+	fd = open("/proc/self/ns/time_for_children", O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || setns(fd, CLONE_NEWTIME)) {
+		err_sys("pid %d: cannot enter its new time namespace", pid);
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
 }
 
 /* lo up in this process's net namespace; -1 with errno. */
@@ -310,7 +461,7 @@ int rst_ns_enter(struct img_input *in, size_t k)
 	if (eff(in, k, IMG_NS_USER) != eff(in, par, IMG_NS_USER) && make_user(pid, n))
 		return -1;
 	for (int t = 0; t < IMG_NS_NTYPES; t++)
-		if (t != IMG_NS_USER && (MADE & (1u << t)) && eff(in, k, t) != eff(in, par, t))
+		if (clone_flag[t] && t != IMG_NS_USER && eff(in, k, t) != eff(in, par, t))
 			flags |= clone_flag[t];
 	if (flags && unshare(flags)) {
 		err_sys("pid %d: cannot make its namespaces", pid);
@@ -326,6 +477,8 @@ int rst_ns_enter(struct img_input *in, size_t k)
 		err_sys("pid %d: cannot bring lo up in its new net namespace", pid);
 		return -1;
 	}
+	if (eff(in, k, IMG_NS_TIME) != eff(in, par, IMG_NS_TIME) && make_time(pid, n->timens))
+		return -1;
 	if (cg_moves(in, k) &&
 	    write_file(pid, procs_file(path, sizeof(path), cg(in, k)), "0", 1))
 		return -1;

@@ -37,6 +37,14 @@ int rst_ns_check(struct img_input *in, int userns) __attribute__((warn_unused_re
 /* In the process about to become process k of the stream, forked and
  * before its children: its new namespaces, and its cgroup. */
 int rst_ns_enter(struct img_input *in, size_t k) __attribute__((warn_unused_result));
+/* Process k's pids for clone3's set_tid, innermost first (its pid in each
+ * pid namespace below the tree's, then the tree's pid): how many, into
+ * ids (IMG_NS_MAX_PIDS + 1 of them); *newpid CLONE_NEWPID when its pid
+ * namespace is not its parent's, else 0. */
+size_t rst_ns_pids(struct img_input *in, size_t k, pid_t *ids, uint64_t *newpid);
+/* Whether process k, in a pid namespace below the tree's, is left in the
+ * process group it inherits (its parent's, which it cannot name). */
+int rst_ns_inherits_group(struct img_input *in, size_t k);
 /* ckpt-remap --net-ns (ns.c): whether every fd of the image can be made in
  * a new net namespace with lo alone, checked before anything is made (-1,
  * err_set naming the pid and fd); making it, with lo up, in this process

@@ -108,16 +108,23 @@ static int supervise(pid_t child)
 	}
 }
 
-static pid_t clone_pid_sig(pid_t pid, int exit_signal, uint64_t flags)
+/* A child with pids ids[0..n) (innermost first: one per pid namespace
+ * from its own up to the tree's). */
+static pid_t clone_pids(const pid_t *ids, size_t n, int exit_signal, uint64_t flags)
 {
 	struct clone_args ca;
 
 	memset(&ca, 0, sizeof(ca));
 	ca.flags = flags;
 	ca.exit_signal = exit_signal;
-	ca.set_tid = (uint64_t)&pid;
-	ca.set_tid_size = 1;
+	ca.set_tid = (uint64_t)ids;
+	ca.set_tid_size = n;
 	return syscall(SYS_clone3, &ca, sizeof(ca));
+}
+
+static pid_t clone_pid_sig(pid_t pid, int exit_signal, uint64_t flags)
+{
+	return clone_pids(&pid, 1, exit_signal, flags);
 }
 
 static pid_t clone_with_pid(pid_t pid)
@@ -660,13 +667,16 @@ again: /* a child, forked below, is process k now */
 	if (!(p->flags & IMG_PROC_ZOMBIE))
 		tree_shared_own(t, k);
 	for (size_t c = k + 1; c < t->n; c++) {
-		pid_t child;
+		pid_t child, ids[IMG_NS_MAX_PIDS + 1];
+		uint64_t newpid;
+		size_t nids;
 
 		if (tim(t, c)->proc.ppid != p->pid)
 			continue;
 		fflush(NULL);
-		child = clone_pid_sig(tim(t, c)->proc.pid, tim(t, c)->proc.exit_signal,
-				      (tim(t, c)->proc.flags & IMG_PROC_FS_SHARED) ? CLONE_FS : 0);
+		nids = rst_ns_pids(t->in, c, ids, &newpid);
+		child = clone_pids(ids, nids, tim(t, c)->proc.exit_signal,
+				   newpid | ((tim(t, c)->proc.flags & IMG_PROC_FS_SHARED) ? CLONE_FS : 0));
 		if (child == 0) {
 			k = c;
 			goto again;
@@ -685,7 +695,9 @@ again: /* a child, forked below, is process k now */
 	    read_full(t->cmd[k][0], &m, sizeof(m)) != sizeof(m) || m.msg != RST_MSG_GROUPS)
 		_exit(fail); /* ckpt-remap gave up on the tree */
 	/* Every process exists: every group has its leader. */
-	if (p->pgid != p->pid) {
+	/* In a pid namespace below the tree's it has its parent's group
+	 * (rst_ns_check), whose number it may not see. */
+	if (p->pgid != p->pid && !rst_ns_inherits_group(t->in, k)) {
 		pid_t want = leader >= 0 ? p->pgid : t->outer_pgid;
 		if (want && getpgrp() != want && setpgid(0, want))
 			die(fail, "pid %d: cannot join process group %d: %s", p->pid, want,

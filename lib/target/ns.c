@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/base.h"
@@ -33,16 +34,21 @@ static const char *const ns_file[IMG_NS_NTYPES] = {"user", "mnt", "pid", "net",
 
 /* The inode of /proc/PID/ns/NAME (pid 0: ours), 0 where the kernel has no
  * such namespace or it cannot be read. */
-static uint64_t ns_ino(pid_t pid, int type)
+static uint64_t ns_ino_of(pid_t pid, const char *name)
 {
 	char path[64];
 	struct stat st;
 
 	if (pid)
-		fmt_path(path, sizeof(path), "/proc/%d/ns/%s", pid, ns_file[type]);
+		fmt_path(path, sizeof(path), "/proc/%d/ns/%s", pid, name);
 	else
-		fmt_path(path, sizeof(path), "/proc/self/ns/%s", ns_file[type]);
+		fmt_path(path, sizeof(path), "/proc/self/ns/%s", name);
 	return stat(path, &st) == 0 ? (uint64_t)st.st_ino : 0;
+}
+
+static uint64_t ns_ino(pid_t pid, int type)
+{
+	return ns_ino_of(pid, ns_file[type]);
 }
 
 char *proc_read_cgroup(pid_t pid)
@@ -62,6 +68,208 @@ char *proc_read_cgroup(pid_t pid)
 		}
 	free(s);
 	return p;
+}
+
+int proc_read_timens_offsets(pid_t pid, int64_t sec[2], int64_t nsec[2])
+{
+	char path[64], *s, *line;
+	int seen = 0;
+
+	if (pid)
+		fmt_path(path, sizeof(path), "/proc/%d/timens_offsets", pid);
+	else
+		fmt_path(path, sizeof(path), "/proc/self/timens_offsets");
+	s = read_file(path, NULL);
+	if (!s) {
+		err_sys("cannot read %s", path);
+		return -1;
+	}
+	for (line = s; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+		char name[16];
+		long long a, b;
+		int k;
+
+		if (sscanf(line, "%15s %lld %lld", name, &a, &b) != 3)
+			continue;
+		k = !strcmp(name, "monotonic") ? 0 : !strcmp(name, "boottime") ? 1 : -1;
+		if (k < 0)
+			continue;
+		sec[k] = a;
+		nsec[k] = b;
+		seen |= 1 << k;
+	}
+	free(s);
+	if (seen != 3) {
+		err_set("cannot parse %s", path);
+		return -1;
+	}
+	return 0;
+}
+
+int proc_boot_id(uint8_t id[16])
+{
+	char *s = read_file("/proc/sys/kernel/random/boot_id", NULL);
+	int n = 0;
+
+	for (const char *c = s; c && *c && n < 32; c++) {
+		int v = *c >= '0' && *c <= '9' ? *c - '0' : *c >= 'a' && *c <= 'f' ? *c - 'a' + 10 : -1;
+
+		if (v < 0)
+			continue;
+		if (n % 2 == 0)
+			id[n / 2] = (uint8_t)(v << 4);
+		else
+			id[n / 2] |= (uint8_t)v;
+		n++;
+	}
+	free(s);
+	if (n != 32) {
+		err_set("cannot read /proc/sys/kernel/random/boot_id");
+		return -1;
+	}
+	return 0;
+}
+
+int64_t host_clock_ns(int clock)
+{
+	int64_t sec[2], nsec[2];
+	struct timespec ts;
+	int k = clock == CLOCK_BOOTTIME;
+
+	if (clock_gettime(clock, &ts)) {
+		err_sys("cannot read the clock");
+		return -1;
+	}
+	/* Where the kernel has no time namespaces there is no file and no offset. */
+	if (access("/proc/self/timens_offsets", F_OK) != 0)
+		sec[k] = nsec[k] = 0;
+	else if (proc_read_timens_offsets(0, sec, nsec))
+		return -1;
+	return ((int64_t)ts.tv_sec - sec[k]) * 1000000000 + ts.tv_nsec - nsec[k];
+}
+
+/* Its time namespace of its own: the offsets, and where its clocks stood.
+ * A namespace it made for its children (unshare without a fork) and has
+ * not entered is refused: the kernel shows only that one's offsets. */
+static int capture_time(pid_t pid, struct ns_rec *n)
+{
+	struct img_timens *t;
+
+	if (n->timens)
+		return 0;
+	t = calloc(1, sizeof(*t));
+	if (!t) {
+		err_set("out of memory");
+		return -1;
+	}
+	n->timens = t;
+	if (proc_read_timens_offsets(pid, t->off_sec, t->off_nsec) || proc_boot_id(t->boot_id)) {
+		char why[512];
+
+		snprintf(why, sizeof(why), "%s", err_get());
+		err_set("pid %d: its time namespace: %s", pid, why);
+		return -1;
+	}
+	for (int k = 0; k < 2; k++) {
+		int64_t h = host_clock_ns(k ? CLOCK_BOOTTIME : CLOCK_MONOTONIC);
+
+		if (h < 0)
+			return -1;
+		t->clock_ns[k] = h + t->off_sec[k] * 1000000000 + t->off_nsec[k];
+	}
+	return 0;
+}
+
+/* A time namespace made for its children (unshare(CLONE_NEWTIME), as
+ * `unshare --time --fork` does) that it is not in itself: recorded as its
+ * own, flagged, since its children are in it and it would put the
+ * children it forks later there.  One made for its children while in one
+ * of its own is refused. */
+static int time_for_children(pid_t pid, struct ns_rec *n)
+{
+	uint64_t kids = ns_ino_of(pid, "time_for_children");
+
+	if (!kids || kids == n->d.ino[IMG_NS_TIME])
+		return 0;
+	if (n->d.own & (1u << IMG_NS_TIME)) {
+		err_set("pid %d: its time namespace is its own and it made another for its "
+			"children; not supported",
+			pid);
+		return -1;
+	}
+	n->d.own |= 1u << IMG_NS_TIME;
+	n->d.ino[IMG_NS_TIME] = kids;
+	if (capture_time(pid, n))
+		return -1;
+	n->timens->flags |= IMG_TIMENS_CHILDREN;
+	return 0;
+}
+
+/* A pid namespace below the tree root's: its pid at each level between
+ * (NSpid's values after the root's), which a restore asks clone3 for.  Its
+ * threads would need theirs too: refused. */
+static int capture_pids(pid_t pid, pid_t root, struct ns_rec *n)
+{
+	struct proc_nsids r, ids;
+	pid_t *tids = NULL;
+	size_t ntids = 0;
+	int depth;
+
+	if (proc_read_nsids(root, 0, 0, &r) || proc_read_nsids(pid, 0, 0, &ids)) {
+		err_sys("pid %d: cannot read its pids", pid);
+		return -1;
+	}
+	depth = ids.levels - r.levels;
+	if (depth < 1 || depth > IMG_NS_MAX_PIDS) {
+		err_set("pid %d: its pid namespace is %d levels below the tree's; not supported", pid,
+			depth);
+		return -1;
+	}
+	if (proc_list_tasks(pid, &tids, &ntids) == 0 && ntids > 1) {
+		free(tids);
+		err_set("pid %d: in a pid namespace below the tree's, with threads; not supported",
+			pid);
+		return -1;
+	}
+	free(tids);
+	if (!(n->pids = calloc(depth, sizeof(*n->pids)))) {
+		err_set("out of memory");
+		return -1;
+	}
+	for (int i = 0; i < depth; i++) {
+		if (proc_read_nsids(pid, 0, r.levels + i, &ids)) {
+			err_sys("pid %d: cannot read its pids", pid);
+			return -1;
+		}
+		n->pids[i] = ids.pid;
+	}
+	n->d.npids = depth;
+	return 0;
+}
+
+/* A pid namespace made for its children (unshare(CLONE_NEWPID), as
+ * `unshare --pid --fork` does): one of its children of the tree must be
+ * in it, made again with it; the restored process's own is then its
+ * children's again (it forks no other into it, as unshare does not). */
+static int pid_for_children(pid_t pid, const struct ns_rec *n)
+{
+	uint64_t kids = ns_ino_of(pid, "pid_for_children");
+	pid_t *c = NULL;
+	size_t nc = 0;
+	int found = 0;
+
+	if (!kids || kids == n->d.ino[IMG_NS_PID])
+		return 0;
+	if (proc_list_children(pid, &c, &nc) == 0)
+		for (size_t i = 0; i < nc && !found; i++)
+			found = ns_ino(c[i], IMG_NS_PID) == kids;
+	free(c);
+	if (found)
+		return 0;
+	err_set("pid %d: it made a pid namespace for its children, none of which is in it; not "
+		"supported",
+		pid);
+	return -1;
 }
 
 /* What the child that entered the namespaces saw. */
@@ -210,9 +418,7 @@ static int refuse_own(pid_t pid, uint32_t own)
 {
 	static const char *const why[IMG_NS_NTYPES] = {
 	    [IMG_NS_MNT] = "its mounts are not recorded",
-	    [IMG_NS_PID] = "its pids there are not the ones ckpt-dump sees",
 	    [IMG_NS_CGROUP] = "its cgroup root is not recorded",
-	    [IMG_NS_TIME] = "its clock offsets are not recorded",
 	};
 
 	for (int t = 0; t < IMG_NS_NTYPES; t++)
@@ -300,6 +506,11 @@ static int fill(pid_t pid, pid_t root, pid_t outer, struct ns_rec *n)
 			n->d.own |= 1u << t;
 	}
 	if (refuse_own(pid, n->d.own))
+		return -1;
+	if (time_for_children(pid, n) || ((n->d.own & (1u << IMG_NS_TIME)) && capture_time(pid, n)))
+		return -1;
+	if (pid_for_children(pid, n) ||
+	    ((n->d.own & (1u << IMG_NS_PID)) && capture_pids(pid, root, n)))
 		return -1;
 	cg = proc_read_cgroup(pid);
 	ocg = proc_read_cgroup(outer);

@@ -240,6 +240,15 @@ int ns_capture(pid_t pid, pid_t root, pid_t outer, struct image *im)
 /* The cgroup v2 path of /proc/PID/cgroup (its "0::" line; pid 0: ours),
  * malloc'd, or NULL. */
 char *proc_read_cgroup(pid_t pid);
+/* The offsets of /proc/PID/timens_offsets (pid 0: ours): [0] monotonic,
+ * [1] boottime; -1 (err_set) if it cannot be read or parsed. */
+int proc_read_timens_offsets(pid_t pid, int64_t sec[2], int64_t nsec[2])
+	__attribute__((warn_unused_result));
+/* This boot's id (/proc/sys/kernel/random/boot_id) as 16 bytes; -1 (err_set). */
+int proc_boot_id(uint8_t id[16]) __attribute__((warn_unused_result));
+/* Now on clock (CLOCK_MONOTONIC or CLOCK_BOOTTIME) of the machine, without
+ * the offsets of our own time namespace, in ns; -1 (err_set). */
+int64_t host_clock_ns(int clock);
 
 /* ---- attrs: the process's attributes, into im->attrs (attrs.c).
  *

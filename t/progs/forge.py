@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """forge.py IMG uid UID | forge.py IMG parent PATH | forge.py IMG lockkind N |
 forge.py IMG nsown N | forge.py IMG flightkind N |
-forge.py IMG flightmark N | forge.py IMG cpu W:B[,W:B...]: rewrite, in place, a
+forge.py IMG flightmark N | forge.py IMG cpu W:B[,W:B...] |
+forge.py IMG bootid HEX: rewrite, in place, a
 field of the uncompressed image IMG as anyone who can write the file can,
 and fix the record's checksum, so that only the file's owner tells who
 wrote it.
@@ -22,6 +23,8 @@ flightmark N the first mark of a file in flight in every unix FILE record
              (kind 11) whose messages carry files (flag 32) is N.
 cpu W:B,...  every CPU record (type 24) has bit B of its u32 word W set
              (struct img_cpu: eight CPUID words, then flags as word 8).
+bootid HEX   every TIMENS record (type 26) says the boot that wrote it was
+             HEX (16 bytes at offset 48), as if dumped on another machine.
 
 See ckpt-image(5): a 192-byte header, then records of a 16-byte header
 (type, crc, payload length); the crc is CRC-32C of that header with crc 0
@@ -113,6 +116,9 @@ def main():
             elif what == "nsown" and kind == 19:
                 payload = bytearray(f.read(length))
                 struct.pack_into("<I", payload, 64, int(value, 0))
+            elif what == "bootid" and kind == 26:
+                payload = bytearray(f.read(length))
+                payload[48:64] = bytes.fromhex(value)
             elif what == "cpu" and kind == 24:
                 payload = bytearray(f.read(length))
                 for wb in value.split(","):

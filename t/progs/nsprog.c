@@ -25,12 +25,33 @@
  *                     (which a dump refuses).
  *   MODE mnt          a mount namespace with a tmpfs on DIR/m (which a dump
  *                     refuses).
+ *   MODE time         a time namespace, entered, with offsets monotonic
+ *                     86400 s and boottime 172800 s: after the restore its
+ *                     clocks have gone on from where they stood (never
+ *                     back, less than 600 s on) and its offsets are those
+ *                     (DIR/moved: the test made the restore take the image
+ *                     for another boot's: smaller, by the time it was
+ *                     down).
+ *   MODE timetwice    as MODE time, then another time namespace made for
+ *                     its children (which a dump refuses).
+ *   MODE pidns        (as root, or root in a user namespace) a pid namespace
+ *                     made for its children, as `unshare --pid --fork`
+ *                     does: its child is pid 1 there and has a child, pid
+ *                     2; both check their pids there and their NSpid line
+ *                     after the restore, the init reaps its child.
+ *   MODE pidthreads   as MODE pidns, pid 2 with a second thread (which a
+ *                     dump refuses).
+ *   MODE timekids     the same time namespace made for its children only
+ *                     (unshare without setns, as `unshare --time --fork`):
+ *                     its child is in it and checks as MODE time; it is
+ *                     not, and its time_for_children is still another.
  */
 #define PROG "nsprog"
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <sys/ioctl.h>
@@ -43,8 +64,8 @@
 
 #include "progs.h"
 
-static const char *const types[] = {"user", "uts", "net", "ipc"};
-#define NTYPES 4
+static const char *const types[] = {"user", "uts", "net", "ipc", "time"};
+#define NTYPES 5
 
 static char dir[4096];
 
@@ -84,12 +105,12 @@ static unsigned long ino_of(const char *who, const char *type)
 
 /* Its namespaces before it made any: what a new one must differ from
  * where the parent's cannot be read. */
-static unsigned long before[4];
+static unsigned long before[NTYPES];
 
 static void note_before(void)
 {
-	for (int k = 0; k < 4; k++)
-		before[k] = ino_of("self", k == 0 ? "user" : k == 1 ? "uts" : k == 2 ? "net" : "ipc");
+	for (int k = 0; k < NTYPES; k++)
+		before[k] = ino_of("self", types[k]);
 }
 
 static void make_user(void)
@@ -185,6 +206,210 @@ static void check_net(void)
 		     ntohs(bound.sin_port), strerror(errno));
 }
 
+/* The offsets a time namespace of its own is given. */
+#define MONO_OFF 86400LL
+#define BOOT_OFF 172800LL
+
+static double clock_at(clockid_t c)
+{
+	struct timespec ts;
+
+	clock_gettime(c, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* A new time namespace with the offsets above, for its children; entered
+ * (setns on time_for_children) unless kids. */
+static void make_time(int kids)
+{
+	char buf[128];
+	int fd;
+
+	if (unshare(CLONE_NEWTIME))
+		die("unshare time");
+	snprintf(buf, sizeof(buf), "monotonic %lld 0\nboottime %lld 0\n", MONO_OFF, BOOT_OFF);
+	put("/proc/self/timens_offsets", buf);
+	if (kids)
+		return;
+	fd = open("/proc/self/ns/time_for_children", O_RDONLY);
+	if (fd < 0 || setns(fd, CLONE_NEWTIME))
+		die("setns time");
+	close(fd);
+}
+
+static double mono0, boot0;
+
+/* Its clocks went on from where they stood, never back; its offsets are
+ * the ones it set, or (DIR/moved: the restore took the image for one of
+ * another boot) smaller by the time it was not running. */
+static void check_time(void)
+{
+	double mono = clock_at(CLOCK_MONOTONIC), boot = clock_at(CLOCK_BOOTTIME);
+	long long ms, mn, bs, bn;
+	int moved = access(in_dir("moved"), F_OK) == 0;
+
+	if (mono < mono0 || mono > mono0 + 600 || boot < boot0 || boot > boot0 + 600)
+		fail("CLOCK_MONOTONIC %.3f (was %.3f), CLOCK_BOOTTIME %.3f (was %.3f)", mono,
+		     mono0, boot, boot0);
+	if (mono < MONO_OFF || boot < BOOT_OFF)
+		fail("CLOCK_MONOTONIC %.3f, CLOCK_BOOTTIME %.3f: below its offsets", mono, boot);
+	if (sscanf(slurp("/proc/self/timens_offsets"), "monotonic %lld %lld boottime %lld %lld",
+		   &ms, &mn, &bs, &bn) != 4) {
+		fail("cannot parse its timens_offsets: %s", slurp("/proc/self/timens_offsets"));
+		return;
+	}
+	if (!moved && (ms != MONO_OFF || mn || bs != BOOT_OFF || bn))
+		fail("timens_offsets monotonic %lld %lld boottime %lld %lld, not %lld 0 %lld 0",
+		     ms, mn, bs, bn, MONO_OFF, BOOT_OFF);
+	if (moved && (ms >= MONO_OFF || ms < MONO_OFF - 600 || bs >= BOOT_OFF ||
+		      bs < BOOT_OFF - 600))
+		fail("timens_offsets monotonic %lld boottime %lld: not the time it was down "
+		     "less than %lld and %lld",
+		     ms, bs, MONO_OFF, BOOT_OFF);
+}
+
+/* Its NSpid line (its pid in every pid namespace our /proc shows). */
+static void nspid(char *buf, size_t size)
+{
+	const char *s = strstr(slurp("/proc/self/status"), "\nNSpid:");
+
+	snprintf(buf, size, "%.*s", s ? (int)strcspn(s + 1, "\n") : 0, s ? s + 1 : "");
+}
+
+/* In the pid namespace: its pid there (want), its parent's (0: outside),
+ * its NSpid line, all as before the checkpoint. */
+static void check_pids(pid_t want, pid_t ppid, const char *was)
+{
+	char now[256];
+
+	nspid(now, sizeof(now));
+	if (getpid() != want || getppid() != ppid)
+		fail("pid %d, parent %d in its pid namespace, not %d and %d", (int)getpid(),
+		     (int)getppid(), (int)want, (int)ppid);
+	if (strcmp(now, was))
+		fail("%s, was %s", now, was);
+}
+
+/* A pid namespace made for its children (`unshare --pid --fork`): its
+ * child is pid 1 there, with a child of its own, pid 2; each checks its
+ * pids at every level, the init reaps its child, the parent its own. */
+static void *idle(void *arg)
+{
+	(void)arg;
+	for (;;)
+		pause();
+	return NULL;
+}
+
+static int pidns(int threads)
+{
+	char was[256];
+	int pfd[2], status;
+	pid_t child;
+	char c;
+
+	if (pipe(pfd) || unshare(CLONE_NEWPID))
+		die("unshare pid");
+	child = fork();
+	if (child < 0)
+		die("fork");
+	if (child == 0) {
+		pid_t kid;
+
+		close(pfd[0]);
+		kid = fork();
+		if (kid < 0)
+			die("fork in the pid namespace");
+		if (kid == 0) {
+			pthread_t th;
+
+			if (threads && pthread_create(&th, NULL, idle, NULL))
+				die("pthread_create");
+			nspid(was, sizeof(was));
+			if (write(pfd[1], "x", 1) != 1)
+				die("write");
+			close(pfd[1]);
+			wait_file(in_dir("go"));
+			check_pids(2, 1, was);
+			_exit(failures ? 1 : 0);
+		}
+		close(pfd[1]);
+		nspid(was, sizeof(was));
+		if (getpid() != 1 || kid != 2)
+			die("not pid 1 with a child 2 in the new pid namespace");
+		wait_file(in_dir("go"));
+		check_pids(1, 0, was);
+		if (waitpid(2, &status, 0) != 2 || !WIFEXITED(status) || WEXITSTATUS(status))
+			fail("its child, pid 2, failed its checks (status %#x)", status);
+		_exit(failures ? 1 : 0);
+	}
+	close(pfd[1]);
+	if (read(pfd[0], &c, 1) != 1)
+		die("child");
+	close(pfd[0]);
+	printf("ready %d\n", (int)getpid());
+	fflush(stdout);
+	wait_file(in_dir("go"));
+	if (waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status))
+		fail("its child, pid 1 of the new pid namespace, failed its checks (status %#x)",
+		     status);
+	if (failures)
+		return 1;
+	printf("nsprog: ok\n");
+	return 0;
+}
+
+/* A time namespace made for its children only (`unshare --time --fork`):
+ * its child is in it, it is not. */
+static int timekids(int root)
+{
+	char cpid[32];
+	int pfd[2], status;
+	pid_t child;
+	char c;
+
+	if (!root)
+		make_user();
+	make_time(1);
+	if (pipe(pfd))
+		die("pipe");
+	child = fork();
+	if (child < 0)
+		die("fork");
+	if (child == 0) {
+		close(pfd[0]);
+		mono0 = clock_at(CLOCK_MONOTONIC);
+		boot0 = clock_at(CLOCK_BOOTTIME);
+		if (write(pfd[1], "x", 1) != 1)
+			die("write");
+		close(pfd[1]);
+		wait_file(in_dir("go"));
+		check_own(root ? 16 : 17);
+		check_time();
+		/* Here, not in the parent: once it exits it has none to show. */
+		snprintf(cpid, sizeof(cpid), "%d", (int)getppid());
+		if (ino_of("self", "time") != ino_of(cpid, "time_for_children"))
+			fail("its time namespace is not its parent's time namespace for children");
+		_exit(failures ? 1 : 0);
+	}
+	close(pfd[1]);
+	if (read(pfd[0], &c, 1) != 1)
+		die("child");
+	close(pfd[0]);
+	printf("ready %d\n", (int)getpid());
+	fflush(stdout);
+	wait_file(in_dir("go"));
+	check_own(root ? 0 : 1);
+	if (ino_of("self", "time_for_children") == ino_of("self", "time"))
+		fail("its time namespace for children is its own time namespace");
+	if (waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status))
+		fail("its child failed its checks (status %#x)", status);
+	if (failures)
+		return 1;
+	printf("nsprog: ok\n");
+	return 0;
+}
+
 static int tree(int root)
 {
 	char host[128] = "";
@@ -237,7 +462,7 @@ int main(int argc, char **argv)
 	char cgroup[4096], uid_map[4096];
 
 	if (argc != 3) {
-		fprintf(stderr, "usage: nsprog uts|net|user|ipc|ipcobj|tree|cgroup|mnt DIR\n");
+		fprintf(stderr, "usage: nsprog uts|net|user|ipc|ipcobj|tree|cgroup|mnt|time|timetwice|timekids|pidns|pidthreads DIR\n");
 		return 2;
 	}
 	mode = argv[1];
@@ -245,6 +470,10 @@ int main(int argc, char **argv)
 	snprintf(dir, sizeof(dir), "%s", argv[2]);
 	if (!strcmp(mode, "tree"))
 		return tree(root);
+	if (!strcmp(mode, "timekids"))
+		return timekids(root);
+	if (!strcmp(mode, "pidns") || !strcmp(mode, "pidthreads"))
+		return pidns(!strcmp(mode, "pidthreads"));
 	if (strcmp(mode, "cgroup") && (!root || !strcmp(mode, "user")))
 		make_user();
 	if (!strcmp(mode, "user"))
@@ -265,6 +494,13 @@ int main(int argc, char **argv)
 		if (!strcmp(mode, "ipcobj") && semget(IPC_PRIVATE, 1, 0600) < 0)
 			die("semget");
 		own |= 8;
+	} else if (!strcmp(mode, "time") || !strcmp(mode, "timetwice")) {
+		make_time(0);
+		if (!strcmp(mode, "timetwice") && unshare(CLONE_NEWTIME))
+			die("unshare time again");
+		mono0 = clock_at(CLOCK_MONOTONIC);
+		boot0 = clock_at(CLOCK_BOOTTIME);
+		own |= 16;
 	} else if (!strcmp(mode, "cgroup")) {
 		own = 0;
 	} else if (!strcmp(mode, "mnt")) {
@@ -288,6 +524,8 @@ int main(int argc, char **argv)
 		check_uts("ckpt-ns-test", "ckpt.test");
 	if (!strcmp(mode, "net"))
 		check_net();
+	if (!strcmp(mode, "time") || !strcmp(mode, "timetwice"))
+		check_time();
 	if (strcmp(slurp("/proc/self/cgroup"), cgroup))
 		fail("cgroup %s, was %s", slurp("/proc/self/cgroup"), cgroup);
 	if ((own & 1) && strcmp(slurp("/proc/self/uid_map"), uid_map))
