@@ -195,3 +195,34 @@ restart_on() {
 	printf '# two hosts in turn, h3 stays\nh2\nh1\nh3 h3\n' >"$W/two"
 	restart_on "1@h2,2@h1,3@h3" --hostfile "$W/two"
 }
+
+# as_member CMD...: CMD run on h1 by ckpt-inject as ckpt-test, a member
+# of the coordinator at $CH:$CP, its ssh the shim's with $SSH_CMD behind.
+as_member() {
+	net_on h1 --as "$NET_USER" env CKPT_SSH="$SSH_CMD" ckpt-inject --coord-host "$CH" \
+		--coord-port "$CP" --secret-file "$W/secret" -- "$@"
+}
+
+# bats test_tags=root
+@test "ssh in a member is ckpt-ssh: a pipeline over two hosts gives a plain pipeline's bytes; stdin's end, stderr and exit status come through" {
+	coord_on h1
+	run --separate-stderr as_member bash -c \
+		"ssh h2 'seq 1 30000' | ssh h3 'tr 0-9 a-j; echo filtered >&2' | sha256sum"
+	echo "$output $stderr"
+	[ "$status" -eq 0 ]
+	[ "$output" = "$(seq 1 30000 | tr 0-9 a-j | sha256sum)" ]
+	[ "$stderr" = filtered ]
+	# The remote commands are members there, on their host.
+	run as_member bash -c "ssh h2 '$TOP/bin/ckpt-signal --member --status; hostname'"
+	echo "$output"
+	[[ ${lines[0]} == "member: "[1-9]* ]]
+	[ "${lines[-1]}" = h2 ]
+	run as_member bash -c "printf 'a\nb\n' | ssh h3 'cat; echo end'"
+	echo "$output"
+	[ "$output" = "$(printf 'a\nb\nend')" ]
+	run as_member ssh h2 'exit 7'
+	[ "$status" -eq 7 ]
+	run -127 as_member ssh h3 "$TOP/t/progs/no-such-program"
+	echo "$output"
+	[ "$status" -eq 127 ]
+}
