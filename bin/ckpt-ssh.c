@@ -34,8 +34,7 @@
 #include "base/base.h"
 
 #define USAGE                                                                                      \
-	"usage: ckpt-ssh [ssh-option...] host command [arg...]\n"                                 \
-	"       ckpt-ssh --serve -- command [arg...]\n"
+	"usage: ckpt-ssh ([ssh-option...] host command [arg...] | --serve -- command [arg...])\n"
 
 /* ssh's status for its own failures. */
 #define FAIL 255
@@ -450,11 +449,13 @@ int main(int argc, char **argv)
 	pid_t ssh;
 
 	prog = "ckpt-ssh";
+	/* -V is ssh's too: ours only by our own name. */
+	int own = !strcmp(strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0], "ckpt-ssh");
 	if (argc >= 2 && !strcmp(argv[1], "--help")) {
 		fputs(USAGE, stdout);
 		return 0;
 	}
-	if (argc >= 2 && !strcmp(argv[1], "--version")) {
+	if (argc >= 2 && (!strcmp(argv[1], "--version") || (own && !strcmp(argv[1], "-V")))) {
 		printf("ckpt-ssh %s\n", CKPT_VERSION);
 		return 0;
 	}
