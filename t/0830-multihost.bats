@@ -226,3 +226,53 @@ as_member() {
 	echo "$output"
 	[ "$status" -eq 127 ]
 }
+
+# script_on_h1 ARG...: the generation $GEN's restart script, on h1 as
+# ckpt-test, to its end.
+script_on_h1() {
+	rm -f "$W/rport"
+	net_on h1 --as "$NET_USER" env CKPT_SSH="$SSH_CMD" "$GEN/ckpt_restart_script.sh" \
+		--coord-port 0 --port-file "$W/rport" "$@" </dev/null
+}
+
+# bats test_tags=root
+@test "a pipeline through ckpt-ssh over three hosts, checkpointed ten times (the last --kill), restarted on the same and on permuted hosts: an uninterrupted run's bytes" {
+	local job want k seed=${CKPT_SEED:-$RANDOM}
+	echo "# CKPT_SEED=$seed" >&3
+	RANDOM=$seed
+	coord_on h1
+	# shellcheck disable=SC2016 # expanded by the shells on h2
+	job='ssh h2 '\''for i in $(seq 1 4000); do echo "line $i"; sleep 0.002; done'\'
+	job+=" | ssh h3 'tr 0-9 a-j' | tee $W/progress | sha256sum >$W/sum"
+	want=$(for i in $(seq 1 4000); do echo "line $i"; done | tr 0-9 a-j | sha256sum)
+	(
+		# No fd of bats' for the member to hold (root's pipes it may not read).
+		for fd in "/proc/$BASHPID/fd/"*; do
+			fd=${fd##*/}
+			[ "$fd" -le 2 ] || eval "exec $fd>&-"
+		done
+		as_member bash -c "$job"
+	) </dev/null >"$W/job.out" 2>&1 &
+	CKPT_PIDS+=("$!")
+	wait_for has 3
+	for ((k = 1; k <= 9; k++)); do
+		wait_for at_least $((k * 350 + RANDOM % 150)) "$W/progress"
+		run csignal --checkpoint --wait
+		echo "$output"
+		[ "$status" -eq 0 ]
+	done
+	wait_for at_least 3500 "$W/progress"
+	run csignal --checkpoint --wait --kill
+	echo "$output"
+	[ "$status" -eq 0 ]
+	GEN=$output
+	wait_for has 0
+	run script_on_h1
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(cat "$W/sum")" = "$want" ]
+	run script_on_h1 --host-map h1=h2 --host-map h2=h3 --host-map h3=h1
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(cat "$W/sum")" = "$want" ]
+}
