@@ -22,7 +22,7 @@ ALLCFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer
 LDFLAGS   += -fsanitize=address,undefined
 endif
 
-TOOLS     := ckpt-dump ckpt-remap ckpt-inspect ckpt-gzip ckpt-coord ckpt-inject ckpt-signal
+TOOLS     := ckpt-dump ckpt-remap ckpt-inspect ckpt-gzip ckpt-coord ckpt-inject ckpt-signal ckpt-ssh
 BINS      := $(addprefix bin/,$(TOOLS))
 RST       := lib/restore/restorer
 LIBSRC    := $(wildcard lib/*/*.c)
@@ -32,14 +32,14 @@ PROGS     := $(patsubst %.c,%,$(wildcard t/progs/*.c))
 UNITS     := $(patsubst %.c,%,$(wildcard t/unit/*.c))
 BENCHPROGS := bench/bwork bench/freshread bench/pvread bench/tcptree
 MANS      := $(wildcard man/*.[1-8])
-SCRIPTS   := contrib/install-deps $(wildcard contrib/*/*.sh) .ci/run t/run-tests t/check-bats t/check-includes t/lib.bash $(wildcard t/*.sh) $(wildcard t/progs/*.sh) $(wildcard completions/*) \
+SCRIPTS   := contrib/install-deps $(wildcard contrib/*/*.sh) .ci/run t/run-tests t/check-bats t/check-includes t/lib.bash t/lib-net.bash $(wildcard t/*.sh) $(wildcard t/progs/*.sh) $(wildcard completions/*) \
 	bench/run
 
 BUILD_DEPS := zlib1g-dev liblzma-dev libzstd-dev
 TEST_DEPS  := bats shellcheck mandoc gzip xz-utils zstd python3 bsdutils util-linux sqlite3 \
 	python3-numpy libopenblas0-pthread r-base-core perl \
 	redis-server redis-tools memcached \
-	munge slurmctld slurmd slurm-client
+	munge slurmctld slurmd slurm-client openssh-server
 
 FUZZERS   := image inspect coord
 REPLAYS   := $(addprefix t/fuzz/replay-,$(FUZZERS))
@@ -47,7 +47,7 @@ REPLAYS   := $(addprefix t/fuzz/replay-,$(FUZZERS))
 .PHONY: all build check demo bench install uninstall clean format deps test-deps fuzz have-deps
 all: have-deps
 	@$(MAKE) --no-print-directory build
-build: $(BINS) $(PROGS) $(UNITS) $(REPLAYS)
+build: $(BINS) bin/shim/ssh $(PROGS) $(UNITS) $(REPLAYS)
 
 have-deps:
 	@contrib/install-deps --check $(BUILD_DEPS)
@@ -80,6 +80,10 @@ lib/restore/restorer_blob.o: lib/restore/restorer_blob.S $(RST)/restorer.bin
 
 lib/libckpt.a: $(LIBOBJ)
 	$(AR) rcs $@ $^
+
+# ckpt-inject puts this directory first in a member's PATH (ckpt-ssh(1)).
+bin/shim/ssh:
+	mkdir -p bin/shim && ln -sf ../ckpt-ssh $@
 
 bin/%: bin/%.c lib/libckpt.a
 	$(CC) $(CPPFLAGS) $(ALLCFLAGS) $(LDFLAGS) -o $@ $< lib/libckpt.a $(LDLIBS)
@@ -158,6 +162,8 @@ install: $(BINS)
 		$(DESTDIR)$(PREFIX)/share/man/man3 $(DESTDIR)$(PREFIX)/include \
 		$(DESTDIR)$(PREFIX)/share/bash-completion/completions
 	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin
+	install -d $(DESTDIR)$(PREFIX)/lib/ckpt/shim
+	ln -sf ../../../bin/ckpt-ssh $(DESTDIR)$(PREFIX)/lib/ckpt/shim/ssh
 	install -m 644 $(wildcard man/*.1) $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 644 $(wildcard man/*.5) $(DESTDIR)$(PREFIX)/share/man/man5
 	install -m 644 $(wildcard man/*.7) $(DESTDIR)$(PREFIX)/share/man/man7
@@ -167,7 +173,7 @@ install: $(BINS)
 	install -m 644 $(wildcard completions/ckpt-*) $(DESTDIR)$(PREFIX)/share/bash-completion/completions
 
 uninstall:
-	rm -f $(addprefix $(DESTDIR)$(PREFIX)/bin/,$(TOOLS))
+	rm -f $(addprefix $(DESTDIR)$(PREFIX)/bin/,$(TOOLS)) $(DESTDIR)$(PREFIX)/lib/ckpt/shim/ssh
 	rm -f $(addprefix $(DESTDIR)$(PREFIX)/share/man/man1/,$(notdir $(wildcard man/*.1)))
 	rm -f $(addprefix $(DESTDIR)$(PREFIX)/share/man/man5/,$(notdir $(wildcard man/*.5)))
 	rm -f $(addprefix $(DESTDIR)$(PREFIX)/share/man/man7/,$(notdir $(wildcard man/*.7)))
@@ -180,6 +186,7 @@ format:
 
 clean:
 	rm -f lib/*/*.o lib/*.a $(RST)/*.o $(RST)/*.elf $(RST)/*.bin $(BINS) $(PROGS) $(UNITS)
+	rm -rf bin/shim
 	rm -f $(BENCHPROGS)
 	rm -f t/fuzz/replay-* t/fuzz/fuzz-*
 	rm -rf t/fuzz/work

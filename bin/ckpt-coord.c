@@ -209,6 +209,10 @@ static void settle(struct opts *o)
 		die(2, "--bind %s listens beyond this host: it needs --secret-file", s->bind);
 	if (o->secret_file && !(s->secret = co_read_secret(o->secret_file)))
 		die(2, "%s", err_get());
+	/* The restart script gives the members the file, by a path that
+	 * does not depend on where it is run. */
+	if (o->secret_file)
+		s->secret_file = realpath(o->secret_file, NULL);
 	/* A directory named for checkpoints that does not exist yet is
 	 * made, private (0700), as ckpt-inject --dir ~/ck/run1 expects. */
 	if (o->dir && *o->dir && make_dirs(o->dir, 0700))

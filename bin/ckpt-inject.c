@@ -27,7 +27,7 @@
 	"usage: ckpt-inject [--coord-host host] [--coord-port port] [--secret-file file] "         \
 	"[--interval n] [--dir dir] [--compress zstd|gzip|none] [--no-gzip] [--name name] "        \
 	"[--id n] [--run-anyway] [--hook program]... [--hooks dir] [--notify sig] "                \
-	"(-- cmd [arg...] | -p pid | --restart img)\n"
+	"[--no-ssh-shim] (-- cmd [arg...] | -p pid | --restart img)\n"
 
 static int fail_rc;
 
@@ -57,7 +57,7 @@ static void usage(void)
 struct opts {
 	enum mb_mode mode;
 	const char *img, *name; /* --restart img; --name */
-	int id, run_anyway;
+	int id, run_anyway, no_shim;
 	pid_t pid;  /* -p pid */
 	char *hook[MB_HOOKS_MAX];
 	int nhook, notify;
@@ -150,6 +150,9 @@ static void take_opt(struct opts *o, int c)
 	case 'a':
 		o->run_anyway = 1;
 		break;
+	case 'S':
+		o->no_shim = 1;
+		break;
 	case 'k':
 		if (o->nhook == MB_HOOKS_MAX)
 			die(fail_rc, "--hook: at most %d", MB_HOOKS_MAX);
@@ -196,6 +199,7 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 						 {"name", required_argument, NULL, 'n'},
 						 {"id", required_argument, NULL, 'I'},
 						 {"run-anyway", no_argument, NULL, 'a'},
+						 {"no-ssh-shim", no_argument, NULL, 'S'},
 						 {"restart", required_argument, NULL, 'R'},
 						 {"hook", required_argument, NULL, 'k'},
 						 {"hooks", required_argument, NULL, 'K'},
@@ -262,6 +266,42 @@ static void member_name(struct opts *o, char *buf, size_t size)
 	}
 }
 
+/* ckpt-ssh(1) first in the command's PATH as ssh (the directory shim
+ * beside this program, or ../lib/ckpt/shim installed), and the
+ * coordinator's address and secret file in its environment, for it: an
+ * `ssh HOST CMD` of the program's then runs CMD as a member on HOST.  A
+ * restored program has the PATH and environment of its image. */
+static void ssh_shim(const struct opts *o)
+{
+	char self[PATH_MAX], dir[PATH_MAX + 32], ssh[PATH_MAX + 64], port[16], *slash, *path;
+	const char *old = getenv("PATH");
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+	if (o->no_shim || o->mode != MB_RUN || n <= 0)
+		return;
+	self[n] = 0;
+	slash = strrchr(self, '/');
+	if (!slash)
+		return;
+	*slash = 0;
+	snprintf(dir, sizeof(dir), "%s/shim", self);
+	if (access(fmt_path(ssh, sizeof(ssh), "%s/ssh", dir), X_OK)) {
+		snprintf(dir, sizeof(dir), "%s/../lib/ckpt/shim", self);
+		if (access(fmt_path(ssh, sizeof(ssh), "%s/ssh", dir), X_OK))
+			return;
+	}
+	if (!old || !*old)
+		old = "/usr/local/bin:/usr/bin:/bin";
+	if (strncmp(old, dir, strlen(dir)) || (old[strlen(dir)] != ':' && old[strlen(dir)]))
+		if (asprintf(&path, "%s:%s", dir, old) > 0)
+			setenv("PATH", path, 1);
+	snprintf(port, sizeof(port), "%d", o->cl.port);
+	setenv("CKPT_COORD_HOST", o->cl.host, 1);
+	setenv("CKPT_COORD_PORT", port, 1);
+	if (o->cl.secret_file && strcmp(o->cl.secret_file, "-") && realpath(o->cl.secret_file, self))
+		setenv("CKPT_COORD_SECRET_FILE", self, 1);
+}
+
 /* Become the program: ckpt-remap restoring the image, or the command. */
 static noreturn void run_program(const struct opts *o)
 {
@@ -325,5 +365,6 @@ int main(int argc, char **argv)
 		setenv("CKPT_API", j.api, 1);
 	else
 		unsetenv("CKPT_API");
+	ssh_shim(&o);
 	run_program(&o);
 }

@@ -6,7 +6,7 @@
 
 load lib
 
-TOOLS=(ckpt-dump ckpt-remap ckpt-inspect ckpt-gzip ckpt-coord ckpt-inject ckpt-signal)
+TOOLS=(ckpt-dump ckpt-remap ckpt-inspect ckpt-gzip ckpt-coord ckpt-inject ckpt-signal ckpt-ssh)
 
 # norm: squeeze all whitespace, newlines included, to single spaces and trim.
 norm() {
@@ -240,6 +240,19 @@ check_long_opts_documented() {
 }
 @test "ckpt-signal: every long option is in its man page and completion" {
 	check_long_opts_documented ckpt-signal
+}
+
+@test "ckpt-ssh: the --help usage line is the man page SYNOPSIS" {
+	check_synopsis ckpt-ssh
+}
+@test "ckpt-ssh: --version and -V print 'ckpt-ssh VERSION'" {
+	check_version ckpt-ssh
+}
+@test "ckpt-ssh: sourcing its completion registers it" {
+	check_completion_registers ckpt-ssh
+}
+@test "ckpt-ssh: every long option is in its man page and completion" {
+	check_long_opts_documented ckpt-ssh
 }
 
 # ckpt(7)'s "Refusals" lists every refusal of a kind ckpt cannot bring back

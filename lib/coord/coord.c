@@ -439,6 +439,26 @@ char *co_read_secret(const char *path)
 	return strdup(buf);
 }
 
+/* "--secret-file -": the secret is the first line of fd, read a byte at
+ * a time so that what follows it is left for the program (ckpt-ssh(1)
+ * sends it so, over ssh's encrypted stdin, never on a command line). */
+static char *co_read_secret_line(int fd, int *bad)
+{
+	char buf[512];
+	size_t n = 0;
+
+	while (n < sizeof(buf) - 1 && read(fd, buf + n, 1) == 1 && buf[n] != '\n')
+		n++;
+	buf[n] = 0;
+	buf[strcspn(buf, "\r")] = 0;
+	if (strlen(buf) < 8) {
+		err_set("the secret on standard input is missing or too short");
+		*bad = 1;
+		return NULL;
+	}
+	return strdup(buf);
+}
+
 char *co_client_secret(const char *opt, int *bad)
 {
 	const char *path = opt ? opt : getenv("CKPT_COORD_SECRET_FILE");
@@ -447,6 +467,8 @@ char *co_client_secret(const char *opt, int *bad)
 	*bad = 0;
 	if (!path || !*path)
 		return NULL;
+	if (!strcmp(path, "-"))
+		return co_read_secret_line(0, bad);
 	s = co_read_secret(path);
 	if (!s)
 		*bad = 1;

@@ -181,6 +181,9 @@ struct co_script {
 	int compress; /* enum zio_kind: ZIO_ZSTD, ZIO_GZIP or ZIO_NONE */
 	long long save_max;
 	const char *dir;
+	/* The coordinator's --bind (NULL: loopback) and its --secret-file
+	 * (absolute; NULL: none): the new one's, and the members' file. */
+	const char *bind, *secret_file;
 	const struct co_gen_member *m;
 	int n;
 };
@@ -221,6 +224,7 @@ struct cd_settings {
 	long long save_max; /* bytes of each open file the images hold; 0: all */
 	const char *bind;   /* NULL: 127.0.0.1 */
 	const char *secret; /* NULL: none asked */
+	const char *secret_file; /* where it was read (absolute), for the restart script */
 	char dir[PATH_MAX]; /* absolute */
 };
 

@@ -303,7 +303,8 @@ static int commit(struct coord *cd)
 		struct co_script sc = {.gen = cd->gen, .port = cd->set.port,
 				       .interval = cd->set.interval, .keep = cd->set.keep,
 				       .compress = cd->set.compress, .save_max = cd->set.save_max,
-				       .dir = cd->set.dir, .m = cd->gm, .n = cd->ngm};
+				       .dir = cd->set.dir, .bind = cd->set.bind,
+				       .secret_file = cd->set.secret_file, .m = cd->gm, .n = cd->ngm};
 		if (co_write_script(cd->tmpdir, &sc))
 			return -1;
 	}
@@ -809,20 +810,44 @@ static void on_checkpoint(struct coord *cd, struct client *c, const struct co_ms
 	start_ckpt(cd, c, wait, kill_after);
 }
 
+/* STATUS's hosts: each member's id and host, "1@h1,2@h2" ("-": none),
+ * as many as fit in out. */
+static void member_hosts(const struct coord *cd, char *out, size_t size)
+{
+	size_t len = 0;
+
+	for (int i = 0; i < cd->ncl; i++) {
+		const struct client *o = cd->cl[i];
+		int n;
+		if (!o->member || o->dead)
+			continue;
+		n = snprintf(out + len, size - len, "%s%d@%s", len ? "," : "", o->id, o->host);
+		if (n < 0 || (size_t)n >= size - len)
+			break;
+		len += n;
+	}
+	out[len] = 0;
+	if (!len)
+		snprintf(out, size, "-");
+}
+
 /* STATUS */
 static void on_status(struct coord *cd, struct client *c, const struct co_msg *m)
 {
-	char esc[PATH_MAX * 3];
+	char esc[PATH_MAX * 3], hosts[1024], hesc[1024 * 3];
 
 	(void)m;
 	if (co_escape(cd->set.dir, esc, sizeof(esc)))
 		snprintf(esc, sizeof(esc), "-");
+	member_hosts(cd, hosts, sizeof(hosts));
+	if (co_escape(hosts, hesc, sizeof(hesc)))
+		snprintf(hesc, sizeof(hesc), "-");
 	say(c,
 	    "OK members=%d state=%s gen=%d last=%lld interval=%d keep=%d compress=%s "
-	    "timeout=%d dir=%s",
+	    "timeout=%d dir=%s hosts=%s",
 	    nmembers(cd), cd->phase == IDLE ? "idle" : "checkpointing", cd->last_gen,
 	    (long long)cd->last_time, cd->set.interval, cd->set.keep, zio_name(cd->set.compress),
-	    cd->set.timeout, esc);
+	    cd->set.timeout, esc, hesc);
 }
 
 /* LIST: a MEMBER line for each member, then OK and how many. */

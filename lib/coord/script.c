@@ -35,8 +35,8 @@ static void script_head(FILE *f, int gen)
 		gen);
 	fputs("usage() {\n"
 	      "\techo 'usage: ckpt_restart_script.sh [--coord-host host] [--coord-port port] "
-	      "[--port-file file] [--host old=new]... [--setenv name=value]... [--unsetenv name]... "
-	      "[--path-map old=new]...' >&2\n"
+	      "[--port-file file] [--secret-file file] [--host-map old=new]... [--hostfile file] "
+	      "[--setenv name=value]... [--unsetenv name]... [--path-map old=new]...' >&2\n"
 	      "\texit 2\n}\n\n",
 	      f);
 }
@@ -67,27 +67,56 @@ static void script_settings(FILE *f, const struct co_script *s)
 	sh_quote(f, bin);
 	fputs("\ndir=", f);
 	sh_quote(f, s->dir);
-	fprintf(f, "\ncoord_host=${CKPT_COORD_HOST:-127.0.0.1}\n"
-		   "coord_port=${CKPT_COORD_PORT:-%d}\n"
+	/* The old coordinator's address and secret are the new one's unless
+	 * told otherwise. */
+	fputs("\ncoord_host=${CKPT_COORD_HOST:-", f);
+	sh_quote(f, s->bind ? s->bind : CO_DEFAULT_HOST);
+	fputs("}\nsecret_file=${CKPT_COORD_SECRET_FILE:-", f);
+	sh_quote(f, s->secret_file ? s->secret_file : "");
+	fprintf(f, "}\ncoord_port=${CKPT_COORD_PORT:-%d}\n"
 		   "port_file=\n"
 		   "interval=%d\nkeep=%d\ncompress=%s\nsave_max=%lld\n",
 		s->port, s->interval, s->keep, zio_name(s->compress), s->save_max);
 	fputs("here=$(cd \"$(dirname \"$(readlink -f \"${BASH_SOURCE[0]}\")\")\" && pwd)\n"
 	      "declare -A hostmap=()\n"
-	      "remap=() # ckpt-remap's options, for each member's\n\n",
+	      "hosts=()  # --hostfile's hosts, for the members --host-map does not move\n"
+	      "remap=()  # ckpt-remap's options, for each member's\n"
+	      "read -ra ssh <<<\"${CKPT_SSH:-ssh}\"\n\n",
 	      f);
 }
 
 /* The script's options, and how it finds a tool. */
 static void script_options(FILE *f)
 {
-	fputs("while [ $# -gt 0 ]; do\n"
+	fputs("# --hostfile FILE: a line \"old new\" maps host old to new, as --host-map;\n"
+	      "# a line of one host adds it to the hosts the other members are given\n"
+	      "# in turn (round-robin, in the order of the members); # comments.\n"
+	      "hostfile() {\n"
+	      "\tlocal line w\n"
+	      "\t[ -r \"$1\" ] || { echo \"ckpt_restart_script.sh: --hostfile $1: cannot read it\" >&2; "
+	      "exit 2; }\n"
+	      "\twhile IFS= read -r line || [ -n \"$line\" ]; do\n"
+	      "\t\tline=${line%%#*}\n"
+	      "\t\tread -ra w <<<\"$line\"\n"
+	      "\t\tcase ${#w[@]} in\n"
+	      "\t\t0) ;;\n"
+	      "\t\t1) hosts+=(\"${w[0]}\") ;;\n"
+	      "\t\t2) hostmap[${w[0]}]=${w[1]} ;;\n"
+	      "\t\t*) echo \"ckpt_restart_script.sh: --hostfile $1: not a host or 'old new': $line\" "
+	      ">&2; exit 2 ;;\n"
+	      "\t\tesac\n"
+	      "\tdone <\"$1\"\n"
+	      "}\n\n"
+	      "while [ $# -gt 0 ]; do\n"
 	      "\tcase $1 in\n"
 	      "\t--coord-host) [ $# -ge 2 ] || usage; coord_host=$2; shift 2 ;;\n"
 	      "\t--coord-port) [ $# -ge 2 ] || usage; coord_port=$2; shift 2 ;;\n"
 	      "\t--port-file) [ $# -ge 2 ] || usage; port_file=$2; shift 2 ;;\n"
-	      "\t--host) [[ $# -ge 2 && $2 == *=* ]] || usage; hostmap[${2%%=*}]=${2#*=}; shift 2 "
-	      ";;\n"
+	      "\t--secret-file) [ $# -ge 2 ] || usage; secret_file=$2; shift 2 ;;\n"
+	      "\t--host-map | --host) [[ $# -ge 2 && $2 == ?*=?* ]] || usage\n"
+	      "\t\thostmap[${2%%=*}]=${2#*=}\n"
+	      "\t\tshift 2 ;;\n"
+	      "\t--hostfile) [ $# -ge 2 ] || usage; hostfile \"$2\"; shift 2 ;;\n"
 	      "\t--setenv | --unsetenv | --path-map) [ $# -ge 2 ] || usage; remap+=(\"$1\" \"$2\"); "
 	      "shift 2 ;;\n"
 	      "\t-h | --help) usage ;;\n"
@@ -123,14 +152,17 @@ static void script_members(FILE *f, const struct co_script *s)
  * new one (ckpt-coord --exit-on-last), whose port goes to --port-file. */
 static void script_coordinator(FILE *f)
 {
-	fputs("# A new coordinator, unless one answers there already.\n"
+	fputs("# The secret, for the coordinator and every member, if there is one.\n"
+	      "secret=()\n"
+	      "[ -z \"$secret_file\" ] || secret=(--secret-file \"$secret_file\")\n"
+	      "# A new coordinator, unless one answers there already.\n"
 	      "coord_pid=\n"
 	      "if ! \"$(tool ckpt-signal)\" --coord-host \"$coord_host\" --coord-port \"$coord_port\" "
-	      "--status >/dev/null 2>&1; then\n"
+	      "\"${secret[@]}\" --status >/dev/null 2>&1; then\n"
 	      "\tpf=$(mktemp \"${TMPDIR:-/tmp}/ckpt-port.XXXXXX\") || exit 99\n"
 	      "\topts=(--exit-on-last --port \"$coord_port\" --port-file \"$pf\" --dir \"$dir\" "
 	      "--keep \"$keep\" --interval \"$interval\" --save-files-max \"$save_max\"\n"
-	      "\t\t--compress \"$compress\" --log \"$dir/ckpt_coord.log\")\n"
+	      "\t\t--compress \"$compress\" --log \"$dir/ckpt_coord.log\" \"${secret[@]}\")\n"
 	      "\t[ \"$coord_host\" = 127.0.0.1 ] || [ \"$coord_host\" = localhost ] || "
 	      "opts+=(--bind \"$coord_host\")\n"
 	      "\t\"$(tool ckpt-coord)\" \"${opts[@]}\" </dev/null &\n"
@@ -154,7 +186,9 @@ static void script_coordinator(FILE *f)
 }
 
 /* Each member restarted by ckpt-inject --restart on its host (mapped by
- * --host), all at once. */
+ * --host-map or --hostfile), all at once; on another host through
+ * $CKPT_SSH, in a command line for the remote user's shell, whatever it
+ * is (words single-quoted). */
 static void script_restart(FILE *f)
 {
 	fputs("# ckpt-inject --restart runs ckpt-remap, which takes these first.\n"
@@ -162,19 +196,31 @@ static void script_restart(FILE *f)
 	      "\tCKPT_REMAP_ARGS=$(printf '%s\\n' \"${remap[@]}\")\n"
 	      "\texport CKPT_REMAP_ARGS\n"
 	      "fi\n"
+	      "# A word for any sh: single-quoted.\n"
+	      "shq() {\n"
+	      "\tprintf \"'%s' \" \"${1//\\'/\\'\\\\\\'\\'}\"\n"
+	      "}\n"
 	      "me=$(hostname)\n"
 	      "pids=()\n"
+	      "turn=0\n"
 	      "for ((i = 0; i < ${#members[@]}; i += 4)); do\n"
 	      "\thost=${members[i]}\n"
 	      "\timg=$here/${members[i + 1]}\n"
-	      "\thost=${hostmap[$host]:-$host}\n"
-	      "\targs=(--coord-host \"$coord_host\" --coord-port \"$coord_port\" "
+	      "\tif [ -n \"${hostmap[$host]:-}\" ]; then\n"
+	      "\t\thost=${hostmap[$host]}\n"
+	      "\telif [ ${#hosts[@]} -gt 0 ]; then\n"
+	      "\t\thost=${hosts[turn++ % ${#hosts[@]}]}\n"
+	      "\tfi\n"
+	      "\targs=(--coord-host \"$coord_host\" --coord-port \"$coord_port\" \"${secret[@]}\" "
 	      "--name \"${members[i + 2]}\" --id \"${members[i + 3]}\" --restart \"$img\")\n"
 	      "\tif [ \"$host\" = \"$me\" ] || [ \"$host\" = localhost ]; then\n"
 	      "\t\t\"$(tool ckpt-inject)\" \"${args[@]}\" &\n"
 	      "\telse\n"
-	      "\t\tssh -n -- \"$host\" env CKPT_REMAP_ARGS=\"$(printf '%q' \"${CKPT_REMAP_ARGS:-}\")\" "
-	      "ckpt-inject \"$(printf '%q ' \"${args[@]}\")\" &\n"
+	      "\t\t# The tools where they are here, if they are there too; else its PATH.\n"
+	      "\t\tcmd=\"t=$(shq \"$bin/ckpt-inject\"); [ -x \\\"\\$t\\\" ] || t=ckpt-inject; \"\n"
+	      "\t\tcmd+=\"CKPT_REMAP_ARGS=$(shq \"${CKPT_REMAP_ARGS:-}\") exec \\\"\\$t\\\" \"\n"
+	      "\t\tfor a in \"${args[@]}\"; do cmd+=$(shq \"$a\"); done\n"
+	      "\t\t\"${ssh[@]}\" -n -- \"$host\" \"$cmd\" &\n"
 	      "\tfi\n"
 	      "\tpids+=($!)\n"
 	      "done\n\n",

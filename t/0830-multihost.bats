@@ -1,0 +1,278 @@
+#!/usr/bin/env bats
+# Computations on several hosts: three hosts made of network namespaces
+# (t/lib-net.bash: each with its own address, hostname and a real sshd),
+# a coordinator on h1 that listens beyond loopback with a secret, members
+# started over ssh on every host by the unprivileged user, checkpointed
+# together, and restarted by the generation's script over ssh: on the same
+# hosts, on a permutation of them (--host-map) and all on one (--hostfile).
+# The members are loggers (t/progs/logger): each exits 0 only if its log
+# holds each of its lines once, in order, as after a restore from the
+# checkpoint with its log set back.  Root: only root makes the hosts; what
+# runs on them runs as ckpt-test.
+
+load lib
+load lib-net
+
+bats_require_minimum_version 1.5.0
+
+setup_file() {
+	net_hosts 3
+	echo "# 3 hosts up in $NET_SECONDS s" >&3
+}
+
+teardown_file() {
+	net_cleanup
+}
+
+# A test's directory, the user's (its checkpoints, logs, the secret).
+setup() {
+	[ -n "${NET_DIR:-}" ] || skip "no hosts"
+	W=$NET_DIR/home/t$BATS_TEST_NUMBER
+	as_user mkdir -m 700 "$W"
+	as_user sh -c 'umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d " \n" >"$1"' sh "$W/secret"
+	SSH_CMD="ssh -F $NET_SSH_CONFIG"
+}
+
+# Every process the test started on the hosts (coordinators, members,
+# their helpers, ssh sessions); the sshds stay, for the next test.
+teardown() {
+	local p keep=" " try pids
+	for p in "$NET_DIR"/h*/sshd.pid; do
+		keep+="$(cat "$p") "
+	done
+	for ((try = 0; try < 200; try++)); do
+		pids=()
+		for p in $(net_procs); do
+			[[ $keep == *" $p "* ]] || pids+=("$p")
+		done
+		[ ${#pids[@]} -gt 0 ] || break
+		kill -KILL "${pids[@]}" 2>/dev/null || true
+		sleep 0.01
+	done
+	kill_started
+}
+
+# as_user CMD...: CMD as ckpt-test, here (not on a host).
+as_user() {
+	setpriv --reuid="$NET_USER" --regid="$(id -g "$NET_USER")" --init-groups "$@"
+}
+
+# coord_on HOST: a coordinator on HOST as ckpt-test, listening on its
+# address with the test's secret: $CP its port, $CH its address.
+coord_on() {
+	CH=$NET_PREFIX.${1#h}
+	net_on "$1" --as "$NET_USER" ckpt-coord --bind "$CH" --port 0 --port-file "$W/port" \
+		--secret-file "$W/secret" --dir "$W/ck" --log "$W/coord.log" \
+		</dev/null >/dev/null 2>&1 &
+	CKPT_PIDS+=("$!")
+	wait_for_file "$W/port"
+	CP=$(cat "$W/port")
+}
+
+# csignal ARG...: ckpt-signal ARG... to the coordinator at $CH:$CP, from h1.
+csignal() {
+	net_on h1 --as "$NET_USER" ckpt-signal --coord-host "$CH" --coord-port "$CP" \
+		--secret-file "$W/secret" "$@"
+}
+
+# lines FILE: how many lines FILE has (0 if none); at_least N FILE.
+lines() {
+	if [ -f "$1" ]; then wc -l <"$1"; else echo 0; fi
+}
+at_least() {
+	[ "$(lines "$2")" -ge "$1" ]
+}
+
+# member_on HOST NAME: a logger of 100 lines (held before its last until
+# $W/hold) started on HOST over ssh from h1 by ckpt-test, a member of the
+# coordinator; its log $W/NAME.log, what ssh printed in $W/NAME.out.
+member_on() {
+	local cmd
+	cmd="$TOP/bin/ckpt-inject --coord-host $CH --coord-port $CP --secret-file $W/secret"
+	cmd+=" -- $TOP/t/progs/logger $W/$2.log 100 20 $W/hold"
+	net_ssh h1 --as "$NET_USER" "$1" "$cmd" </dev/null >"$W/$2.out" 2>&1 &
+	CKPT_PIDS+=("$!")
+}
+
+# has N: the coordinator has N members.
+has() {
+	[ "$(csignal --status | sed -n 's/^members: //p')" = "$1" ]
+}
+
+# hosts_are LIST: the coordinator's members are on these hosts
+# ("1@h1,2@h2,...", in any order).
+hosts_are() {
+	[ "$(csignal --status | sed -n 's/^hosts: //p' | tr , '\n' | sort | paste -sd,)" = "$1" ]
+}
+
+# three_members: loggers a, b, c on h1, h2, h3 (ids 1, 2, 3), each past
+# its tenth line; then checkpointed together and killed: $GEN the
+# generation's directory.
+three_members() {
+	local n=0 m
+	coord_on h1
+	for m in a b c; do
+		member_on "h$((++n))" "$m"
+		wait_for has "$n"
+	done
+	for m in a b c; do
+		wait_for at_least 10 "$W/$m.log"
+	done
+	run hosts_are "1@h1,2@h2,3@h3"
+	csignal --status
+	[ "$status" -eq 0 ]
+	run csignal --checkpoint --wait --kill
+	echo "$output"
+	[ "$status" -eq 0 ]
+	GEN=$output
+	[ "$GEN" = "$W/ck/ckpt_gen_000001" ]
+	# Each member's image, written on its own host, into the same path
+	# there (one filesystem here).
+	[ "$(find "$GEN" -name 'ckpt_logger_*.ckpt.zst' | wc -l)" -eq 3 ]
+	wait_for has 0
+}
+
+# restart_on HOSTS ARG...: the generation's script run on h1 as
+# ckpt-test with ARG..., ssh as $SSH_CMD; the members must come back on
+# HOSTS (as hosts_are says), then run to their end and exit 0.
+restart_on() {
+	local want=$1 m rc=0
+	shift
+	net_on h1 --as "$NET_USER" env CKPT_SSH="$SSH_CMD" "$GEN/ckpt_restart_script.sh" \
+		--coord-port 0 --port-file "$W/rport" "$@" </dev/null >"$W/restart.out" 2>&1 &
+	RS=$!
+	CKPT_PIDS+=("$RS")
+	wait_for_file "$W/rport"
+	CP=$(cat "$W/rport")
+	wait_for has 3
+	run hosts_are "$want"
+	csignal --status
+	[ "$status" -eq 0 ]
+	for m in a b c; do
+		wait_for at_least 99 "$W/$m.log"
+	done
+	as_user touch "$W/hold"
+	wait_exit "$RS" || rc=$?
+	cat "$W/restart.out"
+	[ "$rc" -eq 0 ]
+}
+
+# bats test_tags=root
+@test "hosts: ssh between them as root and as ckpt-test, each its own hostname and address" {
+	run net_ssh h1 h2 'hostname; id -un'
+	echo "$output"
+	[ "$output" = "$(printf 'h2\nroot')" ]
+	run net_ssh h3 --as "$NET_USER" h1 'hostname; id -un; ip -4 -o addr show eth0'
+	echo "$output"
+	[ "${lines[0]}" = h1 ]
+	[ "${lines[1]}" = "$NET_USER" ]
+	[[ ${lines[2]} == *" $NET_PREFIX.1/24 "* ]]
+	run net_on h2 --as "$NET_USER" hostname
+	[ "$output" = h2 ]
+}
+
+# bats test_tags=root
+@test "members on three hosts, checkpointed together, restarted by the script on the same hosts" {
+	three_members
+	shellcheck "$GEN/ckpt_restart_script.sh"
+	grep -qx "secret_file=\${CKPT_COORD_SECRET_FILE:-'$W/secret'}" "$GEN/ckpt_restart_script.sh"
+	grep -qx "coord_host=\${CKPT_COORD_HOST:-'$NET_PREFIX.1'}" "$GEN/ckpt_restart_script.sh"
+	restart_on "1@h1,2@h2,3@h3"
+}
+
+# bats test_tags=root
+@test "restarted with --host-map on a permutation of the hosts (h1 -> h2 -> h3 -> h1)" {
+	three_members
+	restart_on "1@h2,2@h3,3@h1" --host-map h1=h2 --host-map h2=h3 --host h3=h1
+}
+
+# bats test_tags=root
+@test "restarted with --hostfile: all on one host, and round-robin over two" {
+	three_members
+	echo h3 >"$W/one"
+	restart_on "1@h3,2@h3,3@h3" --hostfile "$W/one"
+	rm -f "$W/hold" "$W/rport"
+	printf '# two hosts in turn, h3 stays\nh2\nh1\nh3 h3\n' >"$W/two"
+	restart_on "1@h2,2@h1,3@h3" --hostfile "$W/two"
+}
+
+# as_member CMD...: CMD run on h1 by ckpt-inject as ckpt-test, a member
+# of the coordinator at $CH:$CP, its ssh the shim's with $SSH_CMD behind.
+as_member() {
+	net_on h1 --as "$NET_USER" env CKPT_SSH="$SSH_CMD" ckpt-inject --coord-host "$CH" \
+		--coord-port "$CP" --secret-file "$W/secret" -- "$@"
+}
+
+# bats test_tags=root
+@test "ssh in a member is ckpt-ssh: a pipeline over two hosts gives a plain pipeline's bytes; stdin's end, stderr and exit status come through" {
+	coord_on h1
+	run --separate-stderr as_member bash -c \
+		"ssh h2 'seq 1 30000' | ssh h3 'tr 0-9 a-j; echo filtered >&2' | sha256sum"
+	echo "$output $stderr"
+	[ "$status" -eq 0 ]
+	[ "$output" = "$(seq 1 30000 | tr 0-9 a-j | sha256sum)" ]
+	[ "$stderr" = filtered ]
+	# The remote commands are members there, on their host.
+	run as_member bash -c "ssh h2 '$TOP/bin/ckpt-signal --member --status; hostname'"
+	echo "$output"
+	[[ ${lines[0]} == "member: "[1-9]* ]]
+	[ "${lines[-1]}" = h2 ]
+	run as_member bash -c "printf 'a\nb\n' | ssh h3 'cat; echo end'"
+	echo "$output"
+	[ "$output" = "$(printf 'a\nb\nend')" ]
+	run as_member ssh h2 'exit 7'
+	[ "$status" -eq 7 ]
+	run -127 as_member ssh h3 "$TOP/t/progs/no-such-program"
+	echo "$output"
+	[ "$status" -eq 127 ]
+}
+
+# script_on_h1 ARG...: the generation $GEN's restart script, on h1 as
+# ckpt-test, to its end.
+script_on_h1() {
+	rm -f "$W/rport"
+	net_on h1 --as "$NET_USER" env CKPT_SSH="$SSH_CMD" "$GEN/ckpt_restart_script.sh" \
+		--coord-port 0 --port-file "$W/rport" "$@" </dev/null
+}
+
+# bats test_tags=root
+@test "a pipeline through ckpt-ssh over three hosts, checkpointed ten times (the last --kill), restarted on the same and on permuted hosts: an uninterrupted run's bytes" {
+	local job want k seed=${CKPT_SEED:-$RANDOM}
+	echo "# CKPT_SEED=$seed" >&3
+	RANDOM=$seed
+	coord_on h1
+	# shellcheck disable=SC2016 # expanded by the shells on h2
+	job='ssh h2 '\''for i in $(seq 1 4000); do echo "line $i"; sleep 0.002; done'\'
+	job+=" | ssh h3 'tr 0-9 a-j' | tee $W/progress | sha256sum >$W/sum"
+	want=$(for i in $(seq 1 4000); do echo "line $i"; done | tr 0-9 a-j | sha256sum)
+	(
+		# No fd of bats' for the member to hold (root's pipes it may not read).
+		for fd in "/proc/$BASHPID/fd/"*; do
+			fd=${fd##*/}
+			[ "$fd" -le 2 ] || eval "exec $fd>&-"
+		done
+		as_member bash -c "$job"
+	) </dev/null >"$W/job.out" 2>&1 &
+	CKPT_PIDS+=("$!")
+	wait_for has 3
+	for ((k = 1; k <= 9; k++)); do
+		wait_for at_least $((k * 350 + RANDOM % 150)) "$W/progress"
+		run csignal --checkpoint --wait
+		echo "$output"
+		[ "$status" -eq 0 ]
+	done
+	wait_for at_least 3500 "$W/progress"
+	run csignal --checkpoint --wait --kill
+	echo "$output"
+	[ "$status" -eq 0 ]
+	GEN=$output
+	wait_for has 0
+	run script_on_h1
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(cat "$W/sum")" = "$want" ]
+	run script_on_h1 --host-map h1=h2 --host-map h2=h3 --host-map h3=h1
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(cat "$W/sum")" = "$want" ]
+}
