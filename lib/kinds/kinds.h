@@ -104,6 +104,31 @@ int fd_epoll_register_other(const struct image *const ims[], int *const made[], 
  * what it cannot (an address other than loopback, a peer outside). */
 int fd_net_ns_check(pid_t pid, const struct fd_entry *f) __attribute__((warn_unused_result));
 
+/* ---- peer: connections to other members of a coordinated computation
+ * (peer.c; coord/ pairs and drains them). */
+struct fd_peer_end {
+	pid_t pid;
+	int fd;
+	uint32_t kind; /* IMG_PEER_* */
+	uint64_t ino;
+	char local[64], remote[64]; /* TCP: addr:port as each side names them */
+};
+/* The ends the processes pids (a member's tree, pids[0] its root) hold
+ * whose other end no process of them holds: established TCP connections.
+ * *ends malloc'd; -1 with err_set. */
+int fd_peer_ends(const pid_t *pids, size_t n, struct fd_peer_end **ends, size_t *nends)
+	__attribute__((warn_unused_result));
+/* An end the next capture records as IMG_FD_PEER: its socket's or
+ * pipe's inode, its record, and the p.nbytes bytes in flight to it. */
+struct fd_peer_mark {
+	uint64_t ino;
+	struct img_peer p;
+	const unsigned char *bytes;
+};
+/* The ends the captures record as peers from now on (n 0: none); the
+ * table stays the caller's. */
+void fd_peer_marks(const struct fd_peer_mark *m, size_t n);
+
 /* Reading an image: the extra bytes of FILE record idx, f, are what its
  * kind needs, or -1 naming it.  The image reader (image/) knows no kinds:
  * whoever reads an image (img_open) gives it this as its check_file. */
