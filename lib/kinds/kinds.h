@@ -111,7 +111,8 @@ struct fd_peer_end {
 	int fd;
 	uint32_t kind; /* IMG_PEER_* */
 	uint64_t ino;
-	char local[64], remote[64]; /* TCP: addr:port as each side names them */
+	char local[96], remote[96]; /* TCP: addr:port as each side names them; a pipe:
+				     * pipe:HOST:INODE:0 for its read end, :1 write */
 };
 /* The ends the processes pids (a member's tree, pids[0] its root) hold
  * whose other end no process of them holds: established TCP connections.
@@ -128,6 +129,14 @@ struct fd_peer_mark {
 /* The ends the captures record as peers from now on (n 0: none); the
  * table stays the caller's. */
 void fd_peer_marks(const struct fd_peer_mark *m, size_t n);
+/* The bytes in pipe fd of pid, left in it (tee(2)): the pipe's size,
+ * and *len bytes in *data (malloc'd); -1 with err_set. */
+int fd_pipe_peek(pid_t pid, int fd, uint32_t *size, unsigned char **data, uint32_t *len)
+	__attribute__((warn_unused_result));
+/* f, an fd of process pid (as the image has it), is a peer that
+ * --inherit-fd does not give: -1 with err_set saying that only a restart
+ * through the coordinator makes it; else 0. */
+int fd_peer_refuse(pid_t pid, const struct fd_entry *f) __attribute__((warn_unused_result));
 
 /* Reading an image: the extra bytes of FILE record idx, f, are what its
  * kind needs, or -1 naming it.  The image reader (image/) knows no kinds:

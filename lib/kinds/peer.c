@@ -9,6 +9,8 @@
  * hands it to ckpt-remap (--inherit-fd); a plain ckpt-remap refuses it. */
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -123,6 +125,37 @@ static int tree_has(const struct tcp_row *rows, size_t nrows, const uint64_t *in
 	return 0;
 }
 
+/* A pipe's end, named so that its other end's name swaps the last
+ * digit: pipe:HOST:INODE:0 (read) or :1 (write). */
+static void pipe_key(char *out, size_t size, uint64_t ino, int end)
+{
+	char host[64] = "";
+
+	gethostname(host, sizeof(host) - 1);
+	snprintf(out, size, "pipe:%s:%llu:%d", host, (unsigned long long)ino, end);
+}
+
+/* The pipe ends of the tree (cand, kind IMG_PEER_PIPE) whose other end
+ * it does not hold: ends of their own. */
+static int lone_pipes(const struct fd_peer_end *cand, size_t ncand, struct fd_peer_end **ends,
+		      size_t *nends)
+{
+	for (size_t i = 0; i < ncand; i++) {
+		const struct fd_peer_end *c = &cand[i];
+		int seen = 0, other = 0;
+		if (c->kind != IMG_PEER_PIPE)
+			continue;
+		for (size_t j = 0; j < ncand; j++)
+			if (cand[j].kind == IMG_PEER_PIPE && cand[j].ino == c->ino) {
+				other |= strcmp(cand[j].local, c->local) != 0;
+				seen |= j < i && !strcmp(cand[j].local, c->local);
+			}
+		if (!seen && !other && add_end(ends, nends, c))
+			return -1;
+	}
+	return 0;
+}
+
 int fd_peer_ends(const pid_t *pids, size_t npids, struct fd_peer_end **ends, size_t *nends)
 {
 	struct tcp_row *rows = NULL;
@@ -150,6 +183,18 @@ int fd_peer_ends(const pid_t *pids, size_t npids, struct fd_peer_end **ends, siz
 			uint64_t *ni;
 			snprintf(what, sizeof(what), "fd/%d", fds[i]);
 			link = proc_readlink(pids[k], what);
+			if (link && sscanf(link, "pipe:[%llu]", &ino) == 1) {
+				struct proc_fdinfo fi;
+				struct fd_peer_end e = {.pid = pids[k], .fd = fds[i],
+							.kind = IMG_PEER_PIPE, .ino = ino};
+				free(link);
+				if (proc_read_fdinfo(pids[k], fds[i], &fi))
+					continue;
+				pipe_key(e.local, sizeof(e.local), ino, (fi.flags & O_ACCMODE) != O_RDONLY);
+				pipe_key(e.remote, sizeof(e.remote), ino, (fi.flags & O_ACCMODE) == O_RDONLY);
+				rc = add_end(&cand, &ncand, &e);
+				continue;
+			}
 			if (!link || sscanf(link, "socket:[%llu]", &ino) != 1) {
 				free(link);
 				continue;
@@ -177,11 +222,15 @@ int fd_peer_ends(const pid_t *pids, size_t npids, struct fd_peer_end **ends, siz
 	 * an inode held on several fds is one end. */
 	for (size_t i = 0; i < ncand && !rc; i++) {
 		int dup = 0;
+		if (cand[i].kind != IMG_PEER_TCP)
+			continue;
 		for (size_t j = 0; j < *nends; j++)
 			dup |= (*ends)[j].ino == cand[i].ino;
 		if (!dup && !tree_has(rows, nrows, inos, nino, cand[i].remote))
 			rc = add_end(ends, nends, &cand[i]);
 	}
+	if (!rc)
+		rc = lone_pipes(cand, ncand, ends, nends);
 	free(rows);
 	free(inos);
 	free(cand);
@@ -247,16 +296,23 @@ static int check_peer(const unsigned char *x, uint32_t n)
 
 static const char *const peer_kinds[] = {"?", "tcp", "unix", "pipe"};
 
-static int make_peer(const struct fd_entry *f, struct fd_pipes *pipes)
+int fd_peer_refuse(pid_t pid, const struct fd_entry *f)
 {
 	struct img_peer p;
 
-	(void)pipes;
+	if (f->d.kind != IMG_FD_PEER || f->inherit)
+		return 0;
 	memcpy(&p, f->extra, sizeof(p));
-	err_set("fd %d: a %s connection to member %u (%s) of a coordinated computation, which only "
-		"its restart script (ckpt-inject --restart) connects again; not supported",
-		f->d.fd, peer_kinds[p.kind], p.peer_id, p.peer_name);
+	err_set("pid %d: fd %d: a %s connection to member %u (%s) of a coordinated computation, "
+		"which only its restart script (ckpt-inject --restart) connects again; not supported",
+		pid, f->d.fd, peer_kinds[p.kind], p.peer_id, p.peer_name);
 	return -1;
+}
+
+static int make_peer(const struct fd_entry *f, struct fd_pipes *pipes)
+{
+	(void)pipes;
+	return fd_peer_refuse(getpid(), f);
 }
 
 static void show_peer(FILE *out, const struct fd_entry *f, int json)
