@@ -55,27 +55,32 @@ same_as_uninterrupted() {
 	done
 }
 
-@test "TCP between two members: ten checkpoints at random moments, one --kill and a restart; every byte in order" {
-	local d=$BATS_TEST_TMPDIR/tcp gen kept
+# pair SERVER CLIENT KIND: two members, peerpair SERVER and CLIENT, on a
+# connection of KIND (tcp, unix) with bytes in flight both ways, through
+# five checkpoints at random moments, a sixth with --kill, a restart and
+# four more; both logs must be an uninterrupted run's.
+pair() {
+	local d=$BATS_TEST_TMPDIR/$3 gen kept
 	mkdir -p "$d"
 	start_coord
-	inject server peerpair server "$d" "$TOTAL"
-	inject client peerpair client "$d" "$TOTAL"
+	inject "$1" peerpair "$1" "$d" "$TOTAL"
+	inject "$2" peerpair "$2" "$d" "$TOTAL"
 	wait_for has_members 2
-	wait_for_line "$d/server.out" "262144 bytes"
+	wait_for_line "$d/$1.out" "262144 bytes"
 	checkpoints 5
 	pause
 	gen=$(ckpt-signal --checkpoint --wait --kill)
 	wait_for has_members 0
 	# What was in flight at the checkpoints was kept, in the images of
 	# both ends, and ckpt-inspect names the other member.
-	ckpt-inspect "$gen/ckpt_peerpair_1.ckpt.zst" | grep " peer .* tcp token [0-9a-f]\{32\} side [01] peer_member 2 peer_name peerpair bytes_kept [0-9]*"
+	ckpt-inspect "$gen/ckpt_peerpair_1.ckpt.zst" | grep " peer .* $3 token [0-9a-f]\{32\} side [01] peer_member 2 peer_name peerpair bytes_kept [0-9]*"
 	kept=$(for g in "$CDIR"/ckpt_gen_*; do kept_bytes "$g"; done | sort -n | tail -1)
 	echo "most bytes kept for one connection: $kept"
 	[ "$kept" -gt 0 ]
-	# A plain ckpt-remap cannot make the connection: refused by name.
+	# A plain ckpt-remap cannot make the connection: refused by name,
+	# before anything is made.
 	run --separate-stderr ckpt-remap "$gen/ckpt_peerpair_1.ckpt.zst"
-	one_line 99 "a tcp connection to member 2 (peerpair) of a coordinated computation, which only its restart script (ckpt-inject --restart) connects again; not supported"
+	one_line 99 "a $3 connection to member 2 (peerpair) of a coordinated computation, which only its restart script (ckpt-inject --restart) connects again; not supported"
 
 	restart_bg "$gen"
 	wait_for has_members 2 "$RPORT"
@@ -85,7 +90,15 @@ same_as_uninterrupted() {
 	[ "$status" -eq 0 ]
 	# Ten generations, the last four of the restarted computation.
 	[ -d "$CDIR/ckpt_gen_000010" ]
-	same_as_uninterrupted "$d" server client
+	same_as_uninterrupted "$d" "$1" "$2"
+}
+
+@test "TCP between two members: ten checkpoints at random moments, one --kill and a restart; every byte in order" {
+	pair server client tcp
+}
+
+@test "a unix stream socket between two members: ten checkpoints, one --kill and a restart; every byte in order" {
+	pair userver uclient unix
 }
 
 @test "a pipe between two members (producer | consumer): ten checkpoints, one --kill and a restart; every byte in order" {

@@ -534,11 +534,9 @@ static int read_list(struct mb_peers *p, const char *img)
 		snprintf(l->mk.p.peer_name, sizeof(l->mk.p.peer_name), "%.63s", name);
 		l->nmine = n;
 		if (!(l->mine = malloc(n + 1)) || fread(l->mine, 1, n, f) != n || fgetc(f) != '\n' ||
-		    (l->end.kind != IMG_PEER_TCP && l->end.kind != IMG_PEER_PIPE)) {
+		    !l->end.kind) {
 			err_set("%s: connection %s: %s", path, token,
-				l->end.kind != IMG_PEER_TCP && l->end.kind != IMG_PEER_PIPE
-				    ? "not a kind a restart connects yet"
-				    : "cut short");
+				!l->end.kind ? "not a kind a restart connects" : "cut short");
 			fclose(f);
 			return -1;
 		}
@@ -558,28 +556,30 @@ static socklen_t pipe_addr(const struct pr_link *l, struct sockaddr_un *a)
 
 /* Side 0 of a pipe, its read end: the pipe made again with the bytes
  * that were in it, its write end offered to side 1's helper on this host
- * (LISTEN token @NAME 1). */
+ * (LISTEN token @NAME 1).  Side 0 of a unix connection: a socket pair,
+ * its second socket offered so. */
 static int pipe_listen(struct mb_helper *h, struct pr_link *l)
 {
 	struct sockaddr_un a;
 	socklen_t al = pipe_addr(l, &a);
 	char what[300];
-	int p[2];
+	int p[2], unix_ = l->mk.p.kind == IMG_PEER_UNIX;
 
 	link_name(l, what, sizeof(what));
-	if (pipe2(p, O_CLOEXEC)) {
-		err_sys("%s: cannot make a pipe", what);
+	if (unix_ ? socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p) : pipe2(p, O_CLOEXEC)) {
+		err_sys("%s: cannot make a %s", what, unix_ ? "socket pair" : "pipe");
 		return -1;
 	}
 	l->s = -1;
 	l->pipe_r = p[0];
 	l->pipe_w = p[1];
-	if ((l->nmine > 65536 && fcntl(p[1], F_SETPIPE_SZ, (int)l->nmine) < 0) ||
-	    write_all(p[1], l->mine, l->nmine)) {
+	if (!unix_ && ((l->nmine > 65536 && fcntl(p[1], F_SETPIPE_SZ, (int)l->nmine) < 0) ||
+		       write_all(p[1], l->mine, l->nmine))) {
 		err_sys("%s: cannot put its %zu bytes back", what, l->nmine);
 		return -1;
 	}
-	l->nmine = 0; /* delivered */
+	if (!unix_)
+		l->nmine = 0; /* delivered */
 	l->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (l->lfd < 0 || bind(l->lfd, (struct sockaddr *)&a, al) || listen(l->lfd, 8)) {
 		err_sys("%s: cannot offer its other end", what);
@@ -588,8 +588,8 @@ static int pipe_listen(struct mb_helper *h, struct pr_link *l)
 	return co_send(h->sock, "LISTEN %.32s @%s 1", l->mk.p.token, a.sun_path + 1);
 }
 
-/* Side 0 of a pipe: a helper asked for the write end; it must be this
- * user's and know the token. */
+/* Side 0 of a pipe or unix connection: a helper asked for the other end;
+ * it must be this user's and know the token. */
 static void pipe_accept(struct pr_link *l)
 {
 	char tok[32], cbuf[CMSG_SPACE(sizeof(int))] = {0};
@@ -629,7 +629,8 @@ static void pipe_accept(struct pr_link *l)
 	close(s);
 }
 
-/* Side 1 of a pipe, its write end: taken from side 0's helper. */
+/* Side 1 of a pipe, its write end, or of a unix connection: taken from
+ * side 0's helper. */
 static int pipe_connect(struct pr_link *l)
 {
 	struct sockaddr_un a;
@@ -645,8 +646,7 @@ static int pipe_connect(struct pr_link *l)
 	if (s < 0 || connect(s, (struct sockaddr *)&a, al) || write_all(s, l->mk.p.token, 32) ||
 	    recvmsg(s, &mh, MSG_CMSG_CLOEXEC) != 1 || !(c = CMSG_FIRSTHDR(&mh)) ||
 	    c->cmsg_type != SCM_RIGHTS) {
-		err_sys("%s: cannot take the pipe's write end from member %u's helper", what,
-			l->mk.p.peer_id);
+		err_sys("%s: cannot take its end from member %u's helper", what, l->mk.p.peer_id);
 		if (s >= 0)
 			close(s);
 		return -1;
@@ -752,7 +752,7 @@ static int coord_line(struct mb_helper *h, struct mb_peers *p, char *line)
 	if (!co_parse(line, strlen(line), &m) && m.verb == CO_CONNECT) {
 		for (size_t i = 0; i < p->n; i++)
 			if (!strncmp(p->l[i].mk.p.token, m.argv[0], 32) && p->l[i].s < 0)
-				return p->l[i].mk.p.kind == IMG_PEER_PIPE
+				return p->l[i].mk.p.kind != IMG_PEER_TCP
 					   ? pipe_connect(&p->l[i])
 					   : connect_to(&p->l[i], m.argv[1],
 							(int)co_num(m.argv[2], 65535));
@@ -789,7 +789,7 @@ int mb_peers_restart(struct mb_helper *h, const char *img, int **ours, int **the
 		return 0;
 	for (size_t i = 0; i < p->n; i++) {
 		struct pr_link *l = &p->l[i];
-		int pipe = l->mk.p.kind == IMG_PEER_PIPE;
+		int pipe = l->mk.p.kind != IMG_PEER_TCP; /* made here, an end handed over */
 		if (l->mk.p.side == 0 ? (pipe ? pipe_listen(h, l) : listen_for(h, l))
 				      : co_send(h->sock, "WANT %.32s", l->mk.p.token))
 			return -1;
@@ -824,7 +824,7 @@ int mb_peers_restart(struct mb_helper *h, const char *img, int **ours, int **the
 		poll(pfd, p->n + 1, 100);
 		for (size_t i = 0; i < p->n; i++)
 			if (pfd[i + 1].revents && p->l[i].lfd >= 0) {
-				if (p->l[i].mk.p.kind == IMG_PEER_PIPE)
+				if (p->l[i].mk.p.kind != IMG_PEER_TCP)
 					pipe_accept(&p->l[i]);
 				else
 					accept_one(&p->l[i]);

@@ -112,10 +112,12 @@ struct fd_peer_end {
 	uint32_t kind; /* IMG_PEER_* */
 	uint64_t ino;
 	char local[96], remote[96]; /* TCP: addr:port as each side names them; a pipe:
-				     * pipe:HOST:INODE:0 for its read end, :1 write */
+				     * pipe:HOST:INODE:0 for its read end, :1 write; unix:
+				     * unix:HOST:INODE, its own and its peer's */
 };
 /* The ends the processes pids (a member's tree, pids[0] its root) hold
- * whose other end no process of them holds: established TCP connections.
+ * whose other end no process of them holds: established TCP connections,
+ * connected unix stream sockets, pipe ends.
  * *ends malloc'd; -1 with err_set. */
 int fd_peer_ends(const pid_t *pids, size_t n, struct fd_peer_end **ends, size_t *nends)
 	__attribute__((warn_unused_result));

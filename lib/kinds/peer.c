@@ -135,6 +135,76 @@ static void pipe_key(char *out, size_t size, uint64_t ino, int end)
 	snprintf(out, size, "pipe:%s:%llu:%d", host, (unsigned long long)ino, end);
 }
 
+/* The unix stream sockets of pid's network namespace that are connected
+ * (/proc/PID/net/unix: type 1, state 3), by inode, into *inos. */
+static int read_unix(pid_t pid, uint64_t **inos, size_t *n)
+{
+	char path[64], *text = read_file(fmt_path(path, sizeof(path), "/proc/%d/net/unix", pid),
+					NULL);
+	char *line, *save = NULL;
+
+	if (!text)
+		return 0;
+	strtok_r(text, "\n", &save);
+	while ((line = strtok_r(NULL, "\n", &save))) {
+		unsigned type, st;
+		unsigned long long ino;
+		uint64_t *ni;
+		if (sscanf(line, "%*s %*s %*s %*s %x %x %llu", &type, &st, &ino) != 3 || type != 1 ||
+		    st != 3)
+			continue;
+		if (!(ni = realloc(*inos, (*n + 1) * sizeof(**inos)))) {
+			free(text);
+			err_set("out of memory");
+			return -1;
+		}
+		*inos = ni;
+		ni[(*n)++] = ino;
+	}
+	free(text);
+	return 0;
+}
+
+static int has_ino(const uint64_t *inos, size_t n, uint64_t ino)
+{
+	for (size_t i = 0; i < n; i++)
+		if (inos[i] == ino)
+			return 1;
+	return 0;
+}
+
+/* The unix stream connections of the tree (its socket inodes inos)
+ * whose peer is a socket no process of it holds: "unix:HOST:INODE", and
+ * the peer's inode. */
+static int lone_unix(pid_t pid, const uint64_t *inos, const pid_t *owner, const int *fdof,
+		     size_t nino, struct fd_peer_end **ends, size_t *nends)
+{
+	uint64_t *conn = NULL;
+	size_t nconn = 0;
+	char host[64] = "";
+	int rc = 0;
+
+	gethostname(host, sizeof(host) - 1);
+	if (read_unix(pid, &conn, &nconn))
+		return -1;
+	for (size_t i = 0; i < nino && !rc; i++) {
+		struct fd_diag d = {0};
+		struct fd_peer_end e = {.pid = owner[i], .fd = fdof[i], .kind = IMG_PEER_UNIX,
+					.ino = inos[i]};
+		int seen = 0;
+		for (size_t j = 0; j < i; j++)
+			seen |= inos[j] == inos[i];
+		if (seen || !has_ino(conn, nconn, inos[i]) || fd_unix_diag(inos[i], &d) || !d.peer ||
+		    has_ino(inos, nino, d.peer))
+			continue;
+		snprintf(e.local, sizeof(e.local), "unix:%s:%llu", host, (unsigned long long)inos[i]);
+		snprintf(e.remote, sizeof(e.remote), "unix:%s:%llu", host, (unsigned long long)d.peer);
+		rc = add_end(ends, nends, &e);
+	}
+	free(conn);
+	return rc;
+}
+
 /* The pipe ends of the tree (cand, kind IMG_PEER_PIPE) whose other end
  * it does not hold: ends of their own. */
 static int lone_pipes(const struct fd_peer_end *cand, size_t ncand, struct fd_peer_end **ends,
@@ -160,6 +230,8 @@ int fd_peer_ends(const pid_t *pids, size_t npids, struct fd_peer_end **ends, siz
 {
 	struct tcp_row *rows = NULL;
 	uint64_t *inos = NULL;
+	pid_t *owner = NULL;
+	int *fdof = NULL;
 	struct fd_peer_end *cand = NULL;
 	size_t nrows = 0, nino = 0, ncand = 0;
 	int rc = 0;
@@ -181,6 +253,8 @@ int fd_peer_ends(const pid_t *pids, size_t npids, struct fd_peer_end **ends, siz
 			unsigned long long ino;
 			const struct tcp_row *r;
 			uint64_t *ni;
+			pid_t *no;
+			int *nf;
 			snprintf(what, sizeof(what), "fd/%d", fds[i]);
 			link = proc_readlink(pids[k], what);
 			if (link && sscanf(link, "pipe:[%llu]", &ino) == 1) {
@@ -200,12 +274,19 @@ int fd_peer_ends(const pid_t *pids, size_t npids, struct fd_peer_end **ends, siz
 				continue;
 			}
 			free(link);
-			if (!(ni = realloc(inos, (nino + 1) * sizeof(*inos)))) {
+			ni = realloc(inos, (nino + 1) * sizeof(*inos));
+			inos = ni ? ni : inos;
+			no = realloc(owner, (nino + 1) * sizeof(*owner));
+			owner = no ? no : owner;
+			nf = realloc(fdof, (nino + 1) * sizeof(*fdof));
+			fdof = nf ? nf : fdof;
+			if (!ni || !no || !nf) {
 				err_set("out of memory");
 				rc = -1;
 				break;
 			}
-			inos = ni;
+			owner[nino] = pids[k];
+			fdof[nino] = fds[i];
 			inos[nino++] = ino;
 			r = row_of(rows, nrows, ino);
 			if (r && r->state == 1) { /* TCP_ESTABLISHED */
@@ -231,8 +312,12 @@ int fd_peer_ends(const pid_t *pids, size_t npids, struct fd_peer_end **ends, siz
 	}
 	if (!rc)
 		rc = lone_pipes(cand, ncand, ends, nends);
+	if (!rc)
+		rc = lone_unix(pids[0], inos, owner, fdof, nino, ends, nends);
 	free(rows);
 	free(inos);
+	free(owner);
+	free(fdof);
 	free(cand);
 	if (rc) {
 		free(*ends);

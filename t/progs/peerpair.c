@@ -3,6 +3,8 @@
  *
  *     peerpair server DIR TOTAL    listen on 127.0.0.1, port into DIR/port
  *     peerpair client DIR TOTAL    connect to the port DIR/port names
+ *     peerpair userver DIR TOTAL   the same over a unix socket, DIR/sock
+ *     peerpair uclient DIR TOTAL
  *     peerpair producer DIR TOTAL  write to standard output (a pipe)
  *     peerpair consumer DIR TOTAL  read standard input (that pipe)
  *     peerpair expect ROLE TOTAL   print what ROLE's DIR/ROLE.out must hold
@@ -24,6 +26,7 @@
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 
 #include "progs.h"
 
@@ -72,7 +75,9 @@ int main(int argc, char **argv)
 	}
 	role = argv[1];
 	dir = argv[2];
-	seed_out = !strcmp(role, "server") || !strcmp(role, "producer") ? 1 : 2;
+	seed_out = !strcmp(role, "server") || !strcmp(role, "userver") || !strcmp(role, "producer")
+			   ? 1
+			   : 2;
 	seed_in = 3 - seed_out;
 	if (!strcmp(role, "producer")) {
 		s = 1;
@@ -82,6 +87,21 @@ int main(int argc, char **argv)
 		sent = total; /* it writes nothing */
 		if (fcntl(0, F_SETFL, O_NONBLOCK))
 			die("fcntl");
+	} else if (role[0] == 'u') {
+		struct sockaddr_un u = {.sun_family = AF_UNIX};
+		snprintf(u.sun_path, sizeof(u.sun_path), "%s", in_dir("sock"));
+		if (!strcmp(role, "userver")) {
+			int l = socket(AF_UNIX, SOCK_STREAM, 0);
+			if (l < 0 || bind(l, (struct sockaddr *)&u, sizeof(u)) || listen(l, 1))
+				die("listen");
+			s = accept(l, NULL, NULL);
+			close(l);
+		} else {
+			wait_file(in_dir("sock"));
+			s = socket(AF_UNIX, SOCK_STREAM, 0);
+			if (s < 0 || connect(s, (struct sockaddr *)&u, sizeof(u)))
+				die("connect");
+		}
 	} else if (!strcmp(role, "server")) {
 		int l = socket(AF_INET, SOCK_STREAM, 0);
 		FILE *f;
