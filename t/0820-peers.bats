@@ -84,7 +84,12 @@ pair() {
 
 	restart_bg "$gen"
 	wait_for has_members 2 "$RPORT"
-	checkpoints 4 "$RPORT"
+	checkpoints 1 "$RPORT"
+	# The coordinator shows the connection between them.
+	run ckpt-signal --coord-port "$RPORT" --status
+	echo "$output"
+	[[ $output == *"connections: 1-2:$3"* ]]
+	checkpoints 3 "$RPORT"
 	reap "$RS_PID"
 	cat "$BATS_TEST_TMPDIR/restart.out"
 	[ "$status" -eq 0 ]
@@ -122,7 +127,11 @@ pair() {
 
 	restart_bg "$gen"
 	wait_for has_members 2 "$RPORT"
-	checkpoints 4 "$RPORT"
+	checkpoints 1 "$RPORT"
+	run ckpt-signal --coord-port "$RPORT" --status
+	echo "$output"
+	[[ $output == *"connections: 1-2:pipe"* ]]
+	checkpoints 3 "$RPORT"
 	reap "$RS_PID"
 	cat "$BATS_TEST_TMPDIR/restart.out"
 	[ "$status" -eq 0 ]

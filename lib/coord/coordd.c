@@ -108,6 +108,13 @@ struct coord {
 	double round_at; /* when the round under way began */
 	struct cd_rv *rv;
 	int nrv;
+	/* The connections between members the last checkpoint paired: the
+	 * two members' ids and the kind, for STATUS. */
+	struct cd_conn {
+		int a, b;
+		char kind[8];
+	} *conns;
+	int nconns;
 };
 
 static int nmembers(struct coord *cd)
@@ -429,11 +436,42 @@ static void say_link(struct coord *cd, struct client *c, const struct cd_end *e,
 	c->links++;
 }
 
+static void note_conn(struct coord *cd, int a, int b, const char *kind)
+{
+	struct cd_conn *n = realloc(cd->conns, (cd->nconns + 1) * sizeof(*n));
+
+	if (!n)
+		return;
+	cd->conns = n;
+	n += cd->nconns++;
+	*n = (struct cd_conn){.a = a < b ? a : b, .b = a < b ? b : a};
+	snprintf(n->kind, sizeof(n->kind), "%s", kind);
+}
+
+/* The connections STATUS shows: "1-2:tcp,2-3:pipe" ("-" for none) into
+ * out, those whose members are both still members. */
+static void conns_text(struct coord *cd, char *out, size_t size)
+{
+	size_t len = 0;
+
+	snprintf(out, size, "-");
+	for (int i = 0; i < cd->nconns && len + 40 < size; i++) {
+		int have = 0;
+		for (int k = 0; k < cd->ncl; k++)
+			have += cd->cl[k]->member && !cd->cl[k]->dead &&
+				(cd->cl[k]->id == cd->conns[i].a || cd->cl[k]->id == cd->conns[i].b);
+		if (have == 2)
+			len += (size_t)snprintf(out + len, size - len, "%s%d-%d:%s", len ? "," : "",
+						cd->conns[i].a, cd->conns[i].b, cd->conns[i].kind);
+	}
+}
+
 /* Every member is frozen: pair the ends they reported, a TCP connection
  * by its two addresses as each side sees them, and name each connection
  * to both of its ends (LINK) before they drain it. */
 static void pair_ends(struct coord *cd)
 {
+	cd->nconns = 0;
 	for (int i = 0; i < cd->ncl; i++)
 		for (int k = 0; k < cd->cl[i]->nends; k++)
 			cd->cl[i]->ends[k].paired = 0;
@@ -461,6 +499,7 @@ static void pair_ends(struct coord *cd)
 						  (port_of(e->local) == port_of(f->local) && a->id < b->id);
 					say_link(cd, a, e, !a_first, nonce, b);
 					say_link(cd, b, f, a_first, nonce, a);
+					note_conn(cd, a->id, b->id, e->kind);
 				}
 			}
 		}
@@ -977,17 +1016,18 @@ static void on_checkpoint(struct coord *cd, struct client *c, const struct co_ms
 /* STATUS */
 static void on_status(struct coord *cd, struct client *c, const struct co_msg *m)
 {
-	char esc[PATH_MAX * 3];
+	char esc[PATH_MAX * 3], conns[1024];
 
 	(void)m;
 	if (co_escape(cd->set.dir, esc, sizeof(esc)))
 		snprintf(esc, sizeof(esc), "-");
+	conns_text(cd, conns, sizeof(conns));
 	say(c,
 	    "OK members=%d state=%s gen=%d last=%lld interval=%d keep=%d compress=%s "
-	    "timeout=%d dir=%s",
+	    "timeout=%d dir=%s connections=%s",
 	    nmembers(cd), cd->phase == IDLE ? "idle" : "checkpointing", cd->last_gen,
 	    (long long)cd->last_time, cd->set.interval, cd->set.keep, zio_name(cd->set.compress),
-	    cd->set.timeout, esc);
+	    cd->set.timeout, esc, conns);
 }
 
 /* LIST: a MEMBER line for each member, then OK and how many. */
