@@ -355,13 +355,18 @@ static int run_links(struct pr_link *l, size_t n)
 				free(pfd);
 				return -1;
 			}
-			pfd[i] = (struct pollfd){.fd = l[i].st == L_DONE ? -1 : l[i].s,
-						 .events = POLLIN | POLLOUT};
-			if (l[i].st == L_BACK || (l[i].st == L_XCHG && l[i].hdr_got == 8 &&
-						  l[i].theirs_got == l[i].ntheirs))
+			/* Wait for what the step waits for: writable only
+			 * while it has bytes to write (else poll spins). */
+			pfd[i] = (struct pollfd){.fd = l[i].st == L_DONE ? -1 : l[i].s};
+			if (l[i].st == L_MARK)
+				pfd[i].events = l[i].mark_off < MARK_LEN ? POLLOUT : POLLIN;
+			else if (l[i].st == L_BACK)
 				pfd[i].events = POLLOUT;
-			else if (l[i].st == L_MARK && l[i].mark_off == MARK_LEN)
-				pfd[i].events = POLLIN;
+			else if (l[i].st == L_XCHG)
+				pfd[i].events = (l[i].out_off < 8 + l[i].nmine ? POLLOUT : 0) |
+						(l[i].hdr_got < 8 || l[i].theirs_got < l[i].ntheirs
+						     ? POLLIN
+						     : 0);
 			busy += l[i].st != L_DONE;
 		}
 		if (!busy)
