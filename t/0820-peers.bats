@@ -62,7 +62,7 @@ same_as_uninterrupted() {
 # tree, the server is the child of a shell, the member's root: restarted
 # without privilege, the member comes back in a pid namespace of its own.
 pair() {
-	local d=$BATS_TEST_TMPDIR/$3 gen kept img
+	local d=$BATS_TEST_TMPDIR/$3 gen kept img imgs
 	mkdir -p "$d"
 	start_coord
 	if [ "${4:-}" = tree ]; then
@@ -86,7 +86,8 @@ pair() {
 	[ "$kept" -gt 0 ]
 	# A plain ckpt-remap cannot make the connection: refused by name,
 	# before anything is made.
-	run --separate-stderr ckpt-remap "$(ls "$gen"/ckpt_peerpair_*.ckpt.zst)"
+	imgs=("$gen"/ckpt_peerpair_*.ckpt.zst)
+	run --separate-stderr ckpt-remap "${imgs[0]}"
 	one_line 99 "a $3 connection to member "
 	[[ $stderr == *"of a coordinated computation, which only its restart script (ckpt-inject --restart) connects again; not supported" ]]
 
