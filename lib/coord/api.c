@@ -384,6 +384,7 @@ int mb_read_member(struct mb_api *a, const char *img)
 	FILE *f;
 
 	snprintf(path, sizeof(path), "%s", img);
+	snprintf(a->img, sizeof(a->img), "%s", img);
 	base = strrchr(path, '/');
 	p = strstr(base ? base : path, ".ckpt");
 	snprintf(p ? p : path + strlen(path), sizeof(path) - (p ? p - path : (long)strlen(path)),

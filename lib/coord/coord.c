@@ -47,6 +47,11 @@ static const struct {
 	[CO_DUMP] = {"DUMP", 5, 5, 1 | 16, 8},
 	[CO_RESUME] = {"RESUME", 2, 2, 1},
 	[CO_SYNC] = {"SYNC", 1, 1, 1},
+	[CO_END] = {"END", 4, 4, 1},
+	[CO_LINK] = {"LINK", 7, 7, 1 | 4 | 8},
+	[CO_LISTEN] = {"LISTEN", 3, 3, 4},
+	[CO_WANT] = {"WANT", 1, 1, 0},
+	[CO_CONNECT] = {"CONNECT", 3, 3, 4},
 };
 
 const char *co_verb_name(enum co_verb v)

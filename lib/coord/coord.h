@@ -50,6 +50,12 @@ enum co_verb {
 	CO_DUMP,   /* DUMP gen dir file compressor save-files-max */
 	CO_RESUME, /* RESUME gen RUN|KILL */
 	CO_SYNC,   /* SYNC gen */
+	/* connections between members (coord/peers.c) */
+	CO_END,	    /* END gen kind local remote: an end whose other end is outside the tree */
+	CO_LINK,    /* LINK gen token side peer-id peer-name local remote: the end is paired */
+	CO_LISTEN,  /* LISTEN token addr port: a restarted end accepts its connection there */
+	CO_WANT,    /* WANT token: a restarted end asks where to connect */
+	CO_CONNECT, /* CONNECT token addr port: there */
 	CO_NVERBS
 };
 
@@ -270,6 +276,7 @@ struct mb_api {
 	char *hook[MB_HOOKS_MAX];
 	int nhook;
 	int notify; /* signal sent on resume and restart; 0: none */
+	char img[PATH_MAX]; /* a restart's image (mb_read_member) */
 };
 
 struct mb_helper {
@@ -285,6 +292,7 @@ struct mb_helper {
 	int img_fd, img_gen, raw, comp;
 	int dir_fd; /* the generation directory they are in */
 	char img_path[PATH_MAX * 2], img_name[NAME_MAX + 1], raw_name[NAME_MAX + 1];
+	struct mb_peers *peers; /* connections to other members (peers.c) */
 };
 
 /* What the helper tells ckpt-inject once the coordinator has answered its
@@ -295,6 +303,7 @@ struct mb_joined {
 	char api[108]; /* $CKPT_API for the program; "": none */
 	int id; /* the member's id; 0: not a member, why says why */
 	char why[512];
+	int npeers; /* a restart: connections to other members that follow (SCM_RIGHTS) */
 };
 
 /* Join as name (NULL: the program's comm), asking for member id (0: any),
@@ -314,6 +323,33 @@ int mb_start(struct mb_helper *h, enum mb_mode mode, const char *name, int id,
  * mtime then (one line on stderr each).  -1 with err_set naming the file
  * and what changed. */
 int mb_check_files(const char *img) __attribute__((warn_unused_result));
+
+/* Connections between members (peers.c; ckpt-coord(1), CONNECTIONS).
+ * Frozen: tell the coordinator the ends of the tree whose other end is
+ * outside it (END); -1 with err_set. */
+int mb_peers_report(struct mb_helper *h, int gen) __attribute__((warn_unused_result));
+/* LINK gen token side peer-id peer-name local remote: that end is paired. */
+void mb_peers_link(struct mb_helper *h, const struct co_msg *m);
+/* Before the dump: drain every paired end, swap what was drained with the
+ * other end's helper and write back what the peer had not read; the dump
+ * then records each as a peer.  -1 with err_set. */
+int mb_peers_drain(struct mb_helper *h) __attribute__((warn_unused_result));
+/* The ends mb_peers_drain drained, for the dump (dump_opts.peers). */
+const struct fd_peer_mark *mb_peers_marks(struct mb_helper *h, size_t *n);
+/* Beside the image img_name in dfd: the list a restart makes the
+ * connections from (none: no list). */
+int mb_peers_write(struct mb_helper *h, int dfd, const char *img_name)
+	__attribute__((warn_unused_result));
+/* After the dump: forget the ends. */
+void mb_peers_clear(struct mb_helper *h);
+/* A restart from img: every connection of its list made again through the
+ * coordinator, the kept bytes delivered; ours[i] is the connection for
+ * the image's fd theirs[i] (malloc'd, *n of them).  -1 with err_set. */
+int mb_peers_restart(struct mb_helper *h, const char *img, int **ours, int **theirs, size_t *n)
+	__attribute__((warn_unused_result));
+/* The coordinator's lines a restart read meanwhile, for the helper to
+ * serve: the i-th, NULL past the last. */
+char *mb_peers_saved(struct mb_helper *h, size_t i);
 
 /* The API's socket, made new (path NULL) or again where a restarted
  * program's $CKPT_API names it, in a directory of this user's alone;

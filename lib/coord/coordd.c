@@ -52,6 +52,20 @@ struct client {
 	/* The challenge-response: the client's nonce and ours, once HELLO came. */
 	char nonce_c[2 * CO_NONCE + 1], nonce_s[2 * CO_NONCE + 1];
 	char addr[INET6_ADDRSTRLEN]; /* where it connects from */
+	/* The ends its program holds whose other end is outside its tree
+	 * (END, during FREEZE), and how many of them are paired. */
+	struct cd_end {
+		char kind[8], local[96], remote[96];
+		int paired;
+	} *ends;
+	int nends, links;
+};
+
+/* A restarted connection's rendezvous: where its accepting end listens
+ * (LISTEN), and the member whose connecting end asked for it (WANT). */
+struct cd_rv {
+	char token[40], addr[80];
+	int port, wanter; /* wanter: a member id, 0 for none yet */
 };
 
 /* Without the secret proved: connections an address may hold, and all
@@ -92,6 +106,15 @@ struct coord {
 	int ngm;
 	double started;
 	double round_at; /* when the round under way began */
+	struct cd_rv *rv;
+	int nrv;
+	/* The connections between members the last checkpoint paired: the
+	 * two members' ids and the kind, for STATUS. */
+	struct cd_conn {
+		int a, b;
+		char kind[8];
+	} *conns;
+	int nconns;
 };
 
 static int nmembers(struct coord *cd)
@@ -391,6 +414,99 @@ static int in_work(const struct client *c)
 	return c->member && (c->st == M_FREEZING || c->st == M_DUMPING || c->st == M_SYNCING);
 }
 
+/* The port at the end of an address ("127.0.0.1:80", "[::1]:80"). */
+static long port_of(const char *addr)
+{
+	const char *p = strrchr(addr, ':');
+
+	return p ? strtol(p + 1, NULL, 10) : 0;
+}
+
+/* One end of a connection between two members, told its peer and its
+ * side: 0 accepts at a restart (the end on the lower port, a server's
+ * as a rule), 1 connects. */
+static void say_link(struct coord *cd, struct client *c, const struct cd_end *e, int side,
+		     const char *token, const struct client *peer)
+{
+	char l[200], r[200], name[200];
+
+	if (co_escape(e->local, l, sizeof(l)) || co_escape(e->remote, r, sizeof(r)) ||
+	    co_escape(peer->program, name, sizeof(name)))
+		return;
+	say(c, "LINK %d %s %d %d %s %s %s", cd->gen, token, side, peer->id, name, l, r);
+	c->links++;
+}
+
+static void note_conn(struct coord *cd, int a, int b, const char *kind)
+{
+	struct cd_conn *n = realloc(cd->conns, (cd->nconns + 1) * sizeof(*n));
+
+	if (!n)
+		return;
+	cd->conns = n;
+	n += cd->nconns++;
+	*n = (struct cd_conn){.a = a < b ? a : b, .b = a < b ? b : a};
+	snprintf(n->kind, sizeof(n->kind), "%s", kind);
+}
+
+/* The connections STATUS shows: "1-2:tcp,2-3:pipe" ("-" for none) into
+ * out, those whose members are both still members. */
+static void conns_text(struct coord *cd, char *out, size_t size)
+{
+	size_t len = 0;
+
+	snprintf(out, size, "-");
+	for (int i = 0; i < cd->nconns && len + 40 < size; i++) {
+		int have = 0;
+		for (int k = 0; k < cd->ncl; k++)
+			have += cd->cl[k]->member && !cd->cl[k]->dead &&
+				(cd->cl[k]->id == cd->conns[i].a || cd->cl[k]->id == cd->conns[i].b);
+		if (have == 2)
+			len += (size_t)snprintf(out + len, size - len, "%s%d-%d:%s", len ? "," : "",
+						cd->conns[i].a, cd->conns[i].b, cd->conns[i].kind);
+	}
+}
+
+/* Every member is frozen: pair the ends they reported, a TCP connection
+ * by its two addresses as each side sees them, and name each connection
+ * to both of its ends (LINK) before they drain it. */
+static void pair_ends(struct coord *cd)
+{
+	cd->nconns = 0;
+	for (int i = 0; i < cd->ncl; i++)
+		for (int k = 0; k < cd->cl[i]->nends; k++)
+			cd->cl[i]->ends[k].paired = 0;
+	for (int i = 0; i < cd->ncl; i++) {
+		struct client *a = cd->cl[i];
+		if (!a->member || a->st != M_FROZEN)
+			continue;
+		for (int k = 0; k < a->nends; k++) {
+			struct cd_end *e = &a->ends[k];
+			for (int j = 0; j < cd->ncl && !e->paired; j++) {
+				struct client *b = cd->cl[j];
+				if (b == a || !b->member || b->st != M_FROZEN)
+					continue;
+				for (int q = 0; q < b->nends && !e->paired; q++) {
+					struct cd_end *f = &b->ends[q];
+					char nonce[2 * CO_NONCE + 1];
+					int a_first;
+					if (f->paired || strcmp(e->kind, f->kind) ||
+					    strcmp(e->local, f->remote) || strcmp(e->remote, f->local) ||
+					    co_nonce(nonce))
+						continue;
+					nonce[32] = 0;
+					e->paired = f->paired = 1;
+					a_first = port_of(e->local) < port_of(f->local) ||
+						  (port_of(e->local) == port_of(f->local) && a->id < b->id);
+					say_link(cd, a, e, !a_first, nonce, b);
+					say_link(cd, b, f, a_first, nonce, a);
+					note_conn(cd, a->id, b->id, e->kind);
+				}
+			}
+		}
+	}
+}
+
 /* Every member is frozen: each writes its image into the generation's
  * temporary directory. */
 static void dump_round(struct coord *cd)
@@ -405,6 +521,7 @@ static void dump_round(struct coord *cd)
 	}
 	cd->phase = DUMPING;
 	cd->round_at = now_sec();
+	pair_ends(cd);
 	for (int i = 0; i < cd->ncl; i++) {
 		struct client *c = cd->cl[i];
 		if (!c->member || c->st != M_FROZEN)
@@ -536,6 +653,8 @@ static void start_ckpt(struct coord *cd, struct client *asker, int wait, int kil
 		if (!c->member || c->dead)
 			continue;
 		c->st = M_FREEZING;
+		c->nends = 0;
+		c->links = 0;
 		say(c, "FREEZE %d", cd->gen);
 	}
 	if (asker && wait)
@@ -775,6 +894,91 @@ static void on_failed(struct coord *cd, struct client *c, const struct co_msg *m
 	progress(cd);
 }
 
+/* END gen kind local remote: an end of the member's whose other end is
+ * outside its tree, reported before its FROZEN. */
+static void on_end(struct coord *cd, struct client *c, const struct co_msg *m)
+{
+	struct cd_end *e;
+
+	if (!take_report(cd, c, m, c->st == M_FREEZING))
+		return;
+	if (c->nends >= 4096 || !(e = realloc(c->ends, (c->nends + 1) * sizeof(*e)))) {
+		fail_ckpt(cd, "%s: too many connections", who(c));
+		return;
+	}
+	c->ends = e;
+	e += c->nends++;
+	*e = (struct cd_end){.paired = 0};
+	snprintf(e->kind, sizeof(e->kind), "%s", m->argv[1]);
+	snprintf(e->local, sizeof(e->local), "%s", m->argv[2]);
+	snprintf(e->remote, sizeof(e->remote), "%s", m->argv[3]);
+}
+
+/* The rendezvous of a restarted connection, made if asked. */
+static struct cd_rv *rv_of(struct coord *cd, const char *token, int make)
+{
+	struct cd_rv *r;
+
+	for (int i = 0; i < cd->nrv; i++)
+		if (!strcmp(cd->rv[i].token, token))
+			return &cd->rv[i];
+	if (!make || strlen(token) >= sizeof(r->token) || cd->nrv >= 65536 ||
+	    !(r = realloc(cd->rv, (cd->nrv + 1) * sizeof(*r))))
+		return NULL;
+	cd->rv = r;
+	r += cd->nrv++;
+	*r = (struct cd_rv){.port = 0};
+	snprintf(r->token, sizeof(r->token), "%s", token);
+	return r;
+}
+
+/* Tell the connecting end of r where to connect, once both have come. */
+static void rv_meet(struct coord *cd, struct cd_rv *r)
+{
+	char a[240];
+
+	if (!r->port || !r->wanter || co_escape(r->addr, a, sizeof(a)))
+		return;
+	for (int i = 0; i < cd->ncl; i++) {
+		struct client *c = cd->cl[i];
+		if (c->member && !c->dead && c->id == r->wanter) {
+			say(c, "CONNECT %s %s %d", r->token, a, r->port);
+			r->wanter = 0;
+			return;
+		}
+	}
+}
+
+/* LISTEN token addr port: a restarted member accepts connection token
+ * there. */
+static void on_listen(struct coord *cd, struct client *c, const struct co_msg *m)
+{
+	struct cd_rv *r = rv_of(cd, m->argv[0], 1);
+	long long port = co_num(m->argv[2], 65535);
+
+	if (!r || port <= 0 || strlen(m->argv[1]) >= sizeof(r->addr)) {
+		say(c, "ERR LISTEN: cannot take it");
+		return;
+	}
+	snprintf(r->addr, sizeof(r->addr), "%s", m->argv[1]);
+	r->port = (int)port;
+	rv_meet(cd, r);
+}
+
+/* WANT token: a restarted member connects connection token; answered
+ * CONNECT once its other end listens. */
+static void on_want(struct coord *cd, struct client *c, const struct co_msg *m)
+{
+	struct cd_rv *r = rv_of(cd, m->argv[0], 1);
+
+	if (!r) {
+		say(c, "ERR WANT: cannot take it");
+		return;
+	}
+	r->wanter = c->id;
+	rv_meet(cd, r);
+}
+
 /* PID pid: the program is now this process */
 static void on_pid(struct coord *cd, struct client *c, const struct co_msg *m)
 {
@@ -834,7 +1038,7 @@ static void member_hosts(const struct coord *cd, char *out, size_t size)
 /* STATUS */
 static void on_status(struct coord *cd, struct client *c, const struct co_msg *m)
 {
-	char esc[PATH_MAX * 3], hosts[1024], hesc[1024 * 3];
+	char esc[PATH_MAX * 3], hosts[1024], hesc[1024 * 3], conns[1024];
 
 	(void)m;
 	if (co_escape(cd->set.dir, esc, sizeof(esc)))
@@ -842,12 +1046,13 @@ static void on_status(struct coord *cd, struct client *c, const struct co_msg *m
 	member_hosts(cd, hosts, sizeof(hosts));
 	if (co_escape(hosts, hesc, sizeof(hesc)))
 		snprintf(hesc, sizeof(hesc), "-");
+	conns_text(cd, conns, sizeof(conns));
 	say(c,
 	    "OK members=%d state=%s gen=%d last=%lld interval=%d keep=%d compress=%s "
-	    "timeout=%d dir=%s hosts=%s",
+	    "timeout=%d dir=%s hosts=%s connections=%s",
 	    nmembers(cd), cd->phase == IDLE ? "idle" : "checkpointing", cd->last_gen,
 	    (long long)cd->last_time, cd->set.interval, cd->set.keep, zio_name(cd->set.compress),
-	    cd->set.timeout, esc, hesc);
+	    cd->set.timeout, esc, hesc, conns);
 }
 
 /* LIST: a MEMBER line for each member, then OK and how many. */
@@ -926,6 +1131,9 @@ static const struct request {
 	[CO_INTERVAL] = {on_interval},
 	[CO_KILL] = {on_kill},
 	[CO_QUIT] = {on_quit},
+	[CO_END] = {on_end, .member = 1},
+	[CO_LISTEN] = {on_listen, .member = 1},
+	[CO_WANT] = {on_want, .member = 1},
 };
 
 /* One request from c: parsed, checked against who may make it, served. */
@@ -973,6 +1181,7 @@ static void drop(struct coord *cd, int i)
 	if (!c->authed && c->nonce_s[0])
 		warnx("client %d: left without proving the secret (a wrong secret?)", c->fd);
 	close(c->fd);
+	free(c->ends);
 	free(c);
 	cd->cl[i] = cd->cl[--cd->ncl];
 	progress(cd);

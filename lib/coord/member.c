@@ -321,6 +321,7 @@ static int dump_to(struct mb_helper *h, const char *dir, const char *file, int c
 	struct stat sb;
 	int fd, rc;
 
+	o.peers = mb_peers_marks(h, &o.npeers);
 	drop_pending(h);
 	/* A name, not a path: nothing outside dir. */
 	if (!*file || strchr(file, '/') || !strcmp(file, ".") || !strcmp(file, "..") ||
@@ -350,6 +351,8 @@ static int dump_to(struct mb_helper *h, const char *dir, const char *file, int c
 		err_sys("cannot write %s", h->img_path);
 		rc = -1;
 	}
+	if (!rc)
+		rc = mb_peers_write(h, h->dir_fd, file);
 	/* The fsync comes with SYNC, once the program runs again. */
 	if (!rc && max) {
 		char fl[NAME_MAX + 1];
@@ -495,6 +498,11 @@ static void try_freeze(struct mb_helper *h)
 		return;
 	}
 	a->frozen_once = 1;
+	/* Before FROZEN: the coordinator pairs the ends once all are. */
+	if (mb_peers_report(h, gen)) {
+		reply_failed(h, gen);
+		return;
+	}
 	co_send(h->sock, "FROZEN %d", gen);
 }
 
@@ -532,10 +540,15 @@ static void on_request(struct mb_helper *h, const char *line)
 			return;
 		}
 		h->img_gen = gen;
-		if (dump_to(h, m.argv[1], m.argv[2], co_compressor(m.argv[3]),
+		/* Every member is frozen: what is in flight between them is
+		 * drained (and written back) before the images are. */
+		if (mb_peers_drain(h) ||
+		    dump_to(h, m.argv[1], m.argv[2], co_compressor(m.argv[3]),
 			    co_num(m.argv[4], CO_NUM_MAX), &bytes)) {
+			mb_peers_clear(h);
 			reply_failed(h, gen);
 		} else {
+			mb_peers_clear(h);
 			h->img_gen = gen;
 			co_send(h->sock, "DUMPED %d %llu", gen, (unsigned long long)bytes);
 		}
@@ -555,6 +568,9 @@ static void on_request(struct mb_helper *h, const char *line)
 		mb_run_hooks(h, "post-checkpoint", gen);
 		return;
 	}
+	case CO_LINK:
+		mb_peers_link(h, &m);
+		return;
 	case CO_RESUME: {
 		int kill_it = !strcmp(m.argv[1], "KILL"), was = h->api.frozen_once;
 		h->api.freeze_gen = 0; /* one held off by ckpt_delay() is off */
@@ -799,6 +815,79 @@ static void serve(struct mb_helper *h, int pidfd)
 	}
 }
 
+/* A restart: the connections to other members made again, and handed to
+ * ckpt-inject (SCM_RIGHTS on report, each with the image's fd number),
+ * after the answer j, which says how many.  On failure j says why
+ * instead, and 1 is returned once it is told. */
+static int send_peers(struct mb_helper *h, struct mb_joined *j, int report)
+{
+	int *ours, *theirs;
+	size_t n;
+
+	if (mb_peers_restart(h, h->api.img, &ours, &theirs, &n)) {
+		j->id = 0;
+		snprintf(j->why, sizeof(j->why), "(restarting %.200s): %.290s", h->api.img, err_get());
+		write_all(report, j, sizeof(*j));
+		return 1;
+	}
+	j->npeers = (int)n;
+	write_all(report, j, sizeof(*j));
+	for (size_t i = 0; i < n; i++) {
+		char cbuf[CMSG_SPACE(sizeof(int))] = {0};
+		struct iovec iov = {.iov_base = &theirs[i], .iov_len = sizeof(int)};
+		struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+				    .msg_controllen = sizeof(cbuf)};
+		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &ours[i], sizeof(int));
+		sendmsg(report, &mh, MSG_NOSIGNAL);
+	}
+	mb_peers_clear(h);
+	for (size_t i = 0; i < n; i++)
+		close(ours[i]);
+	free(ours);
+	free(theirs);
+	return 0;
+}
+
+/* ckpt-inject's side of send_peers: each connection kept open across the
+ * exec of ckpt-remap, which is told to give it to the program
+ * (--inherit-fd, through CKPT_REMAP_ARGS). */
+static int take_peers(int from, int n)
+{
+	const char *old = getenv("CKPT_REMAP_ARGS");
+	size_t size = (old ? strlen(old) : 0) + 40 * (size_t)n + 2;
+	char *args = malloc(size), *p = args;
+
+	if (!args) {
+		err_set("out of memory");
+		return -1;
+	}
+	p += snprintf(p, size, "%s", old ? old : "");
+	for (int i = 0; i < n; i++) {
+		char cbuf[CMSG_SPACE(sizeof(int))];
+		int theirs = -1, ours = -1;
+		struct iovec iov = {.iov_base = &theirs, .iov_len = sizeof(int)};
+		struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+				    .msg_controllen = sizeof(cbuf)};
+		struct cmsghdr *c;
+		if (recvmsg(from, &mh, 0) != sizeof(int) || !(c = CMSG_FIRSTHDR(&mh)) ||
+		    c->cmsg_type != SCM_RIGHTS) {
+			err_set("the helper did not hand over connection %d of %d", i + 1, n);
+			free(args);
+			return -1;
+		}
+		memcpy(&ours, CMSG_DATA(c), sizeof(int));
+		p += snprintf(p, size - (size_t)(p - args), "%s--inherit-fd\n%d=%d",
+			      p == args ? "" : "\n", theirs, ours);
+	}
+	setenv("CKPT_REMAP_ARGS", args, 1);
+	free(args);
+	return 0;
+}
+
 int mb_serve(struct mb_helper *h, enum mb_mode mode, const char *name, int id, int report)
 {
 	char prog_name[64];
@@ -826,7 +915,14 @@ int mb_serve(struct mb_helper *h, enum mb_mode mode, const char *name, int id, i
 		if (mb_api_open(&h->api, *old ? old : NULL) == 0)
 			snprintf(j.api, sizeof(j.api), "%s", h->api.path);
 	}
-	write_all(report, &j, sizeof(j));
+	if (j.id && mode == MB_RESTART && h->api.img[0]) {
+		if (send_peers(h, &j, report)) {
+			close(report);
+			return 1;
+		}
+	} else {
+		write_all(report, &j, sizeof(j));
+	}
 	close(report);
 	if (!j.id)
 		return 1;
@@ -845,6 +941,8 @@ int mb_serve(struct mb_helper *h, enum mb_mode mode, const char *name, int id, i
 	 * was not running yet, are in the reader already: poll would not
 	 * wake for them. */
 	serve_buffered(h);
+	for (size_t i = 0; mb_peers_saved(h, i); i++)
+		on_request(h, mb_peers_saved(h, i));
 	if (mode == MB_RESTART)
 		went_on(h, "restart", h->api.gen);
 	serve(h, pidfd);
@@ -858,8 +956,9 @@ int mb_start(struct mb_helper *h, enum mb_mode mode, const char *name, int id, s
 	int ready[2];
 	pid_t mid;
 
-	if (pipe2(ready, O_CLOEXEC)) {
-		err_sys("cannot make a pipe");
+	/* A socket, not a pipe: a restart's connections come through it. */
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ready)) {
+		err_sys("cannot make a socket pair");
 		return -1;
 	}
 	fflush(NULL);
@@ -883,6 +982,8 @@ int mb_start(struct mb_helper *h, enum mb_mode mode, const char *name, int id, s
 		err_set("the helper did not start");
 		return -1;
 	}
+	if (j->id && j->npeers > 0 && take_peers(ready[0], j->npeers))
+		return -1;
 	close(ready[0]);
 	j->why[sizeof(j->why) - 1] = 0;
 	return 0;

@@ -1903,7 +1903,11 @@ int dump_write(struct dump_target *tg, int out, const struct dump_opts *o)
 
 int dump_write_tree(struct dump_tree *tr, int out, const struct dump_opts *o)
 {
-	int rc = write_image(tr->p, tr->n, out, o);
+	int rc;
+
+	fd_peer_marks(o->peers, o->npeers);
+	rc = write_image(tr->p, tr->n, out, o);
+	fd_peer_marks(NULL, 0);
 
 	if (rc) {
 		char why[1024];
@@ -1912,6 +1916,31 @@ int dump_write_tree(struct dump_tree *tr, int out, const struct dump_opts *o)
 		err_set("%s", why);
 	}
 	return rc;
+}
+
+int dump_peer_ends(const struct dump_tree *tr, struct fd_peer_end **ends, size_t *n)
+{
+	pid_t *pids = calloc(tr->n + 1, sizeof(*pids));
+	size_t np = 0;
+	int rc;
+
+	if (!pids) {
+		err_set("out of memory");
+		return -1;
+	}
+	for (size_t k = 0; k < tr->n; k++)
+		if (!tr->p[k].zombie)
+			pids[np++] = tr->p[k].pid;
+	rc = fd_peer_ends(pids, np, ends, n);
+	free(pids);
+	return rc;
+}
+
+int dump_pipe_peek(pid_t pid, int fd, unsigned char **data, uint32_t *len)
+{
+	uint32_t size;
+
+	return fd_pipe_peek(pid, fd, &size, data, len);
 }
 
 int dump_release_tree(struct dump_tree *tr, enum dump_end how)

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "kinds/kinds.h"
 #include "target/target.h"
 
 struct dump_opts {
@@ -27,6 +28,11 @@ struct dump_opts {
 	struct incr_dump *incr;
 	/* What the user asked of fds (FD_OPT_* of kinds/kinds.h). */
 	uint32_t fd_opts;
+	/* Ends of connections to other members of a coordinated
+	 * computation, recorded as peers (IMG_FD_PEER) with the bytes that
+	 * were in flight to them (a member's helper drained them). */
+	const struct fd_peer_mark *peers;
+	size_t npeers;
 };
 
 enum dump_end { DUMP_RUN, DUMP_STOP, DUMP_KILL };
@@ -74,5 +80,14 @@ int dump_seize_tree(pid_t root, int descend, struct dump_tree *tr)
 int dump_write_tree(struct dump_tree *tr, int out, const struct dump_opts *o)
 	__attribute__((warn_unused_result));
 int dump_release_tree(struct dump_tree *tr, enum dump_end how);
+
+/* The ends the seized tree's processes hold whose other end none of them
+ * holds (fd_peer_ends): a member's connections to others. */
+int dump_peer_ends(const struct dump_tree *tr, struct fd_peer_end **ends, size_t *n)
+	__attribute__((warn_unused_result));
+/* The bytes in pipe fd of pid, left in it (fd_pipe_peek): *len of them
+ * in *data, malloc'd; -1 with err_set. */
+int dump_pipe_peek(pid_t pid, int fd, unsigned char **data, uint32_t *len)
+	__attribute__((warn_unused_result));
 
 #endif

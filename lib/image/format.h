@@ -225,6 +225,8 @@ enum img_file_kind {
 	IMG_FD_MQUEUE = 22,  /* a POSIX message queue (mq_open), path its name, with its messages */
 	IMG_FD_DELDIR = 23,  /* a deleted directory (made again empty) or FIFO (with its bytes: an
 			      * img_fifo), removed again */
+	IMG_FD_PEER = 25,    /* a connection to another member of a coordinated computation: an
+			      * img_peer, then the bytes in flight to this end */
 	IMG_FD_NKINDS
 };
 
@@ -282,6 +284,27 @@ struct img_epoll_item {
 	int32_t fd;
 	uint32_t events;
 	uint64_t data;
+};
+
+/* A connection to another member of a coordinated computation
+ * (IMG_FD_PEER): drained at the checkpoint, made again through the
+ * coordinator at a restart (ckpt-inject --restart hands it to ckpt-remap
+ * with --inherit-fd).  nbytes bytes follow: what the other member had
+ * sent this end and it had not read yet. */
+struct img_peer {
+	uint32_t kind;	  /* IMG_PEER_* */
+	uint32_t side;	  /* 0: listens (accepts) at a restart, 1: connects */
+	uint32_t peer_id; /* the other end's member id */
+	uint32_t flags;	  /* none yet: 0 */
+	char token[32];	  /* the connection's name: 32 lowercase hex digits */
+	char peer_name[64]; /* the other end's member name, NUL-terminated */
+	uint64_t nbytes;
+};
+
+enum {
+	IMG_PEER_TCP = 1, /* a TCP connection */
+	IMG_PEER_UNIX = 2, /* a unix stream socket */
+	IMG_PEER_PIPE = 3, /* one end of a pipe (side 0: the read end) */
 };
 
 /* A pidfd (IMG_FD_PIDFD). */

@@ -27,6 +27,7 @@ static const struct fd_ops *const kinds[IMG_FD_NKINDS] = {
     [IMG_FD_TCP] = &fd_tcp_ops,		  [IMG_FD_NETLINK] = &fd_netlink_ops,
     [IMG_FD_DELDIR] = &fd_deleted_ops,	  [IMG_FD_PIDFD] = &fd_pidfd_ops,
     [IMG_FD_NSFILE] = &fd_nsfile_ops,	  [IMG_FD_MQUEUE] = &fd_mqueue_ops,
+    [IMG_FD_PEER] = &fd_peer_ops,
 };
 
 const struct fd_ops *fd_ops_of(uint32_t kind)
@@ -147,6 +148,10 @@ static uint32_t kind_of(struct fd_source *src, int fd, unsigned flags)
 		return IMG_FD_MQUEUE;
 	if (src->link[0] == '/')
 		return path_kind(src, fd);
+	/* An end the coordinator paired with another member's. */
+	if ((!strncmp(src->link, "pipe:", 5) || !strncmp(src->link, "socket:", 7)) &&
+	    fd_peer_is(src))
+		return IMG_FD_PEER;
 	if (!strncmp(src->link, "pipe:", 5))
 		return IMG_FD_PIPE;
 	if (!strncmp(src->link, "socket:", 7))

@@ -98,6 +98,9 @@ extern const struct fd_ops fd_tcp_ops;
 extern const struct fd_ops fd_inotify_ops, fd_sock_ops, fd_opath_ops, fd_deleted_ops;
 extern const struct fd_ops fd_netlink_ops;
 extern const struct fd_ops fd_pidfd_ops, fd_nsfile_ops, fd_mqueue_ops;
+extern const struct fd_ops fd_peer_ops;
+/* An end that fd_peer_marks names (peer.c). */
+int fd_peer_is(const struct fd_source *src);
 
 /* What sock_diag tells of one socket (sock.c). */
 struct fd_diag {

@@ -104,6 +104,42 @@ int fd_epoll_register_other(const struct image *const ims[], int *const made[], 
  * what it cannot (an address other than loopback, a peer outside). */
 int fd_net_ns_check(pid_t pid, const struct fd_entry *f) __attribute__((warn_unused_result));
 
+/* ---- peer: connections to other members of a coordinated computation
+ * (peer.c; coord/ pairs and drains them). */
+struct fd_peer_end {
+	pid_t pid;
+	int fd;
+	uint32_t kind; /* IMG_PEER_* */
+	uint64_t ino;
+	char local[96], remote[96]; /* TCP: addr:port as each side names them; a pipe:
+				     * pipe:HOST:INODE:0 for its read end, :1 write; unix:
+				     * unix:HOST:INODE, its own and its peer's */
+};
+/* The ends the processes pids (a member's tree, pids[0] its root) hold
+ * whose other end no process of them holds: established TCP connections,
+ * connected unix stream sockets, pipe ends.
+ * *ends malloc'd; -1 with err_set. */
+int fd_peer_ends(const pid_t *pids, size_t n, struct fd_peer_end **ends, size_t *nends)
+	__attribute__((warn_unused_result));
+/* An end the next capture records as IMG_FD_PEER: its socket's or
+ * pipe's inode, its record, and the p.nbytes bytes in flight to it. */
+struct fd_peer_mark {
+	uint64_t ino;
+	struct img_peer p;
+	const unsigned char *bytes;
+};
+/* The ends the captures record as peers from now on (n 0: none); the
+ * table stays the caller's. */
+void fd_peer_marks(const struct fd_peer_mark *m, size_t n);
+/* The bytes in pipe fd of pid, left in it (tee(2)): the pipe's size,
+ * and *len bytes in *data (malloc'd); -1 with err_set. */
+int fd_pipe_peek(pid_t pid, int fd, uint32_t *size, unsigned char **data, uint32_t *len)
+	__attribute__((warn_unused_result));
+/* f, an fd of process pid (as the image has it), is a peer that
+ * --inherit-fd does not give: -1 with err_set saying that only a restart
+ * through the coordinator makes it; else 0. */
+int fd_peer_refuse(pid_t pid, const struct fd_entry *f) __attribute__((warn_unused_result));
+
 /* Reading an image: the extra bytes of FILE record idx, f, are what its
  * kind needs, or -1 naming it.  The image reader (image/) knows no kinds:
  * whoever reads an image (img_open) gives it this as its check_file. */

@@ -44,7 +44,7 @@ static int reading_end(pid_t pid, int fd)
 
 /* The bytes in a pipe, without taking them out: tee(2) copies them to a
  * pipe of ours, and the program's pipe keeps every byte. */
-static int peek_pipe(pid_t pid, int fd, uint32_t *size, unsigned char **data, uint32_t *len)
+int fd_pipe_peek(pid_t pid, int fd, uint32_t *size, unsigned char **data, uint32_t *len)
 {
 	char path[64];
 	int pfd, p[2] = {-1, -1}, rc = -1;
@@ -109,7 +109,7 @@ static int capture_pipe(const struct fd_source *src, struct fd_entry *f)
 			src->pid, f->d.fd, src->link);
 		return -1;
 	}
-	if (peek_pipe(src->pid, f->d.fd, &p.size, &data, &p.data_len))
+	if (fd_pipe_peek(src->pid, f->d.fd, &p.size, &data, &p.data_len))
 		return -1;
 	rc = fd_set_extra(f, &p, sizeof(p), data, p.data_len);
 	free(data);
@@ -123,7 +123,7 @@ static int capture_fifo(const struct fd_source *src, struct fd_entry *f)
 	unsigned char *data = NULL;
 	int rc;
 
-	if (peek_pipe(src->pid, f->d.fd, &p.size, &data, &p.data_len))
+	if (fd_pipe_peek(src->pid, f->d.fd, &p.size, &data, &p.data_len))
 		return -1;
 	rc = fd_set_extra(f, &p, sizeof(p), data, p.data_len);
 	free(data);

@@ -959,6 +959,20 @@ int rst_changes_host(struct img_input *in)
 	return 0;
 }
 
+/* A connection to another member of a coordinated computation comes
+ * only from ckpt-inject --restart (--inherit-fd): refused before anything
+ * is made or set back. */
+static int peers_given(struct img_input *in)
+{
+	for (size_t k = 0; k <= in->nrest; k++) {
+		const struct image *im = img_proc_at(in, k);
+		for (size_t i = 0; i < im->nfiles; i++)
+			if (fd_peer_refuse(im->proc.pid, &im->files[i]))
+				return -1;
+	}
+	return 0;
+}
+
 int rst_run(struct img_input *in, int flags, enum rst_pids pids)
 {
 	pid_t pid = in->im.proc.pid, child;
@@ -969,6 +983,8 @@ int rst_run(struct img_input *in, int flags, enum rst_pids pids)
 
 	keep_running = (flags & RST_STOP) != 0;
 
+	if (peers_given(in))
+		return -1;
 	if (rst_ns_check(in, pids == RST_PIDS_NS || net_user ||
 				 (in->nrest && !has_cap(CAP_CHECKPOINT_RESTORE) &&
 				  !has_cap(CAP_SYS_ADMIN))) ||
