@@ -338,13 +338,19 @@ answers() {
 	kill -0 "$COORD_PID"
 }
 
+# n_descendants PID N: PID has N descendants now (for wait_for, which runs
+# it anew each time; a "$(...)" in its arguments is counted once).
+n_descendants() {
+	[ "$(descendants "$1" | wc -l)" -eq "$2" ]
+}
+
 @test "ckpt-signal --kill kills a member's whole tree, not only its root" {
 	local kids
 	start_coord
 	inject t bash -c 'sleep 301 & sleep 302 & wait'
 	local pt=$INJ_PID
 	wait_for has_members 1
-	wait_for test "$(descendants "$pt" | wc -l)" -eq 2
+	wait_for n_descendants "$pt" 2
 	kids=$(descendants "$pt")
 	run ckpt-signal --kill
 	[ "$status" -eq 0 ]
