@@ -98,6 +98,7 @@ extern const struct fd_ops fd_tcp_ops;
 extern const struct fd_ops fd_inotify_ops, fd_sock_ops, fd_opath_ops, fd_deleted_ops;
 extern const struct fd_ops fd_netlink_ops;
 extern const struct fd_ops fd_pidfd_ops, fd_nsfile_ops, fd_mqueue_ops;
+extern const struct fd_ops fd_uring_ops;
 
 /* What sock_diag tells of one socket (sock.c). */
 struct fd_diag {
