@@ -247,38 +247,50 @@ static const char *first_entry(const char *info, const char *name, char *buf, si
 	return buf;
 }
 
-/* u's flags: CQSIZE from the sizes; CQE32, SQE128, NO_SQARRAY from the
- * rings (show_pending).  rings is mapped maplen bytes, the smallest any
- * flags give; the SQEs' mapping tells 128-byte entries where their size
- * in pages does. */
+/* How many pages the kernel's memory at mmap offset off of the instance
+ * has: a mapping of more maps only that many (Linux 6.18 does not refuse
+ * a longer one; the rest faults), which mincore(2) sees present. */
+static uint64_t region_pages(int dup, uint64_t off, uint64_t most)
+{
+	uint64_t ps = sysconf(_SC_PAGESIZE), n = 0;
+	unsigned char *m, *vec;
+
+	m = mmap(NULL, most * ps, PROT_READ, MAP_SHARED | MAP_POPULATE, dup, off);
+	if (m == MAP_FAILED)
+		return 0;
+	if ((vec = calloc(most, 1)) && !mincore(m, most * ps, vec))
+		while (n < most && (vec[n] & 1))
+			n++;
+	free(vec);
+	munmap(m, most * ps);
+	return n;
+}
+
+/* u's flags: CQSIZE from the sizes; SQE128 from the pages of the SQEs
+ * where they tell, CQE32 and NO_SQARRAY from the rings' pages where
+ * they tell, else from fdinfo (show_pending).  The rings are mapped as
+ * far as the kernel has them. */
 static int find_flags(const struct fd_source *src, int fd, int dup, struct img_uring *u,
 		      const struct uring_info *ui)
 {
 	char *info = NULL, sqe[512], cqe[512];
 	struct img_uring probe;
-	uint64_t maplen = 0;
-	unsigned char *rings, *m;
+	uint64_t ps = sysconf(_SC_PAGESIZE), maplen, sqpages;
+	unsigned char *rings;
 	int sqe128 = -1, rc = -1;
 
 	if (u->cq_entries != 2 * u->sq_entries)
 		u->flags |= SETUP_CQSIZE;
-	/* The largest the rings of any of these flags can be that maps: it
-	 * holds every field of the real ones. */
-	rings = MAP_FAILED;
-	for (int i = 0; i < 4 && rings == MAP_FAILED; i++) {
-		probe = *u;
-		probe.flags |= (i & 1 ? 0 : SETUP_CQE32) | (i & 2 ? SETUP_NO_SQARRAY : 0);
-		if (layout(&probe)) {
-			err_sys("pid %d: fd %d: cannot make an io_uring instance of %u entries "
-				"like it",
-				src->pid, fd, u->sq_entries);
-			return -1;
-		}
-		maplen = page_up(probe.rings_len);
-		rings = mmap(NULL, maplen, PROT_READ | PROT_WRITE, MAP_SHARED, dup,
-			     IMG_URING_OFF_SQ_RING);
+	probe = *u;
+	probe.flags |= SETUP_CQE32 | SETUP_SQE128;
+	if (layout(&probe)) {
+		err_sys("pid %d: fd %d: cannot make an io_uring instance of %u entries like it",
+			src->pid, fd, u->sq_entries);
+		return -1;
 	}
-	if (rings == MAP_FAILED) {
+	maplen = region_pages(dup, IMG_URING_OFF_SQ_RING, page_up(probe.rings_len) / ps) * ps;
+	sqpages = region_pages(dup, IMG_URING_OFF_SQES, page_up(probe.sqes_len) / ps);
+	if (!maplen || !sqpages) {
 		if (errno == EINVAL)
 			err_set("pid %d: fd %d: io_uring instance whose rings are memory of the "
 				"program's (IORING_SETUP_NO_MMAP: its own, or one ckpt-remap made "
@@ -289,21 +301,18 @@ static int find_flags(const struct fd_source *src, int fd, int dup, struct img_u
 				src->pid, fd);
 		return -1;
 	}
-	/* With a submission array, a 128-byte SQE shows in fdinfo; without
-	 * one, only the size of the SQEs' memory tells, where it differs in
-	 * pages. */
-	if (page_up(u->sq_entries * 64) != page_up(u->sq_entries * 128)) {
-		m = mmap(NULL, page_up(u->sq_entries * 128), PROT_READ, MAP_SHARED, dup,
-			 IMG_URING_OFF_SQES);
-		sqe128 = m != MAP_FAILED;
-		if (m != MAP_FAILED)
-			munmap(m, page_up(u->sq_entries * 128));
+	if (page_up(u->sq_entries * 64) != page_up(u->sq_entries * 128))
+		sqe128 = sqpages * ps >= page_up(u->sq_entries * 128);
+	rings = mmap(NULL, maplen, PROT_READ | PROT_WRITE, MAP_SHARED, dup, IMG_URING_OFF_SQ_RING);
+	if (rings == MAP_FAILED) {
+		err_sys("pid %d: fd %d: cannot map its io_uring instance's rings", src->pid, fd);
+		return -1;
 	}
 	/* The array's offset depends on the size of a CQE: ask once with
 	 * the 16-byte one, and again when the CQEs turn out 32 bytes. */
 	probe = *u;
 	if (layout(&probe) || show_pending(src->pid, fd, rings, maplen, &probe, ui, &info))
-		goto out;
+		goto fdinfo;
 	first_entry(info, "CQEs", cqe, sizeof(cqe));
 	if (strstr(cqe, "extra1:")) {
 		u->flags |= SETUP_CQE32;
@@ -311,7 +320,7 @@ static int find_flags(const struct fd_source *src, int fd, int dup, struct img_u
 		free(info);
 		info = NULL;
 		if (layout(&probe) || show_pending(src->pid, fd, rings, maplen, &probe, ui, &info))
-			goto out;
+			goto fdinfo;
 	} else if (!cqe[0]) {
 		err_set("pid %d: fd %d: io_uring instance whose completion entries fdinfo does not "
 			"show; not supported",
@@ -319,8 +328,8 @@ static int find_flags(const struct fd_source *src, int fd, int dup, struct img_u
 		goto out;
 	}
 	first_entry(info, "SQEs", sqe, sizeof(sqe));
-	/* No entry shown with a valid index in the array where it would be:
-	 * there is none (or it is past what is mapped: there is none). */
+	/* No entry shown with a valid index in the array where it would be,
+	 * or no room for the array in the rings: there is none. */
 	if (!sqe[0] || probe.sq_off[OFF_SQ_ARRAY] + (uint64_t)u->sq_entries * 4 > maplen)
 		u->flags |= SETUP_NO_SQARRAY;
 	else
@@ -335,9 +344,10 @@ static int find_flags(const struct fd_source *src, int fd, int dup, struct img_u
 	if (sqe128)
 		u->flags |= SETUP_SQE128;
 	rc = 0;
+	goto out;
+fdinfo:
+	err_sys("pid %d: fd %d: cannot read its io_uring instance's fdinfo", src->pid, fd);
 out:
-	if (rc && !err_get()[0])
-		err_sys("pid %d: fd %d: cannot read its io_uring instance's fdinfo", src->pid, fd);
 	free(info);
 	munmap(rings, maplen);
 	return rc;
@@ -393,10 +403,14 @@ static int capture_uring(const struct fd_source *src, struct fd_entry *f)
 		err_set("pid %d: fd %d: io_uring instance set up with IORING_SETUP_SINGLE_ISSUER "
 			"(and perhaps DEFER_TASKRUN, which nothing shows); not supported",
 			src->pid, fd);
-	else if (find_flags(src, fd, dup, &u, &ui) == 0 && layout(&u) == 0)
-		rc = take_rings(src, fd, dup, &u, f);
-	else if (!err_get()[0])
-		err_sys("pid %d: fd %d: cannot make an io_uring instance like it", src->pid, fd);
+	else if (find_flags(src, fd, dup, &u, &ui) == 0) {
+		if (layout(&u) == 0)
+			rc = take_rings(src, fd, dup, &u, f);
+		else
+			err_sys("pid %d: fd %d: cannot make an io_uring instance like it (flags "
+				"%#x)",
+				src->pid, fd, u.flags);
+	}
 	close(dup);
 	return rc;
 }

@@ -17,12 +17,13 @@
  *       of a file of DIR through the ring and 300 NOPs around it; with -t a
  *       second thread submits NOPs too, and its completions are found.
  *   uringprog inflight DIR   a read of an empty pipe submitted, in flight.
+ *   uringprog async DIR      the same read run by a worker (IOSQE_ASYNC).
  *   uringprog sqpoll DIR     an instance with a submission thread (SQPOLL).
  *   uringprog files DIR      an instance with registered files.
  *   uringprog single DIR     an instance set up with SINGLE_ISSUER.
  *   uringprog skip DIR       a NOP completed without a completion
  *                            (IOSQE_CQE_SKIP_SUCCESS).
- * The last five are to be refused: after DIR/go each checks only that its
+ * The last six are to be refused: after DIR/go each checks only that its
  * instance still answers.
  */
 #include <errno.h>
@@ -73,6 +74,7 @@ enum { OP_NOP = 0, OP_READ = 22, OP_WRITE = 23 };
 #define SETUP_SINGLE_ISSUER (1u << 12)
 #define SETUP_NO_SQARRAY (1u << 16)
 #define SQE_SKIP (1u << 6)
+#define SQE_ASYNC (1u << 4)
 #define ENTER_GETEVENTS 1u
 #define REGISTER_FILES 2
 
@@ -171,12 +173,16 @@ static void nops(uint32_t n, uint64_t ud)
 	}
 }
 
+/* IOSQE_ASYNC on the next rw: run by a worker thread of the kernel's. */
+static uint8_t async_flag;
+
 /* One read or write of len bytes of buf on fd at off, run and reaped. */
 static int rw(int op, int fd, void *buf, uint32_t len, uint64_t off, uint64_t ud)
 {
 	struct sqe *e = get_sqe();
 	struct cqe c;
 
+	e->flags = async_flag;
 	e->opcode = op;
 	e->fd = fd;
 	e->addr = (uint64_t)buf;
@@ -202,7 +208,7 @@ static void *second_thread(void *arg)
 	return NULL;
 }
 
-static int do_idle(uint32_t entries, uint32_t cq, uint32_t flags, int thread)
+static int do_idle(uint32_t entries, uint32_t cq, uint32_t flags, int thread, int worker)
 {
 	unsigned long long started = start_time();
 	static char text[] = "through the ring", after[] = "after", buf[64];
@@ -219,10 +225,13 @@ static int do_idle(uint32_t entries, uint32_t cq, uint32_t flags, int thread)
 		fail("the CQ ring's mask through the SQ mapping: %u",
 		     *word(R.sq, R.p.cq_off[2]));
 	nops(1000, 5);
-	if (rw(OP_WRITE, p[1], text, sizeof(text), 0, 6) != (int)sizeof(text) ||
-	    rw(OP_READ, p[0], buf, sizeof(buf), 0, 7) != (int)sizeof(text) ||
+	if (rw(OP_WRITE, p[1], text, sizeof(text), 0, 6) != (int)sizeof(text))
+		fail("the pipe through the ring, before: write");
+	async_flag = worker ? SQE_ASYNC : 0;
+	if (rw(OP_READ, p[0], buf, sizeof(buf), 0, 7) != (int)sizeof(text) ||
 	    memcmp(buf, text, sizeof(text)))
-		fail("the pipe through the ring, before");
+		fail("the pipe through the ring, before: read");
+	async_flag = 0;
 	for (int i = 0; i < 3; i++)
 		get_sqe()->user_data = 101 + i;
 	if (submit(3, 3) != 3)
@@ -303,6 +312,16 @@ static int do_refused(const char *mode)
 	} else if (!strcmp(mode, "files")) {
 		if (syscall(SYS_io_uring_register, R.fd, REGISTER_FILES, p, 2))
 			die("io_uring_register");
+	} else if (!strcmp(mode, "async")) {
+		struct sqe *e = get_sqe();
+		e->opcode = OP_READ;
+		e->flags = SQE_ASYNC;
+		e->fd = p[0];
+		e->addr = (uint64_t)buf;
+		e->len = sizeof(buf);
+		e->user_data = 1;
+		if (submit(1, 0) != 1)
+			die("io_uring_enter (read)");
 	} else if (!strcmp(mode, "skip")) {
 		get_sqe()->flags = SQE_SKIP;
 		if (submit(1, 0) != 1)
@@ -311,7 +330,7 @@ static int do_refused(const char *mode)
 	printf("ready %d\n", getpid());
 	fflush(stdout);
 	wait_file(in_dir("go"));
-	if (!strcmp(mode, "inflight")) {
+	if (!strcmp(mode, "inflight") || !strcmp(mode, "async")) {
 		if (write(p[1], "x", 1) != 1 || !(submit(0, 1) >= 0 && reap(&c)) || c.res != 1)
 			fail("the read in flight did not complete");
 	} else if (!strcmp(mode, "sqpoll")) {
@@ -325,15 +344,17 @@ static int do_refused(const char *mode)
 int main(int argc, char **argv)
 {
 	uint32_t entries = 8, cq = 0, flags = 0;
-	int thread = 0, o;
+	int thread = 0, worker = 0, o;
 
-	while ((o = getopt(argc, argv, "e:c:f:t")) != -1) {
+	while ((o = getopt(argc, argv, "e:c:f:tw")) != -1) {
 		if (o == 'e')
 			entries = atoi(optarg);
 		else if (o == 'c')
 			cq = atoi(optarg);
 		else if (o == 't')
 			thread = 1;
+		else if (o == 'w')
+			worker = 1;
 		else if (o == 'f' && !strcmp(optarg, "sqe128"))
 			flags |= SETUP_SQE128;
 		else if (o == 'f' && !strcmp(optarg, "cqe32"))
@@ -347,7 +368,7 @@ int main(int argc, char **argv)
 		goto usage;
 	dir = argv[optind + 1];
 	if (!strcmp(argv[optind], "idle"))
-		do_idle(entries, cq, flags, thread);
+		do_idle(entries, cq, flags, thread, worker);
 	else
 		do_refused(argv[optind]);
 	return failures ? 1 : 0;
