@@ -291,7 +291,8 @@ static int find_flags(const struct fd_source *src, int fd, int dup, struct img_u
 	maplen = region_pages(dup, IMG_URING_OFF_SQ_RING, page_up(probe.rings_len) / ps) * ps;
 	sqpages = region_pages(dup, IMG_URING_OFF_SQES, page_up(probe.sqes_len) / ps);
 	if (!maplen || !sqpages) {
-		if (errno == EINVAL)
+		/* Linux 6.18 has no pages to map of such an instance (ENOMEM). */
+		if (errno == EINVAL || errno == ENOMEM)
 			err_set("pid %d: fd %d: io_uring instance whose rings are memory of the "
 				"program's (IORING_SETUP_NO_MMAP: its own, or one ckpt-remap made "
 				"again); not supported",

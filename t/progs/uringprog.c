@@ -23,7 +23,9 @@
  *   uringprog single DIR     an instance set up with SINGLE_ISSUER.
  *   uringprog skip DIR       a NOP completed without a completion
  *                            (IOSQE_CQE_SKIP_SUCCESS).
- * The last six are to be refused: after DIR/go each checks only that its
+ *   uringprog fork DIR       an idle instance, and a child that has it too
+ *                            (it waits for DIR/go and exits 0).
+ * The last seven are to be refused: after DIR/go each checks only that its
  * instance still answers.
  */
 #include <errno.h>
@@ -35,6 +37,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define PROG "uringprog"
@@ -322,6 +325,14 @@ static int do_refused(const char *mode)
 		e->user_data = 1;
 		if (submit(1, 0) != 1)
 			die("io_uring_enter (read)");
+	} else if (!strcmp(mode, "fork")) {
+		pid_t child = fork();
+		if (child < 0)
+			die("fork");
+		if (child == 0) {
+			wait_file(in_dir("go"));
+			_exit(0);
+		}
 	} else if (!strcmp(mode, "skip")) {
 		get_sqe()->flags = SQE_SKIP;
 		if (submit(1, 0) != 1)
@@ -337,6 +348,8 @@ static int do_refused(const char *mode)
 		return 0; /* its thread submits: no enter needed, none checked */
 	}
 	nops(1, 3);
+	if (!strcmp(mode, "fork"))
+		wait(NULL);
 	printf("restored: no\n");
 	return 0;
 }
