@@ -540,7 +540,7 @@ static int replay_cq(int fd, const struct img_uring *u, unsigned char *rings)
 
 	if (!u->cq_tail)
 		return 0;
-	if ((h = setup(256, &p)) < 0)
+	if ((h = setup(4096, &p)) < 0)
 		return -1;
 	rlen = p.sq_off[OFF_SQ_ARRAY] + p.sq_entries * 4;
 	if (p.cq_off[OFF_CQES] + p.cq_entries * 16 > rlen)

@@ -2,12 +2,12 @@
  * liburing).  It prints "ready PID", waits for DIR/go, checks that its instance is as it was
  * and works, and prints "restored: yes" or "restored: no".
  *
- *   uringprog [-e N] [-c N] [-f FLAG]... [-t] idle DIR
+ *   uringprog [-e N] [-c N] [-f FLAG]... [-n N] [-t] [-w] idle DIR
  *       an instance of N submission entries (8; -c: N completion entries,
  *       IORING_SETUP_CQSIZE), its SQ ring, CQ ring and SQEs mapped apart
  *       (the first two are one memory: checked), with -f sqe128, cqe32 or
  *       nosqarray among its setup flags.  Before the checkpoint it goes
- *       around its rings: 1000 NOPs in batches, a write of a known text
+ *       around its rings: 1000 NOPs (-n: N) in batches, a write of a known text
  *       into a pipe and its read back, all reaped; then 3 NOPs completed
  *       and not reaped (user data 101-103, results 0), and one write of
  *       "after" into the pipe prepared and published in the ring's tail but
@@ -211,7 +211,8 @@ static void *second_thread(void *arg)
 	return NULL;
 }
 
-static int do_idle(uint32_t entries, uint32_t cq, uint32_t flags, int thread, int worker)
+static int do_idle(uint32_t entries, uint32_t cq, uint32_t flags, int thread, int worker,
+		   uint32_t n)
 {
 	unsigned long long started = start_time();
 	static char text[] = "through the ring", after[] = "after", buf[64];
@@ -227,7 +228,7 @@ static int do_idle(uint32_t entries, uint32_t cq, uint32_t flags, int thread, in
 	if (*word(R.sq, R.p.cq_off[2]) != R.p.cq_entries - 1)
 		fail("the CQ ring's mask through the SQ mapping: %u",
 		     *word(R.sq, R.p.cq_off[2]));
-	nops(1000, 5);
+	nops(n, 5);
 	if (rw(OP_WRITE, p[1], text, sizeof(text), 0, 6) != (int)sizeof(text))
 		fail("the pipe through the ring, before: write");
 	async_flag = worker ? SQE_ASYNC : 0;
@@ -356,14 +357,16 @@ static int do_refused(const char *mode)
 
 int main(int argc, char **argv)
 {
-	uint32_t entries = 8, cq = 0, flags = 0;
+	uint32_t entries = 8, cq = 0, flags = 0, n = 1000;
 	int thread = 0, worker = 0, o;
 
-	while ((o = getopt(argc, argv, "e:c:f:tw")) != -1) {
+	while ((o = getopt(argc, argv, "e:c:f:n:tw")) != -1) {
 		if (o == 'e')
 			entries = atoi(optarg);
 		else if (o == 'c')
 			cq = atoi(optarg);
+		else if (o == 'n')
+			n = strtoul(optarg, NULL, 0);
 		else if (o == 't')
 			thread = 1;
 		else if (o == 'w')
@@ -381,11 +384,11 @@ int main(int argc, char **argv)
 		goto usage;
 	dir = argv[optind + 1];
 	if (!strcmp(argv[optind], "idle"))
-		do_idle(entries, cq, flags, thread, worker);
+		do_idle(entries, cq, flags, thread, worker, n);
 	else
 		do_refused(argv[optind]);
 	return failures ? 1 : 0;
 usage:
-	fprintf(stderr, "usage: uringprog [-e N] [-c N] [-f FLAG]... [-t] MODE DIR\n");
+	fprintf(stderr, "usage: uringprog [-e N] [-c N] [-f FLAG]... [-n N] [-t] [-w] MODE DIR\n");
 	return 2;
 }
