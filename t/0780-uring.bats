@@ -91,6 +91,21 @@ has_worker() {
 	bg_restored "restored: yes"
 }
 
+@test "a dump that lets the program run on leaves its io_uring instance as it was (the words shown for a moment put back); with --cow too, whose image restores" {
+	started -f cqe32 idle
+	ckpt-dump -o "$IMG" "$BG_PID"
+	ckpt-dump --cow -o "$IMG.cow" "$BG_PID"
+	untraced "$BG_PID"
+	finish_bg
+	grep -qx "restored: no" "$OUT"
+	run ckpt-inspect "$IMG.cow"
+	echo "$output"
+	[[ "$output" == *"io_uring flags 02000002 offset 0 sq_entries 8 cq_entries 16 setup_flags 2048 "* ]]
+	# Its output file grew since: the restored program writes over it.
+	IMG=$IMG.cow
+	bg_restored "restored: yes" --allow-changed-files
+}
+
 @test "an io_uring instance made again is refused by name at the next dump; the program runs on" {
 	started idle
 	old=$BG_PID
