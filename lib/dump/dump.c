@@ -580,31 +580,18 @@ static int is_image_file(const char *path)
 	return ok;
 }
 
-/* The ring of an io_uring instance: what the kernel keeps behind it (the
- * instance, its cached heads, requests in flight) is not in its pages.
- * Refused here, with the regions, before any fd is captured.  (An AIO
- * context's ring is kept: aio_region.) */
-static const char *kernel_ring(const struct proc_map *m)
-{
-	if (!strcmp(m->path, "anon_inode:[io_uring]"))
-		return "the ring of an io_uring instance";
-	return NULL;
-}
-
 /* Memory a restore cannot make again: device memory (but [vvar] and
- * [vdso], the kernel's own pages: moved, not copied), the kernel's
- * rings, and hugetlbfs memory of a page size the image cannot say. */
+ * [vdso], the kernel's own pages: moved, not copied), and hugetlbfs
+ * memory of a page size the image cannot say. */
 static int check_supported(pid_t pid, const struct proc_map *m)
 {
 	uint64_t hp = m->kpage_kb * 1024;
-	const char *what = kernel_ring(m);
 
-	if (!what && (m->vmflags & PROC_VM_IO) && strncmp(m->path, "[v", 2))
-		what = "device memory (VM_IO/VM_PFNMAP)";
-	if (what) {
-		err_set("pid %d: region %#llx-%#llx (%s) is %s; not supported", pid,
-			(unsigned long long)m->start, (unsigned long long)m->end,
-			m->path[0] ? m->path : "anonymous", what);
+	if ((m->vmflags & PROC_VM_IO) && strncmp(m->path, "[v", 2)) {
+		err_set("pid %d: region %#llx-%#llx (%s) is device memory (VM_IO/VM_PFNMAP); not "
+			"supported",
+			pid, (unsigned long long)m->start, (unsigned long long)m->end,
+			m->path[0] ? m->path : "anonymous");
 		return -1;
 	}
 	if ((m->vmflags & PROC_VM_HUGETLB) &&
@@ -703,6 +690,15 @@ static int region_kind(pid_t pid, const struct proc_map *m, struct region *r)
 	}
 	if (m->shared && !strcmp(m->path, "/[aio]"))
 		return aio_region(pid, m, r);
+	/* The rings of an io_uring instance: its fd keeps their bytes
+	 * (uring.c), the region says where they are mapped. */
+	if (m->shared && !strcmp(m->path, "anon_inode:[io_uring]")) {
+		d->kind = IMG_RGN_URING;
+		d->pgoff = m->pgoff;
+		d->dev = makedev(m->dev_major, m->dev_minor);
+		d->ino = m->ino;
+		return 0;
+	}
 	if (m->path[0] == '/')
 		return file_region_kind(pid, m, r);
 	if (!strcmp(m->path, "[heap]")) {
@@ -1267,7 +1263,7 @@ static int capture(struct dump_target *tg, struct image *im, struct shm_dump **s
 	if (attrs_capture(pid, tg->tids, tg->ntids, im))
 		goto out;
 	if (capture_proc(pid, im) || capture_regions(pid, im, maps, n) || fd_capture(pid, im, o->fd_opts) ||
-	    ipc_capture(pid, im) || shm_capture(pid, im, o->save_files, o->save_files_max, sd) ||
+	    fd_uring_check_maps(pid, im) || ipc_capture(pid, im) || shm_capture(pid, im, o->save_files, o->save_files_max, sd) ||
 	    proc_read_sigmasks(pid, pid, &sm) || capture_injected(tg, im, *sd))
 		goto out;
 	/* The queues after the timers: an expiry while the process is held

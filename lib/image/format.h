@@ -165,6 +165,9 @@ enum img_rgn_kind {
 	IMG_RGN_SHM = 5,     /* a mapping of a SHM record's object (dev, ino name it) */
 	IMG_RGN_AIO = 6,     /* the ring of an AIO context (io_setup): fsize its nr, dev its
 			      * head, ino its tail; page data its bytes */
+	IMG_RGN_URING = 7,   /* a mapping of an io_uring instance's rings (MAP_SHARED): dev, ino
+			      * its instance's (an IMG_FD_URING record's), pgoff its mmap offset
+			      * (IMG_URING_OFF_*) plus the bytes into it; no page data */
 	IMG_RGN_NKINDS
 };
 
@@ -225,6 +228,7 @@ enum img_file_kind {
 	IMG_FD_MQUEUE = 22,  /* a POSIX message queue (mq_open), path its name, with its messages */
 	IMG_FD_DELDIR = 23,  /* a deleted directory (made again empty) or FIFO (with its bytes: an
 			      * img_fifo), removed again */
+	IMG_FD_URING = 24,   /* an io_uring instance, idle: an img_uring and its rings' bytes */
 	IMG_FD_PEER = 25,    /* a connection to another member of a coordinated computation: an
 			      * img_peer, then the bytes in flight to this end */
 	IMG_FD_NKINDS
@@ -343,6 +347,33 @@ struct img_mq_msg {
 	uint32_t prio;
 	uint32_t len;
 };
+
+/* An io_uring instance (IMG_FD_URING), idle at the checkpoint: its size,
+ * the setup flags a restore gives it again, the kernel's positions (equal
+ * to the rings': no request in flight), where the kernel put each field of
+ * its rings (checked against the restoring kernel's), then rings_len bytes
+ * of its rings (SQ and CQ ring, one memory) and sqes_len bytes of its
+ * submission queue entries. */
+struct img_uring {
+	uint32_t sq_entries, cq_entries;
+	uint32_t flags;		   /* IORING_SETUP_*: IMG_URING_FLAGS of them */
+	uint32_t sq_head, cq_tail; /* the kernel's: submissions taken, completions posted */
+	uint32_t rings_len, sqes_len;
+	uint32_t sq_off[7]; /* struct io_sqring_offsets: head tail ring_mask ring_entries flags
+			     * dropped array */
+	uint32_t cq_off[7]; /* struct io_cqring_offsets: head tail ring_mask ring_entries
+			     * overflow cqes flags */
+	uint32_t pad;
+};
+
+/* The setup flags an image may ask for: CQSIZE, SQE128, CQE32, NO_SQARRAY. */
+#define IMG_URING_FLAGS ((1u << 3) | (1u << 10) | (1u << 11) | (1u << 16))
+/* A restore replays at most this many submissions and completions each. */
+#define IMG_URING_REPLAY (1u << 23)
+/* The mmap offsets of an io_uring instance's rings (IORING_OFF_*). */
+#define IMG_URING_OFF_SQ_RING 0ull
+#define IMG_URING_OFF_CQ_RING 0x8000000ull
+#define IMG_URING_OFF_SQES 0x10000000ull
 
 /* A named pipe: the bytes it held follow (one fd per FIFO has them). */
 struct img_fifo {

@@ -31,7 +31,7 @@ _Static_assert(sizeof(struct img_timerfd) == 48, "img_timerfd layout");
 _Static_assert(sizeof(struct img_epoll_item) == 16, "img_epoll_item layout");
 
 static const char *const kind_names[IMG_RGN_NKINDS] = {"anon",  "file",    "heap", "stack",
-						       "special", "shm", "aio"};
+						       "special", "shm", "aio", "uring"};
 static const char *const shm_kind_names[IMG_SHM_NKINDS] = {"?",	 "anon", "memfd",
 							   "sysv", "file", "saved"};
 
@@ -1021,6 +1021,20 @@ static int parse_region(struct image *im, const char *buf, uint64_t len)
 			im->nregions, (unsigned long long)r->d.start, (unsigned long long)r->d.end,
 			(unsigned long long)r->d.fsize, (unsigned long long)r->d.dev,
 			(unsigned long long)r->d.ino, r->d.flags);
+		free(r->path);
+		r->path = NULL;
+		return -1;
+	}
+	/* An io_uring ring: shared, no name, at one of its mmap offsets. */
+	if (r->d.kind == IMG_RGN_URING &&
+	    (r->d.path_len || !(r->d.flags & IMG_RGN_SHARED) ||
+	     r->d.flags & (IMG_RGN_GUARD | IMG_RGN_HUGETLB | IMG_RGN_GROWSDOWN) ||
+	     r->d.pgoff >= IMG_URING_OFF_SQES + (1ull << 26) ||
+	     (r->d.pgoff & (IMG_URING_OFF_CQ_RING - 1)) + (r->d.end - r->d.start) > (1ull << 26))) {
+		err_set("REGION record %zu: io_uring ring %#llx-%#llx with bad fields (offset %#llx "
+			"flags %#x)",
+			im->nregions, (unsigned long long)r->d.start, (unsigned long long)r->d.end,
+			(unsigned long long)r->d.pgoff, r->d.flags);
 		free(r->path);
 		r->path = NULL;
 		return -1;

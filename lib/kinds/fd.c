@@ -27,6 +27,7 @@ static const struct fd_ops *const kinds[IMG_FD_NKINDS] = {
     [IMG_FD_TCP] = &fd_tcp_ops,		  [IMG_FD_NETLINK] = &fd_netlink_ops,
     [IMG_FD_DELDIR] = &fd_deleted_ops,	  [IMG_FD_PIDFD] = &fd_pidfd_ops,
     [IMG_FD_NSFILE] = &fd_nsfile_ops,	  [IMG_FD_MQUEUE] = &fd_mqueue_ops,
+    [IMG_FD_URING] = &fd_uring_ops,
     [IMG_FD_PEER] = &fd_peer_ops,
 };
 

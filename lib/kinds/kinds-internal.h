@@ -101,6 +101,7 @@ extern const struct fd_ops fd_pidfd_ops, fd_nsfile_ops, fd_mqueue_ops;
 extern const struct fd_ops fd_peer_ops;
 /* An end that fd_peer_marks names (peer.c). */
 int fd_peer_is(const struct fd_source *src);
+extern const struct fd_ops fd_uring_ops;
 
 /* What sock_diag tells of one socket (sock.c). */
 struct fd_diag {

@@ -139,6 +139,14 @@ int fd_pipe_peek(pid_t pid, int fd, uint32_t *size, unsigned char **data, uint32
  * --inherit-fd does not give: -1 with err_set saying that only a restart
  * through the coordinator makes it; else 0. */
 int fd_peer_refuse(pid_t pid, const struct fd_entry *f) __attribute__((warn_unused_result));
+/* io_uring instances (uring.c).  Dumping: every ring mapped in im is of
+ * an instance an fd of im holds, and every instance is mapped; -1 naming
+ * the region or fd.  Restoring: a new fd of the memory made for the
+ * instance of inode ino (fd_make), len bytes of which the region at mmap
+ * offset pgoff maps from *off on; -1 with err_set. */
+int fd_uring_check_maps(pid_t pid, const struct image *im) __attribute__((warn_unused_result));
+int fd_uring_memory(struct fd_pipes *pipes, uint64_t ino, uint64_t pgoff, uint64_t len,
+		    uint64_t *off) __attribute__((warn_unused_result));
 
 /* Reading an image: the extra bytes of FILE record idx, f, are what its
  * kind needs, or -1 naming it.  The image reader (image/) knows no kinds:

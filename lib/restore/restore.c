@@ -1258,6 +1258,9 @@ struct restore {
 	int exe_fd, err_fd;
 	int *keep; /* our fds the restorer keeps, and closes at the end */
 	size_t nkeep;
+	int *ufd;      /* the memory of each io_uring ring mapped (IMG_RGN_URING)... */
+	size_t *umap;  /* ...and the map it is for */
+	size_t nu;
 };
 
 /* Refusals first: nothing of the host changes (a System V segment set
@@ -1460,6 +1463,10 @@ static int plan_maps(struct restore *r)
 				return -1;
 			m->pgoff = g->d.pgoff;
 		}
+		/* An io_uring ring: the memory its instance is made on, once
+		 * it is (plan_files, uring_maps). */
+		if (g->d.kind == IMG_RGN_URING)
+			r->nu++;
 		if (g->d.kind == IMG_RGN_SHM) {
 			size_t k = shm_index(im, g->d.dev, g->d.ino);
 			m->fd = r->sm.fd[k];
@@ -1474,6 +1481,46 @@ static int plan_maps(struct restore *r)
 	return 0;
 }
 
+/* Each io_uring ring maps the memory its instance was made on (fd_make). */
+static int uring_maps(struct restore *r)
+{
+	const struct image *im = r->im;
+	size_t k = 0, n = r->nu;
+
+	r->nu = 0;
+	if (!n)
+		return 0;
+	r->ufd = calloc(n, sizeof(*r->ufd));
+	r->umap = calloc(n, sizeof(*r->umap));
+	if (!r->ufd || !r->umap) {
+		err_set("out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < im->nregions; i++) {
+		const struct region *g = &im->regions[i];
+		int fd;
+
+		if (g->d.kind == IMG_RGN_SPECIAL)
+			continue;
+		if (g->d.kind == IMG_RGN_URING && r->nu < n) {
+			fd = fd_uring_memory(&r->pipes, g->d.ino, g->d.pgoff, g->d.end - g->d.start,
+					     &r->maps[k].pgoff);
+			if (fd < 0) {
+				char why[512];
+				snprintf(why, sizeof(why), "%s", err_get());
+				err_set("region %#llx-%#llx: %s", (unsigned long long)g->d.start,
+					(unsigned long long)g->d.end, why);
+				return -1;
+			}
+			r->maps[k].fd = fd;
+			r->ufd[r->nu] = fd;
+			r->umap[r->nu++] = k;
+		}
+		k++;
+	}
+	return 0;
+}
+
 /* Files: all opened before any of ours is moved. */
 static int plan_files(struct restore *r)
 {
@@ -1484,7 +1531,7 @@ static int plan_files(struct restore *r)
 	}
 	if (open_files(r->in, r->plan, &r->pipes, &r->sm, !!(r->flags & RST_ALLOW_CHANGED),
 		       r->tree ? r->tree->premade : NULL) ||
-	    fd_pipes_done(&r->pipes))
+	    fd_pipes_done(&r->pipes) || uring_maps(r))
 		return -1;
 	/* Every fd of a pipe holds its end now; ours go. */
 	fd_pipes_close(&r->pipes);
@@ -1535,6 +1582,11 @@ static int lift_own_fds(struct restore *r)
 		if (r->sm.fd[i] >= 0 && (r->sm.fd[i] = lift_fd(r->sm.fd[i], base)) < 0)
 			return -1;
 	repoint_maps(r);
+	for (size_t i = 0; i < r->nu; i++) {
+		if ((r->ufd[i] = lift_fd(r->ufd[i], base)) < 0)
+			return -1;
+		r->maps[r->umap[i]].fd = r->ufd[i];
+	}
 	for (size_t i = 0; i < r->im->nfiles; i++)
 		if (r->plan[i].tmp >= 0 && (r->plan[i].tmp = lift_fd(r->plan[i].tmp, base)) < 0)
 			return -1;
@@ -1592,6 +1644,8 @@ static void plan_keep(struct restore *r)
 			keep[r->nkeep++] = r->sm.fd[i];
 	if (r->exe_fd >= 0)
 		keep[r->nkeep++] = r->exe_fd;
+	for (size_t i = 0; i < r->nu; i++)
+		keep[r->nkeep++] = r->ufd[i];
 	a->nclose_early = r->nkeep;
 	keep[r->nkeep++] = in->r.fd;
 	if (in->status_fd >= 0)

@@ -392,10 +392,36 @@ static int list_numbers(pid_t pid, const char *what, int **out, size_t *np)
 	return 0;
 }
 
+/* A thread the kernel runs for io_uring (an iou-wrk-N worker, the
+ * iou-sqp-N submission thread): PF_IO_WORKER in the flags of its stat
+ * (field 9).  It shows among the process's tasks, runs no code of the
+ * program's and cannot be restored: its instance makes its own again. */
+static int io_worker(pid_t pid, pid_t tid)
+{
+	char path[64], *buf = read_file(fmt_path(path, sizeof(path), "/proc/%d/task/%d/stat", pid,
+						 tid),
+					NULL);
+	char *p = buf ? strrchr(buf, ')') : NULL;
+	unsigned long flags = 0;
+
+	if (p)
+		sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %lu", &flags);
+	free(buf);
+	return (flags & 0x10) != 0; /* PF_IO_WORKER */
+}
+
 int proc_list_tasks(pid_t pid, pid_t **tids, size_t *n)
 {
+	size_t k = 0;
+
 	_Static_assert(sizeof(pid_t) == sizeof(int), "pid_t is an int");
-	return list_numbers(pid, "task", (int **)tids, n);
+	if (list_numbers(pid, "task", (int **)tids, n))
+		return -1;
+	for (size_t i = 0; i < *n; i++)
+		if ((*tids)[i] == pid || !io_worker(pid, (*tids)[i]))
+			(*tids)[k++] = (*tids)[i];
+	*n = k;
+	return 0;
 }
 
 int proc_list_children(pid_t pid, pid_t **kids, size_t *n)

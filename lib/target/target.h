@@ -72,7 +72,8 @@ struct proc_stat {
 int proc_read_stat(pid_t pid, struct proc_stat *st);
 /* Children of every thread of the process (/proc/PID/task/TID/children). */
 int proc_list_children(pid_t pid, pid_t **kids, size_t *n);
-/* Tasks (threads) of the process, from /proc/PID/task. */
+/* Tasks (threads) of the process, from /proc/PID/task, the kernel's
+ * io_uring threads (PF_IO_WORKER) left out. */
 int proc_list_tasks(pid_t pid, pid_t **tids, size_t *n);
 /* "Umask:", "Uid:" (real), "Gid:" (real) from /proc/PID/status. */
 int proc_read_status(pid_t pid, unsigned *umask, unsigned *uid, unsigned *gid);

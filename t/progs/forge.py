@@ -2,7 +2,8 @@
 """forge.py IMG uid UID | forge.py IMG parent PATH | forge.py IMG lockkind N |
 forge.py IMG nsown N | forge.py IMG flightkind N |
 forge.py IMG flightmark N | forge.py IMG cpu W:B[,W:B...] |
-forge.py IMG bootid HEX: rewrite, in place, a
+forge.py IMG bootid HEX |
+forge.py IMG uringflags N: rewrite, in place, a
 field of the uncompressed image IMG as anyone who can write the file can,
 and fix the record's checksum, so that only the file's owner tells who
 wrote it.
@@ -25,6 +26,8 @@ cpu W:B,...  every CPU record (type 24) has bit B of its u32 word W set
              (struct img_cpu: eight CPUID words, then flags as word 8).
 bootid HEX   every TIMENS record (type 26) says the boot that wrote it was
              HEX (16 bytes at offset 48), as if dumped on another machine.
+uringflags N every io_uring FILE record (kind 24) asks for setup flags N
+             (struct img_uring: sq_entries, cq_entries, then flags).
 
 See ckpt-image(5): a 192-byte header, then records of a 16-byte header
 (type, crc, payload length); the crc is CRC-32C of that header with crc 0
@@ -111,6 +114,13 @@ def main():
                         q += 8 + ln
                     if not payload_ok:
                         payload = None
+                else:
+                    payload = None
+            elif what == "uringflags" and kind == 4:
+                payload = bytearray(f.read(length))
+                fkind, plen = (struct.unpack_from("<I", payload, o)[0] for o in (4, 64))
+                if fkind == 24:
+                    struct.pack_into("<I", payload, 80 + plen + 8, int(value, 0))
                 else:
                     payload = None
             elif what == "nsown" and kind == 19:
