@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
 # Java: Debian's default JDK running t/progs/Work.java (compiled here with
-# javac) with a 1 GiB heap (-Xms1g -Xmx1g, G1), 256 MiB of it data (128 in
+# javac) with a 1 GiB heap (-Xms1g -Xmx1g, G1), 256 MiB of it data (64 in
 # the second and third tests), four threads in a hot loop the JIT compiled
 # (C2, told by -XX:+PrintCompilation), its perf-data file
 # /tmp/hsperfdata_USER/PID mapped shared, and its attach listener started
@@ -146,7 +146,7 @@ stopped() {
 
 @test "java: ckpt-dump -t without --kill leaves it computing intact; killed, the image restored computes on; three round trips, jcmd answering each JVM" {
 	local round
-	JAVA[-4]=128
+	JAVA[-4]=64
 	start_bg "${JAVA[@]}"
 	started
 	uptime_answers "$JP"
@@ -169,7 +169,7 @@ stopped() {
 	local round dir port
 	start_coord --keep 1
 	OUT=$BATS_TEST_TMPDIR/java.out
-	JAVA[-4]=128
+	JAVA[-4]=64
 	inject java "${JAVA[@]}"
 	BG_PID=$INJ_PID
 	wait_for has_members 1
