@@ -428,6 +428,10 @@ enum {
 	IMG_SOCKOPT_V6ONLY = 1 << 5,   /* IPV6_V6ONLY */
 	IMG_SOCKOPT_BROADCAST = 1 << 6,
 	IMG_SOCKOPT_ALL = (1 << 7) - 1,
+	/* Not an option: a unix stream or seqpacket socket whose file was
+	 * renamed after bind (the JVM binds .java_pidN.tmp and renames it
+	 * .java_pidN); the path where it is now follows the address. */
+	IMG_SOCK_MOVED = 1 << 16,
 };
 struct img_sock {
 	uint16_t family;   /* AF_UNIX, AF_INET, AF_INET6 */

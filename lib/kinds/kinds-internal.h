@@ -113,6 +113,8 @@ struct fd_diag {
 	uint32_t wqueue;  /* listening: the backlog; unix: bytes sent, not yet read */
 	int found;
 	int vfs;	  /* unix: holds a path name it bound itself (VFS attribute) */
+	uint32_t vfs_ino; /* unix, vfs: the inode of its socket file, and the */
+	uint32_t vfs_dev; /* kernel's dev_t of its file system */
 	uint32_t nicons;  /* unix listening: connections not accepted yet (ICONS)... */
 	uint32_t icons[256]; /* ...their clients' inodes, oldest first */
 	uint32_t inode;	     /* TCP (fd_tcp_diag): its socket's inode, 0 if no file has it */

@@ -12,8 +12,10 @@
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
 #include <linux/unix_diag.h>
+#include <dirent.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <sched.h>
@@ -156,8 +158,14 @@ static int take_unix(const struct nlmsghdr *nh, uint64_t ino, struct fd_diag *d)
 			memcpy(&d->peer, v, 4);
 		else if (a->nla_type == UNIX_DIAG_NAME)
 			d->named = 1;
-		else if (a->nla_type == UNIX_DIAG_VFS)
+		else if (a->nla_type == UNIX_DIAG_VFS &&
+			 a->nla_len >= NLA_HDRLEN + sizeof(struct unix_diag_vfs)) {
+			struct unix_diag_vfs u;
+			memcpy(&u, v, sizeof(u));
 			d->vfs = 1;
+			d->vfs_ino = u.udiag_vfs_ino;
+			d->vfs_dev = u.udiag_vfs_dev;
+		}
 		else if (a->nla_type == UNIX_DIAG_ICONS && m->udiag_state == ST_LISTEN) {
 			uint32_t k = (a->nla_len - NLA_HDRLEN) / 4;
 			if (k > sizeof(d->icons) / 4)
@@ -397,8 +405,9 @@ static const char *tcp_state_name(int st)
  * connected to is "established" with no peer of its own: IMG_FD_SOCK.
  * A stream or seqpacket client whose connection waits in a listener's
  * queue is "established" with a peer that has no inode yet (sock_diag
- * says 0): IMG_FD_UNIX too; one whose peer closed is shut down both
- * ways and stays IMG_FD_SOCK. */
+ * says 0): IMG_FD_UNIX too, and so is one whose peer closed (shut
+ * down both ways, its peer 0 too: a socketpair end whose other end was
+ * closed, as the JVM keeps one to dup2 over fds it closes). */
 uint32_t fd_sock_kind(const struct fd_source *src, int fd)
 {
 	int s, family = -1, type = -1;
@@ -417,7 +426,7 @@ uint32_t fd_sock_kind(const struct fd_source *src, int fd)
 		kind = fd_tcp_connected(s) ? IMG_FD_TCP : IMG_FD_SOCK;
 	else if (family == AF_UNIX && !fd_unix_diag(src->sb->st_ino, &d) &&
 		 (d.state == ST_LISTEN || !d.peer) &&
-		 !(type != SOCK_DGRAM && d.state == ST_ESTABLISHED && d.shutdown != 3))
+		 !(type != SOCK_DGRAM && d.state == ST_ESTABLISHED))
 		kind = IMG_FD_SOCK;
 	/* Netlink sockets are netlink.c's; other families are refused. */
 	if (family == AF_NETLINK)
@@ -591,8 +600,49 @@ static int sock_state(struct probe *p, struct img_sock *k)
 	return 0;
 }
 
-/* A bound socket's address; a unix one's file: its mode and owner. */
-static int sock_addr(const struct probe *p, struct img_sock *k)
+/* Whether st is the socket file of p (sock_diag's VFS attribute: its
+ * inode, and its file system's dev_t as the kernel encodes it). */
+static int is_its_file(const struct probe *p, const struct stat *st)
+{
+	return p->d.vfs && S_ISSOCK(st->st_mode) && st->st_ino == p->d.vfs_ino &&
+	       st->st_dev == makedev(p->d.vfs_dev >> 20, p->d.vfs_dev & 0xfffff);
+}
+
+/* A unix stream or seqpacket socket's file renamed since bind (the name
+ * the socket keeps is its bind's): looked for in the directory of that
+ * name, where a program that binds a temporary name and renames it into
+ * place (the JVM's attach listener) leaves it.  Its path into moved
+ * (moved[0] 0 where it is at its name, gone, or elsewhere), st its stat. */
+static void moved_file(const struct probe *p, const char *path, char *moved, size_t size,
+		       struct stat *st)
+{
+	char dir[256], *slash;
+	struct dirent *e;
+	DIR *d;
+
+	moved[0] = 0;
+	if (!p->d.vfs || p->type == SOCK_DGRAM || (!lstat(path, st) && is_its_file(p, st)))
+		return;
+	snprintf(dir, sizeof(dir), "%s", path);
+	if (!(slash = strrchr(dir, '/')))
+		return;
+	slash[slash == dir] = 0;
+	if (!(d = opendir(dir)))
+		return;
+	while ((e = readdir(d)))
+		if (e->d_ino == p->d.vfs_ino && e->d_type == DT_SOCK &&
+		    (size_t)snprintf(moved, size, "%s/%s", slash == dir ? "" : dir, e->d_name) <
+			size &&
+		    !lstat(moved, st) && is_its_file(p, st))
+			break;
+	if (!e)
+		moved[0] = 0;
+	closedir(d);
+}
+
+/* A bound socket's address; a unix one's file: its mode and owner, and
+ * where it is now when it was renamed (into moved, "" if not). */
+static int sock_addr(const struct probe *p, struct img_sock *k, char *moved, size_t size)
 {
 	const struct sockaddr_un *u = (const void *)&p->sa;
 	char a[160];
@@ -610,8 +660,11 @@ static int sock_addr(const struct probe *p, struct img_sock *k)
 	}
 	/* The socket file's mode (0 when it is gone: the default bind(2)
 	 * gives). */
-	if (u->sun_path[0] && !stat(fd_unix_path(&p->sa, p->salen, a), &st) &&
-	    S_ISSOCK(st.st_mode)) {
+	if (u->sun_path[0])
+		moved_file(p, fd_unix_path(&p->sa, p->salen, a), moved, size, &st);
+	if (moved[0])
+		k->opts |= IMG_SOCK_MOVED;
+	if (u->sun_path[0] && (moved[0] || !stat(a, &st)) && S_ISSOCK(st.st_mode)) {
 		k->mode = st.st_mode & 07777;
 		k->uid = st.st_uid;
 		k->gid = st.st_gid;
@@ -654,6 +707,7 @@ static int capture_sock(const struct fd_source *src, struct fd_entry *f)
 	struct probe p = {.pid = src->pid, .fd = f->d.fd, .link = src->link};
 	struct img_sock k = {0};
 	unsigned char *q = NULL, *x = NULL;
+	char moved[sizeof(((struct sockaddr_un *)0)->sun_path)] = "";
 	size_t qlen = 0;
 	int rc = -1;
 
@@ -665,8 +719,15 @@ static int capture_sock(const struct fd_source *src, struct fd_entry *f)
 	k.type = p.type;
 	k.protocol = p.family == AF_UNIX ? 0 : p.protocol;
 	if ((p.family == AF_UNIX ? unix_state(&p, f->d.ino) : inet_state(&p, f->d.ino)) ||
-	    sock_state(&p, &k) || sock_addr(&p, &k))
+	    sock_state(&p, &k) || sock_addr(&p, &k, moved, sizeof(moved)))
 		goto out;
+	/* A renamed socket file's path follows the address (no queue: not
+	 * a datagram socket). */
+	qlen = strlen(moved);
+	if (qlen && !(q = (unsigned char *)strdup(moved))) {
+		err_set("out of memory");
+		goto out;
+	}
 	sock_opts(&p, &k);
 	if (p.type == SOCK_DGRAM &&
 	    fd_dgram_capture(src, p.fd, p.s, p.family, &p.sa, p.salen, &q, &qlen))
@@ -686,6 +747,20 @@ out:
 	return rc;
 }
 
+/* A renamed socket file's path (IMG_SOCK_MOVED): n bytes after the
+ * address x of k, an absolute path of a stream or seqpacket socket bound
+ * to a path, that fits a sockaddr_un, no NUL in it. */
+static int check_moved(const unsigned char *x, const struct img_sock *k, uint32_t n)
+{
+	const struct sockaddr_un *u = (const void *)x;
+
+	if (k->family != AF_UNIX || k->type == SOCK_DGRAM || k->state == IMG_SOCK_UNBOUND ||
+	    !x[offsetof(struct sockaddr_un, sun_path)] || n < 2 || n >= sizeof(u->sun_path))
+		return -1;
+	x += k->addr_len;
+	return x[0] == '/' && !memchr(x, 0, n) ? 0 : -1;
+}
+
 static int check_sock(const unsigned char *x, uint32_t n)
 {
 	struct img_sock k;
@@ -695,7 +770,7 @@ static int check_sock(const unsigned char *x, uint32_t n)
 		return -1;
 	memcpy(&k, x, sizeof(k));
 	if (n < sizeof(k) + (uint64_t)k.addr_len || k.state > IMG_SOCK_LISTEN ||
-	    (k.opts & ~IMG_SOCKOPT_ALL) || (k.mode > 07777 || (!k.mode && (k.uid || k.gid))) ||
+	    (k.opts & ~(IMG_SOCKOPT_ALL | IMG_SOCK_MOVED)) || (k.mode > 07777 || (!k.mode && (k.uid || k.gid))) ||
 	    k.backlog > 1u << 20)
 		return -1;
 	switch (k.family) {
@@ -728,6 +803,8 @@ static int check_sock(const unsigned char *x, uint32_t n)
 		if (fam != k.family)
 			return -1;
 	}
+	if (k.opts & IMG_SOCK_MOVED)
+		return check_moved(x + sizeof(k), &k, n - sizeof(k) - k.addr_len);
 	/* A datagram socket's peer and queue (sockq.c) follow. */
 	if (k.type == SOCK_DGRAM)
 		return fd_dgram_check(x + sizeof(k) + k.addr_len, n - sizeof(k) - k.addr_len,
@@ -821,6 +898,26 @@ static void set_opt(int s, int level, int opt, int on)
 	setsockopt(s, level, opt, &on, sizeof(on));
 }
 
+/* The file of a socket bound at path, renamed where it was at the
+ * checkpoint (IMG_SOCK_MOVED: a stale socket file there is replaced, a
+ * live one or another file refused); the socket keeps its name. */
+static int move_file(const struct fd_entry *f, const struct img_sock *k, const char *path)
+{
+	struct sockaddr_un to = {.sun_family = AF_UNIX};
+	size_t n = f->d.extra_len - sizeof(*k) - k->addr_len;
+
+	memcpy(to.sun_path, f->extra + sizeof(*k) + k->addr_len, n);
+	if (fd_unix_path_free(f->d.fd, k->type, &to, offsetof(struct sockaddr_un, sun_path) + n + 1,
+			      to.sun_path))
+		return -1;
+	if (rename(path, to.sun_path)) {
+		err_sys("fd %d: cannot rename the file of its unix socket %s to %s, where it was",
+			f->d.fd, path, to.sun_path);
+		return -1;
+	}
+	return 0;
+}
+
 static int make_sock(const struct fd_entry *f, struct fd_pipes *pipes)
 {
 	struct img_sock k;
@@ -889,6 +986,8 @@ static int make_sock(const struct fd_entry *f, struct fd_pipes *pipes)
 				k.uid, k.gid);
 			goto fail;
 		}
+		if ((k.opts & IMG_SOCK_MOVED) && path && move_file(f, &k, path))
+			goto fail;
 	}
 	if (k.state == IMG_SOCK_LISTEN && listen(s, k.backlog)) {
 		err_sys("fd %d: cannot listen on %s", f->d.fd, a);
@@ -944,6 +1043,14 @@ static void show_sock(FILE *out, const struct fd_entry *f, int json)
 		fd_put_num(out, json, "backlog", k.backlog);
 	if (k.type == SOCK_DGRAM)
 		fd_dgram_show(out, q, qlen, json);
+	if (k.opts & IMG_SOCK_MOVED) {
+		if (json) {
+			fputs(",\"file\":", out);
+			json_str(out, (const char *)q, qlen);
+		} else {
+			fprintf(out, " file %.*s", (int)qlen, (const char *)q);
+		}
+	}
 	if (k.mode) {
 		fprintf(out, json ? ",\"mode\":\"%04o\"" : " mode %04o", k.mode);
 		fd_put_num(out, json, "uid", k.uid);

@@ -284,6 +284,12 @@ static int capture_unix(const struct fd_source *src, struct fd_entry *f)
 	if (di.peer) {
 		u.id = di.peer < f->d.ino ? di.peer : f->d.ino;
 		u.end = f->d.ino > di.peer;
+	} else if (di.shutdown == 3) {
+		/* Its peer closed (the kernel shut it down both ways): it
+		 * comes back closed, as --ext-unix=close makes one, with
+		 * what it had left to read. */
+		u.id = f->d.ino;
+		u.flags |= IMG_UNIX_EXT_CLOSE;
 	} else {
 		u.id = f->d.ino;
 		u.flags |= IMG_UNIX_PENDING;

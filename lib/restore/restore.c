@@ -381,12 +381,19 @@ static int file_change(char *what, size_t size, const struct stat *sb, uint64_t 
 /* A mapped file must be the one the image saw: its pages not in the
  * image are read from it again.  (Size and mtime tell; its device and
  * inode need not be the same, so that a restore on another machine, with
- * the same files, works.) */
+ * the same files, works.)  A file mapped shared is the memory itself (the
+ * image has none of its pages): only its size must be the same, since the
+ * program's own writes through the mapping move its mtime (the JVM's
+ * /tmp/hsperfdata_USER/PID, written on while a dump without --kill
+ * lets it run, and by writeback). */
 static int map_file_unchanged(const struct region *r, const struct stat *sb)
 {
+	int shared = !!(r->d.flags & IMG_RGN_SHARED);
 	char what[192];
 
-	if (!file_change(what, sizeof(what), sb, r->d.fsize, r->d.mtime_sec, r->d.mtime_nsec))
+	if (!file_change(what, sizeof(what), sb, r->d.fsize,
+			 shared ? sb->st_mtim.tv_sec : r->d.mtime_sec,
+			 shared ? (uint32_t)sb->st_mtim.tv_nsec : r->d.mtime_nsec))
 		return 0;
 	err_set("%s, mapped at %#llx, changed since the checkpoint (%s)", r->path,
 		(unsigned long long)r->d.start, what);
