@@ -32,13 +32,14 @@ PROGS     := $(patsubst %.c,%,$(wildcard t/progs/*.c))
 UNITS     := $(patsubst %.c,%,$(wildcard t/unit/*.c))
 BENCHPROGS := bench/bwork bench/freshread bench/pvread bench/tcptree
 MANS      := $(wildcard man/*.[1-8])
-SCRIPTS   := contrib/install-deps $(wildcard contrib/*/*.sh) .ci/run t/run-tests t/check-bats t/check-includes t/lib.bash $(wildcard t/*.sh) $(wildcard completions/*) \
+SCRIPTS   := contrib/install-deps $(wildcard contrib/*/*.sh) .ci/run t/run-tests t/check-bats t/check-includes t/lib.bash $(wildcard t/*.sh) $(wildcard t/progs/*.sh) $(wildcard completions/*) \
 	bench/run
 
 BUILD_DEPS := zlib1g-dev liblzma-dev libzstd-dev
 TEST_DEPS  := bats shellcheck mandoc gzip xz-utils zstd python3 bsdutils util-linux sqlite3 \
 	redis-server redis-tools memcached \
-	munge slurmctld slurmd slurm-client
+	munge slurmctld slurmd slurm-client \
+	tigervnc-standalone-server xvfb x11-apps xterm xdotool python3-tk
 
 FUZZERS   := image inspect coord
 REPLAYS   := $(addprefix t/fuzz/replay-,$(FUZZERS))
