@@ -1,14 +1,18 @@
 #!/usr/bin/env bats
 # X programs: a virtual X server from Debian (Xtigervnc, TigerVNC's X
 # server, the one VNC users run; Xvfb where it is missing) and clients of
-# it as one tree (t/progs/x11tree.sh: xterm showing known text, xeyes, and a
-# Tk program with a label and a button, t/progs/x11tk.py), checkpointed
+# it as one tree (t/progs/x11tree.sh: xterm showing known text, xeyes, a
+# Tk program with a label and a button, t/progs/x11tk.py, and a client
+# drawing through MIT-SHM, System V segments it shares with the server,
+# t/progs/x11shm.py), checkpointed
 # with --kill and restored three times, by pid (ckpt-dump -t, ckpt-remap)
 # and under ckpt-inject (the restart script).  After each restore a
 # screenshot of the display (xwd -root) is the one taken before the
 # checkpoint, byte for byte, and the clients still answer X events:
 # xdotool types a line into xterm (its shell gets it) and presses the Tk
-# button (its label counts the presses); Xtigervnc's VNC listener (a unix
+# button (its label counts the presses), and a press on the MIT-SHM
+# client's window makes it draw a new pattern through one segment and
+# read it back through the other; Xtigervnc's VNC listener (a unix
 # socket in the test's directory) still greets a client.  No privilege is
 # needed.
 
@@ -52,8 +56,8 @@ x11_ready() {
 }
 
 # started FILE: x11tree, whose output is FILE, is ready: $DISPLAY is its
-# display, BUTTON the root coordinates of the Tk button; skips where the
-# server cannot start.
+# display, BUTTON the root coordinates of the Tk button, SHMWIN those of
+# the MIT-SHM client's window; skips where the server cannot start.
 started() {
 	wait_for x11_ready "$1"
 	if grep -q '^cannot start' "$1"; then
@@ -63,6 +67,8 @@ started() {
 	export DISPLAY
 	read -r _ _ BX BY < <(grep '^ready button' "$D/tk.out")
 	BUTTON=("$BX" "$BY")
+	read -r _ _ BX BY < <(grep '^ready window' "$D/shm.out")
+	SHMWIN=("$BX" "$BY")
 }
 
 # shot FILE: a screenshot of the whole display into FILE.
@@ -101,31 +107,36 @@ sys.exit(0 if g.startswith(b"RFB 003.") else 1)' "$D/vnc.sock"
 }
 
 # drive N: X events from outside: "round N" typed into xterm reaches its
-# shell, and a press of the Tk button makes its label "clicked N"; the
-# screen then settles on something else than before.
+# shell, a press of the Tk button makes its label "clicked N", one on the
+# MIT-SHM client's window its drawing N, shown and read back; the screen
+# then settles on something else than before.
 drive() {
 	cp "$SHOT" "$SHOT.before"
 	xdotool mousemove 60 30 type "round $1"$'\n'
 	wait_for_line "$D/typed" "^round $1\$"
 	xdotool mousemove "${BUTTON[@]}" click 1
 	wait_for_line "$D/tk.out" "^label: clicked $1\$"
+	xdotool mousemove "${SHMWIN[@]}" click 1
+	wait_for_line "$D/shm.out" "^shm: put $1 ok\$"
 	wait_for settled
 	run ! cmp -s "$SHOT.before" "$SHOT"
 }
 
-# finish FILE PID: xterm's shell told to quit, the Tk program to check
-# it saw 3 presses; the tree (PID: the launcher, ckpt-remap or the
+# finish FILE PID: xterm's shell told to quit, the Tk and MIT-SHM
+# programs to check they saw 3 presses; the tree (PID: the launcher, ckpt-remap or the
 # restart script) exits 0, x11tree saying "x11: ok" in FILE.
 finish() {
 	xdotool mousemove 60 30 type $'quit\n'
 	echo 3 >"$D/go"
 	reap "$2"
-	cat "$1" "$D/tk.out" "$D/tk.err" "$D/typed" "$BATS_TEST_TMPDIR/bg.err" \
+	cat "$1" "$D/tk.out" "$D/tk.err" "$D/shm.out" "$D/shm.err" "$D/typed" "$BATS_TEST_TMPDIR/bg.err" \
 		"$BATS_TEST_TMPDIR/remap.err" 2>/dev/null || true
 	[ "$status" -eq 0 ]
 	grep -qx 'x11: ok' "$1"
 	grep -qx 'restored: yes' "$D/tk.out"
 	grep -qx 'tk: ok clicks 3' "$D/tk.out"
+	grep -qx 'restored: yes' "$D/shm.out"
+	grep -qx 'shm: ok presses 3' "$D/shm.out"
 	[ "$(cat "$D/typed")" = "$(printf '%s\n' 'round 1' 'round 2' 'round 3' quit)" ]
 }
 
@@ -136,7 +147,7 @@ remap_bg() {
 	CKPT_PIDS+=("$BG_PID")
 }
 
-@test "Xtigervnc (or Xvfb), xterm, xeyes and a Tk program as one tree: three round trips by pid (ckpt-dump -t --kill, ckpt-remap), the screen the same after each, typing into xterm and pressing the Tk button still work" {
+@test "Xtigervnc (or Xvfb), xterm, xeyes, a Tk program and an MIT-SHM client as one tree: three round trips by pid (ckpt-dump -t --kill, ckpt-remap), the screen the same after each, typing into xterm, pressing the Tk button and drawing through shared memory still work" {
 	local root host r
 	start_bg x11tree.sh "$D" "$SERVER"
 	started "$OUT"
@@ -145,6 +156,8 @@ remap_bg() {
 		wait_for settled
 		ckpt-dump -t --kill -o "$IMG" "$host"
 		wait "$BG_PID" || true
+		# The server and the MIT-SHM client map both segments.
+		[ "$(ckpt-inspect "$IMG" | grep -c ' rw-s shm .* /SYSV')" -eq 4 ]
 		CKPT_PIDS=()
 		wait_for none_in_dir "$D"
 		remap_bg
@@ -156,7 +169,7 @@ remap_bg() {
 	finish "$OUT" "$BG_PID"
 }
 
-@test "the same tree under ckpt-inject: three checkpoints with --kill, each restarted by the restart script, the screen the same after each, typing into xterm and pressing the Tk button still work" {
+@test "the same tree under ckpt-inject: three checkpoints with --kill, each restarted by the restart script, the screen the same after each, the clients still answer X events" {
 	local r dir port pid
 	start_coord
 	port=$CPORT

@@ -9,11 +9,12 @@
 #   xterm at +0+0, running a shell that shows "KNOWN TEXT" and appends
 #   each line typed to DIR/typed, until the line "quit" (exit 0);
 #   xeyes at +250+0 (it looks at the pointer, and moves only with it);
-#   x11tk.py at +0+120 (a label and a button; its output in DIR/tk.out).
-# Prints "ready PID N" (this shell's pid, the display) once the Tk
-# program is mapped, then waits for xterm and x11tk.py to exit, stops
-# xeyes and the server, and prints "x11: ok" and exits 0 if both exited
-# 0 (else 1).  If the server does not start: "cannot start SERVER: ..."
+#   x11tk.py at +0+120 (a label and a button; its output in DIR/tk.out);
+#   x11shm.py at +150+140 (drawing through MIT-SHM; output in DIR/shm.out).
+# Prints "ready PID N" (this shell's pid, the display) once the Tk and
+# MIT-SHM clients are mapped, then waits for xterm, x11tk.py and
+# x11shm.py to exit, stops xeyes and the server, and prints "x11: ok" and
+# exits 0 if all three exited 0 (else 1).  If the server does not start: "cannot start SERVER: ..."
 # and exit 77.
 dir=$1
 server=$2
@@ -51,17 +52,22 @@ xeyes -geometry 120x80+250+0 </dev/null >/dev/null 2>"$dir/xeyes.err" &
 xeyes_pid=$!
 /usr/bin/python3 "$progs/x11tk.py" "$dir" </dev/null >"$dir/tk.out" 2>"$dir/tk.err" &
 tk_pid=$!
-until grep -qs '^ready ' "$dir/tk.out"; do
-	if ! kill -0 "$tk_pid" 2>/dev/null; then
-		echo "x11tree.sh: x11tk.py exited: $(cat "$dir/tk.err")" >&2
-		exit 1
-	fi
-	sleep 0.05
+/usr/bin/python3 "$progs/x11shm.py" "$dir" </dev/null >"$dir/shm.out" 2>"$dir/shm.err" &
+shm_pid=$!
+for c in tk shm; do
+	until grep -qs '^ready ' "$dir/$c.out"; do
+		if ! kill -0 "$tk_pid" 2>/dev/null || ! kill -0 "$shm_pid" 2>/dev/null; then
+			echo "x11tree.sh: a client exited: $(cat "$dir/tk.err" "$dir/shm.err" "$dir/shm.out")" >&2
+			exit 1
+		fi
+		sleep 0.05
+	done
 done
 echo "ready $$ ${DISPLAY#:}"
 st=0
 wait "$xterm_pid" || st=1
 wait "$tk_pid" || st=1
+wait "$shm_pid" || st=1
 kill "$xeyes_pid" "$server_pid"
 wait "$xeyes_pid"
 wait "$server_pid"
