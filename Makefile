@@ -39,7 +39,8 @@ BUILD_DEPS := zlib1g-dev liblzma-dev libzstd-dev
 TEST_DEPS  := bats shellcheck mandoc gzip xz-utils zstd python3 bsdutils util-linux sqlite3 \
 	python3-numpy libopenblas0-pthread r-base-core perl \
 	redis-server redis-tools memcached \
-	munge slurmctld slurmd slurm-client openssh-server default-jdk-headless
+	munge slurmctld slurmd slurm-client openssh-server default-jdk-headless \
+	tigervnc-standalone-server xvfb x11-apps xterm xdotool python3-tk
 
 FUZZERS   := image inspect coord
 REPLAYS   := $(addprefix t/fuzz/replay-,$(FUZZERS))

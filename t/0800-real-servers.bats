@@ -163,21 +163,6 @@ gone() {
 	done
 }
 
-# host_of PID: the process below ckpt-remap ($BG_PID) that is PID in its
-# own pid namespace (innermost NSpid): PID itself as root, where the tree
-# keeps its pids here; without privilege the tree is in a pid namespace
-# of its own, below ckpt-remap's copy that is its init.
-host_of() {
-	local p
-	for p in $(descendants "$BG_PID"); do
-		if [ "$(awk '/^NSpid:/ { print $NF }' "/proc/$p/status" 2>/dev/null)" = "$1" ]; then
-			echo "$p"
-			return 0
-		fi
-	done
-	return 1
-}
-
 # round_trips UP: the tree started with start_bg dumped with --kill and
 # restored three times, the restored tree dumped again (by its pid here)
 # once its server answers (UP succeeds); left restored, its ckpt-remap in

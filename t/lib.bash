@@ -494,3 +494,29 @@ kill_in_dir() {
 		kill -KILL "${p#/proc/}" 2>/dev/null || true
 	done
 }
+
+# host_of PID: the process below ckpt-remap ($BG_PID) that is PID in its
+# own pid namespace (innermost NSpid): PID itself as root, where the tree
+# keeps its pids here; without privilege the tree is in a pid namespace
+# of its own, below ckpt-remap's copy that is its init.
+host_of() {
+	local p
+	for p in $(descendants "$BG_PID"); do
+		if [ "$(awk '/^NSpid:/ { print $NF }' "/proc/$p/status" 2>/dev/null)" = "$1" ]; then
+			echo "$p"
+			return 0
+		fi
+	done
+	return 1
+}
+
+# none_in_dir DIR: no live process has DIR as its cwd (a tree that worked
+# there is gone, killed by a checkpoint, its zombies reaped or not).
+none_in_dir() {
+	local p
+	# -ef, not readlink: no fork per process (a wait_for of this runs it
+	# many times, on a busy machine).
+	for p in /proc/[0-9]*; do
+		[ ! "$p/cwd" -ef "$1" ] || return 1
+	done
+}
