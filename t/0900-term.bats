@@ -1,0 +1,198 @@
+#!/usr/bin/env bats
+# Terminal programs, driven through their own interfaces: a detached tmux
+# server and a detached GNU screen, each with two windows (an interactive
+# bash running a loop that counts to a file and to its window, and vim
+# editing an unsaved buffer), dumped by pid with -t --kill and restored
+# three times (tmux also under ckpt-inject, restarted by the restart
+# script); then a client of theirs (tmux capture-pane and send-keys,
+# screen -X hardcopy and stuff) finds both windows, the count going on,
+# vim's buffer and its undo.  And programs on a terminal of their own (an
+# interactive bash, a python3 REPL, each in a window of an outer tmux the
+# test drives), dumped with --kill from outside and restored by a
+# ckpt-remap in a new window: the terminal is theirs again (a session of
+# its own, the job control of bash: ^Z, fg, ^C), they take input and see
+# the new window's size (SIGWINCH).  No privilege is needed (the
+# unprivileged restores keep the pids in a pid namespace of their own).
+
+load lib
+
+bats_require_minimum_version 1.5.0
+
+setup() {
+	workdir term
+	command -v tmux >/dev/null || skip "tmux is not installed (make check installs it)"
+	command -v vim >/dev/null || skip "vim is not installed (make check installs it)"
+	# Panes run bash with no rc file, vim with no vimrc, swap or viminfo.
+	export HOME=$D SHELL=/bin/bash TERM=xterm
+}
+
+teardown() {
+	kill_started
+	coord_teardown
+	tmux -S "$D/tmux.sock" kill-server 2>/dev/null || true
+	tmux -S "$D/outer.sock" kill-server 2>/dev/null || true
+	if command -v screen >/dev/null; then
+		SCREENDIR=$D/screens screen -S w -X quit >/dev/null 2>&1 || true
+	fi
+	local c
+	for c in "tmux: server" screen bash vim python3 sleep ckpt-remap; do
+		kill_in_dir "$D" "$c"
+	done
+}
+
+# ---- what the windows run, and their checks -----------------------------
+
+LOOP='n=0; while :; do n=$((n+1)); echo $n >count; echo "count $n"; sleep 0.1; done'
+VIM="vim -u NONE -N -n -i NONE $D/edit.txt"
+
+# counted: the loop's last count, from its file (0 before the first).
+counted() {
+	local n
+	n=$(cat "$D/count" 2>/dev/null) || true
+	[[ $n =~ ^[0-9]+$ ]] || n=0
+	echo "$n"
+}
+
+# count_past N: the loop has counted past N.
+count_past() {
+	[ "$(counted)" -gt "$1" ]
+}
+
+# shows SCREEN PATTERN: the window contents SCREEN (a command that prints
+# them) has a line matching PATTERN.
+shows() {
+	"$1" | grep -q -- "$2"
+}
+
+# shows_count_past SCREEN N: the window shows a count past N.
+shows_count_past() {
+	local last
+	last=$("$1" | sed -n 's/^count \([0-9][0-9]*\)$/\1/p' | tail -n 1)
+	[ -n "$last" ] && [ "$last" -gt "$2" ]
+}
+
+# ---- restoring ----------------------------------------------------------
+
+# tree_of PID: PID and every pid below it.
+tree_of() {
+	echo "$1"
+	descendants "$1"
+}
+
+# gone PID...: none of the PIDs is there any more.
+gone() {
+	local p
+	for p in "$@"; do
+		[ ! -e "/proc/$p" ] || return 1
+	done
+}
+
+# remap_bg [OPTION...]: ckpt-remap OPTION... $IMG in the background, its
+# pid in $BG_PID.
+remap_bg() {
+	exec_clean ckpt-remap "$@" "$IMG" </dev/null >"$BATS_TEST_TMPDIR/remap.out" \
+		2>"$BATS_TEST_TMPDIR/remap.err" &
+	BG_PID=$!
+	CKPT_PIDS+=("$BG_PID")
+}
+
+# below COMM: the process named COMM below ckpt-remap ($BG_PID): as root
+# the restored server under its old pid, without privilege under the pid
+# a pid namespace of its own has it by here.
+below() {
+	local p
+	for p in $(descendants "$BG_PID"); do
+		if [ "$(cat "/proc/$p/comm" 2>/dev/null)" = "$1" ]; then
+			echo "$p"
+			return 0
+		fi
+	done
+	return 1
+}
+
+# server_round_trips PID COMM UP: the server PID (named COMM) and its
+# windows dumped with -t --kill and restored by ckpt-remap, three times,
+# each restore answering its client (UP) and counting on; the last one
+# left running, its ckpt-remap in $BG_PID.
+server_round_trips() {
+	local host=$1 i n tree
+	for i in 1 2 3; do
+		wait_for count_past 2
+		n=$(counted)
+		read -ra tree <<<"$(tree_of "$host" | tr '\n' ' ')"
+		ckpt-dump -t --kill -o "$IMG" "$host"
+		if [ "$i" -gt 1 ]; then
+			wait "$BG_PID" || true
+			CKPT_PIDS=()
+		fi
+		wait_for gone "${tree[@]}"
+		remap_bg
+		wait_for "$3"
+		wait_for count_past "$n"
+		cat "$BATS_TEST_TMPDIR/remap.err"
+		wait_for below "$2" >/dev/null
+		host=$(below "$2")
+	done
+}
+
+# ---- tmux ---------------------------------------------------------------
+
+tm() {
+	tmux -S "$D/tmux.sock" "$@"
+}
+
+pane0() {
+	tm capture-pane -p -t w:0
+}
+
+pane1() {
+	tm capture-pane -p -t w:1
+}
+
+tmux_up() {
+	tm has-session -t w 2>/dev/null
+}
+
+# tmux_windows: the session's two windows, each with its program; the loop
+# counting in window 0, vim's buffer of two lines in window 1.
+tmux_windows() {
+	wait_for tmux_up
+	tm new-window -t w:1 "$VIM"
+	tm send-keys -t w:0 "$LOOP" Enter
+	wait_for count_past 0
+	wait_for shows pane1 '^~'
+	tm send-keys -t w:1 i alpha Escape
+	wait_for shows pane1 '^alpha$'
+	tm send-keys -t w:1 o beta Escape
+	wait_for shows pane1 '^beta$'
+}
+
+# tmux_intact: both windows there; the count goes on in its file and its
+# window; vim has its unsaved buffer, whose last change u undoes.
+tmux_intact() {
+	local n
+	tm list-windows -t w -F '#{window_index} #{pane_current_command}' | tee "$BATS_TEST_TMPDIR/windows"
+	[ "$(wc -l <"$BATS_TEST_TMPDIR/windows")" -eq 2 ]
+	grep -qx '1 vim' "$BATS_TEST_TMPDIR/windows"
+	n=$(counted)
+	wait_for count_past "$((n + 2))"
+	wait_for shows_count_past pane0 "$n"
+	pane1 | tee "$BATS_TEST_TMPDIR/pane1"
+	grep -qx alpha "$BATS_TEST_TMPDIR/pane1"
+	grep -qx beta "$BATS_TEST_TMPDIR/pane1"
+	[ ! -e "$D/edit.txt" ]
+	tm send-keys -t w:1 u
+	wait_for not shows pane1 '^beta$'
+	pane1 | grep -qx alpha
+}
+
+@test "tmux: a detached server, a shell counting in one window and vim with an unsaved buffer in the other: three round trips by pid (dump -t --kill, ckpt-remap), then its client finds both windows, the count going on, vim's buffer and its undo" {
+	(cd "$D" && exec_clean tmux -f /dev/null -S "$D/tmux.sock" new-session -d -s w -x 80 -y 24 \
+		bash --norc --noprofile -i </dev/null >/dev/null 2>&1)
+	tmux_windows
+	server_round_trips "$(tm display -p '#{pid}')" "tmux: server" tmux_up
+	tmux_intact
+	tm kill-server
+	reap "$BG_PID"
+	echo "ckpt-remap: $status"
+}
