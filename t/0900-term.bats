@@ -42,6 +42,7 @@ teardown() {
 
 # ---- what the windows run, and their checks -----------------------------
 
+# The shell of window 0 runs the loop itself (typed: ". ./loop").
 LOOP='n=0; while :; do n=$((n+1)); echo $n >count; echo "count $n"; sleep 0.1; done'
 VIM="vim -u NONE -N -n -i NONE $D/edit.txt"
 
@@ -158,7 +159,8 @@ tmux_up() {
 tmux_windows() {
 	wait_for tmux_up
 	tm new-window -t w:1 "$VIM"
-	tm send-keys -t w:0 "$LOOP" Enter
+	echo "$LOOP" >"$D/loop"
+	tm send-keys -t w:0 ". ./loop" Enter
 	wait_for count_past 0
 	wait_for shows pane1 '^~'
 	tm send-keys -t w:1 i alpha Escape
@@ -167,23 +169,33 @@ tmux_windows() {
 	wait_for shows pane1 '^beta$'
 }
 
-# tmux_intact: both windows there; the count goes on in its file and its
-# window; vim has its unsaved buffer, whose last change u undoes.
-tmux_intact() {
+tmux_undo() {
+	tm send-keys -t w:1 u
+}
+
+# windows_intact WINDOW0 WINDOW1 UNDO: the count goes on in its file and
+# in window 0 (WINDOW0 prints it); vim has its unsaved buffer in window 1,
+# whose last change UNDO (u typed there) takes back.
+windows_intact() {
 	local n
+	n=$(counted)
+	wait_for count_past "$((n + 2))"
+	wait_for shows_count_past "$1" "$n"
+	"$2" | tee "$BATS_TEST_TMPDIR/window1"
+	grep -qx alpha "$BATS_TEST_TMPDIR/window1"
+	grep -qx beta "$BATS_TEST_TMPDIR/window1"
+	[ ! -e "$D/edit.txt" ]
+	"$3"
+	wait_for not shows "$2" '^beta$'
+	"$2" | grep -qx alpha
+}
+
+# tmux_intact: both windows there, as windows_intact finds them.
+tmux_intact() {
 	tm list-windows -t w -F '#{window_index} #{pane_current_command}' | tee "$BATS_TEST_TMPDIR/windows"
 	[ "$(wc -l <"$BATS_TEST_TMPDIR/windows")" -eq 2 ]
 	grep -qx '1 vim' "$BATS_TEST_TMPDIR/windows"
-	n=$(counted)
-	wait_for count_past "$((n + 2))"
-	wait_for shows_count_past pane0 "$n"
-	pane1 | tee "$BATS_TEST_TMPDIR/pane1"
-	grep -qx alpha "$BATS_TEST_TMPDIR/pane1"
-	grep -qx beta "$BATS_TEST_TMPDIR/pane1"
-	[ ! -e "$D/edit.txt" ]
-	tm send-keys -t w:1 u
-	wait_for not shows pane1 '^beta$'
-	pane1 | grep -qx alpha
+	windows_intact pane0 pane1 tmux_undo
 }
 
 @test "tmux: a detached server, a shell counting in one window and vim with an unsaved buffer in the other: three round trips by pid (dump -t --kill, ckpt-remap), then its client finds both windows, the count going on, vim's buffer and its undo" {
@@ -193,6 +205,75 @@ tmux_intact() {
 	server_round_trips "$(tm display -p '#{pid}')" "tmux: server" tmux_up
 	tmux_intact
 	tm kill-server
+	reap "$BG_PID"
+	echo "ckpt-remap: $status"
+}
+
+# ---- GNU screen ---------------------------------------------------------
+
+sc() {
+	SCREENDIR=$D/screens screen "$@"
+}
+
+# window N: what screen's window N shows (hardcopy, which the server writes
+# once it reads the command).
+window() {
+	local f
+	f=$(mktemp -u "$BATS_TEST_TMPDIR/hardcopy.XXXXXX")
+	sc -S w -p "$1" -X hardcopy "$f" || return 1
+	wait_for -t 5 test -s "$f" || return 1
+	cat "$f"
+	rm -f "$f"
+}
+
+window0() {
+	window 0
+}
+
+window1() {
+	window 1
+}
+
+# screen_windows: screen -Q lists the two windows.
+screen_windows() {
+	[ "$(sc -S w -Q windows)" = "0 bash  1 vim" ]
+}
+
+# screen_up: the server writes a hardcopy of each window.
+screen_up() {
+	window 0 >/dev/null && window 1 >/dev/null
+}
+
+screen_undo() {
+	sc -S w -p 1 -X stuff u
+}
+
+# Root only: screen's clients wait for a signal from the server (-Q, -X
+# hardcopy, attaching), which a server restored without privilege, in a
+# pid namespace of its own, cannot send them by their pids outside it.
+# bats test_tags=root
+@test "GNU screen: a detached session, a shell counting in one window and vim with an unsaved buffer in the other: three round trips by pid, then screen -Q finds both windows, hardcopy the count going on, vim's buffer and its undo" {
+	[ "$(id -u)" -eq 0 ] || skip "a restore without privilege is in a pid namespace, whose server cannot signal its clients"
+	command -v screen >/dev/null || skip "screen is not installed (make check installs it)"
+	mkdir -m 700 "$D/screens"
+	printf 'startup_message off\n' >"$D/screenrc"
+	(cd "$D" && SCREENDIR=$D/screens exec_clean screen -c "$D/screenrc" -dmS w \
+		bash --norc --noprofile -i </dev/null >/dev/null 2>&1)
+	wait_for sc -S w -Q windows
+	sc -S w -X screen -t vim $VIM
+	wait_for screen_windows
+	echo "$LOOP" >"$D/loop"
+	sc -S w -p 0 -X stuff $'. ./loop\n'
+	wait_for count_past 0
+	wait_for shows window1 '^~'
+	sc -S w -p 1 -X stuff $'ialpha\033'
+	wait_for shows window1 '^alpha$'
+	sc -S w -p 1 -X stuff $'obeta\033'
+	wait_for shows window1 '^beta$'
+	server_round_trips "$(sc -ls | sed -n 's/^\t\([0-9]*\)\.w\t.*/\1/p')" screen screen_up
+	screen_windows
+	windows_intact window0 window1 screen_undo
+	sc -S w -X quit
 	reap "$BG_PID"
 	echo "ckpt-remap: $status"
 }
