@@ -97,13 +97,13 @@ remap_bg() {
 	CKPT_PIDS+=("$BG_PID")
 }
 
-# below COMM: the process named COMM below ckpt-remap ($BG_PID): as root
-# the restored server under its old pid, without privilege under the pid
-# a pid namespace of its own has it by here.
+# below PID COMM: the process named COMM below PID (a ckpt-remap): as
+# root the restored program under its old pid, without privilege under
+# the pid a pid namespace of its own has it by here.
 below() {
 	local p
-	for p in $(descendants "$BG_PID"); do
-		if [ "$(cat "/proc/$p/comm" 2>/dev/null)" = "$1" ]; then
+	for p in $(descendants "$1"); do
+		if [ "$(cat "/proc/$p/comm" 2>/dev/null)" = "$2" ]; then
 			echo "$p"
 			return 0
 		fi
@@ -131,8 +131,8 @@ server_round_trips() {
 		wait_for "$3"
 		wait_for count_past "$n"
 		cat "$BATS_TEST_TMPDIR/remap.err"
-		wait_for below "$2" >/dev/null
-		host=$(below "$2")
+		wait_for below "$BG_PID" "$2" >/dev/null
+		host=$(below "$BG_PID" "$2")
 	done
 }
 
@@ -276,4 +276,107 @@ screen_undo() {
 	sc -S w -X quit
 	reap "$BG_PID"
 	echo "ckpt-remap: $status"
+}
+
+# ---- programs on a terminal of their own --------------------------------
+
+# ot ARG...: the outer tmux, whose windows are the terminals of the test.
+ot() {
+	tmux -S "$D/outer.sock" "$@"
+}
+
+# on_screen N PATTERN: window N of the outer tmux shows a line matching
+# PATTERN.
+on_screen() {
+	ot capture-pane -p -t "o:$1" | grep -q -- "$2"
+}
+
+# start_outer CMD: the outer tmux, CMD in its window 0; a window whose
+# program ended stays, so that the session outlives it.
+start_outer() {
+	printf 'set -g remain-on-exit on\n' >"$D/outer.conf"
+	(cd "$D" && exec_clean tmux -f "$D/outer.conf" -S "$D/outer.sock" new-session -d -s o \
+		-x 80 -y 24 "$1" </dev/null >/dev/null 2>&1)
+	wait_for ot has-session -t o
+}
+
+# terminal_round_trips COMM CHECK: the program of window 0 (named COMM)
+# dumped with -t --kill from outside and restored by ckpt-remap in a new
+# window, three times (window I for round I, the image's program dumped
+# from the window before); CHECK I finds each restore intact.
+terminal_round_trips() {
+	local host i opt=()
+	host=$(ot display -p -t o:0 '#{pane_pid}')
+	# Without privilege, the pids the program knows (a shell's groups)
+	# are kept in a pid namespace of its own.
+	[ "$(id -u)" -eq 0 ] || opt=(--pid-ns)
+	for i in 1 2 3; do
+		ckpt-dump -t --kill -o "$IMG" "$host"
+		wait_for gone "$host" || { ps -o pid,ppid,pgid,sid,stat,comm -p "$host"; ps -ef --forest | grep -B2 -A3 "$host"; false; }
+		ot new-window -t "o:$i" "exec ckpt-remap ${opt[*]} $IMG"
+		"$2" "$i"
+		wait_for below "$(ot display -p -t "o:$i" '#{pane_pid}')" "$1" >/dev/null
+		host=$(below "$(ot display -p -t "o:$i" '#{pane_pid}')" "$1")
+	done
+}
+
+# in_front N COMM: COMM leads the foreground group of window N's terminal.
+in_front() {
+	[ "$(ot display -p -t "o:$1" '#{pane_current_command}')" = "$2" ]
+}
+
+# bash_intact I: the restored shell in window I has its variable and pid,
+# leads a session of its own on the new terminal, runs a program, sees the
+# window's new size (SIGWINCH), and its job control works: a job stopped
+# by ^Z, brought back by fg, ended by ^C.
+bash_intact() {
+	local w=$1 pid
+	ot send-keys -t "o:$w" 'echo "x is $x, pid $$, session $(ps -o sid= -p $$)"' Enter
+	wait_for on_screen "$w" '^x is 42, pid '
+	pid=$(ot capture-pane -p -t "o:$w" | sed -n 's/^x is 42, pid \([0-9]*\), session *\([0-9]*\)$/\1 \2/p')
+	echo "pid and session: $pid"
+	[ "${pid% *}" = "${pid#* }" ]
+	ot resize-window -t "o:$w" -x $((90 + w)) -y 24
+	ot send-keys -t "o:$w" 'echo "cols $COLUMNS"' Enter
+	wait_for on_screen "$w" "^cols $((90 + w))\$"
+	ot send-keys -t "o:$w" 'sleep 1000' Enter
+	wait_for in_front "$w" sleep
+	ot send-keys -t "o:$w" C-z
+	wait_for on_screen "$w" 'Stopped *sleep 1000'
+	wait_for in_front "$w" bash
+	ot send-keys -t "o:$w" 'fg' Enter
+	wait_for in_front "$w" sleep
+	ot send-keys -t "o:$w" C-c
+	ot send-keys -t "o:$w" 'echo "back $?"' Enter
+	wait_for on_screen "$w" '^back 130$'
+}
+
+@test "an interactive bash on a terminal: dumped with --kill from outside, restored by ckpt-remap on a new terminal, three times: a session of its own there, its variables, SIGWINCH, ^Z, fg and ^C" {
+	start_outer "PS1='P\$ ' bash --norc --noprofile -i"
+	ot send-keys -t o:0 'x=42' Enter
+	wait_for on_screen 0 '^P\$ x=42$'
+	terminal_round_trips bash bash_intact
+}
+
+# python_intact I: the REPL in window I has its variable, sees the new
+# window's size and takes ^C (KeyboardInterrupt) and input after it.
+python_intact() {
+	local w=$1
+	ot send-keys -t "o:$w" 'print("x is", x)' Enter
+	wait_for on_screen "$w" '^x is 42$'
+	ot resize-window -t "o:$w" -x $((90 + w)) -y 24
+	ot send-keys -t "o:$w" 'print("cols", os.get_terminal_size().columns)' Enter
+	wait_for on_screen "$w" "^cols $((90 + w))\$"
+	ot send-keys -t "o:$w" 'while True: pass' Enter Enter
+	ot send-keys -t "o:$w" C-c
+	wait_for on_screen "$w" '^KeyboardInterrupt$'
+	ot send-keys -t "o:$w" "print('after', $w)" Enter
+	wait_for on_screen "$w" "^after $w\$"
+}
+
+@test "a python3 REPL on a terminal: dumped with --kill from outside, restored by ckpt-remap on a new terminal, three times: its variables, the new size, ^C and input" {
+	start_outer "python3 -q"
+	ot send-keys -t o:0 'import os; x = 6 * 7' Enter
+	wait_for on_screen 0 '^>>> import os; x = 6 \* 7$'
+	terminal_round_trips python3 python_intact
 }
