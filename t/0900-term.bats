@@ -312,7 +312,7 @@ terminal_round_trips() {
 	[ "$(id -u)" -eq 0 ] || opt=(--pid-ns)
 	for i in 1 2 3; do
 		ckpt-dump -t --kill -o "$IMG" "$host"
-		wait_for gone "$host" || { ps -o pid,ppid,pgid,sid,stat,comm -p "$host"; ps -ef --forest | grep -B2 -A3 "$host"; false; }
+		wait_for gone "$host"
 		ot new-window -t "o:$i" "exec ckpt-remap ${opt[*]} $IMG"
 		"$2" "$i"
 		wait_for below "$(ot display -p -t "o:$i" '#{pane_pid}')" "$1" >/dev/null

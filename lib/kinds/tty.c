@@ -344,7 +344,8 @@ static void show_tty(FILE *out, const struct fd_entry *f, int json)
 		fd_put_num(out, json, "pty", t.index);
 	if (t.role == IMG_TTY_PTMX) {
 		fd_put_num(out, json, "locked", t.locked);
-		fd_put_num(out, json, "packet", t.mode & IMG_TTY_PKT);
+		if (t.mode & IMG_TTY_PKT)
+			fd_put_num(out, json, "packet", 1);
 	}
 	if (t.have) {
 		fd_put_num(out, json, "rows", t.rows);
