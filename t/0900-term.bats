@@ -3,7 +3,8 @@
 # server and a detached GNU screen, each with two windows (an interactive
 # bash running a loop that counts to a file and to its window, and vim
 # editing an unsaved buffer), dumped by pid with -t --kill and restored
-# three times; then a client of theirs (tmux capture-pane and send-keys,
+# three times (tmux also under ckpt-inject, checkpointed by its
+# coordinator and restarted by the restart script, twice); then a client of theirs (tmux capture-pane and send-keys,
 # screen -X hardcopy and stuff) finds both windows, the count going on,
 # vim's buffer and its undo.  And programs on a terminal of their own (an
 # interactive bash, a python3 REPL, each in a window of an outer tmux the
@@ -28,6 +29,7 @@ setup() {
 
 teardown() {
 	kill_started
+	coord_teardown
 	tmux -S "$D/tmux.sock" kill-server 2>/dev/null || true
 	tmux -S "$D/outer.sock" kill-server 2>/dev/null || true
 	if command -v screen >/dev/null; then
@@ -388,4 +390,33 @@ python_intact() {
 	ot send-keys -t o:0 'import os; x = 6 * 7' Enter
 	wait_for on_screen 0 '^>>> import os; x = 6 \* 7$'
 	terminal_round_trips python3 python_intact
+}
+
+@test "tmux under ckpt-inject: checkpointed by its coordinator with --kill and restarted by the restart script, twice; its client finds both windows, the count going on, vim's buffer and its undo" {
+	local gen n
+	start_coord
+	# tmux -D: the server in the foreground, the member itself.
+	cd "$D"
+	inject tmux tmux -D -f /dev/null -S "$D/tmux.sock"
+	cd "$TOP"
+	wait_for has_members 1
+	wait_for test -S "$D/tmux.sock"
+	(cd "$D" && exec_clean tmux -S "$D/tmux.sock" new-session -d -s w -x 80 -y 24 \
+		bash --norc --noprofile -i </dev/null >/dev/null 2>&1)
+	tmux_windows
+	RPORT=$CPORT
+	for gen in 1 2; do
+		n=$(counted)
+		run ckpt-signal --coord-port "$RPORT" --checkpoint --wait --kill
+		echo "$output"
+		[ "$status" -eq 0 ]
+		[ "$output" = "$CDIR/ckpt_gen_00000$gen" ]
+		wait_for not tmux_up
+		restart_bg "$output"
+		wait_for has_members 1 "$RPORT" || { cat "$BATS_TEST_TMPDIR/restart.out"; false; }
+		wait_for tmux_up
+		wait_for count_past "$n"
+	done
+	tmux_intact
+	cat "$BATS_TEST_TMPDIR/restart.out"
 }
