@@ -340,6 +340,7 @@ in_front() {
 # leads a session of its own on the new terminal, runs a program, sees the
 # window's new size (SIGWINCH), and its job control works: a job stopped
 # by ^Z, brought back by fg, ended by ^C.
+# shellcheck disable=SC2016 # what is typed, expanded by the restored shell
 bash_intact() {
 	local w=$1 pid
 	ot send-keys -t "o:$w" 'echo "x is $x, pid $$, session $(ps -o sid= -p $$)"' Enter
@@ -404,6 +405,7 @@ python_intact() {
 	(cd "$D" && exec_clean tmux -S "$D/tmux.sock" new-session -d -s w -x 80 -y 24 \
 		bash --norc --noprofile -i </dev/null >/dev/null 2>&1)
 	tmux_windows
+	# shellcheck disable=SC2153 # CPORT: start_coord's
 	RPORT=$CPORT
 	for gen in 1 2; do
 		n=$(counted)
