@@ -116,8 +116,8 @@ static int tty_of_tree(struct img_input *in, long index)
 	return 0;
 }
 
-/* Before the root is made: whether it led a session on a terminal from
- * outside; if so, ckpt-remap's terminal is its new one, and ckpt-remap,
+/* Before the root is made: whether it led a session (or a foreground
+ * group) on a terminal from outside; if so, ckpt-remap's terminal is its new one, and ckpt-remap,
  * if it leads that terminal's session, leaves it to the root (the
  * SIGHUP and SIGCONT this sends its foreground group, ours, ignored). */
 static void tty_prepare(struct img_input *in)
@@ -126,12 +126,15 @@ static void tty_prepare(struct img_input *in)
 	struct sigaction ign = {.sa_handler = SIG_IGN}, old;
 	long index = pty_index(p->tty_nr);
 
-	if (p->sid != p->pid || !p->tty_nr || (index >= 0 && tty_of_tree(in, index)))
+	/* A session leader, or a job in the foreground (as a program
+	 * restored from a shell was, and bash's own jobs are). */
+	if ((p->sid != p->pid && (p->pgid != p->pid || p->tpgid != p->pgid)) || !p->tty_nr ||
+	    (index >= 0 && tty_of_tree(in, index)))
 		return;
 	for (int k = 0; k <= 2 && outer_tty < 0; k++)
 		if (isatty(k) && tcgetsid(k) == getsid(0))
 			outer_tty = k;
-	if (outer_tty < 0 || getsid(0) != getpid())
+	if (outer_tty < 0 || getsid(0) != getpid() || p->sid != p->pid)
 		return;
 	sigaction(SIGHUP, &ign, &old);
 	tty_handed = ioctl(outer_tty, TIOCNOTTY) == 0;
