@@ -378,7 +378,7 @@ bash_intact() {
 	wait_for on_screen "$w" '^back 130$'
 }
 
-@test "an interactive bash on a terminal: dumped with --kill from outside, restored by ckpt-remap on a new terminal, three times: a session of its own there, its variables, SIGWINCH, ^Z, fg and ^C" {
+@test "an interactive bash on a terminal: dumped with --kill from outside, restored by ckpt-remap on a new terminal, three times: a session of its own there (a group of its own, restored from a job of a shell), its variables, SIGWINCH, ^Z, fg and ^C" {
 	start_outer "PS1='P\$ ' bash --norc --noprofile -i"
 	ot send-keys -t o:0 'x=42' Enter
 	wait_for on_screen 0 '^P\$ x=42$'
