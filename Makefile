@@ -40,7 +40,8 @@ TEST_DEPS  := bats shellcheck mandoc gzip xz-utils zstd python3 bsdutils util-li
 	python3-numpy libopenblas0-pthread r-base-core perl \
 	redis-server redis-tools memcached \
 	munge slurmctld slurmd slurm-client openssh-server default-jdk-headless \
-	tigervnc-standalone-server xvfb x11-apps xterm xdotool python3-tk
+	tigervnc-standalone-server xvfb x11-apps xterm xdotool python3-tk \
+	tmux screen vim
 
 FUZZERS   := image inspect coord
 REPLAYS   := $(addprefix t/fuzz/replay-,$(FUZZERS))

@@ -585,9 +585,12 @@ struct img_tty {
 	uint32_t ispeed, ospeed;
 	uint8_t line;
 	uint8_t cc[32];
-	uint8_t pad[3];
+	uint8_t mode; /* a master's IMG_TTY_PKT; images before it was kept have 0 */
+	uint8_t pad[2];
 	uint16_t rows, cols, xpixel, ypixel; /* TIOCGWINSZ */
 };
+
+#define IMG_TTY_PKT 1u /* the master is in packet mode (TIOCPKT): reads start with a status byte */
 
 struct img_file {
 	int32_t fd; /* negative: a file in flight, its mark (a message carries it) */

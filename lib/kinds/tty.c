@@ -40,13 +40,19 @@ static int capture_tty(const struct fd_source *src, struct fd_entry *f)
 		return -1;
 	if (is_ptmx(rdev)) {
 		t.role = IMG_TTY_PTMX;
-		if (ioctl(s, TIOCGPTN, &t.index) || ioctl(s, TIOCGPTLCK, &v)) {
+		int pkt = 0;
+
+		if (ioctl(s, TIOCGPTN, &t.index) || ioctl(s, TIOCGPTLCK, &v) ||
+		    ioctl(s, TIOCGPKT, &pkt)) {
 			err_sys("pid %d: fd %d (%s): cannot ask the pty master its number", pid,
 				f->d.fd, f->path);
 			close(s);
 			return -1;
 		}
 		t.locked = !!v;
+		/* GNU screen reads its windows' masters in packet mode: a new
+		 * master without it would hand it data as the status byte. */
+		t.mode = pkt ? IMG_TTY_PKT : 0;
 	} else if (major(rdev) >= 136 && major(rdev) <= 143) {
 		t.index =
 		    (major(rdev) - 136) << 20 | minor(rdev); /* 20-bit minors: pts/N is 136:N */
@@ -117,7 +123,8 @@ static int check_tty(const unsigned char *x, uint32_t n)
 		return -1;
 	memcpy(&t, x, sizeof(t));
 	if (t.role > IMG_TTY_CTTY || t.locked > 1 || t.have > 1 ||
-	    (t.role == IMG_TTY_CTTY && t.index == UINT32_MAX))
+	    (t.role == IMG_TTY_CTTY && t.index == UINT32_MAX) ||
+	    (t.mode & ~IMG_TTY_PKT) || (t.mode && t.role != IMG_TTY_PTMX) || t.pad[0] || t.pad[1])
 		return -1;
 	return 0;
 }
@@ -253,9 +260,10 @@ static int make_pty(const struct fd_entry *f, struct fd_pipes *pipes)
 	int acc = (f->d.flags & (O_ACCMODE | O_NONBLOCK)) | O_NOCTTY | O_CLOEXEC;
 	struct fd_pipe *fp;
 	struct img_tty t;
-	int fd, lock = 0;
+	int fd, lock = 0, pkt;
 
 	memcpy(&t, f->extra, sizeof(t));
+	pkt = !!(t.mode & IMG_TTY_PKT);
 	if (!(fp = fd_find_pair(pipes, IMG_FD_TTY, t.index))) {
 		if (!(fp = fd_new_pair(pipes, IMG_FD_TTY, t.index)))
 			return -1;
@@ -287,6 +295,12 @@ static int make_pty(const struct fd_entry *f, struct fd_pipes *pipes)
 			return -1;
 		fp->seen |= 1;
 		fp->shut[0] = t.locked;
+		/* Packet mode belongs to the pair: one master, however many fds. */
+		if (pkt && ioctl(fd, TIOCPKT, &pkt)) {
+			err_sys("fd %d: cannot put the new pty master in packet mode", f->d.fd);
+			close(fd);
+			return -1;
+		}
 	}
 	if (fd_tty_settings(fd, f)) {
 		close(fd);
@@ -328,8 +342,11 @@ static void show_tty(FILE *out, const struct fd_entry *f, int json)
 	fprintf(out, json ? ",\"role\":\"%s\"" : " %s", roles[t.role]);
 	if (t.index != UINT32_MAX)
 		fd_put_num(out, json, "pty", t.index);
-	if (t.role == IMG_TTY_PTMX)
+	if (t.role == IMG_TTY_PTMX) {
 		fd_put_num(out, json, "locked", t.locked);
+		if (t.mode & IMG_TTY_PKT)
+			fd_put_num(out, json, "packet", 1);
+	}
 	if (t.have) {
 		fd_put_num(out, json, "rows", t.rows);
 		fd_put_num(out, json, "cols", t.cols);

@@ -32,6 +32,7 @@
 #include "restore/restorer/restorer.h"
 
 static pid_t supervised;
+static int outer_tty = -1, tty_handed; /* the terminal a session leader gets: below */
 
 static int tree_supervise(struct img_input *in, int flags, int ns);
 
@@ -71,6 +72,131 @@ static _Noreturn void exit_like(int status)
 	_exit(128 + sig);
 }
 
+/* ---- the terminal a session leader was started on ---------------------- */
+
+/* A program that led a session on a terminal from outside (a shell on
+ * the user's terminal, started by a terminal emulator, sshd or tmux)
+ * needs a session on ckpt-remap's terminal: an interactive shell gives
+ * the terminal to its jobs and takes it back by the group ids it knows,
+ * which must exist in the terminal's session (TIOCSPGRP, else ESRCH).
+ * outer_tty is ckpt-remap's terminal (one of fds 0-2), -1 if none;
+ * tty_handed says that ckpt-remap led its session and gave the terminal
+ * up (TIOCNOTTY), so that the program's session takes it (TIOCSCTTY);
+ * otherwise the program keeps ckpt-remap's session, in a process group of
+ * its own in the foreground. */
+
+/* pts/N of a stat tty_nr, or -1 for another terminal. */
+static long pty_index(int32_t tty_nr)
+{
+	unsigned maj = ((unsigned)tty_nr >> 8) & 0xfff;
+	unsigned min = ((unsigned)tty_nr & 0xff) | (((unsigned)tty_nr >> 12) & 0xfff00);
+
+	/* Unix98 pty slaves: majors 136 to 143. */
+	return maj >= 136 && maj <= 143 ? (long)(maj - 136) * 256 + min : -1;
+}
+
+/* Whether the pty the root had as its terminal is a pair of the tree's
+ * own (a master some process holds), made again with it. */
+static int tty_of_tree(struct img_input *in, long index)
+{
+	for (size_t k = 0; k <= in->nrest; k++) {
+		const struct image *im = img_proc_at(in, k);
+
+		for (size_t i = 0; i < im->nfiles; i++) {
+			const struct fd_entry *f = &im->files[i];
+			struct img_tty t;
+
+			if (f->d.kind != IMG_FD_TTY)
+				continue;
+			memcpy(&t, f->extra, sizeof(t));
+			if (t.role == IMG_TTY_PTMX && t.index == index)
+				return 1;
+		}
+	}
+	return 0;
+}
+
+/* Before the root is made: whether it led a session (or a foreground
+ * group) on a terminal from outside; if so, ckpt-remap's terminal is its new one, and ckpt-remap,
+ * if it leads that terminal's session, leaves it to the root (the
+ * SIGHUP and SIGCONT this sends its foreground group, ours, ignored). */
+static void tty_prepare(struct img_input *in)
+{
+	const struct img_proc *p = &in->im.proc;
+	struct sigaction ign = {.sa_handler = SIG_IGN}, old;
+	long index = pty_index(p->tty_nr);
+
+	/* A session leader, or a job in the foreground (as a program
+	 * restored from a shell was, and bash's own jobs are). */
+	if ((p->sid != p->pid && (p->pgid != p->pid || p->tpgid != p->pgid)) || !p->tty_nr ||
+	    (index >= 0 && tty_of_tree(in, index)))
+		return;
+	for (int k = 0; k <= 2 && outer_tty < 0; k++)
+		if (isatty(k) && tcgetsid(k) == getsid(0))
+			outer_tty = k;
+	if (outer_tty < 0 || getsid(0) != getpid() || p->sid != p->pid)
+		return;
+	sigaction(SIGHUP, &ign, &old);
+	tty_handed = ioctl(outer_tty, TIOCNOTTY) == 0;
+	sigaction(SIGHUP, &old, NULL);
+}
+
+/* No process was made: ckpt-remap becomes the program under its own
+ * pid, on its terminal as it was. */
+static void tty_keep(void)
+{
+	if (tty_handed && ioctl(outer_tty, TIOCSCTTY, 0))
+		warnx("cannot take our terminal back: %s", strerror(errno));
+	outer_tty = -1;
+	tty_handed = 0;
+}
+
+/* In the root, as it is made: a session of its own that the terminal is
+ * the controlling terminal of (not handed the terminal: a process group of
+ * its own in ckpt-remap's session), its group in the foreground.  The
+ * terminal's fd, or -1. */
+static int tty_take(pid_t pid)
+{
+	struct sigaction ign = {.sa_handler = SIG_IGN}, old;
+	int rc;
+
+	if (outer_tty < 0)
+		return -1;
+	if (tty_handed ? (getsid(0) != getpid() && setsid() < 0) || ioctl(outer_tty, TIOCSCTTY, 0)
+		       : getpgrp() != getpid() && setpgid(0, 0)) {
+		warnx("pid %d: cannot make ckpt-remap's terminal its own: %s", pid,
+		      strerror(errno));
+		return -1;
+	}
+	/* From a background group (ours led the foreground), allowed only
+	 * with SIGTTOU ignored. */
+	sigaction(SIGTTOU, &ign, &old);
+	rc = tcsetpgrp(outer_tty, getpgrp());
+	sigaction(SIGTTOU, &old, NULL);
+	if (rc)
+		warnx("pid %d: cannot put its group in the foreground of ckpt-remap's terminal: "
+		      "%s",
+		      pid, strerror(errno));
+	return outer_tty;
+}
+
+/* Continued (fg) after the program stopped (^Z) in a group of its own in
+ * our session: the shell gave the foreground to ours; it is the program's
+ * again, which the shell's SIGCONT, passed on, woke. */
+static void tty_foreground_again(pid_t child)
+{
+	struct sigaction ign = {.sa_handler = SIG_IGN}, old;
+	pid_t g = getpgid(child);
+
+	if (outer_tty < 0 || tty_handed || g < 0 || g == getpgrp() ||
+	    tcgetpgrp(outer_tty) != getpgrp())
+		return;
+	sigaction(SIGTTOU, &ign, &old);
+	if (tcsetpgrp(outer_tty, g) == 0)
+		kill(-g, SIGCONT);
+	sigaction(SIGTTOU, &old, NULL);
+}
+
 /* Wait for child as its parent: pass signals on, stop when it stops, and
  * return its final wait status.  Other children (in a pid namespace, as its
  * init, every orphan) are reaped on the way. */
@@ -102,6 +228,7 @@ static int supervise(pid_t child)
 			 * read its pid, and we must be there to see it exit. */
 			if (!keep_running)
 				raise(SIGSTOP);
+			tty_foreground_again(child);
 			continue;
 		}
 		return status;
@@ -230,6 +357,7 @@ static _Noreturn void ns_init(struct img_input *in, int flags, int status_pipe)
 		    strerror(errno));
 	if (child == 0) {
 		close(status_pipe);
+		tty_take(want);
 		if (rst_ns_enter(in, 0) || rst_restore(in, flags | RST_KEEP_TIDS, NULL))
 			die(ckpt_fail_rc(), "%s", err_get());
 	}
@@ -657,13 +785,17 @@ again: /* a child, forked below, is process k now */
 	p = &tim(t, k)->proc;
 	m = (struct rst_token){.pid = p->pid};
 	leader = tree_index(t->in, p->pgid);
-	if (p->sid == p->pid ? setsid() < 0 : p->pgid == p->pid && setpgid(0, 0))
+	/* The root on a terminal from outside: ckpt-remap's (tty_take). */
+	if (k == 0 && outer_tty >= 0)
+		ctty = tty_take(p->pid);
+	else if (p->sid == p->pid ? setsid() < 0 : p->pgid == p->pid && setpgid(0, 0))
 		die(fail, "pid %d: cannot make its %s: %s", p->pid,
 		    p->sid == p->pid ? "session" : "process group", strerror(errno));
+	else
+		ctty = p->sid == p->pid && p->tty_nr ? take_ctty(t, k) : -1;
 	/* Before its children are made: they inherit them. */
 	if (!(p->flags & IMG_PROC_ZOMBIE) && rst_ns_enter(t->in, k))
 		die(fail, "%s", err_get());
-	ctty = p->sid == p->pid && p->tty_nr ? take_ctty(t, k) : -1;
 	if (!(p->flags & IMG_PROC_ZOMBIE))
 		tree_shared_own(t, k);
 	for (size_t c = k + 1; c < t->n; c++) {
@@ -1008,6 +1140,7 @@ int rst_run(struct img_input *in, int flags, enum rst_pids pids)
 			/* The tree's fds are made here, in the new net namespace. */
 			if (tree_pids_free(in) || (net && rst_net_ns_enter()))
 				return -1;
+			tty_prepare(in);
 			exit_like(tree_supervise(in, flags, 0));
 		}
 	}
@@ -1016,13 +1149,17 @@ int rst_run(struct img_input *in, int flags, enum rst_pids pids)
 
 	if (pids == RST_PIDS_AUTO) {
 		fflush(NULL);
+		tty_prepare(in);
 		child = clone_with_pid(pid);
-		if (child == 0)
+		if (child == 0) {
+			tty_take(pid);
 			return rst_ns_enter(in, 0) ? -1 : rst_restore(in, flags | RST_KEEP_TIDS, NULL);
+		}
 		if (child > 0)
 			parent(in, child);
 		/* EPERM (no privilege), EEXIST (the pid is taken): become the
 		 * process under our own pid. */
+		tty_keep();
 		pids = RST_PIDS_NEW;
 	}
 	if (pids == RST_PIDS_NEW)
@@ -1034,6 +1171,7 @@ int rst_run(struct img_input *in, int flags, enum rst_pids pids)
 	}
 	if (enter_namespaces(net))
 		return -1;
+	tty_prepare(in);
 	fflush(NULL);
 	child = fork();
 	if (child < 0) {
