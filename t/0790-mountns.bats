@@ -1,8 +1,8 @@
 #!/usr/bin/env bats
 # A process in a mount namespace of its own comes back in a new one made
 # from ckpt-remap's, its mounts as they were: every mount private as
-# `unshare -m` leaves them, a tmpfs with its size, mode and files, a
-# read-only bind mount (a write there fails), a mount of the tree's it
+# `unshare -m` leaves them, a tmpfs with its size, mode and files, one
+# read-only, a read-only bind mount (a write there fails), a mount of the tree's it
 # unmounted, and the proc `unshare --pid --fork --mount-proc` mounts for
 # its pid namespace.  A mount of another kind is refused by name at dump.
 # t/progs/nsprog makes them (in a user namespace first, without root) and
@@ -64,6 +64,7 @@ in_own_userns() {
 	[[ "$output" == *"           file $D/m/a, 5 bytes, mode 640"* ]]
 	[[ "$output" == *"           dir $D/m/sub, mode 711"* ]]
 	[[ "$output" == *"           symlink $D/m/l to a"* ]]
+	[[ "$output" == *"           kept $D/r, read-only"* ]]
 	run ckpt-inspect --json "$IMG"
 	[[ "$output" == *'"mounts":[{"op":"kept","path":"/"'*'{"op":"tmpfs","path":"'"$D"'/m"'* ]]
 	bg_restored "nsprog: ok"
@@ -120,6 +121,15 @@ in_own_userns() {
 	echo "$stderr"
 	[ "$status" -ne 0 ]
 	[[ "$stderr" == *"pid $BG_PID: its mount namespace has a devpts mount on $D/pts (devpts), not a tmpfs, a proc or a bind mount of a path it shows; not supported"* ]]
+	finish_bg
+}
+
+@test "a tmpfs holding more than 16 MiB of files is refused by name; the process runs on" {
+	started mntbig
+	run --separate-stderr ckpt-dump -o "$IMG" "$BG_PID"
+	echo "$stderr"
+	[ "$status" -ne 0 ]
+	[[ "$stderr" == *"pid $BG_PID: its tmpfs on $D/m holds more than 16777216 bytes of files (/big among them); not supported"* ]]
 	finish_bg
 }
 

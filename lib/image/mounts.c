@@ -178,11 +178,12 @@ int img_parse_mounts(struct ns_rec *n, const char *buf, uint64_t len)
 			tmpfs = 1;
 		else if (m->d.op < IMG_MNT_DIR)
 			tmpfs = 0;
-		off += PAD8(sizeof(m->d) + body);
-		if (off > len) {
-			err_set("MOUNTS record: entry %u cut short", i);
+		off += sizeof(m->d) + body;
+		if (PAD8(off) > len || memcmp(buf + off, "\0\0\0\0\0\0\0", PAD8(off) - off)) {
+			err_set("MOUNTS record: entry %u cut short or not padded with zeros", i);
 			return -1;
 		}
+		off = PAD8(off);
 	}
 	if (off != len) {
 		err_set("MOUNTS record: %llu bytes after its entries",

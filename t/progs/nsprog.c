@@ -26,9 +26,11 @@
  *   MODE mnt          a mount namespace (every mount private, as `unshare -m`
  *                     makes them) with a tmpfs on DIR/m (size 1 MiB, mode
  *                     0750) holding a file, a directory with a file and a
- *                     symlink: after the restore the tmpfs is there with
- *                     its options, its files with their modes and bytes,
- *                     every mount still private.
+ *                     symlink, and a tmpfs on DIR/r with a file, made
+ *                     read-only: after the restore the tmpfs mounts are
+ *                     there with their options, their files with their
+ *                     modes and bytes, a write to DIR/r fails with EROFS,
+ *                     every mount is still private.
  *   MODE mntbind      a mount namespace with DIR/src bound on DIR/b read-only,
  *                     and (where the test mounted a tmpfs on DIR/u before)
  *                     DIR/u unmounted: after the restore DIR/b shows
@@ -38,8 +40,10 @@
  *                     --pid --fork --mount-proc`: a pid and mount namespace,
  *                     its child pid 1 with a proc of its pid namespace on
  *                     /proc; after the restore the child's /proc/self is 1.
- *   MODE mntdev       a mount namespace with a bind of DIR/src on DIR/b and a
- *                     devpts mounted on DIR/pts (which a dump refuses).
+ *   MODE mntdev       a mount namespace with a devpts mounted on DIR/pts
+ *                     (which a dump refuses).
+ *   MODE mntbig       a mount namespace with a tmpfs on DIR/m holding a file
+ *                     of 17 MiB (which a dump refuses).
  *   MODE time         a time namespace, entered, with offsets monotonic
  *                     86400 s and boottime 172800 s: after the restore its
  *                     clocks have gone on from where they stood (never
@@ -486,6 +490,22 @@ static void mnt_tmpfs(void)
 	put_mode(in_dir("m/sub/b"), "in sub", 0600);
 	if (symlink("a", in_dir("m/l")))
 		die("symlink");
+	if (mkdir(in_dir("r"), 0700) || mount("tmpfs", in_dir("r"), "tmpfs", 0, "size=64k"))
+		die("tmpfs r");
+	put_mode(in_dir("r/f"), "read-only", 0644);
+	if (mount(NULL, in_dir("r"), NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL))
+		die("read-only tmpfs");
+}
+
+/* No file can be made in path: EROFS. */
+static void check_rofs(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CREAT, 0600);
+
+	if (fd >= 0 || errno != EROFS)
+		fail("a write to %s on a read-only mount did not fail with EROFS", path);
+	if (fd >= 0)
+		close(fd);
 }
 
 static void check_tmpfs(void)
@@ -503,6 +523,8 @@ static void check_tmpfs(void)
 		fail("m/sub: not a directory of mode 711");
 	if (readlink(in_dir("m/l"), link, sizeof(link) - 1) != 1 || strcmp(link, "a"))
 		fail("m/l: not a symlink to a: %s", link);
+	check_file(in_dir("r/f"), "read-only", 0644);
+	check_rofs(in_dir("r/new"));
 	check_private();
 }
 
@@ -526,16 +548,10 @@ static void mnt_bind(void)
 
 static void check_bind(void)
 {
-	int fd;
-
 	if (!strstr(mount_line(in_dir("b")), " ro"))
 		fail("%s is not a read-only mount: %s", in_dir("b"), mount_line(in_dir("b")));
 	check_file(in_dir("b/f"), "bound", 0644);
-	fd = open(in_dir("b/new"), O_WRONLY | O_CREAT, 0600);
-	if (fd >= 0 || errno != EROFS)
-		fail("a write to the read-only bind %s did not fail with EROFS", in_dir("b"));
-	if (fd >= 0)
-		close(fd);
+	check_rofs(in_dir("b/new"));
 	if (umounted && (access(in_dir("u/mounted"), F_OK) == 0 || mount_line(in_dir("u"))[0]))
 		fail("%s is mounted again", in_dir("u"));
 	check_private();
@@ -641,7 +657,7 @@ int main(int argc, char **argv)
 	char cgroup[4096], uid_map[4096];
 
 	if (argc != 3) {
-		fprintf(stderr, "usage: nsprog uts|net|user|ipc|ipcobj|tree|cgroup|mnt|mntbind|mntproc|mntdev|time|timetwice|timekids|pidns|pidthreads DIR\n");
+		fprintf(stderr, "usage: nsprog uts|net|user|ipc|ipcobj|tree|cgroup|mnt|mntbind|mntproc|mntdev|mntbig|time|timetwice|timekids|pidns|pidthreads DIR\n");
 		return 2;
 	}
 	mode = argv[1];
@@ -696,6 +712,17 @@ int main(int argc, char **argv)
 		make_mnt();
 		if (mount("devpts", in_dir("pts"), "devpts", 0, "newinstance"))
 			die("mount devpts");
+	} else if (!strcmp(mode, "mntbig")) {
+		static char big[17 << 20];
+		int fd;
+
+		if (mkdir(in_dir("m"), 0700))
+			die("mkdir m");
+		make_mnt();
+		if (mount("tmpfs", in_dir("m"), "tmpfs", 0, "size=32m") ||
+		    (fd = open(in_dir("m/big"), O_WRONLY | O_CREAT, 0600)) < 0 ||
+		    write(fd, big, sizeof(big)) != (ssize_t)sizeof(big) || close(fd))
+			die("big tmpfs file");
 	} else if (strcmp(mode, "user")) {
 		fprintf(stderr, "nsprog: unknown mode %s\n", mode);
 		return 2;
@@ -705,7 +732,7 @@ int main(int argc, char **argv)
 	printf("ready %d\n", (int)getpid());
 	fflush(stdout);
 	wait_file(in_dir("go"));
-	if (!strcmp(mode, "mntdev") || !strcmp(mode, "ipcobj"))
+	if (!strcmp(mode, "mntdev") || !strcmp(mode, "mntbig") || !strcmp(mode, "ipcobj"))
 		return 0;
 	check_own(own);
 	if (!strcmp(mode, "mnt"))
