@@ -81,6 +81,7 @@ in_own_userns() {
 
 @test "unmounted: a mount of the tree's namespace it unmounted in its own is unmounted again" {
 	if [ "$(id -u)" -ne 0 ]; then
+		# shellcheck disable=SC2016 # $1 is the inner shell's
 		in_own_userns mntbind 'mkdir "$1/u" && mount -t tmpfs tmpfs "$1/u" && touch "$1/u/mounted"'
 		return
 	fi
