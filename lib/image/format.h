@@ -57,6 +57,7 @@ enum img_rec_type {
 	IMG_REC_ATTRS = 18,	/* the process's attributes (limits, scheduling, prctl, seccomp...) */
 	IMG_REC_NS = 19,	/* the namespaces and cgroup of a process not in the tree's */
 	IMG_REC_CPU = 24,	/* the CPUID feature bits of the dumping CPU (struct img_cpu) */
+	IMG_REC_MOUNTS = 25,	/* a mount namespace of its own: how its mounts differ (img_mounts) */
 	IMG_REC_TIMENS = 26,	/* a time namespace of its own: offsets and clocks (img_timens) */
 	IMG_REC_NTYPES
 };
@@ -816,6 +817,58 @@ struct img_timens {
 #define IMG_TIMENS_CHILDREN 1u /* made for its children (time_for_children), not entered */
 
 #define IMG_TIMENS_MAX_SEC 8589934592LL /* 2^33: under the kernel's KTIME_SEC_MAX */
+
+/* MOUNTS: after the NS record (and its TIMENS) of a process whose mount
+ * namespace is its own (own has 1 << IMG_NS_MNT), and only then: how its
+ * mount table differs from the one of the namespace the tree started in,
+ * as steps a restore takes in order after unshare(CLONE_NEWNS).  An
+ * img_mounts, then n entries: an img_mount, path, src, data, zero padding
+ * to 8 bytes. */
+struct img_mounts {
+	uint32_t n;	/* entries */
+	uint32_t flags; /* none defined; 0 */
+};
+
+enum img_mount_op {
+	IMG_MNT_KEEP = 1,   /* a mount the tree's namespace has on path: its propagation,
+			     * its flags again (IMG_MNTF_REMOUNT) */
+	IMG_MNT_UMOUNT = 2, /* a mount of the tree's namespace on path it does not have */
+	IMG_MNT_TMPFS = 3,  /* a new tmpfs on path: size, mode; DIR/FILE/LINK entries follow */
+	IMG_MNT_BIND = 4,   /* a bind mount of src on path */
+	IMG_MNT_PROC = 5,   /* a proc on path, of the pid namespace of inode pidns */
+	IMG_MNT_DIR = 6,    /* in the tmpfs before it: a directory path, mode */
+	IMG_MNT_FILE = 7,   /* in the tmpfs before it: a file path, mode, size bytes of data */
+	IMG_MNT_LINK = 8,   /* in the tmpfs before it: a symlink path to src */
+	IMG_MNT_NOPS
+};
+
+#define IMG_MNTF_RDONLY 1u
+#define IMG_MNTF_NOSUID 2u
+#define IMG_MNTF_NODEV 4u
+#define IMG_MNTF_NOEXEC 8u
+#define IMG_MNTF_NOATIME 16u
+#define IMG_MNTF_NODIRATIME 32u
+#define IMG_MNTF_RELATIME 64u
+#define IMG_MNTF_REMOUNT 128u	  /* KEEP: remount it with these flags */
+#define IMG_MNTF_PRIVATE 256u	  /* propagation (mountinfo's optional fields): none */
+#define IMG_MNTF_SLAVE 512u	  /* master:N */
+#define IMG_MNTF_SHARED 1024u	  /* shared:N (with SLAVE: both) */
+#define IMG_MNTF_UNBINDABLE 2048u /* unbindable */
+#define IMG_MNTF_FLAGS 4095u
+
+struct img_mount {
+	uint32_t op;	   /* IMG_MNT_* */
+	uint32_t flags;	   /* IMG_MNTF_* */
+	uint64_t size;	   /* TMPFS: its size= in bytes (0: the default); FILE: bytes of data */
+	uint64_t pidns;	   /* PROC: the inode of the pid namespace it shows */
+	uint32_t mode;	   /* TMPFS: its root's permission bits; DIR, FILE: the file's */
+	uint32_t path_len; /* the mount point; DIR, FILE, LINK: the file */
+	uint32_t src_len;  /* BIND: the path it shows, in the tree's namespace; LINK: the target */
+	uint32_t pad;
+};
+
+#define IMG_MNT_MAX 4096	     /* entries */
+#define IMG_MNT_MAX_DATA (16u << 20) /* bytes of files in the tmpfs mounts of a namespace */
 
 /* SHMDATA: an img_pages whose runs are byte offsets into object shm (the
  * index of its SHM record), then padding and data as in PAGES. */

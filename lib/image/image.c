@@ -190,6 +190,7 @@ void image_free(struct image *im)
 		free(im->ns->cgroup);
 		free(im->ns->timens);
 		free(im->ns->pids);
+		img_mounts_free(im->ns);
 		free(im->ns);
 	}
 	img_parent_free(im->parent);
@@ -359,6 +360,8 @@ int img_write_meta(struct img_writer *w, const struct image *im)
 			return -1;
 		v[0] = (struct iovec){im->ns->timens, sizeof(*im->ns->timens)};
 		if (im->ns->timens && img_write_rec(w, IMG_REC_TIMENS, v, 1))
+			return -1;
+		if (im->ns->have_mounts && img_write_mounts(w, im->ns))
 			return -1;
 	}
 	if (im->parent && img_write_rec_tail(w, IMG_REC_PARENT, &im->parent->d,
@@ -1375,6 +1378,10 @@ static int check_meta_complete(const struct meta *m)
 		err_set("NS record: a time namespace of its own without its TIMENS record");
 		return -1;
 	}
+	if (im->ns && (im->ns->d.own & (1u << IMG_NS_MNT)) && !im->ns->have_mounts) {
+		err_set("NS record: a mount namespace of its own without its MOUNTS record");
+		return -1;
+	}
 	return check_shm_refs(im);
 }
 
@@ -1426,6 +1433,13 @@ static int meta_rec(void *arg, const struct img_rec *rec, void *buf)
 		return parse_ns(im, buf, rec->len);
 	case IMG_REC_TIMENS:
 		return parse_timens(im, buf, rec->len);
+	case IMG_REC_MOUNTS:
+		if (!im->ns || !(im->ns->d.own & (1u << IMG_NS_MNT)) || im->ns->have_mounts) {
+			err_set("MOUNTS record without an NS record of a mount namespace of its "
+				"own before it, or a second one");
+			return -1;
+		}
+		return img_parse_mounts(im->ns, buf, rec->len);
 	case IMG_REC_PARENT:
 		return parse_parent(im, buf, rec->len);
 	case IMG_REC_ATTRS:

@@ -130,11 +130,22 @@ struct image {
 		char *uid_map, *gid_map, *cgroup; /* NUL-terminated */
 		struct img_timens *timens; /* TIMENS record: own has the time namespace */
 		int32_t *pids; /* npids: its pid below the tree's pid namespace, outermost first */
+		struct mnt_step {
+			struct img_mount d;
+			char *path, *src;    /* NUL-terminated */
+			unsigned char *data; /* FILE: d.size bytes */
+		} *mounts; /* MOUNTS record: own has the mount namespace */
+		size_t nmounts;
+		int have_mounts;
 	} *ns; /* NS record, or NULL: the namespaces and cgroup the tree started in */
 	struct parent *parent; /* PARENT record: an incremental image (incr/) */
 	struct attrs *attrs;   /* ATTRS record, or NULL: none (an older image) */
 	struct img_cpu *cpu;   /* CPU record, or NULL: none (an older image) */
 };
+/* The MOUNTS record (mounts.c): read into n, written, freed. */
+int img_parse_mounts(struct ns_rec *n, const char *buf, uint64_t len);
+int img_write_mounts(struct img_writer *w, const struct ns_rec *n);
+void img_mounts_free(struct ns_rec *n);
 /* The SHM object a region or fd of kind shm names, or NULL. */
 struct shm_obj *img_find_shm(const struct image *im, uint64_t dev, uint64_t ino);
 /* The region that holds addr, or NULL. */

@@ -466,6 +466,42 @@ static void put_map(FILE *f, const char *m)
 	}
 }
 
+static const char *const mnt_op[IMG_MNT_NOPS] = {
+    [IMG_MNT_KEEP] = "kept",  [IMG_MNT_UMOUNT] = "unmounted", [IMG_MNT_TMPFS] = "tmpfs",
+    [IMG_MNT_BIND] = "bind",  [IMG_MNT_PROC] = "proc",	       [IMG_MNT_DIR] = "dir",
+    [IMG_MNT_FILE] = "file",  [IMG_MNT_LINK] = "symlink"};
+
+/* A mount namespace of its own: each step but the kept mounts left as
+ * they are, one a line. */
+static void text_mounts(FILE *f, const struct ns_rec *n)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < n->nmounts; i++) {
+		const struct mnt_step *m = &n->mounts[i];
+
+		if (m->d.op == IMG_MNT_KEEP && !(m->d.flags & IMG_MNTF_REMOUNT)) {
+			kept++;
+			continue;
+		}
+		fprintf(f, "           %s %s", mnt_op[m->d.op], m->path);
+		if (m->d.op == IMG_MNT_BIND || m->d.op == IMG_MNT_LINK)
+			fprintf(f, " %s %s", m->d.op == IMG_MNT_BIND ? "from" : "to", m->src);
+		if (m->d.op == IMG_MNT_TMPFS && m->d.size)
+			fprintf(f, ", size %llu", (unsigned long long)m->d.size);
+		if (m->d.op == IMG_MNT_FILE)
+			fprintf(f, ", %llu bytes", (unsigned long long)m->d.size);
+		if (m->d.op == IMG_MNT_TMPFS || m->d.op == IMG_MNT_DIR || m->d.op == IMG_MNT_FILE)
+			fprintf(f, ", mode %o", m->d.mode);
+		if (m->d.op == IMG_MNT_PROC)
+			fprintf(f, ", of pid namespace inode %llu", (unsigned long long)m->d.pidns);
+		if (m->d.flags & IMG_MNTF_RDONLY)
+			fprintf(f, ", read-only");
+		fputc('\n', f);
+	}
+	fprintf(f, "           %zu mounts of the tree's kept\n", kept);
+}
+
 /* The namespaces that are its own and its cgroup, if not the tree's. */
 static void text_ns(FILE *f, const struct image *im)
 {
@@ -504,6 +540,8 @@ static void text_ns(FILE *f, const struct image *im)
 				(n->d.flags & IMG_NSF_SETGROUPS) ? "allow" : "deny");
 		}
 		fputc('\n', f);
+		if (t == IMG_NS_MNT)
+			text_mounts(f, n);
 	}
 	if (n->d.flags & IMG_NSF_CGROUP)
 		fprintf(f, "cgroup:   %s\n", n->cgroup);
@@ -776,6 +814,13 @@ static void json_ns(FILE *f, const struct img_input *in)
 		if (n->d.flags & IMG_NSF_CGROUP) {
 			fprintf(f, ",\"cgroup\":");
 			json_str(f, n->cgroup, n->d.cgroup_len);
+		}
+		for (size_t i = 0; i < n->nmounts; i++) {
+			fprintf(f, "%s{\"op\":\"%s\",\"path\":", i ? "," : ",\"mounts\":[",
+				mnt_op[n->mounts[i].d.op]);
+			json_str(f, n->mounts[i].path, n->mounts[i].d.path_len);
+			fprintf(f, ",\"flags\":%u}%s", n->mounts[i].d.flags,
+				i + 1 == n->nmounts ? "]" : "");
 		}
 		fprintf(f, "}");
 	}

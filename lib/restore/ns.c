@@ -38,11 +38,11 @@
 /* The types a restore makes again; the others were refused at dump. */
 #define MADE                                                                               \
 	((1u << IMG_NS_USER) | (1u << IMG_NS_UTS) | (1u << IMG_NS_NET) | (1u << IMG_NS_IPC) |     \
-	 (1u << IMG_NS_TIME) | (1u << IMG_NS_PID))
+	 (1u << IMG_NS_TIME) | (1u << IMG_NS_PID) | (1u << IMG_NS_MNT))
 
 static const int clone_flag[IMG_NS_NTYPES] = {
     [IMG_NS_USER] = CLONE_NEWUSER, [IMG_NS_UTS] = CLONE_NEWUTS, [IMG_NS_NET] = CLONE_NEWNET,
-    [IMG_NS_IPC] = CLONE_NEWIPC};
+    [IMG_NS_IPC] = CLONE_NEWIPC, [IMG_NS_MNT] = CLONE_NEWNS};
 
 /* The stream index of process k's parent, or -1 for the root. */
 static long parent_of(struct img_input *in, size_t k)
@@ -277,6 +277,52 @@ static int check_sockets(struct img_input *in, size_t k)
 	return 0;
 }
 
+/* A proc in process k's new mount namespace shows a pid namespace that a
+ * process of it mounts again: k's own, or one whose init it forks. */
+static int check_procs(struct img_input *in, size_t k)
+{
+	const struct ns_rec *n = img_proc_at(in, k)->ns;
+	uint64_t mnt = eff(in, (long)k, IMG_NS_MNT);
+
+	if (!mnt || mnt == eff(in, parent_of(in, k), IMG_NS_MNT))
+		return 0;
+	for (size_t i = 0; i < n->nmounts; i++) {
+		int found = n->mounts[i].d.op != IMG_MNT_PROC;
+
+		for (size_t j = k; j <= in->nrest && !found; j++) {
+			const struct image *o = img_proc_at(in, j);
+
+			found = o->ns && eff(in, (long)j, IMG_NS_MNT) == mnt &&
+				o->ns->d.ino[IMG_NS_PID] == n->mounts[i].d.pidns &&
+				!(o->proc.flags & IMG_PROC_ZOMBIE) &&
+				(j == k || eff(in, (long)j, IMG_NS_PID) !=
+					       eff(in, parent_of(in, j), IMG_NS_PID));
+		}
+		if (!found) {
+			err_set("pid %d: its proc on %s shows a pid namespace no process of the "
+				"tree in its mount namespace made; not supported",
+				img_proc_at(in, k)->proc.pid, n->mounts[i].path);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+const struct mnt_step *rst_ns_late_proc(struct img_input *in, size_t k)
+{
+	const struct ns_rec *n = img_proc_at(in, k)->ns;
+	long par = parent_of(in, k);
+
+	if (!n || !eff(in, (long)k, IMG_NS_MNT) ||
+	    eff(in, (long)k, IMG_NS_MNT) != eff(in, par, IMG_NS_MNT) ||
+	    eff(in, (long)k, IMG_NS_PID) == eff(in, par, IMG_NS_PID))
+		return NULL;
+	for (size_t i = 0; i < n->nmounts; i++)
+		if (n->mounts[i].d.op == IMG_MNT_PROC && n->mounts[i].d.pidns == n->d.ino[IMG_NS_PID])
+			return &n->mounts[i];
+	return NULL;
+}
+
 int rst_ns_check(struct img_input *in, int userns)
 {
 	for (size_t k = 0; k <= in->nrest; k++) {
@@ -295,7 +341,7 @@ int rst_ns_check(struct img_input *in, int userns)
 		for (int t = 0; t < IMG_NS_NTYPES; t++)
 			if ((MADE & (1u << t)) && check_type(in, k, t, userns))
 				return -1;
-		if (check_cgroup(in, k) || check_sockets(in, k))
+		if (check_cgroup(in, k) || check_sockets(in, k) || check_procs(in, k))
 			return -1;
 	}
 	for (size_t k = 0; k <= in->nrest; k++) {
@@ -478,6 +524,8 @@ int rst_ns_enter(struct img_input *in, size_t k)
 		return -1;
 	}
 	if (eff(in, k, IMG_NS_TIME) != eff(in, par, IMG_NS_TIME) && make_time(pid, n->timens))
+		return -1;
+	if ((flags & CLONE_NEWNS) && rst_mnt_make(pid, n, n->d.ino[IMG_NS_PID]))
 		return -1;
 	if (cg_moves(in, k) &&
 	    write_file(pid, procs_file(path, sizeof(path), cg(in, k)), "0", 1))

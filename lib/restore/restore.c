@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sys/mount.h>
 #include <linux/capability.h>
 #include <signal.h>
 #include <stdio.h>
@@ -1306,6 +1307,7 @@ static uint64_t blob_data_len(const struct restore *r)
 			    RST_MAX_CHUNKS * sizeof(struct rst_range) + RST_THREAD_STACK + 128,
 		    r->ps);
 	len += ALIGN(rst_env_len() + 64, r->ps); /* --setenv, --unsetenv */
+	len += ALIGN(PATH_MAX + 64, r->ps);	  /* the proc an init mounts last */
 	/* POSIX locks. */
 	for (size_t i = 0; i < im->nfiles; i++)
 		len += fd_file_nlocks(&im->files[i]) * sizeof(struct rst_lock);
@@ -1742,6 +1744,25 @@ static int plan_env(struct restore *r)
 	return 0;
 }
 
+/* The init of a pid namespace below the tree's: the proc of it that its
+ * mount namespace had, mounted last (rst_ns_late_proc, found while the
+ * tree was forked). */
+static void plan_proc(struct restore *r)
+{
+	const struct mnt_step *m = r->tree ? r->tree->late_proc : NULL;
+
+	if (!m)
+		return;
+	memcpy(r->base + r->off, m->path, m->d.path_len + 1);
+	r->a->proc_path = (uint64_t)(r->base + r->off);
+	r->a->proc_flags = rst_mnt_flags(m->d.flags) & ~MS_RDONLY;
+	r->a->proc_prop = (m->d.flags & IMG_MNTF_PRIVATE)	? MS_PRIVATE
+			  : (m->d.flags & IMG_MNTF_UNBINDABLE) ? MS_UNBINDABLE
+			  : (m->d.flags & IMG_MNTF_SHARED)	? MS_SHARED
+								: 0;
+	r->off += ALIGN(m->d.path_len + 1, 64);
+}
+
 /* The restorer's scratch for a PAGES record's runs, and the prefault
  * helper's chunks and stack. */
 static void plan_scratch(struct restore *r)
@@ -1865,6 +1886,7 @@ int rst_restore(struct img_input *in, int flags, const struct rst_tree *tree)
 	if ((!tree && fd_take_session(r.im, &r.pipes)) || plan_files(&r) || lift_own_fds(&r))
 		goto fail;
 	plan_keep(&r);
+	plan_proc(&r);
 	if (enter_cwd(r.im) || plan_process_state(&r) || plan_env(&r))
 		goto fail;
 	plan_scratch(&r);

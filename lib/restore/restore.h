@@ -49,6 +49,16 @@ int rst_ns_inherits_group(struct img_input *in, size_t k);
  * a new net namespace with lo alone, checked before anything is made (-1,
  * err_set naming the pid and fd); making it, with lo up, in this process
  * (which holds CAP_SYS_ADMIN in its user namespace). */
+/* The steps of n's MOUNTS record in the new mount namespace it made
+ * (mounts.c), but a proc of a pid namespace other than its own (pidns, its
+ * inode at dump); -1 (err_set). */
+int rst_mnt_make(pid_t pid, const struct ns_rec *n, uint64_t pidns)
+	__attribute__((warn_unused_result));
+/* The MS_* flags of IMG_MNTF_* flags. */
+unsigned long rst_mnt_flags(uint32_t f);
+/* The proc step process k, the init of a pid namespace below the tree's
+ * in a mount namespace its parent made, mounts last, or NULL. */
+const struct mnt_step *rst_ns_late_proc(struct img_input *in, size_t k);
 int rst_net_ns_check(struct img_input *in) __attribute__((warn_unused_result));
 int rst_net_ns_enter(void) __attribute__((warn_unused_result));
 
@@ -62,6 +72,7 @@ struct rst_tree {
 	const int *premade;	     /* per FILE record: an fd made already, or -1 */
 	const struct shm_made *sm; /* its SHM objects, made already */
 	int cmd_fd, rep_fd;
+	const struct mnt_step *late_proc; /* rst_ns_late_proc, or NULL */
 };
 
 /* Check everything that can be checked, set up files, cwd and signals, and

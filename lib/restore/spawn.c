@@ -847,7 +847,8 @@ again: /* a child, forked below, is process k now */
 	rt = (struct rst_tree){.premade = t->premade[k],
 			       .sm = &t->psm[k],
 			       .cmd_fd = t->cmd[k][0],
-			       .rep_fd = t->rep[k][1]};
+			       .rep_fd = t->rep[k][1],
+			       .late_proc = rst_ns_late_proc(t->in, k)};
 	if (k)
 		t->in->im = *tim(t, k);
 	if (rst_restore(t->in, t->flags | RST_KEEP_TIDS, &rt))

@@ -417,7 +417,6 @@ static int look_inside(pid_t pid, uint32_t own, struct ns_seen *s)
 static int refuse_own(pid_t pid, uint32_t own)
 {
 	static const char *const why[IMG_NS_NTYPES] = {
-	    [IMG_NS_MNT] = "its mounts are not recorded",
 	    [IMG_NS_CGROUP] = "its cgroup root is not recorded",
 	};
 
@@ -511,6 +510,8 @@ static int fill(pid_t pid, pid_t root, pid_t outer, struct ns_rec *n)
 		return -1;
 	if (pid_for_children(pid, n) ||
 	    ((n->d.own & (1u << IMG_NS_PID)) && capture_pids(pid, root, n)))
+		return -1;
+	if ((n->d.own & (1u << IMG_NS_MNT)) && mnt_capture(pid, outer, n))
 		return -1;
 	cg = proc_read_cgroup(pid);
 	ocg = proc_read_cgroup(outer);

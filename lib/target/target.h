@@ -238,6 +238,10 @@ int restart_handler_pending(const struct image *im, size_t k);
  * (err_set naming pid) for one a restore cannot make. */
 int ns_capture(pid_t pid, pid_t root, pid_t outer, struct image *im)
 	__attribute__((warn_unused_result));
+/* n->mounts: the steps that make pid's mount namespace of its own again
+ * from a copy of outer's (mounts.c); -1 (err_set naming pid) for a mount
+ * a restore cannot make. */
+int mnt_capture(pid_t pid, pid_t outer, struct ns_rec *n) __attribute__((warn_unused_result));
 /* The cgroup v2 path of /proc/PID/cgroup (its "0::" line; pid 0: ours),
  * malloc'd, or NULL. */
 char *proc_read_cgroup(pid_t pid);

@@ -23,8 +23,27 @@
  *   MODE ipc          an ipc namespace, empty.
  *   MODE ipcobj       an ipc namespace holding a System V semaphore set
  *                     (which a dump refuses).
- *   MODE mnt          a mount namespace with a tmpfs on DIR/m (which a dump
- *                     refuses).
+ *   MODE mnt          a mount namespace (every mount private, as `unshare -m`
+ *                     makes them) with a tmpfs on DIR/m (size 1 MiB, mode
+ *                     0750) holding a file, a directory with a file and a
+ *                     symlink, and a tmpfs on DIR/r with a file, made
+ *                     read-only: after the restore the tmpfs mounts are
+ *                     there with their options, their files with their
+ *                     modes and bytes, a write to DIR/r fails with EROFS,
+ *                     every mount is still private.
+ *   MODE mntbind      a mount namespace with DIR/src bound on DIR/b read-only,
+ *                     and (where the test mounted a tmpfs on DIR/u before)
+ *                     DIR/u unmounted: after the restore DIR/b shows
+ *                     DIR/src's file, a write there fails with EROFS, and
+ *                     DIR/u is no mount point (its file DIR/u/mounted gone).
+ *   MODE mntproc      (as root, or root in a user namespace) as `unshare
+ *                     --pid --fork --mount-proc`: a pid and mount namespace,
+ *                     its child pid 1 with a proc of its pid namespace on
+ *                     /proc; after the restore the child's /proc/self is 1.
+ *   MODE mntdev       a mount namespace with a devpts mounted on DIR/pts
+ *                     (which a dump refuses).
+ *   MODE mntbig       a mount namespace with a tmpfs on DIR/m holding a file
+ *                     of 17 MiB (which a dump refuses).
  *   MODE time         a time namespace, entered, with offsets monotonic
  *                     86400 s and boottime 172800 s: after the restore its
  *                     clocks have gone on from where they stood (never
@@ -64,8 +83,8 @@
 
 #include "progs.h"
 
-static const char *const types[] = {"user", "uts", "net", "ipc", "time"};
-#define NTYPES 5
+static const char *const types[] = {"user", "uts", "net", "ipc", "time", "mnt"};
+#define NTYPES 6
 
 static char dir[4096];
 
@@ -410,6 +429,182 @@ static int timekids(int root)
 	return 0;
 }
 
+/* The line of /proc/self/mountinfo for mount point path ("" if none);
+ * the last one, the one on top. */
+static const char *mount_line(const char *path)
+{
+	static char line[1024];
+	char *s = slurp("/proc/self/mountinfo"), *l, *save;
+	char point[4096];
+
+	line[0] = 0;
+	for (l = strtok_r(s, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
+		if (sscanf(l, "%*s %*s %*s %*s %4095s", point) == 1 && !strcmp(point, path))
+			snprintf(line, sizeof(line), "%s", l);
+	return line;
+}
+
+/* Every mount in its namespace private, as `unshare -m` leaves them. */
+static void check_private(void)
+{
+	char *s = slurp("/proc/self/mountinfo");
+
+	if (strstr(s, " shared:") || strstr(s, " master:"))
+		fail("a mount is not private: %s", s);
+}
+
+static void put_mode(const char *path, const char *s, mode_t mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+
+	if (fd < 0 || write(fd, s, strlen(s)) != (ssize_t)strlen(s) || fchmod(fd, mode))
+		die(path);
+	close(fd);
+}
+
+static void check_file(const char *path, const char *want, mode_t mode)
+{
+	struct stat st;
+
+	if (stat(path, &st) || (st.st_mode & 07777) != mode || strcmp(slurp(path), want))
+		fail("%s: mode %o and \"%s\", not %o and \"%s\"", path,
+		     (unsigned)(st.st_mode & 07777), slurp(path), (unsigned)mode, want);
+}
+
+static void make_mnt(void)
+{
+	if (unshare(CLONE_NEWNS) || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL))
+		die("unshare mnt");
+}
+
+static void mnt_tmpfs(void)
+{
+	if (mkdir(in_dir("m"), 0700))
+		die("mkdir m");
+	make_mnt();
+	if (mount("tmpfs", in_dir("m"), "tmpfs", MS_NOSUID, "size=1m,mode=0750"))
+		die("mount tmpfs");
+	put_mode(in_dir("m/a"), "hello", 0640);
+	if (mkdir(in_dir("m/sub"), 0711) || chmod(in_dir("m/sub"), 0711))
+		die("mkdir sub");
+	put_mode(in_dir("m/sub/b"), "in sub", 0600);
+	if (symlink("a", in_dir("m/l")))
+		die("symlink");
+	if (mkdir(in_dir("r"), 0700) || mount("tmpfs", in_dir("r"), "tmpfs", 0, "size=64k"))
+		die("tmpfs r");
+	put_mode(in_dir("r/f"), "read-only", 0644);
+	if (mount(NULL, in_dir("r"), NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL))
+		die("read-only tmpfs");
+}
+
+/* No file can be made in path: EROFS. */
+static void check_rofs(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CREAT, 0600);
+
+	if (fd >= 0 || errno != EROFS)
+		fail("a write to %s on a read-only mount did not fail with EROFS", path);
+	if (fd >= 0)
+		close(fd);
+}
+
+static void check_tmpfs(void)
+{
+	const char *l = mount_line(in_dir("m"));
+	char link[64] = "";
+	struct stat st;
+
+	if (!strstr(l, " - tmpfs ") || !strstr(l, "size=1024k") || !strstr(l, "mode=750") ||
+	    !strstr(l, "nosuid"))
+		fail("no tmpfs of size 1024k, mode 750, nosuid on %s: %s", in_dir("m"), l);
+	check_file(in_dir("m/a"), "hello", 0640);
+	check_file(in_dir("m/sub/b"), "in sub", 0600);
+	if (stat(in_dir("m/sub"), &st) || (st.st_mode & 07777) != 0711)
+		fail("m/sub: not a directory of mode 711");
+	if (readlink(in_dir("m/l"), link, sizeof(link) - 1) != 1 || strcmp(link, "a"))
+		fail("m/l: not a symlink to a: %s", link);
+	check_file(in_dir("r/f"), "read-only", 0644);
+	check_rofs(in_dir("r/new"));
+	check_private();
+}
+
+static int umounted;
+
+static void mnt_bind(void)
+{
+	if (mkdir(in_dir("src"), 0700) || mkdir(in_dir("b"), 0700))
+		die("mkdir src b");
+	put_mode(in_dir("src/f"), "bound", 0644);
+	make_mnt();
+	if (mount(in_dir("src"), in_dir("b"), NULL, MS_BIND, NULL) ||
+	    mount(NULL, in_dir("b"), NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL))
+		die("bind");
+	if (access(in_dir("u/mounted"), F_OK) == 0) {
+		if (umount2(in_dir("u"), 0))
+			die("umount u");
+		umounted = 1;
+	}
+}
+
+static void check_bind(void)
+{
+	if (!strstr(mount_line(in_dir("b")), " ro"))
+		fail("%s is not a read-only mount: %s", in_dir("b"), mount_line(in_dir("b")));
+	check_file(in_dir("b/f"), "bound", 0644);
+	check_rofs(in_dir("b/new"));
+	if (umounted && (access(in_dir("u/mounted"), F_OK) == 0 || mount_line(in_dir("u"))[0]))
+		fail("%s is mounted again", in_dir("u"));
+	check_private();
+}
+
+/* `unshare --pid --fork --mount-proc`: its child, pid 1 of a new pid
+ * namespace, mounted a proc of it on /proc. */
+static int mntproc(void)
+{
+	int pfd[2], status;
+	pid_t child;
+	char c;
+
+	if (pipe(pfd) || unshare(CLONE_NEWPID | CLONE_NEWNS) ||
+	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL))
+		die("unshare pid mnt");
+	child = fork();
+	if (child < 0)
+		die("fork");
+	if (child == 0) {
+		char self[32] = "";
+
+		close(pfd[0]);
+		if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL))
+			die("mount proc");
+		if (write(pfd[1], "x", 1) != 1)
+			die("write");
+		close(pfd[1]);
+		wait_file(in_dir("go"));
+		if (readlink("/proc/self", self, sizeof(self) - 1) < 0 || strcmp(self, "1"))
+			fail("/proc/self is %s, not 1: not the proc of its pid namespace", self);
+		if (getpid() != 1)
+			fail("pid %d, not 1", (int)getpid());
+		if (!strstr(mount_line("/proc"), " - proc "))
+			fail("no proc on /proc: %s", mount_line("/proc"));
+		check_private();
+		_exit(failures ? 1 : 0);
+	}
+	close(pfd[1]);
+	if (read(pfd[0], &c, 1) != 1)
+		die("child");
+	close(pfd[0]);
+	printf("ready %d\n", (int)getpid());
+	fflush(stdout);
+	wait_file(in_dir("go"));
+	if (waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status))
+		fail("its child, pid 1 with its proc, failed its checks (status %#x)", status);
+	if (failures)
+		return 1;
+	printf("nsprog: ok\n");
+	return 0;
+}
+
 static int tree(int root)
 {
 	char host[128] = "";
@@ -462,7 +657,7 @@ int main(int argc, char **argv)
 	char cgroup[4096], uid_map[4096];
 
 	if (argc != 3) {
-		fprintf(stderr, "usage: nsprog uts|net|user|ipc|ipcobj|tree|cgroup|mnt|time|timetwice|timekids|pidns|pidthreads DIR\n");
+		fprintf(stderr, "usage: nsprog uts|net|user|ipc|ipcobj|tree|cgroup|mnt|mntbind|mntproc|mntdev|mntbig|time|timetwice|timekids|pidns|pidthreads DIR\n");
 		return 2;
 	}
 	mode = argv[1];
@@ -474,6 +669,8 @@ int main(int argc, char **argv)
 		return timekids(root);
 	if (!strcmp(mode, "pidns") || !strcmp(mode, "pidthreads"))
 		return pidns(!strcmp(mode, "pidthreads"));
+	if (!strcmp(mode, "mntproc"))
+		return mntproc();
 	if (strcmp(mode, "cgroup") && (!root || !strcmp(mode, "user")))
 		make_user();
 	if (!strcmp(mode, "user"))
@@ -504,10 +701,28 @@ int main(int argc, char **argv)
 	} else if (!strcmp(mode, "cgroup")) {
 		own = 0;
 	} else if (!strcmp(mode, "mnt")) {
-		if (mkdir(in_dir("m"), 0700) || unshare(CLONE_NEWNS) ||
-		    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) ||
-		    mount("tmpfs", in_dir("m"), "tmpfs", 0, NULL))
-			die("mnt");
+		mnt_tmpfs();
+		own |= 32;
+	} else if (!strcmp(mode, "mntbind")) {
+		mnt_bind();
+		own |= 32;
+	} else if (!strcmp(mode, "mntdev")) {
+		if (mkdir(in_dir("pts"), 0700))
+			die("mkdir pts");
+		make_mnt();
+		if (mount("devpts", in_dir("pts"), "devpts", 0, "newinstance"))
+			die("mount devpts");
+	} else if (!strcmp(mode, "mntbig")) {
+		static char big[17 << 20];
+		int fd;
+
+		if (mkdir(in_dir("m"), 0700))
+			die("mkdir m");
+		make_mnt();
+		if (mount("tmpfs", in_dir("m"), "tmpfs", 0, "size=32m") ||
+		    (fd = open(in_dir("m/big"), O_WRONLY | O_CREAT, 0600)) < 0 ||
+		    write(fd, big, sizeof(big)) != (ssize_t)sizeof(big) || close(fd))
+			die("big tmpfs file");
 	} else if (strcmp(mode, "user")) {
 		fprintf(stderr, "nsprog: unknown mode %s\n", mode);
 		return 2;
@@ -517,9 +732,13 @@ int main(int argc, char **argv)
 	printf("ready %d\n", (int)getpid());
 	fflush(stdout);
 	wait_file(in_dir("go"));
-	if (!strcmp(mode, "mnt") || !strcmp(mode, "ipcobj"))
+	if (!strcmp(mode, "mntdev") || !strcmp(mode, "mntbig") || !strcmp(mode, "ipcobj"))
 		return 0;
 	check_own(own);
+	if (!strcmp(mode, "mnt"))
+		check_tmpfs();
+	if (!strcmp(mode, "mntbind"))
+		check_bind();
 	if (!strcmp(mode, "uts"))
 		check_uts("ckpt-ns-test", "ckpt.test");
 	if (!strcmp(mode, "net"))

@@ -54,6 +54,7 @@
 #define NR_mlock 149
 #define NR_mlock2 325
 #define NR_futex 202
+#define NR_mount 165
 #define NR_setitimer 38
 #define NR_timer_create 222
 #define NR_timer_settime 223
@@ -845,6 +846,20 @@ static void tree_ready(struct rst_args *a)
 	t_read(a, &t, RST_MSG_GO);
 }
 
+/* Its proc (rst_args.proc_path), once every process of the tree is ready. */
+static void mount_proc(struct rst_args *a)
+{
+	long r;
+
+	if (!a->proc_path)
+		return;
+	r = sys5(NR_mount, "proc", a->proc_path, "proc", a->proc_flags, 0);
+	if (!r && a->proc_prop)
+		r = sys5(NR_mount, 0, a->proc_path, 0, a->proc_prop, 0);
+	if (r)
+		fail(a, "cannot mount the proc of its pid namespace", 0, r);
+}
+
 static void move_specials(struct rst_args *a)
 {
 	/* Two steps, through scratch space at the start of the blob, so that
@@ -1496,6 +1511,7 @@ __attribute__((section(".text.entry"), noreturn, used)) void rst_entry(struct rs
 	take_locks(a);
 	attrs_last(a);
 	tree_ready(a);
+	mount_proc(a);
 	/* --stop: the whole process stops here, its threads still waiting
 	 * for go, until a SIGCONT (or a debugger that attached) lets it on. */
 	if (a->flags & RST_F_STOP) {

@@ -194,6 +194,14 @@ struct rst_args {
 	uint64_t env_addr;
 	uint64_t env_edits; /* env_edits_len bytes */
 	uint64_t env_edits_len;
+
+	/* The init of a pid namespace below the tree's, in a mount namespace
+	 * of the tree's own that had a proc of it: mounted on proc_path once
+	 * every process of the tree is ready (before, the others still read
+	 * their /proc, which it covers), then given proc_prop (MS_PRIVATE...). */
+	uint64_t proc_path; /* NUL-terminated; 0: none */
+	uint64_t proc_flags;
+	uint64_t proc_prop;
 };
 
 /* One POSIX lock: fcntl(fd, F_SETLK, &fl), fl as the kernel's struct
