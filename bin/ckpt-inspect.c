@@ -4,13 +4,14 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/base.h"
 #include "incr/incr.h"
 #include "inspect/inspect.h"
 
-#define USAGE "usage: ckpt-inspect [--json | --verify] [img | -]\n"
+#define USAGE "usage: ckpt-inspect [--json | --verify] [img | - | generation-dir]\n"
 
 static char chain_err[1024];
 
@@ -85,6 +86,20 @@ int main(int argc, char **argv)
 	}
 	/* A reader that stops early (| head) is not our failure. */
 	signal(SIGPIPE, SIG_DFL);
+	/* A generation of a coordinated computation: its members and the
+	 * connections between them. */
+	struct stat sb;
+	if (argv[optind] && !stat(argv[optind], &sb) && S_ISDIR(sb.st_mode)) {
+		if (verify) {
+			fputs(USAGE, stderr);
+			return 2;
+		}
+		if (inspect_generation(stdout, argv[optind], json))
+			die(1, "%s", err_get());
+		if (fflush(stdout) || ferror(stdout))
+			die(1, "cannot write output: %s", strerror(errno));
+		return 0;
+	}
 	/* The image itself, then (incremental) its chain. */
 	if (img_open_one(argv[optind], &in))
 		die(1, "%s", err_get());

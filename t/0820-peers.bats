@@ -81,6 +81,21 @@ pair() {
 	# both ends, and ckpt-inspect names the other member.
 	for img in "$gen"/ckpt_*.ckpt.zst; do ckpt-inspect "$img"; done >"$BATS_TEST_TMPDIR/inspect"
 	[ "$(grep -c " peer .* $3 token [0-9a-f]\{32\} side [01] peer_member [12] peer_name [a-z]* bytes_kept [0-9]*" "$BATS_TEST_TMPDIR/inspect")" -eq 2 ]
+	# ckpt-inspect of the generation pairs the two ends: one connection
+	# of this kind between members 1 and 2, each end named.
+	ckpt-inspect "$gen" | tee "$BATS_TEST_TMPDIR/gen"
+	grep -q "^generation $gen: 2 members$" "$BATS_TEST_TMPDIR/gen"
+	[ "$(grep -c "^  [0-9a-f]\{32\} $3: member [12] peerpair (pid [0-9]* fd [0-9]*, " "$BATS_TEST_TMPDIR/gen")" -eq 1 ]
+	[ "$(grep -c "^    <-> member [12] peerpair (pid [0-9]* fd [0-9]*, " "$BATS_TEST_TMPDIR/gen")" -eq 1 ]
+	ckpt-inspect --json "$gen" | python3 -c '
+import json, sys
+g = json.load(sys.stdin)
+assert [m["id"] for m in g["members"]] == [1, 2], g
+(c,) = g["connections"]
+assert c["kind"] == sys.argv[1] and "missing" not in c, c
+assert sorted(e["member"] for e in c["ends"]) == [1, 2], c
+assert sorted(e["side"] for e in c["ends"]) == [0, 1], c
+' "$3"
 	kept=$(for g in "$CDIR"/ckpt_gen_*; do kept_bytes "$g"; done | sort -n | tail -1)
 	echo "most bytes kept for one connection: $kept"
 	[ "$kept" -gt 0 ]

@@ -26,5 +26,11 @@ void inspect_json(FILE *f, const struct img_input *in, const struct img_totals *
  * image without them. */
 void inspect_attrs_text(FILE *f, const struct image *im);
 void inspect_attrs_json(FILE *f, const struct image *im);
+/* A generation directory of a coordinated computation (gen.c): each
+ * member's image (ckpt_NAME_ID.ckpt...) with its processes, and the
+ * connections between members its images' peer records name, paired by
+ * their tokens; text or one JSON object.  -1 (err_set) if the directory
+ * holds no member's image or one cannot be read. */
+int inspect_generation(FILE *f, const char *dir, int json) __attribute__((warn_unused_result));
 
 #endif
