@@ -25,6 +25,9 @@ setup() {
 	command -v vim >/dev/null || skip "vim is not installed (make check installs it)"
 	# Panes run bash with no rc file, vim with no vimrc, swap or viminfo.
 	export HOME=$D SHELL=/bin/bash TERM=xterm
+	# vim with no vimrc, swap or viminfo, on a file of the test's (not
+	# yet there: its buffer is unsaved).
+	VIM="vim -u NONE -N -n -i NONE $D/edit.txt"
 }
 
 teardown() {
@@ -46,7 +49,6 @@ teardown() {
 # The shell of window 0 runs the loop itself (typed: ". ./loop").
 # shellcheck disable=SC2016 # expanded by that shell
 LOOP='n=0; while :; do n=$((n+1)); echo $n >count; echo "count $n"; sleep 0.1; done'
-VIM="vim -u NONE -N -n -i NONE $D/edit.txt"
 
 # counted: the loop's last count, from its file (0 before the first).
 counted() {
@@ -406,6 +408,46 @@ python_intact() {
 	ot send-keys -t o:0 'import os; x = 6 * 7' Enter
 	wait_for on_screen 0 '^>>> import os; x = 6 \* 7$'
 	terminal_round_trips python3 python_intact
+}
+
+# vim_intact I: vim in window I redraws its unsaved buffer once the
+# window's new size reaches it (SIGWINCH) and knows that size; u takes back
+# the last of the lines typed before the first checkpoint (rounds 1, 2, 3:
+# three, two, then one line left); in round 3, a line typed and :w write
+# the file the buffer says.
+vim_intact() {
+	local w=$1
+	# The size changed once vim is back in the window's foreground: a
+	# change before, ckpt-remap's, would not reach it.
+	wait_for in_front "$w" vim
+	ot resize-window -t "o:$w" -x $((90 + w)) -y 24
+	wait_for on_screen "$w" '^alpha$'
+	wait_for on_screen "$w" "^line$((4 - w))\$"
+	ot send-keys -t "o:$w" ':echo "cols" &columns' Enter
+	wait_for on_screen "$w" "^cols $((90 + w))"
+	[ ! -e "$D/edit.txt" ]
+	ot send-keys -t "o:$w" u
+	wait_for not on_screen "$w" "^line$((4 - w))\$"
+	on_screen "$w" "^line$((3 - w))\$"
+	[ "$w" -eq 3 ] || return 0
+	ot send-keys -t "o:$w" olast Escape ':w' Enter
+	wait_for test -e "$D/edit.txt"
+	wait_for on_screen "$w" 'written'
+	printf 'alpha\nline0\nlast\n' >"$BATS_TEST_TMPDIR/expect"
+	diff "$BATS_TEST_TMPDIR/expect" "$D/edit.txt"
+}
+
+@test "vim on a terminal, a buffer unsaved and its undo history: dumped with --kill from outside, restored by ckpt-remap on a new terminal, three times: it redraws at the new size (SIGWINCH), u undoes a change made before the checkpoints, :w writes what the buffer holds" {
+	start_outer "$VIM"
+	wait_for on_screen 0 '^~'
+	ot send-keys -t o:0 i alpha Escape
+	local l
+	for l in 0 1 2 3; do
+		ot send-keys -t o:0 o "line$l" Escape
+		wait_for on_screen 0 "^line$l\$"
+	done
+	terminal_round_trips vim vim_intact
+	ot send-keys -t o:3 ':q' Enter
 }
 
 @test "tmux under ckpt-inject: checkpointed by its coordinator with --kill and restarted by the restart script, twice; its client finds both windows, the count going on, vim's buffer and its undo" {
