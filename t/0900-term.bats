@@ -251,17 +251,10 @@ screen_undo() {
 	sc -S w -p 1 -X stuff u
 }
 
-# Root only: screen's clients wait for a signal from the server (-Q, -X
-# hardcopy, attaching), which a server restored without privilege, in a
-# pid namespace of its own, cannot send them by their pids outside it.
-# bats test_tags=root
-@test "GNU screen: a detached session, a shell counting in one window and vim with an unsaved buffer in the other: three round trips by pid, then screen -Q finds both windows, hardcopy the count going on, vim's buffer and its undo" {
-	[ "$(id -u)" -eq 0 ] || skip "a restore without privilege is in a pid namespace, whose server cannot signal its clients"
-	command -v screen >/dev/null || skip "screen is not installed (make check installs it)"
-	mkdir -m 700 "$D/screens"
-	printf 'startup_message off\n' >"$D/screenrc"
-	(cd "$D" && SCREENDIR=$D/screens exec_clean screen -c "$D/screenrc" -dmS w \
-		bash --norc --noprofile -i </dev/null >/dev/null 2>&1)
+# screen_two_windows: the session w (started) with its two windows, each
+# with its program; the loop counting in window 0, vim's buffer of two
+# lines in window 1.
+screen_two_windows() {
 	wait_for sc -S w -Q windows
 	# shellcheck disable=SC2086 # a command line, split on purpose
 	sc -S w -X screen -t vim $VIM
@@ -274,6 +267,20 @@ screen_undo() {
 	wait_for shows window1 '^alpha$'
 	sc -S w -p 1 -X stuff $'obeta\033'
 	wait_for shows window1 '^beta$'
+}
+
+# Root only: screen's clients wait for a signal from the server (-Q, -X
+# hardcopy, attaching), which a server restored without privilege, in a
+# pid namespace of its own, cannot send them by their pids outside it.
+# bats test_tags=root
+@test "GNU screen: a detached session, a shell counting in one window and vim with an unsaved buffer in the other: three round trips by pid, then screen -Q finds both windows, hardcopy the count going on, vim's buffer and its undo" {
+	[ "$(id -u)" -eq 0 ] || skip "a restore without privilege is in a pid namespace, whose server cannot signal its clients"
+	command -v screen >/dev/null || skip "screen is not installed (make check installs it)"
+	mkdir -m 700 "$D/screens"
+	printf 'startup_message off\n' >"$D/screenrc"
+	(cd "$D" && SCREENDIR=$D/screens exec_clean screen -c "$D/screenrc" -dmS w \
+		bash --norc --noprofile -i </dev/null >/dev/null 2>&1)
+	screen_two_windows
 	server_round_trips "$(sc -ls | sed -n 's/^\t\([0-9]*\)\.w\t.*/\1/p')" screen screen_up
 	screen_windows
 	windows_intact window0 window1 screen_undo
@@ -450,8 +457,30 @@ vim_intact() {
 	ot send-keys -t o:3 ':q' Enter
 }
 
-@test "tmux under ckpt-inject: checkpointed by its coordinator with --kill and restarted by the restart script, twice; its client finds both windows, the count going on, vim's buffer and its undo" {
-	local gen n
+# ---- under ckpt-inject --------------------------------------------------
+
+# inject_round_trips UP: the member (a server) checkpointed by its
+# coordinator with --kill and restarted by the restart script, three
+# times, each restart answering its client (UP) and counting on.
+inject_round_trips() {
+	local gen n gdir
+	# shellcheck disable=SC2153 # CPORT: start_coord's
+	RPORT=$CPORT
+	for gen in 1 2 3; do
+		n=$(counted)
+		gdir=$(ckpt-signal --coord-port "$RPORT" --checkpoint --wait --kill)
+		echo "$gdir"
+		[ "$gdir" = "$CDIR/ckpt_gen_00000$gen" ]
+		wait_for not "$1"
+		restart_bg "$gdir"
+		wait_for has_members 1 "$RPORT" || { cat "$BATS_TEST_TMPDIR/restart.out"; false; }
+		wait_for "$1"
+		wait_for count_past "$n"
+	done
+	cat "$BATS_TEST_TMPDIR/restart.out"
+}
+
+@test "tmux under ckpt-inject: checkpointed by its coordinator with --kill and restarted by the restart script, three times; its client finds both windows, the count going on, vim's buffer and its undo" {
 	start_coord
 	# tmux -D: the server in the foreground, the member itself.
 	cd "$D"
@@ -462,20 +491,26 @@ vim_intact() {
 	(cd "$D" && exec_clean tmux -S "$D/tmux.sock" new-session -d -s w -x 80 -y 24 \
 		bash --norc --noprofile -i </dev/null >/dev/null 2>&1)
 	tmux_windows
-	# shellcheck disable=SC2153 # CPORT: start_coord's
-	RPORT=$CPORT
-	for gen in 1 2; do
-		n=$(counted)
-		run ckpt-signal --coord-port "$RPORT" --checkpoint --wait --kill
-		echo "$output"
-		[ "$status" -eq 0 ]
-		[ "$output" = "$CDIR/ckpt_gen_00000$gen" ]
-		wait_for not tmux_up
-		restart_bg "$output"
-		wait_for has_members 1 "$RPORT" || { cat "$BATS_TEST_TMPDIR/restart.out"; false; }
-		wait_for tmux_up
-		wait_for count_past "$n"
-	done
+	inject_round_trips tmux_up
 	tmux_intact
-	cat "$BATS_TEST_TMPDIR/restart.out"
+}
+
+# Root only, as by pid.
+# bats test_tags=root
+@test "GNU screen under ckpt-inject (screen -D -m): checkpointed by its coordinator with --kill and restarted by the restart script, three times; screen -Q finds both windows, hardcopy the count going on, vim's buffer and its undo" {
+	[ "$(id -u)" -eq 0 ] || skip "a restore without privilege is in a pid namespace, whose server cannot signal its clients"
+	command -v screen >/dev/null || skip "screen is not installed (make check installs it)"
+	mkdir -m 700 "$D/screens"
+	printf 'startup_message off\n' >"$D/screenrc"
+	start_coord
+	# screen -D -m: the server in the foreground, the member itself.
+	cd "$D"
+	SCREENDIR=$D/screens inject screen screen -c "$D/screenrc" -D -m -S w \
+		bash --norc --noprofile -i
+	cd "$TOP"
+	wait_for has_members 1
+	screen_two_windows
+	inject_round_trips screen_up
+	screen_windows
+	windows_intact window0 window1 screen_undo
 }
