@@ -495,6 +495,31 @@ inject_round_trips() {
 	tmux_intact
 }
 
+@test "an interactive bash under ckpt-inject on a terminal: checkpointed by its coordinator with --kill and restarted by the restart script in a new window, three times: a group of its own in the foreground there, its variables, SIGWINCH, ^Z, fg and ^C" {
+	local gen gdir pf=$BATS_TEST_TMPDIR/rport
+	start_coord
+	start_outer "PS1='P\$ ' ckpt-inject -- bash --norc --noprofile -i"
+	wait_for has_members 1
+	ot send-keys -t o:0 'x=42' Enter
+	wait_for on_screen 0 '^P\$ x=42$'
+	# The script's ckpt-remap is not the leader of the window's session:
+	# bash gets a group of its own in the foreground.
+	LEADS=no
+	RPORT=$CPORT
+	for gen in 1 2 3; do
+		gdir=$(ckpt-signal --coord-port "$RPORT" --checkpoint --wait --kill)
+		echo "$gdir"
+		[ "$gdir" = "$CDIR/ckpt_gen_00000$gen" ]
+		rm -f "$pf"
+		ot new-window -t "o:$gen" "$gdir/ckpt_restart_script.sh --coord-port 0 --port-file $pf"
+		wait_for_file "$pf"
+		RPORT=$(cat "$pf")
+		COORD_PORTS+=("$RPORT")
+		wait_for has_members 1 "$RPORT"
+		bash_intact "$gen"
+	done
+}
+
 # Root only, as by pid.
 # bats test_tags=root
 @test "GNU screen under ckpt-inject (screen -D -m): checkpointed by its coordinator with --kill and restarted by the restart script, three times; screen -Q finds both windows, hardcopy the count going on, vim's buffer and its undo" {
