@@ -3,17 +3,21 @@
 # server and a detached GNU screen, each with two windows (an interactive
 # bash running a loop that counts to a file and to its window, and vim
 # editing an unsaved buffer), dumped by pid with -t --kill and restored
-# three times (tmux also under ckpt-inject, checkpointed by its
-# coordinator and restarted by the restart script, twice); then a client of theirs (tmux capture-pane and send-keys,
-# screen -X hardcopy and stuff) finds both windows, the count going on,
-# vim's buffer and its undo.  And programs on a terminal of their own (an
-# interactive bash, a python3 REPL, each in a window of an outer tmux the
-# test drives), dumped with --kill from outside and restored by a
-# ckpt-remap in a new window: the terminal is theirs again (a session of
+# three times, and each also under ckpt-inject (tmux -D, screen -D -m),
+# checkpointed by its coordinator with --kill and restarted by the
+# restart script three times; then a client of theirs (tmux capture-pane
+# and send-keys, screen -X hardcopy and stuff) finds both windows, the
+# count going on, vim's buffer and its undo.  And programs on a terminal
+# of their own (an interactive bash, a python3 REPL, vim with an unsaved
+# buffer, each in a window of an outer tmux the test drives), dumped with
+# --kill from outside and restored by a ckpt-remap in a new window, three
+# times (bash also under ckpt-inject, restarted by the restart script in
+# a new window): the terminal is theirs again (a session or a group of
 # its own, the job control of bash: ^Z, fg, ^C), they take input and see
-# the new window's size (SIGWINCH).  No privilege is needed (the
-# unprivileged restores keep the pids in a pid namespace of their own),
-# but for screen: its server, restored so, cannot signal its clients.
+# the new window's size (SIGWINCH; vim redraws, u undoes, :w writes).  No
+# privilege is needed (the unprivileged restores keep the pids in a pid
+# namespace of their own), but for screen: its server, restored so,
+# cannot signal its clients.
 
 load lib
 
