@@ -3,17 +3,21 @@
 # server and a detached GNU screen, each with two windows (an interactive
 # bash running a loop that counts to a file and to its window, and vim
 # editing an unsaved buffer), dumped by pid with -t --kill and restored
-# three times (tmux also under ckpt-inject, checkpointed by its
-# coordinator and restarted by the restart script, twice); then a client of theirs (tmux capture-pane and send-keys,
-# screen -X hardcopy and stuff) finds both windows, the count going on,
-# vim's buffer and its undo.  And programs on a terminal of their own (an
-# interactive bash, a python3 REPL, each in a window of an outer tmux the
-# test drives), dumped with --kill from outside and restored by a
-# ckpt-remap in a new window: the terminal is theirs again (a session of
+# three times, and each also under ckpt-inject (tmux -D, screen -D -m),
+# checkpointed by its coordinator with --kill and restarted by the
+# restart script three times; then a client of theirs (tmux capture-pane
+# and send-keys, screen -X hardcopy and stuff) finds both windows, the
+# count going on, vim's buffer and its undo.  And programs on a terminal
+# of their own (an interactive bash, a python3 REPL, vim with an unsaved
+# buffer, each in a window of an outer tmux the test drives), dumped with
+# --kill from outside and restored by a ckpt-remap in a new window, three
+# times (bash also under ckpt-inject, restarted by the restart script in
+# a new window): the terminal is theirs again (a session or a group of
 # its own, the job control of bash: ^Z, fg, ^C), they take input and see
-# the new window's size (SIGWINCH).  No privilege is needed (the
-# unprivileged restores keep the pids in a pid namespace of their own),
-# but for screen: its server, restored so, cannot signal its clients.
+# the new window's size (SIGWINCH; vim redraws, u undoes, :w writes).  No
+# privilege is needed (the unprivileged restores keep the pids in a pid
+# namespace of their own), but for screen: its server, restored so,
+# cannot signal its clients.
 
 load lib
 
@@ -25,6 +29,9 @@ setup() {
 	command -v vim >/dev/null || skip "vim is not installed (make check installs it)"
 	# Panes run bash with no rc file, vim with no vimrc, swap or viminfo.
 	export HOME=$D SHELL=/bin/bash TERM=xterm
+	# vim with no vimrc, swap or viminfo, on a file of the test's (not
+	# yet there: its buffer is unsaved).
+	VIM="vim -u NONE -N -n -i NONE $D/edit.txt"
 }
 
 teardown() {
@@ -46,7 +53,6 @@ teardown() {
 # The shell of window 0 runs the loop itself (typed: ". ./loop").
 # shellcheck disable=SC2016 # expanded by that shell
 LOOP='n=0; while :; do n=$((n+1)); echo $n >count; echo "count $n"; sleep 0.1; done'
-VIM="vim -u NONE -N -n -i NONE $D/edit.txt"
 
 # counted: the loop's last count, from its file (0 before the first).
 counted() {
@@ -249,17 +255,10 @@ screen_undo() {
 	sc -S w -p 1 -X stuff u
 }
 
-# Root only: screen's clients wait for a signal from the server (-Q, -X
-# hardcopy, attaching), which a server restored without privilege, in a
-# pid namespace of its own, cannot send them by their pids outside it.
-# bats test_tags=root
-@test "GNU screen: a detached session, a shell counting in one window and vim with an unsaved buffer in the other: three round trips by pid, then screen -Q finds both windows, hardcopy the count going on, vim's buffer and its undo" {
-	[ "$(id -u)" -eq 0 ] || skip "a restore without privilege is in a pid namespace, whose server cannot signal its clients"
-	command -v screen >/dev/null || skip "screen is not installed (make check installs it)"
-	mkdir -m 700 "$D/screens"
-	printf 'startup_message off\n' >"$D/screenrc"
-	(cd "$D" && SCREENDIR=$D/screens exec_clean screen -c "$D/screenrc" -dmS w \
-		bash --norc --noprofile -i </dev/null >/dev/null 2>&1)
+# screen_two_windows: the session w (started) with its two windows, each
+# with its program; the loop counting in window 0, vim's buffer of two
+# lines in window 1.
+screen_two_windows() {
 	wait_for sc -S w -Q windows
 	# shellcheck disable=SC2086 # a command line, split on purpose
 	sc -S w -X screen -t vim $VIM
@@ -272,6 +271,20 @@ screen_undo() {
 	wait_for shows window1 '^alpha$'
 	sc -S w -p 1 -X stuff $'obeta\033'
 	wait_for shows window1 '^beta$'
+}
+
+# Root only: screen's clients wait for a signal from the server (-Q, -X
+# hardcopy, attaching), which a server restored without privilege, in a
+# pid namespace of its own, cannot send them by their pids outside it.
+# bats test_tags=root
+@test "GNU screen: a detached session, a shell counting in one window and vim with an unsaved buffer in the other: three round trips by pid, then screen -Q finds both windows, hardcopy the count going on, vim's buffer and its undo" {
+	[ "$(id -u)" -eq 0 ] || skip "a restore without privilege is in a pid namespace, whose server cannot signal its clients"
+	command -v screen >/dev/null || skip "screen is not installed (make check installs it)"
+	mkdir -m 700 "$D/screens"
+	printf 'startup_message off\n' >"$D/screenrc"
+	(cd "$D" && SCREENDIR=$D/screens exec_clean screen -c "$D/screenrc" -dmS w \
+		bash --norc --noprofile -i </dev/null >/dev/null 2>&1)
+	screen_two_windows
 	server_round_trips "$(sc -ls | sed -n 's/^\t\([0-9]*\)\.w\t.*/\1/p')" screen screen_up
 	screen_windows
 	windows_intact window0 window1 screen_undo
@@ -408,8 +421,70 @@ python_intact() {
 	terminal_round_trips python3 python_intact
 }
 
-@test "tmux under ckpt-inject: checkpointed by its coordinator with --kill and restarted by the restart script, twice; its client finds both windows, the count going on, vim's buffer and its undo" {
-	local gen n
+# vim_intact I: vim in window I redraws its unsaved buffer once the
+# window's new size reaches it (SIGWINCH) and knows that size; u takes back
+# the last of the lines typed before the first checkpoint (rounds 1, 2, 3:
+# three, two, then one line left); in round 3, a line typed and :w write
+# the file the buffer says.
+vim_intact() {
+	local w=$1
+	# The size changed once vim is back in the window's foreground: a
+	# change before, ckpt-remap's, would not reach it.
+	wait_for in_front "$w" vim
+	ot resize-window -t "o:$w" -x $((90 + w)) -y 24
+	wait_for on_screen "$w" '^alpha$'
+	wait_for on_screen "$w" "^line$((4 - w))\$"
+	ot send-keys -t "o:$w" ':echo "cols" &columns' Enter
+	wait_for on_screen "$w" "^cols $((90 + w))"
+	[ ! -e "$D/edit.txt" ]
+	ot send-keys -t "o:$w" u
+	wait_for not on_screen "$w" "^line$((4 - w))\$"
+	on_screen "$w" "^line$((3 - w))\$"
+	[ "$w" -eq 3 ] || return 0
+	ot send-keys -t "o:$w" olast Escape ':w' Enter
+	wait_for test -e "$D/edit.txt"
+	wait_for on_screen "$w" 'written'
+	printf 'alpha\nline0\nlast\n' >"$BATS_TEST_TMPDIR/expect"
+	diff "$BATS_TEST_TMPDIR/expect" "$D/edit.txt"
+}
+
+@test "vim on a terminal, a buffer unsaved and its undo history: dumped with --kill from outside, restored by ckpt-remap on a new terminal, three times: it redraws at the new size (SIGWINCH), u undoes a change made before the checkpoints, :w writes what the buffer holds" {
+	start_outer "$VIM"
+	wait_for on_screen 0 '^~'
+	ot send-keys -t o:0 i alpha Escape
+	local l
+	for l in 0 1 2 3; do
+		ot send-keys -t o:0 o "line$l" Escape
+		wait_for on_screen 0 "^line$l\$"
+	done
+	terminal_round_trips vim vim_intact
+	ot send-keys -t o:3 ':q' Enter
+}
+
+# ---- under ckpt-inject --------------------------------------------------
+
+# inject_round_trips UP: the member (a server) checkpointed by its
+# coordinator with --kill and restarted by the restart script, three
+# times, each restart answering its client (UP) and counting on.
+inject_round_trips() {
+	local gen n gdir
+	# shellcheck disable=SC2153 # CPORT: start_coord's
+	RPORT=$CPORT
+	for gen in 1 2 3; do
+		n=$(counted)
+		gdir=$(ckpt-signal --coord-port "$RPORT" --checkpoint --wait --kill)
+		echo "$gdir"
+		[ "$gdir" = "$CDIR/ckpt_gen_00000$gen" ]
+		wait_for not "$1"
+		restart_bg "$gdir"
+		wait_for has_members 1 "$RPORT" || { cat "$BATS_TEST_TMPDIR/restart.out"; false; }
+		wait_for "$1"
+		wait_for count_past "$n"
+	done
+	cat "$BATS_TEST_TMPDIR/restart.out"
+}
+
+@test "tmux under ckpt-inject: checkpointed by its coordinator with --kill and restarted by the restart script, three times; its client finds both windows, the count going on, vim's buffer and its undo" {
 	start_coord
 	# tmux -D: the server in the foreground, the member itself.
 	cd "$D"
@@ -420,20 +495,56 @@ python_intact() {
 	(cd "$D" && exec_clean tmux -S "$D/tmux.sock" new-session -d -s w -x 80 -y 24 \
 		bash --norc --noprofile -i </dev/null >/dev/null 2>&1)
 	tmux_windows
-	# shellcheck disable=SC2153 # CPORT: start_coord's
-	RPORT=$CPORT
-	for gen in 1 2; do
-		n=$(counted)
-		run ckpt-signal --coord-port "$RPORT" --checkpoint --wait --kill
-		echo "$output"
-		[ "$status" -eq 0 ]
-		[ "$output" = "$CDIR/ckpt_gen_00000$gen" ]
-		wait_for not tmux_up
-		restart_bg "$output"
-		wait_for has_members 1 "$RPORT" || { cat "$BATS_TEST_TMPDIR/restart.out"; false; }
-		wait_for tmux_up
-		wait_for count_past "$n"
-	done
+	inject_round_trips tmux_up
 	tmux_intact
-	cat "$BATS_TEST_TMPDIR/restart.out"
+}
+
+@test "an interactive bash under ckpt-inject on a terminal: checkpointed by its coordinator with --kill and restarted by the restart script in a new window, three times: a group of its own in the foreground there, its variables, SIGWINCH, ^Z, fg and ^C" {
+	local gen gdir pf=$BATS_TEST_TMPDIR/rport env=
+	# Without privilege, the pids bash knows (its group's) are kept in a
+	# pid namespace of its own (ckpt-remap --pid-ns, through the script):
+	# restored under a new pid, it would give the terminal back to a
+	# group that is not there (ESRCH) after a job stops.
+	[ "$(id -u)" -eq 0 ] || env="CKPT_REMAP_ARGS=--pid-ns "
+	start_coord
+	start_outer "PS1='P\$ ' ckpt-inject -- bash --norc --noprofile -i"
+	wait_for has_members 1
+	ot send-keys -t o:0 'x=42' Enter
+	wait_for on_screen 0 '^P\$ x=42$'
+	# The script's ckpt-remap is not the leader of the window's session:
+	# bash gets a group of its own in the foreground.
+	LEADS=no
+	RPORT=$CPORT
+	for gen in 1 2 3; do
+		gdir=$(ckpt-signal --coord-port "$RPORT" --checkpoint --wait --kill)
+		echo "$gdir"
+		[ "$gdir" = "$CDIR/ckpt_gen_00000$gen" ]
+		rm -f "$pf"
+		ot new-window -t "o:$gen" "$env$gdir/ckpt_restart_script.sh --coord-port 0 --port-file $pf"
+		wait_for_file "$pf"
+		RPORT=$(cat "$pf")
+		COORD_PORTS+=("$RPORT")
+		wait_for has_members 1 "$RPORT"
+		bash_intact "$gen"
+	done
+}
+
+# Root only, as by pid.
+# bats test_tags=root
+@test "GNU screen under ckpt-inject (screen -D -m): checkpointed by its coordinator with --kill and restarted by the restart script, three times; screen -Q finds both windows, hardcopy the count going on, vim's buffer and its undo" {
+	[ "$(id -u)" -eq 0 ] || skip "a restore without privilege is in a pid namespace, whose server cannot signal its clients"
+	command -v screen >/dev/null || skip "screen is not installed (make check installs it)"
+	mkdir -m 700 "$D/screens"
+	printf 'startup_message off\n' >"$D/screenrc"
+	start_coord
+	# screen -D -m: the server in the foreground, the member itself.
+	cd "$D"
+	SCREENDIR=$D/screens inject screen screen -c "$D/screenrc" -D -m -S w \
+		bash --norc --noprofile -i
+	cd "$TOP"
+	wait_for has_members 1
+	screen_two_windows
+	inject_round_trips screen_up
+	screen_windows
+	windows_intact window0 window1 screen_undo
 }
