@@ -166,7 +166,12 @@ int fd_tty_settings(int fd, const struct fd_entry *f)
 	/* From a background process group, changing the controlling
 	 * terminal would stop us with SIGTTOU; ignored, it is allowed. */
 	sigaction(SIGTTOU, &ign, &old);
-	if (tcsetattr(fd, TCSANOW, &tio) || ioctl(fd, TIOCSWINSZ, &ws)) {
+	/* A terminal from outside keeps its own size: its emulator (or sshd,
+	 * or tmux) knows it, and the program learns it by the SIGWINCH the
+	 * restore sends it (restore.c).  A pty of the tree's gets the size
+	 * it had. */
+	if (tcsetattr(fd, TCSANOW, &tio) ||
+	    (t.role != IMG_TTY_TERM && ioctl(fd, TIOCSWINSZ, &ws))) {
 		err_sys("fd %d: cannot set the terminal's settings", f->d.fd);
 		rc = -1;
 	}

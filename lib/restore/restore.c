@@ -1835,6 +1835,19 @@ static int plan_unmap(struct restore *r)
 	return 0;
 }
 
+/* Whether the process was in the foreground of a terminal it did not
+ * make, one of its standard streams, which the restore gives it on
+ * ckpt-remap's terminal. */
+static int on_outer_tty(const struct image *im)
+{
+	if (im->proc.tpgid <= 0 || im->proc.tpgid != im->proc.pgid)
+		return 0;
+	for (size_t i = 0; i < im->nfiles; i++)
+		if (fd_tty_inherits(&im->files[i]) && isatty((int)im->files[i].d.fd))
+			return 1;
+	return 0;
+}
+
 /* From here on nothing may fail: returns only if ckpt-remap's own rseq
  * area stays registered (-1, err_set). */
 static int enter_restorer(struct restore *r)
@@ -1843,6 +1856,11 @@ static int enter_restorer(struct restore *r)
 
 	sigfillset(&all);
 	sigprocmask(SIG_BLOCK, &all, NULL);
+	/* On a terminal from outside, in its foreground: a SIGWINCH waits for
+	 * the program (blocked until its own mask is back), so that it reads
+	 * the new terminal's size and redraws its screen, which is blank. */
+	if (on_outer_tty(r->im))
+		kill(getpid(), SIGWINCH);
 	if (unregister_rseq()) {
 		sigprocmask(SIG_UNBLOCK, &all, NULL);
 		return -1;

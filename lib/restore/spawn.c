@@ -197,6 +197,69 @@ static void tty_foreground_again(pid_t child)
 	sigaction(SIGTTOU, &old, NULL);
 }
 
+/* Whether process pid sleeps (its state in /proc/PID/stat is S), and how
+ * many times it has gone to sleep (voluntary context switches), or -1. */
+static long sleeps(pid_t pid, int *now)
+{
+	char path[64], buf[2048], *p;
+	int fd = open(fmt_path(path, sizeof(path), "/proc/%d/status", pid), O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+
+	if (fd >= 0)
+		close(fd);
+	*now = 0;
+	if (n <= 0)
+		return -1;
+	buf[n] = 0;
+	p = strstr(buf, "\nState:\t");
+	*now = p && p[8] == 'S';
+	p = strstr(buf, "\nvoluntary_ctxt_switches:\t");
+	return p ? strtol(p + 27, NULL, 10) : -1;
+}
+
+/* Wait (a second at most) until pid sleeps again after having slept
+ * more than `before` times. */
+static void sleeps_again(pid_t pid, long before)
+{
+	int now;
+
+	for (int i = 0; i < 100; i++) {
+		long n = sleeps(pid, &now);
+		if (n < 0 || (n > before && now))
+			return;
+		usleep(10000);
+	}
+}
+
+/* A program restored onto ckpt-remap's terminal must learn its size and
+ * that its screen is blank, as after a resize.  A SIGWINCH alone does not
+ * do it: one that comes before the program is back in its wait for input
+ * reaches a handler that sets a flag read after that wait, and a full
+ * screen program (vim) redraws only if the size it then reads changed.
+ * So the size is changed and changed back, each time once the program
+ * sleeps again (a second at most), as a terminal resized and resized back
+ * would (the kernel sends the foreground group a SIGWINCH each time). */
+static void tty_winch(pid_t child)
+{
+	struct winsize ws, other;
+	long n;
+	int now;
+
+	if (outer_tty < 0 || ioctl(outer_tty, TIOCGWINSZ, &ws) || !ws.ws_row || !ws.ws_col)
+		return;
+	n = sleeps(child, &now);
+	sleeps_again(child, now ? n - 1 : n);
+	other = ws;
+	other.ws_row = ws.ws_row > 1 ? ws.ws_row - 1 : ws.ws_row + 1;
+	n = sleeps(child, &now);
+	if (ioctl(outer_tty, TIOCSWINSZ, &other))
+		return;
+	sleeps_again(child, n);
+	if (ioctl(outer_tty, TIOCSWINSZ, &ws))
+		warnx("cannot set the terminal's size back to %ux%u: %s", ws.ws_col, ws.ws_row,
+		      strerror(errno));
+}
+
 /* Wait for child as its parent: pass signals on, stop when it stops, and
  * return its final wait status.  Other children (in a pid namespace, as its
  * init, every orphan) are reaped on the way. */
@@ -213,6 +276,7 @@ static int supervise(pid_t child)
 	supervised = child;
 	for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
 		sigaction(forwarded[i], &sa, NULL);
+	tty_winch(child);
 	for (;;) {
 		pid_t p = waitpid(-1, &status, __WALL | WUNTRACED);
 		if (p < 0 && errno == EINTR)
