@@ -421,19 +421,22 @@ python_intact() {
 	terminal_round_trips python3 python_intact
 }
 
-# vim_intact I: vim in window I redraws its unsaved buffer once the
-# window's new size reaches it (SIGWINCH) and knows that size; u takes back
+# vim_intact I: vim in window I redraws its unsaved buffer on the new,
+# blank terminal of its old size, then knows the size of a resize
+# (SIGWINCH); u takes back
 # the last of the lines typed before the first checkpoint (rounds 1, 2, 3:
 # three, two, then one line left); in round 3, a line typed and :w write
 # the file the buffer says.
 vim_intact() {
 	local w=$1
-	# The size changed once vim is back in the window's foreground: a
-	# change before, ckpt-remap's, would not reach it.
+	# The new window is blank and of the size vim had: it redraws all
+	# the same (ckpt-remap changes the size and back once vim waits
+	# again), before anything is typed or resized.
 	wait_for in_front "$w" vim
-	ot resize-window -t "o:$w" -x $((90 + w)) -y 24
 	wait_for on_screen "$w" '^alpha$'
 	wait_for on_screen "$w" "^line$((4 - w))\$"
+	# A resize reaches it too.
+	ot resize-window -t "o:$w" -x $((90 + w)) -y 24
 	ot send-keys -t "o:$w" ':echo "cols" &columns' Enter
 	wait_for on_screen "$w" "^cols $((90 + w))"
 	[ ! -e "$D/edit.txt" ]

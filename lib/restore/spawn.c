@@ -241,20 +241,27 @@ static void sleeps_again(pid_t pid, long before)
  * would (the kernel sends the foreground group a SIGWINCH each time). */
 static void tty_winch(pid_t child)
 {
-	struct winsize ws, other;
+	struct winsize ws, other, n_ws;
 	long n;
 	int now;
 
-	if (outer_tty < 0 || ioctl(outer_tty, TIOCGWINSZ, &ws) || !ws.ws_row || !ws.ws_col)
+	if (outer_tty < 0)
 		return;
 	n = sleeps(child, &now);
 	sleeps_again(child, now ? n - 1 : n);
+	/* The size now: the terminal's user may have changed it meanwhile. */
+	if (ioctl(outer_tty, TIOCGWINSZ, &ws) || !ws.ws_row || !ws.ws_col)
+		return;
 	other = ws;
 	other.ws_row = ws.ws_row > 1 ? ws.ws_row - 1 : ws.ws_row + 1;
 	n = sleeps(child, &now);
 	if (ioctl(outer_tty, TIOCSWINSZ, &other))
 		return;
 	sleeps_again(child, n);
+	/* Unless the terminal was resized meanwhile, by its user. */
+	if (ioctl(outer_tty, TIOCGWINSZ, &n_ws) || n_ws.ws_row != other.ws_row ||
+	    n_ws.ws_col != other.ws_col)
+		return;
 	if (ioctl(outer_tty, TIOCSWINSZ, &ws))
 		warnx("cannot set the terminal's size back to %ux%u: %s", ws.ws_col, ws.ws_row,
 		      strerror(errno));
