@@ -16,7 +16,9 @@
  * computes every item again itself and checks each result (a wrong one, a
  * result for an item never given to that worker, or given twice, fails).
  * With -H K, items K on are handed out only once DIR/go exists, so that
- * the job is still running whatever a test does first.
+ * the job is still running whatever a test does first.  Once DIR/end
+ * exists (make bench), no item is handed out any more: the job ends after
+ * those given, as if ITEMS had been their number.
  *
  * DIR/master.out (opened once, so that a restart gives it back as the
  * checkpoint left it) gets a line each 100 results checked, whatever
@@ -364,6 +366,8 @@ static int master(const char *dir, int nw, uint32_t items, uint32_t mib, const c
 	while (eofs < nw) {
 		int timeout, reading;
 
+		if (next < items && !access(in_dir("end"), F_OK))
+			items = next;
 		/* Each worker's queue topped up, the held items only once
 		 * DIR/go is there. */
 		for (int i = 0; i < nw; i++)
