@@ -42,14 +42,6 @@ teardown() {
 	coord_teardown
 }
 
-# lines FILE: how many lines FILE has (0 if none); at_least N FILE.
-lines() {
-	if [ -f "$1" ]; then wc -l <"$1"; else echo 0; fi
-}
-at_least() {
-	[ "$(lines "$2")" -ge "$1" ]
-}
-
 # seeded: RANDOM seeded from CKPT_SEED (or at random), the seed printed.
 seeded() {
 	local seed=${CKPT_SEED:-$RANDOM}
@@ -102,34 +94,15 @@ same_as_uninterrupted() {
 
 # --- on three hosts ---
 
-# net_job: three hosts, a directory of the user's ($W), a secret, a coordinator on
-# h1 as ckpt-test ($CH:$CP).
+# net_job: three hosts, a directory of the user's ($W) and a coordinator
+# on h1 as ckpt-test ($CH:$CP).
 net_job() {
 	net_hosts 3
 	echo "# 3 hosts up in $NET_SECONDS s" >&3
 	W=$NET_DIR/home/t$BATS_TEST_NUMBER
 	net_user mkdir -m 700 "$W" "$W/job"
-	# shellcheck disable=SC2016 # expanded by that shell
-	net_user sh -c 'umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d " \n" >"$1"' sh "$W/secret"
 	SSH_CMD="ssh -F $NET_SSH_CONFIG"
-	CH=$NET_PREFIX.1
-	net_on h1 --as "$NET_USER" ckpt-coord --bind "$CH" --port 0 --port-file "$W/port" \
-		--secret-file "$W/secret" --dir "$W/ck" --log "$W/coord.log" \
-		</dev/null >/dev/null 2>&1 &
-	CKPT_PIDS+=("$!")
-	wait_for_file "$W/port"
-	CP=$(cat "$W/port")
-}
-
-# net_signal ARG...: ckpt-signal ARG... to the coordinator at $CH:$CP, from h1.
-net_signal() {
-	net_on h1 --as "$NET_USER" ckpt-signal --coord-host "$CH" --coord-port "$CP" \
-		--secret-file "$W/secret" "$@"
-}
-
-# net_members N: the coordinator has N members.
-net_members() {
-	[ "$(net_signal --status | sed -n 's/^members: //p')" = "$1" ]
+	net_coord h1 "$W"
 }
 
 # net_member HOST NAME CMD...: CMD (words without spaces) started on

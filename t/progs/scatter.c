@@ -110,30 +110,7 @@ static void put(int fd, const void *buf, size_t n)
 	}
 }
 
-static void say(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void say(int fd, const char *fmt, ...)
-{
-	char line[256];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	/* One write a line: the test and the bench read the file meanwhile. */
-	if (write(fd, line, (size_t)n) != n)
-		die("write");
-}
-
 /* ---- the worker ---- */
-
-static long long clock_ns(clockid_t c)
-{
-	struct timespec ts;
-
-	clock_gettime(c, &ts);
-	return ts.tv_sec * 1000000000ll + ts.tv_nsec;
-}
 
 /* The ticking thread: SIGUSR1 is blocked in every thread and taken here,
  * between two wake-ups.  A report waits two more wake-ups, the first of
@@ -151,13 +128,7 @@ static void *ticker(void *arg)
 	sigaddset(&set, SIGUSR1);
 	clock_gettime(CLOCK_MONOTONIC, &next);
 	for (;;) {
-		next.tv_nsec += TICK_NS;
-		if (next.tv_nsec >= 1000000000) {
-			next.tv_nsec -= 1000000000;
-			next.tv_sec++;
-		}
-		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL) == EINTR)
-			;
+		tick_sleep(&next, TICK_NS);
 		now = clock_ns(CLOCK_MONOTONIC);
 		gap = now - last;
 		last = now;
@@ -166,14 +137,14 @@ static void *ticker(void *arg)
 		if (gap > LONG_GAP_NS) {
 			unsigned long long st = start_time();
 			if (st != started) {
-				say(1, "restored %lld\n", clock_ns(CLOCK_REALTIME));
+				put_line(1, "restored %lld\n", clock_ns(CLOCK_REALTIME));
 				started = st;
 			}
 			/* Ticks missed while stopped are not made up. */
 			clock_gettime(CLOCK_MONOTONIC, &next);
 		}
 		if (report_in && !--report_in) {
-			say(1, "gap %llu %lld\n", ++reports, max_gap);
+			put_line(1, "gap %llu %lld\n", ++reports, max_gap);
 			max_gap = 0;
 		}
 		if (!report_in && sigtimedwait(&set, NULL, &zero) == SIGUSR1)
@@ -251,7 +222,7 @@ static int worker(const char *dir)
 		die("mmap");
 	for (uint64_t k = 0; k < nwords; k++)
 		area[k] = mix(SEED, k);
-	say(1, "ready %d %llu\n", (int)getpid(), (unsigned long long)nwords * 8);
+	put_line(1, "ready %d %llu\n", (int)getpid(), (unsigned long long)nwords * 8);
 	while (get(s, &m)) {
 		if (m.type == ITEM) {
 			struct msg r = {RSLT, m.idx, item_result(m.idx, nwords, area)};
@@ -279,7 +250,7 @@ static int worker(const char *dir)
 	close(s);
 	if (bad || failures)
 		return 1;
-	say(1, "scatter worker: ok\n");
+	put_line(1, "scatter worker: ok\n");
 	return 0;
 }
 
@@ -361,7 +332,7 @@ static int master(const char *dir, int nw, uint32_t items, uint32_t mib, const c
 		queue(&w[i], CONF, mib, pace);
 	}
 	close(l);
-	say(out, "scatter: %d workers, %u items over %u MiB each\n", nw, items, mib);
+	put_line(out, "scatter: %d workers, %u items over %u MiB each\n", nw, items, mib);
 
 	while (eofs < nw) {
 		int timeout, reading;
@@ -438,7 +409,7 @@ static int master(const char *dir, int nw, uint32_t items, uint32_t mib, const c
 					     m.idx, (unsigned long long)m.val,
 					     (unsigned long long)item_result(m.idx, nwords, NULL));
 				if (++done % LOG_EVERY == 0)
-					say(out, "%u results checked\n", done);
+					put_line(out, "%u results checked\n", done);
 			}
 			if (!x->eof && k == 0) {
 				x->eof = 1;
@@ -453,7 +424,7 @@ static int master(const char *dir, int nw, uint32_t items, uint32_t mib, const c
 	}
 	for (uint32_t i = 0; i < items; i++)
 		sum = mix(sum ^ result[i], i);
-	say(out, "scatter: %u results from %d workers, checksum %016llx\n", items, nw,
+	put_line(out, "scatter: %u results from %d workers, checksum %016llx\n", items, nw,
 	    (unsigned long long)sum);
 	if (close(out))
 		die("close");
