@@ -14,7 +14,9 @@
  * bursts every 20 ms, so that at most moments items wait in the workers'
  * sockets and results in the master's: requests in flight both ways.  It
  * computes every item again itself and checks each result (a wrong one, a
- * result for an item never given to that worker, or given twice, fails).
+ * result for an item never given to that worker, or given twice, fails),
+ * and at the end that its connections are still O_NONBLOCK, as it made
+ * them.
  * With -H K, items K on are handed out only once DIR/go exists, so that
  * the job is still running whatever a test does first.  Once DIR/end
  * exists (make bench), no item is handed out any more: the job ends after
@@ -329,6 +331,8 @@ static int master(const char *dir, int nw, uint32_t items, uint32_t mib, const c
 		if (w[i].fd < 0)
 			die("accept");
 		no_delay(w[i].fd);
+		if (fcntl(w[i].fd, F_SETFL, O_NONBLOCK))
+			die("fcntl");
 		queue(&w[i], CONF, mib, pace);
 	}
 	close(l);
@@ -422,6 +426,10 @@ static int master(const char *dir, int nw, uint32_t items, uint32_t mib, const c
 			}
 		}
 	}
+	/* A restart gives the program its connections as it had them. */
+	for (int i = 0; i < nw; i++)
+		if (!(fcntl(w[i].fd, F_GETFL) & O_NONBLOCK))
+			fail("worker %d's connection is no longer O_NONBLOCK", i + 1);
 	for (uint32_t i = 0; i < items; i++)
 		sum = mix(sum ^ result[i], i);
 	put_line(out, "scatter: %u results from %d workers, checksum %016llx\n", items, nw,
