@@ -72,29 +72,6 @@ static const char *const words[] = {
 };
 #define NWORDS (sizeof(words) / sizeof(words[0]))
 
-static long long clock_ns(clockid_t c)
-{
-	struct timespec ts;
-
-	clock_gettime(c, &ts);
-	return ts.tv_sec * 1000000000ll + ts.tv_nsec;
-}
-
-static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void say(const char *fmt, ...)
-{
-	char line[256];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	/* One write per line: bench/run reads the file while we write it. */
-	if (write(1, line, n) != n)
-		_exit(3);
-}
-
 static void die(const char *what)
 {
 	fprintf(stderr, "bwork: %s: %s\n", what, strerror(errno));
@@ -164,18 +141,18 @@ static void on_restore(long long now_real)
 	FILE *f = fopen(t0file, "r");
 
 	if (!f || fscanf(f, "%lld", &t0) != 1) {
-		say("restored bad: cannot read %s\n", t0file);
+		put_line(1, "restored bad: cannot read %s\n", t0file);
 		exit(1);
 	}
 	fclose(f);
 	v0 = clock_ns(CLOCK_MONOTONIC);
 	bad = verify();
 	if (bad >= 0) {
-		say("restored %lld %lld bad: page %lld differs\n", now_real - t0,
+		put_line(1, "restored %lld %lld bad: page %lld differs\n", now_real - t0,
 		    clock_ns(CLOCK_MONOTONIC) - v0, bad);
 		exit(1);
 	}
-	say("restored %lld %lld ok\n", now_real - t0, clock_ns(CLOCK_MONOTONIC) - v0);
+	put_line(1, "restored %lld %lld ok\n", now_real - t0, clock_ns(CLOCK_MONOTONIC) - v0);
 	exit(0);
 }
 
@@ -187,15 +164,9 @@ static void *ticker(void *arg)
 	(void)arg;
 	clock_gettime(CLOCK_MONOTONIC, &next);
 	for (;;) {
-		next.tv_nsec += TICK_NS;
-		if (next.tv_nsec >= 1000000000) {
-			next.tv_nsec -= 1000000000;
-			next.tv_sec++;
-		}
 		/* Restarted by the restore with its deadline long past, so the
 		 * first thing the restored program does is return from here. */
-		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL) == EINTR)
-			;
+		tick_sleep(&next, TICK_NS);
 		long long real = clock_ns(CLOCK_REALTIME);
 		now = clock_ns(CLOCK_MONOTONIC);
 		gap = now - last;
@@ -239,7 +210,7 @@ static void change_pages(void)
 		expected(i, page_at(i));
 		n++;
 	}
-	say("changed %llu\n", (unsigned long long)n);
+	put_line(1, "changed %llu\n", (unsigned long long)n);
 }
 
 static void usage(void)
@@ -291,11 +262,11 @@ int main(int argc, char **argv)
 	ready_start = start_time();
 	if ((errno = pthread_create(&thr, NULL, ticker, NULL)))
 		die("pthread_create");
-	say("ready %d %llu\n", (int)getpid(), data);
+	put_line(1, "ready %d %llu\n", (int)getpid(), data);
 	for (;;) {
 		sig = sigwaitinfo(&set, NULL);
 		if (sig == SIGUSR1)
-			say("gap %llu %lld\n", ++reports, take_gap());
+			put_line(1, "gap %llu %lld\n", ++reports, take_gap());
 		else if (sig == SIGUSR2)
 			change_pages();
 		else if (errno != EINTR)

@@ -207,3 +207,33 @@ net_cleanup() {
 	rm -rf "$NET_DIR"
 	NET_TAG=
 }
+
+# net_coord HOST DIR: a coordinator on HOST run by $NET_USER, listening on
+# HOST's address with the secret DIR/secret (made if missing), its
+# generations in DIR/ck: $CH its address, $CP its port.
+net_coord() {
+	local dir=$2
+	CH=$NET_PREFIX.${1#h}
+	# shellcheck disable=SC2016 # expanded by that shell
+	[ -f "$dir/secret" ] || net_on "$1" --as "$NET_USER" sh -c \
+		'umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d " \n" >"$1"' sh "$dir/secret"
+	net_on "$1" --as "$NET_USER" ckpt-coord --bind "$CH" --port 0 --port-file "$dir/port" \
+		--secret-file "$dir/secret" --dir "$dir/ck" --log "$dir/coord.log" \
+		</dev/null >/dev/null 2>&1 &
+	CKPT_PIDS+=("$!")
+	NET_COORD_DIR=$dir
+	wait_for_file "$dir/port"
+	CP=$(cat "$dir/port")
+}
+
+# net_signal ARG...: ckpt-signal ARG... to the coordinator at $CH:$CP, from
+# h1 as $NET_USER.
+net_signal() {
+	net_on h1 --as "$NET_USER" ckpt-signal --coord-host "$CH" --coord-port "$CP" \
+		--secret-file "$NET_COORD_DIR/secret" "$@"
+}
+
+# net_members N: that coordinator has N members (for wait_for).
+net_members() {
+	[ "$(net_signal --status | sed -n 's/^members: //p')" = "$1" ]
+}

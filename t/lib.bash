@@ -233,6 +233,15 @@ wait_spinning() {
 	wait_for utime_past "$1" $((t0 + 10))
 }
 
+# file_lines FILE: how many lines FILE has (0 if none); at_least N FILE:
+# it has N or more.
+file_lines() {
+	if [ -f "$1" ]; then wc -l <"$1"; else echo 0; fi
+}
+at_least() {
+	[ "$(file_lines "$2")" -ge "$1" ]
+}
+
 # untraced PID: no process traces PID (TracerPid 0).
 untraced() {
 	[ "$(awk '/^TracerPid:/ {print $2}' "/proc/$1/status")" = 0 ]

@@ -788,6 +788,12 @@ static int make_fd(const struct img_input *in, const struct image *im, const str
 		if (fd < 0)
 			err_sys("fd %d: cannot duplicate fd %d of ours (--inherit-fd)", f->d.fd,
 				f->inherit - 1);
+		/* But a connection between members, which ckpt-inject made
+		 * again for this program alone, gets the program's
+		 * O_NONBLOCK back (an event loop would block on it). */
+		else if (f->d.kind == IMG_FD_PEER)
+			fcntl(fd, F_SETFL,
+			      (fcntl(fd, F_GETFL) & ~O_NONBLOCK) | (f->d.flags & O_NONBLOCK));
 		return fd;
 	}
 	switch (inherit ? IMG_FD_INHERIT : f->d.kind) {

@@ -2,6 +2,8 @@
 #ifndef CKPT_PROGS_H
 #define CKPT_PROGS_H
 
+#include <errno.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -61,6 +63,44 @@ static inline double mono(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* clock c, in nanoseconds. */
+static inline long long clock_ns(clockid_t c)
+{
+	struct timespec ts;
+
+	clock_gettime(c, &ts);
+	return ts.tv_sec * 1000000000ll + ts.tv_nsec;
+}
+
+/* put_line(FD, FMT, ...): one line written to FD in one write (a test or
+ * the bench reads the file meanwhile); exit 3 if it cannot be. */
+static inline void put_line(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static inline void put_line(int fd, const char *fmt, ...)
+{
+	char line[256];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n < 0 || n >= (int)sizeof(line) || write(fd, line, (size_t)n) != n)
+		_exit(3);
+}
+
+/* A ticking thread's sleep: until *next moved on by ns (CLOCK_MONOTONIC,
+ * absolute, so that a tick late does not make the next one late too). */
+static inline void tick_sleep(struct timespec *next, long ns)
+{
+	next->tv_nsec += ns;
+	if (next->tv_nsec >= 1000000000) {
+		next->tv_nsec -= 1000000000;
+		next->tv_sec++;
+	}
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, next, NULL) == EINTR)
+		;
 }
 
 /* The calling thread's id as the kernel has it now, from the system call:
