@@ -189,6 +189,7 @@ struct incr_dump {
 	size_t nnow, nowcap;
 	uint64_t *reuse; /* addresses of pages left out */
 	size_t nreuse, reusecap;
+	int32_t track_fd; /* the parent's TRACK record's fd, or -1 */
 };
 
 int incr_by_addr(const void *a, const void *b)
@@ -426,6 +427,7 @@ int incr_dump_open(const char *path, const char *outpath, struct incr_dump **out
 		goto fail;
 	}
 	incr_key_expand(&d->key, d->parent.d.key);
+	d->track_fd = in.im.track ? in.im.track->fd : -1;
 	if (read_parent_hashes(d, &in)) {
 		snprintf(why, sizeof(why), "%s", err_get());
 		img_input_fail(&in);
@@ -493,6 +495,24 @@ int incr_dump_page(struct incr_dump *d, uint64_t addr, const void *page)
 		return -1;
 	d->reuse[d->nreuse++] = addr;
 	return 1;
+}
+
+int incr_dump_same(struct incr_dump *d, uint64_t addr)
+{
+	const struct page_hash *o = old_hash(d, addr);
+
+	if (!o)
+		return 0;
+	if (add_hash(&d->now, &d->nnow, &d->nowcap, addr, o->h) ||
+	    grow((void **)&d->reuse, &d->reusecap, d->nreuse + 1, sizeof(*d->reuse)))
+		return -1;
+	d->reuse[d->nreuse++] = addr;
+	return 1;
+}
+
+int incr_dump_track_fd(const struct incr_dump *d)
+{
+	return d->track_fd;
 }
 
 /* A HASHES record of now[0..n): runs of consecutive pages, then hashes. */
@@ -665,11 +685,28 @@ static const char *hex16(const uint8_t *b, char *s)
 	return s;
 }
 
+static const char *const track_how[IMG_TRACK_NHOW] = {
+    [IMG_TRACK_FULL] = "full", [IMG_TRACK_HASHED] = "hashed", [IMG_TRACK_WRITTEN] = "written"};
+static const char *const track_says[IMG_TRACK_NHOW] = {
+    [IMG_TRACK_FULL] = "a full image, every page stored",
+    [IMG_TRACK_HASHED] = "changed pages found by hashing every page",
+    [IMG_TRACK_WRITTEN] = "changed pages found by the write tracker"};
+
 void incr_inspect_text(FILE *f, const struct img_input *in)
 {
 	const struct parent *p = in->im.parent;
+	const struct img_track *t = in->im.track;
 	char id[40], b1[32], t1[64];
 
+	if (t) {
+		fprintf(f, "tracking: %s", track_says[t->how]);
+		if (t->how == IMG_TRACK_WRITTEN)
+			fprintf(f, " (%llu pages reported written)", (unsigned long long)t->written);
+		if (t->fd >= 0)
+			fprintf(f, "; tracker left at fd %d\n", t->fd);
+		else
+			fprintf(f, "; no tracker left in the program\n");
+	}
 	if (!p)
 		return;
 	fprintf(f, "parent:   %s (%u image%s above this one)\n", p->path, p->d.depth,
@@ -687,8 +724,12 @@ void incr_inspect_text(FILE *f, const struct img_input *in)
 void incr_inspect_json(FILE *f, const struct img_input *in)
 {
 	const struct parent *p = in->im.parent;
+	const struct img_track *t = in->im.track;
 	char id[40], pid[40];
 
+	if (t)
+		fprintf(f, "\"tracking\":{\"how\":\"%s\",\"fd\":%d,\"written_pages\":%llu},\n",
+			track_how[t->how], t->fd, (unsigned long long)t->written);
 	if (!p)
 		return;
 	fprintf(f, "\"parent\":{\"path\":");
