@@ -1288,6 +1288,12 @@ static int capture(struct dump_target *tg, struct image *im, struct shm_dump **s
 		warnx("pid %d: the write tracker its last dump left at fd %d is gone: pages "
 		      "compared by their hashes",
 		      pid, incr_dump_track_fd(o->incr));
+		if (!(im->track = calloc(1, sizeof(*im->track)))) {
+			err_set("out of memory");
+			goto out;
+		}
+		im->track->fd = -1;
+		im->track->how = IMG_TRACK_HASHED;
 	}
 	if (capture_proc(pid, im) || capture_regions(pid, im, maps, n) || fd_capture(pid, im, o->fd_opts) ||
 	    fd_uring_check_maps(pid, im) || ipc_capture(pid, im) || shm_capture(pid, im, o->save_files, o->save_files_max, sd) ||

@@ -13,6 +13,7 @@
  * new one: only a dump against the latest image finds it where its parent
  * says, so a dump against an older image, or after a dump that failed
  * half-way, hashes every page as without tracking. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -35,6 +36,13 @@
 #define UFFD_USER_MODE_ONLY 1
 #endif
 #define TRK_FEATURE_WP_ASYNC (1ull << 15)
+#define TRK_FEATURE_EXACT_ADDRESS (1ull << 11)
+#define TRK_INITIALIZED (1ull << 31) /* the kernel's, in fdinfo */
+#define TRK_FEATURE_WP_UNPOPULATED (1ull << 13) /* WP_ASYNC implies it */
+/* Ours: WP_ASYNC with EXACT_ADDRESS, which changes only the fault
+ * messages no one reads here: a mark that tells ckpt-dump's tracker from
+ * a userfaultfd of the program's own (see is_ours). */
+#define TRK_FEATURES (TRK_FEATURE_WP_ASYNC | TRK_FEATURE_EXACT_ADDRESS)
 struct trk_scan {
 	uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
 	uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
@@ -59,11 +67,49 @@ static int is_uffd(pid_t pid, int fd)
 	return !strcmp(link, "anon_inode:[userfaultfd]");
 }
 
+/* Whether fd of pid is a tracker ckpt-dump made: a userfaultfd with our
+ * features exactly (fdinfo's "API:\t<api>:<features>:<ioctls>"). */
+static int is_ours(pid_t pid, int fd)
+{
+	char path[64], buf[256];
+	unsigned long long api, features;
+	const char *p;
+	ssize_t n;
+	int f;
+
+	if (!is_uffd(pid, fd))
+		return 0;
+	f = open(fmt_path(path, sizeof(path), "/proc/%d/fdinfo/%d", pid, fd), O_RDONLY | O_CLOEXEC);
+	if (f < 0)
+		return 0;
+	n = read(f, buf, sizeof(buf) - 1);
+	close(f);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	p = strstr(buf, "API:\t");
+	return p && sscanf(p, "API:\t%llx:%llx:", &api, &features) == 2 &&
+	       (features & ~(TRK_INITIALIZED | TRK_FEATURE_WP_UNPOPULATED)) == TRK_FEATURES;
+}
+
 int track_old_fd(pid_t pid, const struct dump_opts *o)
 {
 	int fd = o->incr ? incr_dump_track_fd(o->incr) : -1;
+	char path[64];
+	struct dirent *e;
+	DIR *d;
 
-	return fd >= 0 && is_uffd(pid, fd) ? fd : -1;
+	if (fd >= 0 && is_ours(pid, fd))
+		return fd;
+	/* Elsewhere: a dump against an image older than the last. */
+	fd = -1;
+	d = opendir(fmt_path(path, sizeof(path), "/proc/%d/fd", pid));
+	while (d && fd < 0 && (e = readdir(d)))
+		if (e->d_name[0] != '.' && is_ours(pid, atoi(e->d_name)))
+			fd = atoi(e->d_name);
+	if (d)
+		closedir(d);
+	return fd;
 }
 
 /* A private anonymous region the tracker covers. */
@@ -197,6 +243,9 @@ int track_prepare(const struct dump_target *tg, uint64_t gadget, struct image *i
 	int old = im->track ? im->track->fd : -1, tfd, pm = -1;
 	uint64_t written = 0;
 	int tracked_any = 0;
+	/* The tracker is where the parent's dump left it: it counts the
+	 * writes since that dump. */
+	int current = old >= 0 && o->incr && old == incr_dump_track_fd(o->incr);
 
 	memset(tr, 0, sizeof(*tr));
 	tr->uf = -1;
@@ -223,7 +272,7 @@ int track_prepare(const struct dump_target *tg, uint64_t gadget, struct image *i
 	if (tr->uf < 0)
 		goto drop;
 	if (old < 0) {
-		struct uffdio_api api = {.api = UFFD_API, .features = TRK_FEATURE_WP_ASYNC};
+		struct uffdio_api api = {.api = UFFD_API, .features = TRK_FEATURES};
 		if (ioctl(tr->uf, UFFDIO_API, &api)) {
 			warnx("pid %d: the kernel has no asynchronous write-protect userfaultfd "
 			    "(Linux 6.7+): pages compared by their hashes",
@@ -241,7 +290,10 @@ int track_prepare(const struct dump_target *tg, uint64_t gadget, struct image *i
 
 		if (!trackable(r))
 			continue;
-		if (old >= 0 && o->incr) {
+		if (old >= 0) {
+			/* A tracker not where the parent left it counts its
+			 * writes since another dump: read, protect again and
+			 * forget (the pages are compared by their hashes). */
 			rc = scan(tr, pm, r->d.start, r->d.end, &written);
 			if (rc < 0) {
 				err_sys("pid %d: PAGEMAP_SCAN of %#llx-%#llx", tg->pid,
@@ -250,8 +302,8 @@ int track_prepare(const struct dump_target *tg, uint64_t gadget, struct image *i
 				close(pm);
 				return -1;
 			}
-			tr->tracked[i] = rc;
-			tracked_any |= rc;
+			tr->tracked[i] = rc && current;
+			tracked_any |= tr->tracked[i];
 		}
 		/* New since, or the first time: under the tracker from now on
 		 * (a region the program registered itself stays untracked). */
@@ -259,9 +311,10 @@ int track_prepare(const struct dump_target *tg, uint64_t gadget, struct image *i
 			(void)protect(tr->uf, r->d.start, r->d.end);
 	}
 	close(pm);
-	if (tracked_any)
+	if (tracked_any) {
 		im->track->how = IMG_TRACK_WRITTEN;
-	im->track->written = written;
+		im->track->written = written;
+	}
 	return 0;
 drop:
 	if (pm >= 0)
