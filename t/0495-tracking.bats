@@ -42,7 +42,7 @@ intact() {
 	grep -qx "tracked: ok, $2 steps, restored: yes" "$OUT"
 }
 
-@test "--track: heap, stack, anon, read(2), another thread, a new region and writes after a fork, each dump reading only what was written" {
+@test "--track: heap, stack, anon (pages dropped and read again too), read(2), another thread, a new region and writes after a fork, each dump reading only what was written" {
 	started
 	ckpt-dump --track -o "$FULL" "$BG_PID"
 	[ "$(how "$FULL")" = full ]

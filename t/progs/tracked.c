@@ -1,6 +1,7 @@
 /* tracked: a program whose memory is written in known steps in every way
  * a write tracker (ckpt-dump --track) must see: its heap, its stack, an
- * anonymous mapping, a buffer the kernel fills through read(2), pages
+ * anonymous mapping (some of its pages dropped, MADV_DONTNEED, some of
+ * those read again), a buffer the kernel fills through read(2), pages
  * another thread writes, a region mapped after the tracker was armed,
  * and pages written after a fork (copy-on-write broken).  What each page
  * holds after N steps is a function of N, kept in memory: a restored copy
@@ -54,6 +55,13 @@ static void fill(void *p, uint64_t seed, uint64_t n)
 static int writes(int s, int r, size_t i)
 {
 	return s > 0 && mix(100 * s + r, i) % 8 == 0;
+}
+
+/* Whether step s drops page i of the anonymous region (MADV_DONTNEED:
+ * zero from then on) instead. */
+static int drops(int s, int r, size_t i)
+{
+	return r == R_ANON && s > 0 && !writes(s, r, i) && mix(200 * s, i) % 16 == 0;
 }
 
 static uint64_t seed(int r, int s)
@@ -149,6 +157,13 @@ static void step(int s)
 	write_region(R_HEAP, base[R_HEAP], s);
 	write_region(R_STACK, base[R_STACK], s);
 	write_region(R_ANON, base[R_ANON], s);
+	for (size_t i = 0; i < npages[R_ANON]; i++)
+		if (drops(s, R_ANON, i))
+			madvise(base[R_ANON] + i * PAGE, PAGE, MADV_DONTNEED);
+	/* Read back one dropped page in two: the zero page, mapped. */
+	for (size_t i = 0; i < npages[R_ANON]; i += 2)
+		if (drops(s, R_ANON, i) && base[R_ANON][i * PAGE + 7])
+			exit(1);
 	read_into(s);
 	pthread_mutex_lock(&mu);
 	thread_step = s;
@@ -174,7 +189,10 @@ static int expect(int r, const char *p, size_t i, uint64_t sd)
 {
 	static uint64_t want[PAGE / 8];
 
-	fill(want, sd, i);
+	if (sd == 0)
+		memset(want, 0, sizeof(want));
+	else
+		fill(want, sd, i);
 	if (memcmp(p, want, PAGE)) {
 		fprintf(stderr, "tracked: %s page %zu (%p) is not what step %d left\n", names[r],
 			i, (const void *)p, steps);
@@ -186,11 +204,14 @@ static int expect(int r, const char *p, size_t i, uint64_t sd)
 static int check_region(int r, const char *p, int from)
 {
 	for (size_t i = 0; i < npages[r]; i++) {
-		int last = from;
-		for (int s = from + 1; s <= steps; s++)
+		int last = from, zero = 0;
+		for (int s = from + 1; s <= steps; s++) {
 			if (writes(s, r, i))
-				last = s;
-		if (!expect(r, p + i * PAGE, i, seed(r, last)))
+				last = s, zero = 0;
+			if (drops(s, r, i))
+				zero = 1;
+		}
+		if (!expect(r, p + i * PAGE, i, zero ? 0 : seed(r, last)))
 			return 0;
 	}
 	return 1;
