@@ -94,3 +94,18 @@ intact() {
 	[ "$(how "$IMG.2")" = hashed ]
 	intact "$IMG.2" 2
 }
+
+@test "--track: a program with seccomp filters gets no tracker (no system call injected into it), said on stderr" {
+	start_bg attrs seccomp "$D"
+	wait_for_line "$OUT" "^ready $BG_PID\$"
+	run --separate-stderr ckpt-dump --track -o "$FULL" "$BG_PID"
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	[[ $stderr == *"pid $BG_PID: it has seccomp filters: no write tracker armed or read"* ]]
+	[ "$(how "$FULL")" = full ]
+	[ "$(ckpt-inspect --json "$FULL" | grep -o '"tracking":{[^}]*}' | grep -o '"fd":-1')" = '"fd":-1' ]
+	for f in "/proc/$BG_PID/fd/"*; do
+		[ "$(readlink "$f")" != "anon_inode:[userfaultfd]" ]
+	done
+	finish_bg
+}

@@ -14,7 +14,7 @@ struct track {
 	struct track_run {
 		uint64_t start, end;
 	} *written; /* the ranges reported written, ascending */
-	size_t nwritten, cursor;
+	size_t nwritten, cap, cursor;
 };
 
 /* Before fd_capture: the fd the parent's dump left its tracker at, if the

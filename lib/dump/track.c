@@ -174,23 +174,19 @@ out:
 
 static int add_written(struct track *tr, uint64_t start, uint64_t end)
 {
-	static size_t cap;
-	void *p;
-
 	if (tr->nwritten && tr->written[tr->nwritten - 1].end == start) {
 		tr->written[tr->nwritten - 1].end = end;
 		return 0;
 	}
-	if (!tr->written)
-		cap = 0;
-	if (tr->nwritten == cap) {
-		cap = cap ? 2 * cap : 256;
-		p = realloc(tr->written, cap * sizeof(*tr->written));
+	if (tr->nwritten == tr->cap) {
+		size_t cap = tr->cap ? 2 * tr->cap : 256;
+		void *p = realloc(tr->written, cap * sizeof(*tr->written));
 		if (!p) {
 			err_set("out of memory");
 			return -1;
 		}
 		tr->written = p;
+		tr->cap = cap;
 	}
 	tr->written[tr->nwritten++] = (struct track_run){start, end};
 	return 0;
@@ -255,8 +251,19 @@ int track_prepare(const struct dump_target *tg, uint64_t gadget, struct image *i
 		err_set("out of memory");
 		return -1;
 	}
-	im->track->fd = -1;
 	im->track->how = o->incr ? IMG_TRACK_HASHED : IMG_TRACK_FULL;
+	/* No system call injected into a program with seccomp filters: one
+	 * could kill it.  A tracker no dump has read since is right for the
+	 * next one still (it reports a superset of what changes after this
+	 * dump): it stays where it is, and the image says so. */
+	if (im->attrs && im->attrs->d.seccomp != IMG_SECCOMP_NONE) {
+		im->track->fd = old;
+		warnx("pid %d: it has seccomp filters: no write tracker armed or read (an injected "
+		      "system call could kill it): pages compared by their hashes",
+		      tg->pid);
+		return 0;
+	}
+	im->track->fd = -1;
 	tr->tracked = calloc(im->nregions + 1, 1);
 	if (!tr->tracked) {
 		err_set("out of memory");
