@@ -95,6 +95,8 @@ intact() {
 	intact "$IMG.2" 2
 }
 
+# Without privilege, a program with seccomp filters is refused anyway.
+# bats test_tags=root
 @test "--track: a program with seccomp filters gets no tracker (no system call injected into it), said on stderr" {
 	start_bg attrs seccomp "$D"
 	wait_for_line "$OUT" "^ready $BG_PID\$"
