@@ -18,7 +18,7 @@
 #include "kinds/kinds.h"
 
 #define USAGE                                                                                      \
-	"usage: ckpt-dump [-t] [--kill | --stop | --cow] [-o file] [--parent img] [--save-files] "   \
+	"usage: ckpt-dump [-t] [--kill | --stop | --cow] [-o file] [--parent img] [--track] [--save-files] "   \
 	"[--save-files-max size] [--tcp-close | --tcp-established] "                                 \
 	"[--ext-unix reconnect|close] "                                 \
 	"[--progress | --quiet] pid\n"
@@ -110,7 +110,7 @@ static void parse_args(int argc, char **argv, struct args *a)
 		{"save-files", no_argument, NULL, 'S'}, {"cow", no_argument, NULL, 'C'},
 		{"tcp-close", no_argument, NULL, 'T'},	  {"tcp-established", no_argument, NULL, 'E'},
 		{"tree", no_argument, NULL, 't'},     {"version", no_argument, NULL, 'V'},
-		{"parent", required_argument, NULL, 'p'},
+		{"parent", required_argument, NULL, 'p'}, {"track", no_argument, NULL, 'R'},
 		{"save-files-max", required_argument, NULL, 'M'},
 		{"ext-unix", required_argument, NULL, 'X'}, {NULL, 0, NULL, 0}};
 	int c;
@@ -142,6 +142,9 @@ static void parse_args(int argc, char **argv, struct args *a)
 			break;
 		case 'p':
 			a->parent = optarg;
+			break;
+		case 'R':
+			a->o.track = 1;
 			break;
 		case 'M':
 			if (parse_size(optarg) <= 0)
@@ -177,6 +180,7 @@ static void parse_args(int argc, char **argv, struct args *a)
 		}
 	}
 	if (optind != argc - 1 || (a->o.cow && a->how != DUMP_RUN) ||
+	    (a->o.track && (a->how == DUMP_KILL || a->o.cow)) ||
 	    (a->o.save_files_max && !a->o.save_files) ||
 	    ((a->o.fd_opts & FD_OPT_TCP_CLOSE) && (a->o.fd_opts & FD_OPT_TCP_ESTABLISHED)))
 		usage();
@@ -222,6 +226,9 @@ static int open_output(struct args *a, struct atomic_file *of)
 	 * for us to hash a large image. */
 	if (a->parent && incr_dump_open(a->parent, a->out_path, &a->o.incr))
 		die(1, "%s", err_get());
+	/* A parent that left a tracker: keep tracking (unless --kill). */
+	if (a->o.incr && incr_dump_track_fd(a->o.incr) >= 0 && a->how != DUMP_KILL && !a->o.cow)
+		a->o.track = 1;
 	if (!a->out_path)
 		return 1;
 	if (atomic_open(of, a->out_path))

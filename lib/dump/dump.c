@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "dump/dump.h"
+#include "dump/track-internal.h"
 #include "base/base.h"
 #include "kinds/kinds.h"
 #include "image/image.h"
@@ -867,6 +868,7 @@ struct pagewriter {
 	int pmfd;  /* /proc/PID/pagemap */
 	struct img_writer *w;
 	const struct dump_opts *o;
+	struct track *tr; /* the write tracker's report, or NULL */
 	uint64_t total;
 	uint64_t *pm;
 	long ps;
@@ -1125,7 +1127,7 @@ static int writer_stop(struct pagewriter *pw)
 	return rc;
 }
 
-static int write_region(struct pagewriter *pw, const struct region *r)
+static int write_region(struct pagewriter *pw, const struct region *r, size_t ri)
 {
 	uint64_t addr = r->d.start;
 
@@ -1142,6 +1144,16 @@ static int write_region(struct pagewriter *pw, const struct region *r)
 			if (!r->all_pages && !page_wanted(r, pw->pm[i])) {
 				pw->split = 1;
 				continue;
+			}
+			/* Unwritten since the parent's dump: not even read. */
+			if (pw->tr && track_unwritten(pw->tr, ri, a)) {
+				int same = incr_dump_same(pw->o->incr, a);
+				if (same < 0)
+					return -1;
+				if (same) {
+					pw->split = 1;
+					continue;
+				}
 			}
 			if (pw->batch == BATCH_PAGES && flush_batch(pw))
 				return -1;
@@ -1169,9 +1181,9 @@ static int unforked(const struct region *r)
 }
 
 static int write_pages(pid_t pid, struct img_writer *w, const struct image *im,
-		       const struct dump_opts *o, int which)
+		       const struct dump_opts *o, int which, struct track *tr)
 {
-	struct pagewriter pw = {.pid = pid, .w = w, .o = o, .ps = sysconf(_SC_PAGESIZE)};
+	struct pagewriter pw = {.pid = pid, .w = w, .o = o, .tr = tr, .ps = sysconf(_SC_PAGESIZE)};
 	char path[64];
 	int rc = -1;
 
@@ -1192,8 +1204,9 @@ static int write_pages(pid_t pid, struct img_writer *w, const struct image *im,
 	if (pw.pmfd < 0)
 		goto out;
 	/* Not while every signal is blocked (a --cow snapshot's reap does
-	 * that): a cancel must still reach the writer. */
-	{
+	 * that): a cancel must still reach the writer.  Nor with a tracker's
+	 * report, whose pages left out go into the hashes from this thread. */
+	if (!tr) {
 		sigset_t cur;
 		pthread_sigmask(SIG_BLOCK, NULL, &cur);
 		if (!sigismember(&cur, SIGTERM))
@@ -1205,7 +1218,7 @@ static int write_pages(pid_t pid, struct img_writer *w, const struct image *im,
 			continue;
 		if ((which == PAGES_UNFORKED && !unforked(r)) || (which == PAGES_FORKED && unforked(r)))
 			continue;
-		if (write_region(&pw, r))
+		if (write_region(&pw, r, i))
 			goto out;
 	}
 	if (flush_batch(&pw))
@@ -1262,6 +1275,26 @@ static int capture(struct dump_target *tg, struct image *im, struct shm_dump **s
 			goto out;
 	if (attrs_capture(pid, tg->tids, tg->ntids, im))
 		goto out;
+	/* The write tracker a dump before left is not one of the program's
+	 * fds: fd_capture passes it by. */
+	if (track_old_fd(pid, o) >= 0) {
+		if (!(im->track = calloc(1, sizeof(*im->track)))) {
+			err_set("out of memory");
+			goto out;
+		}
+		im->track->fd = track_old_fd(pid, o);
+		im->track->how = IMG_TRACK_HASHED;
+	} else if (o->incr && incr_dump_track_fd(o->incr) >= 0) {
+		warnx("pid %d: the write tracker its last dump left at fd %d is gone: pages "
+		      "compared by their hashes",
+		      pid, incr_dump_track_fd(o->incr));
+		if (!(im->track = calloc(1, sizeof(*im->track)))) {
+			err_set("out of memory");
+			goto out;
+		}
+		im->track->fd = -1;
+		im->track->how = IMG_TRACK_HASHED;
+	}
 	if (capture_proc(pid, im) || capture_regions(pid, im, maps, n) || fd_capture(pid, im, o->fd_opts) ||
 	    fd_uring_check_maps(pid, im) || ipc_capture(pid, im) || shm_capture(pid, im, o->save_files, o->save_files_max, sd) ||
 	    proc_read_sigmasks(pid, pid, &sm) || capture_injected(tg, im, *sd))
@@ -1405,7 +1438,7 @@ static int write_cow(struct dump_target *tg, struct img_writer *w, const struct 
 		return -1;
 	/* Should ckpt-dump die, the snapshot dies with it. */
 	ptrace(PTRACE_SETOPTIONS, child, 0, PTRACE_O_EXITKILL);
-	if (write_pages(tg->pid, w, im, o, PAGES_UNFORKED)) {
+	if (write_pages(tg->pid, w, im, o, PAGES_UNFORKED, NULL)) {
 		reap_snapshot(tg->pid, gadget, child);
 		return -1;
 	}
@@ -1414,7 +1447,7 @@ static int write_cow(struct dump_target *tg, struct img_writer *w, const struct 
 	release_all(tg, 0);
 	rc = check_fork_flags(tg->pid, child, im);
 	if (rc == 0)
-		rc = write_pages(child, w, im, o, PAGES_FORKED);
+		rc = write_pages(child, w, im, o, PAGES_FORKED, NULL);
 	reap_snapshot(tg->pid, gadget, child);
 	return rc;
 }
@@ -1626,6 +1659,7 @@ struct capture {
 	struct image **imp; /* &ims[k], as fd_check_tree takes them */
 	struct shm_dump **sd;
 	uint64_t *number; /* object_numbers' */
+	struct track tr;  /* ckpt-dump --track's, of one process */
 };
 
 /* A tree in a pid namespace that is not ours (one ckpt-remap restored
@@ -1760,6 +1794,10 @@ static int capture_all(struct capture *c, const struct dump_opts *o)
 		err_set("--cow is for one process, not a tree (-t)");
 		return -1;
 	}
+	if (n > 1 && o->track) {
+		err_set("--track is for one process, not a tree (-t)");
+		return -1;
+	}
 	if (n > 1 && o->incr) {
 		err_set("--parent is for one process, not a tree (-t)");
 		return -1;
@@ -1784,6 +1822,17 @@ static int capture_all(struct capture *c, const struct dump_opts *o)
 	    (o->incr && incr_dump_begin(o->incr, &c->ims[0])))
 		return -1;
 	c->ims[0].hdr.nprocs = n;
+	/* The tracker, while the process is still stopped: what it says was
+	 * written is what the pages read next will show.  With --cow the
+	 * tracker (if any) stays where it was, unread: what it will report
+	 * is still a superset of what changes after this dump. */
+	if (n == 1 && !o->cow && !c->p[0].zombie) {
+		uint64_t gadget;
+		if ((o->track || c->ims[0].track) &&
+		    (vdso_gadget(&c->p[0].t, &c->ims[0], &gadget) ||
+		     track_prepare(&c->p[0].t, gadget, &c->ims[0], o, &c->tr)))
+			return -1;
+	}
 	return 0;
 }
 
@@ -1795,6 +1844,7 @@ static void capture_free(struct capture *c)
 		if (c->ims)
 			image_free(&c->ims[k]);
 	}
+	track_free(&c->tr);
 	free(c->number);
 	free(c->sd);
 	free(c->imp);
@@ -1820,11 +1870,12 @@ static int write_meta(const struct capture *c, struct img_writer *w)
 /* The pages of every process: one process's straight after its objects
  * (with --cow, most of them from a snapshot), a tree's each after a
  * PROCPAGES record that names its process. */
-static int write_all_pages(const struct capture *c, struct img_writer *w, const struct dump_opts *o)
+static int write_all_pages(struct capture *c, struct img_writer *w, const struct dump_opts *o)
 {
 	if (c->n == 1)
 		return o->cow ? write_cow(&c->p[0].t, w, &c->ims[0], o)
-			      : write_pages(c->p[0].pid, w, &c->ims[0], o, PAGES_ALL);
+			      : write_pages(c->p[0].pid, w, &c->ims[0], o, PAGES_ALL,
+					    c->tr.uf >= 0 && o->incr ? &c->tr : NULL);
 	for (size_t k = 0; k < c->n; k++) {
 		struct img_procpages pp = {.pid = c->ims[k].proc.pid};
 		struct iovec v = {&pp, sizeof(pp)};
@@ -1832,7 +1883,7 @@ static int write_all_pages(const struct capture *c, struct img_writer *w, const 
 		if (c->p[k].zombie)
 			continue;
 		if (img_write_rec(w, IMG_REC_PROCPAGES, &v, 1) ||
-		    write_pages(c->p[k].pid, w, &c->ims[k], o, PAGES_ALL))
+		    write_pages(c->p[k].pid, w, &c->ims[k], o, PAGES_ALL, NULL))
 			return -1;
 	}
 	return 0;
@@ -1870,7 +1921,7 @@ static int write_image(struct tree_proc *p, size_t n, int out, const struct dump
 {
 	struct img_writer w = {
 	    .fd = out, .cancel = o->cancel, .progress = o->progress, .progress_arg = o->progress_arg};
-	struct capture c = {.p = p, .n = n};
+	struct capture c = {.p = p, .n = n, .tr = {.uf = -1}};
 	int rc = -1;
 
 	if (capture_all(&c, o) == 0 && write_meta(&c, &w) == 0 && write_all_pages(&c, &w, o) == 0 &&

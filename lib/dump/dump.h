@@ -26,6 +26,8 @@ struct dump_opts {
 	void (*frozen)(void *arg);
 	/* --parent: leave out the pages the parent image has (incr.h). */
 	struct incr_dump *incr;
+	/* --track: leave a write tracker in the program (track.c). */
+	int track;
 	/* What the user asked of fds (FD_OPT_* of kinds/kinds.h). */
 	uint32_t fd_opts;
 	/* Ends of connections to other members of a coordinated

@@ -59,6 +59,7 @@ enum img_rec_type {
 	IMG_REC_CPU = 24,	/* the CPUID feature bits of the dumping CPU (struct img_cpu) */
 	IMG_REC_MOUNTS = 25,	/* a mount namespace of its own: how its mounts differ (img_mounts) */
 	IMG_REC_TIMENS = 26,	/* a time namespace of its own: offsets and clocks (img_timens) */
+	IMG_REC_TRACK = 27,	/* write tracking: how the dump found changed pages (img_track) */
 	IMG_REC_NTYPES
 };
 
@@ -897,6 +898,22 @@ struct img_parent {
 	uint32_t depth;	       /* images above this one (1: the parent is a full image) */
 	uint32_t flags;	       /* none defined; 0 */
 	uint32_t path_len;
+};
+
+/* TRACK: in the metadata of an image of ckpt-dump --track or of a dump
+ * against one (ckpt-dump(1)): how this dump found the pages changed since
+ * its parent, and where it left the write tracker (a userfaultfd) in the
+ * program for the next one. */
+enum {
+	IMG_TRACK_FULL,	   /* no parent: every page stored (a full image) */
+	IMG_TRACK_HASHED,  /* every page read and compared by its hash */
+	IMG_TRACK_WRITTEN, /* the pages the tracker reported written read, and new regions' */
+	IMG_TRACK_NHOW
+};
+struct img_track {
+	int32_t fd;	 /* the tracker's fd in the program, or -1: none left */
+	uint32_t how;	 /* IMG_TRACK_* */
+	uint64_t written; /* IMG_TRACK_WRITTEN: pages the tracker reported written */
 };
 
 /* HASHES and REUSE: pages of process pid, as runs; HASHES then has npages

@@ -145,6 +145,32 @@ static int parse_parent(struct image *im, const void *buf, uint64_t len)
 	return 0;
 }
 
+static int parse_track(struct image *im, const void *buf, uint64_t len)
+{
+	struct img_track t;
+
+	if (im->track) {
+		err_set("second TRACK record");
+		return -1;
+	}
+	if (len != sizeof(t)) {
+		err_set("TRACK record: bad length");
+		return -1;
+	}
+	memcpy(&t, buf, sizeof(t));
+	if (t.fd < -1 || t.how >= IMG_TRACK_NHOW) {
+		err_set("TRACK record: bad fd %d or way %u", t.fd, t.how);
+		return -1;
+	}
+	im->track = malloc(sizeof(t));
+	if (!im->track) {
+		err_set("out of memory");
+		return -1;
+	}
+	*im->track = t;
+	return 0;
+}
+
 void img_parent_free(struct parent *p)
 {
 	if (!p)
@@ -196,6 +222,7 @@ void image_free(struct image *im)
 	img_parent_free(im->parent);
 	img_attrs_free(im->attrs);
 	free(im->cpu);
+	free(im->track);
 	memset(im, 0, sizeof(*im));
 }
 
@@ -364,6 +391,9 @@ int img_write_meta(struct img_writer *w, const struct image *im)
 		if (im->ns->have_mounts && img_write_mounts(w, im->ns))
 			return -1;
 	}
+	v[0] = (struct iovec){im->track, sizeof(*im->track)};
+	if (im->track && img_write_rec(w, IMG_REC_TRACK, v, 1))
+		return -1;
 	if (im->parent && img_write_rec_tail(w, IMG_REC_PARENT, &im->parent->d,
 					     sizeof(im->parent->d), im->parent->path,
 					     im->parent->d.path_len))
@@ -1442,6 +1472,8 @@ static int meta_rec(void *arg, const struct img_rec *rec, void *buf)
 		return img_parse_mounts(im->ns, buf, rec->len);
 	case IMG_REC_PARENT:
 		return parse_parent(im, buf, rec->len);
+	case IMG_REC_TRACK:
+		return parse_track(im, buf, rec->len);
 	case IMG_REC_ATTRS:
 		return img_parse_attrs(im, buf, rec->len);
 	case IMG_REC_CPU:

@@ -141,6 +141,7 @@ struct image {
 	struct parent *parent; /* PARENT record: an incremental image (incr/) */
 	struct attrs *attrs;   /* ATTRS record, or NULL: none (an older image) */
 	struct img_cpu *cpu;   /* CPU record, or NULL: none (an older image) */
+	struct img_track *track; /* TRACK record, or NULL: none (ckpt-dump --track) */
 };
 /* The MOUNTS record (mounts.c): read into n, written, freed. */
 int img_parse_mounts(struct ns_rec *n, const char *buf, uint64_t len);

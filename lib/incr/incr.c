@@ -189,6 +189,11 @@ struct incr_dump {
 	size_t nnow, nowcap;
 	uint64_t *reuse; /* addresses of pages left out */
 	size_t nreuse, reusecap;
+	int32_t track_fd; /* the parent's TRACK record's fd, or -1 */
+	/* Pages the write tracker said unwritten (incr_dump_same): ascending,
+	 * like now's own, and merged with them at the end. */
+	struct page_hash *same;
+	size_t nsame, samecap;
 };
 
 int incr_by_addr(const void *a, const void *b)
@@ -426,6 +431,7 @@ int incr_dump_open(const char *path, const char *outpath, struct incr_dump **out
 		goto fail;
 	}
 	incr_key_expand(&d->key, d->parent.d.key);
+	d->track_fd = in.im.track ? in.im.track->fd : -1;
 	if (read_parent_hashes(d, &in)) {
 		snprintf(why, sizeof(why), "%s", err_get());
 		img_input_fail(&in);
@@ -495,6 +501,56 @@ int incr_dump_page(struct incr_dump *d, uint64_t addr, const void *page)
 	return 1;
 }
 
+int incr_dump_same(struct incr_dump *d, uint64_t addr)
+{
+	const struct page_hash *o = old_hash(d, addr);
+
+	if (!o)
+		return 0;
+	if (add_hash(&d->same, &d->nsame, &d->samecap, addr, o->h))
+		return -1;
+	return 1;
+}
+
+/* now and reuse, each ascending, merged with same (ascending): no sort of
+ * a quarter of a million pages while the process is stopped. */
+static int merge_same(struct incr_dump *d)
+{
+	struct page_hash *now = malloc((d->nnow + d->nsame + 1) * sizeof(*now));
+	uint64_t *reuse = malloc((d->nreuse + d->nsame + 1) * sizeof(*reuse));
+	size_t i = 0, j = 0, k = 0;
+
+	if (!now || !reuse) {
+		free(now);
+		free(reuse);
+		err_set("out of memory");
+		return -1;
+	}
+	while (i < d->nnow || j < d->nsame)
+		now[k++] = j == d->nsame || (i < d->nnow && d->now[i].addr < d->same[j].addr)
+			       ? d->now[i++]
+			       : d->same[j++];
+	free(d->now);
+	d->now = now;
+	d->nnow = d->nowcap = k;
+	for (i = j = k = 0; i < d->nreuse || j < d->nsame;)
+		reuse[k++] = j == d->nsame || (i < d->nreuse && d->reuse[i] < d->same[j].addr)
+				 ? d->reuse[i++]
+				 : d->same[j++].addr;
+	free(d->reuse);
+	d->reuse = reuse;
+	d->nreuse = d->reusecap = k;
+	free(d->same);
+	d->same = NULL;
+	d->nsame = d->samecap = 0;
+	return 0;
+}
+
+int incr_dump_track_fd(const struct incr_dump *d)
+{
+	return d->track_fd;
+}
+
 /* A HASHES record of now[0..n): runs of consecutive pages, then hashes. */
 static int write_hashes(struct img_writer *w, int32_t pid, const struct page_hash *now, size_t n)
 {
@@ -543,6 +599,8 @@ int incr_dump_end(struct incr_dump *d, struct img_writer *w, int32_t pid)
 	size_t nruns = 0;
 	int rc = -1;
 
+	if (d->nsame && merge_same(d))
+		return -1;
 	/* --cow writes some regions before the others: sort then. */
 	for (size_t i = 1; i < d->nnow; i++)
 		if (d->now[i].addr < d->now[i - 1].addr) {
@@ -580,7 +638,7 @@ out:
 void incr_dump_counts(const struct incr_dump *d, uint64_t *stored, uint64_t *reused)
 {
 	*stored = d->nnow - d->nreuse;
-	*reused = d->nreuse;
+	*reused = d->nreuse + d->nsame;
 }
 
 void incr_dump_free(struct incr_dump *d)
@@ -591,6 +649,7 @@ void incr_dump_free(struct incr_dump *d)
 	free(d->old);
 	free(d->now);
 	free(d->reuse);
+	free(d->same);
 	free(d);
 }
 
@@ -665,11 +724,28 @@ static const char *hex16(const uint8_t *b, char *s)
 	return s;
 }
 
+static const char *const track_how[IMG_TRACK_NHOW] = {
+    [IMG_TRACK_FULL] = "full", [IMG_TRACK_HASHED] = "hashed", [IMG_TRACK_WRITTEN] = "written"};
+static const char *const track_says[IMG_TRACK_NHOW] = {
+    [IMG_TRACK_FULL] = "a full image, every page stored",
+    [IMG_TRACK_HASHED] = "changed pages found by hashing every page",
+    [IMG_TRACK_WRITTEN] = "changed pages found by the write tracker"};
+
 void incr_inspect_text(FILE *f, const struct img_input *in)
 {
 	const struct parent *p = in->im.parent;
+	const struct img_track *t = in->im.track;
 	char id[40], b1[32], t1[64];
 
+	if (t) {
+		fprintf(f, "tracking: %s", track_says[t->how]);
+		if (t->how == IMG_TRACK_WRITTEN)
+			fprintf(f, " (%llu pages reported written)", (unsigned long long)t->written);
+		if (t->fd >= 0)
+			fprintf(f, "; tracker left at fd %d\n", t->fd);
+		else
+			fprintf(f, "; no tracker left in the program\n");
+	}
 	if (!p)
 		return;
 	fprintf(f, "parent:   %s (%u image%s above this one)\n", p->path, p->d.depth,
@@ -687,8 +763,12 @@ void incr_inspect_text(FILE *f, const struct img_input *in)
 void incr_inspect_json(FILE *f, const struct img_input *in)
 {
 	const struct parent *p = in->im.parent;
+	const struct img_track *t = in->im.track;
 	char id[40], pid[40];
 
+	if (t)
+		fprintf(f, "\"tracking\":{\"how\":\"%s\",\"fd\":%d,\"written_pages\":%llu},\n",
+			track_how[t->how], t->fd, (unsigned long long)t->written);
 	if (!p)
 		return;
 	fprintf(f, "\"parent\":{\"path\":");

@@ -66,6 +66,12 @@ int incr_dump_begin(struct incr_dump *d, struct image *im) __attribute__((warn_u
  * page at addr (leave it out), 0 to store it, -1 on failure. */
 int incr_dump_page(struct incr_dump *d, uint64_t addr, const void *page)
     __attribute__((warn_unused_result));
+/* A page the write tracker says is unwritten since the parent's dump:
+ * 1 if the parent has it (left out, its hash taken), 0 if not (read and
+ * store it), -1 on failure.  Not concurrently with incr_dump_page. */
+int incr_dump_same(struct incr_dump *d, uint64_t addr) __attribute__((warn_unused_result));
+/* The fd the parent's dump left its write tracker at (TRACK), or -1. */
+int incr_dump_track_fd(const struct incr_dump *d);
 /* After the page data: the HASHES and REUSE records. */
 int incr_dump_end(struct incr_dump *d, struct img_writer *w, int32_t pid)
     __attribute__((warn_unused_result));

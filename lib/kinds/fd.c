@@ -271,6 +271,8 @@ int fd_capture(pid_t pid, struct image *im, uint32_t opts)
 		return -1;
 	}
 	for (size_t i = 0; i < n && !rc; i++) {
+		if (im->track && fds[i] == im->track->fd) /* ckpt-dump --track's */
+			continue;
 		fl.cur = fds[i];
 		rc = capture_one(pid, fds[i], im, opts, &fl);
 	}

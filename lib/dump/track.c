@@ -1,0 +1,365 @@
+/* track.c: which pages a program wrote since its last dump, without
+ * soft-dirty bits: a userfaultfd in asynchronous write-protect mode
+ * (UFFD_FEATURE_WP_ASYNC: the kernel resolves each first write itself and
+ * the page's PTE loses its protection) read and re-protected by the
+ * PAGEMAP_SCAN ioctl (PAGE_IS_WRITTEN, PM_SCAN_WP_MATCHING), Linux 6.7+.
+ *
+ * The userfaultfd is made inside the program (an injected userfaultfd(2):
+ * it is the program's mm that it tracks) and stays there, at a high fd
+ * with O_CLOEXEC, for the next dump: nothing else could keep it alive once
+ * ckpt-dump has gone.  We work on a copy taken with pidfd_getfd; its
+ * ioctls act on the mm of the process that made it, whoever calls them.
+ * The image records the fd (TRACK), and each dump moves the tracker to a
+ * new one: only a dump against the latest image finds it where its parent
+ * says, so a dump against an older image, or after a dump that failed
+ * half-way, hashes every page as without tracking. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <linux/userfaultfd.h>
+
+#include "base/base.h"
+#include "dump/track-internal.h"
+#include "incr/incr.h"
+#include "target/target.h"
+
+/* What Debian 12's headers (Linux 6.1) lack. */
+#ifndef UFFD_USER_MODE_ONLY
+#define UFFD_USER_MODE_ONLY 1
+#endif
+#define TRK_FEATURE_WP_ASYNC (1ull << 15)
+#define TRK_FEATURE_EXACT_ADDRESS (1ull << 11)
+#define TRK_INITIALIZED (1ull << 31) /* the kernel's, in fdinfo */
+#define TRK_FEATURE_WP_UNPOPULATED (1ull << 13) /* WP_ASYNC implies it */
+/* Ours: WP_ASYNC with EXACT_ADDRESS, which changes only the fault
+ * messages no one reads here: a mark that tells ckpt-dump's tracker from
+ * a userfaultfd of the program's own (see is_ours). */
+#define TRK_FEATURES (TRK_FEATURE_WP_ASYNC | TRK_FEATURE_EXACT_ADDRESS)
+struct trk_scan {
+	uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
+	uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
+};
+struct trk_region {
+	uint64_t start, end, categories;
+};
+#define TRK_PAGEMAP_SCAN _IOWR('f', 16, struct trk_scan)
+#define TRK_WP_MATCHING (1ull << 0)
+#define TRK_CHECK_WPASYNC (1ull << 1)
+#define TRK_IS_WRITTEN (1ull << 1)
+
+static int is_uffd(pid_t pid, int fd)
+{
+	char path[64], link[64];
+	ssize_t n = readlink(fmt_path(path, sizeof(path), "/proc/%d/fd/%d", pid, fd), link,
+			     sizeof(link) - 1);
+
+	if (n < 0)
+		return 0;
+	link[n] = 0;
+	return !strcmp(link, "anon_inode:[userfaultfd]");
+}
+
+/* Whether fd of pid is a tracker ckpt-dump made: a userfaultfd with our
+ * features exactly (fdinfo's "API:\t<api>:<features>:<ioctls>"). */
+static int is_ours(pid_t pid, int fd)
+{
+	char path[64], buf[256];
+	unsigned long long api, features;
+	const char *p;
+	ssize_t n;
+	int f;
+
+	if (!is_uffd(pid, fd))
+		return 0;
+	f = open(fmt_path(path, sizeof(path), "/proc/%d/fdinfo/%d", pid, fd), O_RDONLY | O_CLOEXEC);
+	if (f < 0)
+		return 0;
+	n = read(f, buf, sizeof(buf) - 1);
+	close(f);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	p = strstr(buf, "API:\t");
+	return p && sscanf(p, "API:\t%llx:%llx:", &api, &features) == 2 &&
+	       (features & ~(TRK_INITIALIZED | TRK_FEATURE_WP_UNPOPULATED)) == TRK_FEATURES;
+}
+
+int track_old_fd(pid_t pid, const struct dump_opts *o)
+{
+	int fd = o->incr ? incr_dump_track_fd(o->incr) : -1;
+	char path[64];
+	struct dirent *e;
+	DIR *d;
+
+	if (fd >= 0 && is_ours(pid, fd))
+		return fd;
+	/* Elsewhere: a dump against an image older than the last. */
+	fd = -1;
+	d = opendir(fmt_path(path, sizeof(path), "/proc/%d/fd", pid));
+	while (d && fd < 0 && (e = readdir(d)))
+		if (e->d_name[0] != '.' && is_ours(pid, atoi(e->d_name)))
+			fd = atoi(e->d_name);
+	if (d)
+		closedir(d);
+	return fd;
+}
+
+/* A private anonymous region the tracker covers. */
+static int trackable(const struct region *r)
+{
+	return (r->d.kind == IMG_RGN_ANON || r->d.kind == IMG_RGN_HEAP ||
+		r->d.kind == IMG_RGN_STACK) &&
+	       !(r->d.flags & (IMG_RGN_SHARED | IMG_RGN_GUARD)) && (r->d.prot & PROT_WRITE);
+}
+
+static int take_fd(pid_t pid, int fd)
+{
+	int pfd = syscall(SYS_pidfd_open, pid, 0), uf;
+
+	if (pfd < 0)
+		return -1;
+	uf = syscall(SYS_pidfd_getfd, pfd, fd, 0);
+	close(pfd);
+	return uf;
+}
+
+/* In the program: move the tracker at fd (or a new one, fd < 0) to a new
+ * high fd; its number, or -1. */
+static int place_tracker(pid_t pid, uint64_t gadget, int fd)
+{
+	struct rlimit rl;
+	uint64_t a[6] = {0};
+	unsigned int rnd = 0;
+	int64_t ret, nfd = -1;
+	struct inj c;
+	long lim;
+
+	if (prlimit(pid, RLIMIT_NOFILE, NULL, &rl))
+		return -1;
+	lim = rl.rlim_cur > 4096 ? 4096 : (long)rl.rlim_cur;
+	if (lim < 64 || getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
+		return -1;
+	if (inj_prepare(&c, pid, gadget))
+		return -1;
+	if (fd < 0) {
+		a[0] = O_CLOEXEC | UFFD_USER_MODE_ONLY;
+		if (inj_syscall(&c, SYS_userfaultfd, a, &ret))
+			goto out;
+		if (ret < 0)
+			goto out;
+		fd = ret;
+	}
+	a[0] = fd;
+	a[1] = F_DUPFD_CLOEXEC;
+	a[2] = lim / 2 + rnd % (lim / 2);
+	if (inj_syscall(&c, SYS_fcntl, a, &ret) == 0 && ret >= 0)
+		nfd = ret;
+	memset(a, 0, sizeof(a));
+	a[0] = fd;
+	if (inj_syscall(&c, SYS_close, a, &ret))
+		nfd = -1;
+out:
+	if (inj_cure(&c))
+		return -1;
+	return nfd;
+}
+
+static int add_written(struct track *tr, uint64_t start, uint64_t end)
+{
+	if (tr->nwritten && tr->written[tr->nwritten - 1].end == start) {
+		tr->written[tr->nwritten - 1].end = end;
+		return 0;
+	}
+	if (tr->nwritten == tr->cap) {
+		size_t cap = tr->cap ? 2 * tr->cap : 256;
+		void *p = realloc(tr->written, cap * sizeof(*tr->written));
+		if (!p) {
+			err_set("out of memory");
+			return -1;
+		}
+		tr->written = p;
+		tr->cap = cap;
+	}
+	tr->written[tr->nwritten++] = (struct track_run){start, end};
+	return 0;
+}
+
+/* Read and clear what the tracker saw written in [start, end): 1 if it
+ * did, 0 if the range is not under a WP_ASYNC tracker, -1 on failure. */
+static int scan(struct track *tr, int pm, uint64_t start, uint64_t end, uint64_t *pages)
+{
+	struct trk_region vec[512];
+	struct trk_scan a = {.size = sizeof(a),
+			     .flags = TRK_WP_MATCHING | TRK_CHECK_WPASYNC,
+			     .start = start,
+			     .end = end,
+			     .vec = (uint64_t)vec,
+			     .vec_len = 512,
+			     .category_mask = TRK_IS_WRITTEN,
+			     .return_mask = TRK_IS_WRITTEN};
+
+	while (a.start < end) {
+		long n = ioctl(pm, TRK_PAGEMAP_SCAN, &a);
+		if (n < 0)
+			return errno == EPERM || errno == EINVAL || errno == ENOTTY ? 0 : -1;
+		for (long i = 0; i < n; i++) {
+			if (add_written(tr, vec[i].start, vec[i].end))
+				return -1;
+			*pages += (vec[i].end - vec[i].start) / INCR_PAGE;
+		}
+		if (a.walk_end <= a.start)
+			return -1;
+		a.start = a.walk_end;
+	}
+	return 1;
+}
+
+/* Register [start, end) for write-protect tracking and protect it. */
+static int protect(int uf, uint64_t start, uint64_t end)
+{
+	struct uffdio_register reg = {.range = {start, end - start},
+				      .mode = UFFDIO_REGISTER_MODE_WP};
+	struct uffdio_writeprotect wp = {.range = {start, end - start},
+					 .mode = UFFDIO_WRITEPROTECT_MODE_WP};
+
+	return ioctl(uf, UFFDIO_REGISTER, &reg) || ioctl(uf, UFFDIO_WRITEPROTECT, &wp) ? -1 : 0;
+}
+
+int track_prepare(const struct dump_target *tg, uint64_t gadget, struct image *im,
+		  const struct dump_opts *o, struct track *tr)
+{
+	int old = im->track ? im->track->fd : -1, tfd, pm = -1;
+	uint64_t written = 0;
+	int tracked_any = 0;
+	/* The tracker is where the parent's dump left it: it counts the
+	 * writes since that dump. */
+	int current = old >= 0 && o->incr && old == incr_dump_track_fd(o->incr);
+
+	memset(tr, 0, sizeof(*tr));
+	tr->uf = -1;
+	if (old < 0 && !o->track)
+		return 0;
+	if (!im->track && !(im->track = calloc(1, sizeof(*im->track)))) {
+		err_set("out of memory");
+		return -1;
+	}
+	im->track->how = o->incr ? IMG_TRACK_HASHED : IMG_TRACK_FULL;
+	/* No system call injected into a program with seccomp filters: one
+	 * could kill it.  A tracker no dump has read since is right for the
+	 * next one still (it reports a superset of what changes after this
+	 * dump): it stays where it is, and the image says so. */
+	if (im->attrs && im->attrs->d.seccomp != IMG_SECCOMP_NONE) {
+		im->track->fd = old;
+		warnx("pid %d: it has seccomp filters: no write tracker armed or read (an injected "
+		      "system call could kill it): pages compared by their hashes",
+		      tg->pid);
+		return 0;
+	}
+	im->track->fd = -1;
+	tr->tracked = calloc(im->nregions + 1, 1);
+	if (!tr->tracked) {
+		err_set("out of memory");
+		return -1;
+	}
+	tfd = place_tracker(tg->pid, gadget, old);
+	if (tfd < 0) {
+		warnx("pid %d: no write tracker (%s): pages compared by their hashes", tg->pid,
+		    old < 0 ? "userfaultfd(2) refused" : "could not move it");
+		return 0;
+	}
+	tr->uf = take_fd(tg->pid, tfd);
+	if (tr->uf < 0)
+		goto drop;
+	if (old < 0) {
+		struct uffdio_api api = {.api = UFFD_API, .features = TRK_FEATURES};
+		if (ioctl(tr->uf, UFFDIO_API, &api)) {
+			warnx("pid %d: the kernel has no asynchronous write-protect userfaultfd "
+			    "(Linux 6.7+): pages compared by their hashes",
+			    tg->pid);
+			goto drop;
+		}
+	}
+	im->track->fd = tfd;
+	pm = proc_open_pagemap(tg->pid);
+	if (pm < 0)
+		goto drop;
+	for (size_t i = 0; i < im->nregions; i++) {
+		const struct region *r = &im->regions[i];
+		int rc = 0;
+
+		if (!trackable(r))
+			continue;
+		if (old >= 0) {
+			/* A tracker not where the parent left it counts its
+			 * writes since another dump: read, protect again and
+			 * forget (the pages are compared by their hashes). */
+			rc = scan(tr, pm, r->d.start, r->d.end, &written);
+			if (rc < 0) {
+				err_sys("pid %d: PAGEMAP_SCAN of %#llx-%#llx", tg->pid,
+					(unsigned long long)r->d.start,
+					(unsigned long long)r->d.end);
+				close(pm);
+				return -1;
+			}
+			tr->tracked[i] = rc && current;
+			tracked_any |= tr->tracked[i];
+		}
+		/* New since, or the first time: under the tracker from now on
+		 * (a region the program registered itself stays untracked). */
+		if (!rc)
+			(void)protect(tr->uf, r->d.start, r->d.end);
+	}
+	close(pm);
+	if (tracked_any) {
+		im->track->how = IMG_TRACK_WRITTEN;
+		im->track->written = written;
+	}
+	return 0;
+drop:
+	if (pm >= 0)
+		close(pm);
+	if (tr->uf >= 0)
+		close(tr->uf);
+	tr->uf = -1;
+	im->track->fd = -1;
+	return 0;
+}
+
+int track_unwritten(struct track *tr, size_t i, uint64_t addr)
+{
+	if (!tr || !tr->tracked || !tr->tracked[i])
+		return 0;
+	if (tr->cursor >= tr->nwritten || tr->written[tr->cursor].start > addr) {
+		/* Back to the first run that might hold it. */
+		size_t lo = 0, hi = tr->nwritten;
+		while (lo < hi) {
+			size_t mid = (lo + hi) / 2;
+			if (tr->written[mid].end <= addr)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		tr->cursor = lo;
+	}
+	while (tr->cursor < tr->nwritten && tr->written[tr->cursor].end <= addr)
+		tr->cursor++;
+	return !(tr->cursor < tr->nwritten && tr->written[tr->cursor].start <= addr);
+}
+
+void track_free(struct track *tr)
+{
+	if (tr->uf >= 0)
+		close(tr->uf);
+	free(tr->tracked);
+	free(tr->written);
+	memset(tr, 0, sizeof(*tr));
+	tr->uf = -1;
+}
