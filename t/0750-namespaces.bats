@@ -142,7 +142,9 @@ started() {
 in_own_userns() {
 	mkdir -p "$D"
 	# shellcheck disable=SC2016 # $1, $2 and $! are the inner shell's
-	run --separate-stderr timeout 60 unshare -Urpf --mount-proc bash -c '
+	# No fd of ours above 2 (a pipe the shell leaked, bats' own): one the
+	# namespace's root cannot open would fail the dump.
+	run --separate-stderr exec_clean timeout 60 unshare -Urpf --mount-proc bash -c '
 		nsprog "$2" "$1" >"$1.out" 2>"$1.err" &
 		until grep -q "^ready " "$1.out"; do sleep 0.01; done
 		ckpt-dump -t --kill -o "$1.img" $!

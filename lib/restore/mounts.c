@@ -62,13 +62,16 @@ static int step(const struct mnt_step *m)
 	case IMG_MNT_UMOUNT:
 		return umount2(m->path, MNT_DETACH);
 	case IMG_MNT_KEEP:
+		/* A mount of ckpt-remap's namespace gone since the dump (ENOENT:
+		 * its mount point too, as `ip netns delete` leaves it; EINVAL:
+		 * no mount there) is not in the copy either: nothing to set. */
 		if ((m->d.flags & IMG_MNTF_REMOUNT) &&
 		    mount(NULL, m->path, NULL, MS_REMOUNT | MS_BIND | rst_mnt_flags(m->d.flags), NULL))
-			return -1;
-		/* A mount of ckpt-remap's namespace gone since the dump (EINVAL:
-		 * no mount point there) has nothing to set. */
+			return errno == ENOENT ? 0 : -1;
 		if (propagation(m->path, m->d.flags))
-			return errno == EINVAL && !(m->d.flags & IMG_MNTF_REMOUNT) ? 0 : -1;
+			return errno == ENOENT || (errno == EINVAL && !(m->d.flags & IMG_MNTF_REMOUNT))
+				   ? 0
+				   : -1;
 		return 0;
 	case IMG_MNT_TMPFS:
 		if (m->d.size)
