@@ -902,14 +902,16 @@ static int coord_line(struct mb_helper *h, struct mb_peers *p, char *line)
 	return 0;
 }
 
-int mb_peers_restart(struct mb_helper *h, const char *img, int **ours, int **theirs, size_t *n)
+int mb_peers_restart(struct mb_helper *h, const char *img, int **ours, char (**tokens)[33],
+		     size_t *n)
 {
 	struct mb_peers *p = peers_of(h);
 	struct pollfd *pfd;
 	double until = now_sec() + PEER_WAIT;
 	char what[300];
 
-	*ours = *theirs = NULL;
+	*ours = NULL;
+	*tokens = NULL;
 	*n = 0;
 	if (!p) {
 		err_set("out of memory");
@@ -992,14 +994,14 @@ int mb_peers_restart(struct mb_helper *h, const char *img, int **ours, int **the
 			return -1;
 		}
 	*ours = calloc(p->n, sizeof(int));
-	*theirs = calloc(p->n, sizeof(int));
-	if (!*ours || !*theirs) {
+	*tokens = calloc(p->n, sizeof(**tokens));
+	if (!*ours || !*tokens) {
 		err_set("out of memory");
 		return -1;
 	}
 	for (size_t i = 0; i < p->n; i++) {
 		(*ours)[i] = p->l[i].s;
-		(*theirs)[i] = p->l[i].end.fd;
+		memcpy((*tokens)[i], p->l[i].mk.p.token, 32);
 	}
 	*n = p->n;
 	return 0;
