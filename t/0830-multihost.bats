@@ -245,6 +245,8 @@ script_on_h1() {
 	job='ssh h2 '\''for i in $(seq 1 4000); do echo "line $i"; sleep 0.002; done'\'
 	job+=" | ssh h3 'tr 0-9 a-j' | tee $W/progress | sha256sum >$W/sum"
 	want=$(for i in $(seq 1 4000); do echo "line $i"; done | tr 0-9 a-j | sha256sum)
+	# The member's output file is the user's: a restart puts it back as the user.
+	as_user touch "$W/job.out"
 	(
 		# No fd of bats' for the member to hold (root's pipes it may not read).
 		for fd in "/proc/$BASHPID/fd/"*; do
