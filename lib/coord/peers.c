@@ -137,6 +137,45 @@ void mb_peers_clear(struct mb_helper *h)
 	p->nends = 0;
 }
 
+/* A TCP end e whose writing its program shut down: the urgent byte the
+ * last checkpoint's drain had sent it must be behind what the program
+ * read, or the next one would make it a byte of the stream (the kernel
+ * keeps one urgent mark).  Checked before FROZEN, so before the other
+ * side sends the next: then a peek of all that is queued stops at no
+ * mark.  -1 with err_set. */
+static int urgent_read(const struct fd_peer_end *e)
+{
+	int pidfd = (int)syscall(SYS_pidfd_open, e->pid, 0), s, n = 0, rc = 0, at = 0;
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+	unsigned char *buf;
+	ssize_t k;
+
+	s = pidfd < 0 ? -1 : (int)syscall(SYS_pidfd_getfd, pidfd, e->fd, 0);
+	if (pidfd >= 0)
+		close(pidfd);
+	if (s < 0)
+		return 0; /* the dump names what it cannot take */
+	if (getsockopt(s, IPPROTO_TCP, TCP_INFO, &ti, &len) ||
+	    (ti.tcpi_state != TCP_FIN_WAIT1 && ti.tcpi_state != TCP_FIN_WAIT2) ||
+	    ioctl(s, FIONREAD, &n) || n <= 0 || !(buf = malloc((size_t)n))) {
+		close(s);
+		return 0;
+	}
+	k = recv(s, buf, (size_t)n, MSG_PEEK | MSG_DONTWAIT);
+	/* At the mark (the next read skips it) the kernel skips it too when
+	 * the next comes: only a mark further on is refused. */
+	if (k >= 0 && k < n && !(ioctl(s, SIOCATMARK, &at) == 0 && at)) {
+		err_set("pid %d: fd %d: a tcp connection from %s to %s, half-closed, whose program has "
+			"not read past the last checkpoint's urgent byte yet; not supported",
+			e->pid, e->fd, e->local, e->remote);
+		rc = -1;
+	}
+	free(buf);
+	close(s);
+	return rc;
+}
+
 int mb_peers_report(struct mb_helper *h, int gen)
 {
 	struct mb_peers *p = peers_of(h);
@@ -149,6 +188,9 @@ int mb_peers_report(struct mb_helper *h, int gen)
 	mb_peers_clear(h);
 	p->gen = gen;
 	rc = dump_peer_ends(&h->tr, &p->ends, &p->nends);
+	for (size_t i = 0; !rc && i < p->nends; i++)
+		if (p->ends[i].kind == IMG_PEER_TCP)
+			rc = urgent_read(&p->ends[i]);
 	for (size_t i = 0; !rc && i < p->nends; i++) {
 		char l[200], r[200];
 		const struct fd_peer_end *e = &p->ends[i];
@@ -500,9 +542,9 @@ static int tcp_half(struct pr_link *l, const char *what)
 	}
 	len = sizeof(inl);
 	if (l->half == H_MINE && !getsockopt(l->s, SOL_SOCKET, SO_OOBINLINE, &inl, &len) && inl) {
-		err_set("%s: half-closed, and its program reads urgent data inline (SO_OOBINLINE); "
-			"not supported",
-			what);
+		err_set("pid %d: fd %d: a tcp connection to member %u, half-closed, whose program "
+			"reads urgent data inline (SO_OOBINLINE); not supported",
+			l->end.pid, l->end.fd, l->mk.p.peer_id);
 		return -1;
 	}
 	if (l->half & H_MINE)
