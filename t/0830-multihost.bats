@@ -357,3 +357,42 @@ pp_same() {
 	[ "$status" -eq 0 ]
 	pp_same
 }
+
+# bats test_tags=root
+@test "a checkpoint while a member's ssh is still starting fails cleanly or waits, and the pipeline goes on; the next checkpoint, with the remote member joined, works" {
+	local first
+	coord_on h1
+	# A real ssh (not the shim, first in the member's PATH) that starts only
+	# once $W/go is there.
+	as_user sh -c 'cat >"$1/slowssh"; chmod 700 "$1/slowssh"' sh "$W" <<-SH
+		#!/bin/sh
+		while [ ! -e $W/go ]; do sleep 0.05; done
+		exec /usr/bin/ssh -F $NET_SSH_CONFIG "\$@"
+	SH
+	as_user touch "$W/job.out"
+	(
+		no_bats_fds
+		net_on h1 --as "$NET_USER" env CKPT_SSH="$W/slowssh" ckpt-inject --coord-host "$CH" \
+			--coord-port "$CP" --secret-file "$W/secret" -- bash -c \
+			"ssh h2 'while [ ! -e $W/go2 ]; do sleep 0.05; done; seq 1 20000' | sha256sum >$W/sum"
+	) </dev/null >"$W/job.out" 2>&1 &
+	CKPT_PIDS+=("$!")
+	wait_for has 1
+	# ckpt-ssh waits for its ssh: the checkpoint either holds it as it is
+	# or fails naming why; no generation is made of a half.
+	run csignal --checkpoint --wait
+	echo "$output"
+	first=$status
+	if [ "$first" -ne 0 ]; then
+		[[ $output == *"checkpoint 1 failed: "* ]]
+		[ ! -e "$W/ck/current" ]
+	fi
+	as_user touch "$W/go"
+	wait_for has 2
+	run csignal --checkpoint --wait
+	echo "$output"
+	[ "$status" -eq 0 ]
+	as_user touch "$W/go2"
+	wait_for has 0
+	[ "$(cat "$W/sum")" = "$(seq 1 20000 | sha256sum)" ]
+}
