@@ -26,6 +26,11 @@ struct opts {
 	enum rst_pids pids;
 	int (*inh)[2]; /* --inherit-fd FD=N, each */
 	size_t ninh;
+	struct {
+		char token[33];
+		int ours;
+	} *inhp; /* --inherit-fd peer:TOKEN=N, each */
+	size_t ninhp;
 	char **maps; /* --path-map OLD=NEW, each */
 	size_t nmaps;
 };
@@ -42,11 +47,21 @@ static void add_path_map(struct opts *o, char *arg, int fail)
 	o->maps[o->nmaps++] = arg;
 }
 
-/* --inherit-fd FD=N */
+/* --inherit-fd FD=N, or peer:TOKEN=N */
 static void add_inherit(struct opts *o, const char *arg, int fail)
 {
 	int a, b, n = -1;
+	char tok[33];
 
+	if (sscanf(arg, "peer:%32[0-9a-f]=%d%n", tok, &b, &n) == 2 && !arg[n] && strlen(tok) == 32 &&
+	    b >= 0) {
+		if (!(o->inhp = realloc(o->inhp, (o->ninhp + 1) * sizeof(*o->inhp))))
+			die(fail, "out of memory");
+		memcpy(o->inhp[o->ninhp].token, tok, sizeof(tok));
+		o->inhp[o->ninhp++].ours = b;
+		return;
+	}
+	n = -1;
 	if (sscanf(arg, "%d=%d%n", &a, &b, &n) != 2 || arg[n] || a < 0 || b < 0)
 		die(fail, "--inherit-fd takes FD=N, two fd numbers: %s", arg);
 	if (!(o->inh = realloc(o->inh, (o->ninh + 1) * sizeof(*o->inh))))
@@ -190,7 +205,14 @@ int main(int argc, char **argv)
 		if (rst_inherit_fd(&in, o.inh[i][0], o.inh[i][1]))
 			die(fail, "%s", err_get());
 	}
+	for (size_t i = 0; i < o.ninhp; i++) {
+		if (o.inhp[i].ours == 0 && in.from_stdin)
+			die(fail, "--inherit-fd peer:%s=0: fd 0 carries the image", o.inhp[i].token);
+		if (rst_inherit_peer(&in, o.inhp[i].token, o.inhp[i].ours))
+			die(fail, "%s", err_get());
+	}
 	free(o.inh);
+	free(o.inhp);
 	for (size_t i = 0; i < o.nmaps; i++)
 		if (rst_path_map(&in, o.maps[i]))
 			die(fail, "%s", err_get());

@@ -245,12 +245,10 @@ script_on_h1() {
 	job='ssh h2 '\''for i in $(seq 1 4000); do echo "line $i"; sleep 0.002; done'\'
 	job+=" | ssh h3 'tr 0-9 a-j' | tee $W/progress | sha256sum >$W/sum"
 	want=$(for i in $(seq 1 4000); do echo "line $i"; done | tr 0-9 a-j | sha256sum)
+	# The member's output file is the user's: a restart puts it back as the user.
+	as_user touch "$W/job.out"
 	(
-		# No fd of bats' for the member to hold (root's pipes it may not read).
-		for fd in "/proc/$BASHPID/fd/"*; do
-			fd=${fd##*/}
-			[ "$fd" -le 2 ] || eval "exec $fd>&-"
-		done
+		no_bats_fds
 		as_member bash -c "$job"
 	) </dev/null >"$W/job.out" 2>&1 &
 	CKPT_PIDS+=("$!")
@@ -275,4 +273,126 @@ script_on_h1() {
 	echo "$output"
 	[ "$status" -eq 0 ]
 	[ "$(cat "$W/sum")" = "$want" ]
+}
+
+# no_bats_fds: this (sub)shell closes every fd but 0, 1, 2: no fd of
+# bats' for a member to hold (root's pipes, which it may not read).
+no_bats_fds() {
+	local fd
+	for fd in "/proc/$BASHPID/fd/"*; do
+		fd=${fd##*/}
+		[ "$fd" -le 2 ] || eval "exec $fd>&-"
+	done
+}
+
+# pp_member HOST ROLE: peerpair ROLE on HOST, a member as ckpt-test, over
+# TCP to h1's address; its output into $W/pp.ROLE.
+pp_member() {
+	as_user touch "$W/pp.$2"
+	(
+		no_bats_fds
+		net_on "$1" --as "$NET_USER" env PEERPAIR_ADDR="$NET_PREFIX.1" ckpt-inject \
+			--coord-host "$CH" --coord-port "$CP" --secret-file "$W/secret" \
+			-- "$TOP/t/progs/peerpair" "$2" "$W/pp" 3000000
+	) </dev/null >"$W/pp.$2" 2>&1 &
+	CKPT_PIDS+=("$!")
+}
+
+# pp_lines: the lines both peerpair logs hold.
+pp_lines() {
+	cat "$W/pp/server.out" "$W/pp/client.out" 2>/dev/null | wc -l
+}
+
+# pp_past N: the logs hold more than N lines.
+pp_past() {
+	[ "$(pp_lines)" -gt "$1" ]
+}
+
+# pp_same: each log is an uninterrupted run's, byte for byte.
+pp_same() {
+	local role
+	for role in server client; do
+		"$TOP/t/progs/peerpair" expect "$role" 3000000 >"$W/$role.expect"
+		cmp "$W/$role.expect" "$W/pp/$role.out"
+	done
+}
+
+# bats test_tags=root
+@test "a TCP client/server pair across two hosts, requests in flight both ways, checkpointed ten times (the last --kill), restarted on the same and on permuted hosts: every byte in order" {
+	local k n kept
+	coord_on h1
+	as_user mkdir "$W/pp"
+	pp_member h1 server
+	pp_member h2 client
+	wait_for has 2
+	wait_for pp_past 0
+	# Each checkpoint after a new milestone in either log.
+	for ((k = 1; k <= 9; k++)); do
+		n=$(pp_lines)
+		run csignal --checkpoint --wait
+		echo "$output"
+		[ "$status" -eq 0 ]
+		wait_for pp_past "$n"
+	done
+	# The coordinator shows the connection between them.
+	run csignal --status
+	echo "$output"
+	[[ $output == *"connections: 1-2:tcp"* ]]
+	run csignal --checkpoint --wait --kill
+	echo "$output"
+	[ "$status" -eq 0 ]
+	GEN=$output
+	wait_for has 0
+	# Bytes were in flight at some checkpoint, kept in an image.
+	kept=$(for img in "$W"/ck/ckpt_gen_*/ckpt_peerpair_*.ckpt*; do ckpt-inspect "$img"; done |
+		sed -n 's/.* bytes_kept \([0-9]*\).*/\1/p' | sort -n | tail -1)
+	echo "most bytes kept: $kept"
+	[ "$kept" -gt 0 ]
+	run script_on_h1
+	echo "$output"
+	[ "$status" -eq 0 ]
+	pp_same
+	run script_on_h1 --host-map h1=h2 --host-map h2=h1
+	echo "$output"
+	[ "$status" -eq 0 ]
+	pp_same
+}
+
+# bats test_tags=root
+@test "a checkpoint while a member's ssh is still starting fails cleanly or waits, and the pipeline goes on; the next checkpoint, with the remote member joined, works" {
+	local first
+	coord_on h1
+	# A real ssh (not the shim, first in the member's PATH) that starts only
+	# once $W/go is there.
+	as_user sh -c 'cat >"$1/slowssh"; chmod 700 "$1/slowssh"' sh "$W" <<-SH
+		#!/bin/sh
+		while [ ! -e $W/go ]; do sleep 0.05; done
+		exec /usr/bin/ssh -F $NET_SSH_CONFIG "\$@"
+	SH
+	as_user touch "$W/job.out"
+	(
+		no_bats_fds
+		net_on h1 --as "$NET_USER" env CKPT_SSH="$W/slowssh" ckpt-inject --coord-host "$CH" \
+			--coord-port "$CP" --secret-file "$W/secret" -- bash -c \
+			"ssh h2 'while [ ! -e $W/go2 ]; do sleep 0.05; done; seq 1 20000' | sha256sum >$W/sum"
+	) </dev/null >"$W/job.out" 2>&1 &
+	CKPT_PIDS+=("$!")
+	wait_for has 1
+	# ckpt-ssh waits for its ssh: the checkpoint either holds it as it is
+	# or fails naming why; no generation is made of a half.
+	run csignal --checkpoint --wait
+	echo "$output"
+	first=$status
+	if [ "$first" -ne 0 ]; then
+		[[ $output == *"checkpoint 1 failed: "* ]]
+		[ ! -e "$W/ck/current" ]
+	fi
+	as_user touch "$W/go"
+	wait_for has 2
+	run csignal --checkpoint --wait
+	echo "$output"
+	[ "$status" -eq 0 ]
+	as_user touch "$W/go2"
+	wait_for has 0
+	[ "$(cat "$W/sum")" = "$(seq 1 20000 | sha256sum)" ]
 }

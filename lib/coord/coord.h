@@ -344,9 +344,10 @@ int mb_peers_write(struct mb_helper *h, int dfd, const char *img_name)
 void mb_peers_clear(struct mb_helper *h);
 /* A restart from img: every connection of its list made again through the
  * coordinator, the kept bytes delivered; ours[i] is the connection for
- * the image's fd theirs[i] (malloc'd, *n of them).  -1 with err_set. */
-int mb_peers_restart(struct mb_helper *h, const char *img, int **ours, int **theirs, size_t *n)
-	__attribute__((warn_unused_result));
+ * the image's end of connection tokens[i] (32 digits and a NUL; whichever
+ * process of the tree holds it: malloc'd, *n of them).  -1 with err_set. */
+int mb_peers_restart(struct mb_helper *h, const char *img, int **ours, char (**tokens)[33],
+		     size_t *n) __attribute__((warn_unused_result));
 /* The coordinator's lines a restart read meanwhile, for the helper to
  * serve: the i-th, NULL past the last. */
 char *mb_peers_saved(struct mb_helper *h, size_t i);

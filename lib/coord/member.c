@@ -816,15 +816,16 @@ static void serve(struct mb_helper *h, int pidfd)
 }
 
 /* A restart: the connections to other members made again, and handed to
- * ckpt-inject (SCM_RIGHTS on report, each with the image's fd number),
+ * ckpt-inject (SCM_RIGHTS on report, each with its connection's token),
  * after the answer j, which says how many.  On failure j says why
  * instead, and 1 is returned once it is told. */
 static int send_peers(struct mb_helper *h, struct mb_joined *j, int report)
 {
-	int *ours, *theirs;
+	char(*tokens)[33];
+	int *ours;
 	size_t n;
 
-	if (mb_peers_restart(h, h->api.img, &ours, &theirs, &n)) {
+	if (mb_peers_restart(h, h->api.img, &ours, &tokens, &n)) {
 		j->id = 0;
 		snprintf(j->why, sizeof(j->why), "(restarting %.200s): %.290s", h->api.img, err_get());
 		write_all(report, j, sizeof(*j));
@@ -834,7 +835,7 @@ static int send_peers(struct mb_helper *h, struct mb_joined *j, int report)
 	write_all(report, j, sizeof(*j));
 	for (size_t i = 0; i < n; i++) {
 		char cbuf[CMSG_SPACE(sizeof(int))] = {0};
-		struct iovec iov = {.iov_base = &theirs[i], .iov_len = sizeof(int)};
+		struct iovec iov = {.iov_base = tokens[i], .iov_len = sizeof(tokens[i])};
 		struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
 				    .msg_controllen = sizeof(cbuf)};
 		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
@@ -848,7 +849,7 @@ static int send_peers(struct mb_helper *h, struct mb_joined *j, int report)
 	for (size_t i = 0; i < n; i++)
 		close(ours[i]);
 	free(ours);
-	free(theirs);
+	free(tokens);
 	return 0;
 }
 
@@ -858,7 +859,7 @@ static int send_peers(struct mb_helper *h, struct mb_joined *j, int report)
 static int take_peers(int from, int n)
 {
 	const char *old = getenv("CKPT_REMAP_ARGS");
-	size_t size = (old ? strlen(old) : 0) + 40 * (size_t)n + 2;
+	size_t size = (old ? strlen(old) : 0) + 80 * (size_t)n + 2;
 	char *args = malloc(size), *p = args;
 
 	if (!args) {
@@ -867,21 +868,21 @@ static int take_peers(int from, int n)
 	}
 	p += snprintf(p, size, "%s", old ? old : "");
 	for (int i = 0; i < n; i++) {
-		char cbuf[CMSG_SPACE(sizeof(int))];
-		int theirs = -1, ours = -1;
-		struct iovec iov = {.iov_base = &theirs, .iov_len = sizeof(int)};
+		char cbuf[CMSG_SPACE(sizeof(int))], token[33] = "";
+		int ours = -1;
+		struct iovec iov = {.iov_base = token, .iov_len = sizeof(token)};
 		struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
 				    .msg_controllen = sizeof(cbuf)};
 		struct cmsghdr *c;
-		if (recvmsg(from, &mh, 0) != sizeof(int) || !(c = CMSG_FIRSTHDR(&mh)) ||
-		    c->cmsg_type != SCM_RIGHTS) {
+		if (recvmsg(from, &mh, 0) != sizeof(token) || !(c = CMSG_FIRSTHDR(&mh)) ||
+		    c->cmsg_type != SCM_RIGHTS || strnlen(token, sizeof(token)) != 32) {
 			err_set("the helper did not hand over connection %d of %d", i + 1, n);
 			free(args);
 			return -1;
 		}
 		memcpy(&ours, CMSG_DATA(c), sizeof(int));
-		p += snprintf(p, size - (size_t)(p - args), "%s--inherit-fd\n%d=%d",
-			      p == args ? "" : "\n", theirs, ours);
+		p += snprintf(p, size - (size_t)(p - args), "%s--inherit-fd\npeer:%s=%d",
+			      p == args ? "" : "\n", token, ours);
 	}
 	setenv("CKPT_REMAP_ARGS", args, 1);
 	free(args);

@@ -21,14 +21,27 @@
  * address (the one it reaches the coordinator from) and says where
  * (LISTEN), side 1 asks (WANT), is told (CONNECT), connects and sends the
  * token; then both swap their kept bytes as above, and ckpt-inject hands
- * each connection to ckpt-remap as the program's fd (--inherit-fd). */
+ * each connection to ckpt-remap as the program's fd (--inherit-fd).
+ *
+ * A half-closed TCP connection (one side shut down its writing: its FIN
+ * came) has no marker from that side, and that side cannot send what it
+ * drained.  So nothing is read from it: the side that received the FIN
+ * has everything the other sent in its receive queue, and peeks it; the
+ * side that sent it is sent one urgent byte (MSG_OOB, out of the stream:
+ * its program never reads it) after everything else, and once that came
+ * it peeks its receive queue, all of the other's bytes up to that mark.
+ * At a restart the connection is made whole, the bytes written back, and
+ * the side that had shut down its writing shuts it down again. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -45,6 +58,7 @@
 #define PEER_WAIT 60 /* seconds a drain or a restart waits for the other end */
 
 enum { L_MARK, L_XCHG, L_BACK, L_DONE };
+enum { H_MINE = 1, H_THEIRS = 2, H_URG_SENT = 4, H_URG_GOT = 8 }; /* shut: ours, theirs */
 
 struct pr_link {
 	struct fd_peer_mark mk; /* ino, the record, mk.bytes: what was in flight to us */
@@ -54,6 +68,7 @@ struct pr_link {
 	int pipe_r, pipe_w; /* a restart's pipe, side 0: its ends, until the write end is
 			     * handed over (then s is the read end) */
 	int st;	  /* L_* */
+	int half; /* H_*: a half-closed TCP connection, as the drain found it */
 	unsigned char mark[MARK_LEN];
 	size_t mark_off;
 	unsigned char *in; /* L_MARK: all read so far */
@@ -122,6 +137,45 @@ void mb_peers_clear(struct mb_helper *h)
 	p->nends = 0;
 }
 
+/* A TCP end e whose writing its program shut down: the urgent byte the
+ * last checkpoint's drain had sent it must be behind what the program
+ * read, or the next one would make it a byte of the stream (the kernel
+ * keeps one urgent mark).  Checked before FROZEN, so before the other
+ * side sends the next: then a peek of all that is queued stops at no
+ * mark.  -1 with err_set. */
+static int urgent_read(const struct fd_peer_end *e)
+{
+	int pidfd = (int)syscall(SYS_pidfd_open, e->pid, 0), s, n = 0, rc = 0, at = 0;
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+	unsigned char *buf;
+	ssize_t k;
+
+	s = pidfd < 0 ? -1 : (int)syscall(SYS_pidfd_getfd, pidfd, e->fd, 0);
+	if (pidfd >= 0)
+		close(pidfd);
+	if (s < 0)
+		return 0; /* the dump names what it cannot take */
+	if (getsockopt(s, IPPROTO_TCP, TCP_INFO, &ti, &len) ||
+	    (ti.tcpi_state != TCP_FIN_WAIT1 && ti.tcpi_state != TCP_FIN_WAIT2) ||
+	    ioctl(s, FIONREAD, &n) || n <= 0 || !(buf = malloc((size_t)n))) {
+		close(s);
+		return 0;
+	}
+	k = recv(s, buf, (size_t)n, MSG_PEEK | MSG_DONTWAIT);
+	/* At the mark (the next read skips it) the kernel skips it too when
+	 * the next comes: only a mark further on is refused. */
+	if (k >= 0 && k < n && !(ioctl(s, SIOCATMARK, &at) == 0 && at)) {
+		err_set("pid %d: fd %d: a tcp connection from %s to %s, half-closed, whose program has "
+			"not read past the last checkpoint's urgent byte yet; not supported",
+			e->pid, e->fd, e->local, e->remote);
+		rc = -1;
+	}
+	free(buf);
+	close(s);
+	return rc;
+}
+
 int mb_peers_report(struct mb_helper *h, int gen)
 {
 	struct mb_peers *p = peers_of(h);
@@ -134,6 +188,9 @@ int mb_peers_report(struct mb_helper *h, int gen)
 	mb_peers_clear(h);
 	p->gen = gen;
 	rc = dump_peer_ends(&h->tr, &p->ends, &p->nends);
+	for (size_t i = 0; !rc && i < p->nends; i++)
+		if (p->ends[i].kind == IMG_PEER_TCP)
+			rc = urgent_read(&p->ends[i]);
 	for (size_t i = 0; !rc && i < p->nends; i++) {
 		char l[200], r[200];
 		const struct fd_peer_end *e = &p->ends[i];
@@ -194,12 +251,66 @@ static int grow(struct pr_link *l, size_t want)
 	return 0;
 }
 
+/* A half-closed connection's step: the urgent byte sent if the other
+ * side shut down, and what is in flight to us peeked, once all of it is
+ * here (its FIN came, or the urgent byte after it). */
+static int step_half(struct pr_link *l, const char *what)
+{
+	int n = 0, urg;
+	ssize_t k;
+	char c;
+
+	if (!(l->half & (H_MINE | H_URG_SENT))) {
+		k = send(l->s, "u", 1, MSG_OOB | MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (k < 0 && errno != EAGAIN)
+			goto io;
+		l->half |= k == 1 ? H_URG_SENT : 0;
+	}
+	if (!(l->half & (H_THEIRS | H_URG_GOT))) {
+		/* EINVAL: none yet (or an earlier checkpoint's, read). */
+		k = recv(l->s, &c, 1, MSG_OOB | MSG_DONTWAIT);
+		if (k < 0 && errno != EAGAIN && errno != EINVAL)
+			goto io;
+		l->half |= k == 1 ? H_URG_GOT : 0;
+	}
+	if (!l->mine && (l->half & (H_THEIRS | H_URG_GOT))) {
+		if (ioctl(l->s, FIONREAD, &n) < 0)
+			goto io;
+		if (!(l->mine = malloc((size_t)n + 1)))
+			goto mem;
+		k = n ? recv(l->s, l->mine, (size_t)n, MSG_PEEK | MSG_DONTWAIT) : 0;
+		if (k < 0 && errno != EAGAIN)
+			goto io;
+		k = k < 0 ? 0 : k;
+		/* The urgent byte is counted in what is queued, never read. */
+		urg = (l->half & H_URG_GOT) != 0;
+		if (k + urg < n) {
+			free(l->mine);
+			l->mine = NULL;
+			return 0;
+		}
+		l->nmine = (size_t)k;
+	}
+	if (l->mine && (l->half & (H_MINE | H_URG_SENT)))
+		l->st = L_DONE;
+	return 0;
+io:
+	err_sys("%s", what);
+	return -1;
+mem:
+	err_set("%s: out of memory", what);
+	return -1;
+}
+
 /* One step of l as far as it goes without blocking: 0, or -1 with
  * err_set.  Reads after the marker are exact: what follows the peer's
  * length and bytes is what it writes back, and stays in the socket. */
 static int step(struct pr_link *l, const char *what)
 {
 	ssize_t k;
+
+	if (l->half)
+		return step_half(l, what);
 
 	if (l->st == L_MARK) {
 		unsigned char want[MARK_LEN];
@@ -358,7 +469,9 @@ static int run_links(struct pr_link *l, size_t n)
 			/* Wait for what the step waits for: writable only
 			 * while it has bytes to write (else poll spins). */
 			pfd[i] = (struct pollfd){.fd = l[i].st == L_DONE ? -1 : l[i].s};
-			if (l[i].st == L_MARK)
+			if (l[i].half)
+				pfd[i].events = POLLPRI | (l[i].half & (H_MINE | H_URG_SENT) ? 0 : POLLOUT);
+			else if (l[i].st == L_MARK)
 				pfd[i].events = l[i].mark_off < MARK_LEN ? POLLOUT : POLLIN;
 			else if (l[i].st == L_BACK)
 				pfd[i].events = POLLOUT;
@@ -385,6 +498,57 @@ static int run_links(struct pr_link *l, size_t n)
 		poll(pfd, n, 100);
 	}
 	free(pfd);
+	return 0;
+}
+
+/* Whether l's TCP connection is half-closed, into l->half (a FIN of
+ * ours still unanswered is waited for a little); our shutdown is kept
+ * in the record.  -1 with err_set. */
+static int tcp_half(struct pr_link *l, const char *what)
+{
+	double until = now_sec() + 5;
+	struct tcp_info ti;
+	socklen_t len;
+	int inl = 0;
+
+	for (;;) {
+		len = sizeof(ti);
+		if (getsockopt(l->s, IPPROTO_TCP, TCP_INFO, &ti, &len)) {
+			err_sys("%s: its state", what);
+			return -1;
+		}
+		if (ti.tcpi_state != TCP_FIN_WAIT1 || now_sec() > until)
+			break;
+		poll(NULL, 0, 10);
+	}
+	switch (ti.tcpi_state) {
+	case TCP_ESTABLISHED:
+		l->half = 0;
+		return 0;
+	case TCP_FIN_WAIT1:
+	case TCP_FIN_WAIT2:
+		l->half = H_MINE;
+		break;
+	case TCP_CLOSE_WAIT:
+		l->half = H_THEIRS;
+		break;
+	case TCP_LAST_ACK:
+	case TCP_CLOSING:
+		l->half = H_MINE | H_THEIRS;
+		break;
+	default:
+		err_set("%s: closed meanwhile (TCP state %u)", what, ti.tcpi_state);
+		return -1;
+	}
+	len = sizeof(inl);
+	if (l->half == H_MINE && !getsockopt(l->s, SOL_SOCKET, SO_OOBINLINE, &inl, &len) && inl) {
+		err_set("pid %d: fd %d: a tcp connection to member %u, half-closed, whose program "
+			"reads urgent data inline (SO_OOBINLINE); not supported",
+			l->end.pid, l->end.fd, l->mk.p.peer_id);
+		return -1;
+	}
+	if (l->half & H_MINE)
+		l->mk.p.flags |= IMG_PEER_SHUT_WR;
 	return 0;
 }
 
@@ -418,6 +582,8 @@ int mb_peers_drain(struct mb_helper *h)
 			return -1;
 		}
 		make_mark(l->mark, l->mk.p.token, (int)l->mk.p.side);
+		if (l->mk.p.kind == IMG_PEER_TCP && tcp_half(l, what))
+			return -1;
 	}
 	if (run_links(p->l, p->n))
 		return -1;
@@ -474,8 +640,8 @@ int mb_peers_write(struct mb_helper *h, int dfd, const char *img_name)
 		char esc[200];
 		if (co_escape(r->peer_name, esc, sizeof(esc)))
 			snprintf(esc, sizeof(esc), "-");
-		fprintf(f, "PEER %.32s %u %d %s %u %s %llu\n", r->token, r->side, p->l[i].end.fd,
-			kind_word[r->kind], r->peer_id, esc, (unsigned long long)r->nbytes);
+		fprintf(f, "PEER %.32s %u %d %s %u %s %llu %u\n", r->token, r->side, p->l[i].end.fd,
+			kind_word[r->kind], r->peer_id, esc, (unsigned long long)r->nbytes, r->flags);
 		fwrite(p->l[i].mine, 1, r->nbytes, f);
 		fputc('\n', f);
 	}
@@ -507,15 +673,17 @@ static int read_list(struct mb_peers *p, const char *img)
 	}
 	while (fgets(line, sizeof(line), f)) {
 		char token[64], kind[16], name[200];
-		unsigned side, peer;
+		unsigned side, peer, flags;
 		unsigned long long n;
-		int fd, k = 0;
+		int fd, k = 0, got;
 		struct pr_link *nl, *l;
 
-		if (sscanf(line, "PEER %63s %u %d %15s %u %199s %llu", token, &side, &fd, kind, &peer,
-			   name, &n) != 7 ||
-		    strlen(token) != 32 || side > 1 || fd < 0 || co_unescape(name) ||
-		    n > (1ull << 32)) {
+		/* The flags came later: a list without them has none. */
+		flags = 0;
+		got = sscanf(line, "PEER %63s %u %d %15s %u %199s %llu %u", token, &side, &fd, kind,
+			     &peer, name, &n, &flags);
+		if ((got != 7 && got != 8) || strlen(token) != 32 || side > 1 || fd < 0 ||
+		    co_unescape(name) || n > (1ull << 32) || (flags & ~IMG_PEER_SHUT_WR)) {
 			err_set("%s: a line that is not one of ours: %.80s", path, line);
 			fclose(f);
 			return -1;
@@ -535,6 +703,7 @@ static int read_list(struct mb_peers *p, const char *img)
 		l->mk.p.kind = l->end.kind;
 		l->mk.p.side = side;
 		l->mk.p.peer_id = peer;
+		l->mk.p.flags = flags;
 		memcpy(l->mk.p.token, token, 32);
 		snprintf(l->mk.p.peer_name, sizeof(l->mk.p.peer_name), "%.63s", name);
 		l->nmine = n;
@@ -775,14 +944,16 @@ static int coord_line(struct mb_helper *h, struct mb_peers *p, char *line)
 	return 0;
 }
 
-int mb_peers_restart(struct mb_helper *h, const char *img, int **ours, int **theirs, size_t *n)
+int mb_peers_restart(struct mb_helper *h, const char *img, int **ours, char (**tokens)[33],
+		     size_t *n)
 {
 	struct mb_peers *p = peers_of(h);
 	struct pollfd *pfd;
 	double until = now_sec() + PEER_WAIT;
 	char what[300];
 
-	*ours = *theirs = NULL;
+	*ours = NULL;
+	*tokens = NULL;
 	*n = 0;
 	if (!p) {
 		err_set("out of memory");
@@ -855,15 +1026,24 @@ int mb_peers_restart(struct mb_helper *h, const char *img, int **ours, int **the
 	}
 	if (run_links(p->l, p->n))
 		return -1;
+	/* Its bytes written back, an end that had shut down its writing
+	 * does again (the other end reads them, then its end). */
+	for (size_t i = 0; i < p->n; i++)
+		if ((p->l[i].mk.p.flags & IMG_PEER_SHUT_WR) && p->l[i].mk.p.kind == IMG_PEER_TCP &&
+		    shutdown(p->l[i].s, SHUT_WR)) {
+			link_name(&p->l[i], what, sizeof(what));
+			err_sys("%s: cannot shut down its writing again", what);
+			return -1;
+		}
 	*ours = calloc(p->n, sizeof(int));
-	*theirs = calloc(p->n, sizeof(int));
-	if (!*ours || !*theirs) {
+	*tokens = calloc(p->n, sizeof(**tokens));
+	if (!*ours || !*tokens) {
 		err_set("out of memory");
 		return -1;
 	}
 	for (size_t i = 0; i < p->n; i++) {
 		(*ours)[i] = p->l[i].s;
-		(*theirs)[i] = p->l[i].end.fd;
+		memcpy((*tokens)[i], p->l[i].mk.p.token, 32);
 	}
 	*n = p->n;
 	return 0;

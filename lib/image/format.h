@@ -301,7 +301,7 @@ struct img_peer {
 	uint32_t kind;	  /* IMG_PEER_* */
 	uint32_t side;	  /* 0: listens (accepts) at a restart, 1: connects */
 	uint32_t peer_id; /* the other end's member id */
-	uint32_t flags;	  /* none yet: 0 */
+	uint32_t flags;	  /* IMG_PEER_SHUT_WR; images before it have 0 */
 	char token[32];	  /* the connection's name: 32 lowercase hex digits */
 	char peer_name[64]; /* the other end's member name, NUL-terminated */
 	uint64_t nbytes;
@@ -312,6 +312,11 @@ enum {
 	IMG_PEER_UNIX = 2, /* a unix stream socket */
 	IMG_PEER_PIPE = 3, /* one end of a pipe (side 0: the read end) */
 };
+
+/* This end had shut down its writing (shutdown(2), its FIN sent): a
+ * restart shuts it down again once the bytes in flight to its peer are
+ * written back. */
+#define IMG_PEER_SHUT_WR 1u
 
 /* A pidfd (IMG_FD_PIDFD). */
 struct img_pidfd {

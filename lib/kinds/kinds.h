@@ -116,8 +116,8 @@ struct fd_peer_end {
 				     * unix:HOST:INODE, its own and its peer's */
 };
 /* The ends the processes pids (a member's tree, pids[0] its root) hold
- * whose other end no process of them holds: established TCP connections,
- * connected unix stream sockets, pipe ends.
+ * whose other end no process of them holds: established or half-closed TCP
+ * connections, connected unix stream sockets, pipe ends.
  * *ends malloc'd; -1 with err_set. */
 int fd_peer_ends(const pid_t *pids, size_t n, struct fd_peer_end **ends, size_t *nends)
 	__attribute__((warn_unused_result));

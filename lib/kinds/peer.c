@@ -91,6 +91,14 @@ static int read_tcp(pid_t pid, const char *file, struct tcp_row **rows, size_t *
 	return 0;
 }
 
+/* A TCP state of a connection that may still carry bytes: established,
+ * or half-closed (one side sent its FIN: FIN_WAIT1, FIN_WAIT2,
+ * CLOSE_WAIT, LAST_ACK, CLOSING; a pipeline's ssh whose input ended). */
+static int tcp_connected(int state)
+{
+	return state == 1 || state == 4 || state == 5 || state == 8 || state == 9 || state == 11;
+}
+
 static const struct tcp_row *row_of(const struct tcp_row *rows, size_t n, uint64_t ino)
 {
 	for (size_t i = 0; i < n; i++)
@@ -289,7 +297,7 @@ int fd_peer_ends(const pid_t *pids, size_t npids, struct fd_peer_end **ends, siz
 			fdof[nino] = fds[i];
 			inos[nino++] = ino;
 			r = row_of(rows, nrows, ino);
-			if (r && r->state == 1) { /* TCP_ESTABLISHED */
+			if (r && tcp_connected(r->state)) {
 				struct fd_peer_end e = {.pid = pids[k], .fd = fds[i],
 							.kind = IMG_PEER_TCP, .ino = ino};
 				snprintf(e.local, sizeof(e.local), "%s", r->local);
@@ -368,7 +376,7 @@ static int check_peer(const unsigned char *x, uint32_t n)
 		return -1;
 	memcpy(&p, x, sizeof(p));
 	if (p.nbytes != n - sizeof(p) || p.kind < IMG_PEER_TCP || p.kind > IMG_PEER_PIPE ||
-	    p.side > 1 || p.flags || !memchr(p.peer_name, 0, sizeof(p.peer_name)))
+	    p.side > 1 || (p.flags & ~IMG_PEER_SHUT_WR) || !memchr(p.peer_name, 0, sizeof(p.peer_name)))
 		return -1;
 	for (size_t i = 0; i < sizeof(p.token); i++)
 		if (!isxdigit((unsigned char)p.token[i]) || isupper((unsigned char)p.token[i]))

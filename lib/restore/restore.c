@@ -528,24 +528,45 @@ int rst_check_lazy(const struct img_input *in)
 	return check_lazy(in, 0);
 }
 
-int rst_inherit_fd(struct img_input *in, int fd, int ours)
+/* Whether f is the fd --inherit-fd names: fd number fd, or with token
+ * set, the end of that connection between members (IMG_FD_PEER). */
+static int inherit_is(const struct fd_entry *f, int fd, const char *token)
+{
+	struct img_peer p;
+
+	if (!token)
+		return f->d.fd == fd;
+	if (f->d.kind != IMG_FD_PEER || f->d.extra_len < sizeof(p))
+		return 0;
+	memcpy(&p, f->extra, sizeof(p));
+	return !memcmp(p.token, token, sizeof(p.token));
+}
+
+/* --inherit-fd fd=ours, or peer:token=ours (fd -1). */
+static int inherit(struct img_input *in, int fd, const char *token, int ours)
 {
 	size_t found = 0;
+	char what[64];
 
+	if (token)
+		snprintf(what, sizeof(what), "peer:%.32s", token);
+	else
+		snprintf(what, sizeof(what), "%d", fd);
 	if (fcntl(ours, F_GETFD) < 0) {
-		err_sys("--inherit-fd %d=%d: fd %d of ckpt-remap is not open", fd, ours, ours);
+		err_sys("--inherit-fd %s=%d: fd %d of ckpt-remap is not open", what, ours, ours);
 		return -1;
 	}
 	for (size_t k = 0; k <= in->nrest; k++) {
 		struct image *im = img_proc_at(in, k);
 		for (size_t i = 0; i < im->nfiles; i++)
-			if (im->files[i].d.fd == fd) {
+			if (inherit_is(&im->files[i], fd, token)) {
 				im->files[i].inherit = ours + 1;
 				found++;
 			}
 	}
 	if (!found) {
-		err_set("--inherit-fd %d=%d: the image has no fd %d", fd, ours, fd);
+		err_set("--inherit-fd %s=%d: the image has no %s %s", what, ours,
+			token ? "connection" : "fd", what);
 		return -1;
 	}
 	/* Descs are numbered across the tree: every fd of one open file
@@ -554,7 +575,7 @@ int rst_inherit_fd(struct img_input *in, int fd, int ours)
 		struct image *im = img_proc_at(in, k);
 		for (size_t i = 0; i < im->nfiles; i++) {
 			struct fd_entry *f = &im->files[i];
-			if (f->d.fd != fd || !f->d.desc)
+			if (!inherit_is(f, fd, token) || !f->d.desc)
 				continue;
 			for (size_t j = 0; j <= in->nrest; j++) {
 				struct image *o = img_proc_at(in, j);
@@ -565,6 +586,16 @@ int rst_inherit_fd(struct img_input *in, int fd, int ours)
 		}
 	}
 	return 0;
+}
+
+int rst_inherit_fd(struct img_input *in, int fd, int ours)
+{
+	return inherit(in, fd, NULL, ours);
+}
+
+int rst_inherit_peer(struct img_input *in, const char *token, int ours)
+{
+	return inherit(in, -1, token, ours);
 }
 
 void rst_close_inherited(struct img_input *in)

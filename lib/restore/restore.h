@@ -105,6 +105,11 @@ int rst_check_lazy(const struct img_input *in) __attribute__((warn_unused_result
  * description, will be a duplicate of our fd `ours`.  -1 with err_set if
  * no process has that fd or ours is not open. */
 int rst_inherit_fd(struct img_input *in, int fd, int ours) __attribute__((warn_unused_result));
+/* ckpt-remap --inherit-fd peer:token=ours: the same for the fd that is
+ * the end of that connection to another member (IMG_FD_PEER, its 32-digit
+ * token), whichever process of the tree holds it at whatever number. */
+int rst_inherit_peer(struct img_input *in, const char *token, int ours)
+	__attribute__((warn_unused_result));
 /* elsewhere.c: ckpt-remap --path-map OLD=NEW: every path the image's
  * processes reopen (their cwd, executable, mapped files, files reopened by
  * path, saved and deleted files made again) that is OLD or under it is

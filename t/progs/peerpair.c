@@ -1,8 +1,9 @@
 /* peerpair: one end of a TCP connection between two members of a
  * coordinated computation, with bytes in flight both ways.
  *
- *     peerpair server DIR TOTAL    listen on 127.0.0.1, port into DIR/port
- *     peerpair client DIR TOTAL    connect to the port DIR/port names
+ *     peerpair server DIR TOTAL    listen on 127.0.0.1 ($PEERPAIR_ADDR if set), port
+ *                                  into DIR/port
+ *     peerpair client DIR TOTAL    connect to the port DIR/port names (there)
  *     peerpair userver DIR TOTAL   the same over a unix socket, DIR/sock
  *     peerpair uclient DIR TOTAL
  *     peerpair producer DIR TOTAL  write to standard output (a pipe)
@@ -20,6 +21,7 @@
  * the same over a pipe, one way: the consumer checks and logs, the
  * producer logs that it is done. */
 #define PROG "peerpair"
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -75,6 +77,8 @@ int main(int argc, char **argv)
 	}
 	role = argv[1];
 	dir = argv[2];
+	if (getenv("PEERPAIR_ADDR") && inet_pton(AF_INET, getenv("PEERPAIR_ADDR"), &a.sin_addr) != 1)
+		die("PEERPAIR_ADDR");
 	seed_out = !strcmp(role, "server") || !strcmp(role, "userver") || !strcmp(role, "producer")
 			   ? 1
 			   : 2;
