@@ -85,8 +85,8 @@ pair() {
 	# of this kind between members 1 and 2, each end named.
 	ckpt-inspect "$gen" | tee "$BATS_TEST_TMPDIR/gen"
 	grep -q "^generation $gen: 2 members$" "$BATS_TEST_TMPDIR/gen"
-	[ "$(grep -c "^  [0-9a-f]\{32\} $3: member [12] peerpair (pid [0-9]* fd [0-9]*, " "$BATS_TEST_TMPDIR/gen")" -eq 1 ]
-	[ "$(grep -c "^    <-> member [12] peerpair (pid [0-9]* fd [0-9]*, " "$BATS_TEST_TMPDIR/gen")" -eq 1 ]
+	[ "$(grep -c "^  [0-9a-f]\{32\} $3: member [12] [a-z]* (pid [0-9]* fd [0-9]*, " "$BATS_TEST_TMPDIR/gen")" -eq 1 ]
+	[ "$(grep -c "^    <-> member [12] [a-z]* (pid [0-9]* fd [0-9]*, " "$BATS_TEST_TMPDIR/gen")" -eq 1 ]
 	ckpt-inspect --json "$gen" | python3 -c '
 import json, sys
 g = json.load(sys.stdin)

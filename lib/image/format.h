@@ -301,7 +301,7 @@ struct img_peer {
 	uint32_t kind;	  /* IMG_PEER_* */
 	uint32_t side;	  /* 0: listens (accepts) at a restart, 1: connects */
 	uint32_t peer_id; /* the other end's member id */
-	uint32_t flags;	  /* IMG_PEER_SHUT_WR; images before it have 0 */
+	uint32_t flags;	  /* IMG_PEER_SHUT_WR, IMG_PEER_OPTS; images before them have 0 */
 	char token[32];	  /* the connection's name: 32 lowercase hex digits */
 	char peer_name[64]; /* the other end's member name, NUL-terminated */
 	uint64_t nbytes;
@@ -317,6 +317,15 @@ enum {
  * restart shuts it down again once the bytes in flight to its peer are
  * written back. */
 #define IMG_PEER_SHUT_WR 1u
+/* A TCP connection's options follow the bytes (struct img_peer_opts): the
+ * new socket of a restart gets them; images before it have none. */
+#define IMG_PEER_OPTS 2u
+struct img_peer_opts {
+	uint32_t opts;	    /* IMG_SOCKOPT_KEEPALIVE, IMG_SOCKOPT_NODELAY */
+	uint32_t keepidle;  /* TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT, in the */
+	uint32_t keepintvl; /* units of setsockopt; 0: as a new socket has it */
+	uint32_t keepcnt;
+};
 
 /* A pidfd (IMG_FD_PIDFD). */
 struct img_pidfd {

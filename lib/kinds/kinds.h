@@ -131,6 +131,9 @@ struct fd_peer_mark {
 /* The ends the captures record as peers from now on (n 0: none); the
  * table stays the caller's. */
 void fd_peer_marks(const struct fd_peer_mark *m, size_t n);
+/* The options f's record keeps (IMG_PEER_OPTS: TCP_NODELAY, keepalive),
+ * set on fd, the new socket a restart made for it. */
+void fd_peer_options(int fd, const struct fd_entry *f);
 /* The bytes in pipe fd of pid, left in it (tee(2)): the pipe's size,
  * and *len bytes in *data (malloc'd); -1 with err_set. */
 int fd_pipe_peek(pid_t pid, int fd, uint32_t *size, unsigned char **data, uint32_t *len)

@@ -8,6 +8,9 @@
  * ckpt-inject --restart, which connects it through the coordinator and
  * hands it to ckpt-remap (--inherit-fd); a plain ckpt-remap refuses it. */
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <ctype.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -361,11 +364,90 @@ int fd_peer_is(const struct fd_source *src)
 	return mark_of(src->sb->st_ino) != NULL;
 }
 
+/* Option name of socket s as an int, or -1. */
+static int int_opt(int s, int level, int name)
+{
+	int v = -1;
+	socklen_t l = sizeof(v);
+
+	return getsockopt(s, level, name, &v, &l) ? -1 : v;
+}
+
+/* The options of TCP socket s that a program sets and a restart's new
+ * socket would not have: Nagle's algorithm off, keepalive and its times
+ * (0 where they are a new socket's own).  Buffer sizes are not: a size
+ * the kernel tuned by itself cannot be told from one the program set,
+ * and setting it would stop the tuning. */
+static void tcp_options(int s, struct img_peer_opts *o)
+{
+	int fresh = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	const int names[3] = {TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT};
+	uint32_t *vals[3] = {&o->keepidle, &o->keepintvl, &o->keepcnt};
+
+	memset(o, 0, sizeof(*o));
+	if (int_opt(s, SOL_SOCKET, SO_KEEPALIVE) > 0)
+		o->opts |= IMG_SOCKOPT_KEEPALIVE;
+	if (int_opt(s, IPPROTO_TCP, TCP_NODELAY) > 0)
+		o->opts |= IMG_SOCKOPT_NODELAY;
+	for (int i = 0; i < 3; i++) {
+		int v = int_opt(s, IPPROTO_TCP, names[i]);
+		if (v > 0 && (fresh < 0 || v != int_opt(fresh, IPPROTO_TCP, names[i])))
+			*vals[i] = (uint32_t)v;
+	}
+	if (fresh >= 0)
+		close(fresh);
+}
+
 static int capture_peer(const struct fd_source *src, struct fd_entry *f)
 {
 	const struct fd_peer_mark *m = mark_of(src->sb->st_ino);
+	struct img_peer p = m->p;
+	struct img_peer_opts o;
+	unsigned char *buf;
+	int s, rc;
 
-	return fd_set_extra(f, &m->p, sizeof(m->p), m->bytes, m->p.nbytes);
+	if (p.kind != IMG_PEER_TCP)
+		return fd_set_extra(f, &p, sizeof(p), m->bytes, p.nbytes);
+	if ((s = fd_getfd(src->pid, f->d.fd)) < 0)
+		return -1;
+	tcp_options(s, &o);
+	close(s);
+	p.flags |= IMG_PEER_OPTS;
+	buf = malloc(p.nbytes + sizeof(o));
+	if (!buf) {
+		err_set("out of memory");
+		return -1;
+	}
+	if (p.nbytes)
+		memcpy(buf, m->bytes, p.nbytes);
+	memcpy(buf + p.nbytes, &o, sizeof(o));
+	rc = fd_set_extra(f, &p, sizeof(p), buf, p.nbytes + sizeof(o));
+	free(buf);
+	return rc;
+}
+
+void fd_peer_options(int fd, const struct fd_entry *f)
+{
+	struct img_peer p;
+	struct img_peer_opts o;
+	const int names[3] = {TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT};
+	int one = 1;
+
+	if (f->d.kind != IMG_FD_PEER)
+		return;
+	memcpy(&p, f->extra, sizeof(p));
+	if (!(p.flags & IMG_PEER_OPTS))
+		return;
+	memcpy(&o, f->extra + sizeof(p) + p.nbytes, sizeof(o));
+	if (o.opts & IMG_SOCKOPT_KEEPALIVE)
+		setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	if (o.opts & IMG_SOCKOPT_NODELAY)
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	for (int i = 0; i < 3; i++) {
+		int v = (int)(i == 0 ? o.keepidle : i == 1 ? o.keepintvl : o.keepcnt);
+		if (v > 0)
+			setsockopt(fd, IPPROTO_TCP, names[i], &v, sizeof(v));
+	}
 }
 
 static int check_peer(const unsigned char *x, uint32_t n)
@@ -375,9 +457,20 @@ static int check_peer(const unsigned char *x, uint32_t n)
 	if (n < sizeof(p))
 		return -1;
 	memcpy(&p, x, sizeof(p));
-	if (p.nbytes != n - sizeof(p) || p.kind < IMG_PEER_TCP || p.kind > IMG_PEER_PIPE ||
-	    p.side > 1 || (p.flags & ~IMG_PEER_SHUT_WR) || !memchr(p.peer_name, 0, sizeof(p.peer_name)))
+	if (p.kind < IMG_PEER_TCP || p.kind > IMG_PEER_PIPE || p.side > 1 ||
+	    (p.flags & ~(IMG_PEER_SHUT_WR | IMG_PEER_OPTS)) ||
+	    ((p.flags & IMG_PEER_OPTS) && p.kind != IMG_PEER_TCP) ||
+	    p.nbytes != n - sizeof(p) - ((p.flags & IMG_PEER_OPTS) ? sizeof(struct img_peer_opts) : 0) ||
+	    n - sizeof(p) < ((p.flags & IMG_PEER_OPTS) ? sizeof(struct img_peer_opts) : 0) ||
+	    !memchr(p.peer_name, 0, sizeof(p.peer_name)))
 		return -1;
+	if (p.flags & IMG_PEER_OPTS) {
+		struct img_peer_opts o;
+		memcpy(&o, x + n - sizeof(o), sizeof(o));
+		if (o.opts & ~(IMG_SOCKOPT_KEEPALIVE | IMG_SOCKOPT_NODELAY) ||
+		    o.keepidle > 0x7fffffff || o.keepintvl > 0x7fffffff || o.keepcnt > 0x7fffffff)
+			return -1;
+	}
 	for (size_t i = 0; i < sizeof(p.token); i++)
 		if (!isxdigit((unsigned char)p.token[i]) || isupper((unsigned char)p.token[i]))
 			return -1;
@@ -424,6 +517,22 @@ static void show_peer(FILE *out, const struct fd_entry *f, int json)
 		fprintf(out, " peer_name %s", p.peer_name);
 	}
 	fd_put_num(out, json, "bytes_kept", p.nbytes);
+	if (p.flags & IMG_PEER_SHUT_WR)
+		fputs(json ? ",\"shut_wr\":true" : " shut_wr", out);
+	if (p.flags & IMG_PEER_OPTS) {
+		struct img_peer_opts o;
+		memcpy(&o, f->extra + sizeof(p) + p.nbytes, sizeof(o));
+		if (o.opts & IMG_SOCKOPT_NODELAY)
+			fputs(json ? ",\"nodelay\":true" : " nodelay", out);
+		if (o.opts & IMG_SOCKOPT_KEEPALIVE)
+			fputs(json ? ",\"keepalive\":true" : " keepalive", out);
+		if (o.keepidle)
+			fd_put_num(out, json, "keepidle", o.keepidle);
+		if (o.keepintvl)
+			fd_put_num(out, json, "keepintvl", o.keepintvl);
+		if (o.keepcnt)
+			fd_put_num(out, json, "keepcnt", o.keepcnt);
+	}
 }
 
 const struct fd_ops fd_peer_ops = {

@@ -822,9 +822,11 @@ static int make_fd(const struct img_input *in, const struct image *im, const str
 		/* But a connection between members, which ckpt-inject made
 		 * again for this program alone, gets the program's
 		 * O_NONBLOCK back (an event loop would block on it). */
-		else if (f->d.kind == IMG_FD_PEER)
+		else if (f->d.kind == IMG_FD_PEER) {
 			fcntl(fd, F_SETFL,
 			      (fcntl(fd, F_GETFL) & ~O_NONBLOCK) | (f->d.flags & O_NONBLOCK));
+			fd_peer_options(fd, f);
+		}
 		return fd;
 	}
 	switch (inherit ? IMG_FD_INHERIT : f->d.kind) {

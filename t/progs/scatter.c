@@ -88,7 +88,7 @@ static uint64_t item_result(uint32_t i, uint64_t nwords, const uint64_t *area)
 
 /* No Nagle on fd: a message of 16 bytes waiting for the ACK of the last
  * would wait for the peer's delayed ACK (40 ms).  A connection made again
- * at a restart is a new socket without the option: slower, not wrong. */
+ * at a restart must have it still (checked at the end). */
 static void no_delay(int fd)
 {
 	int one = 1;
@@ -248,6 +248,12 @@ static int worker(const char *dir)
 		fail("the master closed after %llu items, without a STOP",
 		     (unsigned long long)items);
 		return 1;
+	}
+	{
+		int nd = 0;
+		socklen_t l = sizeof(nd);
+		if (getsockopt(s, IPPROTO_TCP, TCP_NODELAY, &nd, &l) || !nd)
+			fail("its connection lost TCP_NODELAY");
 	}
 	close(s);
 	if (bad || failures)
@@ -426,10 +432,16 @@ static int master(const char *dir, int nw, uint32_t items, uint32_t mib, const c
 			}
 		}
 	}
-	/* A restart gives the program its connections as it had them. */
-	for (int i = 0; i < nw; i++)
+	/* A restart gives the program its connections as it had them: flags
+	 * and options. */
+	for (int i = 0; i < nw; i++) {
+		int nd = 0;
+		socklen_t l = sizeof(nd);
 		if (!(fcntl(w[i].fd, F_GETFL) & O_NONBLOCK))
 			fail("worker %d's connection is no longer O_NONBLOCK", i + 1);
+		if (getsockopt(w[i].fd, IPPROTO_TCP, TCP_NODELAY, &nd, &l) || !nd)
+			fail("worker %d's connection lost TCP_NODELAY", i + 1);
+	}
 	for (uint32_t i = 0; i < items; i++)
 		sum = mix(sum ^ result[i], i);
 	put_line(out, "scatter: %u results from %d workers, checksum %016llx\n", items, nw,
