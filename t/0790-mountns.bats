@@ -32,31 +32,6 @@ started() {
 	wait_for_line "$OUT" '^ready '
 }
 
-# in_own_userns MODE [SETUP]: (unprivileged) nsprog MODE's tree dumped and
-# restored inside a user, mount and pid namespace of their own (unshare
-# -Urpf --mount-proc), where they are root, after the shell command SETUP
-# ran there; the program passes.
-in_own_userns() {
-	mkdir -p "$D"
-	# shellcheck disable=SC2016 # $1, $2 and $! are the inner shell's
-	# No fd of ours above 2 (a pipe the shell leaked, bats' own): one the
-	# namespace's root cannot open would fail the dump.
-	run --separate-stderr exec_clean timeout 60 unshare -Urpf --mount-proc bash -c '
-		set -e
-		eval "$3"
-		nsprog "$2" "$1" >"$1.out" 2>"$1.err" &
-		until grep -q "^ready " "$1.out"; do sleep 0.01; done
-		ckpt-dump -t --kill -o "$1.img" $!
-		wait $! || true
-		ckpt-inspect "$1.img"
-		touch "$1/go"
-		ckpt-remap "$1.img"
-		cat "$1.out" "$1.err"' sh "$D" "$1" "${2:-}"
-	echo "status $status: $output; $stderr"
-	[ "$status" -eq 0 ]
-	[[ "$output" == *"nsprog: ok" ]]
-}
-
 @test "tmpfs: a new mount namespace, every mount private, a tmpfs with its size, mode and files; ckpt-inspect shows them" {
 	started mnt
 	bg_dump_kill
@@ -84,7 +59,7 @@ in_own_userns() {
 @test "unmounted: a mount of the tree's namespace it unmounted in its own is unmounted again" {
 	if [ "$(id -u)" -ne 0 ]; then
 		# shellcheck disable=SC2016 # $1 is the inner shell's
-		in_own_userns mntbind 'mkdir "$1/u" && mount -t tmpfs tmpfs "$1/u" && touch "$1/u/mounted"'
+		nsprog_own_ns mntbind 'mkdir "$1/u" && mount -t tmpfs tmpfs "$1/u" && touch "$1/u/mounted"'
 		return
 	fi
 	UMNT=$D/u
@@ -102,7 +77,7 @@ in_own_userns() {
 
 @test "proc: unshare --pid --fork --mount-proc: the init's proc of its pid namespace back on /proc" {
 	if [ "$(id -u)" -ne 0 ]; then
-		in_own_userns mntproc
+		nsprog_own_ns mntproc
 		return
 	fi
 	started mntproc

@@ -529,3 +529,29 @@ none_in_dir() {
 		[ ! "$p/cwd" -ef "$1" ] || return 1
 	done
 }
+
+# nsprog_own_ns MODE [SETUP]: (unprivileged) t/progs/nsprog MODE's tree
+# dumped with --kill and restored inside a user, mount and pid namespace of
+# their own (unshare -Urpf --mount-proc), where they are root, after the
+# shell command SETUP ran there; the program passes.  $output: what
+# ckpt-inspect said of the image, then the program's output.
+nsprog_own_ns() {
+	mkdir -p "$D"
+	# No fd of ours above 2 (a pipe the shell leaked, bats' own): one the
+	# namespace's root cannot open would fail the dump.
+	# shellcheck disable=SC2016 # $1, $2, $3 and $! are the inner shell's
+	run --separate-stderr exec_clean timeout 60 unshare -Urpf --mount-proc bash -c '
+		set -e
+		eval "$3"
+		nsprog "$2" "$1" >"$1.out" 2>"$1.err" &
+		until grep -q "^ready " "$1.out"; do sleep 0.01; done
+		ckpt-dump -t --kill -o "$1.img" $!
+		wait $! || true
+		ckpt-inspect "$1.img"
+		touch "$1/go"
+		ckpt-remap "$1.img"
+		cat "$1.out" "$1.err"' sh "$D" "$1" "${2:-}"
+	echo "status $status: $output; $stderr"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"nsprog: ok" ]]
+}

@@ -1206,8 +1206,7 @@ static int bad_map(const char *s, uint32_t len)
 	return 0;
 }
 
-/* A cgroup path: absolute, with no "." or ".." component. */
-static int bad_cgroup(const char *s, uint32_t len)
+int img_bad_path(const char *s, uint32_t len)
 {
 	if (len == 0 || len >= PATH_MAX || s[0] != '/' || memchr(s, 0, len))
 		return 1;
@@ -1255,7 +1254,7 @@ static int parse_ns(struct image *im, const char *buf, uint64_t len)
 	    !memchr(d.domainname, 0, 65) || bad_map(t, d.uid_map_len) ||
 	    bad_map(t + d.uid_map_len, d.gid_map_len) ||
 	    !(d.flags & IMG_NSF_CGROUP) != !d.cgroup_len ||
-	    (d.cgroup_len && bad_cgroup(t + d.uid_map_len + d.gid_map_len, d.cgroup_len))) {
+	    (d.cgroup_len && img_bad_path(t + d.uid_map_len + d.gid_map_len, d.cgroup_len))) {
 		err_set("NS record: bad namespaces, flags, names, maps, cgroup path or pids");
 		return -1;
 	}

@@ -287,6 +287,9 @@ struct img_input {
 	int trust;
 };
 
+/* Whether s (len bytes: a cgroup, a mount's path) is not an absolute path
+ * shorter than PATH_MAX without NUL, "." or ".." components. */
+int img_bad_path(const char *s, uint32_t len);
 /* Process k of the stream (0 is in->im). */
 struct image *img_proc_at(struct img_input *in, size_t k);
 /* Open path ("-" or NULL for stdin) and read every metadata record (of

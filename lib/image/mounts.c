@@ -64,19 +64,6 @@ int img_write_mounts(struct img_writer *w, const struct ns_rec *n)
 	return rc;
 }
 
-/* An absolute path without NUL, "." or ".." components. */
-static int bad_path(const char *s, uint32_t len)
-{
-	if (len == 0 || len >= PATH_MAX || s[0] != '/' || memchr(s, 0, len))
-		return 1;
-	for (uint32_t i = 0; i < len; i++)
-		if (s[i] == '/' && i + 1 < len && s[i + 1] == '.' &&
-		    (i + 2 == len || s[i + 2] == '/' ||
-		     (s[i + 2] == '.' && (i + 3 == len || s[i + 3] == '/'))))
-			return 1;
-	return 0;
-}
-
 /* One entry: what each op carries, and nothing else. */
 static int bad_step(const struct img_mount *d, const char *path, const char *src)
 {
@@ -84,13 +71,13 @@ static int bad_step(const struct img_mount *d, const char *path, const char *src
 	int in_tmpfs = d->op == IMG_MNT_DIR || d->op == IMG_MNT_FILE || d->op == IMG_MNT_LINK;
 
 	if (d->op < IMG_MNT_KEEP || d->op >= IMG_MNT_NOPS || d->flags & ~IMG_MNTF_FLAGS ||
-	    d->pad || bad_path(path, d->path_len))
+	    d->pad || img_bad_path(path, d->path_len))
 		return 1;
 	if (in_tmpfs && (d->flags || d->pidns))
 		return 1;
 	if ((d->op == IMG_MNT_LINK) != !!d->src_len && d->op != IMG_MNT_BIND)
 		return 1;
-	if (d->op == IMG_MNT_BIND && bad_path(src, d->src_len))
+	if (d->op == IMG_MNT_BIND && img_bad_path(src, d->src_len))
 		return 1;
 	if (d->op == IMG_MNT_LINK && memchr(src, 0, d->src_len))
 		return 1;
