@@ -168,10 +168,12 @@ int fd_tty_settings(int fd, const struct fd_entry *f)
 	sigaction(SIGTTOU, &ign, &old);
 	/* A terminal from outside keeps its own size: its emulator (or sshd,
 	 * or tmux) knows it, and the program learns it by the SIGWINCH the
-	 * restore sends it (restore.c).  A pty of the tree's gets the size
-	 * it had. */
-	if (tcsetattr(fd, TCSANOW, &tio) ||
-	    (t.role != IMG_TTY_TERM && ioctl(fd, TIOCSWINSZ, &ws))) {
+	 * restore sends it (restore.c).  One that has no size (0x0: a pty
+	 * nobody sized), and a pty of the tree's, get the size it had. */
+	struct winsize now = {0};
+	int keep = t.role == IMG_TTY_TERM && !ioctl(fd, TIOCGWINSZ, &now) && now.ws_row &&
+		   now.ws_col;
+	if (tcsetattr(fd, TCSANOW, &tio) || (!keep && ioctl(fd, TIOCSWINSZ, &ws))) {
 		err_sys("fd %d: cannot set the terminal's settings", f->d.fd);
 		rc = -1;
 	}
