@@ -1164,7 +1164,10 @@ static int open_lent(int obj, const char *path, int flags)
 int shm_open_fd(const struct image *im, const struct shm_made *sm, const struct fd_entry *f)
 {
 	size_t i = shm_index(im, f->d.dev, f->d.ino);
-	int flags = f->d.flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC | O_TMPFILE);
+	/* Reopened through /proc/self/fd/N, a link: not with the O_NOFOLLOW
+	 * that shm_open(3) opens with and the fd's flags keep (ELOOP). */
+	int flags = f->d.flags &
+		    ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC | O_TMPFILE | O_NOFOLLOW);
 	char path[64];
 	int fd;
 

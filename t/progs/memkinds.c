@@ -6,7 +6,7 @@
  *
  * usage: memkinds DIR [KIND...]
  * KIND: advice split remap posixshm sharedanon memfd deleted delmap sysvshm
- * sysvkey sparse savedfile ipc.  With none given, all of them but sparse
+ * sysvkey sparse savedfile ipc delshm.  With none given, all of them but sparse
  * and ipc, and sysvkey only when CKPT_SHM_KEY (its key) is set.
  * Prints "ready PID", waits for DIR/go, checks, prints "memkinds: ok". */
 #include <errno.h>
@@ -265,6 +265,45 @@ static void posixshm_check(void)
 		fail("posixshm: the mapping is no longer the shm object's");
 	close(fd);
 	shm_unlink(shm_name);
+}
+
+/* ---- delshm: a POSIX shm object unlinked while open and mapped ---------- */
+/* (Open MPI keeps its /dev/shm/open_mpi.0000 so; shm_open opens with
+ * O_NOFOLLOW, which the fd's flags keep.) */
+
+static int delshm_fd = -1;
+static char *delshm;
+#define DELSHM_LEN (8 * PS)
+
+static void delshm_setup(void)
+{
+	char name[64];
+
+	snprintf(name, sizeof(name), "/ckpt-memkinds-del-%d", (int)getpid());
+	delshm_fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
+	if (delshm_fd < 0 || ftruncate(delshm_fd, DELSHM_LEN))
+		die("shm_open");
+	delshm = map(DELSHM_LEN, PROT_READ | PROT_WRITE, MAP_SHARED, delshm_fd, 0);
+	fill(delshm, DELSHM_LEN, 43);
+	shm_unlink(name);
+}
+
+static void delshm_check(void)
+{
+	uint64_t v = 0x5eed, w = 0;
+	struct stat sb;
+
+	if (fstat(delshm_fd, &sb) || sb.st_nlink != 0 || sb.st_size != (off_t)DELSHM_LEN)
+		fail("delshm: fd %d is not the unlinked object of %lu bytes", delshm_fd,
+		     DELSHM_LEN);
+	if (!same(delshm, DELSHM_LEN, 43))
+		fail("delshm: contents differ");
+	/* The fd and the mapping are still one object. */
+	if (pwrite(delshm_fd, &v, 8, 3 * 8) != 8)
+		fail("delshm: cannot write through fd %d: %s", delshm_fd, strerror(errno));
+	memcpy(&w, delshm + 3 * 8, 8);
+	if (w != v)
+		fail("delshm: the mapping no longer shows what the fd writes");
 }
 
 /* ---- sharedanon: MAP_SHARED|MAP_ANONYMOUS ------------------------------- */
@@ -638,7 +677,7 @@ static const struct kind {
     {"deleted", deleted_setup, deleted_check},	     {"delmap", delmap_setup, delmap_check},
     {"sysvshm", sysvshm_setup, sysvshm_check},	     {"sysvkey", sysvkey_setup, sysvkey_check},
     {"sparse", sparse_setup, sparse_check},	     {"savedfile", savedfile_setup, savedfile_check},
-    {"ipc", ipc_setup, ipc_check},
+    {"ipc", ipc_setup, ipc_check},		     {"delshm", delshm_setup, delshm_check},
 };
 #define NKINDS (sizeof(kinds) / sizeof(kinds[0]))
 
