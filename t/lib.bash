@@ -300,6 +300,12 @@ kill_started() {
 		wait "$p" 2>/dev/null || true
 	done
 	CKPT_PIDS=()
+	# The POSIX shm object t/progs/memkinds made (named by its first pid):
+	# it removes it itself once it has checked it, which a test that
+	# only dumps it never lets it do.
+	if [ -n "${BG_PID:-}" ] && [ -O "/dev/shm/ckpt-memkinds-$BG_PID" ]; then
+		rm -f "/dev/shm/ckpt-memkinds-$BG_PID"
+	fi
 }
 
 # workdir NAME: $D, a directory the program works in; $OUT, where
