@@ -445,10 +445,11 @@ vim_intact() {
 	on_screen "$w" "^line$((3 - w))\$"
 	[ "$w" -eq 3 ] || return 0
 	ot send-keys -t "o:$w" olast Escape ':w' Enter
-	wait_for test -e "$D/edit.txt"
-	wait_for on_screen "$w" 'written'
+	# What the buffer holds, written (vim's "written" line is not waited
+	# for: a redraw, ckpt-remap's size change coming late on a loaded
+	# machine, clears it).
 	printf 'alpha\nline0\nlast\n' >"$BATS_TEST_TMPDIR/expect"
-	diff "$BATS_TEST_TMPDIR/expect" "$D/edit.txt"
+	wait_for cmp -s "$BATS_TEST_TMPDIR/expect" "$D/edit.txt"
 }
 
 @test "vim on a terminal, a buffer unsaved and its undo history: dumped with --kill from outside, restored by ckpt-remap on a new terminal, three times: it redraws at the new size (SIGWINCH), u undoes a change made before the checkpoints, :w writes what the buffer holds" {
