@@ -71,9 +71,11 @@ started() {
 	SHMWIN=("$BX" "$BY")
 }
 
-# shot FILE: a screenshot of the whole display into FILE.
+# shot FILE: a screenshot of the whole display into FILE; one that takes
+# more than 10 s fails (and wait_for tries again) rather than hang the test
+# (CI saw xwd hang once against a restarted server).
 shot() {
-	xwd -root -silent >"$1" 2>/dev/null
+	timeout 10 xwd -root -silent >"$1" 2>/dev/null
 }
 
 # settled: two screenshots in a row are the same (every client has drawn
