@@ -108,6 +108,39 @@ refused() {
 	restored prefork
 }
 
+# timewait_dumped: socks timewait dumped with --kill; its port in $PORT,
+# held by the connection it closed (TIME-WAIT).
+timewait_dumped() {
+	start timewait
+	PORT=$(awk '/^ready/ { print $3 }' "$OUT")
+	bg_dump_kill
+	TW=$(ss -Htan state time-wait "( sport = :$PORT )")
+	echo "$TW"
+	[ -n "$TW" ]
+}
+
+# bats test_tags=root
+@test "TCP: a listener whose port connections it closed hold in TIME-WAIT comes back at once (root ends them: SOCK_DESTROY)" {
+	timewait_dumped
+	restored timewait
+	# Those are gone (the check's own connection may leave another).
+	! ss -Htan state time-wait "( sport = :$PORT )" | grep -Fxf <(echo "$TW")
+}
+
+@test "TCP: without CAP_NET_ADMIN the restore waits for a port's TIME-WAIT to end, saying so in one line, then the listener comes back" {
+	local t0
+	[ "$(id -u)" -ne 0 ] || skip "root ends them at once (the test before); this one runs in the unprivileged pass"
+	timewait_dumped
+	t0=$EPOCHREALTIME
+	touch "$D/go"
+	run --separate-stderr timeout 90 ckpt-remap "$IMG"
+	echo "status $status stderr: $stderr, after $(awk "BEGIN { print $EPOCHREALTIME - $t0 }") s"
+	[ "$status" -eq 0 ]
+	[ "$(printf '%s\n' "$stderr" | wc -l)" -eq 1 ]
+	[[ "$stderr" == "ckpt-remap: fd 3: port $PORT is held by connections closed in the last minute (TIME-WAIT), which only root may end at once: waiting for them" ]]
+	grep -qx "socks timewait: ok" "$OUT"
+}
+
 @test "TCP: a port busy at restore is named in one line" {
 	local port holder
 	start busy

@@ -6,7 +6,8 @@
 # keep their message boundaries.  A restored connection keeps its names:
 # getsockname and getpeername give what they gave before, which unixconn
 # checks.  A connection to a socket outside the dumped processes is refused
-# naming the peer's path.
+# naming the peer's path, except on fds 0-2, which the restoring process
+# gives then, as it does a pipe there.
 
 load lib
 
@@ -51,6 +52,30 @@ refused() {
 	start tree
 	bg_dump_kill -t
 	restored tree
+}
+
+@test "a tree (-t) whose child's stdin is a socketpair end its parent holds (MPICH's launcher and proxy): paired, every byte back both ways" {
+	start stdin
+	bg_dump_kill -t
+	run --separate-stderr ckpt-inspect "$IMG"
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -E "^ +fd 0 +unix .* stream pair .* queued 5000 "
+	echo "$output" | grep -E "^ +fd 5 +unix .* stream pair .* queued 20000 "
+	restored stdin
+}
+
+@test "the child alone, whose stdin is a socket to a process not dumped: that fd is the restoring process's, as any socket on fds 0-2 from outside" {
+	local kid
+	start stdin
+	kid=$(cat "/proc/$BG_PID/task/$BG_PID/children")
+	kid=${kid% }
+	ckpt-dump -o "$IMG" "$kid"
+	untraced "$kid"
+	run --separate-stderr ckpt-inspect "$IMG"
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -E "^ +fd 0 +inherit"
+	finish_bg
+	grep -qx "unixconn stdin: ok" "$OUT"
 }
 
 @test "one process: accepted and connected stream ends (a client unbound, one bound), datagram sockets connected to each other: every byte back" {

@@ -1,6 +1,7 @@
 /* fd.c: a process's open files: the table of fd kinds, and the steps that go through it (capture
  * from /proc, the tree's joins, the check of an image's FILE records, make, show). */
 #include <fcntl.h>
+#include <netinet/tcp.h> /* TCP_ESTABLISHED: sock_diag says it of unix sockets too */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,6 +132,19 @@ static uint32_t anon_kind(struct fd_source *src, int fd)
 	return 0;
 }
 
+/* A socket on fd 0, 1 or 2: IMG_FD_UNIX for a unix connection with a
+ * peer (join_unix makes it IMG_FD_INHERIT when that peer is not in the
+ * tree), else IMG_FD_INHERIT. */
+static uint32_t std_socket_kind(const struct fd_source *src)
+{
+	struct fd_diag d;
+
+	if (!strncmp(src->link, "socket:", 7) && !fd_unix_diag(src->sb->st_ino, &d) &&
+	    d.peer && d.state == TCP_ESTABLISHED)
+		return IMG_FD_UNIX;
+	return IMG_FD_INHERIT;
+}
+
 /* Which kind fd is; 0, naming it, for a file no kind can capture. */
 static uint32_t kind_of(struct fd_source *src, int fd, unsigned flags)
 {
@@ -138,13 +152,14 @@ static uint32_t kind_of(struct fd_source *src, int fd, unsigned flags)
 		return IMG_FD_OPATH; /* whatever it leads to: nothing is open */
 	if (fd_is_tty(src->sb))
 		return IMG_FD_TTY;
-	/* A socket on a standard stream is the restoring process's then.  A
-	 * pipe there may join two processes of a tree (fd_check_tree
-	 * decides); a named FIFO is reopened by its path, as on any fd:
-	 * whoever writes into it (sqlite3 < fifo) still does after a
-	 * restore. */
+	/* A socket on a standard stream is the restoring process's then,
+	 * unless it is a unix connection, which may join two processes of
+	 * the tree (MPICH's launcher talks to its proxies over their
+	 * stdin), as a pipe there may: fd_check_tree decides.  A named
+	 * FIFO is reopened by its path, as on any fd: whoever writes into
+	 * it (sqlite3 < fifo) still does after a restore. */
 	if (fd <= 2 && S_ISSOCK(src->sb->st_mode))
-		return IMG_FD_INHERIT;
+		return std_socket_kind(src);
 	if (src->link[0] == '/' && S_ISREG(src->sb->st_mode) && fd_is_mqueue(src->pid, fd))
 		return IMG_FD_MQUEUE;
 	if (src->link[0] == '/')

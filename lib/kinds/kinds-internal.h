@@ -130,6 +130,12 @@ int fd_unix_diag(uint64_t ino, struct fd_diag *d);
 int fd_tcp_diag(pid_t pid, int family, const uint8_t src[16], uint16_t sport,
 		const uint8_t dst[16], uint16_t dport, struct fd_diag *d);
 int fd_tcp_listen_diag(pid_t pid, int family, uint64_t ino, struct fd_diag *d);
+/* Local TCP port port of family, which a bind found in use, once only
+ * connections in TIME-WAIT hold it: those destroyed (SOCK_DESTROY, where
+ * we may), or waited for (as long as their timers say, 65 s at most, said on
+ * stderr once, naming fd); 0 when it is free, -1 if a socket in another
+ * state holds it or the wait ran out (sock.c). */
+int fd_tcp_port_wait(int family, uint16_t port, int fd);
 /* A socket address as text: 127.0.0.1:80, [::1]:80, /path, @abstract,
  * or "unbound" (sock.c). */
 const char *fd_sock_addr_text(const void *sa, size_t len, char *buf, size_t size);

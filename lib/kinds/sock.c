@@ -316,6 +316,126 @@ int fd_tcp_diag(pid_t pid, int family, const uint8_t src[16], uint16_t sport, co
 	return 0;
 }
 
+/* ---- a port held by TIME-WAIT --------------------------------------- */
+
+#ifndef SOCK_DESTROY
+#define SOCK_DESTROY 21
+#endif
+
+/* The TCP sockets of family on local port port in our network
+ * namespace, of the states in mask: how many, the ids of up to n of them
+ * in ids, and in *ms the most milliseconds left on any one's timer; -1 if
+ * sock_diag does not answer. */
+static int port_sockets(int family, uint16_t port, uint32_t mask, struct inet_diag_sockid *ids,
+			int n, uint32_t *ms)
+{
+	struct {
+		struct nlmsghdr nh;
+		struct inet_diag_req_v2 r;
+	} req = {.nh = {.nlmsg_len = sizeof(req),
+			.nlmsg_type = SOCK_DIAG_BY_FAMILY,
+			.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP},
+		 .r = {.sdiag_family = family, .sdiag_protocol = IPPROTO_TCP, .idiag_states = mask}};
+	long buf[2048];
+	int nl = diag_socket(0), found = 0, done = 0;
+
+	if (nl < 0)
+		return -1;
+	if (send(nl, &req, sizeof(req), 0) != (ssize_t)sizeof(req)) {
+		close(nl);
+		return -1;
+	}
+	while (!done) {
+		ssize_t r = recv(nl, buf, sizeof(buf), 0);
+		struct nlmsghdr *nh = (void *)buf;
+
+		if (r <= 0) {
+			close(nl);
+			return -1;
+		}
+		for (; NLMSG_OK(nh, (size_t)r); nh = NLMSG_NEXT(nh, r)) {
+			const struct inet_diag_msg *m = NLMSG_DATA(nh);
+
+			if (nh->nlmsg_type == NLMSG_DONE || nh->nlmsg_type == NLMSG_ERROR) {
+				done = 1;
+				break;
+			}
+			if (nh->nlmsg_len < NLMSG_LENGTH(sizeof(*m)) ||
+			    m->id.idiag_sport != htons(port))
+				continue;
+			if (found < n)
+				ids[found] = m->id;
+			if (m->idiag_expires > *ms)
+				*ms = m->idiag_expires;
+			found++;
+		}
+	}
+	close(nl);
+	return found;
+}
+
+/* Asks the kernel to destroy the TCP socket id (SOCK_DESTROY: root, or
+ * CAP_NET_ADMIN over the network namespace); 0 if it did. */
+static int destroy_socket(int family, const struct inet_diag_sockid *id)
+{
+	struct {
+		struct nlmsghdr nh;
+		struct inet_diag_req_v2 r;
+	} req = {.nh = {.nlmsg_len = sizeof(req),
+			.nlmsg_type = SOCK_DESTROY,
+			.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK},
+		 .r = {.sdiag_family = family,
+		       .sdiag_protocol = IPPROTO_TCP,
+		       .idiag_states = 1u << TCP_TIME_WAIT,
+		       .id = *id}};
+	long buf[256];
+	const struct nlmsghdr *nh = (void *)buf;
+	int nl = diag_socket(0), rc = -1;
+	ssize_t r;
+
+	if (nl < 0)
+		return -1;
+	if (send(nl, &req, sizeof(req), 0) == (ssize_t)sizeof(req) &&
+	    (r = recv(nl, buf, sizeof(buf), 0)) >= (ssize_t)NLMSG_LENGTH(sizeof(int)) &&
+	    nh->nlmsg_type == NLMSG_ERROR)
+		rc = ((const struct nlmsgerr *)NLMSG_DATA(nh))->error ? -1 : 0;
+	close(nl);
+	return rc;
+}
+
+int fd_tcp_port_wait(int family, uint16_t port, int fd)
+{
+	struct inet_diag_sockid ids[64];
+	double end = 0;
+	uint32_t ms = 0;
+	int n, said = 0, destroy = 1;
+
+	for (;; usleep(destroy ? 0 : 100000)) {
+		/* Any socket on it not in TIME-WAIT: it is in use.  Those in
+		 * TIME-WAIT say how long they have left (a minute at most,
+		 * their timers running a little late): a second more. */
+		if ((end && now_sec() > end) ||
+		    port_sockets(family, port, ~(1u << TCP_TIME_WAIT), ids, 0, &ms) != 0 ||
+		    (ms = 0, n = port_sockets(family, port, 1u << TCP_TIME_WAIT, ids, 64, &ms)) < 0) {
+			errno = EADDRINUSE;
+			return -1;
+		}
+		if (!end)
+			end = now_sec() + (ms > 60000 ? 60000 : ms) / 1000.0 + 5;
+		if (n == 0)
+			return 0;
+		for (int i = 0; i < n && i < 64 && destroy; i++)
+			if (destroy_socket(family, &ids[i]))
+				destroy = 0;
+		if (destroy)
+			continue;
+		if (!said++)
+			warnx("fd %d: port %u is held by connections closed in the last minute "
+			      "(TIME-WAIT), which only root may end at once: waiting for them",
+			      fd, port);
+	}
+}
+
 /* ---- names ------------------------------------------------------------ */
 
 /* An address as text: 127.0.0.1:80, [::1]:80, /path, @abstract
@@ -961,7 +1081,13 @@ static int make_sock(const struct fd_entry *f, struct fd_pipes *pipes)
 		addr_text(&sa, k.addr_len, a, sizeof(a));
 		if (path && fd_unix_path_free(f->d.fd, k.type, &sa, k.addr_len, path))
 			goto fail;
-		if (bind(s, (void *)&sa, k.addr_len)) {
+		/* Its port held by connections closed in the last minute,
+		 * the program's or another's: once they are gone, again. */
+		if (bind(s, (void *)&sa, k.addr_len) &&
+		    (errno != EADDRINUSE || k.protocol != IPPROTO_TCP ||
+		     fd_tcp_port_wait(k.family, ntohs(((struct sockaddr_in *)&sa)->sin_port),
+				      f->d.fd) ||
+		     (errno = EADDRINUSE, bind(s, (void *)&sa, k.addr_len)))) {
 			if (errno == EADDRINUSE && k.family != AF_UNIX)
 				err_set("fd %d: %s address %s: port %u is in use", f->d.fd,
 					proto_name(k.family, k.protocol), a,

@@ -668,6 +668,13 @@ static int join_unix(struct fd_all *a)
 			if (k < i && v.u.end == r.u.end)
 				first = 0;
 		}
+		if (ends != 3 && a->pid[i] != getpid() && f->d.fd <= 2) {
+			/* A standard stream from outside: the restoring
+			 * process's then, as before it was captured. */
+			f->d.kind = IMG_FD_INHERIT;
+			fd_drop_data(f, 0);
+			continue;
+		}
 		if (ends != 3) {
 			if (join_outside(a, i))
 				goto out;

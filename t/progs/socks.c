@@ -20,6 +20,10 @@
  *            child checks that they are still shared (kcmp) and accepts a
  *            connection on fd 4, the parent on fd 3
  *   busy     fd 3 TCP listening on 127.0.0.1 (its port printed)
+ *   timewait  fd 3 TCP listening on 127.0.0.1 (no SO_REUSEADDR), having
+ *            accepted a connection of its own and closed it first: its
+ *            end lies in TIME-WAIT on fd 3's port for a minute (its port
+ *            printed)
  *   backlog  fd 3 a unix socket listening on DIR/s1 with a connection
  *            nobody accepted, from a client of its own
  *   tcpbacklog  the same on TCP: fd 3 listening on 127.0.0.1, fd 4 its
@@ -237,6 +241,25 @@ static void listen_inet(int s, int family, int backlog)
 		die("bind");
 }
 
+static void timewait_setup(void)
+{
+	struct sockaddr_storage sa;
+	socklen_t sl = sizeof(sa);
+	char c;
+	int k, a;
+
+	listen_inet(sock_at(3, AF_INET, SOCK_STREAM), AF_INET, 4);
+	if (getsockname(3, (void *)&sa, &sl) || (k = socket(AF_INET, SOCK_STREAM, 0)) < 0 ||
+	    connect(k, (void *)&sa, sl) || (a = accept(3, NULL, NULL)) < 0)
+		die("connect");
+	/* The end that closes first waits in TIME-WAIT: the accepted one,
+	 * on fd 3's port.  The client reads the end, then closes. */
+	close(a);
+	if (read(k, &c, 1) != 0)
+		die("read");
+	close(k);
+}
+
 static void inet_setup(void)
 {
 	int s;
@@ -390,6 +413,9 @@ int main(int argc, char **argv)
 	else if (!strcmp(kind, "busy")) {
 		listen_inet(sock_at(3, AF_INET, SOCK_STREAM), AF_INET, 4);
 		printf(" %d", port_of(3));
+	} else if (!strcmp(kind, "timewait")) {
+		timewait_setup();
+		printf(" %d", port_of(3));
 	} else if (!strcmp(kind, "backlog"))
 		backlog_setup(AF_UNIX);
 	else if (!strcmp(kind, "tcpbacklog"))
@@ -406,7 +432,7 @@ int main(int argc, char **argv)
 		unix_check();
 	else if (!strcmp(kind, "inet"))
 		inet_check();
-	else if (!strcmp(kind, "busy"))
+	else if (!strcmp(kind, "busy") || !strcmp(kind, "timewait"))
 		try_accept(3, SOCK_STREAM);
 	else if (!strcmp(kind, "prefork"))
 		prefork_check();

@@ -40,6 +40,11 @@
  *            fd 10 a client of that listener autobound to an abstract
  *            name (SO_PASSCRED), fd 11 its accepted end; bytes queued
  *            both ways; every name the same as before
+ *   stdin    a launcher and its proxy (as MPICH's mpiexec and
+ *            hydra_pmi_proxy): fd 5 a stream socketpair end whose other
+ *            end is the child's (fork) fd 0, 5000 bytes queued for the
+ *            child and 20000 it sent queued for the parent; after the
+ *            restore each reads every byte, and the parent answers 3000
  *   extserver  an echo server on DIR/ext, until killed (not dumped)
  *   extreconnect  fd 3 connected to DIR/ext (extserver), its echo of "a"
  *            left unread; after the restore a new connection to the same
@@ -630,6 +635,47 @@ static void pendingtree_check(void)
 	close(s);
 }
 
+static void stdin_setup(void)
+{
+	char path[4096];
+	int sp[2];
+
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp))
+		die("socketpair");
+	if ((kids[0] = fork()) < 0)
+		die("fork");
+	if (kids[0] == 0) {
+		if (dup2(sp[1], 0) < 0)
+			die("dup2");
+		close(sp[0]);
+		close(sp[1]);
+		send_part(0, 1700, 20000);
+		mark("c1");
+		go();
+		recv_part(0, 1800, 5000, "child");
+		recv_part(0, 1900, 3000, "child");
+		drained(0, "child");
+		_exit(failures ? 1 : 0);
+	}
+	move_to(sp[0], 5);
+	close(sp[1]);
+	send_part(5, 1800, 5000);
+	snprintf(path, sizeof(path), "%s/c1", dir);
+	wait_file(path);
+}
+
+static void stdin_check(void)
+{
+	int st;
+
+	recv_part(5, 1700, 20000, "parent");
+	send_part(5, 1900, 3000);
+	shutdown(5, SHUT_WR);
+	if (waitpid(kids[0], &st, 0) != kids[0] || !WIFEXITED(st) || WEXITSTATUS(st))
+		fail("the child failed (status %#x)", st);
+	drained(5, "parent");
+}
+
 static struct sockaddr_un abs_l, abs_c, names[2][12];
 static socklen_t names_len[2][12];
 
@@ -860,6 +906,7 @@ int main(int argc, char **argv)
 	    {"pending", pending_setup, pending_check},
 	    {"pendingidle", pendingidle_setup, pending_check},
 	    {"pendingtree", pendingtree_setup, pendingtree_check},
+	    {"stdin", stdin_setup, stdin_check},
 	    {"names", names_setup, names_check},
 	    {"extserver", extserver_setup, NULL},
 	    {"extreconnect", ext_setup, extreconnect_check},
