@@ -78,10 +78,27 @@ started() {
 # results and threads intact and says whether it is a restored one.
 checked() {
 	touch "$D/check.$1"
-	wait_for -t 60 grep -qs "^check $1: " "$OUT"
+	wait_for -t 60 grep -qs "^check $1: " "$OUT" || {
+		jvm_state
+		return 1
+	}
 	grep '^check ' "$OUT"
 	cat "$BATS_TEST_TMPDIR/bg.err" "$BATS_TEST_TMPDIR/remap.err" 2>/dev/null || true
 	grep -q "^check $1: ok restored: $2 threads 4 blocks [0-9]*$" "$OUT"
+}
+
+# jvm_state: what each thread of the JVM ($JP) is doing, and its stacks
+# (jstack), for a check that did not answer (CI saw one once, after a dump
+# without --kill; not reproduced in 140 dumps of a running JVM since).
+jvm_state() {
+	local t
+	echo "the JVM $JP did not answer; its threads (tid name state wchan, signals):"
+	for t in /proc/"$JP"/task/*; do
+		echo "${t##*/} $(cat "$t/comm") $(cut -d' ' -f3 "$t/stat" 2>/dev/null) $(cat "$t/wchan" 2>/dev/null)"
+	done
+	grep -E '^(State|SigPnd|ShdPnd|SigBlk|TracerPid)' "/proc/$JP/status" || true
+	timeout 20 jstack "$JP" 2>&1 | head -150 || true
+	cat "$BATS_TEST_TMPDIR/bg.err" 2>/dev/null || true
 }
 
 # uptime_answers PID: jcmd PID VM.uptime answers, through the attach
