@@ -104,3 +104,53 @@ has_threads() {
 @test "SIGTERM to ckpt-remap, parent of a program with its old pid, reaches it" {
 	term_through
 }
+
+# zombie_tree N: a tree of sh and its child t/progs/counter N, the shell
+# started by a parent that reaps it only once $D/reap exists, dumped with
+# -t --kill: the shell's pid ($KID) is a zombie's.  (Its output file is
+# reopened by the restore: the count goes on in $OUT.)
+zombie_tree() {
+	start_bg python3 -c '
+import os, sys, time
+kid = os.fork()
+if kid == 0:
+    os.execv("/bin/sh", ["sh", "-c", "\"$0\" \"$1\" & wait $!"] + sys.argv[1:3])
+print("kid", kid, flush=True)
+while not os.path.exists(sys.argv[3]):
+    time.sleep(0.01)
+os.waitpid(kid, 0)
+while True:
+    time.sleep(1)' "$TOP/t/progs/counter" "$1" "$D/reap"
+	wait_for_line "$OUT" '^count: 2$'
+	KID=$(sed -n 's/^kid //p' "$OUT")
+	IMG=$BATS_TEST_TMPDIR/counter.img
+	ckpt-dump -t --kill -o "$IMG" "$KID"
+	[ "$(cut -d' ' -f3 "/proc/$KID/stat")" = Z ]
+}
+
+# bats test_tags=root
+@test "a tree killed at its dump whose parent reaps it a moment later: the restore waits for its pid to be free, then keeps it" {
+	local rpid st=0
+	zombie_tree 40
+	ckpt-remap "$IMG" >"$BATS_TEST_TMPDIR/remap.out" 2>"$BATS_TEST_TMPDIR/remap.err" &
+	rpid=$!
+	CKPT_PIDS+=("$rpid")
+	# It waits (sleeps) while the pid is a zombie's; then the parent reaps.
+	wait_for grep -qx hrtimer_nanosleep "/proc/$rpid/wchan"
+	[ "$(cut -d' ' -f3 "/proc/$KID/stat")" = Z ]
+	touch "$D/reap"
+	wait "$rpid" || st=$?
+	cat "$BATS_TEST_TMPDIR/remap.err"
+	[ "$st" -eq 0 ]
+	grep -qx "count: 40" "$OUT"
+}
+
+# bats test_tags=root
+@test "a tree whose pid a zombie nobody reaps still holds: the restore fails after 5 s naming the pid" {
+	zombie_tree 1000
+	run --separate-stderr ckpt-remap "$IMG"
+	echo "status $status stderr: $stderr"
+	[ "$status" -ne 0 ]
+	[ "$stderr" = "ckpt-remap: pid $KID, which the tree had, is in use here: --pid-ns restores the tree in a new pid namespace" ]
+	[ "$(cut -d' ' -f3 "/proc/$KID/stat")" = Z ]
+}

@@ -30,6 +30,7 @@
 #include "kinds/kinds.h"
 #include "restore/restore.h"
 #include "restore/restorer/restorer.h"
+#include "target/target.h"
 
 static pid_t supervised;
 static int outer_tty = -1, tty_handed; /* the terminal a session leader gets: below */
@@ -492,6 +493,23 @@ static int tree_check(struct img_input *in)
 	return 0;
 }
 
+/* Whether pid id is held by a process that is dying or dead and not yet
+ * reaped, as a tree killed at its checkpoint is for a moment after
+ * (ckpt-signal --kill returns once each member's dump has ended; their
+ * parents reap them after): it frees the pid within 5 s, or 0. */
+static int freed_soon(pid_t id)
+{
+	struct proc_stat st;
+	double end = now_sec() + 5;
+
+	while (proc_read_stat(id, &st) == 0 && (st.state == 'Z' || st.state == 'X')) {
+		if (now_sec() > end)
+			return 0;
+		usleep(10000);
+	}
+	return kill(id, 0) && errno == ESRCH;
+}
+
 /* Every pid and tid of the tree must be free here. */
 static int tree_pids_free(struct img_input *in)
 {
@@ -502,7 +520,7 @@ static int tree_pids_free(struct img_input *in)
 			pid_t id = t == 0 ? im->proc.pid : im->threads[t - 1].d.tid;
 			if (t == 1)
 				continue; /* the main thread is the pid */
-			if (kill(id, 0) == 0 || errno != ESRCH) {
+			if ((kill(id, 0) == 0 || errno != ESRCH) && !freed_soon(id)) {
 				err_set("pid %d, which the tree had, is in use here: --pid-ns "
 					"restores the tree in a new pid namespace",
 					id);
