@@ -37,6 +37,16 @@ dumped_runs_on() {
 	killed_and_restored fifo
 }
 
+@test "fifo: FIFOs removed after the dump are made again with their mode, saying so, and hold their bytes" {
+	start fifo
+	bg_dump_kill
+	rm "$D/f1" "$D/f2"
+	bg_restored "fdmore fifo: ok"
+	[[ "$stderr" == *"ckpt-remap: $D/f1: FIFO made again (it was gone)"* ]]
+	[[ "$stderr" == *"ckpt-remap: $D/f2: FIFO made again (it was gone)"* ]]
+	[ "$(stat -c %F:%a "$D/f1")" = "fifo:600" ]
+}
+
 @test "fifo: the dumped process runs on with every byte of its FIFOs" {
 	start fifo
 	dumped_runs_on fifo

@@ -136,6 +136,11 @@ int fd_tcp_listen_diag(pid_t pid, int family, uint64_t ino, struct fd_diag *d);
  * stderr once, naming fd); 0 when it is free, -1 if a socket in another
  * state holds it or the wait ran out (sock.c). */
 int fd_tcp_port_wait(int family, uint16_t port, int fd);
+/* The directory of absolute path, reached from / one component at a time
+ * without following a symlink; with make, missing directories made 0700;
+ * its fd in *dfd (-1 if one is missing and not made), or -1 with err_set
+ * (shm.c). */
+int fd_walk_dir(const char *path, int make, int *dfd);
 /* A socket address as text: 127.0.0.1:80, [::1]:80, /path, @abstract,
  * or "unbound" (sock.c). */
 const char *fd_sock_addr_text(const void *sa, size_t len, char *buf, size_t size);

@@ -324,6 +324,29 @@ static void fifo_mtime_back(int fd, const struct fd_entry *f)
 	}
 }
 
+/* A FIFO whose path is gone (Open MPI's session directory in /tmp, cleaned
+ * since): made again there with its mode, its missing directories 0700
+ * (as --save-files puts a file back), said in one line.  It held no bytes
+ * on disk: what it had queued goes back below. */
+static int fifo_again(const struct fd_entry *f)
+{
+	const char *base = strrchr(f->path, '/');
+	int dfd, rc;
+
+	if (!base || fd_walk_dir(f->path, 1, &dfd) || dfd < 0) {
+		errno = ENOENT;
+		return -1;
+	}
+	rc = mkfifoat(dfd, base + 1, f->d.mode & 07777);
+	if (rc && errno == EEXIST)
+		rc = 0;
+	else if (rc == 0)
+		fprintf(stderr, "ckpt-remap: %s: FIFO made again (it was gone)\n", f->path);
+	close(dfd);
+	errno = rc ? errno : 0;
+	return rc;
+}
+
 /* A FIFO reopened by path with its access mode.  A read-only open blocks
  * until there is a writer and a write-only one fails (ENXIO) without a
  * reader: a read-write open of our own, held until the program's is made,
@@ -340,6 +363,8 @@ static int make_fifo(const struct fd_entry *f, struct fd_pipes *pipes)
 	(void)pipes;
 	memcpy(&p, f->extra, sizeof(p));
 	hold = open(f->path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	if (hold < 0 && errno == ENOENT && fifo_again(f) == 0)
+		hold = open(f->path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
 	if (hold < 0) {
 		err_sys("fd %d: cannot reopen FIFO %s", f->d.fd, f->path);
 		return -1;

@@ -841,7 +841,7 @@ static int open_nolinks(int dir, const char *name, int flags, mode_t mode)
  * 0700 (their modes were not recorded: only the program's user may enter
  * them); without, a missing one ends the walk (*dfd -1, 0).  Its fd in
  * *dfd, or -1 with err_set. */
-static int walk_dir(const char *path, int make, int *dfd)
+int fd_walk_dir(const char *path, int make, int *dfd)
 {
 	char d[PATH_MAX], *c, *save = NULL;
 	int fd;
@@ -940,7 +940,7 @@ static int put_back_check(const struct image *im, const struct shm_obj *o)
 	struct stat sb;
 	int dfd, rc = 0;
 
-	if (!saved_fd(im, o) || walk_dir(o->name, 0, &dfd))
+	if (!saved_fd(im, o) || fd_walk_dir(o->name, 0, &dfd))
 		return -1;
 	if (dfd >= 0) {
 		rc = file_now(dfd, base + 1, o->name, &sb) < 0 ? -1 : 0;
@@ -969,7 +969,7 @@ static int put_back(const struct image *im, const struct shm_obj *o, int fd)
 	struct stat sb, now;
 	int exists, out = -1, dfd = -1;
 
-	if (!f || walk_dir(o->name, 1, &dfd))
+	if (!f || fd_walk_dir(o->name, 1, &dfd))
 		return -1;
 	base++;
 	exists = file_now(dfd, base, o->name, &sb);
