@@ -214,3 +214,52 @@ PY
 	refused "ckpt-dump: pid $BG_PID: fd 3 is an io_uring instance whose rings are not mapped; not supported"
 	grep -qx "fdodd uringfd: ok" "$OUT"
 }
+
+# bypass_refused: in a user and mount namespace of their own, where
+# /dev/infiniband/uverbs0 is /dev/null and /dev/xpmem a regular file
+# (bind mounts over a tmpfs /dev), a sleep holding the first open on fd 3
+# and a python3 that mapped the second and closed it are each refused by
+# ckpt-dump before it freezes them, naming the device and the settings
+# that avoid it; each runs on, neither stopped.
+@test "a kernel-bypass device (an RDMA verbs fd, an XPMEM mapping) is refused by name before freezing, naming the MPI settings that avoid it" {
+	workdir bypass
+	# shellcheck disable=SC2016 # the inner shell's $1 and $!
+	run --separate-stderr exec_clean timeout 60 unshare -Urm bash -c '
+		set -e
+		d=$1
+		: >"$d/null"
+		head -c 4096 /dev/zero >"$d/page"
+		mount --bind /dev/null "$d/null"
+		mount -t tmpfs none /dev
+		mkdir /dev/infiniband
+		: >/dev/infiniband/uverbs0
+		: >/dev/xpmem
+		mount --bind "$d/null" /dev/infiniband/uverbs0
+		mount --bind "$d/page" /dev/xpmem
+		sleep 60 3</dev/infiniband/uverbs0 <"$d/null" &
+		s=$!
+		python3 -c "
+import ctypes, os, time
+libc = ctypes.CDLL(None)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+fd = os.open(\"/dev/xpmem\", os.O_RDWR)
+assert libc.mmap(None, 4096, 3, 1, fd, 0) not in (None, ctypes.c_void_p(-1).value)
+os.close(fd)
+print(\"ready\", flush=True)
+time.sleep(60)" <"$d/null" >"$d/py.out" &
+		p=$!
+		until grep -q ready "$d/py.out"; do sleep 0.01; done
+		for pid in $s $p; do
+			ckpt-dump -o /dev/null $pid 2>&1 && echo "dumped $pid" || true
+			echo "state $(cut -d" " -f3 /proc/$pid/stat)"
+		done
+		echo "pids $s $p"
+		kill $s $p' sh "$D"
+	echo "status $status: $output; $stderr"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"ckpt-dump: pid "*": fd 3 /dev/infiniband/uverbs0 is an RDMA device (InfiniBand, RoCE or iWARP verbs), a kernel-bypass transport whose state is in the device (select TCP and shared memory: Open MPI --mca pml ob1 --mca btl self,vader,tcp --mca btl_vader_single_copy_mechanism none, MPICH FI_PROVIDER=tcp or UCX_TLS=tcp,sm); not supported"* ]]
+	[[ "$output" == *"ckpt-dump: pid "*": maps /dev/xpmem is XPMEM (cross-process memory mapping), a kernel-bypass transport"*"; not supported"* ]]
+	[[ "$output" != *dumped* ]]
+	[ "$(grep -c "^state S" <<<"$output")" -eq 2 ]
+}

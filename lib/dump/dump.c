@@ -1,4 +1,5 @@
 /* dump.c: capture a stopped process (or tree) and write its image. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -1517,6 +1518,88 @@ static int is_zombie(pid_t pid)
 	return proc_read_stat(pid, &st) == 0 && st.state == 'Z';
 }
 
+/* Kernel-bypass transports (MPI's fast networks and single-copy
+ * mechanisms): hardware or a kernel module holds state ckpt cannot read.
+ * By the path of a device a process has open or mapped. */
+static const struct {
+	const char *prefix, *what;
+} bypass[] = {
+    {"/dev/infiniband/", "an RDMA device (InfiniBand, RoCE or iWARP verbs)"},
+    {"/dev/xpmem", "XPMEM (cross-process memory mapping)"},
+    {"/dev/knem", "KNEM (kernel-assisted copy between processes)"},
+    {"/dev/hfi1", "an Omni-Path device"},
+    {"/dev/cxi", "a Slingshot (CXI) device"},
+    {"/dev/kfi", "a kernel fabric (kfabric) device"},
+};
+
+static const char *bypass_of(const char *path)
+{
+	for (size_t i = 0; i < sizeof(bypass) / sizeof(bypass[0]); i++)
+		if (!strncmp(path, bypass[i].prefix, strlen(bypass[i].prefix)))
+			return bypass[i].what;
+	return NULL;
+}
+
+static void refuse_bypass(pid_t pid, const char *where, const char *path, const char *what)
+{
+	err_set("pid %d: %s %s is %s, a kernel-bypass transport whose state is in the device "
+		"(select TCP and shared memory: Open MPI --mca pml ob1 --mca btl self,vader,tcp "
+		"--mca btl_vader_single_copy_mechanism none, MPICH FI_PROVIDER=tcp or "
+		"UCX_TLS=tcp,sm); not supported",
+		pid, where, path, what);
+}
+
+/* A process of the tree using one: refused by name before anything is
+ * frozen (the fds' and maps' paths, read from /proc while it runs; the
+ * capture would refuse the device later in any case). */
+static int bypass_check(pid_t pid, int descend, int depth)
+{
+	char path[64], *maps, *line, *save = NULL, where[300];
+	struct dirent *e;
+	pid_t *kids;
+	size_t nk;
+	DIR *d;
+	int rc = 0;
+
+	if ((d = opendir(fmt_path(path, sizeof(path), "/proc/%d/fd", pid)))) {
+		while (!rc && (e = readdir(d))) {
+			char *link;
+			const char *what;
+
+			if (e->d_name[0] == '.')
+				continue;
+			snprintf(where, sizeof(where), "fd/%s", e->d_name);
+			if (!(link = proc_readlink(pid, where)))
+				continue;
+			if ((what = bypass_of(link))) {
+				snprintf(where, sizeof(where), "fd %s", e->d_name);
+				refuse_bypass(pid, where, link, what);
+				rc = -1;
+			}
+			free(link);
+		}
+		closedir(d);
+	}
+	maps = rc ? NULL : read_file(fmt_path(path, sizeof(path), "/proc/%d/maps", pid), NULL);
+	for (line = maps ? strtok_r(maps, "\n", &save) : NULL; line && !rc;
+	     line = strtok_r(NULL, "\n", &save)) {
+		char *p = strchr(line, '/');
+		const char *what = p ? bypass_of(p) : NULL;
+
+		if (what) {
+			refuse_bypass(pid, "maps", p, what);
+			rc = -1;
+		}
+	}
+	free(maps);
+	if (rc || !descend || depth > 64 || proc_list_children(pid, &kids, &nk))
+		return rc;
+	for (size_t k = 0; k < nk && !rc; k++)
+		rc = bypass_check(kids[k], descend, depth + 1);
+	free(kids);
+	return rc;
+}
+
 int dump_seize_tree(pid_t root, int descend, struct dump_tree *tr)
 {
 	memset(tr, 0, sizeof(*tr));
@@ -1524,6 +1607,8 @@ int dump_seize_tree(pid_t root, int descend, struct dump_tree *tr)
 		err_set("pid %d is a zombie", root);
 		return -1;
 	}
+	if (bypass_check(root, descend, 0))
+		return -1;
 	if (tree_add(tr, root, 0))
 		return -1;
 	/* Breadth first: a process is stopped before its children are
