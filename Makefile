@@ -41,7 +41,7 @@ TEST_DEPS  := bats shellcheck mandoc gzip xz-utils zstd python3 bsdutils util-li
 	redis-server redis-tools memcached \
 	munge slurmctld slurmd slurm-client openssh-server default-jdk-headless \
 	tigervnc-standalone-server xvfb x11-apps xterm xdotool python3-tk \
-	tmux screen vim
+	tmux screen vim lammps
 
 FUZZERS   := image inspect coord
 REPLAYS   := $(addprefix t/fuzz/replay-,$(FUZZERS))
