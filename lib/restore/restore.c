@@ -404,12 +404,21 @@ static int map_file_unchanged(const struct region *r, const struct stat *sb)
 /* A mapped file the image saved (--save-files: sqlite's WAL index,
  * DB-shm, is open and mapped shared) is put back from the image before
  * anything is mapped, with the contents and mtime of the checkpoint:
- * neither its absence nor a change since is a reason to refuse. */
+ * neither its absence nor a change since is a reason to refuse.  So is a
+ * tmpfs file mapped shared, made again (a private mapping of it too). */
 static int map_file_saved(const struct image *im, const struct region *r)
 {
 	const struct shm_obj *o = img_find_shm(im, r->d.dev, r->d.ino);
 
-	return o && o->d.kind == IMG_SHM_SAVED;
+	return o && (o->d.kind == IMG_SHM_SAVED || o->d.kind == IMG_SHM_TMPFS);
+}
+
+/* A regular file's fd on a tmpfs file the image holds: the new file's. */
+static int tmpfs_fd(const struct image *im, const struct fd_entry *f)
+{
+	const struct shm_obj *o = img_find_shm(im, f->d.dev, f->d.ino);
+
+	return f->d.kind == IMG_FD_REG && o && o->d.kind == IMG_SHM_TMPFS;
 }
 
 /* One fd per mapped file, checked against what the image recorded. */
@@ -483,7 +492,7 @@ static int precheck_files(const struct image *im)
 		if (f->d.kind != IMG_FD_REG || f->inherit || rst_proc_file(f))
 			continue;
 		o = img_find_shm(im, f->d.dev, f->d.ino);
-		if (o && o->d.kind == IMG_SHM_SAVED)
+		if (o && (o->d.kind == IMG_SHM_SAVED || o->d.kind == IMG_SHM_TMPFS))
 			continue;
 		fd = open(f->path, O_PATH | O_CLOEXEC);
 		if (fd < 0) {
@@ -839,6 +848,14 @@ static int make_fd(const struct img_input *in, const struct image *im, const str
 	case IMG_FD_DIR:
 		if (rst_proc_file(f))
 			return open_proc_file(im, f);
+		if (tmpfs_fd(im, f)) {
+			fd = shm_open_fd(im, sm, f);
+			if (fd >= 0 && take_desc_locks(f, fd)) {
+				close(fd);
+				return -1;
+			}
+			return fd;
+		}
 		/* fall through */
 	case IMG_FD_CHR:
 		flags = f->d.flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC);

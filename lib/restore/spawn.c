@@ -1171,7 +1171,7 @@ int rst_changes_host(struct img_input *in)
 		if (im->nipcs)
 			return 1;
 		for (size_t i = 0; i < im->nshms; i++)
-			if (im->shms[i].d.kind == IMG_SHM_SAVED ||
+			if (im->shms[i].d.kind == IMG_SHM_SAVED || im->shms[i].d.kind == IMG_SHM_TMPFS ||
 			    (im->shms[i].d.kind == IMG_SHM_SYSV && !(im->shms[i].d.flags & IMG_SHM_RMID)))
 				return 1;
 		for (size_t i = 0; i < im->nfiles; i++)
