@@ -148,7 +148,7 @@ static char *map_tmp(void)
 /* Process i: its pages, the wait, the checks.  Its exit status. */
 static int run(int i)
 {
-	int gen = 1, restored;
+	int gen = 1, restored, fd;
 	char name[64];
 
 	born = start_time();
@@ -166,7 +166,8 @@ static int run(int i)
 			if (tmpf)
 				fill(tmpf, gen, i);
 			snprintf(name, sizeof(name), "gen2.%d", i);
-			if (close(open(in_dir(name), O_WRONLY | O_CREAT | O_CLOEXEC, 0600)))
+			fd = open(in_dir(name), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+			if (fd < 0 || write(fd, "2\n", 2) != 2 || close(fd))
 				die("gen2 file");
 		}
 		nanosleep(&ts, NULL);
