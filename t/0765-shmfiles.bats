@@ -51,11 +51,16 @@ teardown() {
 	fi
 }
 
-# start_sf [DIR]: shmfiles with its tmpfs file in DIR ($TMPFS_DIR), ready;
-# $SF_PID, $SHM and $TF its files.
+# start_sf [-u] [DIR]: shmfiles [-u] with its tmpfs file in DIR
+# ($TMPFS_DIR), ready; $SF_PID, $SHM and $TF its files.
 start_sf() {
+	local opt=()
+	if [ "${1:-}" = -u ]; then
+		opt=(-u)
+		shift
+	fi
 	local dir=${1:-$TMPFS_DIR}
-	start_bg shmfiles "$dir" "$D"
+	start_bg shmfiles "${opt[@]}" "$dir" "$D"
 	wait_for_line "$OUT" '^ready '
 	SF_PID=$BG_PID
 	SHM=/dev/shm/ckpt-shmfiles-$SF_PID
@@ -82,6 +87,15 @@ restored_ok() {
 	bg_dump_kill -t
 	head -c 300000 /dev/urandom >"$SHM"
 	rm "$TF"
+	restored_ok
+}
+
+@test "--save-files, a child holding the /dev/shm file only open (unmapped): the same new file for all, fd and mappings" {
+	start_sf -u
+	bg_dump_kill -t --save-files
+	ckpt-inspect "$IMG" | grep -E '^  (tmpfs|saved) ' >&2
+	[ "$(ckpt-inspect "$IMG" | grep -c "^  tmpfs .* $SHM\$")" -eq 3 ]
+	rm "$SHM"
 	restored_ok
 }
 

@@ -1701,6 +1701,19 @@ static uint64_t *object_numbers(struct image *const imp[], size_t n)
 	uint64_t *number;
 	size_t nobjs, r = 0;
 
+	/* A tmpfs file one process maps shared and another only holds open
+	 * (saved, --save-files) is one object, made again as a tmpfs file. */
+	for (size_t k = 0; k < n; k++)
+		for (size_t i = 0; i < imp[k]->nshms; i++) {
+			const struct shm_obj *t = &imp[k]->shms[i];
+			for (size_t j = 0; t->d.kind == IMG_SHM_TMPFS && j < n; j++) {
+				struct shm_obj *o = img_find_shm(imp[j], t->d.dev, t->d.ino);
+				if (o && o->d.kind == IMG_SHM_SAVED) {
+					o->d.kind = IMG_SHM_TMPFS;
+					o->tmpfs = t->tmpfs;
+				}
+			}
+		}
 	if (img_list_objects(imp, n, &objs, &nobjs, &number))
 		return NULL;
 	for (size_t k = 0; k < n; k++)

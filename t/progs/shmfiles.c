@@ -1,7 +1,7 @@
 /* shmfiles: files on tmpfs mapped shared by a parent and two children, as
  * an MPI job's ranks map each other's /dev/shm segments.
  *
- *   shmfiles TMPDIR|- DIR
+ *   shmfiles [-u] TMPDIR|- DIR
  *
  * The parent makes /dev/shm/ckpt-shmfiles-PID (shm_open, mode 0640, kept
  * open on fd 5, which the children inherit, and mapped before it forks)
@@ -18,7 +18,10 @@
  * generation wrote (all three processes' pages and the tail), that a
  * write of its own into the mailbox is seen by the two others (the
  * mappings are still one memory), and, restored, that the path and fd 5
- * and 6 are the file it maps, of its size and mode.  The parent then prints
+ * and 6 are the file it maps, of its size and mode.  With -u, the second
+ * child unmaps the /dev/shm file once it wrote its pages and holds only
+ * fd 5 of it, which it reads and writes instead (a process that only has
+ * the file open, as ckpt-dump --save-files saves it).  The parent then prints
  * "restored: yes" (or "no") and "shmfiles: ok", removes the files, and
  * exits 0 only if every process found all intact. */
 #define PROG "shmfiles"
@@ -49,6 +52,22 @@ static size_t size;
 static char shm_path[128], tmp_path[4200];
 static char *shm, *tmpf;
 static unsigned long long born;
+static int unmapped; /* -u: the second child reads fd 5, not a mapping */
+
+/* The /dev/shm file's contents as process i sees them: its mapping, or
+ * (-u, the second child) what fd 5 reads now, in a buffer of its own. */
+static char *shm_now(int i)
+{
+	static char *buf;
+
+	if (!unmapped || i != 2)
+		return shm;
+	if (!buf && !(buf = malloc(size)))
+		die("malloc");
+	if (pread(SHMFD, buf, size, 0) != (ssize_t)size)
+		die("pread fd 5");
+	return buf;
+}
 
 static void fill(char *p, int gen, int i)
 {
@@ -107,6 +126,17 @@ static void check_path(const char *what, const char *path, int fd, char *p, mode
 	close(pfd);
 }
 
+/* Restored, -u: fd 5 must be the file at path, of its size and mode. */
+static void check_fd(const char *path, mode_t mode)
+{
+	struct stat a, b;
+
+	if (stat(path, &a) || fstat(SHMFD, &b) || a.st_dev != b.st_dev || a.st_ino != b.st_ino ||
+	    (size_t)b.st_size != size || (b.st_mode & 07777) != mode)
+		fail("pid %d: fd %d is not %s of %zu bytes, mode %o", (int)getpid(), SHMFD, path,
+		     size, (unsigned)mode);
+}
+
 /* Each writes its token into the mailbox of p, then waits (20 s at most)
  * for the two others'. */
 static void check_shared(const char *what, char *p, int i, int gen)
@@ -114,10 +144,16 @@ static void check_shared(const char *what, char *p, int i, int gen)
 	volatile uint64_t *box = (volatile uint64_t *)(p + (size_t)MAILBOX * ps);
 	double until = mono() + 20;
 	struct timespec ts = {0, 5 * 1000 * 1000};
-	int seen = 0;
+	uint64_t token = 0xbeef000 + gen * 16 + i;
+	int seen = 0, byfd = unmapped && i == 2 && p != tmpf;
 
-	box[i] = 0xbeef000 + gen * 16 + i;
+	if (byfd && pwrite(SHMFD, &token, 8, (off_t)MAILBOX * ps + 8 * i) != 8)
+		die("pwrite fd 5");
+	if (!byfd)
+		box[i] = token;
 	while (!seen && mono() < until) {
+		if (byfd)
+			box = (volatile uint64_t *)(shm_now(i) + (size_t)MAILBOX * ps);
 		seen = 1;
 		for (int k = 0; k < NPROC; k++)
 			seen &= box[k] == 0xbeef000u + gen * 16 + k;
@@ -158,11 +194,23 @@ static int run(int i)
 	if (tmpf)
 		fill(tmpf, gen, i);
 	((volatile uint64_t *)(shm + (size_t)MAILBOX * ps))[8 + i] = 1;
+	if (unmapped && i == 2) {
+		munmap(shm, size);
+		shm = NULL;
+	}
 	while (access(in_dir("go"), F_OK)) {
 		struct timespec ts = {0, 10 * 1000 * 1000};
 		if (gen == 1 && !access(in_dir("gen2"), F_OK)) {
 			gen = 2;
-			fill(shm, gen, i);
+			if (!shm) {
+				char *p = shm_now(i);
+				fill(p, gen, i);
+				if (pwrite(SHMFD, p + (size_t)i * PER * ps, PER * ps,
+					   (off_t)i * PER * ps) != (ssize_t)(PER * ps))
+					die("pwrite fd 5");
+			} else {
+				fill(shm, gen, i);
+			}
 			if (tmpf)
 				fill(tmpf, gen, i);
 			snprintf(name, sizeof(name), "gen2.%d", i);
@@ -173,16 +221,18 @@ static int run(int i)
 		nanosleep(&ts, NULL);
 	}
 	restored = start_time() != born;
-	check("the /dev/shm file", shm, gen);
+	check("the /dev/shm file", shm_now(i), gen);
 	if (tmpf)
 		check("the tmpfs file", tmpf, gen);
 	/* The original after a restore of a copy: its path is the copy's. */
-	if (restored) {
+	if (restored && shm) {
 		check_path("the /dev/shm file", shm_path, SHMFD, shm, 0640, i);
 		if (tmpf)
 			check_path("the tmpfs file", tmp_path, TMPFD, tmpf, 0600, i);
 	}
-	check_shared("the /dev/shm file", shm, i, gen);
+	if (restored && !shm)
+		check_fd(shm_path, 0640);
+	check_shared("the /dev/shm file", shm ? shm : shm_now(i), i, gen);
 	if (tmpf)
 		check_shared("the tmpfs file", tmpf, i, gen);
 	return failures ? 1 : 0;
@@ -202,8 +252,13 @@ int main(int argc, char **argv)
 	int fd, bad = 0;
 	volatile uint64_t *box;
 
+	if (argc > 1 && !strcmp(argv[1], "-u")) {
+		unmapped = 1;
+		argv++;
+		argc--;
+	}
 	if (argc != 3) {
-		fprintf(stderr, "usage: shmfiles TMPDIR|- DIR\n");
+		fprintf(stderr, "usage: shmfiles [-u] TMPDIR|- DIR\n");
 		return 2;
 	}
 	dir = argv[2];
