@@ -40,9 +40,9 @@
 #include "progs.h"
 
 #define NPROC 3
-#define PER 12	  /* pages each process writes */
+#define PER 12	   /* pages each process writes */
 #define MAILBOX 47 /* the page of the mailbox */
-#define TAIL 1000 /* bytes after the last whole page */
+#define TAIL 1000  /* bytes after the last whole page */
 #define SHMFD 5
 #define TMPFD 6
 
