@@ -51,8 +51,8 @@ teardown() {
 	fi
 }
 
-# start_sf [-u] [DIR]: shmfiles [-u] with its tmpfs file in DIR
-# ($TMPFS_DIR), ready; $SF_PID, $SHM and $TF its files.
+# start_sf [-u] [DIR]: shmfiles [-u] (or $SF_PROG) with its tmpfs file in
+# DIR ($TMPFS_DIR), ready; $SF_PID, $SHM and $TF its files.
 start_sf() {
 	local opt=()
 	if [ "${1:-}" = -u ]; then
@@ -60,7 +60,7 @@ start_sf() {
 		shift
 	fi
 	local dir=${1:-$TMPFS_DIR}
-	start_bg shmfiles "${opt[@]}" "$dir" "$D"
+	start_bg "${SF_PROG:-shmfiles}" "${opt[@]}" "$dir" "$D"
 	wait_for_line "$OUT" '^ready '
 	SF_PID=$BG_PID
 	SHM=/dev/shm/ckpt-shmfiles-$SF_PID
@@ -186,6 +186,19 @@ three_running() {
 	# shellcheck disable=SC2086 # the pids, a word each
 	wait_for gone $tree
 	restored_ok
+}
+
+@test "a tree whose mapped executable is gone is refused before any tmpfs file is made" {
+	local exe=$BATS_TEST_TMPDIR/shmfiles-copy
+	cp "$TOP/t/progs/shmfiles" "$exe"
+	SF_PROG=$exe start_sf
+	bg_dump_kill -t
+	rm "$exe" "$SHM" "$TF"
+	touch "$D/go"
+	run --separate-stderr ckpt-remap "$IMG"
+	one_line 99 "cannot open $exe, mapped at"
+	[ ! -e "$SHM" ]
+	[ ! -e "$TF" ]
 }
 
 # bats test_tags=root

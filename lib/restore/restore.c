@@ -457,15 +457,26 @@ struct fdplan {
 	int cloexec;
 };
 
+/* Whether another process of the tree holds the file region r maps: it
+ * is made or put back before r is mapped. */
+static int tree_holds(const struct img_input *tree, const struct region *r)
+{
+	for (size_t i = 0; tree && i < tree->nobjs; i++)
+		if (tree->objs[i]->d.dev == r->d.dev && tree->objs[i]->d.ino == r->d.ino &&
+		    (tree->objs[i]->d.kind == IMG_SHM_SAVED || tree->objs[i]->d.kind == IMG_SHM_TMPFS))
+			return 1;
+	return 0;
+}
+
 /* Every mapped file is there and unchanged (map_file_fd checks again as
  * it opens them; this is so that the refusal comes before any change). */
-static int precheck_maps(const struct image *im)
+int rst_precheck_maps(const struct image *im, const struct img_input *tree)
 {
 	for (size_t i = 0; i < im->nregions; i++) {
 		const struct region *r = &im->regions[i];
 		struct stat sb;
 
-		if (r->d.kind != IMG_RGN_FILE || map_file_saved(im, r))
+		if (r->d.kind != IMG_RGN_FILE || map_file_saved(im, r) || tree_holds(tree, r))
 			continue;
 		if (stat(r->path, &sb)) {
 			err_sys("cannot open %s, mapped at %#llx", r->path,
@@ -1331,7 +1342,7 @@ struct restore {
  * back, a saved file put back) for a restore that then fails. */
 static int precheck(const struct restore *r)
 {
-	return (!(r->flags & RST_ALLOW_CHANGED) && precheck_files(r->im)) || precheck_maps(r->im) ||
+	return (!(r->flags & RST_ALLOW_CHANGED) && precheck_files(r->im)) || rst_precheck_maps(r->im, NULL) ||
 	       check_locked(r->im) || rst_check_memory(r->im) ||
 	       rst_attrs_check(r->im);
 }
