@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/magic.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <time.h>
@@ -611,6 +613,7 @@ static int check_supported(pid_t pid, const struct proc_map *m)
 static int file_region_kind(pid_t pid, const struct proc_map *m, struct region *r)
 {
 	struct img_region *d = &r->d;
+	struct statfs fs;
 	struct stat sb;
 
 	if (m->deleted) {
@@ -635,6 +638,17 @@ static int file_region_kind(pid_t pid, const struct proc_map *m, struct region *
 	if (!m->shared && is_image_file(m->path)) {
 		d->kind = IMG_RGN_ANON;
 		r->all_pages = 1;
+		return 0;
+	}
+	/* A file on tmpfs mapped shared is memory, not data on a disk (POSIX
+	 * shm, Open MPI's /dev/shm/vader_segment.*): the image holds it, as
+	 * a deleted one, and a restore makes it again at its path. */
+	if (m->shared && !statfs(m->path, &fs) && fs.f_type == TMPFS_MAGIC) {
+		d->kind = IMG_RGN_SHM;
+		d->pgoff = m->pgoff;
+		d->dev = sb.st_dev;
+		d->ino = sb.st_ino;
+		r->tmpfs = 1;
 		return 0;
 	}
 	d->kind = IMG_RGN_FILE;
@@ -1687,6 +1701,19 @@ static uint64_t *object_numbers(struct image *const imp[], size_t n)
 	uint64_t *number;
 	size_t nobjs, r = 0;
 
+	/* A tmpfs file one process maps shared and another only holds open
+	 * (saved, --save-files) is one object, made again as a tmpfs file. */
+	for (size_t k = 0; k < n; k++)
+		for (size_t i = 0; i < imp[k]->nshms; i++) {
+			const struct shm_obj *t = &imp[k]->shms[i];
+			for (size_t j = 0; t->d.kind == IMG_SHM_TMPFS && j < n; j++) {
+				struct shm_obj *o = img_find_shm(imp[j], t->d.dev, t->d.ino);
+				if (o && o->d.kind == IMG_SHM_SAVED) {
+					o->d.kind = IMG_SHM_TMPFS;
+					o->tmpfs = t->tmpfs;
+				}
+			}
+		}
 	if (img_list_objects(imp, n, &objs, &nobjs, &number))
 		return NULL;
 	for (size_t k = 0; k < n; k++)

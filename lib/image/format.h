@@ -737,6 +737,8 @@ enum img_shm_kind {
 	IMG_SHM_SYSV = 3,  /* shmget; key */
 	IMG_SHM_FILE = 4,  /* a deleted file; name is the path it had */
 	IMG_SHM_SAVED = 5, /* a regular file saved by ckpt-dump --save-files; name is its path */
+	IMG_SHM_TMPFS = 6, /* a file on tmpfs, not deleted, mapped shared; name is its path, and an
+			    * img_shm_tmpfs follows it */
 	IMG_SHM_NKINDS
 };
 
@@ -758,6 +760,16 @@ struct img_shm {
 	uint32_t flags; /* IMG_SHM_* */
 	uint32_t name_len;
 	/* then the name */
+};
+
+/* IMG_SHM_TMPFS: after the name, the file's owner and mtime.  A restore
+ * makes the file again as a new one at its path (written aside, renamed
+ * over whatever is there), and every mapping and fd of it gets that one. */
+struct img_shm_tmpfs {
+	uint32_t uid, gid;
+	int64_t mtime_sec;
+	uint32_t mtime_nsec;
+	uint32_t flags; /* none defined; 0 */
 };
 
 /* A System V semaphore set or message queue of the process's user (see

@@ -33,7 +33,7 @@ _Static_assert(sizeof(struct img_epoll_item) == 16, "img_epoll_item layout");
 static const char *const kind_names[IMG_RGN_NKINDS] = {"anon",  "file",    "heap", "stack",
 						       "special", "shm", "aio", "uring"};
 static const char *const shm_kind_names[IMG_SHM_NKINDS] = {"?",	 "anon", "memfd",
-							   "sysv", "file", "saved"};
+							   "sysv", "file", "saved", "tmpfs"};
 
 const char *img_kind_name(uint32_t kind)
 {
@@ -369,10 +369,13 @@ int img_write_meta(struct img_writer *w, const struct image *im)
 		if (img_write_rec(w, IMG_REC_FILE, v, 3))
 			return -1;
 	}
-	for (const struct shm_obj *o = im->shms; o < im->shms + im->nshms; o++)
-		if (img_write_rec_tail(w, IMG_REC_SHM, &o->d, sizeof(o->d), o->name,
-				       o->d.name_len))
+	for (const struct shm_obj *o = im->shms; o < im->shms + im->nshms; o++) {
+		v[0] = (struct iovec){(void *)&o->d, sizeof(o->d)};
+		v[1] = (struct iovec){o->name, o->d.name_len};
+		v[2] = (struct iovec){(void *)&o->tmpfs, sizeof(o->tmpfs)};
+		if (img_write_rec(w, IMG_REC_SHM, v, o->d.kind == IMG_SHM_TMPFS ? 3 : 2))
 			return -1;
+	}
 	for (const struct ipc_obj *o = im->ipcs; o < im->ipcs + im->nipcs; o++)
 		if (img_write_rec_tail(w, IMG_REC_IPC, &o->d, sizeof(o->d), o->data,
 				       o->d.data_len))
@@ -1111,16 +1114,36 @@ static int parse_file(struct image *im, const char *buf, uint64_t len)
 	return 0;
 }
 
+/* A tmpfs file's path, which a restore makes a file at: absolute, no
+ * empty, "." or ".." component, not a directory's. */
+int img_tmpfs_path_ok(const char *path)
+{
+	const char *c = path;
+
+	if (path[0] != '/' || path[strlen(path) - 1] == '/')
+		return 0;
+	while (*c == '/') {
+		size_t l = strcspn(++c, "/");
+		if (!l || (l == 1 && c[0] == '.') || (l == 2 && c[0] == '.' && c[1] == '.'))
+			return 0;
+		c += l;
+	}
+	return 1;
+}
+
 static int parse_shm(struct image *im, const char *buf, uint64_t len)
 {
 	struct shm_obj *o = take_listed(&im->shms, im->nshms, sizeof(*o), IMG_MAX_SHMS, "SHM",
 					buf, len, sizeof(o->d));
 	const char *t;
+	size_t tail;
 
 	if (!o)
 		return -1;
 	t = buf + sizeof(o->d);
-	if (o->d.name_len != len - sizeof(o->d) || o->d.name_len >= PATH_MAX ||
+	tail = o->d.kind == IMG_SHM_TMPFS ? sizeof(o->tmpfs) : 0;
+	if (len - sizeof(o->d) < tail || o->d.name_len != len - sizeof(o->d) - tail ||
+	    o->d.name_len >= PATH_MAX ||
 	    o->d.kind == 0 || o->d.kind >= IMG_SHM_NKINDS || o->d.size > (1ull << 46) ||
 	    o->d.flags & ~IMG_SHM_FLAGS || o->d.mode & ~07777u ||
 	    (o->d.flags & IMG_SHM_HUGETLB ? !IMG_HSHIFT_OK(IMG_SHM_HSHIFT(o->d.flags)) ||
@@ -1136,6 +1159,18 @@ static int parse_shm(struct image *im, const char *buf, uint64_t len)
 	}
 	if (!(o->name = take_str(&t, o->d.name_len, 0, "SHM name")))
 		return -1;
+	o->pid = im->proc.pid;
+	if (tail) {
+		memcpy(&o->tmpfs, t, sizeof(o->tmpfs));
+		if (o->tmpfs.flags || o->tmpfs.mtime_nsec >= 1000000000u ||
+		    !img_tmpfs_path_ok(o->name)) {
+			err_set("SHM record %zu: tmpfs file: bad path, flags or mtime",
+				im->nshms);
+			free(o->name);
+			o->name = NULL;
+			return -1;
+		}
+	}
 	im->nshms++;
 	return 0;
 }

@@ -47,6 +47,7 @@ struct region {
 	char *path;
 	uint64_t stored; /* pages of data in the image (reader: counted by ckpt-inspect) */
 	int all_pages;	 /* dumper: store every page, present or not (see dump.c) */
+	int tmpfs;	 /* dumper: kind shm, a file on tmpfs mapped shared (IMG_SHM_TMPFS) */
 };
 
 struct fd_entry {
@@ -60,6 +61,8 @@ struct fd_entry {
 struct shm_obj {
 	struct img_shm d;
 	char *name;
+	struct img_shm_tmpfs tmpfs; /* IMG_SHM_TMPFS: what follows the name */
+	int32_t pid;		    /* reader: the process whose SHM record it is */
 	uint64_t stored; /* pages of data in the image (reader: counted by ckpt-inspect) */
 };
 
@@ -172,6 +175,9 @@ void img_parent_free(struct parent *p);
 void run_list_free(struct run_list *l);
 const char *img_kind_name(uint32_t kind);
 const char *img_shm_kind_name(uint32_t kind);
+/* Whether path may name a tmpfs file a restore makes (IMG_SHM_TMPFS):
+ * absolute, without empty, "." or ".." components. */
+int img_tmpfs_path_ok(const char *path);
 /* "user", "mnt", "pid", "net", "uts", "ipc", "cgroup", "time" (IMG_NS_*). */
 const char *img_ns_name(int type);
 /* Whether a checksum computed (got) differs from the one read (want). */

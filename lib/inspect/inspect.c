@@ -428,6 +428,8 @@ static void text_objects(FILE *f, const struct image *im)
 				o->d.flags & IMG_SHM_RMID ? ", id removed" : "");
 		if (o->d.seals)
 			fprintf(f, ", seals %#x", o->d.seals);
+		if (o->d.kind == IMG_SHM_TMPFS)
+			fprintf(f, ", owner %u:%u", o->tmpfs.uid, o->tmpfs.gid);
 		if (o->d.flags & IMG_SHM_HUGETLB)
 			fprintf(f, ", huge pages of %s",
 				fmt_bytes(b1, sizeof(b1), 1ull << IMG_SHM_HSHIFT(o->d.flags)));
@@ -747,6 +749,9 @@ static void json_objects(FILE *f, const struct image *im)
 			o->d.flags & IMG_SHM_RMID ? "true" : "false", o->d.seals,
 			o->d.flags & IMG_SHM_HUGETLB ? 1ull << IMG_SHM_HSHIFT(o->d.flags) : 0ull);
 		json_str(f, o->name, strlen(o->name));
+		if (o->d.kind == IMG_SHM_TMPFS)
+			fprintf(f, ",\"uid\":%u,\"gid\":%u,\"mtime\":%lld.%09u", o->tmpfs.uid,
+				o->tmpfs.gid, (long long)o->tmpfs.mtime_sec, o->tmpfs.mtime_nsec);
 		fputc('}', f);
 	}
 	fprintf(f, "],\n");

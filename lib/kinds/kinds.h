@@ -213,11 +213,14 @@ struct shm_made {
 	int *fd;    /* a file of it, O_RDWR (System V: -1) */
 	int *shmid; /* System V: the segment, else -1 */
 	int *created; /* System V: made by us (removed again if the restore fails) */
+	int *dirfd;   /* a tmpfs file: its directory (O_PATH), until it is renamed in... */
+	char **tmp;   /* ...from this name beside it, or NULL */
 	size_t n;
 };
 /* Make every object and fill it from the SHMDATA records that follow the
  * metadata; put each saved file back at its path where it is missing or
- * changed (one line on stderr says so).  The header of the record after
+ * changed (one line on stderr says so); make each tmpfs file again as a
+ * new file, written aside in its directory and renamed over its path.  The header of the record after
  * them is read: it is left in *next.  -1 with err_set. */
 int shm_make(struct img_input *in, struct shm_made *sm, struct img_rec *next)
 	__attribute__((warn_unused_result));

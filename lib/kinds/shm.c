@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/sendfile.h>
 #include <sys/shm.h>
 #include <sys/stat.h>
@@ -105,6 +106,8 @@ static struct shm_obj *add_object(struct image *im, struct shm_dump *sd, uint64_
 /* What a deleted mapping is, by the name the kernel gives it. */
 static uint32_t region_object_kind(const struct region *r)
 {
+	if (r->tmpfs)
+		return IMG_SHM_TMPFS;
 	if (starts(r->path, "/SYSV"))
 		return IMG_SHM_SYSV;
 	if (starts(r->path, "/memfd:"))
@@ -195,6 +198,13 @@ static int open_source(pid_t pid, const struct image *im, const struct shm_obj *
 		if (s->fd < 0)
 			s->err = errno;
 	}
+	/* A tmpfs file is there at its path (no link followed: the path was
+	 * recorded resolved); the inode is checked below. */
+	if (s->fd < 0 && o->d.kind == IMG_SHM_TMPFS) {
+		s->fd = open(o->name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOATIME);
+		if (s->fd < 0 && errno == EPERM)
+			s->fd = open(o->name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	}
 	for (size_t i = 0; s->fd < 0 && i < im->nregions; i++) {
 		const struct region *r = &im->regions[i];
 		if (r->d.kind != IMG_RGN_SHM || r->d.dev != o->d.dev || r->d.ino != o->d.ino)
@@ -261,6 +271,10 @@ static int fd_objects(struct image *im, struct shm_dump *sd, int save_files, uin
 				       f->path);
 		else if (f->d.kind == IMG_FD_REG && save_files && (!save_max || f->d.size <= save_max))
 			o = add_object(im, sd, f->d.dev, f->d.ino, IMG_SHM_SAVED, f->path);
+		/* A tmpfs file it maps shared: its fd is one more way to read it. */
+		else if (f->d.kind == IMG_FD_REG && (o = img_find_shm(im, f->d.dev, f->d.ino)) &&
+			 o->d.kind == IMG_SHM_TMPFS)
+			;
 		else
 			continue;
 		if (!o)
@@ -269,6 +283,15 @@ static int fd_objects(struct image *im, struct shm_dump *sd, int save_files, uin
 			sd->src[o - im->shms].fdnum = f->d.fd;
 	}
 	return 0;
+}
+
+/* A tmpfs file's owner and mtime, as the image keeps them. */
+static void describe_tmpfs(struct shm_obj *o, const struct stat *sb)
+{
+	o->tmpfs.uid = sb->st_uid;
+	o->tmpfs.gid = sb->st_gid;
+	o->tmpfs.mtime_sec = sb->st_mtim.tv_sec;
+	o->tmpfs.mtime_nsec = sb->st_mtim.tv_nsec;
 }
 
 /* An object with a file to read: its size, mode and seals are the file's. */
@@ -284,6 +307,8 @@ static int describe_by_file(pid_t pid, struct shm_obj *o, const struct shm_src *
 	}
 	o->d.size = sb.st_size;
 	o->d.mode = sb.st_mode & 07777;
+	if (o->d.kind == IMG_SHM_TMPFS)
+		describe_tmpfs(o, &sb);
 	/* A memfd_create(MFD_HUGETLB) file: made again of the same pages. */
 	if (!fstatfs(s->fd, &fs) && fs.f_type == HUGETLBFS_MAGIC && fs.f_bsize > 0 &&
 	    !(fs.f_bsize & (fs.f_bsize - 1)) && IMG_HSHIFT_OK(__builtin_ctzl(fs.f_bsize)))
@@ -376,6 +401,23 @@ static int capture_object(pid_t pid, struct image *im, size_t i, struct shm_dump
 		return -1;
 	if (s->fd >= 0)
 		return 0;
+	/* A tmpfs file the dumper may not read (its mode): read through the
+	 * process's mappings, its size and attributes by its path. */
+	if (o->d.kind == IMG_SHM_TMPFS) {
+		struct stat sb;
+		int e = errno;
+
+		if (stat(o->name, &sb) || (uint64_t)sb.st_dev != o->d.dev ||
+		    (uint64_t)sb.st_ino != o->d.ino) {
+			err_set("pid %d: tmpfs file %s, mapped shared, is no longer at its path",
+				pid, o->name);
+			return -1;
+		}
+		o->d.size = sb.st_size;
+		o->d.mode = sb.st_mode & 07777;
+		describe_tmpfs(o, &sb);
+		errno = e;
+	}
 	return plan_resident(pid, im, o, s);
 }
 
@@ -708,6 +750,8 @@ fail:
 	return -1;
 }
 
+static int make_tmpfs(const struct shm_obj *o, struct shm_made *sm, size_t i);
+
 static int make_object(const struct shm_obj *o, struct shm_made *sm, size_t i)
 {
 	unsigned huge = o->d.flags & IMG_SHM_HUGETLB
@@ -729,6 +773,12 @@ static int make_object(const struct shm_obj *o, struct shm_made *sm, size_t i)
 		break;
 	case IMG_SHM_SAVED: /* staged here, put back at its path once filled */
 		fd = memfd_create("ckpt-saved", MFD_CLOEXEC);
+		break;
+	case IMG_SHM_TMPFS: /* beside its path, renamed over it once filled */
+		if (make_tmpfs(o, sm, i))
+			return -1;
+		fd = sm->fd[i];
+		sm->fd[i] = -1;
 		break;
 	}
 	/* The mode it had, whatever our umask. */
@@ -869,10 +919,10 @@ int fd_walk_dir(const char *path, int make, int *dfd)
 			/* c ends where the failed component does. */
 			if (e == ELOOP)
 				err_set("%s: a symbolic link at %.*s, which the checkpoint did not "
-					"record: the saved file is not put back through it",
+					"record: nothing is put back through it",
 					path, (int)(c - d + strlen(c)), path);
 			else
-				err_set("%s: cannot reach %.*s to put the saved file back: %s", path,
+				err_set("%s: cannot reach %.*s to put it back: %s", path,
 					(int)(c - d + strlen(c)), path, strerror(e));
 			close(fd);
 			return -1;
@@ -1034,6 +1084,151 @@ fail:
 	return -1;
 }
 
+/* ---- tmpfs files (IMG_SHM_TMPFS) -----------------------------------------
+ *
+ * A file on tmpfs that the program mapped shared is memory (POSIX shm,
+ * Open MPI's vader segments): it is made again as a new file, written
+ * aside in its directory under a name made with O_EXCL (a link planted
+ * there is not followed) and renamed over its path once filled, so that a
+ * program still running on the old one (a dump without --kill) keeps
+ * its own, and every mapping and fd of the restored ones gets the new
+ * one, through our fd, whatever the path holds by then. */
+
+/* A directory that is gone is made again only under /dev/shm, where
+ * shm_open(3) puts its objects: elsewhere it says something is amiss
+ * (another machine, a job directory removed). */
+static int under_dev_shm(const char *path)
+{
+	return !strncmp(path, "/dev/shm/", 9) && strchr(path + 9, '/');
+}
+
+static int tmpfs_refuse(const struct shm_obj *o, const char *why)
+{
+	err_set("pid %d: tmpfs file %s, mapped shared, cannot be made again here: %s; not "
+		"supported",
+		o->pid, o->name, why);
+	return -1;
+}
+
+/* Whether the tmpfs file can be made again: every one is checked so
+ * before any is made. */
+static int tmpfs_check(const struct shm_obj *o)
+{
+	const char *base = strrchr(o->name, '/') + 1;
+	int dl = (int)(base - 1 - o->name), dfd, rc = -1;
+	char why[PATH_MAX + 256];
+	struct stat db, sb;
+
+	if (fd_walk_dir(o->name, 0, &dfd)) {
+		snprintf(why, sizeof(why), "%s", err_get());
+		return tmpfs_refuse(o, why);
+	}
+	if (dfd < 0) {
+		if (under_dev_shm(o->name))
+			return 0;
+		snprintf(why, sizeof(why),
+			 "its directory %.*s is gone (only one under /dev/shm is made again)",
+			 dl, o->name);
+		return tmpfs_refuse(o, why);
+	}
+	if (fstat(dfd, &db) || faccessat(dfd, ".", W_OK | X_OK, AT_EACCESS))
+		snprintf(why, sizeof(why), "its directory %.*s is not writable by uid %d (%s)",
+			 dl ? dl : 1, o->name, (int)geteuid(), strerror(errno));
+	else if (!fstatat(dfd, base, &sb, AT_SYMLINK_NOFOLLOW) && S_ISDIR(sb.st_mode))
+		snprintf(why, sizeof(why), "a directory is at its path");
+	/* A sticky directory (/dev/shm, /tmp): renaming over another user's
+	 * file there fails. */
+	else if (!fstatat(dfd, base, &sb, AT_SYMLINK_NOFOLLOW) && (db.st_mode & S_ISVTX) &&
+		 geteuid() != 0 && sb.st_uid != geteuid() && db.st_uid != geteuid())
+		snprintf(why, sizeof(why), "its path holds a file of uid %u in sticky directory %.*s",
+			 (unsigned)sb.st_uid, dl ? dl : 1, o->name);
+	else
+		rc = 0;
+	close(dfd);
+	return rc ? tmpfs_refuse(o, why) : 0;
+}
+
+/* The new file, empty, of the object's size, beside its path. */
+static int make_tmpfs(const struct shm_obj *o, struct shm_made *sm, size_t i)
+{
+	const char *base = strrchr(o->name, '/') + 1;
+	char tmp[NAME_MAX + 1];
+	struct stat sb;
+	int dfd, fd = -1;
+
+	if (fd_walk_dir(o->name, under_dev_shm(o->name), &dfd))
+		return -1;
+	if (dfd < 0) {
+		err_set("%s: its directory is gone", o->name);
+		return -1;
+	}
+	for (int tries = 0; fd < 0 && tries < 100; tries++) {
+		uint32_t r = 0;
+
+		if (getrandom(&r, sizeof(r), 0) != sizeof(r))
+			r = (uint32_t)getpid() * 2654435761u + (uint32_t)tries;
+		snprintf(tmp, sizeof(tmp), ".%.200s.ckpt-%08x", base, r);
+		fd = openat(dfd, tmp,
+			    O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC, 0600);
+		if (fd < 0 && errno != EEXIST)
+			break;
+	}
+	if (fd < 0 || fstat(fd, &sb)) {
+		err_sys("%s: cannot make it again beside its path", o->name);
+		goto fail;
+	}
+	if (!S_ISREG(sb.st_mode) || sb.st_nlink != 1) {
+		err_set("%s: the file made beside it is not a new one", o->name);
+		goto fail;
+	}
+	sm->tmp[i] = strdup(tmp);
+	if (!sm->tmp[i]) {
+		err_set("out of memory");
+		goto fail;
+	}
+	sm->fd[i] = fd;
+	sm->dirfd[i] = dfd;
+	return 0;
+fail:
+	if (fd >= 0) {
+		unlinkat(dfd, tmp, 0);
+		close(fd);
+	}
+	close(dfd);
+	return -1;
+}
+
+/* Filled: its owner (where we may), mode and mtime, then its path. */
+static int tmpfs_finish(const struct shm_obj *o, struct shm_made *sm, size_t i)
+{
+	const char *base = strrchr(o->name, '/') + 1;
+	struct timespec ts[2] = {{0, UTIME_OMIT}, {o->tmpfs.mtime_sec, o->tmpfs.mtime_nsec}};
+	int fd = sm->fd[i];
+
+	/* Another user's file comes back ours without privilege (or with a
+	 * uid this user namespace does not map). */
+	if ((o->tmpfs.uid != geteuid() || o->tmpfs.gid != getegid()) &&
+	    fchown(fd, o->tmpfs.uid, o->tmpfs.gid) && errno != EPERM && errno != EINVAL) {
+		err_sys("cannot give tmpfs file %s its owner %u:%u again", o->name, o->tmpfs.uid,
+			o->tmpfs.gid);
+		return -1;
+	}
+	/* After fchown, which clears the set-user-ID bit. */
+	if (fchmod(fd, o->d.mode & 07777) || futimens(fd, ts)) {
+		err_sys("cannot give tmpfs file %s its mode and mtime again", o->name);
+		return -1;
+	}
+	if (renameat(sm->dirfd[i], sm->tmp[i], sm->dirfd[i], base)) {
+		err_sys("cannot put tmpfs file %s in place", o->name);
+		return -1;
+	}
+	free(sm->tmp[i]);
+	sm->tmp[i] = NULL;
+	close(sm->dirfd[i]);
+	sm->dirfd[i] = -1;
+	return 0;
+}
+
 /* A deleted file or memfd gets back its owner, mode and times, as its
  * first fd's FILE record has them (one only mapped has no record: it
  * keeps ours), once filled: the fill wrote it. */
@@ -1089,17 +1284,21 @@ int shm_make(struct img_input *in, struct shm_made *sm, struct img_rec *next)
 	sm->fd = malloc((n + 1) * sizeof(int));
 	sm->shmid = malloc((n + 1) * sizeof(int));
 	sm->created = calloc(n + 1, sizeof(int));
-	if (!views || !sm->fd || !sm->shmid || !sm->created) {
+	sm->dirfd = malloc((n + 1) * sizeof(int));
+	sm->tmp = calloc(n + 1, sizeof(char *));
+	if (!views || !sm->fd || !sm->shmid || !sm->created || !sm->dirfd || !sm->tmp) {
 		free(views);
 		err_set("out of memory");
 		return -1;
 	}
 	for (size_t i = 0; i < n; i++)
-		sm->fd[i] = sm->shmid[i] = -1;
+		sm->fd[i] = sm->shmid[i] = sm->dirfd[i] = -1;
 	sm->n = n;
-	/* Refusals first: no saved file is put back if one cannot be. */
+	/* Refusals first: no saved file is put back, no tmpfs file made, if
+	 * one cannot be. */
 	for (size_t i = 0; i < n; i++)
-		if (im->shms[i].d.kind == IMG_SHM_SAVED && put_back_check(im, &im->shms[i]))
+		if ((im->shms[i].d.kind == IMG_SHM_SAVED && put_back_check(im, &im->shms[i])) ||
+		    (im->shms[i].d.kind == IMG_SHM_TMPFS && tmpfs_check(&im->shms[i])))
 			goto out;
 	for (size_t i = 0; i < n; i++)
 		if (make_object(&im->shms[i], sm, i))
@@ -1125,6 +1324,8 @@ int shm_make(struct img_input *in, struct shm_made *sm, struct img_rec *next)
 		}
 		if ((o->d.kind == IMG_SHM_FILE || o->d.kind == IMG_SHM_MEMFD) &&
 		    give_attrs(im, o, sm->fd[i]))
+			goto out;
+		if (o->d.kind == IMG_SHM_TMPFS && tmpfs_finish(o, sm, i))
 			goto out;
 		if (o->d.kind == IMG_SHM_MEMFD && o->d.seals &&
 		    fcntl(sm->fd[i], F_ADD_SEALS, o->d.seals)) {
@@ -1195,9 +1396,18 @@ void shm_made_free(struct shm_made *sm, int failed)
 			close(sm->fd[i]);
 		if (failed && sm->created[i] && sm->shmid[i] >= 0)
 			shmctl(sm->shmid[i], IPC_RMID, NULL);
+		/* A tmpfs file not renamed into place yet goes. */
+		if (sm->tmp && sm->tmp[i])
+			unlinkat(sm->dirfd[i], sm->tmp[i], 0);
+		if (sm->tmp)
+			free(sm->tmp[i]);
+		if (sm->dirfd && sm->dirfd[i] >= 0)
+			close(sm->dirfd[i]);
 	}
 	free(sm->fd);
 	free(sm->shmid);
 	free(sm->created);
+	free(sm->dirfd);
+	free(sm->tmp);
 	memset(sm, 0, sizeof(*sm));
 }

@@ -73,7 +73,8 @@ static int map_image(struct image *im, const char *old, size_t olen, const char 
 		    move_str(&im->files[i].path, &im->files[i].d.path_len, old, olen, new))
 			return -1;
 	for (size_t i = 0; i < im->nshms; i++)
-		if ((im->shms[i].d.kind == IMG_SHM_SAVED || im->shms[i].d.kind == IMG_SHM_FILE) &&
+		if ((im->shms[i].d.kind == IMG_SHM_SAVED || im->shms[i].d.kind == IMG_SHM_FILE ||
+		     im->shms[i].d.kind == IMG_SHM_TMPFS) &&
 		    move_str(&im->shms[i].name, &im->shms[i].d.name_len, old, olen, new))
 			return -1;
 	return 0;

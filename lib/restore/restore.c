@@ -404,12 +404,21 @@ static int map_file_unchanged(const struct region *r, const struct stat *sb)
 /* A mapped file the image saved (--save-files: sqlite's WAL index,
  * DB-shm, is open and mapped shared) is put back from the image before
  * anything is mapped, with the contents and mtime of the checkpoint:
- * neither its absence nor a change since is a reason to refuse. */
+ * neither its absence nor a change since is a reason to refuse.  So is a
+ * tmpfs file mapped shared, made again (a private mapping of it too). */
 static int map_file_saved(const struct image *im, const struct region *r)
 {
 	const struct shm_obj *o = img_find_shm(im, r->d.dev, r->d.ino);
 
-	return o && o->d.kind == IMG_SHM_SAVED;
+	return o && (o->d.kind == IMG_SHM_SAVED || o->d.kind == IMG_SHM_TMPFS);
+}
+
+/* A regular file's fd on a tmpfs file the image holds: the new file's. */
+static int tmpfs_fd(const struct image *im, const struct fd_entry *f)
+{
+	const struct shm_obj *o = img_find_shm(im, f->d.dev, f->d.ino);
+
+	return f->d.kind == IMG_FD_REG && o && o->d.kind == IMG_SHM_TMPFS;
 }
 
 /* One fd per mapped file, checked against what the image recorded. */
@@ -448,15 +457,26 @@ struct fdplan {
 	int cloexec;
 };
 
+/* Whether another process of the tree holds the file region r maps: it
+ * is made or put back before r is mapped. */
+static int tree_holds(const struct img_input *tree, const struct region *r)
+{
+	for (size_t i = 0; tree && i < tree->nobjs; i++)
+		if (tree->objs[i]->d.dev == r->d.dev && tree->objs[i]->d.ino == r->d.ino &&
+		    (tree->objs[i]->d.kind == IMG_SHM_SAVED || tree->objs[i]->d.kind == IMG_SHM_TMPFS))
+			return 1;
+	return 0;
+}
+
 /* Every mapped file is there and unchanged (map_file_fd checks again as
  * it opens them; this is so that the refusal comes before any change). */
-static int precheck_maps(const struct image *im)
+int rst_precheck_maps(const struct image *im, const struct img_input *tree)
 {
 	for (size_t i = 0; i < im->nregions; i++) {
 		const struct region *r = &im->regions[i];
 		struct stat sb;
 
-		if (r->d.kind != IMG_RGN_FILE || map_file_saved(im, r))
+		if (r->d.kind != IMG_RGN_FILE || map_file_saved(im, r) || tree_holds(tree, r))
 			continue;
 		if (stat(r->path, &sb)) {
 			err_sys("cannot open %s, mapped at %#llx", r->path,
@@ -483,7 +503,7 @@ static int precheck_files(const struct image *im)
 		if (f->d.kind != IMG_FD_REG || f->inherit || rst_proc_file(f))
 			continue;
 		o = img_find_shm(im, f->d.dev, f->d.ino);
-		if (o && o->d.kind == IMG_SHM_SAVED)
+		if (o && (o->d.kind == IMG_SHM_SAVED || o->d.kind == IMG_SHM_TMPFS))
 			continue;
 		fd = open(f->path, O_PATH | O_CLOEXEC);
 		if (fd < 0) {
@@ -839,6 +859,14 @@ static int make_fd(const struct img_input *in, const struct image *im, const str
 	case IMG_FD_DIR:
 		if (rst_proc_file(f))
 			return open_proc_file(im, f);
+		if (tmpfs_fd(im, f)) {
+			fd = shm_open_fd(im, sm, f);
+			if (fd >= 0 && take_desc_locks(f, fd)) {
+				close(fd);
+				return -1;
+			}
+			return fd;
+		}
 		/* fall through */
 	case IMG_FD_CHR:
 		flags = f->d.flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC);
@@ -1314,7 +1342,7 @@ struct restore {
  * back, a saved file put back) for a restore that then fails. */
 static int precheck(const struct restore *r)
 {
-	return (!(r->flags & RST_ALLOW_CHANGED) && precheck_files(r->im)) || precheck_maps(r->im) ||
+	return (!(r->flags & RST_ALLOW_CHANGED) && precheck_files(r->im)) || rst_precheck_maps(r->im, NULL) ||
 	       check_locked(r->im) || rst_check_memory(r->im) ||
 	       rst_attrs_check(r->im);
 }

@@ -82,6 +82,12 @@ struct rst_tree {
 int rst_restore(struct img_input *in, int flags, const struct rst_tree *tree)
 	__attribute__((warn_unused_result));
 
+/* Every file the image maps (but those it, or the stream tree if not
+ * NULL, holds) is there and unchanged, or -1 naming the first that is
+ * not: a tree's supervisor asks before it makes the tree's objects, each
+ * process again as it restores. */
+int rst_precheck_maps(const struct image *im, const struct img_input *tree)
+	__attribute__((warn_unused_result));
 /* What the image's memory needs of this kernel and machine (guard pages,
  * huge pages) is there: -1 with err_set naming the region if not. */
 int rst_check_memory(const struct image *im) __attribute__((warn_unused_result));

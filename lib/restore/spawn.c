@@ -555,8 +555,18 @@ static int tree_objects(struct tree *t)
 {
 	struct img_input tmp = *t->in;
 	size_t nfiles = 0;
-	int rc;
+	int rc, mnt = 0;
 
+	/* A mapped file that is gone or changed refuses the restore before
+	 * a tmpfs or saved file is made or put back (each process checks
+	 * again); the paths are ours to check only where no process has a
+	 * mount namespace of its own. */
+	for (size_t k = 0; k < t->n; k++)
+		if (tim(t, k)->ns && (tim(t, k)->ns->d.own & (1u << IMG_NS_MNT)))
+			mnt = 1;
+	for (size_t k = 0; k < t->n && !mnt; k++)
+		if (rst_precheck_maps(tim(t, k), t->in))
+			return -1;
 	memset(&tmp.im, 0, sizeof(tmp.im));
 	tmp.im.hdr = t->in->im.hdr;
 	tmp.im.shms = calloc(t->in->nobjs + 1, sizeof(*tmp.im.shms));
@@ -1171,7 +1181,7 @@ int rst_changes_host(struct img_input *in)
 		if (im->nipcs)
 			return 1;
 		for (size_t i = 0; i < im->nshms; i++)
-			if (im->shms[i].d.kind == IMG_SHM_SAVED ||
+			if (im->shms[i].d.kind == IMG_SHM_SAVED || im->shms[i].d.kind == IMG_SHM_TMPFS ||
 			    (im->shms[i].d.kind == IMG_SHM_SYSV && !(im->shms[i].d.flags & IMG_SHM_RMID)))
 				return 1;
 		for (size_t i = 0; i < im->nfiles; i++)
