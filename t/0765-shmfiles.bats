@@ -201,19 +201,32 @@ three_running() {
 	[ ! -e "$TF" ]
 }
 
-# bats test_tags=root
-@test "a file whose directory outside /dev/shm is gone: refused by name, nothing made" {
-	SUBDIR=$TMPFS_DIR/sub
-	mkdir "$SUBDIR"
-	start_sf "$SUBDIR"
+@test "a file whose directory outside /dev/shm is gone comes back, its directories made again 0700" {
+	SUBDIR=$TMPFS_DIR/sub.$$
+	mkdir -p "$SUBDIR/job"
+	start_sf "$SUBDIR/job"
 	bg_dump_kill -t
 	rm -rf "$SUBDIR"
 	rm "$SHM"
-	touch "$D/go"
-	run --separate-stderr ckpt-remap "$IMG"
-	one_line 99 "pid $SF_PID: tmpfs file $SUBDIR/shmfiles-$SF_PID, mapped shared, cannot be made again here: its directory $SUBDIR is gone (only one under /dev/shm is made again); not supported"
-	[ ! -e "$SHM" ]
-	[ ! -e "$SUBDIR" ]
+	restored_ok
+	[ "$(stat -c %a "$SUBDIR")" = 700 ]
+}
+
+@test "--save-files: a file on disk mapped shared and writable (an MPI job's session segment) is held and made again, its directory too; without, mapped by path" {
+	SUBDIR=$BATS_TEST_TMPDIR/session
+	mkdir -p "$SUBDIR/job"
+	start_sf "$SUBDIR/job"
+	bg_dump_kill -t --save-files
+	ckpt-inspect "$IMG" | grep -E "^  tmpfs .* $SUBDIR/job/shmfiles-$SF_PID\$"
+	rm -rf "$SUBDIR"
+	head -c 300000 /dev/urandom >"$SHM"
+	restored_ok
+	# Without --save-files it is the file at its path.
+	rm "$D/go"
+	start_sf "$SUBDIR/job"
+	bg_dump_kill -t
+	[ "$(ckpt-inspect "$IMG" | grep -cE "^  tmpfs .* $SUBDIR/job/shmfiles-$SF_PID\$")" -eq 0 ]
+	ckpt-inspect "$IMG" | grep -E " rw-s file .* $SUBDIR/job/shmfiles-$SF_PID"
 }
 
 @test "a symbolic link planted at the directory's path is not followed: refused, nothing made through it" {
@@ -230,5 +243,5 @@ three_running() {
 	ls -A "$link"
 	[ -z "$(ls -A "$link")" ]
 	rm -rf "$link"
-	one_line 99 "tmpfs file $SUBDIR/shmfiles-$SF_PID, mapped shared, cannot be made again here: $SUBDIR/shmfiles-$SF_PID: a symbolic link at $SUBDIR"
+	one_line 99 "file $SUBDIR/shmfiles-$SF_PID, mapped shared, cannot be made again here: $SUBDIR/shmfiles-$SF_PID: a symbolic link at $SUBDIR"
 }

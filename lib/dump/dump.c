@@ -610,6 +610,23 @@ static int check_supported(pid_t pid, const struct proc_map *m)
 }
 
 /* The kind of a mapping of a file (its path starts with '/'). */
+/* With --save-files, a file on disk that the program mapped shared and
+ * writable is held as a tmpfs one is (below), up to this size (0: no
+ * limit; UINT64_MAX: without --save-files, none). */
+static uint64_t save_shared_max = UINT64_MAX;
+
+/* Whether a shared mapping of a file of sb on disk is held by the image:
+ * writable, or read-only of a file opened for writing (a segment
+ * processes share, as Open MPI's PMIx data store in its session
+ * directory), with --save-files, within its size limit. */
+static int saved_shared(const struct proc_map *m, const struct stat *sb)
+{
+	return m->shared && ((m->prot & PROT_WRITE) || (m->vmflags & PROC_VM_MAYWRITE)) &&
+	       S_ISREG(sb->st_mode) &&
+	       save_shared_max != UINT64_MAX &&
+	       (!save_shared_max || (uint64_t)sb->st_size <= save_shared_max);
+}
+
 static int file_region_kind(pid_t pid, const struct proc_map *m, struct region *r)
 {
 	struct img_region *d = &r->d;
@@ -642,8 +659,10 @@ static int file_region_kind(pid_t pid, const struct proc_map *m, struct region *
 	}
 	/* A file on tmpfs mapped shared is memory, not data on a disk (POSIX
 	 * shm, Open MPI's /dev/shm/vader_segment.*): the image holds it, as
-	 * a deleted one, and a restore makes it again at its path. */
-	if (m->shared && !statfs(m->path, &fs) && fs.f_type == TMPFS_MAGIC) {
+	 * a deleted one, and a restore makes it again at its path.  So does
+	 * one on disk mapped shared and writable, with --save-files. */
+	if ((m->shared && !statfs(m->path, &fs) && fs.f_type == TMPFS_MAGIC) ||
+	    saved_shared(m, &sb)) {
 		d->kind = IMG_RGN_SHM;
 		d->pgoff = m->pgoff;
 		d->dev = sb.st_dev;
@@ -1310,6 +1329,7 @@ static int capture(struct dump_target *tg, struct image *im, struct shm_dump **s
 		im->track->fd = -1;
 		im->track->how = IMG_TRACK_HASHED;
 	}
+	save_shared_max = o->save_files ? o->save_files_max : UINT64_MAX;
 	if (capture_proc(pid, im) || capture_regions(pid, im, maps, n) || fd_capture(pid, im, o->fd_opts) ||
 	    fd_uring_check_maps(pid, im) || ipc_capture(pid, im) || shm_capture(pid, im, o->save_files, o->save_files_max, sd) ||
 	    proc_read_sigmasks(pid, pid, &sm) || capture_injected(tg, im, *sd))

@@ -1094,18 +1094,12 @@ fail:
  * its own, and every mapping and fd of the restored ones gets the new
  * one, through our fd, whatever the path holds by then. */
 
-/* A directory that is gone is made again only under /dev/shm, where
- * shm_open(3) puts its objects: elsewhere it says something is amiss
- * (another machine, a job directory removed). */
-static int under_dev_shm(const char *path)
-{
-	return !strncmp(path, "/dev/shm/", 9) && strchr(path + 9, '/');
-}
-
+/* A directory that is gone (an MPI job's session directory, removed when
+ * a restored run of it ended) is made again, 0700, as --save-files puts
+ * a file back: only the program's user may enter it. */
 static int tmpfs_refuse(const struct shm_obj *o, const char *why)
 {
-	err_set("pid %d: tmpfs file %s, mapped shared, cannot be made again here: %s; not "
-		"supported",
+	err_set("pid %d: file %s, mapped shared, cannot be made again here: %s; not supported",
 		o->pid, o->name, why);
 	return -1;
 }
@@ -1123,14 +1117,8 @@ static int tmpfs_check(const struct shm_obj *o)
 		snprintf(why, sizeof(why), "%s", err_get());
 		return tmpfs_refuse(o, why);
 	}
-	if (dfd < 0) {
-		if (under_dev_shm(o->name))
-			return 0;
-		snprintf(why, sizeof(why),
-			 "its directory %.*s is gone (only one under /dev/shm is made again)",
-			 dl, o->name);
-		return tmpfs_refuse(o, why);
-	}
+	if (dfd < 0)
+		return 0;
 	if (fstat(dfd, &db) || faccessat(dfd, ".", W_OK | X_OK, AT_EACCESS))
 		snprintf(why, sizeof(why), "its directory %.*s is not writable by uid %d (%s)",
 			 dl ? dl : 1, o->name, (int)geteuid(), strerror(errno));
@@ -1156,7 +1144,7 @@ static int make_tmpfs(const struct shm_obj *o, struct shm_made *sm, size_t i)
 	struct stat sb;
 	int dfd, fd = -1;
 
-	if (fd_walk_dir(o->name, under_dev_shm(o->name), &dfd))
+	if (fd_walk_dir(o->name, 1, &dfd))
 		return -1;
 	if (dfd < 0) {
 		err_set("%s: its directory is gone", o->name);
