@@ -51,12 +51,12 @@ teardown() {
 	fi
 }
 
-# start_sf [-u] [DIR]: shmfiles [-u] (or $SF_PROG) with its tmpfs file in
-# DIR ($TMPFS_DIR), ready; $SF_PID, $SHM and $TF its files.
+# start_sf [-u|-c] [DIR]: shmfiles [-u|-c] (or $SF_PROG) with its tmpfs
+# file in DIR ($TMPFS_DIR), ready; $SF_PID, $SHM and $TF its files.
 start_sf() {
 	local opt=()
-	if [ "${1:-}" = -u ]; then
-		opt=(-u)
+	if [ "${1:-}" = -u ] || [ "${1:-}" = -c ]; then
+		opt=("$1")
 		shift
 	fi
 	local dir=${1:-$TMPFS_DIR}
@@ -215,7 +215,7 @@ three_running() {
 @test "--save-files: a file on disk mapped shared and writable (an MPI job's session segment) is held and made again, its directory too; without, mapped by path" {
 	SUBDIR=$BATS_TEST_TMPDIR/session
 	mkdir -p "$SUBDIR/job"
-	start_sf "$SUBDIR/job"
+	start_sf -c "$SUBDIR/job"
 	bg_dump_kill -t --save-files
 	ckpt-inspect "$IMG" | grep -E "^  tmpfs .* $SUBDIR/job/shmfiles-$SF_PID\$"
 	rm -rf "$SUBDIR"
@@ -223,7 +223,7 @@ three_running() {
 	restored_ok
 	# Without --save-files it is the file at its path.
 	rm "$D/go"
-	start_sf "$SUBDIR/job"
+	start_sf -c "$SUBDIR/job"
 	bg_dump_kill -t
 	[ "$(ckpt-inspect "$IMG" | grep -cE "^  tmpfs .* $SUBDIR/job/shmfiles-$SF_PID\$")" -eq 0 ]
 	ckpt-inspect "$IMG" | grep -E " rw-s file .* $SUBDIR/job/shmfiles-$SF_PID"

@@ -615,16 +615,36 @@ static int check_supported(pid_t pid, const struct proc_map *m)
  * limit; UINT64_MAX: without --save-files, none). */
 static uint64_t save_shared_max = UINT64_MAX;
 
+/* Whether pid has the file of sb open on an fd. */
+static int open_on_fd(pid_t pid, const struct stat *sb)
+{
+	char path[64];
+	struct dirent *e;
+	struct stat st;
+	DIR *d = opendir(fmt_path(path, sizeof(path), "/proc/%d/fd", pid));
+	int found = 0;
+
+	while (d && !found && (e = readdir(d)))
+		found = e->d_name[0] != '.' && !fstatat(dirfd(d), e->d_name, &st, 0) &&
+			st.st_dev == sb->st_dev && st.st_ino == sb->st_ino;
+	if (d)
+		closedir(d);
+	return found;
+}
+
 /* Whether a shared mapping of a file of sb on disk is held by the image:
  * writable, or read-only of a file opened for writing (a segment
  * processes share, as Open MPI's PMIx data store in its session
- * directory), with --save-files, within its size limit. */
-static int saved_shared(const struct proc_map *m, const struct stat *sb)
+ * directory), with --save-files, within its size limit, and mapped only:
+ * one the process also has open (sqlite's WAL index, db-shm, which
+ * processes outside share too) is saved as an open file and put back in
+ * place. */
+static int saved_shared(pid_t pid, const struct proc_map *m, const struct stat *sb)
 {
 	return m->shared && ((m->prot & PROT_WRITE) || (m->vmflags & PROC_VM_MAYWRITE)) &&
-	       S_ISREG(sb->st_mode) &&
-	       save_shared_max != UINT64_MAX &&
-	       (!save_shared_max || (uint64_t)sb->st_size <= save_shared_max);
+	       S_ISREG(sb->st_mode) && save_shared_max != UINT64_MAX &&
+	       (!save_shared_max || (uint64_t)sb->st_size <= save_shared_max) &&
+	       !open_on_fd(pid, sb);
 }
 
 static int file_region_kind(pid_t pid, const struct proc_map *m, struct region *r)
@@ -662,7 +682,7 @@ static int file_region_kind(pid_t pid, const struct proc_map *m, struct region *
 	 * a deleted one, and a restore makes it again at its path.  So does
 	 * one on disk mapped shared and writable, with --save-files. */
 	if ((m->shared && !statfs(m->path, &fs) && fs.f_type == TMPFS_MAGIC) ||
-	    saved_shared(m, &sb)) {
+	    saved_shared(pid, m, &sb)) {
 		d->kind = IMG_RGN_SHM;
 		d->pgoff = m->pgoff;
 		d->dev = sb.st_dev;

@@ -1,7 +1,7 @@
 /* shmfiles: files on tmpfs mapped shared by a parent and two children, as
  * an MPI job's ranks map each other's /dev/shm segments.
  *
- *   shmfiles [-u] TMPDIR|- DIR
+ *   shmfiles [-u] [-c] TMPDIR|- DIR
  *
  * The parent makes /dev/shm/ckpt-shmfiles-PID (shm_open, mode 0640, kept
  * open on fd 5, which the children inherit, and mapped before it forks)
@@ -21,7 +21,10 @@
  * and 6 are the file it maps, of its size and mode.  With -u, the second
  * child unmaps the /dev/shm file once it wrote its pages and holds only
  * fd 5 of it, which it reads and writes instead (a process that only has
- * the file open, as ckpt-dump --save-files saves it).  The parent then prints
+ * the file open, as ckpt-dump --save-files saves it).  With -c, every
+ * process closes fd 6 once it mapped the TMPDIR file, which it then only
+ * maps (as Open MPI's ranks map its PMIx segments), and its path is not
+ * checked against it nor removed at the end.  The parent then prints
  * "restored: yes" (or "no") and "shmfiles: ok", removes the files, and
  * exits 0 only if every process found all intact. */
 #define PROG "shmfiles"
@@ -53,6 +56,7 @@ static char shm_path[128], tmp_path[4200];
 static char *shm, *tmpf;
 static unsigned long long born;
 static int unmapped; /* -u: the second child reads fd 5, not a mapping */
+static int closed;   /* -c: no fd 6, the TMPDIR file only mapped */
 
 /* The /dev/shm file's contents as process i sees them: its mapping, or
  * (-u, the second child) what fd 5 reads now, in a buffer of its own. */
@@ -190,6 +194,8 @@ static int run(int i)
 	born = start_time();
 	if (*tmp_path && i)
 		tmpf = map_tmp();
+	if (closed)
+		close(TMPFD);
 	fill(shm, gen, i);
 	if (tmpf)
 		fill(tmpf, gen, i);
@@ -227,7 +233,7 @@ static int run(int i)
 	/* The original after a restore of a copy: its path is the copy's. */
 	if (restored && shm) {
 		check_path("the /dev/shm file", shm_path, SHMFD, shm, 0640, i);
-		if (tmpf)
+		if (tmpf && !closed)
 			check_path("the tmpfs file", tmp_path, TMPFD, tmpf, 0600, i);
 	}
 	if (restored && !shm)
@@ -252,13 +258,14 @@ int main(int argc, char **argv)
 	int fd, bad = 0;
 	volatile uint64_t *box;
 
-	if (argc > 1 && !strcmp(argv[1], "-u")) {
-		unmapped = 1;
-		argv++;
-		argc--;
+	for (; argc > 1 && (!strcmp(argv[1], "-u") || !strcmp(argv[1], "-c")); argv++, argc--) {
+		if (argv[1][1] == 'u')
+			unmapped = 1;
+		else
+			closed = 1;
 	}
 	if (argc != 3) {
-		fprintf(stderr, "usage: shmfiles [-u] TMPDIR|- DIR\n");
+		fprintf(stderr, "usage: shmfiles [-u] [-c] TMPDIR|- DIR\n");
 		return 2;
 	}
 	dir = argv[2];
@@ -308,7 +315,7 @@ int main(int argc, char **argv)
 		printf("shmfiles: ok\n");
 	/* The original, after a copy's restore, leaves the paths to the copy. */
 	unlink_ours(shm_path, SHMFD);
-	if (*tmp_path)
+	if (*tmp_path && !closed)
 		unlink_ours(tmp_path, TMPFD);
 	return bad;
 }
