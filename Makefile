@@ -30,6 +30,10 @@ LIBHDR    := $(wildcard lib/*/*.h) $(RST)/restorer.h $(RST)/attrs.h
 LIBOBJ    := $(LIBSRC:.c=.o) lib/restore/restorer_blob.o
 PROGS     := $(patsubst %.c,%,$(wildcard t/progs/*.c))
 UNITS     := $(patsubst %.c,%,$(wildcard t/unit/*.c))
+# The MPI workload, once per MPI implementation whose compiler is here
+# (t/0950 skips the one that is missing).
+MPIPROGS  := $(if $(shell command -v mpicc.mpich),t/progs/mpi/heat-mpich) \
+	$(if $(shell command -v mpicc.openmpi),t/progs/mpi/heat-ompi)
 BENCHPROGS := bench/bwork bench/freshread bench/pvread bench/tcptree bench/trackcost
 MANS      := $(wildcard man/*.[1-8])
 SCRIPTS   := contrib/install-deps $(wildcard contrib/*/*.sh) .ci/run t/run-tests t/check-bats t/check-includes t/lib.bash t/lib-net.bash $(wildcard t/*.sh) $(wildcard t/progs/*.sh) $(wildcard completions/*) \
@@ -41,7 +45,7 @@ TEST_DEPS  := bats shellcheck mandoc gzip xz-utils zstd python3 bsdutils util-li
 	redis-server redis-tools memcached \
 	munge slurmctld slurmd slurm-client openssh-server default-jdk-headless \
 	tigervnc-standalone-server xvfb x11-apps xterm xdotool python3-tk \
-	tmux screen vim lammps
+	tmux screen vim lammps mpich libmpich-dev openmpi-bin libopenmpi-dev
 
 FUZZERS   := image inspect coord
 REPLAYS   := $(addprefix t/fuzz/replay-,$(FUZZERS))
@@ -49,7 +53,7 @@ REPLAYS   := $(addprefix t/fuzz/replay-,$(FUZZERS))
 .PHONY: all build check demo bench install uninstall clean format deps test-deps fuzz have-deps
 all: have-deps
 	@$(MAKE) --no-print-directory build
-build: $(BINS) bin/shim/ssh $(PROGS) $(UNITS) $(REPLAYS)
+build: $(BINS) bin/shim/ssh $(PROGS) $(MPIPROGS) $(UNITS) $(REPLAYS)
 
 have-deps:
 	@contrib/install-deps --check $(BUILD_DEPS)
@@ -105,6 +109,11 @@ t/progs/allkinds: t/progs/allkinds.c t/progs/fdmore.c t/progs/memkinds.c t/progs
 
 t/progs/omp: t/progs/omp.c t/progs/progs.h
 	$(CC) $(CPPFLAGS) $(PROGCFLAGS) -fopenmp -o $@ $< -lm
+
+t/progs/mpi/heat-mpich: t/progs/mpi/heat.c
+	mpicc.mpich $(PROGCFLAGS) -o $@ $<
+t/progs/mpi/heat-ompi: t/progs/mpi/heat.c
+	mpicc.openmpi $(PROGCFLAGS) -o $@ $<
 
 t/unit/%: t/unit/%.c t/unit/unit.h lib/libckpt.a
 	$(CC) $(CPPFLAGS) $(ALLCFLAGS) $(LDFLAGS) -o $@ $< lib/libckpt.a $(LDLIBS)
@@ -188,6 +197,7 @@ format:
 
 clean:
 	rm -f lib/*/*.o lib/*.a $(RST)/*.o $(RST)/*.elf $(RST)/*.bin $(BINS) $(PROGS) $(UNITS)
+	rm -f t/progs/mpi/heat-mpich t/progs/mpi/heat-ompi
 	rm -rf bin/shim
 	rm -f $(BENCHPROGS)
 	rm -f t/fuzz/replay-* t/fuzz/fuzz-*

@@ -165,7 +165,7 @@ start_tty() {
 	TTY_PID=$(awk '/^ready/ {print $2}' "$OUT")
 }
 
-@test "tty: dump --kill, restore on another pty: settings on ckpt-remap's terminal, /dev/tty fd, own pty pair remade" {
+@test "tty: dump --kill, restore on another pty: settings on ckpt-remap's terminal, /dev/tty fd, own pty pair remade with the bytes queued to its master" {
 	start_tty
 	ckpt-dump --kill -o "$IMG" "$TTY_PID"
 	wait "$BG_PID" || true
@@ -174,7 +174,7 @@ start_tty() {
 	echo "$output"
 	[[ "$output" == *"fd 0   tty "*" terminal pty "*" rows 33 cols 111 "* ]]
 	[[ "$output" == *"fd 3   tty "*" terminal rows 33 cols 111 "*" /dev/tty"* ]]
-	[[ "$output" == *"fd 4   tty "*" ptmx pty "*" locked 0 rows 10 cols 20 "* ]]
+	[[ "$output" == *"fd 4   tty "*" ptmx pty "*" locked 0 queued 8 rows 10 cols 20 "* ]]
 	[[ "$output" == *"fd 5   tty "*" pts pty "*" rows 10 cols 20 "* ]]
 	[[ "$output" == *"fd 6   tty "*" ptmx pty "*" locked 1 "* ]]
 	touch "$D/go"

@@ -607,6 +607,11 @@ struct img_tty {
 };
 
 #define IMG_TTY_PKT 1u /* the master is in packet mode (TIOCPKT): reads start with a status byte */
+/* A master's extra bytes go on after the struct: what the pair's slave side
+ * had written and the master not read yet (a launcher's children's
+ * output), as the master reads it.  Images before it was kept have none. */
+#define IMG_TTY_DATA 2u
+#define IMG_TTY_DATA_MAX (1u << 20)
 
 struct img_file {
 	int32_t fd; /* negative: a file in flight, its mark (a message carries it) */

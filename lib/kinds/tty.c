@@ -1,6 +1,8 @@
 /* tty.c: terminals: pty pairs the program made, made again, and terminals it was given, whose
  * settings go onto the restoring process's own. */
+#include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +24,89 @@ int fd_is_tty(const struct stat *sb)
 static int is_ptmx(dev_t rdev)
 {
 	return major(rdev) == 5 && minor(rdev) == 2;
+}
+
+/* write_raw FD DATA LEN: DATA into the pty slave FD as it is, its output
+ * processing (OPOST: \n to \r\n ...) off meanwhile and then as it was:
+ * the master reads exactly DATA.  Nothing may block: the master's queue
+ * is empty and had room for DATA. */
+static int write_raw(int fd, const char *data, size_t len)
+{
+	struct termios tio, raw;
+	int rc = 0;
+
+	if (tcgetattr(fd, &tio))
+		return -1;
+	raw = tio;
+	raw.c_oflag &= ~OPOST;
+	if (tcsetattr(fd, TCSANOW, &raw))
+		return -1;
+	if (write_all(fd, data, len))
+		rc = -1;
+	if (tcsetattr(fd, TCSANOW, &tio))
+		rc = -1;
+	return rc;
+}
+
+/* What the slave side of the pty pair whose master is S (our copy of the
+ * frozen process's) wrote and the master did not read yet: read, and
+ * written back through the slave, so that the process finds it there if
+ * it runs on; in *DATA (malloc'd), *LEN bytes.  In packet mode each read
+ * starts with a status byte: a data packet's is dropped, a status change
+ * alone (flow control, a flush) is not kept. */
+static int pty_pending(int s, pid_t pid, const struct fd_entry *f, int pkt, char **data,
+		       size_t *len)
+{
+	char buf[4096], *d = NULL;
+	size_t n = 0;
+	struct pollfd pfd = {.fd = s, .events = POLLIN};
+	int slave;
+
+	*data = NULL;
+	*len = 0;
+	/* poll and read flush the pair's buffer work first (n_tty): bytes
+	 * the slave wrote just before the freeze are there. */
+	while (poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLIN)) {
+		ssize_t r = read(s, buf, sizeof(buf));
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break; /* EIO: no slave open any more; EAGAIN: none */
+		size_t off = pkt ? 1 : 0;
+		if ((size_t)r <= off || (pkt && buf[0] != TIOCPKT_DATA))
+			continue;
+		if (n + r - off > IMG_TTY_DATA_MAX) {
+			err_set("pid %d: fd %d (%s): over %u bytes queued in the pty", pid,
+				f->d.fd, f->path, IMG_TTY_DATA_MAX);
+			free(d);
+			return -1;
+		}
+		char *nd = realloc(d, n + r - off);
+		if (!nd) {
+			err_sys("pid %d: fd %d: cannot keep what the pty holds", pid, f->d.fd);
+			free(d);
+			return -1;
+		}
+		d = nd;
+		memcpy(d + n, buf + off, r - off);
+		n += r - off;
+	}
+	if (!n)
+		return 0;
+	slave = ioctl(s, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+	if (slave < 0 || write_raw(slave, d, n)) {
+		err_sys("pid %d: fd %d (%s): cannot put back the %zu bytes queued in the pty",
+			pid, f->d.fd, f->path, n);
+		if (slave >= 0)
+			close(slave);
+		free(d);
+		return -1;
+	}
+	close(slave);
+	*data = d;
+	*len = n;
+	return 0;
 }
 
 /* A terminal's settings and, for a pty, its number and lock.  A slave
@@ -81,6 +166,22 @@ static int capture_tty(const struct fd_source *src, struct fd_entry *f)
 		t.xpixel = ws.ws_xpixel;
 		t.ypixel = ws.ws_ypixel;
 	}
+	if (t.role == IMG_TTY_PTMX && !t.locked) {
+		char *data = NULL;
+		size_t len = 0;
+		int rc;
+
+		if (pty_pending(s, pid, f, !!(t.mode & IMG_TTY_PKT), &data, &len)) {
+			close(s);
+			return -1;
+		}
+		if (len)
+			t.mode |= IMG_TTY_DATA;
+		rc = fd_set_extra(f, &t, sizeof(t), data, len);
+		free(data);
+		close(s);
+		return rc;
+	}
 	close(s);
 	return fd_set_extra(f, &t, sizeof(t), NULL, 0);
 }
@@ -119,12 +220,16 @@ static int check_tty(const unsigned char *x, uint32_t n)
 {
 	struct img_tty t;
 
-	if (n != sizeof(t))
+	if (n < sizeof(t))
 		return -1;
 	memcpy(&t, x, sizeof(t));
 	if (t.role > IMG_TTY_CTTY || t.locked > 1 || t.have > 1 ||
 	    (t.role == IMG_TTY_CTTY && t.index == UINT32_MAX) ||
-	    (t.mode & ~IMG_TTY_PKT) || (t.mode && t.role != IMG_TTY_PTMX) || t.pad[0] || t.pad[1])
+	    (t.mode & ~(IMG_TTY_PKT | IMG_TTY_DATA)) || (t.mode && t.role != IMG_TTY_PTMX) ||
+	    t.pad[0] || t.pad[1])
+		return -1;
+	/* The queued bytes, only after a master that says so, never none. */
+	if (!(t.mode & IMG_TTY_DATA) != (n == sizeof(t)) || n - sizeof(t) > IMG_TTY_DATA_MAX)
 		return -1;
 	return 0;
 }
@@ -300,6 +405,22 @@ static int make_pty(const struct fd_entry *f, struct fd_pipes *pipes)
 		fd = fd_dup_end(fp->end[0], f, "a pty master");
 		if (fd < 0)
 			return -1;
+		/* The bytes queued to the master, once for the pair: into
+		 * the new slave, for the master to read first. */
+		if (!(fp->seen & 1) && (t.mode & IMG_TTY_DATA)) {
+			int s = ioctl(fp->end[0], TIOCGPTPEER, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+
+			if (s < 0 || write_raw(s, (const char *)f->extra + sizeof(t),
+					       f->d.extra_len - sizeof(t))) {
+				err_sys("fd %d: cannot queue %zu bytes to the new pty master",
+					f->d.fd, (size_t)f->d.extra_len - sizeof(t));
+				if (s >= 0)
+					close(s);
+				close(fd);
+				return -1;
+			}
+			close(s);
+		}
 		fp->seen |= 1;
 		fp->shut[0] = t.locked;
 		/* Packet mode belongs to the pair: one master, however many fds. */
@@ -353,6 +474,8 @@ static void show_tty(FILE *out, const struct fd_entry *f, int json)
 		fd_put_num(out, json, "locked", t.locked);
 		if (t.mode & IMG_TTY_PKT)
 			fd_put_num(out, json, "packet", 1);
+		if (t.mode & IMG_TTY_DATA)
+			fd_put_num(out, json, "queued", f->d.extra_len - sizeof(t));
 	}
 	if (t.have) {
 		fd_put_num(out, json, "rows", t.rows);

@@ -19,8 +19,9 @@
  *          the process's files and directory
  *   tty    on a terminal (standard input): echo and canonical mode off,
  *          VTIME 5, 33x111 window; /dev/tty open as fd 3; a pty pair of
- *          its own made raw with a 10x20 window; a second pty master
- *          whose slave is still locked
+ *          its own made raw with a 10x20 window, its slave having written
+ *          "queued\n" (\r\n to the master) that the master reads only
+ *          after go; a second pty master whose slave is still locked
  *   file   DIR/data (5 bytes) open read-write at offset 2
  *   all    fifo, unix, inotify and file at once, and tty when standard
  *          input is a terminal
@@ -33,6 +34,7 @@
  * and exits 0 only if everything is intact. */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -332,6 +334,10 @@ static void tty_setup(void)
 	pts = ioctl(ptm, TIOCGPTPEER, O_RDWR | O_NOCTTY);
 	if (pts < 0 || tcgetattr(pts, &t))
 		die("pty slave");
+	/* Output the master does not read until after the checkpoint, through
+	 * the slave's output processing (\n to \r\n) before it goes raw. */
+	if (write(pts, "queued\n", 7) != 7)
+		die("pty slave write");
 	cfmakeraw(&t);
 	if (tcsetattr(pts, TCSANOW, &t) || ioctl(ptm, TIOCSWINSZ, &ws2))
 		die("pty settings");
@@ -369,6 +375,10 @@ static void tty_check(void)
 	if (tcgetattr(pts, &t) || (t.c_lflag & (ECHO | ICANON)) || (t.c_oflag & OPOST))
 		fail("pty: not raw");
 	want_winsize(pts, 10, 20, "pty");
+	struct pollfd pfd = {.fd = ptm, .events = POLLIN};
+	if (poll(&pfd, 1, 5000) != 1 || (n = read(ptm, buf, sizeof(buf))) != 8 ||
+	    memcmp(buf, "queued\r\n", 8))
+		fail("pty: the bytes queued to the master are not there as they were");
 	if (write(ptm, "ping", 4) != 4 || (n = read(pts, buf, sizeof(buf))) != 4 ||
 	    memcmp(buf, "ping", 4))
 		fail("pty: master to slave");
