@@ -30,7 +30,7 @@ LIBHDR    := $(wildcard lib/*/*.h) $(RST)/restorer.h $(RST)/attrs.h
 LIBOBJ    := $(LIBSRC:.c=.o) lib/restore/restorer_blob.o
 PROGS     := $(patsubst %.c,%,$(wildcard t/progs/*.c))
 UNITS     := $(patsubst %.c,%,$(wildcard t/unit/*.c))
-BENCHPROGS := bench/bwork bench/freshread bench/pvread bench/tcptree bench/trackcost
+BENCHPROGS := bench/bwork bench/freshread bench/pvread bench/tcptree bench/trackcost bench/scale
 MANS      := $(wildcard man/*.[1-8])
 SCRIPTS   := contrib/install-deps $(wildcard contrib/*/*.sh) .ci/run t/run-tests t/check-bats t/check-includes t/lib.bash t/lib-net.bash $(wildcard t/*.sh) $(wildcard t/progs/*.sh) $(wildcard completions/*) \
 	bench/run
