@@ -1569,9 +1569,36 @@ static int uring_maps(struct restore *r)
 	return 0;
 }
 
+/* Every file of the program is open here twice over at one point: at a
+ * number of ours, then lifted above its highest fd (lift_own_fds).  Raise
+ * our soft RLIMIT_NOFILE to cover that, and as root (CAP_SYS_RESOURCE) the
+ * hard one where it is too low (up to fs.nr_open); the program's own
+ * limits are set from the image later.  A failure is left to the open or
+ * the lift that runs out, which names the fd. */
+static void raise_nofile(const struct image *im)
+{
+	uint64_t need = 1024, maxfd = 2;
+	struct rlimit rl;
+
+	for (size_t i = 0; i < im->nfiles; i++)
+		if (im->files[i].d.fd >= 0 && (uint64_t)im->files[i].d.fd > maxfd)
+			maxfd = im->files[i].d.fd;
+	need += maxfd + 1 + im->nfiles;
+	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur >= need)
+		return;
+	if (rl.rlim_max < need) {
+		struct rlimit up = {need, need};
+		if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+			return;
+	}
+	rl.rlim_cur = rl.rlim_max < need ? rl.rlim_max : need;
+	setrlimit(RLIMIT_NOFILE, &rl);
+}
+
 /* Files: all opened before any of ours is moved. */
 static int plan_files(struct restore *r)
 {
+	raise_nofile(r->im);
 	r->plan = calloc(r->im->nfiles + 1, sizeof(*r->plan));
 	if (!r->plan) {
 		err_set("out of memory");
