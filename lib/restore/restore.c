@@ -940,6 +940,31 @@ static int lift_fd(int fd, int base)
 	return nfd;
 }
 
+static int by_fd(const void *a, const void *b)
+{
+	int x = *(const int *)a, y = *(const int *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Close every fd but the n in want (sorted): close_range(2) over the gaps
+ * (Linux 5.9); 0, or -1 if the kernel has no close_range. */
+static int close_all_but(const int *want, size_t n)
+{
+	unsigned lo = 0;
+
+	for (size_t i = 0; i <= n; i++) {
+		unsigned hi = i < n ? (unsigned)want[i] : ~0U;
+		if (i < n && want[i] < 0)
+			continue;
+		if (hi > lo && close_range(lo, i < n ? hi - 1 : hi, 0))
+			return -1;
+		if (i < n)
+			lo = hi + 1;
+	}
+	return 0;
+}
+
 /* Put every file at its number and close everything else of ours except
  * the fds in keep[].  Runs after every check passed: dup3 onto a number
  * we own does not fail for any reason we could have handled. */
@@ -949,6 +974,8 @@ static void install_files(const struct image *im, struct fdplan *plan, const int
 	char path[64];
 	struct dirent *d;
 	DIR *dir;
+	int *want;
+	size_t n = 0;
 
 	for (size_t i = 0; i < im->nfiles; i++) {
 		if (plan[i].target < 0) { /* in flight: passed already */
@@ -960,6 +987,21 @@ static void install_files(const struct image *im, struct fdplan *plan, const int
 		} else {
 			fcntl(plan[i].target, F_SETFD, plan[i].cloexec ? FD_CLOEXEC : 0);
 		}
+	}
+	/* The rest closed in ranges: a process of a tree holds every fd
+	 * ckpt-remap made for all of them, and reading /proc/self/fd and
+	 * looking each up in the plan was quadratic in a tree of 500. */
+	want = malloc((im->nfiles + nkeep + 1) * sizeof(*want));
+	if (want) {
+		for (size_t i = 0; i < im->nfiles; i++)
+			want[n++] = plan[i].target;
+		for (size_t i = 0; i < nkeep; i++)
+			want[n++] = keep[i];
+		qsort(want, n, sizeof(*want), by_fd);
+		int rc = close_all_but(want, n);
+		free(want);
+		if (rc == 0)
+			return;
 	}
 	dir = opendir(fmt_path(path, sizeof(path), "/proc/self/fd"));
 	if (!dir)
