@@ -1922,7 +1922,7 @@ static int plan_unmap(struct restore *r)
 
 	proc_free_maps(r->self, r->nself);
 	r->self = NULL;
-	if (proc_read_maps(0, &r->self, &r->nself))
+	if (proc_read_layout(0, &r->self, &r->nself))
 		return -1;
 	unmap = (struct rst_range *)(r->base + r->off);
 	a->unmap = (uint64_t)unmap;
@@ -2001,7 +2001,7 @@ int rst_restore(struct img_input *in, int flags, const struct rst_tree *tree)
 		return -1;
 	/* A tree's supervisor checked the huge pages of every process. */
 	if (precheck(&r) || (!tree && rst_check_hugetlb(in)) || make_shared_objects(&r) ||
-	    proc_read_maps(0, &r.self, &r.nself))
+	    proc_read_layout(0, &r.self, &r.nself))
 		goto fail;
 	if (map_blob(&r) || map_trampoline(r.tramp, r.ps) || copy_code(&r))
 		goto fail;
