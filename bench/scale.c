@@ -6,8 +6,9 @@
  *   mem MIB     MIB MiB of private anonymous memory, every 8-byte word a pattern word;
  *   threads N   N threads besides the main one, each with a pattern on its stack and in its TLS,
  *               waiting at a barrier;
- *   regions N   N one-page private anonymous regions, alternately read-only and read-write (so
- *               that the kernel cannot merge them), each holding its own pattern words;
+ *   regions N   N one-page private anonymous regions, alternately read-write and read-only (so
+ *               that the kernel cannot merge them), between two PROT_NONE pages, each holding
+ *               its own pattern words;
  *   tree N      N processes: this one and its descendants, four children each (a 4-ary tree),
  *               each with a page of its own pattern, a child waiting on a pipe from its parent;
  *   fds N       N open fds, raising RLIMIT_NOFILE's soft limit to the hard one first: in eights,
@@ -157,10 +158,15 @@ static int reg_prot(long i)
 
 static void regions_setup(void)
 {
-	reg = mmap(NULL, (size_t)n * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-		   -1, 0);
-	if (reg == MAP_FAILED)
+	/* Between two PROT_NONE pages: the last region, read-write when n is
+	 * odd, would otherwise merge at restore with a read-write neighbour
+	 * the kernel puts next to it. */
+	reg = mmap(NULL, (size_t)(n + 2) * PAGE, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (reg == MAP_FAILED || mprotect(reg, PAGE, PROT_NONE) ||
+	    mprotect(reg + (size_t)(n + 1) * PAGE, PAGE, PROT_NONE))
 		die("mmap");
+	reg += PAGE;
 	for (long i = 0; i < n; i++) {
 		uint64_t *w = (uint64_t *)(reg + (size_t)i * PAGE);
 		w[0] = mix(2, i);
