@@ -34,7 +34,7 @@ UNITS     := $(patsubst %.c,%,$(wildcard t/unit/*.c))
 # (t/0950 skips the one that is missing).
 MPIPROGS  := $(if $(shell command -v mpicc.mpich),t/progs/mpi/heat-mpich) \
 	$(if $(shell command -v mpicc.openmpi),t/progs/mpi/heat-ompi)
-BENCHPROGS := bench/bwork bench/freshread bench/pvread bench/tcptree bench/trackcost
+BENCHPROGS := bench/bwork bench/freshread bench/pvread bench/tcptree bench/trackcost bench/scale
 MANS      := $(wildcard man/*.[1-8])
 SCRIPTS   := contrib/install-deps $(wildcard contrib/*/*.sh) .ci/run t/run-tests t/check-bats t/check-includes t/lib.bash t/lib-net.bash $(wildcard t/*.sh) $(wildcard t/progs/*.sh) $(wildcard completions/*) \
 	bench/run

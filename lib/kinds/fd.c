@@ -371,26 +371,89 @@ static int same_desc(pid_t p, int a, pid_t q, int b)
 	return syscall(SYS_kcmp, p, q, KCMP_FILE, a, b) == 0;
 }
 
-/* Number the open file descriptions that several fds share (dup, fork):
- * kcmp(2) tells, among fds of one inode. */
-static void share_descs(struct fd_all *a)
+/* The order share_descs sorts by: inode and kind first (no kcmp needed),
+ * then, within an inode, the open file description itself: kcmp(2)'s
+ * KCMP_FILE orders the kernel's file pointers (1 less, 2 greater), the same
+ * order for every pair.  A pair it cannot order (-1, or 3) marks the sort
+ * unordered, and share_descs compares that inode's fds pair by pair. */
+struct desc_sort {
+	struct fd_all *a;
+	int unordered;
+};
+
+static int by_inode(const struct fd_entry *f, const struct fd_entry *g)
 {
-	uint64_t next = 1;
+	if (f->d.dev != g->d.dev)
+		return f->d.dev < g->d.dev ? -1 : 1;
+	if (f->d.ino != g->d.ino)
+		return f->d.ino < g->d.ino ? -1 : 1;
+	if (f->d.kind != g->d.kind)
+		return f->d.kind < g->d.kind ? -1 : 1;
+	return 0;
+}
 
-	for (size_t i = 0; i < a->n; i++) {
-		struct fd_entry *f = a->f[i];
+static int by_desc(const void *x, const void *y, void *arg)
+{
+	struct desc_sort *s = arg;
+	size_t i = *(const size_t *)x, k = *(const size_t *)y;
+	int c = by_inode(s->a->f[i], s->a->f[k]);
+	long r;
 
-		for (size_t k = 0; k < i && !f->d.desc; k++) {
-			struct fd_entry *g = a->f[k];
-			if (g->d.dev != f->d.dev || g->d.ino != f->d.ino ||
-			    g->d.kind != f->d.kind ||
-			    !same_desc(a->pid[i], f->d.fd, a->pid[k], g->d.fd))
-				continue;
-			if (!g->d.desc)
-				g->d.desc = next++;
-			f->d.desc = g->d.desc;
+	if (c || i == k)
+		return c ? c : 0;
+	r = syscall(SYS_kcmp, s->a->pid[i], s->a->pid[k], KCMP_FILE, s->a->f[i]->d.fd,
+		    s->a->f[k]->d.fd);
+	if (r == 0 || r == 1 || r == 2)
+		return r == 0 ? 0 : r == 1 ? -1 : 1;
+	s->unordered = 1;
+	return i < k ? -1 : 1;
+}
+
+/* Number the open file descriptions that several fds share (dup, fork):
+ * kcmp(2) tells, among fds of one inode.  Sorted, so that n fds take
+ * O(n log n) kcmp calls, not one for every pair: every eventfd, signalfd
+ * and other anonymous inode of the kernel's is one inode, and a program
+ * with 10,000 fds made 2,500 eventfds 3 million calls.  The numbers are
+ * handed out as the pairwise search did: in the order of each
+ * description's second fd. */
+static int share_descs(struct fd_all *a)
+{
+	struct desc_sort s = {a, 0};
+	size_t *o = malloc((a->n + 1) * sizeof(*o)), *rep = malloc((a->n + 1) * sizeof(*rep));
+	uint64_t next = 1, *num = calloc(a->n + 1, sizeof(*num));
+
+	if (!o || !rep || !num) {
+		free(o), free(rep), free(num);
+		err_set("out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < a->n; i++)
+		o[i] = rep[i] = i;
+	qsort_r(o, a->n, sizeof(*o), by_desc, &s);
+	if (s.unordered) { /* pair by pair in each inode, in a's order */
+		for (size_t i = 0; i < a->n; i++)
+			for (size_t k = 0; k < i && rep[i] == i; k++)
+				if (!by_inode(a->f[i], a->f[k]) &&
+				    same_desc(a->pid[i], a->f[i]->d.fd, a->pid[k], a->f[k]->d.fd))
+					rep[i] = rep[k];
+	} else { /* one description's fds are neighbours: rep, the first of them */
+		for (size_t j = 0, k; j < a->n; j = k) {
+			size_t first = o[j];
+			for (k = j + 1; k < a->n && !by_desc(&o[k - 1], &o[k], &s); k++)
+				if (o[k] < first)
+					first = o[k];
+			for (size_t m = j; m < k; m++)
+				rep[o[m]] = first;
 		}
 	}
+	for (size_t i = 0; i < a->n; i++)
+		if (rep[i] != i && !num[rep[i]])
+			num[rep[i]] = next++;
+	for (size_t i = 0; i < a->n; i++)
+		if (num[rep[i]] && !a->f[i]->d.desc)
+			a->f[i]->d.desc = num[rep[i]];
+	free(o), free(rep), free(num);
+	return 0;
 }
 
 int fd_check_tree(struct image *ims[], size_t n, uint32_t opts)
@@ -415,7 +478,7 @@ int fd_check_tree(struct image *ims[], size_t n, uint32_t opts)
 		if (kinds[k] && kinds[k]->join)
 			rc = kinds[k]->join(&a);
 	if (rc == 0)
-		share_descs(&a);
+		rc = share_descs(&a);
 	for (size_t i = 0; i < a.n; i++)
 		if (a.pid[i] == getpid()) {
 			close(a.f[i]->d.fd);

@@ -968,6 +968,31 @@ static int lift_fd(int fd, int base)
 	return nfd;
 }
 
+static int by_fd(const void *a, const void *b)
+{
+	int x = *(const int *)a, y = *(const int *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Close every fd but the n in want (sorted): close_range(2) over the gaps
+ * (Linux 5.9); 0, or -1 if the kernel has no close_range. */
+static int close_all_but(const int *want, size_t n)
+{
+	unsigned lo = 0;
+
+	for (size_t i = 0; i <= n; i++) {
+		unsigned hi = i < n ? (unsigned)want[i] : ~0U;
+		if (i < n && want[i] < 0)
+			continue;
+		if (hi > lo && close_range(lo, i < n ? hi - 1 : hi, 0))
+			return -1;
+		if (i < n)
+			lo = hi + 1;
+	}
+	return 0;
+}
+
 /* Put every file at its number and close everything else of ours except
  * the fds in keep[].  Runs after every check passed: dup3 onto a number
  * we own does not fail for any reason we could have handled. */
@@ -977,6 +1002,8 @@ static void install_files(const struct image *im, struct fdplan *plan, const int
 	char path[64];
 	struct dirent *d;
 	DIR *dir;
+	int *want;
+	size_t n = 0;
 
 	for (size_t i = 0; i < im->nfiles; i++) {
 		if (plan[i].target < 0) { /* in flight: passed already */
@@ -988,6 +1015,21 @@ static void install_files(const struct image *im, struct fdplan *plan, const int
 		} else {
 			fcntl(plan[i].target, F_SETFD, plan[i].cloexec ? FD_CLOEXEC : 0);
 		}
+	}
+	/* The rest closed in ranges: a process of a tree holds every fd
+	 * ckpt-remap made for all of them, and reading /proc/self/fd and
+	 * looking each up in the plan was quadratic in a tree of 500. */
+	want = malloc((im->nfiles + nkeep + 1) * sizeof(*want));
+	if (want) {
+		for (size_t i = 0; i < im->nfiles; i++)
+			want[n++] = plan[i].target;
+		for (size_t i = 0; i < nkeep; i++)
+			want[n++] = keep[i];
+		qsort(want, n, sizeof(*want), by_fd);
+		int rc = close_all_but(want, n);
+		free(want);
+		if (rc == 0)
+			return;
 	}
 	dir = opendir(fmt_path(path, sizeof(path), "/proc/self/fd"));
 	if (!dir)
@@ -1597,9 +1639,36 @@ static int uring_maps(struct restore *r)
 	return 0;
 }
 
+/* Every file of the program is open here twice over at one point: at a
+ * number of ours, then lifted above its highest fd (lift_own_fds).  Raise
+ * our soft RLIMIT_NOFILE to cover that, and as root (CAP_SYS_RESOURCE) the
+ * hard one where it is too low (up to fs.nr_open); the program's own
+ * limits are set from the image later.  A failure is left to the open or
+ * the lift that runs out, which names the fd. */
+static void raise_nofile(const struct image *im)
+{
+	uint64_t need = 1024, maxfd = 2;
+	struct rlimit rl;
+
+	for (size_t i = 0; i < im->nfiles; i++)
+		if (im->files[i].d.fd >= 0 && (uint64_t)im->files[i].d.fd > maxfd)
+			maxfd = im->files[i].d.fd;
+	need += maxfd + 1 + im->nfiles;
+	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur >= need)
+		return;
+	if (rl.rlim_max < need) {
+		struct rlimit up = {need, need};
+		if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+			return;
+	}
+	rl.rlim_cur = rl.rlim_max < need ? rl.rlim_max : need;
+	setrlimit(RLIMIT_NOFILE, &rl);
+}
+
 /* Files: all opened before any of ours is moved. */
 static int plan_files(struct restore *r)
 {
+	raise_nofile(r->im);
 	r->plan = calloc(r->im->nfiles + 1, sizeof(*r->plan));
 	if (!r->plan) {
 		err_set("out of memory");
@@ -1881,7 +1950,7 @@ static int plan_unmap(struct restore *r)
 
 	proc_free_maps(r->self, r->nself);
 	r->self = NULL;
-	if (proc_read_maps(0, &r->self, &r->nself))
+	if (proc_read_layout(0, &r->self, &r->nself))
 		return -1;
 	unmap = (struct rst_range *)(r->base + r->off);
 	a->unmap = (uint64_t)unmap;
@@ -1960,7 +2029,7 @@ int rst_restore(struct img_input *in, int flags, const struct rst_tree *tree)
 		return -1;
 	/* A tree's supervisor checked the huge pages of every process. */
 	if (precheck(&r) || (!tree && rst_check_hugetlb(in)) || make_shared_objects(&r) ||
-	    proc_read_maps(0, &r.self, &r.nself))
+	    proc_read_layout(0, &r.self, &r.nself))
 		goto fail;
 	if (map_blob(&r) || map_trampoline(r.tramp, r.ps) || copy_code(&r))
 		goto fail;

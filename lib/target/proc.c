@@ -148,6 +148,11 @@ int proc_read_maps(pid_t pid, struct proc_map **maps, size_t *n)
 	return read_maps(pid, "smaps", maps, n);
 }
 
+int proc_read_layout(pid_t pid, struct proc_map **maps, size_t *n)
+{
+	return read_maps(pid, "maps", maps, n);
+}
+
 int proc_same_layout(pid_t pid, const struct proc_map *maps, size_t n)
 {
 	struct proc_map *now;

@@ -51,6 +51,9 @@ struct proc_map {
 
 /* pid 0: this process. */
 int proc_read_maps(pid_t pid, struct proc_map **maps, size_t *n);
+/* The same from /proc/PID/maps: ranges, protections, files and paths, no
+ * vmflags or page counts; no walk of the page tables, which smaps makes. */
+int proc_read_layout(pid_t pid, struct proc_map **maps, size_t *n);
 /* 1 if /proc/PID/maps still lists exactly these mappings (cheap: no page
  * table walk, unlike smaps), 0 if not, -1 on error. */
 int proc_same_layout(pid_t pid, const struct proc_map *maps, size_t n);
