@@ -1754,6 +1754,24 @@ static uint64_t *object_numbers(struct image *const imp[], size_t n)
 				}
 			}
 		}
+	/* A process that only maps an object it cannot open (a deleted
+	 * file, without privilege to open /proc/PID/map_files) knows only
+	 * how far its mapping reaches, a page multiple, where one that has
+	 * it open knows its size: UCX's shared segments of 8447 bytes,
+	 * mapped as three pages.  The file's size and mode hold for all. */
+	for (size_t k = 0; k < n; k++)
+		for (size_t i = 0; i < imp[k]->nshms; i++) {
+			const struct shm_obj *f = &imp[k]->shms[i];
+			for (size_t j = 0; f->by_file && j < n; j++)
+				for (size_t m = 0; m < imp[j]->nshms; m++) {
+					struct shm_obj *o = &imp[j]->shms[m];
+					if (!o->by_file && o->d.dev == f->d.dev &&
+					    o->d.ino == f->d.ino && o->d.kind == f->d.kind) {
+						o->d.size = f->d.size;
+						o->d.mode = f->d.mode;
+					}
+				}
+		}
 	if (img_list_objects(imp, n, &objs, &nobjs, &number))
 		return NULL;
 	for (size_t k = 0; k < n; k++)

@@ -63,6 +63,7 @@ struct shm_obj {
 	char *name;
 	struct img_shm_tmpfs tmpfs; /* IMG_SHM_TMPFS: what follows the name */
 	int32_t pid;		    /* reader: the process whose SHM record it is */
+	int by_file; /* dumper: size and mode read from the file, not a mapping's reach */
 	uint64_t stored; /* pages of data in the image (reader: counted by ckpt-inspect) */
 };
 

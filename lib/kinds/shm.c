@@ -307,6 +307,7 @@ static int describe_by_file(pid_t pid, struct shm_obj *o, const struct shm_src *
 	}
 	o->d.size = sb.st_size;
 	o->d.mode = sb.st_mode & 07777;
+	o->by_file = 1;
 	if (o->d.kind == IMG_SHM_TMPFS)
 		describe_tmpfs(o, &sb);
 	/* A memfd_create(MFD_HUGETLB) file: made again of the same pages. */
