@@ -354,6 +354,19 @@ terminal_round_trips() {
 	done
 }
 
+# remap_settled N: every ckpt-remap of window N waits for its program
+# (waitpid): the size change it makes on a restore is over.
+remap_settled() {
+	local pane p n=0
+	pane=$(ot display -p -t "o:$1" '#{pane_pid}')
+	for p in "$pane" $(descendants "$pane"); do
+		[ "$(cat "/proc/$p/comm" 2>/dev/null)" = ckpt-remap ] || continue
+		[ "$(cat "/proc/$p/wchan" 2>/dev/null)" = do_wait ] || return 1
+		n=$((n + 1))
+	done
+	[ "$n" -gt 0 ]
+}
+
 # in_front N COMM: COMM leads the foreground group of window N's terminal.
 in_front() {
 	[ "$(ot display -p -t "o:$1" '#{pane_current_command}')" = "$2" ]
@@ -435,7 +448,9 @@ vim_intact() {
 	wait_for in_front "$w" vim
 	wait_for on_screen "$w" '^alpha$'
 	wait_for on_screen "$w" "^line$((4 - w))\$"
-	# A resize reaches it too.
+	# A resize reaches it too, once ckpt-remap's own size change is over
+	# (a resize in the middle of it could be taken back by it).
+	wait_for remap_settled "$w"
 	ot resize-window -t "o:$w" -x $((90 + w)) -y 24
 	ot send-keys -t "o:$w" ':echo "cols" &columns' Enter
 	wait_for on_screen "$w" "^cols $((90 + w))"

@@ -250,12 +250,14 @@ static void tty_winch(pid_t child)
 		return;
 	n = sleeps(child, &now);
 	sleeps_again(child, now ? n - 1 : n);
-	/* The size now: the terminal's user may have changed it meanwhile. */
+	n = sleeps(child, &now);
+	/* The size now: the terminal's user may have changed it meanwhile
+	 * (read just before it is changed, so that a resize of theirs is
+	 * hardly ever undone). */
 	if (ioctl(outer_tty, TIOCGWINSZ, &ws) || !ws.ws_row || !ws.ws_col)
 		return;
 	other = ws;
 	other.ws_row = ws.ws_row > 1 ? ws.ws_row - 1 : ws.ws_row + 1;
-	n = sleeps(child, &now);
 	if (ioctl(outer_tty, TIOCSWINSZ, &other))
 		return;
 	sleeps_again(child, n);
