@@ -477,3 +477,40 @@ restarts_keep_names() {
 	# Its output file was set back and written again: "restored: yes".
 	[ "$(tail -n 1 "$BATS_TEST_TMPDIR/bulk.out")" = "restored: yes" ]
 }
+
+# A member holding both ends of idle TCP connections over loopback (as an
+# MPI launcher and its ranks do): killed at a checkpoint, they close with
+# a reset, leaving no TIME_WAIT on their addresses, which a restore
+# without privilege could not make them on again for a minute.
+@test "a member's TCP connections to itself, killed at a checkpoint, leave nothing in TIME_WAIT; restarted, they carry bytes again" {
+	local dir port
+	start_coord
+	workdir tw
+	inject tw python3 -c '
+import os, socket, sys, time
+l = socket.socket(); l.bind(("127.0.0.1", 0)); l.listen(4)
+pairs = []
+for i in range(3):
+    c = socket.create_connection(l.getsockname()); a, _ = l.accept(); pairs.append((c, a))
+open(sys.argv[1] + "/port", "w").write(str(l.getsockname()[1]))
+while not os.path.exists(sys.argv[1] + "/go"):
+    time.sleep(0.01)
+for c, a in pairs:
+    c.sendall(b"ping"); assert a.recv(4) == b"ping"
+    a.sendall(b"pong"); assert c.recv(4) == b"pong"
+print("tw: ok", flush=True)' "$D"
+	wait_for has_members 1
+	wait_for_file "$D/port"
+	port=$(cat "$D/port")
+	run --separate-stderr ckpt-signal --checkpoint --wait --kill
+	[ "$status" -eq 0 ]
+	dir=$output
+	wait "$INJ_PID" || true
+	run ss -Htan state time-wait "( sport = :$port or dport = :$port )"
+	echo "TIME_WAIT: $output"
+	[ -z "$output" ]
+	touch "$D/go"
+	restart_bg "$dir"
+	# Its output file, reopened by the restore.
+	wait_for grep -qx "tw: ok" "$BATS_TEST_TMPDIR/tw.out"
+}

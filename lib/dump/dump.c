@@ -2165,7 +2165,22 @@ int dump_release_tree(struct dump_tree *tr, enum dump_end how)
 	int rc = 0;
 
 	/* Killed: every process first, so that none sees another die and
-	 * acts on it; then each is waited for. */
+	 * acts on it; then each is waited for.  Their connections to each
+	 * other close with a reset: an orderly close would hold their
+	 * addresses in TIME_WAIT for a minute, which a restore without
+	 * privilege could not make them on again (a coordinated kill, whose
+	 * dump did not know it would end so). */
+	if (how == DUMP_KILL) {
+		pid_t *pids = calloc(tr->n + 1, sizeof(*pids));
+		size_t np = 0;
+
+		for (size_t k = 0; pids && k < tr->n; k++)
+			if (!tr->p[k].zombie && tr->p[k].t.ntids)
+				pids[np++] = tr->p[k].pid;
+		if (pids)
+			fd_tcp_abort_pairs(pids, np);
+		free(pids);
+	}
 	if (how == DUMP_KILL)
 		for (size_t k = 0; k < tr->n; k++)
 			if (!tr->p[k].zombie && tr->p[k].t.ntids)

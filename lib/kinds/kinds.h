@@ -35,6 +35,10 @@ int fd_capture(pid_t pid, struct image *im, uint32_t opts) __attribute__((warn_u
  * kept once; fds that share an open file description get one desc id
  * (kcmp(2)).  -1 naming an fd that cannot be restored. */
 int fd_check_tree(struct image *ims[], size_t n, uint32_t opts) __attribute__((warn_unused_result));
+/* The TCP connections whose both ends the processes pids hold close
+ * abortively (SO_LINGER 0: a reset, no TIME_WAIT) when they are killed:
+ * the restore makes them again on the same addresses at once (tcp.c). */
+void fd_tcp_abort_pairs(const pid_t *pids, size_t n);
 /* Pipes, socketpairs and pty pairs made so far, so that every fd of one
  * gets the same one. */
 struct fd_pipes {

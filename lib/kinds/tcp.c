@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1912,3 +1913,66 @@ const struct fd_ops fd_tcp_ops = {
     .make = make_tcp,
     .show = show_tcp,
 };
+
+/* ---- the connections of a tree killed at its checkpoint ---------------- */
+
+struct tcp_end {
+	int fd;
+	socklen_t ll, pl;
+	struct sockaddr_storage l, p;
+};
+
+/* pid's connected TCP sockets, duplicated into ours, onto *e. */
+static void tcp_ends_of(pid_t pid, struct tcp_end **e, size_t *n, size_t *cap)
+{
+	char path[64], link[64];
+	struct dirent *de;
+	int pidfd = syscall(SYS_pidfd_open, pid, 0);
+	DIR *d = opendir(fmt_path(path, sizeof(path), "/proc/%d/fd", pid));
+
+	while (pidfd >= 0 && d && (de = readdir(d))) {
+		ssize_t l = readlinkat(dirfd(d), de->d_name, link, sizeof(link) - 1);
+		int proto = 0, s;
+		socklen_t sl = sizeof(proto);
+		struct tcp_end t;
+
+		if (l <= 0 || (link[l] = 0, strncmp(link, "socket:", 7)))
+			continue;
+		s = syscall(SYS_pidfd_getfd, pidfd, atoi(de->d_name), 0);
+		if (s < 0)
+			continue;
+		t.fd = s;
+		t.ll = t.pl = sizeof(t.l);
+		if (getsockopt(s, SOL_SOCKET, SO_PROTOCOL, &proto, &sl) || proto != IPPROTO_TCP ||
+		    getsockname(s, (void *)&t.l, &t.ll) || getpeername(s, (void *)&t.p, &t.pl) ||
+		    (*n == *cap && !(*e = realloc(*e, (*cap = *cap * 2 + 16) * sizeof(**e))))) {
+			close(s);
+			continue;
+		}
+		(*e)[(*n)++] = t;
+	}
+	if (d)
+		closedir(d);
+	if (pidfd >= 0)
+		close(pidfd);
+}
+
+void fd_tcp_abort_pairs(const pid_t *pids, size_t np)
+{
+	struct tcp_end *e = NULL;
+	size_t n = 0, cap = 0;
+	struct linger lg = {1, 0};
+
+	for (size_t k = 0; k < np; k++)
+		tcp_ends_of(pids[k], &e, &n, &cap);
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = i + 1; j < n; j++)
+			if (e[i].ll == e[j].pl && e[i].pl == e[j].ll && !memcmp(&e[i].l, &e[j].p, e[i].ll) &&
+			    !memcmp(&e[i].p, &e[j].l, e[i].pl)) {
+				setsockopt(e[i].fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+				setsockopt(e[j].fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+			}
+	for (size_t i = 0; i < n; i++)
+		close(e[i].fd);
+	free(e);
+}
