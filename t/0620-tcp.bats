@@ -104,6 +104,15 @@ blocked_in_send() {
 	grep -qx "tcpconn full: ok" "$OUT"
 }
 
+@test "one image restored three times in a row: the connections each run closed at its end hold their addresses in TIME_WAIT, and the next restore makes them again (loopback reuses them after a second; root ends them)" {
+	start tree
+	ckpt-dump -t -o "$IMG" "$BG_PID"
+	finish_bg
+	grep -qx "tcpconn tree: ok" "$OUT"
+	bg_restored "tcpconn tree: ok" --allow-changed-files
+	bg_restored "tcpconn tree: ok" --allow-changed-files
+}
+
 @test "a dump without --kill of the tree mid-conversation: the program goes on with every byte" {
 	start tree
 	ckpt-dump -t -o "$IMG" "$BG_PID"

@@ -161,7 +161,6 @@ ended() {
 # restart needs their pids free).
 checkpoint() {
 	mapfile -t TREE < <(echo "$ROOT"; descendants "$ROOT")
-	mapfile -t PORTS < <(tcp_ports "${TREE[@]}")
 	run --separate-stderr ckpt-signal --coord-port "$PORT" --checkpoint --wait "$@"
 	echo "checkpoint at iteration $(iters): status $status $output $stderr"
 	if [ "$status" -ne 0 ] && [ -f "$BATS_TEST_TMPDIR/restart.out" ]; then
@@ -172,33 +171,7 @@ checkpoint() {
 	if [ "${1:-}" = --kill ]; then
 		reap "$ROOT"
 		wait_for gone "${TREE[@]}"
-		# Without privilege a TCP connection is made again only once
-		# no connection in TIME_WAIT holds its addresses (as root
-		# the restore ends them, SOCK_DESTROY): a minute.
-		if [ "$(id -u)" -ne 0 ]; then
-			wait_for -t 90 no_time_wait "${PORTS[@]}"
-		fi
 	fi
-}
-
-# tcp_ports PID...: the local ports of the TCP sockets of these processes.
-tcp_ports() {
-	local pids=" $* "
-	ss -tanpH | while read -r _ _ _ local _ users; do
-		[[ $users =~ pid=([0-9]+), ]] || continue
-		[[ $pids == *" ${BASH_REMATCH[1]} "* ]] && echo "${local##*:}"
-	done | sort -u
-}
-
-# no_time_wait PORT...: no TCP connection in TIME_WAIT has one of these
-# ports at either end.
-no_time_wait() {
-	local ports=" $* " a b
-	while read -r _ _ a b; do
-		if [[ $ports == *" ${a##*:} "* || $ports == *" ${b##*:} "* ]]; then
-			return 1
-		fi
-	done < <(ss -tanH state time-wait)
 }
 
 # restart GEN: the generation's restart script in the background, the
@@ -327,28 +300,19 @@ COORD_OPTS=()
 	checkpointed_twice ompi
 }
 
-# Without privilege each restart after --kill waits up to a minute for
-# the TIME_WAIT connections on the job's TCP ports (README, Status and
-# limits): one round trip there, and the tests below root only for it.
-@test "Open MPI, 4 ranks on vader and tcp: checkpointed with --kill and restarted by the script, three round trips (one without privilege); the uninterrupted run's output" {
-	round_trips ompi "$([ "$(id -u)" -eq 0 ] && echo 3 || echo 1)"
+@test "Open MPI, 4 ranks on vader and tcp: checkpointed with --kill and restarted by the script, three round trips; the uninterrupted run's output" {
+	round_trips ompi 3
 }
 
-# bats test_tags=root
 @test "Open MPI, 4 ranks on vader and tcp: ten checkpoints at random moments, then a restart from each generation in turn; the same checksum every time" {
-	[ "$(id -u)" -eq 0 ] || skip "without privilege each of the ten restarts waits out TIME_WAIT"
 	every_generation ompi
 }
 
-# bats test_tags=root
 @test "Open MPI, 4 ranks over TCP only (--mca btl self,tcp): checkpointed with --kill and restarted by the script; the uninterrupted run's output" {
-	[ "$(id -u)" -eq 0 ] || skip "without privilege the restart waits out TIME_WAIT: the round trips above test it"
 	round_trips ompi 1 --mca btl self,tcp
 }
 
-# bats test_tags=root
 @test "Open MPI, halos over vader's eager limit (4 KiB: sent by single copy, CMA's process_vm_readv): checkpointed with --kill and restarted by the script; the uninterrupted run's output" {
-	[ "$(id -u)" -eq 0 ] || skip "without privilege the restart waits out TIME_WAIT: the round trips above test it"
 	need ompi
 	local OMPI_ARGS=(-n 1200 -i 60 -p 10) OMPI_PACE=()
 	EXPECT=$BATS_TEST_TMPDIR/cma.expect
@@ -364,8 +328,8 @@ COORD_OPTS=()
 	checkpointed_twice mpich
 }
 
-@test "MPICH, 4 ranks: checkpointed with --kill and restarted by the script, three round trips (one without privilege); the uninterrupted run's output" {
-	round_trips mpich "$([ "$(id -u)" -eq 0 ] && echo 3 || echo 1)"
+@test "MPICH, 4 ranks: checkpointed with --kill and restarted by the script, three round trips; the uninterrupted run's output" {
+	round_trips mpich 3
 }
 
 @test "MPICH, 4 ranks: ten checkpoints at random moments, then a restart from each generation in turn; the same checksum every time" {

@@ -1320,6 +1320,31 @@ static int connect_from(int family, const struct sockaddr_storage *sa, socklen_t
 	return -1;
 }
 
+/* connect_from, where connections in TIME-WAIT hold the connecting end's
+ * port (the program's own, closed at its end or by a kill, or those of
+ * an earlier restore of the same image): on loopback the kernel lets
+ * connect(2) take a TIME-WAIT 4-tuple over a second after its last
+ * segment (tcp_tw_reuse 2), so a second and a half of retries; then, as
+ * fd_tcp_port_wait does for a listener, root ends them and anyone else
+ * waits for their timers.  fd names the program's fd in its message. */
+static int connect_held(int family, const struct sockaddr_storage *sa, socklen_t sl,
+			const struct sockaddr_storage *to, socklen_t tl, int fd)
+{
+	double end = now_sec() + 1.5;
+	uint16_t port;
+	uint8_t a[16];
+	int c;
+
+	sa_split(sa, a, &port, NULL);
+	while ((c = connect_from(family, sa, sl, to, tl)) < 0 &&
+	       (errno == EADDRINUSE || errno == EADDRNOTAVAIL) && now_sec() < end)
+		usleep(50000);
+	if (c < 0 && (errno == EADDRINUSE || errno == EADDRNOTAVAIL) &&
+	    !fd_tcp_port_wait(family, port, fd))
+		c = connect_from(family, sa, sl, to, tl);
+	return c;
+}
+
 /* Whether listening socket l takes connections to sa (its address, or
  * the wildcard, on the same port). */
 static int listens_on(int l, const struct sockaddr_storage *sa)
@@ -1457,7 +1482,7 @@ static int make_pair(const struct fd_entry *f, const struct img_tcp *t, int end[
 		addr_as(fam[acc], acc == me ? t->laddr : peer, fam[con], x);
 		tl = sa_make(fam[con], x, acc == me ? t->lport : t->pport, 0, &to);
 	}
-	if ((c = connect_from(fam[con], &sa[con], sl[con], &to, tl)) < 0) {
+	if ((c = connect_held(fam[con], &sa[con], sl[con], &to, tl, f->d.fd)) < 0) {
 		int e = errno, other;
 		/* A listener made for the program holds the connecting end's
 		 * port: it takes the connection the other way round. */

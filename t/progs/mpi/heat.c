@@ -2,7 +2,7 @@
  * and benchmark: built with mpicc of Open MPI and of MPICH as
  * t/progs/mpi/heat-ompi and heat-mpich.
  *
- *   mpirun -np R heat [-n N] [-i ITERS] [-p EVERY] [-d MS]
+ *   mpirun -np R heat [-n N] [-i ITERS] [-p EVERY] [-d MS] [-f] [-T]
  *
  * An N x N grid (default 512), its top edge held at 100 and its other
  * edges at 0, split over the R ranks in a 2-D Cartesian grid of blocks
@@ -14,18 +14,25 @@
  * last value: a receiver that gets another iteration's halo (a message
  * lost, or delivered twice, across a checkpoint) says so and the job
  * fails.  It sleeps MS milliseconds (default 0) after each iteration.
+ * With -f the grid's inside starts filled with values of every point's
+ * place (not 0), so that every page of both arrays holds data (make
+ * bench: images the size of the ranks' memory).
  *
  * Rank 0 prints "heat ranks R grid N dims PxQ" first, "iter I residual
  * X" every EVERY iterations (default 100) and at the last, and at the
  * end "checksum HEX sum X": FNV-1a of every rank's block, in rank order,
  * and the sum of the grid, both exactly the same from run to run with
- * the same N, ITERS and R, however often it was checkpointed.  Exits 0
+ * the same N, ITERS and R, however often it was checkpointed.  With -T
+ * each "iter" line is followed by "time I SECONDS", the wall clock
+ * (CLOCK_REALTIME) when rank 0 ended iteration I: make bench reads the
+ * job's pauses and when it ran again from them.  Exits 0
  * only if every check passed. */
 #include <mpi.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static int rank, nranks;
@@ -39,22 +46,24 @@ static void die(const char *what)
 
 int main(int argc, char **argv)
 {
-	int n = 512, iters = 2000, every = 100, delay = 0, opt;
+	int n = 512, iters = 2000, every = 100, delay = 0, fill = 0, times = 0, opt;
 	int dims[2] = {0, 0}, periods[2] = {0, 0}, coords[2], up, down, left, right;
 	MPI_Comm cart;
 
 	MPI_Init(&argc, &argv);
 	MPI_Comm_rank(MPI_COMM_WORLD, &rank);
 	MPI_Comm_size(MPI_COMM_WORLD, &nranks);
-	while ((opt = getopt(argc, argv, "n:i:p:d:")) != -1) {
+	while ((opt = getopt(argc, argv, "n:i:p:d:fT")) != -1) {
 		switch (opt) {
 		case 'n': n = atoi(optarg); break;
 		case 'i': iters = atoi(optarg); break;
 		case 'p': every = atoi(optarg); break;
 		case 'd': delay = atoi(optarg); break;
+		case 'f': fill = 1; break;
+		case 'T': times = 1; break;
 		default:
 			if (rank == 0)
-				fprintf(stderr, "usage: heat [-n N] [-i ITERS] [-p EVERY] [-d MS]\n");
+				fprintf(stderr, "usage: heat [-n N] [-i ITERS] [-p EVERY] [-d MS] [-f] [-T]\n");
 			MPI_Finalize();
 			return 2;
 		}
@@ -72,6 +81,7 @@ int main(int argc, char **argv)
 	int h = n / dims[0] + (coords[0] < n % dims[0]);
 	int w = n / dims[1] + (coords[1] < n % dims[1]);
 	int r0 = coords[0] * (n / dims[0]) + (coords[0] < n % dims[0] ? coords[0] : n % dims[0]);
+	int c0 = coords[1] * (n / dims[1]) + (coords[1] < n % dims[1] ? coords[1] : n % dims[1]);
 	int W = w + 2;
 	size_t cells = (size_t)(h + 2) * W;
 	double *a = calloc(cells, sizeof(double)), *b = calloc(cells, sizeof(double));
@@ -87,6 +97,13 @@ int main(int argc, char **argv)
 		if (!sbuf[k] || !rbuf[k])
 			die("out of memory");
 	}
+	/* -f: the inside from each point's place in the grid, whatever the
+	 * ranks; b too, so that both arrays are data from the start. */
+	if (fill)
+		for (int i = 1; i <= h; i++)
+			for (int j = 1; j <= w; j++)
+				a[i * W + j] = b[i * W + j] =
+				    (double)(((long)(r0 + i) * 7919 + (long)(c0 + j) * 104729) % 1000) / 10;
 	/* The fixed edges: the grid's top row (outside it, row -1) is 100. */
 	if (r0 == 0)
 		for (int j = 0; j < W; j++)
@@ -170,6 +187,11 @@ int main(int argc, char **argv)
 		b = t;
 		if (rank == 0 && (it % every == 0 || it == iters)) {
 			printf("iter %d residual %.17g\n", it, residual);
+			if (times) {
+				struct timespec ts;
+				clock_gettime(CLOCK_REALTIME, &ts);
+				printf("time %d %lld.%06ld\n", it, (long long)ts.tv_sec, ts.tv_nsec / 1000);
+			}
 			fflush(stdout);
 		}
 		if (delay)

@@ -1,0 +1,252 @@
+#!/usr/bin/env bats
+# MPI jobs over two hosts: t/progs/mpi/heat on 2x2 ranks, two on h1 and
+# two on h2 (t/lib-net.bash: network namespaces on a bridge, each with its
+# hostname, address and a real sshd), launched on h1 by the unprivileged
+# user under ckpt-inject, members of a coordinator on h1: Open MPI's
+# mpirun (orted started on h2 over ssh).  ckpt-inject's ssh shim makes
+# what ssh starts on h2 a member there; the ranks talk over TCP between the
+# hosts (Open MPI's tcp BTL) and over shared memory (vader) on each.
+# (MPICH's Hydra over two hosts is not here yet: its restart does not
+# come back; README, MPI.)
+# Checkpointed while the job runs on, then with --kill, and restarted by
+# the generation's script on the same hosts: the job ends 0 with the
+# checksum of an uninterrupted 4-rank run (heat's grid depends only on
+# the rank count, not on where the ranks run).  Root: only root makes the
+# hosts; what runs on them runs as ckpt-test.
+
+# shellcheck disable=SC2154 # stderr is bats run's
+load lib
+load lib-net
+
+bats_require_minimum_version 1.5.0
+
+MPIDIR=$TOP/t/progs/mpi
+
+# The job per implementation: grid, iterations, print interval (as in the
+# uninterrupted run), and a pause in ms per iteration so that the run
+# lasts through two checkpoints.
+OMPI_ARGS=(-n 64 -i 2000 -p 25)
+OMPI_PACE=(-d 3)
+
+# have IMPL: its launcher and the heat built with its mpicc are here.
+have() {
+	command -v mpirun.openmpi >/dev/null && [ -x "$MPIDIR/heat-ompi" ]
+}
+
+# need IMPL: skip unless have IMPL, saying which packages are missing.
+need() {
+	have "$1" || skip "Open MPI is missing (Debian openmpi-bin libopenmpi-dev)"
+}
+
+# The hosts, and the uninterrupted run on 4 ranks of this host:
+# $BATS_FILE_TMPDIR/ompi.expect.
+setup_file() {
+	net_hosts 2
+	echo "# 2 hosts up in $NET_SECONDS s" >&3
+	have ompi || return 0
+	mpirun.openmpi --oversubscribe --allow-run-as-root -np 4 "$MPIDIR/heat-ompi" "${OMPI_ARGS[@]}" \
+		</dev/null >"$BATS_FILE_TMPDIR/ompi.expect" 2>&1
+	tail -1 "$BATS_FILE_TMPDIR/ompi.expect" | grep -q '^checksum [0-9a-f]\{16\} sum '
+}
+
+teardown_file() {
+	net_cleanup
+}
+
+# A test's directory, the user's (its checkpoints, the job's output, the
+# secret).
+setup() {
+	[ -n "${NET_DIR:-}" ] || skip "no hosts"
+	W=$NET_DIR/home/t$BATS_TEST_NUMBER
+	as_user mkdir -m 700 "$W"
+	SSH_CMD="ssh -F $NET_SSH_CONFIG"
+}
+
+# Every process the test started on the hosts; the sshds stay.
+teardown() {
+	local p keep=" " try pids
+	for p in "$NET_DIR"/h*/sshd.pid; do
+		keep+="$(cat "$p") "
+	done
+	for ((try = 0; try < 200; try++)); do
+		pids=()
+		for p in $(net_procs); do
+			[[ $keep == *" $p "* ]] || pids+=("$p")
+		done
+		[ ${#pids[@]} -gt 0 ] || break
+		kill -KILL "${pids[@]}" 2>/dev/null || true
+		sleep 0.01
+	done
+	kill_started
+	# Open MPI's session directories of the user's jobs (under the
+	# hosts' names, in the one /tmp they share), and their vader
+	# segments.
+	rm -rf /tmp/ompi.h[12]."$(id -u "$NET_USER")"
+	find /dev/shm -maxdepth 1 -user "$NET_USER" -name 'vader_segment.h[12].*' -delete
+}
+
+# as_user CMD...: CMD as ckpt-test, here (not on a host).
+as_user() {
+	setpriv --reuid="$NET_USER" --regid="$(id -g "$NET_USER")" --init-groups "$@"
+}
+
+# no_bats_fds: this (sub)shell closes every fd but 0, 1, 2: no fd of
+# bats' for a member to hold.
+no_bats_fds() {
+	local fd
+	for fd in "/proc/$BASHPID/fd/"*; do
+		fd=${fd##*/}
+		[ "$fd" -le 2 ] || eval "exec $fd>&-"
+	done
+}
+
+# job_cmd IMPL: the words that run heat on two ranks of h1 and two of h2,
+# by address (the hosts have no names in /etc/hosts), over ssh: $JOB.
+# Open MPI is told the bridge's subnet for its TCP (out of band and BTL).
+job_cmd() {
+	JOB=(mpirun.openmpi -np 4 --host "$NET_PREFIX.1:2,$NET_PREFIX.2:2" --mca plm_rsh_agent ssh
+		--mca btl_tcp_if_include "$NET_PREFIX.0/24" --mca oob_tcp_if_include "$NET_PREFIX.0/24"
+		"$MPIDIR/heat-ompi" "${OMPI_ARGS[@]}" "${OMPI_PACE[@]}")
+}
+
+# coord_on_h1: a coordinator on h1 as ckpt-test, listening on h1's
+# address with a secret: $CH, $CP.
+coord_on_h1() {
+	net_coord h1 "$W"
+}
+
+# has N: the coordinator has N members.
+has() {
+	net_members "$1"
+}
+
+# start_job IMPL: the coordinator and the job under ckpt-inject on h1 as
+# ckpt-test, its ssh the shim's with $SSH_CMD behind; its output in
+# $OUT, the job's shell in $JOB_PID; until rank 0 printed its first line
+# and the remote daemon joined.
+start_job() {
+	need "$1"
+	EXPECT=$BATS_FILE_TMPDIR/$1.expect
+	coord_on_h1
+	job_cmd "$1"
+	OUT=$W/job.out
+	# The job's output is the user's: a restart opens it again as the user.
+	as_user touch "$OUT"
+	(
+		no_bats_fds
+		net_on h1 --as "$NET_USER" env CKPT_SSH="$SSH_CMD" ckpt-inject \
+			--coord-host "$CH" --coord-port "$CP" --secret-file "$W/secret" -- "${JOB[@]}"
+	) </dev/null >"$OUT" 2>&1 &
+	JOB_PID=$!
+	CKPT_PIDS+=("$JOB_PID")
+	wait_for -t 60 has_started
+	run net_signal --status
+	echo "$output"
+}
+
+# has_started: rank 0 printed its first line and the coordinator has a
+# member on h2; or the job ended (the checkpoint after it then fails,
+# saying so).
+has_started() {
+	if ended "$JOB_PID"; then
+		return 0
+	fi
+	grep -q '^heat ranks 4 ' "$OUT" && net_signal --status | grep -q '^hosts: .*@h2'
+}
+
+# iters: the last iteration the job printed (0 if none yet).
+iters() {
+	sed -n 's/^iter \([0-9]*\) .*/\1/p' "$OUT" | tail -1 | grep . || echo 0
+}
+
+# past N: the job printed iteration N or a later one, or it ended.
+past() {
+	[ "$(iters)" -ge "$1" ] || ended "$JOB_PID"
+}
+
+# ended PID: the child PID has exited (a zombie not yet reaped, or gone).
+ended() {
+	! kill -0 "$1" 2>/dev/null || state_is "$1" Z 2>/dev/null
+}
+
+# checkpoint [--kill]: a checkpoint of the job, which runs on (or is
+# killed): the generation in $GEN.
+checkpoint() {
+	run --separate-stderr net_signal --checkpoint --wait "$@"
+	echo "checkpoint at iteration $(iters): status $status $output $stderr"
+	if [ "$status" -ne 0 ]; then
+		tail -5 "$OUT"
+	fi
+	[ "$status" -eq 0 ]
+	GEN=$output
+}
+
+# no_time_wait: no TCP connection is in TIME_WAIT on h1 or h2 (all of
+# theirs are the test's).
+no_time_wait() {
+	local h
+	for h in h1 h2; do
+		[ -z "$(net_on "$h" ss -tanH state time-wait)" ] || return 1
+	done
+}
+
+# same_result: the job's output ends with the uninterrupted run's
+# checksum, its iterations printed are the same, and heat said nothing
+# else (a halo of another iteration, lost or twice, is a line of its).
+same_result() {
+	local -a want got
+	mapfile -t want < <(sed -n 's/^\(iter [0-9]*\) .*/\1/p; /^checksum /p' "$EXPECT")
+	mapfile -t got < <(grep -v '^heat ranks 4 ' "$OUT" | sed 's/^\(iter [0-9]*\) .*/\1/')
+	echo "checksum wanted: ${want[-1]}"
+	echo "the job's last line: $(tail -1 "$OUT")"
+	diff <(printf '%s\n' "${want[@]}") <(printf '%s\n' "${got[@]}") || true
+	[ "${got[*]}" = "${want[*]}" ]
+}
+
+# round_trip IMPL: the job checkpointed twice, at a quarter of its
+# iterations (it runs on) and at half (--kill), then restarted by the
+# generation's script on h1 as ckpt-test (each member on its host, in a
+# pid namespace of its own: the user may not take the old pids): it ends
+# 0 with the uninterrupted run's checksum.
+round_trip() {
+	local n rc=0 t0 rs
+	start_job "$1"
+	n=$(sed -n 's/^iter \([0-9]*\) .*/\1/p' "$EXPECT" | tail -1)
+	wait_for -t 60 past $((n / 4))
+	checkpoint
+	[ "$GEN" = "$W/ck/ckpt_gen_000001" ]
+	# The ranks on h1 and those on h2 talk over TCP, between the members.
+	run net_signal --status
+	echo "$output"
+	[[ $output == *"connections: "*"1-2:tcp"* ]]
+	wait_for -t 60 past $((n / 2))
+	checkpoint --kill
+	[ "$GEN" = "$W/ck/ckpt_gen_000002" ]
+	wait_exit "$JOB_PID" || rc=$?
+	echo "the killed job's status: $rc"
+	wait_for has 0
+	for h in h1 h2; do echo "TIME_WAIT on $h:"; net_on "$h" ss -tanH state time-wait; done
+	t0=$EPOCHREALTIME
+	(
+		no_bats_fds
+		net_on h1 --as "$NET_USER" env CKPT_SSH="$SSH_CMD" CKPT_REMAP_ARGS=--pid-ns \
+			"$GEN/ckpt_restart_script.sh" --coord-port 0 --port-file "$W/rport"
+	) </dev/null >"$W/restart.out" 2>&1 &
+	rs=$!
+	CKPT_PIDS+=("$rs")
+	if ! wait_for -t 150 ended "$rs"; then
+		cat "$W/restart.out"
+		false
+	fi
+	rc=0
+	wait_exit "$rs" || rc=$?
+	echo "restart status $rc after $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }') s:"
+	cat "$W/restart.out"
+	[ "$rc" -eq 0 ]
+	same_result
+}
+
+# bats test_tags=root
+@test "Open MPI, 2x2 ranks on h1 and h2 (orted over ssh, tcp BTL between the hosts): checkpointed while it runs, then --kill, restarted by the script on the same hosts; the uninterrupted run's checksum" {
+	round_trip ompi
+}
