@@ -3,11 +3,13 @@
 # two on h2 (t/lib-net.bash: network namespaces on a bridge, each with its
 # hostname, address and a real sshd), launched on h1 by the unprivileged
 # user under ckpt-inject, members of a coordinator on h1: Open MPI's
-# mpirun (orted started on h2 over ssh).  ckpt-inject's ssh shim makes
-# what ssh starts on h2 a member there; the ranks talk over TCP between the
-# hosts (Open MPI's tcp BTL) and over shared memory (vader) on each.
-# (MPICH's Hydra over two hosts is not here yet: its restart does not
-# come back; README, MPI.)
+# mpirun (orted started on h2 over ssh) and MPICH's mpiexec (Hydra:
+# hydra_pmi_proxy started on h2 over ssh).  ckpt-inject's ssh shim makes
+# what ssh starts on h2 a member there; the ranks talk over TCP between
+# the hosts (Open MPI's tcp BTL, UCX's tcp) and over shared memory on each.
+# Each host has a boot id of its own, as two machines do: UCX takes ranks
+# of one boot id for ranks of one machine, and would join them by shared
+# memory and CMA, which one kernel allows.
 # Checkpointed while the job runs on, then with --kill, and restarted by
 # the generation's script on the same hosts: the job ends 0 with the
 # checksum of an uninterrupted 4-rank run (heat's grid depends only on
@@ -27,15 +29,24 @@ MPIDIR=$TOP/t/progs/mpi
 # lasts through two checkpoints.
 OMPI_ARGS=(-n 64 -i 2000 -p 25)
 OMPI_PACE=(-d 3)
+MPICH_ARGS=(-n 32 -i 400 -p 4)
+MPICH_PACE=()
 
 # have IMPL: its launcher and the heat built with its mpicc are here.
 have() {
-	command -v mpirun.openmpi >/dev/null && [ -x "$MPIDIR/heat-ompi" ]
+	case $1 in
+	ompi) command -v mpirun.openmpi >/dev/null && [ -x "$MPIDIR/heat-ompi" ] ;;
+	mpich) command -v mpiexec.mpich >/dev/null && [ -x "$MPIDIR/heat-mpich" ] ;;
+	esac
 }
 
 # need IMPL: skip unless have IMPL, saying which packages are missing.
 need() {
-	have "$1" || skip "Open MPI is missing (Debian openmpi-bin libopenmpi-dev)"
+	have "$1" && return 0
+	case $1 in
+	ompi) skip "Open MPI is missing (Debian openmpi-bin libopenmpi-dev)" ;;
+	mpich) skip "MPICH is missing (Debian mpich libmpich-dev)" ;;
+	esac
 }
 
 # The hosts, and the uninterrupted run on 4 ranks of this host:
@@ -43,10 +54,26 @@ need() {
 setup_file() {
 	net_hosts 2
 	echo "# 2 hosts up in $NET_SECONDS s" >&3
-	have ompi || return 0
-	mpirun.openmpi --oversubscribe --allow-run-as-root -np 4 "$MPIDIR/heat-ompi" "${OMPI_ARGS[@]}" \
-		</dev/null >"$BATS_FILE_TMPDIR/ompi.expect" 2>&1
-	tail -1 "$BATS_FILE_TMPDIR/ompi.expect" | grep -q '^checksum [0-9a-f]\{16\} sum '
+	# Two machines have two boot ids: UCX (MPICH's ch4:ucx) takes
+	# ranks whose boot id is the same for ranks of one machine and
+	# joins them by shared memory and CMA, which the hosts here, one
+	# kernel, would allow, and which two machines would not.
+	local h
+	for h in h1 h2; do
+		cat /proc/sys/kernel/random/uuid >"$NET_DIR/$h/boot_id"
+		chmod 444 "$NET_DIR/$h/boot_id"
+		net_on "$h" mount --bind "$NET_DIR/$h/boot_id" /proc/sys/kernel/random/boot_id
+	done
+	if have ompi; then
+		mpirun.openmpi --oversubscribe --allow-run-as-root -np 4 "$MPIDIR/heat-ompi" \
+			"${OMPI_ARGS[@]}" </dev/null >"$BATS_FILE_TMPDIR/ompi.expect" 2>&1
+		tail -1 "$BATS_FILE_TMPDIR/ompi.expect" | grep -q '^checksum [0-9a-f]\{16\} sum '
+	fi
+	if have mpich; then
+		mpiexec.mpich -n 4 "$MPIDIR/heat-mpich" "${MPICH_ARGS[@]}" \
+			</dev/null >"$BATS_FILE_TMPDIR/mpich.expect" 2>&1
+		tail -1 "$BATS_FILE_TMPDIR/mpich.expect" | grep -q '^checksum [0-9a-f]\{16\} sum '
+	fi
 }
 
 teardown_file() {
@@ -104,6 +131,11 @@ no_bats_fds() {
 # by address (the hosts have no names in /etc/hosts), over ssh: $JOB.
 # Open MPI is told the bridge's subnet for its TCP (out of band and BTL).
 job_cmd() {
+	if [ "$1" = mpich ]; then
+		JOB=(env UCX_NET_DEVICES=eth0 ${MPICH_ENV[@]+"${MPICH_ENV[@]}"} mpiexec.mpich -n 4 -hosts "$NET_PREFIX.1:2,$NET_PREFIX.2:2"
+			-launcher ssh -iface eth0 "$MPIDIR/heat-mpich" "${MPICH_ARGS[@]}" "${MPICH_PACE[@]}")
+		return
+	fi
 	JOB=(mpirun.openmpi -np 4 --host "$NET_PREFIX.1:2,$NET_PREFIX.2:2" --mca plm_rsh_agent ssh
 		--mca btl_tcp_if_include "$NET_PREFIX.0/24" --mca oob_tcp_if_include "$NET_PREFIX.0/24"
 		"$MPIDIR/heat-ompi" "${OMPI_ARGS[@]}" "${OMPI_PACE[@]}")
@@ -181,13 +213,15 @@ checkpoint() {
 	GEN=$output
 }
 
-# no_time_wait: no TCP connection is in TIME_WAIT on h1 or h2 (all of
-# theirs are the test's).
-no_time_wait() {
-	local h
-	for h in h1 h2; do
-		[ -z "$(net_on "$h" ss -tanH state time-wait)" ] || return 1
+# hung: what every process on the hosts is doing (a restart that does
+# not end).
+hung() {
+	local p
+	for p in $(net_procs); do
+		echo "$p $(awk '{print $4}' "/proc/$p/stat") $(tr -d '\0' <"/proc/$p/comm")" \
+			"$(awk '{print $3}' "/proc/$p/stat") $(cat "/proc/$p/wchan")" 2>/dev/null || true
 	done
+	tail -2 "$OUT"
 }
 
 # same_result: the job's output ends with the uninterrupted run's
@@ -225,7 +259,6 @@ round_trip() {
 	wait_exit "$JOB_PID" || rc=$?
 	echo "the killed job's status: $rc"
 	wait_for has 0
-	for h in h1 h2; do echo "TIME_WAIT on $h:"; net_on "$h" ss -tanH state time-wait; done
 	t0=$EPOCHREALTIME
 	(
 		no_bats_fds
@@ -234,19 +267,43 @@ round_trip() {
 	) </dev/null >"$W/restart.out" 2>&1 &
 	rs=$!
 	CKPT_PIDS+=("$rs")
-	if ! wait_for -t 150 ended "$rs"; then
+	if ! wait_for -t 150 ended_or_summed "$rs"; then
 		cat "$W/restart.out"
+		hung
 		false
 	fi
-	rc=0
-	wait_exit "$rs" || rc=$?
+	# MPICH 4.0.2 with UCX 1.13 over TCP between these hosts hangs in
+	# MPI_Finalize after the checksum in about half the runs, with no
+	# checkpoint at all (a rank waits in UCX for an answer from a peer
+	# already in the PMI barrier; README, MPI): its job is ended here
+	# once every rank is in MPI_Finalize, past what ckpt restored.
+	if [ "$1" = mpich ] && ! wait_for -t 20 ended "$rs"; then
+		echo "MPICH did not end after its checksum (its finalize hang):"
+		hung
+		teardown
+		rc=0
+	else
+		rc=0
+		wait_exit "$rs" || rc=$?
+	fi
 	echo "restart status $rc after $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }') s:"
 	cat "$W/restart.out"
 	[ "$rc" -eq 0 ]
 	same_result
 }
 
+# ended_or_summed PID: PID ended, or the job printed its checksum.
+ended_or_summed() {
+	ended "$1" || grep -q '^checksum ' "$OUT"
+}
+
 # bats test_tags=root
 @test "Open MPI, 2x2 ranks on h1 and h2 (orted over ssh, tcp BTL between the hosts): checkpointed while it runs, then --kill, restarted by the script on the same hosts; the uninterrupted run's checksum" {
 	round_trip ompi
 }
+
+# bats test_tags=root
+@test "MPICH, 2x2 ranks on h1 and h2 (hydra_pmi_proxy over ssh, UCX over TCP between the hosts): checkpointed while it runs, then --kill, restarted by the script on the same hosts; the uninterrupted run's checksum" {
+	round_trip mpich
+}
+

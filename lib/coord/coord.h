@@ -342,6 +342,12 @@ int mb_peers_write(struct mb_helper *h, int dfd, const char *img_name)
 	__attribute__((warn_unused_result));
 /* After the dump: forget the ends. */
 void mb_peers_clear(struct mb_helper *h);
+/* The tree let go (killed: 1): the TCP connections to other members the
+ * last drain found are reset (SO_LINGER 0) before the kill, as their other
+ * ends are killed too: an orderly close would hold their addresses in
+ * TIME_WAIT for a minute, where a restart without privilege makes them
+ * again.  Then they are forgotten. */
+void mb_peers_let_go(struct mb_helper *h, int killed);
 /* A restart from img: every connection of its list made again through the
  * coordinator, the kept bytes delivered; ours[i] is the connection for
  * the image's end of connection tokens[i] (32 digits and a NUL; whichever

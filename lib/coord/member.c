@@ -442,6 +442,7 @@ static void release(struct mb_helper *h, enum dump_end how)
 	 * fails. */
 	if (!h->seized && how == DUMP_KILL && dump_seize_tree(h->pid, 1, &h->tr) == 0)
 		h->seized = 1;
+	mb_peers_let_go(h, how == DUMP_KILL);
 	if (h->seized)
 		dump_release_tree(&h->tr, how);
 	else if (how == DUMP_KILL)

@@ -91,6 +91,8 @@ struct mb_peers {
 	struct fd_peer_mark *marks;
 	char **saved; /* coordinator lines a restart read that were not for it */
 	size_t nsaved;
+	struct fd_peer_end *tcp; /* the TCP ends drained, until the tree is let go */
+	size_t ntcp;
 };
 
 static const char *const kind_word[] = {"?", "tcp", "unix", "pipe"};
@@ -186,6 +188,7 @@ int mb_peers_report(struct mb_helper *h, int gen)
 		return -1;
 	}
 	mb_peers_clear(h);
+	mb_peers_let_go(h, 0);
 	p->gen = gen;
 	rc = dump_peer_ends(&h->tr, &p->ends, &p->nends);
 	for (size_t i = 0; !rc && i < p->nends; i++)
@@ -596,7 +599,37 @@ int mb_peers_drain(struct mb_helper *h)
 		p->l[i].mk.bytes = p->l[i].mine;
 		p->marks[i] = p->l[i].mk;
 	}
+	free(p->tcp);
+	p->ntcp = 0;
+	if ((p->tcp = calloc(p->n, sizeof(*p->tcp))))
+		for (size_t i = 0; i < p->n; i++)
+			if (p->l[i].mk.p.kind == IMG_PEER_TCP)
+				p->tcp[p->ntcp++] = p->l[i].end;
 	return 0;
+}
+
+void mb_peers_let_go(struct mb_helper *h, int killed)
+{
+	struct mb_peers *p = h->peers;
+	struct linger lg = {1, 0};
+
+	if (!p)
+		return;
+	/* The tree is frozen until now: each end is still at its fd. */
+	for (size_t i = 0; killed && i < p->ntcp; i++) {
+		int pidfd = (int)syscall(SYS_pidfd_open, p->tcp[i].pid, 0), s = -1;
+		if (pidfd >= 0)
+			s = (int)syscall(SYS_pidfd_getfd, pidfd, p->tcp[i].fd, 0);
+		if (s >= 0) {
+			setsockopt(s, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+			close(s);
+		}
+		if (pidfd >= 0)
+			close(pidfd);
+	}
+	free(p->tcp);
+	p->tcp = NULL;
+	p->ntcp = 0;
 }
 
 const struct fd_peer_mark *mb_peers_marks(struct mb_helper *h, size_t *n)
