@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "dump/dump.h"
+#include "dump/live-internal.h"
 #include "dump/track-internal.h"
 #include "base/base.h"
 #include "kinds/kinds.h"
@@ -1190,6 +1191,18 @@ static int write_region(struct pagewriter *pw, const struct region *r, size_t ri
 		uint64_t n = (r->d.end - addr) / pw->ps;
 		if (n > BATCH_PAGES)
 			n = BATCH_PAGES;
+		/* --live: the pre-copy's pages are not even looked at. */
+		if (pw->o->live) {
+			int kept;
+			uint64_t e = dump_live_span(pw->o->live, addr, &kept);
+			if (kept) {
+				pw->split = 1;
+				addr = e < r->d.end ? e : r->d.end;
+				continue;
+			}
+			if (e < addr + n * pw->ps)
+				n = (e - addr) / pw->ps;
+		}
 		if (cancelled(pw) || proc_read_pagemap(pw->pmfd, addr, n, pw->pm))
 			return -1;
 		for (uint64_t i = 0; i < n; i++) {
@@ -1349,6 +1362,9 @@ static int capture(struct dump_target *tg, struct image *im, struct shm_dump **s
 		im->track->fd = -1;
 		im->track->how = IMG_TRACK_HASHED;
 	}
+	/* --live's tracker is not one of the program's fds either. */
+	if (o->live && dump_live_begin(o->live, im))
+		goto out;
 	save_shared_max = o->save_files ? o->save_files_max : UINT64_MAX;
 	if (capture_proc(pid, im) || capture_regions(pid, im, maps, n) || fd_capture(pid, im, o->fd_opts) ||
 	    fd_uring_check_maps(pid, im) || ipc_capture(pid, im) || shm_capture(pid, im, o->save_files, o->save_files_max, sd) ||
@@ -1968,6 +1984,10 @@ static int capture_all(struct capture *c, const struct dump_opts *o)
 		err_set("--track is for one process, not a tree (-t)");
 		return -1;
 	}
+	if (n > 1 && o->live) {
+		err_set("--live is for one process, not a tree (-t)");
+		return -1;
+	}
 	if (n > 1 && o->incr) {
 		err_set("--parent is for one process, not a tree (-t)");
 		return -1;
@@ -2001,6 +2021,12 @@ static int capture_all(struct capture *c, const struct dump_opts *o)
 		if ((o->track || c->ims[0].track) &&
 		    (vdso_gadget(&c->p[0].t, &c->ims[0], &gadget) ||
 		     track_prepare(&c->p[0].t, gadget, &c->ims[0], o, &c->tr)))
+			return -1;
+	}
+	if (o->live) {
+		uint64_t gadget;
+		if (vdso_gadget(&c->p[0].t, &c->ims[0], &gadget) ||
+		    dump_live_final(o->live, gadget, &c->ims[0]))
 			return -1;
 	}
 	return 0;

@@ -3,10 +3,36 @@
 #define CKPT_TRACK_INTERNAL_H
 
 #include <stdint.h>
+#include <sys/ioctl.h>
 #include <sys/types.h>
 
 #include "dump/dump.h"
 #include "image/image.h"
+
+/* What Debian 12's headers (Linux 6.1) lack. */
+#ifndef UFFD_USER_MODE_ONLY
+#define UFFD_USER_MODE_ONLY 1
+#endif
+#define TRK_FEATURE_WP_ASYNC (1ull << 15)
+#define TRK_FEATURE_EXACT_ADDRESS (1ull << 11)
+#define TRK_INITIALIZED (1ull << 31) /* the kernel's, in fdinfo */
+#define TRK_FEATURE_WP_UNPOPULATED (1ull << 13) /* WP_ASYNC implies it */
+/* Ours: WP_ASYNC with EXACT_ADDRESS, which changes only the fault
+ * messages no one reads here: a mark that tells ckpt-dump's tracker from
+ * a userfaultfd of the program's own (see is_ours). */
+#define TRK_FEATURES (TRK_FEATURE_WP_ASYNC | TRK_FEATURE_EXACT_ADDRESS)
+struct trk_scan {
+	uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
+	uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
+};
+struct trk_region {
+	uint64_t start, end, categories;
+};
+#define TRK_PAGEMAP_SCAN _IOWR('f', 16, struct trk_scan)
+#define TRK_WP_MATCHING (1ull << 0)
+#define TRK_CHECK_WPASYNC (1ull << 1)
+#define TRK_IS_WRITTEN (1ull << 1)
+
 
 struct track {
 	int uf;		 /* our copy of the tracker (a userfaultfd), or -1 */
@@ -30,6 +56,13 @@ int track_prepare(const struct dump_target *tg, uint64_t gadget, struct image *i
 /* Whether the tracker says the page at addr of im's region i is unwritten
  * (ascending addresses within a region). */
 int track_unwritten(struct track *tr, size_t i, uint64_t addr);
+/* In the program: move the tracker at fd (or a new one, fd < 0) to a new
+ * high fd; its number, or -1. */
+int track_place(pid_t pid, uint64_t gadget, int fd);
+/* Our copy of fd of pid (pidfd_getfd), or -1. */
+int track_take_fd(pid_t pid, int fd);
+/* Register [start, end) for write-protect tracking and protect it. */
+int track_protect(int uf, uint64_t start, uint64_t end);
 void track_free(struct track *tr);
 
 #endif

@@ -31,30 +31,6 @@
 #include "incr/incr.h"
 #include "target/target.h"
 
-/* What Debian 12's headers (Linux 6.1) lack. */
-#ifndef UFFD_USER_MODE_ONLY
-#define UFFD_USER_MODE_ONLY 1
-#endif
-#define TRK_FEATURE_WP_ASYNC (1ull << 15)
-#define TRK_FEATURE_EXACT_ADDRESS (1ull << 11)
-#define TRK_INITIALIZED (1ull << 31) /* the kernel's, in fdinfo */
-#define TRK_FEATURE_WP_UNPOPULATED (1ull << 13) /* WP_ASYNC implies it */
-/* Ours: WP_ASYNC with EXACT_ADDRESS, which changes only the fault
- * messages no one reads here: a mark that tells ckpt-dump's tracker from
- * a userfaultfd of the program's own (see is_ours). */
-#define TRK_FEATURES (TRK_FEATURE_WP_ASYNC | TRK_FEATURE_EXACT_ADDRESS)
-struct trk_scan {
-	uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
-	uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
-};
-struct trk_region {
-	uint64_t start, end, categories;
-};
-#define TRK_PAGEMAP_SCAN _IOWR('f', 16, struct trk_scan)
-#define TRK_WP_MATCHING (1ull << 0)
-#define TRK_CHECK_WPASYNC (1ull << 1)
-#define TRK_IS_WRITTEN (1ull << 1)
-
 static int is_uffd(pid_t pid, int fd)
 {
 	char path[64], link[64];
@@ -120,7 +96,7 @@ static int trackable(const struct region *r)
 	       !(r->d.flags & (IMG_RGN_SHARED | IMG_RGN_GUARD)) && (r->d.prot & PROT_WRITE);
 }
 
-static int take_fd(pid_t pid, int fd)
+int track_take_fd(pid_t pid, int fd)
 {
 	int pfd = syscall(SYS_pidfd_open, pid, 0), uf;
 
@@ -131,9 +107,7 @@ static int take_fd(pid_t pid, int fd)
 	return uf;
 }
 
-/* In the program: move the tracker at fd (or a new one, fd < 0) to a new
- * high fd; its number, or -1. */
-static int place_tracker(pid_t pid, uint64_t gadget, int fd)
+int track_place(pid_t pid, uint64_t gadget, int fd)
 {
 	struct rlimit rl;
 	uint64_t a[6] = {0};
@@ -222,8 +196,7 @@ static int scan(struct track *tr, int pm, uint64_t start, uint64_t end, uint64_t
 	return 1;
 }
 
-/* Register [start, end) for write-protect tracking and protect it. */
-static int protect(int uf, uint64_t start, uint64_t end)
+int track_protect(int uf, uint64_t start, uint64_t end)
 {
 	struct uffdio_register reg = {.range = {start, end - start},
 				      .mode = UFFDIO_REGISTER_MODE_WP};
@@ -269,13 +242,13 @@ int track_prepare(const struct dump_target *tg, uint64_t gadget, struct image *i
 		err_set("out of memory");
 		return -1;
 	}
-	tfd = place_tracker(tg->pid, gadget, old);
+	tfd = track_place(tg->pid, gadget, old);
 	if (tfd < 0) {
 		warnx("pid %d: no write tracker (%s): pages compared by their hashes", tg->pid,
 		    old < 0 ? "userfaultfd(2) refused" : "could not move it");
 		return 0;
 	}
-	tr->uf = take_fd(tg->pid, tfd);
+	tr->uf = track_take_fd(tg->pid, tfd);
 	if (tr->uf < 0)
 		goto drop;
 	if (old < 0) {
@@ -315,7 +288,7 @@ int track_prepare(const struct dump_target *tg, uint64_t gadget, struct image *i
 		/* New since, or the first time: under the tracker from now on
 		 * (a region the program registered itself stays untracked). */
 		if (!rc)
-			(void)protect(tr->uf, r->d.start, r->d.end);
+			(void)track_protect(tr->uf, r->d.start, r->d.end);
 	}
 	close(pm);
 	if (tracked_any) {

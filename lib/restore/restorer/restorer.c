@@ -1054,6 +1054,22 @@ static void map_regions(struct rst_args *a)
 	make_aio_rings(a);
 }
 
+/* A live stream's pre-copy: moved, not copied (restore/live.c). */
+static void move_staged(struct rst_args *a)
+{
+	const struct rst_move *m = (const struct rst_move *)a->live_moves;
+	const struct rst_range *d = (const struct rst_range *)a->live_drop;
+
+	for (uint64_t i = 0; i < a->nlive_moves; i++) {
+		long r = sys5(NR_mremap, m[i].from, m[i].len, m[i].len,
+			      MREMAP_MAYMOVE | MREMAP_FIXED, m[i].to);
+		if (r != (long)m[i].to)
+			fail(a, "cannot move the pre-copied pages to", m[i].to, r);
+	}
+	for (uint64_t i = 0; i < a->nlive_drop; i++)
+		sys2(NR_munmap, d[i].start, d[i].end - d[i].start);
+}
+
 /* What the program had said of its memory with madvise and mlock. */
 static void advise_regions(struct rst_args *a)
 {
@@ -1494,6 +1510,7 @@ __attribute__((section(".text.entry"), noreturn, used)) void rst_entry(struct rs
 		sys2(NR_munmap, u[i].start, u[i].end - u[i].start);
 	move_specials(a);
 	map_regions(a);
+	move_staged(a);
 	fill_pages(a);
 	aio_positions(a);
 	protect_regions(a);

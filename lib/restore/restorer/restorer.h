@@ -202,6 +202,15 @@ struct rst_args {
 	uint64_t proc_path; /* NUL-terminated; 0: none */
 	uint64_t proc_flags;
 	uint64_t proc_prop;
+
+	/* A live stream (ckpt-dump --live): the pre-copied runs staged in
+	 * ckpt-remap's memory, moved into place once the regions are mapped
+	 * (before the page data, which may write over them), then what is
+	 * left of the staging memory, dropped. */
+	uint64_t nlive_moves;
+	uint64_t live_moves; /* struct rst_move[nlive_moves] */
+	uint64_t nlive_drop;
+	uint64_t live_drop; /* struct rst_range[nlive_drop] */
 };
 
 /* One POSIX lock: fcntl(fd, F_SETLK, &fl), fl as the kernel's struct
