@@ -1,14 +1,15 @@
 /* livework: a program that writes its memory all the time, for ckpt-dump
  * --live (t/0785, make bench).
  *
- * usage: livework MIB RATE
+ * usage: livework MIB RATE [uffd]
  *
  * Fills MIB MiB of anonymous memory with pages it can check (each holds
  * words made from its index and its generation, a counter kept in another
  * array), prints "ready PID", then rewrites random pages at RATE MB/s (0:
  * none) from a writer thread, bumping each one's generation, and now and
- * then drops a page of a small region with MADV_DONTNEED and reads it
- * back (the shared zero page), or writes a dropped one again.
+ * then (every other millisecond) drops a page of a small region with
+ * MADV_DONTNEED, and reads it back (the shared zero page) or not, or writes
+ * a dropped one again.
  *
  * A ticking thread wakes every millisecond and notes the gap since the
  * last wake-up.  A restored process is a new one (its start time in
@@ -17,7 +18,9 @@
  * run across the move.  The writer finishes the page it was writing,
  * checks every page and prints "restored gap NS ok" (or "... bad: what"),
  * and exits 0 only if the memory is intact.  Before that, SIGUSR1 prints
- * "gap NS" (the largest gap so far) and starts over. */
+ * "gap NS" (the largest gap so far) and starts over.  With uffd it holds a
+ * userfaultfd of its own (which ckpt-dump --live refuses). */
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -25,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -127,9 +131,14 @@ int main(int argc, char **argv)
 	char why[256];
 	unsigned long n = 0;
 
-	if (argc != 3) {
-		fprintf(stderr, "usage: livework MIB RATE\n");
+	if (argc < 3 || argc > 4 || (argc == 4 && strcmp(argv[3], "uffd"))) {
+		fprintf(stderr, "usage: livework MIB RATE [uffd]\n");
 		return 2;
+	}
+	/* UFFD_USER_MODE_ONLY (1): allowed without privilege. */
+	if (argc == 4 && syscall(SYS_userfaultfd, O_CLOEXEC | 1) < 0) {
+		perror("livework: userfaultfd");
+		return 1;
 	}
 	npages = strtoull(argv[1], NULL, 10) * (1 << 20) / PAGE;
 	rate = strtod(argv[2], NULL) * 1e6;
@@ -174,7 +183,7 @@ int main(int argc, char **argv)
 			gen[i]++;
 			fill(mem + i * WORDS, i, gen[i]);
 		}
-		if (++n % 20 == 0) {
+		if (++n % 2 == 0) {
 			uint64_t j = (rnd >> 20) % NDROP;
 			if (dropped[j]) {
 				fill(drop + j * WORDS, ~j, 7);
@@ -182,8 +191,9 @@ int main(int argc, char **argv)
 			} else {
 				madvise(drop + j * WORDS, PAGE, MADV_DONTNEED);
 				dropped[j] = 1;
-				/* Read back: the zero page, not written. */
-				if (*(volatile uint64_t *)(drop + j * WORDS) != 0) {
+				/* Half of them read back (the shared zero page),
+				 * half left absent. */
+				if (j % 2 && *(volatile uint64_t *)(drop + j * WORDS) != 0) {
 					printf("bad: dropped page %llu reads non-zero\n",
 					       (unsigned long long)j);
 					return 1;
