@@ -339,13 +339,14 @@ int dump_live_precopy(pid_t pid, int out, const struct dump_opts *o, struct live
 	lv->out = out;
 	lv->ps = sysconf(_SC_PAGESIZE);
 	if ((fd = own_userfaultfd(pid)) >= 0) {
-		err_set("pid %d: fd %d is a userfaultfd of its own: --live cannot track its writes",
+		err_set("pid %d: fd %d is a userfaultfd of its own: --live (write tracking) of such a "
+			"program is not supported",
 			pid, fd);
 		goto fail;
 	}
 	if (has_seccomp(pid)) {
-		err_set("pid %d: it has seccomp filters: --live injects userfaultfd(2), which "
-			"one could kill it for",
+		err_set("pid %d: it has seccomp filters, which could kill it for the userfaultfd(2) "
+			"--live injects; not supported",
 			pid);
 		goto fail;
 	}
@@ -353,7 +354,7 @@ int dump_live_precopy(pid_t pid, int out, const struct dump_opts *o, struct live
 		goto fail;
 	if (ioctl(lv->uf, UFFDIO_API, &api)) {
 		err_set("pid %d: --live needs asynchronous write-protect userfaultfd "
-			"(UFFD_FEATURE_WP_ASYNC, Linux 6.7+), which this kernel lacks",
+			"(UFFD_FEATURE_WP_ASYNC, Linux 6.7+), which this kernel lacks; not supported",
 			pid);
 		goto fail;
 	}
@@ -377,7 +378,7 @@ int dump_live_precopy(pid_t pid, int out, const struct dump_opts *o, struct live
 		struct trk_scan a = {.size = sizeof(a), .start = 0, .end = 0};
 		if (ioctl(lv->pm, TRK_PAGEMAP_SCAN, &a) < 0 && errno == ENOTTY) {
 			err_set("pid %d: --live needs the PAGEMAP_SCAN ioctl (Linux 6.7+), which "
-				"this kernel lacks",
+				"this kernel lacks; not supported",
 				pid);
 			goto fail;
 		}
