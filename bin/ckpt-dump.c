@@ -316,9 +316,10 @@ int main(int argc, char **argv)
 		const struct live_dump_stats *st = dump_live_stats(a.o.live);
 		fprintf(stderr,
 			"ckpt-dump: pid %d: live: %u rounds, %llu pages copied while it ran (%.3f "
-			"s), then %llu read frozen, %llu taken from the pre-copy\n",
+			"s), then %llu written or absent looked at frozen (%.3f s), %llu taken from "
+			"the pre-copy\n",
 			(int)a.pid, st->rounds, (unsigned long long)st->precopied, st->running_s,
-			(unsigned long long)st->final_pages, (unsigned long long)st->kept_pages);
+			(unsigned long long)st->final_pages, st->scan_s, (unsigned long long)st->kept_pages);
 	}
 	dump_live_free(a.o.live);
 	incr_dump_free(a.o.incr);
