@@ -1182,6 +1182,20 @@ static int writer_stop(struct pagewriter *pw)
 	return rc;
 }
 
+/* The page at a into the batch being gathered. */
+static int batch_page(struct pagewriter *pw, uint64_t a)
+{
+	if (pw->batch == BATCH_PAGES && flush_batch(pw))
+		return -1;
+	if (pw->nruns && !pw->split)
+		pw->runs[pw->nruns - 1].npages++;
+	else
+		pw->runs[pw->nruns++] = (struct img_run){a, 1};
+	pw->split = 0;
+	pw->batch++;
+	return 0;
+}
+
 static int write_region(struct pagewriter *pw, const struct region *r, size_t ri)
 {
 	uint64_t addr = r->d.start;
@@ -1191,13 +1205,19 @@ static int write_region(struct pagewriter *pw, const struct region *r, size_t ri
 		uint64_t n = (r->d.end - addr) / pw->ps;
 		if (n > BATCH_PAGES)
 			n = BATCH_PAGES;
-		/* --live: the pre-copy's pages are not even looked at. */
+		/* --live: what its frozen walk decided, without the pagemap. */
 		if (pw->o->live) {
-			int kept;
-			uint64_t e = dump_live_span(pw->o->live, addr, &kept);
-			if (kept) {
+			int kind;
+			uint64_t e = dump_live_span(pw->o->live, addr, &kind);
+			if (e > r->d.end)
+				e = r->d.end;
+			if (kind != LIVE_SPAN_OTHER) {
 				pw->split = 1;
-				addr = e < r->d.end ? e : r->d.end;
+				for (; kind == LIVE_SPAN_READ && addr < e; addr += pw->ps)
+					if (batch_page(pw, addr))
+						return -1;
+				addr = e;
+				pw->split = 1;
 				continue;
 			}
 			if (e < addr + n * pw->ps)
@@ -1222,14 +1242,8 @@ static int write_region(struct pagewriter *pw, const struct region *r, size_t ri
 					continue;
 				}
 			}
-			if (pw->batch == BATCH_PAGES && flush_batch(pw))
+			if (batch_page(pw, a))
 				return -1;
-			if (pw->nruns && !pw->split)
-				pw->runs[pw->nruns - 1].npages++;
-			else
-				pw->runs[pw->nruns++] = (struct img_run){a, 1};
-			pw->split = 0;
-			pw->batch++;
 		}
 		addr += n * pw->ps;
 	}

@@ -14,11 +14,12 @@ int dump_live_begin(struct live_dump *lv, struct image *im) __attribute__((warn_
  * runs), and the tracker closed in the program. */
 int dump_live_final(struct live_dump *lv, uint64_t gadget, struct image *im)
 	__attribute__((warn_unused_result));
-/* Whether the page at addr comes from the pre-copy (ascending addresses
- * are fastest). */
-int dump_live_kept(struct live_dump *lv, uint64_t addr);
-/* Where the span of pages at addr that all come from the pre-copy (*kept
- * 1) or none does (*kept 0) ends. */
-uint64_t dump_live_span(struct live_dump *lv, uint64_t addr, int *kept);
+/* What the frozen walk decided of the page at addr: from the pre-copy
+ * (not in the image's page data), read now without a look at the pagemap
+ * (it holds data), a hole, or nothing (not in an area: as any page); and
+ * where the span of pages decided alike ends (ascending addresses are
+ * fastest). */
+enum { LIVE_SPAN_OTHER, LIVE_SPAN_KEPT, LIVE_SPAN_READ, LIVE_SPAN_HOLE };
+uint64_t dump_live_span(struct live_dump *lv, uint64_t addr, int *kind);
 
 #endif

@@ -45,6 +45,7 @@
 
 #define LIVE_FEATURES TRK_FEATURE_WP_ASYNC /* not TRK_FEATURES: not --track's */
 #define LIVE_IS_PRESENT (1ull << 3)
+#define LIVE_IS_SWAPPED (1ull << 4)
 #define LIVE_IS_PFNZERO (1ull << 5)
 #define LIVE_BATCH 1024	     /* pages in one PRECOPY record at most */
 #define LIVE_MAX_ROUNDS 30
@@ -61,10 +62,13 @@ struct live_dump {
 	uint32_t rounds;
 	uint64_t precopied, last;
 	struct live_dump_stats st;
-	/* Frozen: the pages the pre-copy gives (im->live's runs too). */
-	struct img_run *kept;
-	size_t nkept, cap, cursor;
-	uint64_t seg_at;
+	/* Frozen: what the walk decided of the areas, ascending. */
+	struct live_span {
+		uint64_t addr, end;
+		int kind; /* LIVE_SPAN_* */
+	} *spans;
+	size_t nspans, cap, cursor;
+	uint64_t seg_at, kept;
 	/* A batch of runs read, for one PRECOPY record. */
 	struct img_run runs[LIVE_BATCH];
 	uint32_t nruns;
@@ -224,7 +228,7 @@ static int add_run(struct live_dump *lv, uint64_t addr, uint64_t npages)
  * given to add_run (or, frozen, to cb). */
 static int scan(struct live_dump *lv, uint64_t start, uint64_t end, uint64_t flags,
 		uint64_t inverted, uint64_t mask, uint64_t anyof, uint64_t *pages,
-		int (*cb)(struct live_dump *, uint64_t, uint64_t))
+		int (*cb)(struct live_dump *, uint64_t, uint64_t, uint64_t))
 {
 	struct trk_region vec[512];
 	struct trk_scan a = {.size = sizeof(a),
@@ -236,7 +240,7 @@ static int scan(struct live_dump *lv, uint64_t start, uint64_t end, uint64_t fla
 			     .category_inverted = inverted,
 			     .category_mask = mask,
 			     .category_anyof_mask = anyof,
-			     .return_mask = mask | anyof};
+			     .return_mask = mask | anyof | LIVE_IS_SWAPPED};
 
 	while (a.start < end) {
 		long n = ioctl(lv->pm, TRK_PAGEMAP_SCAN, &a);
@@ -248,7 +252,8 @@ static int scan(struct live_dump *lv, uint64_t start, uint64_t end, uint64_t fla
 		for (long i = 0; i < n; i++) {
 			uint64_t np = (vec[i].end - vec[i].start) / lv->ps;
 			*pages += np;
-			if ((cb ? cb : add_run)(lv, vec[i].start, np))
+			if (cb ? cb(lv, vec[i].start, np, vec[i].categories)
+			       : add_run(lv, vec[i].start, np))
 				return -1;
 		}
 		if (a.walk_end <= a.start)
@@ -292,7 +297,7 @@ static int round_once(struct live_dump *lv, uint64_t *pages)
 	for (size_t i = 0; i < lv->nareas; i++) {
 		uint64_t s = lv->areas[i].addr, e = s + lv->areas[i].npages * lv->ps;
 		int rc = lv->rounds == 0
-			     ? scan(lv, s, e, 0, 0, 0, LIVE_IS_PRESENT | (1ull << 4), pages, NULL)
+			     ? scan(lv, s, e, 0, 0, 0, LIVE_IS_PRESENT | LIVE_IS_SWAPPED, pages, NULL)
 			     : scan(lv, s, e, TRK_WP_MATCHING, 0, TRK_IS_WRITTEN, 0, pages, NULL);
 		if (rc)
 			return -1;
@@ -312,7 +317,7 @@ void dump_live_free(struct live_dump *lv)
 	if (lv->memfd >= 0)
 		close(lv->memfd);
 	free(lv->areas);
-	free(lv->kept);
+	free(lv->spans);
 	free(lv->buf);
 	free(lv);
 }
@@ -411,30 +416,35 @@ fail:
 
 /* ---- frozen: which pages the pre-copy gives ----------------------------- */
 
-static int add_kept(struct live_dump *lv, uint64_t addr, uint64_t npages)
+static int add_span(struct live_dump *lv, uint64_t addr, uint64_t end, int kind)
 {
-	if (lv->nkept == lv->cap) {
+	if (lv->nspans == lv->cap) {
 		size_t cap = lv->cap ? 2 * lv->cap : 1024;
-		void *p = realloc(lv->kept, cap * sizeof(*lv->kept));
+		void *p = realloc(lv->spans, cap * sizeof(*lv->spans));
 		if (!p) {
 			err_set("out of memory");
 			return -1;
 		}
-		lv->kept = p;
+		lv->spans = p;
 		lv->cap = cap;
 	}
-	lv->kept[lv->nkept++] = (struct img_run){addr, npages};
+	lv->spans[lv->nspans++] = (struct live_span){addr, end, kind};
+	if (kind == LIVE_SPAN_KEPT)
+		lv->kept++;
 	return 0;
 }
 
-/* The walk's dirty ranges of the segment being decided come in order:
- * what lies between them (from lv->seg_at) is kept. */
-static int dirty_range(struct live_dump *lv, uint64_t addr, uint64_t npages)
+/* The walk's ranges of the segment being decided come in order: what
+ * lies between them (from lv->seg_at) is kept; each is read now if the
+ * page holds data (present or swapped, not the zero page), else a hole. */
+static int dirty_range(struct live_dump *lv, uint64_t addr, uint64_t npages, uint64_t cat)
 {
-	if (addr > lv->seg_at && add_kept(lv, lv->seg_at, (addr - lv->seg_at) / lv->ps))
+	int read = (cat & (LIVE_IS_PRESENT | LIVE_IS_SWAPPED)) && !(cat & LIVE_IS_PFNZERO);
+
+	if (addr > lv->seg_at && add_span(lv, lv->seg_at, addr, LIVE_SPAN_KEPT))
 		return -1;
 	lv->seg_at = addr + npages * lv->ps;
-	return 0;
+	return add_span(lv, addr, lv->seg_at, read ? LIVE_SPAN_READ : LIVE_SPAN_HOLE);
 }
 
 /* A region of the frozen image the pre-copy may give pages of. */
@@ -480,21 +490,25 @@ int dump_live_final(struct live_dump *lv, uint64_t gadget, struct image *im)
 			if (scan(lv, s, e, 0, LIVE_IS_PRESENT, 0,
 				 TRK_IS_WRITTEN | LIVE_IS_PRESENT | LIVE_IS_PFNZERO, &dirty,
 				 dirty_range) ||
-			    (e > lv->seg_at && add_kept(lv, lv->seg_at, (e - lv->seg_at) / lv->ps)))
+			    (e > lv->seg_at && add_span(lv, lv->seg_at, e, LIVE_SPAN_KEPT)))
 				return -1;
 		}
 	}
-	im->live->runs = malloc((lv->nkept ? lv->nkept : 1) * sizeof(*lv->kept));
+	im->live->runs = malloc((lv->kept ? lv->kept : 1) * sizeof(*im->live->runs));
 	if (!im->live->runs) {
 		err_set("out of memory");
 		return -1;
 	}
-	memcpy(im->live->runs, lv->kept, lv->nkept * sizeof(*lv->kept));
-	im->live->d.nruns = lv->nkept;
+	for (size_t i = 0; i < lv->nspans; i++) {
+		const struct live_span *sp = &lv->spans[i];
+		if (sp->kind != LIVE_SPAN_KEPT)
+			continue;
+		im->live->runs[im->live->d.nruns++] =
+			(struct img_run){sp->addr, (sp->end - sp->addr) / lv->ps};
+		im->live->d.npages += (sp->end - sp->addr) / lv->ps;
+	}
 	im->live->d.rounds = lv->rounds;
 	im->live->d.precopied = lv->precopied;
-	for (size_t i = 0; i < lv->nkept; i++)
-		im->live->d.npages += lv->kept[i].npages;
 	lv->st.final_pages = dirty;
 	lv->st.kept_pages = im->live->d.npages;
 	/* The tracker goes: the program pays no more faults for it. */
@@ -513,30 +527,26 @@ int dump_live_final(struct live_dump *lv, uint64_t gadget, struct image *im)
 	return 0;
 }
 
-int dump_live_kept(struct live_dump *lv, uint64_t addr)
+uint64_t dump_live_span(struct live_dump *lv, uint64_t addr, int *kind)
 {
-	size_t lo = 0, hi = lv->nkept;
+	size_t lo = 0, hi = lv->nspans;
 
-	if (lv->cursor < lv->nkept && lv->kept[lv->cursor].addr <= addr) {
+	if (lv->cursor < lv->nspans && lv->spans[lv->cursor].addr <= addr)
 		lo = lv->cursor;
-	}
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
-		if (lv->kept[mid].addr + lv->kept[mid].npages * lv->ps <= addr)
+		if (lv->spans[mid].end <= addr)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
 	lv->cursor = lo;
-	return lo < lv->nkept && lv->kept[lo].addr <= addr;
-}
-
-uint64_t dump_live_span(struct live_dump *lv, uint64_t addr, int *kept)
-{
-	*kept = dump_live_kept(lv, addr);
-	if (*kept)
-		return lv->kept[lv->cursor].addr + lv->kept[lv->cursor].npages * lv->ps;
-	return lv->cursor < lv->nkept ? lv->kept[lv->cursor].addr : UINT64_MAX;
+	if (lo < lv->nspans && lv->spans[lo].addr <= addr) {
+		*kind = lv->spans[lo].kind;
+		return lv->spans[lo].end;
+	}
+	*kind = LIVE_SPAN_OTHER;
+	return lo < lv->nspans ? lv->spans[lo].addr : UINT64_MAX;
 }
 
 const struct live_dump_stats *dump_live_stats(const struct live_dump *lv)

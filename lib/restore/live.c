@@ -20,9 +20,12 @@
 
 uint64_t rst_live_len(const struct img_input *in)
 {
-	uint64_t n = in->im.live ? in->im.live->d.nruns : 0;
+	uint64_t n = in->im.live ? in->im.live->d.nruns : 0, m = in->nstage + in->im.nregions;
 
-	return n * sizeof(struct rst_move) + in->nstage * sizeof(struct rst_range) + 128;
+	/* Moves: at most one per area and region; drops: one more than the
+	 * runs kept in each move. */
+	return (2 * m + n + 8) * sizeof(struct rst_move) + in->nstage * sizeof(struct rst_range) +
+	       256;
 }
 
 static int clashes(const struct image *im, uint64_t start, uint64_t end)
@@ -90,13 +93,23 @@ static int in_anon_map(const struct rst_map *maps, size_t nmaps, uint64_t addr, 
 	return 0;
 }
 
+/* The next kept run at or after addr (index into l->runs), from *k on. */
+static uint32_t next_kept(const struct live_rec *l, uint32_t k, uint64_t addr, uint64_t ps)
+{
+	while (k < l->d.nruns && l->runs[k].addr + l->runs[k].npages * ps <= addr)
+		k++;
+	return k;
+}
+
 int rst_live_plan(struct img_input *in, const struct rst_map *maps, size_t nmaps,
 		  struct rst_args *a, unsigned char *base, uint64_t *off)
 {
 	const struct live_rec *l = in->im.live;
-	uint64_t ps = sysconf(_SC_PAGESIZE);
-	struct rst_move *mv;
-	struct rst_range *drop;
+	uint64_t ps = sysconf(_SC_PAGESIZE), kept = 0, room = rst_live_len(in);
+	struct rst_move *mv = (struct rst_move *)(base + *off), *dr;
+	struct rst_range *drop, *zr;
+	uint64_t nmv = 0, ndr = 0;
+	uint32_t k = 0;
 
 	if (l && !in->nstage && l->d.nruns) {
 		err_set("the image takes %llu pages from a pre-copy that is not there (a live "
@@ -107,24 +120,75 @@ int rst_live_plan(struct img_input *in, const struct rst_map *maps, size_t nmaps
 	for (size_t i = 0; i < in->nstage; i++)
 		if (move_aside(&in->im, &in->stage[i]))
 			return -1;
-	mv = (struct rst_move *)(base + *off);
+	/* Every kept run within one area and one private anonymous region. */
 	for (uint32_t i = 0; l && i < l->d.nruns; i++) {
 		uint64_t len = l->runs[i].npages * ps;
-		const struct img_stage *s = stage_of(in, l->runs[i].addr, len);
-
-		if (!s || !in_anon_map(maps, nmaps, l->runs[i].addr, len)) {
+		if (!stage_of(in, l->runs[i].addr, len) ||
+		    !in_anon_map(maps, nmaps, l->runs[i].addr, len)) {
 			err_set("LIVE record: run %#llx (%llu pages) is not within one pre-copied "
 				"area and one private anonymous region",
 				(unsigned long long)l->runs[i].addr,
 				(unsigned long long)l->runs[i].npages);
 			return -1;
 		}
-		mv[i] = (struct rst_move){(uint64_t)s->mem + (l->runs[i].addr - s->start),
-					  l->runs[i].addr, len};
 	}
-	a->nlive_moves = l ? l->d.nruns : 0;
+	zr = malloc((l ? l->d.nruns : 0) * sizeof(*zr) + (2 * (in->nstage + nmaps) + 1) * sizeof(*zr));
+	if (!zr) {
+		err_set("out of memory");
+		return -1;
+	}
+	/* Whole pieces move (an area where a region has it): page tables
+	 * move whole, huge pages stay whole.  What in them is not kept is
+	 * dropped after the move (the image's page data then writes those
+	 * it has). */
+	for (size_t i = 0; l && l->d.nruns && i < in->nstage; i++) {
+		const struct img_stage *s = &in->stage[i];
+		for (size_t j = 0; j < nmaps; j++) {
+			uint64_t from, to, at;
+			if (maps[j].end <= s->start || maps[j].start >= s->end ||
+			    !in_anon_map(maps, nmaps, maps[j].start, maps[j].end - maps[j].start))
+				continue;
+			from = maps[j].start > s->start ? maps[j].start : s->start;
+			to = maps[j].end < s->end ? maps[j].end : s->end;
+			k = next_kept(l, k, from, ps);
+			/* Nothing kept in it: nothing to move. */
+			if (k == l->d.nruns || l->runs[k].addr >= to)
+				continue;
+			mv[nmv++] = (struct rst_move){(uint64_t)s->mem + (from - s->start), from,
+						      to - from};
+			for (at = from; at < to;) {
+				k = next_kept(l, k, at, ps);
+				uint64_t e = k < l->d.nruns && l->runs[k].addr < to ? l->runs[k].addr : to;
+				if (e > at)
+					zr[ndr++] = (struct rst_range){at, e};
+				if (e == to)
+					break;
+				at = l->runs[k].addr + l->runs[k].npages * ps;
+				kept += l->runs[k].npages;
+			}
+		}
+	}
+	if (l && kept != l->d.npages) {
+		free(zr);
+		err_set("LIVE record: %llu of its %llu pages are in no region the pre-copy can "
+			"give",
+			(unsigned long long)(l->d.npages - kept), (unsigned long long)l->d.npages);
+		return -1;
+	}
+	if ((nmv + ndr) * sizeof(*mv) > room) {
+		free(zr);
+		err_set("LIVE record: too many moves");
+		return -1;
+	}
+	dr = mv + nmv;
+	for (uint64_t i = 0; i < ndr; i++)
+		dr[i] = (struct rst_move){0, zr[i].start, zr[i].end - zr[i].start};
+	free(zr);
+	a->nlive_moves = nmv;
 	a->live_moves = (uint64_t)mv;
-	*off += ALIGN(a->nlive_moves * sizeof(*mv), 64);
+	a->nlive_zero = ndr;
+	a->live_zero = (uint64_t)dr;
+	*off += ALIGN((nmv + ndr) * sizeof(*mv), 64);
 	drop = (struct rst_range *)(base + *off);
 	for (size_t i = 0; i < in->nstage; i++)
 		drop[i] = (struct rst_range){(uint64_t)in->stage[i].mem,
