@@ -60,6 +60,9 @@ no_tracker() {
 	restore --allow-other-user "$IMG"
 	[ "$status" -eq 0 ]
 	moved_ok
+	# Not a parent for an incremental dump: its pages are in the pre-copy.
+	run --separate-stderr ckpt-dump --parent "$IMG" -o "$IMG.2" "$BG_PID"
+	one_line 1 "is a live stream (ckpt-dump --live), which cannot be a parent" ckpt-dump
 	# The first program still runs and still checks out.
 	kill -USR1 "$BG_PID"
 	wait_for_line "$OUT" '^gap [0-9][0-9]*$'

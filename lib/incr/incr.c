@@ -426,6 +426,14 @@ int incr_dump_open(const char *path, const char *outpath, struct incr_dump **out
 		err_set("--parent: %s", why);
 		goto fail;
 	}
+	/* Its pre-copied pages are in no page data a merge could read. */
+	if (in.im.live) {
+		img_input_close(&in);
+		err_set("--parent: %s is a live stream (ckpt-dump --live), which cannot be a parent; "
+			"restore it and dump that",
+			path);
+		goto fail;
+	}
 	if (check_parent(&in, path, outpath) || make_parent(&d->parent, &in, path)) {
 		img_input_close(&in);
 		goto fail;
