@@ -193,6 +193,7 @@ static void parse_args(int argc, char **argv, struct args *a)
 		usage();
 	if (a->how == DUMP_KILL)
 		a->o.fd_opts |= FD_OPT_KILL;
+	a->o.run_on = a->how == DUMP_RUN;
 	errno = 0;
 	pid = strtol(argv[optind], &end, 10);
 	if (*end || end == argv[optind] || pid <= 0 || pid > INT_MAX || errno)

@@ -2125,8 +2125,8 @@ static int aio_settled(const struct capture *c, const struct dump_opts *o)
 }
 
 /* The one sequence of a dump, for a process or a tree.  Releases no
- * process (but --cow's, as its snapshot is taken): on failure the caller
- * does. */
+ * process (but --cow's, as its snapshot is taken, and with o->run_on one
+ * process once its memory is read): on failure the caller does. */
 static int write_image(struct tree_proc *p, size_t n, int out, const struct dump_opts *o)
 {
 	struct img_writer w = {
@@ -2135,8 +2135,14 @@ static int write_image(struct tree_proc *p, size_t n, int out, const struct dump
 	int rc = -1;
 
 	if (capture_all(&c, o) == 0 && write_meta(&c, &w) == 0 && write_all_pages(&c, &w, o) == 0 &&
-	    aio_settled(&c, o) == 0 && (!o->incr || incr_dump_end(o->incr, &w, c.ims[0].proc.pid) == 0))
-		rc = img_write_end(&w);
+	    aio_settled(&c, o) == 0) {
+		/* Nothing more is read from it: the hashes of an incremental
+		 * image (sorted and merged with its parent's) are ours. */
+		if (o->run_on && n == 1 && !p[0].zombie && !o->cow)
+			release_all(&p[0].t, 0);
+		if (!o->incr || incr_dump_end(o->incr, &w, c.ims[0].proc.pid) == 0)
+			rc = img_write_end(&w);
+	}
 	capture_free(&c);
 	return rc;
 }

@@ -28,6 +28,10 @@ struct dump_opts {
 	struct incr_dump *incr;
 	/* --track: leave a write tracker in the program (track.c). */
 	int track;
+	/* The process runs on after the dump (neither --kill nor --stop):
+	 * one process is let go as soon as its memory is read, before an
+	 * incremental image's hashes and the END record are written. */
+	int run_on;
 	/* --live: the pre-copy written already (dump_live_precopy); the
 	 * image takes from it the pages not written since. */
 	struct live_dump *live;
@@ -58,7 +62,7 @@ struct dump_target {
 int dump_seize(pid_t pid, struct dump_target *t) __attribute__((warn_unused_result));
 /* Capture the stopped process and write its image to out.  On failure the
  * target is released, running as before; with o->cow it is released as
- * soon as its snapshot is taken. */
+ * soon as its snapshot is taken, with o->run_on once its memory is read. */
 int dump_write(struct dump_target *t, int out, const struct dump_opts *o)
 	__attribute__((warn_unused_result));
 /* ckpt-dump --live (live.c): arm a write tracker in pid (stopped a
