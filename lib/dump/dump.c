@@ -1196,10 +1196,45 @@ static int batch_page(struct pagewriter *pw, uint64_t a)
 	return 0;
 }
 
+/* A tracked region whose absent pages one walk found (track.c): no
+ * pagemap entry read per page; the written pages read, the others taken
+ * from the parent where it has them. */
+static int write_tracked(struct pagewriter *pw, const struct region *r)
+{
+	uint64_t addr = r->d.start;
+
+	while (addr < r->d.end) {
+		int kind;
+		uint64_t e = track_span(pw->tr, addr, r->d.end, &kind);
+
+		if (cancelled(pw))
+			return -1;
+		pw->split = 1;
+		if (kind == TRACK_ABSENT)
+			addr = e;
+		for (; addr < e; addr += pw->ps) {
+			if (kind == TRACK_UNWRITTEN) {
+				int same = incr_dump_same(pw->o->incr, addr);
+				if (same < 0)
+					return -1;
+				if (same) {
+					pw->split = 1;
+					continue;
+				}
+			}
+			if (batch_page(pw, addr))
+				return -1;
+		}
+	}
+	return 0;
+}
+
 static int write_region(struct pagewriter *pw, const struct region *r, size_t ri)
 {
 	uint64_t addr = r->d.start;
 
+	if (pw->tr && pw->tr->fast && pw->tr->fast[ri] && !r->all_pages)
+		return write_tracked(pw, r);
 	pw->split = 1;
 	while (addr < r->d.end) {
 		uint64_t n = (r->d.end - addr) / pw->ps;

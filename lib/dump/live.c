@@ -44,8 +44,8 @@
 #include "target/target.h"
 
 #define LIVE_FEATURES TRK_FEATURE_WP_ASYNC /* not TRK_FEATURES: not --track's */
-#define LIVE_IS_PRESENT (1ull << 3)
-#define LIVE_IS_SWAPPED (1ull << 4)
+#define LIVE_IS_PRESENT TRK_IS_PRESENT
+#define LIVE_IS_SWAPPED TRK_IS_SWAPPED
 #define LIVE_IS_PFNZERO (1ull << 5)
 #define LIVE_BATCH 1024	     /* pages in one PRECOPY record at most */
 #define LIVE_MAX_ROUNDS 30

@@ -32,6 +32,8 @@ struct trk_region {
 #define TRK_WP_MATCHING (1ull << 0)
 #define TRK_CHECK_WPASYNC (1ull << 1)
 #define TRK_IS_WRITTEN (1ull << 1)
+#define TRK_IS_PRESENT (1ull << 3)
+#define TRK_IS_SWAPPED (1ull << 4)
 
 
 struct track {
@@ -41,6 +43,11 @@ struct track {
 		uint64_t start, end;
 	} *written; /* the ranges reported written, ascending */
 	size_t nwritten, cap, cursor;
+	/* Pages neither present nor swapped in the regions fast[i] is 1 of
+	 * (tracked ones, walked once more): there the pagemap is not read. */
+	uint8_t *fast;
+	struct track_run *absent;
+	size_t nabsent, acap;
 };
 
 /* Before fd_capture: the fd the parent's dump left its tracker at, if the
@@ -63,6 +70,12 @@ int track_place(pid_t pid, uint64_t gadget, int fd);
 int track_take_fd(pid_t pid, int fd);
 /* Register [start, end) for write-protect tracking and protect it. */
 int track_protect(int uf, uint64_t start, uint64_t end);
+/* In a region fast[i] is 1 of: whether the page at addr is absent (a
+ * hole), written since the parent's dump (read it), or neither (the
+ * parent's if it has it); and where the span of pages alike ends (at most
+ * end). */
+enum { TRACK_ABSENT, TRACK_WRITTEN, TRACK_UNWRITTEN };
+uint64_t track_span(const struct track *tr, uint64_t addr, uint64_t end, int *kind);
 void track_free(struct track *tr);
 
 #endif

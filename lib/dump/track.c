@@ -146,24 +146,94 @@ out:
 	return nfd;
 }
 
-static int add_written(struct track *tr, uint64_t start, uint64_t end)
+static int add_run(struct track_run **runs, size_t *n, size_t *cap, uint64_t start, uint64_t end)
 {
-	if (tr->nwritten && tr->written[tr->nwritten - 1].end == start) {
-		tr->written[tr->nwritten - 1].end = end;
+	if (*n && (*runs)[*n - 1].end == start) {
+		(*runs)[*n - 1].end = end;
 		return 0;
 	}
-	if (tr->nwritten == tr->cap) {
-		size_t cap = tr->cap ? 2 * tr->cap : 256;
-		void *p = realloc(tr->written, cap * sizeof(*tr->written));
+	if (*n == *cap) {
+		size_t c = *cap ? 2 * *cap : 256;
+		void *p = realloc(*runs, c * sizeof(**runs));
 		if (!p) {
 			err_set("out of memory");
 			return -1;
 		}
-		tr->written = p;
-		tr->cap = cap;
+		*runs = p;
+		*cap = c;
 	}
-	tr->written[tr->nwritten++] = (struct track_run){start, end};
+	(*runs)[(*n)++] = (struct track_run){start, end};
 	return 0;
+}
+
+static int add_written(struct track *tr, uint64_t start, uint64_t end)
+{
+	return add_run(&tr->written, &tr->nwritten, &tr->cap, start, end);
+}
+
+/* The pages of [start, end) neither present nor swapped, into tr->absent:
+ * one walk of the page tables instead of a pagemap entry read per page.
+ * 0, or -1 (then the pagemap is read as before). */
+static int scan_absent(struct track *tr, int pm, uint64_t start, uint64_t end)
+{
+	struct trk_region vec[512];
+	struct trk_scan a = {.size = sizeof(a),
+			     .start = start,
+			     .end = end,
+			     .vec = (uint64_t)vec,
+			     .vec_len = 512,
+			     .category_inverted = TRK_IS_PRESENT | TRK_IS_SWAPPED,
+			     .category_mask = TRK_IS_PRESENT | TRK_IS_SWAPPED,
+			     .return_mask = TRK_IS_PRESENT | TRK_IS_SWAPPED};
+
+	while (a.start < end) {
+		long n = ioctl(pm, TRK_PAGEMAP_SCAN, &a);
+		if (n < 0)
+			return -1;
+		for (long i = 0; i < n; i++)
+			if (add_run(&tr->absent, &tr->nabsent, &tr->acap, vec[i].start, vec[i].end))
+				return -1;
+		if (a.walk_end <= a.start)
+			return -1;
+		a.start = a.walk_end;
+	}
+	return 0;
+}
+
+/* The first run of runs[0..n) that ends after addr. */
+static size_t run_after(const struct track_run *runs, size_t n, uint64_t addr)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (runs[mid].end <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+uint64_t track_span(const struct track *tr, uint64_t addr, uint64_t end, int *kind)
+{
+	size_t a = run_after(tr->absent, tr->nabsent, addr);
+	size_t w = run_after(tr->written, tr->nwritten, addr);
+	uint64_t na = a < tr->nabsent ? tr->absent[a].start : UINT64_MAX;
+	uint64_t nw = w < tr->nwritten ? tr->written[w].start : UINT64_MAX;
+	uint64_t e;
+
+	if (na <= addr) {
+		*kind = TRACK_ABSENT;
+		e = tr->absent[a].end;
+	} else if (nw <= addr) {
+		*kind = TRACK_WRITTEN;
+		e = tr->written[w].end < na ? tr->written[w].end : na;
+	} else {
+		*kind = TRACK_UNWRITTEN;
+		e = nw < na ? nw : na;
+	}
+	return e < end ? e : end;
 }
 
 /* Read and clear what the tracker saw written in [start, end): 1 if it
@@ -238,7 +308,8 @@ int track_prepare(const struct dump_target *tg, uint64_t gadget, struct image *i
 	}
 	im->track->fd = -1;
 	tr->tracked = calloc(im->nregions + 1, 1);
-	if (!tr->tracked) {
+	tr->fast = calloc(im->nregions + 1, 1);
+	if (!tr->tracked || !tr->fast) {
 		err_set("out of memory");
 		return -1;
 	}
@@ -284,6 +355,7 @@ int track_prepare(const struct dump_target *tg, uint64_t gadget, struct image *i
 			}
 			tr->tracked[i] = rc && current;
 			tracked_any |= tr->tracked[i];
+			tr->fast[i] = tr->tracked[i] && scan_absent(tr, pm, r->d.start, r->d.end) == 0;
 		}
 		/* New since, or the first time: under the tracker from now on
 		 * (a region the program registered itself stays untracked). */
@@ -332,6 +404,8 @@ void track_free(struct track *tr)
 	if (tr->uf >= 0)
 		close(tr->uf);
 	free(tr->tracked);
+	free(tr->fast);
+	free(tr->absent);
 	free(tr->written);
 	memset(tr, 0, sizeof(*tr));
 	tr->uf = -1;
