@@ -1197,8 +1197,8 @@ static int batch_page(struct pagewriter *pw, uint64_t a)
 }
 
 /* A tracked region whose absent pages one walk found (track.c): no
- * pagemap entry read per page; the written pages read, the others taken
- * from the parent where it has them. */
+ * pagemap entry read per page; the written pages read, the others noted,
+ * to be taken from the parent once the process runs again. */
 static int write_tracked(struct pagewriter *pw, const struct region *r)
 {
 	uint64_t addr = r->d.start;
@@ -1210,21 +1210,12 @@ static int write_tracked(struct pagewriter *pw, const struct region *r)
 		if (cancelled(pw))
 			return -1;
 		pw->split = 1;
-		if (kind == TRACK_ABSENT)
-			addr = e;
-		for (; addr < e; addr += pw->ps) {
-			if (kind == TRACK_UNWRITTEN) {
-				int same = incr_dump_same(pw->o->incr, addr);
-				if (same < 0)
-					return -1;
-				if (same) {
-					pw->split = 1;
-					continue;
-				}
-			}
+		if (kind == TRACK_UNWRITTEN && track_later(pw->tr, addr, e))
+			return -1;
+		for (; kind == TRACK_WRITTEN && addr < e; addr += pw->ps)
 			if (batch_page(pw, addr))
 				return -1;
-		}
+		addr = e;
 	}
 	return 0;
 }
@@ -2175,7 +2166,8 @@ static int write_image(struct tree_proc *p, size_t n, int out, const struct dump
 		 * image (sorted and merged with its parent's) are ours. */
 		if (o->run_on && n == 1 && !p[0].zombie && !o->cow)
 			release_all(&p[0].t, 0);
-		if (!o->incr || incr_dump_end(o->incr, &w, c.ims[0].proc.pid) == 0)
+		if (!o->incr || (track_take_later(&c.tr, o->incr) == 0 &&
+				 incr_dump_end(o->incr, &w, c.ims[0].proc.pid) == 0))
 			rc = img_write_end(&w);
 	}
 	capture_free(&c);

@@ -48,6 +48,10 @@ struct track {
 	uint8_t *fast;
 	struct track_run *absent;
 	size_t nabsent, acap;
+	/* Their present pages unwritten since the parent's dump: the
+	 * parent's, by their hashes, taken once the process runs again. */
+	struct track_run *later;
+	size_t nlater, lcap;
 };
 
 /* Before fd_capture: the fd the parent's dump left its tracker at, if the
@@ -76,6 +80,13 @@ int track_protect(int uf, uint64_t start, uint64_t end);
  * end). */
 enum { TRACK_ABSENT, TRACK_WRITTEN, TRACK_UNWRITTEN };
 uint64_t track_span(const struct track *tr, uint64_t addr, uint64_t end, int *kind);
+/* [start, end), unwritten: its pages the parent's (track_take_later). */
+int track_later(struct track *tr, uint64_t start, uint64_t end) __attribute__((warn_unused_result));
+/* Once the process is let go: each page track_later noted is the
+ * parent's (incr_dump_same), where the parent has it; where it has not,
+ * the page held no data at the parent's dump (every page an image gives
+ * has its hash) and, unwritten since, holds none now: a hole. */
+int track_take_later(struct track *tr, struct incr_dump *incr) __attribute__((warn_unused_result));
 void track_free(struct track *tr);
 
 #endif

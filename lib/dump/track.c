@@ -378,6 +378,20 @@ drop:
 	return 0;
 }
 
+int track_later(struct track *tr, uint64_t start, uint64_t end)
+{
+	return add_run(&tr->later, &tr->nlater, &tr->lcap, start, end);
+}
+
+int track_take_later(struct track *tr, struct incr_dump *incr)
+{
+	for (size_t i = 0; i < tr->nlater; i++)
+		for (uint64_t a = tr->later[i].start; a < tr->later[i].end; a += INCR_PAGE)
+			if (incr_dump_same(incr, a) < 0)
+				return -1;
+	return 0;
+}
+
 int track_unwritten(struct track *tr, size_t i, uint64_t addr)
 {
 	if (!tr || !tr->tracked || !tr->tracked[i])
@@ -406,6 +420,7 @@ void track_free(struct track *tr)
 	free(tr->tracked);
 	free(tr->fast);
 	free(tr->absent);
+	free(tr->later);
 	free(tr->written);
 	memset(tr, 0, sizeof(*tr));
 	tr->uf = -1;
