@@ -13,7 +13,7 @@ int dump_live_begin(struct live_dump *lv, struct image *im) __attribute__((warn_
 /* Frozen, captured: which pages of im the pre-copy gives (im->live's
  * runs), and the tracker closed in the program. */
 int dump_live_final(struct live_dump *lv, uint64_t gadget, struct image *im)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 /* What the frozen walk decided of the page at addr: from the pre-copy
  * (not in the image's page data), read now without a look at the pagemap
  * (it holds data), a hole, or nothing (not in an area: as any page); and

@@ -47,7 +47,7 @@
 #define LIVE_IS_PRESENT TRK_IS_PRESENT
 #define LIVE_IS_SWAPPED TRK_IS_SWAPPED
 #define LIVE_IS_PFNZERO (1ull << 5)
-#define LIVE_BATCH 1024	     /* pages in one PRECOPY record at most */
+#define LIVE_BATCH 1024 /* pages in one PRECOPY record at most */
 #define LIVE_MAX_ROUNDS 30
 #define LIVE_SMALL 2048 /* pages: a round this small is the frozen one */
 
@@ -66,7 +66,7 @@ struct live_dump {
 	struct live_span {
 		uint64_t addr, end;
 		int kind; /* LIVE_SPAN_* */
-	} *spans;
+	} * spans;
 	size_t nspans, cap, cursor;
 	uint64_t seg_at, kept;
 	/* A batch of runs read, for one PRECOPY record. */
@@ -296,9 +296,10 @@ static int round_once(struct live_dump *lv, uint64_t *pages)
 	*pages = 0;
 	for (size_t i = 0; i < lv->nareas; i++) {
 		uint64_t s = lv->areas[i].addr, e = s + lv->areas[i].npages * lv->ps;
-		int rc = lv->rounds == 0
-			     ? scan(lv, s, e, 0, 0, 0, LIVE_IS_PRESENT | LIVE_IS_SWAPPED, pages, NULL)
-			     : scan(lv, s, e, TRK_WP_MATCHING, 0, TRK_IS_WRITTEN, 0, pages, NULL);
+		int rc =
+		    lv->rounds == 0
+			? scan(lv, s, e, 0, 0, 0, LIVE_IS_PRESENT | LIVE_IS_SWAPPED, pages, NULL)
+			: scan(lv, s, e, TRK_WP_MATCHING, 0, TRK_IS_WRITTEN, 0, pages, NULL);
 		if (rc)
 			return -1;
 	}
@@ -344,23 +345,26 @@ int dump_live_precopy(pid_t pid, int out, const struct dump_opts *o, struct live
 	lv->out = out;
 	lv->ps = sysconf(_SC_PAGESIZE);
 	if ((fd = own_userfaultfd(pid)) >= 0) {
-		err_set("pid %d: fd %d is a userfaultfd of its own: --live (write tracking) of such a "
-			"program is not supported",
-			pid, fd);
+		err_set(
+		    "pid %d: fd %d is a userfaultfd of its own: --live (write tracking) of such a "
+		    "program is not supported",
+		    pid, fd);
 		goto fail;
 	}
 	if (has_seccomp(pid)) {
-		err_set("pid %d: it has seccomp filters, which could kill it for the userfaultfd(2) "
-			"--live injects; not supported",
-			pid);
+		err_set(
+		    "pid %d: it has seccomp filters, which could kill it for the userfaultfd(2) "
+		    "--live injects; not supported",
+		    pid);
 		goto fail;
 	}
 	if (proc_read_layout(pid, &maps, &n) || arm(lv, maps, n))
 		goto fail;
 	if (ioctl(lv->uf, UFFDIO_API, &api)) {
-		err_set("pid %d: --live needs asynchronous write-protect userfaultfd "
-			"(UFFD_FEATURE_WP_ASYNC, Linux 6.7+), which this kernel lacks; not supported",
-			pid);
+		err_set(
+		    "pid %d: --live needs asynchronous write-protect userfaultfd "
+		    "(UFFD_FEATURE_WP_ASYNC, Linux 6.7+), which this kernel lacks; not supported",
+		    pid);
 		goto fail;
 	}
 	if (!(lv->areas = calloc(n + 1, sizeof(*lv->areas)))) {
@@ -370,7 +374,7 @@ int dump_live_precopy(pid_t pid, int out, const struct dump_opts *o, struct live
 	for (size_t i = 0; i < n; i++)
 		if (is_area(&maps[i]) && track_protect(lv->uf, maps[i].start, maps[i].end) == 0)
 			lv->areas[lv->nareas++] =
-				(struct img_run){maps[i].start, (maps[i].end - maps[i].start) / lv->ps};
+			    (struct img_run){maps[i].start, (maps[i].end - maps[i].start) / lv->ps};
 	lv->pm = proc_open_pagemap(pid);
 	lv->memfd = open(fmt_path(path, sizeof(path), "/proc/%d/mem", pid), O_RDONLY | O_CLOEXEC);
 	if (lv->pm < 0 || lv->memfd < 0) {
@@ -395,7 +399,8 @@ int dump_live_precopy(pid_t pid, int out, const struct dump_opts *o, struct live
 		if (cancelled(o) || round_once(lv, &pages))
 			goto fail;
 		lv->st.round_pages[lv->rounds - 1 < LIVE_STATS_ROUNDS ? lv->rounds - 1
-								     : LIVE_STATS_ROUNDS - 1] = pages;
+								      : LIVE_STATS_ROUNDS - 1] =
+		    pages;
 		if (lv->rounds > 1 && (pages <= LIVE_SMALL || pages >= prev))
 			break;
 		if (lv->rounds >= LIVE_MAX_ROUNDS)
@@ -451,7 +456,8 @@ static int dirty_range(struct live_dump *lv, uint64_t addr, uint64_t npages, uin
 static int stageable(const struct region *r)
 {
 	return (r->d.kind == IMG_RGN_ANON || r->d.kind == IMG_RGN_HEAP) &&
-	       !(r->d.flags & (IMG_RGN_SHARED | IMG_RGN_GUARD | IMG_RGN_GROWSDOWN | IMG_RGN_HUGETLB));
+	       !(r->d.flags &
+		 (IMG_RGN_SHARED | IMG_RGN_GUARD | IMG_RGN_GROWSDOWN | IMG_RGN_HUGETLB));
 }
 
 int dump_live_begin(struct live_dump *lv, struct image *im)
@@ -475,7 +481,8 @@ int dump_live_final(struct live_dump *lv, uint64_t gadget, struct image *im)
 
 		if (!stageable(r))
 			continue;
-		while (a < lv->nareas && lv->areas[a].addr + lv->areas[a].npages * lv->ps <= r->d.start)
+		while (a < lv->nareas &&
+		       lv->areas[a].addr + lv->areas[a].npages * lv->ps <= r->d.start)
 			a++;
 		for (size_t k = a; k < lv->nareas && lv->areas[k].addr < r->d.end; k++) {
 			uint64_t s = lv->areas[k].addr, e = s + lv->areas[k].npages * lv->ps;
@@ -504,7 +511,7 @@ int dump_live_final(struct live_dump *lv, uint64_t gadget, struct image *im)
 		if (sp->kind != LIVE_SPAN_KEPT)
 			continue;
 		im->live->runs[im->live->d.nruns++] =
-			(struct img_run){sp->addr, (sp->end - sp->addr) / lv->ps};
+		    (struct img_run){sp->addr, (sp->end - sp->addr) / lv->ps};
 		im->live->d.npages += (sp->end - sp->addr) / lv->ps;
 	}
 	im->live->d.rounds = lv->rounds;

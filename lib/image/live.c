@@ -194,12 +194,13 @@ static int stage_pages(int fd, struct img_input *in, const struct img_precopy *d
 	uint64_t ps = sysconf(_SC_PAGESIZE), pages;
 	uint32_t crc = 0;
 
-	if (check_runs(r, d->n, &pages, "PRECOPY record") )
+	if (check_runs(r, d->n, &pages, "PRECOPY record"))
 		return -1;
 	for (uint32_t i = 0; i < d->n; i++)
 		if (!stage_of(in, r[i].addr, r[i].npages * ps)) {
-			err_set("PRECOPY record: run %#llx (%llu pages) outside the pre-copied areas",
-				(unsigned long long)r[i].addr, (unsigned long long)r[i].npages);
+			err_set(
+			    "PRECOPY record: run %#llx (%llu pages) outside the pre-copied areas",
+			    (unsigned long long)r[i].addr, (unsigned long long)r[i].npages);
 			return -1;
 		}
 	/* Straight to where the restore will take them from: one copy. */
@@ -244,18 +245,22 @@ int img_live_receive(int fd, const char *path, struct img_input *in, unsigned ch
 			return 0;
 		}
 		if (rd(fd, (char *)&rec + 8, sizeof(rec) - 8, "a record") ||
-		    (rec.type == IMG_REC_PRECOPY && rec.len >= sizeof(d) && rd(fd, &d, sizeof(d), "a PRECOPY record")))
+		    (rec.type == IMG_REC_PRECOPY && rec.len >= sizeof(d) &&
+		     rd(fd, &d, sizeof(d), "a PRECOPY record")))
 			goto fail;
-		if (rec.type != IMG_REC_PRECOPY || rec.len < sizeof(d) || d.what >= IMG_PRECOPY_NWHAT ||
-		    d.pad || (d.what == IMG_PRECOPY_AREAS) == have_areas ||
-		    d.n > (d.what == IMG_PRECOPY_AREAS ? IMG_PRECOPY_MAX_AREAS : IMG_PRECOPY_MAX_RUNS)) {
+		if (rec.type != IMG_REC_PRECOPY || rec.len < sizeof(d) ||
+		    d.what >= IMG_PRECOPY_NWHAT || d.pad ||
+		    (d.what == IMG_PRECOPY_AREAS) == have_areas ||
+		    d.n > (d.what == IMG_PRECOPY_AREAS ? IMG_PRECOPY_MAX_AREAS
+						       : IMG_PRECOPY_MAX_RUNS)) {
 			err_set("record of type %u where a PRECOPY record (or the image) was due",
 				rec.type);
 			goto fail;
 		}
 		rlen = (uint64_t)d.n * sizeof(*runs);
 		if (rec.len != sizeof(d) + rlen + d.npages * sysconf(_SC_PAGESIZE) ||
-		    d.npages > (1ull << 40) || (d.what == IMG_PRECOPY_AREAS && (d.npages || d.data_crc))) {
+		    d.npages > (1ull << 40) ||
+		    (d.what == IMG_PRECOPY_AREAS && (d.npages || d.data_crc))) {
 			err_set("PRECOPY record: bad length %llu", (unsigned long long)rec.len);
 			goto fail;
 		}

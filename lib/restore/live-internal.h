@@ -8,10 +8,6 @@
 #include "image/image.h"
 #include "restore/restorer/restorer.h"
 
-#ifndef ALIGN
-#define ALIGN(x, a) (((x) + (a) - 1) & ~((uint64_t)(a) - 1))
-#endif
-
 /* Room rst_live_plan takes in the restorer's data. */
 uint64_t rst_live_len(const struct img_input *in);
 /* The restorer's moves of the staged pre-copy into place and the staging
@@ -21,7 +17,7 @@ uint64_t rst_live_len(const struct img_input *in);
  * puts them elsewhere than in private anonymous memory. */
 int rst_live_plan(struct img_input *in, const struct rst_map *maps, size_t nmaps,
 		  struct rst_args *a, unsigned char *base, uint64_t *off)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 /* Whether [start, end) of ours is staging memory (kept past the point of
  * no return). */
 int rst_live_staged(const struct img_input *in, uint64_t start, uint64_t end);

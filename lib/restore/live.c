@@ -17,6 +17,7 @@
 #include "restore/live-internal.h"
 
 #define STAGE_ALIGN (2ull << 20)
+#define ROUND64(x) (((x) + 63) & ~(uint64_t)63)
 
 uint64_t rst_live_len(const struct img_input *in)
 {
@@ -69,8 +70,7 @@ static int move_aside(const struct image *im, struct img_stage *s)
 		s->mem = p;
 		return 0;
 	}
-	err_set("no room to move the staged pre-copy of %#llx aside",
-		(unsigned long long)s->start);
+	err_set("no room to move the staged pre-copy of %#llx aside", (unsigned long long)s->start);
 	return -1;
 }
 
@@ -132,7 +132,8 @@ int rst_live_plan(struct img_input *in, const struct rst_map *maps, size_t nmaps
 			return -1;
 		}
 	}
-	zr = malloc((l ? l->d.nruns : 0) * sizeof(*zr) + (2 * (in->nstage + nmaps) + 1) * sizeof(*zr));
+	zr = malloc((l ? l->d.nruns : 0) * sizeof(*zr) +
+		    (2 * (in->nstage + nmaps) + 1) * sizeof(*zr));
 	if (!zr) {
 		err_set("out of memory");
 		return -1;
@@ -158,7 +159,8 @@ int rst_live_plan(struct img_input *in, const struct rst_map *maps, size_t nmaps
 						      to - from};
 			for (at = from; at < to;) {
 				k = next_kept(l, k, at, ps);
-				uint64_t e = k < l->d.nruns && l->runs[k].addr < to ? l->runs[k].addr : to;
+				uint64_t e =
+				    k < l->d.nruns && l->runs[k].addr < to ? l->runs[k].addr : to;
 				if (e > at)
 					zr[ndr++] = (struct rst_range){at, e};
 				if (e == to)
@@ -188,7 +190,7 @@ int rst_live_plan(struct img_input *in, const struct rst_map *maps, size_t nmaps
 	a->live_moves = (uint64_t)mv;
 	a->nlive_zero = ndr;
 	a->live_zero = (uint64_t)dr;
-	*off += ALIGN((nmv + ndr) * sizeof(*mv), 64);
+	*off += ROUND64((nmv + ndr) * sizeof(*mv));
 	drop = (struct rst_range *)(base + *off);
 	for (size_t i = 0; i < in->nstage; i++)
 		drop[i] = (struct rst_range){(uint64_t)in->stage[i].mem,
@@ -196,7 +198,7 @@ int rst_live_plan(struct img_input *in, const struct rst_map *maps, size_t nmaps
 						 in->stage[i].start};
 	a->nlive_drop = in->nstage;
 	a->live_drop = (uint64_t)drop;
-	*off += ALIGN(in->nstage * sizeof(*drop), 64);
+	*off += ROUND64(in->nstage * sizeof(*drop));
 	return 0;
 }
 
