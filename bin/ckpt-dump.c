@@ -18,7 +18,8 @@
 #include "kinds/kinds.h"
 
 #define USAGE                                                                                      \
-	"usage: ckpt-dump [-t] [--kill | --stop | --cow] [-o file] [--parent img] [--track] [--save-files] "   \
+	"usage: ckpt-dump [-t] [--kill | --stop | --cow] [-o file] [--parent img] [--track] [--live] "   \
+	"[--save-files] "                                                                          \
 	"[--save-files-max size] [--tcp-close | --tcp-established] "                                 \
 	"[--ext-unix reconnect|close] "                                 \
 	"[--progress | --quiet] pid\n"
@@ -98,6 +99,7 @@ struct args {
 	const char *out_path, *parent;
 	struct dump_opts o;
 	int tree;
+	int live; /* --live: copy the memory while it runs first */
 	pid_t pid;
 };
 
@@ -111,6 +113,7 @@ static void parse_args(int argc, char **argv, struct args *a)
 		{"tcp-close", no_argument, NULL, 'T'},	  {"tcp-established", no_argument, NULL, 'E'},
 		{"tree", no_argument, NULL, 't'},     {"version", no_argument, NULL, 'V'},
 		{"parent", required_argument, NULL, 'p'}, {"track", no_argument, NULL, 'R'},
+		{"live", no_argument, NULL, 'l'},
 		{"save-files-max", required_argument, NULL, 'M'},
 		{"ext-unix", required_argument, NULL, 'X'}, {NULL, 0, NULL, 0}};
 	int c;
@@ -145,6 +148,9 @@ static void parse_args(int argc, char **argv, struct args *a)
 			break;
 		case 'R':
 			a->o.track = 1;
+			break;
+		case 'l':
+			a->live = 1;
 			break;
 		case 'M':
 			if (parse_size(optarg) <= 0)
@@ -182,10 +188,12 @@ static void parse_args(int argc, char **argv, struct args *a)
 	if (optind != argc - 1 || (a->o.cow && a->how != DUMP_RUN) ||
 	    (a->o.track && (a->how == DUMP_KILL || a->o.cow)) ||
 	    (a->o.save_files_max && !a->o.save_files) ||
+	    (a->live && (a->tree || a->o.cow || a->o.track || a->parent)) ||
 	    ((a->o.fd_opts & FD_OPT_TCP_CLOSE) && (a->o.fd_opts & FD_OPT_TCP_ESTABLISHED)))
 		usage();
 	if (a->how == DUMP_KILL)
 		a->o.fd_opts |= FD_OPT_KILL;
+	a->o.run_on = a->how == DUMP_RUN;
 	errno = 0;
 	pid = strtol(argv[optind], &end, 10);
 	if (*end || end == argv[optind] || pid <= 0 || pid > INT_MAX || errno)
@@ -238,8 +246,13 @@ static int open_output(struct args *a, struct atomic_file *of)
 
 /* Seize the process (with -t, its tree) and write the image to out.  On
  * failure: no image, the target as it was. */
-static void dump(const struct args *a, struct dump_tree *target, int out, struct atomic_file *of)
+static void dump(struct args *a, struct dump_tree *target, int out, struct atomic_file *of)
 {
+	/* --live: the pre-copy while it runs, then the frozen image. */
+	if (a->live && dump_live_precopy(a->pid, out, &a->o, &a->o.live)) {
+		atomic_discard(of);
+		die(1, "%s", err_get());
+	}
 	if (dump_seize_tree(a->pid, a->tree, target)) {
 		atomic_discard(of);
 		die(1, "%s", err_get());
@@ -300,6 +313,16 @@ int main(int argc, char **argv)
 	progress_done(&prog_line);
 	if (a.how == DUMP_KILL && dump_release_tree(&target, a.how))
 		die_lib(1, "image written, but");
+	if (a.o.live && a.pmode == PROGRESS_ON) {
+		const struct live_dump_stats *st = dump_live_stats(a.o.live);
+		fprintf(stderr,
+			"ckpt-dump: pid %d: live: %u rounds, %llu pages copied while it ran (%.3f "
+			"s), then %llu written or absent looked at frozen (%.3f s), %llu taken from "
+			"the pre-copy\n",
+			(int)a.pid, st->rounds, (unsigned long long)st->precopied, st->running_s,
+			(unsigned long long)st->final_pages, st->scan_s, (unsigned long long)st->kept_pages);
+	}
+	dump_live_free(a.o.live);
 	incr_dump_free(a.o.incr);
 	return 0;
 }

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "dump/dump.h"
+#include "dump/live-internal.h"
 #include "dump/track-internal.h"
 #include "base/base.h"
 #include "kinds/kinds.h"
@@ -1181,15 +1182,73 @@ static int writer_stop(struct pagewriter *pw)
 	return rc;
 }
 
+/* The page at a into the batch being gathered. */
+static int batch_page(struct pagewriter *pw, uint64_t a)
+{
+	if (pw->batch == BATCH_PAGES && flush_batch(pw))
+		return -1;
+	if (pw->nruns && !pw->split)
+		pw->runs[pw->nruns - 1].npages++;
+	else
+		pw->runs[pw->nruns++] = (struct img_run){a, 1};
+	pw->split = 0;
+	pw->batch++;
+	return 0;
+}
+
+/* A tracked region whose absent pages one walk found (track.c): no
+ * pagemap entry read per page; the written pages read, the others noted,
+ * to be taken from the parent once the process runs again. */
+static int write_tracked(struct pagewriter *pw, const struct region *r)
+{
+	uint64_t addr = r->d.start;
+
+	while (addr < r->d.end) {
+		int kind;
+		uint64_t e = track_span(pw->tr, addr, r->d.end, &kind);
+
+		if (cancelled(pw))
+			return -1;
+		pw->split = 1;
+		if (kind == TRACK_UNWRITTEN && track_later(pw->tr, addr, e))
+			return -1;
+		for (; kind == TRACK_WRITTEN && addr < e; addr += pw->ps)
+			if (batch_page(pw, addr))
+				return -1;
+		addr = e;
+	}
+	return 0;
+}
+
 static int write_region(struct pagewriter *pw, const struct region *r, size_t ri)
 {
 	uint64_t addr = r->d.start;
 
+	if (pw->tr && pw->tr->fast && pw->tr->fast[ri] && !r->all_pages)
+		return write_tracked(pw, r);
 	pw->split = 1;
 	while (addr < r->d.end) {
 		uint64_t n = (r->d.end - addr) / pw->ps;
 		if (n > BATCH_PAGES)
 			n = BATCH_PAGES;
+		/* --live: what its frozen walk decided, without the pagemap. */
+		if (pw->o->live) {
+			int kind;
+			uint64_t e = dump_live_span(pw->o->live, addr, &kind);
+			if (e > r->d.end)
+				e = r->d.end;
+			if (kind != LIVE_SPAN_OTHER) {
+				pw->split = 1;
+				for (; kind == LIVE_SPAN_READ && addr < e; addr += pw->ps)
+					if (batch_page(pw, addr))
+						return -1;
+				addr = e;
+				pw->split = 1;
+				continue;
+			}
+			if (e < addr + n * pw->ps)
+				n = (e - addr) / pw->ps;
+		}
 		if (cancelled(pw) || proc_read_pagemap(pw->pmfd, addr, n, pw->pm))
 			return -1;
 		for (uint64_t i = 0; i < n; i++) {
@@ -1209,14 +1268,8 @@ static int write_region(struct pagewriter *pw, const struct region *r, size_t ri
 					continue;
 				}
 			}
-			if (pw->batch == BATCH_PAGES && flush_batch(pw))
+			if (batch_page(pw, a))
 				return -1;
-			if (pw->nruns && !pw->split)
-				pw->runs[pw->nruns - 1].npages++;
-			else
-				pw->runs[pw->nruns++] = (struct img_run){a, 1};
-			pw->split = 0;
-			pw->batch++;
 		}
 		addr += n * pw->ps;
 	}
@@ -1349,6 +1402,9 @@ static int capture(struct dump_target *tg, struct image *im, struct shm_dump **s
 		im->track->fd = -1;
 		im->track->how = IMG_TRACK_HASHED;
 	}
+	/* --live's tracker is not one of the program's fds either. */
+	if (o->live && dump_live_begin(o->live, im))
+		goto out;
 	save_shared_max = o->save_files ? o->save_files_max : UINT64_MAX;
 	if (capture_proc(pid, im) || capture_regions(pid, im, maps, n) || fd_capture(pid, im, o->fd_opts) ||
 	    fd_uring_check_maps(pid, im) || ipc_capture(pid, im) || shm_capture(pid, im, o->save_files, o->save_files_max, sd) ||
@@ -1968,6 +2024,10 @@ static int capture_all(struct capture *c, const struct dump_opts *o)
 		err_set("--track is for one process, not a tree (-t)");
 		return -1;
 	}
+	if (n > 1 && o->live) {
+		err_set("--live is for one process, not a tree (-t)");
+		return -1;
+	}
 	if (n > 1 && o->incr) {
 		err_set("--parent is for one process, not a tree (-t)");
 		return -1;
@@ -2001,6 +2061,12 @@ static int capture_all(struct capture *c, const struct dump_opts *o)
 		if ((o->track || c->ims[0].track) &&
 		    (vdso_gadget(&c->p[0].t, &c->ims[0], &gadget) ||
 		     track_prepare(&c->p[0].t, gadget, &c->ims[0], o, &c->tr)))
+			return -1;
+	}
+	if (o->live) {
+		uint64_t gadget;
+		if (vdso_gadget(&c->p[0].t, &c->ims[0], &gadget) ||
+		    dump_live_final(o->live, gadget, &c->ims[0]))
 			return -1;
 	}
 	return 0;
@@ -2085,8 +2151,8 @@ static int aio_settled(const struct capture *c, const struct dump_opts *o)
 }
 
 /* The one sequence of a dump, for a process or a tree.  Releases no
- * process (but --cow's, as its snapshot is taken): on failure the caller
- * does. */
+ * process (but --cow's, as its snapshot is taken, and with o->run_on one
+ * process once its memory is read): on failure the caller does. */
 static int write_image(struct tree_proc *p, size_t n, int out, const struct dump_opts *o)
 {
 	struct img_writer w = {
@@ -2095,8 +2161,15 @@ static int write_image(struct tree_proc *p, size_t n, int out, const struct dump
 	int rc = -1;
 
 	if (capture_all(&c, o) == 0 && write_meta(&c, &w) == 0 && write_all_pages(&c, &w, o) == 0 &&
-	    aio_settled(&c, o) == 0 && (!o->incr || incr_dump_end(o->incr, &w, c.ims[0].proc.pid) == 0))
-		rc = img_write_end(&w);
+	    aio_settled(&c, o) == 0) {
+		/* Nothing more is read from it: the hashes of an incremental
+		 * image (sorted and merged with its parent's) are ours. */
+		if (o->run_on && n == 1 && !p[0].zombie && !o->cow)
+			release_all(&p[0].t, 0);
+		if (!o->incr || (track_take_later(&c.tr, o->incr) == 0 &&
+				 incr_dump_end(o->incr, &w, c.ims[0].proc.pid) == 0))
+			rc = img_write_end(&w);
+	}
 	capture_free(&c);
 	return rc;
 }

@@ -28,6 +28,13 @@ struct dump_opts {
 	struct incr_dump *incr;
 	/* --track: leave a write tracker in the program (track.c). */
 	int track;
+	/* The process runs on after the dump (neither --kill nor --stop):
+	 * one process is let go as soon as its memory is read, before an
+	 * incremental image's hashes and the END record are written. */
+	int run_on;
+	/* --live: the pre-copy written already (dump_live_precopy); the
+	 * image takes from it the pages not written since. */
+	struct live_dump *live;
 	/* What the user asked of fds (FD_OPT_* of kinds/kinds.h). */
 	uint32_t fd_opts;
 	/* Ends of connections to other members of a coordinated
@@ -55,9 +62,27 @@ struct dump_target {
 int dump_seize(pid_t pid, struct dump_target *t) __attribute__((warn_unused_result));
 /* Capture the stopped process and write its image to out.  On failure the
  * target is released, running as before; with o->cow it is released as
- * soon as its snapshot is taken. */
+ * soon as its snapshot is taken, with o->run_on once its memory is read. */
 int dump_write(struct dump_target *t, int out, const struct dump_opts *o)
 	__attribute__((warn_unused_result));
+/* ckpt-dump --live (live.c): arm a write tracker in pid (stopped a
+ * moment), then write to out IMG_LIVE_MAGIC and PRECOPY records of its
+ * memory while it runs, in rounds, until a round is small or stops
+ * shrinking.  Then seize it and dump_write with o->live = *lv: the image
+ * follows on out.  -1 (err_set) if its writes cannot be tracked. */
+struct live_dump;
+#define LIVE_STATS_ROUNDS 32
+struct live_dump_stats {
+	uint32_t rounds;
+	uint64_t round_pages[LIVE_STATS_ROUNDS]; /* pages sent in each round */
+	uint64_t precopied, final_pages, kept_pages;
+	double running_s, scan_s; /* the pre-copy; the frozen walk */
+};
+int dump_live_precopy(pid_t pid, int out, const struct dump_opts *o, struct live_dump **lv)
+	__attribute__((warn_unused_result));
+const struct live_dump_stats *dump_live_stats(const struct live_dump *lv);
+void dump_live_free(struct live_dump *lv);
+
 /* Release the target as asked: running, stopped, or killed. */
 int dump_release(struct dump_target *t, enum dump_end how);
 

@@ -31,30 +31,6 @@
 #include "incr/incr.h"
 #include "target/target.h"
 
-/* What Debian 12's headers (Linux 6.1) lack. */
-#ifndef UFFD_USER_MODE_ONLY
-#define UFFD_USER_MODE_ONLY 1
-#endif
-#define TRK_FEATURE_WP_ASYNC (1ull << 15)
-#define TRK_FEATURE_EXACT_ADDRESS (1ull << 11)
-#define TRK_INITIALIZED (1ull << 31) /* the kernel's, in fdinfo */
-#define TRK_FEATURE_WP_UNPOPULATED (1ull << 13) /* WP_ASYNC implies it */
-/* Ours: WP_ASYNC with EXACT_ADDRESS, which changes only the fault
- * messages no one reads here: a mark that tells ckpt-dump's tracker from
- * a userfaultfd of the program's own (see is_ours). */
-#define TRK_FEATURES (TRK_FEATURE_WP_ASYNC | TRK_FEATURE_EXACT_ADDRESS)
-struct trk_scan {
-	uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
-	uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
-};
-struct trk_region {
-	uint64_t start, end, categories;
-};
-#define TRK_PAGEMAP_SCAN _IOWR('f', 16, struct trk_scan)
-#define TRK_WP_MATCHING (1ull << 0)
-#define TRK_CHECK_WPASYNC (1ull << 1)
-#define TRK_IS_WRITTEN (1ull << 1)
-
 static int is_uffd(pid_t pid, int fd)
 {
 	char path[64], link[64];
@@ -120,7 +96,7 @@ static int trackable(const struct region *r)
 	       !(r->d.flags & (IMG_RGN_SHARED | IMG_RGN_GUARD)) && (r->d.prot & PROT_WRITE);
 }
 
-static int take_fd(pid_t pid, int fd)
+int track_take_fd(pid_t pid, int fd)
 {
 	int pfd = syscall(SYS_pidfd_open, pid, 0), uf;
 
@@ -131,9 +107,7 @@ static int take_fd(pid_t pid, int fd)
 	return uf;
 }
 
-/* In the program: move the tracker at fd (or a new one, fd < 0) to a new
- * high fd; its number, or -1. */
-static int place_tracker(pid_t pid, uint64_t gadget, int fd)
+int track_place(pid_t pid, uint64_t gadget, int fd)
 {
 	struct rlimit rl;
 	uint64_t a[6] = {0};
@@ -172,24 +146,94 @@ out:
 	return nfd;
 }
 
-static int add_written(struct track *tr, uint64_t start, uint64_t end)
+static int add_run(struct track_run **runs, size_t *n, size_t *cap, uint64_t start, uint64_t end)
 {
-	if (tr->nwritten && tr->written[tr->nwritten - 1].end == start) {
-		tr->written[tr->nwritten - 1].end = end;
+	if (*n && (*runs)[*n - 1].end == start) {
+		(*runs)[*n - 1].end = end;
 		return 0;
 	}
-	if (tr->nwritten == tr->cap) {
-		size_t cap = tr->cap ? 2 * tr->cap : 256;
-		void *p = realloc(tr->written, cap * sizeof(*tr->written));
+	if (*n == *cap) {
+		size_t c = *cap ? 2 * *cap : 256;
+		void *p = realloc(*runs, c * sizeof(**runs));
 		if (!p) {
 			err_set("out of memory");
 			return -1;
 		}
-		tr->written = p;
-		tr->cap = cap;
+		*runs = p;
+		*cap = c;
 	}
-	tr->written[tr->nwritten++] = (struct track_run){start, end};
+	(*runs)[(*n)++] = (struct track_run){start, end};
 	return 0;
+}
+
+static int add_written(struct track *tr, uint64_t start, uint64_t end)
+{
+	return add_run(&tr->written, &tr->nwritten, &tr->cap, start, end);
+}
+
+/* The pages of [start, end) neither present nor swapped, into tr->absent:
+ * one walk of the page tables instead of a pagemap entry read per page.
+ * 0, or -1 (then the pagemap is read as before). */
+static int scan_absent(struct track *tr, int pm, uint64_t start, uint64_t end)
+{
+	struct trk_region vec[512];
+	struct trk_scan a = {.size = sizeof(a),
+			     .start = start,
+			     .end = end,
+			     .vec = (uint64_t)vec,
+			     .vec_len = 512,
+			     .category_inverted = TRK_IS_PRESENT | TRK_IS_SWAPPED,
+			     .category_mask = TRK_IS_PRESENT | TRK_IS_SWAPPED,
+			     .return_mask = TRK_IS_PRESENT | TRK_IS_SWAPPED};
+
+	while (a.start < end) {
+		long n = ioctl(pm, TRK_PAGEMAP_SCAN, &a);
+		if (n < 0)
+			return -1;
+		for (long i = 0; i < n; i++)
+			if (add_run(&tr->absent, &tr->nabsent, &tr->acap, vec[i].start, vec[i].end))
+				return -1;
+		if (a.walk_end <= a.start)
+			return -1;
+		a.start = a.walk_end;
+	}
+	return 0;
+}
+
+/* The first run of runs[0..n) that ends after addr. */
+static size_t run_after(const struct track_run *runs, size_t n, uint64_t addr)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (runs[mid].end <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+uint64_t track_span(const struct track *tr, uint64_t addr, uint64_t end, int *kind)
+{
+	size_t a = run_after(tr->absent, tr->nabsent, addr);
+	size_t w = run_after(tr->written, tr->nwritten, addr);
+	uint64_t na = a < tr->nabsent ? tr->absent[a].start : UINT64_MAX;
+	uint64_t nw = w < tr->nwritten ? tr->written[w].start : UINT64_MAX;
+	uint64_t e;
+
+	if (na <= addr) {
+		*kind = TRACK_ABSENT;
+		e = tr->absent[a].end;
+	} else if (nw <= addr) {
+		*kind = TRACK_WRITTEN;
+		e = tr->written[w].end < na ? tr->written[w].end : na;
+	} else {
+		*kind = TRACK_UNWRITTEN;
+		e = nw < na ? nw : na;
+	}
+	return e < end ? e : end;
 }
 
 /* Read and clear what the tracker saw written in [start, end): 1 if it
@@ -222,8 +266,7 @@ static int scan(struct track *tr, int pm, uint64_t start, uint64_t end, uint64_t
 	return 1;
 }
 
-/* Register [start, end) for write-protect tracking and protect it. */
-static int protect(int uf, uint64_t start, uint64_t end)
+int track_protect(int uf, uint64_t start, uint64_t end)
 {
 	struct uffdio_register reg = {.range = {start, end - start},
 				      .mode = UFFDIO_REGISTER_MODE_WP};
@@ -265,17 +308,18 @@ int track_prepare(const struct dump_target *tg, uint64_t gadget, struct image *i
 	}
 	im->track->fd = -1;
 	tr->tracked = calloc(im->nregions + 1, 1);
-	if (!tr->tracked) {
+	tr->fast = calloc(im->nregions + 1, 1);
+	if (!tr->tracked || !tr->fast) {
 		err_set("out of memory");
 		return -1;
 	}
-	tfd = place_tracker(tg->pid, gadget, old);
+	tfd = track_place(tg->pid, gadget, old);
 	if (tfd < 0) {
 		warnx("pid %d: no write tracker (%s): pages compared by their hashes", tg->pid,
 		    old < 0 ? "userfaultfd(2) refused" : "could not move it");
 		return 0;
 	}
-	tr->uf = take_fd(tg->pid, tfd);
+	tr->uf = track_take_fd(tg->pid, tfd);
 	if (tr->uf < 0)
 		goto drop;
 	if (old < 0) {
@@ -311,11 +355,12 @@ int track_prepare(const struct dump_target *tg, uint64_t gadget, struct image *i
 			}
 			tr->tracked[i] = rc && current;
 			tracked_any |= tr->tracked[i];
+			tr->fast[i] = tr->tracked[i] && scan_absent(tr, pm, r->d.start, r->d.end) == 0;
 		}
 		/* New since, or the first time: under the tracker from now on
 		 * (a region the program registered itself stays untracked). */
 		if (!rc)
-			(void)protect(tr->uf, r->d.start, r->d.end);
+			(void)track_protect(tr->uf, r->d.start, r->d.end);
 	}
 	close(pm);
 	if (tracked_any) {
@@ -330,6 +375,20 @@ drop:
 		close(tr->uf);
 	tr->uf = -1;
 	im->track->fd = -1;
+	return 0;
+}
+
+int track_later(struct track *tr, uint64_t start, uint64_t end)
+{
+	return add_run(&tr->later, &tr->nlater, &tr->lcap, start, end);
+}
+
+int track_take_later(struct track *tr, struct incr_dump *incr)
+{
+	for (size_t i = 0; i < tr->nlater; i++)
+		for (uint64_t a = tr->later[i].start; a < tr->later[i].end; a += INCR_PAGE)
+			if (incr_dump_same(incr, a) < 0)
+				return -1;
 	return 0;
 }
 
@@ -359,6 +418,9 @@ void track_free(struct track *tr)
 	if (tr->uf >= 0)
 		close(tr->uf);
 	free(tr->tracked);
+	free(tr->fast);
+	free(tr->absent);
+	free(tr->later);
 	free(tr->written);
 	memset(tr, 0, sizeof(*tr));
 	tr->uf = -1;

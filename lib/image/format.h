@@ -60,6 +60,8 @@ enum img_rec_type {
 	IMG_REC_MOUNTS = 25,	/* a mount namespace of its own: how its mounts differ (img_mounts) */
 	IMG_REC_TIMENS = 26,	/* a time namespace of its own: offsets and clocks (img_timens) */
 	IMG_REC_TRACK = 27,	/* write tracking: how the dump found changed pages (img_track) */
+	IMG_REC_PRECOPY = 28,	/* live stream: pages copied while the program ran (img_precopy) */
+	IMG_REC_LIVE = 29,	/* live stream's image: the pages the pre-copy gives (img_live) */
 	IMG_REC_NTYPES
 };
 
@@ -946,6 +948,31 @@ struct img_track {
 	uint32_t how;	 /* IMG_TRACK_* */
 	uint64_t written; /* IMG_TRACK_WRITTEN: pages the tracker reported written */
 };
+
+/* ckpt-dump --live writes a stream: IMG_LIVE_MAGIC, PRECOPY records (the
+ * pages copied while the program ran, in rounds), then an ordinary image
+ * (IMG_MAGIC...) of the frozen program whose LIVE record lists the pages it
+ * takes from the pre-copy; its PAGES hold the others (ckpt-image(5)). */
+#define IMG_LIVE_MAGIC "CKPTLIV\n"
+enum { IMG_PRECOPY_AREAS, IMG_PRECOPY_PAGES, IMG_PRECOPY_NWHAT };
+struct img_precopy {
+	uint32_t what;	/* IMG_PRECOPY_*: the first record AREAS, then PAGES */
+	uint32_t n;	/* AREAS: ranges (img_run: addr, npages); PAGES: runs */
+	uint32_t data_crc; /* PAGES: CRC-32C of the page data; AREAS: 0 */
+	uint32_t pad;	   /* 0 */
+	uint64_t npages; /* PAGES: pages of data after the runs (no padding); AREAS: 0 */
+};
+#define IMG_PRECOPY_MAX_AREAS 65536
+#define IMG_PRECOPY_MAX_RUNS 4096
+/* LIVE: once, in the metadata; then nruns img_run, ascending: the pages
+ * restored from the pre-copy (each in a pre-copied area). */
+struct img_live {
+	uint32_t nruns;
+	uint32_t rounds;   /* rounds of pre-copy (for ckpt-inspect) */
+	uint64_t npages;   /* pages the runs cover */
+	uint64_t precopied; /* pages the PRECOPY records held, rewritten ones counted again */
+};
+#define IMG_LIVE_MAX_RUNS (1u << 24)
 
 /* HASHES and REUSE: pages of process pid, as runs; HASHES then has npages
  * hashes of 16 bytes, in the order of the runs' pages. */

@@ -223,6 +223,7 @@ void image_free(struct image *im)
 	img_attrs_free(im->attrs);
 	free(im->cpu);
 	free(im->track);
+	img_live_free(im->live);
 	memset(im, 0, sizeof(*im));
 }
 
@@ -396,6 +397,8 @@ int img_write_meta(struct img_writer *w, const struct image *im)
 	}
 	v[0] = (struct iovec){im->track, sizeof(*im->track)};
 	if (im->track && img_write_rec(w, IMG_REC_TRACK, v, 1))
+		return -1;
+	if (im->live && img_write_live(w, im->live))
 		return -1;
 	if (im->parent && img_write_rec_tail(w, IMG_REC_PARENT, &im->parent->d,
 					     sizeof(im->parent->d), im->parent->path,
@@ -1508,6 +1511,8 @@ static int meta_rec(void *arg, const struct img_rec *rec, void *buf)
 		return parse_parent(im, buf, rec->len);
 	case IMG_REC_TRACK:
 		return parse_track(im, buf, rec->len);
+	case IMG_REC_LIVE:
+		return img_parse_live(im, buf, rec->len);
 	case IMG_REC_ATTRS:
 		return img_parse_attrs(im, buf, rec->len);
 	case IMG_REC_CPU:

@@ -146,7 +146,18 @@ struct image {
 	struct attrs *attrs;   /* ATTRS record, or NULL: none (an older image) */
 	struct img_cpu *cpu;   /* CPU record, or NULL: none (an older image) */
 	struct img_track *track; /* TRACK record, or NULL: none (ckpt-dump --track) */
+	struct live_rec *live;	 /* LIVE record, or NULL: none (ckpt-dump --live) */
 };
+/* The LIVE record (live.c): the pages of a live stream's image that its
+ * pre-copy gives. */
+struct live_rec {
+	struct img_live d;
+	struct img_run *runs;
+	int tracker; /* ckpt-dump: the tracker's fd in the program (not written) */
+};
+int img_parse_live(struct image *im, const void *buf, uint64_t len);
+int img_write_live(struct img_writer *w, const struct live_rec *l);
+void img_live_free(struct live_rec *l);
 /* The MOUNTS record (mounts.c): read into n, written, freed. */
 int img_parse_mounts(struct ns_rec *n, const char *buf, uint64_t len);
 int img_write_mounts(struct img_writer *w, const struct ns_rec *n);
@@ -292,6 +303,14 @@ struct img_input {
 	/* img_open_as: the image, and every parent of its chain, must be
 	 * one that root wrote (imgopen.c, ckpt(7) SECURITY). */
 	int trust;
+	/* A live stream (ckpt-dump --live): its pre-copied areas, each
+	 * staged in this process's memory (live.c). */
+	struct img_stage {
+		uint64_t start, end; /* the program's addresses */
+		unsigned char *mem;  /* its pages here, end - start bytes */
+	} *stage;
+	size_t nstage;
+	uint64_t staged; /* pages the PRECOPY records held */
 };
 
 /* Whether s (len bytes: a cgroup, a mount's path) is not an absolute path
@@ -316,6 +335,12 @@ int img_open_as(const char *path, struct img_input *in, int trust)
  * under the rule of trust; with merge, its own chain attached (img_open). */
 int img_open_parent(const char *path, struct img_input *in, int merge, int trust)
     __attribute__((warn_unused_result));
+/* After IMG_LIVE_MAGIC on fd: read the PRECOPY records into staging
+ * memory (in->stage) up to the image's own magic, whose first bytes go to
+ * next (*n of them, at most sizeof(struct img_header)). */
+int img_live_receive(int fd, const char *path, struct img_input *in, unsigned char *next,
+		     ssize_t *n) __attribute__((warn_unused_result));
+void img_stage_free(struct img_input *in);
 /* Free what img_open read (not the fds). */
 void img_input_free(struct img_input *in);
 /* Close the stream (not standard input) and the status pipe, and free

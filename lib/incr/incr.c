@@ -426,6 +426,14 @@ int incr_dump_open(const char *path, const char *outpath, struct incr_dump **out
 		err_set("--parent: %s", why);
 		goto fail;
 	}
+	/* Its pre-copied pages are in no page data a merge could read. */
+	if (in.im.live) {
+		img_input_close(&in);
+		err_set("--parent: %s is a live stream (ckpt-dump --live), which cannot be a parent; "
+			"restore it and dump that",
+			path);
+		goto fail;
+	}
 	if (check_parent(&in, path, outpath) || make_parent(&d->parent, &in, path)) {
 		img_input_close(&in);
 		goto fail;
@@ -746,6 +754,14 @@ void incr_inspect_text(FILE *f, const struct img_input *in)
 		else
 			fprintf(f, "; no tracker left in the program\n");
 	}
+	if (in->im.live)
+		fprintf(f,
+			"live:     a live stream (ckpt-dump --live): %llu pages copied while it ran, "
+			"in %u rounds; %llu pages (%s) taken from that pre-copy, in %u runs\n",
+			(unsigned long long)in->im.live->d.precopied, in->im.live->d.rounds,
+			(unsigned long long)in->im.live->d.npages,
+			fmt_bytes(b1, sizeof(b1), in->im.live->d.npages * in->im.hdr.page_size),
+			in->im.live->d.nruns);
 	if (!p)
 		return;
 	fprintf(f, "parent:   %s (%u image%s above this one)\n", p->path, p->d.depth,
@@ -769,6 +785,13 @@ void incr_inspect_json(FILE *f, const struct img_input *in)
 	if (t)
 		fprintf(f, "\"tracking\":{\"how\":\"%s\",\"fd\":%d,\"written_pages\":%llu},\n",
 			track_how[t->how], t->fd, (unsigned long long)t->written);
+	if (in->im.live)
+		fprintf(f,
+			"\"live\":{\"rounds\":%u,\"precopied_pages\":%llu,\"staged_pages\":%llu,"
+			"\"kept_pages\":%llu,\"runs\":%u},\n",
+			in->im.live->d.rounds, (unsigned long long)in->im.live->d.precopied,
+			(unsigned long long)in->staged, (unsigned long long)in->im.live->d.npages,
+			in->im.live->d.nruns);
 	if (!p)
 		return;
 	fprintf(f, "\"parent\":{\"path\":");

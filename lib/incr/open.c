@@ -88,6 +88,7 @@ static int read_tree(struct img_input *in)
 
 void img_input_free(struct img_input *in)
 {
+	img_stage_free(in);
 	image_free(&in->im);
 	for (size_t k = 0; k < in->nrest; k++)
 		image_free(&in->rest[k]);
@@ -333,6 +334,10 @@ static int sniff(struct img_input *in, int *fd, const char *path, unsigned char 
 		*fd = pfd;
 		in->compressed = 1;
 		*n = 0;
+	} else if (*n == 8 && !memcmp(prefix, IMG_LIVE_MAGIC, 8)) {
+		/* ckpt-dump --live: its pre-copy first, then the image. */
+		if (img_live_receive(*fd, path, in, prefix, n))
+			return -1;
 	} else if (*n < 8 || memcmp(prefix, IMG_MAGIC, 8)) {
 		err_set("%s: not a ckpt image (bad magic)", path);
 		return -1;

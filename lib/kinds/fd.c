@@ -286,7 +286,8 @@ int fd_capture(pid_t pid, struct image *im, uint32_t opts)
 		return -1;
 	}
 	for (size_t i = 0; i < n && !rc; i++) {
-		if (im->track && fds[i] == im->track->fd) /* ckpt-dump --track's */
+		if ((im->track && fds[i] == im->track->fd) || /* ckpt-dump --track's */
+		    (im->live && fds[i] == im->live->tracker)) /* --live's */
 			continue;
 		fl.cur = fds[i];
 		rc = capture_one(pid, fds[i], im, opts, &fl);

@@ -25,6 +25,7 @@
 #include "kinds/kinds.h"
 #include "target/target.h"
 #include "restore/restore.h"
+#include "restore/live-internal.h"
 #include "restore/restorer/restorer.h"
 
 extern const unsigned char rst_blob[], rst_blob_end[];
@@ -1425,6 +1426,7 @@ static uint64_t blob_data_len(const struct restore *r)
 		len += im->sigq[i].d.count * sizeof(struct rst_sig);
 	len += im->timers.nposix * sizeof(struct rst_ptimer) + 128;
 	len += rst_attrs_len(im);
+	len += rst_live_len(r->in); /* a live stream's moves */
 	/* Per thread: its struct, its frame, and (clones) its stack. */
 	for (size_t i = 0; i < im->nthreads; i++)
 		len += sizeof(struct rst_thread) + ALIGN(sizeof(struct k_ucontext), 64) +
@@ -1957,7 +1959,8 @@ static int plan_unmap(struct restore *r)
 	for (size_t i = 0; i < r->nself; i++) {
 		const struct proc_map *m = &r->self[i];
 		if (is_special(m->path) || !strcmp(m->path, "[vsyscall]") ||
-		    (m->start >= r->blob && m->end <= r->tramp + r->ps))
+		    (m->start >= r->blob && m->end <= r->tramp + r->ps) ||
+		    rst_live_staged(r->in, m->start, m->end))
 			continue;
 		unmap[a->nunmap++] = (struct rst_range){m->start, m->end};
 	}
@@ -2034,7 +2037,8 @@ int rst_restore(struct img_input *in, int flags, const struct rst_tree *tree)
 	if (map_blob(&r) || map_trampoline(r.tramp, r.ps) || copy_code(&r))
 		goto fail;
 	init_args(&r);
-	if (plan_specials(r.im, r.self, r.nself, r.a) || plan_maps(&r))
+	if (plan_specials(r.im, r.self, r.nself, r.a) || plan_maps(&r) ||
+	    rst_live_plan(in, r.maps, r.nmaps, r.a, r.base, &r.off))
 		goto fail;
 	/* A tree's session leaders took their sessions as they forked. */
 	if ((!tree && fd_take_session(r.im, &r.pipes)) || plan_files(&r) || lift_own_fds(&r))

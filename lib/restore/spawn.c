@@ -397,6 +397,8 @@ static void mount_proc(void)
 /* The parent side: the child has the image now. */
 static _Noreturn void parent(struct img_input *in, pid_t child)
 {
+	/* A live stream's staged pages are the child's now. */
+	img_stage_free(in);
 	rst_close_inherited(in);
 	close(in->r.fd);
 	if (in->status_fd >= 0)
@@ -435,6 +437,7 @@ static _Noreturn void ns_init(struct img_input *in, int flags, int status_pipe)
 		if (rst_ns_enter(in, 0) || rst_restore(in, flags | RST_KEEP_TIDS, NULL))
 			die(ckpt_fail_rc(), "%s", err_get());
 	}
+	img_stage_free(in);
 	rst_close_inherited(in);
 	close(in->r.fd);
 	if (in->status_fd >= 0)
@@ -1285,6 +1288,7 @@ int rst_run(struct img_input *in, int flags, enum rst_pids pids)
 		ns_init(in, flags, p[1]);
 	}
 	close(p[1]);
+	img_stage_free(in);
 	rst_close_inherited(in);
 	close(in->r.fd);
 	if (in->status_fd >= 0)

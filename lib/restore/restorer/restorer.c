@@ -83,6 +83,7 @@
 #define MADV_DONTDUMP 16
 #define MADV_WIPEONFORK 18
 #define MADV_POPULATE_WRITE 23
+#define MADV_DONTNEED 4
 #define MADV_GUARD_INSTALL 102
 #define CLONE_CHILD_CLEARTID 0x200000
 #define ESRCH 3
@@ -1054,6 +1055,34 @@ static void map_regions(struct rst_args *a)
 	make_aio_rings(a);
 }
 
+/* A live stream's pre-copy: moved, not copied (restore/live.c). */
+static void move_staged(struct rst_args *a)
+{
+	const struct rst_move *m = (const struct rst_move *)a->live_moves;
+	const struct rst_range *d = (const struct rst_range *)a->live_drop;
+
+	for (uint64_t i = 0; i < a->nlive_moves; i++) {
+		long r = sys5(NR_mremap, m[i].from, m[i].len, m[i].len,
+			      MREMAP_MAYMOVE | MREMAP_FIXED, m[i].to);
+		if (r != (long)m[i].to)
+			fail(a, "cannot move the pre-copied pages to", m[i].to, r);
+	}
+	for (uint64_t i = 0; i < a->nlive_zero; i++) {
+		const struct rst_move *z = (const struct rst_move *)a->live_zero + i;
+		/* A few pages: written (a huge page stays whole); more: dropped. */
+		if (z->len <= 16 * (uint64_t)a->page_size) {
+			for (uint64_t *p = (uint64_t *)z->to; p < (uint64_t *)(z->to + z->len); p++)
+				*(volatile uint64_t *)p = 0;
+		} else {
+			long r = sys3(NR_madvise, z->to, z->len, MADV_DONTNEED);
+			if (r)
+				fail(a, "cannot drop the pages the pre-copy does not give at", z->to, r);
+		}
+	}
+	for (uint64_t i = 0; i < a->nlive_drop; i++)
+		sys2(NR_munmap, d[i].start, d[i].end - d[i].start);
+}
+
 /* What the program had said of its memory with madvise and mlock. */
 static void advise_regions(struct rst_args *a)
 {
@@ -1494,6 +1523,7 @@ __attribute__((section(".text.entry"), noreturn, used)) void rst_entry(struct rs
 		sys2(NR_munmap, u[i].start, u[i].end - u[i].start);
 	move_specials(a);
 	map_regions(a);
+	move_staged(a);
 	fill_pages(a);
 	aio_positions(a);
 	protect_regions(a);

@@ -202,6 +202,19 @@ struct rst_args {
 	uint64_t proc_path; /* NUL-terminated; 0: none */
 	uint64_t proc_flags;
 	uint64_t proc_prop;
+
+	/* A live stream (ckpt-dump --live): the pieces of the staged
+	 * pre-copy in ckpt-remap's memory that regions have, moved into
+	 * place once the regions are mapped (before the page data, which
+	 * may write over them); the pages of them the pre-copy does not
+	 * give, made zero; then what is left of the staging memory,
+	 * dropped. */
+	uint64_t nlive_moves;
+	uint64_t live_moves; /* struct rst_move[nlive_moves] */
+	uint64_t nlive_zero;
+	uint64_t live_zero; /* struct rst_move[nlive_zero]: to, len made zero after the moves */
+	uint64_t nlive_drop;
+	uint64_t live_drop; /* struct rst_range[nlive_drop] */
 };
 
 /* One POSIX lock: fcntl(fd, F_SETLK, &fl), fl as the kernel's struct
