@@ -1,0 +1,395 @@
+/* lazy.c: ckpt-remap --lazy from a compressed image or a stream (post-copy).
+ *
+ * A stream cannot be mapped, nor read out of order.  The image's page data
+ * comes in lazy order (IMG_PROC_LAZY_ORDER, img_lazy_late): the memory a
+ * program touches first (stacks, libraries' data, small regions) before
+ * its large anonymous regions, in records of their own.  The restorer
+ * reads the first part as ever; at the first record of the late regions
+ * it registers them on a userfaultfd (MISSING mode) and hands the stream
+ * over to the filler, and the program runs.  A fault on a late page that
+ * is not there yet waits until the filler has it in (the kernel wakes it
+ * at the UFFDIO_COPY of its page).
+ *
+ * The filler is a process of its own, forked from ckpt-remap before the
+ * restorer starts (zio_spawn: a grandchild, reparented away, which the
+ * program can neither wait for nor see as a thread).  It holds the
+ * userfaultfd (made here, in ckpt-remap, so it is the mm the program
+ * gets), the image's fd and the decompressor's status, a pidfd of the
+ * program and the pipe from the restorer, nothing else.  It reads the
+ * rest in order and fills each chunk with UFFDIO_COPY (EEXIST: a page the
+ * program faulted in as a hole, UFFDIO_ZEROPAGE, is left as it is); a
+ * fault below where the stream stands is on a page the image does not
+ * hold (a hole): UFFDIO_ZEROPAGE.  After END it closes the userfaultfd,
+ * which takes the registration away and wakes whoever still waits (on a
+ * hole: the kernel gives it a zero page), and exits.  A stream that ends
+ * or breaks first kills the program with one line: it must not run on
+ * with pages missing, nor wait for them for ever. */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "base/base.h"
+#include "io/io.h"
+#include "restore/restore.h"
+#include "restore/restorer/restorer.h"
+
+#ifndef USERFAULTFD_IOC_NEW
+#define USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)
+#endif
+
+/* Pages filled by one UFFDIO_COPY: a fault waits at most one such read. */
+#define CHUNK_PAGES 64
+/* Faults on holes ahead of the stream remembered (more just wait for the
+ * end, when the userfaultfd is closed). */
+#define MAX_PENDING 4096
+
+struct filler {
+	struct img_input *in;
+	struct img_reader r;
+	const struct rst_map *maps;
+	size_t nmaps;
+	int uffd, pipe, pidfd;
+	pid_t pid;
+	uint64_t ps;
+	uint64_t pos; /* every late page below is in, or a hole */
+	unsigned char *buf;
+	uint64_t pending[MAX_PENDING];
+	size_t npending;
+};
+
+int rst_lazy_stream(const struct img_input *in)
+{
+	struct stat sb;
+
+	return in->compressed || fstat(in->r.fd, &sb) || !S_ISREG(sb.st_mode);
+}
+
+/* A userfaultfd that waits on faults from system calls too: without
+ * privilege only through /dev/userfaultfd (Linux 6.1) or
+ * vm.unprivileged_userfaultfd=1. */
+static int uffd_open(void)
+{
+	struct uffdio_api api = {.api = UFFD_API};
+	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK), dev;
+
+	if (fd < 0 && errno == EPERM && (dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC)) >= 0) {
+		fd = ioctl(dev, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
+		close(dev);
+	}
+	if (fd < 0) {
+		err_set("--lazy from a compressed image or a stream needs a userfaultfd that "
+			"waits on faults in system calls too, which this user may not make "
+			"(vm.unprivileged_userfaultfd is 0 and /dev/userfaultfd is not open to "
+			"it; with UFFD_USER_MODE_ONLY a read() into a page not yet there would "
+			"fail with EFAULT): restore without --lazy, or from an uncompressed "
+			"image file");
+		return -1;
+	}
+	if (ioctl(fd, UFFDIO_API, &api) || !(api.ioctls & (1ull << _UFFDIO_REGISTER))) {
+		err_sys("--lazy from a stream: the kernel's userfaultfd has no MISSING mode");
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int rst_lazy_check(const struct img_input *in)
+{
+	int fd;
+
+	if (!(in->im.proc.flags & IMG_PROC_LAZY_ORDER)) {
+		err_set("--lazy from a compressed image or a stream needs an image in lazy order, "
+			"which incremental, --cow and tree dumps and older ckpt-dumps do not "
+			"write: restore without --lazy, or from an uncompressed image file");
+		return -1;
+	}
+	if ((fd = uffd_open()) < 0)
+		return -1;
+	close(fd);
+	return 0;
+}
+
+/* ---- the filler ---------------------------------------------------------- */
+
+/* The stream is lost: the program must not run on without its pages. */
+static noreturn void lost(struct filler *f, const char *how)
+{
+	char why[1024];
+
+	snprintf(why, sizeof(why), "%s", err_get());
+	/* A decompressor's reason says more than the cut it left. */
+	img_input_fail(f->in);
+	if (strcmp(err_get(), why))
+		snprintf(why, sizeof(why), "%s", err_get());
+	syscall(SYS_pidfd_send_signal, f->pidfd, SIGKILL, NULL, 0);
+	fprintf(stderr, "%s: pid %d: the image stream %s at byte %llu: %s; killed\n", prog,
+		(int)f->pid, how, (unsigned long long)f->r.off, why);
+	_exit(1);
+}
+
+/* Whether the stream ended early (a short read) or broke. */
+static const char *how(void)
+{
+	return strncmp(err_get(), "image truncated", 15) ? "broke" : "ended";
+}
+
+static int gone(struct filler *f)
+{
+	struct pollfd p = {.fd = f->pidfd, .events = POLLIN};
+
+	return poll(&p, 1, 0) == 1;
+}
+
+/* A page the image does not hold: zero (EEXIST: it is in already). */
+static void zero_page(struct filler *f, uint64_t addr)
+{
+	struct uffdio_zeropage z = {.range = {addr, f->ps}};
+	struct uffdio_range w = {addr, f->ps};
+
+	if (ioctl(f->uffd, UFFDIO_ZEROPAGE, &z) && errno == EEXIST)
+		ioctl(f->uffd, UFFDIO_WAKE, &w);
+}
+
+/* The faults the kernel reported: below the stream's position a hole,
+ * zeroed now; ahead, remembered until the stream passes it (a page the
+ * stream holds wakes its faults as it is copied). */
+static void serve_faults(struct filler *f)
+{
+	struct uffd_msg m[64];
+	ssize_t n;
+	size_t k = 0;
+
+	for (size_t i = 0; i < f->npending; i++)
+		if (f->pending[i] < f->pos)
+			zero_page(f, f->pending[i]);
+		else
+			f->pending[k++] = f->pending[i];
+	f->npending = k;
+	while ((n = read(f->uffd, m, sizeof(m))) > 0)
+		for (size_t i = 0; i < (size_t)n / sizeof(m[0]); i++) {
+			uint64_t a = m[i].arg.pagefault.address & ~(f->ps - 1);
+			if (m[i].event != UFFD_EVENT_PAGEFAULT)
+				continue;
+			if (a < f->pos)
+				zero_page(f, a);
+			else if (f->npending < MAX_PENDING)
+				f->pending[f->npending++] = a;
+		}
+}
+
+/* One chunk read (img_read_chunks): into its place, its waiters woken. */
+static int fill_chunk(void *arg, uint64_t addr, uint64_t n, uint32_t crc)
+{
+	struct filler *f = arg;
+	uint64_t done = 0, len = n * f->ps;
+
+	(void)crc;
+	while (done < len) {
+		struct uffdio_copy c = {.dst = addr + done,
+					.src = (uint64_t)(f->buf + done),
+					.len = len - done};
+		if (ioctl(f->uffd, UFFDIO_COPY, &c) == 0)
+			break;
+		if (c.copy > 0)
+			done += c.copy;
+		else if (errno == EEXIST) /* zeroed as a hole: it was not one */
+			done += f->ps;
+		else if (errno == ESRCH || gone(f))
+			_exit(0); /* the program exited */
+		else if (errno != EAGAIN) {
+			err_sys("cannot fill page %#llx", (unsigned long long)(addr + done));
+			return -1;
+		}
+	}
+	f->pos = addr + len;
+	serve_faults(f);
+	return 0;
+}
+
+static const struct rst_map *late_map(const struct filler *f, uint64_t addr, uint64_t len)
+{
+	for (size_t i = 0; i < f->nmaps; i++)
+		if (f->maps[i].late && f->maps[i].start <= addr && addr + len <= f->maps[i].end &&
+		    addr + len > addr)
+			return &f->maps[i];
+	return NULL;
+}
+
+/* A record of late pages: every run in a late region, after the last. */
+static void fill_record(struct filler *f, const struct img_pages *p, const struct img_run *run,
+			uint64_t start)
+{
+	for (uint32_t i = 0; i < p->nruns; i++)
+		if (run[i].addr < f->pos || !late_map(f, run[i].addr, run[i].npages * f->ps)) {
+			err_set("PAGES record at offset %llu: run at %#llx is not in lazy order",
+				(unsigned long long)start, (unsigned long long)run[i].addr);
+			lost(f, "broke");
+		}
+	if (img_read_chunks(&f->r, p, run, &f->buf, CHUNK_PAGES, fill_chunk, f, NULL))
+		lost(f, how());
+}
+
+/* Wait until the stream has more, serving faults meanwhile; quietly out
+ * when the program is gone. */
+static void wait_stream(struct filler *f)
+{
+	struct pollfd p[3] = {{.fd = f->r.fd, .events = POLLIN},
+			      {.fd = f->uffd, .events = POLLIN},
+			      {.fd = f->pidfd, .events = POLLIN}};
+
+	for (;;) {
+		if (poll(p, 3, -1) < 0 && errno != EINTR)
+			return;
+		if (p[2].revents)
+			_exit(0);
+		if (p[1].revents)
+			serve_faults(f);
+		if (p[0].revents)
+			return;
+	}
+}
+
+static int read_full_fd(int fd, void *buf, size_t len)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t n = read(fd, (char *)buf + got, len - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		got += n;
+	}
+	return 0;
+}
+
+static const char *filler_main(struct filler *f)
+{
+	struct rst_lazy_msg msg;
+	struct img_run *run;
+
+	/* Nothing: the restorer read the whole stream itself (no late
+	 * pages), or failed and said why. */
+	if (read_full_fd(f->pipe, &msg, sizeof(msg)) || msg.magic != RST_LAZY_MAGIC ||
+	    msg.p.nruns == 0 || msg.p.nruns > IMG_MAX_RUNS)
+		_exit(0);
+	run = malloc(msg.p.nruns * sizeof(*run));
+	f->buf = malloc(CHUNK_PAGES * f->ps);
+	if (!run || !f->buf || read_full_fd(f->pipe, run, msg.p.nruns * sizeof(*run)))
+		lost(f, "broke");
+	close(f->pipe);
+	f->r.off = msg.off;
+	f->r.nrec = msg.nrec + 1;
+	f->r.npages = msg.npages;
+	fill_record(f, &msg.p, run, msg.start);
+	free(run);
+	for (;;) {
+		struct img_rec rec;
+		uint64_t start;
+		void *pl;
+
+		wait_stream(f);
+		start = f->r.off;
+		if (img_read_rec(&f->r, &rec, &pl))
+			lost(f, how());
+		if (rec.type == IMG_REC_END) {
+			if (img_check_end(&f->r, &rec, pl))
+				lost(f, "broke");
+			free(pl);
+			break;
+		}
+		if (rec.type != IMG_REC_PAGES) {
+			err_set("record of type %u at offset %llu in the page data", rec.type,
+				(unsigned long long)start);
+			lost(f, "broke");
+		}
+		fill_record(f, pl, img_runs(rec.type, pl), start);
+		free(pl);
+	}
+	f->in->r.off = f->r.off;
+	if (img_input_end(f->in))
+		lost(f, "broke");
+	/* Every page is in: the registration goes with the userfaultfd, and
+	 * a fault still waiting (on a hole) is retried and gets a zero page. */
+	close(f->uffd);
+	return NULL;
+}
+
+/* The filler's start in its process: only its own fds left open. */
+static const char *run_filler(void *arg, int wfd, int sfd)
+{
+	struct filler *f = arg;
+	int keep[] = {2, f->r.fd, f->in->status_fd, f->uffd, f->pipe, f->pidfd};
+	int lo = 0, n = sizeof(keep) / sizeof(keep[0]);
+
+	close(wfd);
+	close(sfd);
+	/* Not the terminal's: ^C in it is for the program. */
+	setsid();
+	for (int i = 0; i < n; i++)
+		for (int j = i + 1; j < n; j++)
+			if (keep[j] < keep[i]) {
+				int t = keep[i];
+				keep[i] = keep[j];
+				keep[j] = t;
+			}
+	for (int i = 0; i < n; i++) {
+		if (keep[i] < lo)
+			continue;
+		if (keep[i] > lo)
+			close_range(lo, keep[i] - 1, 0);
+		lo = keep[i] + 1;
+	}
+	close_range(lo, ~0U, 0);
+	signal(SIGPIPE, SIG_IGN);
+	return filler_main(f);
+}
+
+int rst_lazy_start(struct img_input *in, const struct rst_map *maps, size_t nmaps, int base,
+		   int *uffd, int *lazy_fd)
+{
+	struct filler f = {.in = in, .r = in->r, .maps = maps, .nmaps = nmaps, .ps = 4096};
+	int p[2] = {-1, -1}, out = -1, status = -1, rc = -1;
+
+	f.ps = (uint64_t)sysconf(_SC_PAGESIZE);
+	f.pid = getpid();
+	f.uffd = uffd_open();
+	f.pidfd = (int)syscall(SYS_pidfd_open, f.pid, 0);
+	if (f.uffd < 0 || f.pidfd < 0 || pipe2(p, O_CLOEXEC)) {
+		if (f.uffd >= 0)
+			err_sys("--lazy from a stream: cannot make the filler's pidfd or pipe");
+		goto out;
+	}
+	f.pipe = p[0];
+	if (zio_spawn("filler", run_filler, &f, &out, &status))
+		goto out;
+	close(out);
+	close(status);
+	/* Ours go above the program's fds, as the restorer's others. */
+	if ((*uffd = fcntl(f.uffd, F_DUPFD_CLOEXEC, base)) < 0 ||
+	    (*lazy_fd = fcntl(p[1], F_DUPFD_CLOEXEC, base)) < 0) {
+		err_sys("--lazy from a stream: cannot move the userfaultfd");
+		goto out;
+	}
+	rc = 0;
+out:
+	if (f.uffd >= 0)
+		close(f.uffd);
+	if (f.pidfd >= 0)
+		close(f.pidfd);
+	if (p[0] >= 0)
+		close(p[0]);
+	if (p[1] >= 0)
+		close(p[1]);
+	return rc;
+}
