@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -336,6 +337,7 @@ static const char *run_filler(void *arg, int wfd, int sfd)
 	close(sfd);
 	/* Not the terminal's: ^C in it is for the program. */
 	setsid();
+	prctl(PR_SET_NAME, "ckpt-fill");
 	for (int i = 0; i < n; i++)
 		for (int j = i + 1; j < n; j++)
 			if (keep[j] < keep[i]) {
