@@ -49,9 +49,30 @@
 
 /* Pages filled by one UFFDIO_COPY: a fault waits at most one such read. */
 #define CHUNK_PAGES 64
-/* Faults on holes ahead of the stream remembered (more just wait for the
- * end, when the userfaultfd is closed). */
-#define MAX_PENDING 4096
+/* Faults on holes ahead of the stream remembered, per memory (more just
+ * wait for the end, when the userfaultfd is closed). */
+#define MAX_PENDING 1024
+/* Children forked before every page was in, and what one memory may do
+ * to its late regions meanwhile, that the filler follows. */
+#define MAX_MEMS 64
+#define MAX_LOG 256
+
+/* A memory the filler fills: the program's, or a child's it forked
+ * before every page was in (UFFD_EVENT_FORK gives it a userfaultfd of its
+ * own: without it the child would read zeros where pages were missing).
+ * Its log: what it did to the late regions since, in order (mremap moves
+ * pages, madvise(MADV_DONTNEED) and munmap drop them), for where a page
+ * of the stream goes in it now. */
+struct mem {
+	int fd;
+	int moved; /* the log has a move: a fault's address is not the stream's */
+	size_t nlog, npending;
+	struct mem_ev {
+		uint64_t from, to, len;
+		int drop;
+	} log[MAX_LOG];
+	uint64_t pending[MAX_PENDING];
+};
 
 struct filler {
 	struct img_input *in;
@@ -63,8 +84,8 @@ struct filler {
 	uint64_t ps;
 	uint64_t pos; /* every late page below is in, or a hole */
 	unsigned char *buf;
-	uint64_t pending[MAX_PENDING];
-	size_t npending;
+	struct mem *mem[MAX_MEMS];
+	size_t nmem;
 };
 
 int rst_lazy_stream(const struct img_input *in)
@@ -79,7 +100,9 @@ int rst_lazy_stream(const struct img_input *in)
  * vm.unprivileged_userfaultfd=1. */
 static int uffd_open(void)
 {
-	struct uffdio_api api = {.api = UFFD_API};
+	struct uffdio_api api = {.api = UFFD_API,
+				 .features = UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP |
+					     UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP};
 	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK), dev;
 
 	if (fd < 0 && errno == EPERM && (dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC)) >= 0) {
@@ -96,7 +119,8 @@ static int uffd_open(void)
 		return -1;
 	}
 	if (ioctl(fd, UFFDIO_API, &api) || !(api.ioctls & (1ull << _UFFDIO_REGISTER))) {
-		err_sys("--lazy from a stream: the kernel's userfaultfd has no MISSING mode");
+		err_sys("--lazy from a stream: the kernel's userfaultfd has no MISSING mode or "
+			"no fork, mremap, madvise and munmap events");
 		close(fd);
 		return -1;
 	}
@@ -121,20 +145,48 @@ int rst_lazy_check(const struct img_input *in)
 
 /* ---- the filler ---------------------------------------------------------- */
 
-/* The stream is lost: the program must not run on without its pages. */
+/* Every descendant of pid, then pid: a child that shares memory not in
+ * yet must not run on without it either. */
+static void kill_tree(pid_t pid, int pidfd)
+{
+	char path[64];
+	FILE *f;
+	int c;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid, (int)pid);
+	if ((f = fopen(path, "re"))) {
+		while (fscanf(f, "%d", &c) == 1)
+			kill_tree(c, -1);
+		fclose(f);
+	}
+	if (pidfd >= 0)
+		syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+	else
+		kill(pid, SIGKILL);
+}
+
+/* The program cannot have its pages: it must not run on without them. */
+static noreturn void killed(struct filler *f, const char *fmt, const char *why)
+{
+	kill_tree(f->pid, f->pidfd);
+	fprintf(stderr, "%s: pid %d: ", prog, (int)f->pid);
+	fprintf(stderr, fmt, (unsigned long long)f->r.off, why);
+	fprintf(stderr, "; killed\n");
+	_exit(1);
+}
+
+/* The stream is lost. */
 static noreturn void lost(struct filler *f, const char *how)
 {
-	char why[1024];
+	char why[1024], fmt[64];
 
 	snprintf(why, sizeof(why), "%s", err_get());
 	/* A decompressor's reason says more than the cut it left. */
 	img_input_fail(f->in);
 	if (strcmp(err_get(), why))
 		snprintf(why, sizeof(why), "%s", err_get());
-	syscall(SYS_pidfd_send_signal, f->pidfd, SIGKILL, NULL, 0);
-	fprintf(stderr, "%s: pid %d: the image stream %s at byte %llu: %s; killed\n", prog,
-		(int)f->pid, how, (unsigned long long)f->r.off, why);
-	_exit(1);
+	snprintf(fmt, sizeof(fmt), "the image stream %s at byte %%llu: %%s", how);
+	killed(f, fmt, why);
 }
 
 /* Whether the stream ended early (a short read) or broke. */
@@ -143,75 +195,159 @@ static const char *how(void)
 	return strncmp(err_get(), "image truncated", 15) ? "broke" : "ended";
 }
 
-static int gone(struct filler *f)
-{
-	struct pollfd p = {.fd = f->pidfd, .events = POLLIN};
-
-	return poll(&p, 1, 0) == 1;
-}
-
 /* A page the image does not hold: zero (EEXIST: it is in already). */
-static void zero_page(struct filler *f, uint64_t addr)
+static void zero_page(struct filler *f, const struct mem *m, uint64_t addr)
 {
 	struct uffdio_zeropage z = {.range = {addr, f->ps}};
 	struct uffdio_range w = {addr, f->ps};
 
-	if (ioctl(f->uffd, UFFDIO_ZEROPAGE, &z) && errno == EEXIST)
-		ioctl(f->uffd, UFFDIO_WAKE, &w);
+	if (ioctl(m->fd, UFFDIO_ZEROPAGE, &z) && errno == EEXIST)
+		ioctl(m->fd, UFFDIO_WAKE, &w);
 }
 
-/* The faults the kernel reported: below the stream's position a hole,
- * zeroed now; ahead, remembered until the stream passes it (a page the
- * stream holds wakes its faults as it is copied). */
-static void serve_faults(struct filler *f)
+static void log_event(struct filler *f, struct mem *m, uint64_t from, uint64_t to, uint64_t len,
+		      int drop)
 {
-	struct uffd_msg m[64];
-	ssize_t n;
-	size_t k = 0;
+	if (m->nlog == MAX_LOG)
+		killed(f, "at byte %llu of the image stream: %s",
+		       "too many mremap, madvise and munmap calls on memory not in yet");
+	m->log[m->nlog++] = (struct mem_ev){from, to, len, drop};
+	m->moved |= !drop;
+}
 
-	for (size_t i = 0; i < f->npending; i++)
-		if (f->pending[i] < f->pos)
-			zero_page(f, f->pending[i]);
+static void add_mem(struct filler *f, int fd, const struct mem *parent)
+{
+	struct mem *m = calloc(1, sizeof(*m));
+
+	if (!m || f->nmem == MAX_MEMS)
+		killed(f, "at byte %llu of the image stream: %s",
+		       "too many children forked before every page was in");
+	m->fd = fd;
+	if (parent) {
+		memcpy(m->log, parent->log, parent->nlog * sizeof(m->log[0]));
+		m->nlog = parent->nlog;
+		m->moved = parent->moved;
+	}
+	f->mem[f->nmem++] = m;
+}
+
+static void drop_mem(struct filler *f, size_t k)
+{
+	close(f->mem[k]->fd);
+	free(f->mem[k]);
+	f->mem[k] = f->mem[--f->nmem];
+	if (!f->nmem)
+		_exit(0); /* the program and its children exited */
+}
+
+/* What memory m's userfaultfd reported.  A fault below the stream's
+ * position is on a hole: zeroed now; ahead (or anywhere once the memory
+ * moved pages), remembered until the stream passes it (a page the stream
+ * holds wakes its faults as it is copied). */
+static void serve_mem(struct filler *f, struct mem *m)
+{
+	struct uffd_msg msg[64];
+	size_t k = 0;
+	ssize_t n;
+
+	for (size_t i = 0; i < m->npending; i++)
+		if (!m->moved && m->pending[i] < f->pos)
+			zero_page(f, m, m->pending[i]);
 		else
-			f->pending[k++] = f->pending[i];
-	f->npending = k;
-	while ((n = read(f->uffd, m, sizeof(m))) > 0)
-		for (size_t i = 0; i < (size_t)n / sizeof(m[0]); i++) {
-			uint64_t a = m[i].arg.pagefault.address & ~(f->ps - 1);
-			if (m[i].event != UFFD_EVENT_PAGEFAULT)
-				continue;
-			if (a < f->pos)
-				zero_page(f, a);
-			else if (f->npending < MAX_PENDING)
-				f->pending[f->npending++] = a;
+			m->pending[k++] = m->pending[i];
+	m->npending = k;
+	while ((n = read(m->fd, msg, sizeof(msg))) > 0)
+		for (size_t i = 0; i < (size_t)n / sizeof(msg[0]); i++) {
+			const struct uffd_msg *e = &msg[i];
+			uint64_t a = e->arg.pagefault.address & ~(f->ps - 1);
+
+			if (e->event == UFFD_EVENT_PAGEFAULT && !m->moved && a < f->pos)
+				zero_page(f, m, a);
+			else if (e->event == UFFD_EVENT_PAGEFAULT && m->npending < MAX_PENDING)
+				m->pending[m->npending++] = a;
+			else if (e->event == UFFD_EVENT_FORK)
+				add_mem(f, (int)e->arg.fork.ufd, m);
+			else if (e->event == UFFD_EVENT_REMAP)
+				log_event(f, m, e->arg.remap.from, e->arg.remap.to, e->arg.remap.len,
+					  0);
+			else if (e->event == UFFD_EVENT_REMOVE || e->event == UFFD_EVENT_UNMAP)
+				log_event(f, m, e->arg.remove.start,
+					  0, e->arg.remove.end - e->arg.remove.start, 1);
 		}
 }
 
-/* One chunk read (img_read_chunks): into its place, its waiters woken. */
-static int fill_chunk(void *arg, uint64_t addr, uint64_t n, uint32_t crc)
+static void serve_faults(struct filler *f)
 {
-	struct filler *f = arg;
-	uint64_t done = 0, len = n * f->ps;
+	/* A fork adds a memory at the end: it is served in this turn too. */
+	for (size_t i = 0; i < f->nmem; i++)
+		serve_mem(f, f->mem[i]);
+}
 
-	(void)crc;
+/* Where the stream's page at addr is in memory m now; 0 if m dropped it. */
+static uint64_t where(const struct mem *m, uint64_t addr)
+{
+	for (size_t i = 0; i < m->nlog; i++) {
+		const struct mem_ev *e = &m->log[i];
+		if (addr < e->from || addr - e->from >= e->len)
+			continue;
+		if (e->drop)
+			return 0;
+		addr = e->to + (addr - e->from);
+	}
+	return addr;
+}
+
+/* len bytes at src into memory m at dst: 0, 1 if m is gone, -1. */
+static int copy_to(struct filler *f, struct mem *m, uint64_t dst, const unsigned char *src,
+		   uint64_t len)
+{
+	uint64_t done = 0;
+
 	while (done < len) {
-		struct uffdio_copy c = {.dst = addr + done,
-					.src = (uint64_t)(f->buf + done),
+		struct uffdio_copy c = {.dst = dst + done, .src = (uint64_t)(src + done),
 					.len = len - done};
-		if (ioctl(f->uffd, UFFDIO_COPY, &c) == 0)
+		if (ioctl(m->fd, UFFDIO_COPY, &c) == 0)
 			break;
 		if (c.copy > 0)
 			done += c.copy;
-		else if (errno == EEXIST) /* zeroed as a hole: it was not one */
+		else if (errno == EEXIST || errno == ENOENT) /* in already; unmapped */
 			done += f->ps;
-		else if (errno == ESRCH || gone(f))
-			_exit(0); /* the program exited */
-		else if (errno != EAGAIN) {
-			err_sys("cannot fill page %#llx", (unsigned long long)(addr + done));
+		else if (errno == EAGAIN) /* an event to read first (mremap...) */
+			serve_faults(f);
+		else if (errno == ESRCH)
+			return 1; /* it exited */
+		else {
+			err_sys("cannot fill page %#llx", (unsigned long long)(dst + done));
 			return -1;
 		}
 	}
-	f->pos = addr + len;
+	return 0;
+}
+
+/* One chunk read (img_read_chunks): into its place in every memory, its
+ * waiters woken. */
+static int fill_chunk(void *arg, uint64_t addr, uint64_t n, uint32_t crc)
+{
+	struct filler *f = arg;
+
+	(void)crc;
+	for (size_t k = 0; k < f->nmem; k++) {
+		struct mem *m = f->mem[k];
+		int rc = 0;
+
+		if (!m->nlog)
+			rc = copy_to(f, m, addr, f->buf, n * f->ps);
+		for (uint64_t i = 0; m->nlog && i < n && !rc; i++) {
+			uint64_t to = where(m, addr + i * f->ps);
+			if (to)
+				rc = copy_to(f, m, to, f->buf + i * f->ps, f->ps);
+		}
+		if (rc < 0)
+			return -1;
+		if (rc > 0)
+			drop_mem(f, k--);
+	}
+	f->pos = addr + n * f->ps;
 	serve_faults(f);
 	return 0;
 }
@@ -239,21 +375,22 @@ static void fill_record(struct filler *f, const struct img_pages *p, const struc
 		lost(f, how());
 }
 
-/* Wait until the stream has more, serving faults meanwhile; quietly out
- * when the program is gone. */
+/* Wait until the stream has more, serving faults meanwhile.  The program
+ * gone (its pidfd) is not the end while children of it are filled. */
 static void wait_stream(struct filler *f)
 {
-	struct pollfd p[3] = {{.fd = f->r.fd, .events = POLLIN},
-			      {.fd = f->uffd, .events = POLLIN},
-			      {.fd = f->pidfd, .events = POLLIN}};
-
 	for (;;) {
-		if (poll(p, 3, -1) < 0 && errno != EINTR)
+		struct pollfd p[2 + MAX_MEMS] = {{.fd = f->r.fd, .events = POLLIN},
+						 {.fd = f->pidfd, .events = POLLIN}};
+		for (size_t i = 0; i < f->nmem; i++)
+			p[2 + i] = (struct pollfd){.fd = f->mem[i]->fd, .events = POLLIN};
+		if (poll(p, 2 + f->nmem, -1) < 0 && errno != EINTR)
 			return;
-		if (p[2].revents)
+		if (p[1].revents && f->nmem == 1)
 			_exit(0);
 		if (p[1].revents)
-			serve_faults(f);
+			f->pidfd = -1; /* poll ignores it from now on */
+		serve_faults(f);
 		if (p[0].revents)
 			return;
 	}
@@ -289,6 +426,7 @@ static const char *filler_main(struct filler *f)
 	if (!run || !f->buf || read_full_fd(f->pipe, run, msg.p.nruns * sizeof(*run)))
 		lost(f, "broke");
 	close(f->pipe);
+	add_mem(f, f->uffd, NULL);
 	f->r.off = msg.off;
 	f->r.nrec = msg.nrec + 1;
 	f->r.npages = msg.npages;
@@ -322,7 +460,8 @@ static const char *filler_main(struct filler *f)
 		lost(f, "broke");
 	/* Every page is in: the registration goes with the userfaultfd, and
 	 * a fault still waiting (on a hole) is retried and gets a zero page. */
-	close(f->uffd);
+	while (f->nmem)
+		close(f->mem[--f->nmem]->fd);
 	return NULL;
 }
 
