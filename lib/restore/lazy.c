@@ -21,9 +21,13 @@
  * fault below where the stream stands is on a page the image does not
  * hold (a hole): UFFDIO_ZEROPAGE.  After END it closes the userfaultfd,
  * which takes the registration away and wakes whoever still waits (on a
- * hole: the kernel gives it a zero page), and exits.  A stream that ends
- * or breaks first kills the program with one line: it must not run on
- * with pages missing, nor wait for them for ever. */
+ * hole: the kernel gives it a zero page), and exits.  It follows what the
+ * program does meanwhile (non-cooperative events, Linux 4.11): a child it
+ * forks gets a userfaultfd of its own, filled the same; pages it moves
+ * with mremap are filled where they went; pages it drops (MADV_DONTNEED,
+ * munmap) are not filled again.  A stream that ends or breaks first kills
+ * the program (and its children) with one line: it must not run on with
+ * pages missing, nor wait for them for ever. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
