@@ -301,27 +301,42 @@ static uint64_t where(const struct mem *m, uint64_t addr)
 	return addr;
 }
 
-/* len bytes at src into memory m at dst: 0, 1 if m is gone, -1. */
+/* len bytes at src into memory m at dst, *done of them filled (or in
+ * already, or unmapped): 0; 1 if m is gone; 2 after an event that may
+ * have moved the rest (the caller looks again where it goes); -1. */
 static int copy_to(struct filler *f, struct mem *m, uint64_t dst, const unsigned char *src,
-		   uint64_t len)
+		   uint64_t len, uint64_t *done)
 {
-	uint64_t done = 0;
-
-	while (done < len) {
-		struct uffdio_copy c = {.dst = dst + done, .src = (uint64_t)(src + done),
-					.len = len - done};
-		if (ioctl(m->fd, UFFDIO_COPY, &c) == 0)
+	*done = 0;
+	while (*done < len) {
+		struct uffdio_copy c = {.dst = dst + *done, .src = (uint64_t)(src + *done),
+					.len = len - *done};
+		if (ioctl(m->fd, UFFDIO_COPY, &c) == 0) {
+			*done = len;
 			break;
+		}
 		if (c.copy > 0)
-			done += c.copy;
-		else if (errno == EEXIST || errno == ENOENT) /* in already; unmapped */
-			done += f->ps;
-		else if (errno == EAGAIN) /* an event to read first (mremap...) */
+			*done += c.copy;
+		else if (errno == EEXIST) /* in already */
+			*done += f->ps;
+		else if (errno == EAGAIN) { /* an event to read first (fork, mremap...) */
 			serve_faults(f);
-		else if (errno == ESRCH)
+			return 2;
+		} else if (errno == ENOENT) {
+			/* Moved or unmapped: the kernel queues the event after
+			 * the change (mremap, munmap), and a copy in between
+			 * finds no mapping.  Wait for it and look again; none
+			 * within a second: gone without one. */
+			struct pollfd p = {.fd = m->fd, .events = POLLIN};
+			if (poll(&p, 1, 1000) == 1) {
+				serve_faults(f);
+				return 2;
+			}
+			*done += f->ps;
+		} else if (errno == ESRCH)
 			return 1; /* it exited */
 		else {
-			err_sys("cannot fill page %#llx", (unsigned long long)(dst + done));
+			err_sys("cannot fill page %#llx", (unsigned long long)(dst + *done));
 			return -1;
 		}
 	}
@@ -337,18 +352,23 @@ static int fill_chunk(void *arg, uint64_t addr, uint64_t n, uint32_t crc)
 	(void)crc;
 	for (size_t k = 0; k < f->nmem; k++) {
 		struct mem *m = f->mem[k];
+		uint64_t i = 0, done;
 		int rc = 0;
 
-		if (!m->nlog)
-			rc = copy_to(f, m, addr, f->buf, n * f->ps);
-		for (uint64_t i = 0; m->nlog && i < n && !rc; i++) {
+		while (i < n && rc >= 0 && rc != 1) {
 			uint64_t to = where(m, addr + i * f->ps);
-			if (to)
-				rc = copy_to(f, m, to, f->buf + i * f->ps, f->ps);
+			if (!to) {
+				i++;
+				continue;
+			}
+			/* Where the memory moved nothing, the rest in one go. */
+			rc = copy_to(f, m, to, f->buf + i * f->ps, (m->nlog ? 1 : n - i) * f->ps,
+				     &done);
+			i += done / f->ps;
 		}
 		if (rc < 0)
 			return -1;
-		if (rc > 0)
+		if (rc == 1)
 			drop_mem(f, k--);
 	}
 	f->pos = addr + n * f->ps;
