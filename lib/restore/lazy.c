@@ -99,9 +99,11 @@ int rst_lazy_stream(const struct img_input *in)
 	return in->compressed || fstat(in->r.fd, &sb) || !S_ISREG(sb.st_mode);
 }
 
-/* A userfaultfd that waits on faults from system calls too: without
- * privilege only through /dev/userfaultfd (Linux 6.1) or
- * vm.unprivileged_userfaultfd=1. */
+/* A userfaultfd that waits on faults from system calls too (without
+ * privilege only through /dev/userfaultfd, Linux 6.1, or
+ * vm.unprivileged_userfaultfd=1) and follows the program's fork
+ * (UFFD_FEATURE_EVENT_FORK wants CAP_SYS_PTRACE), mremap, madvise and
+ * munmap. */
 static int uffd_open(void)
 {
 	struct uffdio_api api = {.api = UFFD_API,
@@ -113,22 +115,22 @@ static int uffd_open(void)
 		fd = ioctl(dev, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
 		close(dev);
 	}
-	if (fd < 0) {
+	if (fd >= 0 && ioctl(fd, UFFDIO_API, &api) == 0 &&
+	    (api.ioctls & (1ull << _UFFDIO_REGISTER)))
+		return fd;
+	if (fd < 0 || errno == EPERM)
 		err_set("--lazy from a compressed image or a stream needs a userfaultfd that "
-			"waits on faults in system calls too, which this user may not make "
-			"(vm.unprivileged_userfaultfd is 0 and /dev/userfaultfd is not open to "
-			"it; with UFFD_USER_MODE_ONLY a read() into a page not yet there would "
-			"fail with EFAULT): restore without --lazy, or from an uncompressed "
-			"image file");
-		return -1;
-	}
-	if (ioctl(fd, UFFDIO_API, &api) || !(api.ioctls & (1ull << _UFFDIO_REGISTER))) {
+			"waits on faults in system calls too and follows the program's forks, "
+			"which takes CAP_SYS_PTRACE (with UFFD_USER_MODE_ONLY a read() into a "
+			"page not yet there would fail with EFAULT; without "
+			"UFFD_FEATURE_EVENT_FORK a child would read zeros): restore without "
+			"--lazy, or from an uncompressed image file");
+	else
 		err_sys("--lazy from a stream: the kernel's userfaultfd has no MISSING mode or "
 			"no fork, mremap, madvise and munmap events");
+	if (fd >= 0)
 		close(fd);
-		return -1;
-	}
-	return fd;
+	return -1;
 }
 
 int rst_lazy_check(const struct img_input *in)
