@@ -123,6 +123,27 @@ lazy_bg() {
 	none_in_dir "$D"
 }
 
+@test "--lazy from a corrupt stream: a bad checksum after the program runs kills it with one line, before it sees the data" {
+	uffd_ok || skip "no userfaultfd for faults in system calls and forks for this user (root only)"
+	local sz
+	sz=$(stat -c %s "$IMG")
+	cp "$IMG" "$IMG.bad"
+	# A byte of the large region's data, 1 MiB before the end.
+	invert_byte "$IMG.bad" $((sz - 1048576))
+	touch "$D/go" "$D/go2"
+	# shellcheck disable=SC2016
+	run --separate-stderr bash -c 'cd "$1" && exec timeout 60 reaper ckpt-remap --allow-other-user --lazy - <"$2"' \
+		_ "$R" <(cat "$IMG.bad")
+	printf 'status %s\nstdout:\n%s\nstderr:\n%s\n' "$status" "$output" "$stderr"
+	[ "$status" -eq 137 ]
+	[ "${#stderr_lines[@]}" -eq 1 ]
+	[[ $stderr =~ ^ckpt-remap:\ pid\ [0-9]+:\ the\ image\ stream\ broke\ at\ byte\ [0-9]+:\ .*checksum\ mismatch\;\ killed$ ]]
+	# Its record is checked before the program sees any of it.
+	[[ $output != *"lazyio: ok"* ]]
+	[[ $output != *"differs"* ]]
+	none_in_dir "$R"
+}
+
 @test "--lazy from a stream: once all its pages are in, the program dumps and restores again" {
 	uffd_ok || skip "no userfaultfd for faults in system calls and forks for this user (root only)"
 	touch "$D/go"

@@ -16,8 +16,9 @@
  * userfaultfd (made here, in ckpt-remap, so it is the mm the program
  * gets), the image's fd and the decompressor's status, a pidfd of the
  * program and the pipe from the restorer, nothing else.  It reads the
- * rest in order and fills each chunk with UFFDIO_COPY (EEXIST: a page the
- * program faulted in as a hole, UFFDIO_ZEROPAGE, is left as it is); a
+ * rest in order, each record whole and its checksum checked before the
+ * program sees any of it, and fills it with UFFDIO_COPY (EEXIST: a page
+ * the program faulted in as a hole, UFFDIO_ZEROPAGE, is left as it is); a
  * fault below where the stream stands is on a page the image does not
  * hold (a hole): UFFDIO_ZEROPAGE.  After END it closes the userfaultfd,
  * which takes the registration away and wakes whoever still waits (on a
@@ -60,6 +61,8 @@
  * to its late regions meanwhile, that the filler follows. */
 #define MAX_MEMS 64
 #define MAX_LOG 256
+/* A record read whole, checked, then filled. */
+#define RECORD_MAX (16u << 20)
 
 /* A memory the filler fills: the program's, or a child's it forked
  * before every page was in (UFFD_EVENT_FORK gives it a userfaultfd of its
@@ -87,7 +90,8 @@ struct filler {
 	pid_t pid;
 	uint64_t ps;
 	uint64_t pos; /* every late page below is in, or a hole */
-	unsigned char *buf;
+	unsigned char *record; /* a record's data, RECORD_MAX bytes */
+	unsigned char *buf;    /* the chunk fill_chunk fills from */
 	struct mem *mem[MAX_MEMS];
 	size_t nmem;
 };
@@ -387,18 +391,40 @@ static const struct rst_map *late_map(const struct filler *f, uint64_t addr, uin
 	return NULL;
 }
 
-/* A record of late pages: every run in a late region, after the last. */
+/* A record of late pages: every run in a late region, after the last.
+ * One of up to RECORD_MAX bytes (ckpt-dump's are 4 MiB at most) is read
+ * whole and its checksum checked before the program sees any of it; a
+ * larger one is filled as it comes and checked at its end. */
 static void fill_record(struct filler *f, const struct img_pages *p, const struct img_run *run,
 			uint64_t start)
 {
-	for (uint32_t i = 0; i < p->nruns; i++)
-		if (run[i].addr < f->pos || !late_map(f, run[i].addr, run[i].npages * f->ps)) {
+	uint64_t end = f->pos, len = p->npages * f->ps, off = 0;
+	uint32_t crc = 0;
+
+	for (uint32_t i = 0; i < p->nruns; i++) {
+		if (run[i].addr < end || !late_map(f, run[i].addr, run[i].npages * f->ps)) {
 			err_set("PAGES record at offset %llu: run at %#llx is not in lazy order",
 				(unsigned long long)start, (unsigned long long)run[i].addr);
 			lost(f, "broke");
 		}
-	if (img_read_chunks(&f->r, p, run, &f->buf, CHUNK_PAGES, fill_chunk, f, NULL))
+		end = run[i].addr + run[i].npages * f->ps;
+	}
+	if (len > RECORD_MAX) {
+		f->buf = f->record;
+		if (img_read_chunks(&f->r, p, run, &f->buf, CHUNK_PAGES, fill_chunk, f, NULL))
+			lost(f, how());
+		return;
+	}
+	if (img_read_data(&f->r, p, f->record, len, &crc) || img_data_end(&f->r, p, crc, NULL))
 		lost(f, how());
+	for (uint32_t i = 0; i < p->nruns; i++)
+		for (uint64_t k = 0; k < run[i].npages; k += CHUNK_PAGES) {
+			uint64_t n = run[i].npages - k < CHUNK_PAGES ? run[i].npages - k : CHUNK_PAGES;
+			f->buf = f->record + off;
+			if (fill_chunk(f, run[i].addr + k * f->ps, n, 0))
+				lost(f, how());
+			off += n * f->ps;
+		}
 }
 
 /* Wait until the stream has more, serving faults meanwhile.  The program
@@ -448,8 +474,8 @@ static const char *filler_main(struct filler *f)
 	    msg.p.nruns == 0 || msg.p.nruns > IMG_MAX_RUNS)
 		_exit(0);
 	run = malloc(msg.p.nruns * sizeof(*run));
-	f->buf = malloc(CHUNK_PAGES * f->ps);
-	if (!run || !f->buf || read_full_fd(f->pipe, run, msg.p.nruns * sizeof(*run)))
+	f->record = malloc(RECORD_MAX);
+	if (!run || !f->record || read_full_fd(f->pipe, run, msg.p.nruns * sizeof(*run)))
 		lost(f, "broke");
 	close(f->pipe);
 	add_mem(f, f->uffd, NULL);
