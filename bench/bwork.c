@@ -1,6 +1,6 @@
 /* bwork: the workload of make bench.
  *
- * usage: bwork random|halfzero|text|sparse MIB T0FILE
+ * usage: bwork random|halfzero|text|sparse MIB T0FILE [touch]
  *
  * Fills MIB MiB of anonymous memory with a pattern whose every page it can
  * regenerate: random bytes; half the pages random and half written with
@@ -22,7 +22,12 @@
  * CLOCK_REALTIME, subtracts the nanoseconds since the epoch found in
  * T0FILE (written by bench/run just before it started ckpt-remap), checks
  * every page, prints "restored RESUME_NS VERIFY_NS ok" (or "... bad: what")
- * and exits 0 only if the memory is intact. */
+ * and exits 0 only if the memory is intact.  With touch, before the check
+ * it first touches every pattern page in a scattered order (a stride
+ * coprime with their number), timing each first touch, and prints
+ * "touch MEDIAN_NS P99_NS ALLIN_NS MAX_NS" (ALLIN: from T0 until the last
+ * page was touched): what a program waits for its pages after a lazy
+ * restore. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -54,6 +59,7 @@ static const char *t0file;
 static unsigned long long ready_start;
 static long long max_gap;
 static unsigned long ticks; /* wake-ups of the ticking thread */
+static int touch;	    /* time first touches after a restore */
 
 static const char *const words[] = {
     "the",	   "of",	 "and",	    "to",	  "in",	     "a",	 "is",	   "that",
@@ -135,6 +141,50 @@ static long long verify(void)
 	return -1;
 }
 
+static int by_ns(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static uint64_t gcd(uint64_t a, uint64_t b)
+{
+	while (b) {
+		uint64_t t = a % b;
+		a = b;
+		b = t;
+	}
+	return a;
+}
+
+/* Each pattern page's first touch, timed, in a scattered order. */
+static void touch_all(long long t0)
+{
+	uint32_t *ns = malloc(npages * sizeof(*ns));
+	uint64_t step = 2654435761u % npages, k = 0;
+	volatile unsigned char sink;
+
+	if (!ns)
+		die("malloc");
+	while (gcd(step, npages) != 1)
+		step++;
+	for (uint64_t i = 0; i < npages; i++) {
+		long long s;
+
+		k = (k + step) % npages;
+		s = clock_ns(CLOCK_MONOTONIC);
+		sink = page_at(k)[0];
+		s = clock_ns(CLOCK_MONOTONIC) - s;
+		ns[i] = s > UINT32_MAX ? UINT32_MAX : (uint32_t)s;
+	}
+	(void)sink;
+	qsort(ns, npages, sizeof(*ns), by_ns);
+	put_line(1, "touch %u %u %lld %u\n", ns[npages / 2], ns[npages * 99 / 100],
+		 clock_ns(CLOCK_REALTIME) - t0, ns[npages - 1]);
+	free(ns);
+}
+
 static void on_restore(long long now_real)
 {
 	long long t0 = 0, v0, bad;
@@ -145,6 +195,8 @@ static void on_restore(long long now_real)
 		exit(1);
 	}
 	fclose(f);
+	if (touch)
+		touch_all(t0);
 	v0 = clock_ns(CLOCK_MONOTONIC);
 	bad = verify();
 	if (bad >= 0) {
@@ -215,7 +267,7 @@ static void change_pages(void)
 
 static void usage(void)
 {
-	fputs("usage: bwork random|halfzero|text|sparse MIB T0FILE\n", stderr);
+	fputs("usage: bwork random|halfzero|text|sparse MIB T0FILE [touch]\n", stderr);
 	exit(2);
 }
 
@@ -229,7 +281,9 @@ int main(int argc, char **argv)
 	long mib;
 	int sig;
 
-	if (argc != 4)
+	if (argc == 5 && !strcmp(argv[4], "touch"))
+		touch = 1;
+	else if (argc != 4)
 		usage();
 	for (pat = RANDOM; pat <= SPARSE && strcmp(argv[1], names[pat]); pat++)
 		;

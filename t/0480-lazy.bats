@@ -66,14 +66,3 @@ image_mapped() {
 	[ "$status" -eq 0 ]
 	grep -q '^churn: ok' "$OUT"
 }
-
-@test "--lazy refuses a compressed image or a pipe, before anything happens" {
-	dumped_churn
-	gzip -1 <"$IMG" >"$IMG.gz"
-	run --separate-stderr ckpt-remap --lazy "$IMG.gz"
-	[ "$status" -eq 99 ]
-	[ "$stderr" = "ckpt-remap: --lazy maps page data from the image file, and a compressed image cannot be mapped: decompress it to a file first" ]
-	run --separate-stderr bash -c 'cat "$1" | ckpt-remap --allow-other-user --lazy -' _ "$IMG"
-	[ "$status" -eq 99 ]
-	[[ "$stderr" == "ckpt-remap: --lazy maps page data from the image file: the image must be a regular file"* ]]
-}

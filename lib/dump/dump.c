@@ -1319,17 +1319,27 @@ static int write_pages(pid_t pid, struct img_writer *w, const struct image *im,
 		if (!sigismember(&cur, SIGTERM))
 			writer_start(&pw);
 	}
-	for (size_t i = 0; i < im->nregions; i++) {
-		const struct region *r = &im->regions[i];
-		if (r->d.kind == IMG_RGN_SPECIAL || (r->d.flags & (IMG_RGN_SHARED | IMG_RGN_GUARD)))
-			continue;
-		if ((which == PAGES_UNFORKED && !unforked(r)) || (which == PAGES_FORKED && unforked(r)))
-			continue;
-		if (write_region(&pw, r, i))
+	/* Lazy order: the large anonymous regions last, in records of their
+	 * own (ckpt-remap --lazy from a stream, lib/restore/lazy.c). */
+	for (int late = 0; late < 2; late++) {
+		for (size_t i = 0; i < im->nregions; i++) {
+			const struct region *r = &im->regions[i];
+			if (r->d.kind == IMG_RGN_SPECIAL ||
+			    (r->d.flags & (IMG_RGN_SHARED | IMG_RGN_GUARD)))
+				continue;
+			if ((which == PAGES_UNFORKED && !unforked(r)) ||
+			    (which == PAGES_FORKED && unforked(r)))
+				continue;
+			if ((im->proc.flags & IMG_PROC_LAZY_ORDER) && img_lazy_late(&r->d) != late)
+				continue;
+			if (!(im->proc.flags & IMG_PROC_LAZY_ORDER) && late)
+				continue;
+			if (write_region(&pw, r, i))
+				goto out;
+		}
+		if (flush_batch(&pw))
 			goto out;
 	}
-	if (flush_batch(&pw))
-		goto out;
 	rc = 0;
 out:
 	/* The writer's error, if it had one, is the reason. */
@@ -2150,6 +2160,16 @@ static int aio_settled(const struct capture *c, const struct dump_opts *o)
 	return 0;
 }
 
+/* A single process's pages in lazy order (IMG_PROC_LAZY_ORDER), but for
+ * an incremental image (its hashes want them ascending), --cow's (two
+ * passes of its own) and --live's (its pages staged by address). */
+static int lazy_order(struct capture *c, const struct dump_opts *o)
+{
+	if (c->n == 1 && !o->cow && !o->incr && !o->live)
+		c->ims[0].proc.flags |= IMG_PROC_LAZY_ORDER;
+	return 0;
+}
+
 /* The one sequence of a dump, for a process or a tree.  Releases no
  * process (but --cow's, as its snapshot is taken, and with o->run_on one
  * process once its memory is read): on failure the caller does. */
@@ -2160,7 +2180,8 @@ static int write_image(struct tree_proc *p, size_t n, int out, const struct dump
 	struct capture c = {.p = p, .n = n, .tr = {.uf = -1}};
 	int rc = -1;
 
-	if (capture_all(&c, o) == 0 && write_meta(&c, &w) == 0 && write_all_pages(&c, &w, o) == 0 &&
+	if (capture_all(&c, o) == 0 && lazy_order(&c, o) == 0 && write_meta(&c, &w) == 0 &&
+	    write_all_pages(&c, &w, o) == 0 &&
 	    aio_settled(&c, o) == 0) {
 		/* Nothing more is read from it: the hashes of an incremental
 		 * image (sorted and merged with its parent's) are ours. */

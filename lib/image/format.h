@@ -131,7 +131,10 @@ struct img_proc {
 
 #define IMG_PROC_ZOMBIE 1u /* dead, not yet reaped: no threads, memory or files */
 #define IMG_PROC_FS_SHARED 2u /* shares cwd, root and umask with its parent (CLONE_FS) */
-#define IMG_PROC_FLAGS 3u
+/* Its page data comes in lazy order (img_lazy_late): the regions filled on
+ * a fault by ckpt-remap --lazy from a stream come last. */
+#define IMG_PROC_LAZY_ORDER 4u
+#define IMG_PROC_FLAGS 7u
 
 /* Processes a stream may hold (a tree). */
 #define IMG_MAX_PROCS 4096

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/utsname.h>
 #include <time.h>
@@ -75,6 +76,21 @@ struct region *img_find_region(const struct image *im, uint64_t addr)
 	if (lo < im->nregions && im->regions[lo].d.start <= addr)
 		return &im->regions[lo];
 	return NULL;
+}
+
+/* Large, so that what a program touches first (stacks, libraries' data,
+ * a small heap) comes before it; anonymous and private, as a userfaultfd
+ * fills in MISSING mode; no advice that touches pages as it is given
+ * (mlock) or that a userfaultfd refuses. */
+#define LAZY_LATE_MIN (16ull << 20)
+
+int img_lazy_late(const struct img_region *d)
+{
+	const uint32_t ok = IMG_RGN_NORESERVE | IMG_RGN_DONTDUMP | IMG_RGN_SEQREAD |
+			    IMG_RGN_RANDREAD | IMG_RGN_HUGEPAGE | IMG_RGN_NOHUGEPAGE;
+
+	return (d->kind == IMG_RGN_ANON || d->kind == IMG_RGN_HEAP) && !(d->flags & ~ok) &&
+	       (d->prot & (PROT_WRITE | PROT_EXEC)) == PROT_WRITE && d->end - d->start >= LAZY_LATE_MIN;
 }
 
 int img_crc_bad(uint32_t got, uint32_t want)

@@ -194,6 +194,10 @@ int img_tmpfs_path_ok(const char *path);
 const char *img_ns_name(int type);
 /* Whether a checksum computed (got) differs from the one read (want). */
 int img_crc_bad(uint32_t got, uint32_t want);
+/* Whether region d's pages come last in lazy order (IMG_PROC_LAZY_ORDER):
+ * a large private anonymous region that ckpt-remap --lazy from a stream
+ * fills on a fault (userfaultfd); every other one's come first. */
+int img_lazy_late(const struct img_region *d);
 
 /* Writing. */
 struct img_writer {

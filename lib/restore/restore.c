@@ -310,6 +310,9 @@ static int check_lazy(const struct img_input *in, int tree)
 			"takes pages from its parents too: restore it without --lazy");
 		return -1;
 	}
+	/* A single process's pages come from the stream as it goes. */
+	if (!tree && !in->nrest && rst_lazy_stream(in))
+		return rst_lazy_check(in);
 	if (in->compressed) {
 		err_set("--lazy maps page data from the image file, and a compressed image "
 			"cannot be mapped: decompress it to a file first");
@@ -1376,6 +1379,8 @@ struct restore {
 	int exe_fd, err_fd;
 	int *keep; /* our fds the restorer keeps, and closes at the end */
 	size_t nkeep;
+	int stream;	     /* --lazy from a compressed image or a stream (lazy.c)... */
+	int uffd, lazy_fd; /* ...its userfaultfd and the filler's pipe, or -1 */
 	int *ufd;      /* the memory of each io_uring ring mapped (IMG_RGN_URING)... */
 	size_t *umap;  /* ...and the map it is for */
 	size_t nu;
@@ -1506,7 +1511,7 @@ static void init_args(struct restore *r)
 	a->page_size = r->ps;
 	a->flags = ((r->flags & RST_PROGRESS) ? RST_F_PROGRESS : 0) |
 		   ((r->flags & RST_KEEP_TIDS) ? RST_F_KEEP_TIDS : 0) |
-		   ((r->flags & RST_LAZY) ? RST_F_LAZY : 0) |
+		   ((r->flags & RST_LAZY) && !r->stream ? RST_F_LAZY : 0) |
 		   ((r->flags & RST_STOP) ? RST_F_STOP : 0);
 	a->stream_off = in->r.off;
 	a->nrec = in->r.nrec;
@@ -1577,6 +1582,7 @@ static int plan_maps(struct restore *r)
 		if (g->d.kind == IMG_RGN_SPECIAL)
 			continue;
 		plan_map(g, m);
+		m->late = img_lazy_late(&g->d);
 		if (g->d.kind == IMG_RGN_FILE) {
 			m->fd = map_file_fd(&r->fs, r->im, g);
 			if (m->fd < 0)
@@ -1797,6 +1803,11 @@ static void plan_keep(struct restore *r)
 	keep[r->nkeep++] = in->r.fd;
 	if (in->status_fd >= 0)
 		keep[r->nkeep++] = in->status_fd;
+	if (r->uffd >= 0) {
+		keep[r->nkeep++] = a->uffd = r->uffd;
+		keep[r->nkeep++] = a->lazy_fd = r->lazy_fd;
+		a->flags |= RST_F_UFFD;
+	}
 	if (r->err_fd >= 0)
 		keep[r->nkeep++] = r->err_fd;
 	if (r->tree) {
@@ -2024,12 +2035,15 @@ int rst_restore(struct img_input *in, int flags, const struct rst_tree *tree)
 			    .tree = tree,
 			    .ps = sysconf(_SC_PAGESIZE),
 			    .maxfd = 2,
-			    .exe_fd = -1};
+			    .exe_fd = -1,
+			    .uffd = -1,
+			    .lazy_fd = -1};
 
 	if (check_cpu(r.im, flags, &r.xfeatures, &r.xsize))
 		return -1;
 	if ((flags & RST_LAZY) && check_lazy(in, tree != NULL))
 		return -1;
+	r.stream = (flags & RST_LAZY) && !tree && rst_lazy_stream(in);
 	/* A tree's supervisor checked the huge pages of every process. */
 	if (precheck(&r) || (!tree && rst_check_hugetlb(in)) || make_shared_objects(&r) ||
 	    proc_read_layout(0, &r.self, &r.nself))
@@ -2042,6 +2056,8 @@ int rst_restore(struct img_input *in, int flags, const struct rst_tree *tree)
 		goto fail;
 	/* A tree's session leaders took their sessions as they forked. */
 	if ((!tree && fd_take_session(r.im, &r.pipes)) || plan_files(&r) || lift_own_fds(&r))
+		goto fail;
+	if (r.stream && rst_lazy_start(in, r.maps, r.nmaps, r.maxfd + 1, &r.uffd, &r.lazy_fd))
 		goto fail;
 	plan_keep(&r);
 	plan_proc(&r);
@@ -2061,6 +2077,11 @@ int rst_restore(struct img_input *in, int flags, const struct rst_tree *tree)
 	return enter_restorer(&r);
 fail:
 	fd_pipes_close(&r.pipes);
+	/* The filler, if started, gets nothing and goes. */
+	if (r.uffd >= 0)
+		close(r.uffd);
+	if (r.lazy_fd >= 0)
+		close(r.lazy_fd);
 	if (!tree)
 		shm_made_free(&r.sm, 1);
 	proc_free_maps(r.self, r.nself);

@@ -105,6 +105,16 @@ int rst_exe_object(const struct image *im, const struct shm_made *sm);
 /* --lazy can map page data from in: an uncompressed image file that starts
  * at offset 0.  -1 with err_set if not. */
 int rst_check_lazy(const struct img_input *in) __attribute__((warn_unused_result));
+/* --lazy from a compressed image or a stream (lazy.c): whether in is one,
+ * whether it can be (an image in lazy order, a userfaultfd that serves
+ * faults in system calls too), and the filler started: a process of its
+ * own that fills the regions the restorer registers on *uffd with what the
+ * restorer hands it on *lazy_fd (both above base). */
+int rst_lazy_stream(const struct img_input *in);
+int rst_lazy_check(const struct img_input *in) __attribute__((warn_unused_result));
+struct rst_map;
+int rst_lazy_start(struct img_input *in, const struct rst_map *maps, size_t nmaps, int base,
+		   int *uffd, int *lazy_fd) __attribute__((warn_unused_result));
 
 /* ckpt-remap --inherit-fd fd=ours: the program's fd `fd`, in every process
  * of the image that has it, and every fd that shares its open file

@@ -740,6 +740,61 @@ static uint32_t read_run(struct stream *s, const struct img_run *run, uint64_t n
 	return crc;
 }
 
+/* --lazy from a stream: a record of the late regions (lazy order: all of
+ * them come last, in records of their own) ends the restorer's part of
+ * the stream.  They are registered on the userfaultfd, the filler gets
+ * where the stream stands and reads on; a fault on their pages waits for
+ * it.  Returns 0 for a record of other memory. */
+#define NR_ioctl 16
+#define UFFDIO_REGISTER_IOC 0xc020aa00ul
+#define UFFDIO_REGISTER_MODE_MISSING 1ull
+
+/* All of len bytes on the filler's pipe (more than PIPE_BUF may go in
+ * parts). */
+static void lazy_write(struct rst_args *a, const void *buf, uint64_t len)
+{
+	const char *p = buf;
+
+	while (len) {
+		long n = sys3(NR_write, a->lazy_fd, p, len);
+		if (n == -EINTR)
+			continue;
+		if (n <= 0)
+			fail(a, "cannot hand the rest of the stream to the filler (it is gone)", 0, n);
+		p += n;
+		len -= n;
+	}
+}
+
+static int lazy_handoff(struct stream *s, const struct rec_in *r, const struct img_pages *p)
+{
+	struct rst_args *a = s->a;
+	const struct img_run *runs = (const struct img_run *)a->runs;
+	const struct rst_map *m = (const struct rst_map *)a->maps;
+	struct rst_lazy_msg msg = {RST_LAZY_MAGIC, s->off, s->nrec, s->npages, r->start, *p};
+	uint32_t late = 0;
+
+	for (uint32_t i = 0; i < p->nruns; i++)
+		late += find_map(a, runs[i].addr, runs[i].npages * a->page_size)->late;
+	if (!late)
+		return 0;
+	if (late != p->nruns)
+		fail(a, "PAGES record: memory filled on a fault mixed with other memory at offset",
+		     r->start, 0);
+	for (uint64_t i = 0; i < a->nmaps; i++) {
+		struct {
+			uint64_t start, len, mode, ioctls;
+		} reg = {m[i].start, m[i].end - m[i].start, UFFDIO_REGISTER_MODE_MISSING, 0};
+		long ret;
+
+		if (m[i].late && (ret = sys3(NR_ioctl, a->uffd, UFFDIO_REGISTER_IOC, &reg)))
+			fail(a, "cannot register on the userfaultfd the region at", m[i].start, ret);
+	}
+	lazy_write(a, &msg, sizeof(msg));
+	lazy_write(a, runs, p->nruns * sizeof(*runs));
+	return 1;
+}
+
 /* A PAGES record's data, each run straight into its final place (or
  * mapped from the image file, --lazy). */
 static void read_data(struct stream *s, const struct rec_in *r, const struct img_pages *p)
@@ -807,6 +862,8 @@ static void fill_pages(struct rst_args *a)
 		}
 		read_runs(&s, &r, &p);
 		check_runs(a, &p, r.start);
+		if ((a->flags & RST_F_UFFD) && lazy_handoff(&s, &r, &p))
+			break;
 		read_data(&s, &r, &p);
 		s.nrec++;
 		s.npages += p.npages;

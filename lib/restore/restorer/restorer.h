@@ -31,6 +31,7 @@ struct rst_map {
 	int32_t shmid;	 /* a System V segment to attach instead of mmap, or -1 */
 	uint32_t shm_rmid; /* then remove the segment's id (it had been removed) */
 	uint32_t lazy;	   /* with RST_F_LAZY, runs may be mapped from the image file */
+	uint32_t late;	   /* with RST_F_UFFD, filled on a fault by the filler (lazy.c) */
 	/* An AIO ring (IMG_RGN_AIO): io_setup makes it, it moves here; the
 	 * kernel's tail is brought to aio_tail and the ring's head to aio_head;
 	 * aio_id is the new context's index, which the kernel reads from it. */
@@ -128,6 +129,9 @@ struct rst_args {
 	uint64_t have_first;  /* ...if this is 1 (stream_off is then past it) */
 	uint64_t lazy_max;    /* RST_F_LAZY: runs that may be mapped (two mappings each) */
 	uint64_t pages_hint; /* for the progress line */
+	/* RST_F_UFFD: the userfaultfd the late regions are registered on, and
+	 * the pipe on which the filler gets the rest of the stream (lazy.c). */
+	int32_t uffd, lazy_fd;
 
 	struct rst_mm_map mm;
 	uint64_t auxv[64];
@@ -257,5 +261,18 @@ struct rst_token {
 #define RST_F_TREE 16u	   /* one process of a tree: see tree_cmd_fd */
 #define RST_F_MERGED 32u   /* status_fd is an incremental image's merge, which names the image */
 #define RST_F_STOP 64u	   /* ckpt-remap --stop: SIGSTOP before the program's first instruction */
+#define RST_F_UFFD 128u	   /* --lazy from a stream: the late regions' pages are the filler's */
+
+/* --lazy from a stream: what the restorer hands the filler (lazy.c) on
+ * lazy_fd when it meets the first record of the late regions, whose
+ * header, runs and padding it read (stream offset off, past them; nrec
+ * and npages counted before it); then p.nruns struct img_run. */
+#define RST_LAZY_MAGIC 0x6c617a7966696c6cull
+struct rst_lazy_msg {
+	uint64_t magic;
+	uint64_t off, nrec, npages;
+	uint64_t start; /* the record's offset */
+	struct img_pages p;
+};
 
 #endif
