@@ -36,7 +36,7 @@ MPIPROGS  := $(if $(shell command -v mpicc.mpich),t/progs/mpi/heat-mpich) \
 	$(if $(shell command -v mpicc.openmpi),t/progs/mpi/heat-ompi)
 BENCHPROGS := bench/bwork bench/freshread bench/pvread bench/tcptree bench/trackcost bench/scale
 MANS      := $(wildcard man/*.[1-8])
-SCRIPTS   := contrib/install-deps $(wildcard contrib/*/*.sh) .ci/run t/run-tests t/check-bats t/check-includes t/lib.bash t/lib-net.bash $(wildcard t/*.sh) $(wildcard t/progs/*.sh) $(wildcard completions/*) \
+SCRIPTS   := contrib/install-deps $(wildcard contrib/*/*.sh) .ci/run t/run-tests t/check-bats t/check-includes t/lib.bash t/lib-net.bash t/lib-mpi.bash $(wildcard t/*.sh) $(wildcard t/progs/*.sh) $(wildcard completions/*) \
 	bench/run
 
 BUILD_DEPS := zlib1g-dev liblzma-dev libzstd-dev

@@ -36,25 +36,7 @@ setup() {
 # Every process the test started on the hosts (coordinators, members,
 # their helpers, ssh sessions); the sshds stay, for the next test.
 teardown() {
-	local p keep=" " try pids
-	for p in "$NET_DIR"/h*/sshd.pid; do
-		keep+="$(cat "$p") "
-	done
-	for ((try = 0; try < 200; try++)); do
-		pids=()
-		for p in $(net_procs); do
-			[[ $keep == *" $p "* ]] || pids+=("$p")
-		done
-		[ ${#pids[@]} -gt 0 ] || break
-		kill -KILL "${pids[@]}" 2>/dev/null || true
-		sleep 0.01
-	done
-	kill_started
-}
-
-# as_user CMD...: CMD as ckpt-test, here (not on a host).
-as_user() {
-	setpriv --reuid="$NET_USER" --regid="$(id -g "$NET_USER")" --init-groups "$@"
+	net_end_test
 }
 
 # coord_on HOST: a coordinator on HOST as ckpt-test, listening on its

@@ -14,10 +14,9 @@
 
 # shellcheck disable=SC2154,SC2153 # stderr is bats run's; CPORT, RPORT lib.bash's
 load lib
+load lib-mpi
 
 bats_require_minimum_version 1.5.0
-
-MPIDIR=$TOP/t/progs/mpi
 
 # The job, per implementation: the grid, iterations and print interval
 # (the same in the uninterrupted run), and a pause in ms per iteration so
@@ -27,23 +26,6 @@ OMPI_ARGS=(-n 64 -i 3000 -p 25)
 OMPI_PACE=(-d 1)
 MPICH_ARGS=(-n 32 -i 400 -p 3)
 MPICH_PACE=()
-
-# have IMPL: its launcher and the heat built with its mpicc are here.
-have() {
-	case $1 in
-	ompi) command -v mpirun.openmpi >/dev/null && [ -x "$MPIDIR/heat-ompi" ] ;;
-	mpich) command -v mpiexec.mpich >/dev/null && [ -x "$MPIDIR/heat-mpich" ] ;;
-	esac
-}
-
-# need IMPL: skip unless have IMPL, saying which packages are missing.
-need() {
-	have "$1" && return 0
-	case $1 in
-	ompi) skip "Open MPI is missing (Debian openmpi-bin libopenmpi-dev; make builds t/progs/mpi/heat-ompi)" ;;
-	mpich) skip "MPICH is missing (Debian mpich libmpich-dev; make builds t/progs/mpi/heat-mpich)" ;;
-	esac
-}
 
 # job_cmd IMPL [MCA...]: the words that run heat on 4 ranks ($JOB), with
 # the implementation's arguments and pace; MCA... (Open MPI's --mca

@@ -18,11 +18,10 @@
 
 # shellcheck disable=SC2154 # stderr is bats run's
 load lib
+load lib-mpi
 load lib-net
 
 bats_require_minimum_version 1.5.0
-
-MPIDIR=$TOP/t/progs/mpi
 
 # The job per implementation: grid, iterations, print interval (as in the
 # uninterrupted run), and a pause in ms per iteration so that the run
@@ -31,23 +30,6 @@ OMPI_ARGS=(-n 64 -i 2000 -p 25)
 OMPI_PACE=(-d 3)
 MPICH_ARGS=(-n 32 -i 400 -p 4)
 MPICH_PACE=()
-
-# have IMPL: its launcher and the heat built with its mpicc are here.
-have() {
-	case $1 in
-	ompi) command -v mpirun.openmpi >/dev/null && [ -x "$MPIDIR/heat-ompi" ] ;;
-	mpich) command -v mpiexec.mpich >/dev/null && [ -x "$MPIDIR/heat-mpich" ] ;;
-	esac
-}
-
-# need IMPL: skip unless have IMPL, saying which packages are missing.
-need() {
-	have "$1" && return 0
-	case $1 in
-	ompi) skip "Open MPI is missing (Debian openmpi-bin libopenmpi-dev)" ;;
-	mpich) skip "MPICH is missing (Debian mpich libmpich-dev)" ;;
-	esac
-}
 
 # The hosts, and the uninterrupted run on 4 ranks of this host:
 # $BATS_FILE_TMPDIR/ompi.expect.
@@ -91,30 +73,12 @@ setup() {
 
 # Every process the test started on the hosts; the sshds stay.
 teardown() {
-	local p keep=" " try pids
-	for p in "$NET_DIR"/h*/sshd.pid; do
-		keep+="$(cat "$p") "
-	done
-	for ((try = 0; try < 200; try++)); do
-		pids=()
-		for p in $(net_procs); do
-			[[ $keep == *" $p "* ]] || pids+=("$p")
-		done
-		[ ${#pids[@]} -gt 0 ] || break
-		kill -KILL "${pids[@]}" 2>/dev/null || true
-		sleep 0.01
-	done
-	kill_started
+	net_end_test
 	# Open MPI's session directories of the user's jobs (under the
 	# hosts' names, in the one /tmp they share), and their vader
 	# segments.
 	rm -rf /tmp/ompi.h[12]."$(id -u "$NET_USER")"
 	find /dev/shm -maxdepth 1 -user "$NET_USER" -name 'vader_segment.h[12].*' -delete
-}
-
-# as_user CMD...: CMD as ckpt-test, here (not on a host).
-as_user() {
-	setpriv --reuid="$NET_USER" --regid="$(id -g "$NET_USER")" --init-groups "$@"
 }
 
 # no_bats_fds: this (sub)shell closes every fd but 0, 1, 2: no fd of

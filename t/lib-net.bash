@@ -186,6 +186,31 @@ net_procs() {
 	return 0
 }
 
+# net_end_test: a test's end: every process it started on the hosts
+# (coordinators, members, their helpers, ssh sessions) killed, the sshds
+# kept for the next test; then what it started here (kill_started).
+net_end_test() {
+	local p keep=" " try pids
+	for p in "$NET_DIR"/h*/sshd.pid; do
+		keep+="$(cat "$p") "
+	done
+	for ((try = 0; try < 200; try++)); do
+		pids=()
+		for p in $(net_procs); do
+			[[ $keep == *" $p "* ]] || pids+=("$p")
+		done
+		[ ${#pids[@]} -gt 0 ] || break
+		kill -KILL "${pids[@]}" 2>/dev/null || true
+		sleep 0.01
+	done
+	kill_started
+}
+
+# as_user CMD...: CMD as ckpt-test, here (not on a host).
+as_user() {
+	setpriv --reuid="$NET_USER" --regid="$(id -g "$NET_USER")" --init-groups "$@"
+}
+
 # net_cleanup: kill every process on the hosts (sshd, sessions, what the
 # test started there: all of it is this run's), delete the namespaces and
 # NET_DIR.  For teardown_file: it runs whatever failed.
