@@ -20,7 +20,7 @@
 #define USAGE                                                                                      \
 	"usage: ckpt-dump [-t] [--kill | --stop | --cow] [-o file] [--parent img] [--track] [--save-files] "   \
 	"[--save-files-max size] [--tcp-close | --tcp-established] "                                 \
-	"[--ext-unix reconnect|close] "                                 \
+	"[--ext-unix reconnect|close] [--splice | --no-splice] "                                 \
 	"[--progress | --quiet] pid\n"
 
 static volatile int cancel; /* sig_atomic_t is int here */
@@ -112,7 +112,8 @@ static void parse_args(int argc, char **argv, struct args *a)
 		{"tree", no_argument, NULL, 't'},     {"version", no_argument, NULL, 'V'},
 		{"parent", required_argument, NULL, 'p'}, {"track", no_argument, NULL, 'R'},
 		{"save-files-max", required_argument, NULL, 'M'},
-		{"ext-unix", required_argument, NULL, 'X'}, {NULL, 0, NULL, 0}};
+		{"ext-unix", required_argument, NULL, 'X'}, {"splice", no_argument, NULL, 'Z'},
+		{"no-splice", no_argument, NULL, 'z'}, {NULL, 0, NULL, 0}};
 	int c;
 	char *end;
 	long pid;
@@ -168,6 +169,12 @@ static void parse_args(int argc, char **argv, struct args *a)
 				a->o.fd_opts |= FD_OPT_EXT_UNIX_CLOSE;
 			else
 				die(2, "--ext-unix: not reconnect or close: %s", optarg);
+			break;
+		case 'Z':
+			a->o.splice = DUMP_SPLICE_ON;
+			break;
+		case 'z':
+			a->o.splice = DUMP_SPLICE_OFF;
 			break;
 		case 'h':
 			fputs(USAGE, stdout);

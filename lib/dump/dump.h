@@ -28,6 +28,9 @@ struct dump_opts {
 	struct incr_dump *incr;
 	/* --track: leave a write tracker in the program (track.c). */
 	int track;
+	/* --splice, --no-splice (DUMP_SPLICE_*): the process moves its
+	 * pages into a pipe, spliced on to the image (splice.c). */
+	int splice;
 	/* What the user asked of fds (FD_OPT_* of kinds/kinds.h). */
 	uint32_t fd_opts;
 	/* Ends of connections to other members of a coordinated
@@ -38,6 +41,7 @@ struct dump_opts {
 };
 
 enum dump_end { DUMP_RUN, DUMP_STOP, DUMP_KILL };
+enum { DUMP_SPLICE_AUTO, DUMP_SPLICE_ON, DUMP_SPLICE_OFF };
 
 /* A seized process: every thread stopped under ptrace. */
 struct dump_target {

@@ -244,5 +244,6 @@ struct rst_token {
 #define RST_F_TREE 16u	   /* one process of a tree: see tree_cmd_fd */
 #define RST_F_MERGED 32u   /* status_fd is an incremental image's merge, which names the image */
 #define RST_F_STOP 64u	   /* ckpt-remap --stop: SIGSTOP before the program's first instruction */
+#define RST_F_NO_DATA_CRC 128u /* the image's page data has no checksums (IMG_HDR_NO_DATA_CRC) */
 
 #endif

@@ -1,0 +1,50 @@
+/* splice-internal.h: zero-copy page data for ckpt-dump --splice (splice.c). */
+#ifndef CKPT_SPLICE_INTERNAL_H
+#define CKPT_SPLICE_INTERNAL_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "dump/dump.h"
+#include "image/image.h"
+#include "target/target.h"
+
+struct splicer {
+	pid_t pid;
+	int out;      /* the image's fd */
+	int to_pipe;  /* out is a pipe: drained before the process may run */
+	int rfd;      /* our copy of the pipe's read end, or -1 */
+	int64_t tw;   /* the write end, in the process */
+	uint64_t cap; /* the pipe's size, bytes */
+	struct inj c;
+	uint64_t calls; /* vmsplice calls injected */
+};
+
+/* Whether the pages of a dump to out are to be spliced (o->splice and
+ * the kind of out; the image's header says so).  A --splice that cannot
+ * be honoured (a socket, an incremental image, --cow) is refused: -1. */
+int splice_wanted(int out, const struct dump_opts *o) __attribute__((warn_unused_result));
+/* Make a pipe in the stopped process pid (injected pipe2, gadget a
+ * syscall instruction) and take its read end.  0, or 1 where the process
+ * will not have it (seccomp filters, the call refused): write its pages
+ * the ordinary way; -1 on a failure of ptrace. */
+int splice_begin(struct splicer *s, pid_t pid, uint64_t gadget, int seccomp, int out)
+	__attribute__((warn_unused_result));
+/* Whether a region's pages may be spliced: the process can read them. */
+int splice_region(const struct region *r);
+/* Clear PM_PRESENT in pm[0..n) for the pages from start that map the
+ * zero page (PAGEMAP_SCAN's PAGE_IS_PFNZERO, Linux 6.7+): holes, as a
+ * dump that reads them finds them. */
+int splice_zero_pages(int pmfd, uint64_t start, uint64_t n, long ps, uint64_t *pm)
+	__attribute__((warn_unused_result));
+/* One PAGES record of runs[0..nruns) (npages in all): its head written
+ * through w, its data moved by the process into the pipe (vmsplice) and
+ * by us on to w->fd (splice), a pipe-full at a time. */
+int splice_pages(struct splicer *s, struct img_writer *w, const struct img_run *runs,
+		 int nruns, uint64_t npages) __attribute__((warn_unused_result));
+/* Close the process's pipe and let its thread go; with an output pipe,
+ * wait until its reader has taken every byte (what we moved there are the
+ * process's pages themselves).  -1 if anything failed. */
+int splice_end(struct splicer *s, const volatile int *cancel);
+
+#endif

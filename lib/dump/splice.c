@@ -1,0 +1,331 @@
+/* splice.c: page data that ckpt-dump never copies (--splice).
+ *
+ * The process itself moves its pages into a pipe: an injected vmsplice(2)
+ * (ckpt injects system calls, never code) of up to a pipe-full, which
+ * takes references to the pages rather than copying them, and we
+ * splice(2) the pipe on to the image's fd: to /dev/null nothing is
+ * copied, to a file once (into the page cache), where a dump that reads
+ * with process_vm_readv and writes copies twice.
+ *
+ * The pipe is the process's own (an injected pipe2): it needs its write
+ * end, and a process may not be able to reach ours (root's ckpt-dump of a
+ * user's program); we take the read end with pidfd_getfd, as ptrace
+ * allows us.  A pipe holds at most /proc/sys/fs/pipe-max-size (1 MiB)
+ * without CAP_SYS_RESOURCE: one injected call per MiB.
+ *
+ * What is lost: vmsplice without SPLICE_F_GIFT lends the pages, so their
+ * bytes are never in our hands: no CRC-32C of the page data (the image's
+ * header says IMG_HDR_NO_DATA_CRC) and no search for all-zero pages (a
+ * page that maps the zero page is still a hole, from PAGEMAP_SCAN).
+ * Lent pages must be consumed before the program runs or writes them
+ * again: a file or /dev/null takes its copy during splice(2); an output
+ * pipe holds the references until its reader reads them, so splice_end
+ * waits for it to be empty; a socket could hold them until the peer
+ * acknowledges, and is never spliced to. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/base.h"
+#include "dump/splice-internal.h"
+
+/* <linux/fs.h> of Linux 6.7+ (PAGEMAP_SCAN). */
+struct spl_scan {
+	uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
+	uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
+};
+struct spl_region {
+	uint64_t start, end, categories;
+};
+#define SPL_PAGEMAP_SCAN _IOWR('f', 16, struct spl_scan)
+#define SPL_IS_PFNZERO (1ull << 5)
+
+/* iovecs the scratch area below the process's stack holds. */
+#define SPL_IOVS (INJ_SCRATCH / sizeof(struct iovec))
+
+int splice_wanted(int out, const struct dump_opts *o)
+{
+	struct stat st;
+	int ok;
+
+	if (o->splice == DUMP_SPLICE_OFF)
+		return 0;
+	if (fstat(out, &st)) {
+		err_sys("cannot stat the image's output");
+		return -1;
+	}
+	/* What takes its copy during splice(2) or holds it until read:
+	 * a file, a pipe, /dev/null (character device 1:3). */
+	ok = S_ISREG(st.st_mode) || S_ISFIFO(st.st_mode) ||
+	     (S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3));
+	if (o->splice == DUMP_SPLICE_ON) {
+		if (!ok) {
+			err_set("--splice: the image's output is not a file, a pipe or /dev/null "
+				"(a socket could hold the pages lent to it after the program runs "
+				"on)");
+			return -1;
+		}
+		if (o->incr || o->cow) {
+			err_set("--splice: %s reads every page, it cannot splice them",
+				o->incr ? "--parent" : "--cow");
+			return -1;
+		}
+		return 1;
+	}
+	/* Automatic: where it pays (make bench, BENCH_ONLY=zerocopy), a
+	 * file or /dev/null; a pipe only when asked, since its reader holds
+	 * the program frozen until it has read the last MiB. */
+	return ok && !S_ISFIFO(st.st_mode) && !o->incr && !o->cow;
+}
+
+int splice_region(const struct region *r)
+{
+	/* vmsplice takes the pages as the process may read them (no
+	 * FOLL_FORCE); the kernel's own and hugetlbfs pages, rings and
+	 * everything a dump stores whole are copied as before. */
+	return (r->d.prot & PROT_READ) && !r->all_pages &&
+	       (r->d.kind == IMG_RGN_ANON || r->d.kind == IMG_RGN_HEAP ||
+		r->d.kind == IMG_RGN_STACK || r->d.kind == IMG_RGN_FILE) &&
+	       !(r->d.flags & (IMG_RGN_HUGETLB | IMG_RGN_SHARED | IMG_RGN_GUARD));
+}
+
+int splice_zero_pages(int pmfd, uint64_t start, uint64_t n, long ps, uint64_t *pm)
+{
+	struct spl_region vec[64];
+	uint64_t end = start + n * ps, at = start;
+
+	while (at < end) {
+		struct spl_scan a = {.size = sizeof(a), .start = at, .end = end,
+				     .vec = (uint64_t)(uintptr_t)vec, .vec_len = 64,
+				     .category_mask = SPL_IS_PFNZERO, .return_mask = SPL_IS_PFNZERO};
+		long k = ioctl(pmfd, SPL_PAGEMAP_SCAN, &a);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0 && (errno == ENOTTY || errno == EINVAL))
+			return 0; /* before 6.7: zero pages stored as data */
+		if (k < 0) {
+			err_sys("cannot scan pagemap at %#llx", (unsigned long long)at);
+			return -1;
+		}
+		for (long i = 0; i < k; i++)
+			for (uint64_t p = vec[i].start; p < vec[i].end; p += ps)
+				pm[(p - start) / ps] &= ~PM_PRESENT;
+		if (a.walk_end <= at)
+			break;
+		at = a.walk_end;
+	}
+	return 0;
+}
+
+/* One injected call with every catchable signal held off: between the
+ * call's registers going in and coming out, ckpt-dump must not stop. */
+static int call(struct splicer *s, long nr, const uint64_t a[6], int64_t *ret)
+{
+	sigset_t all, old;
+	int rc;
+
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &old);
+	rc = inj_syscall(&s->c, nr, a, ret);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	return rc;
+}
+
+int splice_begin(struct splicer *s, pid_t pid, uint64_t gadget, int seccomp, int out)
+{
+	uint64_t a[6] = {0};
+	sigset_t all, old;
+	int64_t ret;
+	int fds[2], pfd;
+	struct stat st;
+
+	memset(s, 0, sizeof(*s));
+	s->pid = pid;
+	s->out = out;
+	s->rfd = -1;
+	s->tw = -1;
+	/* No system call injected into a program with seccomp filters: one
+	 * could kill it. */
+	if (seccomp)
+		return 1;
+	s->to_pipe = fstat(out, &st) == 0 && S_ISFIFO(st.st_mode);
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &old);
+	ret = inj_prepare(&s->c, pid, gadget);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	if (ret)
+		return -1;
+	a[0] = s->c.scratch;
+	a[1] = O_CLOEXEC;
+	if (call(s, SYS_pipe2, a, &ret) || inj_peek(&s->c, fds, sizeof(fds)))
+		goto fail;
+	if (ret < 0)
+		goto fallback;
+	s->tw = fds[1];
+	pfd = syscall(SYS_pidfd_open, pid, 0);
+	if (pfd >= 0) {
+		s->rfd = syscall(SYS_pidfd_getfd, pfd, fds[0], 0);
+		close(pfd);
+	}
+	memset(a, 0, sizeof(a));
+	a[0] = fds[0];
+	if (call(s, SYS_close, a, &ret))
+		goto fail;
+	if (s->rfd < 0)
+		goto fallback;
+	/* A pipe-full per injected call: as large as we may make it. */
+	if (fcntl(s->rfd, F_SETPIPE_SZ, 1 << 20) < 0)
+		fcntl(s->rfd, F_SETPIPE_SZ, 256 << 10);
+	ret = fcntl(s->rfd, F_GETPIPE_SZ);
+	if (ret <= 0)
+		goto fallback;
+	s->cap = ret;
+	return 0;
+fallback:
+	return splice_end(s, NULL) ? -1 : 1;
+fail:
+	splice_end(s, NULL);
+	return -1;
+}
+
+/* Move len bytes from the pipe to the image. */
+static int drain(struct splicer *s, struct img_writer *w, uint64_t len)
+{
+	while (len > 0) {
+		ssize_t n = splice(s->rfd, NULL, s->out, NULL, len, SPLICE_F_MOVE);
+		if (n < 0 && errno == EINTR && !(w->cancel && *w->cancel))
+			continue;
+		if (n < 0 && errno == EINTR) {
+			err_set("interrupted by a signal while writing the image");
+			return -1;
+		}
+		if (n <= 0) {
+			if (n == 0)
+				errno = EIO;
+			err_sys("cannot splice the page data on to the image");
+			return -1;
+		}
+		len -= n;
+	}
+	return 0;
+}
+
+/* The process moves iov[0..n) (at most the pipe's size) into
+ * the empty pipe; we move them on. */
+static int fill_and_drain(struct splicer *s, struct img_writer *w, struct iovec *iov, int n)
+{
+	while (n > 0) {
+		struct iovec r = {(void *)s->c.scratch, n * sizeof(*iov)};
+		struct iovec l = {iov, n * sizeof(*iov)};
+		uint64_t a[6] = {s->tw, s->c.scratch, n, SPLICE_F_NONBLOCK};
+		int64_t ret;
+
+		if (process_vm_writev(s->pid, &l, 1, &r, 1, 0) != (ssize_t)l.iov_len) {
+			err_sys("pid %d: cannot write to its stack", s->pid);
+			return -1;
+		}
+		if (call(s, SYS_vmsplice, a, &ret))
+			return -1;
+		s->calls++;
+		if (ret <= 0) {
+			errno = ret < 0 ? (int)-ret : EIO;
+			err_sys("pid %d: vmsplice of its memory at %#llx", s->pid,
+				(unsigned long long)(uintptr_t)iov[0].iov_base);
+			return -1;
+		}
+		if (drain(s, w, ret))
+			return -1;
+		/* What the pipe did not take: the rest of the vector. */
+		while (n > 0 && (uint64_t)ret >= iov[0].iov_len) {
+			ret -= iov[0].iov_len;
+			iov++;
+			n--;
+		}
+		if (n > 0) {
+			iov[0].iov_base = (char *)iov[0].iov_base + ret;
+			iov[0].iov_len -= ret;
+		}
+	}
+	return 0;
+}
+
+int splice_pages(struct splicer *s, struct img_writer *w, const struct img_run *runs,
+		 int nruns, uint64_t npages)
+{
+	long ps = sysconf(_SC_PAGESIZE);
+	struct iovec iov[SPL_IOVS];
+	uint64_t len = 0;
+	int n = 0;
+
+	if (img_write_pages_head(w, runs, nruns, npages))
+		return -1;
+	for (int i = 0; i < nruns; i++) {
+		uint64_t addr = runs[i].addr, left = runs[i].npages * ps;
+
+		while (left > 0) {
+			uint64_t k = left < s->cap - len ? left : s->cap - len;
+
+			iov[n++] = (struct iovec){(void *)(uintptr_t)addr, k};
+			len += k;
+			addr += k;
+			left -= k;
+			if (len == s->cap || n == (int)SPL_IOVS) {
+				if (fill_and_drain(s, w, iov, n))
+					return -1;
+				n = 0;
+				len = 0;
+			}
+		}
+	}
+	return n ? fill_and_drain(s, w, iov, n) : 0;
+}
+
+int splice_end(struct splicer *s, const volatile int *cancel)
+{
+	int rc = 0;
+
+	if (s->tw >= 0) {
+		uint64_t a[6] = {s->tw};
+		int64_t ret;
+		if (call(s, SYS_close, a, &ret))
+			rc = -1;
+		s->tw = -1;
+	}
+	if (s->c.infected) {
+		sigset_t all, old;
+		sigfillset(&all);
+		sigprocmask(SIG_BLOCK, &all, &old);
+		if (inj_cure(&s->c))
+			rc = -1;
+		sigprocmask(SIG_SETMASK, &old, NULL);
+	}
+	if (s->rfd >= 0)
+		close(s->rfd);
+	s->rfd = -1;
+	/* The output pipe holds references to the process's pages until
+	 * its reader takes them: until then the process must not run. */
+	while (rc == 0 && s->to_pipe && s->calls) {
+		struct timespec ms = {0, 1000000};
+		int left = 0;
+
+		if (ioctl(s->out, FIONREAD, &left) || left == 0)
+			break;
+		if (cancel && *cancel) {
+			err_set("interrupted by a signal while the image's reader took the last "
+				"page data");
+			return -1;
+		}
+		nanosleep(&ms, NULL);
+	}
+	return rc;
+}
