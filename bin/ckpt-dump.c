@@ -189,6 +189,7 @@ static void parse_args(int argc, char **argv, struct args *a)
 	if (optind != argc - 1 || (a->o.cow && a->how != DUMP_RUN) ||
 	    (a->o.track && (a->how == DUMP_KILL || a->o.cow)) ||
 	    (a->o.save_files_max && !a->o.save_files) ||
+	    (a->o.splice == DUMP_SPLICE_ON && (a->o.cow || a->parent)) ||
 	    ((a->o.fd_opts & FD_OPT_TCP_CLOSE) && (a->o.fd_opts & FD_OPT_TCP_ESTABLISHED)))
 		usage();
 	if (a->how == DUMP_KILL)

@@ -2128,7 +2128,7 @@ static int write_image(struct tree_proc *p, size_t n, int out, const struct dump
 	    .fd = out, .cancel = o->cancel, .progress = o->progress, .progress_arg = o->progress_arg};
 	struct capture c = {.p = p, .n = n, .tr = {.uf = -1}};
 	struct dump_opts so = *o;
-	int rc = -1, sp = splice_wanted(out, o);
+	int rc = -1, sp = splice_wanted(p[0].pid, out, o);
 
 	/* From here on, DUMP_SPLICE_ON or _OFF: the header says which. */
 	so.splice = sp > 0 ? DUMP_SPLICE_ON : DUMP_SPLICE_OFF;

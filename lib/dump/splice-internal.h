@@ -20,10 +20,10 @@ struct splicer {
 	uint64_t calls; /* vmsplice calls injected */
 };
 
-/* Whether the pages of a dump to out are to be spliced (o->splice and
- * the kind of out; the image's header says so).  A --splice that cannot
- * be honoured (a socket, an incremental image, --cow) is refused: -1. */
-int splice_wanted(int out, const struct dump_opts *o) __attribute__((warn_unused_result));
+/* Whether the pages of pid's dump to out are to be spliced (o->splice
+ * and the kind of out; never with --parent or --cow, which read every
+ * page).  A --splice to a socket or a device is refused: -1. */
+int splice_wanted(pid_t pid, int out, const struct dump_opts *o) __attribute__((warn_unused_result));
 /* Make a pipe in the stopped process pid (injected pipe2, gadget a
  * syscall instruction) and take its read end.  0, or 1 where the process
  * will not have it (seccomp filters, the call refused): write its pages

@@ -52,39 +52,32 @@ struct spl_region {
 /* iovecs the scratch area below the process's stack holds. */
 #define SPL_IOVS (INJ_SCRATCH / sizeof(struct iovec))
 
-int splice_wanted(int out, const struct dump_opts *o)
+int splice_wanted(pid_t pid, int out, const struct dump_opts *o)
 {
 	struct stat st;
 	int ok;
 
-	if (o->splice == DUMP_SPLICE_OFF)
+	if (o->splice == DUMP_SPLICE_OFF || o->incr || o->cow)
 		return 0;
 	if (fstat(out, &st)) {
-		err_sys("cannot stat the image's output");
+		err_sys("pid %d: cannot stat the image's output", pid);
 		return -1;
 	}
 	/* What takes its copy during splice(2) or holds it until read:
 	 * a file, a pipe, /dev/null (character device 1:3). */
 	ok = S_ISREG(st.st_mode) || S_ISFIFO(st.st_mode) ||
 	     (S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3));
-	if (o->splice == DUMP_SPLICE_ON) {
-		if (!ok) {
-			err_set("--splice: the image's output is not a file, a pipe or /dev/null "
-				"(a socket could hold the pages lent to it after the program runs "
-				"on)");
-			return -1;
-		}
-		if (o->incr || o->cow) {
-			err_set("--splice: %s reads every page, it cannot splice them",
-				o->incr ? "--parent" : "--cow");
-			return -1;
-		}
-		return 1;
+	if (o->splice == DUMP_SPLICE_ON && !ok) {
+		err_set("pid %d: --splice: the image's output is %s, not a file, a pipe or "
+			"/dev/null (it could keep the pages lent to it after the program runs on)",
+			pid, S_ISSOCK(st.st_mode) ? "a socket" : "a device");
+		return -1;
 	}
 	/* Automatic: where it pays (make bench, BENCH_ONLY=zerocopy), a
-	 * file or /dev/null; a pipe only when asked, since its reader holds
-	 * the program frozen until it has read the last MiB. */
-	return ok && !S_ISFIFO(st.st_mode) && !o->incr && !o->cow;
+	 * file or /dev/null; a pipe only when asked, since its reader then
+	 * holds the program frozen until it has read the last MiB, and a
+	 * reader that splices on (pv(1)) would pass the lent pages on. */
+	return ok && (o->splice == DUMP_SPLICE_ON || !S_ISFIFO(st.st_mode));
 }
 
 int splice_region(const struct region *r)

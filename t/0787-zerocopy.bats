@@ -1,0 +1,136 @@
+#!/usr/bin/env bats
+# ckpt-dump --splice: the program moves its own pages into a pipe (an
+# injected vmsplice) that ckpt-dump splices on to the image, never copying
+# them.  The image holds the pages of the freeze, not what the program
+# writes once it runs on (t/progs/rewrite writes over all its memory the
+# moment it is let go); pages that map the zero page stay holes; the image
+# says its page data has no CRC, and restores.
+
+load lib
+
+bats_require_minimum_version 1.5.0
+
+setup() {
+	d=$BATS_TEST_TMPDIR/rw
+	mkdir -p "$d"
+}
+
+# start_rewrite KIB: t/progs/rewrite KIB on $d, ready; $pid, $cat_pid.
+start_rewrite() {
+	spawn_ready "$d.out" rewrite "$1" "$d"
+}
+
+# rewritten: the program, told to go, wrote over its memory and exited 0
+# (it was dumped, not killed).
+rewritten() {
+	touch "$d/go"
+	reap "$pid" "$cat_pid"
+	cat "$d.out"
+	[ "$status" -eq 0 ]
+	grep -qx rewritten "$d.out"
+}
+
+# frozen_or_dumped: the program is stopped under ptrace, or its dump ended.
+frozen_or_dumped() {
+	state_is "$pid" t || [ -e "$d.dumped" ]
+}
+
+# stored IMG: the bytes of page data IMG holds.
+stored() {
+	ckpt-inspect --json "$1" | grep -o '"stored_bytes":[0-9]*' | awk -F: '{ n += $2 } END { print n }'
+}
+
+@test "--splice -o FILE: the image holds the memory of the freeze, not what the program wrote after it" {
+	start_rewrite 4096
+	ckpt-dump --splice -o "$d.img" "$pid"
+	rewritten
+	run ckpt-inspect "$d.img"
+	echo "$output" | head -n 1
+	[[ ${lines[0]} == *"page data spliced, not checksummed"* ]]
+	restore --allow-changed-files "$d.img"
+	intact_and_restored
+}
+
+@test "to a file, pages are spliced by default; pages that map the zero page stay holes" {
+	start_rewrite 1024
+	ckpt-dump -o "$d.img" "$pid"
+	ckpt-dump --no-splice -o "$d.copy.img" "$pid"
+	rewritten
+	run ckpt-inspect "$d.img"
+	[[ ${lines[0]} == *"not checksummed"* ]]
+	run ckpt-inspect "$d.copy.img"
+	[[ ${lines[0]} != *"not checksummed"* ]]
+	# What the spliced image stores beyond the copied one: the 32 pages
+	# the program zeroed (a dump that reads them drops them), not the 32
+	# that map the zero page, and a few of the program's own zeroed ones.
+	spliced=$(stored "$d.img") copied=$(stored "$d.copy.img")
+	echo "stored: spliced $spliced, copied $copied"
+	[ "$((spliced - copied))" -ge $((32 * 4096)) ]
+	[ "$((spliced - copied))" -lt $((56 * 4096)) ]
+	restore --allow-changed-files "$d.img"
+	intact_and_restored
+}
+
+@test "--splice to a pipe: the program runs on only once the reader has taken the pages lent to it" {
+	# An image smaller than the pipe (1 MiB): ckpt-dump could write it all
+	# and let the program go before the reader has read a byte.  The
+	# reader waits (at most 3 s) for the program to have rewritten its
+	# memory first; it must not have, or the image would hold the new
+	# pages (splice into a pipe moves references, not bytes).
+	# The program is told to go once it is frozen (or, were it let go
+	# early, once ckpt-dump is done).
+	start_rewrite 256
+	{
+		ckpt-dump --splice "$pid"
+		touch "$d.dumped"
+	} | {
+		wait_for -t 3 grep -qx rewritten "$d.out" 2>/dev/null || true
+		cat >"$d.img"
+	} &
+	reader=$!
+	CKPT_PIDS+=("$reader")
+	wait_for frozen_or_dumped
+	touch "$d/go"
+	wait "$reader"
+	CKPT_PIDS=("$pid" "$cat_pid")
+	rewritten
+	restore --allow-changed-files "$d.img"
+	intact_and_restored
+}
+
+@test "a dump through a pipe reads the pages as before unless --splice is given" {
+	start_rewrite 256
+	ckpt-dump "$pid" | cat >"$d.img"
+	rewritten
+	run ckpt-inspect "$d.img"
+	[[ ${lines[0]} != *"not checksummed"* ]]
+	restore --allow-changed-files "$d.img"
+	intact_and_restored
+}
+
+@test "--splice > /dev/null, again and again: the program runs on intact" {
+	start_bulk "$d" 8
+	for _ in 1 2 3; do
+		ckpt-dump --splice "$pid" >/dev/null
+	done
+	ckpt-dump "$pid" >/dev/null
+	runs_on "$d"
+}
+
+@test "--splice to a socket: refused in one line, the program runs on" {
+	start_bulk "$d"
+	run --separate-stderr python3 -c '
+import socket, subprocess, sys, threading
+a, b = socket.socketpair()
+threading.Thread(target=lambda: [None for _ in iter(lambda: b.recv(65536), b"")], daemon=True).start()
+sys.exit(subprocess.run(sys.argv[1:], stdout=a).returncode)' ckpt-dump --splice "$pid"
+	one_line 1 "pid $pid: --splice: the image's output is a socket" ckpt-dump
+	runs_on "$d"
+}
+
+@test "--splice with --cow or --parent: a usage error" {
+	run ckpt-dump --splice --cow 1
+	[ "$status" -eq 2 ]
+	run ckpt-dump --splice --parent x.img 1
+	[ "$status" -eq 2 ]
+}
