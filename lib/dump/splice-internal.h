@@ -18,6 +18,7 @@ struct splicer {
 	uint64_t cap; /* the pipe's size, bytes */
 	struct inj c;
 	uint64_t calls; /* vmsplice calls injected */
+	uint64_t at;	/* the stream offset the pipe's bytes go to */
 };
 
 /* Whether the pages of pid's dump to out are to be spliced (o->splice

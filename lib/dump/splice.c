@@ -68,8 +68,9 @@ int splice_wanted(pid_t pid, int out, const struct dump_opts *o)
 	ok = S_ISREG(st.st_mode) || S_ISFIFO(st.st_mode) ||
 	     (S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3));
 	if (o->splice == DUMP_SPLICE_ON && !ok) {
-		err_set("pid %d: --splice: the image's output is %s, not a file, a pipe or "
-			"/dev/null (it could keep the pages lent to it after the program runs on)",
+		err_set("pid %d: --splice: the image's output is %s, which could keep the pages "
+			"lent to it after the program runs on (a file, a pipe or /dev/null takes "
+			"them before); not supported",
 			pid, S_ISSOCK(st.st_mode) ? "a socket" : "a device");
 		return -1;
 	}
@@ -205,10 +206,11 @@ static int drain(struct splicer *s, struct img_writer *w, uint64_t len)
 		if (n <= 0) {
 			if (n == 0)
 				errno = EIO;
-			err_sys("cannot splice the page data on to the image");
+			err_sys("cannot write image at offset %llu", (unsigned long long)s->at);
 			return -1;
 		}
 		len -= n;
+		s->at += n;
 	}
 	return 0;
 }
@@ -262,6 +264,7 @@ int splice_pages(struct splicer *s, struct img_writer *w, const struct img_run *
 
 	if (img_write_pages_head(w, runs, nruns, npages))
 		return -1;
+	s->at = w->off - npages * ps;
 	for (int i = 0; i < nruns; i++) {
 		uint64_t addr = runs[i].addr, left = runs[i].npages * ps;
 
