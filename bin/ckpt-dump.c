@@ -272,6 +272,9 @@ static void finish(const struct args *a, struct dump_tree *target, struct atomic
 {
 	if (a->how != DUMP_KILL && dump_release_tree(target, a->how))
 		die_lib(1, "image written, but");
+	/* Page data spliced into a file: checksummed now, read back. */
+	if (dump_checksum_spliced(a->o.spliced, a->out_path ? of->fd : 1))
+		warnx("image written, its page data without checksums: %s", err_get());
 	if (a->out_path && atomic_commit(of)) {
 		atomic_discard(of);
 		dump_release_tree(target, DUMP_RUN);
@@ -288,6 +291,7 @@ int main(int argc, char **argv)
 {
 	struct args a = {.pmode = PROGRESS_AUTO, .how = DUMP_RUN};
 	struct atomic_file of = {0};
+	struct dump_spliced spliced = {0};
 	struct progress prog_line;
 	struct dump_tree target;
 	int out;
@@ -303,6 +307,7 @@ int main(int argc, char **argv)
 	a.o.progress = progress_cb;
 	a.o.progress_arg = &prog_line;
 	a.o.cancel = &cancel;
+	a.o.spliced = &spliced;
 	dump(&a, &target, out, &of);
 	finish(&a, &target, &of);
 	progress_done(&prog_line);

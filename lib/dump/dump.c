@@ -1266,6 +1266,8 @@ static int write_pages(pid_t pid, struct img_writer *w, const struct image *im,
 		if (k < 0)
 			return -1;
 		pw.sp = k == 0 ? &sp : NULL;
+		if (pw.sp && sp.regular)
+			sp.log = o->spliced;
 	}
 
 	pw.total = im->proc.pages_hint * pw.ps;

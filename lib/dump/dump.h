@@ -31,6 +31,9 @@ struct dump_opts {
 	/* --splice, --no-splice (DUMP_SPLICE_*): the process moves its
 	 * pages into a pipe, spliced on to the image (splice.c). */
 	int splice;
+	/* Where a dump to a regular file notes the PAGES records it spliced,
+	 * for dump_checksum_spliced; NULL: not noted. */
+	struct dump_spliced *spliced;
 	/* What the user asked of fds (FD_OPT_* of kinds/kinds.h). */
 	uint32_t fd_opts;
 	/* Ends of connections to other members of a coordinated
@@ -62,6 +65,18 @@ int dump_seize(pid_t pid, struct dump_target *t) __attribute__((warn_unused_resu
  * soon as its snapshot is taken. */
 int dump_write(struct dump_target *t, int out, const struct dump_opts *o)
 	__attribute__((warn_unused_result));
+/* The PAGES records a dump spliced into a regular file: their page data
+ * went out unread, without a checksum. */
+struct dump_spliced {
+	int64_t base;	/* the file offset of the stream's start */
+	uint64_t *recs; /* the stream offsets of the records */
+	size_t n, cap;
+};
+/* Once the process runs on: read the records back from out (the page
+ * cache), write each one's data checksum in, and take the image's
+ * "no data checksums" flag off.  -1 with err_set if it could not (the
+ * image is whole, its page data unchecked); frees sp's records. */
+int dump_checksum_spliced(struct dump_spliced *sp, int out) __attribute__((warn_unused_result));
 /* Release the target as asked: running, stopped, or killed. */
 int dump_release(struct dump_target *t, enum dump_end how);
 

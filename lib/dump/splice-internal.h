@@ -13,12 +13,15 @@ struct splicer {
 	pid_t pid;
 	int out;      /* the image's fd */
 	int to_pipe;  /* out is a pipe: drained before the process may run */
+	int regular;  /* out is a regular file */
 	int rfd;      /* our copy of the pipe's read end, or -1 */
 	int64_t tw;   /* the write end, in the process */
 	uint64_t cap; /* the pipe's size, bytes */
 	struct inj c;
 	uint64_t calls; /* vmsplice calls injected */
 	uint64_t at;	/* the stream offset the pipe's bytes go to */
+	unsigned char *buf; /* where splice(2) to out is refused: read and written */
+	struct dump_spliced *log; /* out is a regular file: the records to checksum later */
 };
 
 /* Whether the pages of pid's dump to out are to be spliced (o->splice

@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -74,6 +75,9 @@ int splice_wanted(pid_t pid, int out, const struct dump_opts *o)
 			pid, S_ISSOCK(st.st_mode) ? "a socket" : "a device");
 		return -1;
 	}
+	/* O_APPEND: splice(2) refuses it (drain would copy). */
+	if (S_ISREG(st.st_mode) && (fcntl(out, F_GETFL) & O_APPEND) && o->splice != DUMP_SPLICE_ON)
+		return 0;
 	/* Automatic: where it pays (make bench, BENCH_ONLY=zerocopy), a
 	 * file or /dev/null; a pipe only when asked, since its reader then
 	 * holds the program frozen until it has read the last MiB, and a
@@ -153,6 +157,7 @@ int splice_begin(struct splicer *s, pid_t pid, uint64_t gadget, int seccomp, int
 	if (seccomp)
 		return 1;
 	s->to_pipe = fstat(out, &st) == 0 && S_ISFIFO(st.st_mode);
+	s->regular = S_ISREG(st.st_mode);
 	sigfillset(&all);
 	sigprocmask(SIG_BLOCK, &all, &old);
 	ret = inj_prepare(&s->c, pid, gadget);
@@ -196,7 +201,19 @@ fail:
 static int drain(struct splicer *s, struct img_writer *w, uint64_t len)
 {
 	while (len > 0) {
-		ssize_t n = splice(s->rfd, NULL, s->out, NULL, len, SPLICE_F_MOVE);
+		ssize_t n = s->buf ? read(s->rfd, s->buf, len < s->cap ? len : s->cap)
+				   : splice(s->rfd, NULL, s->out, NULL, len, SPLICE_F_MOVE);
+		/* An output splice(2) does not take (O_APPEND, a file system
+		 * without splice_write): through a buffer of ours. */
+		if (n < 0 && errno == EINVAL && !s->buf) {
+			if (!(s->buf = malloc(s->cap))) {
+				err_set("out of memory");
+				return -1;
+			}
+			continue;
+		}
+		if (n > 0 && s->buf && write_all(s->out, s->buf, n))
+			n = -1;
 		if (n < 0 && errno == EINTR && !(w->cancel && *w->cancel))
 			continue;
 		if (n < 0 && errno == EINTR) {
@@ -254,6 +271,33 @@ static int fill_and_drain(struct splicer *s, struct img_writer *w, struct iovec 
 	return 0;
 }
 
+/* A record about to start at stream offset off, to checksum later. */
+static int note(struct splicer *s, uint64_t off)
+{
+	struct dump_spliced *l = s->log;
+
+	if (!l->n) {
+		off_t pos = lseek(s->out, 0, SEEK_CUR);
+		if (pos < 0 || (uint64_t)pos < off) {
+			s->log = NULL; /* not where we can find it again */
+			return 0;
+		}
+		l->base = pos - off;
+	}
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 256;
+		uint64_t *p = realloc(l->recs, cap * sizeof(*p));
+		if (!p) {
+			err_set("out of memory");
+			return -1;
+		}
+		l->recs = p;
+		l->cap = cap;
+	}
+	l->recs[l->n++] = off;
+	return 0;
+}
+
 int splice_pages(struct splicer *s, struct img_writer *w, const struct img_run *runs,
 		 int nruns, uint64_t npages)
 {
@@ -262,6 +306,8 @@ int splice_pages(struct splicer *s, struct img_writer *w, const struct img_run *
 	uint64_t len = 0;
 	int n = 0;
 
+	if (s->log && note(s, w->off))
+		return -1;
 	if (img_write_pages_head(w, runs, nruns, npages))
 		return -1;
 	s->at = w->off - npages * ps;
@@ -308,6 +354,8 @@ int splice_end(struct splicer *s, const volatile int *cancel)
 	if (s->rfd >= 0)
 		close(s->rfd);
 	s->rfd = -1;
+	free(s->buf);
+	s->buf = NULL;
 	/* The output pipe holds references to the process's pages until
 	 * its reader takes them: until then the process must not run. */
 	while (rc == 0 && s->to_pipe && s->calls) {
@@ -323,5 +371,99 @@ int splice_end(struct splicer *s, const volatile int *cancel)
 		}
 		nanosleep(&ms, NULL);
 	}
+	return rc;
+}
+
+/* pread or pwrite all of len bytes at off. */
+static int at(int fd, void *buf, size_t len, off_t off, int write)
+{
+	while (len > 0) {
+		ssize_t n = write ? pwrite(fd, buf, len, off) : pread(fd, buf, len, off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				errno = EIO;
+			err_sys("cannot %s the image at offset %lld", write ? "write" : "read back",
+				(long long)off);
+			return -1;
+		}
+		buf = (char *)buf + n;
+		len -= n;
+		off += n;
+	}
+	return 0;
+}
+
+/* The record at stream offset r: its data's checksum written in. */
+static int checksum_one(int out, int64_t base, uint64_t r, unsigned char *buf, size_t bufsz)
+{
+	uint64_t ps = sysconf(_SC_PAGESIZE), head, left, off;
+	struct img_rec *rec = (struct img_rec *)buf;
+	struct img_pages *p = (struct img_pages *)(buf + sizeof(*rec));
+	uint32_t crc = 0;
+
+	if (at(out, buf, sizeof(*rec) + sizeof(*p), base + r, 0))
+		return -1;
+	if (rec->type != IMG_REC_PAGES || p->nruns == 0 || p->nruns > IMG_MAX_RUNS) {
+		err_set("the image changed under ckpt-dump at offset %llu", (unsigned long long)r);
+		return -1;
+	}
+	head = sizeof(*rec) + sizeof(*p) + (uint64_t)p->nruns * sizeof(struct img_run);
+	head += (ps - (r + head) % ps) % ps;
+	if (head > bufsz || at(out, buf, head, base + r, 0))
+		return -1;
+	for (off = r + head, left = p->npages * ps; left > 0;) {
+		size_t n = left < bufsz - head ? left : bufsz - head;
+		if (at(out, buf + head, n, base + off, 0))
+			return -1;
+		crc = img_crc(crc, buf + head, n);
+		off += n;
+		left -= n;
+	}
+	p->data_crc = crc;
+	rec->crc = 0;
+	rec->crc = img_crc(0, buf, head);
+	return at(out, buf, sizeof(*rec) + sizeof(*p), base + r, 1);
+}
+
+int dump_checksum_spliced(struct dump_spliced *sp, int out)
+{
+	size_t bufsz = 1 << 20;
+	unsigned char *buf = NULL;
+	struct img_header h;
+	char path[64];
+	int rc = -1;
+
+	if (!sp->n)
+		return 0;
+	/* Opened anew to be read too: -o's file and "> FILE" are
+	 * write-only. */
+	out = open(fmt_path(path, sizeof(path), "/proc/self/fd/%d", out), O_RDWR | O_CLOEXEC);
+	if (out < 0) {
+		err_sys("cannot open the image again to read it back");
+		goto out;
+	}
+	if (!(buf = malloc(bufsz))) {
+		err_set("out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < sp->n; i++)
+		if (checksum_one(out, sp->base, sp->recs[i], buf, bufsz))
+			goto out;
+	/* Every record checksummed: the header says so last, so that an
+	 * image cut short here is still whole (only unchecked). */
+	if (at(out, &h, sizeof(h), sp->base, 0))
+		goto out;
+	h.flags &= ~IMG_HDR_NO_DATA_CRC;
+	h.crc = 0;
+	h.crc = img_crc(0, &h, sizeof(h));
+	rc = at(out, &h, sizeof(h), sp->base, 1);
+out:
+	if (out >= 0)
+		close(out);
+	free(buf);
+	free(sp->recs);
+	memset(sp, 0, sizeof(*sp));
 	return rc;
 }

@@ -8,7 +8,8 @@
  * zero), maps 64 pages of which the first 32 are only read (they map the
  * zero page) and the last 32 written and then zeroed, and one page of the
  * pattern made PROT_NONE (a page the program itself may not read).  Prints
- * "ready PID" and polls every 10 ms until DIR/go exists.  Then:
+ * "ready PID ADDR" (ADDR: where the KIB KiB start, in hex) and polls every
+ * 10 ms until DIR/go exists.  Then:
  *  - the process the test started (not restored) writes a second pattern
  *    over all of the KIB KiB at once, prints "rewritten", prints
  *    "restored: no" and exits 0;
@@ -65,7 +66,7 @@ int main(int argc, char **argv)
 		none[i] = mix(3, i);
 	if (mprotect(none, PAGE, PROT_NONE))
 		die("mprotect");
-	printf("ready %d\n", getpid());
+	printf("ready %d %lx\n", getpid(), (unsigned long)data);
 	fflush(stdout);
 	wait_file(in_dir("go"));
 	if (start_time() == t0) {
