@@ -272,8 +272,8 @@ static void finish(const struct args *a, struct dump_tree *target, struct atomic
 {
 	if (a->how != DUMP_KILL && dump_release_tree(target, a->how))
 		die_lib(1, "image written, but");
-	/* Page data spliced into a file: checksummed now, read back. */
-	if (dump_checksum_spliced(a->o.spliced, a->out_path ? of->fd : 1))
+	/* Page data spliced into a file: its checksums, read back. */
+	if (dump_checksum_spliced(a->o.spliced))
 		warnx("image written, its page data without checksums: %s", err_get());
 	if (a->out_path && atomic_commit(of)) {
 		atomic_discard(of);

@@ -71,12 +71,15 @@ struct dump_spliced {
 	int64_t base;	/* the file offset of the stream's start */
 	uint64_t *recs; /* the stream offsets of the records */
 	size_t n, cap;
+	struct splice_crc *crc; /* the thread that checksums them (splice.c) */
 };
-/* Once the process runs on: read the records back from out (the page
- * cache), write each one's data checksum in, and take the image's
- * "no data checksums" flag off.  -1 with err_set if it could not (the
- * image is whole, its page data unchecked); frees sp's records. */
-int dump_checksum_spliced(struct dump_spliced *sp, int out) __attribute__((warn_unused_result));
+/* A thread reads each record back from the page cache as soon as it is
+ * written and writes its data checksum in, on a CPU the frozen dump
+ * leaves idle.  Then, once the process runs on: wait for it, and take
+ * the image's "no data checksums" flag off.  -1 with err_set if it could
+ * not (the image is whole, its page data unchecked); frees what sp
+ * holds. */
+int dump_checksum_spliced(struct dump_spliced *sp) __attribute__((warn_unused_result));
 /* Release the target as asked: running, stopped, or killed. */
 int dump_release(struct dump_target *t, enum dump_end how);
 

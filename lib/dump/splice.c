@@ -14,9 +14,12 @@
  * without CAP_SYS_RESOURCE: one injected call per MiB.
  *
  * What is lost: vmsplice without SPLICE_F_GIFT lends the pages, so their
- * bytes are never in our hands: no CRC-32C of the page data (the image's
- * header says IMG_HDR_NO_DATA_CRC) and no search for all-zero pages (a
- * page that maps the zero page is still a hole, from PAGEMAP_SCAN).
+ * bytes are never in our hands while the program is frozen: no search for
+ * all-zero pages (a page that maps the zero page is still a hole, from
+ * PAGEMAP_SCAN) and no CRC-32C of the page data then.  Into a regular
+ * file, dump_checksum_spliced reads the records back once the program
+ * runs on and writes their CRCs in; into a pipe or /dev/null the image's
+ * header says IMG_HDR_NO_DATA_CRC.
  * Lent pages must be consumed before the program runs or writes them
  * again: a file or /dev/null takes its copy during splice(2); an output
  * pipe holds the references until its reader reads them, so splice_end
@@ -24,7 +27,9 @@
  * acknowledges, and is never spliced to. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -271,23 +276,111 @@ static int fill_and_drain(struct splicer *s, struct img_writer *w, struct iovec 
 	return 0;
 }
 
-/* A record about to start at stream offset off, to checksum later. */
+/* The thread that checksums spliced records (dump_spliced.crc). */
+struct splice_crc {
+	int fd; /* the image, opened anew to be read too (-o's file and
+		 * "> FILE" are write-only) */
+	size_t ready, done; /* records whole in the file; checksummed */
+	int quit, failed;
+	char why[512];
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+};
+
+static int checksum_one(int out, int64_t base, uint64_t r, unsigned char *buf, size_t bufsz);
+
+static void *crc_main(void *arg)
+{
+	struct dump_spliced *l = arg;
+	struct splice_crc *t = l->crc;
+	size_t bufsz = 1 << 20;
+	unsigned char *buf = malloc(bufsz);
+
+	pthread_mutex_lock(&t->mu);
+	if (!buf) {
+		t->failed = 1;
+		snprintf(t->why, sizeof(t->why), "out of memory");
+	}
+	for (;;) {
+		uint64_t r;
+		int rc;
+
+		while (!t->failed && t->done == t->ready && !t->quit)
+			pthread_cond_wait(&t->cv, &t->mu);
+		if (t->failed || t->done == t->ready)
+			break;
+		r = l->recs[t->done];
+		pthread_mutex_unlock(&t->mu);
+		rc = checksum_one(t->fd, l->base, r, buf, bufsz);
+		pthread_mutex_lock(&t->mu);
+		if (rc) {
+			t->failed = 1;
+			snprintf(t->why, sizeof(t->why), "%s", err_get());
+		}
+		t->done++;
+	}
+	pthread_mutex_unlock(&t->mu);
+	free(buf);
+	return NULL;
+}
+
+/* The thread, with every signal blocked: they are the dump's to take. */
+static int crc_start(struct dump_spliced *l, int out)
+{
+	struct splice_crc *t = calloc(1, sizeof(*t));
+	sigset_t all, old;
+	char path[64];
+	int rc;
+
+	if (!t) {
+		err_set("out of memory");
+		return -1;
+	}
+	t->fd = open(fmt_path(path, sizeof(path), "/proc/self/fd/%d", out), O_RDWR | O_CLOEXEC);
+	if (t->fd < 0) {
+		free(t);
+		return 0; /* the records stay unchecked, as into a pipe */
+	}
+	pthread_mutex_init(&t->mu, NULL);
+	pthread_cond_init(&t->cv, NULL);
+	l->crc = t;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	rc = pthread_create(&t->thread, NULL, crc_main, l);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc) {
+		t->failed = 1;
+		snprintf(t->why, sizeof(t->why), "cannot start a thread: %s", strerror(rc));
+		t->quit = 2; /* no thread to join */
+	}
+	return 0;
+}
+
+/* A record about to start at stream offset off, to checksum once it is
+ * whole (publish). */
 static int note(struct splicer *s, uint64_t off)
 {
 	struct dump_spliced *l = s->log;
 
 	if (!l->n) {
 		off_t pos = lseek(s->out, 0, SEEK_CUR);
-		if (pos < 0 || (uint64_t)pos < off) {
+		if (pos < 0 || (uint64_t)pos < off || crc_start(l, s->out)) {
 			s->log = NULL; /* not where we can find it again */
 			return 0;
 		}
 		l->base = pos - off;
 	}
+	if (!l->crc) {
+		s->log = NULL;
+		return 0;
+	}
+	pthread_mutex_lock(&l->crc->mu);
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? 2 * l->cap : 256;
 		uint64_t *p = realloc(l->recs, cap * sizeof(*p));
 		if (!p) {
+			pthread_mutex_unlock(&l->crc->mu);
 			err_set("out of memory");
 			return -1;
 		}
@@ -295,7 +388,19 @@ static int note(struct splicer *s, uint64_t off)
 		l->cap = cap;
 	}
 	l->recs[l->n++] = off;
+	pthread_mutex_unlock(&l->crc->mu);
 	return 0;
+}
+
+/* The record noted last is whole in the file. */
+static void publish(struct splicer *s)
+{
+	struct splice_crc *t = s->log->crc;
+
+	pthread_mutex_lock(&t->mu);
+	t->ready = s->log->n;
+	pthread_cond_broadcast(&t->cv);
+	pthread_mutex_unlock(&t->mu);
 }
 
 int splice_pages(struct splicer *s, struct img_writer *w, const struct img_run *runs,
@@ -329,7 +434,11 @@ int splice_pages(struct splicer *s, struct img_writer *w, const struct img_run *
 			}
 		}
 	}
-	return n ? fill_and_drain(s, w, iov, n) : 0;
+	if (n && fill_and_drain(s, w, iov, n))
+		return -1;
+	if (s->log)
+		publish(s);
+	return 0;
 }
 
 int splice_end(struct splicer *s, const volatile int *cancel)
@@ -427,42 +536,44 @@ static int checksum_one(int out, int64_t base, uint64_t r, unsigned char *buf, s
 	return at(out, buf, sizeof(*rec) + sizeof(*p), base + r, 1);
 }
 
-int dump_checksum_spliced(struct dump_spliced *sp, int out)
+int dump_checksum_spliced(struct dump_spliced *sp)
 {
-	size_t bufsz = 1 << 20;
-	unsigned char *buf = NULL;
+	struct splice_crc *t = sp->crc;
 	struct img_header h;
-	char path[64];
 	int rc = -1;
 
-	if (!sp->n)
-		return 0;
-	/* Opened anew to be read too: -o's file and "> FILE" are
-	 * write-only. */
-	out = open(fmt_path(path, sizeof(path), "/proc/self/fd/%d", out), O_RDWR | O_CLOEXEC);
-	if (out < 0) {
-		err_sys("cannot open the image again to read it back");
+	if (!t)
+		goto out;
+	pthread_mutex_lock(&t->mu);
+	if (t->quit != 2) {
+		t->quit = 1;
+		pthread_cond_broadcast(&t->cv);
+		pthread_mutex_unlock(&t->mu);
+		pthread_join(t->thread, NULL);
+	} else {
+		pthread_mutex_unlock(&t->mu);
+	}
+	if (t->failed || t->done != sp->n) {
+		err_set("%s", t->failed ? t->why : "records left unchecked");
 		goto out;
 	}
-	if (!(buf = malloc(bufsz))) {
-		err_set("out of memory");
-		goto out;
-	}
-	for (size_t i = 0; i < sp->n; i++)
-		if (checksum_one(out, sp->base, sp->recs[i], buf, bufsz))
-			goto out;
 	/* Every record checksummed: the header says so last, so that an
 	 * image cut short here is still whole (only unchecked). */
-	if (at(out, &h, sizeof(h), sp->base, 0))
+	if (at(t->fd, &h, sizeof(h), sp->base, 0))
 		goto out;
 	h.flags &= ~IMG_HDR_NO_DATA_CRC;
 	h.crc = 0;
 	h.crc = img_crc(0, &h, sizeof(h));
-	rc = at(out, &h, sizeof(h), sp->base, 1);
+	rc = at(t->fd, &h, sizeof(h), sp->base, 1);
 out:
-	if (out >= 0)
-		close(out);
-	free(buf);
+	if (!t && !sp->n)
+		rc = 0;
+	if (t) {
+		close(t->fd);
+		pthread_cond_destroy(&t->cv);
+		pthread_mutex_destroy(&t->mu);
+		free(t);
+	}
 	free(sp->recs);
 	memset(sp, 0, sizeof(*sp));
 	return rc;
