@@ -17,9 +17,10 @@
  * bytes are never in our hands while the program is frozen: no search for
  * all-zero pages (a page that maps the zero page is still a hole, from
  * PAGEMAP_SCAN) and no CRC-32C of the page data then.  Into a regular
- * file, dump_checksum_spliced reads the records back once the program
- * runs on and writes their CRCs in; into a pipe or /dev/null the image's
- * header says IMG_HDR_NO_DATA_CRC.
+ * file, a thread reads each record back from the page cache once it is
+ * whole and writes its CRC in (the header's flag comes off at the end,
+ * dump_checksum_spliced); into a pipe or /dev/null the image's header
+ * says IMG_HDR_NO_DATA_CRC.
  * Lent pages must be consumed before the program runs or writes them
  * again: a file or /dev/null takes its copy during splice(2); an output
  * pipe holds the references until its reader reads them, so splice_end
@@ -43,17 +44,6 @@
 
 #include "base/base.h"
 #include "dump/splice-internal.h"
-
-/* <linux/fs.h> of Linux 6.7+ (PAGEMAP_SCAN). */
-struct spl_scan {
-	uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
-	uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
-};
-struct spl_region {
-	uint64_t start, end, categories;
-};
-#define SPL_PAGEMAP_SCAN _IOWR('f', 16, struct spl_scan)
-#define SPL_IS_PFNZERO (1ull << 5)
 
 /* iovecs the scratch area below the process's stack holds. */
 #define SPL_IOVS (INJ_SCRATCH / sizeof(struct iovec))
@@ -103,30 +93,17 @@ int splice_region(const struct region *r)
 
 int splice_zero_pages(int pmfd, uint64_t start, uint64_t n, long ps, uint64_t *pm)
 {
-	struct spl_region vec[64];
-	uint64_t end = start + n * ps, at = start;
+	struct proc_range *z;
+	size_t nz;
 
-	while (at < end) {
-		struct spl_scan a = {.size = sizeof(a), .start = at, .end = end,
-				     .vec = (uint64_t)(uintptr_t)vec, .vec_len = 64,
-				     .category_mask = SPL_IS_PFNZERO, .return_mask = SPL_IS_PFNZERO};
-		long k = ioctl(pmfd, SPL_PAGEMAP_SCAN, &a);
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0 && (errno == ENOTTY || errno == EINVAL))
-			return 0; /* before 6.7: zero pages stored as data */
-		if (k < 0) {
-			err_sys("cannot scan pagemap at %#llx", (unsigned long long)at);
-			return -1;
-		}
-		for (long i = 0; i < k; i++)
-			for (uint64_t p = vec[i].start; p < vec[i].end; p += ps)
-				pm[(p - start) / ps] &= ~PM_PRESENT;
-		if (a.walk_end <= at)
-			break;
-		at = a.walk_end;
+	if (proc_scan_ranges(pmfd, start, start + n * ps, PM_SCAN_PFNZERO, &z, &nz)) {
+		err_sys("cannot scan pagemap at %#llx", (unsigned long long)start);
+		return -1;
 	}
+	for (size_t i = 0; i < nz; i++)
+		for (uint64_t p = z[i].start; p < z[i].end; p += ps)
+			pm[(p - start) / ps] &= ~PM_PRESENT;
+	free(z);
 	return 0;
 }
 
