@@ -137,6 +137,37 @@ stored() {
 	runs_on "$d"
 }
 
+# blocked_in_pipe PID: ckpt-dump PID (its worker, a thread of it) waits
+# on a full pipe.
+blocked_in_pipe() {
+	local w
+	for w in $(descendants "$1"); do
+		cat "/proc/$w/task/"*/wchan 2>/dev/null | grep -q pipe && return 0
+	done
+	return 1
+}
+
+@test "SIGTERM to a --splice dump into a stuck reader: it exits 1, the program runs on" {
+	local fifo=$BATS_TEST_TMPDIR/fifo dump st
+	start_bulk "$d" 8
+	mkfifo "$fifo"
+	# A reader that opens the pipe and never reads.
+	exec_clean sleep 1000 <"$fifo" &
+	CKPT_PIDS+=($!)
+	exec_clean ckpt-dump --splice "$pid" >"$fifo" 2>"$BATS_TEST_TMPDIR/dump.err" &
+	dump=$!
+	wait_for -t 10 blocked_in_pipe "$dump"
+	kill -TERM "$dump"
+	st=0
+	wait "$dump" || st=$?
+	cat "$BATS_TEST_TMPDIR/dump.err"
+	[ "$st" -eq 1 ]
+	[ "$(wc -l <"$BATS_TEST_TMPDIR/dump.err")" -eq 1 ]
+	grep -q "^ckpt-dump: interrupted by a signal" "$BATS_TEST_TMPDIR/dump.err"
+	wait_for -t 5 untraced "$pid"
+	runs_on "$d"
+}
+
 @test "--splice to a socket: refused in one line, the program runs on" {
 	start_bulk "$d"
 	run --separate-stderr python3 -c '

@@ -1262,7 +1262,8 @@ static int write_pages(pid_t pid, struct img_writer *w, const struct image *im,
 
 		if (k == 0)
 			k = splice_begin(&sp, pid, gadget,
-					 im->attrs && im->attrs->d.seccomp != IMG_SECCOMP_NONE, w->fd);
+					 im->attrs && im->attrs->d.seccomp != IMG_SECCOMP_NONE, w->fd,
+					 o->cancel);
 		if (k < 0)
 			return -1;
 		pw.sp = k == 0 ? &sp : NULL;

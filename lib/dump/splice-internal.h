@@ -2,6 +2,8 @@
 #ifndef CKPT_SPLICE_INTERNAL_H
 #define CKPT_SPLICE_INTERNAL_H
 
+#include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -9,31 +11,45 @@
 #include "image/image.h"
 #include "target/target.h"
 
+#define SPL_PIPES 2
+
 struct splicer {
 	pid_t pid;
 	int out;      /* the image's fd */
 	int to_pipe;  /* out is a pipe: drained before the process may run */
 	int regular;  /* out is a regular file */
-	int rfd;      /* our copy of the pipe's read end, or -1 */
-	int64_t tw;   /* the write end, in the process */
-	uint64_t cap; /* the pipe's size, bytes */
+	int rfd[SPL_PIPES];	/* our copies of the pipes' read ends, or -1 */
+	int64_t tw[SPL_PIPES];	/* their write ends, in the process, or -1 */
+	uint64_t cap; /* a pipe's size, bytes */
 	struct inj c;
 	uint64_t calls; /* vmsplice calls injected */
-	uint64_t at;	/* the stream offset the pipe's bytes go to */
+	uint64_t at;	/* the stream offset the pipes' bytes go to */
 	unsigned char *buf; /* where splice(2) to out is refused: read and written */
 	struct dump_spliced *log; /* out is a regular file: the records to checksum later */
+	const volatile int *cancel;
+	/* The drain thread: while the process fills one pipe, it splices
+	 * the other on.  posted pipe-fulls (pipe posted % SPL_PIPES, len[]
+	 * bytes), drained of them. */
+	int threaded, failed, quit;
+	uint64_t posted, drained, len[SPL_PIPES];
+	char why[512];
+	sigset_t mask; /* ours while the thread holds the signals (hold) */
+	pthread_t drainer;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
 };
 
 /* Whether the pages of pid's dump to out are to be spliced (o->splice
  * and the kind of out; never with --parent or --cow, which read every
  * page).  A --splice to a socket or a device is refused: -1. */
 int splice_wanted(pid_t pid, int out, const struct dump_opts *o) __attribute__((warn_unused_result));
-/* Make a pipe in the stopped process pid (injected pipe2, gadget a
- * syscall instruction) and take its read end.  0, or 1 where the process
+/* Make two pipes in the stopped process pid (injected pipe2, gadget a
+ * syscall instruction), take their read ends and start the drain
+ * thread.  0, or 1 where the process
  * will not have it (seccomp filters, the call refused): write its pages
  * the ordinary way; -1 on a failure of ptrace. */
-int splice_begin(struct splicer *s, pid_t pid, uint64_t gadget, int seccomp, int out)
-	__attribute__((warn_unused_result));
+int splice_begin(struct splicer *s, pid_t pid, uint64_t gadget, int seccomp, int out,
+		 const volatile int *cancel) __attribute__((warn_unused_result));
 /* Whether a region's pages may be spliced: the process can read them. */
 int splice_region(const struct region *r);
 /* Clear PM_PRESENT in pm[0..n) for the pages from start that map the

@@ -121,70 +121,12 @@ static int call(struct splicer *s, long nr, const uint64_t a[6], int64_t *ret)
 	return rc;
 }
 
-int splice_begin(struct splicer *s, pid_t pid, uint64_t gadget, int seccomp, int out)
-{
-	uint64_t a[6] = {0};
-	sigset_t all, old;
-	int64_t ret;
-	int fds[2], pfd;
-	struct stat st;
-
-	memset(s, 0, sizeof(*s));
-	s->pid = pid;
-	s->out = out;
-	s->rfd = -1;
-	s->tw = -1;
-	/* No system call injected into a program with seccomp filters: one
-	 * could kill it. */
-	if (seccomp)
-		return 1;
-	s->to_pipe = fstat(out, &st) == 0 && S_ISFIFO(st.st_mode);
-	s->regular = S_ISREG(st.st_mode);
-	sigfillset(&all);
-	sigprocmask(SIG_BLOCK, &all, &old);
-	ret = inj_prepare(&s->c, pid, gadget);
-	sigprocmask(SIG_SETMASK, &old, NULL);
-	if (ret)
-		return -1;
-	a[0] = s->c.scratch;
-	a[1] = O_CLOEXEC;
-	if (call(s, SYS_pipe2, a, &ret) || inj_peek(&s->c, fds, sizeof(fds)))
-		goto fail;
-	if (ret < 0)
-		goto fallback;
-	s->tw = fds[1];
-	pfd = syscall(SYS_pidfd_open, pid, 0);
-	if (pfd >= 0) {
-		s->rfd = syscall(SYS_pidfd_getfd, pfd, fds[0], 0);
-		close(pfd);
-	}
-	memset(a, 0, sizeof(a));
-	a[0] = fds[0];
-	if (call(s, SYS_close, a, &ret))
-		goto fail;
-	if (s->rfd < 0)
-		goto fallback;
-	/* A pipe-full per injected call: as large as we may make it. */
-	if (fcntl(s->rfd, F_SETPIPE_SZ, 1 << 20) < 0)
-		fcntl(s->rfd, F_SETPIPE_SZ, 256 << 10);
-	ret = fcntl(s->rfd, F_GETPIPE_SZ);
-	if (ret <= 0)
-		goto fallback;
-	s->cap = ret;
-	return 0;
-fallback:
-	return splice_end(s, NULL) ? -1 : 1;
-fail:
-	splice_end(s, NULL);
-	return -1;
-}
-
-/* Move len bytes from the pipe to the image. */
-static int drain(struct splicer *s, struct img_writer *w, uint64_t len)
+/* Move len bytes from pipe k to the image. */
+static int drain(struct splicer *s, int k, uint64_t len)
 {
 	while (len > 0) {
-		ssize_t n = s->buf ? read(s->rfd, s->buf, len < s->cap ? len : s->cap)
-				   : splice(s->rfd, NULL, s->out, NULL, len, SPLICE_F_MOVE);
+		ssize_t n = s->buf ? read(s->rfd[k], s->buf, len < s->cap ? len : s->cap)
+				   : splice(s->rfd[k], NULL, s->out, NULL, len, SPLICE_F_MOVE);
 		/* An output splice(2) does not take (O_APPEND, a file system
 		 * without splice_write): through a buffer of ours. */
 		if (n < 0 && errno == EINVAL && !s->buf) {
@@ -196,7 +138,7 @@ static int drain(struct splicer *s, struct img_writer *w, uint64_t len)
 		}
 		if (n > 0 && s->buf && write_all(s->out, s->buf, n))
 			n = -1;
-		if (n < 0 && errno == EINTR && !(w->cancel && *w->cancel))
+		if (n < 0 && errno == EINTR && !(s->cancel && *s->cancel))
 			continue;
 		if (n < 0 && errno == EINTR) {
 			err_set("interrupted by a signal while writing the image");
@@ -214,16 +156,222 @@ static int drain(struct splicer *s, struct img_writer *w, uint64_t len)
 	return 0;
 }
 
-/* The process moves iov[0..n) (at most the pipe's size) into
- * the empty pipe; we move them on. */
-static int fill_and_drain(struct splicer *s, struct img_writer *w, struct iovec *iov, int n)
+static void *drain_main(void *arg)
+{
+	struct splicer *s = arg;
+
+	pthread_mutex_lock(&s->mu);
+	for (;;) {
+		int k, rc;
+
+		while (!s->failed && s->drained == s->posted && !s->quit)
+			pthread_cond_wait(&s->cv, &s->mu);
+		if (s->failed || s->drained == s->posted)
+			break;
+		k = s->drained % SPL_PIPES;
+		pthread_mutex_unlock(&s->mu);
+		rc = drain(s, k, s->len[k]);
+		pthread_mutex_lock(&s->mu);
+		if (rc) {
+			s->failed = 1;
+			snprintf(s->why, sizeof(s->why), "%s", err_get());
+		}
+		s->drained++;
+		pthread_cond_broadcast(&s->cv);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return NULL;
+}
+
+/* Wait until at most busy pipe-fulls are left to drain: -1 (the drain's
+ * error, or a cancel) if it failed. */
+static int drained(struct splicer *s, uint64_t busy)
+{
+	int failed;
+
+	if (!s->threaded)
+		return 0;
+	pthread_mutex_lock(&s->mu);
+	while (!s->failed && s->posted - s->drained > busy) {
+		if (s->cancel && *s->cancel)
+			break;
+		pthread_cond_wait(&s->cv, &s->mu);
+	}
+	failed = s->failed;
+	pthread_mutex_unlock(&s->mu);
+	if (failed) {
+		err_set("%s", s->why);
+		return -1;
+	}
+	if (s->cancel && *s->cancel) {
+		err_set("interrupted by a signal while writing the image");
+		return -1;
+	}
+	return 0;
+}
+
+/* Pipe k holds len bytes: to be drained (by the thread, or now). */
+static int post(struct splicer *s, int k, uint64_t len)
+{
+	if (!s->threaded)
+		return drain(s, k, len);
+	pthread_mutex_lock(&s->mu);
+	s->len[k] = len;
+	s->posted++;
+	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+	return 0;
+}
+
+/* The drain thread. */
+static void drainer_start(struct splicer *s)
+{
+
+	if (pthread_mutex_init(&s->mu, NULL))
+		return;
+	if (pthread_cond_init(&s->cv, NULL)) {
+		pthread_mutex_destroy(&s->mu);
+		return;
+	}
+	if (pthread_create(&s->drainer, NULL, drain_main, s)) {
+		pthread_cond_destroy(&s->cv);
+		pthread_mutex_destroy(&s->mu);
+		return;
+	}
+	s->threaded = 1;
+}
+
+/* While we wait on the drain thread (or run calls in the process),
+ * SIGINT, SIGTERM and SIGHUP are its alone: its splice into a stuck
+ * reader is what they must end.  Otherwise ours (the kernel gives a
+ * process's signal to its first thread that takes it): a write of ours
+ * into a stuck reader is then what they end. */
+static void hold(struct splicer *s, int on)
+{
+	sigset_t set;
+
+	if (!s->threaded)
+		return;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	if (on)
+		pthread_sigmask(SIG_BLOCK, &set, &s->mask);
+	else
+		pthread_sigmask(SIG_SETMASK, &s->mask, NULL);
+}
+
+static int drainer_stop(struct splicer *s)
+{
+	int rc;
+
+	if (!s->threaded)
+		return 0;
+	hold(s, 1);
+	pthread_mutex_lock(&s->mu);
+	s->quit = 1;
+	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+	/* Cancelled while it splices into a stuck reader: the handler that
+	 * set the flag ends that splice too. */
+	if (s->cancel && *s->cancel)
+		pthread_kill(s->drainer, SIGTERM);
+	pthread_join(s->drainer, NULL);
+	hold(s, 0);
+	rc = s->failed || s->drained != s->posted ? -1 : 0;
+	pthread_cond_destroy(&s->cv);
+	pthread_mutex_destroy(&s->mu);
+	s->threaded = 0;
+	return rc;
+}
+
+/* One pipe in the process: its write end there, its read end here (-1
+ * each where it could not be had); -1 on a failure of ptrace. */
+static int one_pipe(struct splicer *s, int k)
+{
+	uint64_t a[6] = {s->c.scratch, O_CLOEXEC};
+	int64_t ret;
+	int fds[2], pfd;
+
+	if (call(s, SYS_pipe2, a, &ret) || inj_peek(&s->c, fds, sizeof(fds)))
+		return -1;
+	if (ret < 0)
+		return 0;
+	s->tw[k] = fds[1];
+	pfd = syscall(SYS_pidfd_open, s->pid, 0);
+	if (pfd >= 0) {
+		s->rfd[k] = syscall(SYS_pidfd_getfd, pfd, fds[0], 0);
+		close(pfd);
+	}
+	memset(a, 0, sizeof(a));
+	a[0] = fds[0];
+	return call(s, SYS_close, a, &ret);
+}
+
+int splice_begin(struct splicer *s, pid_t pid, uint64_t gadget, int seccomp, int out,
+		 const volatile int *cancel)
+{
+	sigset_t all, old;
+	struct stat st;
+	int rc;
+
+	memset(s, 0, sizeof(*s));
+	s->pid = pid;
+	s->out = out;
+	s->cancel = cancel;
+	for (int k = 0; k < SPL_PIPES; k++) {
+		s->rfd[k] = -1;
+		s->tw[k] = -1;
+	}
+	/* No system call injected into a program with seccomp filters: one
+	 * could kill it. */
+	if (seccomp)
+		return 1;
+	s->to_pipe = fstat(out, &st) == 0 && S_ISFIFO(st.st_mode);
+	s->regular = S_ISREG(st.st_mode);
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &old);
+	rc = inj_prepare(&s->c, pid, gadget);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	if (rc)
+		return -1;
+	s->cap = 1 << 20;
+	for (int k = 0; k < SPL_PIPES; k++) {
+		long size;
+
+		if (one_pipe(s, k)) {
+			splice_end(s, NULL);
+			return -1;
+		}
+		if (s->rfd[k] < 0)
+			return splice_end(s, NULL) ? -1 : 1;
+		/* A pipe-full per injected call: as large as we may make it. */
+		if (fcntl(s->rfd[k], F_SETPIPE_SZ, 1 << 20) < 0)
+			fcntl(s->rfd[k], F_SETPIPE_SZ, 256 << 10);
+		size = fcntl(s->rfd[k], F_GETPIPE_SZ);
+		if (size <= 0)
+			return splice_end(s, NULL) ? -1 : 1;
+		if ((uint64_t)size < s->cap)
+			s->cap = size;
+	}
+	drainer_start(s);
+	return 0;
+}
+
+/* The process moves iov[0..n) (at most a pipe's size) into the next
+ * pipe, once the drain thread has emptied it; the thread moves them on. */
+static int fill(struct splicer *s, struct iovec *iov, int n)
 {
 	while (n > 0) {
 		struct iovec r = {(void *)s->c.scratch, n * sizeof(*iov)};
 		struct iovec l = {iov, n * sizeof(*iov)};
-		uint64_t a[6] = {s->tw, s->c.scratch, n, SPLICE_F_NONBLOCK};
+		int k = s->calls % SPL_PIPES;
+		uint64_t a[6] = {s->tw[k], s->c.scratch, n, SPLICE_F_NONBLOCK};
 		int64_t ret;
 
+		if (drained(s, SPL_PIPES - 1))
+			return -1;
 		if (process_vm_writev(s->pid, &l, 1, &r, 1, 0) != (ssize_t)l.iov_len) {
 			err_sys("pid %d: cannot write to its stack", s->pid);
 			return -1;
@@ -237,7 +385,7 @@ static int fill_and_drain(struct splicer *s, struct img_writer *w, struct iovec 
 				(unsigned long long)(uintptr_t)iov[0].iov_base);
 			return -1;
 		}
-		if (drain(s, w, ret))
+		if (post(s, k, ret))
 			return -1;
 		/* What the pipe did not take: the rest of the vector. */
 		while (n > 0 && (uint64_t)ret >= iov[0].iov_len) {
@@ -390,9 +538,12 @@ int splice_pages(struct splicer *s, struct img_writer *w, const struct img_run *
 
 	if (s->log && note(s, w->off))
 		return -1;
+	/* The head follows the last record's data (splice_pages waits for
+	 * it at its end), and the drain thread follows the head. */
 	if (img_write_pages_head(w, runs, nruns, npages))
 		return -1;
 	s->at = w->off - npages * ps;
+	hold(s, 1);
 	for (int i = 0; i < nruns; i++) {
 		uint64_t addr = runs[i].addr, left = runs[i].npages * ps;
 
@@ -404,15 +555,20 @@ int splice_pages(struct splicer *s, struct img_writer *w, const struct img_run *
 			addr += k;
 			left -= k;
 			if (len == s->cap || n == (int)SPL_IOVS) {
-				if (fill_and_drain(s, w, iov, n))
+				if (fill(s, iov, n)) {
+					hold(s, 0);
 					return -1;
+				}
 				n = 0;
 				len = 0;
 			}
 		}
 	}
-	if (n && fill_and_drain(s, w, iov, n))
+	if ((n && fill(s, iov, n)) || drained(s, 0)) {
+		hold(s, 0);
 		return -1;
+	}
+	hold(s, 0);
 	if (s->log)
 		publish(s);
 	return 0;
@@ -422,13 +578,18 @@ int splice_end(struct splicer *s, const volatile int *cancel)
 {
 	int rc = 0;
 
-	if (s->tw >= 0) {
-		uint64_t a[6] = {s->tw};
-		int64_t ret;
-		if (call(s, SYS_close, a, &ret))
-			rc = -1;
-		s->tw = -1;
-	}
+	/* The drain first: what it has not taken out of the pipes may go
+	 * with them. */
+	if (drainer_stop(s))
+		rc = -1;
+	for (int k = 0; k < SPL_PIPES; k++)
+		if (s->tw[k] >= 0) {
+			uint64_t a[6] = {s->tw[k]};
+			int64_t ret;
+			if (call(s, SYS_close, a, &ret))
+				rc = -1;
+			s->tw[k] = -1;
+		}
 	if (s->c.infected) {
 		sigset_t all, old;
 		sigfillset(&all);
@@ -437,9 +598,11 @@ int splice_end(struct splicer *s, const volatile int *cancel)
 			rc = -1;
 		sigprocmask(SIG_SETMASK, &old, NULL);
 	}
-	if (s->rfd >= 0)
-		close(s->rfd);
-	s->rfd = -1;
+	for (int k = 0; k < SPL_PIPES; k++) {
+		if (s->rfd[k] >= 0)
+			close(s->rfd[k]);
+		s->rfd[k] = -1;
+	}
 	free(s->buf);
 	s->buf = NULL;
 	/* The output pipe holds references to the process's pages until
