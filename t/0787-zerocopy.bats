@@ -137,16 +137,6 @@ stored() {
 	runs_on "$d"
 }
 
-# blocked_in_pipe PID: ckpt-dump PID (its worker, a thread of it) waits
-# on a full pipe.
-blocked_in_pipe() {
-	local w
-	for w in $(descendants "$1"); do
-		cat "/proc/$w/task/"*/wchan 2>/dev/null | grep -q pipe && return 0
-	done
-	return 1
-}
-
 @test "SIGTERM to a --splice dump into a stuck reader: it exits 1, the program runs on" {
 	local fifo=$BATS_TEST_TMPDIR/fifo dump st
 	start_bulk "$d" 8
@@ -156,7 +146,9 @@ blocked_in_pipe() {
 	CKPT_PIDS+=($!)
 	exec_clean ckpt-dump --splice "$pid" >"$fifo" 2>"$BATS_TEST_TMPDIR/dump.err" &
 	dump=$!
-	wait_for -t 10 blocked_in_pipe "$dump"
+	# Writing (or splicing) into the full pipe: pipe_write,
+	# pipe_wait_writable.
+	wait_for -t 10 waits_in "$dump" pipe
 	kill -TERM "$dump"
 	st=0
 	wait "$dump" || st=$?
