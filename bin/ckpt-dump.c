@@ -21,7 +21,7 @@
 	"usage: ckpt-dump [-t] [--kill | --stop | --cow] [-o file] [--parent img] [--track] [--live] "   \
 	"[--save-files] "                                                                          \
 	"[--save-files-max size] [--tcp-close | --tcp-established] "                                 \
-	"[--ext-unix reconnect|close] "                                 \
+	"[--ext-unix reconnect|close] [--splice | --no-splice] "                                 \
 	"[--progress | --quiet] pid\n"
 
 static volatile int cancel; /* sig_atomic_t is int here */
@@ -115,7 +115,8 @@ static void parse_args(int argc, char **argv, struct args *a)
 		{"parent", required_argument, NULL, 'p'}, {"track", no_argument, NULL, 'R'},
 		{"live", no_argument, NULL, 'l'},
 		{"save-files-max", required_argument, NULL, 'M'},
-		{"ext-unix", required_argument, NULL, 'X'}, {NULL, 0, NULL, 0}};
+		{"ext-unix", required_argument, NULL, 'X'}, {"splice", no_argument, NULL, 'Z'},
+		{"no-splice", no_argument, NULL, 'z'}, {NULL, 0, NULL, 0}};
 	int c;
 	char *end;
 	long pid;
@@ -175,6 +176,12 @@ static void parse_args(int argc, char **argv, struct args *a)
 			else
 				die(2, "--ext-unix: not reconnect or close: %s", optarg);
 			break;
+		case 'Z':
+			a->o.splice = DUMP_SPLICE_ON;
+			break;
+		case 'z':
+			a->o.splice = DUMP_SPLICE_OFF;
+			break;
 		case 'h':
 			fputs(USAGE, stdout);
 			exit(0);
@@ -188,7 +195,9 @@ static void parse_args(int argc, char **argv, struct args *a)
 	if (optind != argc - 1 || (a->o.cow && a->how != DUMP_RUN) ||
 	    (a->o.track && (a->how == DUMP_KILL || a->o.cow)) ||
 	    (a->o.save_files_max && !a->o.save_files) ||
-	    (a->live && (a->tree || a->o.cow || a->o.track || a->parent)) ||
+	    (a->live && (a->tree || a->o.cow || a->o.track || a->parent ||
+			 a->o.splice == DUMP_SPLICE_ON)) ||
+	    (a->o.splice == DUMP_SPLICE_ON && (a->o.cow || a->parent)) ||
 	    ((a->o.fd_opts & FD_OPT_TCP_CLOSE) && (a->o.fd_opts & FD_OPT_TCP_ESTABLISHED)))
 		usage();
 	if (a->how == DUMP_KILL)
@@ -277,6 +286,9 @@ static void finish(const struct args *a, struct dump_tree *target, struct atomic
 {
 	if (a->how != DUMP_KILL && dump_release_tree(target, a->how))
 		die_lib(1, "image written, but");
+	/* Page data spliced into a file: its checksums, read back. */
+	if (dump_checksum_spliced(a->o.spliced))
+		warnx("image written, its page data without checksums: %s", err_get());
 	if (a->out_path && atomic_commit(of)) {
 		atomic_discard(of);
 		dump_release_tree(target, DUMP_RUN);
@@ -293,6 +305,7 @@ int main(int argc, char **argv)
 {
 	struct args a = {.pmode = PROGRESS_AUTO, .how = DUMP_RUN};
 	struct atomic_file of = {0};
+	struct dump_spliced spliced = {0};
 	struct progress prog_line;
 	struct dump_tree target;
 	int out;
@@ -308,6 +321,7 @@ int main(int argc, char **argv)
 	a.o.progress = progress_cb;
 	a.o.progress_arg = &prog_line;
 	a.o.cancel = &cancel;
+	a.o.spliced = &spliced;
 	dump(&a, &target, out, &of);
 	finish(&a, &target, &of);
 	progress_done(&prog_line);

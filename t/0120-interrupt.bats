@@ -31,15 +31,6 @@ target_finishes() {
 	wait_exit "$BG_PID"
 }
 
-# blocked_on_pipe PID: ckpt-dump, pid PID, is blocked writing to a full
-# pipe (the dump runs in its worker child, and writes from a thread of it).
-blocked_on_pipe() {
-	local w
-	for w in $(descendants "$1"); do
-		cat "/proc/$w/task/"*/wchan 2>/dev/null | grep -q pipe_write && return 0
-	done
-	return 1
-}
 
 interrupt_with() {
 	local fifo=$BATS_TEST_TMPDIR/fifo dump st
@@ -49,7 +40,7 @@ interrupt_with() {
 	CKPT_PIDS+=($!)
 	exec_clean ckpt-dump "$BG_PID" >"$fifo" 2>"$BATS_TEST_TMPDIR/dump.err" &
 	dump=$!
-	wait_for -t 10 blocked_on_pipe "$dump"
+	wait_for -t 10 waits_in "$dump" pipe_write
 	kill "-$1" "$dump"
 	# Not `run`: its subshell is not the parent that can wait.
 	st=0

@@ -281,6 +281,17 @@ descendants() {
 	done
 }
 
+# waits_in PID WCHAN: a thread of a process below PID (ckpt-dump's worker)
+# waits in a kernel function matching WCHAN (pipe_write: writing to a
+# full pipe).
+waits_in() {
+	local w
+	for w in $(descendants "$1"); do
+		cat "/proc/$w/task/"*/wchan 2>/dev/null | grep -q "$2" && return 0
+	done
+	return 1
+}
+
 kill_started() {
 	local p d
 	# A restored tree hangs below ckpt-remap: every process of it goes

@@ -24,6 +24,7 @@
 
 #include "dump/dump.h"
 #include "dump/live-internal.h"
+#include "dump/splice-internal.h"
 #include "dump/track-internal.h"
 #include "base/base.h"
 #include "kinds/kinds.h"
@@ -940,6 +941,8 @@ struct pagewriter {
 	pthread_t writer;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
+	struct splicer *sp; /* --splice: the pipe the process moves its pages into */
+	int spliced;	    /* the batch is of regions whose pages it moves */
 	struct batch job;
 	int pending, quit, failed;
 	char why[1024]; /* the writer's error */
@@ -1110,6 +1113,14 @@ static int flush_batch(struct pagewriter *pw)
 {
 	if (!pw->batch)
 		return 0;
+	if (pw->spliced) {
+		if (splice_pages(pw->sp, pw->w, pw->runs, pw->nruns, pw->batch))
+			return -1;
+		if (pw->o->progress)
+			pw->o->progress(pw->w->off, pw->total, pw->o->progress_arg);
+		pw->nruns = pw->batch = 0;
+		return 0;
+	}
 	if (read_runs(pw, pw->runs, pw->nruns))
 		return -1;
 	if (!pw->threaded) {
@@ -1249,7 +1260,8 @@ static int write_region(struct pagewriter *pw, const struct region *r, size_t ri
 			if (e < addr + n * pw->ps)
 				n = (e - addr) / pw->ps;
 		}
-		if (cancelled(pw) || proc_read_pagemap(pw->pmfd, addr, n, pw->pm))
+		if (cancelled(pw) || proc_read_pagemap(pw->pmfd, addr, n, pw->pm) ||
+		    (pw->spliced && splice_zero_pages(pw->pmfd, addr, n, pw->ps, pw->pm)))
 			return -1;
 		for (uint64_t i = 0; i < n; i++) {
 			uint64_t a = addr + i * pw->ps;
@@ -1291,8 +1303,26 @@ static int write_pages(pid_t pid, struct img_writer *w, const struct image *im,
 		       const struct dump_opts *o, int which, struct track *tr)
 {
 	struct pagewriter pw = {.pid = pid, .w = w, .o = o, .tr = tr, .ps = sysconf(_SC_PAGESIZE)};
+	struct splicer sp;
 	char path[64];
 	int rc = -1;
+
+	/* --splice: the process moves its pages itself, where it can. */
+	if (o->splice == DUMP_SPLICE_ON && which == PAGES_ALL && !tr) {
+		struct dump_target t = {.pid = pid};
+		uint64_t gadget;
+		int k = vdso_gadget(&t, im, &gadget);
+
+		if (k == 0)
+			k = splice_begin(&sp, pid, gadget,
+					 im->attrs && im->attrs->d.seccomp != IMG_SECCOMP_NONE, w->fd,
+					 o->cancel);
+		if (k < 0)
+			return -1;
+		pw.sp = k == 0 ? &sp : NULL;
+		if (pw.sp && sp.regular)
+			sp.log = o->spliced;
+	}
 
 	pw.total = im->proc.pages_hint * pw.ps;
 	pw.bufs[0] = malloc(BATCH_PAGES * pw.ps);
@@ -1312,8 +1342,9 @@ static int write_pages(pid_t pid, struct img_writer *w, const struct image *im,
 		goto out;
 	/* Not while every signal is blocked (a --cow snapshot's reap does
 	 * that): a cancel must still reach the writer.  Nor with a tracker's
-	 * report, whose pages left out go into the hashes from this thread. */
-	if (!tr) {
+	 * report, whose pages left out go into the hashes from this thread.
+	 * Nor when splicing: records go out from this thread, in order. */
+	if (!tr && !pw.sp) {
 		sigset_t cur;
 		pthread_sigmask(SIG_BLOCK, NULL, &cur);
 		if (!sigismember(&cur, SIGTERM))
@@ -1334,6 +1365,11 @@ static int write_pages(pid_t pid, struct img_writer *w, const struct image *im,
 				continue;
 			if (!(im->proc.flags & IMG_PROC_LAZY_ORDER) && late)
 				continue;
+			if (pw.sp && pw.spliced != splice_region(r)) {
+				if (flush_batch(&pw))
+					goto out;
+				pw.spliced = !pw.spliced;
+			}
 			if (write_region(&pw, r, i))
 				goto out;
 		}
@@ -1342,6 +1378,8 @@ static int write_pages(pid_t pid, struct img_writer *w, const struct image *im,
 	}
 	rc = 0;
 out:
+	if (pw.sp && splice_end(pw.sp, o->cancel))
+		rc = -1;
 	/* The writer's error, if it had one, is the reason. */
 	if (writer_stop(&pw))
 		rc = -1;
@@ -2178,18 +2216,27 @@ static int write_image(struct tree_proc *p, size_t n, int out, const struct dump
 	struct img_writer w = {
 	    .fd = out, .cancel = o->cancel, .progress = o->progress, .progress_arg = o->progress_arg};
 	struct capture c = {.p = p, .n = n, .tr = {.uf = -1}};
-	int rc = -1;
+	struct dump_opts so = *o;
+	int rc = -1, sp = splice_wanted(p[0].pid, out, o);
 
-	if (capture_all(&c, o) == 0 && lazy_order(&c, o) == 0 && write_meta(&c, &w) == 0 &&
-	    write_all_pages(&c, &w, o) == 0 &&
-	    aio_settled(&c, o) == 0) {
-		/* Nothing more is read from it: the hashes of an incremental
-		 * image (sorted and merged with its parent's) are ours. */
-		if (o->run_on && n == 1 && !p[0].zombie && !o->cow)
-			release_all(&p[0].t, 0);
-		if (!o->incr || (track_take_later(&c.tr, o->incr) == 0 &&
-				 incr_dump_end(o->incr, &w, c.ims[0].proc.pid) == 0))
-			rc = img_write_end(&w);
+	/* From here on, DUMP_SPLICE_ON or _OFF: the header says which. */
+	so.splice = sp > 0 ? DUMP_SPLICE_ON : DUMP_SPLICE_OFF;
+	o = &so;
+	if (sp >= 0 && capture_all(&c, o) == 0 && lazy_order(&c, o) == 0) {
+		/* Page data spliced is never read here: no CRC of it. */
+		if (sp > 0)
+			c.ims[0].hdr.flags |= IMG_HDR_NO_DATA_CRC;
+		if (write_meta(&c, &w) == 0 && write_all_pages(&c, &w, o) == 0 &&
+		    aio_settled(&c, o) == 0) {
+			/* Nothing more is read from it: the hashes of an
+			 * incremental image (sorted and merged with its
+			 * parent's) are ours. */
+			if (o->run_on && n == 1 && !p[0].zombie && !o->cow)
+				release_all(&p[0].t, 0);
+			if (!o->incr || (track_take_later(&c.tr, o->incr) == 0 &&
+					 incr_dump_end(o->incr, &w, c.ims[0].proc.pid) == 0))
+				rc = img_write_end(&w);
+		}
 	}
 	capture_free(&c);
 	return rc;

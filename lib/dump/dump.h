@@ -35,6 +35,12 @@ struct dump_opts {
 	/* --live: the pre-copy written already (dump_live_precopy); the
 	 * image takes from it the pages not written since. */
 	struct live_dump *live;
+	/* --splice, --no-splice (DUMP_SPLICE_*): the process moves its
+	 * pages into a pipe, spliced on to the image (splice.c). */
+	int splice;
+	/* Where a dump to a regular file notes the PAGES records it spliced,
+	 * for dump_checksum_spliced; NULL: not noted. */
+	struct dump_spliced *spliced;
 	/* What the user asked of fds (FD_OPT_* of kinds/kinds.h). */
 	uint32_t fd_opts;
 	/* Ends of connections to other members of a coordinated
@@ -45,6 +51,7 @@ struct dump_opts {
 };
 
 enum dump_end { DUMP_RUN, DUMP_STOP, DUMP_KILL };
+enum { DUMP_SPLICE_AUTO, DUMP_SPLICE_ON, DUMP_SPLICE_OFF };
 
 /* A seized process: every thread stopped under ptrace. */
 struct dump_target {
@@ -83,6 +90,21 @@ int dump_live_precopy(pid_t pid, int out, const struct dump_opts *o, struct live
 const struct live_dump_stats *dump_live_stats(const struct live_dump *lv);
 void dump_live_free(struct live_dump *lv);
 
+/* The PAGES records a dump spliced into a regular file: their page data
+ * went out unread, without a checksum. */
+struct dump_spliced {
+	int64_t base;	/* the file offset of the stream's start */
+	uint64_t *recs; /* the stream offsets of the records */
+	size_t n, cap;
+	struct splice_crc *crc; /* the thread that checksums them (splice.c) */
+};
+/* A thread reads each record back from the page cache as soon as it is
+ * written and writes its data checksum in, on a CPU the frozen dump
+ * leaves idle.  Then, once the process runs on: wait for it, and take
+ * the image's "no data checksums" flag off.  -1 with err_set if it could
+ * not (the image is whole, its page data unchecked); frees what sp
+ * holds. */
+int dump_checksum_spliced(struct dump_spliced *sp) __attribute__((warn_unused_result));
 /* Release the target as asked: running, stopped, or killed. */
 int dump_release(struct dump_target *t, enum dump_end how);
 

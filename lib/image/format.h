@@ -32,9 +32,15 @@ struct img_header {
 	char kernel[65];     /* uname -r of the dumping host */
 	char host[65];	     /* uname -n of the dumping host */
 	char pad[6];
-	uint32_t flags; /* none defined yet; must be 0 */
+	uint32_t flags; /* IMG_HDR_* */
 	uint32_t crc;	/* CRC-32C of this header with crc = 0 */
 };
+
+/* Some page data was spliced from the process (ckpt-dump --splice) and
+ * never read by the dumper: PAGES records may have data_crc 0, and
+ * readers do not check page data against data_crc. */
+#define IMG_HDR_NO_DATA_CRC 1u
+#define IMG_HDR_FLAGS 1u /* every flag a reader accepts */
 
 enum img_rec_type {
 	IMG_REC_PROC = 1,

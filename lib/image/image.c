@@ -471,7 +471,8 @@ static int write_data_rec(struct img_writer *w, uint32_t type, uint64_t shm,
 	v[4] = (struct iovec){(void *)data, npages * ps};
 	w->nrec++;
 	w->npages += npages;
-	return w_out(w, v, 5);
+	/* No data: the caller writes it (img_write_pages_head). */
+	return w_out(w, v, data ? 5 : 4);
 }
 
 int img_write_pages(struct img_writer *w, const struct img_run *runs, uint32_t nruns,
@@ -485,6 +486,15 @@ int img_write_pages_crc(struct img_writer *w, const struct img_run *runs, uint32
 			const void *data, uint64_t npages, uint32_t data_crc)
 {
 	return write_data_rec(w, IMG_REC_PAGES, 0, runs, nruns, data, npages, data_crc);
+}
+
+int img_write_pages_head(struct img_writer *w, const struct img_run *runs, uint32_t nruns,
+			 uint64_t npages)
+{
+	if (write_data_rec(w, IMG_REC_PAGES, 0, runs, nruns, NULL, npages, 0))
+		return -1;
+	w->off += npages * sysconf(_SC_PAGESIZE);
+	return 0;
 }
 
 int img_write_shmdata(struct img_writer *w, uint64_t shm, const struct img_run *runs,
@@ -552,7 +562,7 @@ int img_read_header(struct img_reader *r, struct img_header *h, const void *pref
 			IMG_VERSION);
 		return -1;
 	}
-	if (h->size != sizeof(*h) || h->flags) {
+	if (h->size != sizeof(*h) || (h->flags & ~IMG_HDR_FLAGS)) {
 		err_set("image header: bad size %u or flags %#x", h->size, h->flags);
 		return -1;
 	}
@@ -572,6 +582,7 @@ int img_read_header(struct img_reader *r, struct img_header *h, const void *pref
 	h->kernel[sizeof(h->kernel) - 1] = 0;
 	h->host[sizeof(h->host) - 1] = 0;
 	r->page_size = h->page_size;
+	r->hdr_flags = h->flags;
 	return 0;
 }
 
@@ -753,7 +764,7 @@ int img_skip_data(struct img_reader *r, const struct img_pages *p, uint32_t *crc
 int img_data_end(struct img_reader *r, const struct img_pages *p, uint32_t crc, const char *who)
 {
 	r->npages += p->npages;
-	if (!img_crc_bad(crc, p->data_crc))
+	if ((r->hdr_flags & IMG_HDR_NO_DATA_CRC) || !img_crc_bad(crc, p->data_crc))
 		return 0;
 	if (who)
 		err_set("%s: page data before offset %llu: checksum mismatch", who,

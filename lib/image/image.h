@@ -227,6 +227,11 @@ int img_write_pages(struct img_writer *w, const struct img_run *runs, uint32_t n
 int img_write_pages_crc(struct img_writer *w, const struct img_run *runs, uint32_t nruns,
 			const void *data, uint64_t npages, uint32_t data_crc);
 /* The same for the contents of object shm (runs are offsets in it). */
+/* A PAGES record without its data (data_crc 0: IMG_HDR_NO_DATA_CRC),
+ * counted as written whole: the caller writes its npages pages of data
+ * to w->fd itself, next (ckpt-dump --splice). */
+int img_write_pages_head(struct img_writer *w, const struct img_run *runs, uint32_t nruns,
+			 uint64_t npages) __attribute__((warn_unused_result));
 int img_write_shmdata(struct img_writer *w, uint64_t shm, const struct img_run *runs,
 		      uint32_t nruns, const void *data, uint64_t npages);
 int img_write_end(struct img_writer *w);
@@ -238,6 +243,7 @@ struct img_reader {
 	uint64_t nrec;
 	uint64_t npages;
 	uint32_t page_size;
+	uint32_t hdr_flags; /* the header's IMG_HDR_* */
 	/* 1 + an fd that gets a copy of every byte read (img_verify_rest), or 0. */
 	int tee;
 	/* Called on each FILE record as it is read, to check what only the

@@ -331,8 +331,9 @@ void inspect_text(FILE *f, const struct img_input *in, const struct img_totals *
 	const struct img_header *h = &in->im.hdr;
 	char b1[32], t1[64];
 
-	fprintf(f, "format:   ckpt image version %u, x86-64, page size %u%s\n", h->version,
-		h->page_size, in->compressed ? ", compressed" : "");
+	fprintf(f, "format:   ckpt image version %u, x86-64, page size %u%s%s\n", h->version,
+		h->page_size, in->compressed ? ", compressed" : "",
+		(h->flags & IMG_HDR_NO_DATA_CRC) ? ", page data spliced, not checksummed" : "");
 	fprintf(f, "created:  %s on %s, kernel %s\n", fmt_time(t1, sizeof(t1), h->ctime), h->host,
 		h->kernel);
 	fprintf(f, "cpu:      xsave features %#llx, %u bytes of state\n",
@@ -601,8 +602,9 @@ static void json_format(FILE *f, const struct img_input *in)
 
 	fprintf(f,
 		"{\"format\":{\"version\":%u,\"arch\":\"x86-64\",\"page_size\":%u,"
-		"\"compressed\":%s,\"created\":%lld,\"host\":",
-		h->version, h->page_size, in->compressed ? "true" : "false", (long long)h->ctime);
+		"\"compressed\":%s,\"data_crc\":%s,\"created\":%lld,\"host\":",
+		h->version, h->page_size, in->compressed ? "true" : "false",
+		(h->flags & IMG_HDR_NO_DATA_CRC) ? "false" : "true", (long long)h->ctime);
 	json_str(f, h->host, strlen(h->host));
 	fprintf(f, ",\"kernel\":");
 	json_str(f, h->kernel, strlen(h->kernel));

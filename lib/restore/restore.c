@@ -1512,7 +1512,8 @@ static void init_args(struct restore *r)
 	a->flags = ((r->flags & RST_PROGRESS) ? RST_F_PROGRESS : 0) |
 		   ((r->flags & RST_KEEP_TIDS) ? RST_F_KEEP_TIDS : 0) |
 		   ((r->flags & RST_LAZY) && !r->stream ? RST_F_LAZY : 0) |
-		   ((r->flags & RST_STOP) ? RST_F_STOP : 0);
+		   ((r->flags & RST_STOP) ? RST_F_STOP : 0) |
+		   ((in->r.hdr_flags & IMG_HDR_NO_DATA_CRC) ? RST_F_NO_DATA_CRC : 0);
 	a->stream_off = in->r.off;
 	a->nrec = in->r.nrec;
 	a->npages = in->r.npages;

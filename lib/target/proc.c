@@ -514,24 +514,21 @@ struct pm_region {
 	uint64_t start, end, categories;
 };
 #define PM_SCAN_IOCTL _IOWR('f', 16, struct pm_scan)
-#define PM_IS_GUARD (1ull << 8)
 
-int proc_read_guards(pid_t pid, uint64_t end, struct proc_range **ranges, size_t *np)
+int proc_scan_ranges(int fd, uint64_t start, uint64_t end, uint64_t category,
+		     struct proc_range **ranges, size_t *np)
 {
 	struct pm_region vec[64];
 	struct proc_range *out = NULL;
 	size_t n = 0, cap = 0;
-	uint64_t at = 0;
-	int fd = proc_open_pagemap(pid);
+	uint64_t at = start;
 
 	*ranges = NULL;
 	*np = 0;
-	if (fd < 0)
-		return -1;
 	while (at < end) {
 		struct pm_scan a = {.size = sizeof(a), .start = at, .end = end,
 				    .vec = (uint64_t)(uintptr_t)vec, .vec_len = 64,
-				    .category_mask = PM_IS_GUARD, .return_mask = PM_IS_GUARD};
+				    .category_mask = category, .return_mask = category};
 		long k = ioctl(fd, PM_SCAN_IOCTL, &a);
 
 		if (k < 0 && errno == EINTR)
@@ -539,9 +536,7 @@ int proc_read_guards(pid_t pid, uint64_t end, struct proc_range **ranges, size_t
 		if (k < 0 && (errno == ENOTTY || errno == EINVAL))
 			break; /* the kernel has no way to tell */
 		if (k < 0) {
-			err_sys("pid %d: cannot scan pagemap for guard pages", pid);
 			free(out);
-			close(fd);
 			return -1;
 		}
 		for (long i = 0; i < k; i++) {
@@ -555,9 +550,8 @@ int proc_read_guards(pid_t pid, uint64_t end, struct proc_range **ranges, size_t
 				cap = cap ? 2 * cap : 16;
 				t = realloc(out, cap * sizeof(*out));
 				if (!t) {
-					err_set("out of memory");
 					free(out);
-					close(fd);
+					errno = ENOMEM;
 					return -1;
 				}
 				out = t;
@@ -568,10 +562,24 @@ int proc_read_guards(pid_t pid, uint64_t end, struct proc_range **ranges, size_t
 			break;
 		at = a.walk_end;
 	}
-	close(fd);
 	*ranges = out;
 	*np = n;
 	return 0;
+}
+
+int proc_read_guards(pid_t pid, uint64_t end, struct proc_range **ranges, size_t *np)
+{
+	int fd = proc_open_pagemap(pid), rc;
+
+	*ranges = NULL;
+	*np = 0;
+	if (fd < 0)
+		return -1;
+	rc = proc_scan_ranges(fd, 0, end, PM_SCAN_GUARD, ranges, np);
+	if (rc)
+		err_sys("pid %d: cannot scan pagemap for guard pages", pid);
+	close(fd);
+	return rc;
 }
 
 int proc_read_timers(pid_t pid, struct proc_timer **tp, size_t *np)

@@ -141,6 +141,13 @@ struct proc_range {
 	uint64_t start, end;
 };
 int proc_read_guards(pid_t pid, uint64_t end, struct proc_range **ranges, size_t *n);
+/* The ranges of [start, end) whose pages are in category (PAGEMAP_SCAN's
+ * PAGE_IS_* bits, Linux 6.7+) on the pagemap fd, ascending, adjacent ones
+ * joined, malloc'd; none where the kernel cannot say.  -1 with errno. */
+int proc_scan_ranges(int fd, uint64_t start, uint64_t end, uint64_t category,
+		     struct proc_range **ranges, size_t *n);
+#define PM_SCAN_PFNZERO (1ull << 5) /* maps the zero page */
+#define PM_SCAN_GUARD (1ull << 8)   /* a guard page (6.15+) */
 
 /* ---- ptrace: seize, interrupt, registers, detach. */
 

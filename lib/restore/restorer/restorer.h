@@ -274,5 +274,6 @@ struct rst_lazy_msg {
 	uint64_t start; /* the record's offset */
 	struct img_pages p;
 };
+#define RST_F_NO_DATA_CRC 256u /* the image's page data has no checksums (IMG_HDR_NO_DATA_CRC) */
 
 #endif
