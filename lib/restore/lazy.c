@@ -448,21 +448,6 @@ static void wait_stream(struct filler *f)
 	}
 }
 
-static int read_full_fd(int fd, void *buf, size_t len)
-{
-	size_t got = 0;
-
-	while (got < len) {
-		ssize_t n = read(fd, (char *)buf + got, len - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		got += n;
-	}
-	return 0;
-}
-
 static const char *filler_main(struct filler *f)
 {
 	struct rst_lazy_msg msg;
@@ -470,12 +455,14 @@ static const char *filler_main(struct filler *f)
 
 	/* Nothing: the restorer read the whole stream itself (no late
 	 * pages), or failed and said why. */
-	if (read_full_fd(f->pipe, &msg, sizeof(msg)) || msg.magic != RST_LAZY_MAGIC ||
-	    msg.p.nruns == 0 || msg.p.nruns > IMG_MAX_RUNS)
+	if (read_full(f->pipe, &msg, sizeof(msg)) != (ssize_t)sizeof(msg) ||
+	    msg.magic != RST_LAZY_MAGIC || msg.p.nruns == 0 || msg.p.nruns > IMG_MAX_RUNS)
 		_exit(0);
 	run = malloc(msg.p.nruns * sizeof(*run));
 	f->record = malloc(RECORD_MAX);
-	if (!run || !f->record || read_full_fd(f->pipe, run, msg.p.nruns * sizeof(*run)))
+	if (!run || !f->record ||
+	    read_full(f->pipe, run, msg.p.nruns * sizeof(*run)) !=
+		(ssize_t)(msg.p.nruns * sizeof(*run)))
 		lost(f, "broke");
 	close(f->pipe);
 	add_mem(f, f->uffd, NULL);
