@@ -231,6 +231,17 @@ EOF
 	grep -qx "ckpt-remap: $D/saved: made again from the image" "$BATS_TEST_TMPDIR/r.err"
 	[ "$(stat -c %a "$D/saved")" = 604 ]
 	cmp "$D/saved" "$BATS_TEST_TMPDIR/saved.orig"
+	# Unchanged, with a second link made since (perf's build-id cache
+	# links the libraries it sees, one ld.so had open at a checkpoint):
+	# left alone as unchanged, and the program runs (changed, it would
+	# be refused: t/0155).  It finds the second link, which it checks.
+	ln "$D/saved" "$BATS_TEST_TMPDIR/saved.link"
+	restore "$IMG"
+	cat "$BATS_TEST_TMPDIR/bg.err"
+	[ "$status" -eq 1 ]
+	[[ $stderr != *"$D/saved"* ]]
+	grep -q '^memkinds: savedfile: .*, links 2,' "$BATS_TEST_TMPDIR/bg.err"
+	rm "$BATS_TEST_TMPDIR/saved.link"
 }
 
 @test "without --save-files a missing open file fails the restore before anything happens" {

@@ -965,13 +965,27 @@ static int file_now(int dfd, const char *base, const char *path, struct stat *sb
 		err_set("%s: saved in the image as a regular file, but here it is not one", path);
 		return -1;
 	}
+	return 0;
+}
+
+/* Whether the file as it is now (sb) needs putting back: it differs from
+ * the checkpoint's in size or mtime.  One that does, with more than one
+ * link, is refused (-1, err_set): writing it would change the others. An
+ * unchanged one is left alone whatever its links (a library ld.so had
+ * open at the checkpoint, hard-linked since by perf's build-id cache). */
+static int needs_put_back(const struct shm_obj *o, const struct fd_entry *f,
+			  const struct stat *sb)
+{
+	if ((uint64_t)sb->st_size == o->d.size && sb->st_mtim.tv_sec == f->d.mtime_sec &&
+	    (uint32_t)sb->st_mtim.tv_nsec == f->d.mtime_nsec)
+		return 0;
 	if (sb->st_nlink > 1) {
 		err_set("%s: has %ju hard links here, which putting the saved file back would "
 			"change too",
-			path, (uintmax_t)sb->st_nlink);
+			o->name, (uintmax_t)sb->st_nlink);
 		return -1;
 	}
-	return 0;
+	return 1;
 }
 
 static const struct fd_entry *saved_fd(const struct image *im, const struct shm_obj *o)
@@ -987,14 +1001,16 @@ static const struct fd_entry *saved_fd(const struct image *im, const struct shm_
  * file is checked so before any is written. */
 static int put_back_check(const struct image *im, const struct shm_obj *o)
 {
+	const struct fd_entry *f = saved_fd(im, o);
 	const char *base = strrchr(o->name, '/');
 	struct stat sb;
 	int dfd, rc = 0;
 
-	if (!saved_fd(im, o) || fd_walk_dir(o->name, 0, &dfd))
+	if (!f || fd_walk_dir(o->name, 0, &dfd))
 		return -1;
 	if (dfd >= 0) {
-		rc = file_now(dfd, base + 1, o->name, &sb) < 0 ? -1 : 0;
+		rc = file_now(dfd, base + 1, o->name, &sb);
+		rc = rc < 0 || (rc == 0 && needs_put_back(o, f, &sb) < 0) ? -1 : 0;
 		close(dfd);
 	}
 	return rc;
@@ -1027,10 +1043,14 @@ static int put_back(const struct image *im, const struct shm_obj *o, int fd)
 	if (exists < 0)
 		goto fail;
 	exists = !exists;
-	if (exists && (uint64_t)sb.st_size == o->d.size && sb.st_mtim.tv_sec == f->d.mtime_sec &&
-	    (uint32_t)sb.st_mtim.tv_nsec == f->d.mtime_nsec) {
-		close(dfd);
-		return 0;
+	if (exists) {
+		int need = needs_put_back(o, f, &sb);
+		if (need < 0)
+			goto fail;
+		if (!need) {
+			close(dfd);
+			return 0;
+		}
 	}
 	/* No link followed, no FIFO waited on; O_EXCL where it was missing,
 	 * so that what is opened is what was looked at (or made now). */
