@@ -257,16 +257,6 @@ script_on_h1() {
 	[ "$(cat "$W/sum")" = "$want" ]
 }
 
-# no_bats_fds: this (sub)shell closes every fd but 0, 1, 2: no fd of
-# bats' for a member to hold (root's pipes, which it may not read).
-no_bats_fds() {
-	local fd
-	for fd in "/proc/$BASHPID/fd/"*; do
-		fd=${fd##*/}
-		[ "$fd" -le 2 ] || eval "exec $fd>&-"
-	done
-}
-
 # pp_member HOST ROLE: peerpair ROLE on HOST, a member as ckpt-test, over
 # TCP to h1's address; its output into $W/pp.ROLE.
 pp_member() {

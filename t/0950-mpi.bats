@@ -132,11 +132,6 @@ gone() {
 	done
 }
 
-# ended PID: the child PID has exited (a zombie not yet reaped, or gone).
-ended() {
-	! kill -0 "$1" 2>/dev/null || state_is "$1" Z 2>/dev/null
-}
-
 # checkpoint [--kill]: ckpt-signal --checkpoint --wait on the current
 # coordinator ($PORT); the generation in $GEN, the job's processes then
 # in $TREE.  With --kill, they are waited for until every one is gone (a

@@ -81,16 +81,6 @@ teardown() {
 	find /dev/shm -maxdepth 1 -user "$NET_USER" -name 'vader_segment.h[12].*' -delete
 }
 
-# no_bats_fds: this (sub)shell closes every fd but 0, 1, 2: no fd of
-# bats' for a member to hold.
-no_bats_fds() {
-	local fd
-	for fd in "/proc/$BASHPID/fd/"*; do
-		fd=${fd##*/}
-		[ "$fd" -le 2 ] || eval "exec $fd>&-"
-	done
-}
-
 # job_cmd IMPL: the words that run heat on two ranks of h1 and two of h2,
 # by address (the hosts have no names in /etc/hosts), over ssh: $JOB.
 # Open MPI is told the bridge's subnet for its TCP (out of band and BTL).
@@ -158,11 +148,6 @@ iters() {
 # past N: the job printed iteration N or a later one, or it ended.
 past() {
 	[ "$(iters)" -ge "$1" ] || ended "$JOB_PID"
-}
-
-# ended PID: the child PID has exited (a zombie not yet reaped, or gone).
-ended() {
-	! kill -0 "$1" 2>/dev/null || state_is "$1" Z 2>/dev/null
 }
 
 # checkpoint [--kill]: a checkpoint of the job, which runs on (or is

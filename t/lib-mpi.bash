@@ -22,3 +22,9 @@ need() {
 	mpich) skip "MPICH is missing (Debian mpich libmpich-dev; make builds t/progs/mpi/heat-mpich)" ;;
 	esac
 }
+
+# ended PID: the child PID has exited (a zombie not yet reaped, or gone).
+ended() {
+	kill -0 "$1" 2>/dev/null || return 0
+	state_is "$1" Z 2>/dev/null
+}

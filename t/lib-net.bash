@@ -206,6 +206,16 @@ net_end_test() {
 	kill_started
 }
 
+# no_bats_fds: this (sub)shell closes every fd but 0, 1, 2: no fd of
+# bats' for a member to hold (root's pipes, which it may not read).
+no_bats_fds() {
+	local fd
+	for fd in "/proc/$BASHPID/fd/"*; do
+		fd=${fd##*/}
+		[ "$fd" -le 2 ] || eval "exec $fd>&-"
+	done
+}
+
 # as_user CMD...: CMD as ckpt-test, here (not on a host).
 as_user() {
 	setpriv --reuid="$NET_USER" --regid="$(id -g "$NET_USER")" --init-groups "$@"
