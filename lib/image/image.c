@@ -245,6 +245,31 @@ void image_free(struct image *im)
 
 /* ---- writing ---------------------------------------------------------- */
 
+/* Bytes given to one writev at most.  A write into the page cache is
+ * copied into folios as large as the write (ext4 and others, Linux 6.x):
+ * 2 MiB and more asks for PMD-size folios, and on a virtual machine
+ * whose host backs guest memory lazily those come from memory the host
+ * has not backed yet.  Here a 1 GiB image written 4 MiB at a time took
+ * 0.4-2.6 s, 1 MiB at a time 0.20-0.27 s (cat writes 128 KiB). */
+#define W_CHUNK (1u << 20)
+
+/* writev at most W_CHUNK bytes of v[0..n). */
+static ssize_t writev_chunk(int fd, const struct iovec *v, int n)
+{
+	struct iovec c[8];
+	size_t room = W_CHUNK;
+	int k = 0;
+
+	while (k < n && room > 0) {
+		c[k] = v[k];
+		if (c[k].iov_len > room)
+			c[k].iov_len = room;
+		room -= c[k].iov_len;
+		k++;
+	}
+	return writev(fd, c, k);
+}
+
 static int w_out(struct img_writer *w, const struct iovec *iov, int n)
 {
 	struct iovec v[8];
@@ -267,7 +292,7 @@ static int w_out(struct img_writer *w, const struct iovec *iov, int n)
 				(unsigned long long)w->off);
 			return -1;
 		}
-		k = writev(w->fd, v, n);
+		k = writev_chunk(w->fd, v, n);
 		if (k < 0) {
 			if (errno == EINTR)
 				continue;
