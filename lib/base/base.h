@@ -45,6 +45,9 @@ ssize_t read_full(int fd, void *buf, size_t len);
 /* Read a whole small file (e.g. under /proc) into a NUL-terminated malloc'd
  * buffer; NULL with err_set on failure. *lenp gets the length if non-NULL. */
 char *read_file(const char *path, size_t *lenp);
+/* The same, step bytes a read(2) at most: for a seq_file (/proc/PID/smaps)
+ * whose records are each costly to make (see util.c). */
+char *read_file_step(const char *path, size_t *lenp, size_t step);
 /* snprintf into a fixed buffer and return it; for /proc paths. */
 char *fmt_path(char *buf, size_t size, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

@@ -52,6 +52,20 @@ ssize_t read_full(int fd, void *buf, size_t len)
 
 char *read_file(const char *path, size_t *lenp)
 {
+	return read_file_step(path, lenp, SIZE_MAX);
+}
+
+/* A seq_file fills each read(2) with whole records into its buffer (a
+ * page, until one record alone needs more) while it holds fewer bytes
+ * than asked for; the record that would overflow it is made, thrown away
+ * and made again at the next read.  Each record of /proc/PID/smaps walks
+ * its mapping's page tables: 10 ms a GiB, twice for a large mapping that
+ * came at the wrong place (seen with strace: a 1 GiB mapping's walk in
+ * two reads in a row).  Asking for at most half a page (step 2048) stops
+ * the filling before any record of 2 KiB or less could overflow it, and
+ * an smaps record is 0.7 to 1.2 KiB but for a long path. */
+char *read_file_step(const char *path, size_t *lenp, size_t step)
+{
 	size_t cap = 4096, len = 0;
 	char *buf;
 	int fd;
@@ -80,7 +94,7 @@ char *read_file(const char *path, size_t *lenp)
 			buf = nb;
 			cap *= 2;
 		}
-		n = read(fd, buf + len, cap - len - 1);
+		n = read(fd, buf + len, cap - len - 1 < step ? cap - len - 1 : step);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {

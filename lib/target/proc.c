@@ -74,7 +74,7 @@ static int read_maps(pid_t pid, const char *file, struct proc_map **mapsp, size_
 		fmt_path(path, sizeof(path), "/proc/%d/%s", pid, file);
 	else
 		fmt_path(path, sizeof(path), "/proc/self/%s", file);
-	buf = read_file(path, NULL);
+	buf = read_file_step(path, NULL, 2048);
 	if (!buf)
 		return -1;
 	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
