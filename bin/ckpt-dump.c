@@ -255,6 +255,12 @@ static int open_output(struct args *a, struct atomic_file *of)
 
 /* Seize the process (with -t, its tree) and write the image to out.  On
  * failure: no image, the target as it was. */
+/* dump_before_freeze: the parent's hashes, read while smaps was. */
+static int parent_read(void *incr)
+{
+	return incr_dump_wait(incr);
+}
+
 static void dump(struct args *a, struct dump_tree *target, int out, struct atomic_file *of)
 {
 	/* --live: the pre-copy while it runs, then the frozen image. */
@@ -262,6 +268,8 @@ static void dump(struct args *a, struct dump_tree *target, int out, struct atomi
 		atomic_discard(of);
 		die(1, "%s", err_get());
 	}
+	if (a->o.incr)
+		dump_before_freeze(parent_read, a->o.incr);
 	if (dump_seize_tree(a->pid, a->tree, target)) {
 		atomic_discard(of);
 		die(1, "%s", err_get());

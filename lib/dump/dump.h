@@ -67,6 +67,12 @@ struct dump_target {
 
 /* Seize every thread of pid and stop it. */
 int dump_seize(pid_t pid, struct dump_target *t) __attribute__((warn_unused_result));
+/* fn(arg), once, in the next dump_seize: after it has read what it reads
+ * of the process while it runs (smaps), before it stops it; a failure
+ * (-1 with err_set) fails that dump_seize with nothing stopped.  For work
+ * that may overlap the reading but must be done before the freeze
+ * (ckpt-dump --parent: incr_dump_wait). */
+void dump_before_freeze(int (*fn)(void *), void *arg);
 /* Capture the stopped process and write its image to out.  On failure the
  * target is released, running as before; with o->cow it is released as
  * soon as its snapshot is taken, with o->run_on once its memory is read. */

@@ -386,9 +386,8 @@ int track_later(struct track *tr, uint64_t start, uint64_t end)
 int track_take_later(struct track *tr, struct incr_dump *incr)
 {
 	for (size_t i = 0; i < tr->nlater; i++)
-		for (uint64_t a = tr->later[i].start; a < tr->later[i].end; a += INCR_PAGE)
-			if (incr_dump_same(incr, a) < 0)
-				return -1;
+		if (incr_dump_same(incr, tr->later[i].start, tr->later[i].end))
+			return -1;
 	return 0;
 }
 

@@ -10,6 +10,9 @@
  * that the program cannot aim at (it never sees the key). */
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -180,20 +183,35 @@ struct page_hash {
 	uint64_t h[2];
 };
 
+/* old[lo..hi); lo first, the word incr_by_addr sorts by. */
+struct old_span {
+	uint64_t lo, hi;
+};
+
 struct incr_dump {
 	struct parent parent; /* the PARENT record this dump writes */
 	struct incr_key key;
 	struct page_hash *old; /* the parent's pages, by address */
-	size_t nold, oldcap, cursor;
+	size_t nold, oldcap;
+	/* Where old_hash found the last page, for incr_dump_page (ckpt-dump's
+	 * writer thread) and incr_dump_parent_has (its main thread) each: old
+	 * is only read once the dump has begun. */
+	size_t cursor, same_cursor;
 	struct page_hash *now; /* this dump's pages */
 	size_t nnow, nowcap;
 	uint64_t *reuse; /* addresses of pages left out */
 	size_t nreuse, reusecap;
 	int32_t track_fd; /* the parent's TRACK record's fd, or -1 */
-	/* Pages the write tracker said unwritten (incr_dump_same): ascending,
-	 * like now's own, and merged with them at the end. */
-	struct page_hash *same;
-	size_t nsame, samecap;
+	/* The parent's hashes are read by a thread of their own while the
+	 * dump reads the process's smaps (incr_dump_wait). */
+	struct img_input *in;
+	pthread_t reader;
+	int reading, failed;
+	char why[1024];
+	/* Pages the write tracker said unwritten (incr_dump_same): spans
+	 * of old, their hashes taken as they are when written out. */
+	struct old_span *same;
+	size_t nsame, samecap, same_pages;
 };
 
 int incr_by_addr(const void *a, const void *b)
@@ -274,9 +292,34 @@ static int incremental(const struct img_input *in, uint32_t type)
 struct parent_hashes {
 	struct incr_dump *d;
 	struct img_input *in;
-	struct run_list l; /* an incremental parent's HASHES */
 	uint64_t hend, rend;
 };
+
+/* A HASHES record incr_read_list has checked: its pages and hashes onto
+ * d->old, as they come (ascending: incr_read_list saw to it). */
+static int take_hashes(struct incr_dump *d, const void *buf)
+{
+	const struct img_run *run = (const struct img_run *)((const char *)buf + 16);
+	const uint64_t(*h)[2];
+	struct img_pagelist pl;
+	struct page_hash *o;
+
+	memcpy(&pl, buf, sizeof(pl));
+	if (grow((void **)&d->old, &d->oldcap, d->nold + pl.npages, sizeof(*d->old)))
+		return -1;
+	h = (const void *)(run + pl.nruns);
+	o = d->old + d->nold;
+	for (uint32_t i = 0; i < pl.nruns; i++) {
+		struct img_run r;
+		memcpy(&r, &run[i], sizeof(r));
+		for (uint64_t j = 0; j < r.npages; j++, o++, h++) {
+			o->addr = r.addr + j * INCR_PAGE;
+			memcpy(o->h, *h, sizeof(o->h));
+		}
+	}
+	d->nold += pl.npages;
+	return 0;
+}
 
 /* One record of the parent's page data (img_read_each). */
 static int parent_hashes_rec(void *arg, const struct img_rec *rec, void *buf)
@@ -299,7 +342,9 @@ static int parent_hashes_rec(void *arg, const struct img_rec *rec, void *buf)
 		if (rec->type == IMG_REC_REUSE)
 			return incr_read_list(NULL, rec->type, buf, rec->len, in->im.proc.pid,
 					      &ph->rend);
-		return incr_read_list(&ph->l, rec->type, buf, rec->len, in->im.proc.pid, &ph->hend);
+		return incr_read_list(NULL, rec->type, buf, rec->len, in->im.proc.pid, &ph->hend)
+			   ? -1
+			   : take_hashes(ph->d, buf);
 	case IMG_REC_END:
 		return incr_read_end(in, rec, buf) ? -1 : 1;
 	default:
@@ -313,34 +358,28 @@ static int parent_hashes_rec(void *arg, const struct img_rec *rec, void *buf)
 static int read_parent_hashes(struct incr_dump *d, struct img_input *in)
 {
 	struct parent_hashes ph = {.d = d, .in = in};
-	struct run_list *l = &ph.l;
-	int rc = -1;
+	size_t n = 0, i;
 
+	/* An incremental parent's HASHES are those of all its pages. */
 	if (img_read_each(&in->r, parent_hashes_rec, &ph))
-		goto out;
-	/* An incremental parent's hashes are those of all its pages. */
-	for (size_t i = 0, k = 0; i < l->nruns; i++)
-		for (uint64_t j = 0; j < l->runs[i].npages; j++, k++)
-			if (add_hash(&d->old, &d->nold, &d->oldcap, l->runs[i].addr + j * INCR_PAGE,
-				     l->h[k]))
-				goto out;
+		return -1;
+	/* Ascending already (HASHES always, a full image's pages but in lazy
+	 * order): no sort of a quarter of a million pages a GiB. */
+	for (i = 1; i < d->nold && d->old[i - 1].addr < d->old[i].addr; i++)
+		;
+	if (i >= d->nold)
+		return 0;
 	qsort(d->old, d->nold, sizeof(*d->old), incr_by_addr);
 	/* A page stored twice (no ckpt-dump writes one) is not trusted: the
 	 * dump stores it again. */
-	{
-		size_t n = 0;
-		for (size_t i = 0; i < d->nold; i++) {
-			if ((i + 1 < d->nold && d->old[i + 1].addr == d->old[i].addr) ||
-			    (i > 0 && d->old[i - 1].addr == d->old[i].addr))
-				continue;
-			d->old[n++] = d->old[i];
-		}
-		d->nold = n;
+	for (i = 0; i < d->nold; i++) {
+		if ((i + 1 < d->nold && d->old[i + 1].addr == d->old[i].addr) ||
+		    (i > 0 && d->old[i - 1].addr == d->old[i].addr))
+			continue;
+		d->old[n++] = d->old[i];
 	}
-	rc = 0;
-out:
-	run_list_free(l);
-	return rc;
+	d->nold = n;
+	return 0;
 }
 
 /* Whether the image in, opened from path, can be the parent of the one
@@ -406,14 +445,33 @@ static int make_parent(struct parent *pp, const struct img_input *in, const char
 	return 0;
 }
 
+static void *reader_main(void *arg)
+{
+	struct incr_dump *d = arg;
+
+	if (read_parent_hashes(d, d->in)) {
+		snprintf(d->why, sizeof(d->why), "parent image %s: %s", d->parent.path, err_get());
+		img_input_fail(d->in);
+		d->failed = 1;
+	}
+	img_input_close(d->in);
+	free(d->in);
+	d->in = NULL;
+	return NULL;
+}
+
 int incr_dump_open(const char *path, const char *outpath, struct incr_dump **out)
 {
 	struct incr_dump *d = calloc(1, sizeof(*d));
-	struct img_input in;
+	struct img_input *in = calloc(1, sizeof(*in));
+	sigset_t all, old;
 	char why[1024];
+	int rc;
 
 	*out = NULL;
-	if (!d) {
+	if (!d || !in) {
+		free(d);
+		free(in);
 		err_set("out of memory");
 		return -1;
 	}
@@ -421,44 +479,63 @@ int incr_dump_open(const char *path, const char *outpath, struct incr_dump **out
 		err_set("--parent: the parent must be an image file, not standard input");
 		goto fail;
 	}
-	if (img_open_one(path, &in)) {
+	if (img_open_one(path, in)) {
 		snprintf(why, sizeof(why), "%s", err_get());
 		err_set("--parent: %s", why);
 		goto fail;
 	}
 	/* Its pre-copied pages are in no page data a merge could read. */
-	if (in.im.live) {
-		img_input_close(&in);
+	if (in->im.live) {
+		img_input_close(in);
 		err_set("--parent: %s is a live stream (ckpt-dump --live), which cannot be a parent; "
 			"restore it and dump that",
 			path);
 		goto fail;
 	}
-	if (check_parent(&in, path, outpath) || make_parent(&d->parent, &in, path)) {
-		img_input_close(&in);
+	if (check_parent(in, path, outpath) || make_parent(&d->parent, in, path)) {
+		img_input_close(in);
 		goto fail;
 	}
 	incr_key_expand(&d->key, d->parent.d.key);
-	d->track_fd = in.im.track ? in.im.track->fd : -1;
-	if (read_parent_hashes(d, &in)) {
-		snprintf(why, sizeof(why), "%s", err_get());
-		img_input_fail(&in);
-		img_input_close(&in);
-		err_set("parent image %s: %s", path, why);
-		goto fail;
-	}
-	img_input_close(&in);
+	d->track_fd = in->im.track ? in->im.track->fd : -1;
+	/* The hashes on a thread of their own, every signal left to the
+	 * dump's threads. */
+	d->in = in;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	rc = pthread_create(&d->reader, NULL, reader_main, d);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	d->reading = rc == 0;
+	if (rc)
+		reader_main(d);
 	*out = d;
-	return 0;
+	return d->reading ? 0 : incr_dump_wait(d);
 fail:
+	free(in);
 	incr_dump_free(d);
 	return -1;
 }
 
+int incr_dump_wait(struct incr_dump *d)
+{
+	if (d->reading) {
+		pthread_join(d->reader, NULL);
+		d->reading = 0;
+	}
+	if (d->failed) {
+		err_set("%s", d->why);
+		return -1;
+	}
+	return 0;
+}
+
 int incr_dump_begin(struct incr_dump *d, struct image *im)
 {
-	struct parent *p = calloc(1, sizeof(*p));
+	struct parent *p;
 
+	if (incr_dump_wait(d))
+		return -1;
+	p = calloc(1, sizeof(*p));
 	if (!p || !(p->path = strdup(d->parent.path))) {
 		free(p);
 		err_set("out of memory");
@@ -471,13 +548,13 @@ int incr_dump_begin(struct incr_dump *d, struct image *im)
 }
 
 /* The parent's hash of addr, or NULL.  Pages come mostly in ascending
- * order: try where the last one was found first. */
-static const struct page_hash *old_hash(struct incr_dump *d, uint64_t addr)
+ * order: try where the last one was found (*cursor) first. */
+static const struct page_hash *old_hash(const struct incr_dump *d, size_t *cursor, uint64_t addr)
 {
 	size_t lo = 0, hi = d->nold;
 
-	if (d->cursor < d->nold && d->old[d->cursor].addr == addr)
-		return &d->old[d->cursor++];
+	if (*cursor < d->nold && d->old[*cursor].addr == addr)
+		return &d->old[(*cursor)++];
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
 		if (d->old[mid].addr < addr)
@@ -486,7 +563,7 @@ static const struct page_hash *old_hash(struct incr_dump *d, uint64_t addr)
 			hi = mid;
 	}
 	if (lo < d->nold && d->old[lo].addr == addr) {
-		d->cursor = lo + 1;
+		*cursor = lo + 1;
 		return &d->old[lo];
 	}
 	return NULL;
@@ -500,7 +577,7 @@ int incr_dump_page(struct incr_dump *d, uint64_t addr, const void *page)
 	incr_hash_page(&d->key, page, h);
 	if (add_hash(&d->now, &d->nnow, &d->nowcap, addr, h))
 		return -1;
-	o = old_hash(d, addr);
+	o = old_hash(d, &d->cursor, addr);
 	if (!o || o->h[0] != h[0] || o->h[1] != h[1])
 		return 0;
 	if (grow((void **)&d->reuse, &d->reusecap, d->nreuse + 1, sizeof(*d->reuse)))
@@ -509,48 +586,36 @@ int incr_dump_page(struct incr_dump *d, uint64_t addr, const void *page)
 	return 1;
 }
 
-int incr_dump_same(struct incr_dump *d, uint64_t addr)
+int incr_dump_parent_has(struct incr_dump *d, uint64_t addr)
 {
-	const struct page_hash *o = old_hash(d, addr);
-
-	if (!o)
-		return 0;
-	if (add_hash(&d->same, &d->nsame, &d->samecap, addr, o->h))
-		return -1;
-	return 1;
+	return old_hash(d, &d->same_cursor, addr) != NULL;
 }
 
-/* now and reuse, each ascending, merged with same (ascending): no sort of
- * a quarter of a million pages while the process is stopped. */
-static int merge_same(struct incr_dump *d)
+/* The first of old at or above addr. */
+static size_t old_at(const struct incr_dump *d, uint64_t addr)
 {
-	struct page_hash *now = malloc((d->nnow + d->nsame + 1) * sizeof(*now));
-	uint64_t *reuse = malloc((d->nreuse + d->nsame + 1) * sizeof(*reuse));
-	size_t i = 0, j = 0, k = 0;
+	size_t lo = 0, hi = d->nold;
 
-	if (!now || !reuse) {
-		free(now);
-		free(reuse);
-		err_set("out of memory");
-		return -1;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (d->old[mid].addr < addr)
+			lo = mid + 1;
+		else
+			hi = mid;
 	}
-	while (i < d->nnow || j < d->nsame)
-		now[k++] = j == d->nsame || (i < d->nnow && d->now[i].addr < d->same[j].addr)
-			       ? d->now[i++]
-			       : d->same[j++];
-	free(d->now);
-	d->now = now;
-	d->nnow = d->nowcap = k;
-	for (i = j = k = 0; i < d->nreuse || j < d->nsame;)
-		reuse[k++] = j == d->nsame || (i < d->nreuse && d->reuse[i] < d->same[j].addr)
-				 ? d->reuse[i++]
-				 : d->same[j++].addr;
-	free(d->reuse);
-	d->reuse = reuse;
-	d->nreuse = d->reusecap = k;
-	free(d->same);
-	d->same = NULL;
-	d->nsame = d->samecap = 0;
+	return lo;
+}
+
+int incr_dump_same(struct incr_dump *d, uint64_t start, uint64_t end)
+{
+	size_t lo = old_at(d, start), hi = old_at(d, end);
+
+	if (hi == lo)
+		return 0;
+	if (grow((void **)&d->same, &d->samecap, d->nsame + 1, sizeof(*d->same)))
+		return -1;
+	d->same[d->nsame++] = (struct old_span){lo, hi};
+	d->same_pages += hi - lo;
 	return 0;
 }
 
@@ -559,100 +624,174 @@ int incr_dump_track_fd(const struct incr_dump *d)
 	return d->track_fd;
 }
 
-/* A HASHES record of now[0..n): runs of consecutive pages, then hashes. */
-static int write_hashes(struct img_writer *w, int32_t pid, const struct page_hash *now, size_t n)
-{
-	struct img_pagelist d = {.pid = pid, .npages = n};
-	struct img_run *runs = malloc(n * sizeof(*runs));
-	uint64_t(*h)[2] = malloc(n * sizeof(*h));
-	struct iovec v[3];
-	int rc;
+/* A HASHES record being gathered: runs of consecutive pages, then
+ * their hashes (at most INCR_MAX_PAGES). */
+struct hashes_out {
+	struct img_writer *w;
+	struct img_pagelist d;
+	struct img_run *runs;
+	uint64_t (*h)[2];
+};
 
-	if (!runs || !h) {
-		free(runs);
-		free(h);
-		err_set("out of memory");
+static int hashes_flush(struct hashes_out *o)
+{
+	struct iovec v[3] = {{&o->d, sizeof(o->d)},
+			     {o->runs, o->d.nruns * sizeof(*o->runs)},
+			     {o->h, o->d.npages * sizeof(*o->h)}};
+
+	if (!o->d.npages)
+		return 0;
+	if (img_write_rec(o->w, IMG_REC_HASHES, v, 3))
 		return -1;
-	}
-	for (size_t i = 0; i < n; i++) {
-		if (d.nruns &&
-		    runs[d.nruns - 1].addr + runs[d.nruns - 1].npages * INCR_PAGE == now[i].addr)
-			runs[d.nruns - 1].npages++;
-		else
-			runs[d.nruns++] = (struct img_run){now[i].addr, 1};
-		h[i][0] = now[i].h[0];
-		h[i][1] = now[i].h[1];
-	}
-	v[0] = (struct iovec){&d, sizeof(d)};
-	v[1] = (struct iovec){runs, d.nruns * sizeof(*runs)};
-	v[2] = (struct iovec){h, n * sizeof(*h)};
-	rc = img_write_rec(w, IMG_REC_HASHES, v, 3);
-	free(runs);
-	free(h);
-	return rc;
+	o->d.nruns = 0;
+	o->d.npages = 0;
+	return 0;
 }
 
-static int write_reuse(struct img_writer *w, int32_t pid, const struct img_run *runs, size_t nruns)
+static int hashes_add(struct hashes_out *o, const struct page_hash *p)
 {
-	struct img_pagelist d = {.pid = pid, .nruns = nruns};
+	struct img_run *last = o->d.nruns ? &o->runs[o->d.nruns - 1] : NULL;
 
-	for (size_t i = 0; i < nruns; i++)
-		d.npages += runs[i].npages;
-	return img_write_rec_tail(w, IMG_REC_REUSE, &d, sizeof(d), runs, nruns * sizeof(*runs));
+	if (last && last->addr + last->npages * INCR_PAGE == p->addr)
+		last->npages++;
+	else
+		o->runs[o->d.nruns++] = (struct img_run){p->addr, 1};
+	o->h[o->d.npages][0] = p->h[0];
+	o->h[o->d.npages][1] = p->h[1];
+	return ++o->d.npages == INCR_MAX_PAGES ? hashes_flush(o) : 0;
+}
+
+/* REUSE records being gathered: runs of the pages left out. */
+struct reuse_out {
+	struct img_writer *w;
+	int32_t pid;
+	struct img_run *runs;
+	size_t nruns;
+};
+
+static int reuse_flush(struct reuse_out *o)
+{
+	struct img_pagelist d = {.pid = o->pid, .nruns = o->nruns};
+
+	if (!o->nruns)
+		return 0;
+	for (size_t i = 0; i < o->nruns; i++)
+		d.npages += o->runs[i].npages;
+	o->nruns = 0;
+	return img_write_rec_tail(o->w, IMG_REC_REUSE, &d, sizeof(d), o->runs,
+				  d.nruns * sizeof(*o->runs));
+}
+
+static int reuse_add(struct reuse_out *o, uint64_t addr)
+{
+	struct img_run *last = o->nruns ? &o->runs[o->nruns - 1] : NULL;
+
+	if (last && last->addr + last->npages * INCR_PAGE == addr) {
+		last->npages++;
+		return 0;
+	}
+	if (o->nruns == INCR_MAX_RUNS && reuse_flush(o))
+		return -1;
+	o->runs[o->nruns++] = (struct img_run){addr, 1};
+	return 0;
+}
+
+/* Sort n items of size at p by their first word (incr_by_addr), unless
+ * they are ascending already. */
+static void ascending(void *p, size_t n, size_t size)
+{
+	for (size_t i = 1; i < n; i++)
+		if (incr_by_addr((char *)p + i * size, (char *)p + (i - 1) * size) < 0) {
+			qsort(p, n, size, incr_by_addr);
+			return;
+		}
+}
+
+/* The parent's pages of same, in address order (old is: spans by their
+ * first index, which ascending sorts by). */
+struct same_pages {
+	const struct incr_dump *d;
+	size_t s, k;
+};
+
+static const struct page_hash *same_peek(struct same_pages *it)
+{
+	const struct incr_dump *d = it->d;
+
+	while (it->s < d->nsame && it->k >= d->same[it->s].hi)
+		if (++it->s < d->nsame)
+			it->k = d->same[it->s].lo;
+	return it->s < d->nsame ? &d->old[it->k] : NULL;
 }
 
 int incr_dump_end(struct incr_dump *d, struct img_writer *w, int32_t pid)
 {
-	struct img_run *runs = NULL;
-	size_t nruns = 0;
+	size_t total = d->nnow + d->same_pages, i, room;
+	struct hashes_out ho = {.w = w, .d = {.pid = pid}};
+	struct reuse_out ro = {.w = w, .pid = pid};
+	struct same_pages it = {.d = d};
+	const struct page_hash *o;
 	int rc = -1;
 
-	if (d->nsame && merge_same(d))
-		return -1;
-	/* --cow writes some regions before the others: sort then. */
-	for (size_t i = 1; i < d->nnow; i++)
-		if (d->now[i].addr < d->now[i - 1].addr) {
-			qsort(d->now, d->nnow, sizeof(*d->now), incr_by_addr);
-			qsort(d->reuse, d->nreuse, sizeof(*d->reuse), incr_by_addr);
-			break;
-		}
-	for (size_t i = 0; i < d->nnow; i += INCR_MAX_PAGES) {
-		size_t n = d->nnow - i < INCR_MAX_PAGES ? d->nnow - i : INCR_MAX_PAGES;
-		if (write_hashes(w, pid, d->now + i, n))
-			return -1;
-	}
-	runs = malloc((d->nreuse + 1) * sizeof(*runs));
-	if (!runs) {
+	/* Each list ascending (--cow writes some regions before the
+	 * others), then now and same merged on the way out: no copy of a
+	 * quarter of a million hashes a GiB. */
+	ascending(d->now, d->nnow, sizeof(*d->now));
+	ascending(d->same, d->nsame, sizeof(*d->same));
+	ascending(d->reuse, d->nreuse, sizeof(*d->reuse));
+	room = total < INCR_MAX_PAGES ? total : INCR_MAX_PAGES;
+	ho.runs = malloc((room + 1) * sizeof(*ho.runs));
+	ho.h = malloc((room + 1) * sizeof(*ho.h));
+	room = d->nreuse + d->same_pages;
+	room = room < INCR_MAX_RUNS ? room : INCR_MAX_RUNS;
+	ro.runs = malloc((room + 1) * sizeof(*ro.runs));
+	if (!ho.runs || !ho.h || !ro.runs) {
 		err_set("out of memory");
-		return -1;
+		goto out;
 	}
-	for (size_t i = 0; i < d->nreuse; i++) {
-		if (nruns &&
-		    runs[nruns - 1].addr + runs[nruns - 1].npages * INCR_PAGE == d->reuse[i])
-			runs[nruns - 1].npages++;
+	it.k = d->nsame ? d->same[0].lo : 0;
+	for (i = 0; (o = same_peek(&it)) || i < d->nnow;) {
+		if (!o || (i < d->nnow && d->now[i].addr < o->addr))
+			o = &d->now[i++];
 		else
-			runs[nruns++] = (struct img_run){d->reuse[i], 1};
-	}
-	for (size_t i = 0; i < nruns; i += INCR_MAX_RUNS)
-		if (write_reuse(w, pid, runs + i,
-				nruns - i < INCR_MAX_RUNS ? nruns - i : INCR_MAX_RUNS))
+			it.k++;
+		if (hashes_add(&ho, o))
 			goto out;
-	rc = 0;
+	}
+	if (hashes_flush(&ho))
+		goto out;
+	it = (struct same_pages){.d = d, .k = d->nsame ? d->same[0].lo : 0};
+	for (i = 0; (o = same_peek(&it)) || i < d->nreuse;) {
+		uint64_t a;
+		if (!o || (i < d->nreuse && d->reuse[i] < o->addr)) {
+			a = d->reuse[i++];
+		} else {
+			a = o->addr;
+			it.k++;
+		}
+		if (reuse_add(&ro, a))
+			goto out;
+	}
+	rc = reuse_flush(&ro);
 out:
-	free(runs);
+	free(ho.runs);
+	free(ho.h);
+	free(ro.runs);
 	return rc;
 }
 
 void incr_dump_counts(const struct incr_dump *d, uint64_t *stored, uint64_t *reused)
 {
 	*stored = d->nnow - d->nreuse;
-	*reused = d->nreuse + d->nsame;
+	*reused = d->nreuse + d->same_pages;
 }
 
 void incr_dump_free(struct incr_dump *d)
 {
 	if (!d)
 		return;
+	if (d->reading)
+		pthread_join(d->reader, NULL);
 	free(d->parent.path);
 	free(d->old);
 	free(d->now);

@@ -55,21 +55,33 @@ int incr_read_end(struct img_input *in, const struct img_rec *rec, const void *b
 
 /* ---- ckpt-dump --parent --------------------------------------------- */
 struct incr_dump;
-/* Read the parent image's hashes (or hash its pages, for a full image).
- * out, if not NULL, is the file the image will replace: it must not be
- * the parent or an image of its chain. */
+/* Open the parent image and start reading its hashes (or hashing its
+ * pages, for a full image) on a thread (incr_dump_wait).  out, if not
+ * NULL, is the file the image will replace: it must not be the parent or
+ * an image of its chain. */
 int incr_dump_open(const char *parent, const char *out, struct incr_dump **d)
     __attribute__((warn_unused_result));
+/* incr_dump_open reads the parent's hashes on a thread of its own: wait
+ * for it (0, or -1 with its error).  Before the process is frozen, so
+ * that a large parent is not hashed while it waits; incr_dump_begin and
+ * incr_dump_free wait too. */
+int incr_dump_wait(struct incr_dump *d) __attribute__((warn_unused_result));
 /* Name the parent in im (its PARENT record). */
 int incr_dump_begin(struct incr_dump *d, struct image *im) __attribute__((warn_unused_result));
 /* A non-zero page the dump is about to store: 1 if the parent has the same
  * page at addr (leave it out), 0 to store it, -1 on failure. */
 int incr_dump_page(struct incr_dump *d, uint64_t addr, const void *page)
     __attribute__((warn_unused_result));
-/* A page the write tracker says is unwritten since the parent's dump:
- * 1 if the parent has it (left out, its hash taken), 0 if not (read and
- * store it), -1 on failure.  Not concurrently with incr_dump_page. */
-int incr_dump_same(struct incr_dump *d, uint64_t addr) __attribute__((warn_unused_result));
+/* Whether the parent has a page at addr (its hash). */
+int incr_dump_parent_has(struct incr_dump *d, uint64_t addr);
+/* The pages of [start, end) the write tracker says are unwritten since
+ * the parent's dump: those the parent has are left out, their hashes
+ * taken from it (the others held no data then, nor now).  Ascending from
+ * one call to the next; one thread at a time, which may run beside the
+ * one of incr_dump_page (each keeps lists of its own and only reads the
+ * parent's).  0, or -1 on failure. */
+int incr_dump_same(struct incr_dump *d, uint64_t start, uint64_t end)
+    __attribute__((warn_unused_result));
 /* The fd the parent's dump left its write tracker at (TRACK), or -1. */
 int incr_dump_track_fd(const struct incr_dump *d);
 /* After the page data: the HASHES and REUSE records. */
