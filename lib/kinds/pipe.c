@@ -149,52 +149,77 @@ static void mark_outside(struct fd_entry *f, struct img_pipe *p)
 	memcpy(f->extra, p, sizeof(*p));
 }
 
+/* A pipe fd of the tree: its pipe, and where it is in fd_all. */
+struct pipe_fd {
+	uint64_t id;
+	size_t i;
+};
+
+static int by_pipe(const void *x, const void *y)
+{
+	const struct pipe_fd *a = x, *b = y;
+
+	if (a->id != b->id)
+		return a->id < b->id ? -1 : 1;
+	return a->i < b->i ? -1 : a->i > b->i;
+}
+
 /* Both ends of every pipe in the tree, or one marked outside (above).
  * The first fd of each pipe carries its contents; the others drop their
- * copy. */
+ * copy.  The fds sorted by pipe, each pipe's together: every fd compared
+ * with every other took 8 % of a dump of 9,000 fds (make bench, Scale). */
 static int join_pipes(struct fd_all *a)
 {
-	for (size_t i = 0; i < a->n; i++) {
-		struct fd_entry *f = a->f[i];
-		struct img_pipe p, q;
-		int ends = 0;
+	struct pipe_fd *v = malloc((a->n + 1) * sizeof(*v));
+	size_t n = 0;
 
-		if (f->d.kind != IMG_FD_PIPE)
-			continue;
-		memcpy(&p, f->extra, sizeof(p));
-		for (size_t k = 0; k < a->n; k++) {
-			if (a->f[k]->d.kind != IMG_FD_PIPE)
-				continue;
-			memcpy(&q, a->f[k]->extra, sizeof(q));
-			if (q.id == p.id)
-				ends |= 1 << q.end;
-		}
-		if (ends != 3 && f->d.fd <= 2) {
-			f->d.kind = IMG_FD_INHERIT;
-			fd_drop_data(f, 0);
-			continue;
-		}
-		if (ends != 3)
-			mark_outside(f, &p);
+	if (!v) {
+		err_set("out of memory");
+		return -1;
 	}
 	for (size_t i = 0; i < a->n; i++) {
-		struct fd_entry *f = a->f[i];
-		struct img_pipe p, q;
+		struct img_pipe p;
 
-		if (f->d.kind != IMG_FD_PIPE)
+		if (a->f[i]->d.kind != IMG_FD_PIPE)
 			continue;
-		memcpy(&p, f->extra, sizeof(p));
-		for (size_t k = 0; k < i && p.data_len; k++) {
-			if (a->f[k]->d.kind != IMG_FD_PIPE)
+		memcpy(&p, a->f[i]->extra, sizeof(p));
+		v[n++] = (struct pipe_fd){p.id, i};
+	}
+	qsort(v, n, sizeof(*v), by_pipe);
+	for (size_t g = 0, e; g < n; g = e) {
+		int ends = 0, first = 1;
+
+		for (e = g; e < n && v[e].id == v[g].id; e++) {
+			struct img_pipe p;
+			memcpy(&p, a->f[v[e].i]->extra, sizeof(p));
+			ends |= 1 << p.end;
+		}
+		/* In the order of fd_all: a standard stream whose other end
+		 * is not in the tree is the restoring process's own; the
+		 * others are marked outside; the first left carries the
+		 * bytes. */
+		for (size_t k = g; k < e; k++) {
+			struct fd_entry *f = a->f[v[k].i];
+			struct img_pipe p;
+
+			memcpy(&p, f->extra, sizeof(p));
+			if (ends != 3 && f->d.fd <= 2) {
+				f->d.kind = IMG_FD_INHERIT;
+				fd_drop_data(f, 0);
 				continue;
-			memcpy(&q, a->f[k]->extra, sizeof(q));
-			if (q.id == p.id) {
+			}
+			if (ends != 3)
+				mark_outside(f, &p);
+			memcpy(&p, f->extra, sizeof(p));
+			if (!first && p.data_len) {
 				p.data_len = 0;
 				memcpy(f->extra, &p, sizeof(p));
 				fd_drop_data(f, sizeof(p));
 			}
+			first = 0;
 		}
 	}
+	free(v);
 	return 0;
 }
 
