@@ -997,6 +997,11 @@ struct batch {
 	struct img_run runs[BATCH_PAGES];
 	int nruns;
 	unsigned char *buf;
+	/* Made ready (prepare_batch): runs are then the pages to store,
+	 * packed at the start of buf, with their CRC. */
+	int ready;
+	uint64_t npages;
+	uint32_t crc;
 };
 
 struct pagewriter {
@@ -1024,7 +1029,7 @@ struct pagewriter {
 	pthread_cond_t cv;
 	struct splicer *sp; /* --splice: the pipe the process moves its pages into */
 	int spliced;	    /* the batch is of regions whose pages it moves */
-	struct batch job;
+	struct batch job, prep; /* the writer's; one the reader made ready */
 	int pending, quit, failed;
 	char why[1024]; /* the writer's error */
 };
@@ -1085,20 +1090,20 @@ static int read_runs(struct pagewriter *pw, const struct img_run *runs, int nrun
 	return 0;
 }
 
-/* Write a batch: drop all-zero pages (holes), merge the rest into runs. */
-static int write_batch(struct pagewriter *pw, const struct img_run *in, int nin,
-		       unsigned char *buf)
+/* Make a batch ready: drop all-zero pages (holes) and, against a parent,
+ * the pages it has; pack the rest, merge them into runs, checksum them. */
+static int prepare_batch(struct pagewriter *pw, struct batch *b)
 {
 	struct img_run out[BATCH_PAGES];
-	unsigned char *src = buf, *dst = buf;
+	unsigned char *src = b->buf, *dst = b->buf;
 	uint64_t npages = 0;
 	int nout = 0;
 
-	for (int i = 0; i < nin; i++) {
+	for (int i = 0; i < b->nruns; i++) {
 		int joined = 0; /* may extend the last out run: same input run */
 
-		for (uint64_t k = 0; k < in[i].npages; k++, src += pw->ps) {
-			uint64_t addr = in[i].addr + k * pw->ps;
+		for (uint64_t k = 0; k < b->runs[i].npages; k++, src += pw->ps) {
+			uint64_t addr = b->runs[i].addr + k * pw->ps;
 			if (page_is_zero(src, pw->ps)) {
 				joined = 0;
 				continue;
@@ -1123,9 +1128,22 @@ static int write_batch(struct pagewriter *pw, const struct img_run *in, int nin,
 			joined = 1;
 		}
 	}
-	if (npages == 0)
+	memcpy(b->runs, out, nout * sizeof(out[0]));
+	b->nruns = nout;
+	b->npages = npages;
+	b->crc = img_crc(0, b->buf, npages * pw->ps);
+	b->ready = 1;
+	return 0;
+}
+
+/* Write a batch, made ready first if it is not. */
+static int write_batch(struct pagewriter *pw, struct batch *b)
+{
+	if (!b->ready && prepare_batch(pw, b))
+		return -1;
+	if (b->npages == 0)
 		return 0;
-	if (img_write_pages(pw->w, out, nout, buf, npages))
+	if (img_write_pages_crc(pw->w, b->runs, b->nruns, b->buf, b->npages, b->crc))
 		return -1;
 	if (pw->o->progress)
 		pw->o->progress(pw->w->off, pw->total, pw->o->progress_arg);
@@ -1162,7 +1180,7 @@ static void *writer_main(void *arg)
 		if (!pw->pending)
 			break;
 		pthread_mutex_unlock(&pw->mu);
-		rc = pw->failed ? 0 : write_batch(pw, pw->job.runs, pw->job.nruns, pw->job.buf);
+		rc = pw->failed ? 0 : write_batch(pw, &pw->job);
 		pthread_mutex_lock(&pw->mu);
 		if (rc && !pw->failed) {
 			snprintf(pw->why, sizeof(pw->why), "%s", err_get());
@@ -1204,16 +1222,30 @@ static int flush_batch(struct pagewriter *pw)
 	}
 	if (read_runs(pw, pw->runs, pw->nruns))
 		return -1;
+	memcpy(pw->prep.runs, pw->runs, pw->nruns * sizeof(pw->runs[0]));
+	pw->prep.nruns = pw->nruns;
+	pw->prep.buf = pw->bufs[pw->cur];
+	pw->prep.ready = 0;
 	if (!pw->threaded) {
-		if (write_batch(pw, pw->runs, pw->nruns, pw->bufs[pw->cur]))
+		if (write_batch(pw, &pw->prep))
 			return -1;
 	} else {
+		int busy;
+
+		/* The writer still on the batch before: this thread makes the
+		 * new one ready instead of waiting (into a file the write is
+		 * the slower half, so each thread does half the work).  Not
+		 * against a parent: the hashes go in address order, from one
+		 * thread. */
+		pthread_mutex_lock(&pw->mu);
+		busy = pw->pending;
+		pthread_mutex_unlock(&pw->mu);
+		if (busy && !pw->o->incr)
+			(void)prepare_batch(pw, &pw->prep);
 		if (writer_idle(pw))
 			return -1;
 		pthread_mutex_lock(&pw->mu);
-		memcpy(pw->job.runs, pw->runs, pw->nruns * sizeof(pw->runs[0]));
-		pw->job.nruns = pw->nruns;
-		pw->job.buf = pw->bufs[pw->cur];
+		pw->job = pw->prep;
 		pw->pending = 1;
 		pthread_cond_broadcast(&pw->cv);
 		pthread_mutex_unlock(&pw->mu);
@@ -2321,6 +2353,8 @@ static int write_image(struct tree_proc *p, size_t n, int out, const struct dump
 			if (!o->incr || (track_take_later(&c.tr, o->incr) == 0 &&
 					 incr_dump_end(o->incr, &w, c.ims[0].proc.pid) == 0))
 				rc = img_write_end(&w);
+			if (rc == 0 && o->incr && o->run_on)
+				track_keep_hot(&c.tr, o->incr);
 		}
 	}
 	capture_free(&c);

@@ -412,6 +412,22 @@ int track_unwritten(struct track *tr, size_t i, uint64_t addr)
 	return !(tr->cursor < tr->nwritten && tr->written[tr->cursor].start <= addr);
 }
 
+/* A run of pages the dump stored: unprotected (incr_dump_stored). */
+static int unprotect(void *arg, uint64_t start, uint64_t end)
+{
+	struct uffdio_writeprotect wp = {.range = {start, end - start}};
+
+	/* A range the tracker does not cover refuses: nothing to undo. */
+	(void)ioctl(*(int *)arg, UFFDIO_WRITEPROTECT, &wp);
+	return 0;
+}
+
+void track_keep_hot(struct track *tr, const struct incr_dump *incr)
+{
+	if (tr->uf >= 0)
+		(void)incr_dump_stored(incr, TRACK_HOT_RUN, unprotect, &tr->uf);
+}
+
 void track_free(struct track *tr)
 {
 	if (tr->uf >= 0)

@@ -780,6 +780,31 @@ out:
 	return rc;
 }
 
+int incr_dump_stored(const struct incr_dump *d, uint64_t min,
+		     int (*fn)(void *arg, uint64_t start, uint64_t end), void *arg)
+{
+	uint64_t start = 0, end = 0;
+	size_t j = 0;
+
+	for (size_t i = 0; i <= d->nnow; i++) {
+		uint64_t a = i < d->nnow ? d->now[i].addr : UINT64_MAX;
+
+		while (j < d->nreuse && d->reuse[j] < a)
+			j++;
+		if (i < d->nnow && j < d->nreuse && d->reuse[j] == a)
+			continue; /* left out */
+		if (i < d->nnow && a == end) {
+			end += INCR_PAGE;
+			continue;
+		}
+		if (end - start >= min * INCR_PAGE && end > start && fn(arg, start, end))
+			return -1;
+		start = a;
+		end = a + INCR_PAGE;
+	}
+	return 0;
+}
+
 void incr_dump_counts(const struct incr_dump *d, uint64_t *stored, uint64_t *reused)
 {
 	*stored = d->nnow - d->nreuse;

@@ -87,6 +87,10 @@ int incr_dump_track_fd(const struct incr_dump *d);
 /* After the page data: the HASHES and REUSE records. */
 int incr_dump_end(struct incr_dump *d, struct img_writer *w, int32_t pid)
     __attribute__((warn_unused_result));
+/* After incr_dump_end: fn(arg, start, end) for each run of at least min
+ * pages this dump stored (not left out), ascending; its -1 stops it. */
+int incr_dump_stored(const struct incr_dump *d, uint64_t min,
+		     int (*fn)(void *arg, uint64_t start, uint64_t end), void *arg);
 /* Pages stored and left out so far. */
 void incr_dump_counts(const struct incr_dump *d, uint64_t *stored, uint64_t *reused);
 void incr_dump_free(struct incr_dump *d);
