@@ -1412,8 +1412,21 @@ static int unforked(const struct region *r)
 	return (r->d.flags & (IMG_RGN_DONTFORK | IMG_RGN_WIPEONFORK)) || r->d.kind == IMG_RGN_AIO;
 }
 
+/* Whether im has an AIO ring (aio_settled reads its tail after the pages). */
+static int has_aio(const struct image *im)
+{
+	for (size_t i = 0; i < im->nregions; i++)
+		if (im->regions[i].d.kind == IMG_RGN_AIO)
+			return 1;
+	return 0;
+}
+
+/* let_go, if not NULL, is the process, released as soon as its last page
+ * is read (the writer may still be writing): what a dump that lets it run
+ * on keeps it frozen for. */
 static int write_pages(pid_t pid, struct img_writer *w, const struct image *im,
-		       const struct dump_opts *o, int which, struct track *tr)
+		       const struct dump_opts *o, int which, struct track *tr,
+		       struct dump_target *let_go)
 {
 	struct pagewriter pw = {.pid = pid, .w = w, .o = o, .tr = tr, .ps = sysconf(_SC_PAGESIZE)};
 	struct splicer sp;
@@ -1491,6 +1504,11 @@ static int write_pages(pid_t pid, struct img_writer *w, const struct image *im,
 		if (flush_batch(&pw))
 			goto out;
 	}
+	/* Every page read into our buffers.  Not with lent pages (--splice),
+	 * nor with an AIO ring, whose tail must not move before it is
+	 * checked. */
+	if (let_go && !pw.sp && !has_aio(im))
+		release_all(let_go, 0);
 	rc = 0;
 out:
 	if (pw.sp && splice_end(pw.sp, o->cancel))
@@ -1714,7 +1732,7 @@ static int write_cow(struct dump_target *tg, struct img_writer *w, const struct 
 		return -1;
 	/* Should ckpt-dump die, the snapshot dies with it. */
 	ptrace(PTRACE_SETOPTIONS, child, 0, PTRACE_O_EXITKILL);
-	if (write_pages(tg->pid, w, im, o, PAGES_UNFORKED, NULL)) {
+	if (write_pages(tg->pid, w, im, o, PAGES_UNFORKED, NULL, NULL)) {
 		reap_snapshot(tg->pid, gadget, child);
 		return -1;
 	}
@@ -1723,7 +1741,7 @@ static int write_cow(struct dump_target *tg, struct img_writer *w, const struct 
 	release_all(tg, 0);
 	rc = check_fork_flags(tg->pid, child, im);
 	if (rc == 0)
-		rc = write_pages(child, w, im, o, PAGES_FORKED, NULL);
+		rc = write_pages(child, w, im, o, PAGES_FORKED, NULL, NULL);
 	reap_snapshot(tg->pid, gadget, child);
 	return rc;
 }
@@ -2276,7 +2294,8 @@ static int write_all_pages(struct capture *c, struct img_writer *w, const struct
 	if (c->n == 1)
 		return o->cow ? write_cow(&c->p[0].t, w, &c->ims[0], o)
 			      : write_pages(c->p[0].pid, w, &c->ims[0], o, PAGES_ALL,
-					    c->tr.uf >= 0 && o->incr ? &c->tr : NULL);
+					    c->tr.uf >= 0 && o->incr ? &c->tr : NULL,
+					    o->run_on && !c->p[0].zombie ? &c->p[0].t : NULL);
 	for (size_t k = 0; k < c->n; k++) {
 		struct img_procpages pp = {.pid = c->ims[k].proc.pid};
 		struct iovec v = {&pp, sizeof(pp)};
@@ -2284,7 +2303,7 @@ static int write_all_pages(struct capture *c, struct img_writer *w, const struct
 		if (c->p[k].zombie)
 			continue;
 		if (img_write_rec(w, IMG_REC_PROCPAGES, &v, 1) ||
-		    write_pages(c->p[k].pid, w, &c->ims[k], o, PAGES_ALL, NULL))
+		    write_pages(c->p[k].pid, w, &c->ims[k], o, PAGES_ALL, NULL, NULL))
 			return -1;
 	}
 	return 0;
