@@ -547,14 +547,11 @@ int incr_dump_begin(struct incr_dump *d, struct image *im)
 	return 0;
 }
 
-/* The parent's hash of addr, or NULL.  Pages come mostly in ascending
- * order: try where the last one was found (*cursor) first. */
-static const struct page_hash *old_hash(const struct incr_dump *d, size_t *cursor, uint64_t addr)
+/* The first of old at or above addr. */
+static size_t old_at(const struct incr_dump *d, uint64_t addr)
 {
 	size_t lo = 0, hi = d->nold;
 
-	if (*cursor < d->nold && d->old[*cursor].addr == addr)
-		return &d->old[(*cursor)++];
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
 		if (d->old[mid].addr < addr)
@@ -562,6 +559,18 @@ static const struct page_hash *old_hash(const struct incr_dump *d, size_t *curso
 		else
 			hi = mid;
 	}
+	return lo;
+}
+
+/* The parent's hash of addr, or NULL.  Pages come mostly in ascending
+ * order: try where the last one was found (*cursor) first. */
+static const struct page_hash *old_hash(const struct incr_dump *d, size_t *cursor, uint64_t addr)
+{
+	size_t lo;
+
+	if (*cursor < d->nold && d->old[*cursor].addr == addr)
+		return &d->old[(*cursor)++];
+	lo = old_at(d, addr);
 	if (lo < d->nold && d->old[lo].addr == addr) {
 		*cursor = lo + 1;
 		return &d->old[lo];
@@ -589,21 +598,6 @@ int incr_dump_page(struct incr_dump *d, uint64_t addr, const void *page)
 int incr_dump_parent_has(struct incr_dump *d, uint64_t addr)
 {
 	return old_hash(d, &d->same_cursor, addr) != NULL;
-}
-
-/* The first of old at or above addr. */
-static size_t old_at(const struct incr_dump *d, uint64_t addr)
-{
-	size_t lo = 0, hi = d->nold;
-
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		if (d->old[mid].addr < addr)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
 }
 
 int incr_dump_same(struct incr_dump *d, uint64_t start, uint64_t end)
