@@ -175,6 +175,18 @@ static int page_bufs_start(pid_t pid)
 	return rc == 0;
 }
 
+/* The buffers go once a dump is written: a coordinated job's helper
+ * dumps its member at each checkpoint and lives on between them. */
+static void page_bufs_free(void)
+{
+	for (int k = 0; k < 2; k++) {
+		if (page_bufs[k])
+			munmap(page_bufs[k], BATCH_PAGES * (size_t)sysconf(_SC_PAGESIZE));
+		page_bufs[k] = NULL;
+	}
+	page_bufs_touched = 0;
+}
+
 /* Run once by the next dump_seize, after what it reads of the process
  * while it runs, before it stops it (dump_before_freeze). */
 static int (*before_freeze)(void *);
@@ -2377,6 +2389,7 @@ static int write_image(struct tree_proc *p, size_t n, int out, const struct dump
 		}
 	}
 	capture_free(&c);
+	page_bufs_free();
 	return rc;
 }
 
