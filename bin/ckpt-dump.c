@@ -253,14 +253,14 @@ static int open_output(struct args *a, struct atomic_file *of)
 	return of->fd;
 }
 
-/* Seize the process (with -t, its tree) and write the image to out.  On
- * failure: no image, the target as it was. */
 /* dump_before_freeze: the parent's hashes, read while smaps was. */
 static int parent_read(void *incr)
 {
 	return incr_dump_wait(incr);
 }
 
+/* Seize the process (with -t, its tree) and write the image to out.  On
+ * failure: no image, the target as it was. */
 static void dump(struct args *a, struct dump_tree *target, int out, struct atomic_file *of)
 {
 	/* --live: the pre-copy while it runs, then the frozen image. */

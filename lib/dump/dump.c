@@ -149,8 +149,8 @@ static void *page_bufs_main(void *arg)
 
 /* Start making the buffers, touched as far as the private pages resident
  * in pid (statm) may fill them: 1 if a thread does it (join
- * page_bufs_thread), 0 if nothing is left to do.  Best effort: write_pages allocates its own
- * where this failed. */
+ * page_bufs_thread), 0 if nothing is left to do.  Best effort: write_pages
+ * allocates its own where this failed. */
 static int page_bufs_start(pid_t pid)
 {
 	size_t want = BATCH_PAGES * (size_t)sysconf(_SC_PAGESIZE);
@@ -1441,6 +1441,7 @@ static int write_pages(pid_t pid, struct img_writer *w, const struct image *im,
 		       struct dump_target *let_go)
 {
 	struct pagewriter pw = {.pid = pid, .w = w, .o = o, .tr = tr, .ps = sysconf(_SC_PAGESIZE)};
+	int own = !page_bufs[1]; /* buffers of its own (page_bufs_start failed) */
 	struct splicer sp;
 	char path[64];
 	int rc = -1;
@@ -1463,8 +1464,8 @@ static int write_pages(pid_t pid, struct img_writer *w, const struct image *im,
 	}
 
 	pw.total = im->proc.pages_hint * pw.ps;
-	pw.bufs[0] = page_bufs[1] ? page_bufs[0] : malloc(BATCH_PAGES * pw.ps);
-	pw.bufs[1] = page_bufs[1] ? page_bufs[1] : malloc(BATCH_PAGES * pw.ps);
+	pw.bufs[0] = own ? malloc(BATCH_PAGES * pw.ps) : page_bufs[0];
+	pw.bufs[1] = own ? malloc(BATCH_PAGES * pw.ps) : page_bufs[1];
 	pw.pm = malloc(BATCH_PAGES * sizeof(uint64_t));
 	pw.memfd = open(fmt_path(path, sizeof(path), "/proc/%d/mem", pid), O_RDONLY | O_CLOEXEC);
 	pw.pmfd = proc_open_pagemap(pid);
@@ -1528,7 +1529,7 @@ out:
 	/* The writer's error, if it had one, is the reason. */
 	if (writer_stop(&pw))
 		rc = -1;
-	if (!page_bufs[1]) {
+	if (own) {
 		free(pw.bufs[0]);
 		free(pw.bufs[1]);
 	}
