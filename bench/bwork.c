@@ -15,7 +15,8 @@
  * frozen, to about a millisecond.  SIGUSR1 prints "gap N NS" (N counts the
  * reports, NS is the largest gap since the last report) and starts over.
  * SIGUSR2 rewrites 1 % of the data pages (for incremental dumps) and prints
- * "changed PAGES".
+ * "changed PAGES": the same pages each time, with bytes new each time (a
+ * rewrite of what the last dump stored is a change a dump must store).
  *
  * After a restore the process is a new one (its /proc/self/stat start time
  * changed).  The ticking thread notices at its first wake-up: it reads
@@ -54,7 +55,7 @@ static enum pattern pat;
 static unsigned char *base;
 static uint64_t npages;	    /* pages holding the pattern (sparse: touched pages) */
 static uint64_t stride = 1; /* pages between two pattern pages (sparse) */
-static int changed;	    /* SIGUSR2 was handled: 1 % of pages rewritten */
+static int changed;	    /* times SIGUSR2 rewrote 1 % of the pages */
 static const char *t0file;
 static unsigned long long ready_start;
 static long long max_gap;
@@ -92,7 +93,7 @@ static int is_changed(uint64_t i)
 /* What pattern page i holds now. */
 static void expected(uint64_t i, unsigned char *out)
 {
-	uint64_t seed = is_changed(i) ? 99 : 1, w;
+	uint64_t seed = is_changed(i) ? 98 + (uint64_t)changed : 1, w;
 
 	if (pat == HALFZERO && i % 2) {
 		memset(out, 0, PAGE);
@@ -255,7 +256,7 @@ static void change_pages(void)
 {
 	uint64_t n = 0;
 
-	changed = 1;
+	changed++;
 	for (uint64_t i = 50; i < npages; i += 100) {
 		if (pat == HALFZERO && i % 2)
 			continue;
