@@ -276,6 +276,10 @@ struct img_run *img_runs(uint32_t type, void *payload);
 int img_read_data(struct img_reader *r, const struct img_pages *p, void *buf, size_t len,
 		  uint32_t *crc);
 int img_skip_data(struct img_reader *r, const struct img_pages *p, uint32_t *crc);
+/* Pass over a record's data unread where the image is a file (a seek),
+ * so unchecked: for a reader that wants none of it (a dump's --parent).
+ * Anything else is read and checked, as img_skip_data does. */
+int img_pass_data(struct img_reader *r, const struct img_pages *p);
 /* After a record's data is read, crc its CRC: count its pages, and check
  * it (the message names who, if not NULL). */
 int img_data_end(struct img_reader *r, const struct img_pages *p, uint32_t crc, const char *who);

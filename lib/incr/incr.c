@@ -326,14 +326,15 @@ static int parent_hashes_rec(void *arg, const struct img_rec *rec, void *buf)
 {
 	struct parent_hashes *ph = arg;
 	struct img_input *in = ph->in;
-	uint32_t crc;
 
 	switch (rec->type) {
+	/* Only hashes are wanted of an incremental parent: its page data
+	 * is passed over unread (a seek), its checksums left to what reads
+	 * it (ckpt-remap, ckpt-inspect --verify). */
 	case IMG_REC_SHMDATA:
-		return img_skip_data(&in->r, buf, &crc);
+		return img_pass_data(&in->r, buf);
 	case IMG_REC_PAGES:
-		return in->im.parent ? img_skip_data(&in->r, buf, &crc)
-				     : hash_pages(ph->d, &in->r, buf);
+		return in->im.parent ? img_pass_data(&in->r, buf) : hash_pages(ph->d, &in->r, buf);
 	case IMG_REC_HASHES:
 	case IMG_REC_REUSE:
 		if (!incremental(in, rec->type))
