@@ -625,6 +625,7 @@ struct hashes_out {
 	struct img_writer *w;
 	struct img_pagelist d;
 	struct img_run *runs;
+	size_t runcap;
 	uint64_t (*h)[2];
 };
 
@@ -643,17 +644,34 @@ static int hashes_flush(struct hashes_out *o)
 	return 0;
 }
 
-static int hashes_add(struct hashes_out *o, const struct page_hash *p)
+/* The n pages at t, ascending and above those added. */
+static int hashes_add(struct hashes_out *o, const struct page_hash *t, size_t n)
 {
-	struct img_run *last = o->d.nruns ? &o->runs[o->d.nruns - 1] : NULL;
+	while (n > 0) {
+		size_t k = INCR_MAX_PAGES - o->d.npages;
 
-	if (last && last->addr + last->npages * INCR_PAGE == p->addr)
-		last->npages++;
-	else
-		o->runs[o->d.nruns++] = (struct img_run){p->addr, 1};
-	o->h[o->d.npages][0] = p->h[0];
-	o->h[o->d.npages][1] = p->h[1];
-	return ++o->d.npages == INCR_MAX_PAGES ? hashes_flush(o) : 0;
+		if (k > n)
+			k = n;
+		for (size_t j = 0; j < k; j++) {
+			struct img_run *last = o->d.nruns ? &o->runs[o->d.nruns - 1] : NULL;
+
+			if (last && last->addr + last->npages * INCR_PAGE == t[j].addr) {
+				last->npages++;
+			} else {
+				if (grow((void **)&o->runs, &o->runcap, o->d.nruns + 1,
+					 sizeof(*o->runs)))
+					return -1;
+				o->runs[o->d.nruns++] = (struct img_run){t[j].addr, 1};
+			}
+			memcpy(o->h[o->d.npages + j], t[j].h, sizeof(t[j].h));
+		}
+		o->d.npages += k;
+		t += k;
+		n -= k;
+		if (o->d.npages == INCR_MAX_PAGES && hashes_flush(o))
+			return -1;
+	}
+	return 0;
 }
 
 /* REUSE records being gathered: runs of the pages left out. */
@@ -661,7 +679,7 @@ struct reuse_out {
 	struct img_writer *w;
 	int32_t pid;
 	struct img_run *runs;
-	size_t nruns;
+	size_t nruns, cap;
 };
 
 static int reuse_flush(struct reuse_out *o)
@@ -686,6 +704,8 @@ static int reuse_add(struct reuse_out *o, uint64_t addr)
 		return 0;
 	}
 	if (o->nruns == INCR_MAX_RUNS && reuse_flush(o))
+		return -1;
+	if (grow((void **)&o->runs, &o->cap, o->nruns + 1, sizeof(*o->runs)))
 		return -1;
 	o->runs[o->nruns++] = (struct img_run){addr, 1};
 	return 0;
@@ -719,9 +739,28 @@ static const struct page_hash *same_peek(struct same_pages *it)
 	return it->s < d->nsame ? &d->old[it->k] : NULL;
 }
 
+/* How many of the span's pages from the one same_peek gave lie below
+ * addr: taken together. */
+static size_t same_below(const struct same_pages *it, uint64_t addr)
+{
+	const struct page_hash *old = it->d->old;
+	size_t lo = it->k, hi = it->d->same[it->s].hi;
+
+	if (old[hi - 1].addr < addr)
+		return hi - it->k;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (old[mid].addr < addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo - it->k;
+}
+
 int incr_dump_end(struct incr_dump *d, struct img_writer *w, int32_t pid)
 {
-	size_t total = d->nnow + d->same_pages, i, room;
+	size_t total = d->nnow + d->same_pages, i, n, room;
 	struct hashes_out ho = {.w = w, .d = {.pid = pid}};
 	struct reuse_out ro = {.w = w, .pid = pid};
 	struct same_pages it = {.d = d};
@@ -729,43 +768,44 @@ int incr_dump_end(struct incr_dump *d, struct img_writer *w, int32_t pid)
 	int rc = -1;
 
 	/* Each list ascending (--cow writes some regions before the
-	 * others), then now and same merged on the way out: no copy of a
-	 * quarter of a million hashes a GiB. */
+	 * others), then now and same merged on the way out, a stretch of
+	 * either at a time: no copy of a quarter of a million hashes a GiB. */
 	ascending(d->now, d->nnow, sizeof(*d->now));
 	ascending(d->same, d->nsame, sizeof(*d->same));
 	ascending(d->reuse, d->nreuse, sizeof(*d->reuse));
 	room = total < INCR_MAX_PAGES ? total : INCR_MAX_PAGES;
-	ho.runs = malloc((room + 1) * sizeof(*ho.runs));
 	ho.h = malloc((room + 1) * sizeof(*ho.h));
-	room = d->nreuse + d->same_pages;
-	room = room < INCR_MAX_RUNS ? room : INCR_MAX_RUNS;
-	ro.runs = malloc((room + 1) * sizeof(*ro.runs));
-	if (!ho.runs || !ho.h || !ro.runs) {
+	if (!ho.h) {
 		err_set("out of memory");
 		goto out;
 	}
 	it.k = d->nsame ? d->same[0].lo : 0;
 	for (i = 0; (o = same_peek(&it)) || i < d->nnow;) {
-		if (!o || (i < d->nnow && d->now[i].addr < o->addr))
-			o = &d->now[i++];
-		else
-			it.k++;
-		if (hashes_add(&ho, o))
+		if (o && (i == d->nnow || o->addr < d->now[i].addr)) {
+			n = same_below(&it, i < d->nnow ? d->now[i].addr : UINT64_MAX);
+			it.k += n;
+		} else {
+			for (n = 1; i + n < d->nnow && (!o || d->now[i + n].addr < o->addr); n++)
+				;
+			o = &d->now[i];
+			i += n;
+		}
+		if (hashes_add(&ho, o, n))
 			goto out;
 	}
 	if (hashes_flush(&ho))
 		goto out;
 	it = (struct same_pages){.d = d, .k = d->nsame ? d->same[0].lo : 0};
 	for (i = 0; (o = same_peek(&it)) || i < d->nreuse;) {
-		uint64_t a;
-		if (!o || (i < d->nreuse && d->reuse[i] < o->addr)) {
-			a = d->reuse[i++];
-		} else {
-			a = o->addr;
-			it.k++;
-		}
-		if (reuse_add(&ro, a))
+		if (o && (i == d->nreuse || o->addr < d->reuse[i])) {
+			n = same_below(&it, i < d->nreuse ? d->reuse[i] : UINT64_MAX);
+			for (size_t j = 0; j < n; j++)
+				if (reuse_add(&ro, o[j].addr))
+					goto out;
+			it.k += n;
+		} else if (reuse_add(&ro, d->reuse[i++])) {
 			goto out;
+		}
 	}
 	rc = reuse_flush(&ro);
 out:
