@@ -1043,6 +1043,9 @@ struct pagewriter {
 	int spliced;	    /* the batch is of regions whose pages it moves */
 	struct batch job, prep; /* the writer's; one the reader made ready */
 	int pending, quit, failed;
+	/* Let go once the last batch is read (the program runs on while it
+	 * is written); NULL: not now. */
+	struct dump_target *let_go;
 	char why[1024]; /* the writer's error */
 };
 
@@ -1234,6 +1237,10 @@ static int flush_batch(struct pagewriter *pw)
 	}
 	if (read_runs(pw, pw->runs, pw->nruns))
 		return -1;
+	if (pw->let_go) {
+		release_all(pw->let_go, 0);
+		pw->let_go = NULL;
+	}
 	memcpy(pw->prep.runs, pw->runs, pw->nruns * sizeof(pw->runs[0]));
 	pw->prep.nruns = pw->nruns;
 	pw->prep.buf = pw->bufs[pw->cur];
@@ -1442,6 +1449,7 @@ static int write_pages(pid_t pid, struct img_writer *w, const struct image *im,
 {
 	struct pagewriter pw = {.pid = pid, .w = w, .o = o, .tr = tr, .ps = sysconf(_SC_PAGESIZE)};
 	int own = !page_bufs[1]; /* buffers of its own (page_bufs_start failed) */
+	struct dump_target *go;
 	struct splicer sp;
 	char path[64];
 	int rc = -1;
@@ -1491,6 +1499,9 @@ static int write_pages(pid_t pid, struct img_writer *w, const struct image *im,
 		if (!sigismember(&cur, SIGTERM))
 			writer_start(&pw);
 	}
+	/* Let go after the last read.  Not with lent pages (--splice), nor
+	 * with an AIO ring, whose tail must not move before it is checked. */
+	go = let_go && !pw.sp && !has_aio(im) ? let_go : NULL;
 	/* Lazy order: the large anonymous regions last, in records of their
 	 * own (ckpt-remap --lazy from a stream, lib/restore/lazy.c). */
 	for (int late = 0; late < 2; late++) {
@@ -1514,14 +1525,18 @@ static int write_pages(pid_t pid, struct img_writer *w, const struct image *im,
 			if (write_region(&pw, r, i))
 				goto out;
 		}
+		/* Every page read into our buffers once this last batch is:
+		 * the program may run on before the writer has it. */
+		if (go && (late || !(im->proc.flags & IMG_PROC_LAZY_ORDER))) {
+			pw.let_go = go;
+			go = NULL;
+		}
 		if (flush_batch(&pw))
 			goto out;
 	}
-	/* Every page read into our buffers.  Not with lent pages (--splice),
-	 * nor with an AIO ring, whose tail must not move before it is
-	 * checked. */
-	if (let_go && !pw.sp && !has_aio(im))
-		release_all(let_go, 0);
+	/* No last batch to read. */
+	if (pw.let_go)
+		release_all(pw.let_go, 0);
 	rc = 0;
 out:
 	if (pw.sp && splice_end(pw.sp, o->cancel))
