@@ -246,6 +246,9 @@ static int open_output(struct args *a, struct atomic_file *of)
 	/* A parent that left a tracker: keep tracking (unless --kill). */
 	if (a->o.incr && incr_dump_track_fd(a->o.incr) >= 0 && a->how != DUMP_KILL && !a->o.cow)
 		a->o.track = 1;
+	/* Buffers for as many pages as its tracker found written last time. */
+	if (a->o.incr)
+		dump_expect_pages(incr_dump_expect(a->o.incr));
 	if (!a->out_path)
 		return 1;
 	if (atomic_open(of, a->out_path))

@@ -33,6 +33,7 @@
 #include "target/target.h"
 
 #define BATCH_PAGES 1024 /* pages read and written per PAGES record, at most */
+#define NBUFS 16	 /* write_pages' buffers of a batch each, at most */
 
 static uint64_t xgetbv0(void)
 {
@@ -119,26 +120,48 @@ static int seize_new_threads(struct dump_target *t)
 	return added;
 }
 
-/* write_pages' two buffers, made once and touched before the process is
+/* write_pages' buffers, made once and touched before the process is
  * frozen, by a thread while smaps is read (page_bufs_start): fresh memory
- * faults in page by page as the first reads fill it, 2,048 faults for the
- * two (3 ms here, most of what an incremental dump of a few MiB kept the
- * program frozen for). */
-static unsigned char *page_bufs[2];
+ * faults in page by page as the first reads fill it, 2,048 faults for two
+ * (3 ms here, most of what an incremental dump of a few MiB kept the
+ * program frozen for).  Two, or as many as the pages a dump expects to
+ * read fill (dump_expect_pages): the process is then read whole into
+ * them and let go, however slowly the writer writes (10-15 ms a 4 MiB
+ * batch into the page cache at times here). */
+static unsigned char *page_bufs[NBUFS];
+static int page_nbufs;		 /* made */
 static size_t page_bufs_touched; /* bytes of each touched */
 static pthread_t page_bufs_thread;
+static uint64_t expect_pages; /* dump_expect_pages */
+
+void dump_expect_pages(uint64_t n)
+{
+	expect_pages = n;
+}
+
+/* How many buffers: two, or what expect_pages fill with an eighth to
+ * spare (the last one read is let go before it is queued). */
+static int page_bufs_wanted(void)
+{
+	uint64_t n = expect_pages + expect_pages / 8;
+	uint64_t k = (n + BATCH_PAGES - 1) / BATCH_PAGES;
+
+	return k < 2 ? 2 : k > NBUFS ? NBUFS : (int)k;
+}
 
 static void *page_bufs_main(void *arg)
 {
 	size_t want = (size_t)(uintptr_t)arg;
+	int n = page_bufs_wanted();
 
-	for (int k = 0; k < 2; k++) {
+	for (int k = 0; k < n; k++) {
 		if (!page_bufs[k]) {
 			void *p = mmap(NULL, BATCH_PAGES * (size_t)sysconf(_SC_PAGESIZE),
 				       PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 			if (p == MAP_FAILED)
 				return NULL;
 			page_bufs[k] = p;
+			page_nbufs = k + 1;
 		}
 		if (madvise(page_bufs[k], want, MADV_POPULATE_WRITE))
 			memset(page_bufs[k], 0, want);
@@ -164,7 +187,7 @@ static int page_bufs_start(pid_t pid)
 	    resident >= shared && (resident - shared) * sysconf(_SC_PAGESIZE) < want)
 		want = (resident - shared) * sysconf(_SC_PAGESIZE);
 	free(s);
-	if (page_bufs[1] && want <= page_bufs_touched)
+	if (page_nbufs >= page_bufs_wanted() && want <= page_bufs_touched)
 		return 0;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
@@ -179,11 +202,11 @@ static int page_bufs_start(pid_t pid)
  * dumps its member at each checkpoint and lives on between them. */
 static void page_bufs_free(void)
 {
-	for (int k = 0; k < 2; k++) {
-		if (page_bufs[k])
-			munmap(page_bufs[k], BATCH_PAGES * (size_t)sysconf(_SC_PAGESIZE));
+	for (int k = 0; k < page_nbufs; k++) {
+		munmap(page_bufs[k], BATCH_PAGES * (size_t)sysconf(_SC_PAGESIZE));
 		page_bufs[k] = NULL;
 	}
+	page_nbufs = 0;
 	page_bufs_touched = 0;
 }
 
@@ -1031,18 +1054,20 @@ struct pagewriter {
 	 * never crosses a region boundary. */
 	struct img_run runs[BATCH_PAGES];
 	int nruns, batch, split;
-	/* Two buffers: while this thread reads the target into bufs[cur],
-	 * the writer thread checks, checksums and writes the other. */
-	unsigned char *bufs[2];
-	int cur;
+	/* A ring of buffers: while this thread reads the target into
+	 * bufs[cur], the writer thread checks, checksums and writes the
+	 * batches queued in the others, in order. */
+	unsigned char *bufs[NBUFS];
+	int nbufs, cur;
 	int threaded;
 	pthread_t writer;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct splicer *sp; /* --splice: the pipe the process moves its pages into */
 	int spliced;	    /* the batch is of regions whose pages it moves */
-	struct batch job, prep; /* the writer's; one the reader made ready */
-	int pending, quit, failed;
+	struct batch prep;  /* the batch just read (made ready here, or not) */
+	struct batch *q;    /* the writer's: q[(head + i) % nbufs], i < count */
+	int head, count, quit, failed;
 	/* Let go once the last batch is read (the program runs on while it
 	 * is written); NULL: not now. */
 	struct dump_target *let_go;
@@ -1190,31 +1215,33 @@ static void *writer_main(void *arg)
 	for (;;) {
 		int rc;
 
-		while (!pw->pending && !pw->quit)
+		while (!pw->count && !pw->quit)
 			pthread_cond_wait(&pw->cv, &pw->mu);
-		if (!pw->pending)
+		if (!pw->count)
 			break;
 		pthread_mutex_unlock(&pw->mu);
-		rc = pw->failed ? 0 : write_batch(pw, &pw->job);
+		rc = pw->failed ? 0 : write_batch(pw, &pw->q[pw->head]);
 		pthread_mutex_lock(&pw->mu);
 		if (rc && !pw->failed) {
 			snprintf(pw->why, sizeof(pw->why), "%s", err_get());
 			pw->failed = 1;
 		}
-		pw->pending = 0;
+		pw->head = (pw->head + 1) % pw->nbufs;
+		pw->count--;
 		pthread_cond_broadcast(&pw->cv);
 	}
 	pthread_mutex_unlock(&pw->mu);
 	return NULL;
 }
 
-/* Wait until the writer has no batch; -1 (its error) if it failed. */
-static int writer_idle(struct pagewriter *pw)
+/* Wait until the writer has at most most batches queued; -1 (its error)
+ * if it failed. */
+static int writer_wait(struct pagewriter *pw, int most)
 {
 	int failed;
 
 	pthread_mutex_lock(&pw->mu);
-	while (pw->pending)
+	while (pw->count > most)
 		pthread_cond_wait(&pw->cv, &pw->mu);
 	failed = pw->failed;
 	pthread_mutex_unlock(&pw->mu);
@@ -1249,26 +1276,27 @@ static int flush_batch(struct pagewriter *pw)
 		if (write_batch(pw, &pw->prep))
 			return -1;
 	} else {
-		int busy;
+		int full;
 
-		/* The writer still on the batch before: this thread makes the
-		 * new one ready instead of waiting (into a file the write is
-		 * the slower half, so each thread does half the work).  Not
+		/* Every other buffer queued: this thread makes the new batch
+		 * ready instead of waiting (into a file the write is the
+		 * slower half, so each thread does half the work).  Not
 		 * against a parent: the hashes go in address order, from one
 		 * thread. */
 		pthread_mutex_lock(&pw->mu);
-		busy = pw->pending;
+		full = pw->count == pw->nbufs - 1;
 		pthread_mutex_unlock(&pw->mu);
-		if (busy && !pw->o->incr)
+		if (full && !pw->o->incr)
 			(void)prepare_batch(pw, &pw->prep);
-		if (writer_idle(pw))
+		/* The next buffer free once this batch is queued. */
+		if (writer_wait(pw, pw->nbufs - 2))
 			return -1;
 		pthread_mutex_lock(&pw->mu);
-		pw->job = pw->prep;
-		pw->pending = 1;
+		pw->q[(pw->head + pw->count) % pw->nbufs] = pw->prep;
+		pw->count++;
 		pthread_cond_broadcast(&pw->cv);
 		pthread_mutex_unlock(&pw->mu);
-		pw->cur ^= 1;
+		pw->cur = (pw->cur + 1) % pw->nbufs;
 	}
 	pw->nruns = pw->batch = 0;
 	return 0;
@@ -1308,7 +1336,7 @@ static int writer_stop(struct pagewriter *pw)
 
 	if (!pw->threaded)
 		return 0;
-	rc = writer_idle(pw);
+	rc = writer_wait(pw, 0);
 	pthread_mutex_lock(&pw->mu);
 	pw->quit = 1;
 	pthread_cond_broadcast(&pw->cv);
@@ -1472,12 +1500,14 @@ static int write_pages(pid_t pid, struct img_writer *w, const struct image *im,
 	}
 
 	pw.total = im->proc.pages_hint * pw.ps;
-	pw.bufs[0] = own ? malloc(BATCH_PAGES * pw.ps) : page_bufs[0];
-	pw.bufs[1] = own ? malloc(BATCH_PAGES * pw.ps) : page_bufs[1];
+	pw.nbufs = own ? 2 : page_nbufs;
+	for (int k = 0; k < pw.nbufs; k++)
+		pw.bufs[k] = own ? malloc(BATCH_PAGES * pw.ps) : page_bufs[k];
+	pw.q = calloc(pw.nbufs, sizeof(*pw.q));
 	pw.pm = malloc(BATCH_PAGES * sizeof(uint64_t));
 	pw.memfd = open(fmt_path(path, sizeof(path), "/proc/%d/mem", pid), O_RDONLY | O_CLOEXEC);
 	pw.pmfd = proc_open_pagemap(pid);
-	if (!pw.bufs[0] || !pw.bufs[1] || !pw.pm) {
+	if (!pw.bufs[0] || !pw.bufs[1] || !pw.q || !pw.pm) {
 		err_set("out of memory");
 		goto out;
 	}
@@ -1548,6 +1578,7 @@ out:
 		free(pw.bufs[0]);
 		free(pw.bufs[1]);
 	}
+	free(pw.q);
 	free(pw.pm);
 	if (pw.memfd >= 0)
 		close(pw.memfd);

@@ -73,6 +73,10 @@ int dump_seize(pid_t pid, struct dump_target *t) __attribute__((warn_unused_resu
  * that may overlap the reading but must be done before the freeze
  * (ckpt-dump --parent: incr_dump_wait). */
 void dump_before_freeze(int (*fn)(void *), void *arg);
+/* The pages the next dumps expect to read (0: no idea): as many buffers
+ * are made before the freeze, so that the process is let go once read,
+ * not once written (ckpt-dump --parent: incr_dump_expect). */
+void dump_expect_pages(uint64_t n);
 /* Capture the stopped process and write its image to out.  On failure the
  * target is released, running as before; with o->cow it is released as
  * soon as its snapshot is taken, with o->run_on once its memory is read. */

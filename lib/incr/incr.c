@@ -202,6 +202,7 @@ struct incr_dump {
 	uint64_t *reuse; /* addresses of pages left out */
 	size_t nreuse, reusecap;
 	int32_t track_fd; /* the parent's TRACK record's fd, or -1 */
+	uint64_t track_written; /* and the pages it found written */
 	/* The parent's hashes are read by a thread of their own while the
 	 * dump reads the process's smaps (incr_dump_wait). */
 	struct img_input *in;
@@ -499,6 +500,8 @@ int incr_dump_open(const char *path, const char *outpath, struct incr_dump **out
 	}
 	incr_key_expand(&d->key, d->parent.d.key);
 	d->track_fd = in->im.track ? in->im.track->fd : -1;
+	if (in->im.track && in->im.track->how == IMG_TRACK_WRITTEN)
+		d->track_written = in->im.track->written;
 	/* The hashes on a thread of their own, every signal left to the
 	 * dump's threads. */
 	d->in = in;
@@ -617,6 +620,11 @@ int incr_dump_same(struct incr_dump *d, uint64_t start, uint64_t end)
 int incr_dump_track_fd(const struct incr_dump *d)
 {
 	return d->track_fd;
+}
+
+uint64_t incr_dump_expect(const struct incr_dump *d)
+{
+	return d->track_written;
 }
 
 /* A HASHES record being gathered: runs of consecutive pages, then

@@ -84,6 +84,9 @@ int incr_dump_same(struct incr_dump *d, uint64_t start, uint64_t end)
     __attribute__((warn_unused_result));
 /* The fd the parent's dump left its write tracker at (TRACK), or -1. */
 int incr_dump_track_fd(const struct incr_dump *d);
+/* The pages the parent's write tracker found written (its TRACK record),
+ * what a dump against it will likely read again; 0 if it had none. */
+uint64_t incr_dump_expect(const struct incr_dump *d);
 /* After the page data: the HASHES and REUSE records. */
 int incr_dump_end(struct incr_dump *d, struct img_writer *w, int32_t pid)
     __attribute__((warn_unused_result));
