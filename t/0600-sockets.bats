@@ -97,7 +97,7 @@ refused() {
 	run --separate-stderr ckpt-remap "$IMG"
 	echo "status $status stderr: $stderr"
 	[ "$status" -ne 0 ]
-	[[ "$stderr" == *"fd 3: TCP address 127.0.0.1:$port: port $port is in use" ]]
+	[[ "$stderr" == *"fd 3: TCP address 127.0.0.1:$port: port $port is in use (a process's listen socket)" ]]
 	finish_bg
 }
 
@@ -125,6 +125,21 @@ timewait_dumped() {
 	restored timewait
 	# Those are gone (the check's own connection may leave another).
 	! ss -Htan state time-wait "( sport = :$PORT )" | grep -Fxf <(echo "$TW")
+}
+
+@test "TCP: a listener whose port a connection it closed still holds in FIN-WAIT-2 (its peer open, no process owning it) comes back" {
+	start finwait
+	PORT=$(awk '/^ready/ { print $3 }' "$OUT")
+	exec_clean python3 -c 'import socket, sys, time
+c = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+print("connected", flush=True)
+time.sleep(120)' "$PORT" </dev/null >"$D/peer" 2>&1 &
+	CKPT_PIDS+=("$!")
+	wait_for_line "$D/peer" '^connected'
+	wait_for sh -c "ss -Htan state fin-wait-2 '( sport = :$PORT )' | grep -q ."
+	bg_dump_kill
+	ss -Htan state fin-wait-2 "( sport = :$PORT )" | grep -q .
+	restored finwait
 }
 
 @test "TCP: without CAP_NET_ADMIN the restore waits for a port's TIME-WAIT to end, saying so in one line, then the listener comes back" {
@@ -158,7 +173,7 @@ open(sys.argv[2], "w").write("held\n"); time.sleep(60)' "$port" "$D/held" &
 	echo "status $status stderr: $stderr"
 	[ "$status" -ne 0 ]
 	[ "$(printf '%s\n' "$stderr" | wc -l)" -eq 1 ]
-	[[ "$stderr" == *"fd 3: TCP address 127.0.0.1:$port: port $port is in use" ]]
+	[[ "$stderr" == *"fd 3: TCP address 127.0.0.1:$port: port $port is in use (a process's listen socket)" ]]
 }
 
 @test "ckpt-inspect shows each socket's family, type, state and address, in text and JSON" {

@@ -333,9 +333,14 @@ workdir() {
 # bg_dump_kill [OPTION...]: ckpt-dump --kill -o $IMG of the program
 # start_bg started (and with -t its tree), reaped.
 bg_dump_kill() {
+	local p keep=()
 	ckpt-dump "$@" --kill -o "$IMG" "$BG_PID"
 	wait "$BG_PID" || true
-	CKPT_PIDS=()
+	# Gone: out of CKPT_PIDS; the test's other processes stay there.
+	for p in "${CKPT_PIDS[@]}"; do
+		[ "$p" = "$BG_PID" ] || keep+=("$p")
+	done
+	CKPT_PIDS=("${keep[@]}")
 }
 
 # bg_restored LINE [OPTION...]: $IMG restored by ckpt-remap OPTION...; the

@@ -131,11 +131,14 @@ int fd_tcp_diag(pid_t pid, int family, const uint8_t src[16], uint16_t sport,
 		const uint8_t dst[16], uint16_t dport, struct fd_diag *d);
 int fd_tcp_listen_diag(pid_t pid, int family, uint64_t ino, struct fd_diag *d);
 /* Local TCP port port of family, which a bind found in use, once only
- * connections in TIME-WAIT hold it: those destroyed (SOCK_DESTROY, where
- * we may), or waited for (as long as their timers say, 65 s at most, said on
- * stderr once, naming fd); 0 when it is free, -1 if a socket in another
- * state holds it or the wait ran out (sock.c). */
+ * sockets no process has hold it (connections in TIME-WAIT, or closed
+ * and finishing, FIN-WAIT-2 and the like, after a kill): those destroyed
+ * (SOCK_DESTROY, where we may), or waited for (as long as their timers
+ * say, 65 s at most, said on stderr once, naming fd); 0 when it is free,
+ * -1 if a process's socket holds it or the wait ran out, and then
+ * fd_tcp_port_holder() says which, as " (by ...)" (sock.c). */
 int fd_tcp_port_wait(int family, uint16_t port, int fd);
+const char *fd_tcp_port_holder(void);
 /* The directory of absolute path, reached from / one component at a time
  * without following a symlink; with make, missing directories made 0700;
  * its fd in *dfd (-1 if one is missing and not made), or -1 with err_set

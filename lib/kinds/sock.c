@@ -316,18 +316,20 @@ int fd_tcp_diag(pid_t pid, int family, const uint8_t src[16], uint16_t sport, co
 	return 0;
 }
 
-/* ---- a port held by TIME-WAIT --------------------------------------- */
+/* ---- a port held by TIME-WAIT or orphans ---------------------------- */
 
 #ifndef SOCK_DESTROY
 #define SOCK_DESTROY 21
 #endif
 
 /* The TCP sockets of family on local port port in our network
- * namespace, of the states in mask: how many, the ids of up to n of them
- * in ids, and in *ms the most milliseconds left on any one's timer; -1 if
- * sock_diag does not answer. */
-static int port_sockets(int family, uint16_t port, uint32_t mask, struct inet_diag_sockid *ids,
-			int n, uint32_t *ms)
+ * namespace, owned by a file (owned 1: a process's) or by none (0: in
+ * TIME-WAIT, or closed and finishing on their own): how many, the ids of
+ * up to n of them in ids, in *ms the most milliseconds left on any one's
+ * timer, in *state the first one's state; -1 if sock_diag does not
+ * answer. */
+static int port_sockets(int family, uint16_t port, int owned, struct inet_diag_sockid *ids, int n,
+			uint32_t *ms, uint8_t *state)
 {
 	struct {
 		struct nlmsghdr nh;
@@ -335,7 +337,7 @@ static int port_sockets(int family, uint16_t port, uint32_t mask, struct inet_di
 	} req = {.nh = {.nlmsg_len = sizeof(req),
 			.nlmsg_type = SOCK_DIAG_BY_FAMILY,
 			.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP},
-		 .r = {.sdiag_family = family, .sdiag_protocol = IPPROTO_TCP, .idiag_states = mask}};
+		 .r = {.sdiag_family = family, .sdiag_protocol = IPPROTO_TCP, .idiag_states = ~0u}};
 	long buf[2048];
 	int nl = diag_socket(0), found = 0, done = 0;
 
@@ -361,8 +363,10 @@ static int port_sockets(int family, uint16_t port, uint32_t mask, struct inet_di
 				break;
 			}
 			if (nh->nlmsg_len < NLMSG_LENGTH(sizeof(*m)) ||
-			    m->id.idiag_sport != htons(port))
+			    m->id.idiag_sport != htons(port) || !m->idiag_inode != !owned)
 				continue;
+			if (!found && state)
+				*state = m->idiag_state;
 			if (found < n)
 				ids[found] = m->id;
 			if (m->idiag_expires > *ms)
@@ -386,7 +390,7 @@ static int destroy_socket(int family, const struct inet_diag_sockid *id)
 			.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK},
 		 .r = {.sdiag_family = family,
 		       .sdiag_protocol = IPPROTO_TCP,
-		       .idiag_states = 1u << TCP_TIME_WAIT,
+		       .idiag_states = ~0u,
 		       .id = *id}};
 	long buf[256];
 	const struct nlmsghdr *nh = (void *)buf;
@@ -403,20 +407,41 @@ static int destroy_socket(int family, const struct inet_diag_sockid *id)
 	return rc;
 }
 
+static char port_holder[64];
+
+const char *fd_tcp_port_holder(void)
+{
+	return port_holder;
+}
+
+static const char *tcp_state_name(int st);
+
 int fd_tcp_port_wait(int family, uint16_t port, int fd)
 {
 	struct inet_diag_sockid ids[64];
 	double end = 0;
 	uint32_t ms = 0;
+	uint8_t st = 0;
 	int n, said = 0, destroy = 1;
 
+	port_holder[0] = 0;
 	for (;; usleep(destroy ? 0 : 100000)) {
-		/* Any socket on it not in TIME-WAIT: it is in use.  Those in
-		 * TIME-WAIT say how long they have left (a minute at most,
-		 * their timers running a little late): a second more. */
-		if ((end && now_sec() > end) ||
-		    port_sockets(family, port, ~(1u << TCP_TIME_WAIT), ids, 0, &ms) != 0 ||
-		    (ms = 0, n = port_sockets(family, port, 1u << TCP_TIME_WAIT, ids, 64, &ms)) < 0) {
+		/* A socket on it that a process has: it is in use.  Those no
+		 * process has (in TIME-WAIT, or closed, FIN-WAIT-2 and the
+		 * like, after their process was killed) say how long they
+		 * have left (a minute at most, their timers running a little
+		 * late): a second more. */
+		int late = end && now_sec() > end;
+
+		n = late ? 0 : port_sockets(family, port, 1, ids, 0, &ms, &st);
+		if (n > 0)
+			snprintf(port_holder, sizeof(port_holder), " (a process's %s socket)",
+				 tcp_state_name(st));
+		else if (late)
+			snprintf(port_holder, sizeof(port_holder), " (a closed %s socket, still)",
+				 tcp_state_name(st));
+		if (n != 0 || late ||
+		    (ms = 0, n = port_sockets(family, port, 0, ids, 64, &ms, &st)) < 0) {
 			errno = EADDRINUSE;
 			return -1;
 		}
@@ -1089,9 +1114,10 @@ static int make_sock(const struct fd_entry *f, struct fd_pipes *pipes)
 				      f->d.fd) ||
 		     (errno = EADDRINUSE, bind(s, (void *)&sa, k.addr_len)))) {
 			if (errno == EADDRINUSE && k.family != AF_UNIX)
-				err_set("fd %d: %s address %s: port %u is in use", f->d.fd,
+				err_set("fd %d: %s address %s: port %u is in use%s", f->d.fd,
 					proto_name(k.family, k.protocol), a,
-					ntohs(((struct sockaddr_in *)&sa)->sin_port));
+					ntohs(((struct sockaddr_in *)&sa)->sin_port),
+					k.protocol == IPPROTO_TCP ? fd_tcp_port_holder() : "");
 			else if (errno == EADDRINUSE)
 				err_set("fd %d: unix socket %s is in use", f->d.fd, a);
 			else

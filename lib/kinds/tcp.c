@@ -1525,8 +1525,8 @@ fail_acc:
 fail_con:
 	ends_text(t, peer, fam, me, acc, ab, bb);
 	if (errno == EADDRINUSE || errno == EADDRNOTAVAIL)
-		err_set("fd %d: TCP connection from %s to %s: address %s is in use", f->d.fd, bb,
-			ab, bb);
+		err_set("fd %d: TCP connection from %s to %s: address %s is in use%s", f->d.fd, bb,
+			ab, bb, fd_tcp_port_holder());
 	else
 		err_sys("fd %d: TCP connection from %s to %s: cannot %s %s", f->d.fd, bb, ab, what,
 			bb);

@@ -24,6 +24,10 @@
  *            accepted a connection of its own and closed it first: its
  *            end lies in TIME-WAIT on fd 3's port for a minute (its port
  *            printed)
+ *   finwait  fd 3 TCP listening on 127.0.0.1 (no SO_REUSEADDR); its port
+ *            printed, it accepts one connection (the test's), and closes
+ *            it first: with the peer still open, its end lies on fd 3's
+ *            port in FIN-WAIT-2, owned by no process, for a minute
  *   backlog  fd 3 a unix socket listening on DIR/s1 with a connection
  *            nobody accepted, from a client of its own
  *   tcpbacklog  the same on TCP: fd 3 listening on 127.0.0.1, fd 4 its
@@ -260,6 +264,18 @@ static void timewait_setup(void)
 	close(k);
 }
 
+static void finwait_setup(void)
+{
+	int a;
+
+	listen_inet(sock_at(3, AF_INET, SOCK_STREAM), AF_INET, 4);
+	printf(" %d\n", port_of(3));
+	fflush(stdout);
+	if ((a = accept(3, NULL, NULL)) < 0)
+		die("accept");
+	close(a);
+}
+
 static void inet_setup(void)
 {
 	int s;
@@ -416,7 +432,9 @@ int main(int argc, char **argv)
 	} else if (!strcmp(kind, "timewait")) {
 		timewait_setup();
 		printf(" %d", port_of(3));
-	} else if (!strcmp(kind, "backlog"))
+	} else if (!strcmp(kind, "finwait"))
+		finwait_setup();
+	else if (!strcmp(kind, "backlog"))
 		backlog_setup(AF_UNIX);
 	else if (!strcmp(kind, "tcpbacklog"))
 		backlog_setup(AF_INET);
@@ -432,7 +450,7 @@ int main(int argc, char **argv)
 		unix_check();
 	else if (!strcmp(kind, "inet"))
 		inet_check();
-	else if (!strcmp(kind, "busy") || !strcmp(kind, "timewait"))
+	else if (!strcmp(kind, "busy") || !strcmp(kind, "timewait") || !strcmp(kind, "finwait"))
 		try_accept(3, SOCK_STREAM);
 	else if (!strcmp(kind, "prefork"))
 		prefork_check();
