@@ -45,6 +45,11 @@
 #include "base/base.h"
 #include "dump/splice-internal.h"
 
+/* Bytes spliced into a regular file a call, at most: the page cache
+ * takes folios as large as the write, and the large ones cost a virtual
+ * machine whose host backs its memory lazily (image.c, W_LARGE). */
+#define SPL_FILE_CHUNK (256u << 10)
+
 /* iovecs the scratch area below the process's stack holds. */
 #define SPL_IOVS (INJ_SCRATCH / sizeof(struct iovec))
 
@@ -128,8 +133,9 @@ static int call(struct splicer *s, long nr, const uint64_t a[6], int64_t *ret)
 static int drain(struct splicer *s, int k, uint64_t len)
 {
 	while (len > 0) {
-		ssize_t n = s->buf ? read(s->rfd[k], s->buf, len < s->cap ? len : s->cap)
-				   : splice(s->rfd[k], NULL, s->out, NULL, len, SPLICE_F_MOVE);
+		uint64_t most = s->regular && len > SPL_FILE_CHUNK ? SPL_FILE_CHUNK : len;
+		ssize_t n = s->buf ? read(s->rfd[k], s->buf, most < s->cap ? most : s->cap)
+				   : splice(s->rfd[k], NULL, s->out, NULL, most, SPLICE_F_MOVE);
 		/* An output splice(2) does not take (O_APPEND, a file system
 		 * without splice_write): through a buffer of ours. */
 		if (n < 0 && errno == EINVAL && !s->buf) {
