@@ -183,19 +183,35 @@ struct page_hash {
 	uint64_t h[2];
 };
 
-/* old[lo..hi); lo first, the word incr_by_addr sorts by. */
+/* Pages lo..hi-1 of the parent's (indices into oh); lo first, the word
+ * incr_by_addr sorts by. */
 struct old_span {
 	uint64_t lo, hi;
+};
+
+/* A run of the parent's pages, one after the other from addr; the hash
+ * of its first is oh[first], and it ends where the next run's hashes
+ * begin (the last at nold). */
+struct old_run {
+	uint64_t addr;
+	size_t first;
 };
 
 struct incr_dump {
 	struct parent parent; /* the PARENT record this dump writes */
 	struct incr_key key;
-	struct page_hash *old; /* the parent's pages, by address */
+	/* The parent's pages: runs, ascending and apart, and a hash a page
+	 * in their order, as its HASHES records hold them (a copy of each
+	 * record's, no table of a page each). */
+	struct old_run *runs;
+	size_t nruns, runcap;
+	uint64_t (*oh)[2];
 	size_t nold, oldcap;
-	/* Where old_hash found the last page, for incr_dump_page (ckpt-dump's
-	 * writer thread) and incr_dump_parent_has (its main thread) each: old
-	 * is only read once the dump has begun. */
+	struct page_hash *full; /* a full parent's pages as hashed, before runs */
+	size_t nfull, fullcap;
+	/* The run where old_hash found the last page, for incr_dump_page
+	 * (ckpt-dump's writer thread) and incr_dump_parent_has (its main
+	 * thread) each: the runs are only read once the dump has begun. */
 	size_t cursor, same_cursor;
 	struct page_hash *now; /* this dump's pages */
 	size_t nnow, nowcap;
@@ -248,7 +264,7 @@ static int hash_chunk(void *arg, uint64_t addr, uint64_t n, uint32_t crc)
 	for (uint64_t j = 0; j < n; j++) {
 		uint64_t h[2];
 		incr_hash_page(&d->key, hs->chunk + j * INCR_PAGE, h);
-		if (add_hash(&d->old, &d->nold, &d->oldcap, addr + j * INCR_PAGE, h))
+		if (add_hash(&d->full, &d->nfull, &d->fullcap, addr + j * INCR_PAGE, h))
 			return -1;
 	}
 	return 0;
@@ -296,29 +312,43 @@ struct parent_hashes {
 	uint64_t hend, rend;
 };
 
-/* A HASHES record incr_read_list has checked: its pages and hashes onto
- * d->old, as they come (ascending: incr_read_list saw to it). */
+/* n pages from addr, their hashes h, after the parent's pages so far
+ * (above them: incr_read_list saw to it, or the sort of a full one's). */
+static int take_run(struct incr_dump *d, uint64_t addr, uint64_t n, const void *h)
+{
+	const struct old_run *last = d->nruns ? &d->runs[d->nruns - 1] : NULL;
+
+	if (!n)
+		return 0;
+	if (grow((void **)&d->oh, &d->oldcap, d->nold + n, sizeof(*d->oh)))
+		return -1;
+	if (!last || last->addr + (d->nold - last->first) * INCR_PAGE != addr) {
+		if (grow((void **)&d->runs, &d->runcap, d->nruns + 1, sizeof(*d->runs)))
+			return -1;
+		d->runs[d->nruns++] = (struct old_run){addr, d->nold};
+	}
+	memcpy(d->oh[d->nold], h, n * sizeof(*d->oh));
+	d->nold += n;
+	return 0;
+}
+
+/* A HASHES record incr_read_list has checked: its runs and hashes onto
+ * the parent's, as they come. */
 static int take_hashes(struct incr_dump *d, const void *buf)
 {
 	const struct img_run *run = (const struct img_run *)((const char *)buf + 16);
-	const uint64_t(*h)[2];
+	const char *h;
 	struct img_pagelist pl;
-	struct page_hash *o;
 
 	memcpy(&pl, buf, sizeof(pl));
-	if (grow((void **)&d->old, &d->oldcap, d->nold + pl.npages, sizeof(*d->old)))
-		return -1;
-	h = (const void *)(run + pl.nruns);
-	o = d->old + d->nold;
+	h = (const char *)(run + pl.nruns);
 	for (uint32_t i = 0; i < pl.nruns; i++) {
 		struct img_run r;
 		memcpy(&r, &run[i], sizeof(r));
-		for (uint64_t j = 0; j < r.npages; j++, o++, h++) {
-			o->addr = r.addr + j * INCR_PAGE;
-			memcpy(o->h, *h, sizeof(o->h));
-		}
+		if (take_run(d, r.addr, r.npages, h))
+			return -1;
+		h += r.npages * sizeof(*d->oh);
 	}
-	d->nold += pl.npages;
 	return 0;
 }
 
@@ -365,22 +395,29 @@ static int read_parent_hashes(struct incr_dump *d, struct img_input *in)
 	/* An incremental parent's HASHES are those of all its pages. */
 	if (img_read_each(&in->r, parent_hashes_rec, &ph))
 		return -1;
-	/* Ascending already (HASHES always, a full image's pages but in lazy
-	 * order): no sort of a quarter of a million pages a GiB. */
-	for (i = 1; i < d->nold && d->old[i - 1].addr < d->old[i].addr; i++)
-		;
-	if (i >= d->nold)
+	if (!d->nfull)
 		return 0;
-	qsort(d->old, d->nold, sizeof(*d->old), incr_by_addr);
-	/* A page stored twice (no ckpt-dump writes one) is not trusted: the
-	 * dump stores it again. */
-	for (i = 0; i < d->nold; i++) {
-		if ((i + 1 < d->nold && d->old[i + 1].addr == d->old[i].addr) ||
-		    (i > 0 && d->old[i - 1].addr == d->old[i].addr))
-			continue;
-		d->old[n++] = d->old[i];
+	/* A full image's pages: ascending already, but in lazy order. */
+	for (i = 1; i < d->nfull && d->full[i - 1].addr < d->full[i].addr; i++)
+		;
+	if (i < d->nfull) {
+		qsort(d->full, d->nfull, sizeof(*d->full), incr_by_addr);
+		/* A page stored twice (no ckpt-dump writes one) is not
+		 * trusted: the dump stores it again. */
+		for (i = 0; i < d->nfull; i++) {
+			if ((i + 1 < d->nfull && d->full[i + 1].addr == d->full[i].addr) ||
+			    (i > 0 && d->full[i - 1].addr == d->full[i].addr))
+				continue;
+			d->full[n++] = d->full[i];
+		}
+		d->nfull = n;
 	}
-	d->nold = n;
+	for (i = 0; i < d->nfull; i++)
+		if (take_run(d, d->full[i].addr, 1, d->full[i].h))
+			return -1;
+	free(d->full);
+	d->full = NULL;
+	d->nfull = d->fullcap = 0;
 	return 0;
 }
 
@@ -551,14 +588,22 @@ int incr_dump_begin(struct incr_dump *d, struct image *im)
 	return 0;
 }
 
-/* The first of old at or above addr. */
-static size_t old_at(const struct incr_dump *d, uint64_t addr)
+/* Where the parent's run r ends. */
+static uint64_t run_end(const struct incr_dump *d, size_t r)
 {
-	size_t lo = 0, hi = d->nold;
+	size_t next = r + 1 < d->nruns ? d->runs[r + 1].first : d->nold;
+
+	return d->runs[r].addr + (next - d->runs[r].first) * INCR_PAGE;
+}
+
+/* The first of the parent's runs that ends above addr (nruns: none). */
+static size_t run_after(const struct incr_dump *d, uint64_t addr)
+{
+	size_t lo = 0, hi = d->nruns;
 
 	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		if (d->old[mid].addr < addr)
+		size_t mid = lo + (hi - lo) / 2;
+		if (run_end(d, mid) <= addr)
 			lo = mid + 1;
 		else
 			hi = mid;
@@ -566,32 +611,44 @@ static size_t old_at(const struct incr_dump *d, uint64_t addr)
 	return lo;
 }
 
-/* The parent's hash of addr, or NULL.  Pages come mostly in ascending
- * order: try where the last one was found (*cursor) first. */
-static const struct page_hash *old_hash(const struct incr_dump *d, size_t *cursor, uint64_t addr)
+/* The index of the parent's first page at or above addr. */
+static size_t old_at(const struct incr_dump *d, uint64_t addr)
 {
-	size_t lo;
+	size_t r = run_after(d, addr);
 
-	if (*cursor < d->nold && d->old[*cursor].addr == addr)
-		return &d->old[(*cursor)++];
-	lo = old_at(d, addr);
-	if (lo < d->nold && d->old[lo].addr == addr) {
-		*cursor = lo + 1;
-		return &d->old[lo];
+	if (r == d->nruns)
+		return d->nold;
+	if (addr <= d->runs[r].addr)
+		return d->runs[r].first;
+	return d->runs[r].first + (addr - d->runs[r].addr) / INCR_PAGE;
+}
+
+/* The parent's hash of addr, or NULL.  Pages come mostly in ascending
+ * order: try the run the last one was in (*cursor), then the next. */
+static const uint64_t *old_hash(const struct incr_dump *d, size_t *cursor, uint64_t addr)
+{
+	size_t r = *cursor;
+
+	if (r >= d->nruns || addr < d->runs[r].addr || addr >= run_end(d, r)) {
+		if (r + 1 < d->nruns && addr >= d->runs[r + 1].addr && addr < run_end(d, r + 1))
+			r++;
+		else if ((r = run_after(d, addr)) == d->nruns || addr < d->runs[r].addr)
+			return NULL;
+		*cursor = r;
 	}
-	return NULL;
+	return d->oh[d->runs[r].first + (addr - d->runs[r].addr) / INCR_PAGE];
 }
 
 int incr_dump_page(struct incr_dump *d, uint64_t addr, const void *page)
 {
-	const struct page_hash *o;
+	const uint64_t *o;
 	uint64_t h[2];
 
 	incr_hash_page(&d->key, page, h);
 	if (add_hash(&d->now, &d->nnow, &d->nowcap, addr, h))
 		return -1;
 	o = old_hash(d, &d->cursor, addr);
-	if (!o || o->h[0] != h[0] || o->h[1] != h[1])
+	if (!o || o[0] != h[0] || o[1] != h[1])
 		return 0;
 	if (grow((void **)&d->reuse, &d->reusecap, d->nreuse + 1, sizeof(*d->reuse)))
 		return -1;
@@ -652,29 +709,27 @@ static int hashes_flush(struct hashes_out *o)
 	return 0;
 }
 
-/* The n pages at t, ascending and above those added. */
-static int hashes_add(struct hashes_out *o, const struct page_hash *t, size_t n)
+/* n pages from addr, one after the other, their hashes h; above those
+ * added. */
+static int hashes_add(struct hashes_out *o, uint64_t addr, const uint64_t (*h)[2], size_t n)
 {
 	while (n > 0) {
+		struct img_run *last = o->d.nruns ? &o->runs[o->d.nruns - 1] : NULL;
 		size_t k = INCR_MAX_PAGES - o->d.npages;
 
 		if (k > n)
 			k = n;
-		for (size_t j = 0; j < k; j++) {
-			struct img_run *last = o->d.nruns ? &o->runs[o->d.nruns - 1] : NULL;
-
-			if (last && last->addr + last->npages * INCR_PAGE == t[j].addr) {
-				last->npages++;
-			} else {
-				if (grow((void **)&o->runs, &o->runcap, o->d.nruns + 1,
-					 sizeof(*o->runs)))
-					return -1;
-				o->runs[o->d.nruns++] = (struct img_run){t[j].addr, 1};
-			}
-			memcpy(o->h[o->d.npages + j], t[j].h, sizeof(t[j].h));
+		if (last && last->addr + last->npages * INCR_PAGE == addr) {
+			last->npages += k;
+		} else {
+			if (grow((void **)&o->runs, &o->runcap, o->d.nruns + 1, sizeof(*o->runs)))
+				return -1;
+			o->runs[o->d.nruns++] = (struct img_run){addr, k};
 		}
+		memcpy(o->h[o->d.npages], h, k * sizeof(*h));
 		o->d.npages += k;
-		t += k;
+		addr += k * INCR_PAGE;
+		h += k;
 		n -= k;
 		if (o->d.npages == INCR_MAX_PAGES && hashes_flush(o))
 			return -1;
@@ -703,19 +758,20 @@ static int reuse_flush(struct reuse_out *o)
 				  d.nruns * sizeof(*o->runs));
 }
 
-static int reuse_add(struct reuse_out *o, uint64_t addr)
+/* n pages from addr, one after the other; above those added. */
+static int reuse_add(struct reuse_out *o, uint64_t addr, uint64_t n)
 {
 	struct img_run *last = o->nruns ? &o->runs[o->nruns - 1] : NULL;
 
 	if (last && last->addr + last->npages * INCR_PAGE == addr) {
-		last->npages++;
+		last->npages += n;
 		return 0;
 	}
 	if (o->nruns == INCR_MAX_RUNS && reuse_flush(o))
 		return -1;
 	if (grow((void **)&o->runs, &o->cap, o->nruns + 1, sizeof(*o->runs)))
 		return -1;
-	o->runs[o->nruns++] = (struct img_run){addr, 1};
+	o->runs[o->nruns++] = (struct img_run){addr, n};
 	return 0;
 }
 
@@ -730,40 +786,43 @@ static void ascending(void *p, size_t n, size_t size)
 		}
 }
 
-/* The parent's pages of same, in address order (old is: spans by their
- * first index, which ascending sorts by). */
+/* The parent's pages of same, in address order (spans by their first
+ * index, which ascending sorts by, and the runs ascend): k the next, in
+ * run r, at addr. */
 struct same_pages {
 	const struct incr_dump *d;
-	size_t s, k;
+	size_t s, k, r;
+	uint64_t addr;
 };
 
-static const struct page_hash *same_peek(struct same_pages *it)
+/* The next page of same: 1 (it->k, it->addr), or 0 after the last. */
+static int same_peek(struct same_pages *it)
 {
 	const struct incr_dump *d = it->d;
 
 	while (it->s < d->nsame && it->k >= d->same[it->s].hi)
 		if (++it->s < d->nsame)
 			it->k = d->same[it->s].lo;
-	return it->s < d->nsame ? &d->old[it->k] : NULL;
+	if (it->s >= d->nsame)
+		return 0;
+	while (it->r + 1 < d->nruns && d->runs[it->r + 1].first <= it->k)
+		it->r++;
+	it->addr = d->runs[it->r].addr + (it->k - d->runs[it->r].first) * INCR_PAGE;
+	return 1;
 }
 
-/* How many of the span's pages from the one same_peek gave lie below
- * addr: taken together. */
+/* How many pages from the one same_peek gave follow it one after the
+ * other in its span and run, below addr: taken together. */
 static size_t same_below(const struct same_pages *it, uint64_t addr)
 {
-	const struct page_hash *old = it->d->old;
-	size_t lo = it->k, hi = it->d->same[it->s].hi;
+	const struct incr_dump *d = it->d;
+	size_t end = d->same[it->s].hi, n;
+	uint64_t room = (addr - it->addr) / INCR_PAGE + ((addr - it->addr) % INCR_PAGE != 0);
 
-	if (old[hi - 1].addr < addr)
-		return hi - it->k;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (old[mid].addr < addr)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo - it->k;
+	if (it->r + 1 < d->nruns && d->runs[it->r + 1].first < end)
+		end = d->runs[it->r + 1].first;
+	n = end - it->k;
+	return n < room ? n : room;
 }
 
 int incr_dump_end(struct incr_dump *d, struct img_writer *w, int32_t pid)
@@ -772,12 +831,12 @@ int incr_dump_end(struct incr_dump *d, struct img_writer *w, int32_t pid)
 	struct hashes_out ho = {.w = w, .d = {.pid = pid}};
 	struct reuse_out ro = {.w = w, .pid = pid};
 	struct same_pages it = {.d = d};
-	const struct page_hash *o;
-	int rc = -1;
+	int rc = -1, more;
 
 	/* Each list ascending (--cow writes some regions before the
 	 * others), then now and same merged on the way out, a stretch of
-	 * either at a time: no copy of a quarter of a million hashes a GiB. */
+	 * either at a time: no table of a quarter of a million hashes a
+	 * GiB, the parent's copied as they stand. */
 	ascending(d->now, d->nnow, sizeof(*d->now));
 	ascending(d->same, d->nsame, sizeof(*d->same));
 	ascending(d->reuse, d->nreuse, sizeof(*d->reuse));
@@ -788,30 +847,28 @@ int incr_dump_end(struct incr_dump *d, struct img_writer *w, int32_t pid)
 		goto out;
 	}
 	it.k = d->nsame ? d->same[0].lo : 0;
-	for (i = 0; (o = same_peek(&it)) || i < d->nnow;) {
-		if (o && (i == d->nnow || o->addr < d->now[i].addr)) {
+	for (i = 0; (more = same_peek(&it)) || i < d->nnow;) {
+		if (more && (i == d->nnow || it.addr < d->now[i].addr)) {
 			n = same_below(&it, i < d->nnow ? d->now[i].addr : UINT64_MAX);
+			if (hashes_add(&ho, it.addr, &d->oh[it.k], n))
+				goto out;
 			it.k += n;
-		} else {
-			for (n = 1; i + n < d->nnow && (!o || d->now[i + n].addr < o->addr); n++)
-				;
-			o = &d->now[i];
-			i += n;
-		}
-		if (hashes_add(&ho, o, n))
+		} else if (hashes_add(&ho, d->now[i].addr, &d->now[i].h, 1)) {
 			goto out;
+		} else {
+			i++;
+		}
 	}
 	if (hashes_flush(&ho))
 		goto out;
 	it = (struct same_pages){.d = d, .k = d->nsame ? d->same[0].lo : 0};
-	for (i = 0; (o = same_peek(&it)) || i < d->nreuse;) {
-		if (o && (i == d->nreuse || o->addr < d->reuse[i])) {
+	for (i = 0; (more = same_peek(&it)) || i < d->nreuse;) {
+		if (more && (i == d->nreuse || it.addr < d->reuse[i])) {
 			n = same_below(&it, i < d->nreuse ? d->reuse[i] : UINT64_MAX);
-			for (size_t j = 0; j < n; j++)
-				if (reuse_add(&ro, o[j].addr))
-					goto out;
+			if (reuse_add(&ro, it.addr, n))
+				goto out;
 			it.k += n;
-		} else if (reuse_add(&ro, d->reuse[i++])) {
+		} else if (reuse_add(&ro, d->reuse[i++], 1)) {
 			goto out;
 		}
 	}
@@ -861,7 +918,9 @@ void incr_dump_free(struct incr_dump *d)
 	if (d->reading)
 		pthread_join(d->reader, NULL);
 	free(d->parent.path);
-	free(d->old);
+	free(d->runs);
+	free(d->oh);
+	free(d->full);
 	free(d->now);
 	free(d->reuse);
 	free(d->same);
