@@ -2429,7 +2429,8 @@ static int write_image(struct tree_proc *p, size_t n, int out, const struct dump
 			if (o->run_on && n == 1 && !p[0].zombie && !o->cow)
 				release_all(&p[0].t, 0);
 			if (!o->incr || (track_take_later(&c.tr, o->incr) == 0 &&
-					 incr_dump_end(o->incr, &w, c.ims[0].proc.pid) == 0))
+					 incr_dump_end(o->incr, &w, c.ims[0].proc.pid, page_bufs[0],
+						       page_bufs[0] ? page_bufs_touched : 0) == 0))
 				rc = img_write_end(&w);
 			if (rc == 0 && o->incr && o->run_on)
 				track_keep_hot(&c.tr, o->incr);

@@ -825,7 +825,7 @@ static size_t same_below(const struct same_pages *it, uint64_t addr)
 	return n < room ? n : room;
 }
 
-int incr_dump_end(struct incr_dump *d, struct img_writer *w, int32_t pid)
+int incr_dump_end(struct incr_dump *d, struct img_writer *w, int32_t pid, void *scratch, size_t len)
 {
 	size_t total = d->nnow + d->same_pages, i, n, room;
 	struct hashes_out ho = {.w = w, .d = {.pid = pid}};
@@ -841,7 +841,8 @@ int incr_dump_end(struct incr_dump *d, struct img_writer *w, int32_t pid)
 	ascending(d->same, d->nsame, sizeof(*d->same));
 	ascending(d->reuse, d->nreuse, sizeof(*d->reuse));
 	room = total < INCR_MAX_PAGES ? total : INCR_MAX_PAGES;
-	ho.h = malloc((room + 1) * sizeof(*ho.h));
+	ho.h = scratch && len >= (room + 1) * sizeof(*ho.h) ? scratch
+							    : malloc((room + 1) * sizeof(*ho.h));
 	if (!ho.h) {
 		err_set("out of memory");
 		goto out;
@@ -875,7 +876,8 @@ int incr_dump_end(struct incr_dump *d, struct img_writer *w, int32_t pid)
 	rc = reuse_flush(&ro);
 out:
 	free(ho.runs);
-	free(ho.h);
+	if ((void *)ho.h != scratch)
+		free(ho.h);
 	free(ro.runs);
 	return rc;
 }

@@ -87,8 +87,10 @@ int incr_dump_track_fd(const struct incr_dump *d);
 /* The pages the parent's write tracker found written (its TRACK record),
  * what a dump against it will likely read again; 0 if it had none. */
 uint64_t incr_dump_expect(const struct incr_dump *d);
-/* After the page data: the HASHES and REUSE records. */
-int incr_dump_end(struct incr_dump *d, struct img_writer *w, int32_t pid)
+/* After the page data: the HASHES and REUSE records, gathered in
+ * scratch (len bytes the dump has done with, touched already) where it
+ * is large enough, else in memory of their own. */
+int incr_dump_end(struct incr_dump *d, struct img_writer *w, int32_t pid, void *scratch, size_t len)
     __attribute__((warn_unused_result));
 /* After incr_dump_end: fn(arg, start, end) for each run of at least min
  * pages this dump stored (not left out), ascending; its -1 stops it. */
