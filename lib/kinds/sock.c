@@ -2,6 +2,7 @@
  * that listen, are bound, or are not even bound; made again with their address, backlog and
  * options.  Connected ones are unixpair.c's (socketpairs) or refused. */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -454,10 +455,18 @@ int fd_tcp_port_wait(int family, uint16_t port, int fd)
 				destroy = 0;
 		if (destroy)
 			continue;
-		if (!said++)
+		if (!said++) {
+			char name[16];
+			size_t k;
+
+			/* Its state in capitals: TIME-WAIT, FIN-WAIT2. */
+			for (k = 0; tcp_state_name(st)[k] && k + 1 < sizeof(name); k++)
+				name[k] = (char)toupper((unsigned char)tcp_state_name(st)[k]);
+			name[k] = 0;
 			warnx("fd %d: port %u is held by connections closed in the last minute "
-			      "(TIME-WAIT), which only root may end at once: waiting for them",
-			      fd, port);
+			      "(%s), which only root may end at once: waiting for them",
+			      fd, port, name);
+		}
 	}
 }
 
