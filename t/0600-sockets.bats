@@ -124,7 +124,7 @@ timewait_dumped() {
 	timewait_dumped
 	restored timewait
 	# Those are gone (the check's own connection may leave another).
-	! ss -Htan state time-wait "( sport = :$PORT )" | grep -Fxf <(echo "$TW")
+	[ -z "$(ss -Htan state time-wait "( sport = :$PORT )" | grep -Fxf <(echo "$TW"))" ]
 }
 
 @test "TCP: a listener whose port a connection it closed holds in FIN-WAIT-2 (its peer open, no process owning it) comes back: as root at once, else once it is gone, said in one line" {

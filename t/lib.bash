@@ -151,14 +151,22 @@ runs_on() {
 # copying its output so that the output file is complete.  Both leave
 # CKPT_PIDS: teardown must not kill whatever process reuses their pids.
 reap() {
-	local p keep=()
 	status=0
 	wait "$1" || status=$?
 	if [ -n "${2:-}" ]; then
 		wait "$2" || true
 	fi
+	forget "$1" "${2:-}"
+}
+
+# forget PID...: the PIDs, gone, out of CKPT_PIDS; the others stay.
+forget() {
+	local p q keep=()
 	for p in "${CKPT_PIDS[@]}"; do
-		[ "$p" = "$1" ] || [ "$p" = "${2:-}" ] || keep+=("$p")
+		for q in "$@"; do
+			[ "$p" != "$q" ] || continue 2
+		done
+		keep+=("$p")
 	done
 	CKPT_PIDS=("${keep[@]}")
 }
@@ -333,14 +341,9 @@ workdir() {
 # bg_dump_kill [OPTION...]: ckpt-dump --kill -o $IMG of the program
 # start_bg started (and with -t its tree), reaped.
 bg_dump_kill() {
-	local p keep=()
 	ckpt-dump "$@" --kill -o "$IMG" "$BG_PID"
 	wait "$BG_PID" || true
-	# Gone: out of CKPT_PIDS; the test's other processes stay there.
-	for p in "${CKPT_PIDS[@]}"; do
-		[ "$p" = "$BG_PID" ] || keep+=("$p")
-	done
-	CKPT_PIDS=("${keep[@]}")
+	forget "$BG_PID"
 }
 
 # bg_restored LINE [OPTION...]: $IMG restored by ckpt-remap OPTION...; the

@@ -136,7 +136,8 @@ int fd_tcp_listen_diag(pid_t pid, int family, uint64_t ino, struct fd_diag *d);
  * (SOCK_DESTROY, where we may), or waited for (as long as their timers
  * say, 65 s at most, said on stderr once, naming fd); 0 when it is free,
  * -1 if a process's socket holds it or the wait ran out, and then
- * fd_tcp_port_holder() says which, as " (by ...)" (sock.c). */
+ * fd_tcp_port_holder() says which, as " (a process's listen socket)"
+ * (sock.c). */
 int fd_tcp_port_wait(int family, uint16_t port, int fd);
 const char *fd_tcp_port_holder(void);
 /* The directory of absolute path, reached from / one component at a time
