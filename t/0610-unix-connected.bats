@@ -54,6 +54,46 @@ refused() {
 	restored tree
 }
 
+# named_unixconn PID N: N processes below PID (ckpt-remap) are unixconn,
+# each restored (the restorer names a process last, as it jumps into it).
+named_unixconn() {
+	local n=0 p
+	for p in $(descendants "$1"); do
+		if comm_is "$p" unixconn; then
+			n=$((n + 1))
+		fi
+	done
+	[ "$n" -eq "$2" ]
+}
+
+@test "another process connecting to the listener again and again all through the restore: the tree's connections are joined to their own peers, not to its; those it made after them wait in the listener's queue" {
+	local knock remap
+	start busy
+	bg_dump_kill -t
+	exec_clean unixconn knock "$D" >"$BATS_TEST_TMPDIR/knock.out" 2>&1 &
+	knock=$!
+	CKPT_PIDS+=("$knock")
+	wait_for_line "$BATS_TEST_TMPDIR/knock.out" '^knocking$'
+	exec_clean ckpt-remap "$IMG" >"$BATS_TEST_TMPDIR/remap.out" 2>&1 &
+	remap=$!
+	CKPT_PIDS+=("$remap")
+	wait_for named_unixconn "$remap" 3 || {
+		cat "$BATS_TEST_TMPDIR/remap.out"
+		false
+	}
+	touch "$D/stop"
+	reap "$knock"
+	cat "$BATS_TEST_TMPDIR/knock.out"
+	[ "$status" -eq 0 ]
+	# It got into the restored listener (nothing listened before).
+	grep -Eq '^knock: [1-9][0-9]* connections made$' "$BATS_TEST_TMPDIR/knock.out"
+	touch "$D/go"
+	reap "$remap"
+	cat "$BATS_TEST_TMPDIR/remap.out" "$OUT"
+	[ "$status" -eq 0 ]
+	grep -qx "unixconn busy: ok" "$OUT"
+}
+
 @test "a tree (-t) whose child's stdin is a socketpair end its parent holds (MPICH's launcher and proxy): paired, every byte back both ways" {
 	start stdin
 	bg_dump_kill -t

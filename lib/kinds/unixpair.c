@@ -845,6 +845,43 @@ static int unix_socket(const struct fd_entry *f, int type, const unsigned char *
 	return s;
 }
 
+/* Whether s, accepted from a listener, is a connection another process
+ * made (SO_PEERCRED: the pid that connected). */
+static int foreign(int s)
+{
+	struct ucred uc;
+	socklen_t n = sizeof(uc);
+
+	return !getsockopt(s, SOL_SOCKET, SO_PEERCRED, &uc, &n) && uc.pid != getpid();
+}
+
+/* Connect cli to sname, on which l listens, and accept that connection
+ * into *srv.  The listener is on the program's name (the program's own
+ * listener once it is made), so another process may connect to it while
+ * the restore runs (a client polling a server that is coming back):
+ * accept() gives the oldest connection first, and taking one of those
+ * for the program's would join the program to a stranger and leave its
+ * own peer waiting in the queue.  Those made before ours are refused
+ * (accepted and closed: their clients see the connection end, as with a
+ * server not up yet), those after it stay queued for the program; a
+ * queue full of them is emptied so that ours gets in. */
+static int join_own(int l, int cli, const unsigned char *sname, uint8_t slen, int *srv)
+{
+	struct pollfd p = {.fd = l, .events = POLLIN};
+	int tries = 0;
+
+	while (connect(cli, (const void *)sname, slen)) {
+		if (errno != EAGAIN || ++tries > 100)
+			return -1;
+		while (poll(&p, 1, tries > 1 ? 10 : 0) > 0 &&
+		       (*srv = accept4(l, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0)
+			close(*srv);
+	}
+	while ((*srv = accept4(l, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0 && foreign(*srv))
+		close(*srv);
+	return *srv < 0 ? -1 : 0;
+}
+
 /* A connection with its names: a client bound to cname (if any) connects
  * to a listener on sname, the one the tree's own listener if it is made
  * already, else a temporary one (the server had closed its listener, or
@@ -869,8 +906,7 @@ static int connect_named(const struct fd_entry *f, struct fd_pipes *pipes, int t
 	}
 	if ((*cli = unix_socket(f, type, cname, clen)) < 0)
 		goto fail;
-	if (connect(*cli, (const void *)sname, slen) ||
-	    (*srv = accept4(l, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) < 0) {
+	if (join_own(l, *cli, sname, slen, srv)) {
 		err_sys("fd %d: cannot connect its unix socket to %s again", f->d.fd,
 			fd_sock_addr_text(sname, slen, a, sizeof(a)));
 		goto fail;

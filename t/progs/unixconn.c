@@ -11,6 +11,12 @@
  *            fd 5 (non-blocking) and fd 6 (close-on-exec); the second
  *            child inherited fd 5 and still shares it (kcmp); after the
  *            restore the listener takes a fresh connection too
+ *   busy     the same as tree; after the restore, connections another
+ *            process made to the listener meanwhile (knock) are taken
+ *            from its queue, each found empty, before the fresh one
+ *   knock    connects to DIR/s and closes, again and again (non-blocking),
+ *            until DIR/stop exists; prints "knocking" first and "knock: N
+ *            connections made" last (not a program to dump)
  *   one      the same in one process: fd 3 listening on DIR/s, fd 4 a client
  *            and fd 5 its accepted end, fd 6 a client bound to DIR/c6 and
  *            fd 7 its accepted end; fds 8 and 9 datagram sockets bound to
@@ -338,7 +344,9 @@ static void tree_setup(void)
 	}
 }
 
-static void tree_check(void)
+/* The tree's connections after the restore: every byte of each, names
+ * and flags as before, the children done. */
+static void tree_conns(void)
 {
 	int st;
 
@@ -352,7 +360,62 @@ static void tree_check(void)
 	for (int k = 0; k < 2; k++)
 		if (waitpid(kids[k], &st, 0) != kids[k] || !WIFEXITED(st) || WEXITSTATUS(st))
 			fail("child %d failed (status %#x)", k + 1, st);
+}
+
+static void tree_check(void)
+{
+	tree_conns();
 	fresh(SOCK_STREAM);
+}
+
+/* The tree's, with connections another process (knock) made to the
+ * listener while it was restored left in its queue: each taken and
+ * found empty (its client closed it), then a fresh connection works. */
+static void busy_check(void)
+{
+	int s, n = 0;
+	char x;
+
+	tree_conns();
+	if (fcntl(3, F_SETFL, O_NONBLOCK))
+		die("fcntl");
+	while ((s = accept(3, NULL, NULL)) >= 0) {
+		if (recv(s, &x, 1, 0) != 0)
+			fail("a connection left in the listener's queue carries bytes");
+		close(s);
+		n++;
+	}
+	if (errno != EAGAIN)
+		fail("fd 3: accept: %s", strerror(errno));
+	if (fcntl(3, F_SETFL, 0))
+		die("fcntl");
+	printf("queued strangers: %d\n", n);
+	fresh(SOCK_STREAM);
+}
+
+/* Another process: connect to DIR/s and close, again and again, until
+ * DIR/stop exists; then print how many connections got in. */
+static void knock_setup(void)
+{
+	struct sockaddr_un a;
+	char stop[4096];
+	socklen_t l = path_addr(&a, "s");
+	long made = 0;
+
+	snprintf(stop, sizeof(stop), "%s/stop", dir);
+	printf("knocking\n");
+	fflush(stdout);
+	while (access(stop, F_OK)) {
+		int c = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+
+		if (c < 0)
+			die("socket");
+		if (!connect(c, (void *)&a, l))
+			made++;
+		close(c);
+	}
+	printf("knock: %ld connections made\n", made);
+	exit(0);
 }
 
 static void one_setup(void)
@@ -899,6 +962,8 @@ int main(int argc, char **argv)
 		void (*setup)(void), (*check)(void);
 	} kinds[] = {
 	    {"tree", tree_setup, tree_check},
+	    {"busy", tree_setup, busy_check},
+	    {"knock", knock_setup, NULL},
 	    {"one", one_setup, one_check},
 	    {"seqpacket", seqpacket_setup, seqpacket_check},
 	    {"outside", outside_setup, outside_check},
