@@ -90,10 +90,13 @@ settled() {
 }
 
 # same_screen: once the restored server answers, the display is the one
-# of the screenshot taken before the checkpoint ($SHOT), byte for byte.
+# of the screenshot taken before the checkpoint ($SHOT), byte for byte;
+# if not, where the two differ (t/progs/xwddiff.py).
 same_screen() {
 	wait_for -t 30 shot "$SHOT.after"
-	cmp "$SHOT" "$SHOT.after"
+	cmp -s "$SHOT" "$SHOT.after" && return 0
+	/usr/bin/python3 "$TOP/t/progs/xwddiff.py" "$SHOT" "$SHOT.after" || true
+	return 1
 }
 
 # vnc_greets: Xtigervnc's VNC listener sends the RFB greeting.
