@@ -877,9 +877,21 @@ static int join_own(int l, int cli, const unsigned char *sname, uint8_t slen, in
 		       (*srv = accept4(l, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0)
 			close(*srv);
 	}
-	while ((*srv = accept4(l, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0 && foreign(*srv))
+	/* Ours is queued: a wait for it is a bound, not a hang, should a
+	 * listener of the program's (blocking) come up empty. */
+	for (;;) {
+		int n = poll(&p, 1, 5000);
+
+		if (n <= 0) {
+			errno = n ? errno : ETIMEDOUT;
+			return -1;
+		}
+		if ((*srv = accept4(l, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) < 0)
+			return -1;
+		if (!foreign(*srv))
+			return 0;
 		close(*srv);
-	return *srv < 0 ? -1 : 0;
+	}
 }
 
 /* A connection with its names: a client bound to cname (if any) connects
