@@ -136,10 +136,10 @@ int fd_tcp_listen_diag(pid_t pid, int family, uint64_t ino, struct fd_diag *d);
  * (SOCK_DESTROY, where we may), or waited for (as long as their timers
  * say, 65 s at most, said on stderr once, naming fd); 0 when it is free,
  * -1 if a process's socket holds it or the wait ran out, and then
- * fd_tcp_port_holder() says which, as " (a process's listen socket)"
- * (sock.c). */
+ * fd_tcp_port_holder(port) says which, as " (a process's listen socket)"
+ * ("" for a port the last wait was not about) (sock.c). */
 int fd_tcp_port_wait(int family, uint16_t port, int fd);
-const char *fd_tcp_port_holder(void);
+const char *fd_tcp_port_holder(uint16_t port);
 /* The directory of absolute path, reached from / one component at a time
  * without following a symlink; with make, missing directories made 0700;
  * its fd in *dfd (-1 if one is missing and not made), or -1 with err_set

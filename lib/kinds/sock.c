@@ -409,10 +409,11 @@ static int destroy_socket(int family, const struct inet_diag_sockid *id)
 }
 
 static char port_holder[64];
+static uint16_t holder_port; /* the port port_holder is about */
 
-const char *fd_tcp_port_holder(void)
+const char *fd_tcp_port_holder(uint16_t port)
 {
-	return port_holder;
+	return port == holder_port ? port_holder : "";
 }
 
 static const char *tcp_state_name(int st);
@@ -426,6 +427,7 @@ int fd_tcp_port_wait(int family, uint16_t port, int fd)
 	int n, said = 0, destroy = 1;
 
 	port_holder[0] = 0;
+	holder_port = port;
 	for (;; usleep(destroy ? 0 : 100000)) {
 		/* A socket on it that a process has: it is in use.  Those no
 		 * process has (in TIME-WAIT, or closed, FIN-WAIT-2 and the
@@ -1111,6 +1113,9 @@ static int make_sock(const struct fd_entry *f, struct fd_pipes *pipes)
 	if (k.state != IMG_SOCK_UNBOUND) {
 		char pb[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
 		const char *path = k.family == AF_UNIX ? fd_unix_path(&sa, k.addr_len, pb) : NULL;
+		/* sin_port and sin6_port are at one place. */
+		uint16_t port =
+		    k.family == AF_UNIX ? 0 : ntohs(((struct sockaddr_in *)&sa)->sin_port);
 
 		addr_text(&sa, k.addr_len, a, sizeof(a));
 		if (path && fd_unix_path_free(f->d.fd, k.type, &sa, k.addr_len, path))
@@ -1119,14 +1124,12 @@ static int make_sock(const struct fd_entry *f, struct fd_pipes *pipes)
 		 * the program's or another's: once they are gone, again. */
 		if (bind(s, (void *)&sa, k.addr_len) &&
 		    (errno != EADDRINUSE || k.protocol != IPPROTO_TCP ||
-		     fd_tcp_port_wait(k.family, ntohs(((struct sockaddr_in *)&sa)->sin_port),
-				      f->d.fd) ||
+		     fd_tcp_port_wait(k.family, port, f->d.fd) ||
 		     (errno = EADDRINUSE, bind(s, (void *)&sa, k.addr_len)))) {
 			if (errno == EADDRINUSE && k.family != AF_UNIX)
 				err_set("fd %d: %s address %s: port %u is in use%s", f->d.fd,
-					proto_name(k.family, k.protocol), a,
-					ntohs(((struct sockaddr_in *)&sa)->sin_port),
-					k.protocol == IPPROTO_TCP ? fd_tcp_port_holder() : "");
+					proto_name(k.family, k.protocol), a, port,
+					k.protocol == IPPROTO_TCP ? fd_tcp_port_holder(port) : "");
 			else if (errno == EADDRINUSE)
 				err_set("fd %d: unix socket %s is in use", f->d.fd, a);
 			else

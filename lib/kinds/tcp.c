@@ -1524,12 +1524,16 @@ fail_acc:
 	goto out;
 fail_con:
 	ends_text(t, peer, fam, me, acc, ab, bb);
-	if (errno == EADDRINUSE || errno == EADDRNOTAVAIL)
+	if (errno == EADDRINUSE || errno == EADDRNOTAVAIL) {
+		uint16_t cport;
+
+		sa_split(&sa[con], x, &cport, NULL);
 		err_set("fd %d: TCP connection from %s to %s: address %s is in use%s", f->d.fd, bb,
-			ab, bb, fd_tcp_port_holder());
-	else
+			ab, bb, fd_tcp_port_holder(cport));
+	} else {
 		err_sys("fd %d: TCP connection from %s to %s: cannot %s %s", f->d.fd, bb, ab, what,
 			bb);
+	}
 out:
 	if (tmp >= 0)
 		close(tmp);
