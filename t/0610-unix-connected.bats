@@ -92,6 +92,8 @@ named_unixconn() {
 	cat "$BATS_TEST_TMPDIR/remap.out" "$OUT"
 	[ "$status" -eq 0 ]
 	grep -qx "unixconn busy: ok" "$OUT"
+	# Those made after the restore's own were left to the program.
+	grep -Eq '^queued strangers: [1-9][0-9]*$' "$OUT"
 }
 
 @test "a tree (-t) whose child's stdin is a socketpair end its parent holds (MPICH's launcher and proxy): paired, every byte back both ways" {

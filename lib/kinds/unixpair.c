@@ -602,10 +602,6 @@ static int accepted_end(const struct fd_all *a, const struct unix_rec e[2])
 	return h0 != h1 ? h1 ? 0 : 1 : 1;
 }
 
-/* Both ends of every unix socketpair (or connection, made by connect and
- * accept) must be in the tree; the first fd of each end carries what is
- * queued for it.  A pending client is placed in its listener's queue; a
- * connection's end accept() gave is marked. */
 /* A unix fd of a join's, by its pair: fds of one pair are neighbours,
  * each pair's in the order of the fds. */
 struct by_pair {
@@ -637,6 +633,10 @@ static size_t first_of_pair(const struct by_pair *ix, size_t n, uint64_t id)
 	return lo;
 }
 
+/* Both ends of every unix socketpair (or connection, made by connect and
+ * accept) must be in the tree; the first fd of each end carries what is
+ * queued for it.  A pending client is placed in its listener's queue; a
+ * connection's end accept() gave is marked. */
 static int join_unix(struct fd_all *a)
 {
 	int *taken = calloc(a->n + 1, sizeof(int));
