@@ -315,7 +315,7 @@ static void finish(const struct args *a, struct dump_tree *target, struct atomic
 int main(int argc, char **argv)
 {
 	struct args a = {.pmode = PROGRESS_AUTO, .how = DUMP_RUN};
-	struct atomic_file of = {0};
+	struct atomic_file of = {.cancel = &cancel};
 	struct dump_spliced spliced = {0};
 	struct progress prog_line;
 	struct dump_tree target;

@@ -96,6 +96,12 @@ int atomic_commit(struct atomic_file *f)
 	 * complete file under its temporary name. */
 	sigfillset(&all);
 	sigprocmask(SIG_BLOCK, &all, &old);
+	/* Told to stop during the sync (the longest part), or before: the
+	 * file gets no name, and goes with its fd. */
+	if (f->cancel && *f->cancel) {
+		err_set("interrupted by a signal");
+		goto out;
+	}
 	if (!f->tmp[0] && link_tmp(f))
 		goto out;
 	rc = close(f->fd);

@@ -79,6 +79,9 @@ struct atomic_file {
 	char dir[PATH_MAX];
 	char tmp[PATH_MAX + 16]; /* a named temporary file, while there is one */
 	int fd;
+	/* Set by the caller, if it may be told to stop (a signal handler
+	 * sets *cancel): atomic_commit gives no name once it is set. */
+	const volatile int *cancel;
 };
 
 /* Create the file that will become path, mode 0600 whatever the umask:
@@ -88,7 +91,8 @@ struct atomic_file {
 int atomic_open(struct atomic_file *f, const char *path) __attribute__((warn_unused_result));
 /* Sync the data, give the file its name (rename(2) over whatever is
  * there), close f->fd and sync the directory.  Signals are blocked while
- * the file has a temporary name.  -1 with err_set; then call
+ * the file has a temporary name.  -1 with err_set, also when *f->cancel
+ * was set by then ("interrupted by a signal"); then call
  * atomic_discard. */
 int atomic_commit(struct atomic_file *f) __attribute__((warn_unused_result));
 /* Abandon the file: remove its temporary name, if it has one (an unnamed
