@@ -253,6 +253,7 @@ static int open_output(struct args *a, struct atomic_file *of)
 		return 1;
 	if (atomic_open(of, a->out_path))
 		die(1, "%s", err_get());
+	of->cancel = &cancel;
 	return of->fd;
 }
 
@@ -315,7 +316,7 @@ static void finish(const struct args *a, struct dump_tree *target, struct atomic
 int main(int argc, char **argv)
 {
 	struct args a = {.pmode = PROGRESS_AUTO, .how = DUMP_RUN};
-	struct atomic_file of = {.cancel = &cancel};
+	struct atomic_file of = {0};
 	struct dump_spliced spliced = {0};
 	struct progress prog_line;
 	struct dump_tree target;

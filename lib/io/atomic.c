@@ -26,6 +26,7 @@ int atomic_open(struct atomic_file *f, const char *path)
 	char dir[PATH_MAX];
 
 	f->path = path;
+	f->cancel = NULL;
 	snprintf(dir, sizeof(dir), "%s", path);
 	snprintf(f->dir, sizeof(f->dir), "%s", dirname(dir));
 	f->tmp[0] = 0;

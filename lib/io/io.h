@@ -79,8 +79,9 @@ struct atomic_file {
 	char dir[PATH_MAX];
 	char tmp[PATH_MAX + 16]; /* a named temporary file, while there is one */
 	int fd;
-	/* Set by the caller, if it may be told to stop (a signal handler
-	 * sets *cancel): atomic_commit gives no name once it is set. */
+	/* Set by the caller after atomic_open (which clears it), if it may
+	 * be told to stop (a signal handler sets *cancel): atomic_commit
+	 * gives no name once it is set. */
 	const volatile int *cancel;
 };
 
